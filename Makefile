@@ -1,0 +1,62 @@
+# ParaBFT developer commands. `make test` is what CI runs; `make demo` is the main job.
+SHELL := /bin/bash
+NODE_BIN := node_modules/.bin
+TEST_FILES = $(shell find dist/test -name '*.test.js' | sort)
+UNIT_FILES = $(shell find dist/test/unit dist/test/property -name '*.test.js' 2>/dev/null | sort)
+
+.PHONY: install proto proto-check build lint format typecheck test test-unit test-sim test-cluster soak demo bench-exec clean
+
+# Installs npm packages when missing or older than the lock file.
+install: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+proto: install
+	cd proto && ../$(NODE_BIN)/buf generate
+	$(NODE_BIN)/biome format --write src/gen >/dev/null 2>&1 || true
+
+# Fails when src/gen is stale against proto/.
+proto-check: install
+	cd proto && ../$(NODE_BIN)/buf lint
+	@tmp=$$(mktemp -d) && cp -r src/gen $$tmp/gen && (cd proto && ../$(NODE_BIN)/buf generate) && \
+	  if ! diff -r $$tmp/gen src/gen >/dev/null; then echo "src/gen is stale: run make proto and commit"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+
+build: install
+	$(NODE_BIN)/tsc -p tsconfig.json
+
+typecheck: install
+	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
+
+lint: install
+	cd proto && ../$(NODE_BIN)/buf lint
+	$(NODE_BIN)/biome check .
+
+format: install
+	$(NODE_BIN)/biome check --write .
+
+# Everything: lint, type check (the build), unit, property, simulator and cluster tests.
+test: install proto-check lint build
+	node --test --test-timeout=600000 $(TEST_FILES)
+
+test-unit: build
+	node --test $(UNIT_FILES)
+
+test-sim: build
+	node --test $(shell find dist/test/sim -name '*.test.js' | sort)
+
+test-cluster: build
+	node --test --test-concurrency=1 $(shell find dist/test/cluster -name '*.test.js' | sort)
+
+# A long simulator soak, not part of CI.
+soak: build
+	node bin/parabft.js sim --seeds 100000
+
+bench-exec: build
+	node bin/parabft.js bench exec
+
+demo: build
+	node bin/parabft.js demo
+
+clean:
+	rm -rf dist

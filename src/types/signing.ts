@@ -1,0 +1,66 @@
+// The exact bytes every signature in ParaBFT covers, written down once and used by the
+// node, the simulator and the client SDK alike. Changing any of these forks the chain.
+import { concatBytes, lengthPrefixed, u32be, u64be, utf8Bytes } from "./bytes.js";
+
+export const PROTOCOL_VERSION = 1;
+
+const TAG_TX = utf8Bytes("PARABFT/TX/V1\0");
+const TAG_ENVELOPE = utf8Bytes("PARABFT/ENVELOPE/V1\0");
+const TAG_PREPARE = utf8Bytes("PARABFT/PREPARE/V1\0");
+const TAG_COMMIT = utf8Bytes("PARABFT/COMMIT/V1\0");
+const TAG_CHECKPOINT = utf8Bytes("PARABFT/CHECKPOINT/V1\0");
+
+const chain = (chainId: string) => lengthPrefixed(utf8Bytes(chainId));
+
+/** A transaction signature covers the encoded TxBody bytes exactly as they travel. */
+export function txSignBytes(body: Uint8Array): Uint8Array {
+  return concatBytes(TAG_TX, body);
+}
+
+/** Non-vote peer messages: the envelope signature covers these bytes. */
+export function envelopeSignBytes(chainId: string, epoch: bigint, sender: number, payload: Uint8Array) {
+  return concatBytes(TAG_ENVELOPE, chain(chainId), u64be(epoch), u32be(sender), lengthPrefixed(payload));
+}
+
+export function prepareSignBytes(
+  chainId: string,
+  epoch: bigint,
+  view: bigint,
+  height: bigint,
+  blockDigest: Uint8Array,
+): Uint8Array {
+  return concatBytes(TAG_PREPARE, chain(chainId), u64be(epoch), u64be(view), u64be(height), blockDigest);
+}
+
+/** COMMIT signs `domain ‖ chainId ‖ epoch ‖ height ‖ blockDigest`, no view: the finality proof. */
+export function commitSignBytes(
+  chainId: string,
+  epoch: bigint,
+  height: bigint,
+  blockDigest: Uint8Array,
+): Uint8Array {
+  return concatBytes(TAG_COMMIT, chain(chainId), u64be(epoch), u64be(height), blockDigest);
+}
+
+export function checkpointSignBytes(
+  chainId: string,
+  epoch: bigint,
+  height: bigint,
+  chainHash: Uint8Array,
+  stateRoot: Uint8Array,
+): Uint8Array {
+  return concatBytes(TAG_CHECKPOINT, chain(chainId), u64be(epoch), u64be(height), chainHash, stateRoot);
+}
+
+/**
+ * A signature scheme as the protocol sees it. The node uses Ed25519 (src/crypto); the
+ * simulator plugs in a cheap stand-in with the same shape.
+ */
+export interface SignatureVerifier {
+  verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+}
+
+export interface MessageSigner {
+  readonly publicKey: Uint8Array;
+  sign(message: Uint8Array): Uint8Array;
+}
