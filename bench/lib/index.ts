@@ -1,0 +1,4 @@
+export * from "./output.js";
+export * from "./stats.js";
+export * from "./svgChart.js";
+export * from "./table.js";
