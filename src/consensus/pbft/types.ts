@@ -1,0 +1,257 @@
+// The contract of the pure PBFT core: events in, actions out (DESIGN §2, STYLE "pure core").
+// The node driver and the simulator both code against these names; add, never rename.
+import type {
+  CommittedBlock,
+  Envelope,
+  PeerMessage,
+  PreparedCertificate,
+} from "../../gen/parabft/v1/consensus_pb.js";
+import type { Block, CommitCertificate } from "../../gen/parabft/v1/types_pb.js";
+import type { Hash } from "../../types/hash.js";
+import type { MessageSigner, SignatureVerifier } from "../../types/signing.js";
+import type { EpochSets } from "../valset/index.js";
+
+export type Height = bigint;
+export type View = bigint;
+export type Epoch = bigint;
+/** Index of a validator in its epoch's set. */
+export type ValidatorIndex = number;
+
+// ---------------------------------------------------------------------------------------------
+// Verdicts
+
+/** Provably invalid input: the peer is penalised. */
+export type RejectReason =
+  | "MALFORMED"
+  | "OVERSIZED"
+  | "BAD_VERSION"
+  | "WRONG_CHAIN"
+  | "UNKNOWN_SENDER"
+  | "BAD_SIGNATURE"
+  /** A nested certificate lacks a quorum of valid, distinct signers. */
+  | "BAD_CERTIFICATE"
+  /** PRE-PREPARE from a validator that is not the primary of its view. */
+  | "NOT_PRIMARY"
+  /** PRE-PREPARE whose digest does not match its block header, or header fields that disagree. */
+  | "BAD_DIGEST"
+  | "BAD_BLOCK"
+  /** NEW-VIEW whose proposals do not follow from its VIEW-CHANGEs. */
+  | "BAD_NEW_VIEW"
+  /** A message kind that must never travel between validators (e.g. an empty oneof). */
+  | "UNEXPECTED";
+
+/** Harmless input: stale, duplicate, or from the future (a lagging replica must not punish peers). */
+export type IgnoreReason =
+  | "STALE_VIEW"
+  | "FUTURE_VIEW"
+  | "STALE_EPOCH"
+  | "FUTURE_EPOCH"
+  | "DUPLICATE"
+  | "BELOW_WATERMARK"
+  | "ABOVE_WATERMARK"
+  /** Equivocation: kept as evidence, not counted. */
+  | "CONFLICT"
+  /** Valid but not acted on (e.g. a TxBatch, which belongs to the mempool, or a replica that stopped). */
+  | "NOT_HANDLED"
+  | "FROM_SELF"
+  | "TIMESTAMP_SKEW"
+  | "STOPPED"
+  | "ALREADY_COMMITTED"
+  | "UNSOLICITED";
+
+export type Verdict =
+  | { kind: "accept" }
+  | { kind: "ignore"; reason: IgnoreReason }
+  | { kind: "reject"; reason: RejectReason };
+
+export const ACCEPT: Verdict = Object.freeze({ kind: "accept" }) as Verdict;
+
+export type PeerMessageKind = NonNullable<PeerMessage["kind"]["case"]>;
+
+/** An authenticated peer message: the envelope passed the checks in envelope.ts. */
+export interface CheckedMessage {
+  envelope: Envelope;
+  /** Encoded envelope bytes as received (kept for evidence and for NEW-VIEW). */
+  bytes: Uint8Array;
+  epoch: Epoch;
+  sender: ValidatorIndex;
+  message: PeerMessage;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events (driver -> core)
+
+export type TimerName = "view";
+
+export type Event =
+  /** Raw envelope bytes from the network; the core runs the full envelope check. */
+  | { kind: "message"; bytes: Uint8Array; from?: ValidatorIndex; nowMs?: bigint }
+  /** An envelope the driver already checked with checkEnvelope (e.g. in a verify worker). */
+  | { kind: "checked"; msg: CheckedMessage; nowMs?: bigint }
+  /** A timer set by a `setTimer` action fired; stale tokens are ignored. */
+  | { kind: "timer"; timer: TimerName; token: number }
+  /** The executor finished `height` with `stateRoot`. Heights arrive in order. */
+  | { kind: "executed"; height: Height; stateRoot: Hash }
+  /** Answer to `requestProposal`: the driver built the block (header + txs) from the mempool. */
+  | { kind: "proposal"; height: Height; block: Block; nowMs?: bigint }
+  /**
+   * The driver's view of the mempool: `count` executable transactions are waiting. Backups keep the
+   * view timer armed while count > 0 and no commit has happened since; a primary asks for a proposal.
+   */
+  | { kind: "pendingWork"; count: number }
+  /** Periodic tick: the core broadcasts its StatusReport and retries outstanding fetches. */
+  | { kind: "tick"; nowMs?: bigint }
+  /** Answer to `serveBlocks`: the driver read these committed blocks from its storage. */
+  | { kind: "blocksForPeer"; to: ValidatorIndex; blocks: CommittedBlock[] }
+  /** A body the driver found locally (e.g. storage) for a `fetchBody`. */
+  | { kind: "body"; block: Block };
+
+// ---------------------------------------------------------------------------------------------
+// Actions (core -> driver), carried out in order
+
+/** A ready-to-send signed envelope. `bytes` is the encoding of `envelope`; send `bytes`. */
+export interface OutMessage {
+  kind: PeerMessageKind;
+  envelope: Envelope;
+  bytes: Uint8Array;
+}
+
+/** What the replica durably records before the sends that follow it (signing state). */
+export type SigningRecord =
+  | { kind: "view"; view: View }
+  | { kind: "prePrepare"; epoch: Epoch; view: View; height: Height; digest: Hash }
+  | { kind: "prepare"; epoch: Epoch; view: View; height: Height; digest: Hash }
+  | {
+      kind: "commit";
+      epoch: Epoch;
+      view: View;
+      height: Height;
+      digest: Hash;
+      /** The prepared certificate that justified the COMMIT, so a VIEW-CHANGE after a crash still proves it. */
+      prepared: PreparedCertificate;
+    }
+  | { kind: "viewChange"; epoch: Epoch; newView: View }
+  | { kind: "checkpoint"; epoch: Epoch; height: Height; chainHash: Hash; stateRoot: Hash }
+  /** A checkpoint became stable: records at or below `height` may be pruned. */
+  | { kind: "stable"; epoch: Epoch; height: Height };
+
+/**
+ * The signing state folded from SigningRecords (see applySigningRecord in persist.ts). Lives beside
+ * the validator key, outside the data directory.
+ */
+export interface PersistedState {
+  view: View;
+  /** Highest view this replica sent a VIEW-CHANGE for (0 when none). */
+  viewChangeSent: View;
+  stableHeight: Height;
+  prePrepares: { epoch: Epoch; view: View; height: Height; digest: Hash }[];
+  prepares: { epoch: Epoch; view: View; height: Height; digest: Hash }[];
+  commits: { epoch: Epoch; view: View; height: Height; digest: Hash; prepared: PreparedCertificate }[];
+  checkpoints: { epoch: Epoch; height: Height; chainHash: Hash; stateRoot: Hash }[];
+}
+
+export interface EvidenceRecord {
+  sender: ValidatorIndex;
+  epoch: Epoch;
+  phase: "prePrepare" | "prepare" | "commit";
+  view: View;
+  height: Height;
+  /** Both conflicting signed envelopes, encoded, first seen first. */
+  first: Uint8Array;
+  second: Uint8Array;
+}
+
+export type ReplicaStatus = "recovering" | "validating" | "syncing" | "diverged";
+
+export type Action =
+  /** Must be durable (sync) before any later send/broadcast in the same action list. */
+  | { kind: "persist"; record: SigningRecord }
+  | { kind: "send"; to: ValidatorIndex; msg: OutMessage }
+  /** To every other member of the current epoch's set (never back to self). */
+  | { kind: "broadcast"; msg: OutMessage }
+  /** (Re)arm `timer`; replaces a pending one of the same name. Fire as event timer{timer, token}. */
+  | { kind: "setTimer"; timer: TimerName; afterMs: number; token: number }
+  | { kind: "cancelTimer"; timer: TimerName }
+  /** Committed block, strictly in height order without gaps. `block` is null for a null block. */
+  | {
+      kind: "deliver";
+      height: Height;
+      epoch: Epoch;
+      block: Block | null;
+      digest: Hash;
+      certificate: CommitCertificate;
+      chainHash: Hash;
+    }
+  /** The primary may propose `height`: answer with event proposal{height, block}. */
+  | { kind: "requestProposal"; height: Height; view: View }
+  /** Informational: the core asked `peer` (BlockRequest) for [from, to]. */
+  | { kind: "fetchBlocks"; from: Height; to: Height; peer: ValidatorIndex }
+  /** The core broadcast a BodyRequest; a driver holding the body may answer with event body. */
+  | { kind: "fetchBody"; height: Height; digest: Hash }
+  /** A peer asked for committed blocks [from, to]: answer with event blocksForPeer. */
+  | { kind: "serveBlocks"; to: ValidatorIndex; from: Height; toHeight: Height }
+  | { kind: "evidence"; evidence: EvidenceRecord }
+  /** Our checkpoint differs from a stable one: the replica stops; report loudly and state-transfer. */
+  | { kind: "diverged"; height: Height; ours: Hash; stable: Hash }
+  /** A stable checkpoint formed (carries the certificate for storage / state sync). */
+  | { kind: "stableCheckpoint"; height: Height; chainHash: Hash; stateRoot: Hash }
+  | { kind: "viewChanged"; view: View; primary: ValidatorIndex };
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+export interface TestOnlyFaults {
+  /** Counts a quorum as one voting power short of the real threshold. */
+  quorumOneShort?: boolean;
+  /** Accepts a second, conflicting PRE-PREPARE for (view, height) and votes for it too. */
+  acceptSecondPrePrepare?: boolean;
+  /** Does not persist COMMIT records at all: after a restart both the certificate and the lock are gone. */
+  skipPreparedCertPersist?: boolean;
+}
+
+export interface ConsensusTiming {
+  window: number;
+  checkpointInterval: number;
+  maxExecLag: number;
+  viewTimeoutMs: number;
+  viewTimeoutCapMs: number;
+  maxClockSkewMs: number;
+}
+
+/** Where the replica resumes from: the driver's storage (or the sim's memory). */
+export interface ReplicaStart {
+  /** Highest delivered (committed) height and its chain hash. */
+  committedHeight: Height;
+  chainHash: Hash;
+  executedHeight: Height;
+  /** Last stable checkpoint known from storage (0 when none). */
+  stableHeight?: Height;
+}
+
+export interface ReplicaConfig {
+  chainId: string;
+  /** This replica's epoch (only epoch 0 for now). */
+  epoch: Epoch;
+  self: ValidatorIndex;
+  sets: EpochSets;
+  signer: MessageSigner;
+  verifier: SignatureVerifier;
+  params: ConsensusTiming;
+  /** Largest envelope accepted, bytes (limits.maxMessageBytes). */
+  maxMessageBytes: number;
+  /** Stateless validity of a fresh block (tx format, signatures, sizes); the node checks signatures here. */
+  validateBlock?: (block: Block) => Verdict;
+  start?: ReplicaStart;
+  /** Signing state after a crash; null means "missing": the replica does not vote until caught up. */
+  persisted?: PersistedState | null;
+  /** Messages from the future buffered per replica (bounded). */
+  maxBufferedMessages?: number;
+  testOnlyFaults?: TestOnlyFaults;
+}
+
+/** Result of handing the core one event, with the verdict on the message if the event carried one. */
+export interface StepResult {
+  actions: Action[];
+  verdict: Verdict | null;
+  sender: ValidatorIndex | null;
+}
