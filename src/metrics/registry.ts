@@ -1,0 +1,116 @@
+// The prom-client implementation of MetricsFactory: one Registry per node (never prom-client's
+// global registry, so several nodes in one process, as in tests, do not collide).
+import {
+  collectDefaultMetrics,
+  Counter as PromCounter,
+  Gauge as PromGauge,
+  Histogram as PromHistogram,
+  Registry,
+} from "prom-client";
+import { ParabftError } from "../types/errors.js";
+import type { Counter, Gauge, Histogram, HistogramOpts, MetricOpts, MetricsFactory } from "./types.js";
+
+export type MetricsErrorCode = "METRIC_NAME" | "METRIC_CONFLICT";
+
+export class MetricsError extends ParabftError<MetricsErrorCode, { name: string }> {}
+
+/** Latency buckets in seconds: 0.5 ms .. 30 s, roughly ×2.5 apart. */
+export const LATENCY_BUCKETS_SECONDS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+] as const;
+
+const NAME_RE = /^[a-z_][a-z0-9_]*$/;
+// Base units only (Prometheus naming guide): seconds, not milliseconds.
+const FORBIDDEN_UNIT_RE = /_(ms|milliseconds|us|microseconds|kb|mb)(_|$)/;
+
+export interface MetricsRegistryOpts {
+  /** Prepended to every name; default "parabft_". */
+  prefix?: string;
+  /** Constant labels on every series, e.g. { validator: "2" }. */
+  defaultLabels?: Record<string, string>;
+  /** Also export Node.js process metrics (CPU, memory, event-loop lag, GC). Default false. */
+  processMetrics?: boolean;
+}
+
+type Kind = "counter" | "gauge" | "histogram";
+
+export class MetricsRegistry implements MetricsFactory {
+  readonly registry = new Registry();
+  private readonly prefix: string;
+  private readonly kinds = new Map<string, { kind: Kind; labels: string }>();
+
+  constructor(opts: MetricsRegistryOpts = {}) {
+    this.prefix = opts.prefix ?? "parabft_";
+    if (opts.defaultLabels) this.registry.setDefaultLabels(opts.defaultLabels);
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: this.prefix });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The Prometheus text exposition of every registered metric. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  counter<L extends string = never>(opts: MetricOpts<L>): Counter<L> {
+    if (!opts.name.endsWith("_total")) {
+      throw new MetricsError("METRIC_NAME", { name: opts.name }, `counter ${opts.name} must end in _total`);
+    }
+    return this.getOrCreate("counter", opts, (name, labelNames) => {
+      return new PromCounter({ name, help: opts.help, labelNames, registers: [this.registry] });
+    }) as Counter<L>;
+  }
+
+  gauge<L extends string = never>(opts: MetricOpts<L>): Gauge<L> {
+    return this.getOrCreate("gauge", opts, (name, labelNames) => {
+      return new PromGauge({ name, help: opts.help, labelNames, registers: [this.registry] });
+    }) as Gauge<L>;
+  }
+
+  histogram<L extends string = never>(opts: HistogramOpts<L>): Histogram<L> {
+    return this.getOrCreate("histogram", opts, (name, labelNames) => {
+      return new PromHistogram({
+        name,
+        help: opts.help,
+        labelNames,
+        buckets: [...(opts.buckets ?? LATENCY_BUCKETS_SECONDS)],
+        registers: [this.registry],
+      });
+    }) as Histogram<L>;
+  }
+
+  // A component constructed twice against one registry (a restart inside a test) gets the same
+  // metric back instead of prom-client's "already registered" error; a different shape under
+  // the same name is a programming error and fails loudly.
+  private getOrCreate<L extends string>(
+    kind: Kind,
+    opts: MetricOpts<L>,
+    make: (name: string, labelNames: string[]) => unknown,
+  ): unknown {
+    if (!NAME_RE.test(opts.name) || FORBIDDEN_UNIT_RE.test(opts.name)) {
+      throw new MetricsError(
+        "METRIC_NAME",
+        { name: opts.name },
+        `metric name ${opts.name} must be snake_case with a base unit suffix (_seconds, _bytes, _total)`,
+      );
+    }
+    const name = this.prefix + opts.name;
+    const labelNames = [...(opts.labelNames ?? [])].map(String);
+    const shape = { kind, labels: labelNames.join(",") };
+    const known = this.kinds.get(name);
+    if (known) {
+      if (known.kind !== shape.kind || known.labels !== shape.labels) {
+        throw new MetricsError(
+          "METRIC_CONFLICT",
+          { name },
+          `metric ${name} already registered as a ${known.kind} with labels [${known.labels}]`,
+        );
+      }
+      return this.registry.getSingleMetric(name);
+    }
+    this.kinds.set(name, shape);
+    return make(name, labelNames);
+  }
+}
