@@ -13,6 +13,8 @@ export enum StateKeyPrefix {
   compute = 0x04,
   /** staking records */
   staking = 0x05,
+  /** sender address ‖ u64be nonce -> tx hash that consumed the nonce (duplicate detection) */
+  txSeen = 0x06,
 }
 
 export function accountKey(address: Uint8Array): Uint8Array {
@@ -29,4 +31,22 @@ export function ammPoolKey(poolId: string): Uint8Array {
 
 export function computeKey(address: Uint8Array): Uint8Array {
   return concatBytes(Uint8Array.of(StateKeyPrefix.compute), address);
+}
+
+/**
+ * Appended for the executor (DESIGN §4 duplicates): the tx-seen record of a transaction that
+ * consumed `nonce` of `address` holds its tx hash, so a re-included transaction is recognised
+ * deterministically as DUPLICATE. Sender-scoped, so it never adds conflicts between senders.
+ */
+export function txSeenKey(address: Uint8Array, nonce: bigint): Uint8Array {
+  const out = new Uint8Array(1 + address.length + 8);
+  out[0] = StateKeyPrefix.txSeen;
+  out.set(address, 1);
+  new DataView(out.buffer).setBigUint64(1 + address.length, nonce);
+  return out;
+}
+
+/** An account's holding of a pool's token B (token A is the native balance). */
+export function ammHoldingKey(poolId: string, address: Uint8Array): Uint8Array {
+  return concatBytes(Uint8Array.of(StateKeyPrefix.ammPool), utf8Bytes(poolId), Uint8Array.of(0), address);
 }
