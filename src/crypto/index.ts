@@ -1,0 +1,4 @@
+export * from "./errors.js";
+export * from "./keys.js";
+export * from "./node.js";
+export * from "./verifyPool.js";

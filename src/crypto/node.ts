@@ -1,0 +1,81 @@
+// THE signature verification rule of every node (DESIGN §3): node:crypto (OpenSSL, RFC 8032),
+// with KeyObjects cached per public key because importing a raw key costs as much as a verify.
+// The verify pool workers run exactly this code; nothing else on a node verifies Ed25519.
+import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
+import { PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from "../types/block.js";
+import type { MessageSigner, SignatureVerifier } from "../types/signing.js";
+import { keyPairFromSecret } from "./keys.js";
+import { Lru } from "./lru.js";
+
+// Fixed DER headers that wrap a raw Ed25519 key (RFC 8410): SPKI for public, PKCS#8 for the seed.
+const SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+const PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+export function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: "der", type: "spki" });
+}
+
+export function privateKeyObject(secretKey: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: "der", type: "pkcs8" });
+}
+
+export interface NodeVerifierOpts {
+  /** Distinct public keys whose KeyObject stays cached (validators + active senders). */
+  keyCacheSize?: number;
+}
+
+export class NodeVerifier implements SignatureVerifier {
+  // Keyed by the latin1 string of the 32 raw bytes: cheap to build, exact.
+  private readonly keys: Lru<string, KeyObject | null>;
+
+  constructor(opts: NodeVerifierOpts = {}) {
+    this.keys = new Lru(opts.keyCacheSize ?? 8192);
+  }
+
+  verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+    if (publicKey.length !== PUBLIC_KEY_LENGTH || signature.length !== SIGNATURE_LENGTH) return false;
+    const key = this.keyObject(publicKey);
+    if (key === null) return false;
+    try {
+      return verify(null, message, key, signature);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Number of cached KeyObjects (for tests and metrics). */
+  get cachedKeys(): number {
+    return this.keys.size;
+  }
+
+  private keyObject(publicKey: Uint8Array): KeyObject | null {
+    const id = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.length).toString("latin1");
+    const hit = this.keys.get(id);
+    if (hit !== undefined) return hit;
+    let key: KeyObject | null;
+    try {
+      key = publicKeyObject(publicKey);
+    } catch {
+      // A key OpenSSL cannot import can never verify: remember that too.
+      key = null;
+    }
+    this.keys.set(id, key);
+    return key;
+  }
+}
+
+/** The node-side signer: a KeyObject built once from the seed; output equals noble's signature. */
+export class NodeSigner implements MessageSigner {
+  readonly publicKey: Uint8Array;
+  private readonly key: KeyObject;
+
+  constructor(secretKey: Uint8Array) {
+    // Validates the length with a typed error before OpenSSL sees the bytes.
+    this.publicKey = keyPairFromSecret(secretKey).publicKey;
+    this.key = privateKeyObject(secretKey);
+  }
+
+  sign(message: Uint8Array): Uint8Array {
+    return new Uint8Array(sign(null, message, this.key));
+  }
+}

@@ -1,0 +1,267 @@
+// Transaction signature verification off the main thread (DESIGN §3): the dominant per-tx CPU
+// cost. Items are batched (flush at maxBatch items or after flushMs), shipped as one transferred
+// buffer to the least-loaded worker, and verified there with the same NodeVerifier rule. Results
+// of transactions are cached by (tx hash, signature) so a tx seen at admission is free in a block.
+import { createHash } from "node:crypto";
+import { Worker } from "node:worker_threads";
+import { fromBinary } from "@bufbuild/protobuf";
+import { type SignedTx, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
+import type { Logger } from "../logger/index.js";
+import { PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from "../types/block.js";
+import { txSignBytes } from "../types/signing.js";
+import { encodeBatch, type VerifyItem } from "./batchCodec.js";
+import { CryptoError } from "./errors.js";
+import { Lru } from "./lru.js";
+import { NodeVerifier } from "./node.js";
+import type { VerifyRequest, VerifyResponse } from "./verifyWorker.js";
+
+export type { VerifyItem } from "./batchCodec.js";
+
+export interface VerifyPoolOpts {
+  /** Worker threads; 0 verifies inline on the calling thread. Default 2. */
+  size?: number;
+  /** Flush a batch once it holds this many items. Default 64. */
+  maxBatch?: number;
+  /** Flush a non-empty batch after this long. Default 1 ms. */
+  flushMs?: number;
+  /** Cached transaction verdicts. Default 200 000. */
+  resultCacheSize?: number;
+  /** Cached KeyObjects per verifier (each worker has its own). Default 8192. */
+  keyCacheSize?: number;
+  log?: Logger;
+}
+
+export interface VerifyPoolStats {
+  /** Transactions answered from the verdict cache (including in-flight duplicates). */
+  cacheHits: number;
+  /** Signatures actually verified (workers or inline). */
+  verified: number;
+  batches: number;
+}
+
+interface Pending {
+  item: VerifyItem;
+  resolve: (ok: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+interface InFlight {
+  pending: Pending[];
+  worker: WorkerSlot;
+}
+
+interface WorkerSlot {
+  worker: Worker;
+  inFlight: number;
+}
+
+export class VerifyPool {
+  private readonly size: number;
+  private readonly maxBatch: number;
+  private readonly flushMs: number;
+  private readonly inline: NodeVerifier;
+  private readonly verdicts: Lru<string, boolean>;
+  private readonly inProgress = new Map<string, Promise<boolean>>();
+  private workers: WorkerSlot[] = [];
+  private queue: Pending[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private readonly inFlight = new Map<number, InFlight>();
+  private nextId = 1;
+  private running = false;
+  private stopping = false;
+  readonly stats: VerifyPoolStats = { cacheHits: 0, verified: 0, batches: 0 };
+
+  constructor(private readonly opts: VerifyPoolOpts = {}) {
+    this.size = opts.size ?? 2;
+    this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
+    this.flushMs = opts.flushMs ?? 1;
+    this.inline = new NodeVerifier({ keyCacheSize: opts.keyCacheSize });
+    this.verdicts = new Lru(opts.resultCacheSize ?? 200_000);
+  }
+
+  get workerCount(): number {
+    return this.workers.length;
+  }
+
+  /** Thread ids of live workers (tests check that stop() leaves none). */
+  get workerThreadIds(): number[] {
+    return this.workers.map((w) => w.worker.threadId);
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.stopping = false;
+    const spawned: Promise<void>[] = [];
+    for (let i = 0; i < this.size; i++) spawned.push(this.spawn());
+    await Promise.all(spawned);
+  }
+
+  /** Terminates every worker. Requests still queued or in flight are rejected. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const err = new CryptoError("VERIFY_POOL_STOPPED", {}, "verify pool stopped");
+    for (const p of this.queue) p.reject(err);
+    this.queue = [];
+    for (const f of this.inFlight.values()) for (const p of f.pending) p.reject(err);
+    this.inFlight.clear();
+    const workers = this.workers;
+    this.workers = [];
+    await Promise.all(workers.map((w) => w.worker.terminate()));
+  }
+
+  /** Verifies arbitrary (publicKey, message, signature) triples with the node rule. Not cached. */
+  verifyMany(items: readonly VerifyItem[]): Promise<boolean[]> {
+    return Promise.all(items.map((it) => this.verifyOne(it)));
+  }
+
+  /**
+   * Verifies transaction signatures: message = txSignBytes(body), key = TxBody.sender. An
+   * undecodable body is false. Pass `hashes` (txHash of each tx) when already computed.
+   */
+  verifyTxs(txs: readonly SignedTx[], hashes?: readonly Uint8Array[]): Promise<boolean[]> {
+    return Promise.all(txs.map((tx, i) => this.verifyTx(tx, hashes?.[i])));
+  }
+
+  verifyTx(tx: SignedTx, hash?: Uint8Array): Promise<boolean> {
+    if (tx.signature.length !== SIGNATURE_LENGTH) return Promise.resolve(false);
+    const h = hash ?? createHash("sha256").update(tx.body).digest();
+    // The verdict belongs to these exact signature bytes: a cached "valid" must not vouch for a
+    // different (invalid) signature over the same body, or replicas would disagree on a block.
+    const key = Buffer.concat([h, tx.signature]).toString("latin1");
+    const cached = this.verdicts.get(key);
+    if (cached !== undefined) {
+      this.stats.cacheHits++;
+      return Promise.resolve(cached);
+    }
+    const running = this.inProgress.get(key);
+    if (running) {
+      this.stats.cacheHits++;
+      return running;
+    }
+    let sender: Uint8Array;
+    try {
+      sender = fromBinary(TxBodySchema, tx.body).sender;
+    } catch {
+      this.verdicts.set(key, false);
+      return Promise.resolve(false);
+    }
+    const p = this.verifyOne({
+      publicKey: sender,
+      message: txSignBytes(tx.body),
+      signature: tx.signature,
+    }).then(
+      (ok) => {
+        this.inProgress.delete(key);
+        this.verdicts.set(key, ok);
+        return ok;
+      },
+      (err: unknown) => {
+        this.inProgress.delete(key);
+        throw err;
+      },
+    );
+    this.inProgress.set(key, p);
+    return p;
+  }
+
+  /** True when this exact signed tx already has a cached verdict (for tests and metrics). */
+  hasVerdict(tx: SignedTx): boolean {
+    const h = createHash("sha256").update(tx.body).digest();
+    return this.verdicts.has(Buffer.concat([h, tx.signature]).toString("latin1"));
+  }
+
+  private verifyOne(item: VerifyItem): Promise<boolean> {
+    if (item.publicKey.length !== PUBLIC_KEY_LENGTH || item.signature.length !== SIGNATURE_LENGTH) {
+      return Promise.resolve(false);
+    }
+    if (this.size === 0) {
+      this.stats.verified++;
+      return Promise.resolve(this.inline.verify(item.publicKey, item.message, item.signature));
+    }
+    if (!this.running) {
+      return Promise.reject(new CryptoError("VERIFY_POOL_STOPPED", {}, "verify pool is not running"));
+    }
+    return new Promise<boolean>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (this.queue.length >= this.maxBatch) this.flush();
+      else if (this.timer === null) this.timer = setTimeout(() => this.flush(), this.flushMs);
+    });
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    while (this.queue.length > 0) {
+      const pending = this.queue.splice(0, this.maxBatch);
+      this.dispatch(pending);
+    }
+  }
+
+  private dispatch(pending: Pending[]): void {
+    let slot = this.workers[0];
+    for (const w of this.workers) if (slot === undefined || w.inFlight < slot.inFlight) slot = w;
+    if (slot === undefined) {
+      // Every worker died and none has respawned yet: keep the answer correct, verify inline.
+      this.verifyInline(pending);
+      return;
+    }
+    const id = this.nextId++;
+    const batch = encodeBatch(pending.map((p) => p.item));
+    slot.inFlight++;
+    this.inFlight.set(id, { pending, worker: slot });
+    this.stats.batches++;
+    const req: VerifyRequest = { id, batch };
+    slot.worker.postMessage(req, [batch]);
+  }
+
+  private verifyInline(pending: Pending[]): void {
+    for (const p of pending) {
+      this.stats.verified++;
+      p.resolve(this.inline.verify(p.item.publicKey, p.item.message, p.item.signature));
+    }
+  }
+
+  private spawn(): Promise<void> {
+    const worker = new Worker(new URL("./verifyWorker.js", import.meta.url), {
+      workerData: { keyCacheSize: this.opts.keyCacheSize },
+    });
+    const slot: WorkerSlot = { worker, inFlight: 0 };
+    this.workers.push(slot);
+    worker.on("message", (res: VerifyResponse) => {
+      const f = this.inFlight.get(res.id);
+      if (!f) return;
+      this.inFlight.delete(res.id);
+      slot.inFlight--;
+      const results = new Uint8Array(res.results);
+      for (let i = 0; i < f.pending.length; i++) {
+        this.stats.verified++;
+        f.pending[i]!.resolve(results[i] === 1);
+      }
+    });
+    const onFailure = (err: unknown) => {
+      if (this.stopping || !this.workers.includes(slot)) return;
+      this.workers = this.workers.filter((w) => w !== slot);
+      this.opts.log?.error({ err, threadId: worker.threadId }, "verify worker failed; respawning");
+      // Re-verify its batches inline so no caller is left waiting or gets a wrong answer.
+      for (const [id, f] of this.inFlight) {
+        if (f.worker !== slot) continue;
+        this.inFlight.delete(id);
+        this.verifyInline(f.pending);
+      }
+      void worker.terminate();
+      if (this.running)
+        this.spawn().catch((e: unknown) => this.opts.log?.error({ err: e }, "respawn failed"));
+    };
+    worker.on("error", onFailure);
+    worker.on("exit", (code) => onFailure(new Error(`verify worker exited with code ${code}`)));
+    return new Promise<void>((resolve, reject) => {
+      worker.once("online", () => resolve());
+      worker.once("error", reject);
+    });
+  }
+}

@@ -1,0 +1,24 @@
+// One-byte key prefixes: RocksDB here has no column families, so the prefix IS the bucket.
+// Append only: never renumber, never reuse a retired prefix (old databases still hold it).
+export enum Bucket {
+  /** Schema version, committed height, executed height, state root, stable checkpoint. */
+  meta = 0x00,
+  /** u64be height -> encoded Block (absent for a null block, see blockMeta). */
+  block = 0x01,
+  /** block digest -> u64be height. */
+  blockByDigest = 0x02,
+  /** u64be height -> encoded CommitCertificate. */
+  commitCert = 0x03,
+  /** tx hash -> u64be height ‖ u32be index. */
+  txIndex = 0x04,
+  /** state key -> value. */
+  state = 0x05,
+  /** tx hash -> encoded Receipt. */
+  receipt = 0x06,
+  /** u64be height -> encoded CheckpointCertificate (stable ones). */
+  checkpoint = 0x07,
+  /** u64be height ‖ evidence id -> encoded evidence. */
+  evidence = 0x08,
+  /** u64be height -> digest ‖ chain hash ‖ u64be block time ‖ null flag. */
+  blockMeta = 0x09,
+}

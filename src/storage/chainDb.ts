@@ -1,0 +1,384 @@
+// The chain's durable record (DESIGN §5, §7): what the node and the execution pipeline read and
+// write. Two atomic batches per block: the commit batch (sync) when consensus delivers, and the
+// execution batch (not synced: recovery re-executes from committed blocks) after execution.
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { ExecutionResult } from "../exec/types.js";
+import { type CheckpointCertificate, CheckpointCertificateSchema } from "../gen/parabft/v1/consensus_pb.js";
+import {
+  type Block,
+  BlockSchema,
+  type CommitCertificate,
+  CommitCertificateSchema,
+  type Receipt,
+  ReceiptSchema,
+  TxStatus,
+} from "../gen/parabft/v1/types_pb.js";
+import type { Logger } from "../logger/index.js";
+import { txHash } from "../types/block.js";
+import { concatBytes, toHex, u64be } from "../types/bytes.js";
+import { HASH_LENGTH, type Hash, sha256 } from "../types/hash.js";
+import { Bucket } from "./buckets.js";
+import { Db, type DbOp, type DbOpenOpts, prefixEnd } from "./db.js";
+import { StorageError } from "./errors.js";
+import { decodeJson, encodeJson } from "./json.js";
+import { bucketKey, encodeTxLocation, heightKey, metaKey, readU32, readU64 } from "./keys.js";
+
+/** Bump on any incompatible change of a bucket's key or value layout. */
+export const SCHEMA_VERSION = 1;
+
+const META_SCHEMA = metaKey("schemaVersion");
+const META_COMMITTED = metaKey("committedHeight");
+const META_EXECUTED = metaKey("executedHeight");
+const META_STATE_ROOT = metaKey("stateRoot");
+const META_STABLE_CHECKPOINT = metaKey("stableCheckpointHeight");
+
+export type WriteKind = "commit" | "execution" | "checkpoint" | "evidence";
+
+export interface ChainDbOpts extends DbOpenOpts {
+  log?: Logger;
+  /** Called after each batch with its wall time: feeds the RocksDB write latency metric. */
+  onWrite?: (kind: WriteKind, ms: number, ops: number) => void;
+}
+
+export interface CommitBatchInput {
+  height: bigint;
+  digest: Hash;
+  /** null for a null block. */
+  block: Block | null;
+  /** The block exactly as received, if at hand: stored as is instead of re-encoding `block`. */
+  blockBytes?: Uint8Array;
+  certificate: CommitCertificate;
+  chainHash: Hash;
+  /** Block time after commit: max(previous block time, header timestamp). */
+  blockTimeMs: bigint;
+}
+
+export interface StoredBlock {
+  height: bigint;
+  digest: Hash;
+  /** null for a null block. */
+  block: Block | null;
+  chainHash: Hash;
+  blockTimeMs: bigint;
+}
+
+export interface CommittedBlockRecord extends StoredBlock {
+  certificate: CommitCertificate;
+}
+
+export interface TxLocation {
+  height: bigint;
+  index: number;
+}
+
+/** Equivocation evidence as the consensus core reports it (structurally its EvidenceRecord). */
+export interface StoredEvidence {
+  sender: number;
+  epoch: bigint;
+  phase: string;
+  view: bigint;
+  height: bigint;
+  first: Uint8Array;
+  second: Uint8Array;
+}
+
+// blockMeta value: digest ‖ chainHash ‖ u64 blockTimeMs ‖ u8 isNull
+const BLOCK_META_LENGTH = 2 * HASH_LENGTH + 8 + 1;
+
+export class ChainDb {
+  private constructor(
+    readonly db: Db,
+    private readonly opts: ChainDbOpts,
+  ) {}
+
+  static async open(dir: string, opts: ChainDbOpts = {}): Promise<ChainDb> {
+    const db = await Db.open(dir, opts);
+    try {
+      const raw = await db.get(META_SCHEMA);
+      if (raw === undefined) {
+        await db.put(META_SCHEMA, u64be(SCHEMA_VERSION), { sync: true });
+      } else {
+        const found = Number(readU64(raw));
+        if (found > SCHEMA_VERSION) {
+          throw new StorageError(
+            "SCHEMA_TOO_NEW",
+            { dir, found, supported: SCHEMA_VERSION },
+            `database at ${dir} has schema version ${found}; this build supports up to ${SCHEMA_VERSION}`,
+          );
+        }
+      }
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+    const chain = new ChainDb(db, opts);
+    opts.log?.info(
+      { dir, committed: await chain.getCommittedHeight(), executed: await chain.getExecutedHeight() },
+      "chain database opened",
+    );
+    return chain;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  async getSchemaVersion(): Promise<number> {
+    const raw = await this.db.get(META_SCHEMA);
+    return raw === undefined ? 0 : Number(readU64(raw));
+  }
+
+  // ---- commit batch ---------------------------------------------------------------------------
+
+  /**
+   * One synced WriteBatch: block (by height), digest -> height, commit certificate, block meta
+   * (digest, chain hash, block time), tx index, committed height. The tx index keeps a tx's FIRST
+   * inclusion: a later duplicate (re-proposed after a view change) must not move it.
+   */
+  async writeCommitBatch(input: CommitBatchInput): Promise<void> {
+    const t0 = performance.now();
+    const { height } = input;
+    const ops: DbOp[] = [];
+    const meta = new Uint8Array(BLOCK_META_LENGTH);
+    meta.set(input.digest, 0);
+    meta.set(input.chainHash, HASH_LENGTH);
+    meta.set(u64be(input.blockTimeMs), 2 * HASH_LENGTH);
+    meta[BLOCK_META_LENGTH - 1] = input.block === null ? 1 : 0;
+    ops.push({ type: "put", key: heightKey(Bucket.blockMeta, height), value: meta });
+    ops.push({ type: "put", key: bucketKey(Bucket.blockByDigest, input.digest), value: u64be(height) });
+    ops.push({
+      type: "put",
+      key: heightKey(Bucket.commitCert, height),
+      value: toBinary(CommitCertificateSchema, input.certificate),
+    });
+    if (input.block !== null) {
+      const bytes = input.blockBytes ?? toBinary(BlockSchema, input.block);
+      ops.push({ type: "put", key: heightKey(Bucket.block, height), value: bytes });
+      const keys = input.block.txs.map((tx) => bucketKey(Bucket.txIndex, txHash(tx)));
+      const existing = await this.db.getMany(keys);
+      const seen = new Set<string>();
+      keys.forEach((key, index) => {
+        const id = toHex(key);
+        if (seen.has(id)) return;
+        seen.add(id);
+        const prior = existing[index];
+        if (prior !== undefined && readU64(prior) !== height) return;
+        ops.push({ type: "put", key, value: encodeTxLocation(height, index) });
+      });
+    }
+    ops.push({ type: "put", key: META_COMMITTED, value: u64be(height) });
+    await this.db.batch(ops, { sync: true });
+    this.opts.onWrite?.("commit", performance.now() - t0, ops.length);
+  }
+
+  /** 0 when nothing is committed yet (genesis). */
+  async getCommittedHeight(): Promise<bigint> {
+    const raw = await this.db.get(META_COMMITTED);
+    return raw === undefined ? 0n : readU64(raw);
+  }
+
+  async getBlock(height: bigint): Promise<StoredBlock | undefined> {
+    const [meta, body] = await this.db.getMany([
+      heightKey(Bucket.blockMeta, height),
+      heightKey(Bucket.block, height),
+    ]);
+    if (meta === undefined) return undefined;
+    return this.decodeStored(height, meta, body);
+  }
+
+  async getBlockByDigest(digest: Hash): Promise<StoredBlock | undefined> {
+    const raw = await this.db.get(bucketKey(Bucket.blockByDigest, digest));
+    return raw === undefined ? undefined : this.getBlock(readU64(raw));
+  }
+
+  async getCertificate(height: bigint): Promise<CommitCertificate | undefined> {
+    const raw = await this.db.get(heightKey(Bucket.commitCert, height));
+    return raw === undefined ? undefined : fromBinary(CommitCertificateSchema, raw);
+  }
+
+  /** The raw stored block bytes (for serving peers without a decode/encode round trip). */
+  async getBlockBytes(height: bigint): Promise<Uint8Array | undefined> {
+    return this.db.get(heightKey(Bucket.block, height));
+  }
+
+  async getTxLocation(hash: Hash): Promise<TxLocation | undefined> {
+    const raw = await this.db.get(bucketKey(Bucket.txIndex, hash));
+    return raw === undefined ? undefined : { height: readU64(raw), index: readU32(raw, 8) };
+  }
+
+  /**
+   * Committed blocks with their certificates for heights in [from, to], ascending, stopping at
+   * the first missing height (state transfer serves a contiguous run). `limit` caps the count.
+   */
+  async getCommittedRange(from: bigint, to: bigint, limit = 1024): Promise<CommittedBlockRecord[]> {
+    if (to < from) return [];
+    const last = from + BigInt(limit) - 1n < to ? from + BigInt(limit) - 1n : to;
+    const range = async (bucket: Bucket) => {
+      const out = new Map<bigint, Uint8Array>();
+      for await (const [k, v] of this.db.iterate({
+        gte: heightKey(bucket, from),
+        lt: heightKey(bucket, last + 1n),
+      })) {
+        out.set(readU64(k, 1), v);
+      }
+      return out;
+    };
+    const [metas, bodies, certs] = await Promise.all([
+      range(Bucket.blockMeta),
+      range(Bucket.block),
+      range(Bucket.commitCert),
+    ]);
+    const out: CommittedBlockRecord[] = [];
+    for (let h = from; h <= last; h++) {
+      const meta = metas.get(h);
+      const cert = certs.get(h);
+      if (meta === undefined || cert === undefined) break;
+      out.push({
+        ...this.decodeStored(h, meta, bodies.get(h)),
+        certificate: fromBinary(CommitCertificateSchema, cert),
+      });
+    }
+    return out;
+  }
+
+  private decodeStored(height: bigint, meta: Uint8Array, body: Uint8Array | undefined): StoredBlock {
+    if (meta.length !== BLOCK_META_LENGTH) {
+      throw new StorageError(
+        "CORRUPT_RECORD",
+        { bucket: "blockMeta", height },
+        `corrupt block meta at ${height}`,
+      );
+    }
+    const isNull = meta[BLOCK_META_LENGTH - 1] === 1;
+    if (!isNull && body === undefined) {
+      throw new StorageError(
+        "CORRUPT_RECORD",
+        { bucket: "block", height },
+        `block ${height} missing its body`,
+      );
+    }
+    return {
+      height,
+      digest: meta.slice(0, HASH_LENGTH),
+      chainHash: meta.slice(HASH_LENGTH, 2 * HASH_LENGTH),
+      blockTimeMs: readU64(meta, 2 * HASH_LENGTH),
+      block: isNull ? null : fromBinary(BlockSchema, body!),
+    };
+  }
+
+  // ---- execution batch ------------------------------------------------------------------------
+
+  /**
+   * One WriteBatch, not synced: state writes (null deletes), receipts by tx hash, executed height
+   * and state root. A DUPLICATE receipt is not stored: the tx's receipt is the one from its first
+   * inclusion, which a duplicate must not overwrite.
+   */
+  async writeExecutionBatch(result: ExecutionResult): Promise<void> {
+    const t0 = performance.now();
+    const ops: DbOp[] = [];
+    for (const w of result.writeSet) {
+      const key = bucketKey(Bucket.state, w.key);
+      ops.push(w.value === null ? { type: "del", key } : { type: "put", key, value: w.value });
+    }
+    for (const r of result.receipts) {
+      if (r.status === TxStatus.DUPLICATE) continue;
+      ops.push({ type: "put", key: bucketKey(Bucket.receipt, r.txHash), value: toBinary(ReceiptSchema, r) });
+    }
+    ops.push({ type: "put", key: META_EXECUTED, value: u64be(result.height) });
+    ops.push({ type: "put", key: META_STATE_ROOT, value: result.stateRoot });
+    await this.db.batch(ops);
+    this.opts.onWrite?.("execution", performance.now() - t0, ops.length);
+  }
+
+  async getExecutedHeight(): Promise<bigint> {
+    const raw = await this.db.get(META_EXECUTED);
+    return raw === undefined ? 0n : readU64(raw);
+  }
+
+  /** The state root after the executed height; undefined before any execution (genesis). */
+  async getStateRoot(): Promise<Hash | undefined> {
+    return this.db.get(META_STATE_ROOT);
+  }
+
+  async getState(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.db.get(bucketKey(Bucket.state, key));
+  }
+
+  async getReceipt(hash: Hash): Promise<Receipt | undefined> {
+    const raw = await this.db.get(bucketKey(Bucket.receipt, hash));
+    return raw === undefined ? undefined : fromBinary(ReceiptSchema, raw);
+  }
+
+  /** Every state entry in key order (state keys without the bucket prefix): warms the executor. */
+  async *iterateState(): AsyncGenerator<[key: Uint8Array, value: Uint8Array]> {
+    for await (const [k, v] of this.db.iteratePrefix(Uint8Array.of(Bucket.state))) {
+      yield [k.subarray(1), v];
+    }
+  }
+
+  /**
+   * Writes genesis state (or any out-of-band state) without touching heights. Synced, atomic.
+   * Only for init: normal execution goes through writeExecutionBatch.
+   */
+  async writeGenesisState(entries: Iterable<{ key: Uint8Array; value: Uint8Array }>, stateRoot?: Hash) {
+    const ops: DbOp[] = [];
+    for (const e of entries) ops.push({ type: "put", key: bucketKey(Bucket.state, e.key), value: e.value });
+    if (stateRoot) ops.push({ type: "put", key: META_STATE_ROOT, value: stateRoot });
+    await this.db.batch(ops, { sync: true });
+  }
+
+  // ---- checkpoints and evidence ---------------------------------------------------------------
+
+  /** Synced: the stable checkpoint is the low watermark the node restarts from. */
+  async putStableCheckpoint(cert: CheckpointCertificate): Promise<void> {
+    const t0 = performance.now();
+    const ops: DbOp[] = [
+      {
+        type: "put",
+        key: heightKey(Bucket.checkpoint, cert.height),
+        value: toBinary(CheckpointCertificateSchema, cert),
+      },
+    ];
+    const current = await this.db.get(META_STABLE_CHECKPOINT);
+    if (current === undefined || readU64(current) < cert.height) {
+      ops.push({ type: "put", key: META_STABLE_CHECKPOINT, value: u64be(cert.height) });
+    }
+    await this.db.batch(ops, { sync: true });
+    this.opts.onWrite?.("checkpoint", performance.now() - t0, ops.length);
+  }
+
+  /** The highest stable checkpoint certificate stored, if any. */
+  async getStableCheckpoint(): Promise<CheckpointCertificate | undefined> {
+    const h = await this.db.get(META_STABLE_CHECKPOINT);
+    return h === undefined ? undefined : this.getCheckpoint(readU64(h));
+  }
+
+  async getCheckpoint(height: bigint): Promise<CheckpointCertificate | undefined> {
+    const raw = await this.db.get(heightKey(Bucket.checkpoint, height));
+    return raw === undefined ? undefined : fromBinary(CheckpointCertificateSchema, raw);
+  }
+
+  /** Keyed by (height, H(first ‖ second)): storing the same evidence twice keeps one copy. */
+  async putEvidence(e: StoredEvidence): Promise<void> {
+    const t0 = performance.now();
+    const id = sha256(concatBytes(e.first, e.second));
+    const key = bucketKey(Bucket.evidence, u64be(e.height), id);
+    await this.db.put(key, new TextEncoder().encode(encodeJson(e)), { sync: true });
+    this.opts.onWrite?.("evidence", performance.now() - t0, 1);
+  }
+
+  /** Evidence with height in [from, to), ascending. */
+  async listEvidence(from = 0n, to?: bigint): Promise<StoredEvidence[]> {
+    const out: StoredEvidence[] = [];
+    const lt = to === undefined ? prefixEnd(Uint8Array.of(Bucket.evidence)) : heightKey(Bucket.evidence, to);
+    for await (const [, v] of this.db.iterate({ gte: heightKey(Bucket.evidence, from), lt })) {
+      out.push(decodeJson<StoredEvidence>(new TextDecoder().decode(v)));
+    }
+    return out;
+  }
+}
+
+/** Builds a certificate record for tests and genesis tooling. */
+export function emptyCommitCertificate(height: bigint, epoch: bigint, digest: Hash): CommitCertificate {
+  return create(CommitCertificateSchema, { height, epoch, blockDigest: digest, signatures: [] });
+}

@@ -1,0 +1,52 @@
+// Just enough of the `rocksdb` 5.2.1 binding (abstract-leveldown 7 callback API) for db.ts,
+// the only module that imports it.
+declare module "rocksdb" {
+  export type Callback<T = void> = (err: Error | undefined | null, value?: T) => void;
+
+  export interface OpenOptions {
+    createIfMissing?: boolean;
+    errorIfExists?: boolean;
+    compression?: boolean;
+    cacheSize?: number;
+    writeBufferSize?: number;
+    maxOpenFiles?: number;
+  }
+
+  export interface BatchOp {
+    type: "put" | "del";
+    key: Buffer;
+    value?: Buffer;
+  }
+
+  export interface IteratorOptions {
+    gt?: Buffer;
+    gte?: Buffer;
+    lt?: Buffer;
+    lte?: Buffer;
+    reverse?: boolean;
+    limit?: number;
+    keys?: boolean;
+    values?: boolean;
+    keyAsBuffer?: boolean;
+    valueAsBuffer?: boolean;
+  }
+
+  export interface RocksIterator {
+    next(cb: (err: Error | undefined | null, key?: Buffer, value?: Buffer) => void): void;
+    end(cb: Callback): void;
+  }
+
+  export interface RocksDB {
+    open(options: OpenOptions, cb: Callback): void;
+    close(cb: Callback): void;
+    get(key: Buffer, options: { asBuffer?: boolean; fillCache?: boolean }, cb: Callback<Buffer>): void;
+    getMany(keys: Buffer[], options: { asBuffer?: boolean }, cb: Callback<(Buffer | undefined)[]>): void;
+    put(key: Buffer, value: Buffer, options: { sync?: boolean }, cb: Callback): void;
+    del(key: Buffer, options: { sync?: boolean }, cb: Callback): void;
+    batch(ops: BatchOp[], options: { sync?: boolean }, cb: Callback): void;
+    iterator(options: IteratorOptions): RocksIterator;
+  }
+
+  function RocksDB(location: string): RocksDB;
+  export default RocksDB;
+}
