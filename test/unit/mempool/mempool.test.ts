@@ -1,0 +1,318 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { SignedTxSchema } from "../../../src/gen/parabft/v1/types_pb.js";
+import { silentLogger } from "../../../src/logger/index.js";
+import {
+  Mempool,
+  MempoolError,
+  type MempoolErrorCode,
+  type MempoolOpts,
+  type PoolTx,
+  type TxOrigin,
+} from "../../../src/mempool/index.js";
+import { toHex, txHash } from "../../../src/types/index.js";
+import { CHAIN, countingVerifier, newKey, signedTx, type TestKey } from "./helpers.js";
+
+function pool(over: Partial<MempoolOpts> = {}, nonces = new Map<string, bigint>()) {
+  const verifier = countingVerifier();
+  const mp = new Mempool(
+    {
+      chainId: CHAIN,
+      maxTxs: 1000,
+      maxBytes: 1 << 20,
+      maxPerSender: 100,
+      maxTxBytes: 16 * 1024,
+      maxNonceGap: 10,
+      ...over,
+    },
+    {
+      verifyTxs: verifier.fn,
+      nextNonce: async (address) => nonces.get(toHex(address)) ?? 0n,
+      log: silentLogger(),
+    },
+  );
+  return { mp, verifier, nonces };
+}
+
+async function rejects(p: Promise<unknown>, code: MempoolErrorCode): Promise<MempoolError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof MempoolError, `expected MempoolError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    return err;
+  }
+  assert.fail(`expected ${code}, but the transaction was admitted`);
+}
+
+const nonceOf = (mp: Mempool, hashes: Uint8Array[]) => hashes.map((h) => mp.get(h)!.nonce);
+
+describe("mempool admission", () => {
+  it("admits a signed transaction given as bytes or as a message", async () => {
+    const { mp } = pool();
+    const k = newKey();
+    const a = signedTx(k, { nonce: 0n });
+    const b = signedTx(k, { nonce: 1n });
+    const ra = await mp.add(toBinary(SignedTxSchema, a), "api");
+    const rb = await mp.add(b, "peer");
+    assert.equal(ra.hashHex, toHex(txHash(a)));
+    assert.equal(rb.hashHex, toHex(txHash(b)));
+    assert.equal(mp.size, 2);
+    assert.ok(mp.bytes >= a.body.length + b.body.length + 128);
+    assert.equal(mp.pendingExecutable(), 2);
+    assert.ok(mp.hasVerified(a));
+  });
+
+  it("rejects undecodable bytes and bodies as MALFORMED", async () => {
+    const { mp } = pool();
+    await rejects(mp.add(Uint8Array.of(0xff, 0xff, 0xff), "api"), "MALFORMED");
+    const junkBody = create(SignedTxSchema, {
+      body: Uint8Array.of(0x0a, 0x05),
+      signature: new Uint8Array(64),
+    });
+    await rejects(mp.add(junkBody, "api"), "MALFORMED");
+    const shortSig = signedTx(newKey());
+    shortSig.signature = shortSig.signature.slice(0, 10);
+    await rejects(mp.add(shortSig, "api"), "MALFORMED");
+    assert.equal(mp.size, 0);
+  });
+
+  it("rejects transactions over maxTxBytes", async () => {
+    const { mp, verifier } = pool({ maxTxBytes: 300 });
+    await rejects(mp.add(signedTx(newKey(), { padding: 400 }), "api"), "TX_TOO_LARGE");
+    assert.deepEqual(verifier.calls, [], "size is checked before paying for a signature check");
+  });
+
+  it("rejects another chain's transactions", async () => {
+    const { mp } = pool();
+    const err = await rejects(mp.add(signedTx(newKey(), { chainId: "other" }), "api"), "WRONG_CHAIN");
+    assert.match(err.message, /other/);
+  });
+
+  it("rejects a bad signature", async () => {
+    const { mp } = pool();
+    const tx = signedTx(newKey());
+    tx.signature = Uint8Array.from(tx.signature);
+    tx.signature[5]! ^= 1;
+    await rejects(mp.add(tx, "api"), "BAD_SIGNATURE");
+    // A body signed by another key is also a bad signature.
+    const stolen = signedTx(newKey());
+    stolen.signature = signedTx(newKey()).signature;
+    await rejects(mp.add(stolen, "api"), "BAD_SIGNATURE");
+    assert.equal(mp.size, 0);
+  });
+
+  it("rejects stale nonces and nonces beyond the gap", async () => {
+    const k = newKey();
+    const { mp } = pool({ maxNonceGap: 3 }, new Map([[k.addressHex, 5n]]));
+    const stale = await rejects(mp.add(signedTx(k, { nonce: 4n }), "api"), "BAD_NONCE");
+    assert.equal(stale.detail.expected, "5");
+    await rejects(mp.add(signedTx(k, { nonce: 9n }), "api"), "NONCE_GAP");
+    await mp.add(signedTx(k, { nonce: 8n }), "api");
+    await mp.add(signedTx(k, { nonce: 5n }), "api");
+    assert.equal(mp.size, 2);
+    assert.equal(mp.pendingExecutable(), 1, "8 waits for 6 and 7");
+  });
+
+  it("reports a resubmitted transaction as DUPLICATE without changing the pool", async () => {
+    const { mp } = pool();
+    const tx = signedTx(newKey());
+    await mp.add(tx, "api");
+    const err = await rejects(mp.add(toBinary(SignedTxSchema, tx), "peer"), "DUPLICATE");
+    assert.equal(err.detail.hash, toHex(txHash(tx)));
+    assert.equal(mp.size, 1);
+  });
+
+  it("admits one of two concurrent submissions of the same transaction", async () => {
+    const { mp } = pool();
+    const tx = signedTx(newKey());
+    const results = await Promise.allSettled([mp.add(tx, "api"), mp.add(tx, "peer")]);
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    assert.equal(mp.size, 1);
+  });
+
+  it("rejects a second transaction for a pending (sender, nonce)", async () => {
+    const { mp } = pool();
+    const k = newKey();
+    await mp.add(signedTx(k, { nonce: 0n, amount: "1" }), "api");
+    const err = await rejects(mp.add(signedTx(k, { nonce: 0n, amount: "2" }), "api"), "BAD_NONCE");
+    assert.equal(err.detail.reason, "taken");
+  });
+
+  it("enforces maxTxs, maxBytes and the per-sender cap with MEMPOOL_FULL", async () => {
+    const a = newKey();
+    const b = newKey();
+    {
+      const { mp } = pool({ maxTxs: 2 });
+      await mp.add(signedTx(a, { nonce: 0n }), "api");
+      await mp.add(signedTx(b, { nonce: 0n }), "api");
+      const e = await rejects(mp.add(signedTx(a, { nonce: 1n }), "api"), "MEMPOOL_FULL");
+      assert.equal(e.detail.reason, "txs");
+    }
+    {
+      const first = signedTx(a, { nonce: 0n });
+      const { mp } = pool({ maxBytes: first.body.length + 100 });
+      await mp.add(first, "api");
+      const e = await rejects(mp.add(signedTx(b, { nonce: 0n }), "api"), "MEMPOOL_FULL");
+      assert.equal(e.detail.reason, "bytes");
+    }
+    {
+      const { mp } = pool({ maxPerSender: 2 });
+      await mp.add(signedTx(a, { nonce: 0n }), "api");
+      await mp.add(signedTx(a, { nonce: 1n }), "api");
+      const e = await rejects(mp.add(signedTx(a, { nonce: 2n }), "api"), "MEMPOOL_FULL");
+      assert.equal(e.detail.reason, "sender");
+      await mp.add(signedTx(b, { nonce: 0n }), "api");
+      assert.equal(mp.size, 3);
+    }
+  });
+
+  it("checks in the documented order: a wrong-chain tx with a bad signature is WRONG_CHAIN", async () => {
+    const { mp, verifier } = pool();
+    const tx = signedTx(newKey(), { chainId: "elsewhere" });
+    tx.signature = new Uint8Array(64);
+    await rejects(mp.add(tx, "api"), "WRONG_CHAIN");
+    assert.deepEqual(verifier.calls, []);
+  });
+
+  it("refuses work after stop", async () => {
+    const { mp } = pool();
+    await mp.stop();
+    await rejects(mp.add(signedTx(newKey()), "api"), "MEMPOOL_STOPPED");
+  });
+});
+
+describe("mempool batch admission", () => {
+  it("verifies a gossip batch in one verifier call and reports each transaction", async () => {
+    const { mp, verifier } = pool();
+    const k = newKey();
+    const bad = signedTx(k, { nonce: 1n });
+    bad.signature = new Uint8Array(64);
+    const inputs = [
+      signedTx(k, { nonce: 0n }),
+      bad,
+      Uint8Array.of(1, 2, 3),
+      signedTx(k, { nonce: 2n }),
+      signedTx(k, { nonce: 0n, chainId: "nope" }),
+    ];
+    const seen: { txs: readonly PoolTx[]; origin: TxOrigin }[] = [];
+    mp.onAdmitted((txs, origin) => seen.push({ txs, origin }));
+    const res = await mp.addBatch(inputs, "peer");
+    assert.deepEqual(verifier.calls, [3]);
+    assert.deepEqual(
+      res.map((r) => (r.ok ? "ok" : r.error.code)),
+      ["ok", "BAD_SIGNATURE", "MALFORMED", "ok", "WRONG_CHAIN"],
+    );
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.origin, "peer");
+    assert.deepEqual(
+      seen[0]!.txs.map((t) => t.nonce),
+      [0n, 2n],
+    );
+  });
+});
+
+describe("mempool reap", () => {
+  async function fill(mp: Mempool, key: TestKey, from: bigint, count: number) {
+    for (let i = 0; i < count; i++) await mp.add(signedTx(key, { nonce: from + BigInt(i) }), "api");
+  }
+
+  it("returns each sender's transactions in nonce order, whatever the arrival order", async () => {
+    const { mp } = pool();
+    const k = newKey();
+    for (const n of [3n, 1n, 0n, 2n]) await mp.add(signedTx(k, { nonce: n }), "api");
+    const r = mp.reap(10, 1 << 20);
+    assert.deepEqual(nonceOf(mp, r.hashes), [0n, 1n, 2n, 3n]);
+  });
+
+  it("stops at a nonce gap", async () => {
+    const { mp } = pool();
+    const k = newKey();
+    await mp.add(signedTx(k, { nonce: 0n }), "api");
+    await mp.add(signedTx(k, { nonce: 2n }), "api");
+    assert.equal(mp.pendingExecutable(), 1);
+    assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes), [0n]);
+  });
+
+  it("is fair across senders: one per sender per round, oldest sender first", async () => {
+    const { mp } = pool();
+    const busy = newKey();
+    const quiet = newKey();
+    await fill(mp, busy, 0n, 6);
+    await fill(mp, quiet, 0n, 2);
+    const r = mp.reap(4, 1 << 20);
+    const who = r.hashes.map((h) => toHex(mp.get(h)!.sender));
+    const b = toHex(busy.publicKey);
+    const q = toHex(quiet.publicKey);
+    assert.deepEqual(who, [b, q, b, q]);
+    assert.deepEqual(nonceOf(mp, r.hashes), [0n, 0n, 1n, 1n]);
+  });
+
+  it("respects maxBytes without letting a later nonce jump ahead", async () => {
+    const { mp } = pool();
+    const k = newKey();
+    const small = signedTx(k, { nonce: 0n });
+    await mp.add(small, "api");
+    await mp.add(signedTx(k, { nonce: 1n, padding: 2000 }), "api");
+    await mp.add(signedTx(k, { nonce: 2n }), "api");
+    const r = mp.reap(10, 1000);
+    assert.deepEqual(nonceOf(mp, r.hashes), [0n]);
+    assert.ok(r.bytes <= 1000);
+  });
+
+  it("skips transactions in flight and proposes them again after requeueInFlight", async () => {
+    const { mp } = pool();
+    const k = newKey();
+    await fill(mp, k, 0n, 3);
+    const first = mp.reap(2, 1 << 20);
+    mp.markProposed(first.hashes);
+    assert.equal(mp.inFlightCount, 2);
+    assert.equal(mp.pendingExecutable(), 1);
+    assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes), [2n]);
+    assert.equal(mp.requeueInFlight(), 2);
+    assert.equal(mp.pendingExecutable(), 3);
+    assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes), [0n, 1n, 2n]);
+  });
+
+  it("removeCommitted drops the committed txs and the sender's now-stale nonces", async () => {
+    const { mp } = pool();
+    const k = newKey();
+    const other = newKey();
+    await fill(mp, k, 0n, 4);
+    await fill(mp, other, 0n, 1);
+    // Another node's block committed this sender's nonce 0 and 1 with different bodies.
+    const foreign = [signedTx(k, { nonce: 0n, amount: "9" }), signedTx(k, { nonce: 1n, amount: "9" })];
+    mp.removeCommitted(foreign, 1n);
+    assert.equal(mp.size, 3);
+    assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes).sort(), [0n, 2n, 3n]);
+    // Until execution catches up, the committed nonce stays used even though state says 0.
+    await rejects(mp.add(signedTx(k, { nonce: 1n }), "api"), "BAD_NONCE");
+    mp.markExecuted(1n);
+    // State (still 0 in this fake) is authoritative again once execution passed the commit.
+    await mp.add(signedTx(k, { nonce: 1n }), "api");
+  });
+
+  it("removeCommitted clears in-flight accounting for committed proposals", async () => {
+    const { mp } = pool();
+    const k = newKey();
+    await fill(mp, k, 0n, 3);
+    const r = mp.reap(2, 1 << 20);
+    mp.markProposed(r.hashes);
+    mp.removeCommitted(r.txs, 1n);
+    assert.equal(mp.size, 1);
+    assert.equal(mp.inFlightCount, 0);
+    assert.equal(mp.pendingExecutable(), 1);
+    assert.equal(mp.requeueInFlight(), 0);
+    assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes), [2n]);
+  });
+
+  it("respects maxTxs and returns nothing when empty", async () => {
+    const { mp } = pool();
+    assert.equal(mp.reap(10, 1 << 20).txs.length, 0);
+    const a = newKey();
+    await fill(mp, a, 0n, 5);
+    assert.equal(mp.reap(3, 1 << 20).txs.length, 3);
+    assert.equal(mp.reap(0, 1 << 20).txs.length, 0);
+  });
+});
