@@ -1,0 +1,240 @@
+// The Node.js transport of the SDK: ParabftClient over @grpc/grpc-js, using the same
+// generated service descriptor as the server (src/net/grpcAdapter.ts). Browser users take the
+// node-free core from ./index.ts and bring their own transport.
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import {
+  ApiService,
+  GetAccountRequestSchema,
+  GetBlockRequestSchema,
+  type GetBlockResponse,
+  GetReceiptRequestSchema,
+  GetStateRequestSchema,
+  type GetStateResponse,
+  GetStatusRequestSchema,
+  type GetStatusResponse,
+  GetTxRequestSchema,
+  type GetTxResponse,
+  GetValidatorsRequestSchema,
+  StreamBlocksRequestSchema,
+  SubmitTxAndWaitRequestSchema,
+  type SubmitTxAndWaitResponse,
+  SubmitTxRequestSchema,
+  type SubmitTxResponse,
+} from "../gen/parabft/v1/api_pb.js";
+import type { Receipt, SignedTx, ValidatorSet } from "../gen/parabft/v1/types_pb.js";
+import { grpcServiceDefinition } from "../net/grpcAdapter.js";
+import { ClientError, RpcError } from "./errors.js";
+import { NonceManager } from "./nonces.js";
+import type { PreparedTx } from "./signer.js";
+
+export * from "./index.js";
+
+const ApiClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(ApiService), "ApiService");
+
+type Callback<R> = (err: grpc.ServiceError | null, res?: R) => void;
+type UnaryFn = (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: Callback<unknown>) => void;
+
+export interface ParabftClientOpts {
+  /** Deadline for a unary call (not for submitAndWait, which adds its own wait). Default 10 s. */
+  deadlineMs?: number;
+  /** Extra grpc-js channel options (e.g. a shared subchannel pool off for many connections). */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+export interface AccountInfo {
+  address: Uint8Array;
+  balance: bigint;
+  /** The next nonce the chain expects from this account. */
+  nonce: bigint;
+  /** Executed height this answer reflects. */
+  height: bigint;
+}
+
+export interface SubmitAndWaitOpts {
+  /** Server-side wait bound; 0 = the server default. */
+  timeoutMs?: number;
+  /** Also wait for execution and return the receipt. */
+  waitExecuted?: boolean;
+}
+
+export interface CommittedTx {
+  txHash: Uint8Array;
+  height: bigint;
+  receipt: Receipt | undefined;
+}
+
+export interface StreamOpts {
+  signal?: AbortSignal;
+}
+
+const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/** Whether an error is the API's stale/bad nonce rejection (the cue to resync nonces). */
+export function isNonceError(err: unknown): boolean {
+  return err instanceof RpcError && /BAD_NONCE|nonce/i.test(err.serverMessage);
+}
+
+export class ParabftClient {
+  readonly address: string;
+  readonly nonces: NonceManager;
+  readonly #client: grpc.Client;
+  readonly #deadlineMs: number;
+
+  constructor(address: string, opts: ParabftClientOpts = {}) {
+    this.address = address;
+    this.#deadlineMs = opts.deadlineMs ?? 10_000;
+    this.#client = new ApiClient(address, grpc.credentials.createInsecure(), {
+      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+      "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+      ...opts.channelOptions,
+    });
+    this.nonces = new NonceManager(async (addr) => (await this.getAccount(addr)).nonce);
+  }
+
+  #unary<R>(method: string, req: unknown, deadlineMs = this.#deadlineMs): Promise<R> {
+    const fn = (this.#client as unknown as Record<string, UnaryFn>)[method]!;
+    return new Promise<R>((resolve, reject) => {
+      fn.call(this.#client, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
+        err ? reject(toRpcError(method, err)) : resolve(res as R),
+      );
+    });
+  }
+
+  /** Resolves once the channel is connected; rejects after `timeoutMs`. */
+  waitForReady(timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#client.waitForReady(Date.now() + timeoutMs, (err) =>
+        err ? reject(new RpcError(grpc.status.UNAVAILABLE, "waitForReady", err.message)) : resolve(),
+      );
+    });
+  }
+
+  async submitTx(tx: SignedTx | PreparedTx): Promise<Uint8Array> {
+    const res = await this.#unary<SubmitTxResponse>(
+      "submitTx",
+      create(SubmitTxRequestSchema, { tx: "tx" in tx ? tx.tx : tx }),
+    );
+    return res.txHash;
+  }
+
+  /** Submits and returns when committed (and, with waitExecuted, executed with its receipt). */
+  async submitAndWait(tx: SignedTx | PreparedTx, opts: SubmitAndWaitOpts = {}): Promise<CommittedTx> {
+    const timeoutMs = opts.timeoutMs ?? 0;
+    const res = await this.#unary<SubmitTxAndWaitResponse>(
+      "submitTxAndWait",
+      create(SubmitTxAndWaitRequestSchema, {
+        tx: "tx" in tx ? tx.tx : tx,
+        timeoutMs,
+        waitExecuted: opts.waitExecuted ?? false,
+      }),
+      // The server bounds the wait; the client deadline only guards against a dead server.
+      (timeoutMs || 30_000) + this.#deadlineMs,
+    );
+    return { txHash: res.txHash, height: res.height, receipt: res.receipt };
+  }
+
+  /** The committed transaction and its position, or null when the node does not know it. */
+  getTx(txHash: Uint8Array): Promise<GetTxResponse | null> {
+    return orNull(this.#unary("getTx", create(GetTxRequestSchema, { txHash })));
+  }
+
+  /** The receipt once executed, or null when not (yet) executed. */
+  async getReceipt(txHash: Uint8Array): Promise<Receipt | null> {
+    const res = await orNull(
+      this.#unary<{ receipt?: Receipt }>("getReceipt", create(GetReceiptRequestSchema, { txHash })),
+    );
+    return res?.receipt ?? null;
+  }
+
+  /** A block with its commit certificate (block absent for a null block), or null if unknown. */
+  getBlock(by: { height: bigint } | { digest: Uint8Array }): Promise<GetBlockResponse | null> {
+    const req = create(GetBlockRequestSchema, {
+      by: "height" in by ? { case: "height", value: by.height } : { case: "digest", value: by.digest },
+    });
+    return orNull(this.#unary("getBlock", req));
+  }
+
+  async getAccount(address: Uint8Array): Promise<AccountInfo> {
+    const res = await this.#unary<{ address: Uint8Array; balance: string; nonce: bigint; height: bigint }>(
+      "getAccount",
+      create(GetAccountRequestSchema, { address }),
+    );
+    let balance: bigint;
+    try {
+      balance = BigInt(res.balance || "0");
+    } catch {
+      throw new ClientError(
+        "BAD_ARGUMENT",
+        { field: "balance" },
+        `server sent a bad balance '${res.balance}'`,
+      );
+    }
+    return { address: res.address, balance, nonce: res.nonce, height: res.height };
+  }
+
+  getState(key: Uint8Array): Promise<GetStateResponse> {
+    return this.#unary("getState", create(GetStateRequestSchema, { key }));
+  }
+
+  async getValidators(epoch: bigint): Promise<ValidatorSet> {
+    const res = await this.#unary<{ set?: ValidatorSet }>(
+      "getValidators",
+      create(GetValidatorsRequestSchema, { epoch }),
+    );
+    if (res.set === undefined)
+      throw new RpcError(grpc.status.NOT_FOUND, "getValidators", `no set for ${epoch}`);
+    return res.set;
+  }
+
+  getStatus(): Promise<GetStatusResponse> {
+    return this.#unary("getStatus", create(GetStatusRequestSchema, {}));
+  }
+
+  /**
+   * Committed blocks from `fromHeight` on, in order, following new ones until the consumer
+   * stops iterating, the signal aborts or the server ends the stream. Breaking out of the loop
+   * cancels the call.
+   */
+  async *streamBlocks(fromHeight: bigint, opts: StreamOpts = {}): AsyncGenerator<GetBlockResponse> {
+    const fn = (
+      this.#client as unknown as Record<string, (req: unknown) => grpc.ClientReadableStream<unknown>>
+    ).streamBlocks!;
+    const call = fn.call(this.#client, create(StreamBlocksRequestSchema, { fromHeight }));
+    let cancelledByUs = false;
+    const onAbort = () => {
+      cancelledByUs = true;
+      call.cancel();
+    };
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for await (const msg of call) yield msg as GetBlockResponse;
+    } catch (err) {
+      if (cancelledByUs && (err as grpc.ServiceError).code === grpc.status.CANCELLED) return;
+      throw toRpcError("streamBlocks", err);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+      cancelledByUs = true;
+      call.cancel();
+    }
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}
+
+function toRpcError(method: string, err: unknown): RpcError {
+  const e = err as Partial<grpc.ServiceError>;
+  if (typeof e?.code === "number") return new RpcError(e.code, method, e.details || e.message || "");
+  return new RpcError(grpc.status.UNKNOWN, method, err instanceof Error ? err.message : String(err));
+}
+
+async function orNull<R>(p: Promise<R>): Promise<R | null> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof RpcError && err.status === grpc.status.NOT_FOUND) return null;
+    throw err;
+  }
+}
