@@ -1,0 +1,6 @@
+export { grpcServiceDefinition, methodPath } from "./grpcAdapter.js";
+export { envelopeSender, makeHello, verifyHello } from "./handshake.js";
+export { CountingNetMetrics, netMetrics, noopNetMetrics } from "./metrics.js";
+export { PeerNetwork } from "./peerNetwork.js";
+export { BoundedQueue } from "./queue.js";
+export type * from "./types.js";

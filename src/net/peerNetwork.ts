@@ -1,0 +1,620 @@
+// The validator-to-validator transport: one long-lived gRPC bidi stream per peer pair, bound to a
+// validator identity by a signed handshake, with bounded outbound queues, penalties and bans.
+//
+// Dial rule: the higher index dials the lower, and that one stream carries traffic both ways. A
+// node therefore accepts inbound streams only from higher indices, and there is never a duplicate
+// pair to resolve. A newer authenticated stream from the same peer replaces the older one (the
+// older is usually the half-dead remains of a peer restart).
+import * as grpc from "@grpc/grpc-js";
+import { PeerService } from "../gen/parabft/v1/consensus_pb.js";
+import type { Logger } from "../logger/index.js";
+import { bytesEqual } from "../types/bytes.js";
+import { errorMessage } from "../types/errors.js";
+import { grpcServiceDefinition, methodPath } from "./grpcAdapter.js";
+import { envelopeSender, makeHello, verifyHello } from "./handshake.js";
+import { noopNetMetrics } from "./metrics.js";
+import { BoundedQueue } from "./queue.js";
+import type {
+  NetMetrics,
+  NetRejectReason,
+  PeerInfo,
+  PeerNetworkModules,
+  PeerNetworkOpts,
+  PeerStatus,
+} from "./types.js";
+
+type Call = grpc.ClientDuplexStream<Uint8Array, Uint8Array> | grpc.ServerDuplexStream<Uint8Array, Uint8Array>;
+
+interface Session {
+  readonly id: number;
+  readonly direction: "in" | "out";
+  readonly call: Call;
+  /** The dialed peer for outbound sessions; the authenticated one once the handshake passes. */
+  peer: number | null;
+  authenticated: boolean;
+  closed: boolean;
+  waitingDrain: boolean;
+  handshakeTimer: NodeJS.Timeout | null;
+  /** Inbound only: the interceptor's tag for this call. */
+  tag: string | null;
+}
+
+interface PeerState {
+  info: PeerInfo;
+  queue: BoundedQueue<Uint8Array>;
+  /** The authenticated stream, if any. */
+  session: Session | null;
+  /** An outbound stream still in its handshake. */
+  dialing: Session | null;
+  client: grpc.Client | null;
+  dialTimer: NodeJS.Timeout | null;
+  failures: number;
+  score: number;
+  scoreAt: number;
+  bannedUntil: number | null;
+  lastSeen: number | null;
+  dropped: number;
+}
+
+/** Metadata key the server interceptor uses to tie grpc-js's own status decisions to a session. */
+const STREAM_TAG = "x-parabft-stream-tag";
+const OVERSIZE_DETAIL = /larger than max \((\d+) vs\.? (\d+)\)/;
+
+const DEFAULTS = {
+  listenHost: "127.0.0.1",
+  queueLimit: 1024,
+  dropPolicy: "oldest" as const,
+  handshakeTimeoutMs: 5000,
+  handshakeEpochSlack: 1,
+  reconnectBaseMs: 100,
+  reconnectMaxMs: 5000,
+  keepaliveTimeMs: 10_000,
+  keepaliveTimeoutMs: 5000,
+  banThreshold: 20,
+  banMs: 60_000,
+  scoreHalfLifeMs: 60_000,
+  maxPendingHandshakes: 32,
+  maxConcurrentStreams: 4,
+};
+
+export class PeerNetwork {
+  private readonly o: Required<PeerNetworkOpts>;
+  private readonly metrics: NetMetrics;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly peerMap = new Map<number, PeerState>();
+  private readonly sessions = new Set<Session>();
+  private readonly pendingInbound = new Set<Session>();
+  /** Inbound sessions by the tag the interceptor put in their metadata. */
+  private readonly byTag = new Map<string, Session>();
+  private readonly path = methodPath(PeerService, "Exchange");
+  private readonly def = grpcServiceDefinition(PeerService, { raw: true });
+  private server: grpc.Server | null = null;
+  private boundPort = 0;
+  private running = false;
+  private nextSessionId = 1;
+  private nextTag = 1;
+
+  constructor(
+    opts: PeerNetworkOpts,
+    private readonly mod: PeerNetworkModules,
+  ) {
+    this.o = { ...DEFAULTS, ...stripUndefined(opts) } as Required<PeerNetworkOpts>;
+    if (!(this.o.maxMessageBytes > 0)) throw new RangeError("maxMessageBytes must be > 0");
+    this.metrics = mod.metrics ?? noopNetMetrics;
+    this.log = mod.log;
+    this.now = mod.now ?? Date.now;
+    this.applyPeers(opts.peers);
+  }
+
+  /** The bound peer port (the ephemeral one when listenPort was 0). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get connectedCount(): number {
+    let n = 0;
+    for (const p of this.peerMap.values()) if (p.session) n++;
+    return n;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    const sessionMemMb = Math.max(10, Math.ceil((4 * this.o.maxMessageBytes) / 2 ** 20));
+    const server = new grpc.Server({
+      "grpc.max_receive_message_length": this.o.maxMessageBytes,
+      "grpc.max_concurrent_streams": this.o.maxConcurrentStreams,
+      "grpc.keepalive_time_ms": this.o.keepaliveTimeMs,
+      "grpc.keepalive_timeout_ms": this.o.keepaliveTimeoutMs,
+      "grpc-node.max_session_memory": sessionMemMb,
+      interceptors: [this.oversizeInterceptor],
+    });
+    server.addService(this.def, {
+      exchange: (call: grpc.ServerDuplexStream<Uint8Array, Uint8Array>) => this.onInbound(call),
+    });
+    const creds = this.mod.credentials?.server ?? grpc.ServerCredentials.createInsecure();
+    const addr = `${this.o.listenHost}:${this.o.listenPort}`;
+    this.boundPort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(addr, creds, (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    this.server = server;
+    this.running = true;
+    this.log.info(
+      { addr: `${this.o.listenHost}:${this.boundPort}`, peers: this.peerMap.size },
+      "peer network up",
+    );
+    for (const p of this.peerMap.values()) if (this.weDial(p)) this.dial(p);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running && !this.server) return;
+    this.running = false;
+    for (const p of this.peerMap.values()) {
+      if (p.dialTimer) clearTimeout(p.dialTimer);
+      p.dialTimer = null;
+      p.queue.clear();
+    }
+    for (const s of [...this.sessions]) this.endSession(s, grpc.status.UNAVAILABLE, "shutting down");
+    for (const p of this.peerMap.values()) this.closeClient(p);
+    const server = this.server;
+    this.server = null;
+    server?.forceShutdown();
+    this.metrics.connectedPeers(0);
+    this.log.info("peer network down");
+  }
+
+  /**
+   * Replaces the validator set (an epoch change). Peers whose key or address changed are
+   * reconnected; removed peers are disconnected and their queues dropped; scores of unchanged
+   * peers are kept.
+   */
+  setPeers(peers: PeerInfo[]): void {
+    this.applyPeers(peers);
+    if (this.running) for (const p of this.peerMap.values()) if (this.weDial(p) && !p.dialTimer) this.dial(p);
+  }
+
+  /** Queues `bytes` for `to`; false when it was dropped (unknown peer, banned, oversized, full). */
+  send(to: number, bytes: Uint8Array): boolean {
+    const p = to === this.o.localIndex ? undefined : this.peerMap.get(to);
+    if (!p) {
+      this.metrics.queueDropped(to, "unknown_peer");
+      return false;
+    }
+    if (bytes.length > this.o.maxMessageBytes) {
+      // The receiver would tear the stream down; losing one envelope is cheaper.
+      this.drop(p, "oversized");
+      return false;
+    }
+    if (this.isBanned(p)) {
+      this.drop(p, "banned");
+      return false;
+    }
+    const lost = p.queue.push(bytes);
+    if (lost !== undefined) this.drop(p, "full");
+    this.pump(p);
+    return lost !== bytes;
+  }
+
+  /** Sends to every peer but this node; returns how many accepted it into their queue. */
+  broadcast(bytes: Uint8Array): number {
+    let n = 0;
+    for (const p of this.peerMap.values()) if (this.send(p.info.index, bytes)) n++;
+    return n;
+  }
+
+  /**
+   * Counts an offence against `peer` (the node calls this on a reject verdict). Scores decay with
+   * a half-life; at the threshold the peer is disconnected and banned for `banMs`.
+   */
+  penalize(peer: number, reason: string, weight = 1): void {
+    const p = this.peerMap.get(peer);
+    if (!p) return;
+    this.metrics.penalized(peer, reason);
+    const score = this.decayedScore(p) + weight;
+    p.score = score;
+    this.log.debug({ peer, reason, score }, "peer penalised");
+    if (score >= this.o.banThreshold && !this.isBanned(p)) this.ban(p, reason);
+  }
+
+  peers(): PeerStatus[] {
+    const out: PeerStatus[] = [];
+    for (const p of this.peerMap.values()) {
+      const banned = this.isBanned(p);
+      out.push({
+        index: p.info.index,
+        address: p.info.address,
+        connected: p.session !== null,
+        direction: p.session?.direction ?? null,
+        score: this.decayedScore(p),
+        banned,
+        bannedUntil: banned ? p.bannedUntil : null,
+        lastSeen: p.lastSeen,
+        queued: p.queue.length,
+        dropped: p.dropped,
+      });
+    }
+    return out.sort((a, b) => a.index - b.index);
+  }
+
+  // ---- peers, scores, bans ----
+
+  private applyPeers(peers: PeerInfo[]): void {
+    const next = new Map<number, PeerInfo>();
+    for (const info of peers) if (info.index !== this.o.localIndex) next.set(info.index, info);
+    for (const [index, p] of this.peerMap) {
+      const info = next.get(index);
+      if (info && bytesEqual(info.publicKey, p.info.publicKey) && info.address === p.info.address) continue;
+      this.forget(p);
+      this.peerMap.delete(index);
+    }
+    for (const [index, info] of next) {
+      if (this.peerMap.has(index)) continue;
+      this.peerMap.set(index, {
+        info,
+        queue: new BoundedQueue<Uint8Array>(this.o.queueLimit, this.o.dropPolicy),
+        session: null,
+        dialing: null,
+        client: null,
+        dialTimer: null,
+        failures: 0,
+        score: 0,
+        scoreAt: this.now(),
+        bannedUntil: null,
+        lastSeen: null,
+        dropped: 0,
+      });
+    }
+  }
+
+  private forget(p: PeerState): void {
+    if (p.dialTimer) clearTimeout(p.dialTimer);
+    p.dialTimer = null;
+    p.queue.clear();
+    const live = [p.session, p.dialing];
+    p.session = null;
+    p.dialing = null;
+    for (const s of live)
+      if (s) this.endSession(s, grpc.status.UNAVAILABLE, "peer removed from the validator set");
+    this.closeClient(p);
+  }
+
+  private decayedScore(p: PeerState): number {
+    const now = this.now();
+    if (now > p.scoreAt) {
+      p.score *= 0.5 ** ((now - p.scoreAt) / this.o.scoreHalfLifeMs);
+      p.scoreAt = now;
+    }
+    return p.score;
+  }
+
+  private isBanned(p: PeerState): boolean {
+    if (p.bannedUntil === null) return false;
+    if (this.now() < p.bannedUntil) return true;
+    p.bannedUntil = null;
+    p.score = 0;
+    p.scoreAt = this.now();
+    return false;
+  }
+
+  private ban(p: PeerState, reason: string): void {
+    p.bannedUntil = this.now() + this.o.banMs;
+    this.metrics.banned(p.info.index);
+    this.log.warn({ peer: p.info.index, reason, banMs: this.o.banMs }, "peer banned");
+    while (p.queue.shift() !== undefined) this.drop(p, "banned");
+    const live = [p.session, p.dialing];
+    for (const s of live) if (s) this.endSession(s, grpc.status.PERMISSION_DENIED, "banned");
+  }
+
+  private drop(p: PeerState, reason: "full" | "banned" | "oversized"): void {
+    p.dropped++;
+    this.metrics.queueDropped(p.info.index, reason);
+  }
+
+  // ---- outbound streams ----
+
+  private weDial(p: PeerState): boolean {
+    return p.info.index < this.o.localIndex && p.info.address !== "";
+  }
+
+  private dial(p: PeerState): void {
+    p.dialTimer = null;
+    if (!this.running || p.session || p.dialing || !this.weDial(p) || this.peerMap.get(p.info.index) !== p)
+      return;
+    if (this.isBanned(p)) {
+      p.dialTimer = setTimeout(() => this.dial(p), p.bannedUntil! - this.now() + 1).unref();
+      return;
+    }
+    if (!p.client) {
+      const creds = this.mod.credentials?.channel ?? grpc.credentials.createInsecure();
+      p.client = new grpc.Client(p.info.address, creds, {
+        "grpc.max_receive_message_length": this.o.maxMessageBytes,
+        "grpc.keepalive_time_ms": this.o.keepaliveTimeMs,
+        "grpc.keepalive_timeout_ms": this.o.keepaliveTimeoutMs,
+        "grpc.keepalive_permit_without_calls": 1,
+        // grpc-js's own connection back-off starts at 1 s and grows to 120 s: keep it in step with ours.
+        "grpc.initial_reconnect_backoff_ms": this.o.reconnectBaseMs,
+        "grpc.max_reconnect_backoff_ms": this.o.reconnectMaxMs,
+        "grpc.enable_retries": 0,
+        // Without this, two networks in one process share a TCP connection to the same address.
+        "grpc.use_local_subchannel_pool": 1,
+      });
+    }
+    const m = this.def.exchange!;
+    const call = p.client.makeBidiStreamRequest<Uint8Array, Uint8Array>(
+      this.path,
+      m.requestSerialize as (v: Uint8Array) => Buffer,
+      m.responseDeserialize as (b: Buffer) => Uint8Array,
+      new grpc.Metadata(),
+      {},
+    );
+    const s = this.newSession("out", call, p.info.index);
+    p.dialing = s;
+    call.on("error", (err: grpc.ServiceError) => this.onClientError(s, err));
+    call.on("status", () => this.endSession(s));
+    call.write(makeHello(this.o.chainId, this.o.localIndex, this.mod.localStatus(), this.mod.signer));
+  }
+
+  private onClientError(s: Session, err: grpc.ServiceError): void {
+    if (s.closed) return;
+    const m = err.code === grpc.status.RESOURCE_EXHAUSTED ? OVERSIZE_DETAIL.exec(err.details ?? "") : null;
+    // grpc-js words our receive limit and the peer's the same way; the limit in the text tells them apart.
+    if (m && Number(m[2]) === this.o.maxMessageBytes && s.authenticated) {
+      this.reject(s, "oversized", s.peer);
+      return;
+    }
+    this.log.debug({ peer: s.peer, code: err.code, details: err.details }, "peer stream failed");
+    this.endSession(s);
+  }
+
+  private scheduleRedial(p: PeerState): void {
+    if (!this.running || p.dialTimer || p.session || p.dialing || !this.weDial(p)) return;
+    if (this.peerMap.get(p.info.index) !== p) return;
+    const ceiling = Math.min(this.o.reconnectMaxMs, this.o.reconnectBaseMs * 2 ** p.failures);
+    // Jitter spreads the redials of a whole cluster after a shared outage.
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    p.failures = Math.min(p.failures + 1, 30);
+    this.metrics.reconnect(p.info.index);
+    p.dialTimer = setTimeout(() => this.dial(p), delay).unref();
+  }
+
+  private closeClient(p: PeerState): void {
+    p.client?.close();
+    p.client = null;
+  }
+
+  // ---- inbound streams ----
+
+  /** Tags each inbound call so that grpc-js's own oversize verdict can be charged to its peer. */
+  private readonly oversizeInterceptor: grpc.ServerInterceptor = (_method, call) => {
+    const tag = String(this.nextTag++);
+    // grpc-js enforces the receive limit inside its base call and tells the handler only
+    // "cancelled"; wrapping this call's sendStatus is the one place the reason is visible.
+    const sendStatus = call.sendStatus.bind(call);
+    call.sendStatus = (status) => {
+      if (status.code === grpc.status.RESOURCE_EXHAUSTED && OVERSIZE_DETAIL.test(status.details ?? "")) {
+        this.onInboundOversized(tag);
+      }
+      sendStatus(status);
+    };
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (md, nextMd) => {
+            md.set(STREAM_TAG, tag);
+            nextMd(md);
+          },
+        }),
+    });
+  };
+
+  private onInboundOversized(tag: string): void {
+    const s = this.byTag.get(tag);
+    if (!s) {
+      this.metrics.rejected("oversized", null);
+      return;
+    }
+    if (s.closed) return;
+    this.reject(s, "oversized", s.authenticated ? s.peer : null);
+  }
+
+  private onInbound(call: grpc.ServerDuplexStream<Uint8Array, Uint8Array>): void {
+    if (!this.running) {
+      call.emit("error", { code: grpc.status.UNAVAILABLE, details: "shutting down" });
+      return;
+    }
+    if (this.pendingInbound.size >= this.o.maxPendingHandshakes) {
+      this.metrics.rejected("too_many_streams", null);
+      call.emit("error", {
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        details: "too many unauthenticated streams",
+      });
+      return;
+    }
+    const s = this.newSession("in", call, null);
+    this.pendingInbound.add(s);
+    const tag = call.metadata.get(STREAM_TAG)[0];
+    if (typeof tag === "string") {
+      s.tag = tag;
+      this.byTag.set(tag, s);
+    }
+    call.on("error", () => this.endSession(s));
+    call.on("cancelled", () => this.endSession(s));
+    // The dialer half-closed: it is going away.
+    call.on("end", () => this.endSession(s, grpc.status.OK, "bye"));
+  }
+
+  // ---- sessions, both directions ----
+
+  private newSession(direction: "in" | "out", call: Call, peer: number | null): Session {
+    const s: Session = {
+      id: this.nextSessionId++,
+      direction,
+      call,
+      peer,
+      authenticated: false,
+      closed: false,
+      waitingDrain: false,
+      handshakeTimer: null,
+      tag: null,
+    };
+    s.handshakeTimer = setTimeout(() => {
+      if (!s.authenticated && !s.closed) this.reject(s, "handshake_timeout", null);
+    }, this.o.handshakeTimeoutMs).unref();
+    this.sessions.add(s);
+    call.on("data", (bytes: Uint8Array) => this.onData(s, bytes));
+    return s;
+  }
+
+  private onData(s: Session, bytes: Uint8Array): void {
+    if (s.closed) return;
+    if (!s.authenticated) {
+      this.onHello(s, bytes);
+      return;
+    }
+    const peer = s.peer!;
+    const p = this.peerMap.get(peer);
+    if (!p || p.session !== s) return;
+    p.lastSeen = this.now();
+    this.metrics.messageIn(peer, bytes.length);
+    // Bytes that are not an Envelope at all go to the node, whose verdict names them malformed.
+    const sender = envelopeSender(bytes);
+    if (sender !== null && sender !== peer) {
+      this.metrics.rejected("wrong_sender", peer);
+      this.penalize(peer, "wrong_sender");
+      return;
+    }
+    this.deliver(peer, bytes);
+  }
+
+  private onHello(s: Session, bytes: Uint8Array): void {
+    const local = this.mod.localStatus();
+    const r = verifyHello(bytes, {
+      chainId: this.o.chainId,
+      localIndex: this.o.localIndex,
+      localEpoch: local.epoch,
+      epochSlack: this.o.handshakeEpochSlack,
+      publicKeyOf: (i) => this.peerMap.get(i)?.info.publicKey,
+      verifier: this.mod.verifier,
+    });
+    if (!r.ok) {
+      this.reject(s, r.reason, null);
+      return;
+    }
+    if (s.direction === "out" && r.peer !== s.peer) {
+      this.reject(s, "handshake_unexpected_peer", null);
+      return;
+    }
+    if (s.direction === "in" && r.peer < this.o.localIndex) {
+      this.reject(s, "handshake_wrong_direction", r.peer);
+      return;
+    }
+    const p = this.peerMap.get(r.peer)!;
+    if (this.isBanned(p)) {
+      this.reject(s, "banned", r.peer);
+      return;
+    }
+    if (s.handshakeTimer) clearTimeout(s.handshakeTimer);
+    s.handshakeTimer = null;
+    s.authenticated = true;
+    s.peer = r.peer;
+    if (s.direction === "in") {
+      this.pendingInbound.delete(s);
+      // Answer with our own signed status, so the dialer authenticates us before sending anything.
+      s.call.write(makeHello(this.o.chainId, this.o.localIndex, local, this.mod.signer));
+    } else {
+      p.dialing = null;
+      p.failures = 0;
+    }
+    const old = p.session;
+    p.session = s;
+    if (old) this.endSession(old, grpc.status.ABORTED, "replaced by a newer stream");
+    p.lastSeen = this.now();
+    this.metrics.messageIn(r.peer, bytes.length);
+    this.metrics.connectedPeers(this.connectedCount);
+    this.log.info({ peer: r.peer, direction: s.direction }, "peer connected");
+    // The handshake is a genuine StatusReport: the node uses it to notice it is behind.
+    this.deliver(r.peer, bytes);
+    this.pump(p);
+  }
+
+  private deliver(peer: number, bytes: Uint8Array): void {
+    try {
+      this.mod.onEnvelope(peer, bytes);
+    } catch (err) {
+      // A throwing handler is a node bug; the stream and the peer are not at fault.
+      this.log.error({ peer, err: errorMessage(err) }, "onEnvelope threw");
+    }
+  }
+
+  private pump(p: PeerState): void {
+    const s = p.session;
+    if (!s || s.closed || s.waitingDrain) return;
+    for (let bytes = p.queue.shift(); bytes !== undefined; bytes = p.queue.shift()) {
+      this.metrics.messageOut(p.info.index, bytes.length);
+      if (!s.call.write(bytes)) {
+        s.waitingDrain = true;
+        s.call.once("drain", () => {
+          s.waitingDrain = false;
+          if (p.session === s) this.pump(p);
+        });
+        return;
+      }
+    }
+  }
+
+  private reject(s: Session, reason: NetRejectReason, peer: number | null): void {
+    this.metrics.rejected(reason, peer);
+    this.log.warn({ peer, reason, direction: s.direction }, "peer stream rejected");
+    const code =
+      reason === "oversized"
+        ? grpc.status.RESOURCE_EXHAUSTED
+        : reason === "banned"
+          ? grpc.status.PERMISSION_DENIED
+          : grpc.status.UNAUTHENTICATED;
+    this.endSession(s, code, reason);
+    // Handshake failures carry no proven identity and a banned peer is already out; an oversized
+    // message on an authenticated stream is the peer's doing.
+    if (peer !== null && reason === "oversized") this.penalize(peer, reason);
+  }
+
+  /**
+   * Closes a session once, in either direction, and detaches it from its peer. An outbound
+   * session that ends while the network runs schedules a redial.
+   */
+  private endSession(s: Session, code: grpc.status = grpc.status.CANCELLED, details = "closed"): void {
+    if (s.closed) return;
+    s.closed = true;
+    if (s.handshakeTimer) clearTimeout(s.handshakeTimer);
+    s.handshakeTimer = null;
+    this.sessions.delete(s);
+    this.pendingInbound.delete(s);
+    if (s.tag !== null) this.byTag.delete(s.tag);
+    try {
+      if (s.direction === "out") {
+        const call = s.call as grpc.ClientDuplexStream<Uint8Array, Uint8Array>;
+        call.cancel();
+      } else if (code === grpc.status.OK) {
+        s.call.end();
+      } else {
+        s.call.emit("error", { code, details });
+      }
+    } catch (err) {
+      this.log.debug({ err: errorMessage(err) }, "closing a peer stream failed");
+    }
+    const p = s.peer === null ? undefined : this.peerMap.get(s.peer);
+    if (!p) return;
+    if (p.dialing === s) p.dialing = null;
+    if (p.session === s) {
+      p.session = null;
+      this.metrics.connectedPeers(this.connectedCount);
+      this.log.info({ peer: p.info.index, details }, "peer disconnected");
+    }
+    if (s.direction === "out") this.scheduleRedial(p);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

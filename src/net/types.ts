@@ -1,0 +1,124 @@
+// The peer transport's public shapes: options, injected modules, metrics and status.
+import type { ChannelCredentials, ServerCredentials } from "@grpc/grpc-js";
+import type { Logger } from "../logger/index.js";
+import type { MessageSigner, SignatureVerifier } from "../types/signing.js";
+
+/** One validator as the transport knows it: its index in the current set and where to dial it. */
+export interface PeerInfo {
+  index: number;
+  publicKey: Uint8Array;
+  /** "host:port"; empty when unknown (the peer may still dial us if it has the higher index). */
+  address: string;
+}
+
+export interface PeerNetworkOpts {
+  chainId: string;
+  /** This node's index in the validator set. */
+  localIndex: number;
+  /** Default "127.0.0.1". */
+  listenHost?: string;
+  /** 0 binds an ephemeral port; read the bound one from `port` after start(). */
+  listenPort: number;
+  /** The validator set (this node's own entry is allowed and skipped). */
+  peers: PeerInfo[];
+  /** limits.maxMessageBytes: the largest envelope accepted or sent. */
+  maxMessageBytes: number;
+  /** Outbound envelopes buffered per peer. Default 1024. */
+  queueLimit?: number;
+  /** Which envelope to lose when a peer's queue is full. Default "oldest" (fresh consensus traffic matters more). */
+  dropPolicy?: "oldest" | "newest";
+  /** A stream that has not completed the handshake within this is closed. Default 5000. */
+  handshakeTimeoutMs?: number;
+  /** Largest accepted |peer epoch − local epoch| in a handshake. Default 1 (epoch handoff). */
+  handshakeEpochSlack?: number;
+  /** Reconnect back-off: first delay, doubled per failure up to the cap, then jittered. */
+  reconnectBaseMs?: number;
+  reconnectMaxMs?: number;
+  /** HTTP/2 keepalive pings. Defaults 10000 / 5000. */
+  keepaliveTimeMs?: number;
+  keepaliveTimeoutMs?: number;
+  /** Score at which a peer is disconnected and banned. Default 20. */
+  banThreshold?: number;
+  /** How long a ban lasts. Default 60000. */
+  banMs?: number;
+  /** Penalty scores halve over this period, so old offences fade. Default 60000. */
+  scoreHalfLifeMs?: number;
+  /** Inbound streams still in their handshake at once; more are refused. Default 32. */
+  maxPendingHandshakes?: number;
+  /** HTTP/2 streams per connection (grpc.max_concurrent_streams). Default 4: a peer needs one. */
+  maxConcurrentStreams?: number;
+}
+
+/** What this node reports about itself in its handshake StatusReport. */
+export interface LocalStatus {
+  epoch: bigint;
+  committedHeight: bigint;
+  view: bigint;
+  stableCheckpoint: bigint;
+  executedHeight: bigint;
+}
+
+export interface PeerNetworkModules {
+  signer: MessageSigner;
+  verifier: SignatureVerifier;
+  /**
+   * Every envelope received from an authenticated peer, as raw bytes (including the peer's
+   * handshake StatusReport). The node decodes it, runs its verdict and calls penalize() on reject.
+   */
+  onEnvelope(from: number, bytes: Uint8Array): void;
+  /** Read at each handshake. */
+  localStatus(): LocalStatus;
+  metrics: NetMetrics | null;
+  log: Logger;
+  /** Default insecure: set both for mTLS. */
+  credentials?: { server: ServerCredentials; channel: ChannelCredentials };
+  /** Wall clock in ms; injectable for tests of scores and bans. */
+  now?: () => number;
+}
+
+/** Why the transport itself refused a stream or an envelope (the node's verdict reasons are separate). */
+export type NetRejectReason =
+  | "handshake_malformed"
+  | "handshake_version"
+  | "handshake_chain"
+  | "handshake_epoch"
+  | "handshake_unknown_sender"
+  | "handshake_bad_signature"
+  | "handshake_wrong_direction"
+  | "handshake_unexpected_peer"
+  | "handshake_timeout"
+  | "banned"
+  | "too_many_streams"
+  | "wrong_sender"
+  | "oversized";
+
+export type QueueDropReason = "full" | "banned" | "oversized" | "unknown_peer";
+
+/** A metrics sink; src/metrics adapts it to prom-client, tests use CountingNetMetrics. */
+export interface NetMetrics {
+  messageIn(peer: number, bytes: number): void;
+  messageOut(peer: number, bytes: number): void;
+  /** Refused by the transport; `peer` is null before a stream is authenticated. */
+  rejected(reason: NetRejectReason, peer: number | null): void;
+  /** penalize() calls, from the node's verdicts and from the transport's own rejects. */
+  penalized(peer: number, reason: string): void;
+  banned(peer: number): void;
+  queueDropped(peer: number, reason: QueueDropReason): void;
+  reconnect(peer: number): void;
+  connectedPeers(count: number): void;
+}
+
+export interface PeerStatus {
+  index: number;
+  address: string;
+  connected: boolean;
+  /** "out" when this node dialed, "in" when the peer did; null while disconnected. */
+  direction: "in" | "out" | null;
+  score: number;
+  banned: boolean;
+  bannedUntil: number | null;
+  /** ms timestamp of the last envelope received, null if never. */
+  lastSeen: number | null;
+  queued: number;
+  dropped: number;
+}
