@@ -11,6 +11,32 @@ import { Lru } from "./lru.js";
 const SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
 const PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
 
+// y-coordinates (sign bit cleared) of the 8 small-order points: identity, order 2, 4 and 8.
+const SMALL_ORDER_Y = new Set([
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+]);
+
+/**
+ * Part of the node rule, on top of OpenSSL: a public key must be a canonical encoding (y < p)
+ * of a point that is not of small order. OpenSSL alone accepts both, e.g. the identity key,
+ * under which (R = identity, S = 0) "signs" every message; noble strict rejects both. Checked
+ * once per key (the verdict is cached with the KeyObject).
+ */
+export function isAcceptablePublicKey(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== PUBLIC_KEY_LENGTH) return false;
+  const y = Uint8Array.from(publicKey);
+  y[31] = y[31]! & 0x7f;
+  // y >= p = 2^255 - 19: little-endian ed ff .. ff 7f and above.
+  let nonCanonical = y[31] === 0x7f && y[0]! >= 0xed;
+  for (let i = 1; nonCanonical && i < 31; i++) nonCanonical = y[i] === 0xff;
+  if (nonCanonical) return false;
+  return !SMALL_ORDER_Y.has(Buffer.from(y).toString("hex"));
+}
+
 export function publicKeyObject(publicKey: Uint8Array): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: "der", type: "spki" });
 }
@@ -52,12 +78,13 @@ export class NodeVerifier implements SignatureVerifier {
     const id = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.length).toString("latin1");
     const hit = this.keys.get(id);
     if (hit !== undefined) return hit;
-    let key: KeyObject | null;
-    try {
-      key = publicKeyObject(publicKey);
-    } catch {
-      // A key OpenSSL cannot import can never verify: remember that too.
-      key = null;
+    let key: KeyObject | null = null;
+    if (isAcceptablePublicKey(publicKey)) {
+      try {
+        key = publicKeyObject(publicKey);
+      } catch {
+        // A key OpenSSL cannot import can never verify: remember that too.
+      }
     }
     this.keys.set(id, key);
     return key;

@@ -53,6 +53,7 @@ interface InFlight {
 interface WorkerSlot {
   worker: Worker;
   inFlight: number;
+  online: boolean;
 }
 
 export class VerifyPool {
@@ -68,6 +69,7 @@ export class VerifyPool {
   private readonly inFlight = new Map<number, InFlight>();
   private nextId = 1;
   private running = false;
+  private live = 0;
   private stopping = false;
   readonly stats: VerifyPoolStats = { cacheHits: 0, verified: 0, batches: 0 };
 
@@ -83,9 +85,9 @@ export class VerifyPool {
     return this.workers.length;
   }
 
-  /** Thread ids of live workers (tests check that stop() leaves none). */
-  get workerThreadIds(): number[] {
-    return this.workers.map((w) => w.worker.threadId);
+  /** Worker threads that came online and have not exited yet: 0 after stop(). */
+  get liveWorkers(): number {
+    return this.live;
   }
 
   async start(): Promise<void> {
@@ -230,7 +232,7 @@ export class VerifyPool {
     const worker = new Worker(new URL("./verifyWorker.js", import.meta.url), {
       workerData: { keyCacheSize: this.opts.keyCacheSize },
     });
-    const slot: WorkerSlot = { worker, inFlight: 0 };
+    const slot: WorkerSlot = { worker, inFlight: 0, online: false };
     this.workers.push(slot);
     worker.on("message", (res: VerifyResponse) => {
       const f = this.inFlight.get(res.id);
@@ -258,9 +260,17 @@ export class VerifyPool {
         this.spawn().catch((e: unknown) => this.opts.log?.error({ err: e }, "respawn failed"));
     };
     worker.on("error", onFailure);
-    worker.on("exit", (code) => onFailure(new Error(`verify worker exited with code ${code}`)));
+    worker.on("exit", (code) => {
+      if (slot.online) this.live--;
+      slot.online = false;
+      onFailure(new Error(`verify worker exited with code ${code}`));
+    });
     return new Promise<void>((resolve, reject) => {
-      worker.once("online", () => resolve());
+      worker.once("online", () => {
+        slot.online = true;
+        this.live++;
+        resolve();
+      });
       worker.once("error", reject);
     });
   }
