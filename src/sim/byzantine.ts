@@ -1,0 +1,271 @@
+// Byzantine replicas. A Byzantine replica runs the real core with its own key, and this
+// adversary rewrites what it sends: equivocating and silent primaries, forged senders, replays
+// of others' messages, wrong views and epochs, garbage. Colluding replicas share what they know
+// about conflicting blocks, so a double vote can back an equivocation.
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { sealMessage } from "../consensus/envelope.js";
+import type { OutMessage } from "../consensus/pbft/types.js";
+import { EnvelopeSchema, type PeerMessage, PeerMessageSchema } from "../gen/parabft/v1/consensus_pb.js";
+import { type Block, BlockSchema } from "../gen/parabft/v1/types_pb.js";
+import { blockDigest } from "../types/block.js";
+import { toHex } from "../types/bytes.js";
+import { commitSignBytes, envelopeSignBytes, PROTOCOL_VERSION, prepareSignBytes } from "../types/signing.js";
+import type { ByzantineBehaviour } from "./faults.js";
+import type { Prng } from "./prng.js";
+import type { StandInSigner } from "./signer.js";
+
+export interface Outgoing {
+  to: number;
+  bytes: Uint8Array;
+  /** Extra delay before this copy enters the network (a deliberately late second variant). */
+  extraDelayMs: number;
+}
+
+interface Conflict {
+  view: bigint;
+  digests: Map<string, Uint8Array>;
+}
+
+/** Knowledge shared by colluding Byzantine replicas. */
+export class Collusion {
+  /** height -> conflicting digests proposed by an equivocating primary. */
+  readonly conflicts = new Map<bigint, Conflict>();
+  members: number[] = [];
+}
+
+export interface AdversaryContext {
+  index: number;
+  n: number;
+  chainId: string;
+  epoch: bigint;
+  signer: StandInSigner;
+  behaviours: readonly ByzantineBehaviour[];
+  doubleVote: boolean;
+  rng: Prng;
+  collusion: Collusion;
+  /** A block this primary built (so the validity checker knows it was proposed by a primary). */
+  onProposed: (block: Block) => void;
+}
+
+export class Adversary {
+  private readonly replayBuffer: Uint8Array[] = [];
+  private readonly has: (b: ByzantineBehaviour) => boolean;
+  stats = { equivocations: 0, forged: 0, replayed: 0, wrongView: 0, garbage: 0, silenced: 0, doubleVotes: 0 };
+
+  constructor(private readonly ctx: AdversaryContext) {
+    this.has = (b) => ctx.behaviours.includes(b);
+  }
+
+  /** Remembers messages from others so they can be replayed later. */
+  onReceived(bytes: Uint8Array): void {
+    if (!this.has("replay")) return;
+    if (this.replayBuffer.length < 64) this.replayBuffer.push(bytes);
+    else this.replayBuffer[this.ctx.rng.int(64)] = bytes;
+  }
+
+  /** Rewrites one message the core wants to send to `recipients`. */
+  onOutgoing(recipients: readonly number[], msg: OutMessage): Outgoing[] {
+    const { rng } = this.ctx;
+    const out: Outgoing[] = [];
+    const send = (to: number, bytes: Uint8Array, extraDelayMs = 0) => out.push({ to, bytes, extraDelayMs });
+    const message = fromBinary(PeerMessageSchema, msg.envelope.payload);
+    const kind = message.kind.case;
+
+    if (this.has("silent") && (kind === "prePrepare" || kind === "newView")) {
+      this.stats.silenced++;
+    } else if (kind === "prePrepare" && message.kind.value.block !== undefined && this.has("equivocate")) {
+      this.equivocate(recipients, msg, message, send);
+    } else {
+      for (const to of recipients) send(to, msg.bytes);
+    }
+
+    if (this.ctx.doubleVote && (kind === "prepare" || kind === "commit"))
+      this.doubleVote(recipients, message, send);
+    if (this.has("forge") && rng.chance(1, 3)) this.forge(recipients, message, send);
+    if (this.has("wrongview") && rng.chance(1, 3)) this.wrongView(recipients, message, send);
+    if (this.has("replay") && this.replayBuffer.length > 0 && rng.chance(1, 3)) {
+      this.stats.replayed++;
+      send(rng.pick(recipients.length > 0 ? recipients : [0]), rng.pick(this.replayBuffer), rng.int(500));
+    }
+    if (this.has("garbage") && rng.chance(1, 4)) this.garbage(recipients, send);
+    return out.filter((o) => o.to !== this.ctx.index);
+  }
+
+  private seal(message: PeerMessage, sender = this.ctx.index, epoch = this.ctx.epoch): Uint8Array {
+    return sealMessage(this.ctx.chainId, epoch, sender, this.ctx.signer, message).bytes;
+  }
+
+  /** Different blocks to the two halves; sometimes each half later also gets the other one. */
+  private equivocate(
+    recipients: readonly number[],
+    msg: OutMessage,
+    message: PeerMessage,
+    send: (to: number, b: Uint8Array, d?: number) => void,
+  ): void {
+    if (message.kind.case !== "prePrepare") return;
+    const pp = message.kind.value;
+    const { rng } = this.ctx;
+    const alt = create(BlockSchema, fromBinary(BlockSchema, toBinary(BlockSchema, pp.block!)));
+    alt.header!.timestampMs += 1n + BigInt(rng.int(5));
+    const altDigest = blockDigest(alt.header!);
+    this.ctx.onProposed(alt);
+    const altBytes = this.seal(
+      create(PeerMessageSchema, {
+        kind: {
+          case: "prePrepare",
+          value: { view: pp.view, height: pp.height, blockDigest: altDigest, block: alt },
+        },
+      }),
+    );
+    const c = this.ctx.collusion.conflicts.get(pp.height) ?? { view: pp.view, digests: new Map() };
+    c.view = pp.view;
+    c.digests.set(toHex(pp.blockDigest), pp.blockDigest);
+    c.digests.set(toHex(altDigest), altDigest);
+    this.ctx.collusion.conflicts.set(pp.height, c);
+    this.stats.equivocations++;
+    const shuffled = rng.shuffle(recipients);
+    const half = Math.ceil(shuffled.length / 2);
+    const cross = rng.chance(1, 2);
+    shuffled.forEach((to, i) => {
+      const first = i < half ? msg.bytes : altBytes;
+      const second = i < half ? altBytes : msg.bytes;
+      send(to, first);
+      if (cross) send(to, second, rng.int(50));
+    });
+  }
+
+  /** Votes for every conflicting digest the collusion knows at this height too. */
+  private doubleVote(
+    recipients: readonly number[],
+    message: PeerMessage,
+    send: (to: number, b: Uint8Array, d?: number) => void,
+  ): void {
+    const m = message.kind;
+    if (m.case !== "prepare" && m.case !== "commit") return;
+    const c = this.ctx.collusion.conflicts.get(m.value.height);
+    if (c === undefined) return;
+    const { chainId, epoch, signer } = this.ctx;
+    for (const d of c.digests.values()) {
+      if (toHex(d) === toHex(m.value.blockDigest)) continue;
+      const { view, height } = m.value;
+      const vote =
+        m.case === "prepare"
+          ? create(PeerMessageSchema, {
+              kind: {
+                case: "prepare",
+                value: {
+                  view,
+                  height,
+                  blockDigest: d,
+                  voteSignature: signer.sign(prepareSignBytes(chainId, epoch, view, height, d)),
+                },
+              },
+            })
+          : create(PeerMessageSchema, {
+              kind: {
+                case: "commit",
+                value: {
+                  view,
+                  height,
+                  blockDigest: d,
+                  voteSignature: signer.sign(commitSignBytes(chainId, epoch, height, d)),
+                },
+              },
+            });
+      this.stats.doubleVotes++;
+      const bytes = this.seal(vote);
+      for (const to of recipients) send(to, bytes);
+    }
+  }
+
+  /** Claims to be another validator: the signature cannot verify under that validator's key. */
+  private forge(
+    recipients: readonly number[],
+    message: PeerMessage,
+    send: (to: number, b: Uint8Array, d?: number) => void,
+  ): void {
+    const { rng, n, index } = this.ctx;
+    let victim = rng.int(n);
+    if (victim === index) victim = (victim + 1) % n;
+    this.stats.forged++;
+    const bytes = this.seal(message, victim);
+    for (const to of recipients) if (rng.chance(1, 2)) send(to, bytes);
+  }
+
+  /** The same message for a far view or the next epoch, correctly signed by this replica. */
+  private wrongView(
+    recipients: readonly number[],
+    message: PeerMessage,
+    send: (to: number, b: Uint8Array, d?: number) => void,
+  ): void {
+    const { rng, chainId, signer } = this.ctx;
+    const m = message.kind;
+    this.stats.wrongView++;
+    let bytes: Uint8Array;
+    if (rng.chance(1, 2) || (m.case !== "prepare" && m.case !== "prePrepare")) {
+      // Re-signed for epoch + 1: a set this replica does not know yet.
+      const epoch = this.ctx.epoch + 1n;
+      const clone = fromBinary(PeerMessageSchema, toBinary(PeerMessageSchema, message));
+      const c = clone.kind;
+      if (c.case === "prepare")
+        c.value.voteSignature = signer.sign(
+          prepareSignBytes(chainId, epoch, c.value.view, c.value.height, c.value.blockDigest),
+        );
+      else if (c.case === "commit")
+        c.value.voteSignature = signer.sign(
+          commitSignBytes(chainId, epoch, c.value.height, c.value.blockDigest),
+        );
+      bytes = this.seal(clone, this.ctx.index, epoch);
+    } else {
+      const clone = fromBinary(PeerMessageSchema, toBinary(PeerMessageSchema, message));
+      const c = clone.kind;
+      if (c.case !== "prepare" && c.case !== "prePrepare") return;
+      const up = rng.chance(2, 3);
+      c.value.view = up
+        ? c.value.view + 1n + BigInt(rng.int(40))
+        : c.value.view > 0n
+          ? c.value.view - 1n
+          : 0n;
+      if (c.case === "prepare")
+        c.value.voteSignature = signer.sign(
+          prepareSignBytes(chainId, this.ctx.epoch, c.value.view, c.value.height, c.value.blockDigest),
+        );
+      bytes = this.seal(clone);
+    }
+    send(rng.pick(recipients.length > 0 ? recipients : [0]), bytes, rng.int(100));
+  }
+
+  private garbage(
+    recipients: readonly number[],
+    send: (to: number, b: Uint8Array, d?: number) => void,
+  ): void {
+    const { rng } = this.ctx;
+    if (recipients.length === 0) return;
+    this.stats.garbage++;
+    const junk = rng.bytes(1 + rng.int(300));
+    // Either raw junk, or a correctly signed envelope whose payload is junk.
+    const { chainId, epoch, index, signer } = this.ctx;
+    const bytes = rng.chance(1, 2) ? junk : envelopeWithPayload(chainId, epoch, index, junk, signer);
+    send(rng.pick(recipients), bytes);
+  }
+}
+
+function envelopeWithPayload(
+  chainId: string,
+  epoch: bigint,
+  sender: number,
+  payload: Uint8Array,
+  signer: StandInSigner,
+): Uint8Array {
+  return toBinary(
+    EnvelopeSchema,
+    create(EnvelopeSchema, {
+      version: PROTOCOL_VERSION,
+      chainId,
+      epoch,
+      sender,
+      payload,
+      signature: signer.sign(envelopeSignBytes(chainId, epoch, sender, payload)),
+    }),
+  );
+}

@@ -1,0 +1,145 @@
+// Fault schedules. A seed picks, from the enabled fault kinds, a network profile, Byzantine
+// roles and a timeline of crashes, restarts and partitions, all before the stabilisation time
+// T. From T on: partitions healed, no loss, every crashed replica restarted, at most f faulty
+// (the Byzantine ones), so liveness is asserted from T.
+import type { NetworkProfile } from "./network.js";
+import type { Prng } from "./prng.js";
+
+export const NETWORK_FAULTS = ["delay", "loss", "dup", "partition"] as const;
+export const NODE_FAULTS = ["crash"] as const;
+export const BYZANTINE_BEHAVIOURS = [
+  "equivocate",
+  "silent",
+  "forge",
+  "replay",
+  "wrongview",
+  "garbage",
+] as const;
+/** Targeted faults, off by default: aimed at specific broken rules in the teeth tests. */
+export const TARGETED_FAULTS = ["crashaftercommit", "doublevote"] as const;
+
+export type ByzantineBehaviour = (typeof BYZANTINE_BEHAVIOURS)[number];
+export type FaultKind =
+  | (typeof NETWORK_FAULTS)[number]
+  | (typeof NODE_FAULTS)[number]
+  | ByzantineBehaviour
+  | (typeof TARGETED_FAULTS)[number];
+
+export const DEFAULT_FAULTS: readonly FaultKind[] = [
+  ...NETWORK_FAULTS,
+  ...NODE_FAULTS,
+  ...BYZANTINE_BEHAVIOURS,
+];
+export const ALL_FAULT_KINDS: readonly FaultKind[] = [...DEFAULT_FAULTS, ...TARGETED_FAULTS];
+
+export function parseFaults(list: string): FaultKind[] {
+  if (list === "none" || list === "") return [];
+  if (list === "all" || list === "default") return [...DEFAULT_FAULTS];
+  const out: FaultKind[] = [];
+  for (const raw of list.split(",")) {
+    const f = raw.trim();
+    if (!(ALL_FAULT_KINDS as readonly string[]).includes(f)) {
+      throw new RangeError(`unknown fault '${f}' (known: ${ALL_FAULT_KINDS.join(", ")}, all, none)`);
+    }
+    if (!out.includes(f as FaultKind)) out.push(f as FaultKind);
+  }
+  return out;
+}
+
+export type TimelineEvent =
+  | { at: number; kind: "crash"; replica: number }
+  | { at: number; kind: "restart"; replica: number }
+  | { at: number; kind: "partition"; groups: number[][] }
+  | { at: number; kind: "heal" }
+  | { at: number; kind: "stabilise" };
+
+export interface FaultPlan {
+  /** Network before T. */
+  profile: NetworkProfile;
+  /** Network from T on: no loss, bounded delay. */
+  stableProfile: NetworkProfile;
+  /** Byzantine replica -> its misbehaviours (empty list: follows the protocol but is not trusted). */
+  byzantine: Map<number, ByzantineBehaviour[]>;
+  timeline: TimelineEvent[];
+  stableAtMs: number;
+  /** Probability (1/1000) that an honest replica crashes right after persisting a COMMIT record. */
+  crashAfterCommitPerMille: number;
+  /** Byzantine replicas also vote for every conflicting digest they learn of. */
+  doubleVote: boolean;
+}
+
+export interface PlanInput {
+  n: number;
+  byzantine: number;
+  faults: readonly FaultKind[];
+  stableAtMs: number;
+}
+
+export function planFaults(rng: Prng, input: PlanInput): FaultPlan {
+  const { n, faults, stableAtMs } = input;
+  const has = (f: FaultKind) => faults.includes(f);
+  const delay = has("delay");
+  const base: NetworkProfile = {
+    minDelayMs: delay ? 1 + rng.int(10) : 10,
+    jitterMs: delay ? 5 + rng.int(40) : 0,
+    slowPerMille: delay ? rng.int(50) : 0,
+    slowExtraMs: delay ? 50 + rng.int(300) : 0,
+    lossPerMille: has("loss") ? rng.int(60) : 0,
+    dupPerMille: has("dup") ? rng.int(60) : 0,
+  };
+  const stableProfile: NetworkProfile = { ...base, lossPerMille: 0, slowPerMille: 0, slowExtraMs: 0 };
+
+  // Byzantine replicas: the primary of view 0 is replica 0, so put it among them often, so that
+  // equivocating and silent primaries are actually exercised.
+  const byzantine = new Map<number, ByzantineBehaviour[]>();
+  const enabledByz = BYZANTINE_BEHAVIOURS.filter((b) => has(b));
+  if (input.byzantine > 0) {
+    const order = rng.chance(2, 3) ? [0, ...rng.shuffle(range(1, n))] : rng.shuffle(range(0, n));
+    for (const r of order.slice(0, input.byzantine)) {
+      const behaviours = enabledByz.filter(() => rng.chance(1, 2));
+      if (behaviours.length === 0 && enabledByz.length > 0) behaviours.push(rng.pick(enabledByz));
+      byzantine.set(r, behaviours);
+    }
+  }
+
+  const timeline: TimelineEvent[] = [];
+  if (has("partition")) {
+    const count = rng.int(3);
+    for (let i = 0; i < count; i++) {
+      const at = rng.int(Math.max(1, stableAtMs - 500));
+      const shuffled = rng.shuffle(range(0, n));
+      const cut = 1 + rng.int(n - 1);
+      timeline.push({ at, kind: "partition", groups: [shuffled.slice(0, cut), shuffled.slice(cut)] });
+      timeline.push({ at: Math.min(stableAtMs - 1, at + 200 + rng.int(2000)), kind: "heal" });
+    }
+  }
+  if (has("crash")) {
+    const count = rng.int(3);
+    const honest = range(0, n).filter((r) => !byzantine.has(r));
+    for (let i = 0; i < count && honest.length > 0; i++) {
+      const replica = rng.pick(honest);
+      const at = rng.int(Math.max(1, stableAtMs - 600));
+      timeline.push({ at, kind: "crash", replica });
+      timeline.push({ at: Math.min(stableAtMs - 1, at + 100 + rng.int(2500)), kind: "restart", replica });
+    }
+  }
+  timeline.push({ at: stableAtMs, kind: "stabilise" });
+  // Stable sort by time keeps generation order for equal times: deterministic.
+  timeline.sort((a, b) => a.at - b.at);
+
+  return {
+    profile: base,
+    stableProfile,
+    byzantine,
+    timeline,
+    stableAtMs,
+    crashAfterCommitPerMille: has("crashaftercommit") ? 300 : 0,
+    doubleVote: has("doublevote") || has("equivocate"),
+  };
+}
+
+function range(lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (let i = lo; i < hi; i++) out.push(i);
+  return out;
+}

@@ -1,0 +1,785 @@
+// One seeded simulation run: n replicas of the real PBFT core, driven through the real
+// envelope checks, over a simulated network with faults, checked incrementally against the
+// invariants. Everything that varies comes from the seed; nothing reads a wall clock.
+import { createHash } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { foldSigningRecords } from "../consensus/pbft/persist.js";
+import { Replica } from "../consensus/pbft/replica.js";
+import type {
+  Action,
+  ConsensusTiming,
+  Event,
+  OutMessage,
+  ReplicaConfig,
+  SigningRecord,
+  TestOnlyFaults,
+  Verdict,
+} from "../consensus/pbft/types.js";
+import { StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
+import { type CommittedBlock, CommittedBlockSchema } from "../gen/parabft/v1/consensus_pb.js";
+import { type Block, BlockSchema, type CommitCertificate } from "../gen/parabft/v1/types_pb.js";
+import {
+  blockDigest,
+  commitCertificateHash,
+  GENESIS_CHAIN_HASH,
+  nullBlockDigest,
+  txsRoot,
+} from "../types/block.js";
+import { toHex, u32be } from "../types/bytes.js";
+import { Adversary, Collusion, type Outgoing } from "./byzantine.js";
+import { FakeExecutor } from "./executor.js";
+import { type FaultKind, type FaultPlan, planFaults, type TimelineEvent } from "./faults.js";
+import {
+  AgreementChecker,
+  LivenessChecker,
+  OrderChecker,
+  ValidityChecker,
+  type Violation,
+} from "./invariants.js";
+import { type NetworkProfile, SimNetwork } from "./network.js";
+import { Prng } from "./prng.js";
+import { EventQueue } from "./queue.js";
+import { StandInKeyRegistry, type StandInSigner } from "./signer.js";
+import { TraceHash, TraceTag } from "./trace.js";
+import { SimClient, SimMempool, type SimTx, simTx, statelessTxProblem } from "./workload.js";
+
+export const SIM_CHAIN_ID = "parabft-sim";
+/** Virtual time 0 maps to this unix time in block timestamps. */
+const GENESIS_MS = 1_700_000_000_000n;
+
+/** Timing used by the simulator: short timeouts so a seed covers many views in little virtual time. */
+export const SIM_TIMING: ConsensusTiming = {
+  window: 10,
+  checkpointInterval: 5,
+  maxExecLag: 5,
+  viewTimeoutMs: 200,
+  viewTimeoutCapMs: 1600,
+  maxClockSkewMs: 10_000,
+};
+
+/**
+ * Liveness bound: after stabilisation at T every transaction commits by T + k × capped view
+ * timeout. k = 6 covers f + 1 ≤ 3 consecutive failed views at the cap (n ≤ 7) plus view
+ * synchronisation and catch-up of restarted replicas.
+ */
+export const LIVENESS_K = 6;
+
+export interface SimConfig {
+  seed: number;
+  n: number;
+  /** Byzantine replicas (k); at most f unless a test explicitly goes beyond. */
+  byzantine: number;
+  faults: readonly FaultKind[];
+  timing?: ConsensusTiming;
+  /** Stabilisation time T (virtual ms). */
+  stableAtMs?: number;
+  livenessK?: number;
+  /** Total virtual time; default T + k × cap + 500. */
+  durationMs?: number;
+  clients?: number;
+  /** Client think time between submissions, virtual ms. */
+  txIntervalMs?: [number, number];
+  /** Clients stop submitting at this time; default duration − liveness deadline. */
+  submitUntilMs?: number;
+  testOnlyFaults?: TestOnlyFaults;
+  /** Replicas crashed from time 0; restarted at restartAtMs when given. Counts as a fault before T. */
+  crashedAtStart?: { replicas: number[]; restartAtMs?: number };
+  /** Replaces the seed's network profile (e.g. constant delay for latency measurement). */
+  network?: NetworkProfile;
+  /** Fixed Byzantine roles instead of seed-chosen ones. */
+  byzantineRoles?: Map<number, FaultPlan["byzantine"] extends Map<number, infer B> ? B : never>;
+  checkLiveness?: boolean;
+  /** Random execution delay upper bound (virtual ms). */
+  execDelayMs?: number;
+  maxSteps?: number;
+}
+
+export interface SimResult {
+  seed: number;
+  n: number;
+  byzantine: number;
+  faults: string;
+  traceHash: string;
+  /** Highest height committed by any honest replica (all agree on it by the agreement invariant). */
+  committedHeight: number;
+  /** Highest view any honest replica reached: the number of view changes. */
+  viewChanges: number;
+  simulatedMs: number;
+  steps: number;
+  messages: number;
+  txSubmitted: number;
+  txCommitted: number;
+  violations: Violation[];
+  /** Time of the first honest commit (virtual ms), or -1. */
+  firstCommitMs: number;
+  /** Per height: first honest delivery − proposal time at the primary (virtual ms). */
+  commitLatenciesMs: number[];
+  txLatenciesMs: number[];
+  rejectedByHonest: number;
+  truncated: boolean;
+  /** The command that replays this run. */
+  replay: string;
+}
+
+type QEvent =
+  | { k: "net"; from: number; to: number; bytes: Uint8Array; honest: boolean }
+  | { k: "timer"; r: number; life: number; timer: string; token: number }
+  | { k: "exec"; r: number; life: number }
+  | { k: "build"; r: number; life: number; height: bigint }
+  | { k: "tick"; r: number; life: number }
+  | { k: "local"; r: number; life: number; event: Event }
+  | { k: "submit"; client: number }
+  | { k: "fault"; ev: TimelineEvent }
+  | { k: "crash"; r: number; restartAfterMs: number };
+
+interface SimNode {
+  index: number;
+  honest: boolean;
+  signer: StandInSigner;
+  adversary: Adversary | null;
+  core: Replica | null;
+  life: number;
+  skewMs: number;
+  // Durable: survives crashes (signing state beside the key + the commit batches).
+  records: SigningRecord[];
+  blocks: Map<bigint, CommittedBlock>;
+  committedHeight: bigint;
+  chainHash: Uint8Array;
+  lastCert: CommitCertificate | null;
+  stableHeight: bigint;
+  exec: FakeExecutor;
+  // Volatile.
+  mempool: SimMempool;
+  timers: Map<string, number>;
+  bodies: Map<string, Block>;
+  reportedPending: number;
+}
+
+export function replayCommand(cfg: SimConfig): string {
+  const parts = [`parabft sim --seed ${cfg.seed} --validators ${cfg.n} --byzantine ${cfg.byzantine}`];
+  parts.push(`--faults ${cfg.faults.length === 0 ? "none" : cfg.faults.join(",")}`);
+  const t = cfg.testOnlyFaults;
+  if (t !== undefined) {
+    const on = Object.entries(t)
+      .filter(([, v]) => v === true)
+      .map(([k]) => k);
+    if (on.length > 0) parts.push(`--test-only-faults ${on.join(",")}`);
+  }
+  return parts.join(" ");
+}
+
+export function runSimulation(cfg: SimConfig): SimResult {
+  return new Simulation(cfg).run();
+}
+
+export class Simulation {
+  private readonly q = new EventQueue<QEvent>();
+  private readonly rng: Prng;
+  private readonly netRng: Prng;
+  private readonly clientRng: Prng;
+  private readonly execRng: Prng;
+  private readonly crashRng: Prng;
+  private readonly registry = new StandInKeyRegistry();
+  private readonly set: ValidatorSet;
+  private readonly sets: StaticEpochSets;
+  private readonly nodes: SimNode[] = [];
+  private readonly clients: SimClient[] = [];
+  private readonly network: SimNetwork;
+  private readonly plan: FaultPlan;
+  private readonly trace = new TraceHash();
+  private readonly agreement = new AgreementChecker();
+  private readonly order = new OrderChecker();
+  private readonly validity: ValidityChecker;
+  private readonly liveness: LivenessChecker;
+  private readonly violations: Violation[] = [];
+  private readonly allTxs = new Map<string, SimTx>();
+  private readonly proposedAt = new Map<bigint, number>();
+  private readonly firstDelivered = new Set<bigint>();
+  private readonly commitLatencies: number[] = [];
+  private readonly timing: ConsensusTiming;
+  private readonly durationMs: number;
+  private readonly submitUntilMs: number;
+  private readonly execDelayMs: number;
+  private readonly tickMs = 100;
+  private steps = 0;
+  private messages = 0;
+  private rejectedByHonest = 0;
+  private txSubmitted = 0;
+  private firstCommitMs = -1;
+  private maxView = 0n;
+  private stabilised = false;
+
+  constructor(private readonly cfg: SimConfig) {
+    const root = new Prng(cfg.seed);
+    this.rng = root.fork(1);
+    this.netRng = root.fork(2);
+    this.clientRng = root.fork(3);
+    this.execRng = root.fork(4);
+    this.crashRng = root.fork(5);
+    const planRng = root.fork(6);
+    this.timing = cfg.timing ?? SIM_TIMING;
+    const stableAtMs = cfg.stableAtMs ?? 5000;
+    const k = cfg.livenessK ?? LIVENESS_K;
+    const deadline = k * this.timing.viewTimeoutCapMs;
+    this.durationMs = cfg.durationMs ?? stableAtMs + deadline + 500;
+    this.submitUntilMs = cfg.submitUntilMs ?? this.durationMs - deadline;
+    this.execDelayMs = cfg.execDelayMs ?? 20;
+    this.plan = planFaults(planRng, { n: cfg.n, byzantine: cfg.byzantine, faults: cfg.faults, stableAtMs });
+    if (cfg.byzantineRoles !== undefined) this.plan.byzantine = cfg.byzantineRoles;
+    if (cfg.network !== undefined) {
+      this.plan.profile = cfg.network;
+      this.plan.stableProfile = { ...cfg.network, lossPerMille: 0 };
+    }
+    if (cfg.crashedAtStart !== undefined) {
+      for (const r of cfg.crashedAtStart.replicas) {
+        this.plan.timeline.unshift({ at: 0, kind: "crash", replica: r });
+        if (cfg.crashedAtStart.restartAtMs !== undefined)
+          this.plan.timeline.push({ at: cfg.crashedAtStart.restartAtMs, kind: "restart", replica: r });
+      }
+      this.plan.timeline.sort((a, b) => a.at - b.at);
+    }
+    this.liveness = new LivenessChecker(stableAtMs, deadline);
+    this.validity = new ValidityChecker((h) => nullBlockDigest(SIM_CHAIN_ID, 0n, h));
+    this.network = new SimNetwork(cfg.n, this.plan.profile, this.netRng);
+
+    const signers: StandInSigner[] = [];
+    for (let i = 0; i < cfg.n; i++) {
+      signers.push(this.registry.newSigner(seedSecret(cfg.seed, "validator", i)));
+    }
+    this.set = ValidatorSet.uniform(
+      0n,
+      signers.map((s) => s.publicKey),
+    );
+    this.sets = new StaticEpochSets([this.set]);
+    const collusion = new Collusion();
+    for (let i = 0; i < cfg.n; i++) {
+      const behaviours = this.plan.byzantine.get(i);
+      const node: SimNode = {
+        index: i,
+        honest: behaviours === undefined,
+        signer: signers[i]!,
+        adversary: null,
+        core: null,
+        life: 0,
+        skewMs: this.rng.int(41) - 20,
+        records: [],
+        blocks: new Map(),
+        committedHeight: 0n,
+        chainHash: GENESIS_CHAIN_HASH,
+        lastCert: null,
+        stableHeight: 0n,
+        exec: new FakeExecutor(),
+        mempool: new SimMempool(),
+        timers: new Map(),
+        bodies: new Map(),
+        reportedPending: 0,
+      };
+      if (behaviours !== undefined) {
+        collusion.members.push(i);
+        node.adversary = new Adversary({
+          index: i,
+          n: cfg.n,
+          chainId: SIM_CHAIN_ID,
+          epoch: 0n,
+          signer: signers[i]!,
+          behaviours,
+          doubleVote: this.plan.doubleVote,
+          rng: this.rng.fork(100 + i),
+          collusion,
+          onProposed: (b) => this.validity.recordProposal(blockDigest(b.header!), { proposer: i }),
+        });
+      }
+      this.nodes.push(node);
+    }
+    const clientCount = cfg.clients ?? 4;
+    for (let c = 0; c < clientCount; c++) {
+      this.clients.push(
+        new SimClient(SIM_CHAIN_ID, this.registry.newSigner(seedSecret(cfg.seed, "client", c))),
+      );
+    }
+  }
+
+  private get now(): number {
+    return this.q.now;
+  }
+
+  run(): SimResult {
+    for (const node of this.nodes) this.startCore(node, true);
+    for (const ev of this.plan.timeline) this.q.scheduleAt(ev.at, { k: "fault", ev });
+    const [lo, hi] = this.cfg.txIntervalMs ?? [100, 600];
+    this.clients.forEach((_, c) => {
+      this.q.schedule(this.clientRng.range(lo, hi), { k: "submit", client: c });
+    });
+    const maxSteps = this.cfg.maxSteps ?? 3_000_000;
+    let truncated = false;
+    while (this.violations.length === 0) {
+      const t = this.q.peekTime();
+      if (t === undefined || t > this.durationMs) break;
+      if (this.steps >= maxSteps) {
+        truncated = true;
+        break;
+      }
+      const e = this.q.pop()!;
+      this.steps++;
+      try {
+        this.handle(e.item);
+      } catch (err: unknown) {
+        this.violations.push({
+          invariant: "exception",
+          atMs: this.now,
+          detail: `exception while handling ${e.item.k}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+        });
+      }
+      if (this.stabilised && this.cfg.checkLiveness !== false && this.violations.length === 0) {
+        const v = this.liveness.check(this.now);
+        if (v !== null) this.violations.push(v);
+      }
+    }
+    if (this.violations.length === 0 && !truncated && this.cfg.checkLiveness !== false) {
+      const v = this.liveness.check(this.durationMs);
+      if (v !== null) this.violations.push(v);
+    }
+    const latencies = this.liveness.commitLatencies;
+    return {
+      seed: this.cfg.seed,
+      n: this.cfg.n,
+      byzantine: this.plan.byzantine.size,
+      faults: this.cfg.faults.join(",") || "none",
+      traceHash: this.trace.digestHex(),
+      committedHeight: this.agreement.heights,
+      viewChanges: Number(this.maxView),
+      simulatedMs: Math.min(this.now, this.durationMs),
+      steps: this.steps,
+      messages: this.messages,
+      txSubmitted: this.txSubmitted,
+      txCommitted: this.liveness.committedCount,
+      violations: this.violations,
+      firstCommitMs: this.firstCommitMs,
+      commitLatenciesMs: this.commitLatencies,
+      txLatenciesMs: latencies,
+      rejectedByHonest: this.rejectedByHonest,
+      truncated,
+      replay: replayCommand(this.cfg),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Core lifecycle
+
+  private startCore(node: SimNode, fresh: boolean): void {
+    const config: ReplicaConfig = {
+      chainId: SIM_CHAIN_ID,
+      epoch: 0n,
+      self: node.index,
+      sets: this.sets,
+      signer: node.signer,
+      verifier: this.registry,
+      params: this.timing,
+      maxMessageBytes: 4 * 1024 * 1024,
+      validateBlock: (block) => this.validateBlock(block),
+      start: {
+        committedHeight: node.committedHeight,
+        chainHash: node.chainHash,
+        executedHeight: node.exec.executedHeight,
+        stableHeight: node.stableHeight,
+      },
+      persisted: fresh ? undefined : foldSigningRecords(node.records),
+      testOnlyFaults: node.honest ? this.cfg.testOnlyFaults : undefined,
+    };
+    node.core = new Replica(config);
+    node.timers.clear();
+    node.mempool = new SimMempool();
+    node.bodies = new Map();
+    for (const cb of node.blocks.values())
+      if (cb.block !== undefined) node.bodies.set(toHex(cb.certificate!.blockDigest), cb.block);
+    node.reportedPending = 0;
+    this.order.resume(node.index, node.committedHeight);
+    // Blocks committed but not executed before the crash are executed again (DESIGN §5).
+    for (let h = node.exec.executedHeight + 1n; h <= node.committedHeight; h++) {
+      node.exec.enqueue(h, node.blocks.get(h)!.certificate!.blockDigest);
+    }
+    if (node.exec.pending > 0) this.scheduleExec(node);
+    this.q.schedule(fresh ? this.rng.int(this.tickMs) : 0, { k: "tick", r: node.index, life: node.life });
+  }
+
+  private crash(node: SimNode): void {
+    if (node.core === null) return;
+    node.core = null;
+    node.life++;
+    node.exec.crash();
+    node.timers.clear();
+    this.trace.record(TraceTag.crashed, this.now, node.index);
+  }
+
+  private restart(node: SimNode): void {
+    if (node.core !== null) return;
+    node.life++;
+    this.trace.record(TraceTag.restarted, this.now, node.index);
+    this.startCore(node, false);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Event handling
+
+  private handle(e: QEvent): void {
+    switch (e.k) {
+      case "net": {
+        const node = this.nodes[e.to]!;
+        if (node.core === null) return;
+        this.messages++;
+        this.trace.record(TraceTag.messageDelivered, this.now, e.from, e.to, e.bytes);
+        node.adversary?.onReceived(e.bytes);
+        const verdict = this.feed(node, {
+          kind: "message",
+          bytes: e.bytes,
+          from: e.from,
+          nowMs: this.clock(node),
+        });
+        if (node.honest && verdict?.kind === "reject") {
+          this.rejectedByHonest++;
+          if (e.honest) {
+            this.violations.push({
+              invariant: "verdict",
+              atMs: this.now,
+              replica: node.index,
+              detail: `honest replica ${node.index} rejected (${verdict.reason}) a message from honest replica ${e.from}`,
+            });
+          }
+        }
+        return;
+      }
+      case "timer": {
+        const node = this.nodes[e.r]!;
+        if (node.life !== e.life || node.core === null || node.timers.get(e.timer) !== e.token) return;
+        node.timers.delete(e.timer);
+        this.trace.record(TraceTag.timer, this.now, e.r, e.token);
+        this.feed(node, { kind: "timer", timer: e.timer as "view", token: e.token });
+        return;
+      }
+      case "exec": {
+        const node = this.nodes[e.r]!;
+        if (node.life !== e.life || node.core === null) return;
+        node.exec.busy = false;
+        const res = node.exec.executeNext();
+        if (res === null) return;
+        this.trace.record(TraceTag.executed, this.now, e.r, res.height, res.stateRoot);
+        if (node.exec.pending > 0) this.scheduleExec(node);
+        this.feed(node, { kind: "executed", height: res.height, stateRoot: res.stateRoot });
+        return;
+      }
+      case "build": {
+        const node = this.nodes[e.r]!;
+        if (node.life !== e.life || node.core === null) return;
+        this.buildProposal(node, e.height);
+        return;
+      }
+      case "tick": {
+        const node = this.nodes[e.r]!;
+        if (node.life !== e.life || node.core === null) return;
+        this.q.schedule(this.tickMs, e);
+        this.feed(node, { kind: "tick", nowMs: this.clock(node) });
+        return;
+      }
+      case "local": {
+        const node = this.nodes[e.r]!;
+        if (node.life !== e.life || node.core === null) return;
+        this.feed(node, e.event);
+        return;
+      }
+      case "submit":
+        this.submit(e.client);
+        return;
+      case "fault":
+        this.applyFault(e.ev);
+        return;
+      case "crash": {
+        const node = this.nodes[e.r]!;
+        if (node.core === null) return;
+        this.crash(node);
+        // The restart is a timeline event so that it is traced like the planned ones.
+        this.q.schedule(e.restartAfterMs, { k: "fault", ev: { at: 0, kind: "restart", replica: e.r } });
+        return;
+      }
+    }
+  }
+
+  private applyFault(ev: TimelineEvent): void {
+    switch (ev.kind) {
+      case "crash":
+        this.crash(this.nodes[ev.replica]!);
+        return;
+      case "restart":
+        this.restart(this.nodes[ev.replica]!);
+        return;
+      case "partition":
+        this.network.partition(ev.groups);
+        this.trace.record(TraceTag.partition, this.now, ...ev.groups.map((g) => g.length));
+        return;
+      case "heal":
+        this.network.heal();
+        this.trace.record(TraceTag.partition, this.now, 0);
+        return;
+      case "stabilise":
+        this.network.heal();
+        this.network.profile = this.plan.stableProfile;
+        this.stabilised = true;
+        return;
+    }
+  }
+
+  private clock(node: SimNode): bigint {
+    return GENESIS_MS + BigInt(this.now + node.skewMs);
+  }
+
+  /** Hands one event to a replica's core and carries out its actions in order. */
+  private feed(node: SimNode, event: Event): Verdict | null {
+    const core = node.core;
+    if (core === null) return null;
+    const res = core.handle(event);
+    const life = node.life;
+    for (const a of res.actions) {
+      if (node.life !== life) break;
+      this.act(node, a);
+    }
+    if (core.view > this.maxView && node.honest) this.maxView = core.view;
+    if (node.life === life) this.reportPending(node);
+    return res.verdict;
+  }
+
+  private act(node: SimNode, a: Action): void {
+    switch (a.kind) {
+      case "persist":
+        node.records.push(a.record);
+        if (
+          a.record.kind === "commit" &&
+          node.honest &&
+          this.plan.crashAfterCommitPerMille > 0 &&
+          this.now < this.plan.stableAtMs - 1600 &&
+          this.crashRng.chance(this.plan.crashAfterCommitPerMille, 1000)
+        ) {
+          // Crashes right after the COMMIT leaves: the sends in this step still happen.
+          this.q.schedule(0, { k: "crash", r: node.index, restartAfterMs: 50 + this.crashRng.int(1500) });
+        }
+        return;
+      case "send":
+        this.send(node, [a.to], a.msg);
+        return;
+      case "broadcast": {
+        const to: number[] = [];
+        for (let i = 0; i < this.cfg.n; i++) if (i !== node.index) to.push(i);
+        this.send(node, to, a.msg);
+        return;
+      }
+      case "setTimer":
+        node.timers.set(a.timer, a.token);
+        this.q.schedule(a.afterMs, {
+          k: "timer",
+          r: node.index,
+          life: node.life,
+          timer: a.timer,
+          token: a.token,
+        });
+        return;
+      case "cancelTimer":
+        node.timers.delete(a.timer);
+        return;
+      case "deliver":
+        this.deliver(node, a);
+        return;
+      case "requestProposal":
+        this.q.schedule(this.rng.int(10), { k: "build", r: node.index, life: node.life, height: a.height });
+        return;
+      case "fetchBlocks":
+        return;
+      case "fetchBody": {
+        const b = node.bodies.get(toHex(a.digest));
+        if (b !== undefined) this.local(node, { kind: "body", block: b });
+        return;
+      }
+      case "serveBlocks": {
+        const blocks: CommittedBlock[] = [];
+        const last = a.toHeight < a.from + 63n ? a.toHeight : a.from + 63n;
+        for (let h = a.from; h <= last; h++) {
+          const cb = node.blocks.get(h);
+          if (cb === undefined) break;
+          blocks.push(cb);
+        }
+        if (blocks.length > 0) this.local(node, { kind: "blocksForPeer", to: a.to, blocks });
+        return;
+      }
+      case "stableCheckpoint":
+        if (a.height > node.stableHeight) node.stableHeight = a.height;
+        return;
+      case "diverged":
+        if (node.honest) {
+          this.violations.push({
+            invariant: "agreement",
+            atMs: this.now,
+            replica: node.index,
+            height: a.height,
+            detail: `honest replica ${node.index} diverged from a stable checkpoint at height ${a.height}`,
+          });
+        }
+        return;
+      case "viewChanged":
+        node.mempool.releaseAll();
+        return;
+      case "evidence":
+        return;
+    }
+  }
+
+  private local(node: SimNode, event: Event): void {
+    this.q.schedule(0, { k: "local", r: node.index, life: node.life, event });
+  }
+
+  private send(node: SimNode, to: readonly number[], msg: OutMessage): void {
+    if (node.adversary !== null) {
+      for (const o of node.adversary.onOutgoing(to, msg)) this.route(node.index, o, false);
+      return;
+    }
+    for (const r of to) this.route(node.index, { to: r, bytes: msg.bytes, extraDelayMs: 0 }, true);
+  }
+
+  private route(from: number, o: Outgoing, honest: boolean): void {
+    for (const d of this.network.route(from, o.to, o.bytes)) {
+      this.q.schedule(d.delayMs + o.extraDelayMs, { k: "net", from, to: d.to, bytes: d.bytes, honest });
+    }
+  }
+
+  private scheduleExec(node: SimNode): void {
+    if (node.exec.busy) return;
+    node.exec.busy = true;
+    this.q.schedule(this.execDelayMs > 0 ? this.execRng.int(this.execDelayMs + 1) : 0, {
+      k: "exec",
+      r: node.index,
+      life: node.life,
+    });
+  }
+
+  private reportPending(node: SimNode): void {
+    const count = node.mempool.executableCount();
+    if (count === node.reportedPending) return;
+    node.reportedPending = count;
+    this.local(node, { kind: "pendingWork", count });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Deliveries and invariants
+
+  private deliver(node: SimNode, a: Extract<Action, { kind: "deliver" }>): void {
+    const { height, digest } = a;
+    this.trace.record(TraceTag.delivered, this.now, node.index, height, digest);
+    const txs: SimTx[] = [];
+    let invalidTx: string | null = null;
+    if (a.block !== null) {
+      for (const tx of a.block.txs) {
+        const h = toHex(createHash("sha256").update(tx.body).digest());
+        let st = this.allTxs.get(h);
+        if (st === undefined) {
+          try {
+            st = simTx(tx);
+          } catch {
+            invalidTx ??= "undecodable body";
+            continue;
+          }
+        }
+        txs.push(st);
+        if (node.honest && invalidTx === null)
+          invalidTx = statelessTxProblem(tx, SIM_CHAIN_ID, this.registry);
+      }
+    }
+    if (node.honest) {
+      const body =
+        a.block === null
+          ? null
+          : {
+              height: a.block.header?.height ?? -1n,
+              proposer: a.block.header?.proposer ?? -1,
+              recomputedDigest:
+                a.block.header === undefined ? new Uint8Array(0) : blockDigest(a.block.header),
+              invalidTx,
+            };
+      const v =
+        this.agreement.onCommit(this.now, node.index, height, digest) ??
+        this.order.onDeliver(this.now, node.index, height) ??
+        this.validity.onCommit(this.now, node.index, height, digest, body);
+      if (v !== null) this.violations.push(v);
+      if (this.firstCommitMs < 0) this.firstCommitMs = this.now;
+      if (!this.firstDelivered.has(height)) {
+        this.firstDelivered.add(height);
+        const at = this.proposedAt.get(height);
+        if (at !== undefined) this.commitLatencies.push(this.now - at);
+      }
+      for (const t of txs) this.liveness.onTxCommitted(this.now, t.hashHex);
+    }
+    node.blocks.set(
+      height,
+      create(CommittedBlockSchema, { height, block: a.block ?? undefined, certificate: a.certificate }),
+    );
+    if (a.block !== null) node.bodies.set(toHex(digest), a.block);
+    node.committedHeight = height;
+    node.chainHash = a.chainHash;
+    node.lastCert = a.certificate;
+    node.mempool.onCommitted(height, txs);
+    node.exec.enqueue(height, digest);
+    this.scheduleExec(node);
+  }
+
+  private validateBlock(block: Block): Verdict {
+    for (const tx of block.txs) {
+      if (statelessTxProblem(tx, SIM_CHAIN_ID, this.registry) !== null)
+        return { kind: "reject", reason: "BAD_BLOCK" };
+    }
+    return { kind: "accept" };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Workload
+
+  private submit(c: number): void {
+    if (this.now > this.submitUntilMs) return;
+    const [lo, hi] = this.cfg.txIntervalMs ?? [100, 600];
+    this.q.schedule(this.clientRng.range(lo, hi), { k: "submit", client: c });
+    const t = this.clients[c]!.nextTransfer(this.clientRng);
+    this.allTxs.set(t.hashHex, t);
+    this.txSubmitted++;
+    this.liveness.onSubmit(this.now, t.hashHex);
+    // The API of every live validator receives it (the real node gossips it with TxBatch).
+    for (const node of this.nodes) {
+      if (node.core === null) continue;
+      if (node.mempool.add(t)) this.reportPending(node);
+    }
+  }
+
+  private buildProposal(node: SimNode, height: bigint): void {
+    const taken = node.mempool.take(height, 500, 1024 * 1024);
+    const lastCommit = node.lastCert ?? undefined;
+    const header = {
+      chainId: SIM_CHAIN_ID,
+      height,
+      epoch: 0n,
+      txsRoot: txsRoot(taken.map((t) => hexBytes(t.hashHex))),
+      validatorsHash: this.set.hash,
+      proposer: node.index,
+      timestampMs: this.clock(node),
+      lastCommitHash: lastCommit === undefined ? new Uint8Array(0) : commitCertificateHash(lastCommit),
+    };
+    const block = create(BlockSchema, { header, txs: taken.map((t) => t.tx), lastCommit });
+    const digest = blockDigest(block.header!);
+    this.validity.recordProposal(digest, { proposer: node.index });
+    node.bodies.set(toHex(digest), block);
+    if (!this.proposedAt.has(height)) this.proposedAt.set(height, this.now);
+    this.feed(node, { kind: "proposal", height, block, nowMs: this.clock(node) });
+  }
+}
+
+function hexBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function seedSecret(seed: number, role: string, i: number): Uint8Array {
+  return createHash("sha256").update(`sim/${seed}/${role}/`).update(u32be(i)).digest();
+}
