@@ -394,7 +394,24 @@ export function parseConfig(text: string, home = ".", opts: LoadConfigOpts = {})
     throw new ConfigError(CONFIG_FILE_NAME, `not valid JSON: ${(err as Error).message}`);
   }
   const obj = objectAt("(config)", raw);
-  return validateConfig(applyEnvOverrides(obj, opts.env ?? process.env), home);
+  const env = opts.env ?? process.env;
+  try {
+    return validateConfig(applyEnvOverrides(obj, env), home);
+  } catch (err) {
+    // Say where a bad value came from: an operator reading config.json would not find it there.
+    if (err instanceof ConfigError) {
+      const field = err.detail.field;
+      const o = ENV_OVERRIDES.find(
+        (x) => env[x.env] !== undefined && (field === x.field || field.startsWith(`${x.field}[`)),
+      );
+      if (o)
+        throw new ConfigError(
+          field,
+          `${err.message.replace(/^invalid config: [^:]+: /, "")} (set by ${o.env})`,
+        );
+    }
+    throw err;
+  }
 }
 
 /** Reads and validates `<home>/config.json` with PARABFT_* overrides applied. */

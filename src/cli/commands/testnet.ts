@@ -1,0 +1,96 @@
+// `parabft testnet`: genesis + one home per validator + funded client accounts.
+import path from "node:path";
+import { presets } from "../../params/index.js";
+import { type CliCommand, intFlag, parseCommandArgs, UsageError } from "../command.js";
+import { formatTable, printJson } from "../output.js";
+import { createTestnet } from "../testnet.js";
+import { chainIdFlag, presetFlag } from "./init.js";
+
+const usage = `Usage: parabft testnet --validators N --out DIR [--base-port P] [--accounts M]
+                       [--preset default|minimal] [--chain-id ID] [--json]
+
+Writes a network of N validators into DIR (which must not already hold one):
+  DIR/genesis.json                  the shared genesis (validators node0.., funded accounts, AMM pool amm0)
+  DIR/node<i>/config.json           node i's config: listen addresses and all other nodes as peers
+  DIR/node<i>/genesis.json          a copy of the genesis, so each home is self-contained
+  DIR/node<i>/keys/validator.json   node i's validator key (mode 0600; its account is funded too)
+  DIR/accounts/account<j>.json      M funded client account keys (mode 0600)
+  DIR/testnet.json                  a manifest of the above
+
+Options:
+  --validators N    number of validators (1..maxValidators of the preset; default 4)
+  --out DIR         output directory (required)
+  --base-port P     node i listens on P+10i (peer), P+10i+1 (api), P+10i+2 (metrics);
+                    default: free ports on 127.0.0.1
+  --host HOST       listen/advertise host (default 127.0.0.1)
+  --accounts M      funded client accounts to create (default 8)
+  --preset NAME     default | minimal (default: default)
+  --chain-id ID     chain id (default parabft-local-N)
+  --json            print the manifest as JSON
+  -h, --help        show this help`;
+
+export const testnetCommand: CliCommand = {
+  name: "testnet",
+  summary: "write genesis, configs and keys for an N-validator network",
+  usage,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, {
+      validators: { type: "string" },
+      out: { type: "string" },
+      "base-port": { type: "string" },
+      host: { type: "string" },
+      accounts: { type: "string" },
+      preset: { type: "string" },
+      "chain-id": { type: "string" },
+      json: { type: "boolean" },
+    });
+    if (values.help) {
+      console.log(usage);
+      return 0;
+    }
+    const preset = presetFlag(values.preset);
+    const validators = intFlag("validators", values.validators, 4, 1, presets[preset].staking.maxValidators);
+    if (!values.out) throw new UsageError("--out", "--out is required");
+    const basePort =
+      values["base-port"] === undefined ? undefined : intFlag("base-port", values["base-port"], 0, 1, 65535);
+    if (basePort !== undefined && basePort + 10 * (validators - 1) + 2 > 65535) {
+      throw new UsageError(
+        "--base-port",
+        `--base-port ${basePort} leaves no room for ${validators} validators`,
+      );
+    }
+    const accounts = intFlag("accounts", values.accounts, 8, 0, 100_000);
+    const out = path.resolve(values.out);
+    let testnet: Awaited<ReturnType<typeof createTestnet>>;
+    try {
+      testnet = await createTestnet({
+        validators,
+        out,
+        preset,
+        accounts,
+        basePort,
+        host: values.host,
+        chainId: values["chain-id"] === undefined ? undefined : chainIdFlag(values["chain-id"]),
+      });
+    } catch (err) {
+      if (err instanceof Error && /already contains a testnet/.test(err.message)) {
+        throw new UsageError("--out", err.message);
+      }
+      throw err;
+    }
+    if (values.json) printJson(testnet);
+    else {
+      console.log(`testnet ${testnet.chainId} (${preset}) in ${testnet.dir}`);
+      console.log(
+        formatTable(
+          ["node", "home", "peer", "api", "metrics"],
+          testnet.nodes.map((n) => [n.index, n.home, n.peer, n.api, n.metrics]),
+        ),
+      );
+      console.log(
+        `${testnet.accounts.length} funded client accounts in ${path.join(testnet.dir, "accounts")}`,
+      );
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,33 @@
+// Printing helpers for commands: data goes to stdout (JSON with --json), diagnostics to stderr.
+import { toHex } from "../types/bytes.js";
+
+/** JSON with bigint as decimal strings and bytes as hex. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_k, v: unknown) => {
+      if (typeof v === "bigint") return v.toString();
+      if (v instanceof Uint8Array) return toHex(v);
+      return v;
+    },
+    2,
+  );
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${toJson(value)}\n`);
+}
+
+/** A left-aligned text table. */
+export function formatTable(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? "").length)));
+  return cells
+    .map((r) =>
+      r
+        .map((v, c) => v.padEnd(widths[c]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}

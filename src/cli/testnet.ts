@@ -1,0 +1,157 @@
+// Writes a complete N-validator network on disk: one genesis, one home per validator (config,
+// key file, signing-state location, a copy of the genesis), and funded client account keys.
+// Used by `parabft testnet`, `parabft init` (N = 1) and the LocalCluster harness.
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { generateKeyPair, type KeyPair, writeKeyFile } from "../crypto/keys.js";
+import { defaultConfig, type LogLevel, type NodeConfig, writeConfig } from "../node/config.js";
+import { type Genesis, type GenesisAmmPool, writeGenesis } from "../node/genesis.js";
+import { type PresetName, presets, validateParams } from "../params/index.js";
+import { toHex } from "../types/bytes.js";
+import { freePorts } from "./ports.js";
+
+export const DEFAULT_ACCOUNT_BALANCE = 1_000_000_000_000n;
+export const DEFAULT_AMM_POOLS: readonly GenesisAmmPool[] = [
+  { id: "amm0", reserveA: 1_000_000_000_000n, reserveB: 1_000_000_000_000n, feeBps: 30 },
+];
+
+export interface TestnetOpts {
+  validators: number;
+  /** Output directory; created if missing; must not already contain a testnet. */
+  out: string;
+  chainId?: string;
+  preset?: PresetName;
+  /** Client accounts to create and fund (key files in <out>/accounts/). */
+  accounts?: number;
+  accountBalance?: bigint;
+  ammPools?: readonly GenesisAmmPool[];
+  /** Node i listens on basePort + 10·i (+0 peer, +1 api, +2 metrics); default: free ports. */
+  basePort?: number;
+  host?: string;
+  logLevel?: LogLevel;
+  /** Config fields applied to every node (e.g. smaller mempools for tests). */
+  nodeOverrides?: Partial<Pick<NodeConfig, "mempool" | "verify" | "execution">>;
+  genesisTimeMs?: number;
+}
+
+export interface TestnetNode {
+  index: number;
+  name: string;
+  home: string;
+  publicKey: string;
+  /** Hex address of the validator's own (funded) account. */
+  address: string;
+  peer: string;
+  api: string;
+  metrics: string;
+}
+
+export interface TestnetAccount {
+  index: number;
+  keyFile: string;
+  address: string;
+}
+
+export interface Testnet {
+  dir: string;
+  chainId: string;
+  genesisFile: string;
+  preset: PresetName;
+  nodes: TestnetNode[];
+  accounts: TestnetAccount[];
+}
+
+export const nodeHomeName = (i: number) => `node${i}`;
+
+async function assertFresh(dir: string): Promise<void> {
+  for (const f of ["genesis.json", nodeHomeName(0), "accounts"]) {
+    const exists = await fs.stat(path.join(dir, f)).then(
+      () => true,
+      () => false,
+    );
+    if (exists) throw new Error(`${dir} already contains a testnet (${f}); choose an empty directory`);
+  }
+}
+
+export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
+  const n = opts.validators;
+  const preset = opts.preset ?? "default";
+  const params = validateParams(structuredClone(presets[preset]));
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError("validators must be ≥ 1");
+  if (n > params.staking.maxValidators) {
+    throw new RangeError(`preset ${preset} allows at most ${params.staking.maxValidators} validators`);
+  }
+  const dir = path.resolve(opts.out);
+  await fs.mkdir(dir, { recursive: true });
+  await assertFresh(dir);
+  const host = opts.host ?? "127.0.0.1";
+  const chainId = opts.chainId ?? `parabft-local-${n}`;
+  const ports =
+    opts.basePort !== undefined
+      ? Array.from({ length: 3 * n }, (_, k) => opts.basePort! + 10 * Math.floor(k / 3) + (k % 3))
+      : await freePorts(3 * n, host);
+  if (ports.some((p) => p < 1 || p > 65535)) throw new RangeError("base port leaves the valid port range");
+
+  const keys: KeyPair[] = Array.from({ length: n }, () => generateKeyPair());
+  const clientKeys: KeyPair[] = Array.from({ length: opts.accounts ?? 0 }, () => generateKeyPair());
+  const balance = opts.accountBalance ?? DEFAULT_ACCOUNT_BALANCE;
+
+  const genesis: Genesis = {
+    chainId,
+    genesisTimeMs: BigInt(opts.genesisTimeMs ?? Date.now()),
+    preset,
+    params,
+    validators: keys.map((k, i) => ({ name: nodeHomeName(i), publicKey: k.publicKey, power: 1n })),
+    accounts: [...keys, ...clientKeys].map((k) => ({ address: k.address, balance })),
+    ammPools: [...(opts.ammPools ?? DEFAULT_AMM_POOLS)],
+  };
+  const genesisFile = path.join(dir, "genesis.json");
+  await writeGenesis(genesisFile, genesis);
+
+  const addrOf = (i: number, k: number) => `${host}:${ports[3 * i + k]}`;
+  const nodes: TestnetNode[] = [];
+  for (let i = 0; i < n; i++) {
+    const home = path.join(dir, nodeHomeName(i));
+    const cfg = defaultConfig({
+      chainId,
+      validatorIndex: i,
+      listen: { peer: addrOf(i, 0), api: addrOf(i, 1), metrics: addrOf(i, 2) },
+      peers: Array.from({ length: n }, (_, j) => j)
+        .filter((j) => j !== i)
+        .map((j) => ({ index: j, address: addrOf(j, 0) })),
+      log: { level: opts.logLevel ?? "info" },
+      ...opts.nodeOverrides,
+    });
+    await fs.mkdir(home, { recursive: true, mode: 0o700 });
+    await writeKeyFile(path.join(home, cfg.keyFile), keys[i]!);
+    // Each home carries its own genesis copy so it can be shipped to another host or container.
+    await fs.copyFile(genesisFile, path.join(home, cfg.genesisFile));
+    await writeConfig(home, cfg);
+    nodes.push({
+      index: i,
+      name: nodeHomeName(i),
+      home,
+      publicKey: toHex(keys[i]!.publicKey),
+      address: toHex(keys[i]!.address),
+      peer: cfg.listen.peer,
+      api: cfg.listen.api,
+      metrics: cfg.listen.metrics,
+    });
+  }
+
+  const accounts: TestnetAccount[] = [];
+  for (const [j, k] of clientKeys.entries()) {
+    const keyFile = path.join(dir, "accounts", `account${j}.json`);
+    await writeKeyFile(keyFile, k);
+    accounts.push({ index: j, keyFile, address: toHex(k.address) });
+  }
+  const testnet: Testnet = { dir, chainId, genesisFile, preset, nodes, accounts };
+  await fs.writeFile(path.join(dir, "testnet.json"), `${JSON.stringify(testnet, null, 2)}\n`);
+  return testnet;
+}
+
+/** Reads the testnet.json manifest a previous createTestnet wrote. */
+export async function readTestnet(dir: string): Promise<Testnet> {
+  const text = await fs.readFile(path.join(path.resolve(dir), "testnet.json"), "utf8");
+  return JSON.parse(text) as Testnet;
+}
