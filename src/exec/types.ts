@@ -1,6 +1,6 @@
 // The execution contract (DESIGN §4, §5). The sequential reference executor defines the
 // semantics; the parallel executor is a second implementation of the same interface.
-import type { Receipt, SignedTx } from "../gen/parabft/v1/types_pb.js";
+import type { Block, Receipt, SignedTx } from "../gen/parabft/v1/types_pb.js";
 import type { Hash } from "../types/hash.js";
 
 /** A committed block as execution sees it: signatures already verified by consensus. */
@@ -10,6 +10,8 @@ export interface ExecutableBlock {
   timestampMs: bigint;
   /** Empty for a null block. */
   txs: readonly SignedTx[];
+  /** txHash(tx) per tx when the caller already has them (consensus computed them for txsRoot). */
+  txHashes?: readonly Hash[];
 }
 
 /** One state change. `value === null` deletes the key. */
@@ -37,4 +39,32 @@ export interface Executor {
   executeBlock(block: ExecutableBlock): Promise<ExecutionResult>;
   readonly stateRoot: Hash;
   readonly executedHeight: bigint;
+}
+
+/**
+ * Persistence as execution needs it. src/storage's ChainDb implements it; src/exec never
+ * imports storage. One execution batch per block, atomic.
+ */
+export interface ExecutionStore {
+  writeExecutionBatch(result: ExecutionResult): Promise<void>;
+  /** Persisted state value, undefined when absent. */
+  getState(key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** 0 when only genesis (or nothing) was executed. */
+  getExecutedHeight(): Promise<bigint>;
+  /** undefined before genesis was written. */
+  getStateRoot(): Promise<Hash | undefined>;
+}
+
+/** Committed blocks, for recovery (re-execution from the executed to the committed height). */
+export interface CommittedBlockSource {
+  getCommittedHeight(): Promise<bigint>;
+  /** `block` is null for a null block. */
+  getBlock(height: bigint): Promise<{ block: Block | null; blockTimeMs: bigint } | undefined>;
+}
+
+/** An executor that can do a block's decode and state prefetch ahead of executing it. */
+export interface PreparingExecutor<P = unknown> extends Executor {
+  /** Safe to run for block h+1 while block h executes. */
+  prepare(block: ExecutableBlock): Promise<P>;
+  executePrepared(prepared: P): Promise<ExecutionResult>;
 }

@@ -1,0 +1,232 @@
+// Compact binary encodings owned by execution: state values (account, pool, holding) and the
+// byte reader/writer used to ship lanes to workers and results back (DESIGN §5: compact
+// buffers, never cloned objects). Everything is big-endian and length-prefixed.
+
+const U64_MAX = (1n << 64n) - 1n;
+export const U128_MAX = (1n << 128n) - 1n;
+
+export interface Account {
+  nonce: bigint;
+  balance: bigint;
+}
+
+/** account value: u64 nonce ‖ u128 balance (24 bytes). */
+export function encodeAccount(a: Account): Uint8Array {
+  const out = new Uint8Array(24);
+  const dv = new DataView(out.buffer);
+  dv.setBigUint64(0, a.nonce);
+  dv.setBigUint64(8, a.balance >> 64n);
+  dv.setBigUint64(16, a.balance & U64_MAX);
+  return out;
+}
+
+/** A missing or malformed account reads as the empty account (nonce 0, balance 0). */
+export function decodeAccount(v: Uint8Array | null): Account {
+  if (v === null || v.length !== 24) return { nonce: 0n, balance: 0n };
+  const dv = new DataView(v.buffer, v.byteOffset, 24);
+  return { nonce: dv.getBigUint64(0), balance: (dv.getBigUint64(8) << 64n) | dv.getBigUint64(16) };
+}
+
+export function encodeU128(x: bigint): Uint8Array {
+  const out = new Uint8Array(16);
+  const dv = new DataView(out.buffer);
+  dv.setBigUint64(0, x >> 64n);
+  dv.setBigUint64(8, x & U64_MAX);
+  return out;
+}
+
+export function decodeU128(v: Uint8Array | null): bigint {
+  if (v === null || v.length !== 16) return 0n;
+  const dv = new DataView(v.buffer, v.byteOffset, 16);
+  return (dv.getBigUint64(0) << 64n) | dv.getBigUint64(8);
+}
+
+export interface Pool {
+  reserveA: bigint;
+  reserveB: bigint;
+  feeBps: number;
+}
+
+/** pool value: u128 reserve A ‖ u128 reserve B ‖ u16 fee bps (34 bytes). */
+export function encodePool(p: Pool): Uint8Array {
+  const out = new Uint8Array(34);
+  out.set(encodeU128(p.reserveA), 0);
+  out.set(encodeU128(p.reserveB), 16);
+  new DataView(out.buffer).setUint16(32, p.feeBps);
+  return out;
+}
+
+export function decodePool(v: Uint8Array | null): Pool | null {
+  if (v === null || v.length !== 34) return null;
+  return {
+    reserveA: decodeU128(v.subarray(0, 16)),
+    reserveB: decodeU128(v.subarray(16, 32)),
+    feeBps: new DataView(v.buffer, v.byteOffset + 32, 2).getUint16(0),
+  };
+}
+
+// State keys travel as "binary strings" (one char per byte, 0..255) inside the executor:
+// they are cheap Map keys, and JS string order equals byte order, so sorting them sorts keys.
+export function keyStr(bytes: Uint8Array): string {
+  if (bytes.length <= 64) {
+    let s = "";
+    for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
+    return s;
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
+}
+
+export function strKey(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Growable big-endian writer producing one ArrayBuffer (transferable to a worker). */
+export class ByteWriter {
+  private buf: Uint8Array;
+  private dv: DataView;
+  private off = 0;
+
+  constructor(initial = 1024) {
+    this.buf = new Uint8Array(initial);
+    this.dv = new DataView(this.buf.buffer);
+  }
+
+  private ensure(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.off + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.off));
+    this.buf = next;
+    this.dv = new DataView(next.buffer);
+  }
+
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.off++] = v;
+  }
+
+  u32(v: number): void {
+    this.ensure(4);
+    this.dv.setUint32(this.off, v);
+    this.off += 4;
+  }
+
+  /** A non-negative safe integer (gas), as two u32 halves. */
+  uint(v: number): void {
+    this.u32(Math.floor(v / 2 ** 32));
+    this.u32(v >>> 0);
+  }
+
+  bytes(b: Uint8Array): void {
+    this.u32(b.length);
+    this.ensure(b.length);
+    this.buf.set(b, this.off);
+    this.off += b.length;
+  }
+
+  raw(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.off);
+    this.off += b.length;
+  }
+
+  /** A binary-string key (see keyStr). */
+  key(s: string): void {
+    this.u32(s.length);
+    this.ensure(s.length);
+    for (let i = 0; i < s.length; i++) this.buf[this.off + i] = s.charCodeAt(i);
+    this.off += s.length;
+  }
+
+  str(s: string): void {
+    const max = s.length * 3;
+    this.ensure(4 + max);
+    const r = enc.encodeInto(s, this.buf.subarray(this.off + 4, this.off + 4 + max));
+    this.dv.setUint32(this.off, r.written);
+    this.off += 4 + r.written;
+  }
+
+  /** Optional value: flag byte then bytes. */
+  optBytes(b: Uint8Array | null): void {
+    if (b === null) this.u8(0);
+    else {
+      this.u8(1);
+      this.bytes(b);
+    }
+  }
+
+  /** The written bytes as an exactly-sized ArrayBuffer. */
+  finish(): ArrayBuffer {
+    return this.buf.buffer.slice(0, this.off) as ArrayBuffer;
+  }
+}
+
+export class ByteReader {
+  private readonly buf: Uint8Array;
+  private readonly dv: DataView;
+  private off = 0;
+
+  constructor(buffer: ArrayBuffer) {
+    this.buf = new Uint8Array(buffer);
+    this.dv = new DataView(buffer);
+  }
+
+  u8(): number {
+    return this.buf[this.off++]!;
+  }
+
+  u32(): number {
+    const v = this.dv.getUint32(this.off);
+    this.off += 4;
+    return v;
+  }
+
+  uint(): number {
+    const hi = this.u32();
+    return hi * 2 ** 32 + this.u32();
+  }
+
+  /** A view into the buffer (no copy): valid as long as the buffer lives. */
+  bytes(): Uint8Array {
+    const n = this.u32();
+    const out = this.buf.subarray(this.off, this.off + n);
+    this.off += n;
+    return out;
+  }
+
+  raw(n: number): Uint8Array {
+    const out = this.buf.subarray(this.off, this.off + n);
+    this.off += n;
+    return out;
+  }
+
+  key(): string {
+    const n = this.u32();
+    let s = "";
+    if (n <= 64) for (let i = 0; i < n; i++) s += String.fromCharCode(this.buf[this.off + i]!);
+    else s = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.off, n).toString("latin1");
+    this.off += n;
+    return s;
+  }
+
+  str(): string {
+    const n = this.u32();
+    const s = dec.decode(this.buf.subarray(this.off, this.off + n));
+    this.off += n;
+    return s;
+  }
+
+  optBytes(): Uint8Array | null {
+    return this.u8() === 0 ? null : this.bytes();
+  }
+
+  get done(): boolean {
+    return this.off >= this.buf.length;
+  }
+}

@@ -1,0 +1,252 @@
+// The production executor: same semantics as ReferenceExecutor, scheduled into conflict-free
+// lanes run on worker threads when the cost model says it pays, inline otherwise. State lives
+// in a StateCache in front of the store.
+import { ParabftError } from "../types/errors.js";
+import type { Hash } from "../types/hash.js";
+import { txSeenKey } from "../types/stateKeys.js";
+import { StateCache, type StateSource } from "./cache.js";
+import { decodeAccount, keyStr } from "./codec.js";
+import { decodeResult, encodeJob, type JobTx } from "./laneWire.js";
+import {
+  applyTx,
+  type DecodedTx,
+  decodeTx,
+  MALFORMED_OUTCOME,
+  type TxOutcome,
+  touchedKeys,
+} from "./programs.js";
+import { hashBody, outOfOrder } from "./reference.js";
+import { buildResult, toReceipt } from "./result.js";
+import { type CostModel, DEFAULT_COST_MODEL, type Plan, plan } from "./schedule.js";
+import type {
+  ExecutableBlock,
+  ExecutionResult,
+  ExecutionStore,
+  PreparingExecutor,
+  StateReader,
+  StateWrite,
+} from "./types.js";
+import { ExecWorkerPool } from "./workerPool.js";
+
+export interface ParallelExecutorOpts {
+  /** Worker threads; 0 runs everything inline. */
+  workers: number;
+  /** auto: the cost model decides per block; always/never: force (tests, benchmarks). */
+  mode?: "auto" | "always" | "never";
+  /** Where cache misses are read; omit when the initial state given is the whole state. */
+  source?: StateSource | null;
+  cacheMaxEntries?: number;
+  costModel?: Partial<CostModel>;
+}
+
+export interface ParallelInit {
+  height: bigint;
+  stateRoot: Hash;
+  /** State to seed the cache with (the whole state when there is no source). */
+  state?: Iterable<StateWrite>;
+}
+
+export interface PreparedBlock {
+  block: ExecutableBlock;
+  hashes: Hash[];
+  decoded: (DecodedTx | null)[];
+  keys: string[];
+}
+
+/** What the last block did: for metrics, tests and the benchmark. */
+export interface BlockExecStats {
+  height: bigint;
+  mode: "inline" | "parallel";
+  lanes: number;
+  bins: number;
+  txs: number;
+  loadedFromStore: number;
+  predictedSequentialUs: number;
+  predictedParallelUs: number;
+}
+
+export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, StateReader {
+  private readonly cache: StateCache;
+  private readonly pool: ExecWorkerPool | null;
+  private readonly cost: CostModel;
+  private readonly mode: "auto" | "always" | "never";
+  private readonly unpersisted: { height: bigint; keys: string[] }[] = [];
+  private readonly hasSource: boolean;
+  private height: bigint;
+  private root: Hash;
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  lastStats: BlockExecStats | null = null;
+
+  constructor(init: ParallelInit, opts: ParallelExecutorOpts) {
+    this.hasSource = opts.source != null;
+    this.cache = new StateCache(opts.source ?? null, opts.cacheMaxEntries);
+    for (const w of init.state ?? []) this.cache.seed(keyStr(w.key), w.value);
+    this.height = init.height;
+    this.root = init.stateRoot;
+    this.cost = { ...DEFAULT_COST_MODEL, ...opts.costModel };
+    this.mode = opts.mode ?? "auto";
+    this.pool = opts.workers > 0 && this.mode !== "never" ? new ExecWorkerPool(opts.workers) : null;
+  }
+
+  /** An executor over a persisted store, resuming at its executed height and root. */
+  static async open(
+    store: ExecutionStore,
+    opts: Omit<ParallelExecutorOpts, "source">,
+  ): Promise<ParallelExecutor> {
+    const [height, root] = await Promise.all([store.getExecutedHeight(), store.getStateRoot()]);
+    if (root === undefined) {
+      throw new ParabftError("EXEC_NO_GENESIS", {}, "store has no state root: write the genesis batch first");
+    }
+    return new ParallelExecutor({ height, stateRoot: root }, { ...opts, source: store });
+  }
+
+  get executedHeight(): bigint {
+    return this.height;
+  }
+
+  get stateRoot(): Hash {
+    return this.root;
+  }
+
+  /** Cached state only (undefined also when not cached): for tests and diagnostics. */
+  get(key: Uint8Array): Uint8Array | undefined {
+    return this.cache.peek(keyStr(key)) ?? undefined;
+  }
+
+  /** Decodes the block and loads the state it declares. Safe to run ahead of execution. */
+  async prepare(block: ExecutableBlock): Promise<PreparedBlock> {
+    const hashes = block.txs.map((t, i) => block.txHashes?.[i] ?? hashBody(t.body));
+    const decoded = block.txs.map((t, i) => decodeTx(t.body, hashes[i]!));
+    const keySet = new Set<string>();
+    for (const tx of decoded) if (tx) for (const k of touchedKeys(tx).keys) keySet.add(k);
+    const keys = [...keySet];
+    await this.cache.load(keys);
+    return { block, hashes, decoded, keys };
+  }
+
+  executeBlock(block: ExecutableBlock): Promise<ExecutionResult> {
+    return this.serial(async () => this.run(await this.prepare(block)));
+  }
+
+  executePrepared(p: PreparedBlock): Promise<ExecutionResult> {
+    return this.serial(() => this.run(p));
+  }
+
+  /** Releases the cache pins of blocks up to `height` once the store holds them. */
+  markPersisted(height: bigint): void {
+    while (this.unpersisted.length > 0 && this.unpersisted[0]!.height <= height) {
+      this.cache.unpin(this.unpersisted.shift()!.keys);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.pool?.close();
+  }
+
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(f, f);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async run(p: PreparedBlock): Promise<ExecutionResult> {
+    if (this.closed) throw new ParabftError("EXEC_STOPPED", {}, "executor closed");
+    const { block, decoded, hashes } = p;
+    if (block.height !== this.height + 1n) throw outOfOrder(this.height + 1n, block.height);
+    // Loaded in prepare, but a prefetch may have raced an eviction: reloading is a no-op otherwise.
+    let loaded = await this.cache.load(p.keys);
+    // A nonce below the sender's current one may be a duplicate from an earlier block: its
+    // tx-seen record is the only state read that the access list cannot name in advance.
+    const seenKeys: (string | null)[] = decoded.map((tx) => {
+      if (!tx) return null;
+      const acct = decodeAccount(this.cache.peek(tx.senderKey) ?? null);
+      return tx.body.nonce < acct.nonce ? keyStr(txSeenKey(tx.sender, tx.body.nonce)) : null;
+    });
+    loaded += await this.cache.load(seenKeys.filter((k): k is string => k !== null));
+
+    const pl = plan(decoded, this.pool?.size ?? 0, this.mode, this.cost);
+    const outcomes: TxOutcome[] = new Array(decoded.length);
+    const writes =
+      pl.mode === "parallel"
+        ? await this.runParallel(p, pl, seenKeys, outcomes)
+        : this.runInline(decoded, outcomes);
+    const receipts = outcomes.map((o, i) => toReceipt(hashes[i]!, block.height, i, o));
+    this.cache.apply(writes, this.hasSource);
+    if (this.hasSource) this.unpersisted.push({ height: block.height, keys: [...writes.keys()] });
+    const result = buildResult(block.height, this.root, writes, receipts);
+    this.height = block.height;
+    this.root = result.stateRoot;
+    this.cache.evict();
+    this.lastStats = {
+      height: block.height,
+      mode: pl.mode,
+      lanes: pl.lanes,
+      bins: pl.bins.length,
+      txs: decoded.length,
+      loadedFromStore: loaded,
+      predictedSequentialUs: pl.sequentialUs,
+      predictedParallelUs: pl.parallelUs,
+    };
+    return result;
+  }
+
+  private cached(k: string): Uint8Array | null {
+    const v = this.cache.peek(k);
+    if (v === undefined)
+      throw new ParabftError("EXEC_STATE_NOT_LOADED", { key: k }, "executor bug: key not loaded");
+    return v;
+  }
+
+  private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[]): Map<string, Uint8Array | null> {
+    const writes = new Map<string, Uint8Array | null>();
+    const view = {
+      get: (k: string) => {
+        const w = writes.get(k);
+        return w !== undefined ? w : this.cached(k);
+      },
+      set: (k: string, v: Uint8Array | null) => {
+        writes.set(k, v);
+      },
+    };
+    for (let i = 0; i < decoded.length; i++) {
+      const tx = decoded[i];
+      outcomes[i] = tx ? applyTx(view, tx) : MALFORMED_OUTCOME;
+    }
+    return writes;
+  }
+
+  private async runParallel(
+    p: PreparedBlock,
+    pl: Plan,
+    seenKeys: (string | null)[],
+    outcomes: TxOutcome[],
+  ): Promise<Map<string, Uint8Array | null>> {
+    const pool = this.pool!;
+    const { decoded, hashes, block } = p;
+    for (let i = 0; i < decoded.length; i++) if (!decoded[i]) outcomes[i] = MALFORMED_OUTCOME;
+    const jobs = pl.bins.map((bin) => {
+      const txs: JobTx[] = new Array(bin.length);
+      const state = new Map<string, Uint8Array | null>();
+      bin.forEach((i, j) => {
+        const tx = decoded[i]!;
+        txs[j] = { index: i, hash: hashes[i]!, body: block.txs[i]!.body };
+        for (const k of touchedKeys(tx).keys) if (!state.has(k)) state.set(k, this.cached(k));
+        const s = seenKeys[i];
+        if (s && !state.has(s)) state.set(s, this.cached(s));
+      });
+      return encodeJob(txs, state);
+    });
+    const results = await Promise.all(jobs.map((job, w) => pool.run(w, job)));
+    // Lanes touch disjoint keys, so the bins' writes never collide: merge order is irrelevant,
+    // and the write set is sorted afterwards anyway.
+    const writes = new Map<string, Uint8Array | null>();
+    for (const buf of results) {
+      const r = decodeResult(buf);
+      for (const o of r.outcomes) outcomes[o.index] = o.outcome;
+      for (const [k, v] of r.writes) writes.set(k, v);
+    }
+    return writes;
+  }
+}

@@ -1,0 +1,98 @@
+// The sequential reference executor: applies transactions in block order over an in-memory
+// map. It DEFINES the semantics; the parallel executor must match it byte for byte. Keep it
+// small and obviously correct rather than fast.
+import { hash as nodeHash } from "node:crypto";
+import { ParabftError } from "../types/errors.js";
+import type { Hash } from "../types/hash.js";
+import { keyStr, strKey } from "./codec.js";
+import { applyTx, decodeTx, MALFORMED_OUTCOME } from "./programs.js";
+import { buildResult, toReceipt } from "./result.js";
+import type { ExecutableBlock, ExecutionResult, Executor, StateReader, StateWrite } from "./types.js";
+
+export type ExecErrorCode =
+  | "EXEC_OUT_OF_ORDER"
+  | "EXEC_STATE_NOT_LOADED"
+  | "EXEC_WORKER_FAILED"
+  | "EXEC_STOPPED";
+
+export function outOfOrder(expected: bigint, got: bigint): ParabftError<ExecErrorCode> {
+  return new ParabftError<ExecErrorCode, { expected: bigint; got: bigint }>(
+    "EXEC_OUT_OF_ORDER",
+    { expected, got },
+    `execution out of order: expected height ${expected}, got ${got}`,
+  );
+}
+
+/** Tx hash = SHA-256 of the signed body bytes (src/types txHash), via node:crypto for speed. */
+export function hashBody(body: Uint8Array): Hash {
+  return new Uint8Array(nodeHash("sha256", body, "buffer"));
+}
+
+export interface ExecutorInit {
+  height: bigint;
+  stateRoot: Hash;
+  /** The full state at `height`. */
+  state: Iterable<StateWrite>;
+}
+
+/** Initial state from a genesis (or any) execution result whose write set is the whole state. */
+export function initFromResult(r: ExecutionResult): ExecutorInit {
+  return { height: r.height, stateRoot: r.stateRoot, state: r.writeSet };
+}
+
+export class ReferenceExecutor implements Executor, StateReader {
+  private readonly state = new Map<string, Uint8Array>();
+  private height: bigint;
+  private root: Hash;
+
+  constructor(init: ExecutorInit) {
+    this.height = init.height;
+    this.root = init.stateRoot;
+    for (const w of init.state) if (w.value !== null) this.state.set(keyStr(w.key), w.value);
+  }
+
+  get executedHeight(): bigint {
+    return this.height;
+  }
+
+  get stateRoot(): Hash {
+    return this.root;
+  }
+
+  get(key: Uint8Array): Uint8Array | undefined {
+    return this.state.get(keyStr(key));
+  }
+
+  /** The whole state, sorted by key. */
+  entries(): StateWrite[] {
+    return [...this.state.keys()].sort().map((k) => ({ key: strKey(k), value: this.state.get(k)! }));
+  }
+
+  async executeBlock(block: ExecutableBlock): Promise<ExecutionResult> {
+    if (block.height !== this.height + 1n) throw outOfOrder(this.height + 1n, block.height);
+    const writes = new Map<string, Uint8Array | null>();
+    const view = {
+      get: (k: string) => {
+        const w = writes.get(k);
+        return w !== undefined ? w : (this.state.get(k) ?? null);
+      },
+      set: (k: string, v: Uint8Array | null) => {
+        writes.set(k, v);
+      },
+    };
+    const receipts = block.txs.map((signed, i) => {
+      const hash = block.txHashes?.[i] ?? hashBody(signed.body);
+      const tx = decodeTx(signed.body, hash);
+      const outcome = tx === null ? MALFORMED_OUTCOME : applyTx(view, tx);
+      return toReceipt(hash, block.height, i, outcome);
+    });
+    for (const [k, v] of writes) {
+      if (v === null) this.state.delete(k);
+      else this.state.set(k, v);
+    }
+    const result = buildResult(block.height, this.root, writes, receipts);
+    this.height = block.height;
+    this.root = result.stateRoot;
+    return result;
+  }
+}

@@ -1,0 +1,89 @@
+// Turning a block's outcomes and writes into an ExecutionResult: the sorted write set, the
+// receipts, and the state root (write-set hash chain, DESIGN §5). Shared by both executors so
+// that "byte-identical" is a property of scheduling, not of two encoders.
+import { hash as nodeHash } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { type Receipt, ReceiptSchema, TxEventSchema } from "../gen/parabft/v1/types_pb.js";
+import { concatBytes, utf8Bytes } from "../types/bytes.js";
+import type { Hash } from "../types/hash.js";
+import { strKey } from "./codec.js";
+import type { TxOutcome } from "./programs.js";
+import type { ExecutionResult, StateWrite } from "./types.js";
+
+const TAG_WRITE_SET = utf8Bytes("PARABFT/WRITESET/V1\0");
+const TAG_STATE_ROOT = utf8Bytes("PARABFT/STATEROOT/V1\0");
+
+/** The state root before genesis. */
+export const ZERO_ROOT: Hash = new Uint8Array(32);
+
+const sha256 = (data: Uint8Array): Hash => new Uint8Array(nodeHash("sha256", data, "buffer"));
+
+/**
+ * H(TAG ‖ u32 count ‖ per entry: u32 keyLen ‖ key ‖ u8 present ‖ [u32 valueLen ‖ value]),
+ * over entries sorted by key. Built in one buffer and hashed once: per-entry hash updates
+ * cost more than the hashing itself.
+ */
+export function writeSetHash(writeSet: readonly StateWrite[]): Hash {
+  let size = TAG_WRITE_SET.length + 4;
+  for (const w of writeSet) size += 4 + w.key.length + 1 + (w.value === null ? 0 : 4 + w.value.length);
+  const buf = new Uint8Array(size);
+  const dv = new DataView(buf.buffer);
+  buf.set(TAG_WRITE_SET, 0);
+  let off = TAG_WRITE_SET.length;
+  dv.setUint32(off, writeSet.length);
+  off += 4;
+  for (const w of writeSet) {
+    dv.setUint32(off, w.key.length);
+    buf.set(w.key, off + 4);
+    off += 4 + w.key.length;
+    if (w.value === null) buf[off++] = 0;
+    else {
+      buf[off] = 1;
+      dv.setUint32(off + 1, w.value.length);
+      buf.set(w.value, off + 5);
+      off += 5 + w.value.length;
+    }
+  }
+  return sha256(buf);
+}
+
+/** stateRoot(h) = H(TAG ‖ stateRoot(h−1) ‖ writeSetHash(h)). */
+export function nextStateRoot(previous: Hash, writeSet: readonly StateWrite[]): Hash {
+  return sha256(concatBytes(TAG_STATE_ROOT, previous, writeSetHash(writeSet)));
+}
+
+/** The block's writes (binary-string keys, last value wins) as a write set sorted by key bytes. */
+export function sortedWriteSet(writes: ReadonlyMap<string, Uint8Array | null>): StateWrite[] {
+  // Binary-string order is byte order (one UTF-16 unit per byte), so the default sort is right.
+  const keys = [...writes.keys()].sort();
+  const out: StateWrite[] = new Array(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    out[i] = { key: strKey(k), value: writes.get(k)! };
+  }
+  return out;
+}
+
+export function toReceipt(txHash: Uint8Array, height: bigint, index: number, o: TxOutcome): Receipt {
+  return create(ReceiptSchema, {
+    txHash,
+    height,
+    index,
+    status: o.status,
+    gasUsed: BigInt(o.gasUsed),
+    error: o.error,
+    events: o.events.map((e) =>
+      create(TxEventSchema, { kind: e.kind, attributes: Object.fromEntries(e.attrs) }),
+    ),
+  });
+}
+
+export function buildResult(
+  height: bigint,
+  previousRoot: Hash,
+  writes: ReadonlyMap<string, Uint8Array | null>,
+  receipts: Receipt[],
+): ExecutionResult {
+  const writeSet = sortedWriteSet(writes);
+  return { height, writeSet, receipts, stateRoot: nextStateRoot(previousRoot, writeSet) };
+}

@@ -1,0 +1,153 @@
+// Deterministic synthetic workloads for the executor's tests and benchmarks: accounts, and
+// unsigned-but-well-formed transactions (execution never verifies signatures: consensus did).
+// Not used on the node's path.
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  type ProgramCall,
+  ProgramCallSchema,
+  type SignedTx,
+  SignedTxSchema,
+  TxBodySchema,
+} from "../gen/parabft/v1/types_pb.js";
+import { addressOf } from "../types/block.js";
+import { accountKey, ammHoldingKey, ammPoolKey, computeKey, kvKey } from "../types/stateKeys.js";
+import type { GenesisSpec } from "./genesis.js";
+
+/** A small fast PRNG (mulberry32): workloads must be reproducible from a seed. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
+  next(): number {
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+}
+
+export interface TestAccount {
+  publicKey: Uint8Array;
+  address: Uint8Array;
+}
+
+export function makeAccounts(n: number, seed = 1): TestAccount[] {
+  const out: TestAccount[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const pk = new Uint8Array(32);
+    const dv = new DataView(pk.buffer);
+    dv.setUint32(0, seed >>> 0);
+    dv.setUint32(4, i);
+    pk[31] = 0xa5;
+    out[i] = { publicKey: pk, address: addressOf(pk) };
+  }
+  return out;
+}
+
+export function genesisFor(
+  accounts: readonly TestAccount[],
+  balance = 1_000_000_000n,
+  pools: string[] = [],
+): GenesisSpec {
+  return {
+    pools: pools.map((id) => ({ id, reserveA: 10n ** 12n, reserveB: 10n ** 12n, feeBps: 30 })),
+    accounts: accounts.map((a) => ({
+      address: a.address,
+      balance,
+      holdings: Object.fromEntries(pools.map((p) => [p, 1_000_000_000n])),
+    })),
+  };
+}
+
+export interface TxSpec {
+  sender: TestAccount;
+  nonce: bigint;
+  call: ProgramCall["call"];
+  reads?: Uint8Array[];
+  writes?: Uint8Array[];
+  gasLimit?: bigint;
+}
+
+const NO_SIGNATURE = new Uint8Array(64);
+
+export function buildTx(s: TxSpec): SignedTx {
+  const body = create(TxBodySchema, {
+    chainId: "bench",
+    sender: s.sender.publicKey,
+    nonce: s.nonce,
+    gasLimit: s.gasLimit ?? 0n,
+    access: { reads: s.reads ?? [], writes: s.writes ?? [] },
+    call: create(ProgramCallSchema, { call: s.call }),
+  });
+  return create(SignedTxSchema, { body: toBinary(TxBodySchema, body), signature: NO_SIGNATURE });
+}
+
+/** The access list an honest client declares for each program. */
+export function transferTx(from: TestAccount, nonce: bigint, to: Uint8Array, amount: bigint): SignedTx {
+  return buildTx({
+    sender: from,
+    nonce,
+    call: {
+      case: "transfer",
+      value: { $typeName: "parabft.v1.BankTransfer", to, amount: amount.toString() },
+    },
+    writes: [accountKey(from.address), accountKey(to)],
+  });
+}
+
+export function swapTx(
+  from: TestAccount,
+  nonce: bigint,
+  pool: string,
+  aToB: boolean,
+  amountIn: bigint,
+): SignedTx {
+  return buildTx({
+    sender: from,
+    nonce,
+    call: {
+      case: "ammSwap",
+      value: {
+        $typeName: "parabft.v1.AmmSwap",
+        pool,
+        aToB,
+        amountIn: amountIn.toString(),
+        minAmountOut: "1",
+      },
+    },
+    writes: [accountKey(from.address), ammPoolKey(pool), ammHoldingKey(pool, from.address)],
+  });
+}
+
+export function computeTx(from: TestAccount, nonce: bigint, iterations: number): SignedTx {
+  return buildTx({
+    sender: from,
+    nonce,
+    call: { case: "compute", value: { $typeName: "parabft.v1.ComputeWork", iterations, seed: from.address } },
+    writes: [computeKey(from.address)],
+  });
+}
+
+export function kvPutTx(from: TestAccount, nonce: bigint, key: Uint8Array, value: Uint8Array): SignedTx {
+  return buildTx({
+    sender: from,
+    nonce,
+    call: { case: "kvPut", value: { $typeName: "parabft.v1.KvPut", key, value } },
+    writes: [kvKey(key)],
+  });
+}
+
+/** Tracks the next nonce per sender while generating a sequence of blocks. */
+export class NonceBook {
+  private readonly next = new Map<TestAccount, bigint>();
+  take(a: TestAccount): bigint {
+    const n = this.next.get(a) ?? 0n;
+    this.next.set(a, n + 1n);
+    return n;
+  }
+}
