@@ -27,6 +27,9 @@ export interface DbOpenOpts {
 const asBuffer = (b: Uint8Array): Buffer =>
   Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
+/** Plain Uint8Array views (no copy): callers compare with deepStrictEqual and protobuf bytes. */
+const plain = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
 function isNotFound(err: Error): boolean {
   return err.message.startsWith("NotFound");
 }
@@ -64,7 +67,7 @@ export class Db {
         if (err) {
           if (isNotFound(err)) resolve(undefined);
           else reject(err);
-        } else resolve(value);
+        } else resolve(value === undefined ? undefined : plain(value));
       }),
     );
   }
@@ -75,7 +78,7 @@ export class Db {
     if (keys.length === 0) return [];
     return new Promise((resolve, reject) =>
       this.rocks.getMany(keys.map(asBuffer), { asBuffer: true }, (err, values) =>
-        err ? reject(err) : resolve(values ?? []),
+        err ? reject(err) : resolve((values ?? []).map((v) => (v === undefined ? undefined : plain(v)))),
       ),
     );
   }
@@ -126,11 +129,11 @@ export class Db {
     });
     try {
       for (;;) {
-        const entry = await new Promise<[Buffer, Buffer] | undefined>((resolve, reject) =>
+        const entry = await new Promise<[Uint8Array, Uint8Array] | undefined>((resolve, reject) =>
           it.next((err, key, value) => {
             if (err) reject(err);
             else if (key === undefined || value === undefined) resolve(undefined);
-            else resolve([key, value]);
+            else resolve([plain(key), plain(value)]);
           }),
         );
         if (entry === undefined) return;

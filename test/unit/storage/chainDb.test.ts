@@ -1,0 +1,318 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { CheckpointCertificateSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
+import {
+  type Block,
+  BlockSchema,
+  CommitCertificateSchema,
+  ReceiptSchema,
+  SignedTxSchema,
+  TxStatus,
+} from "../../../src/gen/parabft/v1/types_pb.js";
+import {
+  Bucket,
+  ChainDb,
+  Db,
+  SCHEMA_VERSION,
+  StorageError,
+  type WriteKind,
+} from "../../../src/storage/index.js";
+import {
+  blockDigest,
+  GENESIS_CHAIN_HASH,
+  nextChainHash,
+  nullBlockDigest,
+  txHash,
+} from "../../../src/types/block.js";
+import { u64be, utf8Bytes } from "../../../src/types/bytes.js";
+import { removeDir, tempDir } from "./helpers.js";
+
+const tx = (tag: string) =>
+  create(SignedTxSchema, { body: utf8Bytes(tag), signature: new Uint8Array(64).fill(1) });
+
+function makeBlock(height: bigint, tags: string[]): Block {
+  return create(BlockSchema, {
+    header: { chainId: "test", height, epoch: 0n, proposer: 1, timestampMs: 1000n + height },
+    txs: tags.map(tx),
+  });
+}
+
+const cert = (height: bigint, digest: Uint8Array) =>
+  create(CommitCertificateSchema, {
+    epoch: 0n,
+    height,
+    blockDigest: digest,
+    signatures: [{ validator: 0, signature: new Uint8Array(64).fill(Number(height)) }],
+  });
+
+/** Commits `blocks` (null = null block) from height 1 on, chaining hashes as the node does. */
+async function commitChain(db: ChainDb, blocks: (string[] | null)[]): Promise<Uint8Array[]> {
+  let chain = GENESIS_CHAIN_HASH;
+  const digests: Uint8Array[] = [];
+  for (let i = 0; i < blocks.length; i++) {
+    const height = BigInt(i + 1);
+    const tags = blocks[i];
+    const block = tags ? makeBlock(height, tags) : null;
+    const digest = block ? blockDigest(block.header!) : nullBlockDigest("test", 0n, height);
+    chain = nextChainHash(chain, digest);
+    digests.push(digest);
+    await db.writeCommitBatch({
+      height,
+      digest,
+      block,
+      certificate: cert(height, digest),
+      chainHash: chain,
+      blockTimeMs: 1000n + height,
+    });
+  }
+  return digests;
+}
+
+describe("ChainDb", () => {
+  let root: string;
+  before(async () => {
+    root = await tempDir("chaindb");
+  });
+  after(async () => {
+    await removeDir(root);
+  });
+
+  it("stores a commit batch and reads it back by height, digest and tx hash", async () => {
+    const db = await ChainDb.open(path.join(root, "commit"));
+    try {
+      assert.equal(await db.getCommittedHeight(), 0n);
+      assert.equal(await db.getBlock(1n), undefined);
+      const digests = await commitChain(db, [["a", "b"], null, ["c"]]);
+      assert.equal(await db.getCommittedHeight(), 3n);
+
+      const b1 = await db.getBlock(1n);
+      assert.ok(b1?.block);
+      assert.deepEqual(b1.digest, digests[0]);
+      assert.deepEqual(
+        b1.block.txs.map((t) => t.body),
+        [utf8Bytes("a"), utf8Bytes("b")],
+      );
+      assert.equal(b1.blockTimeMs, 1001n);
+      assert.deepEqual(b1.chainHash, nextChainHash(GENESIS_CHAIN_HASH, digests[0]!));
+
+      const b2 = await db.getBlock(2n);
+      assert.equal(b2?.block, null);
+      assert.deepEqual(b2?.digest, nullBlockDigest("test", 0n, 2n));
+      assert.equal(await db.getBlockBytes(2n), undefined);
+
+      assert.equal((await db.getBlockByDigest(digests[2]!))?.height, 3n);
+      assert.equal(await db.getBlockByDigest(new Uint8Array(32)), undefined);
+      assert.deepEqual((await db.getCertificate(3n))?.blockDigest, digests[2]);
+      assert.deepEqual(await db.getTxLocation(txHash(tx("b"))), { height: 1n, index: 1 });
+      assert.deepEqual(await db.getTxLocation(txHash(tx("c"))), { height: 3n, index: 0 });
+      assert.equal(await db.getTxLocation(txHash(tx("zzz"))), undefined);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("stores the received block bytes as given when blockBytes is passed", async () => {
+    const db = await ChainDb.open(path.join(root, "bytes"));
+    try {
+      const block = makeBlock(1n, ["x"]);
+      const bytes = toBinary(BlockSchema, block);
+      const digest = blockDigest(block.header!);
+      await db.writeCommitBatch({
+        height: 1n,
+        digest,
+        block,
+        blockBytes: bytes,
+        certificate: cert(1n, digest),
+        chainHash: nextChainHash(GENESIS_CHAIN_HASH, digest),
+        blockTimeMs: 1n,
+      });
+      assert.deepEqual(await db.getBlockBytes(1n), bytes);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("keeps a tx's first inclusion in the tx index when a later block repeats it", async () => {
+    const db = await ChainDb.open(path.join(root, "dup"));
+    try {
+      await commitChain(db, [
+        ["p", "q"],
+        ["r", "p", "r"],
+      ]);
+      assert.deepEqual(await db.getTxLocation(txHash(tx("p"))), { height: 1n, index: 0 });
+      assert.deepEqual(await db.getTxLocation(txHash(tx("r"))), { height: 2n, index: 0 });
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("serves contiguous committed ranges with certificates, honouring the limit", async () => {
+    const db = await ChainDb.open(path.join(root, "range"));
+    try {
+      await commitChain(db, [["a"], null, ["b"], ["c"], ["d"]]);
+      const all = await db.getCommittedRange(1n, 10n);
+      assert.deepEqual(
+        all.map((r) => r.height),
+        [1n, 2n, 3n, 4n, 5n],
+      );
+      assert.equal(all[1]!.block, null);
+      for (const r of all) assert.deepEqual(r.certificate.blockDigest, r.digest);
+      assert.deepEqual(
+        (await db.getCommittedRange(2n, 4n)).map((r) => r.height),
+        [2n, 3n, 4n],
+      );
+      assert.deepEqual(
+        (await db.getCommittedRange(2n, 5n, 2)).map((r) => r.height),
+        [2n, 3n],
+      );
+      assert.deepEqual(await db.getCommittedRange(6n, 9n), []);
+      assert.deepEqual(await db.getCommittedRange(4n, 3n), []);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("applies an execution batch: writes, deletes, receipts (not DUPLICATE ones), height and root", async () => {
+    const db = await ChainDb.open(path.join(root, "exec"));
+    try {
+      const h1 = txHash(tx("one"));
+      const root1 = new Uint8Array(32).fill(1);
+      await db.writeExecutionBatch({
+        height: 1n,
+        writeSet: [
+          { key: utf8Bytes("a"), value: utf8Bytes("1") },
+          { key: utf8Bytes("b"), value: utf8Bytes("2") },
+        ],
+        receipts: [create(ReceiptSchema, { txHash: h1, height: 1n, index: 0, status: TxStatus.OK })],
+        stateRoot: root1,
+      });
+      assert.equal(await db.getExecutedHeight(), 1n);
+      assert.deepEqual(await db.getStateRoot(), root1);
+      await db.writeExecutionBatch({
+        height: 2n,
+        writeSet: [
+          { key: utf8Bytes("a"), value: null },
+          { key: utf8Bytes("c"), value: utf8Bytes("3") },
+        ],
+        receipts: [create(ReceiptSchema, { txHash: h1, height: 2n, index: 0, status: TxStatus.DUPLICATE })],
+        stateRoot: new Uint8Array(32).fill(2),
+      });
+      assert.equal(await db.getState(utf8Bytes("a")), undefined);
+      assert.deepEqual(await db.getState(utf8Bytes("c")), utf8Bytes("3"));
+      const r = await db.getReceipt(h1);
+      assert.equal(r?.status, TxStatus.OK);
+      assert.equal(r?.height, 1n);
+      const state: [string, string][] = [];
+      for await (const [k, v] of db.iterateState())
+        state.push([Buffer.from(k).toString(), Buffer.from(v).toString()]);
+      assert.deepEqual(state, [
+        ["b", "2"],
+        ["c", "3"],
+      ]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("keeps everything across close and reopen", async () => {
+    const dir = path.join(root, "reopen");
+    const db = await ChainDb.open(dir);
+    const digests = await commitChain(db, [["k"], ["l"]]);
+    await db.writeExecutionBatch({
+      height: 2n,
+      writeSet: [{ key: utf8Bytes("s"), value: utf8Bytes("v") }],
+      receipts: [],
+      stateRoot: new Uint8Array(32).fill(7),
+    });
+    await db.close();
+    const again = await ChainDb.open(dir);
+    try {
+      assert.equal(await again.getCommittedHeight(), 2n);
+      assert.equal(await again.getExecutedHeight(), 2n);
+      assert.deepEqual((await again.getBlock(2n))?.digest, digests[1]);
+      assert.deepEqual(await again.getState(utf8Bytes("s")), utf8Bytes("v"));
+      assert.equal(await again.getSchemaVersion(), SCHEMA_VERSION);
+    } finally {
+      await again.close();
+    }
+  });
+
+  it("refuses a database written by a newer schema, naming both versions, and releases it", async () => {
+    const dir = path.join(root, "schema");
+    const raw = await Db.open(dir);
+    await raw.put(Uint8Array.of(Bucket.meta, ...utf8Bytes("schemaVersion")), u64be(SCHEMA_VERSION + 1));
+    await raw.close();
+    await assert.rejects(ChainDb.open(dir), (e: unknown) => {
+      assert.ok(e instanceof StorageError);
+      assert.equal(e.code, "SCHEMA_TOO_NEW");
+      assert.deepEqual([e.detail.found, e.detail.supported], [SCHEMA_VERSION + 1, SCHEMA_VERSION]);
+      assert.match(e.message, new RegExp(`${SCHEMA_VERSION + 1}.*${SCHEMA_VERSION}`));
+      return true;
+    });
+    // The refused open must not hold the RocksDB lock.
+    const reopened = await Db.open(dir);
+    await reopened.close();
+  });
+
+  it("stores stable checkpoints (highest wins) and evidence (deduplicated)", async () => {
+    const db = await ChainDb.open(path.join(root, "ckpt"));
+    try {
+      assert.equal(await db.getStableCheckpoint(), undefined);
+      const ck = (height: bigint) =>
+        create(CheckpointCertificateSchema, {
+          epoch: 0n,
+          height,
+          chainHash: new Uint8Array(32).fill(Number(height)),
+          stateRoot: new Uint8Array(32).fill(9),
+        });
+      await db.putStableCheckpoint(ck(10n));
+      await db.putStableCheckpoint(ck(5n));
+      assert.equal((await db.getStableCheckpoint())?.height, 10n);
+      assert.equal((await db.getCheckpoint(5n))?.height, 5n);
+
+      const ev = {
+        sender: 2,
+        epoch: 0n,
+        phase: "commit",
+        view: 1n,
+        height: 7n,
+        first: Uint8Array.of(1),
+        second: Uint8Array.of(2),
+      };
+      await db.putEvidence(ev);
+      await db.putEvidence(ev);
+      await db.putEvidence({ ...ev, height: 3n, second: Uint8Array.of(3) });
+      const all = await db.listEvidence();
+      assert.deepEqual(
+        all.map((e) => e.height),
+        [3n, 7n],
+      );
+      assert.deepEqual(all[1], ev);
+      assert.deepEqual(
+        (await db.listEvidence(4n)).map((e) => e.height),
+        [7n],
+      );
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("reports each batch's write latency to the onWrite hook", async () => {
+    const seen: WriteKind[] = [];
+    const db = await ChainDb.open(path.join(root, "hook"), {
+      onWrite: (kind, ms, ops) => {
+        assert.ok(ms >= 0 && ops > 0);
+        seen.push(kind);
+      },
+    });
+    try {
+      await commitChain(db, [["h"]]);
+      await db.writeExecutionBatch({ height: 1n, writeSet: [], receipts: [], stateRoot: new Uint8Array(32) });
+      assert.deepEqual(seen, ["commit", "execution"]);
+    } finally {
+      await db.close();
+    }
+  });
+});
