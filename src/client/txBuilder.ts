@@ -13,7 +13,7 @@ import {
 } from "../gen/parabft/v1/types_pb.js";
 import { ADDRESS_LENGTH, addressOf, PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { bytesEqual, compareBytes } from "../types/bytes.js";
-import { accountKey, ammPoolKey, computeKey, kvKey } from "../types/stateKeys.js";
+import { accountKey, ammHoldingKey, ammPoolKey, computeKey, kvKey } from "../types/stateKeys.js";
 import { ClientError } from "./errors.js";
 
 /** Fields common to every transaction. */
@@ -134,7 +134,12 @@ export function ammSwapTx(
       },
     },
   });
-  return body(c, call, accessList(c.sender, [], [ammPoolKey(pool)]));
+  // Token A is the native balance (the sender's account); token B is a per-pool holding.
+  return body(
+    c,
+    call,
+    accessList(c.sender, [], [ammPoolKey(pool), ammHoldingKey(pool, addressOf(c.sender))]),
+  );
 }
 
 export function computeWorkTx(c: TxCommon, iterations: number, seed: Uint8Array = new Uint8Array(0)): TxBody {

@@ -19,6 +19,7 @@ import { SignedTxSchema, TxBodySchema } from "../../../src/gen/parabft/v1/types_
 import {
   accountKey,
   addressOf,
+  ammHoldingKey,
   ammPoolKey,
   bytesEqual,
   computeKey,
@@ -104,7 +105,10 @@ describe("transaction builders", () => {
       { body: transferTx(c, to, 1n), keys: [accountKey(to)] },
       { body: kvPutTx(c, Uint8Array.of(1, 2), Uint8Array.of(3)), keys: [kvKey(Uint8Array.of(1, 2))] },
       { body: kvCasTx(c, Uint8Array.of(9), null, Uint8Array.of(3)), keys: [kvKey(Uint8Array.of(9))] },
-      { body: ammSwapTx(c, "pool-x", true, 10n, 1n), keys: [ammPoolKey("pool-x")] },
+      {
+        body: ammSwapTx(c, "pool-x", true, 10n, 1n),
+        keys: [ammPoolKey("pool-x"), ammHoldingKey("pool-x", s.address)],
+      },
       { body: computeWorkTx(c, 100), keys: [computeKey(s.address)] },
     ];
     for (const { body, keys } of cases) {

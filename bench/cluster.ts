@@ -1,0 +1,922 @@
+// The cluster benchmark (DESIGN §10, §11): open-loop load of pre-signed transfers against a
+// running ParaBFT cluster, finality and execution latency in HDR histograms, throughput as a
+// ratio to this machine's signature-verification ceiling measured in the same run, and a final
+// check that every transaction counted as committed really is in the chain.
+//
+// How latency is observed (and why): each transaction is sent with SubmitTx (a fast admission
+// ack), and one StreamBlocks watcher on a dedicated connection matches the hashes of committed
+// blocks. submit->committed is the time from the transaction's *scheduled* send time (so a
+// slow generator or a saturated API cannot hide latency: no coordinated omission) to the moment
+// its block arrives on the stream. submit->executed uses the same node's GetStatus executed
+// height, polled every few ms on the watcher connection. SubmitTxAndWait per transaction was
+// rejected: it holds one call open per in-flight transaction, so at a few hundred tx/s it runs
+// into the API's per-connection in-flight limit and measures that limit instead of finality, and
+// it makes the node keep a waiter per transaction.
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { availableParallelism, tmpdir } from "node:os";
+import path from "node:path";
+import { Worker } from "node:worker_threads";
+import * as hdr from "hdr-histogram-js";
+import { LocalCluster } from "../src/cli/cluster.js";
+import { ParabftClient, RpcError, signTx, transferTx, verifyCommitCertificate } from "../src/client/node.js";
+import { readKeyFile } from "../src/crypto/keys.js";
+import { NodeSigner } from "../src/crypto/node.js";
+import type { BlockHeader, CommitCertificate, SignedTx } from "../src/gen/parabft/v1/types_pb.js";
+import { TxStatus } from "../src/gen/parabft/v1/types_pb.js";
+import type { PresetName } from "../src/params/index.js";
+import { sha256, toHex, u32be } from "../src/types/index.js";
+import { barChartSvg, formatTable, type MachineInfo, machineInfo, writeResultFiles } from "./lib/index.js";
+
+export interface ClusterBenchOpts {
+  /** Start a local cluster of this many validators (in a temp dir), or use `api`. */
+  validators?: number;
+  /** API addresses of an existing cluster. */
+  api?: string[];
+  /** Existing cluster only: directory of funded account key files (e.g. <testnet>/accounts). */
+  keysDir?: string;
+  preset?: PresetName;
+  /** Seconds of load (per step with sweep). */
+  durationS: number;
+  /** Offered load, tx/s (the starting rate with sweep). */
+  rate: number;
+  sweep?: boolean;
+  /** Rate multiplier per sweep step. */
+  sweepFactor?: number;
+  sweepMaxSteps?: number;
+  /** Client connections, spread round-robin over the nodes. */
+  connections?: number;
+  /** Distinct senders (funded accounts); more senders means less nonce serialisation. */
+  senders?: number;
+  /** How long to wait after the load for stragglers to commit and execute. */
+  drainTimeoutS?: number;
+  /** Result directory, or null to write nothing. */
+  outDir: string | null;
+  /** Result file base name. */
+  name?: string;
+  /** Progress on stderr. */
+  progress?: boolean;
+  signal?: AbortSignal;
+  /** Receives the LocalCluster as soon as it exists (the demo's SIGINT handler stops it). */
+  onCluster?: (cluster: LocalCluster) => void;
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export interface TimelinePoint {
+  second: number;
+  sent: number;
+  committed: number;
+  finalityP50Ms: number | null;
+}
+
+export interface RunReport {
+  offeredRate: number;
+  durationS: number;
+  scheduled: number;
+  submitted: number;
+  submitFailures: Record<string, number>;
+  committed: number;
+  executed: number;
+  /** Admitted but not committed by the end of the drain period. */
+  uncommitted: number;
+  /** committed / (last commit − first scheduled send). */
+  achievedTps: number;
+  ratioToClusterCeiling: number;
+  ratioToMachineCeiling: number;
+  finalityMs: LatencySummary;
+  executedMs: LatencySummary;
+  submitAckMs: LatencySummary;
+  /** How far the generator fell behind its schedule (ms). */
+  generatorMaxLagMs: number;
+  blocks: number;
+  timeline: TimelinePoint[];
+}
+
+export interface VerifyCeiling {
+  /** node:crypto Ed25519 verifies per second, one thread, cached KeyObject. */
+  singleThreadPerSec: number;
+  /** The same on every core at once (worker threads), summed. */
+  allCoresPerSec: number;
+  cores: number;
+  /**
+   * Every validator verifies every transaction, and all of them share this machine's cores:
+   * allCores / validators bounds a local cluster's throughput (DESIGN §11).
+   */
+  clusterCeilingPerSec: number;
+}
+
+export interface ChainVerification {
+  /** Transactions counted as committed and looked up with GetTx. */
+  checked: number;
+  inChain: number;
+  missing: number;
+  heightMismatch: number;
+  receiptsChecked: number;
+  receiptStatus: Record<string, number>;
+  certificatesChecked: number;
+  certificatesValid: number;
+  certificateFailures: string[];
+}
+
+export interface ClusterBenchReport {
+  kind: "parabft-cluster-bench";
+  version: 1;
+  startedAt: string;
+  machine: MachineInfo;
+  setup: {
+    validators: number;
+    apis: string[];
+    ownCluster: boolean;
+    preset: string | null;
+    chainId: string;
+    senders: number;
+    connections: number;
+    workload: string;
+    finalityMethod: string;
+    executedMethod: string;
+  };
+  verifyCeiling: VerifyCeiling;
+  runs: RunReport[];
+  saturation: {
+    offeredRate: number;
+    achievedTps: number;
+    finalityP99Ms: number;
+    reason: string;
+  } | null;
+  verification: ChainVerification;
+  files?: { json: string; table: string; svg?: string };
+}
+
+const FINALITY_METHOD =
+  "SubmitTx ack + StreamBlocks watcher; latency from each tx's scheduled send time to its block's arrival on the stream";
+const EXECUTED_METHOD = "watcher node's GetStatus executed_height, polled every 5 ms";
+const PER_CONNECTION_IN_FLIGHT = 48;
+const STATUS_POLL_MS = 5;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// The signature-verification ceiling of this machine
+
+const VERIFY_WORKER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { generateKeyPairSync, sign, verify } = require("node:crypto");
+const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+const msg = Buffer.alloc(200, 7);
+const sig = sign(null, msg, privateKey);
+const until = Date.now() + workerData.ms;
+let n = 0;
+while (Date.now() < until) { for (let i = 0; i < 64; i++) verify(null, msg, publicKey, sig); n += 64; }
+parentPort.postMessage(n);
+`;
+
+function verifyBurst(threads: number, ms: number): Promise<number> {
+  const runs = Array.from(
+    { length: threads },
+    () =>
+      new Promise<number>((resolve, reject) => {
+        const w = new Worker(VERIFY_WORKER, { eval: true, workerData: { ms } });
+        w.once("message", (n: number) => {
+          resolve(n);
+          void w.terminate();
+        });
+        w.once("error", reject);
+      }),
+  );
+  return Promise.all(runs).then((ns) => (ns.reduce((a, b) => a + b, 0) * 1000) / ms);
+}
+
+/** Measured while the cluster idles, so the figure belongs to this run's machine and load. */
+export async function measureVerifyCeiling(validators: number, ms = 1000): Promise<VerifyCeiling> {
+  const cores = availableParallelism();
+  const singleThreadPerSec = await verifyBurst(1, ms);
+  const allCoresPerSec = await verifyBurst(cores, ms);
+  return {
+    singleThreadPerSec: Math.round(singleThreadPerSec),
+    allCoresPerSec: Math.round(allCoresPerSec),
+    cores,
+    clusterCeilingPerSec: Math.round(allCoresPerSec / Math.max(1, validators)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+interface Sender {
+  signer: NodeSigner;
+  address: Uint8Array;
+  nextNonce: bigint;
+  /** Set after a failed submit: its later nonces may be stuck behind a gap, so it sits out. */
+  tainted: boolean;
+}
+
+function newHistogram() {
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  });
+}
+
+type Histogram = ReturnType<typeof newHistogram>;
+
+function summarize(h: Histogram): LatencySummary {
+  // Recorded in microseconds, reported in milliseconds.
+  const ms = (us: number) => Math.round(us / 10) / 100;
+  if (h.totalCount === 0) return { count: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0 };
+  return {
+    count: h.totalCount,
+    p50: ms(h.getValueAtPercentile(50)),
+    p90: ms(h.getValueAtPercentile(90)),
+    p99: ms(h.getValueAtPercentile(99)),
+    max: ms(h.maxValue),
+    mean: ms(h.mean),
+  };
+}
+
+const recordMs = (h: Histogram, ms: number) => h.recordValue(Math.max(1, Math.round(ms * 1000)));
+
+/** Everything the watcher learns about committed blocks, shared by every run of a bench. */
+class ChainWatcher {
+  /** tx hash (hex) -> pending transaction slot. */
+  readonly pending = new Map<string, (height: number, at: number) => void>();
+  executedHeight = 0;
+  committedHeight = 0;
+  readonly onExecuted: ((height: number, at: number) => void)[] = [];
+  readonly blocks: { height: bigint; header: BlockHeader | null; certificate: CommitCertificate | null }[] =
+    [];
+  blocksSeen = 0;
+  lastError: string | null = null;
+  readonly #abort = new AbortController();
+  #loops: Promise<void>[] = [];
+
+  constructor(
+    private readonly clients: ParabftClient[],
+    private fromHeight: bigint,
+  ) {}
+
+  start(): void {
+    this.#loops = [this.#streamLoop(), this.#statusLoop()];
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await Promise.allSettled(this.#loops);
+  }
+
+  async #streamLoop(): Promise<void> {
+    let attempt = 0;
+    while (!this.#abort.signal.aborted) {
+      // Reconnect to the next node if the stream breaks (a node restarting mid-run).
+      const client = this.clients[attempt % this.clients.length]!;
+      try {
+        for await (const res of client.streamBlocks(this.fromHeight, { signal: this.#abort.signal })) {
+          const at = performance.now();
+          const height = Number(res.height);
+          this.fromHeight = res.height + 1n;
+          this.committedHeight = Math.max(this.committedHeight, height);
+          this.blocksSeen++;
+          this.blocks.push({
+            height: res.height,
+            header: res.block?.header ?? null,
+            certificate: res.certificate ?? null,
+          });
+          for (const tx of res.block?.txs ?? []) {
+            const k = toHex(sha256(tx.body));
+            const cb = this.pending.get(k);
+            if (cb) {
+              this.pending.delete(k);
+              cb(height, at);
+            }
+          }
+        }
+      } catch (err) {
+        this.lastError = err instanceof Error ? err.message : String(err);
+      }
+      attempt++;
+      if (!this.#abort.signal.aborted) await sleep(100);
+    }
+  }
+
+  async #statusLoop(): Promise<void> {
+    const client = this.clients[0]!;
+    while (!this.#abort.signal.aborted) {
+      try {
+        const s = await client.getStatus();
+        const h = Number(s.executedHeight);
+        if (h > this.executedHeight) {
+          this.executedHeight = h;
+          const at = performance.now();
+          for (const cb of this.onExecuted) cb(h, at);
+        }
+      } catch (err) {
+        this.lastError = err instanceof Error ? err.message : String(err);
+      }
+      await sleep(STATUS_POLL_MS);
+    }
+  }
+}
+
+/** A fixed client-side bound per connection, below the API's per-connection in-flight limit. */
+class Connection {
+  inFlight = 0;
+  readonly queue: (() => void)[] = [];
+  constructor(readonly client: ParabftClient) {}
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const go = () => {
+        this.inFlight++;
+        fn()
+          .then(resolve, reject)
+          .finally(() => {
+            this.inFlight--;
+            this.queue.shift()?.();
+          });
+      };
+      if (this.inFlight < PER_CONNECTION_IN_FLIGHT) go();
+      else this.queue.push(go);
+    });
+  }
+}
+
+function recipient(i: number): Uint8Array {
+  // Fresh recipients: transfers do not contend on one hot account.
+  return sha256(u32be(i)).slice(0, 20);
+}
+
+interface RunContext {
+  chainId: string;
+  senders: Sender[];
+  conns: Connection[];
+  watcher: ChainWatcher;
+  ceiling: VerifyCeiling;
+  drainTimeoutS: number;
+  progress: boolean;
+  signal?: AbortSignal;
+  /** Every tx counted as committed, for the final chain check. */
+  committedLog: { hash: Uint8Array; height: number }[];
+  recipientCounter: number;
+}
+
+function presign(
+  ctx: RunContext,
+  total: number,
+): { txs: SignedTx[]; hashes: Uint8Array[]; senderOf: number[] } {
+  const active = ctx.senders.map((s, i) => ({ s, i })).filter((x) => !x.s.tainted);
+  if (active.length === 0) throw new Error("no usable senders left (every sender had a failed submit)");
+  const txs: SignedTx[] = new Array(total);
+  const hashes: Uint8Array[] = new Array(total);
+  const senderOf: number[] = new Array(total);
+  for (let i = 0; i < total; i++) {
+    const { s, i: si } = active[i % active.length]!;
+    const body = transferTx(
+      { chainId: ctx.chainId, sender: s.signer.publicKey, nonce: s.nextNonce++ },
+      recipient(ctx.recipientCounter++),
+      1n,
+    );
+    const p = signTx(body, s.signer);
+    txs[i] = p.tx;
+    hashes[i] = p.hash;
+    senderOf[i] = si;
+  }
+  return { txs, hashes, senderOf };
+}
+
+function renderProgress(ctx: RunContext, label: string, elapsed: number, total: number, stats: string): void {
+  if (!ctx.progress) return;
+  const width = 24;
+  const f = Math.min(1, elapsed / total);
+  const bar = "#".repeat(Math.round(f * width)).padEnd(width, "-");
+  const line = `${label} [${bar}] ${elapsed.toFixed(0)}/${total}s ${stats}`;
+  if (process.stderr.isTTY) process.stderr.write(`\r${line.padEnd(100)}`);
+  else if (Math.floor(elapsed) % 5 === 0) process.stderr.write(`${line}\n`);
+}
+
+async function runOnce(ctx: RunContext, rate: number, durationS: number, label: string): Promise<RunReport> {
+  const total = Math.max(1, Math.round(rate * durationS));
+  const { txs, hashes, senderOf } = presign(ctx, total);
+  const scheduled = new Float64Array(total);
+  const committedAt = new Float64Array(total).fill(Number.NaN);
+  const executedAt = new Float64Array(total).fill(Number.NaN);
+  const commitHeight = new Float64Array(total).fill(Number.NaN);
+  const admitted = new Uint8Array(total);
+  const failures: Record<string, number> = {};
+  const finality = newHistogram();
+  const executed = newHistogram();
+  const submitAck = newHistogram();
+  const byHeight = new Map<number, number[]>();
+  let submitted = 0;
+  let committedCount = 0;
+  let executedCount = 0;
+  let lastCommitAt = 0;
+  let maxLag = 0;
+  const w = ctx.watcher;
+
+  const markExecuted = (i: number, at: number) => {
+    if (!Number.isNaN(executedAt[i]!)) return;
+    executedAt[i] = at;
+    executedCount++;
+    recordMs(executed, at - scheduled[i]!);
+  };
+  const onExecuted = (h: number, at: number) => {
+    for (const [height, list] of byHeight) {
+      if (height > h) continue;
+      for (const i of list) markExecuted(i, at);
+      byHeight.delete(height);
+    }
+  };
+  w.onExecuted.push(onExecuted);
+
+  const t0 = performance.now() + 20;
+  for (let i = 0; i < total; i++) scheduled[i] = t0 + (i * 1000) / rate;
+  for (let i = 0; i < total; i++) {
+    w.pending.set(toHex(hashes[i]!), (height, at) => {
+      committedAt[i] = at;
+      commitHeight[i] = height;
+      committedCount++;
+      lastCommitAt = Math.max(lastCommitAt, at);
+      recordMs(finality, at - scheduled[i]!);
+      ctx.committedLog.push({ hash: hashes[i]!, height });
+      if (w.executedHeight >= height) markExecuted(i, at);
+      else {
+        const list = byHeight.get(height);
+        if (list) list.push(i);
+        else byHeight.set(height, [i]);
+      }
+    });
+  }
+
+  const send = (i: number) => {
+    const conn = ctx.conns[senderOf[i]! % ctx.conns.length]!;
+    conn
+      .run(() => conn.client.submitTx(txs[i]!))
+      .then(
+        () => {
+          admitted[i] = 1;
+          submitted++;
+          recordMs(submitAck, performance.now() - scheduled[i]!);
+        },
+        (err: unknown) => {
+          const key = err instanceof RpcError ? err.statusName : "CLIENT_ERROR";
+          failures[key] = (failures[key] ?? 0) + 1;
+          ctx.senders[senderOf[i]!]!.tainted = true;
+          w.pending.delete(toHex(hashes[i]!));
+        },
+      );
+  };
+
+  // Open loop: send whatever is due on each tick, regardless of how earlier sends fare.
+  let next = 0;
+  let lastDraw = 0;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      while (next < total && scheduled[next]! <= now) {
+        maxLag = Math.max(maxLag, now - scheduled[next]!);
+        send(next++);
+      }
+      if (now - lastDraw > 250) {
+        lastDraw = now;
+        const el = Math.max(0, (now - t0) / 1000);
+        const p50 =
+          finality.totalCount > 0 ? `${(finality.getValueAtPercentile(50) / 1000).toFixed(0)}ms` : "-";
+        renderProgress(ctx, label, el, durationS, `sent ${next} committed ${committedCount} p50 ${p50}`);
+      }
+      if (next >= total || ctx.signal?.aborted) resolve();
+      else setTimeout(tick, 1);
+    };
+    setTimeout(tick, Math.max(0, t0 - performance.now()));
+  });
+
+  // Drain: wait for admitted transactions to commit and execute, bounded.
+  const drainUntil = performance.now() + ctx.drainTimeoutS * 1000;
+  while (performance.now() < drainUntil && !ctx.signal?.aborted) {
+    const inflight = ctx.conns.reduce((a, c) => a + c.inFlight + c.queue.length, 0);
+    if (inflight === 0 && committedCount >= submitted && executedCount >= committedCount) break;
+    renderProgress(ctx, label, durationS, durationS, `draining: committed ${committedCount}/${submitted}`);
+    await sleep(50);
+  }
+  if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
+  w.onExecuted.splice(w.onExecuted.indexOf(onExecuted), 1);
+  for (let i = 0; i < total; i++) {
+    if (Number.isNaN(committedAt[i]!)) {
+      w.pending.delete(toHex(hashes[i]!));
+      // A sender with an admitted tx that never committed may be stuck behind a gap.
+      if (admitted[i]) ctx.senders[senderOf[i]!]!.tainted = true;
+    }
+  }
+
+  const timeline: TimelinePoint[] = [];
+  const seconds = Math.ceil(durationS + ctx.drainTimeoutS);
+  for (let s = 0; s < seconds; s++) {
+    const lat: number[] = [];
+    let sent = 0;
+    let committed = 0;
+    for (let i = 0; i < total; i++) {
+      if (Math.floor((scheduled[i]! - t0) / 1000) === s) sent++;
+      const c = committedAt[i]!;
+      if (!Number.isNaN(c) && Math.floor((c - t0) / 1000) === s) {
+        committed++;
+        lat.push(c - scheduled[i]!);
+      }
+    }
+    if (sent === 0 && committed === 0 && s >= durationS) break;
+    lat.sort((a, b) => a - b);
+    const p50 = lat.length > 0 ? Math.round(lat[Math.floor((lat.length - 1) / 2)]! * 100) / 100 : null;
+    timeline.push({ second: s, sent, committed, finalityP50Ms: p50 });
+  }
+
+  const window = Math.max(durationS, (lastCommitAt - t0) / 1000);
+  const achievedTps = committedCount > 0 ? committedCount / window : 0;
+  const heights = new Set<number>();
+  for (let i = 0; i < total; i++) if (!Number.isNaN(commitHeight[i]!)) heights.add(commitHeight[i]!);
+  return {
+    offeredRate: rate,
+    durationS,
+    scheduled: total,
+    submitted,
+    submitFailures: failures,
+    committed: committedCount,
+    executed: executedCount,
+    uncommitted: submitted - committedCount,
+    achievedTps: Math.round(achievedTps * 10) / 10,
+    ratioToClusterCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.clusterCeilingPerSec)),
+    ratioToMachineCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.allCoresPerSec)),
+    finalityMs: summarize(finality),
+    executedMs: summarize(executed),
+    submitAckMs: summarize(submitAck),
+    generatorMaxLagMs: Math.round(maxLag * 100) / 100,
+    blocks: heights.size,
+    timeline,
+  };
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+// ---------------------------------------------------------------------------------------------
+// Final check: what we counted as committed is in the chain
+
+async function verifyChain(
+  ctx: RunContext,
+  clients: ParabftClient[],
+  chainId: string,
+  receiptSample = 1000,
+  certificateSample = 12,
+): Promise<ChainVerification> {
+  const out: ChainVerification = {
+    checked: 0,
+    inChain: 0,
+    missing: 0,
+    heightMismatch: 0,
+    receiptsChecked: 0,
+    receiptStatus: {},
+    certificatesChecked: 0,
+    certificatesValid: 0,
+    certificateFailures: [],
+  };
+  const log = ctx.committedLog;
+  const receiptEvery = Math.max(1, Math.ceil(log.length / receiptSample));
+  let cursor = 0;
+  // A few parallel lookups per node; each tx is asked of a node other than the watcher's when possible.
+  const workers = Array.from({ length: Math.min(32, Math.max(1, log.length)) }, async (_, wi) => {
+    const client = clients[(wi + 1) % clients.length]!;
+    while (cursor < log.length) {
+      const j = cursor++;
+      const { hash, height } = log[j]!;
+      out.checked++;
+      try {
+        const got = await client.getTx(hash);
+        if (got === null) out.missing++;
+        else if (Number(got.height) !== height) out.heightMismatch++;
+        else out.inChain++;
+      } catch {
+        out.missing++;
+      }
+      if (j % receiptEvery === 0) {
+        try {
+          const r = await client.getReceipt(hash);
+          const k = r === null ? "NONE" : (TxStatus[r.status] ?? String(r.status));
+          out.receiptStatus[k] = (out.receiptStatus[k] ?? 0) + 1;
+          out.receiptsChecked++;
+        } catch {
+          out.receiptStatus.ERROR = (out.receiptStatus.ERROR ?? 0) + 1;
+        }
+      }
+    }
+  });
+  await Promise.all(workers);
+
+  // Certificates of a spread of blocks, checked like a light client against GetValidators.
+  const withCert = ctx.watcher.blocks.filter((b) => b.certificate !== null);
+  const step = Math.max(1, Math.floor(withCert.length / certificateSample));
+  const sets = new Map<bigint, Awaited<ReturnType<ParabftClient["getValidators"]>>>();
+  for (let i = 0; i < withCert.length && out.certificatesChecked < certificateSample; i += step) {
+    const b = withCert[i]!;
+    const cert = b.certificate!;
+    try {
+      let set = sets.get(cert.epoch);
+      if (!set) {
+        set = await clients[0]!.getValidators(cert.epoch);
+        sets.set(cert.epoch, set);
+      }
+      const subject = b.header ? b.header : ({ kind: "null", epoch: cert.epoch, height: b.height } as const);
+      const v = verifyCommitCertificate(subject, cert, set, chainId);
+      out.certificatesChecked++;
+      if (v.ok) out.certificatesValid++;
+      else out.certificateFailures.push(`height ${b.height}: ${v.reason}: ${v.message}`);
+    } catch (err) {
+      out.certificatesChecked++;
+      out.certificateFailures.push(`height ${b.height}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orchestration
+
+async function loadSenders(keyFiles: string[], clients: ParabftClient[]): Promise<Sender[]> {
+  const senders: Sender[] = [];
+  for (const f of keyFiles) {
+    const kp = await readKeyFile(f);
+    senders.push({
+      signer: new NodeSigner(kp.secretKey),
+      address: kp.address,
+      nextNonce: 0n,
+      tainted: false,
+    });
+  }
+  await Promise.all(
+    senders.map(async (s, i) => {
+      s.nextNonce = (await clients[i % clients.length]!.getAccount(s.address)).nonce;
+    }),
+  );
+  return senders;
+}
+
+function isSaturated(run: RunReport, baseline: RunReport): string | null {
+  const failed = Object.values(run.submitFailures).reduce((a, b) => a + b, 0) + run.uncommitted;
+  if (failed > 0.01 * run.scheduled) return `errors: ${failed} of ${run.scheduled} not committed`;
+  if (run.achievedTps < 0.9 * run.offeredRate) {
+    return `throughput: achieved ${run.achievedTps} tx/s < 90% of offered ${run.offeredRate}`;
+  }
+  const limit = Math.max(500, 5 * baseline.finalityMs.p99);
+  if (run.finalityMs.p99 > limit) return `latency: p99 ${run.finalityMs.p99} ms > ${limit} ms`;
+  return null;
+}
+
+export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBenchReport> {
+  const startedAt = new Date().toISOString();
+  const progress = opts.progress ?? true;
+  const say = (m: string) => {
+    if (progress) process.stderr.write(`${m}\n`);
+  };
+  const senderCount = opts.senders ?? 64;
+  let cluster: LocalCluster | null = null;
+  let tmp: string | null = null;
+  const clients: ParabftClient[] = [];
+  let watcher: ChainWatcher | null = null;
+  try {
+    let apis: string[];
+    let keyFiles: string[];
+    if (opts.validators !== undefined) {
+      tmp = await mkdtemp(path.join(tmpdir(), "parabft-bench-"));
+      say(`starting a ${opts.validators}-validator local cluster in ${tmp} ...`);
+      cluster = await LocalCluster.create(opts.validators, tmp, {
+        accounts: senderCount,
+        preset: opts.preset ?? "default",
+        logLevel: "warn",
+      });
+      opts.onCluster?.(cluster);
+      await cluster.start();
+      apis = cluster.apiAddresses;
+      keyFiles = cluster.accounts.map((a) => a.keyFile);
+    } else {
+      if (!opts.api || opts.api.length === 0)
+        throw new Error("either validators or api addresses are needed");
+      if (!opts.keysDir) throw new Error("an existing cluster needs a directory of funded account keys");
+      apis = opts.api;
+      const dir = opts.keysDir;
+      keyFiles = (await readdir(dir))
+        .filter((f) => f.endsWith(".json"))
+        .sort()
+        .slice(0, senderCount)
+        .map((f) => path.join(dir, f));
+      if (keyFiles.length === 0) throw new Error(`no key files (*.json) in ${dir}`);
+    }
+    if (opts.signal?.aborted) throw new Error("aborted");
+
+    const connections = Math.max(1, opts.connections ?? Math.max(4, 2 * apis.length));
+    // Separate subchannel pools: one TCP connection per client, as many as asked for.
+    const channelOptions = { "grpc.use_local_subchannel_pool": 1 };
+    for (let c = 0; c < connections; c++) {
+      clients.push(new ParabftClient(apis[c % apis.length]!, { channelOptions }));
+    }
+    const watchClients = apis.map((a) => new ParabftClient(a, { channelOptions }));
+    clients.push(...watchClients);
+    await Promise.all(clients.map((c) => c.waitForReady(30_000)));
+    const status = await watchClients[0]!.getStatus();
+    const chainId = status.chainId;
+
+    say("measuring this machine's signature-verification ceiling ...");
+    const ceiling = await measureVerifyCeiling(apis.length);
+    say(
+      `  node:crypto Ed25519 verify: ${ceiling.singleThreadPerSec}/s on one thread, ${ceiling.allCoresPerSec}/s on ${ceiling.cores} cores; cluster ceiling ≈ ${ceiling.clusterCeilingPerSec} tx/s`,
+    );
+
+    const senders = await loadSenders(keyFiles, watchClients);
+    watcher = new ChainWatcher(watchClients, status.committedHeight + 1n);
+    watcher.start();
+    const ctx: RunContext = {
+      chainId,
+      senders,
+      conns: clients.slice(0, connections).map((c) => new Connection(c)),
+      watcher,
+      ceiling,
+      drainTimeoutS: opts.drainTimeoutS ?? 15,
+      progress,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      committedLog: [],
+      recipientCounter: 0,
+    };
+
+    const runs: RunReport[] = [];
+    let saturation: ClusterBenchReport["saturation"] = null;
+    if (!opts.sweep) {
+      runs.push(await runOnce(ctx, opts.rate, opts.durationS, `${opts.rate} tx/s`));
+    } else {
+      const factor = opts.sweepFactor ?? 1.5;
+      const maxSteps = opts.sweepMaxSteps ?? 10;
+      let rate = opts.rate;
+      let lastGood: RunReport | null = null;
+      for (let step = 0; step < maxSteps && !opts.signal?.aborted; step++) {
+        const run = await runOnce(ctx, rate, opts.durationS, `step ${step + 1}: ${rate} tx/s`);
+        runs.push(run);
+        const why = isSaturated(run, runs[0]!);
+        say(
+          `  offered ${rate} tx/s: achieved ${run.achievedTps} tx/s, finality p50 ${run.finalityMs.p50} ms p99 ${run.finalityMs.p99} ms${why ? ` — saturated (${why})` : ""}`,
+        );
+        if (why) {
+          saturation = lastGood
+            ? {
+                offeredRate: lastGood.offeredRate,
+                achievedTps: lastGood.achievedTps,
+                finalityP99Ms: lastGood.finalityMs.p99,
+                reason: `next step (${rate} tx/s) saturated: ${why}`,
+              }
+            : { offeredRate: 0, achievedTps: 0, finalityP99Ms: 0, reason: `first step saturated: ${why}` };
+          break;
+        }
+        lastGood = run;
+        rate = Math.round(rate * factor);
+      }
+      if (!saturation && lastGood) {
+        saturation = {
+          offeredRate: lastGood.offeredRate,
+          achievedTps: lastGood.achievedTps,
+          finalityP99Ms: lastGood.finalityMs.p99,
+          reason: "not reached: the highest step still kept up (raise --sweep-steps)",
+        };
+      }
+    }
+
+    say(`verifying ${ctx.committedLog.length} committed transactions are in the chain (GetTx) ...`);
+    await watcher.stop();
+    const verification = await verifyChain(ctx, watchClients, chainId);
+
+    const report: ClusterBenchReport = {
+      kind: "parabft-cluster-bench",
+      version: 1,
+      startedAt,
+      machine: machineInfo(),
+      setup: {
+        validators: apis.length,
+        apis,
+        ownCluster: cluster !== null,
+        preset: cluster ? (opts.preset ?? "default") : null,
+        chainId,
+        senders: senders.length,
+        connections,
+        workload: "bank.transfer, amount 1, to a fresh address per tx; pre-signed before the run",
+        finalityMethod: FINALITY_METHOD,
+        executedMethod: EXECUTED_METHOD,
+      },
+      verifyCeiling: ceiling,
+      runs,
+      saturation,
+      verification,
+    };
+    if (opts.outDir !== null) {
+      const name = opts.name ?? `cluster-${opts.sweep ? "sweep" : "rate"}-${startedAt.replace(/[:.]/g, "-")}`;
+      // Named before writing so that the JSON on disk lists its siblings too.
+      const base = path.join(opts.outDir, name);
+      report.files = { json: `${base}.json`, table: `${base}.txt`, svg: `${base}.svg` };
+      writeResultFiles(opts.outDir, name, report, formatReport(report), chartReport(report));
+    }
+    return report;
+  } finally {
+    await watcher?.stop();
+    for (const c of clients) c.close();
+    if (cluster) {
+      say("stopping the cluster ...");
+      await cluster.stop();
+    }
+    if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Presentation
+
+export function formatReport(r: ClusterBenchReport): string {
+  const c = r.verifyCeiling;
+  const lines: string[] = [];
+  lines.push(
+    `ParaBFT cluster benchmark — ${r.setup.validators} validators${r.setup.ownCluster ? " (local processes)" : ""}, ${r.machine.cores} cores (${r.machine.cpuModel}), node ${r.machine.node}`,
+  );
+  lines.push(
+    `signature-verification ceiling (node:crypto, same run): ${c.singleThreadPerSec}/s one thread, ${c.allCoresPerSec}/s all cores => cluster ceiling ≈ ${c.clusterCeilingPerSec} tx/s`,
+  );
+  lines.push("");
+  lines.push(
+    formatTable(
+      [
+        "offered tx/s",
+        "achieved tx/s",
+        "× ceiling",
+        "committed",
+        "failed",
+        "final p50 ms",
+        "p90",
+        "p99",
+        "max",
+        "exec p50 ms",
+        "exec p99",
+      ],
+      r.runs.map((x) => [
+        x.offeredRate,
+        x.achievedTps,
+        x.ratioToClusterCeiling,
+        `${x.committed}/${x.scheduled}`,
+        Object.values(x.submitFailures).reduce((a, b) => a + b, 0) + x.uncommitted,
+        x.finalityMs.p50,
+        x.finalityMs.p90,
+        x.finalityMs.p99,
+        x.finalityMs.max,
+        x.executedMs.p50,
+        x.executedMs.p99,
+      ]),
+    ),
+  );
+  if (r.saturation) {
+    lines.push("");
+    lines.push(
+      `saturation point: ${r.saturation.offeredRate} tx/s offered, ${r.saturation.achievedTps} tx/s achieved, p99 finality ${r.saturation.finalityP99Ms} ms (${r.saturation.reason})`,
+    );
+  }
+  const v = r.verification;
+  lines.push("");
+  lines.push(
+    `chain check: ${v.inChain}/${v.checked} committed txs found by GetTx at the streamed height (missing ${v.missing}, wrong height ${v.heightMismatch}); receipts sampled ${v.receiptsChecked}: ${JSON.stringify(v.receiptStatus)}; commit certificates verified ${v.certificatesValid}/${v.certificatesChecked}`,
+  );
+  return lines.join("\n");
+}
+
+export function chartReport(r: ClusterBenchReport): string {
+  if (r.runs.length > 1) {
+    // Latency-throughput curve as grouped bars: one group per sweep step.
+    return barChartSvg({
+      title: `ParaBFT ${r.setup.validators} validators: finality latency vs throughput`,
+      categories: r.runs.map((x) => `${x.achievedTps} tx/s (offered ${x.offeredRate})`),
+      series: [
+        { name: "p50 finality ms", values: r.runs.map((x) => x.finalityMs.p50) },
+        { name: "p90 finality ms", values: r.runs.map((x) => x.finalityMs.p90) },
+        { name: "p99 finality ms", values: r.runs.map((x) => x.finalityMs.p99) },
+        { name: "p50 executed ms", values: r.runs.map((x) => x.executedMs.p50) },
+      ],
+      yLabel: "latency (ms)",
+      logScale: true,
+    });
+  }
+  const run = r.runs[0];
+  const points = run?.timeline ?? [];
+  return barChartSvg({
+    title: `ParaBFT ${r.setup.validators} validators at ${run?.offeredRate ?? 0} tx/s: per-second timeline`,
+    categories: points.map((p) => `${p.second}s`),
+    series: [
+      { name: "committed tx/s", values: points.map((p) => p.committed) },
+      { name: "p50 finality ms", values: points.map((p) => p.finalityP50Ms) },
+    ],
+    yLabel: "tx/s | ms",
+    referenceLine: { value: r.verifyCeiling.clusterCeilingPerSec, label: "sig-verify cluster ceiling" },
+  });
+}
