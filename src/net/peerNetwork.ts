@@ -362,7 +362,11 @@ export class PeerNetwork {
       this.reject(s, "oversized", s.peer);
       return;
     }
-    this.log.debug({ peer: s.peer, code: err.code, details: err.details }, "peer stream failed");
+    const p = s.peer === null ? undefined : this.peerMap.get(s.peer);
+    const refused = err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED;
+    // A peer refusing our handshake is usually misconfiguration: say so once per outage, not per redial.
+    const level = refused && p?.failures === 0 ? "warn" : "debug";
+    this.log[level]({ peer: s.peer, code: err.code, details: err.details }, "peer stream failed");
     this.endSession(s);
   }
 

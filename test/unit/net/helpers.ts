@@ -64,7 +64,7 @@ export function makeNet(
   index: number,
   keys: Key[],
   opts: Partial<PeerNetworkOpts> = {},
-  onEnvelope?: (from: number, bytes: Uint8Array) => void,
+  extra: { onEnvelope?: (from: number, bytes: Uint8Array) => void; now?: () => number } = {},
 ): TestNet {
   const metrics = new CountingNetMetrics();
   const inbox: TestNet["inbox"] = [];
@@ -85,11 +85,12 @@ export function makeNet(
       verifier,
       onEnvelope: (from, bytes) => {
         inbox.push({ from, bytes });
-        onEnvelope?.(from, bytes);
+        extra.onEnvelope?.(from, bytes);
       },
       localStatus: () => status,
       metrics,
       log: silentLogger(),
+      now: extra.now,
     },
   );
   return { net, metrics, inbox, index };
@@ -104,9 +105,14 @@ export function peerList(keys: Key[], nets: (TestNet | null)[]): PeerInfo[] {
   }));
 }
 
-/** A signed application envelope from `sender` carrying `payload` (any bytes). */
-export function envelope(sender: number, key: Key, payload: Uint8Array, epoch = 0n): Uint8Array {
-  const signature = key.signer.sign(envelopeSignBytes(CHAIN, epoch, sender, payload));
+/**
+ * An application envelope from `sender` carrying `payload`, signed unless `key` is null (the
+ * transport does not re-verify traffic after the handshake, so bulk tests skip the cost).
+ */
+export function envelope(sender: number, key: Key | null, payload: Uint8Array, epoch = 0n): Uint8Array {
+  const signature = key
+    ? key.signer.sign(envelopeSignBytes(CHAIN, epoch, sender, payload))
+    : new Uint8Array();
   return toBinary(
     EnvelopeSchema,
     create(EnvelopeSchema, { version: PROTOCOL_VERSION, chainId: CHAIN, epoch, sender, payload, signature }),
