@@ -1,0 +1,93 @@
+// What the public API needs from the node. src/node implements it; tests use a fake. Every method
+// may throw a ParabftError whose code is in the status table (src/api/errors.ts); anything else
+// becomes INTERNAL with a generic message.
+import type {
+  Block,
+  CommitCertificate,
+  Receipt,
+  SignedTx,
+  ValidatorSet,
+} from "../gen/parabft/v1/types_pb.js";
+import type { Hash } from "../types/hash.js";
+
+export type NodeStateName = "syncing" | "validating" | "diverged" | "halted";
+
+export interface NodeStatus {
+  chainId: string;
+  validatorIndex: number;
+  state: NodeStateName;
+  committedHeight: bigint;
+  executedHeight: bigint;
+  view: bigint;
+  primary: number;
+  epoch: bigint;
+  stableCheckpoint: bigint;
+  peersConnected: number;
+  mempoolSize: number;
+  stateRoot: Uint8Array;
+}
+
+/** A committed block as the API serves it. */
+export interface BlockRecord {
+  height: bigint;
+  digest: Hash;
+  /** null for a null block. */
+  block: Block | null;
+  certificate: CommitCertificate | null;
+}
+
+export interface TxRecord {
+  tx: SignedTx;
+  height: bigint;
+  index: number;
+}
+
+export interface AccountRecord {
+  balance: bigint;
+  nonce: bigint;
+  /** Executed height the answer reflects. */
+  height: bigint;
+}
+
+export interface StateRecord {
+  /** null when the key does not exist. */
+  value: Uint8Array | null;
+  height: bigint;
+}
+
+export type BlockRef = { height: bigint } | { digest: Hash };
+
+export interface ApiBackend {
+  /**
+   * Admits a transaction to the mempool (origin "api") and returns its hash. Throws a
+   * MempoolError on rejection; DUPLICATE means it is already pending and the API treats it as
+   * success, so resubmitting is idempotent.
+   */
+  submitTx(tx: SignedTx): Promise<Hash>;
+  /**
+   * Resolves with the commit height once `hash` is committed, immediately if it already is.
+   * Rejects with code TIMEOUT after `timeoutMs`, and with CANCELLED when `signal` aborts.
+   */
+  waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint>;
+  /** Like waitCommitted, for execution: resolves with the receipt. */
+  waitExecuted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<Receipt>;
+  getTx(hash: Hash): Promise<TxRecord | null>;
+  getReceipt(hash: Hash): Promise<Receipt | null>;
+  getBlock(ref: BlockRef): Promise<BlockRecord | null>;
+  getAccount(address: Uint8Array): Promise<AccountRecord>;
+  getState(key: Uint8Array): Promise<StateRecord>;
+  getValidators(epoch: bigint): Promise<ValidatorSet | null>;
+  getStatus(): Promise<NodeStatus>;
+  /** Highest committed height (0 before the first block). */
+  committedHeight(): bigint;
+  executedHeight(): bigint;
+  /**
+   * Calls `onBlock` for every block committed from now on, in height order. Returns the
+   * unsubscribe function. The API replays older blocks itself through getBlock.
+   */
+  subscribeBlocks(onBlock: (block: BlockRecord) => void): () => void;
+  /** Readiness for the health service: true once caught up and validating. */
+  isReady(): boolean;
+  /** Optional push of readiness changes; without it the node calls ApiServer.setServing. */
+  onReadyChange?(listener: (ready: boolean) => void): () => void;
+}

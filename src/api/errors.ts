@@ -1,0 +1,73 @@
+// The one table from ParabftError codes to gRPC status codes. Handlers throw; only toServiceError
+// turns an error into a status, so a code never maps two ways.
+import { type ServiceError, status } from "@grpc/grpc-js";
+import type { MempoolErrorCode } from "../mempool/errors.js";
+import { ParabftError } from "../types/errors.js";
+
+export type ApiErrorCode =
+  | "INVALID_ARGUMENT"
+  | "NOT_FOUND"
+  /** A wait (SubmitTxAndWait) ran out of time. */
+  | "TIMEOUT"
+  | "CANCELLED"
+  /** Per-connection in-flight limit. */
+  | "TOO_MANY_REQUESTS"
+  /** The node cannot answer reliably right now. */
+  | "SYNCING"
+  | "HALTED"
+  | "DIVERGED"
+  | "UNAVAILABLE"
+  | "FAILED_PRECONDITION";
+
+export class ApiError extends ParabftError<ApiErrorCode, { field?: string }> {}
+
+const table: Record<ApiErrorCode | MempoolErrorCode, status> & Record<string, status | undefined> = {
+  // API input and flow control
+  INVALID_ARGUMENT: status.INVALID_ARGUMENT,
+  NOT_FOUND: status.NOT_FOUND,
+  TIMEOUT: status.DEADLINE_EXCEEDED,
+  CANCELLED: status.CANCELLED,
+  TOO_MANY_REQUESTS: status.RESOURCE_EXHAUSTED,
+  SYNCING: status.UNAVAILABLE,
+  HALTED: status.UNAVAILABLE,
+  DIVERGED: status.UNAVAILABLE,
+  UNAVAILABLE: status.UNAVAILABLE,
+  FAILED_PRECONDITION: status.FAILED_PRECONDITION,
+  // Mempool admission (src/mempool/errors.ts)
+  MALFORMED: status.INVALID_ARGUMENT,
+  TX_TOO_LARGE: status.INVALID_ARGUMENT,
+  WRONG_CHAIN: status.INVALID_ARGUMENT,
+  BAD_SIGNATURE: status.INVALID_ARGUMENT,
+  BAD_NONCE: status.INVALID_ARGUMENT,
+  // The nonce may become acceptable once earlier transactions commit.
+  NONCE_GAP: status.FAILED_PRECONDITION,
+  // SubmitTx treats this as success (idempotent resubmit); elsewhere it is a conflict.
+  DUPLICATE: status.ALREADY_EXISTS,
+  MEMPOOL_FULL: status.RESOURCE_EXHAUSTED,
+  MEMPOOL_STOPPED: status.UNAVAILABLE,
+  // Lower layers the backend may surface (src/storage, src/crypto)
+  DB_CLOSED: status.UNAVAILABLE,
+  VERIFY_POOL_STOPPED: status.UNAVAILABLE,
+};
+
+/** The gRPC status for a ParabftError code; INTERNAL for codes the API does not know. */
+export function statusForCode(code: string): status {
+  return table[code] ?? status.INTERNAL;
+}
+
+export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
+  if (err instanceof ParabftError) {
+    const code = statusForCode(err.code);
+    if (code !== status.INTERNAL) return { code, details: `${err.code}: ${err.message}` };
+  }
+  // Internal details stay in the node's log, not in a client's hands.
+  return { code: status.INTERNAL, details: "internal error" };
+}
+
+export function invalidArgument(field: string, message: string): ApiError {
+  return new ApiError("INVALID_ARGUMENT", { field }, `${field}: ${message}`);
+}
+
+export function notFound(what: string): ApiError {
+  return new ApiError("NOT_FOUND", {}, `${what} not found`);
+}

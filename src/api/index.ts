@@ -1,0 +1,4 @@
+export * from "./backend.js";
+export * from "./errors.js";
+export * from "./protoFiles.js";
+export * from "./server.js";

@@ -1,0 +1,526 @@
+// The public gRPC API (DESIGN §8) on its own port: ApiService, standard health checking and server
+// reflection. Handlers validate input, call the ApiBackend the node implements, and let
+// toServiceError (errors.ts) choose every status code.
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  type Deadline,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceDefinition,
+  status,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import {
+  ApiService,
+  type GetAccountRequest,
+  GetAccountResponseSchema,
+  type GetBlockRequest,
+  type GetBlockResponse,
+  GetBlockResponseSchema,
+  type GetReceiptRequest,
+  GetReceiptResponseSchema,
+  type GetStateRequest,
+  GetStateResponseSchema,
+  GetStatusResponseSchema,
+  type GetTxRequest,
+  GetTxResponseSchema,
+  type GetValidatorsRequest,
+  GetValidatorsResponseSchema,
+  NodeState,
+  type StreamBlocksRequest,
+  type SubmitTxAndWaitRequest,
+  SubmitTxAndWaitResponseSchema,
+  type SubmitTxRequest,
+  SubmitTxResponseSchema,
+} from "../gen/parabft/v1/api_pb.js";
+import type { Receipt, SignedTx } from "../gen/parabft/v1/types_pb.js";
+import type { Logger } from "../logger/index.js";
+import { grpcServiceDefinition } from "../net/grpcAdapter.js";
+import { ADDRESS_LENGTH, txHash } from "../types/block.js";
+import { ParabftError } from "../types/errors.js";
+import { HASH_LENGTH, type Hash } from "../types/hash.js";
+import type { ApiBackend, BlockRecord, NodeStateName } from "./backend.js";
+import { ApiError, invalidArgument, notFound, toServiceError } from "./errors.js";
+import { findProtoDir, loadReflectionPackage } from "./protoFiles.js";
+
+export const API_SERVICE_NAME = ApiService.typeName;
+
+export interface ApiServerOpts {
+  /** host:port; port 0 picks a free port (see `port` after start). */
+  address: string;
+  /** grpc.max_receive_message_length / max_send_message_length. */
+  maxMessageBytes: number;
+  /** HTTP/2 concurrent streams per connection (grpc.max_concurrent_streams). */
+  maxConcurrentStreams: number;
+  /** Calls (including open StreamBlocks) one connection may have in progress. */
+  maxInFlightPerConnection: number;
+  /** SubmitTxAndWait timeout when the request says 0. */
+  defaultWaitMs: number;
+  maxWaitMs: number;
+  maxStateKeyBytes: number;
+  /** Serve server reflection (needs the proto/ directory at run time). Default true. */
+  reflection?: boolean;
+  /** Where proto/ is; found relative to this module by default. */
+  protoDir?: string;
+  /** Blocks a StreamBlocks subscriber may have buffered before it falls back to storage reads. */
+  streamLookahead?: number;
+}
+
+export const apiServerDefaults: Omit<ApiServerOpts, "address"> = {
+  maxMessageBytes: 4 * 1024 * 1024,
+  maxConcurrentStreams: 100,
+  maxInFlightPerConnection: 64,
+  defaultWaitMs: 30_000,
+  maxWaitMs: 120_000,
+  maxStateKeyBytes: 1024,
+  reflection: true,
+  streamLookahead: 256,
+};
+
+export interface ApiMetrics {
+  /** One finished call: method name and gRPC status code (0 = OK). */
+  call(method: string, code: number, seconds: number): void;
+}
+
+export interface ApiServerModules {
+  backend: ApiBackend;
+  log: Logger;
+  metrics?: ApiMetrics | null;
+}
+
+/** Marks a request grpc-js could not decode, so the handler answers INVALID_ARGUMENT. */
+class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+/**
+ * The adapter's definition, with request decoding failures turned into a value: grpc-js would
+ * answer a throwing deserializer with INTERNAL, but bad client bytes are INVALID_ARGUMENT.
+ */
+function tolerantDefinition(): ServiceDefinition {
+  const def = grpcServiceDefinition(ApiService);
+  for (const m of Object.values(def)) {
+    const decode = m.requestDeserialize;
+    m.requestDeserialize = (bytes: Buffer) => {
+      try {
+        return decode(bytes);
+      } catch (err) {
+        return new MalformedRequest(err instanceof Error ? err.message : String(err));
+      }
+    };
+  }
+  return def;
+}
+
+const nodeStates: Record<NodeStateName, NodeState> = {
+  syncing: NodeState.SYNCING,
+  validating: NodeState.VALIDATING,
+  diverged: NodeState.DIVERGED,
+  halted: NodeState.HALTED,
+};
+
+interface CallCtx {
+  signal: AbortSignal;
+  deadline: Deadline;
+}
+
+function requireHash(field: string, bytes: Uint8Array): Hash {
+  if (bytes.length !== HASH_LENGTH) {
+    throw invalidArgument(field, `must be ${HASH_LENGTH} bytes, got ${bytes.length}`);
+  }
+  return bytes;
+}
+
+function requireTx(tx: SignedTx | undefined): SignedTx {
+  if (!tx) throw invalidArgument("tx", "required");
+  if (tx.body.length === 0) throw invalidArgument("tx.body", "required");
+  return tx;
+}
+
+function blockResponse(rec: BlockRecord): GetBlockResponse {
+  return create(GetBlockResponseSchema, {
+    height: rec.height,
+    digest: rec.digest,
+    block: rec.block ?? undefined,
+    certificate: rec.certificate ?? undefined,
+  });
+}
+
+function msUntil(deadline: Deadline): number {
+  const t = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(t) ? Math.max(0, t - Date.now()) : Number.POSITIVE_INFINITY;
+}
+
+export class ApiServer {
+  private server: Server | null = null;
+  private boundPort = 0;
+  private readonly health: HealthImplementation;
+  private readonly inFlight = new Map<string, number>();
+  /** Open waits and streams, ended on stop so shutdown does not hang on them. */
+  private readonly active = new Set<AbortController>();
+  private unsubscribeReady: (() => void) | null = null;
+  private readonly opts: Required<Omit<ApiServerOpts, "protoDir">> & { protoDir?: string };
+
+  constructor(
+    opts: Partial<ApiServerOpts> & { address: string },
+    private readonly mod: ApiServerModules,
+  ) {
+    this.opts = { ...apiServerDefaults, ...opts } as ApiServer["opts"];
+    this.health = new HealthImplementation({ "": "NOT_SERVING", [API_SERVICE_NAME]: "NOT_SERVING" });
+  }
+
+  /** The bound port (after start). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = new Server({
+      "grpc.max_receive_message_length": this.opts.maxMessageBytes,
+      "grpc.max_send_message_length": this.opts.maxMessageBytes,
+      "grpc.max_concurrent_streams": this.opts.maxConcurrentStreams,
+    });
+    server.addService(tolerantDefinition(), this.handlers());
+    this.health.addToServer(server);
+    if (this.opts.reflection) {
+      const pkg = loadReflectionPackage(findProtoDir(this.opts.protoDir));
+      new ReflectionService(pkg, { services: [API_SERVICE_NAME, "grpc.health.v1.Health"] }).addToServer(
+        server,
+      );
+    }
+    this.boundPort = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(this.opts.address, ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
+    });
+    this.server = server;
+    const { backend } = this.mod;
+    this.setServing(backend.isReady());
+    if (backend.onReadyChange) this.unsubscribeReady = backend.onReadyChange((r) => this.setServing(r));
+    this.mod.log.info({ address: this.opts.address, port: this.boundPort }, "api listening");
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    this.unsubscribeReady?.();
+    this.unsubscribeReady = null;
+    this.setServing(false);
+    for (const ac of this.active) ac.abort();
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 2_000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+
+  /** Health: SERVING only while the node says it is ready (caught up). */
+  setServing(ready: boolean): void {
+    const s = ready ? "SERVING" : "NOT_SERVING";
+    this.health.setStatus("", s);
+    this.health.setStatus(API_SERVICE_NAME, s);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Call plumbing: in-flight limits, cancellation, status mapping, metrics
+
+  private admit(peer: string): () => void {
+    const n = this.inFlight.get(peer) ?? 0;
+    if (n >= this.opts.maxInFlightPerConnection) {
+      throw new ApiError(
+        "TOO_MANY_REQUESTS",
+        {},
+        `more than ${this.opts.maxInFlightPerConnection} calls in flight on this connection`,
+      );
+    }
+    this.inFlight.set(peer, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.inFlight.get(peer) ?? 1) - 1;
+      if (left <= 0) this.inFlight.delete(peer);
+      else this.inFlight.set(peer, left);
+    };
+  }
+
+  private finish(method: string, started: number, code: number): void {
+    this.mod.metrics?.call(method, code, (performance.now() - started) / 1000);
+  }
+
+  private unary<Req, Res>(
+    method: string,
+    fn: (req: Req, ctx: CallCtx) => Promise<Res>,
+  ): handleUnaryCall<Req | MalformedRequest, Res> {
+    return (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback) => {
+      const started = performance.now();
+      const ac = new AbortController();
+      let release: () => void = () => {};
+      const run = async (): Promise<Res> => {
+        const req = call.request;
+        if (req instanceof MalformedRequest) throw invalidArgument("request", `malformed: ${req.reason}`);
+        release = this.admit(call.getPeer());
+        this.active.add(ac);
+        call.on("cancelled", () => ac.abort());
+        return fn(req, { signal: ac.signal, deadline: call.getDeadline() });
+      };
+      run().then(
+        (res) => {
+          release();
+          this.active.delete(ac);
+          this.finish(method, started, 0);
+          callback(null, res);
+        },
+        (err: unknown) => {
+          release();
+          this.active.delete(ac);
+          const se = this.statusOf(err, method);
+          this.finish(method, started, se.code);
+          callback(se);
+        },
+      );
+    };
+  }
+
+  /** The status for a failed call; a wait cut short by stop() reads as UNAVAILABLE. */
+  private statusOf(err: unknown, method: string) {
+    if (this.server === null && err instanceof ParabftError && err.code === "CANCELLED") {
+      return toServiceError(new ApiError("UNAVAILABLE", {}, "the API server is shutting down"));
+    }
+    const se = toServiceError(err);
+    if (se.code === status.INTERNAL) this.mod.log.error({ err, method }, "api call failed");
+    return se;
+  }
+
+  private handlers(): UntypedServiceImplementation {
+    const b = this.mod.backend;
+    return {
+      submitTx: this.unary("SubmitTx", async (req: SubmitTxRequest) => {
+        const tx = requireTx(req.tx);
+        const hash = await this.submitIdempotent(tx);
+        return create(SubmitTxResponseSchema, { txHash: hash });
+      }),
+
+      submitTxAndWait: this.unary("SubmitTxAndWait", async (req: SubmitTxAndWaitRequest, ctx) => {
+        const tx = requireTx(req.tx);
+        if (req.timeoutMs > this.opts.maxWaitMs) {
+          throw invalidArgument("timeout_ms", `must be at most ${this.opts.maxWaitMs}`);
+        }
+        const budget = Math.min(req.timeoutMs || this.opts.defaultWaitMs, msUntil(ctx.deadline));
+        const until = Date.now() + budget;
+        const hash = await this.submitIdempotent(tx);
+        const height = await b.waitCommitted(hash, Math.max(0, until - Date.now()), ctx.signal);
+        let receipt: Receipt | undefined;
+        if (req.waitExecuted)
+          receipt = await b.waitExecuted(hash, Math.max(0, until - Date.now()), ctx.signal);
+        return create(SubmitTxAndWaitResponseSchema, { txHash: hash, height, receipt });
+      }),
+
+      getTx: this.unary("GetTx", async (req: GetTxRequest) => {
+        const rec = await b.getTx(requireHash("tx_hash", req.txHash));
+        if (!rec) throw notFound("transaction");
+        return create(GetTxResponseSchema, { tx: rec.tx, height: rec.height, index: rec.index });
+      }),
+
+      getReceipt: this.unary("GetReceipt", async (req: GetReceiptRequest) => {
+        const receipt = await b.getReceipt(requireHash("tx_hash", req.txHash));
+        if (!receipt) throw notFound("receipt");
+        return create(GetReceiptResponseSchema, { receipt });
+      }),
+
+      getBlock: this.unary("GetBlock", async (req: GetBlockRequest) => {
+        let rec: BlockRecord | null;
+        if (req.by.case === "height") rec = await b.getBlock({ height: req.by.value });
+        else if (req.by.case === "digest")
+          rec = await b.getBlock({ digest: requireHash("digest", req.by.value) });
+        else throw invalidArgument("by", "set height or digest");
+        if (!rec) throw notFound("block");
+        return blockResponse(rec);
+      }),
+
+      getAccount: this.unary("GetAccount", async (req: GetAccountRequest) => {
+        if (req.address.length !== ADDRESS_LENGTH) {
+          throw invalidArgument("address", `must be ${ADDRESS_LENGTH} bytes, got ${req.address.length}`);
+        }
+        const acct = await b.getAccount(req.address);
+        return create(GetAccountResponseSchema, {
+          address: req.address,
+          balance: acct.balance.toString(),
+          nonce: acct.nonce,
+          height: acct.height,
+        });
+      }),
+
+      getState: this.unary("GetState", async (req: GetStateRequest) => {
+        if (req.key.length === 0 || req.key.length > this.opts.maxStateKeyBytes) {
+          throw invalidArgument(
+            "key",
+            `must be 1 to ${this.opts.maxStateKeyBytes} bytes, got ${req.key.length}`,
+          );
+        }
+        const rec = await b.getState(req.key);
+        return create(GetStateResponseSchema, {
+          key: req.key,
+          value: rec.value ?? new Uint8Array(0),
+          found: rec.value !== null,
+          height: rec.height,
+        });
+      }),
+
+      getValidators: this.unary("GetValidators", async (req: GetValidatorsRequest) => {
+        const set = await b.getValidators(req.epoch);
+        if (!set) throw notFound(`validator set of epoch ${req.epoch}`);
+        return create(GetValidatorsResponseSchema, { set });
+      }),
+
+      getStatus: this.unary("GetStatus", async () => {
+        const s = await b.getStatus();
+        const init: MessageInitShape<typeof GetStatusResponseSchema> = { ...s, state: nodeStates[s.state] };
+        return create(GetStatusResponseSchema, init);
+      }),
+
+      streamBlocks: this.streamBlocks(),
+    };
+  }
+
+  /**
+   * Accepted when the backend admits it, or when it is already known: pending (DUPLICATE) or
+   * already committed (a stale nonce whose hash is in the chain). Retrying a submit is safe.
+   */
+  private async submitIdempotent(tx: SignedTx): Promise<Hash> {
+    try {
+      return await this.mod.backend.submitTx(tx);
+    } catch (err) {
+      if (!(err instanceof ParabftError)) throw err;
+      const hash = txHash(tx);
+      if (err.code === "DUPLICATE") return hash;
+      if (err.code === "BAD_NONCE") {
+        const committed = await this.mod.backend.getTx(hash);
+        if (committed && equalBytes(committed.tx.signature, tx.signature)) return hash;
+      }
+      throw err;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // StreamBlocks: replay stored blocks from from_height, then follow commits, until cancelled.
+
+  private streamBlocks(): handleServerStreamingCall<
+    StreamBlocksRequest | MalformedRequest,
+    GetBlockResponse
+  > {
+    return (call: ServerWritableStream<StreamBlocksRequest | MalformedRequest, GetBlockResponse>) => {
+      const started = performance.now();
+      const req = call.request;
+      let release: () => void;
+      try {
+        if (req instanceof MalformedRequest) throw invalidArgument("request", `malformed: ${req.reason}`);
+        release = this.admit(call.getPeer());
+      } catch (err) {
+        const se = toServiceError(err);
+        this.finish("StreamBlocks", started, se.code);
+        call.emit("error", se);
+        return;
+      }
+      const ac = new AbortController();
+      this.active.add(ac);
+      this.followBlocks(call, req.fromHeight, ac.signal)
+        .then(
+          () => {
+            this.finish("StreamBlocks", started, 0);
+            if (!call.cancelled) call.end();
+          },
+          (err: unknown) => {
+            const se = this.statusOf(err, "StreamBlocks");
+            this.finish("StreamBlocks", started, se.code);
+            if (!call.cancelled) call.emit("error", se);
+          },
+        )
+        .finally(() => {
+          release();
+          this.active.delete(ac);
+        });
+      call.on("cancelled", () => ac.abort());
+    };
+  }
+
+  private async followBlocks(
+    call: ServerWritableStream<unknown, GetBlockResponse>,
+    fromHeight: bigint,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const b = this.mod.backend;
+    const lookahead = this.opts.streamLookahead;
+    // 0 means "from the next block": a live tail without history.
+    let next = fromHeight === 0n ? b.committedHeight() + 1n : fromHeight;
+    let tip = b.committedHeight();
+    const recent = new Map<bigint, BlockRecord>();
+    let wake: (() => void) | null = null;
+    const poke = () => {
+      const w = wake;
+      wake = null;
+      w?.();
+    };
+    const unsubscribe = b.subscribeBlocks((rec) => {
+      if (rec.height > tip) tip = rec.height;
+      if (rec.height >= next) {
+        recent.set(rec.height, rec);
+        // A slow reader keeps only the newest blocks in memory; older ones come from storage.
+        if (recent.size > lookahead) recent.delete(recent.keys().next().value!);
+      }
+      poke();
+    });
+    signal.addEventListener("abort", poke, { once: true });
+    try {
+      while (!signal.aborted) {
+        const committed = b.committedHeight();
+        if (committed > tip) tip = committed;
+        if (next > tip) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          continue;
+        }
+        let rec = recent.get(next);
+        recent.delete(next);
+        rec ??= (await b.getBlock({ height: next })) ?? undefined;
+        if (signal.aborted) break;
+        if (!rec) throw notFound(`committed block ${next}`);
+        next++;
+        if (!call.write(blockResponse(rec))) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              call.off("drain", done);
+              signal.removeEventListener("abort", done);
+              resolve();
+            };
+            call.on("drain", done);
+            signal.addEventListener("abort", done, { once: true });
+          });
+        }
+      }
+    } finally {
+      unsubscribe();
+      signal.removeEventListener("abort", poke);
+    }
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
