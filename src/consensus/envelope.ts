@@ -49,7 +49,7 @@ export interface EnvelopeContext {
 }
 
 export type EnvelopeCheck =
-  | { verdict: { kind: "accept" }; msg: CheckedMessage }
+  | { verdict: { kind: "accept" }; msg: CheckedMessage; epoch?: undefined; sender?: undefined }
   | { verdict: { kind: "ignore"; reason: IgnoreReason }; msg?: undefined; epoch?: Epoch; sender?: number }
   | { verdict: { kind: "reject"; reason: RejectReason }; msg?: undefined; epoch?: Epoch; sender?: number };
 

@@ -23,6 +23,7 @@ export function applySigningRecord(state: PersistedState, record: SigningRecord)
     view: state.view,
     viewChangeSent: state.viewChangeSent,
     stableHeight: state.stableHeight,
+    ...(state.stableCert !== undefined ? { stableCert: state.stableCert } : {}),
     prePrepares: state.prePrepares.slice(),
     prepares: state.prepares.slice(),
     commits: state.commits.slice(),
@@ -71,6 +72,8 @@ export function applySigningRecord(state: PersistedState, record: SigningRecord)
     case "stable": {
       if (record.height <= s.stableHeight) break;
       s.stableHeight = record.height;
+      if (record.certificate !== undefined) s.stableCert = record.certificate;
+      else delete s.stableCert;
       const h = record.height;
       s.prePrepares = s.prePrepares.filter((r) => r.height > h);
       s.prepares = s.prepares.filter((r) => r.height > h);

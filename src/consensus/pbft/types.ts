@@ -1,6 +1,7 @@
 // The contract of the pure PBFT core: events in, actions out (DESIGN §2, STYLE "pure core").
 // The node driver and the simulator both code against these names; add, never rename.
 import type {
+  CheckpointCertificate,
   CommittedBlock,
   Envelope,
   PeerMessage,
@@ -91,7 +92,13 @@ export type Event =
   /** A timer set by a `setTimer` action fired; stale tokens are ignored. */
   | { kind: "timer"; timer: TimerName; token: number }
   /** The executor finished `height` with `stateRoot`. Heights arrive in order. */
-  | { kind: "executed"; height: Height; stateRoot: Hash }
+  | {
+      kind: "executed";
+      height: Height;
+      stateRoot: Hash;
+      /** chainHash(height), for heights re-executed after a restart that the core did not deliver itself. */
+      chainHash?: Hash;
+    }
   /** Answer to `requestProposal`: the driver built the block (header + txs) from the mempool. */
   | { kind: "proposal"; height: Height; block: Block; nowMs?: bigint }
   /**
@@ -133,7 +140,7 @@ export type SigningRecord =
   | { kind: "viewChange"; epoch: Epoch; newView: View }
   | { kind: "checkpoint"; epoch: Epoch; height: Height; chainHash: Hash; stateRoot: Hash }
   /** A checkpoint became stable: records at or below `height` may be pruned. */
-  | { kind: "stable"; epoch: Epoch; height: Height };
+  | { kind: "stable"; epoch: Epoch; height: Height; certificate?: CheckpointCertificate };
 
 /**
  * The signing state folded from SigningRecords (see applySigningRecord in persist.ts). Lives beside
@@ -144,6 +151,7 @@ export interface PersistedState {
   /** Highest view this replica sent a VIEW-CHANGE for (0 when none). */
   viewChangeSent: View;
   stableHeight: Height;
+  stableCert?: CheckpointCertificate;
   prePrepares: { epoch: Epoch; view: View; height: Height; digest: Hash }[];
   prepares: { epoch: Epoch; view: View; height: Height; digest: Hash }[];
   commits: { epoch: Epoch; view: View; height: Height; digest: Hash; prepared: PreparedCertificate }[];
