@@ -65,7 +65,7 @@ export const clusterCommand: CliCommand = {
       cluster = await LocalCluster.create(n, dir, { preset, accounts, logLevel: logLevel as LogLevel });
     } catch (err) {
       if (/already contains a testnet/.test(errorMessage(err)))
-        throw new UsageError("--dir", errorMessage(err));
+        throw new UsageError("--dir", `--dir: ${errorMessage(err)}`);
       throw err;
     }
 

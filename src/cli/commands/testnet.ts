@@ -74,7 +74,7 @@ export const testnetCommand: CliCommand = {
       });
     } catch (err) {
       if (err instanceof Error && /already contains a testnet/.test(err.message)) {
-        throw new UsageError("--out", err.message);
+        throw new UsageError("--out", `--out: ${err.message}`);
       }
       throw err;
     }

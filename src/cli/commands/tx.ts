@@ -1,0 +1,223 @@
+// `parabft tx transfer|kv-put|kv-cas`: build, sign and submit one transaction with the SDK.
+
+import {
+  ClientError,
+  isNonceError,
+  kvCasTx,
+  kvPutTx,
+  ParabftClient,
+  type PreparedTx,
+  RpcError,
+  signTx,
+  TxSigner,
+  transferTx,
+} from "../../client/node.js";
+import { readKeyFile } from "../../crypto/keys.js";
+import type { TxBody } from "../../gen/parabft/v1/types_pb.js";
+import { TxStatus } from "../../gen/parabft/v1/types_pb.js";
+import { fromHex, toHex, utf8Bytes } from "../../types/bytes.js";
+import { type CliCommand, intFlag, parseCommandArgs, UsageError } from "../command.js";
+import { printJson } from "../output.js";
+
+const usage = `Usage:
+  parabft tx transfer --api ADDR --key FILE --to ADDRESS --amount N [flags]
+  parabft tx kv-put   --api ADDR --key FILE --kv-key K --value V [flags]
+  parabft tx kv-cas   --api ADDR --key FILE --kv-key K (--expect V | --expect-absent) --value V [flags]
+
+Builds the transaction with its declared access list, signs it with the key file's Ed25519 key
+and submits it to one node's public API. Without --wait it returns once the node admitted it;
+with --wait it returns once the transaction is committed and executed, with its receipt.
+
+Options:
+  --api ADDR         node API address host:port (required)
+  --key FILE         sender key file { publicKey, secretKey, address } (required)
+  --to ADDRESS       transfer: recipient address, 40 hex characters
+  --amount N         transfer: amount, a non-negative integer
+  --kv-key K         kv: register key (UTF-8 text, or hex with a 0x prefix)
+  --value V          kv: new value (UTF-8 text, or hex with a 0x prefix)
+  --expect V         kv-cas: the value the register must hold
+  --expect-absent    kv-cas: the register must not exist
+  --nonce N          use this nonce instead of reading the account's next nonce
+  --chain-id ID      chain id (default: asked from the node)
+  --wait             wait for commit and execution; exit 1 when the receipt is not OK
+  --timeout MS       --wait bound in milliseconds (default 30000)
+  --json             print the result as JSON
+  -h, --help         show this help`;
+
+/** UTF-8 text, or raw bytes when written as 0x-prefixed hex. */
+export function bytesArg(flag: string, raw: string): Uint8Array {
+  if (raw.startsWith("0x")) {
+    try {
+      return fromHex(raw);
+    } catch {
+      throw new UsageError(flag, `${flag} is not valid hex: '${raw}'`);
+    }
+  }
+  return utf8Bytes(raw);
+}
+
+export function addressArg(flag: string, raw: string | undefined): Uint8Array {
+  if (raw === undefined) throw new UsageError(flag, `${flag} is required`);
+  const clean = raw.startsWith("0x") ? raw.slice(2) : raw;
+  if (!/^[0-9a-fA-F]{40}$/.test(clean)) throw new UsageError(flag, `${flag} must be 40 hex characters`);
+  return fromHex(clean);
+}
+
+export function required(flag: string, v: string | undefined): string {
+  if (v === undefined || v === "") throw new UsageError(flag, `${flag} is required`);
+  return v;
+}
+
+/** Turns SDK argument errors into usage errors naming the flag (exit code 2). */
+function asUsage<T>(flags: Record<string, string>, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ClientError && err.code === "BAD_ARGUMENT") {
+      const field = (err.detail as { field?: string }).field ?? "arguments";
+      throw new UsageError(flags[field] ?? `--${field}`, err.message);
+    }
+    throw err;
+  }
+}
+
+const ACTIONS = ["transfer", "kv-put", "kv-cas"] as const;
+type Action = (typeof ACTIONS)[number];
+
+export const txCommand: CliCommand = {
+  name: "tx",
+  summary: "sign and submit a transaction (transfer, kv-put, kv-cas)",
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        api: { type: "string" },
+        key: { type: "string" },
+        to: { type: "string" },
+        amount: { type: "string" },
+        "kv-key": { type: "string" },
+        value: { type: "string" },
+        expect: { type: "string" },
+        "expect-absent": { type: "boolean" },
+        nonce: { type: "string" },
+        "chain-id": { type: "string" },
+        wait: { type: "boolean" },
+        timeout: { type: "string" },
+        json: { type: "boolean" },
+      },
+      true,
+    );
+    if (values.help) {
+      console.log(usage);
+      return 0;
+    }
+    const [action, ...extra] = positionals;
+    if (!ACTIONS.includes(action as Action)) {
+      throw new UsageError(
+        "action",
+        `expected one of ${ACTIONS.join(", ")}, got ${action ? `'${action}'` : "nothing"}`,
+      );
+    }
+    if (extra.length > 0) throw new UsageError("arguments", `unexpected argument '${extra[0]}'`);
+    const api = required("--api", values.api);
+    const keyFile = required("--key", values.key);
+    const timeoutMs = intFlag("timeout", values.timeout, 30_000, 1, 600_000);
+    let fixedNonce: bigint | null = null;
+    if (values.nonce !== undefined) {
+      if (!/^\d+$/.test(values.nonce))
+        throw new UsageError("--nonce", "--nonce must be a non-negative integer");
+      fixedNonce = BigInt(values.nonce);
+    }
+
+    // Validate every flag before touching the network or the key file.
+    let build: (c: { chainId: string; sender: Uint8Array; nonce: bigint }) => TxBody;
+    if (action === "transfer") {
+      const to = addressArg("--to", values.to);
+      const amount = required("--amount", values.amount);
+      if (!/^\d+$/.test(amount)) throw new UsageError("--amount", "--amount must be a non-negative integer");
+      build = (c) => transferTx(c, to, BigInt(amount));
+    } else {
+      const k = bytesArg("--kv-key", required("--kv-key", values["kv-key"]));
+      const v = bytesArg("--value", required("--value", values.value));
+      if (action === "kv-put") {
+        if (values.expect !== undefined || values["expect-absent"]) {
+          throw new UsageError("--expect", "--expect/--expect-absent only apply to kv-cas");
+        }
+        build = (c) => kvPutTx(c, k, v);
+      } else {
+        if ((values.expect === undefined) === (values["expect-absent"] !== true)) {
+          throw new UsageError("--expect", "kv-cas needs exactly one of --expect V or --expect-absent");
+        }
+        const expected = values.expect === undefined ? null : bytesArg("--expect", values.expect);
+        build = (c) => kvCasTx(c, k, expected, v);
+      }
+    }
+
+    const kp = await readKeyFile(keyFile);
+    const signer = new TxSigner(kp.secretKey);
+    const client = new ParabftClient(api);
+    try {
+      const chainId = values["chain-id"] ?? (await client.getStatus()).chainId;
+      const prepare = async (): Promise<PreparedTx> => {
+        const nonce = fixedNonce ?? (await client.nonces.next(signer.address));
+        return signTx(
+          asUsage({ to: "--to", amount: "--amount", sender: "--key" }, () =>
+            build({ chainId, sender: signer.publicKey, nonce }),
+          ),
+          signer,
+        );
+      };
+      const submit = async (p: PreparedTx) => {
+        if (!values.wait) return { height: undefined, receipt: undefined, hash: await client.submitTx(p) };
+        const r = await client.submitAndWait(p, { timeoutMs, waitExecuted: true });
+        return { height: r.height, receipt: r.receipt, hash: r.txHash };
+      };
+      let prepared = await prepare();
+      let result: Awaited<ReturnType<typeof submit>>;
+      try {
+        result = await submit(prepared);
+      } catch (err) {
+        // A stale local view of the nonce: read it again from the chain and retry once.
+        if (fixedNonce !== null || !isNonceError(err)) throw err;
+        client.nonces.resync(signer.address);
+        prepared = await prepare();
+        result = await submit(prepared);
+      }
+      const receipt = result.receipt;
+      const out = {
+        txHash: toHex(prepared.hash),
+        sender: toHex(signer.address),
+        nonce: prepared.body.nonce,
+        ...(result.height !== undefined ? { height: result.height } : {}),
+        ...(receipt
+          ? {
+              receipt: {
+                status: TxStatus[receipt.status] ?? String(receipt.status),
+                index: receipt.index,
+                gasUsed: receipt.gasUsed,
+                error: receipt.error,
+              },
+            }
+          : {}),
+      };
+      if (values.json) printJson(out);
+      else {
+        console.log(`tx ${out.txHash} (nonce ${out.nonce}) ${values.wait ? "committed" : "accepted"}`);
+        if (result.height !== undefined) console.log(`height: ${result.height}`);
+        if (out.receipt) {
+          console.log(`receipt: ${out.receipt.status}${out.receipt.error ? ` (${out.receipt.error})` : ""}`);
+        }
+      }
+      return receipt && receipt.status !== TxStatus.OK ? 1 : 0;
+    } catch (err) {
+      if (err instanceof RpcError) {
+        process.stderr.write(`parabft tx: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    } finally {
+      client.close();
+    }
+  },
+};

@@ -1,0 +1,182 @@
+// LocalCluster process management, against a stand-in node (fixtures/fakeNode.ts) that serves
+// only the gRPC health service: spawning, health waits, crash/pause/restart, graceful stop with
+// SIGKILL escalation, and that no child outlives its parent.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { LocalCluster, tempDir } from "../../cluster/harness.js";
+
+const FAKE = fileURLToPath(new URL("./fixtures/fakeNode.js", import.meta.url));
+const ORPHAN = fileURLToPath(new URL("./fixtures/orphanParent.js", import.meta.url));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // An exited child not yet reaped by its new parent is a zombie: it is gone for our purposes.
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let root: string;
+before(async () => {
+  root = await tempDir("parabft-cluster-unit-");
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("LocalCluster", () => {
+  it("starts nodes, survives a crash and a restart, wipes only data, and stops gracefully", async () => {
+    const dir = path.join(root, "a");
+    const cluster = await LocalCluster.create(3, dir, { entry: FAKE, accounts: 1, preset: "minimal" });
+    try {
+      await cluster.start({ timeoutMs: 20_000 });
+      const m = JSON.parse(await readFile(path.join(dir, "cluster.json"), "utf8")) as {
+        nodes: { index: number; pid: number; api: string; home: string }[];
+      };
+      assert.equal(m.nodes.length, 3);
+      assert.deepEqual(
+        m.nodes.map((n) => n.api),
+        cluster.apiAddresses,
+      );
+      for (const n of m.nodes) assert.ok(n.pid > 0 && alive(n.pid), `node ${n.index} runs`);
+
+      const crashed = m.nodes[1]!.pid;
+      await cluster.kill(1); // SIGKILL
+      assert.equal(cluster.isRunning(1), false);
+      assert.equal(cluster.node(1).pid, null);
+      assert.equal(alive(crashed), false);
+
+      // Data can be wiped only while the node is down, and only the data directory goes.
+      await assert.rejects(cluster.wipeData(0), /running/);
+      const home1 = cluster.node(1).home;
+      await mkdir(path.join(home1, "data"), { recursive: true });
+      await writeFile(path.join(home1, "data", "blocks"), "x");
+      await cluster.wipeData(1);
+      await assert.rejects(stat(path.join(home1, "data")));
+      await stat(path.join(home1, "keys", "validator.json"));
+
+      await cluster.restart(1, { timeoutMs: 20_000 });
+      const restarted = cluster.node(1).pid!;
+      assert.notEqual(restarted, crashed);
+      assert.ok(alive(restarted));
+      const updated = JSON.parse(await readFile(path.join(dir, "cluster.json"), "utf8")) as typeof m;
+      assert.equal(updated.nodes[1]!.pid, restarted, "cluster.json follows restarts");
+
+      await cluster.pause(2);
+      await cluster.resume(2);
+      await cluster.waitHealthy(2, 10_000);
+    } finally {
+      await cluster.stop();
+    }
+    for (let i = 0; i < 3; i++) assert.equal(cluster.isRunning(i), false);
+    // Graceful: every node that was running at stop() got SIGTERM (and exited on it).
+    for (let i = 0; i < 3; i++) {
+      const events = await readFile(path.join(dir, `node${i}`, "fake-events.log"), "utf8");
+      assert.match(events, /SIGTERM/);
+    }
+  });
+
+  it("escalates to SIGKILL when a node ignores SIGTERM", async () => {
+    const cluster = await LocalCluster.create(1, path.join(root, "b"), {
+      entry: FAKE,
+      accounts: 0,
+      env: { FAKE_NODE_MODE: "ignore-term" },
+      stopTimeoutMs: 300,
+    });
+    let pid = 0;
+    try {
+      await cluster.start({ timeoutMs: 20_000 });
+      pid = cluster.node(0).pid!;
+    } finally {
+      await cluster.stop();
+    }
+    assert.ok(pid > 0);
+    assert.equal(alive(pid), false);
+  });
+
+  it("fails start() with the node's log when a node exits during start-up", async () => {
+    const cluster = await LocalCluster.create(2, path.join(root, "c"), {
+      entry: FAKE,
+      accounts: 0,
+      env: { FAKE_NODE_MODE: "crash" },
+    });
+    try {
+      await assert.rejects(
+        cluster.start({ timeoutMs: 20_000 }),
+        /exited \(code 3.*\)[\s\S]*crashing on purpose/,
+      );
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it("fails waitHealthy after its timeout when a node never reports SERVING", async () => {
+    const cluster = await LocalCluster.create(1, path.join(root, "d"), {
+      entry: FAKE,
+      accounts: 0,
+      env: { FAKE_NODE_MODE: "not-serving" },
+    });
+    try {
+      await assert.rejects(
+        cluster.start({ timeoutMs: 1_500 }),
+        /not healthy after 1500 ms \(last: NOT_SERVING\)/,
+      );
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  for (const mode of ["exit", "signal"] as const) {
+    it(`kills every child when its parent ${mode === "exit" ? "exits without stop()" : "gets SIGTERM"}`, async () => {
+      const parent = spawn(process.execPath, [ORPHAN, path.join(root, `orphan-${mode}`), FAKE], {
+        env: { ...process.env, ORPHAN_MODE: mode },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let pids: number[] = [];
+      try {
+        const line = await new Promise<string>((resolve, reject) => {
+          let buf = "";
+          parent.stdout!.on("data", (d: Buffer) => {
+            buf += d.toString();
+            if (buf.includes("\n")) resolve(buf.split("\n")[0]!);
+          });
+          parent.once("exit", (code) => reject(new Error(`parent exited early with ${code}`)));
+        });
+        pids = JSON.parse(line) as number[];
+        assert.equal(pids.length, 2);
+        for (const p of pids) assert.ok(alive(p));
+        if (mode === "signal") parent.kill("SIGTERM");
+        await waitUntil("the parent exits", () => parent.exitCode !== null || parent.signalCode !== null);
+        await waitUntil("every child is gone", () => pids.every((p) => !alive(p)));
+      } finally {
+        parent.kill("SIGKILL");
+        for (const p of pids) {
+          try {
+            process.kill(p, "SIGKILL");
+          } catch {
+            // already gone: the expected case
+          }
+        }
+      }
+    });
+  }
+});

@@ -1,0 +1,104 @@
+// The metrics registry and the /metrics endpoint.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Counter, Gauge, Histogram, MetricsFactory } from "../../../src/metrics/index.js";
+import { MetricsError, MetricsRegistry, MetricsServer, noopMetrics } from "../../../src/metrics/index.js";
+
+// The pattern components follow: a small interface and a constructor over any factory.
+interface StageMetrics {
+  queueDepth: Gauge<"stage">;
+  processed: Counter<"stage">;
+  latency: Histogram;
+}
+
+function stageMetrics(f: MetricsFactory): StageMetrics {
+  return {
+    queueDepth: f.gauge({
+      name: "stage_queue_depth",
+      help: "Items waiting per stage",
+      labelNames: ["stage"],
+    }),
+    processed: f.counter({ name: "stage_processed_total", help: "Items processed", labelNames: ["stage"] }),
+    latency: f.histogram({ name: "stage_latency_seconds", help: "Time per item" }),
+  };
+}
+
+describe("metrics", () => {
+  it("serves registered metrics as Prometheus text on /metrics", async () => {
+    const registry = new MetricsRegistry({ defaultLabels: { validator: "2" } });
+    const m = stageMetrics(registry);
+    m.queueDepth.set({ stage: "execute" }, 7);
+    m.processed.inc({ stage: "execute" }, 3);
+    m.processed.inc({ stage: "persist" });
+    m.latency.observe(0.003);
+    const server = new MetricsServer({ listen: "127.0.0.1:0" }, { registry });
+    await server.start();
+    try {
+      const res = await fetch(`http://${server.address}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+      const body = await res.text();
+      assert.match(body, /# TYPE parabft_stage_queue_depth gauge/);
+      assert.match(body, /parabft_stage_queue_depth\{stage="execute",validator="2"\} 7/);
+      assert.match(body, /parabft_stage_processed_total\{stage="execute",validator="2"\} 3/);
+      assert.match(body, /parabft_stage_processed_total\{stage="persist",validator="2"\} 1/);
+      assert.match(body, /parabft_stage_latency_seconds_bucket\{le="0\.005",validator="2"\} 1/);
+      assert.match(body, /parabft_stage_latency_seconds_count\{validator="2"\} 1/);
+
+      assert.equal((await fetch(`http://${server.address}/nope`)).status, 404);
+      assert.equal((await fetch(`http://${server.address}/metrics`, { method: "POST" })).status, 405);
+      assert.equal((await fetch(`http://${server.address}/healthz`)).status, 200);
+    } finally {
+      await server.stop();
+    }
+    await assert.rejects(fetch(`http://${server.address}/metrics`), "the port is closed after stop()");
+  });
+
+  it("exports process metrics when asked", async () => {
+    const registry = new MetricsRegistry({ processMetrics: true });
+    const body = await registry.metrics();
+    assert.match(body, /parabft_process_cpu_seconds_total/);
+    assert.match(body, /parabft_nodejs_eventloop_lag_seconds/);
+  });
+
+  it("enforces the naming rules and rejects a conflicting re-registration", () => {
+    const r = new MetricsRegistry();
+    assert.throws(() => r.counter({ name: "blocks_committed", help: "x" }), MetricsError);
+    assert.throws(() => r.histogram({ name: "commit_latency_ms", help: "x" }), /base unit/);
+    assert.throws(() => r.gauge({ name: "Bad-Name", help: "x" }), MetricsError);
+    const a = r.gauge({ name: "height", help: "x" });
+    assert.equal(r.gauge({ name: "height", help: "x" }), a, "the same shape returns the same metric");
+    assert.throws(() => r.counter({ name: "height", help: "x" }), /must end in _total/);
+    assert.throws(() => r.gauge({ name: "height", help: "x", labelNames: ["peer"] }), /already registered/);
+  });
+
+  it("keeps two registries apart (two nodes in one process)", async () => {
+    const a = new MetricsRegistry({ defaultLabels: { validator: "0" } });
+    const b = new MetricsRegistry({ defaultLabels: { validator: "1" } });
+    a.counter({ name: "x_total", help: "x" }).inc(5);
+    b.counter({ name: "x_total", help: "x" }).inc(1);
+    assert.match(await a.metrics(), /parabft_x_total\{validator="0"\} 5/);
+    assert.match(await b.metrics(), /parabft_x_total\{validator="1"\} 1/);
+  });
+
+  it("provides no-op metrics with the same shape", () => {
+    const m = stageMetrics(noopMetrics);
+    m.queueDepth.set({ stage: "a" }, 1);
+    m.queueDepth.inc();
+    m.processed.inc({ stage: "a" }, 2);
+    const end = m.latency.startTimer();
+    assert.equal(typeof end(), "number");
+  });
+
+  it("fails start() when the port is taken", async () => {
+    const registry = new MetricsRegistry();
+    const first = new MetricsServer({ listen: "127.0.0.1:0" }, { registry });
+    await first.start();
+    try {
+      const second = new MetricsServer({ listen: first.address }, { registry });
+      await assert.rejects(second.start(), /EADDRINUSE/);
+    } finally {
+      await first.stop();
+    }
+  });
+});
