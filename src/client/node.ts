@@ -70,9 +70,9 @@ export interface StreamOpts {
 
 const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 
-/** Whether an error is the API's stale/bad nonce rejection (the cue to resync nonces). */
+/** Whether an error is the API's stale or far-ahead nonce rejection (the cue to resync nonces). */
 export function isNonceError(err: unknown): boolean {
-  return err instanceof RpcError && /BAD_NONCE|nonce/i.test(err.serverMessage);
+  return err instanceof RpcError && /\b(BAD_NONCE|NONCE_GAP)\b/.test(err.serverMessage);
 }
 
 export class ParabftClient {

@@ -55,13 +55,13 @@ function canonicalKeys(keys: Uint8Array[]): Uint8Array[] {
 }
 
 /**
- * Builds the access list. Keys written are also listed as read: a write implies reading the
- * current value (balance, nonce, reserves), and listing both keeps the tx valid whether the
- * executor treats writes as readable or checks reads separately.
+ * Builds the access list. A declared write also allows reading the key (the executor's rule,
+ * src/exec/programs.ts), so `reads` lists only keys read and not written.
  */
 export function accessList(sender: Uint8Array, reads: Uint8Array[], writes: Uint8Array[]): AccessList {
   const w = canonicalKeys([accountKey(addressOf(sender)), ...writes]);
-  return create(AccessListSchema, { reads: canonicalKeys([...w, ...reads]), writes: w });
+  const r = canonicalKeys(reads).filter((k) => !w.some((x) => bytesEqual(x, k)));
+  return create(AccessListSchema, { reads: r, writes: w });
 }
 
 function body(c: TxCommon, call: ProgramCall, access: AccessList): TxBody {
