@@ -15,8 +15,12 @@ import { MempoolError } from "./errors.js";
 /** Where a transaction came from: the node gossips only what it admitted from its own API. */
 export type TxOrigin = "api" | "peer" | "local";
 
-/** Verifies each transaction's signature over txSignBytes(body) with the body's sender key. */
-export type TxVerifier = (txs: readonly SignedTx[]) => Promise<boolean[]>;
+/**
+ * Verifies each transaction's signature over txSignBytes(body) with the body's sender key;
+ * `hashes[i]` is txHash(txs[i]), passed so the verifier need not hash again. The node passes
+ * `(txs, hashes) => verifyPool.verifyTxs(txs, hashes)` (src/crypto).
+ */
+export type TxVerifier = (txs: readonly SignedTx[], hashes: readonly Hash[]) => Promise<boolean[]>;
 
 /** The sender's next nonce in the latest executed state (0 for an unknown account). */
 export type NonceLookup = (address: Uint8Array) => bigint | Promise<bigint>;
@@ -257,7 +261,10 @@ export class Mempool {
       }
     }
     if (candidates.length > 0) {
-      const verdicts = await this.mod.verifyTxs(candidates.map((c) => c.ptx.tx));
+      const verdicts = await this.mod.verifyTxs(
+        candidates.map((c) => c.ptx.tx),
+        candidates.map((c) => c.ptx.hash),
+      );
       const verified: { i: number; ptx: PoolTx }[] = [];
       for (let k = 0; k < candidates.length; k++) {
         const { i, ptx } = candidates[k]!;
@@ -416,13 +423,17 @@ export class Mempool {
   /** Recomputes a sender's executable run and keeps the pool-wide count in step. */
   private recount(q: SenderQueue): void {
     this.executable -= q.reapable;
+    // Counted exactly as reap() walks the run: leading in-flight entries are skipped, and an
+    // in-flight entry after a reapable one ends it.
     let run = 0;
     let reapable = 0;
+    let blocked = false;
     for (let n = q.base; ; n++) {
       const e = q.byNonce.get(n);
       if (!e) break;
       run++;
-      if (!e.inFlight) reapable++;
+      if (e.inFlight) blocked ||= reapable > 0;
+      else if (!blocked) reapable++;
     }
     q.runLength = run;
     q.reapable = reapable;
