@@ -13,7 +13,7 @@ import { encodeBatch, type VerifyItem } from "./batchCodec.js";
 import { CryptoError } from "./errors.js";
 import { Lru } from "./lru.js";
 import { NodeVerifier } from "./node.js";
-import type { VerifyRequest, VerifyResponse } from "./verifyWorker.js";
+import { type VerifyRequest, type VerifyResponse, WORKER_READY } from "./verifyWorkerProtocol.js";
 
 export type { VerifyItem } from "./batchCodec.js";
 
@@ -29,6 +29,8 @@ export interface VerifyPoolOpts {
   /** Cached KeyObjects per verifier (each worker has its own). Default 8192. */
   keyCacheSize?: number;
   log?: Logger;
+  /** The worker script; tests substitute a broken one. Default: ./verifyWorker.js. */
+  workerUrl?: URL;
 }
 
 export interface VerifyPoolStats {
@@ -37,6 +39,8 @@ export interface VerifyPoolStats {
   /** Signatures actually verified (workers or inline). */
   verified: number;
   batches: number;
+  /** Workers replaced after a crash. */
+  respawns: number;
 }
 
 interface Pending {
@@ -53,7 +57,8 @@ interface InFlight {
 interface WorkerSlot {
   worker: Worker;
   inFlight: number;
-  online: boolean;
+  /** Sent WORKER_READY and has not exited. */
+  ready: boolean;
 }
 
 export class VerifyPool {
@@ -71,7 +76,7 @@ export class VerifyPool {
   private running = false;
   private live = 0;
   private stopping = false;
-  readonly stats: VerifyPoolStats = { cacheHits: 0, verified: 0, batches: 0 };
+  readonly stats: VerifyPoolStats = { cacheHits: 0, verified: 0, batches: 0, respawns: 0 };
 
   constructor(private readonly opts: VerifyPoolOpts = {}) {
     this.size = opts.size ?? 2;
@@ -96,7 +101,12 @@ export class VerifyPool {
     this.stopping = false;
     const spawned: Promise<void>[] = [];
     for (let i = 0; i < this.size; i++) spawned.push(this.spawn());
-    await Promise.all(spawned);
+    try {
+      await Promise.all(spawned);
+    } catch (err) {
+      await this.stop();
+      throw new CryptoError("VERIFY_WORKER_FAILED", {}, `verify pool failed to start: ${String(err)}`);
+    }
   }
 
   /** Terminates every worker. Requests still queued or in flight are rejected. */
@@ -123,13 +133,18 @@ export class VerifyPool {
 
   /**
    * Verifies transaction signatures: message = txSignBytes(body), key = TxBody.sender. An
-   * undecodable body is false. Pass `hashes` (txHash of each tx) when already computed.
+   * undecodable body is false. Pass `hashes` (txHash of each tx) and `senders` (TxBody.sender,
+   * decoded from these very bytes) when already at hand, to skip recomputing them.
    */
-  verifyTxs(txs: readonly SignedTx[], hashes?: readonly Uint8Array[]): Promise<boolean[]> {
-    return Promise.all(txs.map((tx, i) => this.verifyTx(tx, hashes?.[i])));
+  verifyTxs(
+    txs: readonly SignedTx[],
+    hashes?: readonly Uint8Array[],
+    senders?: readonly Uint8Array[],
+  ): Promise<boolean[]> {
+    return Promise.all(txs.map((tx, i) => this.verifyTx(tx, hashes?.[i], senders?.[i])));
   }
 
-  verifyTx(tx: SignedTx, hash?: Uint8Array): Promise<boolean> {
+  verifyTx(tx: SignedTx, hash?: Uint8Array, knownSender?: Uint8Array): Promise<boolean> {
     if (tx.signature.length !== SIGNATURE_LENGTH) return Promise.resolve(false);
     const h = hash ?? createHash("sha256").update(tx.body).digest();
     // The verdict belongs to these exact signature bytes: a cached "valid" must not vouch for a
@@ -147,7 +162,7 @@ export class VerifyPool {
     }
     let sender: Uint8Array;
     try {
-      sender = fromBinary(TxBodySchema, tx.body).sender;
+      sender = knownSender ?? fromBinary(TxBodySchema, tx.body).sender;
     } catch {
       this.verdicts.set(key, false);
       return Promise.resolve(false);
@@ -229,12 +244,25 @@ export class VerifyPool {
   }
 
   private spawn(): Promise<void> {
-    const worker = new Worker(new URL("./verifyWorker.js", import.meta.url), {
+    const worker = new Worker(this.opts.workerUrl ?? new URL("./verifyWorker.js", import.meta.url), {
       workerData: { keyCacheSize: this.opts.keyCacheSize },
     });
-    const slot: WorkerSlot = { worker, inFlight: 0, online: false };
+    const slot: WorkerSlot = { worker, inFlight: 0, ready: false };
     this.workers.push(slot);
-    worker.on("message", (res: VerifyResponse) => {
+    let everReady = false;
+    let settle: ((err?: unknown) => void) | null = null;
+    const started = new Promise<void>((resolve, reject) => {
+      settle = (err?: unknown) => (err === undefined ? resolve() : reject(err));
+    });
+    worker.on("message", (res: VerifyResponse | typeof WORKER_READY) => {
+      if (res === WORKER_READY) {
+        slot.ready = true;
+        everReady = true;
+        this.live++;
+        settle?.();
+        settle = null;
+        return;
+      }
       const f = this.inFlight.get(res.id);
       if (!f) return;
       this.inFlight.delete(res.id);
@@ -246,9 +274,10 @@ export class VerifyPool {
       }
     });
     const onFailure = (err: unknown) => {
+      settle?.(err);
+      settle = null;
       if (this.stopping || !this.workers.includes(slot)) return;
       this.workers = this.workers.filter((w) => w !== slot);
-      this.opts.log?.error({ err, threadId: worker.threadId }, "verify worker failed; respawning");
       // Re-verify its batches inline so no caller is left waiting or gets a wrong answer.
       for (const [id, f] of this.inFlight) {
         if (f.worker !== slot) continue;
@@ -256,22 +285,21 @@ export class VerifyPool {
         this.verifyInline(f.pending);
       }
       void worker.terminate();
-      if (this.running)
-        this.spawn().catch((e: unknown) => this.opts.log?.error({ err: e }, "respawn failed"));
+      // Respawn only a worker that had worked: one that cannot even start would loop forever.
+      if (this.running && everReady) {
+        this.stats.respawns++;
+        this.opts.log?.error({ err, threadId: worker.threadId }, "verify worker failed; respawning");
+        this.spawn().catch((e: unknown) => this.opts.log?.error({ err: e }, "verify worker respawn failed"));
+      } else {
+        this.opts.log?.error({ err }, "verify worker failed to start");
+      }
     };
     worker.on("error", onFailure);
     worker.on("exit", (code) => {
-      if (slot.online) this.live--;
-      slot.online = false;
+      if (slot.ready) this.live--;
+      slot.ready = false;
       onFailure(new Error(`verify worker exited with code ${code}`));
     });
-    return new Promise<void>((resolve, reject) => {
-      worker.once("online", () => {
-        slot.online = true;
-        this.live++;
-        resolve();
-      });
-      worker.once("error", reject);
-    });
+    return started;
   }
 }

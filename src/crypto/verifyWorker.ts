@@ -3,16 +3,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { decodeBatch } from "./batchCodec.js";
 import { NodeVerifier } from "./node.js";
-
-export interface VerifyRequest {
-  id: number;
-  batch: ArrayBuffer;
-}
-
-export interface VerifyResponse {
-  id: number;
-  results: ArrayBuffer;
-}
+import { type VerifyRequest, type VerifyResponse, WORKER_READY } from "./verifyWorkerProtocol.js";
 
 const verifier = new NodeVerifier({
   keyCacheSize: (workerData as { keyCacheSize?: number } | null)?.keyCacheSize,
@@ -28,3 +19,5 @@ parentPort?.on("message", (req: VerifyRequest) => {
   const res: VerifyResponse = { id: req.id, results: results.buffer };
   parentPort!.postMessage(res, [results.buffer]);
 });
+
+parentPort?.postMessage(WORKER_READY);

@@ -14,14 +14,13 @@ import {
   TxStatus,
 } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
-import { txHash } from "../types/block.js";
-import { concatBytes, toHex, u64be } from "../types/bytes.js";
+import { concatBytes, u64be } from "../types/bytes.js";
 import { HASH_LENGTH, type Hash, sha256 } from "../types/hash.js";
 import { Bucket } from "./buckets.js";
 import { Db, type DbOp, type DbOpenOpts, prefixEnd } from "./db.js";
 import { StorageError } from "./errors.js";
 import { decodeJson, encodeJson } from "./json.js";
-import { bucketKey, encodeTxLocation, heightKey, metaKey, readU32, readU64 } from "./keys.js";
+import { bucketKey, encodeTxLocation, fastTxHash, heightKey, metaKey, readU32, readU64 } from "./keys.js";
 
 /** Bump on any incompatible change of a bucket's key or value layout. */
 export const SCHEMA_VERSION = 1;
@@ -47,6 +46,8 @@ export interface CommitBatchInput {
   block: Block | null;
   /** The block exactly as received, if at hand: stored as is instead of re-encoding `block`. */
   blockBytes?: Uint8Array;
+  /** txHash of each tx of `block`, if already computed (the mempool has them). */
+  txHashes?: readonly Hash[];
   certificate: CommitCertificate;
   chainHash: Hash;
   /** Block time after commit: max(previous block time, header timestamp). */
@@ -154,17 +155,21 @@ export class ChainDb {
     if (input.block !== null) {
       const bytes = input.blockBytes ?? toBinary(BlockSchema, input.block);
       ops.push({ type: "put", key: heightKey(Bucket.block, height), value: bytes });
-      const keys = input.block.txs.map((tx) => bucketKey(Bucket.txIndex, txHash(tx)));
+      const hashes = input.txHashes;
+      const keys = input.block.txs.map((tx, i) =>
+        bucketKey(Bucket.txIndex, hashes?.[i] ?? fastTxHash(tx.body)),
+      );
       const existing = await this.db.getMany(keys);
       const seen = new Set<string>();
-      keys.forEach((key, index) => {
-        const id = toHex(key);
-        if (seen.has(id)) return;
+      for (let index = 0; index < keys.length; index++) {
+        const key = keys[index]!;
+        const id = key.toString("latin1");
+        if (seen.has(id)) continue;
         seen.add(id);
         const prior = existing[index];
-        if (prior !== undefined && readU64(prior) !== height) return;
+        if (prior !== undefined && readU64(prior) !== height) continue;
         ops.push({ type: "put", key, value: encodeTxLocation(height, index) });
-      });
+      }
     }
     ops.push({ type: "put", key: META_COMMITTED, value: u64be(height) });
     await this.db.batch(ops, { sync: true });
@@ -362,7 +367,7 @@ export class ChainDb {
   async putEvidence(e: StoredEvidence): Promise<void> {
     const t0 = performance.now();
     const id = sha256(concatBytes(e.first, e.second));
-    const key = bucketKey(Bucket.evidence, u64be(e.height), id);
+    const key = bucketKey(Bucket.evidence, concatBytes(u64be(e.height), id));
     await this.db.put(key, new TextEncoder().encode(encodeJson(e)), { sync: true });
     this.opts.onWrite?.("evidence", performance.now() - t0, 1);
   }

@@ -1,16 +1,25 @@
 // Key layouts inside each bucket. Heights are u64 big-endian so byte order is height order.
+// Keys are built as Buffers directly: the binding needs Buffers, and a batch of 10k+ keys
+// should not pay for a second wrapper object per key.
+import { createHash } from "node:crypto";
 import { concatBytes, u32be, u64be, utf8Bytes } from "../types/bytes.js";
 import { Bucket } from "./buckets.js";
 
-export function bucketKey(bucket: Bucket, ...parts: Uint8Array[]): Uint8Array {
-  return concatBytes(Uint8Array.of(bucket), ...parts);
+export function bucketKey(bucket: Bucket, key: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(1 + key.length);
+  out[0] = bucket;
+  out.set(key, 1);
+  return out;
 }
 
-export function heightKey(bucket: Bucket, height: bigint): Uint8Array {
-  return bucketKey(bucket, u64be(height));
+export function heightKey(bucket: Bucket, height: bigint): Buffer {
+  const out = Buffer.allocUnsafe(9);
+  out[0] = bucket;
+  out.writeBigUInt64BE(height, 1);
+  return out;
 }
 
-export function metaKey(name: string): Uint8Array {
+export function metaKey(name: string): Buffer {
   return bucketKey(Bucket.meta, utf8Bytes(name));
 }
 
@@ -24,4 +33,12 @@ export function readU32(bytes: Uint8Array, offset = 0): number {
 
 export function encodeTxLocation(height: bigint, index: number): Uint8Array {
   return concatBytes(u64be(height), u32be(index));
+}
+
+/**
+ * txHash (src/types) computed with node:crypto: the same SHA-256 over the same body bytes,
+ * several times faster than the pure-JS hash on a 5k-tx block (a test pins the equality).
+ */
+export function fastTxHash(body: Uint8Array): Buffer {
+  return createHash("sha256").update(body).digest();
 }

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
+import { promises as fs } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   CryptoError,
@@ -177,13 +181,61 @@ describe("VerifyPool", () => {
     await pool.stop(); // idempotent
   });
 
+  it("a worker that dies mid-batch is replaced and its batches still get the right answers", async () => {
+    const txs = mixedTxs(200);
+    const expected = inlineExpected(txs);
+    const pool = new VerifyPool({ size: 1 });
+    await pool.start();
+    try {
+      const pending = pool.verifyTxs(txs);
+      const internals = pool as unknown as { workers: { worker: { terminate(): Promise<number> } }[] };
+      await internals.workers[0]!.worker.terminate();
+      assert.deepEqual(await pending, expected);
+      for (let i = 0; i < 200 && pool.liveWorkers !== 1; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(pool.liveWorkers, 1);
+      assert.equal(pool.stats.respawns, 1);
+      assert.deepEqual(await pool.verifyMany([]), []);
+      assert.equal((await pool.verifyTxs([makeTx(1000)]))[0], true);
+    } finally {
+      await pool.stop();
+    }
+    assert.equal(pool.liveWorkers, 0);
+  });
+
+  it("a worker script that cannot start fails start() with a typed error and leaves nothing running", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "parabft-badworker-"));
+    const script = path.join(dir, "bad.mjs");
+    await fs.writeFile(script, 'throw new Error("cannot load");\n');
+    const pool = new VerifyPool({ size: 2, workerUrl: pathToFileURL(script) });
+    try {
+      await assert.rejects(
+        pool.start(),
+        (err: unknown) => err instanceof CryptoError && err.code === "VERIFY_WORKER_FAILED",
+      );
+      assert.equal(pool.liveWorkers, 0);
+      assert.equal(pool.workerCount, 0);
+    } finally {
+      await pool.stop();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("size 0 verifies inline with the same results and no workers", async () => {
     const txs = mixedTxs(30);
+    const senders = txs.map((t) => {
+      try {
+        return fromBinary(TxBodySchema, t.body).sender;
+      } catch {
+        return new Uint8Array(0);
+      }
+    });
     const pool = new VerifyPool({ size: 0 });
     await pool.start();
     try {
       assert.equal(pool.liveWorkers, 0);
       assert.deepEqual(await pool.verifyTxs(txs), inlineExpected(txs));
+      const again = new VerifyPool({ size: 0 });
+      assert.deepEqual(await again.verifyTxs(txs, undefined, senders), inlineExpected(txs));
     } finally {
       await pool.stop();
     }
