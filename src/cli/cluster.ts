@@ -22,6 +22,8 @@ export interface LocalClusterOpts extends Omit<TestnetOpts, "validators" | "out"
   stopTimeoutMs?: number;
   /** Default for waitHealthy; default 60 s (two shared cores, cold module loading). */
   healthTimeoutMs?: number;
+  /** Called when a node exits without being stopped or killed through this class. */
+  onUnexpectedExit?: (index: number, code: number | null, signal: NodeJS.Signals | null) => void;
 }
 
 export interface ClusterNode {
@@ -49,6 +51,8 @@ interface Proc {
   exited: Promise<void>;
   exit: { code: number | null; signal: NodeJS.Signals | null } | null;
   paused: boolean;
+  /** Set when this class asked the process to end. */
+  expectExit: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,6 +197,7 @@ export class LocalCluster {
   async stopNode(i: number): Promise<void> {
     const p = this.procs[this.checkIndex(i)];
     if (!p || p.exit) return;
+    p.expectExit = true;
     this.signal(p, "SIGTERM");
     // A paused process cannot handle SIGTERM until it runs again.
     if (p.paused) this.signal(p, "SIGCONT");
@@ -211,6 +216,7 @@ export class LocalCluster {
   async kill(i: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const p = this.procs[this.checkIndex(i)];
     if (!p || p.exit) throw new Error(`node ${i} is not running`);
+    if (signal !== "SIGSTOP" && signal !== "SIGCONT") p.expectExit = true;
     this.signal(p, signal);
     if (signal === "SIGSTOP") p.paused = true;
     else if (signal === "SIGCONT") p.paused = false;
@@ -323,10 +329,11 @@ export class LocalCluster {
       closeSync(out);
     }
     track(child);
-    const proc: Proc = { child, exit: null, paused: false, exited: Promise.resolve() };
+    const proc: Proc = { child, exit: null, paused: false, expectExit: false, exited: Promise.resolve() };
     proc.exited = new Promise<void>((resolve) => {
       child.once("exit", (code, signal) => {
         proc.exit = { code, signal };
+        if (!proc.expectExit) this.opts.onUnexpectedExit?.(i, code, signal);
         resolve();
       });
       child.once("error", () => {

@@ -38,6 +38,14 @@ export const commands: Record<string, CommandEntry> = {
     summary: "run N validators as local processes on 127.0.0.1",
     load: async () => (await import("./commands/cluster.js")).clusterCommand,
   },
+  tx: {
+    summary: "sign and submit a transaction (transfer, kv-put, kv-cas)",
+    load: async () => (await import("./commands/tx.js")).txCommand,
+  },
+  sim: {
+    summary: "run the deterministic adversarial simulator over many seeds",
+    load: async () => (await import("./commands/sim.js")).simCommand,
+  },
 };
 
 /** Error codes that mean "the user asked for something invalid": exit code 2. */

@@ -62,7 +62,16 @@ export const clusterCommand: CliCommand = {
 
     let cluster: LocalCluster;
     try {
-      cluster = await LocalCluster.create(n, dir, { preset, accounts, logLevel: logLevel as LogLevel });
+      cluster = await LocalCluster.create(n, dir, {
+        preset,
+        accounts,
+        logLevel: logLevel as LogLevel,
+        onUnexpectedExit: (i, code, signal) => {
+          console.error(
+            `parabft cluster: node ${i} exited unexpectedly (code ${code}, signal ${signal}); log: ${cluster.logFile(i)}`,
+          );
+        },
+      });
     } catch (err) {
       if (/already contains a testnet/.test(errorMessage(err)))
         throw new UsageError("--dir", `--dir: ${errorMessage(err)}`);

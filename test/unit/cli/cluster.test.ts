@@ -46,7 +46,13 @@ after(async () => {
 describe("LocalCluster", () => {
   it("starts nodes, survives a crash and a restart, wipes only data, and stops gracefully", async () => {
     const dir = path.join(root, "a");
-    const cluster = await LocalCluster.create(3, dir, { entry: FAKE, accounts: 1, preset: "minimal" });
+    const unexpected: number[] = [];
+    const cluster = await LocalCluster.create(3, dir, {
+      entry: FAKE,
+      accounts: 1,
+      preset: "minimal",
+      onUnexpectedExit: (i) => unexpected.push(i),
+    });
     try {
       await cluster.start({ timeoutMs: 20_000 });
       const m = JSON.parse(await readFile(path.join(dir, "cluster.json"), "utf8")) as {
@@ -81,6 +87,12 @@ describe("LocalCluster", () => {
       const updated = JSON.parse(await readFile(path.join(dir, "cluster.json"), "utf8")) as typeof m;
       assert.equal(updated.nodes[1]!.pid, restarted, "cluster.json follows restarts");
 
+      // A node dying on its own (not through the harness) is reported.
+      process.kill(cluster.node(0).pid!, "SIGKILL");
+      await waitUntil("node 0 is seen as exited", () => !cluster.isRunning(0));
+      assert.deepEqual(unexpected, [0]);
+      await cluster.restart(0, { timeoutMs: 20_000 });
+
       await cluster.pause(2);
       await cluster.resume(2);
       await cluster.waitHealthy(2, 10_000);
@@ -88,6 +100,7 @@ describe("LocalCluster", () => {
       await cluster.stop();
     }
     for (let i = 0; i < 3; i++) assert.equal(cluster.isRunning(i), false);
+    assert.deepEqual(unexpected, [0], "kill, restart and stop are not reported as unexpected");
     // Graceful: every node that was running at stop() got SIGTERM (and exited on it).
     for (let i = 0; i < 3; i++) {
       const events = await readFile(path.join(dir, `node${i}`, "fake-events.log"), "utf8");
