@@ -171,6 +171,8 @@ export class Mempool {
   private executable = 0;
   private inFlight = 0;
   private seq = 0;
+  /** Bumped whenever commits or execution move nonces; tells whether a lookup is still current. */
+  private nonceEpoch = 0;
   private running = true;
   private readonly log: Logger;
 
@@ -276,12 +278,13 @@ export class Mempool {
         }
       }
       // Look nonces up before the synchronous section: the lookup may read storage.
+      const epoch = this.nonceEpoch;
       const bases = await Promise.all(verified.map((c) => this.mod.nextNonce(addressOf(c.ptx.sender))));
       const admitted: PoolTx[] = [];
       for (let k = 0; k < verified.length; k++) {
         const { i, ptx } = verified[k]!;
         try {
-          this.insert(ptx, bases[k]!);
+          this.insert(ptx, bases[k]!, epoch === this.nonceEpoch);
           admitted.push(ptx);
           results[i] = { ok: true, hash: ptx.hash, hashHex: ptx.hashHex };
         } catch (err) {
@@ -333,10 +336,13 @@ export class Mempool {
   }
 
   /** The synchronous part of admission: nonce window, dedupe, capacity, then insert. */
-  private insert(ptx: PoolTx, stateNonce: bigint): void {
+  private insert(ptx: PoolTx, stateNonce: bigint, lookupCurrent: boolean): void {
     if (!this.running) throw new MempoolError("MEMPOOL_STOPPED", {}, "mempool is stopped");
     const key = toHex(addressOf(ptx.sender));
-    const next = this.nextFor(key, stateNonce);
+    const q = this.senders.get(key);
+    let next = this.nextFor(key, stateNonce);
+    // A lookup that raced a commit or execution may be older than what the pool already knows.
+    if (q && !lookupCurrent && next < q.base) next = q.base;
     const detail = { hash: ptx.hashHex, nonce: ptx.nonce.toString(), expected: next.toString() };
     if (ptx.nonce < next) {
       throw new MempoolError(
@@ -355,7 +361,6 @@ export class Mempool {
     if (this.byHash.has(ptx.hashHex)) {
       throw new MempoolError("DUPLICATE", { hash: ptx.hashHex }, "transaction is already pending");
     }
-    const q = this.senders.get(key);
     if (q?.byNonce.has(ptx.nonce)) {
       throw new MempoolError(
         "BAD_NONCE",
@@ -510,6 +515,7 @@ export class Mempool {
    * floor until markExecuted(height) says state has caught up.
    */
   removeCommitted(txs: readonly SignedTx[], height: bigint): void {
+    this.nonceEpoch++;
     const floors = new Map<string, bigint>();
     for (const tx of txs) {
       const hex = toHex(txHash(tx));
@@ -556,7 +562,12 @@ export class Mempool {
 
   /** Execution reached `height`: state nonces now include every commit up to it. */
   markExecuted(height: bigint): void {
-    for (const [key, f] of this.committedFloors) if (f.height <= height) this.committedFloors.delete(key);
+    this.nonceEpoch++;
+    // Floors sit in commit-height order (each update re-inserts), so stop at the first newer one.
+    for (const [key, f] of this.committedFloors) {
+      if (f.height > height) break;
+      this.committedFloors.delete(key);
+    }
   }
 
   private trimFloors(): void {

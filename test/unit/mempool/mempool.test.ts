@@ -293,6 +293,40 @@ describe("mempool reap", () => {
     await mp.add(signedTx(k, { nonce: 1n }), "api");
   });
 
+  it("does not let a nonce lookup that raced a commit move a sender backwards", async () => {
+    const k = newKey();
+    let stateNonce = 0n;
+    let release: (() => void) | null = null;
+    let gate = false;
+    const verifier = countingVerifier();
+    const mp = new Mempool(
+      { chainId: CHAIN, maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 10, maxTxBytes: 4096, maxNonceGap: 10 },
+      {
+        verifyTxs: verifier.fn,
+        nextNonce: async () => {
+          const seen = stateNonce;
+          if (gate) await new Promise<void>((r) => (release = r));
+          return seen;
+        },
+        log: silentLogger(),
+      },
+    );
+    const tx0 = signedTx(k, { nonce: 0n });
+    await mp.add(tx0, "api");
+    await mp.add(signedTx(k, { nonce: 1n }), "api");
+    gate = true;
+    const pending = mp.add(signedTx(k, { nonce: 2n }), "api");
+    await eventuallyTrue(() => release !== null);
+    // While that lookup is out (it read nonce 0), nonce 0 commits and executes.
+    mp.removeCommitted([tx0], 1n);
+    stateNonce = 1n;
+    mp.markExecuted(1n);
+    release!();
+    await pending;
+    assert.equal(mp.pendingExecutable(), 2);
+    assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes), [1n, 2n]);
+  });
+
   it("removeCommitted clears in-flight accounting for committed proposals", async () => {
     const { mp } = pool();
     const k = newKey();
@@ -316,3 +350,8 @@ describe("mempool reap", () => {
     assert.equal(mp.reap(0, 1 << 20).txs.length, 0);
   });
 });
+
+async function eventuallyTrue(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 2));
+  assert.ok(check(), "condition not reached");
+}
