@@ -133,7 +133,8 @@ export class PeerNetwork {
       exchange: (call: grpc.ServerDuplexStream<Uint8Array, Uint8Array>) => this.onInbound(call),
     });
     const creds = this.mod.credentials?.server ?? grpc.ServerCredentials.createInsecure();
-    const addr = `${this.o.listenHost}:${this.o.listenPort}`;
+    // A restart keeps the port an ephemeral bind got, so that peers' addresses stay valid.
+    const addr = `${this.o.listenHost}:${this.o.listenPort || this.boundPort}`;
     this.boundPort = await new Promise<number>((resolve, reject) =>
       server.bindAsync(addr, creds, (err, port) => (err ? reject(err) : resolve(port))),
     );
@@ -396,7 +397,8 @@ export class PeerNetwork {
     const sendStatus = call.sendStatus.bind(call);
     call.sendStatus = (status) => {
       if (status.code === grpc.status.RESOURCE_EXHAUSTED && OVERSIZE_DETAIL.test(status.details ?? "")) {
-        this.onInboundOversized(tag);
+        // After grpc-js has sent its own status, and before it reports "cancelled" to the handler.
+        process.nextTick(() => this.onInboundOversized(tag));
       }
       sendStatus(status);
     };

@@ -88,7 +88,7 @@ describe("PeerNetwork", () => {
       const [a, b] = nets as TestNet[];
       await waitFor("connected", () => a!.net.connectedCount === 1 && b!.net.connectedCount === 1);
       const filler = "x".repeat(8 * 1024);
-      const total = 1500;
+      const total = 500;
       for (let i = 0; i < total; i++) assert.ok(b!.net.send(0, envelope(1, null, payload(`${i} ${filler}`))));
       await waitFor("burst", () => a!.inbox.length === total + 1, 30_000);
       const got = payloadsFrom(a!.inbox, 1).map((s) => Number(s.split(" ")[0]));
@@ -132,6 +132,23 @@ describe("PeerNetwork", () => {
       assert.equal(a.metrics.rejects.get("handshake_timeout"), 1);
       for (const [reason] of bad) assert.equal(a.metrics.rejects.get(reason), 1, reason);
       assert.equal(a.net.connectedCount, 0);
+    } finally {
+      await stopAll(nets, raws);
+    }
+  });
+
+  it("refuses inbound streams beyond the pending-handshake limit", async () => {
+    const nets = await cluster([0], { handshakeTimeoutMs: 500, maxPendingHandshakes: 2 });
+    const raws = [0, 1, 2].map(() => new RawPeer(nets[0]!.net.port));
+    try {
+      await waitFor("all closed", () => raws.every((r) => r.status !== null));
+      const codes = raws.map((r) => r.status!.code).sort();
+      assert.deepEqual(
+        codes,
+        [grpc.status.RESOURCE_EXHAUSTED, grpc.status.UNAUTHENTICATED, grpc.status.UNAUTHENTICATED].sort(),
+      );
+      assert.equal(nets[0]!.metrics.rejects.get("too_many_streams"), 1);
+      assert.equal(nets[0]!.metrics.rejects.get("handshake_timeout"), 2);
     } finally {
       await stopAll(nets, raws);
     }
@@ -312,6 +329,40 @@ describe("PeerNetwork", () => {
           payloadsFrom(all[1]!.inbox, 0).includes("back") && payloadsFrom(all[2]!.inbox, 0).includes("back"),
       );
       await waitFor("to the restarted node", () => payloadsFrom(restarted.inbox, 2).includes("welcome back"));
+    } finally {
+      await stopAll(nets);
+    }
+  });
+
+  it("setPeers drops a peer that left the set, refuses it, and takes it back when it returns", async () => {
+    const nets = await cluster([0, 1, 2]);
+    try {
+      const [a, b, c] = nets as TestNet[];
+      await waitFor("full mesh", () => [a, b, c].every((n) => n!.net.connectedCount === 2));
+      const full = peerList(keys, nets);
+      a!.net.setPeers(full.filter((p) => p.index !== 2));
+      await waitFor("2 dropped by 0", () => a!.net.connectedCount === 1 && c!.net.connectedCount === 1);
+      await waitFor(
+        "2's redial refused",
+        () => (a!.metrics.rejects.get("handshake_unknown_sender") ?? 0) >= 1,
+      );
+      assert.equal(a!.net.send(2, envelope(0, keys[0]!, payload("gone"))), false);
+      assert.equal(a!.metrics.drops.get("unknown_peer"), 1);
+      assert.deepEqual(
+        a!.net.peers().map((p) => p.index),
+        [1],
+      );
+      a!.net.setPeers(full);
+      await waitFor("2 back", () => a!.net.connectedCount === 2 && c!.net.connectedCount === 2);
+      // stop() and start() again on the same object: it rebinds its port and peers redial it.
+      const port = b!.net.port;
+      await b!.net.stop();
+      await waitFor("1 gone", () => a!.net.connectedCount === 1);
+      await b!.net.start();
+      assert.equal(b!.net.port, port);
+      await waitFor("1 back", () => [a, b, c].every((n) => n!.net.connectedCount === 2));
+      c!.net.send(1, envelope(2, keys[2]!, payload("hello again")));
+      await waitFor("delivered", () => payloadsFrom(b!.inbox, 2).includes("hello again"));
     } finally {
       await stopAll(nets);
     }
