@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import path from "node:path";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { ApiServer, type ApiServerOpts, statusForCode } from "../../../src/api/index.js";
+import { ApiServer, type ApiServerOpts, findProtoDir, statusForCode } from "../../../src/api/index.js";
 import {
   type GetAccountResponse,
   type GetBlockResponse,
@@ -266,6 +267,17 @@ describe("api: status codes", () => {
       { maxInFlightPerConnection: 1 },
     ));
 
+  it("refuses requests over max_receive_message_length with RESOURCE_EXHAUSTED", () =>
+    withServer(
+      async ({ client, node }) => {
+        const err = await callError(client, "submitTx", { tx: signedTx(newKey(), { padding: 4000 }) });
+        assert.equal(code(err), "RESOURCE_EXHAUSTED");
+        assert.equal(node.mempool.size, 0);
+        await call(client, "submitTx", { tx: signedTx(newKey()) });
+      },
+      { maxMessageBytes: 2048 },
+    ));
+
   it("uses one table for every code", () => {
     assert.equal(statusForCode("MALFORMED"), grpc.status.INVALID_ARGUMENT);
     assert.equal(statusForCode("MEMPOOL_FULL"), grpc.status.RESOURCE_EXHAUSTED);
@@ -327,6 +339,17 @@ describe("api: health and reflection", () => {
         refl.close();
       }
     }));
+});
+
+describe("api: proto files for reflection", () => {
+  it("finds proto/ from the cwd or an explicit directory, and names the places it looked", () => {
+    assert.ok(findProtoDir().endsWith("proto"));
+    assert.equal(findProtoDir(path.resolve("proto")), path.resolve("proto"));
+    assert.throws(
+      () => findProtoDir("/nonexistent/protos"),
+      /cannot find parabft\/v1\/api.proto.*nonexistent/,
+    );
+  });
 });
 
 describe("api: StreamBlocks", () => {
