@@ -1,0 +1,115 @@
+// `parabft bench cluster`: the cluster benchmark (bench/cluster.ts) from the command line.
+import path from "node:path";
+import { formatReport, runClusterBench } from "../../../bench/cluster.js";
+import { type PresetName, presets } from "../../params/index.js";
+import { type CliCommand, intFlag, parseCommandArgs, UsageError } from "../command.js";
+import { printJson } from "../output.js";
+
+const usage = `Usage:
+  parabft bench cluster --validators N [flags]            start a local cluster and load it
+  parabft bench cluster --api ADDR,... --keys DIR [flags] load an existing cluster
+
+Open-loop load of pre-signed bank transfers from many senders, sent at a fixed rate over several
+connections round-robin across the nodes. Measures submit->committed (finality) and
+submit->executed latency (HDR histograms: p50/p90/p99/max), achieved throughput, failures and a
+per-second timeline; measures this machine's Ed25519 verification ceiling (node:crypto) in the
+same run and reports throughput as a ratio to it; finally checks with GetTx that every
+transaction counted as committed is in the chain. Writes JSON, a table and an SVG chart.
+
+Options:
+  --validators N     start a local cluster of N validators in a temp dir (stopped at the end)
+  --preset NAME      local cluster chain parameters: default | minimal (default: default)
+  --api LIST         comma-separated API addresses of an existing cluster
+  --keys DIR         existing cluster: directory of funded account key files (*.json)
+  --duration S       seconds of load (per step with --sweep; default 10, 5 with --sweep)
+  --rate R           offered load in tx/s (the first step with --sweep; default 200)
+  --sweep            raise the rate stepwise (×1.5) until latency or errors climb; reports the
+                     saturation point and the latency-throughput curve
+  --sweep-steps N    at most N sweep steps (default 8)
+  --senders N        distinct sending accounts (default 64)
+  --connections N    client connections (default 2 per node, at least 4)
+  --drain S          seconds to wait for stragglers after the load (default 15)
+  --out DIR          result directory (default bench/results)
+  --no-write         do not write result files
+  --json             print the report as JSON on stdout (progress stays on stderr)
+  --quiet            no progress on stderr
+  -h, --help         show this help`;
+
+export const benchClusterCommand: CliCommand = {
+  name: "cluster",
+  summary: "cluster benchmark: finality latency and throughput under open-loop load",
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      validators: { type: "string" },
+      preset: { type: "string" },
+      api: { type: "string" },
+      keys: { type: "string" },
+      duration: { type: "string" },
+      rate: { type: "string" },
+      sweep: { type: "boolean" },
+      "sweep-steps": { type: "string" },
+      senders: { type: "string" },
+      connections: { type: "string" },
+      drain: { type: "string" },
+      out: { type: "string" },
+      "no-write": { type: "boolean" },
+      json: { type: "boolean" },
+      quiet: { type: "boolean" },
+    });
+    if (values.help) {
+      console.log(usage);
+      return 0;
+    }
+    if (positionals.length > 0) throw new UsageError("arguments", `unexpected argument '${positionals[0]}'`);
+    if ((values.validators === undefined) === (values.api === undefined)) {
+      throw new UsageError("--validators", "give exactly one of --validators N or --api ADDR,...");
+    }
+    const api = values.api
+      ?.split(",")
+      .map((a) => a.trim())
+      .filter((a) => a.length > 0);
+    if (api !== undefined) {
+      if (api.length === 0) throw new UsageError("--api", "--api needs at least one address");
+      for (const a of api)
+        if (!/^[\w.-]+:\d+$/.test(a)) throw new UsageError("--api", `not a host:port: '${a}'`);
+      if (!values.keys) throw new UsageError("--keys", "--api needs --keys DIR (funded account key files)");
+    } else if (values.keys) {
+      throw new UsageError("--keys", "--keys only applies with --api");
+    }
+    const preset = (values.preset ?? "default") as PresetName;
+    if (!Object.hasOwn(presets, preset)) {
+      throw new UsageError("--preset", `--preset must be one of ${Object.keys(presets).join(", ")}`);
+    }
+    if (values["no-write"] && values.out)
+      throw new UsageError("--out", "--out and --no-write exclude each other");
+    const sweep = values.sweep === true;
+    const report = await runClusterBench({
+      ...(values.validators !== undefined
+        ? { validators: intFlag("validators", values.validators, 4, 1, 64) }
+        : {}),
+      ...(api ? { api, keysDir: values.keys! } : {}),
+      preset,
+      durationS: intFlag("duration", values.duration, sweep ? 5 : 10, 1, 3600),
+      rate: intFlag("rate", values.rate, 200, 1, 1_000_000),
+      sweep,
+      sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], 8, 1, 50),
+      senders: intFlag("senders", values.senders, 64, 1, 10_000),
+      ...(values.connections !== undefined
+        ? { connections: intFlag("connections", values.connections, 4, 1, 256) }
+        : {}),
+      drainTimeoutS: intFlag("drain", values.drain, 15, 0, 600),
+      outDir: values["no-write"] ? null : path.resolve(values.out ?? "bench/results"),
+      progress: values.quiet !== true,
+    });
+    if (values.json) printJson(report);
+    else {
+      console.log(formatReport(report));
+      if (report.files)
+        console.log(`\nwrote ${report.files.json}, ${report.files.table}, ${report.files.svg}`);
+    }
+    const v = report.verification;
+    // The benchmark itself failed if something it counted as committed is not in the chain.
+    return v.missing + v.heightMismatch > 0 ? 1 : 0;
+  },
+};

@@ -1,0 +1,256 @@
+// `parabft query status|block|tx|account|state|validators`: read a node through the SDK. Blocks
+// come with their commit certificate, which this command verifies like a light client.
+import { fromBinary } from "@bufbuild/protobuf";
+import { ParabftClient, RpcError, verifyCommitCertificate } from "../../client/node.js";
+import { type GetBlockResponse, NodeState } from "../../gen/parabft/v1/api_pb.js";
+import { TxBodySchema, TxStatus } from "../../gen/parabft/v1/types_pb.js";
+import { fromHex, toHex } from "../../types/bytes.js";
+import { type CliCommand, parseCommandArgs, UsageError } from "../command.js";
+import { printJson } from "../output.js";
+import { addressArg, bytesArg, required } from "./tx.js";
+
+const usage = `Usage:
+  parabft query status     --api ADDR [--json]
+  parabft query block      --api ADDR (--height N | --digest HEX) [--no-verify] [--json]
+  parabft query tx         --api ADDR --hash HEX [--json]
+  parabft query account    --api ADDR --address HEX [--json]
+  parabft query state      --api ADDR --state-key K [--json]
+  parabft query validators --api ADDR [--epoch N] [--json]
+
+Reads one node's public API. 'block' verifies the block's commit certificate against the epoch's
+validator set (digest, signatures under strict Ed25519, distinct signers, more than 2/3 of the
+power) and exits 1 if it does not verify. 'tx' shows the transaction, its position and receipt.
+
+Options:
+  --api ADDR        node API address host:port (required)
+  --height N        block height
+  --digest HEX      block digest (64 hex characters)
+  --no-verify       block: skip the certificate check
+  --hash HEX        transaction hash (64 hex characters)
+  --address HEX     account address (40 hex characters)
+  --state-key K     raw state key (0x-prefixed hex, or UTF-8 text)
+  --epoch N         validator set epoch (default: the node's current epoch)
+  --json            print the answer as JSON
+  -h, --help        show this help`;
+
+const ACTIONS = ["status", "block", "tx", "account", "state", "validators"] as const;
+type Action = (typeof ACTIONS)[number];
+
+function uintArg(flag: string, raw: string): bigint {
+  if (!/^\d+$/.test(raw)) throw new UsageError(flag, `${flag} must be a non-negative integer, got '${raw}'`);
+  return BigInt(raw);
+}
+
+function hashArg(flag: string, raw: string | undefined): Uint8Array {
+  const v = required(flag, raw);
+  const clean = v.startsWith("0x") ? v.slice(2) : v;
+  if (!/^[0-9a-fA-F]{64}$/.test(clean)) throw new UsageError(flag, `${flag} must be 64 hex characters`);
+  return fromHex(clean);
+}
+
+function print(json: boolean, value: Record<string, unknown>): void {
+  if (json) {
+    printJson(value);
+    return;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const text =
+      v instanceof Uint8Array
+        ? toHex(v)
+        : typeof v === "object" && v !== null
+          ? JSON.stringify(v, (_k, x: unknown) =>
+              typeof x === "bigint" ? x.toString() : x instanceof Uint8Array ? toHex(x) : x,
+            )
+          : String(v);
+    console.log(`${k}: ${text}`);
+  }
+}
+
+async function blockView(client: ParabftClient, res: GetBlockResponse, verify: boolean) {
+  const header = res.block?.header;
+  const out: Record<string, unknown> = {
+    height: res.height,
+    digest: res.digest,
+    nullBlock: res.block === undefined,
+    txs: res.block?.txs.length ?? 0,
+  };
+  if (header) {
+    out.epoch = header.epoch;
+    out.proposer = header.proposer;
+    out.timestampMs = header.timestampMs;
+    out.txsRoot = header.txsRoot;
+  }
+  const cert = res.certificate;
+  out.signers = cert?.signatures.map((s) => s.validator) ?? [];
+  let ok = true;
+  if (verify) {
+    if (!cert) {
+      out.certificate = "missing";
+      ok = false;
+    } else {
+      const chainId = header?.chainId ?? (await client.getStatus()).chainId;
+      const set = await client.getValidators(cert.epoch);
+      const v = verifyCommitCertificate(
+        header ?? { kind: "null", epoch: cert.epoch, height: res.height },
+        cert,
+        set,
+        chainId,
+      );
+      out.certificate = v.ok
+        ? `valid (signed power ${v.signedPower} of ${v.totalPower})`
+        : `INVALID: ${v.reason}: ${v.message}`;
+      ok = v.ok;
+    }
+  }
+  return { out, ok };
+}
+
+export const queryCommand: CliCommand = {
+  name: "query",
+  summary: "query a node: status, block, tx, account, state, validators",
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        api: { type: "string" },
+        height: { type: "string" },
+        digest: { type: "string" },
+        "no-verify": { type: "boolean" },
+        hash: { type: "string" },
+        address: { type: "string" },
+        "state-key": { type: "string" },
+        epoch: { type: "string" },
+        json: { type: "boolean" },
+      },
+      true,
+    );
+    if (values.help) {
+      console.log(usage);
+      return 0;
+    }
+    const [action, ...extra] = positionals;
+    if (!ACTIONS.includes(action as Action)) {
+      throw new UsageError(
+        "action",
+        `expected one of ${ACTIONS.join(", ")}, got ${action ? `'${action}'` : "nothing"}`,
+      );
+    }
+    if (extra.length > 0) throw new UsageError("arguments", `unexpected argument '${extra[0]}'`);
+    const api = required("--api", values.api);
+    const json = values.json === true;
+
+    // Parse the action's flags before connecting.
+    let blockRef: { height: bigint } | { digest: Uint8Array } | null = null;
+    if (action === "block") {
+      if ((values.height === undefined) === (values.digest === undefined)) {
+        throw new UsageError("--height", "block needs exactly one of --height N or --digest HEX");
+      }
+      blockRef =
+        values.height !== undefined
+          ? { height: uintArg("--height", values.height) }
+          : { digest: hashArg("--digest", values.digest) };
+    }
+    const txHashArg = action === "tx" ? hashArg("--hash", values.hash) : null;
+    const address = action === "account" ? addressArg("--address", values.address) : null;
+    const stateKey =
+      action === "state" ? bytesArg("--state-key", required("--state-key", values["state-key"])) : null;
+    const epoch = values.epoch !== undefined ? uintArg("--epoch", values.epoch) : null;
+
+    const client = new ParabftClient(api);
+    try {
+      switch (action as Action) {
+        case "status": {
+          const s = await client.getStatus();
+          print(json, {
+            chainId: s.chainId,
+            validatorIndex: s.validatorIndex,
+            state: NodeState[s.state]?.replace("NODE_STATE_", "").toLowerCase() ?? String(s.state),
+            committedHeight: s.committedHeight,
+            executedHeight: s.executedHeight,
+            view: s.view,
+            primary: s.primary,
+            epoch: s.epoch,
+            stableCheckpoint: s.stableCheckpoint,
+            peersConnected: s.peersConnected,
+            mempoolSize: s.mempoolSize,
+            stateRoot: s.stateRoot,
+          });
+          return 0;
+        }
+        case "block": {
+          const res = await client.getBlock(blockRef!);
+          if (!res) {
+            process.stderr.write("parabft query: block not found\n");
+            return 1;
+          }
+          const { out, ok } = await blockView(client, res, values["no-verify"] !== true);
+          print(json, out);
+          return ok ? 0 : 1;
+        }
+        case "tx": {
+          const got = await client.getTx(txHashArg!);
+          if (!got) {
+            process.stderr.write("parabft query: transaction not found\n");
+            return 1;
+          }
+          const receipt = await client.getReceipt(txHashArg!);
+          const body = got.tx ? fromBinary(TxBodySchema, got.tx.body) : null;
+          print(json, {
+            hash: txHashArg!,
+            height: got.height,
+            index: got.index,
+            sender: body?.sender ?? null,
+            nonce: body?.nonce ?? null,
+            call: body?.call?.call.case ?? null,
+            receipt: receipt
+              ? {
+                  status: TxStatus[receipt.status] ?? String(receipt.status),
+                  gasUsed: receipt.gasUsed,
+                  error: receipt.error,
+                  events: receipt.events.map((e) => ({ kind: e.kind, attributes: e.attributes })),
+                }
+              : "not executed yet",
+          });
+          return 0;
+        }
+        case "account": {
+          const a = await client.getAccount(address!);
+          print(json, { address: address!, balance: a.balance, nonce: a.nonce, height: a.height });
+          return 0;
+        }
+        case "state": {
+          const s = await client.getState(stateKey!);
+          print(json, { key: stateKey!, found: s.found, value: s.value, height: s.height });
+          return 0;
+        }
+        case "validators": {
+          const e = epoch ?? (await client.getStatus()).epoch;
+          const set = await client.getValidators(e);
+          let total = 0n;
+          for (const v of set.validators) total += v.power;
+          print(json, {
+            epoch: set.epoch,
+            totalPower: total,
+            validators: set.validators.map((v, index) => ({
+              index,
+              name: v.name,
+              publicKey: toHex(v.publicKey),
+              power: v.power,
+            })),
+          });
+          return 0;
+        }
+      }
+      return 2;
+    } catch (err) {
+      if (err instanceof RpcError) {
+        process.stderr.write(`parabft query: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    } finally {
+      client.close();
+    }
+  },
+};
