@@ -91,28 +91,36 @@ export function checkDecodedEnvelope(env: Envelope, bytes: Uint8Array, ctx: Enve
       : ignore("STALE_EPOCH", env.epoch);
   }
   if (!set.has(env.sender)) return reject("UNKNOWN_SENDER", env.epoch);
+  const senderKey = set.members[env.sender]!.publicKey;
+  const signed = env.signature.length !== 0;
+  // Signed envelopes are authenticated before their payload is even decoded.
+  if (
+    signed &&
+    !ctx.verifier.verify(
+      senderKey,
+      envelopeSignBytes(env.chainId, env.epoch, env.sender, env.payload),
+      env.signature,
+    )
+  ) {
+    return reject("BAD_SIGNATURE", env.epoch, env.sender);
+  }
   let message: PeerMessage;
   try {
     message = fromBinary(PeerMessageSchema, env.payload);
   } catch {
-    return reject("MALFORMED", env.epoch, env.sender);
+    return reject(signed ? "MALFORMED" : "BAD_SIGNATURE", env.epoch, env.sender);
   }
   const kind = message.kind.case;
-  if (kind === undefined) return reject("MALFORMED", env.epoch, env.sender);
-  const senderKey = set.members[env.sender]!.publicKey;
-
+  if (kind === undefined) return reject(signed ? "MALFORMED" : "BAD_SIGNATURE", env.epoch, env.sender);
   if (VOTE_KINDS.has(kind)) {
-    // Votes are authenticated by the vote signature that certificates reuse.
-    if (env.signature.length !== 0) return reject("MALFORMED", env.epoch, env.sender);
+    // Votes are authenticated by the vote signature that certificates reuse; the envelope carries none.
+    if (signed) return reject("MALFORMED", env.epoch, env.sender);
     const signBytes = voteSignBytes(ctx.chainId, env.epoch, message);
-    const sig = voteSignatureOf(message);
-    if (!ctx.verifier.verify(senderKey, signBytes, sig))
-      return reject("BAD_SIGNATURE", env.epoch, env.sender);
-  } else {
-    const signBytes = envelopeSignBytes(env.chainId, env.epoch, env.sender, env.payload);
-    if (!ctx.verifier.verify(senderKey, signBytes, env.signature)) {
+    if (!ctx.verifier.verify(senderKey, signBytes, voteSignatureOf(message))) {
       return reject("BAD_SIGNATURE", env.epoch, env.sender);
     }
+  } else if (!signed) {
+    return reject("BAD_SIGNATURE", env.epoch, env.sender);
   }
 
   const nested = checkNested(message, env, set, ctx);
