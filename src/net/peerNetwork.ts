@@ -135,9 +135,14 @@ export class PeerNetwork {
     const creds = this.mod.credentials?.server ?? grpc.ServerCredentials.createInsecure();
     // A restart keeps the port an ephemeral bind got, so that peers' addresses stay valid.
     const addr = `${this.o.listenHost}:${this.o.listenPort || this.boundPort}`;
-    this.boundPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(addr, creds, (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    try {
+      this.boundPort = await new Promise<number>((resolve, reject) =>
+        server.bindAsync(addr, creds, (err, port) => (err ? reject(err) : resolve(port))),
+      );
+    } catch (err) {
+      server.forceShutdown();
+      throw err;
+    }
     this.server = server;
     this.running = true;
     this.log.info(
@@ -171,6 +176,7 @@ export class PeerNetwork {
    */
   setPeers(peers: PeerInfo[]): void {
     this.applyPeers(peers);
+    this.metrics.connectedPeers(this.connectedCount);
     if (this.running) for (const p of this.peerMap.values()) if (this.weDial(p) && !p.dialTimer) this.dial(p);
   }
 
@@ -244,9 +250,13 @@ export class PeerNetwork {
     for (const info of peers) if (info.index !== this.o.localIndex) next.set(info.index, info);
     for (const [index, p] of this.peerMap) {
       const info = next.get(index);
-      if (info && bytesEqual(info.publicKey, p.info.publicKey) && info.address === p.info.address) continue;
-      this.forget(p);
+      if (info && bytesEqual(info.publicKey, p.info.publicKey)) {
+        if (info.address !== p.info.address) this.readdress(p, info.address);
+        continue;
+      }
+      // Out of the map first, so that closing its streams does not schedule a redial.
       this.peerMap.delete(index);
+      this.forget(p);
     }
     for (const [index, info] of next) {
       if (this.peerMap.has(index)) continue;
@@ -265,6 +275,19 @@ export class PeerNetwork {
         dropped: 0,
       });
     }
+  }
+
+  /** Same validator, new address: keep its queue, score and ban; only the outbound side redials. */
+  private readdress(p: PeerState, address: string): void {
+    p.info = { ...p.info, address };
+    p.failures = 0;
+    for (const s of [p.dialing, p.session]) {
+      if (s?.direction === "out") this.endSession(s, grpc.status.UNAVAILABLE, "peer address changed");
+    }
+    // setPeers dials the new address at once.
+    if (p.dialTimer) clearTimeout(p.dialTimer);
+    p.dialTimer = null;
+    this.closeClient(p);
   }
 
   private forget(p: PeerState): void {
