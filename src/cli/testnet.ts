@@ -95,6 +95,7 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
   const keys: KeyPair[] = Array.from({ length: n }, () => generateKeyPair());
   const clientKeys: KeyPair[] = Array.from({ length: opts.accounts ?? 0 }, () => generateKeyPair());
   const balance = opts.accountBalance ?? DEFAULT_ACCOUNT_BALANCE;
+  const pools = [...(opts.ammPools ?? DEFAULT_AMM_POOLS)];
 
   const genesis: Genesis = {
     chainId,
@@ -102,8 +103,16 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
     preset,
     params,
     validators: keys.map((k, i) => ({ name: nodeHomeName(i), publicKey: k.publicKey, power: 1n })),
-    accounts: [...keys, ...clientKeys].map((k) => ({ address: k.address, balance })),
-    ammPools: [...(opts.ammPools ?? DEFAULT_AMM_POOLS)],
+    accounts: [
+      ...keys.map((k) => ({ address: k.address, balance })),
+      // Client accounts also hold every pool's token B, so swaps work in both directions.
+      ...clientKeys.map((k) => ({
+        address: k.address,
+        balance,
+        holdings: Object.fromEntries(pools.map((p) => [p.id, balance])),
+      })),
+    ],
+    ammPools: pools,
   };
   const genesisFile = path.join(dir, "genesis.json");
   await writeGenesis(genesisFile, genesis);

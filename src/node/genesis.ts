@@ -4,6 +4,8 @@
 import { promises as fs, readFileSync } from "node:fs";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
+import { U128_MAX } from "../exec/codec.js";
+import { isValidPoolId } from "../exec/programs.js";
 import { ValidatorSchema, type ValidatorSet, ValidatorSetSchema } from "../gen/parabft/v1/types_pb.js";
 import { type ChainParams, type PresetName, presets, validateParams } from "../params/index.js";
 import { ADDRESS_LENGTH, PUBLIC_KEY_LENGTH } from "../types/block.js";
@@ -29,6 +31,8 @@ export interface GenesisValidator {
 export interface GenesisAccount {
   address: Uint8Array;
   balance: bigint;
+  /** Token-B holdings by AMM pool id (token A is the balance); absent when none. */
+  holdings?: Record<string, bigint>;
 }
 
 export interface GenesisAmmPool {
@@ -57,7 +61,7 @@ export interface GenesisJson {
   preset?: PresetName;
   params?: ChainParams;
   validators: { name: string; publicKey: string; power: number | string }[];
-  accounts: { address: string; balance: string }[];
+  accounts: { address: string; balance: string; holdings?: Record<string, string> }[];
   ammPools: { id: string; reserveA: string; reserveB: string; feeBps: number }[];
 }
 
@@ -113,6 +117,8 @@ function amount(field: string, v: unknown, min = 0n): bigint {
     throw new GenesisError(field, `must be a non-negative integer as a decimal string, got ${describe(v)}`);
   if (n < min) throw new GenesisError(field, `must be ≥ ${min}`);
   if (n >= 1n << 64n && field.endsWith(".power")) throw new GenesisError(field, "must fit in 64 bits");
+  // Execution keeps amounts as u128 (src/exec/codec.ts).
+  if (n > U128_MAX) throw new GenesisError(field, "must fit in 128 bits");
   return n;
 }
 
@@ -207,22 +213,12 @@ export function parseGenesis(input: unknown): Genesis {
     );
   }
 
-  const addrs = new Set<string>();
-  const accounts = arr("accounts", g.accounts).map((a, i) => {
-    const f = `accounts[${i}]`;
-    const o = obj(f, a, ["address", "balance"]);
-    const address = hex(`${f}.address`, o.address, ADDRESS_LENGTH);
-    const k = toHex(address);
-    if (addrs.has(k)) throw new GenesisError(`${f}.address`, "duplicate account address");
-    addrs.add(k);
-    return { address, balance: amount(`${f}.balance`, o.balance) };
-  });
-
   const poolIds = new Set<string>();
   const ammPools = arr("ammPools", g.ammPools).map((p, i) => {
     const f = `ammPools[${i}]`;
     const o = obj(f, p, ["id", "reserveA", "reserveB", "feeBps"]);
     const id = str(`${f}.id`, o.id);
+    if (!isValidPoolId(id)) throw new GenesisError(`${f}.id`, "must match [A-Za-z0-9._-]{1,64}");
     if (poolIds.has(id)) throw new GenesisError(`${f}.id`, `duplicate pool id ${JSON.stringify(id)}`);
     poolIds.add(id);
     const feeBps = o.feeBps;
@@ -235,6 +231,24 @@ export function parseGenesis(input: unknown): Genesis {
       reserveB: amount(`${f}.reserveB`, o.reserveB, 1n),
       feeBps,
     };
+  });
+
+  const addrs = new Set<string>();
+  const accounts = arr("accounts", g.accounts).map((a, i) => {
+    const f = `accounts[${i}]`;
+    const o = obj(f, a, ["address", "balance", "holdings"]);
+    const address = hex(`${f}.address`, o.address, ADDRESS_LENGTH);
+    const k = toHex(address);
+    if (addrs.has(k)) throw new GenesisError(`${f}.address`, "duplicate account address");
+    addrs.add(k);
+    const account: GenesisAccount = { address, balance: amount(`${f}.balance`, o.balance) };
+    if (o.holdings !== undefined) {
+      const h = obj(`${f}.holdings`, o.holdings, [...poolIds]);
+      account.holdings = Object.fromEntries(
+        Object.entries(h).map(([pool, v]) => [pool, amount(`${f}.holdings.${pool}`, v)]),
+      );
+    }
+    return account;
   });
 
   return { chainId, genesisTimeMs: BigInt(t), preset, params, validators, accounts, ammPools };
@@ -250,7 +264,15 @@ export function genesisToJson(g: Genesis): GenesisJson {
       publicKey: toHex(v.publicKey),
       power: v.power <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v.power) : v.power.toString(),
     })),
-    accounts: g.accounts.map((a) => ({ address: toHex(a.address), balance: a.balance.toString() })),
+    accounts: g.accounts.map((a) =>
+      a.holdings
+        ? {
+            address: toHex(a.address),
+            balance: a.balance.toString(),
+            holdings: Object.fromEntries(Object.entries(a.holdings).map(([k, v]) => [k, v.toString()])),
+          }
+        : { address: toHex(a.address), balance: a.balance.toString() },
+    ),
     ammPools: g.ammPools.map((p) => ({
       id: p.id,
       reserveA: p.reserveA.toString(),

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { buildGenesis } from "../../../src/exec/genesis.js";
 import { defaultConfig } from "../../../src/node/config.js";
 import {
   checkConfigAgainstGenesis,
@@ -26,7 +27,10 @@ function sample(): GenesisJson {
     genesisTimeMs: 1_700_000_000_000,
     preset: "minimal",
     validators: [0, 1, 2, 3].map((i) => ({ name: `v${i}`, publicKey: pk(i + 1), power: 1 })),
-    accounts: [{ address: addr(9), balance: "123456789012345678901234567890" }],
+    accounts: [
+      { address: addr(9), balance: "123456789012345678901234567890" },
+      { address: addr(8), balance: "5", holdings: { amm0: "77" } },
+    ],
     ammPools: [{ id: "amm0", reserveA: "1000", reserveB: "2000", feeBps: 30 }],
   };
 }
@@ -50,12 +54,22 @@ describe("genesis", () => {
     assert.equal(g.accounts[0]!.balance, 123456789012345678901234567890n);
     assert.equal(g.validators[2]!.publicKey.length, 32);
     assert.equal(g.ammPools[0]!.reserveB, 2000n);
+    assert.deepEqual(g.accounts[1]!.holdings, { amm0: 77n });
+    assert.equal(g.accounts[0]!.holdings, undefined);
     const set = genesisValidatorSet(g);
     assert.equal(set.epoch, 0n);
     assert.deepEqual(
       set.validators.map((v) => v.name),
       ["v0", "v1", "v2", "v3"],
     );
+  });
+
+  it("is accepted by the executor's genesis state builder", () => {
+    const g = parseGenesis(sample());
+    const result = buildGenesis({ accounts: g.accounts, pools: g.ammPools });
+    assert.equal(result.height, 0n);
+    // Two accounts, one pool, one holding.
+    assert.equal(result.writeSet.length, 4);
   });
 
   it("round-trips through its JSON form and a file", async () => {
@@ -107,6 +121,15 @@ describe("genesis", () => {
     const f = sample();
     f.ammPools[0]!.feeBps = 10_000;
     assert.equal(fieldOf(f), "ammPools[0].feeBps");
+    const h = sample();
+    h.accounts[1]!.holdings = { nopool: "1" };
+    assert.equal(fieldOf(h), "accounts[1].holdings.nopool", "holdings name a genesis pool");
+    const big = sample();
+    big.accounts[0]!.balance = (1n << 128n).toString();
+    assert.equal(fieldOf(big), "accounts[0].balance", "amounts are u128");
+    const pid = sample();
+    pid.ammPools[0]!.id = "bad id";
+    assert.equal(fieldOf(pid), "ammPools[0].id");
     const tooMany = sample();
     tooMany.validators.push({ name: "v4", publicKey: pk(5), power: 1 });
     assert.equal(fieldOf(tooMany), "validators", "minimal allows at most 4 validators");
