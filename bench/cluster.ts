@@ -95,6 +95,8 @@ export interface RunReport {
   submitAckMs: LatencySummary;
   /** How far the generator fell behind its schedule (ms). */
   generatorMaxLagMs: number;
+  /** CPU the benchmark process itself used during load and drain, in % of one core. */
+  generatorCpuPercent: number;
   blocks: number;
   timeline: TimelinePoint[];
 }
@@ -391,14 +393,24 @@ function presign(
   return { txs, hashes, senderOf };
 }
 
+let lastPlainProgress = "";
+
 function renderProgress(ctx: RunContext, label: string, elapsed: number, total: number, stats: string): void {
   if (!ctx.progress) return;
   const width = 24;
   const f = Math.min(1, elapsed / total);
   const bar = "#".repeat(Math.round(f * width)).padEnd(width, "-");
   const line = `${label} [${bar}] ${elapsed.toFixed(0)}/${total}s ${stats}`;
-  if (process.stderr.isTTY) process.stderr.write(`\r${line.padEnd(100)}`);
-  else if (Math.floor(elapsed) % 5 === 0) process.stderr.write(`${line}\n`);
+  if (process.stderr.isTTY) {
+    process.stderr.write(`\r${line.padEnd(100)}`);
+    return;
+  }
+  // Not a terminal (CI logs): one line per 5-second window.
+  const bucket = `${label}/${Math.floor(elapsed / 5)}/${stats.startsWith("draining")}`;
+  if (bucket !== lastPlainProgress) {
+    lastPlainProgress = bucket;
+    process.stderr.write(`${line}\n`);
+  }
 }
 
 async function runOnce(ctx: RunContext, rate: number, durationS: number, label: string): Promise<RunReport> {
@@ -437,6 +449,7 @@ async function runOnce(ctx: RunContext, rate: number, durationS: number, label: 
   w.onExecuted.push(onExecuted);
 
   const t0 = performance.now() + 20;
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < total; i++) scheduled[i] = t0 + (i * 1000) / rate;
   for (let i = 0; i < total; i++) {
     w.pending.set(toHex(hashes[i]!), (height, at) => {
@@ -506,6 +519,8 @@ async function runOnce(ctx: RunContext, rate: number, durationS: number, label: 
     await sleep(50);
   }
   if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = Math.max(1, performance.now() - t0);
   w.onExecuted.splice(w.onExecuted.indexOf(onExecuted), 1);
   for (let i = 0; i < total; i++) {
     if (Number.isNaN(committedAt[i]!)) {
@@ -555,6 +570,7 @@ async function runOnce(ctx: RunContext, rate: number, durationS: number, label: 
     executedMs: summarize(executed),
     submitAckMs: summarize(submitAck),
     generatorMaxLagMs: Math.round(maxLag * 100) / 100,
+    generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 1000) / 10,
     blocks: heights.size,
     timeline,
   };
@@ -877,6 +893,15 @@ export function formatReport(r: ClusterBenchReport): string {
       ]),
     ),
   );
+  lines.push("");
+  for (const x of r.runs) {
+    const fails = Object.entries(x.submitFailures)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ");
+    lines.push(
+      `${x.offeredRate} tx/s: ${x.blocks} blocks; submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
+    );
+  }
   if (r.saturation) {
     lines.push("");
     lines.push(
