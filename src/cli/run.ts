@@ -42,9 +42,26 @@ export const commands: Record<string, CommandEntry> = {
     summary: "sign and submit a transaction (transfer, kv-put, kv-cas)",
     load: async () => (await import("./commands/tx.js")).txCommand,
   },
+  query: {
+    summary: "query a node: status, block, tx, account, state, validators",
+    load: async () => (await import("./commands/query.js")).queryCommand,
+  },
   sim: {
     summary: "run the deterministic adversarial simulator over many seeds",
     load: async () => (await import("./commands/sim.js")).simCommand,
+  },
+  bench: {
+    summary: "benchmarks (JSON + table + chart in bench/results/)",
+    sub: {
+      cluster: {
+        summary: "cluster benchmark: finality latency and throughput under open-loop load",
+        load: async () => (await import("./commands/benchCluster.js")).benchClusterCommand,
+      },
+    },
+  },
+  demo: {
+    summary: "run a local 4-validator cluster under load and report finality and throughput",
+    load: async () => (await import("./commands/demo.js")).demoCommand,
   },
 };
 
