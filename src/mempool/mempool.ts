@@ -78,6 +78,9 @@ export interface PoolTx {
   readonly hash: Hash;
   readonly hashHex: string;
   readonly sender: Uint8Array;
+  /** addressOf(sender), and its hex: the account the nonce belongs to. */
+  readonly address: Uint8Array;
+  readonly senderKey: string;
   readonly nonce: bigint;
   /** Encoded SignedTx size: what it adds to a block. */
   readonly bytes: number;
@@ -100,6 +103,9 @@ export interface ReapResult {
 export type AdmittedListener = (txs: readonly PoolTx[], origin: TxOrigin) => void;
 
 interface Entry extends PoolTx {
+  /** The nonce as a number for the hot loops (a pooled nonce is within maxNonceGap of a real
+   *  account's next nonce, far below 2^53). */
+  readonly n: number;
   inFlight: boolean;
   /** Arrival order, for fairness across senders. */
   seq: number;
@@ -109,11 +115,14 @@ interface SenderQueue {
   readonly key: string;
   /** Lowest nonce that can execute next: max(state nonce, committed nonces + 1). */
   base: bigint;
-  readonly byNonce: Map<bigint, Entry>;
+  baseN: number;
+  readonly byNonce: Map<number, Entry>;
   /** Length of the run base, base+1, ... present in byNonce. */
   runLength: number;
-  /** Of that run, how many are not in flight. */
+  /** What reap() can take from that run (see recount). */
   reapable: number;
+  /** The run has an in-flight entry after a reapable one: nothing later in it is reapable. */
+  blocked: boolean;
 }
 
 /** Wire overhead of SignedTx{body, signature}: two tags and two length varints. */
@@ -279,7 +288,7 @@ export class Mempool {
       }
       // Look nonces up before the synchronous section: the lookup may read storage.
       const epoch = this.nonceEpoch;
-      const bases = await Promise.all(verified.map((c) => this.mod.nextNonce(addressOf(c.ptx.sender))));
+      const bases = await Promise.all(verified.map((c) => this.mod.nextNonce(c.ptx.address)));
       const admitted: PoolTx[] = [];
       for (let k = 0; k < verified.length; k++) {
         const { i, ptx } = verified[k]!;
@@ -332,13 +341,24 @@ export class Mempool {
         `transaction is for chain '${body.chainId}', this is '${this.opts.chainId}'`,
       );
     }
-    return { tx, body, hash, hashHex, sender: body.sender, nonce: body.nonce, bytes };
+    const address = addressOf(body.sender);
+    return {
+      tx,
+      body,
+      hash,
+      hashHex,
+      sender: body.sender,
+      address,
+      senderKey: toHex(address),
+      nonce: body.nonce,
+      bytes,
+    };
   }
 
   /** The synchronous part of admission: nonce window, dedupe, capacity, then insert. */
   private insert(ptx: PoolTx, stateNonce: bigint, lookupCurrent: boolean): void {
     if (!this.running) throw new MempoolError("MEMPOOL_STOPPED", {}, "mempool is stopped");
-    const key = toHex(addressOf(ptx.sender));
+    const key = ptx.senderKey;
     const q = this.senders.get(key);
     let next = this.nextFor(key, stateNonce);
     // A lookup that raced a commit or execution may be older than what the pool already knows.
@@ -361,7 +381,7 @@ export class Mempool {
     if (this.byHash.has(ptx.hashHex)) {
       throw new MempoolError("DUPLICATE", { hash: ptx.hashHex }, "transaction is already pending");
     }
-    if (q?.byNonce.has(ptx.nonce)) {
+    if (q?.byNonce.has(Number(ptx.nonce))) {
       throw new MempoolError(
         "BAD_NONCE",
         { ...detail, reason: "taken" },
@@ -385,13 +405,15 @@ export class Mempool {
         `sender has ${q.byNonce.size} pending transactions, limit ${this.opts.maxPerSender}`,
       );
     }
-    const entry: Entry = { ...ptx, inFlight: false, seq: this.seq++ };
+    const entry: Entry = { ...ptx, n: Number(ptx.nonce), inFlight: false, seq: this.seq++ };
     const queue = q ?? this.newQueue(key, next);
+    const moved = queue.base !== next;
     this.rebase(queue, next);
-    queue.byNonce.set(entry.nonce, entry);
+    queue.byNonce.set(entry.n, entry);
     this.byHash.set(entry.hashHex, entry);
     this.totalBytes += entry.bytes;
-    this.recount(queue);
+    if (moved) this.recount(queue);
+    else this.extend(queue);
   }
 
   /** The sender's next nonce: state, raised by commits not yet executed. */
@@ -403,7 +425,15 @@ export class Mempool {
   }
 
   private newQueue(key: string, base: bigint): SenderQueue {
-    const q: SenderQueue = { key, base, byNonce: new Map(), runLength: 0, reapable: 0 };
+    const q: SenderQueue = {
+      key,
+      base,
+      baseN: Number(base),
+      byNonce: new Map(),
+      runLength: 0,
+      reapable: 0,
+      blocked: false,
+    };
     this.senders.set(key, q);
     return q;
   }
@@ -415,11 +445,12 @@ export class Mempool {
   private rebase(q: SenderQueue, next: bigint): void {
     if (q.base === next) return;
     q.base = next;
-    for (const [nonce, e] of q.byNonce) if (nonce < next) this.drop(q, e);
+    q.baseN = Number(next);
+    for (const [n, e] of q.byNonce) if (n < q.baseN) this.drop(q, e);
   }
 
   private drop(q: SenderQueue, e: Entry): void {
-    q.byNonce.delete(e.nonce);
+    q.byNonce.delete(e.n);
     this.byHash.delete(e.hashHex);
     this.totalBytes -= e.bytes;
     if (e.inFlight) this.inFlight--;
@@ -428,22 +459,29 @@ export class Mempool {
   /** Recomputes a sender's executable run and keeps the pool-wide count in step. */
   private recount(q: SenderQueue): void {
     this.executable -= q.reapable;
-    // Counted exactly as reap() walks the run: leading in-flight entries are skipped, and an
-    // in-flight entry after a reapable one ends it.
-    let run = 0;
-    let reapable = 0;
-    let blocked = false;
-    for (let n = q.base; ; n++) {
+    q.runLength = 0;
+    q.reapable = 0;
+    q.blocked = false;
+    this.extend(q);
+    if (q.byNonce.size === 0) this.senders.delete(q.key);
+  }
+
+  /**
+   * Extends a sender's run past its current end, counting exactly as reap() walks it: leading
+   * in-flight entries are skipped, and an in-flight entry after a reapable one ends what can be
+   * reaped. Inserting at the end of the run (the common case) costs only the new entries.
+   */
+  private extend(q: SenderQueue): void {
+    let added = 0;
+    for (let n = q.baseN + q.runLength; ; n++) {
       const e = q.byNonce.get(n);
       if (!e) break;
-      run++;
-      if (e.inFlight) blocked ||= reapable > 0;
-      else if (!blocked) reapable++;
+      q.runLength++;
+      if (e.inFlight) q.blocked ||= q.reapable + added > 0;
+      else if (!q.blocked) added++;
     }
-    q.runLength = run;
-    q.reapable = reapable;
-    this.executable += reapable;
-    if (q.byNonce.size === 0) this.senders.delete(q.key);
+    q.reapable += added;
+    this.executable += added;
   }
 
   /**
@@ -460,7 +498,7 @@ export class Mempool {
     for (const q of this.senders.values()) {
       if (q.reapable === 0) continue;
       const lane: Entry[] = [];
-      for (let n = q.base; ; n++) {
+      for (let n = q.baseN; ; n++) {
         const e = q.byNonce.get(n);
         if (!e) break;
         if (e.inFlight) {
@@ -503,7 +541,7 @@ export class Mempool {
       if (!e || e.inFlight) continue;
       e.inFlight = true;
       this.inFlight++;
-      const q = this.senders.get(toHex(addressOf(e.sender)));
+      const q = this.senders.get(e.senderKey);
       if (q) touched.add(q);
     }
     for (const q of touched) this.recount(q);
@@ -512,18 +550,20 @@ export class Mempool {
   /**
    * Removes committed transactions and every pending transaction of their senders whose nonce
    * is now stale. Commits run ahead of execution, so the committed nonces are remembered as a
-   * floor until markExecuted(height) says state has caught up.
+   * floor until markExecuted(height) says state has caught up. `hashes` (txHash of each tx) saves
+   * rehashing when the caller has them.
    */
-  removeCommitted(txs: readonly SignedTx[], height: bigint): void {
+  removeCommitted(txs: readonly SignedTx[], height: bigint, hashes?: readonly Hash[]): void {
     this.nonceEpoch++;
     const floors = new Map<string, bigint>();
-    for (const tx of txs) {
-      const hex = toHex(txHash(tx));
+    for (let i = 0; i < txs.length; i++) {
+      const tx = txs[i]!;
+      const hex = toHex(hashes?.[i] ?? txHash(tx));
       const e = this.byHash.get(hex);
       let key: string;
       let nonce: bigint;
       if (e) {
-        key = toHex(addressOf(e.sender));
+        key = e.senderKey;
         nonce = e.nonce;
       } else {
         // A transaction this node never admitted still advances its sender.
