@@ -2,10 +2,9 @@
 // cost. Items are batched (flush at maxBatch items or after flushMs), shipped as one transferred
 // buffer to the least-loaded worker, and verified there with the same NodeVerifier rule. Results
 // of transactions are cached by (tx hash, signature) so a tx seen at admission is free in a block.
-import { createHash } from "node:crypto";
+import { hash as nodeHash } from "node:crypto";
 import { Worker } from "node:worker_threads";
-import { fromBinary } from "@bufbuild/protobuf";
-import { type SignedTx, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
+import type { SignedTx } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
 import { PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from "../types/block.js";
 import { txSignBytes } from "../types/signing.js";
@@ -13,6 +12,7 @@ import { encodeBatch, type VerifyItem } from "./batchCodec.js";
 import { CryptoError } from "./errors.js";
 import { Lru } from "./lru.js";
 import { NodeVerifier } from "./node.js";
+import { txBodySender } from "./txSender.js";
 import { type VerifyRequest, type VerifyResponse, WORKER_READY } from "./verifyWorkerProtocol.js";
 
 export type { VerifyItem } from "./batchCodec.js";
@@ -146,7 +146,7 @@ export class VerifyPool {
 
   verifyTx(tx: SignedTx, hash?: Uint8Array, knownSender?: Uint8Array): Promise<boolean> {
     if (tx.signature.length !== SIGNATURE_LENGTH) return Promise.resolve(false);
-    const h = hash ?? createHash("sha256").update(tx.body).digest();
+    const h = hash ?? nodeHash("sha256", tx.body, "buffer");
     // The verdict belongs to these exact signature bytes: a cached "valid" must not vouch for a
     // different (invalid) signature over the same body, or replicas would disagree on a block.
     const key = Buffer.concat([h, tx.signature]).toString("latin1");
@@ -160,10 +160,8 @@ export class VerifyPool {
       this.stats.cacheHits++;
       return running;
     }
-    let sender: Uint8Array;
-    try {
-      sender = knownSender ?? fromBinary(TxBodySchema, tx.body).sender;
-    } catch {
+    const sender = knownSender ?? txBodySender(tx.body);
+    if (sender === undefined) {
       this.verdicts.set(key, false);
       return Promise.resolve(false);
     }
@@ -188,7 +186,7 @@ export class VerifyPool {
 
   /** True when this exact signed tx already has a cached verdict (for tests and metrics). */
   hasVerdict(tx: SignedTx): boolean {
-    const h = createHash("sha256").update(tx.body).digest();
+    const h = nodeHash("sha256", tx.body, "buffer");
     return this.verdicts.has(Buffer.concat([h, tx.signature]).toString("latin1"));
   }
 
