@@ -1,0 +1,159 @@
+// `parabft tx` and `parabft query` run in-process against the real ApiServer over a fake node:
+// JSON output, exit codes, and usage errors that name the flag.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { ApiServer } from "../../../src/api/index.js";
+import { UsageError } from "../../../src/cli/command.js";
+import { queryCommand } from "../../../src/cli/commands/query.js";
+import { txCommand } from "../../../src/cli/commands/tx.js";
+import { generateKeyPair, writeKeyFile } from "../../../src/crypto/keys.js";
+import { silentLogger } from "../../../src/logger/index.js";
+import { toHex } from "../../../src/types/index.js";
+import { FakeNode } from "../api/fakeNode.js";
+
+/**
+ * Runs a command with its text output captured. Binary writes pass through: the test runner
+ * reports to its parent over this same stdout.
+ */
+async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
+  const chunks: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    if (typeof chunk !== "string") return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+    chunks.push(chunk);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    const code = await fn();
+    return { code, out: chunks.join("") };
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
+describe("tx and query commands", () => {
+  let node: FakeNode;
+  let server: ApiServer;
+  let api: string;
+  let dir: string;
+  let keyFile: string;
+  const kp = generateKeyPair();
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "parabft-sdk-cli-"));
+    keyFile = path.join(dir, "sender.json");
+    await writeKeyFile(keyFile, kp);
+    node = new FakeNode();
+    node.setReady(true);
+    node.autoCommit = true;
+    server = new ApiServer(
+      { address: "127.0.0.1:0", reflection: false },
+      { backend: node, log: silentLogger() },
+    );
+    await server.start();
+    api = `127.0.0.1:${server.port}`;
+  });
+
+  after(async () => {
+    await server?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("sends a transfer, waits for its receipt, and finds it again with query tx", async () => {
+    const to = "11".repeat(20);
+    const sent = await capture(() =>
+      txCommand.run([
+        "transfer",
+        "--api",
+        api,
+        "--key",
+        keyFile,
+        "--to",
+        to,
+        "--amount",
+        "5",
+        "--wait",
+        "--json",
+      ]),
+    );
+    assert.equal(sent.code, 0);
+    const tx = JSON.parse(sent.out);
+    assert.equal(tx.sender, toHex(kp.address));
+    assert.equal(tx.nonce, "0");
+    assert.equal(tx.receipt.status, "OK");
+    const q = await capture(() => queryCommand.run(["tx", "--api", api, "--hash", tx.txHash, "--json"]));
+    assert.equal(q.code, 0);
+    const got = JSON.parse(q.out);
+    assert.equal(got.height, tx.height);
+    assert.equal(got.call, "transfer");
+    assert.equal(got.receipt.status, "OK");
+
+    // The next transaction picks up the account's next nonce from the chain.
+    const second = await capture(() =>
+      txCommand.run([
+        "kv-put",
+        "--api",
+        api,
+        "--key",
+        keyFile,
+        "--kv-key",
+        "k",
+        "--value",
+        "0x0102",
+        "--wait",
+        "--json",
+      ]),
+    );
+    assert.equal(JSON.parse(second.out).nonce, "1");
+    const acct = await capture(() =>
+      queryCommand.run(["account", "--api", api, "--address", toHex(kp.address), "--json"]),
+    );
+    assert.equal(JSON.parse(acct.out).nonce, "2");
+  });
+
+  it("flags a block whose commit certificate does not verify (the fake node signs nothing)", async () => {
+    const status = JSON.parse(
+      (await capture(() => queryCommand.run(["status", "--api", api, "--json"]))).out,
+    );
+    assert.equal(status.state, "validating");
+    const b = await capture(() =>
+      queryCommand.run(["block", "--api", api, "--height", status.committedHeight, "--json"]),
+    );
+    assert.equal(b.code, 1);
+    assert.match(JSON.parse(b.out).certificate, /^INVALID: /);
+    const skip = await capture(() =>
+      queryCommand.run(["block", "--api", api, "--height", status.committedHeight, "--no-verify", "--json"]),
+    );
+    assert.equal(skip.code, 0);
+    const missing = await capture(() => queryCommand.run(["block", "--api", api, "--height", "99999"]));
+    assert.equal(missing.code, 1);
+  });
+
+  it("rejects bad flags with a usage error naming the flag, before any network call", async () => {
+    const cases: [string[], string][] = [
+      [["transfer", "--api", api, "--key", keyFile, "--to", "abc", "--amount", "1"], "--to"],
+      [["transfer", "--api", api, "--key", keyFile, "--to", "11".repeat(20), "--amount", "-1"], "--amount"],
+      [["transfer", "--key", keyFile, "--to", "11".repeat(20), "--amount", "1"], "--api"],
+      [["kv-cas", "--api", api, "--key", keyFile, "--kv-key", "k", "--value", "v"], "--expect"],
+      [["mint", "--api", api], "action"],
+    ];
+    for (const [argv, field] of cases) {
+      await assert.rejects(
+        txCommand.run(argv),
+        (e: unknown) => e instanceof UsageError && e.detail.field === field,
+        argv.join(" "),
+      );
+    }
+    await assert.rejects(
+      queryCommand.run(["block", "--api", api]),
+      (e: unknown) => e instanceof UsageError && e.detail.field === "--height",
+    );
+    await assert.rejects(
+      queryCommand.run(["tx", "--api", api, "--hash", "12"]),
+      (e: unknown) => e instanceof UsageError && e.detail.field === "--hash",
+    );
+  });
+});
