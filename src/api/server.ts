@@ -195,11 +195,20 @@ export class ApiServer {
         server,
       );
     }
-    this.boundPort = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(this.opts.address, ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(err) : resolve(port),
+    try {
+      this.boundPort = await new Promise<number>((resolve, reject) => {
+        server.bindAsync(this.opts.address, ServerCredentials.createInsecure(), (err, port) =>
+          err ? reject(err) : resolve(port),
+        );
+      });
+    } catch (err) {
+      server.forceShutdown();
+      throw new ApiError(
+        "UNAVAILABLE",
+        { field: "listen.api" },
+        `cannot listen on ${this.opts.address}: ${err instanceof Error ? err.message : String(err)}`,
       );
-    });
+    }
     this.server = server;
     const { backend } = this.mod;
     this.setServing(backend.isReady());

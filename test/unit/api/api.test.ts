@@ -278,6 +278,19 @@ describe("api: status codes", () => {
       { maxMessageBytes: 2048 },
     ));
 
+  it("fails to start with a clear error when the port is taken", () =>
+    withServer(async ({ server }) => {
+      const second = new ApiServer(
+        { address: `127.0.0.1:${server.port}`, reflection: false },
+        { backend: new FakeNode(), log: silentLogger() },
+      );
+      try {
+        await assert.rejects(second.start(), /cannot listen on 127\.0\.0\.1:\d+/);
+      } finally {
+        await second.stop();
+      }
+    }));
+
   it("uses one table for every code", () => {
     assert.equal(statusForCode("MALFORMED"), grpc.status.INVALID_ARGUMENT);
     assert.equal(statusForCode("MEMPOOL_FULL"), grpc.status.RESOURCE_EXHAUSTED);
