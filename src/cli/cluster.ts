@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { loadConfig, resolveConfigPaths } from "../node/config.js";
-import { createTestnet, type Testnet, type TestnetOpts } from "./testnet.js";
+import { createTestnet, readTestnet, type Testnet, type TestnetOpts } from "./testnet.js";
 
 export interface LocalClusterOpts extends Omit<TestnetOpts, "validators" | "out"> {
   /** Script run as `node <entry> start --home <home>`; default: the compiled CLI beside this file. */
@@ -111,6 +111,11 @@ export class LocalCluster {
   static async create(n: number, dir: string, opts: LocalClusterOpts = {}): Promise<LocalCluster> {
     const testnet = await createTestnet({ ...opts, validators: n, out: dir });
     return new LocalCluster(testnet, opts);
+  }
+
+  /** Attaches to a testnet a previous create() wrote (its data directories are kept). */
+  static async open(dir: string, opts: LocalClusterOpts = {}): Promise<LocalCluster> {
+    return new LocalCluster(await readTestnet(dir), opts);
   }
 
   get size(): number {

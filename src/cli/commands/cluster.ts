@@ -1,4 +1,5 @@
 // `parabft cluster`: N validators as local processes on 127.0.0.1, until SIGINT/SIGTERM.
+import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -21,7 +22,9 @@ after a timeout) and exit 0.
 
 Options:
   --validators N      number of validators (default 4)
-  --dir DIR           testnet directory; must not hold a testnet yet (default: a new temp dir)
+  --dir DIR           testnet directory (default: a new temp dir); if DIR already holds a testnet
+                      written by \`parabft cluster\` or \`parabft testnet\`, it is resumed with its
+                      keys, ports and data
   --accounts M        funded client accounts in DIR/accounts/ (default 8)
   --preset NAME       default | minimal (default: default)
   --log-level LEVEL   node log level (default info)
@@ -60,22 +63,36 @@ export const clusterCommand: CliCommand = {
     }
     const dir = path.resolve(values.dir ?? (await mkdtemp(path.join(tmpdir(), "parabft-cluster-"))));
 
+    const clusterOpts = {
+      preset,
+      accounts,
+      logLevel: logLevel as LogLevel,
+      onUnexpectedExit: (i: number, code: number | null, signal: NodeJS.Signals | null) => {
+        console.error(
+          `parabft cluster: node ${i} exited unexpectedly (code ${code}, signal ${signal}); log: ${cluster.logFile(i)}`,
+        );
+      },
+    };
     let cluster: LocalCluster;
-    try {
-      cluster = await LocalCluster.create(n, dir, {
-        preset,
-        accounts,
-        logLevel: logLevel as LogLevel,
-        onUnexpectedExit: (i, code, signal) => {
-          console.error(
-            `parabft cluster: node ${i} exited unexpectedly (code ${code}, signal ${signal}); log: ${cluster.logFile(i)}`,
-          );
-        },
-      });
-    } catch (err) {
-      if (/already contains a testnet/.test(errorMessage(err)))
-        throw new UsageError("--dir", `--dir: ${errorMessage(err)}`);
-      throw err;
+    if (existsSync(path.join(dir, "testnet.json"))) {
+      // Resume a cluster stopped earlier: same keys, ports and data.
+      cluster = await LocalCluster.open(dir, clusterOpts);
+      if (values.validators !== undefined && cluster.size !== n) {
+        throw new UsageError(
+          "--validators",
+          `--dir ${dir} holds a ${cluster.size}-validator testnet, not ${n}`,
+        );
+      }
+      console.error(`parabft cluster: resuming the ${cluster.size}-validator testnet in ${dir}`);
+    } else {
+      try {
+        cluster = await LocalCluster.create(n, dir, clusterOpts);
+      } catch (err) {
+        if (/already contains a testnet/.test(errorMessage(err))) {
+          throw new UsageError("--dir", `--dir: ${errorMessage(err)}`);
+        }
+        throw err;
+      }
     }
 
     let wake: () => void = () => {};

@@ -108,6 +108,25 @@ describe("LocalCluster", () => {
     }
   });
 
+  it("reopens a stopped cluster's directory with the same nodes", async () => {
+    const dir = path.join(root, "reopen");
+    const first = await LocalCluster.create(2, dir, { entry: FAKE, accounts: 0 });
+    try {
+      await first.start({ timeoutMs: 20_000 });
+    } finally {
+      await first.stop();
+    }
+    const again = await LocalCluster.open(dir, { entry: FAKE });
+    try {
+      assert.deepEqual(again.apiAddresses, first.apiAddresses);
+      assert.equal(again.chainId, first.chainId);
+      await again.start({ timeoutMs: 20_000 });
+      assert.ok(again.isRunning(0) && again.isRunning(1));
+    } finally {
+      await again.stop();
+    }
+  });
+
   it("escalates to SIGKILL when a node ignores SIGTERM", async () => {
     const cluster = await LocalCluster.create(1, path.join(root, "b"), {
       entry: FAKE,
