@@ -1,0 +1,371 @@
+// The consensus driver: feeds the pure PBFT core events and carries out the actions it returns,
+// in order. It owns the clock, the timers, signing-state durability and the sockets' side of
+// consensus; the core owns every protocol decision.
+import { create } from "@bufbuild/protobuf";
+import { checkEnvelope, type EnvelopeContext } from "../consensus/envelope.js";
+import type { Replica } from "../consensus/pbft/replica.js";
+import type {
+  Action,
+  CheckedMessage,
+  Event,
+  EvidenceRecord,
+  SigningRecord,
+  TimerName,
+  Verdict,
+} from "../consensus/pbft/types.js";
+import {
+  type Block,
+  BlockHeaderSchema,
+  BlockSchema,
+  type CommitCertificate,
+} from "../gen/parabft/v1/types_pb.js";
+import type { Logger } from "../logger/index.js";
+import type { Mempool } from "../mempool/index.js";
+import type { PeerNetwork } from "../net/index.js";
+import type { ConsensusParams } from "../params/index.js";
+import { commitCertificateHash, txsRoot } from "../types/block.js";
+import { errorMessage } from "../types/errors.js";
+import type { Hash } from "../types/hash.js";
+
+/** A block the core delivered, in height order. */
+export interface Delivered {
+  height: bigint;
+  epoch: bigint;
+  block: Block | null;
+  digest: Hash;
+  certificate: CommitCertificate;
+  chainHash: Hash;
+}
+
+export interface DriverMetrics {
+  verdict(kind: Verdict["kind"], reason: string): void;
+  viewChange(view: bigint): void;
+  proposal(txs: number): void;
+  persistSeconds(seconds: number): void;
+}
+
+export interface DriverOpts {
+  chainId: string;
+  self: number;
+  consensus: ConsensusParams;
+  maxBlockTxs: number;
+  maxBlockBytes: number;
+  /** Status broadcast and fetch retry period. */
+  tickMs: number;
+}
+
+export interface DriverModules {
+  replica: Replica;
+  envelopeContext: EnvelopeContext;
+  mempool: Mempool;
+  net: PeerNetwork;
+  log: Logger;
+  /** Durable before the sends that follow it (the signing-state log, fsync'd). */
+  persist(records: SigningRecord[]): Promise<void>;
+  /** Called for each delivered block in order; the node writes the commit batch and executes. */
+  onDeliver(d: Delivered): void;
+  /** Committed blocks [from, to] with certificates, for a peer's state transfer. */
+  readCommitted(
+    from: bigint,
+    to: bigint,
+  ): Promise<import("../gen/parabft/v1/consensus_pb.js").CommittedBlock[]>;
+  /** A block body by digest from storage, when the core asks for one it lacks. */
+  readBody(digest: Hash): Promise<Block | null>;
+  /**
+   * Stateless validity of a fresh block's transactions (signatures in the verify pool, format,
+   * chain id, txsRoot). Runs before the core sees the PRE-PREPARE.
+   */
+  checkBlock(block: Block): Promise<Verdict>;
+  onEvidence(e: EvidenceRecord): void;
+  onDiverged(height: bigint, ours: Hash, stable: Hash): void;
+  onStableCheckpoint(height: bigint): void;
+  /** Latest commit certificate, carried in each new block as the agreed record of who signed. */
+  lastCommit(): CommitCertificate | null;
+  metrics: DriverMetrics | null;
+  now?: () => number;
+}
+
+/**
+ * Serialises all events into the replica (it is not re-entrant) and performs its actions. The
+ * only awaits on the event path are signing-state persists, which must complete before the
+ * messages they protect are sent.
+ */
+export class ConsensusDriver {
+  private readonly queue: Event[] = [];
+  private running = false;
+  private stopped = false;
+  private readonly timers = new Map<TimerName, NodeJS.Timeout>();
+  private tickTimer: NodeJS.Timeout | null = null;
+  private batchTimer: NodeJS.Timeout | null = null;
+  private pendingProposal: bigint | null = null;
+  private lastPendingWork = -1;
+  private idle: Promise<void> = Promise.resolve();
+  private releaseIdle: (() => void) | null = null;
+  private readonly now: () => number;
+  /** Verdicts of checkBlock, read synchronously by the core's validateBlock hook. */
+  private readonly blockVerdicts = new WeakMap<Block, Verdict>();
+
+  constructor(
+    private readonly opts: DriverOpts,
+    private readonly mod: DriverModules,
+  ) {
+    this.now = mod.now ?? Date.now;
+  }
+
+  start(): void {
+    this.tickTimer = setInterval(
+      () => this.push({ kind: "tick", nowMs: BigInt(this.now()) }),
+      this.opts.tickMs,
+    );
+    this.tickTimer.unref();
+    this.push({ kind: "tick", nowMs: BigInt(this.now()) });
+  }
+
+  /** Stops timers and waits for the event in progress; later events are dropped. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.queue.length = 0;
+    await this.idle;
+  }
+
+  /** Raw envelope bytes from an authenticated peer stream. */
+  onEnvelope(from: number, bytes: Uint8Array): void {
+    if (this.stopped) return;
+    const check = checkEnvelope(bytes, this.mod.envelopeContext);
+    const msg = check.msg;
+    if (msg === undefined) {
+      this.judge(from, check.verdict);
+      return;
+    }
+    if (msg.sender !== from) {
+      this.judge(from, { kind: "reject", reason: "UNKNOWN_SENDER" });
+      return;
+    }
+    const kind = msg.message.kind;
+    if (kind.case === "txBatch") {
+      // Gossip: verified in the pool's workers, never on the consensus path.
+      void this.mod.mempool.addBatch(kind.value.txs, "peer").catch((err: unknown) => {
+        this.mod.log.warn({ err: errorMessage(err) }, "gossiped batch failed");
+      });
+      this.judge(from, { kind: "accept" });
+      return;
+    }
+    if (kind.case === "prePrepare" && kind.value.block) {
+      // Verify the block's signatures off-thread first (mostly cache hits for gossiped txs), so
+      // the core's synchronous validateBlock hook only reads verdicts.
+      const block = kind.value.block;
+      void this.mod.checkBlock(block).then(
+        (verdict) => {
+          this.blockVerdicts.set(block, verdict);
+          this.pushChecked(msg);
+        },
+        (err: unknown) => this.mod.log.error({ err: errorMessage(err) }, "block pre-verification failed"),
+      );
+      return;
+    }
+    this.pushChecked(msg);
+  }
+
+  /** The mempool's executable count changed: the core arms request timers / asks for proposals. */
+  notifyPendingWork(): void {
+    const count = this.mod.mempool.pendingExecutable();
+    if (count === this.lastPendingWork) return;
+    this.lastPendingWork = count;
+    this.push({ kind: "pendingWork", count });
+  }
+
+  executed(height: bigint, stateRoot: Hash): void {
+    this.push({ kind: "executed", height, stateRoot });
+  }
+
+  private pushChecked(msg: CheckedMessage): void {
+    this.push({ kind: "checked", msg, nowMs: BigInt(this.now()) });
+  }
+
+  /** The core's validateBlock hook: the verdict checkBlock reached before the core saw it. */
+  validateBlock(block: Block): Verdict {
+    return this.blockVerdicts.get(block) ?? { kind: "reject", reason: "BAD_BLOCK" };
+  }
+
+  private judge(from: number, verdict: Verdict): void {
+    this.mod.metrics?.verdict(verdict.kind, verdict.kind === "accept" ? "" : verdict.reason);
+    if (verdict.kind === "reject") {
+      this.mod.log.debug({ peer: from, reason: verdict.reason }, "rejected peer message");
+      this.mod.net.penalize(from, verdict.reason);
+    }
+  }
+
+  private push(event: Event): void {
+    if (this.stopped) return;
+    this.queue.push(event);
+    if (!this.running) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    this.idle = new Promise((r) => {
+      this.releaseIdle = r;
+    });
+    try {
+      while (this.queue.length > 0 && !this.stopped) {
+        const event = this.queue.shift()!;
+        const { actions, verdict, sender } = this.mod.replica.handle(event);
+        if (verdict !== null && sender !== null) this.judge(sender, verdict);
+        await this.perform(actions);
+      }
+    } catch (err: unknown) {
+      // A bug or an I/O failure (e.g. the signing state could not be made durable): stop voting
+      // rather than risk sending what was not recorded.
+      this.mod.log.fatal({ err: errorMessage(err) }, "consensus driver failed; halting");
+      this.stopped = true;
+      this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
+    } finally {
+      this.running = false;
+      this.releaseIdle?.();
+    }
+  }
+
+  private async perform(actions: Action[]): Promise<void> {
+    let unpersisted: SigningRecord[] = [];
+    const flush = async () => {
+      if (unpersisted.length === 0) return;
+      const t0 = performance.now();
+      await this.mod.persist(unpersisted);
+      this.mod.metrics?.persistSeconds((performance.now() - t0) / 1000);
+      unpersisted = [];
+    };
+    for (const a of actions) {
+      switch (a.kind) {
+        case "persist":
+          unpersisted.push(a.record);
+          break;
+        case "send":
+          await flush();
+          this.mod.net.send(a.to, a.msg.bytes);
+          break;
+        case "broadcast":
+          await flush();
+          this.mod.net.broadcast(a.msg.bytes);
+          break;
+        case "setTimer":
+          this.setTimer(a.timer, a.afterMs, a.token);
+          break;
+        case "cancelTimer": {
+          const t = this.timers.get(a.timer);
+          if (t) clearTimeout(t);
+          this.timers.delete(a.timer);
+          break;
+        }
+        case "deliver":
+          this.mod.onDeliver({
+            height: a.height,
+            epoch: a.epoch,
+            block: a.block,
+            digest: a.digest,
+            certificate: a.certificate,
+            chainHash: a.chainHash,
+          });
+          break;
+        case "requestProposal":
+          this.scheduleProposal(a.height);
+          break;
+        case "fetchBlocks":
+          this.mod.log.debug({ from: a.from, to: a.to, peer: a.peer }, "catching up");
+          break;
+        case "fetchBody":
+          void this.mod.readBody(a.digest).then((block) => {
+            if (block) this.push({ kind: "body", block });
+          });
+          break;
+        case "serveBlocks":
+          void this.mod.readCommitted(a.from, a.toHeight).then(
+            (blocks) => this.push({ kind: "blocksForPeer", to: a.to, blocks }),
+            (err: unknown) => this.mod.log.warn({ err: errorMessage(err) }, "could not serve blocks"),
+          );
+          break;
+        case "evidence":
+          this.mod.onEvidence(a.evidence);
+          break;
+        case "diverged":
+          this.mod.onDiverged(a.height, a.ours, a.stable);
+          break;
+        case "stableCheckpoint":
+          this.mod.onStableCheckpoint(a.height);
+          break;
+        case "viewChanged":
+          this.mod.log.info({ view: a.view, primary: a.primary }, "entered view");
+          this.mod.metrics?.viewChange(a.view);
+          // Transactions proposed in the old view return to the pool to be proposed again.
+          this.mod.mempool.requeueInFlight();
+          this.lastPendingWork = -1;
+          this.notifyPendingWork();
+          break;
+      }
+    }
+    await flush();
+  }
+
+  private setTimer(timer: TimerName, afterMs: number, token: number): void {
+    const old = this.timers.get(timer);
+    if (old) clearTimeout(old);
+    const t = setTimeout(() => {
+      this.timers.delete(timer);
+      this.push({ kind: "timer", timer, token });
+    }, afterMs);
+    this.timers.set(timer, t);
+  }
+
+  /**
+   * Batching: a full batch is proposed at once; otherwise the batch closes after maxBatchDelayMs.
+   * An empty pool proposes nothing and tells the core so.
+   */
+  private scheduleProposal(height: bigint): void {
+    this.pendingProposal = height;
+    if (this.batchTimer) return;
+    if (this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs) {
+      this.propose();
+      return;
+    }
+    this.batchTimer = setTimeout(() => {
+      this.batchTimer = null;
+      this.propose();
+    }, this.opts.consensus.maxBatchDelayMs);
+  }
+
+  private propose(): void {
+    const height = this.pendingProposal;
+    this.pendingProposal = null;
+    if (height === null || this.stopped) return;
+    const reaped = this.mod.mempool.reap(this.opts.maxBlockTxs, this.opts.maxBlockBytes);
+    if (reaped.txs.length === 0) {
+      this.lastPendingWork = -1;
+      this.notifyPendingWork();
+      return;
+    }
+    const set = this.mod.envelopeContext.sets.get(this.mod.replica.set.epoch)!;
+    const lastCommit = this.mod.lastCommit();
+    const block = create(BlockSchema, {
+      header: create(BlockHeaderSchema, {
+        chainId: this.opts.chainId,
+        height,
+        epoch: set.epoch,
+        txsRoot: txsRoot(reaped.hashes),
+        validatorsHash: set.hash,
+        proposer: this.opts.self,
+        timestampMs: BigInt(this.now()),
+        lastCommitHash: lastCommit ? commitCertificateHash(lastCommit) : new Uint8Array(),
+      }),
+      txs: reaped.txs,
+      lastCommit: lastCommit ?? undefined,
+    });
+    this.mod.mempool.markProposed(reaped.hashes);
+    this.mod.metrics?.proposal(reaped.txs.length);
+    this.push({ kind: "proposal", height, block, nowMs: BigInt(this.now()) });
+    this.lastPendingWork = -1;
+    this.notifyPendingWork();
+  }
+}

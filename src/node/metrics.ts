@@ -1,0 +1,117 @@
+// prom-client implementations of the metric interfaces the node's components declare.
+import type { ApiMetrics } from "../api/server.js";
+import type { MempoolMetrics } from "../mempool/index.js";
+import {
+  type Counter,
+  type Gauge,
+  type Histogram,
+  LATENCY_BUCKETS_SECONDS,
+  type MetricsRegistry,
+} from "../metrics/index.js";
+import type { NetMetrics } from "../net/index.js";
+import { netMetrics } from "../net/index.js";
+import type { DriverMetrics } from "./driver.js";
+
+export interface NodeMetrics {
+  committedHeight: Gauge;
+  executedHeight: Gauge;
+  stableCheckpoint: Gauge;
+  view: Gauge;
+  peers: Gauge;
+  diverged: Gauge;
+  committedTxs: Counter;
+  evidence: Counter<"phase">;
+  execSeconds: Histogram;
+  dbWriteSeconds: Histogram<"kind">;
+  driver: DriverMetrics;
+  net: NetMetrics;
+  mempool: MempoolMetrics;
+  api: ApiMetrics;
+}
+
+export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
+  const verdicts = f.counter<"verdict" | "reason">({
+    name: "consensus_messages_total",
+    help: "Peer messages by verdict (accept, ignore, reject) and reason",
+    labelNames: ["verdict", "reason"],
+  });
+  const viewChanges = f.counter({
+    name: "consensus_view_changes_total",
+    help: "Views entered after a view change",
+  });
+  const proposals = f.counter({ name: "consensus_proposals_total", help: "Blocks proposed by this node" });
+  const proposedTxs = f.counter({
+    name: "consensus_proposed_txs_total",
+    help: "Transactions in proposed blocks",
+  });
+  const persist = f.histogram({
+    name: "consensus_signing_state_persist_seconds",
+    help: "Durable signing-state writes before sends",
+    buckets: LATENCY_BUCKETS_SECONDS,
+  });
+  const mempoolAdmitted = f.counter<"origin">({
+    name: "mempool_admitted_total",
+    help: "Transactions admitted to the mempool",
+    labelNames: ["origin"],
+  });
+  const mempoolRejected = f.counter<"code">({
+    name: "mempool_rejected_total",
+    help: "Transactions refused by the mempool, by code",
+    labelNames: ["code"],
+  });
+  const mempoolSize = f.gauge({ name: "mempool_txs", help: "Transactions in the mempool" });
+  const mempoolBytes = f.gauge({ name: "mempool_bytes", help: "Bytes in the mempool" });
+  const apiCalls = f.histogram<"method" | "code">({
+    name: "api_call_seconds",
+    help: "Public API calls by method and gRPC status code",
+    labelNames: ["method", "code"],
+    buckets: LATENCY_BUCKETS_SECONDS,
+  });
+  return {
+    committedHeight: f.gauge({ name: "consensus_committed_height", help: "Highest committed height" }),
+    executedHeight: f.gauge({ name: "exec_executed_height", help: "Highest executed height" }),
+    stableCheckpoint: f.gauge({ name: "consensus_stable_checkpoint_height", help: "Last stable checkpoint" }),
+    view: f.gauge({ name: "consensus_view", help: "Current view" }),
+    peers: f.gauge({ name: "net_peers_connected", help: "Authenticated peer streams" }),
+    diverged: f.gauge({
+      name: "node_diverged",
+      help: "1 when this replica's checkpoint differs from a stable one",
+    }),
+    committedTxs: f.counter({ name: "consensus_committed_txs_total", help: "Transactions committed" }),
+    evidence: f.counter<"phase">({
+      name: "consensus_evidence_total",
+      help: "Equivocation evidence kept, by phase",
+      labelNames: ["phase"],
+    }),
+    execSeconds: f.histogram({
+      name: "exec_block_seconds",
+      help: "Execute and persist one block",
+      buckets: LATENCY_BUCKETS_SECONDS,
+    }),
+    dbWriteSeconds: f.histogram<"kind">({
+      name: "storage_write_seconds",
+      help: "RocksDB batch write latency by kind",
+      labelNames: ["kind"],
+      buckets: LATENCY_BUCKETS_SECONDS,
+    }),
+    driver: {
+      verdict: (verdict, reason) => verdicts.inc({ verdict, reason }),
+      viewChange: () => viewChanges.inc(),
+      proposal: (txs) => {
+        proposals.inc();
+        proposedTxs.inc(txs);
+      },
+      persistSeconds: (s) => persist.observe(s),
+    },
+    net: netMetrics(f),
+    mempool: {
+      admitted: (origin, count) => mempoolAdmitted.inc({ origin }, count),
+      rejected: (code) => mempoolRejected.inc({ code }),
+      size: (txs, bytes) => {
+        mempoolSize.set(txs);
+        mempoolBytes.set(bytes);
+      },
+    },
+    api: { call: (method, code, seconds) => apiCalls.observe({ method, code }, seconds) },
+  };
+}

@@ -1,0 +1,698 @@
+// The validator node: builds every component once, recovers from disk, starts them in
+// dependency order and stops them in reverse. It also implements the public API's backend.
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import type { ApiBackend, BlockRecord, BlockRef, NodeStatus } from "../api/backend.js";
+import { ApiServer } from "../api/server.js";
+import { type EnvelopeContext, sealMessage } from "../consensus/envelope.js";
+import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
+import { Replica } from "../consensus/pbft/replica.js";
+import type { EvidenceRecord, PersistedState, SigningRecord, Verdict } from "../consensus/pbft/types.js";
+import { StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
+import { NodeSigner, NodeVerifier, readKeyFile, VerifyPool } from "../crypto/index.js";
+import { decodeAccount } from "../exec/codec.js";
+import { buildGenesis } from "../exec/genesis.js";
+import { ParallelExecutor } from "../exec/parallel.js";
+import {
+  CheckpointCertificateSchema,
+  type CommittedBlock,
+  CommittedBlockSchema,
+  PeerMessageSchema,
+  TxBatchSchema,
+} from "../gen/parabft/v1/consensus_pb.js";
+import {
+  type Block,
+  type CommitCertificate,
+  type Receipt,
+  type SignedTx,
+  TxBodySchema,
+  type ValidatorSet as ValidatorSetMsg,
+} from "../gen/parabft/v1/types_pb.js";
+import { componentLogger, createLogger, type Logger } from "../logger/index.js";
+import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.js";
+import { MetricsRegistry, MetricsServer } from "../metrics/index.js";
+import { PeerNetwork } from "../net/index.js";
+import type { ChainParams } from "../params/index.js";
+import { ChainDb, SigningStateLog } from "../storage/index.js";
+import { txsRoot } from "../types/block.js";
+import { bytesEqual, toHex } from "../types/bytes.js";
+import { errorMessage, ParabftError } from "../types/errors.js";
+import type { Hash } from "../types/hash.js";
+import { accountKey } from "../types/stateKeys.js";
+import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
+import { ConsensusDriver, type Delivered } from "./driver.js";
+import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
+import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
+import { Waiters } from "./waiters.js";
+
+export type NodeErrorCode = "UNAVAILABLE" | "HALTED" | "DIVERGED";
+
+export interface RunningNode {
+  stop(): Promise<void>;
+  readonly ready: Promise<void>;
+}
+
+export interface ValidatorNodeModules {
+  log?: Logger;
+}
+
+const TICK_MS = 500;
+
+/**
+ * A validator process. Start order: storage → signing state → crypto → executor (with recovery)
+ * → consensus core → mempool → execution loop → peer network → API → metrics. Stop: reverse.
+ */
+export class ValidatorNode implements ApiBackend, RunningNode {
+  readonly log: Logger;
+  private db!: ChainDb;
+  private signingLog!: SigningStateLog<PersistedState, SigningRecord>;
+  private verifyPool!: VerifyPool;
+  private signer!: NodeSigner;
+  private executor!: ParallelExecutor;
+  private replica!: Replica;
+  private mempool!: Mempool;
+  private net!: PeerNetwork;
+  private driver!: ConsensusDriver;
+  private api!: ApiServer;
+  private metricsServer: MetricsServer | null = null;
+  private readonly registry = new MetricsRegistry();
+  private readonly metrics: NodeMetrics;
+  private readonly set: ValidatorSet;
+  private readonly sets: StaticEpochSets;
+  private readonly params: ChainParams;
+  private readonly committed = new Waiters<bigint>();
+  private readonly executedTx = new Waiters<Receipt>();
+  private readonly blockListeners = new Set<(b: BlockRecord) => void>();
+  private readonly readyListeners = new Set<(ready: boolean) => void>();
+  private readonly stoppers: (() => Promise<void>)[] = [];
+  private committedHeightValue = 0n;
+  private executedHeightValue = 0n;
+  private stateRootValue: Hash = new Uint8Array(32);
+  private lastBlockTimeMs = 0n;
+  private lastCommitCert: CommitCertificate | null = null;
+  private halted = false;
+  private diverged = false;
+  private readyValue = false;
+  private resolveReady!: () => void;
+  private rejectReady!: (err: Error) => void;
+  readonly ready: Promise<void>;
+  /** Delivered blocks waiting for their commit batch and execution, in height order. */
+  private readonly commitQueue: Delivered[] = [];
+  private commitLoopRunning = false;
+  private commitLoopIdle: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly home: string,
+    readonly config: NodeConfig,
+    readonly genesis: Genesis,
+    mod: ValidatorNodeModules = {},
+  ) {
+    this.log = (mod.log ?? createLogger({ level: config.log.level })).child({ node: config.validatorIndex });
+    this.params = genesis.params;
+    this.set = ValidatorSet.fromValidators(0n, genesisValidatorSet(genesis).validators);
+    this.sets = new StaticEpochSets([this.set]);
+    this.metrics = createNodeMetrics(this.registry);
+    this.ready = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.ready.catch(() => {});
+  }
+
+  /** Loads config and genesis from `home` (errors name the field) and starts the node. */
+  static async start(home: string, mod: ValidatorNodeModules = {}): Promise<ValidatorNode> {
+    const config = loadConfig(home);
+    const paths = resolveConfigPaths(home, config);
+    const genesis = loadGenesis(paths.genesisFile);
+    const node = new ValidatorNode(home, config, genesis, mod);
+    try {
+      await node.startComponents();
+    } catch (err: unknown) {
+      await node.stop().catch(() => {});
+      throw err;
+    }
+    return node;
+  }
+
+  private async startComponents(): Promise<void> {
+    const cfg = this.config;
+    const paths = resolveConfigPaths(this.home, cfg);
+    const key = await readKeyFile(paths.keyFile);
+    checkConfigAgainstGenesis(cfg, this.genesis, key.publicKey);
+    const log = this.log;
+
+    // Storage, then the signing state (beside the key, outside the data directory).
+    this.db = await ChainDb.open(paths.dataDir, {
+      log: componentLogger(log, "storage"),
+      onWrite: (kind, ms) => this.metrics.dbWriteSeconds.observe({ kind }, ms / 1000),
+    });
+    this.stoppers.push(async () => {
+      await this.commitLoopIdle;
+      await this.db.close();
+    });
+    this.signingLog = new SigningStateLog(path.dirname(paths.signingStateFile), {
+      fold: applySigningRecord,
+      initial: emptyPersistedState,
+    });
+    const persisted = await this.signingLog.open();
+    this.stoppers.push(() => this.signingLog.close());
+    if (persisted === null) log.warn("no signing state found: this validator will not vote until caught up");
+
+    // Crypto: one verification rule, a worker pool for transaction signatures.
+    const verifier = new NodeVerifier();
+    const signer = new NodeSigner(key.secretKey);
+    this.signer = signer;
+    this.verifyPool = new VerifyPool({ size: cfg.verify.workers });
+    await this.verifyPool.start();
+    this.stoppers.push(() => this.verifyPool.stop());
+
+    // Execution state: genesis on an empty store, then re-execute what was committed but not executed.
+    await this.ensureGenesis();
+    this.executor = await ParallelExecutor.open(this.db, { workers: cfg.execution.workers });
+    this.stoppers.push(async () => {
+      await this.commitLoopIdle;
+      await this.executor.close();
+    });
+    await this.recoverExecution();
+
+    // The consensus core resumes from storage and the signing state.
+    const committedHeight = await this.db.getCommittedHeight();
+    const top = committedHeight > 0n ? await this.db.getBlock(committedHeight) : undefined;
+    const stable = await this.db.getStableCheckpoint();
+    const c = this.params.consensus;
+    this.committedHeightValue = committedHeight;
+    this.lastBlockTimeMs = top?.blockTimeMs ?? this.genesis.genesisTimeMs;
+    this.lastCommitCert =
+      committedHeight > 0n ? ((await this.db.getCertificate(committedHeight)) ?? null) : null;
+    const envelopeContext: EnvelopeContext = {
+      chainId: cfg.chainId,
+      sets: this.sets,
+      verifier,
+      maxMessageBytes: this.params.limits.maxMessageBytes,
+      currentEpoch: 0n,
+    };
+    this.replica = new Replica({
+      chainId: cfg.chainId,
+      epoch: 0n,
+      self: cfg.validatorIndex,
+      sets: this.sets,
+      signer,
+      verifier,
+      params: c,
+      maxMessageBytes: this.params.limits.maxMessageBytes,
+      validateBlock: (block) => this.driver.validateBlock(block),
+      start: {
+        committedHeight,
+        chainHash: top?.chainHash ?? new Uint8Array(32),
+        executedHeight: this.executedHeightValue,
+        stableHeight: stable?.height ?? 0n,
+      },
+      persisted,
+    });
+
+    // Mempool: nonces come from executed state; the pool remembers committed-but-unexecuted ones.
+    this.mempool = new Mempool(
+      mempoolOptsFromParams(cfg.chainId, this.params.limits, {
+        maxTxs: cfg.mempool.maxTxs,
+        maxBytes: cfg.mempool.maxBytes,
+        maxPerSender: cfg.mempool.maxPerSender,
+      }),
+      {
+        verifyTxs: (txs, hashes) => this.verifyPool.verifyTxs(txs, hashes),
+        nextNonce: async (address) =>
+          decodeAccount((await this.db.getState(accountKey(address))) ?? null).nonce,
+        log: componentLogger(log, "mempool"),
+        metrics: this.metrics.mempool,
+      },
+    );
+    await this.mempool.start();
+    this.stoppers.push(() => this.mempool.stop());
+
+    // Peer network and the driver between it and the core.
+    const peerAddr = parseHostPort("listen.peer", cfg.listen.peer);
+    this.net = new PeerNetwork(
+      {
+        chainId: cfg.chainId,
+        localIndex: cfg.validatorIndex,
+        listenHost: peerAddr.host,
+        listenPort: peerAddr.port,
+        peers: this.set.members.map((m, index) => ({
+          index,
+          publicKey: m.publicKey,
+          address: cfg.peers.find((p) => p.index === index)?.address ?? "",
+        })),
+        maxMessageBytes: this.params.limits.maxMessageBytes,
+      },
+      {
+        signer,
+        verifier,
+        onEnvelope: (from, bytes) => this.driver.onEnvelope(from, bytes),
+        localStatus: () => ({
+          epoch: 0n,
+          committedHeight: this.committedHeightValue,
+          view: this.replica.view,
+          stableCheckpoint: this.replica.stableHeight,
+          executedHeight: this.executedHeightValue,
+        }),
+        metrics: this.metrics.net,
+        log: componentLogger(log, "net"),
+      },
+    );
+    this.driver = new ConsensusDriver(
+      {
+        chainId: cfg.chainId,
+        self: cfg.validatorIndex,
+        consensus: c,
+        maxBlockTxs: c.maxBlockTxs,
+        maxBlockBytes: c.maxBlockBytes,
+        tickMs: TICK_MS,
+      },
+      {
+        replica: this.replica,
+        envelopeContext,
+        mempool: this.mempool,
+        net: this.net,
+        log: componentLogger(log, "consensus"),
+        persist: (records) => this.signingLog.append(...records),
+        onDeliver: (d) => this.enqueueCommit(d),
+        readCommitted: (from, to) => this.readCommitted(from, to),
+        readBody: async (digest) => (await this.db.getBlockByDigest(digest))?.block ?? null,
+        checkBlock: (block) => this.checkBlock(block),
+        onEvidence: (e) => this.onEvidence(e),
+        onDiverged: (height, ours, stable) => this.onDiverged(height, ours, stable),
+        onStableCheckpoint: (height) => this.onStableCheckpoint(height),
+        lastCommit: () => this.lastCommitCert,
+        metrics: this.metrics.driver,
+      },
+    );
+    this.mempool.onAdmitted((txs, origin) => {
+      // Gossip what clients sent us, so backups have verified it before they see the block.
+      if (origin === "api") this.gossip(txs.map((t) => t.tx));
+      this.driver.notifyPendingWork();
+    });
+    this.stoppers.push(() => this.driver.stop());
+    await this.net.start();
+    this.stoppers.push(() => this.net.stop());
+    this.driver.start();
+
+    // Public API and metrics last: serve only what is running.
+    this.api = new ApiServer(
+      { address: cfg.listen.api, maxMessageBytes: this.params.limits.maxMessageBytes },
+      { backend: this, log: componentLogger(log, "api"), metrics: this.metrics.api },
+    );
+    await this.api.start();
+    this.stoppers.push(() => this.api.stop());
+    if (cfg.listen.metrics !== "") {
+      const m = parseHostPort("listen.metrics", cfg.listen.metrics);
+      this.metricsServer = new MetricsServer(
+        { listen: cfg.listen.metrics },
+        { registry: this.registry, log },
+      );
+      await this.metricsServer.start();
+      const server = this.metricsServer;
+      this.stoppers.push(() => server.stop());
+    }
+    this.readinessLoop();
+    log.info(
+      {
+        chainId: cfg.chainId,
+        index: cfg.validatorIndex,
+        api: cfg.listen.api,
+        peer: cfg.listen.peer,
+        committed: String(committedHeight),
+        executed: String(this.executedHeightValue),
+      },
+      "validator started",
+    );
+  }
+
+  /** Stops every component in reverse start order; safe to call twice. */
+  async stop(): Promise<void> {
+    this.halted = true;
+    this.setReady(false);
+    this.rejectReady(new Error("node stopped"));
+    while (this.stoppers.length > 0) {
+      const stopOne = this.stoppers.pop()!;
+      try {
+        await stopOne();
+      } catch (err: unknown) {
+        this.log.warn({ err: errorMessage(err) }, "component failed to stop cleanly");
+      }
+    }
+    this.committed.rejectAll(new ParabftError("HALTED", {}, "node stopped"));
+    this.executedTx.rejectAll(new ParabftError("HALTED", {}, "node stopped"));
+    this.log.info("validator stopped");
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Recovery
+
+  private async ensureGenesis(): Promise<void> {
+    if ((await this.db.getStateRoot()) !== undefined) return;
+    const result = buildGenesis({
+      accounts: this.genesis.accounts,
+      pools: this.genesis.ammPools,
+    });
+    await this.db.writeGenesisState(
+      result.writeSet.filter((w) => w.value !== null).map((w) => ({ key: w.key, value: w.value! })),
+      result.stateRoot,
+    );
+  }
+
+  /** Blocks committed before a crash but not executed are executed again, in order. */
+  private async recoverExecution(): Promise<void> {
+    const committed = await this.db.getCommittedHeight();
+    let h = await this.db.getExecutedHeight();
+    if (h < committed)
+      this.log.info({ from: String(h + 1n), to: String(committed) }, "re-executing committed blocks");
+    while (h < committed) {
+      h++;
+      const stored = await this.db.getBlock(h);
+      if (!stored) throw new ParabftError("HALTED", {}, `committed block ${h} missing from storage`);
+      const result = await this.executor.executeBlock({
+        height: h,
+        timestampMs: stored.blockTimeMs,
+        txs: stored.block?.txs ?? [],
+      });
+      await this.db.writeExecutionBatch(result);
+    }
+    this.executedHeightValue = h;
+    this.stateRootValue = this.executor.stateRoot;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Commit and execution (strictly in height order)
+
+  private enqueueCommit(d: Delivered): void {
+    this.commitQueue.push(d);
+    if (!this.commitLoopRunning) this.commitLoopIdle = this.commitLoop();
+  }
+
+  private async commitLoop(): Promise<void> {
+    this.commitLoopRunning = true;
+    try {
+      while (this.commitQueue.length > 0 && !this.halted) {
+        const d = this.commitQueue.shift()!;
+        await this.commitOne(d);
+      }
+    } catch (err: unknown) {
+      this.log.fatal({ err: errorMessage(err) }, "commit or execution failed; halting");
+      this.halted = true;
+      this.setReady(false);
+    } finally {
+      this.commitLoopRunning = false;
+    }
+  }
+
+  private async commitOne(d: Delivered): Promise<void> {
+    const txs = d.block?.txs ?? [];
+    const txHashes = txs.map((t) => hashTx(t));
+    const ts = d.block?.header?.timestampMs ?? 0n;
+    const blockTimeMs = ts > this.lastBlockTimeMs ? ts : this.lastBlockTimeMs;
+    await this.db.writeCommitBatch({
+      height: d.height,
+      digest: d.digest,
+      block: d.block,
+      txHashes,
+      certificate: d.certificate,
+      chainHash: d.chainHash,
+      blockTimeMs,
+    });
+    this.lastBlockTimeMs = blockTimeMs;
+    this.committedHeightValue = d.height;
+    this.lastCommitCert = d.certificate;
+    this.metrics.committedHeight.set(Number(d.height));
+    this.metrics.committedTxs.inc(txs.length);
+    this.mempool.removeCommitted(txs, d.height);
+    for (const h of txHashes) this.committed.resolve(toHex(h), d.height);
+    const record: BlockRecord = {
+      height: d.height,
+      digest: d.digest,
+      block: d.block,
+      certificate: d.certificate,
+    };
+    for (const l of this.blockListeners) l(record);
+    this.driver.notifyPendingWork();
+
+    const t0 = performance.now();
+    const result = await this.executor.executeBlock({
+      height: d.height,
+      timestampMs: blockTimeMs,
+      txs,
+      txHashes,
+    });
+    await this.db.writeExecutionBatch(result);
+    this.metrics.execSeconds.observe((performance.now() - t0) / 1000);
+    this.executedHeightValue = d.height;
+    this.stateRootValue = result.stateRoot;
+    this.metrics.executedHeight.set(Number(d.height));
+    this.mempool.markExecuted(d.height);
+    for (const r of result.receipts) this.executedTx.resolve(toHex(r.txHash), r);
+    this.driver.executed(d.height, result.stateRoot);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Consensus callbacks
+
+  /** Stateless validity of a proposed block: format, chain id, sizes, signatures, txsRoot. */
+  private async checkBlock(block: Block): Promise<Verdict> {
+    const limits = this.params.limits;
+    const c = this.params.consensus;
+    if (block.txs.length > c.maxBlockTxs) return { kind: "reject", reason: "BAD_BLOCK" };
+    const hashes: Uint8Array[] = [];
+    const seen = new Set<string>();
+    let bytes = 0;
+    for (const tx of block.txs) {
+      bytes += tx.body.length + tx.signature.length;
+      if (tx.body.length + tx.signature.length > limits.maxTxBytes)
+        return { kind: "reject", reason: "BAD_BLOCK" };
+      let chainId: string;
+      try {
+        chainId = fromBinary(TxBodySchema, tx.body).chainId;
+      } catch {
+        return { kind: "reject", reason: "BAD_BLOCK" };
+      }
+      if (chainId !== this.config.chainId) return { kind: "reject", reason: "BAD_BLOCK" };
+      const h = hashTx(tx);
+      const hex = toHex(h);
+      if (seen.has(hex)) return { kind: "reject", reason: "BAD_BLOCK" };
+      seen.add(hex);
+      hashes.push(h);
+    }
+    if (bytes > c.maxBlockBytes) return { kind: "reject", reason: "BAD_BLOCK" };
+    if (!block.header || !bytesEqual(txsRoot(hashes), block.header.txsRoot))
+      return { kind: "reject", reason: "BAD_BLOCK" };
+    const ok = await this.verifyPool.verifyTxs(block.txs, hashes);
+    return ok.every(Boolean) ? { kind: "accept" } : { kind: "reject", reason: "BAD_SIGNATURE" };
+  }
+
+  private async readCommitted(from: bigint, to: bigint): Promise<CommittedBlock[]> {
+    const records = await this.db.getCommittedRange(from, to, 64);
+    return records.map((r) =>
+      create(CommittedBlockSchema, {
+        height: r.height,
+        block: r.block ?? undefined,
+        certificate: r.certificate,
+      }),
+    );
+  }
+
+  private onEvidence(e: EvidenceRecord): void {
+    this.log.warn(
+      { sender: e.sender, phase: e.phase, height: String(e.height), view: String(e.view) },
+      "equivocation evidence kept",
+    );
+    this.metrics.evidence.inc({ phase: e.phase });
+    void this.db
+      .putEvidence(e)
+      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not store evidence"));
+  }
+
+  private onDiverged(height: bigint, ours: Hash, stable: Hash): void {
+    this.diverged = true;
+    this.setReady(false);
+    this.metrics.diverged.set(1);
+    this.log.error(
+      { height: String(height), ours: toHex(ours), stable: toHex(stable) },
+      "DIVERGED: our checkpoint differs from the stable one; stopped executing and serving queries",
+    );
+  }
+
+  private onStableCheckpoint(height: bigint): void {
+    this.metrics.stableCheckpoint.set(Number(height));
+    const cert = this.replica.stableCheckpoint;
+    if (cert && cert.height === height) {
+      void this.db
+        .putStableCheckpoint(create(CheckpointCertificateSchema, cert))
+        .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not store checkpoint"));
+    }
+  }
+
+  private gossip(txs: SignedTx[]): void {
+    if (txs.length === 0) return;
+    const msg = sealMessage(
+      this.config.chainId,
+      0n,
+      this.config.validatorIndex,
+      this.signer,
+      create(PeerMessageSchema, { kind: { case: "txBatch", value: create(TxBatchSchema, { txs }) } }),
+    );
+    this.net.broadcast(msg.bytes);
+  }
+
+  /** Ready = validating and caught up; re-evaluated on every tick. */
+  private readinessLoop(): void {
+    const t = setInterval(() => {
+      this.metrics.view.set(Number(this.replica.view));
+      this.metrics.peers.set(this.net.connectedCount);
+      this.setReady(!this.halted && !this.diverged && this.replica.status === "validating");
+    }, 200);
+    t.unref();
+    this.stoppers.push(async () => clearInterval(t));
+    this.setReady(this.replica.status === "validating");
+  }
+
+  private setReady(ready: boolean): void {
+    if (ready === this.readyValue) return;
+    this.readyValue = ready;
+    if (ready) this.resolveReady();
+    this.api?.setServing(ready);
+    for (const l of this.readyListeners) l(ready);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // ApiBackend
+
+  async submitTx(tx: SignedTx): Promise<Hash> {
+    this.assertServing();
+    const res = await this.mempool.add(tx, "api");
+    return res.hash;
+  }
+
+  async waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {
+    const wait = this.committed.wait(toHex(hash), timeoutMs, signal);
+    const loc = await this.db.getTxLocation(hash);
+    if (loc) {
+      this.committed.resolve(toHex(hash), loc.height);
+      return loc.height;
+    }
+    return wait;
+  }
+
+  async waitExecuted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<Receipt> {
+    const wait = this.executedTx.wait(toHex(hash), timeoutMs, signal);
+    const receipt = await this.db.getReceipt(hash);
+    if (receipt) {
+      this.executedTx.resolve(toHex(hash), receipt);
+      return receipt;
+    }
+    return wait;
+  }
+
+  async getTx(hash: Hash) {
+    const loc = await this.db.getTxLocation(hash);
+    if (!loc) return null;
+    const stored = await this.db.getBlock(loc.height);
+    const tx = stored?.block?.txs[loc.index];
+    return tx ? { tx, height: loc.height, index: loc.index } : null;
+  }
+
+  async getReceipt(hash: Hash): Promise<Receipt | null> {
+    this.assertQueryable();
+    return (await this.db.getReceipt(hash)) ?? null;
+  }
+
+  async getBlock(ref: BlockRef): Promise<BlockRecord | null> {
+    const stored =
+      "height" in ref ? await this.db.getBlock(ref.height) : await this.db.getBlockByDigest(ref.digest);
+    if (!stored) return null;
+    const certificate = (await this.db.getCertificate(stored.height)) ?? null;
+    return { height: stored.height, digest: stored.digest, block: stored.block, certificate };
+  }
+
+  async getAccount(address: Uint8Array) {
+    this.assertQueryable();
+    const height = await this.db.getExecutedHeight();
+    const account = decodeAccount((await this.db.getState(accountKey(address))) ?? null);
+    return { balance: account.balance, nonce: account.nonce, height };
+  }
+
+  async getState(key: Uint8Array) {
+    this.assertQueryable();
+    const height = await this.db.getExecutedHeight();
+    const value = (await this.db.getState(key)) ?? null;
+    return { value, height };
+  }
+
+  async getValidators(epoch: bigint): Promise<ValidatorSetMsg | null> {
+    return epoch === 0n ? genesisValidatorSet(this.genesis) : null;
+  }
+
+  async getStatus(): Promise<NodeStatus> {
+    return {
+      chainId: this.config.chainId,
+      validatorIndex: this.config.validatorIndex,
+      state: this.stateName(),
+      committedHeight: this.committedHeightValue,
+      executedHeight: this.executedHeightValue,
+      view: this.replica.view,
+      primary: this.replica.primary,
+      epoch: 0n,
+      stableCheckpoint: this.replica.stableHeight,
+      peersConnected: this.net.connectedCount,
+      mempoolSize: this.mempool.size,
+      stateRoot: this.stateRootValue,
+    };
+  }
+
+  committedHeight(): bigint {
+    return this.committedHeightValue;
+  }
+
+  executedHeight(): bigint {
+    return this.executedHeightValue;
+  }
+
+  subscribeBlocks(onBlock: (block: BlockRecord) => void): () => void {
+    this.blockListeners.add(onBlock);
+    return () => this.blockListeners.delete(onBlock);
+  }
+
+  isReady(): boolean {
+    return this.readyValue;
+  }
+
+  onReadyChange(listener: (ready: boolean) => void): () => void {
+    this.readyListeners.add(listener);
+    return () => this.readyListeners.delete(listener);
+  }
+
+  private stateName(): NodeStatus["state"] {
+    if (this.halted) return "halted";
+    if (this.diverged || this.replica.status === "diverged") return "diverged";
+    return this.replica.status === "validating" ? "validating" : "syncing";
+  }
+
+  private assertServing(): void {
+    if (this.halted || this.diverged) {
+      throw new ParabftError(
+        this.halted ? "HALTED" : "DIVERGED",
+        {},
+        `node is ${this.stateName()}: not accepting transactions`,
+      );
+    }
+  }
+
+  /** A diverged replica must not serve state it cannot vouch for. */
+  private assertQueryable(): void {
+    if (this.diverged)
+      throw new ParabftError("DIVERGED", {}, "node diverged: queries disabled until repaired");
+  }
+}
+
+function hashTx(tx: SignedTx): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(tx.body).digest());
+}
+
+export { MempoolError };
