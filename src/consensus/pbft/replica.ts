@@ -770,6 +770,18 @@ export class Replica {
         }),
       }),
     );
+    // Still waiting for a NEW-VIEW: repeat our VIEW-CHANGE; replicas already in the view answer with
+    // the NEW-VIEW they accepted.
+    if (!this.active) {
+      const own = this.viewChanges.get(this.self);
+      if (own !== undefined && own.view === this._view) {
+        this.broadcast({
+          kind: "viewChange",
+          envelope: fromBinary(EnvelopeSchema, own.bytes),
+          bytes: own.bytes,
+        });
+      }
+    }
     // Bodies still missing: ask again.
     for (const [hex, h] of this.neededBodies) {
       if (h <= this._committed) {

@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { fromBinary } from "@bufbuild/protobuf";
+import { EnvelopeSchema, PeerMessageSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
+import { nullBlockDigest } from "../../../src/types/block.js";
+import { bytesEqual } from "../../../src/types/bytes.js";
+import { CHAIN, Cluster, sentOf } from "./harness.js";
+
+function kindOf(bytes: Uint8Array) {
+  const m = fromBinary(PeerMessageSchema, fromBinary(EnvelopeSchema, bytes).payload);
+  return m.kind;
+}
+
+describe("view change", () => {
+  it("carries a prepared block into the new view with the same digest", () => {
+    const c = new Cluster(4);
+    // Everyone prepares height 1, but no COMMIT gets through.
+    c.filter = (m) => m.msg.kind !== "commit";
+    c.setWork(1, [0]);
+    c.run();
+    const proposed = c.nodes[0]!.actions.find((a) => a.kind === "broadcast" && a.msg.kind === "prePrepare");
+    assert.ok(proposed?.kind === "broadcast");
+    const pp = kindOf(proposed.msg.bytes);
+    assert.ok(pp.case === "prePrepare");
+    for (const n of c.nodes) assert.equal(n.delivered.length, 0);
+    c.crash(0);
+    c.filter = () => true;
+    for (const i of [1, 2, 3]) c.fireTimer(i);
+    c.run();
+    for (const i of [1, 2, 3]) {
+      const n = c.nodes[i]!;
+      assert.equal(n.replica.view, 1n);
+      assert.equal(n.replica.viewActive, true);
+      assert.equal(n.delivered.length, 1);
+      assert.ok(bytesEqual(n.delivered[0]!.digest, pp.value.blockDigest), "re-proposal keeps its digest");
+      assert.equal(n.delivered[0]!.isNull, false);
+    }
+    const nv = sentOf(c.nodes[1]!.actions, "newView");
+    assert.equal(nv.length, 1, "the primary of view 1 sent NEW-VIEW");
+  });
+
+  it("fills a gap below a prepared height with a null block", () => {
+    const c = new Cluster(4);
+    c.blocksLeft = 2;
+    // Height 1 never prepares anywhere (its PREPAREs are lost); height 2 prepares but does not commit.
+    c.filter = (m) => {
+      if (m.msg.kind === "commit") return false;
+      if (m.msg.kind === "prepare") {
+        const k = kindOf(m.msg.bytes);
+        return !(k.case === "prepare" && k.value.height === 1n);
+      }
+      return true;
+    };
+    c.setWork(2, [0]);
+    c.run();
+    for (const n of c.nodes) assert.equal(n.delivered.length, 0);
+    c.crash(0);
+    c.filter = () => true;
+    for (const i of [1, 2, 3]) c.fireTimer(i);
+    c.run();
+    for (const i of [1, 2, 3]) {
+      const got = c.nodes[i]!.delivered;
+      assert.deepEqual(
+        got.map((d) => [d.height, d.isNull]),
+        [
+          [1n, true],
+          [2n, false],
+        ],
+      );
+      assert.ok(bytesEqual(got[0]!.digest, nullBlockDigest(CHAIN, 0n, 1n)));
+      assert.equal(got[0]!.block, null);
+    }
+  });
+
+  it("new primary proposes fresh heights after the view change; stale messages are ignored", () => {
+    const c = new Cluster(4);
+    c.setWork(1, [0]);
+    c.run();
+    c.crash(0);
+    for (const i of [1, 2, 3]) c.step(i, { kind: "pendingWork", count: 1 });
+    for (const i of [1, 2, 3]) c.fireTimer(i);
+    c.blocksLeft = 1;
+    c.run();
+    for (const i of [1, 2, 3]) {
+      assert.deepEqual(c.heights(i), [1n, 2n]);
+      assert.equal(c.nodes[i]!.delivered[1]!.block?.header?.proposer, 1);
+    }
+    // A PREPARE from view 0 is now stale.
+    const old = c.nodes[0]!.actions.find((a) => a.kind === "broadcast" && a.msg.kind === "prepare");
+    assert.ok(old?.kind === "broadcast");
+    assert.deepEqual(c.step(2, { kind: "message", bytes: old.msg.bytes }).verdict, {
+      kind: "ignore",
+      reason: "STALE_VIEW",
+    });
+  });
+
+  it("arms the next view's timer only after a quorum of VIEW-CHANGEs, and backs off up to the cap", () => {
+    const c = new Cluster(4);
+    c.blocksLeft = 1000; // primaries keep work, their proposals are lost
+    c.filter = () => false; // nobody hears anybody
+    c.step(2, { kind: "pendingWork", count: 1 });
+    const n = c.nodes[2]!;
+    assert.equal(n.timer?.afterMs, 100);
+    c.fireTimer(2);
+    assert.equal(n.replica.view, 1n);
+    assert.equal(n.timer, null, "alone: no timer for view 2 yet");
+    // Let VIEW-CHANGEs flow, but nobody's NEW-VIEW (primaries are silent).
+    c.filter = (m) => m.msg.kind === "viewChange" && m.from !== 1;
+    for (const i of [0, 3]) {
+      c.step(i, { kind: "pendingWork", count: 1 });
+      c.fireTimer(i);
+    }
+    c.run();
+    const timeouts: number[] = [];
+    for (let k = 0; k < 6; k++) {
+      const t = n.timer as { afterMs: number } | null;
+      assert.ok(t !== null, `timer armed in round ${k}`);
+      timeouts.push(t.afterMs);
+      for (const i of [0, 2, 3]) if (c.nodes[i]!.timer) c.fireTimer(i);
+      c.run();
+    }
+    assert.deepEqual(timeouts, [200, 400, 800, 800, 800, 800]);
+  });
+
+  it("a replica that missed NEW-VIEW gets it forwarded", () => {
+    const c = new Cluster(4);
+    c.setWork(1, [0]);
+    c.run();
+    c.crash(0);
+    // Node 2 hears nothing of the view change; node 3 misses only the NEW-VIEW.
+    c.filter = (m) =>
+      !(m.to === 2 && m.msg.kind === "viewChange") && !(m.to >= 2 && m.msg.kind === "newView");
+    for (const i of [1, 3]) c.step(i, { kind: "pendingWork", count: 1 });
+    for (const i of [1, 3]) c.fireTimer(i);
+    c.run();
+    assert.equal(c.nodes[2]!.replica.view, 0n);
+    assert.equal(c.nodes[3]!.replica.view, 1n);
+    assert.equal(c.nodes[3]!.replica.viewActive, false);
+    c.step(2, { kind: "pendingWork", count: 1 });
+    c.fireTimer(2);
+    c.run();
+    assert.equal(c.nodes[1]!.replica.viewActive, true);
+    assert.equal(c.nodes[2]!.replica.viewActive, false);
+    c.filter = () => true;
+    c.tick([2]); // status from view 1 (inactive) and a repeated VIEW-CHANGE
+    c.tick([3]);
+    c.run();
+    for (const i of [1, 2, 3]) {
+      assert.equal(c.nodes[i]!.replica.view, 1n);
+      assert.equal(c.nodes[i]!.replica.viewActive, true, `node ${i} active`);
+    }
+  });
+});
