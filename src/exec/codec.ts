@@ -67,12 +67,9 @@ export function decodePool(v: Uint8Array | null): Pool | null {
 
 // State keys travel as "binary strings" (one char per byte, 0..255) inside the executor:
 // they are cheap Map keys, and JS string order equals byte order, so sorting them sorts keys.
+// Built in one call: a `+=` loop makes rope strings that cost far more to hash and collect.
 export function keyStr(bytes: Uint8Array): string {
-  if (bytes.length <= 64) {
-    let s = "";
-    for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
-    return s;
-  }
+  if (bytes.length <= 4096) return String.fromCharCode.apply(null, bytes as unknown as number[]);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
 }
 
@@ -208,9 +205,7 @@ export class ByteReader {
 
   key(): string {
     const n = this.u32();
-    let s = "";
-    if (n <= 64) for (let i = 0; i < n; i++) s += String.fromCharCode(this.buf[this.off + i]!);
-    else s = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.off, n).toString("latin1");
+    const s = keyStr(this.buf.subarray(this.off, this.off + n));
     this.off += n;
     return s;
   }

@@ -15,7 +15,7 @@ import {
   type TxOutcome,
   touchedKeys,
 } from "./programs.js";
-import { hashBody, outOfOrder } from "./reference.js";
+import { hashBody, initEntries, outOfOrder } from "./reference.js";
 import { buildResult, toReceipt } from "./result.js";
 import { type CostModel, DEFAULT_COST_MODEL, type Plan, plan } from "./schedule.js";
 import type {
@@ -37,13 +37,15 @@ export interface ParallelExecutorOpts {
   source?: StateSource | null;
   cacheMaxEntries?: number;
   costModel?: Partial<CostModel>;
+  /** A pool shared between executors (tests); not closed by close(). Overrides `workers`. */
+  pool?: ExecWorkerPool;
 }
 
 export interface ParallelInit {
   height: bigint;
   stateRoot: Hash;
   /** State to seed the cache with (the whole state when there is no source). */
-  state?: Iterable<StateWrite>;
+  state?: Iterable<StateWrite> | ReadonlyMap<string, Uint8Array | null>;
 }
 
 export interface PreparedBlock {
@@ -68,6 +70,7 @@ export interface BlockExecStats {
 export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, StateReader {
   private readonly cache: StateCache;
   private readonly pool: ExecWorkerPool | null;
+  private readonly ownsPool: boolean;
   private readonly cost: CostModel;
   private readonly mode: "auto" | "always" | "never";
   private readonly unpersisted: { height: bigint; keys: string[] }[] = [];
@@ -81,12 +84,14 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   constructor(init: ParallelInit, opts: ParallelExecutorOpts) {
     this.hasSource = opts.source != null;
     this.cache = new StateCache(opts.source ?? null, opts.cacheMaxEntries);
-    for (const w of init.state ?? []) this.cache.seed(keyStr(w.key), w.value);
+    if (init.state) for (const [k, v] of initEntries(init.state)) this.cache.seed(k, v);
     this.height = init.height;
     this.root = init.stateRoot;
     this.cost = { ...DEFAULT_COST_MODEL, ...opts.costModel };
     this.mode = opts.mode ?? "auto";
-    this.pool = opts.workers > 0 && this.mode !== "never" ? new ExecWorkerPool(opts.workers) : null;
+    this.ownsPool = opts.pool === undefined;
+    this.pool =
+      opts.pool ?? (opts.workers > 0 && this.mode !== "never" ? new ExecWorkerPool(opts.workers) : null);
   }
 
   /** An executor over a persisted store, resuming at its executed height and root. */
@@ -142,7 +147,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.pool?.close();
+    if (this.ownsPool) await this.pool?.close();
   }
 
   private serial<T>(f: () => Promise<T>): Promise<T> {

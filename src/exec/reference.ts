@@ -31,8 +31,23 @@ export function hashBody(body: Uint8Array): Hash {
 export interface ExecutorInit {
   height: bigint;
   stateRoot: Hash;
-  /** The full state at `height`. */
-  state: Iterable<StateWrite>;
+  /** The full state at `height`: entries, or a map keyed by binary-string keys (copied). */
+  state: Iterable<StateWrite> | ReadonlyMap<string, Uint8Array | null>;
+}
+
+/** Normalises ExecutorInit.state into (binary-string key, value) pairs. */
+export function* initEntries(
+  state: Iterable<StateWrite> | ReadonlyMap<string, Uint8Array | null>,
+): Iterable<[string, Uint8Array | null]> {
+  if (state instanceof Map) yield* (state as ReadonlyMap<string, Uint8Array | null>).entries();
+  else for (const w of state as Iterable<StateWrite>) yield [keyStr(w.key), w.value];
+}
+
+/** A reusable map form of a full state, for building many executors over the same state. */
+export function stateMap(state: Iterable<StateWrite>): Map<string, Uint8Array | null> {
+  const m = new Map<string, Uint8Array | null>();
+  for (const w of state) m.set(keyStr(w.key), w.value);
+  return m;
 }
 
 /** Initial state from a genesis (or any) execution result whose write set is the whole state. */
@@ -48,7 +63,7 @@ export class ReferenceExecutor implements Executor, StateReader {
   constructor(init: ExecutorInit) {
     this.height = init.height;
     this.root = init.stateRoot;
-    for (const w of init.state) if (w.value !== null) this.state.set(keyStr(w.key), w.value);
+    for (const [k, v] of initEntries(init.state)) if (v !== null) this.state.set(k, v);
   }
 
   get executedHeight(): bigint {
