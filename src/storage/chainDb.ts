@@ -14,7 +14,7 @@ import {
   TxStatus,
 } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
-import { concatBytes, u64be } from "../types/bytes.js";
+import { bytesEqual, concatBytes, toHex, u64be } from "../types/bytes.js";
 import { HASH_LENGTH, type Hash, sha256 } from "../types/hash.js";
 import { Bucket } from "./buckets.js";
 import { Db, type DbOp, type DbOpenOpts, prefixEnd } from "./db.js";
@@ -87,6 +87,13 @@ export interface StoredEvidence {
 const BLOCK_META_LENGTH = 2 * HASH_LENGTH + 8 + 1;
 
 export class ChainDb {
+  // Single writer: heights are cached and each batch kind is serialised, so the order checks
+  // below cannot race with a batch still in flight.
+  private committed = 0n;
+  private executed = 0n;
+  private commitQueue: Promise<void> = Promise.resolve();
+  private execQueue: Promise<void> = Promise.resolve();
+
   private constructor(
     readonly db: Db,
     private readonly opts: ChainDbOpts,
@@ -113,6 +120,9 @@ export class ChainDb {
       throw err;
     }
     const chain = new ChainDb(db, opts);
+    const [committed, executed] = await db.getMany([META_COMMITTED, META_EXECUTED]);
+    chain.committed = committed === undefined ? 0n : readU64(committed);
+    chain.executed = executed === undefined ? 0n : readU64(executed);
     opts.log?.info(
       { dir, committed: await chain.getCommittedHeight(), executed: await chain.getExecutedHeight() },
       "chain database opened",
@@ -135,10 +145,35 @@ export class ChainDb {
    * One synced WriteBatch: block (by height), digest -> height, commit certificate, block meta
    * (digest, chain hash, block time), tx index, committed height. The tx index keeps a tx's FIRST
    * inclusion: a later duplicate (re-proposed after a view change) must not move it.
+   *
+   * Heights must arrive in order: committed + 1 is written; an already committed height with the
+   * same digest is a no-op (replay after restart); a gap or a different digest is an error.
    */
-  async writeCommitBatch(input: CommitBatchInput): Promise<void> {
+  writeCommitBatch(input: CommitBatchInput): Promise<void> {
+    const next = this.commitQueue.then(() => this.doWriteCommitBatch(input));
+    this.commitQueue = next.catch(() => {});
+    return next;
+  }
+
+  private async doWriteCommitBatch(input: CommitBatchInput): Promise<void> {
     const t0 = performance.now();
     const { height } = input;
+    if (height > this.committed + 1n) {
+      throw new StorageError(
+        "COMMIT_GAP",
+        { height, committed: this.committed },
+        `commit batch for height ${height} but committed height is ${this.committed}`,
+      );
+    }
+    if (height <= this.committed) {
+      const stored = await this.db.get(heightKey(Bucket.blockMeta, height));
+      if (stored !== undefined && bytesEqual(stored.subarray(0, HASH_LENGTH), input.digest)) return;
+      throw new StorageError(
+        "CONFLICTING_COMMIT",
+        { height, stored: stored && toHex(stored.subarray(0, HASH_LENGTH)), offered: toHex(input.digest) },
+        `height ${height} is already committed with a different block`,
+      );
+    }
     const ops: DbOp[] = [];
     const meta = new Uint8Array(BLOCK_META_LENGTH);
     meta.set(input.digest, 0);
@@ -173,13 +208,13 @@ export class ChainDb {
     }
     ops.push({ type: "put", key: META_COMMITTED, value: u64be(height) });
     await this.db.batch(ops, { sync: true });
+    this.committed = height;
     this.opts.onWrite?.("commit", performance.now() - t0, ops.length);
   }
 
   /** 0 when nothing is committed yet (genesis). */
   async getCommittedHeight(): Promise<bigint> {
-    const raw = await this.db.get(META_COMMITTED);
-    return raw === undefined ? 0n : readU64(raw);
+    return this.committed;
   }
 
   async getBlock(height: bigint): Promise<StoredBlock | undefined> {
@@ -278,8 +313,21 @@ export class ChainDb {
    * and state root. A DUPLICATE receipt is not stored: the tx's receipt is the one from its first
    * inclusion, which a duplicate must not overwrite.
    */
-  async writeExecutionBatch(result: ExecutionResult): Promise<void> {
+  writeExecutionBatch(result: ExecutionResult): Promise<void> {
+    const next = this.execQueue.then(() => this.doWriteExecutionBatch(result));
+    this.execQueue = next.catch(() => {});
+    return next;
+  }
+
+  private async doWriteExecutionBatch(result: ExecutionResult): Promise<void> {
     const t0 = performance.now();
+    if (result.height <= this.executed) {
+      throw new StorageError(
+        "EXEC_REWIND",
+        { height: result.height, executed: this.executed },
+        `execution batch for height ${result.height} but executed height is ${this.executed}`,
+      );
+    }
     const ops: DbOp[] = [];
     for (const w of result.writeSet) {
       const key = bucketKey(Bucket.state, w.key);
@@ -292,12 +340,12 @@ export class ChainDb {
     ops.push({ type: "put", key: META_EXECUTED, value: u64be(result.height) });
     ops.push({ type: "put", key: META_STATE_ROOT, value: result.stateRoot });
     await this.db.batch(ops);
+    this.executed = result.height;
     this.opts.onWrite?.("execution", performance.now() - t0, ops.length);
   }
 
   async getExecutedHeight(): Promise<bigint> {
-    const raw = await this.db.get(META_EXECUTED);
-    return raw === undefined ? 0n : readU64(raw);
+    return this.executed;
   }
 
   /** The state root after the executed height; undefined before any execution (genesis). */

@@ -5,6 +5,12 @@ export type StorageErrorCode =
   | "DB_OPEN_FAILED"
   | "SCHEMA_TOO_NEW"
   | "CORRUPT_RECORD"
-  | "SIGNING_STATE_CORRUPT";
+  | "SIGNING_STATE_CORRUPT"
+  /** A commit batch above committed + 1: heights are committed in order, without gaps. */
+  | "COMMIT_GAP"
+  /** A different digest offered for an already committed height: a safety violation. */
+  | "CONFLICTING_COMMIT"
+  /** An execution batch at or below the executed height. */
+  | "EXEC_REWIND";
 
 export class StorageError extends ParabftError<StorageErrorCode, Record<string, unknown>> {}

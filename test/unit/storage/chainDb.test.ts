@@ -299,6 +299,47 @@ describe("ChainDb", () => {
     }
   });
 
+  it("commits heights in order: replay of the same block is a no-op, gaps and conflicts are refused", async () => {
+    const db = await ChainDb.open(path.join(root, "order"));
+    try {
+      const block = (h: bigint, tag: string) => makeBlock(h, [tag]);
+      const input = (h: bigint, tag: string) => {
+        const b = block(h, tag);
+        const digest = blockDigest(b.header!);
+        return {
+          height: h,
+          digest,
+          block: b,
+          certificate: cert(h, digest),
+          chainHash: digest,
+          blockTimeMs: h,
+        };
+      };
+      // Issued without awaiting: they are applied in call order.
+      await Promise.all([db.writeCommitBatch(input(1n, "a")), db.writeCommitBatch(input(2n, "b"))]);
+      assert.equal(await db.getCommittedHeight(), 2n);
+      await db.writeCommitBatch(input(1n, "a"));
+      assert.equal(await db.getCommittedHeight(), 2n);
+      const code = (c: string) => (e: unknown) => e instanceof StorageError && e.code === c;
+      await assert.rejects(db.writeCommitBatch(input(4n, "d")), code("COMMIT_GAP"));
+      await assert.rejects(
+        db.writeCommitBatch({ ...input(2n, "b"), digest: new Uint8Array(32).fill(9) }),
+        code("CONFLICTING_COMMIT"),
+      );
+      await db.writeCommitBatch(input(3n, "c"));
+      assert.equal(await db.getCommittedHeight(), 3n);
+
+      await db.writeExecutionBatch({ height: 1n, writeSet: [], receipts: [], stateRoot: new Uint8Array(32) });
+      await assert.rejects(
+        db.writeExecutionBatch({ height: 1n, writeSet: [], receipts: [], stateRoot: new Uint8Array(32) }),
+        code("EXEC_REWIND"),
+      );
+      assert.equal(await db.getExecutedHeight(), 1n);
+    } finally {
+      await db.close();
+    }
+  });
+
   it("reports each batch's write latency to the onWrite hook", async () => {
     const seen: WriteKind[] = [];
     const db = await ChainDb.open(path.join(root, "hook"), {
