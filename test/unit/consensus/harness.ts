@@ -102,6 +102,8 @@ export class Node {
   verdicts: StepResult[] = [];
   up = true;
   autoExecute = true;
+  /** Overrides the executor's state root (to provoke divergence). */
+  rootFor: ((height: bigint, chainHash: Uint8Array) => Uint8Array) | null = null;
   constructor(
     readonly index: number,
     readonly cfg: ReplicaConfig,
@@ -192,7 +194,9 @@ export class Cluster {
             block: a.block,
           });
           if (node.autoExecute) {
-            const root = sha256(concatBytes(a.chainHash, Uint8Array.of(1)));
+            const root = node.rootFor
+              ? node.rootFor(a.height, a.chainHash)
+              : sha256(concatBytes(a.chainHash, Uint8Array.of(1)));
             this.step(node.index, { kind: "executed", height: a.height, stateRoot: root });
           }
           break;
@@ -285,6 +289,16 @@ export class Cluster {
     const r = checkEnvelope(bytes, envCtx(this.sets));
     if (r.msg === undefined) throw new Error(`not accepted: ${JSON.stringify(r.verdict)}`);
     return r.msg;
+  }
+
+  /** Executes delivered heights `from..to` on node `i` with the default (agreeing) state roots. */
+  execute(i: number, from: bigint, to: bigint): void {
+    const node = this.nodes[i]!;
+    for (const a of [...node.actions]) {
+      if (a.kind !== "deliver" || a.height < from || a.height > to) continue;
+      const root = sha256(concatBytes(a.chainHash, Uint8Array.of(1)));
+      this.step(i, { kind: "executed", height: a.height, stateRoot: root });
+    }
   }
 
   heights(i: number): bigint[] {

@@ -1,0 +1,221 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import type { ReplicaConfig } from "../../../src/consensus/pbft/types.js";
+import {
+  EnvelopeSchema,
+  NewViewSchema,
+  PeerMessageSchema,
+  ViewChangeSchema,
+} from "../../../src/gen/parabft/v1/consensus_pb.js";
+import { blockDigest } from "../../../src/types/block.js";
+import { bytesEqual, toHex } from "../../../src/types/bytes.js";
+import { Cluster, makeBlock, prePrepareFrom, prepareFrom, sealFrom, sentOf } from "./harness.js";
+
+const kindOf = (bytes: Uint8Array) =>
+  fromBinary(PeerMessageSchema, fromBinary(EnvelopeSchema, bytes).payload).kind;
+
+/** All four prepare height 1 and sign COMMIT, but no COMMIT is delivered; then node 2 crashes and restarts. */
+function lockedThenRestarted(cfg: Partial<ReplicaConfig> = {}) {
+  const c = new Cluster(4, { cfg });
+  c.filter = (m) => m.msg.kind !== "commit";
+  c.setWork(1, [0]);
+  c.run();
+  const first = c.nodes[2]!.actions.find((a) => a.kind === "broadcast" && a.msg.kind === "commit");
+  assert.ok(first?.kind === "broadcast");
+  const k = kindOf(first.msg.bytes);
+  assert.ok(k.case === "commit");
+  const locked = k.value.blockDigest;
+  c.crash(2);
+  const node = c.restart(2);
+  c.filter = () => false;
+  return { c, node, locked };
+}
+
+/** A valid NEW-VIEW for view 1 from VIEW-CHANGEs of 0, 1, 3 that prepared nothing. */
+function emptyNewView() {
+  const vcs = [0, 1, 3].map(
+    (i) => sealFrom(i, { case: "viewChange", value: create(ViewChangeSchema, { newView: 1n }) }).bytes,
+  );
+  return sealFrom(1, {
+    case: "newView",
+    value: create(NewViewSchema, { view: 1n, viewChanges: vcs, proposals: [] }),
+  });
+}
+
+describe("restart from signing state", () => {
+  it("keeps the commit lock and its prepared certificate; never votes a conflicting block", () => {
+    const { c, node, locked } = lockedThenRestarted();
+    assert.equal(node.persisted.commits.length, 1);
+    // The same primary equivocates after our crash: no second PREPARE for (view 0, height 1).
+    const other = makeBlock(c.set, 1n, 0, 99);
+    c.step(2, { kind: "message", bytes: prePrepareFrom(0, 0n, other).bytes });
+    assert.equal(sentOf(node.actions, "prepare").length, 0);
+    // Its VIEW-CHANGE still proves what it prepared before the crash.
+    c.step(2, { kind: "pendingWork", count: 1 });
+    c.fireTimer(2);
+    const vc = sentOf(node.actions, "viewChange")[0]!;
+    const k = kindOf(vc.bytes);
+    assert.ok(k.case === "viewChange");
+    assert.equal(k.value.prepared.length, 1);
+    assert.ok(bytesEqual(k.value.prepared[0]!.blockDigest, locked));
+    // A new view that (legally) lost the prepared block re-uses height 1 for another block:
+    // node 2 may PREPARE it in the new view, but never COMMITs it.
+    assert.deepEqual(c.step(2, { kind: "message", bytes: emptyNewView().bytes }).verdict, { kind: "accept" });
+    const fresh = makeBlock(c.set, 1n, 1, 7);
+    const d = blockDigest(fresh.header!);
+    c.step(2, { kind: "message", bytes: prePrepareFrom(1, 1n, fresh).bytes });
+    for (const i of [0, 1, 3]) c.step(2, { kind: "message", bytes: prepareFrom(i, 1n, 1n, d).bytes });
+    assert.equal(sentOf(node.actions, "prepare").length, 1);
+    for (const cm of sentOf(node.actions, "commit")) {
+      const ck = kindOf(cm.bytes);
+      assert.ok(ck.case === "commit" && toHex(ck.value.blockDigest) === toHex(locked));
+    }
+    assert.equal(
+      sentOf(node.actions, "commit").filter((m) => {
+        const ck = kindOf(m.bytes);
+        return ck.case === "commit" && bytesEqual(ck.value.blockDigest, d);
+      }).length,
+      0,
+    );
+  });
+
+  it("test-only skipPreparedCertPersist forgets lock and certificate, so the replica double-commits", () => {
+    const { c, node } = lockedThenRestarted({ testOnlyFaults: { skipPreparedCertPersist: true } });
+    assert.equal(node.persisted.commits.length, 0);
+    c.step(2, { kind: "pendingWork", count: 1 });
+    c.fireTimer(2);
+    const k = kindOf(sentOf(node.actions, "viewChange")[0]!.bytes);
+    assert.ok(k.case === "viewChange" && k.value.prepared.length === 0);
+    c.step(2, { kind: "message", bytes: emptyNewView().bytes });
+    const fresh = makeBlock(c.set, 1n, 1, 7);
+    const d = blockDigest(fresh.header!);
+    c.step(2, { kind: "message", bytes: prePrepareFrom(1, 1n, fresh).bytes });
+    for (const i of [0, 1, 3]) c.step(2, { kind: "message", bytes: prepareFrom(i, 1n, 1n, d).bytes });
+    const commits = sentOf(node.actions, "commit").map((m) => kindOf(m.bytes));
+    assert.ok(commits.some((ck) => ck.case === "commit" && bytesEqual(ck.value.blockDigest, d)));
+  });
+
+  it("without signing state, does not vote until caught up past what it observes", () => {
+    const c = new Cluster(4);
+    c.setWork(1, [0]);
+    c.run();
+    c.crash(3);
+    const node = c.restart(3, { persisted: null });
+    assert.equal(node.replica.status, "recovering");
+    c.blocksLeft = 3;
+    c.setWork(3, [0]);
+    c.run();
+    assert.deepEqual(c.heights(3), [1n, 2n, 3n, 4n], "follows the chain by counting others' commits");
+    const prepared = sentOf(node.actions, "prepare").map((m) => kindOf(m.bytes));
+    assert.ok(
+      !prepared.some((k) => k.case === "prepare" && k.value.height === 2n),
+      "no vote for the height it first observed",
+    );
+    assert.equal(node.replica.status, "validating");
+    c.blocksLeft = 1;
+    c.setWork(1, [0]);
+    c.run();
+    assert.equal(c.heights(3).length, 5);
+    assert.ok(sentOf(node.actions, "prepare").length > 0, "votes again once caught up");
+  });
+
+  it("catches up by state transfer after missing blocks", () => {
+    const c = new Cluster(4);
+    c.crash(3);
+    c.blocksLeft = 7;
+    c.setWork(7, [0]);
+    c.run();
+    assert.equal(c.heights(0).length, 7);
+    assert.equal(c.nodes[0]!.replica.stableHeight, 5n);
+    const node = c.restart(3);
+    c.tick([0, 1, 2]);
+    c.run();
+    c.tick([3]);
+    c.run();
+    assert.deepEqual(c.heights(3), [1n, 2n, 3n, 4n, 5n, 6n, 7n]);
+    assert.ok(bytesEqual(node.replica.chainHash, c.nodes[0]!.replica.chainHash));
+    assert.ok(node.actions.some((a) => a.kind === "fetchBlocks"));
+  });
+});
+
+describe("backpressure, checkpoints and divergence", () => {
+  it("the primary stops proposing when execution lags maxExecLag behind, and resumes", () => {
+    const c = new Cluster(4);
+    c.nodes[0]!.autoExecute = false;
+    c.blocksLeft = 20;
+    c.setWork(20, [0]);
+    c.run();
+    // The first window (10 heights) was in flight before anything committed; afterwards the
+    // backups' checkpoint at 10 opened the window to 20, but the primary has executed nothing.
+    assert.equal(c.nodes[1]!.replica.stableHeight, 10n);
+    assert.equal(c.heights(1).length, 10);
+    const maxRequested = () =>
+      c.nodes[0]!.actions.reduce((m, a) => (a.kind === "requestProposal" && a.height > m ? a.height : m), 0n);
+    assert.equal(maxRequested(), 10n);
+    c.execute(0, 1n, 3n);
+    assert.equal(maxRequested(), 10n, "lag 7 is still at least maxExecLag");
+    c.nodes[0]!.autoExecute = true;
+    c.execute(0, 4n, 10n);
+    c.run();
+    assert.equal(c.heights(1).length, 20);
+    assert.equal(c.nodes[0]!.replica.status, "validating");
+  });
+
+  it("a stable checkpoint prunes the signing state and ignores messages at or below it", () => {
+    const c = new Cluster(4);
+    c.blocksLeft = 12;
+    c.setWork(12, [0]);
+    c.run();
+    const n = c.nodes[1]!;
+    assert.equal(n.replica.stableHeight, 10n);
+    assert.ok(n.persisted.prepares.every((p) => p.height > 10n));
+    assert.ok(n.persisted.commits.every((p) => p.height > 10n));
+    assert.equal(n.persisted.stableHeight, 10n);
+    const d = n.delivered[9]!.digest;
+    assert.deepEqual(c.step(1, { kind: "message", bytes: prepareFrom(2, 0n, 10n, d).bytes }).verdict, {
+      kind: "ignore",
+      reason: "BELOW_WATERMARK",
+    });
+  });
+
+  it("a replica whose checkpoint differs from a stable one reports divergence and stops", () => {
+    const c = new Cluster(4);
+    c.nodes[1]!.rootFor = () => new Uint8Array(32).fill(9);
+    c.blocksLeft = 6;
+    c.setWork(6, [0]);
+    c.run();
+    const n = c.nodes[1]!;
+    assert.equal(n.replica.status, "diverged");
+    assert.ok(n.actions.some((a) => a.kind === "diverged" && a.height === 5n));
+    assert.equal(c.nodes[0]!.replica.stableHeight, 5n);
+    assert.deepEqual(c.step(1, { kind: "tick" }).actions, []);
+  });
+});
+
+describe("determinism", () => {
+  it("the same events produce byte-identical actions", () => {
+    const run = () => {
+      const c = new Cluster(4);
+      c.blocksLeft = 4;
+      c.filter = (m) => m.msg.kind !== "commit";
+      c.setWork(4, [0]);
+      c.run();
+      c.crash(0);
+      c.filter = () => true;
+      for (const i of [1, 2, 3]) c.fireTimer(i);
+      c.run();
+      const out: string[] = [];
+      for (const n of c.nodes)
+        for (const a of n.actions) {
+          if (a.kind === "broadcast" || a.kind === "send") out.push(toHex(a.msg.bytes));
+          else out.push(a.kind);
+        }
+      return out;
+    };
+    const a = run();
+    const b = run();
+    assert.ok(a.length > 50);
+    assert.deepEqual(a, b);
+  });
+});
