@@ -24,7 +24,7 @@ export interface VerifyPoolOpts {
   maxBatch?: number;
   /** Flush a non-empty batch after this long. Default 1 ms. */
   flushMs?: number;
-  /** Cached transaction verdicts. Default 200 000. */
+  /** Cached transaction verdicts (about 150 bytes each). Default 100 000. */
   resultCacheSize?: number;
   /** Cached KeyObjects per verifier (each worker has its own). Default 8192. */
   keyCacheSize?: number;
@@ -83,7 +83,7 @@ export class VerifyPool {
     this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
     this.flushMs = opts.flushMs ?? 1;
     this.inline = new NodeVerifier({ keyCacheSize: opts.keyCacheSize });
-    this.verdicts = new Lru(opts.resultCacheSize ?? 200_000);
+    this.verdicts = new Lru(opts.resultCacheSize ?? 100_000);
   }
 
   get workerCount(): number {
