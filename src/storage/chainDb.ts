@@ -321,7 +321,8 @@ export class ChainDb {
 
   private async doWriteExecutionBatch(result: ExecutionResult): Promise<void> {
     const t0 = performance.now();
-    if (result.height <= this.executed) {
+    // Equal is allowed: genesis (height 0) and a deterministic re-execution of the last height.
+    if (result.height < this.executed) {
       throw new StorageError(
         "EXEC_REWIND",
         { height: result.height, executed: this.executed },

@@ -10,7 +10,7 @@ export type StorageErrorCode =
   | "COMMIT_GAP"
   /** A different digest offered for an already committed height: a safety violation. */
   | "CONFLICTING_COMMIT"
-  /** An execution batch at or below the executed height. */
+  /** An execution batch below the executed height. */
   | "EXEC_REWIND";
 
 export class StorageError extends ParabftError<StorageErrorCode, Record<string, unknown>> {}
