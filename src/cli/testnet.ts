@@ -3,10 +3,18 @@
 // Used by `parabft testnet`, `parabft init` (N = 1) and the LocalCluster harness.
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
 import { generateKeyPair, type KeyPair, writeKeyFile } from "../crypto/keys.js";
-import { defaultConfig, type LogLevel, type NodeConfig, writeConfig } from "../node/config.js";
+import {
+  defaultConfig,
+  type LogLevel,
+  type NodeConfig,
+  resolveConfigPaths,
+  writeConfig,
+} from "../node/config.js";
 import { type Genesis, type GenesisAmmPool, writeGenesis } from "../node/genesis.js";
 import { type PresetName, presets, validateParams } from "../params/index.js";
+import { SigningStateLog } from "../storage/signingStateLog.js";
 import { toHex } from "../types/bytes.js";
 import { freePorts } from "./ports.js";
 
@@ -62,6 +70,27 @@ export interface Testnet {
 }
 
 export const nodeHomeName = (i: number) => `node${i}`;
+
+/**
+ * Records "this key has signed nothing" for a key generated a moment ago, as CometBFT's init
+ * writes priv_validator_state.json. A validator finding no signing state at all must assume it
+ * lost it and stay silent until caught up; a new validator of a new chain has nothing to catch
+ * up from (a lone validator never would), so it gets a truthful empty state instead.
+ */
+export async function writeInitialSigningState(home: string, cfg: NodeConfig): Promise<void> {
+  const file = resolveConfigPaths(home, cfg).signingStateFile;
+  // The node keeps its signing state (snapshot + log) in the directory of signingStateFile.
+  const log = new SigningStateLog(path.dirname(file), {
+    fold: applySigningRecord,
+    initial: emptyPersistedState,
+  });
+  await log.open();
+  try {
+    await log.compact();
+  } finally {
+    await log.close();
+  }
+}
 
 async function assertFresh(dir: string): Promise<void> {
   for (const f of ["genesis.json", nodeHomeName(0), "accounts"]) {
@@ -133,6 +162,7 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
     });
     await fs.mkdir(home, { recursive: true, mode: 0o700 });
     await writeKeyFile(path.join(home, cfg.keyFile), keys[i]!);
+    await writeInitialSigningState(home, cfg);
     // Each home carries its own genesis copy so it can be shipped to another host or container.
     await fs.copyFile(genesisFile, path.join(home, cfg.genesisFile));
     await writeConfig(home, cfg);

@@ -49,9 +49,11 @@ export interface NodeConfig {
 }
 
 export const DEFAULT_KEY_FILE = "keys/validator.json";
-export const SIGNING_STATE_FILE_NAME = "signing-state.json";
+// The name src/storage gives the signing-state snapshot (its log is signing_state.log beside it);
+// test/unit/cli/config.test.ts keeps the two equal.
+export const SIGNING_STATE_FILE_NAME = "signing_state.json";
 
-/** The defaults; `signingStateFile` defaults to `signing-state.json` beside `keyFile`. */
+/** The defaults; `signingStateFile` defaults to `signing_state.json` beside `keyFile`. */
 export const configDefaults = {
   keyFile: DEFAULT_KEY_FILE,
   dataDir: "data",

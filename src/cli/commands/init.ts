@@ -8,7 +8,7 @@ import { type PresetName, presets, validateParams } from "../../params/index.js"
 import { toHex } from "../../types/bytes.js";
 import { type CliCommand, parseCommandArgs, UsageError } from "../command.js";
 import { printJson } from "../output.js";
-import { DEFAULT_ACCOUNT_BALANCE, DEFAULT_AMM_POOLS } from "../testnet.js";
+import { DEFAULT_ACCOUNT_BALANCE, DEFAULT_AMM_POOLS, writeInitialSigningState } from "../testnet.js";
 
 const usage = `Usage: parabft init --home DIR [--chain-id ID] [--preset default|minimal] [--json]
 
@@ -16,7 +16,7 @@ Creates a single-validator node home in DIR:
   DIR/config.json            node configuration (see docs/CONFIG.md)
   DIR/genesis.json           genesis with this validator and its funded account
   DIR/keys/validator.json    the validator key (mode 0600)
-The signing state will live beside the key (DIR/keys/signing-state.json), the database in DIR/data.
+The signing state will live beside the key (DIR/keys/signing_state.json), the database in DIR/data.
 Refuses to touch a DIR that already has a config.json.
 
 Options:
@@ -77,6 +77,7 @@ export const initCommand: CliCommand = {
     await fs.mkdir(home, { recursive: true, mode: 0o700 });
     await writeConfig(home, cfg);
     await writeKeyFile(paths.keyFile, kp);
+    await writeInitialSigningState(home, cfg);
     await writeGenesis(paths.genesisFile, {
       chainId: cfg.chainId,
       genesisTimeMs: BigInt(Date.now()),

@@ -130,6 +130,11 @@ describe("parabft testnet", () => {
       assert.ok(genesis.accounts.some((a) => bytesEqual(a.address, kp.address)));
       // Signing state beside the key, outside the data dir.
       assert.equal(path.dirname(cfg.signingStateFile), path.dirname(cfg.keyFile));
+      // A new key starts with a truthful "signed nothing" state, so the validator may vote at once.
+      const signing = JSON.parse(await readFile(path.join(home, cfg.signingStateFile), "utf8")) as {
+        seq: number;
+      };
+      assert.equal(signing.seq, 0);
       assert.deepEqual(
         cfg.peers.map((p) => p.index),
         [0, 1, 2, 3].filter((j) => j !== i),

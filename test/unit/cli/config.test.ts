@@ -9,8 +9,10 @@ import {
   defaultConfig,
   parseConfig,
   resolveConfigPaths,
+  SIGNING_STATE_FILE_NAME,
   validateConfig,
 } from "../../../src/node/config.js";
+import { SIGNING_STATE_FILE } from "../../../src/storage/signingState.js";
 
 const base = { chainId: "test-1", validatorIndex: 0 };
 
@@ -30,7 +32,7 @@ describe("node config", () => {
   it("fills every default from the two required fields", () => {
     const cfg = validateConfig(base);
     assert.equal(cfg.keyFile, "keys/validator.json");
-    assert.equal(cfg.signingStateFile, path.join("keys", "signing-state.json"));
+    assert.equal(cfg.signingStateFile, path.join("keys", "signing_state.json"));
     assert.equal(cfg.dataDir, "data");
     assert.equal(cfg.genesisFile, "genesis.json");
     assert.deepEqual(cfg.listen, configDefaults.listen);
@@ -40,9 +42,13 @@ describe("node config", () => {
     assert.deepEqual(validateConfig(defaultConfig(base)), cfg);
   });
 
+  it("names the signing state file as src/storage writes it", () => {
+    assert.equal(SIGNING_STATE_FILE_NAME, SIGNING_STATE_FILE);
+  });
+
   it("puts the default signing state beside a custom key file", () => {
     const cfg = validateConfig({ ...base, keyFile: "/secure/val.json" });
-    assert.equal(cfg.signingStateFile, "/secure/signing-state.json");
+    assert.equal(cfg.signingStateFile, "/secure/signing_state.json");
   });
 
   it("rejects unknown fields at every level, naming them", () => {
@@ -160,7 +166,7 @@ describe("node config", () => {
     const cfg = validateConfig({ ...base, dataDir: "/var/lib/parabft" });
     const p = resolveConfigPaths("/home/v", cfg);
     assert.equal(p.keyFile, "/home/v/keys/validator.json");
-    assert.equal(p.signingStateFile, "/home/v/keys/signing-state.json");
+    assert.equal(p.signingStateFile, "/home/v/keys/signing_state.json");
     assert.equal(p.dataDir, "/var/lib/parabft");
     assert.equal(p.configFile, "/home/v/config.json");
   });
