@@ -53,6 +53,8 @@ export interface PreparedBlock {
   hashes: Hash[];
   decoded: (DecodedTx | null)[];
   keys: string[];
+  /** Keys read from the store while preparing. */
+  loaded: number;
 }
 
 /** What the last block did: for metrics, tests and the benchmark. */
@@ -126,8 +128,8 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const keySet = new Set<string>();
     for (const tx of decoded) if (tx) for (const k of touchedKeys(tx).keys) keySet.add(k);
     const keys = [...keySet];
-    await this.cache.load(keys);
-    return { block, hashes, decoded, keys };
+    const loaded = await this.cache.load(keys);
+    return { block, hashes, decoded, keys, loaded };
   }
 
   executeBlock(block: ExecutableBlock): Promise<ExecutionResult> {
@@ -161,7 +163,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const { block, decoded, hashes } = p;
     if (block.height !== this.height + 1n) throw outOfOrder(this.height + 1n, block.height);
     // Loaded in prepare, but a prefetch may have raced an eviction: reloading is a no-op otherwise.
-    let loaded = await this.cache.load(p.keys);
+    let loaded = p.loaded + (await this.cache.load(p.keys));
     // A nonce below the sender's current one may be a duplicate from an earlier block: its
     // tx-seen record is the only state read that the access list cannot name in advance.
     const seenKeys: (string | null)[] = decoded.map((tx) => {

@@ -1,0 +1,81 @@
+// Test support for the executor: an in-memory ExecutionStore + CommittedBlockSource, and
+// helpers to build committed blocks.
+import { create } from "@bufbuild/protobuf";
+import type {
+  CommittedBlockSource,
+  ExecutableBlock,
+  ExecutionResult,
+  ExecutionStore,
+} from "../../../src/exec/types.js";
+import {
+  type Block,
+  BlockHeaderSchema,
+  BlockSchema,
+  type SignedTx,
+} from "../../../src/gen/parabft/v1/types_pb.js";
+import { toHex } from "../../../src/types/bytes.js";
+import type { Hash } from "../../../src/types/hash.js";
+
+export class MemoryStore implements ExecutionStore, CommittedBlockSource {
+  readonly state = new Map<string, Uint8Array>();
+  readonly blocks = new Map<bigint, ExecutableBlock>();
+  executed = 0n;
+  root: Hash | undefined;
+  committed = 0n;
+  batches = 0;
+
+  async writeExecutionBatch(r: ExecutionResult): Promise<void> {
+    for (const w of r.writeSet) {
+      if (w.value === null) this.state.delete(toHex(w.key));
+      else this.state.set(toHex(w.key), w.value);
+    }
+    this.executed = r.height;
+    this.root = r.stateRoot;
+    this.batches++;
+  }
+  async getState(key: Uint8Array) {
+    return this.state.get(toHex(key));
+  }
+  async getExecutedHeight() {
+    return this.executed;
+  }
+  async getStateRoot() {
+    return this.root;
+  }
+  async getCommittedHeight() {
+    return this.committed;
+  }
+  async getBlock(height: bigint) {
+    const b = this.blocks.get(height);
+    if (!b) return undefined;
+    return { block: toProtoBlock(b), blockTimeMs: b.timestampMs };
+  }
+  commit(b: ExecutableBlock): void {
+    this.blocks.set(b.height, b);
+    this.committed = b.height;
+  }
+}
+
+export function toProtoBlock(b: { height: bigint; timestampMs: bigint; txs: readonly SignedTx[] }): Block {
+  return create(BlockSchema, {
+    header: create(BlockHeaderSchema, {
+      chainId: "test",
+      height: b.height,
+      epoch: 0n,
+      txsRoot: new Uint8Array(32),
+      validatorsHash: new Uint8Array(32),
+      proposer: 0,
+      timestampMs: b.timestampMs,
+    }),
+    txs: [...b.txs],
+  });
+}
+
+/** Polls until `cond` holds, failing after `ms` (bounded wait, no timing assertion). */
+export async function waitFor(cond: () => boolean, ms = 20_000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

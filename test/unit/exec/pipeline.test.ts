@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { buildGenesis } from "../../../src/exec/genesis.js";
+import { ParallelExecutor } from "../../../src/exec/parallel.js";
+import { ExecutionPipeline } from "../../../src/exec/pipeline.js";
+import { openExecution } from "../../../src/exec/recovery.js";
+import { initFromResult, ReferenceExecutor } from "../../../src/exec/reference.js";
+import type { ExecutableBlock, ExecutionResult } from "../../../src/exec/types.js";
+import { genesisFor, makeAccounts, NonceBook, Rng, transferTx } from "../../../src/exec/workload.js";
+import { silentLogger } from "../../../src/logger/index.js";
+import { toHex } from "../../../src/types/bytes.js";
+import { MemoryStore, waitFor } from "./helpers.js";
+
+const accounts = makeAccounts(50, 3);
+const genesis = buildGenesis(genesisFor(accounts));
+
+function makeBlocks(n: number, perBlock: number): ExecutableBlock[] {
+  const rng = new Rng(11);
+  const nonces = new NonceBook();
+  return Array.from({ length: n }, (_, h) => ({
+    height: BigInt(h + 1),
+    timestampMs: BigInt(h),
+    txs: Array.from({ length: perBlock }, () => {
+      const a = accounts[rng.int(accounts.length)]!;
+      return transferTx(a, nonces.take(a), accounts[rng.int(accounts.length)]!.address, 3n);
+    }),
+  }));
+}
+
+/** A deliberately slow executor: each block waits until the test releases it. */
+class GatedExecutor extends ReferenceExecutor {
+  released = 0;
+  started = 0;
+  override async executeBlock(b: ExecutableBlock): Promise<ExecutionResult> {
+    this.started++;
+    await waitFor(() => this.released >= Number(b.height), 20_000, `release of ${b.height}`);
+    return super.executeBlock(b);
+  }
+}
+
+describe("execution pipeline", () => {
+  it("never holds more than its bound, pushes back on submit, and reports executed heights in order", async () => {
+    const executor = new GatedExecutor(initFromResult(genesis));
+    const reported: bigint[] = [];
+    const store = new MemoryStore();
+    const pipeline = new ExecutionPipeline(
+      { queueCapacity: 2 },
+      { executor, store, log: silentLogger(), onExecuted: (h) => reported.push(h) },
+    );
+    await pipeline.start();
+    const blocks = makeBlocks(12, 20);
+    try {
+      let accepted = 0;
+      const producer = (async () => {
+        for (const b of blocks) {
+          await pipeline.submit(b);
+          accepted++;
+        }
+      })();
+      // With execution stalled, at most: 2 queued for prepare, 1 in prepare, 2 queued for execute
+      // and 1 executing can be accepted; the producer must be held back.
+      await waitFor(() => pipeline.isBackpressured && executor.started === 1, 20_000, "backpressure");
+      assert.ok(accepted <= 2 + 1 + 2 + 1, `accepted ${accepted} blocks while execution was stalled`);
+      assert.ok(accepted < blocks.length);
+      executor.released = blocks.length;
+      await producer;
+      await pipeline.idle();
+      const stats = pipeline.stats();
+      for (const s of stats.stages) assert.ok(s.maxDepth <= s.capacity, `${s.stage} depth ${s.maxDepth}`);
+      assert.ok(stats.backpressureWaits > 0, "submit must have waited");
+      assert.deepEqual(
+        reported,
+        blocks.map((b) => b.height),
+      );
+      assert.equal(stats.stages.find((s) => s.stage === "execute")!.txs, 12 * 20);
+      const ref = new ReferenceExecutor(initFromResult(genesis));
+      for (const b of blocks) await ref.executeBlock(b);
+      assert.equal(toHex(store.root!), toHex(ref.stateRoot));
+    } finally {
+      executor.released = Number.MAX_SAFE_INTEGER;
+      await pipeline.stop();
+    }
+  });
+
+  it("rejects out-of-order heights and stops accepting after a stage failure", async () => {
+    const executor = new ReferenceExecutor(initFromResult(genesis));
+    const errors: Error[] = [];
+    const failing = {
+      ...new MemoryStore(),
+      writeExecutionBatch: async () => {
+        throw new Error("disk full");
+      },
+      getState: async () => undefined,
+      getExecutedHeight: async () => 0n,
+      getStateRoot: async () => undefined,
+    };
+    const pipeline = new ExecutionPipeline(
+      { queueCapacity: 2 },
+      { executor, store: failing, log: silentLogger(), onExecuted: () => {}, onError: (e) => errors.push(e) },
+    );
+    await pipeline.start();
+    try {
+      const [b1, b2] = makeBlocks(2, 3);
+      await assert.rejects(pipeline.submit(b2!), /expects height 1/);
+      await pipeline.submit(b1!);
+      await assert.rejects(pipeline.idle(), /disk full/);
+      assert.equal(errors.length, 1);
+      await assert.rejects(pipeline.submit(b2!), /pipeline failed/);
+    } finally {
+      await pipeline.stop();
+    }
+  });
+
+  it("drives a parallel executor with prefetch over a store, and recovery resumes from the store", async () => {
+    const store = new MemoryStore();
+    const blocks = makeBlocks(6, 40);
+    const { executor } = await openExecution(store, store, genesis, { workers: 0 });
+    const pipeline = new ExecutionPipeline(
+      { queueCapacity: 2 },
+      { executor, store, log: silentLogger(), onExecuted: () => {} },
+    );
+    await pipeline.start();
+    try {
+      for (const b of blocks.slice(0, 4)) {
+        store.commit(b);
+        await pipeline.submit(b);
+      }
+      await pipeline.idle();
+    } finally {
+      await pipeline.stop();
+      await executor.close();
+    }
+    // Blocks 5 and 6 are committed but never executed: a restart must re-execute them.
+    for (const b of blocks.slice(4)) store.commit(b);
+    const reopened = await openExecution(store, store, genesis, { workers: 0 });
+    try {
+      assert.deepEqual(reopened.recovered, { from: 5n, to: 6n, blocks: 2 });
+      const ref = new ReferenceExecutor(initFromResult(genesis));
+      for (const b of blocks) await ref.executeBlock(b);
+      assert.equal(toHex(reopened.executor.stateRoot), toHex(ref.stateRoot));
+      assert.equal(toHex(store.root!), toHex(ref.stateRoot));
+      for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
+    } finally {
+      await reopened.executor.close();
+    }
+  });
+
+  it("a parallel executor reading through a store with a tiny cache still matches the reference", async () => {
+    const store = new MemoryStore();
+    await store.writeExecutionBatch(genesis);
+    const ex = await ParallelExecutor.open(store, { workers: 2, mode: "always", cacheMaxEntries: 10 });
+    try {
+      const ref = new ReferenceExecutor(initFromResult(genesis));
+      let reloaded = 0;
+      for (const b of makeBlocks(8, 8)) {
+        const r = await ex.executeBlock(b);
+        await store.writeExecutionBatch(r);
+        ex.markPersisted(r.height);
+        assert.equal(toHex(r.stateRoot), toHex((await ref.executeBlock(b)).stateRoot));
+        if (b.height > 1n) reloaded += ex.lastStats?.loadedFromStore ?? 0;
+      }
+      assert.ok(reloaded > 0, "evicted entries are re-read from the store");
+    } finally {
+      await ex.close();
+    }
+  });
+});
