@@ -38,7 +38,7 @@ export const startCommand: CliCommand = {
     const home = values.home;
     // Loaded here first so that a bad config fails before anything starts (exit code 2).
     const cfg = loadConfig(home);
-    const log = createLogger({ level: cfg.log.level, base: { validator: cfg.validatorIndex } });
+    const log = createLogger({ level: cfg.log.level });
 
     let signalled: NodeJS.Signals | null = null;
     let wake: () => void = () => {};
