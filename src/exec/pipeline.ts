@@ -91,7 +91,7 @@ export class ExecutionPipeline {
   private idleWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly opts: ExecutionPipelineOpts,
+    readonly opts: ExecutionPipelineOpts,
     private readonly mod: ExecutionPipelineModules,
   ) {
     const q = () => new BoundedQueue<Item>(opts.queueCapacity);
