@@ -122,6 +122,8 @@ export interface ChainVerification {
   heightMismatch: number;
   receiptsChecked: number;
   receiptStatus: Record<string, number>;
+  /** Error strings of sampled non-OK receipts, with counts. */
+  receiptErrors: Record<string, number>;
   certificatesChecked: number;
   certificatesValid: number;
   certificateFailures: string[];
@@ -595,6 +597,7 @@ async function verifyChain(
     heightMismatch: 0,
     receiptsChecked: 0,
     receiptStatus: {},
+    receiptErrors: {},
     certificatesChecked: 0,
     certificatesValid: 0,
     certificateFailures: [],
@@ -622,6 +625,10 @@ async function verifyChain(
           const r = await client.getReceipt(hash);
           const k = r === null ? "NONE" : (TxStatus[r.status] ?? String(r.status));
           out.receiptStatus[k] = (out.receiptStatus[k] ?? 0) + 1;
+          if (r !== null && r.status !== TxStatus.OK) {
+            const e = r.error || k;
+            out.receiptErrors[e] = (out.receiptErrors[e] ?? 0) + 1;
+          }
           out.receiptsChecked++;
         } catch {
           out.receiptStatus.ERROR = (out.receiptStatus.ERROR ?? 0) + 1;
@@ -911,7 +918,7 @@ export function formatReport(r: ClusterBenchReport): string {
   const v = r.verification;
   lines.push("");
   lines.push(
-    `chain check: ${v.inChain}/${v.checked} committed txs found by GetTx at the streamed height (missing ${v.missing}, wrong height ${v.heightMismatch}); receipts sampled ${v.receiptsChecked}: ${JSON.stringify(v.receiptStatus)}; commit certificates verified ${v.certificatesValid}/${v.certificatesChecked}`,
+    `chain check: ${v.inChain}/${v.checked} committed txs found by GetTx at the streamed height (missing ${v.missing}, wrong height ${v.heightMismatch}); receipts sampled ${v.receiptsChecked}: ${JSON.stringify(v.receiptStatus)}${Object.keys(v.receiptErrors).length > 0 ? ` (errors: ${JSON.stringify(v.receiptErrors)})` : ""}; commit certificates verified ${v.certificatesValid}/${v.certificatesChecked}`,
   );
   return lines.join("\n");
 }

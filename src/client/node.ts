@@ -22,11 +22,13 @@ import {
   SubmitTxRequestSchema,
   type SubmitTxResponse,
 } from "../gen/parabft/v1/api_pb.js";
-import type { Receipt, SignedTx, ValidatorSet } from "../gen/parabft/v1/types_pb.js";
+import type { Receipt, SignedTx, TxBody, ValidatorSet } from "../gen/parabft/v1/types_pb.js";
 import { grpcServiceDefinition } from "../net/grpcAdapter.js";
+import { addressOf } from "../types/block.js";
+import type { MessageSigner } from "../types/signing.js";
 import { ClientError, RpcError } from "./errors.js";
 import { NonceManager } from "./nonces.js";
-import type { PreparedTx } from "./signer.js";
+import { type PreparedTx, signTx } from "./signer.js";
 
 export * from "./index.js";
 
@@ -62,6 +64,18 @@ export interface CommittedTx {
   txHash: Uint8Array;
   height: bigint;
   receipt: Receipt | undefined;
+}
+
+export interface SendOpts extends SubmitAndWaitOpts {
+  /** Wait for commit (SubmitTxAndWait) instead of returning on admission. */
+  wait?: boolean;
+}
+
+export interface SentTx {
+  prepared: PreparedTx;
+  /** Present with `wait`. */
+  height?: bigint;
+  receipt?: Receipt | undefined;
 }
 
 export interface StreamOpts {
@@ -132,6 +146,30 @@ export class ParabftClient {
       (timeoutMs || 30_000) + this.#deadlineMs,
     );
     return { txHash: res.txHash, height: res.height, receipt: res.receipt };
+  }
+
+  /**
+   * Builds, signs and submits a transaction with the sender's next nonce from `nonces`. On a
+   * stale or far-ahead nonce rejection it re-reads the nonce from the chain and retries once.
+   */
+  async send(signer: MessageSigner, build: (nonce: bigint) => TxBody, opts: SendOpts = {}): Promise<SentTx> {
+    const address = addressOf(signer.publicKey);
+    const attempt = async (): Promise<SentTx> => {
+      const prepared = signTx(build(await this.nonces.next(address)), signer);
+      if (!opts.wait) {
+        await this.submitTx(prepared);
+        return { prepared };
+      }
+      const r = await this.submitAndWait(prepared, opts);
+      return { prepared, height: r.height, receipt: r.receipt };
+    };
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isNonceError(err)) throw err;
+      this.nonces.resync(address);
+      return attempt();
+    }
   }
 
   /** The committed transaction and its position, or null when the node does not know it. */

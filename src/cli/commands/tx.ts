@@ -2,11 +2,9 @@
 
 import {
   ClientError,
-  isNonceError,
   kvCasTx,
   kvPutTx,
   ParabftClient,
-  type PreparedTx,
   RpcError,
   signTx,
   TxSigner,
@@ -159,31 +157,24 @@ export const txCommand: CliCommand = {
     const client = new ParabftClient(api);
     try {
       const chainId = values["chain-id"] ?? (await client.getStatus()).chainId;
-      const prepare = async (): Promise<PreparedTx> => {
-        const nonce = fixedNonce ?? (await client.nonces.next(signer.address));
-        return signTx(
-          asUsage({ to: "--to", amount: "--amount", sender: "--key" }, () =>
-            build({ chainId, sender: signer.publicKey, nonce }),
-          ),
-          signer,
+      const buildBody = (nonce: bigint) =>
+        asUsage({ to: "--to", amount: "--amount", sender: "--key" }, () =>
+          build({ chainId, sender: signer.publicKey, nonce }),
         );
-      };
-      const submit = async (p: PreparedTx) => {
-        if (!values.wait) return { height: undefined, receipt: undefined, hash: await client.submitTx(p) };
-        const r = await client.submitAndWait(p, { timeoutMs, waitExecuted: true });
-        return { height: r.height, receipt: r.receipt, hash: r.txHash };
-      };
-      let prepared = await prepare();
-      let result: Awaited<ReturnType<typeof submit>>;
-      try {
-        result = await submit(prepared);
-      } catch (err) {
-        // A stale local view of the nonce: read it again from the chain and retry once.
-        if (fixedNonce !== null || !isNonceError(err)) throw err;
-        client.nonces.resync(signer.address);
-        prepared = await prepare();
-        result = await submit(prepared);
-      }
+      const sendOpts = { wait: values.wait === true, timeoutMs, waitExecuted: true };
+      const result =
+        fixedNonce === null
+          ? await client.send(signer, buildBody, sendOpts)
+          : await (async () => {
+              const prepared = signTx(buildBody(fixedNonce), signer);
+              if (!sendOpts.wait) {
+                await client.submitTx(prepared);
+                return { prepared, height: undefined, receipt: undefined };
+              }
+              const r = await client.submitAndWait(prepared, sendOpts);
+              return { prepared, height: r.height, receipt: r.receipt };
+            })();
+      const prepared = result.prepared;
       const receipt = result.receipt;
       const out = {
         txHash: toHex(prepared.hash),

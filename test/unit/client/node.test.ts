@@ -111,6 +111,27 @@ describe("ParabftClient over grpc-js", () => {
     assert.equal(isNonceError(e2), false);
   });
 
+  it("send() uses the chain's nonce and recovers from a stale local nonce by resyncing once", async () => {
+    const erin = seededSigner(5);
+    // A different amount per build: a byte-identical resubmit would be an idempotent DUPLICATE.
+    let amount = 1n;
+    const build = (nonce: bigint) =>
+      transferTx({ chainId: CHAIN, sender: erin.publicKey, nonce }, erin.address, amount++);
+    node.autoCommit = true;
+    try {
+      const first = await client.send(erin, build, { wait: true, timeoutMs: 5_000 });
+      assert.equal(first.prepared.body.nonce, 0n);
+      assert.ok(first.height !== undefined && first.height > 0n);
+      // Pretend another client's view: the local counter is behind the chain.
+      client.nonces.set(erin.address, 0n);
+      const second = await client.send(erin, build, { wait: true, timeoutMs: 5_000 });
+      assert.equal(second.prepared.body.nonce, 1n);
+      assert.equal(await client.nonces.next(erin.address), 2n);
+    } finally {
+      node.autoCommit = false;
+    }
+  });
+
   it("streams committed blocks in order and cancels the call when the consumer stops", async () => {
     const start = node.committedHeight() + 1n;
     const dave = seededSigner(4);
