@@ -1,4 +1,5 @@
 // `parabft keys generate|show`: Ed25519 key files (mode 0600). Never prints the secret key.
+import { stat } from "node:fs/promises";
 import { generateKeyPair, type KeyPair, readKeyFile, writeKeyFile } from "../../crypto/keys.js";
 import { toHex } from "../../types/bytes.js";
 import { type CliCommand, parseCommandArgs, UsageError } from "../command.js";
@@ -54,6 +55,12 @@ export const keysCommand: CliCommand = {
       await writeKeyFile(values.file, kp, { overwrite: values.force === true });
     } else {
       kp = await readKeyFile(values.file);
+      const mode = (await stat(values.file)).mode & 0o777;
+      if ((mode & 0o077) !== 0) {
+        console.error(
+          `warning: ${values.file} is readable by others (mode ${mode.toString(8).padStart(4, "0")}); run chmod 600`,
+        );
+      }
     }
     const info = describe(kp, values.file);
     if (values.json) printJson(info);

@@ -2,7 +2,7 @@
 // field, and the files `testnet`, `init` and `keys` write.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -280,6 +280,11 @@ describe("parabft keys", () => {
     assert.equal(info.address, toHex(kp.address));
     assert.ok(!shown.stdout.includes(toHex(kp.secretKey)) && !gen.stdout.includes(toHex(kp.secretKey)));
 
+    assert.equal(shown.stderr, "", "no permission warning for a 0600 file");
+    await chmod(file, 0o644);
+    const loose = await cli(["keys", "show", "--file", file]);
+    assert.equal(loose.code, 0);
+    assert.match(loose.stderr, /readable by others \(mode 0644\)/);
     const again = await cli(["keys", "generate", "--file", file]);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /already exists/);
