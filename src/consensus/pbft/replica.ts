@@ -68,6 +68,8 @@ const rej = (reason: RejectReason): Verdict => ({ kind: "reject", reason });
 /** Checkpoint votes kept per sender: enough to see a stable point far above ours, but bounded. */
 const CHECKPOINT_VOTES_PER_SENDER = 4;
 const DEFAULT_BUFFERED = 256;
+/** While waiting for a NEW-VIEW, our VIEW-CHANGE is repeated every this many ticks. */
+const VIEW_CHANGE_REPEAT_TICKS = 3;
 
 interface Proposal {
   digest: Hash;
@@ -185,6 +187,7 @@ export class Replica {
 
   private fetchTarget: { to: Height; peer: ValidatorIndex; committedAtRequest: Height } | null = null;
   private committedAtLastTick: Height = 0n;
+  private ticks = 0;
   private fetchRotation = 0;
 
   // Recovery without signing state: observe until a quorum of senders has been heard from.
@@ -772,7 +775,8 @@ export class Replica {
     );
     // Still waiting for a NEW-VIEW: repeat our VIEW-CHANGE; replicas already in the view answer with
     // the NEW-VIEW they accepted.
-    if (!this.active) {
+    this.ticks++;
+    if (!this.active && this.ticks % VIEW_CHANGE_REPEAT_TICKS === 0) {
       const own = this.viewChanges.get(this.self);
       if (own !== undefined && own.view === this._view) {
         this.broadcast({
@@ -1265,7 +1269,7 @@ export class Replica {
     this.timerForViewChange = null;
     if (!viewPersisted) this.persist({ kind: "view", view: w });
     this.out.push({ kind: "viewChanged", view: w, primary: this.vset.primary(w) });
-    let maxH = this._committed;
+    let maxH = this._committed > this._stable ? this._committed : this._stable;
     for (const p of proposals) {
       if (p.height > maxH) maxH = p.height;
       if (p.height <= this._stable || p.height > this.highWatermark) continue;
@@ -1281,14 +1285,23 @@ export class Replica {
       this.sendPrepare(slot, w, p.blockDigest);
       this.tryPrepared(slot);
     }
-    if (this.nextProposal <= maxH) this.nextProposal = maxH + 1n;
+    // Fresh proposals start right above the re-proposed range, even if this replica proposed
+    // further in an older view: those heights are open again.
+    this.nextProposal = maxH + 1n;
     for (const [sender, s] of [...this.viewChanges]) if (s.view <= w) this.viewChanges.delete(sender);
     this.replayBuffer();
   }
 
+  /**
+   * Hands our NEW-VIEW to a replica stuck in an older view. Only the primary and two helpers
+   * answer, so a lagging replica does not pull n − 1 copies of a large message per tick.
+   */
   private forwardNewView(to: ValidatorIndex): void {
     const bytes = this.newViewBytes;
-    if (bytes === null) return;
+    if (bytes === null || to === this.self) return;
+    const n = this.vset.size;
+    const helper = (to + 1) % n === this.self || (to + 2) % n === this.self;
+    if (!this.isPrimary && !helper) return;
     const envelope = fromBinary(EnvelopeSchema, bytes);
     this.send(to, { kind: "newView", envelope, bytes });
   }
