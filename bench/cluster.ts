@@ -923,32 +923,81 @@ export function formatReport(r: ClusterBenchReport): string {
   return lines.join("\n");
 }
 
+/** Stacks standalone SVG documents vertically into one. */
+function stackSvg(parts: string[]): string {
+  let y = 0;
+  let width = 0;
+  const inner: string[] = [];
+  for (const svg of parts) {
+    const w = Number(/width="(\d+)"/.exec(svg)?.[1] ?? 640);
+    const h = Number(/height="(\d+)"/.exec(svg)?.[1] ?? 420);
+    inner.push(svg.replace("<svg ", `<svg y="${y}" `));
+    y += h;
+    width = Math.max(width, w);
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}">\n${inner.join("\n")}\n</svg>\n`;
+}
+
+/** Throughput on top (with the verification ceiling), latency below: units never share an axis. */
 export function chartReport(r: ClusterBenchReport): string {
+  const ceiling = { value: r.verifyCeiling.clusterCeilingPerSec, label: "sig-verify ceiling" };
+  const who = `ParaBFT, ${r.setup.validators} validators, ${r.machine.cores} cores`;
   if (r.runs.length > 1) {
-    // Latency-throughput curve as grouped bars: one group per sweep step.
-    return barChartSvg({
-      title: `ParaBFT ${r.setup.validators} validators: finality latency vs throughput`,
-      categories: r.runs.map((x) => `${x.achievedTps} tx/s (offered ${x.offeredRate})`),
-      series: [
-        { name: "p50 finality ms", values: r.runs.map((x) => x.finalityMs.p50) },
-        { name: "p90 finality ms", values: r.runs.map((x) => x.finalityMs.p90) },
-        { name: "p99 finality ms", values: r.runs.map((x) => x.finalityMs.p99) },
-        { name: "p50 executed ms", values: r.runs.map((x) => x.executedMs.p50) },
-      ],
-      yLabel: "latency (ms)",
-      logScale: true,
-    });
+    const cats = r.runs.map((x) => `offered ${x.offeredRate}`);
+    return stackSvg([
+      barChartSvg({
+        title: `${who}: throughput per sweep step`,
+        categories: cats,
+        series: [
+          { name: "offered tx/s", values: r.runs.map((x) => x.offeredRate) },
+          { name: "achieved tx/s", values: r.runs.map((x) => x.achievedTps) },
+        ],
+        yLabel: "tx/s",
+        referenceLine: ceiling,
+      }),
+      barChartSvg({
+        title: `${who}: latency vs throughput (log scale)`,
+        categories: r.runs.map((x) => `${x.achievedTps} tx/s`),
+        series: [
+          { name: "finality p50", values: r.runs.map((x) => x.finalityMs.p50) },
+          { name: "finality p90", values: r.runs.map((x) => x.finalityMs.p90) },
+          { name: "finality p99", values: r.runs.map((x) => x.finalityMs.p99) },
+          { name: "executed p50", values: r.runs.map((x) => x.executedMs.p50) },
+          { name: "executed p99", values: r.runs.map((x) => x.executedMs.p99) },
+        ],
+        yLabel: "ms",
+        logScale: true,
+      }),
+    ]);
   }
   const run = r.runs[0];
-  const points = run?.timeline ?? [];
-  return barChartSvg({
-    title: `ParaBFT ${r.setup.validators} validators at ${run?.offeredRate ?? 0} tx/s: per-second timeline`,
-    categories: points.map((p) => `${p.second}s`),
-    series: [
-      { name: "committed tx/s", values: points.map((p) => p.committed) },
-      { name: "p50 finality ms", values: points.map((p) => p.finalityP50Ms) },
-    ],
-    yLabel: "tx/s | ms",
-    referenceLine: { value: r.verifyCeiling.clusterCeilingPerSec, label: "sig-verify cluster ceiling" },
-  });
+  if (!run) return stackSvg([]);
+  const points = run.timeline;
+  return stackSvg([
+    barChartSvg({
+      title: `${who}: ${run.offeredRate} tx/s offered, per second`,
+      categories: points.map((p) => `${p.second}s`),
+      series: [
+        { name: "sent tx/s", values: points.map((p) => p.sent) },
+        { name: "committed tx/s", values: points.map((p) => p.committed) },
+      ],
+      yLabel: "tx/s",
+      referenceLine: ceiling,
+    }),
+    barChartSvg({
+      title: `${who}: latency at ${run.achievedTps} tx/s`,
+      categories: ["p50", "p90", "p99", "max"],
+      series: [
+        {
+          name: "submit -> committed (ms)",
+          values: (["p50", "p90", "p99", "max"] as const).map((k) => run.finalityMs[k]),
+        },
+        {
+          name: "submit -> executed (ms)",
+          values: (["p50", "p90", "p99", "max"] as const).map((k) => run.executedMs[k]),
+        },
+      ],
+      yLabel: "ms",
+    }),
+  ]);
 }
