@@ -784,6 +784,10 @@ export class Replica {
           envelope: fromBinary(EnvelopeSchema, own.bytes),
           bytes: own.bytes,
         });
+      } else if (this.vcSent === this._view && !this.recovering) {
+        // Restarted while waiting for a NEW-VIEW: the VIEW-CHANGE itself was not kept, sign it again.
+        this.sendViewChange(this._view);
+        this.viewChangeProgress();
       }
     }
     // Bodies still missing: ask again.
@@ -1172,6 +1176,12 @@ export class Replica {
       this.out.push({ kind: "cancelTimer", timer: "view" });
     }
     this.timerForViewChange = null;
+    this.sendViewChange(target);
+    this.viewChangeProgress();
+  }
+
+  /** Builds, persists and broadcasts our VIEW-CHANGE for `target` with every prepared certificate. */
+  private sendViewChange(target: View): void {
     const prepared: PreparedCertificate[] = [];
     const heights = [...this.slots.keys()].filter((h) => h > this._stable).sort(cmpBig);
     for (const h of heights) {
@@ -1189,7 +1199,6 @@ export class Replica {
     const msg = this.seal({ case: "viewChange", value: vc });
     this.broadcast(msg);
     this.viewChanges.set(this.self, { view: target, bytes: msg.bytes, vc });
-    this.viewChangeProgress();
   }
 
   /** View sync: VIEW-CHANGEs for higher views from more than 1/3 of power pull us to the smallest. */

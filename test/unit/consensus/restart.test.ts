@@ -96,6 +96,21 @@ describe("restart from signing state", () => {
     assert.ok(commits.some((ck) => ck.case === "commit" && bytesEqual(ck.value.blockDigest, d)));
   });
 
+  it("restarted while waiting for a NEW-VIEW, resumes the view change and re-sends its VIEW-CHANGE", () => {
+    const c = new Cluster(4);
+    c.filter = () => false;
+    c.step(2, { kind: "pendingWork", count: 1 });
+    c.fireTimer(2);
+    c.crash(2);
+    const node = c.restart(2);
+    assert.equal(node.replica.view, 1n);
+    assert.equal(node.replica.viewActive, false);
+    for (let k = 0; k < 3; k++) c.tick([2]);
+    const vcs = sentOf(node.actions, "viewChange").map((m) => kindOf(m.bytes));
+    assert.equal(vcs.length, 1);
+    assert.ok(vcs[0]!.case === "viewChange" && vcs[0]!.value.newView === 1n);
+  });
+
   it("without signing state, does not vote until caught up past what it observes", () => {
     const c = new Cluster(4);
     c.setWork(1, [0]);
