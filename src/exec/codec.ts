@@ -10,9 +10,37 @@ export interface Account {
   balance: bigint;
 }
 
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+// Writes x < 2^53 big-endian into out[end-8 .. end) without a DataView or BigInt shifts: the
+// account codec runs twice per transfer, and allocation is what the hot path pays for.
+function putSmall(out: Uint8Array, end: number, x: number): void {
+  let lo = x % 0x1_0000_0000;
+  let hi = (x - lo) / 0x1_0000_0000;
+  for (let i = end - 1; i >= end - 4; i--) {
+    out[i] = lo & 255;
+    lo >>>= 8;
+  }
+  for (let i = end - 5; i >= end - 8; i--) {
+    out[i] = hi & 255;
+    hi >>>= 8;
+  }
+}
+
+function getSmall(v: Uint8Array, start: number): number {
+  const hi = ((v[start]! << 24) | (v[start + 1]! << 16) | (v[start + 2]! << 8) | v[start + 3]!) >>> 0;
+  const lo = ((v[start + 4]! << 24) | (v[start + 5]! << 16) | (v[start + 6]! << 8) | v[start + 7]!) >>> 0;
+  return hi * 0x1_0000_0000 + lo;
+}
+
 /** account value: u64 nonce ‖ u128 balance (24 bytes). */
 export function encodeAccount(a: Account): Uint8Array {
   const out = new Uint8Array(24);
+  if (a.nonce <= SAFE && a.balance <= SAFE) {
+    putSmall(out, 8, Number(a.nonce));
+    putSmall(out, 24, Number(a.balance));
+    return out;
+  }
   const dv = new DataView(out.buffer);
   dv.setBigUint64(0, a.nonce);
   dv.setBigUint64(8, a.balance >> 64n);
@@ -23,6 +51,11 @@ export function encodeAccount(a: Account): Uint8Array {
 /** A missing or malformed account reads as the empty account (nonce 0, balance 0). */
 export function decodeAccount(v: Uint8Array | null): Account {
   if (v === null || v.length !== 24) return { nonce: 0n, balance: 0n };
+  // Top 11 bits of each u64 clear and the balance's high u64 zero: both fit a double exactly.
+  const high = v[8]! | v[9]! | v[10]! | v[11]! | v[12]! | v[13]! | v[14]! | v[15]! | v[0]! | v[16]!;
+  if (high === 0 && v[1]! < 0x20 && v[17]! < 0x20) {
+    return { nonce: BigInt(getSmall(v, 0)), balance: BigInt(getSmall(v, 16)) };
+  }
   const dv = new DataView(v.buffer, v.byteOffset, 24);
   return { nonce: dv.getBigUint64(0), balance: (dv.getBigUint64(8) << 64n) | dv.getBigUint64(16) };
 }
@@ -63,6 +96,11 @@ export function decodePool(v: Uint8Array | null): Pool | null {
     reserveB: decodeU128(v.subarray(16, 32)),
     feeBps: new DataView(v.buffer, v.byteOffset + 32, 2).getUint16(0),
   };
+}
+
+/** Lower-case hex, flat (a `+=` loop builds rope strings that are slow to serialise). */
+export function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex");
 }
 
 // State keys travel as "binary strings" (one char per byte, 0..255) inside the executor:

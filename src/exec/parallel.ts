@@ -67,6 +67,10 @@ export interface BlockExecStats {
   loadedFromStore: number;
   predictedSequentialUs: number;
   predictedParallelUs: number;
+  /** Wall time running transactions (inline or on workers, with shipping). */
+  applyMs: number;
+  /** Wall time building receipts, sorting the write set and hashing the state root. */
+  resultMs: number;
 }
 
 export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, StateReader {
@@ -175,14 +179,17 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
 
     const pl = plan(decoded, this.pool?.size ?? 0, this.mode, this.cost);
     const outcomes: TxOutcome[] = new Array(decoded.length);
+    const t0 = performance.now();
     const writes =
       pl.mode === "parallel"
         ? await this.runParallel(p, pl, seenKeys, outcomes)
         : this.runInline(decoded, outcomes);
+    const t1 = performance.now();
     const receipts = outcomes.map((o, i) => toReceipt(hashes[i]!, block.height, i, o));
     this.cache.apply(writes, this.hasSource);
     if (this.hasSource) this.unpersisted.push({ height: block.height, keys: [...writes.keys()] });
     const result = buildResult(block.height, this.root, writes, receipts);
+    const t2 = performance.now();
     this.height = block.height;
     this.root = result.stateRoot;
     this.cache.evict();
@@ -195,6 +202,8 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       loadedFromStore: loaded,
       predictedSequentialUs: pl.sequentialUs,
       predictedParallelUs: pl.parallelUs,
+      applyMs: t1 - t0,
+      resultMs: t2 - t1,
     };
     return result;
   }

@@ -5,7 +5,7 @@ import { hash as nodeHash } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import { type ProgramCall, type TxBody, TxBodySchema, TxStatus } from "../gen/parabft/v1/types_pb.js";
 import { addressOf, PUBLIC_KEY_LENGTH } from "../types/block.js";
-import { bytesEqual, toHex } from "../types/bytes.js";
+import { bytesEqual } from "../types/bytes.js";
 import { accountKey, ammHoldingKey, ammPoolKey, computeKey, kvKey, txSeenKey } from "../types/stateKeys.js";
 import {
   decodeAccount,
@@ -14,6 +14,7 @@ import {
   encodeAccount,
   encodePool,
   encodeU128,
+  hex,
   keyStr,
   U128_MAX,
 } from "./codec.js";
@@ -151,7 +152,7 @@ class TxContext {
 
   read(key: string): Uint8Array | null {
     if (key !== this.tx.senderKey && !this.tx.writes.has(key) && !this.tx.reads.has(key)) {
-      fail("ACCESS_VIOLATION", `read of undeclared key ${toHex(strBytes(key))}`);
+      fail("ACCESS_VIOLATION", `read of undeclared key ${hex(strBytes(key))}`);
     }
     const v = this.overlay.get(key);
     return v !== undefined ? v : this.view.get(key);
@@ -159,7 +160,7 @@ class TxContext {
 
   write(key: string, value: Uint8Array | null): void {
     if (key !== this.tx.senderKey && !this.tx.writes.has(key)) {
-      fail("ACCESS_VIOLATION", `write of undeclared key ${toHex(strBytes(key))}`);
+      fail("ACCESS_VIOLATION", `write of undeclared key ${hex(strBytes(key))}`);
     }
     this.overlay.set(key, value);
   }
@@ -237,8 +238,8 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
         {
           kind: "bank.transfer",
           attrs: [
-            ["from", toHex(tx.sender)],
-            ["to", toHex(to)],
+            ["from", hex(tx.sender)],
+            ["to", hex(to)],
             ["amount", amount.toString()],
           ],
         },
@@ -249,7 +250,7 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       if (key.length === 0 || key.length > LIMITS.maxKvKeyBytes) fail("MALFORMED", "kv key length");
       if (value.length > LIMITS.maxKvValueBytes) fail("MALFORMED", "kv value too large");
       ctx.write(keyStr(kvKey(key)), value.slice());
-      return [{ kind: "kv.put", attrs: [["key", toHex(key)]] }];
+      return [{ kind: "kv.put", attrs: [["key", hex(key)]] }];
     }
     case "kvCas": {
       const { key, expected, expectAbsent, value } = call.value;
@@ -260,7 +261,7 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       const matches = expectAbsent ? current === null : current !== null && bytesEqual(current, expected);
       if (!matches) fail("CAS_MISMATCH");
       ctx.write(k, value.slice());
-      return [{ kind: "kv.cas", attrs: [["key", toHex(key)]] }];
+      return [{ kind: "kv.cas", attrs: [["key", hex(key)]] }];
     }
     case "ammSwap": {
       const { pool: poolId, aToB } = call.value;
@@ -325,7 +326,7 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       for (let i = 0; i < iterations; i++) h = nodeHash("sha256", h, "buffer");
       const result = new Uint8Array(h);
       ctx.write(k, result);
-      return [{ kind: "compute.work", attrs: [["result", toHex(result)]] }];
+      return [{ kind: "compute.work", attrs: [["result", hex(result)]] }];
     }
     case "staking":
       return fail("UNSUPPORTED_PROGRAM", "staking calls are executed by src/staking (not wired yet)");

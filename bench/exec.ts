@@ -1,0 +1,421 @@
+// Executor benchmark (`parabft bench exec`): throughput of the reference and parallel
+// executors over transfer, AMM hot-spot and compute.work workloads, speedups measured in the
+// same run, and throughput with persistence to RocksDB through ChainDb and the pipeline.
+// Transactions are pre-built and unsigned: execution never verifies signatures.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildGenesis } from "../src/exec/genesis.js";
+import { ParallelExecutor } from "../src/exec/parallel.js";
+import { ExecutionPipeline } from "../src/exec/pipeline.js";
+import { ReferenceExecutor, stateMap } from "../src/exec/reference.js";
+import type { ExecutableBlock, ExecutionResult, Executor } from "../src/exec/types.js";
+import {
+  computeTx,
+  genesisFor,
+  makeAccounts,
+  NonceBook,
+  Rng,
+  swapTx,
+  type TestAccount,
+  transferTx,
+} from "../src/exec/workload.js";
+import { silentLogger } from "../src/logger/index.js";
+import { ChainDb } from "../src/storage/index.js";
+import { toHex } from "../src/types/bytes.js";
+import {
+  barChartSvg,
+  formatTable,
+  type MachineInfo,
+  machineInfo,
+  median,
+  progress,
+  round,
+  writeResultFiles,
+} from "./lib/index.js";
+
+export type Workload = "transfer" | "amm-hotspot" | "compute-low" | "compute-high" | "compute-contended";
+
+export interface Scenario {
+  name: string;
+  workload: Workload;
+  accounts: number;
+  blockSize: number;
+  /** compute.work iterations per tx. */
+  iterations?: number;
+}
+
+export type ExecutorName = "reference" | "parallel-1w" | "parallel-2w";
+export const EXECUTORS: readonly ExecutorName[] = ["reference", "parallel-1w", "parallel-2w"];
+
+export interface Row {
+  scenario: string;
+  workload: Workload;
+  accounts: number;
+  blockSize: number;
+  executor: ExecutorName;
+  medianMs: number;
+  txPerSec: number;
+  /** Against the reference executor in the same run. */
+  speedup: number;
+  /** How the cost model ran the measured blocks (parallel executors). */
+  mode: string;
+  lanes: number;
+}
+
+export interface PersistRow {
+  scenario: string;
+  accounts: number;
+  blockSize: number;
+  blocks: number;
+  workers: number;
+  txPerSec: number;
+  /** Per block, medians: stage busy times and the RocksDB batch write. */
+  prepareMs: number;
+  executeMs: number;
+  persistMs: number;
+  writeBatchMs: number;
+  /** Inside execute: applying transactions vs building receipts, sorting and hashing the write set. */
+  applyMs: number;
+  resultMs: number;
+  bound: string;
+}
+
+export interface ExecBenchReport {
+  machine: MachineInfo;
+  quick: boolean;
+  runs: number;
+  rows: Row[];
+  persisted: PersistRow[];
+  checks: { allRootsMatchReference: boolean };
+}
+
+export interface ExecBenchOpts {
+  quick: boolean;
+  runs: number;
+  outDir: string | null;
+  log?: (msg: string) => void;
+}
+
+function scenarios(quick: boolean): Scenario[] {
+  const out: Scenario[] = [];
+  const accounts = quick ? [2, 100, 10_000] : [2, 10, 100, 1_000, 10_000, 100_000];
+  const sizes = quick ? [1_000] : [1_000, 10_000];
+  for (const size of sizes) {
+    for (const a of accounts)
+      out.push({ name: `transfer ${a} acct ${size}`, workload: "transfer", accounts: a, blockSize: size });
+    out.push({ name: `amm hotspot ${size}`, workload: "amm-hotspot", accounts: 1_000, blockSize: size });
+  }
+  const cSize = quick ? 500 : 1_000;
+  out.push({
+    name: `compute low ${cSize}`,
+    workload: "compute-low",
+    accounts: cSize,
+    blockSize: cSize,
+    iterations: 16,
+  });
+  out.push({
+    name: `compute high ${cSize}`,
+    workload: "compute-high",
+    accounts: cSize,
+    blockSize: cSize,
+    iterations: quick ? 150 : 400,
+  });
+  out.push({
+    name: `compute contended ${cSize}`,
+    workload: "compute-contended",
+    accounts: 1,
+    blockSize: cSize,
+    iterations: quick ? 150 : 400,
+  });
+  return out;
+}
+
+interface Prepared {
+  accounts: TestAccount[];
+  genesis: ExecutionResult;
+  state: Map<string, Uint8Array | null>;
+}
+
+const universes = new Map<string, Prepared>();
+
+function universe(n: number, pools: string[]): Prepared {
+  const key = `${n}/${pools.join(",")}`;
+  let u = universes.get(key);
+  if (!u) {
+    const accounts = makeAccounts(n, 42);
+    const genesis = buildGenesis(genesisFor(accounts, 10n ** 15n, pools));
+    u = { accounts, genesis, state: stateMap(genesis.writeSet) };
+    universes.set(key, u);
+  }
+  return u;
+}
+
+export function makeBlocks(s: Scenario, count: number): { u: Prepared; blocks: ExecutableBlock[] } {
+  const u = universe(s.accounts, s.workload === "amm-hotspot" ? ["hot"] : []);
+  const rng = new Rng(7);
+  const nonces = new NonceBook();
+  const accts = u.accounts;
+  const blocks: ExecutableBlock[] = [];
+  for (let h = 1; h <= count; h++) {
+    const txs = new Array(s.blockSize);
+    for (let i = 0; i < s.blockSize; i++) {
+      switch (s.workload) {
+        case "transfer": {
+          const a = accts[rng.int(accts.length)]!;
+          txs[i] = transferTx(a, nonces.take(a), accts[rng.int(accts.length)]!.address, 1n);
+          break;
+        }
+        case "amm-hotspot": {
+          const a = accts[rng.int(accts.length)]!;
+          txs[i] = swapTx(a, nonces.take(a), "hot", rng.int(2) === 0, 1_000n);
+          break;
+        }
+        case "compute-low":
+        case "compute-high":
+        case "compute-contended": {
+          // Low contention: one sender per tx in a block; contended: everything from one sender.
+          const a = accts[i % accts.length]!;
+          txs[i] = computeTx(a, nonces.take(a), s.iterations ?? 16);
+          break;
+        }
+      }
+    }
+    blocks.push({ height: BigInt(h), timestampMs: BigInt(h), txs });
+  }
+  return { u, blocks };
+}
+
+function makeExecutor(name: ExecutorName, u: Prepared): Executor & { close?: () => Promise<void> } {
+  const init = { height: 0n, stateRoot: u.genesis.stateRoot, state: u.state };
+  if (name === "reference") return new ReferenceExecutor(init);
+  return new ParallelExecutor(init, { workers: name === "parallel-1w" ? 1 : 2 });
+}
+
+async function measureExecutors(s: Scenario, runs: number): Promise<{ rows: Row[]; rootsMatch: boolean }> {
+  const { u, blocks } = makeBlocks(s, runs + 1);
+  const rows: Row[] = [];
+  const roots: string[][] = [];
+  let refMs = 0;
+  for (const name of EXECUTORS) {
+    const ex = makeExecutor(name, u);
+    const times: number[] = [];
+    const modes = new Set<string>();
+    let lanes = 0;
+    const r: string[] = [];
+    try {
+      for (const [i, b] of blocks.entries()) {
+        const t0 = performance.now();
+        const res = await ex.executeBlock(b);
+        const ms = performance.now() - t0;
+        r.push(toHex(res.stateRoot));
+        if (i === 0) continue; // warm-up: JIT and worker start
+        times.push(ms);
+        if (ex instanceof ParallelExecutor && ex.lastStats) {
+          modes.add(ex.lastStats.mode);
+          lanes = ex.lastStats.lanes;
+        }
+      }
+    } finally {
+      await ex.close?.();
+    }
+    roots.push(r);
+    const med = median(times);
+    if (name === "reference") refMs = med;
+    rows.push({
+      scenario: s.name,
+      workload: s.workload,
+      accounts: s.accounts,
+      blockSize: s.blockSize,
+      executor: name,
+      medianMs: round(med, 4),
+      txPerSec: Math.round((s.blockSize / med) * 1000),
+      speedup: round(refMs / med, 3),
+      mode: name === "reference" ? "sequential" : [...modes].sort().join("+"),
+      lanes,
+    });
+  }
+  const rootsMatch = roots.every((r) => r.join() === roots[0]!.join());
+  return { rows, rootsMatch };
+}
+
+async function measurePersisted(
+  accounts: number,
+  blockSize: number,
+  count: number,
+  workers: number,
+): Promise<PersistRow> {
+  const s: Scenario = { name: "", workload: "transfer", accounts, blockSize };
+  const { u, blocks } = makeBlocks(s, count);
+  const dir = mkdtempSync(join(tmpdir(), "parabft-bench-exec-"));
+  const writeMs: number[] = [];
+  const db = await ChainDb.open(dir, {
+    onWrite: (kind, ms) => {
+      if (kind === "execution") writeMs.push(ms);
+    },
+  });
+  try {
+    await db.writeExecutionBatch(u.genesis);
+    writeMs.length = 0;
+    // The benchmark seeds the cache with genesis (a warm node); misses would go to RocksDB.
+    const ex = new ParallelExecutor(
+      { height: 0n, stateRoot: u.genesis.stateRoot, state: u.state },
+      { workers, source: db },
+    );
+    const applyMs: number[] = [];
+    const resultMs: number[] = [];
+    const pipeline = new ExecutionPipeline(
+      { queueCapacity: 4 },
+      {
+        executor: ex,
+        store: db,
+        log: silentLogger(),
+        onExecuted: () => {
+          if (ex.lastStats) {
+            applyMs.push(ex.lastStats.applyMs);
+            resultMs.push(ex.lastStats.resultMs);
+          }
+        },
+      },
+    );
+    await pipeline.start();
+    const t0 = performance.now();
+    try {
+      for (const b of blocks) await pipeline.submit(b);
+      await pipeline.idle();
+    } finally {
+      await pipeline.stop();
+      await ex.close();
+    }
+    const total = performance.now() - t0;
+    const st = pipeline.stats().stages;
+    const per = (name: string) => st.find((x) => x.stage === name)!.busyMs / count;
+    const stages = { prepare: per("prepare"), execute: per("execute"), persist: per("persist") };
+    const bound = Object.entries(stages).sort((a, b) => b[1] - a[1])[0]![0];
+    return {
+      scenario: `transfer ${accounts} acct ${blockSize} x${count}`,
+      accounts,
+      blockSize,
+      blocks: count,
+      workers,
+      txPerSec: Math.round(((blockSize * count) / total) * 1000),
+      prepareMs: round(stages.prepare, 3),
+      executeMs: round(stages.execute, 3),
+      persistMs: round(stages.persist, 3),
+      writeBatchMs: round(median(writeMs), 3),
+      applyMs: round(median(applyMs), 3),
+      resultMs: round(median(resultMs), 3),
+      bound: `${bound} stage`,
+    };
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport> {
+  const log = opts.log ?? progress;
+  const rows: Row[] = [];
+  let allMatch = true;
+  const list = scenarios(opts.quick);
+  for (const [i, s] of list.entries()) {
+    log(`[${i + 1}/${list.length}] ${s.name}`);
+    const r = await measureExecutors(s, opts.runs);
+    rows.push(...r.rows);
+    if (!r.rootsMatch) {
+      allMatch = false;
+      log(`  STATE ROOT MISMATCH in ${s.name}`);
+    }
+  }
+  const persisted: PersistRow[] = [];
+  const persistCases: [number, number, number][] = opts.quick
+    ? [[10_000, 2_000, 5]]
+    : [
+        [10_000, 10_000, 8],
+        [100_000, 10_000, 8],
+      ];
+  for (const [a, size, count] of persistCases) {
+    log(`persisted: transfer ${a} accounts, ${count} blocks of ${size}`);
+    persisted.push(await measurePersisted(a, size, count, 2));
+  }
+  return {
+    machine: machineInfo(),
+    quick: opts.quick,
+    runs: opts.runs,
+    rows,
+    persisted,
+    checks: { allRootsMatchReference: allMatch },
+  };
+}
+
+export function formatExecReport(r: ExecBenchReport): string {
+  const m = r.machine;
+  const head = `parabft bench exec — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}; median of ${r.runs} blocks${r.quick ? " (quick)" : ""}`;
+  const t1 = formatTable(
+    ["scenario", "executor", "mode", "lanes", "ms/block", "tx/s", "speedup"],
+    r.rows.map((x) => [x.scenario, x.executor, x.mode, x.lanes || null, x.medianMs, x.txPerSec, x.speedup]),
+  );
+  const t2 = formatTable(
+    [
+      "persisted (pipeline + ChainDb)",
+      "workers",
+      "tx/s",
+      "prepare",
+      "execute",
+      "(apply",
+      "result)",
+      "persist",
+      "rocksdb",
+      "bound",
+    ],
+    r.persisted.map((x) => [
+      x.scenario,
+      x.workers,
+      x.txPerSec,
+      x.prepareMs,
+      x.executeMs,
+      x.applyMs,
+      x.resultMs,
+      x.persistMs,
+      x.writeBatchMs,
+      x.bound,
+    ]),
+  );
+  const ok = r.checks.allRootsMatchReference ? "all state roots match the reference" : "STATE ROOT MISMATCH";
+  return `${head}\n\n${t1}\n\nper-block stage times in ms (medians)\n${t2}\n\n${ok}`;
+}
+
+export function execChartSvg(r: ExecBenchReport): string {
+  const categories = [...new Set(r.rows.map((x) => x.scenario))];
+  return barChartSvg({
+    title: `Executor throughput (tx/s, median of ${r.runs}) — ${r.machine.cores}-core ${r.machine.cpuModel}`,
+    categories,
+    series: EXECUTORS.map((e) => ({
+      name: e,
+      values: categories.map(
+        (c) => r.rows.find((x) => x.scenario === c && x.executor === e)?.txPerSec ?? null,
+      ),
+    })),
+    yLabel: "transactions per second (log)",
+    logScale: true,
+  });
+}
+
+/** Runs, prints (table or JSON) and writes bench/results/exec[-quick].{json,txt,svg}. */
+export async function benchExecMain(opts: ExecBenchOpts & { json: boolean }): Promise<ExecBenchReport> {
+  const report = await runExecBench(opts);
+  const table = formatExecReport(report);
+  if (opts.outDir !== null) {
+    const files = writeResultFiles(
+      opts.outDir,
+      opts.quick ? "exec-quick" : "exec",
+      report,
+      table,
+      execChartSvg(report),
+    );
+    progress(`wrote ${files.json}, ${files.table}, ${files.svg}`);
+  }
+  if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else process.stdout.write(`${table}\n`);
+  return report;
+}

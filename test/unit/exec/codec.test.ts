@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import {
+  ByteReader,
+  ByteWriter,
+  decodeAccount,
+  encodeAccount,
+  keyStr,
+  strKey,
+  U128_MAX,
+} from "../../../src/exec/codec.js";
+import { compareBytes } from "../../../src/types/bytes.js";
+
+describe("exec codecs", () => {
+  it("accounts round-trip on the fast and the BigInt path, byte-identical to the DataView layout", () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        fc.bigInt({ min: 0n, max: U128_MAX }),
+        (nonce, balance) => {
+          const bytes = encodeAccount({ nonce, balance });
+          const dv = new DataView(new ArrayBuffer(24));
+          dv.setBigUint64(0, nonce);
+          dv.setBigUint64(8, balance >> 64n);
+          dv.setBigUint64(16, balance & ((1n << 64n) - 1n));
+          assert.deepEqual(bytes, new Uint8Array(dv.buffer));
+          assert.deepEqual(decodeAccount(bytes), { nonce, balance });
+        },
+      ),
+      { seed: 1, numRuns: 500 },
+    );
+    assert.deepEqual(decodeAccount(encodeAccount({ nonce: 2n ** 53n, balance: 2n ** 53n - 1n })), {
+      nonce: 2n ** 53n,
+      balance: 2n ** 53n - 1n,
+    });
+  });
+
+  it("binary-string keys preserve byte order and round-trip", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 80 }), fc.uint8Array({ maxLength: 80 }), (a, b) => {
+        assert.deepEqual(strKey(keyStr(a)), a);
+        const byStr = keyStr(a) < keyStr(b) ? -1 : keyStr(a) > keyStr(b) ? 1 : 0;
+        assert.equal(byStr, Math.sign(compareBytes(a, b)));
+      }),
+      { seed: 2, numRuns: 300 },
+    );
+  });
+
+  it("the worker wire reader reads what the writer wrote", () => {
+    const w = new ByteWriter(4);
+    w.u32(7);
+    w.uint(2 ** 40 + 3);
+    w.str("héllo");
+    w.key(keyStr(Uint8Array.of(0, 255, 128)));
+    w.optBytes(null);
+    w.optBytes(Uint8Array.of(1, 2));
+    const r = new ByteReader(w.finish());
+    assert.equal(r.u32(), 7);
+    assert.equal(r.uint(), 2 ** 40 + 3);
+    assert.equal(r.str(), "héllo");
+    assert.deepEqual(strKey(r.key()), Uint8Array.of(0, 255, 128));
+    assert.equal(r.optBytes(), null);
+    assert.deepEqual([...r.optBytes()!], [1, 2]);
+    assert.ok(r.done);
+  });
+});
