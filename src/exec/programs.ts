@@ -4,7 +4,7 @@
 import { hash as nodeHash } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import { type ProgramCall, type TxBody, TxBodySchema, TxStatus } from "../gen/parabft/v1/types_pb.js";
-import { addressOf, PUBLIC_KEY_LENGTH } from "../types/block.js";
+import { ADDRESS_LENGTH, PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
 import { accountKey, ammHoldingKey, ammPoolKey, computeKey, kvKey, txSeenKey } from "../types/stateKeys.js";
 import {
@@ -85,7 +85,8 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array): DecodedTx | null {
     return null;
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
-  const sender = addressOf(tx.sender);
+  // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
+  const sender = new Uint8Array(nodeHash("sha256", tx.sender, "buffer").subarray(0, ADDRESS_LENGTH));
   const reads = new Set<string>();
   const writes = new Set<string>();
   if (tx.access) {
