@@ -16,7 +16,7 @@ export const BYZANTINE_BEHAVIOURS = [
   "garbage",
 ] as const;
 /** Targeted faults, off by default: aimed at specific broken rules in the teeth tests. */
-export const TARGETED_FAULTS = ["crashaftercommit", "doublevote"] as const;
+export const TARGETED_FAULTS = ["crashaftercommit", "isolatecommitter", "doublevote"] as const;
 
 export type ByzantineBehaviour = (typeof BYZANTINE_BEHAVIOURS)[number];
 export type FaultKind =
@@ -64,6 +64,8 @@ export interface FaultPlan {
   stableAtMs: number;
   /** Probability (1/1000) that an honest replica crashes right after persisting a COMMIT record. */
   crashAfterCommitPerMille: number;
+  /** Probability (1/1000) that the first honest replica to commit a height is cut off for a while. */
+  isolateCommitterPerMille: number;
   /** Byzantine replicas also vote for every conflicting digest they learn of. */
   doubleVote: boolean;
 }
@@ -133,7 +135,8 @@ export function planFaults(rng: Prng, input: PlanInput): FaultPlan {
     byzantine,
     timeline,
     stableAtMs,
-    crashAfterCommitPerMille: has("crashaftercommit") ? 300 : 0,
+    crashAfterCommitPerMille: has("crashaftercommit") ? 500 : 0,
+    isolateCommitterPerMille: has("isolatecommitter") ? 300 : 0,
     doubleVote: has("doublevote") || has("equivocate"),
   };
 }

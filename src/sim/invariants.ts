@@ -145,6 +145,10 @@ export class LivenessChecker {
     this.committed.add(txHashHex);
   }
 
+  isCommitted(txHashHex: string): boolean {
+    return this.committed.has(txHashHex);
+  }
+
   get pendingCount(): number {
     return this.pending.size;
   }

@@ -46,6 +46,9 @@ import { SimClient, SimMempool, type SimTx, simTx, statelessTxProblem } from "./
 export const SIM_CHAIN_ID = "parabft-sim";
 /** Virtual time 0 maps to this unix time in block timestamps. */
 const GENESIS_MS = 1_700_000_000_000n;
+/** Clients resubmit uncommitted transactions this often (virtual ms). */
+const RETRY_MS = 1000;
+const DEFAULT_TX_INTERVAL_MS: [number, number] = [150, 900];
 
 /** Timing used by the simulator: short timeouts so a seed covers many views in little virtual time. */
 export const SIM_TIMING: ConsensusTiming = {
@@ -53,7 +56,7 @@ export const SIM_TIMING: ConsensusTiming = {
   checkpointInterval: 5,
   maxExecLag: 5,
   viewTimeoutMs: 200,
-  viewTimeoutCapMs: 1600,
+  viewTimeoutCapMs: 1000,
   maxClockSkewMs: 10_000,
 };
 
@@ -63,6 +66,8 @@ export const SIM_TIMING: ConsensusTiming = {
  * synchronisation and catch-up of restarted replicas.
  */
 export const LIVENESS_K = 6;
+/** Default stabilisation time T: faults happen in [0, T). */
+export const DEFAULT_STABLE_AT_MS = 4000;
 
 export interface SimConfig {
   seed: number;
@@ -129,6 +134,7 @@ type QEvent =
   | { k: "tick"; r: number; life: number }
   | { k: "local"; r: number; life: number; event: Event }
   | { k: "submit"; client: number }
+  | { k: "retry"; client: number }
   | { k: "fault"; ev: TimelineEvent }
   | { k: "crash"; r: number; restartAfterMs: number };
 
@@ -145,6 +151,7 @@ interface SimNode {
   blocks: Map<bigint, CommittedBlock>;
   committedHeight: bigint;
   chainHash: Uint8Array;
+  chainHashes: Map<bigint, Uint8Array>;
   lastCert: CommitCertificate | null;
   stableHeight: bigint;
   exec: FakeExecutor;
@@ -153,6 +160,8 @@ interface SimNode {
   timers: Map<string, number>;
   bodies: Map<string, Block>;
   reportedPending: number;
+  /** Set when this replica's core sends a PRE-PREPARE (tells the driver a proposal was taken). */
+  sentPrePrepare: boolean;
 }
 
 export function replayCommand(cfg: SimConfig): string {
@@ -193,6 +202,7 @@ export class Simulation {
   private readonly liveness: LivenessChecker;
   private readonly violations: Violation[] = [];
   private readonly allTxs = new Map<string, SimTx>();
+  private readonly clientPending: { tx: SimTx; at: number }[][] = [];
   private readonly proposedAt = new Map<bigint, number>();
   private readonly firstDelivered = new Set<bigint>();
   private readonly commitLatencies: number[] = [];
@@ -200,7 +210,7 @@ export class Simulation {
   private readonly durationMs: number;
   private readonly submitUntilMs: number;
   private readonly execDelayMs: number;
-  private readonly tickMs = 100;
+  private readonly tickMs = 400;
   private steps = 0;
   private messages = 0;
   private rejectedByHonest = 0;
@@ -218,7 +228,7 @@ export class Simulation {
     this.crashRng = root.fork(5);
     const planRng = root.fork(6);
     this.timing = cfg.timing ?? SIM_TIMING;
-    const stableAtMs = cfg.stableAtMs ?? 5000;
+    const stableAtMs = cfg.stableAtMs ?? DEFAULT_STABLE_AT_MS;
     const k = cfg.livenessK ?? LIVENESS_K;
     const deadline = k * this.timing.viewTimeoutCapMs;
     this.durationMs = cfg.durationMs ?? stableAtMs + deadline + 500;
@@ -266,6 +276,7 @@ export class Simulation {
         blocks: new Map(),
         committedHeight: 0n,
         chainHash: GENESIS_CHAIN_HASH,
+        chainHashes: new Map(),
         lastCert: null,
         stableHeight: 0n,
         exec: new FakeExecutor(),
@@ -273,6 +284,7 @@ export class Simulation {
         timers: new Map(),
         bodies: new Map(),
         reportedPending: 0,
+        sentPrePrepare: false,
       };
       if (behaviours !== undefined) {
         collusion.members.push(i);
@@ -291,10 +303,11 @@ export class Simulation {
       }
       this.nodes.push(node);
     }
-    const clientCount = cfg.clients ?? 4;
+    const clientCount = cfg.clients ?? 3;
     for (let c = 0; c < clientCount; c++) {
+      this.clientPending.push([]);
       this.clients.push(
-        new SimClient(SIM_CHAIN_ID, this.registry.newSigner(seedSecret(cfg.seed, "client", c))),
+        new SimClient(SIM_CHAIN_ID, this.registry, (i) => seedSecret(cfg.seed, `client${c}`, i)),
       );
     }
   }
@@ -306,9 +319,10 @@ export class Simulation {
   run(): SimResult {
     for (const node of this.nodes) this.startCore(node, true);
     for (const ev of this.plan.timeline) this.q.scheduleAt(ev.at, { k: "fault", ev });
-    const [lo, hi] = this.cfg.txIntervalMs ?? [100, 600];
+    const [lo, hi] = this.cfg.txIntervalMs ?? DEFAULT_TX_INTERVAL_MS;
     this.clients.forEach((_, c) => {
       this.q.schedule(this.clientRng.range(lo, hi), { k: "submit", client: c });
+      this.q.schedule(RETRY_MS + this.clientRng.int(RETRY_MS), { k: "retry", client: c });
     });
     const maxSteps = this.cfg.maxSteps ?? 3_000_000;
     let truncated = false;
@@ -333,6 +347,10 @@ export class Simulation {
       if (this.stabilised && this.cfg.checkLiveness !== false && this.violations.length === 0) {
         const v = this.liveness.check(this.now);
         if (v !== null) this.violations.push(v);
+      }
+      // Clients are done and everything they sent has committed: only status chatter is left.
+      if (this.stabilised && this.now > this.submitUntilMs && this.liveness.pendingCount === 0) {
+        break;
       }
     }
     if (this.violations.length === 0 && !truncated && this.cfg.checkLiveness !== false) {
@@ -361,6 +379,18 @@ export class Simulation {
       truncated,
       replay: replayCommand(this.cfg),
     };
+  }
+
+  /** One line per replica, for debugging a failing seed. */
+  describeNodes(): string[] {
+    return this.nodes.map((nd) => {
+      const c = nd.core;
+      const core =
+        c === null
+          ? "down"
+          : `view=${c.view} committed=${c.committedHeight} executed=${c.executedHeight} stable=${c.stableHeight} status=${c.status}`;
+      return `replica ${nd.index}${nd.honest ? "" : " (byzantine)"}: ${core} mempool=${nd.mempool.size} pending=${nd.reportedPending} stored=${nd.committedHeight} ${nd.mempool.describe()}`;
+    });
   }
 
   // ---------------------------------------------------------------------------------------
@@ -464,7 +494,12 @@ export class Simulation {
         if (res === null) return;
         this.trace.record(TraceTag.executed, this.now, e.r, res.height, res.stateRoot);
         if (node.exec.pending > 0) this.scheduleExec(node);
-        this.feed(node, { kind: "executed", height: res.height, stateRoot: res.stateRoot });
+        this.feed(node, {
+          kind: "executed",
+          height: res.height,
+          stateRoot: res.stateRoot,
+          chainHash: node.chainHashes.get(res.height),
+        });
         return;
       }
       case "build": {
@@ -488,6 +523,9 @@ export class Simulation {
       }
       case "submit":
         this.submit(e.client);
+        return;
+      case "retry":
+        this.retry(e.client);
         return;
       case "fault":
         this.applyFault(e.ev);
@@ -633,7 +671,12 @@ export class Simulation {
     this.q.schedule(0, { k: "local", r: node.index, life: node.life, event });
   }
 
+  /** Messages sent per kind (debugging and tuning). */
+  readonly sentByKind = new Map<string, number>();
+
   private send(node: SimNode, to: readonly number[], msg: OutMessage): void {
+    this.sentByKind.set(msg.kind, (this.sentByKind.get(msg.kind) ?? 0) + to.length);
+    if (msg.kind === "prePrepare") node.sentPrePrepare = true;
     if (node.adversary !== null) {
       for (const o of node.adversary.onOutgoing(to, msg)) this.route(node.index, o, false);
       return;
@@ -658,7 +701,7 @@ export class Simulation {
   }
 
   private reportPending(node: SimNode): void {
-    const count = node.mempool.executableCount();
+    const count = node.mempool.pendingWork();
     if (count === node.reportedPending) return;
     node.reportedPending = count;
     this.local(node, { kind: "pendingWork", count });
@@ -708,6 +751,7 @@ export class Simulation {
       if (this.firstCommitMs < 0) this.firstCommitMs = this.now;
       if (!this.firstDelivered.has(height)) {
         this.firstDelivered.add(height);
+        this.maybeIsolate(node);
         const at = this.proposedAt.get(height);
         if (at !== undefined) this.commitLatencies.push(this.now - at);
       }
@@ -720,10 +764,22 @@ export class Simulation {
     if (a.block !== null) node.bodies.set(toHex(digest), a.block);
     node.committedHeight = height;
     node.chainHash = a.chainHash;
+    node.chainHashes.set(height, a.chainHash);
     node.lastCert = a.certificate;
     node.mempool.onCommitted(height, txs);
     node.exec.enqueue(height, digest);
     this.scheduleExec(node);
+  }
+
+  /** Targeted fault: cut the first committer of a height off, so a view change happens without it. */
+  private maybeIsolate(node: SimNode): void {
+    if (this.plan.isolateCommitterPerMille === 0 || this.network.partitioned) return;
+    if (this.now >= this.plan.stableAtMs - 2000) return;
+    if (!this.crashRng.chance(this.plan.isolateCommitterPerMille, 1000)) return;
+    const others: number[] = [];
+    for (let i = 0; i < this.cfg.n; i++) if (i !== node.index) others.push(i);
+    this.q.schedule(0, { k: "fault", ev: { at: 0, kind: "partition", groups: [[node.index], others] } });
+    this.q.schedule(500 + this.crashRng.int(1500), { k: "fault", ev: { at: 0, kind: "heal" } });
   }
 
   private validateBlock(block: Block): Verdict {
@@ -739,21 +795,43 @@ export class Simulation {
 
   private submit(c: number): void {
     if (this.now > this.submitUntilMs) return;
-    const [lo, hi] = this.cfg.txIntervalMs ?? [100, 600];
+    const [lo, hi] = this.cfg.txIntervalMs ?? DEFAULT_TX_INTERVAL_MS;
     this.q.schedule(this.clientRng.range(lo, hi), { k: "submit", client: c });
     const t = this.clients[c]!.nextTransfer(this.clientRng);
     this.allTxs.set(t.hashHex, t);
     this.txSubmitted++;
     this.liveness.onSubmit(this.now, t.hashHex);
-    // The API of every live validator receives it (the real node gossips it with TxBatch).
+    this.clientPending[c]!.push({ tx: t, at: this.now });
+    this.offer(t);
+  }
+
+  /** The API of every live validator receives it (the real node also gossips it with TxBatch). */
+  private offer(t: SimTx): void {
     for (const node of this.nodes) {
       if (node.core === null) continue;
       if (node.mempool.add(t)) this.reportPending(node);
     }
   }
 
+  /**
+   * Clients resubmit what has not committed after a while (as SubmitTxAndWait callers retry),
+   * so a replica that was down when a transaction was first sent still learns it.
+   */
+  private retry(c: number): void {
+    this.q.schedule(RETRY_MS, { k: "retry", client: c });
+    const pending = this.clientPending[c]!.filter((p) => !this.liveness.isCommitted(p.tx.hashHex));
+    this.clientPending[c] = pending;
+    for (const p of pending) if (this.now - p.at >= RETRY_MS) this.offer(p.tx);
+  }
+
   private buildProposal(node: SimNode, height: bigint): void {
     const taken = node.mempool.take(height, 500, 1024 * 1024);
+    // Nothing left to propose: stay idle; the next pendingWork report lets the core ask again.
+    if (taken.length === 0) {
+      node.reportedPending = -1;
+      this.reportPending(node);
+      return;
+    }
     const lastCommit = node.lastCert ?? undefined;
     const header = {
       chainId: SIM_CHAIN_ID,
@@ -769,8 +847,15 @@ export class Simulation {
     const digest = blockDigest(block.header!);
     this.validity.recordProposal(digest, { proposer: node.index });
     node.bodies.set(toHex(digest), block);
-    if (!this.proposedAt.has(height)) this.proposedAt.set(height, this.now);
+    node.sentPrePrepare = false;
     this.feed(node, { kind: "proposal", height, block, nowMs: this.clock(node) });
+    if (node.sentPrePrepare) {
+      if (!this.proposedAt.has(height)) this.proposedAt.set(height, this.now);
+    } else if (node.core !== null) {
+      // The core declined the block (e.g. its window moved meanwhile): the transactions return.
+      node.mempool.release(height);
+      this.reportPending(node);
+    }
   }
 }
 

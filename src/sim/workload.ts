@@ -10,7 +10,7 @@ import type { SignatureVerifier } from "../types/signing.js";
 import { txSignBytes } from "../types/signing.js";
 import { accountKey } from "../types/stateKeys.js";
 import type { Prng } from "./prng.js";
-import type { StandInSigner } from "./signer.js";
+import type { StandInKeyRegistry } from "./signer.js";
 
 export interface SimTx {
   tx: SignedTx;
@@ -20,34 +20,37 @@ export interface SimTx {
   bytes: number;
 }
 
+/**
+ * A client. Every transfer comes from a fresh sender key with nonce 0, so each transaction is
+ * executable on its own: nonce chains broken by view changes (a later nonce committed before an
+ * earlier one that was dropped with a null block) are the mempool's and executor's business,
+ * not the consensus simulator's, and would otherwise stall the workload rather than consensus.
+ */
 export class SimClient {
-  private nonce = 0n;
-  readonly senderHex: string;
+  private count = 0;
 
   constructor(
     private readonly chainId: string,
-    private readonly signer: StandInSigner,
-  ) {
-    this.senderHex = toHex(signer.publicKey);
-  }
+    private readonly registry: StandInKeyRegistry,
+    private readonly secretOf: (i: number) => Uint8Array,
+  ) {}
 
-  /** The next transfer of this client: nonces are consecutive from 0. */
   nextTransfer(rng: Prng): SimTx {
+    const signer = this.registry.newSigner(this.secretOf(this.count++));
     const to = rng.bytes(ADDRESS_LENGTH);
-    const from = accountKey(addressOf(this.signer.publicKey));
+    const from = accountKey(addressOf(signer.publicKey));
     const keys = [from, accountKey(to)].sort(compareBytes);
-    const nonce = this.nonce++;
     const body = toBinary(
       TxBodySchema,
       create(TxBodySchema, {
         chainId: this.chainId,
-        sender: this.signer.publicKey,
-        nonce,
+        sender: signer.publicKey,
+        nonce: 0n,
         access: { reads: keys, writes: keys },
         call: { call: { case: "transfer", value: { to, amount: String(1 + rng.int(1000)) } } },
       }),
     );
-    const tx = create(SignedTxSchema, { body, signature: this.signer.sign(txSignBytes(body)) });
+    const tx = create(SignedTxSchema, { body, signature: signer.sign(txSignBytes(body)) });
     return simTx(tx);
   }
 }
@@ -94,8 +97,6 @@ export class SimMempool {
   private readonly txs = new Map<string, SimTx>();
   private readonly inflight = new Map<bigint, string[]>();
   private readonly held = new Set<string>();
-  /** Highest committed nonce + 1 per sender, as seen by this replica's deliveries. */
-  private readonly nextNonce = new Map<string, bigint>();
   private readonly committed = new Set<string>();
 
   add(t: SimTx): boolean {
@@ -108,10 +109,20 @@ export class SimMempool {
     return this.txs.size;
   }
 
-  /** Transactions that can execute now: the next nonce of their sender (request timers run for these). */
+  /** Transactions that can execute now (each sim transaction has its own sender at nonce 0). */
   executableCount(): number {
+    return this.txs.size;
+  }
+
+  /**
+   * What the driver reports as pending work: zero when nothing can execute now (so backups do not
+   * time out over blocked nonces), else the transactions not already in this replica's own
+   * in-flight proposals (so a primary is not asked for empty blocks).
+   */
+  pendingWork(): number {
+    if (this.executableCount() === 0) return 0;
     let c = 0;
-    for (const t of this.txs.values()) if (t.nonce === (this.nextNonce.get(t.senderHex) ?? 0n)) c++;
+    for (const h of this.txs.keys()) if (!this.held.has(h)) c++;
     return c;
   }
 
@@ -134,10 +145,28 @@ export class SimMempool {
   onCommitted(height: bigint, txs: readonly SimTx[]): void {
     for (const t of txs) {
       this.txs.delete(t.hashHex);
+      this.held.delete(t.hashHex);
       this.committed.add(t.hashHex);
-      const next = this.nextNonce.get(t.senderHex) ?? 0n;
-      if (t.nonce >= next) this.nextNonce.set(t.senderHex, t.nonce + 1n);
     }
+    for (const h of this.inflight.get(height) ?? []) this.held.delete(h);
+    this.inflight.delete(height);
+  }
+
+  describe(): string {
+    const parts: string[] = [];
+    for (const t of this.txs.values()) {
+      parts.push(`${t.senderHex.slice(0, 4)}#${t.nonce}${this.held.has(t.hashHex) ? "h" : ""}`);
+    }
+    return `txs [${parts.join(" ")}]`;
+  }
+
+  /** After a restart: what this replica's stored blocks say about sender nonces and committed txs. */
+  restoreCommitted(txs: Iterable<SimTx>): void {
+    for (const t of txs) this.committed.add(t.hashHex);
+  }
+
+  /** A proposal for `height` was not used: its transactions may be proposed again. */
+  release(height: bigint): void {
     for (const h of this.inflight.get(height) ?? []) this.held.delete(h);
     this.inflight.delete(height);
   }

@@ -85,13 +85,15 @@ describe("stand-in signatures", () => {
 describe("simulated transactions", () => {
   it("pass the stateless check and fail it with a forged signature or another chain", () => {
     const reg = new StandInKeyRegistry();
-    const client = new SimClient("c", reg.newSigner(new Uint8Array(32).fill(3)));
+    const client = new SimClient("c", reg, (i) => new Uint8Array(32).fill(3 + i));
     const t = client.nextTransfer(new Prng(1));
     assert.equal(statelessTxProblem(t.tx, "c", reg), null);
     assert.equal(statelessTxProblem(t.tx, "other", reg), "wrong chain id");
     const forged = { ...t.tx, signature: new Uint8Array(64) };
     assert.equal(statelessTxProblem(forged, "c", reg), "bad signature");
-    assert.equal(client.nextTransfer(new Prng(1)).nonce, 1n);
+    const next = client.nextTransfer(new Prng(1));
+    assert.notEqual(next.senderHex, t.senderHex);
+    assert.equal(statelessTxProblem(next.tx, "c", reg), null);
   });
 });
 
