@@ -1216,18 +1216,23 @@ export class Replica {
   private viewChangeProgress(): void {
     if (this.active) return;
     const w = this._view;
-    const senders: ValidatorIndex[] = [];
-    for (const [sender, s] of this.viewChanges) if (s.view === w) senders.push(sender);
-    if (!this.quorumReached(senders)) return;
-    // Arm the timer for w+1 only once a quorum is changing to w.
-    if (this.timerForViewChange !== w && !this.recovering) {
+    const exact: ValidatorIndex[] = [];
+    const atLeast: ValidatorIndex[] = [];
+    for (const [sender, s] of this.viewChanges) {
+      if (s.view === w) exact.push(sender);
+      if (s.view >= w) atLeast.push(sender);
+    }
+    // Arm the timer for w+1 only once a quorum is changing to w or beyond. Counting replicas that
+    // already moved past w matters: otherwise a quorum split between w and w+1 waits forever.
+    if (this.timerForViewChange !== w && !this.recovering && this.quorumReached(atLeast)) {
       this.timerForViewChange = w;
       this.armTimer();
     }
+    if (!this.quorumReached(exact)) return;
     if (this.vset.primary(w) === this.self && !this.newViewSent.has(w) && this.vcSent === w) {
       this.sendNewView(
         w,
-        senders.sort((a, b) => a - b),
+        exact.sort((a, b) => a - b),
       );
     }
   }

@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { fromBinary } from "@bufbuild/protobuf";
-import { EnvelopeSchema, PeerMessageSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import {
+  EnvelopeSchema,
+  PeerMessageSchema,
+  ViewChangeSchema,
+} from "../../../src/gen/parabft/v1/consensus_pb.js";
 import { nullBlockDigest } from "../../../src/types/block.js";
 import { bytesEqual } from "../../../src/types/bytes.js";
-import { CHAIN, Cluster, sentOf } from "./harness.js";
+import { CHAIN, Cluster, sealFrom, sentOf } from "./harness.js";
 
 function kindOf(bytes: Uint8Array) {
   const m = fromBinary(PeerMessageSchema, fromBinary(EnvelopeSchema, bytes).payload);
@@ -120,6 +124,21 @@ describe("view change", () => {
       c.run();
     }
     assert.deepEqual(timeouts, [200, 400, 800, 800, 800, 800]);
+  });
+
+  it("a quorum split between views w and w+1 still arms the timer, so nobody waits forever", () => {
+    const c = new Cluster(4);
+    c.filter = () => false;
+    c.step(2, { kind: "pendingWork", count: 1 });
+    c.fireTimer(2);
+    assert.equal(c.nodes[2]!.timer, null);
+    const vc = (from: number, v: bigint) =>
+      sealFrom(from, { case: "viewChange", value: create(ViewChangeSchema, { newView: v }) }).bytes;
+    c.step(2, { kind: "message", bytes: vc(0, 1n) });
+    assert.equal(c.nodes[2]!.timer, null, "two of four at view 1");
+    c.step(2, { kind: "message", bytes: vc(3, 2n) });
+    assert.equal(c.nodes[2]!.replica.view, 1n, "one replica at view 2 is not enough to join");
+    assert.notEqual(c.nodes[2]!.timer, null, "but with it a quorum is at view 1 or beyond");
   });
 
   it("a replica that missed NEW-VIEW gets it forwarded", () => {
