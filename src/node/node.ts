@@ -1,6 +1,7 @@
 // The validator node: builds every component once, recovers from disk, starts them in
 // dependency order and stops them in reverse. It also implements the public API's backend.
 import { createHash } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import type { ApiBackend, BlockRecord, BlockRef, NodeStatus } from "../api/backend.js";
@@ -274,7 +275,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         mempool: this.mempool,
         net: this.net,
         log: componentLogger(log, "consensus"),
-        persist: (records) => this.signingLog.append(...records),
+        persist: async (records) => {
+          await this.signingLog.append(...records);
+          crashAfterPersistForTests(cfg.validatorIndex, records);
+        },
         onDeliver: (d) => this.enqueueCommit(d),
         readCommitted: (from, to) => this.readCommitted(from, to),
         readBody: async (digest) => (await this.db.getBlockByDigest(digest))?.block ?? null,
@@ -689,6 +693,22 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     if (this.diverged)
       throw new ParabftError("DIVERGED", {}, "node diverged: queries disabled until repaired");
   }
+}
+
+/**
+ * Test-only fault: PARABFT_TEST_CRASH_AFTER_PERSIST="<validator>:<record kind>:<marker file>"
+ * kills this process with SIGKILL right after a matching signing record became durable and before
+ * the message it guards is sent, once (the marker file records that it happened). The cluster
+ * tests use it to prove a restarted validator never signs a conflicting vote.
+ */
+function crashAfterPersistForTests(self: number, records: readonly SigningRecord[]): void {
+  const spec = process.env.PARABFT_TEST_CRASH_AFTER_PERSIST;
+  if (!spec) return;
+  const [index, kind, marker] = spec.split(":");
+  if (Number(index) !== self || marker === undefined || !records.some((r) => r.kind === kind)) return;
+  if (existsSync(marker)) return;
+  writeFileSync(marker, `${self}:${kind}\n`);
+  process.kill(process.pid, "SIGKILL");
 }
 
 function hashTx(tx: SignedTx): Uint8Array {

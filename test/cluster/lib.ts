@@ -1,8 +1,10 @@
 // Load and invariant checks shared by the multi-process cluster tests.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { ParabftClient, signTx, TxSigner, toHex, transferTx } from "../../src/client/node.js";
+import { fromHex, ParabftClient, signTx, TxSigner, toHex, transferTx } from "../../src/client/node.js";
 import type { PreparedTx } from "../../src/client/signer.js";
+import { TxStatus } from "../../src/gen/parabft/v1/types_pb.js";
 import type { LocalCluster } from "./harness.js";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -171,9 +173,11 @@ export async function waitAllAtHeight(
 /**
  * The safety checks of DESIGN §10 on a quiesced cluster:
  *  - every listed node has the same block digest at every height up to the lowest committed height;
- *  - every acknowledged transaction is in the chain exactly once;
- *  - the state root agrees once all nodes have executed the same height.
- * Returns the number of heights compared.
+ *  - every acknowledged transaction is in the chain and takes effect exactly once: its receipt
+ *    (not DUPLICATE) sits at its first inclusion. A later inclusion can only come from a view
+ *    change that re-proposed a prepared block while the same transaction was proposed again
+ *    (DESIGN §4); execution then answers it DUPLICATE and it has no effect.
+ * Returns the number of heights compared and the count of such duplicate inclusions.
  */
 export async function checkChain(
   clients: ParabftClient[],
@@ -185,7 +189,7 @@ export async function checkChain(
     (m, s) => (s.committedHeight < m ? s.committedHeight : m),
     statuses[0]!.committedHeight,
   );
-  const occurrences = new Map<string, number>();
+  const inclusions = new Map<string, bigint[]>();
   for (let h = 1n; h <= top; h++) {
     const blocks = await Promise.all(nodes.map((i) => clients[i]!.getBlock({ height: h })));
     const digests = blocks.map((b) => (b ? toHex(b.digest) : "missing"));
@@ -194,20 +198,35 @@ export async function checkChain(
       `height ${h}: nodes ${nodes.join(",")} disagree or miss the block: ${digests.join(" ")}`,
     );
     for (const tx of blocks[0]!.block?.txs ?? []) {
-      const { createHash } = await import("node:crypto");
       const hash = createHash("sha256").update(tx.body).digest("hex");
-      occurrences.set(hash, (occurrences.get(hash) ?? 0) + 1);
+      inclusions.set(hash, [...(inclusions.get(hash) ?? []), h]);
     }
   }
-  for (const [hash, n] of occurrences) assert.equal(n, 1, `tx ${hash} appears ${n} times in the chain`);
+  let duplicates = 0;
+  for (const [hash, heights] of inclusions) {
+    if (heights.length === 1) continue;
+    duplicates += heights.length - 1;
+    const receipt = await clients[nodes[0]!]!.getReceipt(fromHex(hash));
+    assert.ok(receipt, `tx ${hash} included at ${heights.join(",")} has no receipt`);
+    assert.equal(
+      receipt.height,
+      heights[0],
+      `tx ${hash} took effect at ${receipt.height}, not its first inclusion`,
+    );
+    assert.notEqual(receipt.status, TxStatus.DUPLICATE, `tx ${hash}: its effective receipt is DUPLICATE`);
+  }
   for (const a of acks) {
     if (a.height > top) continue;
+    const heights = inclusions.get(a.hash);
+    assert.ok(heights, `acknowledged tx ${a.hash} (height ${a.height}) is missing from the chain`);
     assert.equal(
-      occurrences.get(a.hash),
-      1,
-      `acknowledged tx ${a.hash} (height ${a.height}) is not in the chain once`,
+      heights[0],
+      a.height,
+      `acknowledged tx ${a.hash} was acknowledged at ${a.height}, first included at ${heights[0]}`,
     );
   }
+  if (duplicates > 0)
+    console.log(`# checkChain: ${duplicates} duplicate inclusion(s) answered DUPLICATE by execution`);
   return top;
 }
 

@@ -1,0 +1,141 @@
+// Crash faults on real processes: kill -9 a backup and the primary under load, wipe a node's
+// data directory. After each, the cluster keeps (or resumes) committing, the crashed node
+// catches up from its peers, and at the end every node holds the same chain, every acknowledged
+// transaction is in it exactly once and the bank total is unchanged.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { ParabftClient } from "../../src/client/node.js";
+import { LocalCluster, tempDir } from "./harness.js";
+import {
+  checkChain,
+  checkStateRoots,
+  clientsFor,
+  closeAll,
+  percentile,
+  signerOf,
+  TransferLoad,
+  totalBalance,
+  until,
+  waitAllAtHeight,
+} from "./lib.js";
+
+const ALL = [0, 1, 2, 3];
+
+describe("crash faults under load (4 validators)", { timeout: 420_000 }, () => {
+  let cluster: LocalCluster;
+  let clients: ParabftClient[];
+  let load: TransferLoad;
+  let everyone: Uint8Array[];
+  let totalBefore: bigint;
+  const report: string[] = [];
+
+  const maxHeight = async (nodes: number[]) => {
+    let m = 0n;
+    for (const i of nodes) {
+      const s = await clients[i]!.getStatus().catch(() => null);
+      if (s && s.committedHeight > m) m = s.committedHeight;
+    }
+    return m;
+  };
+
+  const acksAfter = (n: number) =>
+    until(`${n} more acknowledged transfers`, async () => load.acks.length >= n, 90_000);
+
+  before(async () => {
+    cluster = await LocalCluster.create(4, await tempDir(), { preset: "minimal", accounts: 5 });
+    await cluster.start();
+    clients = clientsFor(cluster);
+    const senders = await Promise.all(cluster.accounts.slice(0, 4).map((a) => signerOf(a.keyFile)));
+    const recipient = await signerOf(cluster.accounts[4]!.keyFile);
+    everyone = [...senders.map((s) => s.address), recipient.address];
+    totalBefore = await totalBalance(clients[0]!, everyone);
+    load = new TransferLoad(cluster, clients, senders, recipient.address);
+    load.start();
+    await acksAfter(20);
+  });
+
+  after(async () => {
+    await load?.stop();
+    closeAll(clients ?? []);
+    await cluster?.stop();
+    for (const line of report) console.log(`# faults: ${line}`);
+  });
+
+  it("a backup killed with SIGKILL restarts, catches up and rejoins", async () => {
+    const primary = (await clients[0]!.getStatus()).primary;
+    const backup = ALL.find((i) => i !== primary)!;
+    load.avoid(backup);
+    await cluster.kill(backup);
+    const base = load.acks.length;
+    await acksAfter(base + 15); // three validators still form a quorum
+    await cluster.restart(backup);
+    const restartedAt = performance.now();
+    const target = await maxHeight(ALL.filter((i) => i !== backup));
+    await waitAllAtHeight(clients, [backup], target, 60_000);
+    const secs = (performance.now() - restartedAt) / 1000;
+    report.push(`backup ${backup} caught up ${target} heights in ${secs.toFixed(1)} s after restart`);
+    load.allow(backup);
+    await acksAfter(load.acks.length + 10);
+  });
+
+  it("killing the primary triggers a view change and commits resume", async () => {
+    const before = await clients[0]!.getStatus();
+    const primary = before.primary;
+    const others = ALL.filter((i) => i !== primary);
+    load.avoid(primary);
+    const acked = load.acks.length;
+    const killedAt = performance.now();
+    await cluster.kill(primary);
+    await until("a commit after the primary crash", async () => load.acks.length > acked + 2, 90_000);
+    const recoverMs = performance.now() - killedAt;
+    const s = await clients[others[0]!]!.getStatus();
+    assert.ok(s.view > before.view, `view stayed at ${s.view} after the primary crashed`);
+    assert.notEqual(s.primary, primary, "the crashed node is still primary");
+    report.push(
+      `primary ${primary} crash: view ${before.view} -> ${s.view}, commits resumed after ${recoverMs.toFixed(0)} ms`,
+    );
+    await cluster.restart(primary);
+    await waitAllAtHeight(clients, [primary], await maxHeight(others), 60_000);
+    load.allow(primary);
+  });
+
+  it("a node whose data directory was wiped rebuilds from its peers", async () => {
+    const status = await clients[0]!.getStatus();
+    const victim = ALL.find((i) => i !== status.primary)!;
+    load.avoid(victim);
+    await cluster.kill(victim);
+    await cluster.wipeData(victim);
+    await acksAfter(load.acks.length + 5);
+    await cluster.restart(victim);
+    const restartedAt = performance.now();
+    const target = await maxHeight(ALL.filter((i) => i !== victim));
+    await waitAllAtHeight(clients, [victim], target, 90_000);
+    const secs = (performance.now() - restartedAt) / 1000;
+    report.push(
+      `wiped node ${victim} rebuilt ${target} heights in ${secs.toFixed(1)} s (${(Number(target) / secs).toFixed(0)} blocks/s)`,
+    );
+    load.allow(victim);
+  });
+
+  it("every node holds the same chain; acknowledged transfers are in it exactly once; the total is unchanged", async () => {
+    await load.stop();
+    const top = load.acks.reduce((m, a) => (a.height > m ? a.height : m), 0n);
+    await waitAllAtHeight(clients, ALL, top, 60_000);
+    await until(
+      "every node idle at one state root",
+      async () => {
+        await checkStateRoots(clients, ALL);
+        return true;
+      },
+      30_000,
+    );
+    const compared = await checkChain(clients, ALL, load.acks);
+    assert.ok(compared >= top);
+    for (const i of ALL)
+      assert.equal(await totalBalance(clients[i]!, everyone), totalBefore, `node ${i} bank total`);
+    const lat = load.acks.map((a) => a.latencyMs);
+    report.push(
+      `${load.acks.length} acks over ${compared} heights; finality p50 ${percentile(lat, 50).toFixed(0)} ms, p99 ${percentile(lat, 99).toFixed(0)} ms (faults included)`,
+    );
+  });
+});
