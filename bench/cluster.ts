@@ -697,6 +697,14 @@ function isSaturated(run: RunReport, baseline: RunReport): string | null {
   return null;
 }
 
+/** Thrown when `signal` aborted the run; the cluster and temp files are cleaned up first. */
+export class BenchAborted extends Error {
+  constructor() {
+    super("benchmark interrupted");
+    this.name = "BenchAborted";
+  }
+}
+
 export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBenchReport> {
   const startedAt = new Date().toISOString();
   const progress = opts.progress ?? true;
@@ -736,7 +744,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         .map((f) => path.join(dir, f));
       if (keyFiles.length === 0) throw new Error(`no key files (*.json) in ${dir}`);
     }
-    if (opts.signal?.aborted) throw new Error("aborted");
+    if (opts.signal?.aborted) throw new BenchAborted();
 
     const connections = Math.max(1, opts.connections ?? Math.max(4, 2 * apis.length));
     // Separate subchannel pools: one TCP connection per client, as many as asked for.
@@ -812,6 +820,8 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       }
     }
 
+    // An interrupted run reports nothing: half a measurement is not a result.
+    if (opts.signal?.aborted) throw new BenchAborted();
     say(`verifying ${ctx.committedLog.length} committed transactions are in the chain (GetTx) ...`);
     await watcher.stop();
     const verification = await verifyChain(ctx, watchClients, chainId);

@@ -1,7 +1,6 @@
 // `parabft demo` (make demo): a 4-validator local cluster under ~20 s of load, finality latency
 // and throughput printed, the report written to bench/results/. Ctrl-C stops everything: the
 // first SIGINT stops the nodes gracefully, a second one kills them by pid.
-import { rm } from "node:fs/promises";
 import path from "node:path";
 import { formatReport, runClusterBench } from "../../../bench/cluster.js";
 import type { LocalCluster } from "../cluster.js";
@@ -58,6 +57,9 @@ export const demoCommand: CliCommand = {
     const rate = intFlag("rate", values.rate, 300, 1, 1_000_000);
     const outDir = path.resolve(values.out ?? "bench/results");
 
+    // First signal: abort the load and stop the nodes gracefully; runClusterBench then cleans
+    // up (nodes, temp dir) and this command exits 130. A second signal, or cleanup taking too
+    // long, kills the nodes by pid at once.
     const ac = new AbortController();
     let cluster: LocalCluster | null = null;
     let interrupts = 0;
@@ -66,16 +68,11 @@ export const demoCommand: CliCommand = {
       ac.abort();
       if (interrupts === 1) {
         process.stderr.write(`\n${signal}: stopping the cluster (again to kill it now) ...\n`);
-        const c = cluster;
-        void (async () => {
-          try {
-            await c?.stop();
-          } finally {
-            killByPid(c);
-            if (c) await rm(c.dir, { recursive: true, force: true }).catch(() => {});
-            process.exit(130);
-          }
-        })();
+        void cluster?.stop().catch(() => killByPid(cluster));
+        setTimeout(() => {
+          killByPid(cluster);
+          process.exit(130);
+        }, 30_000).unref();
       } else {
         killByPid(cluster);
         process.exit(130);
@@ -87,18 +84,28 @@ export const demoCommand: CliCommand = {
       process.stderr.write(
         `ParaBFT demo: ${validators} validators on 127.0.0.1, ${rate} tx/s for ${durationS} s (Ctrl-C stops)\n`,
       );
-      const report = await runClusterBench({
-        validators,
-        durationS,
-        rate,
-        senders: 64,
-        outDir,
-        name: "demo",
-        signal: ac.signal,
-        onCluster: (c) => {
-          cluster = c;
-        },
-      });
+      let report: Awaited<ReturnType<typeof runClusterBench>>;
+      try {
+        report = await runClusterBench({
+          validators,
+          durationS,
+          rate,
+          senders: 64,
+          outDir,
+          name: "demo",
+          signal: ac.signal,
+          onCluster: (c) => {
+            cluster = c;
+          },
+        });
+      } catch (err) {
+        // Whatever failed after an interrupt (a node killed mid-start, say) is the interrupt.
+        if (ac.signal.aborted) {
+          process.stderr.write("demo interrupted; cluster stopped\n");
+          return 130;
+        }
+        throw err;
+      }
       if (values.json) {
         printJson(report);
         return 0;
