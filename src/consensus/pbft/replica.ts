@@ -168,7 +168,8 @@ export class Replica {
   private readonly viewChanges = new Map<ValidatorIndex, StoredViewChange>();
   private newViewBytes: Uint8Array | null = null;
   private readonly newViewSent = new Set<View>();
-  private readonly evidenceKeys = new Set<string>();
+  /** Evidence already reported: key -> height (pruned at stable checkpoints). */
+  private readonly evidenceKeys = new Map<string, Height>();
   private buffer: Buffered[] = [];
   private readonly peerStatus = new Map<
     ValidatorIndex,
@@ -1149,6 +1150,7 @@ export class Replica {
     for (const m of this.checkpointBySender.values()) for (const k of [...m.keys()]) if (k <= h) m.delete(k);
     for (const k of [...this.chainHashes.keys()]) if (k < h) this.chainHashes.delete(k);
     for (const k of [...this.ownCheckpoints.keys()]) if (k < h) this.ownCheckpoints.delete(k);
+    for (const [k, eh] of [...this.evidenceKeys]) if (eh <= h) this.evidenceKeys.delete(k);
   }
 
   private diverge(height: Height, ours: Hash, stable: Hash): void {
@@ -1478,7 +1480,7 @@ export class Replica {
   ): void {
     const key = phase === "commit" ? `${phase}:${sender}:${height}` : `${phase}:${sender}:${view}:${height}`;
     if (this.evidenceKeys.has(key)) return;
-    this.evidenceKeys.add(key);
+    this.evidenceKeys.set(key, height);
     this.out.push({
       kind: "evidence",
       evidence: { sender, epoch: this.epochNo, phase, view, height, first, second },

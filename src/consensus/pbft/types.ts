@@ -99,7 +99,11 @@ export type Event =
       /** chainHash(height), for heights re-executed after a restart that the core did not deliver itself. */
       chainHash?: Hash;
     }
-  /** Answer to `requestProposal`: the driver built the block (header + txs) from the mempool. */
+  /**
+   * Answer to `requestProposal`: the driver built the block (header + txs) from the mempool. The
+   * header must name this chain, epoch and height, `proposer` = self and `validatorsHash` = the
+   * epoch set's `hash`, or backups reject it (BAD_BLOCK).
+   */
   | { kind: "proposal"; height: Height; block: Block; nowMs?: bigint }
   /**
    * The driver's view of the mempool: `count` executable transactions are waiting. Backups keep the
