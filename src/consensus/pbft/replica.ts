@@ -1285,7 +1285,9 @@ export class Replica {
     this.timerForViewChange = null;
     if (!viewPersisted) this.persist({ kind: "view", view: w });
     this.out.push({ kind: "viewChanged", view: w, primary: this.vset.primary(w) });
-    let maxH = this._committed > this._stable ? this._committed : this._stable;
+    // bigint: Math.max does not apply.
+    let maxH = this._committed;
+    if (this._stable > maxH) maxH = this._stable;
     for (const p of proposals) {
       if (p.height > maxH) maxH = p.height;
       if (p.height <= this._stable || p.height > this.highWatermark) continue;
