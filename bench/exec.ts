@@ -2,13 +2,17 @@
 // executors over transfer, AMM hot-spot and compute.work workloads, speedups measured in the
 // same run, and throughput with persistence to RocksDB through ChainDb and the pipeline.
 // Transactions are pre-built and unsigned: execution never verifies signatures.
+
+import { hash as nodeHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
 import { buildGenesis } from "../src/exec/genesis.js";
 import { ParallelExecutor } from "../src/exec/parallel.js";
 import { ExecutionPipeline } from "../src/exec/pipeline.js";
 import { ReferenceExecutor, stateMap } from "../src/exec/reference.js";
+import { type CostModel, DEFAULT_COST_MODEL } from "../src/exec/schedule.js";
 import type { ExecutableBlock, ExecutionResult, Executor } from "../src/exec/types.js";
 import {
   computeTx,
@@ -20,6 +24,7 @@ import {
   type TestAccount,
   transferTx,
 } from "../src/exec/workload.js";
+import { TxBodySchema } from "../src/gen/parabft/v1/types_pb.js";
 import { silentLogger } from "../src/logger/index.js";
 import { ChainDb } from "../src/storage/index.js";
 import { toHex } from "../src/types/bytes.js";
@@ -81,8 +86,20 @@ export interface PersistRow {
   bound: string;
 }
 
+/** Measured inputs of the executor's cost model (compare with DEFAULT_COST_MODEL). */
+export interface Calibration {
+  computeIterationUs: number;
+  inlineTransferUs: number;
+  workerDecodeUs: number;
+  /** Forced 2-worker run of a transfer block: wall per tx, and what shipping adds per tx. */
+  parallelTransferUs: number;
+  shipOverheadUs: number;
+  model: CostModel;
+}
+
 export interface ExecBenchReport {
   machine: MachineInfo;
+  calibration: Calibration;
   quick: boolean;
   runs: number;
   rows: Row[];
@@ -99,14 +116,14 @@ export interface ExecBenchOpts {
 
 function scenarios(quick: boolean): Scenario[] {
   const out: Scenario[] = [];
-  const accounts = quick ? [2, 100, 10_000] : [2, 10, 100, 1_000, 10_000, 100_000];
+  const accounts = quick ? [2, 10_000] : [2, 10, 100, 1_000, 10_000, 100_000];
   const sizes = quick ? [1_000] : [1_000, 10_000];
   for (const size of sizes) {
     for (const a of accounts)
       out.push({ name: `transfer ${a} acct ${size}`, workload: "transfer", accounts: a, blockSize: size });
     out.push({ name: `amm hotspot ${size}`, workload: "amm-hotspot", accounts: 1_000, blockSize: size });
   }
-  const cSize = quick ? 500 : 1_000;
+  const cSize = quick ? 200 : 1_000;
   out.push({
     name: `compute low ${cSize}`,
     workload: "compute-low",
@@ -313,8 +330,55 @@ async function measurePersisted(
   }
 }
 
+async function calibrate(runs: number, blockSize: number): Promise<Calibration> {
+  let h: Uint8Array = new Uint8Array(32);
+  const iters = 20_000;
+  const ti: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < iters; i++) h = nodeHash("sha256", h, "buffer");
+    ti.push(((performance.now() - t0) * 1000) / iters);
+  }
+  const s: Scenario = { name: "", workload: "transfer", accounts: 10_000, blockSize };
+  const { u, blocks } = makeBlocks(s, runs + 1);
+  const td: number[] = [];
+  for (const b of blocks) {
+    const t0 = performance.now();
+    for (const tx of b.txs) fromBinary(TxBodySchema, tx.body);
+    td.push(((performance.now() - t0) * 1000) / b.txs.length);
+  }
+  const applyUs = async (mode: "never" | "always") => {
+    const ex = new ParallelExecutor(
+      { height: 0n, stateRoot: u.genesis.stateRoot, state: u.state },
+      { workers: mode === "never" ? 0 : 2, mode },
+    );
+    const t: number[] = [];
+    try {
+      for (const [i, b] of blocks.entries()) {
+        await ex.executeBlock(b);
+        if (i > 0) t.push(((ex.lastStats?.applyMs ?? 0) * 1000) / b.txs.length);
+      }
+    } finally {
+      await ex.close();
+    }
+    return median(t);
+  };
+  const inline = await applyUs("never");
+  const parallel = await applyUs("always");
+  return {
+    computeIterationUs: round(median(ti), 3),
+    inlineTransferUs: round(inline, 3),
+    workerDecodeUs: round(median(td.slice(1)), 3),
+    parallelTransferUs: round(parallel, 3),
+    shipOverheadUs: round(Math.max(0, parallel - inline / 2), 3),
+    model: DEFAULT_COST_MODEL,
+  };
+}
+
 export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport> {
   const log = opts.log ?? progress;
+  log("calibrating the cost model");
+  const calibration = await calibrate(opts.runs, opts.quick ? 1_000 : 5_000);
   const rows: Row[] = [];
   let allMatch = true;
   const list = scenarios(opts.quick);
@@ -329,7 +393,7 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
   }
   const persisted: PersistRow[] = [];
   const persistCases: [number, number, number][] = opts.quick
-    ? [[10_000, 2_000, 5]]
+    ? [[10_000, 2_000, 3]]
     : [
         [10_000, 10_000, 8],
         [100_000, 10_000, 8],
@@ -340,6 +404,7 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
   }
   return {
     machine: machineInfo(),
+    calibration,
     quick: opts.quick,
     runs: opts.runs,
     rows,
@@ -382,7 +447,13 @@ export function formatExecReport(r: ExecBenchReport): string {
     ]),
   );
   const ok = r.checks.allRootsMatchReference ? "all state roots match the reference" : "STATE ROOT MISMATCH";
-  return `${head}\n\n${t1}\n\nper-block stage times in ms (medians)\n${t2}\n\n${ok}`;
+  const c = r.calibration;
+  const cal =
+    `cost model calibration (µs): compute iteration ${c.computeIterationUs} (model ${c.model.computeIterationUs}), ` +
+    `inline transfer ${c.inlineTransferUs} (model ${c.model.cheapTxUs}), worker decode ${c.workerDecodeUs} ` +
+    `(model ${c.model.workerDecodeUs}), forced 2-worker transfer ${c.parallelTransferUs}/tx => shipping ` +
+    `${c.shipOverheadUs}/tx (model ${c.model.mainShipUs})`;
+  return `${head}\n\n${t1}\n\nper-block stage times in ms (medians)\n${t2}\n\n${cal}\n${ok}`;
 }
 
 export function execChartSvg(r: ExecBenchReport): string {
