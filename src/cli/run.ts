@@ -53,6 +53,10 @@ export const commands: Record<string, CommandEntry> = {
   bench: {
     summary: "benchmarks (JSON + table + chart in bench/results/)",
     sub: {
+      exec: {
+        summary: "executor benchmark: reference vs parallel, with and without persistence",
+        load: async () => (await import("./commands/benchExec.js")).benchExecCommand,
+      },
       cluster: {
         summary: "cluster benchmark: finality latency and throughput under open-loop load",
         load: async () => (await import("./commands/benchCluster.js")).benchClusterCommand,
