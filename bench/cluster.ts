@@ -148,10 +148,11 @@ export interface ClusterBenchReport {
   };
   verifyCeiling: VerifyCeiling;
   runs: RunReport[];
+  /** The last sweep step that kept up; null offeredRate when even the first did not. */
   saturation: {
-    offeredRate: number;
-    achievedTps: number;
-    finalityP99Ms: number;
+    offeredRate: number | null;
+    achievedTps: number | null;
+    finalityP99Ms: number | null;
     reason: string;
   } | null;
   verification: ChainVerification;
@@ -804,7 +805,12 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
                 finalityP99Ms: lastGood.finalityMs.p99,
                 reason: `next step (${rate} tx/s) saturated: ${why}`,
               }
-            : { offeredRate: 0, achievedTps: 0, finalityP99Ms: 0, reason: `first step saturated: ${why}` };
+            : {
+                offeredRate: null,
+                achievedTps: null,
+                finalityP99Ms: null,
+                reason: `below the first step (${rate} tx/s): ${why}`,
+              };
           break;
         }
         lastGood = run;
@@ -920,9 +926,12 @@ export function formatReport(r: ClusterBenchReport): string {
     );
   }
   if (r.saturation) {
+    const sat = r.saturation;
     lines.push("");
     lines.push(
-      `saturation point: ${r.saturation.offeredRate} tx/s offered, ${r.saturation.achievedTps} tx/s achieved, p99 finality ${r.saturation.finalityP99Ms} ms (${r.saturation.reason})`,
+      sat.offeredRate === null
+        ? `saturation point: ${sat.reason}`
+        : `saturation point: ${sat.offeredRate} tx/s offered, ${sat.achievedTps} tx/s achieved, p99 finality ${sat.finalityP99Ms} ms (${sat.reason})`,
     );
   }
   const v = r.verification;
