@@ -124,6 +124,20 @@ export function plan(
   mode: "auto" | "always" | "never",
   m: CostModel,
 ): Plan {
+  // Cheap pre-check before building the conflict graph: if shipping alone costs more than the
+  // whole block would inline, no lane split can pay (transfers, kv, swaps land here).
+  if (mode !== "always") {
+    let seq = 0;
+    let n = 0;
+    for (const tx of txs) {
+      if (!tx) continue;
+      seq += txCostUs(tx, m);
+      n++;
+    }
+    if (workers <= 0 || n < m.minTxs || m.fixedUs + m.mainShipUs * n >= m.margin * seq) {
+      return { mode: "inline", bins: [], lanes: 0, sequentialUs: seq, parallelUs: Number.POSITIVE_INFINITY };
+    }
+  }
   const lanes = buildLanes(txs, m);
   let shipped = 0;
   let sequentialUs = 0;
