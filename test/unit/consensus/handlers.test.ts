@@ -5,6 +5,7 @@ import {
   BlockRequestSchema,
   BodyRequestSchema,
   BodyResponseSchema,
+  NewViewSchema,
   StatusReportSchema,
   TxBatchSchema,
   ViewChangeSchema,
@@ -254,5 +255,58 @@ describe("replica message handlers", () => {
     assert.equal(r.viewActive, false);
     assert.equal(sentOf(c.nodes[1]!.actions, "viewChange").length, 1);
     assert.deepEqual(msg(c, 1, vc(0, 1n).bytes), ignore("STALE_VIEW"));
+  });
+
+  it("NEW-VIEW: accepted once (duplicate ignored); PRE-PREPAREs of the old view are then stale", () => {
+    const c = isolated();
+    const vcs = [0, 2, 3].map(
+      (i) => sealFrom(i, { case: "viewChange", value: create(ViewChangeSchema, { newView: 1n }) }).bytes,
+    );
+    const nv = sealFrom(1, {
+      case: "newView",
+      value: create(NewViewSchema, { view: 1n, viewChanges: vcs, proposals: [] }),
+    });
+    assert.deepEqual(msg(c, 2, nv.bytes), { kind: "accept" });
+    assert.equal(c.nodes[2]!.replica.view, 1n);
+    assert.deepEqual(msg(c, 2, nv.bytes), ignore("DUPLICATE"));
+    assert.deepEqual(msg(c, 2, prePrepareFrom(0, 0n, makeBlock(c.set, 1n, 0)).bytes), ignore("STALE_VIEW"));
+    assert.deepEqual(msg(c, 2, prePrepareFrom(1, 1n, makeBlock(c.set, 1n, 1)).bytes), { kind: "accept" });
+  });
+
+  it("a future-view PRE-PREPARE is buffered and handled once the NEW-VIEW arrives", () => {
+    const c = isolated();
+    const pp = prePrepareFrom(1, 1n, makeBlock(c.set, 1n, 1));
+    assert.deepEqual(msg(c, 2, pp.bytes), ignore("FUTURE_VIEW"));
+    assert.equal(sentOf(c.nodes[2]!.actions, "prepare").length, 0);
+    const vcs = [0, 1, 3].map(
+      (i) => sealFrom(i, { case: "viewChange", value: create(ViewChangeSchema, { newView: 1n }) }).bytes,
+    );
+    msg(
+      c,
+      2,
+      sealFrom(1, { case: "newView", value: create(NewViewSchema, { view: 1n, viewChanges: vcs }) }).bytes,
+    );
+    assert.equal(sentOf(c.nodes[2]!.actions, "prepare").length, 1);
+  });
+
+  it("n = 5: three commits (2f+1) do not commit; four (> 2/3) do", () => {
+    const c = new Cluster(5);
+    c.filter = () => false;
+    const b = makeBlock(c.set, 1n, 0);
+    const d = blockDigest(b.header!);
+    msg(c, 1, prePrepareFrom(0, 0n, b).bytes);
+    for (const i of [0, 2, 3]) msg(c, 1, commitFrom(i, 0n, 1n, d).bytes);
+    assert.equal(c.nodes[1]!.delivered.length, 0);
+    msg(c, 1, commitFrom(4, 0n, 1n, d).bytes);
+    assert.equal(c.nodes[1]!.delivered.length, 1);
+    assert.equal(c.nodes[1]!.delivered[0]!.cert.signatures.length, 4);
+  });
+
+  it("weighted: one validator holding > 2/3 of power commits alone with its own vote", () => {
+    const c = new Cluster(4, { powers: [1n, 10n, 1n, 1n] });
+    c.filter = () => false;
+    const b = makeBlock(c.set, 1n, 0);
+    msg(c, 1, prePrepareFrom(0, 0n, b).bytes);
+    assert.equal(c.nodes[1]!.delivered.length, 1, "prepared and committed on power 10 of 13");
   });
 });
