@@ -158,6 +158,7 @@ export class Replica {
   private readonly bodies = new Map<string, { height: Height; block: Block }>();
   private readonly neededBodies = new Map<string, Height>();
   private readonly fetched = new Map<Height, Fetched>();
+  private readonly nullDigests = new Map<Height, Hash>();
   /** chainHash of checkpoint heights at or above the stable one. */
   private readonly chainHashes = new Map<Height, Hash>();
   private readonly ownCheckpoints = new Map<Height, { chainHash: Hash; stateRoot: Hash }>();
@@ -1008,7 +1009,12 @@ export class Replica {
   }
 
   private isNullDigest(h: Height, digest: Hash): boolean {
-    return bytesEqual(digest, nullBlockDigest(this.cfg.chainId, this.epochNo, h));
+    let nd = this.nullDigests.get(h);
+    if (nd === undefined) {
+      nd = nullBlockDigest(this.cfg.chainId, this.epochNo, h);
+      this.nullDigests.set(h, nd);
+    }
+    return bytesEqual(digest, nd);
   }
 
   /** Delivers committed blocks strictly in height order, without gaps. */
@@ -1151,6 +1157,7 @@ export class Replica {
     for (const k of [...this.chainHashes.keys()]) if (k < h) this.chainHashes.delete(k);
     for (const k of [...this.ownCheckpoints.keys()]) if (k < h) this.ownCheckpoints.delete(k);
     for (const [k, eh] of [...this.evidenceKeys]) if (eh <= h) this.evidenceKeys.delete(k);
+    for (const k of [...this.nullDigests.keys()]) if (k <= h) this.nullDigests.delete(k);
   }
 
   private diverge(height: Height, ours: Hash, stable: Hash): void {
