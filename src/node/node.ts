@@ -77,7 +77,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private driver!: ConsensusDriver;
   private api!: ApiServer;
   private metricsServer: MetricsServer | null = null;
-  private readonly registry = new MetricsRegistry();
+  private readonly registry: MetricsRegistry;
   private readonly metrics: NodeMetrics;
   private readonly set: ValidatorSet;
   private readonly sets: StaticEpochSets;
@@ -113,6 +113,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.params = genesis.params;
     this.set = ValidatorSet.fromValidators(0n, genesisValidatorSet(genesis).validators);
     this.sets = new StaticEpochSets([this.set]);
+    this.registry = new MetricsRegistry({
+      processMetrics: true,
+      defaultLabels: { validator: String(config.validatorIndex) },
+    });
     this.metrics = createNodeMetrics(this.registry);
     this.ready = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
