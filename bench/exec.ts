@@ -99,6 +99,7 @@ export interface Calibration {
 
 export interface ExecBenchReport {
   machine: MachineInfo;
+  loadAverageAtEnd: number;
   calibration: Calibration;
   quick: boolean;
   runs: number;
@@ -377,6 +378,7 @@ async function calibrate(runs: number, blockSize: number): Promise<Calibration> 
 
 export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport> {
   const log = opts.log ?? progress;
+  const machine = machineInfo();
   log("calibrating the cost model");
   const calibration = await calibrate(opts.runs, opts.quick ? 1_000 : 5_000);
   const rows: Row[] = [];
@@ -403,7 +405,8 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
     persisted.push(await measurePersisted(a, size, count, 2));
   }
   return {
-    machine: machineInfo(),
+    machine,
+    loadAverageAtEnd: machineInfo().loadAverage1m,
     calibration,
     quick: opts.quick,
     runs: opts.runs,
@@ -415,7 +418,7 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
 
 export function formatExecReport(r: ExecBenchReport): string {
   const m = r.machine;
-  const head = `parabft bench exec — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}; median of ${r.runs} blocks${r.quick ? " (quick)" : ""}`;
+  const head = `parabft bench exec — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}; load average ${m.loadAverage1m} -> ${r.loadAverageAtEnd}; median of ${r.runs} blocks${r.quick ? " (quick)" : ""}`;
   const t1 = formatTable(
     ["scenario", "executor", "mode", "lanes", "ms/block", "tx/s", "speedup"],
     r.rows.map((x) => [x.scenario, x.executor, x.mode, x.lanes || null, x.medianMs, x.txPerSec, x.speedup]),

@@ -1,7 +1,7 @@
 // Writing a benchmark result set: JSON, the table, and the chart side by side, plus the
 // machine description every figure must be reported with (DESIGN §10).
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 
 export interface MachineInfo {
@@ -10,6 +10,8 @@ export interface MachineInfo {
   memoryGiB: number;
   node: string;
   platform: string;
+  /** 1-minute load average when the benchmark started: other work on a shared machine skews figures. */
+  loadAverage1m: number;
 }
 
 export function machineInfo(): MachineInfo {
@@ -20,6 +22,7 @@ export function machineInfo(): MachineInfo {
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
+    loadAverage1m: Math.round(loadavg()[0]! * 100) / 100,
   };
 }
 
