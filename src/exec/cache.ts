@@ -13,8 +13,6 @@ const LOAD_CONCURRENCY = 256;
 export class StateCache {
   /** Binary-string key -> value; null caches "absent". */
   private readonly values = new Map<string, Uint8Array | null>();
-  /** Keys written by blocks not yet persisted: never evicted (the store would be stale). */
-  private readonly pins = new Map<string, number>();
 
   /**
    * @param source null: the cache IS the whole state (tests, benchmarks, reference runs).
@@ -62,33 +60,26 @@ export class StateCache {
     return missing.length;
   }
 
-  /** Applies a block's writes and pins them until `unpin` (after the block is persisted). */
-  apply(writes: ReadonlyMap<string, Uint8Array | null>, pin: boolean): void {
-    for (const [k, v] of writes) {
-      // Re-insert so that insertion order approximates recency for eviction.
-      this.values.delete(k);
-      this.values.set(k, v);
-      if (pin) this.pins.set(k, (this.pins.get(k) ?? 0) + 1);
-    }
+  /** Applies a block's writes. */
+  apply(writes: ReadonlyMap<string, Uint8Array | null>): void {
+    for (const [k, v] of writes) this.values.set(k, v);
   }
 
-  unpin(keys: Iterable<string>): void {
-    for (const k of keys) {
-      const n = this.pins.get(k);
-      if (n === undefined) continue;
-      if (n <= 1) this.pins.delete(k);
-      else this.pins.set(k, n - 1);
-    }
-  }
-
-  /** Drops the oldest unpinned entries down to 90% of maxEntries. Never without a source. */
-  evict(): number {
+  /**
+   * Drops the oldest entries (first insertion order) down to 90% of maxEntries, except keys
+   * written by blocks not yet persisted: the store would still hold their old value. Pins are
+   * computed only here, when eviction is due, so the per-block path pays nothing for them.
+   * Never evicts without a source.
+   */
+  evict(unpersisted: Iterable<ReadonlyMap<string, unknown>>): number {
     if (this.source === null || this.values.size <= this.maxEntries) return 0;
+    const pinned = [...unpersisted];
+    const isPinned = (k: string) => pinned.some((m) => m.has(k));
     const target = Math.floor(this.maxEntries * 0.9);
     let dropped = 0;
     for (const k of this.values.keys()) {
       if (this.values.size <= target) break;
-      if (this.pins.has(k)) continue;
+      if (isPinned(k)) continue;
       this.values.delete(k);
       dropped++;
     }

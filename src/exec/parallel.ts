@@ -79,7 +79,8 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   private readonly ownsPool: boolean;
   private readonly cost: CostModel;
   private readonly mode: "auto" | "always" | "never";
-  private readonly unpersisted: { height: bigint; keys: string[] }[] = [];
+  /** Writes of executed blocks the store may not hold yet (only kept when there is a store). */
+  private readonly unpersisted: { height: bigint; writes: ReadonlyMap<string, unknown> }[] = [];
   private readonly hasSource: boolean;
   private height: bigint;
   private root: Hash;
@@ -146,9 +147,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
 
   /** Releases the cache pins of blocks up to `height` once the store holds them. */
   markPersisted(height: bigint): void {
-    while (this.unpersisted.length > 0 && this.unpersisted[0]!.height <= height) {
-      this.cache.unpin(this.unpersisted.shift()!.keys);
-    }
+    while (this.unpersisted.length > 0 && this.unpersisted[0]!.height <= height) this.unpersisted.shift();
   }
 
   async close(): Promise<void> {
@@ -186,13 +185,13 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         : this.runInline(decoded, outcomes);
     const t1 = performance.now();
     const receipts = outcomes.map((o, i) => toReceipt(hashes[i]!, block.height, i, o));
-    this.cache.apply(writes, this.hasSource);
-    if (this.hasSource) this.unpersisted.push({ height: block.height, keys: [...writes.keys()] });
+    this.cache.apply(writes);
+    if (this.hasSource) this.unpersisted.push({ height: block.height, writes });
     const result = buildResult(block.height, this.root, writes, receipts);
     const t2 = performance.now();
     this.height = block.height;
     this.root = result.stateRoot;
-    this.cache.evict();
+    this.cache.evict(this.unpersisted.map((u) => u.writes));
     this.lastStats = {
       height: block.height,
       mode: pl.mode,
