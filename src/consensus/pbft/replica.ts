@@ -103,6 +103,8 @@ interface Slot {
   /** Highest-view prepared certificate known for this height. */
   prepared: PreparedCertificate | null;
   committed: { digest: Hash; hex: string; cert: CommitCertificate } | null;
+  /** Further proposals accepted for a view; only under testOnlyFaults.acceptSecondPrePrepare. */
+  faultyExtra: (Proposal & { view: View })[];
 }
 
 interface Fetched {
@@ -482,6 +484,7 @@ export class Replica {
       if (existing.hex === hex) return ign("DUPLICATE");
       this.evidence("prePrepare", msg.sender, pp.view, pp.height, existing.bytes, msg.bytes);
       if (!this.cfg.testOnlyFaults?.acceptSecondPrePrepare) return ign("CONFLICT");
+      if (slot.faultyExtra.some((p) => p.hex === hex)) return ign("DUPLICATE");
     }
     if (pp.height <= this._committed) return ign("ALREADY_COMMITTED");
     const block = pp.block;
@@ -497,7 +500,9 @@ export class Replica {
       const v = this.cfg.validateBlock(block);
       if (v.kind !== "accept") return v;
     }
-    slot.proposals.set(pp.view, { digest: pp.blockDigest, hex, bytes: msg.bytes, fromNewView: false });
+    const accepted: Proposal = { digest: pp.blockDigest, hex, bytes: msg.bytes, fromNewView: false };
+    if (existing === undefined) slot.proposals.set(pp.view, accepted);
+    else slot.faultyExtra.push({ ...accepted, view: pp.view });
     this.storeBody(pp.height, hex, block);
     this.sendPrepare(slot, pp.view, pp.blockDigest);
     this.tryPrepared(slot);
@@ -520,9 +525,10 @@ export class Replica {
     if (seen !== undefined) {
       if (seen.hex === hex) return ign("DUPLICATE");
       this.evidence("prepare", msg.sender, p.view, p.height, seen.bytes, msg.bytes);
-      return ign("CONFLICT");
-    }
-    slot.prepareSeen.set(seenKey, { hex, bytes: msg.bytes });
+      // The broken rule also counts votes for every proposal of a view, not just the first.
+      if (!this.cfg.testOnlyFaults?.acceptSecondPrePrepare) return ign("CONFLICT");
+      if (slot.prepares.get(`${p.view}:${hex}`)?.has(msg.sender)) return ign("DUPLICATE");
+    } else slot.prepareSeen.set(seenKey, { hex, bytes: msg.bytes });
     this.addPrepare(slot, p.view, hex, msg.sender, p.voteSignature);
     if (p.height > this._committed) this.tryPrepared(slot);
     return ACCEPTED;
@@ -541,9 +547,9 @@ export class Replica {
     if (seen !== undefined) {
       if (seen.hex === hex) return ign("DUPLICATE");
       this.evidence("commit", msg.sender, c.view, c.height, seen.bytes, msg.bytes);
-      return ign("CONFLICT");
-    }
-    slot.commitSeen.set(msg.sender, { hex, bytes: msg.bytes });
+      if (!this.cfg.testOnlyFaults?.acceptSecondPrePrepare) return ign("CONFLICT");
+      if (slot.commits.get(hex)?.sigs.has(msg.sender)) return ign("DUPLICATE");
+    } else slot.commitSeen.set(msg.sender, { hex, bytes: msg.bytes });
     if (c.height <= this._committed) return ign("ALREADY_COMMITTED");
     this.addCommit(slot, c.blockDigest, hex, msg.sender, c.voteSignature);
     this.tryCommit(slot);
@@ -899,19 +905,24 @@ export class Replica {
   private tryPrepared(slot: Slot): void {
     if (!this.active || slot.height <= this._committed) return;
     const v = this._view;
-    const prop = slot.proposals.get(v);
-    if (prop === undefined) return;
-    const sigs = slot.prepares.get(`${v}:${prop.hex}`);
-    if (sigs === undefined || !this.quorumReached(sigs.keys())) return;
-    if (slot.prepared === null || slot.prepared.view < v || toHex(slot.prepared.blockDigest) !== prop.hex) {
-      slot.prepared = create(PreparedCertificateSchema, {
-        view: v,
-        height: slot.height,
-        blockDigest: prop.digest,
-        prepares: sortedSigs(sigs),
-      });
+    const main = slot.proposals.get(v);
+    if (main === undefined) return;
+    // Only the test-only acceptSecondPrePrepare fault ever has more than one candidate.
+    const candidates =
+      slot.faultyExtra.length === 0 ? [main] : [main, ...slot.faultyExtra.filter((p) => p.view === v)];
+    for (const prop of candidates) {
+      const sigs = slot.prepares.get(`${v}:${prop.hex}`);
+      if (sigs === undefined || !this.quorumReached(sigs.keys())) continue;
+      if (slot.prepared === null || slot.prepared.view < v || toHex(slot.prepared.blockDigest) !== prop.hex) {
+        slot.prepared = create(PreparedCertificateSchema, {
+          view: v,
+          height: slot.height,
+          blockDigest: prop.digest,
+          prepares: sortedSigs(sigs),
+        });
+      }
+      this.maybeCommit(slot, v, prop);
     }
-    this.maybeCommit(slot, v, prop);
   }
 
   private maybeCommit(slot: Slot, v: View, prop: Proposal): void {
@@ -1473,6 +1484,7 @@ export class Replica {
         commitSentView: null,
         prepared: null,
         committed: null,
+        faultyExtra: [],
       };
       this.slots.set(h, s);
     }

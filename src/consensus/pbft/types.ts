@@ -215,7 +215,10 @@ export type Action =
 export interface TestOnlyFaults {
   /** Counts a quorum as one voting power short of the real threshold. */
   quorumOneShort?: boolean;
-  /** Accepts a second, conflicting PRE-PREPARE for (view, height) and votes for it too. */
+  /**
+   * Accepts a second, conflicting PRE-PREPARE for (view, height) and votes for it too; also counts
+   * conflicting votes of one sender and ignores the commit lock.
+   */
   acceptSecondPrePrepare?: boolean;
   /** Does not persist COMMIT records at all: after a restart both the certificate and the lock are gone. */
   skipPreparedCertPersist?: boolean;

@@ -309,4 +309,19 @@ describe("replica message handlers", () => {
     msg(c, 1, prePrepareFrom(0, 0n, b).bytes);
     assert.equal(c.nodes[1]!.delivered.length, 1, "prepared and committed on power 10 of 13");
   });
+
+  it("test-only acceptSecondPrePrepare votes for both conflicting proposals", () => {
+    const c = new Cluster(4, { cfg: { testOnlyFaults: { acceptSecondPrePrepare: true } } });
+    c.filter = () => false;
+    const b1 = makeBlock(c.set, 1n, 0, 1);
+    const b2 = makeBlock(c.set, 1n, 0, 2);
+    msg(c, 1, prePrepareFrom(0, 0n, b1).bytes);
+    assert.deepEqual(msg(c, 1, prePrepareFrom(0, 0n, b2).bytes), { kind: "accept" });
+    assert.equal(sentOf(c.nodes[1]!.actions, "prepare").length, 2);
+    for (const b of [b1, b2]) {
+      const d = blockDigest(b.header!);
+      for (const i of [0, 2]) msg(c, 1, prepareFrom(i, 0n, 1n, d).bytes);
+    }
+    assert.equal(sentOf(c.nodes[1]!.actions, "commit").length, 2, "commits both: the lock is ignored");
+  });
 });
