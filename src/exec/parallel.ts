@@ -71,6 +71,8 @@ export interface BlockExecStats {
   applyMs: number;
   /** Wall time building receipts, sorting the write set and hashing the state root. */
   resultMs: number;
+  /** Process CPU time (all threads, workers included) while applying: calibrates the cost model. */
+  applyCpuMs: number;
 }
 
 export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, StateReader {
@@ -179,11 +181,13 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const pl = plan(decoded, this.pool?.size ?? 0, this.mode, this.cost);
     const outcomes: TxOutcome[] = new Array(decoded.length);
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const writes =
       pl.mode === "parallel"
         ? await this.runParallel(p, pl, seenKeys, outcomes)
         : this.runInline(decoded, outcomes);
     const t1 = performance.now();
+    const cpu = process.cpuUsage(cpu0);
     const receipts = outcomes.map((o, i) => toReceipt(hashes[i]!, block.height, i, o));
     this.cache.apply(writes);
     if (this.hasSource) this.unpersisted.push({ height: block.height, writes });
@@ -203,6 +207,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       predictedParallelUs: pl.parallelUs,
       applyMs: t1 - t0,
       resultMs: t2 - t1,
+      applyCpuMs: (cpu.user + cpu.system) / 1000,
     };
     return result;
   }
