@@ -24,6 +24,8 @@ export interface Outgoing {
 interface Conflict {
   view: bigint;
   digests: Map<string, Uint8Array>;
+  /** Which block each recipient was shown first. */
+  firstSeen: Map<number, string>;
 }
 
 /** Knowledge shared by colluding Byzantine replicas. */
@@ -41,6 +43,7 @@ export interface AdversaryContext {
   signer: StandInSigner;
   behaviours: readonly ByzantineBehaviour[];
   doubleVote: boolean;
+  alwaysCross: boolean;
   rng: Prng;
   collusion: Collusion;
   /** A block this primary built (so the validity checker knows it was proposed by a primary). */
@@ -71,16 +74,20 @@ export class Adversary {
     const message = fromBinary(PeerMessageSchema, msg.envelope.payload);
     const kind = message.kind.case;
 
+    const conflict =
+      this.ctx.doubleVote && (kind === "prepare" || kind === "commit")
+        ? this.ctx.collusion.conflicts.get(message.kind.value.height)
+        : undefined;
     if (this.has("silent") && (kind === "prePrepare" || kind === "newView")) {
       this.stats.silenced++;
     } else if (kind === "prePrepare" && message.kind.value.block !== undefined && this.has("equivocate")) {
       this.equivocate(recipients, msg, message, send);
+    } else if (conflict !== undefined) {
+      this.splitVote(recipients, msg, message, conflict, send);
     } else {
       for (const to of recipients) send(to, msg.bytes);
     }
 
-    if (this.ctx.doubleVote && (kind === "prepare" || kind === "commit"))
-      this.doubleVote(recipients, message, send);
     if (this.has("forge") && rng.chance(1, 3)) this.forge(recipients, message, send);
     if (this.has("wrongview") && rng.chance(1, 3)) this.wrongView(recipients, message, send);
     if (this.has("replay") && this.replayBuffer.length > 0 && rng.chance(1, 3)) {
@@ -117,65 +124,101 @@ export class Adversary {
         },
       }),
     );
-    const c = this.ctx.collusion.conflicts.get(pp.height) ?? { view: pp.view, digests: new Map() };
+    const c = this.ctx.collusion.conflicts.get(pp.height) ?? {
+      view: pp.view,
+      digests: new Map(),
+      firstSeen: new Map(),
+    };
     c.view = pp.view;
     c.digests.set(toHex(pp.blockDigest), pp.blockDigest);
     c.digests.set(toHex(altDigest), altDigest);
     this.ctx.collusion.conflicts.set(pp.height, c);
     this.stats.equivocations++;
     const shuffled = rng.shuffle(recipients);
+    if (this.ctx.alwaysCross && shuffled.length >= 3) {
+      // Targeted: one replica sees only the first block, one only the second, and the rest (the
+      // swing) see both, first then second. A replica that votes for both lets each side reach
+      // its own quorum; a correct one votes only for the first it saw, and the second side starves.
+      shuffled.forEach((to, i) => {
+        if (i === 0) {
+          send(to, msg.bytes);
+          c.firstSeen.set(to, toHex(pp.blockDigest));
+        } else if (i === 1) {
+          send(to, altBytes);
+          c.firstSeen.set(to, toHex(altDigest));
+        } else {
+          send(to, msg.bytes);
+          send(to, altBytes, rng.int(3));
+        }
+      });
+      return;
+    }
     const half = Math.ceil(shuffled.length / 2);
     const cross = rng.chance(1, 2);
     shuffled.forEach((to, i) => {
-      const first = i < half ? msg.bytes : altBytes;
-      const second = i < half ? altBytes : msg.bytes;
-      send(to, first);
-      if (cross) send(to, second, rng.int(50));
+      const inFirst = i < half;
+      send(to, inFirst ? msg.bytes : altBytes);
+      c.firstSeen.set(to, toHex(inFirst ? pp.blockDigest : altDigest));
+      if (cross) send(to, inFirst ? altBytes : msg.bytes, rng.int(50));
     });
   }
 
-  /** Votes for every conflicting digest the collusion knows at this height too. */
-  private doubleVote(
+  /**
+   * At a height where the collusion equivocated, each recipient gets a vote for the block it was
+   * shown first (both blocks when unknown), pushing the two halves towards different quorums.
+   */
+  private splitVote(
     recipients: readonly number[],
+    msg: OutMessage,
     message: PeerMessage,
+    c: Conflict,
     send: (to: number, b: Uint8Array, d?: number) => void,
   ): void {
     const m = message.kind;
     if (m.case !== "prepare" && m.case !== "commit") return;
-    const c = this.ctx.collusion.conflicts.get(m.value.height);
-    if (c === undefined) return;
-    const { chainId, epoch, signer } = this.ctx;
-    for (const d of c.digests.values()) {
-      if (toHex(d) === toHex(m.value.blockDigest)) continue;
-      const { view, height } = m.value;
-      const vote =
-        m.case === "prepare"
-          ? create(PeerMessageSchema, {
-              kind: {
-                case: "prepare",
-                value: {
-                  view,
-                  height,
-                  blockDigest: d,
-                  voteSignature: signer.sign(prepareSignBytes(chainId, epoch, view, height, d)),
-                },
-              },
-            })
-          : create(PeerMessageSchema, {
-              kind: {
-                case: "commit",
-                value: {
-                  view,
-                  height,
-                  blockDigest: d,
-                  voteSignature: signer.sign(commitSignBytes(chainId, epoch, height, d)),
-                },
-              },
-            });
-      this.stats.doubleVotes++;
-      const bytes = this.seal(vote);
-      for (const to of recipients) send(to, bytes);
+    const own = toHex(m.value.blockDigest);
+    const bytesFor = new Map<string, Uint8Array>([[own, msg.bytes]]);
+    const voteFor = (hex: string): Uint8Array => {
+      let b = bytesFor.get(hex);
+      if (b === undefined) {
+        b = this.seal(this.vote(m.case, m.value.view, m.value.height, c.digests.get(hex)!));
+        bytesFor.set(hex, b);
+        this.stats.doubleVotes++;
+      }
+      return b;
+    };
+    for (const to of recipients) {
+      const first = c.firstSeen.get(to);
+      if (first !== undefined) send(to, voteFor(first));
+      else for (const hex of c.digests.keys()) send(to, voteFor(hex));
     }
+  }
+
+  private vote(kind: "prepare" | "commit", view: bigint, height: bigint, d: Uint8Array): PeerMessage {
+    const { chainId, epoch, signer } = this.ctx;
+    return kind === "prepare"
+      ? create(PeerMessageSchema, {
+          kind: {
+            case: "prepare",
+            value: {
+              view,
+              height,
+              blockDigest: d,
+              voteSignature: signer.sign(prepareSignBytes(chainId, epoch, view, height, d)),
+            },
+          },
+        })
+      : create(PeerMessageSchema, {
+          kind: {
+            case: "commit",
+            value: {
+              view,
+              height,
+              blockDigest: d,
+              voteSignature: signer.sign(commitSignBytes(chainId, epoch, height, d)),
+            },
+          },
+        });
   }
 
   /** Claims to be another validator: the signature cannot verify under that validator's key. */

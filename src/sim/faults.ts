@@ -16,7 +16,7 @@ export const BYZANTINE_BEHAVIOURS = [
   "garbage",
 ] as const;
 /** Targeted faults, off by default: aimed at specific broken rules in the teeth tests. */
-export const TARGETED_FAULTS = ["crashaftercommit", "isolatecommitter", "doublevote"] as const;
+export const TARGETED_FAULTS = ["crashaftercommit", "isolatecommitter", "doublevote", "reorder"] as const;
 
 export type ByzantineBehaviour = (typeof BYZANTINE_BEHAVIOURS)[number];
 export type FaultKind =
@@ -68,6 +68,8 @@ export interface FaultPlan {
   isolateCommitterPerMille: number;
   /** Byzantine replicas also vote for every conflicting digest they learn of. */
   doubleVote: boolean;
+  /** An equivocating primary sends both of its blocks to everyone (in different orders). */
+  alwaysCross: boolean;
 }
 
 export interface PlanInput {
@@ -89,6 +91,11 @@ export function planFaults(rng: Prng, input: PlanInput): FaultPlan {
     lossPerMille: has("loss") ? rng.int(60) : 0,
     dupPerMille: has("dup") ? rng.int(60) : 0,
   };
+  if (has("reorder")) {
+    // Heavy jitter: two messages sent a few ms apart on one link arrive in either order.
+    base.minDelayMs = 1;
+    base.jitterMs = 150 + rng.int(100);
+  }
   const stableProfile: NetworkProfile = { ...base, lossPerMille: 0, slowPerMille: 0, slowExtraMs: 0 };
 
   // Byzantine replicas: the primary of view 0 is replica 0, so put it among them often, so that
@@ -136,8 +143,9 @@ export function planFaults(rng: Prng, input: PlanInput): FaultPlan {
     timeline,
     stableAtMs,
     crashAfterCommitPerMille: has("crashaftercommit") ? 500 : 0,
-    isolateCommitterPerMille: has("isolatecommitter") ? 300 : 0,
+    isolateCommitterPerMille: has("isolatecommitter") ? 500 : 0,
     doubleVote: has("doublevote") || has("equivocate"),
+    alwaysCross: has("doublevote"),
   };
 }
 

@@ -94,6 +94,8 @@ export interface SimConfig {
   /** Fixed Byzantine roles instead of seed-chosen ones. */
   byzantineRoles?: Map<number, FaultPlan["byzantine"] extends Map<number, infer B> ? B : never>;
   checkLiveness?: boolean;
+  /** Report an honest replica rejecting an honest replica's message (default true). */
+  checkVerdicts?: boolean;
   /** Random execution delay upper bound (virtual ms). */
   execDelayMs?: number;
   maxSteps?: number;
@@ -296,6 +298,7 @@ export class Simulation {
           signer: signers[i]!,
           behaviours,
           doubleVote: this.plan.doubleVote,
+          alwaysCross: this.plan.alwaysCross,
           rng: this.rng.fork(100 + i),
           collusion,
           onProposed: (b) => this.validity.recordProposal(blockDigest(b.header!), { proposer: i }),
@@ -467,7 +470,7 @@ export class Simulation {
         });
         if (node.honest && verdict?.kind === "reject") {
           this.rejectedByHonest++;
-          if (e.honest) {
+          if (e.honest && this.cfg.checkVerdicts !== false) {
             this.violations.push({
               invariant: "verdict",
               atMs: this.now,
@@ -588,16 +591,6 @@ export class Simulation {
     switch (a.kind) {
       case "persist":
         node.records.push(a.record);
-        if (
-          a.record.kind === "commit" &&
-          node.honest &&
-          this.plan.crashAfterCommitPerMille > 0 &&
-          this.now < this.plan.stableAtMs - 1600 &&
-          this.crashRng.chance(this.plan.crashAfterCommitPerMille, 1000)
-        ) {
-          // Crashes right after the COMMIT leaves: the sends in this step still happen.
-          this.q.schedule(0, { k: "crash", r: node.index, restartAfterMs: 50 + this.crashRng.int(1500) });
-        }
         return;
       case "send":
         this.send(node, [a.to], a.msg);
@@ -677,6 +670,16 @@ export class Simulation {
   private send(node: SimNode, to: readonly number[], msg: OutMessage): void {
     this.sentByKind.set(msg.kind, (this.sentByKind.get(msg.kind) ?? 0) + to.length);
     if (msg.kind === "prePrepare") node.sentPrePrepare = true;
+    if (
+      msg.kind === "commit" &&
+      node.honest &&
+      this.plan.crashAfterCommitPerMille > 0 &&
+      this.now < this.plan.stableAtMs - 1600 &&
+      this.crashRng.chance(this.plan.crashAfterCommitPerMille, 1000)
+    ) {
+      // Crashes right after this COMMIT leaves: the sends of this step still happen.
+      this.q.schedule(0, { k: "crash", r: node.index, restartAfterMs: 50 + this.crashRng.int(1000) });
+    }
     if (node.adversary !== null) {
       for (const o of node.adversary.onOutgoing(to, msg)) this.route(node.index, o, false);
       return;
