@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import {
   ByteReader,
@@ -10,6 +11,8 @@ import {
   strKey,
   U128_MAX,
 } from "../../../src/exec/codec.js";
+import { toReceipt, toReceiptViaCreate } from "../../../src/exec/result.js";
+import { ReceiptSchema, TxStatus } from "../../../src/gen/parabft/v1/types_pb.js";
 import { compareBytes } from "../../../src/types/bytes.js";
 
 describe("exec codecs", () => {
@@ -63,5 +66,35 @@ describe("exec codecs", () => {
     assert.equal(r.optBytes(), null);
     assert.deepEqual([...r.optBytes()!], [1, 2]);
     assert.ok(r.done);
+  });
+});
+
+describe("receipts", () => {
+  it("the literal receipt encodes and compares exactly like create()", () => {
+    const outcome = {
+      status: TxStatus.OK,
+      gasUsed: 1500,
+      error: "",
+      events: [
+        {
+          kind: "bank.transfer",
+          attrs: [
+            ["from", "aa"],
+            ["to", "bb"],
+            ["amount", "5"],
+          ] as [string, string][],
+        },
+      ],
+    };
+    const a = toReceipt(new Uint8Array(32).fill(1), 7n, 3, outcome);
+    const b = toReceiptViaCreate(new Uint8Array(32).fill(1), 7n, 3, outcome);
+    assert.deepEqual(toBinary(ReceiptSchema, a), toBinary(ReceiptSchema, b));
+    assert.deepEqual(a, b);
+    assert.deepEqual(fromBinary(ReceiptSchema, toBinary(ReceiptSchema, a)), b);
+    const failed = { status: TxStatus.FAILED, gasUsed: 0, error: "BAD_NONCE: expected 1", events: [] };
+    assert.deepEqual(
+      toReceipt(new Uint8Array(32), 1n, 0, failed),
+      toReceiptViaCreate(new Uint8Array(32), 1n, 0, failed),
+    );
   });
 });
