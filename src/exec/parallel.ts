@@ -3,7 +3,6 @@
 // in a StateCache in front of the store.
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
-import { txSeenKey } from "../types/stateKeys.js";
 import { StateCache, type StateSource } from "./cache.js";
 import { decodeAccount, keyStr } from "./codec.js";
 import { decodeResult, encodeJob, type JobTx } from "./laneWire.js";
@@ -12,6 +11,7 @@ import {
   type DecodedTx,
   decodeTx,
   MALFORMED_OUTCOME,
+  seenKeyStr,
   type TxOutcome,
   touchedKeys,
 } from "./programs.js";
@@ -174,7 +174,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const seenKeys: (string | null)[] = decoded.map((tx) => {
       if (!tx) return null;
       const acct = decodeAccount(this.cache.peek(tx.senderKey) ?? null);
-      return tx.body.nonce < acct.nonce ? keyStr(txSeenKey(tx.sender, tx.body.nonce)) : null;
+      return tx.body.nonce < acct.nonce ? seenKeyStr(tx, tx.body.nonce) : null;
     });
     loaded += await this.cache.load(seenKeys.filter((k): k is string => k !== null));
 

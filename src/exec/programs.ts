@@ -6,7 +6,14 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { type ProgramCall, type TxBody, TxBodySchema, TxStatus } from "../gen/parabft/v1/types_pb.js";
 import { ADDRESS_LENGTH, PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
-import { accountKey, ammHoldingKey, ammPoolKey, computeKey, kvKey, txSeenKey } from "../types/stateKeys.js";
+import {
+  accountKey,
+  ammHoldingKey,
+  ammPoolKey,
+  computeKey,
+  kvKey,
+  StateKeyPrefix,
+} from "../types/stateKeys.js";
 import {
   decodeAccount,
   decodePool,
@@ -68,6 +75,7 @@ export interface DecodedTx {
   hash: Uint8Array;
   body: TxBody;
   sender: Uint8Array;
+  /** keyStr(accountKey(sender)). */
   senderKey: string;
   reads: Set<string>;
   writes: Set<string>;
@@ -94,6 +102,39 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array): DecodedTx | null {
     for (const k of tx.access.writes) writes.add(keyStr(k));
   }
   return { hash, body: tx, sender, senderKey: keyStr(accountKey(sender)), reads, writes };
+}
+
+const SEEN_PREFIX = String.fromCharCode(StateKeyPrefix.txSeen);
+
+/**
+ * keyStr(txSeenKey(sender, nonce)), built from the sender's account key string (same address
+ * bytes after the prefix) without allocating the byte key: it runs twice per transaction.
+ */
+export function seenKeyStr(tx: DecodedTx, nonce: bigint): string {
+  let hi: number;
+  let lo: number;
+  if (nonce <= 0x1f_ffff_ffff_ffffn) {
+    const n = Number(nonce);
+    lo = n % 0x1_0000_0000;
+    hi = (n - lo) / 0x1_0000_0000;
+  } else {
+    hi = Number(nonce >> 32n);
+    lo = Number(nonce & 0xffff_ffffn);
+  }
+  return (
+    SEEN_PREFIX +
+    tx.senderKey.slice(1) +
+    String.fromCharCode(
+      hi >>> 24,
+      (hi >>> 16) & 255,
+      (hi >>> 8) & 255,
+      hi & 255,
+      lo >>> 24,
+      (lo >>> 16) & 255,
+      (lo >>> 8) & 255,
+      lo & 255,
+    )
+  );
 }
 
 /** Every key a transaction may touch, implicit ones included: the conflict-graph input. */
@@ -352,7 +393,7 @@ export function applyTx(view: StateView, tx: DecodedTx): TxOutcome {
   const nonce = tx.body.nonce;
   if (nonce !== acct.nonce) {
     if (nonce < acct.nonce) {
-      const seen = view.get(keyStr(txSeenKey(tx.sender, nonce)));
+      const seen = view.get(seenKeyStr(tx, nonce));
       if (seen !== null && bytesEqual(seen, tx.hash)) {
         return { status: TxStatus.DUPLICATE, gasUsed: 0, error: "", events: [] };
       }
@@ -360,7 +401,7 @@ export function applyTx(view: StateView, tx: DecodedTx): TxOutcome {
     return { status: TxStatus.FAILED, gasUsed: 0, error: `BAD_NONCE: expected ${acct.nonce}`, events: [] };
   }
   view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: acct.balance }));
-  view.set(keyStr(txSeenKey(tx.sender, nonce)), tx.hash);
+  view.set(seenKeyStr(tx, nonce), tx.hash);
   const call = tx.body.call?.call ?? { case: undefined, value: undefined };
   const gas = gasOf(call);
   const limit = tx.body.gasLimit;

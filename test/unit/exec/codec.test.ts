@@ -11,9 +11,12 @@ import {
   strKey,
   U128_MAX,
 } from "../../../src/exec/codec.js";
+import { decodeTx, seenKeyStr } from "../../../src/exec/programs.js";
 import { toReceipt, toReceiptViaCreate } from "../../../src/exec/result.js";
+import { makeAccounts, transferTx } from "../../../src/exec/workload.js";
 import { ReceiptSchema, TxStatus } from "../../../src/gen/parabft/v1/types_pb.js";
 import { compareBytes } from "../../../src/types/bytes.js";
+import { txSeenKey } from "../../../src/types/stateKeys.js";
 
 describe("exec codecs", () => {
   it("accounts round-trip on the fast and the BigInt path, byte-identical to the DataView layout", () => {
@@ -96,5 +99,19 @@ describe("receipts", () => {
       toReceipt(new Uint8Array(32), 1n, 0, failed),
       toReceiptViaCreate(new Uint8Array(32), 1n, 0, failed),
     );
+  });
+});
+
+describe("tx-seen keys", () => {
+  it("the string fast path equals keyStr(txSeenKey(address, nonce)) for every u64 nonce", () => {
+    const [a] = makeAccounts(1, 3);
+    const tx = decodeTx(transferTx(a!, 0n, a!.address, 1n).body, new Uint8Array(32))!;
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (nonce) => {
+        assert.equal(seenKeyStr(tx, nonce), keyStr(txSeenKey(a!.address, nonce)));
+      }),
+      { seed: 3, numRuns: 500 },
+    );
+    assert.equal(seenKeyStr(tx, 2n ** 53n - 1n), keyStr(txSeenKey(a!.address, 2n ** 53n - 1n)));
   });
 });
