@@ -147,6 +147,24 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     return this.serial(() => this.run(p));
   }
 
+  /**
+   * Warms the cache from persisted state (ChainDb.iterateState) up to `max` entries, so the
+   * first blocks after a restart do not pay a store read per key. Never overwrites a cached value.
+   */
+  async warm(
+    entries: AsyncIterable<[Uint8Array, Uint8Array]>,
+    max = Number.POSITIVE_INFINITY,
+  ): Promise<number> {
+    let n = 0;
+    for await (const [k, v] of entries) {
+      if (n >= max) break;
+      const ks = keyStr(k);
+      if (this.cache.peek(ks) === undefined) this.cache.seed(ks, v.slice());
+      n++;
+    }
+    return n;
+  }
+
   /** Releases the cache pins of blocks up to `height` once the store holds them. */
   markPersisted(height: bigint): void {
     while (this.unpersisted.length > 0 && this.unpersisted[0]!.height <= height) this.unpersisted.shift();

@@ -8,7 +8,7 @@ import { initFromResult, ReferenceExecutor } from "../../../src/exec/reference.j
 import type { ExecutableBlock, ExecutionResult } from "../../../src/exec/types.js";
 import { genesisFor, makeAccounts, NonceBook, Rng, transferTx } from "../../../src/exec/workload.js";
 import { silentLogger } from "../../../src/logger/index.js";
-import { toHex } from "../../../src/types/bytes.js";
+import { fromHex, toHex } from "../../../src/types/bytes.js";
 import { MemoryStore, waitFor } from "./helpers.js";
 
 const accounts = makeAccounts(50, 3);
@@ -160,6 +160,19 @@ describe("execution pipeline", () => {
         if (b.height > 1n) reloaded += ex.lastStats?.loadedFromStore ?? 0;
       }
       assert.ok(reloaded > 0, "evicted entries are re-read from the store");
+      const warmed = await ParallelExecutor.open(store, { workers: 0 });
+      try {
+        const all = async function* () {
+          for (const [k, v] of store.state) yield [fromHex(k), v] as [Uint8Array, Uint8Array];
+        };
+        assert.equal(await warmed.warm(all()), store.state.size);
+        const b = makeBlocks(9, 8)[8]!;
+        const r = await warmed.executeBlock({ ...b, height: 9n });
+        assert.equal(warmed.lastStats?.loadedFromStore, 0, "a warm cache reads nothing from the store");
+        assert.equal(r.height, 9n);
+      } finally {
+        await warmed.close();
+      }
     } finally {
       await ex.close();
     }
