@@ -25,6 +25,7 @@ export class MemoryStore implements ExecutionStore, CommittedBlockSource {
   batches = 0;
 
   async writeExecutionBatch(r: ExecutionResult): Promise<void> {
+    if (this.slowReads) for (let i = 0; i < 5; i++) await new Promise((res) => setImmediate(res));
     for (const w of r.writeSet) {
       if (w.value === null) this.state.delete(toHex(w.key));
       else this.state.set(toHex(w.key), w.value);
@@ -33,7 +34,10 @@ export class MemoryStore implements ExecutionStore, CommittedBlockSource {
     this.root = r.stateRoot;
     this.batches++;
   }
+  /** Yield to the event loop on every read and write, so prefetches interleave with execution and persistence. */
+  slowReads = false;
   async getState(key: Uint8Array) {
+    if (this.slowReads) await new Promise((r) => setImmediate(r));
     return this.state.get(toHex(key));
   }
   async getExecutedHeight() {

@@ -177,4 +177,33 @@ describe("execution pipeline", () => {
       await ex.close();
     }
   });
+
+  it("prefetching ahead through a tiny evicting cache over a store never changes results", async () => {
+    const store = new MemoryStore();
+    store.slowReads = true;
+    const blocks = makeBlocks(12, 30);
+    const { executor } = await openExecution(store, store, genesis, {
+      workers: 2,
+      mode: "always",
+      cacheMaxEntries: 8,
+    });
+    const roots: string[] = [];
+    const pipeline = new ExecutionPipeline(
+      { queueCapacity: 3 },
+      { executor, store, log: silentLogger(), onExecuted: (_h, root) => roots.push(toHex(root)) },
+    );
+    await pipeline.start();
+    try {
+      for (const b of blocks) await pipeline.submit(b);
+      await pipeline.idle();
+    } finally {
+      await pipeline.stop();
+      await executor.close();
+    }
+    const ref = new ReferenceExecutor(initFromResult(genesis));
+    const expected: string[] = [];
+    for (const b of blocks) expected.push(toHex((await ref.executeBlock(b)).stateRoot));
+    assert.deepEqual(roots, expected);
+    for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
+  });
 });
