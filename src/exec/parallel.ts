@@ -34,7 +34,7 @@ export interface ParallelExecutorOpts {
   /** auto: the cost model decides per block; always/never: force (tests, benchmarks). */
   mode?: "auto" | "always" | "never";
   /** Where cache misses are read; omit when the initial state given is the whole state. */
-  source?: StateSource | null;
+  source?: (StateSource & { getExecutedHeight?: () => Promise<bigint> }) | null;
   cacheMaxEntries?: number;
   costModel?: Partial<CostModel>;
   /** A pool shared between executors (tests); not closed by close(). Overrides `workers`. */
@@ -75,6 +75,9 @@ export interface BlockExecStats {
   applyCpuMs: number;
 }
 
+/** Unpersisted blocks beyond which the store is asked how far it has persisted. */
+const UNPERSISTED_CHECK = 8;
+
 export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, StateReader {
   private readonly cache: StateCache;
   private readonly pool: ExecWorkerPool | null;
@@ -84,6 +87,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   /** Writes of executed blocks the store may not hold yet (only kept when there is a store). */
   private readonly unpersisted: { height: bigint; writes: ReadonlyMap<string, unknown> }[] = [];
   private readonly hasSource: boolean;
+  private readonly source: ParallelExecutorOpts["source"];
   private height: bigint;
   private root: Hash;
   private chain: Promise<unknown> = Promise.resolve();
@@ -92,6 +96,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
 
   constructor(init: ParallelInit, opts: ParallelExecutorOpts) {
     this.hasSource = opts.source != null;
+    this.source = opts.source;
     this.cache = new StateCache(opts.source ?? null, opts.cacheMaxEntries);
     if (init.state) for (const [k, v] of initEntries(init.state)) this.cache.seed(k, v);
     this.height = init.height;
@@ -213,6 +218,11 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const t2 = performance.now();
     this.height = block.height;
     this.root = result.stateRoot;
+    // Callers should markPersisted(h) after each execution batch; a store that reports its
+    // executed height keeps this list short even when they do not.
+    if (this.unpersisted.length > UNPERSISTED_CHECK && this.source?.getExecutedHeight) {
+      this.markPersisted(await this.source.getExecutedHeight());
+    }
     this.cache.evict(this.unpersisted.map((u) => u.writes));
     this.lastStats = {
       height: block.height,

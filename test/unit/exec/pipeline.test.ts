@@ -206,4 +206,17 @@ describe("execution pipeline", () => {
     assert.deepEqual(roots, expected);
     for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
   });
+
+  it("keeps its unpersisted-writes list short even if the caller never calls markPersisted", async () => {
+    const store = new MemoryStore();
+    await store.writeExecutionBatch(genesis);
+    const ex = await ParallelExecutor.open(store, { workers: 0 });
+    try {
+      for (const b of makeBlocks(20, 5)) await store.writeExecutionBatch(await ex.executeBlock(b));
+      const pending = (ex as unknown as { unpersisted: unknown[] }).unpersisted.length;
+      assert.ok(pending <= 9, `${pending} blocks still tracked as unpersisted`);
+    } finally {
+      await ex.close();
+    }
+  });
 });
