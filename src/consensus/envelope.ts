@@ -15,7 +15,7 @@ import {
   type ViewChange,
 } from "../gen/parabft/v1/consensus_pb.js";
 import type { Block, CommitCertificate, VoteSignature } from "../gen/parabft/v1/types_pb.js";
-import { blockDigest, nullBlockDigest } from "../types/block.js";
+import { blockBodyMatchesHeader, blockDigest, nullBlockDigest } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
 import type { Hash } from "../types/hash.js";
 import {
@@ -198,7 +198,8 @@ function checkNested(
     case "bodyResponse": {
       const br = m.kind.value;
       if (br.block?.header === undefined) return "MALFORMED";
-      return bytesEqual(blockDigest(br.block.header), br.blockDigest) ? null : "BAD_DIGEST";
+      if (!bytesEqual(blockDigest(br.block.header), br.blockDigest)) return "BAD_DIGEST";
+      return blockBodyMatchesHeader(br.block) ? null : "BAD_BLOCK";
     }
     case "blockRequest": {
       const r = m.kind.value;
@@ -221,7 +222,7 @@ export function checkBlockAgainstDigest(
   if (h === undefined) return "MALFORMED";
   if (!bytesEqual(blockDigest(h), digest)) return "BAD_DIGEST";
   if (h.chainId !== chainId || h.epoch !== epoch || h.height !== height) return "BAD_BLOCK";
-  return null;
+  return blockBodyMatchesHeader(block) ? null : "BAD_BLOCK";
 }
 
 /** Quorum of distinct, valid signers; `signBytes` is the same for every signer. */

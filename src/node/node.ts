@@ -36,8 +36,7 @@ import { MetricsRegistry, MetricsServer } from "../metrics/index.js";
 import { PeerNetwork } from "../net/index.js";
 import type { ChainParams } from "../params/index.js";
 import { ChainDb, SigningStateLog } from "../storage/index.js";
-import { txsRoot } from "../types/block.js";
-import { bytesEqual, toHex } from "../types/bytes.js";
+import { toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
@@ -463,7 +462,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   // ---------------------------------------------------------------------------------------------
   // Consensus callbacks
 
-  /** Stateless validity of a proposed block: format, chain id, sizes, signatures, txsRoot. */
+  /** Stateless validity of a proposed block's transactions: format, chain id, sizes, signatures. */
   private async checkBlock(block: Block): Promise<Verdict> {
     const limits = this.params.limits;
     const c = this.params.consensus;
@@ -488,9 +487,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       seen.add(hex);
       hashes.push(h);
     }
+    // txsRoot and lastCommitHash were checked with the digest by the envelope check.
     if (bytes > c.maxBlockBytes) return { kind: "reject", reason: "BAD_BLOCK" };
-    if (!block.header || !bytesEqual(txsRoot(hashes), block.header.txsRoot))
-      return { kind: "reject", reason: "BAD_BLOCK" };
     const ok = await this.verifyPool.verifyTxs(block.txs, hashes);
     return ok.every(Boolean) ? { kind: "accept" } : { kind: "reject", reason: "BAD_SIGNATURE" };
   }

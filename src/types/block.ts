@@ -1,6 +1,6 @@
 // Block, transaction and chain hashing rules (DESIGN §2, §4). One place, used everywhere.
 import type { BlockHeader, CommitCertificate, SignedTx, Validator } from "../gen/parabft/v1/types_pb.js";
-import { concatBytes, lengthPrefixed, u32be, u64be, utf8Bytes } from "./bytes.js";
+import { bytesEqual, concatBytes, lengthPrefixed, u32be, u64be, utf8Bytes } from "./bytes.js";
 import { type Hash, sha256 } from "./hash.js";
 
 const TAG_BLOCK = utf8Bytes("PARABFT/BLOCK/V1\0");
@@ -76,4 +76,22 @@ export function commitCertificateHash(cert: CommitCertificate): Hash {
 /** Account address: the first 20 bytes of SHA-256 of the Ed25519 public key. */
 export function addressOf(publicKey: Uint8Array): Uint8Array {
   return sha256(publicKey).slice(0, ADDRESS_LENGTH);
+}
+
+/**
+ * The header commits to the body: txsRoot over the carried transactions and lastCommitHash over
+ * the carried certificate. The digest covers only the header, so every body, however it arrives
+ * (PRE-PREPARE, body fetch, state transfer), must pass this before it is trusted.
+ */
+export function blockBodyMatchesHeader(block: {
+  header?: BlockHeader;
+  txs: readonly SignedTx[];
+  lastCommit?: CommitCertificate;
+}): boolean {
+  const h = block.header;
+  if (h === undefined) return false;
+  const root = txsRoot(block.txs.map((t) => txHash(t)));
+  if (!bytesEqual(root, h.txsRoot)) return false;
+  const certHash = block.lastCommit ? commitCertificateHash(block.lastCommit) : new Uint8Array(0);
+  return bytesEqual(certHash, h.lastCommitHash);
 }

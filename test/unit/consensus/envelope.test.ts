@@ -4,6 +4,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { checkEnvelope, computeNewViewProposals } from "../../../src/consensus/envelope.js";
 import {
   BlockResponseSchema,
+  BodyResponseSchema,
   CommittedBlockSchema,
   EnvelopeSchema,
   NewViewProposalSchema,
@@ -12,7 +13,11 @@ import {
   StatusReportSchema,
   ViewChangeSchema,
 } from "../../../src/gen/parabft/v1/consensus_pb.js";
-import { CommitCertificateSchema, VoteSignatureSchema } from "../../../src/gen/parabft/v1/types_pb.js";
+import {
+  BlockSchema,
+  CommitCertificateSchema,
+  VoteSignatureSchema,
+} from "../../../src/gen/parabft/v1/types_pb.js";
 import { blockDigest, nullBlockDigest } from "../../../src/types/block.js";
 import { bytesEqual } from "../../../src/types/bytes.js";
 import { commitSignBytes, prepareSignBytes } from "../../../src/types/signing.js";
@@ -134,6 +139,26 @@ describe("envelope check", () => {
       value: { ...(pp.envelope && fromBinaryPP(pp.bytes)), block: wrong },
     });
     assert.deepEqual(verdict(forged.bytes), { kind: "reject", reason: "BAD_DIGEST" });
+  });
+
+  it("rejects a block whose transactions or last commit do not match its header (digest covers only the header)", () => {
+    const honest = makeBlock(set, 1n, 0, 1);
+    const swapped = makeBlock(set, 1n, 0, 2);
+    // Same header (so the same digest), other transactions: a primary or a body server lying.
+    const lying = create(BlockSchema, { header: honest.header, txs: swapped.txs });
+    assert.deepEqual(verdict(prePrepareFrom(0, 0n, lying).bytes), { kind: "reject", reason: "BAD_BLOCK" });
+    const body = sealFrom(2, {
+      case: "bodyResponse",
+      value: create(BodyResponseSchema, { blockDigest: blockDigest(honest.header!), block: lying }),
+    });
+    assert.deepEqual(verdict(body.bytes), { kind: "reject", reason: "BAD_BLOCK" });
+    const withCert = create(BlockSchema, {
+      header: honest.header,
+      txs: honest.txs,
+      lastCommit: create(CommitCertificateSchema, { epoch: 0n, height: 0n, blockDigest: new Uint8Array(32) }),
+    });
+    assert.deepEqual(verdict(prePrepareFrom(0, 0n, withCert).bytes), { kind: "reject", reason: "BAD_BLOCK" });
+    assert.equal(verdict(prePrepareFrom(0, 0n, honest).bytes).kind, "accept");
   });
 
   it("verifies certificates nested in VIEW-CHANGE and BlockResponse", () => {

@@ -22,8 +22,9 @@ import {
   BlockHeaderSchema,
   BlockSchema,
   type CommitCertificate,
+  SignedTxSchema,
 } from "../../../src/gen/parabft/v1/types_pb.js";
-import { txsRoot } from "../../../src/types/block.js";
+import { txHash, txsRoot } from "../../../src/types/block.js";
 import { concatBytes, u32be } from "../../../src/types/bytes.js";
 import { sha256 } from "../../../src/types/hash.js";
 import type { MessageSigner, SignatureVerifier } from "../../../src/types/signing.js";
@@ -65,17 +66,19 @@ export function envCtx(sets: StaticEpochSets): EnvelopeContext {
 }
 
 export function makeBlock(set: ValidatorSet, height: bigint, proposer: number, tag = 0): Block {
+  // One opaque transaction makes blocks with different tags differ; the header commits to it.
+  const tx = create(SignedTxSchema, { body: u32be(tag), signature: new Uint8Array(0) });
   return create(BlockSchema, {
     header: create(BlockHeaderSchema, {
       chainId: CHAIN,
       height,
       epoch: 0n,
-      txsRoot: txsRoot([sha256(u32be(tag))]),
+      txsRoot: txsRoot([txHash(tx)]),
       validatorsHash: set.hash,
       proposer,
       timestampMs: 1000n,
     }),
-    txs: [],
+    txs: [tx],
   });
 }
 
