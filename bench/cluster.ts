@@ -723,6 +723,8 @@ export class BenchAborted extends Error {
 
 export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBenchReport> {
   const startedAt = new Date().toISOString();
+  // Before the cluster starts: the load average then says how busy the machine already was.
+  const machine = machineInfo();
   const progress = opts.progress ?? true;
   const say = (m: string) => {
     if (progress) process.stderr.write(`${m}\n`);
@@ -851,7 +853,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       kind: "parabft-cluster-bench",
       version: 1,
       startedAt,
-      machine: machineInfo(),
+      machine,
       setup: {
         validators: apis.length,
         apis,
@@ -895,7 +897,7 @@ export function formatReport(r: ClusterBenchReport): string {
   const c = r.verifyCeiling;
   const lines: string[] = [];
   lines.push(
-    `ParaBFT cluster benchmark — ${r.setup.validators} validators${r.setup.ownCluster ? " (local processes)" : ""}, ${r.machine.cores} cores (${r.machine.cpuModel}), node ${r.machine.node}`,
+    `ParaBFT cluster benchmark — ${r.setup.validators} validators${r.setup.ownCluster ? " (local processes)" : ""}, ${r.machine.cores} cores (${r.machine.cpuModel}), node ${r.machine.node}, load average ${r.machine.loadAverage1m} at start`,
   );
   lines.push(
     `signature-verification ceiling (node:crypto, same run): ${c.singleThreadPerSec}/s one thread, ${c.allCoresPerSec}/s all cores => cluster ceiling ≈ ${c.clusterCeilingPerSec} tx/s`,
