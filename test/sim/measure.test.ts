@@ -58,6 +58,7 @@ describe("simulator measurements", () => {
         byzantineRoles: new Map([[0, ["silent"]]]),
         network: { ...calmNetwork, minDelayMs: 10 },
         stableAtMs: 0,
+        submitUntilMs: 3000,
         clients: 1,
         txIntervalMs: [200, 200],
       });
@@ -68,6 +69,7 @@ describe("simulator measurements", () => {
       );
       assert.equal(r.viewChanges, 1);
       assert.ok(r.firstCommitMs > firstTx + SIM_TIMING.viewTimeoutMs);
+      assert.ok(r.txSubmitted >= 10);
       assert.equal(r.txCommitted, r.txSubmitted);
     }
   });
