@@ -98,6 +98,9 @@ export class ConsensusDriver {
   private tickTimer: NodeJS.Timeout | null = null;
   private batchTimer: NodeJS.Timeout | null = null;
   private pendingProposal: bigint | null = null;
+  /** Highest height this node proposed, and the highest delivered: equal means nothing in flight. */
+  private lastProposed = 0n;
+  private lastDelivered = 0n;
   private lastPendingWork = -1;
   private idle: Promise<void> = Promise.resolve();
   private releaseIdle: (() => void) | null = null;
@@ -261,6 +264,8 @@ export class ConsensusDriver {
           break;
         }
         case "deliver":
+          this.mod.log.debug({ height: String(a.height) }, "delivered");
+          this.lastDelivered = a.height;
           this.mod.onDeliver({
             height: a.height,
             epoch: a.epoch,
@@ -271,6 +276,7 @@ export class ConsensusDriver {
           });
           break;
         case "requestProposal":
+          this.mod.log.debug({ height: String(a.height) }, "proposal requested");
           this.scheduleProposal(a.height);
           break;
         case "fetchBlocks":
@@ -320,13 +326,15 @@ export class ConsensusDriver {
   }
 
   /**
-   * Batching: a full batch is proposed at once; otherwise the batch closes after maxBatchDelayMs.
-   * An empty pool proposes nothing and tells the core so.
+   * Batching: with none of our proposals in flight, or a full batch waiting, propose at once
+   * (light load pays no batching delay); otherwise the batch closes after maxBatchDelayMs, while
+   * earlier blocks are still being agreed. An empty pool proposes nothing and tells the core so.
    */
   private scheduleProposal(height: bigint): void {
     this.pendingProposal = height;
     if (this.batchTimer) return;
-    if (this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs) {
+    const idle = this.lastDelivered >= this.lastProposed;
+    if (idle || this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs) {
       this.propose();
       return;
     }
@@ -362,6 +370,8 @@ export class ConsensusDriver {
       txs: reaped.txs,
       lastCommit: lastCommit ?? undefined,
     });
+    this.mod.log.debug({ height: String(height), txs: reaped.txs.length }, "proposing");
+    this.lastProposed = height;
     this.mod.mempool.markProposed(reaped.hashes);
     this.mod.metrics?.proposal(reaped.txs.length);
     this.push({ kind: "proposal", height, block, nowMs: BigInt(this.now()) });

@@ -426,6 +426,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       chainHash: d.chainHash,
       blockTimeMs,
     });
+    this.log.debug({ height: String(d.height), txs: txs.length }, "commit batch durable");
     this.lastBlockTimeMs = blockTimeMs;
     this.committedHeightValue = d.height;
     this.lastCommitCert = d.certificate;
