@@ -240,14 +240,11 @@ function summarize(h: Histogram): LatencySummary {
   // Recorded in microseconds, reported in milliseconds.
   const ms = (us: number) => Math.round(us / 10) / 100;
   if (h.totalCount === 0) return { count: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0 };
-  return {
-    count: h.totalCount,
-    p50: ms(h.getValueAtPercentile(50)),
-    p90: ms(h.getValueAtPercentile(90)),
-    p99: ms(h.getValueAtPercentile(99)),
-    max: ms(h.maxValue),
-    mean: ms(h.mean),
-  };
+  // A percentile is reported as the top of its HDR bucket, which can lie above the largest value
+  // recorded; no percentile exceeds the maximum.
+  const max = h.maxValue;
+  const at = (q: number) => ms(Math.min(h.getValueAtPercentile(q), max));
+  return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), max: ms(max), mean: ms(h.mean) };
 }
 
 const recordMs = (h: Histogram, ms: number) => h.recordValue(Math.max(1, Math.round(ms * 1000)));

@@ -18,7 +18,7 @@ the report (JSON, table, SVG chart) and stops the cluster. Ctrl-C stops it clean
 Options:
   --validators N   validators (default 4)
   --duration S     seconds of load (default 20)
-  --rate R         offered load in tx/s (default 300)
+  --rate R         offered load in tx/s (default 100)
   --out DIR        report directory (default bench/results)
   --json           print the full report as JSON
   -h, --help       show this help`;
@@ -54,7 +54,7 @@ export const demoCommand: CliCommand = {
     if (positionals.length > 0) throw new UsageError("arguments", `unexpected argument '${positionals[0]}'`);
     const validators = intFlag("validators", values.validators, 4, 1, 16);
     const durationS = intFlag("duration", values.duration, 20, 1, 3600);
-    const rate = intFlag("rate", values.rate, 300, 1, 1_000_000);
+    const rate = intFlag("rate", values.rate, 100, 1, 1_000_000);
     const outDir = path.resolve(values.out ?? "bench/results");
 
     // First signal: abort the load and stop the nodes gracefully; runClusterBench then cleans

@@ -1,0 +1,85 @@
+// The cluster benchmark's machinery without a cluster: open-loop load through the real
+// ApiServer over a fake node that commits every admitted transaction. Checks the report's
+// accounting (scheduled = committed + failures), the HDR summaries, the timeline, the chain
+// check, and that the SDK's certificate check rejects the fake node's unsigned certificates.
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { runClusterBench } from "../../../bench/cluster.js";
+import { ApiServer } from "../../../src/api/index.js";
+import { generateKeyPair, writeKeyFile } from "../../../src/crypto/keys.js";
+import { silentLogger } from "../../../src/logger/index.js";
+import { FakeNode } from "../api/fakeNode.js";
+
+describe("cluster benchmark against a fake node", () => {
+  let dir: string;
+  let server: ApiServer;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "parabft-sdk-bench-"));
+    for (let i = 0; i < 4; i++) await writeKeyFile(path.join(dir, "keys", `k${i}.json`), generateKeyPair());
+    const node = new FakeNode({ maxTxs: 10_000, maxPerSender: 1_000, maxNonceGap: 1_000 });
+    node.setReady(true);
+    node.autoCommit = true;
+    server = new ApiServer(
+      { address: "127.0.0.1:0", reflection: false },
+      { backend: node, log: silentLogger() },
+    );
+    await server.start();
+  });
+
+  after(async () => {
+    await server?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("accounts for every scheduled transaction and finds every committed one in the chain", async () => {
+    const report = await runClusterBench({
+      api: [`127.0.0.1:${server.port}`],
+      keysDir: path.join(dir, "keys"),
+      durationS: 2,
+      rate: 20,
+      senders: 4,
+      connections: 2,
+      drainTimeoutS: 10,
+      outDir: path.join(dir, "out"),
+      name: "smoke",
+      progress: false,
+    });
+    assert.equal(report.runs.length, 1);
+    const r = report.runs[0]!;
+    assert.equal(r.scheduled, 40);
+    const failures = Object.values(r.submitFailures).reduce((a, b) => a + b, 0);
+    assert.equal(failures, 0, JSON.stringify(r.submitFailures));
+    assert.equal(r.committed, 40);
+    assert.equal(r.uncommitted, 0);
+    assert.equal(r.executed, 40);
+    assert.equal(r.finalityMs.count, 40);
+    assert.ok(
+      r.finalityMs.p50 > 0 && r.finalityMs.p50 <= r.finalityMs.p99 && r.finalityMs.p99 <= r.finalityMs.max,
+    );
+    assert.equal(
+      r.timeline.reduce((a, p) => a + p.sent, 0),
+      40,
+    );
+    assert.equal(
+      r.timeline.reduce((a, p) => a + p.committed, 0),
+      40,
+    );
+    assert.ok(report.verifyCeiling.singleThreadPerSec > 0);
+    assert.equal(report.saturation, null);
+    const v = report.verification;
+    assert.equal(v.inChain, 40);
+    assert.equal(v.missing + v.heightMismatch, 0);
+    assert.deepEqual(v.receiptStatus, { OK: 40 });
+    // The fake node's certificates carry no signatures: the light-client check must say so.
+    assert.ok(v.certificatesChecked > 0);
+    assert.equal(v.certificatesValid, 0);
+    assert.match(v.certificateFailures[0]!, /INSUFFICIENT_QUORUM|EPOCH_MISMATCH|BAD_SIGNATURE/);
+    const saved = JSON.parse(await readFile(report.files!.json, "utf8"));
+    assert.equal(saved.runs[0].committed, 40);
+    assert.equal(saved.files.svg, report.files!.svg);
+  });
+});
