@@ -39,6 +39,12 @@ import {
   writeResultFiles,
 } from "./lib/index.js";
 
+/** Process CPU milliseconds (all threads) since `since`. */
+const cpuMs = (since: NodeJS.CpuUsage) => {
+  const c = process.cpuUsage(since);
+  return (c.user + c.system) / 1000;
+};
+
 export type Workload = "transfer" | "amm-hotspot" | "compute-low" | "compute-high" | "compute-contended";
 
 export interface Scenario {
@@ -61,8 +67,10 @@ export interface Row {
   executor: ExecutorName;
   medianMs: number;
   txPerSec: number;
-  /** Against the reference executor in the same run. */
+  /** Median over blocks of (reference ms / this ms) for the same block, measured interleaved. */
   speedup: number;
+  /** Process CPU (all threads: workers, GC) per tx: robust to other load, unlike wall time. */
+  cpuUsPerTx: number;
   /** How the cost model ran the measured blocks (parallel executors). */
   mode: string;
   lanes: number;
@@ -75,6 +83,8 @@ export interface PersistRow {
   blocks: number;
   workers: number;
   txPerSec: number;
+  /** Process CPU per tx (main, workers, GC, RocksDB threads). */
+  cpuUsPerTx: number;
   /** Per block, medians: stage busy times and the RocksDB batch write. */
   prepareMs: number;
   executeMs: number;
@@ -210,50 +220,61 @@ function makeExecutor(name: ExecutorName, u: Prepared): Executor & { close?: () 
   return new ParallelExecutor(init, { workers: name === "parallel-1w" ? 1 : 2 });
 }
 
+/**
+ * Runs the executors interleaved block by block (rotating who goes first), so that load from
+ * other processes on a shared machine skews all of them alike; speedups are per-block ratios.
+ */
 async function measureExecutors(s: Scenario, runs: number): Promise<{ rows: Row[]; rootsMatch: boolean }> {
   const { u, blocks } = makeBlocks(s, runs + 1);
-  const rows: Row[] = [];
-  const roots: string[][] = [];
-  let refMs = 0;
-  for (const name of EXECUTORS) {
-    const ex = makeExecutor(name, u);
-    const times: number[] = [];
-    const modes = new Set<string>();
-    let lanes = 0;
-    const r: string[] = [];
-    try {
-      for (const [i, b] of blocks.entries()) {
+  const exs = EXECUTORS.map((name) => ({
+    name,
+    ex: makeExecutor(name, u),
+    times: [] as number[],
+    cpu: [] as number[],
+    modes: new Set<string>(),
+    lanes: 0,
+    roots: [] as string[],
+  }));
+  try {
+    for (const [i, b] of blocks.entries()) {
+      for (let j = 0; j < exs.length; j++) {
+        const e = exs[(i + j) % exs.length]!;
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
-        const res = await ex.executeBlock(b);
+        const res = await e.ex.executeBlock(b);
         const ms = performance.now() - t0;
-        r.push(toHex(res.stateRoot));
+        const c = cpuMs(c0);
+        e.roots.push(toHex(res.stateRoot));
         if (i === 0) continue; // warm-up: JIT and worker start
-        times.push(ms);
-        if (ex instanceof ParallelExecutor && ex.lastStats) {
-          modes.add(ex.lastStats.mode);
-          lanes = ex.lastStats.lanes;
+        e.times.push(ms);
+        e.cpu.push((c * 1000) / b.txs.length);
+        if (e.ex instanceof ParallelExecutor && e.ex.lastStats) {
+          e.modes.add(e.ex.lastStats.mode);
+          e.lanes = e.ex.lastStats.lanes;
         }
       }
-    } finally {
-      await ex.close?.();
     }
-    roots.push(r);
-    const med = median(times);
-    if (name === "reference") refMs = med;
-    rows.push({
+  } finally {
+    for (const e of exs) await e.ex.close?.();
+  }
+  const ref = exs[0]!;
+  const rows = exs.map((e) => {
+    const med = median(e.times);
+    return {
       scenario: s.name,
       workload: s.workload,
       accounts: s.accounts,
       blockSize: s.blockSize,
-      executor: name,
+      executor: e.name,
       medianMs: round(med, 4),
       txPerSec: Math.round((s.blockSize / med) * 1000),
-      speedup: round(refMs / med, 3),
-      mode: name === "reference" ? "sequential" : [...modes].sort().join("+"),
-      lanes,
-    });
-  }
-  const rootsMatch = roots.every((r) => r.join() === roots[0]!.join());
+      speedup: round(median(e.times.map((t, k) => ref.times[k]! / t)), 3),
+      cpuUsPerTx: round(median(e.cpu), 3),
+      mode: e.name === "reference" ? "sequential" : [...e.modes].sort().join("+"),
+      lanes: e.lanes,
+    };
+  });
+  const rootsMatch = exs.every((e) => e.roots.join() === ref.roots.join());
   return { rows, rootsMatch };
 }
 
@@ -297,6 +318,7 @@ async function measurePersisted(
       },
     );
     await pipeline.start();
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     try {
       for (const b of blocks) await pipeline.submit(b);
@@ -306,6 +328,7 @@ async function measurePersisted(
       await ex.close();
     }
     const total = performance.now() - t0;
+    const cpuUsPerTx = (cpuMs(c0) * 1000) / (blockSize * count);
     const st = pipeline.stats().stages;
     const per = (name: string) => st.find((x) => x.stage === name)!.busyMs / count;
     const stages = { prepare: per("prepare"), execute: per("execute"), persist: per("persist") };
@@ -317,6 +340,7 @@ async function measurePersisted(
       blocks: count,
       workers,
       txPerSec: Math.round(((blockSize * count) / total) * 1000),
+      cpuUsPerTx: round(cpuUsPerTx, 3),
       prepareMs: round(stages.prepare, 3),
       executeMs: round(stages.execute, 3),
       persistMs: round(stages.persist, 3),
@@ -330,11 +354,6 @@ async function measurePersisted(
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-const cpuMs = (since: NodeJS.CpuUsage) => {
-  const c = process.cpuUsage(since);
-  return (c.user + c.system) / 1000;
-};
 
 /**
  * Measures the cost model's inputs in CPU time (process.cpuUsage), not wall time: on a shared
@@ -429,14 +448,24 @@ export function formatExecReport(r: ExecBenchReport): string {
   const m = r.machine;
   const head = `parabft bench exec — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}; load average ${m.loadAverage1m} -> ${r.loadAverageAtEnd}; median of ${r.runs} blocks${r.quick ? " (quick)" : ""}`;
   const t1 = formatTable(
-    ["scenario", "executor", "mode", "lanes", "ms/block", "tx/s", "speedup"],
-    r.rows.map((x) => [x.scenario, x.executor, x.mode, x.lanes || null, x.medianMs, x.txPerSec, x.speedup]),
+    ["scenario", "executor", "mode", "lanes", "ms/block", "tx/s", "speedup", "cpu µs/tx"],
+    r.rows.map((x) => [
+      x.scenario,
+      x.executor,
+      x.mode,
+      x.lanes || null,
+      x.medianMs,
+      x.txPerSec,
+      x.speedup,
+      x.cpuUsPerTx,
+    ]),
   );
   const t2 = formatTable(
     [
       "persisted (pipeline + ChainDb)",
       "workers",
       "tx/s",
+      "cpu µs/tx",
       "prepare",
       "execute",
       "(apply",
@@ -449,6 +478,7 @@ export function formatExecReport(r: ExecBenchReport): string {
       x.scenario,
       x.workers,
       x.txPerSec,
+      x.cpuUsPerTx,
       x.prepareMs,
       x.executeMs,
       x.applyMs,
