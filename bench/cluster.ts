@@ -56,6 +56,8 @@ export interface ClusterBenchOpts {
   /** Progress on stderr. */
   progress?: boolean;
   signal?: AbortSignal;
+  /** Length of each verification-ceiling burst (single thread, then all cores); default 1000 ms. */
+  verifyCeilingMs?: number;
   /** Receives the LocalCluster as soon as it exists (the demo's SIGINT handler stops it). */
   onCluster?: (cluster: LocalCluster) => void;
 }
@@ -774,7 +776,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
     const chainId = status.chainId;
 
     say("measuring this machine's signature-verification ceiling ...");
-    const ceiling = await measureVerifyCeiling(apis.length);
+    const ceiling = await measureVerifyCeiling(apis.length, opts.verifyCeilingMs ?? 1000);
     say(
       `  node:crypto Ed25519 verify: ${ceiling.singleThreadPerSec}/s on one thread, ${ceiling.allCoresPerSec}/s on ${ceiling.cores} cores; cluster ceiling ≈ ${ceiling.clusterCeilingPerSec} tx/s`,
     );

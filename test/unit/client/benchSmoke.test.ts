@@ -47,6 +47,7 @@ describe("cluster benchmark against a fake node", () => {
       outDir: path.join(dir, "out"),
       name: "smoke",
       progress: false,
+      verifyCeilingMs: 200,
     });
     assert.equal(report.runs.length, 1);
     const r = report.runs[0]!;
