@@ -29,6 +29,7 @@ import { silentLogger } from "../src/logger/index.js";
 import { ChainDb } from "../src/storage/index.js";
 import { toHex } from "../src/types/bytes.js";
 import {
+  availableCores,
   barChartSvg,
   formatTable,
   type MachineInfo,
@@ -110,6 +111,8 @@ export interface Calibration {
 export interface ExecBenchReport {
   machine: MachineInfo;
   loadAverageAtEnd: number;
+  /** CPU/wall of 2 spinning threads at start and end: what a 2-worker speedup is capped by. */
+  availableCores: { start: number; end: number };
   calibration: Calibration;
   quick: boolean;
   runs: number;
@@ -407,6 +410,8 @@ async function calibrate(runs: number, blockSize: number): Promise<Calibration> 
 export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport> {
   const log = opts.log ?? progress;
   const machine = machineInfo();
+  const coresAtStart = await availableCores(2);
+  log(`2 spinning threads get ${coresAtStart} cores`);
   log("calibrating the cost model");
   const calibration = await calibrate(opts.runs, opts.quick ? 1_000 : 5_000);
   const rows: Row[] = [];
@@ -435,6 +440,7 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
   return {
     machine,
     loadAverageAtEnd: machineInfo().loadAverage1m,
+    availableCores: { start: coresAtStart, end: await availableCores(2) },
     calibration,
     quick: opts.quick,
     runs: opts.runs,
@@ -446,7 +452,7 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
 
 export function formatExecReport(r: ExecBenchReport): string {
   const m = r.machine;
-  const head = `parabft bench exec — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}; load average ${m.loadAverage1m} -> ${r.loadAverageAtEnd}; median of ${r.runs} blocks${r.quick ? " (quick)" : ""}`;
+  const head = `parabft bench exec — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}; load average ${m.loadAverage1m} -> ${r.loadAverageAtEnd}; 2 spinning threads got ${r.availableCores.start} -> ${r.availableCores.end} cores; median of ${r.runs} blocks${r.quick ? " (quick)" : ""}`;
   const t1 = formatTable(
     ["scenario", "executor", "mode", "lanes", "ms/block", "tx/s", "speedup", "cpu µs/tx"],
     r.rows.map((x) => [

@@ -1,3 +1,4 @@
+export * from "./cores.js";
 export * from "./output.js";
 export * from "./stats.js";
 export * from "./svgChart.js";
