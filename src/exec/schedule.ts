@@ -25,12 +25,17 @@ export interface CostModel {
   minTxs: number;
 }
 
+/**
+ * From `parabft bench exec` calibration (CPU time, 2-vCPU EPYC VM shared with other work):
+ * compute iteration 1.09 µs, inline transfer 13–20 µs (decode, apply, receipt), worker decode
+ * 2.4–3.2 µs, forced 2-worker transfer 31–35 µs/tx more CPU than inline (main + worker side).
+ */
 export const DEFAULT_COST_MODEL: CostModel = {
-  cheapTxUs: 3,
-  computeIterationUs: 0.8,
-  workerDecodeUs: 4,
-  mainShipUs: 3,
-  fixedUs: 400,
+  cheapTxUs: 8,
+  computeIterationUs: 1,
+  workerDecodeUs: 5,
+  mainShipUs: 10,
+  fixedUs: 500,
   margin: 0.8,
   minTxs: 16,
 };
