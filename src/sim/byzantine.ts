@@ -89,6 +89,8 @@ export class Adversary {
     }
 
     if (this.has("forge") && rng.chance(1, 3)) this.forge(recipients, message, send);
+    if (this.has("forge") && kind === "prePrepare" && rng.chance(1, 2))
+      this.forgeTx(recipients, message, send);
     if (this.has("wrongview") && rng.chance(1, 3)) this.wrongView(recipients, message, send);
     if (this.has("replay") && this.replayBuffer.length > 0 && rng.chance(1, 3)) {
       this.stats.replayed++;
@@ -232,6 +234,29 @@ export class Adversary {
     if (victim === index) victim = (victim + 1) % n;
     this.stats.forged++;
     const bytes = this.seal(message, victim);
+    for (const to of recipients) if (rng.chance(1, 2)) send(to, bytes);
+  }
+
+  /**
+   * The same PRE-PREPARE with one transaction's signature zeroed. Signatures are outside the
+   * digest (txsRoot covers body hashes), so the digest still matches: only the stateless check
+   * of every transaction stops a replica from accepting and later delivering this body.
+   */
+  private forgeTx(
+    recipients: readonly number[],
+    message: PeerMessage,
+    send: (to: number, b: Uint8Array, d?: number) => void,
+  ): void {
+    const m = message.kind;
+    if (m.case !== "prePrepare" || m.value.block === undefined || m.value.block.txs.length === 0) return;
+    const { rng } = this.ctx;
+    const clone = fromBinary(PeerMessageSchema, toBinary(PeerMessageSchema, message));
+    if (clone.kind.case !== "prePrepare") return;
+    const txs = clone.kind.value.block!.txs;
+    txs[rng.int(txs.length)]!.signature = new Uint8Array(64);
+    this.stats.forged++;
+    const bytes = this.seal(clone);
+    // To a random half, alongside the genuine copy: either may arrive first.
     for (const to of recipients) if (rng.chance(1, 2)) send(to, bytes);
   }
 

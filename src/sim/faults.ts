@@ -46,9 +46,16 @@ export function parseFaults(list: string): FaultKind[] {
   return out;
 }
 
+/**
+ * How a crashed replica comes back: with everything it persisted; with its data directory wiped
+ * (blocks gone, signing state kept beside the key); or with its signing state lost (data kept), in
+ * which case it must not vote until it has caught up.
+ */
+export type RestartMode = "normal" | "wipeData" | "loseSigningState";
+
 export type TimelineEvent =
   | { at: number; kind: "crash"; replica: number }
-  | { at: number; kind: "restart"; replica: number }
+  | { at: number; kind: "restart"; replica: number; mode?: RestartMode }
   | { at: number; kind: "partition"; groups: number[][] }
   | { at: number; kind: "heal" }
   | { at: number; kind: "stabilise" };
@@ -123,13 +130,27 @@ export function planFaults(rng: Prng, input: PlanInput): FaultPlan {
     }
   }
   if (has("crash")) {
+    const f = Math.floor((n - 1) / 3);
+    const amnesiacs = new Set<number>();
     const count = rng.int(3);
     const honest = range(0, n).filter((r) => !byzantine.has(r));
     for (let i = 0; i < count && honest.length > 0; i++) {
       const replica = rng.pick(honest);
       const at = rng.int(Math.max(1, stableAtMs - 600));
       timeline.push({ at, kind: "crash", replica });
-      timeline.push({ at: Math.min(stableAtMs - 1, at + 100 + rng.int(2500)), kind: "restart", replica });
+      const roll = rng.int(5);
+      // A replica that lost its signing state stays silent until it has caught up: it is faulty
+      // until then, so it must fit in the budget of f together with the Byzantine replicas.
+      const amnesiaAllowed = byzantine.size + amnesiacs.size < f && !amnesiacs.has(replica);
+      const mode: RestartMode =
+        roll === 0 ? "wipeData" : roll === 1 && amnesiaAllowed ? "loseSigningState" : "normal";
+      if (mode === "loseSigningState") amnesiacs.add(replica);
+      timeline.push({
+        at: Math.min(stableAtMs - 1, at + 100 + rng.int(2500)),
+        kind: "restart",
+        replica,
+        mode,
+      });
     }
   }
   timeline.push({ at: stableAtMs, kind: "stabilise" });

@@ -28,7 +28,13 @@ import {
 import { toHex, u32be } from "../types/bytes.js";
 import { Adversary, Collusion, type Outgoing } from "./byzantine.js";
 import { FakeExecutor } from "./executor.js";
-import { type FaultKind, type FaultPlan, planFaults, type TimelineEvent } from "./faults.js";
+import {
+  type FaultKind,
+  type FaultPlan,
+  planFaults,
+  type RestartMode,
+  type TimelineEvent,
+} from "./faults.js";
 import {
   AgreementChecker,
   LivenessChecker,
@@ -399,7 +405,8 @@ export class Simulation {
   // ---------------------------------------------------------------------------------------
   // Core lifecycle
 
-  private startCore(node: SimNode, fresh: boolean): void {
+  private startCore(node: SimNode, fresh: boolean, signingStateLost = false): void {
+    if (signingStateLost) node.records = [];
     const config: ReplicaConfig = {
       chainId: SIM_CHAIN_ID,
       epoch: 0n,
@@ -416,7 +423,7 @@ export class Simulation {
         executedHeight: node.exec.executedHeight,
         stableHeight: node.stableHeight,
       },
-      persisted: fresh ? undefined : foldSigningRecords(node.records),
+      persisted: fresh ? undefined : signingStateLost ? null : foldSigningRecords(node.records),
       testOnlyFaults: node.honest ? this.cfg.testOnlyFaults : undefined,
     };
     node.core = new Replica(config);
@@ -444,11 +451,20 @@ export class Simulation {
     this.trace.record(TraceTag.crashed, this.now, node.index);
   }
 
-  private restart(node: SimNode): void {
+  private restart(node: SimNode, mode: RestartMode = "normal"): void {
     if (node.core !== null) return;
     node.life++;
-    this.trace.record(TraceTag.restarted, this.now, node.index);
-    this.startCore(node, false);
+    this.trace.record(TraceTag.restarted, this.now, node.index, mode.length);
+    if (mode === "wipeData") {
+      node.blocks.clear();
+      node.chainHashes.clear();
+      node.committedHeight = 0n;
+      node.chainHash = GENESIS_CHAIN_HASH;
+      node.lastCert = null;
+      node.stableHeight = 0n;
+      node.exec = new FakeExecutor();
+    }
+    this.startCore(node, false, mode === "loseSigningState");
   }
 
   // ---------------------------------------------------------------------------------------
@@ -550,7 +566,7 @@ export class Simulation {
         this.crash(this.nodes[ev.replica]!);
         return;
       case "restart":
-        this.restart(this.nodes[ev.replica]!);
+        this.restart(this.nodes[ev.replica]!, ev.mode);
         return;
       case "partition":
         this.network.partition(ev.groups);
