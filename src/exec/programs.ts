@@ -25,6 +25,7 @@ import {
   keyStr,
   U128_MAX,
 } from "./codec.js";
+import { sha256Iterate } from "./sha256iter.js";
 
 /** Gas schedule (units, not money: fees are not charged yet). */
 export const GAS = {
@@ -364,9 +365,7 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       const k = keyStr(computeKey(tx.sender));
       // Check access before burning CPU on a result that could not be stored.
       ctx.write(k, null);
-      let h: Uint8Array = seed;
-      for (let i = 0; i < iterations; i++) h = nodeHash("sha256", h, "buffer");
-      const result = new Uint8Array(h);
+      const result = sha256Iterate(seed, iterations);
       ctx.write(k, result);
       return [{ kind: "compute.work", attrs: [["result", hex(result)]] }];
     }

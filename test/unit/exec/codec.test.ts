@@ -115,3 +115,21 @@ describe("tx-seen keys", () => {
     assert.equal(seenKeyStr(tx, 2n ** 53n - 1n), keyStr(txSeenKey(a!.address, 2n ** 53n - 1n)));
   });
 });
+
+describe("compute.work hashing", () => {
+  it("sha256Iterate equals iterated node:crypto SHA-256 for any seed length and round count", async () => {
+    const { sha256Iterate } = await import("../../../src/exec/sha256iter.js");
+    const { createHash } = await import("node:crypto");
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 0, max: 40 }), (seed, n) => {
+        let h: Uint8Array = seed;
+        for (let i = 0; i < n; i++) h = createHash("sha256").update(h).digest();
+        assert.deepEqual([...sha256Iterate(seed, n)], [...h]);
+      }),
+      { seed: 4, numRuns: 300 },
+    );
+    let h: Uint8Array = new Uint8Array(32).fill(9);
+    for (let i = 0; i < 5000; i++) h = createHash("sha256").update(h).digest();
+    assert.deepEqual([...sha256Iterate(new Uint8Array(32).fill(9), 5000)], [...h]);
+  });
+});
