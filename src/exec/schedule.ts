@@ -11,7 +11,7 @@ import { touchedKeys } from "./programs.js";
 export interface CostModel {
   /** Executing a cheap transaction (transfer, kv, swap) on an already-decoded tx. */
   cheapTxUs: number;
-  /** One compute.work iteration (SHA-256 of 32 bytes via node:crypto). */
+  /** One compute.work iteration (SHA-256 of 32 bytes, sha256iter.ts). */
   computeIterationUs: number;
   /** Worker-side protobuf decode of one body, paid inside each bin. */
   workerDecodeUs: number;
@@ -27,12 +27,13 @@ export interface CostModel {
 
 /**
  * From `parabft bench exec` calibration (CPU time, 2-vCPU EPYC VM shared with other work):
- * compute iteration 1.09 µs, inline transfer 13–20 µs (decode, apply, receipt), worker decode
- * 2.4–3.2 µs, forced 2-worker transfer 31–35 µs/tx more CPU than inline (main + worker side).
+ * compute iteration 0.39 µs (sha256iter.ts), inline transfer 12–20 µs (decode, apply, receipt),
+ * worker decode 2.4–3.6 µs, forced 2-worker transfer 31–35 µs/tx more CPU than inline (main and
+ * worker side together).
  */
 export const DEFAULT_COST_MODEL: CostModel = {
   cheapTxUs: 8,
-  computeIterationUs: 1,
+  computeIterationUs: 0.4,
   workerDecodeUs: 5,
   mainShipUs: 10,
   fixedUs: 500,
