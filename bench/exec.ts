@@ -150,14 +150,14 @@ function scenarios(quick: boolean): Scenario[] {
     workload: "compute-high",
     accounts: cSize,
     blockSize: cSize,
-    iterations: quick ? 150 : 400,
+    iterations: quick ? 600 : 1_500,
   });
   out.push({
     name: `compute contended ${cSize}`,
     workload: "compute-contended",
     accounts: 1,
     blockSize: cSize,
-    iterations: quick ? 150 : 400,
+    iterations: quick ? 600 : 1_500,
   });
   return out;
 }
