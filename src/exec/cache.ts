@@ -23,6 +23,9 @@ export class StateCache {
     private readonly maxEntries = 2_000_000,
   ) {}
 
+  /** Bumped whenever entries are dropped: a prepared block loaded before then must reload. */
+  evictions = 0;
+
   get size(): number {
     return this.values.size;
   }
@@ -83,6 +86,7 @@ export class StateCache {
       this.values.delete(k);
       dropped++;
     }
+    if (dropped > 0) this.evictions++;
     return dropped;
   }
 }

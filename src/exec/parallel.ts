@@ -55,6 +55,8 @@ export interface PreparedBlock {
   keys: string[];
   /** Keys read from the store while preparing. */
   loaded: number;
+  /** cache.evictions when the keys were loaded. */
+  evictions: number;
 }
 
 /** What the last block did: for metrics, tests and the benchmark. */
@@ -140,8 +142,10 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const keySet = new Set<string>();
     for (const tx of decoded) if (tx) for (const k of touchedKeys(tx).keys) keySet.add(k);
     const keys = [...keySet];
+    // Snapshot before loading: an eviction during the awaited reads must force a reload too.
+    const evictions = this.cache.evictions;
     const loaded = await this.cache.load(keys);
-    return { block, hashes, decoded, keys, loaded };
+    return { block, hashes, decoded, keys, loaded, evictions };
   }
 
   executeBlock(block: ExecutableBlock): Promise<ExecutionResult> {
@@ -190,8 +194,9 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     if (this.closed) throw new ParabftError("EXEC_STOPPED", {}, "executor closed");
     const { block, decoded, hashes } = p;
     if (block.height !== this.height + 1n) throw outOfOrder(this.height + 1n, block.height);
-    // Loaded in prepare, but a prefetch may have raced an eviction: reloading is a no-op otherwise.
-    let loaded = p.loaded + (await this.cache.load(p.keys));
+    // Loaded in prepare; if anything was evicted since, reload (keys still cached cost nothing).
+    let loaded = p.loaded;
+    if (p.evictions !== this.cache.evictions) loaded += await this.cache.load(p.keys);
     // A nonce below the sender's current one may be a duplicate from an earlier block: its
     // tx-seen record is the only state read that the access list cannot name in advance.
     const seenKeys: (string | null)[] = decoded.map((tx) => {
