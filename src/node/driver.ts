@@ -27,6 +27,8 @@ import { commitCertificateHash, txsRoot } from "../types/block.js";
 import { errorMessage } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 
+const TRACE = process.env.PARABFT_TRACE === "1";
+
 /** A block the core delivered, in height order. */
 export interface Delivered {
   height: bigint;
@@ -186,6 +188,7 @@ export class ConsensusDriver {
   }
 
   private pushChecked(msg: CheckedMessage): void {
+    if (TRACE) this.mod.log.debug({ kind: msg.message.kind.case, from: msg.sender }, "trace in");
     this.push({ kind: "checked", msg, nowMs: BigInt(this.now()) });
   }
 
@@ -239,6 +242,11 @@ export class ConsensusDriver {
       const t0 = performance.now();
       await this.mod.persist(unpersisted);
       this.mod.metrics?.persistSeconds((performance.now() - t0) / 1000);
+      if (TRACE)
+        this.mod.log.debug(
+          { ms: (performance.now() - t0).toFixed(2), n: unpersisted.length },
+          "trace persisted",
+        );
       unpersisted = [];
     };
     for (const a of actions) {
@@ -252,6 +260,7 @@ export class ConsensusDriver {
           break;
         case "broadcast":
           await flush();
+          if (TRACE) this.mod.log.debug({ kind: a.msg.kind }, "trace broadcast");
           this.mod.net.broadcast(a.msg.bytes);
           break;
         case "setTimer":
