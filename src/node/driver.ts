@@ -107,6 +107,8 @@ export class ConsensusDriver {
   private idle: Promise<void> = Promise.resolve();
   private releaseIdle: (() => void) | null = null;
   private readonly now: () => number;
+  /** Hashes reaped into each proposal, marked in flight only once the core accepts it. */
+  private readonly reapedHashes = new WeakMap<Block, Hash[]>();
   /** Verdicts of checkBlock, read synchronously by the core's validateBlock hook. */
   private readonly blockVerdicts = new WeakMap<Block, Verdict>();
 
@@ -221,6 +223,7 @@ export class ConsensusDriver {
         const event = this.queue.shift()!;
         const { actions, verdict, sender } = this.mod.replica.handle(event);
         if (verdict !== null && sender !== null) this.judge(sender, verdict);
+        if (event.kind === "proposal") this.settleProposal(event.block, actions);
         await this.perform(actions);
       }
     } catch (err: unknown) {
@@ -324,6 +327,25 @@ export class ConsensusDriver {
     await flush();
   }
 
+  /**
+   * The core may drop a proposal (a request it re-issued was answered twice, the view moved, the
+   * window filled). Only an accepted one, which it broadcasts as a PRE-PREPARE, takes its
+   * transactions out of the pool; a dropped one leaves them to be proposed again, so no nonce is
+   * stranded in flight while later ones of the same sender are proposed past it.
+   */
+  private settleProposal(block: Block, actions: readonly Action[]): void {
+    const hashes = this.reapedHashes.get(block);
+    if (hashes === undefined) return;
+    const accepted = actions.some((a) => a.kind === "broadcast" && a.msg.kind === "prePrepare");
+    if (!accepted) {
+      this.mod.log.debug({ height: String(block.header?.height) }, "proposal dropped by the core");
+      return;
+    }
+    this.lastProposed = block.header!.height;
+    this.mod.mempool.markProposed(hashes);
+    this.notifyPendingWork();
+  }
+
   private setTimer(timer: TimerName, afterMs: number, token: number): void {
     const old = this.timers.get(timer);
     if (old) clearTimeout(old);
@@ -380,11 +402,8 @@ export class ConsensusDriver {
       lastCommit: lastCommit ?? undefined,
     });
     this.mod.log.debug({ height: String(height), txs: reaped.txs.length }, "proposing");
-    this.lastProposed = height;
-    this.mod.mempool.markProposed(reaped.hashes);
+    this.reapedHashes.set(block, reaped.hashes);
     this.mod.metrics?.proposal(reaped.txs.length);
     this.push({ kind: "proposal", height, block, nowMs: BigInt(this.now()) });
-    this.lastPendingWork = -1;
-    this.notifyPendingWork();
   }
 }
