@@ -14,12 +14,18 @@ import type { ByzantineBehaviour } from "./faults.js";
 import type { Prng } from "./prng.js";
 import type { StandInSigner } from "./signer.js";
 
+/** What an honest receiver's verdict must be for a message the adversary knows is bad. */
+export type Expectation = "reject" | "ignore" | "notAccept";
+
 export interface Outgoing {
   to: number;
   bytes: Uint8Array;
   /** Extra delay before this copy enters the network (a deliberately late second variant). */
   extraDelayMs: number;
+  expect?: Expectation;
 }
+
+type Send = (to: number, b: Uint8Array, extraDelayMs?: number, expect?: Expectation) => void;
 
 interface Conflict {
   view: bigint;
@@ -70,7 +76,7 @@ export class Adversary {
   onOutgoing(recipients: readonly number[], msg: OutMessage): Outgoing[] {
     const { rng } = this.ctx;
     const out: Outgoing[] = [];
-    const send = (to: number, bytes: Uint8Array, extraDelayMs = 0) => out.push({ to, bytes, extraDelayMs });
+    const send: Send = (to, bytes, extraDelayMs = 0, expect) => out.push({ to, bytes, extraDelayMs, expect });
     const message = fromBinary(PeerMessageSchema, msg.envelope.payload);
     const kind = message.kind.case;
 
@@ -105,12 +111,7 @@ export class Adversary {
   }
 
   /** Different blocks to the two halves; sometimes each half later also gets the other one. */
-  private equivocate(
-    recipients: readonly number[],
-    msg: OutMessage,
-    message: PeerMessage,
-    send: (to: number, b: Uint8Array, d?: number) => void,
-  ): void {
+  private equivocate(recipients: readonly number[], msg: OutMessage, message: PeerMessage, send: Send): void {
     if (message.kind.case !== "prePrepare") return;
     const pp = message.kind.value;
     const { rng } = this.ctx;
@@ -174,7 +175,7 @@ export class Adversary {
     msg: OutMessage,
     message: PeerMessage,
     c: Conflict,
-    send: (to: number, b: Uint8Array, d?: number) => void,
+    send: Send,
   ): void {
     const m = message.kind;
     if (m.case !== "prepare" && m.case !== "commit") return;
@@ -224,17 +225,13 @@ export class Adversary {
   }
 
   /** Claims to be another validator: the signature cannot verify under that validator's key. */
-  private forge(
-    recipients: readonly number[],
-    message: PeerMessage,
-    send: (to: number, b: Uint8Array, d?: number) => void,
-  ): void {
+  private forge(recipients: readonly number[], message: PeerMessage, send: Send): void {
     const { rng, n, index } = this.ctx;
     let victim = rng.int(n);
     if (victim === index) victim = (victim + 1) % n;
     this.stats.forged++;
     const bytes = this.seal(message, victim);
-    for (const to of recipients) if (rng.chance(1, 2)) send(to, bytes);
+    for (const to of recipients) if (rng.chance(1, 2)) send(to, bytes, 0, "reject");
   }
 
   /**
@@ -242,11 +239,7 @@ export class Adversary {
    * digest (txsRoot covers body hashes), so the digest still matches: only the stateless check
    * of every transaction stops a replica from accepting and later delivering this body.
    */
-  private forgeTx(
-    recipients: readonly number[],
-    message: PeerMessage,
-    send: (to: number, b: Uint8Array, d?: number) => void,
-  ): void {
+  private forgeTx(recipients: readonly number[], message: PeerMessage, send: Send): void {
     const m = message.kind;
     if (m.case !== "prePrepare" || m.value.block === undefined || m.value.block.txs.length === 0) return;
     const { rng } = this.ctx;
@@ -257,19 +250,16 @@ export class Adversary {
     this.stats.forged++;
     const bytes = this.seal(clone);
     // To a random half, alongside the genuine copy: either may arrive first.
-    for (const to of recipients) if (rng.chance(1, 2)) send(to, bytes);
+    for (const to of recipients) if (rng.chance(1, 2)) send(to, bytes, 0, "notAccept");
   }
 
   /** The same message for a far view or the next epoch, correctly signed by this replica. */
-  private wrongView(
-    recipients: readonly number[],
-    message: PeerMessage,
-    send: (to: number, b: Uint8Array, d?: number) => void,
-  ): void {
+  private wrongView(recipients: readonly number[], message: PeerMessage, send: Send): void {
     const { rng, chainId, signer } = this.ctx;
     const m = message.kind;
     this.stats.wrongView++;
     let bytes: Uint8Array;
+    let expect: Expectation | undefined;
     if (rng.chance(1, 2) || (m.case !== "prepare" && m.case !== "prePrepare")) {
       // Re-signed for epoch + 1: a set this replica does not know yet.
       const epoch = this.ctx.epoch + 1n;
@@ -284,6 +274,8 @@ export class Adversary {
           commitSignBytes(chainId, epoch, c.value.height, c.value.blockDigest),
         );
       bytes = this.seal(clone, this.ctx.index, epoch);
+      // A future epoch is ignored, never punished: the receiver may be the one lagging.
+      expect = "ignore";
     } else {
       const clone = fromBinary(PeerMessageSchema, toBinary(PeerMessageSchema, message));
       const c = clone.kind;
@@ -300,13 +292,10 @@ export class Adversary {
         );
       bytes = this.seal(clone);
     }
-    send(rng.pick(recipients.length > 0 ? recipients : [0]), bytes, rng.int(100));
+    send(rng.pick(recipients.length > 0 ? recipients : [0]), bytes, rng.int(100), expect);
   }
 
-  private garbage(
-    recipients: readonly number[],
-    send: (to: number, b: Uint8Array, d?: number) => void,
-  ): void {
+  private garbage(recipients: readonly number[], send: Send): void {
     const { rng } = this.ctx;
     if (recipients.length === 0) return;
     this.stats.garbage++;
@@ -314,7 +303,7 @@ export class Adversary {
     // Either raw junk, or a correctly signed envelope whose payload is junk.
     const { chainId, epoch, index, signer } = this.ctx;
     const bytes = rng.chance(1, 2) ? junk : envelopeWithPayload(chainId, epoch, index, junk, signer);
-    send(rng.pick(recipients), bytes);
+    send(rng.pick(recipients), bytes, 0, "reject");
   }
 }
 

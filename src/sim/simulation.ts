@@ -26,7 +26,7 @@ import {
   txsRoot,
 } from "../types/block.js";
 import { toHex, u32be } from "../types/bytes.js";
-import { Adversary, Collusion, type Outgoing } from "./byzantine.js";
+import { Adversary, Collusion, type Expectation, type Outgoing } from "./byzantine.js";
 import { FakeExecutor } from "./executor.js";
 import {
   type FaultKind,
@@ -129,13 +129,15 @@ export interface SimResult {
   commitLatenciesMs: number[];
   txLatenciesMs: number[];
   rejectedByHonest: number;
+  /** Known-bad Byzantine messages whose verdict at an honest replica was checked. */
+  expectationsChecked: number;
   truncated: boolean;
   /** The command that replays this run. */
   replay: string;
 }
 
 type QEvent =
-  | { k: "net"; from: number; to: number; bytes: Uint8Array; honest: boolean }
+  | { k: "net"; from: number; to: number; bytes: Uint8Array; honest: boolean; expect?: Expectation }
   | { k: "timer"; r: number; life: number; timer: string; token: number }
   | { k: "exec"; r: number; life: number }
   | { k: "build"; r: number; life: number; height: bigint }
@@ -222,6 +224,7 @@ export class Simulation {
   private steps = 0;
   private messages = 0;
   private rejectedByHonest = 0;
+  private expectationsChecked = 0;
   private txSubmitted = 0;
   private firstCommitMs = -1;
   private maxView = 0n;
@@ -385,6 +388,7 @@ export class Simulation {
       commitLatenciesMs: this.commitLatencies,
       txLatenciesMs: latencies,
       rejectedByHonest: this.rejectedByHonest,
+      expectationsChecked: this.expectationsChecked,
       truncated,
       replay: replayCommand(this.cfg),
     };
@@ -484,6 +488,19 @@ export class Simulation {
           from: e.from,
           nowMs: this.clock(node),
         });
+        if (node.honest && e.expect !== undefined && this.cfg.checkVerdicts !== false) {
+          this.expectationsChecked++;
+          const k = verdict?.kind;
+          const ok = e.expect === "notAccept" ? k !== "accept" : k === e.expect;
+          if (!ok) {
+            this.violations.push({
+              invariant: "verdict",
+              atMs: this.now,
+              replica: node.index,
+              detail: `honest replica ${node.index} gave ${k ?? "no verdict"}${verdict && "reason" in verdict ? ` (${verdict.reason})` : ""} to a message from Byzantine ${e.from} that must get ${e.expect}`,
+            });
+          }
+        }
         if (node.honest && verdict?.kind === "reject") {
           this.rejectedByHonest++;
           if (e.honest && this.cfg.checkVerdicts !== false) {
@@ -705,7 +722,14 @@ export class Simulation {
 
   private route(from: number, o: Outgoing, honest: boolean): void {
     for (const d of this.network.route(from, o.to, o.bytes)) {
-      this.q.schedule(d.delayMs + o.extraDelayMs, { k: "net", from, to: d.to, bytes: d.bytes, honest });
+      this.q.schedule(d.delayMs + o.extraDelayMs, {
+        k: "net",
+        from,
+        to: d.to,
+        bytes: d.bytes,
+        honest,
+        expect: o.expect,
+      });
     }
   }
 

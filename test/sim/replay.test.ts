@@ -11,6 +11,8 @@ describe("replay", () => {
     const b = runSimulation({ ...cfg });
     const c = runSimulation({ ...cfg, seed: 4243 });
     assert.ok(a.messages > 0 && a.committedHeight > 0, "the run must do something to be a meaningful replay");
+    // Its Byzantine replica sent known-bad messages whose verdicts were checked (rejected or ignored).
+    assert.ok(a.expectationsChecked > 0);
     assert.equal(a.traceHash, b.traceHash);
     assert.equal(a.committedHeight, b.committedHeight);
     assert.equal(a.steps, b.steps);
