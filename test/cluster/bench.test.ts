@@ -81,6 +81,13 @@ describe("cluster benchmark and client commands against a 4-validator cluster", 
           assert.equal(v.missing, 0);
           assert.equal(v.heightMismatch, 0);
           assert.ok(v.receiptsChecked > 0);
+          // Each sender's nonces are consecutive and nothing fails here: any BAD_NONCE means a
+          // nonce was stranded in flight while later ones were proposed past it.
+          assert.deepEqual(
+            Object.keys(v.receiptStatus),
+            ["OK"],
+            `receipt statuses ${JSON.stringify(v.receiptStatus)} ${JSON.stringify(v.receiptErrors)}`,
+          );
           assert.ok(v.certificatesChecked > 0);
           assert.equal(v.certificatesValid, v.certificatesChecked, v.certificateFailures.join("; "));
           const json = JSON.parse(await readFile(report.files!.json, "utf8"));
