@@ -39,8 +39,12 @@ export interface Delivered {
   chainHash: Hash;
 }
 
+export type Phase = "prepared" | "committed";
+
 export interface DriverMetrics {
   verdict(kind: Verdict["kind"], reason: string): void;
+  /** Seconds from the previous phase: proposal accepted → prepared → committed (delivered). */
+  phase(phase: Phase, seconds: number): void;
   viewChange(view: bigint): void;
   proposal(txs: number): void;
   persistSeconds(seconds: number): void;
@@ -107,6 +111,8 @@ export class ConsensusDriver {
   private idle: Promise<void> = Promise.resolve();
   private releaseIdle: (() => void) | null = null;
   private readonly now: () => number;
+  /** Per height: when this replica signed its PREPARE (proposal accepted) and its COMMIT (prepared). */
+  private readonly phaseAt = new Map<bigint, { prepareAt: number; commitAt?: number }>();
   /** Hashes reaped into each proposal, marked in flight only once the core accepts it. */
   private readonly reapedHashes = new WeakMap<Block, Hash[]>();
   /** Verdicts of checkBlock, read synchronously by the core's validateBlock hook. */
@@ -256,6 +262,7 @@ export class ConsensusDriver {
       switch (a.kind) {
         case "persist":
           unpersisted.push(a.record);
+          this.notePhase(a.record);
           break;
         case "send":
           await flush();
@@ -278,6 +285,7 @@ export class ConsensusDriver {
         case "deliver":
           this.mod.log.debug({ height: String(a.height) }, "delivered");
           this.lastDelivered = a.height;
+          this.observeCommitted(a.height);
           this.mod.onDeliver({
             height: a.height,
             epoch: a.epoch,
@@ -344,6 +352,27 @@ export class ConsensusDriver {
     this.lastProposed = block.header!.height;
     this.mod.mempool.markProposed(hashes);
     this.notifyPendingWork();
+  }
+
+  /** Phase latencies from the signing records, which carry their height. */
+  private notePhase(record: SigningRecord): void {
+    if (record.kind === "prepare" && !this.phaseAt.has(record.height)) {
+      this.phaseAt.set(record.height, { prepareAt: performance.now() });
+    } else if (record.kind === "commit") {
+      const p = this.phaseAt.get(record.height);
+      if (p && p.commitAt === undefined) {
+        p.commitAt = performance.now();
+        this.mod.metrics?.phase("prepared", (p.commitAt - p.prepareAt) / 1000);
+      }
+    }
+  }
+
+  private observeCommitted(height: bigint): void {
+    const p = this.phaseAt.get(height);
+    if (p?.commitAt !== undefined)
+      this.mod.metrics?.phase("committed", (performance.now() - p.commitAt) / 1000);
+    // Heights delivered by state transfer never had phases here; drop everything at or below.
+    for (const h of this.phaseAt.keys()) if (h <= height) this.phaseAt.delete(h);
   }
 
   private setTimer(timer: TimerName, afterMs: number, token: number): void {

@@ -22,6 +22,7 @@ export interface NodeMetrics {
   committedTxs: Counter;
   evidence: Counter<"phase">;
   execSeconds: Histogram;
+  finalitySeconds: Histogram;
   dbWriteSeconds: Histogram<"kind">;
   driver: DriverMetrics;
   net: NetMetrics;
@@ -43,6 +44,12 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
   const proposedTxs = f.counter({
     name: "consensus_proposed_txs_total",
     help: "Transactions in proposed blocks",
+  });
+  const phases = f.histogram<"phase">({
+    name: "consensus_phase_seconds",
+    help: "Per height: PREPARE signed to prepared (COMMIT signed), and COMMIT signed to committed",
+    labelNames: ["phase"],
+    buckets: LATENCY_BUCKETS_SECONDS,
   });
   const persist = f.histogram({
     name: "consensus_signing_state_persist_seconds",
@@ -83,6 +90,11 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
       help: "Equivocation evidence kept, by phase",
       labelNames: ["phase"],
     }),
+    finalitySeconds: f.histogram({
+      name: "api_finality_seconds",
+      help: "Submit (admitted by this node's API) to committed",
+      buckets: LATENCY_BUCKETS_SECONDS,
+    }),
     execSeconds: f.histogram({
       name: "exec_block_seconds",
       help: "Execute and persist one block",
@@ -96,6 +108,7 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
     }),
     driver: {
       verdict: (verdict, reason) => verdicts.inc({ verdict, reason }),
+      phase: (phase, seconds) => phases.observe({ phase }, seconds),
       viewChange: () => viewChanges.inc(),
       proposal: (txs) => {
         proposals.inc();

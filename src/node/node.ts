@@ -58,6 +58,7 @@ export interface ValidatorNodeModules {
 }
 
 const TICK_MS = 500;
+const MAX_TRACKED_SUBMITS = 100_000;
 
 /**
  * A validator process. Start order: storage → signing state → crypto → executor (with recovery)
@@ -86,6 +87,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private readonly blockListeners = new Set<(b: BlockRecord) => void>();
   private readonly readyListeners = new Set<(ready: boolean) => void>();
   private readonly stoppers: (() => Promise<void>)[] = [];
+  /** Submit time of transactions this node's API admitted, for the finality histogram (bounded). */
+  private readonly submittedAt = new Map<string, number>();
   private committedHeightValue = 0n;
   private executedHeightValue = 0n;
   private stateRootValue: Hash = new Uint8Array(32);
@@ -433,7 +436,16 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.metrics.committedHeight.set(Number(d.height));
     this.metrics.committedTxs.inc(txs.length);
     this.mempool.removeCommitted(txs, d.height);
-    for (const h of txHashes) this.committed.resolve(toHex(h), d.height);
+    const now = performance.now();
+    for (const h of txHashes) {
+      const hex = toHex(h);
+      const t0 = this.submittedAt.get(hex);
+      if (t0 !== undefined) {
+        this.metrics.finalitySeconds.observe((now - t0) / 1000);
+        this.submittedAt.delete(hex);
+      }
+      this.committed.resolve(hex, d.height);
+    }
     const record: BlockRecord = {
       height: d.height,
       digest: d.digest,
@@ -573,7 +585,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   async submitTx(tx: SignedTx): Promise<Hash> {
     this.assertServing();
+    const t0 = performance.now();
     const res = await this.mempool.add(tx, "api");
+    if (this.submittedAt.size >= MAX_TRACKED_SUBMITS)
+      this.submittedAt.delete(this.submittedAt.keys().next().value!);
+    this.submittedAt.set(res.hashHex, t0);
     return res.hash;
   }
 

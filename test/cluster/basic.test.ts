@@ -14,6 +14,7 @@ import {
   checkStateRoots,
   clientsFor,
   closeAll,
+  metricValue,
   percentile,
   signerOf,
   TransferLoad,
@@ -65,6 +66,28 @@ describe("a 4-validator cluster on loopback", { timeout: 240_000 }, () => {
       20_000,
     );
     assert.equal(await totalBalance(clients[2]!, everyone), totalBefore, "transfers changed the bank total");
+    // Prometheus: heights, phases, finality, mempool and peers are exported.
+    for (const i of [0, 1, 2, 3]) {
+      const m = cluster.node(i).metrics;
+      assert.ok(
+        (await metricValue(m, "parabft_consensus_committed_height")) >= Number(compared),
+        `node ${i} height`,
+      );
+      for (const phase of ["prepared", "committed"]) {
+        assert.ok(
+          (await metricValue(m, "parabft_consensus_phase_seconds_count", { phase })) > 0,
+          `node ${i} ${phase}`,
+        );
+      }
+      assert.equal(await metricValue(m, "parabft_net_connected_peers"), 3, `node ${i} peers`);
+    }
+    const finalityCount = await Promise.all(
+      [0, 1, 2, 3].map((i) => metricValue(cluster.node(i).metrics, "parabft_api_finality_seconds_count")),
+    );
+    assert.ok(
+      finalityCount.reduce((a, b) => a + b, 0) >= load.acks.length,
+      `finality observed ${finalityCount}`,
+    );
     const lat = load.acks.map((a) => a.latencyMs);
     console.log(
       `# basic: ${load.acks.length} acks over ${compared} heights; finality p50 ${percentile(lat, 50).toFixed(1)} ms, p99 ${percentile(lat, 99).toFixed(1)} ms`,
