@@ -314,7 +314,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     await this.api.start();
     this.stoppers.push(() => this.api.stop());
     if (cfg.listen.metrics !== "") {
-      const m = parseHostPort("listen.metrics", cfg.listen.metrics);
       this.metricsServer = new MetricsServer(
         { listen: cfg.listen.metrics },
         { registry: this.registry, log },
