@@ -72,6 +72,8 @@ export interface Row {
   speedup: number;
   /** Process CPU (all threads: workers, GC) per tx: robust to other load, unlike wall time. */
   cpuUsPerTx: number;
+  /** availableCores(2) measured just before this scenario: caps any 2-worker speedup. */
+  cores: number;
   /** How the cost model ran the measured blocks (parallel executors). */
   mode: string;
   lanes: number;
@@ -227,7 +229,10 @@ function makeExecutor(name: ExecutorName, u: Prepared): Executor & { close?: () 
  * Runs the executors interleaved block by block (rotating who goes first), so that load from
  * other processes on a shared machine skews all of them alike; speedups are per-block ratios.
  */
-async function measureExecutors(s: Scenario, runs: number): Promise<{ rows: Row[]; rootsMatch: boolean }> {
+async function measureExecutors(
+  s: Scenario,
+  runs: number,
+): Promise<{ rows: Omit<Row, "cores">[]; rootsMatch: boolean }> {
   const { u, blocks } = makeBlocks(s, runs + 1);
   const exs = EXECUTORS.map((name) => ({
     name,
@@ -418,8 +423,9 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
   const list = scenarios(opts.quick);
   for (const [i, s] of list.entries()) {
     log(`[${i + 1}/${list.length}] ${s.name}`);
+    const cores = await availableCores(2, 300);
     const r = await measureExecutors(s, opts.runs);
-    rows.push(...r.rows);
+    rows.push(...r.rows.map((x) => ({ ...x, cores })));
     if (!r.rootsMatch) {
       allMatch = false;
       log(`  STATE ROOT MISMATCH in ${s.name}`);
@@ -453,7 +459,7 @@ export function formatExecReport(r: ExecBenchReport): string {
   const m = r.machine;
   const head = `parabft bench exec — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}; load average ${m.loadAverage1m} -> ${r.loadAverageAtEnd}; 2 spinning threads got ${r.availableCores.start} -> ${r.availableCores.end} cores; median of ${r.runs} blocks${r.quick ? " (quick)" : ""}`;
   const t1 = formatTable(
-    ["scenario", "executor", "mode", "lanes", "ms/block", "tx/s", "speedup", "cpu µs/tx"],
+    ["scenario", "executor", "mode", "lanes", "ms/block", "tx/s", "speedup", "cpu µs/tx", "cores"],
     r.rows.map((x) => [
       x.scenario,
       x.executor,
@@ -463,6 +469,7 @@ export function formatExecReport(r: ExecBenchReport): string {
       x.txPerSec,
       x.speedup,
       x.cpuUsPerTx,
+      x.executor === "reference" ? x.cores : null,
     ]),
   );
   const t2 = formatTable(
