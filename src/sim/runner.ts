@@ -155,7 +155,13 @@ export async function runSeeds(plan: SeedPlan, opts: RunOptions = {}): Promise<R
           next = to;
           const configs: SimConfig[] = [];
           for (let i = from; i < to; i++) configs.push(configForSeed(plan, plan.firstSeed + i));
-          const out = await request(w, configs);
+          let out: SeedSummary[];
+          try {
+            out = await request(w, configs);
+          } catch (err: unknown) {
+            stop = true;
+            throw err;
+          }
           for (const s of out) {
             results.set(s.seed, s);
             add(totals, s);
