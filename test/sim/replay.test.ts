@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DEFAULT_FAULTS } from "../../src/sim/faults.js";
+import { configForSeed, runSeeds, type SeedPlan } from "../../src/sim/runner.js";
 import { runSimulation } from "../../src/sim/simulation.js";
 
 describe("replay", () => {
@@ -17,6 +18,16 @@ describe("replay", () => {
     assert.equal(a.committedHeight, b.committedHeight);
     assert.equal(a.steps, b.steps);
     assert.notEqual(a.traceHash, c.traceHash);
+  });
+
+  it("gives the same trace hash in a worker thread as on the main thread", async () => {
+    const plan: SeedPlan = { firstSeed: 20, count: 4, faults: DEFAULT_FAULTS };
+    const fromWorkers = new Map<number, string>();
+    await runSeeds(plan, { workers: 2, onSeed: (s) => fromWorkers.set(s.seed, s.traceHash) });
+    assert.equal(fromWorkers.size, 4);
+    for (const [seed, hash] of fromWorkers) {
+      assert.equal(runSimulation(configForSeed(plan, seed)).traceHash, hash, `seed ${seed}`);
+    }
   });
 
   it("prints a replay command naming the seed and its settings", () => {
