@@ -42,11 +42,11 @@ function shortNumber(v: number): string {
 /** Returns a standalone SVG document. */
 export function barChartSvg(spec: BarChartSpec): string {
   const width = spec.width ?? Math.max(640, 90 + spec.categories.length * (spec.series.length * 14 + 24));
-  const height = spec.height ?? 420;
+  const height = spec.height ?? 470;
   const left = 70;
   const right = 20;
   const top = 40;
-  const bottom = 110;
+  const bottom = 160;
   const plotW = width - left - right;
   const plotH = height - top - bottom;
   const all = spec.series.flatMap((s) => s.values.filter((v): v is number => v !== null && v > 0));
