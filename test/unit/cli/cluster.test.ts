@@ -195,7 +195,8 @@ describe("LocalCluster", () => {
         });
         pids = JSON.parse(line) as number[];
         assert.equal(pids.length, 2);
-        for (const p of pids) assert.ok(alive(p));
+        // In exit mode the parent leaves right after printing: its hook may already have killed them.
+        if (mode === "signal") for (const p of pids) assert.ok(alive(p));
         if (mode === "signal") parent.kill("SIGTERM");
         await waitUntil("the parent exits", () => parent.exitCode !== null || parent.signalCode !== null);
         await waitUntil("every child is gone", () => pids.every((p) => !alive(p)));
