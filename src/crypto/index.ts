@@ -1,4 +1,5 @@
 export * from "./errors.js";
+export * from "./hash.js";
 export * from "./keys.js";
 export * from "./node.js";
 export { txBodySender } from "./txSender.js";

@@ -1,7 +1,7 @@
 // The sequential reference executor: applies transactions in block order over an in-memory
 // map. It DEFINES the semantics; the parallel executor must match it byte for byte. Keep it
 // small and obviously correct rather than fast.
-import { hash as nodeHash } from "node:crypto";
+import { nativeSha256 } from "../crypto/hash.js";
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { keyStr, strKey } from "./codec.js";
@@ -25,7 +25,7 @@ export function outOfOrder(expected: bigint, got: bigint): ParabftError<ExecErro
 
 /** Tx hash = SHA-256 of the signed body bytes (src/types txHash), via node:crypto for speed. */
 export function hashBody(body: Uint8Array): Hash {
-  return new Uint8Array(nodeHash("sha256", body, "buffer"));
+  return nativeSha256(body);
 }
 
 export interface ExecutorInit {

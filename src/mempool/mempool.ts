@@ -66,6 +66,8 @@ export interface MempoolMetrics {
 
 export interface MempoolModules {
   verifyTxs: TxVerifier;
+  /** txHash; the node injects a native implementation (src/types' is pure JS). */
+  hashTx?: (tx: SignedTx) => Hash;
   nextNonce: NonceLookup;
   log: Logger;
   metrics?: MempoolMetrics | null;
@@ -185,11 +187,14 @@ export class Mempool {
   private running = true;
   private readonly log: Logger;
 
+  private readonly hashTx: (tx: SignedTx) => Hash;
+
   constructor(
     private readonly opts: MempoolOpts,
     private readonly mod: MempoolModules,
   ) {
     this.log = mod.log;
+    this.hashTx = mod.hashTx ?? txHash;
   }
 
   async start(): Promise<void> {
@@ -238,7 +243,7 @@ export class Mempool {
    * anew: the hash covers the body only.
    */
   hasVerified(tx: SignedTx): boolean {
-    const e = this.byHash.get(toHex(txHash(tx)));
+    const e = this.byHash.get(toHex(this.hashTx(tx)));
     if (!e) return false;
     const a = e.tx.signature;
     const b = tx.signature;
@@ -325,7 +330,7 @@ export class Mempool {
     if (!this.running) throw new MempoolError("MEMPOOL_STOPPED", {}, "mempool is stopped");
     const { tx, body } = decodeInput(input);
     const bytes = encodedSize(tx.body.length, tx.signature.length);
-    const hash = txHash(tx);
+    const hash = this.hashTx(tx);
     const hashHex = toHex(hash);
     if (bytes > this.opts.maxTxBytes) {
       throw new MempoolError(
@@ -558,7 +563,7 @@ export class Mempool {
     const floors = new Map<string, bigint>();
     for (let i = 0; i < txs.length; i++) {
       const tx = txs[i]!;
-      const hex = toHex(hashes?.[i] ?? txHash(tx));
+      const hex = toHex(hashes?.[i] ?? this.hashTx(tx));
       const e = this.byHash.get(hex);
       let key: string;
       let nonce: bigint;

@@ -104,9 +104,8 @@ export class ConsensusDriver {
   private tickTimer: NodeJS.Timeout | null = null;
   private batchTimer: NodeJS.Timeout | null = null;
   private pendingProposal: bigint | null = null;
-  /** Highest height this node proposed, and the highest delivered: equal means nothing in flight. */
-  private lastProposed = 0n;
-  private lastDelivered = 0n;
+  /** Wall-clock time of our last proposal: batches close maxBatchDelayMs after it. */
+  private lastProposalAt = 0;
   private lastPendingWork = -1;
   private idle: Promise<void> = Promise.resolve();
   private releaseIdle: (() => void) | null = null;
@@ -284,7 +283,6 @@ export class ConsensusDriver {
         }
         case "deliver":
           this.mod.log.debug({ height: String(a.height) }, "delivered");
-          this.lastDelivered = a.height;
           this.observeCommitted(a.height);
           this.mod.onDeliver({
             height: a.height,
@@ -349,7 +347,7 @@ export class ConsensusDriver {
       this.mod.log.debug({ height: String(block.header?.height) }, "proposal dropped by the core");
       return;
     }
-    this.lastProposed = block.header!.height;
+    this.lastProposalAt = this.now();
     this.mod.mempool.markProposed(hashes);
     this.notifyPendingWork();
   }
@@ -386,22 +384,24 @@ export class ConsensusDriver {
   }
 
   /**
-   * Batching: with none of our proposals in flight, or a full batch waiting, propose at once
-   * (light load pays no batching delay); otherwise the batch closes after maxBatchDelayMs, while
-   * earlier blocks are still being agreed. An empty pool proposes nothing and tells the core so.
+   * Batching: a batch closes when it is full, or maxBatchDelayMs after our previous proposal. At
+   * light load (transactions further apart than that) a proposal goes out at once; under load
+   * blocks grow instead of multiplying, since each block costs every validator a fixed amount of
+   * CPU. An empty pool proposes nothing and tells the core so.
    */
   private scheduleProposal(height: bigint): void {
     this.pendingProposal = height;
     if (this.batchTimer) return;
-    const idle = this.lastDelivered >= this.lastProposed;
-    if (idle || this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs) {
+    const full = this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs;
+    const wait = full ? 0 : this.lastProposalAt + this.opts.consensus.maxBatchDelayMs - this.now();
+    if (wait <= 0) {
       this.propose();
       return;
     }
     this.batchTimer = setTimeout(() => {
       this.batchTimer = null;
       this.propose();
-    }, this.opts.consensus.maxBatchDelayMs);
+    }, wait);
   }
 
   private propose(): void {

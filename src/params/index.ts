@@ -48,7 +48,7 @@ export const defaultParams: ChainParams = {
     viewTimeoutCapMs: 16000,
     maxBlockTxs: 2000,
     maxBlockBytes: 2 * 1024 * 1024,
-    maxBatchDelayMs: 5,
+    maxBatchDelayMs: 20,
     maxClockSkewMs: 10_000,
   },
   staking: {
