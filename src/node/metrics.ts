@@ -1,5 +1,6 @@
 // prom-client implementations of the metric interfaces the node's components declare.
 import type { ApiMetrics } from "../api/server.js";
+import type { PipelineMetrics } from "../exec/pipeline.js";
 import type { MempoolMetrics } from "../mempool/index.js";
 import {
   type Counter,
@@ -21,13 +22,13 @@ export interface NodeMetrics {
   diverged: Gauge;
   committedTxs: Counter;
   evidence: Counter<"phase">;
-  execSeconds: Histogram;
   finalitySeconds: Histogram;
   dbWriteSeconds: Histogram<"kind">;
   driver: DriverMetrics;
   net: NetMetrics;
   mempool: MempoolMetrics;
   api: ApiMetrics;
+  pipeline: PipelineMetrics;
 }
 
 export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
@@ -68,6 +69,25 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
   });
   const mempoolSize = f.gauge({ name: "mempool_txs", help: "Transactions in the mempool" });
   const mempoolBytes = f.gauge({ name: "mempool_bytes", help: "Bytes in the mempool" });
+  const stageDepth = f.gauge<"stage">({
+    name: "exec_stage_queue_depth",
+    help: "Blocks waiting at each execution pipeline stage",
+    labelNames: ["stage"],
+  });
+  const stageBusy = f.counter<"stage">({
+    name: "exec_stage_busy_seconds_total",
+    help: "Time each execution pipeline stage spent working",
+    labelNames: ["stage"],
+  });
+  const stageTxs = f.counter<"stage">({
+    name: "exec_stage_txs_total",
+    help: "Transactions through each execution pipeline stage (throughput)",
+    labelNames: ["stage"],
+  });
+  const stageBackpressure = f.counter({
+    name: "exec_backpressure_total",
+    help: "Times the commit stage waited for room in the execution pipeline",
+  });
   const apiCalls = f.histogram<"method" | "code">({
     name: "api_call_seconds",
     help: "Public API calls by method and gRPC status code",
@@ -93,11 +113,6 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
     finalitySeconds: f.histogram({
       name: "api_finality_seconds",
       help: "Submit (admitted by this node's API) to committed",
-      buckets: LATENCY_BUCKETS_SECONDS,
-    }),
-    execSeconds: f.histogram({
-      name: "exec_block_seconds",
-      help: "Execute and persist one block",
       buckets: LATENCY_BUCKETS_SECONDS,
     }),
     dbWriteSeconds: f.histogram<"kind">({
@@ -126,5 +141,11 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
       },
     },
     api: { call: (method, code, seconds) => apiCalls.observe({ method, code }, seconds) },
+    pipeline: {
+      queueDepth: (stage, depth) => stageDepth.set({ stage }, depth),
+      stageBusy: (stage, ms) => stageBusy.inc({ stage }, ms / 1000),
+      stageDone: (stage, txs) => stageTxs.inc({ stage }, txs),
+      backpressure: () => stageBackpressure.inc(),
+    },
   };
 }

@@ -14,7 +14,8 @@ import { NodeSigner, NodeVerifier, nativeTxHash, readKeyFile, VerifyPool } from 
 import { decodeAccount } from "../exec/codec.js";
 import { buildGenesis } from "../exec/genesis.js";
 import { ParallelExecutor } from "../exec/parallel.js";
-import type { ExecutableBlock, StateWrite } from "../exec/types.js";
+import { ExecutionPipeline } from "../exec/pipeline.js";
+import type { ExecutionResult, StateWrite } from "../exec/types.js";
 import {
   CheckpointCertificateSchema,
   type CommittedBlock,
@@ -111,10 +112,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     (d) => this.commitOne(d),
     (err) => this.stageFailed("commit", err),
   );
-  private readonly execStage = new OrderedStage<ExecutableBlock>(
-    (b) => this.executeOne(b),
-    (err) => this.stageFailed("execute", err),
-  );
+  private execution!: ExecutionPipeline;
 
   constructor(
     readonly home: string,
@@ -167,7 +165,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     });
     this.stoppers.push(async () => {
       await this.commitStage.drainAndStop();
-      await this.execStage.drainAndStop();
       await this.db.close();
     });
     this.signingLog = new SigningStateLog(path.dirname(paths.signingStateFile), {
@@ -191,10 +188,25 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.executor = await this.openExecutor(cfg.execution.workers);
     this.stoppers.push(async () => {
       await this.commitStage.drainAndStop();
-      await this.execStage.drainAndStop();
       await this.executor.close();
     });
     await this.recoverExecution();
+    this.execution = new ExecutionPipeline(
+      { queueCapacity: this.params.consensus.maxExecLag },
+      {
+        executor: this.executor,
+        store: this.db,
+        metrics: this.metrics.pipeline,
+        log: componentLogger(log, "exec"),
+        onExecuted: (height, root, result) => this.onExecuted(height, root, result),
+        onError: (err) => this.stageFailed("execute", err),
+      },
+    );
+    await this.execution.start();
+    this.stoppers.push(async () => {
+      await this.commitStage.drainAndStop();
+      await this.execution.stop();
+    });
 
     // The consensus core resumes from storage and the signing state.
     const committedHeight = await this.db.getCommittedHeight();
@@ -472,22 +484,18 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     };
     for (const l of this.blockListeners) l(record);
     this.driver.notifyPendingWork();
-    this.execStage.push({ height: d.height, timestampMs: blockTimeMs, txs, txHashes });
+    // Waits while the execution pipeline is full: backpressure reaches consensus through maxExecLag.
+    await this.execution.submit({ height: d.height, timestampMs: blockTimeMs, txs, txHashes });
   }
 
-  /** Execution stage: execute, write the execution batch, report the root to consensus. */
-  private async executeOne(block: ExecutableBlock): Promise<void> {
-    const t0 = performance.now();
-    const result = await this.executor.executeBlock(block);
-    await this.db.writeExecutionBatch(result);
-    this.executor.markPersisted(block.height);
-    this.metrics.execSeconds.observe((performance.now() - t0) / 1000);
-    this.executedHeightValue = block.height;
-    this.stateRootValue = result.stateRoot;
-    this.metrics.executedHeight.set(Number(block.height));
-    this.mempool.markExecuted(block.height);
+  /** A block's execution batch is durable: receipts are answerable, consensus gets the root. */
+  private onExecuted(height: bigint, stateRoot: Hash, result: ExecutionResult): void {
+    this.executedHeightValue = height;
+    this.stateRootValue = stateRoot;
+    this.metrics.executedHeight.set(Number(height));
+    this.mempool.markExecuted(height);
     for (const r of result.receipts) this.executedTx.resolve(toHex(r.txHash), r);
-    this.driver.executed(block.height, result.stateRoot);
+    this.driver.executed(height, stateRoot);
   }
 
   private stageFailed(stage: string, err: unknown): void {

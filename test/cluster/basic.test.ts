@@ -80,6 +80,12 @@ describe("a 4-validator cluster on loopback", { timeout: 240_000 }, () => {
         );
       }
       assert.equal(await metricValue(m, "parabft_net_connected_peers"), 3, `node ${i} peers`);
+      for (const stage of ["prepare", "execute", "persist"]) {
+        assert.ok(
+          (await metricValue(m, "parabft_exec_stage_txs_total", { stage })) > 0,
+          `node ${i} ${stage} stage`,
+        );
+      }
     }
     const finalityCount = await Promise.all(
       [0, 1, 2, 3].map((i) => metricValue(cluster.node(i).metrics, "parabft_api_finality_seconds_count")),
