@@ -468,15 +468,28 @@ export class Replica {
     return null;
   }
 
+  /** Heights outside the window are ignored; those above it are buffered for later. */
+  private windowCheck(msg: CheckedMessage, height: Height, nowMs: bigint | undefined): Verdict | null {
+    const wm = this.watermark(height);
+    if (wm !== null && wm.kind === "ignore" && wm.reason === "ABOVE_WATERMARK")
+      this.bufferMessage(msg, nowMs);
+    return wm;
+  }
+
+  /** Admission of a view-bound phase message: observed, then the view and the window checked. */
+  private admitViewed(
+    msg: CheckedMessage,
+    view: View,
+    height: Height,
+    nowMs: bigint | undefined,
+  ): Verdict | null {
+    this.observe(msg.sender, view, height);
+    return this.viewCheck(msg, view, nowMs) ?? this.windowCheck(msg, height, nowMs);
+  }
+
   private onPrePrepare(msg: CheckedMessage, pp: PrePrepare, nowMs: bigint | undefined): Verdict {
-    this.observe(msg.sender, pp.view, pp.height);
-    const vv = this.viewCheck(msg, pp.view, nowMs);
-    if (vv !== null) return vv;
-    const wm = this.watermark(pp.height);
-    if (wm !== null) {
-      if (wm.kind === "ignore" && wm.reason === "ABOVE_WATERMARK") this.bufferMessage(msg, nowMs);
-      return wm;
-    }
+    const admitted = this.admitViewed(msg, pp.view, pp.height, nowMs);
+    if (admitted !== null) return admitted;
     const slot = this.slot(pp.height);
     const hex = toHex(pp.blockDigest);
     const existing = slot.proposals.get(pp.view);
@@ -510,14 +523,8 @@ export class Replica {
   }
 
   private onPrepare(msg: CheckedMessage, p: Prepare, nowMs: bigint | undefined): Verdict {
-    this.observe(msg.sender, p.view, p.height);
-    const vv = this.viewCheck(msg, p.view, nowMs);
-    if (vv !== null) return vv;
-    const wm = this.watermark(p.height);
-    if (wm !== null) {
-      if (wm.kind === "ignore" && wm.reason === "ABOVE_WATERMARK") this.bufferMessage(msg, nowMs);
-      return wm;
-    }
+    const admitted = this.admitViewed(msg, p.view, p.height, nowMs);
+    if (admitted !== null) return admitted;
     const slot = this.slot(p.height);
     const hex = toHex(p.blockDigest);
     const seenKey = `${p.view}:${msg.sender}`;
@@ -535,12 +542,10 @@ export class Replica {
   }
 
   private onCommit(msg: CheckedMessage, c: Commit, nowMs: bigint | undefined): Verdict {
+    // COMMITs are view-independent: only the window applies.
     this.observe(msg.sender, c.view, c.height);
-    const wm = this.watermark(c.height);
-    if (wm !== null) {
-      if (wm.kind === "ignore" && wm.reason === "ABOVE_WATERMARK") this.bufferMessage(msg, nowMs);
-      return wm;
-    }
+    const wm = this.windowCheck(msg, c.height, nowMs);
+    if (wm !== null) return wm;
     const slot = this.slot(c.height);
     const hex = toHex(c.blockDigest);
     const seen = slot.commitSeen.get(msg.sender);
