@@ -53,3 +53,22 @@ export function intFlag(
   }
   return v;
 }
+
+/** A flag that must be present and non-empty. */
+export function requiredFlag(flag: string, v: string | undefined): string {
+  if (v === undefined || v === "") throw new UsageError(flag, `${flag} is required`);
+  return v;
+}
+
+/** The subcommand action (`parabft tx transfer`, `parabft query block`): exactly one known word. */
+export function parseAction<A extends string>(positionals: readonly string[], actions: readonly A[]): A {
+  const [action, ...extra] = positionals;
+  if (!actions.includes(action as A)) {
+    throw new UsageError(
+      "action",
+      `expected one of ${actions.join(", ")}, got ${action ? `'${action}'` : "nothing"}`,
+    );
+  }
+  if (extra.length > 0) throw new UsageError("arguments", `unexpected argument '${extra[0]}'`);
+  return action as A;
+}

@@ -5,9 +5,9 @@ import { ParabftClient, RpcError, verifyCommitCertificate } from "../../client/n
 import { type GetBlockResponse, NodeState } from "../../gen/parabft/v1/api_pb.js";
 import { TxBodySchema, TxStatus } from "../../gen/parabft/v1/types_pb.js";
 import { fromHex, toHex } from "../../types/bytes.js";
-import { type CliCommand, parseCommandArgs, UsageError } from "../command.js";
+import { type CliCommand, parseAction, parseCommandArgs, requiredFlag, UsageError } from "../command.js";
 import { printJson } from "../output.js";
-import { addressArg, bytesArg, required } from "./tx.js";
+import { addressArg, bytesArg } from "./tx.js";
 
 const usage = `Usage:
   parabft query status     --api ADDR [--json]
@@ -42,7 +42,7 @@ function uintArg(flag: string, raw: string): bigint {
 }
 
 function hashArg(flag: string, raw: string | undefined): Uint8Array {
-  const v = required(flag, raw);
+  const v = requiredFlag(flag, raw);
   const clean = v.startsWith("0x") ? v.slice(2) : v;
   if (!/^[0-9a-fA-F]{64}$/.test(clean)) throw new UsageError(flag, `${flag} must be 64 hex characters`);
   return fromHex(clean);
@@ -129,15 +129,8 @@ export const queryCommand: CliCommand = {
       console.log(usage);
       return 0;
     }
-    const [action, ...extra] = positionals;
-    if (!ACTIONS.includes(action as Action)) {
-      throw new UsageError(
-        "action",
-        `expected one of ${ACTIONS.join(", ")}, got ${action ? `'${action}'` : "nothing"}`,
-      );
-    }
-    if (extra.length > 0) throw new UsageError("arguments", `unexpected argument '${extra[0]}'`);
-    const api = required("--api", values.api);
+    const action = parseAction(positionals, ACTIONS);
+    const api = requiredFlag("--api", values.api);
     const json = values.json === true;
 
     // Parse the action's flags before connecting.
@@ -154,7 +147,7 @@ export const queryCommand: CliCommand = {
     const txHashArg = action === "tx" ? hashArg("--hash", values.hash) : null;
     const address = action === "account" ? addressArg("--address", values.address) : null;
     const stateKey =
-      action === "state" ? bytesArg("--state-key", required("--state-key", values["state-key"])) : null;
+      action === "state" ? bytesArg("--state-key", requiredFlag("--state-key", values["state-key"])) : null;
     const epoch = values.epoch !== undefined ? uintArg("--epoch", values.epoch) : null;
 
     const client = new ParabftClient(api);

@@ -14,7 +14,14 @@ import { readKeyFile } from "../../crypto/keys.js";
 import type { TxBody } from "../../gen/parabft/v1/types_pb.js";
 import { TxStatus } from "../../gen/parabft/v1/types_pb.js";
 import { fromHex, toHex, utf8Bytes } from "../../types/bytes.js";
-import { type CliCommand, intFlag, parseCommandArgs, UsageError } from "../command.js";
+import {
+  type CliCommand,
+  intFlag,
+  parseAction,
+  parseCommandArgs,
+  requiredFlag,
+  UsageError,
+} from "../command.js";
 import { printJson } from "../output.js";
 
 const usage = `Usage:
@@ -61,11 +68,6 @@ export function addressArg(flag: string, raw: string | undefined): Uint8Array {
   return fromHex(clean);
 }
 
-export function required(flag: string, v: string | undefined): string {
-  if (v === undefined || v === "") throw new UsageError(flag, `${flag} is required`);
-  return v;
-}
-
 /** Turns SDK argument errors into usage errors naming the flag (exit code 2). */
 function asUsage<T>(flags: Record<string, string>, fn: () => T): T {
   try {
@@ -80,7 +82,6 @@ function asUsage<T>(flags: Record<string, string>, fn: () => T): T {
 }
 
 const ACTIONS = ["transfer", "kv-put", "kv-cas"] as const;
-type Action = (typeof ACTIONS)[number];
 
 export const txCommand: CliCommand = {
   name: "tx",
@@ -110,16 +111,9 @@ export const txCommand: CliCommand = {
       console.log(usage);
       return 0;
     }
-    const [action, ...extra] = positionals;
-    if (!ACTIONS.includes(action as Action)) {
-      throw new UsageError(
-        "action",
-        `expected one of ${ACTIONS.join(", ")}, got ${action ? `'${action}'` : "nothing"}`,
-      );
-    }
-    if (extra.length > 0) throw new UsageError("arguments", `unexpected argument '${extra[0]}'`);
-    const api = required("--api", values.api);
-    const keyFile = required("--key", values.key);
+    const action = parseAction(positionals, ACTIONS);
+    const api = requiredFlag("--api", values.api);
+    const keyFile = requiredFlag("--key", values.key);
     const timeoutMs = intFlag("timeout", values.timeout, 30_000, 1, 600_000);
     let fixedNonce: bigint | null = null;
     if (values.nonce !== undefined) {
@@ -132,12 +126,12 @@ export const txCommand: CliCommand = {
     let build: (c: { chainId: string; sender: Uint8Array; nonce: bigint }) => TxBody;
     if (action === "transfer") {
       const to = addressArg("--to", values.to);
-      const amount = required("--amount", values.amount);
+      const amount = requiredFlag("--amount", values.amount);
       if (!/^\d+$/.test(amount)) throw new UsageError("--amount", "--amount must be a non-negative integer");
       build = (c) => transferTx(c, to, BigInt(amount));
     } else {
-      const k = bytesArg("--kv-key", required("--kv-key", values["kv-key"]));
-      const v = bytesArg("--value", required("--value", values.value));
+      const k = bytesArg("--kv-key", requiredFlag("--kv-key", values["kv-key"]));
+      const v = bytesArg("--value", requiredFlag("--value", values.value));
       if (action === "kv-put") {
         if (values.expect !== undefined || values["expect-absent"]) {
           throw new UsageError("--expect", "--expect/--expect-absent only apply to kv-cas");
