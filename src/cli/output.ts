@@ -2,15 +2,17 @@
 import { toHex } from "../types/bytes.js";
 
 /** JSON with bigint as decimal strings and bytes as hex. */
-export function toJson(value: unknown): string {
+export function toJson(value: unknown, indent = 2): string {
   return JSON.stringify(
     value,
-    (_k, v: unknown) => {
-      if (typeof v === "bigint") return v.toString();
-      if (v instanceof Uint8Array) return toHex(v);
+    function (this: Record<string, unknown>, key, v: unknown) {
+      // The holder's raw value: JSON.stringify has already turned a Buffer into {type, data}.
+      const raw = key === "" ? v : this[key];
+      if (typeof raw === "bigint") return raw.toString();
+      if (raw instanceof Uint8Array) return toHex(raw);
       return v;
     },
-    2,
+    indent,
   );
 }
 

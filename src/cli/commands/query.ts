@@ -6,7 +6,7 @@ import { type GetBlockResponse, NodeState } from "../../gen/parabft/v1/api_pb.js
 import { TxBodySchema, TxStatus } from "../../gen/parabft/v1/types_pb.js";
 import { fromHex, toHex } from "../../types/bytes.js";
 import { type CliCommand, parseAction, parseCommandArgs, requiredFlag, UsageError } from "../command.js";
-import { printJson } from "../output.js";
+import { printJson, toJson } from "../output.js";
 import { addressArg, bytesArg } from "./tx.js";
 
 const usage = `Usage:
@@ -55,13 +55,7 @@ function print(json: boolean, value: Record<string, unknown>): void {
   }
   for (const [k, v] of Object.entries(value)) {
     const text =
-      v instanceof Uint8Array
-        ? toHex(v)
-        : typeof v === "object" && v !== null
-          ? JSON.stringify(v, (_k, x: unknown) =>
-              typeof x === "bigint" ? x.toString() : x instanceof Uint8Array ? toHex(x) : x,
-            )
-          : String(v);
+      v instanceof Uint8Array ? toHex(v) : typeof v === "object" && v !== null ? toJson(v, 0) : String(v);
     console.log(`${k}: ${text}`);
   }
 }
