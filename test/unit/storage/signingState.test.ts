@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import {
   decodeJson,
   encodeJson,
@@ -11,7 +9,7 @@ import {
   SigningStateStore,
   StorageError,
 } from "../../../src/storage/index.js";
-import { removeDir, tempDir } from "./helpers.js";
+import { removeDir, runUntilKilled, tempDir } from "./helpers.js";
 
 const sample = () => ({
   view: 3n,
@@ -87,7 +85,6 @@ describe("SigningStateStore", () => {
 
   it("survives a process killed (SIGKILL) right after save resolved", async () => {
     const file = path.join(root, "crash", SIGNING_STATE_FILE);
-    const modulePath = fileURLToPath(new URL("../../../src/storage/index.js", import.meta.url));
     const script = `
       const { SigningStateStore } = await import(process.env.SS_MODULE);
       const store = new SigningStateStore(process.env.SS_FILE);
@@ -95,26 +92,7 @@ describe("SigningStateStore", () => {
       await store.save({ view: 42n, digest: new Uint8Array([4, 5, 6]) });
       process.kill(process.pid, "SIGKILL");
     `;
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
-      env: { ...process.env, SS_MODULE: modulePath, SS_FILE: file },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (d) => {
-      stderr += String(d);
-    });
-    try {
-      const signal = await new Promise<NodeJS.Signals | null>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error("child did not exit")), 30_000);
-        child.once("exit", (_code, sig) => {
-          clearTimeout(t);
-          resolve(sig);
-        });
-      });
-      assert.equal(signal, "SIGKILL", stderr);
-    } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    }
+    await runUntilKilled(script, { SS_FILE: file });
     assert.deepEqual(await new SigningStateStore(file).load(), { view: 42n, digest: Uint8Array.of(4, 5, 6) });
   });
 });

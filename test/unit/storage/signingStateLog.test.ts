@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import {
   SIGNING_LOG_FILE,
   SIGNING_STATE_FILE,
@@ -11,7 +9,7 @@ import {
   SigningStateStore,
   StorageError,
 } from "../../../src/storage/index.js";
-import { removeDir, tempDir } from "./helpers.js";
+import { removeDir, runUntilKilled, tempDir } from "./helpers.js";
 
 interface Rec {
   view: bigint;
@@ -129,7 +127,6 @@ describe("SigningStateLog", () => {
 
   it("survives SIGKILL right after append resolved", async () => {
     const dir = path.join(root, "kill");
-    const modulePath = fileURLToPath(new URL("../../../src/storage/index.js", import.meta.url));
     const script = `
       const { SigningStateLog } = await import(process.env.SS_MODULE);
       const log = new SigningStateLog(process.env.SS_DIR, {
@@ -141,26 +138,7 @@ describe("SigningStateLog", () => {
       for (let i = 1; i <= 6; i++) await log.append({ view: BigInt(i), digest: new Uint8Array(32).fill(i) });
       process.kill(process.pid, "SIGKILL");
     `;
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
-      env: { ...process.env, SS_MODULE: modulePath, SS_DIR: dir },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (d) => {
-      stderr += String(d);
-    });
-    try {
-      const signal = await new Promise<NodeJS.Signals | null>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error("child did not exit")), 30_000);
-        child.once("exit", (_code, sig) => {
-          clearTimeout(t);
-          resolve(sig);
-        });
-      });
-      assert.equal(signal, "SIGKILL", stderr);
-    } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    }
+    await runUntilKilled(script, { SS_DIR: dir });
     assert.deepEqual(await reopen(dir, 4), {
       views: [1n, 2n, 3n, 4n, 5n, 6n],
       last: new Uint8Array(32).fill(6),
