@@ -13,6 +13,7 @@ import type {
   TimerName,
   Verdict,
 } from "../consensus/pbft/types.js";
+import type { CommittedBlock } from "../gen/parabft/v1/consensus_pb.js";
 import {
   type Block,
   BlockHeaderSchema,
@@ -71,10 +72,7 @@ export interface DriverModules {
   /** Called for each delivered block in order; the node writes the commit batch and executes. */
   onDeliver(d: Delivered): void;
   /** Committed blocks [from, to] with certificates, for a peer's state transfer. */
-  readCommitted(
-    from: bigint,
-    to: bigint,
-  ): Promise<import("../gen/parabft/v1/consensus_pb.js").CommittedBlock[]>;
+  readCommitted(from: bigint, to: bigint): Promise<CommittedBlock[]>;
   /** A block body by digest from storage, when the core asks for one it lacks. */
   readBody(digest: Hash): Promise<Block | null>;
   /**

@@ -15,6 +15,7 @@ import { decodeAccount } from "../exec/codec.js";
 import { buildGenesis } from "../exec/genesis.js";
 import { ParallelExecutor } from "../exec/parallel.js";
 import { ExecutionPipeline } from "../exec/pipeline.js";
+import { recoverExecution } from "../exec/recovery.js";
 import type { ExecutionResult, StateWrite } from "../exec/types.js";
 import {
   CheckpointCertificateSchema,
@@ -163,10 +164,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       log: componentLogger(log, "storage"),
       onWrite: (kind, ms) => this.metrics.dbWriteSeconds.observe({ kind }, ms / 1000),
     });
-    this.stoppers.push(async () => {
-      await this.commitStage.drainAndStop();
-      await this.db.close();
-    });
+    this.stoppers.push(() => this.db.close());
     this.signingLog = new SigningStateLog(path.dirname(paths.signingStateFile), {
       fold: applySigningRecord,
       initial: emptyPersistedState,
@@ -186,11 +184,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     // Execution state: genesis on an empty store, then re-execute what was committed but not executed.
     await this.ensureGenesis();
     this.executor = await this.openExecutor(cfg.execution.workers);
-    this.stoppers.push(async () => {
-      await this.commitStage.drainAndStop();
-      await this.executor.close();
-    });
-    await this.recoverExecution();
+    this.stoppers.push(() => this.executor.close());
+    // Blocks committed before a crash but not executed are executed again, in order.
+    await recoverExecution(this.executor, this.db, this.db, componentLogger(log, "exec"));
+    this.executedHeightValue = this.executor.executedHeight;
+    this.stateRootValue = this.executor.stateRoot;
     this.execution = new ExecutionPipeline(
       { queueCapacity: this.params.consensus.maxExecLag },
       {
@@ -203,6 +201,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       },
     );
     await this.execution.start();
+    // Stopped before the executor and storage close: the commit stage feeds the pipeline.
     this.stoppers.push(async () => {
       await this.commitStage.drainAndStop();
       await this.execution.stop();
@@ -417,28 +416,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       state.push({ key, value });
     }
     return new ParallelExecutor({ height, stateRoot, state }, { workers });
-  }
-
-  /** Blocks committed before a crash but not executed are executed again, in order. */
-  private async recoverExecution(): Promise<void> {
-    const committed = await this.db.getCommittedHeight();
-    let h = await this.db.getExecutedHeight();
-    if (h < committed)
-      this.log.info({ from: String(h + 1n), to: String(committed) }, "re-executing committed blocks");
-    while (h < committed) {
-      h++;
-      const stored = await this.db.getBlock(h);
-      if (!stored) throw new ParabftError("HALTED", {}, `committed block ${h} missing from storage`);
-      const result = await this.executor.executeBlock({
-        height: h,
-        timestampMs: stored.blockTimeMs,
-        txs: stored.block?.txs ?? [],
-      });
-      await this.db.writeExecutionBatch(result);
-      this.executor.markPersisted(h);
-    }
-    this.executedHeightValue = h;
-    this.stateRootValue = this.executor.stateRoot;
   }
 
   // ---------------------------------------------------------------------------------------------
