@@ -8,6 +8,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import protobuf from "protobufjs";
 import { kvPutTx, type ParabftClient, RpcError, signTx, toHex, transferTx } from "../../src/client/node.js";
 import { txSignBytes } from "../../src/types/signing.js";
+import { accountKey } from "../../src/types/stateKeys.js";
 import { LocalCluster, tempDir } from "./harness.js";
 import {
   checkChain,
@@ -197,7 +198,6 @@ describe("a 4-validator cluster on loopback", { timeout: 240_000 }, () => {
       const sender = await signerOf(cluster.accounts[3]!.keyFile);
       const to = (await signerOf(cluster.accounts[4]!.keyFile)).address;
       const account = await call<{ nonce: string }>("GetAccount", { address: Buffer.from(sender.address) });
-      const { accountKey } = await import("../../src/types/stateKeys.js");
       const body = TxBody.encode(
         TxBody.create({
           chainId: cluster.chainId,

@@ -2,12 +2,13 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fromHex, ParabftClient, signTx, TxSigner, toHex, transferTx } from "../../src/client/node.js";
 import type { PreparedTx } from "../../src/client/signer.js";
 import { TxStatus } from "../../src/gen/parabft/v1/types_pb.js";
 import type { LocalCluster } from "./harness.js";
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { setTimeout as sleep } from "node:timers/promises";
 
 export async function until<T>(
   what: string,
