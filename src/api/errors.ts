@@ -10,8 +10,12 @@ export type ApiErrorCode =
   /** A wait (SubmitTxAndWait) ran out of time. */
   | "TIMEOUT"
   | "CANCELLED"
-  /** Per-connection in-flight limit. */
+  /** Per-connection or per-address in-flight limit. */
   | "TOO_MANY_REQUESTS"
+  /** StreamBlocks subscriptions: global or per-address cap reached. */
+  | "TOO_MANY_STREAMS"
+  /** A StreamBlocks subscriber stopped reading and its bounded buffer stayed full. */
+  | "SLOW_CONSUMER"
   /** The node cannot answer reliably right now. */
   | "SYNCING"
   | "HALTED"
@@ -28,6 +32,8 @@ const table: Record<ApiErrorCode | MempoolErrorCode, status> & Record<string, st
   TIMEOUT: status.DEADLINE_EXCEEDED,
   CANCELLED: status.CANCELLED,
   TOO_MANY_REQUESTS: status.RESOURCE_EXHAUSTED,
+  TOO_MANY_STREAMS: status.RESOURCE_EXHAUSTED,
+  SLOW_CONSUMER: status.RESOURCE_EXHAUSTED,
   SYNCING: status.UNAVAILABLE,
   HALTED: status.UNAVAILABLE,
   DIVERGED: status.UNAVAILABLE,

@@ -1,6 +1,7 @@
 // The public gRPC API (DESIGN §8) on its own port: ApiService, standard health checking and server
 // reflection. Handlers validate input, call the ApiBackend the node implements, and let
 // toServiceError (errors.ts) choose every status code.
+import http2 from "node:http2";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   type Deadline,
@@ -42,6 +43,7 @@ import {
 import type { Receipt, SignedTx } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
 import { grpcServiceDefinition } from "../net/grpcAdapter.js";
+import { type ConnectionRefusal, GatedListener, peerAddress } from "../net/listener.js";
 import { ADDRESS_LENGTH, txHash } from "../types/block.js";
 import { ParabftError } from "../types/errors.js";
 import { HASH_LENGTH, type Hash } from "../types/hash.js";
@@ -60,11 +62,34 @@ export interface ApiServerOpts {
   maxConcurrentStreams: number;
   /** Calls (including open StreamBlocks) one connection may have in progress. */
   maxInFlightPerConnection: number;
+  /** Calls (including open StreamBlocks) all connections from one IP address may have in progress. */
+  maxInFlightPerAddress: number;
+  /** Open TCP connections, all clients together; more are closed at accept. */
+  maxConnections: number;
+  /** Open TCP connections from one IP address. */
+  maxConnectionsPerAddress: number;
+  /** Open StreamBlocks subscriptions, all clients together. */
+  maxStreams: number;
+  /** Open StreamBlocks subscriptions from one IP address. */
+  maxStreamsPerAddress: number;
+  /**
+   * A StreamBlocks subscriber whose send buffer stays full (it stopped reading) this long is
+   * dropped with RESOURCE_EXHAUSTED "SLOW_CONSUMER".
+   */
+  streamStallMs: number;
+  /** HTTP/2 keepalive ping interval and ack timeout. */
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  /** Connections are closed (GOAWAY) after this age, then given the grace period to finish calls. */
+  maxConnectionAgeMs: number;
+  maxConnectionAgeGraceMs: number;
+  /** A connection with no call for this long is closed. */
+  maxConnectionIdleMs: number;
   /** SubmitTxAndWait timeout when the request says 0. */
   defaultWaitMs: number;
   maxWaitMs: number;
   maxStateKeyBytes: number;
-  /** Serve server reflection (needs the proto/ directory at run time). Default true. */
+  /** Serve server reflection (needs the proto/ directory at run time). Default false. */
   reflection?: boolean;
   /** Where proto/ is; found relative to this module by default. */
   protoDir?: string;
@@ -76,17 +101,40 @@ export const apiServerDefaults: Omit<ApiServerOpts, "address"> = {
   maxMessageBytes: 4 * 1024 * 1024,
   maxConcurrentStreams: 100,
   maxInFlightPerConnection: 64,
+  maxInFlightPerAddress: 1024,
+  maxConnections: 1024,
+  maxConnectionsPerAddress: 64,
+  maxStreams: 256,
+  maxStreamsPerAddress: 32,
+  streamStallMs: 10_000,
+  keepaliveTimeMs: 30_000,
+  keepaliveTimeoutMs: 10_000,
+  maxConnectionAgeMs: 30 * 60_000,
+  maxConnectionAgeGraceMs: 150_000,
+  maxConnectionIdleMs: 10 * 60_000,
   defaultWaitMs: 30_000,
   maxWaitMs: 120_000,
   maxStateKeyBytes: 1024,
-  reflection: true,
-  streamLookahead: 256,
+  reflection: false,
+  streamLookahead: 64,
 };
 
 export interface ApiMetrics {
   /** One finished call: method name and gRPC status code (0 = OK). */
   call(method: string, code: number, seconds: number): void;
+  /** A resource limit refused a connection or call, or dropped a stream. */
+  limited?(reason: ApiLimitReason): void;
+  /** Open connections and StreamBlocks subscriptions. */
+  open?(connections: number, streams: number): void;
 }
+
+export type ApiLimitReason =
+  | ConnectionRefusal
+  | "max_in_flight_per_connection"
+  | "max_in_flight_per_address"
+  | "max_streams"
+  | "max_streams_per_address"
+  | "slow_consumer";
 
 export interface ApiServerModules {
   backend: ApiBackend;
@@ -159,9 +207,13 @@ function msUntil(deadline: Deadline): number {
 
 export class ApiServer {
   private server: Server | null = null;
+  private listener: GatedListener | null = null;
   private boundPort = 0;
   private readonly health: HealthImplementation;
   private readonly inFlight = new Map<string, number>();
+  private readonly inFlightByAddress = new Map<string, number>();
+  private readonly streamsByAddress = new Map<string, number>();
+  private streamCount = 0;
   /** Open waits and streams, ended on stop so shutdown does not hang on them. */
   private readonly active = new Set<AbortController>();
   private unsubscribeReady: (() => void) | null = null;
@@ -182,10 +234,16 @@ export class ApiServer {
 
   async start(): Promise<void> {
     if (this.server) return;
+    const o = this.opts;
     const server = new Server({
-      "grpc.max_receive_message_length": this.opts.maxMessageBytes,
-      "grpc.max_send_message_length": this.opts.maxMessageBytes,
-      "grpc.max_concurrent_streams": this.opts.maxConcurrentStreams,
+      "grpc.max_receive_message_length": o.maxMessageBytes,
+      "grpc.max_send_message_length": o.maxMessageBytes,
+      "grpc.max_concurrent_streams": o.maxConcurrentStreams,
+      "grpc.keepalive_time_ms": o.keepaliveTimeMs,
+      "grpc.keepalive_timeout_ms": o.keepaliveTimeoutMs,
+      "grpc.max_connection_age_ms": o.maxConnectionAgeMs,
+      "grpc.max_connection_age_grace_ms": o.maxConnectionAgeGraceMs,
+      "grpc.max_connection_idle_ms": o.maxConnectionIdleMs,
     });
     server.addService(tolerantDefinition(), this.handlers());
     this.health.addToServer(server);
@@ -195,13 +253,23 @@ export class ApiServer {
         server,
       );
     }
+    // Connections are counted before grpc-js sees them (global and per-address caps).
+    const listener = new GatedListener(
+      server,
+      ServerCredentials.createInsecure(),
+      { maxConnections: o.maxConnections, maxConnectionsPerAddress: o.maxConnectionsPerAddress },
+      {
+        log: this.mod.log,
+        onRefused: (reason) => this.mod.metrics?.limited?.(reason),
+        onCount: () => this.reportOpen(),
+      },
+    );
     try {
-      this.boundPort = await new Promise<number>((resolve, reject) => {
-        server.bindAsync(this.opts.address, ServerCredentials.createInsecure(), (err, port) =>
-          err ? reject(err) : resolve(port),
-        );
-      });
+      const { host, port } = splitHostPort(this.opts.address);
+      this.boundPort = await listener.listen(host, port);
+      this.listener = listener;
     } catch (err) {
+      listener.close();
       server.forceShutdown();
       throw new ApiError(
         "UNAVAILABLE",
@@ -220,6 +288,8 @@ export class ApiServer {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.listener?.close();
+    this.listener = null;
     this.unsubscribeReady?.();
     this.unsubscribeReady = null;
     this.setServing(false);
@@ -246,24 +316,68 @@ export class ApiServer {
   // -------------------------------------------------------------------------------------------
   // Call plumbing: in-flight limits, cancellation, status mapping, metrics
 
-  private admit(peer: string): () => void {
+  /**
+   * Counts one call against its connection and its IP address (and, for StreamBlocks, against
+   * the stream caps); throws RESOURCE_EXHAUSTED when a cap is reached. The returned function
+   * releases it, once.
+   */
+  private admit(peer: string, stream = false): () => void {
+    const o = this.opts;
+    const addr = peerAddress(peer);
     const n = this.inFlight.get(peer) ?? 0;
-    if (n >= this.opts.maxInFlightPerConnection) {
-      throw new ApiError(
+    const a = this.inFlightByAddress.get(addr) ?? 0;
+    const sa = this.streamsByAddress.get(addr) ?? 0;
+    const limited = (reason: ApiLimitReason, code: "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS", msg: string) => {
+      this.mod.metrics?.limited?.(reason);
+      return new ApiError(code, {}, msg);
+    };
+    if (n >= o.maxInFlightPerConnection) {
+      throw limited(
+        "max_in_flight_per_connection",
         "TOO_MANY_REQUESTS",
-        {},
-        `more than ${this.opts.maxInFlightPerConnection} calls in flight on this connection`,
+        `more than ${o.maxInFlightPerConnection} calls in flight on this connection`,
       );
     }
-    this.inFlight.set(peer, n + 1);
+    if (a >= o.maxInFlightPerAddress) {
+      throw limited(
+        "max_in_flight_per_address",
+        "TOO_MANY_REQUESTS",
+        `more than ${o.maxInFlightPerAddress} calls in flight from this address`,
+      );
+    }
+    if (stream && this.streamCount >= o.maxStreams) {
+      throw limited("max_streams", "TOO_MANY_STREAMS", `more than ${o.maxStreams} block streams open`);
+    }
+    if (stream && sa >= o.maxStreamsPerAddress) {
+      throw limited(
+        "max_streams_per_address",
+        "TOO_MANY_STREAMS",
+        `more than ${o.maxStreamsPerAddress} block streams open from this address`,
+      );
+    }
+    bumpCount(this.inFlight, peer, 1);
+    bumpCount(this.inFlightByAddress, addr, 1);
+    if (stream) {
+      bumpCount(this.streamsByAddress, addr, 1);
+      this.streamCount++;
+      this.reportOpen();
+    }
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const left = (this.inFlight.get(peer) ?? 1) - 1;
-      if (left <= 0) this.inFlight.delete(peer);
-      else this.inFlight.set(peer, left);
+      bumpCount(this.inFlight, peer, -1);
+      bumpCount(this.inFlightByAddress, addr, -1);
+      if (stream) {
+        bumpCount(this.streamsByAddress, addr, -1);
+        this.streamCount--;
+        this.reportOpen();
+      }
     };
+  }
+
+  private reportOpen(): void {
+    this.mod.metrics?.open?.(this.listener?.open ?? 0, this.streamCount);
   }
 
   private finish(method: string, started: number, code: number): void {
@@ -437,7 +551,7 @@ export class ApiServer {
       let release: () => void;
       try {
         if (req instanceof MalformedRequest) throw invalidArgument("request", `malformed: ${req.reason}`);
-        release = this.admit(call.getPeer());
+        release = this.admit(call.getPeer(), true);
       } catch (err) {
         const se = toServiceError(err);
         this.finish("StreamBlocks", started, se.code);
@@ -456,6 +570,9 @@ export class ApiServer {
             const se = this.statusOf(err, "StreamBlocks");
             this.finish("StreamBlocks", started, se.code);
             if (!call.cancelled) call.emit("error", se);
+            // The status cannot reach a reader that stopped reading (it queues behind the full
+            // buffer): reset the HTTP/2 stream so its buffers are freed now.
+            if (err instanceof ApiError && err.code === "SLOW_CONSUMER") resetServerStream(call);
           },
         )
         .finally(() => {
@@ -510,15 +627,29 @@ export class ApiServer {
         if (!rec) throw notFound(`committed block ${next}`);
         next++;
         if (!call.write(blockResponse(rec))) {
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              call.off("drain", done);
-              signal.removeEventListener("abort", done);
-              resolve();
+          // The subscriber's send buffer is full. Wait for it to drain, but not forever: one that
+          // stopped reading is dropped instead of holding buffers (and a stream slot) without bound.
+          const drained = await new Promise<boolean>((resolve) => {
+            const done = (ok: boolean) => {
+              clearTimeout(timer);
+              call.off("drain", onDrain);
+              signal.removeEventListener("abort", onAbort);
+              resolve(ok);
             };
-            call.on("drain", done);
-            signal.addEventListener("abort", done, { once: true });
+            const onDrain = () => done(true);
+            const onAbort = () => done(true);
+            const timer = setTimeout(() => done(false), this.opts.streamStallMs);
+            call.on("drain", onDrain);
+            signal.addEventListener("abort", onAbort, { once: true });
           });
+          if (!drained) {
+            this.mod.metrics?.limited?.("slow_consumer");
+            throw new ApiError(
+              "SLOW_CONSUMER",
+              {},
+              `the subscriber read nothing for ${this.opts.streamStallMs} ms with its buffer full`,
+            );
+          }
         }
       }
     } finally {
@@ -526,6 +657,36 @@ export class ApiServer {
       signal.removeEventListener("abort", poke);
     }
   }
+}
+
+/**
+ * RST_STREAM for a grpc-js server call. grpc-js has no public way to abort a call whose writes
+ * cannot complete, so this walks to the call's http2 stream (test/unit/api covers it, so a
+ * grpc-js upgrade that moves it fails a test rather than silently leaking).
+ */
+export function resetServerStream(call: object): boolean {
+  let c: unknown = (call as { call?: unknown }).call;
+  for (let i = 0; i < 8 && c && typeof c === "object"; i++) {
+    const stream = (c as { stream?: { close?: (code: number) => void; destroyed?: boolean } }).stream;
+    if (stream && typeof stream.close === "function") {
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      return true;
+    }
+    c = (c as { nextCall?: unknown }).nextCall;
+  }
+  return false;
+}
+
+function bumpCount(map: Map<string, number>, key: string, by: number): void {
+  const v = (map.get(key) ?? 0) + by;
+  if (v <= 0) map.delete(key);
+  else map.set(key, v);
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(address);
+  if (!m) throw new ApiError("UNAVAILABLE", { field: "listen.api" }, `expected "host:port", got ${address}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) };
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

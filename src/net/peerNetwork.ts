@@ -12,6 +12,7 @@ import { bytesEqual } from "../types/bytes.js";
 import { errorMessage } from "../types/errors.js";
 import { grpcServiceDefinition, methodPath } from "./grpcAdapter.js";
 import { envelopeSender, makeHello, verifyHello } from "./handshake.js";
+import { GatedListener } from "./listener.js";
 import { noopNetMetrics } from "./metrics.js";
 import { BoundedQueue } from "./queue.js";
 import type {
@@ -75,6 +76,8 @@ const DEFAULTS = {
   scoreHalfLifeMs: 60_000,
   maxPendingHandshakes: 32,
   maxConcurrentStreams: 4,
+  maxConnections: 128,
+  maxConnectionsPerAddress: 32,
 };
 
 export class PeerNetwork {
@@ -90,6 +93,7 @@ export class PeerNetwork {
   private readonly path = methodPath(PeerService, "Exchange");
   private readonly def = grpcServiceDefinition(PeerService, { raw: true });
   private server: grpc.Server | null = null;
+  private listener: GatedListener | null = null;
   private boundPort = 0;
   private running = false;
   private nextSessionId = 1;
@@ -133,16 +137,22 @@ export class PeerNetwork {
       exchange: (call: grpc.ServerDuplexStream<Uint8Array, Uint8Array>) => this.onInbound(call),
     });
     const creds = this.mod.credentials?.server ?? grpc.ServerCredentials.createInsecure();
-    // A restart keeps the port an ephemeral bind got, so that peers' addresses stay valid.
-    const addr = `${this.o.listenHost}:${this.o.listenPort || this.boundPort}`;
+    // Connections are counted (global and per-address caps) before grpc-js or TLS sees them.
+    const listener = new GatedListener(
+      server,
+      creds,
+      { maxConnections: this.o.maxConnections, maxConnectionsPerAddress: this.o.maxConnectionsPerAddress },
+      { log: this.log, onRefused: (reason) => this.metrics.rejected(reason, null) },
+    );
     try {
-      this.boundPort = await new Promise<number>((resolve, reject) =>
-        server.bindAsync(addr, creds, (err, port) => (err ? reject(err) : resolve(port))),
-      );
+      // A restart keeps the port an ephemeral bind got, so that peers' addresses stay valid.
+      this.boundPort = await listener.listen(this.o.listenHost, this.o.listenPort || this.boundPort);
     } catch (err) {
+      listener.close();
       server.forceShutdown();
       throw err;
     }
+    this.listener = listener;
     this.server = server;
     this.running = true;
     this.log.info(
@@ -164,6 +174,8 @@ export class PeerNetwork {
     for (const p of this.peerMap.values()) this.closeClient(p);
     const server = this.server;
     this.server = null;
+    this.listener?.close();
+    this.listener = null;
     server?.forceShutdown();
     this.metrics.connectedPeers(0);
     this.log.info("peer network down");

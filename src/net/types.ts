@@ -47,6 +47,10 @@ export interface PeerNetworkOpts {
   maxPendingHandshakes?: number;
   /** HTTP/2 streams per connection (grpc.max_concurrent_streams). Default 4: a peer needs one. */
   maxConcurrentStreams?: number;
+  /** Open inbound TCP connections, all addresses together; more are closed at accept. Default 128. */
+  maxConnections?: number;
+  /** Open inbound TCP connections from one IP address. Default 32 (a local testnet shares 127.0.0.1). */
+  maxConnectionsPerAddress?: number;
 }
 
 /** What this node reports about itself in its handshake StatusReport. */
@@ -89,6 +93,8 @@ export type NetRejectReason =
   | "handshake_timeout"
   | "banned"
   | "too_many_streams"
+  | "max_connections"
+  | "max_connections_per_address"
   | "wrong_sender"
   | "oversized";
 

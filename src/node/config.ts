@@ -46,6 +46,20 @@ export interface NodeConfig {
   mempool: { maxTxs: number; maxBytes: number; maxPerSender: number };
   verify: { workers: number };
   execution: { workers: number };
+  /** Public API resource limits (src/api ApiServerOpts; docs/CONFIG.md, docs/SECURITY.md). */
+  api: ApiLimitsConfig;
+}
+
+export interface ApiLimitsConfig {
+  /** Serve gRPC server reflection. Off unless set. */
+  reflection: boolean;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  maxInFlightPerConnection: number;
+  maxInFlightPerAddress: number;
+  maxStreams: number;
+  maxStreamsPerAddress: number;
+  streamStallMs: number;
 }
 
 export const DEFAULT_KEY_FILE = "keys/validator.json";
@@ -64,6 +78,16 @@ export const configDefaults = {
   mempool: { maxTxs: 100_000, maxBytes: 64 * 1024 * 1024, maxPerSender: 1_000 },
   verify: { workers: 2 },
   execution: { workers: 2 },
+  api: {
+    reflection: false,
+    maxConnections: 1024,
+    maxConnectionsPerAddress: 64,
+    maxInFlightPerConnection: 64,
+    maxInFlightPerAddress: 1024,
+    maxStreams: 256,
+    maxStreamsPerAddress: 32,
+    streamStallMs: 10_000,
+  } as ApiLimitsConfig,
 } as const;
 
 /** A complete config from the required fields plus any overrides (deep for the sections). */
@@ -84,6 +108,7 @@ export function defaultConfig(
     mempool: { ...configDefaults.mempool, ...base.mempool },
     verify: { ...configDefaults.verify, ...base.verify },
     execution: { ...configDefaults.execution, ...base.execution },
+    api: { ...configDefaults.api, ...base.api },
   };
 }
 
@@ -247,6 +272,7 @@ const TOP_LEVEL = [
   "mempool",
   "verify",
   "execution",
+  "api",
 ] as const;
 
 /**
@@ -317,6 +343,14 @@ export function validateConfig(input: unknown, home = "."): NodeConfig {
   }
   const vf = section(raw, "verify", configDefaults.verify, ["workers"]);
   const ex = section(raw, "execution", configDefaults.execution, ["workers"]);
+  const apiRaw = section(raw, "api", configDefaults.api, API_LIMIT_KEYS);
+  if (typeof apiRaw.reflection !== "boolean") {
+    throw new ConfigError("api.reflection", `must be true or false, got ${describe(apiRaw.reflection)}`);
+  }
+  const api = { reflection: apiRaw.reflection } as ApiLimitsConfig;
+  for (const k of API_LIMIT_KEYS) {
+    if (k !== "reflection") api[k] = int(`api.${k}`, apiRaw[k], 1);
+  }
 
   const cfg: NodeConfig = {
     chainId,
@@ -331,10 +365,22 @@ export function validateConfig(input: unknown, home = "."): NodeConfig {
     mempool,
     verify: { workers: int("verify.workers", vf.workers, 0, 64) },
     execution: { workers: int("execution.workers", ex.workers, 0, 64) },
+    api,
   };
   checkPaths(home, cfg);
   return cfg;
 }
+
+const API_LIMIT_KEYS = [
+  "reflection",
+  "maxConnections",
+  "maxConnectionsPerAddress",
+  "maxInFlightPerConnection",
+  "maxInFlightPerAddress",
+  "maxStreams",
+  "maxStreamsPerAddress",
+  "streamStallMs",
+] as const satisfies readonly (keyof ApiLimitsConfig)[];
 
 function isInside(dir: string, file: string): boolean {
   const rel = path.relative(dir, file);

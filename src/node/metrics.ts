@@ -94,6 +94,16 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
     labelNames: ["method", "code"],
     buckets: LATENCY_BUCKETS_SECONDS,
   });
+  const apiLimited = f.counter<"reason">({
+    name: "api_limited_total",
+    help: "Connections or calls refused, and block streams dropped, by a resource limit",
+    labelNames: ["reason"],
+  });
+  const apiOpen = f.gauge<"kind">({
+    name: "api_open",
+    help: "Open API connections and StreamBlocks subscriptions",
+    labelNames: ["kind"],
+  });
   return {
     committedHeight: f.gauge({ name: "consensus_committed_height", help: "Highest committed height" }),
     executedHeight: f.gauge({ name: "exec_executed_height", help: "Highest executed height" }),
@@ -140,7 +150,14 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
         mempoolBytes.set(bytes);
       },
     },
-    api: { call: (method, code, seconds) => apiCalls.observe({ method, code }, seconds) },
+    api: {
+      call: (method, code, seconds) => apiCalls.observe({ method, code }, seconds),
+      limited: (reason) => apiLimited.inc({ reason }),
+      open: (connections, streams) => {
+        apiOpen.set({ kind: "connections" }, connections);
+        apiOpen.set({ kind: "block_streams" }, streams);
+      },
+    },
     pipeline: {
       queueDepth: (stage, depth) => stageDepth.set({ stage }, depth),
       stageBusy: (stage, ms) => stageBusy.inc({ stage }, ms / 1000),

@@ -336,7 +336,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
     // Public API and metrics last: serve only what is running.
     this.api = new ApiServer(
-      { address: cfg.listen.api, maxMessageBytes: this.params.limits.maxMessageBytes },
+      { address: cfg.listen.api, maxMessageBytes: this.params.limits.maxMessageBytes, ...cfg.api },
       { backend: this, log: componentLogger(log, "api"), metrics: this.metrics.api },
     );
     await this.api.start();

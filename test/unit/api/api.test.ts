@@ -324,34 +324,37 @@ describe("api: health and reflection", () => {
     }));
 
   it("lists ApiService through server reflection and serves its file descriptor", () =>
-    withServer(async ({ server }) => {
-      const refl = reflectionClient(server.port);
-      try {
-        const ask = (req: object) =>
-          new Promise<Record<string, unknown>>((resolve, reject) => {
-            const stream = refl.ServerReflectionInfo();
-            stream.on("data", (msg: Record<string, unknown>) => {
-              resolve(msg);
-              stream.end();
+    withServer(
+      async ({ server }) => {
+        const refl = reflectionClient(server.port);
+        try {
+          const ask = (req: object) =>
+            new Promise<Record<string, unknown>>((resolve, reject) => {
+              const stream = refl.ServerReflectionInfo();
+              stream.on("data", (msg: Record<string, unknown>) => {
+                resolve(msg);
+                stream.end();
+              });
+              stream.on("error", reject);
+              stream.write(req);
             });
-            stream.on("error", reject);
-            stream.write(req);
-          });
-        const list = await ask({ list_services: "*" });
-        const names = (list.list_services_response as { service: { name: string }[] }).service.map(
-          (s) => s.name,
-        );
-        assert.ok(names.includes("parabft.v1.ApiService"), names.join(","));
-        assert.ok(names.includes("grpc.health.v1.Health"), names.join(","));
-        const file = await ask({ file_containing_symbol: "parabft.v1.ApiService" });
-        const fds = (file.file_descriptor_response as { file_descriptor_proto: Buffer[] })
-          .file_descriptor_proto;
-        assert.ok(fds.length > 0);
-        assert.ok(fds.some((b) => b.includes(Buffer.from("SubmitTxAndWait"))));
-      } finally {
-        refl.close();
-      }
-    }));
+          const list = await ask({ list_services: "*" });
+          const names = (list.list_services_response as { service: { name: string }[] }).service.map(
+            (s) => s.name,
+          );
+          assert.ok(names.includes("parabft.v1.ApiService"), names.join(","));
+          assert.ok(names.includes("grpc.health.v1.Health"), names.join(","));
+          const file = await ask({ file_containing_symbol: "parabft.v1.ApiService" });
+          const fds = (file.file_descriptor_response as { file_descriptor_proto: Buffer[] })
+            .file_descriptor_proto;
+          assert.ok(fds.length > 0);
+          assert.ok(fds.some((b) => b.includes(Buffer.from("SubmitTxAndWait"))));
+        } finally {
+          refl.close();
+        }
+      },
+      { reflection: true },
+    ));
 });
 
 describe("api: proto files for reflection", () => {

@@ -1,0 +1,120 @@
+// A TCP listener in front of a grpc-js server that counts connections before grpc-js sees them:
+// a global cap and a per-remote-address cap. grpc-js has no connection limit of its own, so the
+// socket is accepted here, counted, and handed to the server through its connection injector
+// (TLS, when the credentials are secure, is done by grpc-js on the injected socket).
+import net from "node:net";
+import type * as grpc from "@grpc/grpc-js";
+import type { Logger } from "../logger/index.js";
+
+export interface ConnectionLimits {
+  /** Open connections at once, all addresses together. */
+  maxConnections: number;
+  /** Open connections at once from one remote IP address. */
+  maxConnectionsPerAddress: number;
+}
+
+export type ConnectionRefusal = "max_connections" | "max_connections_per_address";
+
+export interface GatedListenerHooks {
+  log: Logger;
+  /** A connection was closed at once because a cap was reached. */
+  onRefused?(reason: ConnectionRefusal, address: string): void;
+  /** The open-connection count changed. */
+  onCount?(open: number): void;
+}
+
+/** "::ffff:127.0.0.1" and "127.0.0.1" are one address. */
+export function normalizeAddress(addr: string | undefined): string {
+  if (!addr) return "unknown";
+  return addr.startsWith("::ffff:") ? addr.slice(7) : addr;
+}
+
+/** The IP part of a grpc-js `getPeer()` string ("1.2.3.4:5", "[::1]:5", "ipv4:1.2.3.4:5"). */
+export function peerAddress(peer: string): string {
+  let p = peer.replace(/^ipv[46]:/, "");
+  const m = /^\[(.*)\]:\d+$/.exec(p);
+  if (m) return normalizeAddress(m[1]);
+  const colon = p.lastIndexOf(":");
+  if (colon > 0 && p.indexOf(":") === colon) p = p.slice(0, colon);
+  return normalizeAddress(p);
+}
+
+export class GatedListener {
+  private readonly tcp: net.Server;
+  private readonly injector: grpc.ConnectionInjector;
+  private readonly perAddress = new Map<string, number>();
+  private readonly sockets = new Set<net.Socket>();
+  private refusedLogged = 0;
+
+  constructor(
+    server: grpc.Server,
+    credentials: grpc.ServerCredentials,
+    private readonly limits: ConnectionLimits,
+    private readonly hooks: GatedListenerHooks,
+  ) {
+    this.injector = server.createConnectionInjector(credentials);
+    this.tcp = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.onSocket(socket));
+  }
+
+  get open(): number {
+    return this.sockets.size;
+  }
+
+  /** Binds host:port (0 = ephemeral); resolves with the bound port. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.tcp.once("error", onError);
+      this.tcp.listen({ host, port, exclusive: true }, () => {
+        this.tcp.off("error", onError);
+        this.tcp.on("error", (err) => this.hooks.log.warn({ err: err.message }, "listener error"));
+        const a = this.tcp.address();
+        resolve(typeof a === "object" && a ? a.port : port);
+      });
+    });
+  }
+
+  /** Stops accepting and closes every connection it let in. */
+  close(): void {
+    this.tcp.close();
+    this.injector.destroy();
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    this.perAddress.clear();
+    this.hooks.onCount?.(0);
+  }
+
+  private onSocket(socket: net.Socket): void {
+    const addr = normalizeAddress(socket.remoteAddress);
+    const fromAddr = this.perAddress.get(addr) ?? 0;
+    let refusal: ConnectionRefusal | null = null;
+    if (this.sockets.size >= this.limits.maxConnections) refusal = "max_connections";
+    else if (fromAddr >= this.limits.maxConnectionsPerAddress) refusal = "max_connections_per_address";
+    if (refusal !== null) {
+      socket.destroy();
+      this.hooks.onRefused?.(refusal, addr);
+      // One line per burst is enough: a flood must not become a log flood.
+      const now = Date.now();
+      if (now - this.refusedLogged > 5_000) {
+        this.refusedLogged = now;
+        this.hooks.log.warn(
+          { address: addr, reason: refusal, open: this.sockets.size, fromAddress: fromAddr },
+          "connection refused",
+        );
+      }
+      return;
+    }
+    this.sockets.add(socket);
+    this.perAddress.set(addr, fromAddr + 1);
+    this.hooks.onCount?.(this.sockets.size);
+    socket.once("close", () => {
+      if (!this.sockets.delete(socket)) return;
+      const left = (this.perAddress.get(addr) ?? 1) - 1;
+      if (left <= 0) this.perAddress.delete(addr);
+      else this.perAddress.set(addr, left);
+      this.hooks.onCount?.(this.sockets.size);
+    });
+    socket.on("error", () => {});
+    this.injector.injectConnection(socket);
+  }
+}

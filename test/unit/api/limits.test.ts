@@ -1,0 +1,142 @@
+// Resource limits of the public API: connection caps, block-stream caps, a subscriber that stops
+// reading is dropped after a bounded buffer, and reflection is off unless configured.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { ApiServer, type ApiServerOpts } from "../../../src/api/index.js";
+import type { ApiLimitReason } from "../../../src/api/server.js";
+import type { GetBlockResponse } from "../../../src/gen/parabft/v1/api_pb.js";
+import { silentLogger } from "../../../src/logger/index.js";
+import { newKey, signedTx } from "../mempool/helpers.js";
+import { apiClient, call, eventually, reflectionClient, request } from "./client.js";
+import { FakeNode } from "./fakeNode.js";
+import { connectRaw, openUnreadStreamBlocks } from "./rawStream.js";
+
+async function withLimits(
+  opts: Partial<ApiServerOpts>,
+  fn: (ctx: { node: FakeNode; server: ApiServer; limited: Map<ApiLimitReason, number> }) => Promise<void>,
+): Promise<void> {
+  const node = new FakeNode();
+  const limited = new Map<ApiLimitReason, number>();
+  const server = new ApiServer(
+    { address: "127.0.0.1:0", ...opts },
+    {
+      backend: node,
+      log: silentLogger(),
+      metrics: { call() {}, limited: (r) => limited.set(r, (limited.get(r) ?? 0) + 1) },
+    },
+  );
+  try {
+    await server.start();
+    await fn({ node, server, limited });
+  } finally {
+    await server.stop();
+  }
+}
+
+function tcpClosedByServer(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.on("error", () => resolve(true));
+    s.on("close", () => resolve(true));
+    // Still open after a while: the server kept it.
+    setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, 1500).unref();
+  });
+}
+
+describe("api: resource limits", () => {
+  it("closes connections beyond the per-address cap at accept, and counts them", () =>
+    withLimits({ maxConnectionsPerAddress: 2 }, async ({ server, limited }) => {
+      const held = [net.connect(server.port, "127.0.0.1"), net.connect(server.port, "127.0.0.1")];
+      try {
+        await Promise.all(held.map((s) => new Promise((r) => s.once("connect", r))));
+        assert.equal(await tcpClosedByServer(server.port), true, "third connection closed");
+        assert.equal(limited.get("max_connections_per_address"), 1);
+      } finally {
+        for (const s of held) s.destroy();
+      }
+      // Freed slots are reusable.
+      await eventually(async () => !(await tcpClosedByServer(server.port)));
+    }));
+
+  it("refuses block streams beyond the per-address cap with RESOURCE_EXHAUSTED", () =>
+    withLimits({ maxStreamsPerAddress: 2 }, async ({ node, server, limited }) => {
+      node.commitTxs([]);
+      const client = apiClient(server.port);
+      const streams: grpc.ClientReadableStream<GetBlockResponse>[] = [];
+      try {
+        for (let i = 0; i < 2; i++) {
+          const s = client.streamBlocks(request("streamBlocks", {}));
+          s.on("error", () => {});
+          streams.push(s);
+        }
+        await eventually(() => node.subscribers === 2);
+        const third = client.streamBlocks(request("streamBlocks", {}));
+        const err = await new Promise<grpc.ServiceError>((resolve) => third.on("error", resolve));
+        assert.equal(grpc.status[err.code], "RESOURCE_EXHAUSTED");
+        assert.match(err.details, /TOO_MANY_STREAMS/);
+        assert.equal(limited.get("max_streams_per_address"), 1);
+        // Unary calls from the same address are not held back by the stream cap.
+        await call(client, "getStatus", {});
+        for (const s of streams) s.cancel();
+        await eventually(() => node.subscribers === 0);
+        const again = client.streamBlocks(request("streamBlocks", {}));
+        again.on("error", () => {});
+        await eventually(() => node.subscribers === 1);
+        again.cancel();
+      } finally {
+        client.close();
+      }
+    }));
+
+  it("drops a StreamBlocks subscriber that stops reading, freeing its stream", () =>
+    withLimits({ streamStallMs: 300 }, async ({ node, server, limited }) => {
+      const key = newKey();
+      // ~400 KB of history: far more than an HTTP/2 receive window.
+      for (let n = 0n; n < 100n; n++) node.commitTxs([signedTx(key, { nonce: n, padding: 4000 })]);
+      const session = connectRaw(`127.0.0.1:${server.port}`);
+      try {
+        const unread = openUnreadStreamBlocks(session, 1n);
+        await eventually(() => node.subscribers === 1);
+        const code = await unread.closed;
+        assert.equal(code, 8, "the server reset the stream (NGHTTP2_CANCEL)");
+        assert.equal(limited.get("slow_consumer"), 1);
+        await eventually(() => node.subscribers === 0);
+        // A reader that keeps up is not affected.
+        const client = apiClient(server.port);
+        try {
+          const heights: bigint[] = [];
+          const s = client.streamBlocks(request("streamBlocks", { fromHeight: 1n }));
+          s.on("error", () => {});
+          s.on("data", (b: GetBlockResponse) => heights.push(b.height));
+          await eventually(() => heights.length === 100);
+          s.cancel();
+        } finally {
+          client.close();
+        }
+        assert.equal(limited.get("slow_consumer"), 1);
+      } finally {
+        session.destroy();
+      }
+    }));
+
+  it("serves no reflection unless configured", () =>
+    withLimits({}, async ({ server }) => {
+      const refl = reflectionClient(server.port);
+      try {
+        const err = await new Promise<grpc.ServiceError>((resolve) => {
+          const stream = refl.ServerReflectionInfo();
+          stream.on("error", resolve);
+          stream.on("data", () => resolve(new Error("answered") as grpc.ServiceError));
+          stream.write({ list_services: "*" });
+        });
+        assert.equal(grpc.status[err.code], "UNIMPLEMENTED");
+      } finally {
+        refl.close();
+      }
+    }));
+});
