@@ -1,5 +1,16 @@
 export { grpcServiceDefinition, methodPath } from "./grpcAdapter.js";
-export { envelopeSender, makeHello, verifyHello } from "./handshake.js";
+export {
+  challengeFrame,
+  checkChallenge,
+  checkDialerProof,
+  checkServerProof,
+  dialerProofFrame,
+  envelopeSender,
+  makeHello,
+  newNonce,
+  serverProofFrame,
+  transcriptSignBytes,
+} from "./handshake.js";
 export { CountingNetMetrics, netMetrics, noopNetMetrics } from "./metrics.js";
 export { PeerNetwork } from "./peerNetwork.js";
 export { BoundedQueue } from "./queue.js";

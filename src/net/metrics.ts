@@ -10,6 +10,7 @@ export const noopNetMetrics: NetMetrics = {
   banned() {},
   queueDropped() {},
   reconnect() {},
+  replaced() {},
   connectedPeers() {},
 };
 
@@ -29,6 +30,7 @@ export class CountingNetMetrics implements NetMetrics {
   readonly drops = new Map<QueueDropReason, number>();
   readonly dropsByPeer = new Map<number, number>();
   readonly reconnects = new Map<number, number>();
+  readonly replacements = new Map<number, number>();
   connected = 0;
 
   messageIn(peer: number, bytes: number): void {
@@ -54,6 +56,9 @@ export class CountingNetMetrics implements NetMetrics {
   }
   reconnect(peer: number): void {
     bump(this.reconnects, peer);
+  }
+  replaced(peer: number): void {
+    bump(this.replacements, peer);
   }
   connectedPeers(count: number): void {
     this.connected = count;
@@ -93,6 +98,11 @@ export function netMetrics(f: MetricsFactory): NetMetrics {
     help: "Redial attempts",
     labelNames: ["peer"],
   });
+  const replaced = f.counter<"peer">({
+    name: "net_stream_replacements_total",
+    help: "Live peer streams replaced by a freshly authenticated one",
+    labelNames: ["peer"],
+  });
   const connected = f.gauge({ name: "net_connected_peers", help: "Authenticated peer streams" });
   return {
     messageIn(peer, n) {
@@ -108,6 +118,7 @@ export function netMetrics(f: MetricsFactory): NetMetrics {
     banned: (peer) => bans.inc({ peer }),
     queueDropped: (peer, reason) => drops.inc({ peer, reason }),
     reconnect: (peer) => reconnects.inc({ peer }),
+    replaced: (peer) => replaced.inc({ peer }),
     connectedPeers: (count) => connected.set(count),
   };
 }

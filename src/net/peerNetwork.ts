@@ -11,7 +11,19 @@ import type { Logger } from "../logger/index.js";
 import { bytesEqual } from "../types/bytes.js";
 import { errorMessage } from "../types/errors.js";
 import { grpcServiceDefinition, methodPath } from "./grpcAdapter.js";
-import { envelopeSender, makeHello, verifyHello } from "./handshake.js";
+import {
+  challengeFrame,
+  checkChallenge,
+  checkDialerProof,
+  checkServerProof,
+  dialerProofFrame,
+  envelopeSender,
+  type HandshakeIdentity,
+  makeHello,
+  newNonce,
+  serverProofFrame,
+  type Transcript,
+} from "./handshake.js";
 import { GatedListener } from "./listener.js";
 import { noopNetMetrics } from "./metrics.js";
 import { BoundedQueue } from "./queue.js";
@@ -33,6 +45,13 @@ interface Session {
   /** The dialed peer for outbound sessions; the authenticated one once the handshake passes. */
   peer: number | null;
   authenticated: boolean;
+  /** Where the handshake is: inbound waits for a challenge then a proof, outbound for the server's proof. */
+  stage: "challenge" | "proof" | "server_proof" | "open";
+  /** Our fresh nonce for this stream. */
+  nonce: Uint8Array;
+  /** Inbound, after the challenge: what the dialer's proof must sign. */
+  transcript: Transcript | null;
+  authenticatedAt: number;
   closed: boolean;
   waitingDrain: boolean;
   handshakeTimer: NodeJS.Timeout | null;
@@ -78,6 +97,7 @@ const DEFAULTS = {
   maxConcurrentStreams: 4,
   maxConnections: 128,
   maxConnectionsPerAddress: 32,
+  replaceMinIntervalMs: 2000,
 };
 
 export class PeerNetwork {
@@ -361,7 +381,7 @@ export class PeerNetwork {
       return;
     }
     if (!p.client) {
-      const creds = this.mod.credentials?.channel ?? grpc.credentials.createInsecure();
+      const creds = this.mod.credentials?.channelFor(p.info.publicKey) ?? grpc.credentials.createInsecure();
       p.client = new grpc.Client(p.info.address, creds, {
         "grpc.max_receive_message_length": this.o.maxMessageBytes,
         "grpc.keepalive_time_ms": this.o.keepaliveTimeMs,
@@ -387,7 +407,9 @@ export class PeerNetwork {
     p.dialing = s;
     call.on("error", (err: grpc.ServiceError) => this.onClientError(s, err));
     call.on("status", () => this.endSession(s));
-    call.write(makeHello(this.o.chainId, this.o.localIndex, this.mod.localStatus(), this.mod.signer));
+    call.write(
+      challengeFrame(this.o.chainId, this.o.localIndex, p.info.index, this.mod.localStatus().epoch, s.nonce),
+    );
   }
 
   private onClientError(s: Session, err: grpc.ServiceError): void {
@@ -493,6 +515,10 @@ export class PeerNetwork {
       call,
       peer,
       authenticated: false,
+      stage: direction === "in" ? "challenge" : "server_proof",
+      nonce: newNonce(),
+      transcript: null,
+      authenticatedAt: 0,
       closed: false,
       waitingDrain: false,
       handshakeTimer: null,
@@ -527,54 +553,102 @@ export class PeerNetwork {
     this.deliver(peer, bytes);
   }
 
-  private onHello(s: Session, bytes: Uint8Array): void {
-    const local = this.mod.localStatus();
-    const r = verifyHello(bytes, {
+  private identity(): HandshakeIdentity {
+    return {
       chainId: this.o.chainId,
       localIndex: this.o.localIndex,
-      localEpoch: local.epoch,
+      localEpoch: this.mod.localStatus().epoch,
       epochSlack: this.o.handshakeEpochSlack,
       publicKeyOf: (i) => this.peerMap.get(i)?.info.publicKey,
       verifier: this.mod.verifier,
-    });
-    if (!r.ok) {
-      this.reject(s, r.reason, null);
+    };
+  }
+
+  /** One handshake frame on a stream that is not authenticated yet (see handshake.ts). */
+  private onHello(s: Session, bytes: Uint8Array): void {
+    const id = this.identity();
+    if (s.stage === "challenge") {
+      const r = checkChallenge(bytes, id);
+      if (!r.ok) return this.reject(s, r.reason, null);
+      if (r.dialer < this.o.localIndex) return this.reject(s, "handshake_wrong_direction", null);
+      const p = this.peerMap.get(r.dialer)!;
+      if (this.isBanned(p)) return this.reject(s, "banned", null);
+      const tls = this.checkTlsBinding(s, p);
+      if (tls !== null) return this.reject(s, tls, null);
+      s.peer = r.dialer;
+      s.transcript = {
+        chainId: this.o.chainId,
+        dialer: r.dialer,
+        server: this.o.localIndex,
+        dialerEpoch: r.epoch,
+        serverEpoch: id.localEpoch,
+        dialerNonce: r.nonce,
+        serverNonce: s.nonce,
+      };
+      s.stage = "proof";
+      s.call.write(serverProofFrame(s.transcript, this.mod.signer));
       return;
     }
-    if (s.direction === "out" && r.peer !== s.peer) {
-      this.reject(s, "handshake_unexpected_peer", null);
+    if (s.stage === "proof") {
+      const r = checkDialerProof(bytes, id, s.transcript!);
+      if (!r.ok) return this.reject(s, r.reason, null);
+      this.authenticated(s, s.peer!);
       return;
     }
-    if (s.direction === "in" && r.peer < this.o.localIndex) {
-      this.reject(s, "handshake_wrong_direction", r.peer);
-      return;
-    }
-    const p = this.peerMap.get(r.peer)!;
-    if (this.isBanned(p)) {
-      this.reject(s, "banned", r.peer);
-      return;
+    // Outbound: the server proved it holds the key of the validator we dialed, over our nonce.
+    const r = checkServerProof(bytes, id, { server: s.peer!, dialerNonce: s.nonce });
+    if (!r.ok) return this.reject(s, r.reason, null);
+    s.call.write(dialerProofFrame(r.transcript, this.mod.signer));
+    this.authenticated(s, s.peer!);
+  }
+
+  /**
+   * The TLS certificate the dialer presented must carry the consensus key of the validator it
+   * claims to be (insecure mode has no certificate and skips this).
+   */
+  private checkTlsBinding(s: Session, p: PeerState): NetRejectReason | null {
+    if (!this.mod.credentials) return null;
+    const call = s.call as grpc.ServerDuplexStream<Uint8Array, Uint8Array>;
+    const cert = call.getAuthContext?.()?.sslPeerCertificate;
+    if (!cert || !cert.raw) return "tls_no_certificate";
+    return this.mod.credentials.certificateMatches(cert.raw, p.info.publicKey) ? null : "tls_key_mismatch";
+  }
+
+  /** Both proofs checked: the stream becomes the peer's, unless a live one is too young to replace. */
+  private authenticated(s: Session, peer: number): void {
+    const p = this.peerMap.get(peer);
+    if (!p) return this.reject(s, "handshake_unknown_sender", null);
+    if (this.isBanned(p)) return this.reject(s, "banned", peer);
+    const old = p.session;
+    const now = this.now();
+    if (old && old !== s && !old.closed && now - old.authenticatedAt < this.o.replaceMinIntervalMs) {
+      // Even a fresh, proven stream may not churn a live one: replacements are rate limited.
+      return this.reject(s, "replace_too_soon", peer);
     }
     if (s.handshakeTimer) clearTimeout(s.handshakeTimer);
     s.handshakeTimer = null;
     s.authenticated = true;
-    s.peer = r.peer;
-    if (s.direction === "in") {
-      this.pendingInbound.delete(s);
-      // Answer with our own signed status, so the dialer authenticates us before sending anything.
-      s.call.write(makeHello(this.o.chainId, this.o.localIndex, local, this.mod.signer));
-    } else {
+    s.authenticatedAt = now;
+    s.stage = "open";
+    s.transcript = null;
+    this.pendingInbound.delete(s);
+    if (s.direction === "out") {
       p.dialing = null;
       p.failures = 0;
     }
-    const old = p.session;
     p.session = s;
-    if (old) this.endSession(old, grpc.status.ABORTED, "replaced by a newer stream");
-    p.lastSeen = this.now();
-    this.metrics.messageIn(r.peer, bytes.length);
+    if (old && old !== s) {
+      this.metrics.replaced(peer);
+      this.log.info({ peer, direction: s.direction }, "peer stream replaced by a fresh one");
+      this.endSession(old, grpc.status.ABORTED, "replaced by a newer stream");
+    }
+    p.lastSeen = now;
     this.metrics.connectedPeers(this.connectedCount);
-    this.log.info({ peer: r.peer, direction: s.direction }, "peer connected");
-    // The handshake is a genuine StatusReport: the node uses it to notice it is behind.
-    this.deliver(r.peer, bytes);
+    this.log.info({ peer, direction: s.direction }, "peer connected");
+    // Our signed status goes first: the peer uses it to notice it is behind.
+    const hello = makeHello(this.o.chainId, this.o.localIndex, this.mod.localStatus(), this.mod.signer);
+    this.metrics.messageOut(peer, hello.length);
+    s.call.write(hello);
     this.pump(p);
   }
 
@@ -607,7 +681,7 @@ export class PeerNetwork {
     this.metrics.rejected(reason, peer);
     this.log.warn({ peer, reason, direction: s.direction }, "peer stream rejected");
     const code =
-      reason === "oversized"
+      reason === "oversized" || reason === "replace_too_soon"
         ? grpc.status.RESOURCE_EXHAUSTED
         : reason === "banned"
           ? grpc.status.PERMISSION_DENIED

@@ -45,6 +45,11 @@ export interface PeerNetworkOpts {
   scoreHalfLifeMs?: number;
   /** Inbound streams still in their handshake at once; more are refused. Default 32. */
   maxPendingHandshakes?: number;
+  /**
+   * A live authenticated stream younger than this is never replaced by a new one (the new one is
+   * refused: replace_too_soon). Default 2000.
+   */
+  replaceMinIntervalMs?: number;
   /** HTTP/2 streams per connection (grpc.max_concurrent_streams). Default 4: a peer needs one. */
   maxConcurrentStreams?: number;
   /** Open inbound TCP connections, all addresses together; more are closed at accept. Default 128. */
@@ -74,8 +79,11 @@ export interface PeerNetworkModules {
   localStatus(): LocalStatus;
   metrics: NetMetrics | null;
   log: Logger;
-  /** Default insecure: set both for mTLS. */
-  credentials?: { server: ServerCredentials; channel: ChannelCredentials };
+  /**
+   * mTLS (src/net/tls.ts builds this from the node's certificate). Absent means insecure mode:
+   * only for local debugging; the node logs a warning.
+   */
+  credentials?: PeerCredentials;
   /** Wall clock in ms; injectable for tests of scores and bans. */
   now?: () => number;
 }
@@ -91,6 +99,14 @@ export type NetRejectReason =
   | "handshake_wrong_direction"
   | "handshake_unexpected_peer"
   | "handshake_timeout"
+  /** A proof not over this stream's fresh nonce (a replayed or forged handshake). */
+  | "handshake_bad_proof"
+  /** A live stream of this peer is younger than replaceMinIntervalMs. */
+  | "replace_too_soon"
+  /** TLS on, and the dialer presented no client certificate. */
+  | "tls_no_certificate"
+  /** The TLS certificate's key is not the consensus key of the validator the dialer claims to be. */
+  | "tls_key_mismatch"
   | "banned"
   | "too_many_streams"
   | "max_connections"
@@ -111,7 +127,17 @@ export interface NetMetrics {
   banned(peer: number): void;
   queueDropped(peer: number, reason: QueueDropReason): void;
   reconnect(peer: number): void;
+  /** A live stream was replaced by a freshly authenticated one. */
+  replaced(peer: number): void;
   connectedPeers(count: number): void;
+}
+
+export interface PeerCredentials {
+  server: ServerCredentials;
+  /** Channel credentials that accept only a server certificate carrying `publicKey`. */
+  channelFor(publicKey: Uint8Array): ChannelCredentials;
+  /** Whether a DER certificate carries this consensus key. */
+  certificateMatches(der: Uint8Array, publicKey: Uint8Array): boolean;
 }
 
 export interface PeerStatus {

@@ -3,12 +3,20 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { ed25519 } from "@noble/curves/ed25519.js";
+import { pino } from "pino";
 import { EnvelopeSchema, PeerMessageSchema, PeerService } from "../../../src/gen/parabft/v1/consensus_pb.js";
-import { silentLogger } from "../../../src/logger/index.js";
+import { type Logger, silentLogger } from "../../../src/logger/index.js";
 import { methodPath } from "../../../src/net/grpcAdapter.js";
+import {
+  challengeFrame,
+  checkServerProof,
+  dialerProofFrame,
+  newNonce,
+  type Transcript,
+} from "../../../src/net/handshake.js";
 import { CountingNetMetrics } from "../../../src/net/metrics.js";
 import { PeerNetwork } from "../../../src/net/peerNetwork.js";
-import type { LocalStatus, PeerInfo, PeerNetworkOpts } from "../../../src/net/types.js";
+import type { LocalStatus, PeerCredentials, PeerInfo, PeerNetworkOpts } from "../../../src/net/types.js";
 import {
   envelopeSignBytes,
   type MessageSigner,
@@ -64,7 +72,12 @@ export function makeNet(
   index: number,
   keys: Key[],
   opts: Partial<PeerNetworkOpts> = {},
-  extra: { onEnvelope?: (from: number, bytes: Uint8Array) => void; now?: () => number } = {},
+  extra: {
+    onEnvelope?: (from: number, bytes: Uint8Array) => void;
+    now?: () => number;
+    log?: Logger;
+    credentials?: PeerCredentials;
+  } = {},
 ): TestNet {
   const metrics = new CountingNetMetrics();
   const inbox: TestNet["inbox"] = [];
@@ -89,8 +102,9 @@ export function makeNet(
       },
       localStatus: () => status,
       metrics,
-      log: silentLogger(),
+      log: extra.log ?? silentLogger(),
       now: extra.now,
+      credentials: extra.credentials,
     },
   );
   return { net, metrics, inbox, index };
@@ -190,8 +204,49 @@ export class RawPeer {
     this.call.write(bytes);
   }
 
+  /**
+   * Plays the dialer's side of the handshake as validator `as` (signing with `key`) towards
+   * validator `server`. Returns the frames it sent, so a test can replay them elsewhere.
+   */
+  async handshake(
+    as: number,
+    key: Key,
+    server: number,
+    keys: Key[],
+  ): Promise<{ challenge: Uint8Array; proof: Uint8Array; transcript: Transcript }> {
+    const nonce = newNonce();
+    const challenge = challengeFrame(CHAIN, as, server, 0n, nonce);
+    const seen = this.received.length;
+    this.write(challenge);
+    await waitFor("the server's proof", () => this.received.length > seen || this.status !== null);
+    if (this.received.length === seen) throw new Error(`refused: ${this.status?.details}`);
+    const r = checkServerProof(
+      this.received[seen]!,
+      {
+        chainId: CHAIN,
+        localIndex: as,
+        localEpoch: 0n,
+        epochSlack: 1,
+        publicKeyOf: (i) => keys[i]?.publicKey,
+        verifier,
+      },
+      { server, dialerNonce: nonce },
+    );
+    if (!r.ok) throw new Error(`bad server proof: ${r.reason}`);
+    const proof = dialerProofFrame(r.transcript, key.signer);
+    this.write(proof);
+    return { challenge, proof, transcript: r.transcript };
+  }
+
   close(): void {
     this.call.cancel();
     this.client.close();
   }
+}
+
+/** A logger that keeps every record, so tests can assert what was logged and why. */
+export function capturingLogger(): { log: Logger; records: Record<string, unknown>[] } {
+  const records: Record<string, unknown>[] = [];
+  const log = pino({ level: "debug" }, { write: (line: string) => records.push(JSON.parse(line)) });
+  return { log, records };
 }

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { EnvelopeSchema, PeerMessageSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
-import { makeHello, verifyHello } from "../../../src/net/handshake.js";
+import { challengeFrame, makeHello, newNonce } from "../../../src/net/handshake.js";
 import {
   CHAIN,
   envelope,
@@ -111,9 +111,13 @@ describe("PeerNetwork", () => {
       raws.push(silent);
       const bad = [
         ["handshake_malformed", envelope(2, keys[2]!, payload("traffic before hello"))],
-        ["handshake_bad_signature", makeHello(CHAIN, 2, status, keys[1]!.signer)],
-        ["handshake_chain", makeHello("another-chain", 2, status, keys[2]!.signer)],
-        ["handshake_unknown_sender", makeHello(CHAIN, 7, status, keys[2]!.signer)],
+        // The old one-message handshake (a signed StatusReport) is not a challenge: a recording of
+        // it opens nothing.
+        ["handshake_malformed", makeHello(CHAIN, 2, status, keys[2]!.signer)],
+        ["handshake_chain", challengeFrame("another-chain", 2, 0, 0n, newNonce())],
+        ["handshake_unknown_sender", challengeFrame(CHAIN, 7, 0, 0n, newNonce())],
+        ["handshake_unexpected_peer", challengeFrame(CHAIN, 2, 1, 0n, newNonce())],
+        ["handshake_epoch", challengeFrame(CHAIN, 2, 0, 9n, newNonce())],
       ] as const;
       const peersBad = bad.map(([, bytes]) => {
         const r = new RawPeer(a.net.port);
@@ -130,7 +134,8 @@ describe("PeerNetwork", () => {
       }
       assert.equal(a.inbox.length, 0);
       assert.equal(a.metrics.rejects.get("handshake_timeout"), 1);
-      for (const [reason] of bad) assert.equal(a.metrics.rejects.get(reason), 1, reason);
+      for (const [reason] of bad)
+        assert.equal(a.metrics.rejects.get(reason), bad.filter(([r]) => r === reason).length, reason);
       assert.equal(a.net.connectedCount, 0);
     } finally {
       await stopAll(nets, raws);
@@ -159,18 +164,10 @@ describe("PeerNetwork", () => {
     const a = nets[0]!;
     const raw = new RawPeer(a.net.port);
     try {
-      raw.write(makeHello(CHAIN, 2, status, keys[2]!.signer));
-      await waitFor("server hello", () => raw.received.length === 1);
-      // The server answers with its own signed hello, so the dialer authenticates it too.
-      const back = verifyHello(raw.received[0]!, {
-        chainId: CHAIN,
-        localIndex: 2,
-        localEpoch: 0n,
-        epochSlack: 1,
-        publicKeyOf: (i) => keys[i]?.publicKey,
-        verifier,
-      });
-      assert.deepEqual(back, { ok: true, peer: 0, epoch: 0n });
+      // The server proves itself over our nonce (checked inside handshake()), then sends its status.
+      await raw.handshake(2, keys[2]!, 0, keys);
+      await waitFor("server hello", () => raw.received.length === 2);
+      assert.equal(kindOf(raw.received[1]!), "status");
       raw.write(envelope(1, keys[1]!, payload("claims to be 1")));
       raw.write(envelope(2, keys[2]!, payload("honest")));
       await waitFor("honest envelope", () => payloadsFrom(a.inbox, 2).length === 1);
@@ -186,7 +183,7 @@ describe("PeerNetwork", () => {
       await wrongWay.net.start();
       const raw2 = new RawPeer(wrongWay.net.port);
       try {
-        raw2.write(makeHello(CHAIN, 0, status, keys[0]!.signer));
+        raw2.write(challengeFrame(CHAIN, 0, 1, 0n, newNonce()));
         await waitFor("wrong direction refused", () => raw2.status !== null);
         assert.equal(wrongWay.metrics.rejects.get("handshake_unknown_sender"), 1, "no peers configured yet");
       } finally {
@@ -195,7 +192,7 @@ describe("PeerNetwork", () => {
       wrongWay.net.setPeers(peerList(keys, [null, null, null]));
       const raw3 = new RawPeer(wrongWay.net.port);
       try {
-        raw3.write(makeHello(CHAIN, 0, status, keys[0]!.signer));
+        raw3.write(challengeFrame(CHAIN, 0, 1, 0n, newNonce()));
         await waitFor("wrong direction refused", () => raw3.status !== null);
         assert.equal(wrongWay.metrics.rejects.get("handshake_wrong_direction"), 1);
       } finally {
