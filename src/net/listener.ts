@@ -3,6 +3,7 @@
 // socket is accepted here, counted, and handed to the server through its connection injector
 // (TLS, when the credentials are secure, is done by grpc-js on the injected socket).
 import net from "node:net";
+import tls from "node:tls";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../logger/index.js";
 
@@ -14,6 +15,17 @@ export interface ConnectionLimits {
 }
 
 export type ConnectionRefusal = "max_connections" | "max_connections_per_address";
+
+export interface ListenerTls {
+  /** node:tls server options; client certificates are required and checked against `ca`. */
+  cert: string;
+  key: string;
+  ca: string;
+  /** A TLS handshake not finished within this is dropped. */
+  handshakeTimeoutMs: number;
+  /** A TLS handshake failed (wrong or missing certificate, timeout, garbage). */
+  onFailure(reason: string, address: string): void;
+}
 
 export interface GatedListenerHooks {
   log: Logger;
@@ -45,15 +57,64 @@ export class GatedListener {
   private readonly perAddress = new Map<string, number>();
   private readonly sockets = new Set<net.Socket>();
   private refusedLogged = 0;
+  private tlsFailLogged = 0;
+  private readonly tlsServer: tls.Server | null = null;
+  /** Client certificates (DER) of open TLS connections, by grpc-js's `getPeer()` string. */
+  private readonly peerCerts = new Map<string, Uint8Array>();
 
+  /**
+   * With `tlsOpts`, TLS is done here by node:tls (client certificate required) and grpc-js gets
+   * the decrypted socket through insecure credentials; read the certificate with
+   * `peerCertificate(call.getPeer())`.
+   */
   constructor(
     server: grpc.Server,
     credentials: grpc.ServerCredentials,
     private readonly limits: ConnectionLimits,
     private readonly hooks: GatedListenerHooks,
+    tlsOpts?: ListenerTls,
   ) {
     this.injector = server.createConnectionInjector(credentials);
     this.tcp = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.onSocket(socket));
+    if (tlsOpts) {
+      const ts = tls.createServer({
+        cert: tlsOpts.cert,
+        key: tlsOpts.key,
+        ca: tlsOpts.ca,
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: "TLSv1.3",
+        ALPNProtocols: ["h2"],
+        handshakeTimeout: tlsOpts.handshakeTimeoutMs,
+      });
+      ts.on("secureConnection", (s: tls.TLSSocket) => {
+        const key = `${s.remoteAddress}:${s.remotePort}`;
+        const raw = s.getPeerCertificate()?.raw;
+        if (raw) this.peerCerts.set(key, new Uint8Array(raw));
+        s.once("close", () => this.peerCerts.delete(key));
+        s.on("error", () => {});
+        this.injector.injectConnection(s);
+      });
+      ts.on("tlsClientError", (err: Error & { code?: string }, s: tls.TLSSocket) => {
+        const addr = normalizeAddress(s.remoteAddress);
+        const reason = err.code ?? err.message;
+        tlsOpts.onFailure(reason, addr);
+        const now = Date.now();
+        if (now - this.tlsFailLogged > 1_000) {
+          this.tlsFailLogged = now;
+          this.hooks.log.warn(
+            { address: addr, reason: "tls_handshake_failed", tls: reason },
+            "peer TLS refused",
+          );
+        }
+      });
+      this.tlsServer = ts;
+    }
+  }
+
+  /** The DER client certificate of a TLS connection, by grpc-js's `call.getPeer()`. */
+  peerCertificate(peer: string): Uint8Array | undefined {
+    return this.peerCerts.get(peer);
   }
 
   get open(): number {
@@ -80,6 +141,7 @@ export class GatedListener {
     this.injector.destroy();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
+    this.peerCerts.clear();
     this.perAddress.clear();
     this.hooks.onCount?.(0);
   }
@@ -115,6 +177,7 @@ export class GatedListener {
       this.hooks.onCount?.(this.sockets.size);
     });
     socket.on("error", () => {});
-    this.injector.injectConnection(socket);
+    if (this.tlsServer) this.tlsServer.emit("connection", socket);
+    else this.injector.injectConnection(socket);
   }
 }

@@ -156,13 +156,19 @@ export class PeerNetwork {
     server.addService(this.def, {
       exchange: (call: grpc.ServerDuplexStream<Uint8Array, Uint8Array>) => this.onInbound(call),
     });
-    const creds = this.mod.credentials?.server ?? grpc.ServerCredentials.createInsecure();
-    // Connections are counted (global and per-address caps) before grpc-js or TLS sees them.
+    // Connections are counted (global and per-address caps) before TLS or grpc-js sees them. TLS
+    // is node:tls in the listener, so a refused certificate is counted with its reason.
+    const tlsCreds = this.mod.credentials?.server;
     const listener = new GatedListener(
       server,
-      creds,
+      grpc.ServerCredentials.createInsecure(),
       { maxConnections: this.o.maxConnections, maxConnectionsPerAddress: this.o.maxConnectionsPerAddress },
       { log: this.log, onRefused: (reason) => this.metrics.rejected(reason, null) },
+      tlsCreds && {
+        ...tlsCreds,
+        handshakeTimeoutMs: this.o.handshakeTimeoutMs,
+        onFailure: () => this.metrics.rejected("tls_handshake_failed", null),
+      },
     );
     try {
       // A restart keeps the port an ephemeral bind got, so that peers' addresses stay valid.
@@ -175,6 +181,11 @@ export class PeerNetwork {
     this.listener = listener;
     this.server = server;
     this.running = true;
+    if (!this.mod.credentials) {
+      this.log.warn(
+        "peer links run WITHOUT TLS (insecure mode): for local debugging only; the handshake still proves identity and freshness, but traffic is readable and a network attacker can cut streams",
+      );
+    }
     this.log.info(
       { addr: `${this.o.listenHost}:${this.boundPort}`, peers: this.peerMap.size },
       "peer network up",
@@ -381,7 +392,14 @@ export class PeerNetwork {
       return;
     }
     if (!p.client) {
-      const creds = this.mod.credentials?.channelFor(p.info.publicKey) ?? grpc.credentials.createInsecure();
+      const creds =
+        this.mod.credentials?.channelFor(p.info.publicKey, () => {
+          this.metrics.rejected("tls_key_mismatch", p.info.index);
+          this.log.warn(
+            { peer: p.info.index, reason: "tls_key_mismatch" },
+            "dialed peer presented another key",
+          );
+        }) ?? grpc.credentials.createInsecure();
       p.client = new grpc.Client(p.info.address, creds, {
         "grpc.max_receive_message_length": this.o.maxMessageBytes,
         "grpc.keepalive_time_ms": this.o.keepaliveTimeMs,
@@ -393,6 +411,9 @@ export class PeerNetwork {
         "grpc.enable_retries": 0,
         // Without this, two networks in one process share a TCP connection to the same address.
         "grpc.use_local_subchannel_pool": 1,
+        // Peers are identified by key (checkServerIdentity), not by name; this only keeps an IP
+        // address out of the TLS server name.
+        ...(this.mod.credentials ? { "grpc.ssl_target_name_override": "parabft-validator" } : {}),
       });
     }
     const m = this.def.exchange!;
@@ -609,9 +630,9 @@ export class PeerNetwork {
   private checkTlsBinding(s: Session, p: PeerState): NetRejectReason | null {
     if (!this.mod.credentials) return null;
     const call = s.call as grpc.ServerDuplexStream<Uint8Array, Uint8Array>;
-    const cert = call.getAuthContext?.()?.sslPeerCertificate;
-    if (!cert || !cert.raw) return "tls_no_certificate";
-    return this.mod.credentials.certificateMatches(cert.raw, p.info.publicKey) ? null : "tls_key_mismatch";
+    const der = this.listener?.peerCertificate(call.getPeer());
+    if (!der) return "tls_no_certificate";
+    return this.mod.credentials.certificateMatches(der, p.info.publicKey) ? null : "tls_key_mismatch";
   }
 
   /** Both proofs checked: the stream becomes the peer's, unless a live one is too young to replace. */

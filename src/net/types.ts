@@ -1,5 +1,5 @@
 // The peer transport's public shapes: options, injected modules, metrics and status.
-import type { ChannelCredentials, ServerCredentials } from "@grpc/grpc-js";
+import type { ChannelCredentials } from "@grpc/grpc-js";
 import type { Logger } from "../logger/index.js";
 import type { MessageSigner, SignatureVerifier } from "../types/signing.js";
 
@@ -107,6 +107,8 @@ export type NetRejectReason =
   | "tls_no_certificate"
   /** The TLS certificate's key is not the consensus key of the validator the dialer claims to be. */
   | "tls_key_mismatch"
+  /** TLS on, and the TLS handshake failed (no certificate, one not among the validators', timeout). */
+  | "tls_handshake_failed"
   | "banned"
   | "too_many_streams"
   | "max_connections"
@@ -133,9 +135,10 @@ export interface NetMetrics {
 }
 
 export interface PeerCredentials {
-  server: ServerCredentials;
+  /** node:tls server options: our certificate and key, the validators' certificates as the only roots. */
+  server: { cert: string; key: string; ca: string };
   /** Channel credentials that accept only a server certificate carrying `publicKey`. */
-  channelFor(publicKey: Uint8Array): ChannelCredentials;
+  channelFor(publicKey: Uint8Array, onMismatch?: () => void): ChannelCredentials;
   /** Whether a DER certificate carries this consensus key. */
   certificateMatches(der: Uint8Array, publicKey: Uint8Array): boolean;
 }

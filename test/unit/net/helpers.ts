@@ -179,13 +179,14 @@ export class RawPeer {
   private readonly client: grpc.Client;
   private readonly call: grpc.ClientDuplexStream<Uint8Array, Uint8Array>;
 
-  constructor(port: number) {
+  constructor(port: number, creds: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
     const raw = {
       ser: (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length),
       de: (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.length),
     };
-    this.client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+    this.client = new grpc.Client(`127.0.0.1:${port}`, creds, {
       "grpc.use_local_subchannel_pool": 1,
+      "grpc.ssl_target_name_override": "parabft-validator",
     });
     this.call = this.client.makeBidiStreamRequest(
       methodPath(PeerService, "Exchange"),
