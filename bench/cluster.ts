@@ -35,6 +35,8 @@ export interface ClusterBenchOpts {
   /** Existing cluster only: directory of funded account key files (e.g. <testnet>/accounts). */
   keysDir?: string;
   preset?: PresetName;
+  /** Own cluster only: peer links without TLS (net.insecure), to measure the cost of TLS. */
+  insecurePeers?: boolean;
   /** Seconds of load (per step with sweep). */
   durationS: number;
   /** Offered load, tx/s (the starting rate with sweep). */
@@ -141,6 +143,8 @@ export interface ClusterBenchReport {
     apis: string[];
     ownCluster: boolean;
     preset: string | null;
+    /** Own cluster: whether peer links ran over mTLS (false: --insecure-peers); null for --api. */
+    peerTls?: boolean | null;
     chainId: string;
     senders: number;
     connections: number;
@@ -743,6 +747,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         accounts: senderCount,
         preset: opts.preset ?? "default",
         logLevel: "warn",
+        insecurePeers: opts.insecurePeers === true,
       });
       opts.onCluster?.(cluster);
       await cluster.start();
@@ -858,6 +863,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         apis,
         ownCluster: cluster !== null,
         preset: cluster ? (opts.preset ?? "default") : null,
+        peerTls: cluster ? opts.insecurePeers !== true : null,
         chainId,
         senders: senders.length,
         connections,

@@ -4,8 +4,10 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
-import { generateKeyPair, type KeyPair, writeKeyFile } from "../crypto/keys.js";
+import { generateKeyPair, type KeyPair, writeFileAtomic, writeKeyFile } from "../crypto/keys.js";
+import { createValidatorCertificate } from "../crypto/tls.js";
 import {
+  configDefaults,
   defaultConfig,
   type LogLevel,
   type NodeConfig,
@@ -38,7 +40,12 @@ export interface TestnetOpts {
   host?: string;
   logLevel?: LogLevel;
   /** Config fields applied to every node (e.g. smaller mempools for tests). */
-  nodeOverrides?: Partial<Pick<NodeConfig, "mempool" | "verify" | "execution">>;
+  nodeOverrides?: Partial<Pick<NodeConfig, "mempool" | "verify" | "execution" | "api">>;
+  /**
+   * Peer links without TLS (net.insecure): local debugging and TLS-cost benchmarks only.
+   * Certificates are written either way.
+   */
+  insecurePeers?: boolean;
   genesisTimeMs?: number;
 }
 
@@ -89,6 +96,21 @@ export async function writeInitialSigningState(home: string, cfg: NodeConfig): P
     await log.compact();
   } finally {
     await log.close();
+  }
+}
+
+/**
+ * Writes a validator's TLS certificate (its key is the consensus key) and the bundle of every
+ * validator's certificate (the trust roots for peer links) where `cfg.net` says.
+ */
+export async function writeTlsFiles(home: string, cfg: NodeConfig, certPem: string, bundlePem: string) {
+  const p = resolveConfigPaths(home, cfg);
+  for (const [file, text] of [
+    [p.tlsCertFile, certPem],
+    [p.tlsTrustedCertsFile, bundlePem],
+  ] as const) {
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(file, text, 0o644);
   }
 }
 
@@ -146,6 +168,9 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
   const genesisFile = path.join(dir, "genesis.json");
   await writeGenesis(genesisFile, genesis);
 
+  // One certificate per validator, each carrying its consensus key; every home trusts all of them.
+  const certs = await Promise.all(keys.map((k) => createValidatorCertificate(k.secretKey)));
+  const bundle = certs.join("");
   const addrOf = (i: number, k: number) => `${host}:${ports[3 * i + k]}`;
   const nodes: TestnetNode[] = [];
   for (let i = 0; i < n; i++) {
@@ -159,9 +184,11 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
         .map((j) => ({ index: j, address: addrOf(j, 0) })),
       log: { level: opts.logLevel ?? "info" },
       ...opts.nodeOverrides,
+      ...(opts.insecurePeers ? { net: { ...configDefaults.net, insecure: true } } : {}),
     });
     await fs.mkdir(home, { recursive: true, mode: 0o700 });
     await writeKeyFile(path.join(home, cfg.keyFile), keys[i]!);
+    await writeTlsFiles(home, cfg, certs[i]!, bundle);
     await writeInitialSigningState(home, cfg);
     // Each home carries its own genesis copy so it can be shipped to another host or container.
     await fs.copyFile(genesisFile, path.join(home, cfg.genesisFile));

@@ -14,4 +14,5 @@ export {
 export { CountingNetMetrics, netMetrics, noopNetMetrics } from "./metrics.js";
 export { PeerNetwork } from "./peerNetwork.js";
 export { BoundedQueue } from "./queue.js";
+export { loadPeerCredentials, type PeerTlsMaterial, peerCredentials, TlsConfigError } from "./tls.js";
 export type * from "./types.js";

@@ -590,12 +590,24 @@ export class PeerNetwork {
     const id = this.identity();
     if (s.stage === "challenge") {
       const r = checkChallenge(bytes, id);
-      if (!r.ok) return this.reject(s, r.reason, null);
-      if (r.dialer < this.o.localIndex) return this.reject(s, "handshake_wrong_direction", null);
+      if (!r.ok) {
+        this.reject(s, r.reason, null);
+        return;
+      }
+      if (r.dialer < this.o.localIndex) {
+        this.reject(s, "handshake_wrong_direction", null);
+        return;
+      }
       const p = this.peerMap.get(r.dialer)!;
-      if (this.isBanned(p)) return this.reject(s, "banned", null);
+      if (this.isBanned(p)) {
+        this.reject(s, "banned", null);
+        return;
+      }
       const tls = this.checkTlsBinding(s, p);
-      if (tls !== null) return this.reject(s, tls, null);
+      if (tls !== null) {
+        this.reject(s, tls, null);
+        return;
+      }
       s.peer = r.dialer;
       s.transcript = {
         chainId: this.o.chainId,
@@ -612,13 +624,19 @@ export class PeerNetwork {
     }
     if (s.stage === "proof") {
       const r = checkDialerProof(bytes, id, s.transcript!);
-      if (!r.ok) return this.reject(s, r.reason, null);
+      if (!r.ok) {
+        this.reject(s, r.reason, null);
+        return;
+      }
       this.authenticated(s, s.peer!);
       return;
     }
     // Outbound: the server proved it holds the key of the validator we dialed, over our nonce.
     const r = checkServerProof(bytes, id, { server: s.peer!, dialerNonce: s.nonce });
-    if (!r.ok) return this.reject(s, r.reason, null);
+    if (!r.ok) {
+      this.reject(s, r.reason, null);
+      return;
+    }
     s.call.write(dialerProofFrame(r.transcript, this.mod.signer));
     this.authenticated(s, s.peer!);
   }
@@ -638,13 +656,20 @@ export class PeerNetwork {
   /** Both proofs checked: the stream becomes the peer's, unless a live one is too young to replace. */
   private authenticated(s: Session, peer: number): void {
     const p = this.peerMap.get(peer);
-    if (!p) return this.reject(s, "handshake_unknown_sender", null);
-    if (this.isBanned(p)) return this.reject(s, "banned", peer);
+    if (!p) {
+      this.reject(s, "handshake_unknown_sender", null);
+      return;
+    }
+    if (this.isBanned(p)) {
+      this.reject(s, "banned", peer);
+      return;
+    }
     const old = p.session;
     const now = this.now();
     if (old && old !== s && !old.closed && now - old.authenticatedAt < this.o.replaceMinIntervalMs) {
       // Even a fresh, proven stream may not churn a live one: replacements are rate limited.
-      return this.reject(s, "replace_too_soon", peer);
+      this.reject(s, "replace_too_soon", peer);
+      return;
     }
     if (s.handshakeTimer) clearTimeout(s.handshakeTimer);
     s.handshakeTimer = null;

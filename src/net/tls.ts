@@ -3,9 +3,17 @@
 // node:tls in front of grpc-js (GatedListener), so that a refused TLS handshake is counted and
 // logged with its reason; the client side is grpc-js's own TLS channel credentials, whose server
 // identity check is replaced by "the certificate carries the consensus key of the peer we dialed".
+
+import { readFile } from "node:fs/promises";
 import type { PeerCertificate } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
-import { certificateBoundTo, splitPemBundle } from "../crypto/tls.js";
+import {
+  certificateBoundTo,
+  certificatePublicKey,
+  ed25519PrivateKeyPem,
+  splitPemBundle,
+} from "../crypto/tls.js";
+import { ParabftError } from "../types/errors.js";
 import type { PeerCredentials } from "./types.js";
 
 export interface PeerTlsMaterial {
@@ -17,7 +25,52 @@ export interface PeerTlsMaterial {
   trustedPem: string;
 }
 
-export class TlsConfigError extends Error {}
+/** Unusable TLS files: missing, unparsable, or a certificate not bound to the validator key. */
+export class TlsConfigError extends ParabftError<"TLS_CONFIG", { path?: string }> {
+  constructor(message: string, path?: string) {
+    super("TLS_CONFIG", { path }, message);
+  }
+}
+
+/**
+ * Reads the node's certificate and the validators' bundle and checks them: the certificate must
+ * carry this validator's consensus key, and every certificate in the bundle must parse as an
+ * Ed25519 certificate.
+ */
+export async function loadPeerCredentials(opts: {
+  certFile: string;
+  trustedFile: string;
+  secretKey: Uint8Array;
+  publicKey: Uint8Array;
+}): Promise<PeerCredentials> {
+  const read = async (file: string, what: string) => {
+    try {
+      return await readFile(file, "utf8");
+    } catch (err) {
+      throw new TlsConfigError(
+        `${what} ${file} cannot be read (${(err as NodeJS.ErrnoException).code}); generate it with \`parabft testnet\`/\`init\`, or set net.insecure for local debugging`,
+        file,
+      );
+    }
+  };
+  const certPem = await read(opts.certFile, "TLS certificate");
+  const trustedPem = await read(opts.trustedFile, "trusted validator certificates");
+  if (!certificateBoundTo(certPem, opts.publicKey)) {
+    throw new TlsConfigError(`${opts.certFile} does not carry this validator's consensus key`, opts.certFile);
+  }
+  const roots = splitPemBundle(trustedPem);
+  for (const [i, c] of roots.entries()) {
+    if (certificatePublicKey(c) === null) {
+      throw new TlsConfigError(
+        `certificate ${i} in ${opts.trustedFile} is not an Ed25519 certificate`,
+        opts.trustedFile,
+      );
+    }
+  }
+  if (roots.length === 0)
+    throw new TlsConfigError(`${opts.trustedFile} holds no certificate`, opts.trustedFile);
+  return peerCredentials({ certPem, keyPem: ed25519PrivateKeyPem(opts.secretKey), trustedPem });
+}
 
 /**
  * Peer credentials from PEM material. `onServerMismatch(publicKeyHex)` is told when a server we

@@ -48,6 +48,20 @@ export interface NodeConfig {
   execution: { workers: number };
   /** Public API resource limits (src/api ApiServerOpts; docs/CONFIG.md, docs/SECURITY.md). */
   api: ApiLimitsConfig;
+  /** Peer links (src/net; docs/CONFIG.md, docs/SECURITY.md). */
+  net: NetConfig;
+}
+
+export interface NetConfig {
+  /**
+   * Peer links without TLS: for local debugging only (the node logs a warning). The handshake
+   * still proves identity and freshness, but traffic is readable and can be cut.
+   */
+  insecure: boolean;
+  /** This validator's TLS certificate (PEM); its key must be the consensus key. */
+  tlsCertFile: string;
+  /** Every validator's certificate (PEM bundle): the only TLS trust roots for peer links. */
+  tlsTrustedCertsFile: string;
 }
 
 export interface ApiLimitsConfig {
@@ -88,6 +102,11 @@ export const configDefaults = {
     maxStreamsPerAddress: 32,
     streamStallMs: 10_000,
   } as ApiLimitsConfig,
+  net: {
+    insecure: false,
+    tlsCertFile: "tls/validator.crt",
+    tlsTrustedCertsFile: "tls/validators.pem",
+  } as NetConfig,
 } as const;
 
 /** A complete config from the required fields plus any overrides (deep for the sections). */
@@ -109,6 +128,7 @@ export function defaultConfig(
     verify: { ...configDefaults.verify, ...base.verify },
     execution: { ...configDefaults.execution, ...base.execution },
     api: { ...configDefaults.api, ...base.api },
+    net: { ...configDefaults.net, ...base.net },
   };
 }
 
@@ -273,6 +293,7 @@ const TOP_LEVEL = [
   "verify",
   "execution",
   "api",
+  "net",
 ] as const;
 
 /**
@@ -351,6 +372,15 @@ export function validateConfig(input: unknown, home = "."): NodeConfig {
   for (const k of API_LIMIT_KEYS) {
     if (k !== "reflection") api[k] = int(`api.${k}`, apiRaw[k], 1);
   }
+  const netRaw = section(raw, "net", configDefaults.net, ["insecure", "tlsCertFile", "tlsTrustedCertsFile"]);
+  if (typeof netRaw.insecure !== "boolean") {
+    throw new ConfigError("net.insecure", `must be true or false, got ${describe(netRaw.insecure)}`);
+  }
+  const netCfg: NetConfig = {
+    insecure: netRaw.insecure,
+    tlsCertFile: str("net.tlsCertFile", netRaw.tlsCertFile),
+    tlsTrustedCertsFile: str("net.tlsTrustedCertsFile", netRaw.tlsTrustedCertsFile),
+  };
 
   const cfg: NodeConfig = {
     chainId,
@@ -366,6 +396,7 @@ export function validateConfig(input: unknown, home = "."): NodeConfig {
     verify: { workers: int("verify.workers", vf.workers, 0, 64) },
     execution: { workers: int("execution.workers", ex.workers, 0, 64) },
     api,
+    net: netCfg,
   };
   checkPaths(home, cfg);
   return cfg;
@@ -409,6 +440,8 @@ export interface ConfigPaths {
   signingStateFile: string;
   dataDir: string;
   genesisFile: string;
+  tlsCertFile: string;
+  tlsTrustedCertsFile: string;
 }
 
 /** Resolves a config path: absolute paths stay, relative ones are relative to the home. */
@@ -425,6 +458,8 @@ export function resolveConfigPaths(home: string, cfg: NodeConfig): ConfigPaths {
     signingStateFile: resolveConfigPath(h, cfg.signingStateFile),
     dataDir: resolveConfigPath(h, cfg.dataDir),
     genesisFile: resolveConfigPath(h, cfg.genesisFile),
+    tlsCertFile: resolveConfigPath(h, cfg.net.tlsCertFile),
+    tlsTrustedCertsFile: resolveConfigPath(h, cfg.net.tlsTrustedCertsFile),
   };
 }
 

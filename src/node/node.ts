@@ -35,7 +35,7 @@ import {
 import { componentLogger, createLogger, type Logger } from "../logger/index.js";
 import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.js";
 import { MetricsRegistry, MetricsServer } from "../metrics/index.js";
-import { PeerNetwork } from "../net/index.js";
+import { loadPeerCredentials, PeerNetwork } from "../net/index.js";
 import type { ChainParams } from "../params/index.js";
 import { ChainDb, SigningStateLog } from "../storage/index.js";
 import { toHex } from "../types/bytes.js";
@@ -158,6 +158,15 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const key = await readKeyFile(paths.keyFile);
     checkConfigAgainstGenesis(cfg, this.genesis, key.publicKey);
     const log = this.log;
+    // Peer links are mutual TLS unless net.insecure says otherwise (checked before anything opens).
+    const peerCredentials = cfg.net.insecure
+      ? undefined
+      : await loadPeerCredentials({
+          certFile: paths.tlsCertFile,
+          trustedFile: paths.tlsTrustedCertsFile,
+          secretKey: key.secretKey,
+          publicKey: key.publicKey,
+        });
 
     // Storage, then the signing state (beside the key, outside the data directory).
     this.db = await ChainDb.open(paths.dataDir, {
@@ -289,6 +298,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         }),
         metrics: this.metrics.net,
         log: componentLogger(log, "net"),
+        credentials: peerCredentials,
       },
     );
     this.driver = new ConsensusDriver(

@@ -8,13 +8,11 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
 import type { ParabftClient } from "../../src/client/node.js";
 import { sealMessage } from "../../src/consensus/envelope.js";
-import { NodeSigner, readKeyFile } from "../../src/crypto/index.js";
 import { NodeState } from "../../src/gen/parabft/v1/api_pb.js";
-import { PeerMessageSchema, PeerService, PrepareSchema } from "../../src/gen/parabft/v1/consensus_pb.js";
-import { grpcServiceDefinition, makeHello } from "../../src/net/index.js";
+import { PeerMessageSchema, PrepareSchema } from "../../src/gen/parabft/v1/consensus_pb.js";
+import { makeHello } from "../../src/net/index.js";
 import { decodeJson } from "../../src/storage/index.js";
 import { toHex } from "../../src/types/bytes.js";
 import { prepareSignBytes } from "../../src/types/signing.js";
@@ -30,6 +28,7 @@ import {
   until,
   waitAllAtHeight,
 } from "./lib.js";
+import { PeerStream, peerIdentity } from "./peerAttack.js";
 
 interface RawRecord {
   kind: string;
@@ -163,35 +162,20 @@ describe("bad input on the peer port", { timeout: 180_000 }, () => {
   it("rejects garbage, oversized, badly signed, wrong-chain and replayed envelopes; the cluster keeps committing", async () => {
     // Validator 3 turns Byzantine: its process stops and the test speaks with its key.
     await cluster.kill(3);
-    const key = await readKeyFile(path.join(cluster.node(3).home, "keys", "validator.json"));
-    const signer = new NodeSigner(key.secretKey);
+    const id3 = await peerIdentity(cluster.node(3).home, 3);
+    const signer = id3.signer;
     const senders = await Promise.all(cluster.accounts.slice(0, 3).map((a) => signerOf(a.keyFile)));
     const recipient = await signerOf(cluster.accounts[3]!.keyFile);
     const load = new TransferLoad(cluster, clients, senders, recipient.address);
     load.avoid(3);
 
-    const Client = grpc.makeGenericClientConstructor(
-      grpcServiceDefinition(PeerService, { raw: true }),
-      "PeerService",
-    );
-    const peer = new Client(cluster.node(0).peer, grpc.credentials.createInsecure());
-    const stream = (
-      peer as unknown as { exchange(): grpc.ClientDuplexStream<Uint8Array, Uint8Array> }
-    ).exchange();
-    stream.on("data", () => {});
-    const errors: string[] = [];
-    stream.on("error", (e: Error) => errors.push(e.message));
-    const write = (bytes: Uint8Array) => stream.write(Buffer.from(bytes));
+    // mTLS with validator 3's own certificate, then the challenge–response as validator 3.
+    const peer = new PeerStream(cluster.node(0).peer, id3);
+    const errors = peer.errors;
+    const write = (bytes: Uint8Array) => peer.write(bytes);
     try {
       const status = await clients[0]!.getStatus();
-      write(
-        makeHello(
-          cluster.chainId,
-          3,
-          { epoch: 0n, committedHeight: 0n, view: status.view, stableCheckpoint: 0n, executedHeight: 0n },
-          signer,
-        ),
-      );
+      await peer.handshake(cluster.chainId, id3, 0);
       await sleep(500);
       const metrics = cluster.node(0).metrics;
       const dumpOnTimeout = async <T>(p: Promise<T>): Promise<T> => {
@@ -302,7 +286,6 @@ describe("bad input on the peer port", { timeout: 180_000 }, () => {
       const s0 = await clients[0]!.getStatus();
       assert.equal(s0.state, NodeState.VALIDATING);
     } finally {
-      stream.cancel();
       peer.close();
       await load.stop();
     }

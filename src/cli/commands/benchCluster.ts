@@ -19,6 +19,7 @@ transaction counted as committed is in the chain. Writes JSON, a table and an SV
 Options:
   --validators N     start a local cluster of N validators in a temp dir (stopped at the end)
   --preset NAME      local cluster chain parameters: default | minimal (default: default)
+  --insecure-peers   local cluster: peer links without TLS (to measure what TLS costs)
   --api LIST         comma-separated API addresses of an existing cluster
   --keys DIR         existing cluster: directory of funded account key files (*.json)
   --duration S       seconds of load (per step with --sweep; default 10, 5 with --sweep)
@@ -43,6 +44,7 @@ export const benchClusterCommand: CliCommand = {
     const { values, positionals } = parseCommandArgs(argv, {
       validators: { type: "string" },
       preset: { type: "string" },
+      "insecure-peers": { type: "boolean" },
       api: { type: "string" },
       keys: { type: "string" },
       duration: { type: "string" },
@@ -90,6 +92,7 @@ export const benchClusterCommand: CliCommand = {
         : {}),
       ...(api ? { api, keysDir: values.keys! } : {}),
       preset,
+      insecurePeers: values["insecure-peers"] === true,
       durationS: intFlag("duration", values.duration, sweep ? 5 : 10, 1, 3600),
       rate: intFlag("rate", values.rate, 200, 1, 1_000_000),
       sweep,

@@ -29,6 +29,7 @@ Options:
   --preset NAME       default | minimal (default: default)
   --log-level LEVEL   node log level (default info)
   --timeout-ms MS     how long to wait for the nodes to become healthy (default 60000)
+  --insecure-peers    peer links without TLS (local debugging only; a new testnet only)
   --json              print cluster.json to stdout
   -h, --help          show this help`;
 
@@ -44,6 +45,7 @@ export const clusterCommand: CliCommand = {
       preset: { type: "string" },
       "log-level": { type: "string" },
       "timeout-ms": { type: "string" },
+      "insecure-peers": { type: "boolean" },
       json: { type: "boolean" },
     });
     if (values.help) {
@@ -67,6 +69,7 @@ export const clusterCommand: CliCommand = {
       preset,
       accounts,
       logLevel: logLevel as LogLevel,
+      insecurePeers: values["insecure-peers"] === true,
       onUnexpectedExit: (i: number, code: number | null, signal: NodeJS.Signals | null) => {
         console.error(
           `parabft cluster: node ${i} exited unexpectedly (code ${code}, signal ${signal}); log: ${cluster.logFile(i)}`,

@@ -2,13 +2,19 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { generateKeyPair, writeKeyFile } from "../../crypto/keys.js";
+import { createValidatorCertificate } from "../../crypto/tls.js";
 import { CONFIG_FILE_NAME, defaultConfig, resolveConfigPaths, writeConfig } from "../../node/config.js";
 import { writeGenesis } from "../../node/genesis.js";
 import { type PresetName, presets, validateParams } from "../../params/index.js";
 import { toHex } from "../../types/bytes.js";
 import { type CliCommand, parseCommandArgs, UsageError } from "../command.js";
 import { printJson } from "../output.js";
-import { DEFAULT_ACCOUNT_BALANCE, DEFAULT_AMM_POOLS, writeInitialSigningState } from "../testnet.js";
+import {
+  DEFAULT_ACCOUNT_BALANCE,
+  DEFAULT_AMM_POOLS,
+  writeInitialSigningState,
+  writeTlsFiles,
+} from "../testnet.js";
 
 const usage = `Usage: parabft init --home DIR [--chain-id ID] [--preset default|minimal] [--json]
 
@@ -16,6 +22,8 @@ Creates a single-validator node home in DIR:
   DIR/config.json            node configuration (see docs/CONFIG.md)
   DIR/genesis.json           genesis with this validator and its funded account
   DIR/keys/validator.json    the validator key (mode 0600)
+  DIR/tls/validator.crt      its TLS certificate for peer links (the key is the validator key)
+  DIR/tls/validators.pem     the trusted validator certificates (add every peer's validator.crt)
 The signing state will live beside the key (DIR/keys/signing_state.json), the database in DIR/data.
 Refuses to touch a DIR that already has a config.json.
 
@@ -77,6 +85,8 @@ export const initCommand: CliCommand = {
     await fs.mkdir(home, { recursive: true, mode: 0o700 });
     await writeConfig(home, cfg);
     await writeKeyFile(paths.keyFile, kp);
+    const cert = await createValidatorCertificate(kp.secretKey);
+    await writeTlsFiles(home, cfg, cert, cert);
     await writeInitialSigningState(home, cfg);
     await writeGenesis(paths.genesisFile, {
       chainId: cfg.chainId,
@@ -92,6 +102,7 @@ export const initCommand: CliCommand = {
       config: paths.configFile,
       genesis: paths.genesisFile,
       keyFile: paths.keyFile,
+      tlsCertFile: paths.tlsCertFile,
       signingStateFile: paths.signingStateFile,
       dataDir: paths.dataDir,
       chainId: cfg.chainId,

@@ -14,6 +14,8 @@ Writes a network of N validators into DIR (which must not already hold one):
   DIR/node<i>/config.json           node i's config: listen addresses and all other nodes as peers
   DIR/node<i>/genesis.json          a copy of the genesis, so each home is self-contained
   DIR/node<i>/keys/validator.json   node i's validator key (mode 0600; its account is funded too)
+  DIR/node<i>/tls/validator.crt     node i's TLS certificate for peer links (its key is the validator key)
+  DIR/node<i>/tls/validators.pem    every validator's certificate: the trust roots for peer links
   DIR/accounts/account<j>.json      M funded client account keys (mode 0600)
   DIR/testnet.json                  a manifest of the above
 
@@ -26,6 +28,8 @@ Options:
   --accounts M      funded client accounts to create (default 8)
   --preset NAME     default | minimal (default: default)
   --chain-id ID     chain id (default parabft-local-N)
+  --insecure-peers  peer links without TLS (net.insecure): local debugging only; certificates
+                    are written anyway (DIR/node<i>/tls/)
   --json            print the manifest as JSON
   -h, --help        show this help`;
 
@@ -42,6 +46,7 @@ export const testnetCommand: CliCommand = {
       accounts: { type: "string" },
       preset: { type: "string" },
       "chain-id": { type: "string" },
+      "insecure-peers": { type: "boolean" },
       json: { type: "boolean" },
     });
     if (values.help) {
@@ -70,6 +75,7 @@ export const testnetCommand: CliCommand = {
         accounts,
         basePort,
         host: values.host,
+        insecurePeers: values["insecure-peers"] === true,
         chainId: values["chain-id"] === undefined ? undefined : chainIdFlag(values["chain-id"]),
       });
     } catch (err) {

@@ -15,7 +15,6 @@ import {
   RawPeer,
   status,
   type TestNet,
-  verifier,
   waitFor,
 } from "./helpers.js";
 
