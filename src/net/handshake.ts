@@ -286,6 +286,46 @@ export function makeHello(
   );
 }
 
+const KIND_BY_FIELD = [
+  "",
+  "prePrepare",
+  "prepare",
+  "commit",
+  "checkpoint",
+  "viewChange",
+  "newView",
+  "status",
+  "blockRequest",
+  "blockResponse",
+  "txBatch",
+  "bodyRequest",
+  "bodyResponse",
+];
+
+/**
+ * The sender and PeerMessage kind (oneof case name) of an encoded envelope, without decoding the
+ * payload: the kind is the field number of the payload's first tag. Null when the bytes are not
+ * an Envelope; kind "unknown" when the payload does not start with a known kind.
+ */
+export function envelopeHeader(bytes: Uint8Array): { sender: number; kind: string } | null {
+  let env: { sender: number; payload: Uint8Array };
+  try {
+    env = fromBinary(EnvelopeSchema, bytes);
+  } catch {
+    return null;
+  }
+  const p = env.payload;
+  let tag = 0;
+  let shift = 0;
+  for (let i = 0; i < Math.min(p.length, 5); i++) {
+    tag |= (p[i]! & 0x7f) << shift;
+    if ((p[i]! & 0x80) === 0) break;
+    shift += 7;
+  }
+  const field = tag >>> 3;
+  return { sender: env.sender, kind: KIND_BY_FIELD[field] || "unknown" };
+}
+
 /**
  * The `sender` field of an encoded envelope, or null when the bytes are not an Envelope.
  * Used to bind post-handshake traffic to the authenticated peer without verifying it twice.

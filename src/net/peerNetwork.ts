@@ -17,7 +17,7 @@ import {
   checkDialerProof,
   checkServerProof,
   dialerProofFrame,
-  envelopeSender,
+  envelopeHeader,
   type HandshakeIdentity,
   makeHello,
   newNonce,
@@ -27,6 +27,7 @@ import {
 import { GatedListener } from "./listener.js";
 import { noopNetMetrics } from "./metrics.js";
 import { BoundedQueue } from "./queue.js";
+import { DEFAULT_RATE_LIMITS, PeerRateLimiter } from "./rateLimit.js";
 import type {
   NetMetrics,
   NetRejectReason,
@@ -98,6 +99,8 @@ const DEFAULTS = {
   maxConnections: 128,
   maxConnectionsPerAddress: 32,
   replaceMinIntervalMs: 2000,
+  rateLimits: DEFAULT_RATE_LIMITS,
+  rateLimitPenalty: 0.1,
 };
 
 export class PeerNetwork {
@@ -111,6 +114,7 @@ export class PeerNetwork {
   /** Inbound sessions by the tag the interceptor put in their metadata. */
   private readonly byTag = new Map<string, Session>();
   private readonly path = methodPath(PeerService, "Exchange");
+  private readonly limiter: PeerRateLimiter;
   private readonly def = grpcServiceDefinition(PeerService, { raw: true });
   private server: grpc.Server | null = null;
   private listener: GatedListener | null = null;
@@ -128,6 +132,7 @@ export class PeerNetwork {
     this.metrics = mod.metrics ?? noopNetMetrics;
     this.log = mod.log;
     this.now = mod.now ?? Date.now;
+    this.limiter = new PeerRateLimiter(opts.rateLimits, undefined, this.now);
     this.applyPeers(opts.peers);
   }
 
@@ -266,6 +271,18 @@ export class PeerNetwork {
     if (score >= this.o.banThreshold && !this.isBanned(p)) this.ban(p, reason);
   }
 
+  /**
+   * Per-peer, per-kind rate limit (the node asks before judging an envelope of `kind`). Over the
+   * limit: false, counted as `rate_limited`, and a small penalty (`rateLimitPenalty`), so a
+   * sustained flood ends in a ban while a burst only loses messages.
+   */
+  allowMessage(peer: number, kind: string): boolean {
+    if (this.limiter.take(peer, kind)) return true;
+    this.metrics.rejected("rate_limited", peer);
+    this.penalize(peer, `rate_limited_${kind}`, this.o.rateLimitPenalty);
+    return false;
+  }
+
   peers(): PeerStatus[] {
     const out: PeerStatus[] = [];
     for (const p of this.peerMap.values()) {
@@ -358,6 +375,7 @@ export class PeerNetwork {
     if (p.bannedUntil === null) return false;
     if (this.now() < p.bannedUntil) return true;
     p.bannedUntil = null;
+    this.log.info({ peer: p.info.index }, "peer ban expired");
     p.score = 0;
     p.scoreAt = this.now();
     return false;
@@ -365,6 +383,7 @@ export class PeerNetwork {
 
   private ban(p: PeerState, reason: string): void {
     p.bannedUntil = this.now() + this.o.banMs;
+    this.limiter.forget(p.info.index);
     this.metrics.banned(p.info.index);
     this.log.warn({ peer: p.info.index, reason, banMs: this.o.banMs }, "peer banned");
     while (p.queue.shift() !== undefined) this.drop(p, "banned");
@@ -565,12 +584,14 @@ export class PeerNetwork {
     p.lastSeen = this.now();
     this.metrics.messageIn(peer, bytes.length);
     // Bytes that are not an Envelope at all go to the node, whose verdict names them malformed.
-    const sender = envelopeSender(bytes);
-    if (sender !== null && sender !== peer) {
+    const head = envelopeHeader(bytes);
+    if (head !== null && head.sender !== peer) {
       this.metrics.rejected("wrong_sender", peer);
       this.penalize(peer, "wrong_sender");
       return;
     }
+    // Per-kind rate limit, before the node spends a signature check on it.
+    if (!this.allowMessage(peer, head?.kind ?? "malformed")) return;
     this.deliver(peer, bytes);
   }
 

@@ -2,6 +2,7 @@
 import type { ChannelCredentials } from "@grpc/grpc-js";
 import type { Logger } from "../logger/index.js";
 import type { MessageSigner, SignatureVerifier } from "../types/signing.js";
+import type { RateLimit } from "./rateLimit.js";
 
 /** One validator as the transport knows it: its index in the current set and where to dial it. */
 export interface PeerInfo {
@@ -43,6 +44,10 @@ export interface PeerNetworkOpts {
   banMs?: number;
   /** Penalty scores halve over this period, so old offences fade. Default 60000. */
   scoreHalfLifeMs?: number;
+  /** Per-kind message rate limits per peer (PeerMessage oneof case → rate); default DEFAULT_RATE_LIMITS. */
+  rateLimits?: Readonly<Record<string, RateLimit>>;
+  /** Penalty per envelope over its rate limit. Default 0.1 (a sustained flood reaches banThreshold). */
+  rateLimitPenalty?: number;
   /** Inbound streams still in their handshake at once; more are refused. Default 32. */
   maxPendingHandshakes?: number;
   /**
@@ -114,6 +119,8 @@ export type NetRejectReason =
   | "max_connections"
   | "max_connections_per_address"
   | "wrong_sender"
+  /** An envelope over its per-peer, per-kind rate limit (dropped; small penalty). */
+  | "rate_limited"
   | "oversized";
 
 export type QueueDropReason = "full" | "banned" | "oversized" | "unknown_peer";

@@ -30,6 +30,14 @@ import type { Hash } from "../types/hash.js";
 
 const TRACE = process.env.PARABFT_TRACE === "1";
 
+/** Mempool rejections no honest gossiping peer can cause (it verifies before it gossips). */
+const PROVABLY_INVALID: ReadonlySet<string> = new Set([
+  "BAD_SIGNATURE",
+  "MALFORMED",
+  "WRONG_CHAIN",
+  "TX_TOO_LARGE",
+]);
+
 /** A block the core delivered, in height order. */
 export interface Delivered {
   height: bigint;
@@ -158,9 +166,21 @@ export class ConsensusDriver {
     const kind = msg.message.kind;
     if (kind.case === "txBatch") {
       // Gossip: verified in the pool's workers, never on the consensus path.
-      void this.mod.mempool.addBatch(kind.value.txs, "peer").catch((err: unknown) => {
-        this.mod.log.warn({ err: errorMessage(err) }, "gossiped batch failed");
-      });
+      void this.mod.mempool.addBatch(kind.value.txs, "peer").then(
+        (results) => {
+          // Honest peers gossip only transactions they verified: one that is provably invalid
+          // whatever the state (bad signature, malformed, other chain, too large) is the sender's fault.
+          let bad = 0;
+          for (const r of results) if (!r.ok && PROVABLY_INVALID.has(r.error.code)) bad++;
+          if (bad > 0) {
+            this.mod.metrics?.verdict("reject", "TX_BATCH_INVALID");
+            this.mod.net.penalize(from, "TX_BATCH_INVALID", bad);
+          }
+        },
+        (err: unknown) => {
+          this.mod.log.warn({ err: errorMessage(err) }, "gossiped batch failed");
+        },
+      );
       this.judge(from, { kind: "accept" });
       return;
     }
