@@ -9,9 +9,11 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import type { ParabftClient } from "../../src/client/node.js";
+import { signTx, transferTx } from "../../src/client/node.js";
 import { sealMessage } from "../../src/consensus/envelope.js";
 import { NodeState } from "../../src/gen/parabft/v1/api_pb.js";
-import { PeerMessageSchema, PrepareSchema } from "../../src/gen/parabft/v1/consensus_pb.js";
+import { PeerMessageSchema, PrepareSchema, TxBatchSchema } from "../../src/gen/parabft/v1/consensus_pb.js";
+import { SignedTxSchema } from "../../src/gen/parabft/v1/types_pb.js";
 import { makeHello } from "../../src/net/index.js";
 import { decodeJson } from "../../src/storage/index.js";
 import { toHex } from "../../src/types/bytes.js";
@@ -264,6 +266,37 @@ describe("bad input on the peer port", { timeout: 180_000 }, () => {
             ]);
             return m >= 1 && s >= 1 && c >= 1;
           },
+          15_000,
+        ),
+      );
+      // A TxBatch whose every transaction has a bad signature: its sender pays per transaction.
+      const forged = [0n, 1n, 2n].map((nonce) => {
+        const t = signTx(
+          transferTx(
+            { chainId: cluster.chainId, sender: senders[0]!.publicKey, nonce },
+            recipient.address,
+            1n,
+          ),
+          senders[0]!,
+        ).tx;
+        return create(SignedTxSchema, { ...t, signature: new Uint8Array(64).fill(9) });
+      });
+      write(
+        sealMessage(
+          cluster.chainId,
+          0n,
+          3,
+          signer,
+          create(PeerMessageSchema, {
+            kind: { case: "txBatch", value: create(TxBatchSchema, { txs: forged }) },
+          }),
+        ).bytes,
+      );
+      await dumpOnTimeout(
+        until(
+          "the forged TxBatch penalised",
+          async () =>
+            (await metricValue(metrics, "parabft_net_penalties_total", { reason: "TX_BATCH_INVALID" })) >= 1,
           15_000,
         ),
       );
