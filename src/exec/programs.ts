@@ -3,7 +3,7 @@
 // Both executors call applyTx; they differ only in how they schedule it over state.
 import { hash as nodeHash } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
-import { type ProgramCall, type TxBody, TxBodySchema, TxStatus } from "../gen/parabft/v1/types_pb.js";
+import { type TxBody, TxBodySchema, TxStatus } from "../gen/parabft/v1/types_pb.js";
 import { ADDRESS_LENGTH, PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
 import {
@@ -27,7 +27,6 @@ import {
 } from "./codec.js";
 import { gasOf, LIMITS } from "./fees.js";
 import { sha256Iterate } from "./sha256iter.js";
-
 
 export type FailureCode =
   | "MALFORMED"
