@@ -288,8 +288,10 @@ export class ApiServer {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    this.listener?.close();
+    // Stop accepting now; calls in progress get the graceful shutdown below, then what is left closes.
+    const listener = this.listener;
     this.listener = null;
+    listener?.stopAccepting();
     this.unsubscribeReady?.();
     this.unsubscribeReady = null;
     this.setServing(false);
@@ -304,6 +306,7 @@ export class ApiServer {
         resolve();
       });
     });
+    listener?.close();
   }
 
   /** Health: SERVING only while the node says it is ready (caught up). */

@@ -135,9 +135,14 @@ export class GatedListener {
     });
   }
 
+  /** Stops accepting new connections; open ones stay. */
+  stopAccepting(): void {
+    if (this.tcp.listening) this.tcp.close();
+  }
+
   /** Stops accepting and closes every connection it let in. */
   close(): void {
-    this.tcp.close();
+    this.stopAccepting();
     this.injector.destroy();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
