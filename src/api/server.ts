@@ -68,6 +68,10 @@ export interface ApiServerOpts {
   maxConnections: number;
   /** Open TCP connections from one IP address. */
   maxConnectionsPerAddress: number;
+  /** New TCP connections per second from one IP address (burst twice this). */
+  newConnectionsPerSecondPerAddress: number;
+  /** A connection whose calls a cap refused this many times is closed. */
+  maxStrikesPerConnection: number;
   /** Open StreamBlocks subscriptions, all clients together. */
   maxStreams: number;
   /** Open StreamBlocks subscriptions from one IP address. */
@@ -104,6 +108,8 @@ export const apiServerDefaults: Omit<ApiServerOpts, "address"> = {
   maxInFlightPerAddress: 1024,
   maxConnections: 1024,
   maxConnectionsPerAddress: 64,
+  newConnectionsPerSecondPerAddress: 20,
+  maxStrikesPerConnection: 8,
   maxStreams: 256,
   maxStreamsPerAddress: 32,
   streamStallMs: 10_000,
@@ -257,7 +263,12 @@ export class ApiServer {
     const listener = new GatedListener(
       server,
       ServerCredentials.createInsecure(),
-      { maxConnections: o.maxConnections, maxConnectionsPerAddress: o.maxConnectionsPerAddress },
+      {
+        maxConnections: o.maxConnections,
+        maxConnectionsPerAddress: o.maxConnectionsPerAddress,
+        newConnectionsPerSecondPerAddress: o.newConnectionsPerSecondPerAddress,
+        maxStrikesPerConnection: o.maxStrikesPerConnection,
+      },
       {
         log: this.mod.log,
         onRefused: (reason) => this.mod.metrics?.limited?.(reason),
@@ -332,6 +343,7 @@ export class ApiServer {
     const sa = this.streamsByAddress.get(addr) ?? 0;
     const limited = (reason: ApiLimitReason, code: "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS", msg: string) => {
       this.mod.metrics?.limited?.(reason);
+      this.listener?.strike(peer);
       return new ApiError(code, {}, msg);
     };
     if (n >= o.maxInFlightPerConnection) {

@@ -12,9 +12,17 @@ export interface ConnectionLimits {
   maxConnections: number;
   /** Open connections at once from one remote IP address. */
   maxConnectionsPerAddress: number;
+  /** New connections per second from one IP address (token bucket, burst twice this). Default 20. */
+  newConnectionsPerSecondPerAddress?: number;
+  /** A connection whose calls were refused by a cap this many times is closed (`strike()`). Default 8. */
+  maxStrikesPerConnection?: number;
 }
 
-export type ConnectionRefusal = "max_connections" | "max_connections_per_address";
+export type ConnectionRefusal =
+  | "max_connections"
+  | "max_connections_per_address"
+  | "connection_rate"
+  | "abusive_connection_closed";
 
 export interface ListenerTls {
   /** node:tls server options; client certificates are required and checked against `ca`. */
@@ -55,6 +63,10 @@ export class GatedListener {
   private readonly tcp: net.Server;
   private readonly injector: grpc.ConnectionInjector;
   private readonly perAddress = new Map<string, number>();
+  /** New-connection token buckets per address. */
+  private readonly arrivals = new Map<string, { tokens: number; at: number }>();
+  /** Accepted sockets by `${remoteAddress}:${remotePort}` (grpc-js's getPeer()), with strikes. */
+  private readonly byPeer = new Map<string, { socket: net.Socket; strikes: number }>();
   private readonly sockets = new Set<net.Socket>();
   private refusedLogged = 0;
   private tlsFailLogged = 0;
@@ -135,6 +147,38 @@ export class GatedListener {
     });
   }
 
+  /**
+   * Counts a refused call against its connection (by grpc-js's `call.getPeer()`); at
+   * `maxStrikesPerConnection` the connection is closed, so an abuser cannot keep a slot and make
+   * us refuse stream after stream on it.
+   */
+  strike(peer: string): void {
+    const e = this.byPeer.get(peer);
+    if (!e) return;
+    e.strikes++;
+    if (e.strikes >= (this.limits.maxStrikesPerConnection ?? 8)) {
+      this.byPeer.delete(peer);
+      this.hooks.onRefused?.("abusive_connection_closed", normalizeAddress(e.socket.remoteAddress));
+      e.socket.destroy();
+    }
+  }
+
+  private takeArrival(addr: string): boolean {
+    const rate = this.limits.newConnectionsPerSecondPerAddress ?? 20;
+    const now = Date.now();
+    let b = this.arrivals.get(addr);
+    if (!b) {
+      if (this.arrivals.size > 10_000) this.arrivals.clear(); // bounded: forget old addresses
+      b = { tokens: 2 * rate, at: now };
+      this.arrivals.set(addr, b);
+    }
+    b.tokens = Math.min(2 * rate, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
   /** Stops accepting new connections; open ones stay. */
   stopAccepting(): void {
     if (this.tcp.listening) this.tcp.close();
@@ -147,6 +191,7 @@ export class GatedListener {
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
     this.peerCerts.clear();
+    this.byPeer.clear();
     this.perAddress.clear();
     this.hooks.onCount?.(0);
   }
@@ -157,6 +202,7 @@ export class GatedListener {
     let refusal: ConnectionRefusal | null = null;
     if (this.sockets.size >= this.limits.maxConnections) refusal = "max_connections";
     else if (fromAddr >= this.limits.maxConnectionsPerAddress) refusal = "max_connections_per_address";
+    else if (!this.takeArrival(addr)) refusal = "connection_rate";
     if (refusal !== null) {
       socket.destroy();
       this.hooks.onRefused?.(refusal, addr);
@@ -173,8 +219,11 @@ export class GatedListener {
     }
     this.sockets.add(socket);
     this.perAddress.set(addr, fromAddr + 1);
+    const peerKey = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.byPeer.set(peerKey, { socket, strikes: 0 });
     this.hooks.onCount?.(this.sockets.size);
     socket.once("close", () => {
+      this.byPeer.delete(peerKey);
       if (!this.sockets.delete(socket)) return;
       const left = (this.perAddress.get(addr) ?? 1) - 1;
       if (left <= 0) this.perAddress.delete(addr);

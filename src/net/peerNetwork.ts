@@ -98,6 +98,7 @@ const DEFAULTS = {
   maxConcurrentStreams: 4,
   maxConnections: 128,
   maxConnectionsPerAddress: 32,
+  newConnectionsPerSecondPerAddress: 50,
   replaceMinIntervalMs: 2000,
   rateLimits: DEFAULT_RATE_LIMITS,
   rateLimitPenalty: 0.1,
@@ -167,7 +168,11 @@ export class PeerNetwork {
     const listener = new GatedListener(
       server,
       grpc.ServerCredentials.createInsecure(),
-      { maxConnections: this.o.maxConnections, maxConnectionsPerAddress: this.o.maxConnectionsPerAddress },
+      {
+        maxConnections: this.o.maxConnections,
+        maxConnectionsPerAddress: this.o.maxConnectionsPerAddress,
+        newConnectionsPerSecondPerAddress: this.o.newConnectionsPerSecondPerAddress,
+      },
       { log: this.log, onRefused: (reason) => this.metrics.rejected(reason, null) },
       tlsCreds && {
         ...tlsCreds,

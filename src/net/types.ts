@@ -61,6 +61,8 @@ export interface PeerNetworkOpts {
   maxConnections?: number;
   /** Open inbound TCP connections from one IP address. Default 32 (a local testnet shares 127.0.0.1). */
   maxConnectionsPerAddress?: number;
+  /** New inbound TCP connections per second from one IP address (burst twice this). Default 50. */
+  newConnectionsPerSecondPerAddress?: number;
 }
 
 /** What this node reports about itself in its handshake StatusReport. */
@@ -118,6 +120,8 @@ export type NetRejectReason =
   | "too_many_streams"
   | "max_connections"
   | "max_connections_per_address"
+  | "connection_rate"
+  | "abusive_connection_closed"
   | "wrong_sender"
   /** An envelope over its per-peer, per-kind rate limit (dropped; small penalty). */
   | "rate_limited"

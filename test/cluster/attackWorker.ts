@@ -15,7 +15,7 @@ export type AttackSpec =
       /** Per target: its peer address and the recorded frames to replay. */
       targets: { peer: string; challenge: Uint8Array; proof: Uint8Array }[];
       /** TLS identities to present (null: in the clear); each runs its own loop per target. */
-      modes: (Omit<PeerIdentity, "signer"> | null)[];
+      modes: ((Omit<PeerIdentity, "signer"> & { reuseConnection?: boolean }) | null)[];
       pauseMs: number;
     };
 
@@ -50,20 +50,27 @@ async function flood(s: Extract<AttackSpec, { kind: "flood" }>): Promise<void> {
 
 async function replayLoop(
   t: Extract<AttackSpec, { kind: "replay" }>["targets"][number],
-  mode: Omit<PeerIdentity, "signer"> | null,
+  mode: (Omit<PeerIdentity, "signer"> & { reuseConnection?: boolean }) | null,
   pauseMs: number,
 ): Promise<void> {
+  // A validator's own certificate passes TLS: keep that connection and replay stream after stream
+  // on it (cheaper for the attacker, so the test machine's CPU goes to the cluster). The other
+  // modes fail TLS and need a new connection each time.
+  const reusable = mode !== null && mode.reuseConnection === true;
+  let client: import("@grpc/grpc-js").Client | undefined;
   while (running) {
-    const s = new PeerStream(t.peer, mode && { ...mode, signer: null as never });
+    const s = new PeerStream(t.peer, mode && { ...mode, signer: null as never }, client);
+    if (reusable) client = s.grpcClient;
     result.attempts++;
     s.write(t.challenge);
     s.write(t.proof);
     const deadline = Date.now() + 10_000;
     while (!s.ended && Date.now() < deadline) await sleep(50);
     result.leaked += s.received.filter((b) => decodeFrame(b, FrameKind.ServerProof) === null).length;
-    s.close();
+    s.close(reusable);
     await sleep(pauseMs);
   }
+  client?.close();
 }
 
 parentPort!.on("message", (m) => {

@@ -255,8 +255,8 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
       const stop = startWorker({
         kind: "replay",
         targets,
-        modes: [null, strangerTls, strip(id2), strip(id3)],
-        pauseMs: 250,
+        modes: [null, strangerTls, strip(id2), { ...strip(id3), reuseConnection: true }],
+        pauseMs: 400,
       });
       return async () => {
         const r = await stop();

@@ -42,8 +42,11 @@ export class PeerStream {
   private readonly client: grpc.Client;
   readonly call: grpc.ClientDuplexStream<Uint8Array, Uint8Array>;
 
-  /** `tls`: the identity whose certificate is presented; null dials in the clear. */
-  constructor(address: string, tls: PeerIdentity | null) {
+  /**
+   * `tls`: the identity whose certificate is presented; null dials in the clear. `reuse`: open
+   * this stream on an existing client (its connection) instead of a new one.
+   */
+  constructor(address: string, tls: PeerIdentity | null, reuse?: grpc.Client) {
     const creds = tls
       ? grpc.credentials.createSsl(
           Buffer.from(tls.trustedPem),
@@ -56,10 +59,12 @@ export class PeerStream {
       grpcServiceDefinition(PeerService, { raw: true }),
       "PeerService",
     );
-    this.client = new Client(address, creds, {
-      "grpc.use_local_subchannel_pool": 1,
-      "grpc.ssl_target_name_override": "parabft-validator",
-    });
+    this.client =
+      reuse ??
+      new Client(address, creds, {
+        "grpc.use_local_subchannel_pool": 1,
+        "grpc.ssl_target_name_override": "parabft-validator",
+      });
     this.call = (
       this.client as unknown as { exchange(): grpc.ClientDuplexStream<Uint8Array, Uint8Array> }
     ).exchange();
@@ -114,8 +119,13 @@ export class PeerStream {
     return { challenge, proof };
   }
 
-  close(): void {
+  /** The client, to open further streams on its connection. */
+  get grpcClient(): grpc.Client {
+    return this.client;
+  }
+
+  close(keepClient = false): void {
     this.call.cancel();
-    this.client.close();
+    if (!keepClient) this.client.close();
   }
 }

@@ -63,6 +63,33 @@ describe("api: resource limits", () => {
       await eventually(async () => !(await tcpClosedByServer(server.port)));
     }));
 
+  it("closes a connection that keeps asking past a cap, and limits new connections per second", () =>
+    withLimits(
+      { maxStreamsPerAddress: 1, maxStrikesPerConnection: 2, newConnectionsPerSecondPerAddress: 1 },
+      async ({ node, server, limited }) => {
+        node.commitTxs([]);
+        const session = connectRaw(`127.0.0.1:${server.port}`);
+        try {
+          const held = openUnreadStreamBlocks(session, 0n);
+          await eventually(() => node.subscribers === 1);
+          openUnreadStreamBlocks(session, 0n);
+          openUnreadStreamBlocks(session, 0n);
+          // Two refusals: the connection is closed, the stream it held goes with it.
+          await held.closed;
+          await eventually(() => limited.get("abusive_connection_closed") === 1);
+          assert.equal(limited.get("max_streams_per_address"), 2);
+          await eventually(() => node.subscribers === 0);
+        } finally {
+          session.destroy();
+        }
+        // The bucket (1/s, burst 2): of three connections at once, at least one is refused at accept.
+        const results = await Promise.all([0, 1, 2].map(() => tcpClosedByServer(server.port)));
+        const refused = results.filter(Boolean).length;
+        assert.ok(refused >= 1 && refused <= 2, `refused ${refused}`);
+        assert.equal(limited.get("connection_rate"), refused);
+      },
+    ));
+
   it("refuses block streams beyond the per-address cap with RESOURCE_EXHAUSTED", () =>
     withLimits({ maxStreamsPerAddress: 2 }, async ({ node, server, limited }) => {
       node.commitTxs([]);
