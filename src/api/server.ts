@@ -77,6 +77,11 @@ export interface ApiServerOpts {
   /** Open StreamBlocks subscriptions from one IP address. */
   maxStreamsPerAddress: number;
   /**
+   * New StreamBlocks subscriptions per second from one IP address (burst four times this): each
+   * one replays history from storage, so churning streams must not be free.
+   */
+  newStreamsPerSecondPerAddress: number;
+  /**
    * A StreamBlocks subscriber whose send buffer stays full (it stopped reading) this long is
    * dropped with RESOURCE_EXHAUSTED "SLOW_CONSUMER".
    */
@@ -112,6 +117,7 @@ export const apiServerDefaults: Omit<ApiServerOpts, "address"> = {
   maxStrikesPerConnection: 8,
   maxStreams: 256,
   maxStreamsPerAddress: 32,
+  newStreamsPerSecondPerAddress: 4,
   streamStallMs: 10_000,
   keepaliveTimeMs: 30_000,
   keepaliveTimeoutMs: 10_000,
@@ -140,6 +146,7 @@ export type ApiLimitReason =
   | "max_in_flight_per_address"
   | "max_streams"
   | "max_streams_per_address"
+  | "stream_rate"
   | "slow_consumer";
 
 export interface ApiServerModules {
@@ -219,6 +226,7 @@ export class ApiServer {
   private readonly inFlight = new Map<string, number>();
   private readonly inFlightByAddress = new Map<string, number>();
   private readonly streamsByAddress = new Map<string, number>();
+  private readonly streamStarts = new Map<string, { tokens: number; at: number }>();
   private streamCount = 0;
   /** Open waits and streams, ended on stop so shutdown does not hang on them. */
   private readonly active = new Set<AbortController>();
@@ -370,6 +378,13 @@ export class ApiServer {
         `more than ${o.maxStreamsPerAddress} block streams open from this address`,
       );
     }
+    if (stream && !this.takeStreamStart(addr)) {
+      throw limited(
+        "stream_rate",
+        "TOO_MANY_STREAMS",
+        `more than ${o.newStreamsPerSecondPerAddress} new block streams per second from this address`,
+      );
+    }
     bumpCount(this.inFlight, peer, 1);
     bumpCount(this.inFlightByAddress, addr, 1);
     if (stream) {
@@ -389,6 +404,22 @@ export class ApiServer {
         this.reportOpen();
       }
     };
+  }
+
+  private takeStreamStart(addr: string): boolean {
+    const rate = this.opts.newStreamsPerSecondPerAddress;
+    const now = Date.now();
+    let b = this.streamStarts.get(addr);
+    if (!b) {
+      if (this.streamStarts.size > 10_000) this.streamStarts.clear(); // bounded
+      b = { tokens: 4 * rate, at: now };
+      this.streamStarts.set(addr, b);
+    }
+    b.tokens = Math.min(4 * rate, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
   }
 
   private reportOpen(): void {

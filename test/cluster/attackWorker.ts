@@ -34,12 +34,19 @@ async function flood(s: Extract<AttackSpec, { kind: "flood" }>): Promise<void> {
   for (let c = 0; c < s.connections && running; c++) {
     const session = connectRaw(s.api);
     sessions.push(session);
-    for (let k = 0; k < s.streamsPerConnection; k++) {
+    // A connection the server closes at accept (a cap) gets no streams: opening them would only
+    // burn this machine's CPU, which the cluster under test shares.
+    const up = await new Promise<boolean>((resolve) => {
+      session.once("connect", () => resolve(true));
+      session.once("close", () => resolve(false));
+      setTimeout(() => resolve(false), 2_000).unref();
+    });
+    for (let k = 0; up && k < s.streamsPerConnection && !session.closed && !session.destroyed; k++) {
       try {
         openUnreadStreamBlocks(session, 1n);
         result.attempts++;
       } catch {
-        break; // refused at accept (per-address cap)
+        break;
       }
     }
     await sleep(s.spacingMs);

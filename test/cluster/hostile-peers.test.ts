@@ -292,18 +292,23 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
         result.attempts += (await stop()).attempts;
       };
     });
-    assert.ok(result.attempts >= 1000, `only ${result.attempts} unread streams attempted`);
+    // 150 connections x 64 calls were tried; the count is of calls opened on connections the
+    // server accepted (the rest were closed at accept).
+    assert.ok(result.attempts >= 64, `only ${result.attempts} unread streams opened`);
     const m = cluster.node(0).metrics;
     const reasons = [
       "max_connections_per_address",
+      "connection_rate",
       "max_streams_per_address",
       "max_streams",
+      "stream_rate",
+      "abusive_connection_closed",
       "slow_consumer",
     ];
     const counts = await Promise.all(
       reasons.map((reason) => metricValue(m, "parabft_api_limited_total", { reason })),
     );
-    assert.ok(counts[0]! + counts[1]! + counts[2]! > 0, "the caps refused part of the flood");
+    assert.ok(counts.slice(0, 6).reduce((x, y) => x + y, 0) > 0, "the caps refused part of the flood");
     console.log(
       `# unread StreamBlocks flood: ${result.attempts} streams attempted; node 0 ${reasons.map((r, k) => `${r}=${counts[k]}`).join(" ")}`,
     );
