@@ -114,7 +114,7 @@ export const apiServerDefaults: Omit<ApiServerOpts, "address"> = {
   maxConnections: 1024,
   maxConnectionsPerAddress: 64,
   newConnectionsPerSecondPerAddress: 20,
-  maxStrikesPerConnection: 8,
+  maxStrikesPerConnection: 3,
   maxStreams: 256,
   maxStreamsPerAddress: 32,
   newStreamsPerSecondPerAddress: 4,
