@@ -351,8 +351,18 @@ export class ApiServer {
     const sa = this.streamsByAddress.get(addr) ?? 0;
     const limited = (reason: ApiLimitReason, code: "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS", msg: string) => {
       this.mod.metrics?.limited?.(reason);
-      this.listener?.strike(peer);
-      return new ApiError(code, {}, msg);
+      // Opening block streams faster than the per-address rate is churn, not use: the connection
+      // goes at once (with the requests still queued on it); other refusals count as strikes.
+      this.listener?.strike(peer, reason === "stream_rate" ? Number.POSITIVE_INFINITY : 1);
+      // No stack trace: a flood is answered with thousands of these, and capturing a stack was
+      // the single largest cost of refusing one (profiled under the unread-StreamBlocks flood).
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        return new ApiError(code, {}, msg);
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
     };
     if (n >= o.maxInFlightPerConnection) {
       throw limited(

@@ -152,10 +152,10 @@ export class GatedListener {
    * `maxStrikesPerConnection` the connection is closed, so an abuser cannot keep a slot and make
    * us refuse stream after stream on it.
    */
-  strike(peer: string): void {
+  strike(peer: string, weight = 1): void {
     const e = this.byPeer.get(peer);
     if (!e) return;
-    e.strikes++;
+    e.strikes += weight;
     if (e.strikes >= (this.limits.maxStrikesPerConnection ?? 8)) {
       this.byPeer.delete(peer);
       this.hooks.onRefused?.("abusive_connection_closed", normalizeAddress(e.socket.remoteAddress));

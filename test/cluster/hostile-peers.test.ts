@@ -84,6 +84,8 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
     cluster = await LocalCluster.create(4, await tempDir(), {
       preset: "minimal",
       accounts: 8,
+      // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a node spends an attack.
+      nodeArgs: process.env.HOSTILE_NODE_ARGS?.split(" ").filter((x) => x !== ""),
       onUnexpectedExit: (i, code, signal) => exits.push(`node ${i} exited (code ${code}, signal ${signal})`),
     });
     await cluster.start();
