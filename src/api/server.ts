@@ -128,6 +128,8 @@ const nodeStates: Record<NodeStateName, NodeState> = {
 interface CallCtx {
   signal: AbortSignal;
   deadline: Deadline;
+  /** The caller's address (grpc-js getPeer()), for per-connection admission limits. */
+  peer: string;
 }
 
 function requireHash(field: string, bytes: Uint8Array): Hash {
@@ -284,7 +286,7 @@ export class ApiServer {
         release = this.admit(call.getPeer());
         this.active.add(ac);
         call.on("cancelled", () => ac.abort());
-        return fn(req, { signal: ac.signal, deadline: call.getDeadline() });
+        return fn(req, { signal: ac.signal, deadline: call.getDeadline(), peer: call.getPeer() });
       };
       run().then(
         (res) => {
@@ -317,9 +319,9 @@ export class ApiServer {
   private handlers(): UntypedServiceImplementation {
     const b = this.mod.backend;
     return {
-      submitTx: this.unary("SubmitTx", async (req: SubmitTxRequest) => {
+      submitTx: this.unary("SubmitTx", async (req: SubmitTxRequest, ctx) => {
         const tx = requireTx(req.tx);
-        const hash = await this.submitIdempotent(tx);
+        const hash = await this.submitIdempotent(tx, ctx.peer);
         return create(SubmitTxResponseSchema, { txHash: hash });
       }),
 
@@ -330,7 +332,7 @@ export class ApiServer {
         }
         const budget = Math.min(req.timeoutMs || this.opts.defaultWaitMs, msUntil(ctx.deadline));
         const until = Date.now() + budget;
-        const hash = await this.submitIdempotent(tx);
+        const hash = await this.submitIdempotent(tx, ctx.peer);
         const height = await b.waitCommitted(hash, Math.max(0, until - Date.now()), ctx.signal);
         let receipt: Receipt | undefined;
         if (req.waitExecuted)
@@ -409,9 +411,9 @@ export class ApiServer {
    * Accepted when the backend admits it, or when it is already known: pending (DUPLICATE) or
    * already committed (a stale nonce whose hash is in the chain). Retrying a submit is safe.
    */
-  private async submitIdempotent(tx: SignedTx): Promise<Hash> {
+  private async submitIdempotent(tx: SignedTx, peer: string): Promise<Hash> {
     try {
-      return await this.mod.backend.submitTx(tx);
+      return await this.mod.backend.submitTx(tx, peer);
     } catch (err) {
       if (!(err instanceof ParabftError)) throw err;
       const hash = txHash(tx);

@@ -252,8 +252,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       {
         verifyTxs: (txs, hashes) => this.verifyPool.verifyTxs(txs, hashes),
         hashTx: nativeTxHash,
-        nextNonce: async (address) =>
-          decodeAccount((await this.db.getState(accountKey(address))) ?? null).nonce,
+        // null for no account: paid admission refuses senders that do not exist.
+        account: async (address) => {
+          const raw = await this.db.getState(accountKey(address));
+          return raw === undefined || raw === null ? null : decodeAccount(raw);
+        },
         log: componentLogger(log, "mempool"),
         metrics: this.metrics.mempool,
       },
@@ -607,10 +610,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   // ---------------------------------------------------------------------------------------------
   // ApiBackend
 
-  async submitTx(tx: SignedTx): Promise<Hash> {
+  async submitTx(tx: SignedTx, peer?: string): Promise<Hash> {
     this.assertServing();
     const t0 = performance.now();
-    const res = await this.mempool.add(tx, "api");
+    const res = await this.mempool.add(tx, "api", { peer });
     if (this.submittedAt.size >= MAX_TRACKED_SUBMITS)
       this.submittedAt.delete(this.submittedAt.keys().next().value!);
     this.submittedAt.set(res.hashHex, t0);
