@@ -13,6 +13,7 @@ import type { Hash } from "../types/hash.js";
 import { type AccountLookup, type AccountState, txCost } from "./admission.js";
 import { decodeInput, encodedSize } from "./decode.js";
 import { MempoolError } from "./errors.js";
+import { Flights, NO_HEIGHT } from "./flights.js";
 import { type RateLimit, RateLimiter } from "./rateLimit.js";
 
 /** Where a transaction came from: the node gossips only what it admitted from its own API. */
@@ -189,6 +190,8 @@ export class Mempool {
   /** sender -> (nonce floor from commits, commit height); cleared once execution catches up. */
   private readonly committedFloors = new Map<string, { floor: bigint; height: bigint }>();
   private readonly listeners = new Set<AdmittedListener>();
+  /** Proposals between PRE-PREPARE and commit, and the transactions they carry. */
+  private readonly flights = new Flights();
   /** Entries that became executable and are not yet announced to listeners. */
   private toAnnounce: Entry[] = [];
   /** Entry count per gas price, for the eviction fast path. */
@@ -259,7 +262,7 @@ export class Mempool {
     return this.totalBytes;
   }
 
-  /** Proposed by this node and not yet committed. */
+  /** Carried by a pending proposal (proposed or prepared here) and not yet committed. */
   get inFlightCount(): number {
     return this.inFlight;
   }
@@ -537,7 +540,8 @@ export class Mempool {
       n: Number(ptx.nonce),
       origin,
       admittedAt: this.now(),
-      inFlight: false,
+      // Already carried by a pending proposal (its block arrived before the transaction).
+      inFlight: this.flights.has(ptx.hashHex),
       announced: false,
       seq: this.seq++,
     };
@@ -546,6 +550,7 @@ export class Mempool {
     queue.byNonce.set(entry.n, entry);
     queue.pendingCost += entry.cost;
     this.byHash.set(entry.hashHex, entry);
+    if (entry.inFlight) this.inFlight++;
     this.totalBytes += entry.bytes;
     this.priceCount.set(entry.price, (this.priceCount.get(entry.price) ?? 0) + 1);
     this.extend(queue);
@@ -783,18 +788,67 @@ export class Mempool {
     return out;
   }
 
-  /** Marks transactions as carried by a proposal in flight; unknown hashes are ignored. */
-  markProposed(hashes: readonly (Hash | string)[]): void {
+  /**
+   * Marks transactions as carried by a proposal in flight at `height` (this node's own, accepted
+   * by the core). Without a height they stay in flight until a view change or requeueInFlight.
+   * Hashes the pool does not hold are remembered: they enter the pool in flight.
+   */
+  markProposed(hashes: readonly (Hash | string)[], height: bigint = NO_HEIGHT): void {
+    const hexes = hashes.map((h) => (typeof h === "string" ? h : toHex(h)));
+    this.flights.mark(hexes, height);
+    this.setInFlight(hexes, true);
+  }
+
+  /**
+   * A block seen in a PRE-PREPARE (or proposed here) under `digest`: remembered so that signing
+   * PREPARE for it (markBlockInFlight) puts its transactions in flight, even in a later view.
+   */
+  noteBlock(digest: Hash, height: bigint, txs: readonly SignedTx[], hashes?: readonly Hash[]): void {
+    const hexes = txs.map((tx, i) => toHex(hashes?.[i] ?? this.hashTx(tx)));
+    this.flights.note(toHex(digest), height, hexes);
+  }
+
+  /**
+   * This replica prepared (or, as primary, proposed or re-proposed in a NEW-VIEW) the block
+   * `digest` at `height`: its transactions are in flight until it commits or is abandoned.
+   * Returns false when the block was never noted.
+   */
+  markBlockInFlight(digest: Hash, height: bigint): boolean {
+    const hexes = this.flights.markBlock(toHex(digest), height);
+    if (hexes === null) return false;
+    this.setInFlight(hexes, true);
+    return true;
+  }
+
+  /**
+   * A view change starts: every in-flight proposal is presumed abandoned unless the new view
+   * carries it again (markBlockInFlight / markProposed before endViewChange).
+   */
+  beginViewChange(): void {
+    this.flights.beginViewChange();
+  }
+
+  /** The new view is installed: what it did not re-propose returns to the ready set. */
+  endViewChange(): number {
+    const released = this.flights.endViewChange();
+    return this.setInFlight(released, false);
+  }
+
+  /** Sets entries' in-flight flag; returns how many changed. */
+  private setInFlight(hexes: readonly string[], on: boolean): number {
     const touched = new Set<SenderQueue>();
-    for (const h of hashes) {
-      const e = this.byHash.get(typeof h === "string" ? h : toHex(h));
-      if (!e || e.inFlight) continue;
-      e.inFlight = true;
-      this.inFlight++;
+    let changed = 0;
+    for (const hex of hexes) {
+      const e = this.byHash.get(hex);
+      if (!e || e.inFlight === on) continue;
+      e.inFlight = on;
+      this.inFlight += on ? 1 : -1;
+      changed++;
       const q = this.senders.get(e.senderKey);
       if (q) touched.add(q);
     }
     for (const q of touched) this.recount(q);
+    return changed;
   }
 
   /**
@@ -849,6 +903,8 @@ export class Mempool {
       }
     }
     this.trimFloors();
+    // Proposals at or below this height that did not commit are abandoned.
+    this.setInFlight(this.flights.committed(height), false);
     this.mod.metrics?.size(this.byHash.size, this.totalBytes);
     this.announce();
   }
@@ -875,8 +931,9 @@ export class Mempool {
     }
   }
 
-  /** After a view change: proposals in flight may never commit, so make them reapable again. */
+  /** Forgets every proposal in flight and makes its transactions reapable again. */
   requeueInFlight(): number {
+    this.flights.clear();
     if (this.inFlight === 0) return 0;
     const n = this.inFlight;
     for (const e of this.byHash.values()) e.inFlight = false;

@@ -171,6 +171,9 @@ export class ConsensusDriver {
       void this.mod.checkBlock(block).then(
         (verdict) => {
           this.blockVerdicts.set(block, verdict);
+          // Remembered so that preparing it (now or in a NEW-VIEW) keeps its txs in flight.
+          if (verdict.kind === "accept")
+            this.mod.mempool.noteBlock(kind.value.blockDigest, kind.value.height, block.txs);
           this.pushChecked(msg);
         },
         (err: unknown) => this.mod.log.error({ err: errorMessage(err) }, "block pre-verification failed"),
@@ -242,6 +245,10 @@ export class ConsensusDriver {
   }
 
   private async perform(actions: Action[]): Promise<void> {
+    // A view change releases in-flight txs the new view does not re-propose (its PREPARE and
+    // PRE-PREPARE records in this same action list mark the ones it does).
+    const viewChange = actions.some((a) => a.kind === "viewChanged");
+    if (viewChange) this.mod.mempool.beginViewChange();
     let unpersisted: SigningRecord[] = [];
     const flush = async () => {
       if (unpersisted.length === 0) return;
@@ -260,6 +267,8 @@ export class ConsensusDriver {
         case "persist":
           unpersisted.push(a.record);
           this.notePhase(a.record);
+          if (a.record.kind === "prepare" || a.record.kind === "prePrepare")
+            this.mod.mempool.markBlockInFlight(a.record.digest, a.record.height);
           break;
         case "send":
           await flush();
@@ -321,12 +330,14 @@ export class ConsensusDriver {
         case "viewChanged":
           this.mod.log.info({ view: a.view, primary: a.primary }, "entered view");
           this.mod.metrics?.viewChange(a.view);
-          // Transactions proposed in the old view return to the pool to be proposed again.
-          this.mod.mempool.requeueInFlight();
-          this.lastPendingWork = -1;
-          this.notifyPendingWork();
           break;
       }
+    }
+    if (viewChange) {
+      // Transactions of abandoned proposals return to the pool to be proposed again.
+      this.mod.mempool.endViewChange();
+      this.lastPendingWork = -1;
+      this.notifyPendingWork();
     }
     await flush();
   }
@@ -346,7 +357,11 @@ export class ConsensusDriver {
       return;
     }
     this.lastProposalAt = this.now();
-    this.mod.mempool.markProposed(hashes);
+    const height = block.header?.height ?? 0n;
+    const pp = actions.find((a) => a.kind === "persist" && a.record.kind === "prePrepare");
+    if (pp?.kind === "persist" && pp.record.kind === "prePrepare")
+      this.mod.mempool.noteBlock(pp.record.digest, height, block.txs, hashes);
+    this.mod.mempool.markProposed(hashes, height);
     this.notifyPendingWork();
   }
 

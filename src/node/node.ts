@@ -661,18 +661,18 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     return { height: stored.height, digest: stored.digest, block: stored.block, certificate };
   }
 
+  // Value and height come from one RocksDB snapshot: never a value of h+1 reported at h.
   async getAccount(address: Uint8Array) {
     this.assertQueryable();
-    const height = await this.db.getExecutedHeight();
-    const account = decodeAccount((await this.db.getState(accountKey(address))) ?? null);
+    const { height, values } = await this.db.getStateSnapshot([accountKey(address)]);
+    const account = decodeAccount(values[0] ?? null);
     return { balance: account.balance, nonce: account.nonce, height };
   }
 
   async getState(key: Uint8Array) {
     this.assertQueryable();
-    const height = await this.db.getExecutedHeight();
-    const value = (await this.db.getState(key)) ?? null;
-    return { value, height };
+    const { height, values } = await this.db.getStateSnapshot([key]);
+    return { value: values[0] ?? null, height };
   }
 
   async getValidators(epoch: bigint): Promise<ValidatorSetMsg | null> {
