@@ -30,6 +30,11 @@ export class Flights {
     return this.heightOf.has(hash);
   }
 
+  /** Height of the highest pending proposal carrying `hash` (NO_HEIGHT when not in flight). */
+  heightFor(hash: string): bigint {
+    return this.heightOf.get(hash) ?? NO_HEIGHT;
+  }
+
   /** Remembers a block's transactions, so a later PREPARE (or NEW-VIEW) for it can mark them. */
   note(digest: string, height: bigint, hashes: readonly string[]): void {
     if (this.blocks.has(digest)) return;

@@ -743,8 +743,11 @@ export class Mempool {
    * Transactions for the next block: each sender's executable run in nonce order, one per sender
    * per round so a busy sender cannot starve others, oldest waiting sender first. Skips what is
    * in flight. Does not mark anything: call markProposed with what the block actually carries.
+   * With `height` (the block's), a leading in-flight entry is skipped only if the proposal
+   * carrying it is at a lower height (so it executes first); one in flight at `height` or above,
+   * e.g. in a block prepared in an older view, ends its sender's lane.
    */
-  reap(maxTxs: number, maxBytes: number): ReapResult {
+  reap(maxTxs: number, maxBytes: number, height?: bigint): ReapResult {
     const out: ReapResult = { txs: [], hashes: [], bytes: 0 };
     if (maxTxs <= 0 || this.executable === 0) return out;
     // Per sender, its candidates in nonce order. Once a sender has contributed, an in-flight
@@ -758,6 +761,7 @@ export class Mempool {
         if (!e) break;
         if (e.inFlight) {
           if (lane.length > 0) break;
+          if (height !== undefined && !(this.flights.heightFor(e.hashHex) < height)) break;
           continue;
         }
         lane.push(e);

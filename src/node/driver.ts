@@ -421,8 +421,11 @@ export class ConsensusDriver {
     const height = this.pendingProposal;
     this.pendingProposal = null;
     if (height === null || this.stopped) return;
-    const reaped = this.mod.mempool.reap(this.opts.maxBlockTxs, this.opts.maxBlockBytes);
+    const reaped = this.mod.mempool.reap(this.opts.maxBlockTxs, this.opts.maxBlockBytes, height);
     if (reaped.txs.length === 0) {
+      // Executable txs that wait behind one in flight at this height or above are not proposable
+      // yet: the core asks again on its next tick rather than at once.
+      if (this.mod.mempool.pendingExecutable() > 0) return;
       this.lastPendingWork = -1;
       this.notifyPendingWork();
       return;

@@ -127,4 +127,20 @@ describe("mempool: transactions in flight", () => {
     mp.removeCommitted([], 6n);
     assert.equal(reapHashes(mp).includes(hex(ta)), true);
   });
+
+  it("never proposes a nonce ahead of an earlier one in flight at the same or a higher height", async () => {
+    const mp = pool();
+    const k = newKey();
+    const t0 = signedTx(k, { nonce: 0n });
+    const t1 = signedTx(k, { nonce: 1n });
+    await mp.add(t0, "peer");
+    await mp.add(t1, "peer");
+    // Nonce 0 sits in a block prepared at height 83 (say, in an older view).
+    mp.noteBlock(digest(3), 83n, [t0]);
+    mp.markBlockInFlight(digest(3), 83n);
+    assert.deepEqual(mp.reap(10, 1 << 20, 82n).hashes.map(toHex), []);
+    assert.deepEqual(mp.reap(10, 1 << 20, 83n).hashes.map(toHex), []);
+    // Above it, nonce 1 executes after nonce 0 whatever happens.
+    assert.deepEqual(mp.reap(10, 1 << 20, 84n).hashes.map(toHex), [hex(t1)]);
+  });
 });
