@@ -19,7 +19,9 @@ export class Flights {
   /** hash -> highest height of a pending proposal carrying it. */
   private readonly heightOf = new Map<string, bigint>();
   private readonly byHeight = new Map<bigint, Set<string>>();
-  /** During a view change: hashes the new view's proposals carry again. */
+  /** Blocks this replica prepared without holding their body yet: digest -> height. */
+  private readonly unresolved = new Map<string, bigint>();
+  /** During a view change: hashes (and unresolved digests) the new view's proposals carry again. */
   private remarked: Set<string> | null = null;
 
   get size(): number {
@@ -35,19 +37,43 @@ export class Flights {
     return this.heightOf.get(hash) ?? NO_HEIGHT;
   }
 
-  /** Remembers a block's transactions, so a later PREPARE (or NEW-VIEW) for it can mark them. */
-  note(digest: string, height: bigint, hashes: readonly string[]): void {
-    if (this.blocks.has(digest)) return;
-    if (this.blocks.size >= MAX_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
-    this.blocks.set(digest, { height, hashes });
+  /**
+   * Remembers a block's transactions, so a later PREPARE (or NEW-VIEW) for it can mark them. If
+   * this replica already prepared it without the body, marks them now and returns them.
+   */
+  note(digest: string, height: bigint, hashes: readonly string[]): readonly string[] | null {
+    if (!this.blocks.has(digest)) {
+      if (this.blocks.size >= MAX_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
+      this.blocks.set(digest, { height, hashes });
+    }
+    const at = this.unresolved.get(digest);
+    if (at === undefined) return null;
+    this.unresolved.delete(digest);
+    this.mark(hashes, at);
+    return hashes;
   }
 
-  /** Marks a noted block's transactions in flight at `height`; null when the block is unknown. */
+  /**
+   * Marks a noted block's transactions in flight at `height`. For a block whose body has not
+   * arrived, returns null and remembers it: note() marks it when the body comes, and until then
+   * `unresolvedBelow` holds back fresh proposals above it (they might carry the same txs).
+   */
   markBlock(digest: string, height: bigint): readonly string[] | null {
     const b = this.blocks.get(digest);
-    if (!b) return null;
+    if (!b) {
+      this.remarked?.add(digest);
+      const prev = this.unresolved.get(digest);
+      if (prev === undefined || height > prev) this.unresolved.set(digest, height);
+      return null;
+    }
     this.mark(b.hashes, height);
     return b.hashes;
+  }
+
+  /** A prepared block below `height` has no body here yet. */
+  unresolvedBelow(height: bigint): boolean {
+    for (const h of this.unresolved.values()) if (h < height) return true;
+    return false;
   }
 
   mark(hashes: Iterable<string>, height: bigint): void {
@@ -81,6 +107,7 @@ export class Flights {
       this.byHeight.delete(h);
     }
     for (const [d, b] of this.blocks) if (b.height <= height) this.blocks.delete(d);
+    for (const [d, h] of this.unresolved) if (h <= height) this.unresolved.delete(d);
     return out;
   }
 
@@ -94,6 +121,7 @@ export class Flights {
     const keep = this.remarked;
     this.remarked = null;
     if (keep === null) return [];
+    for (const d of this.unresolved.keys()) if (!keep.has(d)) this.unresolved.delete(d);
     const out: string[] = [];
     for (const [hash, h] of this.heightOf) {
       if (keep.has(hash)) continue;
@@ -106,6 +134,7 @@ export class Flights {
 
   /** Forgets everything in flight (blocks stay noted); returns the hashes. */
   clear(): string[] {
+    this.unresolved.clear();
     const out = [...this.heightOf.keys()];
     this.heightOf.clear();
     this.byHeight.clear();

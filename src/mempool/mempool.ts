@@ -201,6 +201,8 @@ export class Mempool {
   /** Entries in some sender's executable run; the rest are gapped. */
   private inRun = 0;
   private inFlight = 0;
+  /** Highest height removeCommitted was told about. */
+  private committedHeight = 0n;
   private seq = 0;
   /** Bumped whenever commits or execution move nonces; tells whether a lookup is still current. */
   private nonceEpoch = 0;
@@ -750,6 +752,8 @@ export class Mempool {
   reap(maxTxs: number, maxBytes: number, height?: bigint): ReapResult {
     const out: ReapResult = { txs: [], hashes: [], bytes: 0 };
     if (maxTxs <= 0 || this.executable === 0) return out;
+    // A block prepared below this height whose body has not arrived may carry any of our txs.
+    if (height !== undefined && this.flights.unresolvedBelow(height)) return out;
     // Per sender, its candidates in nonce order. Once a sender has contributed, an in-flight
     // entry ends its run: proposing past it would put nonces out of order across blocks.
     const lanes: Entry[][] = [];
@@ -809,15 +813,19 @@ export class Mempool {
    */
   noteBlock(digest: Hash, height: bigint, txs: readonly SignedTx[], hashes?: readonly Hash[]): void {
     const hexes = txs.map((tx, i) => toHex(hashes?.[i] ?? this.hashTx(tx)));
-    this.flights.note(toHex(digest), height, hexes);
+    const marked = this.flights.note(toHex(digest), height, hexes);
+    if (marked !== null) this.setInFlight(marked, true);
   }
 
   /**
    * This replica prepared (or, as primary, proposed or re-proposed in a NEW-VIEW) the block
    * `digest` at `height`: its transactions are in flight until it commits or is abandoned.
-   * Returns false when the block was never noted.
+   * Returns false when the block was never noted: its body is awaited (noteBlock marks it then),
+   * and reap(…, height) proposes nothing above it meanwhile.
    */
   markBlockInFlight(digest: Hash, height: bigint): boolean {
+    // A NEW-VIEW also re-proposes heights this node already committed: nothing is in flight there.
+    if (height <= this.committedHeight) return false;
     const hexes = this.flights.markBlock(toHex(digest), height);
     if (hexes === null) return false;
     this.setInFlight(hexes, true);
@@ -863,6 +871,7 @@ export class Mempool {
    */
   removeCommitted(txs: readonly SignedTx[], height: bigint, hashes?: readonly Hash[]): void {
     this.nonceEpoch++;
+    if (height > this.committedHeight) this.committedHeight = height;
     const floors = new Map<string, bigint>();
     for (let i = 0; i < txs.length; i++) {
       const tx = txs[i]!;

@@ -164,6 +164,11 @@ export class ConsensusDriver {
       this.judge(from, { kind: "accept" });
       return;
     }
+    if (kind.case === "bodyResponse" && kind.value.block?.header) {
+      // The envelope check matched the body to its digest: txs of a block prepared without it.
+      const b = kind.value.block;
+      this.mod.mempool.noteBlock(kind.value.blockDigest, b.header!.height, b.txs);
+    }
     if (kind.case === "prePrepare" && kind.value.block) {
       // Verify the block's signatures off-thread first (mostly cache hits for gossiped txs), so
       // the core's synchronous validateBlock hook only reads verdicts.
@@ -310,7 +315,9 @@ export class ConsensusDriver {
         case "fetchBody":
           void this.mod.readBody(a.digest).then(
             (block) => {
-              if (block) this.push({ kind: "body", block });
+              if (!block) return;
+              this.mod.mempool.noteBlock(a.digest, a.height, block.txs);
+              this.push({ kind: "body", block });
             },
             (err: unknown) => this.mod.log.warn({ err: errorMessage(err) }, "could not read a body"),
           );

@@ -143,4 +143,35 @@ describe("mempool: transactions in flight", () => {
     // Above it, nonce 1 executes after nonce 0 whatever happens.
     assert.deepEqual(mp.reap(10, 1 << 20, 84n).hashes.map(toHex), [hex(t1)]);
   });
+
+  it("holds back proposals above a block prepared without its body until the body arrives", async () => {
+    const mp = pool();
+    const k = newKey();
+    const t0 = signedTx(k, { nonce: 0n });
+    const other = signedTx(newKey(), { nonce: 0n });
+    await mp.add(t0, "peer");
+    await mp.add(other, "peer");
+    // A NEW-VIEW re-proposes digest 4 at height 10; this replica never saw its body.
+    assert.equal(mp.markBlockInFlight(digest(4), 10n), false);
+    assert.deepEqual(mp.reap(10, 1 << 20, 11n).hashes, []);
+    // The body arrives: t0 is in it, so only the other tx may be proposed.
+    mp.noteBlock(digest(4), 10n, [t0]);
+    assert.deepEqual(mp.reap(10, 1 << 20, 11n).hashes.map(toHex), [hex(other)]);
+    assert.equal(mp.inFlightCount, 1);
+  });
+
+  it("ignores re-proposals of heights already committed, and abandoned bodiless blocks", async () => {
+    const mp = pool();
+    const t = signedTx(newKey(), { nonce: 0n });
+    await mp.add(t, "peer");
+    mp.removeCommitted([], 10n);
+    assert.equal(mp.markBlockInFlight(digest(5), 9n), false);
+    assert.deepEqual(mp.reap(10, 1 << 20, 11n).hashes.map(toHex), [hex(t)]);
+    mp.markBlockInFlight(digest(6), 11n);
+    assert.deepEqual(mp.reap(10, 1 << 20, 12n).hashes, []);
+    // A view change whose NEW-VIEW does not carry it again drops the wait.
+    mp.beginViewChange();
+    mp.endViewChange();
+    assert.deepEqual(mp.reap(10, 1 << 20, 12n).hashes.map(toHex), [hex(t)]);
+  });
 });
