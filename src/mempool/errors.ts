@@ -18,11 +18,14 @@ export type MempoolErrorCode =
   | "GAS_LIMIT_TOO_LOW"
   /** An amount, or gas limit × price + value, above u128. */
   | "AMOUNT_OUT_OF_RANGE"
+  /**
+   * The sender has no account in executed state: only funded accounts may submit. Checked before
+   * the signature, with the parts of NONCE_GAP and INSUFFICIENT_FUNDS the account alone decides.
+   */
+  | "UNKNOWN_ACCOUNT"
   | "BAD_SIGNATURE"
   /** Per-sender admission rate exceeded (checked after the signature, so no one else can spend it). */
   | "SENDER_RATE_LIMITED"
-  /** The sender has no account in executed state: only funded accounts may submit. */
-  | "UNKNOWN_ACCOUNT"
   /** Stale: the sender's account (or a committed transaction) already used this nonce. */
   | "BAD_NONCE"
   /** Too far ahead of the sender's next nonce (more than maxNonceGap). */

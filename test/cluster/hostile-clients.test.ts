@@ -12,19 +12,28 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
+import { Worker } from "node:worker_threads";
 import {
-  computeWorkTx,
   decodeTxBody,
   type ParabftClient,
-  type PreparedTx,
   signTx,
   TxSigner,
   toHex,
   transferTx,
 } from "../../src/client/node.js";
-import type { TxBody } from "../../src/gen/parabft/v1/types_pb.js";
 import { LocalCluster, tempDir } from "./harness.js";
-import { checkChain, clientsFor, closeAll, percentile, signerOf, sleep, TransferLoad, until } from "./lib.js";
+import type { AttackerInput, AttackerResult } from "./hostileAttacker.js";
+import {
+  type Ack,
+  checkChain,
+  clientsFor,
+  closeAll,
+  percentile,
+  signerOf,
+  sleep,
+  TransferLoad,
+  until,
+} from "./lib.js";
 
 const BASELINE_MS = 20_000;
 const ATTACK_MS = 30_000;
@@ -35,12 +44,6 @@ const RATES = { gapped16k: 60, fundedGapped16k: 20, unfundedSmall: 150, hugeAmou
 const HONEST_SENDERS = 4;
 /** Pad to just under params.limits.maxTxBytes (16 KiB) of encoded SignedTx. */
 const PAD_BYTES = 15_800;
-
-/** Pads a body (the builders always set an access list) to ~16 KiB with a junk read key. */
-const pad = (body: TxBody): TxBody => {
-  body.access!.reads.push(new Uint8Array(PAD_BYTES).fill(0x5a));
-  return body;
-};
 
 async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
@@ -75,9 +78,16 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
     const pids = [0, 1, 2, 3].map((i) => cluster.node(i).pid);
     assert.ok(pids.every((p) => p !== null));
     const chainId = cluster.chainId;
+    let baseAcks: Ack[] = [];
+    let attackAcks: Ack[] = [];
+    let baseSeconds = 1;
+    let attackSeconds = 1;
+    let midPool: number[] = [];
+    let outcome: AttackerResult | null = null;
 
     // Poor keys: an account that exists with a balance of 1 token, too little for any fee.
-    const poor = Array.from({ length: 3 }, () => TxSigner.generate());
+    const poorSecrets = Array.from({ length: 3 }, () => randomBytes(32));
+    const poor = poorSecrets.map((k) => new TxSigner(k));
     let funderNonce = (await clients[0]!.getAccount(funder.address)).nonce;
     for (const p of poor) {
       const tx = signTx(
@@ -86,110 +96,84 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
       );
       await clients[0]!.submitAndWait(tx, { timeoutMs: 20_000, waitExecuted: true });
     }
-
-    // Pre-signed attack traffic, so the attack phase costs the test process little CPU.
-    const attackNonce = (await clients[0]!.getAccount(fundedAttacker.address)).nonce;
-    const unfunded = Array.from({ length: 5 }, () => TxSigner.generate());
-    const attackerKeys = new Set([...unfunded, ...poor].map((k) => toHex(k.publicKey)));
-    const seconds = ATTACK_MS / 1000;
-    const build = (kind: keyof typeof RATES, i: number): PreparedTx => {
-      const to = recipient.address;
-      switch (kind) {
-        case "gapped16k": {
-          const k = unfunded[i % unfunded.length]!;
-          const nonce = BigInt(1 + Math.floor(i / unfunded.length));
-          return signTx(pad(transferTx({ chainId, sender: k.publicKey, nonce }, to, 1n)), k);
-        }
-        case "fundedGapped16k": {
-          const nonce = attackNonce + 1n + BigInt(i % 1000);
-          return signTx(
-            pad(transferTx({ chainId, sender: fundedAttacker.publicKey, nonce }, to, 1n)),
-            fundedAttacker,
-          );
-        }
-        case "unfundedSmall": {
-          const k = TxSigner.generate();
-          return signTx(transferTx({ chainId, sender: k.publicKey, nonce: 0n }, to, 1n), k);
-        }
-        case "hugeAmount": {
-          // 2^200: from an unfunded key and from the funded attacker (its next nonce).
-          const k = i % 2 === 0 ? unfunded[i % unfunded.length]! : fundedAttacker;
-          const nonce = k === fundedAttacker ? attackNonce : 0n;
-          return signTx(transferTx({ chainId, sender: k.publicKey, nonce }, to, 1n << 200n), k);
-        }
-        case "compute": {
-          const k = i % 2 === 0 ? unfunded[i % unfunded.length]! : poor[i % poor.length]!;
-          return signTx(
-            computeWorkTx({ chainId, sender: k.publicKey, nonce: 0n }, 1_000_000, randomBytes(16)),
-            k,
-          );
-        }
-      }
+    const attackerSecret = JSON.parse(await readFile(accounts[HONEST_SENDERS + 2]!.keyFile, "utf8")) as {
+      secretKey: string;
     };
-    const traffic = Object.fromEntries(
-      (Object.keys(RATES) as (keyof typeof RATES)[]).map((kind) => [
-        kind,
-        Array.from({ length: RATES[kind] * seconds }, (_, i) => build(kind, i)),
-      ]),
-    ) as Record<keyof typeof RATES, PreparedTx[]>;
 
-    // Baseline: honest load alone.
-    const load = new TransferLoad(cluster, clients, honest, recipient.address);
+    // The attacker runs in a worker thread and pre-signs its traffic before the baseline.
+    const input: AttackerInput = {
+      apiAddresses: cluster.apiAddresses,
+      chainId,
+      fundedAttacker: attackerSecret.secretKey,
+      poor: poorSecrets.map((k) => k.toString("hex")),
+      recipient: toHex(recipient.address),
+      attackNonce: (await clients[0]!.getAccount(fundedAttacker.address)).nonce.toString(),
+      rates: RATES,
+      attackMs: ATTACK_MS,
+      padBytes: PAD_BYTES,
+    };
+    const worker = new Worker(new URL("./hostileAttacker.js", import.meta.url), { workerData: input });
+    const messages: { ready?: boolean; result?: AttackerResult }[] = [];
+    let wake: (() => void) | null = null;
+    worker.on("message", (m) => {
+      messages.push(m);
+      wake?.();
+    });
+    let workerError: unknown = null;
+    worker.on("error", (err) => {
+      workerError = err;
+      wake?.();
+    });
+    const nextMessage = async (what: string, timeoutMs: number) => {
+      const deadline = Date.now() + timeoutMs;
+      while (messages.length === 0) {
+        if (workerError) throw workerError;
+        if (Date.now() > deadline) throw new Error(`attacker worker: no ${what} in ${timeoutMs} ms`);
+        await Promise.race([new Promise<void>((r) => (wake = r)), sleep(1000)]);
+      }
+      return messages.shift()!;
+    };
+
     let maxRss = 0;
     let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        for (const pid of pids) maxRss = Math.max(maxRss, await rssMb(pid!).catch(() => 0));
-        await sleep(500);
-      }
-    })();
-    load.start();
-    await until("honest load running", async () => load.acks.length >= HONEST_SENDERS, 60_000);
-    const t0 = performance.now();
-    const base0 = load.acks.length;
-    await sleep(BASELINE_MS);
-    const baseAcks = load.acks.slice(base0);
-    const baseSeconds = (performance.now() - t0) / 1000;
+    const load = new TransferLoad(cluster, clients, honest, recipient.address);
+    try {
+      await nextMessage("ready", 180_000);
+      const sampler = (async () => {
+        while (sampling) {
+          for (const pid of pids) maxRss = Math.max(maxRss, await rssMb(pid!).catch(() => 0));
+          await sleep(500);
+        }
+      })();
+      // Baseline: honest load alone.
+      load.start();
+      await until("honest load running", async () => load.acks.length >= HONEST_SENDERS, 60_000);
+      const t0 = performance.now();
+      const base0 = load.acks.length;
+      await sleep(BASELINE_MS);
+      baseAcks = load.acks.slice(base0);
+      baseSeconds = (performance.now() - t0) / 1000;
 
-    // Attack: every kind at its rate, spread over the four nodes.
-    const codes = new Map<string, number>();
-    let admitted = 0;
-    let attacking = true;
-    const attackStart = performance.now();
-    const attack0 = load.acks.length;
-    const senders = (Object.keys(RATES) as (keyof typeof RATES)[]).map(async (kind) => {
-      const txs = traffic[kind];
-      const perTick = Math.max(1, Math.round(RATES[kind] / 10));
-      for (let i = 0; i < txs.length && attacking; i += perTick) {
-        const tick = performance.now();
-        await Promise.all(
-          txs.slice(i, i + perTick).map(async (tx, j) => {
-            try {
-              await clients[(i + j) % 4]!.submitTx(tx);
-              admitted++;
-              codes.set(`${kind}:ADMITTED`, (codes.get(`${kind}:ADMITTED`) ?? 0) + 1);
-            } catch (err) {
-              const code = /([A-Z_]{4,}):/.exec(String(err))?.[1] ?? "ERROR";
-              codes.set(`${kind}:${code}`, (codes.get(`${kind}:${code}`) ?? 0) + 1);
-            }
-          }),
-        );
-        await sleep(Math.max(0, 100 - (performance.now() - tick)));
-      }
-    });
-    const attackEnd = sleep(ATTACK_MS).then(() => {
-      attacking = false;
-    });
-    // Mid-attack: the pools stay small (gapped spam is refused or bounded, never gossiped).
-    await sleep(ATTACK_MS / 2);
-    const midPool = await Promise.all(clients.map(async (c) => (await c.getStatus()).mempoolSize));
-    await attackEnd;
-    await Promise.all(senders);
-    const attackAcks = load.acks.slice(attack0);
-    const attackSeconds = (performance.now() - attackStart) / 1000;
-    await load.stop();
-    sampling = false;
-    await sampler;
+      // Attack: every kind at its rate, spread over the four nodes, while the honest load goes on.
+      const attackStart = performance.now();
+      const attack0 = load.acks.length;
+      worker.postMessage("go");
+      await sleep(ATTACK_MS / 2);
+      // Mid-attack: the pools stay small (spam is refused; gapped txs are few and not gossiped).
+      midPool = await Promise.all(clients.map(async (c) => (await c.getStatus()).mempoolSize));
+      const done = await nextMessage("result", ATTACK_MS + 120_000);
+      outcome = done.result!;
+      attackAcks = load.acks.slice(attack0);
+      attackSeconds = (performance.now() - attackStart) / 1000;
+      sampling = false;
+      await sampler;
+    } finally {
+      sampling = false;
+      await load.stop();
+      await worker.terminate();
+    }
+    const codes = new Map(Object.entries(outcome!.codes));
+    const admitted = outcome!.admitted;
 
     const baseRate = baseAcks.length / baseSeconds;
     const attackRate = attackAcks.length / attackSeconds;
@@ -205,7 +189,7 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
       `# hostile: baseline ${baseRate.toFixed(1)} commits/s p99 ${baseP99.toFixed(0)} ms; ` +
         `under attack ${attackRate.toFixed(1)} commits/s p99 ${attackP99.toFixed(0)} ms; ` +
         `max RSS ${maxRss.toFixed(0)} MB; pools mid-attack ${midPool.join(",")}; ` +
-        `attack outcomes ${JSON.stringify(Object.fromEntries([...codes].sort()))}`,
+        `attack: ${outcome!.sent} sent, outcomes ${JSON.stringify(Object.fromEntries([...codes].sort()))}`,
     );
 
     // No validator exited.
@@ -256,16 +240,18 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
     );
     // Nothing acknowledged is lost, and no attacker transaction reached the chain.
     const top = await checkChain(clients, [0, 1, 2, 3], load.acks);
-    const committedAttack = await countAttackerTxs(clients[0]!, top, attackerKeys);
+    const ours = new Set([...honest, funder].map((k) => toHex(k.publicKey)));
+    const committedAttack = await countForeignTxs(clients[0]!, top, ours);
     assert.equal(committedAttack, 0, `${committedAttack} attacker transactions committed`);
   });
 });
 
-async function countAttackerTxs(c: ParabftClient, top: bigint, keys: Set<string>): Promise<number> {
+/** Transactions in the chain from anyone but the honest clients and the funder (the attacker). */
+async function countForeignTxs(c: ParabftClient, top: bigint, ours: Set<string>): Promise<number> {
   let n = 0;
   for (let h = 1n; h <= top; h++) {
     const block = await c.getBlock({ height: h });
-    for (const tx of block?.block?.txs ?? []) if (keys.has(toHex(decodeTxBody(tx).sender))) n++;
+    for (const tx of block?.block?.txs ?? []) if (!ours.has(toHex(decodeTxBody(tx).sender))) n++;
   }
   return n;
 }

@@ -207,7 +207,7 @@ describe("what clients see on a loaded 4-validator cluster", { timeout: 420_000 
         try {
           await home.submitTx(pending);
         } catch (err) {
-          const code = /([A-Z_]{4,}):/.exec(String(err))?.[1] ?? "ERROR";
+          const code = /\b[A-Z_]{4,}: ([A-Z_]{4,}):/.exec(String(err))?.[1] ?? "ERROR";
           rejections.set(code, (rejections.get(code) ?? 0) + 1);
           await sleep(50);
           continue;

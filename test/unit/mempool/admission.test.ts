@@ -24,6 +24,7 @@ function paidPool(over: Partial<MempoolOpts> = {}) {
   const accounts = new Map<string, AccountState>();
   let lookups = 0;
   let clock = 1_000_000;
+  const verifier = countingVerifier();
   const mp = new Mempool(
     {
       chainId: CHAIN,
@@ -36,7 +37,7 @@ function paidPool(over: Partial<MempoolOpts> = {}) {
       ...over,
     },
     {
-      verifyTxs: countingVerifier().fn,
+      verifyTxs: verifier.fn,
       account: (a) => {
         lookups++;
         return accounts.get(Buffer.from(a).toString("hex")) ?? null;
@@ -48,6 +49,7 @@ function paidPool(over: Partial<MempoolOpts> = {}) {
   const fund = (k: TestKey, balance: bigint, nonce = 0n) => accounts.set(k.addressHex, { nonce, balance });
   return {
     mp,
+    verifier,
     fund,
     accounts,
     lookups: () => lookups,
@@ -79,6 +81,22 @@ describe("paid admission: accounts and funds", () => {
     fund(k, RICH);
     await mp.add(signedTx(k), "api");
     assert.equal(mp.size, 1);
+  });
+
+  it("refuses unfunded, too-poor and far-future spam before spending a signature check on it", async () => {
+    const { mp, fund, verifier } = paidPool();
+    const [nobody, poor, rich] = [newKey(), newKey(), newKey()];
+    fund(poor, 10n);
+    fund(rich, RICH);
+    const res = await mp.addBatch(
+      [signedTx(nobody), signedTx(poor), signedTx(rich, { nonce: 100n }), signedTx(rich, { nonce: 0n })],
+      "peer",
+    );
+    assert.deepEqual(
+      res.map((r) => (r.ok ? "ok" : r.error.code)),
+      ["UNKNOWN_ACCOUNT", "INSUFFICIENT_FUNDS", "NONCE_GAP", "ok"],
+    );
+    assert.deepEqual(verifier.calls, [1]);
   });
 
   it("needs the balance to cover gasLimit × price + the transferred amount", async () => {
