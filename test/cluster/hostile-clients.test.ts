@@ -3,8 +3,8 @@
 //    a funded key does the same (its gapped window is 16 and is neither gossiped nor kept);
 //  - finding 5: unfunded spam with nonce 0, a transfer of 2^200, compute.work of 1M rounds from
 //    keys with no funds (no account, and an account holding 1 token).
-// While honest clients keep a closed-loop transfer load, the attack runs for ATTACK_MS after a
-// BASELINE_MS baseline of the same load. Asserted: no validator exits; every node's RSS stays
+// While honest clients keep a closed-loop transfer load, attack windows alternate with baseline
+// windows of the same load (ROUNDS × 2 × WINDOW_MS). Asserted: no validator exits; every node's RSS stays
 // under RSS_BOUND_MB; honest commits run at >= 80% of the baseline rate with finality p99 within
 // 3x of the baseline's; every acknowledged transaction is in the chain; no attacker transaction
 // commits; no honest submit is refused as MEMPOOL_FULL.
@@ -35,13 +35,15 @@ import {
   until,
 } from "./lib.js";
 
-const BASELINE_MS = 20_000;
-const ATTACK_MS = 30_000;
+/** Baseline and attack windows alternate ROUNDS times: 4 × (8 s + 8 s). */
+const ROUNDS = 4;
+const WINDOW_MS = 8_000;
+const ATTACK_MS = ROUNDS * WINDOW_MS;
 /** Per validator process: the issue saw 131 MB idle; a flood that is buffered would pass this. */
 const RSS_BOUND_MB = 512;
 /** Attack rates, transactions per second over all four nodes (finding 2 was ~1.1 MB/s). */
 const RATES = { gapped16k: 60, fundedGapped16k: 20, unfundedSmall: 150, hugeAmount: 50, compute: 50 };
-const HONEST_SENDERS = 4;
+const HONEST_SENDERS = 6;
 /** Pad to just under params.limits.maxTxBytes (16 KiB) of encoded SignedTx. */
 const PAD_BYTES = 15_800;
 
@@ -78,10 +80,10 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
     const pids = [0, 1, 2, 3].map((i) => cluster.node(i).pid);
     assert.ok(pids.every((p) => p !== null));
     const chainId = cluster.chainId;
-    let baseAcks: Ack[] = [];
-    let attackAcks: Ack[] = [];
-    let baseSeconds = 1;
-    let attackSeconds = 1;
+    const baseAcks: Ack[] = [];
+    const attackAcks: Ack[] = [];
+    let baseSeconds = 0;
+    let attackSeconds = 0;
     let midPool: number[] = [];
     let outcome: AttackerResult | null = null;
 
@@ -145,26 +147,34 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
           await sleep(500);
         }
       })();
-      // Baseline: honest load alone.
+      // Baseline and attack windows alternate, so drift in the machine's load hits both alike.
       load.start();
       await until("honest load running", async () => load.acks.length >= HONEST_SENDERS, 60_000);
-      const t0 = performance.now();
-      const base0 = load.acks.length;
-      await sleep(BASELINE_MS);
-      baseAcks = load.acks.slice(base0);
-      baseSeconds = (performance.now() - t0) / 1000;
-
-      // Attack: every kind at its rate, spread over the four nodes, while the honest load goes on.
-      const attackStart = performance.now();
-      const attack0 = load.acks.length;
-      worker.postMessage("go");
-      await sleep(ATTACK_MS / 2);
-      // Mid-attack: the pools stay small (spam is refused; gapped txs are few and not gossiped).
-      midPool = await Promise.all(clients.map(async (c) => (await c.getStatus()).mempoolSize));
-      const done = await nextMessage("result", ATTACK_MS + 120_000);
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const attacking of [false, true]) {
+          const t0 = performance.now();
+          const from = load.acks.length;
+          if (attacking) worker.postMessage("go");
+          await sleep(WINDOW_MS);
+          if (attacking) worker.postMessage("pause");
+          const acks = load.acks.slice(from);
+          const secs = (performance.now() - t0) / 1000;
+          if (attacking) {
+            attackAcks.push(...acks);
+            attackSeconds += secs;
+          } else {
+            baseAcks.push(...acks);
+            baseSeconds += secs;
+          }
+          // End of the last attack window: the pools stay small (spam refused, gapped few, not gossiped).
+          if (attacking && round === ROUNDS - 1) {
+            midPool = await Promise.all(clients.map(async (c) => (await c.getStatus()).mempoolSize));
+          }
+        }
+      }
+      worker.postMessage("finish");
+      const done = await nextMessage("result", 120_000);
       outcome = done.result!;
-      attackAcks = load.acks.slice(attack0);
-      attackSeconds = (performance.now() - attackStart) / 1000;
       sampling = false;
       await sampler;
     } finally {

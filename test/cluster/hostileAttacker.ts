@@ -23,6 +23,7 @@ export interface AttackerInput {
   recipient: string;
   attackNonce: string;
   rates: Record<AttackKind, number>;
+  /** Total attack time: traffic is pre-signed for this long at the given rates. */
   attackMs: number;
   padBytes: number;
 }
@@ -91,18 +92,24 @@ async function main(input: AttackerInput): Promise<void> {
       Array.from({ length: input.rates[kind] * seconds }, (_, i) => build(kind, i)),
     ]),
   );
+  // "go" starts or resumes the attack, "pause" holds it, "finish" ends it (the parent interleaves
+  // attack windows with baseline windows).
+  let state: "pause" | "go" | "finish" = "pause";
+  parentPort!.on("message", (m: "go" | "pause" | "finish") => {
+    state = m;
+  });
   parentPort!.postMessage({ ready: true });
-  await new Promise<void>((resolve) => parentPort!.once("message", () => resolve()));
 
   const codes: Record<string, number> = {};
   let admitted = 0;
   let sent = 0;
-  const deadline = performance.now() + input.attackMs;
   await Promise.all(
     kinds.map(async (kind) => {
       const txs = traffic.get(kind)!;
       const perTick = Math.max(1, Math.round(input.rates[kind] / 10));
-      for (let i = 0; i < txs.length && performance.now() < deadline; i += perTick) {
+      for (let i = 0; i < txs.length; i += perTick) {
+        while (state === "pause") await new Promise((r) => setTimeout(r, 20));
+        if (state === "finish") break;
         const tick = performance.now();
         await Promise.all(
           txs.slice(i, i + perTick).map(async (tx, j) => {
