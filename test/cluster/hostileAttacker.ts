@@ -48,6 +48,7 @@ async function main(input: AttackerInput): Promise<void> {
   const funded = new TxSigner(fromHex(input.fundedAttacker));
   const poor = input.poor.map((k) => new TxSigner(fromHex(k)));
   const unfunded = Array.from({ length: 5 }, () => TxSigner.generate());
+  const fresh = Array.from({ length: 64 }, () => TxSigner.generate());
   const to = fromHex(input.recipient);
   const attackNonce = BigInt(input.attackNonce);
   const pad = (body: TxBody): TxBody => {
@@ -67,8 +68,9 @@ async function main(input: AttackerInput): Promise<void> {
         return signTx(pad(transferTx({ chainId, sender: funded.publicKey, nonce }, to, 1n)), funded);
       }
       case "unfundedSmall": {
-        const k = TxSigner.generate();
-        return signTx(transferTx({ chainId, sender: k.publicKey, nonce: 0n }, to, 1n), k);
+        // Fresh keys with nonce 0 (a pool of them, so pre-signing stays cheap; amounts differ).
+        const k = fresh[i % fresh.length]!;
+        return signTx(transferTx({ chainId, sender: k.publicKey, nonce: 0n }, to, BigInt(i + 1)), k);
       }
       case "hugeAmount": {
         const k = i % 2 === 0 ? unfunded[i % unfunded.length]! : funded;
