@@ -33,7 +33,7 @@ export interface TxCost {
 const AMOUNT_RE = /^(0|[1-9][0-9]*)$/;
 
 /** A decimal amount bounded to u128: MALFORMED when not a decimal, AMOUNT_OUT_OF_RANGE above u128. */
-function amount(s: string, field: string, hash: string): bigint {
+function amount(s: string, field: string, hash: string | undefined): bigint {
   if (!AMOUNT_RE.test(s)) {
     throw new MempoolError(
       "MALFORMED",
@@ -62,7 +62,7 @@ function clip(s: string): string {
  * nonzero and covers gasOf(call) (GAS_LIMIT_TOO_LOW), every amount the call names is a decimal
  * u128 (MALFORMED / AMOUNT_OUT_OF_RANGE), and maxFee + value fits u128 (AMOUNT_OUT_OF_RANGE).
  */
-export function txCost(body: TxBody, hash: string): TxCost {
+export function txCost(body: TxBody, hash?: string): TxCost {
   const call = body.call?.call;
   if (call === undefined || call.case === undefined) {
     throw new MempoolError("MALFORMED", { hash, reason: "call" }, "transaction has no program call");

@@ -144,6 +144,9 @@ export interface ReapResult {
  * Called once per transaction when it is admitted and executable, or later, when the gap before
  * it fills. Gapped transactions are not announced (the node gossips only what it announces).
  */
+/** A transaction past the stateless checks, before it is hashed. */
+type Draft = Omit<PoolTx, "hash" | "hashHex">;
+
 export type AdmittedListener = (txs: readonly PoolTx[], origin: TxOrigin) => void;
 
 interface Entry extends PoolTx {
@@ -340,7 +343,7 @@ export class Mempool {
       for (let i = 0; i < inputs.length; i++) results[i] = this.fail(err);
       return results;
     }
-    const candidates: { i: number; ptx: PoolTx }[] = [];
+    const candidates: { i: number; ptx: Draft }[] = [];
     for (let i = 0; i < inputs.length; i++) {
       try {
         candidates.push({ i, ptx: this.statelessCheck(inputs[i]!) });
@@ -358,7 +361,9 @@ export class Mempool {
     for (const c of candidates) {
       try {
         this.precheck(c.ptx, accounts.get(c.ptx.senderKey)!.state);
-        funded.push(c);
+        // Hashed only now: spam refused above never costs a hash of its (up to 16 KiB) body.
+        const hash = this.hashTx(c.ptx.tx);
+        funded.push({ i: c.i, ptx: { ...c.ptx, hash, hashHex: toHex(hash) } });
       } catch (err) {
         results[c.i] = this.fail(err);
       }
@@ -413,7 +418,7 @@ export class Mempool {
    * the cache still covers what this batch adds, else a lookup.
    */
   private async accountsFor(
-    ptxs: readonly PoolTx[],
+    ptxs: readonly Draft[],
   ): Promise<Map<string, { state: AccountState | null; read: boolean }>> {
     const need = new Map<string, { address: Uint8Array; cost: bigint }>();
     for (const p of ptxs) {
@@ -445,33 +450,29 @@ export class Mempool {
     return { ok: false, error: err };
   }
 
-  private statelessCheck(input: Uint8Array | SignedTx): PoolTx {
+  private statelessCheck(input: Uint8Array | SignedTx): Draft {
     if (!this.running) throw new MempoolError("MEMPOOL_STOPPED", {}, "mempool is stopped");
     const { tx, body } = decodeInput(input);
     const bytes = encodedSize(tx.body.length, tx.signature.length);
-    const hash = this.hashTx(tx);
-    const hashHex = toHex(hash);
     if (bytes > this.opts.maxTxBytes) {
       throw new MempoolError(
         "TX_TOO_LARGE",
-        { hash: hashHex },
+        {},
         `transaction is ${bytes} bytes, limit ${this.opts.maxTxBytes}`,
       );
     }
     if (body.chainId !== this.opts.chainId) {
       throw new MempoolError(
         "WRONG_CHAIN",
-        { hash: hashHex },
+        {},
         `transaction is for chain '${body.chainId}', this is '${this.opts.chainId}'`,
       );
     }
-    const { price, cost } = txCost(body, hashHex);
+    const { price, cost } = txCost(body);
     const address = addressOf(body.sender);
     return {
       tx,
       body,
-      hash,
-      hashHex,
       sender: body.sender,
       address,
       senderKey: toHex(address),
@@ -486,11 +487,11 @@ export class Mempool {
    * What the account alone rules out, before the signature check: no account, a nonce past the
    * gap window, a cost above the whole balance. insert() checks all of it again, exactly.
    */
-  private precheck(ptx: PoolTx, acct: AccountState | null): void {
+  private precheck(ptx: Draft, acct: AccountState | null): void {
     if (acct === null) {
       throw new MempoolError(
         "UNKNOWN_ACCOUNT",
-        { hash: ptx.hashHex },
+        {},
         "the sender has no account: only funded accounts may submit",
       );
     }
@@ -502,14 +503,14 @@ export class Mempool {
     if (ptx.nonce > pendingNext + BigInt(this.opts.maxNonceGap)) {
       throw new MempoolError(
         "NONCE_GAP",
-        { hash: ptx.hashHex, nonce: ptx.nonce.toString(), expected: pendingNext.toString() },
+        { nonce: ptx.nonce.toString(), expected: pendingNext.toString() },
         `nonce ${ptx.nonce} is more than ${this.opts.maxNonceGap} ahead of the sender's pending nonce ${pendingNext}`,
       );
     }
     if (this.paid && ptx.cost > acct.balance) {
       throw new MempoolError(
         "INSUFFICIENT_FUNDS",
-        { hash: ptx.hashHex, expected: ptx.cost.toString() },
+        { expected: ptx.cost.toString() },
         `balance ${acct.balance} does not cover maxFee + value ${ptx.cost}`,
       );
     }
