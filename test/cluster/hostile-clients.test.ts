@@ -241,6 +241,11 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
       0,
       `honest submits refused: ${load.errors.slice(0, 3).join("; ")}`,
     );
+    // Nothing acknowledged is lost, and no attacker transaction reached the chain.
+    const top = await checkChain(clients, [0, 1, 2, 3], load.acks);
+    const ours = new Set([...honest, funder].map((k) => toHex(k.publicKey)));
+    const committedAttack = await countForeignTxs(clients[0]!, top, ours);
+    assert.equal(committedAttack, 0, `${committedAttack} attacker transactions committed`);
     // Honest throughput and finality under attack, against the same run's baseline.
     assert.ok(baseAcks.length >= 10, `baseline too thin: ${baseAcks.length} commits`);
     assert.ok(
@@ -251,11 +256,6 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
       attackP99 <= 3 * baseP99,
       `finality p99 under attack ${attackP99.toFixed(0)} ms > 3x baseline ${baseP99.toFixed(0)} ms`,
     );
-    // Nothing acknowledged is lost, and no attacker transaction reached the chain.
-    const top = await checkChain(clients, [0, 1, 2, 3], load.acks);
-    const ours = new Set([...honest, funder].map((k) => toHex(k.publicKey)));
-    const committedAttack = await countForeignTxs(clients[0]!, top, ours);
-    assert.equal(committedAttack, 0, `${committedAttack} attacker transactions committed`);
   });
 });
 
