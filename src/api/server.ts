@@ -416,9 +416,10 @@ export class ApiServer {
       return await this.mod.backend.submitTx(tx, peer);
     } catch (err) {
       if (!(err instanceof ParabftError)) throw err;
-      const hash = txHash(tx);
-      if (err.code === "DUPLICATE") return hash;
+      // Hashed only for the two codes that need it: a refused 16 KiB spam tx costs no hash here.
+      if (err.code === "DUPLICATE") return txHash(tx);
       if (err.code === "BAD_NONCE") {
+        const hash = txHash(tx);
         const committed = await this.mod.backend.getTx(hash);
         if (committed && equalBytes(committed.tx.signature, tx.signature)) return hash;
       }
