@@ -61,9 +61,10 @@ export interface ApiBackend {
   /**
    * Admits a transaction to the mempool (origin "api") and returns its hash. Throws a
    * MempoolError on rejection; DUPLICATE means it is already pending and the API treats it as
-   * success, so resubmitting is idempotent.
+   * success, so resubmitting is idempotent. `peer` is the caller's address, for the mempool's
+   * per-connection admission limit.
    */
-  submitTx(tx: SignedTx): Promise<Hash>;
+  submitTx(tx: SignedTx, peer?: string): Promise<Hash>;
   /**
    * Resolves with the commit height once `hash` is committed, immediately if it already is.
    * Rejects with code TIMEOUT after `timeoutMs`, and with CANCELLED when `signal` aborts.

@@ -40,10 +40,21 @@ const table: Record<ApiErrorCode | MempoolErrorCode, status> & Record<string, st
   UNAVAILABLE: status.UNAVAILABLE,
   FAILED_PRECONDITION: status.FAILED_PRECONDITION,
   // Mempool admission (src/mempool/errors.ts)
+  CONNECTION_RATE_LIMITED: status.RESOURCE_EXHAUSTED,
   MALFORMED: status.INVALID_ARGUMENT,
   TX_TOO_LARGE: status.INVALID_ARGUMENT,
   WRONG_CHAIN: status.INVALID_ARGUMENT,
+  BAD_FEE: status.INVALID_ARGUMENT,
+  FEE_TOO_LOW: status.INVALID_ARGUMENT,
+  GAS_LIMIT_TOO_LOW: status.INVALID_ARGUMENT,
+  AMOUNT_OUT_OF_RANGE: status.OUT_OF_RANGE,
   BAD_SIGNATURE: status.INVALID_ARGUMENT,
+  // Per sender, after the signature: only the key holder can spend its budget. Both rate limits
+  // are quota errors; the code in the details ("SENDER_RATE_LIMITED: ...") tells them apart.
+  SENDER_RATE_LIMITED: status.RESOURCE_EXHAUSTED,
+  // Funding may change: the account may be created or credited.
+  UNKNOWN_ACCOUNT: status.FAILED_PRECONDITION,
+  INSUFFICIENT_FUNDS: status.FAILED_PRECONDITION,
   BAD_NONCE: status.INVALID_ARGUMENT,
   // The nonce may become acceptable once earlier transactions commit.
   NONCE_GAP: status.FAILED_PRECONDITION,

@@ -189,6 +189,8 @@ const nodeStates: Record<NodeStateName, NodeState> = {
 interface CallCtx {
   signal: AbortSignal;
   deadline: Deadline;
+  /** The caller's address (grpc-js getPeer()), for per-connection admission limits. */
+  peer: string;
 }
 
 function requireHash(field: string, bytes: Uint8Array): Hash {
@@ -454,7 +456,7 @@ export class ApiServer {
         release = this.admit(call.getPeer());
         this.active.add(ac);
         call.on("cancelled", () => ac.abort());
-        return fn(req, { signal: ac.signal, deadline: call.getDeadline() });
+        return fn(req, { signal: ac.signal, deadline: call.getDeadline(), peer: call.getPeer() });
       };
       run().then(
         (res) => {
@@ -487,9 +489,9 @@ export class ApiServer {
   private handlers(): UntypedServiceImplementation {
     const b = this.mod.backend;
     return {
-      submitTx: this.unary("SubmitTx", async (req: SubmitTxRequest) => {
+      submitTx: this.unary("SubmitTx", async (req: SubmitTxRequest, ctx) => {
         const tx = requireTx(req.tx);
-        const hash = await this.submitIdempotent(tx);
+        const hash = await this.submitIdempotent(tx, ctx.peer);
         return create(SubmitTxResponseSchema, { txHash: hash });
       }),
 
@@ -500,7 +502,7 @@ export class ApiServer {
         }
         const budget = Math.min(req.timeoutMs || this.opts.defaultWaitMs, msUntil(ctx.deadline));
         const until = Date.now() + budget;
-        const hash = await this.submitIdempotent(tx);
+        const hash = await this.submitIdempotent(tx, ctx.peer);
         const height = await b.waitCommitted(hash, Math.max(0, until - Date.now()), ctx.signal);
         let receipt: Receipt | undefined;
         if (req.waitExecuted)
@@ -579,14 +581,15 @@ export class ApiServer {
    * Accepted when the backend admits it, or when it is already known: pending (DUPLICATE) or
    * already committed (a stale nonce whose hash is in the chain). Retrying a submit is safe.
    */
-  private async submitIdempotent(tx: SignedTx): Promise<Hash> {
+  private async submitIdempotent(tx: SignedTx, peer: string): Promise<Hash> {
     try {
-      return await this.mod.backend.submitTx(tx);
+      return await this.mod.backend.submitTx(tx, peer);
     } catch (err) {
       if (!(err instanceof ParabftError)) throw err;
-      const hash = txHash(tx);
-      if (err.code === "DUPLICATE") return hash;
+      // Hashed only for the two codes that need it: a refused 16 KiB spam tx costs no hash here.
+      if (err.code === "DUPLICATE") return txHash(tx);
       if (err.code === "BAD_NONCE") {
+        const hash = txHash(tx);
         const committed = await this.mod.backend.getTx(hash);
         if (committed && equalBytes(committed.tx.signature, tx.signature)) return hash;
       }

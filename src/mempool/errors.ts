@@ -5,23 +5,42 @@ import { ParabftError } from "../types/errors.js";
  * transaction with several faults reports the first one.
  */
 export type MempoolErrorCode =
+  /** Per-connection admission rate (API submits from one peer address) exceeded. */
+  | "CONNECTION_RATE_LIMITED"
   | "MALFORMED"
   | "TX_TOO_LARGE"
   | "WRONG_CHAIN"
+  /** TxBody.fee is not a decimal u128 gas price. */
+  | "BAD_FEE"
+  /** Gas price below MIN_GAS_PRICE (src/exec/fees.ts). */
+  | "FEE_TOO_LOW"
+  /** Gas limit zero or below gasOf(call). */
+  | "GAS_LIMIT_TOO_LOW"
+  /** An amount, or gas limit × price + value, above u128. */
+  | "AMOUNT_OUT_OF_RANGE"
+  /**
+   * The sender has no account in executed state: only funded accounts may submit. Checked before
+   * the signature, with the parts of NONCE_GAP and INSUFFICIENT_FUNDS the account alone decides.
+   */
+  | "UNKNOWN_ACCOUNT"
   | "BAD_SIGNATURE"
+  /** Per-sender admission rate exceeded (checked after the signature, so no one else can spend it). */
+  | "SENDER_RATE_LIMITED"
   /** Stale: the sender's account (or a committed transaction) already used this nonce. */
   | "BAD_NONCE"
   /** Too far ahead of the sender's next nonce (more than maxNonceGap). */
   | "NONCE_GAP"
   /** Already pending under this hash. Resubmitting is idempotent: nothing changes. */
   | "DUPLICATE"
+  /** The balance does not cover maxFee + value of this and the sender's other pending txs. */
+  | "INSUFFICIENT_FUNDS"
   | "MEMPOOL_FULL"
   | "MEMPOOL_STOPPED";
 
 export interface MempoolErrorDetail {
   /** Hex transaction hash, when the body decoded far enough to have one. */
   hash?: string;
-  /** For MEMPOOL_FULL: which limit; for BAD_NONCE: "stale" or "taken". */
+  /** For MEMPOOL_FULL: which limit; for BAD_NONCE: "stale" or "taken"; else the field at fault. */
   reason?: string;
   nonce?: string;
   expected?: string;

@@ -1,2 +1,4 @@
+export * from "./admission.js";
 export * from "./errors.js";
 export * from "./mempool.js";
+export * from "./rateLimit.js";

@@ -1,16 +1,20 @@
 // Transaction admission and the pool the primary reaps blocks from (DESIGN §3, §4).
-// Admission runs the stateless checks, then one signature check through the injected verifier
-// (a worker pool in the node), then the per-sender nonce window, dedupe and capacity. Everything
-// after the verifier's await runs synchronously, so concurrent admissions cannot overfill the pool
-// or admit one hash twice.
-import { create, fromBinary } from "@bufbuild/protobuf";
-import { type SignedTx, SignedTxSchema, type TxBody, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
+// Admission runs the stateless checks (decode, size, chain, fee fields and amounts), then one
+// signature check through the injected verifier (a worker pool in the node), then the sender's
+// account (funded, nonce window), dedupe and capacity. Everything after the account lookup's await
+// runs synchronously, so concurrent admissions cannot overfill the pool or admit one hash twice.
+import { fromBinary } from "@bufbuild/protobuf";
+import { type SignedTx, type TxBody, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
 import type { LimitParams } from "../params/index.js";
-import { addressOf, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, txHash } from "../types/block.js";
+import { addressOf, PUBLIC_KEY_LENGTH, txHash } from "../types/block.js";
 import { toHex } from "../types/bytes.js";
 import type { Hash } from "../types/hash.js";
+import { type AccountLookup, type AccountState, txCost } from "./admission.js";
+import { decodeInput, encodedSize } from "./decode.js";
 import { MempoolError } from "./errors.js";
+import { Flights, NO_HEIGHT } from "./flights.js";
+import { type RateLimit, RateLimiter } from "./rateLimit.js";
 
 /** Where a transaction came from: the node gossips only what it admitted from its own API. */
 export type TxOrigin = "api" | "peer" | "local";
@@ -33,8 +37,18 @@ export interface MempoolOpts {
   maxPerSender: number;
   /** Largest encoded SignedTx (params.limits.maxTxBytes). */
   maxTxBytes: number;
-  /** Accept nonces up to next + maxNonceGap. */
+  /**
+   * Gapped nonces: accept up to maxNonceGap past the sender's pending nonce (its next executable
+   * nonce after the contiguous run already pending). A contiguous run may grow to maxPerSender.
+   */
   maxNonceGap: number;
+  /** A gapped transaction (not executable: an earlier nonce is missing) is dropped this long after
+   *  its admission if the gap has not filled. 0 or absent: never. */
+  gappedTtlMs?: number;
+  /** Admissions from the API per sender address (after the signature check). null: unlimited. */
+  senderRate?: RateLimit | null;
+  /** Admissions from the API per connection (peer address). null: unlimited. */
+  connectionRate?: RateLimit | null;
   /**
    * Senders whose committed-but-not-yet-executed nonces are remembered (state lags commits,
    * so without this a resubmitted committed transaction would look fresh).
@@ -46,7 +60,10 @@ export const mempoolDefaults = {
   maxTxs: 100_000,
   maxBytes: 64 * 1024 * 1024,
   maxPerSender: 1_000,
-  maxNonceGap: 1_000,
+  maxNonceGap: 16,
+  gappedTtlMs: 30_000,
+  senderRate: { perSecond: 1_000, burst: 2_000 },
+  connectionRate: { perSecond: 20_000, burst: 40_000 },
 } as const;
 
 export function mempoolOptsFromParams(
@@ -68,7 +85,18 @@ export interface MempoolModules {
   verifyTxs: TxVerifier;
   /** txHash; the node injects a native implementation (src/types' is pure JS). */
   hashTx?: (tx: SignedTx) => Hash;
-  nextNonce: NonceLookup;
+  /**
+   * The sender's account in executed state (null: none). Paid admission: the sender must exist
+   * and its balance cover maxFee + value of its pending transactions. The node reads RocksDB.
+   */
+  account?: AccountLookup;
+  /**
+   * Nonce-only lookup, for tools and tests that model no balances: every sender counts as an
+   * existing, funded account. Ignored when `account` is given; one of the two is required.
+   */
+  nextNonce?: NonceLookup;
+  /** Wall clock in ms (rate limits, gapped TTL); Date.now by default. */
+  now?: () => number;
   log: Logger;
   metrics?: MempoolMetrics | null;
 }
@@ -86,11 +114,21 @@ export interface PoolTx {
   readonly nonce: bigint;
   /** Encoded SignedTx size: what it adds to a block. */
   readonly bytes: number;
+  /** Gas price offered. */
+  readonly price: bigint;
+  /** maxFee + value: what it may take from the sender's balance. */
+  readonly cost: bigint;
 }
 
 export interface AddResult {
   hash: Hash;
   hashHex: string;
+}
+
+/** Where an admission came from, for the per-connection limit. */
+export interface AddContext {
+  /** The API caller's peer address (grpc-js call.getPeer()). */
+  peer?: string;
 }
 
 /** One entry per input of addBatch, in input order. */
@@ -102,13 +140,24 @@ export interface ReapResult {
   bytes: number;
 }
 
+/**
+ * Called once per transaction when it is admitted and executable, or later, when the gap before
+ * it fills. Gapped transactions are not announced (the node gossips only what it announces).
+ */
+/** A transaction past the stateless checks, before it is hashed. */
+type Draft = Omit<PoolTx, "hash" | "hashHex">;
+
 export type AdmittedListener = (txs: readonly PoolTx[], origin: TxOrigin) => void;
 
 interface Entry extends PoolTx {
   /** The nonce as a number for the hot loops (a pooled nonce is within maxNonceGap of a real
    *  account's next nonce, far below 2^53). */
   readonly n: number;
+  readonly origin: TxOrigin;
+  readonly admittedAt: number;
   inFlight: boolean;
+  /** Announced to listeners (it became executable). */
+  announced: boolean;
   /** Arrival order, for fairness across senders. */
   seq: number;
 }
@@ -125,52 +174,18 @@ interface SenderQueue {
   reapable: number;
   /** The run has an in-flight entry after a reapable one: nothing later in it is reapable. */
   blocked: boolean;
+  /** Sum of `cost` over byNonce: what the balance must cover. */
+  pendingCost: bigint;
+  /**
+   * The account as last read, reused while no commit of this sender happened since (pending
+   * nonces live here, so a sender's next submission costs no RocksDB read). Balances only grow
+   * by other senders' transfers, so a cached balance that falls short is read again.
+   */
+  acct: AccountState | null;
 }
 
-/** Wire overhead of SignedTx{body, signature}: two tags and two length varints. */
-function encodedSize(bodyLen: number, sigLen: number): number {
-  return 2 + varintLen(bodyLen) + bodyLen + varintLen(sigLen) + sigLen;
-}
-
-function varintLen(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function decodeInput(input: Uint8Array | SignedTx): { tx: SignedTx; body: TxBody } {
-  let signed: SignedTx;
-  try {
-    signed = input instanceof Uint8Array ? fromBinary(SignedTxSchema, input) : input;
-  } catch (err) {
-    throw new MempoolError("MALFORMED", {}, `transaction is not a SignedTx: ${(err as Error).message}`);
-  }
-  let body: TxBody;
-  try {
-    body = fromBinary(TxBodySchema, signed.body);
-  } catch (err) {
-    throw new MempoolError("MALFORMED", {}, `transaction body is not a TxBody: ${(err as Error).message}`);
-  }
-  if (body.sender.length !== PUBLIC_KEY_LENGTH) {
-    throw new MempoolError(
-      "MALFORMED",
-      {},
-      `sender must be a ${PUBLIC_KEY_LENGTH}-byte public key, got ${body.sender.length} bytes`,
-    );
-  }
-  if (signed.signature.length !== SIGNATURE_LENGTH) {
-    throw new MempoolError(
-      "MALFORMED",
-      {},
-      `signature must be ${SIGNATURE_LENGTH} bytes, got ${signed.signature.length}`,
-    );
-  }
-  // Rebuild so unknown fields smuggled around the signed body never reach a block.
-  return { tx: create(SignedTxSchema, { body: signed.body, signature: signed.signature }), body };
-}
+/** Balance of a sender under a nonce-only lookup. */
+const UNLIMITED = 1n << 256n;
 
 export class Mempool {
   private readonly byHash = new Map<string, Entry>();
@@ -178,14 +193,31 @@ export class Mempool {
   /** sender -> (nonce floor from commits, commit height); cleared once execution catches up. */
   private readonly committedFloors = new Map<string, { floor: bigint; height: bigint }>();
   private readonly listeners = new Set<AdmittedListener>();
+  /** Proposals between PRE-PREPARE and commit, and the transactions they carry. */
+  private readonly flights = new Flights();
+  /** Entries that became executable and are not yet announced to listeners. */
+  private toAnnounce: Entry[] = [];
+  /** Entry count per gas price, for the eviction fast path. */
+  private readonly priceCount = new Map<bigint, number>();
   private totalBytes = 0;
   private executable = 0;
+  /** Entries in some sender's executable run; the rest are gapped. */
+  private inRun = 0;
   private inFlight = 0;
+  /** Highest height removeCommitted was told about. */
+  private committedHeight = 0n;
   private seq = 0;
   /** Bumped whenever commits or execution move nonces; tells whether a lookup is still current. */
   private nonceEpoch = 0;
   private running = true;
+  private sweepTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly lookup: AccountLookup;
+  /** False with a nonce-only lookup: every sender counts as funded. */
+  private readonly paid: boolean;
+  private readonly senderLimiter: RateLimiter | null;
+  private readonly connLimiter: RateLimiter | null;
 
   private readonly hashTx: (tx: SignedTx) => Hash;
 
@@ -195,14 +227,34 @@ export class Mempool {
   ) {
     this.log = mod.log;
     this.hashTx = mod.hashTx ?? txHash;
+    this.now = mod.now ?? Date.now;
+    if (mod.account) {
+      this.lookup = mod.account;
+      this.paid = true;
+    } else if (mod.nextNonce) {
+      const nextNonce = mod.nextNonce;
+      this.lookup = async (a) => ({ nonce: await nextNonce(a), balance: UNLIMITED });
+      this.paid = false;
+    } else {
+      throw new Error("Mempool needs an account or a nextNonce lookup");
+    }
+    this.senderLimiter = opts.senderRate ? new RateLimiter(opts.senderRate) : null;
+    this.connLimiter = opts.connectionRate ? new RateLimiter(opts.connectionRate) : null;
   }
 
   async start(): Promise<void> {
     this.running = true;
+    const ttl = this.opts.gappedTtlMs ?? 0;
+    if (ttl > 0 && this.sweepTimer === null) {
+      this.sweepTimer = setInterval(() => this.expireGapped(), Math.max(100, Math.min(ttl / 4, 5_000)));
+      this.sweepTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     this.listeners.clear();
   }
 
@@ -215,9 +267,14 @@ export class Mempool {
     return this.totalBytes;
   }
 
-  /** Proposed by this node and not yet committed. */
+  /** Carried by a pending proposal (proposed or prepared here) and not yet committed. */
   get inFlightCount(): number {
     return this.inFlight;
+  }
+
+  /** Transactions waiting for an earlier nonce of their sender (not gossiped, expire). */
+  get gappedCount(): number {
+    return this.byHash.size - this.inRun;
   }
 
   /**
@@ -252,23 +309,41 @@ export class Mempool {
     return true;
   }
 
-  /** Called with every group of newly admitted transactions (the node gossips them). */
+  /** See AdmittedListener: called for transactions as they become executable (the node gossips). */
   onAdmitted(listener: AdmittedListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
   /** Admits one transaction or throws a MempoolError naming the first failed check. */
-  async add(input: Uint8Array | SignedTx, origin: TxOrigin): Promise<AddResult> {
-    const [res] = await this.addBatch([input], origin);
+  async add(input: Uint8Array | SignedTx, origin: TxOrigin, ctx: AddContext = {}): Promise<AddResult> {
+    const [res] = await this.addBatch([input], origin, ctx);
     if (!res!.ok) throw res!.error;
     return { hash: res!.hash, hashHex: res!.hashHex };
   }
 
   /** Admits many transactions with one verifier call (gossip). Never throws for a bad tx. */
-  async addBatch(inputs: readonly (Uint8Array | SignedTx)[], origin: TxOrigin): Promise<BatchResult[]> {
+  async addBatch(
+    inputs: readonly (Uint8Array | SignedTx)[],
+    origin: TxOrigin,
+    ctx: AddContext = {},
+  ): Promise<BatchResult[]> {
     const results: BatchResult[] = new Array(inputs.length);
-    const candidates: { i: number; ptx: PoolTx }[] = [];
+    if (
+      origin === "api" &&
+      ctx.peer !== undefined &&
+      this.connLimiter &&
+      !this.connLimiter.take(ctx.peer, this.now(), inputs.length)
+    ) {
+      const err = new MempoolError(
+        "CONNECTION_RATE_LIMITED",
+        {},
+        `more than ${this.opts.connectionRate!.perSecond} submissions per second on this connection`,
+      );
+      for (let i = 0; i < inputs.length; i++) results[i] = this.fail(err);
+      return results;
+    }
+    const candidates: { i: number; ptx: Draft }[] = [];
     for (let i = 0; i < inputs.length; i++) {
       try {
         candidates.push({ i, ptx: this.statelessCheck(inputs[i]!) });
@@ -276,48 +351,97 @@ export class Mempool {
         results[i] = this.fail(err);
       }
     }
-    if (candidates.length > 0) {
-      const verdicts = await this.mod.verifyTxs(
-        candidates.map((c) => c.ptx.tx),
-        candidates.map((c) => c.ptx.hash),
-      );
-      const verified: { i: number; ptx: PoolTx }[] = [];
-      for (let k = 0; k < candidates.length; k++) {
-        const { i, ptx } = candidates[k]!;
-        if (verdicts[k] === true) verified.push(candidates[k]!);
-        else {
-          results[i] = this.fail(
-            new MempoolError("BAD_SIGNATURE", { hash: ptx.hashHex }, "transaction signature does not verify"),
-          );
-        }
-      }
-      // Look nonces up before the synchronous section: the lookup may read storage.
-      const epoch = this.nonceEpoch;
-      const bases = await Promise.all(verified.map((c) => this.mod.nextNonce(c.ptx.address)));
-      const admitted: PoolTx[] = [];
-      for (let k = 0; k < verified.length; k++) {
-        const { i, ptx } = verified[k]!;
-        try {
-          this.insert(ptx, bases[k]!, epoch === this.nonceEpoch);
-          admitted.push(ptx);
-          results[i] = { ok: true, hash: ptx.hash, hashHex: ptx.hashHex };
-        } catch (err) {
-          results[i] = this.fail(err);
-        }
-      }
-      if (admitted.length > 0) {
-        this.mod.metrics?.admitted(origin, admitted.length);
-        this.mod.metrics?.size(this.byHash.size, this.totalBytes);
-        for (const l of this.listeners) {
-          try {
-            l(admitted, origin);
-          } catch (err) {
-            this.log.error({ err }, "mempool admission listener failed");
-          }
-        }
+    if (candidates.length === 0) return results;
+    // Accounts before signatures: spam from keys with no account or no funds, or far-future nonces,
+    // costs one (bloom-filtered) storage read instead of a signature check. Looked up before the
+    // synchronous section because the lookup may read storage.
+    const epoch = this.nonceEpoch;
+    const accounts = await this.accountsFor(candidates.map((c) => c.ptx));
+    const funded: { i: number; ptx: PoolTx }[] = [];
+    for (const c of candidates) {
+      try {
+        this.precheck(c.ptx, accounts.get(c.ptx.senderKey)!.state);
+        // Hashed only now: spam refused above never costs a hash of its (up to 16 KiB) body.
+        const hash = this.hashTx(c.ptx.tx);
+        funded.push({ i: c.i, ptx: { ...c.ptx, hash, hashHex: toHex(hash) } });
+      } catch (err) {
+        results[c.i] = this.fail(err);
       }
     }
+    const verdicts =
+      funded.length === 0
+        ? []
+        : await this.mod.verifyTxs(
+            funded.map((c) => c.ptx.tx),
+            funded.map((c) => c.ptx.hash),
+          );
+    const verified: { i: number; ptx: PoolTx }[] = [];
+    const now = this.now();
+    for (let k = 0; k < funded.length; k++) {
+      const { i, ptx } = funded[k]!;
+      if (verdicts[k] !== true) {
+        results[i] = this.fail(
+          new MempoolError("BAD_SIGNATURE", { hash: ptx.hashHex }, "transaction signature does not verify"),
+        );
+      } else if (origin === "api" && this.senderLimiter && !this.senderLimiter.take(ptx.senderKey, now)) {
+        results[i] = this.fail(
+          new MempoolError(
+            "SENDER_RATE_LIMITED",
+            { hash: ptx.hashHex },
+            `more than ${this.opts.senderRate!.perSecond} submissions per second from this sender`,
+          ),
+        );
+      } else verified.push(funded[k]!);
+    }
+    const current = epoch === this.nonceEpoch;
+    let admitted = 0;
+    for (const { i, ptx } of verified) {
+      try {
+        const acct = accounts.get(ptx.senderKey)!;
+        this.insert(ptx, origin, acct.state, current && acct.read);
+        admitted++;
+        results[i] = { ok: true, hash: ptx.hash, hashHex: ptx.hashHex };
+      } catch (err) {
+        results[i] = this.fail(err);
+      }
+    }
+    if (admitted > 0) {
+      this.mod.metrics?.admitted(origin, admitted);
+      this.mod.metrics?.size(this.byHash.size, this.totalBytes);
+    }
+    this.announce();
     return results;
+  }
+
+  /**
+   * One account per distinct sender: the cached one when the sender has pending transactions and
+   * the cache still covers what this batch adds, else a lookup.
+   */
+  private async accountsFor(
+    ptxs: readonly Draft[],
+  ): Promise<Map<string, { state: AccountState | null; read: boolean }>> {
+    const need = new Map<string, { address: Uint8Array; cost: bigint }>();
+    for (const p of ptxs) {
+      const n = need.get(p.senderKey);
+      if (n) n.cost += p.cost;
+      else need.set(p.senderKey, { address: p.address, cost: p.cost });
+    }
+    const out = new Map<string, { state: AccountState | null; read: boolean }>();
+    const reads: Promise<void>[] = [];
+    for (const [key, { address, cost }] of need) {
+      const q = this.senders.get(key);
+      if (q?.acct && q.pendingCost + cost <= q.acct.balance) {
+        out.set(key, { state: q.acct, read: false });
+        continue;
+      }
+      reads.push(
+        Promise.resolve(this.lookup(address)).then((state) => {
+          out.set(key, { state, read: true });
+        }),
+      );
+    }
+    await Promise.all(reads);
+    return out;
   }
 
   private fail(err: unknown): { ok: false; error: MempoolError } {
@@ -326,48 +450,90 @@ export class Mempool {
     return { ok: false, error: err };
   }
 
-  private statelessCheck(input: Uint8Array | SignedTx): PoolTx {
+  private statelessCheck(input: Uint8Array | SignedTx): Draft {
     if (!this.running) throw new MempoolError("MEMPOOL_STOPPED", {}, "mempool is stopped");
     const { tx, body } = decodeInput(input);
     const bytes = encodedSize(tx.body.length, tx.signature.length);
-    const hash = this.hashTx(tx);
-    const hashHex = toHex(hash);
     if (bytes > this.opts.maxTxBytes) {
       throw new MempoolError(
         "TX_TOO_LARGE",
-        { hash: hashHex },
+        {},
         `transaction is ${bytes} bytes, limit ${this.opts.maxTxBytes}`,
       );
     }
     if (body.chainId !== this.opts.chainId) {
       throw new MempoolError(
         "WRONG_CHAIN",
-        { hash: hashHex },
+        {},
         `transaction is for chain '${body.chainId}', this is '${this.opts.chainId}'`,
       );
     }
+    const { price, cost } = txCost(body);
     const address = addressOf(body.sender);
     return {
       tx,
       body,
-      hash,
-      hashHex,
       sender: body.sender,
       address,
       senderKey: toHex(address),
       nonce: body.nonce,
       bytes,
+      price,
+      cost,
     };
   }
 
-  /** The synchronous part of admission: nonce window, dedupe, capacity, then insert. */
-  private insert(ptx: PoolTx, stateNonce: bigint, lookupCurrent: boolean): void {
+  /**
+   * What the account alone rules out, before the signature check: no account, a nonce past the
+   * gap window, a cost above the whole balance. insert() checks all of it again, exactly.
+   */
+  private precheck(ptx: Draft, acct: AccountState | null): void {
+    if (acct === null) {
+      throw new MempoolError(
+        "UNKNOWN_ACCOUNT",
+        {},
+        "the sender has no account: only funded accounts may submit",
+      );
+    }
+    const q = this.senders.get(ptx.senderKey);
+    const floor = this.committedFloors.get(ptx.senderKey)?.floor ?? 0n;
+    let next = acct.nonce > floor ? acct.nonce : floor;
+    if (q && q.base > next) next = q.base;
+    const pendingNext = next + BigInt(q && q.base === next ? q.runLength : 0);
+    if (ptx.nonce > pendingNext + BigInt(this.opts.maxNonceGap)) {
+      throw new MempoolError(
+        "NONCE_GAP",
+        { nonce: ptx.nonce.toString(), expected: pendingNext.toString() },
+        `nonce ${ptx.nonce} is more than ${this.opts.maxNonceGap} ahead of the sender's pending nonce ${pendingNext}`,
+      );
+    }
+    if (this.paid && ptx.cost > acct.balance) {
+      throw new MempoolError(
+        "INSUFFICIENT_FUNDS",
+        { expected: ptx.cost.toString() },
+        `balance ${acct.balance} does not cover maxFee + value ${ptx.cost}`,
+      );
+    }
+  }
+
+  /**
+   * The synchronous part of admission: account, nonce window, dedupe, funds, capacity (evicting
+   * if that makes room), then insert. `fresh`: `acct` was read after every commit the pool knows.
+   */
+  private insert(ptx: PoolTx, origin: TxOrigin, acct: AccountState | null, fresh: boolean): void {
     if (!this.running) throw new MempoolError("MEMPOOL_STOPPED", {}, "mempool is stopped");
+    if (acct === null) {
+      throw new MempoolError(
+        "UNKNOWN_ACCOUNT",
+        { hash: ptx.hashHex },
+        "the sender has no account: only funded accounts may submit",
+      );
+    }
     const key = ptx.senderKey;
-    const q = this.senders.get(key);
-    let next = this.nextFor(key, stateNonce);
-    // A lookup that raced a commit or execution may be older than what the pool already knows.
-    if (q && !lookupCurrent && next < q.base) next = q.base;
+    let q = this.senders.get(key);
+    let next = this.nextFor(key, acct.nonce);
+    // A lookup that raced a commit or execution (or a cached one) may be older than the pool.
+    if (q && !fresh && next < q.base) next = q.base;
     const detail = { hash: ptx.hashHex, nonce: ptx.nonce.toString(), expected: next.toString() };
     if (ptx.nonce < next) {
       throw new MempoolError(
@@ -376,31 +542,29 @@ export class Mempool {
         `nonce ${ptx.nonce} is already used; the sender's next nonce is ${next}`,
       );
     }
-    if (ptx.nonce > next + BigInt(this.opts.maxNonceGap)) {
+    // The sender's pending nonce: the end of its executable run, kept in memory.
+    const pendingNext = next + BigInt(q && q.base === next ? q.runLength : 0);
+    if (ptx.nonce > pendingNext + BigInt(this.opts.maxNonceGap)) {
       throw new MempoolError(
         "NONCE_GAP",
-        detail,
-        `nonce ${ptx.nonce} is more than ${this.opts.maxNonceGap} ahead of the sender's next nonce ${next}`,
+        { ...detail, expected: pendingNext.toString() },
+        `nonce ${ptx.nonce} is more than ${this.opts.maxNonceGap} ahead of the sender's pending nonce ${pendingNext}`,
       );
     }
     if (this.byHash.has(ptx.hashHex)) {
       throw new MempoolError("DUPLICATE", { hash: ptx.hashHex }, "transaction is already pending");
+    }
+    if (q && q.base !== next) {
+      // Drop what the new base made stale before counting the sender's pending cost.
+      this.rebase(q, next);
+      this.recount(q);
+      q = this.senders.get(key);
     }
     if (q?.byNonce.has(Number(ptx.nonce))) {
       throw new MempoolError(
         "BAD_NONCE",
         { ...detail, reason: "taken" },
         `another pending transaction from this sender already uses nonce ${ptx.nonce}`,
-      );
-    }
-    if (this.byHash.size >= this.opts.maxTxs) {
-      throw new MempoolError("MEMPOOL_FULL", { hash: ptx.hashHex, reason: "txs" }, "mempool is full");
-    }
-    if (this.totalBytes + ptx.bytes > this.opts.maxBytes) {
-      throw new MempoolError(
-        "MEMPOOL_FULL",
-        { hash: ptx.hashHex, reason: "bytes" },
-        "mempool byte limit reached",
       );
     }
     if (q && q.byNonce.size >= this.opts.maxPerSender) {
@@ -410,15 +574,139 @@ export class Mempool {
         `sender has ${q.byNonce.size} pending transactions, limit ${this.opts.maxPerSender}`,
       );
     }
-    const entry: Entry = { ...ptx, n: Number(ptx.nonce), inFlight: false, seq: this.seq++ };
-    const queue = q ?? this.newQueue(key, next);
-    const moved = queue.base !== next;
-    this.rebase(queue, next);
+    const pending = q?.pendingCost ?? 0n;
+    if (this.paid && pending + ptx.cost > acct.balance) {
+      throw new MempoolError(
+        "INSUFFICIENT_FUNDS",
+        { hash: ptx.hashHex, expected: (pending + ptx.cost).toString() },
+        `balance ${acct.balance} does not cover maxFee + value ${ptx.cost}` +
+          (pending > 0n ? ` plus ${pending} of pending transactions` : ""),
+      );
+    }
+    const executableNow = ptx.nonce === next + BigInt(q?.runLength ?? 0);
+    this.makeRoom(ptx, executableNow);
+    const entry: Entry = {
+      ...ptx,
+      n: Number(ptx.nonce),
+      origin,
+      admittedAt: this.now(),
+      // Already carried by a pending proposal (its block arrived before the transaction).
+      inFlight: this.flights.has(ptx.hashHex),
+      announced: false,
+      seq: this.seq++,
+    };
+    const queue = this.senders.get(key) ?? this.newQueue(key, next);
+    if (fresh || !queue.acct) queue.acct = acct;
     queue.byNonce.set(entry.n, entry);
+    queue.pendingCost += entry.cost;
     this.byHash.set(entry.hashHex, entry);
+    if (entry.inFlight) this.inFlight++;
     this.totalBytes += entry.bytes;
-    if (moved) this.recount(queue);
-    else this.extend(queue);
+    this.priceCount.set(entry.price, (this.priceCount.get(entry.price) ?? 0) + 1);
+    this.extend(queue);
+  }
+
+  /**
+   * Makes room for `ptx` when the pool is full: gapped transactions go first (newest nonce of a
+   * sender first), then the executable transaction with the lowest gas price at the end of its
+   * sender's run, and only if that price is below the newcomer's. Nothing in flight is evicted,
+   * and a gapped newcomer evicts nothing. Throws MEMPOOL_FULL when no victim qualifies.
+   */
+  private makeRoom(ptx: PoolTx, executableNow: boolean): void {
+    for (;;) {
+      const reason =
+        this.byHash.size >= this.opts.maxTxs
+          ? "txs"
+          : this.totalBytes + ptx.bytes > this.opts.maxBytes
+            ? "bytes"
+            : null;
+      if (reason === null) return;
+      const victim = executableNow ? this.victim(ptx) : null;
+      if (victim === null) {
+        throw new MempoolError(
+          "MEMPOOL_FULL",
+          { hash: ptx.hashHex, reason },
+          reason === "txs" ? "mempool is full" : "mempool byte limit reached",
+        );
+      }
+      const q = this.senders.get(victim.senderKey)!;
+      this.drop(q, victim);
+      this.recount(q);
+      this.mod.metrics?.rejected("EVICTED");
+    }
+  }
+
+  private victim(ptx: PoolTx): Entry | null {
+    if (this.gappedCount > 0) {
+      for (const q of this.senders.values()) {
+        if (q.byNonce.size === q.runLength) continue;
+        let best: Entry | null = null;
+        for (const e of q.byNonce.values()) {
+          if (e.n >= q.baseN + q.runLength && !e.inFlight && (best === null || e.n > best.n)) best = e;
+        }
+        if (best) return best;
+      }
+    }
+    let min: bigint | null = null;
+    for (const p of this.priceCount.keys()) if (min === null || p < min) min = p;
+    if (min === null || min >= ptx.price) return null;
+    let best: Entry | null = null;
+    for (const q of this.senders.values()) {
+      if (q.runLength === 0 || q.key === ptx.senderKey) continue;
+      const tail = q.byNonce.get(q.baseN + q.runLength - 1);
+      if (!tail || tail.inFlight || tail.price >= ptx.price) continue;
+      if (best === null || tail.price < best.price || (tail.price === best.price && tail.seq > best.seq))
+        best = tail;
+    }
+    return best;
+  }
+
+  /** Drops gapped transactions admitted more than gappedTtlMs ago; returns how many. */
+  expireGapped(now = this.now()): number {
+    const ttl = this.opts.gappedTtlMs ?? 0;
+    if (ttl <= 0 || this.gappedCount === 0) return 0;
+    let dropped = 0;
+    for (const q of [...this.senders.values()]) {
+      if (q.byNonce.size === q.runLength) continue;
+      const end = q.baseN + q.runLength;
+      let touched = false;
+      for (const e of [...q.byNonce.values()]) {
+        if (e.n >= end && !e.inFlight && now - e.admittedAt >= ttl) {
+          this.drop(q, e);
+          dropped++;
+          touched = true;
+        }
+      }
+      if (touched) this.recount(q);
+    }
+    if (dropped > 0) {
+      this.mod.metrics?.size(this.byHash.size, this.totalBytes);
+      for (let i = 0; i < dropped; i++) this.mod.metrics?.rejected("EXPIRED");
+      this.log.debug({ dropped }, "gapped transactions expired");
+    }
+    return dropped;
+  }
+
+  /** Tells listeners about entries that became executable, grouped by origin. */
+  private announce(): void {
+    if (this.toAnnounce.length === 0) return;
+    const batch = this.toAnnounce.filter((e) => this.byHash.get(e.hashHex) === e);
+    this.toAnnounce = [];
+    const byOrigin = new Map<TxOrigin, PoolTx[]>();
+    for (const e of batch) {
+      const list = byOrigin.get(e.origin);
+      if (list) list.push(e);
+      else byOrigin.set(e.origin, [e]);
+    }
+    for (const [origin, txs] of byOrigin) {
+      for (const l of this.listeners) {
+        try {
+          l(txs, origin);
+        } catch (err) {
+          this.log.error({ err }, "mempool admission listener failed");
+        }
+      }
+    }
   }
 
   /** The sender's next nonce: state, raised by commits not yet executed. */
@@ -438,6 +726,8 @@ export class Mempool {
       runLength: 0,
       reapable: 0,
       blocked: false,
+      pendingCost: 0n,
+      acct: null,
     };
     this.senders.set(key, q);
     return q;
@@ -456,14 +746,19 @@ export class Mempool {
 
   private drop(q: SenderQueue, e: Entry): void {
     q.byNonce.delete(e.n);
+    q.pendingCost -= e.cost;
     this.byHash.delete(e.hashHex);
     this.totalBytes -= e.bytes;
+    const c = (this.priceCount.get(e.price) ?? 1) - 1;
+    if (c <= 0) this.priceCount.delete(e.price);
+    else this.priceCount.set(e.price, c);
     if (e.inFlight) this.inFlight--;
   }
 
   /** Recomputes a sender's executable run and keeps the pool-wide count in step. */
   private recount(q: SenderQueue): void {
     this.executable -= q.reapable;
+    this.inRun -= q.runLength;
     q.runLength = 0;
     q.reapable = 0;
     q.blocked = false;
@@ -482,6 +777,11 @@ export class Mempool {
       const e = q.byNonce.get(n);
       if (!e) break;
       q.runLength++;
+      this.inRun++;
+      if (!e.announced) {
+        e.announced = true;
+        this.toAnnounce.push(e);
+      }
       if (e.inFlight) q.blocked ||= q.reapable + added > 0;
       else if (!q.blocked) added++;
     }
@@ -493,10 +793,15 @@ export class Mempool {
    * Transactions for the next block: each sender's executable run in nonce order, one per sender
    * per round so a busy sender cannot starve others, oldest waiting sender first. Skips what is
    * in flight. Does not mark anything: call markProposed with what the block actually carries.
+   * With `height` (the block's), a leading in-flight entry is skipped only if the proposal
+   * carrying it is at a lower height (so it executes first); one in flight at `height` or above,
+   * e.g. in a block prepared in an older view, ends its sender's lane.
    */
-  reap(maxTxs: number, maxBytes: number): ReapResult {
+  reap(maxTxs: number, maxBytes: number, height?: bigint): ReapResult {
     const out: ReapResult = { txs: [], hashes: [], bytes: 0 };
     if (maxTxs <= 0 || this.executable === 0) return out;
+    // A block prepared below this height whose body has not arrived may carry any of our txs.
+    if (height !== undefined && this.flights.unresolvedBelow(height)) return out;
     // Per sender, its candidates in nonce order. Once a sender has contributed, an in-flight
     // entry ends its run: proposing past it would put nonces out of order across blocks.
     const lanes: Entry[][] = [];
@@ -508,6 +813,7 @@ export class Mempool {
         if (!e) break;
         if (e.inFlight) {
           if (lane.length > 0) break;
+          if (height !== undefined && !(this.flights.heightFor(e.hashHex) < height)) break;
           continue;
         }
         lane.push(e);
@@ -538,18 +844,71 @@ export class Mempool {
     return out;
   }
 
-  /** Marks transactions as carried by a proposal in flight; unknown hashes are ignored. */
-  markProposed(hashes: readonly (Hash | string)[]): void {
+  /**
+   * Marks transactions as carried by a proposal in flight at `height` (this node's own, accepted
+   * by the core). Without a height they stay in flight until a view change or requeueInFlight.
+   * Hashes the pool does not hold are remembered: they enter the pool in flight.
+   */
+  markProposed(hashes: readonly (Hash | string)[], height: bigint = NO_HEIGHT): void {
+    const hexes = hashes.map((h) => (typeof h === "string" ? h : toHex(h)));
+    this.flights.mark(hexes, height);
+    this.setInFlight(hexes, true);
+  }
+
+  /**
+   * A block seen in a PRE-PREPARE (or proposed here) under `digest`: remembered so that signing
+   * PREPARE for it (markBlockInFlight) puts its transactions in flight, even in a later view.
+   */
+  noteBlock(digest: Hash, height: bigint, txs: readonly SignedTx[], hashes?: readonly Hash[]): void {
+    const hexes = txs.map((tx, i) => toHex(hashes?.[i] ?? this.hashTx(tx)));
+    const marked = this.flights.note(toHex(digest), height, hexes);
+    if (marked !== null) this.setInFlight(marked, true);
+  }
+
+  /**
+   * This replica prepared (or, as primary, proposed or re-proposed in a NEW-VIEW) the block
+   * `digest` at `height`: its transactions are in flight until it commits or is abandoned.
+   * Returns false when the block was never noted: its body is awaited (noteBlock marks it then),
+   * and reap(…, height) proposes nothing above it meanwhile.
+   */
+  markBlockInFlight(digest: Hash, height: bigint): boolean {
+    // A NEW-VIEW also re-proposes heights this node already committed: nothing is in flight there.
+    if (height <= this.committedHeight) return false;
+    const hexes = this.flights.markBlock(toHex(digest), height);
+    if (hexes === null) return false;
+    this.setInFlight(hexes, true);
+    return true;
+  }
+
+  /**
+   * A view change starts: every in-flight proposal is presumed abandoned unless the new view
+   * carries it again (markBlockInFlight / markProposed before endViewChange).
+   */
+  beginViewChange(): void {
+    this.flights.beginViewChange();
+  }
+
+  /** The new view is installed: what it did not re-propose returns to the ready set. */
+  endViewChange(): number {
+    const released = this.flights.endViewChange();
+    return this.setInFlight(released, false);
+  }
+
+  /** Sets entries' in-flight flag; returns how many changed. */
+  private setInFlight(hexes: readonly string[], on: boolean): number {
     const touched = new Set<SenderQueue>();
-    for (const h of hashes) {
-      const e = this.byHash.get(typeof h === "string" ? h : toHex(h));
-      if (!e || e.inFlight) continue;
-      e.inFlight = true;
-      this.inFlight++;
+    let changed = 0;
+    for (const hex of hexes) {
+      const e = this.byHash.get(hex);
+      if (!e || e.inFlight === on) continue;
+      e.inFlight = on;
+      this.inFlight += on ? 1 : -1;
+      changed++;
       const q = this.senders.get(e.senderKey);
       if (q) touched.add(q);
     }
     for (const q of touched) this.recount(q);
+    return changed;
   }
 
   /**
@@ -560,6 +919,7 @@ export class Mempool {
    */
   removeCommitted(txs: readonly SignedTx[], height: bigint, hashes?: readonly Hash[]): void {
     this.nonceEpoch++;
+    if (height > this.committedHeight) this.committedHeight = height;
     const floors = new Map<string, bigint>();
     for (let i = 0; i < txs.length; i++) {
       const tx = txs[i]!;
@@ -597,12 +957,17 @@ export class Mempool {
       }
       const q = this.senders.get(key);
       if (q) {
+        // Its execution will change the nonce and balance: read the account again next time.
+        q.acct = null;
         if (floor > q.base) this.rebase(q, floor);
         this.recount(q);
       }
     }
     this.trimFloors();
+    // Proposals at or below this height that did not commit are abandoned.
+    this.setInFlight(this.flights.committed(height), false);
     this.mod.metrics?.size(this.byHash.size, this.totalBytes);
+    this.announce();
   }
 
   /** Execution reached `height`: state nonces now include every commit up to it. */
@@ -612,6 +977,9 @@ export class Mempool {
     for (const [key, f] of this.committedFloors) {
       if (f.height > height) break;
       this.committedFloors.delete(key);
+      // A read between the commit and its execution saw the old account.
+      const q = this.senders.get(key);
+      if (q) q.acct = null;
     }
   }
 
@@ -624,8 +992,9 @@ export class Mempool {
     }
   }
 
-  /** After a view change: proposals in flight may never commit, so make them reapable again. */
+  /** Forgets every proposal in flight and makes its transactions reapable again. */
   requeueInFlight(): number {
+    this.flights.clear();
     if (this.inFlight === 0) return 0;
     const n = this.inFlight;
     for (const e of this.byHash.values()) e.inFlight = false;

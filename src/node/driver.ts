@@ -184,6 +184,11 @@ export class ConsensusDriver {
       this.judge(from, { kind: "accept" });
       return;
     }
+    if (kind.case === "bodyResponse" && kind.value.block?.header) {
+      // The envelope check matched the body to its digest: txs of a block prepared without it.
+      const b = kind.value.block;
+      this.mod.mempool.noteBlock(kind.value.blockDigest, b.header!.height, b.txs);
+    }
     if (kind.case === "prePrepare" && kind.value.block) {
       // Verify the block's signatures off-thread first (mostly cache hits for gossiped txs), so
       // the core's synchronous validateBlock hook only reads verdicts.
@@ -191,6 +196,9 @@ export class ConsensusDriver {
       void this.mod.checkBlock(block).then(
         (verdict) => {
           this.blockVerdicts.set(block, verdict);
+          // Remembered so that preparing it (now or in a NEW-VIEW) keeps its txs in flight.
+          if (verdict.kind === "accept")
+            this.mod.mempool.noteBlock(kind.value.blockDigest, kind.value.height, block.txs);
           this.pushChecked(msg);
         },
         (err: unknown) => this.mod.log.error({ err: errorMessage(err) }, "block pre-verification failed"),
@@ -262,6 +270,10 @@ export class ConsensusDriver {
   }
 
   private async perform(actions: Action[]): Promise<void> {
+    // A view change releases in-flight txs the new view does not re-propose (its PREPARE and
+    // PRE-PREPARE records in this same action list mark the ones it does).
+    const viewChange = actions.some((a) => a.kind === "viewChanged");
+    if (viewChange) this.mod.mempool.beginViewChange();
     let unpersisted: SigningRecord[] = [];
     const flush = async () => {
       if (unpersisted.length === 0) return;
@@ -280,6 +292,8 @@ export class ConsensusDriver {
         case "persist":
           unpersisted.push(a.record);
           this.notePhase(a.record);
+          if (a.record.kind === "prepare" || a.record.kind === "prePrepare")
+            this.mod.mempool.markBlockInFlight(a.record.digest, a.record.height);
           break;
         case "send":
           await flush();
@@ -321,7 +335,9 @@ export class ConsensusDriver {
         case "fetchBody":
           void this.mod.readBody(a.digest).then(
             (block) => {
-              if (block) this.push({ kind: "body", block });
+              if (!block) return;
+              this.mod.mempool.noteBlock(a.digest, a.height, block.txs);
+              this.push({ kind: "body", block });
             },
             (err: unknown) => this.mod.log.warn({ err: errorMessage(err) }, "could not read a body"),
           );
@@ -344,12 +360,14 @@ export class ConsensusDriver {
         case "viewChanged":
           this.mod.log.info({ view: a.view, primary: a.primary }, "entered view");
           this.mod.metrics?.viewChange(a.view);
-          // Transactions proposed in the old view return to the pool to be proposed again.
-          this.mod.mempool.requeueInFlight();
-          this.lastPendingWork = -1;
-          this.notifyPendingWork();
           break;
       }
+    }
+    if (viewChange) {
+      // Transactions of abandoned proposals return to the pool to be proposed again.
+      this.mod.mempool.endViewChange();
+      this.lastPendingWork = -1;
+      this.notifyPendingWork();
     }
     await flush();
   }
@@ -369,7 +387,11 @@ export class ConsensusDriver {
       return;
     }
     this.lastProposalAt = this.now();
-    this.mod.mempool.markProposed(hashes);
+    const height = block.header?.height ?? 0n;
+    const pp = actions.find((a) => a.kind === "persist" && a.record.kind === "prePrepare");
+    if (pp?.kind === "persist" && pp.record.kind === "prePrepare")
+      this.mod.mempool.noteBlock(pp.record.digest, height, block.txs, hashes);
+    this.mod.mempool.markProposed(hashes, height);
     this.notifyPendingWork();
   }
 
@@ -429,8 +451,11 @@ export class ConsensusDriver {
     const height = this.pendingProposal;
     this.pendingProposal = null;
     if (height === null || this.stopped) return;
-    const reaped = this.mod.mempool.reap(this.opts.maxBlockTxs, this.opts.maxBlockBytes);
+    const reaped = this.mod.mempool.reap(this.opts.maxBlockTxs, this.opts.maxBlockBytes, height);
     if (reaped.txs.length === 0) {
+      // Executable txs that wait behind one in flight at this height or above are not proposable
+      // yet: the core asks again on its next tick rather than at once.
+      if (this.mod.mempool.pendingExecutable() > 0) return;
       this.lastPendingWork = -1;
       this.notifyPendingWork();
       return;

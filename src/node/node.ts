@@ -267,8 +267,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       {
         verifyTxs: (txs, hashes) => this.verifyPool.verifyTxs(txs, hashes),
         hashTx: nativeTxHash,
-        nextNonce: async (address) =>
-          decodeAccount((await this.db.getState(accountKey(address))) ?? null).nonce,
+        // null for no account: paid admission refuses senders that do not exist.
+        account: async (address) => {
+          const raw = await this.db.getState(accountKey(address));
+          return raw === undefined || raw === null ? null : decodeAccount(raw);
+        },
         log: componentLogger(log, "mempool"),
         metrics: this.metrics.mempool,
       },
@@ -623,10 +626,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   // ---------------------------------------------------------------------------------------------
   // ApiBackend
 
-  async submitTx(tx: SignedTx): Promise<Hash> {
+  async submitTx(tx: SignedTx, peer?: string): Promise<Hash> {
     this.assertServing();
     const t0 = performance.now();
-    const res = await this.mempool.add(tx, "api");
+    const res = await this.mempool.add(tx, "api", { peer });
     if (this.submittedAt.size >= MAX_TRACKED_SUBMITS)
       this.submittedAt.delete(this.submittedAt.keys().next().value!);
     this.submittedAt.set(res.hashHex, t0);
@@ -664,18 +667,18 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     return { height: stored.height, digest: stored.digest, block: stored.block, certificate };
   }
 
+  // Value and height come from one RocksDB snapshot: never a value of h+1 reported at h.
   async getAccount(address: Uint8Array) {
     this.assertQueryable();
-    const height = await this.db.getExecutedHeight();
-    const account = decodeAccount((await this.db.getState(accountKey(address))) ?? null);
+    const { height, values } = await this.db.getStateSnapshot([accountKey(address)]);
+    const account = decodeAccount(values[0] ?? null);
     return { balance: account.balance, nonce: account.nonce, height };
   }
 
   async getState(key: Uint8Array) {
     this.assertQueryable();
-    const height = await this.db.getExecutedHeight();
-    const value = (await this.db.getState(key)) ?? null;
-    return { value, height };
+    const { height, values } = await this.db.getStateSnapshot([key]);
+    return { value: values[0] ?? null, height };
   }
 
   async getValidators(epoch: bigint): Promise<ValidatorSetMsg | null> {

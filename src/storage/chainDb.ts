@@ -358,6 +358,22 @@ export class ChainDb {
     return this.db.get(bucketKey(Bucket.state, key));
   }
 
+  /**
+   * State values and the executed height they belong to, read from one RocksDB snapshot
+   * (getMany reads every key under one snapshot). The execution batch writes the state and
+   * META_EXECUTED atomically, so the pair is always consistent; reading the height and the value
+   * separately could pair a value from h+1 with height h.
+   */
+  async getStateSnapshot(
+    keys: readonly Uint8Array[],
+  ): Promise<{ height: bigint; values: (Uint8Array | undefined)[] }> {
+    const [executed, ...values] = await this.db.getMany([
+      META_EXECUTED,
+      ...keys.map((k) => bucketKey(Bucket.state, k)),
+    ]);
+    return { height: executed === undefined ? 0n : readU64(executed), values };
+  }
+
   async getReceipt(hash: Hash): Promise<Receipt | undefined> {
     const raw = await this.db.get(bucketKey(Bucket.receipt, hash));
     return raw === undefined ? undefined : fromBinary(ReceiptSchema, raw);

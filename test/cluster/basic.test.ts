@@ -150,13 +150,13 @@ describe("a 4-validator cluster on loopback", { timeout: 240_000 }, () => {
     );
     assert.equal(await c.getTx(new Uint8Array(32).fill(9)), null);
     await expectStatus(c.getTx(new Uint8Array(5)), "INVALID_ARGUMENT", /32|length|hash/i);
-    // A full mempool: this node keeps at most 4 pending transactions per sender; far-future
-    // nonces stay pending (they cannot execute), the fifth is refused.
+    // A full mempool: this node keeps at most 4 pending transactions per sender; gapped nonces
+    // (within 16 of the pending nonce) stay pending until they expire, the fifth is refused.
     for (let k = 0; k < 4; k++) {
       await c.submitTx(signTx(transferTx({ ...base, nonce: 10n + BigInt(k) }, sender.address, 1n), sender));
     }
     await expectStatus(
-      c.submitTx(signTx(transferTx({ ...base, nonce: 20n }, sender.address, 1n), sender)),
+      c.submitTx(signTx(transferTx({ ...base, nonce: 14n }, sender.address, 1n), sender)),
       "RESOURCE_EXHAUSTED",
       /full|capacity|sender/i,
     );
@@ -203,6 +203,9 @@ describe("a 4-validator cluster on loopback", { timeout: 240_000 }, () => {
           chainId: cluster.chainId,
           sender: sender.publicKey,
           nonce: Number(account.nonce),
+          // Paid admission: gas for a transfer (GAS.base + GAS.transfer) at the minimum price.
+          gasLimit: 1500,
+          fee: "1",
           access: { reads: [], writes: [accountKey(sender.address), accountKey(to)] },
           call: { transfer: { to, amount: "3" } },
         }),

@@ -1,7 +1,14 @@
 // Test fixtures: real Ed25519 keys and signatures through node:crypto, the node's verify rule.
 import { createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type SignedTx, SignedTxSchema, TxBodySchema } from "../../../src/gen/parabft/v1/types_pb.js";
+import { gasOf, MIN_GAS_PRICE } from "../../../src/exec/fees.js";
+import {
+  BankTransferSchema,
+  type ProgramCall,
+  type SignedTx,
+  SignedTxSchema,
+  TxBodySchema,
+} from "../../../src/gen/parabft/v1/types_pb.js";
 import { addressOf, toHex, txSignBytes } from "../../../src/types/index.js";
 
 export const CHAIN = "test-chain";
@@ -27,22 +34,33 @@ export interface TxOpts {
   padding?: number;
   to?: Uint8Array;
   amount?: string;
+  /** Gas price; default MIN_GAS_PRICE. */
+  fee?: string;
+  /** Default: exactly gasOf(call). */
+  gasLimit?: bigint;
+  /** Replaces the transfer call. */
+  call?: ProgramCall["call"];
 }
 
 export function signedTx(key: TestKey, opts: TxOpts = {}): SignedTx {
+  const call: ProgramCall["call"] = opts.call ?? {
+    case: "transfer",
+    value: create(BankTransferSchema, {
+      to: opts.to ?? new Uint8Array(20).fill(7),
+      amount: opts.amount ?? "1",
+    }),
+  };
   const body = toBinary(
     TxBodySchema,
     create(TxBodySchema, {
       chainId: opts.chainId ?? CHAIN,
       sender: key.publicKey,
       nonce: opts.nonce ?? 0n,
-      fee: opts.padding ? "x".repeat(opts.padding) : "",
-      call: {
-        call: {
-          case: "transfer",
-          value: { to: opts.to ?? new Uint8Array(20).fill(7), amount: opts.amount ?? "1" },
-        },
-      },
+      fee: opts.fee ?? MIN_GAS_PRICE.toString(),
+      gasLimit: opts.gasLimit ?? BigInt(gasOf(call)),
+      // Padding rides in the access list: it changes the size, not the gas or the fee.
+      access: opts.padding ? { reads: [new Uint8Array(opts.padding).fill(0x78)] } : undefined,
+      call: { call },
     }),
   );
   const signature = new Uint8Array(sign(null, txSignBytes(body), key.privateKey));

@@ -1,0 +1,121 @@
+// Paid admission: the stateless price, gas and amount checks a transaction must pass before it
+// may occupy the pool, and what it may cost its sender at most (src/exec/fees.ts is the contract;
+// execution charges gasUsed × price, never more than gasLimit × price).
+
+import { AMOUNT_MAX, gasOf, gasPrice, MIN_GAS_PRICE } from "../exec/fees.js";
+import type { TxBody } from "../gen/parabft/v1/types_pb.js";
+import { MempoolError } from "./errors.js";
+
+/** A sender's account in the latest executed state. */
+export interface AccountState {
+  nonce: bigint;
+  balance: bigint;
+}
+
+/**
+ * The sender's account in the latest executed state, or null when no account exists (admission
+ * refuses it: UNKNOWN_ACCOUNT). The node reads RocksDB; the pool caches answers per sender.
+ */
+export type AccountLookup = (address: Uint8Array) => AccountState | null | Promise<AccountState | null>;
+
+/** What admission learned from a transaction's fee fields and call. */
+export interface TxCost {
+  /** Gas price offered (TxBody.fee). */
+  price: bigint;
+  /** gasLimit × price: the most it can pay in fees. */
+  maxFee: bigint;
+  /** Native tokens the call moves out of the sender's balance. */
+  value: bigint;
+  /** maxFee + value: what the sender's balance must cover. */
+  cost: bigint;
+}
+
+const AMOUNT_RE = /^(0|[1-9][0-9]*)$/;
+
+/** A decimal amount bounded to u128: MALFORMED when not a decimal, AMOUNT_OUT_OF_RANGE above u128. */
+function amount(s: string, field: string, hash: string | undefined): bigint {
+  if (!AMOUNT_RE.test(s)) {
+    throw new MempoolError(
+      "MALFORMED",
+      { hash, reason: field },
+      `${field} '${clip(s)}' is not a decimal amount`,
+    );
+  }
+  const v = s.length > 40 ? AMOUNT_MAX + 1n : BigInt(s);
+  if (v > AMOUNT_MAX) {
+    throw new MempoolError(
+      "AMOUNT_OUT_OF_RANGE",
+      { hash, reason: field },
+      `${field} exceeds the u128 maximum ${AMOUNT_MAX}`,
+    );
+  }
+  return v;
+}
+
+function clip(s: string): string {
+  return s.length > 24 ? `${s.slice(0, 24)}…` : s;
+}
+
+/**
+ * Checks the fee fields and every amount of `body`, in this order: a call is present (MALFORMED),
+ * the price parses (BAD_FEE) and is at least MIN_GAS_PRICE (FEE_TOO_LOW), the gas limit is
+ * nonzero and covers gasOf(call) (GAS_LIMIT_TOO_LOW), every amount the call names is a decimal
+ * u128 (MALFORMED / AMOUNT_OUT_OF_RANGE), and maxFee + value fits u128 (AMOUNT_OUT_OF_RANGE).
+ */
+export function txCost(body: TxBody, hash?: string): TxCost {
+  const call = body.call?.call;
+  if (call === undefined || call.case === undefined) {
+    throw new MempoolError("MALFORMED", { hash, reason: "call" }, "transaction has no program call");
+  }
+  const price = gasPrice(body);
+  if (price === null) {
+    throw new MempoolError("BAD_FEE", { hash }, `fee '${clip(body.fee)}' is not a decimal u128 gas price`);
+  }
+  if (price < MIN_GAS_PRICE) {
+    throw new MempoolError(
+      "FEE_TOO_LOW",
+      { hash, expected: MIN_GAS_PRICE.toString() },
+      `gas price ${price} is below the minimum ${MIN_GAS_PRICE}`,
+    );
+  }
+  const need = BigInt(gasOf(call));
+  if (body.gasLimit === 0n || body.gasLimit < need) {
+    throw new MempoolError(
+      "GAS_LIMIT_TOO_LOW",
+      { hash, expected: need.toString() },
+      `gas limit ${body.gasLimit} does not cover the call's ${need} gas`,
+    );
+  }
+  let value = 0n;
+  switch (call.case) {
+    case "transfer":
+      value = amount(call.value.amount, "amount", hash);
+      break;
+    case "ammSwap": {
+      const amountIn = amount(call.value.amountIn, "amount_in", hash);
+      amount(call.value.minAmountOut, "min_amount_out", hash);
+      // a_to_b pays token A, the native balance; b_to_a pays from the pool holding.
+      if (call.value.aToB) value = amountIn;
+      break;
+    }
+    case "staking": {
+      const s = call.value.call;
+      if (s.case === "delegate" || s.case === "undelegate") amount(s.value.amount, "amount", hash);
+      else if (s.case === "registerValidator") amount(s.value.selfStake, "self_stake", hash);
+      else if (s.case === "vote") for (const e of s.value.entries) amount(e.amount, "amount", hash);
+      break;
+    }
+    default:
+      break;
+  }
+  const maxFee = body.gasLimit * price;
+  const cost = maxFee + value;
+  if (cost > AMOUNT_MAX) {
+    throw new MempoolError(
+      "AMOUNT_OUT_OF_RANGE",
+      { hash, reason: "cost" },
+      "gas limit × price + value exceeds the u128 maximum",
+    );
+  }
+  return { price, maxFee, value, cost };
+}
