@@ -3,6 +3,7 @@
 // builder, not the caller, owns the list. The sender's own account key is always written
 // (every transaction bumps the sender's nonce).
 import { create } from "@bufbuild/protobuf";
+import { gasOf, MIN_GAS_PRICE } from "../exec/fees.js";
 import {
   type AccessList,
   AccessListSchema,
@@ -22,8 +23,9 @@ export interface TxCommon {
   /** 32-byte Ed25519 public key of the sender. */
   sender: Uint8Array;
   nonce: bigint;
+  /** Default: exactly the gas the call needs (gasOf, src/exec/fees.ts). */
   gasLimit?: bigint;
-  /** Decimal string; empty = no fee. */
+  /** Gas price, a decimal string (token units per gas). Default: MIN_GAS_PRICE. See docs/FEES.md. */
   fee?: string;
 }
 
@@ -70,8 +72,8 @@ function body(c: TxCommon, call: ProgramCall, access: AccessList): TxBody {
     chainId: c.chainId,
     sender: c.sender,
     nonce: c.nonce,
-    gasLimit: c.gasLimit ?? 0n,
-    fee: c.fee ?? "",
+    gasLimit: c.gasLimit ?? BigInt(gasOf(call.call)),
+    fee: c.fee ?? MIN_GAS_PRICE.toString(),
     access,
     call,
   });

@@ -8,8 +8,11 @@ import { decodeAccount, keyStr } from "./codec.js";
 import { decodeResult, encodeJob, type JobTx } from "./laneWire.js";
 import {
   applyTx,
+  creditFees,
   type DecodedTx,
   decodeTx,
+  FEE_COLLECTOR_KEY,
+  type FeeTotal,
   MALFORMED_OUTCOME,
   seenKeyStr,
   type TxOutcome,
@@ -139,7 +142,8 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   async prepare(block: ExecutableBlock): Promise<PreparedBlock> {
     const hashes = block.txs.map((t, i) => block.txHashes?.[i] ?? hashBody(t.body));
     const decoded = block.txs.map((t, i) => decodeTx(t.body, hashes[i]!));
-    const keySet = new Set<string>();
+    // The fee collector is credited after the block's last transaction.
+    const keySet = new Set<string>([FEE_COLLECTOR_KEY]);
     for (const tx of decoded) if (tx) for (const k of touchedKeys(tx).keys) keySet.add(k);
     const keys = [...keySet];
     // Snapshot before loading: an eviction during the awaited reads must force a reload too.
@@ -252,9 +256,9 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     return v;
   }
 
-  private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[]): Map<string, Uint8Array | null> {
-    const writes = new Map<string, Uint8Array | null>();
-    const view = {
+  /** Reads the block's writes so far, then the cache (every key was loaded in prepare). */
+  private overView(writes: Map<string, Uint8Array | null>) {
+    return {
       get: (k: string) => {
         const w = writes.get(k);
         return w !== undefined ? w : this.cached(k);
@@ -263,10 +267,17 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         writes.set(k, v);
       },
     };
+  }
+
+  private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[]): Map<string, Uint8Array | null> {
+    const writes = new Map<string, Uint8Array | null>();
+    const view = this.overView(writes);
+    const fees: FeeTotal = { total: 0n };
     for (let i = 0; i < decoded.length; i++) {
       const tx = decoded[i];
-      outcomes[i] = tx ? applyTx(view, tx) : MALFORMED_OUTCOME;
+      outcomes[i] = tx ? applyTx(view, tx, fees) : MALFORMED_OUTCOME;
     }
+    creditFees(view, fees.total);
     return writes;
   }
 
@@ -295,11 +306,15 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // Lanes touch disjoint keys, so the bins' writes never collide: merge order is irrelevant,
     // and the write set is sorted afterwards anyway.
     const writes = new Map<string, Uint8Array | null>();
+    let fees = 0n;
     for (const buf of results) {
       const r = decodeResult(buf);
       for (const o of r.outcomes) outcomes[o.index] = o.outcome;
       for (const [k, v] of r.writes) writes.set(k, v);
+      fees += r.fees;
     }
+    // Sums are order-free, and the credit comes after every lane, as in the reference.
+    creditFees(this.overView(writes), fees);
     return writes;
   }
 }

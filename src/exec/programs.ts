@@ -25,7 +25,7 @@ import {
   keyStr,
   U128_MAX,
 } from "./codec.js";
-import { gasOf, LIMITS } from "./fees.js";
+import { FEE_COLLECTOR_ADDRESS, gasOf, gasPrice, LIMITS } from "./fees.js";
 import { sha256Iterate } from "./sha256iter.js";
 
 export type FailureCode =
@@ -38,6 +38,7 @@ export type FailureCode =
   | "SLIPPAGE"
   | "POOL_NOT_FOUND"
   | "OVERFLOW"
+  | "INSUFFICIENT_FEE"
   | "UNSUPPORTED_PROGRAM";
 
 export interface OutcomeEvent {
@@ -337,17 +338,45 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
 }
 
 /**
+ * Fees charged by the transactions of one block (or one lane of it), credited to the fee
+ * collector once, after the block's last transaction (creditFees): every transaction writing the
+ * collector's account would put all of them in one lane.
+ */
+export interface FeeTotal {
+  total: bigint;
+}
+
+/** keyStr(accountKey(FEE_COLLECTOR_ADDRESS)). */
+export const FEE_COLLECTOR_KEY = keyStr(accountKey(FEE_COLLECTOR_ADDRESS));
+
+/**
+ * Credits a block's fees to the fee collector, after all its transactions (both executors).
+ * Nothing is written when the block collected no fee, so fee-less blocks keep their write sets.
+ * The credit saturates at u128 (the collector cannot overflow; unreachable with real supplies).
+ */
+export function creditFees(view: StateView, fees: bigint): void {
+  if (fees === 0n) return;
+  const acct = decodeAccount(view.get(FEE_COLLECTOR_KEY));
+  const sum = acct.balance + fees;
+  view.set(FEE_COLLECTOR_KEY, encodeAccount({ nonce: acct.nonce, balance: sum > U128_MAX ? U128_MAX : sum }));
+}
+
+/**
  * Executes one decoded transaction against `view`, in this order:
  * 1. nonce: tx.nonce must equal the sender's nonce. A lower nonce whose tx-seen record holds
  *    this tx hash is a DUPLICATE (committed before, in an earlier block or earlier in this one);
- *    any other mismatch is BAD_NONCE. Both leave state untouched and use no gas.
+ *    any other mismatch is BAD_NONCE. Both leave state untouched, use no gas and pay no fee.
  * 2. the nonce is consumed: sender nonce + 1 and the tx-seen record are written, whatever
  *    happens next, and gas is charged.
  * 3. gas: a gas limit (0 = unlimited) below the call's gas fails OUT_OF_GAS, gasUsed = limit.
- * 4. the program runs in an overlay; any failure (access violation included) reverts the
- *    overlay, so only step 2 remains.
+ * 4. fee (docs/FEES.md): gasUsed × gas price (TxBody.fee) is debited from the sender BEFORE the
+ *    program runs and added to `fees` (credited to the collector at the end of the block). A
+ *    sender who cannot pay it fails INSUFFICIENT_FEE, pays its whole balance, and the program
+ *    never runs. A fee that is not a decimal u128 fails MALFORMED and pays nothing.
+ * 5. the program runs in an overlay; any failure (access violation included) reverts the
+ *    overlay, so only steps 2 and 4 remain.
  */
-export function applyTx(view: StateView, tx: DecodedTx): TxOutcome {
+export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutcome {
   const acct = decodeAccount(view.get(tx.senderKey));
   const nonce = tx.body.nonce;
   if (nonce !== acct.nonce) {
@@ -359,14 +388,31 @@ export function applyTx(view: StateView, tx: DecodedTx): TxOutcome {
     }
     return { status: TxStatus.FAILED, gasUsed: 0, error: `BAD_NONCE: expected ${acct.nonce}`, events: [] };
   }
-  view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: acct.balance }));
   view.set(seenKeyStr(tx, nonce), tx.hash);
+  const price = gasPrice(tx.body);
+  if (price === null) {
+    view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: acct.balance }));
+    return { status: TxStatus.FAILED, gasUsed: 0, error: "MALFORMED: fee is not a decimal u128", events: [] };
+  }
   const call = tx.body.call?.call ?? { case: undefined, value: undefined };
   const gas = gasOf(call);
   const limit = tx.body.gasLimit;
-  if (limit !== 0n && BigInt(gas) > limit) {
-    return { status: TxStatus.FAILED, gasUsed: Number(limit), error: "OUT_OF_GAS", events: [] };
+  const outOfGas = limit !== 0n && BigInt(gas) > limit;
+  const gasUsed = outOfGas ? Number(limit) : gas;
+  const fee = price === 0n ? 0n : BigInt(gasUsed) * price;
+  if (fee > acct.balance) {
+    view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: 0n }));
+    fees.total += acct.balance;
+    return {
+      status: TxStatus.FAILED,
+      gasUsed,
+      error: `INSUFFICIENT_FEE: paid ${acct.balance} of ${fee}`,
+      events: [],
+    };
   }
+  view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: acct.balance - fee }));
+  fees.total += fee;
+  if (outOfGas) return { status: TxStatus.FAILED, gasUsed, error: "OUT_OF_GAS", events: [] };
   const ctx = new TxContext(view, tx);
   try {
     const events = runProgram(ctx, tx);
