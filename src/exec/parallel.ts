@@ -4,7 +4,7 @@
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { StateCache, type StateSource } from "./cache.js";
-import { decodeAccount, keyStr } from "./codec.js";
+import { keyStr } from "./codec.js";
 import { decodeResult, encodeJob, type JobTx } from "./laneWire.js";
 import {
   applyTx,
@@ -14,7 +14,6 @@ import {
   FEE_COLLECTOR_KEY,
   type FeeTotal,
   MALFORMED_OUTCOME,
-  seenKeyStr,
   type TxOutcome,
   touchedKeys,
 } from "./programs.js";
@@ -201,23 +200,12 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // Loaded in prepare; if anything was evicted since, reload (keys still cached cost nothing).
     let loaded = p.loaded;
     if (p.evictions !== this.cache.evictions) loaded += await this.cache.load(p.keys);
-    // A nonce below the sender's current one may be a duplicate from an earlier block: its
-    // tx-seen record is the only state read that the access list cannot name in advance.
-    const seenKeys: (string | null)[] = decoded.map((tx) => {
-      if (!tx) return null;
-      const acct = decodeAccount(this.cache.peek(tx.senderKey) ?? null);
-      return tx.body.nonce < acct.nonce ? seenKeyStr(tx, tx.body.nonce) : null;
-    });
-    loaded += await this.cache.load(seenKeys.filter((k): k is string => k !== null));
-
     const pl = plan(decoded, this.pool?.size ?? 0, this.mode, this.cost);
     const outcomes: TxOutcome[] = new Array(decoded.length);
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     const writes =
-      pl.mode === "parallel"
-        ? await this.runParallel(p, pl, seenKeys, outcomes)
-        : this.runInline(decoded, outcomes);
+      pl.mode === "parallel" ? await this.runParallel(p, pl, outcomes) : this.runInline(decoded, outcomes);
     const t1 = performance.now();
     const cpu = process.cpuUsage(cpu0);
     const receipts = outcomes.map((o, i) => toReceipt(hashes[i]!, block.height, i, o));
@@ -284,7 +272,6 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   private async runParallel(
     p: PreparedBlock,
     pl: Plan,
-    seenKeys: (string | null)[],
     outcomes: TxOutcome[],
   ): Promise<Map<string, Uint8Array | null>> {
     const pool = this.pool!;
@@ -297,8 +284,6 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         const tx = decoded[i]!;
         txs[j] = { index: i, hash: hashes[i]!, body: block.txs[i]!.body };
         for (const k of touchedKeys(tx).keys) if (!state.has(k)) state.set(k, this.cached(k));
-        const s = seenKeys[i];
-        if (s && !state.has(s)) state.set(s, this.cached(s));
       });
       return encodeJob(txs, state);
     });

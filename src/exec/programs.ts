@@ -12,7 +12,7 @@ import {
   ammPoolKey,
   computeKey,
   kvKey,
-  StateKeyPrefix,
+  recentTxsKey,
 } from "../types/stateKeys.js";
 import {
   decodeAccount,
@@ -62,8 +62,37 @@ export interface DecodedTx {
   sender: Uint8Array;
   /** keyStr(accountKey(sender)). */
   senderKey: string;
+  /** keyStr(recentTxsKey(sender)): the sender's recent-transactions record. */
+  recentKey: string;
   reads: Set<string>;
   writes: Set<string>;
+}
+
+interface SenderKeys {
+  sender: Uint8Array;
+  senderKey: string;
+  recentKey: string;
+}
+
+/**
+ * Public key -> address and key strings. A pure cache (the same key always maps to the same
+ * address), so it cannot change results; it saves a SHA-256 and two key builds per transaction
+ * from a returning sender. Cleared when full.
+ */
+const senderCache = new Map<string, SenderKeys>();
+const SENDER_CACHE_MAX = 1 << 20;
+
+function senderKeys(publicKey: Uint8Array): SenderKeys {
+  const id = keyStr(publicKey);
+  let k = senderCache.get(id);
+  if (k === undefined) {
+    // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
+    const sender = new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
+    k = { sender, senderKey: keyStr(accountKey(sender)), recentKey: keyStr(recentTxsKey(sender)) };
+    if (senderCache.size >= SENDER_CACHE_MAX) senderCache.clear();
+    senderCache.set(id, k);
+  }
+  return k;
 }
 
 /**
@@ -78,24 +107,43 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array): DecodedTx | null {
     return null;
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
-  // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
-  const sender = new Uint8Array(nodeHash("sha256", tx.sender, "buffer").subarray(0, ADDRESS_LENGTH));
+  const { sender, senderKey, recentKey } = senderKeys(tx.sender);
   const reads = new Set<string>();
   const writes = new Set<string>();
   if (tx.access) {
     for (const k of tx.access.reads) reads.add(keyStr(k));
     for (const k of tx.access.writes) writes.add(keyStr(k));
   }
-  return { hash, body: tx, sender, senderKey: keyStr(accountKey(sender)), reads, writes };
+  return { hash, body: tx, sender, senderKey, recentKey, reads, writes };
 }
 
-const SEEN_PREFIX = String.fromCharCode(StateKeyPrefix.txSeen);
+/** How many consumed nonces the recent-transactions record remembers (duplicate window). */
+export const RECENT_TXS = 4;
 
-/**
- * keyStr(txSeenKey(sender, nonce)), built from the sender's account key string (same address
- * bytes after the prefix) without allocating the byte key: it runs twice per transaction.
- */
-export function seenKeyStr(tx: DecodedTx, nonce: bigint): string {
+function u64At(v: Uint8Array, off: number): bigint {
+  const hi = ((v[off]! << 24) | (v[off + 1]! << 16) | (v[off + 2]! << 8) | v[off + 3]!) >>> 0;
+  const lo = ((v[off + 4]! << 24) | (v[off + 5]! << 16) | (v[off + 6]! << 8) | v[off + 7]!) >>> 0;
+  return hi < 0x20_0000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** True when the record says `hash` consumed `nonce` (within the last RECENT_TXS nonces). */
+export function recentlyConsumed(record: Uint8Array | null, nonce: bigint, hash: Uint8Array): boolean {
+  if (record === null || record.length < 8) return false;
+  const back = u64At(record, 0) - nonce;
+  const held = (record.length - 8) >>> 5;
+  if (back < 0n || back >= BigInt(held)) return false;
+  const off = 8 + 32 * Number(back);
+  for (let i = 0; i < 32; i++) if (record[off + i] !== hash[i]) return false;
+  return true;
+}
+
+/** The record after `hash` consumed `nonce`: newest first, at most RECENT_TXS hashes. */
+export function nextRecentRecord(prev: Uint8Array | null, nonce: bigint, hash: Uint8Array): Uint8Array {
+  let keep = 0;
+  if (prev !== null && prev.length >= 40 && u64At(prev, 0) === nonce - 1n) {
+    keep = Math.min((prev.length - 8) >>> 5, RECENT_TXS - 1);
+  }
+  const out = new Uint8Array(40 + 32 * keep);
   let hi: number;
   let lo: number;
   if (nonce <= 0x1f_ffff_ffff_ffffn) {
@@ -106,33 +154,30 @@ export function seenKeyStr(tx: DecodedTx, nonce: bigint): string {
     hi = Number(nonce >> 32n);
     lo = Number(nonce & 0xffff_ffffn);
   }
-  return (
-    SEEN_PREFIX +
-    tx.senderKey.slice(1) +
-    String.fromCharCode(
-      hi >>> 24,
-      (hi >>> 16) & 255,
-      (hi >>> 8) & 255,
-      hi & 255,
-      lo >>> 24,
-      (lo >>> 16) & 255,
-      (lo >>> 8) & 255,
-      lo & 255,
-    )
-  );
+  out[0] = hi >>> 24;
+  out[1] = (hi >>> 16) & 255;
+  out[2] = (hi >>> 8) & 255;
+  out[3] = hi & 255;
+  out[4] = lo >>> 24;
+  out[5] = (lo >>> 16) & 255;
+  out[6] = (lo >>> 8) & 255;
+  out[7] = lo & 255;
+  out.set(hash.subarray(0, 32), 8);
+  if (keep > 0) out.set(prev!.subarray(8, 8 + 32 * keep), 40);
+  return out;
 }
 
 /** Every key a transaction may touch, implicit ones included: the conflict-graph input. */
 export function touchedKeys(tx: DecodedTx): { keys: string[]; writes: boolean[] } {
-  const keys: string[] = [tx.senderKey];
-  const writes: boolean[] = [true];
+  const keys: string[] = [tx.senderKey, tx.recentKey];
+  const writes: boolean[] = [true, true];
   for (const k of tx.writes) {
-    if (k === tx.senderKey) continue;
+    if (k === tx.senderKey || k === tx.recentKey) continue;
     keys.push(k);
     writes.push(true);
   }
   for (const k of tx.reads) {
-    if (k === tx.senderKey || tx.writes.has(k)) continue;
+    if (k === tx.senderKey || k === tx.recentKey || tx.writes.has(k)) continue;
     keys.push(k);
     writes.push(false);
   }
@@ -363,11 +408,12 @@ export function creditFees(view: StateView, fees: bigint): void {
 
 /**
  * Executes one decoded transaction against `view`, in this order:
- * 1. nonce: tx.nonce must equal the sender's nonce. A lower nonce whose tx-seen record holds
- *    this tx hash is a DUPLICATE (committed before, in an earlier block or earlier in this one);
- *    any other mismatch is BAD_NONCE. Both leave state untouched, use no gas and pay no fee.
- * 2. the nonce is consumed: sender nonce + 1 and the tx-seen record are written, whatever
- *    happens next, and gas is charged.
+ * 1. nonce: tx.nonce must equal the sender's nonce. A lower nonce that the sender's
+ *    recent-transactions record shows this very tx consumed (one of the last RECENT_TXS nonces)
+ *    is a DUPLICATE (committed before, in an earlier block or earlier in this one); any other
+ *    mismatch is BAD_NONCE. Both leave state untouched, use no gas and pay no fee.
+ * 2. the nonce is consumed: sender nonce + 1 and the recent-transactions record are written,
+ *    whatever happens next, and gas is charged.
  * 3. gas: a gas limit (0 = unlimited) below the call's gas fails OUT_OF_GAS, gasUsed = limit.
  * 4. fee (docs/FEES.md): gasUsed × gas price (TxBody.fee) is debited from the sender BEFORE the
  *    program runs and added to `fees` (credited to the collector at the end of the block). A
@@ -379,16 +425,14 @@ export function creditFees(view: StateView, fees: bigint): void {
 export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutcome {
   const acct = decodeAccount(view.get(tx.senderKey));
   const nonce = tx.body.nonce;
+  const recent = view.get(tx.recentKey);
   if (nonce !== acct.nonce) {
-    if (nonce < acct.nonce) {
-      const seen = view.get(seenKeyStr(tx, nonce));
-      if (seen !== null && bytesEqual(seen, tx.hash)) {
-        return { status: TxStatus.DUPLICATE, gasUsed: 0, error: "", events: [] };
-      }
+    if (nonce < acct.nonce && recentlyConsumed(recent, nonce, tx.hash)) {
+      return { status: TxStatus.DUPLICATE, gasUsed: 0, error: "", events: [] };
     }
     return { status: TxStatus.FAILED, gasUsed: 0, error: `BAD_NONCE: expected ${acct.nonce}`, events: [] };
   }
-  view.set(seenKeyStr(tx, nonce), tx.hash);
+  view.set(tx.recentKey, nextRecentRecord(recent, nonce, tx.hash));
   const price = gasPrice(tx.body);
   if (price === null) {
     view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: acct.balance }));
