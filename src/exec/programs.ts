@@ -27,6 +27,7 @@ import {
 } from "./codec.js";
 import { FEE_COLLECTOR_ADDRESS, gasOf, gasPrice, LIMITS } from "./fees.js";
 import { sha256Iterate } from "./sha256iter.js";
+import { fastDecodeTxBody } from "./txDecode.js";
 
 export type FailureCode =
   | "MALFORMED"
@@ -100,11 +101,13 @@ function senderKeys(publicKey: Uint8Array): SenderKeys {
  * is MALFORMED with no effects at all: without a sender there is no nonce to consume.
  */
 export function decodeTx(body: Uint8Array, hash: Uint8Array): DecodedTx | null {
-  let tx: TxBody;
-  try {
-    tx = fromBinary(TxBodySchema, body);
-  } catch {
-    return null;
+  let tx: TxBody | null = fastDecodeTxBody(body);
+  if (tx === null) {
+    try {
+      tx = fromBinary(TxBodySchema, body);
+    } catch {
+      return null;
+    }
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
   const { sender, senderKey, recentKey } = senderKeys(tx.sender);

@@ -17,7 +17,14 @@ import { HASH_LENGTH, type Hash, sha256 } from "../types/hash.js";
 import { Bucket } from "./buckets.js";
 import { Db, type DbOp, type DbOpenOpts, prefixEnd } from "./db.js";
 import { StorageError } from "./errors.js";
-import { decodeReceiptAt, decodeWriteSetLog, encodeReceipts, encodeWriteSetLog } from "./execLog.js";
+import {
+  decodeReceiptAt,
+  decodeWriteSetLog,
+  encodeReceipts,
+  encodeWriteSetLog,
+  logLookup,
+  logOffsets,
+} from "./execLog.js";
 import { decodeJson, encodeJson } from "./json.js";
 import { bucketKey, encodeTxLocation, fastTxHash, heightKey, metaKey, readU32, readU64 } from "./keys.js";
 
@@ -41,7 +48,7 @@ const META_EXEC_LAYOUT = metaKey("execLayout");
 export const EXEC_LAYOUT = 2;
 
 /** Pending write-set entries beyond which the logs are folded into the state bucket. */
-export const DEFAULT_STATE_APPLY_ENTRIES = 400_000;
+export const DEFAULT_STATE_APPLY_ENTRIES = 2_000_000;
 const APPLY_CHUNK = 8_192;
 
 export type WriteKind = "commit" | "execution" | "checkpoint" | "evidence" | "state";
@@ -54,10 +61,16 @@ export interface ChainDbOpts extends DbOpenOpts {
   stateApplyEntries?: number;
 }
 
+/**
+ * A write-set log not yet folded, kept as its encoded value (off the JS heap: hundreds of
+ * thousands of small objects held across blocks would make every GC expensive) plus the offset
+ * of each entry, for binary search.
+ */
 interface PendingLog {
   height: bigint;
-  /** Sorted by key, as the executor built it. */
-  writeSet: readonly StateWrite[];
+  log: Buffer;
+  /** Entry offsets in `log`, in key order (the executor sorts write sets). */
+  offsets: Uint32Array;
 }
 
 export interface CommitBatchInput {
@@ -365,12 +378,9 @@ export class ChainDb {
         `execution batch for height ${result.height} but executed height is ${this.executed}`,
       );
     }
+    const log = encodeWriteSetLog(result.writeSet);
     const ops: DbOp[] = [
-      {
-        type: "put",
-        key: heightKey(Bucket.execLog, result.height),
-        value: encodeWriteSetLog(result.writeSet),
-      },
+      { type: "put", key: heightKey(Bucket.execLog, result.height), value: log },
       {
         type: "put",
         key: heightKey(Bucket.blockReceipts, result.height),
@@ -380,13 +390,14 @@ export class ChainDb {
       { type: "put", key: META_STATE_ROOT, value: result.stateRoot },
     ];
     await this.db.batch(ops);
+    const entry: PendingLog = { height: result.height, log, offsets: logOffsets(log, result.height) };
     const last = this.pending[this.pending.length - 1];
     if (last !== undefined && last.height === result.height) {
-      this.pendingEntries += result.writeSet.length - last.writeSet.length;
-      this.pending[this.pending.length - 1] = { height: result.height, writeSet: result.writeSet };
+      this.pendingEntries += entry.offsets.length - last.offsets.length;
+      this.pending[this.pending.length - 1] = entry;
     } else {
-      this.pending.push({ height: result.height, writeSet: result.writeSet });
-      this.pendingEntries += result.writeSet.length;
+      this.pending.push(entry);
+      this.pendingEntries += entry.offsets.length;
     }
     this.executed = result.height;
     this.opts.onWrite?.("execution", performance.now() - t0, ops.length);
@@ -427,7 +438,7 @@ export class ChainDb {
     const blocks = this.pending.slice();
     const latest = new Map<string, Uint8Array | null>();
     for (const b of blocks) {
-      for (const w of b.writeSet) {
+      for (const w of decodeWriteSetLog(b.log, b.height)) {
         latest.set(Buffer.from(w.key.buffer, w.key.byteOffset, w.key.length).toString("latin1"), w.value);
       }
     }
@@ -452,16 +463,17 @@ export class ChainDb {
     // Only these blocks were folded; a redo of the last one replaced it with identical writes.
     this.pending.splice(0, blocks.length);
     this.pendingEntries = 0;
-    for (const b of this.pending) this.pendingEntries += b.writeSet.length;
+    for (const b of this.pending) this.pendingEntries += b.offsets.length;
     this.opts.onWrite?.("state", performance.now() - t0, written);
   }
 
   private async loadPendingLogs(): Promise<void> {
     for await (const [k, v] of this.db.iteratePrefix(Uint8Array.of(Bucket.execLog))) {
       const height = readU64(k, 1);
-      const writeSet = decodeWriteSetLog(v, height);
-      this.pending.push({ height, writeSet });
-      this.pendingEntries += writeSet.length;
+      const log = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+      const offsets = logOffsets(log, height);
+      this.pending.push({ height, log, offsets });
+      this.pendingEntries += offsets.length;
     }
   }
 
@@ -477,16 +489,8 @@ export class ChainDb {
   /** The value at the executed height: the newest pending log holding the key, else the bucket. */
   async getState(key: Uint8Array): Promise<Uint8Array | undefined> {
     for (let i = this.pending.length - 1; i >= 0; i--) {
-      const ws = this.pending[i]!.writeSet;
-      let lo = 0;
-      let hi = ws.length - 1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >>> 1;
-        const c = compareBytes(ws[mid]!.key, key);
-        if (c === 0) return ws[mid]!.value ?? undefined;
-        if (c < 0) lo = mid + 1;
-        else hi = mid - 1;
-      }
+      const found = logLookup(this.pending[i]!, key);
+      if (found !== undefined) return found ?? undefined;
     }
     return this.db.get(bucketKey(Bucket.state, key));
   }
@@ -508,7 +512,7 @@ export class ChainDb {
   async *iterateState(): AsyncGenerator<[key: Uint8Array, value: Uint8Array]> {
     const overlay = new Map<string, StateWrite>();
     for (const b of this.pending) {
-      for (const w of b.writeSet) overlay.set(Buffer.from(w.key).toString("latin1"), w);
+      for (const w of decodeWriteSetLog(b.log, b.height)) overlay.set(Buffer.from(w.key).toString("latin1"), w);
     }
     const pend = [...overlay.values()].sort((a, b) => compareBytes(a.key, b.key));
     let j = 0;

@@ -158,3 +158,47 @@ export function decodeReceiptAt(buf: Uint8Array, height: bigint, index: number):
   if (off !== end) throw corrupt();
   return { $typeName: "parabft.v1.Receipt", txHash, height, index, status, gasUsed, error, events };
 }
+
+/** The offset of every entry of a write-set log (validating it). */
+export function logOffsets(log: Buffer, height: bigint): Uint32Array {
+  const corrupt = () =>
+    new StorageError("CORRUPT_RECORD", { bucket: "execLog", height }, `corrupt write-set log at ${height}`);
+  if (log.length < 4) throw corrupt();
+  const n = log.readUInt32BE(0);
+  const out = new Uint32Array(n);
+  let off = 4;
+  for (let i = 0; i < n; i++) {
+    if (off + 3 > log.length) throw corrupt();
+    out[i] = off;
+    off += 2 + ((log[off]! << 8) | log[off + 1]!);
+    if (off >= log.length) throw corrupt();
+    off += log[off] === 0 ? 1 : 5 + log.readUInt32BE(off + 1);
+  }
+  if (off !== log.length) throw corrupt();
+  return out;
+}
+
+/**
+ * Binary search of a log (entries sorted by key): the value (a view), null when the log deletes
+ * the key, undefined when the log does not hold it.
+ */
+export function logLookup(p: { log: Buffer; offsets: Uint32Array }, key: Uint8Array): Uint8Array | null | undefined {
+  const { log, offsets } = p;
+  let lo = 0;
+  let hi = offsets.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const off = offsets[mid]!;
+    const kl = (log[off]! << 8) | log[off + 1]!;
+    const c = Buffer.compare(log.subarray(off + 2, off + 2 + kl), key);
+    if (c === 0) {
+      const at = off + 2 + kl;
+      if (log[at] === 0) return null;
+      const vl = log.readUInt32BE(at + 1);
+      return new Uint8Array(log.buffer, log.byteOffset + at + 5, vl);
+    }
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
