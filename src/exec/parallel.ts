@@ -209,7 +209,8 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const t1 = performance.now();
     const cpu = process.cpuUsage(cpu0);
     const receipts = outcomes.map((o, i) => toReceipt(hashes[i]!, block.height, i, o));
-    this.cache.apply(writes);
+    // The inline path wrote through to the cache already; merged worker writes land here.
+    if (pl.mode === "parallel") this.cache.apply(writes);
     if (this.hasSource) this.unpersisted.push({ height: block.height, writes });
     const result = buildResult(block.height, this.root, writes, receipts);
     const t2 = performance.now();
@@ -257,9 +258,24 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     };
   }
 
+  /**
+   * Runs in block order straight on the cache (one lookup per read), recording the block's
+   * writes for the write set. An error here is an executor bug and stops the pipeline.
+   */
   private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[]): Map<string, Uint8Array | null> {
     const writes = new Map<string, Uint8Array | null>();
-    const view = this.overView(writes);
+    const cache = this.cache;
+    const view = {
+      get: (k: string) => {
+        const v = cache.peek(k);
+        if (v === undefined) return this.cached(k);
+        return v;
+      },
+      set: (k: string, v: Uint8Array | null) => {
+        writes.set(k, v);
+        cache.seed(k, v);
+      },
+    };
     const fees: FeeTotal = { total: 0n };
     for (let i = 0; i < decoded.length; i++) {
       const tx = decoded[i];

@@ -13,6 +13,7 @@ import {
   computeKey,
   kvKey,
   recentTxsKey,
+  StateKeyPrefix,
 } from "../types/stateKeys.js";
 import {
   decodeAccount,
@@ -65,8 +66,38 @@ export interface DecodedTx {
   senderKey: string;
   /** keyStr(recentTxsKey(sender)): the sender's recent-transactions record. */
   recentKey: string;
-  reads: Set<string>;
-  writes: Set<string>;
+  /** Declared keys, as listed (may repeat): see declaresRead / declaresWrite. */
+  reads: string[];
+  writes: string[];
+  /** Built on first use for long access lists only (short ones are scanned). */
+  readSet?: Set<string>;
+  writeSet?: Set<string>;
+}
+
+const SCAN_MAX = 16;
+
+/** True when the access list lets the tx write `key` (the sender's account is implicit). */
+export function declaresWrite(tx: DecodedTx, key: string): boolean {
+  if (key === tx.senderKey) return true;
+  const w = tx.writes;
+  if (w.length <= SCAN_MAX) {
+    for (let i = 0; i < w.length; i++) if (w[i] === key) return true;
+    return false;
+  }
+  tx.writeSet ??= new Set(w);
+  return tx.writeSet.has(key);
+}
+
+/** True when the access list lets the tx read `key` (declared read or write, or its account). */
+export function declaresRead(tx: DecodedTx, key: string): boolean {
+  if (declaresWrite(tx, key)) return true;
+  const r = tx.reads;
+  if (r.length <= SCAN_MAX) {
+    for (let i = 0; i < r.length; i++) if (r[i] === key) return true;
+    return false;
+  }
+  tx.readSet ??= new Set(r);
+  return tx.readSet.has(key);
 }
 
 interface SenderKeys {
@@ -111,14 +142,25 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array): DecodedTx | null {
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
   const { sender, senderKey, recentKey } = senderKeys(tx.sender);
-  const reads = new Set<string>();
-  const writes = new Set<string>();
+  let reads: string[] = NO_KEYS;
+  let writes: string[] = NO_KEYS;
   if (tx.access) {
-    for (const k of tx.access.reads) reads.add(keyStr(k));
-    for (const k of tx.access.writes) writes.add(keyStr(k));
+    const ar = tx.access.reads;
+    const aw = tx.access.writes;
+    if (ar.length > 0) {
+      reads = new Array(ar.length);
+      for (let i = 0; i < ar.length; i++) reads[i] = keyStr(ar[i]!);
+    }
+    if (aw.length > 0) {
+      writes = new Array(aw.length);
+      for (let i = 0; i < aw.length; i++) writes[i] = keyStr(aw[i]!);
+    }
   }
   return { hash, body: tx, sender, senderKey, recentKey, reads, writes };
 }
+
+const NO_KEYS: string[] = [];
+const ACCOUNT_PREFIX = String.fromCharCode(StateKeyPrefix.account);
 
 /** How many consumed nonces the recent-transactions record remembers (duplicate window). */
 export const RECENT_TXS = 4;
@@ -174,16 +216,18 @@ export function nextRecentRecord(prev: Uint8Array | null, nonce: bigint, hash: U
 export function touchedKeys(tx: DecodedTx): { keys: string[]; writes: boolean[] } {
   const keys: string[] = [tx.senderKey, tx.recentKey];
   const writes: boolean[] = [true, true];
-  for (const k of tx.writes) {
-    if (k === tx.senderKey || k === tx.recentKey) continue;
+  const long = tx.writes.length + tx.reads.length > SCAN_MAX;
+  const seen = long ? new Set<string>(keys) : null;
+  const add = (k: string, w: boolean) => {
+    if (seen !== null) {
+      if (seen.has(k)) return;
+      seen.add(k);
+    } else if (keys.includes(k)) return;
     keys.push(k);
-    writes.push(true);
-  }
-  for (const k of tx.reads) {
-    if (k === tx.senderKey || k === tx.recentKey || tx.writes.has(k)) continue;
-    keys.push(k);
-    writes.push(false);
-  }
+    writes.push(w);
+  };
+  for (const k of tx.writes) add(k, true);
+  for (const k of tx.reads) add(k, false);
   return { keys, writes };
 }
 
@@ -219,29 +263,33 @@ const fail = (code: FailureCode, detail = ""): never => {
  * overlay until the program succeeds, so a failure reverts them all.
  */
 class TxContext {
-  readonly overlay = new Map<string, Uint8Array | null>();
+  // A program writes a handful of keys: two parallel arrays beat a Map per transaction.
+  private readonly keys: string[] = [];
+  private readonly values: (Uint8Array | null)[] = [];
   constructor(
     private readonly view: StateView,
     private readonly tx: DecodedTx,
   ) {}
 
   read(key: string): Uint8Array | null {
-    if (key !== this.tx.senderKey && !this.tx.writes.has(key) && !this.tx.reads.has(key)) {
+    if (!declaresRead(this.tx, key)) {
       fail("ACCESS_VIOLATION", `read of undeclared key ${hex(strBytes(key))}`);
     }
-    const v = this.overlay.get(key);
-    return v !== undefined ? v : this.view.get(key);
+    const i = this.keys.lastIndexOf(key);
+    return i >= 0 ? this.values[i]! : this.view.get(key);
   }
 
   write(key: string, value: Uint8Array | null): void {
-    if (key !== this.tx.senderKey && !this.tx.writes.has(key)) {
+    if (!declaresWrite(this.tx, key)) {
       fail("ACCESS_VIOLATION", `write of undeclared key ${hex(strBytes(key))}`);
     }
-    this.overlay.set(key, value);
+    this.keys.push(key);
+    this.values.push(value);
   }
 
+  /** Applies the writes in order (a key written twice ends with its last value). */
   commit(): void {
-    for (const [k, v] of this.overlay) this.view.set(k, v);
+    for (let i = 0; i < this.keys.length; i++) this.view.set(this.keys[i]!, this.values[i]!);
   }
 }
 
@@ -279,7 +327,7 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       const amount = parseAmount(call.value.amount, "amount");
       const from = decodeAccount(ctx.read(tx.senderKey));
       if (from.balance < amount) fail("INSUFFICIENT_FUNDS");
-      const toKey = keyStr(accountKey(to));
+      const toKey = ACCOUNT_PREFIX + keyStr(to);
       if (toKey !== tx.senderKey) {
         const dest = decodeAccount(ctx.read(toKey));
         const credited = checked(dest.balance + amount);

@@ -512,7 +512,8 @@ export class ChainDb {
   async *iterateState(): AsyncGenerator<[key: Uint8Array, value: Uint8Array]> {
     const overlay = new Map<string, StateWrite>();
     for (const b of this.pending) {
-      for (const w of decodeWriteSetLog(b.log, b.height)) overlay.set(Buffer.from(w.key).toString("latin1"), w);
+      for (const w of decodeWriteSetLog(b.log, b.height))
+        overlay.set(Buffer.from(w.key).toString("latin1"), w);
     }
     const pend = [...overlay.values()].sort((a, b) => compareBytes(a.key, b.key));
     let j = 0;

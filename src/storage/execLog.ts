@@ -182,7 +182,10 @@ export function logOffsets(log: Buffer, height: bigint): Uint32Array {
  * Binary search of a log (entries sorted by key): the value (a view), null when the log deletes
  * the key, undefined when the log does not hold it.
  */
-export function logLookup(p: { log: Buffer; offsets: Uint32Array }, key: Uint8Array): Uint8Array | null | undefined {
+export function logLookup(
+  p: { log: Buffer; offsets: Uint32Array },
+  key: Uint8Array,
+): Uint8Array | null | undefined {
   const { log, offsets } = p;
   let lo = 0;
   let hi = offsets.length - 1;

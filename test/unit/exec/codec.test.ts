@@ -12,7 +12,7 @@ import {
   U128_MAX,
 } from "../../../src/exec/codec.js";
 import { decodeTx, nextRecentRecord, RECENT_TXS, recentlyConsumed } from "../../../src/exec/programs.js";
-import { toReceipt, toReceiptViaCreate } from "../../../src/exec/result.js";
+import { sortKeys, toReceipt, toReceiptViaCreate } from "../../../src/exec/result.js";
 import { makeAccounts, transferTx } from "../../../src/exec/workload.js";
 import { ReceiptSchema, TxStatus } from "../../../src/gen/parabft/v1/types_pb.js";
 import { compareBytes } from "../../../src/types/bytes.js";
@@ -98,6 +98,21 @@ describe("receipts", () => {
     assert.deepEqual(
       toReceipt(new Uint8Array(32), 1n, 0, failed),
       toReceiptViaCreate(new Uint8Array(32), 1n, 0, failed),
+    );
+  });
+});
+
+describe("sortKeys", () => {
+  it("orders binary-string keys exactly as Array#sort, shared prefixes and short keys included", () => {
+    const keyArb = fc
+      .uint8Array({ minLength: 0, maxLength: 8 })
+      .map((b) => (b.length > 2 ? Uint8Array.of(1, 0, ...b) : b))
+      .map(keyStr);
+    fc.assert(
+      fc.property(fc.uniqueArray(keyArb, { minLength: 0, maxLength: 400 }), (keys) => {
+        assert.deepEqual(sortKeys([...keys]), [...keys].sort());
+      }),
+      { seed: 5, numRuns: 300 },
     );
   });
 });
