@@ -141,6 +141,8 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   async prepare(block: ExecutableBlock): Promise<PreparedBlock> {
     const hashes = block.txs.map((t, i) => block.txHashes?.[i] ?? hashBody(t.body));
     const decoded = block.txs.map((t, i) => decodeTx(t.body, hashes[i]!));
+    // Without a source the cache is the whole state (a miss reads as absent): nothing to load.
+    if (!this.hasSource) return { block, hashes, decoded, keys: [], loaded: 0, evictions: 0 };
     // The fee collector is credited after the block's last transaction.
     const keySet = new Set<string>([FEE_COLLECTOR_KEY]);
     for (const tx of decoded) if (tx) for (const k of touchedKeys(tx).keys) keySet.add(k);
@@ -240,9 +242,9 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
 
   private cached(k: string): Uint8Array | null {
     const v = this.cache.peek(k);
-    if (v === undefined)
-      throw new ParabftError("EXEC_STATE_NOT_LOADED", { key: k }, "executor bug: key not loaded");
-    return v;
+    if (v !== undefined) return v;
+    if (!this.hasSource) return null;
+    throw new ParabftError("EXEC_STATE_NOT_LOADED", { key: k }, "executor bug: key not loaded");
   }
 
   /** Reads the block's writes so far, then the cache (every key was loaded in prepare). */

@@ -59,6 +59,8 @@ export interface TxOutcome {
 
 /** A transaction decoded for execution. Keys are binary strings (see codec.keyStr). */
 export interface DecodedTx {
+  /** The sender's cached keys (shared by every tx of the sender). */
+  keys?: SenderKeys;
   hash: Uint8Array;
   body: TxBody;
   sender: Uint8Array;
@@ -104,6 +106,8 @@ interface SenderKeys {
   sender: Uint8Array;
   senderKey: string;
   recentKey: string;
+  /** hex(sender), filled on first use (transfer events). */
+  hex?: string;
 }
 
 /**
@@ -141,7 +145,8 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array): DecodedTx | null {
     }
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
-  const { sender, senderKey, recentKey } = senderKeys(tx.sender);
+  const keys = senderKeys(tx.sender);
+  const { sender, senderKey, recentKey } = keys;
   let reads: string[] = NO_KEYS;
   let writes: string[] = NO_KEYS;
   if (tx.access) {
@@ -156,11 +161,18 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array): DecodedTx | null {
       for (let i = 0; i < aw.length; i++) writes[i] = keyStr(aw[i]!);
     }
   }
-  return { hash, body: tx, sender, senderKey, recentKey, reads, writes };
+  return { keys, hash, body: tx, sender, senderKey, recentKey, reads, writes };
 }
 
 const NO_KEYS: string[] = [];
 const ACCOUNT_PREFIX = String.fromCharCode(StateKeyPrefix.account);
+
+function senderHex(tx: DecodedTx): string {
+  const k = tx.keys;
+  if (k === undefined) return hex(tx.sender);
+  k.hex ??= hex(k.sender);
+  return k.hex;
+}
 
 /** How many consumed nonces the recent-transactions record remembers (duplicate window). */
 export const RECENT_TXS = 4;
@@ -338,7 +350,7 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
         {
           kind: "bank.transfer",
           attrs: [
-            ["from", hex(tx.sender)],
+            ["from", senderHex(tx)],
             ["to", hex(to)],
             ["amount", amount.toString()],
           ],

@@ -139,7 +139,9 @@ export class ChainDb {
   ) {}
 
   static async open(dir: string, opts: ChainDbOpts = {}): Promise<ChainDb> {
-    const db = await Db.open(dir, opts);
+    // A block's execution batch carries a few MB of logs: a 4 MiB memtable (the binding's
+    // default) would flush and compact after every block.
+    const db = await Db.open(dir, { writeBufferSize: 64 * 1024 * 1024, ...opts });
     try {
       const raw = await db.get(META_SCHEMA);
       if (raw === undefined) {

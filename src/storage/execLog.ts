@@ -82,9 +82,22 @@ class Writer {
   str(s: string): void {
     // Every character takes at most 3 UTF-8 bytes.
     this.ensure(4 + 3 * s.length);
-    const { written } = utf8.encodeInto(s, this.buf.subarray(this.off + 4));
-    this.buf.writeUInt32BE(written, this.off);
-    this.off += 4 + written;
+    const buf = this.buf;
+    const at = this.off + 4;
+    let written = -1;
+    if (s.length <= 128) {
+      // Short ASCII (hex, decimal amounts, event names): a loop beats a native call.
+      let i = 0;
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at + i] = c;
+      }
+      if (i === s.length) written = i;
+    }
+    if (written < 0) written = utf8.encodeInto(s, buf.subarray(at)).written;
+    buf.writeUInt32BE(written, this.off);
+    this.off = at + written;
   }
 }
 
