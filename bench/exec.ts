@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PerformanceObserver } from "node:perf_hooks";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { buildGenesis } from "../src/exec/genesis.js";
 import { ParallelExecutor } from "../src/exec/parallel.js";
@@ -95,8 +96,8 @@ export interface PersistRow {
   vsPrevious: number;
   /** RocksDB keys written per tx: execution batches plus folds of the logs into the state bucket. */
   keysPerTx: number;
-  /** Share of the main thread's CPU profile spent in GC, when profiled (else null). */
-  gcShare: number | null;
+  /** GC pause time (PerformanceObserver "gc") / process CPU time, over the run. */
+  gcShare: number;
   /** Process CPU per tx (main, workers, GC, RocksDB threads). */
   cpuUsPerTx: number;
   /** Per block, medians: stage busy times and the RocksDB batch write. */
@@ -128,6 +129,13 @@ export interface Calibration {
   model: CostModel;
 }
 
+export interface Goal {
+  goal: string;
+  target: string;
+  reached: number;
+  ok: boolean;
+}
+
 export interface ExecBenchReport {
   machine: MachineInfo;
   loadAverageAtEnd: number;
@@ -138,6 +146,8 @@ export interface ExecBenchReport {
   runs: number;
   rows: Row[];
   persisted: PersistRow[];
+  /** Issue 13's goals, read off the rows above (same run). */
+  goals: Goal[];
   checks: { allRootsMatchReference: boolean };
 }
 
@@ -423,6 +433,11 @@ async function measurePersisted(
       },
     );
     await pipeline.start();
+    let gcMs = 0;
+    const gc = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcMs += e.duration;
+    });
+    gc.observe({ entryTypes: ["gc"] });
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     try {
@@ -436,8 +451,10 @@ async function measurePersisted(
       if (ex instanceof ParallelExecutor) await ex.close();
     }
     const total = performance.now() - t0;
+    const cpuTotalMs = cpuMs(c0);
+    gc.disconnect();
     const txs = blockSize * count;
-    const cpuUsPerTx = (cpuMs(c0) * 1000) / txs;
+    const cpuUsPerTx = (cpuTotalMs * 1000) / txs;
     const st = pipeline.stats().stages;
     const busy = (name: string) => st.find((x) => x.stage === name)!.busyMs;
     const stages = { prepare: busy("prepare"), execute: busy("execute"), persist: busy("persist") };
@@ -452,7 +469,7 @@ async function measurePersisted(
       layout,
       txPerSec: Math.round((txs / total) * 1000),
       keysPerTx: round(keys / txs, 3),
-      gcShare: null,
+      gcShare: round(gcMs / cpuTotalMs, 3),
       cpuUsPerTx: round(cpuUsPerTx, 3),
       prepareMs: round(stages.prepare / count, 3),
       executeMs: round(stages.execute / count, 3),
@@ -549,8 +566,8 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
   const persistCases: [number, number, number][] = opts.quick
     ? [[10_000, 2_000, 6]]
     : [
-        [10_000, 10_000, 30],
-        [100_000, 10_000, 30],
+        [10_000, 10_000, 20],
+        [100_000, 10_000, 20],
       ];
   const variants: [PersistRow["executor"], Layout][] = [
     ["reference", "layout-1 (per-tx keys)"],
@@ -567,6 +584,7 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
     const base = rowsHere[0]!.txPerSec;
     for (const r of rowsHere) persisted.push({ ...r, vsPrevious: round(r.txPerSec / base, 2) });
   }
+  const goals = issueGoals(rows, persisted);
   return {
     machine,
     loadAverageAtEnd: machineInfo().loadAverage1m,
@@ -576,8 +594,59 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
     runs: opts.runs,
     rows,
     persisted,
+    goals,
     checks: { allRootsMatchReference: allMatch },
   };
+}
+
+function issueGoals(rows: Row[], persisted: PersistRow[]): Goal[] {
+  const goals: Goal[] = [];
+  const big = persisted.filter((p) => p.executor === "parallel-2w" && p.layout.startsWith("layout-2"));
+  const top = big.sort((a, b) => b.accounts - a.accounts)[0];
+  if (top) {
+    goals.push({
+      goal: `persisted transfers, ${top.accounts} accounts, ${top.blockSize}-tx blocks (tx/s)`,
+      target: ">= 100000",
+      reached: top.txPerSec,
+      ok: top.txPerSec >= 100_000,
+    });
+    const cpu = Math.max(...big.map((p) => p.cpuUsPerTx));
+    goals.push({
+      goal: "CPU per persisted transfer (µs, worst case)",
+      target: "< 15",
+      reached: cpu,
+      ok: cpu < 15,
+    });
+  }
+  const exec = rows
+    .filter((r) => r.workload === "transfer" && r.executor !== "reference" && r.blockSize >= 10_000)
+    .sort((a, b) => b.accounts - a.accounts);
+  const e = exec.find((r) => r.accounts === exec[0]?.accounts && r.executor === "parallel-2w");
+  if (e) {
+    goals.push({
+      goal: `execution-only transfers, ${e.accounts} accounts (tx/s)`,
+      target: ">= 300000",
+      reached: e.txPerSec,
+      ok: e.txPerSec >= 300_000,
+    });
+  }
+  const hi = rows.find((r) => r.workload === "compute-high" && r.executor === "parallel-2w");
+  if (hi)
+    goals.push({
+      goal: "compute high, low contention, 2 workers (speedup)",
+      target: ">= 1.8",
+      reached: hi.speedup,
+      ok: hi.speedup >= 1.8,
+    });
+  const co = rows.find((r) => r.workload === "compute-contended" && r.executor === "parallel-2w");
+  if (co)
+    goals.push({
+      goal: "compute full contention, 2 workers (speedup)",
+      target: ">= 0.95",
+      reached: co.speedup,
+      ok: co.speedup >= 0.95,
+    });
+  return goals;
 }
 
 export function formatExecReport(r: ExecBenchReport): string {
@@ -606,6 +675,7 @@ export function formatExecReport(r: ExecBenchReport): string {
       "vs ref+layout1",
       "cpu µs/tx",
       "keys/tx",
+      "gc share",
       "prepare µs/tx",
       "execute µs/tx",
       "persist µs/tx",
@@ -620,6 +690,7 @@ export function formatExecReport(r: ExecBenchReport): string {
       x.vsPrevious,
       x.cpuUsPerTx,
       x.keysPerTx,
+      x.gcShare,
       x.prepareUsPerTx,
       x.executeUsPerTx,
       x.persistUsPerTx,
@@ -628,26 +699,48 @@ export function formatExecReport(r: ExecBenchReport): string {
     ]),
   );
   const ok = r.checks.allRootsMatchReference ? "all state roots match the reference" : "STATE ROOT MISMATCH";
+  const t3 = formatTable(
+    ["issue 13 goal", "target", "reached", "met"],
+    r.goals.map((g) => [g.goal, g.target, g.reached, g.ok ? "yes" : "no"]),
+  );
   const c = r.calibration;
   const cal =
     `cost model calibration (µs of CPU): compute iteration ${c.computeIterationUs} (model ${c.model.computeIterationUs}), ` +
     `inline transfer ${c.inlineTransferUs} (model ${c.model.cheapTxUs}), worker decode ${c.workerDecodeUs} ` +
     `(model ${c.model.workerDecodeUs}), forced 2-worker transfer ${c.parallelTransferUs}/tx => shipping ` +
     `${c.shipOverheadUs}/tx (model ${c.model.mainShipUs} main + ${c.model.workerDecodeUs} worker)`;
-  return `${head}\n\n${t1}\n\npersisted: stage busy time per tx on the main thread (stages overlap; RocksDB writes run on its own threads)\n${t2}\n\n${cal}\n${ok}`;
+  return `${head}\n\n${t1}\n\npersisted: stage busy time per tx on the main thread (stages overlap; RocksDB writes run on its own threads)\n${t2}\n\n${t3}\n\n${cal}\n${ok}`;
 }
 
 export function execChartSvg(r: ExecBenchReport): string {
-  const categories = [...new Set(r.rows.map((x) => x.scenario))];
+  const execCats = [...new Set(r.rows.map((x) => x.scenario))];
+  const persistCats = [...new Set(r.persisted.map((x) => `persisted ${x.scenario}`))];
+  const persisted = (c: string, executor: string, layout: string) =>
+    r.persisted.find(
+      (x) => `persisted ${x.scenario}` === c && x.executor === executor && x.layout.startsWith(layout),
+    )?.txPerSec ?? null;
+  const categories = [...execCats, ...persistCats];
   return barChartSvg({
-    title: `Executor throughput (tx/s, median of ${r.runs}) — ${r.machine.cores}-core ${r.machine.cpuModel}`,
+    title: `Executor throughput (tx/s, median of ${r.runs}; persisted: whole run) — ${r.machine.cores}-core ${r.machine.cpuModel}`,
     categories,
-    series: EXECUTORS.map((e) => ({
-      name: e,
-      values: categories.map(
-        (c) => r.rows.find((x) => x.scenario === c && x.executor === e)?.txPerSec ?? null,
-      ),
-    })),
+    series: [
+      ...EXECUTORS.map((e) => ({
+        name: e === "reference" ? "reference" : `${e}${e === "parallel-2w" ? " (persisted: layout 2)" : ""}`,
+        values: categories.map((c) =>
+          c.startsWith("persisted ")
+            ? e === "parallel-1w"
+              ? null
+              : persisted(c, e, "layout-2")
+            : (r.rows.find((x) => x.scenario === c && x.executor === e)?.txPerSec ?? null),
+        ),
+      })),
+      {
+        name: "previous layout 1 (persisted, parallel-2w)",
+        values: categories.map((c) =>
+          c.startsWith("persisted ") ? persisted(c, "parallel-2w", "layout-1") : null,
+        ),
+      },
+    ],
     yLabel: "transactions per second (log)",
     logScale: true,
   });
