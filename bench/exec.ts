@@ -96,7 +96,7 @@ export interface PersistRow {
   vsPrevious: number;
   /** RocksDB keys written per tx: execution batches plus folds of the logs into the state bucket. */
   keysPerTx: number;
-  /** GC pause time (PerformanceObserver "gc") / process CPU time, over the run. */
+  /** GC pause time (PerformanceObserver "gc", main thread) / wall time of the run. */
   gcShare: number;
   /** Process CPU per tx (main, workers, GC, RocksDB threads). */
   cpuUsPerTx: number;
@@ -469,7 +469,7 @@ async function measurePersisted(
       layout,
       txPerSec: Math.round((txs / total) * 1000),
       keysPerTx: round(keys / txs, 3),
-      gcShare: round(gcMs / cpuTotalMs, 3),
+      gcShare: round(gcMs / total, 3),
       cpuUsPerTx: round(cpuUsPerTx, 3),
       prepareMs: round(stages.prepare / count, 3),
       executeMs: round(stages.execute / count, 3),
