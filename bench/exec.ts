@@ -6,14 +6,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fromBinary } from "@bufbuild/protobuf";
+import { PerformanceObserver } from "node:perf_hooks";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { buildGenesis } from "../src/exec/genesis.js";
 import { ParallelExecutor } from "../src/exec/parallel.js";
 import { ExecutionPipeline } from "../src/exec/pipeline.js";
-import { ReferenceExecutor, stateMap } from "../src/exec/reference.js";
+import { hashBody, ReferenceExecutor, stateMap } from "../src/exec/reference.js";
 import { type CostModel, DEFAULT_COST_MODEL } from "../src/exec/schedule.js";
 import { sha256Iterate } from "../src/exec/sha256iter.js";
-import type { ExecutableBlock, ExecutionResult, Executor } from "../src/exec/types.js";
+import type { ExecutableBlock, ExecutionResult, ExecutionStore, Executor } from "../src/exec/types.js";
 import {
   computeTx,
   genesisFor,
@@ -24,10 +25,10 @@ import {
   type TestAccount,
   transferTx,
 } from "../src/exec/workload.js";
-import { TxBodySchema } from "../src/gen/parabft/v1/types_pb.js";
+import { ReceiptSchema, TxBodySchema, TxStatus } from "../src/gen/parabft/v1/types_pb.js";
 import { silentLogger } from "../src/logger/index.js";
-import { ChainDb } from "../src/storage/index.js";
-import { toHex } from "../src/types/bytes.js";
+import { Bucket, ChainDb, Db, type DbOp } from "../src/storage/index.js";
+import { toHex, u64be } from "../src/types/bytes.js";
 import {
   availableCores,
   barChartSvg,
@@ -79,13 +80,24 @@ export interface Row {
   lanes: number;
 }
 
+export type Layout = "layout-1 (per-tx keys)" | "layout-2 (block logs)";
+
 export interface PersistRow {
   scenario: string;
   accounts: number;
   blockSize: number;
   blocks: number;
   workers: number;
+  /** Which executor ran behind the pipeline, and which storage layout persisted its results. */
+  executor: "reference" | "parallel-2w";
+  layout: Layout;
   txPerSec: number;
+  /** tx/s of this row / tx/s of the reference executor over layout 1 (the previous build) in the same run. */
+  vsPrevious: number;
+  /** RocksDB keys written per tx: execution batches plus folds of the logs into the state bucket. */
+  keysPerTx: number;
+  /** GC pause time (PerformanceObserver "gc", main thread) / wall time of the run. */
+  gcShare: number;
   /** Process CPU per tx (main, workers, GC, RocksDB threads). */
   cpuUsPerTx: number;
   /** Per block, medians: stage busy times and the RocksDB batch write. */
@@ -96,6 +108,13 @@ export interface PersistRow {
   /** Inside execute: applying transactions vs building receipts, sorting and hashing the write set. */
   applyMs: number;
   resultMs: number;
+  /** Per tx (µs of wall time on the main thread): each stage's busy time / txs. */
+  prepareUsPerTx: number;
+  executeUsPerTx: number;
+  persistUsPerTx: number;
+  /** Folds of the logs into the state bucket: count and total ms (background, overlapped). */
+  folds: number;
+  foldMs: number;
   bound: string;
 }
 
@@ -110,6 +129,13 @@ export interface Calibration {
   model: CostModel;
 }
 
+export interface Goal {
+  goal: string;
+  target: string;
+  reached: number;
+  ok: boolean;
+}
+
 export interface ExecBenchReport {
   machine: MachineInfo;
   loadAverageAtEnd: number;
@@ -120,6 +146,8 @@ export interface ExecBenchReport {
   runs: number;
   rows: Row[];
   persisted: PersistRow[];
+  /** Issue 13's goals, read off the rows above (same run). */
+  goals: Goal[];
   checks: { allRootsMatchReference: boolean };
 }
 
@@ -230,7 +258,13 @@ export function makeBlocks(s: Scenario, count: number): { u: Prepared; blocks: E
         }
       }
     }
-    blocks.push({ height: BigInt(h), timestampMs: BigInt(h), txs });
+    // As the node hands blocks to execution: the commit stage already hashed every tx.
+    blocks.push({
+      height: BigInt(h),
+      timestampMs: BigInt(h),
+      txs,
+      txHashes: txs.map((t) => hashBody(t.body)),
+    });
   }
   return { u, blocks };
 }
@@ -302,39 +336,96 @@ async function measureExecutors(
   return { rows, rootsMatch };
 }
 
+/**
+ * The previous build's execution batch (layout 1), rebuilt here so its figures are measured in
+ * the same run: every state write is a key, every receipt a protobuf value under its tx hash.
+ */
+class Layout1Store implements ExecutionStore {
+  private executed = 0n;
+  constructor(
+    private readonly db: Db,
+    private readonly onWrite: (kind: string, ms: number, ops: number) => void,
+  ) {}
+  async writeExecutionBatch(result: ExecutionResult): Promise<void> {
+    const t0 = performance.now();
+    const ops: DbOp[] = [];
+    for (const w of result.writeSet) {
+      const key = Buffer.concat([Uint8Array.of(Bucket.state), w.key]);
+      ops.push(w.value === null ? { type: "del", key } : { type: "put", key, value: w.value });
+    }
+    for (const r of result.receipts) {
+      if (r.status === TxStatus.DUPLICATE) continue;
+      ops.push({
+        type: "put",
+        key: Buffer.concat([Uint8Array.of(Bucket.receipt), r.txHash]),
+        value: toBinary(ReceiptSchema, r),
+      });
+    }
+    ops.push({ type: "put", key: Buffer.from("\0executedHeight"), value: u64be(result.height) });
+    ops.push({ type: "put", key: Buffer.from("\0stateRoot"), value: result.stateRoot });
+    await this.db.batch(ops);
+    this.executed = result.height;
+    this.onWrite("execution", performance.now() - t0, ops.length);
+  }
+  async getState(key: Uint8Array) {
+    return this.db.get(Buffer.concat([Uint8Array.of(Bucket.state), key]));
+  }
+  async getExecutedHeight() {
+    return this.executed;
+  }
+  async getStateRoot() {
+    return undefined;
+  }
+}
+
 async function measurePersisted(
   accounts: number,
   blockSize: number,
   count: number,
-  workers: number,
-): Promise<PersistRow> {
+  executor: PersistRow["executor"],
+  layout: Layout,
+): Promise<Omit<PersistRow, "vsPrevious">> {
   const s: Scenario = { name: "", workload: "transfer", accounts, blockSize };
   const { u, blocks } = makeBlocks(s, count);
   const dir = mkdtempSync(join(tmpdir(), "parabft-bench-exec-"));
   const writeMs: number[] = [];
-  const db = await ChainDb.open(dir, {
-    onWrite: (kind, ms) => {
-      if (kind === "execution") writeMs.push(ms);
-    },
-  });
+  let keys = 0;
+  let folds = 0;
+  let foldMs = 0;
+  const onWrite = (kind: string, ms: number, ops: number) => {
+    if (kind === "execution") writeMs.push(ms);
+    if (kind === "state") {
+      folds++;
+      foldMs += ms;
+    }
+    keys += ops;
+  };
+  const v2 = layout.startsWith("layout-2");
+  const chain = v2 ? await ChainDb.open(dir, { onWrite }) : null;
+  const raw = v2 ? null : await Db.open(dir);
+  const store: ExecutionStore = chain ?? new Layout1Store(raw!, onWrite);
   try {
-    await db.writeExecutionBatch(u.genesis);
+    await store.writeExecutionBatch(u.genesis);
+    await chain?.flushState();
     writeMs.length = 0;
-    // The benchmark seeds the cache with genesis (a warm node); misses would go to RocksDB.
-    const ex = new ParallelExecutor(
-      { height: 0n, stateRoot: u.genesis.stateRoot, state: u.state },
-      { workers, source: db },
-    );
+    keys = 0;
+    folds = 0;
+    foldMs = 0;
+    // As the node runs it (src/node openExecutor): the whole state in the executor's memory, the
+    // store as the durable copy.
+    const init = { height: 0n, stateRoot: u.genesis.stateRoot, state: u.state };
+    const ex =
+      executor === "reference" ? new ReferenceExecutor(init) : new ParallelExecutor(init, { workers: 2 });
     const applyMs: number[] = [];
     const resultMs: number[] = [];
     const pipeline = new ExecutionPipeline(
       { queueCapacity: 4 },
       {
         executor: ex,
-        store: db,
+        store,
         log: silentLogger(),
         onExecuted: () => {
-          if (ex.lastStats) {
+          if (ex instanceof ParallelExecutor && ex.lastStats) {
             applyMs.push(ex.lastStats.applyMs);
             resultMs.push(ex.lastStats.resultMs);
           }
@@ -342,39 +433,60 @@ async function measurePersisted(
       },
     );
     await pipeline.start();
+    let gcMs = 0;
+    const gc = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcMs += e.duration;
+    });
+    gc.observe({ entryTypes: ["gc"] });
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     try {
       for (const b of blocks) await pipeline.submit(b);
       await pipeline.idle();
+      // Timed to the end of folding every log into the state bucket: the run pays for the
+      // per-key state writes too, never leaves them to after the clock stops.
+      await chain?.flushState();
     } finally {
       await pipeline.stop();
-      await ex.close();
+      if (ex instanceof ParallelExecutor) await ex.close();
     }
     const total = performance.now() - t0;
-    const cpuUsPerTx = (cpuMs(c0) * 1000) / (blockSize * count);
+    const cpuTotalMs = cpuMs(c0);
+    gc.disconnect();
+    const txs = blockSize * count;
+    const cpuUsPerTx = (cpuTotalMs * 1000) / txs;
     const st = pipeline.stats().stages;
-    const per = (name: string) => st.find((x) => x.stage === name)!.busyMs / count;
-    const stages = { prepare: per("prepare"), execute: per("execute"), persist: per("persist") };
+    const busy = (name: string) => st.find((x) => x.stage === name)!.busyMs;
+    const stages = { prepare: busy("prepare"), execute: busy("execute"), persist: busy("persist") };
     const bound = Object.entries(stages).sort((a, b) => b[1] - a[1])[0]![0];
     return {
       scenario: `transfer ${accounts} acct ${blockSize} x${count}`,
       accounts,
       blockSize,
       blocks: count,
-      workers,
-      txPerSec: Math.round(((blockSize * count) / total) * 1000),
+      workers: executor === "reference" ? 0 : 2,
+      executor,
+      layout,
+      txPerSec: Math.round((txs / total) * 1000),
+      keysPerTx: round(keys / txs, 3),
+      gcShare: round(gcMs / total, 3),
       cpuUsPerTx: round(cpuUsPerTx, 3),
-      prepareMs: round(stages.prepare, 3),
-      executeMs: round(stages.execute, 3),
-      persistMs: round(stages.persist, 3),
+      prepareMs: round(stages.prepare / count, 3),
+      executeMs: round(stages.execute / count, 3),
+      persistMs: round(stages.persist / count, 3),
       writeBatchMs: round(median(writeMs), 3),
-      applyMs: round(median(applyMs), 3),
-      resultMs: round(median(resultMs), 3),
+      applyMs: applyMs.length ? round(median(applyMs), 3) : 0,
+      resultMs: resultMs.length ? round(median(resultMs), 3) : 0,
+      prepareUsPerTx: round((stages.prepare * 1000) / txs, 2),
+      executeUsPerTx: round((stages.execute * 1000) / txs, 2),
+      persistUsPerTx: round((stages.persist * 1000) / txs, 2),
+      folds,
+      foldMs: round(foldMs, 1),
       bound: `${bound} stage`,
     };
   } finally {
-    await db.close();
+    await chain?.close();
+    await raw?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -452,15 +564,27 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
   }
   const persisted: PersistRow[] = [];
   const persistCases: [number, number, number][] = opts.quick
-    ? [[10_000, 2_000, 3]]
+    ? [[10_000, 2_000, 6]]
     : [
-        [10_000, 10_000, 8],
-        [100_000, 10_000, 8],
+        [10_000, 10_000, 20],
+        [100_000, 10_000, 20],
       ];
+  const variants: [PersistRow["executor"], Layout][] = [
+    ["reference", "layout-1 (per-tx keys)"],
+    ["parallel-2w", "layout-1 (per-tx keys)"],
+    ["reference", "layout-2 (block logs)"],
+    ["parallel-2w", "layout-2 (block logs)"],
+  ];
   for (const [a, size, count] of persistCases) {
-    log(`persisted: transfer ${a} accounts, ${count} blocks of ${size}`);
-    persisted.push(await measurePersisted(a, size, count, 2));
+    const rowsHere: Omit<PersistRow, "vsPrevious">[] = [];
+    for (const [executor, layout] of variants) {
+      log(`persisted: transfer ${a} accounts, ${count} blocks of ${size}, ${executor}, ${layout}`);
+      rowsHere.push(await measurePersisted(a, size, count, executor, layout));
+    }
+    const base = rowsHere[0]!.txPerSec;
+    for (const r of rowsHere) persisted.push({ ...r, vsPrevious: round(r.txPerSec / base, 2) });
   }
+  const goals = issueGoals(rows, persisted);
   return {
     machine,
     loadAverageAtEnd: machineInfo().loadAverage1m,
@@ -470,8 +594,59 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
     runs: opts.runs,
     rows,
     persisted,
+    goals,
     checks: { allRootsMatchReference: allMatch },
   };
+}
+
+function issueGoals(rows: Row[], persisted: PersistRow[]): Goal[] {
+  const goals: Goal[] = [];
+  const big = persisted.filter((p) => p.executor === "parallel-2w" && p.layout.startsWith("layout-2"));
+  const top = big.sort((a, b) => b.accounts - a.accounts)[0];
+  if (top) {
+    goals.push({
+      goal: `persisted transfers, ${top.accounts} accounts, ${top.blockSize}-tx blocks (tx/s)`,
+      target: ">= 100000",
+      reached: top.txPerSec,
+      ok: top.txPerSec >= 100_000,
+    });
+    const cpu = Math.max(...big.map((p) => p.cpuUsPerTx));
+    goals.push({
+      goal: "CPU per persisted transfer (µs, worst case)",
+      target: "< 15",
+      reached: cpu,
+      ok: cpu < 15,
+    });
+  }
+  const exec = rows
+    .filter((r) => r.workload === "transfer" && r.executor !== "reference" && r.blockSize >= 10_000)
+    .sort((a, b) => b.accounts - a.accounts);
+  const e = exec.find((r) => r.accounts === exec[0]?.accounts && r.executor === "parallel-2w");
+  if (e) {
+    goals.push({
+      goal: `execution-only transfers, ${e.accounts} accounts (tx/s)`,
+      target: ">= 300000",
+      reached: e.txPerSec,
+      ok: e.txPerSec >= 300_000,
+    });
+  }
+  const hi = rows.find((r) => r.workload === "compute-high" && r.executor === "parallel-2w");
+  if (hi)
+    goals.push({
+      goal: "compute high, low contention, 2 workers (speedup)",
+      target: ">= 1.8",
+      reached: hi.speedup,
+      ok: hi.speedup >= 1.8,
+    });
+  const co = rows.find((r) => r.workload === "compute-contended" && r.executor === "parallel-2w");
+  if (co)
+    goals.push({
+      goal: "compute full contention, 2 workers (speedup)",
+      target: ">= 0.95",
+      reached: co.speedup,
+      ok: co.speedup >= 0.95,
+    });
+  return goals;
 }
 
 export function formatExecReport(r: ExecBenchReport): string {
@@ -493,53 +668,79 @@ export function formatExecReport(r: ExecBenchReport): string {
   );
   const t2 = formatTable(
     [
-      "persisted (pipeline + ChainDb)",
-      "workers",
+      "persisted (pipeline + store)",
+      "executor",
+      "layout",
       "tx/s",
+      "vs ref+layout1",
       "cpu µs/tx",
-      "prepare",
-      "execute",
-      "(apply",
-      "result)",
-      "persist",
-      "rocksdb",
+      "keys/tx",
+      "gc share",
+      "prepare µs/tx",
+      "execute µs/tx",
+      "persist µs/tx",
+      "folds (ms)",
       "bound",
     ],
     r.persisted.map((x) => [
       x.scenario,
-      x.workers,
+      x.executor,
+      x.layout,
       x.txPerSec,
+      x.vsPrevious,
       x.cpuUsPerTx,
-      x.prepareMs,
-      x.executeMs,
-      x.applyMs,
-      x.resultMs,
-      x.persistMs,
-      x.writeBatchMs,
+      x.keysPerTx,
+      x.gcShare,
+      x.prepareUsPerTx,
+      x.executeUsPerTx,
+      x.persistUsPerTx,
+      `${x.folds} (${x.foldMs})`,
       x.bound,
     ]),
   );
   const ok = r.checks.allRootsMatchReference ? "all state roots match the reference" : "STATE ROOT MISMATCH";
+  const t3 = formatTable(
+    ["issue 13 goal", "target", "reached", "met"],
+    r.goals.map((g) => [g.goal, g.target, g.reached, g.ok ? "yes" : "no"]),
+  );
   const c = r.calibration;
   const cal =
     `cost model calibration (µs of CPU): compute iteration ${c.computeIterationUs} (model ${c.model.computeIterationUs}), ` +
     `inline transfer ${c.inlineTransferUs} (model ${c.model.cheapTxUs}), worker decode ${c.workerDecodeUs} ` +
     `(model ${c.model.workerDecodeUs}), forced 2-worker transfer ${c.parallelTransferUs}/tx => shipping ` +
     `${c.shipOverheadUs}/tx (model ${c.model.mainShipUs} main + ${c.model.workerDecodeUs} worker)`;
-  return `${head}\n\n${t1}\n\nper-block stage times in ms (medians)\n${t2}\n\n${cal}\n${ok}`;
+  return `${head}\n\n${t1}\n\npersisted: stage busy time per tx on the main thread (stages overlap; RocksDB writes run on its own threads)\n${t2}\n\n${t3}\n\n${cal}\n${ok}`;
 }
 
 export function execChartSvg(r: ExecBenchReport): string {
-  const categories = [...new Set(r.rows.map((x) => x.scenario))];
+  const execCats = [...new Set(r.rows.map((x) => x.scenario))];
+  const persistCats = [...new Set(r.persisted.map((x) => `persisted ${x.scenario}`))];
+  const persisted = (c: string, executor: string, layout: string) =>
+    r.persisted.find(
+      (x) => `persisted ${x.scenario}` === c && x.executor === executor && x.layout.startsWith(layout),
+    )?.txPerSec ?? null;
+  const categories = [...execCats, ...persistCats];
   return barChartSvg({
-    title: `Executor throughput (tx/s, median of ${r.runs}) — ${r.machine.cores}-core ${r.machine.cpuModel}`,
+    title: `Executor throughput (tx/s, median of ${r.runs}; persisted: whole run) — ${r.machine.cores}-core ${r.machine.cpuModel}`,
     categories,
-    series: EXECUTORS.map((e) => ({
-      name: e,
-      values: categories.map(
-        (c) => r.rows.find((x) => x.scenario === c && x.executor === e)?.txPerSec ?? null,
-      ),
-    })),
+    series: [
+      ...EXECUTORS.map((e) => ({
+        name: e === "reference" ? "reference" : `${e}${e === "parallel-2w" ? " (persisted: layout 2)" : ""}`,
+        values: categories.map((c) =>
+          c.startsWith("persisted ")
+            ? e === "parallel-1w"
+              ? null
+              : persisted(c, e, "layout-2")
+            : (r.rows.find((x) => x.scenario === c && x.executor === e)?.txPerSec ?? null),
+        ),
+      })),
+      {
+        name: "previous layout 1 (persisted, parallel-2w)",
+        values: categories.map((c) =>
+          c.startsWith("persisted ") ? persisted(c, "parallel-2w", "layout-1") : null,
+        ),
+      },
+    ],
     yLabel: "transactions per second (log)",
     logScale: true,
   });

@@ -23,9 +23,9 @@ export interface TxCommon {
   /** 32-byte Ed25519 public key of the sender. */
   sender: Uint8Array;
   nonce: bigint;
-  /** Default: gasOf(call), exactly what the call needs (src/exec/fees.ts). */
+  /** Default: exactly the gas the call needs (gasOf, src/exec/fees.ts). */
   gasLimit?: bigint;
-  /** Gas price, a decimal string. Default: MIN_GAS_PRICE. */
+  /** Gas price, a decimal string (token units per gas). Default: MIN_GAS_PRICE. See docs/FEES.md. */
   fee?: string;
 }
 

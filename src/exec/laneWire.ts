@@ -3,7 +3,14 @@
 // carries per-tx outcomes and the bin's writes. Both travel as transferred ArrayBuffers.
 import type { TxStatus } from "../gen/parabft/v1/types_pb.js";
 import { ByteReader, ByteWriter } from "./codec.js";
-import { applyTx, decodeTx, MALFORMED_OUTCOME, type OutcomeEvent, type TxOutcome } from "./programs.js";
+import {
+  applyTx,
+  decodeTx,
+  type FeeTotal,
+  MALFORMED_OUTCOME,
+  type OutcomeEvent,
+  type TxOutcome,
+} from "./programs.js";
 
 export interface JobTx {
   index: number;
@@ -68,15 +75,18 @@ export function runJob(job: ArrayBuffer): ArrayBuffer {
   };
   const out = new ByteWriter(64 + n * 64);
   out.u32(n);
+  const fees: FeeTotal = { total: 0n };
   for (const t of txs) {
     const tx = decodeTx(t.body, t.hash);
-    writeOutcome(out, t.index, tx === null ? MALFORMED_OUTCOME : applyTx(view, tx));
+    writeOutcome(out, t.index, tx === null ? MALFORMED_OUTCOME : applyTx(view, tx, fees));
   }
   out.u32(writes.size);
   for (const [k, v] of writes) {
     out.key(k);
     out.optBytes(v);
   }
+  // The bin's fees: credited to the collector once, by the main thread, after the whole block.
+  out.str(fees.total.toString());
   return out.finish();
 }
 
@@ -99,6 +109,8 @@ function writeOutcome(w: ByteWriter, index: number, o: TxOutcome): void {
 export interface JobResult {
   outcomes: { index: number; outcome: TxOutcome }[];
   writes: [string, Uint8Array | null][];
+  /** Fees charged by the bin's transactions. */
+  fees: bigint;
 }
 
 export function decodeResult(buf: ArrayBuffer): JobResult {
@@ -128,5 +140,5 @@ export function decodeResult(buf: ArrayBuffer): JobResult {
     const v = r.optBytes();
     writes[i] = [k, v === null ? null : v.slice()];
   }
-  return { outcomes, writes };
+  return { outcomes, writes, fees: BigInt(r.str()) };
 }

@@ -4,14 +4,16 @@
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { StateCache, type StateSource } from "./cache.js";
-import { decodeAccount, keyStr } from "./codec.js";
+import { keyStr } from "./codec.js";
 import { decodeResult, encodeJob, type JobTx } from "./laneWire.js";
 import {
   applyTx,
+  creditFees,
   type DecodedTx,
   decodeTx,
+  FEE_COLLECTOR_KEY,
+  type FeeTotal,
   MALFORMED_OUTCOME,
-  seenKeyStr,
   type TxOutcome,
   touchedKeys,
 } from "./programs.js";
@@ -139,7 +141,10 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   async prepare(block: ExecutableBlock): Promise<PreparedBlock> {
     const hashes = block.txs.map((t, i) => block.txHashes?.[i] ?? hashBody(t.body));
     const decoded = block.txs.map((t, i) => decodeTx(t.body, hashes[i]!));
-    const keySet = new Set<string>();
+    // Without a source the cache is the whole state (a miss reads as absent): nothing to load.
+    if (!this.hasSource) return { block, hashes, decoded, keys: [], loaded: 0, evictions: 0 };
+    // The fee collector is credited after the block's last transaction.
+    const keySet = new Set<string>([FEE_COLLECTOR_KEY]);
     for (const tx of decoded) if (tx) for (const k of touchedKeys(tx).keys) keySet.add(k);
     const keys = [...keySet];
     // Snapshot before loading: an eviction during the awaited reads must force a reload too.
@@ -197,27 +202,17 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // Loaded in prepare; if anything was evicted since, reload (keys still cached cost nothing).
     let loaded = p.loaded;
     if (p.evictions !== this.cache.evictions) loaded += await this.cache.load(p.keys);
-    // A nonce below the sender's current one may be a duplicate from an earlier block: its
-    // tx-seen record is the only state read that the access list cannot name in advance.
-    const seenKeys: (string | null)[] = decoded.map((tx) => {
-      if (!tx) return null;
-      const acct = decodeAccount(this.cache.peek(tx.senderKey) ?? null);
-      return tx.body.nonce < acct.nonce ? seenKeyStr(tx, tx.body.nonce) : null;
-    });
-    loaded += await this.cache.load(seenKeys.filter((k): k is string => k !== null));
-
     const pl = plan(decoded, this.pool?.size ?? 0, this.mode, this.cost);
     const outcomes: TxOutcome[] = new Array(decoded.length);
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     const writes =
-      pl.mode === "parallel"
-        ? await this.runParallel(p, pl, seenKeys, outcomes)
-        : this.runInline(decoded, outcomes);
+      pl.mode === "parallel" ? await this.runParallel(p, pl, outcomes) : this.runInline(decoded, outcomes);
     const t1 = performance.now();
     const cpu = process.cpuUsage(cpu0);
     const receipts = outcomes.map((o, i) => toReceipt(hashes[i]!, block.height, i, o));
-    this.cache.apply(writes);
+    // The inline path wrote through to the cache already; merged worker writes land here.
+    if (pl.mode === "parallel") this.cache.apply(writes);
     if (this.hasSource) this.unpersisted.push({ height: block.height, writes });
     const result = buildResult(block.height, this.root, writes, receipts);
     const t2 = performance.now();
@@ -247,14 +242,14 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
 
   private cached(k: string): Uint8Array | null {
     const v = this.cache.peek(k);
-    if (v === undefined)
-      throw new ParabftError("EXEC_STATE_NOT_LOADED", { key: k }, "executor bug: key not loaded");
-    return v;
+    if (v !== undefined) return v;
+    if (!this.hasSource) return null;
+    throw new ParabftError("EXEC_STATE_NOT_LOADED", { key: k }, "executor bug: key not loaded");
   }
 
-  private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[]): Map<string, Uint8Array | null> {
-    const writes = new Map<string, Uint8Array | null>();
-    const view = {
+  /** Reads the block's writes so far, then the cache (every key was loaded in prepare). */
+  private overView(writes: Map<string, Uint8Array | null>) {
+    return {
       get: (k: string) => {
         const w = writes.get(k);
         return w !== undefined ? w : this.cached(k);
@@ -263,17 +258,38 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         writes.set(k, v);
       },
     };
+  }
+
+  /**
+   * Runs in block order straight on the cache (one lookup per read), recording the block's
+   * writes for the write set. An error here is an executor bug and stops the pipeline.
+   */
+  private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[]): Map<string, Uint8Array | null> {
+    const writes = new Map<string, Uint8Array | null>();
+    const cache = this.cache;
+    const view = {
+      get: (k: string) => {
+        const v = cache.peek(k);
+        if (v === undefined) return this.cached(k);
+        return v;
+      },
+      set: (k: string, v: Uint8Array | null) => {
+        writes.set(k, v);
+        cache.seed(k, v);
+      },
+    };
+    const fees: FeeTotal = { total: 0n };
     for (let i = 0; i < decoded.length; i++) {
       const tx = decoded[i];
-      outcomes[i] = tx ? applyTx(view, tx) : MALFORMED_OUTCOME;
+      outcomes[i] = tx ? applyTx(view, tx, fees) : MALFORMED_OUTCOME;
     }
+    creditFees(view, fees.total);
     return writes;
   }
 
   private async runParallel(
     p: PreparedBlock,
     pl: Plan,
-    seenKeys: (string | null)[],
     outcomes: TxOutcome[],
   ): Promise<Map<string, Uint8Array | null>> {
     const pool = this.pool!;
@@ -286,8 +302,6 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         const tx = decoded[i]!;
         txs[j] = { index: i, hash: hashes[i]!, body: block.txs[i]!.body };
         for (const k of touchedKeys(tx).keys) if (!state.has(k)) state.set(k, this.cached(k));
-        const s = seenKeys[i];
-        if (s && !state.has(s)) state.set(s, this.cached(s));
       });
       return encodeJob(txs, state);
     });
@@ -295,11 +309,15 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // Lanes touch disjoint keys, so the bins' writes never collide: merge order is irrelevant,
     // and the write set is sorted afterwards anyway.
     const writes = new Map<string, Uint8Array | null>();
+    let fees = 0n;
     for (const buf of results) {
       const r = decodeResult(buf);
       for (const o of r.outcomes) outcomes[o.index] = o.outcome;
       for (const [k, v] of r.writes) writes.set(k, v);
+      fees += r.fees;
     }
+    // Sums are order-free, and the credit comes after every lane, as in the reference.
+    creditFees(this.overView(writes), fees);
     return writes;
   }
 }

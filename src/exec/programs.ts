@@ -12,6 +12,7 @@ import {
   ammPoolKey,
   computeKey,
   kvKey,
+  recentTxsKey,
   StateKeyPrefix,
 } from "../types/stateKeys.js";
 import {
@@ -25,8 +26,9 @@ import {
   keyStr,
   U128_MAX,
 } from "./codec.js";
-import { gasOf, LIMITS } from "./fees.js";
+import { FEE_COLLECTOR_ADDRESS, gasOf, gasPrice, LIMITS } from "./fees.js";
 import { sha256Iterate } from "./sha256iter.js";
+import { fastDecodeTxBody } from "./txDecode.js";
 
 export type FailureCode =
   | "MALFORMED"
@@ -38,6 +40,7 @@ export type FailureCode =
   | "SLIPPAGE"
   | "POOL_NOT_FOUND"
   | "OVERFLOW"
+  | "INSUFFICIENT_FEE"
   | "UNSUPPORTED_PROGRAM";
 
 export interface OutcomeEvent {
@@ -56,13 +59,76 @@ export interface TxOutcome {
 
 /** A transaction decoded for execution. Keys are binary strings (see codec.keyStr). */
 export interface DecodedTx {
+  /** The sender's cached keys (shared by every tx of the sender). */
+  keys?: SenderKeys;
   hash: Uint8Array;
   body: TxBody;
   sender: Uint8Array;
   /** keyStr(accountKey(sender)). */
   senderKey: string;
-  reads: Set<string>;
-  writes: Set<string>;
+  /** keyStr(recentTxsKey(sender)): the sender's recent-transactions record. */
+  recentKey: string;
+  /** Declared keys, as listed (may repeat): see declaresRead / declaresWrite. */
+  reads: string[];
+  writes: string[];
+  /** Built on first use for long access lists only (short ones are scanned). */
+  readSet?: Set<string>;
+  writeSet?: Set<string>;
+}
+
+const SCAN_MAX = 16;
+
+/** True when the access list lets the tx write `key` (the sender's account is implicit). */
+export function declaresWrite(tx: DecodedTx, key: string): boolean {
+  if (key === tx.senderKey) return true;
+  const w = tx.writes;
+  if (w.length <= SCAN_MAX) {
+    for (let i = 0; i < w.length; i++) if (w[i] === key) return true;
+    return false;
+  }
+  tx.writeSet ??= new Set(w);
+  return tx.writeSet.has(key);
+}
+
+/** True when the access list lets the tx read `key` (declared read or write, or its account). */
+export function declaresRead(tx: DecodedTx, key: string): boolean {
+  if (declaresWrite(tx, key)) return true;
+  const r = tx.reads;
+  if (r.length <= SCAN_MAX) {
+    for (let i = 0; i < r.length; i++) if (r[i] === key) return true;
+    return false;
+  }
+  tx.readSet ??= new Set(r);
+  return tx.readSet.has(key);
+}
+
+interface SenderKeys {
+  sender: Uint8Array;
+  senderKey: string;
+  recentKey: string;
+  /** hex(sender), filled on first use (transfer events). */
+  hex?: string;
+}
+
+/**
+ * Public key -> address and key strings. A pure cache (the same key always maps to the same
+ * address), so it cannot change results; it saves a SHA-256 and two key builds per transaction
+ * from a returning sender. Cleared when full.
+ */
+const senderCache = new Map<string, SenderKeys>();
+const SENDER_CACHE_MAX = 1 << 20;
+
+function senderKeys(publicKey: Uint8Array): SenderKeys {
+  const id = keyStr(publicKey);
+  let k = senderCache.get(id);
+  if (k === undefined) {
+    // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
+    const sender = new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
+    k = { sender, senderKey: keyStr(accountKey(sender)), recentKey: keyStr(recentTxsKey(sender)) };
+    if (senderCache.size >= SENDER_CACHE_MAX) senderCache.clear();
+    senderCache.set(id, k);
+  }
+  return k;
 }
 
 /**
@@ -70,31 +136,71 @@ export interface DecodedTx {
  * is MALFORMED with no effects at all: without a sender there is no nonce to consume.
  */
 export function decodeTx(body: Uint8Array, hash: Uint8Array): DecodedTx | null {
-  let tx: TxBody;
-  try {
-    tx = fromBinary(TxBodySchema, body);
-  } catch {
-    return null;
+  let tx: TxBody | null = fastDecodeTxBody(body);
+  if (tx === null) {
+    try {
+      tx = fromBinary(TxBodySchema, body);
+    } catch {
+      return null;
+    }
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
-  // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
-  const sender = new Uint8Array(nodeHash("sha256", tx.sender, "buffer").subarray(0, ADDRESS_LENGTH));
-  const reads = new Set<string>();
-  const writes = new Set<string>();
+  const keys = senderKeys(tx.sender);
+  const { sender, senderKey, recentKey } = keys;
+  let reads: string[] = NO_KEYS;
+  let writes: string[] = NO_KEYS;
   if (tx.access) {
-    for (const k of tx.access.reads) reads.add(keyStr(k));
-    for (const k of tx.access.writes) writes.add(keyStr(k));
+    const ar = tx.access.reads;
+    const aw = tx.access.writes;
+    if (ar.length > 0) {
+      reads = new Array(ar.length);
+      for (let i = 0; i < ar.length; i++) reads[i] = keyStr(ar[i]!);
+    }
+    if (aw.length > 0) {
+      writes = new Array(aw.length);
+      for (let i = 0; i < aw.length; i++) writes[i] = keyStr(aw[i]!);
+    }
   }
-  return { hash, body: tx, sender, senderKey: keyStr(accountKey(sender)), reads, writes };
+  return { keys, hash, body: tx, sender, senderKey, recentKey, reads, writes };
 }
 
-const SEEN_PREFIX = String.fromCharCode(StateKeyPrefix.txSeen);
+const NO_KEYS: string[] = [];
+const ACCOUNT_PREFIX = String.fromCharCode(StateKeyPrefix.account);
 
-/**
- * keyStr(txSeenKey(sender, nonce)), built from the sender's account key string (same address
- * bytes after the prefix) without allocating the byte key: it runs twice per transaction.
- */
-export function seenKeyStr(tx: DecodedTx, nonce: bigint): string {
+function senderHex(tx: DecodedTx): string {
+  const k = tx.keys;
+  if (k === undefined) return hex(tx.sender);
+  k.hex ??= hex(k.sender);
+  return k.hex;
+}
+
+/** How many consumed nonces the recent-transactions record remembers (duplicate window). */
+export const RECENT_TXS = 4;
+
+function u64At(v: Uint8Array, off: number): bigint {
+  const hi = ((v[off]! << 24) | (v[off + 1]! << 16) | (v[off + 2]! << 8) | v[off + 3]!) >>> 0;
+  const lo = ((v[off + 4]! << 24) | (v[off + 5]! << 16) | (v[off + 6]! << 8) | v[off + 7]!) >>> 0;
+  return hi < 0x20_0000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** True when the record says `hash` consumed `nonce` (within the last RECENT_TXS nonces). */
+export function recentlyConsumed(record: Uint8Array | null, nonce: bigint, hash: Uint8Array): boolean {
+  if (record === null || record.length < 8) return false;
+  const back = u64At(record, 0) - nonce;
+  const held = (record.length - 8) >>> 5;
+  if (back < 0n || back >= BigInt(held)) return false;
+  const off = 8 + 32 * Number(back);
+  for (let i = 0; i < 32; i++) if (record[off + i] !== hash[i]) return false;
+  return true;
+}
+
+/** The record after `hash` consumed `nonce`: newest first, at most RECENT_TXS hashes. */
+export function nextRecentRecord(prev: Uint8Array | null, nonce: bigint, hash: Uint8Array): Uint8Array {
+  let keep = 0;
+  if (prev !== null && prev.length >= 40 && u64At(prev, 0) === nonce - 1n) {
+    keep = Math.min((prev.length - 8) >>> 5, RECENT_TXS - 1);
+  }
+  const out = new Uint8Array(40 + 32 * keep);
   let hi: number;
   let lo: number;
   if (nonce <= 0x1f_ffff_ffff_ffffn) {
@@ -105,36 +211,35 @@ export function seenKeyStr(tx: DecodedTx, nonce: bigint): string {
     hi = Number(nonce >> 32n);
     lo = Number(nonce & 0xffff_ffffn);
   }
-  return (
-    SEEN_PREFIX +
-    tx.senderKey.slice(1) +
-    String.fromCharCode(
-      hi >>> 24,
-      (hi >>> 16) & 255,
-      (hi >>> 8) & 255,
-      hi & 255,
-      lo >>> 24,
-      (lo >>> 16) & 255,
-      (lo >>> 8) & 255,
-      lo & 255,
-    )
-  );
+  out[0] = hi >>> 24;
+  out[1] = (hi >>> 16) & 255;
+  out[2] = (hi >>> 8) & 255;
+  out[3] = hi & 255;
+  out[4] = lo >>> 24;
+  out[5] = (lo >>> 16) & 255;
+  out[6] = (lo >>> 8) & 255;
+  out[7] = lo & 255;
+  out.set(hash.subarray(0, 32), 8);
+  if (keep > 0) out.set(prev!.subarray(8, 8 + 32 * keep), 40);
+  return out;
 }
 
 /** Every key a transaction may touch, implicit ones included: the conflict-graph input. */
 export function touchedKeys(tx: DecodedTx): { keys: string[]; writes: boolean[] } {
-  const keys: string[] = [tx.senderKey];
-  const writes: boolean[] = [true];
-  for (const k of tx.writes) {
-    if (k === tx.senderKey) continue;
+  const keys: string[] = [tx.senderKey, tx.recentKey];
+  const writes: boolean[] = [true, true];
+  const long = tx.writes.length + tx.reads.length > SCAN_MAX;
+  const seen = long ? new Set<string>(keys) : null;
+  const add = (k: string, w: boolean) => {
+    if (seen !== null) {
+      if (seen.has(k)) return;
+      seen.add(k);
+    } else if (keys.includes(k)) return;
     keys.push(k);
-    writes.push(true);
-  }
-  for (const k of tx.reads) {
-    if (k === tx.senderKey || tx.writes.has(k)) continue;
-    keys.push(k);
-    writes.push(false);
-  }
+    writes.push(w);
+  };
+  for (const k of tx.writes) add(k, true);
+  for (const k of tx.reads) add(k, false);
   return { keys, writes };
 }
 
@@ -170,29 +275,33 @@ const fail = (code: FailureCode, detail = ""): never => {
  * overlay until the program succeeds, so a failure reverts them all.
  */
 class TxContext {
-  readonly overlay = new Map<string, Uint8Array | null>();
+  // A program writes a handful of keys: two parallel arrays beat a Map per transaction.
+  private readonly keys: string[] = [];
+  private readonly values: (Uint8Array | null)[] = [];
   constructor(
     private readonly view: StateView,
     private readonly tx: DecodedTx,
   ) {}
 
   read(key: string): Uint8Array | null {
-    if (key !== this.tx.senderKey && !this.tx.writes.has(key) && !this.tx.reads.has(key)) {
+    if (!declaresRead(this.tx, key)) {
       fail("ACCESS_VIOLATION", `read of undeclared key ${hex(strBytes(key))}`);
     }
-    const v = this.overlay.get(key);
-    return v !== undefined ? v : this.view.get(key);
+    const i = this.keys.lastIndexOf(key);
+    return i >= 0 ? this.values[i]! : this.view.get(key);
   }
 
   write(key: string, value: Uint8Array | null): void {
-    if (key !== this.tx.senderKey && !this.tx.writes.has(key)) {
+    if (!declaresWrite(this.tx, key)) {
       fail("ACCESS_VIOLATION", `write of undeclared key ${hex(strBytes(key))}`);
     }
-    this.overlay.set(key, value);
+    this.keys.push(key);
+    this.values.push(value);
   }
 
+  /** Applies the writes in order (a key written twice ends with its last value). */
   commit(): void {
-    for (const [k, v] of this.overlay) this.view.set(k, v);
+    for (let i = 0; i < this.keys.length; i++) this.view.set(this.keys[i]!, this.values[i]!);
   }
 }
 
@@ -230,7 +339,7 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       const amount = parseAmount(call.value.amount, "amount");
       const from = decodeAccount(ctx.read(tx.senderKey));
       if (from.balance < amount) fail("INSUFFICIENT_FUNDS");
-      const toKey = keyStr(accountKey(to));
+      const toKey = ACCOUNT_PREFIX + keyStr(to);
       if (toKey !== tx.senderKey) {
         const dest = decodeAccount(ctx.read(toKey));
         const credited = checked(dest.balance + amount);
@@ -241,7 +350,7 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
         {
           kind: "bank.transfer",
           attrs: [
-            ["from", hex(tx.sender)],
+            ["from", senderHex(tx)],
             ["to", hex(to)],
             ["amount", amount.toString()],
           ],
@@ -337,36 +446,80 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
 }
 
 /**
- * Executes one decoded transaction against `view`, in this order:
- * 1. nonce: tx.nonce must equal the sender's nonce. A lower nonce whose tx-seen record holds
- *    this tx hash is a DUPLICATE (committed before, in an earlier block or earlier in this one);
- *    any other mismatch is BAD_NONCE. Both leave state untouched and use no gas.
- * 2. the nonce is consumed: sender nonce + 1 and the tx-seen record are written, whatever
- *    happens next, and gas is charged.
- * 3. gas: a gas limit (0 = unlimited) below the call's gas fails OUT_OF_GAS, gasUsed = limit.
- * 4. the program runs in an overlay; any failure (access violation included) reverts the
- *    overlay, so only step 2 remains.
+ * Fees charged by the transactions of one block (or one lane of it), credited to the fee
+ * collector once, after the block's last transaction (creditFees): every transaction writing the
+ * collector's account would put all of them in one lane.
  */
-export function applyTx(view: StateView, tx: DecodedTx): TxOutcome {
+export interface FeeTotal {
+  total: bigint;
+}
+
+/** keyStr(accountKey(FEE_COLLECTOR_ADDRESS)). */
+export const FEE_COLLECTOR_KEY = keyStr(accountKey(FEE_COLLECTOR_ADDRESS));
+
+/**
+ * Credits a block's fees to the fee collector, after all its transactions (both executors).
+ * Nothing is written when the block collected no fee, so fee-less blocks keep their write sets.
+ * The credit saturates at u128 (the collector cannot overflow; unreachable with real supplies).
+ */
+export function creditFees(view: StateView, fees: bigint): void {
+  if (fees === 0n) return;
+  const acct = decodeAccount(view.get(FEE_COLLECTOR_KEY));
+  const sum = acct.balance + fees;
+  view.set(FEE_COLLECTOR_KEY, encodeAccount({ nonce: acct.nonce, balance: sum > U128_MAX ? U128_MAX : sum }));
+}
+
+/**
+ * Executes one decoded transaction against `view`, in this order:
+ * 1. nonce: tx.nonce must equal the sender's nonce. A lower nonce that the sender's
+ *    recent-transactions record shows this very tx consumed (one of the last RECENT_TXS nonces)
+ *    is a DUPLICATE (committed before, in an earlier block or earlier in this one); any other
+ *    mismatch is BAD_NONCE. Both leave state untouched, use no gas and pay no fee.
+ * 2. the nonce is consumed: sender nonce + 1 and the recent-transactions record are written,
+ *    whatever happens next, and gas is charged.
+ * 3. gas: a gas limit (0 = unlimited) below the call's gas fails OUT_OF_GAS, gasUsed = limit.
+ * 4. fee (docs/FEES.md): gasUsed × gas price (TxBody.fee) is debited from the sender BEFORE the
+ *    program runs and added to `fees` (credited to the collector at the end of the block). A
+ *    sender who cannot pay it fails INSUFFICIENT_FEE, pays its whole balance, and the program
+ *    never runs. A fee that is not a decimal u128 fails MALFORMED and pays nothing.
+ * 5. the program runs in an overlay; any failure (access violation included) reverts the
+ *    overlay, so only steps 2 and 4 remain.
+ */
+export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutcome {
   const acct = decodeAccount(view.get(tx.senderKey));
   const nonce = tx.body.nonce;
+  const recent = view.get(tx.recentKey);
   if (nonce !== acct.nonce) {
-    if (nonce < acct.nonce) {
-      const seen = view.get(seenKeyStr(tx, nonce));
-      if (seen !== null && bytesEqual(seen, tx.hash)) {
-        return { status: TxStatus.DUPLICATE, gasUsed: 0, error: "", events: [] };
-      }
+    if (nonce < acct.nonce && recentlyConsumed(recent, nonce, tx.hash)) {
+      return { status: TxStatus.DUPLICATE, gasUsed: 0, error: "", events: [] };
     }
     return { status: TxStatus.FAILED, gasUsed: 0, error: `BAD_NONCE: expected ${acct.nonce}`, events: [] };
   }
-  view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: acct.balance }));
-  view.set(seenKeyStr(tx, nonce), tx.hash);
+  view.set(tx.recentKey, nextRecentRecord(recent, nonce, tx.hash));
+  const price = gasPrice(tx.body);
+  if (price === null) {
+    view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: acct.balance }));
+    return { status: TxStatus.FAILED, gasUsed: 0, error: "MALFORMED: fee is not a decimal u128", events: [] };
+  }
   const call = tx.body.call?.call ?? { case: undefined, value: undefined };
   const gas = gasOf(call);
   const limit = tx.body.gasLimit;
-  if (limit !== 0n && BigInt(gas) > limit) {
-    return { status: TxStatus.FAILED, gasUsed: Number(limit), error: "OUT_OF_GAS", events: [] };
+  const outOfGas = limit !== 0n && BigInt(gas) > limit;
+  const gasUsed = outOfGas ? Number(limit) : gas;
+  const fee = price === 0n ? 0n : BigInt(gasUsed) * price;
+  if (fee > acct.balance) {
+    view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: 0n }));
+    fees.total += acct.balance;
+    return {
+      status: TxStatus.FAILED,
+      gasUsed,
+      error: `INSUFFICIENT_FEE: paid ${acct.balance} of ${fee}`,
+      events: [],
+    };
   }
+  view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: acct.balance - fee }));
+  fees.total += fee;
+  if (outOfGas) return { status: TxStatus.FAILED, gasUsed, error: "OUT_OF_GAS", events: [] };
   const ctx = new TxContext(view, tx);
   try {
     const events = runProgram(ctx, tx);

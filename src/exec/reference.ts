@@ -5,7 +5,7 @@ import { nativeSha256 } from "../crypto/hash.js";
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { keyStr, strKey } from "./codec.js";
-import { applyTx, decodeTx, MALFORMED_OUTCOME } from "./programs.js";
+import { applyTx, creditFees, decodeTx, type FeeTotal, MALFORMED_OUTCOME } from "./programs.js";
 import { buildResult, toReceipt } from "./result.js";
 import type { ExecutableBlock, ExecutionResult, Executor, StateReader, StateWrite } from "./types.js";
 
@@ -95,12 +95,14 @@ export class ReferenceExecutor implements Executor, StateReader {
         writes.set(k, v);
       },
     };
+    const fees: FeeTotal = { total: 0n };
     const receipts = block.txs.map((signed, i) => {
       const hash = block.txHashes?.[i] ?? hashBody(signed.body);
       const tx = decodeTx(signed.body, hash);
-      const outcome = tx === null ? MALFORMED_OUTCOME : applyTx(view, tx);
+      const outcome = tx === null ? MALFORMED_OUTCOME : applyTx(view, tx, fees);
       return toReceipt(hash, block.height, i, outcome);
     });
+    creditFees(view, fees.total);
     for (const [k, v] of writes) {
       if (v === null) this.state.delete(k);
       else this.state.set(k, v);

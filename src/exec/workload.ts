@@ -12,6 +12,7 @@ import {
   TxBodySchema,
 } from "../gen/parabft/v1/types_pb.js";
 import { accountKey, ammHoldingKey, ammPoolKey, computeKey, kvKey } from "../types/stateKeys.js";
+import { gasOf, MIN_GAS_PRICE } from "./fees.js";
 import type { GenesisSpec } from "./genesis.js";
 
 /** A small fast PRNG (mulberry32): workloads must be reproducible from a seed. */
@@ -72,7 +73,12 @@ export interface TxSpec {
   call: ProgramCall["call"];
   reads?: Uint8Array[];
   writes?: Uint8Array[];
+  /** Default: gasOf(call), as the SDK fills it in. */
   gasLimit?: bigint;
+  /** Gas price. Default: MIN_GAS_PRICE, so the transaction is admissible and pays a fee. */
+  price?: bigint;
+  /** TxBody.fee verbatim (overrides price): for malformed-fee tests. */
+  rawFee?: string;
 }
 
 const NO_SIGNATURE = new Uint8Array(64);
@@ -82,7 +88,8 @@ export function buildTx(s: TxSpec): SignedTx {
     chainId: "bench",
     sender: s.sender.publicKey,
     nonce: s.nonce,
-    gasLimit: s.gasLimit ?? 0n,
+    gasLimit: s.gasLimit ?? BigInt(gasOf(s.call)),
+    fee: s.rawFee ?? (s.price ?? MIN_GAS_PRICE).toString(),
     access: { reads: s.reads ?? [], writes: s.writes ?? [] },
     call: create(ProgramCallSchema, { call: s.call }),
   });
@@ -90,10 +97,17 @@ export function buildTx(s: TxSpec): SignedTx {
 }
 
 /** The access list an honest client declares for each program. */
-export function transferTx(from: TestAccount, nonce: bigint, to: Uint8Array, amount: bigint): SignedTx {
+export function transferTx(
+  from: TestAccount,
+  nonce: bigint,
+  to: Uint8Array,
+  amount: bigint,
+  price?: bigint,
+): SignedTx {
   return buildTx({
     sender: from,
     nonce,
+    price,
     call: {
       case: "transfer",
       value: { $typeName: "parabft.v1.BankTransfer", to, amount: amount.toString() },
@@ -108,10 +122,12 @@ export function swapTx(
   pool: string,
   aToB: boolean,
   amountIn: bigint,
+  price?: bigint,
 ): SignedTx {
   return buildTx({
     sender: from,
     nonce,
+    price,
     call: {
       case: "ammSwap",
       value: {
@@ -126,19 +142,27 @@ export function swapTx(
   });
 }
 
-export function computeTx(from: TestAccount, nonce: bigint, iterations: number): SignedTx {
+export function computeTx(from: TestAccount, nonce: bigint, iterations: number, price?: bigint): SignedTx {
   return buildTx({
     sender: from,
     nonce,
+    price,
     call: { case: "compute", value: { $typeName: "parabft.v1.ComputeWork", iterations, seed: from.address } },
     writes: [computeKey(from.address)],
   });
 }
 
-export function kvPutTx(from: TestAccount, nonce: bigint, key: Uint8Array, value: Uint8Array): SignedTx {
+export function kvPutTx(
+  from: TestAccount,
+  nonce: bigint,
+  key: Uint8Array,
+  value: Uint8Array,
+  price?: bigint,
+): SignedTx {
   return buildTx({
     sender: from,
     nonce,
+    price,
     call: { case: "kvPut", value: { $typeName: "parabft.v1.KvPut", key, value } },
     writes: [kvKey(key)],
   });

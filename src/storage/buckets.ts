@@ -13,7 +13,7 @@ export enum Bucket {
   txIndex = 0x04,
   /** state key -> value. */
   state = 0x05,
-  /** tx hash -> encoded Receipt. */
+  /** Retired with execution layout 1 (tx hash -> encoded Receipt). Never reuse. */
   receipt = 0x06,
   /** u64be height -> encoded CheckpointCertificate (stable ones). */
   checkpoint = 0x07,
@@ -21,4 +21,9 @@ export enum Bucket {
   evidence = 0x08,
   /** u64be height -> digest ‖ chain hash ‖ u64be block time ‖ null flag. */
   blockMeta = 0x09,
+  // 0x20+: execution layout 2 (issue 13), numbered apart from the commit-side buckets.
+  /** u64be height -> the block's write-set log (execLog.ts), until folded into `state`. */
+  execLog = 0x20,
+  /** u64be height -> the block's receipts in one value (execLog.ts); found via txIndex. */
+  blockReceipts = 0x21,
 }

@@ -2,7 +2,7 @@
 // write. Two atomic batches per block: the commit batch (sync) when consensus delivers, and the
 // execution batch (not synced: recovery re-executes from committed blocks) after execution.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { ExecutionResult } from "../exec/types.js";
+import type { ExecutionResult, StateWrite } from "../exec/types.js";
 import { type CheckpointCertificate, CheckpointCertificateSchema } from "../gen/parabft/v1/consensus_pb.js";
 import {
   type Block,
@@ -10,15 +10,21 @@ import {
   type CommitCertificate,
   CommitCertificateSchema,
   type Receipt,
-  ReceiptSchema,
-  TxStatus,
 } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
-import { bytesEqual, concatBytes, toHex, u64be } from "../types/bytes.js";
+import { bytesEqual, compareBytes, concatBytes, toHex, u64be } from "../types/bytes.js";
 import { HASH_LENGTH, type Hash, sha256 } from "../types/hash.js";
 import { Bucket } from "./buckets.js";
 import { Db, type DbOp, type DbOpenOpts, prefixEnd } from "./db.js";
 import { StorageError } from "./errors.js";
+import {
+  decodeReceiptAt,
+  decodeWriteSetLog,
+  encodeReceipts,
+  encodeWriteSetLog,
+  logLookup,
+  logOffsets,
+} from "./execLog.js";
 import { decodeJson, encodeJson } from "./json.js";
 import { bucketKey, encodeTxLocation, fastTxHash, heightKey, metaKey, readU32, readU64 } from "./keys.js";
 
@@ -30,13 +36,41 @@ const META_COMMITTED = metaKey("committedHeight");
 const META_EXECUTED = metaKey("executedHeight");
 const META_STATE_ROOT = metaKey("stateRoot");
 const META_STABLE_CHECKPOINT = metaKey("stableCheckpointHeight");
+const META_EXEC_LAYOUT = metaKey("execLayout");
 
-export type WriteKind = "commit" | "execution" | "checkpoint" | "evidence";
+/**
+ * How execution results are laid out, versioned apart from SCHEMA_VERSION (the commit side).
+ * 1 (no marker): per-tx receipt and tx-seen keys, every state write a key in the execution batch.
+ * 2: one write-set log and one receipts value per block; the state bucket is brought up to date
+ *    in the background (see writeExecutionBatch). Layout 1 databases are refused, not migrated:
+ *    their state roots were computed under other rules (no fees, per-nonce tx-seen records).
+ */
+export const EXEC_LAYOUT = 2;
+
+/** Pending write-set entries beyond which the logs are folded into the state bucket. */
+export const DEFAULT_STATE_APPLY_ENTRIES = 2_000_000;
+const APPLY_CHUNK = 8_192;
+
+export type WriteKind = "commit" | "execution" | "checkpoint" | "evidence" | "state";
 
 export interface ChainDbOpts extends DbOpenOpts {
   log?: Logger;
   /** Called after each batch with its wall time: feeds the RocksDB write latency metric. */
   onWrite?: (kind: WriteKind, ms: number, ops: number) => void;
+  /** Fold the write-set logs into the state bucket once they hold this many entries. */
+  stateApplyEntries?: number;
+}
+
+/**
+ * A write-set log not yet folded, kept as its encoded value (off the JS heap: hundreds of
+ * thousands of small objects held across blocks would make every GC expensive) plus the offset
+ * of each entry, for binary search.
+ */
+interface PendingLog {
+  height: bigint;
+  log: Buffer;
+  /** Entry offsets in `log`, in key order (the executor sorts write sets). */
+  offsets: Uint32Array;
 }
 
 export interface CommitBatchInput {
@@ -93,6 +127,13 @@ export class ChainDb {
   private executed = 0n;
   private commitQueue: Promise<void> = Promise.resolve();
   private execQueue: Promise<void> = Promise.resolve();
+  /** Write-set logs not yet folded into the state bucket, ascending by height. */
+  private pending: PendingLog[] = [];
+  private pendingEntries = 0;
+  private applying: Promise<void> | null = null;
+  /** Bumped when a fold starts: a state read that overlapped one is repeated (getStateSnapshot). */
+  private foldGeneration = 0;
+  private closing = false;
 
   private constructor(
     readonly db: Db,
@@ -100,7 +141,9 @@ export class ChainDb {
   ) {}
 
   static async open(dir: string, opts: ChainDbOpts = {}): Promise<ChainDb> {
-    const db = await Db.open(dir, opts);
+    // A block's execution batch carries a few MB of logs: a 4 MiB memtable (the binding's
+    // default) would flush and compact after every block.
+    const db = await Db.open(dir, { writeBufferSize: 64 * 1024 * 1024, ...opts });
     try {
       const raw = await db.get(META_SCHEMA);
       if (raw === undefined) {
@@ -115,6 +158,7 @@ export class ChainDb {
           );
         }
       }
+      await checkExecLayout(db, dir);
     } catch (err) {
       await db.close();
       throw err;
@@ -123,6 +167,7 @@ export class ChainDb {
     const [committed, executed] = await db.getMany([META_COMMITTED, META_EXECUTED]);
     chain.committed = committed === undefined ? 0n : readU64(committed);
     chain.executed = executed === undefined ? 0n : readU64(executed);
+    await chain.loadPendingLogs();
     opts.log?.info(
       { dir, committed: await chain.getCommittedHeight(), executed: await chain.getExecutedHeight() },
       "chain database opened",
@@ -131,6 +176,9 @@ export class ChainDb {
   }
 
   async close(): Promise<void> {
+    // Pending logs are durable: an apply cut short here is finished by the next one.
+    this.closing = true;
+    await this.applying;
     await this.db.close();
   }
 
@@ -306,12 +354,17 @@ export class ChainDb {
     };
   }
 
-  // ---- execution batch ------------------------------------------------------------------------
+  // ---- execution batch (execution layout 2) ---------------------------------------------------
 
   /**
-   * One WriteBatch, not synced: state writes (null deletes), receipts by tx hash, executed height
-   * and state root. A DUPLICATE receipt is not stored: the tx's receipt is the one from its first
-   * inclusion, which a duplicate must not overwrite.
+   * One WriteBatch, not synced (recovery re-executes): the block's write-set log (ONE value),
+   * its receipts (ONE value), executed height and state root: 4 keys per block whatever its
+   * size. The state bucket is brought up to date in the background: once the logs hold
+   * `stateApplyEntries` entries, the latest value of each key they changed is written in chunks,
+   * then the folded logs are deleted in one batch. Until then, and after a crash in between,
+   * reads overlay the logs on the bucket (a key in a log always masks the bucket), so getState
+   * and iterateState are exact at the executed height at every moment.
+   * Receipts are found through the commit batch's tx index (the tx's first inclusion).
    */
   writeExecutionBatch(result: ExecutionResult): Promise<void> {
     const next = this.execQueue.then(() => this.doWriteExecutionBatch(result));
@@ -329,20 +382,105 @@ export class ChainDb {
         `execution batch for height ${result.height} but executed height is ${this.executed}`,
       );
     }
-    const ops: DbOp[] = [];
-    for (const w of result.writeSet) {
-      const key = bucketKey(Bucket.state, w.key);
-      ops.push(w.value === null ? { type: "del", key } : { type: "put", key, value: w.value });
-    }
-    for (const r of result.receipts) {
-      if (r.status === TxStatus.DUPLICATE) continue;
-      ops.push({ type: "put", key: bucketKey(Bucket.receipt, r.txHash), value: toBinary(ReceiptSchema, r) });
-    }
-    ops.push({ type: "put", key: META_EXECUTED, value: u64be(result.height) });
-    ops.push({ type: "put", key: META_STATE_ROOT, value: result.stateRoot });
+    const log = encodeWriteSetLog(result.writeSet);
+    const ops: DbOp[] = [
+      { type: "put", key: heightKey(Bucket.execLog, result.height), value: log },
+      {
+        type: "put",
+        key: heightKey(Bucket.blockReceipts, result.height),
+        value: encodeReceipts(result.receipts),
+      },
+      { type: "put", key: META_EXECUTED, value: u64be(result.height) },
+      { type: "put", key: META_STATE_ROOT, value: result.stateRoot },
+    ];
     await this.db.batch(ops);
+    const entry: PendingLog = { height: result.height, log, offsets: logOffsets(log, result.height) };
+    const last = this.pending[this.pending.length - 1];
+    if (last !== undefined && last.height === result.height) {
+      this.pendingEntries += entry.offsets.length - last.offsets.length;
+      this.pending[this.pending.length - 1] = entry;
+    } else {
+      this.pending.push(entry);
+      this.pendingEntries += entry.offsets.length;
+    }
     this.executed = result.height;
     this.opts.onWrite?.("execution", performance.now() - t0, ops.length);
+    if (this.pendingEntries >= (this.opts.stateApplyEntries ?? DEFAULT_STATE_APPLY_ENTRIES)) {
+      this.startApply();
+    }
+  }
+
+  /** Folds every pending write-set log into the state bucket now (tests, benchmarks, tools). */
+  async flushState(): Promise<void> {
+    await this.execQueue;
+    while (this.applying) await this.applying;
+    if (this.pending.length > 0) {
+      this.startApply();
+      await this.applying;
+    }
+  }
+
+  /** Write-set log entries not yet in the state bucket (metrics, tests). */
+  get pendingStateEntries(): number {
+    return this.pendingEntries;
+  }
+
+  private startApply(): void {
+    if (this.applying || this.closing) return;
+    // Readers that paired the bucket with the logs before this fold must read again.
+    this.foldGeneration++;
+    this.applying = this.applyPending()
+      .catch((err: unknown) => {
+        // The logs stay; the next apply (or the next open) folds them. Reads stay exact.
+        this.opts.log?.error({ err }, "folding write-set logs into the state bucket failed");
+      })
+      .finally(() => {
+        this.applying = null;
+      });
+  }
+
+  private async applyPending(): Promise<void> {
+    const t0 = performance.now();
+    const blocks = this.pending.slice();
+    const latest = new Map<string, Uint8Array | null>();
+    for (const b of blocks) {
+      for (const w of decodeWriteSetLog(b.log, b.height)) {
+        latest.set(Buffer.from(w.key.buffer, w.key.byteOffset, w.key.length).toString("latin1"), w.value);
+      }
+    }
+    let ops: DbOp[] = [];
+    let written = 0;
+    for (const [k, v] of latest) {
+      const key = Buffer.allocUnsafe(1 + k.length);
+      key[0] = Bucket.state;
+      key.write(k, 1, "latin1");
+      ops.push(v === null ? { type: "del", key } : { type: "put", key, value: v });
+      if (ops.length >= APPLY_CHUNK) {
+        if (this.closing) return;
+        await this.db.batch(ops);
+        written += ops.length;
+        ops = [];
+      }
+    }
+    if (this.closing) return;
+    for (const b of blocks) ops.push({ type: "del", key: heightKey(Bucket.execLog, b.height) });
+    await this.db.batch(ops);
+    written += ops.length;
+    // Only these blocks were folded; a redo of the last one replaced it with identical writes.
+    this.pending.splice(0, blocks.length);
+    this.pendingEntries = 0;
+    for (const b of this.pending) this.pendingEntries += b.offsets.length;
+    this.opts.onWrite?.("state", performance.now() - t0, written);
+  }
+
+  private async loadPendingLogs(): Promise<void> {
+    for await (const [k, v] of this.db.iteratePrefix(Uint8Array.of(Bucket.execLog))) {
+      const height = readU64(k, 1);
+      const log = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+      const offsets = logOffsets(log, height);
+      this.pending.push({ height, log, offsets });
+      this.pendingEntries += offsets.length;
+    }
   }
 
   async getExecutedHeight(): Promise<bigint> {
@@ -354,35 +492,93 @@ export class ChainDb {
     return this.db.get(META_STATE_ROOT);
   }
 
+  /** The value at the executed height: the newest pending log holding the key, else the bucket. */
   async getState(key: Uint8Array): Promise<Uint8Array | undefined> {
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const found = logLookup(this.pending[i]!, key);
+      if (found !== undefined) return found ?? undefined;
+    }
     return this.db.get(bucketKey(Bucket.state, key));
   }
 
   /**
-   * State values and the executed height they belong to, read from one RocksDB snapshot
-   * (getMany reads every key under one snapshot). The execution batch writes the state and
-   * META_EXECUTED atomically, so the pair is always consistent; reading the height and the value
-   * separately could pair a value from h+1 with height h.
+   * State values and the executed height they belong to, consistent with each other (reading the
+   * height and a value separately could pair a value from h+1 with height h). The executed height
+   * and the unfolded write-set logs change together, synchronously, once a block's batch is
+   * written, so a key found in a log is read at exactly that height. A key in no log has not
+   * changed since the last fold, so the bucket holds its value at that height, unless a fold
+   * wrote newer values while it was being read: such a read is retried.
    */
   async getStateSnapshot(
     keys: readonly Uint8Array[],
   ): Promise<{ height: bigint; values: (Uint8Array | undefined)[] }> {
-    const [executed, ...values] = await this.db.getMany([
-      META_EXECUTED,
-      ...keys.map((k) => bucketKey(Bucket.state, k)),
-    ]);
-    return { height: executed === undefined ? 0n : readU64(executed), values };
+    for (;;) {
+      const height = this.executed;
+      const generation = this.foldGeneration;
+      const values: (Uint8Array | undefined)[] = new Array(keys.length).fill(undefined);
+      const fromBucket: number[] = [];
+      keys.forEach((key, i) => {
+        for (let b = this.pending.length - 1; b >= 0; b--) {
+          const found = logLookup(this.pending[b]!, key);
+          if (found !== undefined) {
+            values[i] = found ?? undefined;
+            return;
+          }
+        }
+        fromBucket.push(i);
+      });
+      if (fromBucket.length === 0) return { height, values };
+      if (this.applying) {
+        await this.applying;
+        continue;
+      }
+      const got = await this.db.getMany(fromBucket.map((i) => bucketKey(Bucket.state, keys[i]!)));
+      if (this.foldGeneration !== generation) continue;
+      fromBucket.forEach((i, j) => {
+        values[i] = got[j];
+      });
+      return { height, values };
+    }
   }
 
+  /** The receipt of a tx's first inclusion (tx index), from that block's receipts value. */
   async getReceipt(hash: Hash): Promise<Receipt | undefined> {
-    const raw = await this.db.get(bucketKey(Bucket.receipt, hash));
-    return raw === undefined ? undefined : fromBinary(ReceiptSchema, raw);
+    const loc = await this.getTxLocation(hash);
+    if (loc === undefined) return undefined;
+    const raw = await this.db.get(heightKey(Bucket.blockReceipts, loc.height));
+    if (raw === undefined) return undefined;
+    const r = decodeReceiptAt(raw, loc.height, loc.index);
+    return r !== undefined && bytesEqual(r.txHash, hash) ? r : undefined;
   }
 
-  /** Every state entry in key order (state keys without the bucket prefix): warms the executor. */
+  /**
+   * Every state entry at the executed height in key order (state keys without the bucket
+   * prefix): the bucket merged with the pending logs. Warms the executor.
+   */
   async *iterateState(): AsyncGenerator<[key: Uint8Array, value: Uint8Array]> {
+    const overlay = new Map<string, StateWrite>();
+    for (const b of this.pending) {
+      for (const w of decodeWriteSetLog(b.log, b.height))
+        overlay.set(Buffer.from(w.key).toString("latin1"), w);
+    }
+    const pend = [...overlay.values()].sort((a, b) => compareBytes(a.key, b.key));
+    let j = 0;
     for await (const [k, v] of this.db.iteratePrefix(Uint8Array.of(Bucket.state))) {
-      yield [k.subarray(1), v];
+      const key = k.subarray(1);
+      while (j < pend.length && compareBytes(pend[j]!.key, key) < 0) {
+        const w = pend[j++]!;
+        if (w.value !== null) yield [w.key, w.value];
+      }
+      if (j < pend.length && compareBytes(pend[j]!.key, key) === 0) {
+        const w = pend[j++]!;
+        if (w.value !== null) yield [w.key, w.value];
+        continue;
+      }
+      yield [key, v];
+    }
+    while (j < pend.length) {
+      const w = pend[j++]!;
+      if (w.value !== null) yield [w.key, w.value];
     }
   }
 
@@ -445,6 +641,36 @@ export class ChainDb {
       out.push(decodeJson<StoredEvidence>(new TextDecoder().decode(v)));
     }
     return out;
+  }
+}
+
+/**
+ * Refuses a database whose execution results use layout 1, naming how to rebuild it; marks a
+ * database with no execution results yet as layout 2.
+ */
+async function checkExecLayout(db: Db, dir: string): Promise<void> {
+  const raw = await db.get(META_EXEC_LAYOUT);
+  if (raw === undefined) {
+    if ((await db.get(META_STATE_ROOT)) !== undefined) {
+      throw new StorageError(
+        "EXEC_LAYOUT_OLD",
+        { dir, found: 1, supported: EXEC_LAYOUT },
+        `database at ${dir} holds execution state in layout 1 (per-transaction keys, no fees); ` +
+          `this build reads layout ${EXEC_LAYOUT} only and never reinterprets old state. Rebuild it: ` +
+          `stop the node, delete ${dir}, and run \`parabft start --home <home>\`: it re-creates ` +
+          `genesis and catches the chain up from its peers (re-executing every block)`,
+      );
+    }
+    await db.put(META_EXEC_LAYOUT, u64be(EXEC_LAYOUT), { sync: true });
+    return;
+  }
+  const found = Number(readU64(raw));
+  if (found !== EXEC_LAYOUT) {
+    throw new StorageError(
+      found > EXEC_LAYOUT ? "SCHEMA_TOO_NEW" : "EXEC_LAYOUT_OLD",
+      { dir, found, supported: EXEC_LAYOUT },
+      `database at ${dir} has execution layout ${found}; this build reads layout ${EXEC_LAYOUT} only`,
+    );
   }
 }
 

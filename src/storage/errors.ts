@@ -4,6 +4,8 @@ export type StorageErrorCode =
   | "DB_CLOSED"
   | "DB_OPEN_FAILED"
   | "SCHEMA_TOO_NEW"
+  /** Execution results written in an older layout: refused, with the command that rebuilds it. */
+  | "EXEC_LAYOUT_OLD"
   | "CORRUPT_RECORD"
   | "SIGNING_STATE_CORRUPT"
   /** A commit batch above committed + 1: heights are committed in order, without gaps. */

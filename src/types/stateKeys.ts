@@ -13,8 +13,13 @@ export enum StateKeyPrefix {
   compute = 0x04,
   /** staking records */
   staking = 0x05,
-  /** sender address ‖ u64be nonce -> tx hash that consumed the nonce (duplicate detection) */
+  /** Retired (execution layout 1): sender address ‖ u64be nonce -> tx hash. Never reuse. */
   txSeen = 0x06,
+  /**
+   * sender address -> u64be newest consumed nonce ‖ the hashes of the txs that consumed the
+   * last (up to 4) nonces, newest first (duplicate detection, execution layout 2).
+   */
+  recentTxs = 0x07,
 }
 
 export function accountKey(address: Uint8Array): Uint8Array {
@@ -44,6 +49,11 @@ export function txSeenKey(address: Uint8Array, nonce: bigint): Uint8Array {
   out.set(address, 1);
   new DataView(out.buffer).setBigUint64(1 + address.length, nonce);
   return out;
+}
+
+/** The sender's recent-transactions record (StateKeyPrefix.recentTxs). */
+export function recentTxsKey(address: Uint8Array): Uint8Array {
+  return concatBytes(Uint8Array.of(StateKeyPrefix.recentTxs), address);
 }
 
 /** An account's holding of a pool's token B (token A is the native balance). */

@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import protobuf from "protobufjs";
 import { kvPutTx, type ParabftClient, RpcError, signTx, toHex, transferTx } from "../../src/client/node.js";
+import { FEE_COLLECTOR_ADDRESS } from "../../src/exec/fees.js";
 import { txSignBytes } from "../../src/types/signing.js";
 import { accountKey } from "../../src/types/stateKeys.js";
 import { LocalCluster, tempDir } from "./harness.js";
@@ -48,7 +49,8 @@ describe("a 4-validator cluster on loopback", { timeout: 240_000 }, () => {
   it("commits transactions submitted to any node; every node holds the same chain", async () => {
     const senders = await Promise.all(cluster.accounts.slice(0, 4).map((a) => signerOf(a.keyFile)));
     const recipient = await signerOf(cluster.accounts[4]!.keyFile);
-    const everyone = [...senders.map((s) => s.address), recipient.address];
+    // The fee collector too: fees move balance to it, so the total including it is conserved.
+    const everyone = [...senders.map((s) => s.address), recipient.address, FEE_COLLECTOR_ADDRESS];
     const totalBefore = await totalBalance(clients[0]!, everyone);
     const load = new TransferLoad(cluster, clients, senders, recipient.address);
     load.start();

@@ -3,11 +3,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
+import { decodeAccount, decodePool, keyStr } from "../../src/exec/codec.js";
 import { diffResults } from "../../src/exec/compare.js";
+import { FEE_COLLECTOR_ADDRESS } from "../../src/exec/fees.js";
 import { ParallelExecutor } from "../../src/exec/parallel.js";
 import { initFromResult, ReferenceExecutor } from "../../src/exec/reference.js";
-import type { ExecutableBlock, ExecutionResult, Executor } from "../../src/exec/types.js";
+import type { ExecutableBlock, ExecutionResult, Executor, StateWrite } from "../../src/exec/types.js";
 import { ExecWorkerPool } from "../../src/exec/workerPool.js";
+import { accountKey, StateKeyPrefix } from "../../src/types/stateKeys.js";
 import { blocksFromIntents, type Intent, scenarioArb, type Universe, universe } from "./execGen.js";
 
 const SEED = Number(process.env.PARABFT_PROP_SEED ?? 0x5eed);
@@ -19,6 +22,27 @@ async function runAll(ex: Executor, blocks: ExecutableBlock[]): Promise<Executio
   return out;
 }
 
+/**
+ * The native token's total: every account balance (the fee collector's included) plus every
+ * pool's reserve A (swaps move native balance into pools). Fees move it, never create it.
+ */
+function bankTotal(state: Iterable<StateWrite>): { total: bigint; collected: bigint } {
+  const collectorKey = keyStr(accountKey(FEE_COLLECTOR_ADDRESS));
+  let total = 0n;
+  let collected = 0n;
+  for (const { key, value } of state) {
+    if (value === null) continue;
+    if (key[0] === StateKeyPrefix.account) {
+      const b = decodeAccount(value).balance;
+      total += b;
+      if (keyStr(key) === collectorKey) collected = b;
+    } else if (key[0] === StateKeyPrefix.ammPool && value.length === 34) {
+      total += decodePool(value)!.reserveA;
+    }
+  }
+  return { total, collected };
+}
+
 /** null when every block's result matches the reference; otherwise the first difference. */
 async function differential(
   u: Universe,
@@ -26,10 +50,13 @@ async function differential(
   candidates: { name: string; make: () => Executor & { close?: () => Promise<void> } }[],
 ): Promise<string | null> {
   const blocks = blocksFromIntents(u, intents);
-  const expected = await runAll(
-    new ReferenceExecutor({ height: 0n, stateRoot: u.genesis.stateRoot, state: u.state }),
-    blocks,
-  );
+  const ref = new ReferenceExecutor({ height: 0n, stateRoot: u.genesis.stateRoot, state: u.state });
+  const expected = await runAll(ref, blocks);
+  // Conservation, fees included: what senders paid is exactly what the collector holds.
+  const before = bankTotal(u.genesis.writeSet);
+  const after = bankTotal(ref.entries());
+  if (after.total !== before.total) return `bank total ${before.total} -> ${after.total}`;
+  feesSeen.collected += after.collected;
   for (const c of candidates) {
     const ex = c.make();
     try {
@@ -44,6 +71,8 @@ async function differential(
   }
   return null;
 }
+
+const feesSeen = { collected: 0n };
 
 describe("parallel executor equals the reference executor", () => {
   const pools = new Map<number, ExecWorkerPool>();
@@ -82,6 +111,7 @@ describe("parallel executor equals the reference executor", () => {
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
+    assert.ok(feesSeen.collected > 0n, "the generated blocks must charge fees");
   });
 
   it("on random blocks over 200,000 accounts", async () => {

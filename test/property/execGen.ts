@@ -71,6 +71,8 @@ export interface Intent {
   other: number;
   amount: number;
   flag: boolean;
+  /** Gas price offered; the large one cannot be paid (INSUFFICIENT_FEE), 0 pays nothing. */
+  price: bigint;
 }
 
 const kindArb = fc.oneof(
@@ -95,6 +97,12 @@ export const intentArb: fc.Arbitrary<Intent> = fc.record({
   other: fc.nat(),
   amount: fc.integer({ min: 0, max: 2_000 }),
   flag: fc.boolean(),
+  price: fc.oneof(
+    { weight: 6, arbitrary: fc.constant(1n) },
+    { weight: 1, arbitrary: fc.constant(0n) },
+    { weight: 2, arbitrary: fc.constantFrom(3n, 50n) },
+    { weight: 1, arbitrary: fc.constant(100_000n) },
+  ),
 });
 
 export const scenarioArb = (sizes: readonly number[], maxTxs: number) =>
@@ -127,15 +135,16 @@ export function blocksFromIntents(u: Universe, intents: Intent[][]): ExecutableB
       let tx: SignedTx;
       switch (it.kind) {
         case "transfer":
-          tx = transferTx(from, take(from), to.address, BigInt(it.amount));
+          tx = transferTx(from, take(from), to.address, BigInt(it.amount), it.price);
           break;
         case "kvPut":
-          tx = kvPutTx(from, take(from), key, Uint8Array.of(it.amount & 255));
+          tx = kvPutTx(from, take(from), key, Uint8Array.of(it.amount & 255), it.price);
           break;
         case "kvCas":
           tx = buildTx({
             sender: from,
             nonce: take(from),
+            price: it.price,
             call: {
               case: "kvCas",
               value: {
@@ -151,10 +160,10 @@ export function blocksFromIntents(u: Universe, intents: Intent[][]): ExecutableB
           });
           break;
         case "swap":
-          tx = swapTx(from, take(from), POOLS[it.other % 2]!, it.flag, BigInt(it.amount * 1000));
+          tx = swapTx(from, take(from), POOLS[it.other % 2]!, it.flag, BigInt(it.amount * 1000), it.price);
           break;
         case "compute":
-          tx = computeTx(from, take(from), it.amount % 50);
+          tx = computeTx(from, take(from), it.amount % 50, it.price);
           break;
         case "malformed":
           tx = create(SignedTxSchema, {
@@ -198,13 +207,14 @@ export function blocksFromIntents(u: Universe, intents: Intent[][]): ExecutableB
           break;
         }
         case "poor":
-          tx = transferTx(from, take(from), to.address, 10n ** 30n);
+          tx = transferTx(from, take(from), to.address, 10n ** 30n, it.price);
           break;
         case "outOfGas":
           tx = buildTx({
             sender: from,
             nonce: take(from),
             gasLimit: 10n,
+            price: it.price,
             call: {
               case: "transfer",
               value: { $typeName: "parabft.v1.BankTransfer", to: to.address, amount: "1" },
@@ -216,6 +226,8 @@ export function blocksFromIntents(u: Universe, intents: Intent[][]): ExecutableB
           tx = buildTx({
             sender: from,
             nonce: take(from),
+            // Half of them also offer a fee that is not a number (MALFORMED, nonce consumed).
+            ...(it.flag ? { rawFee: "1e3" } : {}),
             call: {
               case: "staking",
               value: {

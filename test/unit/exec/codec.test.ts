@@ -11,12 +11,12 @@ import {
   strKey,
   U128_MAX,
 } from "../../../src/exec/codec.js";
-import { decodeTx, seenKeyStr } from "../../../src/exec/programs.js";
-import { toReceipt, toReceiptViaCreate } from "../../../src/exec/result.js";
+import { decodeTx, nextRecentRecord, RECENT_TXS, recentlyConsumed } from "../../../src/exec/programs.js";
+import { sortKeys, toReceipt, toReceiptViaCreate } from "../../../src/exec/result.js";
 import { makeAccounts, transferTx } from "../../../src/exec/workload.js";
 import { ReceiptSchema, TxStatus } from "../../../src/gen/parabft/v1/types_pb.js";
 import { compareBytes } from "../../../src/types/bytes.js";
-import { txSeenKey } from "../../../src/types/stateKeys.js";
+import { recentTxsKey } from "../../../src/types/stateKeys.js";
 
 describe("exec codecs", () => {
   it("accounts round-trip on the fast and the BigInt path, byte-identical to the DataView layout", () => {
@@ -102,17 +102,52 @@ describe("receipts", () => {
   });
 });
 
-describe("tx-seen keys", () => {
-  it("the string fast path equals keyStr(txSeenKey(address, nonce)) for every u64 nonce", () => {
+describe("sortKeys", () => {
+  it("orders binary-string keys exactly as Array#sort, shared prefixes and short keys included", () => {
+    const keyArb = fc
+      .uint8Array({ minLength: 0, maxLength: 8 })
+      .map((b) => (b.length > 2 ? Uint8Array.of(1, 0, ...b) : b))
+      .map(keyStr);
+    fc.assert(
+      fc.property(fc.uniqueArray(keyArb, { minLength: 0, maxLength: 400 }), (keys) => {
+        assert.deepEqual(sortKeys([...keys]), [...keys].sort());
+      }),
+      { seed: 5, numRuns: 300 },
+    );
+  });
+});
+
+describe("recent-transactions record (duplicate window)", () => {
+  it("remembers exactly the hashes of the last RECENT_TXS consumed nonces, for any u64 start", () => {
     const [a] = makeAccounts(1, 3);
     const tx = decodeTx(transferTx(a!, 0n, a!.address, 1n).body, new Uint8Array(32))!;
+    assert.equal(tx.recentKey, keyStr(recentTxsKey(a!.address)));
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (nonce) => {
-        assert.equal(seenKeyStr(tx, nonce), keyStr(txSeenKey(a!.address, nonce)));
-      }),
-      { seed: 3, numRuns: 500 },
+      fc.property(
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 20n }),
+        fc.integer({ min: 1, max: 9 }),
+        (start, n) => {
+          const hashes = Array.from({ length: n }, (_, i) => new Uint8Array(32).fill(i + 1));
+          let rec: Uint8Array | null = null;
+          for (let i = 0; i < n; i++) rec = nextRecentRecord(rec, start + BigInt(i), hashes[i]!);
+          assert.equal(rec!.length, 8 + 32 * Math.min(n, RECENT_TXS));
+          for (let i = 0; i < n; i++) {
+            const held = n - 1 - i < RECENT_TXS;
+            assert.equal(recentlyConsumed(rec, start + BigInt(i), hashes[i]!), held, `nonce +${i} of ${n}`);
+            if (i > 0) assert.equal(recentlyConsumed(rec, start + BigInt(i), hashes[i - 1]!), false);
+          }
+          assert.equal(recentlyConsumed(rec, start + BigInt(n), hashes[0]!), false);
+        },
+      ),
+      { seed: 3, numRuns: 300 },
     );
-    assert.equal(seenKeyStr(tx, 2n ** 53n - 1n), keyStr(txSeenKey(a!.address, 2n ** 53n - 1n)));
+  });
+
+  it("a gap in nonces starts a fresh record", () => {
+    const r1 = nextRecentRecord(null, 5n, new Uint8Array(32).fill(1));
+    const r2 = nextRecentRecord(r1, 9n, new Uint8Array(32).fill(2));
+    assert.equal(r2.length, 40);
+    assert.equal(recentlyConsumed(r2, 5n, new Uint8Array(32).fill(1)), false);
   });
 });
 

@@ -174,18 +174,30 @@ describe("ChainDb", () => {
     }
   });
 
-  it("applies an execution batch: writes, deletes, receipts (not DUPLICATE ones), height and root", async () => {
-    const db = await ChainDb.open(path.join(root, "exec"));
+  it("applies an execution batch: writes, deletes, receipts (first inclusion), height and root", async () => {
+    const dir = path.join(root, "exec");
+    const db = await ChainDb.open(dir, { stateApplyEntries: 1_000_000 });
+    const h1 = txHash(tx("one"));
     try {
-      const h1 = txHash(tx("one"));
+      await commitChain(db, [["one"], ["one", "two"]]);
       const root1 = new Uint8Array(32).fill(1);
+      const event = { $typeName: "parabft.v1.TxEvent" as const, kind: "k", attributes: { a: "1", b: "é" } };
       await db.writeExecutionBatch({
         height: 1n,
         writeSet: [
           { key: utf8Bytes("a"), value: utf8Bytes("1") },
           { key: utf8Bytes("b"), value: utf8Bytes("2") },
         ],
-        receipts: [create(ReceiptSchema, { txHash: h1, height: 1n, index: 0, status: TxStatus.OK })],
+        receipts: [
+          create(ReceiptSchema, {
+            txHash: h1,
+            height: 1n,
+            index: 0,
+            status: TxStatus.OK,
+            gasUsed: 1500n,
+            events: [event],
+          }),
+        ],
         stateRoot: root1,
       });
       assert.equal(await db.getExecutedHeight(), 1n);
@@ -196,23 +208,121 @@ describe("ChainDb", () => {
           { key: utf8Bytes("a"), value: null },
           { key: utf8Bytes("c"), value: utf8Bytes("3") },
         ],
-        receipts: [create(ReceiptSchema, { txHash: h1, height: 2n, index: 0, status: TxStatus.DUPLICATE })],
+        receipts: [
+          create(ReceiptSchema, { txHash: h1, height: 2n, index: 0, status: TxStatus.DUPLICATE }),
+          create(ReceiptSchema, { txHash: txHash(tx("two")), height: 2n, index: 1, error: "BAD_NONCE: x" }),
+        ],
         stateRoot: new Uint8Array(32).fill(2),
       });
-      assert.equal(await db.getState(utf8Bytes("a")), undefined);
-      assert.deepEqual(await db.getState(utf8Bytes("c")), utf8Bytes("3"));
-      const r = await db.getReceipt(h1);
-      assert.equal(r?.status, TxStatus.OK);
-      assert.equal(r?.height, 1n);
-      const state: [string, string][] = [];
-      for await (const [k, v] of db.iterateState())
-        state.push([Buffer.from(k).toString(), Buffer.from(v).toString()]);
-      assert.deepEqual(state, [
-        ["b", "2"],
-        ["c", "3"],
-      ]);
+      const expectState = async (d: ChainDb, what: string) => {
+        assert.equal(await d.getState(utf8Bytes("a")), undefined, what);
+        assert.deepEqual(await d.getState(utf8Bytes("b")), utf8Bytes("2"), what);
+        assert.deepEqual(await d.getState(utf8Bytes("c")), utf8Bytes("3"), what);
+        const state: [string, string][] = [];
+        for await (const [k, v] of d.iterateState())
+          state.push([Buffer.from(k).toString(), Buffer.from(v).toString()]);
+        assert.deepEqual(
+          state,
+          [
+            ["b", "2"],
+            ["c", "3"],
+          ],
+          what,
+        );
+        const r = await d.getReceipt(h1);
+        assert.deepEqual(
+          r,
+          create(ReceiptSchema, {
+            txHash: h1,
+            height: 1n,
+            index: 0,
+            status: TxStatus.OK,
+            gasUsed: 1500n,
+            events: [event],
+          }),
+          `${what}: the first inclusion's receipt`,
+        );
+        assert.equal((await d.getReceipt(txHash(tx("two"))))?.error, "BAD_NONCE: x");
+        assert.equal(await d.getReceipt(txHash(tx("never"))), undefined);
+      };
+      assert.equal(db.pendingStateEntries, 4);
+      await expectState(db, "from the write-set logs");
+      await db.close();
+      const again = await ChainDb.open(dir, { stateApplyEntries: 1_000_000 });
+      try {
+        assert.equal(again.pendingStateEntries, 4, "logs survive a restart");
+        await expectState(again, "logs reloaded");
+        await again.flushState();
+        assert.equal(again.pendingStateEntries, 0);
+        await expectState(again, "folded into the state bucket");
+        let logs = 0;
+        for await (const _ of again.db.iteratePrefix(Uint8Array.of(Bucket.execLog))) logs++;
+        assert.equal(logs, 0, "folded logs are deleted");
+      } finally {
+        await again.close();
+      }
+    } finally {
+      if (!db.db.isClosed) await db.close();
+    }
+  });
+
+  it("folds the logs in the background past the threshold; a half-done fold never changes reads", async () => {
+    const dir = path.join(root, "fold");
+    const db = await ChainDb.open(dir, { stateApplyEntries: 3 });
+    try {
+      for (let h = 1n; h <= 4n; h++) {
+        await db.writeExecutionBatch({
+          height: h,
+          writeSet: [
+            { key: utf8Bytes("k"), value: utf8Bytes(`v${h}`) },
+            { key: utf8Bytes(`only${h}`), value: h === 3n ? null : utf8Bytes("x") },
+          ],
+          receipts: [],
+          stateRoot: new Uint8Array(32).fill(Number(h)),
+        });
+      }
+      await db.flushState();
+      assert.deepEqual(await db.getState(utf8Bytes("k")), utf8Bytes("v4"));
+      // A crash between a fold's state chunks and its final batch: state written, logs kept.
+      await db.db.put(Uint8Array.of(Bucket.state, ...utf8Bytes("k")), utf8Bytes("stale"));
+      await db.writeExecutionBatch({
+        height: 5n,
+        writeSet: [{ key: utf8Bytes("k"), value: utf8Bytes("v5") }],
+        receipts: [],
+        stateRoot: new Uint8Array(32).fill(5),
+      });
+      assert.deepEqual(await db.getState(utf8Bytes("k")), utf8Bytes("v5"), "a log masks the bucket");
+      const keys: string[] = [];
+      for await (const [k] of db.iterateState()) keys.push(Buffer.from(k).toString());
+      assert.deepEqual(keys, ["k", "only1", "only2", "only4"]);
     } finally {
       await db.close();
+    }
+  });
+
+  it("refuses a database with layout-1 execution state, naming the command that rebuilds it", async () => {
+    const dir = path.join(root, "layout1");
+    // What the previous build left: schema 1, a state root, no execution-layout marker.
+    const raw = await Db.open(dir);
+    await raw.put(Uint8Array.of(Bucket.meta, ...utf8Bytes("schemaVersion")), u64be(1));
+    await raw.put(Uint8Array.of(Bucket.meta, ...utf8Bytes("stateRoot")), new Uint8Array(32));
+    await raw.put(Uint8Array.of(Bucket.meta, ...utf8Bytes("executedHeight")), u64be(7n));
+    await raw.put(Uint8Array.of(Bucket.receipt, 1, 2), utf8Bytes("old receipt"));
+    await raw.close();
+    await assert.rejects(ChainDb.open(dir), (e: unknown) => {
+      assert.ok(e instanceof StorageError);
+      assert.equal(e.code, "EXEC_LAYOUT_OLD");
+      assert.match(e.message, /layout 1/);
+      assert.match(e.message, /parabft start --home/);
+      assert.ok(e.message.includes(dir), "names the directory to delete");
+      return true;
+    });
+    // Refused without touching it, and the handle was released: a raw open still works.
+    const again = await Db.open(dir);
+    try {
+      assert.equal(await again.get(Uint8Array.of(Bucket.meta, ...utf8Bytes("execLayout"))), undefined);
+    } finally {
+      await again.close();
     }
   });
 

@@ -1,0 +1,220 @@
+// Execution layout 2 (issue 13): the binary values the execution batch writes. A block's write
+// set is ONE value (the write-set log, folded into the per-key state bucket later, in the
+// background); its receipts are ONE value, found through the commit batch's tx index. One
+// RocksDB key costs ~4-8 µs of CPU in the binding, more than executing a transfer, so
+// per-block values instead of per-transaction keys are what makes persistence cheap.
+// Formats (big-endian):
+//   write-set log: u32 count ‖ per entry: u16 keyLen ‖ key ‖ u8 present ‖ [u32 valueLen ‖ value]
+//   receipts:      u32 count ‖ u32 offset[count + 1] (from the start of the value) ‖ entries;
+//                  entry: txHash(32) ‖ u8 status ‖ u64 gasUsed ‖ str error ‖ u8 nEvents ‖
+//                  per event: str kind ‖ u8 nAttrs ‖ per attribute: str key ‖ str value
+//                  (str: u32 byteLength ‖ UTF-8)
+import type { StateWrite } from "../exec/types.js";
+import type { Receipt, TxEvent, TxStatus } from "../gen/parabft/v1/types_pb.js";
+import { StorageError } from "./errors.js";
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+export function encodeWriteSetLog(writeSet: readonly StateWrite[]): Buffer {
+  let size = 4;
+  for (const w of writeSet) size += 3 + w.key.length + (w.value === null ? 0 : 4 + w.value.length);
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt32BE(writeSet.length, 0);
+  let off = 4;
+  for (const w of writeSet) {
+    out[off] = w.key.length >>> 8;
+    out[off + 1] = w.key.length & 255;
+    out.set(w.key, off + 2);
+    off += 2 + w.key.length;
+    if (w.value === null) out[off++] = 0;
+    else {
+      out[off] = 1;
+      out.writeUInt32BE(w.value.length, off + 1);
+      out.set(w.value, off + 5);
+      off += 5 + w.value.length;
+    }
+  }
+  return out;
+}
+
+/** Entries are views into `buf` (no copy). */
+export function decodeWriteSetLog(buf: Uint8Array, height: bigint): StateWrite[] {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const corrupt = () =>
+    new StorageError("CORRUPT_RECORD", { bucket: "execLog", height }, `corrupt write-set log at ${height}`);
+  if (b.length < 4) throw corrupt();
+  const n = b.readUInt32BE(0);
+  const out: StateWrite[] = new Array(n);
+  let off = 4;
+  for (let i = 0; i < n; i++) {
+    if (off + 3 > b.length) throw corrupt();
+    const kl = (b[off]! << 8) | b[off + 1]!;
+    const key = new Uint8Array(b.buffer, b.byteOffset + off + 2, kl);
+    off += 2 + kl;
+    if (off >= b.length) throw corrupt();
+    if (b[off] === 0) {
+      out[i] = { key, value: null };
+      off++;
+    } else {
+      const vl = b.readUInt32BE(off + 1);
+      if (off + 5 + vl > b.length) throw corrupt();
+      out[i] = { key, value: new Uint8Array(b.buffer, b.byteOffset + off + 5, vl) };
+      off += 5 + vl;
+    }
+  }
+  if (off !== b.length) throw corrupt();
+  return out;
+}
+
+class Writer {
+  buf: Buffer;
+  off = 0;
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+  ensure(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
+    this.buf.copy(next, 0, 0, this.off);
+    this.buf = next;
+  }
+  str(s: string): void {
+    // Every character takes at most 3 UTF-8 bytes.
+    this.ensure(4 + 3 * s.length);
+    const buf = this.buf;
+    const at = this.off + 4;
+    let written = -1;
+    if (s.length <= 128) {
+      // Short ASCII (hex, decimal amounts, event names): a loop beats a native call.
+      let i = 0;
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at + i] = c;
+      }
+      if (i === s.length) written = i;
+    }
+    if (written < 0) written = utf8.encodeInto(s, buf.subarray(at)).written;
+    buf.writeUInt32BE(written, this.off);
+    this.off = at + written;
+  }
+}
+
+export function encodeReceipts(receipts: readonly Receipt[]): Buffer {
+  const n = receipts.length;
+  const w = new Writer(8 + 4 * n + 96 * n);
+  w.buf.writeUInt32BE(n, 0);
+  w.off = 4 + 4 * (n + 1);
+  const offsets = new Array<number>(n + 1);
+  for (let i = 0; i < n; i++) {
+    const r = receipts[i]!;
+    offsets[i] = w.off;
+    w.ensure(32 + 1 + 8);
+    w.buf.set(r.txHash.subarray(0, 32), w.off);
+    w.buf[w.off + 32] = r.status;
+    w.buf.writeBigUInt64BE(r.gasUsed, w.off + 33);
+    w.off += 41;
+    w.str(r.error);
+    w.ensure(1);
+    w.buf[w.off++] = r.events.length;
+    for (const e of r.events) {
+      w.str(e.kind);
+      const attrs = Object.entries(e.attributes);
+      w.ensure(1);
+      w.buf[w.off++] = attrs.length;
+      for (const [k, v] of attrs) {
+        w.str(k);
+        w.str(v);
+      }
+    }
+  }
+  offsets[n] = w.off;
+  for (let i = 0; i <= n; i++) w.buf.writeUInt32BE(offsets[i]!, 4 + 4 * i);
+  return w.buf.subarray(0, w.off);
+}
+
+/** Receipt `index` of a block's receipts value; undefined when out of range. */
+export function decodeReceiptAt(buf: Uint8Array, height: bigint, index: number): Receipt | undefined {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const corrupt = () =>
+    new StorageError("CORRUPT_RECORD", { bucket: "blockReceipts", height }, `corrupt receipts at ${height}`);
+  if (b.length < 8) throw corrupt();
+  const n = b.readUInt32BE(0);
+  if (index < 0 || index >= n) return undefined;
+  let off = b.readUInt32BE(4 + 4 * index);
+  const end = b.readUInt32BE(8 + 4 * index);
+  if (end > b.length || off + 41 > end) throw corrupt();
+  const str = (): string => {
+    const len = b.readUInt32BE(off);
+    const s = fromUtf8.decode(b.subarray(off + 4, off + 4 + len));
+    off += 4 + len;
+    return s;
+  };
+  const txHash = new Uint8Array(b.subarray(off, off + 32));
+  const status = b[off + 32] as TxStatus;
+  const gasUsed = b.readBigUInt64BE(off + 33);
+  off += 41;
+  const error = str();
+  const ne = b[off++]!;
+  const events: TxEvent[] = new Array(ne);
+  for (let e = 0; e < ne; e++) {
+    const kind = str();
+    const na = b[off++]!;
+    const attributes: Record<string, string> = {};
+    for (let a = 0; a < na; a++) {
+      const k = str();
+      attributes[k] = str();
+    }
+    events[e] = { $typeName: "parabft.v1.TxEvent", kind, attributes };
+  }
+  if (off !== end) throw corrupt();
+  return { $typeName: "parabft.v1.Receipt", txHash, height, index, status, gasUsed, error, events };
+}
+
+/** The offset of every entry of a write-set log (validating it). */
+export function logOffsets(log: Buffer, height: bigint): Uint32Array {
+  const corrupt = () =>
+    new StorageError("CORRUPT_RECORD", { bucket: "execLog", height }, `corrupt write-set log at ${height}`);
+  if (log.length < 4) throw corrupt();
+  const n = log.readUInt32BE(0);
+  const out = new Uint32Array(n);
+  let off = 4;
+  for (let i = 0; i < n; i++) {
+    if (off + 3 > log.length) throw corrupt();
+    out[i] = off;
+    off += 2 + ((log[off]! << 8) | log[off + 1]!);
+    if (off >= log.length) throw corrupt();
+    off += log[off] === 0 ? 1 : 5 + log.readUInt32BE(off + 1);
+  }
+  if (off !== log.length) throw corrupt();
+  return out;
+}
+
+/**
+ * Binary search of a log (entries sorted by key): the value (a view), null when the log deletes
+ * the key, undefined when the log does not hold it.
+ */
+export function logLookup(
+  p: { log: Buffer; offsets: Uint32Array },
+  key: Uint8Array,
+): Uint8Array | null | undefined {
+  const { log, offsets } = p;
+  let lo = 0;
+  let hi = offsets.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const off = offsets[mid]!;
+    const kl = (log[off]! << 8) | log[off + 1]!;
+    const c = Buffer.compare(log.subarray(off + 2, off + 2 + kl), key);
+    if (c === 0) {
+      const at = off + 2 + kl;
+      if (log[at] === 0) return null;
+      const vl = log.readUInt32BE(at + 1);
+      return new Uint8Array(log.buffer, log.byteOffset + at + 5, vl);
+    }
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
