@@ -1,4 +1,5 @@
 // src/staking: delegated proof of stake as a pure state transition (see README.md).
+export * from "./access.js";
 export * from "./codec.js";
 export * from "./elect.js";
 export * from "./epoch.js";
