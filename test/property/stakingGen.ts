@@ -114,6 +114,18 @@ export class MiniChain {
     stakingGenesis(this.kv(), rules, []);
   }
 
+  /** A new chain from this one's persisted bytes (a restart): values copied, nothing shared. */
+  restart(): MiniChain {
+    const c = Object.create(MiniChain.prototype) as MiniChain;
+    Object.assign(c, {
+      state: new Map([...this.state].map(([k, v]) => [k, v.slice()])),
+      accounts: this.accounts,
+      nonces: new Map(this.nonces),
+      initialLiquid: this.initialLiquid,
+    });
+    return c;
+  }
+
   kv(): KeyValue {
     return {
       read: (k) => this.state.get(k) ?? null,
