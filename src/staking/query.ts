@@ -3,6 +3,7 @@
 import { toHex } from "../types/bytes.js";
 import { powerOf } from "./elect.js";
 import { loadValidators } from "./epoch.js";
+import { bin, stakingKeys } from "./keys.js";
 import { shareValue } from "./programs.js";
 import { type KeyValue, StakingStore } from "./state.js";
 import { type DisplayStatus, ValidatorStatus } from "./types.js";
@@ -103,4 +104,42 @@ export function queryDelegations(kv: KeyValue, address: Uint8Array): DelegationV
     }),
     unbonding: d.unbonding.map((u) => ({ ...u })),
   };
+}
+
+/** Reads executed state one key at a time (the API's getState). */
+export type AsyncGet = (key: Uint8Array) => Promise<Uint8Array | null>;
+
+/** Fetches the keys a query needs into a map, then answers it with the synchronous view. */
+class Prefetch {
+  readonly map = new Map<string, Uint8Array | null>();
+  constructor(private readonly get: AsyncGet) {}
+  async load(keys: Uint8Array[]): Promise<void> {
+    const missing = keys.filter((k) => !this.map.has(bin(k)));
+    const values = await Promise.all(missing.map((k) => this.get(k)));
+    for (const [i, k] of missing.entries()) this.map.set(bin(k), values[i] ?? null);
+  }
+  kv(): KeyValue {
+    return readOnly((k) => {
+      const v = this.map.get(k);
+      if (v === undefined) throw new Error("staking query read a key it did not prefetch");
+      return v;
+    });
+  }
+}
+
+export async function queryValidatorsAsync(get: AsyncGet, epoch?: bigint): Promise<ValidatorsView> {
+  const p = new Prefetch(get);
+  await p.load([stakingKeys.meta(), stakingKeys.registry()]);
+  const store = new StakingStore(p.kv());
+  const e = epoch ?? store.meta().epoch;
+  await p.load([stakingKeys.epochSet(e), ...store.registry().map((op) => stakingKeys.validator(op))]);
+  return queryValidators(p.kv(), e);
+}
+
+export async function queryDelegationsAsync(get: AsyncGet, address: Uint8Array): Promise<DelegationView> {
+  const p = new Prefetch(get);
+  await p.load([stakingKeys.delegator(address)]);
+  const d = new StakingStore(p.kv()).delegator(address);
+  await p.load(d.ballot.map((b) => stakingKeys.validator(b.validator)));
+  return queryDelegations(p.kv(), address);
 }
