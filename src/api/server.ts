@@ -451,6 +451,7 @@ export class ApiServer {
             value: e.value.toString(),
           })),
           unbonding: d.unbonding.map((u) => ({ amount: u.amount.toString(), matureEpoch: u.matureEpoch })),
+          exposedTo: [...new Set(d.exposures.map((x) => x.validator))].sort().map(fromHexBytes),
         });
       }),
 

@@ -204,23 +204,28 @@ export function registerValidatorTx(c: TxCommon, a: RegisterValidatorArgs): TxBo
   return stakingBody(c, call);
 }
 
-export function delegateTx(c: TxCommon, amount: Amount): TxBody {
+/**
+ * `touched`: the validators of the sender's current ballot and exposures (getDelegations:
+ * ballot ∪ exposedTo). Delegate, undelegate and vote first settle exposures against them.
+ */
+export function delegateTx(c: TxCommon, amount: Amount, touched: Uint8Array[] = []): TxBody {
   const call = create(StakingCallSchema, {
     call: { case: "delegate", value: { amount: amountString("amount", amount) } },
   });
-  return stakingBody(c, call);
+  return stakingBody(c, call, { ballot: touched.map((v) => addressArg("touched", v)) });
 }
 
-export function undelegateTx(c: TxCommon, amount: Amount): TxBody {
+export function undelegateTx(c: TxCommon, amount: Amount, touched: Uint8Array[] = []): TxBody {
   const call = create(StakingCallSchema, {
     call: { case: "undelegate", value: { amount: amountString("amount", amount) } },
   });
-  return stakingBody(c, call);
+  return stakingBody(c, call, { ballot: touched.map((v) => addressArg("touched", v)) });
 }
 
 /**
  * Replaces the sender's whole ballot. `currentBallot` lists the validators of the ballot being
- * replaced (from getDelegations): the executor lets the vote touch only declared validators.
+ * replaced and of the sender's exposures (getDelegations: ballot ∪ exposedTo): the executor lets
+ * the vote touch only declared validators.
  */
 export function voteTx(
   c: TxCommon,
@@ -250,18 +255,14 @@ export function unjailTx(c: TxCommon): TxBody {
   return stakingBody(c, create(StakingCallSchema, { call: { case: "unjail", value: {} } }));
 }
 
-/**
- * Equivocation evidence. `operator` is the validator registered with the key; `exposedDelegators`
- * the delegators whose stake left it within the unbonding period (both from a state query).
- */
+/** Equivocation evidence. `operator` is the validator registered with the key (a state query). */
 export function submitEvidenceTx(
   c: TxCommon,
   evidence: Omit<MessageInitShape<typeof SubmitEvidenceSchema>, "$typeName">,
   operator: Uint8Array,
-  exposedDelegators: Uint8Array[] = [],
 ): TxBody {
   const call = create(StakingCallSchema, {
     call: { case: "submitEvidence", value: create(SubmitEvidenceSchema, evidence) },
   });
-  return stakingBody(c, call, { evidenceOperator: addressArg("operator", operator), exposedDelegators });
+  return stakingBody(c, call, { evidenceOperator: addressArg("operator", operator) });
 }

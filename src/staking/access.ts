@@ -1,16 +1,18 @@
 // The access list an honest client declares for a staking call. Pure (the SDK uses it too).
-// Vote needs the validators of the sender's current ballot; evidence needs the operator of the
-// key and the delegators exposed to it (both from a query of executed state).
+// Delegate, undelegate and vote need the validators of the sender's current ballot and
+// exposures; evidence needs the operator of the key (both from a query of executed state).
 import type { StakingCall } from "../gen/parabft/v1/types_pb.js";
 import { compareBytes } from "../types/bytes.js";
 import { stakingKeys } from "./keys.js";
 
 export interface StakingAccessHints {
-  /** Validators on the sender's current ballot (vote). */
+  /**
+   * Validators on the sender's current ballot and those it has exposures to (getDelegations):
+   * delegate, undelegate and vote settle exposures, vote withdraws from the old ballot.
+   */
   ballot?: readonly Uint8Array[];
-  /** Operator whose consensus key the evidence names, and delegators exposed to it. */
+  /** Operator whose consensus key the evidence names. */
   evidenceOperator?: Uint8Array;
-  exposedDelegators?: readonly Uint8Array[];
 }
 
 function uniq(keys: Uint8Array[]): Uint8Array[] {
@@ -37,7 +39,13 @@ export function stakingAccess(
       };
     case "delegate":
     case "undelegate":
-      return { reads: [meta], writes: [stakingKeys.delegator(sender)] };
+      return {
+        reads: [meta],
+        writes: [
+          stakingKeys.delegator(sender),
+          ...uniq([...(hints.ballot ?? [])]).map((v) => stakingKeys.validator(v)),
+        ],
+      };
     case "vote": {
       const vals = [...(hints.ballot ?? []), ...c.value.entries.map((e) => e.validator)];
       return {
@@ -50,7 +58,6 @@ export function stakingAccess(
     case "submitEvidence": {
       const writes = [stakingKeys.slashed()];
       if (hints.evidenceOperator) writes.push(stakingKeys.validator(hints.evidenceOperator));
-      for (const d of uniq([...(hints.exposedDelegators ?? [])])) writes.push(stakingKeys.delegator(d));
       return { reads: [meta, stakingKeys.consensusKey(c.value.consensusKey)], writes };
     }
     default:

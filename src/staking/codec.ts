@@ -158,8 +158,9 @@ export function encodeValidator(v: ValidatorRecord): Uint8Array {
     .u64(v.registeredEpoch)
     .u128(v.tokens)
     .u128(v.shares)
-    .u32(v.exposures.length);
-  for (const e of v.exposures) w.raw(e.delegator).u128(e.amount).u64(e.sinceEpoch);
+    .u128(v.lateSlashed);
+  if (v.doubleSign === null) w.u8(0);
+  else w.u8(1).u64(v.doubleSign.offenceEpoch).u16(v.doubleSign.bps);
   return w.finish();
 }
 
@@ -177,11 +178,10 @@ export function decodeValidator(b: Uint8Array): ValidatorRecord {
   const registeredEpoch = r.u64();
   const tokens = r.u128();
   const shares = r.u128();
-  const n = r.u32();
-  const exposures = [];
-  for (let i = 0; i < n; i++) {
-    exposures.push({ delegator: r.raw(OPERATOR_LENGTH), amount: r.u128(), sinceEpoch: r.u64() });
-  }
+  const lateSlashed = r.u128();
+  const flag = r.u8();
+  if (flag > 1) throw new StakingError("CORRUPT_STATE", "validator double-sign flag");
+  const doubleSign = flag === 1 ? { offenceEpoch: r.u64(), bps: r.u16() } : null;
   r.end();
   return {
     operator,
@@ -194,7 +194,8 @@ export function decodeValidator(b: Uint8Array): ValidatorRecord {
     registeredEpoch,
     tokens,
     shares,
-    exposures,
+    doubleSign,
+    lateSlashed,
   };
 }
 
@@ -203,6 +204,8 @@ export function encodeDelegator(d: DelegatorRecord): Uint8Array {
   for (const e of d.ballot) w.raw(e.validator).u128(e.shares);
   w.u32(d.unbonding.length);
   for (const u of d.unbonding) w.u128(u.amount).u64(u.matureEpoch);
+  w.u32(d.exposures.length);
+  for (const e of d.exposures) w.raw(e.validator).u128(e.amount).u64(e.sinceEpoch);
   return w.finish();
 }
 
@@ -215,8 +218,12 @@ export function decodeDelegator(b: Uint8Array): DelegatorRecord {
     ballot.push({ validator: r.raw(OPERATOR_LENGTH), shares: r.u128() });
   const unbonding = [];
   for (let i = 0, n = r.u32(); i < n; i++) unbonding.push({ amount: r.u128(), matureEpoch: r.u64() });
+  const exposures = [];
+  for (let i = 0, n = r.u32(); i < n; i++) {
+    exposures.push({ validator: r.raw(OPERATOR_LENGTH), amount: r.u128(), sinceEpoch: r.u64() });
+  }
   r.end();
-  return { free, ballot, unbonding };
+  return { free, ballot, unbonding, exposures };
 }
 
 export function encodeRegistry(operators: Uint8Array[]): Uint8Array {

@@ -134,7 +134,8 @@ export function stakingGenesis(
     registeredEpoch: 0n,
     tokens: 0n,
     shares: 0n,
-    exposures: [],
+    doubleSign: null,
+    lateSlashed: 0n,
   }));
   for (const v of records) {
     store.putValidator(v);

@@ -105,20 +105,79 @@ function releaseMatured(ctx: StakingContext, d: DelegatorRecord, epoch: bigint):
   return released;
 }
 
-function pruneExposures(v: ValidatorRecord, meta: StakingMeta): void {
-  const horizon = BigInt(meta.rules.unbondingEpochs);
-  v.exposures = v.exposures.filter((e) => e.sinceEpoch + horizon > meta.epoch);
-}
-
-function addExposure(v: ValidatorRecord, e: Exposure): void {
-  const same = v.exposures.find(
-    (x) => x.sinceEpoch === e.sinceEpoch && compareBytes(x.delegator, e.delegator) === 0,
+function addExposure(d: DelegatorRecord, e: Exposure): void {
+  const same = d.exposures.find(
+    (x) => x.sinceEpoch === e.sinceEpoch && compareBytes(x.validator, e.validator) === 0,
   );
   if (same) same.amount = checked(same.amount + e.amount);
-  else v.exposures.push(e);
-  v.exposures.sort(
-    (a, b) => compareBytes(a.delegator, b.delegator) || (a.sinceEpoch < b.sinceEpoch ? -1 : 1),
+  else d.exposures.push(e);
+  d.exposures.sort(
+    (a, b) => compareBytes(a.validator, b.validator) || (a.sinceEpoch < b.sinceEpoch ? -1 : 1),
   );
+}
+
+/**
+ * Settles the delegator's exposures before anything else it does (so before unbonding stake is
+ * released): an exposure to a validator slashed for an offence at or before the exposure's epoch
+ * is charged now (unbonding newest first, then free stake; the amount is added to the
+ * validator's lateSlashed); an exposure older than the unbonding period can no longer be charged
+ * (evidence that old is rejected) and is dropped. Reads each exposed validator: the caller
+ * declares them (stakingAccess with the delegator's exposures as hints).
+ */
+function settleExposures(
+  store: StakingStore,
+  d: DelegatorRecord,
+  sender: Uint8Array,
+  meta: StakingMeta,
+): StakingEvent[] {
+  if (d.exposures.length === 0) return [];
+  const horizon = BigInt(meta.rules.unbondingEpochs);
+  const events: StakingEvent[] = [];
+  const keep: Exposure[] = [];
+  const touched = new Map<string, ValidatorRecord>();
+  for (const x of d.exposures) {
+    const k = toHex(x.validator);
+    let v = touched.get(k) ?? null;
+    if (v === null) {
+      v = store.validator(x.validator);
+      if (v === null) return stakingFail("CORRUPT_STATE", "exposure names an unknown validator");
+      touched.set(k, v);
+    }
+    if (v.doubleSign !== null && v.doubleSign.offenceEpoch <= x.sinceEpoch) {
+      const owed = bps(x.amount, v.doubleSign.bps);
+      let got = charge(d, owed);
+      // Stake re-voted elsewhere does not escape: take the rest from the ballot (the entry is
+      // withdrawn; what is left of it becomes free stake).
+      while (got < owed && d.ballot.length > 0) {
+        const entry = d.ballot.shift()!;
+        const yk = toHex(entry.validator);
+        let y = touched.get(yk) ?? null;
+        if (y === null) {
+          y = store.validator(entry.validator);
+          if (y === null) return stakingFail("CORRUPT_STATE", "ballot names an unknown validator");
+          touched.set(yk, y);
+        }
+        const value = withdraw(y, entry.shares);
+        const take = value < owed - got ? value : owed - got;
+        got += take;
+        d.free = checked(d.free + value - take);
+      }
+      v.lateSlashed = checked(v.lateSlashed + got);
+      events.push(
+        ev("slash_settled", [
+          ["operator", k],
+          ["delegator", toHex(sender)],
+          ["amount", got.toString()],
+          ["uncollected", (owed - got).toString()],
+        ]),
+      );
+    } else if (x.sinceEpoch + horizon > meta.epoch) {
+      keep.push(x);
+    }
+  }
+  d.exposures = keep;
+  for (const k of [...touched.keys()].sort()) store.putValidator(touched.get(k)!);
+  return events;
 }
 
 const ev = (kind: string, attrs: [string, string][]): StakingEvent => ({ kind: `staking.${kind}`, attrs });
@@ -146,6 +205,7 @@ export function runStakingCall(ctx: StakingContext, env: StakingEnv, call: Staki
       const amount = parseStakeAmount(c.value.amount, "amount");
       if (amount === 0n) stakingFail("MALFORMED", "amount must be positive");
       const d = store.delegator(env.sender);
+      const settled = settleExposures(store, d, env.sender, meta);
       const released = releaseMatured(ctx, d, meta.epoch);
       const balance = ctx.balance();
       if (balance < amount) stakingFail("INSUFFICIENT_FUNDS");
@@ -153,6 +213,7 @@ export function runStakingCall(ctx: StakingContext, env: StakingEnv, call: Staki
       d.free = checked(d.free + amount);
       store.putDelegator(env.sender, d);
       return [
+        ...settled,
         ...releasedEvents(env.sender, released),
         ev("delegate", [
           ["delegator", toHex(env.sender)],
@@ -164,6 +225,7 @@ export function runStakingCall(ctx: StakingContext, env: StakingEnv, call: Staki
       const amount = parseStakeAmount(c.value.amount, "amount");
       if (amount === 0n) stakingFail("MALFORMED", "amount must be positive");
       const d = store.delegator(env.sender);
+      const settled = settleExposures(store, d, env.sender, meta);
       const released = releaseMatured(ctx, d, meta.epoch);
       if (d.free < amount) stakingFail("INSUFFICIENT_FUNDS", "amount exceeds bonded stake not on the ballot");
       d.free -= amount;
@@ -173,6 +235,7 @@ export function runStakingCall(ctx: StakingContext, env: StakingEnv, call: Staki
       else d.unbonding.push({ amount, matureEpoch });
       store.putDelegator(env.sender, d);
       return [
+        ...settled,
         ...releasedEvents(env.sender, released),
         ev("undelegate", [
           ["delegator", toHex(env.sender)],
@@ -233,7 +296,8 @@ function register(
     registeredEpoch: meta.epoch,
     tokens: 0n,
     shares: 0n,
-    exposures: [],
+    doubleSign: null,
+    lateSlashed: 0n,
   };
   store.putValidator(v);
   store.putOperatorOfKey(v.consensusKey, v.operator);
@@ -272,6 +336,8 @@ function vote(
     wanted.push({ validator: e.validator, amount });
   }
   const d = store.delegator(env.sender);
+  // Settle first (it writes the validators it charges), then load fresh records for the ballot.
+  const settled = settleExposures(store, d, env.sender, meta);
   const released = releaseMatured(ctx, d, meta.epoch);
   const records = new Map<string, ValidatorRecord>();
   const load = (op: Uint8Array): ValidatorRecord | null => {
@@ -305,9 +371,8 @@ function vote(
     }
     const value = withdraw(v, old.shares);
     d.free = checked(d.free + value);
-    pruneExposures(v, meta);
     if (value > target) {
-      addExposure(v, { delegator: env.sender.slice(), amount: value - target, sinceEpoch: meta.epoch });
+      addExposure(d, { validator: old.validator.slice(), amount: value - target, sinceEpoch: meta.epoch });
     }
   }
   let need = 0n;
@@ -330,6 +395,7 @@ function vote(
   store.putDelegator(env.sender, d);
   for (const k of [...records.keys()].sort()) store.putValidator(records.get(k)!);
   return [
+    ...settled,
     ...releasedEvents(env.sender, released),
     ev("vote", [
       ["voter", toHex(env.sender)],
@@ -378,29 +444,12 @@ function submitEvidence(
   const fromPool = bps(v.tokens, rate);
   v.selfStake -= fromSelf;
   v.tokens -= fromPool;
-  // Stake that backed v at the offence and left since (still inside the unbonding period).
-  const owed = new Map<string, { delegator: Uint8Array; amount: bigint }>();
-  for (const x of v.exposures) {
-    if (x.sinceEpoch < e.epoch || x.sinceEpoch + horizon <= meta.epoch) continue;
-    const k = toHex(x.delegator);
-    const o = owed.get(k) ?? { delegator: x.delegator, amount: 0n };
-    o.amount += bps(x.amount, rate);
-    owed.set(k, o);
-  }
-  let fromLeavers = 0n;
-  let uncollected = 0n;
-  for (const k of [...owed.keys()].sort()) {
-    const o = owed.get(k)!;
-    const d = store.delegator(o.delegator);
-    const got = charge(d, o.amount);
-    fromLeavers += got;
-    uncollected += o.amount - got;
-    store.putDelegator(o.delegator, d);
-  }
-  v.exposures = [];
+  // Stake that backed v at the offence and left since is charged when its delegator next acts
+  // (settleExposures): before any of it can be released, so it cannot escape.
+  v.doubleSign = { offenceEpoch: e.epoch, bps: rate };
   v.status = ValidatorStatus.tombstoned;
   store.putValidator(v);
-  const total = fromSelf + fromPool + fromLeavers;
+  const total = fromSelf + fromPool;
   store.putSlashed(checked(store.slashed() + total));
   return [
     ev("slash", [
@@ -409,7 +458,6 @@ function submitEvidence(
       ["offenceEpoch", e.epoch.toString()],
       ["offenceHeight", e.height.toString()],
       ["amount", total.toString()],
-      ["uncollected", uncollected.toString()],
     ]),
     ev("tombstone", [["operator", toHex(operator)]]),
   ];

@@ -35,6 +35,8 @@ export interface DelegationView {
   free: bigint;
   ballot: { validator: string; shares: bigint; value: bigint }[];
   unbonding: { amount: bigint; matureEpoch: bigint }[];
+  /** Validators this address's stake left within the unbonding period (still slashable). */
+  exposures: { validator: string; amount: bigint; sinceEpoch: bigint }[];
 }
 
 const statusName: Record<ValidatorStatus, DisplayStatus> = {
@@ -103,6 +105,11 @@ export function queryDelegations(kv: KeyValue, address: Uint8Array): DelegationV
       };
     }),
     unbonding: d.unbonding.map((u) => ({ ...u })),
+    exposures: d.exposures.map((x) => ({
+      validator: toHex(x.validator),
+      amount: x.amount,
+      sinceEpoch: x.sinceEpoch,
+    })),
   };
 }
 

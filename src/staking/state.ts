@@ -60,10 +60,11 @@ export class StakingStore {
   }
   delegator(address: Uint8Array): DelegatorRecord {
     const v = this.kv.read(bin(stakingKeys.delegator(address)));
-    return v === null ? { free: 0n, ballot: [], unbonding: [] } : decodeDelegator(v);
+    return v === null ? { free: 0n, ballot: [], unbonding: [], exposures: [] } : decodeDelegator(v);
   }
   putDelegator(address: Uint8Array, d: DelegatorRecord): void {
-    const empty = d.free === 0n && d.ballot.length === 0 && d.unbonding.length === 0;
+    const empty =
+      d.free === 0n && d.ballot.length === 0 && d.unbonding.length === 0 && d.exposures.length === 0;
     this.kv.write(bin(stakingKeys.delegator(address)), empty ? null : encodeDelegator(d));
   }
   registry(): Uint8Array[] {

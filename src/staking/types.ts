@@ -14,11 +14,21 @@ export enum ValidatorStatus {
 
 export type DisplayStatus = "active" | "candidate" | "jailed" | "tombstoned";
 
-/** Stake that left a validator (a ballot lowered), still slashable for its offences. */
+/**
+ * Stake that left a validator (a ballot lowered) in `sinceEpoch`: still slashable for the
+ * validator's offences up to that epoch until the unbonding period has passed. Kept on the
+ * delegator and settled lazily by its next staking call, so evidence never has to name delegators.
+ */
 export interface Exposure {
-  delegator: Uint8Array;
+  validator: Uint8Array;
   amount: bigint;
   sinceEpoch: bigint;
+}
+
+/** The one double-sign slash a validator can take (it is tombstoned by it). */
+export interface DoubleSign {
+  offenceEpoch: bigint;
+  bps: number;
 }
 
 export interface ValidatorRecord {
@@ -35,8 +45,10 @@ export interface ValidatorRecord {
   /** Tokens voted to this validator (current value, after slashes) and the shares behind them. */
   tokens: bigint;
   shares: bigint;
-  /** Sorted by (delegator, sinceEpoch); pruned once older than the unbonding period. */
-  exposures: Exposure[];
+  /** Set by equivocation evidence; leavers' exposures are charged against it when settled. */
+  doubleSign: DoubleSign | null;
+  /** Charged from leavers' exposures after the evidence (part of the slashed total). */
+  lateSlashed: bigint;
 }
 
 export interface BallotEntry {
@@ -56,6 +68,8 @@ export interface DelegatorRecord {
   ballot: BallotEntry[];
   /** In creation order. */
   unbonding: UnbondingEntry[];
+  /** Sorted by (validator, sinceEpoch); settled on the next staking call of this delegator. */
+  exposures: Exposure[];
 }
 
 /** Staking rules: the chain's StakingParams plus the execution-side limits. */

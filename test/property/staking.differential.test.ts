@@ -100,9 +100,9 @@ function toBlocks(accounts: TestAccount[], intents: Intent[][]): ExecutableBlock
         case "unjail":
           return staking(from, unjail());
         case "delegate":
-          return staking(from, delegate(BigInt(it.amount)));
+          return staking(from, delegate(BigInt(it.amount)), { ballot: everyValidator });
         case "undelegate":
-          return staking(from, undelegate(BigInt(it.amount)));
+          return staking(from, undelegate(BigInt(it.amount)), { ballot: everyValidator });
         case "vote": {
           const c = vote(
             it.picks.map((p) => ({ validator: accounts[p]!.address, amount: BigInt(it.amount) })),
@@ -120,7 +120,6 @@ function toBlocks(accounts: TestAccount[], intents: Intent[][]): ExecutableBlock
         case "evidence":
           return staking(from, equivocation(consensusKey(it.key), BigInt(it.epoch), 3n), {
             evidenceOperator: accounts[it.key]!.address,
-            exposedDelegators: accounts.map((a) => a.address),
           });
         case "transfer":
           return transferTx(

@@ -147,15 +147,12 @@ export class MiniChain {
 
   hints(sender: TestAccount, c: StakingCall): StakingAccessHints {
     const store = this.store();
-    if (c.call.case === "vote")
-      return { ballot: store.delegator(sender.address).ballot.map((b) => b.validator) };
+    if (c.call.case === "vote" || c.call.case === "delegate" || c.call.case === "undelegate") {
+      const d = store.delegator(sender.address);
+      return { ballot: [...d.ballot.map((b) => b.validator), ...d.exposures.map((x) => x.validator)] };
+    }
     if (c.call.case === "submitEvidence") {
-      const op = store.operatorOfKey(c.call.value.consensusKey);
-      const v = op === null ? null : store.validator(op);
-      return {
-        evidenceOperator: op ?? undefined,
-        exposedDelegators: v?.exposures.map((e) => e.delegator) ?? [],
-      };
+      return { evidenceOperator: store.operatorOfKey(c.call.value.consensusKey) ?? undefined };
     }
     return {};
   }
@@ -190,11 +187,12 @@ export class MiniChain {
     return decodeAccount(this.state.get(keyStr(accountKey(a.address))) ?? null).balance;
   }
 
-  /** liquid, bonded, unbonding, slashed: scanned from the whole state. */
+  /** liquid, bonded, unbonding, slashed (pool + validators' lateSlashed): scanned from the whole state. */
   totals(): { liquid: bigint; bonded: bigint; unbonding: bigint; slashed: bigint; sum: bigint } {
     let liquid = 0n;
     let bonded = 0n;
     let unbonding = 0n;
+    let lateSlashed = 0n;
     const vPrefix = bin(Uint8Array.of(StateKeyPrefix.staking, StakingKeyKind.validator));
     const dPrefix = bin(Uint8Array.of(StateKeyPrefix.staking, StakingKeyKind.delegator));
     const aPrefix = String.fromCharCode(StateKeyPrefix.account);
@@ -203,13 +201,14 @@ export class MiniChain {
       else if (k.startsWith(vPrefix)) {
         const r = decodeValidator(v);
         bonded += r.selfStake + r.tokens;
+        lateSlashed += r.lateSlashed;
       } else if (k.startsWith(dPrefix)) {
         const d = decodeDelegator(v);
         bonded += d.free;
         for (const u of d.unbonding) unbonding += u.amount;
       }
     }
-    const slashed = this.store().slashed();
+    const slashed = this.store().slashed() + lateSlashed;
     return { liquid, bonded, unbonding, slashed, sum: liquid + bonded + unbonding + slashed };
   }
 

@@ -269,6 +269,7 @@ export const queryCommand: CliCommand = {
               shares: b.shares,
             })),
             unbonding: d.unbonding.map((u) => ({ amount: u.amount, matureEpoch: u.matureEpoch })),
+            exposedTo: d.exposedTo.map(toHex),
             height: d.height,
           });
           return 0;

@@ -166,7 +166,8 @@ export const txCommand: CliCommand = {
 
     // Validate every flag before touching the network or the key file.
     let build: (c: { chainId: string; sender: Uint8Array; nonce: bigint }) => TxBody;
-    // stake vote: the validators of the ballot being replaced (asked from the node).
+    // stake delegate/undelegate/vote: the validators of the sender's ballot and exposures (asked
+    // from the node): the call may settle exposures and withdraw from the old ballot.
     let currentBallot: Uint8Array[] = [];
     if (stakeAction === "register") {
       const ck = requiredFlag("--consensus-key", values["consensus-key"]);
@@ -187,10 +188,10 @@ export const txCommand: CliCommand = {
         });
     } else if (stakeAction === "delegate") {
       const amount = amountFlag(values.amount);
-      build = (c) => delegateTx(c, amount);
+      build = (c) => delegateTx(c, amount, currentBallot);
     } else if (stakeAction === "undelegate") {
       const amount = amountFlag(values.amount);
-      build = (c) => undelegateTx(c, amount);
+      build = (c) => undelegateTx(c, amount, currentBallot);
     } else if (stakeAction === "vote") {
       const entries = ballotArg(values.ballot);
       build = (c) => voteTx(c, entries, currentBallot);
@@ -223,8 +224,9 @@ export const txCommand: CliCommand = {
     const client = new ParabftClient(api);
     try {
       const chainId = values["chain-id"] ?? (await client.getStatus()).chainId;
-      if (stakeAction === "vote") {
-        currentBallot = (await client.getDelegations(signer.address)).ballot.map((b) => b.validator);
+      if (stakeAction === "vote" || stakeAction === "delegate" || stakeAction === "undelegate") {
+        const d = await client.getDelegations(signer.address);
+        currentBallot = [...d.ballot.map((b) => b.validator), ...d.exposedTo];
       }
       const buildBody = (nonce: bigint) =>
         asUsage(

@@ -98,7 +98,12 @@ describe("tx stake and staking queries", () => {
     const old = new Uint8Array(20).fill(0x07);
     node.state.set(
       toHex(stakingKeys.delegator(kp.address)),
-      encodeDelegator({ free: 10n, ballot: [{ validator: old, shares: 5n }], unbonding: [] }),
+      encodeDelegator({
+        free: 10n,
+        ballot: [{ validator: old, shares: 5n }],
+        unbonding: [],
+        exposures: [{ validator: new Uint8Array(20).fill(0x09), amount: 3n, sinceEpoch: 0n }],
+      }),
     );
     const v = await capture(() =>
       txCommand.run([
@@ -118,6 +123,7 @@ describe("tx stake and staking queries", () => {
     body = lastBody();
     const w = keys(body.access!.writes);
     assert.ok(w.includes(toHex(stakingKeys.validator(old))), "old ballot declared");
+    assert.ok(w.includes(toHex(stakingKeys.validator(new Uint8Array(20).fill(0x09)))), "exposures declared");
     assert.ok(w.includes(toHex(stakingKeys.validator(validator))), "new ballot declared");
     assert.ok(w.includes(toHex(stakingKeys.delegator(kp.address))));
   });
@@ -136,7 +142,8 @@ describe("tx stake and staking queries", () => {
         registeredEpoch: 0n,
         tokens: 100n,
         shares: 100n,
-        exposures: [],
+        doubleSign: null,
+        lateSlashed: 0n,
       }),
     );
     const d = await capture(() =>

@@ -77,12 +77,15 @@ describe("staking programs", () => {
     const d = c.store().delegator(d1.address);
     assert.equal(d.free, 0n);
     assert.deepEqual(d.unbonding, [{ amount: 4000n, matureEpoch: BigInt(testRules().unbondingEpochs) }]);
-    // Lowering the ballot frees stake at once but leaves an exposure on the validator.
+    // Lowering the ballot frees stake at once but records an exposure to the validator.
     ok(c.submit(d1, vote([{ validator: a.address, amount: 1000n }])));
     const v = c.store().validator(a.address)!;
     assert.equal(v.tokens, 1000n);
     assert.deepEqual(
-      v.exposures.map((e) => e.amount),
+      c
+        .store()
+        .delegator(d1.address)
+        .exposures.map((e) => e.amount),
       [5000n],
     );
     assert.equal(c.store().delegator(d1.address).free, 5000n);
@@ -156,15 +159,36 @@ describe("staking programs", () => {
     const o = c.submit(b, equivocation(k, 0n, 3n));
     ok(o);
     const rate = BigInt(rules.slashDoubleSignBps);
-    const expected = (10_000n * rate) / 10_000n + (5000n * rate) / 10_000n + (20_000n * rate) / 10_000n;
+    const now = (10_000n * rate) / 10_000n + (5000n * rate) / 10_000n;
     assert.equal(o.events[0]!.kind, "staking.slash");
-    assert.equal(o.events[0]!.attrs.find(([k]) => k === "amount")![1], expected.toString());
+    assert.equal(o.events[0]!.attrs.find(([k]) => k === "amount")![1], now.toString());
     const v = c.store().validator(a.address)!;
     assert.equal(v.status, ValidatorStatus.tombstoned);
-    assert.equal(c.store().delegator(d1.address).unbonding[0]!.amount, 20_000n - (20_000n * rate) / 10_000n);
+    assert.equal(c.totals().slashed - before.slashed, now);
+    // d1's stake left after the offence: it is charged before d1 can do anything else, and
+    // d1 cannot act without declaring the validator it is exposed to.
+    failed(
+      c.submit(d1, delegate(1n), {
+        reads: [stakingKeys.meta()],
+        writes: [stakingKeys.delegator(d1.address)],
+      }),
+      "ACCESS_VIOLATION",
+    );
+    for (let i = 0; i < rules.unbondingEpochs; i++) c.endEpoch();
+    const settle = c.submit(d1, delegate(1n));
+    ok(settle);
+    const leaverCharge = (20_000n * rate) / 10_000n;
+    assert.equal(settle.events[0]!.kind, "staking.slash_settled");
+    assert.equal(settle.events[0]!.attrs.find(([k]) => k === "amount")![1], leaverCharge.toString());
+    assert.equal(settle.events[1]!.kind, "staking.unbonded");
+    assert.equal(
+      settle.events[1]!.attrs.find(([k]) => k === "amount")![1],
+      (20_000n - leaverCharge).toString(),
+    );
     const after = c.totals();
-    assert.equal(after.slashed - before.slashed, expected);
+    assert.equal(after.slashed - before.slashed, now + leaverCharge);
     assert.equal(after.sum, before.sum);
+    assert.deepEqual(c.store().delegator(d1.address).exposures, []);
     // Duplicate evidence is a no-op.
     const again = c.submit(d2, equivocation(k, 0n, 3n));
     ok(again);
@@ -186,7 +210,10 @@ describe("staking programs", () => {
     c.endEpoch();
     const o = c.submit(b, equivocation(k, 1n, 25n));
     ok(o);
-    assert.equal(c.store().delegator(d1.address).free, 20_000n);
+    const settle = c.submit(d1, delegate(1n));
+    ok(settle);
+    assert.equal(settle.events[0]!.kind, "staking.delegate", "nothing to settle");
+    assert.equal(c.store().delegator(d1.address).free, 20_001n);
   });
 
   it("evidence older than the unbonding period, forged or non-conflicting evidence is rejected", () => {
