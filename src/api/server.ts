@@ -24,8 +24,12 @@ import {
   type GetBlockRequest,
   type GetBlockResponse,
   GetBlockResponseSchema,
+  type GetDelegationsRequest,
+  GetDelegationsResponseSchema,
   type GetReceiptRequest,
   GetReceiptResponseSchema,
+  type GetStakingValidatorsRequest,
+  GetStakingValidatorsResponseSchema,
   type GetStateRequest,
   GetStateResponseSchema,
   GetStatusResponseSchema,
@@ -44,7 +48,9 @@ import type { Receipt, SignedTx } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
 import { grpcServiceDefinition } from "../net/grpcAdapter.js";
 import { type ConnectionRefusal, GatedListener, peerAddress } from "../net/listener.js";
+import { queryDelegationsAsync, queryValidatorsAsync } from "../staking/query.js";
 import { ADDRESS_LENGTH, txHash } from "../types/block.js";
+import { fromHex as fromHexBytes } from "../types/bytes.js";
 import { ParabftError } from "../types/errors.js";
 import { HASH_LENGTH, type Hash } from "../types/hash.js";
 import type { ApiBackend, BlockRecord, NodeStateName } from "./backend.js";
@@ -565,6 +571,60 @@ export class ApiServer {
         const set = await b.getValidators(req.epoch);
         if (!set) throw notFound(`validator set of epoch ${req.epoch}`);
         return create(GetValidatorsResponseSchema, { set });
+      }),
+
+      // Staking views (src/staking/query.ts) over executed state, read through getState.
+      getStakingValidators: this.unary("GetStakingValidators", async (req: GetStakingValidatorsRequest) => {
+        let height = 0n;
+        const get = async (key: Uint8Array) => {
+          const rec = await b.getState(key);
+          height = rec.height;
+          return rec.value;
+        };
+        const view = await queryValidatorsAsync(get, req.epoch);
+        return create(GetStakingValidatorsResponseSchema, {
+          epoch: view.epoch,
+          firstHeight: view.firstHeight,
+          lastHeight: view.lastHeight,
+          setKnown: view.setKnown,
+          height,
+          validators: view.validators.map((v) => ({
+            operator: fromHexBytes(v.operator),
+            consensusKey: fromHexBytes(v.consensusKey),
+            peerAddress: v.peerAddress,
+            status: v.status,
+            power: v.power.toString(),
+            selfStake: v.selfStake.toString(),
+            delegated: v.delegated.toString(),
+            commissionBps: v.commissionBps,
+            jailedUntilEpoch: v.jailedUntil,
+          })),
+        });
+      }),
+
+      getDelegations: this.unary("GetDelegations", async (req: GetDelegationsRequest) => {
+        if (req.address.length !== ADDRESS_LENGTH) {
+          throw invalidArgument("address", `must be ${ADDRESS_LENGTH} bytes, got ${req.address.length}`);
+        }
+        let height = 0n;
+        const get = async (key: Uint8Array) => {
+          const rec = await b.getState(key);
+          height = rec.height;
+          return rec.value;
+        };
+        const d = await queryDelegationsAsync(get, req.address);
+        return create(GetDelegationsResponseSchema, {
+          address: req.address,
+          free: d.free.toString(),
+          height,
+          ballot: d.ballot.map((e) => ({
+            validator: fromHexBytes(e.validator),
+            shares: e.shares.toString(),
+            value: e.value.toString(),
+          })),
+          unbonding: d.unbonding.map((u) => ({ amount: u.amount.toString(), matureEpoch: u.matureEpoch })),
+          exposedTo: [...new Set(d.exposures.map((x) => x.validator))].sort().map(fromHexBytes),
+        });
       }),
 
       getStatus: this.unary("GetStatus", async () => {

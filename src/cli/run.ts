@@ -39,11 +39,11 @@ export const commands: Record<string, CommandEntry> = {
     load: async () => (await import("./commands/cluster.js")).clusterCommand,
   },
   tx: {
-    summary: "sign and submit a transaction (transfer, kv-put, kv-cas)",
+    summary: "sign and submit a transaction (transfer, kv-put, kv-cas, stake)",
     load: async () => (await import("./commands/tx.js")).txCommand,
   },
   query: {
-    summary: "query a node: status, block, tx, account, state, validators",
+    summary: "query a node: status, block, tx, account, state, validators, delegations",
     load: async () => (await import("./commands/query.js")).queryCommand,
   },
   sim: {

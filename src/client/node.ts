@@ -8,7 +8,11 @@ import {
   GetAccountRequestSchema,
   GetBlockRequestSchema,
   type GetBlockResponse,
+  GetDelegationsRequestSchema,
+  type GetDelegationsResponse,
   GetReceiptRequestSchema,
+  GetStakingValidatorsRequestSchema,
+  type GetStakingValidatorsResponse,
   GetStateRequestSchema,
   type GetStateResponse,
   GetStatusRequestSchema,
@@ -223,6 +227,16 @@ export class ParabftClient {
     if (res.set === undefined)
       throw new RpcError(grpc.status.NOT_FOUND, "getValidators", `no set for ${epoch}`);
     return res.set;
+  }
+
+  /** Staking view of the registered validators for `epoch` (default: the executing epoch). */
+  getStakingValidators(epoch?: bigint): Promise<GetStakingValidatorsResponse> {
+    return this.#unary("getStakingValidators", create(GetStakingValidatorsRequestSchema, { epoch }));
+  }
+
+  /** An address's bonded stake, ballot and unbonding queue. */
+  getDelegations(address: Uint8Array): Promise<GetDelegationsResponse> {
+    return this.#unary("getDelegations", create(GetDelegationsRequestSchema, { address }));
   }
 
   getStatus(): Promise<GetStatusResponse> {

@@ -27,6 +27,10 @@ export const GAS = {
   perByte: 4,
   ammSwap: 2000,
   computePerIteration: 10,
+  /** Staking calls: base, per ballot entry, and evidence (two signature checks). */
+  staking: 2000,
+  stakingPerVote: 200,
+  stakingEvidence: 6000,
 } as const;
 
 /** The lowest gas price admission accepts, in token units per gas. */
@@ -58,6 +62,13 @@ export function gasOf(call: ProgramCall["call"]): number {
       return (
         GAS.base + GAS.computePerIteration * Math.min(call.value.iterations, LIMITS.maxComputeIterations)
       );
+    case "staking": {
+      const c = call.value.call;
+      if (c.case === "vote")
+        return GAS.base + GAS.staking + GAS.stakingPerVote * Math.min(c.value.entries.length, 1000);
+      if (c.case === "submitEvidence") return GAS.base + GAS.staking + GAS.stakingEvidence;
+      return GAS.base + GAS.staking;
+    }
     default:
       return GAS.base;
   }

@@ -4,6 +4,7 @@
 import { hash as nodeHash } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import { type TxBody, TxBodySchema, TxStatus } from "../gen/parabft/v1/types_pb.js";
+import { runStakingCall, StakingFailure, type StakingFailureCode } from "../staking/index.js";
 import { ADDRESS_LENGTH, PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
 import {
@@ -41,7 +42,8 @@ export type FailureCode =
   | "POOL_NOT_FOUND"
   | "OVERFLOW"
   | "INSUFFICIENT_FEE"
-  | "UNSUPPORTED_PROGRAM";
+  | "UNSUPPORTED_PROGRAM"
+  | StakingFailureCode;
 
 export interface OutcomeEvent {
   kind: string;
@@ -438,8 +440,24 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       ctx.write(k, result);
       return [{ kind: "compute.work", attrs: [["result", hex(result)]] }];
     }
-    case "staking":
-      return fail("UNSUPPORTED_PROGRAM", "staking calls are executed by src/staking (not wired yet)");
+    case "staking": {
+      // src/staking runs the call through this context (declared keys only); the sender's
+      // liquid balance is its account balance.
+      const account = () => decodeAccount(ctx.read(tx.senderKey));
+      const stakingCtx = {
+        read: (k: string) => ctx.read(k),
+        write: (k: string, v: Uint8Array | null) => ctx.write(k, v),
+        balance: () => account().balance,
+        setBalance: (b: bigint) =>
+          ctx.write(tx.senderKey, encodeAccount({ nonce: account().nonce, balance: checked(b) })),
+      };
+      try {
+        return runStakingCall(stakingCtx, { sender: tx.sender, chainId: tx.body.chainId }, call.value);
+      } catch (err: unknown) {
+        if (err instanceof StakingFailure) return fail(err.code, err.detail);
+        throw err;
+      }
+    }
     default:
       return fail("MALFORMED", "unknown program call");
   }

@@ -60,3 +60,25 @@ export function recentTxsKey(address: Uint8Array): Uint8Array {
 export function ammHoldingKey(poolId: string, address: Uint8Array): Uint8Array {
   return concatBytes(Uint8Array.of(StateKeyPrefix.ammPool), utf8Bytes(poolId), Uint8Array.of(0), address);
 }
+
+/** Sub-prefixes under StateKeyPrefix.staking (src/staking owns the values). Append-only. */
+export enum StakingKeyKind {
+  /** current epoch and the staking rules */
+  meta = 0x00,
+  /** operator address -> validator record */
+  validator = 0x01,
+  /** consensus key -> operator address (kept forever: a key is never reused) */
+  consensusKey = 0x02,
+  /** address -> delegator record (free bonded stake, ballot, unbonding queue) */
+  delegator = 0x03,
+  /** sorted list of every registered operator */
+  registry = 0x04,
+  /** u128 total slashed */
+  slashed = 0x05,
+  /** u64be epoch -> elected set and the stakes behind it */
+  epochSet = 0x06,
+}
+
+export function stakingKey(kind: StakingKeyKind, id: Uint8Array = new Uint8Array(0)): Uint8Array {
+  return concatBytes(Uint8Array.of(StateKeyPrefix.staking, kind), id);
+}

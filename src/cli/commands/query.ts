@@ -16,6 +16,7 @@ const usage = `Usage:
   parabft query account    --api ADDR --address HEX [--json]
   parabft query state      --api ADDR --state-key K [--json]
   parabft query validators --api ADDR [--epoch N] [--json]
+  parabft query delegations --api ADDR --address HEX [--json]
 
 Reads one node's public API. 'block' verifies the block's commit certificate against the epoch's
 validator set (digest, signatures under strict Ed25519, distinct signers, more than 2/3 of the
@@ -33,7 +34,7 @@ Options:
   --json            print the answer as JSON
   -h, --help        show this help`;
 
-const ACTIONS = ["status", "block", "tx", "account", "state", "validators"] as const;
+const ACTIONS = ["status", "block", "tx", "account", "state", "validators", "delegations"] as const;
 type Action = (typeof ACTIONS)[number];
 
 function uintArg(flag: string, raw: string): bigint {
@@ -101,7 +102,7 @@ async function blockView(client: ParabftClient, res: GetBlockResponse, verify: b
 
 export const queryCommand: CliCommand = {
   name: "query",
-  summary: "query a node: status, block, tx, account, state, validators",
+  summary: "query a node: status, block, tx, account, state, validators, delegations",
   usage,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(
@@ -139,7 +140,8 @@ export const queryCommand: CliCommand = {
           : { digest: hashArg("--digest", values.digest) };
     }
     const txHashArg = action === "tx" ? hashArg("--hash", values.hash) : null;
-    const address = action === "account" ? addressArg("--address", values.address) : null;
+    const address =
+      action === "account" || action === "delegations" ? addressArg("--address", values.address) : null;
     const stateKey =
       action === "state" ? bytesArg("--state-key", requiredFlag("--state-key", values["state-key"])) : null;
     const epoch = values.epoch !== undefined ? uintArg("--epoch", values.epoch) : null;
@@ -213,18 +215,62 @@ export const queryCommand: CliCommand = {
         }
         case "validators": {
           const e = epoch ?? (await client.getStatus()).epoch;
-          const set = await client.getValidators(e);
+          // The consensus set (known once the epoch is reached) and the staking view (the
+          // elected set is known two epochs ahead); either may be missing.
+          const set = await client.getValidators(e).catch((err: unknown) => {
+            if (err instanceof RpcError && err.detail.statusName === "NOT_FOUND") return null;
+            throw err;
+          });
+          const staking = await client.getStakingValidators(e).catch((err: unknown) => {
+            if (err instanceof RpcError) return null;
+            throw err;
+          });
+          if (set === null && (staking === null || !staking.setKnown)) {
+            process.stderr.write(`parabft query: no validator set for epoch ${e}\n`);
+            return 1;
+          }
           let total = 0n;
-          for (const v of set.validators) total += v.power;
+          for (const v of set?.validators ?? []) total += v.power;
           print(json, {
-            epoch: set.epoch,
+            epoch: e,
             totalPower: total,
-            validators: set.validators.map((v, index) => ({
+            validators: (set?.validators ?? []).map((v, index) => ({
               index,
               name: v.name,
               publicKey: toHex(v.publicKey),
               power: v.power,
             })),
+            ...(staking
+              ? {
+                  heights: `${staking.firstHeight}..${staking.lastHeight}`,
+                  elected: staking.setKnown,
+                  staking: staking.validators.map((v) => ({
+                    operator: toHex(v.operator),
+                    status: v.status,
+                    power: v.power,
+                    selfStake: v.selfStake,
+                    delegated: v.delegated,
+                    consensusKey: toHex(v.consensusKey),
+                    peerAddress: v.peerAddress,
+                  })),
+                }
+              : {}),
+          });
+          return 0;
+        }
+        case "delegations": {
+          const d = await client.getDelegations(address!);
+          print(json, {
+            address: address!,
+            bondedFree: d.free,
+            ballot: d.ballot.map((b) => ({
+              validator: toHex(b.validator),
+              value: b.value,
+              shares: b.shares,
+            })),
+            unbonding: d.unbonding.map((u) => ({ amount: u.amount, matureEpoch: u.matureEpoch })),
+            exposedTo: d.exposedTo.map(toHex),
+            height: d.height,
           });
           return 0;
         }

@@ -1,14 +1,19 @@
-// `parabft tx transfer|kv-put|kv-cas`: build, sign and submit one transaction with the SDK.
+// `parabft tx transfer|kv-put|kv-cas|stake ...`: build, sign and submit one transaction with the SDK.
 
 import {
   ClientError,
+  delegateTx,
   kvCasTx,
   kvPutTx,
   ParabftClient,
   RpcError,
+  registerValidatorTx,
   signTx,
   TxSigner,
   transferTx,
+  undelegateTx,
+  unjailTx,
+  voteTx,
 } from "../../client/node.js";
 import { readKeyFile } from "../../crypto/keys.js";
 import type { TxBody } from "../../gen/parabft/v1/types_pb.js";
@@ -28,6 +33,11 @@ const usage = `Usage:
   parabft tx transfer --api ADDR --key FILE --to ADDRESS --amount N [flags]
   parabft tx kv-put   --api ADDR --key FILE --kv-key K --value V [flags]
   parabft tx kv-cas   --api ADDR --key FILE --kv-key K (--expect V | --expect-absent) --value V [flags]
+  parabft tx stake register   --api ADDR --key FILE --consensus-key HEX --self-stake N --peer-address HOST:PORT [--commission-bps N] [flags]
+  parabft tx stake delegate   --api ADDR --key FILE --amount N [flags]
+  parabft tx stake undelegate --api ADDR --key FILE --amount N [flags]
+  parabft tx stake vote       --api ADDR --key FILE --ballot ADDRESS=N[,ADDRESS=N...] [flags]
+  parabft tx stake unjail     --api ADDR --key FILE [flags]
 
 Builds the transaction with its declared access list, signs it with the key file's Ed25519 key
 and submits it to one node's public API. Without --wait it returns once the node admitted it;
@@ -42,6 +52,12 @@ Options:
   --value V          kv: new value (UTF-8 text, or hex with a 0x prefix)
   --expect V         kv-cas: the value the register must hold
   --expect-absent    kv-cas: the register must not exist
+  --consensus-key HEX  stake register: the validator's 32-byte Ed25519 consensus public key
+  --self-stake N     stake register: stake the operator bonds (at least the chain's minimum)
+  --peer-address A   stake register: host:port peers dial once the validator is elected
+  --commission-bps N stake register: commission in basis points (default 0)
+  --ballot LIST      stake vote: the whole new ballot (replaces the old one; "" clears it)
+  --amount N         stake delegate/undelegate: amount, a non-negative integer
   --nonce N          use this nonce instead of reading the account's next nonce
   --chain-id ID      chain id (default: asked from the node)
   --wait             wait for commit and execution; exit 1 when the receipt is not OK
@@ -81,11 +97,30 @@ function asUsage<T>(flags: Record<string, string>, fn: () => T): T {
   }
 }
 
-const ACTIONS = ["transfer", "kv-put", "kv-cas"] as const;
+const ACTIONS = ["transfer", "kv-put", "kv-cas", "stake"] as const;
+const STAKE_ACTIONS = ["register", "delegate", "undelegate", "vote", "unjail"] as const;
+
+function amountFlag(raw: string | undefined): bigint {
+  const amount = requiredFlag("--amount", raw);
+  if (!/^\d+$/.test(amount)) throw new UsageError("--amount", "--amount must be a non-negative integer");
+  return BigInt(amount);
+}
+
+function ballotArg(raw: string | undefined): { validator: Uint8Array; amount: bigint }[] {
+  if (raw === undefined) throw new UsageError("--ballot", "--ballot is required");
+  if (raw.trim() === "") return [];
+  return raw.split(",").map((part) => {
+    const [addr, amount, ...rest] = part.trim().split("=");
+    if (rest.length > 0 || amount === undefined || !/^\d+$/.test(amount)) {
+      throw new UsageError("--ballot", `--ballot entries are ADDRESS=AMOUNT, got '${part}'`);
+    }
+    return { validator: addressArg("--ballot", addr), amount: BigInt(amount) };
+  });
+}
 
 export const txCommand: CliCommand = {
   name: "tx",
-  summary: "sign and submit a transaction (transfer, kv-put, kv-cas)",
+  summary: "sign and submit a transaction (transfer, kv-put, kv-cas, stake)",
   usage,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(
@@ -99,6 +134,11 @@ export const txCommand: CliCommand = {
         value: { type: "string" },
         expect: { type: "string" },
         "expect-absent": { type: "boolean" },
+        "consensus-key": { type: "string" },
+        "self-stake": { type: "string" },
+        "peer-address": { type: "string" },
+        "commission-bps": { type: "string" },
+        ballot: { type: "string" },
         nonce: { type: "string" },
         "chain-id": { type: "string" },
         wait: { type: "boolean" },
@@ -111,7 +151,9 @@ export const txCommand: CliCommand = {
       console.log(usage);
       return 0;
     }
-    const action = parseAction(positionals, ACTIONS);
+    const action = parseAction(positionals.slice(0, 1), ACTIONS);
+    const stakeAction = action === "stake" ? parseAction(positionals.slice(1), STAKE_ACTIONS) : null;
+    if (action !== "stake" && positionals.length > 1) parseAction(positionals, ACTIONS);
     const api = requiredFlag("--api", values.api);
     const keyFile = requiredFlag("--key", values.key);
     const timeoutMs = intFlag("timeout", values.timeout, 30_000, 1, 600_000);
@@ -124,7 +166,38 @@ export const txCommand: CliCommand = {
 
     // Validate every flag before touching the network or the key file.
     let build: (c: { chainId: string; sender: Uint8Array; nonce: bigint }) => TxBody;
-    if (action === "transfer") {
+    // stake delegate/undelegate/vote: the validators of the sender's ballot and exposures (asked
+    // from the node): the call may settle exposures and withdraw from the old ballot.
+    let currentBallot: Uint8Array[] = [];
+    if (stakeAction === "register") {
+      const ck = requiredFlag("--consensus-key", values["consensus-key"]);
+      const hexKey = ck.startsWith("0x") ? ck.slice(2) : ck;
+      if (!/^[0-9a-fA-F]{64}$/.test(hexKey))
+        throw new UsageError("--consensus-key", "--consensus-key must be 64 hex characters");
+      const selfStake = requiredFlag("--self-stake", values["self-stake"]);
+      if (!/^\d+$/.test(selfStake))
+        throw new UsageError("--self-stake", "--self-stake must be a non-negative integer");
+      const peerAddress = requiredFlag("--peer-address", values["peer-address"]);
+      const commissionBps = intFlag("commission-bps", values["commission-bps"], 0, 0, 10_000);
+      build = (c) =>
+        registerValidatorTx(c, {
+          consensusKey: fromHex(hexKey),
+          selfStake: BigInt(selfStake),
+          commissionBps,
+          peerAddress,
+        });
+    } else if (stakeAction === "delegate") {
+      const amount = amountFlag(values.amount);
+      build = (c) => delegateTx(c, amount, currentBallot);
+    } else if (stakeAction === "undelegate") {
+      const amount = amountFlag(values.amount);
+      build = (c) => undelegateTx(c, amount, currentBallot);
+    } else if (stakeAction === "vote") {
+      const entries = ballotArg(values.ballot);
+      build = (c) => voteTx(c, entries, currentBallot);
+    } else if (stakeAction === "unjail") {
+      build = (c) => unjailTx(c);
+    } else if (action === "transfer") {
       const to = addressArg("--to", values.to);
       const amount = requiredFlag("--amount", values.amount);
       if (!/^\d+$/.test(amount)) throw new UsageError("--amount", "--amount must be a non-negative integer");
@@ -151,9 +224,21 @@ export const txCommand: CliCommand = {
     const client = new ParabftClient(api);
     try {
       const chainId = values["chain-id"] ?? (await client.getStatus()).chainId;
+      if (stakeAction === "vote" || stakeAction === "delegate" || stakeAction === "undelegate") {
+        const d = await client.getDelegations(signer.address);
+        currentBallot = [...d.ballot.map((b) => b.validator), ...d.exposedTo];
+      }
       const buildBody = (nonce: bigint) =>
-        asUsage({ to: "--to", amount: "--amount", sender: "--key" }, () =>
-          build({ chainId, sender: signer.publicKey, nonce }),
+        asUsage(
+          {
+            to: "--to",
+            amount: "--amount",
+            sender: "--key",
+            peerAddress: "--peer-address",
+            selfStake: "--self-stake",
+            validator: "--ballot",
+          },
+          () => build({ chainId, sender: signer.publicKey, nonce }),
         );
       const sendOpts = { wait: values.wait === true, timeoutMs, waitExecuted: true };
       const result =

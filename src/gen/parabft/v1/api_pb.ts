@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parabft/v1/api.proto.
  */
 export const file_parabft_v1_api: GenFile = /*@__PURE__*/
-  fileDesc("ChRwYXJhYmZ0L3YxL2FwaS5wcm90bxIKcGFyYWJmdC52MSIzCg9TdWJtaXRUeFJlcXVlc3QSIAoCdHgYASABKAsyFC5wYXJhYmZ0LnYxLlNpZ25lZFR4IiMKEFN1Ym1pdFR4UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDCJlChZTdWJtaXRUeEFuZFdhaXRSZXF1ZXN0EiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBISCgp0aW1lb3V0X21zGAIgASgNEhUKDXdhaXRfZXhlY3V0ZWQYAyABKAgiYAoXU3VibWl0VHhBbmRXYWl0UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDBIOCgZoZWlnaHQYAiABKAQSJAoHcmVjZWlwdBgDIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCIfCgxHZXRUeFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCJQCg1HZXRUeFJlc3BvbnNlEiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBIOCgZoZWlnaHQYAiABKAQSDQoFaW5kZXgYAyABKA0iJAoRR2V0UmVjZWlwdFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCI6ChJHZXRSZWNlaXB0UmVzcG9uc2USJAoHcmVjZWlwdBgBIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCI7Cg9HZXRCbG9ja1JlcXVlc3QSEAoGaGVpZ2h0GAEgASgESAASEAoGZGlnZXN0GAIgASgMSABCBAoCYnkiiAEKEEdldEJsb2NrUmVzcG9uc2USDgoGaGVpZ2h0GAEgASgEEg4KBmRpZ2VzdBgCIAEoDBIgCgVibG9jaxgDIAEoCzIRLnBhcmFiZnQudjEuQmxvY2sSMgoLY2VydGlmaWNhdGUYBCABKAsyHS5wYXJhYmZ0LnYxLkNvbW1pdENlcnRpZmljYXRlIiQKEUdldEFjY291bnRSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiVQoSR2V0QWNjb3VudFJlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDwoHYmFsYW5jZRgCIAEoCRINCgVub25jZRgDIAEoBBIOCgZoZWlnaHQYBCABKAQiHgoPR2V0U3RhdGVSZXF1ZXN0EgsKA2tleRgBIAEoDCJNChBHZXRTdGF0ZVJlc3BvbnNlEgsKA2tleRgBIAEoDBINCgV2YWx1ZRgCIAEoDBINCgVmb3VuZBgDIAEoCBIOCgZoZWlnaHQYBCABKAQiJQoUR2V0VmFsaWRhdG9yc1JlcXVlc3QSDQoFZXBvY2gYASABKAQiPgoVR2V0VmFsaWRhdG9yc1Jlc3BvbnNlEiUKA3NldBgBIAEoCzIYLnBhcmFiZnQudjEuVmFsaWRhdG9yU2V0IhIKEEdldFN0YXR1c1JlcXVlc3QiowIKEUdldFN0YXR1c1Jlc3BvbnNlEhAKCGNoYWluX2lkGAEgASgJEhcKD3ZhbGlkYXRvcl9pbmRleBgCIAEoDRIkCgVzdGF0ZRgDIAEoDjIVLnBhcmFiZnQudjEuTm9kZVN0YXRlEhgKEGNvbW1pdHRlZF9oZWlnaHQYBCABKAQSFwoPZXhlY3V0ZWRfaGVpZ2h0GAUgASgEEgwKBHZpZXcYBiABKAQSDwoHcHJpbWFyeRgHIAEoDRINCgVlcG9jaBgIIAEoBBIZChFzdGFibGVfY2hlY2twb2ludBgJIAEoBBIXCg9wZWVyc19jb25uZWN0ZWQYCiABKA0SFAoMbWVtcG9vbF9zaXplGAsgASgNEhIKCnN0YXRlX3Jvb3QYDCABKAwiKgoTU3RyZWFtQmxvY2tzUmVxdWVzdBITCgtmcm9tX2hlaWdodBgBIAEoBCqKAQoJTm9kZVN0YXRlEhoKFk5PREVfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJOT0RFX1NUQVRFX1NZTkNJTkcQARIZChVOT0RFX1NUQVRFX1ZBTElEQVRJTkcQAhIXChNOT0RFX1NUQVRFX0RJVkVSR0VEEAMSFQoRTk9ERV9TVEFURV9IQUxURUQQBDKGBgoKQXBpU2VydmljZRJFCghTdWJtaXRUeBIbLnBhcmFiZnQudjEuU3VibWl0VHhSZXF1ZXN0GhwucGFyYWJmdC52MS5TdWJtaXRUeFJlc3BvbnNlEloKD1N1Ym1pdFR4QW5kV2FpdBIiLnBhcmFiZnQudjEuU3VibWl0VHhBbmRXYWl0UmVxdWVzdBojLnBhcmFiZnQudjEuU3VibWl0VHhBbmRXYWl0UmVzcG9uc2USPAoFR2V0VHgSGC5wYXJhYmZ0LnYxLkdldFR4UmVxdWVzdBoZLnBhcmFiZnQudjEuR2V0VHhSZXNwb25zZRJLCgpHZXRSZWNlaXB0Eh0ucGFyYWJmdC52MS5HZXRSZWNlaXB0UmVxdWVzdBoeLnBhcmFiZnQudjEuR2V0UmVjZWlwdFJlc3BvbnNlEkUKCEdldEJsb2NrEhsucGFyYWJmdC52MS5HZXRCbG9ja1JlcXVlc3QaHC5wYXJhYmZ0LnYxLkdldEJsb2NrUmVzcG9uc2USSwoKR2V0QWNjb3VudBIdLnBhcmFiZnQudjEuR2V0QWNjb3VudFJlcXVlc3QaHi5wYXJhYmZ0LnYxLkdldEFjY291bnRSZXNwb25zZRJFCghHZXRTdGF0ZRIbLnBhcmFiZnQudjEuR2V0U3RhdGVSZXF1ZXN0GhwucGFyYWJmdC52MS5HZXRTdGF0ZVJlc3BvbnNlElQKDUdldFZhbGlkYXRvcnMSIC5wYXJhYmZ0LnYxLkdldFZhbGlkYXRvcnNSZXF1ZXN0GiEucGFyYWJmdC52MS5HZXRWYWxpZGF0b3JzUmVzcG9uc2USSAoJR2V0U3RhdHVzEhwucGFyYWJmdC52MS5HZXRTdGF0dXNSZXF1ZXN0Gh0ucGFyYWJmdC52MS5HZXRTdGF0dXNSZXNwb25zZRJPCgxTdHJlYW1CbG9ja3MSHy5wYXJhYmZ0LnYxLlN0cmVhbUJsb2Nrc1JlcXVlc3QaHC5wYXJhYmZ0LnYxLkdldEJsb2NrUmVzcG9uc2UwAWIGcHJvdG8z", [file_parabft_v1_types]);
+  fileDesc("ChRwYXJhYmZ0L3YxL2FwaS5wcm90bxIKcGFyYWJmdC52MSIzCg9TdWJtaXRUeFJlcXVlc3QSIAoCdHgYASABKAsyFC5wYXJhYmZ0LnYxLlNpZ25lZFR4IiMKEFN1Ym1pdFR4UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDCJlChZTdWJtaXRUeEFuZFdhaXRSZXF1ZXN0EiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBISCgp0aW1lb3V0X21zGAIgASgNEhUKDXdhaXRfZXhlY3V0ZWQYAyABKAgiYAoXU3VibWl0VHhBbmRXYWl0UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDBIOCgZoZWlnaHQYAiABKAQSJAoHcmVjZWlwdBgDIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCIfCgxHZXRUeFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCJQCg1HZXRUeFJlc3BvbnNlEiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBIOCgZoZWlnaHQYAiABKAQSDQoFaW5kZXgYAyABKA0iJAoRR2V0UmVjZWlwdFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCI6ChJHZXRSZWNlaXB0UmVzcG9uc2USJAoHcmVjZWlwdBgBIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCI7Cg9HZXRCbG9ja1JlcXVlc3QSEAoGaGVpZ2h0GAEgASgESAASEAoGZGlnZXN0GAIgASgMSABCBAoCYnkiiAEKEEdldEJsb2NrUmVzcG9uc2USDgoGaGVpZ2h0GAEgASgEEg4KBmRpZ2VzdBgCIAEoDBIgCgVibG9jaxgDIAEoCzIRLnBhcmFiZnQudjEuQmxvY2sSMgoLY2VydGlmaWNhdGUYBCABKAsyHS5wYXJhYmZ0LnYxLkNvbW1pdENlcnRpZmljYXRlIiQKEUdldEFjY291bnRSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiVQoSR2V0QWNjb3VudFJlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDwoHYmFsYW5jZRgCIAEoCRINCgVub25jZRgDIAEoBBIOCgZoZWlnaHQYBCABKAQiHgoPR2V0U3RhdGVSZXF1ZXN0EgsKA2tleRgBIAEoDCJNChBHZXRTdGF0ZVJlc3BvbnNlEgsKA2tleRgBIAEoDBINCgV2YWx1ZRgCIAEoDBINCgVmb3VuZBgDIAEoCBIOCgZoZWlnaHQYBCABKAQiJQoUR2V0VmFsaWRhdG9yc1JlcXVlc3QSDQoFZXBvY2gYASABKAQiPgoVR2V0VmFsaWRhdG9yc1Jlc3BvbnNlEiUKA3NldBgBIAEoCzIYLnBhcmFiZnQudjEuVmFsaWRhdG9yU2V0IssBChBTdGFraW5nVmFsaWRhdG9yEhAKCG9wZXJhdG9yGAEgASgMEhUKDWNvbnNlbnN1c19rZXkYAiABKAwSFAoMcGVlcl9hZGRyZXNzGAMgASgJEg4KBnN0YXR1cxgEIAEoCRINCgVwb3dlchgFIAEoCRISCgpzZWxmX3N0YWtlGAYgASgJEhEKCWRlbGVnYXRlZBgHIAEoCRIWCg5jb21taXNzaW9uX2JwcxgIIAEoDRIaChJqYWlsZWRfdW50aWxfZXBvY2gYCSABKAQiOwobR2V0U3Rha2luZ1ZhbGlkYXRvcnNSZXF1ZXN0EhIKBWVwb2NoGAEgASgESACIAQFCCAoGX2Vwb2NoIq0BChxHZXRTdGFraW5nVmFsaWRhdG9yc1Jlc3BvbnNlEg0KBWVwb2NoGAEgASgEEhQKDGZpcnN0X2hlaWdodBgCIAEoBBITCgtsYXN0X2hlaWdodBgDIAEoBBIRCglzZXRfa25vd24YBCABKAgSMAoKdmFsaWRhdG9ycxgFIAMoCzIcLnBhcmFiZnQudjEuU3Rha2luZ1ZhbGlkYXRvchIOCgZoZWlnaHQYBiABKAQiKAoVR2V0RGVsZWdhdGlvbnNSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiPwoLQmFsbG90RW50cnkSEQoJdmFsaWRhdG9yGAEgASgMEg4KBnNoYXJlcxgCIAEoCRINCgV2YWx1ZRgDIAEoCSI2Cg5VbmJvbmRpbmdFbnRyeRIOCgZhbW91bnQYASABKAkSFAoMbWF0dXJlX2Vwb2NoGAIgASgEIrMBChZHZXREZWxlZ2F0aW9uc1Jlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDAoEZnJlZRgCIAEoCRInCgZiYWxsb3QYAyADKAsyFy5wYXJhYmZ0LnYxLkJhbGxvdEVudHJ5Ei0KCXVuYm9uZGluZxgEIAMoCzIaLnBhcmFiZnQudjEuVW5ib25kaW5nRW50cnkSDgoGaGVpZ2h0GAUgASgEEhIKCmV4cG9zZWRfdG8YBiADKAwiEgoQR2V0U3RhdHVzUmVxdWVzdCKjAgoRR2V0U3RhdHVzUmVzcG9uc2USEAoIY2hhaW5faWQYASABKAkSFwoPdmFsaWRhdG9yX2luZGV4GAIgASgNEiQKBXN0YXRlGAMgASgOMhUucGFyYWJmdC52MS5Ob2RlU3RhdGUSGAoQY29tbWl0dGVkX2hlaWdodBgEIAEoBBIXCg9leGVjdXRlZF9oZWlnaHQYBSABKAQSDAoEdmlldxgGIAEoBBIPCgdwcmltYXJ5GAcgASgNEg0KBWVwb2NoGAggASgEEhkKEXN0YWJsZV9jaGVja3BvaW50GAkgASgEEhcKD3BlZXJzX2Nvbm5lY3RlZBgKIAEoDRIUCgxtZW1wb29sX3NpemUYCyABKA0SEgoKc3RhdGVfcm9vdBgMIAEoDCIqChNTdHJlYW1CbG9ja3NSZXF1ZXN0EhMKC2Zyb21faGVpZ2h0GAEgASgEKooBCglOb2RlU3RhdGUSGgoWTk9ERV9TVEFURV9VTlNQRUNJRklFRBAAEhYKEk5PREVfU1RBVEVfU1lOQ0lORxABEhkKFU5PREVfU1RBVEVfVkFMSURBVElORxACEhcKE05PREVfU1RBVEVfRElWRVJHRUQQAxIVChFOT0RFX1NUQVRFX0hBTFRFRBAEMsoHCgpBcGlTZXJ2aWNlEkUKCFN1Ym1pdFR4EhsucGFyYWJmdC52MS5TdWJtaXRUeFJlcXVlc3QaHC5wYXJhYmZ0LnYxLlN1Ym1pdFR4UmVzcG9uc2USWgoPU3VibWl0VHhBbmRXYWl0EiIucGFyYWJmdC52MS5TdWJtaXRUeEFuZFdhaXRSZXF1ZXN0GiMucGFyYWJmdC52MS5TdWJtaXRUeEFuZFdhaXRSZXNwb25zZRI8CgVHZXRUeBIYLnBhcmFiZnQudjEuR2V0VHhSZXF1ZXN0GhkucGFyYWJmdC52MS5HZXRUeFJlc3BvbnNlEksKCkdldFJlY2VpcHQSHS5wYXJhYmZ0LnYxLkdldFJlY2VpcHRSZXF1ZXN0Gh4ucGFyYWJmdC52MS5HZXRSZWNlaXB0UmVzcG9uc2USRQoIR2V0QmxvY2sSGy5wYXJhYmZ0LnYxLkdldEJsb2NrUmVxdWVzdBocLnBhcmFiZnQudjEuR2V0QmxvY2tSZXNwb25zZRJLCgpHZXRBY2NvdW50Eh0ucGFyYWJmdC52MS5HZXRBY2NvdW50UmVxdWVzdBoeLnBhcmFiZnQudjEuR2V0QWNjb3VudFJlc3BvbnNlEkUKCEdldFN0YXRlEhsucGFyYWJmdC52MS5HZXRTdGF0ZVJlcXVlc3QaHC5wYXJhYmZ0LnYxLkdldFN0YXRlUmVzcG9uc2USVAoNR2V0VmFsaWRhdG9ycxIgLnBhcmFiZnQudjEuR2V0VmFsaWRhdG9yc1JlcXVlc3QaIS5wYXJhYmZ0LnYxLkdldFZhbGlkYXRvcnNSZXNwb25zZRJICglHZXRTdGF0dXMSHC5wYXJhYmZ0LnYxLkdldFN0YXR1c1JlcXVlc3QaHS5wYXJhYmZ0LnYxLkdldFN0YXR1c1Jlc3BvbnNlEmkKFEdldFN0YWtpbmdWYWxpZGF0b3JzEicucGFyYWJmdC52MS5HZXRTdGFraW5nVmFsaWRhdG9yc1JlcXVlc3QaKC5wYXJhYmZ0LnYxLkdldFN0YWtpbmdWYWxpZGF0b3JzUmVzcG9uc2USVwoOR2V0RGVsZWdhdGlvbnMSIS5wYXJhYmZ0LnYxLkdldERlbGVnYXRpb25zUmVxdWVzdBoiLnBhcmFiZnQudjEuR2V0RGVsZWdhdGlvbnNSZXNwb25zZRJPCgxTdHJlYW1CbG9ja3MSHy5wYXJhYmZ0LnYxLlN0cmVhbUJsb2Nrc1JlcXVlc3QaHC5wYXJhYmZ0LnYxLkdldEJsb2NrUmVzcG9uc2UwAWIGcHJvdG8z", [file_parabft_v1_types]);
 
 /**
  * @generated from message parabft.v1.SubmitTxRequest
@@ -386,6 +386,257 @@ export const GetValidatorsResponseSchema: GenMessage<GetValidatorsResponse> = /*
   messageDesc(file_parabft_v1_api, 15);
 
 /**
+ * A registered validator as staking sees it (DPoS, src/staking).
+ *
+ * @generated from message parabft.v1.StakingValidator
+ */
+export type StakingValidator = Message<"parabft.v1.StakingValidator"> & {
+  /**
+   * 20-byte operator address.
+   *
+   * @generated from field: bytes operator = 1;
+   */
+  operator: Uint8Array;
+
+  /**
+   * @generated from field: bytes consensus_key = 2;
+   */
+  consensusKey: Uint8Array;
+
+  /**
+   * @generated from field: string peer_address = 3;
+   */
+  peerAddress: string;
+
+  /**
+   * "active" (member of the epoch's elected set), "candidate", "jailed" or "tombstoned".
+   *
+   * @generated from field: string status = 4;
+   */
+  status: string;
+
+  /**
+   * Decimal amounts: power = self_stake + delegated.
+   *
+   * @generated from field: string power = 5;
+   */
+  power: string;
+
+  /**
+   * @generated from field: string self_stake = 6;
+   */
+  selfStake: string;
+
+  /**
+   * @generated from field: string delegated = 7;
+   */
+  delegated: string;
+
+  /**
+   * @generated from field: uint32 commission_bps = 8;
+   */
+  commissionBps: number;
+
+  /**
+   * @generated from field: uint64 jailed_until_epoch = 9;
+   */
+  jailedUntilEpoch: bigint;
+};
+
+/**
+ * Describes the message parabft.v1.StakingValidator.
+ * Use `create(StakingValidatorSchema)` to create a new message.
+ */
+export const StakingValidatorSchema: GenMessage<StakingValidator> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 16);
+
+/**
+ * @generated from message parabft.v1.GetStakingValidatorsRequest
+ */
+export type GetStakingValidatorsRequest = Message<"parabft.v1.GetStakingValidatorsRequest"> & {
+  /**
+   * Absent: the epoch execution is in.
+   *
+   * @generated from field: optional uint64 epoch = 1;
+   */
+  epoch?: bigint | undefined;
+};
+
+/**
+ * Describes the message parabft.v1.GetStakingValidatorsRequest.
+ * Use `create(GetStakingValidatorsRequestSchema)` to create a new message.
+ */
+export const GetStakingValidatorsRequestSchema: GenMessage<GetStakingValidatorsRequest> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 17);
+
+/**
+ * @generated from message parabft.v1.GetStakingValidatorsResponse
+ */
+export type GetStakingValidatorsResponse = Message<"parabft.v1.GetStakingValidatorsResponse"> & {
+  /**
+   * @generated from field: uint64 epoch = 1;
+   */
+  epoch: bigint;
+
+  /**
+   * Heights of the epoch, inclusive.
+   *
+   * @generated from field: uint64 first_height = 2;
+   */
+  firstHeight: bigint;
+
+  /**
+   * @generated from field: uint64 last_height = 3;
+   */
+  lastHeight: bigint;
+
+  /**
+   * Whether the set of `epoch` has been elected yet.
+   *
+   * @generated from field: bool set_known = 4;
+   */
+  setKnown: boolean;
+
+  /**
+   * Members first, in election order; then the other registered validators.
+   *
+   * @generated from field: repeated parabft.v1.StakingValidator validators = 5;
+   */
+  validators: StakingValidator[];
+
+  /**
+   * Executed height the answer reflects.
+   *
+   * @generated from field: uint64 height = 6;
+   */
+  height: bigint;
+};
+
+/**
+ * Describes the message parabft.v1.GetStakingValidatorsResponse.
+ * Use `create(GetStakingValidatorsResponseSchema)` to create a new message.
+ */
+export const GetStakingValidatorsResponseSchema: GenMessage<GetStakingValidatorsResponse> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 18);
+
+/**
+ * @generated from message parabft.v1.GetDelegationsRequest
+ */
+export type GetDelegationsRequest = Message<"parabft.v1.GetDelegationsRequest"> & {
+  /**
+   * 20-byte address.
+   *
+   * @generated from field: bytes address = 1;
+   */
+  address: Uint8Array;
+};
+
+/**
+ * Describes the message parabft.v1.GetDelegationsRequest.
+ * Use `create(GetDelegationsRequestSchema)` to create a new message.
+ */
+export const GetDelegationsRequestSchema: GenMessage<GetDelegationsRequest> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 19);
+
+/**
+ * @generated from message parabft.v1.BallotEntry
+ */
+export type BallotEntry = Message<"parabft.v1.BallotEntry"> & {
+  /**
+   * @generated from field: bytes validator = 1;
+   */
+  validator: Uint8Array;
+
+  /**
+   * @generated from field: string shares = 2;
+   */
+  shares: string;
+
+  /**
+   * Current value of the shares (after slashes).
+   *
+   * @generated from field: string value = 3;
+   */
+  value: string;
+};
+
+/**
+ * Describes the message parabft.v1.BallotEntry.
+ * Use `create(BallotEntrySchema)` to create a new message.
+ */
+export const BallotEntrySchema: GenMessage<BallotEntry> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 20);
+
+/**
+ * @generated from message parabft.v1.UnbondingEntry
+ */
+export type UnbondingEntry = Message<"parabft.v1.UnbondingEntry"> & {
+  /**
+   * @generated from field: string amount = 1;
+   */
+  amount: string;
+
+  /**
+   * @generated from field: uint64 mature_epoch = 2;
+   */
+  matureEpoch: bigint;
+};
+
+/**
+ * Describes the message parabft.v1.UnbondingEntry.
+ * Use `create(UnbondingEntrySchema)` to create a new message.
+ */
+export const UnbondingEntrySchema: GenMessage<UnbondingEntry> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 21);
+
+/**
+ * @generated from message parabft.v1.GetDelegationsResponse
+ */
+export type GetDelegationsResponse = Message<"parabft.v1.GetDelegationsResponse"> & {
+  /**
+   * @generated from field: bytes address = 1;
+   */
+  address: Uint8Array;
+
+  /**
+   * Bonded stake not on the ballot.
+   *
+   * @generated from field: string free = 2;
+   */
+  free: string;
+
+  /**
+   * @generated from field: repeated parabft.v1.BallotEntry ballot = 3;
+   */
+  ballot: BallotEntry[];
+
+  /**
+   * @generated from field: repeated parabft.v1.UnbondingEntry unbonding = 4;
+   */
+  unbonding: UnbondingEntry[];
+
+  /**
+   * @generated from field: uint64 height = 5;
+   */
+  height: bigint;
+
+  /**
+   * Validators this address's stake left within the unbonding period: still
+   * slashable for their offences; staking calls of this address must declare them.
+   *
+   * @generated from field: repeated bytes exposed_to = 6;
+   */
+  exposedTo: Uint8Array[];
+};
+
+/**
+ * Describes the message parabft.v1.GetDelegationsResponse.
+ * Use `create(GetDelegationsResponseSchema)` to create a new message.
+ */
+export const GetDelegationsResponseSchema: GenMessage<GetDelegationsResponse> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 22);
+
+/**
  * @generated from message parabft.v1.GetStatusRequest
  */
 export type GetStatusRequest = Message<"parabft.v1.GetStatusRequest"> & {
@@ -396,7 +647,7 @@ export type GetStatusRequest = Message<"parabft.v1.GetStatusRequest"> & {
  * Use `create(GetStatusRequestSchema)` to create a new message.
  */
 export const GetStatusRequestSchema: GenMessage<GetStatusRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 16);
+  messageDesc(file_parabft_v1_api, 23);
 
 /**
  * @generated from message parabft.v1.GetStatusResponse
@@ -468,7 +719,7 @@ export type GetStatusResponse = Message<"parabft.v1.GetStatusResponse"> & {
  * Use `create(GetStatusResponseSchema)` to create a new message.
  */
 export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 17);
+  messageDesc(file_parabft_v1_api, 24);
 
 /**
  * @generated from message parabft.v1.StreamBlocksRequest
@@ -485,7 +736,7 @@ export type StreamBlocksRequest = Message<"parabft.v1.StreamBlocksRequest"> & {
  * Use `create(StreamBlocksRequestSchema)` to create a new message.
  */
 export const StreamBlocksRequestSchema: GenMessage<StreamBlocksRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 18);
+  messageDesc(file_parabft_v1_api, 25);
 
 /**
  * @generated from enum parabft.v1.NodeState
@@ -598,6 +849,22 @@ export const ApiService: GenService<{
     methodKind: "unary";
     input: typeof GetStatusRequestSchema;
     output: typeof GetStatusResponseSchema;
+  },
+  /**
+   * @generated from rpc parabft.v1.ApiService.GetStakingValidators
+   */
+  getStakingValidators: {
+    methodKind: "unary";
+    input: typeof GetStakingValidatorsRequestSchema;
+    output: typeof GetStakingValidatorsResponseSchema;
+  },
+  /**
+   * @generated from rpc parabft.v1.ApiService.GetDelegations
+   */
+  getDelegations: {
+    methodKind: "unary";
+    input: typeof GetDelegationsRequestSchema;
+    output: typeof GetDelegationsResponseSchema;
   },
   /**
    * @generated from rpc parabft.v1.ApiService.StreamBlocks

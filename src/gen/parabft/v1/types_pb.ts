@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parabft/v1/types.proto.
  */
 export const file_parabft_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChZwYXJhYmZ0L3YxL3R5cGVzLnByb3RvEgpwYXJhYmZ0LnYxIisKCkFjY2Vzc0xpc3QSDQoFcmVhZHMYASADKAwSDgoGd3JpdGVzGAIgAygMIioKDEJhbmtUcmFuc2ZlchIKCgJ0bxgBIAEoDBIOCgZhbW91bnQYAiABKAkiIwoFS3ZQdXQSCwoDa2V5GAEgASgMEg0KBXZhbHVlGAIgASgMIkwKBUt2Q2FzEgsKA2tleRgBIAEoDBIQCghleHBlY3RlZBgCIAEoDBIVCg1leHBlY3RfYWJzZW50GAMgASgIEg0KBXZhbHVlGAQgASgMIlIKB0FtbVN3YXASDAoEcG9vbBgBIAEoCRIOCgZhX3RvX2IYAiABKAgSEQoJYW1vdW50X2luGAMgASgJEhYKDm1pbl9hbW91bnRfb3V0GAQgASgJIi8KC0NvbXB1dGVXb3JrEhIKCml0ZXJhdGlvbnMYASABKA0SDAoEc2VlZBgCIAEoDCL4AQoLU3Rha2luZ0NhbGwSOwoScmVnaXN0ZXJfdmFsaWRhdG9yGAEgASgLMh0ucGFyYWJmdC52MS5SZWdpc3RlclZhbGlkYXRvckgAEigKCGRlbGVnYXRlGAIgASgLMhQucGFyYWJmdC52MS5EZWxlZ2F0ZUgAEiwKCnVuZGVsZWdhdGUYAyABKAsyFi5wYXJhYmZ0LnYxLlVuZGVsZWdhdGVIABImCgR2b3RlGAQgASgLMhYucGFyYWJmdC52MS5Wb3RlQmFsbG90SAASJAoGdW5qYWlsGAUgASgLMhIucGFyYWJmdC52MS5VbmphaWxIAEIGCgRjYWxsIlYKEVJlZ2lzdGVyVmFsaWRhdG9yEhUKDWNvbnNlbnN1c19rZXkYASABKAwSEgoKc2VsZl9zdGFrZRgCIAEoCRIWCg5jb21taXNzaW9uX2JwcxgDIAEoDSIaCghEZWxlZ2F0ZRIOCgZhbW91bnQYASABKAkiHAoKVW5kZWxlZ2F0ZRIOCgZhbW91bnQYASABKAkiLgoJVm90ZUVudHJ5EhEKCXZhbGlkYXRvchgBIAEoDBIOCgZhbW91bnQYAiABKAkiNAoKVm90ZUJhbGxvdBImCgdlbnRyaWVzGAEgAygLMhUucGFyYWJmdC52MS5Wb3RlRW50cnkiCAoGVW5qYWlsIo4CCgtQcm9ncmFtQ2FsbBIsCgh0cmFuc2ZlchgBIAEoCzIYLnBhcmFiZnQudjEuQmFua1RyYW5zZmVySAASIwoGa3ZfcHV0GAIgASgLMhEucGFyYWJmdC52MS5LdlB1dEgAEiMKBmt2X2NhcxgDIAEoCzIRLnBhcmFiZnQudjEuS3ZDYXNIABInCghhbW1fc3dhcBgEIAEoCzITLnBhcmFiZnQudjEuQW1tU3dhcEgAEioKB2NvbXB1dGUYBSABKAsyFy5wYXJhYmZ0LnYxLkNvbXB1dGVXb3JrSAASKgoHc3Rha2luZxgGIAEoCzIXLnBhcmFiZnQudjEuU3Rha2luZ0NhbGxIAEIGCgRjYWxsIqgBCgZUeEJvZHkSEAoIY2hhaW5faWQYASABKAkSDgoGc2VuZGVyGAIgASgMEg0KBW5vbmNlGAMgASgEEhEKCWdhc19saW1pdBgEIAEoBBILCgNmZWUYBSABKAkSJgoGYWNjZXNzGAYgASgLMhYucGFyYWJmdC52MS5BY2Nlc3NMaXN0EiUKBGNhbGwYByABKAsyFy5wYXJhYmZ0LnYxLlByb2dyYW1DYWxsIisKCFNpZ25lZFR4EgwKBGJvZHkYASABKAwSEQoJc2lnbmF0dXJlGAIgASgMIqsBCgtCbG9ja0hlYWRlchIQCghjaGFpbl9pZBgBIAEoCRIOCgZoZWlnaHQYAiABKAQSDQoFZXBvY2gYAyABKAQSEAoIdHhzX3Jvb3QYBCABKAwSFwoPdmFsaWRhdG9yc19oYXNoGAUgASgMEhAKCHByb3Bvc2VyGAYgASgNEhQKDHRpbWVzdGFtcF9tcxgHIAEoBBIYChBsYXN0X2NvbW1pdF9oYXNoGAggASgMIocBCgVCbG9jaxInCgZoZWFkZXIYASABKAsyFy5wYXJhYmZ0LnYxLkJsb2NrSGVhZGVyEiEKA3R4cxgCIAMoCzIULnBhcmFiZnQudjEuU2lnbmVkVHgSMgoLbGFzdF9jb21taXQYAyABKAsyHS5wYXJhYmZ0LnYxLkNvbW1pdENlcnRpZmljYXRlIjUKDVZvdGVTaWduYXR1cmUSEQoJdmFsaWRhdG9yGAEgASgNEhEKCXNpZ25hdHVyZRgCIAEoDCJ3ChFDb21taXRDZXJ0aWZpY2F0ZRINCgVlcG9jaBgBIAEoBBIOCgZoZWlnaHQYAiABKAQSFAoMYmxvY2tfZGlnZXN0GAMgASgMEi0KCnNpZ25hdHVyZXMYBCADKAsyGS5wYXJhYmZ0LnYxLlZvdGVTaWduYXR1cmUiPAoJVmFsaWRhdG9yEhIKCnB1YmxpY19rZXkYASABKAwSDQoFcG93ZXIYAiABKAQSDAoEbmFtZRgDIAEoCSJICgxWYWxpZGF0b3JTZXQSDQoFZXBvY2gYASABKAQSKQoKdmFsaWRhdG9ycxgCIAMoCzIVLnBhcmFiZnQudjEuVmFsaWRhdG9yIoMBCgdUeEV2ZW50EgwKBGtpbmQYASABKAkSNwoKYXR0cmlidXRlcxgCIAMoCzIjLnBhcmFiZnQudjEuVHhFdmVudC5BdHRyaWJ1dGVzRW50cnkaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEipQEKB1JlY2VpcHQSDwoHdHhfaGFzaBgBIAEoDBIOCgZoZWlnaHQYAiABKAQSDQoFaW5kZXgYAyABKA0SJAoGc3RhdHVzGAQgASgOMhQucGFyYWJmdC52MS5UeFN0YXR1cxIQCghnYXNfdXNlZBgFIAEoBBINCgVlcnJvchgGIAEoCRIjCgZldmVudHMYByADKAsyEy5wYXJhYmZ0LnYxLlR4RXZlbnQqZgoIVHhTdGF0dXMSGQoVVFhfU1RBVFVTX1VOU1BFQ0lGSUVEEAASEAoMVFhfU1RBVFVTX09LEAESFAoQVFhfU1RBVFVTX0ZBSUxFRBACEhcKE1RYX1NUQVRVU19EVVBMSUNBVEUQA2IGcHJvdG8z");
+  fileDesc("ChZwYXJhYmZ0L3YxL3R5cGVzLnByb3RvEgpwYXJhYmZ0LnYxIisKCkFjY2Vzc0xpc3QSDQoFcmVhZHMYASADKAwSDgoGd3JpdGVzGAIgAygMIioKDEJhbmtUcmFuc2ZlchIKCgJ0bxgBIAEoDBIOCgZhbW91bnQYAiABKAkiIwoFS3ZQdXQSCwoDa2V5GAEgASgMEg0KBXZhbHVlGAIgASgMIkwKBUt2Q2FzEgsKA2tleRgBIAEoDBIQCghleHBlY3RlZBgCIAEoDBIVCg1leHBlY3RfYWJzZW50GAMgASgIEg0KBXZhbHVlGAQgASgMIlIKB0FtbVN3YXASDAoEcG9vbBgBIAEoCRIOCgZhX3RvX2IYAiABKAgSEQoJYW1vdW50X2luGAMgASgJEhYKDm1pbl9hbW91bnRfb3V0GAQgASgJIi8KC0NvbXB1dGVXb3JrEhIKCml0ZXJhdGlvbnMYASABKA0SDAoEc2VlZBgCIAEoDCKvAgoLU3Rha2luZ0NhbGwSOwoScmVnaXN0ZXJfdmFsaWRhdG9yGAEgASgLMh0ucGFyYWJmdC52MS5SZWdpc3RlclZhbGlkYXRvckgAEigKCGRlbGVnYXRlGAIgASgLMhQucGFyYWJmdC52MS5EZWxlZ2F0ZUgAEiwKCnVuZGVsZWdhdGUYAyABKAsyFi5wYXJhYmZ0LnYxLlVuZGVsZWdhdGVIABImCgR2b3RlGAQgASgLMhYucGFyYWJmdC52MS5Wb3RlQmFsbG90SAASJAoGdW5qYWlsGAUgASgLMhIucGFyYWJmdC52MS5VbmphaWxIABI1Cg9zdWJtaXRfZXZpZGVuY2UYBiABKAsyGi5wYXJhYmZ0LnYxLlN1Ym1pdEV2aWRlbmNlSABCBgoEY2FsbCJsChFSZWdpc3RlclZhbGlkYXRvchIVCg1jb25zZW5zdXNfa2V5GAEgASgMEhIKCnNlbGZfc3Rha2UYAiABKAkSFgoOY29tbWlzc2lvbl9icHMYAyABKA0SFAoMcGVlcl9hZGRyZXNzGAQgASgJIhoKCERlbGVnYXRlEg4KBmFtb3VudBgBIAEoCSIcCgpVbmRlbGVnYXRlEg4KBmFtb3VudBgBIAEoCSIuCglWb3RlRW50cnkSEQoJdmFsaWRhdG9yGAEgASgMEg4KBmFtb3VudBgCIAEoCSI0CgpWb3RlQmFsbG90EiYKB2VudHJpZXMYASADKAsyFS5wYXJhYmZ0LnYxLlZvdGVFbnRyeSIICgZVbmphaWwisQEKDlN1Ym1pdEV2aWRlbmNlEhUKDWNvbnNlbnN1c19rZXkYASABKAwSDQoFcGhhc2UYAiABKAkSDQoFZXBvY2gYAyABKAQSDAoEdmlldxgEIAEoBBIOCgZoZWlnaHQYBSABKAQSEAoIZGlnZXN0X2EYBiABKAwSEwoLc2lnbmF0dXJlX2EYByABKAwSEAoIZGlnZXN0X2IYCCABKAwSEwoLc2lnbmF0dXJlX2IYCSABKAwijgIKC1Byb2dyYW1DYWxsEiwKCHRyYW5zZmVyGAEgASgLMhgucGFyYWJmdC52MS5CYW5rVHJhbnNmZXJIABIjCgZrdl9wdXQYAiABKAsyES5wYXJhYmZ0LnYxLkt2UHV0SAASIwoGa3ZfY2FzGAMgASgLMhEucGFyYWJmdC52MS5LdkNhc0gAEicKCGFtbV9zd2FwGAQgASgLMhMucGFyYWJmdC52MS5BbW1Td2FwSAASKgoHY29tcHV0ZRgFIAEoCzIXLnBhcmFiZnQudjEuQ29tcHV0ZVdvcmtIABIqCgdzdGFraW5nGAYgASgLMhcucGFyYWJmdC52MS5TdGFraW5nQ2FsbEgAQgYKBGNhbGwiqAEKBlR4Qm9keRIQCghjaGFpbl9pZBgBIAEoCRIOCgZzZW5kZXIYAiABKAwSDQoFbm9uY2UYAyABKAQSEQoJZ2FzX2xpbWl0GAQgASgEEgsKA2ZlZRgFIAEoCRImCgZhY2Nlc3MYBiABKAsyFi5wYXJhYmZ0LnYxLkFjY2Vzc0xpc3QSJQoEY2FsbBgHIAEoCzIXLnBhcmFiZnQudjEuUHJvZ3JhbUNhbGwiKwoIU2lnbmVkVHgSDAoEYm9keRgBIAEoDBIRCglzaWduYXR1cmUYAiABKAwiqwEKC0Jsb2NrSGVhZGVyEhAKCGNoYWluX2lkGAEgASgJEg4KBmhlaWdodBgCIAEoBBINCgVlcG9jaBgDIAEoBBIQCgh0eHNfcm9vdBgEIAEoDBIXCg92YWxpZGF0b3JzX2hhc2gYBSABKAwSEAoIcHJvcG9zZXIYBiABKA0SFAoMdGltZXN0YW1wX21zGAcgASgEEhgKEGxhc3RfY29tbWl0X2hhc2gYCCABKAwihwEKBUJsb2NrEicKBmhlYWRlchgBIAEoCzIXLnBhcmFiZnQudjEuQmxvY2tIZWFkZXISIQoDdHhzGAIgAygLMhQucGFyYWJmdC52MS5TaWduZWRUeBIyCgtsYXN0X2NvbW1pdBgDIAEoCzIdLnBhcmFiZnQudjEuQ29tbWl0Q2VydGlmaWNhdGUiNQoNVm90ZVNpZ25hdHVyZRIRCgl2YWxpZGF0b3IYASABKA0SEQoJc2lnbmF0dXJlGAIgASgMIncKEUNvbW1pdENlcnRpZmljYXRlEg0KBWVwb2NoGAEgASgEEg4KBmhlaWdodBgCIAEoBBIUCgxibG9ja19kaWdlc3QYAyABKAwSLQoKc2lnbmF0dXJlcxgEIAMoCzIZLnBhcmFiZnQudjEuVm90ZVNpZ25hdHVyZSI8CglWYWxpZGF0b3ISEgoKcHVibGljX2tleRgBIAEoDBINCgVwb3dlchgCIAEoBBIMCgRuYW1lGAMgASgJIkgKDFZhbGlkYXRvclNldBINCgVlcG9jaBgBIAEoBBIpCgp2YWxpZGF0b3JzGAIgAygLMhUucGFyYWJmdC52MS5WYWxpZGF0b3IigwEKB1R4RXZlbnQSDAoEa2luZBgBIAEoCRI3CgphdHRyaWJ1dGVzGAIgAygLMiMucGFyYWJmdC52MS5UeEV2ZW50LkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKlAQoHUmVjZWlwdBIPCgd0eF9oYXNoGAEgASgMEg4KBmhlaWdodBgCIAEoBBINCgVpbmRleBgDIAEoDRIkCgZzdGF0dXMYBCABKA4yFC5wYXJhYmZ0LnYxLlR4U3RhdHVzEhAKCGdhc191c2VkGAUgASgEEg0KBWVycm9yGAYgASgJEiMKBmV2ZW50cxgHIAMoCzITLnBhcmFiZnQudjEuVHhFdmVudCpmCghUeFN0YXR1cxIZChVUWF9TVEFUVVNfVU5TUEVDSUZJRUQQABIQCgxUWF9TVEFUVVNfT0sQARIUChBUWF9TVEFUVVNfRkFJTEVEEAISFwoTVFhfU1RBVFVTX0RVUExJQ0FURRADYgZwcm90bzM");
 
 /**
  * A state key a transaction may touch. Keys are opaque bytes; programs build
@@ -215,6 +215,12 @@ export type StakingCall = Message<"parabft.v1.StakingCall"> & {
      */
     value: Unjail;
     case: "unjail";
+  } | {
+    /**
+     * @generated from field: parabft.v1.SubmitEvidence submit_evidence = 6;
+     */
+    value: SubmitEvidence;
+    case: "submitEvidence";
   } | { case: undefined; value?: undefined };
 };
 
@@ -226,10 +232,14 @@ export const StakingCallSchema: GenMessage<StakingCall> = /*@__PURE__*/
   messageDesc(file_parabft_v1_types, 6);
 
 /**
+ * The sender's address becomes the operator address (one validator per operator).
+ *
  * @generated from message parabft.v1.RegisterValidator
  */
 export type RegisterValidator = Message<"parabft.v1.RegisterValidator"> & {
   /**
+   * 32-byte Ed25519 consensus key; never reusable, not even after a tombstone.
+   *
    * @generated from field: bytes consensus_key = 1;
    */
   consensusKey: Uint8Array;
@@ -243,6 +253,14 @@ export type RegisterValidator = Message<"parabft.v1.RegisterValidator"> & {
    * @generated from field: uint32 commission_bps = 3;
    */
   commissionBps: number;
+
+  /**
+   * host:port peers dial once the validator is elected (checked against the
+   * consensus key in the handshake).
+   *
+   * @generated from field: string peer_address = 4;
+   */
+  peerAddress: string;
 };
 
 /**
@@ -339,6 +357,68 @@ export const UnjailSchema: GenMessage<Unjail> = /*@__PURE__*/
   messageDesc(file_parabft_v1_types, 12);
 
 /**
+ * Equivocation: two vote signatures by `consensus_key` for the same
+ * (epoch, view, height, phase) over different block digests. Anyone may submit it.
+ *
+ * @generated from message parabft.v1.SubmitEvidence
+ */
+export type SubmitEvidence = Message<"parabft.v1.SubmitEvidence"> & {
+  /**
+   * @generated from field: bytes consensus_key = 1;
+   */
+  consensusKey: Uint8Array;
+
+  /**
+   * "prepare" or "commit".
+   *
+   * @generated from field: string phase = 2;
+   */
+  phase: string;
+
+  /**
+   * @generated from field: uint64 epoch = 3;
+   */
+  epoch: bigint;
+
+  /**
+   * @generated from field: uint64 view = 4;
+   */
+  view: bigint;
+
+  /**
+   * @generated from field: uint64 height = 5;
+   */
+  height: bigint;
+
+  /**
+   * @generated from field: bytes digest_a = 6;
+   */
+  digestA: Uint8Array;
+
+  /**
+   * @generated from field: bytes signature_a = 7;
+   */
+  signatureA: Uint8Array;
+
+  /**
+   * @generated from field: bytes digest_b = 8;
+   */
+  digestB: Uint8Array;
+
+  /**
+   * @generated from field: bytes signature_b = 9;
+   */
+  signatureB: Uint8Array;
+};
+
+/**
+ * Describes the message parabft.v1.SubmitEvidence.
+ * Use `create(SubmitEvidenceSchema)` to create a new message.
+ */
+export const SubmitEvidenceSchema: GenMessage<SubmitEvidence> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_types, 13);
+
+/**
  * @generated from message parabft.v1.ProgramCall
  */
 export type ProgramCall = Message<"parabft.v1.ProgramCall"> & {
@@ -389,7 +469,7 @@ export type ProgramCall = Message<"parabft.v1.ProgramCall"> & {
  * Use `create(ProgramCallSchema)` to create a new message.
  */
 export const ProgramCallSchema: GenMessage<ProgramCall> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 13);
+  messageDesc(file_parabft_v1_types, 14);
 
 /**
  * What the sender signs. Encoded once by the signer; the encoded bytes travel
@@ -441,7 +521,7 @@ export type TxBody = Message<"parabft.v1.TxBody"> & {
  * Use `create(TxBodySchema)` to create a new message.
  */
 export const TxBodySchema: GenMessage<TxBody> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 14);
+  messageDesc(file_parabft_v1_types, 15);
 
 /**
  * @generated from message parabft.v1.SignedTx
@@ -467,7 +547,7 @@ export type SignedTx = Message<"parabft.v1.SignedTx"> & {
  * Use `create(SignedTxSchema)` to create a new message.
  */
 export const SignedTxSchema: GenMessage<SignedTx> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 15);
+  messageDesc(file_parabft_v1_types, 16);
 
 /**
  * @generated from message parabft.v1.BlockHeader
@@ -529,7 +609,7 @@ export type BlockHeader = Message<"parabft.v1.BlockHeader"> & {
  * Use `create(BlockHeaderSchema)` to create a new message.
  */
 export const BlockHeaderSchema: GenMessage<BlockHeader> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 16);
+  messageDesc(file_parabft_v1_types, 17);
 
 /**
  * @generated from message parabft.v1.Block
@@ -559,7 +639,7 @@ export type Block = Message<"parabft.v1.Block"> & {
  * Use `create(BlockSchema)` to create a new message.
  */
 export const BlockSchema: GenMessage<Block> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 17);
+  messageDesc(file_parabft_v1_types, 18);
 
 /**
  * @generated from message parabft.v1.VoteSignature
@@ -581,7 +661,7 @@ export type VoteSignature = Message<"parabft.v1.VoteSignature"> & {
  * Use `create(VoteSignatureSchema)` to create a new message.
  */
 export const VoteSignatureSchema: GenMessage<VoteSignature> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 18);
+  messageDesc(file_parabft_v1_types, 19);
 
 /**
  * Finality proof: more than 2/3 of the epoch's voting power signed
@@ -616,7 +696,7 @@ export type CommitCertificate = Message<"parabft.v1.CommitCertificate"> & {
  * Use `create(CommitCertificateSchema)` to create a new message.
  */
 export const CommitCertificateSchema: GenMessage<CommitCertificate> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 19);
+  messageDesc(file_parabft_v1_types, 20);
 
 /**
  * @generated from message parabft.v1.Validator
@@ -647,7 +727,7 @@ export type Validator = Message<"parabft.v1.Validator"> & {
  * Use `create(ValidatorSchema)` to create a new message.
  */
 export const ValidatorSchema: GenMessage<Validator> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 20);
+  messageDesc(file_parabft_v1_types, 21);
 
 /**
  * @generated from message parabft.v1.ValidatorSet
@@ -669,7 +749,7 @@ export type ValidatorSet = Message<"parabft.v1.ValidatorSet"> & {
  * Use `create(ValidatorSetSchema)` to create a new message.
  */
 export const ValidatorSetSchema: GenMessage<ValidatorSet> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 21);
+  messageDesc(file_parabft_v1_types, 22);
 
 /**
  * @generated from message parabft.v1.TxEvent
@@ -691,7 +771,7 @@ export type TxEvent = Message<"parabft.v1.TxEvent"> & {
  * Use `create(TxEventSchema)` to create a new message.
  */
 export const TxEventSchema: GenMessage<TxEvent> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 22);
+  messageDesc(file_parabft_v1_types, 23);
 
 /**
  * @generated from message parabft.v1.Receipt
@@ -738,7 +818,7 @@ export type Receipt = Message<"parabft.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_types, 23);
+  messageDesc(file_parabft_v1_types, 24);
 
 /**
  * @generated from enum parabft.v1.TxStatus
