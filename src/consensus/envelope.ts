@@ -139,7 +139,7 @@ function voteSignBytes(chainId: string, epoch: Epoch, m: PeerMessage): Uint8Arra
     }
     case "commit": {
       const v = m.kind.value;
-      return commitSignBytes(chainId, epoch, v.height, v.blockDigest);
+      return commitSignBytes(chainId, epoch, v.view, v.height, v.blockDigest);
     }
     case "checkpoint": {
       const v = m.kind.value;
@@ -270,7 +270,8 @@ export function checkCommitCertificate(
 ): boolean {
   const set = ctx.sets.get(cert.epoch);
   if (set === undefined || cert.blockDigest.length !== 32) return false;
-  const sb = commitSignBytes(ctx.chainId, cert.epoch, cert.height, cert.blockDigest);
+  // One view for every signature: COMMITs of two views never add up to a certificate.
+  const sb = commitSignBytes(ctx.chainId, cert.epoch, cert.view, cert.height, cert.blockDigest);
   return checkQuorumSignatures(cert.signatures, sb, set, ctx.verifier);
 }
 

@@ -218,7 +218,7 @@ export class Adversary {
               view,
               height,
               blockDigest: d,
-              voteSignature: signer.sign(commitSignBytes(chainId, epoch, height, d)),
+              voteSignature: signer.sign(commitSignBytes(chainId, epoch, view, height, d)),
             },
           },
         });
@@ -271,7 +271,7 @@ export class Adversary {
         );
       else if (c.case === "commit")
         c.value.voteSignature = signer.sign(
-          commitSignBytes(chainId, epoch, c.value.height, c.value.blockDigest),
+          commitSignBytes(chainId, epoch, c.value.view, c.value.height, c.value.blockDigest),
         );
       bytes = this.seal(clone, this.ctx.index, epoch);
       // A future epoch is ignored, never punished: the receiver may be the one lagging.

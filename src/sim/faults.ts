@@ -32,12 +32,16 @@ export const DEFAULT_FAULTS: readonly FaultKind[] = [
 ];
 export const ALL_FAULT_KINDS: readonly FaultKind[] = [...DEFAULT_FAULTS, ...TARGETED_FAULTS];
 
+/** `none`, `all`/`default`, a comma list, or `default,` followed by extras (e.g. `default,crashaftercommit`). */
 export function parseFaults(list: string): FaultKind[] {
   if (list === "none" || list === "") return [];
-  if (list === "all" || list === "default") return [...DEFAULT_FAULTS];
   const out: FaultKind[] = [];
   for (const raw of list.split(",")) {
     const f = raw.trim();
+    if (f === "all" || f === "default") {
+      for (const d of DEFAULT_FAULTS) if (!out.includes(d)) out.push(d);
+      continue;
+    }
     if (!(ALL_FAULT_KINDS as readonly string[]).includes(f)) {
       throw new RangeError(`unknown fault '${f}' (known: ${ALL_FAULT_KINDS.join(", ")}, all, none)`);
     }

@@ -2,7 +2,7 @@
 // envelope checks, over a simulated network with faults, checked incrementally against the
 // invariants. Everything that varies comes from the seed; nothing reads a wall clock.
 import { createHash } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { foldSigningRecords } from "../consensus/pbft/persist.js";
 import { Replica } from "../consensus/pbft/replica.js";
 import type {
@@ -16,7 +16,11 @@ import type {
   Verdict,
 } from "../consensus/pbft/types.js";
 import { StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
-import { type CommittedBlock, CommittedBlockSchema } from "../gen/parabft/v1/consensus_pb.js";
+import {
+  type CommittedBlock,
+  CommittedBlockSchema,
+  PeerMessageSchema,
+} from "../gen/parabft/v1/consensus_pb.js";
 import { type Block, BlockSchema, type CommitCertificate } from "../gen/parabft/v1/types_pb.js";
 import {
   blockDigest,
@@ -132,6 +136,8 @@ export interface SimResult {
   /** Known-bad Byzantine messages whose verdict at an honest replica was checked. */
   expectationsChecked: number;
   truncated: boolean;
+  /** NEW-VIEWs that re-proposed, at some height, a digest other than one an honest replica COMMITted there. */
+  newViewOverrides: number;
   /** The command that replays this run. */
   replay: string;
 }
@@ -229,6 +235,9 @@ export class Simulation {
   private firstCommitMs = -1;
   private maxView = 0n;
   private stabilised = false;
+  /** height -> digests some honest replica signed a COMMIT for (statistics only). */
+  private readonly honestCommitted = new Map<bigint, Set<string>>();
+  private newViewOverrides = 0;
 
   constructor(private readonly cfg: SimConfig) {
     const root = new Prng(cfg.seed);
@@ -390,6 +399,7 @@ export class Simulation {
       rejectedByHonest: this.rejectedByHonest,
       expectationsChecked: this.expectationsChecked,
       truncated,
+      newViewOverrides: this.newViewOverrides,
       replay: replayCommand(this.cfg),
     };
   }
@@ -702,6 +712,7 @@ export class Simulation {
 
   private send(node: SimNode, to: readonly number[], msg: OutMessage): void {
     this.sentByKind.set(msg.kind, (this.sentByKind.get(msg.kind) ?? 0) + to.length);
+    this.noteForStats(node, msg);
     if (msg.kind === "prePrepare") node.sentPrePrepare = true;
     if (
       msg.kind === "commit" &&
@@ -718,6 +729,31 @@ export class Simulation {
       return;
     }
     for (const r of to) this.route(node.index, { to: r, bytes: msg.bytes, extraDelayMs: 0 }, true);
+  }
+
+  /** Statistics only (never changes the run): does a NEW-VIEW override an honestly COMMITted digest? */
+  private noteForStats(node: SimNode, msg: OutMessage): void {
+    if (msg.kind !== "commit" && msg.kind !== "newView") return;
+    const pm = fromBinary(PeerMessageSchema, msg.envelope.payload);
+    if (pm.kind.case === "commit" && node.honest) {
+      const c = pm.kind.value;
+      let set = this.honestCommitted.get(c.height);
+      if (set === undefined) {
+        set = new Set();
+        this.honestCommitted.set(c.height, set);
+      }
+      set.add(toHex(c.blockDigest));
+    } else if (pm.kind.case === "newView") {
+      for (const p of pm.kind.value.proposals) {
+        const set = this.honestCommitted.get(p.height);
+        if (set === undefined) continue;
+        const hex = toHex(p.blockDigest);
+        if ([...set].some((d) => d !== hex)) {
+          this.newViewOverrides++;
+          return;
+        }
+      }
+    }
   }
 
   private route(from: number, o: Outgoing, honest: boolean): void {

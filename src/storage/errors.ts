@@ -4,6 +4,9 @@ export type StorageErrorCode =
   | "DB_CLOSED"
   | "DB_OPEN_FAILED"
   | "SCHEMA_TOO_NEW"
+  /** Written by an older protocol version that this build refuses to read (no migration). */
+  | "SCHEMA_TOO_OLD"
+  | "SIGNING_STATE_OLD_FORMAT"
   | "CORRUPT_RECORD"
   | "SIGNING_STATE_CORRUPT"
   /** A commit batch above committed + 1: heights are committed in order, without gaps. */

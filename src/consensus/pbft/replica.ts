@@ -1,7 +1,7 @@
 // The pure PBFT state machine (DESIGN §2): (state, event) -> actions. No clocks, sockets or disk;
 // iteration only over insertion-ordered maps or explicitly sorted lists, so the same state and the
 // same event always yield the same actions.
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   BlockRequestSchema,
   BlockResponseSchema,
@@ -32,6 +32,7 @@ import {
 } from "../../gen/parabft/v1/consensus_pb.js";
 import {
   type Block,
+  BlockSchema,
   type CommitCertificate,
   CommitCertificateSchema,
   VoteSignatureSchema,
@@ -68,6 +69,8 @@ const rej = (reason: RejectReason): Verdict => ({ kind: "reject", reason });
 /** Checkpoint votes kept per sender: enough to see a stable point far above ours, but bounded. */
 const CHECKPOINT_VOTES_PER_SENDER = 4;
 const DEFAULT_BUFFERED = 256;
+/** COMMIT views kept per sender and height (the highest ones). */
+const COMMIT_VIEWS_PER_SENDER = 4;
 /** While waiting for a NEW-VIEW, our VIEW-CHANGE is repeated every this many ticks. */
 const VIEW_CHANGE_REPEAT_TICKS = 3;
 
@@ -92,14 +95,14 @@ interface Slot {
   prepares: Map<string, Map<ValidatorIndex, Uint8Array>>;
   /** `${view}:${sender}` -> first PREPARE seen (equivocation evidence). */
   prepareSeen: Map<string, Seen>;
-  /** digestHex -> sender -> commit signature (view-independent). */
-  commits: Map<string, { digest: Hash; sigs: Map<ValidatorIndex, Uint8Array> }>;
-  commitSeen: Map<ValidatorIndex, Seen>;
+  /** `${view}:${digestHex}` -> sender -> commit signature. COMMITs of two views never add up. */
+  commits: Map<string, { view: View; digest: Hash; sigs: Map<ValidatorIndex, Uint8Array> }>;
+  /** `${view}:${sender}` -> first COMMIT seen (equivocation evidence is per view). */
+  commitSeen: Map<string, Seen>;
   sentPrepare: Map<View, string>;
   sentPrePrepare: Map<View, string>;
-  /** Commit lock: the one digest this replica ever signs a COMMIT for at this height. */
-  lock: { digest: Hash; hex: string } | null;
-  commitSentView: View | null;
+  /** View -> digest this replica signed a COMMIT for in that view (at most one per view). */
+  sentCommit: Map<View, string>;
   /** Highest-view prepared certificate known for this height. */
   prepared: PreparedCertificate | null;
   committed: { digest: Hash; hex: string; cert: CommitCertificate } | null;
@@ -157,7 +160,8 @@ export class Replica {
   private recovering = false;
 
   private readonly slots = new Map<Height, Slot>();
-  private readonly bodies = new Map<string, { height: Height; block: Block }>();
+  /** Bodies by digest; `durable` once a signing record carried them (or they were reloaded). */
+  private readonly bodies = new Map<string, { height: Height; block: Block; durable: boolean }>();
   private readonly neededBodies = new Map<string, Height>();
   private readonly fetched = new Map<Height, Fetched>();
   private readonly nullDigests = new Map<Height, Hash>();
@@ -402,8 +406,16 @@ export class Replica {
     for (const r of p.commits) {
       if (r.epoch !== this.epochNo || !above(r.height)) continue;
       const s = this.slot(r.height);
-      s.lock = { digest: r.digest, hex: toHex(r.digest) };
-      if (s.prepared === null || r.prepared.view >= s.prepared.view) s.prepared = r.prepared;
+      s.sentCommit.set(r.view, toHex(r.digest));
+      // The highest prepared certificate per height goes into every later VIEW-CHANGE.
+      if (r.prepared !== undefined && (s.prepared === null || r.prepared.view >= s.prepared.view))
+        s.prepared = r.prepared;
+    }
+    for (const b of p.bodies) {
+      if (!above(b.height)) continue;
+      const hex = toHex(b.digest);
+      if (!this.bodies.has(hex))
+        this.bodies.set(hex, { height: b.height, block: fromBinary(BlockSchema, b.block), durable: true });
     }
     for (const r of p.checkpoints) {
       if (r.epoch === this.epochNo)
@@ -542,23 +554,48 @@ export class Replica {
   }
 
   private onCommit(msg: CheckedMessage, c: Commit, nowMs: bigint | undefined): Verdict {
-    // COMMITs are view-independent: only the window applies.
+    // A COMMIT signs its view (the envelope check verified it over the view), and a certificate is
+    // a quorum of COMMITs of one view. Any view's quorum proves the block, so COMMITs of views
+    // other than ours are counted too (per view); only the window applies.
     this.observe(msg.sender, c.view, c.height);
     const wm = this.windowCheck(msg, c.height, nowMs);
     if (wm !== null) return wm;
     const slot = this.slot(c.height);
     const hex = toHex(c.blockDigest);
-    const seen = slot.commitSeen.get(msg.sender);
+    const seenKey = `${c.view}:${msg.sender}`;
+    const seen = slot.commitSeen.get(seenKey);
     if (seen !== undefined) {
       if (seen.hex === hex) return ign("DUPLICATE");
       this.evidence("commit", msg.sender, c.view, c.height, seen.bytes, msg.bytes);
       if (!this.cfg.testOnlyFaults?.acceptSecondPrePrepare) return ign("CONFLICT");
-      if (slot.commits.get(hex)?.sigs.has(msg.sender)) return ign("DUPLICATE");
-    } else slot.commitSeen.set(msg.sender, { hex, bytes: msg.bytes });
+      if (slot.commits.get(`${c.view}:${hex}`)?.sigs.has(msg.sender)) return ign("DUPLICATE");
+    } else {
+      if (!this.admitCommitView(slot, msg.sender, c.view)) return ign("STALE_VIEW");
+      slot.commitSeen.set(seenKey, { hex, bytes: msg.bytes });
+    }
     if (c.height <= this._committed) return ign("ALREADY_COMMITTED");
-    this.addCommit(slot, c.blockDigest, hex, msg.sender, c.voteSignature);
+    this.addCommit(slot, c.view, c.blockDigest, hex, msg.sender, c.voteSignature);
     this.tryCommit(slot);
     return ACCEPTED;
+  }
+
+  /**
+   * Bounds memory: per sender and height, COMMITs of at most COMMIT_VIEWS_PER_SENDER views are
+   * kept (the highest ones); a COMMIT for a lower view than all of those is dropped.
+   */
+  private admitCommitView(slot: Slot, sender: ValidatorIndex, view: View): boolean {
+    const views: View[] = [];
+    const suffix = `:${sender}`;
+    for (const k of slot.commitSeen.keys())
+      if (k.endsWith(suffix)) views.push(BigInt(k.slice(0, -suffix.length)));
+    if (views.length < COMMIT_VIEWS_PER_SENDER) return true;
+    views.sort(cmpBig);
+    const lowest = views[0]!;
+    if (view < lowest) return false;
+    const old = slot.commitSeen.get(`${lowest}${suffix}`)!;
+    slot.commitSeen.delete(`${lowest}${suffix}`);
+    slot.commits.get(`${lowest}:${old.hex}`)?.sigs.delete(sender);
+    return true;
   }
 
   private onCheckpoint(msg: CheckedMessage, c: Checkpoint): Verdict {
@@ -695,6 +732,13 @@ export class Replica {
     if (h === undefined) return ign("UNSOLICITED");
     this.neededBodies.delete(hex);
     this.storeBody(h, hex, block);
+    // A PREPARE that waited for this body (a NEW-VIEW re-proposal) can be signed now.
+    const slot = this.slots.get(h);
+    const prop = slot?.proposals.get(this._view);
+    if (slot !== undefined && prop?.hex === hex && this.active && h > this._committed) {
+      if (!slot.sentPrepare.has(this._view)) this.sendPrepare(slot, this._view, prop.digest);
+      this.tryPrepared(slot);
+    }
     this.tryDeliver();
     return ACCEPTED;
   }
@@ -759,14 +803,22 @@ export class Replica {
       this.nextProposal = height + 1n;
       return;
     }
-    this.persist({ kind: "prePrepare", epoch: this.epochNo, view: v, height, digest });
+    this.storeBody(height, hex, block);
+    const body = this.bodyForRecord(hex);
+    this.persist({
+      kind: "prePrepare",
+      epoch: this.epochNo,
+      view: v,
+      height,
+      digest,
+      ...(body ? { body } : {}),
+    });
     const msg = this.seal({
       case: "prePrepare",
       value: create(PrePrepareSchema, { view: v, height, blockDigest: digest, block }),
     });
     slot.sentPrePrepare.set(v, hex);
     slot.proposals.set(v, { digest, hex, bytes: msg.bytes, fromNewView: false });
-    this.storeBody(height, hex, block);
     const prep = this.signPrepare(slot, v, digest);
     this.broadcast(msg);
     if (prep !== null) this.broadcast(prep);
@@ -852,17 +904,34 @@ export class Replica {
     this.out.push({ kind: "requestProposal", height: this.nextProposal, view: this._view });
   }
 
-  /** Persists and signs a PREPARE unless that would conflict with one already signed. */
+  /**
+   * Persists and signs a PREPARE unless that would conflict with one already signed. Only for a
+   * block whose body this replica holds: the body goes into the same durable record, so no
+   * certificate can form for a digest that no replica can produce after a whole-cluster crash.
+   * Without the body the PREPARE waits for it (onBody).
+   */
   private signPrepare(slot: Slot, view: View, digest: Hash): OutMessage | null {
     if (this.recovering) return null;
     const hex = toHex(digest);
     const prev = slot.sentPrepare.get(view);
     if (prev !== undefined && prev !== hex && !this.cfg.testOnlyFaults?.acceptSecondPrePrepare) return null;
+    if (!this.holdsBody(slot.height, digest, hex)) {
+      this.requestBody(slot.height, digest, true);
+      return null;
+    }
     const signature = this.cfg.signer.sign(
       prepareSignBytes(this.cfg.chainId, this.epochNo, view, slot.height, digest),
     );
     if (prev !== hex) {
-      this.persist({ kind: "prepare", epoch: this.epochNo, view, height: slot.height, digest });
+      const body = this.bodyForRecord(hex);
+      this.persist({
+        kind: "prepare",
+        epoch: this.epochNo,
+        view,
+        height: slot.height,
+        digest,
+        ...(body ? { body } : {}),
+      });
       slot.sentPrepare.set(view, hex);
     }
     this.addPrepare(slot, view, hex, this.self, signature);
@@ -892,11 +961,19 @@ export class Replica {
     if (!m.has(sender)) m.set(sender, sig);
   }
 
-  private addCommit(slot: Slot, digest: Hash, hex: string, sender: ValidatorIndex, sig: Uint8Array): void {
-    let e = slot.commits.get(hex);
+  private addCommit(
+    slot: Slot,
+    view: View,
+    digest: Hash,
+    hex: string,
+    sender: ValidatorIndex,
+    sig: Uint8Array,
+  ): void {
+    const key = `${view}:${hex}`;
+    let e = slot.commits.get(key);
     if (e === undefined) {
-      e = { digest, sigs: new Map() };
-      slot.commits.set(hex, e);
+      e = { view, digest, sigs: new Map() };
+      slot.commits.set(key, e);
     }
     if (!e.sigs.has(sender)) e.sigs.set(sender, sig);
   }
@@ -916,6 +993,8 @@ export class Replica {
     const candidates =
       slot.faultyExtra.length === 0 ? [main] : [main, ...slot.faultyExtra.filter((p) => p.view === v)];
     for (const prop of candidates) {
+      // Prepared requires holding the body (DESIGN §2 "Durable bodies").
+      if (!this.holdsBody(slot.height, prop.digest, prop.hex)) continue;
       const sigs = slot.prepares.get(`${v}:${prop.hex}`);
       if (sigs === undefined || !this.quorumReached(sigs.keys())) continue;
       if (slot.prepared === null || slot.prepared.view < v || toHex(slot.prepared.blockDigest) !== prop.hex) {
@@ -930,15 +1009,38 @@ export class Replica {
     }
   }
 
+  /**
+   * THE COMMIT RULE (DESIGN §2, docs/CONSENSUS.md). A replica signs COMMIT(v, h, X) only once it
+   * is prepared for X in view v (the proposal of v plus a quorum of PREPAREs of v, and the body),
+   * at most once per view, and persists that prepared certificate before the COMMIT leaves.
+   * There is no commit lock: in a later view it may COMMIT another digest.
+   *
+   * Why that is safe: a commit certificate is a quorum of COMMITs of ONE view v (the view is
+   * signed). Each honest signer prepared X in v and persisted it, so more than 1/3 of power (at
+   * least one honest replica in every quorum) holds "X prepared in v" and puts it into each
+   * VIEW-CHANGE for a later view. A quorum of PREPAREs in v for X means no other digest Y can be
+   * prepared in v (quorums intersect in an honest replica that PREPAREs once per view). So every
+   * NEW-VIEW quorum for v' > v contains "X prepared in v" and nothing prepared in a view ≥ v for
+   * another digest (by induction over views), so it re-proposes X at h; honest replicas only
+   * prepare the NEW-VIEW's proposal, and no certificate for Y ≠ X can form in any view ≥ v.
+   * COMMITs of different views must never be counted together: X's COMMITs of v and X's COMMITs
+   * of v' are each backed by their own prepared quorum, but stitched together they are backed by
+   * none (the test-only `stitchCertificates` fault shows the simulator catching that).
+   */
   private maybeCommit(slot: Slot, v: View, prop: Proposal): void {
     if (this.recovering) return;
-    if (slot.commitSentView === v && slot.lock?.hex === prop.hex) return;
     const faults = this.cfg.testOnlyFaults;
-    // The commit lock: never sign COMMITs for two digests at one height.
-    if (slot.lock !== null && slot.lock.hex !== prop.hex && !faults?.acceptSecondPrePrepare) return;
-    if (slot.prepared === null || toHex(slot.prepared.blockDigest) !== prop.hex) return;
+    const sent = slot.sentCommit.get(v);
+    if (sent === prop.hex) return;
+    if (sent !== undefined && !faults?.acceptSecondPrePrepare) return;
+    if (faults?.commitLock) {
+      // The old, deadlocking rule: never a second digest at a height, whatever the view.
+      for (const d of slot.sentCommit.values()) if (d !== prop.hex) return;
+    }
+    const pc = slot.prepared;
+    if (pc === null || pc.view !== v || toHex(pc.blockDigest) !== prop.hex) return;
     const signature = this.cfg.signer.sign(
-      commitSignBytes(this.cfg.chainId, this.epochNo, slot.height, prop.digest),
+      commitSignBytes(this.cfg.chainId, this.epochNo, v, slot.height, prop.digest),
     );
     if (!faults?.skipPreparedCertPersist) {
       this.persist({
@@ -947,81 +1049,116 @@ export class Replica {
         view: v,
         height: slot.height,
         digest: prop.digest,
-        prepared: slot.prepared,
+        prepared: pc,
       });
     }
-    slot.lock = { digest: prop.digest, hex: prop.hex };
-    slot.commitSentView = v;
-    this.broadcast(
-      this.seal({
-        case: "commit",
-        value: create(CommitSchema, {
-          view: v,
-          height: slot.height,
-          blockDigest: prop.digest,
-          voteSignature: signature,
-        }),
-      }),
-    );
-    if (!slot.commitSeen.has(this.self))
-      slot.commitSeen.set(this.self, { hex: prop.hex, bytes: new Uint8Array(0) });
-    this.addCommit(slot, prop.digest, prop.hex, this.self, signature);
+    slot.sentCommit.set(v, prop.hex);
+    this.broadcastCommit(slot, v, prop.digest, prop.hex, signature);
     this.tryCommit(slot);
   }
 
-  private resendCommit(slot: Slot, v: View): void {
-    const c = slot.committed;
-    if (c === null || this.recovering) return;
-    if (slot.lock !== null && slot.lock.hex !== c.hex) return;
-    const signature = this.cfg.signer.sign(
-      commitSignBytes(this.cfg.chainId, this.epochNo, slot.height, c.digest),
-    );
-    if (slot.lock === null && slot.prepared !== null && toHex(slot.prepared.blockDigest) === c.hex) {
-      if (!this.cfg.testOnlyFaults?.skipPreparedCertPersist) {
-        this.persist({
-          kind: "commit",
-          epoch: this.epochNo,
-          view: v,
-          height: slot.height,
-          digest: c.digest,
-          prepared: slot.prepared,
-        });
-      }
-    } else if (slot.lock === null) {
-      // Committed through others' certificate: no prepared certificate of ours to record.
-      return;
-    }
-    slot.lock = { digest: c.digest, hex: c.hex };
+  private broadcastCommit(slot: Slot, v: View, digest: Hash, hex: string, signature: Uint8Array): void {
     this.broadcast(
       this.seal({
         case: "commit",
         value: create(CommitSchema, {
           view: v,
           height: slot.height,
-          blockDigest: c.digest,
+          blockDigest: digest,
           voteSignature: signature,
         }),
       }),
     );
+    const key = `${v}:${this.self}`;
+    if (!slot.commitSeen.has(key)) slot.commitSeen.set(key, { hex, bytes: new Uint8Array(0) });
+    this.addCommit(slot, v, digest, hex, this.self, signature);
   }
 
+  /**
+   * A NEW-VIEW of view w re-proposes a block this replica already delivered: COMMIT it again in w,
+   * so peers that lack a certificate can form one of view w. Safe without being prepared in w: the
+   * digest already has a certificate, so it is the only one any certificate at this height can
+   * carry. Persisted like any COMMIT, so a restart never signs another digest in w.
+   */
+  private resendCommit(slot: Slot, w: View): void {
+    const c = slot.committed;
+    if (c === null || this.recovering || slot.sentCommit.has(w)) return;
+    const signature = this.cfg.signer.sign(
+      commitSignBytes(this.cfg.chainId, this.epochNo, w, slot.height, c.digest),
+    );
+    const pc =
+      slot.prepared !== null && toHex(slot.prepared.blockDigest) === c.hex ? slot.prepared : undefined;
+    if (!this.cfg.testOnlyFaults?.skipPreparedCertPersist) {
+      this.persist({
+        kind: "commit",
+        epoch: this.epochNo,
+        view: w,
+        height: slot.height,
+        digest: c.digest,
+        ...(pc ? { prepared: pc } : {}),
+      });
+    }
+    slot.sentCommit.set(w, c.hex);
+    this.broadcastCommit(slot, w, c.digest, c.hex, signature);
+  }
+
+  /** A quorum of COMMITs of one (view, digest) is the commit certificate; it carries its view. */
   private tryCommit(slot: Slot): void {
     if (slot.committed !== null || slot.height <= this._committed) return;
-    for (const [hex, e] of slot.commits) {
+    if (this.cfg.testOnlyFaults?.stitchCertificates) {
+      this.tryCommitStitched(slot);
+      return;
+    }
+    for (const e of slot.commits.values()) {
       if (!this.quorumReached(e.sigs.keys())) continue;
+      this.committedBy(
+        slot,
+        e.digest,
+        create(CommitCertificateSchema, {
+          epoch: this.epochNo,
+          height: slot.height,
+          view: e.view,
+          blockDigest: e.digest,
+          signatures: sortedSigs(e.sigs),
+        }),
+      );
+      return;
+    }
+  }
+
+  /** Test-only broken rule: one digest's COMMITs of every view counted together. */
+  private tryCommitStitched(slot: Slot): void {
+    const byDigest = new Map<string, { digest: Hash; view: View; sigs: Map<ValidatorIndex, Uint8Array> }>();
+    for (const e of slot.commits.values()) {
+      const hex = toHex(e.digest);
+      let d = byDigest.get(hex);
+      if (d === undefined) {
+        d = { digest: e.digest, view: e.view, sigs: new Map() };
+        byDigest.set(hex, d);
+      }
+      for (const [i, sig] of e.sigs) if (!d.sigs.has(i)) d.sigs.set(i, sig);
+    }
+    for (const d of byDigest.values()) {
+      if (!this.quorumReached(d.sigs.keys())) continue;
       const cert = create(CommitCertificateSchema, {
         epoch: this.epochNo,
         height: slot.height,
-        blockDigest: e.digest,
-        signatures: sortedSigs(e.sigs),
+        view: d.view,
+        blockDigest: d.digest,
+        signatures: sortedSigs(d.sigs),
       });
-      slot.committed = { digest: e.digest, hex, cert };
-      if (!this.isNullDigest(slot.height, e.digest) && !this.bodies.has(hex)) {
-        this.requestBody(slot.height, e.digest, true);
-      }
-      this.tryDeliver();
+      this.committedBy(slot, d.digest, cert);
       return;
     }
+  }
+
+  private committedBy(slot: Slot, digest: Hash, cert: CommitCertificate): void {
+    const hex = toHex(digest);
+    slot.committed = { digest, hex, cert };
+    if (!this.isNullDigest(slot.height, digest) && !this.bodies.has(hex)) {
+      this.requestBody(slot.height, digest, true);
+    }
+    this.tryDeliver();
   }
 
   private isNullDigest(h: Height, digest: Hash): boolean {
@@ -1093,7 +1230,25 @@ export class Replica {
   }
 
   private storeBody(h: Height, hex: string, block: Block): void {
-    if (!this.bodies.has(hex)) this.bodies.set(hex, { height: h, block });
+    if (!this.bodies.has(hex)) this.bodies.set(hex, { height: h, block, durable: false });
+  }
+
+  /**
+   * The encoded body to put into the signing record that is about to be made durable, or
+   * undefined when it already is durable (or is a null block). Marks it durable: the record is
+   * synced before the vote it guards is sent.
+   */
+  private bodyForRecord(hex: string): Uint8Array | undefined {
+    if (this.cfg.testOnlyFaults?.volatileBodies) return undefined;
+    const b = this.bodies.get(hex);
+    if (b === undefined || b.durable) return undefined;
+    b.durable = true;
+    return toBinary(BlockSchema, b.block);
+  }
+
+  /** Holds the block to sign for: its body, or nothing when it is the null block of its height. */
+  private holdsBody(h: Height, digest: Hash, hex: string): boolean {
+    return this.bodies.has(hex) || this.isNullDigest(h, digest);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1271,12 +1426,14 @@ export class Replica {
       stored.map((s) => s.vc),
     );
     for (const p of proposals) {
+      const body = p.isNull ? undefined : this.bodyForRecord(toHex(p.blockDigest));
       this.persist({
         kind: "prePrepare",
         epoch: this.epochNo,
         view: w,
         height: p.height,
         digest: p.blockDigest,
+        ...(body ? { body } : {}),
       });
     }
     this.persist({ kind: "view", view: w });
@@ -1485,8 +1642,7 @@ export class Replica {
         commitSeen: new Map(),
         sentPrepare: new Map(),
         sentPrePrepare: new Map(),
-        lock: null,
-        commitSentView: null,
+        sentCommit: new Map(),
         prepared: null,
         committed: null,
         faultyExtra: [],
@@ -1504,7 +1660,8 @@ export class Replica {
     first: Uint8Array,
     second: Uint8Array,
   ): void {
-    const key = phase === "commit" ? `${phase}:${sender}:${height}` : `${phase}:${sender}:${view}:${height}`;
+    // Keyed by (view, height) for every phase: COMMITs of two views are not equivocation.
+    const key = `${phase}:${sender}:${view}:${height}`;
     if (this.evidenceKeys.has(key)) return;
     this.evidenceKeys.set(key, height);
     this.out.push({

@@ -130,16 +130,23 @@ export interface OutMessage {
 /** What the replica durably records before the sends that follow it (signing state). */
 export type SigningRecord =
   | { kind: "view"; view: View }
-  | { kind: "prePrepare"; epoch: Epoch; view: View; height: Height; digest: Hash }
-  | { kind: "prepare"; epoch: Epoch; view: View; height: Height; digest: Hash }
+  /**
+   * `body` is the encoded Block (absent for a null block): a replica holds the body durably
+   * before it signs for it (DESIGN §2 "Durable bodies"), in the same sync as the vote's record.
+   */
+  | { kind: "prePrepare"; epoch: Epoch; view: View; height: Height; digest: Hash; body?: Uint8Array }
+  | { kind: "prepare"; epoch: Epoch; view: View; height: Height; digest: Hash; body?: Uint8Array }
   | {
       kind: "commit";
       epoch: Epoch;
       view: View;
       height: Height;
       digest: Hash;
-      /** The prepared certificate that justified the COMMIT, so a VIEW-CHANGE after a crash still proves it. */
-      prepared: PreparedCertificate;
+      /**
+       * The prepared certificate (of this view) that justified the COMMIT, so a VIEW-CHANGE after a
+       * crash still proves it. Absent only for a COMMIT repeated for a block already certified.
+       */
+      prepared?: PreparedCertificate;
     }
   | { kind: "viewChange"; epoch: Epoch; newView: View }
   | { kind: "checkpoint"; epoch: Epoch; height: Height; chainHash: Hash; stateRoot: Hash }
@@ -158,8 +165,10 @@ export interface PersistedState {
   stableCert?: CheckpointCertificate;
   prePrepares: { epoch: Epoch; view: View; height: Height; digest: Hash }[];
   prepares: { epoch: Epoch; view: View; height: Height; digest: Hash }[];
-  commits: { epoch: Epoch; view: View; height: Height; digest: Hash; prepared: PreparedCertificate }[];
+  commits: { epoch: Epoch; view: View; height: Height; digest: Hash; prepared?: PreparedCertificate }[];
   checkpoints: { epoch: Epoch; height: Height; chainHash: Hash; stateRoot: Hash }[];
+  /** Encoded bodies of blocks this replica signed a PRE-PREPARE or PREPARE for, above the stable height. */
+  bodies: { height: Height; digest: Hash; block: Uint8Array }[];
 }
 
 export interface EvidenceRecord {
@@ -217,11 +226,20 @@ export interface TestOnlyFaults {
   quorumOneShort?: boolean;
   /**
    * Accepts a second, conflicting PRE-PREPARE for (view, height) and votes for it too; also counts
-   * conflicting votes of one sender and ignores the commit lock.
+   * conflicting votes of one sender.
    */
   acceptSecondPrePrepare?: boolean;
-  /** Does not persist COMMIT records at all: after a restart both the certificate and the lock are gone. */
+  /** Does not persist COMMIT records at all: after a restart the prepared certificate is gone. */
   skipPreparedCertPersist?: boolean;
+  /**
+   * The old commit lock: never COMMIT a second digest at a height, in any view. f Byzantine
+   * replicas can split the honest locks so that no digest ever reaches a quorum (deadlock).
+   */
+  commitLock?: boolean;
+  /** Bodies live in memory only (not in the signing records): a whole-cluster crash can halt the chain. */
+  volatileBodies?: boolean;
+  /** Counts COMMITs of one digest across views into one certificate (unsafe without a lock). */
+  stitchCertificates?: boolean;
 }
 
 export interface ConsensusTiming {

@@ -189,7 +189,7 @@ describe("envelope check", () => {
         signatures: signers.map((i) =>
           create(VoteSignatureSchema, {
             validator: i,
-            signature: testSigner(i).sign(commitSignBytes(CHAIN, 0n, 1n, dg)),
+            signature: testSigner(i).sign(commitSignBytes(CHAIN, 0n, 0n, 1n, dg)),
           }),
         ),
       });

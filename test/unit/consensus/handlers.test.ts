@@ -106,7 +106,7 @@ describe("replica message handlers", () => {
     assert.equal(sentOf(c.nodes[1]!.actions, "commit").length, 1);
     const rec = c.nodes[1]!.actions.find((a) => a.kind === "persist" && a.record.kind === "commit");
     assert.ok(
-      rec?.kind === "persist" && rec.record.kind === "commit" && rec.record.prepared.prepares.length === 3,
+      rec?.kind === "persist" && rec.record.kind === "commit" && rec.record.prepared?.prepares.length === 3,
     );
     // Equivocating prepare from validator 2: evidence, not counted.
     assert.deepEqual(msg(c, 1, prepareFrom(2, 0n, 1n, new Uint8Array(32)).bytes), ignore("CONFLICT"));
@@ -121,10 +121,14 @@ describe("replica message handlers", () => {
     const c0 = commitFrom(0, 0n, 1n, d);
     assert.deepEqual(msg(c, 1, c0.bytes), { kind: "accept" });
     assert.deepEqual(msg(c, 1, c0.bytes), ignore("DUPLICATE"));
-    // Same signature in another view is the same vote.
-    assert.deepEqual(msg(c, 1, commitFrom(0, 3n, 1n, d).bytes), ignore("DUPLICATE"));
+    // The view is signed: a COMMIT of view 3 is another vote, counted only with view 3's.
+    assert.deepEqual(msg(c, 1, commitFrom(0, 3n, 1n, d).bytes), { kind: "accept" });
     assert.deepEqual(msg(c, 1, commitFrom(2, 0n, 1n, d).bytes), { kind: "accept" });
-    assert.equal(c.nodes[1]!.delivered.length, 0, "two commits are not a quorum of four");
+    assert.deepEqual(msg(c, 1, commitFrom(3, 3n, 1n, d).bytes), { kind: "accept" });
+    assert.equal(c.nodes[1]!.delivered.length, 0, "0, 2 in view 0 and 0, 3 in view 3: no view has a quorum");
+    // A conflicting COMMIT of another view is not equivocation: no evidence.
+    assert.deepEqual(msg(c, 1, commitFrom(2, 4n, 1n, new Uint8Array(32)).bytes), { kind: "accept" });
+    assert.ok(!c.nodes[1]!.actions.some((a) => a.kind === "evidence"));
     assert.deepEqual(msg(c, 1, commitFrom(0, 0n, 1n, new Uint8Array(32)).bytes), ignore("CONFLICT"));
     assert.ok(c.nodes[1]!.actions.some((a) => a.kind === "evidence" && a.evidence.phase === "commit"));
     assert.deepEqual(msg(c, 1, commitFrom(3, 0n, 1n, d).bytes), { kind: "accept" });
@@ -135,6 +139,7 @@ describe("replica message handlers", () => {
       [0, 2, 3],
     );
     assert.ok(bytesEqual(del.digest, d));
+    assert.equal(del.cert.view, 0n, "the certificate carries its view");
     assert.deepEqual(msg(c, 1, commitFrom(1, 0n, 1n, d).bytes), ignore("FROM_SELF"));
   });
 

@@ -243,8 +243,8 @@ export type Commit = Message<"parabft.v1.Commit"> & {
   blockDigest: Uint8Array;
 
   /**
-   * Over commitSignBytes(chainId, epoch, height, blockDigest): no view, so the
-   * signatures form a view-independent commit certificate.
+   * Over commitSignBytes(chainId, epoch, view, height, blockDigest): the view is
+   * signed, and only COMMITs of one view form a commit certificate.
    *
    * @generated from field: bytes vote_signature = 4;
    */
