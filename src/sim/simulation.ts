@@ -276,9 +276,9 @@ export class Simulation {
     for (let i = 0; i < cfg.n; i++) {
       signers.push(this.registry.newSigner(seedSecret(cfg.seed, "validator", i)));
     }
-    this.set = ValidatorSet.uniform(
+    this.set = new ValidatorSet(
       0n,
-      signers.map((s) => s.publicKey),
+      signers.map((s, i) => ({ publicKey: s.publicKey, power: this.plan.powers[i] ?? 1n })),
     );
     this.sets = new StaticEpochSets([this.set]);
     const collusion = new Collusion();
@@ -317,6 +317,10 @@ export class Simulation {
           behaviours,
           doubleVote: this.plan.doubleVote,
           alwaysCross: this.plan.alwaysCross,
+          nvQuorum: this.plan.nvQuorum,
+          withhold: this.plan.withhold,
+          flood: this.plan.flood,
+          set: this.set,
           rng: this.rng.fork(100 + i),
           collusion,
           onProposed: (b) => this.validity.recordProposal(blockDigest(b.header!), { proposer: i }),
@@ -603,6 +607,10 @@ export class Simulation {
         this.network.heal();
         this.trace.record(TraceTag.partition, this.now, 0);
         return;
+      case "links":
+        this.network.blockLinks(ev.blocked);
+        this.trace.record(TraceTag.partition, this.now, ev.blocked.length + 1000);
+        return;
       case "stabilise":
         this.network.heal();
         this.network.profile = this.plan.stableProfile;
@@ -621,9 +629,23 @@ export class Simulation {
     if (core === null) return null;
     const res = core.handle(event);
     const life = node.life;
-    for (const a of res.actions) {
+    // crashmidstep: the process dies after any prefix of this step's actions.
+    const cut = this.midStepCrashPoint(node, res.actions.length);
+    for (let i = 0; i < res.actions.length; i++) {
       if (node.life !== life) break;
-      this.act(node, a);
+      if (i === cut) break;
+      this.act(node, res.actions[i]!);
+    }
+    if (cut >= 0 && node.life === life) {
+      // A torn last write: the record whose sync never completed. Nothing after it was sent.
+      if (cut > 0 && res.actions[cut - 1]!.kind === "persist" && this.crashRng.chance(1, 2)) node.records.pop();
+      this.midStepCrashes++;
+      this.crash(node);
+      this.q.schedule(50 + this.crashRng.int(1000), {
+        k: "fault",
+        ev: { at: 0, kind: "restart", replica: node.index },
+      });
+      return res.verdict;
     }
     if (core.view > this.maxView && node.honest) this.maxView = core.view;
     if (node.life === life) this.reportPending(node);
@@ -701,6 +723,17 @@ export class Simulation {
       case "evidence":
         return;
     }
+  }
+
+  private midStepCrashes = 0;
+
+  /** Index of the first action not carried out, or -1 (no crash). At most 3 per seed, before T. */
+  private midStepCrashPoint(node: SimNode, actions: number): number {
+    const p = this.plan.crashMidStepPerTenThousand;
+    if (p === 0 || !node.honest || actions < 2 || this.midStepCrashes >= 3) return -1;
+    if (this.now >= this.plan.stableAtMs - 1600) return -1;
+    if (!this.crashRng.chance(p, 10_000)) return -1;
+    return this.crashRng.int(actions);
   }
 
   private local(node: SimNode, event: Event): void {
