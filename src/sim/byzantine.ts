@@ -4,8 +4,8 @@
 // about conflicting blocks, so a double vote can back an equivocation.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { computeNewViewProposals, sealMessage } from "../consensus/envelope.js";
-import type { ValidatorSet } from "../consensus/valset/index.js";
 import type { OutMessage } from "../consensus/pbft/types.js";
+import type { ValidatorSet } from "../consensus/valset/index.js";
 import {
   EnvelopeSchema,
   NewViewSchema,
@@ -206,10 +206,16 @@ export class Adversary {
     const { rng } = this.ctx;
     const m = message.kind;
     const view = m.case === "prepare" || m.case === "commit" || m.case === "prePrepare" ? m.value.view : 0n;
-    const height = m.case === "prepare" || m.case === "commit" || m.case === "prePrepare" ? m.value.height : 1n;
+    const height =
+      m.case === "prepare" || m.case === "commit" || m.case === "prePrepare" ? m.value.height : 1n;
     const to = rng.pick(recipients.length > 0 ? recipients : [0]);
     for (let i = 0; i < 40; i++) {
-      const vote = this.vote("prepare", view + 1n + BigInt(rng.int(3)), height + BigInt(rng.int(4)), rng.bytes(32));
+      const vote = this.vote(
+        "prepare",
+        view + 1n + BigInt(rng.int(3)),
+        height + BigInt(rng.int(4)),
+        rng.bytes(32),
+      );
       send(to, this.seal(vote), rng.int(20));
     }
   }

@@ -55,7 +55,11 @@ export const DEFAULT_FAULTS: readonly FaultKind[] = [
   ...NODE_FAULTS,
   ...BYZANTINE_BEHAVIOURS,
 ];
-export const ALL_FAULT_KINDS: readonly FaultKind[] = [...DEFAULT_FAULTS, ...TARGETED_FAULTS, ...ISSUE9_FAULTS];
+export const ALL_FAULT_KINDS: readonly FaultKind[] = [
+  ...DEFAULT_FAULTS,
+  ...TARGETED_FAULTS,
+  ...ISSUE9_FAULTS,
+];
 
 /** `none`, `all`/`default`, a comma list, or `default,` followed by extras (e.g. `default,crashaftercommit`). */
 export function parseFaults(list: string): FaultKind[] {

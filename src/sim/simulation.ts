@@ -638,7 +638,8 @@ export class Simulation {
     }
     if (cut >= 0 && node.life === life) {
       // A torn last write: the record whose sync never completed. Nothing after it was sent.
-      if (cut > 0 && res.actions[cut - 1]!.kind === "persist" && this.crashRng.chance(1, 2)) node.records.pop();
+      if (cut > 0 && res.actions[cut - 1]!.kind === "persist" && this.crashRng.chance(1, 2))
+        node.records.pop();
       this.midStepCrashes++;
       this.crash(node);
       this.q.schedule(50 + this.crashRng.int(1000), {

@@ -165,6 +165,8 @@ export class Replica {
   private readonly neededBodies = new Map<string, Height>();
   private readonly fetched = new Map<Height, Fetched>();
   private readonly nullDigests = new Map<Height, Hash>();
+  /** Digest delivered per height above the stable checkpoint (for the re-proposal alarm). */
+  private readonly deliveredDigests = new Map<Height, string>();
   /** chainHash of checkpoint heights at or above the stable one. */
   private readonly chainHashes = new Map<Height, Hash>();
   private readonly ownCheckpoints = new Map<Height, { chainHash: Hash; stateRoot: Hash }>();
@@ -199,8 +201,10 @@ export class Replica {
   private fetchRotation = 0;
 
   // Recovery without signing state: observe until a quorum of senders has been heard from.
-  private readonly observed = new Map<ValidatorIndex, { view: View; height: Height }>();
+  private readonly observed = new Map<ValidatorIndex, { view: View; height: Height | null }>();
+  /** Silent until committed > height and view > view (see observe). */
   private recoveryTarget: { view: View; height: Height } | null = null;
+  private recoveryReason: string | null = null;
 
   private out: Action[] = [];
   lastVerdict: Verdict | null = null;
@@ -495,7 +499,7 @@ export class Replica {
     height: Height,
     nowMs: bigint | undefined,
   ): Verdict | null {
-    this.observe(msg.sender, view, height);
+    this.observe(msg.sender, view, null);
     return this.viewCheck(msg, view, nowMs) ?? this.windowCheck(msg, height, nowMs);
   }
 
@@ -557,7 +561,7 @@ export class Replica {
     // A COMMIT signs its view (the envelope check verified it over the view), and a certificate is
     // a quorum of COMMITs of one view. Any view's quorum proves the block, so COMMITs of views
     // other than ours are counted too (per view); only the window applies.
-    this.observe(msg.sender, c.view, c.height);
+    this.observe(msg.sender, c.view, null);
     const wm = this.windowCheck(msg, c.height, nowMs);
     if (wm !== null) return wm;
     const slot = this.slot(c.height);
@@ -600,7 +604,7 @@ export class Replica {
 
   private onCheckpoint(msg: CheckedMessage, c: Checkpoint): Verdict {
     if (c.height === 0n || c.height % this.interval !== 0n) return rej("MALFORMED");
-    this.observe(msg.sender, -1n, c.height);
+    this.observe(msg.sender, -1n, null);
     if (c.height <= this._stable) return ign("BELOW_WATERMARK");
     const key = `${toHex(c.chainHash)}:${toHex(c.stateRoot)}`;
     let mine = this.checkpointBySender.get(msg.sender);
@@ -628,7 +632,7 @@ export class Replica {
 
   private onViewChange(msg: CheckedMessage, vc: ViewChange): Verdict {
     const w = vc.newView;
-    this.observe(msg.sender, w - 1n, 0n);
+    this.observe(msg.sender, w, null);
     if (w < this._view || (w === this._view && this.active)) {
       // A replica still asking for a view we already reached missed the NEW-VIEW: hand it over.
       if (this.active && this.newViewBytes !== null && this._view > 0n) this.forwardNewView(msg.sender);
@@ -646,7 +650,7 @@ export class Replica {
   }
 
   private onNewView(msg: CheckedMessage, nv: NewView): Verdict {
-    this.observe(msg.sender, nv.view, 0n);
+    this.observe(msg.sender, nv.view, null);
     if (nv.view < this._view) return ign("STALE_VIEW");
     if (nv.view === this._view && this.active) return ign("DUPLICATE");
     // The envelope check verified every nested VIEW-CHANGE and recomputed the proposals; here we
@@ -1196,6 +1200,7 @@ export class Replica {
 
   private deliver(h: Height, item: Fetched): void {
     this._committed = h;
+    this.deliveredDigests.set(h, toHex(item.digest));
     this._chainHash = nextChainHash(this._chainHash, item.digest);
     this.failedViews = 0;
     this.committedProgress = true;
@@ -1329,6 +1334,7 @@ export class Replica {
     for (const k of [...this.ownCheckpoints.keys()]) if (k < h) this.ownCheckpoints.delete(k);
     for (const [k, eh] of [...this.evidenceKeys]) if (eh <= h) this.evidenceKeys.delete(k);
     for (const k of [...this.nullDigests.keys()]) if (k <= h) this.nullDigests.delete(k);
+    for (const k of [...this.deliveredDigests.keys()]) if (k <= h) this.deliveredDigests.delete(k);
   }
 
   private diverge(height: Height, ours: Hash, stable: Hash): void {
@@ -1475,6 +1481,19 @@ export class Replica {
       const hex = toHex(p.blockDigest);
       slot.proposals.set(w, { digest: p.blockDigest, hex, bytes: nvBytes, fromNewView: true });
       if (p.height <= this._committed) {
+        const ours = this.deliveredDigests.get(p.height);
+        if (ours !== undefined && ours !== hex) {
+          // A valid NEW-VIEW re-proposing another digest at a height we delivered: the safety
+          // argument says this cannot happen with at most f faulty. Never skip it silently.
+          this.out.push({
+            kind: "alarm",
+            code: "CONFLICTING_REPROPOSAL",
+            height: p.height,
+            view: w,
+            detail: `NEW-VIEW of view ${w} re-proposes ${hex.slice(0, 16)} at delivered height ${p.height} (delivered ${ours.slice(0, 16)})`,
+          });
+          continue;
+        }
         // Others may still lack our COMMIT for a height we already delivered: repeat it.
         if (slot.committed?.hex === hex) this.resendCommit(slot, w);
         continue;
@@ -1591,39 +1610,63 @@ export class Replica {
   // -------------------------------------------------------------------------------------------
   // Recovery without signing state
 
-  private observe(sender: ValidatorIndex, view: View, height: Height): void {
+  /**
+   * AMNESIA RULE (DESIGN §2 "Safety across restarts"). A replica without its signing state may
+   * have signed anything in its previous life, and those signatures stay valid. It stays silent
+   * until both hold:
+   * - its committed height is above H + window, where H is the highest committed height reported
+   *   by a quorum of senders (each can prove it with certificates). Its previous life signed only
+   *   at heights ≤ its stable checkpoint + window; that checkpoint was signed by a quorum, so at
+   *   least one honest member of any quorum had committed it, and H is at least that high.
+   * - its view is above V + 1, where V is the highest view reported by that quorum. A replica
+   *   moves past a view w + 1 on its own only after a quorum changed to w, so its previous life
+   *   never voted (or sent a VIEW-CHANGE) in a view above V + 1.
+   * Until then nothing it signs can conflict with what it signed before. When the cluster never
+   * gets there (e.g. no further view change, or liars reporting huge numbers), the way out is a
+   * key rotation; the reason it waits is reported as an `amnesia` action (logged and counted).
+   */
+  private observe(sender: ValidatorIndex, view: View, height: Height | null): void {
     if (!this.recovering || this.recoveryTarget !== null) return;
     const prev = this.observed.get(sender);
     const v = prev === undefined || view > prev.view ? view : prev.view;
-    const h = prev === undefined || height > prev.height ? height : prev.height;
+    let h = prev?.height ?? null;
+    if (height !== null && (h === null || height > h)) h = height;
     this.observed.set(sender, { view: v, height: h });
-    if (!this.vset.isQuorum([...this.observed.keys(), this.self])) return;
-    // Target the highest (view, height) vouched for by more than 1/3 of power, so that at most f
-    // liars cannot keep this replica silent forever by reporting huge numbers.
-    this.recoveryTarget = {
-      view: this.weakCertified([...this.observed].map(([i, o]) => [i, o.view])),
-      height: this.weakCertified([...this.observed].map(([i, o]) => [i, o.height])),
-    };
-  }
-
-  private weakCertified(values: [ValidatorIndex, bigint][]): bigint {
-    values.sort((a, b) => cmpBig(b[1], a[1]) || a[0] - b[0]);
-    let power = 0n;
-    for (const [i, v] of values) {
-      power += this.vset.powerOf(i);
-      if (power >= this.vset.weak) return v < 0n ? 0n : v;
+    // Only senders that reported their committed height (StatusReport) form the quorum.
+    const reporters: ValidatorIndex[] = [this.self];
+    for (const [i, o] of this.observed) if (o.height !== null && i !== this.self) reporters.push(i);
+    if (!this.vset.isQuorum(reporters)) return;
+    let maxH = this._committed;
+    let maxV = this._view;
+    for (const o of this.observed.values()) {
+      if (o.height !== null && o.height > maxH) maxH = o.height;
+      if (o.view > maxV) maxV = o.view;
     }
-    return 0n;
+    this.recoveryTarget = { height: maxH + this.windowSize, view: maxV + 1n };
   }
 
   private updateRecovery(): void {
-    if (!this.recovering || this.recoveryTarget === null) return;
+    if (!this.recovering) return;
     const t = this.recoveryTarget;
-    if (this._committed >= t.height && this._view >= t.view) {
+    const reason =
+      t === null ? "quorum" : this._committed <= t.height ? "height" : this._view <= t.view ? "view" : null;
+    if (reason === null) {
       this.recovering = false;
       this._status = "validating";
+      this.recoveryReason = null;
+      this.out.push({ kind: "amnesia", reason: "rejoined", height: this._committed, view: this._view });
       // Everything up to here was seen from others, never signed by us in this life: start afresh.
       if (this.nextProposal <= this._committed) this.nextProposal = this._committed + 1n;
+      return;
+    }
+    if (reason !== this.recoveryReason) {
+      this.recoveryReason = reason;
+      this.out.push({
+        kind: "amnesia",
+        reason,
+        height: t?.height ?? 0n,
+        view: t?.view ?? 0n,
+      });
     }
   }
 

@@ -216,7 +216,16 @@ export type Action =
   | { kind: "diverged"; height: Height; ours: Hash; stable: Hash }
   /** A stable checkpoint formed (carries the certificate for storage / state sync). */
   | { kind: "stableCheckpoint"; height: Height; chainHash: Hash; stateRoot: Hash }
-  | { kind: "viewChanged"; view: View; primary: ValidatorIndex };
+  | { kind: "viewChanged"; view: View; primary: ValidatorIndex }
+  /**
+   * A replica without signing state reports why it still stays silent (the amnesia rule): it
+   * waits for a quorum's reports, for its committed height to pass `height`, or for its view to
+   * pass `view`; `rejoined` when it votes again. Log it and count it; when the cluster never gets
+   * there, the operator rotates the consensus key.
+   */
+  /** Something the safety argument rules out happened (log at error, count): e.g. a NEW-VIEW re-proposing another digest at a delivered height. */
+  | { kind: "alarm"; code: "CONFLICTING_REPROPOSAL"; height: Height; view: View; detail: string }
+  | { kind: "amnesia"; reason: "quorum" | "height" | "view" | "rejoined"; height: Height; view: View };
 
 // ---------------------------------------------------------------------------------------------
 // Configuration

@@ -128,28 +128,54 @@ describe("restart from signing state", () => {
     assert.ok(vcs[0]!.case === "viewChange" && vcs[0]!.value.newView === 1n);
   });
 
-  it("without signing state, does not vote until caught up past what it observes", () => {
+  it("without signing state, stays silent until past a quorum's height + window and view + 1 (amnesia rule)", () => {
     const c = new Cluster(4);
     c.setWork(1, [0]);
     c.run();
     c.crash(3);
     const node = c.restart(3, { persisted: null });
     assert.equal(node.replica.status, "recovering");
-    c.blocksLeft = 3;
-    c.setWork(3, [0]);
+    const amnesia = () => node.actions.filter((a) => a.kind === "amnesia");
+    // A quorum's status reports fix the target: height 1 + window 10, view 0 + 1.
+    c.tick([0, 1, 2]);
     c.run();
-    assert.deepEqual(c.heights(3), [1n, 2n, 3n, 4n], "follows the chain by counting others' commits");
-    const prepared = sentOf(node.actions, "prepare").map((m) => kindOf(m.bytes));
-    assert.ok(
-      !prepared.some((k) => k.case === "prepare" && k.value.height === 2n),
-      "no vote for the height it first observed",
+    assert.deepEqual(
+      amnesia().map((a) => a.kind === "amnesia" && [a.reason, a.height, a.view]),
+      [
+        ["quorum", 0n, 0n],
+        ["height", 11n, 1n],
+      ],
     );
-    assert.equal(node.replica.status, "validating");
-    c.blocksLeft = 1;
-    c.setWork(1, [0]);
+    c.blocksLeft = 12;
+    c.setWork(12, [0]);
     c.run();
-    assert.equal(c.heights(3).length, 5);
-    assert.ok(sentOf(node.actions, "prepare").length > 0, "votes again once caught up");
+    assert.equal(c.heights(3).length, 13, "follows the chain by counting others' commits");
+    assert.equal(node.replica.status, "recovering", "past the height, but not yet past the view");
+    assert.equal(amnesia().at(-1)?.kind === "amnesia" && amnesia().at(-1)!.reason, "view");
+    // CHECKPOINTs stay allowed: their content is determined by the chain it executed, so the
+    // previous life cannot have signed a different one for the same height.
+    const votes = () =>
+      (["prePrepare", "prepare", "commit", "viewChange", "newView"] as const).flatMap((k) =>
+        sentOf(node.actions, k),
+      );
+    assert.equal(votes().length, 0, "signs nothing while it could conflict with its previous life");
+    // Two view changes (the primaries' proposals are dropped): view 1 is not enough, view 2 is.
+    c.filter = (m) => m.msg.kind !== "prePrepare";
+    for (const target of [1n, 2n]) {
+      c.setWork(1, [0, 1, 2]);
+      c.run();
+      for (const i of [0, 1, 2]) if (c.nodes[i]!.timer !== null) c.fireTimer(i);
+      c.run();
+      assert.equal(node.replica.view, target);
+      assert.equal(node.replica.status === "recovering", target === 1n);
+    }
+    assert.equal(amnesia().at(-1)?.kind === "amnesia" && amnesia().at(-1)!.reason, "rejoined");
+    assert.equal(votes().length, 0);
+    c.filter = () => true;
+    c.blocksLeft = 1;
+    c.setWork(1, [0, 1, 2]);
+    c.run();
+    assert.ok(sentOf(node.actions, "prepare").length > 0, "votes again");
   });
 
   it("catches up by state transfer after missing blocks", () => {
