@@ -69,6 +69,7 @@ const rej = (reason: RejectReason): Verdict => ({ kind: "reject", reason });
 /** Checkpoint votes kept per sender: enough to see a stable point far above ours, but bounded. */
 const CHECKPOINT_VOTES_PER_SENDER = 4;
 const DEFAULT_BUFFERED = 256;
+const PAST_STABLE_KEPT = 16;
 /** COMMIT views kept per sender and height (the highest ones). */
 const COMMIT_VIEWS_PER_SENDER = 4;
 /** While waiting for a NEW-VIEW, our VIEW-CHANGE is repeated every this many ticks. */
@@ -156,6 +157,8 @@ export class Replica {
   private _executed: Height = 0n;
   private _stable: Height = 0n;
   private stableCert: CheckpointCertificate | undefined;
+  /** Stable checkpoints above the executed height, kept to compare roots once executed. */
+  private readonly pastStable = new Map<Height, CheckpointCertificate>();
   private _status: ReplicaStatus = "validating";
   private recovering = false;
 
@@ -179,7 +182,7 @@ export class Replica {
   private readonly newViewSent = new Set<View>();
   /** Evidence already reported: key -> height (pruned at stable checkpoints). */
   private readonly evidenceKeys = new Map<string, Height>();
-  private buffer: Buffered[] = [];
+  private readonly buffer = new Map<ValidatorIndex, Buffered[]>();
   private readonly peerStatus = new Map<
     ValidatorIndex,
     { committed: Height; view: View; stable: Height; executed: Height }
@@ -652,7 +655,8 @@ export class Replica {
   private onNewView(msg: CheckedMessage, nv: NewView): Verdict {
     this.observe(msg.sender, nv.view, null);
     if (nv.view < this._view) return ign("STALE_VIEW");
-    if (nv.view === this._view && this.active) return ign("DUPLICATE");
+    // Restarted inside view nv.view: the NEW-VIEW brings back its re-proposals.
+    if (nv.view === this._view && this.active && this.newViewBytes !== null) return ign("DUPLICATE");
     // The envelope check verified every nested VIEW-CHANGE and recomputed the proposals; here we
     // only need the stable checkpoint they carry.
     const vcs: ViewChange[] = [];
@@ -674,7 +678,13 @@ export class Replica {
       executed: s.executedHeight,
     });
     if (msg.epoch === this.epochNo) this.observe(msg.sender, s.view, s.committedHeight);
-    if (this.active && this.newViewBytes !== null && s.view < this._view) this.forwardNewView(msg.sender);
+    // A peer in an older view, or one that restarted inside our view without its NEW-VIEW, gets it.
+    if (
+      this.active &&
+      this.newViewBytes !== null &&
+      (s.view < this._view || (s.view === this._view && s.missingNewView))
+    )
+      this.forwardNewView(msg.sender);
     // Far behind (the peer's stable point is above everything we have): fetch right away.
     if (s.stableCheckpoint > this._committed && this.fetchTarget === null) {
       this.startFetch(msg.sender, s.committedHeight);
@@ -764,8 +774,11 @@ export class Replica {
     const ch = this.chainHashes.get(height) ?? chainHash;
     if (ch === undefined) return;
     this.ownCheckpoints.set(height, { chainHash: ch, stateRoot });
-    const sc = this.stableCert;
-    if (sc !== undefined && sc.height === height) {
+    // Compared with the stable checkpoint of this height even when the replica executes it late,
+    // after later checkpoints already went stable (a lagging replica).
+    const sc = this.stableCert?.height === height ? this.stableCert : this.pastStable.get(height);
+    if (sc !== undefined) {
+      this.pastStable.delete(height);
       if (!bytesEqual(sc.chainHash, ch) || !bytesEqual(sc.stateRoot, stateRoot)) {
         this.diverge(height, stateRoot, sc.stateRoot);
       }
@@ -839,6 +852,7 @@ export class Replica {
           view: this._view,
           stableCheckpoint: this._stable,
           executedHeight: this._executed,
+          missingNewView: this.active && this._view > 0n && this.newViewBytes === null,
         }),
       }),
     );
@@ -1308,6 +1322,12 @@ export class Replica {
       return;
     }
     this._stable = h;
+    // Kept for a replica that executes h only later (bounded: the last PAST_STABLE_KEPT).
+    if (this._executed < h) {
+      this.pastStable.set(h, cert);
+      for (const k of [...this.pastStable.keys()])
+        if (this.pastStable.size > PAST_STABLE_KEPT) this.pastStable.delete(k);
+    }
     this.stableCert = cert;
     this.persist({ kind: "stable", epoch: this.epochNo, height: h, certificate: cert });
     this.out.push({
@@ -1713,18 +1733,29 @@ export class Replica {
     });
   }
 
+  /**
+   * Future messages are buffered per sender, each with its own quota (the total bound divided by
+   * n, at least 16), so one peer flooding future views cannot push out anyone else's messages.
+   */
   private bufferMessage(msg: CheckedMessage, nowMs: bigint | undefined): void {
     const max = this.cfg.maxBufferedMessages ?? DEFAULT_BUFFERED;
     if (max <= 0) return;
-    this.buffer.push({ msg, nowMs });
-    if (this.buffer.length > max) this.buffer.splice(0, this.buffer.length - max);
+    const quota = Math.max(16, Math.floor(max / this.vset.size));
+    let q = this.buffer.get(msg.sender);
+    if (q === undefined) {
+      q = [];
+      this.buffer.set(msg.sender, q);
+    }
+    q.push({ msg, nowMs });
+    if (q.length > quota) q.splice(0, q.length - quota);
   }
 
   private replayBuffer(): void {
-    if (this.buffer.length === 0) return;
-    const items = this.buffer;
-    this.buffer = [];
-    for (const b of items) this.onChecked(b.msg, b.nowMs);
+    if (this.buffer.size === 0) return;
+    const senders = [...this.buffer.keys()].sort((a, b) => a - b);
+    const queues = senders.map((s) => this.buffer.get(s)!);
+    this.buffer.clear();
+    for (const q of queues) for (const b of q) this.onChecked(b.msg, b.nowMs);
   }
 
   private persist(record: SigningRecord): void {

@@ -329,4 +329,52 @@ describe("replica message handlers", () => {
     }
     assert.equal(sentOf(c.nodes[1]!.actions, "commit").length, 2, "commits both: the lock is ignored");
   });
+
+  it("buffers future messages per sender: a flood from one peer does not push out another's", () => {
+    const c = isolated();
+    const node = c.nodes[1]!;
+    const b = makeBlock(c.set, 1n, 2, 5);
+    // The primary of view 2 proposes before node 1 is in view 2: buffered.
+    assert.deepEqual(msg(c, 1, prePrepareFrom(2, 2n, b).bytes), ignore("FUTURE_VIEW"));
+    // Validator 3 floods 300 correctly signed future votes (more than the whole buffer of 256).
+    for (let i = 0; i < 300; i++) {
+      const d = sha256(Uint8Array.of(i & 0xff, i >> 8));
+      assert.deepEqual(msg(c, 1, prepareFrom(3, 2n, 2n, d).bytes), ignore("FUTURE_VIEW"));
+    }
+    const vcs = [0, 2, 3].map(
+      (i) => sealFrom(i, { case: "viewChange", value: create(ViewChangeSchema, { newView: 2n }) }).bytes,
+    );
+    const nv = sealFrom(2, {
+      case: "newView",
+      value: create(NewViewSchema, { view: 2n, viewChanges: vcs, proposals: [] }),
+    });
+    assert.deepEqual(msg(c, 1, nv.bytes), { kind: "accept" });
+    // The buffered PRE-PREPARE was replayed: node 1 PREPAREs it in view 2.
+    const prepares = sentOf(node.actions, "prepare");
+    assert.equal(prepares.length, 1);
+  });
+
+  it("forwards its NEW-VIEW to a peer that restarted inside the view without it", () => {
+    const c = isolated();
+    const vcs = [0, 1, 3].map(
+      (i) => sealFrom(i, { case: "viewChange", value: create(ViewChangeSchema, { newView: 1n }) }).bytes,
+    );
+    const nv = sealFrom(1, {
+      case: "newView",
+      value: create(NewViewSchema, { view: 1n, viewChanges: vcs, proposals: [] }),
+    });
+    assert.deepEqual(msg(c, 2, nv.bytes), { kind: "accept" });
+    // Node 0 reports view 1 (restored from its signing state) but no NEW-VIEW: node 2 (one of the
+    // two replicas after 0, which forward besides the primary) sends it.
+    const status = (missingNewView: boolean) =>
+      sealFrom(0, {
+        case: "status",
+        value: create(StatusReportSchema, { view: 1n, committedHeight: 0n, missingNewView }),
+      }).bytes;
+    const before = sentOf(c.nodes[2]!.actions, "newView").length;
+    msg(c, 2, status(false));
+    assert.equal(sentOf(c.nodes[2]!.actions, "newView").length, before, "same view, has it: nothing to send");
+    msg(c, 2, status(true));
+    assert.equal(sentOf(c.nodes[2]!.actions, "newView").length, before + 1);
+  });
 });
