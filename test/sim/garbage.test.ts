@@ -6,7 +6,11 @@ import { describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Replica } from "../../src/consensus/pbft/replica.js";
 import { StaticEpochSets, ValidatorSet } from "../../src/consensus/valset/index.js";
-import { EnvelopeSchema, PeerMessageSchema, StatusReportSchema } from "../../src/gen/parabft/v1/consensus_pb.js";
+import {
+  EnvelopeSchema,
+  PeerMessageSchema,
+  StatusReportSchema,
+} from "../../src/gen/parabft/v1/consensus_pb.js";
 import { signedGarbageExpectation } from "../../src/sim/byzantine.js";
 import { StandInKeyRegistry } from "../../src/sim/signer.js";
 import { SIM_TIMING } from "../../src/sim/simulation.js";
@@ -58,7 +62,11 @@ describe("signed garbage payloads (seed 7237)", () => {
   });
 
   it("a payload with no kind, or that does not decode, must be rejected, and is", () => {
-    for (const p of [Uint8Array.of(0x08, 0x01), Uint8Array.of(0xff, 0xff, 0xff), Uint8Array.of(0x0a, 0x05, 1)]) {
+    for (const p of [
+      Uint8Array.of(0x08, 0x01),
+      Uint8Array.of(0xff, 0xff, 0xff),
+      Uint8Array.of(0x0a, 0x05, 1),
+    ]) {
       assert.equal(signedGarbageExpectation(p), "reject");
       assert.equal(verdictFor(p)?.kind, "reject");
     }
