@@ -3,7 +3,8 @@
 // of others' messages, wrong views and epochs, garbage. Colluding replicas share what they know
 // about conflicting blocks, so a double vote can back an equivocation.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { computeNewViewProposals, sealMessage } from "../consensus/envelope.js";
+import { sealMessage } from "../consensus/envelope.js";
+import { computeNewViewProposals } from "../consensus/pbft/newView.js";
 import type { OutMessage } from "../consensus/pbft/types.js";
 import type { ValidatorSet } from "../consensus/valset/index.js";
 import {

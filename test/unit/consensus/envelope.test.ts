@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { checkEnvelope, computeNewViewProposals } from "../../../src/consensus/envelope.js";
+import { checkEnvelope } from "../../../src/consensus/envelope.js";
+import { computeNewViewProposals } from "../../../src/consensus/pbft/newView.js";
 import {
   BlockResponseSchema,
   BodyResponseSchema,
