@@ -24,20 +24,18 @@ export abstract class Amnesia extends ViewChanges {
       this._stable = p.stableCert.height;
     }
     const above = (h: Height) => h > this._stable;
+    // What was signed goes back to the safety rules; the rest of the replica resumes around it.
+    this.safety.restore(p, above);
     for (const r of p.prePrepares) {
       if (r.epoch === this.epochNo && above(r.height)) {
-        this.slot(r.height).sentPrePrepare.set(r.view, toHex(r.digest));
+        this.slot(r.height);
         if (r.view === this._view && r.height >= this.nextProposal) this.nextProposal = r.height + 1n;
       }
     }
-    for (const r of p.prepares) {
-      if (r.epoch === this.epochNo && above(r.height))
-        this.slot(r.height).sentPrepare.set(r.view, toHex(r.digest));
-    }
+    for (const r of p.prepares) if (r.epoch === this.epochNo && above(r.height)) this.slot(r.height);
     for (const r of p.commits) {
       if (r.epoch !== this.epochNo || !above(r.height)) continue;
       const s = this.slot(r.height);
-      s.sentCommit.set(r.view, toHex(r.digest));
       // The highest prepared certificate per height goes into every later VIEW-CHANGE.
       if (r.prepared !== undefined && (s.prepared === null || r.prepared.view >= s.prepared.view))
         s.prepared = r.prepared;
@@ -96,6 +94,7 @@ export abstract class Amnesia extends ViewChanges {
       t === null ? "quorum" : this._committed <= t.height ? "height" : this._view <= t.view ? "view" : null;
     if (reason === null) {
       this.recovering = false;
+      this.safety.rejoin();
       this._status = "validating";
       this.recoveryReason = null;
       this.out.push({ kind: "amnesia", reason: "rejoined", height: this._committed, view: this._view });

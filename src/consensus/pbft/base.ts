@@ -21,6 +21,7 @@ import { bytesEqual } from "../../types/bytes.js";
 import type { Hash } from "../../types/hash.js";
 import { type EnvelopeContext, sealMessage } from "../envelope.js";
 import type { ValidatorSet } from "../valset/index.js";
+import { SafetyRules } from "./safetyRules.js";
 import type {
   Action,
   CheckedMessage,
@@ -76,10 +77,6 @@ export interface Slot {
   commits: Map<string, { view: View; digest: Hash; sigs: Map<ValidatorIndex, Uint8Array> }>;
   /** `${view}:${sender}` -> first COMMIT seen (equivocation evidence is per view). */
   commitSeen: Map<string, Seen>;
-  sentPrepare: Map<View, string>;
-  sentPrePrepare: Map<View, string>;
-  /** View -> digest this replica signed a COMMIT for in that view (at most one per view). */
-  sentCommit: Map<View, string>;
   /** Highest-view prepared certificate known for this height. */
   prepared: PreparedCertificate | null;
   committed: { digest: Hash; hex: string; cert: CommitCertificate } | null;
@@ -117,6 +114,8 @@ export interface ReplicaSnapshot {
 }
 
 export abstract class ReplicaBase {
+  /** Decides alone what may be signed, and owns what was signed (safetyRules.ts). */
+  protected readonly safety: SafetyRules;
   protected readonly cfg: ReplicaConfig;
   protected readonly envCtx: EnvelopeContext;
   protected readonly self: ValidatorIndex;
@@ -214,6 +213,13 @@ export abstract class ReplicaBase {
     this.committedAtLastTick = this._committed;
     if (this._committed % this.interval === 0n) this.chainHashes.set(this._committed, this._chainHash);
     this.nextProposal = this._committed + 1n;
+    this.safety = new SafetyRules(
+      cfg.chainId,
+      cfg.epoch,
+      cfg.signer,
+      cfg.testOnlyFaults,
+      cfg.persisted === null,
+    );
     if (cfg.persisted === null) {
       this.recovering = true;
       this._status = "recovering";
@@ -339,9 +345,6 @@ export abstract class ReplicaBase {
         prepareSeen: new Map(),
         commits: new Map(),
         commitSeen: new Map(),
-        sentPrepare: new Map(),
-        sentPrePrepare: new Map(),
-        sentCommit: new Map(),
         prepared: null,
         committed: null,
         faultyExtra: [],

@@ -75,7 +75,8 @@ export abstract class CatchUp extends ReplicaBase {
     const slot = this.slots.get(h);
     const prop = slot?.proposals.get(this._view);
     if (slot !== undefined && prop?.hex === hex && this.active && h > this._committed) {
-      if (!slot.sentPrepare.has(this._view)) this.sendPrepare(slot, this._view, prop.digest);
+      if (this.safety.signedIn("prepare", h, this._view) === undefined)
+        this.sendPrepare(slot, this._view, prop.digest);
       this.tryPrepared(slot);
     }
     this.tryDeliver();

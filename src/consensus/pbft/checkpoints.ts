@@ -11,7 +11,6 @@ import {
 } from "../../gen/parabft/v1/consensus_pb.js";
 import { bytesEqual, toHex } from "../../types/bytes.js";
 import type { Hash } from "../../types/hash.js";
-import { checkpointSignBytes } from "../../types/signing.js";
 import { ACCEPTED, CHECKPOINT_VOTES_PER_SENDER, ign, PAST_STABLE_KEPT, rej, sortedSigs } from "./base.js";
 import type { CheckedMessage, Height, ValidatorIndex, Verdict } from "./types.js";
 import { VoteLog } from "./voteLog.js";
@@ -62,9 +61,7 @@ export abstract class Checkpoints extends VoteLog {
       return;
     }
     if (height <= this._stable) return;
-    const signature = this.cfg.signer.sign(
-      checkpointSignBytes(this.cfg.chainId, this.epochNo, height, ch, stateRoot),
-    );
+    const signature = this.safety.checkpoint(height, ch, stateRoot);
     this.persist({ kind: "checkpoint", epoch: this.epochNo, height, chainHash: ch, stateRoot });
     this.broadcast(
       this.seal({
@@ -154,6 +151,7 @@ export abstract class Checkpoints extends VoteLog {
   }
 
   protected gc(h: Height): void {
+    this.safety.prune(h);
     for (const k of [...this.slots.keys()]) if (k <= h) this.slots.delete(k);
     for (const [hex, b] of [...this.bodies]) if (b.height <= h) this.bodies.delete(hex);
     for (const [hex, bh] of [...this.neededBodies]) if (bh <= h) this.neededBodies.delete(hex);

@@ -78,6 +78,7 @@ export abstract class ViewChanges extends Pacemaker {
 
   /** Builds, persists and broadcasts our VIEW-CHANGE for `target` with every prepared certificate. */
   protected sendViewChange(target: View): void {
+    if (!this.safety.viewChange()) return;
     const prepared: PreparedCertificate[] = [];
     const heights = [...this.slots.keys()].filter((h) => h > this._stable).sort(cmpBig);
     for (const h of heights) {
@@ -142,6 +143,7 @@ export abstract class ViewChanges extends Pacemaker {
       stored.map((s) => s.vc),
     );
     for (const p of proposals) {
+      this.safety.prePrepare(w, p.height, toHex(p.blockDigest));
       const body = p.isNull ? undefined : this.bodyForRecord(toHex(p.blockDigest));
       this.persist({
         kind: "prePrepare",

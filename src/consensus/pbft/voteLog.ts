@@ -21,7 +21,6 @@ import {
 import { blockDigest } from "../../types/block.js";
 import { bytesEqual, toHex } from "../../types/bytes.js";
 import type { Hash } from "../../types/hash.js";
-import { commitSignBytes, prepareSignBytes } from "../../types/signing.js";
 import {
   ACCEPTED,
   COMMIT_VIEWS_PER_SENDER,
@@ -146,7 +145,7 @@ export abstract class VoteLog extends CatchUp {
     const hex = toHex(digest);
     const slot = this.slot(height);
     const v = this._view;
-    if (slot.sentPrePrepare.has(v) || slot.proposals.has(v)) {
+    if (slot.proposals.has(v) || !this.safety.prePrepare(v, height, hex)) {
       this.nextProposal = height + 1n;
       return;
     }
@@ -164,7 +163,6 @@ export abstract class VoteLog extends CatchUp {
       case: "prePrepare",
       value: create(PrePrepareSchema, { view: v, height, blockDigest: digest, block }),
     });
-    slot.sentPrePrepare.set(v, hex);
     slot.proposals.set(v, { digest, hex, bytes: msg.bytes, fromNewView: false });
     const prep = this.signPrepare(slot, v, digest);
     this.broadcast(msg);
@@ -199,18 +197,18 @@ export abstract class VoteLog extends CatchUp {
    * Without the body the PREPARE waits for it (onBody).
    */
   protected signPrepare(slot: Slot, view: View, digest: Hash): OutMessage | null {
-    if (this.recovering) return null;
+    if (this.safety.silent) return null;
     const hex = toHex(digest);
-    const prev = slot.sentPrepare.get(view);
+    const prev = this.safety.signedIn("prepare", slot.height, view);
     if (prev !== undefined && prev !== hex && !this.cfg.testOnlyFaults?.acceptSecondPrePrepare) return null;
     if (!this.holdsBody(slot.height, digest, hex)) {
       this.requestBody(slot.height, digest, true);
       return null;
     }
-    const signature = this.cfg.signer.sign(
-      prepareSignBytes(this.cfg.chainId, this.epochNo, view, slot.height, digest),
-    );
-    if (prev !== hex) {
+    const signed = this.safety.prepare(view, slot.height, digest);
+    if (signed === null) return null;
+    const { signature } = signed;
+    if (signed.fresh) {
       const body = this.bodyForRecord(hex);
       this.persist({
         kind: "prepare",
@@ -220,7 +218,6 @@ export abstract class VoteLog extends CatchUp {
         digest,
         ...(body ? { body } : {}),
       });
-      slot.sentPrepare.set(view, hex);
     }
     this.addPrepare(slot, view, hex, this.self, signature);
     return this.seal({
@@ -284,20 +281,11 @@ export abstract class VoteLog extends CatchUp {
    * none (the test-only `stitchCertificates` fault shows the simulator catching that).
    */
   protected maybeCommit(slot: Slot, v: View, prop: Proposal): void {
-    if (this.recovering) return;
     const faults = this.cfg.testOnlyFaults;
-    const sent = slot.sentCommit.get(v);
-    if (sent === prop.hex) return;
-    if (sent !== undefined && !faults?.acceptSecondPrePrepare) return;
-    if (faults?.commitLock) {
-      // The old, deadlocking rule: never a second digest at a height, whatever the view.
-      for (const d of slot.sentCommit.values()) if (d !== prop.hex) return;
-    }
     const pc = slot.prepared;
     if (pc === null || pc.view !== v || toHex(pc.blockDigest) !== prop.hex) return;
-    const signature = this.cfg.signer.sign(
-      commitSignBytes(this.cfg.chainId, this.epochNo, v, slot.height, prop.digest),
-    );
+    const signature = this.safety.commit(v, slot.height, prop.digest, { prepared: pc });
+    if (signature === null) return;
     if (!faults?.skipPreparedCertPersist) {
       this.persist({
         kind: "commit",
@@ -308,7 +296,6 @@ export abstract class VoteLog extends CatchUp {
         prepared: pc,
       });
     }
-    slot.sentCommit.set(v, prop.hex);
     this.broadcastCommit(slot, v, prop.digest, prop.hex, signature);
     this.tryCommit(slot);
   }
@@ -338,10 +325,9 @@ export abstract class VoteLog extends CatchUp {
    */
   protected resendCommit(slot: Slot, w: View): void {
     const c = slot.committed;
-    if (c === null || this.recovering || slot.sentCommit.has(w)) return;
-    const signature = this.cfg.signer.sign(
-      commitSignBytes(this.cfg.chainId, this.epochNo, w, slot.height, c.digest),
-    );
+    if (c === null) return;
+    const signature = this.safety.commit(w, slot.height, c.digest, { certified: true });
+    if (signature === null) return;
     const pc =
       slot.prepared !== null && toHex(slot.prepared.blockDigest) === c.hex ? slot.prepared : undefined;
     if (!this.cfg.testOnlyFaults?.skipPreparedCertPersist) {
@@ -354,7 +340,6 @@ export abstract class VoteLog extends CatchUp {
         ...(pc ? { prepared: pc } : {}),
       });
     }
-    slot.sentCommit.set(w, c.hex);
     this.broadcastCommit(slot, w, c.digest, c.hex, signature);
   }
 
