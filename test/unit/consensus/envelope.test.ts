@@ -91,6 +91,11 @@ describe("envelope check", () => {
       kind: "reject",
       reason: "BAD_VERSION",
     });
+    // Protocol version 1 (view-less COMMITs) peers are refused, not read.
+    assert.deepEqual(verdict(reencode(good, (e) => (e.version = 1))), {
+      kind: "reject",
+      reason: "BAD_VERSION",
+    });
     assert.deepEqual(verdict(sealFrom(1, status(), "other-chain").bytes), {
       kind: "reject",
       reason: "WRONG_CHAIN",

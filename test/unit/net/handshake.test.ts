@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EnvelopeSchema, PeerMessageSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
 import { envelopeSender, type HelloContext, makeHello, verifyHello } from "../../../src/net/handshake.js";
+import { PROTOCOL_VERSION } from "../../../src/types/signing.js";
 import { CHAIN, envelope, makeKeys, payload, status, verifier } from "./helpers.js";
 
 const keys = makeKeys(3);
@@ -34,7 +35,7 @@ describe("handshake", () => {
     const cases: [string, Uint8Array][] = [
       ["handshake_malformed", new Uint8Array([0xff, 0xff, 0xff, 0xff])],
       ["handshake_malformed", envelope(2, keys[2]!, payload("not a status"), 5n)],
-      ["handshake_version", reencode(good, { version: 2 })],
+      ["handshake_version", reencode(good, { version: PROTOCOL_VERSION + 1 })],
       ["handshake_chain", makeHello("other-chain", 2, at(5n), keys[2]!.signer)],
       ["handshake_epoch", makeHello(CHAIN, 2, at(7n), keys[2]!.signer)],
       ["handshake_unknown_sender", makeHello(CHAIN, 9, at(5n), keys[2]!.signer)],
