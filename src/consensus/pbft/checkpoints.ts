@@ -11,7 +11,15 @@ import {
 } from "../../gen/parabft/v1/consensus_pb.js";
 import { bytesEqual, toHex } from "../../types/bytes.js";
 import type { Hash } from "../../types/hash.js";
-import { ACCEPTED, CHECKPOINT_VOTES_PER_SENDER, ign, PAST_STABLE_KEPT, rej, sortedSigs } from "./base.js";
+import {
+  ACCEPTED,
+  CHECKPOINT_VOTES_PER_SENDER,
+  cmpBig,
+  ign,
+  PAST_STABLE_KEPT,
+  rej,
+  sortedSigs,
+} from "./base.js";
 import type { CheckedMessage, Height, ValidatorIndex, Verdict } from "./types.js";
 import { VoteLog } from "./voteLog.js";
 
@@ -148,6 +156,26 @@ export abstract class Checkpoints extends VoteLog {
       if (peer !== null && this.fetchTarget === null) this.startFetch(peer, h);
     }
     this.replayBuffer();
+  }
+
+  /** Re-broadcasts this replica's own checkpoint votes above the stable checkpoint. */
+  protected repeatCheckpoints(): void {
+    const heights = [...this.ownCheckpoints.keys()].filter((h) => h > this._stable).sort(cmpBig);
+    for (const h of heights) {
+      const own = this.ownCheckpoints.get(h)!;
+      const voteSignature = this.safety.checkpoint(h, own.chainHash, own.stateRoot);
+      this.broadcast(
+        this.seal({
+          case: "checkpoint",
+          value: create(CheckpointSchema, {
+            height: h,
+            chainHash: own.chainHash,
+            stateRoot: own.stateRoot,
+            voteSignature,
+          }),
+        }),
+      );
+    }
   }
 
   protected gc(h: Height): void {

@@ -191,6 +191,10 @@ export class Replica extends Amnesia {
     }
     // Catch-up when stalled behind a peer (or a stale fetch made no progress).
     const stalled = this._committed === this.committedAtLastTick;
+    // Checkpoint votes are sent once; if they were lost (a partition, a whole-cluster restart) the
+    // window can stay full for good. While stalled with the window full, repeat our own.
+    if (stalled && this._committed >= this.highWatermark && this.ticks % VIEW_CHANGE_REPEAT_TICKS === 0)
+      this.repeatCheckpoints();
     if (stalled) {
       this.fetchTarget = null;
       const ahead: ValidatorIndex[] = [];
