@@ -1,5 +1,6 @@
 // Client-side finality check: a block is final when more than 2/3 of its epoch's voting power
-// signed commitSignBytes(chainId, epoch, height, digest) (DESIGN §2, §3). A light client needs
+// signed commitSignBytes(chainId, epoch, view, height, digest) for the one view the certificate
+// carries (DESIGN §2, §3). A light client needs
 // only the validator set for the epoch, not the chain.
 import type { BlockHeader, CommitCertificate, ValidatorSet } from "../gen/parabft/v1/types_pb.js";
 import { blockDigest, nullBlockDigest } from "../types/block.js";
@@ -82,7 +83,8 @@ export function verifyCommitCertificate(
   for (const v of members) total += v.power;
   if (total <= 0n) return reject("EMPTY_VALIDATOR_SET", "validator set has no voting power");
 
-  const message = commitSignBytes(chainId, epoch, height, digest);
+  // Every signer COMMITted in the certificate's view: signatures of other views do not verify.
+  const message = commitSignBytes(chainId, epoch, cert.view, height, digest);
   // Distinct by index and by key: a set that lists one key twice must not count it twice.
   const seen = new Set<number>();
   const seenKeys = new Set<string>();

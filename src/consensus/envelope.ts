@@ -7,8 +7,6 @@ import {
   type Envelope,
   EnvelopeSchema,
   type NewView,
-  type NewViewProposal,
-  NewViewProposalSchema,
   type PeerMessage,
   PeerMessageSchema,
   type PreparedCertificate,
@@ -27,6 +25,7 @@ import {
   prepareSignBytes,
   type SignatureVerifier,
 } from "../types/signing.js";
+import { computeNewViewProposals } from "./pbft/newView.js";
 import type {
   CheckedMessage,
   Epoch,
@@ -139,7 +138,7 @@ function voteSignBytes(chainId: string, epoch: Epoch, m: PeerMessage): Uint8Arra
     }
     case "commit": {
       const v = m.kind.value;
-      return commitSignBytes(chainId, epoch, v.height, v.blockDigest);
+      return commitSignBytes(chainId, epoch, v.view, v.height, v.blockDigest);
     }
     case "checkpoint": {
       const v = m.kind.value;
@@ -270,7 +269,8 @@ export function checkCommitCertificate(
 ): boolean {
   const set = ctx.sets.get(cert.epoch);
   if (set === undefined || cert.blockDigest.length !== 32) return false;
-  const sb = commitSignBytes(ctx.chainId, cert.epoch, cert.height, cert.blockDigest);
+  // One view for every signature: COMMITs of two views never add up to a certificate.
+  const sb = commitSignBytes(ctx.chainId, cert.epoch, cert.view, cert.height, cert.blockDigest);
   return checkQuorumSignatures(cert.signatures, sb, set, ctx.verifier);
 }
 
@@ -319,44 +319,6 @@ export interface NewViewCheck {
   viewChanges: DecodedViewChange[];
   /** Highest stable checkpoint among the VIEW-CHANGEs (the new view's low watermark). */
   stable: CheckpointCertificate | undefined;
-}
-
-/** The proposals a NEW-VIEW must carry, recomputed from its VIEW-CHANGEs (PBFT's O computation). */
-export function computeNewViewProposals(
-  chainId: string,
-  epoch: Epoch,
-  viewChanges: readonly ViewChange[],
-): { stable: CheckpointCertificate | undefined; proposals: NewViewProposal[] } {
-  let stable: CheckpointCertificate | undefined;
-  for (const vc of viewChanges) {
-    const s = vc.stableCheckpoint;
-    if (s !== undefined && (stable === undefined || s.height > stable.height)) stable = s;
-  }
-  const low = stable?.height ?? 0n;
-  const best = new Map<bigint, PreparedCertificate>();
-  let high = low;
-  for (const vc of viewChanges) {
-    for (const pc of vc.prepared) {
-      if (pc.height <= low) continue;
-      const cur = best.get(pc.height);
-      if (cur === undefined || pc.view > cur.view) best.set(pc.height, pc);
-      if (pc.height > high) high = pc.height;
-    }
-  }
-  const proposals: NewViewProposal[] = [];
-  for (let h = low + 1n; h <= high; h++) {
-    const pc = best.get(h);
-    proposals.push(
-      pc === undefined
-        ? create(NewViewProposalSchema, {
-            height: h,
-            blockDigest: nullBlockDigest(chainId, epoch, h),
-            isNull: true,
-          })
-        : create(NewViewProposalSchema, { height: h, blockDigest: pc.blockDigest, isNull: false }),
-    );
-  }
-  return { stable, proposals };
 }
 
 /** Checks every nested VIEW-CHANGE and that the proposals follow from them. */

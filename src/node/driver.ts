@@ -57,6 +57,10 @@ export interface DriverMetrics {
   viewChange(view: bigint): void;
   proposal(txs: number): void;
   persistSeconds(seconds: number): void;
+  /** A safety alarm from the core (e.g. CONFLICTING_REPROPOSAL). */
+  alarm?(code: string): void;
+  /** Why a validator without signing state is still silent (amnesia rule), or `rejoined`. */
+  amnesia?(reason: string): void;
 }
 
 export interface DriverOpts {
@@ -356,6 +360,24 @@ export class ConsensusDriver {
           break;
         case "stableCheckpoint":
           this.mod.onStableCheckpoint(a.height);
+          break;
+        case "alarm":
+          this.mod.log.error({ code: a.code, height: String(a.height), view: String(a.view) }, a.detail);
+          this.mod.metrics?.alarm?.(a.code);
+          break;
+        case "amnesia":
+          if (a.reason === "rejoined") {
+            this.mod.log.warn(
+              { height: String(a.height), view: String(a.view) },
+              "signing state was lost: votes again",
+            );
+          } else {
+            this.mod.log.warn(
+              { reason: a.reason, waitHeightAbove: String(a.height), waitViewAbove: String(a.view) },
+              "signing state was lost: silent until past every height and view a previous life could have signed (or rotate the consensus key)",
+            );
+          }
+          this.mod.metrics?.amnesia?.(a.reason);
           break;
         case "viewChanged":
           this.mod.log.info({ view: a.view, primary: a.primary }, "entered view");

@@ -58,6 +58,16 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
     help: "Durable signing-state writes before sends",
     buckets: LATENCY_BUCKETS_SECONDS,
   });
+  const alarms = f.counter<"code">({
+    name: "consensus_alarms_total",
+    help: "Safety alarms from the core (e.g. CONFLICTING_REPROPOSAL), by code",
+    labelNames: ["code"],
+  });
+  const amnesia = f.counter<"reason">({
+    name: "consensus_amnesia_waits_total",
+    help: "A validator without signing state stays silent, by reason (quorum, height, view) or rejoined",
+    labelNames: ["reason"],
+  });
   const mempoolAdmitted = f.counter<"origin">({
     name: "mempool_admitted_total",
     help: "Transactions admitted to the mempool",
@@ -146,6 +156,8 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
         proposedTxs.inc(txs);
       },
       persistSeconds: (s) => persist.observe(s),
+      alarm: (code) => alarms.inc({ code }),
+      amnesia: (reason) => amnesia.inc({ reason }),
     },
     net: netMetrics(f),
     mempool: {

@@ -748,18 +748,24 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 }
 
 /**
- * Test-only fault: PARABFT_TEST_CRASH_AFTER_PERSIST="<validator>:<record kind>:<marker file>"
- * kills this process with SIGKILL right after a matching signing record became durable and before
- * the message it guards is sent, once (the marker file records that it happened). The cluster
- * tests use it to prove a restarted validator never signs a conflicting vote.
+ * Test-only fault: PARABFT_TEST_CRASH_AFTER_PERSIST="<validator|*>:<record kind>:<marker file>[:<min height>]"
+ * kills this process with SIGKILL right after a matching signing record (at or above the minimum
+ * height, when given) became durable and before the message it guards is sent, once (the marker
+ * file records that it happened; with `*` every validator crashes once, marker `<file>.<index>`).
+ * The cluster tests use it to prove a restarted validator never signs a conflicting vote, and that
+ * a cluster killed whole between prepare and commit is not wedged.
  */
 function crashAfterPersistForTests(self: number, records: readonly SigningRecord[]): void {
   const spec = process.env.PARABFT_TEST_CRASH_AFTER_PERSIST;
   if (!spec) return;
-  const [index, kind, marker] = spec.split(":");
-  if (Number(index) !== self || marker === undefined || !records.some((r) => r.kind === kind)) return;
+  const [index, kind, file, minHeight] = spec.split(":");
+  if (file === undefined || (index !== "*" && Number(index) !== self)) return;
+  const min = minHeight === undefined ? 0n : BigInt(minHeight);
+  const hit = records.find((r) => r.kind === kind && (!("height" in r) || r.height >= min));
+  if (hit === undefined) return;
+  const marker = index === "*" ? `${file}.${self}` : file;
   if (existsSync(marker)) return;
-  writeFileSync(marker, `${self}:${kind}\n`);
+  writeFileSync(marker, `${self}:${kind}:${"height" in hit ? hit.height : ""}\n`);
   process.kill(process.pid, "SIGKILL");
 }
 

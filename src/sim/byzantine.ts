@@ -4,8 +4,16 @@
 // about conflicting blocks, so a double vote can back an equivocation.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { sealMessage } from "../consensus/envelope.js";
+import { computeNewViewProposals } from "../consensus/pbft/newView.js";
 import type { OutMessage } from "../consensus/pbft/types.js";
-import { EnvelopeSchema, type PeerMessage, PeerMessageSchema } from "../gen/parabft/v1/consensus_pb.js";
+import type { ValidatorSet } from "../consensus/valset/index.js";
+import {
+  EnvelopeSchema,
+  NewViewSchema,
+  type PeerMessage,
+  PeerMessageSchema,
+  type ViewChange,
+} from "../gen/parabft/v1/consensus_pb.js";
 import { type Block, BlockSchema } from "../gen/parabft/v1/types_pb.js";
 import { blockDigest } from "../types/block.js";
 import { toHex } from "../types/bytes.js";
@@ -50,6 +58,13 @@ export interface AdversaryContext {
   behaviours: readonly ByzantineBehaviour[];
   doubleVote: boolean;
   alwaysCross: boolean;
+  /** A new primary picks which VIEW-CHANGEs its NEW-VIEW carries: those that prove the least. */
+  nvQuorum?: boolean;
+  /** A primary sends its PRE-PREPARE (the only carrier of the body) to fewer than a quorum. */
+  withhold?: boolean;
+  /** Floods correctly signed future-view votes at the receivers' buffers. */
+  flood?: boolean;
+  set?: ValidatorSet;
   rng: Prng;
   collusion: Collusion;
   /** A block this primary built (so the validity checker knows it was proposed by a primary). */
@@ -65,8 +80,32 @@ export class Adversary {
     this.has = (b) => ctx.behaviours.includes(b);
   }
 
+  /** VIEW-CHANGEs seen per target view: sender -> signed envelope (for nvQuorum). */
+  private readonly viewChanges = new Map<bigint, Map<number, { bytes: Uint8Array; vc: ViewChange }>>();
+
+  private keepViewChange(sender: number, bytes: Uint8Array, vc: ViewChange): void {
+    let m = this.viewChanges.get(vc.newView);
+    if (m === undefined) {
+      m = new Map();
+      this.viewChanges.set(vc.newView, m);
+      // Old views are useless: keep a few.
+      for (const v of [...this.viewChanges.keys()]) if (v + 4n < vc.newView) this.viewChanges.delete(v);
+    }
+    if (!m.has(sender)) m.set(sender, { bytes, vc });
+  }
+
   /** Remembers messages from others so they can be replayed later. */
   onReceived(bytes: Uint8Array): void {
+    if (this.ctx.nvQuorum) {
+      try {
+        const env = fromBinary(EnvelopeSchema, bytes);
+        const pm = fromBinary(PeerMessageSchema, env.payload);
+        if (pm.kind.case === "viewChange" && env.epoch === this.ctx.epoch)
+          this.keepViewChange(env.sender, bytes, pm.kind.value);
+      } catch {
+        // Not a message: nothing to keep.
+      }
+    }
     if (!this.has("replay")) return;
     if (this.replayBuffer.length < 64) this.replayBuffer.push(bytes);
     else this.replayBuffer[this.ctx.rng.int(64)] = bytes;
@@ -84,8 +123,15 @@ export class Adversary {
       this.ctx.doubleVote && (kind === "prepare" || kind === "commit")
         ? this.ctx.collusion.conflicts.get(message.kind.value.height)
         : undefined;
+    if (kind === "viewChange" && this.ctx.nvQuorum && message.kind.case === "viewChange")
+      this.keepViewChange(this.ctx.index, msg.bytes, message.kind.value);
     if (this.has("silent") && (kind === "prePrepare" || kind === "newView")) {
       this.stats.silenced++;
+    } else if (kind === "newView" && this.ctx.nvQuorum && message.kind.case === "newView") {
+      const bytes = this.pickNewViewQuorum(message.kind.value.view) ?? msg.bytes;
+      for (const to of recipients) send(to, bytes);
+    } else if (kind === "prePrepare" && this.ctx.withhold && !this.has("equivocate")) {
+      this.withholdBody(recipients, msg, send);
     } else if (kind === "prePrepare" && message.kind.value.block !== undefined && this.has("equivocate")) {
       this.equivocate(recipients, msg, message, send);
     } else if (conflict !== undefined) {
@@ -103,7 +149,76 @@ export class Adversary {
       send(rng.pick(recipients.length > 0 ? recipients : [0]), rng.pick(this.replayBuffer), rng.int(500));
     }
     if (this.has("garbage") && rng.chance(1, 4)) this.garbage(recipients, send);
+    if (this.ctx.flood && rng.chance(1, 3)) this.flood(recipients, message, send);
     return out.filter((o) => o.to !== this.ctx.index);
+  }
+
+  /**
+   * A valid NEW-VIEW whose quorum of VIEW-CHANGEs is chosen to prove the least: senders with no or
+   * only old prepared certificates first. Correct replicas must still accept it, and it must
+   * still re-propose every digest that may have committed.
+   */
+  private pickNewViewQuorum(view: bigint): Uint8Array | null {
+    const set = this.ctx.set;
+    const m = this.viewChanges.get(view);
+    if (set === undefined || m === undefined) return null;
+    const weight = (vc: ViewChange) => {
+      let w = 0n;
+      for (const pc of vc.prepared) w += 1000n + pc.view;
+      return w;
+    };
+    const order = [...m.entries()].sort((a, b) => {
+      const d = weight(a[1].vc) - weight(b[1].vc);
+      return d < 0n ? -1 : d > 0n ? 1 : a[0] - b[0];
+    });
+    const chosen: [number, { bytes: Uint8Array; vc: ViewChange }][] = [];
+    for (const e of order) {
+      if (set.isQuorum(chosen.map((c) => c[0]))) break;
+      chosen.push(e);
+    }
+    if (!set.isQuorum(chosen.map((c) => c[0]))) return null;
+    chosen.sort((a, b) => a[0] - b[0]);
+    const { proposals } = computeNewViewProposals(
+      this.ctx.chainId,
+      this.ctx.epoch,
+      chosen.map((c) => c[1].vc),
+    );
+    return this.seal(
+      create(PeerMessageSchema, {
+        kind: {
+          case: "newView",
+          value: create(NewViewSchema, { view, viewChanges: chosen.map((c) => c[1].bytes), proposals }),
+        },
+      }),
+    );
+  }
+
+  /** The PRE-PREPARE goes to the colluders and to fewer honest replicas than a quorum needs. */
+  private withholdBody(recipients: readonly number[], msg: OutMessage, send: Send): void {
+    const { rng, collusion } = this.ctx;
+    const honest = rng.shuffle(recipients.filter((r) => !collusion.members.includes(r)));
+    const keep = rng.int(Math.max(1, honest.length));
+    for (const to of recipients) if (collusion.members.includes(to)) send(to, msg.bytes);
+    for (const to of honest.slice(0, keep)) send(to, msg.bytes);
+  }
+
+  /** Correctly signed PREPAREs for views ahead, with random digests: they fill future buffers. */
+  private flood(recipients: readonly number[], message: PeerMessage, send: Send): void {
+    const { rng } = this.ctx;
+    const m = message.kind;
+    const view = m.case === "prepare" || m.case === "commit" || m.case === "prePrepare" ? m.value.view : 0n;
+    const height =
+      m.case === "prepare" || m.case === "commit" || m.case === "prePrepare" ? m.value.height : 1n;
+    const to = rng.pick(recipients.length > 0 ? recipients : [0]);
+    for (let i = 0; i < 40; i++) {
+      const vote = this.vote(
+        "prepare",
+        view + 1n + BigInt(rng.int(3)),
+        height + BigInt(rng.int(4)),
+        rng.bytes(32),
+      );
+      send(to, this.seal(vote), rng.int(20));
+    }
   }
 
   private seal(message: PeerMessage, sender = this.ctx.index, epoch = this.ctx.epoch): Uint8Array {
@@ -218,7 +333,7 @@ export class Adversary {
               view,
               height,
               blockDigest: d,
-              voteSignature: signer.sign(commitSignBytes(chainId, epoch, height, d)),
+              voteSignature: signer.sign(commitSignBytes(chainId, epoch, view, height, d)),
             },
           },
         });
@@ -271,7 +386,7 @@ export class Adversary {
         );
       else if (c.case === "commit")
         c.value.voteSignature = signer.sign(
-          commitSignBytes(chainId, epoch, c.value.height, c.value.blockDigest),
+          commitSignBytes(chainId, epoch, c.value.view, c.value.height, c.value.blockDigest),
         );
       bytes = this.seal(clone, this.ctx.index, epoch);
       // A future epoch is ignored, never punished: the receiver may be the one lagging.
@@ -302,8 +417,27 @@ export class Adversary {
     const junk = rng.bytes(1 + rng.int(300));
     // Either raw junk, or a correctly signed envelope whose payload is junk.
     const { chainId, epoch, index, signer } = this.ctx;
-    const bytes = rng.chance(1, 2) ? junk : envelopeWithPayload(chainId, epoch, index, junk, signer);
-    send(rng.pick(recipients), bytes, 0, "reject");
+    if (rng.chance(1, 2)) {
+      send(rng.pick(recipients), junk, 0, "reject");
+      return;
+    }
+    const bytes = envelopeWithPayload(chainId, epoch, index, junk, signer);
+    send(rng.pick(recipients), bytes, 0, signedGarbageExpectation(junk));
+  }
+}
+
+/**
+ * What an honest replica must answer to a correctly signed envelope whose payload is random
+ * bytes. Random bytes sometimes decode to a well-formed message (e.g. an all-default
+ * StatusReport): its sender really signed it, so it is judged like any other message from that
+ * sender (no fixed expectation). A payload that does not decode, or decodes to no kind, must be
+ * rejected (issue 9, seed 7237: the expectation was wrong, not the core).
+ */
+export function signedGarbageExpectation(payload: Uint8Array): Expectation | undefined {
+  try {
+    return fromBinary(PeerMessageSchema, payload).kind.case === undefined ? "reject" : undefined;
+  } catch {
+    return "reject";
   }
 }
 

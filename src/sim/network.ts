@@ -56,14 +56,22 @@ export class SimNetwork {
 
   heal(): void {
     this.group.fill(0);
+    this.blocked.clear();
+  }
+
+  /** One-way cuts: `from` cannot reach `to` (the reverse direction is unaffected). */
+  private readonly blocked = new Set<number>();
+
+  blockLinks(links: readonly (readonly [number, number])[]): void {
+    for (const [from, to] of links) this.blocked.add(from * this.n + to);
   }
 
   get partitioned(): boolean {
-    return this.group.some((g) => g !== 0);
+    return this.group.some((g) => g !== 0) || this.blocked.size > 0;
   }
 
   connected(a: number, b: number): boolean {
-    return this.group[a] === this.group[b];
+    return this.group[a] === this.group[b] && !this.blocked.has(a * this.n + b);
   }
 
   /**

@@ -26,6 +26,7 @@ export function formatTotals(t: RunTotals): string[] {
     `messages delivered: ${t.messages}`,
     `transactions:       ${t.txCommitted} committed of ${t.txSubmitted} submitted`,
     `wall time:          ${(t.wallMs / 1000).toFixed(1)} s (${seedsPerSec.toFixed(1)} seeds/s)`,
+    `NEW-VIEW overrides: ${t.seedsWithOverride} seed(s) (${t.seeds > 0 ? ((100 * t.seedsWithOverride) / t.seeds).toFixed(1) : "0"}%) re-proposed over an honest COMMIT`,
     `violations:         ${t.failures.length === 0 ? "none" : `${t.failures.length} seed(s)`}`,
   ];
   if (t.truncated > 0) lines.push(`truncated seeds:    ${t.truncated} (step budget reached)`);

@@ -22,6 +22,7 @@ export interface SeedSummary {
   traceHash: string;
   violations: Violation[];
   truncated: boolean;
+  newViewOverrides: number;
   replay: string;
 }
 
@@ -40,6 +41,7 @@ export function summarise(r: SimResult): SeedSummary {
     traceHash: r.traceHash,
     violations: r.violations,
     truncated: r.truncated,
+    newViewOverrides: r.newViewOverrides,
     replay: r.replay,
   };
 }
@@ -82,6 +84,8 @@ export interface RunTotals {
   txSubmitted: number;
   txCommitted: number;
   truncated: number;
+  /** Seeds in which some NEW-VIEW re-proposed a digest other than one an honest replica COMMITted. */
+  seedsWithOverride: number;
   failures: SeedSummary[];
   wallMs: number;
 }
@@ -103,6 +107,7 @@ function emptyTotals(): RunTotals {
     txSubmitted: 0,
     txCommitted: 0,
     truncated: 0,
+    seedsWithOverride: 0,
     failures: [],
     wallMs: 0,
   };
@@ -117,6 +122,7 @@ function add(t: RunTotals, s: SeedSummary): void {
   t.txSubmitted += s.txSubmitted;
   t.txCommitted += s.txCommitted;
   if (s.truncated) t.truncated++;
+  if (s.newViewOverrides > 0) t.seedsWithOverride++;
   if (s.violations.length > 0) t.failures.push(s);
 }
 

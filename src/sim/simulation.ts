@@ -2,7 +2,7 @@
 // envelope checks, over a simulated network with faults, checked incrementally against the
 // invariants. Everything that varies comes from the seed; nothing reads a wall clock.
 import { createHash } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { foldSigningRecords } from "../consensus/pbft/persist.js";
 import { Replica } from "../consensus/pbft/replica.js";
 import type {
@@ -16,7 +16,11 @@ import type {
   Verdict,
 } from "../consensus/pbft/types.js";
 import { StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
-import { type CommittedBlock, CommittedBlockSchema } from "../gen/parabft/v1/consensus_pb.js";
+import {
+  type CommittedBlock,
+  CommittedBlockSchema,
+  PeerMessageSchema,
+} from "../gen/parabft/v1/consensus_pb.js";
 import { type Block, BlockSchema, type CommitCertificate } from "../gen/parabft/v1/types_pb.js";
 import {
   blockDigest,
@@ -132,6 +136,8 @@ export interface SimResult {
   /** Known-bad Byzantine messages whose verdict at an honest replica was checked. */
   expectationsChecked: number;
   truncated: boolean;
+  /** NEW-VIEWs that re-proposed, at some height, a digest other than one an honest replica COMMITted there. */
+  newViewOverrides: number;
   /** The command that replays this run. */
   replay: string;
 }
@@ -229,6 +235,9 @@ export class Simulation {
   private firstCommitMs = -1;
   private maxView = 0n;
   private stabilised = false;
+  /** height -> digests some honest replica signed a COMMIT for (statistics only). */
+  private readonly honestCommitted = new Map<bigint, Set<string>>();
+  private newViewOverrides = 0;
 
   constructor(private readonly cfg: SimConfig) {
     const root = new Prng(cfg.seed);
@@ -267,9 +276,9 @@ export class Simulation {
     for (let i = 0; i < cfg.n; i++) {
       signers.push(this.registry.newSigner(seedSecret(cfg.seed, "validator", i)));
     }
-    this.set = ValidatorSet.uniform(
+    this.set = new ValidatorSet(
       0n,
-      signers.map((s) => s.publicKey),
+      signers.map((s, i) => ({ publicKey: s.publicKey, power: this.plan.powers[i] ?? 1n })),
     );
     this.sets = new StaticEpochSets([this.set]);
     const collusion = new Collusion();
@@ -308,6 +317,10 @@ export class Simulation {
           behaviours,
           doubleVote: this.plan.doubleVote,
           alwaysCross: this.plan.alwaysCross,
+          nvQuorum: this.plan.nvQuorum,
+          withhold: this.plan.withhold,
+          flood: this.plan.flood,
+          set: this.set,
           rng: this.rng.fork(100 + i),
           collusion,
           onProposed: (b) => this.validity.recordProposal(blockDigest(b.header!), { proposer: i }),
@@ -390,6 +403,7 @@ export class Simulation {
       rejectedByHonest: this.rejectedByHonest,
       expectationsChecked: this.expectationsChecked,
       truncated,
+      newViewOverrides: this.newViewOverrides,
       replay: replayCommand(this.cfg),
     };
   }
@@ -593,6 +607,10 @@ export class Simulation {
         this.network.heal();
         this.trace.record(TraceTag.partition, this.now, 0);
         return;
+      case "links":
+        this.network.blockLinks(ev.blocked);
+        this.trace.record(TraceTag.partition, this.now, ev.blocked.length + 1000);
+        return;
       case "stabilise":
         this.network.heal();
         this.network.profile = this.plan.stableProfile;
@@ -611,9 +629,24 @@ export class Simulation {
     if (core === null) return null;
     const res = core.handle(event);
     const life = node.life;
-    for (const a of res.actions) {
+    // crashmidstep: the process dies after any prefix of this step's actions.
+    const cut = this.midStepCrashPoint(node, res.actions.length);
+    for (let i = 0; i < res.actions.length; i++) {
       if (node.life !== life) break;
-      this.act(node, a);
+      if (i === cut) break;
+      this.act(node, res.actions[i]!);
+    }
+    if (cut >= 0 && node.life === life) {
+      // A torn last write: the record whose sync never completed. Nothing after it was sent.
+      if (cut > 0 && res.actions[cut - 1]!.kind === "persist" && this.crashRng.chance(1, 2))
+        node.records.pop();
+      this.midStepCrashes++;
+      this.crash(node);
+      this.q.schedule(50 + this.crashRng.int(1000), {
+        k: "fault",
+        ev: { at: 0, kind: "restart", replica: node.index },
+      });
+      return res.verdict;
     }
     if (core.view > this.maxView && node.honest) this.maxView = core.view;
     if (node.life === life) this.reportPending(node);
@@ -693,6 +726,17 @@ export class Simulation {
     }
   }
 
+  private midStepCrashes = 0;
+
+  /** Index of the first action not carried out, or -1 (no crash). At most 3 per seed, before T. */
+  private midStepCrashPoint(node: SimNode, actions: number): number {
+    const p = this.plan.crashMidStepPerTenThousand;
+    if (p === 0 || !node.honest || actions < 2 || this.midStepCrashes >= 3) return -1;
+    if (this.now >= this.plan.stableAtMs - 1600) return -1;
+    if (!this.crashRng.chance(p, 10_000)) return -1;
+    return this.crashRng.int(actions);
+  }
+
   private local(node: SimNode, event: Event): void {
     this.q.schedule(0, { k: "local", r: node.index, life: node.life, event });
   }
@@ -702,6 +746,7 @@ export class Simulation {
 
   private send(node: SimNode, to: readonly number[], msg: OutMessage): void {
     this.sentByKind.set(msg.kind, (this.sentByKind.get(msg.kind) ?? 0) + to.length);
+    this.noteForStats(node, msg);
     if (msg.kind === "prePrepare") node.sentPrePrepare = true;
     if (
       msg.kind === "commit" &&
@@ -718,6 +763,31 @@ export class Simulation {
       return;
     }
     for (const r of to) this.route(node.index, { to: r, bytes: msg.bytes, extraDelayMs: 0 }, true);
+  }
+
+  /** Statistics only (never changes the run): does a NEW-VIEW override an honestly COMMITted digest? */
+  private noteForStats(node: SimNode, msg: OutMessage): void {
+    if (msg.kind !== "commit" && msg.kind !== "newView") return;
+    const pm = fromBinary(PeerMessageSchema, msg.envelope.payload);
+    if (pm.kind.case === "commit" && node.honest) {
+      const c = pm.kind.value;
+      let set = this.honestCommitted.get(c.height);
+      if (set === undefined) {
+        set = new Set();
+        this.honestCommitted.set(c.height, set);
+      }
+      set.add(toHex(c.blockDigest));
+    } else if (pm.kind.case === "newView") {
+      for (const p of pm.kind.value.proposals) {
+        const set = this.honestCommitted.get(p.height);
+        if (set === undefined) continue;
+        const hex = toHex(p.blockDigest);
+        if ([...set].some((d) => d !== hex)) {
+          this.newViewOverrides++;
+          return;
+        }
+      }
+    }
   }
 
   private route(from: number, o: Outgoing, honest: boolean): void {

@@ -1,5 +1,6 @@
 // Equivocation evidence check: two vote signatures by one consensus key for the same
-// (epoch, view, height, phase) over different digests. Pure; the sign bytes are the consensus
+// (epoch, view, height, phase) over different digests (COMMITs are view-bound, so two COMMITs of
+// different views are not equivocation). Pure; the sign bytes are the consensus
 // layer's (src/types/signing.ts), so a change there is picked up here.
 import { ed25519 } from "@noble/curves/ed25519.js";
 import type { SubmitEvidence } from "../gen/parabft/v1/types_pb.js";
@@ -20,9 +21,10 @@ export const ed25519Check: SignatureCheck = (publicKey, message, signature) => {
 };
 
 function signBytes(chainId: string, ev: SubmitEvidence, digest: Uint8Array): Uint8Array {
+  // Both phases sign the view: two votes of one view and height for different digests conflict.
   return ev.phase === "prepare"
     ? prepareSignBytes(chainId, ev.epoch, ev.view, ev.height, digest)
-    : commitSignBytes(chainId, ev.epoch, ev.height, digest);
+    : commitSignBytes(chainId, ev.epoch, ev.view, ev.height, digest);
 }
 
 /** Throws BAD_EVIDENCE unless `ev` proves that its consensus key signed two conflicting votes. */

@@ -27,9 +27,11 @@ import {
 } from "./execLog.js";
 import { decodeJson, encodeJson } from "./json.js";
 import { bucketKey, encodeTxLocation, fastTxHash, heightKey, metaKey, readU32, readU64 } from "./keys.js";
+import { RESET_TESTNET_HINT } from "./signingState.js";
 
 /** Bump on any incompatible change of a bucket's key or value layout. */
-export const SCHEMA_VERSION = 1;
+/** 2: commit certificates carry their view (protocol version 2); version-1 databases are refused. */
+export const SCHEMA_VERSION = 2;
 
 const META_SCHEMA = metaKey("schemaVersion");
 const META_COMMITTED = metaKey("committedHeight");
@@ -150,6 +152,13 @@ export class ChainDb {
         await db.put(META_SCHEMA, u64be(SCHEMA_VERSION), { sync: true });
       } else {
         const found = Number(readU64(raw));
+        if (found < SCHEMA_VERSION) {
+          throw new StorageError(
+            "SCHEMA_TOO_OLD",
+            { dir, found, supported: SCHEMA_VERSION },
+            `database at ${dir} has schema version ${found} (view-less commit certificates); ${RESET_TESTNET_HINT}`,
+          );
+        }
         if (found > SCHEMA_VERSION) {
           throw new StorageError(
             "SCHEMA_TOO_NEW",

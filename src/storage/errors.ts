@@ -6,6 +6,9 @@ export type StorageErrorCode =
   | "SCHEMA_TOO_NEW"
   /** Execution results written in an older layout: refused, with the command that rebuilds it. */
   | "EXEC_LAYOUT_OLD"
+  /** Written by an older protocol version that this build refuses to read (no migration). */
+  | "SCHEMA_TOO_OLD"
+  | "SIGNING_STATE_OLD_FORMAT"
   | "CORRUPT_RECORD"
   | "SIGNING_STATE_CORRUPT"
   /** A commit batch above committed + 1: heights are committed in order, without gaps. */

@@ -8,7 +8,25 @@ import { StorageError } from "./errors.js";
 import { decodeJson, encodeJson } from "./json.js";
 
 export const SIGNING_STATE_FILE = "signing_state.json";
-const FORMAT_VERSION = 1;
+/**
+ * 2: COMMITs are view-bound (protocol version 2) and PREPARE records carry block bodies. A
+ * version-1 state held a commit lock and view-less COMMITs: it is refused, never read.
+ */
+export const SIGNING_STATE_FORMAT = 2;
+const FORMAT_VERSION = SIGNING_STATE_FORMAT;
+
+/** How to get past an old-format signing state or database on a local testnet. */
+export const RESET_TESTNET_HINT =
+  "this build (protocol version 2: view-bound COMMITs) cannot use it; on a local testnet stop every node, " +
+  "delete the testnet directory and create a new one with `parabft testnet --validators N --out DIR`";
+
+export function oldSigningStateFormat(file: string, found: unknown): StorageError {
+  return new StorageError(
+    "SIGNING_STATE_OLD_FORMAT",
+    { file, found, supported: FORMAT_VERSION },
+    `${file}: signing state format ${String(found)} was written by an older version; ${RESET_TESTNET_HINT}`,
+  );
+}
 
 interface FileShape {
   version: number;
@@ -42,6 +60,9 @@ export class SigningStateStore {
     } catch {
       // Never silently treat a damaged file as "no state": the operator must decide.
       throw new StorageError("SIGNING_STATE_CORRUPT", { file: this.file }, `${this.file}: not valid JSON`);
+    }
+    if (typeof parsed?.version === "number" && parsed.version < FORMAT_VERSION) {
+      throw oldSigningStateFormat(this.file, parsed.version);
     }
     if (typeof parsed !== "object" || parsed === null || parsed.version !== FORMAT_VERSION) {
       throw new StorageError(

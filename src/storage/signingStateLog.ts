@@ -11,10 +11,14 @@ import path from "node:path";
 import { fsyncDir, writeFileAtomic } from "../crypto/keys.js";
 import { StorageError } from "./errors.js";
 import { decodeJson, encodeJson } from "./json.js";
-import { SIGNING_STATE_FILE } from "./signingState.js";
+import {
+  oldSigningStateFormat as oldFormat,
+  SIGNING_STATE_FILE,
+  SIGNING_STATE_FORMAT,
+} from "./signingState.js";
 
 export const SIGNING_LOG_FILE = "signing_state.log";
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = SIGNING_STATE_FORMAT;
 
 export interface SigningStateLogOpts<S, R> {
   /** Folds one record into the state; must not modify its input. */
@@ -83,11 +87,15 @@ export class SigningStateLog<S, R> {
         // No newline: a torn tail from an append that never resolved. Dropped below.
         if (nl === -1) break;
         const line = text.slice(offset, nl);
-        let parsed: { seq: number; r: R } | null = null;
+        let parsed: { seq: number; r: R; v?: number } | null = null;
         try {
-          parsed = decodeJson<{ seq: number; r: R }>(line);
+          parsed = decodeJson<{ seq: number; r: R; v?: number }>(line);
         } catch {
           parsed = null;
+        }
+        // Every line names its format; a line of an older format is refused, never folded.
+        if (parsed !== null && typeof parsed.seq === "number" && parsed.v !== FORMAT_VERSION) {
+          throw oldFormat(this.logFile, parsed.v ?? 1);
         }
         if (parsed === null || typeof parsed.seq !== "number") {
           throw new StorageError(
@@ -164,7 +172,7 @@ export class SigningStateLog<S, R> {
     const t0 = performance.now();
     let text = "";
     for (let i = 0; i < records.length; i++) {
-      text += `${encodeJson({ seq: this.seq + 1 + i, r: records[i] })}\n`;
+      text += `${encodeJson({ v: FORMAT_VERSION, seq: this.seq + 1 + i, r: records[i] })}\n`;
     }
     const bytes = Buffer.from(text);
     try {
@@ -213,6 +221,9 @@ export class SigningStateLog<S, R> {
         { file: this.snapshotFile },
         `${this.snapshotFile}: bad JSON`,
       );
+    }
+    if (typeof snap?.version === "number" && snap.version < FORMAT_VERSION) {
+      throw oldFormat(this.snapshotFile, snap.version);
     }
     if (snap?.version !== FORMAT_VERSION) {
       throw new StorageError(

@@ -2,12 +2,16 @@
 // node, the simulator and the client SDK alike. Changing any of these forks the chain.
 import { concatBytes, lengthPrefixed, u32be, u64be, utf8Bytes } from "./bytes.js";
 
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version 2: COMMITs sign their view and commit certificates carry it (DESIGN §2, revised
+ * 2026-11-30). Version-1 peers, databases and signing states are refused, never read.
+ */
+export const PROTOCOL_VERSION = 2;
 
 const TAG_TX = utf8Bytes("PARABFT/TX/V1\0");
 const TAG_ENVELOPE = utf8Bytes("PARABFT/ENVELOPE/V1\0");
 const TAG_PREPARE = utf8Bytes("PARABFT/PREPARE/V1\0");
-const TAG_COMMIT = utf8Bytes("PARABFT/COMMIT/V1\0");
+const TAG_COMMIT = utf8Bytes("PARABFT/COMMIT/V2\0");
 const TAG_CHECKPOINT = utf8Bytes("PARABFT/CHECKPOINT/V1\0");
 
 const chain = (chainId: string) => lengthPrefixed(utf8Bytes(chainId));
@@ -32,14 +36,19 @@ export function prepareSignBytes(
   return concatBytes(TAG_PREPARE, chain(chainId), u64be(epoch), u64be(view), u64be(height), blockDigest);
 }
 
-/** COMMIT signs `domain ‖ chainId ‖ epoch ‖ height ‖ blockDigest`, no view: the finality proof. */
+/**
+ * COMMIT signs `domain ‖ chainId ‖ epoch ‖ view ‖ height ‖ blockDigest`: the finality proof. A
+ * commit certificate is a quorum of COMMITs of one view and carries that view; COMMITs of two
+ * views never add up (DESIGN §2, docs/CONSENSUS.md).
+ */
 export function commitSignBytes(
   chainId: string,
   epoch: bigint,
+  view: bigint,
   height: bigint,
   blockDigest: Uint8Array,
 ): Uint8Array {
-  return concatBytes(TAG_COMMIT, chain(chainId), u64be(epoch), u64be(height), blockDigest);
+  return concatBytes(TAG_COMMIT, chain(chainId), u64be(epoch), u64be(view), u64be(height), blockDigest);
 }
 
 export function checkpointSignBytes(

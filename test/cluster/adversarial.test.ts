@@ -68,8 +68,8 @@ function assertNoConflictingVotes(records: RawRecord[]): void {
   const seen = new Map<string, string>();
   for (const r of records) {
     if (r.kind !== "prepare" && r.kind !== "commit") continue;
-    // COMMIT signatures carry no view: one digest per height. PREPAREs: one per (view, height).
-    const slot = r.kind === "commit" ? `commit:${r.height}` : `prepare:${r.view}:${r.height}`;
+    // COMMITs sign their view (protocol v2): like PREPAREs, one digest per (view, height).
+    const slot = `${r.kind}:${r.view}:${r.height}`;
     const digest = toHex(r.digest!);
     const prev = seen.get(slot);
     assert.ok(prev === undefined || prev === digest, `conflicting ${slot}: ${prev} vs ${digest}`);

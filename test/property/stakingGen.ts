@@ -93,9 +93,9 @@ export function equivocation(key: ConsensusKey, epoch: bigint, height: bigint, s
       view: 0n,
       height,
       digestA: a,
-      signatureA: ed25519.sign(commitSignBytes(CHAIN_ID, epoch, height, a), key.secret),
+      signatureA: ed25519.sign(commitSignBytes(CHAIN_ID, epoch, 0n, height, a), key.secret),
       digestB: b,
-      signatureB: ed25519.sign(commitSignBytes(CHAIN_ID, epoch, height, b), key.secret),
+      signatureB: ed25519.sign(commitSignBytes(CHAIN_ID, epoch, 0n, height, b), key.secret),
     },
   });
 }

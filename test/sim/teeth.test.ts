@@ -5,8 +5,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { TestOnlyFaults } from "../../src/consensus/pbft/types.js";
 import type { FaultKind } from "../../src/sim/faults.js";
+import { DEFAULT_FAULTS } from "../../src/sim/faults.js";
 import { formatViolation } from "../../src/sim/report.js";
 import { runSeeds, type SeedPlan } from "../../src/sim/runner.js";
+import { runSimulation } from "../../src/sim/simulation.js";
 
 const SAFETY = new Set(["agreement", "order", "validity"]);
 
@@ -69,4 +71,44 @@ describe("teeth: a deliberately broken core is caught", () => {
       );
     });
   }
+});
+
+// Issue 9: switches that bring back a liveness bug. The simulator must report a liveness
+// violation (a transaction not committed by the deadline after stabilisation); the same seeds
+// with the correct core report nothing.
+describe("teeth: issue-9 liveness bugs are caught", () => {
+  it("commitLock (the old commit lock) deadlocks within the 3 seeds of issue 9 (n=7, f=2 Byzantine)", () => {
+    const seeds = [4475, 2295, 5272];
+    const failing: number[] = [];
+    for (const seed of seeds) {
+      const cfg = { seed, n: 7, byzantine: 2, faults: DEFAULT_FAULTS, checkVerdicts: false };
+      const broken = runSimulation({ ...cfg, testOnlyFaults: { commitLock: true } });
+      if (broken.violations.some((v) => v.invariant === "liveness")) failing.push(seed);
+      assert.deepEqual(runSimulation(cfg).violations, [], `seed ${seed} must pass with the correct core`);
+    }
+    console.log(`commitLock: liveness violation in seeds ${failing.join(", ")} of ${seeds.join(", ")}`);
+    assert.ok(failing.length > 0, "no deadlock found with the commit lock");
+  });
+
+  it("volatileBodies (bodies in memory only) halts the chain within 30 seeds of crash,crashaftercommit,clustercrash (n=4)", async () => {
+    const p = (broken: boolean): SeedPlan => ({
+      firstSeed: 200_001,
+      count: 30,
+      validators: 4,
+      byzantine: 0,
+      faults: ["crash", "crashaftercommit", "clustercrash"],
+      testOnlyFaults: broken ? { volatileBodies: true } : undefined,
+    });
+    const totals = await runSeeds(p(true), { workers: 2, stopOnViolation: true });
+    assert.ok(totals.failures.length > 0, `no halt in ${totals.seeds} seeds with volatileBodies`);
+    const first = totals.failures[0]!;
+    console.log(`volatileBodies: first halt after ≤ ${totals.seeds} seeds`);
+    console.log(formatViolation(first).join("\n"));
+    assert.ok(first.violations.some((v) => v.invariant === "liveness"));
+    const control = await runSeeds(p(false), { workers: 2 });
+    assert.deepEqual(
+      control.failures.flatMap((f) => formatViolation(f)),
+      [],
+    );
+  });
 });

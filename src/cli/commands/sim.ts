@@ -1,6 +1,6 @@
 // `parabft sim`: runs the deterministic simulator over many seeds, or replays one seed exactly.
 import type { TestOnlyFaults } from "../../consensus/pbft/types.js";
-import { DEFAULT_FAULTS, type FaultKind, parseFaults } from "../../sim/faults.js";
+import { DEFAULT_FAULTS, type FaultKind, parseFaults, TARGETED_FAULTS } from "../../sim/faults.js";
 import { formatTotals, formatViolation, toJson } from "../../sim/report.js";
 import { configForSeed, defaultWorkers, runSeeds, type SeedPlan, summarise } from "../../sim/runner.js";
 import { runSimulation } from "../../sim/simulation.js";
@@ -18,17 +18,28 @@ Options:
   --first-seed B        first seed for --seeds (default 1)
   --validators n        validators per seed, 4..16 (default: cycle seeds over 4, 5, 6, 7)
   --byzantine k         Byzantine replicas per seed (default f = floor((n-1)/3))
-  --faults LIST         comma list or all|none (default all: ${DEFAULT_FAULTS.join(",")};
-                        targeted extras: crashaftercommit, isolatecommitter, doublevote, reorder)
-  --test-only-faults L  break the core on purpose: quorumOneShort, acceptSecondPrePrepare,
-                        skipPreparedCertPersist (to show the checkers catch it; liveness
-                        and verdict checks are then off, safety checks stay on)
+  --faults LIST         comma list, all|none, or default,EXTRA,... (default all:
+                        ${DEFAULT_FAULTS.join(",")};
+                        targeted extras: ${TARGETED_FAULTS.join(", ")})
+  --test-only-faults L  break the core on purpose (to show the checkers catch it):
+                        safety: quorumOneShort, acceptSecondPrePrepare, skipPreparedCertPersist,
+                        stitchCertificates (liveness and verdict checks off);
+                        liveness: commitLock, volatileBodies (verdict checks off)
   --workers W           worker threads (default ${defaultWorkers()})
   --json                print the result as JSON
   -h, --help            this help
 `;
 
-const TEST_ONLY = ["quorumOneShort", "acceptSecondPrePrepare", "skipPreparedCertPersist"] as const;
+const TEST_ONLY = [
+  "quorumOneShort",
+  "acceptSecondPrePrepare",
+  "skipPreparedCertPersist",
+  "commitLock",
+  "volatileBodies",
+  "stitchCertificates",
+] as const;
+/** Switches whose bug is a halt, not a safety violation: liveness stays checked for them. */
+const LIVENESS_TEETH: readonly string[] = ["commitLock", "volatileBodies"];
 
 function parseTestOnly(raw: string | undefined): TestOnlyFaults | undefined {
   if (raw === undefined) return undefined;
@@ -89,9 +100,13 @@ export const simCommand: CliCommand = {
       faults,
       testOnlyFaults: parseTestOnly(values["test-only-faults"]),
     };
-    // A core broken on purpose is examined for safety: it may stall, and the certificates it
-    // builds are rejected by correct peers, which would otherwise be reported first.
-    if (plan.testOnlyFaults !== undefined) plan.overrides = { checkLiveness: false, checkVerdicts: false };
+    // A core broken on purpose for safety is examined for safety: it may stall, and the
+    // certificates it builds are rejected by correct peers, which would otherwise be reported
+    // first. The liveness switches (commitLock, volatileBodies) keep the liveness check.
+    if (plan.testOnlyFaults !== undefined) {
+      const on = Object.keys(plan.testOnlyFaults);
+      plan.overrides = { checkLiveness: on.every((k) => LIVENESS_TEETH.includes(k)), checkVerdicts: false };
+    }
 
     if (values.seed !== undefined) {
       const seed = intFlag("seed", values.seed, 0, 0, 2 ** 32 - 1);

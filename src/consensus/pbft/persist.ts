@@ -1,4 +1,5 @@
 // Folding SigningRecords into the signing state the driver keeps beside the validator key.
+import { bytesEqual } from "../../types/bytes.js";
 import type { PersistedState, SigningRecord } from "./types.js";
 
 export function emptyPersistedState(): PersistedState {
@@ -10,13 +11,13 @@ export function emptyPersistedState(): PersistedState {
     prepares: [],
     commits: [],
     checkpoints: [],
+    bodies: [],
   };
 }
 
 /**
- * Returns the state after `record` (the input is not modified). Records at or below a stable
- * checkpoint are pruned, except the commit lock, which the replica needs for heights it may still
- * be asked to vote on; those are above the stable height by construction.
+ * Returns the state after `record` (the input is not modified). Records and bodies at or below a
+ * stable checkpoint are pruned: the replica never votes there again.
  */
 export function applySigningRecord(state: PersistedState, record: SigningRecord): PersistedState {
   const s: PersistedState = {
@@ -28,26 +29,23 @@ export function applySigningRecord(state: PersistedState, record: SigningRecord)
     prepares: state.prepares.slice(),
     commits: state.commits.slice(),
     checkpoints: state.checkpoints.slice(),
+    bodies: state.bodies,
   };
   switch (record.kind) {
     case "view":
       if (record.view > s.view) s.view = record.view;
       break;
     case "prePrepare":
-      s.prePrepares.push({
-        epoch: record.epoch,
-        view: record.view,
-        height: record.height,
-        digest: record.digest,
-      });
-      break;
     case "prepare":
-      s.prepares.push({
+      (record.kind === "prePrepare" ? s.prePrepares : s.prepares).push({
         epoch: record.epoch,
         view: record.view,
         height: record.height,
         digest: record.digest,
       });
+      if (record.body !== undefined && !s.bodies.some((b) => bytesEqual(b.digest, record.digest))) {
+        s.bodies = [...s.bodies, { height: record.height, digest: record.digest, block: record.body }];
+      }
       break;
     case "commit":
       s.commits.push({
@@ -55,7 +53,7 @@ export function applySigningRecord(state: PersistedState, record: SigningRecord)
         view: record.view,
         height: record.height,
         digest: record.digest,
-        prepared: record.prepared,
+        ...(record.prepared !== undefined ? { prepared: record.prepared } : {}),
       });
       break;
     case "viewChange":
@@ -79,6 +77,7 @@ export function applySigningRecord(state: PersistedState, record: SigningRecord)
       s.prepares = s.prepares.filter((r) => r.height > h);
       s.commits = s.commits.filter((r) => r.height > h);
       s.checkpoints = s.checkpoints.filter((r) => r.height >= h);
+      s.bodies = s.bodies.filter((b) => b.height > h);
       break;
     }
   }

@@ -130,16 +130,23 @@ export interface OutMessage {
 /** What the replica durably records before the sends that follow it (signing state). */
 export type SigningRecord =
   | { kind: "view"; view: View }
-  | { kind: "prePrepare"; epoch: Epoch; view: View; height: Height; digest: Hash }
-  | { kind: "prepare"; epoch: Epoch; view: View; height: Height; digest: Hash }
+  /**
+   * `body` is the encoded Block (absent for a null block): a replica holds the body durably
+   * before it signs for it (DESIGN §2 "Durable bodies"), in the same sync as the vote's record.
+   */
+  | { kind: "prePrepare"; epoch: Epoch; view: View; height: Height; digest: Hash; body?: Uint8Array }
+  | { kind: "prepare"; epoch: Epoch; view: View; height: Height; digest: Hash; body?: Uint8Array }
   | {
       kind: "commit";
       epoch: Epoch;
       view: View;
       height: Height;
       digest: Hash;
-      /** The prepared certificate that justified the COMMIT, so a VIEW-CHANGE after a crash still proves it. */
-      prepared: PreparedCertificate;
+      /**
+       * The prepared certificate (of this view) that justified the COMMIT, so a VIEW-CHANGE after a
+       * crash still proves it. Absent only for a COMMIT repeated for a block already certified.
+       */
+      prepared?: PreparedCertificate;
     }
   | { kind: "viewChange"; epoch: Epoch; newView: View }
   | { kind: "checkpoint"; epoch: Epoch; height: Height; chainHash: Hash; stateRoot: Hash }
@@ -158,8 +165,10 @@ export interface PersistedState {
   stableCert?: CheckpointCertificate;
   prePrepares: { epoch: Epoch; view: View; height: Height; digest: Hash }[];
   prepares: { epoch: Epoch; view: View; height: Height; digest: Hash }[];
-  commits: { epoch: Epoch; view: View; height: Height; digest: Hash; prepared: PreparedCertificate }[];
+  commits: { epoch: Epoch; view: View; height: Height; digest: Hash; prepared?: PreparedCertificate }[];
   checkpoints: { epoch: Epoch; height: Height; chainHash: Hash; stateRoot: Hash }[];
+  /** Encoded bodies of blocks this replica signed a PRE-PREPARE or PREPARE for, above the stable height. */
+  bodies: { height: Height; digest: Hash; block: Uint8Array }[];
 }
 
 export interface EvidenceRecord {
@@ -207,7 +216,16 @@ export type Action =
   | { kind: "diverged"; height: Height; ours: Hash; stable: Hash }
   /** A stable checkpoint formed (carries the certificate for storage / state sync). */
   | { kind: "stableCheckpoint"; height: Height; chainHash: Hash; stateRoot: Hash }
-  | { kind: "viewChanged"; view: View; primary: ValidatorIndex };
+  | { kind: "viewChanged"; view: View; primary: ValidatorIndex }
+  /**
+   * A replica without signing state reports why it still stays silent (the amnesia rule): it
+   * waits for a quorum's reports, for its committed height to pass `height`, or for its view to
+   * pass `view`; `rejoined` when it votes again. Log it and count it; when the cluster never gets
+   * there, the operator rotates the consensus key.
+   */
+  /** Something the safety argument rules out happened (log at error, count): e.g. a NEW-VIEW re-proposing another digest at a delivered height. */
+  | { kind: "alarm"; code: "CONFLICTING_REPROPOSAL"; height: Height; view: View; detail: string }
+  | { kind: "amnesia"; reason: "quorum" | "height" | "view" | "rejoined"; height: Height; view: View };
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -217,11 +235,20 @@ export interface TestOnlyFaults {
   quorumOneShort?: boolean;
   /**
    * Accepts a second, conflicting PRE-PREPARE for (view, height) and votes for it too; also counts
-   * conflicting votes of one sender and ignores the commit lock.
+   * conflicting votes of one sender.
    */
   acceptSecondPrePrepare?: boolean;
-  /** Does not persist COMMIT records at all: after a restart both the certificate and the lock are gone. */
+  /** Does not persist COMMIT records at all: after a restart the prepared certificate is gone. */
   skipPreparedCertPersist?: boolean;
+  /**
+   * The old commit lock: never COMMIT a second digest at a height, in any view. f Byzantine
+   * replicas can split the honest locks so that no digest ever reaches a quorum (deadlock).
+   */
+  commitLock?: boolean;
+  /** Bodies live in memory only (not in the signing records): a whole-cluster crash can halt the chain. */
+  volatileBodies?: boolean;
+  /** Counts COMMITs of one digest across views into one certificate (unsafe without a lock). */
+  stitchCertificates?: boolean;
 }
 
 export interface ConsensusTiming {

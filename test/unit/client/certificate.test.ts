@@ -42,11 +42,13 @@ function certify(
   signers: number[],
   at = { epoch: 0n, height: 42n },
   signChain = chainId,
+  view = 3n,
 ): CommitCertificate {
-  const msg = commitSignBytes(signChain, at.epoch, at.height, digest);
+  const msg = commitSignBytes(signChain, at.epoch, view, at.height, digest);
   return create(CommitCertificateSchema, {
     epoch: at.epoch,
     height: at.height,
+    view,
     blockDigest: digest,
     signatures: signers.map((i) => ({ validator: i, signature: keys[i]!.sign(msg) })),
   });
@@ -63,6 +65,20 @@ describe("verifyCommitCertificate", () => {
       assert.equal(v.signedPower, 3n);
       assert.equal(v.totalPower, 4n);
     }
+  });
+
+  it("binds the view: COMMITs of two views do not make one certificate, and the view cannot be edited", () => {
+    const h = header();
+    const d = blockDigest(h);
+    // Two signers in view 3 and one in view 4: each signature is valid on its own view only.
+    const stitched = certify(d, [0, 1], undefined, chainId, 3n);
+    stitched.signatures.push(...certify(d, [2], undefined, chainId, 4n).signatures);
+    const v = verifyCommitCertificate(h, stitched, equal4, chainId);
+    assert.equal(!v.ok && v.reason, "BAD_SIGNATURE");
+    const relabelled = certify(d, [0, 1, 2], undefined, chainId, 3n);
+    relabelled.view = 4n;
+    const w = verifyCommitCertificate(h, relabelled, equal4, chainId);
+    assert.equal(!w.ok && w.reason, "BAD_SIGNATURE");
   });
 
   it("accepts a null-block certificate against the null digest", () => {
@@ -102,7 +118,7 @@ describe("verifyCommitCertificate", () => {
     const v = verifyCommitCertificate(h, cert, equal4, chainId);
     assert.equal(!v.ok && v.reason, "BAD_SIGNATURE");
     // A signature by a key outside the set, claimed for index 3.
-    const msg = commitSignBytes(chainId, 0n, 42n, blockDigest(h));
+    const msg = commitSignBytes(chainId, 0n, 3n, 42n, blockDigest(h));
     const impostor = certify(blockDigest(h), [0, 1]);
     impostor.signatures.push(create(VoteSignatureSchema, { validator: 3, signature: keys[4]!.sign(msg) }));
     const w = verifyCommitCertificate(h, impostor, equal4, chainId);
@@ -127,10 +143,11 @@ describe("verifyCommitCertificate", () => {
       validators: [0, 1, 2, 3, 4, 5].map((i) => ({ publicKey: seededSigner(1000 + i).publicKey, power: 1n })),
     });
     const sign6 = (signers: number[]) => {
-      const msg = commitSignBytes(chainId, 0n, 42n, d);
+      const msg = commitSignBytes(chainId, 0n, 0n, 42n, d);
       return create(CommitCertificateSchema, {
         epoch: 0n,
         height: 42n,
+        view: 0n,
         blockDigest: d,
         signatures: signers.map((i) => ({ validator: i, signature: seededSigner(1000 + i).sign(msg) })),
       });

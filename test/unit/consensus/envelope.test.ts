@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { checkEnvelope, computeNewViewProposals } from "../../../src/consensus/envelope.js";
+import { checkEnvelope } from "../../../src/consensus/envelope.js";
+import { computeNewViewProposals } from "../../../src/consensus/pbft/newView.js";
 import {
   BlockResponseSchema,
   BodyResponseSchema,
@@ -87,6 +88,11 @@ describe("envelope check", () => {
       reason: "OVERSIZED",
     });
     assert.deepEqual(verdict(reencode(good, (e) => (e.version = 9))), {
+      kind: "reject",
+      reason: "BAD_VERSION",
+    });
+    // Protocol version 1 (view-less COMMITs) peers are refused, not read.
+    assert.deepEqual(verdict(reencode(good, (e) => (e.version = 1))), {
       kind: "reject",
       reason: "BAD_VERSION",
     });
@@ -189,7 +195,7 @@ describe("envelope check", () => {
         signatures: signers.map((i) =>
           create(VoteSignatureSchema, {
             validator: i,
-            signature: testSigner(i).sign(commitSignBytes(CHAIN, 0n, 1n, dg)),
+            signature: testSigner(i).sign(commitSignBytes(CHAIN, 0n, 0n, 1n, dg)),
           }),
         ),
       });

@@ -106,7 +106,7 @@ describe("replica message handlers", () => {
     assert.equal(sentOf(c.nodes[1]!.actions, "commit").length, 1);
     const rec = c.nodes[1]!.actions.find((a) => a.kind === "persist" && a.record.kind === "commit");
     assert.ok(
-      rec?.kind === "persist" && rec.record.kind === "commit" && rec.record.prepared.prepares.length === 3,
+      rec?.kind === "persist" && rec.record.kind === "commit" && rec.record.prepared?.prepares.length === 3,
     );
     // Equivocating prepare from validator 2: evidence, not counted.
     assert.deepEqual(msg(c, 1, prepareFrom(2, 0n, 1n, new Uint8Array(32)).bytes), ignore("CONFLICT"));
@@ -121,10 +121,14 @@ describe("replica message handlers", () => {
     const c0 = commitFrom(0, 0n, 1n, d);
     assert.deepEqual(msg(c, 1, c0.bytes), { kind: "accept" });
     assert.deepEqual(msg(c, 1, c0.bytes), ignore("DUPLICATE"));
-    // Same signature in another view is the same vote.
-    assert.deepEqual(msg(c, 1, commitFrom(0, 3n, 1n, d).bytes), ignore("DUPLICATE"));
+    // The view is signed: a COMMIT of view 3 is another vote, counted only with view 3's.
+    assert.deepEqual(msg(c, 1, commitFrom(0, 3n, 1n, d).bytes), { kind: "accept" });
     assert.deepEqual(msg(c, 1, commitFrom(2, 0n, 1n, d).bytes), { kind: "accept" });
-    assert.equal(c.nodes[1]!.delivered.length, 0, "two commits are not a quorum of four");
+    assert.deepEqual(msg(c, 1, commitFrom(3, 3n, 1n, d).bytes), { kind: "accept" });
+    assert.equal(c.nodes[1]!.delivered.length, 0, "0, 2 in view 0 and 0, 3 in view 3: no view has a quorum");
+    // A conflicting COMMIT of another view is not equivocation: no evidence.
+    assert.deepEqual(msg(c, 1, commitFrom(2, 4n, 1n, new Uint8Array(32)).bytes), { kind: "accept" });
+    assert.ok(!c.nodes[1]!.actions.some((a) => a.kind === "evidence"));
     assert.deepEqual(msg(c, 1, commitFrom(0, 0n, 1n, new Uint8Array(32)).bytes), ignore("CONFLICT"));
     assert.ok(c.nodes[1]!.actions.some((a) => a.kind === "evidence" && a.evidence.phase === "commit"));
     assert.deepEqual(msg(c, 1, commitFrom(3, 0n, 1n, d).bytes), { kind: "accept" });
@@ -135,6 +139,7 @@ describe("replica message handlers", () => {
       [0, 2, 3],
     );
     assert.ok(bytesEqual(del.digest, d));
+    assert.equal(del.cert.view, 0n, "the certificate carries its view");
     assert.deepEqual(msg(c, 1, commitFrom(1, 0n, 1n, d).bytes), ignore("FROM_SELF"));
   });
 
@@ -323,5 +328,53 @@ describe("replica message handlers", () => {
       for (const i of [0, 2]) msg(c, 1, prepareFrom(i, 0n, 1n, d).bytes);
     }
     assert.equal(sentOf(c.nodes[1]!.actions, "commit").length, 2, "commits both: the lock is ignored");
+  });
+
+  it("buffers future messages per sender: a flood from one peer does not push out another's", () => {
+    const c = isolated();
+    const node = c.nodes[1]!;
+    const b = makeBlock(c.set, 1n, 2, 5);
+    // The primary of view 2 proposes before node 1 is in view 2: buffered.
+    assert.deepEqual(msg(c, 1, prePrepareFrom(2, 2n, b).bytes), ignore("FUTURE_VIEW"));
+    // Validator 3 floods 300 correctly signed future votes (more than the whole buffer of 256).
+    for (let i = 0; i < 300; i++) {
+      const d = sha256(Uint8Array.of(i & 0xff, i >> 8));
+      assert.deepEqual(msg(c, 1, prepareFrom(3, 2n, 2n, d).bytes), ignore("FUTURE_VIEW"));
+    }
+    const vcs = [0, 2, 3].map(
+      (i) => sealFrom(i, { case: "viewChange", value: create(ViewChangeSchema, { newView: 2n }) }).bytes,
+    );
+    const nv = sealFrom(2, {
+      case: "newView",
+      value: create(NewViewSchema, { view: 2n, viewChanges: vcs, proposals: [] }),
+    });
+    assert.deepEqual(msg(c, 1, nv.bytes), { kind: "accept" });
+    // The buffered PRE-PREPARE was replayed: node 1 PREPAREs it in view 2.
+    const prepares = sentOf(node.actions, "prepare");
+    assert.equal(prepares.length, 1);
+  });
+
+  it("forwards its NEW-VIEW to a peer that restarted inside the view without it", () => {
+    const c = isolated();
+    const vcs = [0, 1, 3].map(
+      (i) => sealFrom(i, { case: "viewChange", value: create(ViewChangeSchema, { newView: 1n }) }).bytes,
+    );
+    const nv = sealFrom(1, {
+      case: "newView",
+      value: create(NewViewSchema, { view: 1n, viewChanges: vcs, proposals: [] }),
+    });
+    assert.deepEqual(msg(c, 2, nv.bytes), { kind: "accept" });
+    // Node 0 reports view 1 (restored from its signing state) but no NEW-VIEW: node 2 (one of the
+    // two replicas after 0, which forward besides the primary) sends it.
+    const status = (missingNewView: boolean) =>
+      sealFrom(0, {
+        case: "status",
+        value: create(StatusReportSchema, { view: 1n, committedHeight: 0n, missingNewView }),
+      }).bytes;
+    const before = sentOf(c.nodes[2]!.actions, "newView").length;
+    msg(c, 2, status(false));
+    assert.equal(sentOf(c.nodes[2]!.actions, "newView").length, before, "same view, has it: nothing to send");
+    msg(c, 2, status(true));
+    assert.equal(sentOf(c.nodes[2]!.actions, "newView").length, before + 1);
   });
 });

@@ -342,7 +342,7 @@ export function prepareFrom(from: number, view: bigint, height: bigint, digest: 
 }
 
 export function commitFrom(from: number, view: bigint, height: bigint, digest: Uint8Array): OutMessage {
-  const voteSignature = testSigner(from).sign(commitSignBytes(CHAIN, 0n, height, digest));
+  const voteSignature = testSigner(from).sign(commitSignBytes(CHAIN, 0n, view, height, digest));
   return sealFrom(from, {
     case: "commit",
     value: create(CommitSchema, { view, height, blockDigest: digest, voteSignature }),

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import type { ReplicaConfig } from "../../../src/consensus/pbft/types.js";
 import {
+  BodyRequestSchema,
   EnvelopeSchema,
   NewViewSchema,
   PeerMessageSchema,
@@ -27,7 +28,7 @@ function lockedThenRestarted(cfg: Partial<ReplicaConfig> = {}) {
   assert.ok(k.case === "commit");
   const locked = k.value.blockDigest;
   c.crash(2);
-  const node = c.restart(2);
+  const node = c.restart(2, { cfg });
   c.filter = () => false;
   return { c, node, locked };
 }
@@ -44,9 +45,18 @@ function emptyNewView() {
 }
 
 describe("restart from signing state", () => {
-  it("keeps the commit lock and its prepared certificate; never votes a conflicting block", () => {
+  it("keeps its prepared certificate and body; never votes a conflicting block in the same view; no commit lock", () => {
     const { c, node, locked } = lockedThenRestarted();
     assert.equal(node.persisted.commits.length, 1);
+    // The body it PREPAREd for was made durable with the PREPARE, and is served after the restart.
+    assert.ok(node.persisted.bodies.some((b) => bytesEqual(b.digest, locked)));
+    const served = c.step(2, {
+      kind: "message",
+      bytes: sealFrom(0, { case: "bodyRequest", value: create(BodyRequestSchema, { blockDigest: locked }) })
+        .bytes,
+    });
+    assert.deepEqual(served.verdict, { kind: "accept" });
+    assert.equal(sentOf(node.actions, "bodyResponse").length, 1);
     // The same primary equivocates after our crash: no second PREPARE for (view 0, height 1).
     const other = makeBlock(c.set, 1n, 0, 99);
     c.step(2, { kind: "message", bytes: prePrepareFrom(0, 0n, other).bytes });
@@ -59,28 +69,35 @@ describe("restart from signing state", () => {
     assert.ok(k.case === "viewChange");
     assert.equal(k.value.prepared.length, 1);
     assert.ok(bytesEqual(k.value.prepared[0]!.blockDigest, locked));
-    // A new view that (legally) lost the prepared block re-uses height 1 for another block:
-    // node 2 may PREPARE it in the new view, but never COMMITs it.
+    // A new view whose quorum (legally) lacks that certificate re-uses height 1 for another block.
+    // COMMITs are view-bound, so node 2 PREPAREs and COMMITs it in view 1 (a commit lock would
+    // refuse, and f Byzantine replicas could then deadlock the chain).
     assert.deepEqual(c.step(2, { kind: "message", bytes: emptyNewView().bytes }).verdict, { kind: "accept" });
     const fresh = makeBlock(c.set, 1n, 1, 7);
     const d = blockDigest(fresh.header!);
     c.step(2, { kind: "message", bytes: prePrepareFrom(1, 1n, fresh).bytes });
     for (const i of [0, 1, 3]) c.step(2, { kind: "message", bytes: prepareFrom(i, 1n, 1n, d).bytes });
     assert.equal(sentOf(node.actions, "prepare").length, 1);
-    for (const cm of sentOf(node.actions, "commit")) {
-      const ck = kindOf(cm.bytes);
-      assert.ok(ck.case === "commit" && toHex(ck.value.blockDigest) === toHex(locked));
-    }
-    assert.equal(
-      sentOf(node.actions, "commit").filter((m) => {
-        const ck = kindOf(m.bytes);
-        return ck.case === "commit" && bytesEqual(ck.value.blockDigest, d);
-      }).length,
-      0,
-    );
+    const commits = sentOf(node.actions, "commit").map((m) => kindOf(m.bytes));
+    assert.equal(commits.length, 1);
+    const ck = commits[0]!;
+    assert.ok(ck.case === "commit" && ck.value.view === 1n && bytesEqual(ck.value.blockDigest, d));
+    assert.ok(node.persisted.commits.some((r) => r.view === 1n && bytesEqual(r.digest, d)));
   });
 
-  it("test-only skipPreparedCertPersist forgets lock and certificate, so the replica double-commits", () => {
+  it("test-only commitLock refuses the new view's block at a height it COMMITted before", () => {
+    const { c, node } = lockedThenRestarted({ testOnlyFaults: { commitLock: true } });
+    c.step(2, { kind: "pendingWork", count: 1 });
+    c.fireTimer(2);
+    c.step(2, { kind: "message", bytes: emptyNewView().bytes });
+    const fresh = makeBlock(c.set, 1n, 1, 7);
+    const d = blockDigest(fresh.header!);
+    c.step(2, { kind: "message", bytes: prePrepareFrom(1, 1n, fresh).bytes });
+    for (const i of [0, 1, 3]) c.step(2, { kind: "message", bytes: prepareFrom(i, 1n, 1n, d).bytes });
+    assert.equal(sentOf(node.actions, "commit").length, 0);
+  });
+
+  it("test-only skipPreparedCertPersist forgets the prepared certificate, so its VIEW-CHANGE proves nothing", () => {
     const { c, node } = lockedThenRestarted({ testOnlyFaults: { skipPreparedCertPersist: true } });
     assert.equal(node.persisted.commits.length, 0);
     c.step(2, { kind: "pendingWork", count: 1 });
@@ -111,28 +128,54 @@ describe("restart from signing state", () => {
     assert.ok(vcs[0]!.case === "viewChange" && vcs[0]!.value.newView === 1n);
   });
 
-  it("without signing state, does not vote until caught up past what it observes", () => {
+  it("without signing state, stays silent until past a quorum's height + window and view + 1 (amnesia rule)", () => {
     const c = new Cluster(4);
     c.setWork(1, [0]);
     c.run();
     c.crash(3);
     const node = c.restart(3, { persisted: null });
     assert.equal(node.replica.status, "recovering");
-    c.blocksLeft = 3;
-    c.setWork(3, [0]);
+    const amnesia = () => node.actions.filter((a) => a.kind === "amnesia");
+    // A quorum's status reports fix the target: height 1 + window 10, view 0 + 1.
+    c.tick([0, 1, 2]);
     c.run();
-    assert.deepEqual(c.heights(3), [1n, 2n, 3n, 4n], "follows the chain by counting others' commits");
-    const prepared = sentOf(node.actions, "prepare").map((m) => kindOf(m.bytes));
-    assert.ok(
-      !prepared.some((k) => k.case === "prepare" && k.value.height === 2n),
-      "no vote for the height it first observed",
+    assert.deepEqual(
+      amnesia().map((a) => a.kind === "amnesia" && [a.reason, a.height, a.view]),
+      [
+        ["quorum", 0n, 0n],
+        ["height", 11n, 1n],
+      ],
     );
-    assert.equal(node.replica.status, "validating");
-    c.blocksLeft = 1;
-    c.setWork(1, [0]);
+    c.blocksLeft = 12;
+    c.setWork(12, [0]);
     c.run();
-    assert.equal(c.heights(3).length, 5);
-    assert.ok(sentOf(node.actions, "prepare").length > 0, "votes again once caught up");
+    assert.equal(c.heights(3).length, 13, "follows the chain by counting others' commits");
+    assert.equal(node.replica.status, "recovering", "past the height, but not yet past the view");
+    assert.equal(amnesia().at(-1)?.kind === "amnesia" && amnesia().at(-1)!.reason, "view");
+    // CHECKPOINTs stay allowed: their content is determined by the chain it executed, so the
+    // previous life cannot have signed a different one for the same height.
+    const votes = () =>
+      (["prePrepare", "prepare", "commit", "viewChange", "newView"] as const).flatMap((k) =>
+        sentOf(node.actions, k),
+      );
+    assert.equal(votes().length, 0, "signs nothing while it could conflict with its previous life");
+    // Two view changes (the primaries' proposals are dropped): view 1 is not enough, view 2 is.
+    c.filter = (m) => m.msg.kind !== "prePrepare";
+    for (const target of [1n, 2n]) {
+      c.setWork(1, [0, 1, 2]);
+      c.run();
+      for (const i of [0, 1, 2]) if (c.nodes[i]!.timer !== null) c.fireTimer(i);
+      c.run();
+      assert.equal(node.replica.view, target);
+      assert.equal(node.replica.status === "recovering", target === 1n);
+    }
+    assert.equal(amnesia().at(-1)?.kind === "amnesia" && amnesia().at(-1)!.reason, "rejoined");
+    assert.equal(votes().length, 0);
+    c.filter = () => true;
+    c.blocksLeft = 1;
+    c.setWork(1, [0, 1, 2]);
+    c.run();
+    assert.ok(sentOf(node.actions, "prepare").length > 0, "votes again");
   });
 
   it("catches up by state transfer after missing blocks", () => {

@@ -349,6 +349,19 @@ describe("ChainDb", () => {
     }
   });
 
+  it("refuses a version-1 database (view-less commit certificates), naming the reset command", async () => {
+    const dir = path.join(root, "schema-old");
+    const raw = await Db.open(dir);
+    await raw.put(Uint8Array.of(Bucket.meta, ...utf8Bytes("schemaVersion")), u64be(1));
+    await raw.close();
+    await assert.rejects(ChainDb.open(dir), (e: unknown) => {
+      assert.ok(e instanceof StorageError);
+      assert.equal(e.code, "SCHEMA_TOO_OLD");
+      assert.match(e.message, /parabft testnet --validators N --out DIR/);
+      return true;
+    });
+  });
+
   it("refuses a database written by a newer schema, naming both versions, and releases it", async () => {
     const dir = path.join(root, "schema");
     const raw = await Db.open(dir);

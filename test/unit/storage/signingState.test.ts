@@ -68,7 +68,7 @@ describe("SigningStateStore", () => {
     const dir = path.join(root, "torn");
     const store = new SigningStateStore(path.join(dir, SIGNING_STATE_FILE));
     await store.save({ view: 1n });
-    await fs.writeFile(path.join(dir, `${SIGNING_STATE_FILE}.tmp-1-deadbeef`), '{"version":1,"rec');
+    await fs.writeFile(path.join(dir, `${SIGNING_STATE_FILE}.tmp-1-deadbeef`), '{"version":2,"rec');
     assert.deepEqual(await store.load(), { view: 1n });
   });
 

@@ -125,6 +125,30 @@ describe("SigningStateLog", () => {
     await assert.rejects(reopen(dir), corrupt);
   });
 
+  it("refuses a version-1 signing state (commit lock, view-less COMMITs), naming the reset command", async () => {
+    const oldFormat = (e: unknown) => {
+      assert.ok(e instanceof StorageError);
+      assert.equal(e.code, "SIGNING_STATE_OLD_FORMAT");
+      assert.match(e.message, /parabft testnet --validators N --out DIR/);
+      return true;
+    };
+    // A version-1 log: lines without a format field.
+    const logDir = path.join(root, "v1log");
+    await fs.mkdir(logDir, { recursive: true });
+    await fs.writeFile(
+      path.join(logDir, SIGNING_LOG_FILE),
+      '{"seq":1,"r":{"view":{"$bigint":"1"},"digest":{"$bytes":"00"}}}\n',
+    );
+    await assert.rejects(reopen(logDir), oldFormat);
+    // A version-1 snapshot.
+    const snapDir = path.join(root, "v1snap");
+    await fs.mkdir(snapDir, { recursive: true });
+    await fs.writeFile(path.join(snapDir, SIGNING_STATE_FILE), '{"version":1,"seq":0,"record":{}}');
+    await assert.rejects(reopen(snapDir), oldFormat);
+    // The files are left alone for the operator.
+    assert.ok((await fs.readFile(path.join(logDir, SIGNING_LOG_FILE), "utf8")).startsWith('{"seq":1'));
+  });
+
   it("survives SIGKILL right after append resolved", async () => {
     const dir = path.join(root, "kill");
     const script = `

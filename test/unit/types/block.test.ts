@@ -35,7 +35,9 @@ describe("block digest", () => {
 
   it("commit sign bytes separate chain ids", () => {
     const d = new Uint8Array(32);
-    assert.notEqual(toHex(commitSignBytes("a", 0n, 1n, d)), toHex(commitSignBytes("b", 0n, 1n, d)));
+    assert.notEqual(toHex(commitSignBytes("a", 0n, 0n, 1n, d)), toHex(commitSignBytes("b", 0n, 0n, 1n, d)));
+    // The view is signed: a COMMIT of view 0 is not a COMMIT of view 1.
+    assert.notEqual(toHex(commitSignBytes("a", 0n, 0n, 1n, d)), toHex(commitSignBytes("a", 0n, 1n, 1n, d)));
   });
 
   it("rejects malformed hex", () => {

@@ -1,0 +1,59 @@
+import { Checkpoints } from "./checkpoints.js";
+import type { View } from "./types.js";
+
+export abstract class Pacemaker extends Checkpoints {
+  protected onTimer(token: number): void {
+    if (token !== this.timerToken || !this.timerArmed) return;
+    this.timerArmed = false;
+    this.timerForViewChange = null;
+    if (this.recovering) return;
+    this.startViewChange(this._view + 1n);
+  }
+
+  protected timeoutMs(): number {
+    const { viewTimeoutMs, viewTimeoutCapMs } = this.cfg.params;
+    let t = viewTimeoutMs;
+    for (let i = 0; i < this.failedViews && t < viewTimeoutCapMs; i++) t *= 2;
+    return Math.min(t, viewTimeoutCapMs);
+  }
+
+  protected armTimer(): void {
+    this.timerToken++;
+    this.timerArmed = true;
+    this.out.push({ kind: "setTimer", timer: "view", afterMs: this.timeoutMs(), token: this.timerToken });
+  }
+
+  protected hasInflight(): boolean {
+    for (const [h, s] of this.slots) {
+      if (h > this._committed && s.proposals.has(this._view) && s.committed === null) return true;
+    }
+    return false;
+  }
+
+  /** Request timers: armed while known work waits and the primary is not held back by backpressure. */
+  protected refreshTimer(): void {
+    const progress = this.committedProgress;
+    this.committedProgress = false;
+    if (this.recovering) {
+      if (this.timerArmed) {
+        this.timerArmed = false;
+        this.out.push({ kind: "cancelTimer", timer: "view" });
+      }
+      return;
+    }
+    if (!this.active) return;
+    const paused =
+      this._committed < this._stable ||
+      this._committed - this._executed >= BigInt(this.cfg.params.maxExecLag) ||
+      this._committed >= this.highWatermark;
+    const want = !paused && (this.pendingWork > 0 || this.hasInflight());
+    if (want) {
+      if (!this.timerArmed || progress) this.armTimer();
+    } else if (this.timerArmed) {
+      this.timerArmed = false;
+      this.out.push({ kind: "cancelTimer", timer: "view" });
+    }
+  }
+
+  protected abstract startViewChange(target: View): void;
+}
