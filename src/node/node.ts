@@ -619,6 +619,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   async waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {
     const wait = this.committed.wait(toHex(hash), timeoutMs, signal);
+    // The lookup below can outlast the timeout (a paused or starved process fires overdue timers
+    // first): mark the rejection handled until the caller gets `wait`, or it crashes the process.
+    wait.catch(() => {});
     const loc = await this.db.getTxLocation(hash);
     if (loc) {
       this.committed.resolve(toHex(hash), loc.height);
@@ -629,6 +632,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   async waitExecuted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<Receipt> {
     const wait = this.executedTx.wait(toHex(hash), timeoutMs, signal);
+    // The lookup below can outlast the timeout (a paused or starved process fires overdue timers
+    // first): mark the rejection handled until the caller gets `wait`, or it crashes the process.
+    wait.catch(() => {});
     const receipt = await this.db.getReceipt(hash);
     if (receipt) {
       this.executedTx.resolve(toHex(hash), receipt);

@@ -304,10 +304,21 @@ export class DockerCluster {
     );
   }
 
+  /** The last `tail` log lines, after the last 10 warnings and errors (levels 40+) before them. */
   async logs(i: number, tail = 30): Promise<string> {
     try {
-      const buf = (await this.handle(i).logs({ stdout: true, stderr: true, tail })) as unknown as Buffer;
-      return buf.toString("utf8").replace(/[\u0000-\u0008]/g, "");
+      const buf = (await this.handle(i).logs({ stdout: true, stderr: true })) as unknown as Buffer;
+      // Docker's multiplexed stream: 8-byte frame headers before each chunk.
+      const lines = buf
+        .toString("utf8")
+        .replace(/[\u0000-\u0008\u000e-\u001f]/g, "")
+        .split("\n")
+        .map((l) => l.replace(/^[^{]*(?=\{)/, ""));
+      const warns = lines
+        .slice(0, -tail)
+        .filter((l) => /"level":(4|5|6)0/.test(l))
+        .slice(-10);
+      return [...warns, "...", ...lines.slice(-tail)].join("\n");
     } catch (err) {
       return `(no logs: ${String(err)})`;
     }
