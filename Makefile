@@ -5,7 +5,7 @@ TEST_FILES = $(shell find dist/test -name '*.test.js' | sort)
 UNIT_FILES = $(shell find dist/test/unit dist/test/property -name '*.test.js' 2>/dev/null | sort)
 
 .PHONY: install proto proto-check build lint format typecheck test test-unit test-sim test-cluster soak demo bench-exec clean \
-	image image-if-engine test-containers cluster-up cluster-down
+	image image-if-engine test-containers faults-report cluster-up cluster-down
 
 # Installs npm packages when missing or older than the lock file.
 install: node_modules/.installed
@@ -57,12 +57,20 @@ image: build
 
 # `make test` builds the image when an engine answers; the suite itself fails in CI without one.
 image-if-engine: build
-	@if docker info >/dev/null 2>&1; then IMAGE=$(IMAGE) deploy/image/build.sh; \
+	@if [ "$(SKIP_IMAGE)" = "1" ]; then echo "make: image already built (SKIP_IMAGE=1)"; \
+	  elif docker info >/dev/null 2>&1; then IMAGE=$(IMAGE) deploy/image/build.sh; \
 	  else echo "make: no Docker engine answers; the container suite will skip (or fail with CI=true)"; fi
 
 # The fault-injection suite alone (needs an engine; deploy/engine.sh start gives one).
 test-containers: image
 	node --test --test-concurrency=1 --test-timeout=600000 $(shell find dist/test/containers -name '*.test.js' | sort)
+
+# The suite again, writing bench/results/faults.{json,txt} (per scenario: pass/fail, ops and their
+# outcomes, time to recover, finality p50/p99 during the fault).
+faults-report: image
+	rm -f bench/results/faults.json
+	PARABFT_FAULTS_OUT=bench/results node --test --test-concurrency=1 --test-timeout=600000 \
+	  $(shell find dist/test/containers -name 'scenarios*.test.js' | sort)
 
 # N validators in containers on one private network (deploy/compose.yaml); ports on 127.0.0.1.
 VALIDATORS ?= 4

@@ -28,7 +28,7 @@ describe("fault scenarios in containers: partitions, pause, disk, loss", {
       const startMs = performance.now();
       await c.partition([b], majority);
       const cutAt = await ctx.height([b]);
-      await ctx.moreAcks(8); // the majority commits
+      await ctx.moreAcks(5); // the majority commits
       assert.ok((await ctx.height([b])) <= cutAt + 1n, "the isolated node kept committing");
       await c.heal();
       ctx.history.allow(b);
@@ -47,7 +47,7 @@ describe("fault scenarios in containers: partitions, pause, disk, loss", {
         },
         60_000,
       );
-      await ctx.moreAcks(5);
+      await ctx.moreAcks(3);
       ctx.note(`old primary ${p} isolated: view ${before.view} -> ${view.view}`);
       await c.heal();
       const healMs = performance.now();
@@ -90,7 +90,7 @@ describe("fault scenarios in containers: partitions, pause, disk, loss", {
       const startMs = performance.now();
       await ctx.cluster.kill(v);
       await ctx.cluster.wipeData(v);
-      await ctx.moreAcks(8);
+      await ctx.moreAcks(5);
       await ctx.cluster.startNode(v);
       const healMs = performance.now();
       const target = await ctx.height(ALL.filter((i) => i !== v));
@@ -109,7 +109,7 @@ describe("fault scenarios in containers: partitions, pause, disk, loss", {
       const startMs = performance.now();
       await ctx.cluster.loss(0.05);
       try {
-        await ctx.moreAcks(15, 60_000);
+        await ctx.moreAcks(8, 60_000);
       } finally {
         await ctx.cluster.heal();
       }

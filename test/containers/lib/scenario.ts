@@ -152,12 +152,12 @@ export async function runScenario(
     };
     h.start();
     const warmStart = performance.now();
-    await ctx.moreAcks(opts.warmAcks ?? 8);
+    await ctx.moreAcks(opts.warmAcks ?? 4);
     const warmEnd = performance.now();
     const window = await body(ctx);
     for (const i of all) h.allow(i);
     // Liveness: a commit after the heal, then enough traffic to exercise the healed cluster.
-    await ctx.moreAcks(opts.afterAcks ?? 6, 60_000);
+    await ctx.moreAcks(opts.afterAcks ?? 4, 60_000);
     await h.stop();
     // Quiescence: every node at the same committed and executed height.
     await until(
