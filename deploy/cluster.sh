@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make cluster-up VALIDATORS=N / make cluster-down: N validators in containers with docker-compose.
 #   deploy/cluster.sh up N DIR     writes a testnet for containers into DIR (parabft testnet --docker,
+#                                  chain parameters PRESET=default (or minimal: 300 ms view timeout),
 #                                  64 funded accounts in DIR/accounts) unless DIR already holds one,
 #                                  starts DIR/compose.yaml (project "parabft") and waits until every
 #                                  validator's API answers on 127.0.0.1
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 cmd=${1:?usage: cluster.sh up|down N DIR}
 n=${2:-4}
 dir=${3:-deploy/.cluster}
-preset=${PRESET:-minimal}
+preset=${PRESET:-default}
 if ! command -v docker-compose >/dev/null 2>&1; then
   echo "cluster: installing docker-compose with apt-get" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2

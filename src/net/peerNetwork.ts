@@ -6,7 +6,8 @@
 // pair to resolve. A newer authenticated stream from the same peer replaces the older one (the
 // older is usually the half-dead remains of a peer restart).
 import * as grpc from "@grpc/grpc-js";
-import { PeerService } from "../gen/parabft/v1/consensus_pb.js";
+import { fromBinary } from "@bufbuild/protobuf";
+import { EnvelopeSchema, PeerMessageSchema, PeerService } from "../gen/parabft/v1/consensus_pb.js";
 import type { Logger } from "../logger/index.js";
 import { bytesEqual } from "../types/bytes.js";
 import { errorMessage } from "../types/errors.js";
@@ -507,7 +508,9 @@ export class PeerNetwork {
     this.metrics.messageIn(peer, bytes.length);
     // Bytes that are not an Envelope at all go to the node, whose verdict names them malformed.
     const sender = envelopeSender(bytes);
-    if (sender !== null && sender !== peer) {
+    // A NEW-VIEW is the one message a replica relays on someone else's signature (the primary's
+    // helpers forward it to a lagging replica): relaying it is no offence.
+    if (sender !== null && sender !== peer && !isNewView(bytes)) {
       this.metrics.rejected("wrong_sender", peer);
       this.penalize(peer, "wrong_sender");
       return;
@@ -646,4 +649,13 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
+}
+
+/** Whether an envelope carries a NEW-VIEW (only called for envelopes relayed by another peer). */
+function isNewView(bytes: Uint8Array): boolean {
+  try {
+    return fromBinary(PeerMessageSchema, fromBinary(EnvelopeSchema, bytes).payload).kind.case === "newView";
+  } catch {
+    return false;
+  }
 }

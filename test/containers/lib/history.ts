@@ -82,8 +82,12 @@ export class History {
     return new History(target, await Promise.all(bankFiles.map(load)), await Promise.all(kvFiles.map(load)));
   }
 
+  /**
+   * Every account whose balance the load moves: the bank senders, the kv writers (they pay fees
+   * once fees are charged) and the fee collector (the all-zero address); their total is conserved.
+   */
   get bankAddresses(): Uint8Array[] {
-    return this.bankSigners.map((s) => s.address);
+    return [...this.bankSigners, ...this.kvSigners].map((s) => s.address).concat([new Uint8Array(20)]);
   }
 
   avoid(i: number): void {

@@ -90,6 +90,7 @@ export async function runScenario(
   const f = Math.floor((n - 1) / 3);
   const notes: string[] = [];
   const cluster = await DockerCluster.start(n, opts.cluster);
+  notes.push(`cluster up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   let history: History | undefined;
   try {
     const accounts = cluster.testnet.accounts.map((a) => a.keyFile);
