@@ -5,8 +5,9 @@
 // node therefore accepts inbound streams only from higher indices, and there is never a duplicate
 // pair to resolve. A newer authenticated stream from the same peer replaces the older one (the
 // older is usually the half-dead remains of a peer restart).
-import * as grpc from "@grpc/grpc-js";
+
 import { fromBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import { EnvelopeSchema, PeerMessageSchema, PeerService } from "../gen/parabft/v1/consensus_pb.js";
 import type { Logger } from "../logger/index.js";
 import { bytesEqual } from "../types/bytes.js";

@@ -311,7 +311,9 @@ export class DockerCluster {
       // Docker's multiplexed stream: 8-byte frame headers before each chunk.
       const lines = buf
         .toString("utf8")
-        .replace(/[\u0000-\u0008\u000e-\u001f]/g, "")
+        .split("")
+        .filter((ch) => ch === "\n" || ch.charCodeAt(0) >= 0x20)
+        .join("")
         .split("\n")
         .map((l) => l.replace(/^[^{]*(?=\{)/, ""));
       const warns = lines
