@@ -3,7 +3,7 @@
 // Both executors call applyTx; they differ only in how they schedule it over state.
 import { hash as nodeHash } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
-import { type ProgramCall, type TxBody, TxBodySchema, TxStatus } from "../gen/parabft/v1/types_pb.js";
+import { type TxBody, TxBodySchema, TxStatus } from "../gen/parabft/v1/types_pb.js";
 import { ADDRESS_LENGTH, PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
 import {
@@ -25,25 +25,8 @@ import {
   keyStr,
   U128_MAX,
 } from "./codec.js";
+import { gasOf, LIMITS } from "./fees.js";
 import { sha256Iterate } from "./sha256iter.js";
-
-/** Gas schedule (units, not money: fees are not charged yet). */
-export const GAS = {
-  base: 1000,
-  transfer: 500,
-  kvPut: 200,
-  kvCas: 300,
-  perByte: 4,
-  ammSwap: 2000,
-  computePerIteration: 10,
-} as const;
-
-export const LIMITS = {
-  maxComputeIterations: 1_000_000,
-  maxComputeSeedBytes: 64,
-  maxKvKeyBytes: 256,
-  maxKvValueBytes: 4096,
-} as const;
 
 export type FailureCode =
   | "MALFORMED"
@@ -237,29 +220,6 @@ export function isValidPoolId(id: string): boolean {
 }
 
 /** Gas a call needs, known before running it, so an out-of-gas call never runs. */
-export function gasOf(call: ProgramCall["call"]): number {
-  switch (call.case) {
-    case "transfer":
-      return GAS.base + GAS.transfer;
-    case "kvPut":
-      return GAS.base + GAS.kvPut + GAS.perByte * (call.value.key.length + call.value.value.length);
-    case "kvCas":
-      return (
-        GAS.base +
-        GAS.kvCas +
-        GAS.perByte * (call.value.key.length + call.value.expected.length + call.value.value.length)
-      );
-    case "ammSwap":
-      return GAS.base + GAS.ammSwap;
-    case "compute":
-      return (
-        GAS.base + GAS.computePerIteration * Math.min(call.value.iterations, LIMITS.maxComputeIterations)
-      );
-    default:
-      return GAS.base;
-  }
-}
-
 function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
   const call = tx.body.call?.call;
   if (call === undefined) return fail("MALFORMED", "no program call");
@@ -422,3 +382,5 @@ export function applyTx(view: StateView, tx: DecodedTx): TxOutcome {
     };
   }
 }
+
+export { LIMITS };

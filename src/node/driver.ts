@@ -299,9 +299,12 @@ export class ConsensusDriver {
           this.mod.log.debug({ from: a.from, to: a.to, peer: a.peer }, "catching up");
           break;
         case "fetchBody":
-          void this.mod.readBody(a.digest).then((block) => {
-            if (block) this.push({ kind: "body", block });
-          });
+          void this.mod.readBody(a.digest).then(
+            (block) => {
+              if (block) this.push({ kind: "body", block });
+            },
+            (err: unknown) => this.mod.log.warn({ err: errorMessage(err) }, "could not read a body"),
+          );
           break;
         case "serveBlocks":
           void this.mod.readCommitted(a.from, a.toHeight).then(

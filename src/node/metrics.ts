@@ -21,6 +21,7 @@ export interface NodeMetrics {
   peers: Gauge;
   diverged: Gauge;
   committedTxs: Counter;
+  escapedErrors: Counter<"kind">;
   evidence: Counter<"phase">;
   finalitySeconds: Histogram;
   dbWriteSeconds: Histogram<"kind">;
@@ -105,6 +106,11 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
       help: "1 when this replica's checkpoint differs from a stable one",
     }),
     committedTxs: f.counter({ name: "consensus_committed_txs_total", help: "Transactions committed" }),
+    escapedErrors: f.counter<"kind">({
+      name: "process_escaped_errors_total",
+      help: "Errors that escaped every handler (logged; the node kept running unless storage failed)",
+      labelNames: ["kind"],
+    }),
     evidence: f.counter<"phase">({
       name: "consensus_evidence_total",
       help: "Equivocation evidence kept, by phase",

@@ -45,6 +45,7 @@ import { accountKey } from "../types/stateKeys.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
 import { ConsensusDriver, type Delivered } from "./driver.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
+import { installLastResort } from "./lastResort.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
 import { OrderedStage } from "./stage.js";
 import { Waiters } from "./waiters.js";
@@ -158,6 +159,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const key = await readKeyFile(paths.keyFile);
     checkConfigAgainstGenesis(cfg, this.genesis, key.publicKey);
     const log = this.log;
+    const removeLastResort = installLastResort({
+      log,
+      count: (kind) => this.metrics.escapedErrors.inc({ kind }),
+    });
+    this.stoppers.push(async () => removeLastResort());
 
     // Storage, then the signing state (beside the key, outside the data directory).
     this.db = await ChainDb.open(paths.dataDir, {
@@ -617,30 +623,14 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     return res.hash;
   }
 
-  async waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {
-    const wait = this.committed.wait(toHex(hash), timeoutMs, signal);
-    // The lookup below can outlast the timeout (a paused or starved process fires overdue timers
-    // first): mark the rejection handled until the caller gets `wait`, or it crashes the process.
-    wait.catch(() => {});
-    const loc = await this.db.getTxLocation(hash);
-    if (loc) {
-      this.committed.resolve(toHex(hash), loc.height);
-      return loc.height;
-    }
-    return wait;
+  waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {
+    return this.committed.wait(toHex(hash), timeoutMs, signal, async () => {
+      return (await this.db.getTxLocation(hash))?.height;
+    });
   }
 
-  async waitExecuted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<Receipt> {
-    const wait = this.executedTx.wait(toHex(hash), timeoutMs, signal);
-    // The lookup below can outlast the timeout (a paused or starved process fires overdue timers
-    // first): mark the rejection handled until the caller gets `wait`, or it crashes the process.
-    wait.catch(() => {});
-    const receipt = await this.db.getReceipt(hash);
-    if (receipt) {
-      this.executedTx.resolve(toHex(hash), receipt);
-      return receipt;
-    }
-    return wait;
+  waitExecuted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<Receipt> {
+    return this.executedTx.wait(toHex(hash), timeoutMs, signal, () => this.db.getReceipt(hash));
   }
 
   async getTx(hash: Hash) {

@@ -15,7 +15,19 @@ export class Waiters<T> {
     return this.byKey.size;
   }
 
-  wait(key: string, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+  /**
+   * Waits for `key`; with `find`, meanwhile looks it up in storage: the waiter is registered first, so an
+   * event that lands during the lookup is not missed, and the lookup runs inside the same promise,
+   * so a deadline that fires while it is in flight settles that one promise (which the caller
+   * awaits) and never leaves a rejection without a handler. Such a dangling rejection once killed
+   * the process: a committed tx, timeout_ms = 1 and a RocksDB read slower than 1 ms.
+   */
+  wait(
+    key: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    find?: () => Promise<T | null | undefined>,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let set = this.byKey.get(key);
       if (!set) {
@@ -42,8 +54,23 @@ export class Waiters<T> {
         },
       };
       list.add(waiter);
-      if (signal?.aborted) onAbort();
-      else signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      // A settled promise ignores later calls, so a lookup that lands after the deadline is a no-op.
+      find?.().then(
+        (found) => {
+          if (found === null || found === undefined) return;
+          waiter.cleanup();
+          resolve(found);
+        },
+        (err: unknown) => {
+          waiter.cleanup();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
     });
   }
 

@@ -1,6 +1,7 @@
 // `parabft demo` (make demo): a 4-validator local cluster under ~20 s of load, finality latency
-// and throughput printed, the report written to bench/results/. Ctrl-C stops everything: the
-// first SIGINT stops the nodes gracefully, a second one kills them by pid.
+// and throughput printed, the report written to .parabft-demo/ or --out (never a tracked file, so
+// a demo leaves the checkout clean). Ctrl-C stops everything: the first SIGINT stops the nodes
+// gracefully, a second one kills them by pid.
 import path from "node:path";
 import { formatReport, runClusterBench } from "../../../bench/cluster.js";
 import type { LocalCluster } from "../cluster.js";
@@ -19,7 +20,7 @@ Options:
   --validators N   validators (default 4)
   --duration S     seconds of load (default 20)
   --rate R         offered load in tx/s (default 100)
-  --out DIR        report directory (default bench/results)
+  --out DIR        report directory (default .parabft-demo/, ignored by git)
   --json           print the full report as JSON
   -h, --help       show this help`;
 
@@ -55,7 +56,7 @@ export const demoCommand: CliCommand = {
     const validators = intFlag("validators", values.validators, 4, 1, 16);
     const durationS = intFlag("duration", values.duration, 20, 1, 3600);
     const rate = intFlag("rate", values.rate, 100, 1, 1_000_000);
-    const outDir = path.resolve(values.out ?? "bench/results");
+    const outDir = path.resolve(values.out ?? ".parabft-demo");
 
     // First signal: abort the load and stop the nodes gracefully; runClusterBench then cleans
     // up (nodes, temp dir) and this command exits 130. A second signal, or cleanup taking too

@@ -8,7 +8,7 @@ import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { LocalCluster, tempDir } from "../../cluster/harness.js";
+import { checkHealth, LocalCluster, newHealthClient, tempDir } from "../../cluster/harness.js";
 
 const FAKE = fileURLToPath(new URL("./fixtures/fakeNode.js", import.meta.url));
 const ORPHAN = fileURLToPath(new URL("./fixtures/orphanParent.js", import.meta.url));
@@ -168,10 +168,20 @@ describe("LocalCluster", () => {
       env: { FAKE_NODE_MODE: "not-serving" },
     });
     try {
-      await assert.rejects(
-        cluster.start({ timeoutMs: 1_500 }),
-        /not healthy after 1500 ms \(last: NOT_SERVING\)/,
-      );
+      // Wait (generously: a loaded box can take seconds to start a process) until the node
+      // answers at all; only then is a short health timeout about NOT_SERVING, not about startup.
+      await cluster.startNode(0);
+      const health = newHealthClient(cluster.node(0).api);
+      try {
+        const deadline = Date.now() + 60_000;
+        while ((await checkHealth(health, 2_000)) !== "NOT_SERVING") {
+          assert.ok(Date.now() < deadline, "the fake node never answered health checks");
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        health.close();
+      }
+      await assert.rejects(cluster.waitHealthy(0, 1_500), /not healthy after 1500 ms \(last: NOT_SERVING\)/);
     } finally {
       await cluster.stop();
     }
