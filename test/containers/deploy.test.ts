@@ -3,6 +3,8 @@
 // published on 127.0.0.1 only; the checked-in deploy/ files match a fresh rendering; the Grafana
 // dashboard only queries metrics the node exports. No Docker or Kubernetes needed.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -132,6 +134,49 @@ describe("deployments (compose, Kubernetes, observability)", () => {
         `deploy/k8s/${f} is stale`,
       );
     }
+  });
+
+  it("parabft testnet --docker / --k8s write the deployment; both at once is a usage error", async () => {
+    const bin = path.join(repo, "bin/parabft.js");
+    const cli = (args: string[]) =>
+      new Promise<{ code: number; out: string }>((resolve) => {
+        execFile("node", [bin, ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+        );
+      });
+    const dir = await tempDir("parabft-deploy-cli-");
+    dirs.push(dir);
+    const d = await cli([
+      "testnet",
+      "--docker",
+      "--validators",
+      "4",
+      "--accounts",
+      "1",
+      "--out",
+      path.join(dir, "d"),
+    ]);
+    assert.equal(d.code, 0, d.out);
+    assert.match(d.out, /docker deployment: .*compose\.yaml/);
+    assert.match(d.out, /node1:26656/);
+    const k = await cli([
+      "testnet",
+      "--k8s",
+      "--validators",
+      "4",
+      "--accounts",
+      "1",
+      "--out",
+      path.join(dir, "k"),
+    ]);
+    assert.equal(k.code, 0, k.out);
+    for (const f of ["genesis.yaml", "secrets.yaml", "services.yaml", "statefulset.yaml"]) {
+      assert.ok(existsSync(path.join(dir, "k", "k8s", f)), `k8s/${f} written`);
+    }
+    const both = await cli(["testnet", "--docker", "--k8s", "--out", path.join(dir, "x")]);
+    assert.equal(both.code, 2, both.out);
+    const port = await cli(["testnet", "--docker", "--base-port", "30000", "--out", path.join(dir, "y")]);
+    assert.equal(port.code, 2, port.out);
   });
 
   it("observability: the dashboard and scrape config name metrics the node exports", async () => {
