@@ -23,6 +23,26 @@ describe("fault scenarios in containers: baseline and crashes", { skip: gate.ski
     assert.ok(r.pass, summary(r));
   });
 
+  it("a node that acknowledges before commit (test-only switch) is caught by S2", {
+    timeout: 150_000,
+  }, async () => {
+    const r = await runScenario(
+      "ack-before-commit switch (must fail S2)",
+      async (ctx) => {
+        const startMs = performance.now();
+        await ctx.moreAcks(8);
+        return { startMs, healMs: performance.now(), maxFaulty: 0 };
+      },
+      { cluster: { env: { PARABFT_TEST_ACK_BEFORE_COMMIT: "1" } } },
+    );
+    assert.equal(r.pass, false, `S2 missed premature acknowledgements: ${summary(r)}`);
+    assert.equal(r.checks.S2?.ok, false, summary(r));
+    assert.ok(
+      r.violations.some((v) => /^S2 acknowledged tx .* (at \d+ but first included|is lost)/.test(v)),
+      r.violations.join("\n"),
+    );
+  });
+
   it("crash f (kill -9 a backup), then restart: commits continue, it catches up", {
     timeout: 150_000,
   }, async () => {
