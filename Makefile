@@ -4,7 +4,8 @@ NODE_BIN := node_modules/.bin
 TEST_FILES = $(shell find dist/test -name '*.test.js' | sort)
 UNIT_FILES = $(shell find dist/test/unit dist/test/property -name '*.test.js' 2>/dev/null | sort)
 
-.PHONY: install proto proto-check build lint format typecheck test test-unit test-sim test-cluster soak demo bench-exec clean
+.PHONY: install proto proto-check build lint format typecheck test test-unit test-sim test-cluster soak demo bench-exec clean \
+	image image-if-engine test-containers faults-report cluster-up cluster-down
 
 # Installs npm packages when missing or older than the lock file.
 install: node_modules/.installed
@@ -35,8 +36,9 @@ lint: install
 format: install
 	$(NODE_BIN)/biome check --write .
 
-# Everything: lint, type check (the build), unit, property, simulator and cluster tests.
-test: install proto-check lint build
+# Everything: lint, type check (the build), unit, property, simulator, cluster and container tests.
+# The container suite needs a Docker engine (.ci/run starts one); with CI=true it fails without one.
+test: install proto-check lint build image-if-engine
 	node --test --test-timeout=600000 $(TEST_FILES)
 
 test-unit: build
@@ -47,6 +49,37 @@ test-sim: build
 
 test-cluster: build
 	node --test --test-concurrency=1 $(shell find dist/test/cluster -name '*.test.js' | sort)
+
+# The validator image, built offline from this machine's Node.js (deploy/image/build.sh).
+IMAGE ?= parabft:local
+image: build
+	IMAGE=$(IMAGE) deploy/image/build.sh
+
+# `make test` builds the image when an engine answers; the suite itself fails in CI without one.
+image-if-engine: build
+	@if [ "$(SKIP_IMAGE)" = "1" ]; then echo "make: image already built (SKIP_IMAGE=1)"; \
+	  elif docker info >/dev/null 2>&1; then IMAGE=$(IMAGE) deploy/image/build.sh; \
+	  else echo "make: no Docker engine answers; the container suite will skip (or fail with CI=true)"; fi
+
+# The fault-injection suite alone (needs an engine; deploy/engine.sh start gives one).
+test-containers: image
+	node --test --test-concurrency=1 --test-timeout=600000 $(shell find dist/test/containers -name '*.test.js' | sort)
+
+# The suite again, writing bench/results/faults.{json,txt} (per scenario: pass/fail, ops and their
+# outcomes, time to recover, finality p50/p99 during the fault).
+faults-report: image
+	rm -f bench/results/faults.json
+	PARABFT_FAULTS_OUT=bench/results node --test --test-concurrency=1 --test-timeout=600000 \
+	  $(shell find dist/test/containers -name 'scenarios*.test.js' | sort)
+
+# N validators in containers on one private network (deploy/compose.yaml); ports on 127.0.0.1.
+VALIDATORS ?= 4
+CLUSTER_DIR ?= deploy/.cluster
+cluster-up: image
+	deploy/cluster.sh up $(VALIDATORS) $(CLUSTER_DIR)
+
+cluster-down:
+	deploy/cluster.sh down $(VALIDATORS) $(CLUSTER_DIR)
 
 # A long simulator soak, not part of CI.
 soak: build

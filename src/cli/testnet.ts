@@ -38,6 +38,12 @@ export interface TestnetOpts {
   /** Node i listens on basePort + 10·i (+0 peer, +1 api, +2 metrics); default: free ports. */
   basePort?: number;
   host?: string;
+  /**
+   * Containers (`--docker`, `--k8s`): node i listens on 0.0.0.0 at the fixed CONTAINER_PORTS and
+   * its peers reach it as hostOf(i) (a compose service or StatefulSet pod name). Replaces host and
+   * basePort.
+   */
+  hostOf?: (i: number) => string;
   logLevel?: LogLevel;
   /** Config fields applied to every node (e.g. smaller mempools for tests). */
   nodeOverrides?: Partial<Pick<NodeConfig, "mempool" | "verify" | "execution" | "api">>;
@@ -77,6 +83,9 @@ export interface Testnet {
 }
 
 export const nodeHomeName = (i: number) => `node${i}`;
+
+/** Ports every validator uses inside its own container (peer, api, metrics). */
+export const CONTAINER_PORTS = [26656, 26657, 26660] as const;
 
 /**
  * Records "this key has signed nothing" for a key generated a moment ago, as CometBFT's init
@@ -137,8 +146,9 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
   await assertFresh(dir);
   const host = opts.host ?? "127.0.0.1";
   const chainId = opts.chainId ?? `parabft-local-${n}`;
-  const ports =
-    opts.basePort !== undefined
+  const ports = opts.hostOf
+    ? []
+    : opts.basePort !== undefined
       ? Array.from({ length: 3 * n }, (_, k) => opts.basePort! + 10 * Math.floor(k / 3) + (k % 3))
       : await freePorts(3 * n, host);
   if (ports.some((p) => p < 1 || p > 65535)) throw new RangeError("base port leaves the valid port range");
@@ -171,14 +181,17 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
   // One certificate per validator, each carrying its consensus key; every home trusts all of them.
   const certs = await Promise.all(keys.map((k) => createValidatorCertificate(k.secretKey)));
   const bundle = certs.join("");
-  const addrOf = (i: number, k: number) => `${host}:${ports[3 * i + k]}`;
+  const hostOf = opts.hostOf;
+  const addrOf = (i: number, k: number) =>
+    hostOf ? `${hostOf(i)}:${CONTAINER_PORTS[k]}` : `${host}:${ports[3 * i + k]}`;
+  const listenOf = (i: number, k: number) => (hostOf ? `0.0.0.0:${CONTAINER_PORTS[k]}` : addrOf(i, k));
   const nodes: TestnetNode[] = [];
   for (let i = 0; i < n; i++) {
     const home = path.join(dir, nodeHomeName(i));
     const cfg = defaultConfig({
       chainId,
       validatorIndex: i,
-      listen: { peer: addrOf(i, 0), api: addrOf(i, 1), metrics: addrOf(i, 2) },
+      listen: { peer: listenOf(i, 0), api: listenOf(i, 1), metrics: listenOf(i, 2) },
       peers: Array.from({ length: n }, (_, j) => j)
         .filter((j) => j !== i)
         .map((j) => ({ index: j, address: addrOf(j, 0) })),
@@ -199,9 +212,9 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
       home,
       publicKey: toHex(keys[i]!.publicKey),
       address: toHex(keys[i]!.address),
-      peer: cfg.listen.peer,
-      api: cfg.listen.api,
-      metrics: cfg.listen.metrics,
+      peer: addrOf(i, 0),
+      api: addrOf(i, 1),
+      metrics: addrOf(i, 2),
     });
   }
 

@@ -5,6 +5,7 @@
 // node therefore accepts inbound streams only from higher indices, and there is never a duplicate
 // pair to resolve. A newer authenticated stream from the same peer replaces the older one (the
 // older is usually the half-dead remains of a peer restart).
+
 import * as grpc from "@grpc/grpc-js";
 import { PeerService } from "../gen/parabft/v1/consensus_pb.js";
 import type { Logger } from "../logger/index.js";
@@ -590,7 +591,9 @@ export class PeerNetwork {
     this.metrics.messageIn(peer, bytes.length);
     // Bytes that are not an Envelope at all go to the node, whose verdict names them malformed.
     const head = envelopeHeader(bytes);
-    if (head !== null && head.sender !== peer) {
+    // A NEW-VIEW is the one message a replica relays on someone else's signature (the primary's
+    // helpers forward it to a lagging replica): relaying it is no offence.
+    if (head !== null && head.sender !== peer && head.kind !== "newView") {
       this.metrics.rejected("wrong_sender", peer);
       this.penalize(peer, "wrong_sender");
       return;

@@ -637,6 +637,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {
+    // Test-only fault, PARABFT_TEST_ACK_BEFORE_COMMIT=1: acknowledge on admission, before any
+    // commit, at a guessed height. The container fault suite's S2 checker must catch it.
+    if (process.env.PARABFT_TEST_ACK_BEFORE_COMMIT === "1")
+      return Promise.resolve(this.committedHeightValue + 1n);
     return this.committed.wait(toHex(hash), timeoutMs, signal, async () => {
       return (await this.db.getTxLocation(hash))?.height;
     });

@@ -30,7 +30,7 @@ import {
   TransferLoad,
   until,
 } from "./lib.js";
-import { type PeerIdentity, PeerStream, peerIdentity } from "./peerAttack.js";
+import { type PeerIdentity, peerIdentity } from "./peerAttack.js";
 
 /** Alternating baseline and attack windows: ROUNDS of each, WINDOW_MS long. */
 const ROUNDS = 2;

@@ -2,12 +2,14 @@
 import path from "node:path";
 import { presets } from "../../params/index.js";
 import { type CliCommand, intFlag, parseCommandArgs, UsageError } from "../command.js";
+import { composeHost, k8sHost, writeDeployment } from "../deploy.js";
 import { formatTable, printJson } from "../output.js";
 import { createTestnet } from "../testnet.js";
 import { chainIdFlag, presetFlag } from "./init.js";
 
 const usage = `Usage: parabft testnet --validators N --out DIR [--base-port P] [--accounts M]
                        [--preset default|minimal] [--chain-id ID] [--json]
+                       [--docker | --k8s] [--image IMAGE]
 
 Writes a network of N validators into DIR (which must not already hold one):
   DIR/genesis.json                  the shared genesis (validators node0.., funded accounts, AMM pool amm0)
@@ -31,6 +33,11 @@ Options:
   --insecure-peers  peer links without TLS (net.insecure): local debugging only; certificates
                     are written anyway (DIR/node<i>/tls/)
   --json            print the manifest as JSON
+  --docker          for containers: nodes listen on 0.0.0.0:26656/26657/26660, peers are node<i>,
+                    and DIR/compose.yaml runs them (docker-compose -f DIR/compose.yaml up -d)
+  --k8s             for Kubernetes: peers are parabft-<i>.parabft-peers, and DIR/k8s/ holds a
+                    StatefulSet, Services, a genesis ConfigMap and one Secret per validator
+  --image IMAGE     image the deployment runs (default parabft:local, see make image)
   -h, --help        show this help`;
 
 export const testnetCommand: CliCommand = {
@@ -48,6 +55,9 @@ export const testnetCommand: CliCommand = {
       "chain-id": { type: "string" },
       "insecure-peers": { type: "boolean" },
       json: { type: "boolean" },
+      docker: { type: "boolean" },
+      k8s: { type: "boolean" },
+      image: { type: "string" },
     });
     if (values.help) {
       console.log(usage);
@@ -66,6 +76,14 @@ export const testnetCommand: CliCommand = {
     }
     const accounts = intFlag("accounts", values.accounts, 8, 0, 100_000);
     const out = path.resolve(values.out);
+    if (values.docker && values.k8s) throw new UsageError("--k8s", "choose one of --docker and --k8s");
+    const mode = values.docker ? "docker" : values.k8s ? "k8s" : undefined;
+    if (mode && (basePort !== undefined || values.host !== undefined)) {
+      throw new UsageError(
+        `--${mode}`,
+        `--${mode} uses fixed container ports and host names; drop --base-port/--host`,
+      );
+    }
     let testnet: Awaited<ReturnType<typeof createTestnet>>;
     try {
       testnet = await createTestnet({
@@ -77,6 +95,7 @@ export const testnetCommand: CliCommand = {
         host: values.host,
         insecurePeers: values["insecure-peers"] === true,
         chainId: values["chain-id"] === undefined ? undefined : chainIdFlag(values["chain-id"]),
+        hostOf: mode === "docker" ? composeHost : mode === "k8s" ? k8sHost : undefined,
       });
     } catch (err) {
       if (err instanceof Error && /already contains a testnet/.test(err.message)) {
@@ -84,7 +103,8 @@ export const testnetCommand: CliCommand = {
       }
       throw err;
     }
-    if (values.json) printJson(testnet);
+    const written = mode ? await writeDeployment(testnet, mode, { image: values.image }) : [];
+    if (values.json) printJson({ ...testnet, deployment: written });
     else {
       console.log(`testnet ${testnet.chainId} (${preset}) in ${testnet.dir}`);
       console.log(
@@ -96,6 +116,7 @@ export const testnetCommand: CliCommand = {
       console.log(
         `${testnet.accounts.length} funded client accounts in ${path.join(testnet.dir, "accounts")}`,
       );
+      for (const f of written) console.log(`${mode} deployment: ${f}`);
     }
     return 0;
   },
