@@ -302,9 +302,10 @@ describe("ChainDb", () => {
 
   it("refuses a database with layout-1 execution state, naming the command that rebuilds it", async () => {
     const dir = path.join(root, "layout1");
-    // What the previous build left: schema 1, a state root, no execution-layout marker.
+    // Layout-1 execution state under the current schema (a schema-1 database is refused earlier,
+    // as SCHEMA_TOO_OLD: see the version-1 test below): a state root, no execution-layout marker.
     const raw = await Db.open(dir);
-    await raw.put(Uint8Array.of(Bucket.meta, ...utf8Bytes("schemaVersion")), u64be(1));
+    await raw.put(Uint8Array.of(Bucket.meta, ...utf8Bytes("schemaVersion")), u64be(SCHEMA_VERSION));
     await raw.put(Uint8Array.of(Bucket.meta, ...utf8Bytes("stateRoot")), new Uint8Array(32));
     await raw.put(Uint8Array.of(Bucket.meta, ...utf8Bytes("executedHeight")), u64be(7n));
     await raw.put(Uint8Array.of(Bucket.receipt, 1, 2), utf8Bytes("old receipt"));
