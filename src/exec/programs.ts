@@ -503,6 +503,14 @@ export function creditFees(view: StateView, fees: bigint): void {
  * 5. the program runs in an overlay; any failure (access violation included) reverts the
  *    overlay, so only steps 2 and 4 remain.
  */
+/**
+ * Whether an executed inclusion consumed its tx's nonce (step 2 of applyTx): false for a
+ * DUPLICATE or BAD_NONCE, which left state untouched and let the same tx count elsewhere.
+ */
+export function consumedNonce(r: { status: TxStatus; error: string }): boolean {
+  return r.status !== TxStatus.DUPLICATE && !r.error.startsWith("BAD_NONCE");
+}
+
 export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutcome {
   const acct = decodeAccount(view.get(tx.senderKey));
   const nonce = tx.body.nonce;

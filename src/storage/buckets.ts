@@ -21,6 +21,11 @@ export enum Bucket {
   evidence = 0x08,
   /** u64be height -> digest ‖ chain hash ‖ u64be block time ‖ null flag. */
   blockMeta = 0x09,
+  /**
+   * tx hash ‖ u64be height ‖ u32be index -> empty: every inclusion of a tx after its first (the
+   * first is in txIndex). Rare; getReceipt reads it when the first inclusion did not count.
+   */
+  txReinclusion = 0x0a,
   // 0x20+: execution layout 2 (issue 13), numbered apart from the commit-side buckets.
   /** u64be height -> the block's write-set log (execLog.ts), until folded into `state`. */
   execLog = 0x20,

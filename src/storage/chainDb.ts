@@ -2,6 +2,7 @@
 // write. Two atomic batches per block: the commit batch (sync) when consensus delivers, and the
 // execution batch (not synced: recovery re-executes from committed blocks) after execution.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { consumedNonce } from "../exec/programs.js";
 import type { ExecutionResult, StateWrite } from "../exec/types.js";
 import { type CheckpointCertificate, CheckpointCertificateSchema } from "../gen/parabft/v1/consensus_pb.js";
 import {
@@ -32,6 +33,7 @@ import { RESET_TESTNET_HINT } from "./signingState.js";
 /** Bump on any incompatible change of a bucket's key or value layout. */
 /** 2: commit certificates carry their view (protocol version 2); version-1 databases are refused. */
 export const SCHEMA_VERSION = 2;
+const EMPTY = new Uint8Array(0);
 
 const META_SCHEMA = metaKey("schemaVersion");
 const META_COMMITTED = metaKey("committedHeight");
@@ -256,10 +258,14 @@ export class ChainDb {
       for (let index = 0; index < keys.length; index++) {
         const key = keys[index]!;
         const id = key.toString("latin1");
-        if (seen.has(id)) continue;
-        seen.add(id);
         const prior = existing[index];
-        if (prior !== undefined && readU64(prior) !== height) continue;
+        if (seen.has(id) || (prior !== undefined && readU64(prior) !== height)) {
+          // A later inclusion of a tx: the first may have failed BAD_NONCE and this one succeed.
+          const reinclusion = concatBytes(key.subarray(1), encodeTxLocation(height, index));
+          ops.push({ type: "put", key: bucketKey(Bucket.txReinclusion, reinclusion), value: EMPTY });
+          continue;
+        }
+        seen.add(id);
         ops.push({ type: "put", key, value: encodeTxLocation(height, index) });
       }
     }
@@ -373,7 +379,7 @@ export class ChainDb {
    * then the folded logs are deleted in one batch. Until then, and after a crash in between,
    * reads overlay the logs on the bucket (a key in a log always masks the bucket), so getState
    * and iterateState are exact at the executed height at every moment.
-   * Receipts are found through the commit batch's tx index (the tx's first inclusion).
+   * Receipts are found through the commit batch's tx index (see getReceipt).
    */
   writeExecutionBatch(result: ExecutionResult): Promise<void> {
     const next = this.execQueue.then(() => this.doWriteExecutionBatch(result));
@@ -550,10 +556,26 @@ export class ChainDb {
     }
   }
 
-  /** The receipt of a tx's first inclusion (tx index), from that block's receipts value. */
+  /**
+   * The receipt of the inclusion that counted: the first whose execution consumed the tx's nonce
+   * (a tx can be included again after an inclusion that failed BAD_NONCE or was a DUPLICATE).
+   * When no executed inclusion consumed it, the first inclusion's receipt; undefined until the
+   * first inclusion is executed.
+   */
   async getReceipt(hash: Hash): Promise<Receipt | undefined> {
     const loc = await this.getTxLocation(hash);
     if (loc === undefined) return undefined;
+    const first = await this.receiptAt(hash, loc);
+    if (first === undefined || consumedNonce(first)) return first;
+    for await (const [key] of this.db.iteratePrefix(bucketKey(Bucket.txReinclusion, hash))) {
+      const at = key.subarray(1 + hash.length);
+      const later = await this.receiptAt(hash, { height: readU64(at), index: readU32(at, 8) });
+      if (later !== undefined && consumedNonce(later)) return later;
+    }
+    return first;
+  }
+
+  private async receiptAt(hash: Hash, loc: TxLocation): Promise<Receipt | undefined> {
     const raw = await this.db.get(heightKey(Bucket.blockReceipts, loc.height));
     if (raw === undefined) return undefined;
     const r = decodeReceiptAt(raw, loc.height, loc.index);

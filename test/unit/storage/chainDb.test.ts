@@ -148,6 +148,41 @@ describe("ChainDb", () => {
     }
   });
 
+  it("answers the receipt of the inclusion that consumed the nonce, not a failed first one", async () => {
+    const db = await ChainDb.open(path.join(root, "reinclusion"));
+    try {
+      // "p" fails BAD_NONCE at height 1, counts at height 2 (index 1), is a DUPLICATE at height 3;
+      // "q" is included twice in block 1 and never counts.
+      await commitChain(db, [["p", "q", "q"], ["x", "p"], ["p"]]);
+      const p = txHash(tx("p"));
+      const q = txHash(tx("q"));
+      const receipt = (h: Uint8Array, height: bigint, index: number, fields: object = {}) =>
+        create(ReceiptSchema, { txHash: h, height, index, ...fields });
+      const execute = (height: bigint, receipts: ReturnType<typeof receipt>[]) =>
+        db.writeExecutionBatch({ height, writeSet: [], receipts, stateRoot: new Uint8Array(32).fill(7) });
+      await execute(1n, [
+        receipt(p, 1n, 0, { status: TxStatus.FAILED, error: "BAD_NONCE: expected 4" }),
+        receipt(q, 1n, 1, { status: TxStatus.FAILED, error: "BAD_NONCE: expected 0" }),
+        receipt(q, 1n, 2, { status: TxStatus.FAILED, error: "BAD_NONCE: expected 0" }),
+      ]);
+      assert.equal((await db.getReceipt(p))?.height, 1n, "only the failed inclusion is executed yet");
+      await execute(2n, [
+        receipt(txHash(tx("x")), 2n, 0, { status: TxStatus.OK }),
+        receipt(p, 2n, 1, { status: TxStatus.OK }),
+      ]);
+      await execute(3n, [receipt(p, 3n, 0, { status: TxStatus.DUPLICATE })]);
+      assert.deepEqual(await db.getReceipt(p), receipt(p, 2n, 1, { status: TxStatus.OK }));
+      assert.deepEqual(await db.getTxLocation(p), { height: 1n, index: 0 }, "the index keeps the first");
+      assert.deepEqual(
+        await db.getReceipt(q),
+        receipt(q, 1n, 1, { status: TxStatus.FAILED, error: "BAD_NONCE: expected 0" }),
+        "no inclusion counted: the first one's receipt",
+      );
+    } finally {
+      await db.close();
+    }
+  });
+
   it("serves contiguous committed ranges with certificates, honouring the limit", async () => {
     const db = await ChainDb.open(path.join(root, "range"));
     try {
@@ -174,7 +209,7 @@ describe("ChainDb", () => {
     }
   });
 
-  it("applies an execution batch: writes, deletes, receipts (first inclusion), height and root", async () => {
+  it("applies an execution batch: writes, deletes, receipts, height and root", async () => {
     const dir = path.join(root, "exec");
     const db = await ChainDb.open(dir, { stateApplyEntries: 1_000_000 });
     const h1 = txHash(tx("one"));
