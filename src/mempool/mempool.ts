@@ -155,6 +155,8 @@ interface Entry extends PoolTx {
   readonly n: number;
   readonly origin: TxOrigin;
   readonly admittedAt: number;
+  /** When this node last gossiped it (own txs only; see staleOwn). */
+  gossipedAt: number;
   inFlight: boolean;
   /** Announced to listeners (it became executable). */
   announced: boolean;
@@ -309,6 +311,29 @@ export class Mempool {
     return true;
   }
 
+  /**
+   * This node's own transactions (origin "api") that still wait, executable and not in flight,
+   * `olderThanMs` after they were last gossiped; marks them gossiped now. Gossip is fire and
+   * forget: a peer that missed a batch (a restart, a backlog, a link down) would otherwise never
+   * hold them, and only this node, once it is primary, could ever propose them. At most `max`,
+   * in nonce order per sender.
+   */
+  staleOwn(olderThanMs: number, max: number): SignedTx[] {
+    const out: SignedTx[] = [];
+    const now = this.now();
+    for (const q of this.senders.values()) {
+      for (let n = q.baseN; out.length < max; n++) {
+        const e = q.byNonce.get(n);
+        if (!e) break;
+        if (e.origin !== "api" || e.inFlight || now - e.gossipedAt < olderThanMs) continue;
+        e.gossipedAt = now;
+        out.push(e.tx);
+      }
+      if (out.length >= max) break;
+    }
+    return out;
+  }
+
   /** See AdmittedListener: called for transactions as they become executable (the node gossips). */
   onAdmitted(listener: AdmittedListener): () => void {
     this.listeners.add(listener);
@@ -357,10 +382,17 @@ export class Mempool {
     // synchronous section because the lookup may read storage.
     const epoch = this.nonceEpoch;
     const accounts = await this.accountsFor(candidates.map((c) => c.ptx));
+    // A gossip batch carries runs of a sender's consecutive nonces (its origin admitted them one by
+    // one). Each tx is judged, and inserted, in (sender, nonce) order as if the batch's lower
+    // nonces were already pooled, so a run longer than maxNonceGap is not refused as NONCE_GAP.
+    candidates.sort(bySenderThenNonce);
+    const runEnds = new Map<string, bigint>();
     const funded: { i: number; ptx: PoolTx }[] = [];
     for (const c of candidates) {
       try {
-        this.precheck(c.ptx, accounts.get(c.ptx.senderKey)!.state);
+        const key = c.ptx.senderKey;
+        const pendingNext = this.precheck(c.ptx, accounts.get(key)!.state, runEnds.get(key));
+        if (c.ptx.nonce === pendingNext) runEnds.set(key, pendingNext + 1n);
         // Hashed only now: spam refused above never costs a hash of its (up to 16 KiB) body.
         const hash = this.hashTx(c.ptx.tx);
         funded.push({ i: c.i, ptx: { ...c.ptx, hash, hashHex: toHex(hash) } });
@@ -487,7 +519,11 @@ export class Mempool {
    * What the account alone rules out, before the signature check: no account, a nonce past the
    * gap window, a cost above the whole balance. insert() checks all of it again, exactly.
    */
-  private precheck(ptx: Draft, acct: AccountState | null): void {
+  /**
+   * The account-only checks; returns the sender's pending nonce (raised to `runEnd`, the end of
+   * the run this tx's batch has already passed).
+   */
+  private precheck(ptx: Draft, acct: AccountState | null, runEnd?: bigint): bigint {
     if (acct === null) {
       throw new MempoolError(
         "UNKNOWN_ACCOUNT",
@@ -499,7 +535,8 @@ export class Mempool {
     const floor = this.committedFloors.get(ptx.senderKey)?.floor ?? 0n;
     let next = acct.nonce > floor ? acct.nonce : floor;
     if (q && q.base > next) next = q.base;
-    const pendingNext = next + BigInt(q && q.base === next ? q.runLength : 0);
+    let pendingNext = next + BigInt(q && q.base === next ? q.runLength : 0);
+    if (runEnd !== undefined && runEnd > pendingNext) pendingNext = runEnd;
     if (ptx.nonce > pendingNext + BigInt(this.opts.maxNonceGap)) {
       throw new MempoolError(
         "NONCE_GAP",
@@ -514,6 +551,7 @@ export class Mempool {
         `balance ${acct.balance} does not cover maxFee + value ${ptx.cost}`,
       );
     }
+    return pendingNext;
   }
 
   /**
@@ -590,6 +628,7 @@ export class Mempool {
       n: Number(ptx.nonce),
       origin,
       admittedAt: this.now(),
+      gossipedAt: this.now(),
       // Already carried by a pending proposal (its block arrived before the transaction).
       inFlight: this.flights.has(ptx.hashHex),
       announced: false,
@@ -1002,4 +1041,9 @@ export class Mempool {
     for (const q of this.senders.values()) this.recount(q);
     return n;
   }
+}
+
+function bySenderThenNonce(a: { ptx: Draft }, b: { ptx: Draft }): number {
+  if (a.ptx.senderKey !== b.ptx.senderKey) return a.ptx.senderKey < b.ptx.senderKey ? -1 : 1;
+  return a.ptx.nonce < b.ptx.nonce ? -1 : a.ptx.nonce > b.ptx.nonce ? 1 : 0;
 }

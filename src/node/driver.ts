@@ -19,6 +19,7 @@ import {
   BlockHeaderSchema,
   BlockSchema,
   type CommitCertificate,
+  type SignedTx,
 } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
 import type { Mempool } from "../mempool/index.js";
@@ -37,6 +38,12 @@ const PROVABLY_INVALID: ReadonlySet<string> = new Set([
   "WRONG_CHAIN",
   "TX_TOO_LARGE",
 ]);
+
+/**
+ * Gossip batches one peer may have waiting for admission; beyond it a batch is dropped
+ * (GOSSIP_BACKLOG). The origin still holds its txs, and the peer rate limit bounds the rest.
+ */
+const MAX_QUEUED_GOSSIP_BATCHES = 64;
 
 /** A block the core delivered, in height order. */
 export interface Delivered {
@@ -126,6 +133,8 @@ export class ConsensusDriver {
   private readonly reapedHashes = new WeakMap<Block, Hash[]>();
   /** Verdicts of checkBlock, read synchronously by the core's validateBlock hook. */
   private readonly blockVerdicts = new WeakMap<Block, Verdict>();
+  /** Per peer: the end of its gossip admission chain and how many batches wait in it. */
+  private readonly gossipQueues = new Map<number, { tail: Promise<void>; depth: number }>();
 
   constructor(
     private readonly opts: DriverOpts,
@@ -169,22 +178,22 @@ export class ConsensusDriver {
     }
     const kind = msg.message.kind;
     if (kind.case === "txBatch") {
-      // Gossip: verified in the pool's workers, never on the consensus path.
-      void this.mod.mempool.addBatch(kind.value.txs, "peer").then(
-        (results) => {
-          // Honest peers gossip only transactions they verified: one that is provably invalid
-          // whatever the state (bad signature, malformed, other chain, too large) is the sender's fault.
-          let bad = 0;
-          for (const r of results) if (!r.ok && PROVABLY_INVALID.has(r.error.code)) bad++;
-          if (bad > 0) {
-            this.mod.metrics?.verdict("reject", "TX_BATCH_INVALID");
-            this.mod.net.penalize(from, "TX_BATCH_INVALID", bad);
-          }
-        },
-        (err: unknown) => {
-          this.mod.log.warn({ err: errorMessage(err) }, "gossiped batch failed");
-        },
-      );
+      // Gossip: verified in the pool's workers, never on the consensus path. One peer's batches are
+      // admitted in arrival order: a batch continues its senders' nonce runs from the previous one,
+      // which the pool must hold first or the run's far end is refused as NONCE_GAP.
+      const queue = this.gossipQueues.get(from) ?? { tail: Promise.resolve(), depth: 0 };
+      if (queue.depth >= MAX_QUEUED_GOSSIP_BATCHES) {
+        this.judge(from, { kind: "ignore", reason: "GOSSIP_BACKLOG" });
+        return;
+      }
+      queue.depth++;
+      this.gossipQueues.set(from, queue);
+      const txs = kind.value.txs;
+      queue.tail = queue.tail
+        .then(() => this.admitGossip(from, txs))
+        .finally(() => {
+          queue.depth--;
+        });
       this.judge(from, { kind: "accept" });
       return;
     }
@@ -232,6 +241,25 @@ export class ConsensusDriver {
   /** The core's validateBlock hook: the verdict checkBlock reached before the core saw it. */
   validateBlock(block: Block): Verdict {
     return this.blockVerdicts.get(block) ?? { kind: "reject", reason: "BAD_BLOCK" };
+  }
+
+  /** Admits one gossiped batch; a provably invalid tx is its sender's fault. */
+  private admitGossip(from: number, txs: SignedTx[]): Promise<void> {
+    return this.mod.mempool.addBatch(txs, "peer").then(
+      (results) => {
+        // Honest peers gossip only transactions they verified: one that is provably invalid
+        // whatever the state (bad signature, malformed, other chain, too large) is the sender's fault.
+        let bad = 0;
+        for (const r of results) if (!r.ok && PROVABLY_INVALID.has(r.error.code)) bad++;
+        if (bad > 0) {
+          this.mod.metrics?.verdict("reject", "TX_BATCH_INVALID");
+          this.mod.net.penalize(from, "TX_BATCH_INVALID", bad);
+        }
+      },
+      (err: unknown) => {
+        this.mod.log.warn({ err: errorMessage(err) }, "gossiped batch failed");
+      },
+    );
   }
 
   private judge(from: number, verdict: Verdict): void {

@@ -21,6 +21,7 @@ export interface NodeMetrics {
   peers: Gauge;
   diverged: Gauge;
   committedTxs: Counter;
+  regossiped: Counter;
   escapedErrors: Counter<"kind">;
   evidence: Counter<"phase">;
   finalitySeconds: Histogram;
@@ -126,6 +127,10 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
       help: "1 when this replica's checkpoint differs from a stable one",
     }),
     committedTxs: f.counter({ name: "consensus_committed_txs_total", help: "Transactions committed" }),
+    regossiped: f.counter({
+      name: "mempool_regossiped_total",
+      help: "Own transactions gossiped again because they were still waiting (lost gossip repair)",
+    }),
     escapedErrors: f.counter<"kind">({
       name: "process_escaped_errors_total",
       help: "Errors that escaped every handler (logged; the node kept running unless storage failed)",

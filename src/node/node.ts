@@ -66,6 +66,8 @@ const MAX_TRACKED_SUBMITS = 100_000;
 const GOSSIP_BATCH_TXS = 256;
 const IN_MEMORY_STATE_LIMIT = 2_000_000;
 const GOSSIP_FLUSH_MS = 2;
+/** Own transactions still waiting this long after their last gossip are gossiped again. */
+const REGOSSIP_AFTER_MS = 3_000;
 
 /**
  * A validator process. Start order: storage → signing state → crypto → executor (with recovery)
@@ -370,6 +372,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       this.stoppers.push(() => server.stop());
     }
     this.readinessLoop();
+    this.regossipLoop();
     log.info(
       {
         chainId: cfg.chainId,
@@ -601,6 +604,18 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       );
       this.net.broadcast(msg.bytes);
     }
+  }
+
+  /** Repairs lost gossip: see Mempool.staleOwn. */
+  private regossipLoop(): void {
+    const t = setInterval(() => {
+      const txs = this.mempool.staleOwn(REGOSSIP_AFTER_MS, 4 * GOSSIP_BATCH_TXS);
+      if (txs.length === 0) return;
+      this.metrics.regossiped.inc(txs.length);
+      this.queueGossip(txs);
+    }, REGOSSIP_AFTER_MS / 2);
+    t.unref();
+    this.stoppers.push(async () => clearInterval(t));
   }
 
   /** Ready = validating and caught up; re-evaluated on every tick. */

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { ParabftClient } from "../../src/client/node.js";
+import { FEE_COLLECTOR_ADDRESS } from "../../src/exec/fees.js";
 import { LocalCluster, tempDir } from "./harness.js";
 import {
   checkChain,
@@ -60,7 +61,8 @@ describe("crash faults under load (4 validators)", { timeout: 420_000 }, () => {
     clients = clientsFor(cluster);
     const senders = await Promise.all(cluster.accounts.slice(0, 4).map((a) => signerOf(a.keyFile)));
     const recipient = await signerOf(cluster.accounts[4]!.keyFile);
-    everyone = [...senders.map((s) => s.address), recipient.address];
+    // The fee collector holds what the transfers paid in fees (docs/FEES.md).
+    everyone = [...senders.map((s) => s.address), recipient.address, FEE_COLLECTOR_ADDRESS];
     totalBefore = await totalBalance(clients[0]!, everyone);
     load = new TransferLoad(cluster, clients, senders, recipient.address);
     load.start();

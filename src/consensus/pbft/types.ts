@@ -58,7 +58,9 @@ export type IgnoreReason =
   | "TIMESTAMP_SKEW"
   | "STOPPED"
   | "ALREADY_COMMITTED"
-  | "UNSOLICITED";
+  | "UNSOLICITED"
+  /** A peer's gossip arrives faster than the mempool admits it: the batch is dropped. */
+  | "GOSSIP_BACKLOG";
 
 export type Verdict =
   | { kind: "accept" }

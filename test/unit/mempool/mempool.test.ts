@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { SignedTxSchema } from "../../../src/gen/parabft/v1/types_pb.js";
+import { type SignedTx, SignedTxSchema } from "../../../src/gen/parabft/v1/types_pb.js";
 import { silentLogger } from "../../../src/logger/index.js";
 import {
   Mempool,
@@ -113,6 +113,57 @@ describe("mempool admission", () => {
     await mp.add(signedTx(k, { nonce: 5n }), "api");
     assert.equal(mp.size, 2);
     assert.equal(mp.pendingExecutable(), 1, "8 waits for 6 and 7");
+  });
+
+  it("admits a gossip batch carrying a run of one sender's nonces longer than the gap, in any order", async () => {
+    const { mp } = pool({ maxNonceGap: 3 });
+    const k = newKey();
+    const other = newKey();
+    // The origin admitted 0..11 one by one; its gossip batch carries them all (shuffled a little,
+    // with another sender in between). Judged against the pool before the batch, 4..11 would be
+    // NONCE_GAP and the receiver would never hold them.
+    const txs = [2n, 0n, 1n, 3n, 5n, 4n, 6n, 7n, 8n, 10n, 9n, 11n].map((nonce) => signedTx(k, { nonce }));
+    txs.splice(6, 0, signedTx(other, { nonce: 0n }));
+    const results = await mp.addBatch(txs, "peer");
+    assert.deepEqual(
+      results.map((r) => (r.ok ? "ok" : r.error.code)),
+      txs.map(() => "ok"),
+    );
+    assert.equal(mp.pendingExecutable(), 13, "every tx is executable");
+    // The gap still holds beyond the batch's own run.
+    const far = await mp.addBatch([signedTx(k, { nonce: 16n })], "peer");
+    assert.equal(far[0]!.ok ? "ok" : far[0]!.error.code, "NONCE_GAP");
+  });
+
+  it("hands back its own waiting txs for gossip again once they are stale, and only those", async () => {
+    let clock = 1_000;
+    const verifier = countingVerifier();
+    const mp = new Mempool(
+      {
+        chainId: CHAIN,
+        maxTxs: 100,
+        maxBytes: 1 << 20,
+        maxPerSender: 100,
+        maxTxBytes: 16 * 1024,
+        maxNonceGap: 10,
+      },
+      { verifyTxs: verifier.fn, nextNonce: async () => 0n, log: silentLogger(), now: () => clock },
+    );
+    const own = newKey();
+    const own0 = signedTx(own, { nonce: 0n });
+    const own1 = signedTx(own, { nonce: 1n });
+    const own3 = signedTx(own, { nonce: 3n }); // gapped: never gossiped
+    for (const tx of [own0, own1, own3]) await mp.add(tx, "api");
+    await mp.add(signedTx(newKey(), { nonce: 0n }), "peer"); // another node's tx: its origin repairs it
+    const hashes = (txs: SignedTx[]) => txs.map((t) => toHex(txHash(t)));
+    assert.deepEqual(mp.staleOwn(3_000, 100), [], "nothing is stale yet");
+    clock += 3_000;
+    assert.deepEqual(hashes(mp.staleOwn(3_000, 1)), hashes([own0]), "bounded by max, nonce order");
+    assert.deepEqual(hashes(mp.staleOwn(3_000, 100)), hashes([own1]));
+    assert.deepEqual(mp.staleOwn(3_000, 100), [], "gossiped again just now");
+    mp.markProposed([txHash(own0)], 1n);
+    clock += 3_000;
+    assert.deepEqual(hashes(mp.staleOwn(3_000, 100)), hashes([own1]), "in flight is not re-gossiped");
   });
 
   it("reports a resubmitted transaction as DUPLICATE without changing the pool", async () => {
