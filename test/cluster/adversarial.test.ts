@@ -18,7 +18,7 @@ import { makeHello } from "../../src/net/index.js";
 import { decodeJson } from "../../src/storage/index.js";
 import { toHex } from "../../src/types/bytes.js";
 import { prepareSignBytes } from "../../src/types/signing.js";
-import { LocalCluster, tempDir } from "./harness.js";
+import { LocalCluster, stopAndRemove, tempDir } from "./harness.js";
 import {
   checkChain,
   clientsFor,
@@ -97,7 +97,7 @@ describe("double-sign protection across a crash between persist and send", { tim
 
   after(async () => {
     closeAll(clients ?? []);
-    await cluster?.stop();
+    await stopAndRemove(cluster);
   });
 
   it("a validator killed after persisting a COMMIT never sends a conflicting vote after restart", async () => {
@@ -158,7 +158,7 @@ describe("bad input on the peer port", { timeout: 180_000 }, () => {
 
   after(async () => {
     closeAll(clients ?? []);
-    await cluster?.stop();
+    await stopAndRemove(cluster);
   });
 
   it("rejects garbage, oversized, badly signed, wrong-chain and replayed envelopes; the cluster keeps committing", async () => {

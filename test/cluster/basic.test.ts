@@ -10,7 +10,7 @@ import { kvPutTx, type ParabftClient, RpcError, signTx, toHex, transferTx } from
 import { FEE_COLLECTOR_ADDRESS } from "../../src/exec/fees.js";
 import { txSignBytes } from "../../src/types/signing.js";
 import { accountKey } from "../../src/types/stateKeys.js";
-import { LocalCluster, tempDir } from "./harness.js";
+import { LocalCluster, stopAndRemove, tempDir } from "./harness.js";
 import {
   checkChain,
   checkStateRoots,
@@ -43,7 +43,7 @@ describe("a 4-validator cluster on loopback", { timeout: 240_000 }, () => {
 
   after(async () => {
     closeAll(clients ?? []);
-    await cluster?.stop();
+    await stopAndRemove(cluster);
   });
 
   it("commits transactions submitted to any node; every node holds the same chain", async () => {

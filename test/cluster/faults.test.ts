@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { ParabftClient } from "../../src/client/node.js";
 import { FEE_COLLECTOR_ADDRESS } from "../../src/exec/fees.js";
-import { LocalCluster, tempDir } from "./harness.js";
+import { LocalCluster, stopAndRemove, tempDir } from "./harness.js";
 import {
   checkChain,
   checkStateRoots,
@@ -72,7 +72,7 @@ describe("crash faults under load (4 validators)", { timeout: 420_000 }, () => {
   after(async () => {
     await load?.stop();
     closeAll(clients ?? []);
-    await cluster?.stop();
+    await stopAndRemove(cluster);
     for (const line of report) console.log(`# faults: ${line}`);
   });
 

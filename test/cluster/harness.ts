@@ -51,3 +51,13 @@ export async function withCluster<T>(
     if (ok && !opts.keepDir) await rm(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Stops every node, then removes the cluster's directory (node logs included) unless
+ * PARABFT_KEEP_TEST_DIRS=1: a failing test's message already carries the nodes' log tails.
+ */
+export async function stopAndRemove(cluster: LocalCluster | undefined): Promise<void> {
+  if (!cluster) return;
+  await cluster.stop();
+  if (process.env.PARABFT_KEEP_TEST_DIRS !== "1") await rm(cluster.dir, { recursive: true, force: true });
+}

@@ -21,7 +21,7 @@ import {
 import { TxStatus } from "../../src/gen/parabft/v1/types_pb.js";
 import { addressOf } from "../../src/types/block.js";
 import { kvKey } from "../../src/types/stateKeys.js";
-import { LocalCluster, tempDir } from "./harness.js";
+import { LocalCluster, stopAndRemove, tempDir } from "./harness.js";
 import { clientsFor, closeAll, signerOf, sleep, until, waitAllAtHeight } from "./lib.js";
 
 /** How long the read checker hammers GetState/GetAccount. */
@@ -52,7 +52,7 @@ describe("what clients see on a loaded 4-validator cluster", { timeout: 420_000 
 
   after(async () => {
     closeAll(clients ?? []);
-    await cluster?.stop();
+    await stopAndRemove(cluster);
   });
 
   it("GetState and GetAccount pair each value with the height it belongs to", async () => {

@@ -10,7 +10,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ParabftClient } from "../../src/client/node.js";
 import { toHex } from "../../src/types/bytes.js";
-import { LocalCluster, tempDir } from "./harness.js";
+import { LocalCluster, stopAndRemove, tempDir } from "./harness.js";
 import { checkChain, clientsFor, closeAll, signerOf, TransferLoad, until, waitAllAtHeight } from "./lib.js";
 
 const CRASH_HEIGHT = 3n;
@@ -36,7 +36,7 @@ describe("a whole cluster killed between prepare and commit is not wedged", { ti
   after(async () => {
     closeAll(clients ?? []);
     // Kills by pid whatever is still running (SIGTERM, then SIGKILL).
-    await cluster?.stop();
+    await stopAndRemove(cluster);
   });
 
   it("SIGKILL all four right after the COMMIT record at one height; restart; the height resolves the same everywhere and commits continue", async () => {
