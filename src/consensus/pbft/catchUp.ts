@@ -111,7 +111,10 @@ export abstract class CatchUp extends ReplicaBase {
     this._committed = h;
     this.deliveredDigests.set(h, toHex(item.digest));
     this._chainHash = nextChainHash(this._chainHash, item.digest);
-    this.failedViews = 0;
+    // Each failed view doubled the request timeout; commits earn it back one step per checkpoint
+    // interval, not all at once. A cluster that changed view because it was slow (a loaded host)
+    // would otherwise fall straight back to the timeout that was too short, and churn views.
+    if (this.failedViews > 0 && h % this.interval === 0n) this.failedViews--;
     this.committedProgress = true;
     this.neededBodies.delete(toHex(item.digest));
     if (h % this.interval === 0n) this.chainHashes.set(h, this._chainHash);

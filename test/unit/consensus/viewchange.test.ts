@@ -126,6 +126,29 @@ describe("view change", () => {
     assert.deepEqual(timeouts, [200, 400, 800, 800, 800, 800]);
   });
 
+  it("keeps a failed view's longer timeout until commits earn it back, a step per checkpoint interval", () => {
+    const c = new Cluster(4);
+    c.blocksLeft = 0;
+    c.filter = (m) => m.from !== 0; // primary 0 is silent
+    c.setWork(1);
+    for (const i of [1, 2, 3]) c.fireTimer(i);
+    c.run();
+    const n = c.nodes[2]!;
+    assert.equal(n.replica.view, 1n);
+    const timerAfter = (heights: number) => {
+      c.blocksLeft = heights;
+      c.setWork(1, [1]);
+      c.run();
+      c.setWork(1, [2]);
+      return (n.timer as { afterMs: number } | null)?.afterMs;
+    };
+    assert.equal(timerAfter(1), 200, "one commit in the new view: still twice the base timeout");
+    assert.equal(n.replica.committedHeight, 1n);
+    assert.equal(timerAfter(3), 200);
+    assert.equal(timerAfter(1), 100, "a checkpoint interval (5) of commits: back to the base");
+    assert.equal(n.replica.committedHeight, 5n);
+  });
+
   it("a quorum split between views w and w+1 still arms the timer, so nobody waits forever", () => {
     const c = new Cluster(4);
     c.filter = () => false;
