@@ -77,7 +77,8 @@ export interface DriverModules {
   replica: Replica;
   envelopeContext: EnvelopeContext;
   mempool: Mempool;
-  net: PeerNetwork;
+  /** The peer network (or, test-only, the Equivocator in front of it). */
+  net: Pick<PeerNetwork, "send" | "broadcast" | "penalize">;
   log: Logger;
   /** Durable before the sends that follow it (the signing-state log, fsync'd). */
   persist(records: SigningRecord[]): Promise<void>;
@@ -458,7 +459,13 @@ export class ConsensusDriver {
     this.pendingProposal = height;
     if (this.batchTimer) return;
     const full = this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs;
-    const wait = full ? 0 : this.lastProposalAt + this.opts.consensus.maxBatchDelayMs - this.now();
+    // At most maxBatchDelayMs even when the wall clock stepped back since the last proposal.
+    const wait = full
+      ? 0
+      : Math.min(
+          this.opts.consensus.maxBatchDelayMs,
+          this.lastProposalAt + this.opts.consensus.maxBatchDelayMs - this.now(),
+        );
     if (wait <= 0) {
       this.propose();
       return;
