@@ -312,7 +312,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       },
     );
     // Test-only faults (PARABFT_TEST_*, testFaults.ts): null, and nothing wrapped, unless set.
-    const testFaults = TestFaults.fromEnv(cfg.validatorIndex, log);
+    const testFaults = TestFaults.fromEnv(cfg.validatorIndex, this.home, log);
     const driverNet: DriverNet =
       testFaults === null
         ? this.net

@@ -8,9 +8,11 @@
 //   PARABFT_TEST_EQUIVOCATE="<index>[,<index>...]|*" those validators equivocate (Equivocator below)
 //   PARABFT_TEST_FAULTS_FILE="<path>"                JSON {"peerDelayMs", "peerJitterMs",
 //       "clockOffsetMs", "equivocate": boolean}, re-read every 250 ms, so a test can start and heal
-//       a fault on a running validator (a container's home is a bind mount); a field it sets wins
+//       a fault on a running validator (a relative path is in the validator's home, which for a
+//       container is a bind mount); a field it sets wins
 //       over the environment, a missing file means the environment's values
 import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { sealMessage } from "../consensus/envelope.js";
 import { EnvelopeSchema, type PeerMessage, PeerMessageSchema } from "../gen/parabft/v1/consensus_pb.js";
@@ -56,7 +58,12 @@ export class TestFaults {
   ) {}
 
   /** null unless a PARABFT_TEST_* fault variable is set (the normal case). Bad values: ConfigError. */
-  static fromEnv(self: number, log: Logger, env: NodeJS.ProcessEnv = process.env): TestFaults | null {
+  static fromEnv(
+    self: number,
+    home: string,
+    log: Logger,
+    env: NodeJS.ProcessEnv = process.env,
+  ): TestFaults | null {
     const delay = env.PARABFT_TEST_PEER_DELAY_MS;
     const offset = env.PARABFT_TEST_CLOCK_OFFSET_MS;
     const eq = env.PARABFT_TEST_EQUIVOCATE;
@@ -80,7 +87,7 @@ export class TestFaults {
         );
       base.equivocate = who.includes("*") || who.map(Number).includes(self);
     }
-    const faults = new TestFaults(base, file || null, log);
+    const faults = new TestFaults(base, file ? path.resolve(home, file) : null, log);
     log.warn(
       { ...base, file: file || null },
       "TEST-ONLY faults enabled (PARABFT_TEST_*): not for production",
