@@ -9,8 +9,8 @@
 //   PARABFT_TEST_FAULTS_FILE="<path>"                JSON {"peerDelayMs", "peerJitterMs",
 //       "clockOffsetMs", "equivocate": boolean}, re-read every 250 ms, so a test can start and heal
 //       a fault on a running validator (a relative path is in the validator's home, which for a
-//       container is a bind mount); a field it sets wins
-//       over the environment, a missing file means the environment's values
+//       container is a bind mount); a field it sets wins over the environment, a missing file or
+//       a field it leaves out means the environment's value
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
