@@ -76,7 +76,7 @@ faults-report: image
 VALIDATORS ?= 4
 CLUSTER_DIR ?= deploy/.cluster
 cluster-up: image
-	deploy/cluster.sh up $(VALIDATORS) $(CLUSTER_DIR)
+	IMAGE=$(IMAGE) deploy/cluster.sh up $(VALIDATORS) $(CLUSTER_DIR)
 
 cluster-down:
 	deploy/cluster.sh down $(VALIDATORS) $(CLUSTER_DIR)
