@@ -63,13 +63,13 @@ image-if-engine: build
 
 # The fault-injection suite alone (needs an engine; deploy/engine.sh start gives one).
 test-containers: image
-	node --test --test-concurrency=1 --test-timeout=600000 $(shell find dist/test/containers -name '*.test.js' | sort)
+	PARABFT_IMAGE=$(IMAGE) node --test --test-concurrency=1 --test-timeout=600000 $(shell find dist/test/containers -name '*.test.js' | sort)
 
 # The suite again, writing bench/results/faults.{json,txt} (per scenario: pass/fail, ops and their
 # outcomes, time to recover, finality p50/p99 during the fault).
 faults-report: image
 	rm -f bench/results/faults.json
-	PARABFT_FAULTS_OUT=bench/results node --test --test-concurrency=1 --test-timeout=600000 \
+	PARABFT_IMAGE=$(IMAGE) PARABFT_FAULTS_OUT=bench/results node --test --test-concurrency=1 --test-timeout=600000 \
 	  $(shell find dist/test/containers -name 'scenarios*.test.js' | sort)
 
 # N validators in containers on one private network (deploy/compose.yaml); ports on 127.0.0.1.
