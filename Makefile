@@ -39,7 +39,7 @@ format: install
 # Everything: lint, type check (the build), unit, property, simulator, cluster and container tests.
 # The container suite needs a Docker engine (.ci/run starts one); with CI=true it fails without one.
 test: install proto-check lint build image-if-engine
-	node --test --test-timeout=600000 $(TEST_FILES)
+	PARABFT_IMAGE=$(IMAGE) node --test --test-timeout=600000 $(TEST_FILES)
 
 test-unit: build
 	node --test $(UNIT_FILES)
