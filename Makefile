@@ -39,7 +39,7 @@ format: install
 # Everything: lint, type check (the build), unit, property, simulator, cluster and container tests.
 # The container suite needs a Docker engine (.ci/run starts one); with CI=true it fails without one.
 test: install proto-check lint build image-if-engine
-	node --test --test-timeout=600000 $(TEST_FILES)
+	PARABFT_IMAGE=$(IMAGE) node --test --test-timeout=600000 $(TEST_FILES)
 
 test-unit: build
 	node --test $(UNIT_FILES)
@@ -63,20 +63,20 @@ image-if-engine: build
 
 # The fault-injection suite alone (needs an engine; deploy/engine.sh start gives one).
 test-containers: image
-	node --test --test-concurrency=1 --test-timeout=600000 $(shell find dist/test/containers -name '*.test.js' | sort)
+	PARABFT_IMAGE=$(IMAGE) node --test --test-concurrency=1 --test-timeout=600000 $(shell find dist/test/containers -name '*.test.js' | sort)
 
 # The suite again, writing bench/results/faults.{json,txt} (per scenario: pass/fail, ops and their
 # outcomes, time to recover, finality p50/p99 during the fault).
 faults-report: image
 	rm -f bench/results/faults.json
-	PARABFT_FAULTS_OUT=bench/results node --test --test-concurrency=1 --test-timeout=600000 \
+	PARABFT_IMAGE=$(IMAGE) PARABFT_FAULTS_OUT=bench/results node --test --test-concurrency=1 --test-timeout=600000 \
 	  $(shell find dist/test/containers -name 'scenarios*.test.js' | sort)
 
 # N validators in containers on one private network (deploy/compose.yaml); ports on 127.0.0.1.
 VALIDATORS ?= 4
 CLUSTER_DIR ?= deploy/.cluster
 cluster-up: image
-	deploy/cluster.sh up $(VALIDATORS) $(CLUSTER_DIR)
+	IMAGE=$(IMAGE) deploy/cluster.sh up $(VALIDATORS) $(CLUSTER_DIR)
 
 cluster-down:
 	deploy/cluster.sh down $(VALIDATORS) $(CLUSTER_DIR)

@@ -2,7 +2,8 @@
 # make cluster-up VALIDATORS=N / make cluster-down: N validators in containers with docker-compose.
 #   deploy/cluster.sh up N DIR     writes a testnet for containers into DIR (parabft testnet --docker,
 #                                  chain parameters PRESET=default (or minimal: 300 ms view timeout),
-#                                  64 funded accounts in DIR/accounts) unless DIR already holds one,
+#                                  64 funded accounts in DIR/accounts, image IMAGE, default
+#                                  parabft:local) unless DIR already holds one,
 #                                  starts DIR/compose.yaml (project "parabft") and waits until every
 #                                  validator's API answers on 127.0.0.1
 #   deploy/cluster.sh down N DIR   stops the containers, removes their volumes and DIR
@@ -14,6 +15,7 @@ cmd=${1:?usage: cluster.sh up|down N DIR}
 n=${2:-4}
 dir=${3:-deploy/.cluster}
 preset=${PRESET:-default}
+image=${IMAGE:-parabft:local}
 if ! command -v docker-compose >/dev/null 2>&1; then
   echo "cluster: installing docker-compose with apt-get" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2
@@ -27,7 +29,7 @@ case "$cmd" in
       exit 1
     fi
     if [ ! -f "$dir/testnet.json" ]; then
-      node bin/parabft.js testnet --docker --validators "$n" --accounts 64 --preset "$preset" --out "$dir" >/dev/null
+      node bin/parabft.js testnet --docker --validators "$n" --accounts 64 --preset "$preset" --image "$image" --out "$dir" >/dev/null
     fi
     compose up -d
     for i in $(seq 0 $((n - 1))); do

@@ -124,6 +124,9 @@ export class PeerNetwork {
   private running = false;
   private nextSessionId = 1;
   private nextTag = 1;
+  /** Test-only inbound delay line (setTestOnlyDelay); empty and unused unless a test sets it. */
+  private delay = { ms: 0, jitterMs: 0, lastAt: 0, timer: null as NodeJS.Timeout | null };
+  private readonly delayed: { at: number; peer: number; bytes: Uint8Array }[] = [];
 
   constructor(
     opts: PeerNetworkOpts,
@@ -212,6 +215,9 @@ export class PeerNetwork {
       p.dialTimer = null;
       p.queue.clear();
     }
+    if (this.delay.timer) clearTimeout(this.delay.timer);
+    this.delay.timer = null;
+    this.delayed.length = 0;
     for (const s of [...this.sessions]) this.endSession(s, grpc.status.UNAVAILABLE, "shutting down");
     for (const p of this.peerMap.values()) this.closeClient(p);
     const server = this.server;
@@ -727,7 +733,43 @@ export class PeerNetwork {
     this.pump(p);
   }
 
+  /**
+   * TEST ONLY (fault injection, the kernel has no netem): every authenticated envelope received
+   * is handed to the node `ms` (+ up to `jitterMs`, uniformly) after it arrived, still in arrival
+   * order. Handshakes are not delayed. 0 turns it off; envelopes already held are still delivered
+   * at their time. The node sets it from PARABFT_TEST_PEER_DELAY_MS (src/node/testFaults.ts).
+   */
+  setTestOnlyDelay(ms: number, jitterMs = 0): void {
+    this.delay.ms = Math.max(0, ms);
+    this.delay.jitterMs = Math.max(0, jitterMs);
+  }
+
   private deliver(peer: number, bytes: Uint8Array): void {
+    if (this.delay.ms > 0 || this.delay.jitterMs > 0 || this.delayed.length > 0) {
+      const d = this.delay;
+      const at = Math.max(d.lastAt, performance.now() + d.ms + Math.random() * d.jitterMs);
+      d.lastAt = at;
+      this.delayed.push({ at, peer, bytes });
+      if (!d.timer) d.timer = setTimeout(() => this.releaseDelayed(), at - performance.now());
+      return;
+    }
+    this.deliverNow(peer, bytes);
+  }
+
+  private releaseDelayed(): void {
+    this.delay.timer = null;
+    if (!this.running) return;
+    let next = this.delayed[0];
+    while (next !== undefined && next.at <= performance.now()) {
+      this.delayed.shift();
+      this.deliverNow(next.peer, next.bytes);
+      next = this.delayed[0];
+    }
+    if (next !== undefined)
+      this.delay.timer = setTimeout(() => this.releaseDelayed(), next.at - performance.now());
+  }
+
+  private deliverNow(peer: number, bytes: Uint8Array): void {
     try {
       this.mod.onEnvelope(peer, bytes);
     } catch (err) {

@@ -84,7 +84,8 @@ export interface DriverModules {
   replica: Replica;
   envelopeContext: EnvelopeContext;
   mempool: Mempool;
-  net: PeerNetwork;
+  /** The peer network (or, test-only, the Equivocator in front of it). */
+  net: Pick<PeerNetwork, "send" | "broadcast" | "penalize">;
   log: Logger;
   /** Durable before the sends that follow it (the signing-state log, fsync'd). */
   persist(records: SigningRecord[]): Promise<void>;
@@ -172,7 +173,9 @@ export class ConsensusDriver {
       this.judge(from, check.verdict);
       return;
     }
-    if (msg.sender !== from) {
+    // A NEW-VIEW is relayed on its primary's signature (consensus forwardNewView), which the
+    // envelope check just verified: relaying it is no offence (src/net lets it through too).
+    if (msg.sender !== from && msg.message.kind.case !== "newView") {
       this.judge(from, { kind: "reject", reason: "UNKNOWN_SENDER" });
       return;
     }
@@ -486,7 +489,13 @@ export class ConsensusDriver {
     this.pendingProposal = height;
     if (this.batchTimer) return;
     const full = this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs;
-    const wait = full ? 0 : this.lastProposalAt + this.opts.consensus.maxBatchDelayMs - this.now();
+    // At most maxBatchDelayMs even when the wall clock stepped back since the last proposal.
+    const wait = full
+      ? 0
+      : Math.min(
+          this.opts.consensus.maxBatchDelayMs,
+          this.lastProposalAt + this.opts.consensus.maxBatchDelayMs - this.now(),
+        );
     if (wait <= 0) {
       this.propose();
       return;

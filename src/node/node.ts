@@ -48,6 +48,7 @@ import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenes
 import { installLastResort } from "./lastResort.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
 import { OrderedStage } from "./stage.js";
+import { type DriverNet, Equivocator, TestFaults } from "./testFaults.js";
 import { Waiters } from "./waiters.js";
 
 export type NodeErrorCode = "UNAVAILABLE" | "HALTED" | "DIVERGED";
@@ -312,6 +313,18 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         credentials: peerCredentials,
       },
     );
+    // Test-only faults (PARABFT_TEST_*, testFaults.ts): null, and nothing wrapped, unless set.
+    const testFaults = TestFaults.fromEnv(cfg.validatorIndex, this.home, log);
+    const driverNet: DriverNet =
+      testFaults === null
+        ? this.net
+        : new Equivocator(this.net, {
+            chainId: cfg.chainId,
+            self: cfg.validatorIndex,
+            n: this.set.members.length,
+            signer,
+            active: () => testFaults.current.equivocate,
+          });
     this.driver = new ConsensusDriver(
       {
         chainId: cfg.chainId,
@@ -325,7 +338,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         replica: this.replica,
         envelopeContext,
         mempool: this.mempool,
-        net: this.net,
+        net: driverNet,
         log: componentLogger(log, "consensus"),
         persist: async (records) => {
           await this.signingLog.append(...records);
@@ -340,6 +353,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         onStableCheckpoint: (height) => this.onStableCheckpoint(height),
         lastCommit: () => this.lastCommitCert,
         metrics: this.metrics.driver,
+        now: testFaults?.now,
       },
     );
     this.mempool.onAdmitted((txs, origin) => {
@@ -353,6 +367,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       if (this.gossipTimer) clearTimeout(this.gossipTimer);
       await this.net.stop();
     });
+    if (testFaults !== null) {
+      await testFaults.start((v) => this.net.setTestOnlyDelay(v.peerDelayMs, v.peerJitterMs));
+      this.stoppers.push(async () => testFaults.stop());
+    }
     this.driver.start();
 
     // Public API and metrics last: serve only what is running.

@@ -7,7 +7,7 @@
 process.env.TESTCONTAINERS_RYUK_DISABLED = "true";
 
 import { execFile } from "node:child_process";
-import { chown, readdir, rm } from "node:fs/promises";
+import { chown, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import type Dockerode from "dockerode";
@@ -27,6 +27,16 @@ import { tempDir } from "../../cluster/harness.js";
 const run = promisify(execFile);
 export const IMAGE = process.env.PARABFT_IMAGE ?? "parabft:local";
 const IMAGE_UID = 10001;
+/** Where a validator reads its test-only faults (src/node/testFaults.ts) when `testFaults` is on. */
+const FAULTS_FILE = "test-faults.json";
+
+/** The test-only faults a running validator can be given (PARABFT_TEST_FAULTS_FILE). */
+export interface TestFaultValues {
+  peerDelayMs?: number;
+  peerJitterMs?: number;
+  clockOffsetMs?: number;
+  equivocate?: boolean;
+}
 
 /** True when a Docker engine answers (what the suite needs). */
 export async function engineAvailable(): Promise<boolean> {
@@ -67,6 +77,8 @@ async function chownTree(dir: string, uid: number): Promise<void> {
 
 export interface DockerClusterOpts extends Omit<TestnetOpts, "validators" | "out" | "hostOf"> {
   env?: Record<string, string>;
+  /** Every validator polls <home>/test-faults.json (setFaults): delay, clock skew, equivocation. */
+  testFaults?: boolean;
 }
 
 export class DockerCluster {
@@ -125,7 +137,11 @@ export class DockerCluster {
       .withNetworkAliases(composeHost(i))
       .withHostname(composeHost(i))
       .withBindMounts([{ source: node.home, target: "/home/parabft", mode: "rw" }])
-      .withEnvironment({ PARABFT_LOG_LEVEL: "info", ...this.opts.env })
+      .withEnvironment({
+        PARABFT_LOG_LEVEL: "info",
+        ...(this.opts.testFaults ? { PARABFT_TEST_FAULTS_FILE: `/home/parabft/${FAULTS_FILE}` } : {}),
+        ...this.opts.env,
+      })
       .withLabels({ "org.parabft.suite": "containers" })
       .withWaitStrategy(Wait.forLogMessage(/"msg":"node ready"/))
       .withStartupTimeout(120_000)
@@ -220,6 +236,53 @@ export class DockerCluster {
     await rm(path.join(this.testnet.nodes[i]!.home, "data"), { recursive: true, force: true });
   }
 
+  /**
+   * Gives running validator i test-only faults (src/node/testFaults.ts), or none (null), and waits
+   * until it logged the change. Needs `testFaults: true`. The file is replaced atomically.
+   */
+  async setFaults(i: number, v: TestFaultValues | null, timeoutMs = 30_000): Promise<void> {
+    if (!this.opts.testFaults) throw new Error("setFaults needs DockerCluster opts.testFaults");
+    const before = await this.countLog(i, /"msg":"TEST-ONLY faults changed"/);
+    const file = path.join(this.testnet.nodes[i]!.home, FAULTS_FILE);
+    await writeFile(`${file}.tmp`, `${JSON.stringify(v ?? {})}\n`, { mode: 0o644 });
+    await chown(`${file}.tmp`, IMAGE_UID, IMAGE_UID);
+    await rename(`${file}.tmp`, file);
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.countLog(i, /"msg":"TEST-ONLY faults changed"/)) <= before) {
+      if (Date.now() > deadline)
+        throw new Error(`validator ${i} did not apply its test faults in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Validator i's whole log (JSON lines, docker's frame headers removed). */
+  async logLines(i: number): Promise<string[]> {
+    const buf = (await this.handle(i).logs({ stdout: true, stderr: true })) as unknown as Buffer;
+    // Docker's multiplexed stream: 8-byte frame headers before each chunk.
+    return buf
+      .toString("utf8")
+      .split("")
+      .filter((ch) => ch === "\n" || ch.charCodeAt(0) >= 0x20)
+      .join("")
+      .split("\n")
+      .map((l) => l.replace(/^[^{]*(?=\{)/, ""));
+  }
+
+  async countLog(i: number, re: RegExp): Promise<number> {
+    return (await this.logLines(i)).filter((l) => re.test(l)).length;
+  }
+
+  /** Sum of every sample of a Prometheus metric (all label sets matching `labels`) on validator i. */
+  async metric(i: number, name: string, labels: RegExp = /.*/): Promise<number> {
+    const text = await (await fetch(`http://${this.metricsAddress(i)}/metrics`)).text();
+    let sum = 0;
+    for (const line of text.split("\n")) {
+      const m = /^([a-z_:]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+      if (m && m[1] === name && labels.test(m[2] ?? "")) sum += Number(m[3]);
+    }
+    return sum;
+  }
+
   /** Runs iptables in validator i's network namespace; the rule is remembered for heal(). */
   private async iptables(i: number, rule: string[]): Promise<void> {
     const pid = await this.pid(i);
@@ -307,15 +370,7 @@ export class DockerCluster {
   /** The last `tail` log lines, after the last 10 warnings and errors (levels 40+) before them. */
   async logs(i: number, tail = 30): Promise<string> {
     try {
-      const buf = (await this.handle(i).logs({ stdout: true, stderr: true })) as unknown as Buffer;
-      // Docker's multiplexed stream: 8-byte frame headers before each chunk.
-      const lines = buf
-        .toString("utf8")
-        .split("")
-        .filter((ch) => ch === "\n" || ch.charCodeAt(0) >= 0x20)
-        .join("")
-        .split("\n")
-        .map((l) => l.replace(/^[^{]*(?=\{)/, ""));
+      const lines = await this.logLines(i);
       const warns = lines
         .slice(0, -tail)
         .filter((l) => /"level":(4|5|6)0/.test(l))
