@@ -14,7 +14,7 @@ import {
 import { toHex, txHash } from "../../../src/types/index.js";
 import { CHAIN, countingVerifier, newKey, signedTx, type TestKey } from "./helpers.js";
 
-function pool(over: Partial<MempoolOpts> = {}, nonces = new Map<string, bigint>()) {
+function pool(over: Partial<MempoolOpts> = {}, nonces = new Map<string, bigint>(), now?: () => number) {
   const verifier = countingVerifier();
   const mp = new Mempool(
     {
@@ -30,6 +30,7 @@ function pool(over: Partial<MempoolOpts> = {}, nonces = new Map<string, bigint>(
       verifyTxs: verifier.fn,
       nextNonce: async (address) => nonces.get(toHex(address)) ?? 0n,
       log: silentLogger(),
+      now,
     },
   );
   return { mp, verifier, nonces };
@@ -137,18 +138,7 @@ describe("mempool admission", () => {
 
   it("hands back its own waiting txs for gossip again once they are stale, and only those", async () => {
     let clock = 1_000;
-    const verifier = countingVerifier();
-    const mp = new Mempool(
-      {
-        chainId: CHAIN,
-        maxTxs: 100,
-        maxBytes: 1 << 20,
-        maxPerSender: 100,
-        maxTxBytes: 16 * 1024,
-        maxNonceGap: 10,
-      },
-      { verifyTxs: verifier.fn, nextNonce: async () => 0n, log: silentLogger(), now: () => clock },
-    );
+    const { mp } = pool({}, undefined, () => clock);
     const own = newKey();
     const own0 = signedTx(own, { nonce: 0n });
     const own1 = signedTx(own, { nonce: 1n });
