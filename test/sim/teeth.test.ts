@@ -7,7 +7,7 @@ import type { TestOnlyFaults } from "../../src/consensus/pbft/types.js";
 import type { FaultKind } from "../../src/sim/faults.js";
 import { DEFAULT_FAULTS } from "../../src/sim/faults.js";
 import { formatViolation } from "../../src/sim/report.js";
-import { runSeeds, type SeedPlan } from "../../src/sim/runner.js";
+import { configForSeed, runSeeds, type SeedPlan } from "../../src/sim/runner.js";
 import { runSimulation } from "../../src/sim/simulation.js";
 
 const SAFETY = new Set(["agreement", "order", "validity"]);
@@ -141,6 +141,10 @@ describe("teeth: a certificate stitched from two views is caught", () => {
       first.violations.some((v) => v.invariant === "agreement"),
       `expected an agreement violation, got ${first.violations.map((v) => v.invariant).join(",")}`,
     );
+    // Replayable by seed: the same seed on this thread gives the same violation and trace hash.
+    const again = runSimulation(configForSeed(p(1, true), first.seed));
+    assert.equal(again.traceHash, first.traceHash);
+    assert.deepEqual(again.violations, first.violations);
   });
 
   it("the correct core stays clean over 200 seeds of the stitch script, each reaching the stitchable state", async () => {
