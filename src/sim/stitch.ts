@@ -93,6 +93,8 @@ export class StitchAttack {
   /** Height-1 COMMITs signed during the script: digest -> view -> signers. */
   private readonly commits = new Map<string, Map<bigint, Set<number>>>();
 
+  constructor(private readonly ctx: StitchContext) {}
+
   /**
    * The script reached its goal: two digests each signed by COMMITs of a quorum of replicas
    * (3 of 4) when views are ignored, while no single view holds a quorum for either. A core that
@@ -126,8 +128,6 @@ export class StitchAttack {
     }
     s.add(signer);
   }
-
-  constructor(private readonly ctx: StitchContext) {}
 
   route(from: number, to: number, bytes: Uint8Array, nowMs: number): StitchDecision {
     const pass: StitchDecision = { deliver: true, inject: [] };
@@ -168,7 +168,7 @@ export class StitchAttack {
     if (v > this.stats.highestScriptedView) this.stats.highestScriptedView = v;
     const inject: StitchDecision["inject"] = [];
     // The Byzantine replica backs each side once it learns the digest (X in view 0, Y in view 2).
-    if (m.case === "prePrepare" && height === H && (view === 0n || view === 2n) && from === view2from(v)) {
+    if (m.case === "prePrepare" && height === H && (view === 0n || view === 2n) && from === primaryOf(v)) {
       const target = view === 0n ? 3 : 2;
       const key = `${view}:${toHex(m.value.blockDigest)}`;
       if (!this.injected.has(key)) {
@@ -214,6 +214,6 @@ export class StitchAttack {
 }
 
 /** The primary of a scripted view (n = 4, epoch 0). */
-function view2from(v: number): number {
+function primaryOf(v: number): number {
   return v % STITCH_VALIDATORS;
 }
