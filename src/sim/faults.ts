@@ -18,6 +18,14 @@ export const BYZANTINE_BEHAVIOURS = [
 /** Targeted faults, off by default: aimed at specific broken rules in the teeth tests. */
 export const TARGETED_FAULTS = ["crashaftercommit", "isolatecommitter", "doublevote", "reorder"] as const;
 /**
+ * Scripted attacks, off by default: a fixed adversarial schedule rather than random faults.
+ * - `stitch` (n = 4 with a Byzantine replica; inert otherwise): replica 0 is Byzantine and the
+ *   network before T is adversarial; five views leave each honest replica prepared in a different
+ *   view, for alternating digests, with no view ever holding a quorum of COMMITs (src/sim/stitch.ts).
+ *   Caught by the `stitchCertificates` teeth switch; a correct core commits nothing until T.
+ */
+export const SCRIPTED_FAULTS = ["stitch"] as const;
+/**
  * Faults added for issue 9 (off by default; CI mixes them into its seeds). A seed enables each
  * listed one with probability 1/2, so a run over many seeds covers them alone and together:
  * - `asymmetric`: one-way and non-transitive link cuts (a→b dropped, b→a fine);
@@ -48,6 +56,7 @@ export type FaultKind =
   | (typeof NODE_FAULTS)[number]
   | ByzantineBehaviour
   | (typeof TARGETED_FAULTS)[number]
+  | (typeof SCRIPTED_FAULTS)[number]
   | (typeof ISSUE9_FAULTS)[number];
 
 export const DEFAULT_FAULTS: readonly FaultKind[] = [
@@ -58,6 +67,7 @@ export const DEFAULT_FAULTS: readonly FaultKind[] = [
 export const ALL_FAULT_KINDS: readonly FaultKind[] = [
   ...DEFAULT_FAULTS,
   ...TARGETED_FAULTS,
+  ...SCRIPTED_FAULTS,
   ...ISSUE9_FAULTS,
 ];
 
@@ -120,6 +130,8 @@ export interface FaultPlan {
   nvQuorum: boolean;
   withhold: boolean;
   flood: boolean;
+  /** The scripted stitch attack runs (src/sim/stitch.ts): replica 0 is the one Byzantine replica. */
+  stitch: boolean;
 }
 
 export interface PlanInput {
@@ -164,6 +176,13 @@ export function planFaults(rng: Prng, input: PlanInput): FaultPlan {
       if (behaviours.length === 0 && enabledByz.length > 0) behaviours.push(rng.pick(enabledByz));
       byzantine.set(r, behaviours);
     }
+  }
+  // The stitch script needs exactly replica 0 Byzantine, running the protocol: the script itself
+  // is its misbehaviour.
+  const stitch = has("stitch") && n === 4 && input.byzantine >= 1;
+  if (stitch) {
+    byzantine.clear();
+    byzantine.set(0, []);
   }
 
   // Weighted power: honest 1..3, Byzantine 1, so Byzantine power stays below 1/3 of the total.
@@ -271,6 +290,7 @@ export function planFaults(rng: Prng, input: PlanInput): FaultPlan {
     nvQuorum: on9.has("nvquorum"),
     withhold: on9.has("withhold"),
     flood: on9.has("flood"),
+    stitch,
   };
 }
 

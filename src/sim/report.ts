@@ -29,6 +29,8 @@ export function formatTotals(t: RunTotals): string[] {
     `NEW-VIEW overrides: ${t.seedsWithOverride} seed(s) (${t.seeds > 0 ? ((100 * t.seedsWithOverride) / t.seeds).toFixed(1) : "0"}%) re-proposed over an honest COMMIT`,
     `violations:         ${t.failures.length === 0 ? "none" : `${t.failures.length} seed(s)`}`,
   ];
+  if (t.seedsStitchReached > 0)
+    lines.push(`stitch script:      reached its goal in ${t.seedsStitchReached} seed(s)`);
   if (t.truncated > 0) lines.push(`truncated seeds:    ${t.truncated} (step budget reached)`);
   for (const f of t.failures.slice(0, 20)) lines.push(...formatViolation(f));
   if (t.failures.length > 20) lines.push(`  ... and ${t.failures.length - 20} more failing seeds`);

@@ -23,6 +23,7 @@ export interface SeedSummary {
   violations: Violation[];
   truncated: boolean;
   newViewOverrides: number;
+  stitchReached: boolean;
   replay: string;
 }
 
@@ -42,6 +43,7 @@ export function summarise(r: SimResult): SeedSummary {
     violations: r.violations,
     truncated: r.truncated,
     newViewOverrides: r.newViewOverrides,
+    stitchReached: r.stitchReached,
     replay: r.replay,
   };
 }
@@ -86,6 +88,8 @@ export interface RunTotals {
   truncated: number;
   /** Seeds in which some NEW-VIEW re-proposed a digest other than one an honest replica COMMITted. */
   seedsWithOverride: number;
+  /** Seeds in which the stitch script (faults `stitch`) reached its goal. */
+  seedsStitchReached: number;
   failures: SeedSummary[];
   wallMs: number;
 }
@@ -108,6 +112,7 @@ function emptyTotals(): RunTotals {
     txCommitted: 0,
     truncated: 0,
     seedsWithOverride: 0,
+    seedsStitchReached: 0,
     failures: [],
     wallMs: 0,
   };
@@ -123,6 +128,7 @@ function add(t: RunTotals, s: SeedSummary): void {
   t.txCommitted += s.txCommitted;
   if (s.truncated) t.truncated++;
   if (s.newViewOverrides > 0) t.seedsWithOverride++;
+  if (s.stitchReached) t.seedsStitchReached++;
   if (s.violations.length > 0) t.failures.push(s);
 }
 

@@ -50,6 +50,7 @@ import { type NetworkProfile, SimNetwork } from "./network.js";
 import { Prng } from "./prng.js";
 import { EventQueue } from "./queue.js";
 import { StandInKeyRegistry, type StandInSigner } from "./signer.js";
+import { STITCH_BYZANTINE, StitchAttack } from "./stitch.js";
 import { TraceHash, TraceTag } from "./trace.js";
 import { SimClient, SimMempool, type SimTx, simTx, statelessTxProblem } from "./workload.js";
 
@@ -138,6 +139,8 @@ export interface SimResult {
   truncated: boolean;
   /** NEW-VIEWs that re-proposed, at some height, a digest other than one an honest replica COMMITted there. */
   newViewOverrides: number;
+  /** The stitch script (faults `stitch`) reached its goal: two digests each stitchable, neither certifiable. */
+  stitchReached: boolean;
   /** The command that replays this run. */
   replay: string;
 }
@@ -238,6 +241,8 @@ export class Simulation {
   /** height -> digests some honest replica signed a COMMIT for (statistics only). */
   private readonly honestCommitted = new Map<bigint, Set<string>>();
   private newViewOverrides = 0;
+  /** The scripted stitch attack (faults `stitch`), or null. */
+  readonly stitch: StitchAttack | null = null;
 
   constructor(private readonly cfg: SimConfig) {
     const root = new Prng(cfg.seed);
@@ -328,6 +333,14 @@ export class Simulation {
       }
       this.nodes.push(node);
     }
+    if (this.plan.stitch) {
+      this.stitch = new StitchAttack({
+        chainId: SIM_CHAIN_ID,
+        epoch: 0n,
+        signer: signers[STITCH_BYZANTINE]!,
+        stableAtMs: this.plan.stableAtMs,
+      });
+    }
     const clientCount = cfg.clients ?? 3;
     for (let c = 0; c < clientCount; c++) {
       this.clientPending.push([]);
@@ -404,6 +417,7 @@ export class Simulation {
       expectationsChecked: this.expectationsChecked,
       truncated,
       newViewOverrides: this.newViewOverrides,
+      stitchReached: this.stitch?.stitchable ?? false,
       replay: replayCommand(this.cfg),
     };
   }
@@ -791,6 +805,16 @@ export class Simulation {
   }
 
   private route(from: number, o: Outgoing, honest: boolean): void {
+    if (this.stitch !== null) {
+      const d = this.stitch.route(from, o.to, o.bytes, this.now);
+      for (const i of d.inject)
+        this.routeNow(STITCH_BYZANTINE, { to: i.to, bytes: i.bytes, extraDelayMs: 0 }, false);
+      if (!d.deliver) return;
+    }
+    this.routeNow(from, o, honest);
+  }
+
+  private routeNow(from: number, o: Outgoing, honest: boolean): void {
     for (const d of this.network.route(from, o.to, o.bytes)) {
       this.q.schedule(d.delayMs + o.extraDelayMs, {
         k: "net",

@@ -1,6 +1,13 @@
 // `parabft sim`: runs the deterministic simulator over many seeds, or replays one seed exactly.
 import type { TestOnlyFaults } from "../../consensus/pbft/types.js";
-import { DEFAULT_FAULTS, type FaultKind, parseFaults, TARGETED_FAULTS } from "../../sim/faults.js";
+import {
+  DEFAULT_FAULTS,
+  type FaultKind,
+  ISSUE9_FAULTS,
+  parseFaults,
+  SCRIPTED_FAULTS,
+  TARGETED_FAULTS,
+} from "../../sim/faults.js";
 import { formatTotals, formatViolation, toJson } from "../../sim/report.js";
 import { configForSeed, defaultWorkers, runSeeds, type SeedPlan, summarise } from "../../sim/runner.js";
 import { runSimulation } from "../../sim/simulation.js";
@@ -20,7 +27,9 @@ Options:
   --byzantine k         Byzantine replicas per seed (default f = floor((n-1)/3))
   --faults LIST         comma list, all|none, or default,EXTRA,... (default all:
                         ${DEFAULT_FAULTS.join(",")};
-                        targeted extras: ${TARGETED_FAULTS.join(", ")})
+                        targeted extras: ${TARGETED_FAULTS.join(", ")};
+                        issue-9 extras: ${ISSUE9_FAULTS.join(", ")};
+                        scripted (n=4, 1 Byzantine): ${SCRIPTED_FAULTS.join(", ")})
   --test-only-faults L  break the core on purpose (to show the checkers catch it):
                         safety: quorumOneShort, acceptSecondPrePrepare, skipPreparedCertPersist,
                         stitchCertificates (liveness and verdict checks off);
@@ -123,6 +132,7 @@ export const simCommand: CliCommand = {
         console.log(`simulated seconds:  ${(r.simulatedMs / 1000).toFixed(1)}`);
         console.log(`transactions:       ${r.txCommitted} committed of ${r.txSubmitted} submitted`);
         console.log(`trace hash:         ${r.traceHash}`);
+        if (r.stitchReached) console.log("stitch script:      reached its goal");
         console.log(`violations:         ${r.violations.length === 0 ? "none" : r.violations.length}`);
         if (r.violations.length > 0) for (const line of formatViolation(s)) console.log(line);
       }

@@ -1,0 +1,9 @@
+// Main CI simulator run, part 3 of 4 (seeds 501..750 by default): see ciSeeds.ts.
+import { describe, it } from "node:test";
+import { CHUNK, runMainChunk } from "./ciSeeds.js";
+
+describe("simulator over many seeds, part 3 of 4", () => {
+  it(`keeps agreement, order, validity and liveness over ${CHUNK} seeds with every fault mixed`, async () => {
+    await runMainChunk(2);
+  });
+});
