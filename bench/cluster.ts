@@ -602,6 +602,27 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 // ---------------------------------------------------------------------------------------------
 // Final check: what we counted as committed is in the chain
 
+/** How long the chain check waits for nodes to execute the last height the watcher saw. */
+const CATCH_UP_WAIT_MS = 60_000;
+
+/** The clients whose node has committed and executed `height`, waiting up to `waitMs` for all. */
+async function nodesAtHeight(
+  clients: ParabftClient[],
+  height: bigint,
+  waitMs: number,
+): Promise<ParabftClient[]> {
+  const deadline = performance.now() + waitMs;
+  for (;;) {
+    const ready: ParabftClient[] = [];
+    for (const c of clients) {
+      const s = await c.getStatus().catch(() => null);
+      if (s !== null && s.committedHeight >= height && s.executedHeight >= height) ready.push(c);
+    }
+    if (ready.length === clients.length || performance.now() > deadline) return ready;
+    await sleep(200);
+  }
+}
+
 async function verifyChain(
   ctx: RunContext,
   clients: ParabftClient[],
@@ -624,9 +645,14 @@ async function verifyChain(
   const log = ctx.committedLog;
   const receiptEvery = Math.max(1, Math.ceil(log.length / receiptSample));
   let cursor = 0;
+  // Only nodes that have executed every height the watcher saw can answer for all of it: on a busy
+  // host a backup may trail the watcher by seconds, and its "not found" would be no loss.
+  const top = log.reduce((m, e) => (e.height > m ? e.height : m), 0);
+  const caughtUp = await nodesAtHeight(clients, BigInt(top), CATCH_UP_WAIT_MS);
+  const askable = caughtUp.length > 0 ? caughtUp : clients;
   // A few parallel lookups per node; each tx is asked of a node other than the watcher's when possible.
   const workers = Array.from({ length: Math.min(32, Math.max(1, log.length)) }, async (_, wi) => {
-    const client = clients[(wi + 1) % clients.length]!;
+    const client = askable[(wi + 1) % askable.length]!;
     while (cursor < log.length) {
       const j = cursor++;
       const { hash, height } = log[j]!;
