@@ -41,6 +41,13 @@ export interface ClusterBenchOpts {
   durationS: number;
   /** Offered load, tx/s (the starting rate with sweep). */
   rate: number;
+  /**
+   * Closed loop instead of open loop: this many clients, each submitting one transaction with
+   * SubmitTxAndWait and waiting for its commit before the next (no sweep).
+   */
+  closedLoop?: number;
+  /** Closed loop: seconds of unrecorded warm-up before the measured `durationS` (default 1). */
+  warmupS?: number;
   sweep?: boolean;
   /** Rate multiplier per sweep step. */
   sweepFactor?: number;
@@ -78,9 +85,16 @@ export interface TimelinePoint {
   sent: number;
   committed: number;
   finalityP50Ms: number | null;
+  finalityP99Ms?: number | null;
+  finalityMaxMs?: number | null;
 }
 
 export interface RunReport {
+  /** open: fixed offered rate; closed: `clients` clients, each waiting for its commit. */
+  mode?: "open" | "closed";
+  /** Closed loop: number of clients. */
+  clients?: number;
+  /** Closed loop: the achieved rate (nothing is offered). */
   offeredRate: number;
   durationS: number;
   scheduled: number;
@@ -165,6 +179,8 @@ export interface ClusterBenchReport {
   files?: { json: string; table: string; svg?: string };
 }
 
+const CLOSED_LOOP_METHOD =
+  "closed loop: each client signs a tx, calls SubmitTxAndWait (committed) on its node and measures until the reply; then the next";
 const FINALITY_METHOD =
   "SubmitTx ack + StreamBlocks watcher; latency from each tx's scheduled send time to its block's arrival on the stream";
 const EXECUTED_METHOD =
@@ -551,31 +567,21 @@ async function runOnce(ctx: RunContext, rate: number, durationS: number, label: 
     }
   }
 
-  const timeline: TimelinePoint[] = [];
-  const seconds = Math.ceil(durationS + ctx.drainTimeoutS);
-  for (let s = 0; s < seconds; s++) {
-    const lat: number[] = [];
-    let sent = 0;
-    let committed = 0;
-    for (let i = 0; i < total; i++) {
-      if (Math.floor((scheduled[i]! - t0) / 1000) === s) sent++;
-      const c = committedAt[i]!;
-      if (!Number.isNaN(c) && Math.floor((c - t0) / 1000) === s) {
-        committed++;
-        lat.push(c - scheduled[i]!);
-      }
-    }
-    if (sent === 0 && committed === 0 && s >= durationS) break;
-    lat.sort((a, b) => a - b);
-    const p50 = lat.length > 0 ? Math.round(lat[Math.floor((lat.length - 1) / 2)]! * 100) / 100 : null;
-    timeline.push({ second: s, sent, committed, finalityP50Ms: p50 });
-  }
+  const timeline = buildTimeline(
+    t0,
+    Math.ceil(durationS + ctx.drainTimeoutS),
+    durationS,
+    scheduled,
+    committedAt,
+    (i) => committedAt[i]! - scheduled[i]!,
+  );
 
   const window = Math.max(durationS, (lastCommitAt - t0) / 1000);
   const achievedTps = committedCount > 0 ? committedCount / window : 0;
   const heights = new Set<number>();
   for (let i = 0; i < total; i++) if (!Number.isNaN(commitHeight[i]!)) heights.add(commitHeight[i]!);
   return {
+    mode: "open",
     offeredRate: rate,
     durationS,
     scheduled: total,
@@ -594,6 +600,181 @@ async function runOnce(ctx: RunContext, rate: number, durationS: number, label: 
     generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 1000) / 10,
     blocks: heights.size,
     timeline,
+  };
+}
+
+/** Per-second timeline: sends and commits by second, finality p50/p99/max of what committed in it. */
+function buildTimeline(
+  t0: number,
+  seconds: number,
+  durationS: number,
+  sentAt: ArrayLike<number>,
+  committedAt: ArrayLike<number>,
+  latencyOf: (i: number) => number,
+): TimelinePoint[] {
+  const timeline: TimelinePoint[] = [];
+  const pick = (lat: number[], q: number) =>
+    lat.length > 0
+      ? Math.round(lat[Math.min(lat.length - 1, Math.ceil(q * lat.length) - 1)]! * 100) / 100
+      : null;
+  for (let s = 0; s < seconds; s++) {
+    const lat: number[] = [];
+    let sent = 0;
+    let committed = 0;
+    for (let i = 0; i < sentAt.length; i++) {
+      if (Math.floor((sentAt[i]! - t0) / 1000) === s) sent++;
+      const c = committedAt[i]!;
+      if (!Number.isNaN(c) && Math.floor((c - t0) / 1000) === s) {
+        committed++;
+        lat.push(latencyOf(i));
+      }
+    }
+    if (sent === 0 && committed === 0 && s >= durationS) break;
+    lat.sort((a, b) => a - b);
+    const p50 = lat.length > 0 ? Math.round(lat[Math.floor((lat.length - 1) / 2)]! * 100) / 100 : null;
+    timeline.push({
+      second: s,
+      sent,
+      committed,
+      finalityP50Ms: p50,
+      finalityP99Ms: pick(lat, 0.99),
+      finalityMaxMs: lat.length > 0 ? Math.round(lat[lat.length - 1]! * 100) / 100 : null,
+    });
+  }
+  return timeline;
+}
+
+/**
+ * Closed loop: `clients` clients, each with its own sender and connection, sign a transfer, call
+ * SubmitTxAndWait (committed) and wait for the reply before the next. Latency is send -> reply,
+ * the figure a client sees. Warm-up transactions are sent but not recorded.
+ */
+async function runClosedLoop(
+  ctx: RunContext,
+  clients: number,
+  durationS: number,
+  warmupS: number,
+  label: string,
+): Promise<RunReport> {
+  const active = ctx.senders.filter((s) => !s.tainted);
+  if (active.length < clients)
+    throw new Error(
+      `closed loop with ${clients} clients needs ${clients} usable senders (have ${active.length})`,
+    );
+  const finality = newHistogram();
+  const executed = newHistogram();
+  const failures: Record<string, number> = {};
+  const sentAt: number[] = [];
+  const committedAt: number[] = [];
+  const latency: number[] = [];
+  const byHeight = new Map<number, number[]>();
+  let executedCount = 0;
+  let lastCommitAt = 0;
+  const heights = new Set<number>();
+  const w = ctx.watcher;
+  const markExecuted = (i: number, at: number) => {
+    executedCount++;
+    recordMs(executed, at - sentAt[i]!);
+  };
+  const onExecuted = (h: number, at: number) => {
+    for (const [height, list] of byHeight) {
+      if (height > h) continue;
+      for (const i of list) markExecuted(i, at);
+      byHeight.delete(height);
+    }
+  };
+  w.onExecuted.push(onExecuted);
+  const tWarm = performance.now();
+  const t0 = tWarm + warmupS * 1000;
+  const tEnd = t0 + durationS * 1000;
+  const cpu0 = process.cpuUsage();
+  let lastDraw = 0;
+  const loop = async (k: number) => {
+    const s = active[k]!;
+    const conn = ctx.conns[k % ctx.conns.length]!;
+    while (performance.now() < tEnd && !ctx.signal?.aborted) {
+      const body = transferTx(
+        { chainId: ctx.chainId, sender: s.signer.publicKey, nonce: s.nextNonce },
+        recipient(ctx.recipientCounter++),
+        1n,
+      );
+      const p = signTx(body, s.signer);
+      const start = performance.now();
+      let height: number;
+      try {
+        const res = await conn.client.submitAndWait(p.tx, { timeoutMs: 30_000 });
+        height = Number(res.height);
+      } catch (err) {
+        const key = err instanceof RpcError ? err.statusName : "CLIENT_ERROR";
+        if (start >= t0) failures[key] = (failures[key] ?? 0) + 1;
+        s.tainted = true;
+        return;
+      }
+      s.nextNonce++;
+      const at = performance.now();
+      if (start < t0) continue;
+      const i = sentAt.length;
+      sentAt.push(start);
+      committedAt.push(at);
+      latency.push(at - start);
+      recordMs(finality, at - start);
+      lastCommitAt = Math.max(lastCommitAt, at);
+      heights.add(height);
+      ctx.committedLog.push({ hash: p.hash, height });
+      if (w.executedHeight >= height) markExecuted(i, at);
+      else {
+        const list = byHeight.get(height);
+        if (list) list.push(i);
+        else byHeight.set(height, [i]);
+      }
+      if (at - lastDraw > 250) {
+        lastDraw = at;
+        const p50 = `${(finality.getValueAtPercentile(50) / 1000).toFixed(1)}ms`;
+        renderProgress(
+          ctx,
+          label,
+          Math.max(0, (at - t0) / 1000),
+          durationS,
+          `committed ${sentAt.length} p50 ${p50}`,
+        );
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, (_, k) => loop(k)));
+  // Let the executed watcher catch up with the last commits (bounded).
+  const drainUntil = performance.now() + Math.min(5_000, ctx.drainTimeoutS * 1000);
+  while (executedCount < sentAt.length && performance.now() < drainUntil && !ctx.signal?.aborted)
+    await sleep(20);
+  if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
+  w.onExecuted.splice(w.onExecuted.indexOf(onExecuted), 1);
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = Math.max(1, performance.now() - tWarm);
+  const committed = sentAt.length;
+  const window = Math.max(1e-3, (Math.max(lastCommitAt, t0) - t0) / 1000);
+  const achievedTps = committed > 0 ? committed / window : 0;
+  const failed = Object.values(failures).reduce((a, b) => a + b, 0);
+  return {
+    mode: "closed",
+    clients,
+    offeredRate: Math.round(achievedTps * 10) / 10,
+    durationS,
+    scheduled: committed + failed,
+    submitted: committed,
+    submitFailures: failures,
+    committed,
+    executed: executedCount,
+    uncommitted: 0,
+    achievedTps: Math.round(achievedTps * 10) / 10,
+    ratioToClusterCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.clusterCeilingPerSec)),
+    ratioToMachineCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.allCoresPerSec)),
+    finalityMs: summarize(finality),
+    executedMs: summarize(executed),
+    // The reply is the acknowledgement.
+    submitAckMs: summarize(finality),
+    generatorMaxLagMs: 0,
+    generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 1000) / 10,
+    blocks: heights.size,
+    timeline: buildTimeline(t0, Math.ceil(durationS) + 1, durationS, sentAt, committedAt, (i) => latency[i]!),
   };
 }
 
@@ -804,7 +985,16 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
 
     const runs: RunReport[] = [];
     let saturation: ClusterBenchReport["saturation"] = null;
-    if (!opts.sweep) {
+    if (opts.closedLoop !== undefined) {
+      const n = opts.closedLoop;
+      runs.push(
+        await runClosedLoop(ctx, n, opts.durationS, opts.warmupS ?? 1, `closed loop, ${n} client(s)`),
+      );
+      const r = runs[0]!;
+      say(
+        `  closed loop, ${n} client(s): ${r.committed} committed, ${r.achievedTps} tx/s, p50 ${r.finalityMs.p50} ms p90 ${r.finalityMs.p90} ms p99 ${r.finalityMs.p99} ms max ${r.finalityMs.max} ms`,
+      );
+    } else if (!opts.sweep) {
       runs.push(await runOnce(ctx, opts.rate, opts.durationS, `${opts.rate} tx/s`));
     } else {
       const factor = opts.sweepFactor ?? 1.5;
@@ -868,7 +1058,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         senders: senders.length,
         connections,
         workload: "bank.transfer, amount 1, to a fresh address per tx; pre-signed before the run",
-        finalityMethod: FINALITY_METHOD,
+        finalityMethod: opts.closedLoop !== undefined ? CLOSED_LOOP_METHOD : FINALITY_METHOD,
         executedMethod: EXECUTED_METHOD,
       },
       verifyCeiling: ceiling,
@@ -877,7 +1067,8 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       verification,
     };
     if (opts.outDir !== null) {
-      const name = opts.name ?? `cluster-${opts.sweep ? "sweep" : "rate"}-${startedAt.replace(/[:.]/g, "-")}`;
+      const kind = opts.closedLoop !== undefined ? `closed${opts.closedLoop}` : opts.sweep ? "sweep" : "rate";
+      const name = opts.name ?? `cluster-${kind}-${startedAt.replace(/[:.]/g, "-")}`;
       // Named before writing so that the JSON on disk lists its siblings too.
       const base = path.join(opts.outDir, name);
       report.files = { json: `${base}.json`, table: `${base}.txt`, svg: `${base}.svg` };
@@ -924,7 +1115,7 @@ export function formatReport(r: ClusterBenchReport): string {
         "exec p99",
       ],
       r.runs.map((x) => [
-        x.offeredRate,
+        x.mode === "closed" ? `closed loop ×${x.clients}` : x.offeredRate,
         x.achievedTps,
         x.ratioToClusterCeiling,
         `${x.committed}/${x.scheduled}`,
@@ -944,7 +1135,7 @@ export function formatReport(r: ClusterBenchReport): string {
       .map(([k, n]) => `${k} ${n}`)
       .join(", ");
     lines.push(
-      `${x.offeredRate} tx/s: ${x.blocks} blocks; submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
+      `${x.mode === "closed" ? `closed loop ×${x.clients} (${x.offeredRate} tx/s)` : `${x.offeredRate} tx/s`}: ${x.blocks} blocks; submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
     );
   }
   if (r.saturation) {
@@ -1014,9 +1205,11 @@ export function chartReport(r: ClusterBenchReport): string {
   const run = r.runs[0];
   if (!run) return stackSvg([]);
   const points = run.timeline;
+  const shape =
+    run.mode === "closed" ? `closed loop, ${run.clients} client(s)` : `${run.offeredRate} tx/s offered`;
   return stackSvg([
     barChartSvg({
-      title: `${who}: ${run.offeredRate} tx/s offered, per second`,
+      title: `${who}: ${shape}, per second`,
       categories: points.map((p) => `${p.second}s`),
       series: [
         { name: "sent tx/s", values: points.map((p) => p.sent) },
@@ -1039,6 +1232,17 @@ export function chartReport(r: ClusterBenchReport): string {
         },
       ],
       yLabel: "ms",
+    }),
+    barChartSvg({
+      title: `${who}: ${shape}, finality latency over time (log scale)`,
+      categories: points.map((p) => `${p.second}s`),
+      series: [
+        { name: "p50 ms", values: points.map((p) => p.finalityP50Ms) },
+        { name: "p99 ms", values: points.map((p) => p.finalityP99Ms ?? null) },
+        { name: "max ms", values: points.map((p) => p.finalityMaxMs ?? null) },
+      ],
+      yLabel: "ms",
+      logScale: true,
     }),
   ]);
 }
