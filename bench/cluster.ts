@@ -34,6 +34,8 @@ export interface ClusterBenchOpts {
   api?: string[];
   /** Existing cluster only: directory of funded account key files (e.g. <testnet>/accounts). */
   keysDir?: string;
+  /** Existing cluster only: validators' metrics addresses, for the per-stage breakdown. */
+  metrics?: string[];
   preset?: PresetName;
   /** Own cluster only: peer links without TLS (net.insecure), to measure the cost of TLS. */
   insecurePeers?: boolean;
@@ -89,7 +91,39 @@ export interface TimelinePoint {
   finalityMaxMs?: number | null;
 }
 
+/**
+ * Where the time goes, from the validators' own metrics (scraped before and after the run; the
+ * difference, averaged over the validators): mean ms per observation and count per committed
+ * height, plus process CPU.
+ */
+export interface StageBreakdown {
+  /** Signing-state writes before sends: mean ms and writes per height, per validator. */
+  persistMs: number | null;
+  persistsPerHeight: number | null;
+  /** PREPARE signed -> COMMIT signed (prepared), mean ms. */
+  preparedMs: number | null;
+  /** COMMIT signed -> delivered (committed), mean ms. */
+  committedMs: number | null;
+  /** RocksDB batch writes by kind, mean ms. */
+  dbWriteMs: Record<string, number>;
+  /** Submit (admitted by the node's API) -> committed, mean ms, over the nodes that took submits. */
+  apiFinalityMs: number | null;
+  /** Public API calls, mean ms by method (OK only). */
+  apiCallMs: Record<string, number>;
+  /** Heights committed during the run (the highest validator's delta). */
+  heights: number;
+  viewChanges: number;
+  /** Validators' CPU (user+sys) per committed height, ms, per validator (mean). */
+  cpuPerHeightMsPerValidator: number | null;
+  /** All validators' CPU per committed transaction, ms (the cluster's cost of one tx). */
+  cpuPerTxMs: number | null;
+  /** All validators' CPU over the run, in cores. */
+  cpuCores: number;
+}
+
 export interface RunReport {
+  /** Per-stage figures from the validators' metrics (own cluster, or --metrics). */
+  stages?: StageBreakdown;
   /** open: fixed offered rate; closed: `clients` clients, each waiting for its commit. */
   mode?: "open" | "closed";
   /** Closed loop: number of clients. */
@@ -401,6 +435,8 @@ interface RunContext {
   drainTimeoutS: number;
   progress: boolean;
   signal?: AbortSignal;
+  /** Validators' metrics addresses (host:port), for the per-stage breakdown. */
+  metricsAddrs: string[];
   /** Every tx counted as committed, for the final chain check. */
   committedLog: { hash: Uint8Array; height: number }[];
   recipientCounter: number;
@@ -448,6 +484,17 @@ function renderProgress(ctx: RunContext, label: string, elapsed: number, total: 
     lastPlainProgress = bucket;
     process.stderr.write(`${line}\n`);
   }
+}
+
+/** Runs one measurement between two scrapes of the validators' metrics. */
+async function measured(ctx: RunContext, run: () => Promise<RunReport>): Promise<RunReport> {
+  const before = await scrapeMetrics(ctx.metricsAddrs);
+  const t0 = performance.now();
+  const r = await run();
+  const after = await scrapeMetrics(ctx.metricsAddrs);
+  const stages = stageBreakdown(before, after, r.committed, (performance.now() - t0) / 1000);
+  if (stages) r.stages = stages;
+  return r;
 }
 
 async function runOnce(ctx: RunContext, rate: number, durationS: number, label: string): Promise<RunReport> {
@@ -778,6 +825,145 @@ async function runClosedLoop(
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Validator metrics: where the time goes
+
+type MetricSample = Map<string, number>;
+
+async function scrapeOne(addr: string): Promise<MetricSample | null> {
+  try {
+    const res = await fetch(`http://${addr}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    if (!res.ok) return null;
+    const out: MetricSample = new Map();
+    for (const line of (await res.text()).split("\n")) {
+      if (line.length === 0 || line.startsWith("#")) continue;
+      const sp = line.lastIndexOf(" ");
+      const v = Number(line.slice(sp + 1));
+      if (Number.isFinite(v)) out.set(line.slice(0, sp), v);
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+export async function scrapeMetrics(addrs: string[]): Promise<(MetricSample | null)[]> {
+  return Promise.all(addrs.map(scrapeOne));
+}
+
+/** Sum over series whose name (with labels) starts with `prefix` and contains every `has`. */
+function sumOf(m: MetricSample, prefix: string, ...has: string[]): number {
+  let t = 0;
+  for (const [k, v] of m) if (k.startsWith(prefix) && has.every((h) => k.includes(h))) t += v;
+  return t;
+}
+
+export function stageBreakdown(
+  before: (MetricSample | null)[],
+  after: (MetricSample | null)[],
+  committedTxs: number,
+  wallS: number,
+): StageBreakdown | undefined {
+  const pairs: [MetricSample, MetricSample][] = [];
+  for (let i = 0; i < after.length; i++) if (before[i] && after[i]) pairs.push([before[i]!, after[i]!]);
+  if (pairs.length === 0) return undefined;
+  const P = "parabft_";
+  const delta = (name: string, ...has: string[]) =>
+    pairs.map(([b, a]) => sumOf(a, P + name, ...has) - sumOf(b, P + name, ...has));
+  const total = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  const mean = (sumName: string, countName: string, ...has: string[]) => {
+    const c = total(delta(countName, ...has));
+    return c > 0 ? Math.round((total(delta(sumName, ...has)) / c) * 1e5) / 100 : null;
+  };
+  const heights = Math.max(0, ...delta("consensus_committed_height"));
+  const persistCount = total(delta("consensus_signing_state_persist_seconds_count"));
+  const kinds = new Set<string>();
+  const methods = new Set<string>();
+  for (const [, a] of pairs)
+    for (const k of a.keys()) {
+      const kind = /^parabft_storage_write_seconds_count\{kind="([^"]+)"/.exec(k)?.[1];
+      if (kind) kinds.add(kind);
+      const method = /^parabft_api_call_seconds_count\{method="([^"]+)",code="OK"/.exec(k)?.[1];
+      if (method) methods.add(method);
+    }
+  const dbWriteMs: Record<string, number> = {};
+  for (const k of kinds) {
+    const v = mean("storage_write_seconds_sum", "storage_write_seconds_count", `kind="${k}"`);
+    if (v !== null) dbWriteMs[k] = v;
+  }
+  const apiCallMs: Record<string, number> = {};
+  for (const m of methods) {
+    const v = mean("api_call_seconds_sum", "api_call_seconds_count", `method="${m}"`, 'code="OK"');
+    if (v !== null) apiCallMs[m] = v;
+  }
+  const cpuS = total(delta("process_cpu_seconds_total"));
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  return {
+    persistMs: mean(
+      "consensus_signing_state_persist_seconds_sum",
+      "consensus_signing_state_persist_seconds_count",
+    ),
+    persistsPerHeight: heights > 0 ? r2(persistCount / pairs.length / heights) : null,
+    preparedMs: mean("consensus_phase_seconds_sum", "consensus_phase_seconds_count", 'phase="prepared"'),
+    committedMs: mean("consensus_phase_seconds_sum", "consensus_phase_seconds_count", 'phase="committed"'),
+    dbWriteMs,
+    apiFinalityMs: mean("api_finality_seconds_sum", "api_finality_seconds_count"),
+    apiCallMs,
+    heights,
+    viewChanges: Math.max(0, ...delta("consensus_view_changes_total")),
+    cpuPerHeightMsPerValidator: heights > 0 ? r2((cpuS * 1000) / pairs.length / heights) : null,
+    cpuPerTxMs: committedTxs > 0 ? r2((cpuS * 1000) / committedTxs) : null,
+    cpuCores: wallS > 0 ? r2(cpuS / wallS) : 0,
+  };
+}
+
+export function formatStages(runs: RunReport[]): string {
+  const rows = runs
+    .filter((x) => x.stages)
+    .map((x) => {
+      const s = x.stages!;
+      const label = x.mode === "closed" ? `closed ×${x.clients}` : `${x.offeredRate} tx/s`;
+      const db = Object.entries(s.dbWriteMs)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      const api = Object.entries(s.apiCallMs)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      return [
+        label,
+        s.heights,
+        s.persistMs ?? "-",
+        s.persistsPerHeight ?? "-",
+        s.preparedMs ?? "-",
+        s.committedMs ?? "-",
+        db || "-",
+        api || "-",
+        s.viewChanges,
+        s.cpuPerHeightMsPerValidator ?? "-",
+        s.cpuPerTxMs ?? "-",
+        s.cpuCores,
+      ];
+    });
+  if (rows.length === 0) return "";
+  return formatTable(
+    [
+      "run",
+      "heights",
+      "persist ms",
+      "persists/height",
+      "prepare->prepared ms",
+      "commit->committed ms",
+      "db write ms",
+      "api call ms (OK)",
+      "view changes",
+      "CPU ms/height/validator",
+      "CPU ms/tx (cluster)",
+      "CPU cores",
+    ],
+    rows,
+  );
+}
+
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 // ---------------------------------------------------------------------------------------------
@@ -981,6 +1167,9 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       ...(opts.signal ? { signal: opts.signal } : {}),
       committedLog: [],
       recipientCounter: 0,
+      metricsAddrs: cluster
+        ? Array.from({ length: cluster.size }, (_, i) => cluster!.node(i).metrics)
+        : (opts.metrics ?? []),
     };
 
     const runs: RunReport[] = [];
@@ -995,14 +1184,16 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         `  closed loop, ${n} client(s): ${r.committed} committed, ${r.achievedTps} tx/s, p50 ${r.finalityMs.p50} ms p90 ${r.finalityMs.p90} ms p99 ${r.finalityMs.p99} ms max ${r.finalityMs.max} ms`,
       );
     } else if (!opts.sweep) {
-      runs.push(await runOnce(ctx, opts.rate, opts.durationS, `${opts.rate} tx/s`));
+      runs.push(await measured(ctx, () => runOnce(ctx, opts.rate, opts.durationS, `${opts.rate} tx/s`)));
     } else {
       const factor = opts.sweepFactor ?? 1.5;
       const maxSteps = opts.sweepMaxSteps ?? 10;
       let rate = opts.rate;
       let lastGood: RunReport | null = null;
       for (let step = 0; step < maxSteps && !opts.signal?.aborted; step++) {
-        const run = await runOnce(ctx, rate, opts.durationS, `step ${step + 1}: ${rate} tx/s`);
+        const run = await measured(ctx, () =>
+          runOnce(ctx, rate, opts.durationS, `step ${step + 1}: ${rate} tx/s`),
+        );
         runs.push(run);
         const why = isSaturated(run, runs[0]!);
         say(
@@ -1137,6 +1328,12 @@ export function formatReport(r: ClusterBenchReport): string {
     lines.push(
       `${x.mode === "closed" ? `closed loop ×${x.clients} (${x.offeredRate} tx/s)` : `${x.offeredRate} tx/s`}: ${x.blocks} blocks; submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
     );
+  }
+  const stages = formatStages(r.runs);
+  if (stages) {
+    lines.push("");
+    lines.push("where the time goes (validators' metrics over each run, mean per validator):");
+    lines.push(stages);
   }
   if (r.saturation) {
     const sat = r.saturation;

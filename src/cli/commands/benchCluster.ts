@@ -22,6 +22,7 @@ Options:
   --insecure-peers   local cluster: peer links without TLS (to measure what TLS costs)
   --api LIST         comma-separated API addresses of an existing cluster
   --keys DIR         existing cluster: directory of funded account key files (*.json)
+  --metrics LIST     existing cluster: validators' metrics addresses, for the per-stage table
   --duration S       seconds of load (per step with --sweep; default 10, 5 with --sweep)
   --rate R           offered load in tx/s (the first step with --sweep; default 200)
   --closed-loop N    closed loop instead: N clients, each submitting with SubmitTxAndWait and
@@ -50,6 +51,7 @@ export const benchClusterCommand: CliCommand = {
       "insecure-peers": { type: "boolean" },
       api: { type: "string" },
       keys: { type: "string" },
+      metrics: { type: "string" },
       duration: { type: "string" },
       rate: { type: "string" },
       sweep: { type: "boolean" },
@@ -106,6 +108,14 @@ export const benchClusterCommand: CliCommand = {
         ? { validators: intFlag("validators", values.validators, 4, 1, 64) }
         : {}),
       ...(api ? { api, keysDir: values.keys! } : {}),
+      ...(values.metrics
+        ? {
+            metrics: values.metrics
+              .split(",")
+              .map((a) => a.trim())
+              .filter((a) => a.length > 0),
+          }
+        : {}),
       preset,
       insecurePeers: values["insecure-peers"] === true,
       durationS: intFlag("duration", values.duration, sweep ? 5 : 10, 1, 3600),
