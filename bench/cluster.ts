@@ -842,7 +842,10 @@ async function scrapeOne(addr: string): Promise<MetricSample | null> {
       if (Number.isFinite(v)) out.set(line.slice(0, sp), v);
     }
     return out;
-  } catch {
+  } catch (err) {
+    process.stderr.write(
+      `metrics scrape of ${addr} failed: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     return null;
   }
 }
@@ -1177,7 +1180,9 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
     if (opts.closedLoop !== undefined) {
       const n = opts.closedLoop;
       runs.push(
-        await runClosedLoop(ctx, n, opts.durationS, opts.warmupS ?? 1, `closed loop, ${n} client(s)`),
+        await measured(ctx, () =>
+          runClosedLoop(ctx, n, opts.durationS, opts.warmupS ?? 1, `closed loop, ${n} client(s)`),
+        ),
       );
       const r = runs[0]!;
       say(

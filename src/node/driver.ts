@@ -102,9 +102,17 @@ export interface DriverModules {
 }
 
 /**
- * Serialises all events into the replica (it is not re-entrant) and performs its actions. The
- * only awaits on the event path are signing-state persists, which must complete before the
- * messages they protect are sent.
+ * Serialises all events into the replica (it is not re-entrant) and performs its actions.
+ *
+ * Signing state is group-committed: the records of every event go into one open batch; at most
+ * one batch is being written and synced at a time, and the next one (everything signed
+ * meanwhile) starts when it completes. The core keeps handling events while a sync is in
+ * flight. A message waits only for the batch that holds every record appended before it: sends
+ * go out in order, each once all records before it are durable. So the rule "a message's
+ * signing state is durable before the message leaves the node" holds exactly as with one
+ * synced append per event; only non-send effects (timers, delivery, mempool marks) may run
+ * ahead of the sync, and none of them is a signature. A failed sync halts the driver: nothing
+ * queued behind it is ever sent.
  */
 export class ConsensusDriver {
   private readonly queue: Event[] = [];
@@ -126,6 +134,19 @@ export class ConsensusDriver {
   private readonly reapedHashes = new WeakMap<Block, Hash[]>();
   /** Verdicts of checkBlock, read synchronously by the core's validateBlock hook. */
   private readonly blockVerdicts = new WeakMap<Block, Verdict>();
+  /** Group commit: records of the open batch (not yet handed to persist). */
+  private openBatch: SigningRecord[] = [];
+  /** Id of the open batch; batches get ids 1, 2, 3, ... in append order. */
+  private openId = 1;
+  /** Id of the batch being synced, or 0. */
+  private syncingId = 0;
+  /** Highest batch id known durable. */
+  private durableId = 0;
+  /** Sends waiting for a batch: [batch id that must be durable, send]. In order. */
+  private readonly outbox: { gate: number; send: () => void }[] = [];
+  private persistFailed = false;
+  private syncIdle: Promise<void> = Promise.resolve();
+  private releaseSyncIdle: (() => void) | null = null;
 
   constructor(
     private readonly opts: DriverOpts,
@@ -152,6 +173,8 @@ export class ConsensusDriver {
     this.timers.clear();
     this.queue.length = 0;
     await this.idle;
+    // Messages already signed go out once their batch is durable (as they would have before).
+    await this.syncIdle;
   }
 
   /** Raw envelope bytes from an authenticated peer stream. */
@@ -259,7 +282,7 @@ export class ConsensusDriver {
         const { actions, verdict, sender } = this.mod.replica.handle(event);
         if (verdict !== null && sender !== null) this.judge(sender, verdict);
         if (event.kind === "proposal") this.settleProposal(event.block, actions);
-        await this.perform(actions);
+        this.perform(actions);
       }
     } catch (err: unknown) {
       // A bug or an I/O failure (e.g. the signing state could not be made durable): stop voting
@@ -273,41 +296,32 @@ export class ConsensusDriver {
     }
   }
 
-  private async perform(actions: Action[]): Promise<void> {
+  private perform(actions: Action[]): void {
     // A view change releases in-flight txs the new view does not re-propose (its PREPARE and
     // PRE-PREPARE records in this same action list mark the ones it does).
     const viewChange = actions.some((a) => a.kind === "viewChanged");
     if (viewChange) this.mod.mempool.beginViewChange();
-    let unpersisted: SigningRecord[] = [];
-    const flush = async () => {
-      if (unpersisted.length === 0) return;
-      const t0 = performance.now();
-      await this.mod.persist(unpersisted);
-      this.mod.metrics?.persistSeconds((performance.now() - t0) / 1000);
-      if (TRACE)
-        this.mod.log.debug(
-          { ms: (performance.now() - t0).toFixed(2), n: unpersisted.length },
-          "trace persisted",
-        );
-      unpersisted = [];
-    };
     for (const a of actions) {
       switch (a.kind) {
         case "persist":
-          unpersisted.push(a.record);
+          this.openBatch.push(a.record);
           this.notePhase(a.record);
           if (a.record.kind === "prepare" || a.record.kind === "prePrepare")
             this.mod.mempool.markBlockInFlight(a.record.digest, a.record.height);
           break;
-        case "send":
-          await flush();
-          this.mod.net.send(a.to, a.msg.bytes);
+        case "send": {
+          const { to, msg } = a;
+          this.sendWhenDurable(() => this.mod.net.send(to, msg.bytes));
           break;
-        case "broadcast":
-          await flush();
-          if (TRACE) this.mod.log.debug({ kind: a.msg.kind }, "trace broadcast");
-          this.mod.net.broadcast(a.msg.bytes);
+        }
+        case "broadcast": {
+          const msg = a.msg;
+          this.sendWhenDurable(() => {
+            if (TRACE) this.mod.log.debug({ kind: msg.kind }, "trace broadcast");
+            this.mod.net.broadcast(msg.bytes);
+          });
           break;
+        }
         case "setTimer":
           this.setTimer(a.timer, a.afterMs, a.token);
           break;
@@ -391,7 +405,80 @@ export class ConsensusDriver {
       this.lastPendingWork = -1;
       this.notifyPendingWork();
     }
-    await flush();
+    // Records no send waits for are made durable too, in the next batch.
+    if (this.openBatch.length > 0) this.startSync();
+    if (this.persistFailed) throw new Error("signing state could not be made durable");
+  }
+
+  /**
+   * Sends now if every record appended so far is durable and nothing is queued before it;
+   * otherwise queues it behind the batch holding the latest record (and starts that batch's
+   * sync if none is in flight).
+   */
+  private sendWhenDurable(send: () => void): void {
+    if (this.persistFailed) return;
+    const gate = this.openBatch.length > 0 ? this.openId : this.syncingId || this.durableId;
+    if (gate <= this.durableId && this.outbox.length === 0) {
+      send();
+      return;
+    }
+    this.outbox.push({ gate, send });
+    if (this.openBatch.length > 0) this.startSync();
+  }
+
+  /** Starts syncing the open batch unless a sync is in flight (it starts when that one ends). */
+  private startSync(): void {
+    if (this.syncingId !== 0 || this.openBatch.length === 0 || this.persistFailed) return;
+    const records = this.openBatch;
+    const id = this.openId;
+    this.openBatch = [];
+    this.openId++;
+    this.syncingId = id;
+    if (this.releaseSyncIdle === null)
+      this.syncIdle = new Promise((r) => {
+        this.releaseSyncIdle = r;
+      });
+    const t0 = performance.now();
+    this.mod.persist(records).then(
+      () => {
+        const ms = performance.now() - t0;
+        this.mod.metrics?.persistSeconds(ms / 1000);
+        if (TRACE) this.mod.log.debug({ ms: ms.toFixed(2), n: records.length }, "trace persisted");
+        this.syncingId = 0;
+        this.durableId = id;
+        try {
+          while (this.outbox.length > 0 && this.outbox[0]!.gate <= this.durableId)
+            this.outbox.shift()!.send();
+        } catch (err: unknown) {
+          // As a failing send on the event path did: a bug; stop rather than go on half-sent.
+          this.outbox.length = 0;
+          this.mod.log.fatal({ err: errorMessage(err) }, "consensus driver failed; halting");
+          this.stopped = true;
+          this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
+        }
+        if (this.openBatch.length > 0 && !this.stopped) this.startSync();
+        else this.settleSyncIdle();
+      },
+      (err: unknown) => {
+        // Stop voting rather than risk sending what was not recorded: nothing queued is sent.
+        this.persistFailed = true;
+        this.syncingId = 0;
+        this.outbox.length = 0;
+        this.openBatch = [];
+        this.settleSyncIdle();
+        if (!this.stopped) {
+          this.mod.log.fatal({ err: errorMessage(err) }, "signing state could not be made durable; halting");
+          this.stopped = true;
+          this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
+        }
+      },
+    );
+  }
+
+  private settleSyncIdle(): void {
+    const r = this.releaseSyncIdle;
+    this.releaseSyncIdle = null;
+    r?.();
   }
 
   /**
