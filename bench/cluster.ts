@@ -1116,7 +1116,8 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       cluster = await LocalCluster.create(opts.validators, tmp, {
         accounts: senderCount,
         preset: opts.preset ?? "default",
-        logLevel: "warn",
+        // PARABFT_BENCH_LOG_LEVEL=debug and PARABFT_BENCH_KEEP=1 keep the validators' logs to read.
+        logLevel: (process.env.PARABFT_BENCH_LOG_LEVEL as "warn" | undefined) ?? "warn",
         insecurePeers: opts.insecurePeers === true,
       });
       opts.onCluster?.(cluster);
@@ -1278,7 +1279,8 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       say("stopping the cluster ...");
       await cluster.stop();
     }
-    if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    if (tmp && process.env.PARABFT_BENCH_KEEP === "1") say(`kept ${tmp}`);
+    else if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
   }
 }
 
