@@ -1119,6 +1119,10 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         // PARABFT_BENCH_LOG_LEVEL=debug and PARABFT_BENCH_KEEP=1 keep the validators' logs to read.
         logLevel: (process.env.PARABFT_BENCH_LOG_LEVEL as "warn" | undefined) ?? "warn",
         insecurePeers: opts.insecurePeers === true,
+        // PARABFT_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR": node flags for every validator.
+        ...(process.env.PARABFT_BENCH_NODE_ARGS
+          ? { nodeArgs: process.env.PARABFT_BENCH_NODE_ARGS.split(" ").filter((a) => a.length > 0) }
+          : {}),
       });
       opts.onCluster?.(cluster);
       await cluster.start();
