@@ -536,16 +536,25 @@ export class ConsensusDriver {
   }
 
   /**
-   * Batching: a batch closes when it is full, or maxBatchDelayMs after our previous proposal. At
-   * light load (transactions further apart than that) a proposal goes out at once; under load
-   * blocks grow instead of multiplying, since each block costs every validator a fixed amount of
-   * CPU. An empty pool proposes nothing and tells the core so.
+   * Batching: a batch closes when it is full, or maxBatchDelayMs after our previous proposal
+   * while that one is still in flight. At light load (the pipeline empty) a proposal goes out at
+   * once; under load blocks grow instead of multiplying, since each block costs every validator
+   * a fixed amount of CPU. An empty pool proposes nothing and tells the core so.
    */
   private scheduleProposal(height: bigint): void {
     this.pendingProposal = height;
-    if (this.batchTimer) return;
+    // Adaptive spacing: with nothing of ours in flight (every proposal committed or dropped)
+    // there is nothing to batch behind, so propose at once; the spacing only applies while a
+    // proposal is still in the pipeline.
+    const pipelineEmpty = this.mod.mempool.inFlightCount === 0;
+    if (this.batchTimer) {
+      if (!pipelineEmpty) return;
+      clearTimeout(this.batchTimer);
+      this.batchTimer = null;
+    }
     const full = this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs;
-    const wait = full ? 0 : this.lastProposalAt + this.opts.consensus.maxBatchDelayMs - this.now();
+    const wait =
+      full || pipelineEmpty ? 0 : this.lastProposalAt + this.opts.consensus.maxBatchDelayMs - this.now();
     if (wait <= 0) {
       this.propose();
       return;
