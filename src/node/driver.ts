@@ -136,6 +136,8 @@ export class ConsensusDriver {
   private readonly blockVerdicts = new WeakMap<Block, Verdict>();
   /** Group commit: records of the open batch (not yet handed to persist). */
   private openBatch: SigningRecord[] = [];
+  /** Closed batches waiting for the sync in flight, in id order. */
+  private readonly closedBatches: { id: number; records: SigningRecord[] }[] = [];
   /** Id of the open batch; batches get ids 1, 2, 3, ... in append order. */
   private openId = 1;
   /** Id of the batch being synced, or 0. */
@@ -304,6 +306,16 @@ export class ConsensusDriver {
     for (const a of actions) {
       switch (a.kind) {
         case "persist":
+          // A COMMIT never shares a batch with the PREPARE (or PRE-PREPARE) it follows: that one
+          // leaves first, so a crash can leave a durable unsent COMMIT but never an unsent
+          // PREPARE behind it, and the others can still become prepared without us.
+          if (a.record.kind === "commit") {
+            const h = a.record.height;
+            if (
+              this.openBatch.some((r) => (r.kind === "prepare" || r.kind === "prePrepare") && r.height === h)
+            )
+              this.closeOpenBatch();
+          }
           this.openBatch.push(a.record);
           this.notePhase(a.record);
           if (a.record.kind === "prepare" || a.record.kind === "prePrepare")
@@ -406,7 +418,7 @@ export class ConsensusDriver {
       this.notifyPendingWork();
     }
     // Records no send waits for are made durable too, in the next batch.
-    if (this.openBatch.length > 0) this.startSync();
+    if (this.openBatch.length > 0 || this.closedBatches.length > 0) this.startSync();
     if (this.persistFailed) throw new Error("signing state could not be made durable");
   }
 
@@ -417,22 +429,33 @@ export class ConsensusDriver {
    */
   private sendWhenDurable(send: () => void): void {
     if (this.persistFailed) return;
-    const gate = this.openBatch.length > 0 ? this.openId : this.syncingId || this.durableId;
+    // Every batch id below openId holds records; the open one too when it is not empty.
+    const gate = this.openBatch.length > 0 ? this.openId : this.openId - 1;
     if (gate <= this.durableId && this.outbox.length === 0) {
       send();
       return;
     }
     this.outbox.push({ gate, send });
-    if (this.openBatch.length > 0) this.startSync();
+    if (this.openBatch.length > 0 || this.closedBatches.length > 0) this.startSync();
   }
 
-  /** Starts syncing the open batch unless a sync is in flight (it starts when that one ends). */
-  private startSync(): void {
-    if (this.syncingId !== 0 || this.openBatch.length === 0 || this.persistFailed) return;
-    const records = this.openBatch;
-    const id = this.openId;
+  private closeOpenBatch(): void {
+    if (this.openBatch.length === 0) return;
+    this.closedBatches.push({ id: this.openId, records: this.openBatch });
     this.openBatch = [];
     this.openId++;
+  }
+
+  /**
+   * Starts syncing the oldest closed batch, else the open one, unless a sync is in flight (the
+   * next starts when that one ends).
+   */
+  private startSync(): void {
+    if (this.syncingId !== 0 || this.persistFailed) return;
+    if (this.closedBatches.length === 0) this.closeOpenBatch();
+    const next = this.closedBatches.shift();
+    if (next === undefined) return;
+    const { id, records } = next;
     this.syncingId = id;
     if (this.releaseSyncIdle === null)
       this.syncIdle = new Promise((r) => {
@@ -456,7 +479,7 @@ export class ConsensusDriver {
           this.stopped = true;
           this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
         }
-        if (this.openBatch.length > 0 && !this.stopped) this.startSync();
+        if ((this.closedBatches.length > 0 || this.openBatch.length > 0) && !this.stopped) this.startSync();
         else this.settleSyncIdle();
       },
       (err: unknown) => {
@@ -465,6 +488,7 @@ export class ConsensusDriver {
         this.syncingId = 0;
         this.outbox.length = 0;
         this.openBatch = [];
+        this.closedBatches.length = 0;
         this.settleSyncIdle();
         if (!this.stopped) {
           this.mod.log.fatal({ err: errorMessage(err) }, "signing state could not be made durable; halting");

@@ -84,6 +84,32 @@ describe("driver group commit", () => {
     assert.equal(d.persists.length, 3);
   });
 
+  it("never puts a COMMIT in the batch of the PREPARE it follows: the PREPARE leaves first", async () => {
+    const d = harnessDriver();
+    d.perform([persist(rec("commit", 0)), bcast("C0")]);
+    // While C0 syncs, height 1 is prepared and then committed (the core counts its own PREPARE).
+    d.perform([persist(rec("prepare", 1)), bcast("P1")]);
+    d.perform([persist(rec("commit", 1)), bcast("C1")]);
+    d.persists[0]!.resolve();
+    await tick();
+    assert.deepEqual(d.sent, ["C0"]);
+    assert.deepEqual(
+      d.persists[1]!.records.map((r) => r.kind),
+      ["prepare"],
+    );
+    d.persists[1]!.resolve();
+    await tick();
+    // P1 is out before C1's record is even written.
+    assert.deepEqual(d.sent, ["C0", "P1"]);
+    assert.deepEqual(
+      d.persists[2]!.records.map((r) => r.kind),
+      ["commit"],
+    );
+    d.persists[2]!.resolve();
+    await tick();
+    assert.deepEqual(d.sent, ["C0", "P1", "C1"]);
+  });
+
   it("halts on a failed sync: nothing queued behind it is ever sent", async () => {
     const d = harnessDriver();
     d.perform([persist(rec("prepare", 1)), bcast("P1")]);
