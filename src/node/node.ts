@@ -100,6 +100,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private gossipTimer: NodeJS.Timeout | null = null;
   /** Txs of blocks whose waiters were answered and whose commit batch is not yet durable. */
   private readonly answeredNotWritten = new Map<string, bigint>();
+  /** Those blocks, by height: queries answer from here until the batch is durable. */
+  private readonly blocksNotWritten = new Map<bigint, Delivered>();
   /** A flush is queued with setImmediate (idle path). */
   private gossipSoon = false;
   private lastGossipAt = 0;
@@ -456,6 +458,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     // is fetched again with its certificate (state transfer), exactly as any block a node missed.
     // Queries (GetTx, receipts) answer once the batch is durable; wait_executed still waits for
     // execution.
+    this.blocksNotWritten.set(d.height, d);
     const now = performance.now();
     for (const h of txHashes) {
       const hex = toHex(h);
@@ -486,6 +489,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.metrics.committedHeight.set(Number(d.height));
     this.metrics.committedTxs.inc(txs.length);
     for (const h of txHashes) this.answeredNotWritten.delete(toHex(h));
+    this.blocksNotWritten.delete(d.height);
     const record: BlockRecord = {
       height: d.height,
       digest: d.digest,
@@ -667,7 +671,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       return Promise.resolve(this.committedHeightValue + 1n);
     const hex = toHex(hash);
     return this.committed.wait(hex, timeoutMs, signal, async () => {
-      return this.answeredNotWritten.get(hex) ?? (await this.db.getTxLocation(hash))?.height;
+      // Read before the lookup: the entry goes once the batch is durable, maybe during it.
+      // Storage wins: a tx included again later keeps its first inclusion's height.
+      const answered = this.answeredNotWritten.get(hex);
+      return (await this.db.getTxLocation(hash))?.height ?? answered;
     });
   }
 
@@ -676,8 +683,18 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   async getTx(hash: Hash) {
+    // Answered at certificate time, not yet durable: from memory (read before the lookup, which
+    // may see the batch land), so an answered client finds it.
+    const hex = toHex(hash);
+    const height = this.answeredNotWritten.get(hex);
+    const pending = height === undefined ? undefined : this.blocksNotWritten.get(height);
     const loc = await this.db.getTxLocation(hash);
-    if (!loc) return null;
+    if (!loc) {
+      const index = pending?.block?.txs.findIndex((t) => toHex(nativeTxHash(t)) === hex) ?? -1;
+      return pending?.block && index >= 0
+        ? { tx: pending.block.txs[index]!, height: pending.height, index }
+        : null;
+    }
     const stored = await this.db.getBlock(loc.height);
     const tx = stored?.block?.txs[loc.index];
     return tx ? { tx, height: loc.height, index: loc.index } : null;
@@ -689,6 +706,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   async getBlock(ref: BlockRef): Promise<BlockRecord | null> {
+    if ("height" in ref) {
+      const d = this.blocksNotWritten.get(ref.height);
+      if (d) return { height: d.height, digest: d.digest, block: d.block, certificate: d.certificate };
+    }
     const stored =
       "height" in ref ? await this.db.getBlock(ref.height) : await this.db.getBlockByDigest(ref.digest);
     if (!stored) return null;
