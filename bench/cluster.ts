@@ -34,6 +34,8 @@ export interface ClusterBenchOpts {
   api?: string[];
   /** Existing cluster only: directory of funded account key files (e.g. <testnet>/accounts). */
   keysDir?: string;
+  /** Existing cluster only: validators' metrics addresses, for the per-stage breakdown. */
+  metrics?: string[];
   preset?: PresetName;
   /** Own cluster only: peer links without TLS (net.insecure), to measure the cost of TLS. */
   insecurePeers?: boolean;
@@ -41,6 +43,13 @@ export interface ClusterBenchOpts {
   durationS: number;
   /** Offered load, tx/s (the starting rate with sweep). */
   rate: number;
+  /**
+   * Closed loop instead of open loop: this many clients, each submitting one transaction with
+   * SubmitTxAndWait and waiting for its commit before the next (no sweep).
+   */
+  closedLoop?: number;
+  /** Closed loop: seconds of unrecorded warm-up before the measured `durationS` (default 1). */
+  warmupS?: number;
   sweep?: boolean;
   /** Rate multiplier per sweep step. */
   sweepFactor?: number;
@@ -78,9 +87,48 @@ export interface TimelinePoint {
   sent: number;
   committed: number;
   finalityP50Ms: number | null;
+  finalityP99Ms?: number | null;
+  finalityMaxMs?: number | null;
+}
+
+/**
+ * Where the time goes, from the validators' own metrics (scraped before and after the run; the
+ * difference, averaged over the validators): mean ms per observation and count per committed
+ * height, plus process CPU.
+ */
+export interface StageBreakdown {
+  /** Signing-state writes before sends: mean ms and writes per height, per validator. */
+  persistMs: number | null;
+  persistsPerHeight: number | null;
+  /** PREPARE signed -> COMMIT signed (prepared), mean ms. */
+  preparedMs: number | null;
+  /** COMMIT signed -> delivered (committed), mean ms. */
+  committedMs: number | null;
+  /** RocksDB batch writes by kind, mean ms. */
+  dbWriteMs: Record<string, number>;
+  /** Submit (admitted by the node's API) -> committed, mean ms, over the nodes that took submits. */
+  apiFinalityMs: number | null;
+  /** Public API calls, mean ms by method (OK only). */
+  apiCallMs: Record<string, number>;
+  /** Heights committed during the run (the highest validator's delta). */
+  heights: number;
+  viewChanges: number;
+  /** Validators' CPU (user+sys) per committed height, ms, per validator (mean). */
+  cpuPerHeightMsPerValidator: number | null;
+  /** All validators' CPU per committed transaction, ms (the cluster's cost of one tx). */
+  cpuPerTxMs: number | null;
+  /** All validators' CPU over the run, in cores. */
+  cpuCores: number;
 }
 
 export interface RunReport {
+  /** Per-stage figures from the validators' metrics (own cluster, or --metrics). */
+  stages?: StageBreakdown;
+  /** open: fixed offered rate; closed: `clients` clients, each waiting for its commit. */
+  mode?: "open" | "closed";
+  /** Closed loop: number of clients. */
+  clients?: number;
+  /** Closed loop: the achieved rate (nothing is offered). */
   offeredRate: number;
   durationS: number;
   scheduled: number;
@@ -165,6 +213,8 @@ export interface ClusterBenchReport {
   files?: { json: string; table: string; svg?: string };
 }
 
+const CLOSED_LOOP_METHOD =
+  "closed loop: each client signs a tx, calls SubmitTxAndWait (committed) on its node and measures until the reply; then the next";
 const FINALITY_METHOD =
   "SubmitTx ack + StreamBlocks watcher; latency from each tx's scheduled send time to its block's arrival on the stream";
 const EXECUTED_METHOD =
@@ -385,6 +435,8 @@ interface RunContext {
   drainTimeoutS: number;
   progress: boolean;
   signal?: AbortSignal;
+  /** Validators' metrics addresses (host:port), for the per-stage breakdown. */
+  metricsAddrs: string[];
   /** Every tx counted as committed, for the final chain check. */
   committedLog: { hash: Uint8Array; height: number }[];
   recipientCounter: number;
@@ -432,6 +484,17 @@ function renderProgress(ctx: RunContext, label: string, elapsed: number, total: 
     lastPlainProgress = bucket;
     process.stderr.write(`${line}\n`);
   }
+}
+
+/** Runs one measurement between two scrapes of the validators' metrics. */
+async function measured(ctx: RunContext, run: () => Promise<RunReport>): Promise<RunReport> {
+  const before = await scrapeMetrics(ctx.metricsAddrs);
+  const t0 = performance.now();
+  const r = await run();
+  const after = await scrapeMetrics(ctx.metricsAddrs);
+  const stages = stageBreakdown(before, after, r.committed, (performance.now() - t0) / 1000);
+  if (stages) r.stages = stages;
+  return r;
 }
 
 async function runOnce(ctx: RunContext, rate: number, durationS: number, label: string): Promise<RunReport> {
@@ -551,31 +614,21 @@ async function runOnce(ctx: RunContext, rate: number, durationS: number, label: 
     }
   }
 
-  const timeline: TimelinePoint[] = [];
-  const seconds = Math.ceil(durationS + ctx.drainTimeoutS);
-  for (let s = 0; s < seconds; s++) {
-    const lat: number[] = [];
-    let sent = 0;
-    let committed = 0;
-    for (let i = 0; i < total; i++) {
-      if (Math.floor((scheduled[i]! - t0) / 1000) === s) sent++;
-      const c = committedAt[i]!;
-      if (!Number.isNaN(c) && Math.floor((c - t0) / 1000) === s) {
-        committed++;
-        lat.push(c - scheduled[i]!);
-      }
-    }
-    if (sent === 0 && committed === 0 && s >= durationS) break;
-    lat.sort((a, b) => a - b);
-    const p50 = lat.length > 0 ? Math.round(lat[Math.floor((lat.length - 1) / 2)]! * 100) / 100 : null;
-    timeline.push({ second: s, sent, committed, finalityP50Ms: p50 });
-  }
+  const timeline = buildTimeline(
+    t0,
+    Math.ceil(durationS + ctx.drainTimeoutS),
+    durationS,
+    scheduled,
+    committedAt,
+    (i) => committedAt[i]! - scheduled[i]!,
+  );
 
   const window = Math.max(durationS, (lastCommitAt - t0) / 1000);
   const achievedTps = committedCount > 0 ? committedCount / window : 0;
   const heights = new Set<number>();
   for (let i = 0; i < total; i++) if (!Number.isNaN(commitHeight[i]!)) heights.add(commitHeight[i]!);
   return {
+    mode: "open",
     offeredRate: rate,
     durationS,
     scheduled: total,
@@ -595,6 +648,323 @@ async function runOnce(ctx: RunContext, rate: number, durationS: number, label: 
     blocks: heights.size,
     timeline,
   };
+}
+
+/** Per-second timeline: sends and commits by second, finality p50/p99/max of what committed in it. */
+function buildTimeline(
+  t0: number,
+  seconds: number,
+  durationS: number,
+  sentAt: ArrayLike<number>,
+  committedAt: ArrayLike<number>,
+  latencyOf: (i: number) => number,
+): TimelinePoint[] {
+  const timeline: TimelinePoint[] = [];
+  const pick = (lat: number[], q: number) =>
+    lat.length > 0
+      ? Math.round(lat[Math.min(lat.length - 1, Math.ceil(q * lat.length) - 1)]! * 100) / 100
+      : null;
+  for (let s = 0; s < seconds; s++) {
+    const lat: number[] = [];
+    let sent = 0;
+    let committed = 0;
+    for (let i = 0; i < sentAt.length; i++) {
+      if (Math.floor((sentAt[i]! - t0) / 1000) === s) sent++;
+      const c = committedAt[i]!;
+      if (!Number.isNaN(c) && Math.floor((c - t0) / 1000) === s) {
+        committed++;
+        lat.push(latencyOf(i));
+      }
+    }
+    if (sent === 0 && committed === 0 && s >= durationS) break;
+    lat.sort((a, b) => a - b);
+    const p50 = lat.length > 0 ? Math.round(lat[Math.floor((lat.length - 1) / 2)]! * 100) / 100 : null;
+    timeline.push({
+      second: s,
+      sent,
+      committed,
+      finalityP50Ms: p50,
+      finalityP99Ms: pick(lat, 0.99),
+      finalityMaxMs: lat.length > 0 ? Math.round(lat[lat.length - 1]! * 100) / 100 : null,
+    });
+  }
+  return timeline;
+}
+
+/**
+ * Closed loop: `clients` clients, each with its own sender and connection, sign a transfer, call
+ * SubmitTxAndWait (committed) and wait for the reply before the next. Latency is send -> reply,
+ * the figure a client sees. Warm-up transactions are sent but not recorded.
+ */
+async function runClosedLoop(
+  ctx: RunContext,
+  clients: number,
+  durationS: number,
+  warmupS: number,
+  label: string,
+): Promise<RunReport> {
+  const active = ctx.senders.filter((s) => !s.tainted);
+  if (active.length < clients)
+    throw new Error(
+      `closed loop with ${clients} clients needs ${clients} usable senders (have ${active.length})`,
+    );
+  const finality = newHistogram();
+  const executed = newHistogram();
+  const failures: Record<string, number> = {};
+  const sentAt: number[] = [];
+  const committedAt: number[] = [];
+  const latency: number[] = [];
+  const byHeight = new Map<number, number[]>();
+  let executedCount = 0;
+  let lastCommitAt = 0;
+  const heights = new Set<number>();
+  const w = ctx.watcher;
+  const markExecuted = (i: number, at: number) => {
+    executedCount++;
+    recordMs(executed, at - sentAt[i]!);
+  };
+  const onExecuted = (h: number, at: number) => {
+    for (const [height, list] of byHeight) {
+      if (height > h) continue;
+      for (const i of list) markExecuted(i, at);
+      byHeight.delete(height);
+    }
+  };
+  w.onExecuted.push(onExecuted);
+  const tWarm = performance.now();
+  const t0 = tWarm + warmupS * 1000;
+  const tEnd = t0 + durationS * 1000;
+  const cpu0 = process.cpuUsage();
+  let lastDraw = 0;
+  const loop = async (k: number) => {
+    const s = active[k]!;
+    const conn = ctx.conns[k % ctx.conns.length]!;
+    while (performance.now() < tEnd && !ctx.signal?.aborted) {
+      const body = transferTx(
+        { chainId: ctx.chainId, sender: s.signer.publicKey, nonce: s.nextNonce },
+        recipient(ctx.recipientCounter++),
+        1n,
+      );
+      const p = signTx(body, s.signer);
+      const start = performance.now();
+      let height: number;
+      try {
+        const res = await conn.client.submitAndWait(p.tx, { timeoutMs: 30_000 });
+        height = Number(res.height);
+      } catch (err) {
+        const key = err instanceof RpcError ? err.statusName : "CLIENT_ERROR";
+        if (start >= t0) failures[key] = (failures[key] ?? 0) + 1;
+        s.tainted = true;
+        return;
+      }
+      s.nextNonce++;
+      const at = performance.now();
+      if (start < t0) continue;
+      const i = sentAt.length;
+      sentAt.push(start);
+      committedAt.push(at);
+      latency.push(at - start);
+      recordMs(finality, at - start);
+      lastCommitAt = Math.max(lastCommitAt, at);
+      heights.add(height);
+      ctx.committedLog.push({ hash: p.hash, height });
+      if (w.executedHeight >= height) markExecuted(i, at);
+      else {
+        const list = byHeight.get(height);
+        if (list) list.push(i);
+        else byHeight.set(height, [i]);
+      }
+      if (at - lastDraw > 250) {
+        lastDraw = at;
+        const p50 = `${(finality.getValueAtPercentile(50) / 1000).toFixed(1)}ms`;
+        renderProgress(
+          ctx,
+          label,
+          Math.max(0, (at - t0) / 1000),
+          durationS,
+          `committed ${sentAt.length} p50 ${p50}`,
+        );
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, (_, k) => loop(k)));
+  // Let the executed watcher catch up with the last commits (bounded).
+  const drainUntil = performance.now() + Math.min(5_000, ctx.drainTimeoutS * 1000);
+  while (executedCount < sentAt.length && performance.now() < drainUntil && !ctx.signal?.aborted)
+    await sleep(20);
+  if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
+  w.onExecuted.splice(w.onExecuted.indexOf(onExecuted), 1);
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = Math.max(1, performance.now() - tWarm);
+  const committed = sentAt.length;
+  const window = Math.max(1e-3, (Math.max(lastCommitAt, t0) - t0) / 1000);
+  const achievedTps = committed > 0 ? committed / window : 0;
+  const failed = Object.values(failures).reduce((a, b) => a + b, 0);
+  return {
+    mode: "closed",
+    clients,
+    offeredRate: Math.round(achievedTps * 10) / 10,
+    durationS,
+    scheduled: committed + failed,
+    submitted: committed,
+    submitFailures: failures,
+    committed,
+    executed: executedCount,
+    uncommitted: 0,
+    achievedTps: Math.round(achievedTps * 10) / 10,
+    ratioToClusterCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.clusterCeilingPerSec)),
+    ratioToMachineCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.allCoresPerSec)),
+    finalityMs: summarize(finality),
+    executedMs: summarize(executed),
+    // The reply is the acknowledgement.
+    submitAckMs: summarize(finality),
+    generatorMaxLagMs: 0,
+    generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 1000) / 10,
+    blocks: heights.size,
+    timeline: buildTimeline(t0, Math.ceil(durationS) + 1, durationS, sentAt, committedAt, (i) => latency[i]!),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validator metrics: where the time goes
+
+type MetricSample = Map<string, number>;
+
+async function scrapeOne(addr: string): Promise<MetricSample | null> {
+  try {
+    const res = await fetch(`http://${addr}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    if (!res.ok) return null;
+    const out: MetricSample = new Map();
+    for (const line of (await res.text()).split("\n")) {
+      if (line.length === 0 || line.startsWith("#")) continue;
+      const sp = line.lastIndexOf(" ");
+      const v = Number(line.slice(sp + 1));
+      if (Number.isFinite(v)) out.set(line.slice(0, sp), v);
+    }
+    return out;
+  } catch (err) {
+    process.stderr.write(
+      `metrics scrape of ${addr} failed: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+    return null;
+  }
+}
+
+export async function scrapeMetrics(addrs: string[]): Promise<(MetricSample | null)[]> {
+  return Promise.all(addrs.map(scrapeOne));
+}
+
+/** Sum over series whose name (with labels) starts with `prefix` and contains every `has`. */
+function sumOf(m: MetricSample, prefix: string, ...has: string[]): number {
+  let t = 0;
+  for (const [k, v] of m) if (k.startsWith(prefix) && has.every((h) => k.includes(h))) t += v;
+  return t;
+}
+
+export function stageBreakdown(
+  before: (MetricSample | null)[],
+  after: (MetricSample | null)[],
+  committedTxs: number,
+  wallS: number,
+): StageBreakdown | undefined {
+  const pairs: [MetricSample, MetricSample][] = [];
+  for (let i = 0; i < after.length; i++) if (before[i] && after[i]) pairs.push([before[i]!, after[i]!]);
+  if (pairs.length === 0) return undefined;
+  const P = "parabft_";
+  const delta = (name: string, ...has: string[]) =>
+    pairs.map(([b, a]) => sumOf(a, P + name, ...has) - sumOf(b, P + name, ...has));
+  const total = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  const mean = (sumName: string, countName: string, ...has: string[]) => {
+    const c = total(delta(countName, ...has));
+    return c > 0 ? Math.round((total(delta(sumName, ...has)) / c) * 1e5) / 100 : null;
+  };
+  const heights = Math.max(0, ...delta("consensus_committed_height"));
+  const persistCount = total(delta("consensus_signing_state_persist_seconds_count"));
+  const kinds = new Set<string>();
+  const methods = new Set<string>();
+  for (const [, a] of pairs)
+    for (const k of a.keys()) {
+      const kind = /^parabft_storage_write_seconds_count\{kind="([^"]+)"/.exec(k)?.[1];
+      if (kind) kinds.add(kind);
+      const method = /^parabft_api_call_seconds_count\{method="([^"]+)",code="OK"/.exec(k)?.[1];
+      if (method) methods.add(method);
+    }
+  const dbWriteMs: Record<string, number> = {};
+  for (const k of kinds) {
+    const v = mean("storage_write_seconds_sum", "storage_write_seconds_count", `kind="${k}"`);
+    if (v !== null) dbWriteMs[k] = v;
+  }
+  const apiCallMs: Record<string, number> = {};
+  for (const m of methods) {
+    const v = mean("api_call_seconds_sum", "api_call_seconds_count", `method="${m}"`, 'code="OK"');
+    if (v !== null) apiCallMs[m] = v;
+  }
+  const cpuS = total(delta("process_cpu_seconds_total"));
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  return {
+    persistMs: mean(
+      "consensus_signing_state_persist_seconds_sum",
+      "consensus_signing_state_persist_seconds_count",
+    ),
+    persistsPerHeight: heights > 0 ? r2(persistCount / pairs.length / heights) : null,
+    preparedMs: mean("consensus_phase_seconds_sum", "consensus_phase_seconds_count", 'phase="prepared"'),
+    committedMs: mean("consensus_phase_seconds_sum", "consensus_phase_seconds_count", 'phase="committed"'),
+    dbWriteMs,
+    apiFinalityMs: mean("api_finality_seconds_sum", "api_finality_seconds_count"),
+    apiCallMs,
+    heights,
+    viewChanges: Math.max(0, ...delta("consensus_view_changes_total")),
+    cpuPerHeightMsPerValidator: heights > 0 ? r2((cpuS * 1000) / pairs.length / heights) : null,
+    cpuPerTxMs: committedTxs > 0 ? r2((cpuS * 1000) / committedTxs) : null,
+    cpuCores: wallS > 0 ? r2(cpuS / wallS) : 0,
+  };
+}
+
+export function formatStages(runs: RunReport[]): string {
+  const rows = runs
+    .filter((x) => x.stages)
+    .map((x) => {
+      const s = x.stages!;
+      const label = x.mode === "closed" ? `closed ×${x.clients}` : `${x.offeredRate} tx/s`;
+      const db = Object.entries(s.dbWriteMs)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      const api = Object.entries(s.apiCallMs)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      return [
+        label,
+        s.heights,
+        s.persistMs ?? "-",
+        s.persistsPerHeight ?? "-",
+        s.preparedMs ?? "-",
+        s.committedMs ?? "-",
+        db || "-",
+        api || "-",
+        s.viewChanges,
+        s.cpuPerHeightMsPerValidator ?? "-",
+        s.cpuPerTxMs ?? "-",
+        s.cpuCores,
+      ];
+    });
+  if (rows.length === 0) return "";
+  return formatTable(
+    [
+      "run",
+      "heights",
+      "persist ms",
+      "persists/height",
+      "prepare->prepared ms",
+      "commit->committed ms",
+      "db write ms",
+      "api call ms (OK)",
+      "view changes",
+      "CPU ms/height/validator",
+      "CPU ms/tx (cluster)",
+      "CPU cores",
+    ],
+    rows,
+  );
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -772,8 +1142,13 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       cluster = await LocalCluster.create(opts.validators, tmp, {
         accounts: senderCount,
         preset: opts.preset ?? "default",
-        logLevel: "warn",
+        // PARABFT_BENCH_LOG_LEVEL=debug and PARABFT_BENCH_KEEP=1 keep the validators' logs to read.
+        logLevel: (process.env.PARABFT_BENCH_LOG_LEVEL as "warn" | undefined) ?? "warn",
         insecurePeers: opts.insecurePeers === true,
+        // PARABFT_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR": node flags for every validator.
+        ...(process.env.PARABFT_BENCH_NODE_ARGS
+          ? { nodeArgs: process.env.PARABFT_BENCH_NODE_ARGS.split(" ").filter((a) => a.length > 0) }
+          : {}),
       });
       opts.onCluster?.(cluster);
       await cluster.start();
@@ -826,19 +1201,35 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       ...(opts.signal ? { signal: opts.signal } : {}),
       committedLog: [],
       recipientCounter: 0,
+      metricsAddrs: cluster
+        ? Array.from({ length: cluster.size }, (_, i) => cluster!.node(i).metrics)
+        : (opts.metrics ?? []),
     };
 
     const runs: RunReport[] = [];
     let saturation: ClusterBenchReport["saturation"] = null;
-    if (!opts.sweep) {
-      runs.push(await runOnce(ctx, opts.rate, opts.durationS, `${opts.rate} tx/s`));
+    if (opts.closedLoop !== undefined) {
+      const n = opts.closedLoop;
+      runs.push(
+        await measured(ctx, () =>
+          runClosedLoop(ctx, n, opts.durationS, opts.warmupS ?? 1, `closed loop, ${n} client(s)`),
+        ),
+      );
+      const r = runs[0]!;
+      say(
+        `  closed loop, ${n} client(s): ${r.committed} committed, ${r.achievedTps} tx/s, p50 ${r.finalityMs.p50} ms p90 ${r.finalityMs.p90} ms p99 ${r.finalityMs.p99} ms max ${r.finalityMs.max} ms`,
+      );
+    } else if (!opts.sweep) {
+      runs.push(await measured(ctx, () => runOnce(ctx, opts.rate, opts.durationS, `${opts.rate} tx/s`)));
     } else {
       const factor = opts.sweepFactor ?? 1.5;
       const maxSteps = opts.sweepMaxSteps ?? 10;
       let rate = opts.rate;
       let lastGood: RunReport | null = null;
       for (let step = 0; step < maxSteps && !opts.signal?.aborted; step++) {
-        const run = await runOnce(ctx, rate, opts.durationS, `step ${step + 1}: ${rate} tx/s`);
+        const run = await measured(ctx, () =>
+          runOnce(ctx, rate, opts.durationS, `step ${step + 1}: ${rate} tx/s`),
+        );
         runs.push(run);
         const why = isSaturated(run, runs[0]!);
         say(
@@ -894,7 +1285,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         senders: senders.length,
         connections,
         workload: "bank.transfer, amount 1, to a fresh address per tx; pre-signed before the run",
-        finalityMethod: FINALITY_METHOD,
+        finalityMethod: opts.closedLoop !== undefined ? CLOSED_LOOP_METHOD : FINALITY_METHOD,
         executedMethod: EXECUTED_METHOD,
       },
       verifyCeiling: ceiling,
@@ -903,7 +1294,8 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       verification,
     };
     if (opts.outDir !== null) {
-      const name = opts.name ?? `cluster-${opts.sweep ? "sweep" : "rate"}-${startedAt.replace(/[:.]/g, "-")}`;
+      const kind = opts.closedLoop !== undefined ? `closed${opts.closedLoop}` : opts.sweep ? "sweep" : "rate";
+      const name = opts.name ?? `cluster-${kind}-${startedAt.replace(/[:.]/g, "-")}`;
       // Named before writing so that the JSON on disk lists its siblings too.
       const base = path.join(opts.outDir, name);
       report.files = { json: `${base}.json`, table: `${base}.txt`, svg: `${base}.svg` };
@@ -917,7 +1309,8 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       say("stopping the cluster ...");
       await cluster.stop();
     }
-    if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    if (tmp && process.env.PARABFT_BENCH_KEEP === "1") say(`kept ${tmp}`);
+    else if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
   }
 }
 
@@ -950,7 +1343,7 @@ export function formatReport(r: ClusterBenchReport): string {
         "exec p99",
       ],
       r.runs.map((x) => [
-        x.offeredRate,
+        x.mode === "closed" ? `closed loop ×${x.clients}` : x.offeredRate,
         x.achievedTps,
         x.ratioToClusterCeiling,
         `${x.committed}/${x.scheduled}`,
@@ -970,8 +1363,14 @@ export function formatReport(r: ClusterBenchReport): string {
       .map(([k, n]) => `${k} ${n}`)
       .join(", ");
     lines.push(
-      `${x.offeredRate} tx/s: ${x.blocks} blocks; submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
+      `${x.mode === "closed" ? `closed loop ×${x.clients} (${x.offeredRate} tx/s)` : `${x.offeredRate} tx/s`}: ${x.blocks} blocks; submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
     );
+  }
+  const stages = formatStages(r.runs);
+  if (stages) {
+    lines.push("");
+    lines.push("where the time goes (validators' metrics over each run, mean per validator):");
+    lines.push(stages);
   }
   if (r.saturation) {
     const sat = r.saturation;
@@ -1040,9 +1439,11 @@ export function chartReport(r: ClusterBenchReport): string {
   const run = r.runs[0];
   if (!run) return stackSvg([]);
   const points = run.timeline;
+  const shape =
+    run.mode === "closed" ? `closed loop, ${run.clients} client(s)` : `${run.offeredRate} tx/s offered`;
   return stackSvg([
     barChartSvg({
-      title: `${who}: ${run.offeredRate} tx/s offered, per second`,
+      title: `${who}: ${shape}, per second`,
       categories: points.map((p) => `${p.second}s`),
       series: [
         { name: "sent tx/s", values: points.map((p) => p.sent) },
@@ -1065,6 +1466,17 @@ export function chartReport(r: ClusterBenchReport): string {
         },
       ],
       yLabel: "ms",
+    }),
+    barChartSvg({
+      title: `${who}: ${shape}, finality latency over time (log scale)`,
+      categories: points.map((p) => `${p.second}s`),
+      series: [
+        { name: "p50 ms", values: points.map((p) => p.finalityP50Ms) },
+        { name: "p99 ms", values: points.map((p) => p.finalityP99Ms ?? null) },
+        { name: "max ms", values: points.map((p) => p.finalityMaxMs ?? null) },
+      ],
+      yLabel: "ms",
+      logScale: true,
     }),
   ]);
 }

@@ -20,6 +20,14 @@ export type { VerifyItem } from "./batchCodec.js";
 export interface VerifyPoolOpts {
   /** Worker threads; 0 verifies inline on the calling thread. Default 2. */
   size?: number;
+  /**
+   * Verify a lone signature inline when the pool is idle (nothing queued or in the workers and
+   * no inline verify in the last inlineGapMs): at light load that saves the batch wait and the
+   * worker handoff; under load everything is batched in the workers. Default true.
+   */
+  inlineWhenIdle?: boolean;
+  /** See inlineWhenIdle. Default 2 ms. */
+  inlineGapMs?: number;
   /** Flush a batch once it holds this many items. Default 64. */
   maxBatch?: number;
   /** Flush a non-empty batch after this long. Default 1 ms. */
@@ -76,6 +84,7 @@ export class VerifyPool {
   private running = false;
   private live = 0;
   private stopping = false;
+  private lastInlineAt = Number.NEGATIVE_INFINITY;
   readonly stats: VerifyPoolStats = { cacheHits: 0, verified: 0, batches: 0, respawns: 0 };
 
   constructor(private readonly opts: VerifyPoolOpts = {}) {
@@ -200,6 +209,17 @@ export class VerifyPool {
     }
     if (!this.running) {
       return Promise.reject(new CryptoError("VERIFY_POOL_STOPPED", {}, "verify pool is not running"));
+    }
+    if (
+      this.opts.inlineWhenIdle !== false &&
+      this.queue.length === 0 &&
+      this.inFlight.size === 0 &&
+      performance.now() - this.lastInlineAt >= (this.opts.inlineGapMs ?? 2)
+    ) {
+      this.stats.verified++;
+      const ok = this.inline.verify(item.publicKey, item.message, item.signature);
+      this.lastInlineAt = performance.now();
+      return Promise.resolve(ok);
     }
     return new Promise<boolean>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });

@@ -425,7 +425,20 @@ export class Mempool {
         );
       } else verified.push(funded[k]!);
     }
-    const current = epoch === this.nonceEpoch;
+    // A commit or an execution moved nonces while we awaited the lookup or the signatures: the
+    // account read may predate an execution whose commit floor is gone by now, and would place
+    // the sender's next nonce behind a gap that never fills (a closed-loop client's next tx,
+    // submitted right after its previous one committed, stalled that way). Read those again.
+    let epochNow = epoch;
+    for (let tries = 0; epochNow !== this.nonceEpoch && verified.length > 0 && tries < 3; tries++) {
+      epochNow = this.nonceEpoch;
+      const again = await this.accountsFor(
+        verified.map((v) => v.ptx),
+        true,
+      );
+      for (const [k, v] of again) accounts.set(k, v);
+    }
+    const current = epochNow === this.nonceEpoch;
     let admitted = 0;
     for (const { i, ptx } of verified) {
       try {
@@ -451,6 +464,7 @@ export class Mempool {
    */
   private async accountsFor(
     ptxs: readonly Draft[],
+    forceRead = false,
   ): Promise<Map<string, { state: AccountState | null; read: boolean }>> {
     const need = new Map<string, { address: Uint8Array; cost: bigint }>();
     for (const p of ptxs) {
@@ -462,7 +476,7 @@ export class Mempool {
     const reads: Promise<void>[] = [];
     for (const [key, { address, cost }] of need) {
       const q = this.senders.get(key);
-      if (q?.acct && q.pendingCost + cost <= q.acct.balance) {
+      if (!forceRead && q?.acct && q.pendingCost + cost <= q.acct.balance) {
         out.set(key, { state: q.acct, read: false });
         continue;
       }

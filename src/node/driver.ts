@@ -110,9 +110,17 @@ export interface DriverModules {
 }
 
 /**
- * Serialises all events into the replica (it is not re-entrant) and performs its actions. The
- * only awaits on the event path are signing-state persists, which must complete before the
- * messages they protect are sent.
+ * Serialises all events into the replica (it is not re-entrant) and performs its actions.
+ *
+ * Signing state is group-committed: the records of every event go into one open batch; at most
+ * one batch is being written and synced at a time, and the next one (everything signed
+ * meanwhile) starts when it completes. The core keeps handling events while a sync is in
+ * flight. A message waits only for the batch that holds every record appended before it: sends
+ * go out in order, each once all records before it are durable. So the rule "a message's
+ * signing state is durable before the message leaves the node" holds exactly as with one
+ * synced append per event; only non-send effects (timers, delivery, mempool marks) may run
+ * ahead of the sync, and none of them is a signature. A failed sync halts the driver: nothing
+ * queued behind it is ever sent.
  */
 export class ConsensusDriver {
   private readonly queue: Event[] = [];
@@ -136,6 +144,21 @@ export class ConsensusDriver {
   private readonly blockVerdicts = new WeakMap<Block, Verdict>();
   /** Per peer: the end of its gossip admission chain and how many batches wait in it. */
   private readonly gossipQueues = new Map<number, { tail: Promise<void>; depth: number }>();
+  /** Group commit: records of the open batch (not yet handed to persist). */
+  private openBatch: SigningRecord[] = [];
+  /** Closed batches waiting for the sync in flight, in id order. */
+  private readonly closedBatches: { id: number; records: SigningRecord[] }[] = [];
+  /** Id of the open batch; batches get ids 1, 2, 3, ... in append order. */
+  private openId = 1;
+  /** Id of the batch being synced, or 0. */
+  private syncingId = 0;
+  /** Highest batch id known durable. */
+  private durableId = 0;
+  /** Sends waiting for a batch: [batch id that must be durable, send]. In order. */
+  private readonly outbox: { gate: number; send: () => void }[] = [];
+  private persistFailed = false;
+  private syncIdle: Promise<void> = Promise.resolve();
+  private releaseSyncIdle: (() => void) | null = null;
 
   constructor(
     private readonly opts: DriverOpts,
@@ -162,6 +185,8 @@ export class ConsensusDriver {
     this.timers.clear();
     this.queue.length = 0;
     await this.idle;
+    // Messages already signed go out once their batch is durable (as they would have before).
+    await this.syncIdle;
   }
 
   /** Raw envelope bytes from an authenticated peer stream. */
@@ -290,7 +315,7 @@ export class ConsensusDriver {
         const { actions, verdict, sender } = this.mod.replica.handle(event);
         if (verdict !== null && sender !== null) this.judge(sender, verdict);
         if (event.kind === "proposal") this.settleProposal(event.block, actions);
-        await this.perform(actions);
+        this.perform(actions);
       }
     } catch (err: unknown) {
       // A bug or an I/O failure (e.g. the signing state could not be made durable): stop voting
@@ -304,41 +329,42 @@ export class ConsensusDriver {
     }
   }
 
-  private async perform(actions: Action[]): Promise<void> {
+  private perform(actions: Action[]): void {
     // A view change releases in-flight txs the new view does not re-propose (its PREPARE and
     // PRE-PREPARE records in this same action list mark the ones it does).
     const viewChange = actions.some((a) => a.kind === "viewChanged");
     if (viewChange) this.mod.mempool.beginViewChange();
-    let unpersisted: SigningRecord[] = [];
-    const flush = async () => {
-      if (unpersisted.length === 0) return;
-      const t0 = performance.now();
-      await this.mod.persist(unpersisted);
-      this.mod.metrics?.persistSeconds((performance.now() - t0) / 1000);
-      if (TRACE)
-        this.mod.log.debug(
-          { ms: (performance.now() - t0).toFixed(2), n: unpersisted.length },
-          "trace persisted",
-        );
-      unpersisted = [];
-    };
     for (const a of actions) {
       switch (a.kind) {
         case "persist":
-          unpersisted.push(a.record);
+          // A COMMIT never shares a batch with the PREPARE (or PRE-PREPARE) it follows: that one
+          // leaves first, so a crash can leave a durable unsent COMMIT but never an unsent
+          // PREPARE behind it, and the others can still become prepared without us.
+          if (a.record.kind === "commit") {
+            const h = a.record.height;
+            if (
+              this.openBatch.some((r) => (r.kind === "prepare" || r.kind === "prePrepare") && r.height === h)
+            )
+              this.closeOpenBatch();
+          }
+          this.openBatch.push(a.record);
           this.notePhase(a.record);
           if (a.record.kind === "prepare" || a.record.kind === "prePrepare")
             this.mod.mempool.markBlockInFlight(a.record.digest, a.record.height);
           break;
-        case "send":
-          await flush();
-          this.mod.net.send(a.to, a.msg.bytes);
+        case "send": {
+          const { to, msg } = a;
+          this.sendWhenDurable(() => this.mod.net.send(to, msg.bytes));
           break;
-        case "broadcast":
-          await flush();
-          if (TRACE) this.mod.log.debug({ kind: a.msg.kind }, "trace broadcast");
-          this.mod.net.broadcast(a.msg.bytes);
+        }
+        case "broadcast": {
+          const msg = a.msg;
+          this.sendWhenDurable(() => {
+            if (TRACE) this.mod.log.debug({ kind: msg.kind }, "trace broadcast");
+            this.mod.net.broadcast(msg.bytes);
+          });
           break;
+        }
         case "setTimer":
           this.setTimer(a.timer, a.afterMs, a.token);
           break;
@@ -422,7 +448,92 @@ export class ConsensusDriver {
       this.lastPendingWork = -1;
       this.notifyPendingWork();
     }
-    await flush();
+    // Records no send waits for are made durable too, in the next batch.
+    if (this.openBatch.length > 0 || this.closedBatches.length > 0) this.startSync();
+    if (this.persistFailed) throw new Error("signing state could not be made durable");
+  }
+
+  /**
+   * Sends now if every record appended so far is durable and nothing is queued before it;
+   * otherwise queues it behind the batch holding the latest record (and starts that batch's
+   * sync if none is in flight).
+   */
+  private sendWhenDurable(send: () => void): void {
+    if (this.persistFailed) return;
+    // Every batch id below openId holds records; the open one too when it is not empty.
+    const gate = this.openBatch.length > 0 ? this.openId : this.openId - 1;
+    if (gate <= this.durableId && this.outbox.length === 0) {
+      send();
+      return;
+    }
+    this.outbox.push({ gate, send });
+    if (this.openBatch.length > 0 || this.closedBatches.length > 0) this.startSync();
+  }
+
+  private closeOpenBatch(): void {
+    if (this.openBatch.length === 0) return;
+    this.closedBatches.push({ id: this.openId, records: this.openBatch });
+    this.openBatch = [];
+    this.openId++;
+  }
+
+  /**
+   * Starts syncing the oldest closed batch, else the open one, unless a sync is in flight (the
+   * next starts when that one ends).
+   */
+  private startSync(): void {
+    if (this.syncingId !== 0 || this.persistFailed) return;
+    if (this.closedBatches.length === 0) this.closeOpenBatch();
+    const next = this.closedBatches.shift();
+    if (next === undefined) return;
+    const { id, records } = next;
+    this.syncingId = id;
+    if (this.releaseSyncIdle === null)
+      this.syncIdle = new Promise((r) => {
+        this.releaseSyncIdle = r;
+      });
+    const t0 = performance.now();
+    this.mod.persist(records).then(
+      () => {
+        const ms = performance.now() - t0;
+        this.mod.metrics?.persistSeconds(ms / 1000);
+        if (TRACE) this.mod.log.debug({ ms: ms.toFixed(2), n: records.length }, "trace persisted");
+        this.syncingId = 0;
+        this.durableId = id;
+        try {
+          while (this.outbox.length > 0 && this.outbox[0]!.gate <= this.durableId)
+            this.outbox.shift()!.send();
+        } catch (err: unknown) {
+          // As a failing send on the event path did: a bug; stop rather than go on half-sent.
+          this.outbox.length = 0;
+          this.mod.log.fatal({ err: errorMessage(err) }, "consensus driver failed; halting");
+          this.stopped = true;
+          this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
+        }
+        if ((this.closedBatches.length > 0 || this.openBatch.length > 0) && !this.stopped) this.startSync();
+        else this.settleSyncIdle();
+      },
+      (err: unknown) => {
+        // Stop voting rather than risk sending what was not recorded: nothing queued is sent.
+        this.persistFailed = true;
+        this.syncingId = 0;
+        this.outbox.length = 0;
+        this.openBatch = [];
+        this.closedBatches.length = 0;
+        this.settleSyncIdle();
+        if (!this.stopped) {
+          this.mod.log.fatal({ err: errorMessage(err) }, "signing state could not be made durable; halting");
+          this.stopped = true;
+          this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
+        }
+      },
+    );
+  }
+
+  private settleSyncIdle(): void {
+    const r = this.releaseSyncIdle;
+    this.releaseSyncIdle = null;
+    r?.();
   }
 
   /**
@@ -480,22 +591,31 @@ export class ConsensusDriver {
   }
 
   /**
-   * Batching: a batch closes when it is full, or maxBatchDelayMs after our previous proposal. At
-   * light load (transactions further apart than that) a proposal goes out at once; under load
-   * blocks grow instead of multiplying, since each block costs every validator a fixed amount of
-   * CPU. An empty pool proposes nothing and tells the core so.
+   * Batching: a batch closes when it is full, or maxBatchDelayMs after our previous proposal
+   * while that one is still in flight. At light load (the pipeline empty) a proposal goes out at
+   * once; under load blocks grow instead of multiplying, since each block costs every validator
+   * a fixed amount of CPU. An empty pool proposes nothing and tells the core so.
    */
   private scheduleProposal(height: bigint): void {
     this.pendingProposal = height;
-    if (this.batchTimer) return;
+    // Adaptive spacing: with nothing of ours in flight (every proposal committed or dropped)
+    // there is nothing to batch behind, so propose at once; the spacing only applies while a
+    // proposal is still in the pipeline.
+    const pipelineEmpty = this.mod.mempool.inFlightCount === 0;
+    if (this.batchTimer) {
+      if (!pipelineEmpty) return;
+      clearTimeout(this.batchTimer);
+      this.batchTimer = null;
+    }
     const full = this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs;
     // At most maxBatchDelayMs even when the wall clock stepped back since the last proposal.
-    const wait = full
-      ? 0
-      : Math.min(
-          this.opts.consensus.maxBatchDelayMs,
-          this.lastProposalAt + this.opts.consensus.maxBatchDelayMs - this.now(),
-        );
+    const wait =
+      full || pipelineEmpty
+        ? 0
+        : Math.min(
+            this.opts.consensus.maxBatchDelayMs,
+            this.lastProposalAt + this.opts.consensus.maxBatchDelayMs - this.now(),
+          );
     if (wait <= 0) {
       this.propose();
       return;

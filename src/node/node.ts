@@ -101,6 +101,13 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private readonly submittedAt = new Map<string, number>();
   private readonly gossipBuffer: SignedTx[] = [];
   private gossipTimer: NodeJS.Timeout | null = null;
+  /** Txs of blocks whose waiters were answered and whose commit batch is not yet durable. */
+  private readonly answeredNotWritten = new Map<string, bigint>();
+  /** Those blocks, by height: queries answer from here until the batch is durable. */
+  private readonly blocksNotWritten = new Map<bigint, Delivered>();
+  /** A flush is queued with setImmediate (idle path). */
+  private gossipSoon = false;
+  private lastGossipAt = 0;
   private committedHeightValue = 0n;
   private executedHeightValue = 0n;
   private stateRootValue: Hash = new Uint8Array(32);
@@ -461,12 +468,32 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   // ---------------------------------------------------------------------------------------------
   // Commit and execution (strictly in height order)
 
-  /** Commit stage: the synced commit batch, then commit waiters and block subscribers. */
+  /** Commit stage: commit waiters (at certificate time), the synced commit batch, block subscribers. */
   private async commitOne(d: Delivered): Promise<void> {
     const txs = d.block?.txs ?? [];
     const txHashes = txs.map((t) => nativeTxHash(t));
     const ts = d.block?.header?.timestampMs ?? 0n;
     const blockTimeMs = ts > this.lastBlockTimeMs ? ts : this.lastBlockTimeMs;
+    // A block with a commit certificate is final: its waiting clients are answered now, before
+    // the commit batch is written. A crash before the write loses nothing: on restart the block
+    // is fetched again with its certificate (state transfer), exactly as any block a node missed.
+    // Queries (GetTx, receipts) answer once the batch is durable; wait_executed still waits for
+    // execution.
+    this.blocksNotWritten.set(d.height, d);
+    const now = performance.now();
+    for (const h of txHashes) {
+      const hex = toHex(h);
+      const t0 = this.submittedAt.get(hex);
+      if (t0 !== undefined) {
+        this.metrics.finalitySeconds.observe((now - t0) / 1000);
+        this.submittedAt.delete(hex);
+      }
+      this.committed.resolve(hex, d.height);
+      // Until the batch is durable a later waiter finds it here, not in storage.
+      this.answeredNotWritten.set(hex, d.height);
+    }
+    // The pool forgets them now too: the next nonce of a sender is proposable at once.
+    this.mempool.removeCommitted(txs, d.height);
     await this.db.writeCommitBatch({
       height: d.height,
       digest: d.digest,
@@ -482,17 +509,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.lastCommitCert = d.certificate;
     this.metrics.committedHeight.set(Number(d.height));
     this.metrics.committedTxs.inc(txs.length);
-    this.mempool.removeCommitted(txs, d.height);
-    const now = performance.now();
-    for (const h of txHashes) {
-      const hex = toHex(h);
-      const t0 = this.submittedAt.get(hex);
-      if (t0 !== undefined) {
-        this.metrics.finalitySeconds.observe((now - t0) / 1000);
-        this.submittedAt.delete(hex);
-      }
-      this.committed.resolve(hex, d.height);
-    }
+    for (const h of txHashes) this.answeredNotWritten.delete(toHex(h));
+    this.blocksNotWritten.delete(d.height);
     const record: BlockRecord = {
       height: d.height,
       digest: d.digest,
@@ -600,17 +618,27 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   /**
    * Client transactions reach every peer in batches: one signed TxBatch envelope per
    * GOSSIP_BATCH_TXS transactions or GOSSIP_FLUSH_MS, not one envelope (a signature to make and
-   * three to check) per transaction.
+   * three to check) per transaction. An idle node sends at once (end of the current event-loop
+   * turn) instead of waiting out the timer.
    */
   private queueGossip(txs: SignedTx[]): void {
     this.gossipBuffer.push(...txs);
     if (this.gossipBuffer.length >= GOSSIP_BATCH_TXS) this.flushGossip();
-    else this.gossipTimer ??= setTimeout(() => this.flushGossip(), GOSSIP_FLUSH_MS);
+    else if (this.gossipTimer === null && !this.gossipSoon) {
+      // Idle (no envelope in the last GOSSIP_FLUSH_MS): at the end of this turn of the event loop,
+      // so admissions of the same turn share an envelope. Busy: batch for GOSSIP_FLUSH_MS.
+      if (performance.now() - this.lastGossipAt >= GOSSIP_FLUSH_MS) {
+        this.gossipSoon = true;
+        setImmediate(() => this.flushGossip());
+      } else this.gossipTimer = setTimeout(() => this.flushGossip(), GOSSIP_FLUSH_MS);
+    }
   }
 
   private flushGossip(): void {
     if (this.gossipTimer) clearTimeout(this.gossipTimer);
     this.gossipTimer = null;
+    this.gossipSoon = false;
+    if (this.gossipBuffer.length > 0) this.lastGossipAt = performance.now();
     while (this.gossipBuffer.length > 0) {
       const txs = this.gossipBuffer.splice(0, GOSSIP_BATCH_TXS);
       const msg = sealMessage(
@@ -674,8 +702,12 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     // commit, at a guessed height. The container fault suite's S2 checker must catch it.
     if (process.env.PARABFT_TEST_ACK_BEFORE_COMMIT === "1")
       return Promise.resolve(this.committedHeightValue + 1n);
-    return this.committed.wait(toHex(hash), timeoutMs, signal, async () => {
-      return (await this.db.getTxLocation(hash))?.height;
+    const hex = toHex(hash);
+    return this.committed.wait(hex, timeoutMs, signal, async () => {
+      // Read before the lookup: the entry goes once the batch is durable, maybe during it.
+      // Storage wins: a tx included again later keeps its first inclusion's height.
+      const answered = this.answeredNotWritten.get(hex);
+      return (await this.db.getTxLocation(hash))?.height ?? answered;
     });
   }
 
@@ -684,8 +716,18 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   async getTx(hash: Hash) {
+    // Answered at certificate time, not yet durable: from memory (read before the lookup, which
+    // may see the batch land), so an answered client finds it.
+    const hex = toHex(hash);
+    const height = this.answeredNotWritten.get(hex);
+    const pending = height === undefined ? undefined : this.blocksNotWritten.get(height);
     const loc = await this.db.getTxLocation(hash);
-    if (!loc) return null;
+    if (!loc) {
+      const index = pending?.block?.txs.findIndex((t) => toHex(nativeTxHash(t)) === hex) ?? -1;
+      return pending?.block && index >= 0
+        ? { tx: pending.block.txs[index]!, height: pending.height, index }
+        : null;
+    }
     const stored = await this.db.getBlock(loc.height);
     const tx = stored?.block?.txs[loc.index];
     return tx ? { tx, height: loc.height, index: loc.index } : null;
@@ -697,6 +739,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   async getBlock(ref: BlockRef): Promise<BlockRecord | null> {
+    if ("height" in ref) {
+      const d = this.blocksNotWritten.get(ref.height);
+      if (d) return { height: d.height, digest: d.digest, block: d.block, certificate: d.certificate };
+    }
     const stored =
       "height" in ref ? await this.db.getBlock(ref.height) : await this.db.getBlockByDigest(ref.digest);
     if (!stored) return null;

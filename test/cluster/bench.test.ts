@@ -95,6 +95,32 @@ describe("cluster benchmark and client commands against a 4-validator cluster", 
           assert.match(await readFile(report.files!.svg!, "utf8"), /^<svg/);
           assert.match(await readFile(report.files!.table, "utf8"), /chain check/);
 
+          // Closed loop: 2 clients, each waiting for its commit; the per-stage table from metrics.
+          const closed = await runClusterBench({
+            api: cluster.apiAddresses,
+            keysDir: path.join(cluster.dir, "accounts"),
+            metrics: Array.from({ length: 4 }, (_, i) => cluster.node(i).metrics),
+            durationS: 3,
+            rate: 1,
+            closedLoop: 2,
+            warmupS: 0,
+            senders: 2,
+            connections: 2,
+            drainTimeoutS: 10,
+            outDir: null,
+            progress: false,
+          });
+          const c = closed.runs[0]!;
+          assert.equal(c.mode, "closed");
+          assert.equal(c.clients, 2);
+          assert.ok(c.committed > 0, `closed loop committed ${c.committed}`);
+          assert.equal(c.finalityMs.count, c.committed);
+          assert.ok(c.finalityMs.p50 > 0 && c.finalityMs.p50 <= c.finalityMs.max);
+          assert.ok(c.timeline.some((p) => (p.finalityP99Ms ?? 0) > 0));
+          assert.equal(closed.verification.inChain, c.committed);
+          assert.ok(c.stages !== undefined && c.stages.heights > 0, JSON.stringify(c.stages));
+          assert.ok((c.stages.persistMs ?? 0) > 0 && (c.stages.cpuPerTxMs ?? 0) > 0);
+
           // parabft tx / query through the compiled CLI, with an account the benchmark did not use.
           const key = cluster.accounts.at(-1)!.keyFile;
           const api = cluster.apiAddresses[1]!;

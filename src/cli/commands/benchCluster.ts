@@ -22,8 +22,12 @@ Options:
   --insecure-peers   local cluster: peer links without TLS (to measure what TLS costs)
   --api LIST         comma-separated API addresses of an existing cluster
   --keys DIR         existing cluster: directory of funded account key files (*.json)
+  --metrics LIST     existing cluster: validators' metrics addresses, for the per-stage table
   --duration S       seconds of load (per step with --sweep; default 10, 5 with --sweep)
   --rate R           offered load in tx/s (the first step with --sweep; default 200)
+  --closed-loop N    closed loop instead: N clients, each submitting with SubmitTxAndWait and
+                     waiting for its commit before the next; latency is send -> reply
+  --warmup S         closed loop: unrecorded warm-up seconds before --duration (default 1)
   --sweep            raise the rate stepwise (×1.5) until latency or errors climb; reports the
                      saturation point and the latency-throughput curve
   --sweep-steps N    at most N sweep steps (default 8)
@@ -47,9 +51,12 @@ export const benchClusterCommand: CliCommand = {
       "insecure-peers": { type: "boolean" },
       api: { type: "string" },
       keys: { type: "string" },
+      metrics: { type: "string" },
       duration: { type: "string" },
       rate: { type: "string" },
       sweep: { type: "boolean" },
+      "closed-loop": { type: "string" },
+      warmup: { type: "string" },
       "sweep-steps": { type: "string" },
       senders: { type: "string" },
       connections: { type: "string" },
@@ -86,18 +93,39 @@ export const benchClusterCommand: CliCommand = {
     if (values["no-write"] && values.out)
       throw new UsageError("--out", "--out and --no-write exclude each other");
     const sweep = values.sweep === true;
+    const closedLoop =
+      values["closed-loop"] !== undefined
+        ? intFlag("closed-loop", values["closed-loop"], 1, 1, 1000)
+        : undefined;
+    if (closedLoop !== undefined && sweep)
+      throw new UsageError("--closed-loop", "--closed-loop and --sweep exclude each other");
+    if (closedLoop !== undefined && values.rate !== undefined)
+      throw new UsageError("--closed-loop", "--closed-loop and --rate exclude each other");
+    if (closedLoop === undefined && values.warmup !== undefined)
+      throw new UsageError("--warmup", "--warmup only applies with --closed-loop");
     const report = await runClusterBench({
       ...(values.validators !== undefined
         ? { validators: intFlag("validators", values.validators, 4, 1, 64) }
         : {}),
       ...(api ? { api, keysDir: values.keys! } : {}),
+      ...(values.metrics
+        ? {
+            metrics: values.metrics
+              .split(",")
+              .map((a) => a.trim())
+              .filter((a) => a.length > 0),
+          }
+        : {}),
       preset,
       insecurePeers: values["insecure-peers"] === true,
       durationS: intFlag("duration", values.duration, sweep ? 5 : 10, 1, 3600),
       rate: intFlag("rate", values.rate, 200, 1, 1_000_000),
       sweep,
+      ...(closedLoop !== undefined
+        ? { closedLoop, warmupS: intFlag("warmup", values.warmup, 1, 0, 600) }
+        : {}),
       sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], 8, 1, 50),
-      senders: intFlag("senders", values.senders, 64, 1, 10_000),
+      senders: intFlag("senders", values.senders, Math.max(64, closedLoop ?? 0), 1, 10_000),
       ...(values.connections !== undefined
         ? { connections: intFlag("connections", values.connections, 4, 1, 256) }
         : {}),

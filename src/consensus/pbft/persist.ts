@@ -1,4 +1,11 @@
 // Folding SigningRecords into the signing state the driver keeps beside the validator key.
+//
+// The persist/sync contract: a record must be durable before any message emitted after it (in
+// the same action list or a later one) leaves the node. The driver (src/node/driver.ts) meets it
+// by group commit: the core keeps handling events while a sync is in flight, the records of all
+// of them go into the next write and sync, and each send waits for the batch holding every record
+// emitted before it. What survives a crash is therefore a prefix of the records, and every
+// message sent is covered by it, exactly as with one synced append per event.
 import { bytesEqual } from "../../types/bytes.js";
 import type { PersistedState, SigningRecord } from "./types.js";
 

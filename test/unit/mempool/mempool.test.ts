@@ -367,10 +367,48 @@ describe("mempool reap", () => {
     mp.removeCommitted([tx1], 2n);
     stateNonce = 2n;
     mp.markExecuted(2n);
+    // Later lookups answer at once (the pool reads again after a lookup that raced execution).
+    gate = false;
     release!();
     await pending;
     assert.equal(mp.pendingExecutable(), 2);
     assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes), [2n, 3n]);
+  });
+
+  it("a sender's next tx, looked up while its previous one executes, is executable (not gapped)", async () => {
+    const k = newKey();
+    let stateNonce = 0n;
+    let release: (() => void) | null = null;
+    let gate = false;
+    const verifier = countingVerifier();
+    const mp = new Mempool(
+      { chainId: CHAIN, maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 10, maxTxBytes: 4096, maxNonceGap: 10 },
+      {
+        verifyTxs: verifier.fn,
+        nextNonce: async () => {
+          const seen = stateNonce;
+          if (gate) await new Promise<void>((r) => (release = r));
+          return seen;
+        },
+        log: silentLogger(),
+      },
+    );
+    const tx0 = signedTx(k, { nonce: 0n });
+    await mp.add(tx0, "api");
+    // Nonce 0 commits: the sender has nothing pending, its floor says 1 until execution.
+    mp.removeCommitted([tx0], 1n);
+    gate = true;
+    const pending = mp.add(signedTx(k, { nonce: 1n }), "api");
+    await eventuallyTrue(() => release !== null);
+    // The lookup read nonce 0; now height 1 executes (state nonce 1) and the floor goes away.
+    gate = false;
+    stateNonce = 1n;
+    mp.markExecuted(1n);
+    release!();
+    await pending;
+    // Placed behind nonce 0 (already executed) it would wait forever: a closed-loop stall.
+    assert.equal(mp.pendingExecutable(), 1);
+    assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes), [1n]);
   });
 
   it("removeCommitted clears in-flight accounting for committed proposals", async () => {
