@@ -22,27 +22,42 @@ import {
   transferTx,
 } from "../../src/client/node.js";
 import { LocalCluster, tempDir } from "./harness.js";
+import {
+  assertHonestService,
+  describeWindows,
+  type Interleaved,
+  interleave,
+  setViewTimeout,
+} from "./hostile-windows.js";
 import type { AttackerInput, AttackerResult } from "./hostileAttacker.js";
 import {
-  type Ack,
   checkChain,
   clientsFor,
   closeAll,
-  percentile,
+  metricValue,
   signerOf,
   sleep,
   TransferLoad,
   until,
 } from "./lib.js";
 
-/** Baseline and attack windows alternate ROUNDS times: 4 × (8 s + 8 s). */
+/** ROUNDS attack windows, each between two baseline windows: 9 windows of 7 s. */
 const ROUNDS = 4;
-const WINDOW_MS = 8_000;
+const WINDOW_MS = 7_000;
 const ATTACK_MS = ROUNDS * WINDOW_MS;
 /** Per validator process: the issue saw 131 MB idle; a flood that is buffered would pass this. */
 const RSS_BOUND_MB = 512;
 /** Attack rates, transactions per second over all four nodes (finding 2 was ~1.1 MB/s). */
-const RATES = { gapped16k: 60, fundedGapped16k: 20, unfundedSmall: 150, hugeAmount: 50, compute: 50 };
+const RATES: Record<string, number> = {
+  gapped16k: 60,
+  fundedGapped16k: 20,
+  unfundedSmall: 150,
+  hugeAmount: 50,
+  compute: 50,
+};
+// Diagnosis only: HOSTILE_ONLY=kind,kind runs just those attacks (the refusal checks then fail).
+if (process.env.HOSTILE_ONLY)
+  for (const k of Object.keys(RATES)) if (!process.env.HOSTILE_ONLY.split(",").includes(k)) RATES[k] = 0;
 const HONEST_SENDERS = 6;
 /** Pad to just under params.limits.maxTxBytes (16 KiB) of encoded SignedTx. */
 const PAD_BYTES = 15_800;
@@ -64,6 +79,8 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
       preset: "default",
       accounts: HONEST_SENDERS + 3,
     });
+    if (process.env.HOSTILE_VIEW_TIMEOUT_MS)
+      await setViewTimeout(cluster, "default", Number(process.env.HOSTILE_VIEW_TIMEOUT_MS));
     await cluster.start();
     clients = clientsFor(cluster);
   });
@@ -82,11 +99,8 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
     const pids = [0, 1, 2, 3].map((i) => cluster.node(i).pid);
     assert.ok(pids.every((p) => p !== null));
     const chainId = cluster.chainId;
-    const baseAcks: Ack[] = [];
-    const attackAcks: Ack[] = [];
-    let baseSeconds = 0;
-    let attackSeconds = 0;
     let midPool: number[] = [];
+    let windows: Interleaved | null = null;
     let outcome: AttackerResult | null = null;
 
     // Poor keys: an account that exists with a balance of 1 token, too little for any fee.
@@ -112,7 +126,7 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
       poor: poorSecrets.map((k) => k.toString("hex")),
       recipient: toHex(recipient.address),
       attackNonce: (await clients[0]!.getAccount(fundedAttacker.address)).nonce.toString(),
-      rates: RATES,
+      rates: RATES as AttackerInput["rates"],
       attackMs: ATTACK_MS,
       padBytes: PAD_BYTES,
     };
@@ -149,31 +163,27 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
           await sleep(500);
         }
       })();
-      // Baseline and attack windows alternate, so drift in the machine's load hits both alike.
+      // Baseline and attack windows alternate (hostile-windows.ts), so drift in the machine's load
+      // hits both alike.
       load.start();
       await until("honest load running", async () => load.acks.length >= HONEST_SENDERS, 60_000);
-      for (let round = 0; round < ROUNDS; round++) {
-        for (const attacking of [false, true]) {
-          const t0 = performance.now();
-          const from = load.acks.length;
-          if (attacking) worker.postMessage("go");
-          await sleep(WINDOW_MS);
-          if (attacking) worker.postMessage("pause");
-          const acks = load.acks.slice(from);
-          const secs = (performance.now() - t0) / 1000;
-          if (attacking) {
-            attackAcks.push(...acks);
-            attackSeconds += secs;
-          } else {
-            baseAcks.push(...acks);
-            baseSeconds += secs;
-          }
+      windows = await interleave(load, pids, {
+        rounds: ROUNDS,
+        windowMs: WINDOW_MS,
+        startAttack: () => void worker.postMessage("go"),
+        probe: async () => {
+          const v = await Promise.all(
+            [0, 1, 2, 3].map((i) => metricValue(cluster.node(i).metrics, "parabft_consensus_view")),
+          );
+          return `views ${v.join("/")}`;
+        },
+        stopAttack: async (round) => {
+          worker.postMessage("pause");
           // End of the last attack window: the pools stay small (spam refused, gapped few, not gossiped).
-          if (attacking && round === ROUNDS - 1) {
+          if (round === ROUNDS - 1)
             midPool = await Promise.all(clients.map(async (c) => (await c.getStatus()).mempoolSize));
-          }
-        }
-      }
+        },
+      });
       worker.postMessage("finish");
       const done = await nextMessage("result", 120_000);
       outcome = done.result!;
@@ -187,22 +197,11 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
     const codes = new Map(Object.entries(outcome!.codes));
     const admitted = outcome!.admitted;
 
-    const baseRate = baseAcks.length / baseSeconds;
-    const attackRate = attackAcks.length / attackSeconds;
-    const baseP99 = percentile(
-      baseAcks.map((a) => a.latencyMs),
-      99,
-    );
-    const attackP99 = percentile(
-      attackAcks.map((a) => a.latencyMs),
-      99,
-    );
     console.log(
-      `# hostile: baseline ${baseRate.toFixed(1)} commits/s p99 ${baseP99.toFixed(0)} ms; ` +
-        `under attack ${attackRate.toFixed(1)} commits/s p99 ${attackP99.toFixed(0)} ms; ` +
-        `max RSS ${maxRss.toFixed(0)} MB; pools mid-attack ${midPool.join(",")}; ` +
+      `# hostile: max RSS ${maxRss.toFixed(0)} MB; pools mid-attack ${midPool.join(",")}; ` +
         `attack: ${outcome!.sent} sent, outcomes ${JSON.stringify(Object.fromEntries([...codes].sort()))}; ` +
-        `honest errors ${load.errors.length}: ${load.errors.slice(0, 3).join(" | ")}`,
+        `honest errors ${load.errors.length}: ${load.errors.slice(0, 3).join(" | ")}\n` +
+        describeWindows("hostile clients", windows!),
     );
 
     // No validator exited.
@@ -246,16 +245,8 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
     const ours = new Set([...honest, funder].map((k) => toHex(k.publicKey)));
     const committedAttack = await countForeignTxs(clients[0]!, top, ours);
     assert.equal(committedAttack, 0, `${committedAttack} attacker transactions committed`);
-    // Honest throughput and finality under attack, against the same run's baseline.
-    assert.ok(baseAcks.length >= 10, `baseline too thin: ${baseAcks.length} commits`);
-    assert.ok(
-      attackRate >= 0.8 * baseRate,
-      `commit rate under attack ${attackRate.toFixed(1)}/s < 80% of baseline ${baseRate.toFixed(1)}/s`,
-    );
-    assert.ok(
-      attackP99 <= 3 * baseP99,
-      `finality p99 under attack ${attackP99.toFixed(0)} ms > 3x baseline ${baseP99.toFixed(0)} ms`,
-    );
+    // Honest throughput and finality under attack, against the same run's bracketing baselines.
+    assertHonestService("hostile clients", windows!);
   });
 });
 
