@@ -163,7 +163,9 @@ export class ConsensusDriver {
       this.judge(from, check.verdict);
       return;
     }
-    if (msg.sender !== from) {
+    // A NEW-VIEW is relayed on its primary's signature (consensus forwardNewView), which the
+    // envelope check just verified: relaying it is no offence (src/net lets it through too).
+    if (msg.sender !== from && msg.message.kind.case !== "newView") {
       this.judge(from, { kind: "reject", reason: "UNKNOWN_SENDER" });
       return;
     }
