@@ -1,18 +1,21 @@
-// Issue 10, findings 2 and 5, against four validators as real processes on 127.0.0.1:
+// Issue 10, findings 2, 5 and 7, against four validators as real processes on 127.0.0.1:
 //  - finding 2: brand-new unfunded keys send gapped nonces (1..1000) in ~16 KiB transactions, and
 //    a funded key does the same (its gapped window is 16 and is neither gossiped nor kept);
 //  - finding 5: unfunded spam with nonce 0, a transfer of 2^200, compute.work of 1M rounds from
 //    keys with no funds (no account, and an account holding 1 token).
-// While honest clients keep a closed-loop transfer load, attack windows alternate with baseline
-// windows of the same load (ROUNDS × 2 × WINDOW_MS). Asserted: no validator exits; every node's RSS stays
-// under RSS_BOUND_MB; honest commits run at >= 80% of the baseline rate with finality p99 within
-// 3x of the baseline's; every acknowledged transaction is in the chain; no attacker transaction
-// commits; no honest submit is refused as MEMPOOL_FULL.
+//  - finding 7: no node answers server reflection.
+// While honest clients keep a closed-loop transfer load, ROUNDS attack windows run, each between
+// two baseline windows of the same load (hostile-windows.ts). Asserted: no validator exits; every
+// node's RSS stays under RSS_BOUND_MB; every acknowledged transaction is in the chain; no attacker
+// transaction commits; no honest submit is refused as MEMPOOL_FULL; each attack is refused with its
+// own code; and honest commits run at >= 80% of the bracketing baselines' rate with finality p99
+// within 3x (medians over the attack windows).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
+import * as grpc from "@grpc/grpc-js";
 import {
   decodeTxBody,
   type ParabftClient,
@@ -21,6 +24,7 @@ import {
   toHex,
   transferTx,
 } from "../../src/client/node.js";
+import { reflectionClient } from "../unit/api/client.js";
 import { LocalCluster, tempDir } from "./harness.js";
 import {
   assertHonestService,
@@ -55,7 +59,9 @@ const RATES: Record<string, number> = {
   hugeAmount: 50,
   compute: 50,
 };
-// Diagnosis only: HOSTILE_ONLY=kind,kind runs just those attacks (the refusal checks then fail).
+// Diagnosis only: HOSTILE_RATES='{"kind":n}' overrides rates; HOSTILE_ONLY=kind,kind runs just
+// those attacks (the refusal checks then fail).
+if (process.env.HOSTILE_RATES) Object.assign(RATES, JSON.parse(process.env.HOSTILE_RATES));
 if (process.env.HOSTILE_ONLY)
   for (const k of Object.keys(RATES)) if (!process.env.HOSTILE_ONLY.split(",").includes(k)) RATES[k] = 0;
 const HONEST_SENDERS = 6;
@@ -235,6 +241,21 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
       midPool.every((n) => n <= 16 + 2 * HONEST_SENDERS + 10),
       `pools mid-attack ${midPool.join(",")}`,
     );
+    // Finding 7: no node serves reflection (the generated config leaves api.reflection off).
+    for (const [i, addr] of cluster.apiAddresses.entries()) {
+      const refl = reflectionClient(Number(addr.split(":").pop()));
+      try {
+        const code = await new Promise<number>((resolve) => {
+          const stream = refl.ServerReflectionInfo();
+          stream.on("error", (err: grpc.ServiceError) => resolve(err.code));
+          stream.on("data", () => resolve(grpc.status.OK));
+          stream.write({ list_services: "*" });
+        });
+        assert.equal(grpc.status[code], "UNIMPLEMENTED", `node ${i} serves reflection`);
+      } finally {
+        refl.close();
+      }
+    }
     // Honest clients were never turned away for capacity.
     assert.equal(
       load.errors.filter((e) => /MEMPOOL_FULL/.test(e)).length,
