@@ -20,7 +20,7 @@ import { Worker } from "node:worker_threads";
 import { type ParabftClient, signTx, transferTx } from "../../src/client/node.js";
 import type { AttackResult, AttackSpec } from "./attackWorker.js";
 import { LocalCluster, tempDir } from "./harness.js";
-import { assertHonestService, describeWindows, interleave } from "./hostile-windows.js";
+import { assertHonestService, assertNoHonestBans, describeWindows, interleave } from "./hostile-windows.js";
 import {
   checkChain,
   clientsFor,
@@ -124,6 +124,7 @@ describe("hostile clients and a Byzantine validator: findings 1 and 6", { timeou
       }
       // 4. Nothing acknowledged is lost.
       await checkChain(clients, live, load.acks);
+      await assertNoHonestBans(cluster, live, live);
       // 3. Honest commits continue (bracketed medians, hostile-windows.ts).
       assertHonestService(name, windows);
     } finally {

@@ -28,6 +28,7 @@ import { reflectionClient } from "../unit/api/client.js";
 import { LocalCluster, tempDir } from "./harness.js";
 import {
   assertHonestService,
+  assertNoHonestBans,
   describeWindows,
   type Interleaved,
   interleave,
@@ -264,6 +265,7 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
     );
     // Nothing acknowledged is lost, and no attacker transaction reached the chain.
     const top = await checkChain(clients, [0, 1, 2, 3], load.acks);
+    await assertNoHonestBans(cluster, [0, 1, 2, 3], [0, 1, 2, 3]);
     const ours = new Set([...honest, funder].map((k) => toHex(k.publicKey)));
     const committedAttack = await countForeignTxs(clients[0]!, top, ours);
     assert.equal(committedAttack, 0, `${committedAttack} attacker transactions committed`);

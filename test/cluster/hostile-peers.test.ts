@@ -19,7 +19,13 @@ import { createValidatorCertificate, generateKeyPair } from "../../src/crypto/in
 import { challengeFrame, dialerProofFrame, newNonce } from "../../src/net/handshake.js";
 import type { AttackResult, AttackSpec } from "./attackWorker.js";
 import { LocalCluster, tempDir } from "./harness.js";
-import { assertHonestService, describeWindows, type Interleaved, interleave } from "./hostile-windows.js";
+import {
+  assertHonestService,
+  assertNoHonestBans,
+  describeWindows,
+  type Interleaved,
+  interleave,
+} from "./hostile-windows.js";
 import { checkChain, clientsFor, closeAll, metricValue, signerOf, TransferLoad, until } from "./lib.js";
 import { type PeerIdentity, peerIdentity } from "./peerAttack.js";
 
@@ -122,6 +128,7 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
       }
       // 4. Nothing acknowledged is lost.
       await checkChain(clients, [0, 1, 2, 3], load.acks);
+      await assertNoHonestBans(cluster, [0, 1, 2, 3], [0, 1, 2, 3]);
       // 3. Honest commits continue: >= 80% of the baseline rate, p99 within 3x (bracketed medians).
       assertHonestService(name, windows);
       return { windows, rssPeak };

@@ -15,7 +15,7 @@ import { loadavg } from "node:os";
 import path from "node:path";
 import { type PresetName, presets } from "../../src/params/index.js";
 import type { LocalCluster } from "./harness.js";
-import { percentile, sleep, type TransferLoad } from "./lib.js";
+import { metricValue, percentile, sleep, type TransferLoad } from "./lib.js";
 
 export interface HonestWindow {
   attack: boolean;
@@ -180,5 +180,22 @@ export async function setViewTimeout(
     const from = `"preset": "${preset}"`;
     assert.ok(text.includes(from), `${f} does not name preset ${preset}`);
     await writeFile(f, text.replace(from, `"params": ${JSON.stringify(params)}`));
+  }
+}
+
+/**
+ * No node banned an honest validator: an attack must not turn the ban machinery against honest
+ * peers (a relayed NEW-VIEW once cost its honest forwarder a penalty per relay, and view-change
+ * storms under load ended in bans).
+ */
+export async function assertNoHonestBans(cluster: LocalCluster, nodes: number[], honest: number[]) {
+  for (const i of nodes) {
+    for (const peer of honest) {
+      if (peer === i) continue;
+      const bans = await metricValue(cluster.node(i).metrics, "parabft_net_bans_total", {
+        peer: String(peer),
+      });
+      assert.equal(bans, 0, `node ${i} banned honest validator ${peer}\n${cluster.logTail(i)}`);
+    }
   }
 }
