@@ -1,8 +1,9 @@
 // Issue 10, findings 3 and 4, against a real 4-validator cluster on 127.0.0.1 (mTLS on, the
-// default). Each scenario measures honest closed-loop load before the attack (the baseline) and
-// during it, and asserts: no validator exits; every node's RSS stays under a stated bound;
-// honest commits continue at >= 80% of the baseline rate with finality p99 within 3x of the
-// baseline p99; nothing acknowledged is lost (checkChain at the end).
+// default). Each scenario runs honest closed-loop load through attack windows bracketed by
+// baseline windows (hostile-windows.ts) and asserts: no validator exits; every node's RSS stays
+// under a stated bound; nothing acknowledged is lost (checkChain); no honest validator is banned;
+// its own checks; and last, honest commits continue at >= 80% of the bracketing baselines' rate
+// with finality p99 within 3x (medians over the attack windows).
 //
 //  - handshake replay: recorded handshake frames of validator 3 are replayed to validators 0..2
 //    in a loop, in the clear, over TLS with a stranger's certificate, over TLS with a Byzantine
