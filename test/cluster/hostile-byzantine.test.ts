@@ -148,12 +148,15 @@ describe("hostile clients and a Byzantine validator: findings 1 and 6", { timeou
       start: () => {
         on = true;
         loop = (async () => {
-          while (on) {
-            const fresh = tx(nonce++);
+          for (let k = 0; on; k++) {
+            // A fresh transaction is valid, paid load, not spam: one every 10th round (about one a
+            // second) still arms the not-yet-committed wait path at every node in every window
+            // without doubling the chain's transaction rate against the honest clients'.
+            const fresh = k % 10 === 0 ? tx(nonce++) : null;
             const all = clients.flatMap((c) => [
               c.submitAndWait(committed, { timeoutMs: 1, waitExecuted: true }),
               c.submitAndWait(committed, { timeoutMs: 1 }),
-              c.submitAndWait(fresh, { timeoutMs: 1, waitExecuted: true }),
+              ...(fresh ? [c.submitAndWait(fresh, { timeoutMs: 1, waitExecuted: true })] : []),
             ]);
             calls += (await Promise.allSettled(all)).length;
             await sleep(50);
@@ -165,7 +168,7 @@ describe("hostile clients and a Byzantine validator: findings 1 and 6", { timeou
         await loop;
       },
     });
-    assert.ok(calls >= 3 * 4 * ROUNDS, `only ${calls} tight-deadline calls`);
+    assert.ok(calls >= 2 * 4 * ROUNDS, `only ${calls} tight-deadline calls`);
     for (let i = 0; i < 4; i++) {
       const escaped = await metricValue(cluster.node(i).metrics, "parabft_process_escaped_errors_total");
       assert.equal(escaped, 0, `node ${i}: errors escaped every handler\n${cluster.logTail(i)}`);

@@ -45,6 +45,9 @@ export interface Interleaved {
   p99Ratio: number;
 }
 
+/** Honest load runs this long before the first (baseline) window. */
+export const WARMUP_MS = 10_000;
+
 export function median(values: number[]): number {
   if (values.length === 0) return Number.NaN;
   const s = [...values].sort((a, b) => a - b);
@@ -76,6 +79,8 @@ export async function interleave(
     windowMs: number;
     startAttack: (round: number) => Promise<void> | void;
     stopAttack: (round: number) => Promise<void> | void;
+    /** Honest load before the first window, not compared; default WARMUP_MS. */
+    warmupMs?: number;
     /** Called at each window's end; its answer is logged with the window. */
     probe?: () => Promise<string>;
   },
@@ -103,6 +108,10 @@ export async function interleave(
       note,
     });
   };
+  // Warm-up, not compared: a fresh cluster's first seconds of load run faster than its steady
+  // state (measured: the first window's p99 was 0.3-1.5 s, every later one's ~8-10 s, attack or
+  // not), so a first baseline taken then would make the first attack window look bad.
+  await sleep(opts.warmupMs ?? WARMUP_MS);
   await run(false);
   for (let round = 0; round < opts.rounds; round++) {
     await opts.startAttack(round);
