@@ -1,8 +1,9 @@
 // Issue 10, findings 3 and 4, against a real 4-validator cluster on 127.0.0.1 (mTLS on, the
-// default). Each scenario measures honest closed-loop load before the attack (the baseline) and
-// during it, and asserts: no validator exits; every node's RSS stays under a stated bound;
-// honest commits continue at >= 80% of the baseline rate with finality p99 within 3x of the
-// baseline p99; nothing acknowledged is lost (checkChain at the end).
+// default). Each scenario runs honest closed-loop load through attack windows bracketed by
+// baseline windows (hostile-windows.ts) and asserts: no validator exits; every node's RSS stays
+// under a stated bound; nothing acknowledged is lost (checkChain); no honest validator is banned;
+// its own checks; and last, honest commits continue at >= 80% of the bracketing baselines' rate
+// with finality p99 within 3x (medians over the attack windows).
 //
 //  - handshake replay: recorded handshake frames of validator 3 are replayed to validators 0..2
 //    in a loop, in the clear, over TLS with a stranger's certificate, over TLS with a Byzantine
@@ -20,21 +21,18 @@ import { challengeFrame, dialerProofFrame, newNonce } from "../../src/net/handsh
 import type { AttackResult, AttackSpec } from "./attackWorker.js";
 import { LocalCluster, tempDir } from "./harness.js";
 import {
-  checkChain,
-  clientsFor,
-  closeAll,
-  metricValue,
-  percentile,
-  signerOf,
-  sleep,
-  TransferLoad,
-  until,
-} from "./lib.js";
+  assertHonestService,
+  assertNoHonestBans,
+  describeWindows,
+  type Interleaved,
+  interleave,
+} from "./hostile-windows.js";
+import { checkChain, clientsFor, closeAll, metricValue, signerOf, TransferLoad, until } from "./lib.js";
 import { type PeerIdentity, peerIdentity } from "./peerAttack.js";
 
 /** Alternating baseline and attack windows: ROUNDS of each, WINDOW_MS long. */
-const ROUNDS = 2;
-const WINDOW_MS = 9_000;
+const ROUNDS = 3;
+const WINDOW_MS = 6_000;
 /** Stated bound: no node grows by more than this over the run's starting RSS... */
 const RSS_GROWTH_BOUND = 150 * 1024 * 1024;
 /** ...nor exceeds this (finding 4 reached 559 MB and rising). */
@@ -50,31 +48,6 @@ function rssOf(pid: number | null): number {
   }
 }
 
-function cpuSecondsOf(pid: number | null): number {
-  if (pid === null) return 0;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-interface Window {
-  rate: number;
-  p99: number;
-  acks: number;
-}
-
-/** Acks per second and finality p99 of the acks that arrived within the windows [from, to). */
-function windowOf(load: TransferLoad, marks: number[], wins: [number, number][]): Window {
-  const lat: number[] = [];
-  for (const [i, a] of load.acks.entries())
-    if (wins.some(([from, to]) => marks[i]! >= from && marks[i]! < to)) lat.push(a.latencyMs);
-  const secs = wins.reduce((s, [from, to]) => s + (to - from) / 1000, 0);
-  return { rate: lat.length / secs, p99: percentile(lat, 99), acks: lat.length };
-}
-
 describe("hostile peers and clients against a real cluster", { timeout: 300_000 }, () => {
   let cluster: LocalCluster;
   let clients: ParabftClient[];
@@ -82,7 +55,10 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
 
   before(async () => {
     cluster = await LocalCluster.create(4, await tempDir(), {
-      preset: "minimal",
+      // The default preset's 1 s view timeout: on a loaded 2-core box the minimal preset's 300 ms
+      // turns every scheduling hiccup into a view change (dozens a minute at load 20), and the
+      // windows would measure those instead of the attack.
+      preset: "default",
       accounts: 8,
       // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a node spends an attack.
       nodeArgs: process.env.HOSTILE_NODE_ARGS?.split(" ").filter((x) => x !== ""),
@@ -98,25 +74,19 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
   });
 
   /**
-   * Runs honest load for a baseline window, then `attack` for the attack window, and asserts the
-   * four properties. `attack` returns a stop function.
+   * Runs honest load through ROUNDS attack windows bracketed by baseline windows (hostile-windows.ts)
+   * and asserts the four properties. `attack` starts one attack window's attack and returns its
+   * stop function.
    */
   async function underAttack(
     name: string,
     senders: number[],
     attack: () => Promise<() => Promise<void>>,
-  ): Promise<{ baseline: Window; attacked: Window; rssPeak: number[] }> {
+  ): Promise<{ windows: Interleaved; rssPeak: number[] }> {
     const signers = await Promise.all(senders.map((k) => signerOf(cluster.accounts[k]!.keyFile)));
     const recipient = await signerOf(cluster.accounts[7]!.keyFile);
     const load = new TransferLoad(cluster, clients, signers, recipient.address);
-    const marks: number[] = [];
-    const origPush = load.acks.push.bind(load.acks);
-    load.acks.push = (...items) => {
-      for (const _ of items) marks.push(Date.now());
-      return origPush(...items);
-    };
     const pids = [0, 1, 2, 3].map((i) => cluster.node(i).pid);
-    const cpu = () => pids.map(cpuSecondsOf);
     const rssStart = pids.map(rssOf);
     const rssPeak = [...rssStart];
     const sampler = setInterval(() => {
@@ -127,45 +97,24 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
       load.start();
       // Warm-up: the first commits include connection set-up.
       await until(`${name}: first commits`, async () => load.acks.length >= senders.length, 60_000);
-      const view = () => metricValue(cluster.node(0).metrics, "parabft_consensus_view");
-      const views = [await view()];
-      const cpus = [cpu(), cpu(), cpu()];
-      // Baseline and attack windows alternate, so that drift in the machine's load (two shared
-      // cores) falls on both sides alike.
-      const baseWins: [number, number][] = [];
-      const attackWins: [number, number][] = [];
-      const addCpu = (k: number, from: number[]) => {
-        const now = cpu();
-        cpus[k] = cpus[k]!.map((c, i) => c + now[i]! - from[i]!);
-        return now;
-      };
-      cpus[1] = [0, 0, 0, 0];
-      cpus[2] = [0, 0, 0, 0];
-      for (let round = 0; round < ROUNDS; round++) {
-        let c0 = cpu();
-        const b0 = Date.now();
-        await sleep(WINDOW_MS);
-        baseWins.push([b0, Date.now()]);
-        c0 = addCpu(1, c0);
-        stopAttack = await attack();
-        const a0 = Date.now();
-        await sleep(WINDOW_MS);
-        attackWins.push([a0, Date.now()]);
-        await stopAttack();
-        stopAttack = null;
-        addCpu(2, c0);
-        views.push(await view());
-      }
+      const windows = await interleave(load, pids, {
+        rounds: ROUNDS,
+        windowMs: WINDOW_MS,
+        startAttack: async () => {
+          stopAttack = await attack();
+        },
+        stopAttack: async () => {
+          const stop = stopAttack;
+          stopAttack = null;
+          await stop?.();
+        },
+        probe: async () => `view ${await metricValue(cluster.node(0).metrics, "parabft_consensus_view")}`,
+      });
       await load.stop();
-      const baseline = windowOf(load, marks, baseWins);
-      const attacked = windowOf(load, marks, attackWins);
       console.log(
-        `# ${name}: baseline ${baseline.rate.toFixed(1)} commits/s p99 ${baseline.p99.toFixed(0)} ms; ` +
-          `under attack ${attacked.rate.toFixed(1)} commits/s p99 ${attacked.p99.toFixed(0)} ms; ` +
-          `RSS MB start ${rssStart.map((r) => (r / 2 ** 20).toFixed(0)).join("/")} ` +
-          `peak ${rssPeak.map((r) => (r / 2 ** 20).toFixed(0)).join("/")}; view ${views.join(" -> ")}; ` +
-          `node CPU s baseline ${cpus[1]!.map((c) => c.toFixed(1)).join("/")} ` +
-          `attack ${cpus[2]!.map((c) => c.toFixed(1)).join("/")}; client errors ${load.errors.length}`,
+        `# ${name}: RSS MB start ${rssStart.map((r) => (r / 2 ** 20).toFixed(0)).join("/")} ` +
+          `peak ${rssPeak.map((r) => (r / 2 ** 20).toFixed(0)).join("/")}; client errors ${load.errors.length}\n` +
+          describeWindows(name, windows),
       );
       // 1. No validator exits.
       assert.deepEqual(exits, []);
@@ -178,22 +127,14 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
           `node ${i} RSS grew ${rssPeak[i]! - rssStart[i]!} bytes`,
         );
       }
-      // 3. Honest commits continue: >= 80% of the baseline rate, p99 within 3x.
-      assert.ok(baseline.acks >= 10, `baseline too thin (${baseline.acks} acks)`);
-      assert.ok(
-        attacked.rate >= 0.8 * baseline.rate,
-        `rate ${attacked.rate.toFixed(1)}/s < 80% of baseline ${baseline.rate.toFixed(1)}/s`,
-      );
-      assert.ok(
-        attacked.p99 <= 3 * baseline.p99,
-        `p99 ${attacked.p99.toFixed(0)} ms > 3x baseline ${baseline.p99.toFixed(0)} ms`,
-      );
       // 4. Nothing acknowledged is lost.
       await checkChain(clients, [0, 1, 2, 3], load.acks);
-      return { baseline, attacked, rssPeak };
+      await assertNoHonestBans(cluster, [0, 1, 2, 3], [0, 1, 2, 3]);
+      // 3. (honest service) is asserted by the caller after its own checks: assertHonestService.
+      return { windows, rssPeak };
     } finally {
       clearInterval(sampler);
-      if (stopAttack) await stopAttack().catch(() => {});
+      if (stopAttack) await (stopAttack as () => Promise<void>)().catch(() => {});
       await load.stop();
     }
   }
@@ -250,7 +191,7 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
     const replacedBefore = await replaced();
     const result: AttackResult = { attempts: 0, leaked: 0 };
 
-    await underAttack("handshake replay", [0, 1, 2, 3, 4, 5], async () => {
+    const replayAttack = async () => {
       const strip = ({ signer: _s, ...rest }: PeerIdentity) => rest;
       // In the clear; a stranger's certificate; Byzantine validator 2's own certificate claiming
       // to be 3; validator 3's key holder replaying its own recorded frames.
@@ -265,8 +206,9 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
         result.attempts += r.attempts;
         result.leaked += r.leaked;
       };
-    });
+    };
 
+    const { windows } = await underAttack("handshake replay", [0, 1, 2, 3, 4, 5], replayAttack);
     assert.deepEqual(await replaced(), replacedBefore, "no live stream was replaced");
     assert.ok(result.attempts >= 12, `only ${result.attempts} replay attempts`);
     assert.equal(result.leaked, 0, "the attacker received no validator traffic");
@@ -278,11 +220,13 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
     console.log(
       `# handshake replay: ${result.attempts} attempts; node 0 rejects ${reasons.map((r, k) => `${r}=${counts[k]}`).join(" ")}`,
     );
+    // 3. Honest commits continue: >= 80% of the baseline rate, p99 within 3x (bracketed medians).
+    assertHonestService("handshake replay", windows);
   });
 
   it("unread StreamBlocks calls stay bounded (finding 4)", async () => {
     const result: AttackResult = { attempts: 0, leaked: 0 };
-    await underAttack("unread StreamBlocks flood", [0, 1, 2, 3, 4, 5], async () => {
+    const { windows } = await underAttack("unread StreamBlocks flood", [0, 1, 2, 3, 4, 5], async () => {
       const stop = startWorker({
         kind: "flood",
         api: cluster.node(0).api,
@@ -314,5 +258,6 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
     console.log(
       `# unread StreamBlocks flood: ${result.attempts} streams attempted; node 0 ${reasons.map((r, k) => `${r}=${counts[k]}`).join(" ")}`,
     );
+    assertHonestService("unread StreamBlocks flood", windows);
   });
 });
