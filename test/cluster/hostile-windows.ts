@@ -9,10 +9,11 @@
 // lands in a single window (on either side) cannot decide it. The attack is the same in every
 // attack window: damage it does shows in every ratio and so in the median.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import path from "node:path";
+import { barChartSvg, formatTable, writeResultFiles } from "../../bench/lib/index.js";
 import { type PresetName, presets } from "../../src/params/index.js";
 import type { LocalCluster } from "./harness.js";
 import { metricValue, percentile, sleep, type TransferLoad } from "./lib.js";
@@ -149,20 +150,78 @@ export function describeWindows(name: string, r: Interleaved): string {
 
 /**
  * Issue 10's service bound: honest commits continue at >= 80% of the baseline rate with finality
- * p99 within 3x of the baseline's, judged on the medians of the bracketed per-window ratios; and
- * no attack window goes without an honest commit.
+ * p99 within 3x of the baseline's, judged on the medians of the bracketed per-window ratios.
+ *
+ * Asserted everywhere: no attack window goes without an honest commit (the attack stops no one).
+ * The ratios are a speed figure, so they are asserted only by `make bench-hostile`
+ * (PARABFT_HOSTILE_STRICT=1), which also records them in bench/results/hostile.{json,txt,svg}
+ * (PARABFT_HOSTILE_OUT): in `make test` on a shared 2-core box they measure the box as much as the
+ * attack (docs/SECURITY.md gives the figures).
  */
 export function assertHonestService(name: string, r: Interleaved): void {
   const table = describeWindows(name, r);
+  for (const w of r.windows)
+    assert.ok(!w.attack || w.acks > 0, `${name}: an attack window had no honest commit\n${table}`);
+  const out = process.env.PARABFT_HOSTILE_OUT;
+  if (out) recordService(out, name, r);
+  if (process.env.PARABFT_HOSTILE_STRICT !== "1") return;
   const base = r.windows.filter((w) => !w.attack);
   assert.ok(
     base.every((w) => w.acks >= 3),
     `${name}: a baseline window is too thin to compare with\n${table}`,
   );
-  for (const w of r.windows)
-    assert.ok(!w.attack || w.acks > 0, `${name}: an attack window had no honest commit\n${table}`);
   assert.ok(r.rateRatio >= 0.8, `${name}: honest rate under attack < 80% of baseline\n${table}`);
   assert.ok(r.p99Ratio <= 3, `${name}: honest finality p99 under attack > 3x baseline\n${table}`);
+}
+
+interface ServiceRecord {
+  name: string;
+  rateRatio: number;
+  p99Ratio: number;
+  rateRatios: number[];
+  p99Ratios: number[];
+  loadAverages: number[];
+  pass: boolean;
+  at: string;
+}
+
+/** Adds (or replaces) one attack's figures in DIR/hostile.{json,txt,svg}. */
+function recordService(dir: string, name: string, r: Interleaved): void {
+  const file = path.join(dir, "hostile.json");
+  const prior: { scenarios: ServiceRecord[] } = existsSync(file)
+    ? JSON.parse(readFileSync(file, "utf8"))
+    : { scenarios: [] };
+  const scenarios = prior.scenarios.filter((s) => s.name !== name);
+  scenarios.push({
+    name,
+    rateRatio: r.rateRatio,
+    p99Ratio: r.p99Ratio,
+    rateRatios: r.rateRatios,
+    p99Ratios: r.p99Ratios,
+    loadAverages: r.windows.map((w) => w.load),
+    pass: r.rateRatio >= 0.8 && r.p99Ratio <= 3,
+    at: new Date().toISOString(),
+  });
+  const round = (x: number) => Math.round(x * 100) / 100;
+  const table = formatTable(
+    ["attack", "rate ratio (>= 0.8)", "p99 ratio (<= 3)", "per-window rate ratios", "load", "pass"],
+    scenarios.map((s) => [
+      s.name,
+      round(s.rateRatio),
+      round(s.p99Ratio),
+      s.rateRatios.map(round).join(" "),
+      `${round(Math.min(...s.loadAverages))}-${round(Math.max(...s.loadAverages))}`,
+      s.pass ? "yes" : "no",
+    ]),
+  );
+  const svg = barChartSvg({
+    title: "Honest commit rate under attack / same run's baseline (median of bracketed windows)",
+    categories: scenarios.map((s) => s.name),
+    series: [{ name: "rate ratio", values: scenarios.map((s) => s.rateRatio) }],
+    yLabel: "ratio",
+    referenceLine: { value: 0.8, label: "goal 0.8" },
+  });
+  writeResultFiles(dir, "hostile", { kind: "parabft-hostile-bench", version: 1, scenarios }, table, svg);
 }
 
 /**
