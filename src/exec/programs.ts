@@ -25,7 +25,7 @@ import {
   keyStr,
   U128_MAX,
 } from "./codec.js";
-import { gasOf, LIMITS } from "./fees.js";
+import { DECIMAL_RE, gasOf, LIMITS } from "./fees.js";
 import { sha256Iterate } from "./sha256iter.js";
 
 export type FailureCode =
@@ -202,10 +202,8 @@ function strBytes(s: string): Uint8Array {
   return out;
 }
 
-const AMOUNT_RE = /^(0|[1-9][0-9]{0,38})$/;
-
 function parseAmount(s: string, field: string): bigint {
-  if (!AMOUNT_RE.test(s)) fail("MALFORMED", `${field} is not a decimal amount`);
+  if (!DECIMAL_RE.test(s)) fail("MALFORMED", `${field} is not a decimal amount`);
   const v = BigInt(s);
   if (v > U128_MAX) fail("MALFORMED", `${field} exceeds u128`);
   return v;
@@ -219,7 +217,6 @@ export function isValidPoolId(id: string): boolean {
   return POOL_ID_RE.test(id);
 }
 
-/** Gas a call needs, known before running it, so an out-of-gas call never runs. */
 function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
   const call = tx.body.call?.call;
   if (call === undefined) return fail("MALFORMED", "no program call");
@@ -382,5 +379,3 @@ export function applyTx(view: StateView, tx: DecodedTx): TxOutcome {
     };
   }
 }
-
-export { LIMITS };
