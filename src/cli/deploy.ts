@@ -224,8 +224,10 @@ export async function k8sManifests(testnet: Testnet, opts: K8sOpts = {}): Promis
   // validator container mounts no Secret.
   const seed = [
     "set -eu",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     'ord="${HOSTNAME##*-}"',
     "if [ ! -f /home/parabft/config.json ]; then",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     '  for f in "/seeds/node${ord}"/*; do',
     '    rel=$(basename "$f" | sed "s|__|/|g"); mkdir -p "/home/parabft/$(dirname "$rel")"; cp "$f" "/home/parabft/$rel"',
     "  done",

@@ -7,9 +7,10 @@
 // credited to the fee collector account (FEE_COLLECTOR_ADDRESS), so the bank total including the
 // fees collected is conserved. Admission requires price ≥ MIN_GAS_PRICE, a gas limit that covers the
 // call (gasOf), and a balance that covers maxFee + the value the call moves (txValue).
-// No node: imports: the browser SDK uses this file.
+// No node: imports (nor in codec.js): the browser SDK uses this file.
 import type { ProgramCall, TxBody } from "../gen/parabft/v1/types_pb.js";
 import { ADDRESS_LENGTH } from "../types/block.js";
+import { U128_MAX } from "./codec.js";
 
 export const LIMITS = {
   maxComputeIterations: 1_000_000,
@@ -39,11 +40,10 @@ export const MIN_GAS_PRICE = 1n;
 /** Fees are credited to this account: the all-zero address, which no key controls. */
 export const FEE_COLLECTOR_ADDRESS = new Uint8Array(ADDRESS_LENGTH);
 
-/** The largest amount any balance or value may hold (u128). */
-export const AMOUNT_MAX = (1n << 128n) - 1n;
+/** A decimal amount or price as transactions carry them: no sign, no leading zeros, ≤ 39 digits. */
+export const DECIMAL_RE = /^(0|[1-9][0-9]{0,38})$/;
 
-const PRICE_RE = /^(0|[1-9][0-9]{0,38})$/;
-
+/** Gas a call needs, known before running it, so an out-of-gas call never runs. */
 export function gasOf(call: ProgramCall["call"]): number {
   switch (call.case) {
     case "transfer":
@@ -77,9 +77,9 @@ export function gasOf(call: ProgramCall["call"]): number {
 /** The offered gas price, or null when TxBody.fee is not a decimal u128 ("" is 0). */
 export function gasPrice(body: Pick<TxBody, "fee">): bigint | null {
   if (body.fee === "") return 0n;
-  if (!PRICE_RE.test(body.fee)) return null;
+  if (!DECIMAL_RE.test(body.fee)) return null;
   const v = BigInt(body.fee);
-  return v > AMOUNT_MAX ? null : v;
+  return v > U128_MAX ? null : v;
 }
 
 /** The most this transaction can pay in fees: gas_limit × price (null when the price is malformed). */

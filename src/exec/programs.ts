@@ -27,7 +27,7 @@ import {
   keyStr,
   U128_MAX,
 } from "./codec.js";
-import { FEE_COLLECTOR_ADDRESS, gasOf, gasPrice, LIMITS } from "./fees.js";
+import { DECIMAL_RE, FEE_COLLECTOR_ADDRESS, gasOf, gasPrice, LIMITS } from "./fees.js";
 import { sha256Iterate } from "./sha256iter.js";
 import { fastDecodeTxBody } from "./txDecode.js";
 
@@ -313,10 +313,8 @@ function strBytes(s: string): Uint8Array {
   return out;
 }
 
-const AMOUNT_RE = /^(0|[1-9][0-9]{0,38})$/;
-
 function parseAmount(s: string, field: string): bigint {
-  if (!AMOUNT_RE.test(s)) fail("MALFORMED", `${field} is not a decimal amount`);
+  if (!DECIMAL_RE.test(s)) fail("MALFORMED", `${field} is not a decimal amount`);
   const v = BigInt(s);
   if (v > U128_MAX) fail("MALFORMED", `${field} exceeds u128`);
   return v;
@@ -330,7 +328,6 @@ export function isValidPoolId(id: string): boolean {
   return POOL_ID_RE.test(id);
 }
 
-/** Gas a call needs, known before running it, so an out-of-gas call never runs. */
 function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
   const call = tx.body.call?.call;
   if (call === undefined) return fail("MALFORMED", "no program call");
@@ -561,5 +558,3 @@ export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutco
     };
   }
 }
-
-export { LIMITS };

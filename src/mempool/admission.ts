@@ -2,7 +2,8 @@
 // may occupy the pool, and what it may cost its sender at most (src/exec/fees.ts is the contract;
 // execution charges gasUsed × price, never more than gasLimit × price).
 
-import { AMOUNT_MAX, gasOf, gasPrice, MIN_GAS_PRICE } from "../exec/fees.js";
+import { U128_MAX } from "../exec/codec.js";
+import { gasOf, gasPrice, MIN_GAS_PRICE } from "../exec/fees.js";
 import type { TxBody } from "../gen/parabft/v1/types_pb.js";
 import { MempoolError } from "./errors.js";
 
@@ -41,12 +42,12 @@ function amount(s: string, field: string, hash: string | undefined): bigint {
       `${field} '${clip(s)}' is not a decimal amount`,
     );
   }
-  const v = s.length > 40 ? AMOUNT_MAX + 1n : BigInt(s);
-  if (v > AMOUNT_MAX) {
+  const v = s.length > 40 ? U128_MAX + 1n : BigInt(s);
+  if (v > U128_MAX) {
     throw new MempoolError(
       "AMOUNT_OUT_OF_RANGE",
       { hash, reason: field },
-      `${field} exceeds the u128 maximum ${AMOUNT_MAX}`,
+      `${field} exceeds the u128 maximum ${U128_MAX}`,
     );
   }
   return v;
@@ -110,7 +111,7 @@ export function txCost(body: TxBody, hash?: string): TxCost {
   }
   const maxFee = body.gasLimit * price;
   const cost = maxFee + value;
-  if (cost > AMOUNT_MAX) {
+  if (cost > U128_MAX) {
     throw new MempoolError(
       "AMOUNT_OUT_OF_RANGE",
       { hash, reason: "cost" },

@@ -5,7 +5,8 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { statusForCode } from "../../../src/api/errors.js";
-import { AMOUNT_MAX, GAS, gasOf } from "../../../src/exec/fees.js";
+import { U128_MAX } from "../../../src/exec/codec.js";
+import { GAS, gasOf } from "../../../src/exec/fees.js";
 import { AmmSwapSchema, ComputeWorkSchema, KvPutSchema } from "../../../src/gen/parabft/v1/types_pb.js";
 import { silentLogger } from "../../../src/logger/index.js";
 import {
@@ -166,7 +167,7 @@ describe("paid admission: fee fields and amounts", () => {
     const { mp, fund } = paidPool();
     const k = newKey();
     fund(k, RICH);
-    for (const fee of ["x", "-1", "1.5", "01", " 1", `${AMOUNT_MAX + 1n}`]) {
+    for (const fee of ["x", "-1", "1.5", "01", " 1", `${U128_MAX + 1n}`]) {
       await rejects(mp.add(signedTx(k, { fee }), "api"), "BAD_FEE");
     }
     for (const fee of ["", "0"]) await rejects(mp.add(signedTx(k, { fee }), "api"), "FEE_TOO_LOW");
@@ -195,19 +196,16 @@ describe("paid admission: fee fields and amounts", () => {
   it("bounds amounts to u128 (the 2^200 transfer) and refuses non-decimal amounts", async () => {
     const { mp, fund } = paidPool();
     const k = newKey();
-    fund(k, AMOUNT_MAX);
+    fund(k, U128_MAX);
     await rejects(mp.add(signedTx(k, { amount: (1n << 200n).toString() }), "api"), "AMOUNT_OUT_OF_RANGE");
-    await rejects(
-      mp.add(signedTx(k, { amount: (AMOUNT_MAX + 1n).toString() }), "api"),
-      "AMOUNT_OUT_OF_RANGE",
-    );
+    await rejects(mp.add(signedTx(k, { amount: (U128_MAX + 1n).toString() }), "api"), "AMOUNT_OUT_OF_RANGE");
     await rejects(mp.add(signedTx(k, { amount: "9".repeat(5000) }), "api"), "AMOUNT_OUT_OF_RANGE");
     await rejects(mp.add(signedTx(k, { amount: "0x10" }), "api"), "MALFORMED");
     await rejects(mp.add(signedTx(k, { amount: "" }), "api"), "MALFORMED");
     // The value fits, but fee + value does not.
-    await rejects(mp.add(signedTx(k, { amount: AMOUNT_MAX.toString() }), "api"), "AMOUNT_OUT_OF_RANGE");
+    await rejects(mp.add(signedTx(k, { amount: U128_MAX.toString() }), "api"), "AMOUNT_OUT_OF_RANGE");
     await rejects(
-      mp.add(signedTx(k, { amount: "0", fee: AMOUNT_MAX.toString(), gasLimit: 2000n }), "api"),
+      mp.add(signedTx(k, { amount: "0", fee: U128_MAX.toString(), gasLimit: 2000n }), "api"),
       "AMOUNT_OUT_OF_RANGE",
     );
     const swap = {
