@@ -480,6 +480,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     // Queries (GetTx, receipts) answer once the batch is durable; wait_executed still waits for
     // execution.
     this.blocksNotWritten.set(d.height, d);
+    // Status reports the height clients were answered at: a client that got its commit answer
+    // and then asks GetStatus sees a committed height that includes its tx.
+    this.committedHeightValue = d.height;
+    this.lastCommitCert = d.certificate;
     const now = performance.now();
     for (const h of txHashes) {
       const hex = toHex(h);
@@ -505,8 +509,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     });
     this.log.debug({ height: String(d.height), txs: txs.length }, "commit batch durable");
     this.lastBlockTimeMs = blockTimeMs;
-    this.committedHeightValue = d.height;
-    this.lastCommitCert = d.certificate;
     this.metrics.committedHeight.set(Number(d.height));
     this.metrics.committedTxs.inc(txs.length);
     for (const h of txHashes) this.answeredNotWritten.delete(toHex(h));
