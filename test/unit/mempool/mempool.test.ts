@@ -47,6 +47,32 @@ async function rejects(p: Promise<unknown>, code: MempoolErrorCode): Promise<Mem
   assert.fail(`expected ${code}, but the transaction was admitted`);
 }
 
+/**
+ * A pool whose account lookup reads `stateNonce` when called, then waits while `gate` is set
+ * (until `release()`): lookups racing commits and execution.
+ */
+function gatedLookupPool() {
+  const g = {
+    stateNonce: 0n,
+    gate: false,
+    release: null as (() => void) | null,
+    mp: null as unknown as Mempool,
+  };
+  g.mp = new Mempool(
+    { chainId: CHAIN, maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 10, maxTxBytes: 4096, maxNonceGap: 10 },
+    {
+      verifyTxs: countingVerifier().fn,
+      nextNonce: async () => {
+        const seen = g.stateNonce;
+        if (g.gate) await new Promise<void>((r) => (g.release = r));
+        return seen;
+      },
+      log: silentLogger(),
+    },
+  );
+  return g;
+}
+
 const nonceOf = (mp: Mempool, hashes: Uint8Array[]) => hashes.map((h) => mp.get(h)!.nonce);
 
 describe("mempool admission", () => {
@@ -337,22 +363,8 @@ describe("mempool reap", () => {
 
   it("does not let a nonce lookup that raced a commit move a sender backwards", async () => {
     const k = newKey();
-    let stateNonce = 0n;
-    let release: (() => void) | null = null;
-    let gate = false;
-    const verifier = countingVerifier();
-    const mp = new Mempool(
-      { chainId: CHAIN, maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 10, maxTxBytes: 4096, maxNonceGap: 10 },
-      {
-        verifyTxs: verifier.fn,
-        nextNonce: async () => {
-          const seen = stateNonce;
-          if (gate) await new Promise<void>((r) => (release = r));
-          return seen;
-        },
-        log: silentLogger(),
-      },
-    );
+    const g = gatedLookupPool();
+    const mp = g.mp;
     const tx0 = signedTx(k, { nonce: 0n });
     const tx1 = signedTx(k, { nonce: 1n });
     await mp.add(tx0, "api");
@@ -360,16 +372,16 @@ describe("mempool reap", () => {
     await mp.add(signedTx(k, { nonce: 2n }), "api");
     // A commit of the sender's tx drops its cached account, so the next admission reads again.
     mp.removeCommitted([tx0], 1n);
-    gate = true;
+    g.gate = true;
     const pending = mp.add(signedTx(k, { nonce: 3n }), "api");
-    await eventuallyTrue(() => release !== null);
+    await eventuallyTrue(() => g.release !== null);
     // While that lookup is out (it read nonce 0), nonce 1 commits and both execute.
     mp.removeCommitted([tx1], 2n);
-    stateNonce = 2n;
+    g.stateNonce = 2n;
     mp.markExecuted(2n);
     // Later lookups answer at once (the pool reads again after a lookup that raced execution).
-    gate = false;
-    release!();
+    g.gate = false;
+    g.release!();
     await pending;
     assert.equal(mp.pendingExecutable(), 2);
     assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes), [2n, 3n]);
@@ -377,34 +389,20 @@ describe("mempool reap", () => {
 
   it("a sender's next tx, looked up while its previous one executes, is executable (not gapped)", async () => {
     const k = newKey();
-    let stateNonce = 0n;
-    let release: (() => void) | null = null;
-    let gate = false;
-    const verifier = countingVerifier();
-    const mp = new Mempool(
-      { chainId: CHAIN, maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 10, maxTxBytes: 4096, maxNonceGap: 10 },
-      {
-        verifyTxs: verifier.fn,
-        nextNonce: async () => {
-          const seen = stateNonce;
-          if (gate) await new Promise<void>((r) => (release = r));
-          return seen;
-        },
-        log: silentLogger(),
-      },
-    );
+    const g = gatedLookupPool();
+    const mp = g.mp;
     const tx0 = signedTx(k, { nonce: 0n });
     await mp.add(tx0, "api");
     // Nonce 0 commits: the sender has nothing pending, its floor says 1 until execution.
     mp.removeCommitted([tx0], 1n);
-    gate = true;
+    g.gate = true;
     const pending = mp.add(signedTx(k, { nonce: 1n }), "api");
-    await eventuallyTrue(() => release !== null);
+    await eventuallyTrue(() => g.release !== null);
     // The lookup read nonce 0; now height 1 executes (state nonce 1) and the floor goes away.
-    gate = false;
-    stateNonce = 1n;
+    g.gate = false;
+    g.stateNonce = 1n;
     mp.markExecuted(1n);
-    release!();
+    g.release!();
     await pending;
     // Placed behind nonce 0 (already executed) it would wait forever: a closed-loop stall.
     assert.equal(mp.pendingExecutable(), 1);
