@@ -74,7 +74,7 @@ export class StateCache {
    * computed only here, when eviction is due, so the per-block path pays nothing for them.
    * Never evicts without a source.
    */
-  evict(unpersisted: Iterable<ReadonlyMap<string, unknown>>): number {
+  evict(unpersisted: Iterable<{ has(k: string): boolean }>): number {
     if (this.source === null || this.values.size <= this.maxEntries) return 0;
     const pinned = [...unpersisted];
     const isPinned = (k: string) => pinned.some((m) => m.has(k));

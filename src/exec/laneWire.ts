@@ -4,7 +4,7 @@
 import type { TxStatus } from "../gen/parabft/v1/types_pb.js";
 import { ByteReader, ByteWriter } from "./codec.js";
 import {
-  applyTx,
+  applyTxFast,
   decodeTx,
   type FeeTotal,
   MALFORMED_OUTCOME,
@@ -78,7 +78,7 @@ export function runJob(job: ArrayBuffer): ArrayBuffer {
   const fees: FeeTotal = { total: 0n };
   for (const t of txs) {
     const tx = decodeTx(t.body, t.hash);
-    writeOutcome(out, t.index, tx === null ? MALFORMED_OUTCOME : applyTx(view, tx, fees));
+    writeOutcome(out, t.index, tx === null ? MALFORMED_OUTCOME : applyTxFast(view, tx, fees));
   }
   out.u32(writes.size);
   for (const [k, v] of writes) {

@@ -7,7 +7,7 @@ import { StateCache, type StateSource } from "./cache.js";
 import { keyStr } from "./codec.js";
 import { decodeResult, encodeJob, type JobTx } from "./laneWire.js";
 import {
-  applyTx,
+  applyTxFast,
   creditFees,
   type DecodedTx,
   decodeTx,
@@ -18,7 +18,7 @@ import {
   touchedKeys,
 } from "./programs.js";
 import { hashBody, initEntries, outOfOrder } from "./reference.js";
-import { buildResult, toReceipt } from "./result.js";
+import { buildResultFromKeys, toReceipt } from "./result.js";
 import { type CostModel, DEFAULT_COST_MODEL, type Plan, plan } from "./schedule.js";
 import type {
   ExecutableBlock,
@@ -89,7 +89,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   private readonly cost: CostModel;
   private readonly mode: "auto" | "always" | "never";
   /** Writes of executed blocks the store may not hold yet (only kept when there is a store). */
-  private readonly unpersisted: { height: bigint; writes: ReadonlyMap<string, unknown> }[] = [];
+  private readonly unpersisted: { height: bigint; writes: { has(k: string): boolean } }[] = [];
   private readonly hasSource: boolean;
   private readonly source: ParallelExecutorOpts["source"];
   private height: bigint;
@@ -206,15 +206,27 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const outcomes: TxOutcome[] = new Array(decoded.length);
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    const writes =
-      pl.mode === "parallel" ? await this.runParallel(p, pl, outcomes) : this.runInline(decoded, outcomes);
+    let written: string[];
+    let value: (k: string) => Uint8Array | null;
+    let pins: { has(k: string): boolean } | null = null;
+    if (pl.mode === "parallel") {
+      const writes = await this.runParallel(p, pl, outcomes);
+      // Merged worker writes land in the cache here (the inline path wrote through already).
+      this.cache.apply(writes);
+      written = [...writes.keys()];
+      value = (k) => writes.get(k)!;
+      pins = writes;
+    } else {
+      written = this.runInline(decoded, outcomes);
+      const cache = this.cache;
+      value = (k) => cache.peek(k) ?? null;
+    }
     const t1 = performance.now();
     const cpu = process.cpuUsage(cpu0);
     const receipts = outcomes.map((o, i) => toReceipt(hashes[i]!, block.height, i, o));
-    // The inline path wrote through to the cache already; merged worker writes land here.
-    if (pl.mode === "parallel") this.cache.apply(writes);
-    if (this.hasSource) this.unpersisted.push({ height: block.height, writes });
-    const result = buildResult(block.height, this.root, writes, receipts);
+    const result = buildResultFromKeys(block.height, this.root, written, value, receipts);
+    // Keys this block wrote stay pinned in the cache until the store holds the block.
+    if (this.hasSource) this.unpersisted.push({ height: block.height, writes: pins ?? new Set(written) });
     const t2 = performance.now();
     this.height = block.height;
     this.root = result.stateRoot;
@@ -261,11 +273,12 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   }
 
   /**
-   * Runs in block order straight on the cache (one lookup per read), recording the block's
-   * writes for the write set. An error here is an executor bug and stops the pipeline.
+   * Runs in block order straight on the cache (one lookup per read and per write), recording the
+   * keys written (repeats included; the write set dedupes them). An error here is an executor bug
+   * and stops the pipeline.
    */
-  private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[]): Map<string, Uint8Array | null> {
-    const writes = new Map<string, Uint8Array | null>();
+  private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[]): string[] {
+    const written: string[] = [];
     const cache = this.cache;
     const view = {
       get: (k: string) => {
@@ -274,17 +287,17 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         return v;
       },
       set: (k: string, v: Uint8Array | null) => {
-        writes.set(k, v);
+        written.push(k);
         cache.seed(k, v);
       },
     };
     const fees: FeeTotal = { total: 0n };
     for (let i = 0; i < decoded.length; i++) {
       const tx = decoded[i];
-      outcomes[i] = tx ? applyTx(view, tx, fees) : MALFORMED_OUTCOME;
+      outcomes[i] = tx ? applyTxFast(view, tx, fees) : MALFORMED_OUTCOME;
     }
     creditFees(view, fees.total);
-    return writes;
+    return written;
   }
 
   private async runParallel(

@@ -140,6 +140,29 @@ export function toReceiptViaCreate(txHash: Uint8Array, height: bigint, index: nu
   });
 }
 
+/**
+ * buildResult from the keys a block wrote (in any order, repeats allowed) and a lookup of each
+ * key's final value: the inline path writes through to its cache and keeps no map of its own.
+ */
+export function buildResultFromKeys(
+  height: bigint,
+  previousRoot: Hash,
+  written: string[],
+  value: (key: string) => Uint8Array | null,
+  receipts: Receipt[],
+): ExecutionResult {
+  const sorted = sortKeys(written);
+  const writeSet: StateWrite[] = [];
+  let last: string | undefined;
+  for (let i = 0; i < sorted.length; i++) {
+    const k = sorted[i]!;
+    if (k === last) continue;
+    last = k;
+    writeSet.push({ key: strKey(k), value: value(k) });
+  }
+  return { height, writeSet, receipts, stateRoot: nextStateRoot(previousRoot, writeSet) };
+}
+
 export function buildResult(
   height: bigint,
   previousRoot: Hash,
