@@ -1,7 +1,7 @@
 // The one module that imports the RocksDB binding: a small promise wrapper over its callback
 // API. A missing key comes back from the binding as an error whose message starts with
 // "NotFound"; it is translated to `undefined` here and nowhere else.
-import RocksDB, { type BatchOp, type RocksDB as RocksHandle } from "rocksdb";
+import RocksDB, { type RocksDB as RocksHandle } from "rocksdb";
 import { StorageError } from "./errors.js";
 
 export type DbOp = { type: "put"; key: Uint8Array; value: Uint8Array } | { type: "del"; key: Uint8Array };
@@ -99,17 +99,21 @@ export class Db {
     );
   }
 
-  /** One atomic WriteBatch: every op lands or none does. */
+  /**
+   * One atomic WriteBatch: every op lands or none does. Built as a chained batch (one native
+   * call per op): the array form copies and re-checks every op object in JS first, which costs
+   * about a third more CPU per key (issue 13: the state fold writes hundreds of thousands).
+   */
   async batch(ops: readonly DbOp[], opts: WriteOpts = {}): Promise<void> {
     this.checkOpen();
-    const converted: BatchOp[] = ops.map((op) =>
-      op.type === "put"
-        ? { type: "put", key: asBuffer(op.key), value: asBuffer(op.value) }
-        : { type: "del", key: asBuffer(op.key) },
-    );
     return new Promise((resolve, reject) => {
       try {
-        this.rocks.batch(converted, { sync: opts.sync === true }, (err) => (err ? reject(err) : resolve()));
+        const b = this.rocks.batch();
+        for (const op of ops) {
+          if (op.type === "put") b.put(asBuffer(op.key), asBuffer(op.value));
+          else b.del(asBuffer(op.key));
+        }
+        b.write({ sync: opts.sync === true }, (err) => (err ? reject(err) : resolve()));
       } catch (err) {
         reject(err);
       }

@@ -36,6 +36,12 @@ declare module "rocksdb" {
     end(cb: Callback): void;
   }
 
+  export interface ChainedBatch {
+    put(key: Buffer, value: Buffer): ChainedBatch;
+    del(key: Buffer): ChainedBatch;
+    write(options: { sync?: boolean }, cb: Callback): void;
+  }
+
   export interface RocksDB {
     open(options: OpenOptions, cb: Callback): void;
     close(cb: Callback): void;
@@ -44,6 +50,8 @@ declare module "rocksdb" {
     put(key: Buffer, value: Buffer, options: { sync?: boolean }, cb: Callback): void;
     del(key: Buffer, options: { sync?: boolean }, cb: Callback): void;
     batch(ops: BatchOp[], options: { sync?: boolean }, cb: Callback): void;
+    /** A chained batch: one native call per op, no per-op object copies (cheaper per key). */
+    batch(): ChainedBatch;
     iterator(options: IteratorOptions): RocksIterator;
   }
 
