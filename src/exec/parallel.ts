@@ -52,13 +52,27 @@ export interface ParallelInit {
 
 export interface PreparedBlock {
   block: ExecutableBlock;
-  hashes: Hash[];
-  decoded: (DecodedTx | null)[];
+  /** null until execution when there is no store to prefetch from (see prepare). */
+  hashes: Hash[] | null;
+  decoded: (DecodedTx | null)[] | null;
   keys: string[];
   /** Keys read from the store while preparing. */
   loaded: number;
   /** cache.evictions when the keys were loaded. */
   evictions: number;
+}
+
+function decodeBlock(block: ExecutableBlock): { hashes: Hash[]; decoded: (DecodedTx | null)[] } {
+  const n = block.txs.length;
+  const hashes: Hash[] = new Array(n);
+  const decoded: (DecodedTx | null)[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const body = block.txs[i]!.body;
+    const h = block.txHashes?.[i] ?? hashBody(body);
+    hashes[i] = h;
+    decoded[i] = decodeTx(body, h);
+  }
+  return { hashes, decoded };
 }
 
 /** What the last block did: for metrics, tests and the benchmark. */
@@ -139,10 +153,11 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
 
   /** Decodes the block and loads the state it declares. Safe to run ahead of execution. */
   async prepare(block: ExecutableBlock): Promise<PreparedBlock> {
-    const hashes = block.txs.map((t, i) => block.txHashes?.[i] ?? hashBody(t.body));
-    const decoded = block.txs.map((t, i) => decodeTx(t.body, hashes[i]!));
-    // Without a source the cache is the whole state (a miss reads as absent): nothing to load.
-    if (!this.hasSource) return { block, hashes, decoded, keys: [], loaded: 0, evictions: 0 };
+    // Without a source the cache is the whole state (a miss reads as absent): nothing to load,
+    // so decoding waits for execution. Decoded blocks queued ahead of execution would outlive
+    // several young-generation collections and be copied and promoted for nothing (issue 13: GC).
+    if (!this.hasSource) return { block, hashes: null, decoded: null, keys: [], loaded: 0, evictions: 0 };
+    const { hashes, decoded } = decodeBlock(block);
     // The fee collector is credited after the block's last transaction.
     const keySet = new Set<string>([FEE_COLLECTOR_KEY]);
     for (const tx of decoded) if (tx) for (const k of touchedKeys(tx).keys) keySet.add(k);
@@ -197,7 +212,10 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
 
   private async run(p: PreparedBlock): Promise<ExecutionResult> {
     if (this.closed) throw new ParabftError("EXEC_STOPPED", {}, "executor closed");
-    const { block, decoded, hashes } = p;
+    const { block } = p;
+    if (p.decoded === null || p.hashes === null) Object.assign(p, decodeBlock(block));
+    const decoded = p.decoded!;
+    const hashes = p.hashes!;
     if (block.height !== this.height + 1n) throw outOfOrder(this.height + 1n, block.height);
     // Loaded in prepare; if anything was evicted since, reload (keys still cached cost nothing).
     let loaded = p.loaded;
@@ -306,7 +324,9 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     outcomes: TxOutcome[],
   ): Promise<Map<string, Uint8Array | null>> {
     const pool = this.pool!;
-    const { decoded, hashes, block } = p;
+    const { block } = p;
+    const decoded = p.decoded!;
+    const hashes = p.hashes!;
     for (let i = 0; i < decoded.length; i++) if (!decoded[i]) outcomes[i] = MALFORMED_OUTCOME;
     const jobs = pl.bins.map((bin) => {
       const txs: JobTx[] = new Array(bin.length);
