@@ -258,12 +258,17 @@ export function makeBlocks(s: Scenario, count: number): { u: Prepared; blocks: E
         }
       }
     }
-    // As the node hands blocks to execution: the commit stage already hashed every tx.
+    // As the node hands blocks to execution: the commit stage already hashed every tx, and the
+    // mempool had decoded each body and derived its sender's address (issue 13: decode once).
     blocks.push({
       height: BigInt(h),
       timestampMs: BigInt(h),
       txs,
       txHashes: txs.map((t) => hashBody(t.body)),
+      decoded: txs.map((t) => {
+        const body = fromBinary(TxBodySchema, t.body);
+        return { body, address: hashBody(body.sender).subarray(0, 20) };
+      }),
     });
   }
   return { u, blocks };

@@ -70,7 +70,7 @@ function decodeBlock(block: ExecutableBlock): { hashes: Hash[]; decoded: (Decode
     const body = block.txs[i]!.body;
     const h = block.txHashes?.[i] ?? hashBody(body);
     hashes[i] = h;
-    decoded[i] = decodeTx(body, h);
+    decoded[i] = decodeTx(body, h, block.decoded?.[i]);
   }
   return { hashes, decoded };
 }

@@ -30,6 +30,7 @@ import {
 import { DECIMAL_RE, FEE_COLLECTOR_ADDRESS, GAS, gasOf, gasPrice, LIMITS } from "./fees.js";
 import { sha256Iterate } from "./sha256iter.js";
 import { fastDecodeTxBody } from "./txDecode.js";
+import type { PreDecodedTx } from "./types.js";
 
 export type FailureCode =
   | "MALFORMED"
@@ -120,12 +121,16 @@ interface SenderKeys {
 const senderCache = new Map<string, SenderKeys>();
 const SENDER_CACHE_MAX = 1 << 20;
 
-function senderKeys(publicKey: Uint8Array): SenderKeys {
+function senderKeys(publicKey: Uint8Array, address?: Uint8Array): SenderKeys {
   const id = keyStr(publicKey);
   let k = senderCache.get(id);
   if (k === undefined) {
     // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
-    const sender = new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
+    // A caller that already derived it (the mempool) passes it in.
+    const sender =
+      address !== undefined && address.length === ADDRESS_LENGTH
+        ? address
+        : new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
     k = { sender, senderKey: keyStr(accountKey(sender)), recentKey: keyStr(recentTxsKey(sender)) };
     if (senderCache.size >= SENDER_CACHE_MAX) senderCache.clear();
     senderCache.set(id, k);
@@ -137,8 +142,8 @@ function senderKeys(publicKey: Uint8Array): SenderKeys {
  * Decodes a signed body. A body that does not decode, or whose sender is not a 32-byte key,
  * is MALFORMED with no effects at all: without a sender there is no nonce to consume.
  */
-export function decodeTx(body: Uint8Array, hash: Uint8Array): DecodedTx | null {
-  let tx: TxBody | null = fastDecodeTxBody(body);
+export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx): DecodedTx | null {
+  let tx: TxBody | null = pre === undefined ? fastDecodeTxBody(body) : pre.body;
   if (tx === null) {
     try {
       tx = fromBinary(TxBodySchema, body);
@@ -147,7 +152,7 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array): DecodedTx | null {
     }
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
-  const keys = senderKeys(tx.sender);
+  const keys = senderKeys(tx.sender, pre?.address);
   const { sender, senderKey, recentKey } = keys;
   let reads: string[] = NO_KEYS;
   let writes: string[] = NO_KEYS;

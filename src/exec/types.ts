@@ -1,6 +1,6 @@
 // The execution contract (DESIGN §4, §5). The sequential reference executor defines the
 // semantics; the parallel executor is a second implementation of the same interface.
-import type { Block, Receipt, SignedTx } from "../gen/parabft/v1/types_pb.js";
+import type { Block, Receipt, SignedTx, TxBody } from "../gen/parabft/v1/types_pb.js";
 import type { Hash } from "../types/hash.js";
 
 /** A committed block as execution sees it: signatures already verified by consensus. */
@@ -12,6 +12,20 @@ export interface ExecutableBlock {
   txs: readonly SignedTx[];
   /** txHash(tx) per tx when the caller already has them (consensus computed them for txsRoot). */
   txHashes?: readonly Hash[];
+  /**
+   * Per tx, its body as the caller already decoded it from exactly `txs[i].body` (the mempool
+   * decoded and verified every tx it admitted) and the sender's address (addressOf(sender)):
+   * execution then neither decodes nor hashes the key again (issue 13: decode once). undefined
+   * entries (a tx that arrived by catch-up) are decoded here.
+   */
+  decoded?: readonly (PreDecodedTx | undefined)[];
+}
+
+/** A body decoded ahead of execution; see ExecutableBlock.decoded. */
+export interface PreDecodedTx {
+  body: TxBody;
+  /** addressOf(body.sender). */
+  address: Uint8Array;
 }
 
 /** One state change. `value === null` deletes the key. */

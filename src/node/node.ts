@@ -16,7 +16,7 @@ import { buildGenesis } from "../exec/genesis.js";
 import { ParallelExecutor } from "../exec/parallel.js";
 import { ExecutionPipeline } from "../exec/pipeline.js";
 import { recoverExecution } from "../exec/recovery.js";
-import type { ExecutionResult, StateWrite } from "../exec/types.js";
+import type { ExecutionResult, PreDecodedTx, StateWrite } from "../exec/types.js";
 import {
   CheckpointCertificateSchema,
   type CommittedBlock,
@@ -485,8 +485,14 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.committedHeightValue = d.height;
     this.lastCommitCert = d.certificate;
     const now = performance.now();
-    for (const h of txHashes) {
+    // issue 13 (decode once): the pool decoded and verified these txs; execution reuses its
+    // bodies and sender addresses (a tx the pool never saw, e.g. by catch-up, is decoded there).
+    const decoded: (PreDecodedTx | undefined)[] = new Array(txs.length);
+    for (let i = 0; i < txHashes.length; i++) {
+      const h = txHashes[i]!;
       const hex = toHex(h);
+      const pooled = this.mempool.get(hex);
+      decoded[i] = pooled && { body: pooled.body, address: pooled.address };
       const t0 = this.submittedAt.get(hex);
       if (t0 !== undefined) {
         this.metrics.finalitySeconds.observe((now - t0) / 1000);
@@ -522,7 +528,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     for (const l of this.blockListeners) l(record);
     this.driver.notifyPendingWork();
     // Waits while the execution pipeline is full: backpressure reaches consensus through maxExecLag.
-    await this.execution.submit({ height: d.height, timestampMs: blockTimeMs, txs, txHashes });
+    await this.execution.submit({ height: d.height, timestampMs: blockTimeMs, txs, txHashes, decoded });
   }
 
   /** A block's execution batch is durable: receipts are answerable, consensus gets the root. */

@@ -1,0 +1,218 @@
+// Issue 13's hot path must not change results: the transfer fast path (applyTxFast) against the
+// generic frame (applyTx) on every edge a transfer has, and blocks handed over pre-decoded (the
+// node reuses the mempool's bodies) against the same blocks decoded by execution.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { keyStr } from "../../../src/exec/codec.js";
+import { buildGenesis } from "../../../src/exec/genesis.js";
+import { ParallelExecutor } from "../../../src/exec/parallel.js";
+import { applyTx, applyTxFast, decodeTx, type FeeTotal, type StateView } from "../../../src/exec/programs.js";
+import { hashBody, initFromResult, ReferenceExecutor, stateMap } from "../../../src/exec/reference.js";
+import type { ExecutableBlock } from "../../../src/exec/types.js";
+import { buildTx, genesisFor, makeAccounts, NonceBook, Rng, transferTx } from "../../../src/exec/workload.js";
+import {
+  type SignedTx,
+  SignedTxSchema,
+  TxBodySchema,
+  TxStatus,
+} from "../../../src/gen/parabft/v1/types_pb.js";
+import { accountKey } from "../../../src/types/stateKeys.js";
+
+const accts = makeAccounts(4, 13);
+const [alice, bob, carol] = accts as [(typeof accts)[0], (typeof accts)[0], (typeof accts)[0]];
+const U128_MAX = (1n << 128n) - 1n;
+
+const transfer = (to: Uint8Array, amount: string) => ({
+  case: "transfer" as const,
+  value: { $typeName: "parabft.v1.BankTransfer" as const, to, amount },
+});
+
+/** Runs one tx through both paths over copies of the same state; returns both outcomes and writes. */
+function both(tx: SignedTx, state: Map<string, Uint8Array | null>) {
+  const run = (f: typeof applyTx) => {
+    const s = new Map(state);
+    const writes: [string, Uint8Array | null][] = [];
+    const view: StateView = {
+      get: (k) => s.get(k) ?? null,
+      set: (k, v) => {
+        s.set(k, v);
+        writes.push([k, v]);
+      },
+    };
+    const fees: FeeTotal = { total: 0n };
+    const d = decodeTx(tx.body, hashBody(tx.body));
+    assert.ok(d);
+    const outcome = f(view, d, fees);
+    // Last value wins: the write set a block would get.
+    const final = new Map(writes);
+    return { outcome, writes: [...final].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), fees: fees.total };
+  };
+  return { slow: run(applyTx), fast: run(applyTxFast) };
+}
+
+describe("transfer hot path (applyTxFast) equals the generic frame (applyTx)", () => {
+  const genesis = buildGenesis(genesisFor(accts, 10_000n));
+  const base = stateMap(genesis.writeSet);
+  const rich = new Map(base);
+  // carol holds almost u128 max: crediting her overflows.
+  const richGenesis = buildGenesis({
+    pools: [],
+    accounts: [{ address: carol.address, balance: U128_MAX - 5n, holdings: {} }],
+  });
+  for (const w of richGenesis.writeSet) rich.set(keyStr(w.key), w.value);
+  const wr = (a: Uint8Array) => accountKey(a);
+  const cases: [string, SignedTx, Map<string, Uint8Array | null>][] = [
+    ["ok", transferTx(alice, 0n, bob.address, 10n), base],
+    ["ok, zero price", transferTx(alice, 0n, bob.address, 10n, 0n), base],
+    ["ok, high price", transferTx(alice, 0n, bob.address, 10n, 3n), base],
+    ["to oneself", transferTx(alice, 0n, alice.address, 10n), base],
+    ["insufficient funds", transferTx(alice, 0n, bob.address, 9_000n), base],
+    ["insufficient fee", transferTx(alice, 0n, bob.address, 1n, 100n), base],
+    ["bad nonce (high)", transferTx(alice, 5n, bob.address, 1n), base],
+    ["overflow at the recipient", transferTx(alice, 0n, carol.address, 10n), rich],
+    [
+      "recipient not declared",
+      buildTx({ sender: alice, nonce: 0n, call: transfer(bob.address, "1"), writes: [wr(alice.address)] }),
+      base,
+    ],
+    [
+      "recipient declared read-only",
+      buildTx({
+        sender: alice,
+        nonce: 0n,
+        call: transfer(bob.address, "1"),
+        reads: [wr(bob.address)],
+        writes: [wr(alice.address)],
+      }),
+      base,
+    ],
+    [
+      "recipient not 20 bytes",
+      buildTx({ sender: alice, nonce: 0n, call: transfer(bob.address.subarray(0, 19), "1") }),
+      base,
+    ],
+    [
+      "amount with a leading zero",
+      buildTx({
+        sender: alice,
+        nonce: 0n,
+        call: transfer(bob.address, "01"),
+        writes: [wr(alice.address), wr(bob.address)],
+      }),
+      base,
+    ],
+    [
+      "amount above u128",
+      buildTx({
+        sender: alice,
+        nonce: 0n,
+        call: transfer(bob.address, (U128_MAX + 1n).toString()),
+        writes: [wr(alice.address), wr(bob.address)],
+      }),
+      base,
+    ],
+    [
+      "out of gas",
+      buildTx({
+        sender: alice,
+        nonce: 0n,
+        call: transfer(bob.address, "1"),
+        gasLimit: 10n,
+        writes: [wr(alice.address), wr(bob.address)],
+      }),
+      base,
+    ],
+    [
+      "fee not a number",
+      buildTx({
+        sender: alice,
+        nonce: 0n,
+        call: transfer(bob.address, "1"),
+        rawFee: "x",
+        writes: [wr(alice.address), wr(bob.address)],
+      }),
+      base,
+    ],
+    ["a new recipient", transferTx(alice, 0n, new Uint8Array(20).fill(9), 10n), base],
+  ];
+  for (const [name, tx, state] of cases) {
+    it(name, () => {
+      const { slow, fast } = both(tx, state);
+      assert.deepEqual(fast, slow);
+    });
+  }
+
+  it("the cases cover success and failure", () => {
+    const statuses = new Set(cases.map(([, tx, s]) => both(tx, s).slow.outcome.error.split(":")[0]));
+    for (const code of [
+      "",
+      "INSUFFICIENT_FUNDS",
+      "OVERFLOW",
+      "ACCESS_VIOLATION",
+      "MALFORMED",
+      "OUT_OF_GAS",
+      "BAD_NONCE",
+      "INSUFFICIENT_FEE",
+    ]) {
+      assert.ok(statuses.has(code), `no case ends with ${code || "OK"}`);
+    }
+  });
+
+  it("a duplicate in the same block is DUPLICATE on both paths", () => {
+    const tx = transferTx(alice, 0n, bob.address, 1n);
+    const d = decodeTx(tx.body, hashBody(tx.body))!;
+    const outcomes = [applyTx, applyTxFast].map((f) => {
+      const s = new Map(base);
+      const view: StateView = { get: (k) => s.get(k) ?? null, set: (k, v) => void s.set(k, v) };
+      const fees: FeeTotal = { total: 0n };
+      f(view, d, fees);
+      return f(view, d, fees);
+    });
+    assert.deepEqual(outcomes[1], outcomes[0]);
+    assert.equal(outcomes[0]!.status, TxStatus.DUPLICATE);
+  });
+});
+
+describe("decode once: a block handed over pre-decoded executes exactly as one decoded here", () => {
+  it("same results (state roots, write sets, receipts) over 3 blocks, with a tx left for execution to decode", async () => {
+    const many = makeAccounts(50, 21);
+    const genesis = buildGenesis(genesisFor(many, 1_000_000n));
+    const rng = new Rng(5);
+    const nonces = new NonceBook();
+    const blocks: ExecutableBlock[] = [];
+    for (let h = 1n; h <= 3n; h++) {
+      const txs: SignedTx[] = [];
+      for (let i = 0; i < 200; i++) {
+        const a = many[rng.int(many.length)]!;
+        txs.push(transferTx(a, nonces.take(a), many[rng.int(many.length)]!.address, BigInt(rng.int(5000))));
+      }
+      // An undecodable body: the pre-decoded list has no entry for it.
+      txs.push(create(SignedTxSchema, { body: Uint8Array.of(0xff, 0x01), signature: new Uint8Array(64) }));
+      blocks.push({ height: h, timestampMs: h, txs, txHashes: txs.map((t) => hashBody(t.body)) });
+    }
+    const plain = new ParallelExecutor(initFromResult(genesis), { workers: 0 });
+    const pre = new ParallelExecutor(initFromResult(genesis), { workers: 0 });
+    const ref = new ReferenceExecutor(initFromResult(genesis));
+    try {
+      for (const b of blocks) {
+        const decoded = b.txs.map((t, i) => {
+          if (i === b.txs.length - 1 || i % 7 === 0) return undefined; // left to execution
+          const body = fromBinary(TxBodySchema, t.body);
+          return {
+            body,
+            address: many.find((a) => a.publicKey.every((x, j) => x === body.sender[j]))!.address,
+          };
+        });
+        const a = await plain.executeBlock(b);
+        const p = await pre.executeBlock({ ...b, decoded });
+        const r = await ref.executeBlock(b);
+        assert.deepEqual(p, a);
+        assert.deepEqual(p, r);
+      }
+    } finally {
+      await plain.close();
+      await pre.close();
+    }
+  });
+});
