@@ -457,30 +457,43 @@ export class ChainDb {
   private async applyPending(): Promise<void> {
     const t0 = performance.now();
     const blocks = this.pending.slice();
-    const latest = new Map<string, Uint8Array | null>();
-    for (const b of blocks) {
-      for (const w of decodeWriteSetLog(b.log, b.height)) {
-        latest.set(Buffer.from(w.key.buffer, w.key.byteOffset, w.key.length).toString("latin1"), w.value);
-      }
-    }
-    let ops: DbOp[] = [];
+    // The newest value of each key: logs newest first, a key already taken is skipped. Entries
+    // are read straight from the encoded logs (values are views, keys one small copy each).
+    const seen = blocks.length > 1 ? new Set<string>() : null;
+    let batch = this.db.chain();
+    let inBatch = 0;
     let written = 0;
-    for (const [k, v] of latest) {
-      const key = Buffer.allocUnsafe(1 + k.length);
-      key[0] = Bucket.state;
-      key.write(k, 1, "latin1");
-      ops.push(v === null ? { type: "del", key } : { type: "put", key, value: v });
-      if (ops.length >= APPLY_CHUNK) {
-        if (this.closing) return;
-        await this.db.batch(ops);
-        written += ops.length;
-        ops = [];
+    for (let bi = blocks.length - 1; bi >= 0; bi--) {
+      const { log, offsets } = blocks[bi]!;
+      for (let i = 0; i < offsets.length; i++) {
+        const off = offsets[i]!;
+        const kl = (log[off]! << 8) | log[off + 1]!;
+        const ks = off + 2;
+        if (seen !== null) {
+          const id = log.toString("latin1", ks, ks + kl);
+          if (seen.has(id)) continue;
+          seen.add(id);
+        }
+        const key = Buffer.allocUnsafe(1 + kl);
+        key[0] = Bucket.state;
+        log.copy(key, 1, ks, ks + kl);
+        const at = ks + kl;
+        if (log[at] === 0) batch.del(key);
+        else batch.put(key, log.subarray(at + 5, at + 5 + log.readUInt32BE(at + 1)));
+        if (++inBatch >= APPLY_CHUNK) {
+          if (this.closing) return;
+          await batch.write();
+          written += inBatch;
+          inBatch = 0;
+          batch = this.db.chain();
+        }
       }
     }
     if (this.closing) return;
-    for (const b of blocks) ops.push({ type: "del", key: heightKey(Bucket.execLog, b.height) });
-    await this.db.batch(ops);
-    written += ops.length;
+    for (const b of blocks) batch.del(heightKey(Bucket.execLog, b.height));
+    inBatch += blocks.length;
+    await batch.write();
+    written += inBatch;
     // Only these blocks were folded; a redo of the last one replaced it with identical writes.
     this.pending.splice(0, blocks.length);
     this.pendingEntries = 0;
