@@ -538,7 +538,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.metrics.executedHeight.set(Number(height));
     this.mempool.markExecuted(height);
     // No waiter: skip hex-encoding every tx hash of the block (issue 13: 10k per block).
-    if (this.executedTx.size > 0) for (const r of result.receipts) this.executedTx.resolve(toHex(r.txHash), r);
+    if (this.executedTx.size > 0)
+      for (const r of result.receipts) this.executedTx.resolve(toHex(r.txHash), r);
     this.driver.executed(height, stateRoot);
   }
 
