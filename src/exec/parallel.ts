@@ -194,6 +194,11 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     return n;
   }
 
+  /** Resolves once the worker threads (if any) are up: for benchmarks, not needed to execute. */
+  async ready(): Promise<void> {
+    await this.pool?.ready();
+  }
+
   /** Releases the cache pins of blocks up to `height` once the store holds them. */
   markPersisted(height: bigint): void {
     while (this.unpersisted.length > 0 && this.unpersisted[0]!.height <= height) this.unpersisted.shift();

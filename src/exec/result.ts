@@ -140,9 +140,23 @@ export function toReceiptViaCreate(txHash: Uint8Array, height: bigint, index: nu
   });
 }
 
+/** The write-set log (storage's execution layout 2) of results built by buildResultFromKeys. */
+const encodedLogs = new WeakMap<ExecutionResult, Uint8Array>();
+
+/**
+ * The block's write set already encoded as execution layout 2's write-set log
+ * (u32 count ‖ per entry: u16 keyLen ‖ key ‖ u8 present ‖ [u32 valueLen ‖ value]), when the
+ * executor built it in the same pass as the write set; undefined otherwise (encode it then).
+ */
+export function writeSetLogOf(r: ExecutionResult): Uint8Array | undefined {
+  return encodedLogs.get(r);
+}
+
 /**
  * buildResult from the keys a block wrote (in any order, repeats allowed) and a lookup of each
  * key's final value: the inline path writes through to its cache and keeps no map of its own.
+ * One pass over the sorted keys fills the state-root hash input and the write-set log the store
+ * persists; the write set's keys are views into the log (no key array per entry).
  */
 export function buildResultFromKeys(
   height: bigint,
@@ -152,14 +166,78 @@ export function buildResultFromKeys(
   receipts: Receipt[],
 ): ExecutionResult {
   const sorted = sortKeys(written);
-  const writeSet: StateWrite[] = [];
-  let last: string | undefined;
+  let n = 0;
   for (let i = 0; i < sorted.length; i++) {
     const k = sorted[i]!;
-    if (k === last) continue;
-    last = k;
-    writeSet.push({ key: strKey(k), value: value(k) });
+    if (n === 0 || k !== sorted[n - 1]) sorted[n++] = k;
   }
+  sorted.length = n;
+  const values: (Uint8Array | null)[] = new Array(n);
+  let payload = 0;
+  for (let i = 0; i < n; i++) {
+    const k = sorted[i]!;
+    if (k.length > 0xffff) return buildResultSlow(height, previousRoot, sorted, value, receipts);
+    const v = value(k);
+    values[i] = v;
+    payload += k.length + 1 + (v === null ? 0 : 4 + v.length);
+  }
+  const log = new Uint8Array(4 + 2 * n + payload);
+  const hashInput = new Uint8Array(TAG_WRITE_SET.length + 4 + 4 * n + payload);
+  const ldv = new DataView(log.buffer);
+  const hdv = new DataView(hashInput.buffer);
+  ldv.setUint32(0, n);
+  hashInput.set(TAG_WRITE_SET, 0);
+  let h = TAG_WRITE_SET.length;
+  hdv.setUint32(h, n);
+  h += 4;
+  let o = 4;
+  const writeSet: StateWrite[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = sorted[i]!;
+    const kl = k.length;
+    ldv.setUint16(o, kl);
+    hdv.setUint32(h, kl);
+    o += 2;
+    h += 4;
+    for (let c = 0; c < kl; c++) {
+      const ch = k.charCodeAt(c);
+      log[o + c] = ch;
+      hashInput[h + c] = ch;
+    }
+    const key = new Uint8Array(log.buffer, o, kl);
+    o += kl;
+    h += kl;
+    const v = values[i]!;
+    if (v === null) {
+      log[o++] = 0;
+      hashInput[h++] = 0;
+    } else {
+      log[o] = 1;
+      hashInput[h] = 1;
+      ldv.setUint32(o + 1, v.length);
+      hdv.setUint32(h + 1, v.length);
+      log.set(v, o + 5);
+      hashInput.set(v, h + 5);
+      o += 5 + v.length;
+      h += 5 + v.length;
+    }
+    writeSet[i] = { key, value: v };
+  }
+  const stateRoot = sha256(concatBytes(TAG_STATE_ROOT, previousRoot, sha256(hashInput)));
+  const result: ExecutionResult = { height, writeSet, receipts, stateRoot };
+  encodedLogs.set(result, log);
+  return result;
+}
+
+/** Keys too long for the log's u16 length (none exist today): the generic path. */
+function buildResultSlow(
+  height: bigint,
+  previousRoot: Hash,
+  keys: string[],
+  value: (key: string) => Uint8Array | null,
+  receipts: Receipt[],
+): ExecutionResult {
+  const writeSet = keys.map((k) => ({ key: strKey(k), value: value(k) }));
   return { height, writeSet, receipts, stateRoot: nextStateRoot(previousRoot, writeSet) };
 }
 

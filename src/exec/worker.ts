@@ -18,3 +18,5 @@ port.on("message", (msg: JobMessage) => {
     port.postMessage({ id: msg.id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   }
 });
+// Modules loaded: the pool's ready() resolves on this (id 0 is never a job's).
+port.postMessage({ id: 0, ready: true });

@@ -13,6 +13,8 @@ interface Slot {
   worker: Worker;
   pending: Map<number, Pending>;
   dead: Error | null;
+  /** Resolves once the worker has loaded its modules (or died). */
+  ready: Promise<void>;
 }
 
 export class ExecWorkerPool {
@@ -26,13 +28,22 @@ export class ExecWorkerPool {
 
   private spawn(): Slot {
     const worker = new Worker(new URL("./worker.js", import.meta.url));
-    const slot: Slot = { worker, pending: new Map(), dead: null };
+    let markReady = () => {};
+    const ready = new Promise<void>((resolve) => {
+      markReady = resolve;
+    });
+    const slot: Slot = { worker, pending: new Map(), dead: null, ready };
     const failAll = (err: Error) => {
+      markReady();
       slot.dead = err;
       for (const p of slot.pending.values()) p.reject(err);
       slot.pending.clear();
     };
-    worker.on("message", (msg: { id: number; result?: ArrayBuffer; error?: string }) => {
+    worker.on("message", (msg: { id: number; result?: ArrayBuffer; error?: string; ready?: true }) => {
+      if (msg.ready) {
+        markReady();
+        return;
+      }
       const p = slot.pending.get(msg.id);
       if (!p) return;
       slot.pending.delete(msg.id);
@@ -47,6 +58,14 @@ export class ExecWorkerPool {
         failAll(new ParabftError("EXEC_WORKER_FAILED", { code }, `execution worker exited (${code})`));
     });
     return slot;
+  }
+
+  /**
+   * Resolves once every worker has started and loaded its modules (a dead one counts as settled:
+   * its jobs fail). Benchmarks wait on it so worker start-up is not timed as execution.
+   */
+  async ready(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.ready));
   }
 
   run(workerIndex: number, job: ArrayBuffer): Promise<ArrayBuffer> {

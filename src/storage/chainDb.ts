@@ -3,6 +3,7 @@
 // execution batch (not synced: recovery re-executes from committed blocks) after execution.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { consumedNonce } from "../exec/programs.js";
+import { writeSetLogOf } from "../exec/result.js";
 import type { ExecutionResult, StateWrite } from "../exec/types.js";
 import { type CheckpointCertificate, CheckpointCertificateSchema } from "../gen/parabft/v1/consensus_pb.js";
 import {
@@ -397,7 +398,11 @@ export class ChainDb {
         `execution batch for height ${result.height} but executed height is ${this.executed}`,
       );
     }
-    const log = encodeWriteSetLog(result.writeSet);
+    // The executor may have encoded the log while building the write set (same bytes).
+    const pre = writeSetLogOf(result);
+    const log = pre
+      ? Buffer.from(pre.buffer, pre.byteOffset, pre.byteLength)
+      : encodeWriteSetLog(result.writeSet);
     const ops: DbOp[] = [
       { type: "put", key: heightKey(Bucket.execLog, result.height), value: log },
       {

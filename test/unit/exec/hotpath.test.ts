@@ -9,6 +9,7 @@ import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
 import { applyTx, applyTxFast, decodeTx, type FeeTotal, type StateView } from "../../../src/exec/programs.js";
 import { hashBody, initFromResult, ReferenceExecutor, stateMap } from "../../../src/exec/reference.js";
+import { writeSetLogOf } from "../../../src/exec/result.js";
 import type { ExecutableBlock } from "../../../src/exec/types.js";
 import { buildTx, genesisFor, makeAccounts, NonceBook, Rng, transferTx } from "../../../src/exec/workload.js";
 import {
@@ -17,6 +18,7 @@ import {
   TxBodySchema,
   TxStatus,
 } from "../../../src/gen/parabft/v1/types_pb.js";
+import { encodeWriteSetLog } from "../../../src/storage/execLog.js";
 import { accountKey } from "../../../src/types/stateKeys.js";
 
 const accts = makeAccounts(4, 13);
@@ -209,6 +211,10 @@ describe("decode once: a block handed over pre-decoded executes exactly as one d
         const r = await ref.executeBlock(b);
         assert.deepEqual(p, a);
         assert.deepEqual(p, r);
+        // The log encoded in the same pass is exactly what the store would encode.
+        const log = writeSetLogOf(p);
+        assert.ok(log);
+        assert.ok(Buffer.from(log).equals(encodeWriteSetLog(r.writeSet)));
       }
     } finally {
       await plain.close();
