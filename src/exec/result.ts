@@ -181,10 +181,11 @@ export function buildResultFromKeys(
     values[i] = v;
     payload += k.length + 1 + (v === null ? 0 : 4 + v.length);
   }
-  const log = new Uint8Array(4 + 2 * n + payload);
-  const hashInput = new Uint8Array(TAG_WRITE_SET.length + 4 + 4 * n + payload);
-  const ldv = new DataView(log.buffer);
-  const hdv = new DataView(hashInput.buffer);
+  // Own ArrayBuffers (never the shared pool): the log is kept until it is folded.
+  const log = Buffer.alloc(4 + 2 * n + payload);
+  const hashInput = Buffer.alloc(TAG_WRITE_SET.length + 4 + 4 * n + payload);
+  const ldv = new DataView(log.buffer, log.byteOffset, log.byteLength);
+  const hdv = new DataView(hashInput.buffer, hashInput.byteOffset, hashInput.byteLength);
   ldv.setUint32(0, n);
   hashInput.set(TAG_WRITE_SET, 0);
   let h = TAG_WRITE_SET.length;
@@ -199,12 +200,10 @@ export function buildResultFromKeys(
     hdv.setUint32(h, kl);
     o += 2;
     h += 4;
-    for (let c = 0; c < kl; c++) {
-      const ch = k.charCodeAt(c);
-      log[o + c] = ch;
-      hashInput[h + c] = ch;
-    }
-    const key = new Uint8Array(log.buffer, o, kl);
+    // Binary strings are latin1 (one char per byte): a native copy each.
+    log.write(k, o, kl, "latin1");
+    hashInput.write(k, h, kl, "latin1");
+    const key = new Uint8Array(log.buffer, log.byteOffset + o, kl);
     o += kl;
     h += kl;
     const v = values[i]!;
