@@ -48,6 +48,27 @@ export function encodeAccount(a: Account): Uint8Array {
   return out;
 }
 
+/** encodeAccount for a nonce and balance that are safe integers (the transfer hot path). */
+export function encodeAccountSmall(nonce: number, balance: number): Uint8Array {
+  const out = new Uint8Array(24);
+  putSmall(out, 8, nonce);
+  putSmall(out, 24, balance);
+  return out;
+}
+
+/**
+ * A 24-byte account value whose nonce and balance are both below 2^53 (the case decodeAccount
+ * decodes without BigInt shifts): read them with smallNonce / smallBalance.
+ */
+export function isSmallAccount(v: Uint8Array): boolean {
+  if (v.length !== 24) return false;
+  const high = v[8]! | v[9]! | v[10]! | v[11]! | v[12]! | v[13]! | v[14]! | v[15]! | v[0]! | v[16]!;
+  return high === 0 && v[1]! < 0x20 && v[17]! < 0x20;
+}
+
+export const smallNonce = (v: Uint8Array): number => getSmall(v, 0);
+export const smallBalance = (v: Uint8Array): number => getSmall(v, 16);
+
 /** A missing or malformed account reads as the empty account (nonce 0, balance 0). */
 export function decodeAccount(v: Uint8Array | null): Account {
   if (v === null || v.length !== 24) return { nonce: 0n, balance: 0n };

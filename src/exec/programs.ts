@@ -21,10 +21,14 @@ import {
   decodePool,
   decodeU128,
   encodeAccount,
+  encodeAccountSmall,
   encodePool,
   encodeU128,
   hex,
+  isSmallAccount,
   keyStr,
+  smallBalance,
+  smallNonce,
   U128_MAX,
 } from "./codec.js";
 import { DECIMAL_RE, FEE_COLLECTOR_ADDRESS, GAS, gasOf, gasPrice, LIMITS } from "./fees.js";
@@ -537,6 +541,99 @@ export function applyTxFast(view: StateView, tx: DecodedTx, fees: FeeTotal): TxO
   const body = tx.body;
   const call = body.call?.call;
   if (call === undefined || call.case !== "transfer") return applyTx(view, tx, fees);
+  return (
+    transferSmall(view, tx, call.value.to, call.value.amount, fees) ??
+    transferFrame(view, tx, fees, call.value)
+  );
+}
+
+/**
+ * A canonical decimal (as DECIMAL_RE: no sign, no leading zero) of at most `maxDigits` digits as
+ * a number, or -1 (not canonical, or longer: the BigInt path decides).
+ */
+function smallDecimal(s: string, maxDigits: number): number {
+  const n = s.length;
+  if (n === 0 || n > maxDigits || (n > 1 && s.charCodeAt(0) === 48)) return -1;
+  let x = 0;
+  for (let i = 0; i < n; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    x = x * 10 + d;
+  }
+  return x;
+}
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The common transfer entirely in doubles: every value below 2^53 (nonce and balances as stored,
+ * price < 10^9, amount < 10^15, sums checked), nonce matching, fee and amount covered, the
+ * recipient another declared account. Returns null BEFORE any write when anything else holds;
+ * transferFrame (BigInt) then decides, with the same results.
+ */
+function transferSmall(
+  view: StateView,
+  tx: DecodedTx,
+  to: Uint8Array,
+  amountText: string,
+  fees: FeeTotal,
+): TxOutcome | null {
+  const body = tx.body;
+  if (body.gasLimit !== 0n && body.gasLimit < BigInt(TRANSFER_GAS)) return null;
+  if (to.length !== ADDRESS_LENGTH) return null;
+  const sv = view.get(tx.senderKey);
+  if (sv === null || !isSmallAccount(sv)) return null;
+  const nonce = smallNonce(sv);
+  if (body.nonce !== BigInt(nonce)) return null;
+  const price = body.fee === "" ? 0 : smallDecimal(body.fee, 9);
+  if (price < 0) return null;
+  const fee = TRANSFER_GAS * price;
+  const amount = smallDecimal(amountText, 15);
+  if (amount < 0) return null;
+  const balance = smallBalance(sv);
+  if (fee > balance || balance - fee < amount) return null;
+  const toKey = accountKeyStr20(to);
+  if (toKey === tx.senderKey || !declaresRead(tx, toKey) || !declaresWrite(tx, toKey)) return null;
+  const dv = view.get(toKey);
+  let destNonce = 0;
+  let destBalance = 0;
+  if (dv !== null) {
+    if (!isSmallAccount(dv)) return null;
+    destNonce = smallNonce(dv);
+    destBalance = smallBalance(dv);
+  }
+  if (destBalance + amount > MAX_SAFE) return null;
+  // Same writes, in the same order, as the frame and the program.
+  view.set(tx.recentKey, nextRecentRecord(view.get(tx.recentKey), body.nonce, tx.hash));
+  view.set(tx.senderKey, encodeAccountSmall(nonce + 1, balance - fee - amount));
+  view.set(toKey, encodeAccountSmall(destNonce, destBalance + amount));
+  if (fee > 0) fees.total += BigInt(fee);
+  return {
+    status: TxStatus.OK,
+    gasUsed: TRANSFER_GAS,
+    error: "",
+    // amountText is canonical here, so it is BigInt(amountText).toString().
+    events: [
+      {
+        kind: "bank.transfer",
+        attrs: [
+          ["from", senderHex(tx)],
+          ["to", hex(to)],
+          ["amount", amountText],
+        ],
+      },
+    ],
+  };
+}
+
+/** The transfer frame and program with BigInt arithmetic (every case). */
+function transferFrame(
+  view: StateView,
+  tx: DecodedTx,
+  fees: FeeTotal,
+  call: { to: Uint8Array; amount: string },
+): TxOutcome {
+  const body = tx.body;
   const senderKey = tx.senderKey;
   const sv = view.get(senderKey);
   const acct = decodeAccount(sv);
@@ -567,7 +664,7 @@ export function applyTxFast(view: StateView, tx: DecodedTx, fees: FeeTotal): TxO
   fees.total += fee;
   const paid = acct.balance - fee;
   // From here the sender ends with (next, paid) unless the transfer succeeds.
-  const error = transferInto(view, tx, call.value.to, call.value.amount, next, paid, outOfGas);
+  const error = transferInto(view, tx, call.to, call.amount, next, paid, outOfGas);
   if (typeof error === "string") {
     view.set(senderKey, encodeAccount({ nonce: next, balance: paid }));
     return failed(outOfGas ? gasUsed : TRANSFER_GAS, error);

@@ -137,6 +137,33 @@ describe("transfer hot path (applyTxFast) equals the generic frame (applyTx)", (
       base,
     ],
     ["a new recipient", transferTx(alice, 0n, new Uint8Array(20).fill(9), 10n), base],
+    // Beyond the double-only path (values >= 2^53, long prices and amounts): BigInt decides.
+    ["a sender above 2^53", transferTx(carol, 0n, bob.address, 10n), rich],
+    ["a 10-digit price", transferTx(carol, 0n, bob.address, 10n, 1_000_000_000n), rich],
+    ["a 16-digit amount", transferTx(carol, 0n, bob.address, 10n ** 15n), rich],
+    ["a zero amount", transferTx(alice, 0n, bob.address, 0n), base],
+    [
+      "gas limit exactly the gas",
+      buildTx({
+        sender: alice,
+        nonce: 0n,
+        call: transfer(bob.address, "5"),
+        gasLimit: 1500n,
+        writes: [wr(alice.address), wr(bob.address)],
+      }),
+      base,
+    ],
+    [
+      "gas limit 0 (unlimited)",
+      buildTx({
+        sender: alice,
+        nonce: 0n,
+        call: transfer(bob.address, "5"),
+        gasLimit: 0n,
+        writes: [wr(alice.address), wr(bob.address)],
+      }),
+      base,
+    ],
   ];
   for (const [name, tx, state] of cases) {
     it(name, () => {
