@@ -159,6 +159,8 @@ export interface SimResult {
   epochsReached: number;
   /** (Epochs) Per boundary B: first honest commit of B + 1 (by the new set) − first honest commit of B, virtual ms. */
   handoffMs: number[];
+  /** (Epochs) The same gap for every other height h (h − 1 not a boundary): the baseline. */
+  commitGapsMs: number[];
 }
 
 type QEvent =
@@ -237,6 +239,8 @@ export class Simulation {
   private epochsReached = 0n;
   private readonly boundaryCommittedAt = new Map<bigint, number>();
   private readonly handoffMs: number[] = [];
+  private readonly commitGapsMs: number[] = [];
+  private readonly firstCommitAt = new Map<bigint, number>();
   private readonly downForGood = new Set<number>();
   private readonly nodes: SimNode[] = [];
   private readonly clients: SimClient[] = [];
@@ -411,8 +415,8 @@ export class Simulation {
   private readonly signers: StandInSigner[];
 
   /**
-   * (Epochs) The set of epoch e: the stand-in election. Epochs 0 and 1 hold the genesis set
-   * (replicas 0..n−1, as staking genesis does); each later set keeps the Byzantine replicas
+   * (Epochs) The set of epoch e: the stand-in election. Epoch 0 holds the genesis set (replicas
+   * 0..n−1; the sets of 0 and 1 are known from the start); each later set keeps the Byzantine replicas
    * (0..k−1) and draws the other n − k members from the honest rest of the pool, never the same
    * members as the epoch before, ordered by replica (so indices shift as members come and go).
    * Deterministic from (seed, epoch) alone.
@@ -423,7 +427,7 @@ export class Simulation {
     const n = this.cfg.n;
     const k = this.plan.byzantine.size;
     let members: number[];
-    if (e <= 1n) members = [...Array(n).keys()];
+    if (e === 0n) members = [...Array(n).keys()];
     else {
       const prev = this.setOf(e - 1n).members.map((m) => this.nodeOfKey.get(toHex(m.publicKey))!);
       const rng = new Prng(this.cfg.seed, 7000 + Number(e));
@@ -518,6 +522,7 @@ export class Simulation {
       replay: replayCommand(this.cfg),
       epochsReached: Number(this.epochsReached),
       handoffMs: this.handoffMs,
+      commitGapsMs: this.commitGapsMs,
     };
   }
 
@@ -1078,6 +1083,10 @@ export class Simulation {
     const L = this.cfg.epochLength;
     if (L === undefined) return;
     const e = epochOfHeight(height, L);
+    this.firstCommitAt.set(height, this.now);
+    const before = this.firstCommitAt.get(height - 1n);
+    if (before !== undefined && height > 1n && height !== lastHeightOfEpoch(e - 1n, L) + 1n)
+      this.commitGapsMs.push(this.now - before);
     if (height === lastHeightOfEpoch(e, L)) {
       this.boundaryCommittedAt.set(e, this.now);
       const cab = this.cfg.crashAtBoundary;
