@@ -1027,6 +1027,7 @@ export class Simulation {
       if (!this.firstDelivered.has(height)) {
         this.firstDelivered.add(height);
         this.noteBoundary(height);
+        this.pushToFollowers(node, a);
         this.maybeIsolate(node);
         const at = this.proposedAt.get(height);
         if (at !== undefined) this.commitLatencies.push(this.now - at);
@@ -1116,6 +1117,38 @@ export class Simulation {
     if (known <= this.knownEpoch) return;
     this.knownEpoch = known;
     for (const nd of this.nodes) if (nd.core !== null) this.local(nd, { kind: "setsChanged" });
+  }
+
+  /**
+   * The sync stand-in also streams newly committed blocks to followers (like StreamBlocks), 10 ms
+   * later: everything `from` holds above the follower's height, up to this one.
+   */
+  private pushToFollowers(from: SimNode, a: Extract<Action, { kind: "deliver" }>): void {
+    if (this.cfg.epochLength === undefined) return;
+    for (const nd of this.nodes) {
+      const core = nd.core;
+      if (nd === from || !(core instanceof EpochReplica) || core.selfIndex !== null) continue;
+      const blocks: CommittedBlock[] = [];
+      for (let h = core.committedHeight + 1n; h <= a.height && blocks.length < 64; h++) {
+        const cb =
+          h === a.height
+            ? create(CommittedBlockSchema, {
+                height: h,
+                block: a.block ?? undefined,
+                certificate: a.certificate,
+              })
+            : from.blocks.get(h);
+        if (cb === undefined) break;
+        blocks.push(cb);
+      }
+      if (blocks.length === 0) continue;
+      this.q.schedule(10, {
+        k: "local",
+        r: nd.index,
+        life: nd.life,
+        event: { kind: "followBlocks", blocks },
+      });
+    }
   }
 
   /**
