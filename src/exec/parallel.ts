@@ -1,6 +1,8 @@
 // The production executor: same semantics as ReferenceExecutor, scheduled into conflict-free
 // lanes run on worker threads when the cost model says it pays, inline otherwise. State lives
 // in a StateCache in front of the store.
+
+import { type EpochHook, runEpochHook } from "../staking/hook.js";
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { StateCache, type StateSource } from "./cache.js";
@@ -41,6 +43,8 @@ export interface ParallelExecutorOpts {
   costModel?: Partial<CostModel>;
   /** A pool shared between executors (tests); not closed by close(). Overrides `workers`. */
   pool?: ExecWorkerPool;
+  /** DPoS epoch hook (issue 11): run after the last block of each epoch's transactions. */
+  epochHook?: EpochHook;
 }
 
 export interface ParallelInit {
@@ -96,6 +100,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   private root: Hash;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private readonly epochHook: EpochHook | undefined;
   lastStats: BlockExecStats | null = null;
 
   constructor(init: ParallelInit, opts: ParallelExecutorOpts) {
@@ -107,6 +112,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     this.root = init.stateRoot;
     this.cost = { ...DEFAULT_COST_MODEL, ...opts.costModel };
     this.mode = opts.mode ?? "auto";
+    this.epochHook = opts.epochHook;
     this.ownsPool = opts.pool === undefined;
     this.pool =
       opts.pool ?? (opts.workers > 0 && this.mode !== "never" ? new ExecWorkerPool(opts.workers) : null);
@@ -208,6 +214,20 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const cpu0 = process.cpuUsage();
     const writes =
       pl.mode === "parallel" ? await this.runParallel(p, pl, outcomes) : this.runInline(decoded, outcomes);
+    // DPoS epoch hook (issue 11, src/staking/hook.ts): at an epoch's last block, its writes join the block's.
+    if (this.epochHook) {
+      const inline = pl.mode !== "parallel";
+      const view = this.overView(writes);
+      const hookView = {
+        get: view.get,
+        set: (k: string, v: Uint8Array | null) => {
+          view.set(k, v);
+          if (inline) this.cache.seed(k, v);
+        },
+      };
+      const load = this.hasSource ? (keys: string[]) => this.cache.load(keys) : undefined;
+      await runEpochHook(this.epochHook, block.height, hookView, load);
+    }
     const t1 = performance.now();
     const cpu = process.cpuUsage(cpu0);
     const receipts = outcomes.map((o, i) => toReceipt(hashes[i]!, block.height, i, o));
