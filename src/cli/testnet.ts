@@ -16,6 +16,7 @@ import {
 } from "../node/config.js";
 import { type Genesis, type GenesisAmmPool, writeGenesis } from "../node/genesis.js";
 import { type PresetName, presets, validateParams } from "../params/index.js";
+import { isValidPeerAddress } from "../staking/programs.js";
 import { SigningStateLog } from "../storage/signingStateLog.js";
 import { toHex } from "../types/bytes.js";
 import { freePorts } from "./ports.js";
@@ -53,6 +54,11 @@ export interface TestnetOpts {
    */
   insecurePeers?: boolean;
   genesisTimeMs?: number;
+  /**
+   * DPoS: each genesis validator's self stake (≥ the rules' minSelfStake makes the election
+   * meaningful from epoch 0); default: the power (1), below the minimum, so the set is kept.
+   */
+  selfStake?: bigint;
 }
 
 export interface TestnetNode {
@@ -158,12 +164,20 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
   const balance = opts.accountBalance ?? DEFAULT_ACCOUNT_BALANCE;
   const pools = [...(opts.ammPools ?? DEFAULT_AMM_POOLS)];
 
+  const peerAddrOf = (i: number) =>
+    opts.hostOf ? `${opts.hostOf(i)}:${CONTAINER_PORTS[0]}` : `${host}:${ports[3 * i]}`;
   const genesis: Genesis = {
     chainId,
     genesisTimeMs: BigInt(opts.genesisTimeMs ?? Date.now()),
     preset,
     params,
-    validators: keys.map((k, i) => ({ name: nodeHomeName(i), publicKey: k.publicKey, power: 1n })),
+    validators: keys.map((k, i) => ({
+      name: nodeHomeName(i),
+      publicKey: k.publicKey,
+      power: 1n,
+      ...(opts.selfStake !== undefined ? { selfStake: opts.selfStake } : {}),
+      ...(isValidPeerAddress(peerAddrOf(i)) ? { peerAddress: peerAddrOf(i) } : {}),
+    })),
     accounts: [
       ...keys.map((k) => ({ address: k.address, balance })),
       // Client accounts also hold every pool's token B, so swaps work in both directions.

@@ -9,10 +9,9 @@ import { type EnvelopeContext, sealMessage } from "../consensus/envelope.js";
 import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
 import { Replica } from "../consensus/pbft/replica.js";
 import type { EvidenceRecord, PersistedState, SigningRecord, Verdict } from "../consensus/pbft/types.js";
-import { StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
+import { ValidatorSet } from "../consensus/valset/index.js";
 import { NodeSigner, NodeVerifier, nativeTxHash, readKeyFile, VerifyPool } from "../crypto/index.js";
 import { decodeAccount } from "../exec/codec.js";
-import { buildGenesis } from "../exec/genesis.js";
 import { ParallelExecutor } from "../exec/parallel.js";
 import { ExecutionPipeline } from "../exec/pipeline.js";
 import { recoverExecution } from "../exec/recovery.js";
@@ -37,12 +36,14 @@ import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.j
 import { MetricsRegistry, MetricsServer } from "../metrics/index.js";
 import { loadPeerCredentials, PeerNetwork } from "../net/index.js";
 import type { ChainParams } from "../params/index.js";
+import { epochOfHeight, isLastHeightOfEpoch } from "../staking/epoch.js";
 import { ChainDb, SigningStateLog } from "../storage/index.js";
 import { toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
+import { buildChainGenesis, LiveEpochSets, nodeEpochHook, readSnapshot } from "./dpos.js";
 import { ConsensusDriver, type Delivered } from "./driver.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
 import { installLastResort } from "./lastResort.js";
@@ -90,7 +91,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private readonly registry: MetricsRegistry;
   private readonly metrics: NodeMetrics;
   private readonly set: ValidatorSet;
-  private readonly sets: StaticEpochSets;
+  private readonly sets: LiveEpochSets;
   private readonly params: ChainParams;
   private readonly committed = new Waiters<bigint>();
   private readonly executedTx = new Waiters<Receipt>();
@@ -135,7 +136,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.log = (mod.log ?? createLogger({ level: config.log.level })).child({ node: config.validatorIndex });
     this.params = genesis.params;
     this.set = ValidatorSet.fromValidators(0n, genesisValidatorSet(genesis).validators);
-    this.sets = new StaticEpochSets([this.set]);
+    this.sets = new LiveEpochSets(this.set);
     this.registry = new MetricsRegistry({
       processMetrics: true,
       defaultLabels: { validator: String(config.validatorIndex) },
@@ -211,7 +212,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.executor = await this.openExecutor(cfg.execution.workers);
     this.stoppers.push(() => this.executor.close());
     // Blocks committed before a crash but not executed are executed again, in order.
+    // Sets elected before a restart (snapshots persisted by executed epoch hooks), then recovery.
+    await this.sets.load(this.db);
     await recoverExecution(this.executor, this.db, this.db, componentLogger(log, "exec"));
+    await this.sets.load(this.db);
     this.executedHeightValue = this.executor.executedHeight;
     this.stateRootValue = this.executor.stateRoot;
     this.execution = new ExecutionPipeline(
@@ -434,10 +438,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   private async ensureGenesis(): Promise<void> {
     if ((await this.db.getStateRoot()) !== undefined) return;
-    const result = buildGenesis({
-      accounts: this.genesis.accounts,
-      pools: this.genesis.ammPools,
-    });
+    // Accounts, pools and staking genesis (the genesis validators registered with their self stake).
+    const result = buildChainGenesis(this.genesis);
     await this.db.writeGenesisState(
       result.writeSet.filter((w) => w.value !== null).map((w) => ({ key: w.key, value: w.value! })),
       result.stateRoot,
@@ -454,15 +456,16 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const stateRoot = await this.db.getStateRoot();
     if (stateRoot === undefined) throw new ParabftError("HALTED", {}, "no state root in storage");
     const state: StateWrite[] = [];
+    const epochHook = nodeEpochHook(this.params, this.db, this.sets);
     for await (const [key, value] of this.db.iterateState()) {
       if (state.length >= IN_MEMORY_STATE_LIMIT) {
-        const executor = new ParallelExecutor({ height, stateRoot }, { workers, source: this.db });
+        const executor = new ParallelExecutor({ height, stateRoot }, { workers, source: this.db, epochHook });
         await executor.warm(this.db.iterateState(), IN_MEMORY_STATE_LIMIT);
         return executor;
       }
       state.push({ key, value });
     }
-    return new ParallelExecutor({ height, stateRoot, state }, { workers });
+    return new ParallelExecutor({ height, stateRoot, state }, { workers, epochHook });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -533,6 +536,27 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.mempool.markExecuted(height);
     for (const r of result.receipts) this.executedTx.resolve(toHex(r.txHash), r);
     this.driver.executed(height, stateRoot);
+    if (isLastHeightOfEpoch(height, this.params.staking.epochLength)) this.onEpochEndExecuted(height);
+  }
+
+  /** The last block of epoch e executed: the set of e+2 it elected joins the live sets. */
+  private onEpochEndExecuted(height: bigint): void {
+    const e = epochOfHeight(height, this.params.staking.epochLength);
+    void readSnapshot(this.db, e + 2n)
+      .then((s) => {
+        if (s === null || !this.sets.add(s)) return;
+        this.log.info(
+          {
+            epoch: String(s.epoch),
+            kept: s.kept,
+            members: s.members.map((m) => toHex(m.consensusKey).slice(0, 12)),
+          },
+          "validator set elected",
+        );
+        // The core learns the new set (d11core's driver API: `setsChanged` event).
+        (this.driver as unknown as { setsChanged?: () => void }).setsChanged?.();
+      })
+      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not read the elected set"));
   }
 
   private stageFailed(stage: string, err: unknown): void {
