@@ -45,6 +45,7 @@ import { accountKey } from "../types/stateKeys.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
 import { buildChainGenesis, LiveEpochSets, nodeEpochHook, readSnapshot } from "./dpos.js";
 import { ConsensusDriver, type Delivered } from "./driver.js";
+import { EvidenceSubmitter } from "./evidence.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
 import { installLastResort } from "./lastResort.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
@@ -126,6 +127,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     (err) => this.stageFailed("commit", err),
   );
   private execution!: ExecutionPipeline;
+  private evidence!: EvidenceSubmitter;
 
   constructor(
     readonly home: string,
@@ -203,6 +205,14 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const verifier = new NodeVerifier();
     const signer = new NodeSigner(key.secretKey);
     this.signer = signer;
+    this.evidence = new EvidenceSubmitter({
+      chainId: cfg.chainId,
+      signer,
+      sets: this.sets,
+      getState: (key) => this.db.getState(key),
+      admit: async (tx) => (await this.mempool.add(tx, "api")).hash,
+      log: componentLogger(log, "evidence"),
+    });
     this.verifyPool = new VerifyPool({ size: cfg.verify.workers });
     await this.verifyPool.start();
     this.stoppers.push(() => this.verifyPool.stop());
@@ -619,6 +629,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     void this.db
       .putEvidence(e)
       .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not store evidence"));
+    // DPoS: the chain slashes and tombstones the offender (once per key; duplicates are no-ops).
+    void this.evidence
+      .submit(e)
+      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "could not submit evidence"));
   }
 
   private onDiverged(height: bigint, ours: Hash, stable: Hash): void {
