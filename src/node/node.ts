@@ -29,7 +29,9 @@ import {
   type Receipt,
   type SignedTx,
   TxBodySchema,
+  ValidatorSchema,
   type ValidatorSet as ValidatorSetMsg,
+  ValidatorSetSchema,
 } from "../gen/parabft/v1/types_pb.js";
 import { componentLogger, createLogger, type Logger } from "../logger/index.js";
 import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.js";
@@ -805,7 +807,21 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   async getValidators(epoch: bigint): Promise<ValidatorSetMsg | null> {
-    return epoch === 0n ? genesisValidatorSet(this.genesis) : null;
+    if (epoch <= 1n) return create(ValidatorSetSchema, { ...genesisValidatorSet(this.genesis), epoch });
+    // DPoS: the elected set of the epoch (full, in election order), once it is known.
+    const set = this.sets.get(epoch);
+    if (set === undefined) return null;
+    const names = new Map(this.genesis.validators.map((v) => [toHex(v.publicKey), v.name]));
+    return create(ValidatorSetSchema, {
+      epoch,
+      validators: set.members.map((m) =>
+        create(ValidatorSchema, {
+          publicKey: m.publicKey,
+          power: m.power,
+          name: names.get(toHex(m.publicKey)) ?? "",
+        }),
+      ),
+    });
   }
 
   async getStatus(): Promise<NodeStatus> {
@@ -817,7 +833,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       executedHeight: this.executedHeightValue,
       view: this.replica.view,
       primary: this.replica.primary,
-      epoch: 0n,
+      epoch: this.replica.set.epoch,
       stableCheckpoint: this.replica.stableHeight,
       peersConnected: this.net.connectedCount,
       mempoolSize: this.mempool.size,
