@@ -25,6 +25,7 @@ import {
   prepareSignBytes,
   type SignatureVerifier,
 } from "../types/signing.js";
+import { epochFloor } from "./epochs.js";
 import { computeNewViewProposals } from "./pbft/newView.js";
 import type {
   CheckedMessage,
@@ -45,6 +46,8 @@ export interface EnvelopeContext {
   maxMessageBytes: number;
   /** The receiver's epoch: an unknown epoch above it is "future" (ignore + catch up), below it "stale". */
   currentEpoch: Epoch;
+  /** Heights per epoch (ReplicaConfig.epochLength): NEW-VIEW proposals start above the epoch's floor. */
+  epochLength?: number;
 }
 
 export type EnvelopeCheck =
@@ -348,6 +351,7 @@ export function checkNewView(
     ctx.chainId,
     env.epoch,
     decoded.map((d) => d.vc),
+    epochFloor(env.epoch, ctx.epochLength),
   );
   if (expect.proposals.length !== nv.proposals.length) return fail("BAD_NEW_VIEW");
   for (let i = 0; i < expect.proposals.length; i++) {

@@ -3,7 +3,7 @@
 // consensus; the core owns every protocol decision.
 import { create } from "@bufbuild/protobuf";
 import { checkEnvelope, type EnvelopeContext } from "../consensus/envelope.js";
-import type { Replica } from "../consensus/pbft/replica.js";
+import type { ConsensusCore } from "../consensus/pbft/epochReplica.js";
 import type {
   Action,
   CheckedMessage,
@@ -26,6 +26,7 @@ import type { Mempool } from "../mempool/index.js";
 import type { PeerNetwork } from "../net/index.js";
 import type { ConsensusParams } from "../params/index.js";
 import { commitCertificateHash, txsRoot } from "../types/block.js";
+import { bytesEqual } from "../types/bytes.js";
 import { errorMessage } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 
@@ -81,7 +82,8 @@ export interface DriverOpts {
 }
 
 export interface DriverModules {
-  replica: Replica;
+  /** `Replica`, or `EpochReplica` when the chain has epochs (`epochLength`). */
+  replica: ConsensusCore & { readonly selfIndex?: number | null; readonly startActions?: Action[] };
   envelopeContext: EnvelopeContext;
   mempool: Mempool;
   /** The peer network (or, test-only, the Equivocator in front of it). */
@@ -107,7 +109,27 @@ export interface DriverModules {
   lastCommit(): CommitCertificate | null;
   metrics: DriverMetrics | null;
   now?: () => number;
+  /**
+   * (Epochs.) The core moved to `epoch` (issue 11): update the transport's membership (`set`, by
+   * consensus key), the status and the metrics. `self` = our index in `set`, null = follower.
+   */
+  onEpochChanged?(change: EpochChange): void;
+  /**
+   * (Epochs.) Sends by (epoch, index): `to` is an index in that epoch's set (resolve its public key
+   * there). Without it the driver uses `net.send(to)` / `net.broadcast` (one epoch forever).
+   */
+  route?: {
+    send(epoch: bigint, to: number, bytes: Uint8Array): void;
+    broadcast(epoch: bigint, bytes: Uint8Array): void;
+  };
+  /**
+   * (Epochs.) The consensus key of transport peer `from`: an envelope's sender is checked by key
+   * (its index differs per epoch). Without it, the sender index must equal `from`.
+   */
+  peerKey?(from: number): Uint8Array | undefined;
 }
+
+export type EpochChange = Extract<Action, { kind: "epochChanged" }>;
 
 /**
  * Serialises all events into the replica (it is not re-entrant) and performs its actions.
@@ -168,6 +190,9 @@ export class ConsensusDriver {
   }
 
   start(): void {
+    // An EpochReplica restarted at a boundary may already have switched: tell the node first.
+    const early = this.mod.replica.startActions;
+    if (early !== undefined && early.length > 0) this.perform(early.splice(0, early.length));
     this.tickTimer = setInterval(
       () => this.push({ kind: "tick", nowMs: BigInt(this.now()) }),
       this.opts.tickMs,
@@ -200,7 +225,7 @@ export class ConsensusDriver {
     }
     // A NEW-VIEW is relayed on its primary's signature (consensus forwardNewView), which the
     // envelope check just verified: relaying it is no offence (src/net lets it through too).
-    if (msg.sender !== from && msg.message.kind.case !== "newView") {
+    if (!this.senderIs(from, msg) && msg.message.kind.case !== "newView") {
       this.judge(from, { kind: "reject", reason: "UNKNOWN_SENDER" });
       return;
     }
@@ -247,6 +272,24 @@ export class ConsensusDriver {
       return;
     }
     this.pushChecked(msg);
+  }
+
+  /** Whether transport peer `from` is the envelope's sender (by consensus key when epochs are on). */
+  private senderIs(from: number, msg: CheckedMessage): boolean {
+    if (this.mod.peerKey === undefined) return msg.sender === from;
+    const key = this.mod.envelopeContext.sets.get(msg.epoch)?.members[msg.sender]?.publicKey;
+    const peer = this.mod.peerKey(from);
+    return key !== undefined && peer !== undefined && bytesEqual(key, peer);
+  }
+
+  /** (Epochs.) The driver added a set to the EpochSets (an election snapshot was executed). */
+  setsChanged(): void {
+    this.push({ kind: "setsChanged" });
+  }
+
+  /** (Epochs.) Committed blocks fetched by the node for a follower (not in the current set). */
+  followBlocks(blocks: CommittedBlock[]): void {
+    this.push({ kind: "followBlocks", blocks });
   }
 
   /** The mempool's executable count changed: the core arms request timers / asks for proposals. */
@@ -354,17 +397,31 @@ export class ConsensusDriver {
           break;
         case "send": {
           const { to, msg } = a;
-          this.sendWhenDurable(() => this.mod.net.send(to, msg.bytes));
+          const route = this.mod.route;
+          const epoch = a.epoch ?? msg.envelope.epoch;
+          this.sendWhenDurable(() =>
+            route !== undefined ? route.send(epoch, to, msg.bytes) : this.mod.net.send(to, msg.bytes),
+          );
           break;
         }
         case "broadcast": {
           const msg = a.msg;
+          const route = this.mod.route;
           this.sendWhenDurable(() => {
             if (TRACE) this.mod.log.debug({ kind: msg.kind }, "trace broadcast");
-            this.mod.net.broadcast(msg.bytes);
+            if (route !== undefined) route.broadcast(msg.envelope.epoch, msg.bytes);
+            else this.mod.net.broadcast(msg.bytes);
           });
           break;
         }
+        case "epochChanged":
+          this.mod.envelopeContext.currentEpoch = a.epoch;
+          this.mod.log.info(
+            { epoch: String(a.epoch), self: a.self, boundary: String(a.boundary), members: a.set.size },
+            a.self === null ? "entered epoch as a follower" : "entered epoch",
+          );
+          this.mod.onEpochChanged?.(a);
+          break;
         case "setTimer":
           this.setTimer(a.timer, a.afterMs, a.token);
           break;
@@ -405,7 +462,13 @@ export class ConsensusDriver {
           break;
         case "serveBlocks":
           void this.mod.readCommitted(a.from, a.toHeight).then(
-            (blocks) => this.push({ kind: "blocksForPeer", to: a.to, blocks }),
+            (blocks) =>
+              this.push({
+                kind: "blocksForPeer",
+                to: a.to,
+                blocks,
+                ...(a.epoch !== undefined ? { epoch: a.epoch } : {}),
+              }),
             (err: unknown) => this.mod.log.warn({ err: errorMessage(err) }, "could not serve blocks"),
           );
           break;
@@ -648,7 +711,7 @@ export class ConsensusDriver {
         epoch: set.epoch,
         txsRoot: txsRoot(reaped.hashes),
         validatorsHash: set.hash,
-        proposer: this.opts.self,
+        proposer: this.mod.replica.selfIndex ?? this.opts.self,
         timestampMs: BigInt(this.now()),
         lastCommitHash: lastCommit ? commitCertificateHash(lastCommit) : new Uint8Array(),
       }),

@@ -20,6 +20,7 @@ import { nullBlockDigest } from "../../types/block.js";
 import { bytesEqual } from "../../types/bytes.js";
 import type { Hash } from "../../types/hash.js";
 import { type EnvelopeContext, sealMessage } from "../envelope.js";
+import { epochFloor, lastHeightOfEpoch } from "../epochs.js";
 import type { ValidatorSet } from "../valset/index.js";
 import { SafetyRules } from "./safetyRules.js";
 import type {
@@ -123,6 +124,10 @@ export abstract class ReplicaBase {
   protected readonly vset: ValidatorSet;
   protected readonly windowSize: bigint;
   protected readonly interval: bigint;
+  /** Last height this epoch's set may order (B(epoch)), or null without epochs. */
+  protected readonly lastHeight: Height | null;
+  /** Heights at or below belong to earlier epochs (B(epoch − 1), or 0). */
+  protected readonly floorHeight: Height;
 
   protected _view: View = 0n;
   protected active = true;
@@ -197,12 +202,17 @@ export abstract class ReplicaBase {
     this.vset = set;
     this.windowSize = BigInt(cfg.params.window);
     this.interval = BigInt(cfg.params.checkpointInterval);
+    const early = cfg.testOnlyFaults?.switchEpochEarly ? 1n : 0n;
+    this.lastHeight =
+      cfg.epochLength === undefined ? null : lastHeightOfEpoch(cfg.epoch, cfg.epochLength) - early;
+    this.floorHeight = cfg.epoch === 0n ? 0n : epochFloor(cfg.epoch, cfg.epochLength) - early;
     this.envCtx = {
       chainId: cfg.chainId,
       sets: cfg.sets,
       verifier: cfg.verifier,
       maxMessageBytes: cfg.maxMessageBytes,
       currentEpoch: cfg.epoch,
+      ...(cfg.epochLength !== undefined ? { epochLength: cfg.epochLength } : {}),
     };
     const start = cfg.start;
     this._chainHash = start?.chainHash ?? new Uint8Array(32);
@@ -211,7 +221,7 @@ export abstract class ReplicaBase {
     this._stable = start?.stableHeight ?? 0n;
     if (this._stable > this._committed) this._stable = this._committed;
     this.committedAtLastTick = this._committed;
-    if (this._committed % this.interval === 0n) this.chainHashes.set(this._committed, this._chainHash);
+    if (this.isCheckpointHeight(this._committed)) this.chainHashes.set(this._committed, this._chainHash);
     this.nextProposal = this._committed + 1n;
     this.safety = new SafetyRules(
       cfg.chainId,
@@ -266,7 +276,26 @@ export abstract class ReplicaBase {
   }
 
   get highWatermark(): Height {
-    return this._stable + this.windowSize;
+    const w = this._stable + this.windowSize;
+    return this.lastHeight !== null && this.lastHeight < w ? this.lastHeight : w;
+  }
+
+  /** Last height this instance's set may order (B(epoch)), or null without epochs. */
+  get epochLastHeight(): Height | null {
+    return this.lastHeight;
+  }
+
+  get epoch(): bigint {
+    return this.epochNo;
+  }
+
+  get selfIndex(): ValidatorIndex {
+    return this.self;
+  }
+
+  /** Checkpoints fall at multiples of the interval and at the epoch's last height B(e). */
+  protected isCheckpointHeight(h: Height): boolean {
+    return h !== 0n && (h % this.interval === 0n || h === this.lastHeight);
   }
 
   get chainHash(): Hash {
@@ -302,6 +331,7 @@ export abstract class ReplicaBase {
 
   protected watermark(h: Height): Verdict | null {
     if (h <= this._stable) return ign("BELOW_WATERMARK");
+    if (this.lastHeight !== null && h > this.lastHeight) return ign("FUTURE_EPOCH");
     if (h > this.highWatermark) return ign("ABOVE_WATERMARK");
     return null;
   }

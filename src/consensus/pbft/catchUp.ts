@@ -35,7 +35,8 @@ export abstract class CatchUp extends ReplicaBase {
     for (const cb of sorted) {
       const cert = cb.certificate!;
       if (cb.height <= this._committed || cb.height > limit || this.fetched.has(cb.height)) continue;
-      if (cert.epoch !== this.epochNo) continue;
+      if (cert.epoch !== this.epochNo || cb.height <= this.floorHeight) continue;
+      if (this.lastHeight !== null && cb.height > this.lastHeight) continue;
       this.fetched.set(cb.height, { block: cb.block ?? null, digest: cert.blockDigest, cert });
       useful = true;
     }
@@ -117,7 +118,7 @@ export abstract class CatchUp extends ReplicaBase {
     if (this.failedViews > 0 && h % this.interval === 0n) this.failedViews--;
     this.committedProgress = true;
     this.neededBodies.delete(toHex(item.digest));
-    if (h % this.interval === 0n) this.chainHashes.set(h, this._chainHash);
+    if (this.isCheckpointHeight(h)) this.chainHashes.set(h, this._chainHash);
     this.out.push({
       kind: "deliver",
       height: h,
@@ -190,6 +191,8 @@ export abstract class CatchUp extends ReplicaBase {
     let to = upTo;
     const cap = from + this.windowSize - 1n;
     if (to > cap) to = cap;
+    if (this.lastHeight !== null && to > this.lastHeight) to = this.lastHeight;
+    if (to < from) return;
     this.fetchTarget = { to, peer, committedAtRequest: this._committed };
     this.send(
       peer,

@@ -25,7 +25,12 @@ import { VoteLog } from "./voteLog.js";
 
 export abstract class Checkpoints extends VoteLog {
   protected onCheckpoint(msg: CheckedMessage, c: Checkpoint): Verdict {
-    if (c.height === 0n || c.height % this.interval !== 0n) return rej("MALFORMED");
+    if (!this.isCheckpointHeight(c.height)) {
+      // A checkpoint above this epoch's last height belongs to a later epoch's set.
+      if (this.lastHeight !== null && c.height > this.lastHeight && c.height % this.interval === 0n)
+        return ign("FUTURE_EPOCH");
+      return rej("MALFORMED");
+    }
     this.observe(msg.sender, -1n, null);
     if (c.height <= this._stable) return ign("BELOW_WATERMARK");
     const key = `${toHex(c.chainHash)}:${toHex(c.stateRoot)}`;
@@ -54,7 +59,7 @@ export abstract class Checkpoints extends VoteLog {
 
   protected onExecuted(height: Height, stateRoot: Hash, chainHash: Hash | undefined): void {
     if (height > this._executed) this._executed = height;
-    if (height === 0n || height % this.interval !== 0n) return;
+    if (!this.isCheckpointHeight(height)) return;
     const ch = this.chainHashes.get(height) ?? chainHash;
     if (ch === undefined) return;
     this.ownCheckpoints.set(height, { chainHash: ch, stateRoot });

@@ -18,13 +18,16 @@ export function computeNewViewProposals(
   chainId: string,
   epoch: Epoch,
   viewChanges: readonly ViewChange[],
+  /** Heights at or below belong to earlier epochs (epochFloor): never re-proposed. */
+  floor = 0n,
 ): { stable: CheckpointCertificate | undefined; proposals: NewViewProposal[] } {
   let stable: CheckpointCertificate | undefined;
   for (const vc of viewChanges) {
     const s = vc.stableCheckpoint;
     if (s !== undefined && (stable === undefined || s.height > stable.height)) stable = s;
   }
-  const low = stable?.height ?? 0n;
+  let low = stable?.height ?? 0n;
+  if (floor > low) low = floor;
   const best = new Map<bigint, PreparedCertificate>();
   let high = low;
   for (const vc of viewChanges) {

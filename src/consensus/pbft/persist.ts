@@ -28,6 +28,7 @@ export function emptyPersistedState(): PersistedState {
  */
 export function applySigningRecord(state: PersistedState, record: SigningRecord): PersistedState {
   const s: PersistedState = {
+    ...(state.epoch !== undefined ? { epoch: state.epoch } : {}),
     view: state.view,
     viewChangeSent: state.viewChangeSent,
     stableHeight: state.stableHeight,
@@ -40,7 +41,9 @@ export function applySigningRecord(state: PersistedState, record: SigningRecord)
   };
   switch (record.kind) {
     case "view":
-      if (record.view > s.view) s.view = record.view;
+      // A record of a later epoch starts that epoch's views afresh (view 0, no VIEW-CHANGE sent).
+      if (enterEpoch(s, record.epoch ?? 0n)) s.view = record.view;
+      else if ((record.epoch ?? 0n) === (s.epoch ?? 0n) && record.view > s.view) s.view = record.view;
       break;
     case "prePrepare":
     case "prepare":
@@ -64,7 +67,9 @@ export function applySigningRecord(state: PersistedState, record: SigningRecord)
       });
       break;
     case "viewChange":
-      if (record.newView > s.viewChangeSent) s.viewChangeSent = record.newView;
+      if (enterEpoch(s, record.epoch)) s.viewChangeSent = record.newView;
+      else if (record.epoch === (s.epoch ?? 0n) && record.newView > s.viewChangeSent)
+        s.viewChangeSent = record.newView;
       break;
     case "checkpoint":
       s.checkpoints.push({
@@ -89,6 +94,15 @@ export function applySigningRecord(state: PersistedState, record: SigningRecord)
     }
   }
   return s;
+}
+
+/** Moves `s` to a later `epoch` (view and VIEW-CHANGE reset); false when `epoch` is not later. */
+function enterEpoch(s: PersistedState, epoch: bigint): boolean {
+  if (epoch <= (s.epoch ?? 0n)) return false;
+  s.epoch = epoch;
+  s.view = 0n;
+  s.viewChangeSent = 0n;
+  return true;
 }
 
 export function foldSigningRecords(records: Iterable<SigningRecord>, from?: PersistedState): PersistedState {

@@ -10,7 +10,7 @@ import type {
 import type { Block, CommitCertificate } from "../../gen/parabft/v1/types_pb.js";
 import type { Hash } from "../../types/hash.js";
 import type { MessageSigner, SignatureVerifier } from "../../types/signing.js";
-import type { EpochSets } from "../valset/index.js";
+import type { EpochSets, ValidatorSet } from "../valset/index.js";
 
 export type Height = bigint;
 export type View = bigint;
@@ -114,10 +114,25 @@ export type Event =
   | { kind: "pendingWork"; count: number }
   /** Periodic tick: the core broadcasts its StatusReport and retries outstanding fetches. */
   | { kind: "tick"; nowMs?: bigint }
-  /** Answer to `serveBlocks`: the driver read these committed blocks from its storage. */
-  | { kind: "blocksForPeer"; to: ValidatorIndex; blocks: CommittedBlock[] }
+  /**
+   * Answer to `serveBlocks`: the driver read these committed blocks from its storage. Copy the
+   * action's `epoch` (when present): `to` is an index in that epoch's set.
+   */
+  | { kind: "blocksForPeer"; to: ValidatorIndex; blocks: CommittedBlock[]; epoch?: Epoch }
   /** A body the driver found locally (e.g. storage) for a `fetchBody`. */
-  | { kind: "body"; block: Block };
+  | { kind: "body"; block: Block }
+  /**
+   * (Epochs, `EpochReplica`.) The driver added a set to `cfg.sets` (an election snapshot was
+   * executed): a core waiting at a boundary for the next epoch's set re-checks and switches.
+   */
+  | { kind: "setsChanged" }
+  /**
+   * (Epochs, `EpochReplica`.) Committed blocks with certificates the driver fetched by its own
+   * means (e.g. the node's sync path) for a replica that is not in the current epoch's set (a
+   * follower, which cannot sign requests). Each certificate is checked against the set of the
+   * epoch its height belongs to; blocks are delivered in order, the rest ignored.
+   */
+  | { kind: "followBlocks"; blocks: CommittedBlock[] };
 
 // ---------------------------------------------------------------------------------------------
 // Actions (core -> driver), carried out in order
@@ -131,7 +146,8 @@ export interface OutMessage {
 
 /** What the replica durably records before the sends that follow it (signing state). */
 export type SigningRecord =
-  | { kind: "view"; view: View }
+  /** `epoch` absent = epoch 0 (records written before epochs). A higher epoch restarts the view at 0. */
+  | { kind: "view"; view: View; epoch?: Epoch }
   /**
    * `body` is the encoded Block (absent for a null block): a replica holds the body durably
    * before it signs for it (DESIGN §2 "Durable bodies"), in the same sync as the vote's record.
@@ -160,6 +176,8 @@ export type SigningRecord =
  * the validator key, outside the data directory.
  */
 export interface PersistedState {
+  /** Epoch of `view` and `viewChangeSent` (absent = 0). */
+  epoch?: Epoch;
   view: View;
   /** Highest view this replica sent a VIEW-CHANGE for (0 when none). */
   viewChangeSent: View;
@@ -189,8 +207,15 @@ export type ReplicaStatus = "recovering" | "validating" | "syncing" | "diverged"
 export type Action =
   /** Must be durable (sync) before any later send/broadcast in the same action list. */
   | { kind: "persist"; record: SigningRecord }
-  | { kind: "send"; to: ValidatorIndex; msg: OutMessage }
-  /** To every other member of the current epoch's set (never back to self). */
+  /**
+   * `to` is an index in the set of `epoch` when given, else in the set of `msg.envelope.epoch`
+   * (the same thing without epochs). Route by that set's public key, never by a bare index.
+   */
+  | { kind: "send"; to: ValidatorIndex; msg: OutMessage; epoch?: Epoch }
+  /**
+   * To every other member of the set of `msg.envelope.epoch` (never back to self). With epochs,
+   * a retiring instance's broadcasts go to the old set.
+   */
   | { kind: "broadcast"; msg: OutMessage }
   /** (Re)arm `timer`; replaces a pending one of the same name. Fire as event timer{timer, token}. */
   | { kind: "setTimer"; timer: TimerName; afterMs: number; token: number }
@@ -211,8 +236,11 @@ export type Action =
   | { kind: "fetchBlocks"; from: Height; to: Height; peer: ValidatorIndex }
   /** The core broadcast a BodyRequest; a driver holding the body may answer with event body. */
   | { kind: "fetchBody"; height: Height; digest: Hash }
-  /** A peer asked for committed blocks [from, to]: answer with event blocksForPeer. */
-  | { kind: "serveBlocks"; to: ValidatorIndex; from: Height; toHeight: Height }
+  /**
+   * A peer asked for committed blocks [from, to]: answer with event blocksForPeer (copy `epoch`:
+   * `to` is an index in that epoch's set; absent = the current one).
+   */
+  | { kind: "serveBlocks"; to: ValidatorIndex; from: Height; toHeight: Height; epoch?: Epoch }
   | { kind: "evidence"; evidence: EvidenceRecord }
   /** Our checkpoint differs from a stable one: the replica stops; report loudly and state-transfer. */
   | { kind: "diverged"; height: Height; ours: Hash; stable: Hash }
@@ -227,7 +255,23 @@ export type Action =
    */
   /** Something the safety argument rules out happened (log at error, count): e.g. a NEW-VIEW re-proposing another digest at a delivered height. */
   | { kind: "alarm"; code: "CONFLICTING_REPROPOSAL"; height: Height; view: View; detail: string }
-  | { kind: "amnesia"; reason: "quorum" | "height" | "view" | "rejoined"; height: Height; view: View };
+  | { kind: "amnesia"; reason: "quorum" | "height" | "view" | "rejoined"; height: Height; view: View }
+  /**
+   * (Epochs.) The replica now works in `epoch`, whose set is `set` (full set, never a diff);
+   * `self` is this replica's index in it, or null when it is not a member (it follows the chain
+   * and never votes). `boundary` = the last height of the previous epoch (committed: the new set
+   * starts at view 0 at boundary + 1); `proof` = the old set's stable checkpoint certificate for
+   * the boundary when already known (it may form later: then a `stableCheckpoint` follows).
+   * The driver updates the peer transport's membership, status and metrics.
+   */
+  | {
+      kind: "epochChanged";
+      epoch: Epoch;
+      set: ValidatorSet;
+      self: ValidatorIndex | null;
+      boundary: Height;
+      proof?: CheckpointCertificate;
+    };
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -251,6 +295,11 @@ export interface TestOnlyFaults {
   volatileBodies?: boolean;
   /** Counts COMMITs of one digest across views into one certificate (unsafe without a lock). */
   stitchCertificates?: boolean;
+  /**
+   * (Epochs.) Switches to the next epoch's set one height early: the old set stops at B − 1 and
+   * the new set orders the boundary B (the off-by-one the handoff invariants must catch).
+   */
+  switchEpochEarly?: boolean;
 }
 
 export interface ConsensusTiming {
@@ -274,9 +323,21 @@ export interface ReplicaStart {
 
 export interface ReplicaConfig {
   chainId: string;
-  /** This replica's epoch (only epoch 0 for now). */
+  /**
+   * This replica's epoch. `Replica` works in this one epoch only; `EpochReplica` (epochs.ts)
+   * takes it as a hint and starts in the epoch of the stored committed height + 1.
+   */
   epoch: Epoch;
+  /** Index in the set of `epoch` (`EpochReplica`: -1 allowed when `publicKey` is given and not a member). */
   self: ValidatorIndex;
+  /**
+   * (Epochs.) Heights per epoch: epoch e covers floor(h / epochLength) == e, its last height
+   * B(e) = (e + 1) × epochLength − 1 is a checkpoint, and the set of `epoch` never orders a height
+   * above B(epoch). A multiple of `checkpointInterval`. Absent: one epoch forever.
+   */
+  epochLength?: number;
+  /** (Epochs.) This replica's consensus public key: its identity across epochs (default: members[self] of `epoch`). */
+  publicKey?: Uint8Array;
   sets: EpochSets;
   signer: MessageSigner;
   verifier: SignatureVerifier;

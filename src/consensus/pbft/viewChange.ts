@@ -54,7 +54,7 @@ export abstract class ViewChanges extends Pacemaker {
       const pm = fromBinary(PeerMessageSchema, env.payload);
       if (pm.kind.case === "viewChange") vcs.push(pm.kind.value);
     }
-    const { stable } = computeNewViewProposals(this.cfg.chainId, this.epochNo, vcs);
+    const { stable } = computeNewViewProposals(this.cfg.chainId, this.epochNo, vcs, this.floorHeight);
     this.enterNewView(nv.view, msg.bytes, nv.proposals, stable);
     return ACCEPTED;
   }
@@ -141,6 +141,7 @@ export abstract class ViewChanges extends Pacemaker {
       this.cfg.chainId,
       this.epochNo,
       stored.map((s) => s.vc),
+      this.floorHeight,
     );
     for (const p of proposals) {
       this.safety.prePrepare(w, p.height, toHex(p.blockDigest));
@@ -181,7 +182,7 @@ export abstract class ViewChanges extends Pacemaker {
       this.out.push({ kind: "cancelTimer", timer: "view" });
     }
     this.timerForViewChange = null;
-    if (!viewPersisted) this.persist({ kind: "view", view: w });
+    if (!viewPersisted) this.persist({ kind: "view", view: w, epoch: this.epochNo });
     this.out.push({ kind: "viewChanged", view: w, primary: this.vset.primary(w) });
     // bigint: Math.max does not apply.
     let maxH = this._committed;
