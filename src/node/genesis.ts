@@ -13,6 +13,7 @@ import { ADDRESS_LENGTH, PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { bytesEqual, fromHex, toHex } from "../types/bytes.js";
 import { ParabftError } from "../types/errors.js";
 import type { NodeConfig } from "./config.js";
+import { transportIndexOf } from "./membership.js";
 
 export type GenesisErrorCode = "GENESIS_INVALID";
 
@@ -361,7 +362,17 @@ export function checkConfigAgainstGenesis(cfg: NodeConfig, g: Genesis, publicKey
     );
   }
   const n = g.validators.length;
-  if (cfg.validatorIndex >= n) {
+  // DPoS joiner (issue 11): a validator outside the genesis set runs with its transport index
+  // (src/node/membership.ts, derived from its key) and joins when elected.
+  const joiner =
+    publicKey !== undefined &&
+    !g.validators.some((v) => bytesEqual(v.publicKey, publicKey)) &&
+    cfg.validatorIndex ===
+      transportIndexOf(
+        publicKey,
+        g.validators.map((v) => v.publicKey),
+      );
+  if (cfg.validatorIndex >= n && !joiner) {
     throw new GenesisError(
       "validatorIndex",
       `${cfg.validatorIndex} is outside the genesis set of ${n} validators`,
@@ -371,7 +382,7 @@ export function checkConfigAgainstGenesis(cfg: NodeConfig, g: Genesis, publicKey
     if (p.index >= n)
       throw new GenesisError(`peers[${i}].index`, `${p.index} is outside the genesis set of ${n}`);
   });
-  if (publicKey && !bytesEqual(publicKey, g.validators[cfg.validatorIndex]!.publicKey)) {
+  if (publicKey && !joiner && !bytesEqual(publicKey, g.validators[cfg.validatorIndex]!.publicKey)) {
     throw new GenesisError(
       "keyFile",
       `the key's public key is not genesis validator ${cfg.validatorIndex} (${g.validators[cfg.validatorIndex]!.name})`,

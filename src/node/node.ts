@@ -6,8 +6,8 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import type { ApiBackend, BlockRecord, BlockRef, NodeStatus } from "../api/backend.js";
 import { ApiServer } from "../api/server.js";
 import { type EnvelopeContext, sealMessage } from "../consensus/envelope.js";
+import { EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
-import { Replica } from "../consensus/pbft/replica.js";
 import type { EvidenceRecord, PersistedState, SigningRecord, Verdict } from "../consensus/pbft/types.js";
 import { ValidatorSet } from "../consensus/valset/index.js";
 import { NodeSigner, NodeVerifier, nativeTxHash, readKeyFile, VerifyPool } from "../crypto/index.js";
@@ -46,10 +46,12 @@ import type { Hash } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
 import { buildChainGenesis, LiveEpochSets, nodeEpochHook, readSnapshot } from "./dpos.js";
-import { ConsensusDriver, type Delivered } from "./driver.js";
+import { ConsensusDriver, type Delivered, type EpochChange } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
+import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
 import { installLastResort } from "./lastResort.js";
+import { Membership } from "./membership.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
 import { OrderedStage } from "./stage.js";
 import { type DriverNet, Equivocator, TestFaults } from "./testFaults.js";
@@ -85,7 +87,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private verifyPool!: VerifyPool;
   private signer!: NodeSigner;
   private executor!: ParallelExecutor;
-  private replica!: Replica;
+  private replica!: EpochReplica;
+  private membership!: Membership;
+  private follower: Follower | null = null;
   private mempool!: Mempool;
   private net!: PeerNetwork;
   private driver!: ConsensusDriver;
@@ -257,17 +261,29 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.lastBlockTimeMs = top?.blockTimeMs ?? this.genesis.genesisTimeMs;
     this.lastCommitCert =
       committedHeight > 0n ? ((await this.db.getCertificate(committedHeight)) ?? null) : null;
+    const epochLength = this.params.staking.epochLength;
     const envelopeContext: EnvelopeContext = {
       chainId: cfg.chainId,
       sets: this.sets,
       verifier,
       maxMessageBytes: this.params.limits.maxMessageBytes,
       currentEpoch: 0n,
+      epochLength,
     };
-    this.replica = new Replica({
+    // DPoS (issue 11): one consensus instance per epoch, identified by the consensus key (the
+    // index differs per epoch; a joiner starts as a follower with index -1 in the genesis set).
+    const genesisIndex = this.set.indexOf(key.publicKey);
+    this.membership = new Membership(
+      this.set.members.map((m) => m.publicKey),
+      new Map(cfg.peers.map((p) => [p.index, p.address])),
+      key.publicKey,
+    );
+    this.replica = new EpochReplica({
       chainId: cfg.chainId,
       epoch: 0n,
-      self: cfg.validatorIndex,
+      self: genesisIndex ?? -1,
+      epochLength,
+      publicKey: key.publicKey,
       sets: this.sets,
       signer,
       verifier,
@@ -310,22 +326,20 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.net = new PeerNetwork(
       {
         chainId: cfg.chainId,
-        localIndex: cfg.validatorIndex,
+        localIndex: this.membership.selfIndex,
         listenHost: peerAddr.host,
         listenPort: peerAddr.port,
-        peers: this.set.members.map((m, index) => ({
-          index,
-          publicKey: m.publicKey,
-          address: cfg.peers.find((p) => p.index === index)?.address ?? "",
-        })),
+        peers: this.membership.peersFor(this.sets, this.replica.epoch),
         maxMessageBytes: this.params.limits.maxMessageBytes,
+        // A joiner or a restarted validator may be a few epochs behind while it catches up.
+        handshakeEpochSlack: 4,
       },
       {
         signer,
         verifier,
         onEnvelope: (from, bytes) => this.driver.onEnvelope(from, bytes),
         localStatus: () => ({
-          epoch: 0n,
+          epoch: this.replica.epoch,
           committedHeight: this.committedHeightValue,
           view: this.replica.view,
           stableCheckpoint: this.replica.stableHeight,
@@ -343,7 +357,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         ? this.net
         : new Equivocator(this.net, {
             chainId: cfg.chainId,
-            self: cfg.validatorIndex,
+            self: (epoch) => this.sets.get(epoch)?.indexOf(key.publicKey) ?? -1,
             n: this.set.members.length,
             signer,
             active: () => testFaults.current.equivocate,
@@ -375,6 +389,17 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         onDiverged: (height, ours, stable) => this.onDiverged(height, ours, stable),
         onStableCheckpoint: (height) => this.onStableCheckpoint(height),
         lastCommit: () => this.lastCommitCert,
+        // DPoS: sends by (epoch, index) resolve the member's key, then its transport index.
+        route: {
+          send: (epoch, to, bytes) => {
+            const t = this.membership.memberIndex(this.sets.get(epoch), to);
+            if (t !== undefined) driverNet.send(t, bytes);
+          },
+          // To every transport peer (the sets of epoch − 1 … latest): a superset of the epoch's set.
+          broadcast: (_epoch, bytes) => driverNet.broadcast(bytes),
+        },
+        peerKey: (from) => this.membership.keyOf(from),
+        onEpochChanged: (change) => this.onEpochChanged(change),
         metrics: this.metrics.driver,
         now: testFaults?.now,
       },
@@ -395,6 +420,17 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       this.stoppers.push(async () => testFaults.stop());
     }
     this.driver.start();
+    // Outside the current set the node follows the chain from other validators' APIs.
+    const apis = cfg.peers.flatMap((p) => (p.api !== undefined ? [p.api] : []));
+    this.follower = new Follower({
+      apis,
+      following: () => this.replica.status === "following" && !this.halted,
+      committedHeight: () => this.replica.committedHeight,
+      deliver: (blocks) => this.driver.followBlocks(blocks),
+      log: componentLogger(log, "follow"),
+    });
+    this.follower.start();
+    this.stoppers.push(async () => this.follower?.stop());
 
     // Public API and metrics last: serve only what is running.
     this.api = new ApiServer(
@@ -551,6 +587,22 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     if (isLastHeightOfEpoch(height, this.params.staking.epochLength)) this.onEpochEndExecuted(height);
   }
 
+  /** The core entered a new epoch: transport membership, status and metrics follow. */
+  private onEpochChanged(change: EpochChange): void {
+    this.net.setPeers(this.membership.peersFor(this.sets, change.epoch));
+    this.metrics.epoch.set(Number(change.epoch));
+    this.metrics.inValidatorSet.set(change.self === null ? 0 : 1);
+    this.log.info(
+      {
+        epoch: String(change.epoch),
+        self: change.self,
+        boundary: String(change.boundary),
+        size: change.set.size,
+      },
+      change.self === null ? "epoch changed: following (not in the set)" : "epoch changed: validating",
+    );
+  }
+
   /** The last block of epoch e executed: the set of e+2 it elected joins the live sets. */
   private onEpochEndExecuted(height: bigint): void {
     const e = epochOfHeight(height, this.params.staking.epochLength);
@@ -565,8 +617,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
           },
           "validator set elected",
         );
-        // The core learns the new set (d11core's driver API: `setsChanged` event).
-        (this.driver as unknown as { setsChanged?: () => void }).setsChanged?.();
+        // New members join the transport now (they connect before their epoch), then the core.
+        this.net.setPeers(this.membership.peersFor(this.sets, this.replica.epoch));
+        this.driver.setsChanged();
       })
       .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not read the elected set"));
   }
@@ -681,12 +734,19 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.gossipTimer = null;
     this.gossipSoon = false;
     if (this.gossipBuffer.length > 0) this.lastGossipAt = performance.now();
+    // DPoS: gossip is signed as a member of the current epoch's set; a follower does not gossip
+    // (its clients' transactions wait in its pool; send them to a validator).
+    const self = this.replica.selfIndex;
+    if (self === null) {
+      this.gossipBuffer.length = 0;
+      return;
+    }
     while (this.gossipBuffer.length > 0) {
       const txs = this.gossipBuffer.splice(0, GOSSIP_BATCH_TXS);
       const msg = sealMessage(
         this.config.chainId,
-        0n,
-        this.config.validatorIndex,
+        this.replica.epoch,
+        self,
         this.signer,
         create(PeerMessageSchema, { kind: { case: "txBatch", value: create(TxBatchSchema, { txs }) } }),
       );
