@@ -133,7 +133,17 @@ export class LiveEpochSets {
 
   /** Adds a snapshot's set; false when it was known already (or is empty). */
   add(s: EpochSnapshot): boolean {
-    if (s.epoch < 2n || this.sets.has(s.epoch) || s.members.length === 0) return false;
+    if (s.epoch < 2n || this.sets.has(s.epoch)) return false;
+    const prev = this.sets.get(s.epoch - 1n);
+    if (s.members.length === 0 || s.members.some((m) => m.power <= 0n)) {
+      // Cannot happen with staking genesis (the genesis set is never empty and elections keep
+      // the current set when too few are eligible); keep the previous set rather than stall.
+      if (prev === undefined) return false;
+      this.sets.set(s.epoch, new ValidatorSet(s.epoch, prev.members));
+      const regs = this.members.get(s.epoch - 1n);
+      if (regs !== undefined) this.members.set(s.epoch, regs);
+      return true;
+    }
     this.sets.set(
       s.epoch,
       new ValidatorSet(
