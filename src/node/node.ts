@@ -40,7 +40,7 @@ import { loadPeerCredentials, PeerNetwork } from "../net/index.js";
 import type { ChainParams } from "../params/index.js";
 import { epochOfHeight, isLastHeightOfEpoch } from "../staking/epoch.js";
 import { ChainDb, SigningStateLog } from "../storage/index.js";
-import { toHex } from "../types/bytes.js";
+import { bytesEqual, toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
@@ -348,6 +348,15 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         metrics: this.metrics.net,
         log: componentLogger(log, "net"),
         credentials: peerCredentials,
+        // DPoS: an envelope's sender is an index in its epoch's set; the peer is known by key.
+        senderIs: (peer, epoch, sender) => {
+          // An epoch this node does not know yet (it lags): the driver's verdict decides.
+          const set = this.sets.get(epoch);
+          if (set === undefined) return true;
+          const key = set.members[sender]?.publicKey;
+          const peerKey = this.membership.keyOf(peer);
+          return key !== undefined && peerKey !== undefined && bytesEqual(key, peerKey);
+        },
       },
     );
     // Test-only faults (PARABFT_TEST_*, testFaults.ts): null, and nothing wrapped, unless set.
