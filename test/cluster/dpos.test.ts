@@ -220,3 +220,93 @@ describe("DPoS: a validator is elected, joins and another leaves, on a live clus
     ok = true;
   });
 });
+
+// Equivocation: PARABFT_TEST_EQUIVOCATE makes validator 3 double-sign every PREPARE and COMMIT
+// (src/node/testFaults.ts). Honest nodes record the conflicting pair and submit it as evidence;
+// the chain slashes the offender's stake and tombstones it; at the next election its seat goes to
+// a registered candidate (a joiner with less stake); client transactions keep committing all along.
+describe("DPoS: an equivocating validator is slashed, tombstoned and voted out", { timeout: 420_000 }, () => {
+  const OFFENDER = 3;
+  let cluster: LocalCluster;
+  let clients: ParabftClient[];
+  let dir: string;
+  let ok = false;
+
+  before(async () => {
+    dir = await tempDir("parabft-dpos-eq-");
+    cluster = await LocalCluster.create(GENESIS, dir, {
+      preset: "minimal",
+      accounts: 2,
+      selfStake: 10_000n,
+      joiners: 1,
+      env: { PARABFT_TEST_EQUIVOCATE: String(OFFENDER) },
+    });
+    for (let i = 0; i < GENESIS; i++) await cluster.startNode(i);
+    await Promise.all(Array.from({ length: GENESIS }, (_, i) => cluster.waitHealthy(i, 90_000)));
+    await cluster.startNode(JOINER);
+    clients = clientsFor(cluster);
+  });
+
+  after(async () => {
+    closeAll(clients ?? []);
+    await cluster?.stop();
+    if (ok && process.env.PARABFT_KEEP_TEST_DIRS !== "1") {
+      const { rm } = await import("node:fs/promises");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("commits the evidence, slashes and tombstones, and replaces the offender at the next election", async () => {
+    const chainId = cluster.chainId;
+    const joinerNode = cluster.testnet.nodes[JOINER]!;
+    const joinerKey = await signerOf(`${joinerNode.home}/keys/validator.json`);
+    const payer = await signerOf(cluster.accounts[0]!.keyFile);
+    const sink = await signerOf(cluster.accounts[1]!.keyFile);
+    const offenderKey = cluster.testnet.nodes[OFFENDER]!.publicKey;
+    const c0 = clients[0]!;
+    const reg = await c0.send(
+      joinerKey,
+      (nonce) =>
+        registerValidatorTx(
+          { chainId, sender: joinerKey.publicKey, nonce },
+          { consensusKey: joinerKey.publicKey, selfStake: 5_000n, peerAddress: joinerNode.peer },
+        ),
+      { wait: true, waitExecuted: true, timeoutMs: 30_000 },
+    );
+    assert.equal(reg.receipt?.status, 1, `register: ${reg.receipt?.error}`);
+
+    const offenderRecord = async () =>
+      (await c0.getStakingValidators()).validators.find((v) => toHex(v.consensusKey) === offenderKey)!;
+    // Keep committing; the cluster must never stall (each tx is bounded by its own timeout).
+    let top = 0n;
+    let tombstonedAt: bigint | null = null;
+    const deadline = Date.now() + 240_000;
+    while (Date.now() < deadline) {
+      const r = await c0.send(
+        payer,
+        (nonce) => transferTx({ chainId, sender: payer.publicKey, nonce }, sink.address, 1n),
+        {
+          wait: true,
+          timeoutMs: 60_000,
+        },
+      );
+      top = r.height!;
+      if (tombstonedAt === null && (await offenderRecord()).status === "tombstoned") tombstonedAt = top;
+      // The set elected after the tombstone is in force, and a few blocks of it committed.
+      if (tombstonedAt !== null && top >= (tombstonedAt / EPOCH + 2n) * EPOCH + 3n) break;
+    }
+    assert.ok(tombstonedAt !== null, "the evidence was committed and the offender tombstoned");
+    const rec = await offenderRecord();
+    assert.ok(BigInt(rec.selfStake) < 10_000n, `slashed: self stake ${rec.selfStake}`);
+    const outEpoch = tombstonedAt / EPOCH + 2n;
+    assert.ok(top >= outEpoch * EPOCH, "the chain reached the epoch after the next election");
+    const set = await c0.getValidators(outEpoch);
+    const keys = set.validators.map((v) => toHex(v.publicKey));
+    assert.ok(!keys.includes(offenderKey), "the offender's power left the set");
+    assert.ok(keys.includes(toHex(joinerKey.publicKey)), "its seat went to the next candidate");
+    console.log(
+      `DPOS_EQUIVOCATION ${JSON.stringify({ tombstonedAt: String(tombstonedAt), outEpoch: String(outEpoch), top: String(top), selfStake: rec.selfStake })}`,
+    );
+    ok = true;
+  });
+});
