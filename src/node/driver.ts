@@ -398,9 +398,11 @@ export class ConsensusDriver {
         case "send": {
           const { to, msg } = a;
           const route = this.mod.route;
-          const epoch = a.epoch ?? msg.envelope.epoch;
+          const epoch = a.epoch;
           this.sendWhenDurable(() =>
-            route !== undefined ? route.send(epoch, to, msg.bytes) : this.mod.net.send(to, msg.bytes),
+            route !== undefined
+              ? route.send(epoch ?? msg.envelope.epoch, to, msg.bytes)
+              : this.mod.net.send(to, msg.bytes),
           );
           break;
         }

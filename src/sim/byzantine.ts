@@ -4,6 +4,7 @@
 // about conflicting blocks, so a double vote can back an equivocation.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { sealMessage } from "../consensus/envelope.js";
+import { epochFloor } from "../consensus/epochs.js";
 import { computeNewViewProposals } from "../consensus/pbft/newView.js";
 import type { OutMessage } from "../consensus/pbft/types.js";
 import type { ValidatorSet } from "../consensus/valset/index.js";
@@ -65,6 +66,8 @@ export interface AdversaryContext {
   /** Floods correctly signed future-view votes at the receivers' buffers. */
   flood?: boolean;
   set?: ValidatorSet;
+  /** (Epochs) heights per epoch: the adversary follows its core into each new epoch (enterEpoch). */
+  epochLength?: number;
   rng: Prng;
   collusion: Collusion;
   /** A block this primary built (so the validity checker knows it was proposed by a primary). */
@@ -92,6 +95,16 @@ export class Adversary {
       for (const v of [...this.viewChanges.keys()]) if (v + 4n < vc.newView) this.viewChanges.delete(v);
     }
     if (!m.has(sender)) m.set(sender, { bytes, vc });
+  }
+
+  /**
+   * (Epochs) The adversary's core moved to `epoch` with `set` (the simulator keeps Byzantine
+   * replicas at the same index in every set, so `index` and `n` hold).
+   */
+  enterEpoch(epoch: bigint, set: ValidatorSet): void {
+    this.ctx.epoch = epoch;
+    this.ctx.set = set;
+    this.viewChanges.clear();
   }
 
   /** Remembers messages from others so they can be replayed later. */
@@ -182,6 +195,7 @@ export class Adversary {
       this.ctx.chainId,
       this.ctx.epoch,
       chosen.map((c) => c[1].vc),
+      epochFloor(this.ctx.epoch, this.ctx.epochLength),
     );
     return this.seal(
       create(PeerMessageSchema, {
@@ -377,7 +391,8 @@ export class Adversary {
     let expect: Expectation | undefined;
     if (rng.chance(1, 2) || (m.case !== "prepare" && m.case !== "prePrepare")) {
       // Re-signed for epoch + 1: a set this replica does not know yet.
-      const epoch = this.ctx.epoch + 1n;
+      // With epochs the next sets are known ahead: a far epoch is one no replica knows.
+      const epoch = this.ctx.epoch + (this.ctx.epochLength !== undefined ? 1000n : 1n);
       const clone = fromBinary(PeerMessageSchema, toBinary(PeerMessageSchema, message));
       const c = clone.kind;
       if (c.case === "prepare")

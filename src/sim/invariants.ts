@@ -4,7 +4,15 @@
 import { bytesEqual, toHex } from "../types/bytes.js";
 
 /** `verdict`: an honest replica rejected an honest message; `exception`: the core threw. */
-export type InvariantName = "agreement" | "order" | "validity" | "liveness" | "verdict" | "exception";
+/** `epoch`: a block carries a certificate of another epoch's set than its height's (issue 11). */
+export type InvariantName =
+  | "agreement"
+  | "order"
+  | "validity"
+  | "liveness"
+  | "verdict"
+  | "exception"
+  | "epoch";
 
 export interface Violation {
   invariant: InvariantName;

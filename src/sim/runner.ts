@@ -25,6 +25,10 @@ export interface SeedSummary {
   newViewOverrides: number;
   stitchReached: boolean;
   replay: string;
+  /** (Epochs) highest epoch entered, handoff times (ms) and normal commit gaps (ms). */
+  epochsReached: number;
+  handoffMs: number[];
+  commitGapsMs: number[];
 }
 
 export function summarise(r: SimResult): SeedSummary {
@@ -45,6 +49,9 @@ export function summarise(r: SimResult): SeedSummary {
     newViewOverrides: r.newViewOverrides,
     stitchReached: r.stitchReached,
     replay: r.replay,
+    epochsReached: r.epochsReached,
+    handoffMs: r.handoffMs,
+    commitGapsMs: r.commitGapsMs,
   };
 }
 
@@ -92,6 +99,10 @@ export interface RunTotals {
   seedsStitchReached: number;
   failures: SeedSummary[];
   wallMs: number;
+  /** (Epochs) sum over seeds of the highest epoch entered = epoch switches seen. */
+  epochSwitches: number;
+  handoffMs: number[];
+  commitGapsMs: number[];
 }
 
 export interface RunOptions {
@@ -115,6 +126,9 @@ function emptyTotals(): RunTotals {
     seedsStitchReached: 0,
     failures: [],
     wallMs: 0,
+    epochSwitches: 0,
+    handoffMs: [],
+    commitGapsMs: [],
   };
 }
 
@@ -130,6 +144,9 @@ function add(t: RunTotals, s: SeedSummary): void {
   if (s.newViewOverrides > 0) t.seedsWithOverride++;
   if (s.stitchReached) t.seedsStitchReached++;
   if (s.violations.length > 0) t.failures.push(s);
+  t.epochSwitches += s.epochsReached;
+  for (const x of s.handoffMs) t.handoffMs.push(x);
+  for (const x of s.commitGapsMs) t.commitGapsMs.push(x);
 }
 
 export function defaultWorkers(): number {

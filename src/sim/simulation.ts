@@ -3,6 +3,9 @@
 // invariants. Everything that varies comes from the seed; nothing reads a wall clock.
 import { createHash } from "node:crypto";
 import { create, fromBinary } from "@bufbuild/protobuf";
+import { checkCommitCertificate } from "../consensus/envelope.js";
+import { epochOfHeight, lastHeightOfEpoch } from "../consensus/epochs.js";
+import { EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { foldSigningRecords } from "../consensus/pbft/persist.js";
 import { Replica } from "../consensus/pbft/replica.js";
 import type {
@@ -15,7 +18,7 @@ import type {
   TestOnlyFaults,
   Verdict,
 } from "../consensus/pbft/types.js";
-import { StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
+import { type EpochSets, StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
 import {
   type CommittedBlock,
   CommittedBlockSchema,
@@ -110,6 +113,15 @@ export interface SimConfig {
   /** Random execution delay upper bound (virtual ms). */
   execDelayMs?: number;
   maxSteps?: number;
+  /**
+   * (Epochs, issue 11) Heights per epoch: the replicas run `EpochReplica` and the validator set
+   * changes every epoch (a stand-in election from the seed, see `electStandIn`). Absent: one set.
+   */
+  epochLength?: number;
+  /** (Epochs) Validators beyond n in the pool the sets are drawn from (default 1). */
+  extraValidators?: number;
+  /** (Epochs) When epoch `epoch`'s last height first commits, `count` honest members of its set crash for good. */
+  crashAtBoundary?: { epoch: number; count: number };
 }
 
 export interface SimResult {
@@ -143,6 +155,12 @@ export interface SimResult {
   stitchReached: boolean;
   /** The command that replays this run. */
   replay: string;
+  /** (Epochs) Highest epoch an honest replica entered (0 without epochs). */
+  epochsReached: number;
+  /** (Epochs) Per boundary B: first honest commit of B + 1 (by the new set) − first honest commit of B, virtual ms. */
+  handoffMs: number[];
+  /** (Epochs) The same gap for every other height h (h − 1 not a boundary): the baseline. */
+  commitGapsMs: number[];
 }
 
 type QEvent =
@@ -162,7 +180,7 @@ interface SimNode {
   honest: boolean;
   signer: StandInSigner;
   adversary: Adversary | null;
-  core: Replica | null;
+  core: Replica | EpochReplica | null;
   life: number;
   skewMs: number;
   // Durable: survives crashes (signing state beside the key + the commit batches).
@@ -187,6 +205,7 @@ export function replayCommand(cfg: SimConfig): string {
   const parts = [`parabft sim --seed ${cfg.seed} --validators ${cfg.n} --byzantine ${cfg.byzantine}`];
   parts.push(`--faults ${cfg.faults.length === 0 ? "none" : cfg.faults.join(",")}`);
   const t = cfg.testOnlyFaults;
+  if (cfg.epochLength !== undefined) parts.push(`--epoch-length ${cfg.epochLength}`);
   if (t !== undefined) {
     const on = Object.entries(t)
       .filter(([, v]) => v === true)
@@ -209,7 +228,20 @@ export class Simulation {
   private readonly crashRng: Prng;
   private readonly registry = new StandInKeyRegistry();
   private readonly set: ValidatorSet;
-  private readonly sets: StaticEpochSets;
+  private readonly sets: EpochSets;
+  /** Replicas in the pool: n, plus the extra validators with epochs. */
+  private readonly poolSize: number;
+  /** (Epochs) every epoch's set, elected lazily from the seed. */
+  private readonly elected = new Map<bigint, ValidatorSet>();
+  /** (Epochs) highest epoch whose set the chain has elected (some replica executed B(e − 2)). */
+  private knownEpoch = 1n;
+  private readonly nodeOfKey = new Map<string, number>();
+  private epochsReached = 0n;
+  private readonly boundaryCommittedAt = new Map<bigint, number>();
+  private readonly handoffMs: number[] = [];
+  private readonly commitGapsMs: number[] = [];
+  private readonly firstCommitAt = new Map<bigint, number>();
+  private readonly downForGood = new Set<number>();
   private readonly nodes: SimNode[] = [];
   private readonly clients: SimClient[] = [];
   private readonly network: SimNetwork;
@@ -259,8 +291,25 @@ export class Simulation {
     this.durationMs = cfg.durationMs ?? stableAtMs + deadline + 500;
     this.submitUntilMs = cfg.submitUntilMs ?? this.durationMs - deadline;
     this.execDelayMs = cfg.execDelayMs ?? 20;
-    this.plan = planFaults(planRng, { n: cfg.n, byzantine: cfg.byzantine, faults: cfg.faults, stableAtMs });
+    const L = cfg.epochLength;
+    // With epochs every set has equal powers (the crash budget counts replicas) and no scripted stitch.
+    const planFaultKinds =
+      L === undefined ? cfg.faults : cfg.faults.filter((f) => f !== "weighted" && f !== "stitch");
+    this.plan = planFaults(planRng, {
+      n: cfg.n,
+      byzantine: cfg.byzantine,
+      faults: planFaultKinds,
+      stableAtMs,
+    });
     if (cfg.byzantineRoles !== undefined) this.plan.byzantine = cfg.byzantineRoles;
+    if (L !== undefined) {
+      // Byzantine replicas become 0..k−1 and sit in every set at the same index (the adversary
+      // signs with one index); the honest ones move between sets and indices.
+      const roles = [...this.plan.byzantine.values()];
+      this.plan.byzantine = new Map(roles.map((b, i) => [i, b]));
+      this.plan.powers = this.plan.powers.map(() => 1n);
+    }
+    this.poolSize = L === undefined ? cfg.n : cfg.n + (cfg.extraValidators ?? 1);
     if (cfg.network !== undefined) {
       this.plan.profile = cfg.network;
       this.plan.stableProfile = { ...cfg.network, lossPerMille: 0 };
@@ -274,20 +323,28 @@ export class Simulation {
       this.plan.timeline.sort((a, b) => a.at - b.at);
     }
     this.liveness = new LivenessChecker(stableAtMs, deadline);
-    this.validity = new ValidityChecker((h) => nullBlockDigest(SIM_CHAIN_ID, 0n, h));
-    this.network = new SimNetwork(cfg.n, this.plan.profile, this.netRng);
+    this.validity = new ValidityChecker((h) =>
+      nullBlockDigest(SIM_CHAIN_ID, L === undefined ? 0n : epochOfHeight(h, L), h),
+    );
+    this.network = new SimNetwork(this.poolSize, this.plan.profile, this.netRng);
 
     const signers: StandInSigner[] = [];
-    for (let i = 0; i < cfg.n; i++) {
+    for (let i = 0; i < this.poolSize; i++) {
       signers.push(this.registry.newSigner(seedSecret(cfg.seed, "validator", i)));
+      this.nodeOfKey.set(toHex(signers[i]!.publicKey), i);
     }
+    this.signers = signers;
     this.set = new ValidatorSet(
       0n,
-      signers.map((s, i) => ({ publicKey: s.publicKey, power: this.plan.powers[i] ?? 1n })),
+      signers.slice(0, cfg.n).map((s, i) => ({ publicKey: s.publicKey, power: this.plan.powers[i] ?? 1n })),
     );
-    this.sets = new StaticEpochSets([this.set]);
+    this.elected.set(0n, this.set);
+    this.sets =
+      L === undefined
+        ? new StaticEpochSets([this.set])
+        : { get: (e: bigint) => (e <= this.knownEpoch ? this.setOf(e) : undefined) };
     const collusion = new Collusion();
-    for (let i = 0; i < cfg.n; i++) {
+    for (let i = 0; i < this.poolSize; i++) {
       const behaviours = this.plan.byzantine.get(i);
       const node: SimNode = {
         index: i,
@@ -326,6 +383,7 @@ export class Simulation {
           withhold: this.plan.withhold,
           flood: this.plan.flood,
           set: this.set,
+          ...(L !== undefined ? { epochLength: L } : {}),
           rng: this.rng.fork(100 + i),
           collusion,
           onProposed: (b) => this.validity.recordProposal(blockDigest(b.header!), { proposer: i }),
@@ -352,6 +410,49 @@ export class Simulation {
 
   private get now(): number {
     return this.q.now;
+  }
+
+  private readonly signers: StandInSigner[];
+
+  /**
+   * (Epochs) The set of epoch e: the stand-in election. Epoch 0 holds the genesis set (replicas
+   * 0..n−1; the sets of 0 and 1 are known from the start); each later set keeps the Byzantine replicas
+   * (0..k−1) and draws the other n − k members from the honest rest of the pool, never the same
+   * members as the epoch before, ordered by replica (so indices shift as members come and go).
+   * Deterministic from (seed, epoch) alone.
+   */
+  private setOf(e: bigint): ValidatorSet {
+    const hit = this.elected.get(e);
+    if (hit !== undefined) return hit;
+    const n = this.cfg.n;
+    const k = this.plan.byzantine.size;
+    let members: number[];
+    if (e === 0n) members = [...Array(n).keys()];
+    else {
+      const prev = this.setOf(e - 1n).members.map((m) => this.nodeOfKey.get(toHex(m.publicKey))!);
+      const rng = new Prng(this.cfg.seed, 7000 + Number(e));
+      for (let attempt = 0; ; attempt++) {
+        const pool = [...Array(this.poolSize).keys()].slice(k);
+        for (let i = pool.length - 1; i > 0; i--) {
+          const j = rng.int(i + 1);
+          [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+        }
+        members = [...Array(k).keys(), ...pool.slice(0, n - k)].sort((a, b) => a - b);
+        if (attempt >= 8 || members.some((m, i) => prev[i] !== m)) break;
+      }
+    }
+    const set = new ValidatorSet(
+      e,
+      members.map((m) => ({ publicKey: this.signers[m]!.publicKey, power: 1n })),
+    );
+    this.elected.set(e, set);
+    return set;
+  }
+
+  /** Node of index `to` in the set of `epoch`. */
+  private nodeAt(epoch: bigint, to: number): number | undefined {
+    const key = this.sets.get(epoch)?.members[to]?.publicKey;
+    return key === undefined ? undefined : this.nodeOfKey.get(toHex(key));
   }
 
   run(): SimResult {
@@ -419,6 +520,9 @@ export class Simulation {
       newViewOverrides: this.newViewOverrides,
       stitchReached: this.stitch?.stitchable ?? false,
       replay: replayCommand(this.cfg),
+      epochsReached: Number(this.epochsReached),
+      handoffMs: this.handoffMs,
+      commitGapsMs: this.commitGapsMs,
     };
   }
 
@@ -443,6 +547,9 @@ export class Simulation {
       chainId: SIM_CHAIN_ID,
       epoch: 0n,
       self: node.index,
+      ...(this.cfg.epochLength !== undefined
+        ? { epochLength: this.cfg.epochLength, publicKey: node.signer.publicKey }
+        : {}),
       sets: this.sets,
       signer: node.signer,
       verifier: this.registry,
@@ -458,7 +565,8 @@ export class Simulation {
       persisted: fresh ? undefined : signingStateLost ? null : foldSigningRecords(node.records),
       testOnlyFaults: node.honest ? this.cfg.testOnlyFaults : undefined,
     };
-    node.core = new Replica(config);
+    const core = this.cfg.epochLength === undefined ? new Replica(config) : new EpochReplica(config);
+    node.core = core;
     node.timers.clear();
     node.mempool = new SimMempool();
     node.bodies = new Map();
@@ -472,6 +580,7 @@ export class Simulation {
     }
     if (node.exec.pending > 0) this.scheduleExec(node);
     this.q.schedule(fresh ? this.rng.int(this.tickMs) : 0, { k: "tick", r: node.index, life: node.life });
+    if (core instanceof EpochReplica) for (const a of core.startActions.splice(0)) this.act(node, a);
   }
 
   private crash(node: SimNode): void {
@@ -484,7 +593,7 @@ export class Simulation {
   }
 
   private restart(node: SimNode, mode: RestartMode = "normal"): void {
-    if (node.core !== null) return;
+    if (node.core !== null || this.downForGood.has(node.index)) return;
     node.life++;
     this.trace.record(TraceTag.restarted, this.now, node.index, mode.length);
     if (mode === "wipeData") {
@@ -558,6 +667,7 @@ export class Simulation {
         if (res === null) return;
         this.trace.record(TraceTag.executed, this.now, e.r, res.height, res.stateRoot);
         if (node.exec.pending > 0) this.scheduleExec(node);
+        this.learnSets(res.height);
         this.feed(node, {
           kind: "executed",
           height: res.height,
@@ -577,6 +687,7 @@ export class Simulation {
         if (node.life !== e.life || node.core === null) return;
         this.q.schedule(this.tickMs, e);
         this.feed(node, { kind: "tick", nowMs: this.clock(node) });
+        this.feedFollower(node);
         return;
       }
       case "local": {
@@ -672,15 +783,34 @@ export class Simulation {
       case "persist":
         node.records.push(a.record);
         return;
-      case "send":
-        this.send(node, [a.to], a.msg);
+      case "send": {
+        if (this.cfg.epochLength === undefined) {
+          this.send(node, [a.to], a.msg);
+          return;
+        }
+        const r = this.nodeAt(a.epoch ?? a.msg.envelope.epoch, a.to);
+        if (r !== undefined && r !== node.index) this.send(node, [r], a.msg);
         return;
+      }
       case "broadcast": {
         const to: number[] = [];
-        for (let i = 0; i < this.cfg.n; i++) if (i !== node.index) to.push(i);
+        if (this.cfg.epochLength === undefined) {
+          for (let i = 0; i < this.cfg.n; i++) if (i !== node.index) to.push(i);
+        } else {
+          // To the members of the envelope's epoch (a retiring instance speaks to the old set).
+          const set = this.sets.get(a.msg.envelope.epoch);
+          for (const m of set?.members ?? []) {
+            const r = this.nodeOfKey.get(toHex(m.publicKey))!;
+            if (r !== node.index) to.push(r);
+          }
+        }
         this.send(node, to, a.msg);
         return;
       }
+      case "epochChanged":
+        if (a.epoch > this.epochsReached && node.honest) this.epochsReached = a.epoch;
+        node.adversary?.enterEpoch(a.epoch, a.set);
+        return;
       case "setTimer":
         node.timers.set(a.timer, a.token);
         this.q.schedule(a.afterMs, {
@@ -715,7 +845,13 @@ export class Simulation {
           if (cb === undefined) break;
           blocks.push(cb);
         }
-        if (blocks.length > 0) this.local(node, { kind: "blocksForPeer", to: a.to, blocks });
+        if (blocks.length > 0)
+          this.local(node, {
+            kind: "blocksForPeer",
+            to: a.to,
+            blocks,
+            ...(a.epoch !== undefined ? { epoch: a.epoch } : {}),
+          });
         return;
       }
       case "stableCheckpoint":
@@ -885,9 +1021,12 @@ export class Simulation {
         this.order.onDeliver(this.now, node.index, height) ??
         this.validity.onCommit(this.now, node.index, height, digest, body);
       if (v !== null) this.violations.push(v);
+      const ev = this.checkEpoch(node, a);
+      if (ev !== null) this.violations.push(ev);
       if (this.firstCommitMs < 0) this.firstCommitMs = this.now;
       if (!this.firstDelivered.has(height)) {
         this.firstDelivered.add(height);
+        this.noteBoundary(height);
         this.maybeIsolate(node);
         const at = this.proposedAt.get(height);
         if (at !== undefined) this.commitLatencies.push(this.now - at);
@@ -908,13 +1047,105 @@ export class Simulation {
     this.scheduleExec(node);
   }
 
+  // ---------------------------------------------------------------------------------------
+  // Epochs (issue 11)
+
+  /**
+   * Handoff invariant: a block at or below a boundary carries the certificate of its own epoch's
+   * set, never the next one's; above it never the old one's. Checked as: the certificate names
+   * the epoch of its height and a quorum of that epoch's set signed it.
+   */
+  private checkEpoch(node: SimNode, a: Extract<Action, { kind: "deliver" }>): Violation | null {
+    const L = this.cfg.epochLength;
+    if (L === undefined) return null;
+    const want = epochOfHeight(a.height, L);
+    const cert = a.certificate;
+    const ok =
+      cert.epoch === want &&
+      a.epoch === want &&
+      checkCommitCertificate(cert, {
+        chainId: SIM_CHAIN_ID,
+        sets: { get: (e) => this.setOf(e) },
+        verifier: this.registry,
+      });
+    if (ok) return null;
+    return {
+      invariant: "epoch",
+      atMs: this.now,
+      replica: node.index,
+      height: a.height,
+      detail: `replica ${node.index} delivered height ${a.height} (epoch ${want}, last height of its epoch ${lastHeightOfEpoch(want, L)}) with a certificate of epoch ${cert.epoch}${cert.epoch === want ? " that its set did not sign" : ""}`,
+    };
+  }
+
+  /** First honest commits of each boundary B and of B + 1: the handoff time. */
+  private noteBoundary(height: bigint): void {
+    const L = this.cfg.epochLength;
+    if (L === undefined) return;
+    const e = epochOfHeight(height, L);
+    this.firstCommitAt.set(height, this.now);
+    const before = this.firstCommitAt.get(height - 1n);
+    if (before !== undefined && height > 1n && height !== lastHeightOfEpoch(e - 1n, L) + 1n)
+      this.commitGapsMs.push(this.now - before);
+    if (height === lastHeightOfEpoch(e, L)) {
+      this.boundaryCommittedAt.set(e, this.now);
+      const cab = this.cfg.crashAtBoundary;
+      if (cab !== undefined && BigInt(cab.epoch) === e) {
+        // Crash `count` honest members of the old set for good (the latest in set order).
+        const members = this.setOf(e)
+          .members.map((m) => this.nodeOfKey.get(toHex(m.publicKey))!)
+          .filter((r) => this.nodes[r]!.honest)
+          .reverse()
+          .slice(0, cab.count);
+        for (const r of members) {
+          this.downForGood.add(r);
+          this.q.schedule(0, { k: "fault", ev: { at: 0, kind: "crash", replica: r } });
+        }
+      }
+    } else if (height === lastHeightOfEpoch(e - 1n, L) + 1n && e > 0n) {
+      const at = this.boundaryCommittedAt.get(e - 1n);
+      if (at !== undefined) this.handoffMs.push(this.now - at);
+    }
+  }
+
+  /** The chain elects the set of e + 2 when B(e) is executed (here: by any replica). */
+  private learnSets(executed: bigint): void {
+    const L = this.cfg.epochLength;
+    if (L === undefined) return;
+    const known = (executed + 1n) / BigInt(L) + 1n;
+    if (known <= this.knownEpoch) return;
+    this.knownEpoch = known;
+    for (const nd of this.nodes) if (nd.core !== null) this.local(nd, { kind: "setsChanged" });
+  }
+
+  /**
+   * A replica outside the current set follows the chain: the node's sync path (stand-in: the
+   * committed blocks of the most advanced live replica) feeds it blocks it verifies itself.
+   */
+  private feedFollower(node: SimNode): void {
+    const core = node.core;
+    if (!(core instanceof EpochReplica) || core.selfIndex !== null) return;
+    let best: SimNode | null = null;
+    for (const nd of this.nodes)
+      if (nd.core !== null && nd.honest && (best === null || nd.committedHeight > best.committedHeight))
+        best = nd;
+    if (best === null || best.committedHeight <= node.committedHeight) return;
+    const blocks: CommittedBlock[] = [];
+    for (let h = node.committedHeight + 1n; h <= best.committedHeight && blocks.length < 64; h++) {
+      const cb = best.blocks.get(h);
+      if (cb === undefined) break;
+      blocks.push(cb);
+    }
+    if (blocks.length > 0) this.local(node, { kind: "followBlocks", blocks });
+  }
+
   /** Targeted fault: cut the first committer of a height off, so a view change happens without it. */
   private maybeIsolate(node: SimNode): void {
     if (this.plan.isolateCommitterPerMille === 0 || this.network.partitioned) return;
     if (this.now >= this.plan.stableAtMs - 2000) return;
     if (!this.crashRng.chance(this.plan.isolateCommitterPerMille, 1000)) return;
     const others: number[] = [];
-    for (let i = 0; i < this.cfg.n; i++) if (i !== node.index) others.push(i);
+    for (let i = 0; i < this.poolSize; i++) if (i !== node.index) others.push(i);
     this.q.schedule(0, { k: "fault", ev: { at: 0, kind: "partition", groups: [[node.index], others] } });
     this.q.schedule(500 + this.crashRng.int(1500), { k: "fault", ev: { at: 0, kind: "heal" } });
   }
@@ -970,19 +1201,22 @@ export class Simulation {
       return;
     }
     const lastCommit = node.lastCert ?? undefined;
+    const core = node.core;
+    const epoch = core instanceof EpochReplica ? core.epoch : 0n;
+    const proposer = core instanceof EpochReplica ? (core.selfIndex ?? -1) : node.index;
     const header = {
       chainId: SIM_CHAIN_ID,
       height,
-      epoch: 0n,
+      epoch,
       txsRoot: txsRoot(taken.map((t) => hexBytes(t.hashHex))),
-      validatorsHash: this.set.hash,
-      proposer: node.index,
+      validatorsHash: core instanceof EpochReplica ? core.set.hash : this.set.hash,
+      proposer,
       timestampMs: this.clock(node),
       lastCommitHash: lastCommit === undefined ? new Uint8Array(0) : commitCertificateHash(lastCommit),
     };
     const block = create(BlockSchema, { header, txs: taken.map((t) => t.tx), lastCommit });
     const digest = blockDigest(block.header!);
-    this.validity.recordProposal(digest, { proposer: node.index });
+    this.validity.recordProposal(digest, { proposer });
     node.bodies.set(toHex(digest), block);
     node.sentPrePrepare = false;
     this.feed(node, { kind: "proposal", height, block, nowMs: this.clock(node) });

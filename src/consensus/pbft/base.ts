@@ -293,9 +293,12 @@ export abstract class ReplicaBase {
     return this.self;
   }
 
-  /** Checkpoints fall at multiples of the interval and at the epoch's last height B(e). */
+  /** Checkpoints fall at multiples of the interval and at the epoch's last height B(e), within this epoch. */
   protected isCheckpointHeight(h: Height): boolean {
-    return h !== 0n && (h % this.interval === 0n || h === this.lastHeight);
+    if (h === 0n || h <= this.floorHeight) return false;
+    // Heights of a later epoch are checkpointed by that epoch's set, never by this one.
+    if (this.lastHeight !== null && h > this.lastHeight) return false;
+    return h % this.interval === 0n || h === this.lastHeight;
   }
 
   get chainHash(): Hash {

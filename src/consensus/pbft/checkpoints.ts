@@ -25,12 +25,10 @@ import { VoteLog } from "./voteLog.js";
 
 export abstract class Checkpoints extends VoteLog {
   protected onCheckpoint(msg: CheckedMessage, c: Checkpoint): Verdict {
-    if (!this.isCheckpointHeight(c.height)) {
-      // A checkpoint above this epoch's last height belongs to a later epoch's set.
-      if (this.lastHeight !== null && c.height > this.lastHeight && c.height % this.interval === 0n)
-        return ign("FUTURE_EPOCH");
+    if (c.height === 0n || (c.height % this.interval !== 0n && c.height !== this.lastHeight))
       return rej("MALFORMED");
-    }
+    // A checkpoint above this epoch's last height belongs to a later epoch's set.
+    if (this.lastHeight !== null && c.height > this.lastHeight) return ign("FUTURE_EPOCH");
     this.observe(msg.sender, -1n, null);
     if (c.height <= this._stable) return ign("BELOW_WATERMARK");
     const key = `${toHex(c.chainHash)}:${toHex(c.stateRoot)}`;

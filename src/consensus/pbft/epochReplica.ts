@@ -397,10 +397,11 @@ export class EpochReplica implements ConsensusCore {
           return this.run(this.cur, { kind: "checked", msg, nowMs }, true)!;
         if (this.prev !== null && e === this.prev.epoch)
           this.run(this.prev, { kind: "checked", msg, nowMs }, false);
-        // A peer of another epoch that is also in ours: its progress drives our catch-up.
+        // A peer already in a later epoch that is also in our set: its progress drives our
+        // catch-up (statuses of older epochs only reach the retiring instance).
         const key = this.cfg.sets.get(e)?.members[msg.sender]?.publicKey;
         const idx = key === undefined ? undefined : this.cur?.set.indexOf(key);
-        if (this.cur !== null && idx !== undefined && idx !== this.cur.selfIndex && e !== this.curEpoch) {
+        if (this.cur !== null && idx !== undefined && idx !== this.cur.selfIndex && e > this.curEpoch) {
           const status = create(StatusReportSchema, {
             ...m.value,
             view: this.cur.view,

@@ -1,0 +1,144 @@
+// The driver's epoch plumbing (issue 11, src/node/driver.ts): sends routed by (epoch, index),
+// broadcasts by the envelope's epoch, epochChanged handed to the node with the envelope context
+// moved on, serveBlocks answered with its epoch, and a peer's envelope judged by consensus key.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { sealMessage } from "../../../src/consensus/envelope.js";
+import type { Action, Event, StepResult } from "../../../src/consensus/pbft/types.js";
+import { StaticEpochSets, ValidatorSet } from "../../../src/consensus/valset/index.js";
+import { PeerMessageSchema, StatusReportSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
+import {
+  ConsensusDriver,
+  type DriverModules,
+  type DriverOpts,
+  type EpochChange,
+} from "../../../src/node/driver.js";
+import { CHAIN, testSigner, testVerifier } from "../consensus/harness.js";
+
+const noop = () => {};
+const tick = () => new Promise((r) => setImmediate(r));
+
+function setup(withPeerKey = true) {
+  const keys = [0, 1, 2, 3].map((i) => testSigner(i).publicKey);
+  const sets = new StaticEpochSets([
+    ValidatorSet.uniform(0n, keys),
+    ValidatorSet.uniform(1n, [keys[3]!, keys[2]!, keys[1]!]),
+  ]);
+  const events: Event[] = [];
+  const routed: string[] = [];
+  const penalized: string[] = [];
+  const changes: EpochChange[] = [];
+  const envelopeContext = {
+    chainId: CHAIN,
+    sets,
+    verifier: testVerifier,
+    maxMessageBytes: 1 << 20,
+    currentEpoch: 0n,
+  };
+  const replica = {
+    handle: (e: Event): StepResult => {
+      events.push(e);
+      return { actions: [], verdict: { kind: "accept" }, sender: null };
+    },
+    set: sets.get(0n)!,
+    view: 0n,
+    primary: 0,
+    committedHeight: 0n,
+    executedHeight: 0n,
+    stableHeight: 0n,
+    stableCheckpoint: undefined,
+    status: "validating",
+    epoch: 0n,
+  };
+  const mod = {
+    replica,
+    envelopeContext,
+    mempool: { markBlockInFlight: noop, beginViewChange: noop, endViewChange: noop },
+    net: {
+      broadcast: noop,
+      send: noop,
+      penalize: (from: number, reason: string) => penalized.push(`${from}:${reason}`),
+    },
+    route: {
+      send: (epoch: bigint, to: number, _b: Uint8Array) => routed.push(`send e${epoch} #${to}`),
+      broadcast: (epoch: bigint, _b: Uint8Array) => routed.push(`broadcast e${epoch}`),
+    },
+    ...(withPeerKey ? { peerKey: (from: number) => (from === 7 ? keys[2] : keys[0]) } : {}),
+    onEpochChanged: (c: EpochChange) => changes.push(c),
+    readCommitted: async () => [],
+    log: { debug: noop, info: noop, warn: noop, error: noop, fatal: noop },
+    onDiverged: noop,
+    metrics: null,
+    persist: async () => {},
+  } as unknown as DriverModules;
+  const driver = new ConsensusDriver({ chainId: CHAIN, self: 0 } as DriverOpts, mod);
+  const perform = (actions: Action[]) =>
+    (driver as unknown as { perform(a: Action[]): void }).perform(actions);
+  return { driver, perform, events, routed, penalized, changes, envelopeContext, sets, keys };
+}
+
+function status(epoch: bigint, sender: number, signerIndex: number) {
+  return sealMessage(
+    CHAIN,
+    epoch,
+    sender,
+    testSigner(signerIndex),
+    create(PeerMessageSchema, {
+      kind: { case: "status", value: create(StatusReportSchema, { committedHeight: 3n }) },
+    }),
+  );
+}
+
+describe("driver epoch plumbing", () => {
+  it("routes sends by (epoch, index), broadcasts by the envelope's epoch, and hands epochChanged on", async () => {
+    const d = setup();
+    const old = status(0n, 0, 0);
+    const next = status(1n, 2, 1);
+    d.perform([
+      { kind: "send", to: 2, msg: old, epoch: 1n },
+      { kind: "send", to: 1, msg: old },
+      { kind: "broadcast", msg: next },
+      { kind: "epochChanged", epoch: 1n, set: d.sets.get(1n)!, self: 2, boundary: 9n },
+    ]);
+    await tick();
+    assert.deepEqual(d.routed, ["send e1 #2", "send e0 #1", "broadcast e1"]);
+    assert.equal(d.changes.length, 1);
+    assert.equal(d.changes[0]!.self, 2);
+    assert.equal(d.envelopeContext.currentEpoch, 1n, "later envelopes are judged in the new epoch");
+  });
+
+  it("answers serveBlocks with blocksForPeer carrying the action's epoch; steps setsChanged and followBlocks", async () => {
+    const d = setup();
+    d.perform([{ kind: "serveBlocks", to: 1, from: 1n, toHeight: 4n, epoch: 0n }]);
+    d.driver.setsChanged();
+    d.driver.followBlocks([]);
+    await tick();
+    await tick();
+    const kinds = d.events.map((e) => e.kind);
+    assert.deepEqual(kinds.sort(), ["blocksForPeer", "followBlocks", "setsChanged"]);
+    const ev = d.events.find((e) => e.kind === "blocksForPeer");
+    assert.ok(ev !== undefined && ev.kind === "blocksForPeer");
+    assert.equal(ev.epoch, 0n, "the index `to` belongs to the set of the request's epoch");
+    assert.equal(ev.to, 1);
+  });
+
+  it("judges a peer's envelope by consensus key: its index differs per epoch", async () => {
+    const d = setup();
+    d.envelopeContext.currentEpoch = 1n;
+    // Transport peer 7 holds key 2, which is index 1 in epoch 1 (index 2 in epoch 0).
+    d.driver.onEnvelope(7, status(1n, 1, 2).bytes);
+    await tick();
+    assert.equal(d.events.filter((e) => e.kind === "checked").length, 1);
+    assert.deepEqual(d.penalized, []);
+    // Transport peer 5 (key 0) sending as index 1 of epoch 1 (key 2): not its own sender.
+    d.driver.onEnvelope(5, status(1n, 1, 2).bytes);
+    await tick();
+    assert.deepEqual(d.penalized, ["5:UNKNOWN_SENDER"]);
+    // Without peerKey (one epoch forever) the old rule holds: sender index == transport index.
+    const plain = setup(false);
+    plain.driver.onEnvelope(2, status(0n, 2, 2).bytes);
+    await tick();
+    assert.equal(plain.events.filter((e) => e.kind === "checked").length, 1);
+  });
+});
