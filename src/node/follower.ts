@@ -16,8 +16,8 @@ export interface FollowerModules {
   log: { debug(o: object, m: string): void; warn(o: object, m: string): void };
 }
 
-const BATCH = 16;
-const POLL_MS = 250;
+const BATCH = 32;
+const POLL_MS = 100;
 
 export class Follower {
   private readonly clients: ParabftClient[];
@@ -49,8 +49,14 @@ export class Follower {
     try {
       const from = this.mod.committedHeight() + 1n;
       const blocks: CommittedBlock[] = [];
-      for (let h = from; h < from + BigInt(BATCH); h++) {
-        const r = await client.getBlock({ height: h });
+      // Fetched in parallel, delivered in order up to the first gap: a follower close to the tip
+      // keeps up, so it is in step when its epoch makes it a member.
+      const got = await Promise.all(
+        Array.from({ length: BATCH }, (_, i) =>
+          client.getBlock({ height: from + BigInt(i) }).catch(() => null),
+        ),
+      );
+      for (const r of got) {
         if (r === null || r.certificate === undefined) break;
         blocks.push(
           create(CommittedBlockSchema, { height: r.height, block: r.block, certificate: r.certificate }),

@@ -71,15 +71,16 @@ describe("DPoS: a validator is elected, joins and another leaves, on a live clus
       (nonce) =>
         registerValidatorTx(
           { chainId, sender: joinerKey.publicKey, nonce },
-          { consensusKey: joinerKey.publicKey, selfStake: 20_000n, peerAddress: joinerNode.peer },
+          { consensusKey: joinerKey.publicKey, selfStake: 10_000n, peerAddress: joinerNode.peer },
         ),
       { wait: true, waitExecuted: true, timeoutMs: 30_000 },
     );
     assert.equal(reg.receipt?.status, 1, `register: ${reg.receipt?.error}`);
-    // 2. A delegator bonds and votes for it.
+    // 2. A delegator bonds and votes for it: 10 500 beats the genesis validators' 10 000, and no
+    // single validator holds a third of the power (n = 4, f = 1 in the new set too).
     const del = await c0.send(
       delegator,
-      (nonce) => delegateTx({ chainId, sender: delegator.publicKey, nonce }, 50_000n),
+      (nonce) => delegateTx({ chainId, sender: delegator.publicKey, nonce }, 500n),
       {
         wait: true,
         waitExecuted: true,
@@ -91,7 +92,7 @@ describe("DPoS: a validator is elected, joins and another leaves, on a live clus
       delegator,
       (nonce) =>
         voteTx({ chainId, sender: delegator.publicKey, nonce }, [
-          { validator: joinerKey.address, amount: 50_000n },
+          { validator: joinerKey.address, amount: 500n },
         ]),
       { wait: true, waitExecuted: true, timeoutMs: 30_000 },
     );
