@@ -15,7 +15,9 @@ import {
   writeConfig,
 } from "../node/config.js";
 import { type Genesis, type GenesisAmmPool, writeGenesis } from "../node/genesis.js";
+import { transportIndexOf } from "../node/membership.js";
 import { type PresetName, presets, validateParams } from "../params/index.js";
+import { isValidPeerAddress } from "../staking/programs.js";
 import { SigningStateLog } from "../storage/signingStateLog.js";
 import { toHex } from "../types/bytes.js";
 import { freePorts } from "./ports.js";
@@ -53,6 +55,17 @@ export interface TestnetOpts {
    */
   insecurePeers?: boolean;
   genesisTimeMs?: number;
+  /**
+   * DPoS: each genesis validator's self stake (≥ the rules' minSelfStake makes the election
+   * meaningful from epoch 0); default: the power (1), below the minimum, so the set is kept.
+   */
+  selfStake?: bigint;
+  /**
+   * DPoS: homes for this many validators outside the genesis set (keys, TLS certificates in
+   * every home's trust bundle, funded accounts, configs listing the genesis peers). They are
+   * appended to `nodes` with `joiner: true`: started, they follow the chain until elected.
+   */
+  joiners?: number;
 }
 
 export interface TestnetNode {
@@ -65,6 +78,8 @@ export interface TestnetNode {
   peer: string;
   api: string;
   metrics: string;
+  /** DPoS: not in the genesis set (see TestnetOpts.joiners). */
+  joiner?: boolean;
 }
 
 export interface TestnetAccount {
@@ -146,24 +161,36 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
   await assertFresh(dir);
   const host = opts.host ?? "127.0.0.1";
   const chainId = opts.chainId ?? `parabft-local-${n}`;
+  const joiners = opts.joiners ?? 0;
+  const total = n + joiners;
   const ports = opts.hostOf
     ? []
     : opts.basePort !== undefined
-      ? Array.from({ length: 3 * n }, (_, k) => opts.basePort! + 10 * Math.floor(k / 3) + (k % 3))
-      : await freePorts(3 * n, host);
+      ? Array.from({ length: 3 * total }, (_, k) => opts.basePort! + 10 * Math.floor(k / 3) + (k % 3))
+      : await freePorts(3 * total, host);
   if (ports.some((p) => p < 1 || p > 65535)) throw new RangeError("base port leaves the valid port range");
 
-  const keys: KeyPair[] = Array.from({ length: n }, () => generateKeyPair());
+  // Genesis validators first, then the joiners (DPoS) at indices n … n + joiners − 1 of `keys`.
+  const keys: KeyPair[] = Array.from({ length: total }, () => generateKeyPair());
+  const genesisKeys = keys.slice(0, n).map((k) => k.publicKey);
   const clientKeys: KeyPair[] = Array.from({ length: opts.accounts ?? 0 }, () => generateKeyPair());
   const balance = opts.accountBalance ?? DEFAULT_ACCOUNT_BALANCE;
   const pools = [...(opts.ammPools ?? DEFAULT_AMM_POOLS)];
 
+  const peerAddrOf = (i: number) =>
+    opts.hostOf ? `${opts.hostOf(i)}:${CONTAINER_PORTS[0]}` : `${host}:${ports[3 * i]}`;
   const genesis: Genesis = {
     chainId,
     genesisTimeMs: BigInt(opts.genesisTimeMs ?? Date.now()),
     preset,
     params,
-    validators: keys.map((k, i) => ({ name: nodeHomeName(i), publicKey: k.publicKey, power: 1n })),
+    validators: keys.slice(0, n).map((k, i) => ({
+      name: nodeHomeName(i),
+      publicKey: k.publicKey,
+      power: 1n,
+      ...(opts.selfStake !== undefined ? { selfStake: opts.selfStake } : {}),
+      ...(isValidPeerAddress(peerAddrOf(i)) ? { peerAddress: peerAddrOf(i) } : {}),
+    })),
     accounts: [
       ...keys.map((k) => ({ address: k.address, balance })),
       // Client accounts also hold every pool's token B, so swaps work in both directions.
@@ -186,15 +213,19 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
     hostOf ? `${hostOf(i)}:${CONTAINER_PORTS[k]}` : `${host}:${ports[3 * i + k]}`;
   const listenOf = (i: number, k: number) => (hostOf ? `0.0.0.0:${CONTAINER_PORTS[k]}` : addrOf(i, k));
   const nodes: TestnetNode[] = [];
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < total; i++) {
     const home = path.join(dir, nodeHomeName(i));
+    const joiner = i >= n;
     const cfg = defaultConfig({
       chainId,
-      validatorIndex: i,
+      // A joiner runs with its transport index (src/node/membership.ts), derived from its key.
+      validatorIndex: joiner ? transportIndexOf(keys[i]!.publicKey, genesisKeys) : i,
       listen: { peer: listenOf(i, 0), api: listenOf(i, 1), metrics: listenOf(i, 2) },
+      // Genesis peers only (others are learned from registrations); `api` lets a node that
+      // follows the chain outside the set fetch blocks (src/node/follower.ts).
       peers: Array.from({ length: n }, (_, j) => j)
         .filter((j) => j !== i)
-        .map((j) => ({ index: j, address: addrOf(j, 0) })),
+        .map((j) => ({ index: j, address: addrOf(j, 0), api: addrOf(j, 1) })),
       log: { level: opts.logLevel ?? "info" },
       ...opts.nodeOverrides,
       ...(opts.insecurePeers ? { net: { ...configDefaults.net, insecure: true } } : {}),
@@ -215,6 +246,7 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
       peer: addrOf(i, 0),
       api: addrOf(i, 1),
       metrics: addrOf(i, 2),
+      ...(joiner ? { joiner: true } : {}),
     });
   }
 

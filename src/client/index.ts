@@ -11,6 +11,16 @@ export {
   verifyCommitCertificate,
 } from "./certificate.js";
 export {
+  type EpochChainRejectReason,
+  type EpochChainVerdict,
+  EpochSetChain,
+  type EpochSetProof,
+  type ProofWrite,
+  proofStateRoot,
+  proofWriteSetHash,
+  verifyCheckpointCertificate,
+} from "./epochChain.js";
+export {
   ClientError,
   type ClientErrorCode,
   GRPC_STATUS_NAMES,

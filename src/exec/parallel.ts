@@ -1,6 +1,8 @@
 // The production executor: same semantics as ReferenceExecutor, scheduled into conflict-free
 // lanes run on worker threads when the cost model says it pays, inline otherwise. State lives
 // in a StateCache in front of the store.
+
+import { type EpochHook, runEpochHook } from "../staking/hook.js";
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { StateCache, type StateSource } from "./cache.js";
@@ -41,6 +43,8 @@ export interface ParallelExecutorOpts {
   costModel?: Partial<CostModel>;
   /** A pool shared between executors (tests); not closed by close(). Overrides `workers`. */
   pool?: ExecWorkerPool;
+  /** DPoS epoch hook (issue 11): run after the last block of each epoch's transactions. */
+  epochHook?: EpochHook;
 }
 
 export interface ParallelInit {
@@ -110,6 +114,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   private root: Hash;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private readonly epochHook: EpochHook | undefined;
   lastStats: BlockExecStats | null = null;
 
   constructor(init: ParallelInit, opts: ParallelExecutorOpts) {
@@ -121,6 +126,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     this.root = init.stateRoot;
     this.cost = { ...DEFAULT_COST_MODEL, ...opts.costModel };
     this.mode = opts.mode ?? "auto";
+    this.epochHook = opts.epochHook;
     this.ownsPool = opts.pool === undefined;
     this.pool =
       opts.pool ?? (opts.workers > 0 && this.mode !== "never" ? new ExecWorkerPool(opts.workers) : null);
@@ -243,6 +249,28 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       written = this.runInline(decoded, outcomes);
       const cache = this.cache;
       value = (k) => cache.peek(k) ?? null;
+    }
+    // DPoS epoch hook (issue 11, src/staking/hook.ts): at an epoch's last block, its writes join
+    // the block's. It reads the state after the block's transactions (the cache holds them in
+    // both modes by now) and writes through to the cache like the inline path.
+    if (this.epochHook) {
+      const extra = new Map<string, Uint8Array | null>();
+      const hookView = {
+        get: (k: string) => (extra.has(k) ? extra.get(k)! : this.cached(k)),
+        set: (k: string, v: Uint8Array | null) => {
+          extra.set(k, v);
+        },
+      };
+      const load = this.hasSource ? (keys: string[]) => this.cache.load(keys) : undefined;
+      await runEpochHook(this.epochHook, block.height, hookView, load);
+      if (extra.size > 0) {
+        this.cache.apply(extra);
+        // The write set dedupes repeated keys; pins then cover every key written (see below).
+        written.push(...extra.keys());
+        const blockValue = value;
+        value = (k) => (extra.has(k) ? extra.get(k)! : blockValue(k));
+        pins = null;
+      }
     }
     const t1 = performance.now();
     const cpu = process.cpuUsage(cpu0);

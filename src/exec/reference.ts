@@ -2,6 +2,7 @@
 // map. It DEFINES the semantics; the parallel executor must match it byte for byte. Keep it
 // small and obviously correct rather than fast.
 import { nativeSha256 } from "../crypto/hash.js";
+import { type EpochHook, runEpochHook } from "../staking/hook.js";
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { keyStr, strKey } from "./codec.js";
@@ -60,7 +61,10 @@ export class ReferenceExecutor implements Executor, StateReader {
   private height: bigint;
   private root: Hash;
 
-  constructor(init: ExecutorInit) {
+  constructor(
+    init: ExecutorInit,
+    private readonly opts: { epochHook?: EpochHook } = {},
+  ) {
     this.height = init.height;
     this.root = init.stateRoot;
     for (const [k, v] of initEntries(init.state)) if (v !== null) this.state.set(k, v);
@@ -103,6 +107,8 @@ export class ReferenceExecutor implements Executor, StateReader {
       return toReceipt(hash, block.height, i, outcome);
     });
     creditFees(view, fees.total);
+    // DPoS epoch hook (issue 11, src/staking/hook.ts): at an epoch's last block, its writes join the block's.
+    if (this.opts.epochHook) await runEpochHook(this.opts.epochHook, block.height, view);
     for (const [k, v] of writes) {
       if (v === null) this.state.delete(k);
       else this.state.set(k, v);

@@ -307,8 +307,8 @@ const KIND_BY_FIELD = [
  * payload: the kind is the field number of the payload's first tag. Null when the bytes are not
  * an Envelope; kind "unknown" when the payload does not start with a known kind.
  */
-export function envelopeHeader(bytes: Uint8Array): { sender: number; kind: string } | null {
-  let env: { sender: number; payload: Uint8Array };
+export function envelopeHeader(bytes: Uint8Array): { sender: number; kind: string; epoch: bigint } | null {
+  let env: { sender: number; payload: Uint8Array; epoch: bigint };
   try {
     env = fromBinary(EnvelopeSchema, bytes);
   } catch {
@@ -323,7 +323,7 @@ export function envelopeHeader(bytes: Uint8Array): { sender: number; kind: strin
     shift += 7;
   }
   const field = tag >>> 3;
-  return { sender: env.sender, kind: KIND_BY_FIELD[field] || "unknown" };
+  return { sender: env.sender, kind: KIND_BY_FIELD[field] || "unknown", epoch: env.epoch };
 }
 
 /**

@@ -599,7 +599,9 @@ export class PeerNetwork {
     const head = envelopeHeader(bytes);
     // A NEW-VIEW is the one message a replica relays on someone else's signature (the primary's
     // helpers forward it to a lagging replica): relaying it is no offence.
-    if (head !== null && head.sender !== peer && head.kind !== "newView") {
+    const isSender = (h: { sender: number; epoch: bigint }) =>
+      this.mod.senderIs ? this.mod.senderIs(peer, h.epoch, h.sender) : h.sender === peer;
+    if (head !== null && !isSender(head) && head.kind !== "newView") {
       this.metrics.rejected("wrong_sender", peer);
       this.penalize(peer, "wrong_sender");
       return;

@@ -93,6 +93,11 @@ export interface PeerNetworkModules {
   credentials?: PeerCredentials;
   /** Wall clock in ms; injectable for tests of scores and bans. */
   now?: () => number;
+  /**
+   * DPoS (issue 11): whether transport peer `peer` is member `sender` of the set of `epoch`
+   * (indices differ per epoch). Absent: the envelope's sender must equal the peer's index.
+   */
+  senderIs?(peer: number, epoch: bigint, sender: number): boolean;
 }
 
 /** Why the transport itself refused a stream or an envelope (the node's verdict reasons are separate). */

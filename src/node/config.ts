@@ -24,6 +24,11 @@ export interface PeerConfig {
   index: number;
   /** "host:port" of the peer's peer (consensus) port. */
   address: string;
+  /**
+   * "host:port" of the peer's public API: where this node fetches committed blocks while it
+   * follows the chain outside the validator set (DPoS, src/node/follower.ts). Optional.
+   */
+  api?: string;
 }
 
 export interface NodeConfig {
@@ -335,13 +340,15 @@ export function validateConfig(input: unknown, home = "."): NodeConfig {
   const peers = peersRaw.map((p, i) => {
     const f = `peers[${i}]`;
     const obj = objectAt(f, p);
-    rejectUnknown(f, obj, ["index", "address"]);
+    rejectUnknown(f, obj, ["index", "address", "api"]);
     const index = int(`${f}.index`, obj.index, 0, 0xffff_ffff);
     if (index === validatorIndex)
       throw new ConfigError(`${f}.index`, "a node must not list itself as a peer");
     if (seen.has(index)) throw new ConfigError(`${f}.index`, `duplicate peer index ${index}`);
     seen.add(index);
-    return { index, address: addr(`${f}.address`, obj.address) };
+    const peer: PeerConfig = { index, address: addr(`${f}.address`, obj.address) };
+    if (obj.api !== undefined) peer.api = addr(`${f}.api`, obj.api);
+    return peer;
   });
 
   const logRaw = section(raw, "log", configDefaults.log, ["level"]);

@@ -8,10 +8,12 @@ import { U128_MAX } from "../exec/codec.js";
 import { isValidPoolId } from "../exec/programs.js";
 import { ValidatorSchema, type ValidatorSet, ValidatorSetSchema } from "../gen/parabft/v1/types_pb.js";
 import { type ChainParams, type PresetName, presets, validateParams } from "../params/index.js";
+import { isValidPeerAddress } from "../staking/programs.js";
 import { ADDRESS_LENGTH, PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { bytesEqual, fromHex, toHex } from "../types/bytes.js";
 import { ParabftError } from "../types/errors.js";
 import type { NodeConfig } from "./config.js";
+import { transportIndexOf } from "./membership.js";
 
 export type GenesisErrorCode = "GENESIS_INVALID";
 
@@ -26,6 +28,15 @@ export interface GenesisValidator {
   name: string;
   publicKey: Uint8Array;
   power: bigint;
+  /**
+   * DPoS (issue 11): the genesis validator is a registered validator bonding this self stake
+   * (default: `power`, which stays below minSelfStake for old files: their set is then kept).
+   */
+  selfStake?: bigint;
+  /** Operator account (20-byte hex); default addressOf(publicKey), the node's own account. */
+  operator?: Uint8Array;
+  /** Advertised peer address (host:port), as RegisterValidator's peer_address. */
+  peerAddress?: string;
 }
 
 export interface GenesisAccount {
@@ -60,7 +71,14 @@ export interface GenesisJson {
   genesisTimeMs: number;
   preset?: PresetName;
   params?: ChainParams;
-  validators: { name: string; publicKey: string; power: number | string }[];
+  validators: {
+    name: string;
+    publicKey: string;
+    power: number | string;
+    selfStake?: string;
+    operator?: string;
+    peerAddress?: string;
+  }[];
   accounts: { address: string; balance: string; holdings?: Record<string, string> }[];
   ammPools: { id: string; reserveA: string; reserveB: string; feeBps: number }[];
 }
@@ -194,7 +212,7 @@ export function parseGenesis(input: unknown): Genesis {
   const keys = new Set<string>();
   const validators = arr("validators", g.validators).map((v, i) => {
     const f = `validators[${i}]`;
-    const o = obj(f, v, ["name", "publicKey", "power"]);
+    const o = obj(f, v, ["name", "publicKey", "power", "selfStake", "operator", "peerAddress"]);
     const name = str(`${f}.name`, o.name);
     if (names.has(name))
       throw new GenesisError(`${f}.name`, `duplicate validator name ${JSON.stringify(name)}`);
@@ -203,7 +221,15 @@ export function parseGenesis(input: unknown): Genesis {
     const k = toHex(publicKey);
     if (keys.has(k)) throw new GenesisError(`${f}.publicKey`, "duplicate validator public key");
     keys.add(k);
-    return { name, publicKey, power: amount(`${f}.power`, o.power, 1n) };
+    const out: GenesisValidator = { name, publicKey, power: amount(`${f}.power`, o.power, 1n) };
+    if (o.selfStake !== undefined) out.selfStake = amount(`${f}.selfStake`, o.selfStake, 1n);
+    if (o.operator !== undefined) out.operator = hex(`${f}.operator`, o.operator, ADDRESS_LENGTH);
+    if (o.peerAddress !== undefined) {
+      const a = str(`${f}.peerAddress`, o.peerAddress);
+      if (!isValidPeerAddress(a)) throw new GenesisError(`${f}.peerAddress`, "must be host:port");
+      out.peerAddress = a;
+    }
+    return out;
   });
   if (validators.length === 0) throw new GenesisError("validators", "at least one validator is required");
   if (validators.length > params.staking.maxValidators) {
@@ -263,6 +289,9 @@ export function genesisToJson(g: Genesis): GenesisJson {
       name: v.name,
       publicKey: toHex(v.publicKey),
       power: v.power <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v.power) : v.power.toString(),
+      ...(v.selfStake !== undefined ? { selfStake: v.selfStake.toString() } : {}),
+      ...(v.operator !== undefined ? { operator: toHex(v.operator) } : {}),
+      ...(v.peerAddress !== undefined ? { peerAddress: v.peerAddress } : {}),
     })),
     accounts: g.accounts.map((a) =>
       a.holdings
@@ -333,7 +362,17 @@ export function checkConfigAgainstGenesis(cfg: NodeConfig, g: Genesis, publicKey
     );
   }
   const n = g.validators.length;
-  if (cfg.validatorIndex >= n) {
+  // DPoS joiner (issue 11): a validator outside the genesis set runs with its transport index
+  // (src/node/membership.ts, derived from its key) and joins when elected.
+  const joiner =
+    publicKey !== undefined &&
+    !g.validators.some((v) => bytesEqual(v.publicKey, publicKey)) &&
+    cfg.validatorIndex ===
+      transportIndexOf(
+        publicKey,
+        g.validators.map((v) => v.publicKey),
+      );
+  if (cfg.validatorIndex >= n && !joiner) {
     throw new GenesisError(
       "validatorIndex",
       `${cfg.validatorIndex} is outside the genesis set of ${n} validators`,
@@ -343,7 +382,7 @@ export function checkConfigAgainstGenesis(cfg: NodeConfig, g: Genesis, publicKey
     if (p.index >= n)
       throw new GenesisError(`peers[${i}].index`, `${p.index} is outside the genesis set of ${n}`);
   });
-  if (publicKey && !bytesEqual(publicKey, g.validators[cfg.validatorIndex]!.publicKey)) {
+  if (publicKey && !joiner && !bytesEqual(publicKey, g.validators[cfg.validatorIndex]!.publicKey)) {
     throw new GenesisError(
       "keyFile",
       `the key's public key is not genesis validator ${cfg.validatorIndex} (${g.validators[cfg.validatorIndex]!.name})`,

@@ -20,6 +20,9 @@ export interface NodeMetrics {
   view: Gauge;
   peers: Gauge;
   diverged: Gauge;
+  /** DPoS: the consensus epoch and whether this node is in its set. */
+  epoch: Gauge;
+  inValidatorSet: Gauge;
   committedTxs: Counter;
   regossiped: Counter;
   escapedErrors: Counter<"kind">;
@@ -122,6 +125,11 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
     stableCheckpoint: f.gauge({ name: "consensus_stable_checkpoint_height", help: "Last stable checkpoint" }),
     view: f.gauge({ name: "consensus_view", help: "Current view" }),
     peers: f.gauge({ name: "net_peers_connected", help: "Authenticated peer streams" }),
+    epoch: f.gauge({ name: "consensus_epoch", help: "Consensus epoch the node works in (DPoS)" }),
+    inValidatorSet: f.gauge({
+      name: "consensus_in_validator_set",
+      help: "1 when this node is a member of the current epoch's validator set, 0 while it follows",
+    }),
     diverged: f.gauge({
       name: "node_diverged",
       help: "1 when this replica's checkpoint differs from a stable one",

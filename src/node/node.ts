@@ -6,13 +6,12 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import type { ApiBackend, BlockRecord, BlockRef, NodeStatus } from "../api/backend.js";
 import { ApiServer } from "../api/server.js";
 import { type EnvelopeContext, sealMessage } from "../consensus/envelope.js";
+import { EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
-import { Replica } from "../consensus/pbft/replica.js";
 import type { EvidenceRecord, PersistedState, SigningRecord, Verdict } from "../consensus/pbft/types.js";
-import { StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
+import { ValidatorSet } from "../consensus/valset/index.js";
 import { NodeSigner, NodeVerifier, nativeTxHash, readKeyFile, VerifyPool } from "../crypto/index.js";
 import { decodeAccount } from "../exec/codec.js";
-import { buildGenesis } from "../exec/genesis.js";
 import { ParallelExecutor } from "../exec/parallel.js";
 import { ExecutionPipeline } from "../exec/pipeline.js";
 import { recoverExecution } from "../exec/recovery.js";
@@ -30,22 +29,29 @@ import {
   type Receipt,
   type SignedTx,
   TxBodySchema,
+  ValidatorSchema,
   type ValidatorSet as ValidatorSetMsg,
+  ValidatorSetSchema,
 } from "../gen/parabft/v1/types_pb.js";
 import { componentLogger, createLogger, type Logger } from "../logger/index.js";
 import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.js";
 import { MetricsRegistry, MetricsServer } from "../metrics/index.js";
 import { loadPeerCredentials, PeerNetwork } from "../net/index.js";
 import type { ChainParams } from "../params/index.js";
+import { epochOfHeight, isLastHeightOfEpoch } from "../staking/epoch.js";
 import { ChainDb, SigningStateLog } from "../storage/index.js";
-import { toHex } from "../types/bytes.js";
+import { bytesEqual, toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
-import { ConsensusDriver, type Delivered } from "./driver.js";
+import { buildChainGenesis, LiveEpochSets, nodeEpochHook, readSnapshot } from "./dpos.js";
+import { ConsensusDriver, type Delivered, type EpochChange } from "./driver.js";
+import { EvidenceSubmitter } from "./evidence.js";
+import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
 import { installLastResort } from "./lastResort.js";
+import { Membership } from "./membership.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
 import { OrderedStage } from "./stage.js";
 import { type DriverNet, Equivocator, TestFaults } from "./testFaults.js";
@@ -81,7 +87,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private verifyPool!: VerifyPool;
   private signer!: NodeSigner;
   private executor!: ParallelExecutor;
-  private replica!: Replica;
+  private replica!: EpochReplica;
+  private membership!: Membership;
+  private follower: Follower | null = null;
   private mempool!: Mempool;
   private net!: PeerNetwork;
   private driver!: ConsensusDriver;
@@ -90,7 +98,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private readonly registry: MetricsRegistry;
   private readonly metrics: NodeMetrics;
   private readonly set: ValidatorSet;
-  private readonly sets: StaticEpochSets;
+  private readonly sets: LiveEpochSets;
   private readonly params: ChainParams;
   private readonly committed = new Waiters<bigint>();
   private readonly executedTx = new Waiters<Receipt>();
@@ -125,6 +133,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     (err) => this.stageFailed("commit", err),
   );
   private execution!: ExecutionPipeline;
+  private evidence!: EvidenceSubmitter;
 
   constructor(
     readonly home: string,
@@ -135,7 +144,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.log = (mod.log ?? createLogger({ level: config.log.level })).child({ node: config.validatorIndex });
     this.params = genesis.params;
     this.set = ValidatorSet.fromValidators(0n, genesisValidatorSet(genesis).validators);
-    this.sets = new StaticEpochSets([this.set]);
+    this.sets = new LiveEpochSets(this.set);
     this.registry = new MetricsRegistry({
       processMetrics: true,
       defaultLabels: { validator: String(config.validatorIndex) },
@@ -202,6 +211,14 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const verifier = new NodeVerifier();
     const signer = new NodeSigner(key.secretKey);
     this.signer = signer;
+    this.evidence = new EvidenceSubmitter({
+      chainId: cfg.chainId,
+      signer,
+      sets: this.sets,
+      getState: (key) => this.db.getState(key),
+      admit: async (tx) => (await this.mempool.add(tx, "api")).hash,
+      log: componentLogger(log, "evidence"),
+    });
     this.verifyPool = new VerifyPool({ size: cfg.verify.workers });
     await this.verifyPool.start();
     this.stoppers.push(() => this.verifyPool.stop());
@@ -211,7 +228,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.executor = await this.openExecutor(cfg.execution.workers);
     this.stoppers.push(() => this.executor.close());
     // Blocks committed before a crash but not executed are executed again, in order.
+    // Sets elected before a restart (snapshots persisted by executed epoch hooks), then recovery.
+    await this.sets.load(this.db);
     await recoverExecution(this.executor, this.db, this.db, componentLogger(log, "exec"));
+    await this.sets.load(this.db);
     this.executedHeightValue = this.executor.executedHeight;
     this.stateRootValue = this.executor.stateRoot;
     this.execution = new ExecutionPipeline(
@@ -241,17 +261,29 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.lastBlockTimeMs = top?.blockTimeMs ?? this.genesis.genesisTimeMs;
     this.lastCommitCert =
       committedHeight > 0n ? ((await this.db.getCertificate(committedHeight)) ?? null) : null;
+    const epochLength = this.params.staking.epochLength;
     const envelopeContext: EnvelopeContext = {
       chainId: cfg.chainId,
       sets: this.sets,
       verifier,
       maxMessageBytes: this.params.limits.maxMessageBytes,
       currentEpoch: 0n,
+      epochLength,
     };
-    this.replica = new Replica({
+    // DPoS (issue 11): one consensus instance per epoch, identified by the consensus key (the
+    // index differs per epoch; a joiner starts as a follower with index -1 in the genesis set).
+    const genesisIndex = this.set.indexOf(key.publicKey);
+    this.membership = new Membership(
+      this.set.members.map((m) => m.publicKey),
+      new Map(cfg.peers.map((p) => [p.index, p.address])),
+      key.publicKey,
+    );
+    this.replica = new EpochReplica({
       chainId: cfg.chainId,
       epoch: 0n,
-      self: cfg.validatorIndex,
+      self: genesisIndex ?? -1,
+      epochLength,
+      publicKey: key.publicKey,
       sets: this.sets,
       signer,
       verifier,
@@ -294,22 +326,20 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.net = new PeerNetwork(
       {
         chainId: cfg.chainId,
-        localIndex: cfg.validatorIndex,
+        localIndex: this.membership.selfIndex,
         listenHost: peerAddr.host,
         listenPort: peerAddr.port,
-        peers: this.set.members.map((m, index) => ({
-          index,
-          publicKey: m.publicKey,
-          address: cfg.peers.find((p) => p.index === index)?.address ?? "",
-        })),
+        peers: this.membership.peersFor(this.sets, this.replica.epoch),
         maxMessageBytes: this.params.limits.maxMessageBytes,
+        // A joiner or a restarted validator may be a few epochs behind while it catches up.
+        handshakeEpochSlack: 4,
       },
       {
         signer,
         verifier,
         onEnvelope: (from, bytes) => this.driver.onEnvelope(from, bytes),
         localStatus: () => ({
-          epoch: 0n,
+          epoch: this.replica.epoch,
           committedHeight: this.committedHeightValue,
           view: this.replica.view,
           stableCheckpoint: this.replica.stableHeight,
@@ -318,6 +348,15 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         metrics: this.metrics.net,
         log: componentLogger(log, "net"),
         credentials: peerCredentials,
+        // DPoS: an envelope's sender is an index in its epoch's set; the peer is known by key.
+        senderIs: (peer, epoch, sender) => {
+          // An epoch this node does not know yet (it lags): the driver's verdict decides.
+          const set = this.sets.get(epoch);
+          if (set === undefined) return true;
+          const key = set.members[sender]?.publicKey;
+          const peerKey = this.membership.keyOf(peer);
+          return key !== undefined && peerKey !== undefined && bytesEqual(key, peerKey);
+        },
       },
     );
     // Test-only faults (PARABFT_TEST_*, testFaults.ts): null, and nothing wrapped, unless set.
@@ -327,7 +366,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         ? this.net
         : new Equivocator(this.net, {
             chainId: cfg.chainId,
-            self: cfg.validatorIndex,
+            self: (epoch) => this.sets.get(epoch)?.indexOf(key.publicKey) ?? -1,
             n: this.set.members.length,
             signer,
             active: () => testFaults.current.equivocate,
@@ -359,6 +398,17 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         onDiverged: (height, ours, stable) => this.onDiverged(height, ours, stable),
         onStableCheckpoint: (height) => this.onStableCheckpoint(height),
         lastCommit: () => this.lastCommitCert,
+        // DPoS: sends by (epoch, index) resolve the member's key, then its transport index.
+        route: {
+          send: (epoch, to, bytes) => {
+            const t = this.membership.memberIndex(this.sets.get(epoch), to);
+            if (t !== undefined) driverNet.send(t, bytes);
+          },
+          // To every transport peer (the sets of epoch − 1 … latest): a superset of the epoch's set.
+          broadcast: (_epoch, bytes) => driverNet.broadcast(bytes),
+        },
+        peerKey: (from) => this.membership.keyOf(from),
+        onEpochChanged: (change) => this.onEpochChanged(change),
         metrics: this.metrics.driver,
         now: testFaults?.now,
       },
@@ -379,6 +429,17 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       this.stoppers.push(async () => testFaults.stop());
     }
     this.driver.start();
+    // Outside the current set the node follows the chain from other validators' APIs.
+    const apis = cfg.peers.flatMap((p) => (p.api !== undefined ? [p.api] : []));
+    this.follower = new Follower({
+      apis,
+      following: () => this.replica.status === "following" && !this.halted,
+      committedHeight: () => this.replica.committedHeight,
+      deliver: (blocks) => this.driver.followBlocks(blocks),
+      log: componentLogger(log, "follow"),
+    });
+    this.follower.start();
+    this.stoppers.push(async () => this.follower?.stop());
 
     // Public API and metrics last: serve only what is running.
     this.api = new ApiServer(
@@ -434,10 +495,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   private async ensureGenesis(): Promise<void> {
     if ((await this.db.getStateRoot()) !== undefined) return;
-    const result = buildGenesis({
-      accounts: this.genesis.accounts,
-      pools: this.genesis.ammPools,
-    });
+    // Accounts, pools and staking genesis (the genesis validators registered with their self stake).
+    const result = buildChainGenesis(this.genesis);
     await this.db.writeGenesisState(
       result.writeSet.filter((w) => w.value !== null).map((w) => ({ key: w.key, value: w.value! })),
       result.stateRoot,
@@ -454,15 +513,16 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const stateRoot = await this.db.getStateRoot();
     if (stateRoot === undefined) throw new ParabftError("HALTED", {}, "no state root in storage");
     const state: StateWrite[] = [];
+    const epochHook = nodeEpochHook(this.params, this.db, this.sets);
     for await (const [key, value] of this.db.iterateState()) {
       if (state.length >= IN_MEMORY_STATE_LIMIT) {
-        const executor = new ParallelExecutor({ height, stateRoot }, { workers, source: this.db });
+        const executor = new ParallelExecutor({ height, stateRoot }, { workers, source: this.db, epochHook });
         await executor.warm(this.db.iterateState(), IN_MEMORY_STATE_LIMIT);
         return executor;
       }
       state.push({ key, value });
     }
-    return new ParallelExecutor({ height, stateRoot, state }, { workers });
+    return new ParallelExecutor({ height, stateRoot, state }, { workers, epochHook });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -541,6 +601,44 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     if (this.executedTx.size > 0)
       for (const r of result.receipts) this.executedTx.resolve(toHex(r.txHash), r);
     this.driver.executed(height, stateRoot);
+    if (isLastHeightOfEpoch(height, this.params.staking.epochLength)) this.onEpochEndExecuted(height);
+  }
+
+  /** The core entered a new epoch: transport membership, status and metrics follow. */
+  private onEpochChanged(change: EpochChange): void {
+    this.net.setPeers(this.membership.peersFor(this.sets, change.epoch));
+    this.metrics.epoch.set(Number(change.epoch));
+    this.metrics.inValidatorSet.set(change.self === null ? 0 : 1);
+    this.log.info(
+      {
+        epoch: String(change.epoch),
+        self: change.self,
+        boundary: String(change.boundary),
+        size: change.set.size,
+      },
+      change.self === null ? "epoch changed: following (not in the set)" : "epoch changed: validating",
+    );
+  }
+
+  /** The last block of epoch e executed: the set of e+2 it elected joins the live sets. */
+  private onEpochEndExecuted(height: bigint): void {
+    const e = epochOfHeight(height, this.params.staking.epochLength);
+    void readSnapshot(this.db, e + 2n)
+      .then((s) => {
+        if (s === null || !this.sets.add(s)) return;
+        this.log.info(
+          {
+            epoch: String(s.epoch),
+            kept: s.kept,
+            members: s.members.map((m) => toHex(m.consensusKey).slice(0, 12)),
+          },
+          "validator set elected",
+        );
+        // New members join the transport now (they connect before their epoch), then the core.
+        this.net.setPeers(this.membership.peersFor(this.sets, this.replica.epoch));
+        this.driver.setsChanged();
+      })
+      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not read the elected set"));
   }
 
   private stageFailed(stage: string, err: unknown): void {
@@ -603,6 +701,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     void this.db
       .putEvidence(e)
       .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not store evidence"));
+    // DPoS: the chain slashes and tombstones the offender (once per key; duplicates are no-ops).
+    void this.evidence
+      .submit(e)
+      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "could not submit evidence"));
   }
 
   private onDiverged(height: bigint, ours: Hash, stable: Hash): void {
@@ -649,12 +751,19 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.gossipTimer = null;
     this.gossipSoon = false;
     if (this.gossipBuffer.length > 0) this.lastGossipAt = performance.now();
+    // DPoS: gossip is signed as a member of the current epoch's set; a follower does not gossip
+    // (its clients' transactions wait in its pool; send them to a validator).
+    const self = this.replica.selfIndex;
+    if (self === null) {
+      this.gossipBuffer.length = 0;
+      return;
+    }
     while (this.gossipBuffer.length > 0) {
       const txs = this.gossipBuffer.splice(0, GOSSIP_BATCH_TXS);
       const msg = sealMessage(
         this.config.chainId,
-        0n,
-        this.config.validatorIndex,
+        this.replica.epoch,
+        self,
         this.signer,
         create(PeerMessageSchema, { kind: { case: "txBatch", value: create(TxBatchSchema, { txs }) } }),
       );
@@ -775,7 +884,21 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   async getValidators(epoch: bigint): Promise<ValidatorSetMsg | null> {
-    return epoch === 0n ? genesisValidatorSet(this.genesis) : null;
+    if (epoch <= 1n) return create(ValidatorSetSchema, { ...genesisValidatorSet(this.genesis), epoch });
+    // DPoS: the elected set of the epoch (full, in election order), once it is known.
+    const set = this.sets.get(epoch);
+    if (set === undefined) return null;
+    const names = new Map(this.genesis.validators.map((v) => [toHex(v.publicKey), v.name]));
+    return create(ValidatorSetSchema, {
+      epoch,
+      validators: set.members.map((m) =>
+        create(ValidatorSchema, {
+          publicKey: m.publicKey,
+          power: m.power,
+          name: names.get(toHex(m.publicKey)) ?? "",
+        }),
+      ),
+    });
   }
 
   async getStatus(): Promise<NodeStatus> {
@@ -787,7 +910,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       executedHeight: this.executedHeightValue,
       view: this.replica.view,
       primary: this.replica.primary,
-      epoch: 0n,
+      epoch: this.replica.set.epoch,
       stableCheckpoint: this.replica.stableHeight,
       peersConnected: this.net.connectedCount,
       mempoolSize: this.mempool.size,

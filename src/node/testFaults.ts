@@ -162,7 +162,8 @@ export class Equivocator implements DriverNet {
     private readonly net: DriverNet,
     private readonly o: {
       chainId: string;
-      self: number;
+      /** This validator's index in the set of an epoch (it differs per epoch with DPoS). */
+      self: number | ((epoch: bigint) => number);
       n: number;
       signer: MessageSigner;
       active: () => boolean;
@@ -193,7 +194,8 @@ export class Equivocator implements DriverNet {
           value: { view: m.value.view, height: m.value.height, blockDigest: digest, block: alt },
         },
       });
-      const peers = Array.from({ length: this.o.n }, (_, i) => i).filter((i) => i !== this.o.self);
+      const self = this.selfIn(env.epoch);
+      const peers = Array.from({ length: this.o.n }, (_, i) => i).filter((i) => i !== self);
       const half = Math.ceil(peers.length / 2);
       let sent = 0;
       peers.forEach((to, k) => {
@@ -230,6 +232,10 @@ export class Equivocator implements DriverNet {
 
   private seal(epoch: bigint, init: MessageInitShape<typeof PeerMessageSchema>): Uint8Array {
     const message: PeerMessage = create(PeerMessageSchema, init);
-    return sealMessage(this.o.chainId, epoch, this.o.self, this.o.signer, message).bytes;
+    return sealMessage(this.o.chainId, epoch, this.selfIn(epoch), this.o.signer, message).bytes;
+  }
+
+  private selfIn(epoch: bigint): number {
+    return typeof this.o.self === "number" ? this.o.self : this.o.self(epoch);
   }
 }

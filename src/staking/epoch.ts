@@ -4,7 +4,7 @@
 // switch of the execution epoch to e+1. Pure over a key/value window: the node adds its writes
 // to the block's write set (that wiring lands with the consensus handoff).
 import { toHex } from "../types/bytes.js";
-import { elect } from "./elect.js";
+import { compareCandidates, elect, memberOf } from "./elect.js";
 import type { StakingEvent } from "./programs.js";
 import { type KeyValue, StakingStore } from "./state.js";
 import {
@@ -142,7 +142,13 @@ export function stakingGenesis(
     store.putOperatorOfKey(v.consensusKey, v.operator);
   }
   store.putRegistry(records.map((v) => v.operator).sort((a, b) => (toHex(a) < toHex(b) ? -1 : 1)));
-  const set = elect({ validators: records, current: [] }, { ...rules, minValidators: 1 }, 0n);
+  // The genesis set is every genesis validator (consensus runs with it whatever the stakes),
+  // in election order; eligibility applies from the first election on.
+  const set: EpochSnapshot = {
+    epoch: 0n,
+    kept: false,
+    members: records.map(memberOf).sort(compareCandidates),
+  };
   store.putSnapshot(set);
   store.putSnapshot({ ...set, epoch: 1n });
   return set;

@@ -5,6 +5,7 @@ export * from "./elect.js";
 export * from "./epoch.js";
 export * from "./errors.js";
 export * from "./evidence.js";
+export * from "./hook.js";
 export * from "./keys.js";
 export * from "./programs.js";
 export * from "./query.js";

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
+import { keyStr, strKey } from "../../src/exec/codec.js";
 import { diffResults } from "../../src/exec/compare.js";
 import { ParallelExecutor } from "../../src/exec/parallel.js";
 import { ReferenceExecutor } from "../../src/exec/reference.js";
@@ -12,7 +13,16 @@ import type { ExecutableBlock, ExecutionResult, Executor } from "../../src/exec/
 import { ExecWorkerPool } from "../../src/exec/workerPool.js";
 import { buildTx, kvPutTx, type TestAccount, transferTx } from "../../src/exec/workload.js";
 import type { SignedTx, StakingCall } from "../../src/gen/parabft/v1/types_pb.js";
-import { stakingAccess, stakingGenesis, stakingKeys } from "../../src/staking/index.js";
+import {
+  type EpochHook,
+  type SigningTally,
+  StakingStore,
+  stakingAccess,
+  stakingGenesis,
+  stakingKeys,
+} from "../../src/staking/index.js";
+import { toHex } from "../../src/types/bytes.js";
+import { MemoryStore } from "../unit/exec/helpers.js";
 import { universe } from "./execGen.js";
 import {
   consensusKey,
@@ -187,5 +197,105 @@ describe("parallel executor equals the reference executor with staking calls", (
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
     assert.ok(okStaking > 50, `staking calls must succeed often enough to matter (${okStaking})`);
+  });
+});
+
+// Blocks that cross epoch ends (epochLength 2: heights 1, 3, 5 end epochs 0, 1, 2): the epoch
+// hook (downtime jailing from a signing tally, election of e+2, meta epoch e+1) writes into the
+// last block's write set identically in the reference executor, the forced-parallel executors
+// and a parallel executor backed by a store (whose hook must load the staking keys it reads).
+describe("the epoch hook is identical in the reference and parallel executors", () => {
+  const pool = new ExecWorkerPool(2);
+  after(() => pool.close());
+
+  it("on random blocks crossing epoch ends, with downtime judged from a signing tally", async () => {
+    const u = universe(10);
+    const state = new Map(u.state);
+    const kv = {
+      read: (k: string) => state.get(k) ?? null,
+      write: (k: string, v: Uint8Array | null) => state.set(k, v),
+    };
+    // Genesis validators are accounts 0..3 (registered with their self stake, epochs 0 and 1).
+    stakingGenesis(
+      kv,
+      testRules({ epochLength: 2, minValidators: 2 }),
+      [0, 1, 2, 3].map((i) => ({
+        operator: u.accounts[i]!.address,
+        consensusKey: consensusKey(i).publicKey,
+        peerAddress: `127.0.0.1:${7000 + i}`,
+        selfStake: 2000n,
+      })),
+    );
+    const init = { height: 0n, stateRoot: u.genesis.stateRoot, state };
+    // A deterministic tally: validator key k signed (k * 3 + epoch) % 5 of 4 commits.
+    const hook = (): EpochHook => ({
+      epochLength: 2,
+      signing: async (epoch): Promise<SigningTally> => ({
+        total: 4,
+        signed: new Map(
+          [0, 1, 2, 3, 4, 5].map((k) => [toHex(consensusKey(k).publicKey), (k * 3 + Number(epoch)) % 5]),
+        ),
+      }),
+    });
+    let elections = 0;
+    let jails = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(intentArb, { maxLength: 40 }), { minLength: 2, maxLength: 6 }),
+        async (intents) => {
+          const blocks = toBlocks(u.accounts, intents);
+          const expected = await runAll(new ReferenceExecutor(init, { epochHook: hook() }), blocks);
+          // A store-backed parallel executor: genesis state persisted, nothing cached.
+          const store = new MemoryStore();
+          await store.writeExecutionBatch({
+            height: 0n,
+            stateRoot: u.genesis.stateRoot,
+            receipts: [],
+            writeSet: [...state].map(([k, v]) => ({
+              key: strKey(k),
+              value: v,
+            })),
+          });
+          for (const [name, ex] of [
+            [
+              "parallel(2, forced)",
+              new ParallelExecutor(init, { workers: 2, mode: "always", pool, epochHook: hook() }),
+            ],
+            [
+              "parallel(inline)",
+              new ParallelExecutor(init, { workers: 0, mode: "never", epochHook: hook() }),
+            ],
+            [
+              "parallel(store-backed)",
+              new ParallelExecutor(
+                { height: 0n, stateRoot: u.genesis.stateRoot },
+                { workers: 2, mode: "auto", pool, source: store, epochHook: hook() },
+              ),
+            ],
+          ] as const) {
+            const got = await runAll(ex, blocks);
+            for (let i = 0; i < expected.length; i++) {
+              assert.equal(diffResults(expected[i]!, got[i]!), null, `${name}, block ${i + 1}`);
+            }
+          }
+          // The hook ran: the last block of each epoch wrote the snapshot of e+2 and meta e+1.
+          const final = new Map(state);
+          for (const r of expected)
+            for (const w of r.writeSet) {
+              const k = keyStr(w.key);
+              if (w.value === null) final.delete(k);
+              else final.set(k, w.value);
+            }
+          const st = new StakingStore({ read: (k) => final.get(k) ?? null, write: () => {} });
+          const lastEnded = BigInt(Math.floor((blocks.length - 1) / 2));
+          assert.equal(st.meta().epoch, lastEnded + 1n);
+          assert.ok(st.snapshot(lastEnded + 2n) !== null, "the set of e+2 is persisted");
+          elections++;
+          for (const v of st.registry()) if (st.validator(v)?.status === 1) jails++;
+        },
+      ),
+      { seed: SEED, numRuns: RUNS, endOnFailure: true },
+    );
+    assert.ok(elections >= RUNS && jails > 0, `downtime jailing must happen (${jails})`);
   });
 });

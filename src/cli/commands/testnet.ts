@@ -30,6 +30,10 @@ Options:
   --accounts M      funded client accounts to create (default 8)
   --preset NAME     default | minimal (default: default)
   --chain-id ID     chain id (default parabft-local-N)
+  --self-stake N    DPoS: each genesis validator's bonded self stake (>= the minimum, 1000, makes
+                    the first election meaningful; default: the power, 1, so the set is kept)
+  --joiners J       DPoS: also write J validator homes outside the genesis set (node<N>..): they
+                    follow the chain until registered (parabft tx stake register) and elected
   --insecure-peers  peer links without TLS (net.insecure): local debugging only; certificates
                     are written anyway (DIR/node<i>/tls/)
   --json            print the manifest as JSON
@@ -54,6 +58,8 @@ export const testnetCommand: CliCommand = {
       preset: { type: "string" },
       "chain-id": { type: "string" },
       "insecure-peers": { type: "boolean" },
+      "self-stake": { type: "string" },
+      joiners: { type: "string" },
       json: { type: "boolean" },
       docker: { type: "boolean" },
       k8s: { type: "boolean" },
@@ -88,6 +94,10 @@ export const testnetCommand: CliCommand = {
     try {
       testnet = await createTestnet({
         validators,
+        ...(values["self-stake"] !== undefined
+          ? { selfStake: BigInt(intFlag("self-stake", values["self-stake"], 0, 1, Number.MAX_SAFE_INTEGER)) }
+          : {}),
+        ...(values.joiners !== undefined ? { joiners: intFlag("joiners", values.joiners, 0, 0, 16) } : {}),
         out,
         preset,
         accounts,

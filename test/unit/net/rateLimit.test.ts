@@ -39,8 +39,12 @@ describe("per-peer, per-kind rate limits", () => {
       PeerMessageSchema,
       create(PeerMessageSchema, { kind: { case: "status", value: {} } }),
     );
-    assert.deepEqual(envelopeHeader(envelope(2, null, status)), { sender: 2, kind: "status" });
-    assert.deepEqual(envelopeHeader(envelope(1, null, payload("x"))), { sender: 1, kind: "bodyRequest" });
+    assert.deepEqual(envelopeHeader(envelope(2, null, status, 3n)), { sender: 2, kind: "status", epoch: 3n });
+    assert.deepEqual(envelopeHeader(envelope(1, null, payload("x"))), {
+      sender: 1,
+      kind: "bodyRequest",
+      epoch: 0n,
+    });
     assert.equal(envelopeHeader(new Uint8Array([0xff, 0xff, 0xff])), null);
   });
 

@@ -1,0 +1,167 @@
+// DPoS in the node (issue 11): the chain genesis with staking genesis, the epoch hook the
+// executor runs (with the signing tally read from the chain's last_commit fields), and the live
+// epoch sets (genesis set for epochs 0 and 1, the persisted election snapshot for e+2 once the
+// last block of epoch e has executed).
+import { ValidatorSet } from "../consensus/valset/index.js";
+import { keyStr } from "../exec/codec.js";
+import { buildGenesis } from "../exec/genesis.js";
+import { buildResult, ZERO_ROOT } from "../exec/result.js";
+import type { ExecutionResult } from "../exec/types.js";
+import type { Block } from "../gen/parabft/v1/types_pb.js";
+import type { ChainParams } from "../params/index.js";
+import {
+  decodeSnapshot,
+  type EpochHook,
+  type EpochSnapshot,
+  rulesFrom,
+  type SetMember,
+  type SigningTally,
+  type StakingRules,
+  stakingGenesis,
+  stakingKeys,
+} from "../staking/index.js";
+import { addressOf } from "../types/block.js";
+import { toHex } from "../types/bytes.js";
+import type { Genesis } from "./genesis.js";
+
+/** The chain's staking rules: its StakingParams with the execution-side defaults. */
+export function stakingRulesOf(params: ChainParams): StakingRules {
+  return rulesFrom(params.staking);
+}
+
+/**
+ * The height-0 execution result: accounts and pools (src/exec/genesis.ts) plus staking genesis
+ * (rules, genesis validators registered with their self stake, the sets of epochs 0 and 1).
+ */
+export function buildChainGenesis(g: Genesis): ExecutionResult {
+  const base = buildGenesis({ accounts: g.accounts, pools: g.ammPools });
+  const writes = new Map<string, Uint8Array | null>();
+  for (const w of base.writeSet) writes.set(keyStr(w.key), w.value);
+  stakingGenesis(
+    { read: (k) => writes.get(k) ?? null, write: (k, v) => writes.set(k, v) },
+    stakingRulesOf(g.params),
+    g.validators.map((v) => ({
+      operator: v.operator ?? addressOf(v.publicKey),
+      consensusKey: v.publicKey,
+      peerAddress: v.peerAddress ?? "",
+      selfStake: v.selfStake ?? v.power,
+    })),
+  );
+  return buildResult(0n, ZERO_ROOT, writes, []);
+}
+
+/** What the node reads from storage for the hook and the live sets. */
+export interface DposStore {
+  getBlock(height: bigint): Promise<{ block: Block | null } | undefined>;
+  getState(key: Uint8Array): Promise<Uint8Array | undefined>;
+}
+
+/** The persisted election snapshot of `epoch`, or null. */
+export async function readSnapshot(db: DposStore, epoch: bigint): Promise<EpochSnapshot | null> {
+  const raw = await db.getState(stakingKeys.epochSet(epoch));
+  return raw === undefined || raw === null ? null : decodeSnapshot(raw);
+}
+
+/**
+ * The signing tally of epoch e from the chain: the commit certificates carried as last_commit by
+ * the blocks of epoch e whose own epoch is e. Every node reads the same blocks, so every node
+ * computes the same tally. Signer indices are resolved against the epoch's set.
+ */
+export async function signingTally(
+  db: DposStore,
+  sets: LiveEpochSets,
+  epoch: bigint,
+  epochLength: number,
+): Promise<SigningTally | undefined> {
+  const set = sets.get(epoch);
+  if (set === undefined) return undefined;
+  const len = BigInt(epochLength);
+  const first = epoch === 0n ? 1n : epoch * len;
+  const signed = new Map<string, number>();
+  let total = 0;
+  for (let h = first; h < (epoch + 1n) * len; h++) {
+    const cert = (await db.getBlock(h))?.block?.lastCommit;
+    if (cert === undefined || cert.epoch !== epoch) continue;
+    total++;
+    const seen = new Set<number>();
+    for (const s of cert.signatures) {
+      const m = set.members[s.validator];
+      if (m === undefined || seen.has(s.validator)) continue;
+      seen.add(s.validator);
+      const k = toHex(m.publicKey);
+      signed.set(k, (signed.get(k) ?? 0) + 1);
+    }
+  }
+  return { total, signed };
+}
+
+/** The executor's epoch hook for this chain. */
+export function nodeEpochHook(params: ChainParams, db: DposStore, sets: LiveEpochSets): EpochHook {
+  const epochLength = params.staking.epochLength;
+  return { epochLength, signing: (e) => signingTally(db, sets, e, epochLength) };
+}
+
+/**
+ * EpochSets backed by the persisted snapshots: epochs 0 and 1 are the genesis set (genesis
+ * order: index i = genesis validator i); epoch e ≥ 2 is the election snapshot of e (election
+ * order), added when the last block of epoch e−2 has executed. Sets are full, never diffs.
+ */
+export class LiveEpochSets {
+  private readonly sets = new Map<bigint, ValidatorSet>();
+  private readonly members = new Map<bigint, readonly SetMember[]>();
+
+  constructor(readonly genesis: ValidatorSet) {
+    this.sets.set(0n, new ValidatorSet(0n, genesis.members));
+    this.sets.set(1n, new ValidatorSet(1n, genesis.members));
+  }
+
+  get(epoch: bigint): ValidatorSet | undefined {
+    return this.sets.get(epoch);
+  }
+
+  /** Highest epoch with a known set. */
+  get latest(): bigint {
+    let top = 0n;
+    for (const e of this.sets.keys()) if (e > top) top = e;
+    return top;
+  }
+
+  /** Registration data (operator, peer address) of epoch e's members, when known from a snapshot. */
+  membersOf(epoch: bigint): readonly SetMember[] | undefined {
+    return this.members.get(epoch);
+  }
+
+  /** Adds a snapshot's set; false when it was known already (or is empty). */
+  add(s: EpochSnapshot): boolean {
+    if (s.epoch < 2n || this.sets.has(s.epoch)) return false;
+    const prev = this.sets.get(s.epoch - 1n);
+    if (s.members.length === 0 || s.members.some((m) => m.power <= 0n)) {
+      // Cannot happen with staking genesis (the genesis set is never empty and elections keep
+      // the current set when too few are eligible); keep the previous set rather than stall.
+      if (prev === undefined) return false;
+      this.sets.set(s.epoch, new ValidatorSet(s.epoch, prev.members));
+      const regs = this.members.get(s.epoch - 1n);
+      if (regs !== undefined) this.members.set(s.epoch, regs);
+      return true;
+    }
+    this.sets.set(
+      s.epoch,
+      new ValidatorSet(
+        s.epoch,
+        s.members.map((m) => ({ publicKey: m.consensusKey, power: m.power })),
+      ),
+    );
+    this.members.set(s.epoch, s.members);
+    return true;
+  }
+
+  /** Loads every persisted snapshot from epoch 2 up (at start). Returns how many were added. */
+  async load(db: DposStore): Promise<number> {
+    let n = 0;
+    for (let e = 2n; ; e++) {
+      const s = await readSnapshot(db, e);
+      if (s === null) return n;
+      if (this.add(s)) n++;
+    }
+  }
+}

@@ -1,0 +1,323 @@
+// DPoS with real processes on 127.0.0.1 (issue 11): four genesis validators (self stake 10 000
+// each, minimal preset: epochs of 20 blocks, at most 4 validators) and a fifth validator outside
+// the genesis set, started as a follower. It registers, receives a delegation and is elected at
+// the end of epoch e (the set of e + 2); at that boundary it joins and votes without any restart,
+// and the genesis validator with the lowest rank (equal power: highest operator address) is voted
+// out and leaves cleanly (keeps running, follows). Client transactions commit across both
+// boundaries and the SDK verifies the commit certificates on both sides of each against the
+// epoch's own set. Measured (printed, not asserted): handoff time (boundary committed -> first
+// commit by the new set) and finality p99 near a boundary vs elsewhere.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  delegateTx,
+  type ParabftClient,
+  registerValidatorTx,
+  toHex,
+  transferTx,
+  verifyCommitCertificate,
+  voteTx,
+} from "../../src/client/node.js";
+import { LocalCluster, tempDir } from "./harness.js";
+import { clientsFor, closeAll, percentile, signerOf, until } from "./lib.js";
+
+const EPOCH = 20n;
+const GENESIS = 4;
+const JOINER = 4;
+
+describe("DPoS: a validator is elected, joins and another leaves, on a live cluster", {
+  timeout: 420_000,
+}, () => {
+  let cluster: LocalCluster;
+  let clients: ParabftClient[];
+  let dir: string;
+  let ok = false;
+
+  before(async () => {
+    dir = await tempDir("parabft-dpos-");
+    cluster = await LocalCluster.create(GENESIS, dir, {
+      preset: "minimal",
+      accounts: 3,
+      selfStake: 10_000n,
+      joiners: 1,
+    });
+    for (let i = 0; i < GENESIS; i++) await cluster.startNode(i);
+    await Promise.all(Array.from({ length: GENESIS }, (_, i) => cluster.waitHealthy(i, 90_000)));
+    await cluster.startNode(JOINER); // a follower until elected: never healthy before that
+    clients = clientsFor(cluster);
+  });
+
+  after(async () => {
+    closeAll(clients ?? []);
+    await cluster?.stop();
+    if (ok && process.env.PARABFT_KEEP_TEST_DIRS !== "1") {
+      const { rm } = await import("node:fs/promises");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("registers, elects and hands over; txs commit and certificates verify across the boundaries", async () => {
+    const chainId = cluster.chainId;
+    const joinerNode = cluster.testnet.nodes[JOINER]!;
+    const joinerKey = await signerOf(`${joinerNode.home}/keys/validator.json`);
+    const delegator = await signerOf(cluster.accounts[0]!.keyFile);
+    const payer = await signerOf(cluster.accounts[1]!.keyFile);
+    const sink = await signerOf(cluster.accounts[2]!.keyFile);
+    const c0 = clients[0]!;
+
+    // 1. The fifth validator registers (its own account, its consensus key, its peer address).
+    const reg = await c0.send(
+      joinerKey,
+      (nonce) =>
+        registerValidatorTx(
+          { chainId, sender: joinerKey.publicKey, nonce },
+          { consensusKey: joinerKey.publicKey, selfStake: 10_000n, peerAddress: joinerNode.peer },
+        ),
+      { wait: true, waitExecuted: true, timeoutMs: 30_000 },
+    );
+    assert.equal(reg.receipt?.status, 1, `register: ${reg.receipt?.error}`);
+    // 2. A delegator bonds and votes for it: 10 500 beats the genesis validators' 10 000, and no
+    // single validator holds a third of the power (n = 4, f = 1 in the new set too).
+    const del = await c0.send(
+      delegator,
+      (nonce) => delegateTx({ chainId, sender: delegator.publicKey, nonce }, 500n),
+      {
+        wait: true,
+        waitExecuted: true,
+        timeoutMs: 30_000,
+      },
+    );
+    assert.equal(del.receipt?.status, 1, `delegate: ${del.receipt?.error}`);
+    const vote = await c0.send(
+      delegator,
+      (nonce) =>
+        voteTx({ chainId, sender: delegator.publicKey, nonce }, [
+          { validator: joinerKey.address, amount: 500n },
+        ]),
+      { wait: true, waitExecuted: true, timeoutMs: 30_000 },
+    );
+    assert.equal(vote.receipt?.status, 1, `vote: ${vote.receipt?.error}`);
+    const votedAt = vote.height!;
+    // Elected at the end of the epoch the vote landed in: member from epoch e + 2.
+    const electedEpoch = votedAt / EPOCH + 2n;
+    const boundary = electedEpoch * EPOCH - 1n; // B(e + 1): the last height of the old set
+    // Drive the chain past the election (the end of the vote's epoch), then read the elected set:
+    // the genesis validator that left is the lowest-ranked one (equal power: the highest operator
+    // address), or one jailed for downtime in that epoch; either way exactly one leaves.
+    const transfer = (cl: ParabftClient) =>
+      cl.send(payer, (nonce) => transferTx({ chainId, sender: payer.publicKey, nonce }, sink.address, 1n), {
+        wait: true,
+        timeoutMs: 60_000,
+      });
+    const commits: { height: bigint; ms: number }[] = [];
+    let top = 0n;
+    while (top < boundary - EPOCH + 2n) {
+      const t0 = performance.now();
+      const r = await transfer(c0);
+      commits.push({ height: r.height!, ms: performance.now() - t0 });
+      top = r.height!;
+    }
+    const elected = await until(
+      "the elected set",
+      async () => c0.getValidators(electedEpoch).catch(() => null),
+      30_000,
+    );
+    const electedKeys = elected.validators.map((v) => toHex(v.publicKey));
+    const leavers = [0, 1, 2, 3].filter((i) => !electedKeys.includes(cluster.testnet.nodes[i]!.publicKey));
+    assert.equal(leavers.length, 1, `exactly one genesis validator leaves (${leavers})`);
+    const leavingIndex = leavers[0]!;
+    const leaving = { consensusKey: Buffer.from(cluster.testnet.nodes[leavingIndex]!.publicKey, "hex") };
+    // Clients submit to a node that stays in the set.
+    const stay = [0, 1, 2, 3].find((i) => i !== leavingIndex)!;
+    const cs = clients[stay]!;
+
+    // 3. Load across both boundaries (the election's and the handoff's), timing every commit.
+    const arrival = new Map<bigint, number>();
+    const abort = new AbortController();
+    const stream = (async () => {
+      try {
+        for await (const b of cs.streamBlocks(1n, { signal: abort.signal }))
+          arrival.set(b.height, performance.now());
+      } catch {
+        // stopped
+      }
+    })();
+    const target = boundary + 8n;
+    while (top < target) {
+      const t0 = performance.now();
+      const r = await transfer(cs);
+      commits.push({ height: r.height!, ms: performance.now() - t0 });
+      top = r.height!;
+    }
+
+    // 4. The new set: the joiner is a member of the elected epoch, the leaving validator is not.
+    const set = await cs.getValidators(electedEpoch);
+    const keys = set.validators.map((v) => toHex(v.publicKey));
+    assert.ok(keys.includes(toHex(joinerKey.publicKey)), "the fifth validator is elected");
+    assert.ok(
+      !keys.includes(toHex(leaving.consensusKey)),
+      "the lowest-ranked genesis validator is voted out",
+    );
+    assert.equal(keys.length, 4);
+    const joinerIndex = keys.indexOf(toHex(joinerKey.publicKey));
+
+    // 5. The joiner votes (its signature is in certificates of the new epoch) and is validating.
+    await until(
+      "the joiner's signature in a certificate of the new epoch",
+      async () => {
+        for (let h = boundary + 1n; h <= top; h++) {
+          const b = await cs.getBlock({ height: h });
+          if (b?.certificate?.signatures.some((s) => s.validator === joinerIndex)) return true;
+        }
+        return false;
+      },
+      60_000,
+    );
+
+    // 6. The SDK verifies certificates on both sides of both boundaries against each epoch's set.
+    for (const h of [boundary - EPOCH, boundary - EPOCH + 1n, boundary, boundary + 1n]) {
+      const b = (await cs.getBlock({ height: h }))!;
+      const epoch = h / EPOCH;
+      const vset = await cs.getValidators(epoch);
+      const subject = b.block?.header ?? { kind: "null" as const, epoch, height: h };
+      const v = verifyCommitCertificate(subject, b.certificate!, vset, chainId);
+      assert.ok(v.ok, `height ${h} (epoch ${epoch}): ${v.ok ? "" : v.message}`);
+      if (h > boundary) {
+        // The old set's view of the new epoch: the same certificate fails against the old set.
+        const old = await cs.getValidators(epoch - 1n);
+        assert.equal(verifyCommitCertificate(subject, b.certificate!, old, chainId).ok, false);
+      }
+    }
+
+    // 7. The leaving validator left cleanly: still running, following, not crashed.
+    assert.ok(cluster.isRunning(leavingIndex), "the voted-out validator keeps running");
+    assert.ok(cluster.isRunning(JOINER), "the joiner was never restarted");
+    await until(
+      "the voted-out validator follows the new epoch",
+      async () => {
+        const s = await clients[leavingIndex]!.getStatus();
+        return s.epoch >= electedEpoch && s.committedHeight > boundary;
+      },
+      60_000,
+    );
+
+    // Measurements (not asserted): handoff time and finality near the boundary vs elsewhere.
+    abort.abort();
+    await stream;
+    const gaps = (from: bigint, to: bigint) => {
+      const out: number[] = [];
+      for (let h = from; h < to; h++) {
+        const a = arrival.get(h);
+        const b = arrival.get(h + 1n);
+        if (a !== undefined && b !== undefined) out.push(b - a);
+      }
+      return out;
+    };
+    const handoff = (arrival.get(boundary + 1n) ?? Number.NaN) - (arrival.get(boundary) ?? Number.NaN);
+    const normal = gaps(boundary - 15n, boundary - 2n);
+    const near = commits
+      .filter((c) => c.height >= boundary - 1n && c.height <= boundary + 2n)
+      .map((c) => c.ms);
+    const far = commits.filter((c) => c.height < boundary - 3n || c.height > boundary + 4n).map((c) => c.ms);
+    const figures = {
+      boundary: String(boundary),
+      handoffMs: Math.round(handoff),
+      normalBlockGapMedianMs: Math.round(percentile(normal, 50)),
+      finalityP99NearBoundaryMs: Math.round(percentile(near, 99)),
+      finalityP99ElsewhereMs: Math.round(percentile(far, 99)),
+      commits: commits.length,
+    };
+    console.log(`DPOS_FIGURES ${JSON.stringify(figures)}`);
+    ok = true;
+  });
+});
+
+// Equivocation: PARABFT_TEST_EQUIVOCATE makes validator 3 double-sign every PREPARE and COMMIT
+// (src/node/testFaults.ts). Honest nodes record the conflicting pair and submit it as evidence;
+// the chain slashes the offender's stake and tombstones it; at the next election its seat goes to
+// a registered candidate (a joiner with less stake); client transactions keep committing all along.
+describe("DPoS: an equivocating validator is slashed, tombstoned and voted out", { timeout: 420_000 }, () => {
+  const OFFENDER = 3;
+  let cluster: LocalCluster;
+  let clients: ParabftClient[];
+  let dir: string;
+  let ok = false;
+
+  before(async () => {
+    dir = await tempDir("parabft-dpos-eq-");
+    cluster = await LocalCluster.create(GENESIS, dir, {
+      preset: "minimal",
+      accounts: 2,
+      selfStake: 10_000n,
+      joiners: 1,
+      env: { PARABFT_TEST_EQUIVOCATE: String(OFFENDER) },
+    });
+    for (let i = 0; i < GENESIS; i++) await cluster.startNode(i);
+    await Promise.all(Array.from({ length: GENESIS }, (_, i) => cluster.waitHealthy(i, 90_000)));
+    await cluster.startNode(JOINER);
+    clients = clientsFor(cluster);
+  });
+
+  after(async () => {
+    closeAll(clients ?? []);
+    await cluster?.stop();
+    if (ok && process.env.PARABFT_KEEP_TEST_DIRS !== "1") {
+      const { rm } = await import("node:fs/promises");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("commits the evidence, slashes and tombstones, and replaces the offender at the next election", async () => {
+    const chainId = cluster.chainId;
+    const joinerNode = cluster.testnet.nodes[JOINER]!;
+    const joinerKey = await signerOf(`${joinerNode.home}/keys/validator.json`);
+    const payer = await signerOf(cluster.accounts[0]!.keyFile);
+    const sink = await signerOf(cluster.accounts[1]!.keyFile);
+    const offenderKey = cluster.testnet.nodes[OFFENDER]!.publicKey;
+    const c0 = clients[0]!;
+    const reg = await c0.send(
+      joinerKey,
+      (nonce) =>
+        registerValidatorTx(
+          { chainId, sender: joinerKey.publicKey, nonce },
+          { consensusKey: joinerKey.publicKey, selfStake: 5_000n, peerAddress: joinerNode.peer },
+        ),
+      { wait: true, waitExecuted: true, timeoutMs: 30_000 },
+    );
+    assert.equal(reg.receipt?.status, 1, `register: ${reg.receipt?.error}`);
+
+    const offenderRecord = async () =>
+      (await c0.getStakingValidators()).validators.find((v) => toHex(v.consensusKey) === offenderKey)!;
+    // Keep committing; the cluster must never stall (each tx is bounded by its own timeout).
+    let top = 0n;
+    let tombstonedAt: bigint | null = null;
+    const deadline = Date.now() + 240_000;
+    while (Date.now() < deadline) {
+      const r = await c0.send(
+        payer,
+        (nonce) => transferTx({ chainId, sender: payer.publicKey, nonce }, sink.address, 1n),
+        {
+          wait: true,
+          timeoutMs: 60_000,
+        },
+      );
+      top = r.height!;
+      if (tombstonedAt === null && (await offenderRecord()).status === "tombstoned") tombstonedAt = top;
+      // The set elected after the tombstone is in force, and a few blocks of it committed.
+      if (tombstonedAt !== null && top >= (tombstonedAt / EPOCH + 2n) * EPOCH + 3n) break;
+    }
+    assert.ok(tombstonedAt !== null, "the evidence was committed and the offender tombstoned");
+    const rec = await offenderRecord();
+    assert.ok(BigInt(rec.selfStake) < 10_000n, `slashed: self stake ${rec.selfStake}`);
+    const outEpoch = tombstonedAt / EPOCH + 2n;
+    assert.ok(top >= outEpoch * EPOCH, "the chain reached the epoch after the next election");
+    const set = await c0.getValidators(outEpoch);
+    const keys = set.validators.map((v) => toHex(v.publicKey));
+    assert.ok(!keys.includes(offenderKey), "the offender's power left the set");
+    assert.ok(keys.includes(toHex(joinerKey.publicKey)), "its seat went to the next candidate");
+    console.log(
+      `DPOS_EQUIVOCATION ${JSON.stringify({ tombstonedAt: String(tombstonedAt), outEpoch: String(outEpoch), top: String(top), selfStake: rec.selfStake })}`,
+    );
+    ok = true;
+  });
+});
