@@ -25,13 +25,14 @@ import {
   assertNoHonestBans,
   describeWindows,
   type HostileCluster,
+  hostileRounds,
   interleave,
   startHostileCluster,
   stopHostileCluster,
 } from "./hostile-windows.js";
 import { checkChain, metricValue, signerOf, sleep, TransferLoad, until } from "./lib.js";
 
-const ROUNDS = 3;
+const ROUNDS = hostileRounds(3);
 const WINDOW_MS = 6_000;
 /** Per validator: no node grows by more than this over its RSS at the scenario's start... */
 const RSS_GROWTH_BOUND = 150 * 1024 * 1024;

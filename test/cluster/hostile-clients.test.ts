@@ -31,6 +31,7 @@ import {
   assertNoHonestBans,
   describeWindows,
   type HostileCluster,
+  hostileRounds,
   type Interleaved,
   interleave,
   startHostileCluster,
@@ -39,8 +40,8 @@ import {
 import type { AttackerInput, AttackerResult } from "./hostileAttacker.js";
 import { checkChain, metricValue, signerOf, sleep, TransferLoad, until } from "./lib.js";
 
-/** ROUNDS attack windows, each between two baseline windows: 11 windows of 6 s. */
-const ROUNDS = 5;
+/** ROUNDS attack windows, each between two baseline windows of 6 s (11 windows in bench-hostile). */
+const ROUNDS = hostileRounds(5);
 const WINDOW_MS = 6_000;
 const ATTACK_MS = ROUNDS * WINDOW_MS;
 /** Per validator process: the issue saw 131 MB idle; a flood that is buffered would pass this. */

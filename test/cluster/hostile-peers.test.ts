@@ -25,6 +25,7 @@ import {
   assertNoHonestBans,
   describeWindows,
   type HostileCluster,
+  hostileRounds,
   type Interleaved,
   interleave,
   startHostileCluster,
@@ -34,7 +35,7 @@ import { checkChain, metricValue, signerOf, TransferLoad, until } from "./lib.js
 import { type PeerIdentity, peerIdentity } from "./peerAttack.js";
 
 /** Alternating baseline and attack windows: ROUNDS of each, WINDOW_MS long. */
-const ROUNDS = 3;
+const ROUNDS = hostileRounds(3);
 const WINDOW_MS = 6_000;
 /** Stated bound: no node grows by more than this over the run's starting RSS... */
 const RSS_GROWTH_BOUND = 150 * 1024 * 1024;
