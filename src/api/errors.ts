@@ -23,7 +23,10 @@ export type ApiErrorCode =
   | "UNAVAILABLE"
   | "FAILED_PRECONDITION";
 
-export class ApiError extends ParabftError<ApiErrorCode, { field?: string }> {}
+/** An answer to the client, not a bug: no stack trace (see ParabftError.stackless). */
+export class ApiError extends ParabftError<ApiErrorCode, { field?: string }> {
+  static override readonly stackless = true;
+}
 
 const table: Record<ApiErrorCode | MempoolErrorCode, status> & Record<string, status | undefined> = {
   // API input and flow control

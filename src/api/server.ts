@@ -258,6 +258,9 @@ export class ApiServer {
     if (this.server) return;
     const o = this.opts;
     const server = new Server({
+      // Channelz keeps per-call statistics nobody queries here; it cost ~8 % of a node's CPU
+      // per refused request under spam (issue 10's profile).
+      "grpc.enable_channelz": 0,
       "grpc.max_receive_message_length": o.maxMessageBytes,
       "grpc.max_send_message_length": o.maxMessageBytes,
       "grpc.max_concurrent_streams": o.maxConcurrentStreams,
@@ -362,15 +365,9 @@ export class ApiServer {
       // Opening block streams faster than the per-address rate is churn, not use: the connection
       // goes at once (with the requests still queued on it); other refusals count as strikes.
       this.listener?.strike(peer, reason === "stream_rate" ? Number.POSITIVE_INFINITY : 1);
-      // No stack trace: a flood is answered with thousands of these, and capturing a stack was
-      // the single largest cost of refusing one (profiled under the unread-StreamBlocks flood).
-      const limit = Error.stackTraceLimit;
-      Error.stackTraceLimit = 0;
-      try {
-        return new ApiError(code, {}, msg);
-      } finally {
-        Error.stackTraceLimit = limit;
-      }
+      // ApiError is stackless: capturing a stack was the single largest cost of refusing one
+      // (profiled under the unread-StreamBlocks flood).
+      return new ApiError(code, {}, msg);
     };
     if (n >= o.maxInFlightPerConnection) {
       throw limited(
@@ -454,26 +451,51 @@ export class ApiServer {
   ): handleUnaryCall<Req | MalformedRequest, Res> {
     return (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback) => {
       const started = performance.now();
-      const ac = new AbortController();
       let release: () => void = () => {};
+      // The abort signal is made only for handlers that wait (SubmitTxAndWait): most calls answer
+      // at once, and a controller per call was a measurable share of refusing spam (issue 10).
+      let ac: AbortController | null = null;
+      // grpc-js reports every unary call "cancelled" when its stream closes, answered or not:
+      // aborting then would build a DOMException per call for nothing.
+      let answered = false;
+      let cancelled = false;
+      const active = this.active;
+      const ctx: CallCtx = {
+        get signal() {
+          if (ac === null) {
+            ac = new AbortController();
+            if (cancelled) ac.abort();
+            else active.add(ac);
+          }
+          return ac.signal;
+        },
+        deadline: call.getDeadline(),
+        peer: call.getPeer(),
+      };
+      const done = () => {
+        answered = true;
+        release();
+        if (ac !== null) this.active.delete(ac);
+      };
       const run = async (): Promise<Res> => {
         const req = call.request;
         if (req instanceof MalformedRequest) throw invalidArgument("request", `malformed: ${req.reason}`);
-        release = this.admit(call.getPeer());
-        this.active.add(ac);
-        call.on("cancelled", () => ac.abort());
-        return fn(req, { signal: ac.signal, deadline: call.getDeadline(), peer: call.getPeer() });
+        release = this.admit(ctx.peer);
+        call.on("cancelled", () => {
+          if (answered) return;
+          cancelled = true;
+          ac?.abort();
+        });
+        return fn(req, ctx);
       };
       run().then(
         (res) => {
-          release();
-          this.active.delete(ac);
+          done();
           this.finish(method, started, 0);
           callback(null, res);
         },
         (err: unknown) => {
-          release();
-          this.active.delete(ac);
+          done();
           const se = this.statusOf(err, method);
           this.finish(method, started, se.code);
           callback(se);

@@ -46,4 +46,7 @@ export interface MempoolErrorDetail {
   expected?: string;
 }
 
-export class MempoolError extends ParabftError<MempoolErrorCode, MempoolErrorDetail> {}
+/** A refusal is an answer to the client, not a bug: no stack trace (see ParabftError.stackless). */
+export class MempoolError extends ParabftError<MempoolErrorCode, MempoolErrorDetail> {
+  static override readonly stackless = true;
+}

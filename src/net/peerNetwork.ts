@@ -156,6 +156,8 @@ export class PeerNetwork {
     if (this.running) return;
     const sessionMemMb = Math.max(10, Math.ceil((4 * this.o.maxMessageBytes) / 2 ** 20));
     const server = new grpc.Server({
+      // No channelz: per-message statistics nobody queries (see src/api/server.ts).
+      "grpc.enable_channelz": 0,
       "grpc.max_receive_message_length": this.o.maxMessageBytes,
       "grpc.max_concurrent_streams": this.o.maxConcurrentStreams,
       "grpc.keepalive_time_ms": this.o.keepaliveTimeMs,
@@ -432,6 +434,7 @@ export class PeerNetwork {
           );
         }) ?? grpc.credentials.createInsecure();
       p.client = new grpc.Client(p.info.address, creds, {
+        "grpc.enable_channelz": 0,
         "grpc.max_receive_message_length": this.o.maxMessageBytes,
         "grpc.keepalive_time_ms": this.o.keepaliveTimeMs,
         "grpc.keepalive_timeout_ms": this.o.keepaliveTimeoutMs,

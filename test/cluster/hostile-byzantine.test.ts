@@ -19,20 +19,20 @@ import { after, before, describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import { type ParabftClient, signTx, transferTx } from "../../src/client/node.js";
 import type { AttackResult, AttackSpec } from "./attackWorker.js";
-import { LocalCluster, tempDir } from "./harness.js";
-import { assertHonestService, assertNoHonestBans, describeWindows, interleave } from "./hostile-windows.js";
+import type { LocalCluster } from "./harness.js";
 import {
-  checkChain,
-  clientsFor,
-  closeAll,
-  metricValue,
-  signerOf,
-  sleep,
-  TransferLoad,
-  until,
-} from "./lib.js";
+  assertHonestService,
+  assertNoHonestBans,
+  describeWindows,
+  type HostileCluster,
+  hostileRounds,
+  interleave,
+  startHostileCluster,
+  stopHostileCluster,
+} from "./hostile-windows.js";
+import { checkChain, metricValue, signerOf, sleep, TransferLoad, until } from "./lib.js";
 
-const ROUNDS = 3;
+const ROUNDS = hostileRounds(3);
 const WINDOW_MS = 6_000;
 /** Per validator: no node grows by more than this over its RSS at the scenario's start... */
 const RSS_GROWTH_BOUND = 150 * 1024 * 1024;
@@ -55,25 +55,17 @@ function rssOf(pid: number | null): number {
 }
 
 describe("hostile clients and a Byzantine validator: findings 1 and 6", { timeout: 300_000 }, () => {
+  let hostile: HostileCluster | undefined;
   let cluster: LocalCluster;
   let clients: ParabftClient[];
-  const exits: string[] = [];
+  let exits: string[] = [];
 
   before(async () => {
-    cluster = await LocalCluster.create(4, await tempDir(), {
-      // The default preset's 1 s view timeout (see hostile-peers.test.ts).
-      preset: "default",
-      accounts: 9,
-      onUnexpectedExit: (i, code, signal) => exits.push(`node ${i} exited (code ${code}, signal ${signal})`),
-    });
-    await cluster.start();
-    clients = clientsFor(cluster);
+    hostile = await startHostileCluster(9);
+    ({ cluster, clients, exits } = hostile);
   });
 
-  after(async () => {
-    closeAll(clients ?? []);
-    await cluster?.stop();
-  });
+  after(() => stopHostileCluster(hostile));
 
   /** Honest load on `live` nodes through bracketed windows; asserts the four properties. */
   async function underAttack(

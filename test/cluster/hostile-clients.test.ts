@@ -25,29 +25,23 @@ import {
   transferTx,
 } from "../../src/client/node.js";
 import { reflectionClient } from "../unit/api/client.js";
-import { LocalCluster, tempDir } from "./harness.js";
+import type { LocalCluster } from "./harness.js";
 import {
   assertHonestService,
   assertNoHonestBans,
   describeWindows,
+  type HostileCluster,
+  hostileRounds,
   type Interleaved,
   interleave,
-  setViewTimeout,
+  startHostileCluster,
+  stopHostileCluster,
 } from "./hostile-windows.js";
 import type { AttackerInput, AttackerResult } from "./hostileAttacker.js";
-import {
-  checkChain,
-  clientsFor,
-  closeAll,
-  metricValue,
-  signerOf,
-  sleep,
-  TransferLoad,
-  until,
-} from "./lib.js";
+import { checkChain, metricValue, signerOf, sleep, TransferLoad, until } from "./lib.js";
 
-/** ROUNDS attack windows, each between two baseline windows: 11 windows of 6 s. */
-const ROUNDS = 5;
+/** ROUNDS attack windows, each between two baseline windows of 6 s (11 windows in bench-hostile). */
+const ROUNDS = hostileRounds(5);
 const WINDOW_MS = 6_000;
 const ATTACK_MS = ROUNDS * WINDOW_MS;
 /** Per validator process: the issue saw 131 MB idle; a flood that is buffered would pass this. */
@@ -76,26 +70,16 @@ async function rssMb(pid: number): Promise<number> {
 }
 
 describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout: 300_000 }, () => {
+  let hostile: HostileCluster | undefined;
   let cluster: LocalCluster;
   let clients: ParabftClient[];
 
   before(async () => {
-    cluster = await LocalCluster.create(4, await tempDir(), {
-      // The default preset's 1 s view timeout: on a loaded 2-core box the minimal preset's 300 ms
-      // turns every scheduling hiccup into a view change, and the comparison measures those.
-      preset: "default",
-      accounts: HONEST_SENDERS + 3,
-    });
-    if (process.env.HOSTILE_VIEW_TIMEOUT_MS)
-      await setViewTimeout(cluster, "default", Number(process.env.HOSTILE_VIEW_TIMEOUT_MS));
-    await cluster.start();
-    clients = clientsFor(cluster);
+    hostile = await startHostileCluster(HONEST_SENDERS + 3);
+    ({ cluster, clients } = hostile);
   });
 
-  after(async () => {
-    closeAll(clients ?? []);
-    await cluster?.stop();
-  });
+  after(() => stopHostileCluster(hostile));
 
   it("keeps honest commits flowing and memory bounded under findings 2 and 5", async () => {
     const accounts = cluster.accounts;

@@ -19,19 +19,23 @@ import type { ParabftClient } from "../../src/client/node.js";
 import { createValidatorCertificate, generateKeyPair } from "../../src/crypto/index.js";
 import { challengeFrame, dialerProofFrame, newNonce } from "../../src/net/handshake.js";
 import type { AttackResult, AttackSpec } from "./attackWorker.js";
-import { LocalCluster, tempDir } from "./harness.js";
+import type { LocalCluster } from "./harness.js";
 import {
   assertHonestService,
   assertNoHonestBans,
   describeWindows,
+  type HostileCluster,
+  hostileRounds,
   type Interleaved,
   interleave,
+  startHostileCluster,
+  stopHostileCluster,
 } from "./hostile-windows.js";
-import { checkChain, clientsFor, closeAll, metricValue, signerOf, TransferLoad, until } from "./lib.js";
+import { checkChain, metricValue, signerOf, TransferLoad, until } from "./lib.js";
 import { type PeerIdentity, peerIdentity } from "./peerAttack.js";
 
 /** Alternating baseline and attack windows: ROUNDS of each, WINDOW_MS long. */
-const ROUNDS = 3;
+const ROUNDS = hostileRounds(3);
 const WINDOW_MS = 6_000;
 /** Stated bound: no node grows by more than this over the run's starting RSS... */
 const RSS_GROWTH_BOUND = 150 * 1024 * 1024;
@@ -49,29 +53,17 @@ function rssOf(pid: number | null): number {
 }
 
 describe("hostile peers and clients against a real cluster", { timeout: 300_000 }, () => {
+  let hostile: HostileCluster | undefined;
   let cluster: LocalCluster;
   let clients: ParabftClient[];
-  const exits: string[] = [];
+  let exits: string[] = [];
 
   before(async () => {
-    cluster = await LocalCluster.create(4, await tempDir(), {
-      // The default preset's 1 s view timeout: on a loaded 2-core box the minimal preset's 300 ms
-      // turns every scheduling hiccup into a view change (dozens a minute at load 20), and the
-      // windows would measure those instead of the attack.
-      preset: "default",
-      accounts: 8,
-      // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a node spends an attack.
-      nodeArgs: process.env.HOSTILE_NODE_ARGS?.split(" ").filter((x) => x !== ""),
-      onUnexpectedExit: (i, code, signal) => exits.push(`node ${i} exited (code ${code}, signal ${signal})`),
-    });
-    await cluster.start();
-    clients = clientsFor(cluster);
+    hostile = await startHostileCluster(8);
+    ({ cluster, clients, exits } = hostile);
   });
 
-  after(async () => {
-    closeAll(clients ?? []);
-    await cluster?.stop();
-  });
+  after(() => stopHostileCluster(hostile));
 
   /**
    * Runs honest load through ROUNDS attack windows bracketed by baseline windows (hostile-windows.ts)

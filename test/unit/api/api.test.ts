@@ -231,6 +231,49 @@ describe("api: status codes", () => {
       assert.equal(code(err), "DEADLINE_EXCEEDED");
     }));
 
+  it("ends a commit wait when the client cancels its call, and frees the call's slot", () =>
+    withServer(
+      async ({ node, client }) => {
+        const pending = client.submitTxAndWait(
+          request("submitTxAndWait", { tx: signedTx(newKey()), timeoutMs: 60_000 }),
+          { deadline: Date.now() + 60_000 },
+          () => {},
+        ) as grpc.ClientUnaryCall;
+        await eventually(() => node.pendingCommitWaits === 1, 30_000);
+        pending.cancel();
+        // The server-side wait is aborted (not left to its 60 s timeout) and the slot is free.
+        await eventually(() => node.pendingCommitWaits === 0, 30_000);
+        await eventually(async () => {
+          try {
+            await call(client, "getStatus", {});
+            return true;
+          } catch {
+            return false;
+          }
+        }, 30_000);
+      },
+      { maxInFlightPerConnection: 1 },
+    ));
+
+  it("answers UNAVAILABLE to a wait cut short by stop()", async () => {
+    const node = new FakeNode();
+    const server = new ApiServer({ address: "127.0.0.1:0" }, { backend: node, log: silentLogger() });
+    await server.start();
+    const client = apiClient(server.port);
+    try {
+      const waiting = callError(client, "submitTxAndWait", { tx: signedTx(newKey()), timeoutMs: 60_000 });
+      await eventually(() => node.pendingCommitWaits === 1, 30_000);
+      await server.stop();
+      const err = await waiting;
+      assert.equal(code(err), "UNAVAILABLE");
+      assert.match(err.details, /shutting down/);
+      assert.equal(node.pendingCommitWaits, 0);
+    } finally {
+      client.close();
+      await server.stop();
+    }
+  });
+
   it("answers UNAVAILABLE while the node is syncing", () =>
     withServer(async ({ node, client }) => {
       node.failWith = new ParabftError("SYNCING", {}, "node is catching up");

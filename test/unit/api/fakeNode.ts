@@ -164,6 +164,13 @@ export class FakeNode implements ApiBackend {
     });
   }
 
+  /** Commit waits still registered (a cancelled or finished call must leave none behind). */
+  get pendingCommitWaits(): number {
+    let n = 0;
+    for (const set of this.commitWaiters.values()) n += set.size;
+    return n;
+  }
+
   waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {
     return this.wait(
       this.commitWaiters,

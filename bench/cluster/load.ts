@@ -1,0 +1,470 @@
+import * as hdr from "hdr-histogram-js";
+import { type ParabftClient, RpcError, signTx, transferTx } from "../../src/client/node.js";
+import type { NodeSigner } from "../../src/crypto/node.js";
+import type { SignedTx } from "../../src/gen/parabft/v1/types_pb.js";
+import { sha256, toHex, u32be } from "../../src/types/index.js";
+import type { ChainWatcher } from "./chain.js";
+import { round3, scrapeMetrics, stageBreakdown } from "./stages.js";
+import type { LatencySummary, RunReport, TimelinePoint, VerifyCeiling } from "./types.js";
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PER_CONNECTION_IN_FLIGHT = 48;
+// ---------------------------------------------------------------------------------------------
+// Load
+
+export interface Sender {
+  signer: NodeSigner;
+  address: Uint8Array;
+  nextNonce: bigint;
+  /** Set after a failed submit: its later nonces may be stuck behind a gap, so it sits out. */
+  tainted: boolean;
+}
+
+export function newHistogram() {
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  });
+}
+
+export type Histogram = ReturnType<typeof newHistogram>;
+
+export function summarize(h: Histogram): LatencySummary {
+  // Recorded in microseconds, reported in milliseconds.
+  const ms = (us: number) => Math.round(us / 10) / 100;
+  if (h.totalCount === 0) return { count: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0 };
+  // A percentile is reported as the top of its HDR bucket, which can lie above the largest value
+  // recorded; no percentile exceeds the maximum.
+  const max = h.maxValue;
+  const at = (q: number) => ms(Math.min(h.getValueAtPercentile(q), max));
+  return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), max: ms(max), mean: ms(h.mean) };
+}
+
+export const recordMs = (h: Histogram, ms: number) => h.recordValue(Math.max(1, Math.round(ms * 1000)));
+
+/** Everything the watcher learns about committed blocks, shared by every run of a bench. */
+
+export class Connection {
+  inFlight = 0;
+  readonly queue: (() => void)[] = [];
+  constructor(readonly client: ParabftClient) {}
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const go = () => {
+        this.inFlight++;
+        fn()
+          .then(resolve, reject)
+          .finally(() => {
+            this.inFlight--;
+            this.queue.shift()?.();
+          });
+      };
+      if (this.inFlight < PER_CONNECTION_IN_FLIGHT) go();
+      else this.queue.push(go);
+    });
+  }
+}
+
+export function recipient(i: number): Uint8Array {
+  // Fresh recipients: transfers do not contend on one hot account.
+  return sha256(u32be(i)).slice(0, 20);
+}
+
+export interface RunContext {
+  chainId: string;
+  senders: Sender[];
+  conns: Connection[];
+  watcher: ChainWatcher;
+  ceiling: VerifyCeiling;
+  drainTimeoutS: number;
+  progress: boolean;
+  signal?: AbortSignal;
+  /** Validators' metrics addresses (host:port), for the per-stage breakdown. */
+  metricsAddrs: string[];
+  /** Every tx counted as committed, for the final chain check. */
+  committedLog: { hash: Uint8Array; height: number }[];
+  recipientCounter: number;
+}
+
+export function presign(
+  ctx: RunContext,
+  total: number,
+): { txs: SignedTx[]; hashes: Uint8Array[]; senderOf: number[] } {
+  const active = ctx.senders.map((s, i) => ({ s, i })).filter((x) => !x.s.tainted);
+  if (active.length === 0) throw new Error("no usable senders left (every sender had a failed submit)");
+  const txs: SignedTx[] = new Array(total);
+  const hashes: Uint8Array[] = new Array(total);
+  const senderOf: number[] = new Array(total);
+  for (let i = 0; i < total; i++) {
+    const { s, i: si } = active[i % active.length]!;
+    const body = transferTx(
+      { chainId: ctx.chainId, sender: s.signer.publicKey, nonce: s.nextNonce++ },
+      recipient(ctx.recipientCounter++),
+      1n,
+    );
+    const p = signTx(body, s.signer);
+    txs[i] = p.tx;
+    hashes[i] = p.hash;
+    senderOf[i] = si;
+  }
+  return { txs, hashes, senderOf };
+}
+
+let lastPlainProgress = "";
+
+export function renderProgress(
+  ctx: RunContext,
+  label: string,
+  elapsed: number,
+  total: number,
+  stats: string,
+): void {
+  if (!ctx.progress) return;
+  const width = 24;
+  const f = Math.min(1, elapsed / total);
+  const bar = "#".repeat(Math.round(f * width)).padEnd(width, "-");
+  const line = `${label} [${bar}] ${elapsed.toFixed(0)}/${total}s ${stats}`;
+  if (process.stderr.isTTY) {
+    process.stderr.write(`\r${line.padEnd(100)}`);
+    return;
+  }
+  // Not a terminal (CI logs): one line per 5-second window.
+  const bucket = `${label}/${Math.floor(elapsed / 5)}/${stats.startsWith("draining")}`;
+  if (bucket !== lastPlainProgress) {
+    lastPlainProgress = bucket;
+    process.stderr.write(`${line}\n`);
+  }
+}
+
+/** Runs one measurement between two scrapes of the validators' metrics. */
+export async function measured(ctx: RunContext, run: () => Promise<RunReport>): Promise<RunReport> {
+  const before = await scrapeMetrics(ctx.metricsAddrs);
+  const t0 = performance.now();
+  const r = await run();
+  const after = await scrapeMetrics(ctx.metricsAddrs);
+  const stages = stageBreakdown(before, after, r.committed, (performance.now() - t0) / 1000);
+  if (stages) r.stages = stages;
+  return r;
+}
+
+export async function runOnce(
+  ctx: RunContext,
+  rate: number,
+  durationS: number,
+  label: string,
+): Promise<RunReport> {
+  const total = Math.max(1, Math.round(rate * durationS));
+  const { txs, hashes, senderOf } = presign(ctx, total);
+  const scheduled = new Float64Array(total);
+  const committedAt = new Float64Array(total).fill(Number.NaN);
+  const executedAt = new Float64Array(total).fill(Number.NaN);
+  const commitHeight = new Float64Array(total).fill(Number.NaN);
+  const admitted = new Uint8Array(total);
+  const failures: Record<string, number> = {};
+  const finality = newHistogram();
+  const executed = newHistogram();
+  const submitAck = newHistogram();
+  const byHeight = new Map<number, number[]>();
+  let submitted = 0;
+  let committedCount = 0;
+  let executedCount = 0;
+  let lastCommitAt = 0;
+  let maxLag = 0;
+  const w = ctx.watcher;
+
+  const markExecuted = (i: number, at: number) => {
+    if (!Number.isNaN(executedAt[i]!)) return;
+    executedAt[i] = at;
+    executedCount++;
+    recordMs(executed, at - scheduled[i]!);
+  };
+  const untrackExecuted = w.trackExecuted(byHeight, markExecuted);
+
+  const t0 = performance.now() + 20;
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < total; i++) scheduled[i] = t0 + (i * 1000) / rate;
+  for (let i = 0; i < total; i++) {
+    w.pending.set(toHex(hashes[i]!), (height, at) => {
+      committedAt[i] = at;
+      commitHeight[i] = height;
+      committedCount++;
+      lastCommitAt = Math.max(lastCommitAt, at);
+      recordMs(finality, at - scheduled[i]!);
+      ctx.committedLog.push({ hash: hashes[i]!, height });
+      if (w.executedHeight >= height) markExecuted(i, at);
+      else {
+        const list = byHeight.get(height);
+        if (list) list.push(i);
+        else byHeight.set(height, [i]);
+      }
+    });
+  }
+
+  const send = (i: number) => {
+    const conn = ctx.conns[senderOf[i]! % ctx.conns.length]!;
+    conn
+      .run(() => conn.client.submitTx(txs[i]!))
+      .then(
+        () => {
+          admitted[i] = 1;
+          submitted++;
+          recordMs(submitAck, performance.now() - scheduled[i]!);
+        },
+        (err: unknown) => {
+          const key = err instanceof RpcError ? err.statusName : "CLIENT_ERROR";
+          failures[key] = (failures[key] ?? 0) + 1;
+          ctx.senders[senderOf[i]!]!.tainted = true;
+          w.pending.delete(toHex(hashes[i]!));
+        },
+      );
+  };
+
+  // Open loop: send whatever is due on each tick, regardless of how earlier sends fare.
+  let next = 0;
+  let lastDraw = 0;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      while (next < total && scheduled[next]! <= now) {
+        maxLag = Math.max(maxLag, now - scheduled[next]!);
+        send(next++);
+      }
+      if (now - lastDraw > 250) {
+        lastDraw = now;
+        const el = Math.max(0, (now - t0) / 1000);
+        const p50 =
+          finality.totalCount > 0 ? `${(finality.getValueAtPercentile(50) / 1000).toFixed(0)}ms` : "-";
+        renderProgress(ctx, label, el, durationS, `sent ${next} committed ${committedCount} p50 ${p50}`);
+      }
+      if (next >= total || ctx.signal?.aborted) resolve();
+      else setTimeout(tick, 1);
+    };
+    setTimeout(tick, Math.max(0, t0 - performance.now()));
+  });
+
+  // Drain: wait for admitted transactions to commit and execute, bounded.
+  const drainUntil = performance.now() + ctx.drainTimeoutS * 1000;
+  while (performance.now() < drainUntil && !ctx.signal?.aborted) {
+    const inflight = ctx.conns.reduce((a, c) => a + c.inFlight + c.queue.length, 0);
+    if (inflight === 0 && committedCount >= submitted && executedCount >= committedCount) break;
+    renderProgress(ctx, label, durationS, durationS, `draining: committed ${committedCount}/${submitted}`);
+    await sleep(50);
+  }
+  if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = Math.max(1, performance.now() - t0);
+  untrackExecuted();
+  for (let i = 0; i < total; i++) {
+    if (Number.isNaN(committedAt[i]!)) {
+      w.pending.delete(toHex(hashes[i]!));
+      // A sender with an admitted tx that never committed may be stuck behind a gap.
+      if (admitted[i]) ctx.senders[senderOf[i]!]!.tainted = true;
+    }
+  }
+
+  const timeline = buildTimeline(
+    t0,
+    Math.ceil(durationS + ctx.drainTimeoutS),
+    durationS,
+    scheduled,
+    committedAt,
+    (i) => committedAt[i]! - scheduled[i]!,
+  );
+
+  const window = Math.max(durationS, (lastCommitAt - t0) / 1000);
+  const achievedTps = committedCount > 0 ? committedCount / window : 0;
+  const heights = new Set<number>();
+  for (let i = 0; i < total; i++) if (!Number.isNaN(commitHeight[i]!)) heights.add(commitHeight[i]!);
+  return {
+    mode: "open",
+    offeredRate: rate,
+    durationS,
+    scheduled: total,
+    submitted,
+    submitFailures: failures,
+    committed: committedCount,
+    executed: executedCount,
+    uncommitted: submitted - committedCount,
+    achievedTps: Math.round(achievedTps * 10) / 10,
+    ratioToClusterCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.clusterCeilingPerSec)),
+    ratioToMachineCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.allCoresPerSec)),
+    finalityMs: summarize(finality),
+    executedMs: summarize(executed),
+    submitAckMs: summarize(submitAck),
+    generatorMaxLagMs: Math.round(maxLag * 100) / 100,
+    generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 1000) / 10,
+    blocks: heights.size,
+    timeline,
+  };
+}
+
+/** Per-second timeline: sends and commits by second, finality p50/p99/max of what committed in it. */
+export function buildTimeline(
+  t0: number,
+  seconds: number,
+  durationS: number,
+  sentAt: ArrayLike<number>,
+  committedAt: ArrayLike<number>,
+  latencyOf: (i: number) => number,
+): TimelinePoint[] {
+  const timeline: TimelinePoint[] = [];
+  const pick = (lat: number[], q: number) =>
+    lat.length > 0
+      ? Math.round(lat[Math.min(lat.length - 1, Math.ceil(q * lat.length) - 1)]! * 100) / 100
+      : null;
+  for (let s = 0; s < seconds; s++) {
+    const lat: number[] = [];
+    let sent = 0;
+    let committed = 0;
+    for (let i = 0; i < sentAt.length; i++) {
+      if (Math.floor((sentAt[i]! - t0) / 1000) === s) sent++;
+      const c = committedAt[i]!;
+      if (!Number.isNaN(c) && Math.floor((c - t0) / 1000) === s) {
+        committed++;
+        lat.push(latencyOf(i));
+      }
+    }
+    if (sent === 0 && committed === 0 && s >= durationS) break;
+    lat.sort((a, b) => a - b);
+    const p50 = lat.length > 0 ? Math.round(lat[Math.floor((lat.length - 1) / 2)]! * 100) / 100 : null;
+    timeline.push({
+      second: s,
+      sent,
+      committed,
+      finalityP50Ms: p50,
+      finalityP99Ms: pick(lat, 0.99),
+      finalityMaxMs: lat.length > 0 ? Math.round(lat[lat.length - 1]! * 100) / 100 : null,
+    });
+  }
+  return timeline;
+}
+
+/**
+ * Closed loop: `clients` clients, each with its own sender and connection, sign a transfer, call
+ * SubmitTxAndWait (committed) and wait for the reply before the next. Latency is send -> reply,
+ * the figure a client sees. Warm-up transactions are sent but not recorded.
+ */
+export async function runClosedLoop(
+  ctx: RunContext,
+  clients: number,
+  durationS: number,
+  warmupS: number,
+  label: string,
+): Promise<RunReport> {
+  const active = ctx.senders.filter((s) => !s.tainted);
+  if (active.length < clients)
+    throw new Error(
+      `closed loop with ${clients} clients needs ${clients} usable senders (have ${active.length})`,
+    );
+  const finality = newHistogram();
+  const executed = newHistogram();
+  const failures: Record<string, number> = {};
+  const sentAt: number[] = [];
+  const committedAt: number[] = [];
+  const latency: number[] = [];
+  const byHeight = new Map<number, number[]>();
+  let executedCount = 0;
+  let lastCommitAt = 0;
+  const heights = new Set<number>();
+  const w = ctx.watcher;
+  const markExecuted = (i: number, at: number) => {
+    executedCount++;
+    recordMs(executed, at - sentAt[i]!);
+  };
+  const untrackExecuted = w.trackExecuted(byHeight, markExecuted);
+  const tWarm = performance.now();
+  const t0 = tWarm + warmupS * 1000;
+  const tEnd = t0 + durationS * 1000;
+  const cpu0 = process.cpuUsage();
+  let lastDraw = 0;
+  const loop = async (k: number) => {
+    const s = active[k]!;
+    const conn = ctx.conns[k % ctx.conns.length]!;
+    while (performance.now() < tEnd && !ctx.signal?.aborted) {
+      const body = transferTx(
+        { chainId: ctx.chainId, sender: s.signer.publicKey, nonce: s.nextNonce },
+        recipient(ctx.recipientCounter++),
+        1n,
+      );
+      const p = signTx(body, s.signer);
+      const start = performance.now();
+      let height: number;
+      try {
+        const res = await conn.client.submitAndWait(p.tx, { timeoutMs: 30_000 });
+        height = Number(res.height);
+      } catch (err) {
+        const key = err instanceof RpcError ? err.statusName : "CLIENT_ERROR";
+        if (start >= t0) failures[key] = (failures[key] ?? 0) + 1;
+        s.tainted = true;
+        return;
+      }
+      s.nextNonce++;
+      const at = performance.now();
+      if (start < t0) continue;
+      const i = sentAt.length;
+      sentAt.push(start);
+      committedAt.push(at);
+      latency.push(at - start);
+      recordMs(finality, at - start);
+      lastCommitAt = Math.max(lastCommitAt, at);
+      heights.add(height);
+      ctx.committedLog.push({ hash: p.hash, height });
+      if (w.executedHeight >= height) markExecuted(i, at);
+      else {
+        const list = byHeight.get(height);
+        if (list) list.push(i);
+        else byHeight.set(height, [i]);
+      }
+      if (at - lastDraw > 250) {
+        lastDraw = at;
+        const p50 = `${(finality.getValueAtPercentile(50) / 1000).toFixed(1)}ms`;
+        renderProgress(
+          ctx,
+          label,
+          Math.max(0, (at - t0) / 1000),
+          durationS,
+          `committed ${sentAt.length} p50 ${p50}`,
+        );
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, (_, k) => loop(k)));
+  // Let the executed watcher catch up with the last commits (bounded).
+  const drainUntil = performance.now() + Math.min(5_000, ctx.drainTimeoutS * 1000);
+  while (executedCount < sentAt.length && performance.now() < drainUntil && !ctx.signal?.aborted)
+    await sleep(20);
+  if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
+  untrackExecuted();
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = Math.max(1, performance.now() - tWarm);
+  const committed = sentAt.length;
+  const window = Math.max(1e-3, (Math.max(lastCommitAt, t0) - t0) / 1000);
+  const achievedTps = committed > 0 ? committed / window : 0;
+  const failed = Object.values(failures).reduce((a, b) => a + b, 0);
+  return {
+    mode: "closed",
+    clients,
+    offeredRate: Math.round(achievedTps * 10) / 10,
+    durationS,
+    scheduled: committed + failed,
+    submitted: committed,
+    submitFailures: failures,
+    committed,
+    executed: executedCount,
+    uncommitted: 0,
+    achievedTps: Math.round(achievedTps * 10) / 10,
+    ratioToClusterCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.clusterCeilingPerSec)),
+    ratioToMachineCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.allCoresPerSec)),
+    finalityMs: summarize(finality),
+    executedMs: summarize(executed),
+    // The reply is the acknowledgement.
+    submitAckMs: summarize(finality),
+    generatorMaxLagMs: 0,
+    generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 1000) / 10,
+    blocks: heights.size,
+    timeline: buildTimeline(t0, Math.ceil(durationS) + 1, durationS, sentAt, committedAt, (i) => latency[i]!),
+  };
+}

@@ -1,0 +1,169 @@
+import { barChartSvg, formatTable } from "../lib/index.js";
+import { formatStages } from "./stages.js";
+import type { ClusterBenchReport } from "./types.js";
+// ---------------------------------------------------------------------------------------------
+// Presentation
+
+export function formatReport(r: ClusterBenchReport): string {
+  const c = r.verifyCeiling;
+  const lines: string[] = [];
+  lines.push(
+    `ParaBFT cluster benchmark — ${r.setup.validators} validators${r.setup.ownCluster ? " (local processes)" : ""}, ${r.machine.cores} cores (${r.machine.cpuModel}), node ${r.machine.node}, load average ${r.machine.loadAverage1m} at start`,
+  );
+  lines.push(
+    `signature-verification ceiling (node:crypto, same run): ${c.singleThreadPerSec}/s one thread, ${c.allCoresPerSec}/s all cores => cluster ceiling ≈ ${c.clusterCeilingPerSec} tx/s`,
+  );
+  lines.push("");
+  lines.push(
+    formatTable(
+      [
+        "offered tx/s",
+        "achieved tx/s",
+        "× ceiling",
+        "committed",
+        "failed",
+        "final p50 ms",
+        "p90",
+        "p99",
+        "max",
+        "exec p50 ms",
+        "exec p99",
+      ],
+      r.runs.map((x) => [
+        x.mode === "closed" ? `closed loop ×${x.clients}` : x.offeredRate,
+        x.achievedTps,
+        x.ratioToClusterCeiling,
+        `${x.committed}/${x.scheduled}`,
+        Object.values(x.submitFailures).reduce((a, b) => a + b, 0) + x.uncommitted,
+        x.finalityMs.p50,
+        x.finalityMs.p90,
+        x.finalityMs.p99,
+        x.finalityMs.max,
+        x.executedMs.p50,
+        x.executedMs.p99,
+      ]),
+    ),
+  );
+  lines.push("");
+  for (const x of r.runs) {
+    const fails = Object.entries(x.submitFailures)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ");
+    lines.push(
+      `${x.mode === "closed" ? `closed loop ×${x.clients} (${x.offeredRate} tx/s)` : `${x.offeredRate} tx/s`}: ${x.blocks} blocks; submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
+    );
+  }
+  const stages = formatStages(r.runs);
+  if (stages) {
+    lines.push("");
+    lines.push("where the time goes (validators' metrics over each run, mean per validator):");
+    lines.push(stages);
+  }
+  if (r.saturation) {
+    const sat = r.saturation;
+    lines.push("");
+    lines.push(
+      sat.offeredRate === null
+        ? `saturation point: ${sat.reason}`
+        : `saturation point: ${sat.offeredRate} tx/s offered, ${sat.achievedTps} tx/s achieved, p99 finality ${sat.finalityP99Ms} ms (${sat.reason})`,
+    );
+  }
+  const v = r.verification;
+  lines.push("");
+  lines.push(
+    `chain check: ${v.inChain}/${v.checked} committed txs found by GetTx at the streamed height (missing ${v.missing}, wrong height ${v.heightMismatch}); receipts sampled ${v.receiptsChecked}: ${JSON.stringify(v.receiptStatus)}${Object.keys(v.receiptErrors).length > 0 ? ` (errors: ${JSON.stringify(v.receiptErrors)})` : ""}; commit certificates verified ${v.certificatesValid}/${v.certificatesChecked}`,
+  );
+  return lines.join("\n");
+}
+
+/** Stacks standalone SVG documents vertically into one. */
+export function stackSvg(parts: string[]): string {
+  let y = 0;
+  let width = 0;
+  const inner: string[] = [];
+  for (const svg of parts) {
+    const w = Number(/width="(\d+)"/.exec(svg)?.[1] ?? 640);
+    const h = Number(/height="(\d+)"/.exec(svg)?.[1] ?? 420);
+    inner.push(svg.replace("<svg ", `<svg y="${y}" `));
+    y += h;
+    width = Math.max(width, w);
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}">\n${inner.join("\n")}\n</svg>\n`;
+}
+
+/** Throughput on top (with the verification ceiling), latency below: units never share an axis. */
+export function chartReport(r: ClusterBenchReport): string {
+  const ceiling = { value: r.verifyCeiling.clusterCeilingPerSec, label: "sig-verify ceiling" };
+  const who = `ParaBFT, ${r.setup.validators} validators, ${r.machine.cores} cores`;
+  if (r.runs.length > 1) {
+    const cats = r.runs.map((x) => `offered ${x.offeredRate}`);
+    return stackSvg([
+      barChartSvg({
+        title: `${who}: throughput per sweep step`,
+        categories: cats,
+        series: [
+          { name: "offered tx/s", values: r.runs.map((x) => x.offeredRate) },
+          { name: "achieved tx/s", values: r.runs.map((x) => x.achievedTps) },
+        ],
+        yLabel: "tx/s",
+        referenceLine: ceiling,
+      }),
+      barChartSvg({
+        title: `${who}: latency vs throughput (log scale)`,
+        categories: r.runs.map((x) => `${x.achievedTps} tx/s`),
+        series: [
+          { name: "finality p50", values: r.runs.map((x) => x.finalityMs.p50) },
+          { name: "finality p90", values: r.runs.map((x) => x.finalityMs.p90) },
+          { name: "finality p99", values: r.runs.map((x) => x.finalityMs.p99) },
+          { name: "executed p50", values: r.runs.map((x) => x.executedMs.p50) },
+          { name: "executed p99", values: r.runs.map((x) => x.executedMs.p99) },
+        ],
+        yLabel: "ms",
+        logScale: true,
+      }),
+    ]);
+  }
+  const run = r.runs[0];
+  if (!run) return stackSvg([]);
+  const points = run.timeline;
+  const shape =
+    run.mode === "closed" ? `closed loop, ${run.clients} client(s)` : `${run.offeredRate} tx/s offered`;
+  return stackSvg([
+    barChartSvg({
+      title: `${who}: ${shape}, per second`,
+      categories: points.map((p) => `${p.second}s`),
+      series: [
+        { name: "sent tx/s", values: points.map((p) => p.sent) },
+        { name: "committed tx/s", values: points.map((p) => p.committed) },
+      ],
+      yLabel: "tx/s",
+      referenceLine: ceiling,
+    }),
+    barChartSvg({
+      title: `${who}: latency at ${run.achievedTps} tx/s`,
+      categories: ["p50", "p90", "p99", "max"],
+      series: [
+        {
+          name: "submit -> committed (ms)",
+          values: (["p50", "p90", "p99", "max"] as const).map((k) => run.finalityMs[k]),
+        },
+        {
+          name: "submit -> executed (ms)",
+          values: (["p50", "p90", "p99", "max"] as const).map((k) => run.executedMs[k]),
+        },
+      ],
+      yLabel: "ms",
+    }),
+    barChartSvg({
+      title: `${who}: ${shape}, finality latency over time (log scale)`,
+      categories: points.map((p) => `${p.second}s`),
+      series: [
+        { name: "p50 ms", values: points.map((p) => p.finalityP50Ms) },
+        { name: "p99 ms", values: points.map((p) => p.finalityP99Ms ?? null) },
+        { name: "max ms", values: points.map((p) => p.finalityMaxMs ?? null) },
+      ],
+      yLabel: "ms",
+      logScale: true,
+    }),
+  ]);
+}

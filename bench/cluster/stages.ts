@@ -1,0 +1,146 @@
+// Where the time goes: the validators' per-stage metrics scraped before and after a run.
+import { formatTable } from "../lib/index.js";
+import type { RunReport, StageBreakdown } from "./types.js";
+// ---------------------------------------------------------------------------------------------
+// Validator metrics: where the time goes
+
+export type MetricSample = Map<string, number>;
+
+export async function scrapeOne(addr: string): Promise<MetricSample | null> {
+  try {
+    const res = await fetch(`http://${addr}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    if (!res.ok) return null;
+    const out: MetricSample = new Map();
+    for (const line of (await res.text()).split("\n")) {
+      if (line.length === 0 || line.startsWith("#")) continue;
+      const sp = line.lastIndexOf(" ");
+      const v = Number(line.slice(sp + 1));
+      if (Number.isFinite(v)) out.set(line.slice(0, sp), v);
+    }
+    return out;
+  } catch (err) {
+    process.stderr.write(
+      `metrics scrape of ${addr} failed: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+    return null;
+  }
+}
+
+export async function scrapeMetrics(addrs: string[]): Promise<(MetricSample | null)[]> {
+  return Promise.all(addrs.map(scrapeOne));
+}
+
+/** Sum over series whose name (with labels) starts with `prefix` and contains every `has`. */
+export function sumOf(m: MetricSample, prefix: string, ...has: string[]): number {
+  let t = 0;
+  for (const [k, v] of m) if (k.startsWith(prefix) && has.every((h) => k.includes(h))) t += v;
+  return t;
+}
+
+export function stageBreakdown(
+  before: (MetricSample | null)[],
+  after: (MetricSample | null)[],
+  committedTxs: number,
+  wallS: number,
+): StageBreakdown | undefined {
+  const pairs: [MetricSample, MetricSample][] = [];
+  for (let i = 0; i < after.length; i++) if (before[i] && after[i]) pairs.push([before[i]!, after[i]!]);
+  if (pairs.length === 0) return undefined;
+  const P = "parabft_";
+  const delta = (name: string, ...has: string[]) =>
+    pairs.map(([b, a]) => sumOf(a, P + name, ...has) - sumOf(b, P + name, ...has));
+  const total = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  const mean = (sumName: string, countName: string, ...has: string[]) => {
+    const c = total(delta(countName, ...has));
+    return c > 0 ? Math.round((total(delta(sumName, ...has)) / c) * 1e5) / 100 : null;
+  };
+  const heights = Math.max(0, ...delta("consensus_committed_height"));
+  const persistCount = total(delta("consensus_signing_state_persist_seconds_count"));
+  const kinds = new Set<string>();
+  const methods = new Set<string>();
+  for (const [, a] of pairs)
+    for (const k of a.keys()) {
+      const kind = /^parabft_storage_write_seconds_count\{kind="([^"]+)"/.exec(k)?.[1];
+      if (kind) kinds.add(kind);
+      const method = /^parabft_api_call_seconds_count\{method="([^"]+)",code="OK"/.exec(k)?.[1];
+      if (method) methods.add(method);
+    }
+  const dbWriteMs: Record<string, number> = {};
+  for (const k of kinds) {
+    const v = mean("storage_write_seconds_sum", "storage_write_seconds_count", `kind="${k}"`);
+    if (v !== null) dbWriteMs[k] = v;
+  }
+  const apiCallMs: Record<string, number> = {};
+  for (const m of methods) {
+    const v = mean("api_call_seconds_sum", "api_call_seconds_count", `method="${m}"`, 'code="OK"');
+    if (v !== null) apiCallMs[m] = v;
+  }
+  const cpuS = total(delta("process_cpu_seconds_total"));
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  return {
+    persistMs: mean(
+      "consensus_signing_state_persist_seconds_sum",
+      "consensus_signing_state_persist_seconds_count",
+    ),
+    persistsPerHeight: heights > 0 ? r2(persistCount / pairs.length / heights) : null,
+    preparedMs: mean("consensus_phase_seconds_sum", "consensus_phase_seconds_count", 'phase="prepared"'),
+    committedMs: mean("consensus_phase_seconds_sum", "consensus_phase_seconds_count", 'phase="committed"'),
+    dbWriteMs,
+    apiFinalityMs: mean("api_finality_seconds_sum", "api_finality_seconds_count"),
+    apiCallMs,
+    heights,
+    viewChanges: Math.max(0, ...delta("consensus_view_changes_total")),
+    cpuPerHeightMsPerValidator: heights > 0 ? r2((cpuS * 1000) / pairs.length / heights) : null,
+    cpuPerTxMs: committedTxs > 0 ? r2((cpuS * 1000) / committedTxs) : null,
+    cpuCores: wallS > 0 ? r2(cpuS / wallS) : 0,
+  };
+}
+
+export function formatStages(runs: RunReport[]): string {
+  const rows = runs
+    .filter((x) => x.stages)
+    .map((x) => {
+      const s = x.stages!;
+      const label = x.mode === "closed" ? `closed ×${x.clients}` : `${x.offeredRate} tx/s`;
+      const db = Object.entries(s.dbWriteMs)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      const api = Object.entries(s.apiCallMs)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      return [
+        label,
+        s.heights,
+        s.persistMs ?? "-",
+        s.persistsPerHeight ?? "-",
+        s.preparedMs ?? "-",
+        s.committedMs ?? "-",
+        db || "-",
+        api || "-",
+        s.viewChanges,
+        s.cpuPerHeightMsPerValidator ?? "-",
+        s.cpuPerTxMs ?? "-",
+        s.cpuCores,
+      ];
+    });
+  if (rows.length === 0) return "";
+  return formatTable(
+    [
+      "run",
+      "heights",
+      "persist ms",
+      "persists/height",
+      "prepare->prepared ms",
+      "commit->committed ms",
+      "db write ms",
+      "api call ms (OK)",
+      "view changes",
+      "CPU ms/height/validator",
+      "CPU ms/tx (cluster)",
+      "CPU cores",
+    ],
+    rows,
+  );
+}
+
+export const round3 = (x: number) => Math.round(x * 1000) / 1000;

@@ -1,0 +1,189 @@
+// The cluster benchmark's options and report shapes (bench/cluster.ts runs it; bench/compare.ts reads its JSON).
+import type { LocalCluster } from "../../src/cli/cluster.js";
+import type { PresetName } from "../../src/params/index.js";
+import type { MachineInfo } from "../lib/index.js";
+export interface ClusterBenchOpts {
+  /** Start a local cluster of this many validators (in a temp dir), or use `api`. */
+  validators?: number;
+  /** API addresses of an existing cluster. */
+  api?: string[];
+  /** Existing cluster only: directory of funded account key files (e.g. <testnet>/accounts). */
+  keysDir?: string;
+  /** Existing cluster only: validators' metrics addresses, for the per-stage breakdown. */
+  metrics?: string[];
+  preset?: PresetName;
+  /** Own cluster only: peer links without TLS (net.insecure), to measure the cost of TLS. */
+  insecurePeers?: boolean;
+  /** Seconds of load (per step with sweep). */
+  durationS: number;
+  /** Offered load, tx/s (the starting rate with sweep). */
+  rate: number;
+  /**
+   * Closed loop instead of open loop: this many clients, each submitting one transaction with
+   * SubmitTxAndWait and waiting for its commit before the next (no sweep).
+   */
+  closedLoop?: number;
+  /** Closed loop: seconds of unrecorded warm-up before the measured `durationS` (default 1). */
+  warmupS?: number;
+  sweep?: boolean;
+  /** Rate multiplier per sweep step. */
+  sweepFactor?: number;
+  sweepMaxSteps?: number;
+  /** Client connections, spread round-robin over the nodes. */
+  connections?: number;
+  /** Distinct senders (funded accounts); more senders means less nonce serialisation. */
+  senders?: number;
+  /** How long to wait after the load for stragglers to commit and execute. */
+  drainTimeoutS?: number;
+  /** Result directory, or null to write nothing. */
+  outDir: string | null;
+  /** Result file base name. */
+  name?: string;
+  /** Progress on stderr. */
+  progress?: boolean;
+  signal?: AbortSignal;
+  /** Length of each verification-ceiling burst (single thread, then all cores); default 1000 ms. */
+  verifyCeilingMs?: number;
+  /** Receives the LocalCluster as soon as it exists (the demo's SIGINT handler stops it). */
+  onCluster?: (cluster: LocalCluster) => void;
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export interface TimelinePoint {
+  second: number;
+  sent: number;
+  committed: number;
+  finalityP50Ms: number | null;
+  finalityP99Ms?: number | null;
+  finalityMaxMs?: number | null;
+}
+
+/**
+ * Where the time goes, from the validators' own metrics (scraped before and after the run; the
+ * difference, averaged over the validators): mean ms per observation and count per committed
+ * height, plus process CPU.
+ */
+export interface StageBreakdown {
+  /** Signing-state writes before sends: mean ms and writes per height, per validator. */
+  persistMs: number | null;
+  persistsPerHeight: number | null;
+  /** PREPARE signed -> COMMIT signed (prepared), mean ms. */
+  preparedMs: number | null;
+  /** COMMIT signed -> delivered (committed), mean ms. */
+  committedMs: number | null;
+  /** RocksDB batch writes by kind, mean ms. */
+  dbWriteMs: Record<string, number>;
+  /** Submit (admitted by the node's API) -> committed, mean ms, over the nodes that took submits. */
+  apiFinalityMs: number | null;
+  /** Public API calls, mean ms by method (OK only). */
+  apiCallMs: Record<string, number>;
+  /** Heights committed during the run (the highest validator's delta). */
+  heights: number;
+  viewChanges: number;
+  /** Validators' CPU (user+sys) per committed height, ms, per validator (mean). */
+  cpuPerHeightMsPerValidator: number | null;
+  /** All validators' CPU per committed transaction, ms (the cluster's cost of one tx). */
+  cpuPerTxMs: number | null;
+  /** All validators' CPU over the run, in cores. */
+  cpuCores: number;
+}
+
+export interface RunReport {
+  /** Per-stage figures from the validators' metrics (own cluster, or --metrics). */
+  stages?: StageBreakdown;
+  /** open: fixed offered rate; closed: `clients` clients, each waiting for its commit. */
+  mode?: "open" | "closed";
+  /** Closed loop: number of clients. */
+  clients?: number;
+  /** Closed loop: the achieved rate (nothing is offered). */
+  offeredRate: number;
+  durationS: number;
+  scheduled: number;
+  submitted: number;
+  submitFailures: Record<string, number>;
+  committed: number;
+  executed: number;
+  /** Admitted but not committed by the end of the drain period. */
+  uncommitted: number;
+  /** committed / (last commit − first scheduled send). */
+  achievedTps: number;
+  ratioToClusterCeiling: number;
+  ratioToMachineCeiling: number;
+  finalityMs: LatencySummary;
+  executedMs: LatencySummary;
+  submitAckMs: LatencySummary;
+  /** How far the generator fell behind its schedule (ms). */
+  generatorMaxLagMs: number;
+  /** CPU the benchmark process itself used during load and drain, in % of one core. */
+  generatorCpuPercent: number;
+  blocks: number;
+  timeline: TimelinePoint[];
+}
+
+export interface VerifyCeiling {
+  /** node:crypto Ed25519 verifies per second, one thread, cached KeyObject. */
+  singleThreadPerSec: number;
+  /** The same on every core at once (worker threads), summed. */
+  allCoresPerSec: number;
+  cores: number;
+  /**
+   * Every validator verifies every transaction, and all of them share this machine's cores:
+   * allCores / validators bounds a local cluster's throughput (DESIGN §11).
+   */
+  clusterCeilingPerSec: number;
+}
+
+export interface ChainVerification {
+  /** Transactions counted as committed and looked up with GetTx. */
+  checked: number;
+  inChain: number;
+  missing: number;
+  heightMismatch: number;
+  receiptsChecked: number;
+  receiptStatus: Record<string, number>;
+  /** Error strings of sampled non-OK receipts, with counts. */
+  receiptErrors: Record<string, number>;
+  certificatesChecked: number;
+  certificatesValid: number;
+  certificateFailures: string[];
+}
+
+export interface ClusterBenchReport {
+  kind: "parabft-cluster-bench";
+  version: 1;
+  startedAt: string;
+  machine: MachineInfo;
+  setup: {
+    validators: number;
+    apis: string[];
+    ownCluster: boolean;
+    preset: string | null;
+    /** Own cluster: whether peer links ran over mTLS (false: --insecure-peers); null for --api. */
+    peerTls?: boolean | null;
+    chainId: string;
+    senders: number;
+    connections: number;
+    workload: string;
+    finalityMethod: string;
+    executedMethod: string;
+  };
+  verifyCeiling: VerifyCeiling;
+  runs: RunReport[];
+  /** The last sweep step that kept up; null offeredRate when even the first did not. */
+  saturation: {
+    offeredRate: number | null;
+    achievedTps: number | null;
+    finalityP99Ms: number | null;
+    reason: string;
+  } | null;
+  verification: ChainVerification;
+  files?: { json: string; table: string; svg?: string };
+}
