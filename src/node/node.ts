@@ -8,6 +8,7 @@ import { ApiServer } from "../api/server.js";
 import { type EnvelopeContext, sealMessage } from "../consensus/envelope.js";
 import { EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
+import { Replica } from "../consensus/pbft/replica.js";
 import type { EvidenceRecord, PersistedState, SigningRecord, Verdict } from "../consensus/pbft/types.js";
 import { ValidatorSet } from "../consensus/valset/index.js";
 import { NodeSigner, NodeVerifier, nativeTxHash, readKeyFile, VerifyPool } from "../crypto/index.js";
@@ -45,7 +46,7 @@ import { errorMessage, ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
-import { buildChainGenesis, LiveEpochSets, nodeEpochHook, readSnapshot } from "./dpos.js";
+import { buildChainGenesis, LiveEpochSets, nodeEpochHook, readSnapshot, stakingRulesOf } from "./dpos.js";
 import { ConsensusDriver, type Delivered, type EpochChange } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
@@ -87,7 +88,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private verifyPool!: VerifyPool;
   private signer!: NodeSigner;
   private executor!: ParallelExecutor;
-  private replica!: EpochReplica;
+  private replica!: EpochReplica | Replica;
   private membership!: Membership;
   private follower: Follower | null = null;
   private mempool!: Mempool;
@@ -278,11 +279,20 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       new Map(cfg.peers.map((p) => [p.index, p.address])),
       key.publicKey,
     );
-    this.replica = new EpochReplica({
+    // DPoS is on when the genesis makes an election meaningful (some genesis validator bonds at
+    // least minSelfStake, e.g. `parabft testnet --self-stake`) or this node is not a genesis
+    // validator (a joiner). Otherwise (old genesis files) every election keeps the genesis set,
+    // and the node runs one epoch forever, as before issue 11.
+    const minSelfStake = stakingRulesOf(this.params).minSelfStake;
+    const dpos =
+      genesisIndex === undefined || this.genesis.validators.some((v) => (v.selfStake ?? 0n) >= minSelfStake);
+    const ReplicaClass = dpos ? EpochReplica : Replica;
+    if (!dpos) envelopeContext.epochLength = undefined;
+    this.replica = new ReplicaClass({
       chainId: cfg.chainId,
       epoch: 0n,
       self: genesisIndex ?? -1,
-      epochLength,
+      ...(dpos ? { epochLength } : {}),
       publicKey: key.publicKey,
       sets: this.sets,
       signer,
