@@ -390,7 +390,11 @@ export class EpochReplica implements ConsensusCore {
     return res.verdict;
   }
 
-  private noteEpoch(e: bigint | undefined): void {
+  /**
+   * A peer's envelope named epoch `e`. The driver calls this for envelopes of an epoch whose set
+   * is not known here yet (never handed to the core): the surest sign that this replica lags.
+   */
+  noteEpoch(e: bigint | undefined): void {
     if (e !== undefined && e > this.seenEpoch) this.seenEpoch = e;
   }
 
