@@ -83,7 +83,12 @@ export interface DriverOpts {
 
 export interface DriverModules {
   /** `Replica`, or `EpochReplica` when the chain has epochs (`epochLength`). */
-  replica: ConsensusCore & { readonly selfIndex?: number | null; readonly startActions?: Action[] };
+  replica: ConsensusCore & {
+    readonly selfIndex?: number | null;
+    readonly startActions?: Action[];
+    /** (Epochs.) A peer's envelope named an epoch whose set is unknown here (we lag). */
+    noteEpoch?(epoch: bigint): void;
+  };
   envelopeContext: EnvelopeContext;
   mempool: Mempool;
   /** The peer network (or, test-only, the Equivocator in front of it). */
@@ -220,6 +225,12 @@ export class ConsensusDriver {
     const check = checkEnvelope(bytes, this.mod.envelopeContext);
     const msg = check.msg;
     if (msg === undefined) {
+      if (
+        check.verdict.kind === "ignore" &&
+        check.verdict.reason === "FUTURE_EPOCH" &&
+        check.epoch !== undefined
+      )
+        this.mod.replica.noteEpoch?.(check.epoch);
       this.judge(from, check.verdict);
       return;
     }

@@ -341,8 +341,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         listenPort: peerAddr.port,
         peers: this.membership.peersFor(this.sets, this.replica.epoch),
         maxMessageBytes: this.params.limits.maxMessageBytes,
-        // A joiner or a restarted validator may be a few epochs behind while it catches up.
-        handshakeEpochSlack: 4,
+        // A joiner or a restarted validator may be any number of epochs behind while it catches
+        // up (epochs pass every epochLength heights, so a node down for a while is far behind):
+        // peers are authenticated by key, the epoch is informational. A bounded slack left a
+        // validator restarted more than a few epochs later unable to connect to anyone (issue 11).
+        handshakeEpochSlack: Number.MAX_SAFE_INTEGER,
       },
       {
         signer,
@@ -443,7 +446,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const apis = cfg.peers.flatMap((p) => (p.api !== undefined ? [p.api] : []));
     this.follower = new Follower({
       apis,
-      following: () => this.replica.status === "following" && !this.halted,
+      // Also a validator that lags its peers by an epoch or more (restarted, wiped): it cannot
+      // check their votes or statuses before it knows their epoch's set, so it fetches blocks.
+      following: () =>
+        (this.replica.status === "following" || ("lagging" in this.replica && this.replica.lagging)) &&
+        !this.halted,
       committedHeight: () => this.replica.committedHeight,
       deliver: (blocks) => this.driver.followBlocks(blocks),
       log: componentLogger(log, "follow"),

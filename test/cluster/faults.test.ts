@@ -63,7 +63,9 @@ describe("crash faults under load (4 validators)", { timeout: 420_000 }, () => {
     until(`${n} more acknowledged transfers`, async () => load.acks.length >= n, 90_000);
 
   before(async () => {
-    cluster = await LocalCluster.create(4, await tempDir(), { preset: "minimal", accounts: 5 });
+    // PARABFT_FAULTS_DPOS=1 runs the same faults on a DPoS genesis (the epoch core on).
+    const dpos = process.env.PARABFT_FAULTS_DPOS === "1" ? { selfStake: 10_000n } : {};
+    cluster = await LocalCluster.create(4, await tempDir(), { preset: "minimal", accounts: 5, ...dpos });
     await cluster.start();
     clients = clientsFor(cluster);
     const senders = await Promise.all(cluster.accounts.slice(0, 4).map((a) => signerOf(a.keyFile)));

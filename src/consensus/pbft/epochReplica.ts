@@ -92,6 +92,19 @@ export function persistedForEpoch(p: PersistedState, epoch: bigint): PersistedSt
   };
 }
 
+/** Verified committed blocks handed to an instance as a state-transfer response (no sender). */
+function blockResponseOf(epoch: bigint, blocks: CommittedBlock[]): CheckedMessage {
+  return {
+    envelope: create(EnvelopeSchema),
+    bytes: new Uint8Array(),
+    epoch,
+    sender: -1,
+    message: create(PeerMessageSchema, {
+      kind: { case: "blockResponse", value: create(BlockResponseSchema, { blocks }) },
+    }),
+  };
+}
+
 export class EpochReplica implements ConsensusCore {
   private readonly cfg: ReplicaConfig;
   private readonly length: number;
@@ -114,6 +127,8 @@ export class EpochReplica implements ConsensusCore {
   private timer: { outer: number; inner: number } | null = null;
   private out: Action[] = [];
   private proof: CheckpointCertificate | undefined;
+  /** The highest epoch a checked-in peer's envelope named (a later one than ours: we lag behind). */
+  private seenEpoch = 0n;
   lastVerdict: Verdict | null = null;
   /** Actions produced while starting (e.g. an epochChanged when restarted at a boundary): the driver performs them first. */
   readonly startActions: Action[] = [];
@@ -207,6 +222,16 @@ export class EpochReplica implements ConsensusCore {
     return this._chainHash;
   }
 
+  /**
+   * A peer's envelope named an epoch above ours: this replica lags (e.g. restarted after the
+   * chain moved on by several epochs, whose sets it cannot know before it executes up to them).
+   * Its peers' votes and statuses are of epochs it cannot check, so the node fetches committed
+   * blocks for it (`followBlocks`) as it does for a follower, until it reaches their epoch.
+   */
+  get lagging(): boolean {
+    return this.seenEpoch > this.curEpoch;
+  }
+
   get status(): string {
     if (this.cur === null) return "following";
     return this.cur.status;
@@ -246,6 +271,8 @@ export class EpochReplica implements ConsensusCore {
         this.ctx.currentEpoch = this.curEpoch;
         const r = checkEnvelope(event.bytes, this.ctx);
         sender = r.msg?.sender ?? r.sender ?? null;
+        if (r.msg === undefined && r.verdict.kind === "ignore" && r.verdict.reason === "FUTURE_EPOCH")
+          this.noteEpoch(r.epoch);
         verdict = r.msg === undefined ? r.verdict : this.route(r.msg, event.nowMs);
         break;
       }
@@ -363,9 +390,18 @@ export class EpochReplica implements ConsensusCore {
     return res.verdict;
   }
 
+  /**
+   * A peer's envelope named epoch `e`. The driver calls this for envelopes of an epoch whose set
+   * is not known here yet (never handed to the core): the surest sign that this replica lags.
+   */
+  noteEpoch(e: bigint | undefined): void {
+    if (e !== undefined && e > this.seenEpoch) this.seenEpoch = e;
+  }
+
   private route(msg: CheckedMessage, nowMs: bigint | undefined): Verdict {
     const m = msg.message.kind;
     const e = msg.epoch;
+    this.noteEpoch(e);
     switch (m.case) {
       case "blockRequest": {
         // Served to any member of a known set: a laggard may still be in an older epoch.
@@ -454,7 +490,18 @@ export class EpochReplica implements ConsensusCore {
   /** A follower delivers verified committed blocks in order (each certificate by its height's epoch's set). */
   private follow(blocks: readonly CommittedBlock[]): void {
     if (this.cur !== null) {
-      for (const cb of blocks) if (cb.height > this._committed) this.held.set(cb.height, cb);
+      // A member that lags: the blocks of its current epoch go to its instance as a verified
+      // state-transfer response (delivered in order there); later ones wait for the switch.
+      const last = this.lastOf(this.curEpoch);
+      const mine: CommittedBlock[] = [];
+      for (const cb of blocks) {
+        if (cb.height <= this._committed || cb.certificate?.epoch !== this.epochOf(cb.height)) continue;
+        if (checkCommittedBlock(cb, this.ctx) !== null) continue;
+        if (cb.height > last) this.held.set(cb.height, cb);
+        else mine.push(cb);
+      }
+      if (mine.length > 0)
+        this.run(this.cur, { kind: "checked", msg: blockResponseOf(this.curEpoch, mine) }, true);
       return;
     }
     const byHeight = new Map<Height, CommittedBlock>();
@@ -521,16 +568,7 @@ export class EpochReplica implements ConsensusCore {
       if (held.length > 0) {
         if (this.cur === null) this.follow(held);
         else {
-          const msg: CheckedMessage = {
-            envelope: create(EnvelopeSchema),
-            bytes: new Uint8Array(),
-            epoch: this.curEpoch,
-            sender: -1,
-            message: create(PeerMessageSchema, {
-              kind: { case: "blockResponse", value: create(BlockResponseSchema, { blocks: held }) },
-            }),
-          };
-          this.run(this.cur, { kind: "checked", msg }, true);
+          this.run(this.cur, { kind: "checked", msg: blockResponseOf(this.curEpoch, held) }, true);
         }
       }
     }

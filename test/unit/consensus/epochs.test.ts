@@ -17,7 +17,7 @@ import type { Action, ReplicaConfig } from "../../../src/consensus/pbft/types.js
 import { StaticEpochSets, ValidatorSet } from "../../../src/consensus/valset/index.js";
 import { CommittedBlockSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
 import { BlockHeaderSchema, BlockSchema, SignedTxSchema } from "../../../src/gen/parabft/v1/types_pb.js";
-import { txHash, txsRoot } from "../../../src/types/block.js";
+import { nextChainHash, txHash, txsRoot } from "../../../src/types/block.js";
 import { u32be } from "../../../src/types/bytes.js";
 import { CHAIN, testSigner, testVerifier, timing } from "./harness.js";
 
@@ -75,6 +75,16 @@ function run(r: EpochReplica, actions: Action[], steps = 200): Action[] {
     queue = next;
   }
   return seen;
+}
+
+/** The chain hash after `h` of the given committed blocks (heights 1..). */
+function chainHashAt(
+  blocks: { height: bigint; certificate?: { blockDigest: Uint8Array } }[],
+  h: bigint,
+): Uint8Array {
+  let c: Uint8Array = new Uint8Array(32);
+  for (const b of blocks) if (b.height <= h) c = nextChainHash(c, b.certificate!.blockDigest);
+  return c;
 }
 
 describe("epoch arithmetic", () => {
@@ -219,5 +229,83 @@ describe("EpochReplica", () => {
       !out.some((x) => x.kind === "broadcast" || x.kind === "send" || x.kind === "persist"),
       "a follower never signs",
     );
+  });
+
+  it("a member restarted epochs behind catches up from fetched blocks across boundaries (issue 11 restart)", () => {
+    // A (power 3 of 4: a quorum alone) runs epochs 0..3 while B (a member of every set) is down.
+    // Ordered so that A is the primary of view 0 in each epoch (B is down: no view changes here).
+    const setAB = (e: bigint) => {
+      const ab = [
+        { publicKey: A.publicKey, power: 3n },
+        { publicKey: B.publicKey, power: 1n },
+      ];
+      const s = new ValidatorSet(e, ab);
+      return s.primary(0n) === 0 ? s : new ValidatorSet(e, [ab[1]!, ab[0]!]);
+    };
+    const sets = new StaticEpochSets([setAB(0n), setAB(1n), setAB(2n), setAB(3n)]);
+    const a = new EpochReplica(config(sets));
+    const seen = run(a, a.step({ kind: "pendingWork", count: 1 }), 400);
+    const blocks = seen
+      .filter((x) => x.kind === "deliver")
+      .map((x) =>
+        x.kind === "deliver"
+          ? create(CommittedBlockSchema, {
+              height: x.height,
+              block: x.block ?? undefined,
+              certificate: x.certificate,
+            })
+          : null,
+      )
+      .filter((x) => x !== null);
+    assert.ok(blocks.length >= 3 * L + 2, `A committed ${blocks.length}`);
+    // B restarts at height 2 (epoch 0) with its signing state: a validating member, not a follower.
+    const b = new EpochReplica(
+      config(sets, B, {
+        self: sets.get(0n)!.indexOf(B.publicKey)!,
+        start: { committedHeight: 2n, chainHash: chainHashAt(blocks, 2n), executedHeight: 2n },
+        persisted: emptyPersistedState(),
+      }),
+    );
+    assert.equal(b.epoch, 0n);
+    assert.notEqual(b.status, "following");
+    assert.equal(b.lagging, false);
+    // A peer's envelope of a later epoch tells B it lags.
+    const later = [...seen].reverse().find((x) => x.kind === "broadcast" && x.msg.envelope.epoch === 3n);
+    assert.ok(later !== undefined && later.kind === "broadcast");
+    b.step({ kind: "message", bytes: later.msg.bytes });
+    assert.equal(b.lagging, true);
+    // A forged certificate epoch is not taken.
+    const forged = create(CommittedBlockSchema, {
+      ...blocks[2]!,
+      certificate: { ...blocks[2]!.certificate!, epoch: 1n },
+    });
+    assert.deepEqual(
+      b.step({ kind: "followBlocks", blocks: [forged] }).filter((x) => x.kind === "deliver"),
+      [],
+    );
+    // The fetched blocks carry B across the boundaries into A's epoch.
+    const out: Action[] = [];
+    for (let i = 0; i < 8 && b.committedHeight < blocks.at(-1)!.height; i++) {
+      const got = b.step({
+        kind: "followBlocks",
+        blocks: blocks.filter((x) => x.height > b.committedHeight),
+      });
+      out.push(...got);
+      for (const d of got)
+        if (d.kind === "deliver")
+          b.step({ kind: "executed", height: d.height, stateRoot: new Uint8Array(32).fill(7) });
+    }
+    const got = out.filter((x) => x.kind === "deliver").map((x) => x.height);
+    assert.deepEqual(
+      got,
+      blocks.filter((x) => x.height > 2n).map((x) => x.height),
+    );
+    assert.equal(b.epoch, a.epoch);
+    assert.ok(
+      out.some(
+        (x) => x.kind === "epochChanged" && x.epoch === 1n && x.self === sets.get(1n)!.indexOf(B.publicKey),
+      ),
+    );
+    assert.equal(b.lagging, false);
   });
 });
