@@ -178,6 +178,20 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx)
 const NO_KEYS: string[] = [];
 const ACCOUNT_PREFIX = String.fromCharCode(StateKeyPrefix.account);
 
+/** The receipt events of a successful transfer (one place for the generic and the fast path). */
+function transferEvents(tx: DecodedTx, to: Uint8Array, amount: string): OutcomeEvent[] {
+  return [
+    {
+      kind: "bank.transfer",
+      attrs: [
+        ["from", senderHex(tx)],
+        ["to", hex(to)],
+        ["amount", amount],
+      ],
+    },
+  ];
+}
+
 function senderHex(tx: DecodedTx): string {
   const k = tx.keys;
   if (k === undefined) return hex(tx.sender);
@@ -354,16 +368,7 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
         ctx.write(tx.senderKey, encodeAccount({ nonce: from.nonce, balance: from.balance - amount }));
         ctx.write(toKey, encodeAccount({ nonce: dest.nonce, balance: credited }));
       }
-      return [
-        {
-          kind: "bank.transfer",
-          attrs: [
-            ["from", senderHex(tx)],
-            ["to", hex(to)],
-            ["amount", amount.toString()],
-          ],
-        },
-      ];
+      return transferEvents(tx, to, amount.toString());
     }
     case "kvPut": {
       const { key, value } = call.value;
@@ -613,16 +618,7 @@ function transferSmall(
     gasUsed: TRANSFER_GAS,
     error: "",
     // amountText is canonical here, so it is BigInt(amountText).toString().
-    events: [
-      {
-        kind: "bank.transfer",
-        attrs: [
-          ["from", senderHex(tx)],
-          ["to", hex(to)],
-          ["amount", amountText],
-        ],
-      },
-    ],
+    events: transferEvents(tx, to, amountText),
   };
 }
 
@@ -704,16 +700,7 @@ function transferInto(
     // A transfer to oneself writes nothing in the program; the frame's write stands.
     view.set(tx.senderKey, encodeAccount({ nonce, balance }));
   }
-  return [
-    {
-      kind: "bank.transfer",
-      attrs: [
-        ["from", senderHex(tx)],
-        ["to", hex(to)],
-        ["amount", amount.toString()],
-      ],
-    },
-  ];
+  return transferEvents(tx, to, amount.toString());
 }
 
 export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutcome {

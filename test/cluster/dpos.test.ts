@@ -18,7 +18,7 @@ import {
   verifyCommitCertificate,
   voteTx,
 } from "../../src/client/node.js";
-import { LocalCluster, tempDir } from "./harness.js";
+import { LocalCluster, stopAndRemove, tempDir } from "./harness.js";
 import { clientsFor, closeAll, percentile, signerOf, until } from "./lib.js";
 
 const EPOCH = 20n;
@@ -49,11 +49,8 @@ describe("DPoS: a validator is elected, joins and another leaves, on a live clus
 
   after(async () => {
     closeAll(clients ?? []);
-    await cluster?.stop();
-    if (ok && process.env.PARABFT_KEEP_TEST_DIRS !== "1") {
-      const { rm } = await import("node:fs/promises");
-      await rm(dir, { recursive: true, force: true });
-    }
+    // Kept when the test failed: the nodes' logs say why.
+    await stopAndRemove(cluster, !ok);
   });
 
   it("registers, elects and hands over; txs commit and certificates verify across the boundaries", async () => {
@@ -263,11 +260,8 @@ describe("DPoS: an equivocating validator is slashed, tombstoned and voted out",
 
   after(async () => {
     closeAll(clients ?? []);
-    await cluster?.stop();
-    if (ok && process.env.PARABFT_KEEP_TEST_DIRS !== "1") {
-      const { rm } = await import("node:fs/promises");
-      await rm(dir, { recursive: true, force: true });
-    }
+    // Kept when the test failed: the nodes' logs say why.
+    await stopAndRemove(cluster, !ok);
   });
 
   it("commits the evidence, slashes and tombstones, and replaces the offender at the next election", async () => {

@@ -53,11 +53,12 @@ export async function withCluster<T>(
 }
 
 /**
- * Stops every node, then removes the cluster's directory (node logs included) unless
- * PARABFT_KEEP_TEST_DIRS=1: a failing test's message already carries the nodes' log tails.
+ * Stops every node, then removes the cluster's directory (node logs included) unless `keep` (e.g.
+ * the test failed and its message does not carry the nodes' log tails) or PARABFT_KEEP_TEST_DIRS=1.
  */
-export async function stopAndRemove(cluster: LocalCluster | undefined): Promise<void> {
+export async function stopAndRemove(cluster: LocalCluster | undefined, keep = false): Promise<void> {
   if (!cluster) return;
   await cluster.stop();
-  if (process.env.PARABFT_KEEP_TEST_DIRS !== "1") await rm(cluster.dir, { recursive: true, force: true });
+  if (!keep && process.env.PARABFT_KEEP_TEST_DIRS !== "1")
+    await rm(cluster.dir, { recursive: true, force: true });
 }

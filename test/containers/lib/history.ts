@@ -71,23 +71,39 @@ export class History {
     private readonly bankSigners: TxSigner[],
     private readonly kvSigners: TxSigner[],
     readonly keys: string[] = ["k0", "k1"],
+    private readonly validatorAccounts: Uint8Array[] = [],
   ) {
     this.live = new Set(Array.from({ length: target.size }, (_, i) => i));
   }
 
-  static async fromKeyFiles(target: Target, bankFiles: string[], kvFiles: string[]): Promise<History> {
+  static async fromKeyFiles(
+    target: Target,
+    bankFiles: string[],
+    kvFiles: string[],
+    validatorAccounts: Uint8Array[] = [],
+  ): Promise<History> {
     const { readFile } = await import("node:fs/promises");
     const load = async (f: string) =>
       TxSigner.fromKeyJson(JSON.parse(await readFile(f, "utf8")) as { secretKey: string });
-    return new History(target, await Promise.all(bankFiles.map(load)), await Promise.all(kvFiles.map(load)));
+    return new History(
+      target,
+      await Promise.all(bankFiles.map(load)),
+      await Promise.all(kvFiles.map(load)),
+      undefined,
+      validatorAccounts,
+    );
   }
 
   /**
-   * Every account whose balance the load moves: the bank senders, the kv writers (they pay fees
-   * once fees are charged) and the fee collector (the all-zero address); their total is conserved.
+   * Every account whose balance the run moves: the bank senders, the kv writers (they pay fees),
+   * the validators' own accounts (a node pays for the SubmitEvidence transactions it sends when
+   * it sees a validator equivocate) and the fee collector (the all-zero address); their total is
+   * conserved.
    */
   get bankAddresses(): Uint8Array[] {
-    return [...this.bankSigners, ...this.kvSigners].map((s) => s.address).concat([new Uint8Array(20)]);
+    return [...this.bankSigners, ...this.kvSigners]
+      .map((s) => s.address)
+      .concat(this.validatorAccounts, [new Uint8Array(20)]);
   }
 
   avoid(i: number): void {

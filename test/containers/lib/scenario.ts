@@ -5,6 +5,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fromHex } from "../../../src/types/bytes.js";
 import {
   checkAgreement,
   checkBank,
@@ -94,7 +95,12 @@ export async function runScenario(
   let history: History | undefined;
   try {
     const accounts = cluster.testnet.accounts.map((a) => a.keyFile);
-    history = await History.fromKeyFiles(cluster, accounts.slice(0, 4), accounts.slice(4, 7));
+    history = await History.fromKeyFiles(
+      cluster,
+      accounts.slice(0, 4),
+      accounts.slice(4, 7),
+      cluster.testnet.nodes.map((n) => fromHex(n.address)),
+    );
     const h = history;
     const all = Array.from({ length: n }, (_, i) => i);
     const height = async (nodes = [...h.live]) => {
