@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { checkCommitCertificate } from "../consensus/envelope.js";
 import { epochOfHeight, lastHeightOfEpoch } from "../consensus/epochs.js";
-import { EpochReplica } from "../consensus/pbft/epochReplica.js";
+import { committedBlockOf, EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { foldSigningRecords } from "../consensus/pbft/persist.js";
 import { Replica } from "../consensus/pbft/replica.js";
 import type {
@@ -19,11 +19,7 @@ import type {
   Verdict,
 } from "../consensus/pbft/types.js";
 import { type EpochSets, StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
-import {
-  type CommittedBlock,
-  CommittedBlockSchema,
-  PeerMessageSchema,
-} from "../gen/parabft/v1/consensus_pb.js";
+import { type CommittedBlock, PeerMessageSchema } from "../gen/parabft/v1/consensus_pb.js";
 import { type Block, BlockSchema, type CommitCertificate } from "../gen/parabft/v1/types_pb.js";
 import {
   blockDigest,
@@ -1034,10 +1030,7 @@ export class Simulation {
       }
       for (const t of txs) this.liveness.onTxCommitted(this.now, t.hashHex);
     }
-    node.blocks.set(
-      height,
-      create(CommittedBlockSchema, { height, block: a.block ?? undefined, certificate: a.certificate }),
-    );
+    node.blocks.set(height, committedBlockOf(a));
     if (a.block !== null) node.bodies.set(toHex(digest), a.block);
     node.committedHeight = height;
     node.chainHash = a.chainHash;
@@ -1130,14 +1123,7 @@ export class Simulation {
       if (nd === from || !(core instanceof EpochReplica) || core.selfIndex !== null) continue;
       const blocks: CommittedBlock[] = [];
       for (let h = core.committedHeight + 1n; h <= a.height && blocks.length < 64; h++) {
-        const cb =
-          h === a.height
-            ? create(CommittedBlockSchema, {
-                height: h,
-                block: a.block ?? undefined,
-                certificate: a.certificate,
-              })
-            : from.blocks.get(h);
+        const cb = h === a.height ? committedBlockOf(a) : from.blocks.get(h);
         if (cb === undefined) break;
         blocks.push(cb);
       }

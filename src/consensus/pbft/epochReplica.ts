@@ -30,6 +30,7 @@ import {
   BlockResponseSchema,
   type CheckpointCertificate,
   type CommittedBlock,
+  CommittedBlockSchema,
   EnvelopeSchema,
   PeerMessageSchema,
   StatusReportSchema,
@@ -90,6 +91,15 @@ export function persistedForEpoch(p: PersistedState, epoch: bigint): PersistedSt
     checkpoints: mine(p.checkpoints),
     bodies: p.bodies,
   };
+}
+
+/** A delivered block as it travels in catch-up and to followers (block + its commit certificate). */
+export function committedBlockOf(d: Extract<Action, { kind: "deliver" }>): CommittedBlock {
+  return create(CommittedBlockSchema, {
+    height: d.height,
+    block: d.block ?? undefined,
+    certificate: d.certificate,
+  });
 }
 
 /** Verified committed blocks handed to an instance as a state-transfer response (no sender). */

@@ -11,7 +11,11 @@ import {
   isLastHeightOfEpoch,
   lastHeightOfEpoch,
 } from "../../../src/consensus/epochs.js";
-import { EpochReplica, persistedForEpoch } from "../../../src/consensus/pbft/epochReplica.js";
+import {
+  committedBlockOf,
+  EpochReplica,
+  persistedForEpoch,
+} from "../../../src/consensus/pbft/epochReplica.js";
 import { emptyPersistedState, foldSigningRecords } from "../../../src/consensus/pbft/persist.js";
 import type { Action, ReplicaConfig } from "../../../src/consensus/pbft/types.js";
 import { StaticEpochSets, ValidatorSet } from "../../../src/consensus/valset/index.js";
@@ -195,18 +199,7 @@ describe("EpochReplica", () => {
     const sets = new StaticEpochSets([setOf(0n, A.publicKey), setOf(1n, A.publicKey)]);
     const a = new EpochReplica(config(sets));
     const seen = run(a, a.step({ kind: "pendingWork", count: 1 }));
-    const blocks = seen
-      .filter((x) => x.kind === "deliver")
-      .map((x) =>
-        x.kind === "deliver"
-          ? create(CommittedBlockSchema, {
-              height: x.height,
-              block: x.block ?? undefined,
-              certificate: x.certificate,
-            })
-          : null,
-      )
-      .filter((x) => x !== null);
+    const blocks = seen.flatMap((x) => (x.kind === "deliver" ? [committedBlockOf(x)] : []));
     assert.ok(blocks.length >= 9, `A committed ${blocks.length}`);
     const b = new EpochReplica(config(sets, B, { self: -1 }));
     assert.equal(b.selfIndex, null);
@@ -245,18 +238,7 @@ describe("EpochReplica", () => {
     const sets = new StaticEpochSets([setAB(0n), setAB(1n), setAB(2n), setAB(3n)]);
     const a = new EpochReplica(config(sets));
     const seen = run(a, a.step({ kind: "pendingWork", count: 1 }), 400);
-    const blocks = seen
-      .filter((x) => x.kind === "deliver")
-      .map((x) =>
-        x.kind === "deliver"
-          ? create(CommittedBlockSchema, {
-              height: x.height,
-              block: x.block ?? undefined,
-              certificate: x.certificate,
-            })
-          : null,
-      )
-      .filter((x) => x !== null);
+    const blocks = seen.flatMap((x) => (x.kind === "deliver" ? [committedBlockOf(x)] : []));
     assert.ok(blocks.length >= 3 * L + 2, `A committed ${blocks.length}`);
     // B restarts at height 2 (epoch 0) with its signing state: a validating member, not a follower.
     const b = new EpochReplica(
