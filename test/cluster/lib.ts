@@ -32,6 +32,31 @@ export async function until<T>(
   );
 }
 
+/**
+ * What every node says about itself (GetStatus, or why it did not answer) and the tail of its log:
+ * printed when a cluster test times out waiting for progress, so a CI failure can be diagnosed.
+ */
+export async function clusterReport(
+  cluster: LocalCluster,
+  clients: ParabftClient[],
+  logLines = 25,
+): Promise<string> {
+  const parts: string[] = [];
+  for (let i = 0; i < clients.length; i++) {
+    let status: string;
+    try {
+      const s = await clients[i]!.getStatus();
+      status = `state=${s.state} view=${s.view} primary=${s.primary} committed=${s.committedHeight} executed=${s.executedHeight} stable=${s.stableCheckpoint} peers=${s.peersConnected} mempool=${s.mempoolSize}`;
+    } catch (err) {
+      status = `no status: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    parts.push(
+      `node ${i} (${cluster.isRunning(i) ? "running" : "not running"}): ${status}\n${cluster.logTail(i, logLines)}`,
+    );
+  }
+  return parts.join("\n");
+}
+
 export async function signerOf(keyFile: string): Promise<TxSigner> {
   const json = JSON.parse(await readFile(keyFile, "utf8")) as { secretKey: string };
   return new TxSigner(Buffer.from(json.secretKey, "hex"));

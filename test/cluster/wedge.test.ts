@@ -11,7 +11,16 @@ import { after, before, describe, it } from "node:test";
 import type { ParabftClient } from "../../src/client/node.js";
 import { toHex } from "../../src/types/bytes.js";
 import { LocalCluster, stopAndRemove, tempDir } from "./harness.js";
-import { checkChain, clientsFor, closeAll, signerOf, TransferLoad, until, waitAllAtHeight } from "./lib.js";
+import {
+  checkChain,
+  clientsFor,
+  closeAll,
+  clusterReport,
+  signerOf,
+  TransferLoad,
+  until,
+  waitAllAtHeight,
+} from "./lib.js";
 
 const CRASH_HEIGHT = 3n;
 
@@ -26,7 +35,10 @@ describe("a whole cluster killed between prepare and commit is not wedged", { ti
     cluster = await LocalCluster.create(4, dir, {
       preset: "minimal",
       accounts: 4,
-      env: { PARABFT_TEST_CRASH_AFTER_PERSIST: `*:commit:${marker}:${CRASH_HEIGHT}` },
+      env: {
+        PARABFT_TEST_CRASH_AFTER_PERSIST: `*:commit:${marker}:${CRASH_HEIGHT}`,
+        PARABFT_LOG_LEVEL: "debug",
+      },
       onUnexpectedExit: () => {},
     });
     await cluster.start();
@@ -72,7 +84,10 @@ describe("a whole cluster killed between prepare and commit is not wedged", { ti
         "10 more commits after the whole-cluster restart",
         async () => load.acks.length >= acked + 10,
         120_000,
-      );
+      ).catch(async (err: Error) => {
+        err.message += `\nlast client errors: ${load.errors.slice(-3).join(" | ")}\n${await clusterReport(cluster, clients)}`;
+        throw err;
+      });
       await load.stop();
       const last = load.acks.reduce((m, a) => (a.height > m ? a.height : m), top);
       await waitAllAtHeight(clients, [0, 1, 2, 3], last, 90_000);

@@ -23,9 +23,16 @@ export abstract class Pacemaker extends Checkpoints {
     this.out.push({ kind: "setTimer", timer: "view", afterMs: this.timeoutMs(), token: this.timerToken });
   }
 
+  /**
+   * Work the cluster owes: a height above our commit that is proposed in this view, or prepared in
+   * an earlier one. The prepared case matters after a restart: the proposal is not in the signing
+   * state, and if no client has executable work (their next nonces follow the lost height) nothing
+   * else would ever arm the timer, so the height would stay prepared and uncommitted for good.
+   */
   protected hasInflight(): boolean {
     for (const [h, s] of this.slots) {
-      if (h > this._committed && s.proposals.has(this._view) && s.committed === null) return true;
+      if (h > this._committed && s.committed === null && (s.proposals.has(this._view) || s.prepared !== null))
+        return true;
     }
     return false;
   }

@@ -113,6 +113,39 @@ describe("restart from signing state", () => {
     assert.ok(commits.some((ck) => ck.case === "commit" && bytesEqual(ck.value.blockDigest, d)));
   });
 
+  it("a whole cluster restarted with a prepared, uncommitted height and no client work changes view and commits it", () => {
+    // All four prepared height 1 and made their COMMIT durable, none was delivered; all four
+    // crash. After the restart no replica has the block's proposal in its view and nobody has
+    // executable work (in a real cluster: every client's next tx is gapped against the executed
+    // state, which lost the prepared height). The prepared slot itself must arm the view timer,
+    // or the chain stops there for good (found by CI in test/cluster/wedge.test.ts).
+    const c = new Cluster(4);
+    c.filter = (m) => m.msg.kind !== "commit";
+    c.setWork(1, [0]);
+    c.run();
+    const locked = c.nodes[0]!.persisted.commits[0]?.digest;
+    assert.ok(locked !== undefined, "node 0 made its COMMIT durable");
+    for (const i of [0, 1, 2, 3]) c.crash(i);
+    for (const i of [0, 1, 2, 3]) c.restart(i);
+    c.filter = () => true;
+    c.tick();
+    c.run();
+    for (const i of [0, 1, 2, 3]) {
+      assert.equal(c.heights(i).length, 0, `node ${i} delivered nothing before the view change`);
+      assert.ok(c.nodes[i]!.timer !== null, `node ${i} armed its view timer for the prepared height`);
+    }
+    for (const i of [0, 1, 2, 3]) c.fireTimer(i);
+    c.run();
+    for (const i of [0, 1, 2, 3]) {
+      assert.equal(c.nodes[i]!.replica.view, 1n);
+      assert.deepEqual(c.heights(i), [1n], `node ${i} committed height 1`);
+      assert.ok(
+        bytesEqual(c.nodes[i]!.delivered[0]!.digest, locked),
+        `node ${i} committed the prepared block`,
+      );
+    }
+  });
+
   it("restarted while waiting for a NEW-VIEW, resumes the view change and re-sends its VIEW-CHANGE", () => {
     const c = new Cluster(4);
     c.filter = () => false;
