@@ -136,6 +136,8 @@ export interface SimConfig {
   epochLength?: number;
   /** (Epochs) Validators beyond n that register with RegisterValidator and compete (default 1). */
   extraValidators?: number;
+  /** (Epochs, test only) This replica's stand-in executor ignores Vote calls: a divergent executor. */
+  testOnlySkipVotesAt?: number;
   /** (Epochs) When epoch `epoch`'s last height first commits, `count` honest members of its set crash for good. */
   crashAtBoundary?: { epoch: number; count: number };
 }
@@ -405,7 +407,7 @@ export class Simulation {
         chainHashes: new Map(),
         lastCert: null,
         stableHeight: 0n,
-        exec: new FakeExecutor(this.stakingGenesis?.clone() ?? null),
+        exec: new FakeExecutor(this.stakingStateFor(i)),
         mempool: new SimMempool(),
         timers: new Map(),
         bodies: new Map(),
@@ -472,7 +474,7 @@ export class Simulation {
       if (i >= n) balances.set(toHex(addressOf(op.publicKey)), SIM_SELF_STAKE);
     }
     const holders = 2;
-    const cap = SIM_DELEGATION_CAP / BigInt(clientCount * holders);
+    const cap = SIM_DELEGATION_CAP / BigInt(Math.max(1, clientCount * holders));
     for (let c = 0; c < clientCount; c++) {
       const mine: SimDelegator[] = [];
       for (let j = 0; j < holders; j++) {
@@ -494,6 +496,13 @@ export class Simulation {
       })),
       balances,
     });
+  }
+
+  /** (Epochs) A fresh executor's staking state: a copy of genesis, or null without epochs. */
+  private stakingStateFor(replica: number): SimStakingState | null {
+    const s = this.stakingGenesis?.clone() ?? null;
+    if (s !== null && this.cfg.testOnlySkipVotesAt === replica) s.testOnlySkipVotes = true;
+    return s;
   }
 
   /** (Epochs) Operators a token holder may vote for: honest, registered (or genesis) validators. */
@@ -721,7 +730,7 @@ export class Simulation {
       node.chainHash = GENESIS_CHAIN_HASH;
       node.lastCert = null;
       node.stableHeight = 0n;
-      node.exec = new FakeExecutor(this.stakingGenesis?.clone() ?? null);
+      node.exec = new FakeExecutor(this.stakingStateFor(node.index));
     }
     this.startCore(node, false, mode === "loseSigningState");
   }

@@ -84,6 +84,20 @@ describe("epoch handoff in the simulator", () => {
     }
   });
 
+  it("teeth: an executor that ignores Vote calls is caught by the election invariant", () => {
+    let hit: ReturnType<typeof runSimulation> | undefined;
+    for (let seed = 1; seed <= 20 && hit === undefined; seed++) {
+      const n = 4 + (seed % 4);
+      const cfg = { seed, n, byzantine: Math.floor((n - 1) / 3), faults: FAULTS, epochLength: EPOCH_LENGTH };
+      // Replica n − 1 is honest (the Byzantine ones are 0..k − 1).
+      const r = runSimulation({ ...cfg, testOnlySkipVotesAt: n - 1 });
+      if (r.violations.length > 0) hit = r;
+    }
+    assert.ok(hit !== undefined, "a divergent executor went unnoticed over 20 seeds");
+    assert.equal(hit.violations[0]?.invariant, "election", hit.violations[0]?.detail);
+    console.log(`divergent executor: caught at seed ${hit.seed}: ${hit.violations[0]?.detail}`);
+  });
+
   it("teeth: a core that switches one height early is caught within 200 seeds", async () => {
     const plan: SeedPlan = {
       firstSeed: 1,
