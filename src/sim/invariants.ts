@@ -5,6 +5,7 @@ import { bytesEqual, toHex } from "../types/bytes.js";
 
 /** `verdict`: an honest replica rejected an honest message; `exception`: the core threw. */
 /** `epoch`: a block carries a certificate of another epoch's set than its height's (issue 11). */
+/** `election`: honest executors elected different sets for one epoch, or a set breaks the power rule. */
 export type InvariantName =
   | "agreement"
   | "order"
@@ -12,7 +13,8 @@ export type InvariantName =
   | "liveness"
   | "verdict"
   | "exception"
-  | "epoch";
+  | "epoch"
+  | "election";
 
 export interface Violation {
   invariant: InvariantName;
@@ -181,6 +183,54 @@ export class LivenessChecker {
         };
       }
       break;
+    }
+    return null;
+  }
+}
+
+/** One executor's election result: the encoded snapshot and the set's Byzantine power share. */
+export interface ElectedSet {
+  epoch: bigint;
+  /** Hash (hex) of the encoded snapshot: members, powers and the stakes behind them. */
+  snapshotHash: string;
+  members: number;
+  totalPower: bigint;
+  byzantinePower: bigint;
+}
+
+/**
+ * (Epochs, issue 11) Every honest executor elects the same snapshot for an epoch (each replica
+ * runs the staking programs and the epoch hook itself, so this is agreement on execution), and
+ * every elected set has `expectedSize` members with the Byzantine replicas' power below 1/3.
+ */
+export class ElectionChecker {
+  private readonly byEpoch = new Map<bigint, { hash: string; replica: number }>();
+
+  constructor(private readonly expectedSize: number) {}
+
+  /** Epochs with an elected set (at least one executor ran their election). */
+  get elected(): number {
+    return this.byEpoch.size;
+  }
+
+  onElected(atMs: number, replica: number, s: ElectedSet): Violation | null {
+    const prev = this.byEpoch.get(s.epoch);
+    if (prev === undefined) this.byEpoch.set(s.epoch, { hash: s.snapshotHash, replica });
+    else if (prev.hash !== s.snapshotHash) {
+      return {
+        invariant: "election",
+        atMs,
+        replica,
+        detail: `replica ${replica} elected set ${s.snapshotHash.slice(0, 16)} for epoch ${s.epoch}, replica ${prev.replica} elected ${prev.hash.slice(0, 16)}`,
+      };
+    }
+    if (s.members !== this.expectedSize || 3n * s.byzantinePower >= s.totalPower) {
+      return {
+        invariant: "election",
+        atMs,
+        replica,
+        detail: `the set of epoch ${s.epoch} has ${s.members} members (want ${this.expectedSize}) and Byzantine power ${s.byzantinePower} of ${s.totalPower} (must stay below 1/3)`,
+      };
     }
     return null;
   }

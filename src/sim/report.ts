@@ -29,6 +29,10 @@ export function formatTotals(t: RunTotals): string[] {
     `NEW-VIEW overrides: ${t.seedsWithOverride} seed(s) (${t.seeds > 0 ? ((100 * t.seedsWithOverride) / t.seeds).toFixed(1) : "0"}%) re-proposed over an honest COMMIT`,
     `violations:         ${t.failures.length === 0 ? "none" : `${t.failures.length} seed(s)`}`,
   ];
+  if (t.electedSets > 0)
+    lines.push(
+      `staking elections: ${t.electedSets} sets elected, ${t.setChanges} changed members, ${t.distinctSets} distinct sets over the seeds; ${t.stakingCalls} staking calls (${t.stakingFailed} failed)`,
+    );
   if (t.seedsStitchReached > 0)
     lines.push(`stitch script:      reached its goal in ${t.seedsStitchReached} seed(s)`);
   if (t.truncated > 0) lines.push(`truncated seeds:    ${t.truncated} (step budget reached)`);

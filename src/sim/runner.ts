@@ -29,6 +29,12 @@ export interface SeedSummary {
   epochsReached: number;
   handoffMs: number[];
   commitGapsMs: number[];
+  /** (Epochs) sets elected by the staking programs, changes of members, distinct sets, staking calls. */
+  electedSets: number;
+  setChanges: number;
+  distinctSets: number;
+  stakingCalls: number;
+  stakingFailed: number;
 }
 
 export function summarise(r: SimResult): SeedSummary {
@@ -52,6 +58,11 @@ export function summarise(r: SimResult): SeedSummary {
     epochsReached: r.epochsReached,
     handoffMs: r.handoffMs,
     commitGapsMs: r.commitGapsMs,
+    electedSets: r.electedSets,
+    setChanges: r.setChanges,
+    distinctSets: r.distinctSets,
+    stakingCalls: r.stakingCalls,
+    stakingFailed: r.stakingFailed,
   };
 }
 
@@ -103,6 +114,12 @@ export interface RunTotals {
   epochSwitches: number;
   handoffMs: number[];
   commitGapsMs: number[];
+  /** (Epochs) sums over seeds of the SeedSummary fields of the same names. */
+  electedSets: number;
+  setChanges: number;
+  distinctSets: number;
+  stakingCalls: number;
+  stakingFailed: number;
 }
 
 export interface RunOptions {
@@ -129,6 +146,11 @@ function emptyTotals(): RunTotals {
     epochSwitches: 0,
     handoffMs: [],
     commitGapsMs: [],
+    electedSets: 0,
+    setChanges: 0,
+    distinctSets: 0,
+    stakingCalls: 0,
+    stakingFailed: 0,
   };
 }
 
@@ -147,6 +169,11 @@ function add(t: RunTotals, s: SeedSummary): void {
   t.epochSwitches += s.epochsReached;
   for (const x of s.handoffMs) t.handoffMs.push(x);
   for (const x of s.commitGapsMs) t.commitGapsMs.push(x);
+  t.electedSets += s.electedSets;
+  t.setChanges += s.setChanges;
+  t.distinctSets += s.distinctSets;
+  t.stakingCalls += s.stakingCalls;
+  t.stakingFailed += s.stakingFailed;
 }
 
 export function defaultWorkers(): number {

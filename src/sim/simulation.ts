@@ -21,7 +21,9 @@ import type {
 import { type EpochSets, StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
 import { type CommittedBlock, PeerMessageSchema } from "../gen/parabft/v1/consensus_pb.js";
 import { type Block, BlockSchema, type CommitCertificate } from "../gen/parabft/v1/types_pb.js";
+import { type EpochSnapshot, encodeSnapshot } from "../staking/index.js";
 import {
+  addressOf,
   blockDigest,
   commitCertificateHash,
   GENESIS_CHAIN_HASH,
@@ -29,6 +31,7 @@ import {
   txsRoot,
 } from "../types/block.js";
 import { toHex, u32be } from "../types/bytes.js";
+import { sha256 } from "../types/hash.js";
 import { Adversary, Collusion, type Expectation, type Outgoing } from "./byzantine.js";
 import { FakeExecutor } from "./executor.js";
 import {
@@ -40,6 +43,7 @@ import {
 } from "./faults.js";
 import {
   AgreementChecker,
+  ElectionChecker,
   LivenessChecker,
   OrderChecker,
   ValidityChecker,
@@ -49,9 +53,24 @@ import { type NetworkProfile, SimNetwork } from "./network.js";
 import { Prng } from "./prng.js";
 import { EventQueue } from "./queue.js";
 import { StandInKeyRegistry, type StandInSigner } from "./signer.js";
+import {
+  SIM_BYZANTINE_SELF_STAKE,
+  SIM_DELEGATION_CAP,
+  SIM_SELF_STAKE,
+  SimStakingState,
+  simStakingRules,
+} from "./staking.js";
 import { STITCH_BYZANTINE, StitchAttack } from "./stitch.js";
 import { TraceHash, TraceTag } from "./trace.js";
-import { SimClient, SimMempool, type SimTx, simTx, statelessTxProblem } from "./workload.js";
+import {
+  registerTx,
+  SimClient,
+  SimDelegator,
+  SimMempool,
+  type SimTx,
+  simTx,
+  statelessTxProblem,
+} from "./workload.js";
 
 export const SIM_CHAIN_ID = "parabft-sim";
 /** Virtual time 0 maps to this unix time in block timestamps. */
@@ -110,12 +129,15 @@ export interface SimConfig {
   execDelayMs?: number;
   maxSteps?: number;
   /**
-   * (Epochs, issue 11) Heights per epoch: the replicas run `EpochReplica` and the validator set
-   * changes every epoch (a stand-in election from the seed, see `electStandIn`). Absent: one set.
+   * (Epochs, issue 11) Heights per epoch: the replicas run `EpochReplica`, clients also send
+   * staking calls, and each replica's stand-in executor runs the real staking programs and epoch
+   * hook, whose elections give the sets (src/sim/staking.ts). Absent: one set.
    */
   epochLength?: number;
-  /** (Epochs) Validators beyond n in the pool the sets are drawn from (default 1). */
+  /** (Epochs) Validators beyond n that register with RegisterValidator and compete (default 1). */
   extraValidators?: number;
+  /** (Epochs, test only) This replica's stand-in executor ignores Vote calls: a divergent executor. */
+  testOnlySkipVotesAt?: number;
   /** (Epochs) When epoch `epoch`'s last height first commits, `count` honest members of its set crash for good. */
   crashAtBoundary?: { epoch: number; count: number };
 }
@@ -157,6 +179,14 @@ export interface SimResult {
   handoffMs: number[];
   /** (Epochs) The same gap for every other height h (h − 1 not a boundary): the baseline. */
   commitGapsMs: number[];
+  /** (Epochs) Sets elected by execution (epochs ≥ 2), and how many differ in members from the epoch before. */
+  electedSets: number;
+  setChanges: number;
+  /** (Epochs) Distinct member lists among the genesis set and the elected ones. */
+  distinctSets: number;
+  /** (Epochs) Staking calls executed (first execution of each height) and how many failed. */
+  stakingCalls: number;
+  stakingFailed: number;
 }
 
 type QEvent =
@@ -227,10 +257,23 @@ export class Simulation {
   private readonly sets: EpochSets;
   /** Replicas in the pool: n, plus the extra validators with epochs. */
   private readonly poolSize: number;
-  /** (Epochs) every epoch's set, elected lazily from the seed. */
+  /** (Epochs) every epoch's set: genesis for 0 and 1, then the first executor's election of each. */
   private readonly elected = new Map<bigint, ValidatorSet>();
-  /** (Epochs) highest epoch whose set the chain has elected (some replica executed B(e − 2)). */
-  private knownEpoch = 1n;
+  private readonly election: ElectionChecker;
+  /** (Epochs) the staking state at genesis (each executor starts from a copy), or null. */
+  private readonly stakingGenesis: SimStakingState | null = null;
+  /** (Epochs) operator keys of the pool's validators (index = replica). */
+  private readonly operators: StandInSigner[] = [];
+  /** (Epochs) each client's token holders. */
+  private readonly delegators: SimDelegator[][] = [];
+  /** (Epochs) hash of each extra validator's RegisterValidator (replica → tx). */
+  private readonly registrations = new Map<number, string>();
+  private readonly stakeRng: Prng;
+  private setChanges = 0;
+  private readonly distinctSets = new Set<string>();
+  private stakingCalls = 0;
+  private stakingFailed = 0;
+  private maxExecuted = 0n;
   private readonly nodeOfKey = new Map<string, number>();
   private epochsReached = 0n;
   private readonly boundaryCommittedAt = new Map<bigint, number>();
@@ -280,6 +323,7 @@ export class Simulation {
     this.execRng = root.fork(4);
     this.crashRng = root.fork(5);
     const planRng = root.fork(6);
+    this.stakeRng = root.fork(8);
     this.timing = cfg.timing ?? SIM_TIMING;
     const stableAtMs = cfg.stableAtMs ?? DEFAULT_STABLE_AT_MS;
     const k = cfg.livenessK ?? LIVENESS_K;
@@ -303,7 +347,10 @@ export class Simulation {
       // signs with one index); the honest ones move between sets and indices.
       const roles = [...this.plan.byzantine.values()];
       this.plan.byzantine = new Map(roles.map((b, i) => [i, b]));
-      this.plan.powers = this.plan.powers.map(() => 1n);
+      // Genesis powers are the self stakes (the power rule in src/sim/staking.ts).
+      this.plan.powers = this.plan.powers.map((_, i) =>
+        i < roles.length ? SIM_BYZANTINE_SELF_STAKE - BigInt(i) : SIM_SELF_STAKE,
+      );
     }
     this.poolSize = L === undefined ? cfg.n : cfg.n + (cfg.extraValidators ?? 1);
     if (cfg.network !== undefined) {
@@ -335,10 +382,13 @@ export class Simulation {
       signers.slice(0, cfg.n).map((s, i) => ({ publicKey: s.publicKey, power: this.plan.powers[i] ?? 1n })),
     );
     this.elected.set(0n, this.set);
+    this.elected.set(1n, new ValidatorSet(1n, this.set.members));
+    this.distinctSets.add(this.membersKey(this.set));
+    this.election = new ElectionChecker(cfg.n);
     this.sets =
-      L === undefined
-        ? new StaticEpochSets([this.set])
-        : { get: (e: bigint) => (e <= this.knownEpoch ? this.setOf(e) : undefined) };
+      L === undefined ? new StaticEpochSets([this.set]) : { get: (e: bigint) => this.elected.get(e) };
+    const clientCount = cfg.clients ?? 3;
+    if (L !== undefined) this.stakingGenesis = this.setUpStaking(L, clientCount);
     const collusion = new Collusion();
     for (let i = 0; i < this.poolSize; i++) {
       const behaviours = this.plan.byzantine.get(i);
@@ -357,7 +407,7 @@ export class Simulation {
         chainHashes: new Map(),
         lastCert: null,
         stableHeight: 0n,
-        exec: new FakeExecutor(),
+        exec: new FakeExecutor(this.stakingStateFor(i)),
         mempool: new SimMempool(),
         timers: new Map(),
         bodies: new Map(),
@@ -395,7 +445,6 @@ export class Simulation {
         stableAtMs: this.plan.stableAtMs,
       });
     }
-    const clientCount = cfg.clients ?? 3;
     for (let c = 0; c < clientCount; c++) {
       this.clientPending.push([]);
       this.clients.push(
@@ -411,38 +460,102 @@ export class Simulation {
   private readonly signers: StandInSigner[];
 
   /**
-   * (Epochs) The set of epoch e: the stand-in election. Epoch 0 holds the genesis set (replicas
-   * 0..n−1; the sets of 0 and 1 are known from the start); each later set keeps the Byzantine replicas
-   * (0..k−1) and draws the other n − k members from the honest rest of the pool, never the same
-   * members as the epoch before, ordered by replica (so indices shift as members come and go).
-   * Deterministic from (seed, epoch) alone.
+   * (Epochs) Staking genesis and the token holders. Replicas 0..n−1 are the genesis validators
+   * (Byzantine ones bond SIM_BYZANTINE_SELF_STAKE − i, honest ones SIM_SELF_STAKE); the extra
+   * replicas' operators hold SIM_SELF_STAKE and register at time 0; each client has two token
+   * holders whose delegations together never exceed SIM_DELEGATION_CAP (src/sim/staking.ts).
    */
-  private setOf(e: bigint): ValidatorSet {
-    const hit = this.elected.get(e);
-    if (hit !== undefined) return hit;
+  private setUpStaking(epochLength: number, clientCount: number): SimStakingState {
     const n = this.cfg.n;
-    const k = this.plan.byzantine.size;
-    let members: number[];
-    if (e === 0n) members = [...Array(n).keys()];
-    else {
-      const prev = this.setOf(e - 1n).members.map((m) => this.nodeOfKey.get(toHex(m.publicKey))!);
-      const rng = new Prng(this.cfg.seed, 7000 + Number(e));
-      for (let attempt = 0; ; attempt++) {
-        const pool = [...Array(this.poolSize).keys()].slice(k);
-        for (let i = pool.length - 1; i > 0; i--) {
-          const j = rng.int(i + 1);
-          [pool[i], pool[j]] = [pool[j]!, pool[i]!];
-        }
-        members = [...Array(k).keys(), ...pool.slice(0, n - k)].sort((a, b) => a - b);
-        if (attempt >= 8 || members.some((m, i) => prev[i] !== m)) break;
-      }
+    const balances = new Map<string, bigint>();
+    for (let i = 0; i < this.poolSize; i++) {
+      const op = this.registry.newSigner(seedSecret(this.cfg.seed, "operator", i));
+      this.operators.push(op);
+      if (i >= n) balances.set(toHex(addressOf(op.publicKey)), SIM_SELF_STAKE);
     }
+    const holders = 2;
+    const cap = SIM_DELEGATION_CAP / BigInt(Math.max(1, clientCount * holders));
+    for (let c = 0; c < clientCount; c++) {
+      const mine: SimDelegator[] = [];
+      for (let j = 0; j < holders; j++) {
+        const signer = this.registry.newSigner(seedSecret(this.cfg.seed, `holder${c}`, j));
+        balances.set(toHex(addressOf(signer.publicKey)), cap);
+        mine.push(new SimDelegator(SIM_CHAIN_ID, signer, cap));
+      }
+      this.delegators.push(mine);
+    }
+    return SimStakingState.genesis({
+      chainId: SIM_CHAIN_ID,
+      epochLength,
+      rules: simStakingRules(n, epochLength),
+      validators: [...Array(n).keys()].map((i) => ({
+        operator: addressOf(this.operators[i]!.publicKey),
+        consensusKey: this.signers[i]!.publicKey,
+        peerAddress: peerAddressOf(i),
+        selfStake: this.plan.powers[i]!,
+      })),
+      balances,
+    });
+  }
+
+  /** (Epochs) A fresh executor's staking state: a copy of genesis, or null without epochs. */
+  private stakingStateFor(replica: number): SimStakingState | null {
+    const s = this.stakingGenesis?.clone() ?? null;
+    if (s !== null && this.cfg.testOnlySkipVotesAt === replica) s.testOnlySkipVotes = true;
+    return s;
+  }
+
+  /** (Epochs) Operators a token holder may vote for: honest, registered (or genesis) validators. */
+  private candidates(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let i = this.plan.byzantine.size; i < this.poolSize; i++) {
+      const reg = this.registrations.get(i);
+      if (i < this.cfg.n || (reg !== undefined && this.liveness.isCommitted(reg)))
+        out.push(addressOf(this.operators[i]!.publicKey));
+    }
+    return out;
+  }
+
+  private membersKey(set: ValidatorSet): string {
+    return set.members.map((m) => this.nodeOfKey.get(toHex(m.publicKey))).join(",");
+  }
+
+  /**
+   * (Epochs) A replica's executor ran the election of `s.epoch` (it executed B(s.epoch − 2)):
+   * checked against every other executor's; the first one becomes the chain's set, and every
+   * live replica hears `setsChanged`.
+   */
+  private onElected(node: SimNode, s: EpochSnapshot): void {
+    let total = 0n;
+    let byzantine = 0n;
+    for (const m of s.members) {
+      total += m.power;
+      const r = this.nodeOfKey.get(toHex(m.consensusKey));
+      if (r === undefined || !this.nodes[r]!.honest) byzantine += m.power;
+    }
+    const v = this.election.onElected(this.now, node.index, {
+      epoch: s.epoch,
+      snapshotHash: toHex(sha256(encodeSnapshot(s))),
+      members: s.members.length,
+      totalPower: total,
+      byzantinePower: byzantine,
+    });
+    if (v !== null && node.honest) this.violations.push(v);
+    if (this.elected.has(s.epoch)) return;
     const set = new ValidatorSet(
-      e,
-      members.map((m) => ({ publicKey: this.signers[m]!.publicKey, power: 1n })),
+      s.epoch,
+      s.members.map((m) => {
+        const r = this.nodeOfKey.get(toHex(m.consensusKey));
+        // The signer's own key object (the stand-in verifier's fast path).
+        return { publicKey: r === undefined ? m.consensusKey : this.signers[r]!.publicKey, power: m.power };
+      }),
     );
-    this.elected.set(e, set);
-    return set;
+    this.elected.set(s.epoch, set);
+    const key = this.membersKey(set);
+    const prev = this.elected.get(s.epoch - 1n);
+    if (prev !== undefined && this.membersKey(prev) !== key) this.setChanges++;
+    this.distinctSets.add(key);
+    for (const nd of this.nodes) if (nd.core !== null) this.local(nd, { kind: "setsChanged" });
   }
 
   /** Node of index `to` in the set of `epoch`. */
@@ -455,6 +568,18 @@ export class Simulation {
     for (const node of this.nodes) this.startCore(node, true);
     for (const ev of this.plan.timeline) this.q.scheduleAt(ev.at, { k: "fault", ev });
     const [lo, hi] = this.cfg.txIntervalMs ?? DEFAULT_TX_INTERVAL_MS;
+    // (Epochs) The extra validators register at once (their operators' first transactions).
+    for (let i = this.cfg.n; i < this.operators.length; i++) {
+      const t = registerTx(
+        SIM_CHAIN_ID,
+        this.operators[i]!,
+        this.signers[i]!.publicKey,
+        SIM_SELF_STAKE,
+        peerAddressOf(i),
+      );
+      this.registrations.set(i, t.hashHex);
+      this.submitTx(0, t);
+    }
     this.clients.forEach((_, c) => {
       this.q.schedule(this.clientRng.range(lo, hi), { k: "submit", client: c });
       this.q.schedule(RETRY_MS + this.clientRng.int(RETRY_MS), { k: "retry", client: c });
@@ -519,6 +644,11 @@ export class Simulation {
       epochsReached: Number(this.epochsReached),
       handoffMs: this.handoffMs,
       commitGapsMs: this.commitGapsMs,
+      electedSets: this.elected.size - 2,
+      setChanges: this.setChanges,
+      distinctSets: this.cfg.epochLength === undefined ? 0 : this.distinctSets.size,
+      stakingCalls: this.stakingCalls,
+      stakingFailed: this.stakingFailed,
     };
   }
 
@@ -572,7 +702,8 @@ export class Simulation {
     this.order.resume(node.index, node.committedHeight);
     // Blocks committed but not executed before the crash are executed again (DESIGN §5).
     for (let h = node.exec.executedHeight + 1n; h <= node.committedHeight; h++) {
-      node.exec.enqueue(h, node.blocks.get(h)!.certificate!.blockDigest);
+      const cb = node.blocks.get(h)!;
+      node.exec.enqueue(h, cb.certificate!.blockDigest, cb.block?.txs ?? []);
     }
     if (node.exec.pending > 0) this.scheduleExec(node);
     this.q.schedule(fresh ? this.rng.int(this.tickMs) : 0, { k: "tick", r: node.index, life: node.life });
@@ -599,7 +730,7 @@ export class Simulation {
       node.chainHash = GENESIS_CHAIN_HASH;
       node.lastCert = null;
       node.stableHeight = 0n;
-      node.exec = new FakeExecutor();
+      node.exec = new FakeExecutor(this.stakingStateFor(node.index));
     }
     this.startCore(node, false, mode === "loseSigningState");
   }
@@ -663,7 +794,13 @@ export class Simulation {
         if (res === null) return;
         this.trace.record(TraceTag.executed, this.now, e.r, res.height, res.stateRoot);
         if (node.exec.pending > 0) this.scheduleExec(node);
-        this.learnSets(res.height);
+        if (res.height > this.maxExecuted) {
+          // The first execution of this height anywhere: count its staking calls once.
+          this.maxExecuted = res.height;
+          this.stakingCalls += res.stakingCalls;
+          this.stakingFailed += res.stakingFailed;
+        }
+        if (res.snapshot !== null) this.onElected(node, res.snapshot);
         this.feed(node, {
           kind: "executed",
           height: res.height,
@@ -1037,7 +1174,7 @@ export class Simulation {
     node.chainHashes.set(height, a.chainHash);
     node.lastCert = a.certificate;
     node.mempool.onCommitted(height, txs);
-    node.exec.enqueue(height, digest);
+    node.exec.enqueue(height, digest, a.block?.txs ?? []);
     this.scheduleExec(node);
   }
 
@@ -1059,7 +1196,7 @@ export class Simulation {
       a.epoch === want &&
       checkCommitCertificate(cert, {
         chainId: SIM_CHAIN_ID,
-        sets: { get: (e) => this.setOf(e) },
+        sets: { get: (e) => this.elected.get(e) },
         verifier: this.registry,
       });
     if (ok) return null;
@@ -1086,7 +1223,8 @@ export class Simulation {
       const cab = this.cfg.crashAtBoundary;
       if (cab !== undefined && BigInt(cab.epoch) === e) {
         // Crash `count` honest members of the old set for good (the latest in set order).
-        const members = this.setOf(e)
+        const members = this.elected
+          .get(e)!
           .members.map((m) => this.nodeOfKey.get(toHex(m.publicKey))!)
           .filter((r) => this.nodes[r]!.honest)
           .reverse()
@@ -1100,16 +1238,6 @@ export class Simulation {
       const at = this.boundaryCommittedAt.get(e - 1n);
       if (at !== undefined) this.handoffMs.push(this.now - at);
     }
-  }
-
-  /** The chain elects the set of e + 2 when B(e) is executed (here: by any replica). */
-  private learnSets(executed: bigint): void {
-    const L = this.cfg.epochLength;
-    if (L === undefined) return;
-    const known = (executed + 1n) / BigInt(L) + 1n;
-    if (known <= this.knownEpoch) return;
-    this.knownEpoch = known;
-    for (const nd of this.nodes) if (nd.core !== null) this.local(nd, { kind: "setsChanged" });
   }
 
   /**
@@ -1184,7 +1312,20 @@ export class Simulation {
     if (this.now > this.submitUntilMs) return;
     const [lo, hi] = this.cfg.txIntervalMs ?? DEFAULT_TX_INTERVAL_MS;
     this.q.schedule(this.clientRng.range(lo, hi), { k: "submit", client: c });
-    const t = this.clients[c]!.nextTransfer(this.clientRng);
+    this.submitTx(c, this.nextStakingCall(c) ?? this.clients[c]!.nextTransfer(this.clientRng));
+  }
+
+  /** (Epochs) Half the time a staking call of one of the client's idle token holders, else null. */
+  private nextStakingCall(c: number): SimTx | null {
+    const mine = this.delegators[c];
+    if (mine === undefined || !this.stakeRng.chance(1, 2)) return null;
+    for (const d of mine) if (d.pending !== null && this.liveness.isCommitted(d.pending)) d.pending = null;
+    const idle = mine.filter((d) => d.pending === null);
+    if (idle.length === 0) return null;
+    return idle[this.stakeRng.int(idle.length)]!.next(this.stakeRng, this.candidates());
+  }
+
+  private submitTx(c: number, t: SimTx): void {
     this.allTxs.set(t.hashHex, t);
     this.txSubmitted++;
     this.liveness.onSubmit(this.now, t.hashHex);
@@ -1253,6 +1394,11 @@ function hexBytes(hex: string): Uint8Array {
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   return out;
+}
+
+/** A validator's advertised address (registration data only: the simulator routes by index). */
+function peerAddressOf(i: number): string {
+  return `127.0.0.1:${26000 + i}`;
 }
 
 function seedSecret(seed: number, role: string, i: number): Uint8Array {

@@ -2,7 +2,8 @@
 // protocol's format (bank.transfer with a declared access list), signed with the stand-in
 // scheme, so the core's stateless checks see exactly what a node would.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type SignedTx, SignedTxSchema, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
+import { delegateTx, registerValidatorTx, undelegateTx, voteTx } from "../client/txBuilder.js";
+import { type SignedTx, SignedTxSchema, type TxBody, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
 import { ADDRESS_LENGTH, addressOf, PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { compareBytes, toHex } from "../types/bytes.js";
 import { sha256 } from "../types/hash.js";
@@ -10,7 +11,7 @@ import type { SignatureVerifier } from "../types/signing.js";
 import { txSignBytes } from "../types/signing.js";
 import { accountKey } from "../types/stateKeys.js";
 import type { Prng } from "./prng.js";
-import type { StandInKeyRegistry } from "./signer.js";
+import type { StandInKeyRegistry, StandInSigner } from "./signer.js";
 
 export interface SimTx {
   tx: SignedTx;
@@ -52,6 +53,95 @@ export class SimClient {
     );
     const tx = create(SignedTxSchema, { body, signature: signer.sign(txSignBytes(body)) });
     return simTx(tx);
+  }
+}
+
+function signedSimTx(signer: StandInSigner, body: TxBody): SimTx {
+  const bytes = toBinary(TxBodySchema, body);
+  return simTx(create(SignedTxSchema, { body: bytes, signature: signer.sign(txSignBytes(bytes)) }));
+}
+
+/** An operator's RegisterValidator (its first transaction, nonce 0), built with the SDK's encoder. */
+export function registerTx(
+  chainId: string,
+  operator: StandInSigner,
+  consensusKey: Uint8Array,
+  selfStake: bigint,
+  peerAddress: string,
+): SimTx {
+  const body = registerValidatorTx(
+    { chainId, sender: operator.publicKey, nonce: 0n },
+    { consensusKey, selfStake, peerAddress },
+  );
+  return signedSimTx(operator, body);
+}
+
+/**
+ * A token holder of a simulated client: Delegate, Undelegate and Vote calls built with the SDK's
+ * encoders (src/client/txBuilder.ts, access lists from src/staking/access.ts), one in flight at a
+ * time (the next nonce is sent once the previous call committed), all choices from the PRNG.
+ * `cap` bounds everything it ever delegates (the simulator's power rule, src/sim/staking.ts).
+ * Its view of its own stake is what it sent, not what executed: a call that failed (e.g. a vote
+ * that reached a block before the delegation it relied on) only makes later calls fail too.
+ */
+export class SimDelegator {
+  private nonce = 0n;
+  private delegated = 0n;
+  private free = 0n;
+  private ballot: { validator: Uint8Array; amount: bigint }[] = [];
+  /** Every validator ever on its ballot: a superset of ballot ∪ exposures for the access list. */
+  private readonly touched = new Map<string, Uint8Array>();
+  /** Hash of the call in flight, or null. */
+  pending: string | null = null;
+
+  constructor(
+    private readonly chainId: string,
+    readonly signer: StandInSigner,
+    private readonly cap: bigint,
+  ) {}
+
+  /** The next staking call, given the operators one may vote for (at least one). */
+  next(rng: Prng, candidates: readonly Uint8Array[]): SimTx {
+    const c = { chainId: this.chainId, sender: this.signer.publicKey, nonce: this.nonce++ };
+    const touched = [...this.touched.values()];
+    const onBallot = this.ballot.reduce((a, b) => a + b.amount, 0n);
+    const bonded = this.free + onBallot;
+    let body: TxBody;
+    if (this.delegated < this.cap && (bonded === 0n || rng.chance(1, 4))) {
+      const room = this.cap - this.delegated;
+      let amount = BigInt(20 + rng.int(Number(this.cap / 2n)));
+      if (amount > room) amount = room;
+      this.delegated += amount;
+      this.free += amount;
+      body = delegateTx(c, amount, touched);
+    } else if (this.free > 0n && rng.chance(1, 6)) {
+      const amount = 1n + BigInt(rng.int(Number(this.free)));
+      this.free -= amount;
+      body = undelegateTx(c, amount, touched);
+    } else {
+      // A new whole ballot: 1..3 distinct candidates sharing (most of) the bonded stake.
+      const pool = [...candidates];
+      for (let i = pool.length - 1; i > 0; i--) {
+        const j = rng.int(i + 1);
+        [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+      }
+      const want = Math.min(1 + rng.int(3), pool.length, Number(bonded));
+      let left = bonded - BigInt(rng.int(Number(bonded / 4n) + 1));
+      const entries: { validator: Uint8Array; amount: bigint }[] = [];
+      for (let i = 0; i < want && left > 0n; i++) {
+        const rest = BigInt(want - 1 - i);
+        const amount = i === want - 1 || left <= rest + 1n ? left : 1n + BigInt(rng.int(Number(left - rest)));
+        entries.push({ validator: pool[i]!, amount });
+        left -= amount;
+      }
+      body = voteTx(c, entries, touched);
+      this.ballot = entries;
+      this.free = bonded - entries.reduce((a, b) => a + b.amount, 0n);
+      for (const e of entries) this.touched.set(toHex(e.validator), e.validator);
+    }
+    const t = signedSimTx(this.signer, body);
+    this.pending = t.hashHex;
+    return t;
   }
 }
 

@@ -49,13 +49,36 @@ export async function runEpochHook(
   view: HookView,
   load?: (keys: string[]) => Promise<unknown>,
 ): Promise<EpochEndResult | null> {
-  if (height === 0n || !isLastHeightOfEpoch(height, hook.epochLength)) return null;
-  const endingEpoch = epochOfHeight(height, hook.epochLength);
-  const kv: KeyValue = { read: (k) => view.get(k), write: (k, v) => view.set(k, v) };
+  const endingEpoch = endingEpochAt(height, hook.epochLength);
+  if (endingEpoch === null) return null;
+  const kv = hookKeyValue(view);
   if (load) {
     await load(epochHookFixedKeys(endingEpoch));
     await load(new StakingStore(kv).registry().map((op) => bin(stakingKeys.validator(op))));
   }
   const signing = hook.signing ? await hook.signing(endingEpoch) : undefined;
   return endEpoch(kv, signing === undefined ? { endingEpoch } : { endingEpoch, signing });
+}
+
+/** The epoch the block at `height` ends, or null when it ends none. */
+export function endingEpochAt(height: bigint, epochLength: number): bigint | null {
+  if (height === 0n || !isLastHeightOfEpoch(height, epochLength)) return null;
+  return epochOfHeight(height, epochLength);
+}
+
+function hookKeyValue(view: HookView): KeyValue {
+  return { read: (k) => view.get(k), write: (k, v) => view.set(k, v) };
+}
+
+/**
+ * The same hook, synchronous, for a view that holds every key in memory and without a signing
+ * tally (no downtime judgement): the simulator's stand-in executor (src/sim/staking.ts).
+ */
+export function runEpochHookInMemory(
+  epochLength: number,
+  height: bigint,
+  view: HookView,
+): EpochEndResult | null {
+  const endingEpoch = endingEpochAt(height, epochLength);
+  return endingEpoch === null ? null : endEpoch(hookKeyValue(view), { endingEpoch });
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   AgreementChecker,
+  ElectionChecker,
   LivenessChecker,
   OrderChecker,
   ValidityChecker,
@@ -108,5 +109,38 @@ describe("liveness checker", () => {
     c.onSubmit(100, "aa");
     assert.equal(c.check(1500), null);
     assert.equal(c.check(1501)?.invariant, "liveness");
+  });
+});
+
+describe("election checker", () => {
+  const set = (hash: string, byzantinePower = 12_450n, members = 4) => ({
+    epoch: 2n,
+    snapshotHash: hash,
+    members,
+    totalPower: 42_450n,
+    byzantinePower,
+  });
+
+  it("accepts the same snapshot from every executor, including a re-execution", () => {
+    const c = new ElectionChecker(4);
+    assert.equal(c.onElected(0, 0, set("aa")), null);
+    assert.equal(c.onElected(1, 1, set("aa")), null);
+    assert.equal(c.onElected(2, 0, set("aa")), null);
+    assert.equal(c.elected, 1);
+  });
+
+  it("fails when two executors elect different sets for one epoch", () => {
+    const c = new ElectionChecker(4);
+    c.onElected(0, 0, set("aa"));
+    const v = c.onElected(1, 2, set("bb"));
+    assert.equal(v?.invariant, "election");
+    assert.match(v?.detail ?? "", /epoch 2/);
+  });
+
+  it("fails when the Byzantine power reaches 1/3 or the set has the wrong size", () => {
+    // 3 × 14,150 = 42,450: exactly one third is already too much.
+    assert.equal(new ElectionChecker(4).onElected(0, 0, set("aa", 14_150n))?.invariant, "election");
+    assert.equal(new ElectionChecker(4).onElected(0, 0, set("aa", 14_149n)), null);
+    assert.equal(new ElectionChecker(4).onElected(0, 0, set("aa", 0n, 3))?.invariant, "election");
   });
 });

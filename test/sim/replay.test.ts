@@ -30,6 +30,20 @@ describe("replay", () => {
     }
   });
 
+  it("replays a run with epochs and staking exactly (same sets, same trace hash)", () => {
+    const cfg = { seed: 4242, n: 5, byzantine: 1, faults: DEFAULT_FAULTS, epochLength: 5 };
+    const a = runSimulation(cfg);
+    const b = runSimulation({ ...cfg });
+    const c = runSimulation({ ...cfg, seed: 4243 });
+    assert.ok(a.stakingCalls > 0 && a.electedSets > 0, "the run must execute staking calls and elect sets");
+    assert.equal(a.traceHash, b.traceHash);
+    assert.deepEqual(
+      [a.committedHeight, a.steps, a.electedSets, a.setChanges, a.stakingCalls, a.stakingFailed],
+      [b.committedHeight, b.steps, b.electedSets, b.setChanges, b.stakingCalls, b.stakingFailed],
+    );
+    assert.notEqual(a.traceHash, c.traceHash);
+  });
+
   it("prints a replay command naming the seed and its settings", () => {
     const r = runSimulation({ seed: 7, n: 4, byzantine: 1, faults: ["delay", "crash"], durationMs: 500 });
     assert.equal(r.replay, "parabft sim --seed 7 --validators 4 --byzantine 1 --faults delay,crash");
