@@ -65,6 +65,8 @@ const table: Record<ApiErrorCode | MempoolErrorCode, status> & Record<string, st
   DUPLICATE: status.ALREADY_EXISTS,
   MEMPOOL_FULL: status.RESOURCE_EXHAUSTED,
   MEMPOOL_STOPPED: status.UNAVAILABLE,
+  // A follower (DPoS): the same submit to a validator of the current set succeeds.
+  NOT_A_VALIDATOR: status.FAILED_PRECONDITION,
   // Lower layers the backend may surface (src/storage, src/crypto)
   DB_CLOSED: status.UNAVAILABLE,
   VERIFY_POOL_STOPPED: status.UNAVAILABLE,

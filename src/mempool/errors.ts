@@ -35,7 +35,13 @@ export type MempoolErrorCode =
   /** The balance does not cover maxFee + value of this and the sender's other pending txs. */
   | "INSUFFICIENT_FUNDS"
   | "MEMPOOL_FULL"
-  | "MEMPOOL_STOPPED";
+  | "MEMPOOL_STOPPED"
+  /**
+   * DPoS: this node is not in the current epoch's validator set (a candidate still catching up,
+   * a validator voted out or jailed). It follows the chain and serves reads, but its pool is never
+   * gossiped or proposed from, so a submit here would wait forever: submit to a validator.
+   */
+  | "NOT_A_VALIDATOR";
 
 export interface MempoolErrorDetail {
   /** Hex transaction hash, when the body decoded far enough to have one. */

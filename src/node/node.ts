@@ -769,7 +769,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.gossipSoon = false;
     if (this.gossipBuffer.length > 0) this.lastGossipAt = performance.now();
     // DPoS: gossip is signed as a member of the current epoch's set; a follower does not gossip
-    // (its clients' transactions wait in its pool; send them to a validator).
+    // (its API refuses client transactions: NOT_A_VALIDATOR).
     const self = this.replica.selfIndex;
     if (self === null) {
       this.gossipBuffer.length = 0;
@@ -825,6 +825,15 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   async submitTx(tx: SignedTx, peer?: string): Promise<Hash> {
     this.assertServing();
+    // A follower's pool is never gossiped nor proposed from (gossip is signed as a set member):
+    // refuse at once rather than admit a transaction that would wait until its client times out.
+    if (this.replica.selfIndex === null) {
+      throw new MempoolError(
+        "NOT_A_VALIDATOR",
+        {},
+        `this node is not in epoch ${this.replica.epoch}'s validator set (it follows the chain and serves reads): submit to a validator`,
+      );
+    }
     const t0 = performance.now();
     const res = await this.mempool.add(tx, "api", { peer });
     if (this.submittedAt.size >= MAX_TRACKED_SUBMITS)

@@ -13,6 +13,7 @@ import {
   delegateTx,
   type ParabftClient,
   registerValidatorTx,
+  signTx,
   toHex,
   transferTx,
   verifyCommitCertificate,
@@ -197,6 +198,18 @@ describe("DPoS: a validator is elected, joins and another leaves, on a live clus
       },
       60_000,
     );
+    // A follower refuses client transactions at once (its pool is never gossiped nor proposed
+    // from); the same transaction then commits through a validator of the set.
+    const toFollower = signTx(
+      transferTx(
+        { chainId, sender: sink.publicKey, nonce: (await cs.getAccount(sink.address)).nonce },
+        payer.address,
+        1n,
+      ),
+      sink,
+    );
+    await assert.rejects(clients[leavingIndex]!.submitTx(toFollower), /NOT_A_VALIDATOR/);
+    assert.ok((await cs.submitAndWait(toFollower, { timeoutMs: 30_000 })).height > boundary);
 
     // Measurements (not asserted): handoff time and finality near the boundary vs elsewhere.
     abort.abort();
