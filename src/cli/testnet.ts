@@ -124,8 +124,9 @@ export async function writeInitialSigningState(home: string, cfg: NodeConfig): P
 }
 
 /**
- * Writes a validator's TLS certificate (its key is the consensus key) and the bundle of every
- * validator's certificate (the trust roots for peer links) where `cfg.net` says.
+ * Writes a validator's TLS certificate (its key is the consensus key) and the bundle of the
+ * certificates it pins when dialing (the genesis validators'; others are accepted by their key)
+ * where `cfg.net` says.
  */
 export async function writeTlsFiles(home: string, cfg: NodeConfig, certPem: string, bundlePem: string) {
   const p = resolveConfigPaths(home, cfg);
@@ -207,7 +208,9 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
 
   // One certificate per validator, each carrying its consensus key; every home trusts all of them.
   const certs = await Promise.all(keys.map((k) => createValidatorCertificate(k.secretKey)));
-  const bundle = certs.join("");
+  // The genesis validators' certificates, pinned by everyone; a joiner is in no one's bundle
+  // (it is elected later): peers accept it by its consensus key (src/net/tls.ts).
+  const bundle = certs.slice(0, n).join("");
   const hostOf = opts.hostOf;
   const addrOf = (i: number, k: number) =>
     hostOf ? `${hostOf(i)}:${CONTAINER_PORTS[k]}` : `${host}:${ports[3 * i + k]}`;
@@ -232,7 +235,7 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
     });
     await fs.mkdir(home, { recursive: true, mode: 0o700 });
     await writeKeyFile(path.join(home, cfg.keyFile), keys[i]!);
-    await writeTlsFiles(home, cfg, certs[i]!, bundle);
+    await writeTlsFiles(home, cfg, certs[i]!, i < n ? bundle : bundle + certs[i]!);
     await writeInitialSigningState(home, cfg);
     // Each home carries its own genesis copy so it can be shipped to another host or container.
     await fs.copyFile(genesisFile, path.join(home, cfg.genesisFile));

@@ -25,15 +25,24 @@ export type ConnectionRefusal =
   | "abusive_connection_closed";
 
 export interface ListenerTls {
-  /** node:tls server options; client certificates are required and checked against `ca`. */
+  /** node:tls server options: our certificate and key. */
   cert: string;
   key: string;
-  ca: string;
   /** A TLS handshake not finished within this is dropped. */
   handshakeTimeoutMs: number;
-  /** A TLS handshake failed (wrong or missing certificate, timeout, garbage). */
-  onFailure(reason: string, address: string): void;
+  /**
+   * A client certificate is required, and judged by its key, not by a CA: TLS 1.3 has already
+   * proved the client holds that key. Returns null to accept, or the refusal reason (e.g. the key
+   * is no validator's). So a validator elected later connects without anyone's trust bundle
+   * changing; which validator it claims to be is checked against the same key in the handshake.
+   */
+  checkCertificate(der: Uint8Array): TlsRefusal | null;
+  /** A TLS connection was refused: the handshake failed (timeout, garbage) or the certificate. */
+  onFailure(reason: TlsRefusal | "tls_handshake_failed", address: string): void;
 }
+
+/** Why a client certificate was refused after a completed TLS handshake. */
+export type TlsRefusal = "tls_no_certificate" | "tls_bad_certificate" | "tls_unknown_key";
 
 export interface GatedListenerHooks {
   log: Logger;
@@ -92,9 +101,10 @@ export class GatedListener {
       const ts = tls.createServer({
         cert: tlsOpts.cert,
         key: tlsOpts.key,
-        ca: tlsOpts.ca,
+        // Certificates are self-signed and judged by their key (checkCertificate), not by a CA.
+        // TLS 1.3 still verifies the client's CertificateVerify: it holds the certificate's key.
         requestCert: true,
-        rejectUnauthorized: true,
+        rejectUnauthorized: false,
         minVersion: "TLSv1.3",
         ALPNProtocols: ["h2"],
         handshakeTimeout: tlsOpts.handshakeTimeoutMs,
@@ -102,6 +112,12 @@ export class GatedListener {
       ts.on("secureConnection", (s: tls.TLSSocket) => {
         const key = `${s.remoteAddress}:${s.remotePort}`;
         const raw = s.getPeerCertificate()?.raw;
+        const refusal = raw ? tlsOpts.checkCertificate(new Uint8Array(raw)) : "tls_no_certificate";
+        if (refusal !== null) {
+          this.refuseTls(tlsOpts, refusal, normalizeAddress(s.remoteAddress));
+          s.destroy();
+          return;
+        }
         if (raw) this.peerCerts.set(key, new Uint8Array(raw));
         s.once("close", () => this.peerCerts.delete(key));
         s.on("error", () => {});
@@ -110,7 +126,7 @@ export class GatedListener {
       ts.on("tlsClientError", (err: Error & { code?: string }, s: tls.TLSSocket) => {
         const addr = normalizeAddress(s.remoteAddress);
         const reason = err.code ?? err.message;
-        tlsOpts.onFailure(reason, addr);
+        tlsOpts.onFailure("tls_handshake_failed", addr);
         const now = Date.now();
         if (now - this.tlsFailLogged > 1_000) {
           this.tlsFailLogged = now;
@@ -121,6 +137,16 @@ export class GatedListener {
         }
       });
       this.tlsServer = ts;
+    }
+  }
+
+  private refuseTls(tlsOpts: ListenerTls, reason: TlsRefusal, address: string): void {
+    tlsOpts.onFailure(reason, address);
+    // One line a second at most: a flood of refused certificates must not become a log flood.
+    const now = Date.now();
+    if (now - this.tlsFailLogged > 1_000) {
+      this.tlsFailLogged = now;
+      this.hooks.log.warn({ address, reason }, "peer TLS refused");
     }
   }
 

@@ -7,6 +7,7 @@
 // older is usually the half-dead remains of a peer restart).
 
 import * as grpc from "@grpc/grpc-js";
+import { certificatePublicKey } from "../crypto/tls.js";
 import { PeerService } from "../gen/parabft/v1/consensus_pb.js";
 import type { Logger } from "../logger/index.js";
 import { bytesEqual } from "../types/bytes.js";
@@ -183,7 +184,12 @@ export class PeerNetwork {
       tlsCreds && {
         ...tlsCreds,
         handshakeTimeoutMs: this.o.handshakeTimeoutMs,
-        onFailure: () => this.metrics.rejected("tls_handshake_failed", null),
+        checkCertificate: (der) => {
+          const key = certificatePublicKey(der);
+          if (key === null) return "tls_bad_certificate";
+          return this.isPeerKey(key) ? null : "tls_unknown_key";
+        },
+        onFailure: (reason) => this.metrics.rejected(reason, null),
       },
     );
     try {
@@ -679,6 +685,12 @@ export class PeerNetwork {
     }
     s.call.write(dialerProofFrame(r.transcript, this.mod.signer));
     this.authenticated(s, s.peer!);
+  }
+
+  /** Whether `key` is the consensus key of one of our peers (the validators we know of). */
+  private isPeerKey(key: Uint8Array): boolean {
+    for (const p of this.peerMap.values()) if (bytesEqual(p.info.publicKey, key)) return true;
+    return false;
   }
 
   /**

@@ -1,8 +1,11 @@
 // mTLS for peer links. Every validator's certificate carries its consensus key (src/crypto/tls.ts)
-// and is self-signed; the trust roots are exactly the validators' certificates. The server side is
-// node:tls in front of grpc-js (GatedListener), so that a refused TLS handshake is counted and
-// logged with its reason; the client side is grpc-js's own TLS channel credentials, whose server
-// identity check is replaced by "the certificate carries the consensus key of the peer we dialed".
+// and is self-signed. The server side is node:tls in front of grpc-js (GatedListener): a client
+// certificate is required and judged by its key (a known validator's), so that a refused one is
+// counted and logged with its reason, and a validator elected later connects without anyone's
+// trust bundle changing. The client side is grpc-js's own TLS channel credentials: pinned to the
+// dialed validator's certificate when the trust bundle holds it (its identity check replaced by
+// "the certificate carries the consensus key of the peer we dialed"), otherwise without a CA
+// check, the handshake's proof over our nonce authenticating the server (see PeerCredentials).
 
 import { readFile } from "node:fs/promises";
 import type { PeerCertificate } from "node:tls";
@@ -21,7 +24,10 @@ export interface PeerTlsMaterial {
   certPem: string;
   /** The consensus key as a PKCS#8 PEM private key. */
   keyPem: string;
-  /** Every validator's certificate (PEM bundle): the only trust roots. */
+  /**
+   * Validators' certificates known in advance (PEM bundle; may be empty): dialing one of them
+   * pins its certificate. Validators not in it are authenticated by key in the handshake.
+   */
   trustedPem: string;
 }
 
@@ -33,9 +39,9 @@ export class TlsConfigError extends ParabftError<"TLS_CONFIG", { path?: string }
 }
 
 /**
- * Reads the node's certificate and the validators' bundle and checks them: the certificate must
- * carry this validator's consensus key, and every certificate in the bundle must parse as an
- * Ed25519 certificate.
+ * Reads the node's certificate and the validators' bundle (optional: missing = empty) and checks
+ * them: the certificate must carry this validator's consensus key, and every certificate in the
+ * bundle must parse as an Ed25519 certificate.
  */
 export async function loadPeerCredentials(opts: {
   certFile: string;
@@ -54,7 +60,14 @@ export async function loadPeerCredentials(opts: {
     }
   };
   const certPem = await read(opts.certFile, "TLS certificate");
-  const trustedPem = await read(opts.trustedFile, "trusted validator certificates");
+  // Optional: a validator made by `parabft init` knows no one's certificate yet.
+  const trustedPem = await readFile(opts.trustedFile, "utf8").catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return "";
+    throw new TlsConfigError(
+      `trusted validator certificates ${opts.trustedFile} cannot be read (${err.code})`,
+      opts.trustedFile,
+    );
+  });
   if (!certificateBoundTo(certPem, opts.publicKey)) {
     throw new TlsConfigError(`${opts.certFile} does not carry this validator's consensus key`, opts.certFile);
   }
@@ -67,26 +80,30 @@ export async function loadPeerCredentials(opts: {
       );
     }
   }
-  if (roots.length === 0)
-    throw new TlsConfigError(`${opts.trustedFile} holds no certificate`, opts.trustedFile);
   return peerCredentials({ certPem, keyPem: ed25519PrivateKeyPem(opts.secretKey), trustedPem });
 }
 
 /**
- * Peer credentials from PEM material. `onServerMismatch(publicKeyHex)` is told when a server we
- * dialed presented a valid certificate that is not the dialed validator's.
+ * Peer credentials from PEM material. `onMismatch` is told when a server we dialed presented a
+ * bundle certificate that is not the dialed validator's (validators in the bundle only).
  */
 export function peerCredentials(m: PeerTlsMaterial): PeerCredentials {
   const roots = splitPemBundle(m.trustedPem);
-  if (roots.length === 0) throw new TlsConfigError("the trusted certificate bundle holds no certificate");
-  const ca = `${roots.join("\n")}\n`;
+  const ca = Buffer.from(`${roots.join("\n")}\n`);
+  const key = Buffer.from(m.keyPem);
+  const cert = Buffer.from(m.certPem);
   return {
-    server: { cert: m.certPem, key: m.keyPem, ca },
+    server: { cert: m.certPem, key: m.keyPem },
     channelFor(publicKey, onMismatch) {
-      return grpc.credentials.createSsl(Buffer.from(ca), Buffer.from(m.keyPem), Buffer.from(m.certPem), {
+      if (!roots.some((c) => certificateBoundTo(c, publicKey))) {
+        // Not in our bundle (elected after it was written): the handshake authenticates it.
+        return grpc.credentials.createSsl(null, key, cert, { rejectUnauthorized: false });
+      }
+      // The bundle's certificates as roots, and the one presented must carry the dialed key.
+      return grpc.credentials.createSsl(ca, key, cert, {
         // Replaces the hostname check: peers are identified by key, not by name.
-        checkServerIdentity: (_host: string, cert: PeerCertificate) => {
-          if (cert?.raw && certificateBoundTo(cert.raw, publicKey)) return undefined;
+        checkServerIdentity: (_host: string, peerCert: PeerCertificate) => {
+          if (peerCert?.raw && certificateBoundTo(peerCert.raw, publicKey)) return undefined;
           onMismatch?.();
           return new Error("tls_key_mismatch: the server's certificate is not the dialed validator's key");
         },

@@ -117,9 +117,13 @@ export type NetRejectReason =
   | "replace_too_soon"
   /** TLS on, and the dialer presented no client certificate. */
   | "tls_no_certificate"
+  /** A client certificate that is not an Ed25519 certificate (so carries no consensus key). */
+  | "tls_bad_certificate"
+  /** A client certificate whose key is no known validator's consensus key. */
+  | "tls_unknown_key"
   /** The TLS certificate's key is not the consensus key of the validator the dialer claims to be. */
   | "tls_key_mismatch"
-  /** TLS on, and the TLS handshake failed (no certificate, one not among the validators', timeout). */
+  /** TLS on, and the TLS handshake itself failed (timeout, not TLS, a failed key proof). */
   | "tls_handshake_failed"
   | "banned"
   | "too_many_streams"
@@ -151,9 +155,18 @@ export interface NetMetrics {
 }
 
 export interface PeerCredentials {
-  /** node:tls server options: our certificate and key, the validators' certificates as the only roots. */
-  server: { cert: string; key: string; ca: string };
-  /** Channel credentials that accept only a server certificate carrying `publicKey`. */
+  /**
+   * node:tls server options: our certificate and key. Client certificates are judged by their key
+   * (a known validator's consensus key), not by a CA.
+   */
+  server: { cert: string; key: string };
+  /**
+   * Channel credentials for dialing the validator with `publicKey`. Pinned to its certificate when
+   * the trust bundle holds one carrying that key (any other server certificate is refused as
+   * tls_key_mismatch); otherwise (a validator elected after our bundle was written) TLS without a
+   * CA check: the handshake then authenticates the server by its proof over our fresh nonce, and
+   * the server checked that our certificate carries our key, so a relay cannot sit between.
+   */
   channelFor(publicKey: Uint8Array, onMismatch?: () => void): ChannelCredentials;
   /** Whether a DER certificate carries this consensus key. */
   certificateMatches(der: Uint8Array, publicKey: Uint8Array): boolean;

@@ -204,7 +204,7 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
     assert.deepEqual(await replaced(), replacedBefore, "no live stream was replaced");
     assert.ok(result.attempts >= 12, `only ${result.attempts} replay attempts`);
     assert.equal(result.leaked, 0, "the attacker received no validator traffic");
-    const reasons = ["tls_handshake_failed", "tls_key_mismatch", "handshake_bad_proof"];
+    const reasons = ["tls_handshake_failed", "tls_unknown_key", "tls_key_mismatch", "handshake_bad_proof"];
     const counts = await Promise.all(
       reasons.map((reason) => metric(0, "parabft_net_rejected_total", { reason })),
     );

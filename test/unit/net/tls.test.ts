@@ -1,6 +1,7 @@
-// mTLS bound to the consensus key: validators connect over TLS; a certificate that is not a
-// validator's, a missing one, and a validator's certificate used under another validator's
-// identity are each refused with a reason in logs and metrics.
+// mTLS bound to the consensus key: validators connect over TLS, also when neither has the other's
+// certificate in its bundle; a certificate that is not a validator's, a missing one, and a
+// validator's certificate (or key) used under another validator's identity are each refused with
+// a reason in logs and metrics.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
@@ -95,15 +96,63 @@ describe("PeerNetwork over mTLS bound to the consensus key", () => {
         assert.equal(r.status!.code, grpc.status.UNAVAILABLE);
         assert.equal(r.received.length, 0);
       }
-      assert.equal(a.metrics.rejects.get("tls_handshake_failed"), 2);
+      assert.equal(a.metrics.rejects.get("tls_unknown_key"), 1);
+      assert.equal(a.metrics.rejects.get("tls_no_certificate"), 1);
       assert.ok(
-        records.some((r) => r.msg === "peer TLS refused" && r.reason === "tls_handshake_failed"),
+        records.some(
+          (r) =>
+            r.msg === "peer TLS refused" &&
+            (r.reason === "tls_unknown_key" || r.reason === "tls_no_certificate"),
+        ),
         "logged with its reason",
       );
       assert.equal(a.net.connectedCount, 0);
     } finally {
       for (const r of raws) r.close();
       await a.net.stop();
+    }
+  });
+
+  it("validators in no one's trust bundle connect by key (a validator elected after the bundles were written)", async () => {
+    // Each knows only its own certificate, as `parabft init` writes it: the server accepts a
+    // client certificate carrying a peer's key, and the dialer authenticates the server by its
+    // handshake proof over a fresh nonce.
+    const alone = material.map((m) => ({ ...m, trustedPem: m.certPem }));
+    const nets: TestNet[] = [0, 1].map((i) =>
+      makeNet(i, keys, {}, { credentials: peerCredentials(alone[i]!) }),
+    );
+    try {
+      for (const n of nets) await n.net.start();
+      for (const n of nets) n.net.setPeers(peerList(keys, [nets[0]!, nets[1]!, null]));
+      await waitFor("connected", () => nets.every((n) => n.net.connectedCount === 1));
+      nets[0]!.net.send(1, envelope(0, keys[0]!, payload("no bundle")));
+      await waitFor("delivered", () => payloadsFrom(nets[1]!.inbox, 0).includes("no bundle"));
+    } finally {
+      for (const n of nets) await n.net.stop();
+    }
+  });
+
+  it("a dialer without the server's certificate still refuses a server holding another validator's key", async () => {
+    const alone = material.map((m) => ({ ...m, trustedPem: m.certPem }));
+    const nets: TestNet[] = [1, 2].map((i) =>
+      makeNet(i, keys, {}, { credentials: peerCredentials(alone[i]!) }),
+    );
+    try {
+      for (const n of nets) await n.net.start();
+      // Validator 1 is told that validator 0 lives at validator 2's address. Validator 2 knows the
+      // validators' keys (so its TLS layer lets validator 1 in) but dials no one.
+      const fake = `127.0.0.1:${nets[1]!.net.port}`;
+      nets[0]!.net.setPeers(
+        keys.map((k, i) => ({ index: i, publicKey: k.publicKey, address: i === 0 ? fake : "" })),
+      );
+      nets[1]!.net.setPeers(keys.map((k, i) => ({ index: i, publicKey: k.publicKey, address: "" })));
+      const handshakeRejects = () =>
+        nets.flatMap((n) => [...n.metrics.rejects.keys()].filter((r) => r.startsWith("handshake_")));
+      await waitFor("refused in the handshake", () => handshakeRejects().length > 0);
+      assert.equal(nets[0]!.net.connectedCount, 0, `rejects: ${handshakeRejects().join(",")}`);
+      assert.equal(nets[1]!.net.connectedCount, 0);
+    } finally {
+      for (const n of nets) await n.net.stop();
     }
   });
 
