@@ -282,7 +282,7 @@ describe("GetEpochSetProof over gRPC", () => {
       ...p,
       writeSet: p.writeSet.map((w, i) => {
         if (i !== p.writeSet.length - 1 || w.value === null) return w;
-        const value = w.value.slice();
+        const value = Uint8Array.from(w.value); // a copy (Buffer#slice is a view)
         value[value.length - 1]! ^= 1;
         return { key: w.key, value };
       }),
