@@ -318,9 +318,11 @@ export const queryCommand: CliCommand = {
           return 0;
         }
         case "epoch-proof": {
-          const { chain, trust } = await genesisChain(client, values.genesis);
           const target = epoch!;
-          // Every set before it first (each proven from the one two epochs before), then its own.
+          // The asked-for proof first (its errors name its epoch), then every set before it (each
+          // proven from the one two epochs before) from the genesis set, then the proof itself.
+          const p = await client.getEpochSetProof(target);
+          const { chain, trust } = await genesisChain(client, values.genesis);
           const before = await chain.syncTo(target - 1n, (e) => client.getEpochSetProof(e));
           if (!before.ok) {
             process.stderr.write(
@@ -328,7 +330,6 @@ export const queryCommand: CliCommand = {
             );
             return 1;
           }
-          const p = await client.getEpochSetProof(target);
           const v = chain.addProof(p);
           const set = v.ok ? v.set : undefined;
           print(json, {
