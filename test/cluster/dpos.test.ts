@@ -260,6 +260,25 @@ describe("DPoS: a validator is elected, joins and another leaves, on a live clus
       chain.get(electedEpoch)!.validators.some((v) => toHex(v.publicKey) === toHex(joinerKey.publicKey)),
       "the proven set of the elected epoch holds the joiner",
     );
+    // Measured (printed): a fresh light client's whole check (proof fetches + verification).
+    const t0 = performance.now();
+    const again = await cs.verifyBlockFromGenesis(light(), top);
+    const lightMs = performance.now() - t0;
+    assert.ok(again.ok);
+    const proofBytes = async (e: bigint) => {
+      const p = await cs.getEpochSetProof(e);
+      let n = 0;
+      for (const w of p.writeSet) n += w.key.length + (w.value?.length ?? 0);
+      return {
+        epoch: String(e),
+        writes: p.writeSet.length,
+        writeBytes: n,
+        signers: p.checkpoint.signatures.length,
+      };
+    };
+    console.log(
+      `DPOS_LIGHT ${JSON.stringify({ height: String(top), epoch: String(verified.epoch), checkMs: Math.round(lightMs), proofs: [await proofBytes(2n), await proofBytes(3n)] })}`,
+    );
     // The same block against a chain that stopped at the genesis set: no proven set, refused.
     const stale = light();
     const b = (await cs.getBlock({ height: top }))!;
