@@ -9,6 +9,7 @@ import type {
   ValidatorSet,
 } from "../gen/parabft/v1/types_pb.js";
 import type { Hash } from "../types/hash.js";
+import type { EpochSetProofRecord } from "./epochProof.js";
 
 export type NodeStateName = "syncing" | "validating" | "diverged" | "halted";
 
@@ -78,6 +79,11 @@ export interface ApiBackend {
   getAccount(address: Uint8Array): Promise<AccountRecord>;
   getState(key: Uint8Array): Promise<StateRecord>;
   getValidators(epoch: bigint): Promise<ValidatorSet | null>;
+  /**
+   * DPoS: the proof of the set of `epoch` (≥ 2) for light clients (readEpochSetProof). Absent:
+   * the node has no epochs (the API answers NO_EPOCHS).
+   */
+  getEpochSetProof?(epoch: bigint): Promise<EpochSetProofRecord>;
   getStatus(): Promise<NodeStatus>;
   /** Highest committed height (0 before the first block). */
   committedHeight(): bigint;

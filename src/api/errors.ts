@@ -21,7 +21,13 @@ export type ApiErrorCode =
   | "HALTED"
   | "DIVERGED"
   | "UNAVAILABLE"
-  | "FAILED_PRECONDITION";
+  | "FAILED_PRECONDITION"
+  /** GetEpochSetProof on a chain without DPoS epochs. */
+  | "NO_EPOCHS"
+  /** GetEpochSetProof: the set's election (or its checkpoint) is not final on this node yet. */
+  | "EPOCH_NOT_FINAL"
+  /** GetEpochSetProof: this node passed the boundary without keeping the proof; ask another. */
+  | "PROOF_UNAVAILABLE";
 
 /** An answer to the client, not a bug: no stack trace (see ParabftError.stackless). */
 export class ApiError extends ParabftError<ApiErrorCode, { field?: string }> {
@@ -42,6 +48,9 @@ const table: Record<ApiErrorCode | MempoolErrorCode, status> & Record<string, st
   DIVERGED: status.UNAVAILABLE,
   UNAVAILABLE: status.UNAVAILABLE,
   FAILED_PRECONDITION: status.FAILED_PRECONDITION,
+  NO_EPOCHS: status.FAILED_PRECONDITION,
+  EPOCH_NOT_FINAL: status.NOT_FOUND,
+  PROOF_UNAVAILABLE: status.UNAVAILABLE,
   // Mempool admission (src/mempool/errors.ts)
   CONNECTION_RATE_LIMITED: status.RESOURCE_EXHAUSTED,
   MALFORMED: status.INVALID_ARGUMENT,

@@ -26,6 +26,8 @@ import {
   GetBlockResponseSchema,
   type GetDelegationsRequest,
   GetDelegationsResponseSchema,
+  type GetEpochSetProofRequest,
+  GetEpochSetProofResponseSchema,
   type GetReceiptRequest,
   GetReceiptResponseSchema,
   type GetStakingValidatorsRequest,
@@ -593,6 +595,27 @@ export class ApiServer {
         const set = await b.getValidators(req.epoch);
         if (!set) throw notFound(`validator set of epoch ${req.epoch}`);
         return create(GetValidatorsResponseSchema, { set });
+      }),
+
+      getEpochSetProof: this.unary("GetEpochSetProof", async (req: GetEpochSetProofRequest) => {
+        if (req.epoch < 2n) {
+          throw invalidArgument(
+            "epoch",
+            `${req.epoch} is a genesis epoch (see GetValidators); proofs start at 2`,
+          );
+        }
+        if (b.getEpochSetProof === undefined) {
+          throw new ApiError("NO_EPOCHS", {}, "this node runs without DPoS epochs");
+        }
+        const p = await b.getEpochSetProof(req.epoch);
+        return create(GetEpochSetProofResponseSchema, {
+          epoch: p.epoch,
+          checkpoint: p.checkpoint,
+          previousRoot: p.previousRoot,
+          writeSet: p.writeSet.map((w) =>
+            w.value === null ? { key: w.key, deleted: true } : { key: w.key, value: w.value },
+          ),
+        });
       }),
 
       // Staking views (src/staking/query.ts) over executed state, read through getState.

@@ -141,15 +141,55 @@ export class EpochSetChain {
     const w = p.writeSet.find((x) => bytesEqual(x.key, key));
     if (w === undefined || w.value === null)
       return no("NO_SNAPSHOT", `B(${e}) wrote no set for epoch ${p.epoch}`);
-    const snap = decodeSnapshot(w.value);
+    let snap: ReturnType<typeof decodeSnapshot>;
+    try {
+      snap = decodeSnapshot(w.value);
+    } catch (err) {
+      return no("NO_SNAPSHOT", `B(${e}) wrote an undecodable set for epoch ${p.epoch}: ${String(err)}`);
+    }
+    // An empty or powerless snapshot keeps the previous set, as the node does (LiveEpochSets.add).
+    const prev = this.sets.get(p.epoch - 1n);
+    const keep = snap.members.length === 0 || snap.members.some((m) => m.power <= 0n);
+    if (keep && prev === undefined)
+      return no("UNKNOWN_EPOCH", `the set of epoch ${p.epoch - 1n} is not known yet`);
     const set = create(ValidatorSetSchema, {
       epoch: p.epoch,
-      validators: snap.members.map((m) =>
-        create(ValidatorSchema, { publicKey: m.consensusKey, power: m.power }),
-      ),
+      validators:
+        keep && prev !== undefined
+          ? prev.validators
+          : snap.members.map((m) => create(ValidatorSchema, { publicKey: m.consensusKey, power: m.power })),
     });
     this.sets.set(p.epoch, set);
     return { ok: true, set };
+  }
+
+  /** The highest epoch whose set is known (1 holding only the genesis set). */
+  get latest(): bigint {
+    let top = 1n;
+    for (const e of this.sets.keys()) if (e > top) top = e;
+    return top;
+  }
+
+  /** The epoch of `height` (⌊height / epochLength⌋). */
+  epochOf(height: bigint): bigint {
+    return height / BigInt(this.epochLength);
+  }
+
+  /**
+   * Proves every set up to `epoch` not known yet, in order (each from the one two epochs before),
+   * with proofs from `fetch` (e.g. ParabftClient.getEpochSetProof). Stops at the first refused
+   * proof and returns its verdict; fetch errors propagate. The chain keeps what it proved.
+   */
+  async syncTo(epoch: bigint, fetch: (epoch: bigint) => Promise<EpochSetProof>): Promise<EpochChainVerdict> {
+    for (let e = 2n; e <= epoch; e++) {
+      if (this.sets.has(e)) continue;
+      const proof = await fetch(e);
+      if (proof.epoch !== e) return no("WRONG_EPOCH", `asked for the set of epoch ${e}, got ${proof.epoch}`);
+      const v = this.addProof(proof);
+      if (!v.ok) return v;
+    }
+    const set = this.sets.get(epoch < 0n ? 0n : epoch);
+    return set === undefined ? no("UNKNOWN_EPOCH", `no set for epoch ${epoch}`) : { ok: true, set };
   }
 
   /** verifyCommitCertificate against the set of the certificate's own epoch, from this chain. */

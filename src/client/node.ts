@@ -10,6 +10,8 @@ import {
   type GetBlockResponse,
   GetDelegationsRequestSchema,
   type GetDelegationsResponse,
+  GetEpochSetProofRequestSchema,
+  type GetEpochSetProofResponse,
   GetReceiptRequestSchema,
   GetStakingValidatorsRequestSchema,
   type GetStakingValidatorsResponse,
@@ -30,6 +32,8 @@ import type { Receipt, SignedTx, TxBody, ValidatorSet } from "../gen/parabft/v1/
 import { grpcServiceDefinition } from "../net/grpcAdapter.js";
 import { addressOf } from "../types/block.js";
 import type { MessageSigner } from "../types/signing.js";
+import type { CertificateVerdict } from "./certificate.js";
+import type { EpochChainVerdict, EpochSetChain, EpochSetProof } from "./epochChain.js";
 import { ClientError, RpcError } from "./errors.js";
 import { NonceManager } from "./nonces.js";
 import { type PreparedTx, signTx } from "./signer.js";
@@ -56,6 +60,12 @@ export interface AccountInfo {
   /** Executed height this answer reflects. */
   height: bigint;
 }
+
+/** ParabftClient.verifyBlockFromGenesis: where the check stopped, with the verdict. */
+export type VerifiedBlock =
+  | { ok: true; block: GetBlockResponse; epoch: bigint; verdict: CertificateVerdict & { ok: true } }
+  | { ok: false; stage: "set"; verdict: EpochChainVerdict & { ok: false } }
+  | { ok: false; stage: "certificate"; verdict: CertificateVerdict & { ok: false }; block: GetBlockResponse };
 
 export interface SubmitAndWaitOpts {
   /** Server-side wait bound; 0 = the server default. */
@@ -229,6 +239,70 @@ export class ParabftClient {
     if (res.set === undefined)
       throw new RpcError(grpc.status.NOT_FOUND, "getValidators", `no set for ${epoch}`);
     return res.set;
+  }
+
+  /**
+   * DPoS: the proof of the validator set of `epoch` (≥ 2) for EpochSetChain.addProof. The node
+   * does not vouch for it: the chain checks it against the set two epochs before. Server codes:
+   * INVALID_ARGUMENT (epoch 0 or 1), NO_EPOCHS, EPOCH_NOT_FINAL, PROOF_UNAVAILABLE.
+   */
+  async getEpochSetProof(epoch: bigint): Promise<EpochSetProof> {
+    const res = await this.#unary<GetEpochSetProofResponse>(
+      "getEpochSetProof",
+      create(GetEpochSetProofRequestSchema, { epoch }),
+    );
+    if (res.checkpoint === undefined) {
+      throw new ClientError(
+        "BAD_ARGUMENT",
+        { field: "checkpoint" },
+        "server sent a proof without a checkpoint",
+      );
+    }
+    return {
+      epoch: res.epoch,
+      checkpoint: res.checkpoint,
+      previousRoot: res.previousRoot,
+      writeSet: res.writeSet.map((w) => ({ key: w.key, value: w.deleted ? null : w.value })),
+    };
+  }
+
+  /**
+   * A light client's check of the block at `height`: syncs `chain` (holding at least the genesis
+   * set) from genesis up to the height's epoch with proofs from this node, then verifies the
+   * block's commit certificate against its own epoch's proven set. Trusts nothing the node says
+   * beyond what the proofs and signatures show.
+   */
+  async verifyBlockFromGenesis(chain: EpochSetChain, height: bigint): Promise<VerifiedBlock> {
+    const epoch = chain.epochOf(height);
+    const synced = await chain.syncTo(epoch, (e) => this.getEpochSetProof(e));
+    if (!synced.ok) return { ok: false, stage: "set", verdict: synced };
+    const block = await this.getBlock({ height });
+    if (block === null) throw new RpcError(grpc.status.NOT_FOUND, "getBlock", `no block at ${height}`);
+    if (block.certificate === undefined) {
+      throw new ClientError(
+        "BAD_ARGUMENT",
+        { field: "certificate" },
+        `block ${height} came without a certificate`,
+      );
+    }
+    const cert = block.certificate;
+    // The certificate must be of the height asked for and of that height's own epoch (a block
+    // above a boundary never carries the old set's certificate).
+    if (cert.height !== height || cert.epoch !== epoch) {
+      const verdict = {
+        ok: false as const,
+        reason: cert.height !== height ? ("HEIGHT_MISMATCH" as const) : ("EPOCH_MISMATCH" as const),
+        message: `asked for height ${height} (epoch ${epoch}), got a certificate of ${cert.height} (epoch ${cert.epoch})`,
+      };
+      return { ok: false, stage: "certificate", verdict, block };
+    }
+    const subject = block.block?.header
+      ? { kind: "block" as const, header: block.block.header }
+      : { kind: "null" as const, epoch, height };
+    const verdict = chain.verify(subject, cert);
+    return verdict.ok
+      ? { ok: true, block, epoch, verdict }
+      : { ok: false, stage: "certificate", verdict, block };
   }
 
   /** Staking view of the registered validators for `epoch` (default: the executing epoch). */

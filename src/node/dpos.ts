@@ -50,6 +50,17 @@ export function buildChainGenesis(g: Genesis): ExecutionResult {
   return buildResult(0n, ZERO_ROOT, writes, []);
 }
 
+/**
+ * DPoS is on when the genesis makes an election meaningful (some genesis validator bonds at least
+ * minSelfStake, e.g. `parabft testnet --self-stake`) or this node is not a genesis validator (a
+ * joiner, `genesisIndex` undefined). Otherwise (old genesis files) every election keeps the
+ * genesis set, and the node runs one epoch forever, as before issue 11.
+ */
+export function dposEnabled(g: Genesis, genesisIndex: number | undefined): boolean {
+  const minSelfStake = stakingRulesOf(g.params).minSelfStake;
+  return genesisIndex === undefined || g.validators.some((v) => (v.selfStake ?? 0n) >= minSelfStake);
+}
+
 /** What the node reads from storage for the hook and the live sets. */
 export interface DposStore {
   getBlock(height: bigint): Promise<{ block: Block | null } | undefined>;

@@ -4,6 +4,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import type { ApiBackend, BlockRecord, BlockRef, NodeStatus } from "../api/backend.js";
+import { type EpochSetProofRecord, readEpochSetProof } from "../api/epochProof.js";
 import { ApiServer } from "../api/server.js";
 import { type EnvelopeContext, sealMessage } from "../consensus/envelope.js";
 import { EpochReplica } from "../consensus/pbft/epochReplica.js";
@@ -46,7 +47,7 @@ import { errorMessage, ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
-import { buildChainGenesis, LiveEpochSets, nodeEpochHook, readSnapshot, stakingRulesOf } from "./dpos.js";
+import { buildChainGenesis, dposEnabled, LiveEpochSets, nodeEpochHook, readSnapshot } from "./dpos.js";
 import { ConsensusDriver, type Delivered, type EpochChange } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
@@ -125,6 +126,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private halted = false;
   private diverged = false;
   private readyValue = false;
+  /** DPoS epochs (dposEnabled), decided before storage opens. */
+  private dposOn = false;
   private resolveReady!: () => void;
   private rejectReady!: (err: Error) => void;
   readonly ready: Promise<void>;
@@ -195,9 +198,13 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.stoppers.push(async () => removeLastResort());
 
     // Storage, then the signing state (beside the key, outside the data directory).
+    this.dposOn = dposEnabled(this.genesis, this.set.indexOf(key.publicKey));
+    const epochLength = this.params.staking.epochLength;
     this.db = await ChainDb.open(paths.dataDir, {
       log: componentLogger(log, "storage"),
       onWrite: (kind, ms) => this.metrics.dbWriteSeconds.observe({ kind }, ms / 1000),
+      // DPoS: the last block of each epoch keeps its write set, for GetEpochSetProof.
+      keepWriteSetOf: (h) => this.dposOn && isLastHeightOfEpoch(h, epochLength),
     });
     this.stoppers.push(() => this.db.close());
     this.signingLog = new SigningStateLog(path.dirname(paths.signingStateFile), {
@@ -262,7 +269,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.lastBlockTimeMs = top?.blockTimeMs ?? this.genesis.genesisTimeMs;
     this.lastCommitCert =
       committedHeight > 0n ? ((await this.db.getCertificate(committedHeight)) ?? null) : null;
-    const epochLength = this.params.staking.epochLength;
     const envelopeContext: EnvelopeContext = {
       chainId: cfg.chainId,
       sets: this.sets,
@@ -279,13 +285,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       new Map(cfg.peers.map((p) => [p.index, p.address])),
       key.publicKey,
     );
-    // DPoS is on when the genesis makes an election meaningful (some genesis validator bonds at
-    // least minSelfStake, e.g. `parabft testnet --self-stake`) or this node is not a genesis
-    // validator (a joiner). Otherwise (old genesis files) every election keeps the genesis set,
-    // and the node runs one epoch forever, as before issue 11.
-    const minSelfStake = stakingRulesOf(this.params).minSelfStake;
-    const dpos =
-      genesisIndex === undefined || this.genesis.validators.some((v) => (v.selfStake ?? 0n) >= minSelfStake);
+    // DPoS on or off: see dposEnabled.
+    const dpos = this.dposOn;
     const ReplicaClass = dpos ? EpochReplica : Replica;
     if (!dpos) envelopeContext.epochLength = undefined;
     this.replica = new ReplicaClass({
@@ -925,6 +926,12 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         }),
       ),
     });
+  }
+
+  /** DPoS light clients: the proof of the set of `epoch` (src/api/epochProof.ts). */
+  async getEpochSetProof(epoch: bigint): Promise<EpochSetProofRecord> {
+    this.assertQueryable();
+    return readEpochSetProof(this.db, this.dposOn ? this.params.staking.epochLength : undefined, epoch);
   }
 
   async getStatus(): Promise<NodeStatus> {

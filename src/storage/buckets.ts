@@ -31,4 +31,10 @@ export enum Bucket {
   execLog = 0x20,
   /** u64be height -> the block's receipts in one value (execLog.ts); found via txIndex. */
   blockReceipts = 0x21,
+  /**
+   * u64be height -> state root before the height ‖ the height's write-set log (execLog.ts), kept
+   * for the heights ChainDbOpts.keepWriteSetOf names (DPoS: the last block of each epoch, whose
+   * write set proves the election to light clients). Never folded or deleted.
+   */
+  epochWriteSet = 0x22,
 }

@@ -64,6 +64,20 @@ export interface ChainDbOpts extends DbOpenOpts {
   onWrite?: (kind: WriteKind, ms: number, ops: number) => void;
   /** Fold the write-set logs into the state bucket once they hold this many entries. */
   stateApplyEntries?: number;
+  /**
+   * Heights whose write set (with the state root before it) is kept for good in the
+   * epochWriteSet bucket, in the same atomic batch as the execution results (DPoS: the last
+   * block of each epoch, for GetEpochSetProof). Unset: none.
+   */
+  keepWriteSetOf?: (height: bigint) => boolean;
+}
+
+/** A kept write set (see ChainDbOpts.keepWriteSetOf). */
+export interface KeptWriteSet {
+  height: bigint;
+  /** The state root after height − 1 (the one the executor chained from). */
+  previousRoot: Hash;
+  writeSet: StateWrite[];
 }
 
 /**
@@ -403,7 +417,20 @@ export class ChainDb {
     const log = pre
       ? Buffer.from(pre.buffer, pre.byteOffset, pre.byteLength)
       : encodeWriteSetLog(result.writeSet);
-    const ops: DbOp[] = [
+    const ops: DbOp[] = [];
+    if (this.opts.keepWriteSetOf?.(result.height) === true) {
+      // The root before this height is the stored one unless this is a re-execution of the
+      // executed height (then the kept record, written with its first execution, stays).
+      const previous = result.height > this.executed ? await this.db.get(META_STATE_ROOT) : undefined;
+      if (previous !== undefined && previous.length === HASH_LENGTH) {
+        ops.push({
+          type: "put",
+          key: heightKey(Bucket.epochWriteSet, result.height),
+          value: Buffer.concat([previous, log]),
+        });
+      }
+    }
+    ops.push(
       { type: "put", key: heightKey(Bucket.execLog, result.height), value: log },
       {
         type: "put",
@@ -412,7 +439,7 @@ export class ChainDb {
       },
       { type: "put", key: META_EXECUTED, value: u64be(result.height) },
       { type: "put", key: META_STATE_ROOT, value: result.stateRoot },
-    ];
+    );
     await this.db.batch(ops);
     const entry: PendingLog = { height: result.height, log, offsets: logOffsets(log, result.height) };
     const last = this.pending[this.pending.length - 1];
@@ -641,6 +668,24 @@ export class ChainDb {
     for (const e of entries) ops.push({ type: "put", key: bucketKey(Bucket.state, e.key), value: e.value });
     if (stateRoot) ops.push({ type: "put", key: META_STATE_ROOT, value: stateRoot });
     await this.db.batch(ops, { sync: true });
+  }
+
+  /** The write set kept for `height` (ChainDbOpts.keepWriteSetOf), if any. */
+  async getKeptWriteSet(height: bigint): Promise<KeptWriteSet | undefined> {
+    const raw = await this.db.get(heightKey(Bucket.epochWriteSet, height));
+    if (raw === undefined) return undefined;
+    if (raw.length < HASH_LENGTH + 4) {
+      throw new StorageError(
+        "CORRUPT_RECORD",
+        { bucket: "epochWriteSet", height },
+        `corrupt kept write set at ${height}`,
+      );
+    }
+    return {
+      height,
+      previousRoot: raw.slice(0, HASH_LENGTH),
+      writeSet: decodeWriteSetLog(raw.subarray(HASH_LENGTH), height),
+    };
   }
 
   // ---- checkpoints and evidence ---------------------------------------------------------------

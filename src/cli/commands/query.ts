@@ -1,9 +1,12 @@
-// `parabft query status|block|tx|account|state|validators`: read a node through the SDK. Blocks
-// come with their commit certificate, which this command verifies like a light client.
+// `parabft query status|block|tx|account|state|validators|delegations|epoch-proof`: read a node
+// through the SDK. Blocks come with their commit certificate, which this command verifies like a
+// light client; with --verify-from-genesis (and `epoch-proof`) it trusts only the genesis set and
+// proves each later epoch's set from the node's epoch-set proofs (DPoS, issue 11).
 import { fromBinary } from "@bufbuild/protobuf";
-import { ParabftClient, RpcError, verifyCommitCertificate } from "../../client/node.js";
+import { EpochSetChain, ParabftClient, RpcError, verifyCommitCertificate } from "../../client/node.js";
 import { type GetBlockResponse, NodeState } from "../../gen/parabft/v1/api_pb.js";
-import { TxBodySchema, TxStatus } from "../../gen/parabft/v1/types_pb.js";
+import { TxBodySchema, TxStatus, type ValidatorSet } from "../../gen/parabft/v1/types_pb.js";
+import { genesisValidatorSet, loadGenesis } from "../../node/genesis.js";
 import { fromHex, toHex } from "../../types/bytes.js";
 import { type CliCommand, parseAction, parseCommandArgs, requiredFlag, UsageError } from "../command.js";
 import { printJson, toJson } from "../output.js";
@@ -11,16 +14,23 @@ import { addressArg, bytesArg } from "./tx.js";
 
 const usage = `Usage:
   parabft query status     --api ADDR [--json]
-  parabft query block      --api ADDR (--height N | --digest HEX) [--no-verify] [--json]
+  parabft query block      --api ADDR (--height N | --digest HEX) [--no-verify]
+                           [--verify-from-genesis [--genesis FILE]] [--json]
   parabft query tx         --api ADDR --hash HEX [--json]
   parabft query account    --api ADDR --address HEX [--json]
   parabft query state      --api ADDR --state-key K [--json]
   parabft query validators --api ADDR [--epoch N] [--json]
   parabft query delegations --api ADDR --address HEX [--json]
+  parabft query epoch-proof --api ADDR --epoch N [--genesis FILE] [--json]
 
 Reads one node's public API. 'block' verifies the block's commit certificate against the epoch's
 validator set (digest, signatures under strict Ed25519, distinct signers, more than 2/3 of the
 power) and exits 1 if it does not verify. 'tx' shows the transaction, its position and receipt.
+With --verify-from-genesis the set is not asked of the node: starting from the genesis set, each
+epoch's set is proven from the node's epoch-set proofs (the old set's checkpoint certificate of
+the epoch boundary plus that block's write set, holding the election). 'epoch-proof' fetches the
+proof of epoch N's set, checks it (and every earlier one) from genesis and exits 1 if it fails.
+The genesis set comes from --genesis FILE; without it, from the node (then it is trusted).
 
 Options:
   --api ADDR        node API address host:port (required)
@@ -31,10 +41,21 @@ Options:
   --address HEX     account address (40 hex characters)
   --state-key K     raw state key (0x-prefixed hex, or UTF-8 text)
   --epoch N         validator set epoch (default: the node's current epoch)
+  --verify-from-genesis  block: prove the epoch's set from genesis (light client)
+  --genesis FILE    the genesis file holding the trusted genesis set
   --json            print the answer as JSON
   -h, --help        show this help`;
 
-const ACTIONS = ["status", "block", "tx", "account", "state", "validators", "delegations"] as const;
+const ACTIONS = [
+  "status",
+  "block",
+  "tx",
+  "account",
+  "state",
+  "validators",
+  "delegations",
+  "epoch-proof",
+] as const;
 type Action = (typeof ACTIONS)[number];
 
 function uintArg(flag: string, raw: string): bigint {
@@ -100,6 +121,25 @@ async function blockView(client: ParabftClient, res: GetBlockResponse, verify: b
   return { out, ok };
 }
 
+/**
+ * A light client's chain of sets, trusting only the genesis set: from `genesisFile`, else from
+ * the node (GetValidators(0); the epoch length from the staking view of epoch 1).
+ */
+async function genesisChain(client: ParabftClient, genesisFile: string | undefined) {
+  if (genesisFile !== undefined) {
+    const g = loadGenesis(genesisFile);
+    return {
+      chain: new EpochSetChain(g.chainId, g.params.staking.epochLength, genesisValidatorSet(g)),
+      trust: `genesis file ${genesisFile}`,
+    };
+  }
+  const status = await client.getStatus();
+  const set: ValidatorSet = await client.getValidators(0n);
+  const e1 = await client.getStakingValidators(1n);
+  const length = Number(e1.lastHeight - e1.firstHeight + 1n);
+  return { chain: new EpochSetChain(status.chainId, length, set), trust: "the node (GetValidators 0)" };
+}
+
 export const queryCommand: CliCommand = {
   name: "query",
   summary: "query a node: status, block, tx, account, state, validators, delegations",
@@ -116,6 +156,8 @@ export const queryCommand: CliCommand = {
         address: { type: "string" },
         "state-key": { type: "string" },
         epoch: { type: "string" },
+        "verify-from-genesis": { type: "boolean" },
+        genesis: { type: "string" },
         json: { type: "boolean" },
       },
       true,
@@ -145,6 +187,12 @@ export const queryCommand: CliCommand = {
     const stateKey =
       action === "state" ? bytesArg("--state-key", requiredFlag("--state-key", values["state-key"])) : null;
     const epoch = values.epoch !== undefined ? uintArg("--epoch", values.epoch) : null;
+    if (action === "epoch-proof" && epoch === null)
+      throw new UsageError("--epoch", "epoch-proof needs --epoch N");
+    const fromGenesis = values["verify-from-genesis"] === true;
+    if (fromGenesis && (action !== "block" || blockRef === null || !("height" in blockRef))) {
+      throw new UsageError("--verify-from-genesis", "--verify-from-genesis goes with block --height N");
+    }
 
     const client = new ParabftClient(api);
     try {
@@ -173,7 +221,18 @@ export const queryCommand: CliCommand = {
             process.stderr.write("parabft query: block not found\n");
             return 1;
           }
-          const { out, ok } = await blockView(client, res, values["no-verify"] !== true);
+          const { out, ok } = await blockView(client, res, values["no-verify"] !== true && !fromGenesis);
+          if (fromGenesis) {
+            const { chain, trust } = await genesisChain(client, values.genesis);
+            const v = await client.verifyBlockFromGenesis(chain, res.height);
+            out.trustedGenesis = trust;
+            out.provenEpochs = `0..${chain.latest}`;
+            out.certificate = v.ok
+              ? `valid from genesis (epoch ${v.epoch}, signed power ${v.verdict.signedPower} of ${v.verdict.totalPower})`
+              : `INVALID (${v.stage}): ${v.verdict.reason}: ${v.verdict.message}`;
+            print(json, out);
+            return v.ok ? 0 : 1;
+          }
           print(json, out);
           return ok ? 0 : 1;
         }
@@ -257,6 +316,41 @@ export const queryCommand: CliCommand = {
               : {}),
           });
           return 0;
+        }
+        case "epoch-proof": {
+          const target = epoch!;
+          // The asked-for proof first (its errors name its epoch), then every set before it (each
+          // proven from the one two epochs before) from the genesis set, then the proof itself.
+          const p = await client.getEpochSetProof(target);
+          const { chain, trust } = await genesisChain(client, values.genesis);
+          const before = await chain.syncTo(target - 1n, (e) => client.getEpochSetProof(e));
+          if (!before.ok) {
+            process.stderr.write(
+              `parabft query: an earlier set did not verify: ${before.reason}: ${before.message}\n`,
+            );
+            return 1;
+          }
+          const v = chain.addProof(p);
+          const set = v.ok ? v.set : undefined;
+          print(json, {
+            epoch: p.epoch,
+            boundary: p.checkpoint.height,
+            checkpointEpoch: p.checkpoint.epoch,
+            checkpointSigners: p.checkpoint.signatures.map((s) => s.validator),
+            stateRoot: p.checkpoint.stateRoot,
+            previousRoot: p.previousRoot,
+            writeSetEntries: p.writeSet.length,
+            trustedGenesis: trust,
+            verified: v.ok
+              ? "yes: certified by the set of the checkpoint's epoch, write set hashes to its root"
+              : `NO: ${v.reason}: ${v.message}`,
+            set: (set?.validators ?? []).map((m, index) => ({
+              index,
+              publicKey: toHex(m.publicKey),
+              power: m.power,
+            })),
+          });
+          return v.ok ? 0 : 1;
         }
         case "delegations": {
           const d = await client.getDelegations(address!);

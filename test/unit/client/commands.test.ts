@@ -155,5 +155,26 @@ describe("tx and query commands", () => {
       queryCommand.run(["tx", "--api", api, "--hash", "12"]),
       (e: unknown) => e instanceof UsageError && e.detail.field === "--hash",
     );
+    // DPoS light-client queries: epoch-proof needs --epoch; --verify-from-genesis needs a height.
+    await assert.rejects(
+      queryCommand.run(["epoch-proof", "--api", api]),
+      (e: unknown) => e instanceof UsageError && e.detail.field === "--epoch",
+    );
+    await assert.rejects(
+      queryCommand.run(["block", "--api", api, "--digest", "ab".repeat(32), "--verify-from-genesis"]),
+      (e: unknown) => e instanceof UsageError && e.detail.field === "--verify-from-genesis",
+    );
+    // A node without epochs (the fake) refuses the proof with its code; the command exits 1.
+    const errs: string[] = [];
+    const writeErr = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => errs.push(String(chunk)) > 0) as typeof process.stderr.write;
+    let code: number;
+    try {
+      code = await queryCommand.run(["epoch-proof", "--api", api, "--epoch", "2"]);
+    } finally {
+      process.stderr.write = writeErr;
+    }
+    assert.equal(code, 1);
+    assert.match(errs.join(""), /NO_EPOCHS/);
   });
 });

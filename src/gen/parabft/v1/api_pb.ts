@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { CheckpointCertificate } from "./consensus_pb.js";
+import { file_parabft_v1_consensus } from "./consensus_pb.js";
 import type { Block, CommitCertificate, Receipt, SignedTx, ValidatorSet } from "./types_pb.js";
 import { file_parabft_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parabft/v1/api.proto.
  */
 export const file_parabft_v1_api: GenFile = /*@__PURE__*/
-  fileDesc("ChRwYXJhYmZ0L3YxL2FwaS5wcm90bxIKcGFyYWJmdC52MSIzCg9TdWJtaXRUeFJlcXVlc3QSIAoCdHgYASABKAsyFC5wYXJhYmZ0LnYxLlNpZ25lZFR4IiMKEFN1Ym1pdFR4UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDCJlChZTdWJtaXRUeEFuZFdhaXRSZXF1ZXN0EiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBISCgp0aW1lb3V0X21zGAIgASgNEhUKDXdhaXRfZXhlY3V0ZWQYAyABKAgiYAoXU3VibWl0VHhBbmRXYWl0UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDBIOCgZoZWlnaHQYAiABKAQSJAoHcmVjZWlwdBgDIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCIfCgxHZXRUeFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCJQCg1HZXRUeFJlc3BvbnNlEiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBIOCgZoZWlnaHQYAiABKAQSDQoFaW5kZXgYAyABKA0iJAoRR2V0UmVjZWlwdFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCI6ChJHZXRSZWNlaXB0UmVzcG9uc2USJAoHcmVjZWlwdBgBIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCI7Cg9HZXRCbG9ja1JlcXVlc3QSEAoGaGVpZ2h0GAEgASgESAASEAoGZGlnZXN0GAIgASgMSABCBAoCYnkiiAEKEEdldEJsb2NrUmVzcG9uc2USDgoGaGVpZ2h0GAEgASgEEg4KBmRpZ2VzdBgCIAEoDBIgCgVibG9jaxgDIAEoCzIRLnBhcmFiZnQudjEuQmxvY2sSMgoLY2VydGlmaWNhdGUYBCABKAsyHS5wYXJhYmZ0LnYxLkNvbW1pdENlcnRpZmljYXRlIiQKEUdldEFjY291bnRSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiVQoSR2V0QWNjb3VudFJlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDwoHYmFsYW5jZRgCIAEoCRINCgVub25jZRgDIAEoBBIOCgZoZWlnaHQYBCABKAQiHgoPR2V0U3RhdGVSZXF1ZXN0EgsKA2tleRgBIAEoDCJNChBHZXRTdGF0ZVJlc3BvbnNlEgsKA2tleRgBIAEoDBINCgV2YWx1ZRgCIAEoDBINCgVmb3VuZBgDIAEoCBIOCgZoZWlnaHQYBCABKAQiJQoUR2V0VmFsaWRhdG9yc1JlcXVlc3QSDQoFZXBvY2gYASABKAQiPgoVR2V0VmFsaWRhdG9yc1Jlc3BvbnNlEiUKA3NldBgBIAEoCzIYLnBhcmFiZnQudjEuVmFsaWRhdG9yU2V0IssBChBTdGFraW5nVmFsaWRhdG9yEhAKCG9wZXJhdG9yGAEgASgMEhUKDWNvbnNlbnN1c19rZXkYAiABKAwSFAoMcGVlcl9hZGRyZXNzGAMgASgJEg4KBnN0YXR1cxgEIAEoCRINCgVwb3dlchgFIAEoCRISCgpzZWxmX3N0YWtlGAYgASgJEhEKCWRlbGVnYXRlZBgHIAEoCRIWCg5jb21taXNzaW9uX2JwcxgIIAEoDRIaChJqYWlsZWRfdW50aWxfZXBvY2gYCSABKAQiOwobR2V0U3Rha2luZ1ZhbGlkYXRvcnNSZXF1ZXN0EhIKBWVwb2NoGAEgASgESACIAQFCCAoGX2Vwb2NoIq0BChxHZXRTdGFraW5nVmFsaWRhdG9yc1Jlc3BvbnNlEg0KBWVwb2NoGAEgASgEEhQKDGZpcnN0X2hlaWdodBgCIAEoBBITCgtsYXN0X2hlaWdodBgDIAEoBBIRCglzZXRfa25vd24YBCABKAgSMAoKdmFsaWRhdG9ycxgFIAMoCzIcLnBhcmFiZnQudjEuU3Rha2luZ1ZhbGlkYXRvchIOCgZoZWlnaHQYBiABKAQiKAoVR2V0RGVsZWdhdGlvbnNSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiPwoLQmFsbG90RW50cnkSEQoJdmFsaWRhdG9yGAEgASgMEg4KBnNoYXJlcxgCIAEoCRINCgV2YWx1ZRgDIAEoCSI2Cg5VbmJvbmRpbmdFbnRyeRIOCgZhbW91bnQYASABKAkSFAoMbWF0dXJlX2Vwb2NoGAIgASgEIrMBChZHZXREZWxlZ2F0aW9uc1Jlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDAoEZnJlZRgCIAEoCRInCgZiYWxsb3QYAyADKAsyFy5wYXJhYmZ0LnYxLkJhbGxvdEVudHJ5Ei0KCXVuYm9uZGluZxgEIAMoCzIaLnBhcmFiZnQudjEuVW5ib25kaW5nRW50cnkSDgoGaGVpZ2h0GAUgASgEEhIKCmV4cG9zZWRfdG8YBiADKAwiEgoQR2V0U3RhdHVzUmVxdWVzdCKjAgoRR2V0U3RhdHVzUmVzcG9uc2USEAoIY2hhaW5faWQYASABKAkSFwoPdmFsaWRhdG9yX2luZGV4GAIgASgNEiQKBXN0YXRlGAMgASgOMhUucGFyYWJmdC52MS5Ob2RlU3RhdGUSGAoQY29tbWl0dGVkX2hlaWdodBgEIAEoBBIXCg9leGVjdXRlZF9oZWlnaHQYBSABKAQSDAoEdmlldxgGIAEoBBIPCgdwcmltYXJ5GAcgASgNEg0KBWVwb2NoGAggASgEEhkKEXN0YWJsZV9jaGVja3BvaW50GAkgASgEEhcKD3BlZXJzX2Nvbm5lY3RlZBgKIAEoDRIUCgxtZW1wb29sX3NpemUYCyABKA0SEgoKc3RhdGVfcm9vdBgMIAEoDCIqChNTdHJlYW1CbG9ja3NSZXF1ZXN0EhMKC2Zyb21faGVpZ2h0GAEgASgEKooBCglOb2RlU3RhdGUSGgoWTk9ERV9TVEFURV9VTlNQRUNJRklFRBAAEhYKEk5PREVfU1RBVEVfU1lOQ0lORxABEhkKFU5PREVfU1RBVEVfVkFMSURBVElORxACEhcKE05PREVfU1RBVEVfRElWRVJHRUQQAxIVChFOT0RFX1NUQVRFX0hBTFRFRBAEMsoHCgpBcGlTZXJ2aWNlEkUKCFN1Ym1pdFR4EhsucGFyYWJmdC52MS5TdWJtaXRUeFJlcXVlc3QaHC5wYXJhYmZ0LnYxLlN1Ym1pdFR4UmVzcG9uc2USWgoPU3VibWl0VHhBbmRXYWl0EiIucGFyYWJmdC52MS5TdWJtaXRUeEFuZFdhaXRSZXF1ZXN0GiMucGFyYWJmdC52MS5TdWJtaXRUeEFuZFdhaXRSZXNwb25zZRI8CgVHZXRUeBIYLnBhcmFiZnQudjEuR2V0VHhSZXF1ZXN0GhkucGFyYWJmdC52MS5HZXRUeFJlc3BvbnNlEksKCkdldFJlY2VpcHQSHS5wYXJhYmZ0LnYxLkdldFJlY2VpcHRSZXF1ZXN0Gh4ucGFyYWJmdC52MS5HZXRSZWNlaXB0UmVzcG9uc2USRQoIR2V0QmxvY2sSGy5wYXJhYmZ0LnYxLkdldEJsb2NrUmVxdWVzdBocLnBhcmFiZnQudjEuR2V0QmxvY2tSZXNwb25zZRJLCgpHZXRBY2NvdW50Eh0ucGFyYWJmdC52MS5HZXRBY2NvdW50UmVxdWVzdBoeLnBhcmFiZnQudjEuR2V0QWNjb3VudFJlc3BvbnNlEkUKCEdldFN0YXRlEhsucGFyYWJmdC52MS5HZXRTdGF0ZVJlcXVlc3QaHC5wYXJhYmZ0LnYxLkdldFN0YXRlUmVzcG9uc2USVAoNR2V0VmFsaWRhdG9ycxIgLnBhcmFiZnQudjEuR2V0VmFsaWRhdG9yc1JlcXVlc3QaIS5wYXJhYmZ0LnYxLkdldFZhbGlkYXRvcnNSZXNwb25zZRJICglHZXRTdGF0dXMSHC5wYXJhYmZ0LnYxLkdldFN0YXR1c1JlcXVlc3QaHS5wYXJhYmZ0LnYxLkdldFN0YXR1c1Jlc3BvbnNlEmkKFEdldFN0YWtpbmdWYWxpZGF0b3JzEicucGFyYWJmdC52MS5HZXRTdGFraW5nVmFsaWRhdG9yc1JlcXVlc3QaKC5wYXJhYmZ0LnYxLkdldFN0YWtpbmdWYWxpZGF0b3JzUmVzcG9uc2USVwoOR2V0RGVsZWdhdGlvbnMSIS5wYXJhYmZ0LnYxLkdldERlbGVnYXRpb25zUmVxdWVzdBoiLnBhcmFiZnQudjEuR2V0RGVsZWdhdGlvbnNSZXNwb25zZRJPCgxTdHJlYW1CbG9ja3MSHy5wYXJhYmZ0LnYxLlN0cmVhbUJsb2Nrc1JlcXVlc3QaHC5wYXJhYmZ0LnYxLkdldEJsb2NrUmVzcG9uc2UwAWIGcHJvdG8z", [file_parabft_v1_types]);
+  fileDesc("ChRwYXJhYmZ0L3YxL2FwaS5wcm90bxIKcGFyYWJmdC52MSIzCg9TdWJtaXRUeFJlcXVlc3QSIAoCdHgYASABKAsyFC5wYXJhYmZ0LnYxLlNpZ25lZFR4IiMKEFN1Ym1pdFR4UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDCJlChZTdWJtaXRUeEFuZFdhaXRSZXF1ZXN0EiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBISCgp0aW1lb3V0X21zGAIgASgNEhUKDXdhaXRfZXhlY3V0ZWQYAyABKAgiYAoXU3VibWl0VHhBbmRXYWl0UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDBIOCgZoZWlnaHQYAiABKAQSJAoHcmVjZWlwdBgDIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCIfCgxHZXRUeFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCJQCg1HZXRUeFJlc3BvbnNlEiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBIOCgZoZWlnaHQYAiABKAQSDQoFaW5kZXgYAyABKA0iJAoRR2V0UmVjZWlwdFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCI6ChJHZXRSZWNlaXB0UmVzcG9uc2USJAoHcmVjZWlwdBgBIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCI7Cg9HZXRCbG9ja1JlcXVlc3QSEAoGaGVpZ2h0GAEgASgESAASEAoGZGlnZXN0GAIgASgMSABCBAoCYnkiiAEKEEdldEJsb2NrUmVzcG9uc2USDgoGaGVpZ2h0GAEgASgEEg4KBmRpZ2VzdBgCIAEoDBIgCgVibG9jaxgDIAEoCzIRLnBhcmFiZnQudjEuQmxvY2sSMgoLY2VydGlmaWNhdGUYBCABKAsyHS5wYXJhYmZ0LnYxLkNvbW1pdENlcnRpZmljYXRlIiQKEUdldEFjY291bnRSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiVQoSR2V0QWNjb3VudFJlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDwoHYmFsYW5jZRgCIAEoCRINCgVub25jZRgDIAEoBBIOCgZoZWlnaHQYBCABKAQiHgoPR2V0U3RhdGVSZXF1ZXN0EgsKA2tleRgBIAEoDCJNChBHZXRTdGF0ZVJlc3BvbnNlEgsKA2tleRgBIAEoDBINCgV2YWx1ZRgCIAEoDBINCgVmb3VuZBgDIAEoCBIOCgZoZWlnaHQYBCABKAQiJQoUR2V0VmFsaWRhdG9yc1JlcXVlc3QSDQoFZXBvY2gYASABKAQiPgoVR2V0VmFsaWRhdG9yc1Jlc3BvbnNlEiUKA3NldBgBIAEoCzIYLnBhcmFiZnQudjEuVmFsaWRhdG9yU2V0IssBChBTdGFraW5nVmFsaWRhdG9yEhAKCG9wZXJhdG9yGAEgASgMEhUKDWNvbnNlbnN1c19rZXkYAiABKAwSFAoMcGVlcl9hZGRyZXNzGAMgASgJEg4KBnN0YXR1cxgEIAEoCRINCgVwb3dlchgFIAEoCRISCgpzZWxmX3N0YWtlGAYgASgJEhEKCWRlbGVnYXRlZBgHIAEoCRIWCg5jb21taXNzaW9uX2JwcxgIIAEoDRIaChJqYWlsZWRfdW50aWxfZXBvY2gYCSABKAQiOwobR2V0U3Rha2luZ1ZhbGlkYXRvcnNSZXF1ZXN0EhIKBWVwb2NoGAEgASgESACIAQFCCAoGX2Vwb2NoIq0BChxHZXRTdGFraW5nVmFsaWRhdG9yc1Jlc3BvbnNlEg0KBWVwb2NoGAEgASgEEhQKDGZpcnN0X2hlaWdodBgCIAEoBBITCgtsYXN0X2hlaWdodBgDIAEoBBIRCglzZXRfa25vd24YBCABKAgSMAoKdmFsaWRhdG9ycxgFIAMoCzIcLnBhcmFiZnQudjEuU3Rha2luZ1ZhbGlkYXRvchIOCgZoZWlnaHQYBiABKAQiKAoVR2V0RGVsZWdhdGlvbnNSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiPwoLQmFsbG90RW50cnkSEQoJdmFsaWRhdG9yGAEgASgMEg4KBnNoYXJlcxgCIAEoCRINCgV2YWx1ZRgDIAEoCSI2Cg5VbmJvbmRpbmdFbnRyeRIOCgZhbW91bnQYASABKAkSFAoMbWF0dXJlX2Vwb2NoGAIgASgEIrMBChZHZXREZWxlZ2F0aW9uc1Jlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDAoEZnJlZRgCIAEoCRInCgZiYWxsb3QYAyADKAsyFy5wYXJhYmZ0LnYxLkJhbGxvdEVudHJ5Ei0KCXVuYm9uZGluZxgEIAMoCzIaLnBhcmFiZnQudjEuVW5ib25kaW5nRW50cnkSDgoGaGVpZ2h0GAUgASgEEhIKCmV4cG9zZWRfdG8YBiADKAwiEgoQR2V0U3RhdHVzUmVxdWVzdCKjAgoRR2V0U3RhdHVzUmVzcG9uc2USEAoIY2hhaW5faWQYASABKAkSFwoPdmFsaWRhdG9yX2luZGV4GAIgASgNEiQKBXN0YXRlGAMgASgOMhUucGFyYWJmdC52MS5Ob2RlU3RhdGUSGAoQY29tbWl0dGVkX2hlaWdodBgEIAEoBBIXCg9leGVjdXRlZF9oZWlnaHQYBSABKAQSDAoEdmlldxgGIAEoBBIPCgdwcmltYXJ5GAcgASgNEg0KBWVwb2NoGAggASgEEhkKEXN0YWJsZV9jaGVja3BvaW50GAkgASgEEhcKD3BlZXJzX2Nvbm5lY3RlZBgKIAEoDRIUCgxtZW1wb29sX3NpemUYCyABKA0SEgoKc3RhdGVfcm9vdBgMIAEoDCIqChNTdHJlYW1CbG9ja3NSZXF1ZXN0EhMKC2Zyb21faGVpZ2h0GAEgASgEIigKF0dldEVwb2NoU2V0UHJvb2ZSZXF1ZXN0Eg0KBWVwb2NoGAEgASgEIjkKClByb29mV3JpdGUSCwoDa2V5GAEgASgMEg0KBXZhbHVlGAIgASgMEg8KB2RlbGV0ZWQYAyABKAgiogEKGEdldEVwb2NoU2V0UHJvb2ZSZXNwb25zZRINCgVlcG9jaBgBIAEoBBI1CgpjaGVja3BvaW50GAIgASgLMiEucGFyYWJmdC52MS5DaGVja3BvaW50Q2VydGlmaWNhdGUSFQoNcHJldmlvdXNfcm9vdBgDIAEoDBIpCgl3cml0ZV9zZXQYBCADKAsyFi5wYXJhYmZ0LnYxLlByb29mV3JpdGUqigEKCU5vZGVTdGF0ZRIaChZOT0RFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSTk9ERV9TVEFURV9TWU5DSU5HEAESGQoVTk9ERV9TVEFURV9WQUxJREFUSU5HEAISFwoTTk9ERV9TVEFURV9ESVZFUkdFRBADEhUKEU5PREVfU1RBVEVfSEFMVEVEEAQyqQgKCkFwaVNlcnZpY2USRQoIU3VibWl0VHgSGy5wYXJhYmZ0LnYxLlN1Ym1pdFR4UmVxdWVzdBocLnBhcmFiZnQudjEuU3VibWl0VHhSZXNwb25zZRJaCg9TdWJtaXRUeEFuZFdhaXQSIi5wYXJhYmZ0LnYxLlN1Ym1pdFR4QW5kV2FpdFJlcXVlc3QaIy5wYXJhYmZ0LnYxLlN1Ym1pdFR4QW5kV2FpdFJlc3BvbnNlEjwKBUdldFR4EhgucGFyYWJmdC52MS5HZXRUeFJlcXVlc3QaGS5wYXJhYmZ0LnYxLkdldFR4UmVzcG9uc2USSwoKR2V0UmVjZWlwdBIdLnBhcmFiZnQudjEuR2V0UmVjZWlwdFJlcXVlc3QaHi5wYXJhYmZ0LnYxLkdldFJlY2VpcHRSZXNwb25zZRJFCghHZXRCbG9jaxIbLnBhcmFiZnQudjEuR2V0QmxvY2tSZXF1ZXN0GhwucGFyYWJmdC52MS5HZXRCbG9ja1Jlc3BvbnNlEksKCkdldEFjY291bnQSHS5wYXJhYmZ0LnYxLkdldEFjY291bnRSZXF1ZXN0Gh4ucGFyYWJmdC52MS5HZXRBY2NvdW50UmVzcG9uc2USRQoIR2V0U3RhdGUSGy5wYXJhYmZ0LnYxLkdldFN0YXRlUmVxdWVzdBocLnBhcmFiZnQudjEuR2V0U3RhdGVSZXNwb25zZRJUCg1HZXRWYWxpZGF0b3JzEiAucGFyYWJmdC52MS5HZXRWYWxpZGF0b3JzUmVxdWVzdBohLnBhcmFiZnQudjEuR2V0VmFsaWRhdG9yc1Jlc3BvbnNlEkgKCUdldFN0YXR1cxIcLnBhcmFiZnQudjEuR2V0U3RhdHVzUmVxdWVzdBodLnBhcmFiZnQudjEuR2V0U3RhdHVzUmVzcG9uc2USaQoUR2V0U3Rha2luZ1ZhbGlkYXRvcnMSJy5wYXJhYmZ0LnYxLkdldFN0YWtpbmdWYWxpZGF0b3JzUmVxdWVzdBooLnBhcmFiZnQudjEuR2V0U3Rha2luZ1ZhbGlkYXRvcnNSZXNwb25zZRJXCg5HZXREZWxlZ2F0aW9ucxIhLnBhcmFiZnQudjEuR2V0RGVsZWdhdGlvbnNSZXF1ZXN0GiIucGFyYWJmdC52MS5HZXREZWxlZ2F0aW9uc1Jlc3BvbnNlEk8KDFN0cmVhbUJsb2NrcxIfLnBhcmFiZnQudjEuU3RyZWFtQmxvY2tzUmVxdWVzdBocLnBhcmFiZnQudjEuR2V0QmxvY2tSZXNwb25zZTABEl0KEEdldEVwb2NoU2V0UHJvb2YSIy5wYXJhYmZ0LnYxLkdldEVwb2NoU2V0UHJvb2ZSZXF1ZXN0GiQucGFyYWJmdC52MS5HZXRFcG9jaFNldFByb29mUmVzcG9uc2ViBnByb3RvMw", [file_parabft_v1_consensus, file_parabft_v1_types]);
 
 /**
  * @generated from message parabft.v1.SubmitTxRequest
@@ -739,6 +741,102 @@ export const StreamBlocksRequestSchema: GenMessage<StreamBlocksRequest> = /*@__P
   messageDesc(file_parabft_v1_api, 25);
 
 /**
+ * DPoS light clients (issue 11): the proof of the validator set of `epoch`
+ * (at least 2), elected when the last block B(e) of epoch e = epoch - 2
+ * executed. The set of epoch e certifies B(e)'s checkpoint; B(e)'s write
+ * set, applied to the state root before B(e), hashes to the certified root
+ * and holds the election snapshot of `epoch`. Errors: INVALID_ARGUMENT for
+ * epoch 0 or 1 (the genesis set, see GetValidators), FAILED_PRECONDITION
+ * "NO_EPOCHS" on a chain without DPoS, NOT_FOUND "EPOCH_NOT_FINAL" before
+ * B(e) has executed with a stable checkpoint, UNAVAILABLE
+ * "PROOF_UNAVAILABLE" when this node did not keep that proof (ask another).
+ *
+ * @generated from message parabft.v1.GetEpochSetProofRequest
+ */
+export type GetEpochSetProofRequest = Message<"parabft.v1.GetEpochSetProofRequest"> & {
+  /**
+   * @generated from field: uint64 epoch = 1;
+   */
+  epoch: bigint;
+};
+
+/**
+ * Describes the message parabft.v1.GetEpochSetProofRequest.
+ * Use `create(GetEpochSetProofRequestSchema)` to create a new message.
+ */
+export const GetEpochSetProofRequestSchema: GenMessage<GetEpochSetProofRequest> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 26);
+
+/**
+ * One state write of a block, as the executor hashes it.
+ *
+ * @generated from message parabft.v1.ProofWrite
+ */
+export type ProofWrite = Message<"parabft.v1.ProofWrite"> & {
+  /**
+   * @generated from field: bytes key = 1;
+   */
+  key: Uint8Array;
+
+  /**
+   * Empty with deleted = true: the key was deleted.
+   *
+   * @generated from field: bytes value = 2;
+   */
+  value: Uint8Array;
+
+  /**
+   * @generated from field: bool deleted = 3;
+   */
+  deleted: boolean;
+};
+
+/**
+ * Describes the message parabft.v1.ProofWrite.
+ * Use `create(ProofWriteSchema)` to create a new message.
+ */
+export const ProofWriteSchema: GenMessage<ProofWrite> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 27);
+
+/**
+ * @generated from message parabft.v1.GetEpochSetProofResponse
+ */
+export type GetEpochSetProofResponse = Message<"parabft.v1.GetEpochSetProofResponse"> & {
+  /**
+   * @generated from field: uint64 epoch = 1;
+   */
+  epoch: bigint;
+
+  /**
+   * The set of epoch - 2's stable checkpoint certificate for B(epoch - 2).
+   *
+   * @generated from field: parabft.v1.CheckpointCertificate checkpoint = 2;
+   */
+  checkpoint?: CheckpointCertificate | undefined;
+
+  /**
+   * State root after B(epoch - 2) - 1.
+   *
+   * @generated from field: bytes previous_root = 3;
+   */
+  previousRoot: Uint8Array;
+
+  /**
+   * B(epoch - 2)'s whole write set, sorted by key.
+   *
+   * @generated from field: repeated parabft.v1.ProofWrite write_set = 4;
+   */
+  writeSet: ProofWrite[];
+};
+
+/**
+ * Describes the message parabft.v1.GetEpochSetProofResponse.
+ * Use `create(GetEpochSetProofResponseSchema)` to create a new message.
+ */
+export const GetEpochSetProofResponseSchema: GenMessage<GetEpochSetProofResponse> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 28);
+
+/**
  * @generated from enum parabft.v1.NodeState
  */
 export enum NodeState {
@@ -873,6 +971,14 @@ export const ApiService: GenService<{
     methodKind: "server_streaming";
     input: typeof StreamBlocksRequestSchema;
     output: typeof GetBlockResponseSchema;
+  },
+  /**
+   * @generated from rpc parabft.v1.ApiService.GetEpochSetProof
+   */
+  getEpochSetProof: {
+    methodKind: "unary";
+    input: typeof GetEpochSetProofRequestSchema;
+    output: typeof GetEpochSetProofResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_parabft_v1_api, 0);
