@@ -474,13 +474,18 @@ export class Simulation {
       if (i >= n) balances.set(toHex(addressOf(op.publicKey)), SIM_SELF_STAKE);
     }
     const holders = 2;
-    const cap = SIM_DELEGATION_CAP / BigInt(Math.max(1, clientCount * holders));
+    // Client 0's first holder is the rotator (SimDelegator): half of the cap, so that moving its
+    // stake outweighs the other holders' votes and the set changes every epoch its vote lands in.
+    const rotatorCap = SIM_DELEGATION_CAP / 2n;
+    const others = Math.max(1, clientCount * holders - 1);
+    const cap = (SIM_DELEGATION_CAP - rotatorCap) / BigInt(others);
     for (let c = 0; c < clientCount; c++) {
       const mine: SimDelegator[] = [];
       for (let j = 0; j < holders; j++) {
         const signer = this.registry.newSigner(seedSecret(this.cfg.seed, `holder${c}`, j));
-        balances.set(toHex(addressOf(signer.publicKey)), cap);
-        mine.push(new SimDelegator(SIM_CHAIN_ID, signer, cap));
+        const rotator = c === 0 && j === 0;
+        balances.set(toHex(addressOf(signer.publicKey)), rotator ? rotatorCap : cap);
+        mine.push(new SimDelegator(SIM_CHAIN_ID, signer, rotator ? rotatorCap : cap, rotator));
       }
       this.delegators.push(mine);
     }
@@ -1318,11 +1323,35 @@ export class Simulation {
   /** (Epochs) Half the time a staking call of one of the client's idle token holders, else null. */
   private nextStakingCall(c: number): SimTx | null {
     const mine = this.delegators[c];
-    if (mine === undefined || !this.stakeRng.chance(1, 2)) return null;
+    if (mine === undefined) return null;
     for (const d of mine) if (d.pending !== null && this.liveness.isCommitted(d.pending)) d.pending = null;
+    const candidates = this.candidates();
+    // The rotator moves at its client's next submission once the operator it backs is in the
+    // latest elected set (an epoch has only a few blocks: waiting for a coin flip often misses it).
+    const members = this.latestMembers();
+    const rotator = mine.find((d) => d.rotator && d.pending === null && d.backsMemberOf(members));
+    if (rotator !== undefined)
+      return rotator.next(
+        this.stakeRng,
+        candidates,
+        candidates.filter((op) => !members.has(toHex(op))),
+      );
+    if (!this.stakeRng.chance(1, 2)) return null;
     const idle = mine.filter((d) => d.pending === null);
     if (idle.length === 0) return null;
-    return idle[this.stakeRng.int(idle.length)]!.next(this.stakeRng, this.candidates());
+    return idle[this.stakeRng.int(idle.length)]!.next(this.stakeRng, candidates);
+  }
+
+  /** (Epochs) Operator addresses (hex) of the latest elected set's members. */
+  private latestMembers(): Set<string> {
+    let top = 0n;
+    for (const e of this.elected.keys()) if (e > top) top = e;
+    const out = new Set<string>();
+    for (const m of this.elected.get(top)?.members ?? []) {
+      const r = this.nodeOfKey.get(toHex(m.publicKey));
+      if (r !== undefined) out.add(toHex(addressOf(this.operators[r]!.publicKey)));
+    }
+    return out;
   }
 
   private submitTx(c: number, t: SimTx): void {

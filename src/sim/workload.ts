@@ -94,22 +94,46 @@ export class SimDelegator {
   /** Hash of the call in flight, or null. */
   pending: string | null = null;
 
+  /** Rotator only: how many ballots it has cast (picks the next outsider in turn). */
+  private turn = 0;
+
+  /**
+   * A `rotator` bonds its whole cap once, then each call moves its whole stake onto one operator
+   * outside the latest elected set, so the next election brings that one in and drops the one it
+   * backed before: the set changes every epoch in which its vote lands.
+   */
   constructor(
     private readonly chainId: string,
     readonly signer: StandInSigner,
     private readonly cap: bigint,
+    readonly rotator = false,
   ) {}
 
-  /** The next staking call, given the operators one may vote for (at least one). */
-  next(rng: Prng, candidates: readonly Uint8Array[]): SimTx {
+  /** Rotator: whether its ballot already backs a member of `members` (time to move on). */
+  backsMemberOf(members: ReadonlySet<string>): boolean {
+    return this.ballot.length === 0 || this.ballot.some((b) => members.has(toHex(b.validator)));
+  }
+
+  /**
+   * The next staking call, given the operators one may vote for (at least one) and, for a
+   * rotator, those of them outside the latest elected set.
+   */
+  next(rng: Prng, candidates: readonly Uint8Array[], outsiders: readonly Uint8Array[] = []): SimTx {
     const c = { chainId: this.chainId, sender: this.signer.publicKey, nonce: this.nonce++ };
     const touched = [...this.touched.values()];
     const onBallot = this.ballot.reduce((a, b) => a + b.amount, 0n);
     const bonded = this.free + onBallot;
     let body: TxBody;
-    if (this.delegated < this.cap && (bonded === 0n || rng.chance(1, 4))) {
+    if (this.rotator && bonded > 0n) {
+      const pool = outsiders.length > 0 ? outsiders : candidates;
+      const entries = [{ validator: pool[this.turn++ % pool.length]!, amount: bonded }];
+      body = voteTx(c, entries, touched);
+      this.ballot = entries;
+      this.free = 0n;
+      for (const e of entries) this.touched.set(toHex(e.validator), e.validator);
+    } else if (this.delegated < this.cap && (bonded === 0n || rng.chance(1, 4))) {
       const room = this.cap - this.delegated;
-      let amount = BigInt(20 + rng.int(Number(this.cap / 2n)));
+      let amount = this.rotator ? room : BigInt(20 + rng.int(Number(this.cap / 2n)));
       if (amount > room) amount = room;
       this.delegated += amount;
       this.free += amount;

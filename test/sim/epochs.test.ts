@@ -46,11 +46,13 @@ describe("epoch handoff in the simulator", () => {
     assert.ok(t.epochSwitches >= SEEDS * 1.5, `only ${t.epochSwitches} epoch switches`);
     assert.ok(t.handoffMs.length >= SEEDS, `only ${t.handoffMs.length} handoffs`);
     assert.ok(t.heights > SEEDS * 5, `only ${t.heights} heights`);
-    // The sets come from execution and change: most seeds elect two or more sets, and most
-    // elections change the members (the votes move the bottom of the ranking).
+    // The sets come from execution and change: most seeds elect two or more sets, and nine in
+    // ten elections change the members (the rotator moves its stake to an outsider each epoch;
+    // deterministic: 384 of 405 on these seeds, the rest where faults kept its vote out of the
+    // epoch).
     assert.ok(t.electedSets >= SEEDS * 1.5, `only ${t.electedSets} sets elected`);
     assert.ok(
-      t.setChanges * 2 >= t.electedSets,
+      t.setChanges * 10 >= t.electedSets * 9,
       `only ${t.setChanges} of ${t.electedSets} elections changed the set`,
     );
     assert.ok(t.distinctSets >= SEEDS * 2, `only ${t.distinctSets} distinct sets`);
