@@ -23,6 +23,11 @@ export class Flights {
   private readonly unresolved = new Map<string, bigint>();
   /** During a view change: hashes (and unresolved digests) the new view's proposals carry again. */
   private remarked: Set<string> | null = null;
+  /**
+   * Hashes of blocks the core delivered (committed) that the pool has not removed yet (the commit
+   * stage runs behind): no view change releases them, whatever the new view re-proposes.
+   */
+  private readonly delivered = new Map<string, bigint>();
 
   get size(): number {
     return this.heightOf.size;
@@ -108,12 +113,24 @@ export class Flights {
     }
     for (const [d, b] of this.blocks) if (b.height <= height) this.blocks.delete(d);
     for (const [d, h] of this.unresolved) if (h <= height) this.unresolved.delete(d);
+    for (const [hash, h] of this.delivered) if (h <= height) this.delivered.delete(hash);
     return out;
   }
 
   /** A view change starts: proposals the new view carries again are marked before endViewChange. */
   beginViewChange(): void {
     this.remarked = new Set();
+  }
+
+  /**
+   * The core committed these transactions at `height`: in flight until `committed(height)`, never
+   * released by a view change (a NEW-VIEW re-proposing a height this replica already committed
+   * makes it send no PREPARE, so nothing would mark them again).
+   */
+  markDelivered(hashes: Iterable<string>, height: bigint): void {
+    const list = [...hashes];
+    for (const h of list) this.delivered.set(h, height);
+    this.mark(list, height);
   }
 
   /** The new view is installed: returns the hashes of proposals it abandoned. */
@@ -124,7 +141,7 @@ export class Flights {
     for (const d of this.unresolved.keys()) if (!keep.has(d)) this.unresolved.delete(d);
     const out: string[] = [];
     for (const [hash, h] of this.heightOf) {
-      if (keep.has(hash)) continue;
+      if (keep.has(hash) || this.delivered.has(hash)) continue;
       this.heightOf.delete(hash);
       this.unindex(hash, h);
       out.push(hash);
@@ -135,6 +152,7 @@ export class Flights {
   /** Forgets everything in flight (blocks stay noted); returns the hashes. */
   clear(): string[] {
     this.unresolved.clear();
+    this.delivered.clear();
     const out = [...this.heightOf.keys()];
     this.heightOf.clear();
     this.byHeight.clear();

@@ -909,6 +909,17 @@ export class Mempool {
   }
 
   /**
+   * The core committed these transactions at `height`; removeCommitted follows once the commit
+   * stage reaches it. Until then they stay in flight through any view change, so this replica
+   * never proposes them again at a later height (they would execute as DUPLICATE).
+   */
+  markDelivered(hashes: readonly (Hash | string)[], height: bigint): void {
+    const hexes = hashes.map((h) => (typeof h === "string" ? h : toHex(h)));
+    this.flights.markDelivered(hexes, height);
+    this.setInFlight(hexes, true);
+  }
+
+  /**
    * A block seen in a PRE-PREPARE (or proposed here) under `digest`: remembered so that signing
    * PREPARE for it (markBlockInFlight) puts its transactions in flight, even in a later view.
    */

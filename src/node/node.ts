@@ -404,7 +404,13 @@ export class ValidatorNode implements ApiBackend, RunningNode {
           await this.signingLog.append(...records);
           crashAfterPersistForTests(cfg.validatorIndex, records);
         },
-        onDeliver: (d) => this.commitStage.push(d),
+        onDeliver: (d) => {
+          // The pool keeps these in flight at once: the commit stage may run behind, and a view
+          // change meanwhile must not hand them back for a later proposal (a duplicate).
+          d.txHashes = (d.block?.txs ?? []).map((t) => nativeTxHash(t));
+          this.mempool.markDelivered(d.txHashes, d.height);
+          this.commitStage.push(d);
+        },
         readCommitted: (from, to) => this.readCommitted(from, to),
         readBody: async (digest) => (await this.db.getBlockByDigest(digest))?.block ?? null,
         checkBlock: (block) => this.checkBlock(block),
@@ -549,7 +555,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   /** Commit stage: commit waiters (at certificate time), the synced commit batch, block subscribers. */
   private async commitOne(d: Delivered): Promise<void> {
     const txs = d.block?.txs ?? [];
-    const txHashes = txs.map((t) => nativeTxHash(t));
+    const txHashes = d.txHashes ?? txs.map((t) => nativeTxHash(t));
     const ts = d.block?.header?.timestampMs ?? 0n;
     const blockTimeMs = ts > this.lastBlockTimeMs ? ts : this.lastBlockTimeMs;
     // A block with a commit certificate is final: its waiting clients are answered now, before

@@ -103,6 +103,33 @@ describe("mempool: transactions in flight", () => {
     assert.equal(mp.inFlightCount, 1);
   });
 
+  it("keeps a block the core committed in flight through a view change until the pool removes it", async () => {
+    // The commit stage runs behind the core: a NEW-VIEW re-proposing a height this replica has
+    // already committed makes it send no PREPARE (nothing re-marks the block), and releasing
+    // its txs would let this replica, as primary, propose them again at a later height (CI saw
+    // seven txs committed at 639/640 and again at 642, executed as DUPLICATE).
+    const mp = pool();
+    const { ta, tb } = await twoSenders(mp);
+    mp.noteBlock(digest(1), 5n, [ta]);
+    mp.markBlockInFlight(digest(1), 5n);
+    mp.markDelivered([txHash(ta)], 5n);
+    mp.beginViewChange();
+    assert.equal(mp.endViewChange(), 0);
+    assert.deepEqual(reapHashes(mp), [hex(tb)]);
+    // The commit stage reaches height 5: gone for good.
+    mp.removeCommitted([ta], 5n);
+    assert.equal(mp.has(hex(ta)), false);
+    assert.equal(mp.inFlightCount, 0);
+    // Without markDelivered the same view change hands it back (what the fix prevents).
+    const bare = pool();
+    const two = await twoSenders(bare);
+    bare.noteBlock(digest(1), 5n, [two.ta]);
+    bare.markBlockInFlight(digest(1), 5n);
+    bare.beginViewChange();
+    assert.equal(bare.endViewChange(), 1);
+    assert.deepEqual(reapHashes(bare).sort(), [hex(two.ta), hex(two.tb)].sort());
+  });
+
   it("keeps this node's own proposal in flight until its height settles", async () => {
     const mp = pool();
     const { ta, tb } = await twoSenders(mp);
