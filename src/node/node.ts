@@ -5,13 +5,20 @@ import path from "node:path";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import type { ApiBackend, BlockRecord, BlockRef, NodeStatus } from "../api/backend.js";
 import { ApiServer } from "../api/server.js";
-import { type EnvelopeContext, sealMessage } from "../consensus/envelope.js";
+import { type EnvelopeContext, sealGossip } from "../consensus/envelope.js";
 import { EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
 import { Replica } from "../consensus/pbft/replica.js";
 import type { EvidenceRecord, PersistedState, SigningRecord, Verdict } from "../consensus/pbft/types.js";
 import { ValidatorSet } from "../consensus/valset/index.js";
-import { NodeSigner, NodeVerifier, nativeTxHash, readKeyFile, VerifyPool } from "../crypto/index.js";
+import {
+  NodeSigner,
+  NodeVerifier,
+  nativeSha256,
+  nativeTxHash,
+  readKeyFile,
+  VerifyPool,
+} from "../crypto/index.js";
 import { decodeAccount } from "../exec/codec.js";
 import { ParallelExecutor } from "../exec/parallel.js";
 import { ExecutionPipeline } from "../exec/pipeline.js";
@@ -43,7 +50,7 @@ import { epochOfHeight, isLastHeightOfEpoch } from "../staking/epoch.js";
 import { ChainDb, SigningStateLog } from "../storage/index.js";
 import { bytesEqual, toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
-import type { Hash } from "../types/hash.js";
+import { type Hash, useSha256 } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
 import { buildChainGenesis, LiveEpochSets, nodeEpochHook, readSnapshot, stakingRulesOf } from "./dpos.js";
@@ -143,6 +150,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     mod: ValidatorNodeModules = {},
   ) {
     this.log = (mod.log ?? createLogger({ level: config.log.level })).child({ node: config.validatorIndex });
+    // Block digests, txs roots and addresses hash on the hot path: node:crypto, not pure JS.
+    useSha256(nativeSha256);
     this.params = genesis.params;
     this.set = ValidatorSet.fromValidators(0n, genesisValidatorSet(genesis).validators);
     this.sets = new LiveEpochSets(this.set);
@@ -745,10 +754,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   /**
-   * Client transactions reach every peer in batches: one signed TxBatch envelope per
-   * GOSSIP_BATCH_TXS transactions or GOSSIP_FLUSH_MS, not one envelope (a signature to make and
-   * three to check) per transaction. An idle node sends at once (end of the current event-loop
-   * turn) instead of waiting out the timer.
+   * Client transactions reach every peer in batches: one TxBatch envelope per GOSSIP_BATCH_TXS
+   * transactions or GOSSIP_FLUSH_MS. The envelope is unsigned (sealGossip): every tx is signed and
+   * the authenticated peer stream names the sender. An idle node sends at once (end of the current
+   * event-loop turn) instead of waiting out the timer.
    */
   private queueGossip(txs: SignedTx[]): void {
     this.gossipBuffer.push(...txs);
@@ -777,11 +786,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     }
     while (this.gossipBuffer.length > 0) {
       const txs = this.gossipBuffer.splice(0, GOSSIP_BATCH_TXS);
-      const msg = sealMessage(
+      // Unsigned: each tx carries its own signature and the peer stream proves who sent it.
+      const msg = sealGossip(
         this.config.chainId,
         this.replica.epoch,
         self,
-        this.signer,
         create(PeerMessageSchema, { kind: { case: "txBatch", value: create(TxBatchSchema, { txs }) } }),
       );
       this.net.broadcast(msg.bytes);
