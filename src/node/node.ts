@@ -63,6 +63,7 @@ import { Membership } from "./membership.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
 import { OrderedStage } from "./stage.js";
 import { type DriverNet, Equivocator, TestFaults } from "./testFaults.js";
+import { VerdictCache } from "./verdictCache.js";
 import { Waiters } from "./waiters.js";
 
 export type NodeErrorCode = "UNAVAILABLE" | "HALTED" | "DIVERGED";
@@ -272,10 +273,12 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.lastCommitCert =
       committedHeight > 0n ? ((await this.db.getCertificate(committedHeight)) ?? null) : null;
     const epochLength = this.params.staking.epochLength;
+    // Consensus signatures come back inside certificates and repeated VIEW-CHANGEs: verify each once.
+    const consensusVerifier = new VerdictCache(verifier);
     const envelopeContext: EnvelopeContext = {
       chainId: cfg.chainId,
       sets: this.sets,
-      verifier,
+      verifier: consensusVerifier,
       maxMessageBytes: this.params.limits.maxMessageBytes,
       currentEpoch: 0n,
       epochLength,
@@ -305,7 +308,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       publicKey: key.publicKey,
       sets: this.sets,
       signer,
-      verifier,
+      verifier: consensusVerifier,
       params: c,
       maxMessageBytes: this.params.limits.maxMessageBytes,
       validateBlock: (block) => this.driver.validateBlock(block),
