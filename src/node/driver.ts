@@ -160,8 +160,6 @@ export class ConsensusDriver {
   /** Wall-clock time of our last proposal: batches close maxBatchDelayMs after it. */
   private lastProposalAt = 0;
   private lastPendingWork = -1;
-  private idle: Promise<void> = Promise.resolve();
-  private releaseIdle: (() => void) | null = null;
   private readonly now: () => number;
   /** Per height: when this replica signed its PREPARE (proposal accepted) and its COMMIT (prepared). */
   private readonly phaseAt = new Map<bigint, { prepareAt: number; commitAt?: number }>();
@@ -206,7 +204,7 @@ export class ConsensusDriver {
     this.push({ kind: "tick", nowMs: BigInt(this.now()) });
   }
 
-  /** Stops timers and waits for the event in progress; later events are dropped. */
+  /** Stops timers (events run synchronously: none is in progress); later events are dropped. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
@@ -214,7 +212,6 @@ export class ConsensusDriver {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.queue.length = 0;
-    await this.idle;
     // Messages already signed go out once their batch is durable (as they would have before).
     await this.syncIdle;
   }
@@ -355,14 +352,16 @@ export class ConsensusDriver {
   private push(event: Event): void {
     if (this.stopped) return;
     this.queue.push(event);
-    if (!this.running) void this.drain();
+    if (!this.running) this.drain();
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Runs queued events to completion. Synchronous (the core and perform() never await), so an
+   * event costs no promise or microtask of its own; an event pushed meanwhile (re-entrantly, by
+   * an action) runs in the same loop.
+   */
+  private drain(): void {
     this.running = true;
-    this.idle = new Promise((r) => {
-      this.releaseIdle = r;
-    });
     try {
       while (this.queue.length > 0 && !this.stopped) {
         const event = this.queue.shift()!;
@@ -379,7 +378,6 @@ export class ConsensusDriver {
       this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
     } finally {
       this.running = false;
-      this.releaseIdle?.();
     }
   }
 
