@@ -3,20 +3,24 @@
 // verified as votes, a NEW-VIEW carries those VIEW-CHANGEs again, and a replica waiting for a
 // NEW-VIEW repeats its VIEW-CHANGE every few ticks: without a cache each of them costs a full
 // Ed25519 verification per signature, on the main thread, exactly when the cluster is busiest.
-import { hash } from "node:crypto";
 import { Lru } from "../crypto/lru.js";
+import { bytesEqual } from "../types/bytes.js";
 import type { SignatureVerifier } from "../types/signing.js";
 
-/** Messages above this size are verified without caching (hashing them would cost more). */
-export const MAX_CACHED_MESSAGE_BYTES = 16 * 1024;
+/**
+ * Messages above this size are verified without caching: votes and the certificates built from
+ * them sign ~100 bytes; a block-carrying envelope is never seen twice.
+ */
+export const MAX_CACHED_MESSAGE_BYTES = 1024;
 
 /**
  * Wraps a verifier: a (public key, message, signature) triple that verified once is not verified
- * again. Only successes are kept (a failure is the sender's, and re-checking it is rare); the key
- * is SHA-256 over the three length-delimited parts, so a hit means the very same bytes.
+ * again. Only successes are kept (a failure is the sender's, and re-checking it is rare). Keyed by
+ * the signature bytes; a hit also compares the key and the message byte for byte, so it means the
+ * very same triple, and a miss costs no hashing.
  */
 export class VerdictCache implements SignatureVerifier {
-  private readonly ok: Lru<string, true>;
+  private readonly ok: Lru<string, { publicKey: Uint8Array; message: Uint8Array }>;
   hits = 0;
   misses = 0;
 
@@ -29,29 +33,20 @@ export class VerdictCache implements SignatureVerifier {
 
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
     if (message.length > MAX_CACHED_MESSAGE_BYTES) return this.inner.verify(publicKey, message, signature);
-    const key = verdictKey(publicKey, message, signature);
-    if (this.ok.get(key) !== undefined) {
+    const key = Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength).toString("latin1");
+    const seen = this.ok.get(key);
+    if (seen !== undefined && bytesEqual(seen.publicKey, publicKey) && bytesEqual(seen.message, message)) {
       this.hits++;
       return true;
     }
     this.misses++;
     const good = this.inner.verify(publicKey, message, signature);
-    if (good) this.ok.set(key, true);
+    // Copies: the arguments may be views into a larger received buffer.
+    if (good) this.ok.set(key, { publicKey: publicKey.slice(), message: message.slice() });
     return good;
   }
 
   get size(): number {
     return this.ok.size;
   }
-}
-
-function verdictKey(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): string {
-  const buf = Buffer.allocUnsafe(8 + publicKey.length + signature.length + message.length);
-  let o = buf.writeUInt32BE(publicKey.length, 0);
-  buf.set(publicKey, o);
-  o += publicKey.length;
-  o = buf.writeUInt32BE(signature.length, o);
-  buf.set(signature, o);
-  buf.set(message, o + signature.length);
-  return hash("sha256", buf, "base64");
 }
