@@ -9,6 +9,7 @@ import type {
   CheckedMessage,
   Event,
   EvidenceRecord,
+  OutMessage,
   SigningRecord,
   TimerName,
   Verdict,
@@ -45,6 +46,9 @@ const PROVABLY_INVALID: ReadonlySet<string> = new Set([
  * (GOSSIP_BACKLOG). The origin still holds its txs, and the peer rate limit bounds the rest.
  */
 const MAX_QUEUED_GOSSIP_BATCHES = 64;
+
+/** An unchanged status is broadcast every this many ticks (a changed one at the next tick). */
+export const STATUS_REPEAT_TICKS = 4;
 
 /** A block the core delivered, in height order. */
 export interface Delivered {
@@ -182,6 +186,8 @@ export class ConsensusDriver {
   /** Sends waiting for a batch: [batch id that must be durable, send]. In order. */
   private readonly outbox: { gate: number; send: () => void }[] = [];
   private persistFailed = false;
+  /** Per epoch: the payload of the last status broadcast and when it left (repeatsStatus). */
+  private readonly lastStatus = new Map<bigint, { payload: Uint8Array; at: number }>();
   private syncIdle: Promise<void> = Promise.resolve();
   private releaseSyncIdle: (() => void) | null = null;
 
@@ -381,6 +387,29 @@ export class ConsensusDriver {
     }
   }
 
+  /**
+   * Whether `msg` (a status the core broadcasts every tick) says nothing new: the same report in the
+   * same epoch as the last one sent, less than STATUS_REPEAT_TICKS ticks ago. An idle cluster's
+   * statuses repeat themselves, and each costs every peer a signature check; a changed status still
+   * goes out at once, and a peer that (re)connects gets ours first from src/net's handshake.
+   */
+  private repeatsStatus(msg: OutMessage): boolean {
+    const now = this.now();
+    const epoch = msg.envelope.epoch;
+    const last = this.lastStatus.get(epoch);
+    if (
+      last !== undefined &&
+      now - last.at < STATUS_REPEAT_TICKS * this.opts.tickMs &&
+      bytesEqual(last.payload, msg.envelope.payload)
+    )
+      return true;
+    this.lastStatus.delete(epoch);
+    this.lastStatus.set(epoch, { payload: msg.envelope.payload, at: now });
+    // Two epochs overlap at a boundary; older ones are done.
+    if (this.lastStatus.size > 2) this.lastStatus.delete(this.lastStatus.keys().next().value!);
+    return false;
+  }
+
   private perform(actions: Action[]): void {
     // A view change releases in-flight txs the new view does not re-propose (its PREPARE and
     // PRE-PREPARE records in this same action list mark the ones it does).
@@ -417,6 +446,7 @@ export class ConsensusDriver {
         }
         case "broadcast": {
           const msg = a.msg;
+          if (msg.kind === "status" && this.repeatsStatus(msg)) break;
           const route = this.mod.route;
           this.sendWhenDurable(() => {
             if (TRACE) this.mod.log.debug({ kind: msg.kind }, "trace broadcast");
