@@ -94,7 +94,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private db!: ChainDb;
   private signingLog!: SigningStateLog<PersistedState, SigningRecord>;
   private verifyPool!: VerifyPool;
-  private signer!: NodeSigner;
   private executor!: ParallelExecutor;
   private replica!: EpochReplica | Replica;
   private membership!: Membership;
@@ -221,7 +220,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     // Crypto: one verification rule, a worker pool for transaction signatures.
     const verifier = new NodeVerifier();
     const signer = new NodeSigner(key.secretKey);
-    this.signer = signer;
     this.evidence = new EvidenceSubmitter({
       chainId: cfg.chainId,
       signer,
