@@ -57,6 +57,14 @@ export type EnvelopeCheck =
 
 const VOTE_KINDS: ReadonlySet<PeerMessageKind> = new Set(["prepare", "commit", "checkpoint"]);
 
+/**
+ * Gossip that carries its own signatures and asserts nothing as its sender: a TxBatch (each tx is
+ * signed by its account). It may travel unsigned (sealGossip); its sender is then the peer that
+ * the authenticated stream proved (src/net's wrong_sender check, the driver's senderIs), which
+ * is all a penalty for a bad batch needs. Saves one signature and three verifications per batch.
+ */
+const TRANSPORT_AUTHENTICATED_KINDS: ReadonlySet<PeerMessageKind> = new Set(["txBatch"]);
+
 const reject = (reason: RejectReason, epoch?: Epoch, sender?: number): EnvelopeCheck => ({
   verdict: { kind: "reject", reason },
   epoch,
@@ -121,7 +129,7 @@ export function checkDecodedEnvelope(env: Envelope, bytes: Uint8Array, ctx: Enve
     if (!ctx.verifier.verify(senderKey, signBytes, voteSignatureOf(message))) {
       return reject("BAD_SIGNATURE", env.epoch, env.sender);
     }
-  } else if (!signed) {
+  } else if (!signed && !TRANSPORT_AUTHENTICATED_KINDS.has(kind)) {
     return reject("BAD_SIGNATURE", env.epoch, env.sender);
   }
 
@@ -388,6 +396,27 @@ export function sealMessage(
     sender,
     payload,
     signature,
+  });
+  return { kind, envelope, bytes: toBinary(EnvelopeSchema, envelope) };
+}
+
+/** An unsigned envelope for a TRANSPORT_AUTHENTICATED_KINDS message (a TxBatch). */
+export function sealGossip(
+  chainId: string,
+  epoch: Epoch,
+  sender: ValidatorIndex,
+  message: PeerMessage,
+): OutMessage {
+  const kind = message.kind.case;
+  if (kind === undefined || !TRANSPORT_AUTHENTICATED_KINDS.has(kind))
+    throw new Error(`a ${kind ?? "empty"} message must be signed`);
+  const envelope = create(EnvelopeSchema, {
+    version: PROTOCOL_VERSION,
+    chainId,
+    epoch,
+    sender,
+    payload: toBinary(PeerMessageSchema, message),
+    signature: new Uint8Array(0),
   });
   return { kind, envelope, bytes: toBinary(EnvelopeSchema, envelope) };
 }

@@ -12,7 +12,7 @@ import { toHex } from "../types/bytes.js";
 import type { Hash } from "../types/hash.js";
 import { type AccountLookup, type AccountState, txCost } from "./admission.js";
 import { decodeInput, encodedSize } from "./decode.js";
-import { MempoolError } from "./errors.js";
+import { MempoolError, type MempoolErrorCode, type MempoolErrorDetail } from "./errors.js";
 import { Flights, NO_HEIGHT } from "./flights.js";
 import { type RateLimit, RateLimiter } from "./rateLimit.js";
 
@@ -157,6 +157,8 @@ interface Entry extends PoolTx {
   readonly admittedAt: number;
   /** When this node last gossiped it (own txs only; see staleOwn). */
   gossipedAt: number;
+  /** How often staleOwn handed it out again (each repeat waits twice as long). */
+  regossips: number;
   inFlight: boolean;
   /** Announced to listeners (it became executable). */
   announced: boolean;
@@ -313,7 +315,8 @@ export class Mempool {
 
   /**
    * This node's own transactions (origin "api") that still wait, executable and not in flight,
-   * `olderThanMs` after they were last gossiped; marks them gossiped now. Gossip is fire and
+   * `olderThanMs` after they were last gossiped (2×, 4×, ... up to 32× that for each repeat);
+   * marks them gossiped now. Gossip is fire and
    * forget: a peer that missed a batch (a restart, a backlog, a link down) would otherwise never
    * hold them, and only this node, once it is primary, could ever propose them. At most `max`,
    * in nonce order per sender.
@@ -325,8 +328,12 @@ export class Mempool {
       for (let n = q.baseN; out.length < max; n++) {
         const e = q.byNonce.get(n);
         if (!e) break;
-        if (e.origin !== "api" || e.inFlight || now - e.gossipedAt < olderThanMs) continue;
+        // Each repeat waits twice as long (up to 32×): under overload every own tx waits for
+        // seconds, and peers that hold it refuse each repeat as DUPLICATE.
+        const wait = olderThanMs * 2 ** Math.min(e.regossips, 5);
+        if (e.origin !== "api" || e.inFlight || now - e.gossipedAt < wait) continue;
         e.gossipedAt = now;
+        e.regossips++;
         out.push(e.tx);
       }
       if (out.length >= max) break;
@@ -395,7 +402,16 @@ export class Mempool {
         if (c.ptx.nonce === pendingNext) runEnds.set(key, pendingNext + 1n);
         // Hashed only now: spam refused above never costs a hash of its (up to 16 KiB) body.
         const hash = this.hashTx(c.ptx.tx);
-        funded.push({ i: c.i, ptx: { ...c.ptx, hash, hashHex: toHex(hash) } });
+        const hashHex = toHex(hash);
+        // Already pending (gossip of a tx this node holds, a resubmission): refused before its
+        // signature is checked. insert() checks again for one admitted while we await.
+        if (this.byHash.has(hashHex)) {
+          results[c.i] = this.fail(
+            verdictError("DUPLICATE", { hash: hashHex }, "transaction is already pending"),
+          );
+          continue;
+        }
+        funded.push({ i: c.i, ptx: { ...c.ptx, hash, hashHex } });
       } catch (err) {
         results[c.i] = this.fail(err);
       }
@@ -643,6 +659,7 @@ export class Mempool {
       origin,
       admittedAt: this.now(),
       gossipedAt: this.now(),
+      regossips: 0,
       // Already carried by a pending proposal (its block arrived before the transaction).
       inFlight: this.flights.has(ptx.hashHex),
       announced: false,
@@ -1065,6 +1082,20 @@ export class Mempool {
     this.inFlight = 0;
     for (const q of this.senders.values()) this.recount(q);
     return n;
+  }
+}
+
+/**
+ * A MempoolError without a stack trace: an admission verdict on a hot path (a peer's gossip of
+ * transactions this node already holds), where capturing the stack cost more than the check.
+ */
+function verdictError(code: MempoolErrorCode, detail: MempoolErrorDetail, message: string): MempoolError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new MempoolError(code, detail, message);
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 

@@ -8,7 +8,15 @@ import {
   Registry,
 } from "prom-client";
 import { ParabftError } from "../types/errors.js";
-import type { Counter, Gauge, Histogram, HistogramOpts, MetricOpts, MetricsFactory } from "./types.js";
+import type {
+  Counter,
+  Gauge,
+  Histogram,
+  HistogramOpts,
+  LabelValues,
+  MetricOpts,
+  MetricsFactory,
+} from "./types.js";
 
 export type MetricsErrorCode = "METRIC_NAME" | "METRIC_CONFLICT";
 
@@ -38,6 +46,8 @@ export class MetricsRegistry implements MetricsFactory {
   readonly registry = new Registry();
   private readonly prefix: string;
   private readonly kinds = new Map<string, { kind: Kind; labels: string }>();
+  /** What getOrCreate made, by full name (a counter is our wrapper, not prom-client's). */
+  private readonly made = new Map<string, unknown>();
 
   constructor(opts: MetricsRegistryOpts = {}) {
     this.prefix = opts.prefix ?? "parabft_";
@@ -59,7 +69,18 @@ export class MetricsRegistry implements MetricsFactory {
       throw new MetricsError("METRIC_NAME", { name: opts.name }, `counter ${opts.name} must end in _total`);
     }
     return this.getOrCreate("counter", opts, (name, labelNames) => {
-      return new PromCounter({ name, help: opts.help, labelNames, registers: [this.registry] });
+      const buffered = new BufferedCounter(labelNames);
+      buffered.prom = new PromCounter({
+        name,
+        help: opts.help,
+        labelNames,
+        registers: [this.registry],
+        // prom-client calls this before every read (metrics(), get()): the buffer lands first.
+        collect() {
+          buffered.flush();
+        },
+      });
+      return buffered;
     }) as Counter<L>;
   }
 
@@ -108,9 +129,60 @@ export class MetricsRegistry implements MetricsFactory {
           `metric ${name} already registered as a ${known.kind} with labels [${known.labels}]`,
         );
       }
-      return this.registry.getSingleMetric(name);
+      return this.made.get(name);
     }
     this.kinds.set(name, shape);
-    return make(name, labelNames);
+    const metric = make(name, labelNames);
+    this.made.set(name, metric);
+    return metric;
+  }
+}
+
+/**
+ * A counter whose increments are summed in plain numbers and handed to prom-client only when the
+ * registry is read (a scrape). Counters sit on per-message paths (envelopes in and out, verdicts);
+ * prom-client validates and hashes the label object on every inc, which cost more than the
+ * count. A label set seen for the first time goes to prom-client at once (validated, and the
+ * series exists from then on), so a bad label or a negative value throws where it happens.
+ */
+class BufferedCounter implements Counter<string> {
+  prom!: PromCounter<string>;
+  private unlabeled = 0;
+  private readonly pending = new Map<string, { labels: LabelValues<string>; value: number }>();
+
+  constructor(private readonly labelNames: readonly string[]) {}
+
+  inc(labelsOrValue?: LabelValues<string> | number, value?: number): void {
+    if (labelsOrValue === undefined || typeof labelsOrValue === "number") {
+      const v = labelsOrValue ?? 1;
+      if (!(v >= 0)) this.prom.inc(v); // prom-client's own error for a negative or NaN value
+      this.unlabeled += v;
+      return;
+    }
+    const v = value ?? 1;
+    if (!(v >= 0)) this.prom.inc(labelsOrValue, v);
+    let key = "";
+    for (const n of this.labelNames) key += `${labelsOrValue[n] ?? ""}\u0000`;
+    const p = this.pending.get(key);
+    if (p !== undefined) {
+      p.value += v;
+      return;
+    }
+    // First sight of this label set: prom-client validates it (unknown label names throw) and
+    // creates the series; the cheap path takes over from here.
+    this.prom.inc(labelsOrValue, v);
+    if (Object.keys(labelsOrValue).length === this.labelNames.length)
+      this.pending.set(key, { labels: { ...labelsOrValue }, value: 0 });
+  }
+
+  flush(): void {
+    if (this.unlabeled > 0) {
+      this.prom.inc(this.unlabeled);
+      this.unlabeled = 0;
+    }
+    for (const p of this.pending.values()) {
+      if (p.value > 0) this.prom.inc(p.labels, p.value);
+      p.value = 0;
+    }
   }
 }

@@ -9,6 +9,7 @@ import type {
   CheckedMessage,
   Event,
   EvidenceRecord,
+  OutMessage,
   SigningRecord,
   TimerName,
   Verdict,
@@ -45,6 +46,9 @@ const PROVABLY_INVALID: ReadonlySet<string> = new Set([
  * (GOSSIP_BACKLOG). The origin still holds its txs, and the peer rate limit bounds the rest.
  */
 const MAX_QUEUED_GOSSIP_BATCHES = 64;
+
+/** An unchanged status is broadcast every this many ticks (a changed one at the next tick). */
+export const STATUS_REPEAT_TICKS = 4;
 
 /** A block the core delivered, in height order. */
 export interface Delivered {
@@ -162,8 +166,6 @@ export class ConsensusDriver {
   /** Wall-clock time of our last proposal: batches close maxBatchDelayMs after it. */
   private lastProposalAt = 0;
   private lastPendingWork = -1;
-  private idle: Promise<void> = Promise.resolve();
-  private releaseIdle: (() => void) | null = null;
   private readonly now: () => number;
   /** Per height: when this replica signed its PREPARE (proposal accepted) and its COMMIT (prepared). */
   private readonly phaseAt = new Map<bigint, { prepareAt: number; commitAt?: number }>();
@@ -186,6 +188,8 @@ export class ConsensusDriver {
   /** Sends waiting for a batch: [batch id that must be durable, send]. In order. */
   private readonly outbox: { gate: number; send: () => void }[] = [];
   private persistFailed = false;
+  /** Per epoch: the payload of the last status broadcast and when it left (repeatsStatus). */
+  private readonly lastStatus = new Map<bigint, { payload: Uint8Array; at: number }>();
   private syncIdle: Promise<void> = Promise.resolve();
   private releaseSyncIdle: (() => void) | null = null;
 
@@ -208,7 +212,7 @@ export class ConsensusDriver {
     this.push({ kind: "tick", nowMs: BigInt(this.now()) });
   }
 
-  /** Stops timers and waits for the event in progress; later events are dropped. */
+  /** Stops timers (events run synchronously: none is in progress); later events are dropped. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
@@ -216,7 +220,6 @@ export class ConsensusDriver {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.queue.length = 0;
-    await this.idle;
     // Messages already signed go out once their batch is durable (as they would have before).
     await this.syncIdle;
   }
@@ -357,14 +360,16 @@ export class ConsensusDriver {
   private push(event: Event): void {
     if (this.stopped) return;
     this.queue.push(event);
-    if (!this.running) void this.drain();
+    if (!this.running) this.drain();
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Runs queued events to completion. Synchronous (the core and perform() never await), so an
+   * event costs no promise or microtask of its own; an event pushed meanwhile (re-entrantly, by
+   * an action) runs in the same loop.
+   */
+  private drain(): void {
     this.running = true;
-    this.idle = new Promise((r) => {
-      this.releaseIdle = r;
-    });
     try {
       while (this.queue.length > 0 && !this.stopped) {
         const event = this.queue.shift()!;
@@ -381,8 +386,30 @@ export class ConsensusDriver {
       this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
     } finally {
       this.running = false;
-      this.releaseIdle?.();
     }
+  }
+
+  /**
+   * Whether `msg` (a status the core broadcasts every tick) says nothing new: the same report in the
+   * same epoch as the last one sent, less than STATUS_REPEAT_TICKS ticks ago. An idle cluster's
+   * statuses repeat themselves, and each costs every peer a signature check; a changed status still
+   * goes out at once, and a peer that (re)connects gets ours first from src/net's handshake.
+   */
+  private repeatsStatus(msg: OutMessage): boolean {
+    const now = this.now();
+    const epoch = msg.envelope.epoch;
+    const last = this.lastStatus.get(epoch);
+    if (
+      last !== undefined &&
+      now - last.at < STATUS_REPEAT_TICKS * this.opts.tickMs &&
+      bytesEqual(last.payload, msg.envelope.payload)
+    )
+      return true;
+    this.lastStatus.delete(epoch);
+    this.lastStatus.set(epoch, { payload: msg.envelope.payload, at: now });
+    // Two epochs overlap at a boundary; older ones are done.
+    if (this.lastStatus.size > 2) this.lastStatus.delete(this.lastStatus.keys().next().value!);
+    return false;
   }
 
   private perform(actions: Action[]): void {
@@ -421,6 +448,7 @@ export class ConsensusDriver {
         }
         case "broadcast": {
           const msg = a.msg;
+          if (msg.kind === "status" && this.repeatsStatus(msg)) break;
           const route = this.mod.route;
           this.sendWhenDurable(() => {
             if (TRACE) this.mod.log.debug({ kind: msg.kind }, "trace broadcast");

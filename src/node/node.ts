@@ -6,13 +6,20 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import type { ApiBackend, BlockRecord, BlockRef, NodeStatus } from "../api/backend.js";
 import { type EpochSetProofRecord, readEpochSetProof } from "../api/epochProof.js";
 import { ApiServer } from "../api/server.js";
-import { type EnvelopeContext, sealMessage } from "../consensus/envelope.js";
+import { type EnvelopeContext, sealGossip } from "../consensus/envelope.js";
 import { EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
 import { Replica } from "../consensus/pbft/replica.js";
 import type { EvidenceRecord, PersistedState, SigningRecord, Verdict } from "../consensus/pbft/types.js";
 import { ValidatorSet } from "../consensus/valset/index.js";
-import { NodeSigner, NodeVerifier, nativeTxHash, readKeyFile, VerifyPool } from "../crypto/index.js";
+import {
+  NodeSigner,
+  NodeVerifier,
+  nativeSha256,
+  nativeTxHash,
+  readKeyFile,
+  VerifyPool,
+} from "../crypto/index.js";
 import { decodeAccount } from "../exec/codec.js";
 import { ParallelExecutor } from "../exec/parallel.js";
 import { ExecutionPipeline } from "../exec/pipeline.js";
@@ -44,7 +51,7 @@ import { epochOfHeight, isLastHeightOfEpoch } from "../staking/epoch.js";
 import { ChainDb, SigningStateLog } from "../storage/index.js";
 import { bytesEqual, toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
-import type { Hash } from "../types/hash.js";
+import { type Hash, useSha256 } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
 import { buildChainGenesis, dposEnabled, LiveEpochSets, nodeEpochHook, readSnapshot } from "./dpos.js";
@@ -57,6 +64,7 @@ import { Membership } from "./membership.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
 import { OrderedStage } from "./stage.js";
 import { type DriverNet, Equivocator, TestFaults } from "./testFaults.js";
+import { VerdictCache } from "./verdictCache.js";
 import { Waiters } from "./waiters.js";
 
 export type NodeErrorCode = "UNAVAILABLE" | "HALTED" | "DIVERGED";
@@ -87,7 +95,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private db!: ChainDb;
   private signingLog!: SigningStateLog<PersistedState, SigningRecord>;
   private verifyPool!: VerifyPool;
-  private signer!: NodeSigner;
   private executor!: ParallelExecutor;
   private replica!: EpochReplica | Replica;
   private membership!: Membership;
@@ -146,6 +153,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     mod: ValidatorNodeModules = {},
   ) {
     this.log = (mod.log ?? createLogger({ level: config.log.level })).child({ node: config.validatorIndex });
+    // Block digests, txs roots and addresses hash on the hot path: node:crypto, not pure JS.
+    useSha256(nativeSha256);
     this.params = genesis.params;
     this.set = ValidatorSet.fromValidators(0n, genesisValidatorSet(genesis).validators);
     this.sets = new LiveEpochSets(this.set);
@@ -218,7 +227,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     // Crypto: one verification rule, a worker pool for transaction signatures.
     const verifier = new NodeVerifier();
     const signer = new NodeSigner(key.secretKey);
-    this.signer = signer;
     this.evidence = new EvidenceSubmitter({
       chainId: cfg.chainId,
       signer,
@@ -269,10 +277,12 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.lastBlockTimeMs = top?.blockTimeMs ?? this.genesis.genesisTimeMs;
     this.lastCommitCert =
       committedHeight > 0n ? ((await this.db.getCertificate(committedHeight)) ?? null) : null;
+    // Consensus signatures come back inside certificates and repeated VIEW-CHANGEs: verify each once.
+    const consensusVerifier = new VerdictCache(verifier);
     const envelopeContext: EnvelopeContext = {
       chainId: cfg.chainId,
       sets: this.sets,
-      verifier,
+      verifier: consensusVerifier,
       maxMessageBytes: this.params.limits.maxMessageBytes,
       currentEpoch: 0n,
       epochLength,
@@ -297,7 +307,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       publicKey: key.publicKey,
       sets: this.sets,
       signer,
-      verifier,
+      verifier: consensusVerifier,
       params: c,
       maxMessageBytes: this.params.limits.maxMessageBytes,
       validateBlock: (block) => this.driver.validateBlock(block),
@@ -752,10 +762,10 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   /**
-   * Client transactions reach every peer in batches: one signed TxBatch envelope per
-   * GOSSIP_BATCH_TXS transactions or GOSSIP_FLUSH_MS, not one envelope (a signature to make and
-   * three to check) per transaction. An idle node sends at once (end of the current event-loop
-   * turn) instead of waiting out the timer.
+   * Client transactions reach every peer in batches: one TxBatch envelope per GOSSIP_BATCH_TXS
+   * transactions or GOSSIP_FLUSH_MS. The envelope is unsigned (sealGossip): every tx is signed and
+   * the authenticated peer stream names the sender. An idle node sends at once (end of the current
+   * event-loop turn) instead of waiting out the timer.
    */
   private queueGossip(txs: SignedTx[]): void {
     this.gossipBuffer.push(...txs);
@@ -775,8 +785,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.gossipTimer = null;
     this.gossipSoon = false;
     if (this.gossipBuffer.length > 0) this.lastGossipAt = performance.now();
-    // DPoS: gossip is signed as a member of the current epoch's set; a follower does not gossip
-    // (its API refuses client transactions: NOT_A_VALIDATOR).
+    // DPoS: gossip names the sender by its index in the current epoch's set; a follower has none
+    // and does not gossip (its API refuses client transactions: NOT_A_VALIDATOR).
     const self = this.replica.selfIndex;
     if (self === null) {
       this.gossipBuffer.length = 0;
@@ -784,11 +794,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     }
     while (this.gossipBuffer.length > 0) {
       const txs = this.gossipBuffer.splice(0, GOSSIP_BATCH_TXS);
-      const msg = sealMessage(
+      // Unsigned: each tx carries its own signature and the peer stream proves who sent it.
+      const msg = sealGossip(
         this.config.chainId,
         this.replica.epoch,
         self,
-        this.signer,
         create(PeerMessageSchema, { kind: { case: "txBatch", value: create(TxBatchSchema, { txs }) } }),
       );
       this.net.broadcast(msg.bytes);

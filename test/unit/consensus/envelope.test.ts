@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { checkEnvelope } from "../../../src/consensus/envelope.js";
+import { checkEnvelope, sealGossip } from "../../../src/consensus/envelope.js";
 import { computeNewViewProposals } from "../../../src/consensus/pbft/newView.js";
 import {
   BlockResponseSchema,
@@ -12,6 +12,7 @@ import {
   NewViewSchema,
   PreparedCertificateSchema,
   StatusReportSchema,
+  TxBatchSchema,
   ViewChangeSchema,
 } from "../../../src/gen/parabft/v1/consensus_pb.js";
 import {
@@ -123,6 +124,26 @@ describe("envelope check", () => {
       kind: "reject",
       reason: "BAD_SIGNATURE",
     });
+  });
+
+  it("accepts a TxBatch unsigned (sealGossip: the stream names its sender) but no other kind", () => {
+    const batch = { case: "txBatch" as const, value: create(TxBatchSchema, { txs: [] }) };
+    const gossip = sealGossip(CHAIN, 0n, 2, create(PeerMessageSchema, { kind: batch }));
+    assert.equal(gossip.envelope.signature.length, 0);
+    const c = checkEnvelope(gossip.bytes, ctx);
+    assert.deepEqual(c.verdict, { kind: "accept" });
+    assert.equal(c.msg?.sender, 2);
+    assert.equal(c.msg?.message.kind.case, "txBatch");
+    // Signed, as older nodes send it, still verifies; a bad signature is still rejected.
+    assert.deepEqual(verdict(sealFrom(2, batch).bytes), { kind: "accept" });
+    assert.deepEqual(verdict(reencode(sealFrom(2, batch).bytes, (e) => (e.sender = 3))), {
+      kind: "reject",
+      reason: "BAD_SIGNATURE",
+    });
+    // Status (and every other signed kind) cannot be sealed or sent unsigned.
+    assert.throws(() => sealGossip(CHAIN, 0n, 2, create(PeerMessageSchema, { kind: status() })));
+    const statusUnsigned = reencode(sealFrom(2, status()).bytes, (e) => (e.signature = new Uint8Array(0)));
+    assert.deepEqual(verdict(statusUnsigned), { kind: "reject", reason: "BAD_SIGNATURE" });
   });
 
   it("ignores an unknown future epoch instead of rejecting it", () => {

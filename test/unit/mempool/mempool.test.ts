@@ -179,7 +179,36 @@ describe("mempool admission", () => {
     assert.deepEqual(mp.staleOwn(3_000, 100), [], "gossiped again just now");
     mp.markProposed([txHash(own0)], 1n);
     clock += 3_000;
+    assert.deepEqual(mp.staleOwn(3_000, 100), [], "a second repeat waits twice as long");
+    clock += 3_000;
     assert.deepEqual(hashes(mp.staleOwn(3_000, 100)), hashes([own1]), "in flight is not re-gossiped");
+    clock += 11_999;
+    assert.deepEqual(mp.staleOwn(3_000, 100), [], "then 4× (12 s)");
+    clock += 1;
+    assert.deepEqual(hashes(mp.staleOwn(3_000, 100)), hashes([own1]));
+    // The wait stops growing at 32×.
+    for (const wait of [24_000, 48_000, 96_000, 96_000]) {
+      clock += wait - 1;
+      assert.deepEqual(mp.staleOwn(3_000, 100), [], `not before ${wait} ms`);
+      clock += 1;
+      assert.deepEqual(hashes(mp.staleOwn(3_000, 100)), hashes([own1]), `after ${wait} ms`);
+    }
+  });
+
+  it("refuses gossip of a transaction it holds as DUPLICATE before checking its signature again", async () => {
+    const { mp, verifier } = pool();
+    const verifyCalls = () => verifier.calls.reduce((a, b) => a + b, 0);
+    const tx = signedTx(newKey());
+    await mp.add(tx, "api");
+    const before = verifyCalls();
+    const res = await mp.addBatch([tx, tx], "peer");
+    assert.deepEqual(
+      res.map((r) => (r.ok ? "ok" : r.error.code)),
+      ["DUPLICATE", "DUPLICATE"],
+    );
+    assert.equal(!res[0]!.ok && res[0]!.error.detail.hash, toHex(txHash(tx)));
+    assert.equal(verifyCalls(), before, "no signature was checked for them");
+    assert.equal(mp.size, 1);
   });
 
   it("reports a resubmitted transaction as DUPLICATE without changing the pool", async () => {

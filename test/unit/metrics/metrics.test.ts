@@ -72,6 +72,37 @@ describe("metrics", () => {
     assert.throws(() => r.gauge({ name: "height", help: "x", labelNames: ["peer"] }), /already registered/);
   });
 
+  it("counters add up in bulk and land before every read; bad labels and values still throw at once", async () => {
+    const r = new MetricsRegistry();
+    const c = r.counter<"peer" | "direction">({
+      name: "msgs_total",
+      help: "x",
+      labelNames: ["peer", "direction"],
+    });
+    for (let i = 0; i < 1000; i++) c.inc({ peer: i % 3, direction: "in" });
+    c.inc({ peer: "1", direction: "in" }, 5);
+    c.inc({ direction: "out", peer: 2 }, 2);
+    const plain = r.counter({ name: "plain_total", help: "x" });
+    plain.inc();
+    plain.inc(4);
+    const body = await r.metrics();
+    assert.match(body, /parabft_msgs_total\{peer="0",direction="in"\} 334/);
+    assert.match(body, /parabft_msgs_total\{peer="1",direction="in"\} 338/);
+    assert.match(body, /parabft_msgs_total\{peer="2",direction="in"\} 333/);
+    assert.match(body, /parabft_msgs_total\{direction="out",peer="2"\} 2/);
+    assert.match(body, /parabft_plain_total 5/);
+    // Flushed once: a second read shows the same totals, later increments add to them.
+    c.inc({ peer: 0, direction: "in" });
+    assert.match(await r.metrics(), /parabft_msgs_total\{peer="0",direction="in"\} 335/);
+    assert.match(await r.metrics(), /parabft_plain_total 5/);
+    // The same counter from a second registration (a restarted component) shares the buffer.
+    r.counter({ name: "plain_total", help: "x" }).inc();
+    assert.match(await r.metrics(), /parabft_plain_total 6/);
+    assert.throws(() => c.inc({ peer: 0, nope: "x" } as never));
+    assert.throws(() => c.inc({ peer: 0, direction: "in" }, -1));
+    assert.throws(() => plain.inc(-1));
+  });
+
   it("keeps two registries apart (two nodes in one process)", async () => {
     const a = new MetricsRegistry({ defaultLabels: { validator: "0" } });
     const b = new MetricsRegistry({ defaultLabels: { validator: "1" } });
