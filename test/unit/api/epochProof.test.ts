@@ -16,18 +16,16 @@ import {
   statusForCode,
 } from "../../../src/api/index.js";
 import { EpochSetChain, ParabftClient, RpcError } from "../../../src/client/node.js";
-import { ReferenceExecutor } from "../../../src/exec/reference.js";
 import { ZERO_ROOT } from "../../../src/exec/result.js";
 import { CheckpointCertificateSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
 import { ValidatorSetSchema } from "../../../src/gen/parabft/v1/types_pb.js";
 import { silentLogger } from "../../../src/logger/index.js";
-import { StakingStore, stakingGenesis, ValidatorStatus } from "../../../src/staking/index.js";
 import { ChainDb } from "../../../src/storage/index.js";
-import { addressOf } from "../../../src/types/block.js";
 import { toHex } from "../../../src/types/bytes.js";
 import { ParabftError } from "../../../src/types/errors.js";
 import { checkpointSignBytes } from "../../../src/types/signing.js";
-import { consensusKey, testRules } from "../../property/stakingGen.js";
+import { consensusKey } from "../../property/stakingGen.js";
+import { chainWithCandidate } from "../staking/candidateChain.js";
 import { removeDir, tempDir } from "../storage/helpers.js";
 import { FakeNode } from "./fakeNode.js";
 
@@ -41,43 +39,7 @@ const genesis = create(ValidatorSetSchema, {
 
 /** Executes heights 1..3 of a staking chain into `db` (a fifth validator outbids the genesis four). */
 async function executeChain(db: ChainDb) {
-  const state = new Map<string, Uint8Array | null>();
-  const kv = {
-    read: (k: string) => state.get(k) ?? null,
-    write: (k: string, v: Uint8Array | null) => state.set(k, v),
-  };
-  stakingGenesis(
-    kv,
-    testRules({ epochLength: EPOCH_LENGTH, maxValidators: 4, minValidators: 2 }),
-    keys.slice(0, 4).map((k, i) => ({
-      operator: addressOf(k.publicKey),
-      consensusKey: k.publicKey,
-      peerAddress: `127.0.0.1:${7000 + i}`,
-      selfStake: 2000n + BigInt(i),
-    })),
-  );
-  const st = new StakingStore(kv);
-  const op = addressOf(keys[4]!.publicKey);
-  st.putValidator({
-    operator: op,
-    consensusKey: keys[4]!.publicKey,
-    commissionBps: 0,
-    selfStake: 9000n,
-    peerAddress: "127.0.0.1:7004",
-    status: ValidatorStatus.candidate,
-    jailedUntil: 0n,
-    registeredEpoch: 0n,
-    tokens: 0n,
-    shares: 0n,
-    doubleSign: null,
-    lateSlashed: 0n,
-  });
-  st.putOperatorOfKey(keys[4]!.publicKey, op);
-  st.putRegistry([...st.registry(), op].sort((a, b) => (toHex(a) < toHex(b) ? -1 : 1)));
-  const ex = new ReferenceExecutor(
-    { height: 0n, stateRoot: ZERO_ROOT, state },
-    { epochHook: { epochLength: EPOCH_LENGTH } },
-  );
+  const ex = chainWithCandidate(keys, EPOCH_LENGTH);
   await db.writeExecutionBatch({ height: 0n, writeSet: [], receipts: [], stateRoot: ZERO_ROOT });
   const roots = [ZERO_ROOT];
   for (let h = 1n; h <= 3n; h++) {

@@ -8,58 +8,20 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { EpochSetChain } from "../../../src/client/index.js";
-import { ReferenceExecutor } from "../../../src/exec/reference.js";
 import { ZERO_ROOT } from "../../../src/exec/result.js";
 import { CheckpointCertificateSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
 import { CommitCertificateSchema, ValidatorSetSchema } from "../../../src/gen/parabft/v1/types_pb.js";
-import { StakingStore, stakingGenesis, ValidatorStatus } from "../../../src/staking/index.js";
-import { addressOf, nullBlockDigest } from "../../../src/types/block.js";
+import { nullBlockDigest } from "../../../src/types/block.js";
 import { toHex } from "../../../src/types/bytes.js";
 import { checkpointSignBytes, commitSignBytes } from "../../../src/types/signing.js";
-import { consensusKey, testRules } from "../../property/stakingGen.js";
+import { consensusKey } from "../../property/stakingGen.js";
+import { chainWithCandidate } from "./candidateChain.js";
 
 const CHAIN = "light";
 const keys = [0, 1, 2, 3, 4].map(consensusKey);
 
 async function setup() {
-  const state = new Map<string, Uint8Array | null>();
-  const kv = {
-    read: (k: string) => state.get(k) ?? null,
-    write: (k: string, v: Uint8Array | null) => state.set(k, v),
-  };
-  stakingGenesis(
-    kv,
-    testRules({ epochLength: 2, maxValidators: 4, minValidators: 2 }),
-    keys.slice(0, 4).map((k, i) => ({
-      operator: addressOf(k.publicKey),
-      consensusKey: k.publicKey,
-      peerAddress: `127.0.0.1:${7000 + i}`,
-      selfStake: 2000n + BigInt(i),
-    })),
-  );
-  // A fifth validator with more stake registered before the first election.
-  const st = new StakingStore(kv);
-  const op = addressOf(keys[4]!.publicKey);
-  st.putValidator({
-    operator: op,
-    consensusKey: keys[4]!.publicKey,
-    commissionBps: 0,
-    selfStake: 9000n,
-    peerAddress: "127.0.0.1:7004",
-    status: ValidatorStatus.candidate,
-    jailedUntil: 0n,
-    registeredEpoch: 0n,
-    tokens: 0n,
-    shares: 0n,
-    doubleSign: null,
-    lateSlashed: 0n,
-  });
-  st.putOperatorOfKey(keys[4]!.publicKey, op);
-  st.putRegistry([...st.registry(), op].sort((a, b) => (toHex(a) < toHex(b) ? -1 : 1)));
-  const ex = new ReferenceExecutor(
-    { height: 0n, stateRoot: ZERO_ROOT, state },
-    { epochHook: { epochLength: 2 } },
-  );
+  const ex = chainWithCandidate(keys, 2);
   const r1 = await ex.executeBlock({ height: 1n, timestampMs: 1n, txs: [] }); // B(0): elects epoch 2
   const genesis = create(ValidatorSetSchema, {
     epoch: 0n,
