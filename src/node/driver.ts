@@ -58,8 +58,6 @@ export interface Delivered {
   digest: Hash;
   certificate: CommitCertificate;
   chainHash: Hash;
-  /** The block's transaction hashes, once the node computed them (at delivery). */
-  txHashes?: Hash[];
 }
 
 export type Phase = "prepared" | "committed";

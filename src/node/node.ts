@@ -56,6 +56,10 @@ import { accountKey } from "../types/stateKeys.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
 import { buildChainGenesis, dposEnabled, LiveEpochSets, nodeEpochHook, readSnapshot } from "./dpos.js";
 import { ConsensusDriver, type Delivered, type EpochChange } from "./driver.js";
+
+/** A delivered block with its transaction hashes, computed once at delivery. */
+type HashedDelivery = Delivered & { txHashes: Hash[] };
+
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
@@ -139,7 +143,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private rejectReady!: (err: Error) => void;
   readonly ready: Promise<void>;
   /** Delivered blocks, in height order: commit batch, then (concurrently, one block behind) execution. */
-  private readonly commitStage = new OrderedStage<Delivered>(
+  private readonly commitStage = new OrderedStage<HashedDelivery>(
     (d) => this.commitOne(d),
     (err) => this.stageFailed("commit", err),
   );
@@ -417,9 +421,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         onDeliver: (d) => {
           // The pool keeps these in flight at once: the commit stage may run behind, and a view
           // change meanwhile must not hand them back for a later proposal (a duplicate).
-          d.txHashes = (d.block?.txs ?? []).map((t) => nativeTxHash(t));
-          this.mempool.markDelivered(d.txHashes, d.height);
-          this.commitStage.push(d);
+          const txHashes = (d.block?.txs ?? []).map((t) => nativeTxHash(t));
+          this.mempool.markDelivered(txHashes, d.height);
+          this.commitStage.push({ ...d, txHashes });
         },
         readCommitted: (from, to) => this.readCommitted(from, to),
         readBody: async (digest) => (await this.db.getBlockByDigest(digest))?.block ?? null,
@@ -563,9 +567,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   // Commit and execution (strictly in height order)
 
   /** Commit stage: commit waiters (at certificate time), the synced commit batch, block subscribers. */
-  private async commitOne(d: Delivered): Promise<void> {
+  private async commitOne(d: HashedDelivery): Promise<void> {
     const txs = d.block?.txs ?? [];
-    const txHashes = d.txHashes ?? txs.map((t) => nativeTxHash(t));
+    const txHashes = d.txHashes;
     const ts = d.block?.header?.timestampMs ?? 0n;
     const blockTimeMs = ts > this.lastBlockTimeMs ? ts : this.lastBlockTimeMs;
     // A block with a commit certificate is final: its waiting clients are answered now, before

@@ -24,6 +24,7 @@ import {
   verifyCommitCertificate,
   voteTx,
 } from "../../src/client/node.js";
+import { NodeState } from "../../src/gen/parabft/v1/api_pb.js";
 import { genesisValidatorSet, loadGenesis } from "../../src/node/genesis.js";
 import { LocalCluster, stopAndRemove, tempDir } from "./harness.js";
 import { clientsFor, closeAll, percentile, signerOf, until } from "./lib.js";
@@ -31,6 +32,19 @@ import { clientsFor, closeAll, percentile, signerOf, until } from "./lib.js";
 const EPOCH = 20n;
 const GENESIS = 4;
 const JOINER = 4;
+
+/** The first of `order` whose node reports VALIDATING (a member of the current set), else `fallback`. */
+async function validatingClient(
+  clients: ParabftClient[],
+  order: number[],
+  fallback: ParabftClient,
+): Promise<ParabftClient> {
+  for (const k of order) {
+    const st = await clients[k]!.getStatus().catch(() => null);
+    if (st !== null && st.state === NodeState.VALIDATING) return clients[k]!;
+  }
+  return fallback;
+}
 
 describe("DPoS: a validator is elected, joins and another leaves, on a live cluster", {
   timeout: 420_000,
@@ -136,13 +150,7 @@ describe("DPoS: a validator is elected, joins and another leaves, on a live clus
     const cs = clients[stay]!;
     // Later elections (or downtime jailing on a loaded box) may take `stay` out of the set too, and
     // a follower refuses client transactions (NOT_A_VALIDATOR): send each to a validating node.
-    const validating = async (): Promise<ParabftClient> => {
-      for (const k of [stay, 0, 1, 2, 3, JOINER]) {
-        const st = await clients[k]!.getStatus().catch(() => null);
-        if (st !== null && Number(st.state) === 2) return clients[k]!;
-      }
-      return cs;
-    };
+    const validating = () => validatingClient(clients, [stay, 0, 1, 2, 3, JOINER], cs);
 
     // 3. Load across both boundaries (the election's and the handoff's), timing every commit.
     const arrival = new Map<bigint, number>();
@@ -400,16 +408,9 @@ describe("DPoS: an equivocating validator is slashed, tombstoned and voted out",
     let tombstonedAt: bigint | null = null;
     const deadline = Date.now() + 240_000;
     while (Date.now() < deadline) {
-      // A node outside the current set (the offender, or one jailed for downtime) does not
-      // gossip its clients' transactions: submit to a validating one.
-      let cl = c0;
-      for (const k of [0, 1, 2, JOINER, JOINER + 1]) {
-        const st = await clients[k]!.getStatus().catch(() => null);
-        if (st !== null && Number(st.state) === 2) {
-          cl = clients[k]!;
-          break;
-        }
-      }
+      // A node outside the current set (the offender, or one jailed for downtime) refuses its
+      // clients' transactions (NOT_A_VALIDATOR): submit to a validating one.
+      const cl = await validatingClient(clients, [0, 1, 2, JOINER, JOINER + 1], c0);
       const r = await cl.send(
         payer,
         (nonce) => transferTx({ chainId, sender: payer.publicKey, nonce }, sink.address, 1n),
