@@ -119,26 +119,42 @@ export async function runScenario(
       history: h,
       note: (s) => notes.push(s),
       height,
-      primary: (nodes = [...h.live]) =>
-        until(
-          "a quorum of live nodes to agree on a view",
-          async () => {
-            const st = (
-              await Promise.all(
+      // The primary of the highest view a quorum of the live nodes report. One replica may sit
+      // alone in a higher view it timed out into (it does not escalate further alone, and rejoins
+      // at the cluster's next view change), so the highest view any node reports may have no
+      // quorum. On a timeout the error names each node's last view.
+      primary: async (nodes = [...h.live]) => {
+        let seen = "no status yet";
+        try {
+          return await until(
+            "a quorum of live nodes to agree on a view",
+            async () => {
+              const st = await Promise.all(
                 nodes.map((i) =>
                   cluster
                     .client(i)
                     .getStatus()
+                    .then((s) => ({ node: i, s }))
                     .catch(() => null),
                 ),
-              )
-            ).filter((s) => s !== null);
-            const top = st.reduce((m, s) => (s.view > m ? s.view : m), 0n);
-            const agreeing = st.filter((s) => s.view === top);
-            return agreeing.length >= n - f ? { view: top, primary: agreeing[0]!.primary } : null;
-          },
-          45_000,
-        ),
+              );
+              const up = st.filter((x) => x !== null);
+              seen = st.map((x, k) => `node ${nodes[k]}: ${x ? `view ${x.s.view}` : "no status"}`).join(", ");
+              const views = [...new Set(up.map((x) => x.s.view))].sort((a, b) =>
+                a > b ? -1 : a < b ? 1 : 0,
+              );
+              for (const view of views) {
+                const agreeing = up.filter((x) => x.s.view === view);
+                if (agreeing.length >= n - f) return { view, primary: agreeing[0]!.s.primary };
+              }
+              return null;
+            },
+            45_000,
+          );
+        } catch (err) {
+          throw new Error(`${(err as Error).message}; last views: ${seen}`);
+        }
+      },
       moreAcks: async (more, timeoutMs = 45_000) => {
         const target = h.acked + more;
         await until(`${more} more acknowledged transfers`, async () => h.acked >= target, timeoutMs);
