@@ -37,6 +37,11 @@ export class Flights {
     return this.heightOf.has(hash);
   }
 
+  /** The core committed a block carrying `hash` (it executes before anything proposed now). */
+  isDelivered(hash: string): boolean {
+    return this.delivered.has(hash);
+  }
+
   /** Height of the highest pending proposal carrying `hash` (NO_HEIGHT when not in flight). */
   heightFor(hash: string): bigint {
     return this.heightOf.get(hash) ?? NO_HEIGHT;

@@ -838,8 +838,8 @@ export class Mempool {
 
   /**
    * Extends a sender's run past its current end, counting exactly as reap() walks it: leading
-   * in-flight entries are skipped, and an in-flight entry after a reapable one ends what can be
-   * reaped. Inserting at the end of the run (the common case) costs only the new entries.
+   * in-flight entries the core committed are skipped, and any other in-flight entry ends what can
+   * be reaped. Inserting at the end of the run (the common case) costs only the new entries.
    */
   private extend(q: SenderQueue): void {
     let added = 0;
@@ -852,7 +852,7 @@ export class Mempool {
         e.announced = true;
         this.toAnnounce.push(e);
       }
-      if (e.inFlight) q.blocked ||= q.reapable + added > 0;
+      if (e.inFlight) q.blocked ||= q.reapable + added > 0 || !this.flights.isDelivered(e.hashHex);
       else if (!q.blocked) added++;
     }
     q.reapable += added;
@@ -863,9 +863,11 @@ export class Mempool {
    * Transactions for the next block: each sender's executable run in nonce order, one per sender
    * per round so a busy sender cannot starve others, oldest waiting sender first. Skips what is
    * in flight. Does not mark anything: call markProposed with what the block actually carries.
-   * With `height` (the block's), a leading in-flight entry is skipped only if the proposal
-   * carrying it is at a lower height (so it executes first); one in flight at `height` or above,
-   * e.g. in a block prepared in an older view, ends its sender's lane.
+   * A leading in-flight entry is skipped only if the core already committed its block (with
+   * `height`, the block's, that block must also be lower). One still pending (proposed or
+   * prepared) ends its sender's lane: a view change may abandon its height while a later height
+   * carrying the next nonce commits, and that nonce would then fail BAD_NONCE and strand every
+   * nonce after it.
    */
   reap(maxTxs: number, maxBytes: number, height?: bigint): ReapResult {
     const out: ReapResult = { txs: [], hashes: [], bytes: 0 };
@@ -882,7 +884,7 @@ export class Mempool {
         const e = q.byNonce.get(n);
         if (!e) break;
         if (e.inFlight) {
-          if (lane.length > 0) break;
+          if (lane.length > 0 || !this.flights.isDelivered(e.hashHex)) break;
           if (height !== undefined && !(this.flights.heightFor(e.hashHex) < height)) break;
           continue;
         }
@@ -933,7 +935,15 @@ export class Mempool {
   markDelivered(hashes: readonly (Hash | string)[], height: bigint): void {
     const hexes = hashes.map((h) => (typeof h === "string" ? h : toHex(h)));
     this.flights.markDelivered(hexes, height);
-    this.setInFlight(hexes, true);
+    if (this.setInFlight(hexes, true) === hexes.length) return;
+    // Entries already in flight changed only their delivered mark, which reap() reads: recount.
+    const touched = new Set<SenderQueue>();
+    for (const hex of hexes) {
+      const e = this.byHash.get(hex);
+      const q = e && this.senders.get(e.senderKey);
+      if (q) touched.add(q);
+    }
+    for (const q of touched) this.recount(q);
   }
 
   /**
@@ -997,6 +1007,11 @@ export class Mempool {
    * is now stale. Commits run ahead of execution, so the committed nonces are remembered as a
    * floor until markExecuted(height) says state has caught up. `hashes` (txHash of each tx) saves
    * rehashing when the caller has them.
+   *
+   * A sender's floor moves only through the nonces that will execute: block order, each one
+   * the sender's next nonce. A committed nonce past a gap (its predecessor's height was
+   * abandoned by a view change) fails BAD_NONCE in execution and takes nothing: the pending
+   * predecessor stays in the pool instead of being dropped as stale.
    */
   removeCommitted(txs: readonly SignedTx[], height: bigint, hashes?: readonly Hash[]): void {
     this.nonceEpoch++;
@@ -1023,8 +1038,9 @@ export class Mempool {
         key = toHex(addressOf(body.sender));
         nonce = body.nonce;
       }
-      const f = floors.get(key);
-      if (f === undefined || nonce + 1n > f) floors.set(key, nonce + 1n);
+      const next = floors.get(key) ?? this.senders.get(key)?.base ?? this.committedFloors.get(key)?.floor;
+      if (next === undefined) floors.set(key, nonce + 1n);
+      else floors.set(key, nonce === next ? next + 1n : next);
       if (e) {
         const q = this.senders.get(key);
         if (q) this.drop(q, e);

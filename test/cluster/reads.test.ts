@@ -184,6 +184,7 @@ describe("what clients see on a loaded 4-validator cluster", { timeout: 420_000 
     const startHeight = (await clients[0]!.getStatus()).committedHeight;
     const startView = (await clients[0]!.getStatus()).view;
     const submitted = new Map<string, number>();
+    const submittedNonce = new Map<string, bigint>();
     const next: bigint[] = [];
     const rejections = new Map<string, number>();
     let stop = false;
@@ -213,6 +214,7 @@ describe("what clients see on a loaded 4-validator cluster", { timeout: 420_000 
           continue;
         }
         submitted.set(toHex(pending.hash), k);
+        submittedNonce.set(toHex(pending.hash), next[k]!);
         // Every fourth transaction also goes to a second validator, as a client retry would.
         if (next[k]! % 4n === 0n) await other.submitTx(pending).catch(() => {});
         pending = null;
@@ -262,6 +264,14 @@ describe("what clients see on a loaded 4-validator cluster", { timeout: 420_000 
             )
             .join(", "),
       );
+      // Which sender and nonce each missing transaction had, beside the sender's account nonce.
+      const lost = [...submitted].filter(([h]) => !inclusions.has(h)).slice(0, 10);
+      for (const [h, k] of lost) {
+        const acct = await clients[0]!.getAccount(senders[k]!.address).catch(() => null);
+        console.log(
+          `# missing ${h.slice(0, 12)}: client ${k} nonce ${submittedNonce.get(h)}, account nonce ${acct?.nonce ?? "?"}`,
+        );
+      }
     }
     const status = await clients[0]!.getStatus();
     await waitAllAtHeight(clients, [0, 1, 2, 3], scanned, 60_000);

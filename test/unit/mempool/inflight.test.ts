@@ -167,8 +167,40 @@ describe("mempool: transactions in flight", () => {
     mp.markBlockInFlight(digest(3), 83n);
     assert.deepEqual(mp.reap(10, 1 << 20, 82n).hashes.map(toHex), []);
     assert.deepEqual(mp.reap(10, 1 << 20, 83n).hashes.map(toHex), []);
-    // Above it, nonce 1 executes after nonce 0 whatever happens.
+    // Above it too, while 83 may still be abandoned by a view change.
+    assert.deepEqual(mp.reap(10, 1 << 20, 84n).hashes.map(toHex), []);
+    // The core committed 83: above it, nonce 1 executes after nonce 0.
+    mp.markDelivered([txHash(t0)], 83n);
+    assert.deepEqual(mp.reap(10, 1 << 20, 83n).hashes.map(toHex), []);
     assert.deepEqual(mp.reap(10, 1 << 20, 84n).hashes.map(toHex), [hex(t1)]);
+  });
+
+  it("keeps a pending nonce whose height a view change abandoned when the next nonce commits above it", async () => {
+    // A primary that pipelined a sender (nonce 0 at 5, nonce 1 at 6), then a NEW-VIEW that nulls
+    // 5 and re-proposes the prepared 6: nonce 1 commits and fails BAD_NONCE. Nonce 0 must stay
+    // (it was dropped as stale before: admitted, then never committed; CI saw 5 of 1,575 lost).
+    const mp = pool();
+    const k = newKey();
+    const t0 = signedTx(k, { nonce: 0n });
+    const t1 = signedTx(k, { nonce: 1n });
+    await mp.add(t0, "api");
+    await mp.add(t1, "api");
+    mp.noteBlock(digest(1), 5n, [t0]);
+    mp.markBlockInFlight(digest(1), 5n);
+    mp.noteBlock(digest(2), 6n, [t1]);
+    mp.markBlockInFlight(digest(2), 6n);
+    mp.beginViewChange();
+    mp.markBlockInFlight(digest(2), 6n);
+    assert.equal(mp.endViewChange(), 1);
+    mp.removeCommitted([], 5n);
+    mp.removeCommitted([t1], 6n);
+    assert.equal(mp.has(hex(t0)), true);
+    assert.equal(mp.has(hex(t1)), false);
+    assert.deepEqual(mp.reap(10, 1 << 20, 7n).hashes.map(toHex), [hex(t0)]);
+    // A committed nonce that is the sender's next one still drops a different body for it.
+    const other = signedTx(k, { nonce: 0n, amount: "9" });
+    mp.removeCommitted([other], 7n);
+    assert.equal(mp.has(hex(t0)), false);
   });
 
   it("holds back proposals above a block prepared without its body until the body arrives", async () => {

@@ -358,15 +358,19 @@ describe("mempool reap", () => {
     assert.ok(r.bytes <= 1000);
   });
 
-  it("skips transactions in flight and proposes them again after requeueInFlight", async () => {
+  it("holds a sender's next nonce behind its txs in flight until the core commits them; requeueInFlight frees all", async () => {
     const { mp } = pool();
     const k = newKey();
     await fill(mp, k, 0n, 3);
     const first = mp.reap(2, 1 << 20);
-    mp.markProposed(first.hashes);
+    mp.markProposed(first.hashes, 1n);
     assert.equal(mp.inFlightCount, 2);
+    // Height 1 may still be abandoned: nonce 2 committed ahead of it would fail BAD_NONCE.
+    assert.equal(mp.pendingExecutable(), 0);
+    assert.deepEqual(mp.reap(10, 1 << 20, 2n).hashes, []);
+    mp.markDelivered(first.hashes, 1n);
     assert.equal(mp.pendingExecutable(), 1);
-    assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes), [2n]);
+    assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20, 2n).hashes), [2n]);
     assert.equal(mp.requeueInFlight(), 2);
     assert.equal(mp.pendingExecutable(), 3);
     assert.deepEqual(nonceOf(mp, mp.reap(10, 1 << 20).hashes), [0n, 1n, 2n]);
