@@ -310,8 +310,7 @@ export class ConsensusDriver {
   notifyPendingWork(): void {
     const count = this.mod.mempool.pendingExecutable();
     // A request held for depth goes at once when the batch is full.
-    if (count >= this.opts.maxBlockTxs && this.pendingProposal !== null)
-      this.reconsiderProposal();
+    if (count >= this.opts.maxBlockTxs && this.pendingProposal !== null) this.reconsiderProposal();
     if (count === this.lastPendingWork) return;
     this.lastPendingWork = count;
     this.push({ kind: "pendingWork", count });
