@@ -13,8 +13,9 @@ export interface ConsensusParams {
   maxBlockTxs: number;
   maxBlockBytes: number;
   /**
-   * While fewer than `proposalDepth` heights are uncommitted, a primary with one proposal of its
-   * own in the pipeline spaces the next by at least this long (0 proposals: at once).
+   * With `proposalDepth` ≥ 2: while some but fewer than `proposalDepth` heights are uncommitted,
+   * a primary spaces its next proposal this long after its previous one (none uncommitted: at
+   * once). No effect with depth 1.
    */
   maxBatchDelayMs: number;
   /**
@@ -58,7 +59,7 @@ export const defaultParams: ChainParams = {
     maxBlockTxs: 2000,
     maxBlockBytes: 2 * 1024 * 1024,
     maxBatchDelayMs: 20,
-    proposalDepth: 2,
+    proposalDepth: 1,
     maxClockSkewMs: 10_000,
   },
   staking: {
