@@ -6,6 +6,8 @@
 // Each file is a cluster bench JSON; its build is the label whose marker occurs in its path.
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { stackSvg } from "./cluster/report.js";
+import { blockRate } from "./cluster/stages.js";
 import type { ClusterBenchReport, RunReport } from "./cluster.js";
 import { barChartSvg, formatTable, writeResultFiles } from "./lib/index.js";
 
@@ -71,6 +73,10 @@ function main(): void {
           (r) => Object.values(r.run.submitFailures).reduce((a, b) => a + b, 0) + r.run.uncommitted,
         ),
         achievedTps: m((r) => r.run.achievedTps),
+        /** Admitted but not committed by the end of the drain, per run. */
+        uncommitted: rs.map((r) => r.run.uncommitted),
+        txsPerBlock: m((r) => blockRate(r.run).txsPerBlock),
+        heightsPerS: m((r) => blockRate(r.run).heightsPerS),
         p50: m((r) => r.run.finalityMs.p50),
         p90: m((r) => r.run.finalityMs.p90),
         p99: m((r) => r.run.finalityMs.p99),
@@ -82,6 +88,7 @@ function main(): void {
           committedMs: m((r) => r.run.stages?.committedMs),
           cpuPerHeightMsPerValidator: m((r) => r.run.stages?.cpuPerHeightMsPerValidator),
           cpuPerTxMs: m((r) => r.run.stages?.cpuPerTxMs),
+          cpuCores: m((r) => r.run.stages?.cpuCores),
           viewChanges: m((r) => r.run.stages?.viewChanges),
         },
       });
@@ -96,6 +103,8 @@ function main(): void {
       "committed",
       "failed/stalled",
       "tx/s",
+      "txs/block",
+      "heights/s",
       "p50 ms",
       "p90",
       "p99",
@@ -110,6 +119,8 @@ function main(): void {
       s.committed.join(" "),
       s.failedOrStalled.join(" "),
       s.achievedTps ?? "-",
+      s.txsPerBlock ?? "-",
+      s.heightsPerS ?? "-",
       s.p50 ?? "-",
       s.p90 ?? "-",
       s.p99 ?? "-",
@@ -126,6 +137,7 @@ function main(): void {
       "COMMIT->committed ms",
       "CPU ms/height/validator",
       "CPU ms/tx (cluster)",
+      "CPU cores",
       "view changes",
     ],
     summary.map((s) => [
@@ -137,20 +149,34 @@ function main(): void {
       s.stages.committedMs ?? "-",
       s.stages.cpuPerHeightMsPerValidator ?? "-",
       s.stages.cpuPerTxMs ?? "-",
+      s.stages.cpuCores ?? "-",
       s.stages.viewChanges ?? "-",
     ]),
   );
   const text = `medians of interleaved runs (finality: closed loop = send -> SubmitTxAndWait reply; open loop = scheduled send -> block on StreamBlocks)\n\n${table}\n\nper stage (validators' metrics, medians of the runs' means)\n\n${stages}\n`;
-  const svg = barChartSvg({
-    title: "finality at light load, medians of interleaved runs (ms, log scale)",
-    categories: summary.map((s) => `${s.shape} ${s.build}`),
-    series: [
-      { name: "p50", values: summary.map((s) => s.p50) },
-      { name: "p99", values: summary.map((s) => s.p99) },
-    ],
-    yLabel: "ms",
-    logScale: true,
-  });
+  const categories = summary.map((s) => `${s.shape} ${s.build}`);
+  const svg = stackSvg([
+    barChartSvg({
+      title: "finality, medians of interleaved runs (ms, log scale)",
+      categories,
+      series: [
+        { name: "p50", values: summary.map((s) => s.p50) },
+        { name: "p99", values: summary.map((s) => s.p99) },
+      ],
+      yLabel: "ms",
+      logScale: true,
+    }),
+    barChartSvg({
+      title: "cluster CPU per committed tx (ms) and heights per second, medians",
+      categories,
+      series: [
+        { name: "CPU ms/tx (cluster)", values: summary.map((s) => s.stages.cpuPerTxMs) },
+        { name: "heights/s", values: summary.map((s) => s.heightsPerS) },
+      ],
+      yLabel: "ms or 1/s",
+      logScale: true,
+    }),
+  ]);
   writeResultFiles(
     outDir!,
     name!,

@@ -144,3 +144,18 @@ export function formatStages(runs: RunReport[]): string {
 }
 
 export const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/**
+ * Block rate of a run from the bench's own transactions: mean transactions per block (committed
+ * / blocks holding them) and heights per second at the achieved rate (achieved tx/s / that mean).
+ * Null without commits. Works on older result files too (same fields).
+ */
+export function blockRate(run: Pick<RunReport, "committed" | "blocks" | "achievedTps">): {
+  txsPerBlock: number | null;
+  heightsPerS: number | null;
+} {
+  if (run.blocks <= 0 || run.committed <= 0) return { txsPerBlock: null, heightsPerS: null };
+  const perBlock = run.committed / run.blocks;
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  return { txsPerBlock: r1(perBlock), heightsPerS: r1(run.achievedTps / perBlock) };
+}

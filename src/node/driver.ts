@@ -309,6 +309,8 @@ export class ConsensusDriver {
   /** The mempool's executable count changed: the core arms request timers / asks for proposals. */
   notifyPendingWork(): void {
     const count = this.mod.mempool.pendingExecutable();
+    // A request held for depth goes at once when the batch is full.
+    if (count >= this.opts.maxBlockTxs && this.pendingProposal !== null) this.reconsiderProposal();
     if (count === this.lastPendingWork) return;
     this.lastPendingWork = count;
     this.push({ kind: "pendingWork", count });
@@ -415,6 +417,7 @@ export class ConsensusDriver {
     // PRE-PREPARE records in this same action list mark the ones it does).
     const viewChange = actions.some((a) => a.kind === "viewChanged");
     if (viewChange) this.mod.mempool.beginViewChange();
+    let delivered = false;
     for (const a of actions) {
       switch (a.kind) {
         case "persist":
@@ -473,6 +476,7 @@ export class ConsensusDriver {
           break;
         }
         case "deliver":
+          delivered = true;
           this.mod.log.debug({ height: String(a.height) }, "delivered");
           this.observeCommitted(a.height);
           this.mod.onDeliver({
@@ -541,6 +545,8 @@ export class ConsensusDriver {
           this.mod.metrics?.amnesia?.(a.reason);
           break;
         case "viewChanged":
+          // A request held for depth belongs to the old view; the core asks again if still primary.
+          this.dropHeldProposal();
           this.mod.log.info({ view: a.view, primary: a.primary }, "entered view");
           this.mod.metrics?.viewChange(a.view);
           break;
@@ -552,6 +558,8 @@ export class ConsensusDriver {
       this.lastPendingWork = -1;
       this.notifyPendingWork();
     }
+    // A commit frees a slot of the proposer's pipeline.
+    if (delivered) this.reconsiderProposal();
     // Records no send waits for are made durable too, in the next batch.
     if (this.openBatch.length > 0 || this.closedBatches.length > 0) this.startSync();
     if (this.persistFailed) throw new Error("signing state could not be made durable");
@@ -695,39 +703,60 @@ export class ConsensusDriver {
   }
 
   /**
-   * Batching: a batch closes when it is full, or maxBatchDelayMs after our previous proposal
-   * while that one is still in flight. At light load (the pipeline empty) a proposal goes out at
-   * once; under load blocks grow instead of multiplying, since each block costs every validator
-   * a fixed amount of CPU. An empty pool proposes nothing and tells the core so.
+   * Batching by pipeline depth: the block rate follows the round time, not a clock. With `h` the
+   * height the core asks for, the heights below it that are not yet committed (`h − 1 −
+   * committed`, by the core's committed height) are the pipeline:
+   * - none: propose at once (light load: one round of latency);
+   * - `proposalDepth` or more: wait until one commits (the batch grows meanwhile);
+   * - fewer: propose `maxBatchDelayMs` after our previous proposal, or at once when one commits;
+   * - a full batch (`maxBlockTxs` executable) goes at once whatever the depth (the core still
+   *   bounds it by its window).
+   * Each block costs every validator a fixed amount of CPU, so under load blocks grow instead of
+   * multiplying. A primary that holds back has `proposalDepth` heights in flight, whose commits
+   * are the progress that keeps the backups' view timers from firing; a view change drops the
+   * held request (the core asks again if it is still primary). An empty pool proposes nothing.
    */
   private scheduleProposal(height: bigint): void {
     this.pendingProposal = height;
-    // Adaptive spacing: with nothing of ours in flight (every proposal committed or dropped)
-    // there is nothing to batch behind, so propose at once; the spacing only applies while a
-    // proposal is still in the pipeline.
-    const pipelineEmpty = this.mod.mempool.inFlightCount === 0;
     if (this.batchTimer) {
-      if (!pipelineEmpty) return;
       clearTimeout(this.batchTimer);
       this.batchTimer = null;
     }
-    const full = this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs;
-    // At most maxBatchDelayMs even when the wall clock stepped back since the last proposal.
-    const wait =
-      full || pipelineEmpty
-        ? 0
-        : Math.min(
-            this.opts.consensus.maxBatchDelayMs,
-            this.lastProposalAt + this.opts.consensus.maxBatchDelayMs - this.now(),
-          );
-    if (wait <= 0) {
+    const wait = this.proposalWait(height);
+    if (wait === 0) {
       this.propose();
       return;
     }
+    // Infinity: held until a commit (reconsiderProposal) or a full batch (notifyPendingWork).
+    if (wait === Number.POSITIVE_INFINITY) return;
     this.batchTimer = setTimeout(() => {
       this.batchTimer = null;
       this.propose();
     }, wait);
+  }
+
+  /** Milliseconds before proposing `height`: 0 = now, Infinity = until a height commits. */
+  private proposalWait(height: bigint): number {
+    if (this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs) return 0;
+    const inPipeline = height - 1n - this.mod.replica.committedHeight;
+    if (inPipeline <= 0n) return 0;
+    if (inPipeline >= BigInt(this.opts.consensus.proposalDepth)) return Number.POSITIVE_INFINITY;
+    // At most maxBatchDelayMs even when the wall clock stepped back since the last proposal.
+    const delay = this.opts.consensus.maxBatchDelayMs;
+    return Math.max(0, Math.min(delay, this.lastProposalAt + delay - this.now()));
+  }
+
+  private dropHeldProposal(): void {
+    this.pendingProposal = null;
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
+  }
+
+  /** A height committed or the pool filled: a request held for depth may go now. */
+  private reconsiderProposal(): void {
+    const height = this.pendingProposal;
+    if (height === null || this.stopped) return;
+    if (this.batchTimer === null || this.proposalWait(height) === 0) this.scheduleProposal(height);
   }
 
   private propose(): void {

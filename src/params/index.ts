@@ -12,8 +12,18 @@ export interface ConsensusParams {
   viewTimeoutCapMs: number;
   maxBlockTxs: number;
   maxBlockBytes: number;
-  /** A primary closes a non-empty batch after this long. */
+  /**
+   * With `proposalDepth` ≥ 2: while some but fewer than `proposalDepth` heights are uncommitted,
+   * a primary spaces its next proposal this long after its previous one (none uncommitted: at
+   * once). No effect with depth 1.
+   */
   maxBatchDelayMs: number;
+  /**
+   * Pipeline depth of the proposer: a primary proposes only while fewer than this many heights
+   * below the one it would propose are uncommitted (a full batch still goes). The block rate then
+   * follows the round time, not a clock: under load blocks grow instead of multiplying.
+   */
+  proposalDepth: number;
   /** Bound on |proposal timestamp − local clock| for fresh proposals. */
   maxClockSkewMs: number;
 }
@@ -49,6 +59,7 @@ export const defaultParams: ChainParams = {
     maxBlockTxs: 2000,
     maxBlockBytes: 2 * 1024 * 1024,
     maxBatchDelayMs: 20,
+    proposalDepth: 1,
     maxClockSkewMs: 10_000,
   },
   staking: {
@@ -105,6 +116,7 @@ export function validateParams(p: ChainParams): ChainParams {
   for (const [k, v] of Object.entries(p.limits)) positiveInt(`limits.${k}`, v);
   if (c.window < 2 * c.checkpointInterval) invalid("consensus.window", "must be ≥ 2 × checkpointInterval");
   if (c.maxExecLag > c.window) invalid("consensus.maxExecLag", "must be ≤ window");
+  if (c.proposalDepth > c.window) invalid("consensus.proposalDepth", "must be ≤ window");
   if (p.staking.epochLength % c.checkpointInterval !== 0) {
     invalid("staking.epochLength", "must be a multiple of consensus.checkpointInterval");
   }

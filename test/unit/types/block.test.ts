@@ -56,5 +56,9 @@ describe("chain parameters", () => {
     assert.throws(() => validateParams(bad), /consensus\.window/);
     const lag = { ...minimalParams, consensus: { ...minimalParams.consensus, maxExecLag: 99 } };
     assert.throws(() => validateParams(lag), /consensus\.maxExecLag/);
+    for (const proposalDepth of [0, 1.5, 99]) {
+      const depth = { ...minimalParams, consensus: { ...minimalParams.consensus, proposalDepth } };
+      assert.throws(() => validateParams(depth), /consensus\.proposalDepth/, String(proposalDepth));
+    }
   });
 });
