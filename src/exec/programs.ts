@@ -180,16 +180,58 @@ const ACCOUNT_PREFIX = String.fromCharCode(StateKeyPrefix.account);
 
 /** The receipt events of a successful transfer (one place for the generic and the fast path). */
 function transferEvents(tx: DecodedTx, to: Uint8Array, amount: string): OutcomeEvent[] {
+  return transferEventsOf(senderHex(tx), to, amount);
+}
+
+function transferEventsOf(fromHex: string, to: Uint8Array, amount: string): OutcomeEvent[] {
   return [
     {
       kind: "bank.transfer",
       attrs: [
-        ["from", senderHex(tx)],
+        ["from", fromHex],
         ["to", hex(to)],
         ["amount", amount],
       ],
     },
   ];
+}
+
+/**
+ * The outcome of a transfer that succeeded on the hot path (applyTxFast), without its event:
+ * `events` is built on first read (a receipt someone asks for, the lane wire, tests), and the
+ * block's receipts value is encoded straight from `from`, `to` and `amount`
+ * (storage/execLog.ts#encodeBlockReceipts): no hex strings, arrays or objects per transfer.
+ * Reads as the plain outcome { status: OK, gasUsed, error: "", events } of the generic path.
+ */
+export class TransferOk implements TxOutcome {
+  readonly status: TxStatus = TxStatus.OK;
+  readonly gasUsed: number = TRANSFER_GAS;
+  readonly error: string = "";
+  private built: OutcomeEvent[] | undefined = undefined;
+  constructor(
+    private readonly keys: SenderKeys | undefined,
+    /** The sender's 20-byte address. */
+    readonly from: Uint8Array,
+    /** The recipient's 20-byte address. */
+    readonly to: Uint8Array,
+    /** Canonical decimal. */
+    readonly amount: string,
+  ) {}
+  get events(): OutcomeEvent[] {
+    if (this.built === undefined) {
+      let fromHex: string;
+      if (this.keys !== undefined) {
+        this.keys.hex ??= hex(this.keys.sender);
+        fromHex = this.keys.hex;
+      } else fromHex = hex(this.from);
+      this.built = transferEventsOf(fromHex, this.to, this.amount);
+    }
+    return this.built;
+  }
+  /** The plain-object form (what the generic path returns). */
+  toJSON(): TxOutcome {
+    return { status: this.status, gasUsed: this.gasUsed, error: this.error, events: this.events };
+  }
 }
 
 function senderHex(tx: DecodedTx): string {
@@ -245,6 +287,36 @@ export function nextRecentRecord(prev: Uint8Array | null, nonce: bigint, hash: U
   out[6] = (lo >>> 8) & 255;
   out[7] = lo & 255;
   out.set(hash.subarray(0, 32), 8);
+  if (keep > 0) out.set(prev!.subarray(8, 8 + 32 * keep), 40);
+  return out;
+}
+
+/**
+ * nextRecentRecord for a nonce below 2^53 given as a number (the transfer hot path): the same
+ * bytes, without BigInt arithmetic.
+ */
+export function nextRecentRecordSmall(prev: Uint8Array | null, nonce: number, hash: Uint8Array): Uint8Array {
+  let keep = 0;
+  if (prev !== null && prev.length >= 40 && nonce >= 1) {
+    const p = nonce - 1;
+    const plo = p % 0x1_0000_0000;
+    const phi = (p - plo) / 0x1_0000_0000;
+    const hi = ((prev[0]! << 24) | (prev[1]! << 16) | (prev[2]! << 8) | prev[3]!) >>> 0;
+    const lo = ((prev[4]! << 24) | (prev[5]! << 16) | (prev[6]! << 8) | prev[7]!) >>> 0;
+    if (hi === phi && lo === plo) keep = Math.min((prev.length - 8) >>> 5, RECENT_TXS - 1);
+  }
+  const out = new Uint8Array(40 + 32 * keep);
+  const lo = nonce % 0x1_0000_0000;
+  const hi = (nonce - lo) / 0x1_0000_0000;
+  out[0] = hi >>> 24;
+  out[1] = (hi >>> 16) & 255;
+  out[2] = (hi >>> 8) & 255;
+  out[3] = hi & 255;
+  out[4] = lo >>> 24;
+  out[5] = (lo >>> 16) & 255;
+  out[6] = (lo >>> 8) & 255;
+  out[7] = lo & 255;
+  for (let i = 0; i < 32; i++) out[8 + i] = hash[i]!;
   if (keep > 0) out.set(prev!.subarray(8, 8 + 32 * keep), 40);
   return out;
 }
@@ -531,6 +603,7 @@ function accountKeyStr20(address: Uint8Array): string {
 }
 
 const TRANSFER_GAS = GAS.base + GAS.transfer;
+const TRANSFER_GAS_BIG = BigInt(TRANSFER_GAS);
 
 function failed(gasUsed: number, error: string): TxOutcome {
   return { status: TxStatus.FAILED, gasUsed, error, events: [] };
@@ -584,12 +657,13 @@ function transferSmall(
   fees: FeeTotal,
 ): TxOutcome | null {
   const body = tx.body;
-  if (body.gasLimit !== 0n && body.gasLimit < BigInt(TRANSFER_GAS)) return null;
+  if (body.gasLimit !== 0n && body.gasLimit < TRANSFER_GAS_BIG) return null;
   if (to.length !== ADDRESS_LENGTH) return null;
   const sv = view.get(tx.senderKey);
   if (sv === null || !isSmallAccount(sv)) return null;
   const nonce = smallNonce(sv);
-  if (body.nonce !== BigInt(nonce)) return null;
+  // nonce < 2^53, so equal doubles mean equal integers (a larger body nonce never rounds to it).
+  if (Number(body.nonce) !== nonce) return null;
   const price = body.fee === "" ? 0 : smallDecimal(body.fee, 9);
   if (price < 0) return null;
   const fee = TRANSFER_GAS * price;
@@ -609,17 +683,12 @@ function transferSmall(
   }
   if (destBalance + amount > MAX_SAFE) return null;
   // Same writes, in the same order, as the frame and the program.
-  view.set(tx.recentKey, nextRecentRecord(view.get(tx.recentKey), body.nonce, tx.hash));
+  view.set(tx.recentKey, nextRecentRecordSmall(view.get(tx.recentKey), nonce, tx.hash));
   view.set(tx.senderKey, encodeAccountSmall(nonce + 1, balance - fee - amount));
   view.set(toKey, encodeAccountSmall(destNonce, destBalance + amount));
   if (fee > 0) fees.total += BigInt(fee);
-  return {
-    status: TxStatus.OK,
-    gasUsed: TRANSFER_GAS,
-    error: "",
-    // amountText is canonical here, so it is BigInt(amountText).toString().
-    events: transferEvents(tx, to, amountText),
-  };
+  // amountText is canonical here, so it is BigInt(amountText).toString().
+  return new TransferOk(tx.keys, tx.sender, to, amountText);
 }
 
 /** The transfer frame and program with BigInt arithmetic (every case). */
