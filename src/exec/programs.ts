@@ -110,6 +110,8 @@ export function declaresRead(tx: DecodedTx, key: string): boolean {
 }
 
 interface SenderKeys {
+  /** The public key (a copy). */
+  publicKey: Uint8Array;
   sender: Uint8Array;
   senderKey: string;
   recentKey: string;
@@ -120,26 +122,67 @@ interface SenderKeys {
 /**
  * Public key -> address and key strings. A pure cache (the same key always maps to the same
  * address), so it cannot change results; it saves a SHA-256 and two key builds per transaction
- * from a returning sender. Cleared when full.
+ * from a returning sender. Looked up by the key's first 30 bits (a small-integer Map key: no
+ * string built per transaction), confirmed by comparing the whole key; the rare second key with
+ * the same first bits goes to a map by the whole key. Cleared when full.
  */
-const senderCache = new Map<string, SenderKeys>();
+const senderCache = new Map<number, SenderKeys>();
+const senderCollisions = new Map<string, SenderKeys>();
 const SENDER_CACHE_MAX = 1 << 20;
 
+function newSenderKeys(publicKey: Uint8Array, address: Uint8Array | undefined): SenderKeys {
+  // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
+  // A caller that already derived it (the mempool) passes it in.
+  const sender =
+    address !== undefined && address.length === ADDRESS_LENGTH
+      ? address
+      : new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
+  return {
+    publicKey: publicKey.slice(),
+    sender,
+    senderKey: accountKeyStr20(sender),
+    recentKey: keyStr(recentTxsKey(sender)),
+  };
+}
+
 function senderKeys(publicKey: Uint8Array, address?: Uint8Array): SenderKeys {
-  const id = keyStr(publicKey);
-  let k = senderCache.get(id);
-  if (k === undefined) {
-    // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
-    // A caller that already derived it (the mempool) passes it in.
-    const sender =
-      address !== undefined && address.length === ADDRESS_LENGTH
-        ? address
-        : new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
-    k = { sender, senderKey: keyStr(accountKey(sender)), recentKey: keyStr(recentTxsKey(sender)) };
-    if (senderCache.size >= SENDER_CACHE_MAX) senderCache.clear();
-    senderCache.set(id, k);
+  // Public keys are 32 bytes (checked by the caller) and uniformly random in their first bytes.
+  const id = (publicKey[0]! << 22) | (publicKey[1]! << 14) | (publicKey[2]! << 6) | (publicKey[3]! >>> 2);
+  const k = senderCache.get(id);
+  if (k !== undefined) {
+    const pk = k.publicKey;
+    let same = true;
+    for (let i = 4; i < PUBLIC_KEY_LENGTH; i++) {
+      if (pk[i] !== publicKey[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same && pk[0] === publicKey[0] && pk[3] === publicKey[3]) return k;
+    const full = keyStr(publicKey);
+    let c = senderCollisions.get(full);
+    if (c === undefined) {
+      c = newSenderKeys(publicKey, address);
+      if (senderCollisions.size >= SENDER_CACHE_MAX) senderCollisions.clear();
+      senderCollisions.set(full, c);
+    }
+    return c;
   }
-  return k;
+  const fresh = newSenderKeys(publicKey, address);
+  if (senderCache.size >= SENDER_CACHE_MAX) senderCache.clear();
+  senderCache.set(id, fresh);
+  return fresh;
+}
+
+/** keyStr(key) for a declared key, reusing the sender's account key string when it is that key. */
+function declaredKeyStr(key: Uint8Array, keys: SenderKeys): string {
+  if (key.length === 1 + ADDRESS_LENGTH && key[0] === StateKeyPrefix.account) {
+    const a = keys.sender;
+    let i = 0;
+    while (i < ADDRESS_LENGTH && key[i + 1] === a[i]) i++;
+    if (i === ADDRESS_LENGTH) return keys.senderKey;
+  }
+  return keyStr(key);
 }
 
 /**
@@ -165,11 +208,11 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx)
     const aw = tx.access.writes;
     if (ar.length > 0) {
       reads = new Array(ar.length);
-      for (let i = 0; i < ar.length; i++) reads[i] = keyStr(ar[i]!);
+      for (let i = 0; i < ar.length; i++) reads[i] = declaredKeyStr(ar[i]!, keys);
     }
     if (aw.length > 0) {
       writes = new Array(aw.length);
-      for (let i = 0; i < aw.length; i++) writes[i] = keyStr(aw[i]!);
+      for (let i = 0; i < aw.length; i++) writes[i] = declaredKeyStr(aw[i]!, keys);
     }
   }
   return { keys, hash, body: tx, sender, senderKey, recentKey, reads, writes };
@@ -602,6 +645,24 @@ function accountKeyStr20(address: Uint8Array): string {
   return String.fromCharCode.apply(null, acctScratch);
 }
 
+/**
+ * The declared write key string of `address`'s account (so readable and writable), or null when
+ * the access list's writes do not hold it (the BigInt frame then reports the violation). Compares
+ * the declared bytes: no key string built per transfer.
+ */
+function declaredAccountKey(tx: DecodedTx, address: Uint8Array): string | null {
+  const aw = tx.body.access?.writes;
+  if (aw === undefined || aw.length !== tx.writes.length) return null;
+  for (let w = 0; w < aw.length; w++) {
+    const k = aw[w]!;
+    if (k.length !== 1 + ADDRESS_LENGTH || k[0] !== StateKeyPrefix.account) continue;
+    let i = 0;
+    while (i < ADDRESS_LENGTH && k[i + 1] === address[i]) i++;
+    if (i === ADDRESS_LENGTH) return tx.writes[w]!;
+  }
+  return null;
+}
+
 const TRANSFER_GAS = GAS.base + GAS.transfer;
 const TRANSFER_GAS_BIG = BigInt(TRANSFER_GAS);
 
@@ -671,8 +732,8 @@ function transferSmall(
   if (amount < 0) return null;
   const balance = smallBalance(sv);
   if (fee > balance || balance - fee < amount) return null;
-  const toKey = accountKeyStr20(to);
-  if (toKey === tx.senderKey || !declaresRead(tx, toKey) || !declaresWrite(tx, toKey)) return null;
+  const toKey = declaredAccountKey(tx, to);
+  if (toKey === null || toKey === tx.senderKey) return null;
   const dv = view.get(toKey);
   let destNonce = 0;
   let destBalance = 0;

@@ -2,8 +2,9 @@
 // generic frame (applyTx) on every edge a transfer has, and blocks handed over pre-decoded (the
 // node reuses the mempool's bodies) against the same blocks decoded by execution.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { keyStr } from "../../../src/exec/codec.js";
 import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
@@ -322,6 +323,27 @@ describe("receipts encoded straight from the outcomes", () => {
           assert.ok(statuses.has(s), `${s} missing: ${[...statuses].join()}`);
       } finally {
         await ex.close();
+      }
+    }
+  });
+});
+
+describe("sender cache", () => {
+  it("keys sharing their first bytes keep their own address and key strings", () => {
+    const addressOf = (pk: Uint8Array) => createHash("sha256").update(pk).digest().subarray(0, 20);
+    const keys = [0, 1, 2].map((j) => {
+      const pk = new Uint8Array(32).fill(7);
+      pk[31] = j; // same first 30 bits, different last byte
+      if (j === 2) pk[3] = 7 ^ 1; // differs only in the bits the lookup ignores
+      return pk;
+    });
+    for (let round = 0; round < 2; round++) {
+      for (const pk of keys) {
+        const body = toBinary(TxBodySchema, create(TxBodySchema, { chainId: "t", sender: pk, nonce: 0n }));
+        const d = decodeTx(body, hashBody(body));
+        assert.ok(d);
+        assert.deepEqual([...d.sender], [...addressOf(pk)]);
+        assert.equal(d.senderKey, keyStr(accountKey(addressOf(pk))));
       }
     }
   });
