@@ -20,7 +20,7 @@ import {
   touchedKeys,
 } from "./programs.js";
 import { hashBody, initEntries, outOfOrder } from "./reference.js";
-import { buildResultFromKeys, toReceipt } from "./result.js";
+import { buildResultFromKeys } from "./result.js";
 import { type CostModel, DEFAULT_COST_MODEL, type Plan, plan } from "./schedule.js";
 import type {
   ExecutableBlock,
@@ -274,8 +274,13 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     }
     const t1 = performance.now();
     const cpu = process.cpuUsage(cpu0);
-    const receipts = outcomes.map((o, i) => toReceipt(hashes[i]!, block.height, i, o));
-    const result = buildResultFromKeys(block.height, this.root, written, value, receipts);
+    // Receipts are encoded by the store straight from the outcomes (result.outcomesOf); Receipt
+    // messages are built only if someone reads result.receipts.
+    const result = buildResultFromKeys(block.height, this.root, written, value, {
+      height: block.height,
+      hashes,
+      outcomes,
+    });
     // Keys this block wrote stay pinned in the cache until the store holds the block.
     if (this.hasSource) this.unpersisted.push({ height: block.height, writes: pins ?? new Set(written) });
     const t2 = performance.now();

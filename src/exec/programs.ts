@@ -110,6 +110,8 @@ export function declaresRead(tx: DecodedTx, key: string): boolean {
 }
 
 interface SenderKeys {
+  /** The public key (a copy). */
+  publicKey: Uint8Array;
   sender: Uint8Array;
   senderKey: string;
   recentKey: string;
@@ -120,26 +122,67 @@ interface SenderKeys {
 /**
  * Public key -> address and key strings. A pure cache (the same key always maps to the same
  * address), so it cannot change results; it saves a SHA-256 and two key builds per transaction
- * from a returning sender. Cleared when full.
+ * from a returning sender. Looked up by the key's first 30 bits (a small-integer Map key: no
+ * string built per transaction), confirmed by comparing the whole key; the rare second key with
+ * the same first bits goes to a map by the whole key. Cleared when full.
  */
-const senderCache = new Map<string, SenderKeys>();
+const senderCache = new Map<number, SenderKeys>();
+const senderCollisions = new Map<string, SenderKeys>();
 const SENDER_CACHE_MAX = 1 << 20;
 
+function newSenderKeys(publicKey: Uint8Array, address: Uint8Array | undefined): SenderKeys {
+  // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
+  // A caller that already derived it (the mempool) passes it in.
+  const sender =
+    address !== undefined && address.length === ADDRESS_LENGTH
+      ? address
+      : new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
+  return {
+    publicKey: publicKey.slice(),
+    sender,
+    senderKey: accountKeyStr20(sender),
+    recentKey: keyStr(recentTxsKey(sender)),
+  };
+}
+
 function senderKeys(publicKey: Uint8Array, address?: Uint8Array): SenderKeys {
-  const id = keyStr(publicKey);
-  let k = senderCache.get(id);
-  if (k === undefined) {
-    // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
-    // A caller that already derived it (the mempool) passes it in.
-    const sender =
-      address !== undefined && address.length === ADDRESS_LENGTH
-        ? address
-        : new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
-    k = { sender, senderKey: keyStr(accountKey(sender)), recentKey: keyStr(recentTxsKey(sender)) };
-    if (senderCache.size >= SENDER_CACHE_MAX) senderCache.clear();
-    senderCache.set(id, k);
+  // Public keys are 32 bytes (checked by the caller) and uniformly random in their first bytes.
+  const id = (publicKey[0]! << 22) | (publicKey[1]! << 14) | (publicKey[2]! << 6) | (publicKey[3]! >>> 2);
+  const k = senderCache.get(id);
+  if (k !== undefined) {
+    const pk = k.publicKey;
+    let same = true;
+    for (let i = 4; i < PUBLIC_KEY_LENGTH; i++) {
+      if (pk[i] !== publicKey[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same && pk[0] === publicKey[0] && pk[3] === publicKey[3]) return k;
+    const full = keyStr(publicKey);
+    let c = senderCollisions.get(full);
+    if (c === undefined) {
+      c = newSenderKeys(publicKey, address);
+      if (senderCollisions.size >= SENDER_CACHE_MAX) senderCollisions.clear();
+      senderCollisions.set(full, c);
+    }
+    return c;
   }
-  return k;
+  const fresh = newSenderKeys(publicKey, address);
+  if (senderCache.size >= SENDER_CACHE_MAX) senderCache.clear();
+  senderCache.set(id, fresh);
+  return fresh;
+}
+
+/** keyStr(key) for a declared key, reusing the sender's account key string when it is that key. */
+function declaredKeyStr(key: Uint8Array, keys: SenderKeys): string {
+  if (key.length === 1 + ADDRESS_LENGTH && key[0] === StateKeyPrefix.account) {
+    const a = keys.sender;
+    let i = 0;
+    while (i < ADDRESS_LENGTH && key[i + 1] === a[i]) i++;
+    if (i === ADDRESS_LENGTH) return keys.senderKey;
+  }
+  return keyStr(key);
 }
 
 /**
@@ -165,11 +208,11 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx)
     const aw = tx.access.writes;
     if (ar.length > 0) {
       reads = new Array(ar.length);
-      for (let i = 0; i < ar.length; i++) reads[i] = keyStr(ar[i]!);
+      for (let i = 0; i < ar.length; i++) reads[i] = declaredKeyStr(ar[i]!, keys);
     }
     if (aw.length > 0) {
       writes = new Array(aw.length);
-      for (let i = 0; i < aw.length; i++) writes[i] = keyStr(aw[i]!);
+      for (let i = 0; i < aw.length; i++) writes[i] = declaredKeyStr(aw[i]!, keys);
     }
   }
   return { keys, hash, body: tx, sender, senderKey, recentKey, reads, writes };
@@ -180,16 +223,58 @@ const ACCOUNT_PREFIX = String.fromCharCode(StateKeyPrefix.account);
 
 /** The receipt events of a successful transfer (one place for the generic and the fast path). */
 function transferEvents(tx: DecodedTx, to: Uint8Array, amount: string): OutcomeEvent[] {
+  return transferEventsOf(senderHex(tx), to, amount);
+}
+
+function transferEventsOf(fromHex: string, to: Uint8Array, amount: string): OutcomeEvent[] {
   return [
     {
       kind: "bank.transfer",
       attrs: [
-        ["from", senderHex(tx)],
+        ["from", fromHex],
         ["to", hex(to)],
         ["amount", amount],
       ],
     },
   ];
+}
+
+/**
+ * The outcome of a transfer that succeeded on the hot path (applyTxFast), without its event:
+ * `events` is built on first read (a receipt someone asks for, the lane wire, tests), and the
+ * block's receipts value is encoded straight from `from`, `to` and `amount`
+ * (storage/execLog.ts#encodeBlockReceipts): no hex strings, arrays or objects per transfer.
+ * Reads as the plain outcome { status: OK, gasUsed, error: "", events } of the generic path.
+ */
+export class TransferOk implements TxOutcome {
+  readonly status: TxStatus = TxStatus.OK;
+  readonly gasUsed: number = TRANSFER_GAS;
+  readonly error: string = "";
+  private built: OutcomeEvent[] | undefined = undefined;
+  constructor(
+    private readonly keys: SenderKeys | undefined,
+    /** The sender's 20-byte address. */
+    readonly from: Uint8Array,
+    /** The recipient's 20-byte address. */
+    readonly to: Uint8Array,
+    /** Canonical decimal. */
+    readonly amount: string,
+  ) {}
+  get events(): OutcomeEvent[] {
+    if (this.built === undefined) {
+      let fromHex: string;
+      if (this.keys !== undefined) {
+        this.keys.hex ??= hex(this.keys.sender);
+        fromHex = this.keys.hex;
+      } else fromHex = hex(this.from);
+      this.built = transferEventsOf(fromHex, this.to, this.amount);
+    }
+    return this.built;
+  }
+  /** The plain-object form (what the generic path returns). */
+  toJSON(): TxOutcome {
+    return { status: this.status, gasUsed: this.gasUsed, error: this.error, events: this.events };
+  }
 }
 
 function senderHex(tx: DecodedTx): string {
@@ -245,6 +330,36 @@ export function nextRecentRecord(prev: Uint8Array | null, nonce: bigint, hash: U
   out[6] = (lo >>> 8) & 255;
   out[7] = lo & 255;
   out.set(hash.subarray(0, 32), 8);
+  if (keep > 0) out.set(prev!.subarray(8, 8 + 32 * keep), 40);
+  return out;
+}
+
+/**
+ * nextRecentRecord for a nonce below 2^53 given as a number (the transfer hot path): the same
+ * bytes, without BigInt arithmetic.
+ */
+export function nextRecentRecordSmall(prev: Uint8Array | null, nonce: number, hash: Uint8Array): Uint8Array {
+  let keep = 0;
+  if (prev !== null && prev.length >= 40 && nonce >= 1) {
+    const p = nonce - 1;
+    const plo = p % 0x1_0000_0000;
+    const phi = (p - plo) / 0x1_0000_0000;
+    const hi = ((prev[0]! << 24) | (prev[1]! << 16) | (prev[2]! << 8) | prev[3]!) >>> 0;
+    const lo = ((prev[4]! << 24) | (prev[5]! << 16) | (prev[6]! << 8) | prev[7]!) >>> 0;
+    if (hi === phi && lo === plo) keep = Math.min((prev.length - 8) >>> 5, RECENT_TXS - 1);
+  }
+  const out = new Uint8Array(40 + 32 * keep);
+  const lo = nonce % 0x1_0000_0000;
+  const hi = (nonce - lo) / 0x1_0000_0000;
+  out[0] = hi >>> 24;
+  out[1] = (hi >>> 16) & 255;
+  out[2] = (hi >>> 8) & 255;
+  out[3] = hi & 255;
+  out[4] = lo >>> 24;
+  out[5] = (lo >>> 16) & 255;
+  out[6] = (lo >>> 8) & 255;
+  out[7] = lo & 255;
+  for (let i = 0; i < 32; i++) out[8 + i] = hash[i]!;
   if (keep > 0) out.set(prev!.subarray(8, 8 + 32 * keep), 40);
   return out;
 }
@@ -530,7 +645,26 @@ function accountKeyStr20(address: Uint8Array): string {
   return String.fromCharCode.apply(null, acctScratch);
 }
 
+/**
+ * The declared write key string of `address`'s account (so readable and writable), or null when
+ * the access list's writes do not hold it (the BigInt frame then reports the violation). Compares
+ * the declared bytes: no key string built per transfer.
+ */
+function declaredAccountKey(tx: DecodedTx, address: Uint8Array): string | null {
+  const aw = tx.body.access?.writes;
+  if (aw === undefined || aw.length !== tx.writes.length) return null;
+  for (let w = 0; w < aw.length; w++) {
+    const k = aw[w]!;
+    if (k.length !== 1 + ADDRESS_LENGTH || k[0] !== StateKeyPrefix.account) continue;
+    let i = 0;
+    while (i < ADDRESS_LENGTH && k[i + 1] === address[i]) i++;
+    if (i === ADDRESS_LENGTH) return tx.writes[w]!;
+  }
+  return null;
+}
+
 const TRANSFER_GAS = GAS.base + GAS.transfer;
+const TRANSFER_GAS_BIG = BigInt(TRANSFER_GAS);
 
 function failed(gasUsed: number, error: string): TxOutcome {
   return { status: TxStatus.FAILED, gasUsed, error, events: [] };
@@ -584,12 +718,13 @@ function transferSmall(
   fees: FeeTotal,
 ): TxOutcome | null {
   const body = tx.body;
-  if (body.gasLimit !== 0n && body.gasLimit < BigInt(TRANSFER_GAS)) return null;
+  if (body.gasLimit !== 0n && body.gasLimit < TRANSFER_GAS_BIG) return null;
   if (to.length !== ADDRESS_LENGTH) return null;
   const sv = view.get(tx.senderKey);
   if (sv === null || !isSmallAccount(sv)) return null;
   const nonce = smallNonce(sv);
-  if (body.nonce !== BigInt(nonce)) return null;
+  // nonce < 2^53, so equal doubles mean equal integers (a larger body nonce never rounds to it).
+  if (Number(body.nonce) !== nonce) return null;
   const price = body.fee === "" ? 0 : smallDecimal(body.fee, 9);
   if (price < 0) return null;
   const fee = TRANSFER_GAS * price;
@@ -597,8 +732,8 @@ function transferSmall(
   if (amount < 0) return null;
   const balance = smallBalance(sv);
   if (fee > balance || balance - fee < amount) return null;
-  const toKey = accountKeyStr20(to);
-  if (toKey === tx.senderKey || !declaresRead(tx, toKey) || !declaresWrite(tx, toKey)) return null;
+  const toKey = declaredAccountKey(tx, to);
+  if (toKey === null || toKey === tx.senderKey) return null;
   const dv = view.get(toKey);
   let destNonce = 0;
   let destBalance = 0;
@@ -609,17 +744,12 @@ function transferSmall(
   }
   if (destBalance + amount > MAX_SAFE) return null;
   // Same writes, in the same order, as the frame and the program.
-  view.set(tx.recentKey, nextRecentRecord(view.get(tx.recentKey), body.nonce, tx.hash));
+  view.set(tx.recentKey, nextRecentRecordSmall(view.get(tx.recentKey), nonce, tx.hash));
   view.set(tx.senderKey, encodeAccountSmall(nonce + 1, balance - fee - amount));
   view.set(toKey, encodeAccountSmall(destNonce, destBalance + amount));
   if (fee > 0) fees.total += BigInt(fee);
-  return {
-    status: TxStatus.OK,
-    gasUsed: TRANSFER_GAS,
-    error: "",
-    // amountText is canonical here, so it is BigInt(amountText).toString().
-    events: transferEvents(tx, to, amountText),
-  };
+  // amountText is canonical here, so it is BigInt(amountText).toString().
+  return new TransferOk(tx.keys, tx.sender, to, amountText);
 }
 
 /** The transfer frame and program with BigInt arithmetic (every case). */

@@ -152,18 +152,80 @@ export function writeSetLogOf(r: ExecutionResult): Uint8Array | undefined {
   return encodedLogs.get(r);
 }
 
+/** What a block's receipts are made of: per tx, its hash and outcome (block order). */
+export interface BlockOutcomes {
+  height: bigint;
+  hashes: readonly Hash[];
+  outcomes: readonly TxOutcome[];
+}
+
+const blockOutcomes = new WeakMap<ExecutionResult, BlockOutcomes>();
+
+/**
+ * The outcomes a result's receipts are built from, when the executor kept them (the parallel
+ * executor): the store encodes its receipts value straight from them (storage/execLog.ts), and
+ * `result.receipts` (Receipt messages) is only built if someone reads it.
+ */
+export function outcomesOf(r: ExecutionResult): BlockOutcomes | undefined {
+  return blockOutcomes.get(r);
+}
+
+/**
+ * Defines `name` on `obj` as an enumerable property computed on first read (then a plain data
+ * property): results read like plain objects (deepEqual, spreading) but pay only for what is read.
+ */
+function lazyProperty<T>(obj: object, name: string, make: () => T): void {
+  const settle = (value: T) =>
+    Object.defineProperty(obj, name, { value, writable: true, enumerable: true, configurable: true });
+  Object.defineProperty(obj, name, {
+    enumerable: true,
+    configurable: true,
+    get: () => {
+      const v = make();
+      settle(v);
+      return v;
+    },
+    set: settle,
+  });
+}
+
+/** The entries of a write-set log as StateWrites (views into the log). */
+function writeSetFromLog(log: Uint8Array): StateWrite[] {
+  const dv = new DataView(log.buffer, log.byteOffset, log.byteLength);
+  const n = dv.getUint32(0);
+  const out: StateWrite[] = new Array(n);
+  let o = 4;
+  for (let i = 0; i < n; i++) {
+    const kl = dv.getUint16(o);
+    // Plain Uint8Array views (not Buffer subarrays): the write set's documented type.
+    const key = new Uint8Array(log.buffer, log.byteOffset + o + 2, kl);
+    o += 2 + kl;
+    if (log[o] === 0) {
+      out[i] = { key, value: null };
+      o++;
+    } else {
+      const vl = dv.getUint32(o + 1);
+      out[i] = { key, value: new Uint8Array(log.buffer, log.byteOffset + o + 5, vl) };
+      o += 5 + vl;
+    }
+  }
+  return out;
+}
+
 /**
  * buildResult from the keys a block wrote (in any order, repeats allowed) and a lookup of each
  * key's final value: the inline path writes through to its cache and keeps no map of its own.
  * One pass over the sorted keys fills the state-root hash input and the write-set log the store
- * persists; the write set's keys are views into the log (no key array per entry).
+ * persists. The write set (views into the log) is built only when read: the store persists the
+ * log as is. Given the block's outcomes instead of receipts, the receipts are built only when
+ * read too (see outcomesOf).
  */
 export function buildResultFromKeys(
   height: bigint,
   previousRoot: Hash,
   written: string[],
   value: (key: string) => Uint8Array | null,
-  receipts: Receipt[],
+  receipts: Receipt[] | BlockOutcomes,
 ): ExecutionResult {
   const sorted = sortKeys(written);
   let n = 0;
@@ -176,14 +238,18 @@ export function buildResultFromKeys(
   let payload = 0;
   for (let i = 0; i < n; i++) {
     const k = sorted[i]!;
-    if (k.length > 0xffff) return buildResultSlow(height, previousRoot, sorted, value, receipts);
+    if (k.length > 0xffff) {
+      const list = Array.isArray(receipts) ? receipts : receiptsOf(receipts);
+      return buildResultSlow(height, previousRoot, sorted, value, list);
+    }
     const v = value(k);
     values[i] = v;
     payload += k.length + 1 + (v === null ? 0 : 4 + v.length);
   }
-  // Own ArrayBuffers (never the shared pool): the log is kept until it is folded.
-  const log = Buffer.alloc(4 + 2 * n + payload);
-  const hashInput = Buffer.alloc(TAG_WRITE_SET.length + 4 + 4 * n + payload);
+  // Own ArrayBuffers (never the shared pool: the log is kept until it is folded), not zeroed:
+  // every byte is written below.
+  const log = Buffer.allocUnsafeSlow(4 + 2 * n + payload);
+  const hashInput = Buffer.allocUnsafeSlow(TAG_WRITE_SET.length + 4 + 4 * n + payload);
   const ldv = new DataView(log.buffer, log.byteOffset, log.byteLength);
   const hdv = new DataView(hashInput.buffer, hashInput.byteOffset, hashInput.byteLength);
   ldv.setUint32(0, n);
@@ -192,7 +258,6 @@ export function buildResultFromKeys(
   hdv.setUint32(h, n);
   h += 4;
   let o = 4;
-  const writeSet: StateWrite[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const k = sorted[i]!;
     const kl = k.length;
@@ -200,10 +265,12 @@ export function buildResultFromKeys(
     hdv.setUint32(h, kl);
     o += 2;
     h += 4;
-    // Binary strings are latin1 (one char per byte): a native copy each.
-    log.write(k, o, kl, "latin1");
-    hashInput.write(k, h, kl, "latin1");
-    const key = new Uint8Array(log.buffer, log.byteOffset + o, kl);
+    // Binary strings (one char per byte); state keys are ~21 bytes: a loop beats a native write.
+    for (let c = 0; c < kl; c++) {
+      const b = k.charCodeAt(c);
+      log[o + c] = b;
+      hashInput[h + c] = b;
+    }
     o += kl;
     h += kl;
     const v = values[i]!;
@@ -211,21 +278,44 @@ export function buildResultFromKeys(
       log[o++] = 0;
       hashInput[h++] = 0;
     } else {
+      const vl = v.length;
       log[o] = 1;
       hashInput[h] = 1;
-      ldv.setUint32(o + 1, v.length);
-      hdv.setUint32(h + 1, v.length);
-      log.set(v, o + 5);
-      hashInput.set(v, h + 5);
-      o += 5 + v.length;
-      h += 5 + v.length;
+      ldv.setUint32(o + 1, vl);
+      hdv.setUint32(h + 1, vl);
+      o += 5;
+      h += 5;
+      if (vl <= 64) {
+        for (let c = 0; c < vl; c++) {
+          const b = v[c]!;
+          log[o + c] = b;
+          hashInput[h + c] = b;
+        }
+      } else {
+        log.set(v, o);
+        hashInput.set(v, h);
+      }
+      o += vl;
+      h += vl;
     }
-    writeSet[i] = { key, value: v };
   }
   const stateRoot = sha256(concatBytes(TAG_STATE_ROOT, previousRoot, sha256(hashInput)));
-  const result: ExecutionResult = { height, writeSet, receipts, stateRoot };
+  const result = { height, stateRoot } as ExecutionResult;
+  lazyProperty(result, "writeSet", () => writeSetFromLog(log));
+  if (Array.isArray(receipts)) result.receipts = receipts;
+  else {
+    lazyProperty(result, "receipts", () => receiptsOf(receipts));
+    blockOutcomes.set(result, receipts);
+  }
   encodedLogs.set(result, log);
   return result;
+}
+
+function receiptsOf(b: BlockOutcomes): Receipt[] {
+  const n = b.outcomes.length;
+  const out: Receipt[] = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = toReceipt(b.hashes[i]!, b.height, i, b.outcomes[i]!);
+  return out;
 }
 
 /** Keys too long for the log's u16 length (none exist today): the generic path. */

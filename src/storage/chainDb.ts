@@ -3,7 +3,7 @@
 // execution batch (not synced: recovery re-executes from committed blocks) after execution.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { consumedNonce } from "../exec/programs.js";
-import { writeSetLogOf } from "../exec/result.js";
+import { outcomesOf, writeSetLogOf } from "../exec/result.js";
 import type { ExecutionResult, StateWrite } from "../exec/types.js";
 import { type CheckpointCertificate, CheckpointCertificateSchema } from "../gen/parabft/v1/consensus_pb.js";
 import {
@@ -22,6 +22,7 @@ import { StorageError } from "./errors.js";
 import {
   decodeReceiptAt,
   decodeWriteSetLog,
+  encodeBlockReceipts,
   encodeReceipts,
   encodeWriteSetLog,
   logLookup,
@@ -435,7 +436,7 @@ export class ChainDb {
       {
         type: "put",
         key: heightKey(Bucket.blockReceipts, result.height),
-        value: encodeReceipts(result.receipts),
+        value: receiptsValue(result),
       },
       { type: "put", key: META_EXECUTED, value: u64be(result.height) },
       { type: "put", key: META_STATE_ROOT, value: result.stateRoot },
@@ -772,4 +773,10 @@ async function checkExecLayout(db: Db, dir: string): Promise<void> {
 /** Builds a certificate record for tests and genesis tooling. */
 export function emptyCommitCertificate(height: bigint, epoch: bigint, digest: Hash): CommitCertificate {
   return create(CommitCertificateSchema, { height, epoch, blockDigest: digest, signatures: [] });
+}
+
+/** A block's receipts value: straight from the executor's outcomes when it kept them (same bytes). */
+function receiptsValue(result: ExecutionResult): Buffer {
+  const src = outcomesOf(result);
+  return src !== undefined ? encodeBlockReceipts(src) : encodeReceipts(result.receipts);
 }

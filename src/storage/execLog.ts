@@ -9,6 +9,8 @@
 //                  entry: txHash(32) ‖ u8 status ‖ u64 gasUsed ‖ str error ‖ u8 nEvents ‖
 //                  per event: str kind ‖ u8 nAttrs ‖ per attribute: str key ‖ str value
 //                  (str: u32 byteLength ‖ UTF-8)
+import { TransferOk } from "../exec/programs.js";
+import { type BlockOutcomes, toReceipt } from "../exec/result.js";
 import type { StateWrite } from "../exec/types.js";
 import type { Receipt, TxEvent, TxStatus } from "../gen/parabft/v1/types_pb.js";
 import { StorageError } from "./errors.js";
@@ -103,40 +105,138 @@ class Writer {
 
 export function encodeReceipts(receipts: readonly Receipt[]): Buffer {
   const n = receipts.length;
+  const w = receiptsWriter(n);
+  const offsets = new Array<number>(n + 1);
+  for (let i = 0; i < n; i++) {
+    offsets[i] = w.off;
+    writeReceipt(w, receipts[i]!);
+  }
+  return finishReceipts(w, offsets);
+}
+
+/**
+ * The same value as encodeReceipts(receipts built from the outcomes), encoded straight from the
+ * block's outcomes: a hot-path transfer (TransferOk) is written from its addresses and amount
+ * (hex digits written byte by byte), with no Receipt, event or string built; any other outcome
+ * goes through toReceipt.
+ */
+export function encodeBlockReceipts(b: BlockOutcomes): Buffer {
+  const n = b.outcomes.length;
+  const w = receiptsWriter(n);
+  const offsets = new Array<number>(n + 1);
+  for (let i = 0; i < n; i++) {
+    offsets[i] = w.off;
+    const o = b.outcomes[i]!;
+    const hash = b.hashes[i]!;
+    if (o instanceof TransferOk && o.from.length === 20 && o.to.length === 20 && o.amount.length <= 64) {
+      writeTransferOk(w, hash, o);
+    } else writeReceipt(w, toReceipt(hash, b.height, i, o));
+  }
+  return finishReceipts(w, offsets);
+}
+
+function receiptsWriter(n: number): Writer {
   // A transfer's receipt takes about 200 bytes: start big enough that the buffer rarely grows.
   const w = new Writer(8 + 4 * n + 224 * n);
   w.buf.writeUInt32BE(n, 0);
   w.off = 4 + 4 * (n + 1);
-  const offsets = new Array<number>(n + 1);
-  for (let i = 0; i < n; i++) {
-    const r = receipts[i]!;
-    offsets[i] = w.off;
-    w.ensure(32 + 1 + 8);
-    w.buf.set(r.txHash.subarray(0, 32), w.off);
-    w.buf[w.off + 32] = r.status;
-    w.buf.writeBigUInt64BE(r.gasUsed, w.off + 33);
-    w.off += 41;
-    w.str(r.error);
-    w.ensure(1);
-    w.buf[w.off++] = r.events.length;
-    for (const e of r.events) {
-      w.str(e.kind);
-      // for-in over the record (no entries array per event); the count is patched in after.
-      const attrs = e.attributes;
-      w.ensure(1);
-      const countAt = w.off++;
-      let na = 0;
-      for (const k in attrs) {
-        w.str(k);
-        w.str(attrs[k]!);
-        na++;
-      }
-      w.buf[countAt] = na;
-    }
-  }
+  return w;
+}
+
+function finishReceipts(w: Writer, offsets: number[]): Buffer {
+  const n = offsets.length - 1;
   offsets[n] = w.off;
   for (let i = 0; i <= n; i++) w.buf.writeUInt32BE(offsets[i]!, 4 + 4 * i);
   return w.buf.subarray(0, w.off);
+}
+
+function writeReceipt(w: Writer, r: Receipt): void {
+  w.ensure(32 + 1 + 8);
+  w.buf.set(r.txHash.subarray(0, 32), w.off);
+  w.buf[w.off + 32] = r.status;
+  w.buf.writeBigUInt64BE(r.gasUsed, w.off + 33);
+  w.off += 41;
+  w.str(r.error);
+  w.ensure(1);
+  w.buf[w.off++] = r.events.length;
+  for (const e of r.events) {
+    w.str(e.kind);
+    // for-in over the record (no entries array per event); the count is patched in after.
+    const attrs = e.attributes;
+    w.ensure(1);
+    const countAt = w.off++;
+    let na = 0;
+    for (const k in attrs) {
+      w.str(k);
+      w.str(attrs[k]!);
+      na++;
+    }
+    w.buf[countAt] = na;
+  }
+}
+
+/** The bytes of `s` (ASCII) as u32 length ‖ bytes. */
+function strBytes(s: string): Buffer {
+  const b = Buffer.alloc(4 + s.length);
+  b.writeUInt32BE(s.length, 0);
+  b.write(s, 4, "latin1");
+  return b;
+}
+
+// A successful transfer's entry after the hash, status and gasUsed: error "" ‖ 1 event ‖
+// "bank.transfer" ‖ 3 attributes ‖ "from" ‖ len 40 (then the hex) | "to" ‖ len 40 | "amount".
+const TRANSFER_HEAD = Buffer.concat([
+  Uint8Array.of(0, 0, 0, 0, 1),
+  strBytes("bank.transfer"),
+  Uint8Array.of(3),
+  strBytes("from"),
+  Uint8Array.of(0, 0, 0, 40),
+]);
+const TRANSFER_TO = Buffer.concat([strBytes("to"), Uint8Array.of(0, 0, 0, 40)]);
+const TRANSFER_AMOUNT = strBytes("amount");
+/** HEX_DIGITS[2b], HEX_DIGITS[2b + 1]: the lower-case hex digits of byte b, as char codes. */
+const HEX_DIGITS = new Uint8Array(512);
+for (let b = 0; b < 256; b++) {
+  const h = b.toString(16).padStart(2, "0");
+  HEX_DIGITS[2 * b] = h.charCodeAt(0);
+  HEX_DIGITS[2 * b + 1] = h.charCodeAt(1);
+}
+
+function writeHex20(buf: Buffer, at: number, bytes: Uint8Array): void {
+  for (let i = 0; i < 20; i++) {
+    const b = bytes[i]! << 1;
+    buf[at + 2 * i] = HEX_DIGITS[b]!;
+    buf[at + 2 * i + 1] = HEX_DIGITS[b + 1]!;
+  }
+}
+
+function writeTransferOk(w: Writer, hash: Uint8Array, o: TransferOk): void {
+  const amount = o.amount;
+  w.ensure(
+    41 + TRANSFER_HEAD.length + 40 + TRANSFER_TO.length + 40 + TRANSFER_AMOUNT.length + 4 + amount.length,
+  );
+  const buf = w.buf;
+  let at = w.off;
+  for (let i = 0; i < 32; i++) buf[at + i] = hash[i]!;
+  buf[at + 32] = o.status;
+  buf.writeUInt32BE(0, at + 33);
+  buf.writeUInt32BE(o.gasUsed, at + 37);
+  at += 41;
+  TRANSFER_HEAD.copy(buf, at);
+  at += TRANSFER_HEAD.length;
+  writeHex20(buf, at, o.from);
+  at += 40;
+  TRANSFER_TO.copy(buf, at);
+  at += TRANSFER_TO.length;
+  writeHex20(buf, at, o.to);
+  at += 40;
+  TRANSFER_AMOUNT.copy(buf, at);
+  at += TRANSFER_AMOUNT.length;
+  buf.writeUInt32BE(amount.length, at);
+  at += 4;
+  // A canonical decimal: ASCII digits.
+  for (let i = 0; i < amount.length; i++) buf[at + i] = amount.charCodeAt(i);
+  w.off = at + amount.length;
 }
 
 /** Receipt `index` of a block's receipts value; undefined when out of range. */

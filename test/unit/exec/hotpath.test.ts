@@ -2,23 +2,34 @@
 // generic frame (applyTx) on every edge a transfer has, and blocks handed over pre-decoded (the
 // node reuses the mempool's bodies) against the same blocks decoded by execution.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { keyStr } from "../../../src/exec/codec.js";
 import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
 import { applyTx, applyTxFast, decodeTx, type FeeTotal, type StateView } from "../../../src/exec/programs.js";
 import { hashBody, initFromResult, ReferenceExecutor, stateMap } from "../../../src/exec/reference.js";
-import { writeSetLogOf } from "../../../src/exec/result.js";
+import { outcomesOf, writeSetLogOf } from "../../../src/exec/result.js";
 import type { ExecutableBlock } from "../../../src/exec/types.js";
-import { buildTx, genesisFor, makeAccounts, NonceBook, Rng, transferTx } from "../../../src/exec/workload.js";
+import {
+  buildTx,
+  computeTx,
+  genesisFor,
+  kvPutTx,
+  makeAccounts,
+  NonceBook,
+  Rng,
+  swapTx,
+  transferTx,
+} from "../../../src/exec/workload.js";
 import {
   type SignedTx,
   SignedTxSchema,
   TxBodySchema,
   TxStatus,
 } from "../../../src/gen/parabft/v1/types_pb.js";
-import { encodeWriteSetLog } from "../../../src/storage/execLog.js";
+import { encodeBlockReceipts, encodeReceipts, encodeWriteSetLog } from "../../../src/storage/execLog.js";
 import { accountKey } from "../../../src/types/stateKeys.js";
 
 const accts = makeAccounts(4, 13);
@@ -45,7 +56,9 @@ function both(tx: SignedTx, state: Map<string, Uint8Array | null>) {
     const fees: FeeTotal = { total: 0n };
     const d = decodeTx(tx.body, hashBody(tx.body));
     assert.ok(d);
-    const outcome = f(view, d, fees);
+    const o = f(view, d, fees);
+    // As a receipt reads it (a hot-path success is a TransferOk whose event is built on read).
+    const outcome = { status: o.status, gasUsed: o.gasUsed, error: o.error, events: o.events };
     // Last value wins: the write set a block would get.
     const final = new Map(writes);
     return { outcome, writes: [...final].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), fees: fees.total };
@@ -246,6 +259,92 @@ describe("decode once: a block handed over pre-decoded executes exactly as one d
     } finally {
       await plain.close();
       await pre.close();
+    }
+  });
+});
+
+describe("receipts encoded straight from the outcomes", () => {
+  it("are the bytes of the Receipt messages, for every kind of outcome, inline and on workers", async () => {
+    const many = makeAccounts(30, 8);
+    const genesis = buildGenesis(genesisFor(many, 1_000_000_000n, ["p"]));
+    const rng = new Rng(11);
+    const nonces = new NonceBook();
+    const blocks: ExecutableBlock[] = [];
+    for (let h = 1n; h <= 2n; h++) {
+      const txs: SignedTx[] = [];
+      for (let i = 0; i < 120; i++) {
+        const a = many[rng.int(many.length)]!;
+        const to = many[rng.int(many.length)]!.address;
+        switch (i % 8) {
+          case 0: // more than the balance: INSUFFICIENT_FUNDS
+            txs.push(transferTx(a, nonces.take(a), to, 10n ** 12n));
+            break;
+          case 1:
+            txs.push(swapTx(a, nonces.take(a), "p", rng.int(2) === 0, 1_000n));
+            break;
+          case 2:
+            txs.push(computeTx(a, nonces.take(a), 3));
+            break;
+          case 3:
+            txs.push(kvPutTx(a, nonces.take(a), Uint8Array.of(i), Uint8Array.of(1, 2, 3)));
+            break;
+          case 4: // a re-inclusion of the previous tx: DUPLICATE (or BAD_NONCE)
+            txs.push(txs[i - 1]!);
+            break;
+          case 5: // a big amount (the BigInt frame) to oneself
+            txs.push(transferTx(a, nonces.take(a), a.address, 2n ** 60n));
+            break;
+          default:
+            txs.push(transferTx(a, nonces.take(a), to, BigInt(rng.int(10_000))));
+        }
+      }
+      blocks.push({ height: h, timestampMs: h, txs, txHashes: txs.map((t) => hashBody(t.body)) });
+    }
+    for (const mode of ["never", "always"] as const) {
+      const ex = new ParallelExecutor(initFromResult(genesis), { workers: 2, mode });
+      const ref = new ReferenceExecutor(initFromResult(genesis));
+      try {
+        const statuses = new Set<string>();
+        for (const b of blocks) {
+          const p = await ex.executeBlock(b);
+          const r = await ref.executeBlock(b);
+          const src = outcomesOf(p);
+          assert.ok(src, "the parallel executor keeps the outcomes");
+          const fromOutcomes = encodeBlockReceipts(src);
+          assert.ok(fromOutcomes.equals(encodeReceipts(r.receipts)), `${mode}: height ${b.height}`);
+          assert.ok(fromOutcomes.equals(encodeReceipts(p.receipts)));
+          for (const x of r.receipts) {
+            statuses.add(TxStatus[x.status]);
+            for (const e of x.events) statuses.add(e.kind);
+          }
+        }
+        // The blocks exercise successes, failures and duplicates, not only the transfer hot path.
+        for (const s of ["OK", "FAILED", "DUPLICATE", "bank.transfer", "amm.swap", "compute.work"])
+          assert.ok(statuses.has(s), `${s} missing: ${[...statuses].join()}`);
+      } finally {
+        await ex.close();
+      }
+    }
+  });
+});
+
+describe("sender cache", () => {
+  it("keys sharing their first bytes keep their own address and key strings", () => {
+    const addressOf = (pk: Uint8Array) => createHash("sha256").update(pk).digest().subarray(0, 20);
+    const keys = [0, 1, 2].map((j) => {
+      const pk = new Uint8Array(32).fill(7);
+      pk[31] = j; // same first 30 bits, different last byte
+      if (j === 2) pk[3] = 7 ^ 1; // differs only in the bits the lookup ignores
+      return pk;
+    });
+    for (let round = 0; round < 2; round++) {
+      for (const pk of keys) {
+        const body = toBinary(TxBodySchema, create(TxBodySchema, { chainId: "t", sender: pk, nonce: 0n }));
+        const d = decodeTx(body, hashBody(body));
+        assert.ok(d);
+        assert.deepEqual([...d.sender], [...addressOf(pk)]);
+        assert.equal(d.senderKey, keyStr(accountKey(addressOf(pk))));
+      }
     }
   });
 });
