@@ -287,9 +287,13 @@ function senderHex(tx: DecodedTx): string {
 /** How many consumed nonces the recent-transactions record remembers (duplicate window). */
 export const RECENT_TXS = 4;
 
+function u32At(v: Uint8Array, off: number): number {
+  return ((v[off]! << 24) | (v[off + 1]! << 16) | (v[off + 2]! << 8) | v[off + 3]!) >>> 0;
+}
+
 function u64At(v: Uint8Array, off: number): bigint {
-  const hi = ((v[off]! << 24) | (v[off + 1]! << 16) | (v[off + 2]! << 8) | v[off + 3]!) >>> 0;
-  const lo = ((v[off + 4]! << 24) | (v[off + 5]! << 16) | (v[off + 6]! << 8) | v[off + 7]!) >>> 0;
+  const hi = u32At(v, off);
+  const lo = u32At(v, off + 4);
   return hi < 0x20_0000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
@@ -306,32 +310,9 @@ export function recentlyConsumed(record: Uint8Array | null, nonce: bigint, hash:
 
 /** The record after `hash` consumed `nonce`: newest first, at most RECENT_TXS hashes. */
 export function nextRecentRecord(prev: Uint8Array | null, nonce: bigint, hash: Uint8Array): Uint8Array {
-  let keep = 0;
-  if (prev !== null && prev.length >= 40 && u64At(prev, 0) === nonce - 1n) {
-    keep = Math.min((prev.length - 8) >>> 5, RECENT_TXS - 1);
-  }
-  const out = new Uint8Array(40 + 32 * keep);
-  let hi: number;
-  let lo: number;
-  if (nonce <= 0x1f_ffff_ffff_ffffn) {
-    const n = Number(nonce);
-    lo = n % 0x1_0000_0000;
-    hi = (n - lo) / 0x1_0000_0000;
-  } else {
-    hi = Number(nonce >> 32n);
-    lo = Number(nonce & 0xffff_ffffn);
-  }
-  out[0] = hi >>> 24;
-  out[1] = (hi >>> 16) & 255;
-  out[2] = (hi >>> 8) & 255;
-  out[3] = hi & 255;
-  out[4] = lo >>> 24;
-  out[5] = (lo >>> 16) & 255;
-  out[6] = (lo >>> 8) & 255;
-  out[7] = lo & 255;
-  out.set(hash.subarray(0, 32), 8);
-  if (keep > 0) out.set(prev!.subarray(8, 8 + 32 * keep), 40);
-  return out;
+  if (nonce <= 0x1f_ffff_ffff_ffffn) return nextRecentRecordSmall(prev, Number(nonce), hash);
+  const keep = prev !== null && prev.length >= 40 && u64At(prev, 0) === nonce - 1n ? kept(prev) : 0;
+  return recentRecord(prev, keep, Number(nonce >> 32n), Number(nonce & 0xffff_ffffn), hash);
 }
 
 /**
@@ -343,14 +324,26 @@ export function nextRecentRecordSmall(prev: Uint8Array | null, nonce: number, ha
   if (prev !== null && prev.length >= 40 && nonce >= 1) {
     const p = nonce - 1;
     const plo = p % 0x1_0000_0000;
-    const phi = (p - plo) / 0x1_0000_0000;
-    const hi = ((prev[0]! << 24) | (prev[1]! << 16) | (prev[2]! << 8) | prev[3]!) >>> 0;
-    const lo = ((prev[4]! << 24) | (prev[5]! << 16) | (prev[6]! << 8) | prev[7]!) >>> 0;
-    if (hi === phi && lo === plo) keep = Math.min((prev.length - 8) >>> 5, RECENT_TXS - 1);
+    if (u32At(prev, 0) === (p - plo) / 0x1_0000_0000 && u32At(prev, 4) === plo) keep = kept(prev);
   }
-  const out = new Uint8Array(40 + 32 * keep);
   const lo = nonce % 0x1_0000_0000;
-  const hi = (nonce - lo) / 0x1_0000_0000;
+  return recentRecord(prev, keep, (nonce - lo) / 0x1_0000_0000, lo, hash);
+}
+
+/** How many of `prev`'s hashes the next record carries on (it adds one: at most RECENT_TXS). */
+function kept(prev: Uint8Array): number {
+  return Math.min((prev.length - 8) >>> 5, RECENT_TXS - 1);
+}
+
+/** The record bytes: the nonce (u64 big-endian as hi, lo), `hash`, then `keep` of prev's hashes. */
+function recentRecord(
+  prev: Uint8Array | null,
+  keep: number,
+  hi: number,
+  lo: number,
+  hash: Uint8Array,
+): Uint8Array {
+  const out = new Uint8Array(40 + 32 * keep);
   out[0] = hi >>> 24;
   out[1] = (hi >>> 16) & 255;
   out[2] = (hi >>> 8) & 255;

@@ -6,7 +6,7 @@
 import { toHex } from "../types/bytes.js";
 import { compareCandidates, elect, memberOf } from "./elect.js";
 import type { StakingEvent } from "./programs.js";
-import { type KeyValue, StakingStore } from "./state.js";
+import { candidateRecord, type KeyValue, StakingStore } from "./state.js";
 import {
   type EpochSnapshot,
   type SetMember,
@@ -123,20 +123,9 @@ export function stakingGenesis(
 ): EpochSnapshot {
   const store = new StakingStore(kv);
   store.putMeta({ epoch: 0n, rules });
-  const records: ValidatorRecord[] = validators.map((g) => ({
-    operator: g.operator.slice(),
-    consensusKey: g.consensusKey.slice(),
-    commissionBps: 0,
-    selfStake: g.selfStake,
-    peerAddress: g.peerAddress,
-    status: ValidatorStatus.candidate,
-    jailedUntil: 0n,
-    registeredEpoch: 0n,
-    tokens: 0n,
-    shares: 0n,
-    doubleSign: null,
-    lateSlashed: 0n,
-  }));
+  const records: ValidatorRecord[] = validators.map((g) =>
+    candidateRecord({ ...g, commissionBps: 0, registeredEpoch: 0n }),
+  );
   for (const v of records) {
     store.putValidator(v);
     store.putOperatorOfKey(v.consensusKey, v.operator);

@@ -15,7 +15,7 @@ import { compareBytes, toHex } from "../types/bytes.js";
 import { U128_MAX } from "./codec.js";
 import { StakingFailure, stakingFail } from "./errors.js";
 import { checkEvidence, ed25519Check, type SignatureCheck } from "./evidence.js";
-import { type KeyValue, StakingStore } from "./state.js";
+import { candidateRecord, type KeyValue, StakingStore } from "./state.js";
 import {
   CONSENSUS_KEY_LENGTH,
   type DelegatorRecord,
@@ -285,20 +285,14 @@ function register(
   const balance = ctx.balance();
   if (balance < selfStake) stakingFail("INSUFFICIENT_FUNDS");
   ctx.setBalance(balance - selfStake);
-  const v: ValidatorRecord = {
-    operator: env.sender.slice(),
-    consensusKey: r.consensusKey.slice(),
+  const v = candidateRecord({
+    operator: env.sender,
+    consensusKey: r.consensusKey,
     commissionBps: r.commissionBps,
     selfStake,
     peerAddress: r.peerAddress,
-    status: ValidatorStatus.candidate,
-    jailedUntil: 0n,
     registeredEpoch: meta.epoch,
-    tokens: 0n,
-    shares: 0n,
-    doubleSign: null,
-    lateSlashed: 0n,
-  };
+  });
   store.putValidator(v);
   store.putOperatorOfKey(v.consensusKey, v.operator);
   registry.push(v.operator);

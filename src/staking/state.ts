@@ -22,7 +22,31 @@ import {
   rulesFrom,
   type StakingMeta,
   type ValidatorRecord,
+  ValidatorStatus,
 } from "./types.js";
+
+/** A validator as it enters the registry (genesis or RegisterValidator): a candidate, no votes yet. */
+export function candidateRecord(
+  r: Pick<
+    ValidatorRecord,
+    "operator" | "consensusKey" | "commissionBps" | "selfStake" | "peerAddress" | "registeredEpoch"
+  >,
+): ValidatorRecord {
+  return {
+    operator: r.operator.slice(),
+    consensusKey: r.consensusKey.slice(),
+    commissionBps: r.commissionBps,
+    selfStake: r.selfStake,
+    peerAddress: r.peerAddress,
+    status: ValidatorStatus.candidate,
+    jailedUntil: 0n,
+    registeredEpoch: r.registeredEpoch,
+    tokens: 0n,
+    shares: 0n,
+    doubleSign: null,
+    lateSlashed: 0n,
+  };
+}
 
 /** The executor's window: binary-string keys, null = absent. */
 export interface KeyValue {

@@ -3,7 +3,7 @@
 // so the election at B(0) brings it in. Returns the reference executor over that state at height 0.
 import { ReferenceExecutor } from "../../../src/exec/reference.js";
 import { ZERO_ROOT } from "../../../src/exec/result.js";
-import { StakingStore, stakingGenesis, ValidatorStatus } from "../../../src/staking/index.js";
+import { candidateRecord, StakingStore, stakingGenesis } from "../../../src/staking/index.js";
 import { addressOf } from "../../../src/types/block.js";
 import { toHex } from "../../../src/types/bytes.js";
 import { testRules } from "../../property/stakingGen.js";
@@ -29,20 +29,16 @@ export function chainWithCandidate(
   );
   const st = new StakingStore(kv);
   const op = addressOf(keys[4]!.publicKey);
-  st.putValidator({
-    operator: op,
-    consensusKey: keys[4]!.publicKey,
-    commissionBps: 0,
-    selfStake: 9000n,
-    peerAddress: "127.0.0.1:7004",
-    status: ValidatorStatus.candidate,
-    jailedUntil: 0n,
-    registeredEpoch: 0n,
-    tokens: 0n,
-    shares: 0n,
-    doubleSign: null,
-    lateSlashed: 0n,
-  });
+  st.putValidator(
+    candidateRecord({
+      operator: op,
+      consensusKey: keys[4]!.publicKey,
+      commissionBps: 0,
+      selfStake: 9000n,
+      peerAddress: "127.0.0.1:7004",
+      registeredEpoch: 0n,
+    }),
+  );
   st.putOperatorOfKey(keys[4]!.publicKey, op);
   st.putRegistry([...st.registry(), op].sort((a, b) => (toHex(a) < toHex(b) ? -1 : 1)));
   return new ReferenceExecutor({ height: 0n, stateRoot: ZERO_ROOT, state }, { epochHook: { epochLength } });
