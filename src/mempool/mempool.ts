@@ -935,15 +935,8 @@ export class Mempool {
   markDelivered(hashes: readonly (Hash | string)[], height: bigint): void {
     const hexes = hashes.map((h) => (typeof h === "string" ? h : toHex(h)));
     this.flights.markDelivered(hexes, height);
-    if (this.setInFlight(hexes, true) === hexes.length) return;
     // Entries already in flight changed only their delivered mark, which reap() reads: recount.
-    const touched = new Set<SenderQueue>();
-    for (const hex of hexes) {
-      const e = this.byHash.get(hex);
-      const q = e && this.senders.get(e.senderKey);
-      if (q) touched.add(q);
-    }
-    for (const q of touched) this.recount(q);
+    this.setInFlight(hexes, true, true);
   }
 
   /**
@@ -985,13 +978,21 @@ export class Mempool {
     return this.setInFlight(released, false);
   }
 
-  /** Sets entries' in-flight flag; returns how many changed. */
-  private setInFlight(hexes: readonly string[], on: boolean): number {
+  /**
+   * Sets entries' in-flight flag; returns how many changed. Their senders are recounted, and with
+   * `recountUnchanged` also the senders of entries whose flag was already set.
+   */
+  private setInFlight(hexes: readonly string[], on: boolean, recountUnchanged = false): number {
     const touched = new Set<SenderQueue>();
     let changed = 0;
     for (const hex of hexes) {
       const e = this.byHash.get(hex);
-      if (!e || e.inFlight === on) continue;
+      if (!e) continue;
+      if (e.inFlight === on) {
+        const q = recountUnchanged ? this.senders.get(e.senderKey) : undefined;
+        if (q) touched.add(q);
+        continue;
+      }
       e.inFlight = on;
       this.inFlight += on ? 1 : -1;
       changed++;
