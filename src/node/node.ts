@@ -866,8 +866,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {
     // Test-only fault, PARABFT_TEST_ACK_BEFORE_COMMIT=1: acknowledge on admission, before any
     // commit, at a guessed height. The container fault suite's S2 checker must catch it.
-    if (process.env.PARABFT_TEST_ACK_BEFORE_COMMIT === "1")
-      return Promise.resolve(this.committedHeightValue + 1n);
+    if (ACK_BEFORE_COMMIT_FOR_TESTS) return Promise.resolve(this.committedHeightValue + 1n);
     const hex = toHex(hash);
     return this.committed.wait(hex, timeoutMs, signal, async () => {
       // Read before the lookup: the entry goes once the batch is durable, maybe during it.
@@ -1024,8 +1023,12 @@ export class ValidatorNode implements ApiBackend, RunningNode {
  * The cluster tests use it to prove a restarted validator never signs a conflicting vote, and that
  * a cluster killed whole between prepare and commit is not wedged.
  */
+const ACK_BEFORE_COMMIT_FOR_TESTS = process.env.PARABFT_TEST_ACK_BEFORE_COMMIT === "1";
+// Read once: process.env is a getenv per access, and this runs on every persist.
+const CRASH_AFTER_PERSIST_SPEC = process.env.PARABFT_TEST_CRASH_AFTER_PERSIST;
+
 function crashAfterPersistForTests(self: number, records: readonly SigningRecord[]): void {
-  const spec = process.env.PARABFT_TEST_CRASH_AFTER_PERSIST;
+  const spec = CRASH_AFTER_PERSIST_SPEC;
   if (!spec) return;
   const [index, kind, file, minHeight] = spec.split(":");
   if (file === undefined || (index !== "*" && Number(index) !== self)) return;

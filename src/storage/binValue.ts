@@ -16,6 +16,9 @@ const T_STRING = 7;
 const T_BYTES = 8;
 const T_ARRAY = 9;
 const T_OBJECT = 10;
+/** A bigint in [0, 2^53): 8 bytes, no text (heights, views, epochs). */
+const T_BIGINT_U53 = 11;
+const MAX_U53 = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Appends encoded values to one growing buffer (a whole log frame is built in one). */
 export class BinWriter {
@@ -55,11 +58,27 @@ export class BinWriter {
   }
 
   private str(s: string): void {
-    const max = s.length * 3;
-    this.ensure(4 + max);
-    const n = this.buf.write(s, this.pos + 4, "utf8");
-    this.buf.writeUInt32LE(n, this.pos);
-    this.pos += 4 + n;
+    const len = s.length;
+    this.ensure(4 + len * 3);
+    const buf = this.buf;
+    const at = this.pos + 4;
+    // Short ASCII (object keys, kinds): char codes in place, no native call.
+    if (len <= 32) {
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        buf[at + i] = c;
+      }
+      if (i === len) {
+        buf.writeUInt32LE(len, this.pos);
+        this.pos = at + len;
+        return;
+      }
+    }
+    const n = buf.write(s, at, "utf8");
+    buf.writeUInt32LE(n, this.pos);
+    this.pos = at + n;
   }
 
   value(v: unknown): void {
@@ -77,6 +96,11 @@ export class BinWriter {
         this.pos += 9;
         return;
       case "bigint":
+        if (v >= 0n && v <= MAX_U53) {
+          this.u8(T_BIGINT_U53);
+          this.u53(Number(v));
+          return;
+        }
         this.u8(v < 0n ? T_BIGINT_NEG : T_BIGINT_POS);
         this.str((v < 0n ? -v : v).toString(16));
         return;
@@ -193,6 +217,8 @@ export class BinReader {
         const v = BigInt(`0x${hex}`);
         return tag === T_BIGINT_NEG ? -v : v;
       }
+      case T_BIGINT_U53:
+        return BigInt(this.u53());
       case T_STRING:
         return this.str();
       case T_BYTES: {
