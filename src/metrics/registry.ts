@@ -92,13 +92,20 @@ export class MetricsRegistry implements MetricsFactory {
 
   histogram<L extends string = never>(opts: HistogramOpts<L>): Histogram<L> {
     return this.getOrCreate("histogram", opts, (name, labelNames) => {
-      return new PromHistogram({
+      const buckets = [...(opts.buckets ?? LATENCY_BUCKETS_SECONDS)].sort((a, b) => a - b);
+      const buffered = new BufferedHistogram(labelNames, buckets);
+      buffered.prom = new PromHistogram({
         name,
         help: opts.help,
         labelNames,
-        buckets: [...(opts.buckets ?? LATENCY_BUCKETS_SECONDS)],
+        buckets,
         registers: [this.registry],
+        // Called before every read: the buffered counts land first.
+        collect() {
+          buffered.flush();
+        },
       });
+      return buffered;
     }) as Histogram<L>;
   }
 
@@ -184,5 +191,119 @@ class BufferedCounter implements Counter<string> {
       if (p.value > 0) this.prom.inc(p.labels, p.value);
       p.value = 0;
     }
+  }
+}
+
+/** prom-client's per-series record inside a Histogram (prom-client 15: `hashMap` values). */
+interface PromSeries {
+  labels: Record<string, string | number>;
+  bucketValues: Record<string, number>;
+  sum: number;
+  count: number;
+}
+
+interface HistogramBuffer {
+  /** The prom-client series the counts land in, or null: observe through prom-client directly. */
+  series: PromSeries | null;
+  /** Per bucket (not cumulative); values above the last bound only count in `count`. */
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * A histogram whose observations are counted into plain per-bucket numbers and added to
+ * prom-client's series only when the registry is read. prom-client validates and hashes the
+ * label object and searches the bounds on every observe (issue 14's profile: ~1 % of a
+ * validator's main thread, several observes per height plus one per API call). As with
+ * BufferedCounter, the first observation of a label set goes through prom-client (validated; a bad
+ * label or value throws where it happens, and the series exists from then on). The exposition is
+ * byte-identical to prom-client's own (test/unit/metrics/metrics.test.ts compares them).
+ */
+class BufferedHistogram implements Histogram<string> {
+  prom!: PromHistogram<string>;
+  private readonly buffers = new Map<string, HistogramBuffer>();
+
+  constructor(
+    private readonly labelNames: readonly string[],
+    private readonly bounds: readonly number[],
+  ) {}
+
+  observe(labelsOrValue: LabelValues<string> | number, value?: number): void {
+    const labels = typeof labelsOrValue === "number" ? undefined : labelsOrValue;
+    const v = typeof labelsOrValue === "number" ? labelsOrValue : (value as number);
+    let key = "";
+    if (labels !== undefined) for (const n of this.labelNames) key += `${labels[n] ?? ""}\u0000`;
+    const b = Number.isFinite(v) ? this.buffers.get(key) : undefined;
+    if (b === undefined) {
+      this.firstSight(key, labels, v);
+      return;
+    }
+    if (b.series === null) {
+      if (labels === undefined) this.prom.observe(v);
+      else this.prom.observe(labels, v);
+      return;
+    }
+    const bounds = this.bounds;
+    let i = 0;
+    while (i < bounds.length && v > bounds[i]!) i++;
+    if (i < bounds.length) b.counts[i]! += 1;
+    b.sum += v;
+    b.count += 1;
+  }
+
+  startTimer(labels?: LabelValues<string>): (labels?: LabelValues<string>) => number {
+    const t0 = process.hrtime.bigint();
+    return (end) => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      this.observe({ ...labels, ...end }, seconds);
+      return seconds;
+    };
+  }
+
+  flush(): void {
+    for (const b of this.buffers.values()) {
+      if (b.series === null || b.count === 0) continue;
+      const s = b.series;
+      s.sum += b.sum;
+      s.count += b.count;
+      for (let i = 0; i < this.bounds.length; i++) {
+        const n = b.counts[i]!;
+        if (n > 0) s.bucketValues[this.bounds[i]!] = (s.bucketValues[this.bounds[i]!] ?? 0) + n;
+      }
+      b.counts.fill(0);
+      b.sum = 0;
+      b.count = 0;
+    }
+  }
+
+  private firstSight(key: string, labels: LabelValues<string> | undefined, v: number): void {
+    // prom-client validates the label names and the value (throws on a bad one) and creates the series.
+    const copy: Record<string, string | number> = {};
+    if (labels !== undefined) for (const [k, x] of Object.entries(labels)) if (x !== undefined) copy[k] = x;
+    this.prom.observe(copy, v);
+    // Only a label set naming every label is buffered (as BufferedCounter), so its key is exact.
+    if (Object.keys(copy).length !== this.labelNames.length) return;
+    this.buffers.set(key, {
+      series: this.findSeries(copy),
+      counts: new Float64Array(this.bounds.length),
+      sum: 0,
+      count: 0,
+    });
+  }
+
+  /** prom-client's record for `labels`, or null when its internals are not the expected shape. */
+  private findSeries(labels: Record<string, string | number>): PromSeries | null {
+    const map = (this.prom as unknown as { hashMap?: Record<string, PromSeries> }).hashMap;
+    if (typeof map !== "object" || map === null) return null;
+    const want = Object.keys(labels);
+    for (const s of Object.values(map)) {
+      if (typeof s?.bucketValues !== "object" || typeof s.sum !== "number" || typeof s.count !== "number")
+        return null;
+      const have = Object.keys(s.labels ?? {});
+      if (have.length === want.length && want.every((k) => String(s.labels[k]) === String(labels[k])))
+        return s;
+    }
+    return null;
   }
 }
