@@ -155,9 +155,11 @@ export class MetricsRegistry implements MetricsFactory {
 class BufferedCounter implements Counter<string> {
   prom!: PromCounter<string>;
   private unlabeled = 0;
-  private readonly pending = new Map<string, { labels: LabelValues<string>; value: number }>();
+  private readonly pending: LabelIndex<{ labels: LabelValues<string>; value: number }>;
 
-  constructor(private readonly labelNames: readonly string[]) {}
+  constructor(private readonly labelNames: readonly string[]) {
+    this.pending = new LabelIndex(labelNames);
+  }
 
   inc(labelsOrValue?: LabelValues<string> | number, value?: number): void {
     if (labelsOrValue === undefined || typeof labelsOrValue === "number") {
@@ -168,9 +170,7 @@ class BufferedCounter implements Counter<string> {
     }
     const v = value ?? 1;
     if (!(v >= 0)) this.prom.inc(labelsOrValue, v);
-    let key = "";
-    for (const n of this.labelNames) key += `${labelsOrValue[n] ?? ""}\u0000`;
-    const p = this.pending.get(key);
+    const p = this.pending.get(labelsOrValue);
     if (p !== undefined) {
       p.value += v;
       return;
@@ -179,7 +179,7 @@ class BufferedCounter implements Counter<string> {
     // creates the series; the cheap path takes over from here.
     this.prom.inc(labelsOrValue, v);
     if (Object.keys(labelsOrValue).length === this.labelNames.length)
-      this.pending.set(key, { labels: { ...labelsOrValue }, value: 0 });
+      this.pending.set(labelsOrValue, { labels: { ...labelsOrValue }, value: 0 });
   }
 
   flush(): void {
@@ -191,6 +191,57 @@ class BufferedCounter implements Counter<string> {
       if (p.value > 0) this.prom.inc(p.labels, p.value);
       p.value = 0;
     }
+  }
+}
+
+/**
+ * Buffered series by label values, as nested Maps keyed by the raw values in label-name order (no
+ * key string built per update). 1 and "1" are two entries of one prom-client series: each flushes
+ * its own count into it. A label set missing a label is never stored (always the slow path).
+ */
+class LabelIndex<E> {
+  private readonly root = new Map<unknown, unknown>();
+  private readonly all: E[] = [];
+
+  constructor(private readonly labelNames: readonly string[]) {}
+
+  get(labels: LabelValues<string>): E | undefined {
+    const names = this.labelNames;
+    if (names.length === 0) return this.root.get(undefined) as E | undefined;
+    let m = this.root;
+    const last = names.length - 1;
+    for (let i = 0; i < last; i++) {
+      const next = m.get(labels[names[i]!]);
+      if (next === undefined) return undefined;
+      m = next as Map<unknown, unknown>;
+    }
+    return m.get(labels[names[last]!]) as E | undefined;
+  }
+
+  set(labels: LabelValues<string>, entry: E): void {
+    const names = this.labelNames;
+    if (names.length === 0) {
+      this.root.set(undefined, entry);
+      this.all.push(entry);
+      return;
+    }
+    let m = this.root;
+    const last = names.length - 1;
+    for (let i = 0; i < last; i++) {
+      const k = labels[names[i]!];
+      let next = m.get(k) as Map<unknown, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        m.set(k, next);
+      }
+      m = next;
+    }
+    m.set(labels[names[last]!], entry);
+    this.all.push(entry);
+  }
+
+  values(): readonly E[] {
+    return this.all;
   }
 }
 
@@ -222,21 +273,26 @@ interface HistogramBuffer {
  */
 class BufferedHistogram implements Histogram<string> {
   prom!: PromHistogram<string>;
-  private readonly buffers = new Map<string, HistogramBuffer>();
+  private readonly buffers: LabelIndex<HistogramBuffer>;
+  private unlabeled: HistogramBuffer | undefined;
 
   constructor(
     private readonly labelNames: readonly string[],
     private readonly bounds: readonly number[],
-  ) {}
+  ) {
+    this.buffers = new LabelIndex(labelNames);
+  }
 
   observe(labelsOrValue: LabelValues<string> | number, value?: number): void {
     const labels = typeof labelsOrValue === "number" ? undefined : labelsOrValue;
     const v = typeof labelsOrValue === "number" ? labelsOrValue : (value as number);
-    let key = "";
-    if (labels !== undefined) for (const n of this.labelNames) key += `${labels[n] ?? ""}\u0000`;
-    const b = Number.isFinite(v) ? this.buffers.get(key) : undefined;
+    const b = !Number.isFinite(v)
+      ? undefined
+      : labels === undefined
+        ? this.unlabeled
+        : this.buffers.get(labels);
     if (b === undefined) {
-      this.firstSight(key, labels, v);
+      this.firstSight(labels, v);
       return;
     }
     if (b.series === null) {
@@ -262,7 +318,9 @@ class BufferedHistogram implements Histogram<string> {
   }
 
   flush(): void {
-    for (const b of this.buffers.values()) {
+    const all =
+      this.unlabeled === undefined ? this.buffers.values() : [this.unlabeled, ...this.buffers.values()];
+    for (const b of all) {
       if (b.series === null || b.count === 0) continue;
       const s = b.series;
       s.sum += b.sum;
@@ -277,19 +335,22 @@ class BufferedHistogram implements Histogram<string> {
     }
   }
 
-  private firstSight(key: string, labels: LabelValues<string> | undefined, v: number): void {
+  private firstSight(labels: LabelValues<string> | undefined, v: number): void {
     // prom-client validates the label names and the value (throws on a bad one) and creates the series.
     const copy: Record<string, string | number> = {};
     if (labels !== undefined) for (const [k, x] of Object.entries(labels)) if (x !== undefined) copy[k] = x;
     this.prom.observe(copy, v);
     // Only a label set naming every label is buffered (as BufferedCounter), so its key is exact.
-    if (Object.keys(copy).length !== this.labelNames.length) return;
-    this.buffers.set(key, {
+    const entry: HistogramBuffer = {
       series: this.findSeries(copy),
       counts: new Float64Array(this.bounds.length),
       sum: 0,
       count: 0,
-    });
+    };
+    // observe(value) on a histogram without labels, or with every label named.
+    if (labels === undefined) {
+      if (this.labelNames.length === 0) this.unlabeled = entry;
+    } else if (Object.keys(copy).length === this.labelNames.length) this.buffers.set(labels, entry);
   }
 
   /** prom-client's record for `labels`, or null when its internals are not the expected shape. */
