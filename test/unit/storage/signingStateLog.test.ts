@@ -6,6 +6,7 @@ import { BinReader, BinWriter } from "../../../src/storage/binValue.js";
 import {
   encodeJson,
   LEGACY_SIGNING_LOG_FILE,
+  readSigningLogRecords,
   SIGNING_LOG_FILE,
   SIGNING_STATE_FILE,
   SigningStateLog,
@@ -280,6 +281,69 @@ describe("SigningStateLog (binary, preallocated)", () => {
       views: views(1, 2, 3, 4, 5, 6),
       last: new Uint8Array(32).fill(6),
     });
+  });
+});
+
+describe("SigningStateLog, more crash and audit cases", () => {
+  let root: string;
+  before(async () => {
+    root = await tempDir("signlog2");
+  });
+  after(async () => {
+    await removeDir(root);
+  });
+
+  it("survives SIGKILL right after an append that wrapped a small log (snapshot + new generation)", async () => {
+    const dir = path.join(root, "killwrap");
+    const script = `
+      const { SigningStateLog } = await import(process.env.SS_MODULE);
+      const log = new SigningStateLog(process.env.SS_DIR, {
+        fold: (s, r) => ({ views: [...s.views, r.view], last: r.digest }),
+        initial: () => ({ views: [], last: null }),
+        capacity: 512,
+      });
+      await log.open();
+      for (let i = 1; i <= 30; i++) await log.append({ view: BigInt(i), digest: new Uint8Array(32).fill(i) });
+      process.kill(process.pid, "SIGKILL");
+    `;
+    await runUntilKilled(script, { SS_DIR: dir });
+    const all = Array.from({ length: 30 }, (_, i) => i + 1);
+    assert.deepEqual((await reopen(dir, undefined, 512))?.views, views(...all));
+  });
+
+  it("extends a log preallocated smaller by another build, keeping its records", async () => {
+    const dir = path.join(root, "extend");
+    const small = new SigningStateLog<State, Rec>(dir, opts(undefined, 256));
+    await small.open();
+    await small.append(rec(1), rec(2));
+    await small.close();
+    const big = new SigningStateLog<State, Rec>(dir, opts(undefined, 4096));
+    try {
+      assert.deepEqual((await big.open())?.views, views(1, 2));
+      assert.equal((await fs.stat(path.join(dir, SIGNING_LOG_FILE))).size, 4096);
+      await big.append(rec(3));
+    } finally {
+      await big.close();
+    }
+    assert.deepEqual((await reopen(dir, undefined, 4096))?.views, views(1, 2, 3));
+  });
+
+  it("readSigningLogRecords lists the records past the snapshot without opening the log for writing", async () => {
+    const dir = path.join(root, "audit");
+    const log = new SigningStateLog<State, Rec>(dir, opts());
+    await log.open();
+    await log.append(rec(1), rec(2));
+    await log.compact();
+    await log.append(rec(3));
+    await log.append(rec(4));
+    await log.close();
+    const before = await fs.readFile(path.join(dir, SIGNING_LOG_FILE));
+    const records = await readSigningLogRecords<Rec>(dir);
+    assert.deepEqual(
+      records.map((r) => r.view),
+      views(3, 4),
+    );
+    assert.deepEqual(await fs.readFile(path.join(dir, SIGNING_LOG_FILE)), before);
   });
 });
 
