@@ -60,9 +60,10 @@ export function stageBreakdown(
   const methods = new Set<string>();
   for (const [, a] of pairs)
     for (const k of a.keys()) {
-      const kind = /^parabft_storage_write_seconds_count\{kind="([^"]+)"/.exec(k)?.[1];
+      // Histogram series print the node's default label (validator) first: match any order.
+      const kind = /^parabft_storage_write_seconds_count\{(?:[^}]*,)?kind="([^"]+)"/.exec(k)?.[1];
       if (kind) kinds.add(kind);
-      const method = /^parabft_api_call_seconds_count\{method="([^"]+)",code="OK"/.exec(k)?.[1];
+      const method = /^parabft_api_call_seconds_count\{(?:[^}]*,)?method="([^"]+)",code="OK"/.exec(k)?.[1];
       if (method) methods.add(method);
     }
   const dbWriteMs: Record<string, number> = {};

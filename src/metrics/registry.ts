@@ -92,13 +92,20 @@ export class MetricsRegistry implements MetricsFactory {
 
   histogram<L extends string = never>(opts: HistogramOpts<L>): Histogram<L> {
     return this.getOrCreate("histogram", opts, (name, labelNames) => {
-      return new PromHistogram({
+      const buckets = [...(opts.buckets ?? LATENCY_BUCKETS_SECONDS)].sort((a, b) => a - b);
+      const buffered = new BufferedHistogram(labelNames, buckets);
+      buffered.prom = new PromHistogram({
         name,
         help: opts.help,
         labelNames,
-        buckets: [...(opts.buckets ?? LATENCY_BUCKETS_SECONDS)],
+        buckets,
         registers: [this.registry],
+        // Called before every read: the buffered counts land first.
+        collect() {
+          buffered.flush();
+        },
       });
+      return buffered;
     }) as Histogram<L>;
   }
 
@@ -148,9 +155,11 @@ export class MetricsRegistry implements MetricsFactory {
 class BufferedCounter implements Counter<string> {
   prom!: PromCounter<string>;
   private unlabeled = 0;
-  private readonly pending = new Map<string, { labels: LabelValues<string>; value: number }>();
+  private readonly pending: LabelIndex<{ labels: LabelValues<string>; value: number }>;
 
-  constructor(private readonly labelNames: readonly string[]) {}
+  constructor(private readonly labelNames: readonly string[]) {
+    this.pending = new LabelIndex(labelNames);
+  }
 
   inc(labelsOrValue?: LabelValues<string> | number, value?: number): void {
     if (labelsOrValue === undefined || typeof labelsOrValue === "number") {
@@ -161,9 +170,7 @@ class BufferedCounter implements Counter<string> {
     }
     const v = value ?? 1;
     if (!(v >= 0)) this.prom.inc(labelsOrValue, v);
-    let key = "";
-    for (const n of this.labelNames) key += `${labelsOrValue[n] ?? ""}\u0000`;
-    const p = this.pending.get(key);
+    const p = this.pending.get(labelsOrValue);
     if (p !== undefined) {
       p.value += v;
       return;
@@ -172,7 +179,7 @@ class BufferedCounter implements Counter<string> {
     // creates the series; the cheap path takes over from here.
     this.prom.inc(labelsOrValue, v);
     if (Object.keys(labelsOrValue).length === this.labelNames.length)
-      this.pending.set(key, { labels: { ...labelsOrValue }, value: 0 });
+      this.pending.set(labelsOrValue, { labels: { ...labelsOrValue }, value: 0 });
   }
 
   flush(): void {
@@ -184,5 +191,180 @@ class BufferedCounter implements Counter<string> {
       if (p.value > 0) this.prom.inc(p.labels, p.value);
       p.value = 0;
     }
+  }
+}
+
+/**
+ * Buffered series by label values, as nested Maps keyed by the raw values in label-name order (no
+ * key string built per update). 1 and "1" are two entries of one prom-client series: each flushes
+ * its own count into it. A label set missing a label is never stored (always the slow path).
+ */
+class LabelIndex<E> {
+  private readonly root = new Map<unknown, unknown>();
+  private readonly all: E[] = [];
+
+  constructor(private readonly labelNames: readonly string[]) {}
+
+  get(labels: LabelValues<string>): E | undefined {
+    const names = this.labelNames;
+    if (names.length === 0) return this.root.get(undefined) as E | undefined;
+    let m = this.root;
+    const last = names.length - 1;
+    for (let i = 0; i < last; i++) {
+      const next = m.get(labels[names[i]!]);
+      if (next === undefined) return undefined;
+      m = next as Map<unknown, unknown>;
+    }
+    return m.get(labels[names[last]!]) as E | undefined;
+  }
+
+  set(labels: LabelValues<string>, entry: E): void {
+    const names = this.labelNames;
+    if (names.length === 0) {
+      this.root.set(undefined, entry);
+      this.all.push(entry);
+      return;
+    }
+    let m = this.root;
+    const last = names.length - 1;
+    for (let i = 0; i < last; i++) {
+      const k = labels[names[i]!];
+      let next = m.get(k) as Map<unknown, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        m.set(k, next);
+      }
+      m = next;
+    }
+    m.set(labels[names[last]!], entry);
+    this.all.push(entry);
+  }
+
+  values(): readonly E[] {
+    return this.all;
+  }
+}
+
+/** prom-client's per-series record inside a Histogram (prom-client 15: `hashMap` values). */
+interface PromSeries {
+  labels: Record<string, string | number>;
+  bucketValues: Record<string, number>;
+  sum: number;
+  count: number;
+}
+
+interface HistogramBuffer {
+  /** The prom-client series the counts land in, or null: observe through prom-client directly. */
+  series: PromSeries | null;
+  /** Per bucket (not cumulative); values above the last bound only count in `count`. */
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * A histogram whose observations are counted into plain per-bucket numbers and added to
+ * prom-client's series only when the registry is read. prom-client validates and hashes the
+ * label object and searches the bounds on every observe (issue 14's profile: ~1 % of a
+ * validator's main thread, several observes per height plus one per API call). As with
+ * BufferedCounter, the first observation of a label set goes through prom-client (validated; a bad
+ * label or value throws where it happens, and the series exists from then on). The exposition is
+ * byte-identical to prom-client's own (test/unit/metrics/metrics.test.ts compares them).
+ */
+class BufferedHistogram implements Histogram<string> {
+  prom!: PromHistogram<string>;
+  private readonly buffers: LabelIndex<HistogramBuffer>;
+  private unlabeled: HistogramBuffer | undefined;
+
+  constructor(
+    private readonly labelNames: readonly string[],
+    private readonly bounds: readonly number[],
+  ) {
+    this.buffers = new LabelIndex(labelNames);
+  }
+
+  observe(labelsOrValue: LabelValues<string> | number, value?: number): void {
+    const labels = typeof labelsOrValue === "number" ? undefined : labelsOrValue;
+    const v = typeof labelsOrValue === "number" ? labelsOrValue : (value as number);
+    const b = !Number.isFinite(v)
+      ? undefined
+      : labels === undefined
+        ? this.unlabeled
+        : this.buffers.get(labels);
+    if (b === undefined) {
+      this.firstSight(labels, v);
+      return;
+    }
+    if (b.series === null) {
+      if (labels === undefined) this.prom.observe(v);
+      else this.prom.observe(labels, v);
+      return;
+    }
+    const bounds = this.bounds;
+    let i = 0;
+    while (i < bounds.length && v > bounds[i]!) i++;
+    if (i < bounds.length) b.counts[i]! += 1;
+    b.sum += v;
+    b.count += 1;
+  }
+
+  startTimer(labels?: LabelValues<string>): (labels?: LabelValues<string>) => number {
+    const t0 = process.hrtime.bigint();
+    return (end) => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      this.observe({ ...labels, ...end }, seconds);
+      return seconds;
+    };
+  }
+
+  flush(): void {
+    const all =
+      this.unlabeled === undefined ? this.buffers.values() : [this.unlabeled, ...this.buffers.values()];
+    for (const b of all) {
+      if (b.series === null || b.count === 0) continue;
+      const s = b.series;
+      s.sum += b.sum;
+      s.count += b.count;
+      for (let i = 0; i < this.bounds.length; i++) {
+        const n = b.counts[i]!;
+        if (n > 0) s.bucketValues[this.bounds[i]!] = (s.bucketValues[this.bounds[i]!] ?? 0) + n;
+      }
+      b.counts.fill(0);
+      b.sum = 0;
+      b.count = 0;
+    }
+  }
+
+  private firstSight(labels: LabelValues<string> | undefined, v: number): void {
+    // prom-client validates the label names and the value (throws on a bad one) and creates the series.
+    const copy: Record<string, string | number> = {};
+    if (labels !== undefined) for (const [k, x] of Object.entries(labels)) if (x !== undefined) copy[k] = x;
+    this.prom.observe(copy, v);
+    // Only a label set naming every label is buffered (as BufferedCounter), so its key is exact.
+    const entry: HistogramBuffer = {
+      series: this.findSeries(copy),
+      counts: new Float64Array(this.bounds.length),
+      sum: 0,
+      count: 0,
+    };
+    // observe(value) on a histogram without labels, or with every label named.
+    if (labels === undefined) {
+      if (this.labelNames.length === 0) this.unlabeled = entry;
+    } else if (Object.keys(copy).length === this.labelNames.length) this.buffers.set(labels, entry);
+  }
+
+  /** prom-client's record for `labels`, or null when its internals are not the expected shape. */
+  private findSeries(labels: Record<string, string | number>): PromSeries | null {
+    const map = (this.prom as unknown as { hashMap?: Record<string, PromSeries> }).hashMap;
+    if (typeof map !== "object" || map === null) return null;
+    const want = Object.keys(labels);
+    for (const s of Object.values(map)) {
+      if (typeof s?.bucketValues !== "object" || typeof s.sum !== "number" || typeof s.count !== "number")
+        return null;
+      const have = Object.keys(s.labels ?? {});
+      if (have.length === want.length && want.every((k) => String(s.labels[k]) === String(labels[k])))
+        return s;
+    }
+    return null;
   }
 }

@@ -82,7 +82,7 @@ export interface ApiLimitsConfig {
 }
 
 export const DEFAULT_KEY_FILE = "keys/validator.json";
-// The name src/storage gives the signing-state snapshot (its log is signing_state.log beside it);
+// The name src/storage gives the signing-state snapshot (its log is signing_state.bin beside it);
 // test/unit/cli/config.test.ts keeps the two equal.
 export const SIGNING_STATE_FILE_NAME = "signing_state.json";
 

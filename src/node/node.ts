@@ -134,6 +134,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private stateRootValue: Hash = new Uint8Array(32);
   private lastBlockTimeMs = 0n;
   private lastCommitCert: CommitCertificate | null = null;
+  /**
+   * Encoded bodies from the signing records (PRE-PREPARE/PREPARE), by digest hex: the commit batch
+   * stores these bytes instead of encoding the block again. Taken at commit; bounded.
+   */
+  private readonly recordedBodies = new Map<string, Uint8Array>();
   private halted = false;
   private diverged = false;
   private readyValue = false;
@@ -415,6 +420,15 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         net: driverNet,
         log: componentLogger(log, "consensus"),
         persist: async (records) => {
+          for (const r of records) {
+            if ((r.kind === "prePrepare" || r.kind === "prepare") && r.body !== undefined) {
+              this.recordedBodies.set(toHex(r.digest), r.body);
+              if (this.recordedBodies.size > 64) {
+                const oldest = this.recordedBodies.keys().next().value;
+                if (oldest !== undefined) this.recordedBodies.delete(oldest);
+              }
+            }
+          }
           await this.signingLog.append(...records);
           crashAfterPersistForTests(cfg.validatorIndex, records);
         },
@@ -602,10 +616,15 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     }
     // The pool forgets them now too: the next nonce of a sender is proposable at once.
     this.mempool.removeCommitted(txs, d.height);
+    // The body this replica recorded for the digest (same block, same encoding), if any.
+    const digestHex = toHex(d.digest);
+    const blockBytes = d.block === null ? undefined : this.recordedBodies.get(digestHex);
+    this.recordedBodies.delete(digestHex);
     await this.db.writeCommitBatch({
       height: d.height,
       digest: d.digest,
       block: d.block,
+      ...(blockBytes !== undefined ? { blockBytes } : {}),
       txHashes,
       certificate: d.certificate,
       chainHash: d.chainHash,
@@ -866,8 +885,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {
     // Test-only fault, PARABFT_TEST_ACK_BEFORE_COMMIT=1: acknowledge on admission, before any
     // commit, at a guessed height. The container fault suite's S2 checker must catch it.
-    if (process.env.PARABFT_TEST_ACK_BEFORE_COMMIT === "1")
-      return Promise.resolve(this.committedHeightValue + 1n);
+    if (ACK_BEFORE_COMMIT_FOR_TESTS) return Promise.resolve(this.committedHeightValue + 1n);
     const hex = toHex(hash);
     return this.committed.wait(hex, timeoutMs, signal, async () => {
       // Read before the lookup: the entry goes once the batch is durable, maybe during it.
@@ -1024,8 +1042,12 @@ export class ValidatorNode implements ApiBackend, RunningNode {
  * The cluster tests use it to prove a restarted validator never signs a conflicting vote, and that
  * a cluster killed whole between prepare and commit is not wedged.
  */
+const ACK_BEFORE_COMMIT_FOR_TESTS = process.env.PARABFT_TEST_ACK_BEFORE_COMMIT === "1";
+// Read once: process.env is a getenv per access, and this runs on every persist.
+const CRASH_AFTER_PERSIST_SPEC = process.env.PARABFT_TEST_CRASH_AFTER_PERSIST;
+
 function crashAfterPersistForTests(self: number, records: readonly SigningRecord[]): void {
-  const spec = process.env.PARABFT_TEST_CRASH_AFTER_PERSIST;
+  const spec = CRASH_AFTER_PERSIST_SPEC;
   if (!spec) return;
   const [index, kind, file, minHeight] = spec.split(":");
   if (file === undefined || (index !== "*" && Number(index) !== self)) return;

@@ -15,7 +15,7 @@ import { NodeState } from "../../src/gen/parabft/v1/api_pb.js";
 import { PeerMessageSchema, PrepareSchema, TxBatchSchema } from "../../src/gen/parabft/v1/consensus_pb.js";
 import { SignedTxSchema } from "../../src/gen/parabft/v1/types_pb.js";
 import { makeHello } from "../../src/net/index.js";
-import { decodeJson } from "../../src/storage/index.js";
+import { decodeJson, readSigningLogRecords } from "../../src/storage/index.js";
 import { toHex } from "../../src/types/bytes.js";
 import { prepareSignBytes } from "../../src/types/signing.js";
 import { LocalCluster, stopAndRemove, tempDir } from "./harness.js";
@@ -40,7 +40,7 @@ interface RawRecord {
 }
 
 /** Every signing record a validator made durable: the snapshot's lists plus the log's lines. */
-function signingRecords(keyDir: string): RawRecord[] {
+async function signingRecords(keyDir: string): Promise<RawRecord[]> {
   const out: RawRecord[] = [];
   const snap = path.join(keyDir, "signing_state.json");
   if (existsSync(snap)) {
@@ -50,17 +50,8 @@ function signingRecords(keyDir: string): RawRecord[] {
     for (const p of s.record.prepares) out.push({ ...p, kind: "prepare" });
     for (const c of s.record.commits) out.push({ ...c, kind: "commit" });
   }
-  const log = path.join(keyDir, "signing_state.log");
-  if (existsSync(log)) {
-    for (const line of readFileSync(log, "utf8").split("\n")) {
-      if (line.trim() === "") continue;
-      try {
-        out.push(decodeJson<{ r: RawRecord }>(line).r);
-      } catch {
-        // A torn last line: never acknowledged, never sent.
-      }
-    }
-  }
+  // The binary log's records past the snapshot (torn tails, never acknowledged, are dropped).
+  out.push(...(await readSigningLogRecords<RawRecord>(keyDir)));
   return out;
 }
 
@@ -113,7 +104,7 @@ describe("double-sign protection across a crash between persist and send", { tim
         60_000,
       );
       const keyDir = path.dirname(path.join(cluster.node(2).home, "keys", "validator.json"));
-      const beforeRestart = signingRecords(keyDir);
+      const beforeRestart = await signingRecords(keyDir);
       const lastCommit = [...beforeRestart].reverse().find((r) => r.kind === "commit");
       assert.ok(lastCommit?.height !== undefined, "the crash left a persisted COMMIT");
       await cluster.restart(2);
@@ -129,7 +120,7 @@ describe("double-sign protection across a crash between persist and send", { tim
       await waitAllAtHeight(clients, [0, 1, 2, 3], top, 60_000);
       await checkChain(clients, [0, 1, 2, 3], load.acks);
 
-      assertNoConflictingVotes(signingRecords(keyDir));
+      assertNoConflictingVotes(await signingRecords(keyDir));
       // What validator 2 persisted but never sent is what the cluster committed at that height.
       const committed = await clients[0]!.getBlock({ height: lastCommit.height });
       assert.equal(

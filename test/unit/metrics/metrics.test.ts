@@ -1,8 +1,10 @@
 // The metrics registry and the /metrics endpoint.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { Histogram as PromHistogram, Registry } from "prom-client";
 import type { Counter, Gauge, Histogram, MetricsFactory } from "../../../src/metrics/index.js";
 import { MetricsError, MetricsRegistry, MetricsServer, noopMetrics } from "../../../src/metrics/index.js";
+import { LATENCY_BUCKETS_SECONDS } from "../../../src/metrics/registry.js";
 
 // The pattern components follow: a small interface and a constructor over any factory.
 interface StageMetrics {
@@ -101,6 +103,57 @@ describe("metrics", () => {
     assert.throws(() => c.inc({ peer: 0, nope: "x" } as never));
     assert.throws(() => c.inc({ peer: 0, direction: "in" }, -1));
     assert.throws(() => plain.inc(-1));
+  });
+
+  it("histograms count in bulk: the exposition equals prom-client's own for the same observations", async () => {
+    const ours = new MetricsRegistry();
+    const raw = new Registry();
+    const h = ours.histogram<"kind">({ name: "lat_seconds", help: "x", labelNames: ["kind"] });
+    const ref = new PromHistogram({
+      name: "parabft_lat_seconds",
+      help: "x",
+      labelNames: ["kind"],
+      buckets: [...LATENCY_BUCKETS_SECONDS],
+      registers: [raw],
+    });
+    const u = ours.histogram({ name: "plain_seconds", help: "y", buckets: [0.1, 1] });
+    const refU = new PromHistogram({
+      name: "parabft_plain_seconds",
+      help: "y",
+      buckets: [0.1, 1],
+      registers: [raw],
+    });
+    const values = [0, 0.0005, 0.0007, 0.003, 0.1, 0.1000001, 2.5, 29, 31, 1e9, -1];
+    const check = async () => {
+      for (let i = 0; i < 300; i++) {
+        const v = values[i % values.length]!;
+        const kind = ["commit", "execution", "checkpoint"][i % 3]!;
+        h.observe({ kind }, v);
+        ref.observe({ kind }, v);
+        u.observe(v);
+        refU.observe(v);
+      }
+      // Identical but for the sums' last bits (floating-point addition in another order).
+      const [a, b] = [(await ours.metrics()).split("\n"), (await raw.metrics()).split("\n")];
+      assert.equal(a.length, b.length);
+      for (let i = 0; i < a.length; i++) {
+        if (!a[i]!.includes("_sum")) assert.equal(a[i], b[i]);
+        else {
+          const [x, y] = [Number(a[i]!.split(" ")[1]), Number(b[i]!.split(" ")[1])];
+          assert.equal(a[i]!.split(" ")[0], b[i]!.split(" ")[0]);
+          assert.ok(Math.abs(x - y) <= 1e-9 * Math.max(1, Math.abs(y)), `${a[i]} vs ${b[i]}`);
+        }
+      }
+    };
+    await check();
+    // Flushed once: later observations add to the same series.
+    await check();
+    const stop = h.startTimer({ kind: "timer" });
+    const seconds = stop();
+    assert.ok(seconds >= 0);
+    assert.match(await ours.metrics(), /parabft_lat_seconds_count\{kind="timer"\} 1/);
+    assert.throws(() => h.observe({ nope: "x" } as never, 1));
+    assert.throws(() => h.observe({ kind: "commit" }, Number.NaN));
   });
 
   it("keeps two registries apart (two nodes in one process)", async () => {
