@@ -65,9 +65,6 @@ export class CountingNetMetrics implements NetMetrics {
   }
 }
 
-const FLUSH_EVERY = 64;
-const FLUSH_MS = 1000;
-
 /** NetMetrics over the node's registry (prom-client behind src/metrics' MetricsFactory). */
 export function netMetrics(f: MetricsFactory): NetMetrics {
   const msgs = f.counter<"peer" | "direction">({
@@ -107,35 +104,15 @@ export function netMetrics(f: MetricsFactory): NetMetrics {
     labelNames: ["peer"],
   });
   const connected = f.gauge({ name: "net_connected_peers", help: "Authenticated peer streams" });
-  // Per-envelope counters are added up here and handed to prom-client in bulk (issue 14: two
-  // labelled increments per envelope were a visible share of the message path's CPU): at the
-  // latest after FLUSH_EVERY envelopes or FLUSH_MS after the first unflushed one of a (peer,
-  // direction), checked as envelopes pass (no timer), so a scrape may lag by that much.
-  const pending = new Map<
-    string,
-    { peer: number; direction: "in" | "out"; n: number; bytes: number; since: number }
-  >();
-  const count = (peer: number, direction: "in" | "out", n: number) => {
-    const key = direction === "in" ? `i${peer}` : `o${peer}`;
-    let acc = pending.get(key);
-    const now = performance.now();
-    if (acc === undefined) {
-      acc = { peer, direction, n: 0, bytes: 0, since: now };
-      pending.set(key, acc);
-    }
-    if (acc.n === 0) acc.since = now;
-    acc.n++;
-    acc.bytes += n;
-    if (acc.n >= FLUSH_EVERY || now - acc.since >= FLUSH_MS) {
-      msgs.inc({ peer, direction }, acc.n);
-      bytes.inc({ peer, direction }, acc.bytes);
-      acc.n = 0;
-      acc.bytes = 0;
-    }
-  };
   return {
-    messageIn: (peer, n) => count(peer, "in", n),
-    messageOut: (peer, n) => count(peer, "out", n),
+    messageIn(peer, n) {
+      msgs.inc({ peer, direction: "in" });
+      bytes.inc({ peer, direction: "in" }, n);
+    },
+    messageOut(peer, n) {
+      msgs.inc({ peer, direction: "out" });
+      bytes.inc({ peer, direction: "out" }, n);
+    },
     rejected: (reason) => rejected.inc({ reason }),
     penalized: (peer, reason) => penalties.inc({ peer, reason }),
     banned: (peer) => bans.inc({ peer }),
