@@ -12,7 +12,12 @@
 // the node, not here.
 import { randomBytes } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { EnvelopeSchema, PeerMessageSchema, StatusReportSchema } from "../gen/parabft/v1/consensus_pb.js";
+import {
+  type Envelope,
+  EnvelopeSchema,
+  PeerMessageSchema,
+  StatusReportSchema,
+} from "../gen/parabft/v1/consensus_pb.js";
 
 import {
   envelopeSignBytes,
@@ -308,7 +313,18 @@ const KIND_BY_FIELD = [
  * an Envelope; kind "unknown" when the payload does not start with a known kind.
  */
 export function envelopeHeader(bytes: Uint8Array): { sender: number; kind: string; epoch: bigint } | null {
-  let env: { sender: number; payload: Uint8Array; epoch: bigint };
+  const h = decodeEnvelopeHeader(bytes);
+  return h === null ? null : { sender: h.sender, kind: h.kind, epoch: h.epoch };
+}
+
+/**
+ * envelopeHeader plus the decoded Envelope itself, so that the node's verdict does not decode
+ * the same bytes a second time (src/net hands it on with the bytes).
+ */
+export function decodeEnvelopeHeader(
+  bytes: Uint8Array,
+): { sender: number; kind: string; epoch: bigint; envelope: Envelope } | null {
+  let env: Envelope;
   try {
     env = fromBinary(EnvelopeSchema, bytes);
   } catch {
@@ -323,7 +339,7 @@ export function envelopeHeader(bytes: Uint8Array): { sender: number; kind: strin
     shift += 7;
   }
   const field = tag >>> 3;
-  return { sender: env.sender, kind: KIND_BY_FIELD[field] || "unknown", epoch: env.epoch };
+  return { sender: env.sender, kind: KIND_BY_FIELD[field] || "unknown", epoch: env.epoch, envelope: env };
 }
 
 /**

@@ -8,18 +8,28 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { certificatePublicKey } from "../crypto/tls.js";
-import { PeerService } from "../gen/parabft/v1/consensus_pb.js";
+import { type Envelope, PeerService } from "../gen/parabft/v1/consensus_pb.js";
 import type { Logger } from "../logger/index.js";
 import { bytesEqual } from "../types/bytes.js";
 import { errorMessage } from "../types/errors.js";
+import {
+  BATCH_METADATA_KEY,
+  BATCH_METADATA_VALUE,
+  BatchFrameError,
+  batchSize,
+  decodeBatch,
+  encodeBatch,
+  isBatchFrame,
+  MAX_BATCH_ENTRIES,
+} from "./frames.js";
 import { grpcServiceDefinition, methodPath } from "./grpcAdapter.js";
 import {
   challengeFrame,
   checkChallenge,
   checkDialerProof,
   checkServerProof,
+  decodeEnvelopeHeader,
   dialerProofFrame,
-  envelopeHeader,
   type HandshakeIdentity,
   makeHello,
   newNonce,
@@ -57,6 +67,8 @@ interface Session {
   authenticatedAt: number;
   closed: boolean;
   waitingDrain: boolean;
+  /** The peer announced it reads batch frames (src/net/frames.ts) on this stream. */
+  batchOut: boolean;
   handshakeTimer: NodeJS.Timeout | null;
   /** Inbound only: the interceptor's tag for this call. */
   tag: string | null;
@@ -77,6 +89,8 @@ interface PeerState {
   bannedUntil: number | null;
   lastSeen: number | null;
   dropped: number;
+  /** A flush of the queue is scheduled for the end of this tick (batch-capable sessions). */
+  flushScheduled: boolean;
 }
 
 /** Metadata key the server interceptor uses to tie grpc-js's own status decisions to a session. */
@@ -127,7 +141,7 @@ export class PeerNetwork {
   private nextTag = 1;
   /** Test-only inbound delay line (setTestOnlyDelay); empty and unused unless a test sets it. */
   private delay = { ms: 0, jitterMs: 0, lastAt: 0, timer: null as NodeJS.Timeout | null };
-  private readonly delayed: { at: number; peer: number; bytes: Uint8Array }[] = [];
+  private readonly delayed: { at: number; peer: number; bytes: Uint8Array; env: Envelope | undefined }[] = [];
 
   constructor(
     opts: PeerNetworkOpts,
@@ -266,7 +280,14 @@ export class PeerNetwork {
     }
     const lost = p.queue.push(bytes);
     if (lost !== undefined) this.drop(p, "full");
-    this.pump(p);
+    if (p.session?.batchOut) {
+      // Everything queued for this peer until the current callback ends leaves in one write
+      // (one batch frame): no timer, so a lone envelope is not delayed past this tick.
+      if (!p.flushScheduled) {
+        p.flushScheduled = true;
+        process.nextTick(this.flush, p);
+      }
+    } else this.pump(p);
     return lost !== bytes;
   }
 
@@ -353,6 +374,7 @@ export class PeerNetwork {
         bannedUntil: null,
         lastSeen: null,
         dropped: 0,
+        flushScheduled: false,
       });
     }
   }
@@ -461,10 +483,14 @@ export class PeerNetwork {
       this.path,
       m.requestSerialize as (v: Uint8Array) => Buffer,
       m.responseDeserialize as (b: Buffer) => Uint8Array,
-      new grpc.Metadata(),
+      batchMetadata(),
       {},
     );
     const s = this.newSession("out", call, p.info.index);
+    // The server's response metadata arrives before its first frame (the handshake's proof).
+    call.on("metadata", (md: grpc.Metadata) => {
+      s.batchOut = md.get(BATCH_METADATA_KEY).includes(BATCH_METADATA_VALUE);
+    });
     p.dialing = s;
     call.on("error", (err: grpc.ServiceError) => this.onClientError(s, err));
     call.on("status", () => this.endSession(s));
@@ -556,6 +582,10 @@ export class PeerNetwork {
     }
     const s = this.newSession("in", call, null);
     this.pendingInbound.add(s);
+    s.batchOut = call.metadata.get(BATCH_METADATA_KEY).includes(BATCH_METADATA_VALUE);
+    const md = new grpc.Metadata();
+    md.set(BATCH_METADATA_KEY, BATCH_METADATA_VALUE);
+    call.sendMetadata(md);
     const tag = call.metadata.get(STREAM_TAG)[0];
     if (typeof tag === "string") {
       s.tag = tag;
@@ -582,6 +612,7 @@ export class PeerNetwork {
       authenticatedAt: 0,
       closed: false,
       waitingDrain: false,
+      batchOut: false,
       handshakeTimer: null,
       tag: null,
     };
@@ -603,21 +634,42 @@ export class PeerNetwork {
     const p = this.peerMap.get(peer);
     if (!p || p.session !== s) return;
     p.lastSeen = this.now();
+    if (isBatchFrame(bytes)) {
+      let entries: Uint8Array[];
+      try {
+        entries = decodeBatch(bytes);
+      } catch (err) {
+        const code = err instanceof BatchFrameError ? err.code : "batch_truncated";
+        this.metrics.rejected("malformed_batch", peer);
+        this.penalize(peer, code);
+        return;
+      }
+      // One entry's handling may end the session (a ban): the rest of the frame is then dropped.
+      for (const e of entries) if (!s.closed && p.session === s) this.onEnvelopeBytes(peer, e);
+      return;
+    }
+    this.onEnvelopeBytes(peer, bytes);
+  }
+
+  /** One envelope from authenticated peer `peer` (bare, or an entry of a batch frame). */
+  private onEnvelopeBytes(peer: number, bytes: Uint8Array): void {
     this.metrics.messageIn(peer, bytes.length);
     // Bytes that are not an Envelope at all go to the node, whose verdict names them malformed.
-    const head = envelopeHeader(bytes);
+    const head = decodeEnvelopeHeader(bytes);
     // A NEW-VIEW is the one message a replica relays on someone else's signature (the primary's
     // helpers forward it to a lagging replica): relaying it is no offence.
-    const isSender = (h: { sender: number; epoch: bigint }) =>
-      this.mod.senderIs ? this.mod.senderIs(peer, h.epoch, h.sender) : h.sender === peer;
-    if (head !== null && !isSender(head) && head.kind !== "newView") {
+    if (
+      head !== null &&
+      head.kind !== "newView" &&
+      !(this.mod.senderIs ? this.mod.senderIs(peer, head.epoch, head.sender) : head.sender === peer)
+    ) {
       this.metrics.rejected("wrong_sender", peer);
       this.penalize(peer, "wrong_sender");
       return;
     }
     // Per-kind rate limit, before the node spends a signature check on it.
     if (!this.allowMessage(peer, head?.kind ?? "malformed")) return;
-    this.deliver(peer, bytes);
+    this.deliver(peer, bytes, head?.envelope);
   }
 
   private identity(): HandshakeIdentity {
@@ -761,16 +813,16 @@ export class PeerNetwork {
     this.delay.jitterMs = Math.max(0, jitterMs);
   }
 
-  private deliver(peer: number, bytes: Uint8Array): void {
+  private deliver(peer: number, bytes: Uint8Array, env: Envelope | undefined): void {
     if (this.delay.ms > 0 || this.delay.jitterMs > 0 || this.delayed.length > 0) {
       const d = this.delay;
       const at = Math.max(d.lastAt, performance.now() + d.ms + Math.random() * d.jitterMs);
       d.lastAt = at;
-      this.delayed.push({ at, peer, bytes });
+      this.delayed.push({ at, peer, bytes, env });
       if (!d.timer) d.timer = setTimeout(() => this.releaseDelayed(), at - performance.now());
       return;
     }
-    this.deliverNow(peer, bytes);
+    this.deliverNow(peer, bytes, env);
   }
 
   private releaseDelayed(): void {
@@ -779,27 +831,38 @@ export class PeerNetwork {
     let next = this.delayed[0];
     while (next !== undefined && next.at <= performance.now()) {
       this.delayed.shift();
-      this.deliverNow(next.peer, next.bytes);
+      this.deliverNow(next.peer, next.bytes, next.env);
       next = this.delayed[0];
     }
     if (next !== undefined)
       this.delay.timer = setTimeout(() => this.releaseDelayed(), next.at - performance.now());
   }
 
-  private deliverNow(peer: number, bytes: Uint8Array): void {
+  private deliverNow(peer: number, bytes: Uint8Array, env: Envelope | undefined): void {
     try {
-      this.mod.onEnvelope(peer, bytes);
+      this.mod.onEnvelope(peer, bytes, env);
     } catch (err) {
       // A throwing handler is a node bug; the stream and the peer are not at fault.
       this.log.error({ peer, err: errorMessage(err) }, "onEnvelope threw");
     }
   }
 
+  private readonly flush = (p: PeerState): void => {
+    p.flushScheduled = false;
+    this.pump(p);
+  };
+
+  /**
+   * Writes the peer's queue to its stream until the stream asks to wait. To a peer that reads
+   * batch frames, consecutive queued envelopes leave as one frame (up to maxMessageBytes and
+   * MAX_BATCH_ENTRIES); a lone one leaves bare.
+   */
   private pump(p: PeerState): void {
     const s = p.session;
     if (!s || s.closed || s.waitingDrain) return;
     for (let bytes = p.queue.shift(); bytes !== undefined; bytes = p.queue.shift()) {
       this.metrics.messageOut(p.info.index, bytes.length);
+      if (s.batchOut && p.queue.length > 0) bytes = this.takeBatch(p, bytes);
       if (!s.call.write(bytes)) {
         s.waitingDrain = true;
         s.call.once("drain", () => {
@@ -809,6 +872,23 @@ export class PeerNetwork {
         return;
       }
     }
+  }
+
+  /** `first` and the envelopes after it in the queue that fit one batch frame with it. */
+  private takeBatch(p: PeerState, first: Uint8Array): Uint8Array {
+    const entries = [first];
+    let size = batchSize([first.length]);
+    for (;;) {
+      const next = p.queue.peek();
+      if (next === undefined || entries.length >= MAX_BATCH_ENTRIES) break;
+      const grown = size + batchSize([next.length]) - batchSize([]);
+      if (grown > this.o.maxMessageBytes) break;
+      p.queue.shift();
+      this.metrics.messageOut(p.info.index, next.length);
+      entries.push(next);
+      size = grown;
+    }
+    return entries.length === 1 ? first : encodeBatch(entries);
   }
 
   private reject(s: Session, reason: NetRejectReason, peer: number | null): void {
@@ -860,6 +940,12 @@ export class PeerNetwork {
     }
     if (s.direction === "out") this.scheduleRedial(p);
   }
+}
+
+function batchMetadata(): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set(BATCH_METADATA_KEY, BATCH_METADATA_VALUE);
+  return md;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

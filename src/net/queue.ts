@@ -34,6 +34,11 @@ export class BoundedQueue<T> {
     return lost;
   }
 
+  /** The item shift() would return, left in place. */
+  peek(): T | undefined {
+    return this.len === 0 ? undefined : this.buf[this.head];
+  }
+
   shift(): T | undefined {
     if (this.len === 0) return undefined;
     const item = this.buf[this.head];

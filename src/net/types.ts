@@ -1,5 +1,6 @@
 // The peer transport's public shapes: options, injected modules, metrics and status.
 import type { ChannelCredentials } from "@grpc/grpc-js";
+import type { Envelope } from "../gen/parabft/v1/consensus_pb.js";
 import type { Logger } from "../logger/index.js";
 import type { MessageSigner, SignatureVerifier } from "../types/signing.js";
 import type { RateLimit } from "./rateLimit.js";
@@ -79,9 +80,11 @@ export interface PeerNetworkModules {
   verifier: SignatureVerifier;
   /**
    * Every envelope received from an authenticated peer, as raw bytes (including the peer's
-   * handshake StatusReport). The node decodes it, runs its verdict and calls penalize() on reject.
+   * handshake StatusReport). The node runs its verdict and calls penalize() on reject. `envelope`
+   * is `bytes` already decoded (src/net reads the sender and kind from it), absent when the bytes
+   * are not an Envelope at all: the node need not decode them a second time.
    */
-  onEnvelope(from: number, bytes: Uint8Array): void;
+  onEnvelope(from: number, bytes: Uint8Array, envelope?: Envelope): void;
   /** Read at each handshake. */
   localStatus(): LocalStatus;
   metrics: NetMetrics | null;
@@ -134,6 +137,8 @@ export type NetRejectReason =
   | "wrong_sender"
   /** An envelope over its per-peer, per-kind rate limit (dropped; small penalty). */
   | "rate_limited"
+  /** A batch frame (src/net/frames.ts) that is not a well-formed sequence of envelopes. */
+  | "malformed_batch"
   | "oversized";
 
 export type QueueDropReason = "full" | "banned" | "oversized" | "unknown_peer";

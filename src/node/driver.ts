@@ -2,7 +2,7 @@
 // in order. It owns the clock, the timers, signing-state durability and the sockets' side of
 // consensus; the core owns every protocol decision.
 import { create } from "@bufbuild/protobuf";
-import { checkEnvelope, type EnvelopeContext } from "../consensus/envelope.js";
+import { checkDecodedEnvelope, checkEnvelope, type EnvelopeContext } from "../consensus/envelope.js";
 import type { ConsensusCore } from "../consensus/pbft/epochReplica.js";
 import type {
   Action,
@@ -14,7 +14,7 @@ import type {
   TimerName,
   Verdict,
 } from "../consensus/pbft/types.js";
-import type { CommittedBlock } from "../gen/parabft/v1/consensus_pb.js";
+import type { CommittedBlock, Envelope } from "../gen/parabft/v1/consensus_pb.js";
 import {
   type Block,
   BlockHeaderSchema,
@@ -222,10 +222,17 @@ export class ConsensusDriver {
     await this.syncIdle;
   }
 
-  /** Raw envelope bytes from an authenticated peer stream. */
-  onEnvelope(from: number, bytes: Uint8Array): void {
+  /**
+   * Raw envelope bytes from an authenticated peer stream; `envelope`, when the transport already
+   * decoded them, is not decoded again.
+   */
+  onEnvelope(from: number, bytes: Uint8Array, envelope?: Envelope): void {
     if (this.stopped) return;
-    const check = checkEnvelope(bytes, this.mod.envelopeContext);
+    const ctx = this.mod.envelopeContext;
+    const check =
+      envelope !== undefined && bytes.length <= ctx.maxMessageBytes
+        ? checkDecodedEnvelope(envelope, bytes, ctx)
+        : checkEnvelope(bytes, ctx);
     const msg = check.msg;
     if (msg === undefined) {
       if (

@@ -370,7 +370,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       {
         signer,
         verifier,
-        onEnvelope: (from, bytes) => this.driver.onEnvelope(from, bytes),
+        onEnvelope: (from, bytes, env) => this.driver.onEnvelope(from, bytes, env),
         localStatus: () => ({
           epoch: this.replica.epoch,
           committedHeight: this.committedHeightValue,

@@ -76,6 +76,25 @@ describe("ed25519 rule: ordinary signatures", () => {
     }
   });
 
+  it("NodeSigner signing the same bytes again (a repeated status) returns the same signature, and a caller cannot spoil it", () => {
+    const signer = new NodeSigner(kp.secretKey);
+    const m = Uint8Array.from(msg);
+    const first = signer.sign(m);
+    // The caller's buffer changes after signing: the remembered message must be a copy.
+    m[0] = m[0]! ^ 1;
+    assert.deepEqual(signer.sign(m), nobleSign(kp.secretKey, m), "changed bytes, fresh signature");
+    m[0] = m[0]! ^ 1;
+    const again = signer.sign(m);
+    assert.deepEqual(again, first);
+    again[0] = again[0]! ^ 1;
+    assert.deepEqual(
+      signer.sign(m),
+      nobleSign(kp.secretKey, msg),
+      "a returned signature is the caller's own copy",
+    );
+    assert.deepEqual(signer.sign(m), first);
+  });
+
   it("a tampered message is rejected by both", () => {
     const s = nobleSign(kp.secretKey, msg);
     const m2 = Uint8Array.from(msg);

@@ -179,7 +179,14 @@ export class RawPeer {
   private readonly client: grpc.Client;
   private readonly call: grpc.ClientDuplexStream<Uint8Array, Uint8Array>;
 
-  constructor(port: number, creds: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
+  /** Response metadata of the server (the stream's headers), once they arrived. */
+  metadata: grpc.Metadata | null = null;
+
+  constructor(
+    port: number,
+    creds: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+    metadata: grpc.Metadata = new grpc.Metadata(),
+  ) {
     const raw = {
       ser: (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length),
       de: (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.length),
@@ -192,8 +199,11 @@ export class RawPeer {
       methodPath(PeerService, "Exchange"),
       raw.ser,
       raw.de,
-      new grpc.Metadata(),
+      metadata,
     );
+    this.call.on("metadata", (md: grpc.Metadata) => {
+      this.metadata = md;
+    });
     this.call.on("data", (b: Uint8Array) => this.received.push(b));
     this.call.on("error", () => {});
     this.call.on("status", (s: grpc.StatusObject) => {

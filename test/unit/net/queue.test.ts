@@ -14,6 +14,22 @@ describe("BoundedQueue", () => {
     assert.equal(q.length, 0);
   });
 
+  it("peek shows the head without taking it, across wrap-around", () => {
+    const q = new BoundedQueue<number>(2, "oldest");
+    assert.equal(q.peek(), undefined);
+    q.push(1);
+    q.push(2);
+    assert.equal(q.peek(), 1);
+    assert.equal(q.length, 2);
+    assert.equal(q.shift(), 1);
+    q.push(3);
+    assert.equal(q.peek(), 2);
+    q.shift();
+    assert.equal(q.peek(), 3);
+    q.shift();
+    assert.equal(q.peek(), undefined);
+  });
+
   it("drop-oldest loses the head and keeps the newest items", () => {
     const q = new BoundedQueue<number>(3, "oldest");
     const lost: (number | undefined)[] = [];

@@ -3,11 +3,15 @@
 // moved on, serveBlocks answered with its epoch, and a peer's envelope judged by consensus key.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { sealMessage } from "../../../src/consensus/envelope.js";
 import type { Action, Event, StepResult } from "../../../src/consensus/pbft/types.js";
 import { StaticEpochSets, ValidatorSet } from "../../../src/consensus/valset/index.js";
-import { PeerMessageSchema, StatusReportSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
+import {
+  EnvelopeSchema,
+  PeerMessageSchema,
+  StatusReportSchema,
+} from "../../../src/gen/parabft/v1/consensus_pb.js";
 import {
   ConsensusDriver,
   type DriverModules,
@@ -140,5 +144,26 @@ describe("driver epoch plumbing", () => {
     plain.driver.onEnvelope(2, status(0n, 2, 2).bytes);
     await tick();
     assert.equal(plain.events.filter((e) => e.kind === "checked").length, 1);
+  });
+
+  it("judges an envelope src/net already decoded exactly as its bytes: accept, bad signature, oversized", async () => {
+    const d = setup(false);
+    const good = status(0n, 2, 2);
+    d.driver.onEnvelope(2, good.bytes, fromBinary(EnvelopeSchema, good.bytes));
+    await tick();
+    const checked = d.events.filter((e) => e.kind === "checked");
+    assert.equal(checked.length, 1);
+    assert.ok(checked[0]!.kind === "checked" && checked[0]!.msg.message.kind.case === "status");
+    // Signed by key 1 while claiming sender 2: the decoded path still verifies the signature.
+    const forged = status(0n, 2, 1);
+    d.driver.onEnvelope(2, forged.bytes, fromBinary(EnvelopeSchema, forged.bytes));
+    await tick();
+    assert.deepEqual(d.penalized, ["2:BAD_SIGNATURE"]);
+    // Bytes over the limit are refused as OVERSIZED whether or not they come decoded.
+    d.envelopeContext.maxMessageBytes = good.bytes.length - 1;
+    d.driver.onEnvelope(2, good.bytes, fromBinary(EnvelopeSchema, good.bytes));
+    await tick();
+    assert.deepEqual(d.penalized, ["2:BAD_SIGNATURE", "2:OVERSIZED"]);
+    assert.equal(d.events.filter((e) => e.kind === "checked").length, 1);
   });
 });
