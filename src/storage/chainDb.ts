@@ -25,6 +25,7 @@ import {
   encodeBlockReceipts,
   encodeReceipts,
   encodeWriteSetLog,
+  logKeyHash,
   logLookup,
   logOffsets,
 } from "./execLog.js";
@@ -556,8 +557,9 @@ export class ChainDb {
 
   /** The value at the executed height: the newest pending log holding the key, else the bucket. */
   async getState(key: Uint8Array): Promise<Uint8Array | undefined> {
+    const h = logKeyHash(key);
     for (let i = this.pending.length - 1; i >= 0; i--) {
-      const found = logLookup(this.pending[i]!, key);
+      const found = logLookup(this.pending[i]!, key, h);
       if (found !== undefined) return found ?? undefined;
     }
     return this.db.get(bucketKey(Bucket.state, key));
@@ -580,8 +582,9 @@ export class ChainDb {
       const values: (Uint8Array | undefined)[] = new Array(keys.length).fill(undefined);
       const fromBucket: number[] = [];
       keys.forEach((key, i) => {
+        const h = logKeyHash(key);
         for (let b = this.pending.length - 1; b >= 0; b--) {
-          const found = logLookup(this.pending[b]!, key);
+          const found = logLookup(this.pending[b]!, key, h);
           if (found !== undefined) {
             values[i] = found ?? undefined;
             return;
