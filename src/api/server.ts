@@ -155,7 +155,9 @@ export type ApiLimitReason =
   | "max_streams"
   | "max_streams_per_address"
   | "stream_rate"
-  | "slow_consumer";
+  | "slow_consumer"
+  /** A call arrived on a connection a refusal had already closed: dropped unanswered. */
+  | "closed_connection";
 
 export interface ApiServerModules {
   backend: ApiBackend;
@@ -712,11 +714,24 @@ export class ApiServer {
     return (call: ServerWritableStream<StreamBlocksRequest | MalformedRequest, GetBlockResponse>) => {
       const started = performance.now();
       const req = call.request;
+      // A call queued on a connection a refusal already closed (a client opening streams faster
+      // than the caps allow sends dozens at once): nobody can read an answer, so none is built.
+      const h2 = http2StreamOf(call);
+      if (h2 !== null && connectionClosed(h2)) {
+        this.mod.metrics?.limited?.("closed_connection");
+        return;
+      }
       let release: () => void;
       try {
         if (req instanceof MalformedRequest) throw invalidArgument("request", `malformed: ${req.reason}`);
         release = this.admit(call.getPeer(), true);
       } catch (err) {
+        // The refusal closed the connection (a strike-out): end its HTTP/2 session now, so the
+        // calls already queued on it are dropped before any handler runs.
+        if (h2 !== null && connectionClosed(h2)) {
+          if (!h2.session?.destroyed) h2.session?.destroy();
+          return;
+        }
         const se = toServiceError(err);
         this.finish("StreamBlocks", started, se.code);
         call.emit("error", se);
@@ -824,21 +839,37 @@ export class ApiServer {
 }
 
 /**
- * RST_STREAM for a grpc-js server call. grpc-js has no public way to abort a call whose writes
- * cannot complete, so this walks to the call's http2 stream (test/unit/api covers it, so a
- * grpc-js upgrade that moves it fails a test rather than silently leaking).
+ * The HTTP/2 stream of a grpc-js server call. grpc-js has no public way to reach it (nor to abort
+ * a call whose writes cannot complete), so this walks its private chain (test/unit/api covers it,
+ * so a grpc-js upgrade that moves it fails a test rather than silently leaking).
  */
-export function resetServerStream(call: object): boolean {
+export function http2StreamOf(call: object): http2.ServerHttp2Stream | null {
   let c: unknown = (call as { call?: unknown }).call;
   for (let i = 0; i < 8 && c && typeof c === "object"; i++) {
-    const stream = (c as { stream?: { close?: (code: number) => void; destroyed?: boolean } }).stream;
-    if (stream && typeof stream.close === "function") {
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
-      return true;
-    }
+    const stream = (c as { stream?: http2.ServerHttp2Stream }).stream;
+    if (stream && typeof stream.close === "function") return stream;
     c = (c as { nextCall?: unknown }).nextCall;
   }
-  return false;
+  return null;
+}
+
+/** The stream's connection is gone: its session destroyed, or its socket (GatedListener.strike). */
+function connectionClosed(stream: http2.ServerHttp2Stream): boolean {
+  const session = stream.session;
+  if (!session || session.destroyed) return true;
+  try {
+    return session.socket.destroyed === true;
+  } catch {
+    return true; // no socket bound any more
+  }
+}
+
+/** RST_STREAM for a grpc-js server call (see http2StreamOf). */
+export function resetServerStream(call: object): boolean {
+  const stream = http2StreamOf(call);
+  if (stream === null) return false;
+  if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  return true;
 }
 
 function bumpCount(map: Map<string, number>, key: string, by: number): void {

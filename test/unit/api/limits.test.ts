@@ -90,6 +90,25 @@ describe("api: resource limits", () => {
       },
     ));
 
+  it("closes a connection opening block streams too fast at its first refusal; its queued calls get no answer", () =>
+    withLimits({ newStreamsPerSecondPerAddress: 1 }, async ({ node, server, limited }) => {
+      node.commitTxs([]);
+      const session = connectRaw(`127.0.0.1:${server.port}`);
+      try {
+        await new Promise((r) => session.once("connect", r));
+        // The burst allows 4; the 5th is refused and closes the connection. Without dropping the
+        // calls already queued behind it, each would be refused in turn (35 more stream_rate).
+        const streams = Array.from({ length: 40 }, () => openUnreadStreamBlocks(session, 0n));
+        await Promise.all(streams.map((s) => s.closed));
+        await eventually(() => (limited.get("abusive_connection_closed") ?? 0) === 1);
+        const refused = limited.get("stream_rate") ?? 0;
+        assert.ok(refused >= 1 && refused <= 2, `${refused} stream_rate refusals`);
+        await eventually(() => node.subscribers === 0);
+      } finally {
+        session.destroy();
+      }
+    }));
+
   it("refuses block streams beyond the per-address cap with RESOURCE_EXHAUSTED", () =>
     withLimits({ maxStreamsPerAddress: 2 }, async ({ node, server, limited }) => {
       node.commitTxs([]);
