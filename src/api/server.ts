@@ -726,12 +726,10 @@ export class ApiServer {
         if (req instanceof MalformedRequest) throw invalidArgument("request", `malformed: ${req.reason}`);
         release = this.admit(call.getPeer(), true);
       } catch (err) {
-        // The refusal closed the connection (a strike-out): end its HTTP/2 session now, so the
-        // calls already queued on it are dropped before any handler runs.
-        if (h2 !== null && connectionClosed(h2)) {
-          if (!h2.session?.destroyed) h2.session?.destroy();
-          return;
-        }
+        // The refusal closed the connection (a strike-out): no answer can reach it. (Destroying
+        // the HTTP/2 session here instead aborted the process inside node's http2: the socket
+        // close ends it.)
+        if (h2 !== null && connectionClosed(h2)) return;
         const se = toServiceError(err);
         this.finish("StreamBlocks", started, se.code);
         call.emit("error", se);
