@@ -80,6 +80,13 @@ export interface ApiServerOpts {
   newConnectionsPerSecondPerAddress: number;
   /** A connection whose calls a cap refused this many times is closed. */
   maxStrikesPerConnection: number;
+  /**
+   * A connection whose transaction submits were refused this many times for the transaction's
+   * own fault (unfunded or unknown sender, malformed, out of range, past the nonce window, bad
+   * signature: REFUSED_SUBMIT_CODES), while fewer than a tenth of its submits were admitted, is
+   * closed: spam is answered on its connection, not forever. 0 turns it off.
+   */
+  maxRefusedSubmitsPerConnection: number;
   /** Open StreamBlocks subscriptions, all clients together. */
   maxStreams: number;
   /** Open StreamBlocks subscriptions from one IP address. */
@@ -123,6 +130,7 @@ export const apiServerDefaults: Omit<ApiServerOpts, "address"> = {
   maxConnectionsPerAddress: 64,
   newConnectionsPerSecondPerAddress: 20,
   maxStrikesPerConnection: 3,
+  maxRefusedSubmitsPerConnection: 256,
   maxStreams: 256,
   maxStreamsPerAddress: 32,
   newStreamsPerSecondPerAddress: 4,
@@ -157,7 +165,29 @@ export type ApiLimitReason =
   | "stream_rate"
   | "slow_consumer"
   /** A call arrived on a connection a refusal had already closed: dropped unanswered. */
-  | "closed_connection";
+  | "closed_connection"
+  /** A connection closed for its refused submits (maxRefusedSubmitsPerConnection). */
+  | "refused_submits";
+
+/**
+ * Submit refusals that are the transaction's own fault, whoever retries it: what
+ * maxRefusedSubmitsPerConnection counts. Not counted: the node's state (MEMPOOL_FULL, SYNCING),
+ * rate limits (they have their own strikes), a stale nonce or a duplicate (an honest client's
+ * retry after a lost answer).
+ */
+export const REFUSED_SUBMIT_CODES: ReadonlySet<string> = new Set([
+  "MALFORMED",
+  "TX_TOO_LARGE",
+  "WRONG_CHAIN",
+  "BAD_FEE",
+  "FEE_TOO_LOW",
+  "GAS_LIMIT_TOO_LOW",
+  "AMOUNT_OUT_OF_RANGE",
+  "UNKNOWN_ACCOUNT",
+  "INSUFFICIENT_FUNDS",
+  "NONCE_GAP",
+  "BAD_SIGNATURE",
+]);
 
 export interface ApiServerModules {
   backend: ApiBackend;
@@ -240,6 +270,9 @@ export class ApiServer {
   private readonly streamsByAddress = new Map<string, number>();
   private readonly streamStarts = new Map<string, { tokens: number; at: number }>();
   private streamCount = 0;
+  /** Per HTTP/2 session (freed with it): its submits refused for their own fault, and admitted. */
+  private readonly submitRecord = new WeakMap<object, { refused: number; admitted: number }>();
+  private submitClosedLogged = 0;
   /** Open waits and streams, ended on stop so shutdown does not hang on them. */
   private readonly active = new Set<AbortController>();
   private unsubscribeReady: (() => void) | null = null;
@@ -441,6 +474,43 @@ export class ApiServer {
     return true;
   }
 
+  /**
+   * Connection accountability for submits (maxRefusedSubmitsPerConnection): counts an admitted
+   * submit (err null) or one refused for its own fault, and closes a connection that has sent
+   * the bound of refused ones with fewer than a tenth admitted. Per connection, never per
+   * address: clients behind one address (a NAT, every local client on 127.0.0.1) keep theirs.
+   */
+  private recordSubmit(call: object, peer: string, err: unknown): void {
+    const bound = this.opts.maxRefusedSubmitsPerConnection;
+    if (bound <= 0) return;
+    const refused = err instanceof ParabftError && REFUSED_SUBMIT_CODES.has(err.code);
+    if (err !== null && !refused) return;
+    const session = http2StreamOf(call)?.session;
+    if (!session) return;
+    let r = this.submitRecord.get(session);
+    if (!r) {
+      r = { refused: 0, admitted: 0 };
+      this.submitRecord.set(session, r);
+    }
+    if (!refused) {
+      r.admitted++;
+      return;
+    }
+    r.refused++;
+    if (r.refused < bound || r.admitted * 9 >= r.refused) return;
+    this.submitRecord.delete(session);
+    this.mod.metrics?.limited?.("refused_submits");
+    const now = Date.now();
+    if (now - this.submitClosedLogged > 5_000) {
+      this.submitClosedLogged = now;
+      this.mod.log.warn(
+        { peer, refused: r.refused, admitted: r.admitted, lastCode: (err as ParabftError).code },
+        "api connection closed: its transaction submits were refused",
+      );
+    }
+    this.listener?.strike(peer, Number.POSITIVE_INFINITY);
+  }
+
   private reportOpen(): void {
     this.mod.metrics?.open?.(this.listener?.open ?? 0, this.streamCount);
   }
@@ -492,10 +562,12 @@ export class ApiServer {
         });
         return fn(req, ctx);
       };
+      const submit = method === "SubmitTx" || method === "SubmitTxAndWait";
       run().then(
         (res) => {
           done();
           this.finish(method, started, 0);
+          if (submit) this.recordSubmit(call, ctx.peer, null);
           callback(null, res);
         },
         (err: unknown) => {
@@ -503,6 +575,7 @@ export class ApiServer {
           const se = this.statusOf(err, method);
           this.finish(method, started, se.code);
           callback(se);
+          if (submit) this.recordSubmit(call, ctx.peer, err);
         },
       );
     };
