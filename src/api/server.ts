@@ -80,6 +80,13 @@ export interface ApiServerOpts {
   newConnectionsPerSecondPerAddress: number;
   /** A connection whose calls a cap refused this many times is closed. */
   maxStrikesPerConnection: number;
+  /**
+   * A connection whose transaction submits were refused this many times for the transaction's
+   * own fault (unfunded or unknown sender, malformed, out of range, past the nonce window, bad
+   * signature: REFUSED_SUBMIT_CODES), while fewer than a tenth of its submits were admitted, is
+   * closed: spam is answered on its connection, not forever. 0 turns it off.
+   */
+  maxRefusedSubmitsPerConnection: number;
   /** Open StreamBlocks subscriptions, all clients together. */
   maxStreams: number;
   /** Open StreamBlocks subscriptions from one IP address. */
@@ -123,6 +130,7 @@ export const apiServerDefaults: Omit<ApiServerOpts, "address"> = {
   maxConnectionsPerAddress: 64,
   newConnectionsPerSecondPerAddress: 20,
   maxStrikesPerConnection: 3,
+  maxRefusedSubmitsPerConnection: 256,
   maxStreams: 256,
   maxStreamsPerAddress: 32,
   newStreamsPerSecondPerAddress: 4,
@@ -155,7 +163,31 @@ export type ApiLimitReason =
   | "max_streams"
   | "max_streams_per_address"
   | "stream_rate"
-  | "slow_consumer";
+  | "slow_consumer"
+  /** A call arrived on a connection a refusal had already closed: dropped unanswered. */
+  | "closed_connection"
+  /** A connection closed for its refused submits (maxRefusedSubmitsPerConnection). */
+  | "refused_submits";
+
+/**
+ * Submit refusals that are the transaction's own fault, whoever retries it: what
+ * maxRefusedSubmitsPerConnection counts. Not counted: the node's state (MEMPOOL_FULL, SYNCING),
+ * rate limits (they have their own strikes), a stale nonce or a duplicate (an honest client's
+ * retry after a lost answer).
+ */
+export const REFUSED_SUBMIT_CODES: ReadonlySet<string> = new Set([
+  "MALFORMED",
+  "TX_TOO_LARGE",
+  "WRONG_CHAIN",
+  "BAD_FEE",
+  "FEE_TOO_LOW",
+  "GAS_LIMIT_TOO_LOW",
+  "AMOUNT_OUT_OF_RANGE",
+  "UNKNOWN_ACCOUNT",
+  "INSUFFICIENT_FUNDS",
+  "NONCE_GAP",
+  "BAD_SIGNATURE",
+]);
 
 export interface ApiServerModules {
   backend: ApiBackend;
@@ -238,6 +270,9 @@ export class ApiServer {
   private readonly streamsByAddress = new Map<string, number>();
   private readonly streamStarts = new Map<string, { tokens: number; at: number }>();
   private streamCount = 0;
+  /** Per HTTP/2 session (freed with it): its submits refused for their own fault, and admitted. */
+  private readonly submitRecord = new WeakMap<object, { refused: number; admitted: number }>();
+  private submitClosedLogged = 0;
   /** Open waits and streams, ended on stop so shutdown does not hang on them. */
   private readonly active = new Set<AbortController>();
   private unsubscribeReady: (() => void) | null = null;
@@ -439,6 +474,43 @@ export class ApiServer {
     return true;
   }
 
+  /**
+   * Connection accountability for submits (maxRefusedSubmitsPerConnection): counts an admitted
+   * submit (err null) or one refused for its own fault, and closes a connection that has sent
+   * the bound of refused ones with fewer than a tenth admitted. Per connection, never per
+   * address: clients behind one address (a NAT, every local client on 127.0.0.1) keep theirs.
+   */
+  private recordSubmit(call: object, peer: string, err: unknown): void {
+    const bound = this.opts.maxRefusedSubmitsPerConnection;
+    if (bound <= 0) return;
+    const refused = err instanceof ParabftError && REFUSED_SUBMIT_CODES.has(err.code);
+    if (err !== null && !refused) return;
+    const session = http2StreamOf(call)?.session;
+    if (!session) return;
+    let r = this.submitRecord.get(session);
+    if (!r) {
+      r = { refused: 0, admitted: 0 };
+      this.submitRecord.set(session, r);
+    }
+    if (!refused) {
+      r.admitted++;
+      return;
+    }
+    r.refused++;
+    if (r.refused < bound || r.admitted * 9 >= r.refused) return;
+    this.submitRecord.delete(session);
+    this.mod.metrics?.limited?.("refused_submits");
+    const now = Date.now();
+    if (now - this.submitClosedLogged > 5_000) {
+      this.submitClosedLogged = now;
+      this.mod.log.warn(
+        { peer, refused: r.refused, admitted: r.admitted, lastCode: (err as ParabftError).code },
+        "api connection closed: its transaction submits were refused",
+      );
+    }
+    this.listener?.strike(peer, Number.POSITIVE_INFINITY);
+  }
+
   private reportOpen(): void {
     this.mod.metrics?.open?.(this.listener?.open ?? 0, this.streamCount);
   }
@@ -490,10 +562,12 @@ export class ApiServer {
         });
         return fn(req, ctx);
       };
+      const submit = method === "SubmitTx" || method === "SubmitTxAndWait";
       run().then(
         (res) => {
           done();
           this.finish(method, started, 0);
+          if (submit) this.recordSubmit(call, ctx.peer, null);
           callback(null, res);
         },
         (err: unknown) => {
@@ -501,6 +575,7 @@ export class ApiServer {
           const se = this.statusOf(err, method);
           this.finish(method, started, se.code);
           callback(se);
+          if (submit) this.recordSubmit(call, ctx.peer, err);
         },
       );
     };
@@ -712,11 +787,22 @@ export class ApiServer {
     return (call: ServerWritableStream<StreamBlocksRequest | MalformedRequest, GetBlockResponse>) => {
       const started = performance.now();
       const req = call.request;
+      // A call queued on a connection a refusal already closed (a client opening streams faster
+      // than the caps allow sends dozens at once): nobody can read an answer, so none is built.
+      const h2 = http2StreamOf(call);
+      if (h2 !== null && connectionClosed(h2)) {
+        this.mod.metrics?.limited?.("closed_connection");
+        return;
+      }
       let release: () => void;
       try {
         if (req instanceof MalformedRequest) throw invalidArgument("request", `malformed: ${req.reason}`);
         release = this.admit(call.getPeer(), true);
       } catch (err) {
+        // The refusal closed the connection (a strike-out): no answer can reach it. (Destroying
+        // the HTTP/2 session here instead aborted the process inside node's http2: the socket
+        // close ends it.)
+        if (h2 !== null && connectionClosed(h2)) return;
         const se = toServiceError(err);
         this.finish("StreamBlocks", started, se.code);
         call.emit("error", se);
@@ -824,21 +910,37 @@ export class ApiServer {
 }
 
 /**
- * RST_STREAM for a grpc-js server call. grpc-js has no public way to abort a call whose writes
- * cannot complete, so this walks to the call's http2 stream (test/unit/api covers it, so a
- * grpc-js upgrade that moves it fails a test rather than silently leaking).
+ * The HTTP/2 stream of a grpc-js server call. grpc-js has no public way to reach it (nor to abort
+ * a call whose writes cannot complete), so this walks its private chain (test/unit/api covers it,
+ * so a grpc-js upgrade that moves it fails a test rather than silently leaking).
  */
-export function resetServerStream(call: object): boolean {
+export function http2StreamOf(call: object): http2.ServerHttp2Stream | null {
   let c: unknown = (call as { call?: unknown }).call;
   for (let i = 0; i < 8 && c && typeof c === "object"; i++) {
-    const stream = (c as { stream?: { close?: (code: number) => void; destroyed?: boolean } }).stream;
-    if (stream && typeof stream.close === "function") {
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
-      return true;
-    }
+    const stream = (c as { stream?: http2.ServerHttp2Stream }).stream;
+    if (stream && typeof stream.close === "function") return stream;
     c = (c as { nextCall?: unknown }).nextCall;
   }
-  return false;
+  return null;
+}
+
+/** The stream's connection is gone: its session destroyed, or its socket (GatedListener.strike). */
+function connectionClosed(stream: http2.ServerHttp2Stream): boolean {
+  const session = stream.session;
+  if (!session || session.destroyed) return true;
+  try {
+    return session.socket.destroyed === true;
+  } catch {
+    return true; // no socket bound any more
+  }
+}
+
+/** RST_STREAM for a grpc-js server call (see http2StreamOf). */
+export function resetServerStream(call: object): boolean {
+  const stream = http2StreamOf(call);
+  if (stream === null) return false;
+  if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  return true;
 }
 
 function bumpCount(map: Map<string, number>, key: string, by: number): void {

@@ -25,6 +25,7 @@ import {
   encodeBlockReceipts,
   encodeReceipts,
   encodeWriteSetLog,
+  logKeyHash,
   logLookup,
   logOffsets,
 } from "./execLog.js";
@@ -153,6 +154,14 @@ export class ChainDb {
   private applying: Promise<void> | null = null;
   /** Bumped when a fold starts: a state read that overlapped one is repeated (getStateSnapshot). */
   private foldGeneration = 0;
+  /**
+   * State keys the bucket lacked when last read, since the bucket last changed (a fold, genesis):
+   * with no pending log holding such a key, getState answers without a RocksDB read. Unknown
+   * accounts' spam (issue 10) reads the same few absent keys over and over. Bounded.
+   */
+  private readonly bucketMisses = new Set<string>();
+  /** Bumped when the bucket starts to change: a miss read across it is not remembered. */
+  private bucketWrites = 0;
   private closing = false;
 
   private constructor(
@@ -477,6 +486,8 @@ export class ChainDb {
     if (this.applying || this.closing) return;
     // Readers that paired the bucket with the logs before this fold must read again.
     this.foldGeneration++;
+    this.bucketWrites++;
+    this.bucketMisses.clear();
     this.applying = this.applyPending()
       .catch((err: unknown) => {
         // The logs stay; the next apply (or the next open) folds them. Reads stay exact.
@@ -556,11 +567,21 @@ export class ChainDb {
 
   /** The value at the executed height: the newest pending log holding the key, else the bucket. */
   async getState(key: Uint8Array): Promise<Uint8Array | undefined> {
+    const h = logKeyHash(key);
     for (let i = this.pending.length - 1; i >= 0; i--) {
-      const found = logLookup(this.pending[i]!, key);
+      const found = logLookup(this.pending[i]!, key, h);
       if (found !== undefined) return found ?? undefined;
     }
-    return this.db.get(bucketKey(Bucket.state, key));
+    const k = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+    if (this.bucketMisses.has(k)) return undefined;
+    const writes = this.bucketWrites;
+    const stable = this.applying === null;
+    const value = await this.db.get(bucketKey(Bucket.state, key));
+    if (value === undefined && stable && this.applying === null && writes === this.bucketWrites) {
+      if (this.bucketMisses.size >= 65_536) this.bucketMisses.clear();
+      this.bucketMisses.add(k);
+    }
+    return value;
   }
 
   /**
@@ -580,8 +601,9 @@ export class ChainDb {
       const values: (Uint8Array | undefined)[] = new Array(keys.length).fill(undefined);
       const fromBucket: number[] = [];
       keys.forEach((key, i) => {
+        const h = logKeyHash(key);
         for (let b = this.pending.length - 1; b >= 0; b--) {
-          const found = logLookup(this.pending[b]!, key);
+          const found = logLookup(this.pending[b]!, key, h);
           if (found !== undefined) {
             values[i] = found ?? undefined;
             return;
@@ -665,10 +687,14 @@ export class ChainDb {
    * Only for init: normal execution goes through writeExecutionBatch.
    */
   async writeGenesisState(entries: Iterable<{ key: Uint8Array; value: Uint8Array }>, stateRoot?: Hash) {
+    this.bucketWrites++;
+    this.bucketMisses.clear();
     const ops: DbOp[] = [];
     for (const e of entries) ops.push({ type: "put", key: bucketKey(Bucket.state, e.key), value: e.value });
     if (stateRoot) ops.push({ type: "put", key: META_STATE_ROOT, value: stateRoot });
     await this.db.batch(ops, { sync: true });
+    this.bucketWrites++;
+    this.bucketMisses.clear();
   }
 
   /** The write set kept for `height` (ChainDbOpts.keepWriteSetOf), if any. */

@@ -10,7 +10,9 @@
 //    validator's own certificate (claiming validator 3), and by validator 3's key holder itself.
 //    No live link is displaced and the attacker receives nothing meant for validators.
 //  - unread StreamBlocks flood: 150 connections each opening 64 StreamBlocks calls from height 1
-//    and never reading them, against validator 0's API.
+//    and never reading them, against validator 0's API. Then a second honest shape beside the
+//    closed loop: an open loop at half its median baseline rate through the same attack
+//    (OpenLoopLoad in hostile-windows.ts), judged the same way.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
@@ -28,6 +30,9 @@ import {
   hostileRounds,
   type Interleaved,
   interleave,
+  OPEN_LOOP_SHARE,
+  OpenLoopLoad,
+  openLoopRate,
   startHostileCluster,
   stopHostileCluster,
 } from "./hostile-windows.js";
@@ -36,6 +41,10 @@ import { type PeerIdentity, peerIdentity } from "./peerAttack.js";
 
 /** Alternating baseline and attack windows: ROUNDS of each, WINDOW_MS long. */
 const ROUNDS = hostileRounds(3);
+/** Attack windows of the open-loop shape, where a scenario runs it. */
+const OPEN_ROUNDS = hostileRounds(3);
+/** Accounts 0-5: closed-loop senders; 7: recipient; 8-13: open-loop senders. */
+const OPEN_SENDERS = [8, 9, 10, 11, 12, 13];
 const WINDOW_MS = 6_000;
 /** Stated bound: no node grows by more than this over the run's starting RSS... */
 const RSS_GROWTH_BOUND = 150 * 1024 * 1024;
@@ -59,7 +68,7 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
   let exits: string[] = [];
 
   before(async () => {
-    hostile = await startHostileCluster(8);
+    hostile = await startHostileCluster(14);
     ({ cluster, clients, exits } = hostile);
   });
 
@@ -74,7 +83,8 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
     name: string,
     senders: number[],
     attack: () => Promise<() => Promise<void>>,
-  ): Promise<{ windows: Interleaved; rssPeak: number[] }> {
+    openLoop = false,
+  ): Promise<{ windows: Interleaved; openWindows: Interleaved | null; rssPeak: number[] }> {
     const signers = await Promise.all(senders.map((k) => signerOf(cluster.accounts[k]!.keyFile)));
     const recipient = await signerOf(cluster.accounts[7]!.keyFile);
     const load = new TransferLoad(cluster, clients, signers, recipient.address);
@@ -85,13 +95,12 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
       for (const [i, pid] of pids.entries()) rssPeak[i] = Math.max(rssPeak[i]!, rssOf(pid));
     }, 250);
     let stopAttack: (() => Promise<void>) | null = null;
+    let open: OpenLoopLoad | null = null;
     try {
       load.start();
       // Warm-up: the first commits include connection set-up.
       await until(`${name}: first commits`, async () => load.acks.length >= senders.length, 60_000);
-      const windows = await interleave(load, pids, {
-        rounds: ROUNDS,
-        windowMs: WINDOW_MS,
+      const hooks = {
         startAttack: async () => {
           stopAttack = await attack();
         },
@@ -101,12 +110,40 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
           await stop?.();
         },
         probe: async () => `view ${await metricValue(cluster.node(0).metrics, "parabft_consensus_view")}`,
-      });
+      };
+      const windows = await interleave(load, pids, { rounds: ROUNDS, windowMs: WINDOW_MS, ...hooks });
       await load.stop();
+      let openWindows: Interleaved | null = null;
+      if (openLoop) {
+        const openSigners = await Promise.all(
+          OPEN_SENDERS.map((k) => signerOf(cluster.accounts[k]!.keyFile)),
+        );
+        open = new OpenLoopLoad(
+          cluster.chainId,
+          clients,
+          openSigners,
+          recipient.address,
+          openLoopRate(windows),
+        );
+        open.start();
+        openWindows = await interleave(open, pids, {
+          rounds: OPEN_ROUNDS,
+          windowMs: WINDOW_MS,
+          warmupMs: 4_000,
+          ...hooks,
+        });
+        await open.stop();
+      }
       console.log(
         `# ${name}: RSS MB start ${rssStart.map((r) => (r / 2 ** 20).toFixed(0)).join("/")} ` +
-          `peak ${rssPeak.map((r) => (r / 2 ** 20).toFixed(0)).join("/")}; client errors ${load.errors.length}\n` +
-          describeWindows(name, windows),
+          `peak ${rssPeak.map((r) => (r / 2 ** 20).toFixed(0)).join("/")}; client errors ${load.errors.length}` +
+          (open
+            ? `, open-loop errors ${open.errors.length} (${open.sent} sent, ${open.acks.length} acknowledged)`
+            : "") +
+          `\n${describeWindows(name, windows)}` +
+          (openWindows
+            ? `\n${describeWindows(`${name} at ${OPEN_LOOP_SHARE}x baseline (open loop)`, openWindows)}`
+            : ""),
       );
       // 1. No validator exits.
       assert.deepEqual(exits, []);
@@ -120,14 +157,15 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
         );
       }
       // 4. Nothing acknowledged is lost.
-      await checkChain(clients, [0, 1, 2, 3], load.acks);
+      await checkChain(clients, [0, 1, 2, 3], [...load.acks, ...(open?.acks ?? [])]);
       await assertNoHonestBans(cluster, [0, 1, 2, 3], [0, 1, 2, 3]);
       // 3. (honest service) is asserted by the caller after its own checks: assertHonestService.
-      return { windows, rssPeak };
+      return { windows, openWindows, rssPeak };
     } finally {
       clearInterval(sampler);
       if (stopAttack) await (stopAttack as () => Promise<void>)().catch(() => {});
       await load.stop();
+      await (open as OpenLoopLoad | null)?.stop();
     }
   }
 
@@ -218,18 +256,23 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
 
   it("unread StreamBlocks calls stay bounded (finding 4)", async () => {
     const result: AttackResult = { attempts: 0, leaked: 0 };
-    const { windows } = await underAttack("unread StreamBlocks flood", [0, 1, 2, 3, 4, 5], async () => {
-      const stop = startWorker({
-        kind: "flood",
-        api: cluster.node(0).api,
-        connections: 150,
-        streamsPerConnection: 64,
-        spacingMs: 30,
-      });
-      return async () => {
-        result.attempts += (await stop()).attempts;
-      };
-    });
+    const { windows, openWindows } = await underAttack(
+      "unread StreamBlocks flood",
+      [0, 1, 2, 3, 4, 5],
+      async () => {
+        const stop = startWorker({
+          kind: "flood",
+          api: cluster.node(0).api,
+          connections: 150,
+          streamsPerConnection: 64,
+          spacingMs: 30,
+        });
+        return async () => {
+          result.attempts += (await stop()).attempts;
+        };
+      },
+      true,
+    );
     // 150 connections x 64 calls were tried; the count is of calls opened on connections the
     // server accepted (the rest were closed at accept).
     assert.ok(result.attempts >= 64, `only ${result.attempts} unread streams opened`);
@@ -250,6 +293,18 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
     console.log(
       `# unread StreamBlocks flood: ${result.attempts} streams attempted; node 0 ${reasons.map((r, k) => `${r}=${counts[k]}`).join(" ")}`,
     );
-    assertHonestService("unread StreamBlocks flood", windows);
+    // Both shapes are recorded before either verdict fails the test.
+    let closedErr: unknown = null;
+    try {
+      assertHonestService("unread StreamBlocks flood", windows);
+    } catch (err) {
+      closedErr = err;
+    }
+    assertHonestService(
+      `unread StreamBlocks flood at ${OPEN_LOOP_SHARE}x baseline`,
+      openWindows!,
+      "open loop",
+    );
+    if (closedErr) throw closedErr;
   });
 });

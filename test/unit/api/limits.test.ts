@@ -9,7 +9,7 @@ import type { ApiLimitReason } from "../../../src/api/server.js";
 import type { GetBlockResponse } from "../../../src/gen/parabft/v1/api_pb.js";
 import { silentLogger } from "../../../src/logger/index.js";
 import { newKey, signedTx } from "../mempool/helpers.js";
-import { apiClient, call, eventually, reflectionClient, request } from "./client.js";
+import { apiClient, call, callError, eventually, reflectionClient, request } from "./client.js";
 import { FakeNode } from "./fakeNode.js";
 import { connectRaw, openUnreadStreamBlocks } from "./rawStream.js";
 
@@ -89,6 +89,62 @@ describe("api: resource limits", () => {
         assert.equal(limited.get("connection_rate"), refused);
       },
     ));
+
+  it("closes a connection opening block streams too fast at its first refusal; its queued calls get no answer", () =>
+    withLimits({ newStreamsPerSecondPerAddress: 1 }, async ({ node, server, limited }) => {
+      node.commitTxs([]);
+      const session = connectRaw(`127.0.0.1:${server.port}`);
+      try {
+        await new Promise((r) => session.once("connect", r));
+        // The burst allows 4; the 5th is refused and closes the connection. Without dropping the
+        // calls already queued behind it, each would be refused in turn (35 more stream_rate).
+        const streams = Array.from({ length: 40 }, () => openUnreadStreamBlocks(session, 0n));
+        await Promise.all(streams.map((s) => s.closed));
+        await eventually(() => (limited.get("abusive_connection_closed") ?? 0) === 1);
+        const refused = limited.get("stream_rate") ?? 0;
+        assert.ok(refused >= 1 && refused <= 2, `${refused} stream_rate refusals`);
+        await eventually(() => node.subscribers === 0);
+      } finally {
+        session.destroy();
+      }
+    }));
+
+  it("closes a connection whose submits are refused for their own fault, not one that also gets admitted", () =>
+    withLimits({ maxRefusedSubmitsPerConnection: 20 }, async ({ server, limited }) => {
+      const spammer = apiClient(server.port);
+      const mixed = apiClient(server.port);
+      const key = newKey();
+      try {
+        // Far past the nonce window (NONCE_GAP): the 20th refusal closes the spammer's connection.
+        const gapped = (i: number) => ({ tx: signedTx(key, { nonce: 1000n + BigInt(i) }) });
+        for (let i = 0; i < 19; i++) {
+          const err = await callError(spammer, "submitTx", gapped(i));
+          assert.match(err.details, /NONCE_GAP/);
+        }
+        assert.equal(limited.get("refused_submits"), undefined);
+        await callError(spammer, "submitTx", gapped(19)).catch(() => {});
+        await eventually(() => limited.get("refused_submits") === 1);
+        assert.equal(limited.get("abusive_connection_closed"), 1);
+        // Another connection from the same address that is admitted now and then is kept: 3
+        // admitted (nonces 0..2) against 25 refused is above a tenth.
+        const other = newKey();
+        for (let i = 0; i < 28; i++) {
+          const tx =
+            i % 9 === 0
+              ? signedTx(other, { nonce: BigInt(i / 9) })
+              : signedTx(other, { nonce: 5000n + BigInt(i) });
+          if (i % 9 === 0) await call(mixed, "submitTx", { tx });
+          else assert.match((await callError(mixed, "submitTx", { tx })).details, /NONCE_GAP/);
+        }
+        assert.equal(limited.get("refused_submits"), 1);
+        // The closed one reconnects and is answered again.
+        const err = await callError(spammer, "submitTx", gapped(20));
+        assert.match(err.details, /NONCE_GAP/);
+      } finally {
+        spammer.close();
+        mixed.close();
+      }
+    }));
 
   it("refuses block streams beyond the per-address cap with RESOURCE_EXHAUSTED", () =>
     withLimits({ maxStreamsPerAddress: 2 }, async ({ node, server, limited }) => {

@@ -335,6 +335,43 @@ describe("ChainDb", () => {
     }
   });
 
+  it("answers a key the state bucket lacks from memory until a log, a fold or genesis writes it", async () => {
+    const dir = path.join(root, "misses");
+    const db = await ChainDb.open(dir, { stateApplyEntries: 1_000_000 });
+    let reads = 0;
+    const get = db.db.get.bind(db.db);
+    db.db.get = (key) => {
+      if (key[0] === Bucket.state) reads++;
+      return get(key);
+    };
+    try {
+      const absent = utf8Bytes("acct:nobody");
+      assert.equal(await db.getState(absent), undefined);
+      assert.equal(await db.getState(absent), undefined);
+      assert.equal(await db.getState(absent), undefined);
+      assert.equal(reads, 1, "one RocksDB read for three reads of an absent key");
+      // Execution creates it: the pending log answers (it masks the remembered miss).
+      await db.writeExecutionBatch({
+        height: 1n,
+        writeSet: [{ key: absent, value: utf8Bytes("1") }],
+        receipts: [],
+        stateRoot: new Uint8Array(32).fill(1),
+      });
+      assert.deepEqual(await db.getState(absent), utf8Bytes("1"));
+      // Folded into the bucket (the log goes): read from the bucket again.
+      await db.flushState();
+      assert.equal(db.pendingStateEntries, 0);
+      assert.deepEqual(await db.getState(absent), utf8Bytes("1"));
+      // Genesis-style writes straight to the bucket forget remembered misses too.
+      const later = utf8Bytes("acct:later");
+      assert.equal(await db.getState(later), undefined);
+      await db.writeGenesisState([{ key: later, value: utf8Bytes("2") }]);
+      assert.deepEqual(await db.getState(later), utf8Bytes("2"));
+    } finally {
+      await db.close();
+    }
+  });
+
   it("refuses a database with layout-1 execution state, naming the command that rebuilds it", async () => {
     const dir = path.join(root, "layout1");
     // Layout-1 execution state under the current schema (a schema-1 database is refused earlier,
