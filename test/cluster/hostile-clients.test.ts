@@ -11,7 +11,8 @@
 // own code; and honest commits run at >= 80% of the bracketing baselines' rate with finality p99
 // within 3x (medians over the attack windows).
 // Then a second honest shape beside it (same attack, same run): an open-loop load at half the
-// closed loop's median baseline rate (OpenLoopLoad), judged the same way. The closed loop
+// closed loop's median baseline rate (OpenLoopLoad), judged the same way (make bench-hostile only:
+// in make test it would add ~50 s for a ratio not asserted there). The closed loop
 // saturates the 2-core box, so it measures capacity, and the attacker's own client (on the same
 // cores) takes its share of it; the open loop measures whether service holds below saturation.
 import assert from "node:assert/strict";
@@ -41,6 +42,7 @@ import {
   OPEN_LOOP_SHARE,
   OpenLoopLoad,
   openLoopRate,
+  openLoopRounds,
   startHostileCluster,
   stopHostileCluster,
 } from "./hostile-windows.js";
@@ -49,8 +51,8 @@ import { checkChain, metricValue, signerOf, sleep, TransferLoad, until } from ".
 
 /** ROUNDS attack windows, each between two baseline windows of 6 s (11 windows in bench-hostile). */
 const ROUNDS = hostileRounds(5);
-/** Attack windows of the open-loop shape (each between two baseline windows). */
-const OPEN_ROUNDS = hostileRounds(3);
+/** Attack windows of the open-loop shape (each between two baseline windows; bench-hostile only). */
+const OPEN_ROUNDS = openLoopRounds(3);
 const WINDOW_MS = 6_000;
 const ATTACK_MS = (ROUNDS + OPEN_ROUNDS) * WINDOW_MS;
 /** Per validator process: the issue saw 131 MB idle; a flood that is buffered would pass this. */
@@ -189,20 +191,22 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
             midPool = await Promise.all(clients.map(async (c) => (await c.getStatus()).mempoolSize));
         },
       });
-      // The second honest shape: the closed loop stops, an open loop at OPEN_LOOP_SHARE of its
-      // baseline rate runs through the same attack.
+      // The second honest shape (bench-hostile): the closed loop stops, an open loop at
+      // OPEN_LOOP_SHARE of its baseline rate runs through the same attack.
       await load.stop();
-      open = new OpenLoopLoad(chainId, clients, openSenders, recipient.address, openLoopRate(windows));
-      open.start();
-      openWindows = await interleave(open, pids, {
-        rounds: OPEN_ROUNDS,
-        windowMs: WINDOW_MS,
-        warmupMs: 4_000,
-        startAttack: () => void worker.postMessage("go"),
-        probe,
-        stopAttack: () => void worker.postMessage("pause"),
-      });
-      await open.stop();
+      if (OPEN_ROUNDS > 0) {
+        open = new OpenLoopLoad(chainId, clients, openSenders, recipient.address, openLoopRate(windows));
+        open.start();
+        openWindows = await interleave(open, pids, {
+          rounds: OPEN_ROUNDS,
+          windowMs: WINDOW_MS,
+          warmupMs: 4_000,
+          startAttack: () => void worker.postMessage("go"),
+          probe,
+          stopAttack: () => void worker.postMessage("pause"),
+        });
+        await open.stop();
+      }
       worker.postMessage("finish");
       const done = await nextMessage("result", 120_000);
       outcome = done.result!;
@@ -216,15 +220,21 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
     }
     const codes = new Map(Object.entries(outcome!.codes));
     const admitted = outcome!.admitted;
+    // The open-loop shape's traffic (empty when it did not run: make test).
+    const openLoad = open as OpenLoopLoad | null;
+    const openErrors = openLoad?.errors ?? [];
+    const openAcks = openLoad?.acks ?? [];
 
     console.log(
       `# hostile: max RSS ${maxRss.toFixed(0)} MB; pools mid-attack ${midPool.join(",")}; ` +
         `attack: ${outcome!.sent} sent, outcomes ${JSON.stringify(Object.fromEntries([...codes].sort()))}; ` +
         `honest errors ${load.errors.length}: ${load.errors.slice(0, 3).join(" | ")}; open-loop errors ` +
-        `${open!.errors.length}: ${open!.errors.slice(0, 3).join(" | ")}\n` +
+        `${openErrors.length}: ${openErrors.slice(0, 3).join(" | ")}\n` +
         describeWindows("hostile clients", windows!) +
-        `\n# open loop at ${openLoopRate(windows!).toFixed(1)} tx/s (${open!.sent} sent, ${open!.acks.length} acknowledged)\n` +
-        describeWindows(`hostile clients at ${OPEN_LOOP_SHARE}x baseline (open loop)`, openWindows!),
+        (openLoad !== null && openWindows !== null
+          ? `\n# open loop at ${openLoopRate(windows!).toFixed(1)} tx/s (${openLoad.sent} sent, ${openAcks.length} acknowledged)\n` +
+            describeWindows(`hostile clients at ${OPEN_LOOP_SHARE}x baseline (open loop)`, openWindows)
+          : ""),
     );
 
     // No validator exited.
@@ -274,12 +284,12 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
     }
     // Honest clients were never turned away for capacity.
     assert.equal(
-      [...load.errors, ...open!.errors].filter((e) => /MEMPOOL_FULL/.test(e)).length,
+      [...load.errors, ...openErrors].filter((e) => /MEMPOOL_FULL/.test(e)).length,
       0,
-      `honest submits refused: ${[...load.errors, ...open!.errors].slice(0, 3).join("; ")}`,
+      `honest submits refused: ${[...load.errors, ...openErrors].slice(0, 3).join("; ")}`,
     );
     // Nothing acknowledged is lost, and no attacker transaction reached the chain.
-    const top = await checkChain(clients, [0, 1, 2, 3], [...load.acks, ...open!.acks]);
+    const top = await checkChain(clients, [0, 1, 2, 3], [...load.acks, ...openAcks]);
     await assertNoHonestBans(cluster, [0, 1, 2, 3], [0, 1, 2, 3]);
     const ours = new Set([...honest, ...openSenders, funder].map((k) => toHex(k.publicKey)));
     const committedAttack = await countForeignTxs(clients[0]!, top, ours);
@@ -292,7 +302,8 @@ describe("hostile clients: unfunded, gapped, oversized and free spam", { timeout
     } catch (err) {
       closedErr = err;
     }
-    assertHonestService(`hostile clients at ${OPEN_LOOP_SHARE}x baseline`, openWindows!, "open loop");
+    if (openWindows !== null)
+      assertHonestService(`hostile clients at ${OPEN_LOOP_SHARE}x baseline`, openWindows, "open loop");
     if (closedErr) throw closedErr;
   });
 });

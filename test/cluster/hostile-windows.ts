@@ -167,6 +167,15 @@ export function hostileRounds(strictRounds: number): number {
 }
 
 /**
+ * Attack windows of the second, open-loop honest shape: only in `make bench-hostile`, where its
+ * ratios are asserted and recorded. In `make test` it would add about 50 s per scenario for a
+ * figure that is not asserted there, so it does not run (0).
+ */
+export function openLoopRounds(strictRounds: number): number {
+  return process.env.PARABFT_HOSTILE_STRICT === "1" ? strictRounds : 0;
+}
+
+/**
  * Issue 10's service bound: honest commits continue at >= 80% of the baseline rate with finality
  * p99 within 3x of the baseline's, judged on the medians of the bracketed per-window ratios.
  *
