@@ -78,15 +78,18 @@ const ignore = (reason: IgnoreReason, epoch?: Epoch, sender?: number): EnvelopeC
 
 /**
  * Decodes and authenticates one envelope and every signature nested in it. Stateless: views and
- * watermarks are the replica's business. Never throws on peer input.
+ * watermarks are the replica's business. Never throws on peer input. `decoded`: the Envelope of
+ * these very bytes, when the transport already decoded them (not decoded again).
  */
-export function checkEnvelope(bytes: Uint8Array, ctx: EnvelopeContext): EnvelopeCheck {
+export function checkEnvelope(bytes: Uint8Array, ctx: EnvelopeContext, decoded?: Envelope): EnvelopeCheck {
   if (bytes.length > ctx.maxMessageBytes) return reject("OVERSIZED");
-  let env: Envelope;
-  try {
-    env = fromBinary(EnvelopeSchema, bytes);
-  } catch {
-    return reject("MALFORMED");
+  let env = decoded;
+  if (env === undefined) {
+    try {
+      env = fromBinary(EnvelopeSchema, bytes);
+    } catch {
+      return reject("MALFORMED");
+    }
   }
   return checkDecodedEnvelope(env, bytes, ctx);
 }

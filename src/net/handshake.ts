@@ -310,16 +310,9 @@ const KIND_BY_FIELD = [
 /**
  * The sender and PeerMessage kind (oneof case name) of an encoded envelope, without decoding the
  * payload: the kind is the field number of the payload's first tag. Null when the bytes are not
- * an Envelope; kind "unknown" when the payload does not start with a known kind.
- */
-export function envelopeHeader(bytes: Uint8Array): { sender: number; kind: string; epoch: bigint } | null {
-  const h = decodeEnvelopeHeader(bytes);
-  return h === null ? null : { sender: h.sender, kind: h.kind, epoch: h.epoch };
-}
-
-/**
- * envelopeHeader plus the decoded Envelope itself, so that the node's verdict does not decode
- * the same bytes a second time (src/net hands it on with the bytes).
+ * an Envelope; kind "unknown" when the payload does not start with a known kind. The decoded
+ * Envelope comes with it, so that the node's verdict does not decode the same bytes a second time
+ * (src/net hands it on with the bytes).
  */
 export function decodeEnvelopeHeader(
   bytes: Uint8Array,

@@ -2,7 +2,7 @@
 // in order. It owns the clock, the timers, signing-state durability and the sockets' side of
 // consensus; the core owns every protocol decision.
 import { create } from "@bufbuild/protobuf";
-import { checkDecodedEnvelope, checkEnvelope, type EnvelopeContext } from "../consensus/envelope.js";
+import { checkEnvelope, type EnvelopeContext } from "../consensus/envelope.js";
 import type { ConsensusCore } from "../consensus/pbft/epochReplica.js";
 import type {
   Action,
@@ -228,11 +228,7 @@ export class ConsensusDriver {
    */
   onEnvelope(from: number, bytes: Uint8Array, envelope?: Envelope): void {
     if (this.stopped) return;
-    const ctx = this.mod.envelopeContext;
-    const check =
-      envelope !== undefined && bytes.length <= ctx.maxMessageBytes
-        ? checkDecodedEnvelope(envelope, bytes, ctx)
-        : checkEnvelope(bytes, ctx);
+    const check = checkEnvelope(bytes, this.mod.envelopeContext, envelope);
     const msg = check.msg;
     if (msg === undefined) {
       if (
