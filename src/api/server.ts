@@ -1,7 +1,3 @@
-// The public gRPC API (DESIGN §8) on its own port: ApiService, standard health checking and server
-// reflection. Handlers validate input, call the ApiBackend the node implements, and let
-// toServiceError (errors.ts) choose every status code.
-import http2 from "node:http2";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   type Deadline,
@@ -23,7 +19,6 @@ import {
   GetAccountResponseSchema,
   type GetBlockRequest,
   type GetBlockResponse,
-  GetBlockResponseSchema,
   type GetDelegationsRequest,
   GetDelegationsResponseSchema,
   type GetEpochSetProofRequest,
@@ -56,6 +51,13 @@ import { fromHex as fromHexBytes } from "../types/bytes.js";
 import { ParabftError } from "../types/errors.js";
 import { HASH_LENGTH, type Hash } from "../types/hash.js";
 import type { ApiBackend, BlockRecord, NodeStateName } from "./backend.js";
+import {
+  blockResponse,
+  connectionClosed,
+  followBlocks,
+  http2StreamOf,
+  resetServerStream,
+} from "./blockStream.js";
 import { ApiError, invalidArgument, notFound, toServiceError } from "./errors.js";
 import { findProtoDir, loadReflectionPackage } from "./protoFiles.js";
 
@@ -244,15 +246,6 @@ function requireTx(tx: SignedTx | undefined): SignedTx {
   if (!tx) throw invalidArgument("tx", "required");
   if (tx.body.length === 0) throw invalidArgument("tx.body", "required");
   return tx;
-}
-
-function blockResponse(rec: BlockRecord): GetBlockResponse {
-  return create(GetBlockResponseSchema, {
-    height: rec.height,
-    digest: rec.digest,
-    block: rec.block ?? undefined,
-    certificate: rec.certificate ?? undefined,
-  });
 }
 
 function msUntil(deadline: Deadline): number {
@@ -810,7 +803,13 @@ export class ApiServer {
       }
       const ac = new AbortController();
       this.active.add(ac);
-      this.followBlocks(call, req.fromHeight, ac.signal)
+      followBlocks(
+        call,
+        req.fromHeight,
+        ac.signal,
+        { lookahead: this.opts.streamLookahead, stallMs: this.opts.streamStallMs },
+        { backend: this.mod.backend, onSlowConsumer: () => this.mod.metrics?.limited?.("slow_consumer") },
+      )
         .then(
           () => {
             this.finish("StreamBlocks", started, 0);
@@ -832,115 +831,6 @@ export class ApiServer {
       call.on("cancelled", () => ac.abort());
     };
   }
-
-  private async followBlocks(
-    call: ServerWritableStream<unknown, GetBlockResponse>,
-    fromHeight: bigint,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const b = this.mod.backend;
-    const lookahead = this.opts.streamLookahead;
-    // 0 means "from the next block": a live tail without history.
-    let next = fromHeight === 0n ? b.committedHeight() + 1n : fromHeight;
-    let tip = b.committedHeight();
-    const recent = new Map<bigint, BlockRecord>();
-    let wake: (() => void) | null = null;
-    const poke = () => {
-      const w = wake;
-      wake = null;
-      w?.();
-    };
-    const unsubscribe = b.subscribeBlocks((rec) => {
-      if (rec.height > tip) tip = rec.height;
-      if (rec.height >= next) {
-        recent.set(rec.height, rec);
-        // A slow reader keeps only the newest blocks in memory; older ones come from storage.
-        if (recent.size > lookahead) recent.delete(recent.keys().next().value!);
-      }
-      poke();
-    });
-    signal.addEventListener("abort", poke, { once: true });
-    try {
-      while (!signal.aborted) {
-        const committed = b.committedHeight();
-        if (committed > tip) tip = committed;
-        if (next > tip) {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-          continue;
-        }
-        let rec = recent.get(next);
-        recent.delete(next);
-        rec ??= (await b.getBlock({ height: next })) ?? undefined;
-        if (signal.aborted) break;
-        if (!rec) throw notFound(`committed block ${next}`);
-        next++;
-        if (!call.write(blockResponse(rec))) {
-          // The subscriber's send buffer is full. Wait for it to drain, but not forever: one that
-          // stopped reading is dropped instead of holding buffers (and a stream slot) without bound.
-          const drained = await new Promise<boolean>((resolve) => {
-            const done = (ok: boolean) => {
-              clearTimeout(timer);
-              call.off("drain", onDrain);
-              signal.removeEventListener("abort", onAbort);
-              resolve(ok);
-            };
-            const onDrain = () => done(true);
-            const onAbort = () => done(true);
-            const timer = setTimeout(() => done(false), this.opts.streamStallMs);
-            call.on("drain", onDrain);
-            signal.addEventListener("abort", onAbort, { once: true });
-          });
-          if (!drained) {
-            this.mod.metrics?.limited?.("slow_consumer");
-            throw new ApiError(
-              "SLOW_CONSUMER",
-              {},
-              `the subscriber read nothing for ${this.opts.streamStallMs} ms with its buffer full`,
-            );
-          }
-        }
-      }
-    } finally {
-      unsubscribe();
-      signal.removeEventListener("abort", poke);
-    }
-  }
-}
-
-/**
- * The HTTP/2 stream of a grpc-js server call. grpc-js has no public way to reach it (nor to abort
- * a call whose writes cannot complete), so this walks its private chain (test/unit/api covers it,
- * so a grpc-js upgrade that moves it fails a test rather than silently leaking).
- */
-export function http2StreamOf(call: object): http2.ServerHttp2Stream | null {
-  let c: unknown = (call as { call?: unknown }).call;
-  for (let i = 0; i < 8 && c && typeof c === "object"; i++) {
-    const stream = (c as { stream?: http2.ServerHttp2Stream }).stream;
-    if (stream && typeof stream.close === "function") return stream;
-    c = (c as { nextCall?: unknown }).nextCall;
-  }
-  return null;
-}
-
-/** The stream's connection is gone: its session destroyed, or its socket (GatedListener.strike). */
-function connectionClosed(stream: http2.ServerHttp2Stream): boolean {
-  const session = stream.session;
-  if (!session || session.destroyed) return true;
-  try {
-    return session.socket.destroyed === true;
-  } catch {
-    return true; // no socket bound any more
-  }
-}
-
-/** RST_STREAM for a grpc-js server call (see http2StreamOf). */
-export function resetServerStream(call: object): boolean {
-  const stream = http2StreamOf(call);
-  if (stream === null) return false;
-  if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
-  return true;
 }
 
 function bumpCount(map: Map<string, number>, key: string, by: number): void {
