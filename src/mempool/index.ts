@@ -2,3 +2,4 @@ export * from "./admission.js";
 export * from "./errors.js";
 export * from "./mempool.js";
 export * from "./rateLimit.js";
+export * from "./types.js";
