@@ -77,11 +77,30 @@ const ignore = (reason: IgnoreReason, epoch?: Epoch, sender?: number): EnvelopeC
 });
 
 /**
+ * Asked for a PREPARE or COMMIT before its vote signature is verified: false = the core could not
+ * use it (ConsensusCore.voteNeeded), so it is ignored unverified as NOT_NEEDED. Must be pure.
+ */
+export type VoteFilter = (
+  epoch: Epoch,
+  kind: "prepare" | "commit",
+  sender: ValidatorIndex,
+  view: bigint,
+  height: bigint,
+  digest: Uint8Array,
+) => boolean;
+
+/**
  * Decodes and authenticates one envelope and every signature nested in it. Stateless: views and
  * watermarks are the replica's business. Never throws on peer input. `decoded`: the Envelope of
- * these very bytes, when the transport already decoded them (not decoded again).
+ * these very bytes, when the transport already decoded them (not decoded again). `voteNeeded`:
+ * see VoteFilter (without it every vote is verified).
  */
-export function checkEnvelope(bytes: Uint8Array, ctx: EnvelopeContext, decoded?: Envelope): EnvelopeCheck {
+export function checkEnvelope(
+  bytes: Uint8Array,
+  ctx: EnvelopeContext,
+  decoded?: Envelope,
+  voteNeeded?: VoteFilter,
+): EnvelopeCheck {
   if (bytes.length > ctx.maxMessageBytes) return reject("OVERSIZED");
   let env = decoded;
   if (env === undefined) {
@@ -91,10 +110,15 @@ export function checkEnvelope(bytes: Uint8Array, ctx: EnvelopeContext, decoded?:
       return reject("MALFORMED");
     }
   }
-  return checkDecodedEnvelope(env, bytes, ctx);
+  return checkDecodedEnvelope(env, bytes, ctx, voteNeeded);
 }
 
-export function checkDecodedEnvelope(env: Envelope, bytes: Uint8Array, ctx: EnvelopeContext): EnvelopeCheck {
+export function checkDecodedEnvelope(
+  env: Envelope,
+  bytes: Uint8Array,
+  ctx: EnvelopeContext,
+  voteNeeded?: VoteFilter,
+): EnvelopeCheck {
   if (env.version !== PROTOCOL_VERSION) return reject("BAD_VERSION");
   if (env.chainId !== ctx.chainId) return reject("WRONG_CHAIN");
   const set = ctx.sets.get(env.epoch);
@@ -128,6 +152,14 @@ export function checkDecodedEnvelope(env: Envelope, bytes: Uint8Array, ctx: Enve
   if (VOTE_KINDS.has(kind)) {
     // Votes are authenticated by the vote signature that certificates reuse; the envelope carries none.
     if (signed) return reject("MALFORMED", env.epoch, env.sender);
+    if (voteNeeded !== undefined && (message.kind.case === "prepare" || message.kind.case === "commit")) {
+      const v = message.kind.value;
+      if (
+        v.blockDigest.length === 32 &&
+        !voteNeeded(env.epoch, message.kind.case, env.sender, v.view, v.height, v.blockDigest)
+      )
+        return ignore("NOT_NEEDED", env.epoch, env.sender);
+    }
     const signBytes = voteSignBytes(ctx.chainId, env.epoch, message);
     if (!ctx.verifier.verify(senderKey, signBytes, voteSignatureOf(message))) {
       return reject("BAD_SIGNATURE", env.epoch, env.sender);

@@ -2,7 +2,7 @@
 // in order. It owns the clock, the timers, signing-state durability and the sockets' side of
 // consensus; the core owns every protocol decision.
 import { create } from "@bufbuild/protobuf";
-import { checkEnvelope, type EnvelopeContext } from "../consensus/envelope.js";
+import { checkEnvelope, type EnvelopeContext, type VoteFilter } from "../consensus/envelope.js";
 import type { ConsensusCore } from "../consensus/pbft/epochReplica.js";
 import type {
   Action,
@@ -191,11 +191,24 @@ export class ConsensusDriver {
   private syncIdle: Promise<void> = Promise.resolve();
   private releaseSyncIdle: (() => void) | null = null;
 
+  /**
+   * The core's voteNeeded, asked before a vote's signature is verified (undefined when the core
+   * has none). Safe to ask at arrival: events run synchronously, so the core's state is the one
+   * the vote's own event would meet, and prepared / committed never go back.
+   */
+  private readonly voteFilter: VoteFilter | undefined;
+
   constructor(
     private readonly opts: DriverOpts,
     private readonly mod: DriverModules,
   ) {
     this.now = mod.now ?? Date.now;
+    const core = mod.replica;
+    this.voteFilter =
+      core.voteNeeded === undefined
+        ? undefined
+        : (epoch, kind, sender, view, height, digest) =>
+            core.voteNeeded!(epoch, kind, sender, view, height, digest);
   }
 
   start(): void {
@@ -228,7 +241,7 @@ export class ConsensusDriver {
    */
   onEnvelope(from: number, bytes: Uint8Array, envelope?: Envelope): void {
     if (this.stopped) return;
-    const check = checkEnvelope(bytes, this.mod.envelopeContext, envelope);
+    const check = checkEnvelope(bytes, this.mod.envelopeContext, envelope, this.voteFilter);
     const msg = check.msg;
     if (msg === undefined) {
       if (

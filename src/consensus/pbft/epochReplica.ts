@@ -73,6 +73,18 @@ export interface ConsensusCore {
   readonly stableCheckpoint: CheckpointCertificate | undefined;
   readonly status: string;
   readonly epoch: bigint;
+  /**
+   * Whether a PREPARE/COMMIT of `epoch` from `sender` could matter (asked before its signature is
+   * verified; false = ignore it unverified as NOT_NEEDED). Pure; Replica.voteNeeded says when.
+   */
+  voteNeeded?(
+    epoch: bigint,
+    kind: "prepare" | "commit",
+    sender: ValidatorIndex,
+    view: View,
+    height: Height,
+    digest: Hash,
+  ): boolean;
 }
 
 /** Only this epoch's records and view, so an instance never sees another epoch's signing state. */
@@ -271,6 +283,19 @@ export class EpochReplica implements ConsensusCore {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /** The current instance decides for its own epoch; a vote of any other epoch is verified. */
+  voteNeeded(
+    epoch: bigint,
+    kind: "prepare" | "commit",
+    sender: ValidatorIndex,
+    view: View,
+    height: Height,
+    digest: Hash,
+  ): boolean {
+    if (this.cur === null || epoch !== this.curEpoch) return true;
+    return this.cur.voteNeeded(epoch, kind, sender, view, height, digest);
+  }
 
   handle(event: Event): StepResult {
     this.out = [];

@@ -21,6 +21,18 @@ import type { Action, CheckedMessage, Event, StepResult, ValidatorIndex, Verdict
 export type { ReplicaSnapshot } from "./base.js";
 
 export class Replica extends Amnesia {
+  /** ConsensusCore.voteNeeded (rules at VoteLog.voteNeededHere); a vote of another epoch is verified. */
+  voteNeeded(
+    epoch: bigint,
+    kind: "prepare" | "commit",
+    sender: ValidatorIndex,
+    view: bigint,
+    height: bigint,
+    digest: Uint8Array,
+  ): boolean {
+    return epoch !== this.epochNo || this.voteNeededHere(kind, sender, view, height, digest);
+  }
+
   step(event: Event): Action[] {
     return this.handle(event).actions;
   }

@@ -60,7 +60,12 @@ export type IgnoreReason =
   | "ALREADY_COMMITTED"
   | "UNSOLICITED"
   /** A peer's gossip arrives faster than the mempool admits it: the batch is dropped. */
-  | "GOSSIP_BACKLOG";
+  | "GOSSIP_BACKLOG"
+  /**
+   * A PREPARE/COMMIT arriving after the quorum it would join (prepared / committed for the same
+   * digest, no differing vote from its sender): ignored before its signature is verified.
+   */
+  | "NOT_NEEDED";
 
 export type Verdict =
   | { kind: "accept" }
