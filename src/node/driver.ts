@@ -192,23 +192,20 @@ export class ConsensusDriver {
   private releaseSyncIdle: (() => void) | null = null;
 
   /**
-   * The core's voteNeeded, asked before a vote's signature is verified (undefined when the core
-   * has none). Safe to ask at arrival: events run synchronously, so the core's state is the one
-   * the vote's own event would meet, and prepared / committed never go back.
+   * The core's voteNeeded, asked before a vote's signature is verified (every vote is verified
+   * when the core has none). Asked at arrival: the core's state then is at most the queued events
+   * behind the one the vote would meet, and prepared / committed never go back.
    */
-  private readonly voteFilter: VoteFilter | undefined;
+  private readonly voteFilter: VoteFilter = (epoch, kind, sender, view, height, digest) => {
+    const core = this.mod.replica;
+    return core.voteNeeded === undefined || core.voteNeeded(epoch, kind, sender, view, height, digest);
+  };
 
   constructor(
     private readonly opts: DriverOpts,
     private readonly mod: DriverModules,
   ) {
     this.now = mod.now ?? Date.now;
-    const core = mod.replica;
-    this.voteFilter =
-      core.voteNeeded === undefined
-        ? undefined
-        : (epoch, kind, sender, view, height, digest) =>
-            core.voteNeeded!(epoch, kind, sender, view, height, digest);
   }
 
   start(): void {
