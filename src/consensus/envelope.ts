@@ -36,6 +36,7 @@ import type {
   RejectReason,
   ValidatorIndex,
   Verdict,
+  VoteKind,
 } from "./pbft/types.js";
 import type { EpochSets, ValidatorSet } from "./valset/index.js";
 
@@ -82,7 +83,7 @@ const ignore = (reason: IgnoreReason, epoch?: Epoch, sender?: number): EnvelopeC
  */
 export type VoteFilter = (
   epoch: Epoch,
-  kind: "prepare" | "commit",
+  kind: VoteKind,
   sender: ValidatorIndex,
   view: bigint,
   height: bigint,
@@ -152,14 +153,8 @@ export function checkDecodedEnvelope(
   if (VOTE_KINDS.has(kind)) {
     // Votes are authenticated by the vote signature that certificates reuse; the envelope carries none.
     if (signed) return reject("MALFORMED", env.epoch, env.sender);
-    if (voteNeeded !== undefined && (message.kind.case === "prepare" || message.kind.case === "commit")) {
-      const v = message.kind.value;
-      if (
-        v.blockDigest.length === 32 &&
-        !voteNeeded(env.epoch, message.kind.case, env.sender, v.view, v.height, v.blockDigest)
-      )
-        return ignore("NOT_NEEDED", env.epoch, env.sender);
-    }
+    if (voteNeeded !== undefined && !voteNeededOf(voteNeeded, env, message))
+      return ignore("NOT_NEEDED", env.epoch, env.sender);
     const signBytes = voteSignBytes(ctx.chainId, env.epoch, message);
     if (!ctx.verifier.verify(senderKey, signBytes, voteSignatureOf(message))) {
       return reject("BAD_SIGNATURE", env.epoch, env.sender);
@@ -174,6 +169,21 @@ export function checkDecodedEnvelope(
     verdict: { kind: "accept" },
     msg: { envelope: env, bytes, epoch: env.epoch, sender: env.sender, message },
   };
+}
+
+function voteNeededOf(filter: VoteFilter, env: Envelope, m: PeerMessage): boolean {
+  switch (m.kind.case) {
+    case "prepare":
+    case "commit": {
+      const v = m.kind.value;
+      if (v.blockDigest.length !== 32) return true;
+      return filter(env.epoch, m.kind.case, env.sender, v.view, v.height, v.blockDigest);
+    }
+    case "checkpoint":
+      return filter(env.epoch, "checkpoint", env.sender, 0n, m.kind.value.height, m.kind.value.chainHash);
+    default:
+      return true;
+  }
 }
 
 function voteSignBytes(chainId: string, epoch: Epoch, m: PeerMessage): Uint8Array {

@@ -54,6 +54,7 @@ import type {
   ValidatorIndex,
   Verdict,
   View,
+  VoteKind,
 } from "./types.js";
 
 const ign = (reason: IgnoreReason): Verdict => ({ kind: "ignore", reason });
@@ -79,7 +80,7 @@ export interface ConsensusCore {
    */
   voteNeeded?(
     epoch: bigint,
-    kind: "prepare" | "commit",
+    kind: VoteKind,
     sender: ValidatorIndex,
     view: View,
     height: Height,
@@ -287,7 +288,7 @@ export class EpochReplica implements ConsensusCore {
   /** The current instance decides for its own epoch; a vote of any other epoch is verified. */
   voteNeeded(
     epoch: bigint,
-    kind: "prepare" | "commit",
+    kind: VoteKind,
     sender: ValidatorIndex,
     view: View,
     height: Height,

@@ -16,7 +16,15 @@ import { fromHex } from "../../types/bytes.js";
 import { checkEnvelope } from "../envelope.js";
 import { Amnesia } from "./amnesia.js";
 import { ACCEPTED, ign, rej, VIEW_CHANGE_REPEAT_TICKS } from "./base.js";
-import type { Action, CheckedMessage, Event, StepResult, ValidatorIndex, Verdict } from "./types.js";
+import type {
+  Action,
+  CheckedMessage,
+  Event,
+  StepResult,
+  ValidatorIndex,
+  Verdict,
+  VoteKind,
+} from "./types.js";
 
 export type { ReplicaSnapshot } from "./base.js";
 
@@ -24,7 +32,7 @@ export class Replica extends Amnesia {
   /** ConsensusCore.voteNeeded (rules at VoteLog.voteNeededHere); a vote of another epoch is verified. */
   voteNeeded(
     epoch: bigint,
-    kind: "prepare" | "commit",
+    kind: VoteKind,
     sender: ValidatorIndex,
     view: bigint,
     height: bigint,

@@ -62,8 +62,9 @@ export type IgnoreReason =
   /** A peer's gossip arrives faster than the mempool admits it: the batch is dropped. */
   | "GOSSIP_BACKLOG"
   /**
-   * A PREPARE/COMMIT arriving after the quorum it would join (prepared / committed for the same
-   * digest, no differing vote from its sender): ignored before its signature is verified.
+   * A vote arriving after the quorum it would join (a PREPARE once prepared / a COMMIT once
+   * committed for the same digest with no differing vote from its sender, a CHECKPOINT at or below
+   * the stable one): ignored before its signature is verified.
    */
   | "NOT_NEEDED";
 
@@ -73,6 +74,9 @@ export type Verdict =
   | { kind: "reject"; reason: RejectReason };
 
 export const ACCEPT: Verdict = Object.freeze({ kind: "accept" }) as Verdict;
+
+/** The votes whose signature the driver may skip verifying (ConsensusCore.voteNeeded). */
+export type VoteKind = "prepare" | "commit" | "checkpoint";
 
 export type PeerMessageKind = NonNullable<PeerMessage["kind"]["case"]>;
 

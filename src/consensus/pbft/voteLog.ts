@@ -32,7 +32,7 @@ import {
   sortedSigs,
 } from "./base.js";
 import { CatchUp } from "./catchUp.js";
-import type { CheckedMessage, Height, OutMessage, ValidatorIndex, Verdict, View } from "./types.js";
+import type { CheckedMessage, Height, OutMessage, ValidatorIndex, Verdict, View, VoteKind } from "./types.js";
 
 export abstract class VoteLog extends CatchUp {
   /**
@@ -45,16 +45,24 @@ export abstract class VoteLog extends CatchUp {
    *   COMMIT: the slot is committed (or delivered) for `digest`;
    * - the sender has no vote of that kind in `view` at this height with ANOTHER digest (a
    *   differing vote is equivocation evidence: it is verified and judged as before).
+   * A CHECKPOINT (view and digest unused) is not needed at or below the stable checkpoint: the
+   * core would only ignore it as BELOW_WATERMARK (no evidence, no divergence check there).
    * A skipped vote is ignored as NOT_NEEDED: never stored, counted, forwarded or kept as evidence.
    */
   protected voteNeededHere(
-    kind: "prepare" | "commit",
+    kind: VoteKind,
     sender: ValidatorIndex,
     view: View,
     height: Height,
     digest: Hash,
   ): boolean {
-    if (this.cfg.testOnlyFaults !== undefined || this.recovering || !this.active) return true;
+    if (this.cfg.testOnlyFaults !== undefined || this.recovering) return true;
+    if (kind === "checkpoint") {
+      const onGrid = height % this.interval === 0n || height === this.lastHeight;
+      const inEpoch = this.lastHeight === null || height <= this.lastHeight;
+      return !(height > 0n && onGrid && inEpoch && height <= this._stable);
+    }
+    if (!this.active) return true;
     const slot = this.slots.get(height);
     if (slot === undefined) return true;
     if (kind === "prepare") {

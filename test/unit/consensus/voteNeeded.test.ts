@@ -14,6 +14,7 @@ import { blockDigest } from "../../../src/types/block.js";
 import type { SignatureVerifier } from "../../../src/types/signing.js";
 import {
   Cluster,
+  checkpointFrom,
   commitFrom,
   envCtx,
   makeBlock,
@@ -180,6 +181,28 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
     assert.ok(checkCommitCertificate(cert, envCtx(c.sets)), "every signature verifies");
     // A PREPARE for a committed height is only skipped once prepared (not here: no PREPAREs came).
     assert.equal(node.replica.voteNeeded(0n, "prepare", 2, 0n, 1n, d), true);
+  });
+
+  it("CHECKPOINT at or below the stable checkpoint: NOT_NEEDED; above it, verified", () => {
+    const c = new Cluster(4);
+    c.blocksLeft = 12;
+    c.setWork(100, [0]);
+    c.run();
+    const node = c.nodes[1]!;
+    assert.equal(node.replica.stableHeight, 10n);
+    const h = new Uint8Array(32).fill(3);
+    // Stale checkpoints (any content: no divergence check happens below the stable one).
+    for (const height of [5n, 10n])
+      assert.deepEqual(receive(c, 1, forged(checkpointFrom(2, height, h, h).bytes)), {
+        verdict: ignore("NOT_NEEDED"),
+        verifies: 0,
+      });
+    assert.equal(node.replica.voteNeeded(0n, "checkpoint", 2, 0n, 15n, h), true, "above stable");
+    assert.equal(node.replica.voteNeeded(0n, "checkpoint", 2, 0n, 7n, h), true, "off the grid: MALFORMED");
+    assert.deepEqual(receive(c, 1, forged(checkpointFrom(2, 15n, h, h).bytes)), {
+      verdict: { kind: "reject", reason: "BAD_SIGNATURE" },
+      verifies: 1,
+    });
   });
 
   it("with a test-only fault on, every vote is verified", () => {
