@@ -305,7 +305,12 @@ export class EpochReplica implements ConsensusCore {
     switch (event.kind) {
       case "message": {
         this.ctx.currentEpoch = this.curEpoch;
-        const r = checkEnvelope(event.bytes, this.ctx);
+        const r = checkEnvelope(
+          event.bytes,
+          this.ctx,
+          undefined,
+          this.cfg.skipUnneededVotes ? (e, k, s, v, h, d) => this.voteNeeded(e, k, s, v, h, d) : undefined,
+        );
         sender = r.msg?.sender ?? r.sender ?? null;
         if (r.msg === undefined && r.verdict.kind === "ignore" && r.verdict.reason === "FUTURE_EPOCH")
           this.noteEpoch(r.epoch);

@@ -56,7 +56,12 @@ export class Replica extends Amnesia {
     }
     switch (event.kind) {
       case "message": {
-        const r = checkEnvelope(event.bytes, this.envCtx);
+        const r = checkEnvelope(
+          event.bytes,
+          this.envCtx,
+          undefined,
+          this.cfg.skipUnneededVotes ? (e, k, s, v, h, d) => this.voteNeeded(e, k, s, v, h, d) : undefined,
+        );
         sender = r.msg?.sender ?? r.sender ?? null;
         if (r.msg === undefined) {
           verdict = r.verdict;

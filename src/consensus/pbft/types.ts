@@ -360,6 +360,11 @@ export interface ReplicaConfig {
   persisted?: PersistedState | null;
   /** Messages from the future buffered per replica (bounded). */
   maxBufferedMessages?: number;
+  /**
+   * `message` events skip verifying votes this replica will not use (voteNeeded), as the node's
+   * driver does for `checked` ones; for the simulator (SimConfig.skipUnneededVotes).
+   */
+  skipUnneededVotes?: boolean;
   testOnlyFaults?: TestOnlyFaults;
 }
 

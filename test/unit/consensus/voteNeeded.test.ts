@@ -205,6 +205,28 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
     });
   });
 
+  it("skipUnneededVotes: the core's own message path skips them too (the simulator's switch)", () => {
+    const c = new Cluster(4, { cfg: { skipUnneededVotes: true } });
+    c.filter = () => false;
+    const b = makeBlock(c.set, 1n, 0);
+    const d = blockDigest(b.header!);
+    const step = (bytes: Uint8Array) => c.step(1, { kind: "message", bytes }).verdict;
+    step(prePrepareFrom(0, 0n, b).bytes);
+    for (const i of [0, 2]) assert.deepEqual(step(prepareFrom(i, 0n, 1n, d).bytes), { kind: "accept" });
+    assert.deepEqual(step(forged(prepareFrom(3, 0n, 1n, d).bytes)), ignore("NOT_NEEDED"));
+    // Without the switch the same forged vote is verified and rejected.
+    const plain = isolated();
+    plain.step(1, { kind: "message", bytes: prePrepareFrom(0, 0n, b).bytes });
+    for (const i of [0, 2]) plain.step(1, { kind: "message", bytes: prepareFrom(i, 0n, 1n, d).bytes });
+    assert.deepEqual(
+      plain.step(1, { kind: "message", bytes: forged(prepareFrom(3, 0n, 1n, d).bytes) }).verdict,
+      {
+        kind: "reject",
+        reason: "BAD_SIGNATURE",
+      },
+    );
+  });
+
   it("with a test-only fault on, every vote is verified", () => {
     const c = new Cluster(4, { cfg: { testOnlyFaults: { acceptSecondPrePrepare: true } } });
     c.filter = () => false;
