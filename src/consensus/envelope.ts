@@ -90,17 +90,32 @@ export type VoteFilter = (
   digest: Uint8Array,
 ) => boolean;
 
+export interface CheckOptions {
+  /** See VoteFilter; without it every vote is verified. */
+  voteNeeded?: VoteFilter;
+  /**
+   * The caller received these bytes on a stream authenticated as a validator and rejects the
+   * envelope unless its `sender` is that validator (the driver's senderIs, src/net's
+   * wrong_sender). A StatusReport's envelope signature is then not verified: a status is never
+   * relayed, stored or evidence, so its signature proves nothing the stream did not (issue 14:
+   * 0.6 of ~7 verifies a height at 10 tx/s). Senders still sign it, for older builds.
+   */
+  senderAuthenticated?: boolean;
+}
+
+/** Field number of `status` in PeerMessage's oneof (proto/parabft/v1/consensus.proto). */
+const STATUS_FIELD = 7;
+
 /**
  * Decodes and authenticates one envelope and every signature nested in it. Stateless: views and
  * watermarks are the replica's business. Never throws on peer input. `decoded`: the Envelope of
- * these very bytes, when the transport already decoded them (not decoded again). `voteNeeded`:
- * see VoteFilter (without it every vote is verified).
+ * these very bytes, when the transport already decoded them (not decoded again).
  */
 export function checkEnvelope(
   bytes: Uint8Array,
   ctx: EnvelopeContext,
   decoded?: Envelope,
-  voteNeeded?: VoteFilter,
+  opts?: CheckOptions,
 ): EnvelopeCheck {
   if (bytes.length > ctx.maxMessageBytes) return reject("OVERSIZED");
   let env = decoded;
@@ -111,14 +126,27 @@ export function checkEnvelope(
       return reject("MALFORMED");
     }
   }
-  return checkDecodedEnvelope(env, bytes, ctx, voteNeeded);
+  return checkDecodedEnvelope(env, bytes, ctx, opts);
+}
+
+/** The payload decoded when it is a StatusReport (its first tag names field 7), else undefined. */
+function statusPayload(payload: Uint8Array): PeerMessage | undefined {
+  // Field 7, wire type 2 (length-delimited): tag byte 0x3a. Anything else is decoded later.
+  if (payload.length === 0 || payload[0] !== ((STATUS_FIELD << 3) | 2)) return undefined;
+  try {
+    const m = fromBinary(PeerMessageSchema, payload);
+    // A later field of the oneof wins over the first: only a real status qualifies.
+    return m.kind.case === "status" ? m : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function checkDecodedEnvelope(
   env: Envelope,
   bytes: Uint8Array,
   ctx: EnvelopeContext,
-  voteNeeded?: VoteFilter,
+  opts?: CheckOptions,
 ): EnvelopeCheck {
   if (env.version !== PROTOCOL_VERSION) return reject("BAD_VERSION");
   if (env.chainId !== ctx.chainId) return reject("WRONG_CHAIN");
@@ -131,9 +159,12 @@ export function checkDecodedEnvelope(
   if (!set.has(env.sender)) return reject("UNKNOWN_SENDER", env.epoch);
   const senderKey = set.members[env.sender]!.publicKey;
   const signed = env.signature.length !== 0;
+  // A status on an authenticated stream needs no signature check (CheckOptions).
+  const status = signed && opts?.senderAuthenticated === true ? statusPayload(env.payload) : undefined;
   // Signed envelopes are authenticated before their payload is even decoded.
   if (
     signed &&
+    status === undefined &&
     !ctx.verifier.verify(
       senderKey,
       envelopeSignBytes(env.chainId, env.epoch, env.sender, env.payload),
@@ -143,16 +174,20 @@ export function checkDecodedEnvelope(
     return reject("BAD_SIGNATURE", env.epoch, env.sender);
   }
   let message: PeerMessage;
-  try {
-    message = fromBinary(PeerMessageSchema, env.payload);
-  } catch {
-    return reject(signed ? "MALFORMED" : "BAD_SIGNATURE", env.epoch, env.sender);
+  if (status !== undefined) message = status;
+  else {
+    try {
+      message = fromBinary(PeerMessageSchema, env.payload);
+    } catch {
+      return reject(signed ? "MALFORMED" : "BAD_SIGNATURE", env.epoch, env.sender);
+    }
   }
   const kind = message.kind.case;
   if (kind === undefined) return reject(signed ? "MALFORMED" : "BAD_SIGNATURE", env.epoch, env.sender);
   if (VOTE_KINDS.has(kind)) {
     // Votes are authenticated by the vote signature that certificates reuse; the envelope carries none.
     if (signed) return reject("MALFORMED", env.epoch, env.sender);
+    const voteNeeded = opts?.voteNeeded;
     if (voteNeeded !== undefined && !voteNeededOf(voteNeeded, env, message))
       return ignore("NOT_NEEDED", env.epoch, env.sender);
     const signBytes = voteSignBytes(ctx.chainId, env.epoch, message);

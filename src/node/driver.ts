@@ -2,7 +2,12 @@
 // in order. It owns the clock, the timers, signing-state durability and the sockets' side of
 // consensus; the core owns every protocol decision.
 import { create } from "@bufbuild/protobuf";
-import { checkEnvelope, type EnvelopeContext, type VoteFilter } from "../consensus/envelope.js";
+import {
+  type CheckOptions,
+  checkEnvelope,
+  type EnvelopeContext,
+  type VoteFilter,
+} from "../consensus/envelope.js";
 import type { ConsensusCore } from "../consensus/pbft/epochReplica.js";
 import type {
   Action,
@@ -201,6 +206,12 @@ export class ConsensusDriver {
     return core.voteNeeded === undefined || core.voteNeeded(epoch, kind, sender, view, height, digest);
   };
 
+  /**
+   * Envelopes come from src/net's authenticated streams and onEnvelope rejects one whose sender is
+   * not the stream's peer (senderIs), so statuses skip their signature check (CheckOptions).
+   */
+  private readonly checkOptions: CheckOptions = { voteNeeded: this.voteFilter, senderAuthenticated: true };
+
   constructor(
     private readonly opts: DriverOpts,
     private readonly mod: DriverModules,
@@ -238,7 +249,7 @@ export class ConsensusDriver {
    */
   onEnvelope(from: number, bytes: Uint8Array, envelope?: Envelope): void {
     if (this.stopped) return;
-    const check = checkEnvelope(bytes, this.mod.envelopeContext, envelope, this.voteFilter);
+    const check = checkEnvelope(bytes, this.mod.envelopeContext, envelope, this.checkOptions);
     const msg = check.msg;
     if (msg === undefined) {
       if (

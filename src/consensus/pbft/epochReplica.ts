@@ -309,7 +309,9 @@ export class EpochReplica implements ConsensusCore {
           event.bytes,
           this.ctx,
           undefined,
-          this.cfg.skipUnneededVotes ? (e, k, s, v, h, d) => this.voteNeeded(e, k, s, v, h, d) : undefined,
+          this.cfg.skipUnneededVotes
+            ? { voteNeeded: (e, k, s, v, h, d) => this.voteNeeded(e, k, s, v, h, d) }
+            : undefined,
         );
         sender = r.msg?.sender ?? r.sender ?? null;
         if (r.msg === undefined && r.verdict.kind === "ignore" && r.verdict.reason === "FUTURE_EPOCH")

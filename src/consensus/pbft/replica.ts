@@ -60,7 +60,9 @@ export class Replica extends Amnesia {
           event.bytes,
           this.envCtx,
           undefined,
-          this.cfg.skipUnneededVotes ? (e, k, s, v, h, d) => this.voteNeeded(e, k, s, v, h, d) : undefined,
+          this.cfg.skipUnneededVotes
+            ? { voteNeeded: (e, k, s, v, h, d) => this.voteNeeded(e, k, s, v, h, d) }
+            : undefined,
         );
         sender = r.msg?.sender ?? r.sender ?? null;
         if (r.msg === undefined) {

@@ -3,6 +3,7 @@
 // differing vote is still verified and judged; certificates keep a quorum of valid signatures.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   checkCommitCertificate,
   checkEnvelope,
@@ -10,16 +11,25 @@ import {
   type VoteFilter,
 } from "../../../src/consensus/envelope.js";
 import type { Replica } from "../../../src/consensus/pbft/replica.js";
-import { blockDigest } from "../../../src/types/block.js";
-import type { SignatureVerifier } from "../../../src/types/signing.js";
 import {
+  BlockRequestSchema,
+  EnvelopeSchema,
+  PeerMessageSchema,
+  StatusReportSchema,
+} from "../../../src/gen/parabft/v1/consensus_pb.js";
+import { blockDigest } from "../../../src/types/block.js";
+import { PROTOCOL_VERSION, type SignatureVerifier } from "../../../src/types/signing.js";
+import {
+  CHAIN,
   Cluster,
   checkpointFrom,
   commitFrom,
   envCtx,
   makeBlock,
+  makeSets,
   prePrepareFrom,
   prepareFrom,
+  sealFrom,
   testVerifier,
 } from "./harness.js";
 
@@ -47,7 +57,7 @@ function counting(): SignatureVerifier & { calls: number } {
 function receive(c: Cluster, to: number, bytes: Uint8Array, verifier = counting()) {
   const replica: Replica = c.nodes[to]!.replica;
   const filter: VoteFilter = (e, k, s, v, h, d) => replica.voteNeeded(e, k, s, v, h, d);
-  const check = checkEnvelope(bytes, { ...envCtx(c.sets), verifier }, undefined, filter);
+  const check = checkEnvelope(bytes, { ...envCtx(c.sets), verifier }, undefined, { voteNeeded: filter });
   if (check.msg === undefined) return { verdict: check.verdict, verifies: verifier.calls };
   const r = c.step(to, { kind: "checked", msg: check.msg });
   return { verdict: r.verdict, verifies: verifier.calls };
@@ -236,5 +246,66 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
     for (const i of [0, 2, 3]) receive(c, 1, commitFrom(i, 0n, 1n, d).bytes);
     assert.equal(c.nodes[1]!.delivered.length, 1);
     assert.equal(c.nodes[1]!.replica.voteNeeded(0n, "commit", 3, 0n, 1n, d), true);
+  });
+});
+
+describe("statuses on an authenticated stream are not verified (senderAuthenticated)", () => {
+  const statusFrom = (from: number) =>
+    sealFrom(from, { case: "status", value: create(StatusReportSchema, { committedHeight: 9n, view: 2n }) });
+  /** Flips a byte of the envelope signature (the envelope's last field). */
+  const badSig = (bytes: Uint8Array) => forged(bytes);
+
+  it("a status with a bad signature is accepted only when the caller authenticated its sender", () => {
+    const { sets } = makeSets(4);
+    const ctx = { ...envCtx(sets), verifier: counting() };
+    const bytes = badSig(statusFrom(2).bytes);
+    const trusted = checkEnvelope(bytes, ctx, undefined, { senderAuthenticated: true });
+    assert.deepEqual(trusted.verdict, { kind: "accept" });
+    assert.equal(trusted.msg?.sender, 2);
+    assert.equal(trusted.msg?.message.kind.case, "status");
+    assert.equal(ctx.verifier.calls, 0);
+    assert.deepEqual(checkEnvelope(bytes, ctx).verdict, { kind: "reject", reason: "BAD_SIGNATURE" });
+    assert.equal(ctx.verifier.calls, 1);
+  });
+
+  it("every other kind is still verified, also a payload that starts as a status but is not one", () => {
+    const { sets } = makeSets(4);
+    const ctx = { ...envCtx(sets), verifier: counting() };
+    const opts = { senderAuthenticated: true };
+    const req = sealFrom(1, {
+      case: "blockRequest",
+      value: create(BlockRequestSchema, { fromHeight: 1n, toHeight: 2n }),
+    });
+    assert.deepEqual(checkEnvelope(badSig(req.bytes), ctx, undefined, opts).verdict, {
+      kind: "reject",
+      reason: "BAD_SIGNATURE",
+    });
+    // status field first, then a blockRequest field: the oneof's last field wins, so it is no status.
+    const status = toBinary(
+      PeerMessageSchema,
+      create(PeerMessageSchema, { kind: { case: "status", value: create(StatusReportSchema, {}) } }),
+    );
+    const request = toBinary(
+      PeerMessageSchema,
+      create(PeerMessageSchema, {
+        kind: { case: "blockRequest", value: create(BlockRequestSchema, { fromHeight: 1n, toHeight: 1n }) },
+      }),
+    );
+    const payload = new Uint8Array([...status, ...request]);
+    assert.equal(fromBinary(PeerMessageSchema, payload).kind.case, "blockRequest");
+    const env = create(EnvelopeSchema, {
+      version: PROTOCOL_VERSION,
+      chainId: CHAIN,
+      epoch: 0n,
+      sender: 1,
+      payload,
+      signature: new Uint8Array(64).fill(1),
+    });
+    const calls = ctx.verifier.calls;
+    assert.deepEqual(checkEnvelope(toBinary(EnvelopeSchema, env), ctx, undefined, opts).verdict, {
+      kind: "reject",
+      reason: "BAD_SIGNATURE",
+    });
+    assert.equal(ctx.verifier.calls, calls + 1);
   });
 });
