@@ -23,7 +23,11 @@ if (dir) {
   };
   syncBuiltinESMExports();
   const file = `${dir}/${process.pid}-${threadId}.json`;
-  const flush = () => writeFileSync(file, JSON.stringify({ pid: process.pid, threadId, argv: process.argv.slice(2, 4), ...counts }));
+  const flush = () =>
+    writeFileSync(
+      file,
+      JSON.stringify({ pid: process.pid, threadId, argv: process.argv.slice(2, 4), ...counts }),
+    );
   setInterval(flush, 1000).unref();
   process.on("exit", flush);
 }
