@@ -36,6 +36,7 @@ import type {
   RejectReason,
   ValidatorIndex,
   Verdict,
+  VoteKind,
 } from "./pbft/types.js";
 import type { EpochSets, ValidatorSet } from "./valset/index.js";
 
@@ -77,11 +78,45 @@ const ignore = (reason: IgnoreReason, epoch?: Epoch, sender?: number): EnvelopeC
 });
 
 /**
+ * Asked for a PREPARE or COMMIT before its vote signature is verified: false = the core could not
+ * use it (ConsensusCore.voteNeeded), so it is ignored unverified as NOT_NEEDED. Must be pure.
+ */
+export type VoteFilter = (
+  epoch: Epoch,
+  kind: VoteKind,
+  sender: ValidatorIndex,
+  view: bigint,
+  height: bigint,
+  digest: Uint8Array,
+) => boolean;
+
+export interface CheckOptions {
+  /** See VoteFilter; without it every vote is verified. */
+  voteNeeded?: VoteFilter;
+  /**
+   * The caller received these bytes on a stream authenticated as a validator and rejects the
+   * envelope unless its `sender` is that validator (the driver's senderIs, src/net's
+   * wrong_sender). A StatusReport's envelope signature is then not verified: a status is never
+   * relayed, stored or evidence, so its signature proves nothing the stream did not (issue 14:
+   * 0.6 of ~7 verifies a height at 10 tx/s). Senders still sign it, for older builds.
+   */
+  senderAuthenticated?: boolean;
+}
+
+/** Field number of `status` in PeerMessage's oneof (proto/parabft/v1/consensus.proto). */
+const STATUS_FIELD = 7;
+
+/**
  * Decodes and authenticates one envelope and every signature nested in it. Stateless: views and
  * watermarks are the replica's business. Never throws on peer input. `decoded`: the Envelope of
  * these very bytes, when the transport already decoded them (not decoded again).
  */
-export function checkEnvelope(bytes: Uint8Array, ctx: EnvelopeContext, decoded?: Envelope): EnvelopeCheck {
+export function checkEnvelope(
+  bytes: Uint8Array,
+  ctx: EnvelopeContext,
+  decoded?: Envelope,
+  opts?: CheckOptions,
+): EnvelopeCheck {
   if (bytes.length > ctx.maxMessageBytes) return reject("OVERSIZED");
   let env = decoded;
   if (env === undefined) {
@@ -91,10 +126,28 @@ export function checkEnvelope(bytes: Uint8Array, ctx: EnvelopeContext, decoded?:
       return reject("MALFORMED");
     }
   }
-  return checkDecodedEnvelope(env, bytes, ctx);
+  return checkDecodedEnvelope(env, bytes, ctx, opts);
 }
 
-export function checkDecodedEnvelope(env: Envelope, bytes: Uint8Array, ctx: EnvelopeContext): EnvelopeCheck {
+/** The payload decoded when it is a StatusReport (its first tag names field 7), else undefined. */
+function statusPayload(payload: Uint8Array): PeerMessage | undefined {
+  // Field 7, wire type 2 (length-delimited): tag byte 0x3a. Anything else is decoded later.
+  if (payload.length === 0 || payload[0] !== ((STATUS_FIELD << 3) | 2)) return undefined;
+  try {
+    const m = fromBinary(PeerMessageSchema, payload);
+    // A later field of the oneof wins over the first: only a real status qualifies.
+    return m.kind.case === "status" ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function checkDecodedEnvelope(
+  env: Envelope,
+  bytes: Uint8Array,
+  ctx: EnvelopeContext,
+  opts?: CheckOptions,
+): EnvelopeCheck {
   if (env.version !== PROTOCOL_VERSION) return reject("BAD_VERSION");
   if (env.chainId !== ctx.chainId) return reject("WRONG_CHAIN");
   const set = ctx.sets.get(env.epoch);
@@ -106,9 +159,12 @@ export function checkDecodedEnvelope(env: Envelope, bytes: Uint8Array, ctx: Enve
   if (!set.has(env.sender)) return reject("UNKNOWN_SENDER", env.epoch);
   const senderKey = set.members[env.sender]!.publicKey;
   const signed = env.signature.length !== 0;
+  // A status on an authenticated stream needs no signature check (CheckOptions).
+  const status = signed && opts?.senderAuthenticated === true ? statusPayload(env.payload) : undefined;
   // Signed envelopes are authenticated before their payload is even decoded.
   if (
     signed &&
+    status === undefined &&
     !ctx.verifier.verify(
       senderKey,
       envelopeSignBytes(env.chainId, env.epoch, env.sender, env.payload),
@@ -118,16 +174,22 @@ export function checkDecodedEnvelope(env: Envelope, bytes: Uint8Array, ctx: Enve
     return reject("BAD_SIGNATURE", env.epoch, env.sender);
   }
   let message: PeerMessage;
-  try {
-    message = fromBinary(PeerMessageSchema, env.payload);
-  } catch {
-    return reject(signed ? "MALFORMED" : "BAD_SIGNATURE", env.epoch, env.sender);
+  if (status !== undefined) message = status;
+  else {
+    try {
+      message = fromBinary(PeerMessageSchema, env.payload);
+    } catch {
+      return reject(signed ? "MALFORMED" : "BAD_SIGNATURE", env.epoch, env.sender);
+    }
   }
   const kind = message.kind.case;
   if (kind === undefined) return reject(signed ? "MALFORMED" : "BAD_SIGNATURE", env.epoch, env.sender);
   if (VOTE_KINDS.has(kind)) {
     // Votes are authenticated by the vote signature that certificates reuse; the envelope carries none.
     if (signed) return reject("MALFORMED", env.epoch, env.sender);
+    const voteNeeded = opts?.voteNeeded;
+    if (voteNeeded !== undefined && !voteNeededOf(voteNeeded, env, message))
+      return ignore("NOT_NEEDED", env.epoch, env.sender);
     const signBytes = voteSignBytes(ctx.chainId, env.epoch, message);
     if (!ctx.verifier.verify(senderKey, signBytes, voteSignatureOf(message))) {
       return reject("BAD_SIGNATURE", env.epoch, env.sender);
@@ -142,6 +204,21 @@ export function checkDecodedEnvelope(env: Envelope, bytes: Uint8Array, ctx: Enve
     verdict: { kind: "accept" },
     msg: { envelope: env, bytes, epoch: env.epoch, sender: env.sender, message },
   };
+}
+
+function voteNeededOf(filter: VoteFilter, env: Envelope, m: PeerMessage): boolean {
+  switch (m.kind.case) {
+    case "prepare":
+    case "commit": {
+      const v = m.kind.value;
+      if (v.blockDigest.length !== 32) return true;
+      return filter(env.epoch, m.kind.case, env.sender, v.view, v.height, v.blockDigest);
+    }
+    case "checkpoint":
+      return filter(env.epoch, "checkpoint", env.sender, 0n, m.kind.value.height, m.kind.value.chainHash);
+    default:
+      return true;
+  }
 }
 
 function voteSignBytes(chainId: string, epoch: Epoch, m: PeerMessage): Uint8Array {

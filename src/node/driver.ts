@@ -2,7 +2,12 @@
 // in order. It owns the clock, the timers, signing-state durability and the sockets' side of
 // consensus; the core owns every protocol decision.
 import { create } from "@bufbuild/protobuf";
-import { checkEnvelope, type EnvelopeContext } from "../consensus/envelope.js";
+import {
+  type CheckOptions,
+  checkEnvelope,
+  type EnvelopeContext,
+  type VoteFilter,
+} from "../consensus/envelope.js";
 import type { ConsensusCore } from "../consensus/pbft/epochReplica.js";
 import type {
   Action,
@@ -191,6 +196,22 @@ export class ConsensusDriver {
   private syncIdle: Promise<void> = Promise.resolve();
   private releaseSyncIdle: (() => void) | null = null;
 
+  /**
+   * The core's voteNeeded, asked before a vote's signature is verified (every vote is verified
+   * when the core has none). Asked at arrival: the core's state then is at most the queued events
+   * behind the one the vote would meet, and prepared / committed never go back.
+   */
+  private readonly voteFilter: VoteFilter = (epoch, kind, sender, view, height, digest) => {
+    const core = this.mod.replica;
+    return core.voteNeeded === undefined || core.voteNeeded(epoch, kind, sender, view, height, digest);
+  };
+
+  /**
+   * Envelopes come from src/net's authenticated streams and onEnvelope rejects one whose sender is
+   * not the stream's peer (senderIs), so statuses skip their signature check (CheckOptions).
+   */
+  private readonly checkOptions: CheckOptions = { voteNeeded: this.voteFilter, senderAuthenticated: true };
+
   constructor(
     private readonly opts: DriverOpts,
     private readonly mod: DriverModules,
@@ -228,7 +249,7 @@ export class ConsensusDriver {
    */
   onEnvelope(from: number, bytes: Uint8Array, envelope?: Envelope): void {
     if (this.stopped) return;
-    const check = checkEnvelope(bytes, this.mod.envelopeContext, envelope);
+    const check = checkEnvelope(bytes, this.mod.envelopeContext, envelope, this.checkOptions);
     const msg = check.msg;
     if (msg === undefined) {
       if (

@@ -116,6 +116,8 @@ export interface SimConfig {
   /** Clients stop submitting at this time; default duration − liveness deadline. */
   submitUntilMs?: number;
   testOnlyFaults?: TestOnlyFaults;
+  /** Replicas skip verifying votes they will not use, as the node does (ReplicaConfig.skipUnneededVotes). */
+  skipUnneededVotes?: boolean;
   /** Replicas crashed from time 0; restarted at restartAtMs when given. Counts as a fault before T. */
   crashedAtStart?: { replicas: number[]; restartAtMs?: number };
   /** Replaces the seed's network profile (e.g. constant delay for latency measurement). */
@@ -695,6 +697,7 @@ export class Simulation {
       },
       persisted: fresh ? undefined : signingStateLost ? null : foldSigningRecords(node.records),
       testOnlyFaults: node.honest ? this.cfg.testOnlyFaults : undefined,
+      ...(this.cfg.skipUnneededVotes ? { skipUnneededVotes: true } : {}),
     };
     const core = this.cfg.epochLength === undefined ? new Replica(config) : new EpochReplica(config);
     node.core = core;
@@ -760,7 +763,9 @@ export class Simulation {
         if (node.honest && e.expect !== undefined && this.cfg.checkVerdicts !== false) {
           this.expectationsChecked++;
           const k = verdict?.kind;
-          const ok = e.expect === "notAccept" ? k !== "accept" : k === e.expect;
+          // A vote skipped unverified (skipUnneededVotes) is ignored, not judged: not accepted either.
+          const skipped = verdict?.kind === "ignore" && verdict.reason === "NOT_NEEDED";
+          const ok = e.expect === "notAccept" || skipped ? k !== "accept" : k === e.expect;
           if (!ok) {
             this.violations.push({
               invariant: "verdict",

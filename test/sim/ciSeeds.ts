@@ -18,7 +18,7 @@ export const CI_FAULTS: readonly FaultKind[] = [...DEFAULT_FAULTS, ...ISSUE9_FAU
 /** Runs the main-mix seeds of chunk `i` (0..3) and asserts zero violations and real activity. */
 export async function runMainChunk(i: number): Promise<RunTotals> {
   const plan: SeedPlan = { firstSeed: 1 + i * CHUNK, count: CHUNK, faults: CI_FAULTS };
-  return check(plan, await runSeeds(plan, { workers: 2 }));
+  return checkTotals(plan, await runSeeds(plan, { workers: 2 }));
 }
 
 /**
@@ -32,10 +32,10 @@ export async function runAmnesia(count = 200): Promise<RunTotals> {
     byzantine: 0,
     faults: ["delay", "loss", "dup", "partition", "crash", ...ISSUE9_FAULTS],
   };
-  return check(plan, await runSeeds(plan, { workers: 2 }));
+  return checkTotals(plan, await runSeeds(plan, { workers: 2 }));
 }
 
-function check(plan: SeedPlan, totals: RunTotals): RunTotals {
+export function checkTotals(plan: SeedPlan, totals: RunTotals): RunTotals {
   const report = formatTotals(totals);
   console.log(`seeds ${plan.firstSeed}..${plan.firstSeed + plan.count - 1}:\n${report.join("\n")}`);
   assert.equal(totals.seeds, plan.count);

@@ -54,6 +54,7 @@ import type {
   ValidatorIndex,
   Verdict,
   View,
+  VoteKind,
 } from "./types.js";
 
 const ign = (reason: IgnoreReason): Verdict => ({ kind: "ignore", reason });
@@ -73,6 +74,18 @@ export interface ConsensusCore {
   readonly stableCheckpoint: CheckpointCertificate | undefined;
   readonly status: string;
   readonly epoch: bigint;
+  /**
+   * Whether a PREPARE/COMMIT of `epoch` from `sender` could matter (asked before its signature is
+   * verified; false = ignore it unverified as NOT_NEEDED). Pure; Replica.voteNeeded says when.
+   */
+  voteNeeded?(
+    epoch: bigint,
+    kind: VoteKind,
+    sender: ValidatorIndex,
+    view: View,
+    height: Height,
+    digest: Hash,
+  ): boolean;
 }
 
 /** Only this epoch's records and view, so an instance never sees another epoch's signing state. */
@@ -272,6 +285,19 @@ export class EpochReplica implements ConsensusCore {
 
   // -------------------------------------------------------------------------------------------
 
+  /** The current instance decides for its own epoch; a vote of any other epoch is verified. */
+  voteNeeded(
+    epoch: bigint,
+    kind: VoteKind,
+    sender: ValidatorIndex,
+    view: View,
+    height: Height,
+    digest: Hash,
+  ): boolean {
+    if (this.cur === null || epoch !== this.curEpoch) return true;
+    return this.cur.voteNeeded(epoch, kind, sender, view, height, digest);
+  }
+
   handle(event: Event): StepResult {
     this.out = [];
     let verdict: Verdict | null = null;
@@ -279,7 +305,14 @@ export class EpochReplica implements ConsensusCore {
     switch (event.kind) {
       case "message": {
         this.ctx.currentEpoch = this.curEpoch;
-        const r = checkEnvelope(event.bytes, this.ctx);
+        const r = checkEnvelope(
+          event.bytes,
+          this.ctx,
+          undefined,
+          this.cfg.skipUnneededVotes
+            ? { voteNeeded: (e, k, s, v, h, d) => this.voteNeeded(e, k, s, v, h, d) }
+            : undefined,
+        );
         sender = r.msg?.sender ?? r.sender ?? null;
         if (r.msg === undefined && r.verdict.kind === "ignore" && r.verdict.reason === "FUTURE_EPOCH")
           this.noteEpoch(r.epoch);

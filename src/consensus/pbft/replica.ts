@@ -16,11 +16,31 @@ import { fromHex } from "../../types/bytes.js";
 import { checkEnvelope } from "../envelope.js";
 import { Amnesia } from "./amnesia.js";
 import { ACCEPTED, ign, rej, VIEW_CHANGE_REPEAT_TICKS } from "./base.js";
-import type { Action, CheckedMessage, Event, StepResult, ValidatorIndex, Verdict } from "./types.js";
+import type {
+  Action,
+  CheckedMessage,
+  Event,
+  StepResult,
+  ValidatorIndex,
+  Verdict,
+  VoteKind,
+} from "./types.js";
 
 export type { ReplicaSnapshot } from "./base.js";
 
 export class Replica extends Amnesia {
+  /** ConsensusCore.voteNeeded (rules at VoteLog.voteNeededHere); a vote of another epoch is verified. */
+  voteNeeded(
+    epoch: bigint,
+    kind: VoteKind,
+    sender: ValidatorIndex,
+    view: bigint,
+    height: bigint,
+    digest: Uint8Array,
+  ): boolean {
+    return epoch !== this.epochNo || this.voteNeededHere(kind, sender, view, height, digest);
+  }
+
   step(event: Event): Action[] {
     return this.handle(event).actions;
   }
@@ -36,7 +56,14 @@ export class Replica extends Amnesia {
     }
     switch (event.kind) {
       case "message": {
-        const r = checkEnvelope(event.bytes, this.envCtx);
+        const r = checkEnvelope(
+          event.bytes,
+          this.envCtx,
+          undefined,
+          this.cfg.skipUnneededVotes
+            ? { voteNeeded: (e, k, s, v, h, d) => this.voteNeeded(e, k, s, v, h, d) }
+            : undefined,
+        );
         sender = r.msg?.sender ?? r.sender ?? null;
         if (r.msg === undefined) {
           verdict = r.verdict;

@@ -60,7 +60,13 @@ export type IgnoreReason =
   | "ALREADY_COMMITTED"
   | "UNSOLICITED"
   /** A peer's gossip arrives faster than the mempool admits it: the batch is dropped. */
-  | "GOSSIP_BACKLOG";
+  | "GOSSIP_BACKLOG"
+  /**
+   * A vote arriving after the quorum it would join (a PREPARE once prepared / a COMMIT once
+   * committed for the same digest with no differing vote from its sender, a CHECKPOINT at or below
+   * the stable one): ignored before its signature is verified.
+   */
+  | "NOT_NEEDED";
 
 export type Verdict =
   | { kind: "accept" }
@@ -68,6 +74,9 @@ export type Verdict =
   | { kind: "reject"; reason: RejectReason };
 
 export const ACCEPT: Verdict = Object.freeze({ kind: "accept" }) as Verdict;
+
+/** The votes whose signature the driver may skip verifying (ConsensusCore.voteNeeded). */
+export type VoteKind = "prepare" | "commit" | "checkpoint";
 
 export type PeerMessageKind = NonNullable<PeerMessage["kind"]["case"]>;
 
@@ -351,6 +360,11 @@ export interface ReplicaConfig {
   persisted?: PersistedState | null;
   /** Messages from the future buffered per replica (bounded). */
   maxBufferedMessages?: number;
+  /**
+   * `message` events skip verifying votes this replica will not use (voteNeeded), as the node's
+   * driver does for `checked` ones; for the simulator (SimConfig.skipUnneededVotes).
+   */
+  skipUnneededVotes?: boolean;
   testOnlyFaults?: TestOnlyFaults;
 }
 

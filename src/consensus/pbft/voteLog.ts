@@ -32,9 +32,51 @@ import {
   sortedSigs,
 } from "./base.js";
 import { CatchUp } from "./catchUp.js";
-import type { CheckedMessage, Height, OutMessage, ValidatorIndex, Verdict, View } from "./types.js";
+import type { CheckedMessage, Height, OutMessage, ValidatorIndex, Verdict, View, VoteKind } from "./types.js";
 
 export abstract class VoteLog extends CatchUp {
+  /**
+   * Whether a PREPARE or COMMIT from `sender` for (view, height, digest) could change anything
+   * here; asked by the driver BEFORE the vote's signature is verified (issue 14: 2 of ~8 Ed25519
+   * verifies a height are votes that arrive after the quorum they would join). Pure and
+   * side-effect free. False (not needed) only when all of these hold:
+   * - no test-only fault is on and this replica is not recovering (amnesia observes every vote);
+   * - PREPARE: the slot is prepared in `view`, our current view, for `digest`;
+   *   COMMIT: the slot is committed (or delivered) for `digest`;
+   * - the sender has no vote of that kind in `view` at this height with ANOTHER digest (a
+   *   differing vote is equivocation evidence: it is verified and judged as before).
+   * A CHECKPOINT (view and digest unused) is not needed at or below the stable checkpoint: the
+   * core would only ignore it as BELOW_WATERMARK (no evidence, no divergence check there).
+   * A skipped vote is ignored as NOT_NEEDED: never stored, counted, forwarded or kept as evidence.
+   */
+  protected voteNeededHere(
+    kind: VoteKind,
+    sender: ValidatorIndex,
+    view: View,
+    height: Height,
+    digest: Hash,
+  ): boolean {
+    if (this.cfg.testOnlyFaults !== undefined || this.recovering) return true;
+    if (kind === "checkpoint") {
+      const onGrid = height % this.interval === 0n || height === this.lastHeight;
+      const inEpoch = this.lastHeight === null || height <= this.lastHeight;
+      return !(height > 0n && onGrid && inEpoch && height <= this._stable);
+    }
+    if (!this.active) return true;
+    const slot = this.slots.get(height);
+    if (slot === undefined) return true;
+    if (kind === "prepare") {
+      const pc = slot.prepared;
+      if (pc === null || pc.view !== view || view !== this._view || !bytesEqual(pc.blockDigest, digest))
+        return true;
+    } else {
+      const c = slot.committed;
+      if (c === null || !bytesEqual(c.digest, digest)) return true;
+    }
+    const seen = (kind === "prepare" ? slot.prepareSeen : slot.commitSeen).get(`${view}:${sender}`);
+    return seen !== undefined && seen.hex !== toHex(digest);
+  }
+
   protected onPrePrepare(msg: CheckedMessage, pp: PrePrepare, nowMs: bigint | undefined): Verdict {
     const admitted = this.admitViewed(msg, pp.view, pp.height, nowMs);
     if (admitted !== null) return admitted;

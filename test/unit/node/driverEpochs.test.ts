@@ -8,6 +8,7 @@ import { sealMessage } from "../../../src/consensus/envelope.js";
 import type { Action, Event, StepResult } from "../../../src/consensus/pbft/types.js";
 import { StaticEpochSets, ValidatorSet } from "../../../src/consensus/valset/index.js";
 import {
+  BlockRequestSchema,
   EnvelopeSchema,
   PeerMessageSchema,
   StatusReportSchema,
@@ -154,8 +155,17 @@ describe("driver epoch plumbing", () => {
     const checked = d.events.filter((e) => e.kind === "checked");
     assert.equal(checked.length, 1);
     assert.ok(checked[0]!.kind === "checked" && checked[0]!.msg.message.kind.case === "status");
-    // Signed by key 1 while claiming sender 2: the decoded path still verifies the signature.
-    const forged = status(0n, 2, 1);
+    // Signed by key 1 while claiming sender 2: the decoded path still verifies the signature (a
+    // BlockRequest: a status on its sender's stream skips it, test/unit/node/driverVerify.test.ts).
+    const forged = sealMessage(
+      CHAIN,
+      0n,
+      2,
+      testSigner(1),
+      create(PeerMessageSchema, {
+        kind: { case: "blockRequest", value: create(BlockRequestSchema, { fromHeight: 1n, toHeight: 1n }) },
+      }),
+    );
     d.driver.onEnvelope(2, forged.bytes, fromBinary(EnvelopeSchema, forged.bytes));
     await tick();
     assert.deepEqual(d.penalized, ["2:BAD_SIGNATURE"]);
