@@ -152,9 +152,13 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     return this.root;
   }
 
-  /** Cached state only (undefined also when not cached): for tests and diagnostics. */
+  /**
+   * Cached state only (undefined also when not cached): for tests and diagnostics. A copy: the
+   * hot path rewrites the values it owns in place (codec.StateValue).
+   */
   get(key: Uint8Array): Uint8Array | undefined {
-    return this.cache.peek(keyStr(key)) ?? undefined;
+    const v = this.cache.peek(keyStr(key));
+    return v == null ? undefined : new Uint8Array(v);
   }
 
   /** Decodes the block and loads the state it declares. Safe to run ahead of execution. */
