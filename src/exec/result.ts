@@ -349,7 +349,8 @@ export function buildResultFromKeys(
       hdv.setUint32(h + 1, vl);
       o += 5;
       h += 5;
-      if (vl <= 64) {
+      // Accounts (24 bytes) and recent records (40-136): a loop beats two native set calls.
+      if (vl <= 136) {
         for (let c = 0; c < vl; c++) {
           const b = v[c]!;
           log[o + c] = b;
