@@ -111,7 +111,7 @@ export function declaresRead(tx: DecodedTx, key: string): boolean {
 }
 
 interface SenderKeys {
-  /** The public key (a copy). */
+  /** The public key (a copy when cached: see senderKeys). */
   publicKey: Uint8Array;
   sender: Uint8Array;
   senderKey: string;
@@ -147,6 +147,16 @@ function newSenderKeys(publicKey: Uint8Array, address: Uint8Array | undefined): 
 }
 
 function senderKeys(publicKey: Uint8Array, address?: Uint8Array): SenderKeys {
+  // The caller derived the address (the mempool): building both key strings is cheaper than a
+  // lookup in a cache of every sender (a cold Map entry and key compare per transaction).
+  if (address !== undefined && address.length === ADDRESS_LENGTH) {
+    return {
+      publicKey,
+      sender: address,
+      senderKey: accountKeyStr20(address),
+      recentKey: recentKeyStr20(address),
+    };
+  }
   // Public keys are 32 bytes (checked by the caller) and uniformly random in their first bytes.
   const id = (publicKey[0]! << 22) | (publicKey[1]! << 14) | (publicKey[2]! << 6) | (publicKey[3]! >>> 2);
   const k = senderCache.get(id);
@@ -657,6 +667,14 @@ acctScratch[0] = StateKeyPrefix.account;
 function accountKeyStr20(address: Uint8Array): string {
   for (let i = 0; i < ADDRESS_LENGTH; i++) acctScratch[i + 1] = address[i]!;
   return String.fromCharCode.apply(null, acctScratch);
+}
+
+/** keyStr(recentTxsKey(address)) for a 20-byte address, built flat in one call. */
+const recentScratch: number[] = new Array(1 + ADDRESS_LENGTH).fill(0);
+recentScratch[0] = StateKeyPrefix.recentTxs;
+function recentKeyStr20(address: Uint8Array): string {
+  for (let i = 0; i < ADDRESS_LENGTH; i++) recentScratch[i + 1] = address[i]!;
+  return String.fromCharCode.apply(null, recentScratch);
 }
 
 /**
