@@ -152,9 +152,13 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     return this.root;
   }
 
-  /** Cached state only (undefined also when not cached): for tests and diagnostics. */
+  /**
+   * Cached state only (undefined also when not cached): for tests and diagnostics. A copy: the
+   * hot path rewrites the values it owns in place (codec.StateValue).
+   */
   get(key: Uint8Array): Uint8Array | undefined {
-    return this.cache.peek(keyStr(key)) ?? undefined;
+    const v = this.cache.peek(keyStr(key));
+    return v == null ? undefined : new Uint8Array(v);
   }
 
   /** Decodes the block and loads the state it declares. Safe to run ahead of execution. */
@@ -236,7 +240,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     let written: string[];
-    let value: (k: string) => Uint8Array | null;
+    let value: ((k: string) => Uint8Array | null) | (Uint8Array | null)[];
     let pins: { has(k: string): boolean } | null = null;
     if (pl.mode === "parallel") {
       const writes = await this.runParallel(p, pl, outcomes);
@@ -246,9 +250,10 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       value = (k) => writes.get(k)!;
       pins = writes;
     } else {
-      written = this.runInline(decoded, outcomes);
-      const cache = this.cache;
-      value = (k) => cache.peek(k) ?? null;
+      // The value of each write, position by position: the result needs no lookup per key.
+      const values: (Uint8Array | null)[] = [];
+      written = this.runInline(decoded, outcomes, values);
+      value = values;
     }
     // DPoS epoch hook (issue 11, src/staking/hook.ts): at an epoch's last block, its writes join
     // the block's. It reads the state after the block's transactions (the cache holds them in
@@ -267,8 +272,8 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         this.cache.apply(extra);
         // The write set dedupes repeated keys; pins then cover every key written (see below).
         written.push(...extra.keys());
-        const blockValue = value;
-        value = (k) => (extra.has(k) ? extra.get(k)! : blockValue(k));
+        const cache = this.cache;
+        value = (k) => cache.peek(k) ?? null;
         pins = null;
       }
     }
@@ -333,7 +338,11 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
    * keys written (repeats included; the write set dedupes them). An error here is an executor bug
    * and stops the pipeline.
    */
-  private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[]): string[] {
+  private runInline(
+    decoded: (DecodedTx | null)[],
+    outcomes: TxOutcome[],
+    values: (Uint8Array | null)[],
+  ): string[] {
     const written: string[] = [];
     const cache = this.cache;
     const view = {
@@ -344,6 +353,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       },
       set: (k: string, v: Uint8Array | null) => {
         written.push(k);
+        values.push(v);
         cache.seed(k, v);
       },
     };

@@ -17,16 +17,17 @@ import {
   StateKeyPrefix,
 } from "../types/stateKeys.js";
 import {
+  accountSmallInto,
   decodeAccount,
   decodePool,
   decodeU128,
   encodeAccount,
-  encodeAccountSmall,
   encodePool,
   encodeU128,
   hex,
   isSmallAccount,
   keyStr,
+  StateValue,
   smallBalance,
   smallNonce,
   U128_MAX,
@@ -110,7 +111,7 @@ export function declaresRead(tx: DecodedTx, key: string): boolean {
 }
 
 interface SenderKeys {
-  /** The public key (a copy). */
+  /** The public key (a copy when cached: see senderKeys). */
   publicKey: Uint8Array;
   sender: Uint8Array;
   senderKey: string;
@@ -146,6 +147,16 @@ function newSenderKeys(publicKey: Uint8Array, address: Uint8Array | undefined): 
 }
 
 function senderKeys(publicKey: Uint8Array, address?: Uint8Array): SenderKeys {
+  // The caller derived the address (the mempool): building both key strings is cheaper than a
+  // lookup in a cache of every sender (a cold Map entry and key compare per transaction).
+  if (address !== undefined && address.length === ADDRESS_LENGTH) {
+    return {
+      publicKey,
+      sender: address,
+      senderKey: accountKeyStr20(address),
+      recentKey: recentKeyStr20(address),
+    };
+  }
   // Public keys are 32 bytes (checked by the caller) and uniformly random in their first bytes.
   const id = (publicKey[0]! << 22) | (publicKey[1]! << 14) | (publicKey[2]! << 6) | (publicKey[3]! >>> 2);
   const k = senderCache.get(id);
@@ -319,7 +330,12 @@ export function nextRecentRecord(prev: Uint8Array | null, nonce: bigint, hash: U
  * nextRecentRecord for a nonce below 2^53 given as a number (the transfer hot path): the same
  * bytes, without BigInt arithmetic.
  */
-export function nextRecentRecordSmall(prev: Uint8Array | null, nonce: number, hash: Uint8Array): Uint8Array {
+export function nextRecentRecordSmall(
+  prev: Uint8Array | null,
+  nonce: number,
+  hash: Uint8Array,
+  inPlace = false,
+): Uint8Array {
   let keep = 0;
   if (prev !== null && prev.length >= 40 && nonce >= 1) {
     const p = nonce - 1;
@@ -327,7 +343,14 @@ export function nextRecentRecordSmall(prev: Uint8Array | null, nonce: number, ha
     if (u32At(prev, 0) === (p - plo) / 0x1_0000_0000 && u32At(prev, 4) === plo) keep = kept(prev);
   }
   const lo = nonce % 0x1_0000_0000;
-  return recentRecord(prev, keep, (nonce - lo) / 0x1_0000_0000, lo, hash);
+  const hi = (nonce - lo) / 0x1_0000_0000;
+  // A full record the hot path owns (codec.StateValue): shift its hashes and rewrite it.
+  if (inPlace && prev instanceof StateValue && prev.length === 40 + 32 * keep) {
+    prev.copyWithin(40, 8, 8 + 32 * keep);
+    writeRecentHead(prev, hi, lo, hash);
+    return prev;
+  }
+  return recentRecord(prev, keep, hi, lo, hash, inPlace);
 }
 
 /** How many of `prev`'s hashes the next record carries on (it adds one: at most RECENT_TXS). */
@@ -342,8 +365,18 @@ function recentRecord(
   hi: number,
   lo: number,
   hash: Uint8Array,
+  owned = false,
 ): Uint8Array {
-  const out = new Uint8Array(40 + 32 * keep);
+  // The hot path's records are StateValues (rewritten in place later); others plain.
+  const out = owned ? new StateValue(40 + 32 * keep) : new Uint8Array(40 + 32 * keep);
+  writeRecentHead(out, hi, lo, hash);
+  // At most 96 bytes: a loop beats a subarray and a native set.
+  for (let i = 0; i < 32 * keep; i++) out[40 + i] = prev![8 + i]!;
+  return out;
+}
+
+/** The record's nonce (hi, lo) and newest hash. */
+function writeRecentHead(out: Uint8Array, hi: number, lo: number, hash: Uint8Array): void {
   out[0] = hi >>> 24;
   out[1] = (hi >>> 16) & 255;
   out[2] = (hi >>> 8) & 255;
@@ -353,8 +386,6 @@ function recentRecord(
   out[6] = (lo >>> 8) & 255;
   out[7] = lo & 255;
   for (let i = 0; i < 32; i++) out[8 + i] = hash[i]!;
-  if (keep > 0) out.set(prev!.subarray(8, 8 + 32 * keep), 40);
-  return out;
 }
 
 /** Every key a transaction may touch, implicit ones included: the conflict-graph input. */
@@ -638,6 +669,14 @@ function accountKeyStr20(address: Uint8Array): string {
   return String.fromCharCode.apply(null, acctScratch);
 }
 
+/** keyStr(recentTxsKey(address)) for a 20-byte address, built flat in one call. */
+const recentScratch: number[] = new Array(1 + ADDRESS_LENGTH).fill(0);
+recentScratch[0] = StateKeyPrefix.recentTxs;
+function recentKeyStr20(address: Uint8Array): string {
+  for (let i = 0; i < ADDRESS_LENGTH; i++) recentScratch[i + 1] = address[i]!;
+  return String.fromCharCode.apply(null, recentScratch);
+}
+
 /**
  * The declared write key string of `address`'s account (so readable and writable), or null when
  * the access list's writes do not hold it (the BigInt frame then reports the violation). Compares
@@ -737,9 +776,11 @@ function transferSmall(
   }
   if (destBalance + amount > MAX_SAFE) return null;
   // Same writes, in the same order, as the frame and the program.
-  view.set(tx.recentKey, nextRecentRecordSmall(view.get(tx.recentKey), nonce, tx.hash));
-  view.set(tx.senderKey, encodeAccountSmall(nonce + 1, balance - fee - amount));
-  view.set(toKey, encodeAccountSmall(destNonce, destBalance + amount));
+  // The view writes through (no overlay to revert) and nothing else holds a StateValue: the
+  // values the hot path allocated are rewritten in place (codec.StateValue).
+  view.set(tx.recentKey, nextRecentRecordSmall(view.get(tx.recentKey), nonce, tx.hash, true));
+  view.set(tx.senderKey, accountSmallInto(sv, nonce + 1, balance - fee - amount));
+  view.set(toKey, accountSmallInto(dv, destNonce, destBalance + amount));
   if (fee > 0) fees.total += BigInt(fee);
   // amountText is canonical here, so it is BigInt(amountText).toString().
   return new TransferOk(tx.keys, tx.sender, to, amountText);

@@ -89,6 +89,44 @@ export function sortKeys(keys: string[]): string[] {
   return out;
 }
 
+/**
+ * The positions of `keys` in key order, equal keys by position (a stable sort): sortKeys'
+ * packed numeric sort, keeping the index instead of the key.
+ */
+export function sortKeyIndex(keys: string[]): Uint32Array {
+  const n = keys.length;
+  const out = new Uint32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  const byKey = (a: number, b: number): number => {
+    const ka = keys[a]!;
+    const kb = keys[b]!;
+    return ka < kb ? -1 : ka > kb ? 1 : a - b;
+  };
+  if (n < 64 || n >= 1 << 21) return out.sort(byKey);
+  const packed = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = keys[i]!;
+    const c0 = k.length > 0 ? k.charCodeAt(0) : 0;
+    const c1 = k.length > 1 ? k.charCodeAt(1) : 0;
+    const c2 = k.length > 2 ? k.charCodeAt(2) : 0;
+    const c3 = k.length > 3 ? k.charCodeAt(3) : 0;
+    if ((c0 | c1 | c2 | c3) > 255) return out.sort(byKey);
+    packed[i] = (c0 * 0x1000000 + ((c1 << 16) | (c2 << 8) | c3)) * 0x200000 + i;
+  }
+  packed.sort();
+  for (let i = 0; i < n; i++) out[i] = packed[i]! % 0x200000;
+  // Equal prefixes (repeated keys among them): sort each run by the whole key, then position.
+  let i = 0;
+  while (i < n) {
+    const p = Math.floor(packed[i]! / 0x200000);
+    let j = i + 1;
+    while (j < n && Math.floor(packed[j]! / 0x200000) === p) j++;
+    if (j - i > 1) out.subarray(i, j).sort(byKey);
+    i = j;
+  }
+  return out;
+}
+
 /** The block's writes (binary-string keys, last value wins) as a write set sorted by key bytes. */
 export function sortedWriteSet(writes: ReadonlyMap<string, Uint8Array | null>): StateWrite[] {
   // Binary-string order is byte order (one UTF-16 unit per byte), so string order is right.
@@ -224,26 +262,52 @@ export function buildResultFromKeys(
   height: bigint,
   previousRoot: Hash,
   written: string[],
-  value: (key: string) => Uint8Array | null,
+  value: ((key: string) => Uint8Array | null) | (Uint8Array | null)[],
   receipts: Receipt[] | BlockOutcomes,
 ): ExecutionResult {
-  const sorted = sortKeys(written);
-  let n = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    const k = sorted[i]!;
-    if (n === 0 || k !== sorted[n - 1]) sorted[n++] = k;
+  let sorted: string[];
+  let values: (Uint8Array | null)[];
+  let n: number;
+  if (Array.isArray(value)) {
+    // The value written at each position of `written` (the inline path records both): the last
+    // write of a key wins, and no state lookup is needed per key (issue 13, round 4).
+    const order = sortKeyIndex(written);
+    const m = order.length;
+    sorted = new Array(m);
+    values = new Array(m);
+    n = 0;
+    for (let i = 0; i < m; i++) {
+      const at = order[i]!;
+      const k = written[at]!;
+      // Equal keys are ordered by position: a later one replaces the entry just taken.
+      if (n > 0 && k === sorted[n - 1]) values[n - 1] = value[at]!;
+      else {
+        sorted[n] = k;
+        values[n] = value[at]!;
+        n++;
+      }
+    }
+    sorted.length = n;
+    values.length = n;
+  } else {
+    sorted = sortKeys(written);
+    n = 0;
+    for (let i = 0; i < sorted.length; i++) {
+      const k = sorted[i]!;
+      if (n === 0 || k !== sorted[n - 1]) sorted[n++] = k;
+    }
+    sorted.length = n;
+    values = new Array(n);
+    for (let i = 0; i < n; i++) values[i] = value(sorted[i]!);
   }
-  sorted.length = n;
-  const values: (Uint8Array | null)[] = new Array(n);
   let payload = 0;
   for (let i = 0; i < n; i++) {
     const k = sorted[i]!;
     if (k.length > 0xffff) {
       const list = Array.isArray(receipts) ? receipts : receiptsOf(receipts);
-      return buildResultSlow(height, previousRoot, sorted, value, list);
+      return buildResultSlow(height, previousRoot, sorted, values, list);
     }
-    const v = value(k);
-    values[i] = v;
+    const v = values[i]!;
     payload += k.length + 1 + (v === null ? 0 : 4 + v.length);
   }
   // Own ArrayBuffers (never the shared pool: the log is kept until it is folded), not zeroed:
@@ -285,7 +349,8 @@ export function buildResultFromKeys(
       hdv.setUint32(h + 1, vl);
       o += 5;
       h += 5;
-      if (vl <= 64) {
+      // Accounts (24 bytes) and recent records (40-136): a loop beats two native set calls.
+      if (vl <= 136) {
         for (let c = 0; c < vl; c++) {
           const b = v[c]!;
           log[o + c] = b;
@@ -323,10 +388,10 @@ function buildResultSlow(
   height: bigint,
   previousRoot: Hash,
   keys: string[],
-  value: (key: string) => Uint8Array | null,
+  values: (Uint8Array | null)[],
   receipts: Receipt[],
 ): ExecutionResult {
-  const writeSet = keys.map((k) => ({ key: strKey(k), value: value(k) }));
+  const writeSet = keys.map((k, i) => ({ key: strKey(k), value: values[i]! }));
   return { height, writeSet, receipts, stateRoot: nextStateRoot(previousRoot, writeSet) };
 }
 

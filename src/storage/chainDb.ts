@@ -25,6 +25,7 @@ import {
   encodeBlockReceipts,
   encodeReceipts,
   encodeWriteSetLog,
+  foldOrder,
   logKeyHash,
   logLookup,
   logOffsets,
@@ -501,36 +502,61 @@ export class ChainDb {
   private async applyPending(): Promise<void> {
     const t0 = performance.now();
     const blocks = this.pending.slice();
-    // The newest value of each key: logs newest first, a key already taken is skipped. Entries
-    // are read straight from the encoded logs (values are views, keys one small copy each).
-    const seen = blocks.length > 1 ? new Set<string>() : null;
+    // The newest value of each key, in key order: a merge of the sorted logs (foldOrder), or,
+    // should a log not be sorted, logs newest first with a Set of the keys taken.
+    const order = blocks.length > 1 ? foldOrder(blocks) : null;
     let batch = this.db.chain();
     let inBatch = 0;
     let written = 0;
-    for (let bi = blocks.length - 1; bi >= 0; bi--) {
-      const { log, offsets } = blocks[bi]!;
-      for (let i = 0; i < offsets.length; i++) {
-        const off = offsets[i]!;
-        const kl = (log[off]! << 8) | log[off + 1]!;
-        const ks = off + 2;
-        if (seen !== null) {
-          const id = log.toString("latin1", ks, ks + kl);
-          if (seen.has(id)) continue;
-          seen.add(id);
-        }
-        const key = Buffer.allocUnsafe(1 + kl);
+    // RocksDB copies a put's key into its batch at once: one key buffer per length is reused.
+    const keyBufs: Buffer[] = [];
+    const put = (log: Buffer, off: number): void => {
+      const kl = (log[off]! << 8) | log[off + 1]!;
+      const ks = off + 2;
+      let key = keyBufs[kl];
+      if (key === undefined) {
+        key = Buffer.allocUnsafeSlow(1 + kl);
         key[0] = Bucket.state;
-        // State keys are ~21 bytes: a loop beats Buffer#copy's native call.
-        for (let c = 0; c < kl; c++) key[1 + c] = log[ks + c]!;
-        const at = ks + kl;
-        if (log[at] === 0) batch.del(key);
-        else batch.put(key, log.subarray(at + 5, at + 5 + log.readUInt32BE(at + 1)));
+        keyBufs[kl] = key;
+      }
+      // State keys are ~21 bytes: a loop beats Buffer#copy's native call.
+      for (let c = 0; c < kl; c++) key[1 + c] = log[ks + c]!;
+      const at = ks + kl;
+      if (log[at] === 0) batch.del(key);
+      else batch.put(key, log.subarray(at + 5, at + 5 + log.readUInt32BE(at + 1)));
+    };
+    if (order !== null) {
+      for (let i = 0; i < order.n; i++) {
+        const b = blocks[order.block[i]!]!;
+        put(b.log, b.offsets[order.entry[i]!]!);
         if (++inBatch >= APPLY_CHUNK) {
           if (this.closing) return;
           await batch.write();
           written += inBatch;
           inBatch = 0;
           batch = this.db.chain();
+        }
+      }
+    } else {
+      const seen = blocks.length > 1 ? new Set<string>() : null;
+      for (let bi = blocks.length - 1; bi >= 0; bi--) {
+        const { log, offsets } = blocks[bi]!;
+        for (let i = 0; i < offsets.length; i++) {
+          const off = offsets[i]!;
+          if (seen !== null) {
+            const ks = off + 2;
+            const id = log.toString("latin1", ks, ks + ((log[off]! << 8) | log[off + 1]!));
+            if (seen.has(id)) continue;
+            seen.add(id);
+          }
+          put(log, off);
+          if (++inBatch >= APPLY_CHUNK) {
+            if (this.closing) return;
+            await batch.write();
+            written += inBatch;
+            inBatch = 0;
+            batch = this.db.chain();
+          }
         }
       }
     }

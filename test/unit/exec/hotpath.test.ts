@@ -50,7 +50,9 @@ function both(tx: SignedTx, state: Map<string, Uint8Array | null>) {
       get: (k) => s.get(k) ?? null,
       set: (k, v) => {
         s.set(k, v);
-        writes.push([k, v]);
+        // The bytes at this write (the hot path rewrites its own values in place later), as a
+        // plain Uint8Array (the hot path's values are codec.StateValues).
+        writes.push([k, v === null ? null : new Uint8Array(v)]);
       },
     };
     const fees: FeeTotal = { total: 0n };
@@ -345,6 +347,48 @@ describe("sender cache", () => {
         assert.deepEqual([...d.sender], [...addressOf(pk)]);
         assert.equal(d.senderKey, keyStr(accountKey(addressOf(pk))));
       }
+    }
+  });
+});
+
+describe("values the hot path owns are rewritten in place (issue 13, round 4)", () => {
+  it("nothing handed out changes afterwards: results, write sets, get(); roots = reference", async () => {
+    const few = makeAccounts(3, 17);
+    const genesis = buildGenesis(genesisFor(few, 1_000_000n));
+    const nonces = new NonceBook();
+    const ex = new ParallelExecutor(initFromResult(genesis), { workers: 0 });
+    const ref = new ReferenceExecutor(initFromResult(genesis));
+    const aliceKey = accountKey(few[0]!.address);
+    const held: { bytes: Uint8Array; copy: string }[] = [];
+    const hold = (v: Uint8Array | null | undefined) => {
+      if (v) held.push({ bytes: v, copy: Buffer.from(v).toString("hex") });
+    };
+    try {
+      // Each sender sends again in every block: account values and full recent records (4
+      // hashes from the 5th tx on) are the hot path's own, rewritten in place from block 2 on.
+      for (let h = 1n; h <= 6n; h++) {
+        const txs: SignedTx[] = [];
+        for (let i = 0; i < 6; i++) {
+          const a = few[i % 3]!;
+          txs.push(transferTx(a, nonces.take(a), few[(i + 1) % 3]!.address, 7n));
+        }
+        const b: ExecutableBlock = {
+          height: h,
+          timestampMs: h,
+          txs,
+          txHashes: txs.map((t) => hashBody(t.body)),
+        };
+        const r = await ex.executeBlock(b);
+        const want = await ref.executeBlock(b);
+        assert.deepEqual(r.stateRoot, want.stateRoot, `height ${h}`);
+        for (const w of r.writeSet) hold(w.value);
+        hold(writeSetLogOf(r));
+        hold(ex.get(aliceKey));
+        for (const o of r.receipts) assert.equal(o.status, TxStatus.OK);
+      }
+      for (const x of held) assert.equal(Buffer.from(x.bytes).toString("hex"), x.copy);
+    } finally {
+      await ex.close();
     }
   });
 });

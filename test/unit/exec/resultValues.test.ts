@@ -1,0 +1,73 @@
+// buildResultFromKeys given the value of each write position by position (the inline path since
+// issue 13 round 4: no state lookup per key) builds the same result as given a lookup of final
+// values: the last write of a repeated key wins. sortKeyIndex is a stable sort by key bytes.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { buildResult, buildResultFromKeys, sortKeyIndex, writeSetLogOf } from "../../../src/exec/result.js";
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Writes over a key pool with shared 4-char prefixes and repeats; values differ per write. */
+function writes(seed: number, count: number): { keys: string[]; values: (Uint8Array | null)[] } {
+  const r = rng(seed);
+  const pool: string[] = [];
+  for (let i = 0; i < 40 + count / 4; i++) {
+    const len = 1 + Math.floor(r() * 8);
+    pool.push(String.fromCharCode(...Array.from({ length: len }, () => Math.floor(r() * 3) * 100)));
+  }
+  const keys: string[] = [];
+  const values: (Uint8Array | null)[] = [];
+  for (let i = 0; i < count; i++) {
+    keys.push(pool[Math.floor(r() * pool.length)]!);
+    values.push(r() < 0.2 ? null : Uint8Array.of(i & 255, i >> 8, seed & 255));
+  }
+  return { keys, values };
+}
+
+describe("buildResultFromKeys with positional values", () => {
+  it("sortKeyIndex: key order, equal keys by position", () => {
+    for (const count of [10, 63, 64, 500, 3000]) {
+      const { keys } = writes(count, count);
+      const order = [...sortKeyIndex(keys)];
+      const want = keys
+        .map((_, i) => i)
+        .sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : a - b));
+      assert.deepEqual(order, want, `count ${count}`);
+    }
+  });
+
+  it("= the lookup form and buildResult over the final values (last write wins)", () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const { keys, values } = writes(seed, seed * 37);
+      const final = new Map<string, Uint8Array | null>();
+      for (let i = 0; i < keys.length; i++) final.set(keys[i]!, values[i]!);
+      const prev = new Uint8Array(32).fill(seed);
+      const outcomes = { height: 5n, hashes: [], outcomes: [] };
+      const byArray = buildResultFromKeys(5n, prev, keys.slice(), values, outcomes);
+      const byLookup = buildResultFromKeys(5n, prev, keys.slice(), (k) => final.get(k)!, outcomes);
+      const plain = buildResult(5n, prev, final, []);
+      assert.deepEqual(byArray.stateRoot, plain.stateRoot, `seed ${seed}`);
+      assert.deepEqual(byLookup.stateRoot, plain.stateRoot, `seed ${seed}`);
+      assert.deepEqual(writeSetLogOf(byArray), writeSetLogOf(byLookup), `seed ${seed}`);
+      assert.deepEqual(
+        byArray.writeSet.map((w) => [
+          Buffer.from(w.key).toString("hex"),
+          w.value && Buffer.from(w.value).toString("hex"),
+        ]),
+        plain.writeSet.map((w) => [
+          Buffer.from(w.key).toString("hex"),
+          w.value && Buffer.from(w.value).toString("hex"),
+        ]),
+      );
+    }
+  });
+});
