@@ -5,7 +5,7 @@
 // tx/s, CPU µs/tx (process.cpuUsage, all threads), GC share, keys per tx, state root and load
 // average; medians per build. A run imports only modules both builds have, so a build from
 // before this file (e.g. main) can be the baseline.
-//   node dist/bench/execPairs.js A_ROOT B_ROOT [--pairs N] [--mode persisted|exec] [--blocks N]
+//   node dist/bench/execPairs.js A_ROOT B_ROOT [--pairs N] [--mode persisted|exec|compute] [--blocks N]
 //     [--accounts N] [--block-size N] [--json]
 //   node dist/bench/execPairs.js --run ROOT MODE BLOCKS ACCOUNTS BLOCK_SIZE   (one run, JSON line)
 // ROOT is a worktree with a built dist/ (npx tsc -p tsconfig.json). EXECPAIRS_PROFILE=FILE with
@@ -286,7 +286,7 @@ async function main(args: string[]) {
   const [a, b] = [resolve(args[0] ?? ""), resolve(args[1] ?? "")];
   if (!args[0] || !args[1] || args[0].startsWith("--")) {
     process.stderr.write(
-      "usage: node dist/bench/execPairs.js A_ROOT B_ROOT [--pairs N] [--mode persisted|exec]\n",
+      "usage: node dist/bench/execPairs.js A_ROOT B_ROOT [--pairs N] [--mode persisted|exec|compute] [--blocks N] [--accounts N] [--block-size N] [--json]\n",
     );
     process.exitCode = 2;
     return;
