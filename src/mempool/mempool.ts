@@ -104,6 +104,9 @@ export class Mempool {
   private readonly connLimiter: RateLimiter | null;
 
   private readonly hashTx: (tx: SignedTx) => Hash;
+  /** Recent commits (time, transactions), oldest first, for the commit rate behind OVERLOADED. */
+  private readonly commits: { t: number; n: number }[] = [];
+  private commitsInWindow = 0;
 
   constructor(
     private readonly opts: MempoolOpts,
@@ -255,6 +258,13 @@ export class Mempool {
       for (let i = 0; i < inputs.length; i++) results[i] = this.fail(err);
       return results;
     }
+    if (origin === "api") {
+      const err = this.overloaded();
+      if (err) {
+        for (let i = 0; i < inputs.length; i++) results[i] = this.fail(err);
+        return results;
+      }
+    }
     const candidates: { i: number; ptx: Draft }[] = [];
     for (let i = 0; i < inputs.length; i++) {
       try {
@@ -352,6 +362,40 @@ export class Mempool {
     }
     this.announce();
     return results;
+  }
+
+  /** Transactions committed per second over the last commitRateWindowMs. */
+  commitRate(now: number = this.now()): number {
+    const windowMs = this.opts.commitRateWindowMs ?? 3_000;
+    while (this.commits.length > 0 && now - this.commits[0]!.t > windowMs) {
+      this.commitsInWindow -= this.commits.shift()!.n;
+    }
+    return (this.commitsInWindow * 1000) / windowMs;
+  }
+
+  /**
+   * Backpressure for API submissions: the pool may hold `backlogSeconds` of commits at the recent
+   * commit rate, and at least `minBacklog` transactions. Past that, a new submission would only
+   * wait longer than the ones ahead of it (and grow blocks until heights outlast the view timer),
+   * so it is refused up front, before its signature costs anything, with a retry hint.
+   */
+  private overloaded(): MempoolError | null {
+    const seconds = this.opts.backlogSeconds ?? 0;
+    if (!(seconds > 0)) return null;
+    const rate = this.commitRate();
+    const limit = Math.max(this.opts.minBacklog ?? 0, Math.floor(rate * seconds));
+    const backlog = this.byHash.size;
+    if (backlog < limit) return null;
+    // Time for the backlog above the limit, plus a share of a second, to commit.
+    const retryAfterMs = Math.min(
+      60_000,
+      Math.ceil(((backlog - limit + 1) * 1000) / Math.max(rate, 1)) + Math.ceil(seconds * 250),
+    );
+    return new MempoolError(
+      "OVERLOADED",
+      { reason: "backlog", retryAfterMs },
+      `node overloaded: ${backlog} transactions pending, limit ${limit} (${seconds} s of commits at ${Math.round(rate)} tx/s); retry after ${retryAfterMs} ms`,
+    );
   }
 
   /**
@@ -896,6 +940,12 @@ export class Mempool {
    */
   removeCommitted(txs: readonly SignedTx[], height: bigint, hashes?: readonly Hash[]): void {
     this.nonceEpoch++;
+    if (txs.length > 0) {
+      const now = this.now();
+      this.commitRate(now);
+      this.commits.push({ t: now, n: txs.length });
+      this.commitsInWindow += txs.length;
+    }
     if (height > this.committedHeight) this.committedHeight = height;
     const floors = new Map<string, bigint>();
     for (let i = 0; i < txs.length; i++) {

@@ -1,0 +1,103 @@
+// Backpressure: API submissions are refused as OVERLOADED while the pool holds more than
+// backlogSeconds of commits at the recent commit rate (and at least minBacklog transactions).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { silentLogger } from "../../../src/logger/index.js";
+import { Mempool, MempoolError, type MempoolOpts, mempoolDefaults } from "../../../src/mempool/index.js";
+import { toHex } from "../../../src/types/index.js";
+import { CHAIN, countingVerifier, newKey, signedTx, type TestKey } from "./helpers.js";
+
+function pool(over: Partial<MempoolOpts>, clock: { t: number }) {
+  const verifier = countingVerifier();
+  const nonces = new Map<string, bigint>();
+  const mp = new Mempool(
+    {
+      chainId: CHAIN,
+      maxTxs: 10_000,
+      maxBytes: 1 << 24,
+      maxPerSender: 1_000,
+      maxTxBytes: 16 * 1024,
+      maxNonceGap: 10,
+      backlogSeconds: 1,
+      minBacklog: 4,
+      commitRateWindowMs: 2_000,
+      ...over,
+    },
+    {
+      verifyTxs: verifier.fn,
+      nextNonce: async (address) => nonces.get(toHex(address)) ?? 0n,
+      log: silentLogger(),
+      now: () => clock.t,
+    },
+  );
+  return { mp, verifier };
+}
+
+async function overloaded(p: Promise<unknown>): Promise<MempoolError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof MempoolError, `expected MempoolError, got ${String(err)}`);
+    assert.equal(err.code, "OVERLOADED", err.message);
+    return err;
+  }
+  assert.fail("expected OVERLOADED, but the transaction was admitted");
+}
+
+describe("mempool backpressure (OVERLOADED)", () => {
+  it("is on by default for the node's pool", () => {
+    assert.ok(mempoolDefaults.backlogSeconds > 0);
+    assert.ok(mempoolDefaults.minBacklog > 0);
+  });
+
+  it("refuses API submissions past minBacklog before checking their signature, with a retry hint", async () => {
+    const clock = { t: 1_000_000 };
+    const { mp, verifier } = pool({}, clock);
+    const keys: TestKey[] = Array.from({ length: 6 }, () => newKey());
+    for (let i = 0; i < 4; i++) await mp.add(signedTx(keys[i]!, { nonce: 0n }), "api");
+    assert.equal(mp.size, 4);
+    const verifiedBefore = verifier.calls.length;
+    const e = await overloaded(mp.add(signedTx(keys[4]!, { nonce: 0n }), "api"));
+    assert.equal(e.detail.reason, "backlog");
+    assert.ok((e.detail.retryAfterMs ?? 0) > 0, "a retry hint");
+    assert.match(e.message, /retry after \d+ ms/);
+    assert.equal(verifier.calls.length, verifiedBefore, "no signature check for a refused submission");
+    assert.equal(mp.size, 4);
+    // Gossip from peers is not refused by backpressure (its entry node already admitted it).
+    await mp.addBatch([signedTx(keys[5]!, { nonce: 0n })], "peer");
+    assert.equal(mp.size, 5);
+  });
+
+  it("lets the backlog follow the commit rate, and shrinks it again when commits slow", async () => {
+    const clock = { t: 1_000_000 };
+    const { mp } = pool({ minBacklog: 2 }, clock);
+    const a = newKey();
+    const b = newKey();
+    // 20 commits within the 2 s window: 10 tx/s, so 1 s of backlog is 10 transactions.
+    const committed = Array.from({ length: 20 }, (_, i) => signedTx(a, { nonce: BigInt(i) }));
+    mp.removeCommitted(committed, 1n);
+    assert.equal(mp.commitRate(), 10);
+    for (let n = 0; n < 10; n++) await mp.add(signedTx(b, { nonce: BigInt(n) }), "api");
+    assert.equal(mp.size, 10);
+    const e = await overloaded(mp.add(signedTx(b, { nonce: 10n }), "api"));
+    assert.match(e.message, /limit 10/);
+    // The window slides past that commit: the rate drops to 0 and the floor (2) applies again.
+    clock.t += 2_500;
+    assert.equal(mp.commitRate(), 0);
+    await overloaded(mp.add(signedTx(b, { nonce: 10n }), "api"));
+    // Commits drain the pool: room again.
+    const drained = Array.from({ length: 9 }, (_, n) => signedTx(b, { nonce: BigInt(n) }));
+    mp.removeCommitted(drained, 2n);
+    assert.equal(mp.size, 1);
+    await mp.add(signedTx(b, { nonce: 10n }), "api");
+    assert.equal(mp.size, 2);
+  });
+
+  it("is off with backlogSeconds 0", async () => {
+    const clock = { t: 1_000_000 };
+    const { mp } = pool({ backlogSeconds: 0, minBacklog: 1 }, clock);
+    const a = newKey();
+    for (let n = 0; n < 5; n++) await mp.add(signedTx(a, { nonce: BigInt(n) }), "api");
+    assert.equal(mp.size, 5);
+  });
+});
