@@ -384,7 +384,8 @@ export class Mempool {
     if (!(seconds > 0)) return null;
     const rate = this.commitRate();
     const limit = Math.max(this.opts.minBacklog ?? 0, Math.floor(rate * seconds));
-    const backlog = this.byHash.size;
+    // Executable transactions only: gapped ones wait for their sender, not for block space.
+    const backlog = this.inRun;
     if (backlog < limit) return null;
     // Time for the backlog above the limit, plus a share of a second, to commit.
     const retryAfterMs = Math.min(
@@ -394,7 +395,7 @@ export class Mempool {
     return new MempoolError(
       "OVERLOADED",
       { reason: "backlog", retryAfterMs },
-      `node overloaded: ${backlog} transactions pending, limit ${limit} (${seconds} s of commits at ${Math.round(rate)} tx/s); retry after ${retryAfterMs} ms`,
+      `node overloaded: ${backlog} executable transactions pending, limit ${limit} (${seconds} s of commits at ${Math.round(rate)} tx/s); retry after ${retryAfterMs} ms`,
     );
   }
 
