@@ -258,17 +258,19 @@ export class Mempool {
       for (let i = 0; i < inputs.length; i++) results[i] = this.fail(err);
       return results;
     }
-    if (origin === "api") {
-      const err = this.overloaded();
-      if (err) {
-        for (let i = 0; i < inputs.length; i++) results[i] = this.fail(err);
-        return results;
-      }
-    }
+    // Backpressure: refused after the stateless checks (no account read, no signature), unless the
+    // transaction pays a higher gas price than the cheapest pending one (as eviction would rank it).
+    const overload = origin === "api" ? this.overloaded() : null;
+    const floorPrice = overload ? this.minPrice() : null;
     const candidates: { i: number; ptx: Draft }[] = [];
     for (let i = 0; i < inputs.length; i++) {
       try {
-        candidates.push({ i, ptx: this.statelessCheck(inputs[i]!) });
+        const ptx = this.statelessCheck(inputs[i]!);
+        if (overload && (floorPrice === null || ptx.price <= floorPrice)) {
+          results[i] = this.fail(overload);
+          continue;
+        }
+        candidates.push({ i, ptx });
       } catch (err) {
         results[i] = this.fail(err);
       }
@@ -362,6 +364,13 @@ export class Mempool {
     }
     this.announce();
     return results;
+  }
+
+  /** The lowest gas price pending, null for an empty pool. */
+  private minPrice(): bigint | null {
+    let min: bigint | null = null;
+    for (const [p, n] of this.priceCount) if (n > 0 && (min === null || p < min)) min = p;
+    return min;
   }
 
   /** Transactions committed per second over the last commitRateWindowMs. */

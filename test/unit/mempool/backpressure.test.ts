@@ -63,9 +63,18 @@ describe("mempool backpressure (OVERLOADED)", () => {
     assert.match(e.message, /retry after \d+ ms/);
     assert.equal(verifier.calls.length, verifiedBefore, "no signature check for a refused submission");
     assert.equal(mp.size, 4);
+    // A higher gas price than every pending transaction's still gets in (as eviction ranks it).
+    await mp.add(signedTx(keys[4]!, { nonce: 0n, fee: "2" }), "api");
+    assert.equal(mp.size, 5);
+    // Bad input keeps its own code: the stateless checks run first.
+    const other = signedTx(keys[5]!, { nonce: 0n, chainId: "another-chain" });
+    await assert.rejects(
+      mp.add(other, "api"),
+      (err: unknown) => err instanceof MempoolError && err.code === "WRONG_CHAIN",
+    );
     // Gossip from peers is not refused by backpressure (its entry node already admitted it).
     await mp.addBatch([signedTx(keys[5]!, { nonce: 0n })], "peer");
-    assert.equal(mp.size, 5);
+    assert.equal(mp.size, 6);
   });
 
   it("lets the backlog follow the commit rate, and shrinks it again when commits slow", async () => {
