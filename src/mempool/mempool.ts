@@ -107,6 +107,10 @@ export class Mempool {
   /** Recent commits (time, transactions), oldest first, for the commit rate behind OVERLOADED. */
   private readonly commits: { t: number; n: number }[] = [];
   private commitsInWindow = 0;
+  /** API transactions past the stateless checks whose admission has not finished (account read,
+   *  signature): part of the backlog OVERLOADED bounds, so a slow admission path cannot queue
+   *  without bound either. */
+  private admitting = 0;
 
   constructor(
     private readonly opts: MempoolOpts,
@@ -276,6 +280,20 @@ export class Mempool {
       }
     }
     if (candidates.length === 0) return results;
+    if (origin !== "api") return this.admitCandidates(candidates, results, origin);
+    this.admitting += candidates.length;
+    try {
+      return await this.admitCandidates(candidates, results, origin);
+    } finally {
+      this.admitting -= candidates.length;
+    }
+  }
+
+  private async admitCandidates(
+    candidates: { i: number; ptx: Draft }[],
+    results: BatchResult[],
+    origin: TxOrigin,
+  ): Promise<BatchResult[]> {
     // Accounts before signatures: spam from keys with no account or no funds, or far-future nonces,
     // costs one (bloom-filtered) storage read instead of a signature check. Looked up before the
     // synchronous section because the lookup may read storage.
@@ -394,7 +412,7 @@ export class Mempool {
     const rate = this.commitRate();
     const limit = Math.max(this.opts.minBacklog ?? 0, Math.floor(rate * seconds));
     // Executable transactions only: gapped ones wait for their sender, not for block space.
-    const backlog = this.inRun;
+    const backlog = this.inRun + this.admitting;
     if (backlog < limit) return null;
     // Time for the backlog above the limit, plus a share of a second, to commit.
     const retryAfterMs = Math.min(
@@ -404,7 +422,7 @@ export class Mempool {
     return new MempoolError(
       "OVERLOADED",
       { reason: "backlog", retryAfterMs },
-      `node overloaded: ${backlog} executable transactions pending, limit ${limit} (${seconds} s of commits at ${Math.round(rate)} tx/s); retry after ${retryAfterMs} ms`,
+      `node overloaded: ${backlog} executable transactions pending or being admitted, limit ${limit} (${seconds} s of commits at ${Math.round(rate)} tx/s); retry after ${retryAfterMs} ms`,
     );
   }
 

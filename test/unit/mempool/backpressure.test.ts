@@ -102,6 +102,41 @@ describe("mempool backpressure (OVERLOADED)", () => {
     assert.equal(mp.size, 2);
   });
 
+  it("counts API admissions still in progress (account read, signature) as backlog", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const mp = new Mempool(
+      {
+        chainId: CHAIN,
+        maxTxs: 10_000,
+        maxBytes: 1 << 24,
+        maxPerSender: 1_000,
+        maxTxBytes: 16 * 1024,
+        maxNonceGap: 10,
+        backlogSeconds: 1,
+        minBacklog: 3,
+      },
+      {
+        // A slow signature check: admissions pile up behind it.
+        verifyTxs: async (txs) => {
+          await gate;
+          return txs.map(() => true);
+        },
+        nextNonce: async () => 0n,
+        log: silentLogger(),
+      },
+    );
+    const keys = Array.from({ length: 4 }, () => newKey());
+    const slow = keys.slice(0, 3).map((k) => mp.add(signedTx(k, { nonce: 0n }), "api"));
+    // Judged when it arrives (three still in progress); the gate opens before we look, so a pool
+    // without the rule admits it instead of hanging.
+    const fourth = mp.add(signedTx(keys[3]!, { nonce: 0n }), "api");
+    release();
+    await overloaded(fourth);
+    await Promise.all(slow);
+    assert.equal(mp.size, 3);
+  });
+
   it("is off with backlogSeconds 0", async () => {
     const clock = { t: 1_000_000 };
     const { mp } = pool({ backlogSeconds: 0, minBacklog: 1 }, clock);
