@@ -150,6 +150,19 @@ export async function measured(ctx: RunContext, run: () => Promise<RunReport>): 
   return r;
 }
 
+/** "STATUS/CODE" for a server refusal whose message starts with a ParaBFT code, else the status. */
+export function failureKey(err: unknown): string {
+  if (!(err instanceof RpcError)) return "CLIENT_ERROR";
+  const m = /^([A-Z][A-Z_]+):/.exec(err.serverMessage);
+  return m ? `${err.statusName}/${m[1]}` : err.statusName;
+}
+
+/** The server's retry hint ("retry after N ms"), else 100 ms. */
+function retryAfter(err: unknown): number {
+  const m = err instanceof RpcError ? /retry after (\d+) ms/.exec(err.serverMessage) : null;
+  return Math.min(5_000, m ? Number(m[1]) : 100);
+}
+
 export async function runOnce(
   ctx: RunContext,
   rate: number,
@@ -214,13 +227,24 @@ export async function runOnce(
           recordMs(submitAck, performance.now() - scheduled[i]!);
         },
         (err: unknown) => {
-          const key = err instanceof RpcError ? err.statusName : "CLIENT_ERROR";
+          const key = failureKey(err);
+          // Backpressure (OVERLOADED), and the NONCE_GAP of a later nonce of a sender whose
+          // earlier one was refused: an honest client retries after the hint, same transaction.
+          const code = key.split("/")[1];
+          if ((code === "OVERLOADED" || code === "NONCE_GAP") && performance.now() < retryUntil) {
+            refusals[key] = (refusals[key] ?? 0) + 1;
+            setTimeout(() => send(i), retryAfter(err));
+            return;
+          }
           failures[key] = (failures[key] ?? 0) + 1;
           ctx.senders[senderOf[i]!]!.tainted = true;
           w.pending.delete(toHex(hashes[i]!));
         },
       );
   };
+  // Refused submissions are retried until the load ends plus half the drain window.
+  const retryUntil = t0 + (durationS + ctx.drainTimeoutS / 2) * 1000;
+  const refusals: Record<string, number> = {};
 
   // Open loop: send whatever is due on each tick, regardless of how earlier sends fare.
   let next = 0;
@@ -285,6 +309,7 @@ export async function runOnce(
     scheduled: total,
     submitted,
     submitFailures: failures,
+    refusedRetried: refusals,
     committed: committedCount,
     executed: executedCount,
     uncommitted: submitted - committedCount,
@@ -396,7 +421,7 @@ export async function runClosedLoop(
         const res = await conn.client.submitAndWait(p.tx, { timeoutMs: 30_000 });
         height = Number(res.height);
       } catch (err) {
-        const key = err instanceof RpcError ? err.statusName : "CLIENT_ERROR";
+        const key = failureKey(err);
         if (start >= t0) failures[key] = (failures[key] ?? 0) + 1;
         s.tainted = true;
         return;

@@ -49,9 +49,12 @@ export function formatReport(r: ClusterBenchReport): string {
     const fails = Object.entries(x.submitFailures)
       .map(([k, n]) => `${k} ${n}`)
       .join(", ");
+    const retried = Object.entries(x.refusedRetried ?? {})
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ");
     const rate = blockRate(x);
     lines.push(
-      `${x.mode === "closed" ? `closed loop ×${x.clients} (${x.offeredRate} tx/s)` : `${x.offeredRate} tx/s`}: ${x.blocks} blocks (${rate.txsPerBlock ?? "-"} txs/block, ${rate.heightsPerS ?? "-"} heights/s); submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
+      `${x.mode === "closed" ? `closed loop ×${x.clients} (${x.offeredRate} tx/s)` : `${x.offeredRate} tx/s`}: ${x.blocks} blocks (${rate.txsPerBlock ?? "-"} txs/block, ${rate.heightsPerS ?? "-"} heights/s); submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${retried ? `; refused and retried: ${retried}` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
     );
   }
   const stages = formatStages(r.runs);

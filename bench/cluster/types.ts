@@ -109,6 +109,9 @@ export interface RunReport {
   scheduled: number;
   submitted: number;
   submitFailures: Record<string, number>;
+  /** Open loop: refusals ("STATUS/CODE") the client retried after the server's hint (OVERLOADED,
+   *  and the NONCE_GAP of later nonces behind a refused one); absent in older results. */
+  refusedRetried?: Record<string, number>;
   committed: number;
   executed: number;
   /** Admitted but not committed by the end of the drain period. */

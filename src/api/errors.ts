@@ -73,6 +73,8 @@ const table: Record<ApiErrorCode | MempoolErrorCode, status> & Record<string, st
   // SubmitTx treats this as success (idempotent resubmit); elsewhere it is a conflict.
   DUPLICATE: status.ALREADY_EXISTS,
   MEMPOOL_FULL: status.RESOURCE_EXHAUSTED,
+  // Backpressure: more than backlogSeconds of commits pending; retry after detail.retryAfterMs.
+  OVERLOADED: status.RESOURCE_EXHAUSTED,
   MEMPOOL_STOPPED: status.UNAVAILABLE,
   // A follower (DPoS): the same submit to a validator of the current set succeeds.
   NOT_A_VALIDATOR: status.FAILED_PRECONDITION,

@@ -173,7 +173,7 @@ export type ApiLimitReason =
 
 /**
  * Submit refusals that are the transaction's own fault, whoever retries it: what
- * maxRefusedSubmitsPerConnection counts. Not counted: the node's state (MEMPOOL_FULL, SYNCING),
+ * maxRefusedSubmitsPerConnection counts. Not counted: the node's state (MEMPOOL_FULL, OVERLOADED, SYNCING),
  * rate limits (they have their own strikes), a stale nonce or a duplicate (an honest client's
  * retry after a lost answer).
  */

@@ -35,6 +35,12 @@ export type MempoolErrorCode =
   /** The balance does not cover maxFee + value of this and the sender's other pending txs. */
   | "INSUFFICIENT_FUNDS"
   | "MEMPOOL_FULL"
+  /**
+   * Backpressure: the pool already holds more than `backlogSeconds` of commits at the recent
+   * commit rate (at least `minBacklog` transactions). Refused before any signature check, and only
+   * for API submissions; detail.retryAfterMs says when the backlog should have drained.
+   */
+  | "OVERLOADED"
   | "MEMPOOL_STOPPED"
   /**
    * DPoS: this node is not in the current epoch's validator set (a candidate still catching up,
@@ -50,6 +56,8 @@ export interface MempoolErrorDetail {
   reason?: string;
   nonce?: string;
   expected?: string;
+  /** For OVERLOADED: when to retry (ms), the time the pool's backlog needs to commit. */
+  retryAfterMs?: number;
 }
 
 /** A refusal is an answer to the client, not a bug: no stack trace (see ParabftError.stackless). */

@@ -104,6 +104,13 @@ export class Mempool {
   private readonly connLimiter: RateLimiter | null;
 
   private readonly hashTx: (tx: SignedTx) => Hash;
+  /** Recent commits (time, transactions), oldest first, for the commit rate behind OVERLOADED. */
+  private readonly commits: { t: number; n: number }[] = [];
+  private commitsInWindow = 0;
+  /** API transactions past the stateless checks whose admission has not finished (account read,
+   *  signature): part of the backlog OVERLOADED bounds, so a slow admission path cannot queue
+   *  without bound either. */
+  private admitting = 0;
 
   constructor(
     private readonly opts: MempoolOpts,
@@ -255,15 +262,38 @@ export class Mempool {
       for (let i = 0; i < inputs.length; i++) results[i] = this.fail(err);
       return results;
     }
+    // Backpressure: refused after the stateless checks (no account read, no signature), unless the
+    // transaction pays a higher gas price than the cheapest pending one (as eviction would rank it).
+    const overload = origin === "api" ? this.overloaded() : null;
+    const floorPrice = overload ? this.minPrice() : null;
     const candidates: { i: number; ptx: Draft }[] = [];
     for (let i = 0; i < inputs.length; i++) {
       try {
-        candidates.push({ i, ptx: this.statelessCheck(inputs[i]!) });
+        const ptx = this.statelessCheck(inputs[i]!);
+        if (overload && (floorPrice === null || ptx.price <= floorPrice)) {
+          results[i] = this.fail(overload);
+          continue;
+        }
+        candidates.push({ i, ptx });
       } catch (err) {
         results[i] = this.fail(err);
       }
     }
     if (candidates.length === 0) return results;
+    if (origin !== "api") return this.admitCandidates(candidates, results, origin);
+    this.admitting += candidates.length;
+    try {
+      return await this.admitCandidates(candidates, results, origin);
+    } finally {
+      this.admitting -= candidates.length;
+    }
+  }
+
+  private async admitCandidates(
+    candidates: { i: number; ptx: Draft }[],
+    results: BatchResult[],
+    origin: TxOrigin,
+  ): Promise<BatchResult[]> {
     // Accounts before signatures: spam from keys with no account or no funds, or far-future nonces,
     // costs one (bloom-filtered) storage read instead of a signature check. Looked up before the
     // synchronous section because the lookup may read storage.
@@ -352,6 +382,48 @@ export class Mempool {
     }
     this.announce();
     return results;
+  }
+
+  /** The lowest gas price pending, null for an empty pool. */
+  private minPrice(): bigint | null {
+    let min: bigint | null = null;
+    for (const [p, n] of this.priceCount) if (n > 0 && (min === null || p < min)) min = p;
+    return min;
+  }
+
+  /** Transactions committed per second over the last commitRateWindowMs. */
+  commitRate(now: number = this.now()): number {
+    const windowMs = this.opts.commitRateWindowMs ?? 3_000;
+    while (this.commits.length > 0 && now - this.commits[0]!.t > windowMs) {
+      this.commitsInWindow -= this.commits.shift()!.n;
+    }
+    return (this.commitsInWindow * 1000) / windowMs;
+  }
+
+  /**
+   * Backpressure for API submissions: the pool may hold `backlogSeconds` of commits at the recent
+   * commit rate, and at least `minBacklog` transactions. Past that, a new submission would only
+   * wait longer than the ones ahead of it (and grow blocks until heights outlast the view timer),
+   * so it is refused up front, before its signature costs anything, with a retry hint.
+   */
+  private overloaded(): MempoolError | null {
+    const seconds = this.opts.backlogSeconds ?? 0;
+    if (!(seconds > 0)) return null;
+    const rate = this.commitRate();
+    const limit = Math.max(this.opts.minBacklog ?? 0, Math.floor(rate * seconds));
+    // Executable transactions only: gapped ones wait for their sender, not for block space.
+    const backlog = this.inRun + this.admitting;
+    if (backlog < limit) return null;
+    // Time for the backlog above the limit, plus a share of a second, to commit.
+    const retryAfterMs = Math.min(
+      60_000,
+      Math.ceil(((backlog - limit + 1) * 1000) / Math.max(rate, 1)) + Math.ceil(seconds * 250),
+    );
+    return new MempoolError(
+      "OVERLOADED",
+      { reason: "backlog", retryAfterMs },
+      `node overloaded: ${backlog} executable transactions pending or being admitted, limit ${limit} (${seconds} s of commits at ${Math.round(rate)} tx/s); retry after ${retryAfterMs} ms`,
+    );
   }
 
   /**
@@ -896,6 +968,12 @@ export class Mempool {
    */
   removeCommitted(txs: readonly SignedTx[], height: bigint, hashes?: readonly Hash[]): void {
     this.nonceEpoch++;
+    if (txs.length > 0) {
+      const now = this.now();
+      this.commitRate(now);
+      this.commits.push({ t: now, n: txs.length });
+      this.commitsInWindow += txs.length;
+    }
     if (height > this.committedHeight) this.committedHeight = height;
     const floors = new Map<string, bigint>();
     for (let i = 0; i < txs.length; i++) {

@@ -47,6 +47,15 @@ export interface MempoolOpts {
    * so without this a resubmitted committed transaction would look fresh).
    */
   maxCommittedFloors?: number;
+  /**
+   * Backpressure (OVERLOADED): API submissions are refused while the pool holds more than this
+   * many seconds of commits at the commit rate of the last `commitRateWindowMs`. 0 or absent: off.
+   */
+  backlogSeconds?: number;
+  /** The backlog that is always allowed (start-up, light load, a stalled view). */
+  minBacklog?: number;
+  /** How far back the commit rate looks (default 3000 ms). */
+  commitRateWindowMs?: number;
 }
 
 export const mempoolDefaults = {
@@ -57,6 +66,9 @@ export const mempoolDefaults = {
   gappedTtlMs: 30_000,
   senderRate: { perSecond: 1_000, burst: 2_000 },
   connectionRate: { perSecond: 20_000, burst: 40_000 },
+  backlogSeconds: 1,
+  minBacklog: 1_000,
+  commitRateWindowMs: 3_000,
 } as const;
 
 export function mempoolOptsFromParams(

@@ -1,0 +1,147 @@
+// Backpressure: API submissions are refused as OVERLOADED while the pool holds more than
+// backlogSeconds of commits at the recent commit rate (and at least minBacklog transactions).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { silentLogger } from "../../../src/logger/index.js";
+import { Mempool, MempoolError, type MempoolOpts, mempoolDefaults } from "../../../src/mempool/index.js";
+import { toHex } from "../../../src/types/index.js";
+import { CHAIN, countingVerifier, newKey, signedTx, type TestKey } from "./helpers.js";
+
+function pool(over: Partial<MempoolOpts>, clock: { t: number }) {
+  const verifier = countingVerifier();
+  const nonces = new Map<string, bigint>();
+  const mp = new Mempool(
+    {
+      chainId: CHAIN,
+      maxTxs: 10_000,
+      maxBytes: 1 << 24,
+      maxPerSender: 1_000,
+      maxTxBytes: 16 * 1024,
+      maxNonceGap: 10,
+      backlogSeconds: 1,
+      minBacklog: 4,
+      commitRateWindowMs: 2_000,
+      ...over,
+    },
+    {
+      verifyTxs: verifier.fn,
+      nextNonce: async (address) => nonces.get(toHex(address)) ?? 0n,
+      log: silentLogger(),
+      now: () => clock.t,
+    },
+  );
+  return { mp, verifier };
+}
+
+async function overloaded(p: Promise<unknown>): Promise<MempoolError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof MempoolError, `expected MempoolError, got ${String(err)}`);
+    assert.equal(err.code, "OVERLOADED", err.message);
+    return err;
+  }
+  assert.fail("expected OVERLOADED, but the transaction was admitted");
+}
+
+describe("mempool backpressure (OVERLOADED)", () => {
+  it("is on by default for the node's pool", () => {
+    assert.ok(mempoolDefaults.backlogSeconds > 0);
+    assert.ok(mempoolDefaults.minBacklog > 0);
+  });
+
+  it("refuses API submissions past minBacklog before checking their signature, with a retry hint", async () => {
+    const clock = { t: 1_000_000 };
+    const { mp, verifier } = pool({}, clock);
+    const keys: TestKey[] = Array.from({ length: 6 }, () => newKey());
+    for (let i = 0; i < 4; i++) await mp.add(signedTx(keys[i]!, { nonce: 0n }), "api");
+    assert.equal(mp.size, 4);
+    const verifiedBefore = verifier.calls.length;
+    const e = await overloaded(mp.add(signedTx(keys[4]!, { nonce: 0n }), "api"));
+    assert.equal(e.detail.reason, "backlog");
+    assert.ok((e.detail.retryAfterMs ?? 0) > 0, "a retry hint");
+    assert.match(e.message, /retry after \d+ ms/);
+    assert.equal(verifier.calls.length, verifiedBefore, "no signature check for a refused submission");
+    assert.equal(mp.size, 4);
+    // A higher gas price than every pending transaction's still gets in (as eviction ranks it).
+    await mp.add(signedTx(keys[4]!, { nonce: 0n, fee: "2" }), "api");
+    assert.equal(mp.size, 5);
+    // Bad input keeps its own code: the stateless checks run first.
+    const other = signedTx(keys[5]!, { nonce: 0n, chainId: "another-chain" });
+    await assert.rejects(
+      mp.add(other, "api"),
+      (err: unknown) => err instanceof MempoolError && err.code === "WRONG_CHAIN",
+    );
+    // Gossip from peers is not refused by backpressure (its entry node already admitted it).
+    await mp.addBatch([signedTx(keys[5]!, { nonce: 0n })], "peer");
+    assert.equal(mp.size, 6);
+  });
+
+  it("lets the backlog follow the commit rate, and shrinks it again when commits slow", async () => {
+    const clock = { t: 1_000_000 };
+    const { mp } = pool({ minBacklog: 2 }, clock);
+    const a = newKey();
+    const b = newKey();
+    // 20 commits within the 2 s window: 10 tx/s, so 1 s of backlog is 10 transactions.
+    const committed = Array.from({ length: 20 }, (_, i) => signedTx(a, { nonce: BigInt(i) }));
+    mp.removeCommitted(committed, 1n);
+    assert.equal(mp.commitRate(), 10);
+    for (let n = 0; n < 10; n++) await mp.add(signedTx(b, { nonce: BigInt(n) }), "api");
+    assert.equal(mp.size, 10);
+    const e = await overloaded(mp.add(signedTx(b, { nonce: 10n }), "api"));
+    assert.match(e.message, /limit 10/);
+    // The window slides past that commit: the rate drops to 0 and the floor (2) applies again.
+    clock.t += 2_500;
+    assert.equal(mp.commitRate(), 0);
+    await overloaded(mp.add(signedTx(b, { nonce: 10n }), "api"));
+    // Commits drain the pool: room again.
+    const drained = Array.from({ length: 9 }, (_, n) => signedTx(b, { nonce: BigInt(n) }));
+    mp.removeCommitted(drained, 2n);
+    assert.equal(mp.size, 1);
+    await mp.add(signedTx(b, { nonce: 10n }), "api");
+    assert.equal(mp.size, 2);
+  });
+
+  it("counts API admissions still in progress (account read, signature) as backlog", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const mp = new Mempool(
+      {
+        chainId: CHAIN,
+        maxTxs: 10_000,
+        maxBytes: 1 << 24,
+        maxPerSender: 1_000,
+        maxTxBytes: 16 * 1024,
+        maxNonceGap: 10,
+        backlogSeconds: 1,
+        minBacklog: 3,
+      },
+      {
+        // A slow signature check: admissions pile up behind it.
+        verifyTxs: async (txs) => {
+          await gate;
+          return txs.map(() => true);
+        },
+        nextNonce: async () => 0n,
+        log: silentLogger(),
+      },
+    );
+    const keys = Array.from({ length: 4 }, () => newKey());
+    const slow = keys.slice(0, 3).map((k) => mp.add(signedTx(k, { nonce: 0n }), "api"));
+    // Judged when it arrives (three still in progress); the gate opens before we look, so a pool
+    // without the rule admits it instead of hanging.
+    const fourth = mp.add(signedTx(keys[3]!, { nonce: 0n }), "api");
+    release();
+    await overloaded(fourth);
+    await Promise.all(slow);
+    assert.equal(mp.size, 3);
+  });
+
+  it("is off with backlogSeconds 0", async () => {
+    const clock = { t: 1_000_000 };
+    const { mp } = pool({ backlogSeconds: 0, minBacklog: 1 }, clock);
+    const a = newKey();
+    for (let n = 0; n < 5; n++) await mp.add(signedTx(a, { nonce: BigInt(n) }), "api");
+    assert.equal(mp.size, 5);
+  });
+});
