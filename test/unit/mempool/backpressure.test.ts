@@ -53,7 +53,7 @@ describe("mempool backpressure (OVERLOADED)", () => {
   it("refuses API submissions past minBacklog before checking their signature, with a retry hint", async () => {
     const clock = { t: 1_000_000 };
     const { mp, verifier } = pool({}, clock);
-    const keys: TestKey[] = Array.from({ length: 6 }, () => newKey());
+    const keys: TestKey[] = Array.from({ length: 7 }, () => newKey());
     for (let i = 0; i < 4; i++) await mp.add(signedTx(keys[i]!, { nonce: 0n }), "api");
     assert.equal(mp.size, 4);
     const verifiedBefore = verifier.calls.length;
@@ -63,9 +63,12 @@ describe("mempool backpressure (OVERLOADED)", () => {
     assert.match(e.message, /retry after \d+ ms/);
     assert.equal(verifier.calls.length, verifiedBefore, "no signature check for a refused submission");
     assert.equal(mp.size, 4);
-    // A higher gas price than every pending transaction's still gets in (as eviction ranks it).
+    // A higher gas price than the cheapest pending transaction's still gets in (as eviction ranks
+    // it), even when it does not beat every pending one.
     await mp.add(signedTx(keys[4]!, { nonce: 0n, fee: "2" }), "api");
     assert.equal(mp.size, 5);
+    await mp.add(signedTx(keys[6]!, { nonce: 0n, fee: "2" }), "api");
+    assert.equal(mp.size, 6);
     // Bad input keeps its own code: the stateless checks run first.
     const other = signedTx(keys[5]!, { nonce: 0n, chainId: "another-chain" });
     await assert.rejects(
@@ -74,7 +77,7 @@ describe("mempool backpressure (OVERLOADED)", () => {
     );
     // Gossip from peers is not refused by backpressure (its entry node already admitted it).
     await mp.addBatch([signedTx(keys[5]!, { nonce: 0n })], "peer");
-    assert.equal(mp.size, 6);
+    assert.equal(mp.size, 7);
   });
 
   it("lets the backlog follow the commit rate, and shrinks it again when commits slow", async () => {
