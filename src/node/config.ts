@@ -48,7 +48,15 @@ export interface NodeConfig {
   };
   peers: PeerConfig[];
   log: { level: LogLevel };
-  mempool: { maxTxs: number; maxBytes: number; maxPerSender: number };
+  mempool: {
+    maxTxs: number;
+    maxBytes: number;
+    maxPerSender: number;
+    /** OVERLOADED backpressure: API submissions are refused past this much of recent commits (0 = off). */
+    backlogMs: number;
+    /** ... and at least this many executable transactions. */
+    minBacklog: number;
+  };
   verify: { workers: number };
   execution: { workers: number };
   /** Public API resource limits (src/api ApiServerOpts; docs/CONFIG.md, docs/SECURITY.md). */
@@ -94,7 +102,13 @@ export const configDefaults = {
   listen: { peer: "127.0.0.1:26656", api: "127.0.0.1:26657", metrics: "127.0.0.1:26660" },
   peers: [] as PeerConfig[],
   log: { level: "info" as LogLevel },
-  mempool: { maxTxs: 100_000, maxBytes: 64 * 1024 * 1024, maxPerSender: 1_000 },
+  mempool: {
+    maxTxs: 100_000,
+    maxBytes: 64 * 1024 * 1024,
+    maxPerSender: 1_000,
+    backlogMs: 1_000,
+    minBacklog: 1_000,
+  },
   verify: { workers: 2 },
   execution: { workers: 2 },
   api: {
@@ -161,6 +175,8 @@ export const ENV_OVERRIDES: readonly { env: string; field: string; kind: EnvKind
   { env: "PARABFT_MEMPOOL_MAX_TXS", field: "mempool.maxTxs", kind: "int" },
   { env: "PARABFT_MEMPOOL_MAX_BYTES", field: "mempool.maxBytes", kind: "int" },
   { env: "PARABFT_MEMPOOL_MAX_PER_SENDER", field: "mempool.maxPerSender", kind: "int" },
+  { env: "PARABFT_MEMPOOL_BACKLOG_MS", field: "mempool.backlogMs", kind: "int" },
+  { env: "PARABFT_MEMPOOL_MIN_BACKLOG", field: "mempool.minBacklog", kind: "int" },
   { env: "PARABFT_VERIFY_WORKERS", field: "verify.workers", kind: "int" },
   { env: "PARABFT_EXECUTION_WORKERS", field: "execution.workers", kind: "int" },
 ];
@@ -360,11 +376,19 @@ export function validateConfig(input: unknown, home = "."): NodeConfig {
     );
   }
 
-  const mp = section(raw, "mempool", configDefaults.mempool, ["maxTxs", "maxBytes", "maxPerSender"]);
+  const mp = section(raw, "mempool", configDefaults.mempool, [
+    "maxTxs",
+    "maxBytes",
+    "maxPerSender",
+    "backlogMs",
+    "minBacklog",
+  ]);
   const mempool = {
     maxTxs: int("mempool.maxTxs", mp.maxTxs, 1),
     maxBytes: int("mempool.maxBytes", mp.maxBytes, 1),
     maxPerSender: int("mempool.maxPerSender", mp.maxPerSender, 1),
+    backlogMs: int("mempool.backlogMs", mp.backlogMs, 0, 600_000),
+    minBacklog: int("mempool.minBacklog", mp.minBacklog, 0),
   };
   if (mempool.maxPerSender > mempool.maxTxs) {
     throw new ConfigError("mempool.maxPerSender", "must be ≤ mempool.maxTxs");

@@ -335,6 +335,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         maxTxs: cfg.mempool.maxTxs,
         maxBytes: cfg.mempool.maxBytes,
         maxPerSender: cfg.mempool.maxPerSender,
+        backlogSeconds: cfg.mempool.backlogMs / 1000,
+        minBacklog: cfg.mempool.minBacklog,
       }),
       {
         verifyTxs: (txs, hashes) => this.verifyPool.verifyTxs(txs, hashes),

@@ -8,6 +8,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import protobuf from "protobufjs";
 import { kvPutTx, type ParabftClient, RpcError, signTx, toHex, transferTx } from "../../src/client/node.js";
 import { FEE_COLLECTOR_ADDRESS } from "../../src/exec/fees.js";
+import { configDefaults } from "../../src/node/config.js";
 import { txSignBytes } from "../../src/types/signing.js";
 import { accountKey } from "../../src/types/stateKeys.js";
 import { LocalCluster, stopAndRemove, tempDir } from "./harness.js";
@@ -35,7 +36,9 @@ describe("a 4-validator cluster on loopback", { timeout: 240_000 }, () => {
     cluster = await LocalCluster.create(4, await tempDir(), {
       preset: "minimal",
       accounts: 6,
-      nodeOverrides: { mempool: { maxTxs: 10_000, maxBytes: 16 * 1024 * 1024, maxPerSender: 4 } },
+      nodeOverrides: {
+        mempool: { ...configDefaults.mempool, maxTxs: 10_000, maxBytes: 16 * 1024 * 1024, maxPerSender: 4 },
+      },
     });
     await cluster.start();
     clients = clientsFor(cluster);

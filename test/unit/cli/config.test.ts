@@ -104,6 +104,14 @@ describe("node config", () => {
       "mempool.maxPerSender",
     );
     assert.equal(
+      fieldOf(() => validateConfig({ ...base, mempool: { backlogMs: -1 } })),
+      "mempool.backlogMs",
+    );
+    assert.equal(
+      fieldOf(() => validateConfig({ ...base, mempool: { minBacklog: 0.5 } })),
+      "mempool.minBacklog",
+    );
+    assert.equal(
       fieldOf(() => validateConfig({ ...base, execution: { workers: 1.5 } })),
       "execution.workers",
     );
@@ -181,8 +189,13 @@ describe("node config", () => {
         PARABFT_PEERS: "0=10.0.0.1:26656, 1=10.0.0.2:26656",
         PARABFT_VERIFY_WORKERS: "4",
         PARABFT_DATA_DIR: "/fast/disk",
+        PARABFT_MEMPOOL_BACKLOG_MS: "0",
+        PARABFT_MEMPOOL_MIN_BACKLOG: "5000",
       },
     });
+    assert.equal(cfg.mempool.backlogMs, 0, "0 turns OVERLOADED backpressure off");
+    assert.equal(cfg.mempool.minBacklog, 5000);
+    assert.equal(cfg.mempool.maxTxs, configDefaults.mempool.maxTxs);
     assert.equal(cfg.log.level, "debug");
     assert.equal(cfg.listen.api, "0.0.0.0:2000");
     assert.equal(cfg.listen.peer, configDefaults.listen.peer, "untouched fields keep the file/default value");
