@@ -299,11 +299,6 @@ export abstract class VoteLog extends CatchUp {
           blockDigest: prop.digest,
           prepares: sortedSigs(sigs),
         });
-        // A height newly prepared in this view is progress under this primary: it re-arms the
-        // request timer like a commit does, so a loaded cluster whose heights take longer than
-        // the timeout is not pushed into a view change while its primary is still proposing.
-        // Bounded: without commits, at most a watermark window of heights can prepare.
-        if (v === this._view) this.committedProgress = true;
       }
       this.maybeCommit(slot, v, prop);
     }

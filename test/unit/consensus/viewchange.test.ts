@@ -193,22 +193,3 @@ describe("view change", () => {
     }
   });
 });
-
-describe("request timer and prepared progress", () => {
-  it("re-arms the view timer when a height becomes prepared in the current view, not only on commit", () => {
-    const c = new Cluster(4);
-    // Height 1 prepares everywhere, but no COMMIT gets through: no commit progress at all.
-    c.filter = (m) => m.msg.kind !== "commit";
-    c.setWork(1, [0]);
-    const armedBefore = c.nodes.map((n) => n.actions.filter((a) => a.kind === "setTimer").length);
-    c.run();
-    for (const n of c.nodes) assert.equal(n.delivered.length, 0);
-    for (const i of [1, 2, 3]) {
-      const n = c.nodes[i]!;
-      const armed = n.actions.filter((a) => a.kind === "setTimer").length - armedBefore[i]!;
-      // Once for the proposal's work, once more when it prepared.
-      assert.ok(armed >= 2, `backup ${i} armed its timer ${armed} times`);
-      assert.equal(n.replica.view, 0n, "no view change");
-    }
-  });
-});
