@@ -53,24 +53,35 @@ export function nextStateRoot(previous: Hash, writeSet: readonly StateWrite[]): 
 }
 
 /**
+ * Each key's first 4 chars as a u32, times 2^21, plus its index (missing chars read as 0; ties are
+ * settled by full comparison afterwards). Null when the set is too small to pay or too large for
+ * 21 index bits, or a key is not a binary string (a char above 255): sort by comparison then.
+ */
+function packedPrefixes(keys: readonly string[]): Float64Array | null {
+  const n = keys.length;
+  if (n < 64 || n >= 1 << 21) return null;
+  const packed = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = keys[i]!;
+    const c0 = k.length > 0 ? k.charCodeAt(0) : 0;
+    const c1 = k.length > 1 ? k.charCodeAt(1) : 0;
+    const c2 = k.length > 2 ? k.charCodeAt(2) : 0;
+    const c3 = k.length > 3 ? k.charCodeAt(3) : 0;
+    if ((c0 | c1 | c2 | c3) > 255) return null;
+    packed[i] = (c0 * 0x1000000 + ((c1 << 16) | (c2 << 8) | c3)) * 0x200000 + i;
+  }
+  return packed;
+}
+
+/**
  * Sorts binary-string keys (string order = byte order). A native numeric sort of
  * (first 4 chars as a u32) · 2^21 + index, then the rare runs sharing a 4-char prefix sorted by
  * full comparison: several times faster than Array#sort over strings for block-sized sets.
  */
 export function sortKeys(keys: string[]): string[] {
   const n = keys.length;
-  if (n < 64 || n >= 1 << 21) return keys.sort();
-  const packed = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const k = keys[i]!;
-    // Missing characters read as 0 (ties are then settled by full comparison).
-    const c0 = k.length > 0 ? k.charCodeAt(0) : 0;
-    const c1 = k.length > 1 ? k.charCodeAt(1) : 0;
-    const c2 = k.length > 2 ? k.charCodeAt(2) : 0;
-    const c3 = k.length > 3 ? k.charCodeAt(3) : 0;
-    if ((c0 | c1 | c2 | c3) > 255) return keys.sort();
-    packed[i] = (c0 * 0x1000000 + ((c1 << 16) | (c2 << 8) | c3)) * 0x200000 + i;
-  }
+  const packed = packedPrefixes(keys);
+  if (packed === null) return keys.sort();
   packed.sort();
   const out: string[] = new Array(n);
   for (let i = 0; i < n; i++) out[i] = keys[packed[i]! % 0x200000]!;
@@ -102,17 +113,8 @@ export function sortKeyIndex(keys: string[]): Uint32Array {
     const kb = keys[b]!;
     return ka < kb ? -1 : ka > kb ? 1 : a - b;
   };
-  if (n < 64 || n >= 1 << 21) return out.sort(byKey);
-  const packed = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const k = keys[i]!;
-    const c0 = k.length > 0 ? k.charCodeAt(0) : 0;
-    const c1 = k.length > 1 ? k.charCodeAt(1) : 0;
-    const c2 = k.length > 2 ? k.charCodeAt(2) : 0;
-    const c3 = k.length > 3 ? k.charCodeAt(3) : 0;
-    if ((c0 | c1 | c2 | c3) > 255) return out.sort(byKey);
-    packed[i] = (c0 * 0x1000000 + ((c1 << 16) | (c2 << 8) | c3)) * 0x200000 + i;
-  }
+  const packed = packedPrefixes(keys);
+  if (packed === null) return out.sort(byKey);
   packed.sort();
   for (let i = 0; i < n; i++) out[i] = packed[i]! % 0x200000;
   // Equal prefixes (repeated keys among them): sort each run by the whole key, then position.
