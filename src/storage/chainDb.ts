@@ -525,17 +525,20 @@ export class ChainDb {
       if (log[at] === 0) batch.del(key);
       else batch.put(key, log.subarray(at + 5, at + 5 + log.readUInt32BE(at + 1)));
     };
+    // A full chunk goes out as its own batch; false once the store is closing (stop folding).
+    const flush = async (): Promise<boolean> => {
+      if (this.closing) return false;
+      await batch.write();
+      written += inBatch;
+      inBatch = 0;
+      batch = this.db.chain();
+      return true;
+    };
     if (order !== null) {
       for (let i = 0; i < order.n; i++) {
         const b = blocks[order.block[i]!]!;
         put(b.log, b.offsets[order.entry[i]!]!);
-        if (++inBatch >= APPLY_CHUNK) {
-          if (this.closing) return;
-          await batch.write();
-          written += inBatch;
-          inBatch = 0;
-          batch = this.db.chain();
-        }
+        if (++inBatch >= APPLY_CHUNK && !(await flush())) return;
       }
     } else {
       const seen = blocks.length > 1 ? new Set<string>() : null;
@@ -550,13 +553,7 @@ export class ChainDb {
             seen.add(id);
           }
           put(log, off);
-          if (++inBatch >= APPLY_CHUNK) {
-            if (this.closing) return;
-            await batch.write();
-            written += inBatch;
-            inBatch = 0;
-            batch = this.db.chain();
-          }
+          if (++inBatch >= APPLY_CHUNK && !(await flush())) return;
         }
       }
     }
