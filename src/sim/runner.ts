@@ -4,9 +4,10 @@
 import { cpus } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { TestOnlyFaults } from "../consensus/pbft/types.js";
+import type { SimConfig, SimResult } from "./config.js";
 import type { FaultKind } from "./faults.js";
 import type { Violation } from "./invariants.js";
-import { runSimulation, type SimConfig, type SimResult } from "./simulation.js";
+import { runSimulation } from "./simulation.js";
 
 export interface SeedSummary {
   seed: number;

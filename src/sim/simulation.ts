@@ -3,8 +3,7 @@
 // invariants. Everything that varies comes from the seed; nothing reads a wall clock.
 import { createHash } from "node:crypto";
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { checkCommitCertificate } from "../consensus/envelope.js";
-import { epochOfHeight, lastHeightOfEpoch } from "../consensus/epochs.js";
+import { epochOfHeight } from "../consensus/epochs.js";
 import { committedBlockOf, EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { foldSigningRecords } from "../consensus/pbft/persist.js";
 import { Replica } from "../consensus/pbft/replica.js";
@@ -14,234 +13,55 @@ import type {
   Event,
   OutMessage,
   ReplicaConfig,
-  SigningRecord,
-  TestOnlyFaults,
   Verdict,
 } from "../consensus/pbft/types.js";
 import { type EpochSets, StaticEpochSets, ValidatorSet } from "../consensus/valset/index.js";
 import { type CommittedBlock, PeerMessageSchema } from "../gen/parabft/v1/consensus_pb.js";
-import { type Block, BlockSchema, type CommitCertificate } from "../gen/parabft/v1/types_pb.js";
-import { type EpochSnapshot, encodeSnapshot } from "../staking/index.js";
+import { type Block, BlockSchema } from "../gen/parabft/v1/types_pb.js";
 import {
-  addressOf,
   blockDigest,
   commitCertificateHash,
   GENESIS_CHAIN_HASH,
   nullBlockDigest,
   txsRoot,
 } from "../types/block.js";
-import { toHex, u32be } from "../types/bytes.js";
-import { sha256 } from "../types/hash.js";
-import { Adversary, Collusion, type Expectation, type Outgoing } from "./byzantine.js";
-import { FakeExecutor } from "./executor.js";
+import { toHex } from "../types/bytes.js";
+import { Adversary, Collusion, type Outgoing } from "./byzantine.js";
 import {
-  type FaultKind,
-  type FaultPlan,
-  planFaults,
-  type RestartMode,
-  type TimelineEvent,
-} from "./faults.js";
+  DEFAULT_STABLE_AT_MS,
+  LIVENESS_K,
+  replayCommand,
+  SIM_CHAIN_ID,
+  SIM_TIMING,
+  type SimConfig,
+  type SimResult,
+  seedSecret,
+} from "./config.js";
+import { SimElections } from "./elections.js";
+import { FakeExecutor } from "./executor.js";
+import { type FaultPlan, planFaults, type RestartMode, type TimelineEvent } from "./faults.js";
 import {
   AgreementChecker,
-  ElectionChecker,
   LivenessChecker,
   OrderChecker,
   ValidityChecker,
   type Violation,
 } from "./invariants.js";
-import { type NetworkProfile, SimNetwork } from "./network.js";
+import { SimNetwork } from "./network.js";
 import { Prng } from "./prng.js";
 import { EventQueue } from "./queue.js";
 import { StandInKeyRegistry, type StandInSigner } from "./signer.js";
-import {
-  SIM_BYZANTINE_SELF_STAKE,
-  SIM_DELEGATION_CAP,
-  SIM_SELF_STAKE,
-  SimStakingState,
-  simStakingRules,
-} from "./staking.js";
+import { SIM_BYZANTINE_SELF_STAKE, SIM_SELF_STAKE, type SimStakingState } from "./staking.js";
 import { STITCH_BYZANTINE, StitchAttack } from "./stitch.js";
 import { TraceHash, TraceTag } from "./trace.js";
-import {
-  registerTx,
-  SimClient,
-  SimDelegator,
-  SimMempool,
-  type SimTx,
-  simTx,
-  statelessTxProblem,
-} from "./workload.js";
+import type { QEvent, SimNode } from "./types.js";
+import { SimClient, SimMempool, type SimTx, simTx, statelessTxProblem } from "./workload.js";
 
-export const SIM_CHAIN_ID = "parabft-sim";
 /** Virtual time 0 maps to this unix time in block timestamps. */
 const GENESIS_MS = 1_700_000_000_000n;
 /** Clients resubmit uncommitted transactions this often (virtual ms). */
 const RETRY_MS = 1000;
 const DEFAULT_TX_INTERVAL_MS: [number, number] = [150, 900];
-
-/** Timing used by the simulator: short timeouts so a seed covers many views in little virtual time. */
-export const SIM_TIMING: ConsensusTiming = {
-  window: 10,
-  checkpointInterval: 5,
-  maxExecLag: 5,
-  viewTimeoutMs: 200,
-  viewTimeoutCapMs: 1000,
-  maxClockSkewMs: 10_000,
-};
-
-/**
- * Liveness bound: after stabilisation at T every transaction commits by T + k × capped view
- * timeout. k = 6 covers f + 1 ≤ 3 consecutive failed views at the cap (n ≤ 7) plus view
- * synchronisation and catch-up of restarted replicas.
- */
-export const LIVENESS_K = 6;
-/** Default stabilisation time T: faults happen in [0, T). */
-export const DEFAULT_STABLE_AT_MS = 4000;
-
-export interface SimConfig {
-  seed: number;
-  n: number;
-  /** Byzantine replicas (k); at most f unless a test explicitly goes beyond. */
-  byzantine: number;
-  faults: readonly FaultKind[];
-  timing?: ConsensusTiming;
-  /** Stabilisation time T (virtual ms). */
-  stableAtMs?: number;
-  livenessK?: number;
-  /** Total virtual time; default T + k × cap + 500. */
-  durationMs?: number;
-  clients?: number;
-  /** Client think time between submissions, virtual ms. */
-  txIntervalMs?: [number, number];
-  /** Clients stop submitting at this time; default duration − liveness deadline. */
-  submitUntilMs?: number;
-  testOnlyFaults?: TestOnlyFaults;
-  /** Replicas skip verifying votes they will not use, as the node does (ReplicaConfig.skipUnneededVotes). */
-  skipUnneededVotes?: boolean;
-  /** Replicas crashed from time 0; restarted at restartAtMs when given. Counts as a fault before T. */
-  crashedAtStart?: { replicas: number[]; restartAtMs?: number };
-  /** Replaces the seed's network profile (e.g. constant delay for latency measurement). */
-  network?: NetworkProfile;
-  /** Fixed Byzantine roles instead of seed-chosen ones. */
-  byzantineRoles?: Map<number, FaultPlan["byzantine"] extends Map<number, infer B> ? B : never>;
-  checkLiveness?: boolean;
-  /** Report an honest replica rejecting an honest replica's message (default true). */
-  checkVerdicts?: boolean;
-  /** Random execution delay upper bound (virtual ms). */
-  execDelayMs?: number;
-  maxSteps?: number;
-  /**
-   * (Epochs, issue 11) Heights per epoch: the replicas run `EpochReplica`, clients also send
-   * staking calls, and each replica's stand-in executor runs the real staking programs and epoch
-   * hook, whose elections give the sets (src/sim/staking.ts). Absent: one set.
-   */
-  epochLength?: number;
-  /** (Epochs) Validators beyond n that register with RegisterValidator and compete (default 1). */
-  extraValidators?: number;
-  /** (Epochs, test only) This replica's stand-in executor ignores Vote calls: a divergent executor. */
-  testOnlySkipVotesAt?: number;
-  /** (Epochs) When epoch `epoch`'s last height first commits, `count` honest members of its set crash for good. */
-  crashAtBoundary?: { epoch: number; count: number };
-}
-
-export interface SimResult {
-  seed: number;
-  n: number;
-  byzantine: number;
-  faults: string;
-  traceHash: string;
-  /** Highest height committed by any honest replica (all agree on it by the agreement invariant). */
-  committedHeight: number;
-  /** Highest view any honest replica reached: the number of view changes. */
-  viewChanges: number;
-  simulatedMs: number;
-  steps: number;
-  messages: number;
-  txSubmitted: number;
-  txCommitted: number;
-  violations: Violation[];
-  /** Time of the first honest commit (virtual ms), or -1. */
-  firstCommitMs: number;
-  /** Per height: first honest delivery − proposal time at the primary (virtual ms). */
-  commitLatenciesMs: number[];
-  txLatenciesMs: number[];
-  rejectedByHonest: number;
-  /** Known-bad Byzantine messages whose verdict at an honest replica was checked. */
-  expectationsChecked: number;
-  truncated: boolean;
-  /** NEW-VIEWs that re-proposed, at some height, a digest other than one an honest replica COMMITted there. */
-  newViewOverrides: number;
-  /** The stitch script (faults `stitch`) reached its goal: two digests each stitchable, neither certifiable. */
-  stitchReached: boolean;
-  /** The command that replays this run. */
-  replay: string;
-  /** (Epochs) Highest epoch an honest replica entered (0 without epochs). */
-  epochsReached: number;
-  /** (Epochs) Per boundary B: first honest commit of B + 1 (by the new set) − first honest commit of B, virtual ms. */
-  handoffMs: number[];
-  /** (Epochs) The same gap for every other height h (h − 1 not a boundary): the baseline. */
-  commitGapsMs: number[];
-  /** (Epochs) Sets elected by execution (epochs ≥ 2), and how many differ in members from the epoch before. */
-  electedSets: number;
-  setChanges: number;
-  /** (Epochs) Distinct member lists among the genesis set and the elected ones. */
-  distinctSets: number;
-  /** (Epochs) Staking calls executed (first execution of each height) and how many failed. */
-  stakingCalls: number;
-  stakingFailed: number;
-}
-
-type QEvent =
-  | { k: "net"; from: number; to: number; bytes: Uint8Array; honest: boolean; expect?: Expectation }
-  | { k: "timer"; r: number; life: number; timer: string; token: number }
-  | { k: "exec"; r: number; life: number }
-  | { k: "build"; r: number; life: number; height: bigint }
-  | { k: "tick"; r: number; life: number }
-  | { k: "local"; r: number; life: number; event: Event }
-  | { k: "submit"; client: number }
-  | { k: "retry"; client: number }
-  | { k: "fault"; ev: TimelineEvent }
-  | { k: "crash"; r: number; restartAfterMs: number };
-
-interface SimNode {
-  index: number;
-  honest: boolean;
-  signer: StandInSigner;
-  adversary: Adversary | null;
-  core: Replica | EpochReplica | null;
-  life: number;
-  skewMs: number;
-  // Durable: survives crashes (signing state beside the key + the commit batches).
-  records: SigningRecord[];
-  blocks: Map<bigint, CommittedBlock>;
-  committedHeight: bigint;
-  chainHash: Uint8Array;
-  chainHashes: Map<bigint, Uint8Array>;
-  lastCert: CommitCertificate | null;
-  stableHeight: bigint;
-  exec: FakeExecutor;
-  // Volatile.
-  mempool: SimMempool;
-  timers: Map<string, number>;
-  bodies: Map<string, Block>;
-  reportedPending: number;
-  /** Set when this replica's core sends a PRE-PREPARE (tells the driver a proposal was taken). */
-  sentPrePrepare: boolean;
-}
-
-export function replayCommand(cfg: SimConfig): string {
-  const parts = [`parabft sim --seed ${cfg.seed} --validators ${cfg.n} --byzantine ${cfg.byzantine}`];
-  parts.push(`--faults ${cfg.faults.length === 0 ? "none" : cfg.faults.join(",")}`);
-  const t = cfg.testOnlyFaults;
-  if (cfg.epochLength !== undefined) parts.push(`--epoch-length ${cfg.epochLength}`);
-  if (t !== undefined) {
-    const on = Object.entries(t)
-      .filter(([, v]) => v === true)
-      .map(([k]) => k);
-    if (on.length > 0) parts.push(`--test-only-faults ${on.join(",")}`);
-  }
-  return parts.join(" ");
-}
 
 export function runSimulation(cfg: SimConfig): SimResult {
   return new Simulation(cfg).run();
@@ -259,30 +79,9 @@ export class Simulation {
   private readonly sets: EpochSets;
   /** Replicas in the pool: n, plus the extra validators with epochs. */
   private readonly poolSize: number;
-  /** (Epochs) every epoch's set: genesis for 0 and 1, then the first executor's election of each. */
-  private readonly elected = new Map<bigint, ValidatorSet>();
-  private readonly election: ElectionChecker;
-  /** (Epochs) the staking state at genesis (each executor starts from a copy), or null. */
-  private readonly stakingGenesis: SimStakingState | null = null;
-  /** (Epochs) operator keys of the pool's validators (index = replica). */
-  private readonly operators: StandInSigner[] = [];
-  /** (Epochs) each client's token holders. */
-  private readonly delegators: SimDelegator[][] = [];
-  /** (Epochs) hash of each extra validator's RegisterValidator (replica → tx). */
-  private readonly registrations = new Map<number, string>();
-  private readonly stakeRng: Prng;
-  private setChanges = 0;
-  private readonly distinctSets = new Set<string>();
-  private stakingCalls = 0;
-  private stakingFailed = 0;
-  private maxExecuted = 0n;
+  /** (Epochs) staking, elections and the handoff checks (src/sim/elections.ts); null without epochs. */
+  private readonly elections: SimElections | null;
   private readonly nodeOfKey = new Map<string, number>();
-  private epochsReached = 0n;
-  private readonly boundaryCommittedAt = new Map<bigint, number>();
-  private readonly handoffMs: number[] = [];
-  private readonly commitGapsMs: number[] = [];
-  private readonly firstCommitAt = new Map<bigint, number>();
-  private readonly downForGood = new Set<number>();
   private readonly nodes: SimNode[] = [];
   private readonly clients: SimClient[] = [];
   private readonly network: SimNetwork;
@@ -325,7 +124,7 @@ export class Simulation {
     this.execRng = root.fork(4);
     this.crashRng = root.fork(5);
     const planRng = root.fork(6);
-    this.stakeRng = root.fork(8);
+    const stakeRng = root.fork(8);
     this.timing = cfg.timing ?? SIM_TIMING;
     const stableAtMs = cfg.stableAtMs ?? DEFAULT_STABLE_AT_MS;
     const k = cfg.livenessK ?? LIVENESS_K;
@@ -378,19 +177,37 @@ export class Simulation {
       signers.push(this.registry.newSigner(seedSecret(cfg.seed, "validator", i)));
       this.nodeOfKey.set(toHex(signers[i]!.publicKey), i);
     }
-    this.signers = signers;
     this.set = new ValidatorSet(
       0n,
       signers.slice(0, cfg.n).map((s, i) => ({ publicKey: s.publicKey, power: this.plan.powers[i] ?? 1n })),
     );
-    this.elected.set(0n, this.set);
-    this.elected.set(1n, new ValidatorSet(1n, this.set.members));
-    this.distinctSets.add(this.membersKey(this.set));
-    this.election = new ElectionChecker(cfg.n);
-    this.sets =
-      L === undefined ? new StaticEpochSets([this.set]) : { get: (e: bigint) => this.elected.get(e) };
     const clientCount = cfg.clients ?? 3;
-    if (L !== undefined) this.stakingGenesis = this.setUpStaking(L, clientCount);
+    this.elections =
+      L === undefined
+        ? null
+        : new SimElections(
+            {
+              cfg,
+              epochLength: L,
+              poolSize: this.poolSize,
+              clientCount,
+              byzantine: this.plan.byzantine.size,
+              powers: this.plan.powers,
+              genesis: this.set,
+              signers,
+              nodeOfKey: this.nodeOfKey,
+              stakeRng,
+            },
+            {
+              registry: this.registry,
+              now: () => this.q.now,
+              nodes: this.nodes,
+              schedule: (afterMs, e) => this.q.schedule(afterMs, e),
+              violation: (v) => this.violations.push(v),
+              isCommitted: (txHash) => this.liveness.isCommitted(txHash),
+            },
+          );
+    this.sets = this.elections?.sets ?? new StaticEpochSets([this.set]);
     const collusion = new Collusion();
     for (let i = 0; i < this.poolSize; i++) {
       const behaviours = this.plan.byzantine.get(i);
@@ -459,116 +276,9 @@ export class Simulation {
     return this.q.now;
   }
 
-  private readonly signers: StandInSigner[];
-
-  /**
-   * (Epochs) Staking genesis and the token holders. Replicas 0..n−1 are the genesis validators
-   * (Byzantine ones bond SIM_BYZANTINE_SELF_STAKE − i, honest ones SIM_SELF_STAKE); the extra
-   * replicas' operators hold SIM_SELF_STAKE and register at time 0; each client has two token
-   * holders whose delegations together never exceed SIM_DELEGATION_CAP (src/sim/staking.ts).
-   */
-  private setUpStaking(epochLength: number, clientCount: number): SimStakingState {
-    const n = this.cfg.n;
-    const balances = new Map<string, bigint>();
-    for (let i = 0; i < this.poolSize; i++) {
-      const op = this.registry.newSigner(seedSecret(this.cfg.seed, "operator", i));
-      this.operators.push(op);
-      if (i >= n) balances.set(toHex(addressOf(op.publicKey)), SIM_SELF_STAKE);
-    }
-    const holders = 2;
-    // Client 0's first holder is the rotator (SimDelegator): half of the cap, so that moving its
-    // stake outweighs the other holders' votes and the set changes every epoch its vote lands in.
-    const rotatorCap = SIM_DELEGATION_CAP / 2n;
-    const others = Math.max(1, clientCount * holders - 1);
-    const cap = (SIM_DELEGATION_CAP - rotatorCap) / BigInt(others);
-    for (let c = 0; c < clientCount; c++) {
-      const mine: SimDelegator[] = [];
-      for (let j = 0; j < holders; j++) {
-        const signer = this.registry.newSigner(seedSecret(this.cfg.seed, `holder${c}`, j));
-        const rotator = c === 0 && j === 0;
-        balances.set(toHex(addressOf(signer.publicKey)), rotator ? rotatorCap : cap);
-        mine.push(new SimDelegator(SIM_CHAIN_ID, signer, rotator ? rotatorCap : cap, rotator));
-      }
-      this.delegators.push(mine);
-    }
-    return SimStakingState.genesis({
-      chainId: SIM_CHAIN_ID,
-      epochLength,
-      rules: simStakingRules(n, epochLength),
-      validators: [...Array(n).keys()].map((i) => ({
-        operator: addressOf(this.operators[i]!.publicKey),
-        consensusKey: this.signers[i]!.publicKey,
-        peerAddress: peerAddressOf(i),
-        selfStake: this.plan.powers[i]!,
-      })),
-      balances,
-    });
-  }
-
-  /** (Epochs) A fresh executor's staking state: a copy of genesis, or null without epochs. */
+  /** A fresh executor's staking state (with epochs), or null. */
   private stakingStateFor(replica: number): SimStakingState | null {
-    const s = this.stakingGenesis?.clone() ?? null;
-    if (s !== null && this.cfg.testOnlySkipVotesAt === replica) s.testOnlySkipVotes = true;
-    return s;
-  }
-
-  /** (Epochs) Operators a token holder may vote for: honest, registered (or genesis) validators. */
-  private candidates(): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    for (let i = this.plan.byzantine.size; i < this.poolSize; i++) {
-      const reg = this.registrations.get(i);
-      if (i < this.cfg.n || (reg !== undefined && this.liveness.isCommitted(reg)))
-        out.push(addressOf(this.operators[i]!.publicKey));
-    }
-    return out;
-  }
-
-  private membersKey(set: ValidatorSet): string {
-    return set.members.map((m) => this.nodeOfKey.get(toHex(m.publicKey))).join(",");
-  }
-
-  /**
-   * (Epochs) A replica's executor ran the election of `s.epoch` (it executed B(s.epoch − 2)):
-   * checked against every other executor's; the first one becomes the chain's set, and every
-   * live replica hears `setsChanged`.
-   */
-  private onElected(node: SimNode, s: EpochSnapshot): void {
-    let total = 0n;
-    let byzantine = 0n;
-    for (const m of s.members) {
-      total += m.power;
-      const r = this.nodeOfKey.get(toHex(m.consensusKey));
-      if (r === undefined || !this.nodes[r]!.honest) byzantine += m.power;
-    }
-    const v = this.election.onElected(this.now, node.index, {
-      epoch: s.epoch,
-      snapshotHash: toHex(sha256(encodeSnapshot(s))),
-      members: s.members.length,
-      totalPower: total,
-      byzantinePower: byzantine,
-    });
-    if (v !== null && node.honest) this.violations.push(v);
-    if (this.elected.has(s.epoch)) return;
-    const set = new ValidatorSet(
-      s.epoch,
-      s.members.map((m) => {
-        const r = this.nodeOfKey.get(toHex(m.consensusKey));
-        // The signer's own key object (the stand-in verifier's fast path).
-        return { publicKey: r === undefined ? m.consensusKey : this.signers[r]!.publicKey, power: m.power };
-      }),
-    );
-    this.elected.set(s.epoch, set);
-    const key = this.membersKey(set);
-    const prev = this.elected.get(s.epoch - 1n);
-    if (prev !== undefined && this.membersKey(prev) !== key) this.setChanges++;
-    this.distinctSets.add(key);
-    for (const nd of this.nodes) if (nd.core !== null) this.local(nd, { kind: "setsChanged" });
-  }
-
-  /** Node of index `to` in the set of `epoch`. */
-  private nodeAt(epoch: bigint, to: number): number | undefined {
-    const key = this.sets.get(epoch)?.members[to]?.publicKey;
-    return key === undefined ? undefined : this.nodeOfKey.get(toHex(key));
+    return this.elections?.stakingStateFor(replica) ?? null;
   }
 
   run(): SimResult {
@@ -576,17 +286,7 @@ export class Simulation {
     for (const ev of this.plan.timeline) this.q.scheduleAt(ev.at, { k: "fault", ev });
     const [lo, hi] = this.cfg.txIntervalMs ?? DEFAULT_TX_INTERVAL_MS;
     // (Epochs) The extra validators register at once (their operators' first transactions).
-    for (let i = this.cfg.n; i < this.operators.length; i++) {
-      const t = registerTx(
-        SIM_CHAIN_ID,
-        this.operators[i]!,
-        this.signers[i]!.publicKey,
-        SIM_SELF_STAKE,
-        peerAddressOf(i),
-      );
-      this.registrations.set(i, t.hashHex);
-      this.submitTx(0, t);
-    }
+    for (const t of this.elections?.registrationTxs() ?? []) this.submitTx(0, t);
     this.clients.forEach((_, c) => {
       this.q.schedule(this.clientRng.range(lo, hi), { k: "submit", client: c });
       this.q.schedule(RETRY_MS + this.clientRng.int(RETRY_MS), { k: "retry", client: c });
@@ -625,6 +325,7 @@ export class Simulation {
       if (v !== null) this.violations.push(v);
     }
     const latencies = this.liveness.commitLatencies;
+    const e = this.elections;
     return {
       seed: this.cfg.seed,
       n: this.cfg.n,
@@ -648,14 +349,14 @@ export class Simulation {
       newViewOverrides: this.newViewOverrides,
       stitchReached: this.stitch?.stitchable ?? false,
       replay: replayCommand(this.cfg),
-      epochsReached: Number(this.epochsReached),
-      handoffMs: this.handoffMs,
-      commitGapsMs: this.commitGapsMs,
-      electedSets: this.elected.size - 2,
-      setChanges: this.setChanges,
-      distinctSets: this.cfg.epochLength === undefined ? 0 : this.distinctSets.size,
-      stakingCalls: this.stakingCalls,
-      stakingFailed: this.stakingFailed,
+      epochsReached: Number(e?.epochsReached ?? 0n),
+      handoffMs: e?.handoffMs ?? [],
+      commitGapsMs: e?.commitGapsMs ?? [],
+      electedSets: e?.electedSets ?? 0,
+      setChanges: e?.setChanges ?? 0,
+      distinctSets: e?.distinctSetCount ?? 0,
+      stakingCalls: e?.stakingCalls ?? 0,
+      stakingFailed: e?.stakingFailed ?? 0,
     };
   }
 
@@ -728,7 +429,7 @@ export class Simulation {
   }
 
   private restart(node: SimNode, mode: RestartMode = "normal"): void {
-    if (node.core !== null || this.downForGood.has(node.index)) return;
+    if (node.core !== null || this.elections?.downForGood.has(node.index)) return;
     node.life++;
     this.trace.record(TraceTag.restarted, this.now, node.index, mode.length);
     if (mode === "wipeData") {
@@ -804,13 +505,7 @@ export class Simulation {
         if (res === null) return;
         this.trace.record(TraceTag.executed, this.now, e.r, res.height, res.stateRoot);
         if (node.exec.pending > 0) this.scheduleExec(node);
-        if (res.height > this.maxExecuted) {
-          // The first execution of this height anywhere: count its staking calls once.
-          this.maxExecuted = res.height;
-          this.stakingCalls += res.stakingCalls;
-          this.stakingFailed += res.stakingFailed;
-        }
-        if (res.snapshot !== null) this.onElected(node, res.snapshot);
+        this.elections?.onExecuted(node, res);
         this.feed(node, {
           kind: "executed",
           height: res.height,
@@ -830,7 +525,7 @@ export class Simulation {
         if (node.life !== e.life || node.core === null) return;
         this.q.schedule(this.tickMs, e);
         this.feed(node, { kind: "tick", nowMs: this.clock(node) });
-        this.feedFollower(node);
+        this.elections?.feedFollower(node);
         return;
       }
       case "local": {
@@ -927,31 +622,27 @@ export class Simulation {
         node.records.push(a.record);
         return;
       case "send": {
-        if (this.cfg.epochLength === undefined) {
+        const elections = this.elections;
+        if (elections === null) {
           this.send(node, [a.to], a.msg);
           return;
         }
-        const r = this.nodeAt(a.epoch ?? a.msg.envelope.epoch, a.to);
+        const r = elections.nodeAt(a.epoch ?? a.msg.envelope.epoch, a.to);
         if (r !== undefined && r !== node.index) this.send(node, [r], a.msg);
         return;
       }
       case "broadcast": {
         const to: number[] = [];
-        if (this.cfg.epochLength === undefined) {
+        if (this.elections === null) {
           for (let i = 0; i < this.cfg.n; i++) if (i !== node.index) to.push(i);
         } else {
-          // To the members of the envelope's epoch (a retiring instance speaks to the old set).
-          const set = this.sets.get(a.msg.envelope.epoch);
-          for (const m of set?.members ?? []) {
-            const r = this.nodeOfKey.get(toHex(m.publicKey))!;
-            if (r !== node.index) to.push(r);
-          }
+          to.push(...this.elections.membersOf(a.msg.envelope.epoch, node.index));
         }
         this.send(node, to, a.msg);
         return;
       }
       case "epochChanged":
-        if (a.epoch > this.epochsReached && node.honest) this.epochsReached = a.epoch;
+        if (node.honest) this.elections?.onEpochChanged(a.epoch);
         node.adversary?.enterEpoch(a.epoch, a.set);
         return;
       case "setTimer":
@@ -1164,13 +855,12 @@ export class Simulation {
         this.order.onDeliver(this.now, node.index, height) ??
         this.validity.onCommit(this.now, node.index, height, digest, body);
       if (v !== null) this.violations.push(v);
-      const ev = this.checkEpoch(node, a);
+      const ev = this.elections?.checkEpoch(node, a) ?? null;
       if (ev !== null) this.violations.push(ev);
       if (this.firstCommitMs < 0) this.firstCommitMs = this.now;
       if (!this.firstDelivered.has(height)) {
         this.firstDelivered.add(height);
-        this.noteBoundary(height);
-        this.pushToFollowers(node, a);
+        this.elections?.onFirstDelivery(node, a);
         this.maybeIsolate(node);
         const at = this.proposedAt.get(height);
         if (at !== undefined) this.commitLatencies.push(this.now - at);
@@ -1186,114 +876,6 @@ export class Simulation {
     node.mempool.onCommitted(height, txs);
     node.exec.enqueue(height, digest, a.block?.txs ?? []);
     this.scheduleExec(node);
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Epochs (issue 11)
-
-  /**
-   * Handoff invariant: a block at or below a boundary carries the certificate of its own epoch's
-   * set, never the next one's; above it never the old one's. Checked as: the certificate names
-   * the epoch of its height and a quorum of that epoch's set signed it.
-   */
-  private checkEpoch(node: SimNode, a: Extract<Action, { kind: "deliver" }>): Violation | null {
-    const L = this.cfg.epochLength;
-    if (L === undefined) return null;
-    const want = epochOfHeight(a.height, L);
-    const cert = a.certificate;
-    const ok =
-      cert.epoch === want &&
-      a.epoch === want &&
-      checkCommitCertificate(cert, {
-        chainId: SIM_CHAIN_ID,
-        sets: { get: (e) => this.elected.get(e) },
-        verifier: this.registry,
-      });
-    if (ok) return null;
-    return {
-      invariant: "epoch",
-      atMs: this.now,
-      replica: node.index,
-      height: a.height,
-      detail: `replica ${node.index} delivered height ${a.height} (epoch ${want}, last height of its epoch ${lastHeightOfEpoch(want, L)}) with a certificate of epoch ${cert.epoch}${cert.epoch === want ? " that its set did not sign" : ""}`,
-    };
-  }
-
-  /** First honest commits of each boundary B and of B + 1: the handoff time. */
-  private noteBoundary(height: bigint): void {
-    const L = this.cfg.epochLength;
-    if (L === undefined) return;
-    const e = epochOfHeight(height, L);
-    this.firstCommitAt.set(height, this.now);
-    const before = this.firstCommitAt.get(height - 1n);
-    if (before !== undefined && height > 1n && height !== lastHeightOfEpoch(e - 1n, L) + 1n)
-      this.commitGapsMs.push(this.now - before);
-    if (height === lastHeightOfEpoch(e, L)) {
-      this.boundaryCommittedAt.set(e, this.now);
-      const cab = this.cfg.crashAtBoundary;
-      if (cab !== undefined && BigInt(cab.epoch) === e) {
-        // Crash `count` honest members of the old set for good (the latest in set order).
-        const members = this.elected
-          .get(e)!
-          .members.map((m) => this.nodeOfKey.get(toHex(m.publicKey))!)
-          .filter((r) => this.nodes[r]!.honest)
-          .reverse()
-          .slice(0, cab.count);
-        for (const r of members) {
-          this.downForGood.add(r);
-          this.q.schedule(0, { k: "fault", ev: { at: 0, kind: "crash", replica: r } });
-        }
-      }
-    } else if (height === lastHeightOfEpoch(e - 1n, L) + 1n && e > 0n) {
-      const at = this.boundaryCommittedAt.get(e - 1n);
-      if (at !== undefined) this.handoffMs.push(this.now - at);
-    }
-  }
-
-  /**
-   * The sync stand-in also streams newly committed blocks to followers (like StreamBlocks), 10 ms
-   * later: everything `from` holds above the follower's height, up to this one.
-   */
-  private pushToFollowers(from: SimNode, a: Extract<Action, { kind: "deliver" }>): void {
-    if (this.cfg.epochLength === undefined) return;
-    for (const nd of this.nodes) {
-      const core = nd.core;
-      if (nd === from || !(core instanceof EpochReplica) || core.selfIndex !== null) continue;
-      const blocks: CommittedBlock[] = [];
-      for (let h = core.committedHeight + 1n; h <= a.height && blocks.length < 64; h++) {
-        const cb = h === a.height ? committedBlockOf(a) : from.blocks.get(h);
-        if (cb === undefined) break;
-        blocks.push(cb);
-      }
-      if (blocks.length === 0) continue;
-      this.q.schedule(10, {
-        k: "local",
-        r: nd.index,
-        life: nd.life,
-        event: { kind: "followBlocks", blocks },
-      });
-    }
-  }
-
-  /**
-   * A replica outside the current set follows the chain: the node's sync path (stand-in: the
-   * committed blocks of the most advanced live replica) feeds it blocks it verifies itself.
-   */
-  private feedFollower(node: SimNode): void {
-    const core = node.core;
-    if (!(core instanceof EpochReplica) || core.selfIndex !== null) return;
-    let best: SimNode | null = null;
-    for (const nd of this.nodes)
-      if (nd.core !== null && nd.honest && (best === null || nd.committedHeight > best.committedHeight))
-        best = nd;
-    if (best === null || best.committedHeight <= node.committedHeight) return;
-    const blocks: CommittedBlock[] = [];
-    for (let h = node.committedHeight + 1n; h <= best.committedHeight && blocks.length < 64; h++) {
-      const cb = best.blocks.get(h);
-      if (cb === undefined) break;
-      blocks.push(cb);
-    }
-    if (blocks.length > 0) this.local(node, { kind: "followBlocks", blocks });
   }
 
   /** Targeted fault: cut the first committer of a height off, so a view change happens without it. */
@@ -1322,41 +904,7 @@ export class Simulation {
     if (this.now > this.submitUntilMs) return;
     const [lo, hi] = this.cfg.txIntervalMs ?? DEFAULT_TX_INTERVAL_MS;
     this.q.schedule(this.clientRng.range(lo, hi), { k: "submit", client: c });
-    this.submitTx(c, this.nextStakingCall(c) ?? this.clients[c]!.nextTransfer(this.clientRng));
-  }
-
-  /** (Epochs) Half the time a staking call of one of the client's idle token holders, else null. */
-  private nextStakingCall(c: number): SimTx | null {
-    const mine = this.delegators[c];
-    if (mine === undefined) return null;
-    for (const d of mine) if (d.pending !== null && this.liveness.isCommitted(d.pending)) d.pending = null;
-    const candidates = this.candidates();
-    // The rotator moves at its client's next submission once the operator it backs is in the
-    // latest elected set (an epoch has only a few blocks: waiting for a coin flip often misses it).
-    const members = this.latestMembers();
-    const rotator = mine.find((d) => d.rotator && d.pending === null && d.backsMemberOf(members));
-    if (rotator !== undefined)
-      return rotator.next(
-        this.stakeRng,
-        candidates,
-        candidates.filter((op) => !members.has(toHex(op))),
-      );
-    if (!this.stakeRng.chance(1, 2)) return null;
-    const idle = mine.filter((d) => d.pending === null);
-    if (idle.length === 0) return null;
-    return idle[this.stakeRng.int(idle.length)]!.next(this.stakeRng, candidates);
-  }
-
-  /** (Epochs) Operator addresses (hex) of the latest elected set's members. */
-  private latestMembers(): Set<string> {
-    let top = 0n;
-    for (const e of this.elected.keys()) if (e > top) top = e;
-    const out = new Set<string>();
-    for (const m of this.elected.get(top)?.members ?? []) {
-      const r = this.nodeOfKey.get(toHex(m.publicKey));
-      if (r !== undefined) out.add(toHex(addressOf(this.operators[r]!.publicKey)));
-    }
-    return out;
+    this.submitTx(c, this.elections?.nextStakingCall(c) ?? this.clients[c]!.nextTransfer(this.clientRng));
   }
 
   private submitTx(c: number, t: SimTx): void {
@@ -1428,13 +976,4 @@ function hexBytes(hex: string): Uint8Array {
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   return out;
-}
-
-/** A validator's advertised address (registration data only: the simulator routes by index). */
-function peerAddressOf(i: number): string {
-  return `127.0.0.1:${26000 + i}`;
-}
-
-function seedSecret(seed: number, role: string, i: number): Uint8Array {
-  return createHash("sha256").update(`sim/${seed}/${role}/`).update(u32be(i)).digest();
 }

@@ -1,7 +1,8 @@
 // Worker thread: runs the seeds it is handed, one after another, and posts back summaries.
 import { parentPort } from "node:worker_threads";
+import type { SimConfig } from "./config.js";
 import { summarise } from "./runner.js";
-import { runSimulation, type SimConfig } from "./simulation.js";
+import { runSimulation } from "./simulation.js";
 
 if (parentPort === null) throw new Error("sim worker must run in a worker thread");
 const port = parentPort;

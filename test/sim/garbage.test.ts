@@ -12,8 +12,8 @@ import {
   StatusReportSchema,
 } from "../../src/gen/parabft/v1/consensus_pb.js";
 import { signedGarbageExpectation } from "../../src/sim/byzantine.js";
+import { SIM_TIMING } from "../../src/sim/config.js";
 import { StandInKeyRegistry } from "../../src/sim/signer.js";
-import { SIM_TIMING } from "../../src/sim/simulation.js";
 import { envelopeSignBytes, PROTOCOL_VERSION } from "../../src/types/signing.js";
 
 const reg = new StandInKeyRegistry();

@@ -3,10 +3,11 @@
 // Assertions are on virtual time, which is deterministic; wall time is only printed.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { SIM_TIMING } from "../../src/sim/config.js";
 import { DEFAULT_FAULTS } from "../../src/sim/faults.js";
 import { calmNetwork } from "../../src/sim/network.js";
 import { runSeeds } from "../../src/sim/runner.js";
-import { runSimulation, SIM_TIMING } from "../../src/sim/simulation.js";
+import { runSimulation } from "../../src/sim/simulation.js";
 
 const median = (xs: number[]) => {
   const s = xs.slice().sort((a, b) => a - b);
