@@ -1,16 +1,13 @@
-// The validator node: builds every component once, recovers from disk, starts them in
-// dependency order and stops them in reverse. It also implements the public API's backend.
-import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import type { ApiBackend, BlockRecord, BlockRef, NodeStatus } from "../api/backend.js";
 import { type EpochSetProofRecord, readEpochSetProof } from "../api/epochProof.js";
 import { ApiServer } from "../api/server.js";
-import { type EnvelopeContext, sealGossip } from "../consensus/envelope.js";
+import type { EnvelopeContext } from "../consensus/envelope.js";
 import { EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
 import { Replica } from "../consensus/pbft/replica.js";
-import type { EvidenceRecord, PersistedState, SigningRecord, Verdict } from "../consensus/pbft/types.js";
+import type { EvidenceRecord, PersistedState, SigningRecord } from "../consensus/pbft/types.js";
 import { ValidatorSet } from "../consensus/valset/index.js";
 import {
   NodeSigner,
@@ -29,15 +26,11 @@ import {
   CheckpointCertificateSchema,
   type CommittedBlock,
   CommittedBlockSchema,
-  PeerMessageSchema,
-  TxBatchSchema,
 } from "../gen/parabft/v1/consensus_pb.js";
 import {
-  type Block,
   type CommitCertificate,
   type Receipt,
   type SignedTx,
-  TxBodySchema,
   ValidatorSchema,
   type ValidatorSet as ValidatorSetMsg,
   ValidatorSetSchema,
@@ -60,14 +53,22 @@ import { ConsensusDriver, type Delivered, type EpochChange } from "./driver.js";
 /** A delivered block with its transaction hashes, computed once at delivery. */
 type HashedDelivery = Delivered & { txHashes: Hash[] };
 
+import { checkBlockTxs } from "./checkBlock.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
+import { TxGossip } from "./gossip.js";
 import { installLastResort } from "./lastResort.js";
 import { Membership } from "./membership.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
 import { OrderedStage } from "./stage.js";
-import { type DriverNet, Equivocator, TestFaults } from "./testFaults.js";
+import {
+  ACK_BEFORE_COMMIT_FOR_TESTS,
+  crashAfterPersistForTests,
+  type DriverNet,
+  Equivocator,
+  TestFaults,
+} from "./testFaults.js";
 import { VerdictCache } from "./verdictCache.js";
 import { Waiters } from "./waiters.js";
 
@@ -84,11 +85,7 @@ export interface ValidatorNodeModules {
 
 const TICK_MS = 500;
 const MAX_TRACKED_SUBMITS = 100_000;
-const GOSSIP_BATCH_TXS = 256;
 const IN_MEMORY_STATE_LIMIT = 2_000_000;
-const GOSSIP_FLUSH_MS = 2;
-/** Own transactions still waiting this long after their last gossip are gossiped again. */
-const REGOSSIP_AFTER_MS = 3_000;
 
 /**
  * A validator process. Start order: storage → signing state → crypto → executor (with recovery)
@@ -120,15 +117,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private readonly stoppers: (() => Promise<void>)[] = [];
   /** Submit time of transactions this node's API admitted, for the finality histogram (bounded). */
   private readonly submittedAt = new Map<string, number>();
-  private readonly gossipBuffer: SignedTx[] = [];
-  private gossipTimer: NodeJS.Timeout | null = null;
+  private gossip!: TxGossip;
   /** Txs of blocks whose waiters were answered and whose commit batch is not yet durable. */
   private readonly answeredNotWritten = new Map<string, bigint>();
   /** Those blocks, by height: queries answer from here until the batch is durable. */
   private readonly blocksNotWritten = new Map<bigint, Delivered>();
-  /** A flush is queued with setImmediate (idle path). */
-  private gossipSoon = false;
-  private lastGossipAt = 0;
   private committedHeightValue = 0n;
   private executedHeightValue = 0n;
   private stateRootValue: Hash = new Uint8Array(32);
@@ -443,7 +436,13 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         },
         readCommitted: (from, to) => this.readCommitted(from, to),
         readBody: async (digest) => (await this.db.getBlockByDigest(digest))?.block ?? null,
-        checkBlock: (block) => this.checkBlock(block),
+        checkBlock: (block) =>
+          checkBlockTxs(block, {
+            chainId: cfg.chainId,
+            limits: this.params.limits,
+            consensus: c,
+            verifyTxs: (txs, hashes) => this.verifyPool.verifyTxs(txs, hashes),
+          }),
         onEvidence: (e) => this.onEvidence(e),
         onDiverged: (height, ours, stable) => this.onDiverged(height, ours, stable),
         onStableCheckpoint: (height) => this.onStableCheckpoint(height),
@@ -463,15 +462,24 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         now: testFaults?.now,
       },
     );
+    this.gossip = new TxGossip(
+      { chainId: cfg.chainId },
+      {
+        sender: () => ({ self: this.replica.selfIndex, epoch: this.replica.epoch }),
+        broadcast: (bytes) => this.net.broadcast(bytes),
+        staleOwn: (olderThanMs, max) => this.mempool.staleOwn(olderThanMs, max),
+        regossiped: this.metrics.regossiped,
+      },
+    );
     this.mempool.onAdmitted((txs, origin) => {
       // Gossip what clients sent us, so backups have verified it before they see the block.
-      if (origin === "api") this.queueGossip(txs.map((t) => t.tx));
+      if (origin === "api") this.gossip.queue(txs.map((t) => t.tx));
       this.driver.notifyPendingWork();
     });
     this.stoppers.push(() => this.driver.stop());
     await this.net.start();
     this.stoppers.push(async () => {
-      if (this.gossipTimer) clearTimeout(this.gossipTimer);
+      this.gossip.stop();
       await this.net.stop();
     });
     if (testFaults !== null) {
@@ -512,7 +520,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       this.stoppers.push(() => server.stop());
     }
     this.readinessLoop();
-    this.regossipLoop();
+    this.gossip.start();
     log.info(
       {
         chainId: cfg.chainId,
@@ -709,37 +717,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   // ---------------------------------------------------------------------------------------------
   // Consensus callbacks
 
-  /** Stateless validity of a proposed block's transactions: format, chain id, sizes, signatures. */
-  private async checkBlock(block: Block): Promise<Verdict> {
-    const limits = this.params.limits;
-    const c = this.params.consensus;
-    if (block.txs.length > c.maxBlockTxs) return { kind: "reject", reason: "BAD_BLOCK" };
-    const hashes: Uint8Array[] = [];
-    const seen = new Set<string>();
-    let bytes = 0;
-    for (const tx of block.txs) {
-      bytes += tx.body.length + tx.signature.length;
-      if (tx.body.length + tx.signature.length > limits.maxTxBytes)
-        return { kind: "reject", reason: "BAD_BLOCK" };
-      let chainId: string;
-      try {
-        chainId = fromBinary(TxBodySchema, tx.body).chainId;
-      } catch {
-        return { kind: "reject", reason: "BAD_BLOCK" };
-      }
-      if (chainId !== this.config.chainId) return { kind: "reject", reason: "BAD_BLOCK" };
-      const h = nativeTxHash(tx);
-      const hex = toHex(h);
-      if (seen.has(hex)) return { kind: "reject", reason: "BAD_BLOCK" };
-      seen.add(hex);
-      hashes.push(h);
-    }
-    // txsRoot and lastCommitHash were checked with the digest by the envelope check.
-    if (bytes > c.maxBlockBytes) return { kind: "reject", reason: "BAD_BLOCK" };
-    const ok = await this.verifyPool.verifyTxs(block.txs, hashes);
-    return ok.every(Boolean) ? { kind: "accept" } : { kind: "reject", reason: "BAD_SIGNATURE" };
-  }
-
   private async readCommitted(from: bigint, to: bigint): Promise<CommittedBlock[]> {
     const records = await this.db.getCommittedRange(from, to, 64);
     return records.map((r) =>
@@ -784,62 +761,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         .putStableCheckpoint(create(CheckpointCertificateSchema, cert))
         .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not store checkpoint"));
     }
-  }
-
-  /**
-   * Client transactions reach every peer in batches: one TxBatch envelope per GOSSIP_BATCH_TXS
-   * transactions or GOSSIP_FLUSH_MS. The envelope is unsigned (sealGossip): every tx is signed and
-   * the authenticated peer stream names the sender. An idle node sends at once (end of the current
-   * event-loop turn) instead of waiting out the timer.
-   */
-  private queueGossip(txs: SignedTx[]): void {
-    this.gossipBuffer.push(...txs);
-    if (this.gossipBuffer.length >= GOSSIP_BATCH_TXS) this.flushGossip();
-    else if (this.gossipTimer === null && !this.gossipSoon) {
-      // Idle (no envelope in the last GOSSIP_FLUSH_MS): at the end of this turn of the event loop,
-      // so admissions of the same turn share an envelope. Busy: batch for GOSSIP_FLUSH_MS.
-      if (performance.now() - this.lastGossipAt >= GOSSIP_FLUSH_MS) {
-        this.gossipSoon = true;
-        setImmediate(() => this.flushGossip());
-      } else this.gossipTimer = setTimeout(() => this.flushGossip(), GOSSIP_FLUSH_MS);
-    }
-  }
-
-  private flushGossip(): void {
-    if (this.gossipTimer) clearTimeout(this.gossipTimer);
-    this.gossipTimer = null;
-    this.gossipSoon = false;
-    if (this.gossipBuffer.length > 0) this.lastGossipAt = performance.now();
-    // DPoS: gossip names the sender by its index in the current epoch's set; a follower has none
-    // and does not gossip (its API refuses client transactions: NOT_A_VALIDATOR).
-    const self = this.replica.selfIndex;
-    if (self === null) {
-      this.gossipBuffer.length = 0;
-      return;
-    }
-    while (this.gossipBuffer.length > 0) {
-      const txs = this.gossipBuffer.splice(0, GOSSIP_BATCH_TXS);
-      // Unsigned: each tx carries its own signature and the peer stream proves who sent it.
-      const msg = sealGossip(
-        this.config.chainId,
-        this.replica.epoch,
-        self,
-        create(PeerMessageSchema, { kind: { case: "txBatch", value: create(TxBatchSchema, { txs }) } }),
-      );
-      this.net.broadcast(msg.bytes);
-    }
-  }
-
-  /** Repairs lost gossip: see Mempool.staleOwn. */
-  private regossipLoop(): void {
-    const t = setInterval(() => {
-      const txs = this.mempool.staleOwn(REGOSSIP_AFTER_MS, 4 * GOSSIP_BATCH_TXS);
-      if (txs.length === 0) return;
-      this.metrics.regossiped.inc(txs.length);
-      this.queueGossip(txs);
-    }, REGOSSIP_AFTER_MS / 2);
-    t.unref();
-    this.stoppers.push(async () => clearInterval(t));
   }
 
   /** Ready = validating and caught up; re-evaluated on every tick. */
@@ -1034,32 +955,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     if (this.diverged)
       throw new ParabftError("DIVERGED", {}, "node diverged: queries disabled until repaired");
   }
-}
-
-/**
- * Test-only fault: PARABFT_TEST_CRASH_AFTER_PERSIST="<validator|*>:<record kind>:<marker file>[:<min height>]"
- * kills this process with SIGKILL right after a matching signing record (at or above the minimum
- * height, when given) became durable and before the message it guards is sent, once (the marker
- * file records that it happened; with `*` every validator crashes once, marker `<file>.<index>`).
- * The cluster tests use it to prove a restarted validator never signs a conflicting vote, and that
- * a cluster killed whole between prepare and commit is not wedged.
- */
-const ACK_BEFORE_COMMIT_FOR_TESTS = process.env.PARABFT_TEST_ACK_BEFORE_COMMIT === "1";
-// Read once: process.env is a getenv per access, and this runs on every persist.
-const CRASH_AFTER_PERSIST_SPEC = process.env.PARABFT_TEST_CRASH_AFTER_PERSIST;
-
-function crashAfterPersistForTests(self: number, records: readonly SigningRecord[]): void {
-  const spec = CRASH_AFTER_PERSIST_SPEC;
-  if (!spec) return;
-  const [index, kind, file, minHeight] = spec.split(":");
-  if (file === undefined || (index !== "*" && Number(index) !== self)) return;
-  const min = minHeight === undefined ? 0n : BigInt(minHeight);
-  const hit = records.find((r) => r.kind === kind && (!("height" in r) || r.height >= min));
-  if (hit === undefined) return;
-  const marker = index === "*" ? `${file}.${self}` : file;
-  if (existsSync(marker)) return;
-  writeFileSync(marker, `${self}:${kind}:${"height" in hit ? hit.height : ""}\n`);
-  process.kill(process.pid, "SIGKILL");
 }
 
 export { MempoolError };

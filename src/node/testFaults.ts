@@ -11,10 +11,14 @@
 //       a fault on a running validator (a relative path is in the validator's home, which for a
 //       container is a bind mount); a field it sets wins over the environment, a missing file or
 //       a field it leaves out means the environment's value
+//   PARABFT_TEST_CRASH_AFTER_PERSIST, PARABFT_TEST_ACK_BEFORE_COMMIT  see crashAfterPersistForTests and
+//       ACK_BEFORE_COMMIT_FOR_TESTS at the end of this file
+import { existsSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { sealMessage } from "../consensus/envelope.js";
+import type { SigningRecord } from "../consensus/pbft/types.js";
 import { EnvelopeSchema, type PeerMessage, PeerMessageSchema } from "../gen/parabft/v1/consensus_pb.js";
 import { BlockSchema } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
@@ -238,4 +242,36 @@ export class Equivocator implements DriverNet {
   private selfIn(epoch: bigint): number {
     return typeof this.o.self === "number" ? this.o.self : this.o.self(epoch);
   }
+}
+
+/**
+ * Test-only fault: PARABFT_TEST_ACK_BEFORE_COMMIT=1 makes SubmitTxAndWait acknowledge on
+ * admission, before any commit, at a guessed height. The container fault suite's S2 checker must
+ * catch it.
+ */
+export const ACK_BEFORE_COMMIT_FOR_TESTS = process.env.PARABFT_TEST_ACK_BEFORE_COMMIT === "1";
+
+// Read once: process.env is a getenv per access, and this runs on every persist.
+const CRASH_AFTER_PERSIST_SPEC = process.env.PARABFT_TEST_CRASH_AFTER_PERSIST;
+
+/**
+ * Test-only fault: PARABFT_TEST_CRASH_AFTER_PERSIST="<validator|*>:<record kind>:<marker file>[:<min height>]"
+ * kills this process with SIGKILL right after a matching signing record (at or above the minimum
+ * height, when given) became durable and before the message it guards is sent, once (the marker
+ * file records that it happened; with `*` every validator crashes once, marker `<file>.<index>`).
+ * The cluster tests use it to prove a restarted validator never signs a conflicting vote, and that
+ * a cluster killed whole between prepare and commit is not wedged.
+ */
+export function crashAfterPersistForTests(self: number, records: readonly SigningRecord[]): void {
+  const spec = CRASH_AFTER_PERSIST_SPEC;
+  if (!spec) return;
+  const [index, kind, file, minHeight] = spec.split(":");
+  if (file === undefined || (index !== "*" && Number(index) !== self)) return;
+  const min = minHeight === undefined ? 0n : BigInt(minHeight);
+  const hit = records.find((r) => r.kind === kind && (!("height" in r) || r.height >= min));
+  if (hit === undefined) return;
+  const marker = index === "*" ? `${file}.${self}` : file;
+  if (existsSync(marker)) return;
+  writeFileSync(marker, `${self}:${kind}:${"height" in hit ? hit.height : ""}\n`);
+  process.kill(process.pid, "SIGKILL");
 }
