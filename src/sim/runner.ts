@@ -6,65 +6,33 @@ import { Worker } from "node:worker_threads";
 import type { TestOnlyFaults } from "../consensus/pbft/types.js";
 import type { SimConfig, SimResult } from "./config.js";
 import type { FaultKind } from "./faults.js";
-import type { Violation } from "./invariants.js";
 import { runSimulation } from "./simulation.js";
 
-export interface SeedSummary {
-  seed: number;
-  n: number;
-  byzantine: number;
-  committedHeight: number;
-  viewChanges: number;
-  simulatedMs: number;
-  steps: number;
-  messages: number;
-  txSubmitted: number;
-  txCommitted: number;
-  traceHash: string;
-  violations: Violation[];
-  truncated: boolean;
-  newViewOverrides: number;
-  stitchReached: boolean;
-  replay: string;
-  /** (Epochs) highest epoch entered, handoff times (ms) and normal commit gaps (ms). */
-  epochsReached: number;
-  handoffMs: number[];
-  commitGapsMs: number[];
-  /** (Epochs) sets elected by the staking programs, changes of members, distinct sets, staking calls. */
-  electedSets: number;
-  setChanges: number;
-  distinctSets: number;
-  stakingCalls: number;
-  stakingFailed: number;
-}
+/**
+ * What a worker sends back per seed: the result without its per-height and per-tx latency lists
+ * (large, and only the single-seed measurements read them) and the summary faults string.
+ */
+export type SeedSummary = Omit<
+  SimResult,
+  | "faults"
+  | "firstCommitMs"
+  | "commitLatenciesMs"
+  | "txLatenciesMs"
+  | "rejectedByHonest"
+  | "expectationsChecked"
+>;
 
 export function summarise(r: SimResult): SeedSummary {
-  return {
-    seed: r.seed,
-    n: r.n,
-    byzantine: r.byzantine,
-    committedHeight: r.committedHeight,
-    viewChanges: r.viewChanges,
-    simulatedMs: r.simulatedMs,
-    steps: r.steps,
-    messages: r.messages,
-    txSubmitted: r.txSubmitted,
-    txCommitted: r.txCommitted,
-    traceHash: r.traceHash,
-    violations: r.violations,
-    truncated: r.truncated,
-    newViewOverrides: r.newViewOverrides,
-    stitchReached: r.stitchReached,
-    replay: r.replay,
-    epochsReached: r.epochsReached,
-    handoffMs: r.handoffMs,
-    commitGapsMs: r.commitGapsMs,
-    electedSets: r.electedSets,
-    setChanges: r.setChanges,
-    distinctSets: r.distinctSets,
-    stakingCalls: r.stakingCalls,
-    stakingFailed: r.stakingFailed,
-  };
+  const {
+    faults: _faults,
+    firstCommitMs: _first,
+    commitLatenciesMs: _commits,
+    txLatenciesMs: _txs,
+    rejectedByHonest: _rejected,
+    expectationsChecked: _expectations,
+    ...summary
+  } = r;
+  return summary;
 }
 
 export interface SeedPlan {
