@@ -3,11 +3,17 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { silentLogger } from "../../../src/logger/index.js";
-import { Mempool, MempoolError, type MempoolOpts, mempoolDefaults } from "../../../src/mempool/index.js";
+import {
+  Mempool,
+  MempoolError,
+  type MempoolModules,
+  type MempoolOpts,
+  mempoolDefaults,
+} from "../../../src/mempool/index.js";
 import { toHex } from "../../../src/types/index.js";
 import { CHAIN, countingVerifier, newKey, signedTx, type TestKey } from "./helpers.js";
 
-function pool(over: Partial<MempoolOpts>, clock: { t: number }) {
+function pool(over: Partial<MempoolOpts>, clock: { t: number }, verifyTxs?: MempoolModules["verifyTxs"]) {
   const verifier = countingVerifier();
   const nonces = new Map<string, bigint>();
   const mp = new Mempool(
@@ -24,7 +30,7 @@ function pool(over: Partial<MempoolOpts>, clock: { t: number }) {
       ...over,
     },
     {
-      verifyTxs: verifier.fn,
+      verifyTxs: verifyTxs ?? verifier.fn,
       nextNonce: async (address) => nonces.get(toHex(address)) ?? 0n,
       log: silentLogger(),
       now: () => clock.t,
@@ -108,27 +114,11 @@ describe("mempool backpressure (OVERLOADED)", () => {
   it("counts API admissions still in progress (account read, signature) as backlog", async () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
-    const mp = new Mempool(
-      {
-        chainId: CHAIN,
-        maxTxs: 10_000,
-        maxBytes: 1 << 24,
-        maxPerSender: 1_000,
-        maxTxBytes: 16 * 1024,
-        maxNonceGap: 10,
-        backlogSeconds: 1,
-        minBacklog: 3,
-      },
-      {
-        // A slow signature check: admissions pile up behind it.
-        verifyTxs: async (txs) => {
-          await gate;
-          return txs.map(() => true);
-        },
-        nextNonce: async () => 0n,
-        log: silentLogger(),
-      },
-    );
+    // A slow signature check: admissions pile up behind it.
+    const { mp } = pool({ minBacklog: 3 }, { t: 1_000_000 }, async (txs) => {
+      await gate;
+      return txs.map(() => true);
+    });
     const keys = Array.from({ length: 4 }, () => newKey());
     const slow = keys.slice(0, 3).map((k) => mp.add(signedTx(k, { nonce: 0n }), "api"));
     // Judged when it arrives (three still in progress); the gate opens before we look, so a pool
