@@ -263,16 +263,22 @@ export class Mempool {
       return results;
     }
     // Backpressure: refused after the stateless checks (no account read, no signature), unless the
-    // transaction pays a higher gas price than the cheapest pending one (as eviction would rank it).
+    // transaction pays a higher gas price than the cheapest pending one (as eviction would rank it),
+    // or its sender has nothing executable pending yet and the backlog is below twice the limit
+    // (fairness: one flooder's queue does not lock every other sender out; see `overloaded`).
     const overload = origin === "api" ? this.overloaded() : null;
     const floorPrice = overload ? this.minPrice() : null;
+    let firstComers = overload?.firstComerRoom ?? 0;
     const candidates: { i: number; ptx: Draft }[] = [];
     for (let i = 0; i < inputs.length; i++) {
       try {
         const ptx = this.statelessCheck(inputs[i]!);
         if (overload && (floorPrice === null || ptx.price <= floorPrice)) {
-          results[i] = this.fail(overload);
-          continue;
+          if (firstComers > 0 && !this.hasExecutablePending(ptx.senderKey)) firstComers--;
+          else {
+            results[i] = this.fail(overload.error);
+            continue;
+          }
         }
         candidates.push({ i, ptx });
       } catch (err) {
@@ -400,13 +406,21 @@ export class Mempool {
     return (this.commitsInWindow * 1000) / windowMs;
   }
 
+  /** Whether the sender has a transaction pending that could execute next (a non-empty run). */
+  private hasExecutablePending(senderKey: string): boolean {
+    return (this.senders.get(senderKey)?.runLength ?? 0) > 0;
+  }
+
   /**
    * Backpressure for API submissions: the pool may hold `backlogSeconds` of commits at the recent
    * commit rate, and at least `minBacklog` transactions. Past that, a new submission would only
    * wait longer than the ones ahead of it (and grow blocks until heights outlast the view timer),
    * so it is refused up front, before its signature costs anything, with a retry hint.
+   * `firstComerRoom`: how many more submissions from senders with nothing executable pending still
+   * get in (up to twice the limit), so a funded flooder at the minimum price cannot keep every
+   * other sender out; a flood from many funded keys stops at twice the limit.
    */
-  private overloaded(): MempoolError | null {
+  private overloaded(): { error: MempoolError; firstComerRoom: number } | null {
     const seconds = this.opts.backlogSeconds ?? 0;
     if (!(seconds > 0)) return null;
     const rate = this.commitRate();
@@ -419,11 +433,14 @@ export class Mempool {
       60_000,
       Math.ceil(((backlog - limit + 1) * 1000) / Math.max(rate, 1)) + Math.ceil(seconds * 250),
     );
-    return new MempoolError(
-      "OVERLOADED",
-      { reason: "backlog", retryAfterMs },
-      `node overloaded: ${backlog} executable transactions pending or being admitted, limit ${limit} (${seconds} s of commits at ${Math.round(rate)} tx/s); retry after ${retryAfterMs} ms`,
-    );
+    return {
+      error: new MempoolError(
+        "OVERLOADED",
+        { reason: "backlog", retryAfterMs },
+        `node overloaded: ${backlog} executable transactions pending or being admitted, limit ${limit} (${seconds} s of commits at ${Math.round(rate)} tx/s); retry after ${retryAfterMs} ms`,
+      ),
+      firstComerRoom: Math.max(0, 2 * limit - backlog),
+    };
   }
 
   /**

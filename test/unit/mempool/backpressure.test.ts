@@ -59,11 +59,12 @@ describe("mempool backpressure (OVERLOADED)", () => {
   it("refuses API submissions past minBacklog before checking their signature, with a retry hint", async () => {
     const clock = { t: 1_000_000 };
     const { mp, verifier } = pool({}, clock);
-    const keys: TestKey[] = Array.from({ length: 7 }, () => newKey());
-    for (let i = 0; i < 4; i++) await mp.add(signedTx(keys[i]!, { nonce: 0n }), "api");
+    const flooder = newKey();
+    const keys: TestKey[] = Array.from({ length: 3 }, () => newKey());
+    for (let n = 0; n < 4; n++) await mp.add(signedTx(flooder, { nonce: BigInt(n) }), "api");
     assert.equal(mp.size, 4);
     const verifiedBefore = verifier.calls.length;
-    const e = await overloaded(mp.add(signedTx(keys[4]!, { nonce: 0n }), "api"));
+    const e = await overloaded(mp.add(signedTx(flooder, { nonce: 4n }), "api"));
     assert.equal(e.detail.reason, "backlog");
     assert.ok((e.detail.retryAfterMs ?? 0) > 0, "a retry hint");
     assert.match(e.message, /retry after \d+ ms/);
@@ -71,19 +72,41 @@ describe("mempool backpressure (OVERLOADED)", () => {
     assert.equal(mp.size, 4);
     // A higher gas price than the cheapest pending transaction's still gets in (as eviction ranks
     // it), even when it does not beat every pending one.
-    await mp.add(signedTx(keys[4]!, { nonce: 0n, fee: "2" }), "api");
+    await mp.add(signedTx(flooder, { nonce: 4n, fee: "2" }), "api");
     assert.equal(mp.size, 5);
-    await mp.add(signedTx(keys[6]!, { nonce: 0n, fee: "2" }), "api");
+    await mp.add(signedTx(flooder, { nonce: 5n, fee: "2" }), "api");
     assert.equal(mp.size, 6);
     // Bad input keeps its own code: the stateless checks run first.
-    const other = signedTx(keys[5]!, { nonce: 0n, chainId: "another-chain" });
+    const other = signedTx(keys[1]!, { nonce: 0n, chainId: "another-chain" });
     await assert.rejects(
       mp.add(other, "api"),
       (err: unknown) => err instanceof MempoolError && err.code === "WRONG_CHAIN",
     );
     // Gossip from peers is not refused by backpressure (its entry node already admitted it).
-    await mp.addBatch([signedTx(keys[5]!, { nonce: 0n })], "peer");
+    await mp.addBatch([signedTx(keys[1]!, { nonce: 0n })], "peer");
     assert.equal(mp.size, 7);
+  });
+
+  it("still admits senders with nothing pending while one flooder fills the backlog, up to twice the limit", async () => {
+    const clock = { t: 1_000_000 };
+    const { mp } = pool({}, clock);
+    const flooder = newKey();
+    for (let n = 0; n < 4; n++) await mp.add(signedTx(flooder, { nonce: BigInt(n) }), "api");
+    await overloaded(mp.add(signedTx(flooder, { nonce: 4n }), "api"));
+    // An honest sender at the same (minimum) price gets its transaction in: the flooder's queue
+    // is not everyone's queue.
+    const honest = newKey();
+    const { hashHex } = await mp.add(signedTx(honest, { nonce: 0n }), "api");
+    assert.ok(mp.has(hashHex));
+    assert.equal(mp.size, 5);
+    // Its second one waits like everyone else's: it already has a transaction pending.
+    await overloaded(mp.add(signedTx(honest, { nonce: 1n }), "api"));
+    // Many fresh senders (a flood from many funded keys) stop at twice the limit (8).
+    const fresh = Array.from({ length: 4 }, () => newKey());
+    for (const k of fresh.slice(0, 3)) await mp.add(signedTx(k, { nonce: 0n }), "api");
+    assert.equal(mp.size, 8);
+    const e = await overloaded(mp.add(signedTx(fresh[3]!, { nonce: 0n }), "api"));
+    assert.match(e.message, /limit 4/);
   });
 
   it("lets the backlog follow the commit rate, and shrinks it again when commits slow", async () => {
@@ -115,19 +138,20 @@ describe("mempool backpressure (OVERLOADED)", () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
     // A slow signature check: admissions pile up behind it.
-    const { mp } = pool({ minBacklog: 3 }, { t: 1_000_000 }, async (txs) => {
+    const { mp } = pool({ minBacklog: 2 }, { t: 1_000_000 }, async (txs) => {
       await gate;
       return txs.map(() => true);
     });
-    const keys = Array.from({ length: 4 }, () => newKey());
-    const slow = keys.slice(0, 3).map((k) => mp.add(signedTx(k, { nonce: 0n }), "api"));
-    // Judged when it arrives (three still in progress); the gate opens before we look, so a pool
+    const keys = Array.from({ length: 5 }, () => newKey());
+    // Four in progress: twice the limit of 2, so even a sender with nothing pending waits.
+    const slow = keys.slice(0, 4).map((k) => mp.add(signedTx(k, { nonce: 0n }), "api"));
+    // Judged when it arrives (four still in progress); the gate opens before we look, so a pool
     // without the rule admits it instead of hanging.
-    const fourth = mp.add(signedTx(keys[3]!, { nonce: 0n }), "api");
+    const fifth = mp.add(signedTx(keys[4]!, { nonce: 0n }), "api");
     release();
-    await overloaded(fourth);
+    await overloaded(fifth);
     await Promise.all(slow);
-    assert.equal(mp.size, 3);
+    assert.equal(mp.size, 4);
   });
 
   it("is off with backlogSeconds 0", async () => {
