@@ -44,10 +44,10 @@ import {
 import type { Receipt, SignedTx } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
 import { grpcServiceDefinition } from "../net/grpcAdapter.js";
-import { type ConnectionRefusal, GatedListener, peerAddress } from "../net/listener.js";
+import { GatedListener } from "../net/listener.js";
 import { queryDelegationsAsync, queryValidatorsAsync } from "../staking/query.js";
 import { ADDRESS_LENGTH, txHash } from "../types/block.js";
-import { fromHex as fromHexBytes } from "../types/bytes.js";
+import { bytesEqual, fromHex as fromHexBytes } from "../types/bytes.js";
 import { ParabftError } from "../types/errors.js";
 import { HASH_LENGTH, type Hash } from "../types/hash.js";
 import type { ApiBackend, BlockRecord, NodeStateName } from "./backend.js";
@@ -58,6 +58,7 @@ import {
   http2StreamOf,
   resetServerStream,
 } from "./blockStream.js";
+import { type ApiLimitReason, CallLimits } from "./callLimits.js";
 import { ApiError, invalidArgument, notFound, toServiceError } from "./errors.js";
 import { findProtoDir, loadReflectionPackage } from "./protoFiles.js";
 
@@ -158,39 +159,6 @@ export interface ApiMetrics {
   open?(connections: number, streams: number): void;
 }
 
-export type ApiLimitReason =
-  | ConnectionRefusal
-  | "max_in_flight_per_connection"
-  | "max_in_flight_per_address"
-  | "max_streams"
-  | "max_streams_per_address"
-  | "stream_rate"
-  | "slow_consumer"
-  /** A call arrived on a connection a refusal had already closed: dropped unanswered. */
-  | "closed_connection"
-  /** A connection closed for its refused submits (maxRefusedSubmitsPerConnection). */
-  | "refused_submits";
-
-/**
- * Submit refusals that are the transaction's own fault, whoever retries it: what
- * maxRefusedSubmitsPerConnection counts. Not counted: the node's state (MEMPOOL_FULL, OVERLOADED, SYNCING),
- * rate limits (they have their own strikes), a stale nonce or a duplicate (an honest client's
- * retry after a lost answer).
- */
-export const REFUSED_SUBMIT_CODES: ReadonlySet<string> = new Set([
-  "MALFORMED",
-  "TX_TOO_LARGE",
-  "WRONG_CHAIN",
-  "BAD_FEE",
-  "FEE_TOO_LOW",
-  "GAS_LIMIT_TOO_LOW",
-  "AMOUNT_OUT_OF_RANGE",
-  "UNKNOWN_ACCOUNT",
-  "INSUFFICIENT_FUNDS",
-  "NONCE_GAP",
-  "BAD_SIGNATURE",
-]);
-
 export interface ApiServerModules {
   backend: ApiBackend;
   log: Logger;
@@ -258,14 +226,7 @@ export class ApiServer {
   private listener: GatedListener | null = null;
   private boundPort = 0;
   private readonly health: HealthImplementation;
-  private readonly inFlight = new Map<string, number>();
-  private readonly inFlightByAddress = new Map<string, number>();
-  private readonly streamsByAddress = new Map<string, number>();
-  private readonly streamStarts = new Map<string, { tokens: number; at: number }>();
-  private streamCount = 0;
-  /** Per HTTP/2 session (freed with it): its submits refused for their own fault, and admitted. */
-  private readonly submitRecord = new WeakMap<object, { refused: number; admitted: number }>();
-  private submitClosedLogged = 0;
+  private readonly limits: CallLimits;
   /** Open waits and streams, ended on stop so shutdown does not hang on them. */
   private readonly active = new Set<AbortController>();
   private unsubscribeReady: (() => void) | null = null;
@@ -277,6 +238,12 @@ export class ApiServer {
   ) {
     this.opts = { ...apiServerDefaults, ...opts } as ApiServer["opts"];
     this.health = new HealthImplementation({ "": "NOT_SERVING", [API_SERVICE_NAME]: "NOT_SERVING" });
+    this.limits = new CallLimits(this.opts, {
+      log: mod.log,
+      metrics: mod.metrics,
+      strike: (peer, weight) => this.listener?.strike(peer, weight),
+      onStreamsChanged: () => this.reportOpen(),
+    });
   }
 
   /** The bound port (after start). */
@@ -377,135 +344,10 @@ export class ApiServer {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Call plumbing: in-flight limits, cancellation, status mapping, metrics
-
-  /**
-   * Counts one call against its connection and its IP address (and, for StreamBlocks, against
-   * the stream caps); throws RESOURCE_EXHAUSTED when a cap is reached. The returned function
-   * releases it, once.
-   */
-  private admit(peer: string, stream = false): () => void {
-    const o = this.opts;
-    const addr = peerAddress(peer);
-    const n = this.inFlight.get(peer) ?? 0;
-    const a = this.inFlightByAddress.get(addr) ?? 0;
-    const sa = this.streamsByAddress.get(addr) ?? 0;
-    const limited = (reason: ApiLimitReason, code: "TOO_MANY_REQUESTS" | "TOO_MANY_STREAMS", msg: string) => {
-      this.mod.metrics?.limited?.(reason);
-      // Opening block streams faster than the per-address rate is churn, not use: the connection
-      // goes at once (with the requests still queued on it); other refusals count as strikes.
-      this.listener?.strike(peer, reason === "stream_rate" ? Number.POSITIVE_INFINITY : 1);
-      // ApiError is stackless: capturing a stack was the single largest cost of refusing one
-      // (profiled under the unread-StreamBlocks flood).
-      return new ApiError(code, {}, msg);
-    };
-    if (n >= o.maxInFlightPerConnection) {
-      throw limited(
-        "max_in_flight_per_connection",
-        "TOO_MANY_REQUESTS",
-        `more than ${o.maxInFlightPerConnection} calls in flight on this connection`,
-      );
-    }
-    if (a >= o.maxInFlightPerAddress) {
-      throw limited(
-        "max_in_flight_per_address",
-        "TOO_MANY_REQUESTS",
-        `more than ${o.maxInFlightPerAddress} calls in flight from this address`,
-      );
-    }
-    if (stream && this.streamCount >= o.maxStreams) {
-      throw limited("max_streams", "TOO_MANY_STREAMS", `more than ${o.maxStreams} block streams open`);
-    }
-    if (stream && sa >= o.maxStreamsPerAddress) {
-      throw limited(
-        "max_streams_per_address",
-        "TOO_MANY_STREAMS",
-        `more than ${o.maxStreamsPerAddress} block streams open from this address`,
-      );
-    }
-    if (stream && !this.takeStreamStart(addr)) {
-      throw limited(
-        "stream_rate",
-        "TOO_MANY_STREAMS",
-        `more than ${o.newStreamsPerSecondPerAddress} new block streams per second from this address`,
-      );
-    }
-    bumpCount(this.inFlight, peer, 1);
-    bumpCount(this.inFlightByAddress, addr, 1);
-    if (stream) {
-      bumpCount(this.streamsByAddress, addr, 1);
-      this.streamCount++;
-      this.reportOpen();
-    }
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      bumpCount(this.inFlight, peer, -1);
-      bumpCount(this.inFlightByAddress, addr, -1);
-      if (stream) {
-        bumpCount(this.streamsByAddress, addr, -1);
-        this.streamCount--;
-        this.reportOpen();
-      }
-    };
-  }
-
-  private takeStreamStart(addr: string): boolean {
-    const rate = this.opts.newStreamsPerSecondPerAddress;
-    const now = Date.now();
-    let b = this.streamStarts.get(addr);
-    if (!b) {
-      if (this.streamStarts.size > 10_000) this.streamStarts.clear(); // bounded
-      b = { tokens: 4 * rate, at: now };
-      this.streamStarts.set(addr, b);
-    }
-    b.tokens = Math.min(4 * rate, b.tokens + ((now - b.at) / 1000) * rate);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-
-  /**
-   * Connection accountability for submits (maxRefusedSubmitsPerConnection): counts an admitted
-   * submit (err null) or one refused for its own fault, and closes a connection that has sent
-   * the bound of refused ones with fewer than a tenth admitted. Per connection, never per
-   * address: clients behind one address (a NAT, every local client on 127.0.0.1) keep theirs.
-   */
-  private recordSubmit(call: object, peer: string, err: unknown): void {
-    const bound = this.opts.maxRefusedSubmitsPerConnection;
-    if (bound <= 0) return;
-    const refused = err instanceof ParabftError && REFUSED_SUBMIT_CODES.has(err.code);
-    if (err !== null && !refused) return;
-    const session = http2StreamOf(call)?.session;
-    if (!session) return;
-    let r = this.submitRecord.get(session);
-    if (!r) {
-      r = { refused: 0, admitted: 0 };
-      this.submitRecord.set(session, r);
-    }
-    if (!refused) {
-      r.admitted++;
-      return;
-    }
-    r.refused++;
-    if (r.refused < bound || r.admitted * 9 >= r.refused) return;
-    this.submitRecord.delete(session);
-    this.mod.metrics?.limited?.("refused_submits");
-    const now = Date.now();
-    if (now - this.submitClosedLogged > 5_000) {
-      this.submitClosedLogged = now;
-      this.mod.log.warn(
-        { peer, refused: r.refused, admitted: r.admitted, lastCode: (err as ParabftError).code },
-        "api connection closed: its transaction submits were refused",
-      );
-    }
-    this.listener?.strike(peer, Number.POSITIVE_INFINITY);
-  }
+  // Call plumbing: limits (callLimits.ts), cancellation, status mapping, metrics
 
   private reportOpen(): void {
-    this.mod.metrics?.open?.(this.listener?.open ?? 0, this.streamCount);
+    this.mod.metrics?.open?.(this.listener?.open ?? 0, this.limits.streams);
   }
 
   private finish(method: string, started: number, code: number): void {
@@ -547,7 +389,7 @@ export class ApiServer {
       const run = async (): Promise<Res> => {
         const req = call.request;
         if (req instanceof MalformedRequest) throw invalidArgument("request", `malformed: ${req.reason}`);
-        release = this.admit(ctx.peer);
+        release = this.limits.admit(ctx.peer);
         call.on("cancelled", () => {
           if (answered) return;
           cancelled = true;
@@ -560,7 +402,7 @@ export class ApiServer {
         (res) => {
           done();
           this.finish(method, started, 0);
-          if (submit) this.recordSubmit(call, ctx.peer, null);
+          if (submit) this.limits.recordSubmit(call, ctx.peer, null);
           callback(null, res);
         },
         (err: unknown) => {
@@ -568,7 +410,7 @@ export class ApiServer {
           const se = this.statusOf(err, method);
           this.finish(method, started, se.code);
           callback(se);
-          if (submit) this.recordSubmit(call, ctx.peer, err);
+          if (submit) this.limits.recordSubmit(call, ctx.peer, err);
         },
       );
     };
@@ -764,7 +606,7 @@ export class ApiServer {
       if (err.code === "BAD_NONCE") {
         const hash = txHash(tx);
         const committed = await this.mod.backend.getTx(hash);
-        if (committed && equalBytes(committed.tx.signature, tx.signature)) return hash;
+        if (committed && bytesEqual(committed.tx.signature, tx.signature)) return hash;
       }
       throw err;
     }
@@ -790,7 +632,7 @@ export class ApiServer {
       let release: () => void;
       try {
         if (req instanceof MalformedRequest) throw invalidArgument("request", `malformed: ${req.reason}`);
-        release = this.admit(call.getPeer(), true);
+        release = this.limits.admit(call.getPeer(), true);
       } catch (err) {
         // The refusal closed the connection (a strike-out): no answer can reach it. (Destroying
         // the HTTP/2 session here instead aborted the process inside node's http2: the socket
@@ -833,20 +675,8 @@ export class ApiServer {
   }
 }
 
-function bumpCount(map: Map<string, number>, key: string, by: number): void {
-  const v = (map.get(key) ?? 0) + by;
-  if (v <= 0) map.delete(key);
-  else map.set(key, v);
-}
-
 function splitHostPort(address: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(address);
   if (!m) throw new ApiError("UNAVAILABLE", { field: "listen.api" }, `expected "host:port", got ${address}`);
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) };
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
