@@ -90,6 +90,8 @@ function main(): void {
           cpuPerTxMs: m((r) => r.run.stages?.cpuPerTxMs),
           cpuCores: m((r) => r.run.stages?.cpuCores),
           viewChanges: m((r) => r.run.stages?.viewChanges),
+          execBusyExecute: m((r) => r.run.stages?.execBusy?.execute),
+          execBusyPersist: m((r) => r.run.stages?.execBusy?.persist),
         },
       });
     }
@@ -139,6 +141,7 @@ function main(): void {
       "CPU ms/tx (cluster)",
       "CPU cores",
       "view changes",
+      "exec stage busy (execute / persist)",
     ],
     summary.map((s) => [
       s.shape,
@@ -151,6 +154,7 @@ function main(): void {
       s.stages.cpuPerTxMs ?? "-",
       s.stages.cpuCores ?? "-",
       s.stages.viewChanges ?? "-",
+      `${s.stages.execBusyExecute ?? "-"} / ${s.stages.execBusyPersist ?? "-"}`,
     ]),
   );
   const text = `medians of interleaved runs (finality: closed loop = send -> SubmitTxAndWait reply; open loop = scheduled send -> block on StreamBlocks)\n\n${table}\n\nper stage (validators' metrics, medians of the runs' means)\n\n${stages}\n`;

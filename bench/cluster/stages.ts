@@ -78,6 +78,11 @@ export function stageBreakdown(
   }
   const cpuS = total(delta("process_cpu_seconds_total"));
   const r2 = (x: number) => Math.round(x * 100) / 100;
+  const execBusy: Record<string, number> = {};
+  for (const stage of ["prepare", "execute", "persist"]) {
+    const busyS = total(delta("exec_stage_busy_seconds_total", `stage="${stage}"`));
+    if (wallS > 0) execBusy[stage] = round3(busyS / pairs.length / wallS);
+  }
   return {
     persistMs: mean(
       "consensus_signing_state_persist_seconds_sum",
@@ -94,6 +99,7 @@ export function stageBreakdown(
     cpuPerHeightMsPerValidator: heights > 0 ? r2((cpuS * 1000) / pairs.length / heights) : null,
     cpuPerTxMs: committedTxs > 0 ? r2((cpuS * 1000) / committedTxs) : null,
     cpuCores: wallS > 0 ? r2(cpuS / wallS) : 0,
+    execBusy,
   };
 }
 
@@ -122,6 +128,7 @@ export function formatStages(runs: RunReport[]): string {
         s.cpuPerHeightMsPerValidator ?? "-",
         s.cpuPerTxMs ?? "-",
         s.cpuCores,
+        s.execBusy ? ["prepare", "execute", "persist"].map((k) => s.execBusy?.[k] ?? "-").join(" / ") : "-",
       ];
     });
   if (rows.length === 0) return "";
@@ -139,6 +146,7 @@ export function formatStages(runs: RunReport[]): string {
       "CPU ms/height/validator",
       "CPU ms/tx (cluster)",
       "CPU cores",
+      "exec busy prep/exec/persist",
     ],
     rows,
   );

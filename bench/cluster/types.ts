@@ -94,6 +94,12 @@ export interface StageBreakdown {
   cpuPerTxMs: number | null;
   /** All validators' CPU over the run, in cores. */
   cpuCores: number;
+  /**
+   * Share of the run's wall time each execution pipeline stage (prepare, execute, persist) was
+   * busy, mean over the validators (issue 13: is saturation bound by execution or persistence?).
+   * Absent in result files written before it existed.
+   */
+  execBusy?: Record<string, number>;
 }
 
 export interface RunReport {

@@ -1,0 +1,54 @@
+// The cluster benchmark's per-stage breakdown from two scrapes of the validators' metrics:
+// deltas averaged over validators, and each execution stage's busy share of the run's wall time.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { type MetricSample, stageBreakdown } from "../../../bench/cluster/stages.js";
+
+function sample(entries: Record<string, number>): MetricSample {
+  return new Map(Object.entries(entries));
+}
+
+describe("bench cluster stage breakdown", () => {
+  it("reports heights, CPU and the execution stages' busy shares from metric deltas", () => {
+    const busy = (v: string, prep: number, exec: number, persist: number) => ({
+      [`parabft_exec_stage_busy_seconds_total{validator="${v}",stage="prepare"}`]: prep,
+      [`parabft_exec_stage_busy_seconds_total{validator="${v}",stage="execute"}`]: exec,
+      [`parabft_exec_stage_busy_seconds_total{validator="${v}",stage="persist"}`]: persist,
+    });
+    const before = [
+      sample({
+        'parabft_consensus_committed_height{validator="0"}': 10,
+        'parabft_process_cpu_seconds_total{validator="0"}': 5,
+        ...busy("0", 1, 2, 3),
+      }),
+      sample({
+        'parabft_consensus_committed_height{validator="1"}': 10,
+        'parabft_process_cpu_seconds_total{validator="1"}': 5,
+        ...busy("1", 1, 2, 3),
+      }),
+    ];
+    // Over 10 s: 20 heights; validator 0 busy 1 / 4 / 2 s more, validator 1 busy 3 / 2 / 0 s more.
+    const after = [
+      sample({
+        'parabft_consensus_committed_height{validator="0"}': 30,
+        'parabft_process_cpu_seconds_total{validator="0"}': 6,
+        ...busy("0", 2, 6, 5),
+      }),
+      sample({
+        'parabft_consensus_committed_height{validator="1"}': 30,
+        'parabft_process_cpu_seconds_total{validator="1"}': 7,
+        ...busy("1", 4, 4, 3),
+      }),
+    ];
+    const s = stageBreakdown(before, after, 100, 10);
+    assert.ok(s);
+    assert.equal(s.heights, 20);
+    assert.equal(s.cpuPerHeightMsPerValidator, 75); // 3 s over 2 validators and 20 heights
+    assert.equal(s.cpuPerTxMs, 30);
+    assert.deepEqual(s.execBusy, { prepare: 0.2, execute: 0.3, persist: 0.1 });
+  });
+
+  it("is undefined without a pair of scrapes", () => {
+    assert.equal(stageBreakdown([null], [sample({})], 0, 10), undefined);
+  });
+});
