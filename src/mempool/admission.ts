@@ -4,8 +4,12 @@
 
 import { U128_MAX } from "../exec/codec.js";
 import { gasOf, gasPrice, MIN_GAS_PRICE } from "../exec/fees.js";
-import type { TxBody } from "../gen/parabft/v1/types_pb.js";
+import type { SignedTx, TxBody } from "../gen/parabft/v1/types_pb.js";
+import { addressOf } from "../types/block.js";
+import { toHex } from "../types/bytes.js";
+import { decodeInput, encodedSize } from "./decode.js";
 import { MempoolError } from "./errors.js";
+import type { MempoolOpts, PoolTx } from "./types.js";
 
 /** A sender's account in the latest executed state. */
 export interface AccountState {
@@ -119,4 +123,40 @@ export function txCost(body: TxBody, hash?: string): TxCost {
     );
   }
   return { price, maxFee, value, cost };
+}
+
+/**
+ * The checks that need nothing but the bytes, in order: decode (MALFORMED), size (TX_TOO_LARGE),
+ * chain id (WRONG_CHAIN), fee fields and amounts (txCost). Returns the transaction with what
+ * admission reads from it; it is hashed only later, once the account checks passed.
+ */
+export function statelessCheck(
+  input: Uint8Array | SignedTx,
+  opts: Pick<MempoolOpts, "maxTxBytes" | "chainId">,
+): Omit<PoolTx, "hash" | "hashHex"> {
+  const { tx, body } = decodeInput(input);
+  const bytes = encodedSize(tx.body.length, tx.signature.length);
+  if (bytes > opts.maxTxBytes) {
+    throw new MempoolError("TX_TOO_LARGE", {}, `transaction is ${bytes} bytes, limit ${opts.maxTxBytes}`);
+  }
+  if (body.chainId !== opts.chainId) {
+    throw new MempoolError(
+      "WRONG_CHAIN",
+      {},
+      `transaction is for chain '${body.chainId}', this is '${opts.chainId}'`,
+    );
+  }
+  const { price, cost } = txCost(body);
+  const address = addressOf(body.sender);
+  return {
+    tx,
+    body,
+    sender: body.sender,
+    address,
+    senderKey: toHex(address),
+    nonce: body.nonce,
+    bytes,
+    price,
+    cost,
+  };
 }

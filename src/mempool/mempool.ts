@@ -1,17 +1,18 @@
 // Transaction admission and the pool the primary reaps blocks from (DESIGN §3, §4).
-// Admission runs the stateless checks (decode, size, chain, fee fields and amounts), then one
-// signature check through the injected verifier (a worker pool in the node), then the sender's
-// account (funded, nonce window), dedupe and capacity. Everything after the account lookup's await
-// runs synchronously, so concurrent admissions cannot overfill the pool or admit one hash twice.
+// Admission runs the stateless checks (decode, size, chain, fee fields and amounts: admission.ts),
+// the backlog check (OVERLOADED: backlog.ts), the sender's account (funded, nonce window; read
+// before any signature, so unfunded spam costs no verify), one signature check through the
+// injected verifier (a worker pool in the node), then dedupe and capacity. The final insert runs
+// synchronously, so concurrent admissions cannot overfill the pool or admit one hash twice.
 import { fromBinary } from "@bufbuild/protobuf";
 import { type SignedTx, type TxBody, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
 import { addressOf, PUBLIC_KEY_LENGTH, txHash } from "../types/block.js";
 import { toHex } from "../types/bytes.js";
 import type { Hash } from "../types/hash.js";
-import { type AccountLookup, type AccountState, txCost } from "./admission.js";
-import { decodeInput, encodedSize } from "./decode.js";
-import { MempoolError, type MempoolErrorCode, type MempoolErrorDetail } from "./errors.js";
+import { type AccountLookup, type AccountState, statelessCheck } from "./admission.js";
+import { Backlog } from "./backlog.js";
+import { MempoolError } from "./errors.js";
 import { Flights, NO_HEIGHT } from "./flights.js";
 import { RateLimiter } from "./rateLimit.js";
 import type {
@@ -104,13 +105,8 @@ export class Mempool {
   private readonly connLimiter: RateLimiter | null;
 
   private readonly hashTx: (tx: SignedTx) => Hash;
-  /** Recent commits (time, transactions), oldest first, for the commit rate behind OVERLOADED. */
-  private readonly commits: { t: number; n: number }[] = [];
-  private commitsInWindow = 0;
-  /** API transactions past the stateless checks whose admission has not finished (account read,
-   *  signature): part of the backlog OVERLOADED bounds, so a slow admission path cannot queue
-   *  without bound either. */
-  private admitting = 0;
+  /** The commit rate and admissions in progress behind OVERLOADED. */
+  private readonly backlog: Backlog;
 
   constructor(
     private readonly opts: MempoolOpts,
@@ -131,6 +127,7 @@ export class Mempool {
     }
     this.senderLimiter = opts.senderRate ? new RateLimiter(opts.senderRate) : null;
     this.connLimiter = opts.connectionRate ? new RateLimiter(opts.connectionRate) : null;
+    this.backlog = new Backlog(opts, this.now);
   }
 
   async start(): Promise<void> {
@@ -265,8 +262,8 @@ export class Mempool {
     // Backpressure: refused after the stateless checks (no account read, no signature), unless the
     // transaction pays a higher gas price than the cheapest pending one (as eviction would rank it),
     // or its sender has nothing executable pending yet and the backlog is below twice the limit
-    // (fairness: one flooder's queue does not lock every other sender out; see `overloaded`).
-    const overload = origin === "api" ? this.overloaded() : null;
+    // (fairness: one flooder's queue does not lock every other sender out; see backlog.ts).
+    const overload = origin === "api" ? this.backlog.overloaded(this.inRun) : null;
     const floorPrice = overload ? this.minPrice() : null;
     let firstComers = overload?.firstComerRoom ?? 0;
     const candidates: { i: number; ptx: Draft }[] = [];
@@ -287,11 +284,11 @@ export class Mempool {
     }
     if (candidates.length === 0) return results;
     if (origin !== "api") return this.admitCandidates(candidates, results, origin);
-    this.admitting += candidates.length;
+    this.backlog.admitting += candidates.length;
     try {
       return await this.admitCandidates(candidates, results, origin);
     } finally {
-      this.admitting -= candidates.length;
+      this.backlog.admitting -= candidates.length;
     }
   }
 
@@ -323,7 +320,7 @@ export class Mempool {
         // signature is checked. insert() checks again for one admitted while we await.
         if (this.byHash.has(hashHex)) {
           results[c.i] = this.fail(
-            verdictError("DUPLICATE", { hash: hashHex }, "transaction is already pending"),
+            new MempoolError("DUPLICATE", { hash: hashHex }, "transaction is already pending"),
           );
           continue;
         }
@@ -398,49 +395,13 @@ export class Mempool {
   }
 
   /** Transactions committed per second over the last commitRateWindowMs. */
-  commitRate(now: number = this.now()): number {
-    const windowMs = this.opts.commitRateWindowMs ?? 3_000;
-    while (this.commits.length > 0 && now - this.commits[0]!.t > windowMs) {
-      this.commitsInWindow -= this.commits.shift()!.n;
-    }
-    return (this.commitsInWindow * 1000) / windowMs;
+  commitRate(now?: number): number {
+    return this.backlog.commitRate(now);
   }
 
   /** Whether the sender has a transaction pending that could execute next (a non-empty run). */
   private hasExecutablePending(senderKey: string): boolean {
     return (this.senders.get(senderKey)?.runLength ?? 0) > 0;
-  }
-
-  /**
-   * Backpressure for API submissions: the pool may hold `backlogSeconds` of commits at the recent
-   * commit rate, and at least `minBacklog` transactions. Past that, a new submission would only
-   * wait longer than the ones ahead of it (and grow blocks until heights outlast the view timer),
-   * so it is refused up front, before its signature costs anything, with a retry hint.
-   * `firstComerRoom`: how many more submissions from senders with nothing executable pending still
-   * get in (up to twice the limit), so a funded flooder at the minimum price cannot keep every
-   * other sender out; a flood from many funded keys stops at twice the limit.
-   */
-  private overloaded(): { error: MempoolError; firstComerRoom: number } | null {
-    const seconds = this.opts.backlogSeconds ?? 0;
-    if (!(seconds > 0)) return null;
-    const rate = this.commitRate();
-    const limit = Math.max(this.opts.minBacklog ?? 0, Math.floor(rate * seconds));
-    // Executable transactions only: gapped ones wait for their sender, not for block space.
-    const backlog = this.inRun + this.admitting;
-    if (backlog < limit) return null;
-    // Time for the backlog above the limit, plus a share of a second, to commit.
-    const retryAfterMs = Math.min(
-      60_000,
-      Math.ceil(((backlog - limit + 1) * 1000) / Math.max(rate, 1)) + Math.ceil(seconds * 250),
-    );
-    return {
-      error: new MempoolError(
-        "OVERLOADED",
-        { reason: "backlog", retryAfterMs },
-        `node overloaded: ${backlog} executable transactions pending or being admitted, limit ${limit} (${seconds} s of commits at ${Math.round(rate)} tx/s); retry after ${retryAfterMs} ms`,
-      ),
-      firstComerRoom: Math.max(0, 2 * limit - backlog),
-    };
   }
 
   /**
@@ -483,44 +444,14 @@ export class Mempool {
 
   private statelessCheck(input: Uint8Array | SignedTx): Draft {
     if (!this.running) throw new MempoolError("MEMPOOL_STOPPED", {}, "mempool is stopped");
-    const { tx, body } = decodeInput(input);
-    const bytes = encodedSize(tx.body.length, tx.signature.length);
-    if (bytes > this.opts.maxTxBytes) {
-      throw new MempoolError(
-        "TX_TOO_LARGE",
-        {},
-        `transaction is ${bytes} bytes, limit ${this.opts.maxTxBytes}`,
-      );
-    }
-    if (body.chainId !== this.opts.chainId) {
-      throw new MempoolError(
-        "WRONG_CHAIN",
-        {},
-        `transaction is for chain '${body.chainId}', this is '${this.opts.chainId}'`,
-      );
-    }
-    const { price, cost } = txCost(body);
-    const address = addressOf(body.sender);
-    return {
-      tx,
-      body,
-      sender: body.sender,
-      address,
-      senderKey: toHex(address),
-      nonce: body.nonce,
-      bytes,
-      price,
-      cost,
-    };
+    return statelessCheck(input, this.opts);
   }
 
   /**
    * What the account alone rules out, before the signature check: no account, a nonce past the
-   * gap window, a cost above the whole balance. insert() checks all of it again, exactly.
-   */
-  /**
-   * The account-only checks; returns the sender's pending nonce (raised to `runEnd`, the end of
-   * the run this tx's batch has already passed).
+   * gap window, a cost above the whole balance. insert() checks all of it again, exactly. Returns
+   * the sender's pending nonce (raised to `runEnd`, the end of the run this tx's batch has
+   * already passed).
    */
   private precheck(ptx: Draft, acct: AccountState | null, runEnd?: bigint): bigint {
     if (acct === null) {
@@ -985,12 +916,7 @@ export class Mempool {
    */
   removeCommitted(txs: readonly SignedTx[], height: bigint, hashes?: readonly Hash[]): void {
     this.nonceEpoch++;
-    if (txs.length > 0) {
-      const now = this.now();
-      this.commitRate(now);
-      this.commits.push({ t: now, n: txs.length });
-      this.commitsInWindow += txs.length;
-    }
+    this.backlog.onCommitted(txs.length);
     if (height > this.committedHeight) this.committedHeight = height;
     const floors = new Map<string, bigint>();
     for (let i = 0; i < txs.length; i++) {
@@ -1074,20 +1000,6 @@ export class Mempool {
     this.inFlight = 0;
     for (const q of this.senders.values()) this.recount(q);
     return n;
-  }
-}
-
-/**
- * A MempoolError without a stack trace: an admission verdict on a hot path (a peer's gossip of
- * transactions this node already holds), where capturing the stack cost more than the check.
- */
-function verdictError(code: MempoolErrorCode, detail: MempoolErrorDetail, message: string): MempoolError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new MempoolError(code, detail, message);
-  } finally {
-    Error.stackTraceLimit = limit;
   }
 }
 
