@@ -15,6 +15,7 @@ interface CallFrame {
 interface ProfileNode {
   id: number;
   callFrame: CallFrame;
+  children?: number[];
 }
 interface Profile {
   nodes: ProfileNode[];
@@ -42,41 +43,113 @@ export function keyOf(cf: CallFrame, by: string): string {
   return u;
 }
 
+const OURS = "/dist/src/";
+
+/** The package a leaf frame belongs to, with Ed25519 (node:crypto sign/verify) split out of node core. */
+export function leafClass(cf: CallFrame): string {
+  if (cf.functionName === "verifyOneShot" || cf.functionName === "signOneShot") return "ed25519";
+  if (cf.url.includes(OURS)) return "self";
+  return keyOf(cf, "package");
+}
+
+/**
+ * Our nearest frame on a sample's stack (the leaf itself if it is ours), as `function file:line`
+ * (`caller`; `callerfile`: its file), or our outermost frame (`entry`: the callback or entry point
+ * the sample's work came in through).
+ */
+function ourFrame(node: ProfileNode, parent: Map<number, ProfileNode>, by: string): string | undefined {
+  let outer: CallFrame | undefined;
+  for (let n: ProfileNode | undefined = node; n !== undefined; n = parent.get(n.id)) {
+    const cf = n.callFrame;
+    if (!cf.url.includes(OURS)) continue;
+    if (by !== "entry") return by === "callerfile" ? keyOf(cf, "file") : keyOf(cf, "function");
+    outer = cf;
+  }
+  return outer === undefined ? undefined : keyOf(outer, "function");
+}
+
+/** The outermost npm frame of a stack with none of ours (whose library callback the sample is in). */
+function outerLibrary(node: ProfileNode, parent: Map<number, ProfileNode>): string {
+  let found = "";
+  for (let n: ProfileNode | undefined = node; n !== undefined; n = parent.get(n.id))
+    if (n.callFrame.url.includes("node_modules/")) found = keyOf(n.callFrame, "function");
+  return found;
+}
+
+const COLUMNS = [
+  "self",
+  "ed25519",
+  "node core",
+  "npm:@grpc/grpc-js",
+  "npm:@bufbuild/protobuf",
+  "npm:rocksdb",
+];
+
 function main(): void {
   const dir = process.argv[2];
-  if (!dir || dir.startsWith("--")) throw new Error("usage: cpuProfile.js DIR [--by package|file|function]");
+  if (!dir || dir.startsWith("--"))
+    throw new Error("usage: cpuProfile.js DIR [--by package|file|function|caller|callerfile|entry]");
   const by = arg("by") ?? "package";
   const from = Number(arg("from") ?? 0);
   const to = Number(arg("to") ?? Number.POSITIVE_INFINITY);
   const top = Number(arg("top") ?? 25);
+  const perHeight = arg("ms-per-height") === undefined ? undefined : Number(arg("ms-per-height"));
   const workers = process.argv.includes("--workers");
+  const callers = by === "caller" || by === "callerfile" || by === "entry";
   const totals = new Map<string, number>();
+  const split = new Map<string, Map<string, number>>();
   let busy = 0;
   let idle = 0;
   for (const f of readdirSync(dir).filter((n) => n.endsWith(".cpuprofile"))) {
     if (!workers && !/\.0\.001\.cpuprofile$/.test(f)) continue;
     const p = JSON.parse(readFileSync(path.join(dir, f), "utf8")) as Profile;
     const byId = new Map(p.nodes.map((n) => [n.id, n]));
+    const parent = new Map<number, ProfileNode>();
+    for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n);
     let t = 0;
     for (let i = 0; i < p.samples.length; i++) {
       const dt = p.timeDeltas[i] ?? 0;
       t += dt;
       const s = t / 1e6;
       if (s < from || s > to) continue;
-      const cf = byId.get(p.samples[i]!)!.callFrame;
+      const node = byId.get(p.samples[i]!)!;
+      const cf = node.callFrame;
       if (cf.functionName === "(idle)") {
         idle += dt;
         continue;
       }
-      const k = keyOf(cf, by);
+      let k: string;
+      if (callers) {
+        const leaf = leafClass(cf);
+        k =
+          ourFrame(node, parent, by) ??
+          `(no parabft frame) ${outerLibrary(node, parent) || keyOf(cf, "package")}`;
+        const m = split.get(k) ?? new Map<string, number>();
+        const col = COLUMNS.includes(leaf) ? leaf : "other";
+        m.set(col, (m.get(col) ?? 0) + dt);
+        split.set(k, m);
+      } else k = keyOf(cf, by);
       totals.set(k, (totals.get(k) ?? 0) + dt);
       busy += dt;
     }
   }
-  for (const [k, us] of [...totals].sort((a, b) => b[1] - a[1]).slice(0, top))
+  const cols = [...COLUMNS, "other"];
+  const short = (c: string): string =>
+    c.replace("npm:@grpc/", "").replace("npm:@bufbuild/", "").replace("npm:", "");
+  if (callers)
     console.log(
-      `${((100 * us) / busy).toFixed(1).padStart(5)} %  ${(us / 1000).toFixed(0).padStart(7)} ms  ${k}`,
+      `share    ms${perHeight === undefined ? "" : "  ms/height"}  ${cols.map((c) => short(c).padStart(9)).join(" ")}  our nearest frame (leaf package split in %)`,
     );
+  for (const [k, us] of [...totals].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    const share = us / busy;
+    const ph = perHeight === undefined ? "" : `  ${(share * perHeight).toFixed(3).padStart(8)}`;
+    const parts = callers
+      ? `  ${cols.map((c) => `${((100 * (split.get(k)?.get(c) ?? 0)) / us).toFixed(0)}%`.padStart(9)).join(" ")}`
+      : "";
+    console.log(
+      `${(100 * share).toFixed(1).padStart(5)} %  ${(us / 1000).toFixed(0).padStart(7)} ms${ph}${parts}  ${k}`,
+    );
+  }
   console.log(
     `busy ${(busy / 1000).toFixed(0)} ms, idle ${(idle / 1000).toFixed(0)} ms (sampled, all profiles)`,
   );

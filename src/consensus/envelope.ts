@@ -36,7 +36,7 @@ import type {
   RejectReason,
   ValidatorIndex,
   Verdict,
-  VoteKind,
+  VoteQuery,
 } from "./pbft/types.js";
 import type { EpochSets, ValidatorSet } from "./valset/index.js";
 
@@ -81,14 +81,7 @@ const ignore = (reason: IgnoreReason, epoch?: Epoch, sender?: number): EnvelopeC
  * Asked for a PREPARE or COMMIT before its vote signature is verified: false = the core could not
  * use it (ConsensusCore.voteNeeded), so it is ignored unverified as NOT_NEEDED. Must be pure.
  */
-export type VoteFilter = (
-  epoch: Epoch,
-  kind: VoteKind,
-  sender: ValidatorIndex,
-  view: bigint,
-  height: bigint,
-  digest: Uint8Array,
-) => boolean;
+export type VoteFilter = (q: VoteQuery) => boolean;
 
 export interface CheckOptions {
   /** See VoteFilter; without it every vote is verified. */
@@ -212,10 +205,24 @@ function voteNeededOf(filter: VoteFilter, env: Envelope, m: PeerMessage): boolea
     case "commit": {
       const v = m.kind.value;
       if (v.blockDigest.length !== 32) return true;
-      return filter(env.epoch, m.kind.case, env.sender, v.view, v.height, v.blockDigest);
+      return filter({
+        epoch: env.epoch,
+        kind: m.kind.case,
+        sender: env.sender,
+        view: v.view,
+        height: v.height,
+        digest: v.blockDigest,
+      });
     }
     case "checkpoint":
-      return filter(env.epoch, "checkpoint", env.sender, 0n, m.kind.value.height, m.kind.value.chainHash);
+      return filter({
+        epoch: env.epoch,
+        kind: "checkpoint",
+        sender: env.sender,
+        view: 0n,
+        height: m.kind.value.height,
+        digest: m.kind.value.chainHash,
+      });
     default:
       return true;
   }
