@@ -76,6 +76,52 @@ function outerLibrary(node: ProfileNode, parent: Map<number, ProfileNode>): stri
   return found;
 }
 
+/**
+ * `--by path`: which of our paths a sample belongs to. The sample's stack is walked from the leaf
+ * up and the first of our frames matching a rule names the path (so a send the core makes is
+ * "peer send", the core's own work "consensus core", and the receive path what is left of a
+ * peer callback). Frames of src/types and src/crypto's sign/verify/hash name nothing (their
+ * caller does). A stack with none of our frames is named by its outermost library (grpc-js's
+ * server or client side of a stream) or by its leaf (node core event loop, GC, native).
+ */
+const PATH_RULES: [RegExp, string][] = [
+  [/src\/storage\/signingStateLog|^persist src\/node\/driver|^startSync /, "signing-state log"],
+  [
+    /^(sendWhenDurable|send|broadcast|flush|pump|enqueue|write\w*) src\/net\/|src\/net\/(frames|grpcAdapter)|^sealMessage |^seal /,
+    "peer send",
+  ],
+  [/^(noteStatus|onStatus|onTick|repeatsStatus) /, "statuses / ticks"],
+  [/src\/api\//, "client API"],
+  [/src\/metrics\/|src\/node\/metrics/, "metrics"],
+  [/src\/exec\//, "exec"],
+  [/src\/storage\/|^(commitOne|onDeliver|writeCommit\w*) src\/node\/node/, "commit batch / storage"],
+  [/src\/mempool\/|src\/crypto\/verifyPool|^(checkBlock|admitGossip) /, "mempool / tx verify"],
+  [/src\/consensus\/envelope|src\/node\/verdictCache/, "peer receive: envelope check"],
+  [/src\/net\//, "peer receive: transport"],
+  [/^(setTimer|armHandle) src\/node\/driver/, "timers"],
+  [/src\/consensus\//, "consensus core"],
+  [/src\/node\/driver/, "driver"],
+];
+const PATH_SKIP = /src\/types\/|src\/crypto\/(node|hash|lru)/;
+
+function pathOf(node: ProfileNode, parent: Map<number, ProfileNode>): string {
+  for (let n: ProfileNode | undefined = node; n !== undefined; n = parent.get(n.id)) {
+    const cf = n.callFrame;
+    if (!cf.url.includes(OURS)) continue;
+    const k = keyOf(cf, "function");
+    if (PATH_SKIP.test(k)) continue;
+    for (const [re, name] of PATH_RULES) if (re.test(k)) return name;
+    return `other: ${keyOf(cf, "file")}`;
+  }
+  const outer = outerLibrary(node, parent);
+  if (/grpc-js\/build\/src\/(server|server-call|server-interceptors)\.js/.test(outer))
+    return "grpc-js, server side (no frame of ours)";
+  if (outer.includes("grpc-js")) return "grpc-js, client side (no frame of ours)";
+  if (outer !== "") return `library (no frame of ours): ${keyOf(node.callFrame, "package")}`;
+  const leaf = keyOf(node.callFrame, "package");
+  return leaf === "node core" ? "node core event loop (no frame of ours)" : leaf;
+}
+
 const COLUMNS = [
   "self",
   "ed25519",
@@ -88,14 +134,14 @@ const COLUMNS = [
 function main(): void {
   const dir = process.argv[2];
   if (!dir || dir.startsWith("--"))
-    throw new Error("usage: cpuProfile.js DIR [--by package|file|function|caller|callerfile|entry]");
+    throw new Error("usage: cpuProfile.js DIR [--by package|file|function|caller|callerfile|entry|path]");
   const by = arg("by") ?? "package";
   const from = Number(arg("from") ?? 0);
   const to = Number(arg("to") ?? Number.POSITIVE_INFINITY);
   const top = Number(arg("top") ?? 25);
   const perHeight = arg("ms-per-height") === undefined ? undefined : Number(arg("ms-per-height"));
   const workers = process.argv.includes("--workers");
-  const callers = by === "caller" || by === "callerfile" || by === "entry";
+  const callers = by === "caller" || by === "callerfile" || by === "entry" || by === "path";
   const totals = new Map<string, number>();
   const split = new Map<string, Map<string, number>>();
   let busy = 0;
@@ -122,8 +168,10 @@ function main(): void {
       if (callers) {
         const leaf = leafClass(cf);
         k =
-          ourFrame(node, parent, by) ??
-          `(no parabft frame) ${outerLibrary(node, parent) || keyOf(cf, "package")}`;
+          by === "path"
+            ? pathOf(node, parent)
+            : (ourFrame(node, parent, by) ??
+              `(no parabft frame) ${outerLibrary(node, parent) || keyOf(cf, "package")}`);
         const m = split.get(k) ?? new Map<string, number>();
         const col = COLUMNS.includes(leaf) ? leaf : "other";
         m.set(col, (m.get(col) ?? 0) + dt);

@@ -15,6 +15,7 @@ import {
 import type { Block, CommitCertificate, VoteSignature } from "../gen/parabft/v1/types_pb.js";
 import { blockBodyMatchesHeader, blockDigest, nullBlockDigest } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
+import { decodeEnvelopeFast, decodeVoteFast } from "../types/fastDecode.js";
 import type { Hash } from "../types/hash.js";
 import {
   checkpointSignBytes,
@@ -111,7 +112,7 @@ export function checkEnvelope(
   opts?: CheckOptions,
 ): EnvelopeCheck {
   if (bytes.length > ctx.maxMessageBytes) return reject("OVERSIZED");
-  let env = decoded;
+  let env = decoded ?? decodeEnvelopeFast(bytes);
   if (env === undefined) {
     try {
       env = fromBinary(EnvelopeSchema, bytes);
@@ -166,9 +167,8 @@ export function checkDecodedEnvelope(
   ) {
     return reject("BAD_SIGNATURE", env.epoch, env.sender);
   }
-  let message: PeerMessage;
-  if (status !== undefined) message = status;
-  else {
+  let message: PeerMessage | undefined = status ?? decodeVoteFast(env.payload);
+  if (message === undefined) {
     try {
       message = fromBinary(PeerMessageSchema, env.payload);
     } catch {

@@ -20,6 +20,7 @@ import {
 } from "../../gen/parabft/v1/types_pb.js";
 import { blockDigest } from "../../types/block.js";
 import { bytesEqual, toHex } from "../../types/bytes.js";
+import { prePrepareBlockBytes } from "../../types/fastDecode.js";
 import type { Hash } from "../../types/hash.js";
 import {
   ACCEPTED,
@@ -108,7 +109,7 @@ export abstract class VoteLog extends CatchUp {
     const accepted: Proposal = { digest: pp.blockDigest, hex, bytes: msg.bytes, fromNewView: false };
     if (existing === undefined) slot.proposals.set(pp.view, accepted);
     else slot.faultyExtra.push({ ...accepted, view: pp.view });
-    this.storeBody(pp.height, hex, block);
+    this.storeBody(pp.height, hex, block, prePrepareBlockBytes(msg.envelope.payload));
     this.sendPrepare(slot, pp.view, pp.blockDigest);
     this.tryPrepared(slot);
     return ACCEPTED;
