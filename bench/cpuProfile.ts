@@ -1,6 +1,9 @@
 // Self time by package, file or function from the validators' `node --cpu-prof` files (issue 14):
 //   PARABFT_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" parabft bench cluster ...
-//   node dist/bench/cpuProfile.js DIR [--by package|file|function] [--from S] [--to S] [--top N] [--workers]
+//   node dist/bench/cpuProfile.js DIR [--by package|file|function|caller|callerfile|entry|path] [--from S]
+//     [--to S] [--top N] [--workers] [--ms-per-height X]
+// caller/callerfile/entry/path attribute each sample to OUR code (see pathOf / ourFrame) and split each
+// row by the leaf's package: the per-height CPU ledger of issue 14 (X: main-thread ms per height).
 // Main threads only unless --workers (worker profiles are the files not ending in .0.001). --from/--to
 // keep the samples of a window in seconds from each profile's start (the load, not the startup).
 // The profiles are wall-sampled: on a loaded machine read shares, not absolute times.
@@ -186,7 +189,7 @@ function main(): void {
     c.replace("npm:@grpc/", "").replace("npm:@bufbuild/", "").replace("npm:", "");
   if (callers)
     console.log(
-      `share    ms${perHeight === undefined ? "" : "  ms/height"}  ${cols.map((c) => short(c).padStart(9)).join(" ")}  our nearest frame (leaf package split in %)`,
+      `share    ms${perHeight === undefined ? "" : "  ms/height"}  ${cols.map((c) => short(c).padStart(9)).join(" ")}  ${by === "path" ? "our path" : by === "entry" ? "our outermost frame" : "our nearest frame"} (leaf package split in %)`,
     );
   for (const [k, us] of [...totals].sort((a, b) => b[1] - a[1]).slice(0, top)) {
     const share = us / busy;
