@@ -15,7 +15,7 @@ import {
 import type { Block, CommitCertificate, VoteSignature } from "../gen/parabft/v1/types_pb.js";
 import { blockBodyMatchesHeader, blockDigest, nullBlockDigest } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
-import { decodeEnvelopeFast, decodeVoteFast } from "../types/fastDecode.js";
+import { decodeEnvelopeFast, decodeVoteFast, encodeEnvelopeFast, encodeVoteFast } from "../types/fastWire.js";
 import type { Hash } from "../types/hash.js";
 import {
   checkpointSignBytes,
@@ -472,8 +472,10 @@ export function sealMessage(
 ): OutMessage {
   const kind = message.kind.case;
   if (kind === undefined) throw new Error("cannot seal an empty PeerMessage");
-  const payload = toBinary(PeerMessageSchema, message);
-  const signature = VOTE_KINDS.has(kind)
+  const vote = VOTE_KINDS.has(kind);
+  // Votes (most of a height's messages) are encoded by hand: toBinary's bytes (src/types/fastWire.ts).
+  const payload = (vote ? encodeVoteFast(message) : undefined) ?? toBinary(PeerMessageSchema, message);
+  const signature = vote
     ? new Uint8Array(0)
     : signer.sign(envelopeSignBytes(chainId, epoch, sender, payload));
   const envelope = create(EnvelopeSchema, {
@@ -484,7 +486,7 @@ export function sealMessage(
     payload,
     signature,
   });
-  return { kind, envelope, bytes: toBinary(EnvelopeSchema, envelope) };
+  return { kind, envelope, bytes: encodeEnvelopeFast(envelope) };
 }
 
 /** An unsigned envelope for a TRANSPORT_AUTHENTICATED_KINDS message (a TxBatch). */

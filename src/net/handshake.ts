@@ -18,7 +18,7 @@ import {
   PeerMessageSchema,
   StatusReportSchema,
 } from "../gen/parabft/v1/consensus_pb.js";
-import { decodeEnvelopeFast } from "../types/fastDecode.js";
+import { decodeEnvelopeFast } from "../types/fastWire.js";
 import {
   envelopeSignBytes,
   type MessageSigner,

@@ -20,7 +20,7 @@ import {
 } from "../../gen/parabft/v1/types_pb.js";
 import { blockDigest } from "../../types/block.js";
 import { bytesEqual, toHex } from "../../types/bytes.js";
-import { prePrepareBlockBytes } from "../../types/fastDecode.js";
+import { prePrepareBlockBytes } from "../../types/fastWire.js";
 import type { Hash } from "../../types/hash.js";
 import {
   ACCEPTED,

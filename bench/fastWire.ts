@@ -1,7 +1,8 @@
-// The hand-rolled Envelope / vote decoders (src/types/fastDecode.ts) against protobuf-es's
-// fromBinary, hot in one process: µs per decode of a PREPARE envelope and its PeerMessage, and of
+// The hand-rolled Envelope / vote codecs (src/types/fastWire.ts) against protobuf-es's
+// fromBinary / toBinary, hot in one process: µs per decode and encode of a PREPARE envelope and
+// its PeerMessage, and of
 // a PRE-PREPARE's block re-encode that `prePrepareBlockBytes` replaces (issue 14, p14).
-//   node dist/bench/fastDecode.js [--rounds N]
+//   node dist/bench/fastWire.js [--rounds N]
 // A hot loop on a warm JIT: the cluster's per-envelope cost is several times higher (cold caches,
 // 4 processes on 2 cores); read the ratio, not the absolute figure.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -12,7 +13,13 @@ import {
   PrepareSchema,
 } from "../src/gen/parabft/v1/consensus_pb.js";
 import { BlockHeaderSchema, BlockSchema, SignedTxSchema } from "../src/gen/parabft/v1/types_pb.js";
-import { decodeEnvelopeFast, decodeVoteFast, prePrepareBlockBytes } from "../src/types/fastDecode.js";
+import {
+  decodeEnvelopeFast,
+  decodeVoteFast,
+  encodeEnvelopeFast,
+  encodeVoteFast,
+  prePrepareBlockBytes,
+} from "../src/types/fastWire.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -58,6 +65,8 @@ const pp = toBinary(
     },
   }),
 );
+const voteMsg = fromBinary(PeerMessageSchema, vote);
+const envMsg = fromBinary(EnvelopeSchema, env);
 const decodedBlock = fromBinary(PeerMessageSchema, pp).kind.value as { block: typeof block };
 
 const n = Number(arg("rounds") ?? 200_000);
@@ -71,6 +80,16 @@ const rows: [string, number, number][] = [
     "vote PeerMessage decode",
     perCallUs(() => fromBinary(PeerMessageSchema, vote), n),
     perCallUs(() => decodeVoteFast(vote), n),
+  ],
+  [
+    "vote PeerMessage encode",
+    perCallUs(() => toBinary(PeerMessageSchema, voteMsg), n),
+    perCallUs(() => encodeVoteFast(voteMsg), n),
+  ],
+  [
+    "Envelope encode",
+    perCallUs(() => toBinary(EnvelopeSchema, envMsg), n),
+    perCallUs(() => encodeEnvelopeFast(envMsg), n),
   ],
   [
     "PRE-PREPARE block bytes (re-encode vs find)",

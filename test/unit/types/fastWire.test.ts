@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { sealMessage } from "../../../src/consensus/envelope.js";
 import {
   CheckpointSchema,
   CommitSchema,
@@ -14,7 +15,14 @@ import {
   StatusReportSchema,
 } from "../../../src/gen/parabft/v1/consensus_pb.js";
 import { BlockHeaderSchema, BlockSchema, SignedTxSchema } from "../../../src/gen/parabft/v1/types_pb.js";
-import { decodeEnvelopeFast, decodeVoteFast, prePrepareBlockBytes } from "../../../src/types/fastDecode.js";
+import {
+  decodeEnvelopeFast,
+  decodeVoteFast,
+  encodeEnvelopeFast,
+  encodeVoteFast,
+  prePrepareBlockBytes,
+} from "../../../src/types/fastWire.js";
+import { envelopeSignBytes, type MessageSigner, PROTOCOL_VERSION } from "../../../src/types/signing.js";
 
 /** Deterministic PRNG (mulberry32). */
 function rng(seed: number): () => number {
@@ -248,5 +256,69 @@ describe("fast Envelope / vote decoding", () => {
     assert.equal(prePrepareBlockBytes(pp({ view: 3n, height: 9n })), undefined, "null block: no body");
     assert.equal(prePrepareBlockBytes(vote(r)), undefined);
     assert.equal(prePrepareBlockBytes(new Uint8Array([...payload, ...payload])), undefined, "merged twice");
+  });
+
+  it("encodes votes and envelopes to exactly toBinary's bytes, and sealMessage is unchanged", () => {
+    const r = rng(5);
+    const signer: MessageSigner = { publicKey: new Uint8Array(32), sign: (m) => bytes(rng(m.length), 64) };
+    for (let i = 0; i < 400; i++) {
+      const payload = vote(r);
+      const m = fromBinary(PeerMessageSchema, payload);
+      assert.deepStrictEqual(encodeVoteFast(m), payload);
+      const e = fromBinary(EnvelopeSchema, envelope(r, payload));
+      assert.deepStrictEqual(encodeEnvelopeFast(e), toBinary(EnvelopeSchema, e));
+      // sealMessage against the plain protobuf-es construction it replaced.
+      const chainId = pick(r, ["parabft-local", "", "ünïcode"]);
+      const epoch = u64(r);
+      const sender = pick(r, [0, 1, 7]);
+      const sealed = sealMessage(chainId, epoch, sender, signer, m);
+      const ref = toBinary(
+        EnvelopeSchema,
+        create(EnvelopeSchema, {
+          version: PROTOCOL_VERSION,
+          chainId,
+          epoch,
+          sender,
+          payload,
+          signature: new Uint8Array(0),
+        }),
+      );
+      assert.deepStrictEqual(sealed.bytes, ref);
+      assert.deepStrictEqual(sealed.envelope, fromBinary(EnvelopeSchema, ref));
+    }
+    // A signed kind: the payload by toBinary, the envelope by hand, the same bytes.
+    const status = create(PeerMessageSchema, {
+      kind: { case: "status", value: create(StatusReportSchema, { committedHeight: 5n, view: 2n }) },
+    });
+    const payload = toBinary(PeerMessageSchema, status);
+    const sealed = sealMessage("c", 3n, 1, signer, status);
+    const signature = signer.sign(envelopeSignBytes("c", 3n, 1, payload));
+    assert.deepStrictEqual(
+      sealed.bytes,
+      toBinary(
+        EnvelopeSchema,
+        create(EnvelopeSchema, {
+          version: PROTOCOL_VERSION,
+          chainId: "c",
+          epoch: 3n,
+          sender: 1,
+          payload,
+          signature,
+        }),
+      ),
+    );
+    // Out-of-range numbers are refused, as toBinary refuses them.
+    const base = { version: 1, chainId: "c", epoch: 1n, sender: 1, payload, signature };
+    for (const bad of [{ sender: -1 }, { version: 2 ** 32 }, { epoch: -1n }, { epoch: 1n << 64n }]) {
+      assert.throws(() => encodeEnvelopeFast({ ...base, ...bad }));
+      assert.throws(() => toBinary(EnvelopeSchema, create(EnvelopeSchema, { ...base, ...bad })));
+    }
+    // Not a vote, or carrying unknown fields: left to toBinary.
+    assert.equal(encodeVoteFast(status), undefined);
+    const withUnknown = fromBinary(
+      PeerMessageSchema,
+      new Uint8Array([...vote(r), ...new BinaryWriter().tag(20, WireType.Varint).uint32(1).finish()]),
+    );
+    assert.equal(encodeVoteFast(withUnknown), undefined);
   });
 });
