@@ -15,6 +15,7 @@ import {
 import type { Block, CommitCertificate, VoteSignature } from "../gen/parabft/v1/types_pb.js";
 import { blockBodyMatchesHeader, blockDigest, nullBlockDigest } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
+import { decodeEnvelopeFast, decodeVoteFast, encodeEnvelopeFast, encodeVoteFast } from "../types/fastWire.js";
 import type { Hash } from "../types/hash.js";
 import {
   checkpointSignBytes,
@@ -36,7 +37,7 @@ import type {
   RejectReason,
   ValidatorIndex,
   Verdict,
-  VoteKind,
+  VoteQuery,
 } from "./pbft/types.js";
 import type { EpochSets, ValidatorSet } from "./valset/index.js";
 
@@ -81,14 +82,7 @@ const ignore = (reason: IgnoreReason, epoch?: Epoch, sender?: number): EnvelopeC
  * Asked for a PREPARE or COMMIT before its vote signature is verified: false = the core could not
  * use it (ConsensusCore.voteNeeded), so it is ignored unverified as NOT_NEEDED. Must be pure.
  */
-export type VoteFilter = (
-  epoch: Epoch,
-  kind: VoteKind,
-  sender: ValidatorIndex,
-  view: bigint,
-  height: bigint,
-  digest: Uint8Array,
-) => boolean;
+export type VoteFilter = (q: VoteQuery) => boolean;
 
 export interface CheckOptions {
   /** See VoteFilter; without it every vote is verified. */
@@ -118,7 +112,7 @@ export function checkEnvelope(
   opts?: CheckOptions,
 ): EnvelopeCheck {
   if (bytes.length > ctx.maxMessageBytes) return reject("OVERSIZED");
-  let env = decoded;
+  let env = decoded ?? decodeEnvelopeFast(bytes);
   if (env === undefined) {
     try {
       env = fromBinary(EnvelopeSchema, bytes);
@@ -173,9 +167,8 @@ export function checkDecodedEnvelope(
   ) {
     return reject("BAD_SIGNATURE", env.epoch, env.sender);
   }
-  let message: PeerMessage;
-  if (status !== undefined) message = status;
-  else {
+  let message: PeerMessage | undefined = status ?? decodeVoteFast(env.payload);
+  if (message === undefined) {
     try {
       message = fromBinary(PeerMessageSchema, env.payload);
     } catch {
@@ -212,10 +205,24 @@ function voteNeededOf(filter: VoteFilter, env: Envelope, m: PeerMessage): boolea
     case "commit": {
       const v = m.kind.value;
       if (v.blockDigest.length !== 32) return true;
-      return filter(env.epoch, m.kind.case, env.sender, v.view, v.height, v.blockDigest);
+      return filter({
+        epoch: env.epoch,
+        kind: m.kind.case,
+        sender: env.sender,
+        view: v.view,
+        height: v.height,
+        digest: v.blockDigest,
+      });
     }
     case "checkpoint":
-      return filter(env.epoch, "checkpoint", env.sender, 0n, m.kind.value.height, m.kind.value.chainHash);
+      return filter({
+        epoch: env.epoch,
+        kind: "checkpoint",
+        sender: env.sender,
+        view: 0n,
+        height: m.kind.value.height,
+        digest: m.kind.value.chainHash,
+      });
     default:
       return true;
   }
@@ -465,8 +472,10 @@ export function sealMessage(
 ): OutMessage {
   const kind = message.kind.case;
   if (kind === undefined) throw new Error("cannot seal an empty PeerMessage");
-  const payload = toBinary(PeerMessageSchema, message);
-  const signature = VOTE_KINDS.has(kind)
+  const vote = VOTE_KINDS.has(kind);
+  // Votes (most of a height's messages) are encoded by hand: toBinary's bytes (src/types/fastWire.ts).
+  const payload = (vote ? encodeVoteFast(message) : undefined) ?? toBinary(PeerMessageSchema, message);
+  const signature = vote
     ? new Uint8Array(0)
     : signer.sign(envelopeSignBytes(chainId, epoch, sender, payload));
   const envelope = create(EnvelopeSchema, {
@@ -477,7 +486,7 @@ export function sealMessage(
     payload,
     signature,
   });
-  return { kind, envelope, bytes: toBinary(EnvelopeSchema, envelope) };
+  return { kind, envelope, bytes: encodeEnvelopeFast(envelope) };
 }
 
 /** An unsigned envelope for a TRANSPORT_AUTHENTICATED_KINDS message (a TxBatch). */

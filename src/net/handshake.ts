@@ -18,7 +18,7 @@ import {
   PeerMessageSchema,
   StatusReportSchema,
 } from "../gen/parabft/v1/consensus_pb.js";
-
+import { decodeEnvelopeFast } from "../types/fastWire.js";
 import {
   envelopeSignBytes,
   type MessageSigner,
@@ -317,11 +317,13 @@ const KIND_BY_FIELD = [
 export function decodeEnvelopeHeader(
   bytes: Uint8Array,
 ): { sender: number; kind: string; epoch: bigint; envelope: Envelope } | null {
-  let env: Envelope;
-  try {
-    env = fromBinary(EnvelopeSchema, bytes);
-  } catch {
-    return null;
+  let env: Envelope | undefined = decodeEnvelopeFast(bytes);
+  if (env === undefined) {
+    try {
+      env = fromBinary(EnvelopeSchema, bytes);
+    } catch {
+      return null;
+    }
   }
   const p = env.payload;
   let tag = 0;

@@ -143,6 +143,17 @@ export interface DriverModules {
   peerKey?(from: number): Uint8Array | undefined;
 }
 
+/** A core timer (ConsensusDriver.setTimer): the deadline, and the Node timeout serving it. */
+interface LazyTimer {
+  handle: NodeJS.Timeout | null;
+  /** performance.now() when `handle` fires. */
+  handleDue: number;
+  /** performance.now() when the timer is due; meaningful while armed. */
+  due: number;
+  token: number;
+  armed: boolean;
+}
+
 export type EpochChange = Extract<Action, { kind: "epochChanged" }>;
 
 /**
@@ -162,7 +173,13 @@ export class ConsensusDriver {
   private readonly queue: Event[] = [];
   private running = false;
   private stopped = false;
-  private readonly timers = new Map<TimerName, NodeJS.Timeout>();
+  /**
+   * The core's timers, re-armed lazily: the core re-arms its view timer at every commit, and a
+   * Node timeout re-armed per height costs a clear + set (timer-list work and a new Timeout each);
+   * instead an armed timer keeps its handle and only moves its deadline. When the handle fires
+   * before the deadline it waits out the rest; a cancel only disarms (the handle fires idle).
+   */
+  private readonly timers = new Map<TimerName, LazyTimer>();
   private tickTimer: NodeJS.Timeout | null = null;
   private batchTimer: NodeJS.Timeout | null = null;
   private pendingProposal: bigint | null = null;
@@ -201,9 +218,9 @@ export class ConsensusDriver {
    * when the core has none). Asked at arrival: the core's state then is at most the queued events
    * behind the one the vote would meet, and prepared / committed never go back.
    */
-  private readonly voteFilter: VoteFilter = (epoch, kind, sender, view, height, digest) => {
+  private readonly voteFilter: VoteFilter = (q) => {
     const core = this.mod.replica;
-    return core.voteNeeded === undefined || core.voteNeeded(epoch, kind, sender, view, height, digest);
+    return core.voteNeeded === undefined || core.voteNeeded(q);
   };
 
   /**
@@ -236,7 +253,7 @@ export class ConsensusDriver {
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.batchTimer) clearTimeout(this.batchTimer);
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.timers.values()) if (t.handle !== null) clearTimeout(t.handle);
     this.timers.clear();
     this.queue.length = 0;
     // Messages already signed go out once their batch is durable (as they would have before).
@@ -495,8 +512,7 @@ export class ConsensusDriver {
           break;
         case "cancelTimer": {
           const t = this.timers.get(a.timer);
-          if (t) clearTimeout(t);
-          this.timers.delete(a.timer);
+          if (t !== undefined) t.armed = false;
           break;
         }
         case "deliver":
@@ -717,13 +733,35 @@ export class ConsensusDriver {
   }
 
   private setTimer(timer: TimerName, afterMs: number, token: number): void {
-    const old = this.timers.get(timer);
-    if (old) clearTimeout(old);
-    const t = setTimeout(() => {
-      this.timers.delete(timer);
-      this.push({ kind: "timer", timer, token });
+    const due = performance.now() + afterMs;
+    let t = this.timers.get(timer);
+    if (t === undefined) {
+      t = { handle: null, handleDue: 0, due, token, armed: true };
+      this.timers.set(timer, t);
+    }
+    t.due = due;
+    t.token = token;
+    t.armed = true;
+    // A handle due later than the new deadline cannot serve it (a shorter timeout after a longer one).
+    if (t.handle !== null && t.handleDue <= due) return;
+    if (t.handle !== null) clearTimeout(t.handle);
+    this.armHandle(timer, t, afterMs);
+  }
+
+  private armHandle(timer: TimerName, t: LazyTimer, afterMs: number): void {
+    t.handleDue = performance.now() + afterMs;
+    t.handle = setTimeout(() => {
+      t.handle = null;
+      if (!t.armed || this.stopped) return;
+      const left = t.due - performance.now();
+      // Node timers run on a millisecond clock and may fire up to ~1 ms before `due`.
+      if (left >= 1) {
+        this.armHandle(timer, t, left);
+        return;
+      }
+      t.armed = false;
+      this.push({ kind: "timer", timer, token: t.token });
     }, afterMs);
-    this.timers.set(timer, t);
   }
 
   /**

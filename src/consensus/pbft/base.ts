@@ -144,7 +144,11 @@ export abstract class ReplicaBase {
 
   protected readonly slots = new Map<Height, Slot>();
   /** Bodies by digest; `durable` once a signing record carried them (or they were reloaded). */
-  protected readonly bodies = new Map<string, { height: Height; block: Block; durable: boolean }>();
+  /** Block bodies by digest hex; `encoded`: the block's bytes as received, until its record takes them. */
+  protected readonly bodies = new Map<
+    string,
+    { height: Height; block: Block; durable: boolean; encoded?: Uint8Array }
+  >();
   protected readonly neededBodies = new Map<string, Height>();
   protected readonly fetched = new Map<Height, Fetched>();
   protected readonly nullDigests = new Map<Height, Hash>();

@@ -147,8 +147,9 @@ export abstract class CatchUp extends ReplicaBase {
     );
   }
 
-  protected storeBody(h: Height, hex: string, block: Block): void {
-    if (!this.bodies.has(hex)) this.bodies.set(hex, { height: h, block, durable: false });
+  /** `encoded`: the block's bytes when at hand (a received PRE-PREPARE's), saving bodyForRecord an encode. */
+  protected storeBody(h: Height, hex: string, block: Block, encoded?: Uint8Array): void {
+    if (!this.bodies.has(hex)) this.bodies.set(hex, { height: h, block, durable: false, encoded });
   }
 
   /**
@@ -161,7 +162,9 @@ export abstract class CatchUp extends ReplicaBase {
     const b = this.bodies.get(hex);
     if (b === undefined || b.durable) return undefined;
     b.durable = true;
-    return toBinary(BlockSchema, b.block);
+    const encoded = b.encoded ?? toBinary(BlockSchema, b.block);
+    b.encoded = undefined;
+    return encoded;
   }
 
   /** Holds the block to sign for: its body, or nothing when it is the null block of its height. */

@@ -54,7 +54,7 @@ import type {
   ValidatorIndex,
   Verdict,
   View,
-  VoteKind,
+  VoteQuery,
 } from "./types.js";
 
 const ign = (reason: IgnoreReason): Verdict => ({ kind: "ignore", reason });
@@ -78,14 +78,7 @@ export interface ConsensusCore {
    * Whether a PREPARE/COMMIT of `epoch` from `sender` could matter (asked before its signature is
    * verified; false = ignore it unverified as NOT_NEEDED). Pure; Replica.voteNeeded says when.
    */
-  voteNeeded?(
-    epoch: bigint,
-    kind: VoteKind,
-    sender: ValidatorIndex,
-    view: View,
-    height: Height,
-    digest: Hash,
-  ): boolean;
+  voteNeeded?(q: VoteQuery): boolean;
 }
 
 /** Only this epoch's records and view, so an instance never sees another epoch's signing state. */
@@ -286,16 +279,9 @@ export class EpochReplica implements ConsensusCore {
   // -------------------------------------------------------------------------------------------
 
   /** The current instance decides for its own epoch; a vote of any other epoch is verified. */
-  voteNeeded(
-    epoch: bigint,
-    kind: VoteKind,
-    sender: ValidatorIndex,
-    view: View,
-    height: Height,
-    digest: Hash,
-  ): boolean {
-    if (this.cur === null || epoch !== this.curEpoch) return true;
-    return this.cur.voteNeeded(epoch, kind, sender, view, height, digest);
+  voteNeeded(q: VoteQuery): boolean {
+    if (this.cur === null || q.epoch !== this.curEpoch) return true;
+    return this.cur.voteNeeded(q);
   }
 
   handle(event: Event): StepResult {
@@ -309,9 +295,7 @@ export class EpochReplica implements ConsensusCore {
           event.bytes,
           this.ctx,
           undefined,
-          this.cfg.skipUnneededVotes
-            ? { voteNeeded: (e, k, s, v, h, d) => this.voteNeeded(e, k, s, v, h, d) }
-            : undefined,
+          this.cfg.skipUnneededVotes ? { voteNeeded: (q) => this.voteNeeded(q) } : undefined,
         );
         sender = r.msg?.sender ?? r.sender ?? null;
         if (r.msg === undefined && r.verdict.kind === "ignore" && r.verdict.reason === "FUTURE_EPOCH")

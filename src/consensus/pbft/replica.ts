@@ -23,22 +23,15 @@ import type {
   StepResult,
   ValidatorIndex,
   Verdict,
-  VoteKind,
+  VoteQuery,
 } from "./types.js";
 
 export type { ReplicaSnapshot } from "./base.js";
 
 export class Replica extends Amnesia {
   /** ConsensusCore.voteNeeded (rules at VoteLog.voteNeededHere); a vote of another epoch is verified. */
-  voteNeeded(
-    epoch: bigint,
-    kind: VoteKind,
-    sender: ValidatorIndex,
-    view: bigint,
-    height: bigint,
-    digest: Uint8Array,
-  ): boolean {
-    return epoch !== this.epochNo || this.voteNeededHere(kind, sender, view, height, digest);
+  voteNeeded(q: VoteQuery): boolean {
+    return q.epoch !== this.epochNo || this.voteNeededHere(q);
   }
 
   step(event: Event): Action[] {
@@ -60,9 +53,7 @@ export class Replica extends Amnesia {
           event.bytes,
           this.envCtx,
           undefined,
-          this.cfg.skipUnneededVotes
-            ? { voteNeeded: (e, k, s, v, h, d) => this.voteNeeded(e, k, s, v, h, d) }
-            : undefined,
+          this.cfg.skipUnneededVotes ? { voteNeeded: (q) => this.voteNeeded(q) } : undefined,
         );
         sender = r.msg?.sender ?? r.sender ?? null;
         if (r.msg === undefined) {

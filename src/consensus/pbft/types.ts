@@ -78,6 +78,16 @@ export const ACCEPT: Verdict = Object.freeze({ kind: "accept" }) as Verdict;
 /** The votes whose signature the driver may skip verifying (ConsensusCore.voteNeeded). */
 export type VoteKind = "prepare" | "commit" | "checkpoint";
 
+/** A vote the driver asks about before verifying its signature (ConsensusCore.voteNeeded). */
+export interface VoteQuery {
+  epoch: bigint;
+  kind: VoteKind;
+  sender: ValidatorIndex;
+  view: View;
+  height: Height;
+  digest: Hash;
+}
+
 export type PeerMessageKind = NonNullable<PeerMessage["kind"]["case"]>;
 
 /** An authenticated peer message: the envelope passed the checks in envelope.ts. */

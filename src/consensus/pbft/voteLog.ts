@@ -20,6 +20,7 @@ import {
 } from "../../gen/parabft/v1/types_pb.js";
 import { blockDigest } from "../../types/block.js";
 import { bytesEqual, toHex } from "../../types/bytes.js";
+import { prePrepareBlockBytes } from "../../types/fastWire.js";
 import type { Hash } from "../../types/hash.js";
 import {
   ACCEPTED,
@@ -32,7 +33,15 @@ import {
   sortedSigs,
 } from "./base.js";
 import { CatchUp } from "./catchUp.js";
-import type { CheckedMessage, Height, OutMessage, ValidatorIndex, Verdict, View, VoteKind } from "./types.js";
+import type {
+  CheckedMessage,
+  Height,
+  OutMessage,
+  ValidatorIndex,
+  Verdict,
+  View,
+  VoteQuery,
+} from "./types.js";
 
 export abstract class VoteLog extends CatchUp {
   /**
@@ -49,13 +58,7 @@ export abstract class VoteLog extends CatchUp {
    * core would only ignore it as BELOW_WATERMARK (no evidence, no divergence check there).
    * A skipped vote is ignored as NOT_NEEDED: never stored, counted, forwarded or kept as evidence.
    */
-  protected voteNeededHere(
-    kind: VoteKind,
-    sender: ValidatorIndex,
-    view: View,
-    height: Height,
-    digest: Hash,
-  ): boolean {
+  protected voteNeededHere({ kind, sender, view, height, digest }: VoteQuery): boolean {
     if (this.cfg.testOnlyFaults !== undefined || this.recovering) return true;
     if (kind === "checkpoint") {
       const onGrid = height % this.interval === 0n || height === this.lastHeight;
@@ -106,7 +109,7 @@ export abstract class VoteLog extends CatchUp {
     const accepted: Proposal = { digest: pp.blockDigest, hex, bytes: msg.bytes, fromNewView: false };
     if (existing === undefined) slot.proposals.set(pp.view, accepted);
     else slot.faultyExtra.push({ ...accepted, view: pp.view });
-    this.storeBody(pp.height, hex, block);
+    this.storeBody(pp.height, hex, block, prePrepareBlockBytes(msg.envelope.payload));
     this.sendPrepare(slot, pp.view, pp.blockDigest);
     this.tryPrepared(slot);
     return ACCEPTED;
@@ -438,7 +441,7 @@ export abstract class VoteLog extends CatchUp {
   protected committedBy(slot: Slot, digest: Hash, cert: CommitCertificate): void {
     const hex = toHex(digest);
     slot.committed = { digest, hex, cert };
-    if (!this.isNullDigest(slot.height, digest) && !this.bodies.has(hex)) {
+    if (!this.bodies.has(hex) && !this.isNullDigest(slot.height, digest)) {
       this.requestBody(slot.height, digest, true);
     }
     this.tryDeliver();

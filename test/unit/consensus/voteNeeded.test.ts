@@ -56,7 +56,7 @@ function counting(): SignatureVerifier & { calls: number } {
 /** What the driver does: the envelope check with the core's filter, then the core if accepted. */
 function receive(c: Cluster, to: number, bytes: Uint8Array, verifier = counting()) {
   const replica: Replica = c.nodes[to]!.replica;
-  const filter: VoteFilter = (e, k, s, v, h, d) => replica.voteNeeded(e, k, s, v, h, d);
+  const filter: VoteFilter = (q) => replica.voteNeeded(q);
   const check = checkEnvelope(bytes, { ...envCtx(c.sets), verifier }, undefined, { voteNeeded: filter });
   if (check.msg === undefined) return { verdict: check.verdict, verifies: verifier.calls };
   const r = c.step(to, { kind: "checked", msg: check.msg });
@@ -82,7 +82,11 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
       verdict: { kind: "accept" },
       verifies: 1,
     });
-    assert.equal(node.replica.voteNeeded(0n, "prepare", 3, 0n, 1n, d), true, "not prepared yet");
+    assert.equal(
+      node.replica.voteNeeded({ epoch: 0n, kind: "prepare", sender: 3, view: 0n, height: 1n, digest: d }),
+      true,
+      "not prepared yet",
+    );
     assert.deepEqual(receive(c, 1, prepareFrom(2, 0n, 1n, d).bytes), {
       verdict: { kind: "accept" },
       verifies: 1,
@@ -104,9 +108,26 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
     );
     assert.ok(checkPreparedCertificate(prepared, 0n, envCtx(c.sets)));
     // Another view, or another digest, is still verified.
-    assert.equal(node.replica.voteNeeded(0n, "prepare", 3, 1n, 1n, d), true);
-    assert.equal(node.replica.voteNeeded(0n, "prepare", 3, 0n, 1n, new Uint8Array(32)), true);
-    assert.equal(node.replica.voteNeeded(1n, "prepare", 3, 0n, 1n, d), true, "another epoch");
+    assert.equal(
+      node.replica.voteNeeded({ epoch: 0n, kind: "prepare", sender: 3, view: 1n, height: 1n, digest: d }),
+      true,
+    );
+    assert.equal(
+      node.replica.voteNeeded({
+        epoch: 0n,
+        kind: "prepare",
+        sender: 3,
+        view: 0n,
+        height: 1n,
+        digest: new Uint8Array(32),
+      }),
+      true,
+    );
+    assert.equal(
+      node.replica.voteNeeded({ epoch: 1n, kind: "prepare", sender: 3, view: 0n, height: 1n, digest: d }),
+      true,
+      "another epoch",
+    );
   });
 
   it("a vote differing from its sender's seen vote is verified and becomes evidence", () => {
@@ -122,7 +143,10 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
     receive(c, 1, prepareFrom(0, 0n, 1n, d).bytes);
     receive(c, 1, prepareFrom(2, 0n, 1n, d).bytes);
     // Prepared for d now, but 3's vote for d differs from its seen one: verified, CONFLICT, evidence.
-    assert.equal(node.replica.voteNeeded(0n, "prepare", 3, 0n, 1n, d), true);
+    assert.equal(
+      node.replica.voteNeeded({ epoch: 0n, kind: "prepare", sender: 3, view: 0n, height: 1n, digest: d }),
+      true,
+    );
     assert.deepEqual(receive(c, 1, forged(prepareFrom(3, 0n, 1n, d).bytes)), {
       verdict: { kind: "reject", reason: "BAD_SIGNATURE" },
       verifies: 1,
@@ -140,12 +164,20 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
     receive(c, 1, commitFrom(0, 0n, 1n, d).bytes);
     receive(c, 1, commitFrom(2, 0n, 1n, d).bytes);
     assert.equal(node.delivered.length, 1);
-    assert.equal(node.replica.voteNeeded(0n, "commit", 3, 0n, 1n, other), true, "other digest: verified");
+    assert.equal(
+      node.replica.voteNeeded({ epoch: 0n, kind: "commit", sender: 3, view: 0n, height: 1n, digest: other }),
+      true,
+      "other digest: verified",
+    );
     assert.deepEqual(receive(c, 1, commitFrom(3, 0n, 1n, other).bytes), {
       verdict: ignore("ALREADY_COMMITTED"),
       verifies: 1,
     });
-    assert.equal(node.replica.voteNeeded(0n, "commit", 3, 0n, 1n, d), true, "differs from 3's seen COMMIT");
+    assert.equal(
+      node.replica.voteNeeded({ epoch: 0n, kind: "commit", sender: 3, view: 0n, height: 1n, digest: d }),
+      true,
+      "differs from 3's seen COMMIT",
+    );
     assert.deepEqual(receive(c, 1, commitFrom(3, 0n, 1n, d).bytes), {
       verdict: ignore("CONFLICT"),
       verifies: 1,
@@ -159,7 +191,11 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
     const d = blockDigest(b.header!);
     const node = c.nodes[1]!;
     receive(c, 1, prePrepareFrom(0, 0n, b).bytes);
-    assert.equal(node.replica.voteNeeded(0n, "commit", 0, 0n, 1n, d), true, "nothing committed yet");
+    assert.equal(
+      node.replica.voteNeeded({ epoch: 0n, kind: "commit", sender: 0, view: 0n, height: 1n, digest: d }),
+      true,
+      "nothing committed yet",
+    );
     // COMMITs before the quorum are verified and counted even before prepared.
     assert.deepEqual(receive(c, 1, commitFrom(0, 0n, 1n, d).bytes), {
       verdict: { kind: "accept" },
@@ -190,7 +226,10 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
     );
     assert.ok(checkCommitCertificate(cert, envCtx(c.sets)), "every signature verifies");
     // A PREPARE for a committed height is only skipped once prepared (not here: no PREPAREs came).
-    assert.equal(node.replica.voteNeeded(0n, "prepare", 2, 0n, 1n, d), true);
+    assert.equal(
+      node.replica.voteNeeded({ epoch: 0n, kind: "prepare", sender: 2, view: 0n, height: 1n, digest: d }),
+      true,
+    );
   });
 
   it("CHECKPOINT at or below the stable checkpoint: NOT_NEEDED; above it, verified", () => {
@@ -207,8 +246,16 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
         verdict: ignore("NOT_NEEDED"),
         verifies: 0,
       });
-    assert.equal(node.replica.voteNeeded(0n, "checkpoint", 2, 0n, 15n, h), true, "above stable");
-    assert.equal(node.replica.voteNeeded(0n, "checkpoint", 2, 0n, 7n, h), true, "off the grid: MALFORMED");
+    assert.equal(
+      node.replica.voteNeeded({ epoch: 0n, kind: "checkpoint", sender: 2, view: 0n, height: 15n, digest: h }),
+      true,
+      "above stable",
+    );
+    assert.equal(
+      node.replica.voteNeeded({ epoch: 0n, kind: "checkpoint", sender: 2, view: 0n, height: 7n, digest: h }),
+      true,
+      "off the grid: MALFORMED",
+    );
     assert.deepEqual(receive(c, 1, forged(checkpointFrom(2, 15n, h, h).bytes)), {
       verdict: { kind: "reject", reason: "BAD_SIGNATURE" },
       verifies: 1,
@@ -245,7 +292,17 @@ describe("votes the core will not use are not verified (voteNeeded)", () => {
     receive(c, 1, prePrepareFrom(0, 0n, b).bytes);
     for (const i of [0, 2, 3]) receive(c, 1, commitFrom(i, 0n, 1n, d).bytes);
     assert.equal(c.nodes[1]!.delivered.length, 1);
-    assert.equal(c.nodes[1]!.replica.voteNeeded(0n, "commit", 3, 0n, 1n, d), true);
+    assert.equal(
+      c.nodes[1]!.replica.voteNeeded({
+        epoch: 0n,
+        kind: "commit",
+        sender: 3,
+        view: 0n,
+        height: 1n,
+        digest: d,
+      }),
+      true,
+    );
   });
 });
 

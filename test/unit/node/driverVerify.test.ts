@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import type { Event, StepResult, VoteKind } from "../../../src/consensus/pbft/types.js";
+import type { Event, StepResult, VoteKind, VoteQuery } from "../../../src/consensus/pbft/types.js";
 import { StatusReportSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
 import { ConsensusDriver, type DriverModules, type DriverOpts } from "../../../src/node/driver.js";
 import { CHAIN, envCtx, makeSets, prepareFrom, sealFrom, testVerifier } from "../consensus/harness.js";
@@ -28,7 +28,7 @@ function setup(needed: boolean) {
         events.push(e);
         return { actions: [], verdict: null, sender: null };
       },
-      voteNeeded: (_e: bigint, kind: VoteKind) => {
+      voteNeeded: ({ kind }: VoteQuery) => {
         asked.push(kind);
         return needed;
       },

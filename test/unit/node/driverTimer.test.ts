@@ -1,0 +1,111 @@
+// The driver's view timer is re-armed lazily (issue 14, p14): re-arming moves a deadline instead of
+// clearing and setting a Node timeout. It must still fire once, with the latest token, never
+// before the latest deadline, early when the new deadline is shorter, and never once cancelled.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Action, Event, StepResult } from "../../../src/consensus/pbft/types.js";
+import { ConsensusDriver, type DriverModules, type DriverOpts } from "../../../src/node/driver.js";
+
+const noop = () => {};
+
+function setup() {
+  const fired: { token: number; at: number }[] = [];
+  let next: Action[] = [];
+  const mod = {
+    replica: {
+      handle: (e: Event): StepResult => {
+        if (e.kind === "timer") fired.push({ token: e.token, at: performance.now() });
+        const actions = next;
+        next = [];
+        return { actions, verdict: null, sender: null };
+      },
+      committedHeight: 0n,
+    },
+    envelopeContext: {},
+    net: { broadcast: noop, send: noop, penalize: noop },
+    log: { debug: noop, info: noop, warn: noop, error: noop, fatal: noop },
+    onDiverged: noop,
+    metrics: null,
+    persist: async () => {},
+  } as unknown as DriverModules;
+  const driver = new ConsensusDriver({ chainId: "t", self: 0, tickMs: 500 } as DriverOpts, mod);
+  /** Runs one core step whose actions are `actions` (an `executed` event carries them in). */
+  const step = (...actions: Action[]): number => {
+    next = actions;
+    const at = performance.now();
+    driver.executed(1n, new Uint8Array(32));
+    return at;
+  };
+  const set = (token: number, afterMs: number): number =>
+    step({ kind: "setTimer", timer: "view", afterMs, token });
+  const handleOf = () =>
+    (driver as unknown as { timers: Map<string, { handle: unknown }> }).timers.get("view")?.handle;
+  return { driver, fired, step, set, handleOf };
+}
+
+async function until(cond: () => boolean, what: string, boundMs = 20_000): Promise<void> {
+  const end = Date.now() + boundMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe("driver: lazily re-armed view timer", () => {
+  it("fires once with its token, not before its deadline", async () => {
+    const t = setup();
+    const at = t.set(1, 40);
+    await until(() => t.fired.length === 1, "the timer");
+    assert.equal(t.fired[0]!.token, 1);
+    assert.ok(t.fired[0]!.at >= at + 39, `fired ${t.fired[0]!.at - at} ms after arming`);
+    // Fired once: a later timer is the next event.
+    t.set(2, 10);
+    await until(() => t.fired.length === 2, "the second timer");
+    assert.deepEqual(
+      t.fired.map((f) => f.token),
+      [1, 2],
+    );
+    await t.driver.stop();
+  });
+
+  it("a longer re-arm moves the deadline: only the latest token fires, after the latest deadline", async () => {
+    const t = setup();
+    t.set(3, 30);
+    const at = t.set(4, 150);
+    await until(() => t.fired.length > 0, "the timer");
+    assert.deepEqual(
+      t.fired.map((f) => f.token),
+      [4],
+    );
+    assert.ok(t.fired[0]!.at >= at + 149, `fired ${t.fired[0]!.at - at} ms after the re-arm`);
+    await t.driver.stop();
+  });
+
+  it("a shorter re-arm fires at the shorter deadline", async () => {
+    const t = setup();
+    t.set(5, 60_000);
+    const at = t.set(6, 20);
+    await until(() => t.fired.length > 0, "the timer");
+    assert.equal(t.fired[0]!.token, 6);
+    assert.ok(t.fired[0]!.at >= at + 19);
+    assert.ok(t.fired[0]!.at < at + 60_000);
+    await t.driver.stop();
+  });
+
+  it("a cancelled timer never fires, though its Node timeout runs out", async () => {
+    const t = setup();
+    t.set(7, 20);
+    t.step({ kind: "cancelTimer", timer: "view" });
+    assert.ok(t.handleOf() !== null, "the timeout is left to run out");
+    await until(() => t.handleOf() === null, "the idle timeout to run out");
+    assert.equal(t.fired.length, 0);
+    // Armed again after the cancel: it fires, with the new token.
+    t.set(8, 10);
+    await until(() => t.fired.length > 0, "the re-armed timer");
+    assert.deepEqual(
+      t.fired.map((f) => f.token),
+      [8],
+    );
+    await t.driver.stop();
+  });
+});
