@@ -154,7 +154,12 @@ export function accountSmallInto(prev: Uint8Array | null, nonce: number, balance
  * consumedAccount for safe integers (the transfer hot path; `nonce` already + 1): a full record
  * the hot path owns is shifted and rewritten in place, anything else gives a new StateValue.
  */
-export function consumedSmallInto(prev: Uint8Array, nonce: number, balance: number, hash: Uint8Array): Uint8Array {
+export function consumedSmallInto(
+  prev: Uint8Array,
+  nonce: number,
+  balance: number,
+  hash: Uint8Array,
+): Uint8Array {
   const keep = isAccountValue(prev) ? Math.min(heldOf(prev), RECENT_TXS - 1) : 0;
   let out: Uint8Array;
   if (prev instanceof StateValue && prev.length === ACCOUNT_MAX) {

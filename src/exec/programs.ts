@@ -412,7 +412,10 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
         const destValue = ctx.read(toKey);
         const dest = decodeAccount(destValue);
         const credited = checked(dest.balance + amount);
-        ctx.write(tx.senderKey, withAccount(fromValue, { nonce: from.nonce, balance: from.balance - amount }));
+        ctx.write(
+          tx.senderKey,
+          withAccount(fromValue, { nonce: from.nonce, balance: from.balance - amount }),
+        );
         ctx.write(toKey, withAccount(destValue, { nonce: dest.nonce, balance: credited }));
       }
       return transferEvents(tx, to, amount.toString());
@@ -454,7 +457,10 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       const out = denominator === 0n ? 0n : (inWithFee * rOut) / denominator;
       if (out === 0n || out < minOut) fail("SLIPPAGE", `out ${out} < min ${minOut}`);
       if (aToB) {
-        ctx.write(tx.senderKey, withAccount(acctValue, { nonce: acct.nonce, balance: acct.balance - amountIn }));
+        ctx.write(
+          tx.senderKey,
+          withAccount(acctValue, { nonce: acct.nonce, balance: acct.balance - amountIn }),
+        );
         ctx.write(holdKey, encodeU128(checked(holding + out)));
         ctx.write(
           poolKey,
@@ -466,7 +472,10 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
         );
       } else {
         ctx.write(holdKey, encodeU128(holding - amountIn));
-        ctx.write(tx.senderKey, withAccount(acctValue, { nonce: acct.nonce, balance: checked(acct.balance + out) }));
+        ctx.write(
+          tx.senderKey,
+          withAccount(acctValue, { nonce: acct.nonce, balance: checked(acct.balance + out) }),
+        );
         ctx.write(
           poolKey,
           encodePool({
@@ -509,7 +518,10 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
         balance: () => account().balance,
         setBalance: (b: bigint) => {
           const prev = ctx.read(tx.senderKey);
-          ctx.write(tx.senderKey, withAccount(prev, { nonce: decodeAccount(prev).nonce, balance: checked(b) }));
+          ctx.write(
+            tx.senderKey,
+            withAccount(prev, { nonce: decodeAccount(prev).nonce, balance: checked(b) }),
+          );
         },
       };
       try {
@@ -546,7 +558,10 @@ export function creditFees(view: StateView, fees: bigint): void {
   const prev = view.get(FEE_COLLECTOR_KEY);
   const acct = decodeAccount(prev);
   const sum = acct.balance + fees;
-  view.set(FEE_COLLECTOR_KEY, withAccount(prev, { nonce: acct.nonce, balance: sum > U128_MAX ? U128_MAX : sum }));
+  view.set(
+    FEE_COLLECTOR_KEY,
+    withAccount(prev, { nonce: acct.nonce, balance: sum > U128_MAX ? U128_MAX : sum }),
+  );
 }
 
 /**

@@ -159,8 +159,13 @@ describe("recent-transactions record inside the account value (layout 3, duplica
           const nonceNow = start + BigInt(n);
           for (let i = 0; i < n; i++) {
             const held = n - 1 - i < RECENT_TXS;
-            assert.equal(recentlyConsumed(acct, nonceNow, start + BigInt(i), hashes[i]!), held, `nonce +${i} of ${n}`);
-            if (i > 0) assert.equal(recentlyConsumed(acct, nonceNow, start + BigInt(i), hashes[i - 1]!), false);
+            assert.equal(
+              recentlyConsumed(acct, nonceNow, start + BigInt(i), hashes[i]!),
+              held,
+              `nonce +${i} of ${n}`,
+            );
+            if (i > 0)
+              assert.equal(recentlyConsumed(acct, nonceNow, start + BigInt(i), hashes[i - 1]!), false);
           }
           assert.equal(recentlyConsumed(acct, nonceNow, start + BigInt(n), hashes[0]!), false);
           // A credit or debit (withAccount) keeps the record; decodeAccount reads every length.

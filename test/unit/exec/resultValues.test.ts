@@ -3,31 +3,18 @@
 // values: the last write of a repeated key wins. sortKeyIndex is a stable sort by key bytes.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { keyStr } from "../../../src/exec/codec.js";
 import { buildResult, buildResultFromKeys, sortKeyIndex, writeSetLogOf } from "../../../src/exec/result.js";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { keyPool, pick, rng } from "./randomWrites.js";
 
 /** Writes over a key pool with shared 4-char prefixes and repeats; values differ per write. */
 function writes(seed: number, count: number): { keys: string[]; values: (Uint8Array | null)[] } {
   const r = rng(seed);
-  const pool: string[] = [];
-  for (let i = 0; i < 40 + count / 4; i++) {
-    const len = 1 + Math.floor(r() * 8);
-    pool.push(String.fromCharCode(...Array.from({ length: len }, () => Math.floor(r() * 3) * 100)));
-  }
+  const pool = keyPool(r, 40 + count / 4, 8, [0, 100, 200]).map(keyStr);
   const keys: string[] = [];
   const values: (Uint8Array | null)[] = [];
   for (let i = 0; i < count; i++) {
-    keys.push(pool[Math.floor(r() * pool.length)]!);
+    keys.push(pick(pool, r));
     values.push(r() < 0.2 ? null : Uint8Array.of(i & 255, i >> 8, seed & 255));
   }
   return { keys, values };
