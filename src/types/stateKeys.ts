@@ -51,7 +51,10 @@ export function txSeenKey(address: Uint8Array, nonce: bigint): Uint8Array {
   return out;
 }
 
-/** The sender's recent-transactions record (StateKeyPrefix.recentTxs). */
+/**
+ * The sender's recent-transactions record under a key of its own: execution layout 2 only. Since
+ * layout 3 the record lives in the account value (src/exec/codec.ts) and this key is not written.
+ */
 export function recentTxsKey(address: Uint8Array): Uint8Array {
   return concatBytes(Uint8Array.of(StateKeyPrefix.recentTxs), address);
 }
