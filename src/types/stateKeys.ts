@@ -17,7 +17,8 @@ export enum StateKeyPrefix {
   txSeen = 0x06,
   /**
    * sender address -> u64be newest consumed nonce ‖ the hashes of the txs that consumed the
-   * last (up to 4) nonces, newest first (duplicate detection, execution layout 2).
+   * last (up to 4) nonces, newest first (duplicate detection, execution layout 2). Retired
+   * (layout 3 keeps the record in the account value). Never reuse.
    */
   recentTxs = 0x07,
 }
