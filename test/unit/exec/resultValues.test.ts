@@ -4,7 +4,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { keyStr } from "../../../src/exec/codec.js";
-import { buildResult, buildResultFromKeys, sortKeyIndex, writeSetLogOf } from "../../../src/exec/result.js";
+import {
+  buildResult,
+  buildResultFromKeys,
+  buildResultFromStage,
+  sortKeyIndex,
+  WriteStage,
+  writeSetLogOf,
+} from "../../../src/exec/result.js";
 import { keyPool, pick, rng } from "./randomWrites.js";
 
 /** Writes over a key pool with shared 4-char prefixes and repeats; values differ per write. */
@@ -20,7 +27,7 @@ function writes(seed: number, count: number): { keys: string[]; values: (Uint8Ar
   return { keys, values };
 }
 
-describe("buildResultFromKeys with positional values", () => {
+describe("buildResultFromKeys with positional values, and the staged form", () => {
   it("sortKeyIndex: key order, equal keys by position", () => {
     for (const count of [10, 63, 64, 500, 3000]) {
       const { keys } = writes(count, count);
@@ -33,6 +40,7 @@ describe("buildResultFromKeys with positional values", () => {
   });
 
   it("= the lookup form and buildResult over the final values (last write wins)", () => {
+    const stage = new WriteStage();
     for (let seed = 1; seed <= 40; seed++) {
       const { keys, values } = writes(seed, seed * 37);
       const final = new Map<string, Uint8Array | null>();
@@ -42,6 +50,13 @@ describe("buildResultFromKeys with positional values", () => {
       const byArray = buildResultFromKeys(5n, prev, keys.slice(), values, outcomes);
       const byLookup = buildResultFromKeys(5n, prev, keys.slice(), (k) => final.get(k)!, outcomes);
       const plain = buildResult(5n, prev, final, []);
+      // The staged form (the inline path since round 6), with one stage reused across blocks.
+      stage.reset();
+      for (let i = 0; i < keys.length; i++) stage.add(keys[i]!, values[i]!);
+      assert.ok(stage.ok);
+      const byStage = buildResultFromStage(5n, prev, stage, outcomes);
+      assert.deepEqual(byStage.stateRoot, plain.stateRoot, `seed ${seed}`);
+      assert.deepEqual(writeSetLogOf(byStage), writeSetLogOf(byArray), `seed ${seed}`);
       assert.deepEqual(byArray.stateRoot, plain.stateRoot, `seed ${seed}`);
       assert.deepEqual(byLookup.stateRoot, plain.stateRoot, `seed ${seed}`);
       assert.deepEqual(writeSetLogOf(byArray), writeSetLogOf(byLookup), `seed ${seed}`);
@@ -56,5 +71,32 @@ describe("buildResultFromKeys with positional values", () => {
         ]),
       );
     }
+  });
+
+  it("the stage copies each value when written (a later in-place rewrite is staged by its own write) and refuses what the log cannot hold", () => {
+    const stage = new WriteStage();
+    const v = Uint8Array.of(1, 2, 3);
+    stage.add("\u0001a", v);
+    v[0] = 9;
+    stage.add("\u0001b", null);
+    const r = buildResultFromStage(1n, new Uint8Array(32), stage, []);
+    const plain = buildResult(
+      1n,
+      new Uint8Array(32),
+      new Map([
+        ["\u0001a", Uint8Array.of(1, 2, 3)],
+        ["\u0001b", null],
+      ]),
+      [],
+    );
+    assert.deepEqual(r.stateRoot, plain.stateRoot);
+    stage.reset();
+    stage.add("\u0100", null);
+    assert.equal(stage.ok, false, "a char above 255 is not a binary-string key");
+    stage.reset();
+    stage.add("x".repeat(0x10000), null);
+    assert.equal(stage.ok, false, "a key longer than the log's u16 length");
+    stage.reset();
+    assert.equal(stage.ok, true);
   });
 });
