@@ -80,7 +80,7 @@ export interface Row {
   lanes: number;
 }
 
-export type Layout = "layout-1 (per-tx keys)" | "layout-2 (block logs)";
+export type Layout = "layout-1 (per-tx keys)" | "layout-3 (block logs, record in account)";
 
 export interface PersistRow {
   scenario: string;
@@ -405,9 +405,9 @@ async function measurePersisted(
     }
     keys += ops;
   };
-  const v2 = layout.startsWith("layout-2");
-  const chain = v2 ? await ChainDb.open(dir, { onWrite }) : null;
-  const raw = v2 ? null : await Db.open(dir);
+  const blockLogs = layout.startsWith("layout-3");
+  const chain = blockLogs ? await ChainDb.open(dir, { onWrite }) : null;
+  const raw = blockLogs ? null : await Db.open(dir);
   const store: ExecutionStore = chain ?? new Layout1Store(raw!, onWrite);
   try {
     await store.writeExecutionBatch(u.genesis);
@@ -579,8 +579,8 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
   const variants: [PersistRow["executor"], Layout][] = [
     ["reference", "layout-1 (per-tx keys)"],
     ["parallel-2w", "layout-1 (per-tx keys)"],
-    ["reference", "layout-2 (block logs)"],
-    ["parallel-2w", "layout-2 (block logs)"],
+    ["reference", "layout-3 (block logs, record in account)"],
+    ["parallel-2w", "layout-3 (block logs, record in account)"],
   ];
   for (const [a, size, count] of persistCases) {
     const rowsHere: Omit<PersistRow, "vsPrevious">[] = [];
@@ -608,7 +608,7 @@ export async function runExecBench(opts: ExecBenchOpts): Promise<ExecBenchReport
 
 function issueGoals(rows: Row[], persisted: PersistRow[]): Goal[] {
   const goals: Goal[] = [];
-  const big = persisted.filter((p) => p.executor === "parallel-2w" && p.layout.startsWith("layout-2"));
+  const big = persisted.filter((p) => p.executor === "parallel-2w" && p.layout.startsWith("layout-3"));
   const top = big.sort((a, b) => b.accounts - a.accounts)[0];
   if (top) {
     goals.push({
@@ -732,12 +732,12 @@ export function execChartSvg(r: ExecBenchReport): string {
     categories,
     series: [
       ...EXECUTORS.map((e) => ({
-        name: e === "reference" ? "reference" : `${e}${e === "parallel-2w" ? " (persisted: layout 2)" : ""}`,
+        name: e === "reference" ? "reference" : `${e}${e === "parallel-2w" ? " (persisted: layout 3)" : ""}`,
         values: categories.map((c) =>
           c.startsWith("persisted ")
             ? e === "parallel-1w"
               ? null
-              : persisted(c, e, "layout-2")
+              : persisted(c, e, "layout-3")
             : (r.rows.find((x) => x.scenario === c && x.executor === e)?.txPerSec ?? null),
         ),
       })),

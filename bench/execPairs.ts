@@ -1,6 +1,7 @@
 // Interleaved pairs of two builds on the execution stage (issue 13): each run a fresh process of
 // one build's compiled modules (dist/), on the bench's code path (`parabft bench exec`: pipeline,
-// ChainDb layout 2, parallel executor with 2 workers started before the clock), 10k-transfer
+// ChainDb in that build's execution layout, a fresh directory per run, so builds of different
+// layouts pair; parallel executor with 2 workers started before the clock), 10k-transfer
 // blocks over 100k accounts, timed to the end of the fold. Order swapped each pair; each run's
 // tx/s, CPU µs/tx (process.cpuUsage, all threads), GC share, keys per tx, state root and load
 // average; medians per build. A run imports only modules both builds have, so a build from

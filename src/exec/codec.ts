@@ -33,58 +33,154 @@ function getSmall(v: Uint8Array, start: number): number {
   return hi * 0x1_0000_0000 + lo;
 }
 
-/** account value: u64 nonce ‖ u128 balance (24 bytes). */
-export function encodeAccount(a: Account): Uint8Array {
-  const out = new Uint8Array(24);
+/**
+ * Account value (execution layout 3): u64 nonce ‖ u128 balance ‖ the sender's
+ * **recent-transactions record**: the hashes of the txs that consumed its last (at most
+ * RECENT_TXS) nonces, newest first, so hash i consumed nonce − 1 − i. 24 + 32k bytes, k ≤ 4.
+ * One value per sender (layout 2 kept the record under a key of its own: 3 writes per transfer).
+ */
+export const ACCOUNT_BYTES = 24;
+/** How many consumed nonces an account remembers (the duplicate window). */
+export const RECENT_TXS = 4;
+const ACCOUNT_MAX = ACCOUNT_BYTES + 32 * RECENT_TXS;
+
+/** A well-formed account value: 24 bytes plus 0..RECENT_TXS whole hashes. */
+export function isAccountValue(v: Uint8Array): boolean {
+  const n = v.length;
+  return n >= ACCOUNT_BYTES && n <= ACCOUNT_MAX && (n & 31) === ACCOUNT_BYTES;
+}
+
+/** How many recent hashes a well-formed account value holds. */
+const heldOf = (v: Uint8Array): number => (v.length - ACCOUNT_BYTES) >>> 5;
+
+function putAccount(out: Uint8Array, a: Account): void {
   if (a.nonce <= SAFE && a.balance <= SAFE) {
     putSmall(out, 8, Number(a.nonce));
     putSmall(out, 24, Number(a.balance));
-    return out;
+    return;
   }
-  const dv = new DataView(out.buffer);
+  const dv = new DataView(out.buffer, out.byteOffset, ACCOUNT_BYTES);
   dv.setBigUint64(0, a.nonce);
   dv.setBigUint64(8, a.balance >> 64n);
   dv.setBigUint64(16, a.balance & U64_MAX);
+}
+
+/** An account value with no recent hashes (genesis, tests): 24 bytes. */
+export function encodeAccount(a: Account): Uint8Array {
+  const out = new Uint8Array(ACCOUNT_BYTES);
+  putAccount(out, a);
   return out;
+}
+
+/**
+ * `prev` (an account value, or null / malformed: none) with nonce and balance replaced and its
+ * recent hashes kept: every write of an account that does not consume its nonce (a credit,
+ * a program's debit, the fee collector).
+ */
+export function withAccount(prev: Uint8Array | null, a: Account): Uint8Array {
+  const held = prev !== null && isAccountValue(prev) ? heldOf(prev) : 0;
+  const out = new Uint8Array(ACCOUNT_BYTES + 32 * held);
+  putAccount(out, a);
+  for (let i = ACCOUNT_BYTES; i < out.length; i++) out[i] = prev![i]!;
+  return out;
+}
+
+/**
+ * The sender's account after `hash` consumed its nonce: `a` (nonce already + 1), then `hash`,
+ * then at most RECENT_TXS − 1 of `prev`'s hashes. A new value (the generic path).
+ */
+export function consumedAccount(prev: Uint8Array | null, a: Account, hash: Uint8Array): Uint8Array {
+  const keep = prev !== null && isAccountValue(prev) ? Math.min(heldOf(prev), RECENT_TXS - 1) : 0;
+  const out = new Uint8Array(ACCOUNT_BYTES + 32 + 32 * keep);
+  putAccount(out, a);
+  writeConsumed(out, prev, keep, hash);
+  return out;
+}
+
+/** The hash at 24, then `keep` of prev's hashes after it (at most 96 bytes: a loop). */
+function writeConsumed(out: Uint8Array, prev: Uint8Array | null, keep: number, hash: Uint8Array): void {
+  for (let i = 0; i < 32 * keep; i++) out[56 + i] = prev![24 + i]!;
+  for (let i = 0; i < 32; i++) out[24 + i] = hash[i]!;
+}
+
+/**
+ * True when the account value says `hash` consumed `nonce` (one of its last RECENT_TXS nonces):
+ * the DUPLICATE test. `accountNonce` is the value's nonce (the next one to consume).
+ */
+export function recentlyConsumed(
+  v: Uint8Array | null,
+  accountNonce: bigint,
+  nonce: bigint,
+  hash: Uint8Array,
+): boolean {
+  if (v === null || !isAccountValue(v)) return false;
+  const back = accountNonce - 1n - nonce;
+  if (back < 0n || back >= BigInt(heldOf(v))) return false;
+  const off = ACCOUNT_BYTES + 32 * Number(back);
+  for (let i = 0; i < 32; i++) if (v[off + i] !== hash[i]) return false;
+  return true;
 }
 
 /**
  * A state value the transfer hot path allocated (issue 13, round 4). Only the state it was
  * written to holds it past the write: a write set copies the bytes (the result's log), a lane
  * ships copies, and `ParallelExecutor.get` returns a copy. So the hot path may rewrite it in place
- * (`accountSmallInto`, `nextRecentRecordSmall`) instead of allocating a value per write: a small
- * typed array that lives until overwritten costs ~0.7 µs of allocation and GC, and a recent
- * record over 64 bytes (off the V8 heap) ~1.3 µs. Values of any other origin (genesis, the
- * store, a worker, the generic path) are never written in place.
+ * (`accountSmallInto`, `consumedSmallInto`) instead of allocating a value per write: a small
+ * typed array that lives until overwritten costs ~0.7 µs of allocation and GC, one over 64 bytes
+ * (off the V8 heap) ~1.3 µs. Values of any other origin (genesis, the store, a worker, the
+ * generic path) are never written in place.
  */
 export class StateValue extends Uint8Array {}
 
-/** encodeAccount for a nonce and balance that are safe integers (the transfer hot path). */
-export function encodeAccountSmall(nonce: number, balance: number): Uint8Array {
-  const out = new StateValue(24);
+/**
+ * withAccount for a nonce and balance that are safe integers (the transfer hot path), written
+ * into `prev` when the hot path owns it (a StateValue), else a new StateValue. Call only where
+ * `prev` is the current value about to be replaced, on a view without an overlay to revert.
+ */
+export function accountSmallInto(prev: Uint8Array | null, nonce: number, balance: number): Uint8Array {
+  let out: Uint8Array;
+  if (prev instanceof StateValue && isAccountValue(prev)) out = prev;
+  else {
+    const held = prev !== null && isAccountValue(prev) ? heldOf(prev) : 0;
+    out = new StateValue(ACCOUNT_BYTES + 32 * held);
+    for (let i = ACCOUNT_BYTES; i < out.length; i++) out[i] = prev![i]!;
+  }
   putSmall(out, 8, nonce);
   putSmall(out, 24, balance);
   return out;
 }
 
 /**
- * encodeAccountSmall(nonce, balance), written into `prev` when the hot path owns it (a
- * StateValue of the account's size), else a new value. Call only where `prev` is the current
- * value about to be replaced, on a view without an overlay to revert.
+ * consumedAccount for safe integers (the transfer hot path; `nonce` already + 1): a full record
+ * the hot path owns is shifted and rewritten in place, anything else gives a new StateValue.
  */
-export function accountSmallInto(prev: Uint8Array | null, nonce: number, balance: number): Uint8Array {
-  if (!(prev instanceof StateValue) || prev.length !== 24) return encodeAccountSmall(nonce, balance);
-  putSmall(prev, 8, nonce);
-  putSmall(prev, 24, balance);
-  return prev;
+export function consumedSmallInto(
+  prev: Uint8Array,
+  nonce: number,
+  balance: number,
+  hash: Uint8Array,
+): Uint8Array {
+  const keep = isAccountValue(prev) ? Math.min(heldOf(prev), RECENT_TXS - 1) : 0;
+  let out: Uint8Array;
+  if (prev instanceof StateValue && prev.length === ACCOUNT_MAX) {
+    out = prev;
+    prev.copyWithin(56, 24, 24 + 32 * keep);
+    for (let i = 0; i < 32; i++) out[24 + i] = hash[i]!;
+  } else {
+    out = new StateValue(ACCOUNT_BYTES + 32 + 32 * keep);
+    writeConsumed(out, prev, keep, hash);
+  }
+  putSmall(out, 8, nonce);
+  putSmall(out, 24, balance);
+  return out;
 }
 
 /**
- * A 24-byte account value whose nonce and balance are both below 2^53 (the case decodeAccount
+ * An account value whose nonce and balance are both below 2^53 (the case decodeAccount
  * decodes without BigInt shifts): read them with smallNonce / smallBalance.
  */
 export function isSmallAccount(v: Uint8Array): boolean {
-  if (v.length !== 24) return false;
+  if (!isAccountValue(v)) return false;
   const high = v[8]! | v[9]! | v[10]! | v[11]! | v[12]! | v[13]! | v[14]! | v[15]! | v[0]! | v[16]!;
   return high === 0 && v[1]! < 0x20 && v[17]! < 0x20;
 }
@@ -94,13 +190,13 @@ export const smallBalance = (v: Uint8Array): number => getSmall(v, 16);
 
 /** A missing or malformed account reads as the empty account (nonce 0, balance 0). */
 export function decodeAccount(v: Uint8Array | null): Account {
-  if (v === null || v.length !== 24) return { nonce: 0n, balance: 0n };
+  if (v === null || !isAccountValue(v)) return { nonce: 0n, balance: 0n };
   // Top 11 bits of each u64 clear and the balance's high u64 zero: both fit a double exactly.
   const high = v[8]! | v[9]! | v[10]! | v[11]! | v[12]! | v[13]! | v[14]! | v[15]! | v[0]! | v[16]!;
   if (high === 0 && v[1]! < 0x20 && v[17]! < 0x20) {
     return { nonce: BigInt(getSmall(v, 0)), balance: BigInt(getSmall(v, 16)) };
   }
-  const dv = new DataView(v.buffer, v.byteOffset, 24);
+  const dv = new DataView(v.buffer, v.byteOffset, ACCOUNT_BYTES);
   return { nonce: dv.getBigUint64(0), balance: (dv.getBigUint64(8) << 64n) | dv.getBigUint64(16) };
 }
 

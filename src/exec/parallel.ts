@@ -20,7 +20,7 @@ import {
   touchedKeys,
 } from "./programs.js";
 import { hashBody, initEntries, outOfOrder } from "./reference.js";
-import { buildResultFromKeys } from "./result.js";
+import { buildResultFromKeys, buildResultFromStage, WriteStage } from "./result.js";
 import { type CostModel, DEFAULT_COST_MODEL, type Plan, plan } from "./schedule.js";
 import type {
   ExecutableBlock,
@@ -108,6 +108,8 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   private readonly mode: "auto" | "always" | "never";
   /** Writes of executed blocks the store may not hold yet (only kept when there is a store). */
   private readonly unpersisted: { height: bigint; writes: { has(k: string): boolean } }[] = [];
+  /** The inline path's staged writes (one per executor, reset per block: results copy out of it). */
+  private readonly stage = new WriteStage();
   private readonly hasSource: boolean;
   private readonly source: ParallelExecutorOpts["source"];
   private height: bigint;
@@ -240,7 +242,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     let written: string[];
-    let value: ((k: string) => Uint8Array | null) | (Uint8Array | null)[];
+    let value: ((k: string) => Uint8Array | null) | (Uint8Array | null)[] | WriteStage;
     let pins: { has(k: string): boolean } | null = null;
     if (pl.mode === "parallel") {
       const writes = await this.runParallel(p, pl, outcomes);
@@ -250,10 +252,12 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       value = (k) => writes.get(k)!;
       pins = writes;
     } else {
-      // The value of each write, position by position: the result needs no lookup per key.
-      const values: (Uint8Array | null)[] = [];
-      written = this.runInline(decoded, outcomes, values);
-      value = values;
+      // Each write staged as a log entry when made (round 6): the result reads one buffer.
+      const stage = this.stage;
+      stage.reset();
+      written = this.runInline(decoded, outcomes, stage);
+      const cache = this.cache;
+      value = stage.ok ? stage : (k) => cache.peek(k) ?? null;
     }
     // DPoS epoch hook (issue 11, src/staking/hook.ts): at an epoch's last block, its writes join
     // the block's. It reads the state after the block's transactions (the cache holds them in
@@ -281,11 +285,11 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const cpu = process.cpuUsage(cpu0);
     // Receipts are encoded by the store straight from the outcomes (result.outcomesOf); Receipt
     // messages are built only if someone reads result.receipts.
-    const result = buildResultFromKeys(block.height, this.root, written, value, {
-      height: block.height,
-      hashes,
-      outcomes,
-    });
+    const blockOutcomes = { height: block.height, hashes, outcomes };
+    const result =
+      value instanceof WriteStage
+        ? buildResultFromStage(block.height, this.root, value, blockOutcomes)
+        : buildResultFromKeys(block.height, this.root, written, value, blockOutcomes);
     // Keys this block wrote stay pinned in the cache until the store holds the block.
     if (this.hasSource) this.unpersisted.push({ height: block.height, writes: pins ?? new Set(written) });
     const t2 = performance.now();
@@ -338,11 +342,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
    * keys written (repeats included; the write set dedupes them). An error here is an executor bug
    * and stops the pipeline.
    */
-  private runInline(
-    decoded: (DecodedTx | null)[],
-    outcomes: TxOutcome[],
-    values: (Uint8Array | null)[],
-  ): string[] {
+  private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[], stage: WriteStage): string[] {
     const written: string[] = [];
     const cache = this.cache;
     const view = {
@@ -353,7 +353,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       },
       set: (k: string, v: Uint8Array | null) => {
         written.push(k);
-        values.push(v);
+        stage.add(k, v);
         cache.seed(k, v);
       },
     };

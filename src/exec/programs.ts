@@ -13,24 +13,25 @@ import {
   ammPoolKey,
   computeKey,
   kvKey,
-  recentTxsKey,
   StateKeyPrefix,
 } from "../types/stateKeys.js";
 import {
   accountSmallInto,
+  consumedAccount,
+  consumedSmallInto,
   decodeAccount,
   decodePool,
   decodeU128,
-  encodeAccount,
   encodePool,
   encodeU128,
   hex,
   isSmallAccount,
   keyStr,
-  StateValue,
+  recentlyConsumed,
   smallBalance,
   smallNonce,
   U128_MAX,
+  withAccount,
 } from "./codec.js";
 import { DECIMAL_RE, FEE_COLLECTOR_ADDRESS, GAS, gasOf, gasPrice, LIMITS } from "./fees.js";
 import { sha256Iterate } from "./sha256iter.js";
@@ -72,10 +73,8 @@ export interface DecodedTx {
   hash: Uint8Array;
   body: TxBody;
   sender: Uint8Array;
-  /** keyStr(accountKey(sender)). */
+  /** keyStr(accountKey(sender)): its value also holds the sender's recent-transactions record. */
   senderKey: string;
-  /** keyStr(recentTxsKey(sender)): the sender's recent-transactions record. */
-  recentKey: string;
   /** Declared keys, as listed (may repeat): see declaresRead / declaresWrite. */
   reads: string[];
   writes: string[];
@@ -115,7 +114,6 @@ interface SenderKeys {
   publicKey: Uint8Array;
   sender: Uint8Array;
   senderKey: string;
-  recentKey: string;
   /** hex(sender), filled on first use (transfer events). */
   hex?: string;
 }
@@ -142,7 +140,6 @@ function newSenderKeys(publicKey: Uint8Array, address: Uint8Array | undefined): 
     publicKey: publicKey.slice(),
     sender,
     senderKey: accountKeyStr20(sender),
-    recentKey: keyStr(recentTxsKey(sender)),
   };
 }
 
@@ -154,7 +151,6 @@ function senderKeys(publicKey: Uint8Array, address?: Uint8Array): SenderKeys {
       publicKey,
       sender: address,
       senderKey: accountKeyStr20(address),
-      recentKey: recentKeyStr20(address),
     };
   }
   // Public keys are 32 bytes (checked by the caller) and uniformly random in their first bytes.
@@ -211,7 +207,7 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx)
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
   const keys = senderKeys(tx.sender, pre?.address);
-  const { sender, senderKey, recentKey } = keys;
+  const { sender, senderKey } = keys;
   let reads: string[] = NO_KEYS;
   let writes: string[] = NO_KEYS;
   if (tx.access) {
@@ -226,7 +222,7 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx)
       for (let i = 0; i < aw.length; i++) writes[i] = declaredKeyStr(aw[i]!, keys);
     }
   }
-  return { keys, hash, body: tx, sender, senderKey, recentKey, reads, writes };
+  return { keys, hash, body: tx, sender, senderKey, reads, writes };
 }
 
 const NO_KEYS: string[] = [];
@@ -295,103 +291,13 @@ function senderHex(tx: DecodedTx): string {
   return k.hex;
 }
 
-/** How many consumed nonces the recent-transactions record remembers (duplicate window). */
-export const RECENT_TXS = 4;
-
-function u32At(v: Uint8Array, off: number): number {
-  return ((v[off]! << 24) | (v[off + 1]! << 16) | (v[off + 2]! << 8) | v[off + 3]!) >>> 0;
-}
-
-function u64At(v: Uint8Array, off: number): bigint {
-  const hi = u32At(v, off);
-  const lo = u32At(v, off + 4);
-  return hi < 0x20_0000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
-}
-
-/** True when the record says `hash` consumed `nonce` (within the last RECENT_TXS nonces). */
-export function recentlyConsumed(record: Uint8Array | null, nonce: bigint, hash: Uint8Array): boolean {
-  if (record === null || record.length < 8) return false;
-  const back = u64At(record, 0) - nonce;
-  const held = (record.length - 8) >>> 5;
-  if (back < 0n || back >= BigInt(held)) return false;
-  const off = 8 + 32 * Number(back);
-  for (let i = 0; i < 32; i++) if (record[off + i] !== hash[i]) return false;
-  return true;
-}
-
-/** The record after `hash` consumed `nonce`: newest first, at most RECENT_TXS hashes. */
-export function nextRecentRecord(prev: Uint8Array | null, nonce: bigint, hash: Uint8Array): Uint8Array {
-  if (nonce <= 0x1f_ffff_ffff_ffffn) return nextRecentRecordSmall(prev, Number(nonce), hash);
-  const keep = prev !== null && prev.length >= 40 && u64At(prev, 0) === nonce - 1n ? kept(prev) : 0;
-  return recentRecord(prev, keep, Number(nonce >> 32n), Number(nonce & 0xffff_ffffn), hash);
-}
-
-/**
- * nextRecentRecord for a nonce below 2^53 given as a number (the transfer hot path): the same
- * bytes, without BigInt arithmetic.
- */
-export function nextRecentRecordSmall(
-  prev: Uint8Array | null,
-  nonce: number,
-  hash: Uint8Array,
-  inPlace = false,
-): Uint8Array {
-  let keep = 0;
-  if (prev !== null && prev.length >= 40 && nonce >= 1) {
-    const p = nonce - 1;
-    const plo = p % 0x1_0000_0000;
-    if (u32At(prev, 0) === (p - plo) / 0x1_0000_0000 && u32At(prev, 4) === plo) keep = kept(prev);
-  }
-  const lo = nonce % 0x1_0000_0000;
-  const hi = (nonce - lo) / 0x1_0000_0000;
-  // A full record the hot path owns (codec.StateValue): shift its hashes and rewrite it.
-  if (inPlace && prev instanceof StateValue && prev.length === 40 + 32 * keep) {
-    prev.copyWithin(40, 8, 8 + 32 * keep);
-    writeRecentHead(prev, hi, lo, hash);
-    return prev;
-  }
-  return recentRecord(prev, keep, hi, lo, hash, inPlace);
-}
-
-/** How many of `prev`'s hashes the next record carries on (it adds one: at most RECENT_TXS). */
-function kept(prev: Uint8Array): number {
-  return Math.min((prev.length - 8) >>> 5, RECENT_TXS - 1);
-}
-
-/** The record bytes: the nonce (u64 big-endian as hi, lo), `hash`, then `keep` of prev's hashes. */
-function recentRecord(
-  prev: Uint8Array | null,
-  keep: number,
-  hi: number,
-  lo: number,
-  hash: Uint8Array,
-  owned = false,
-): Uint8Array {
-  // The hot path's records are StateValues (rewritten in place later); others plain.
-  const out = owned ? new StateValue(40 + 32 * keep) : new Uint8Array(40 + 32 * keep);
-  writeRecentHead(out, hi, lo, hash);
-  // At most 96 bytes: a loop beats a subarray and a native set.
-  for (let i = 0; i < 32 * keep; i++) out[40 + i] = prev![8 + i]!;
-  return out;
-}
-
-/** The record's nonce (hi, lo) and newest hash. */
-function writeRecentHead(out: Uint8Array, hi: number, lo: number, hash: Uint8Array): void {
-  out[0] = hi >>> 24;
-  out[1] = (hi >>> 16) & 255;
-  out[2] = (hi >>> 8) & 255;
-  out[3] = hi & 255;
-  out[4] = lo >>> 24;
-  out[5] = (lo >>> 16) & 255;
-  out[6] = (lo >>> 8) & 255;
-  out[7] = lo & 255;
-  for (let i = 0; i < 32; i++) out[8 + i] = hash[i]!;
-}
+/** How many consumed nonces an account remembers (the duplicate window; codec.ts). */
+export { RECENT_TXS, recentlyConsumed } from "./codec.js";
 
 /** Every key a transaction may touch, implicit ones included: the conflict-graph input. */
 export function touchedKeys(tx: DecodedTx): { keys: string[]; writes: boolean[] } {
-  const keys: string[] = [tx.senderKey, tx.recentKey];
-  const writes: boolean[] = [true, true];
+  const keys: string[] = [tx.senderKey];
+  const writes: boolean[] = [true];
   const long = tx.writes.length + tx.reads.length > SCAN_MAX;
   const seen = long ? new Set<string>(keys) : null;
   const add = (k: string, w: boolean) => {
@@ -498,14 +404,19 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       const to = call.value.to;
       if (to.length !== 20) fail("MALFORMED", "recipient is not a 20-byte address");
       const amount = parseAmount(call.value.amount, "amount");
-      const from = decodeAccount(ctx.read(tx.senderKey));
+      const fromValue = ctx.read(tx.senderKey);
+      const from = decodeAccount(fromValue);
       if (from.balance < amount) fail("INSUFFICIENT_FUNDS");
       const toKey = ACCOUNT_PREFIX + keyStr(to);
       if (toKey !== tx.senderKey) {
-        const dest = decodeAccount(ctx.read(toKey));
+        const destValue = ctx.read(toKey);
+        const dest = decodeAccount(destValue);
         const credited = checked(dest.balance + amount);
-        ctx.write(tx.senderKey, encodeAccount({ nonce: from.nonce, balance: from.balance - amount }));
-        ctx.write(toKey, encodeAccount({ nonce: dest.nonce, balance: credited }));
+        ctx.write(
+          tx.senderKey,
+          withAccount(fromValue, { nonce: from.nonce, balance: from.balance - amount }),
+        );
+        ctx.write(toKey, withAccount(destValue, { nonce: dest.nonce, balance: credited }));
       }
       return transferEvents(tx, to, amount.toString());
     }
@@ -536,7 +447,8 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       const holdKey = keyStr(ammHoldingKey(poolId, tx.sender));
       const pool = decodePool(ctx.read(poolKey));
       if (pool === null) return fail("POOL_NOT_FOUND", poolId);
-      const acct = decodeAccount(ctx.read(tx.senderKey));
+      const acctValue = ctx.read(tx.senderKey);
+      const acct = decodeAccount(acctValue);
       const holding = decodeU128(ctx.read(holdKey));
       const [rIn, rOut] = aToB ? [pool.reserveA, pool.reserveB] : [pool.reserveB, pool.reserveA];
       if ((aToB ? acct.balance : holding) < amountIn) fail("INSUFFICIENT_FUNDS");
@@ -545,7 +457,10 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
       const out = denominator === 0n ? 0n : (inWithFee * rOut) / denominator;
       if (out === 0n || out < minOut) fail("SLIPPAGE", `out ${out} < min ${minOut}`);
       if (aToB) {
-        ctx.write(tx.senderKey, encodeAccount({ nonce: acct.nonce, balance: acct.balance - amountIn }));
+        ctx.write(
+          tx.senderKey,
+          withAccount(acctValue, { nonce: acct.nonce, balance: acct.balance - amountIn }),
+        );
         ctx.write(holdKey, encodeU128(checked(holding + out)));
         ctx.write(
           poolKey,
@@ -557,7 +472,10 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
         );
       } else {
         ctx.write(holdKey, encodeU128(holding - amountIn));
-        ctx.write(tx.senderKey, encodeAccount({ nonce: acct.nonce, balance: checked(acct.balance + out) }));
+        ctx.write(
+          tx.senderKey,
+          withAccount(acctValue, { nonce: acct.nonce, balance: checked(acct.balance + out) }),
+        );
         ctx.write(
           poolKey,
           encodePool({
@@ -598,8 +516,13 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
         read: (k: string) => ctx.read(k),
         write: (k: string, v: Uint8Array | null) => ctx.write(k, v),
         balance: () => account().balance,
-        setBalance: (b: bigint) =>
-          ctx.write(tx.senderKey, encodeAccount({ nonce: account().nonce, balance: checked(b) })),
+        setBalance: (b: bigint) => {
+          const prev = ctx.read(tx.senderKey);
+          ctx.write(
+            tx.senderKey,
+            withAccount(prev, { nonce: decodeAccount(prev).nonce, balance: checked(b) }),
+          );
+        },
       };
       try {
         return runStakingCall(stakingCtx, { sender: tx.sender, chainId: tx.body.chainId }, call.value);
@@ -632,9 +555,13 @@ export const FEE_COLLECTOR_KEY = keyStr(accountKey(FEE_COLLECTOR_ADDRESS));
  */
 export function creditFees(view: StateView, fees: bigint): void {
   if (fees === 0n) return;
-  const acct = decodeAccount(view.get(FEE_COLLECTOR_KEY));
+  const prev = view.get(FEE_COLLECTOR_KEY);
+  const acct = decodeAccount(prev);
   const sum = acct.balance + fees;
-  view.set(FEE_COLLECTOR_KEY, encodeAccount({ nonce: acct.nonce, balance: sum > U128_MAX ? U128_MAX : sum }));
+  view.set(
+    FEE_COLLECTOR_KEY,
+    withAccount(prev, { nonce: acct.nonce, balance: sum > U128_MAX ? U128_MAX : sum }),
+  );
 }
 
 /**
@@ -643,7 +570,8 @@ export function creditFees(view: StateView, fees: bigint): void {
  *    recent-transactions record shows this very tx consumed (one of the last RECENT_TXS nonces)
  *    is a DUPLICATE (committed before, in an earlier block or earlier in this one); any other
  *    mismatch is BAD_NONCE. Both leave state untouched, use no gas and pay no fee.
- * 2. the nonce is consumed: sender nonce + 1 and the recent-transactions record are written,
+ * 2. the nonce is consumed: the sender's account is written with nonce + 1 and this tx's hash
+ *    first in its recent-transactions record (codec.ts: one value since layout 3),
  *    whatever happens next, and gas is charged.
  * 3. gas: a gas limit (0 = unlimited) below the call's gas fails OUT_OF_GAS, gasUsed = limit.
  * 4. fee (docs/FEES.md): gasUsed × gas price (TxBody.fee) is debited from the sender BEFORE the
@@ -667,14 +595,6 @@ acctScratch[0] = StateKeyPrefix.account;
 function accountKeyStr20(address: Uint8Array): string {
   for (let i = 0; i < ADDRESS_LENGTH; i++) acctScratch[i + 1] = address[i]!;
   return String.fromCharCode.apply(null, acctScratch);
-}
-
-/** keyStr(recentTxsKey(address)) for a 20-byte address, built flat in one call. */
-const recentScratch: number[] = new Array(1 + ADDRESS_LENGTH).fill(0);
-recentScratch[0] = StateKeyPrefix.recentTxs;
-function recentKeyStr20(address: Uint8Array): string {
-  for (let i = 0; i < ADDRESS_LENGTH; i++) recentScratch[i + 1] = address[i]!;
-  return String.fromCharCode.apply(null, recentScratch);
 }
 
 /**
@@ -778,8 +698,7 @@ function transferSmall(
   // Same writes, in the same order, as the frame and the program.
   // The view writes through (no overlay to revert) and nothing else holds a StateValue: the
   // values the hot path allocated are rewritten in place (codec.StateValue).
-  view.set(tx.recentKey, nextRecentRecordSmall(view.get(tx.recentKey), nonce, tx.hash, true));
-  view.set(tx.senderKey, accountSmallInto(sv, nonce + 1, balance - fee - amount));
+  view.set(tx.senderKey, consumedSmallInto(sv, nonce + 1, balance - fee - amount, tx.hash));
   view.set(toKey, accountSmallInto(dv, destNonce, destBalance + amount));
   if (fee > 0) fees.total += BigInt(fee);
   // amountText is canonical here, so it is BigInt(amountText).toString().
@@ -798,18 +717,16 @@ function transferFrame(
   const sv = view.get(senderKey);
   const acct = decodeAccount(sv);
   const nonce = body.nonce;
-  const recent = view.get(tx.recentKey);
   if (nonce !== acct.nonce) {
-    if (nonce < acct.nonce && recentlyConsumed(recent, nonce, tx.hash)) {
+    if (nonce < acct.nonce && recentlyConsumed(sv, acct.nonce, nonce, tx.hash)) {
       return { status: TxStatus.DUPLICATE, gasUsed: 0, error: "", events: [] };
     }
     return failed(0, `BAD_NONCE: expected ${acct.nonce}`);
   }
-  view.set(tx.recentKey, nextRecentRecord(recent, nonce, tx.hash));
   const next = nonce + 1n;
   const price = gasPrice(body);
   if (price === null) {
-    view.set(senderKey, encodeAccount({ nonce: next, balance: acct.balance }));
+    view.set(senderKey, consumedAccount(sv, { nonce: next, balance: acct.balance }, tx.hash));
     return failed(0, "MALFORMED: fee is not a decimal u128");
   }
   const limit = body.gasLimit;
@@ -817,16 +734,17 @@ function transferFrame(
   const gasUsed = outOfGas ? Number(limit) : TRANSFER_GAS;
   const fee = price === 0n ? 0n : BigInt(gasUsed) * price;
   if (fee > acct.balance) {
-    view.set(senderKey, encodeAccount({ nonce: next, balance: 0n }));
+    view.set(senderKey, consumedAccount(sv, { nonce: next, balance: 0n }, tx.hash));
     fees.total += acct.balance;
     return failed(gasUsed, `INSUFFICIENT_FEE: paid ${acct.balance} of ${fee}`);
   }
   fees.total += fee;
   const paid = acct.balance - fee;
-  // From here the sender ends with (next, paid) unless the transfer succeeds.
-  const error = transferInto(view, tx, call.to, call.amount, next, paid, outOfGas);
+  // From here the sender ends with (next, paid) and this tx's hash unless the transfer succeeds.
+  const consumed = consumedAccount(sv, { nonce: next, balance: paid }, tx.hash);
+  const error = transferInto(view, tx, call.to, call.amount, consumed, next, paid, outOfGas);
   if (typeof error === "string") {
-    view.set(senderKey, encodeAccount({ nonce: next, balance: paid }));
+    view.set(senderKey, consumed);
     return failed(outOfGas ? gasUsed : TRANSFER_GAS, error);
   }
   return { status: TxStatus.OK, gasUsed: TRANSFER_GAS, error: "", events: error };
@@ -841,6 +759,7 @@ function transferInto(
   tx: DecodedTx,
   to: Uint8Array,
   amountText: string,
+  consumed: Uint8Array,
   nonce: bigint,
   balance: bigint,
   outOfGas: boolean,
@@ -854,33 +773,33 @@ function transferInto(
   const toKey = accountKeyStr20(to);
   if (toKey !== tx.senderKey) {
     if (!declaresRead(tx, toKey)) return `ACCESS_VIOLATION: read of undeclared key ${hex(strBytes(toKey))}`;
-    const dest = decodeAccount(view.get(toKey));
+    const destValue = view.get(toKey);
+    const dest = decodeAccount(destValue);
     const credited = dest.balance + amount;
     if (credited > U128_MAX) return "OVERFLOW";
     if (!declaresWrite(tx, toKey)) return `ACCESS_VIOLATION: write of undeclared key ${hex(strBytes(toKey))}`;
-    view.set(tx.senderKey, encodeAccount({ nonce, balance: balance - amount }));
-    view.set(toKey, encodeAccount({ nonce: dest.nonce, balance: credited }));
+    view.set(tx.senderKey, withAccount(consumed, { nonce, balance: balance - amount }));
+    view.set(toKey, withAccount(destValue, { nonce: dest.nonce, balance: credited }));
   } else {
     // A transfer to oneself writes nothing in the program; the frame's write stands.
-    view.set(tx.senderKey, encodeAccount({ nonce, balance }));
+    view.set(tx.senderKey, consumed);
   }
   return transferEvents(tx, to, amount.toString());
 }
 
 export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutcome {
-  const acct = decodeAccount(view.get(tx.senderKey));
+  const sv = view.get(tx.senderKey);
+  const acct = decodeAccount(sv);
   const nonce = tx.body.nonce;
-  const recent = view.get(tx.recentKey);
   if (nonce !== acct.nonce) {
-    if (nonce < acct.nonce && recentlyConsumed(recent, nonce, tx.hash)) {
+    if (nonce < acct.nonce && recentlyConsumed(sv, acct.nonce, nonce, tx.hash)) {
       return { status: TxStatus.DUPLICATE, gasUsed: 0, error: "", events: [] };
     }
     return { status: TxStatus.FAILED, gasUsed: 0, error: `BAD_NONCE: expected ${acct.nonce}`, events: [] };
   }
-  view.set(tx.recentKey, nextRecentRecord(recent, nonce, tx.hash));
   const price = gasPrice(tx.body);
   if (price === null) {
-    view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: acct.balance }));
+    view.set(tx.senderKey, consumedAccount(sv, { nonce: nonce + 1n, balance: acct.balance }, tx.hash));
     return { status: TxStatus.FAILED, gasUsed: 0, error: "MALFORMED: fee is not a decimal u128", events: [] };
   }
   const call = tx.body.call?.call ?? { case: undefined, value: undefined };
@@ -890,7 +809,7 @@ export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutco
   const gasUsed = outOfGas ? Number(limit) : gas;
   const fee = price === 0n ? 0n : BigInt(gasUsed) * price;
   if (fee > acct.balance) {
-    view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: 0n }));
+    view.set(tx.senderKey, consumedAccount(sv, { nonce: nonce + 1n, balance: 0n }, tx.hash));
     fees.total += acct.balance;
     return {
       status: TxStatus.FAILED,
@@ -899,7 +818,7 @@ export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutco
       events: [],
     };
   }
-  view.set(tx.senderKey, encodeAccount({ nonce: nonce + 1n, balance: acct.balance - fee }));
+  view.set(tx.senderKey, consumedAccount(sv, { nonce: nonce + 1n, balance: acct.balance - fee }, tx.hash));
   fees.total += fee;
   if (outOfGas) return { status: TxStatus.FAILED, gasUsed, error: "OUT_OF_GAS", events: [] };
   const ctx = new TxContext(view, tx);

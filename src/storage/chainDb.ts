@@ -50,10 +50,14 @@ const META_EXEC_LAYOUT = metaKey("execLayout");
  * How execution results are laid out, versioned apart from SCHEMA_VERSION (the commit side).
  * 1 (no marker): per-tx receipt and tx-seen keys, every state write a key in the execution batch.
  * 2: one write-set log and one receipts value per block; the state bucket is brought up to date
- *    in the background (see writeExecutionBatch). Layout 1 databases are refused, not migrated:
- *    their state roots were computed under other rules (no fees, per-nonce tx-seen records).
+ *    in the background (see writeExecutionBatch).
+ * 3: as 2, but a sender's recent-transactions record lives inside its account value
+ *    (src/exec/codec.ts), not under a key of its own: 2 state keys per transfer, not 3.
+ * Older layouts are refused, not migrated: their state roots were computed under other rules
+ * (layout 1: no fees, per-nonce tx-seen records; layout 2: the separate record key), so a node
+ * re-executing from them would disagree with its peers.
  */
-export const EXEC_LAYOUT = 2;
+export const EXEC_LAYOUT = 3;
 
 /** Pending write-set entries beyond which the logs are folded into the state bucket. */
 export const DEFAULT_STATE_APPLY_ENTRIES = 2_000_000;
@@ -789,34 +793,45 @@ export class ChainDb {
   }
 }
 
+/** What each refused layout was, for the EXEC_LAYOUT_OLD message. */
+const OLD_LAYOUTS: Record<number, string> = {
+  1: "per-transaction keys, no fees",
+  2: "the recent-transactions record under a key of its own",
+};
+
 /**
- * Refuses a database whose execution results use layout 1, naming how to rebuild it; marks a
- * database with no execution results yet as layout 2.
+ * Refuses a database whose execution results use an older layout (1: a state root but no
+ * marker; 2: its marker), naming how to rebuild it; marks a database with no execution results
+ * yet as the current layout.
  */
 async function checkExecLayout(db: Db, dir: string): Promise<void> {
   const raw = await db.get(META_EXEC_LAYOUT);
   if (raw === undefined) {
-    if ((await db.get(META_STATE_ROOT)) !== undefined) {
-      throw new StorageError(
-        "EXEC_LAYOUT_OLD",
-        { dir, found: 1, supported: EXEC_LAYOUT },
-        `database at ${dir} holds execution state in layout 1 (per-transaction keys, no fees); ` +
-          `this build reads layout ${EXEC_LAYOUT} only and never reinterprets old state. Rebuild it: ` +
-          `stop the node, delete ${dir}, and run \`parabft start --home <home>\`: it re-creates ` +
-          `genesis and catches the chain up from its peers (re-executing every block)`,
-      );
-    }
+    if ((await db.get(META_STATE_ROOT)) !== undefined) throw layoutOld(dir, 1);
     await db.put(META_EXEC_LAYOUT, u64be(EXEC_LAYOUT), { sync: true });
     return;
   }
   const found = Number(readU64(raw));
-  if (found !== EXEC_LAYOUT) {
+  if (found > EXEC_LAYOUT) {
     throw new StorageError(
-      found > EXEC_LAYOUT ? "SCHEMA_TOO_NEW" : "EXEC_LAYOUT_OLD",
+      "SCHEMA_TOO_NEW",
       { dir, found, supported: EXEC_LAYOUT },
       `database at ${dir} has execution layout ${found}; this build reads layout ${EXEC_LAYOUT} only`,
     );
   }
+  if (found !== EXEC_LAYOUT) throw layoutOld(dir, found);
+}
+
+function layoutOld(dir: string, found: number): StorageError {
+  const what = OLD_LAYOUTS[found] ?? "an unknown older layout";
+  return new StorageError(
+    "EXEC_LAYOUT_OLD",
+    { dir, found, supported: EXEC_LAYOUT },
+    `database at ${dir} holds execution state in layout ${found} (${what}); ` +
+      `this build reads layout ${EXEC_LAYOUT} only and never reinterprets old state. Rebuild it: ` +
+      `stop the node, delete ${dir}, and run \`parabft start --home <home>\`: it re-creates ` +
+      `genesis and catches the chain up from its peers (re-executing every block)`,
+  );
 }
 
 /** Builds a certificate record for tests and genesis tooling. */

@@ -9,10 +9,16 @@
 //                  entry: txHash(32) ‖ u8 status ‖ u64 gasUsed ‖ str error ‖ u8 nEvents ‖
 //                  per event: str kind ‖ u8 nAttrs ‖ per attribute: str key ‖ str value
 //                  (str: u32 byteLength ‖ UTF-8)
+//                  or, for a successful transfer's receipt (status OK, the transfer's gas, no
+//                  error, one bank.transfer event from / to / amount, in that order, lower-case
+//                  hex addresses, an amount of 1-64 ASCII digits; execution layout 3):
+//                  txHash(32) ‖ u8 0xFE ‖ from(20) ‖ to(20) ‖ u8 amountLength ‖ amount digits
+//                  (~80 bytes instead of ~200; decodes to the same Receipt)
+import { GAS } from "../exec/fees.js";
 import { TransferOk } from "../exec/programs.js";
 import { type BlockOutcomes, toReceipt } from "../exec/result.js";
 import type { StateWrite } from "../exec/types.js";
-import type { Receipt, TxEvent, TxStatus } from "../gen/parabft/v1/types_pb.js";
+import { type Receipt, type TxEvent, TxStatus } from "../gen/parabft/v1/types_pb.js";
 import { StorageError } from "./errors.js";
 
 const utf8 = new TextEncoder();
@@ -136,8 +142,8 @@ export function encodeBlockReceipts(b: BlockOutcomes): Buffer {
 }
 
 function receiptsWriter(n: number): Writer {
-  // A transfer's receipt takes about 200 bytes: start big enough that the buffer rarely grows.
-  const w = new Writer(8 + 4 * n + 224 * n);
+  // A transfer's compact receipt takes ~80 bytes: start big enough that the buffer rarely grows.
+  const w = new Writer(8 + 4 * n + 96 * n);
   w.buf.writeUInt32BE(n, 0);
   w.off = 4 + 4 * (n + 1);
   return w;
@@ -150,7 +156,35 @@ function finishReceipts(w: Writer, offsets: number[]): Buffer {
   return w.buf.subarray(0, w.off);
 }
 
+/** The status byte of a compact transfer entry (no TxStatus value is this large). */
+const COMPACT_TRANSFER = 0xfe;
+const TRANSFER_GAS = BigInt(GAS.base + GAS.transfer);
+const HEX40 = /^[0-9a-f]{40}$/;
+const DIGITS = /^[0-9]{1,64}$/;
+
+/** from, to (hex) and amount of a receipt the compact transfer entry holds exactly, else null. */
+function compactTransfer(r: Receipt): TxEvent["attributes"] | null {
+  if (r.status !== TxStatus.OK || r.gasUsed !== TRANSFER_GAS || r.error !== "" || r.events.length !== 1) {
+    return null;
+  }
+  const e = r.events[0]!;
+  if (e.kind !== "bank.transfer") return null;
+  const a = e.attributes;
+  let i = 0;
+  for (const k in a) {
+    if (k !== (i === 0 ? "from" : i === 1 ? "to" : "amount")) return null;
+    i++;
+  }
+  if (i !== 3 || !HEX40.test(a.from!) || !HEX40.test(a.to!) || !DIGITS.test(a.amount!)) return null;
+  return a;
+}
+
 function writeReceipt(w: Writer, r: Receipt): void {
+  const t = compactTransfer(r);
+  if (t !== null) {
+    writeCompactTransfer(w, r.txHash, Buffer.from(t.from!, "hex"), Buffer.from(t.to!, "hex"), t.amount!);
+    return;
+  }
   w.ensure(32 + 1 + 8);
   w.buf.set(r.txHash.subarray(0, 32), w.off);
   w.buf[w.off + 32] = r.status;
@@ -175,69 +209,30 @@ function writeReceipt(w: Writer, r: Receipt): void {
   }
 }
 
-/** The bytes of `s` (ASCII) as u32 length ‖ bytes. */
-function strBytes(s: string): Buffer {
-  const b = Buffer.alloc(4 + s.length);
-  b.writeUInt32BE(s.length, 0);
-  b.write(s, 4, "latin1");
-  return b;
-}
-
-// A successful transfer's entry after the hash, status and gasUsed: error "" ‖ 1 event ‖
-// "bank.transfer" ‖ 3 attributes ‖ "from" ‖ len 40 (then the hex) | "to" ‖ len 40 | "amount".
-const TRANSFER_HEAD = Buffer.concat([
-  Uint8Array.of(0, 0, 0, 0, 1),
-  strBytes("bank.transfer"),
-  Uint8Array.of(3),
-  strBytes("from"),
-  Uint8Array.of(0, 0, 0, 40),
-]);
-const TRANSFER_TO = Buffer.concat([strBytes("to"), Uint8Array.of(0, 0, 0, 40)]);
-const TRANSFER_AMOUNT = strBytes("amount");
-/** HEX_DIGITS[2b], HEX_DIGITS[2b + 1]: the lower-case hex digits of byte b, as char codes. */
-const HEX_DIGITS = new Uint8Array(512);
-for (let b = 0; b < 256; b++) {
-  const h = b.toString(16).padStart(2, "0");
-  HEX_DIGITS[2 * b] = h.charCodeAt(0);
-  HEX_DIGITS[2 * b + 1] = h.charCodeAt(1);
-}
-
-function writeHex20(buf: Buffer, at: number, bytes: Uint8Array): void {
-  for (let i = 0; i < 20; i++) {
-    const b = bytes[i]! << 1;
-    buf[at + 2 * i] = HEX_DIGITS[b]!;
-    buf[at + 2 * i + 1] = HEX_DIGITS[b + 1]!;
-  }
-}
-
 function writeTransferOk(w: Writer, hash: Uint8Array, o: TransferOk): void {
-  const amount = o.amount;
-  w.ensure(
-    41 + TRANSFER_HEAD.length + 40 + TRANSFER_TO.length + 40 + TRANSFER_AMOUNT.length + 4 + amount.length,
-  );
+  writeCompactTransfer(w, hash, o.from, o.to, o.amount);
+}
+
+/** The compact entry of a successful transfer (see the format above). */
+function writeCompactTransfer(
+  w: Writer,
+  hash: Uint8Array,
+  from: Uint8Array,
+  to: Uint8Array,
+  amount: string,
+): void {
+  w.ensure(74 + amount.length);
   const buf = w.buf;
-  let at = w.off;
-  // Constant parts copied by loop too: 10-35 bytes, where Buffer#copy's call costs more.
+  const at = w.off;
+  // 20-32 bytes each: a loop beats Buffer#copy's call.
   for (let i = 0; i < 32; i++) buf[at + i] = hash[i]!;
-  buf[at + 32] = o.status;
-  buf.writeUInt32BE(0, at + 33);
-  buf.writeUInt32BE(o.gasUsed, at + 37);
-  at += 41;
-  for (let i = 0; i < TRANSFER_HEAD.length; i++) buf[at + i] = TRANSFER_HEAD[i]!;
-  at += TRANSFER_HEAD.length;
-  writeHex20(buf, at, o.from);
-  at += 40;
-  for (let i = 0; i < TRANSFER_TO.length; i++) buf[at + i] = TRANSFER_TO[i]!;
-  at += TRANSFER_TO.length;
-  writeHex20(buf, at, o.to);
-  at += 40;
-  for (let i = 0; i < TRANSFER_AMOUNT.length; i++) buf[at + i] = TRANSFER_AMOUNT[i]!;
-  at += TRANSFER_AMOUNT.length;
-  buf.writeUInt32BE(amount.length, at);
-  at += 4;
+  buf[at + 32] = COMPACT_TRANSFER;
+  for (let i = 0; i < 20; i++) buf[at + 33 + i] = from[i]!;
+  for (let i = 0; i < 20; i++) buf[at + 53 + i] = to[i]!;
+  buf[at + 73] = amount.length;
   // A canonical decimal: ASCII digits.
-  for (let i = 0; i < amount.length; i++) buf[at + i] = amount.charCodeAt(i);
-  w.off = at + amount.length;
+  for (let i = 0; i < amount.length; i++) buf[at + 74 + i] = amount.charCodeAt(i);
+  w.off = at + 74 + amount.length;
 }
 
 /** Receipt `index` of a block's receipts value; undefined when out of range. */
@@ -258,6 +253,28 @@ export function decodeReceiptAt(buf: Uint8Array, height: bigint, index: number):
     return s;
   };
   const txHash = new Uint8Array(b.subarray(off, off + 32));
+  if (b[off + 32] === COMPACT_TRANSFER) {
+    const len = b[off + 73]!;
+    if (off + 74 > end || off + 74 + len !== end || len === 0) throw corrupt();
+    const amount = b.toString("latin1", off + 74, end);
+    if (!DIGITS.test(amount)) throw corrupt();
+    const attributes = {
+      from: b.toString("hex", off + 33, off + 53),
+      to: b.toString("hex", off + 53, off + 73),
+      amount,
+    };
+    const events: TxEvent[] = [{ $typeName: "parabft.v1.TxEvent", kind: "bank.transfer", attributes }];
+    return {
+      $typeName: "parabft.v1.Receipt",
+      txHash,
+      height,
+      index,
+      status: TxStatus.OK,
+      gasUsed: TRANSFER_GAS,
+      error: "",
+      events,
+    };
+  }
   const status = b[off + 32] as TxStatus;
   const gasUsed = b.readBigUInt64BE(off + 33);
   off += 41;

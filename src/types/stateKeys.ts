@@ -17,7 +17,8 @@ export enum StateKeyPrefix {
   txSeen = 0x06,
   /**
    * sender address -> u64be newest consumed nonce ‖ the hashes of the txs that consumed the
-   * last (up to 4) nonces, newest first (duplicate detection, execution layout 2).
+   * last (up to 4) nonces, newest first (duplicate detection, execution layout 2). Retired
+   * (layout 3 keeps the record in the account value). Never reuse.
    */
   recentTxs = 0x07,
 }
@@ -51,7 +52,10 @@ export function txSeenKey(address: Uint8Array, nonce: bigint): Uint8Array {
   return out;
 }
 
-/** The sender's recent-transactions record (StateKeyPrefix.recentTxs). */
+/**
+ * The sender's recent-transactions record under a key of its own: execution layout 2 only. Since
+ * layout 3 the record lives in the account value (src/exec/codec.ts) and this key is not written.
+ */
 export function recentTxsKey(address: Uint8Array): Uint8Array {
   return concatBytes(Uint8Array.of(StateKeyPrefix.recentTxs), address);
 }

@@ -10,7 +10,7 @@ Measures executor throughput on pre-built (pre-verified) transactions: bank tran
 of 1k and 10k; executors: sequential reference, parallel with 1 and 2 workers (cost model on).
 Reports median tx/s over N blocks, speedup against the reference measured in the same run, and
 tx/s with persistence through the execution pipeline: reference and parallel executors over
-the previous storage layout (1: per-tx keys) and the current one (2: per-block logs), timed to the
+the old storage layout (1: per-tx keys) and the current one (3: per-block logs, recent record in the account), timed to the
 end of folding the logs into the state bucket; keys written per tx, GC share, issue 13 goals.
 Progress goes to stderr; the table (or JSON with --json) to stdout; files to bench/results/.
 

@@ -5,18 +5,24 @@ import fc from "fast-check";
 import {
   ByteReader,
   ByteWriter,
+  consumedAccount,
+  consumedSmallInto,
   decodeAccount,
   encodeAccount,
   keyStr,
+  RECENT_TXS,
+  recentlyConsumed,
+  StateValue,
   strKey,
   U128_MAX,
+  withAccount,
 } from "../../../src/exec/codec.js";
-import { decodeTx, nextRecentRecord, RECENT_TXS, recentlyConsumed } from "../../../src/exec/programs.js";
+import { decodeTx, touchedKeys } from "../../../src/exec/programs.js";
 import { sortKeys, toReceipt, toReceiptViaCreate } from "../../../src/exec/result.js";
 import { makeAccounts, transferTx } from "../../../src/exec/workload.js";
 import { ReceiptSchema, TxStatus } from "../../../src/gen/parabft/v1/types_pb.js";
 import { compareBytes } from "../../../src/types/bytes.js";
-import { recentTxsKey } from "../../../src/types/stateKeys.js";
+import { accountKey } from "../../../src/types/stateKeys.js";
 
 describe("exec codecs", () => {
   it("accounts round-trip on the fast and the BigInt path, byte-identical to the DataView layout", () => {
@@ -117,37 +123,68 @@ describe("sortKeys", () => {
   });
 });
 
-describe("recent-transactions record (duplicate window)", () => {
-  it("remembers exactly the hashes of the last RECENT_TXS consumed nonces, for any u64 start", () => {
+describe("recent-transactions record inside the account value (layout 3, duplicate window)", () => {
+  it("a transfer touches one implicit key: the sender's account, which holds the record", () => {
     const [a] = makeAccounts(1, 3);
     const tx = decodeTx(transferTx(a!, 0n, a!.address, 1n).body, new Uint8Array(32))!;
-    assert.equal(tx.recentKey, keyStr(recentTxsKey(a!.address)));
+    assert.equal(tx.senderKey, keyStr(accountKey(a!.address)));
+    const t = touchedKeys(tx);
+    assert.deepEqual(t.keys, [tx.senderKey]);
+    assert.deepEqual(t.writes, [true]);
+  });
+
+  it("remembers exactly the hashes of the last RECENT_TXS consumed nonces, for any u64 start; the hot path writes the same bytes", () => {
     fc.assert(
       fc.property(
         fc.bigInt({ min: 0n, max: (1n << 64n) - 20n }),
         fc.integer({ min: 1, max: 9 }),
-        (start, n) => {
+        fc.bigInt({ min: 0n, max: U128_MAX }),
+        (start, n, balance) => {
           const hashes = Array.from({ length: n }, (_, i) => new Uint8Array(32).fill(i + 1));
-          let rec: Uint8Array | null = null;
-          for (let i = 0; i < n; i++) rec = nextRecentRecord(rec, start + BigInt(i), hashes[i]!);
-          assert.equal(rec!.length, 8 + 32 * Math.min(n, RECENT_TXS));
+          let acct: Uint8Array = encodeAccount({ nonce: start, balance });
+          // The hot path (safe integers only), rewriting its own StateValues in place.
+          const small = start + BigInt(n) <= BigInt(Number.MAX_SAFE_INTEGER) && balance <= 1000n;
+          let hot: Uint8Array = encodeAccount({ nonce: start, balance });
+          for (let i = 0; i < n; i++) {
+            const next = { nonce: start + BigInt(i) + 1n, balance };
+            acct = consumedAccount(acct, next, hashes[i]!);
+            if (small) hot = consumedSmallInto(hot, Number(next.nonce), Number(balance), hashes[i]!);
+          }
+          assert.equal(acct.length, 24 + 32 * Math.min(n, RECENT_TXS));
+          assert.deepEqual(decodeAccount(acct), { nonce: start + BigInt(n), balance });
+          if (small) {
+            assert.ok(hot instanceof StateValue);
+            assert.deepEqual(new Uint8Array(hot), acct);
+          }
+          const nonceNow = start + BigInt(n);
           for (let i = 0; i < n; i++) {
             const held = n - 1 - i < RECENT_TXS;
-            assert.equal(recentlyConsumed(rec, start + BigInt(i), hashes[i]!), held, `nonce +${i} of ${n}`);
-            if (i > 0) assert.equal(recentlyConsumed(rec, start + BigInt(i), hashes[i - 1]!), false);
+            assert.equal(
+              recentlyConsumed(acct, nonceNow, start + BigInt(i), hashes[i]!),
+              held,
+              `nonce +${i} of ${n}`,
+            );
+            if (i > 0)
+              assert.equal(recentlyConsumed(acct, nonceNow, start + BigInt(i), hashes[i - 1]!), false);
           }
-          assert.equal(recentlyConsumed(rec, start + BigInt(n), hashes[0]!), false);
+          assert.equal(recentlyConsumed(acct, nonceNow, start + BigInt(n), hashes[0]!), false);
+          // A credit or debit (withAccount) keeps the record; decodeAccount reads every length.
+          const credited = withAccount(acct, { nonce: nonceNow, balance: 7n });
+          assert.deepEqual(credited.subarray(24), acct.subarray(24));
+          assert.deepEqual(decodeAccount(credited), { nonce: nonceNow, balance: 7n });
         },
       ),
       { seed: 3, numRuns: 300 },
     );
   });
 
-  it("a gap in nonces starts a fresh record", () => {
-    const r1 = nextRecentRecord(null, 5n, new Uint8Array(32).fill(1));
-    const r2 = nextRecentRecord(r1, 9n, new Uint8Array(32).fill(2));
-    assert.equal(r2.length, 40);
-    assert.equal(recentlyConsumed(r2, 5n, new Uint8Array(32).fill(1)), false);
+  it("a malformed account value reads as the empty account and carries no record", () => {
+    for (const len of [0, 23, 25, 40, 184]) {
+      const v = new Uint8Array(len).fill(1);
+      assert.deepEqual(decodeAccount(v), { nonce: 0n, balance: 0n }, `length ${len}`);
+      assert.equal(withAccount(v, { nonce: 1n, balance: 2n }).length, 24);
+      assert.equal(consumedAccount(v, { nonce: 1n, balance: 2n }, new Uint8Array(32)).length, 56);
+    }
   });
 });
 

@@ -3,37 +3,31 @@
 // values: the last write of a repeated key wins. sortKeyIndex is a stable sort by key bytes.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { buildResult, buildResultFromKeys, sortKeyIndex, writeSetLogOf } from "../../../src/exec/result.js";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { keyStr } from "../../../src/exec/codec.js";
+import {
+  buildResult,
+  buildResultFromKeys,
+  buildResultFromStage,
+  sortKeyIndex,
+  WriteStage,
+  writeSetLogOf,
+} from "../../../src/exec/result.js";
+import { keyPool, pick, rng } from "./randomWrites.js";
 
 /** Writes over a key pool with shared 4-char prefixes and repeats; values differ per write. */
 function writes(seed: number, count: number): { keys: string[]; values: (Uint8Array | null)[] } {
   const r = rng(seed);
-  const pool: string[] = [];
-  for (let i = 0; i < 40 + count / 4; i++) {
-    const len = 1 + Math.floor(r() * 8);
-    pool.push(String.fromCharCode(...Array.from({ length: len }, () => Math.floor(r() * 3) * 100)));
-  }
+  const pool = keyPool(r, 40 + count / 4, 8, [0, 100, 200]).map(keyStr);
   const keys: string[] = [];
   const values: (Uint8Array | null)[] = [];
   for (let i = 0; i < count; i++) {
-    keys.push(pool[Math.floor(r() * pool.length)]!);
+    keys.push(pick(pool, r));
     values.push(r() < 0.2 ? null : Uint8Array.of(i & 255, i >> 8, seed & 255));
   }
   return { keys, values };
 }
 
-describe("buildResultFromKeys with positional values", () => {
+describe("buildResultFromKeys with positional values, and the staged form", () => {
   it("sortKeyIndex: key order, equal keys by position", () => {
     for (const count of [10, 63, 64, 500, 3000]) {
       const { keys } = writes(count, count);
@@ -46,6 +40,7 @@ describe("buildResultFromKeys with positional values", () => {
   });
 
   it("= the lookup form and buildResult over the final values (last write wins)", () => {
+    const stage = new WriteStage();
     for (let seed = 1; seed <= 40; seed++) {
       const { keys, values } = writes(seed, seed * 37);
       const final = new Map<string, Uint8Array | null>();
@@ -55,6 +50,13 @@ describe("buildResultFromKeys with positional values", () => {
       const byArray = buildResultFromKeys(5n, prev, keys.slice(), values, outcomes);
       const byLookup = buildResultFromKeys(5n, prev, keys.slice(), (k) => final.get(k)!, outcomes);
       const plain = buildResult(5n, prev, final, []);
+      // The staged form (the inline path since round 6), with one stage reused across blocks.
+      stage.reset();
+      for (let i = 0; i < keys.length; i++) stage.add(keys[i]!, values[i]!);
+      assert.ok(stage.ok);
+      const byStage = buildResultFromStage(5n, prev, stage, outcomes);
+      assert.deepEqual(byStage.stateRoot, plain.stateRoot, `seed ${seed}`);
+      assert.deepEqual(writeSetLogOf(byStage), writeSetLogOf(byArray), `seed ${seed}`);
       assert.deepEqual(byArray.stateRoot, plain.stateRoot, `seed ${seed}`);
       assert.deepEqual(byLookup.stateRoot, plain.stateRoot, `seed ${seed}`);
       assert.deepEqual(writeSetLogOf(byArray), writeSetLogOf(byLookup), `seed ${seed}`);
@@ -69,5 +71,32 @@ describe("buildResultFromKeys with positional values", () => {
         ]),
       );
     }
+  });
+
+  it("the stage copies each value when written (a later in-place rewrite is staged by its own write) and refuses what the log cannot hold", () => {
+    const stage = new WriteStage();
+    const v = Uint8Array.of(1, 2, 3);
+    stage.add("\u0001a", v);
+    v[0] = 9;
+    stage.add("\u0001b", null);
+    const r = buildResultFromStage(1n, new Uint8Array(32), stage, []);
+    const plain = buildResult(
+      1n,
+      new Uint8Array(32),
+      new Map([
+        ["\u0001a", Uint8Array.of(1, 2, 3)],
+        ["\u0001b", null],
+      ]),
+      [],
+    );
+    assert.deepEqual(r.stateRoot, plain.stateRoot);
+    stage.reset();
+    stage.add("\u0100", null);
+    assert.equal(stage.ok, false, "a char above 255 is not a binary-string key");
+    stage.reset();
+    stage.add("x".repeat(0x10000), null);
+    assert.equal(stage.ok, false, "a key longer than the log's u16 length");
+    stage.reset();
+    assert.equal(stage.ok, true);
   });
 });

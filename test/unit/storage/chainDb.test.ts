@@ -15,6 +15,7 @@ import {
   Bucket,
   ChainDb,
   Db,
+  EXEC_LAYOUT,
   SCHEMA_VERSION,
   StorageError,
   type WriteKind,
@@ -397,6 +398,59 @@ describe("ChainDb", () => {
     } finally {
       await again.close();
     }
+  });
+
+  it("refuses a database written with execution layout 2 (the separate recent-record key) and never reads it", async () => {
+    const dir = path.join(root, "layout2");
+    // What a layout-2 build left: its marker, a state root, an executed height and state with a
+    // 24-byte account beside its recent-transactions record under key 0x07 ‖ address.
+    const db = await ChainDb.open(dir);
+    const address = new Uint8Array(20).fill(9);
+    await db.writeGenesisState([{ key: Uint8Array.of(0x01, ...address), value: new Uint8Array(24).fill(1) }]);
+    await db.writeExecutionBatch({
+      height: 1n,
+      writeSet: [
+        { key: Uint8Array.of(0x01, ...address), value: new Uint8Array(24).fill(2) },
+        { key: Uint8Array.of(0x07, ...address), value: new Uint8Array(40).fill(3) },
+      ],
+      receipts: [],
+      stateRoot: new Uint8Array(32).fill(5),
+    });
+    await db.close();
+    const marker = Uint8Array.of(Bucket.meta, ...utf8Bytes("execLayout"));
+    const raw = await Db.open(dir);
+    await raw.put(marker, u64be(2));
+    await raw.close();
+    assert.equal(EXEC_LAYOUT, 3);
+    await assert.rejects(ChainDb.open(dir), (e: unknown) => {
+      assert.ok(e instanceof StorageError);
+      assert.equal(e.code, "EXEC_LAYOUT_OLD");
+      assert.deepEqual([e.detail.found, e.detail.supported], [2, EXEC_LAYOUT]);
+      assert.match(e.message, /layout 2 \(the recent-transactions record under a key of its own\)/);
+      assert.match(e.message, /parabft start --home/);
+      assert.ok(e.message.includes(dir), "names the directory to delete");
+      return true;
+    });
+    // Refused without touching it (marker and state root as the layout-2 build left them), and
+    // the handle was released: a raw open still works.
+    const again = await Db.open(dir);
+    try {
+      assert.deepEqual(await again.get(marker), u64be(2));
+      assert.deepEqual(
+        await again.get(Uint8Array.of(Bucket.meta, ...utf8Bytes("stateRoot"))),
+        new Uint8Array(32).fill(5),
+      );
+      // A layout newer than this build's is refused as too new, not as old.
+      await again.put(marker, u64be(EXEC_LAYOUT + 1));
+    } finally {
+      await again.close();
+    }
+    await assert.rejects(ChainDb.open(dir), (e: unknown) => {
+      assert.ok(e instanceof StorageError);
+      assert.equal(e.code, "SCHEMA_TOO_NEW");
+      assert.equal(e.detail.found, EXEC_LAYOUT + 1);
+      return true;
+    });
   });
 
   it("keeps everything across close and reopen", async () => {

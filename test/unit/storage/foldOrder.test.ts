@@ -7,38 +7,19 @@ import { describe, it } from "node:test";
 import type { StateWrite } from "../../../src/exec/types.js";
 import { encodeWriteSetLog, foldOrder, logOffsets } from "../../../src/storage/execLog.js";
 import { ChainDb } from "../../../src/storage/index.js";
+import { keyPool, pick, rng } from "../exec/randomWrites.js";
 import { removeDir, tempDir } from "./helpers.js";
-
-/** A deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function keyAt(pool: Uint8Array[], r: () => number): Uint8Array {
-  return pool[Math.floor(r() * pool.length)]!;
-}
 
 /** Logs over a small key pool (many repeats across logs), keys of 1-4 bytes (prefix cases). */
 function randomLogs(seed: number, count: number) {
   const r = rng(seed);
-  const pool: Uint8Array[] = [];
-  for (let i = 0; i < 60; i++) {
-    const len = 1 + Math.floor(r() * 4);
-    pool.push(Uint8Array.from({ length: len }, () => Math.floor(r() * 4)));
-  }
+  const pool = keyPool(r, 60, 4, [0, 1, 2, 3]);
   const logs = [];
   for (let b = 0; b < count; b++) {
     const m = new Map<string, StateWrite>();
     const n = Math.floor(r() * 30);
     for (let i = 0; i < n; i++) {
-      const key = keyAt(pool, r);
+      const key = pick(pool, r);
       m.set(Buffer.from(key).toString("hex"), { key, value: r() < 0.2 ? null : Uint8Array.of(b, i) });
     }
     const ws = [...m.values()].sort((x, y) => Buffer.compare(x.key, y.key));
