@@ -1,17 +1,12 @@
 // Shared set-up of the write-set tests (test/unit/exec/resultValues, test/unit/storage/foldOrder):
 // a seeded PRNG and a pool of short keys with many shared prefixes, so sorts and merges meet
 // repeated keys and keys that are prefixes of others.
+import { Rng } from "../../../src/exec/workload.js";
 
-/** A deterministic PRNG (mulberry32): the same seed gives the same cases on every run. */
+/** A deterministic PRNG (the workload's mulberry32): the same seed gives the same cases on every run. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /**

@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { sealMessage } from "../../../src/consensus/envelope.js";
+import { Rng } from "../../../src/exec/workload.js";
 import {
   CheckpointSchema,
   CommitSchema,
@@ -24,16 +25,10 @@ import {
 } from "../../../src/types/fastWire.js";
 import { envelopeSignBytes, type MessageSigner, PROTOCOL_VERSION } from "../../../src/types/signing.js";
 
-/** Deterministic PRNG (mulberry32). */
+/** A deterministic PRNG (the workload's mulberry32): the same seed gives the same cases on every run. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 const MAX64 = (1n << 64n) - 1n;
