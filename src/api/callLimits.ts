@@ -7,6 +7,7 @@
 import type { Logger } from "../logger/index.js";
 import type { ConnectionRefusal } from "../net/listener.js";
 import { peerAddress } from "../net/listener.js";
+import { RateLimiter } from "../net/rateLimit.js";
 import { ParabftError } from "../types/errors.js";
 import { http2StreamOf } from "./blockStream.js";
 import { ApiError } from "./errors.js";
@@ -68,7 +69,8 @@ export class CallLimits {
   private readonly inFlight = new Map<string, number>();
   private readonly inFlightByAddress = new Map<string, number>();
   private readonly streamsByAddress = new Map<string, number>();
-  private readonly streamStarts = new Map<string, { tokens: number; at: number }>();
+  /** New block streams per address: a burst of four times the rate, then the rate. */
+  private readonly streamStarts: RateLimiter;
   private streamCount = 0;
   /** Per HTTP/2 session (freed with it): its submits refused for their own fault, and admitted. */
   private readonly submitRecord = new WeakMap<object, { refused: number; admitted: number }>();
@@ -77,7 +79,10 @@ export class CallLimits {
   constructor(
     private readonly opts: CallLimitsOpts,
     private readonly mod: CallLimitsModules,
-  ) {}
+  ) {
+    const rate = opts.newStreamsPerSecondPerAddress;
+    this.streamStarts = new RateLimiter({ perSecond: rate, burst: 4 * rate }, 10_000);
+  }
 
   /** Open StreamBlocks subscriptions. */
   get streams(): number {
@@ -128,7 +133,7 @@ export class CallLimits {
         `more than ${o.maxStreamsPerAddress} block streams open from this address`,
       );
     }
-    if (stream && !this.takeStreamStart(addr)) {
+    if (stream && !this.streamStarts.take(addr, Date.now())) {
       throw limited(
         "stream_rate",
         "TOO_MANY_STREAMS",
@@ -154,22 +159,6 @@ export class CallLimits {
         this.mod.onStreamsChanged();
       }
     };
-  }
-
-  private takeStreamStart(addr: string): boolean {
-    const rate = this.opts.newStreamsPerSecondPerAddress;
-    const now = Date.now();
-    let b = this.streamStarts.get(addr);
-    if (!b) {
-      if (this.streamStarts.size > 10_000) this.streamStarts.clear(); // bounded
-      b = { tokens: 4 * rate, at: now };
-      this.streamStarts.set(addr, b);
-    }
-    b.tokens = Math.min(4 * rate, b.tokens + ((now - b.at) / 1000) * rate);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
   }
 
   /**

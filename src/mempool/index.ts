@@ -1,5 +1,4 @@
 export * from "./admission.js";
 export * from "./errors.js";
 export * from "./mempool.js";
-export * from "./rateLimit.js";
 export * from "./types.js";

@@ -7,6 +7,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { type SignedTx, type TxBody, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
+import { RateLimiter } from "../net/rateLimit.js";
 import { addressOf, PUBLIC_KEY_LENGTH, txHash } from "../types/block.js";
 import { toHex } from "../types/bytes.js";
 import type { Hash } from "../types/hash.js";
@@ -14,7 +15,6 @@ import { type AccountLookup, type AccountState, statelessCheck } from "./admissi
 import { Backlog } from "./backlog.js";
 import { MempoolError } from "./errors.js";
 import { Flights, NO_HEIGHT } from "./flights.js";
-import { RateLimiter } from "./rateLimit.js";
 import type {
   AddContext,
   AddResult,

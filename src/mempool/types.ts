@@ -3,11 +3,11 @@
 // reaping, the proposal/commit lifecycle) and its internal records are mempool.ts.
 import type { SignedTx, TxBody } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
+import type { RateLimit } from "../net/rateLimit.js";
 import type { LimitParams } from "../params/index.js";
 import type { Hash } from "../types/hash.js";
 import type { AccountLookup } from "./admission.js";
 import type { MempoolError } from "./errors.js";
-import type { RateLimit } from "./rateLimit.js";
 
 /** Where a transaction came from: the node gossips only what it admitted from its own API. */
 export type TxOrigin = "api" | "peer" | "local";

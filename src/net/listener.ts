@@ -6,6 +6,7 @@ import net from "node:net";
 import tls from "node:tls";
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../logger/index.js";
+import { RateLimiter } from "./rateLimit.js";
 
 export interface ConnectionLimits {
   /** Open connections at once, all addresses together. */
@@ -73,7 +74,8 @@ export class GatedListener {
   private readonly injector: grpc.ConnectionInjector;
   private readonly perAddress = new Map<string, number>();
   /** New-connection token buckets per address. */
-  private readonly arrivals = new Map<string, { tokens: number; at: number }>();
+  /** New connections per address: a burst of twice the rate, then the rate. */
+  private readonly arrivals: RateLimiter;
   /** Accepted sockets by `${remoteAddress}:${remotePort}` (grpc-js's getPeer()), with strikes. */
   private readonly byPeer = new Map<string, { socket: net.Socket; strikes: number }>();
   private readonly sockets = new Set<net.Socket>();
@@ -95,6 +97,8 @@ export class GatedListener {
     private readonly hooks: GatedListenerHooks,
     tlsOpts?: ListenerTls,
   ) {
+    const rate = limits.newConnectionsPerSecondPerAddress ?? 20;
+    this.arrivals = new RateLimiter({ perSecond: rate, burst: 2 * rate }, 10_000);
     this.injector = server.createConnectionInjector(credentials);
     this.tcp = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.onSocket(socket));
     if (tlsOpts) {
@@ -189,22 +193,6 @@ export class GatedListener {
     }
   }
 
-  private takeArrival(addr: string): boolean {
-    const rate = this.limits.newConnectionsPerSecondPerAddress ?? 20;
-    const now = Date.now();
-    let b = this.arrivals.get(addr);
-    if (!b) {
-      if (this.arrivals.size > 10_000) this.arrivals.clear(); // bounded: forget old addresses
-      b = { tokens: 2 * rate, at: now };
-      this.arrivals.set(addr, b);
-    }
-    b.tokens = Math.min(2 * rate, b.tokens + ((now - b.at) / 1000) * rate);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-
   /** Stops accepting new connections; open ones stay. */
   stopAccepting(): void {
     if (this.tcp.listening) this.tcp.close();
@@ -228,7 +216,7 @@ export class GatedListener {
     let refusal: ConnectionRefusal | null = null;
     if (this.sockets.size >= this.limits.maxConnections) refusal = "max_connections";
     else if (fromAddr >= this.limits.maxConnectionsPerAddress) refusal = "max_connections_per_address";
-    else if (!this.takeArrival(addr)) refusal = "connection_rate";
+    else if (!this.arrivals.take(addr, Date.now())) refusal = "connection_rate";
     if (refusal !== null) {
       socket.destroy();
       this.hooks.onRefused?.(refusal, addr);

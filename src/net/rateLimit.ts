@@ -1,8 +1,11 @@
-// Per-peer, per-kind message rate limits: one token bucket per (peer, message kind). The node asks
-// before it spends work on an envelope; an envelope over the limit is dropped and the peer pays a
-// small penalty, so a flood ends in a (time-bounded) ban while a burst only loses messages.
+// Token buckets. `RateLimiter`: one bucket per key (a sender address, an API connection or IP
+// address), bounded in the number of keys; used by the mempool's admission rates, the API's
+// connection gate and its block-stream starts. `PeerRateLimiter`: per-peer, per-kind message rate
+// limits, one bucket per (peer, message kind). The node asks before it spends work on an envelope;
+// an envelope over the limit is dropped and the peer pays a small penalty, so a flood ends in a
+// (time-bounded) ban while a burst only loses messages.
 
-/** Sustained messages per second and burst size for one kind. */
+/** Sustained rate per second and burst size (messages of one kind, admissions of one key). */
 export interface RateLimit {
   perSecond: number;
   burst: number;
@@ -66,5 +69,40 @@ export class PeerRateLimiter {
   /** Forgets a peer's buckets (it left the validator set). */
   forget(peer: number): void {
     for (const k of this.buckets.keys()) if (k.startsWith(`${peer}:`)) this.buckets.delete(k);
+  }
+}
+
+/**
+ * One token bucket per key. When `maxKeys` buckets exist, the least recently created one is
+ * dropped; a dropped key starts again with a full burst, so maxKeys must exceed the number of keys
+ * that can be active within one refill period.
+ */
+export class RateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(
+    private readonly limit: RateLimit,
+    private readonly maxKeys = 65_536,
+  ) {}
+
+  /** Takes `n` tokens for `key`; false (and nothing taken) when the bucket lacks them. */
+  take(key: string, nowMs: number, n = 1): boolean {
+    let b = this.buckets.get(key);
+    if (b === undefined) {
+      if (this.buckets.size >= this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+      b = { tokens: this.limit.burst, at: nowMs };
+      this.buckets.set(key, b);
+    } else {
+      const refill = ((nowMs - b.at) / 1000) * this.limit.perSecond;
+      if (refill > 0) b.tokens = Math.min(this.limit.burst, b.tokens + refill);
+      b.at = nowMs;
+    }
+    if (b.tokens < n) return false;
+    b.tokens -= n;
+    return true;
+  }
+
+  get size(): number {
+    return this.buckets.size;
   }
 }
