@@ -79,12 +79,6 @@ describe("a 4-validator cluster on loopback", { timeout: 240_000 }, () => {
         (await metricValue(m, "parabft_consensus_committed_height")) >= Number(compared),
         `node ${i} height`,
       );
-      for (const phase of ["prepared", "committed"]) {
-        assert.ok(
-          (await metricValue(m, "parabft_consensus_phase_seconds_count", { phase })) > 0,
-          `node ${i} ${phase}`,
-        );
-      }
       assert.equal(await metricValue(m, "parabft_net_connected_peers"), 3, `node ${i} peers`);
       for (const stage of ["prepare", "execute", "persist"]) {
         assert.ok(
@@ -92,6 +86,18 @@ describe("a 4-validator cluster on loopback", { timeout: 240_000 }, () => {
           `node ${i} ${stage} stage`,
         );
       }
+    }
+    // Phases are timed from a node's own PREPARE and COMMIT. A replica that lags (a loaded box
+    // starves one process) may deliver every height from the others' commit certificates without
+    // signing its own COMMIT, so it times none. A height's certificate needs COMMITs from a quorum,
+    // so at least 3 of the 4 nodes time both phases.
+    for (const phase of ["prepared", "committed"]) {
+      const counts = await Promise.all(
+        [0, 1, 2, 3].map((i) =>
+          metricValue(cluster.node(i).metrics, "parabft_consensus_phase_seconds_count", { phase }),
+        ),
+      );
+      assert.ok(counts.filter((c) => c > 0).length >= 3, `${phase} timed on fewer than 3 nodes: ${counts}`);
     }
     const finalityCount = await Promise.all(
       [0, 1, 2, 3].map((i) => metricValue(cluster.node(i).metrics, "parabft_api_finality_seconds_count")),
