@@ -1,65 +1,27 @@
 // `parabft tx` and `parabft query` run in-process against the real ApiServer over a fake node:
 // JSON output, exit codes, and usage errors that name the flag.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ApiServer } from "../../../src/api/index.js";
 import { UsageError } from "../../../src/cli/command.js";
 import { queryCommand } from "../../../src/cli/commands/query.js";
 import { txCommand } from "../../../src/cli/commands/tx.js";
-import { generateKeyPair, writeKeyFile } from "../../../src/crypto/keys.js";
-import { silentLogger } from "../../../src/logger/index.js";
+import type { KeyPair } from "../../../src/crypto/keys.js";
 import { toHex } from "../../../src/types/index.js";
-import { FakeNode } from "../api/fakeNode.js";
-
-/**
- * Runs a command with its text output captured. Binary writes pass through: the test runner
- * reports to its parent over this same stdout.
- */
-async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
-  const chunks: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    if (typeof chunk !== "string") return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
-    chunks.push(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const code = await fn();
-    return { code, out: chunks.join("") };
-  } finally {
-    process.stdout.write = write;
-  }
-}
+import { type CliFixture, capture, startCliFixture } from "../cli/inProcess.js";
 
 describe("tx and query commands", () => {
-  let node: FakeNode;
-  let server: ApiServer;
+  let fx: CliFixture;
   let api: string;
-  let dir: string;
   let keyFile: string;
-  const kp = generateKeyPair();
+  let kp: KeyPair;
 
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "parabft-sdk-cli-"));
-    keyFile = path.join(dir, "sender.json");
-    await writeKeyFile(keyFile, kp);
-    node = new FakeNode();
-    node.setReady(true);
-    node.autoCommit = true;
-    server = new ApiServer(
-      { address: "127.0.0.1:0", reflection: false },
-      { backend: node, log: silentLogger() },
-    );
-    await server.start();
-    api = `127.0.0.1:${server.port}`;
+    fx = await startCliFixture("parabft-sdk-cli-");
+    ({ api, keyFile, kp } = fx);
   });
 
   after(async () => {
-    await server?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await fx?.stop();
   });
 
   it("sends a transfer, waits for its receipt, and finds it again with query tx", async () => {

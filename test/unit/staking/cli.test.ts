@@ -2,18 +2,13 @@
 // ApiServer over a fake node: the transactions carry the staking call and the access list the
 // executor will enforce; the queries read staking state; bad flags are usage errors.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fromBinary } from "@bufbuild/protobuf";
-import { ApiServer } from "../../../src/api/index.js";
 import { UsageError } from "../../../src/cli/command.js";
 import { queryCommand } from "../../../src/cli/commands/query.js";
 import { txCommand } from "../../../src/cli/commands/tx.js";
-import { generateKeyPair, writeKeyFile } from "../../../src/crypto/keys.js";
+import type { KeyPair } from "../../../src/crypto/keys.js";
 import { TxBodySchema } from "../../../src/gen/parabft/v1/types_pb.js";
-import { silentLogger } from "../../../src/logger/index.js";
 import {
   encodeDelegator,
   encodeValidator,
@@ -21,51 +16,24 @@ import {
   ValidatorStatus,
 } from "../../../src/staking/index.js";
 import { toHex } from "../../../src/types/index.js";
-import { FakeNode } from "../api/fakeNode.js";
-
-async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
-  const chunks: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    if (typeof chunk !== "string") return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
-    chunks.push(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const code = await fn();
-    return { code, out: chunks.join("") };
-  } finally {
-    process.stdout.write = write;
-  }
-}
+import type { FakeNode } from "../api/fakeNode.js";
+import { type CliFixture, capture, startCliFixture } from "../cli/inProcess.js";
 
 describe("tx stake and staking queries", () => {
+  let fx: CliFixture;
   let node: FakeNode;
-  let server: ApiServer;
   let api: string;
-  let dir: string;
   let keyFile: string;
-  const kp = generateKeyPair();
+  let kp: KeyPair;
   const validator = new Uint8Array(20).fill(0x42);
 
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "parabft-stake-cli-"));
-    keyFile = path.join(dir, "sender.json");
-    await writeKeyFile(keyFile, kp);
-    node = new FakeNode();
-    node.setReady(true);
-    node.autoCommit = true;
-    server = new ApiServer(
-      { address: "127.0.0.1:0", reflection: false },
-      { backend: node, log: silentLogger() },
-    );
-    await server.start();
-    api = `127.0.0.1:${server.port}`;
+    fx = await startCliFixture("parabft-stake-cli-");
+    ({ node, api, keyFile, kp } = fx);
   });
 
   after(async () => {
-    await server?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await fx?.stop();
   });
 
   const lastBody = () => fromBinary(TxBodySchema, node.blocks.at(-1)!.block!.txs.at(-1)!.body);
