@@ -311,9 +311,10 @@ async function main(args: string[]) {
   }
   const pairs = +flag(args, "--pairs", "3");
   const mode = flag(args, "--mode", "persisted");
-  const count = flag(args, "--blocks", "10");
+  // compute-high blocks of 10k txs take ~13 s each: its defaults are 3 blocks of 1,000.
+  const count = flag(args, "--blocks", mode === "compute" ? "3" : "10");
   const accounts = flag(args, "--accounts", "100000");
-  const size = flag(args, "--block-size", "10000");
+  const size = flag(args, "--block-size", mode === "compute" ? "1000" : "10000");
   const self = fileURLToPath(import.meta.url);
   const runs: PairRun[] = [];
   for (let i = 0; i < pairs; i++) {
