@@ -30,7 +30,7 @@ export interface PairRun {
   keysPerTx: number;
   stateRoot: string;
   load1m: [number, number];
-  /** compute mode: CPU ms of each thread that used > 5 ms in the timed parallel calls (/proc). */
+  /** CPU ms of each thread that used > 5 ms in the timed part (compute: the parallel calls), from /proc. */
   threads?: { tid: number; name: string; cpuMs: number }[];
   /** compute mode: the reference executor's tx/s on the same blocks, interleaved block by block. */
   referenceTxPerSec?: number;
@@ -57,6 +57,18 @@ function threadCpu(): Map<number, { name: string; ms: number }> {
     // not Linux
   }
   return out;
+}
+
+/** CPU ms per thread since `before` (threads over 5 ms; this process's main thread named "main"). */
+function threadsSince(before: Map<number, { name: string; ms: number }>): NonNullable<PairRun["threads"]> {
+  return [...threadCpu()]
+    .map(([tid, t]) => ({
+      tid,
+      name: tid === process.pid ? "main" : t.name,
+      cpuMs: t.ms - (before.get(tid)?.ms ?? 0),
+    }))
+    .filter((t) => t.cpuMs > 5)
+    .sort((a, b) => b.cpuMs - a.cpuMs);
 }
 
 const load1 = () => Math.round(loadavg()[0]! * 100) / 100;
@@ -133,6 +145,7 @@ async function runOne(
     });
     let c0: NodeJS.CpuUsage;
     let t0: number;
+    let th0 = new Map<number, { name: string; ms: number }>();
     try {
       if (chain) {
         await chain.writeExecutionBatch(u.genesis);
@@ -156,6 +169,7 @@ async function runOne(
         keys = 0;
         await profiler.start();
         gc.observe({ entryTypes: ["gc"] });
+        th0 = threadCpu();
         c0 = process.cpuUsage();
         t0 = performance.now();
         try {
@@ -169,6 +183,7 @@ async function runOne(
         await ex.executeBlock(warm);
         await profiler.start();
         gc.observe({ entryTypes: ["gc"] });
+        th0 = threadCpu();
         c0 = process.cpuUsage();
         t0 = performance.now();
         for (const b of blocks) sr = bytes.toHex((await ex.executeBlock(b)).stateRoot);
@@ -178,6 +193,7 @@ async function runOne(
     }
     const ms = performance.now() - t0;
     const c = process.cpuUsage(c0);
+    const threads = threadsSince(th0);
     await profiler.stop();
     // GC entries are delivered on a later turn of the event loop: let them in before counting.
     await new Promise((r) => setImmediate(r));
@@ -194,6 +210,7 @@ async function runOne(
       keysPerTx: round(keys / txs, 3),
       stateRoot: sr,
       load1m: [l0, load1()],
+      threads,
     };
     return r;
   } finally {
@@ -294,9 +311,10 @@ async function main(args: string[]) {
   }
   const pairs = +flag(args, "--pairs", "3");
   const mode = flag(args, "--mode", "persisted");
-  const count = flag(args, "--blocks", "10");
+  // compute-high blocks of 10k txs take ~13 s each: its defaults are 3 blocks of 1,000.
+  const count = flag(args, "--blocks", mode === "compute" ? "3" : "10");
   const accounts = flag(args, "--accounts", "100000");
-  const size = flag(args, "--block-size", "10000");
+  const size = flag(args, "--block-size", mode === "compute" ? "1000" : "10000");
   const self = fileURLToPath(import.meta.url);
   const runs: PairRun[] = [];
   for (let i = 0; i < pairs; i++) {
