@@ -136,7 +136,15 @@ export function recentlyConsumed(
  * `new StateValue`. A slot is never reused, so a view never sees another account's bytes; a slab
  * is freed once no view of it is left (worst case, one live value keeps SLAB_SLOTS × 152 bytes).
  */
-export class StateValue extends Uint8Array {}
+export class StateValue extends Uint8Array {
+  /**
+   * slice, subarray, map and filter of a StateValue give a plain Uint8Array: a copy must never
+   * pass for a slot the hot path owns (it would be rewritten in place, or viewed past its end).
+   */
+  static get [Symbol.species](): Uint8ArrayConstructor {
+    return Uint8Array;
+  }
+}
 
 const SLAB_SLOTS = 26;
 let slab = new ArrayBuffer(SLAB_SLOTS * ACCOUNT_MAX);

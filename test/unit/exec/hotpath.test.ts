@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { keyStr } from "../../../src/exec/codec.js";
+import { accountSmallInto, keyStr, StateValue } from "../../../src/exec/codec.js";
 import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
 import { applyTx, applyTxFast, decodeTx, type FeeTotal, type StateView } from "../../../src/exec/programs.js";
@@ -442,6 +442,17 @@ describe("hot-path account values in shared slab slots (round 7)", () => {
       }
     } finally {
       await par.close();
+    }
+  });
+});
+
+describe("StateValue (the hot path's slab slots)", () => {
+  it("copies and views of one are plain Uint8Arrays, never slots the hot path would rewrite", () => {
+    const v = accountSmallInto(null, 3, 1_000);
+    assert.ok(v instanceof StateValue);
+    for (const derived of [v.slice(), v.subarray(0, 8), v.map((b) => b), v.filter(() => true)]) {
+      assert.ok(!(derived instanceof StateValue), derived.constructor.name);
+      assert.deepEqual([...derived.subarray(0, 8)], [...v.subarray(0, 8)]);
     }
   });
 });
