@@ -17,13 +17,23 @@ export interface ConnectionLimits {
   newConnectionsPerSecondPerAddress?: number;
   /** A connection whose calls were refused by a cap this many times is closed (`strike()`). Default 8. */
   maxStrikesPerConnection?: number;
+  /**
+   * After a connection is closed for abuse (`strike()`), new connections from its address are
+   * refused at accept for this long (`abuse_cooldown`), so an abuser that reconnects at once pays
+   * an accept and a close, not a gRPC call per request. Open connections from the address (an
+   * honest client behind the same NAT) are untouched, and the cool-down ends by itself: an
+   * address is never banned for good. Default 0 (off).
+   */
+  abuseCooldownMs?: number;
 }
 
 export type ConnectionRefusal =
   | "max_connections"
   | "max_connections_per_address"
   | "connection_rate"
-  | "abusive_connection_closed";
+  | "abusive_connection_closed"
+  /** A new connection from an address whose connection was closed for abuse a moment ago. */
+  | "abuse_cooldown";
 
 export interface ListenerTls {
   /** node:tls server options: our certificate and key. */
@@ -69,6 +79,9 @@ export function peerAddress(peer: string): string {
   return normalizeAddress(p);
 }
 
+/** Addresses whose abuse cool-down is remembered at once; past this the oldest is forgotten. */
+const MAX_COOLDOWN_ADDRESSES = 10_000;
+
 export class GatedListener {
   private readonly tcp: net.Server;
   private readonly injector: grpc.ConnectionInjector;
@@ -79,6 +92,8 @@ export class GatedListener {
   /** Accepted sockets by `${remoteAddress}:${remotePort}` (grpc-js's getPeer()), with strikes. */
   private readonly byPeer = new Map<string, { socket: net.Socket; strikes: number }>();
   private readonly sockets = new Set<net.Socket>();
+  /** Addresses in an abuse cool-down, with its end (ms); insertion-ordered, bounded. */
+  private readonly cooldownUntil = new Map<string, number>();
   private refusedLogged = 0;
   private tlsFailLogged = 0;
   private readonly tlsServer: tls.Server | null = null;
@@ -188,9 +203,29 @@ export class GatedListener {
     e.strikes += weight;
     if (e.strikes >= (this.limits.maxStrikesPerConnection ?? 8)) {
       this.byPeer.delete(peer);
-      this.hooks.onRefused?.("abusive_connection_closed", normalizeAddress(e.socket.remoteAddress));
+      const addr = normalizeAddress(e.socket.remoteAddress);
+      this.hooks.onRefused?.("abusive_connection_closed", addr);
       e.socket.destroy();
+      this.startCooldown(addr);
     }
+  }
+
+  private startCooldown(addr: string): void {
+    const ms = this.limits.abuseCooldownMs ?? 0;
+    if (ms <= 0) return;
+    this.cooldownUntil.delete(addr);
+    if (this.cooldownUntil.size >= MAX_COOLDOWN_ADDRESSES)
+      this.cooldownUntil.delete(this.cooldownUntil.keys().next().value!);
+    this.cooldownUntil.set(addr, Date.now() + ms);
+  }
+
+  /** True while `addr` is in an abuse cool-down (an ended one is forgotten). */
+  private cooling(addr: string, now: number): boolean {
+    const until = this.cooldownUntil.get(addr);
+    if (until === undefined) return false;
+    if (now < until) return true;
+    this.cooldownUntil.delete(addr);
+    return false;
   }
 
   /** Stops accepting new connections; open ones stay. */
@@ -207,6 +242,7 @@ export class GatedListener {
     this.peerCerts.clear();
     this.byPeer.clear();
     this.perAddress.clear();
+    this.cooldownUntil.clear();
     this.hooks.onCount?.(0);
   }
 
@@ -214,14 +250,16 @@ export class GatedListener {
     const addr = normalizeAddress(socket.remoteAddress);
     const fromAddr = this.perAddress.get(addr) ?? 0;
     let refusal: ConnectionRefusal | null = null;
-    if (this.sockets.size >= this.limits.maxConnections) refusal = "max_connections";
+    const now = Date.now();
+    // Cheapest first: a map lookup refuses an address in cool-down before any count moves.
+    if (this.cooling(addr, now)) refusal = "abuse_cooldown";
+    else if (this.sockets.size >= this.limits.maxConnections) refusal = "max_connections";
     else if (fromAddr >= this.limits.maxConnectionsPerAddress) refusal = "max_connections_per_address";
-    else if (!this.arrivals.take(addr, Date.now())) refusal = "connection_rate";
+    else if (!this.arrivals.take(addr, now)) refusal = "connection_rate";
     if (refusal !== null) {
       socket.destroy();
       this.hooks.onRefused?.(refusal, addr);
       // One line per burst is enough: a flood must not become a log flood.
-      const now = Date.now();
       if (now - this.refusedLogged > 5_000) {
         this.refusedLogged = now;
         this.hooks.log.warn(
