@@ -286,6 +286,7 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
       "stream_rate",
       "abusive_connection_closed",
       "slow_consumer",
+      "abuse_cooldown",
     ];
     const counts = await Promise.all(
       reasons.map((reason) => metricValue(m, "parabft_api_limited_total", { reason })),
