@@ -90,6 +90,11 @@ export interface ApiServerOpts {
    */
   abuseCooldownMs: number;
   /**
+   * Repeated abuse from an address within this long of its last cool-down's end doubles the
+   * cool-down, up to this; an address clean this long starts again from abuseCooldownMs.
+   */
+  abuseCooldownMaxMs: number;
+  /**
    * A connection whose transaction submits were refused this many times for the transaction's
    * own fault (unfunded or unknown sender, malformed, out of range, past the nonce window, bad
    * signature: REFUSED_SUBMIT_CODES), while fewer than a tenth of its submits were admitted, is
@@ -140,6 +145,7 @@ export const apiServerDefaults: Omit<ApiServerOpts, "address"> = {
   newConnectionsPerSecondPerAddress: 20,
   maxStrikesPerConnection: 3,
   abuseCooldownMs: 3_000,
+  abuseCooldownMaxMs: 30_000,
   maxRefusedSubmitsPerConnection: 64,
   maxStreams: 256,
   maxStreamsPerAddress: 32,
@@ -292,6 +298,7 @@ export class ApiServer {
         newConnectionsPerSecondPerAddress: o.newConnectionsPerSecondPerAddress,
         maxStrikesPerConnection: o.maxStrikesPerConnection,
         abuseCooldownMs: o.abuseCooldownMs,
+        abuseCooldownMaxMs: o.abuseCooldownMaxMs,
       },
       {
         log: this.mod.log,

@@ -25,6 +25,12 @@ export interface ConnectionLimits {
    * address is never banned for good. Default 0 (off).
    */
   abuseCooldownMs?: number;
+  /**
+   * An address whose connection is closed for abuse again within this long of its last
+   * cool-down's end gets twice that cool-down, up to this bound; one that stays clean this long
+   * starts again from `abuseCooldownMs`. Default `abuseCooldownMs` (no escalation).
+   */
+  abuseCooldownMaxMs?: number;
 }
 
 export type ConnectionRefusal =
@@ -61,6 +67,8 @@ export interface GatedListenerHooks {
   onRefused?(reason: ConnectionRefusal, address: string): void;
   /** The open-connection count changed. */
   onCount?(open: number): void;
+  /** The clock (ms) of the rate limits and cool-downs; Date.now by default (tests inject one). */
+  now?(): number;
 }
 
 /** "::ffff:127.0.0.1" and "127.0.0.1" are one address. */
@@ -92,8 +100,11 @@ export class GatedListener {
   /** Accepted sockets by `${remoteAddress}:${remotePort}` (grpc-js's getPeer()), with strikes. */
   private readonly byPeer = new Map<string, { socket: net.Socket; strikes: number }>();
   private readonly sockets = new Set<net.Socket>();
-  /** Addresses in an abuse cool-down, with its end (ms); insertion-ordered, bounded. */
-  private readonly cooldownUntil = new Map<string, number>();
+  /**
+   * Addresses in an abuse cool-down or remembered after one (for escalation): its end and its
+   * length (ms); insertion-ordered, bounded.
+   */
+  private readonly cooldowns = new Map<string, { until: number; ms: number }>();
   private refusedLogged = 0;
   private tlsFailLogged = 0;
   private readonly tlsServer: tls.Server | null = null;
@@ -211,21 +222,27 @@ export class GatedListener {
   }
 
   private startCooldown(addr: string): void {
-    const ms = this.limits.abuseCooldownMs ?? 0;
-    if (ms <= 0) return;
-    this.cooldownUntil.delete(addr);
-    if (this.cooldownUntil.size >= MAX_COOLDOWN_ADDRESSES)
-      this.cooldownUntil.delete(this.cooldownUntil.keys().next().value!);
-    this.cooldownUntil.set(addr, Date.now() + ms);
+    const base = this.limits.abuseCooldownMs ?? 0;
+    if (base <= 0) return;
+    const max = Math.max(base, this.limits.abuseCooldownMaxMs ?? base);
+    const now = this.now();
+    const prior = this.cooldowns.get(addr);
+    // Abuse again soon after the last cool-down: twice as long, up to max.
+    const ms = prior !== undefined && now < prior.until + max ? Math.min(max, 2 * prior.ms) : base;
+    this.cooldowns.delete(addr);
+    if (this.cooldowns.size >= MAX_COOLDOWN_ADDRESSES)
+      this.cooldowns.delete(this.cooldowns.keys().next().value!);
+    this.cooldowns.set(addr, { until: now + ms, ms });
   }
 
-  /** True while `addr` is in an abuse cool-down (an ended one is forgotten). */
+  private now(): number {
+    return this.hooks.now?.() ?? Date.now();
+  }
+
+  /** True while `addr` is in an abuse cool-down. */
   private cooling(addr: string, now: number): boolean {
-    const until = this.cooldownUntil.get(addr);
-    if (until === undefined) return false;
-    if (now < until) return true;
-    this.cooldownUntil.delete(addr);
-    return false;
+    const c = this.cooldowns.get(addr);
+    return c !== undefined && now < c.until;
   }
 
   /** Stops accepting new connections; open ones stay. */
@@ -242,7 +259,7 @@ export class GatedListener {
     this.peerCerts.clear();
     this.byPeer.clear();
     this.perAddress.clear();
-    this.cooldownUntil.clear();
+    this.cooldowns.clear();
     this.hooks.onCount?.(0);
   }
 
@@ -250,7 +267,7 @@ export class GatedListener {
     const addr = normalizeAddress(socket.remoteAddress);
     const fromAddr = this.perAddress.get(addr) ?? 0;
     let refusal: ConnectionRefusal | null = null;
-    const now = Date.now();
+    const now = this.now();
     // Cheapest first: a map lookup refuses an address in cool-down before any count moves.
     if (this.cooling(addr, now)) refusal = "abuse_cooldown";
     else if (this.sockets.size >= this.limits.maxConnections) refusal = "max_connections";
