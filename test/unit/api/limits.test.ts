@@ -11,7 +11,7 @@ import { silentLogger } from "../../../src/logger/index.js";
 import { newKey, signedTx } from "../mempool/helpers.js";
 import { apiClient, call, callError, eventually, reflectionClient, request } from "./client.js";
 import { FakeNode } from "./fakeNode.js";
-import { connectRaw, openUnreadStreamBlocks } from "./rawStream.js";
+import { connectRaw, openUnreadStreamBlocks, tcpClosedByServer } from "./rawStream.js";
 
 async function withLimits(
   opts: Partial<ApiServerOpts>,
@@ -33,19 +33,6 @@ async function withLimits(
   } finally {
     await server.stop();
   }
-}
-
-function tcpClosedByServer(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1");
-    s.on("error", () => resolve(true));
-    s.on("close", () => resolve(true));
-    // Still open after a while: the server kept it.
-    setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, 1500).unref();
-  });
 }
 
 describe("api: resource limits", () => {

@@ -7,20 +7,7 @@ import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { silentLogger } from "../../../src/logger/index.js";
 import { type ConnectionRefusal, GatedListener } from "../../../src/net/listener.js";
-
-/** Connects; true when the server closed it at accept, false when it kept it (then closed here). */
-function refusedAtAccept(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1");
-    s.on("error", () => resolve(true));
-    s.on("close", () => resolve(true));
-    // Kept this long: accepted (a refusal is a destroy right after accept).
-    setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, 1_000).unref();
-  });
-}
+import { tcpClosedByServer } from "../api/rawStream.js";
 
 /** An open connection, and its key for strike() (the server's view: remote address:port). */
 async function openConnection(port: number): Promise<{ socket: net.Socket; peer: string }> {
@@ -83,25 +70,25 @@ describe("net: GatedListener abuse cool-down", () => {
     await abuse();
     assert.equal(refused.get("abusive_connection_closed"), 1);
     // 1 s cool-down: refused until it ends, by the clock, not by how long the test takes.
-    assert.equal(await refusedAtAccept(port), true);
+    assert.equal(await tcpClosedByServer(port, 1_000), true);
     assert.equal(refused.get("abuse_cooldown"), 1);
     clock += 999;
-    assert.equal(await refusedAtAccept(port), true);
+    assert.equal(await tcpClosedByServer(port, 1_000), true);
     clock += 1;
-    assert.equal(await refusedAtAccept(port), false, "accepted when the cool-down ended");
+    assert.equal(await tcpClosedByServer(port, 1_000), false, "accepted when the cool-down ended");
     // Abuse again soon after: 2 s, then 4 s, then the bound (4 s).
     for (const ms of [2_000, 4_000, 4_000]) {
       await abuse();
       clock += ms - 1;
-      assert.equal(await refusedAtAccept(port), true, `still refused just before ${ms} ms`);
+      assert.equal(await tcpClosedByServer(port, 1_000), true, `still refused just before ${ms} ms`);
       clock += 1;
-      assert.equal(await refusedAtAccept(port), false, `accepted after ${ms} ms`);
+      assert.equal(await tcpClosedByServer(port, 1_000), false, `accepted after ${ms} ms`);
     }
     // Clean for the bound after the last cool-down: back to 1 s.
     clock += 4_000;
     await abuse();
     clock += 1_000;
-    assert.equal(await refusedAtAccept(port), false, "a clean spell resets the cool-down");
+    assert.equal(await tcpClosedByServer(port, 1_000), false, "a clean spell resets the cool-down");
     // The connection open before all this was never touched.
     assert.equal(honest.socket.destroyed, false);
     honest.socket.destroy();
