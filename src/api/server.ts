@@ -84,6 +84,17 @@ export interface ApiServerOpts {
   /** A connection whose calls a cap refused this many times is closed. */
   maxStrikesPerConnection: number;
   /**
+   * After a connection is closed for abuse (its strikes, a stream-rate refusal, or its refused
+   * submits), new connections from its IP address are refused at accept for this long
+   * (`abuse_cooldown`). Connections already open from that address are untouched. 0 turns it off.
+   */
+  abuseCooldownMs: number;
+  /**
+   * Repeated abuse from an address within this long of its last cool-down's end doubles the
+   * cool-down, up to this; an address clean this long starts again from abuseCooldownMs.
+   */
+  abuseCooldownMaxMs: number;
+  /**
    * A connection whose transaction submits were refused this many times for the transaction's
    * own fault (unfunded or unknown sender, malformed, out of range, past the nonce window, bad
    * signature: REFUSED_SUBMIT_CODES), while fewer than a tenth of its submits were admitted, is
@@ -133,7 +144,9 @@ export const apiServerDefaults: Omit<ApiServerOpts, "address"> = {
   maxConnectionsPerAddress: 64,
   newConnectionsPerSecondPerAddress: 20,
   maxStrikesPerConnection: 3,
-  maxRefusedSubmitsPerConnection: 256,
+  abuseCooldownMs: 3_000,
+  abuseCooldownMaxMs: 30_000,
+  maxRefusedSubmitsPerConnection: 64,
   maxStreams: 256,
   maxStreamsPerAddress: 32,
   newStreamsPerSecondPerAddress: 4,
@@ -284,6 +297,8 @@ export class ApiServer {
         maxConnectionsPerAddress: o.maxConnectionsPerAddress,
         newConnectionsPerSecondPerAddress: o.newConnectionsPerSecondPerAddress,
         maxStrikesPerConnection: o.maxStrikesPerConnection,
+        abuseCooldownMs: o.abuseCooldownMs,
+        abuseCooldownMaxMs: o.abuseCooldownMaxMs,
       },
       {
         log: this.mod.log,

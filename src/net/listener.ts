@@ -17,13 +17,29 @@ export interface ConnectionLimits {
   newConnectionsPerSecondPerAddress?: number;
   /** A connection whose calls were refused by a cap this many times is closed (`strike()`). Default 8. */
   maxStrikesPerConnection?: number;
+  /**
+   * After a connection is closed for abuse (`strike()`), new connections from its address are
+   * refused at accept for this long (`abuse_cooldown`), so an abuser that reconnects at once pays
+   * an accept and a close, not a gRPC call per request. Open connections from the address (an
+   * honest client behind the same NAT) are untouched, and the cool-down ends by itself: an
+   * address is never banned for good. Default 0 (off).
+   */
+  abuseCooldownMs?: number;
+  /**
+   * An address whose connection is closed for abuse again within this long of its last
+   * cool-down's end gets twice that cool-down, up to this bound; one that stays clean this long
+   * starts again from `abuseCooldownMs`. Default `abuseCooldownMs` (no escalation).
+   */
+  abuseCooldownMaxMs?: number;
 }
 
 export type ConnectionRefusal =
   | "max_connections"
   | "max_connections_per_address"
   | "connection_rate"
-  | "abusive_connection_closed";
+  | "abusive_connection_closed"
+  /** A new connection from an address whose connection was closed for abuse a moment ago. */
+  | "abuse_cooldown";
 
 export interface ListenerTls {
   /** node:tls server options: our certificate and key. */
@@ -51,6 +67,8 @@ export interface GatedListenerHooks {
   onRefused?(reason: ConnectionRefusal, address: string): void;
   /** The open-connection count changed. */
   onCount?(open: number): void;
+  /** The clock (ms) of the rate limits and cool-downs; Date.now by default (tests inject one). */
+  now?(): number;
 }
 
 /** "::ffff:127.0.0.1" and "127.0.0.1" are one address. */
@@ -69,6 +87,9 @@ export function peerAddress(peer: string): string {
   return normalizeAddress(p);
 }
 
+/** Addresses whose abuse cool-down is remembered at once; past this the oldest is forgotten. */
+const MAX_COOLDOWN_ADDRESSES = 10_000;
+
 export class GatedListener {
   private readonly tcp: net.Server;
   private readonly injector: grpc.ConnectionInjector;
@@ -79,6 +100,11 @@ export class GatedListener {
   /** Accepted sockets by `${remoteAddress}:${remotePort}` (grpc-js's getPeer()), with strikes. */
   private readonly byPeer = new Map<string, { socket: net.Socket; strikes: number }>();
   private readonly sockets = new Set<net.Socket>();
+  /**
+   * Addresses in an abuse cool-down or remembered after one (for escalation): its end and its
+   * length (ms); insertion-ordered, bounded.
+   */
+  private readonly cooldowns = new Map<string, { until: number; ms: number }>();
   private refusedLogged = 0;
   private tlsFailLogged = 0;
   private readonly tlsServer: tls.Server | null = null;
@@ -188,9 +214,35 @@ export class GatedListener {
     e.strikes += weight;
     if (e.strikes >= (this.limits.maxStrikesPerConnection ?? 8)) {
       this.byPeer.delete(peer);
-      this.hooks.onRefused?.("abusive_connection_closed", normalizeAddress(e.socket.remoteAddress));
+      const addr = normalizeAddress(e.socket.remoteAddress);
+      this.hooks.onRefused?.("abusive_connection_closed", addr);
       e.socket.destroy();
+      this.startCooldown(addr);
     }
+  }
+
+  private startCooldown(addr: string): void {
+    const base = this.limits.abuseCooldownMs ?? 0;
+    if (base <= 0) return;
+    const max = Math.max(base, this.limits.abuseCooldownMaxMs ?? base);
+    const now = this.now();
+    const prior = this.cooldowns.get(addr);
+    // Abuse again soon after the last cool-down: twice as long, up to max.
+    const ms = prior !== undefined && now < prior.until + max ? Math.min(max, 2 * prior.ms) : base;
+    this.cooldowns.delete(addr);
+    if (this.cooldowns.size >= MAX_COOLDOWN_ADDRESSES)
+      this.cooldowns.delete(this.cooldowns.keys().next().value!);
+    this.cooldowns.set(addr, { until: now + ms, ms });
+  }
+
+  private now(): number {
+    return this.hooks.now?.() ?? Date.now();
+  }
+
+  /** True while `addr` is in an abuse cool-down. */
+  private cooling(addr: string, now: number): boolean {
+    const c = this.cooldowns.get(addr);
+    return c !== undefined && now < c.until;
   }
 
   /** Stops accepting new connections; open ones stay. */
@@ -207,6 +259,7 @@ export class GatedListener {
     this.peerCerts.clear();
     this.byPeer.clear();
     this.perAddress.clear();
+    this.cooldowns.clear();
     this.hooks.onCount?.(0);
   }
 
@@ -214,14 +267,16 @@ export class GatedListener {
     const addr = normalizeAddress(socket.remoteAddress);
     const fromAddr = this.perAddress.get(addr) ?? 0;
     let refusal: ConnectionRefusal | null = null;
-    if (this.sockets.size >= this.limits.maxConnections) refusal = "max_connections";
+    const now = this.now();
+    // Cheapest first: a map lookup refuses an address in cool-down before any count moves.
+    if (this.cooling(addr, now)) refusal = "abuse_cooldown";
+    else if (this.sockets.size >= this.limits.maxConnections) refusal = "max_connections";
     else if (fromAddr >= this.limits.maxConnectionsPerAddress) refusal = "max_connections_per_address";
-    else if (!this.arrivals.take(addr, Date.now())) refusal = "connection_rate";
+    else if (!this.arrivals.take(addr, now)) refusal = "connection_rate";
     if (refusal !== null) {
       socket.destroy();
       this.hooks.onRefused?.(refusal, addr);
       // One line per burst is enough: a flood must not become a log flood.
-      const now = Date.now();
       if (now - this.refusedLogged > 5_000) {
         this.refusedLogged = now;
         this.hooks.log.warn(

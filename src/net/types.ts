@@ -134,6 +134,8 @@ export type NetRejectReason =
   | "max_connections_per_address"
   | "connection_rate"
   | "abusive_connection_closed"
+  /** The listener's abuse cool-down (the API's; the peer listener never strikes, so never this). */
+  | "abuse_cooldown"
   | "wrong_sender"
   /** An envelope over its per-peer, per-kind rate limit (dropped; small penalty). */
   | "rate_limited"

@@ -87,6 +87,10 @@ export interface ApiLimitsConfig {
   maxStreams: number;
   maxStreamsPerAddress: number;
   streamStallMs: number;
+  /** New connections from an address are closed at accept this long after one was closed for abuse. */
+  abuseCooldownMs: number;
+  /** Repeated abuse doubles that cool-down up to this. */
+  abuseCooldownMaxMs: number;
 }
 
 export const DEFAULT_KEY_FILE = "keys/validator.json";
@@ -120,6 +124,8 @@ export const configDefaults = {
     maxStreams: 256,
     maxStreamsPerAddress: 32,
     streamStallMs: 10_000,
+    abuseCooldownMs: 3_000,
+    abuseCooldownMaxMs: 30_000,
   } as ApiLimitsConfig,
   net: {
     insecure: false,
@@ -442,6 +448,8 @@ const API_LIMIT_KEYS = [
   "maxStreams",
   "maxStreamsPerAddress",
   "streamStallMs",
+  "abuseCooldownMs",
+  "abuseCooldownMaxMs",
 ] as const satisfies readonly (keyof ApiLimitsConfig)[];
 
 function isInside(dir: string, file: string): boolean {

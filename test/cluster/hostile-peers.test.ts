@@ -15,6 +15,7 @@
 //    (OpenLoopLoad in hostile-windows.ts), judged the same way (make bench-hostile only).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import type { ParabftClient } from "../../src/client/node.js";
@@ -257,13 +258,17 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
 
   it("unread StreamBlocks calls stay bounded (finding 4)", async () => {
     const result: AttackResult = { attempts: 0, leaked: 0 };
+    // Diagnosis only: HOSTILE_FLOOD_SINK=1 aims the same flood at a listener in this process that
+    // closes every connection at accept, as a validator in its abuse cool-down does, so the
+    // windows show what the attacker's own client costs the box (the refusal checks then fail).
+    const sink = process.env.HOSTILE_FLOOD_SINK === "1" ? await closingListener() : null;
     const { windows, openWindows } = await underAttack(
       "unread StreamBlocks flood",
       [0, 1, 2, 3, 4, 5],
       async () => {
         const stop = startWorker({
           kind: "flood",
-          api: cluster.node(0).api,
+          api: sink?.address ?? cluster.node(0).api,
           connections: 150,
           streamsPerConnection: 64,
           spacingMs: 30,
@@ -274,6 +279,7 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
       },
       true,
     );
+    sink?.server.close();
     // 150 connections x 64 calls were tried; the count is of calls opened on connections the
     // server accepted (the rest were closed at accept).
     assert.ok(result.attempts >= 64, `only ${result.attempts} unread streams opened`);
@@ -286,6 +292,7 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
       "stream_rate",
       "abusive_connection_closed",
       "slow_consumer",
+      "abuse_cooldown",
     ];
     const counts = await Promise.all(
       reasons.map((reason) => metricValue(m, "parabft_api_limited_total", { reason })),
@@ -310,3 +317,11 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
     if (closedErr) throw closedErr;
   });
 });
+
+/** A listener on 127.0.0.1 that closes every connection at accept (HOSTILE_FLOOD_SINK). */
+async function closingListener(): Promise<{ server: net.Server; address: string }> {
+  const server = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const a = server.address() as net.AddressInfo;
+  return { server, address: `127.0.0.1:${a.port}` };
+}

@@ -10,7 +10,7 @@
 // attack window: damage it does shows in every ratio and so in the median.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { appendFile, readFile, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import path from "node:path";
 import { barChartSvg, formatTable, writeResultFiles } from "../../bench/lib/index.js";
@@ -42,6 +42,11 @@ export interface HonestWindow {
   load: number;
   /** What the test's probe reported at the window's end (e.g. the consensus view). */
   note: string;
+  /**
+   * The window's start and end on the machine's monotonic clock (ms), the clock of a
+   * `--cpu-prof` profile's timestamps: a node profile can be cut into attack and baseline windows.
+   */
+  monoMs: [number, number];
 }
 
 export interface Interleaved {
@@ -52,6 +57,14 @@ export interface Interleaved {
   p99Ratios: number[];
   rateRatio: number;
   p99Ratio: number;
+  /**
+   * Medians over the attack windows of the CPU seconds each used beyond the mean of its two
+   * bracketing baselines: the four validators together, and the test process (the attacker's
+   * worker thread and client on the same cores; the honest clients run in both windows alike).
+   * The attacker's share is an artefact of the shared box: a real attacker runs elsewhere.
+   */
+  extraNodeCpu: number;
+  extraTestCpu: number;
 }
 
 /** Honest load runs this long before the first (baseline) window. */
@@ -62,6 +75,11 @@ export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The monotonic clock (CLOCK_MONOTONIC, as V8's profiler stamps samples), in ms. */
+function monoMs(): number {
+  return Number(process.hrtime.bigint() / 1000n) / 1000;
 }
 
 export function cpuSecondsOf(pid: number | null): number {
@@ -100,8 +118,10 @@ export async function interleave(
     const test0 = process.cpuUsage();
     const from = load.acks.length;
     const t0 = performance.now();
+    const mono0 = monoMs();
     await sleep(opts.windowMs);
     const seconds = (performance.now() - t0) / 1000;
+    const mono1 = monoMs();
     const lat = load.acks.slice(from).map((a) => a.latencyMs);
     const test = process.cpuUsage(test0);
     const note = opts.probe ? await opts.probe().catch((err) => String(err)) : "";
@@ -115,6 +135,7 @@ export async function interleave(
       testCpu: (test.user + test.system) / 1e6,
       load: loadavg()[0]!,
       note,
+      monoMs: [mono0, mono1],
     });
   };
   // Warm-up, not compared: a fresh cluster's first seconds of load run faster than its steady
@@ -131,14 +152,31 @@ export async function interleave(
     }
     await run(false);
   }
+  // Diagnosis: HOSTILE_WINDOWS_DUMP=FILE appends each run's windows (JSON lines), e.g. to cut
+  // node profiles (HOSTILE_NODE_ARGS="--cpu-prof ...") into attack and baseline windows.
+  if (process.env.HOSTILE_WINDOWS_DUMP)
+    await appendFile(process.env.HOSTILE_WINDOWS_DUMP, `${JSON.stringify({ pids, windows })}\n`);
   const rateRatios: number[] = [];
   const p99Ratios: number[] = [];
+  const extraNode: number[] = [];
+  const extraTest: number[] = [];
+  const nodeSum = (w: HonestWindow) => w.nodeCpu.reduce((x, y) => x + y, 0);
   for (let k = 1; k < windows.length; k += 2) {
     const [before, a, after] = [windows[k - 1]!, windows[k]!, windows[k + 1]!];
     rateRatios.push(a.rate / ((before.rate + after.rate) / 2));
     p99Ratios.push(a.p99 / ((before.p99 + after.p99) / 2));
+    extraNode.push(nodeSum(a) - (nodeSum(before) + nodeSum(after)) / 2);
+    extraTest.push(a.testCpu - (before.testCpu + after.testCpu) / 2);
   }
-  return { windows, rateRatios, p99Ratios, rateRatio: median(rateRatios), p99Ratio: median(p99Ratios) };
+  return {
+    windows,
+    rateRatios,
+    p99Ratios,
+    rateRatio: median(rateRatios),
+    p99Ratio: median(p99Ratios),
+    extraNodeCpu: median(extraNode),
+    extraTestCpu: median(extraTest),
+  };
 }
 
 /** One line per window, for the test's log. */
@@ -151,7 +189,9 @@ export function describeWindows(name: string, r: Interleaved): string {
   );
   return [
     `# ${name}: median rate ratio ${r.rateRatio.toFixed(2)} (${r.rateRatios.map((x) => x.toFixed(2)).join(" ")}), ` +
-      `median p99 ratio ${r.p99Ratio.toFixed(2)} (${r.p99Ratios.map((x) => x.toFixed(2)).join(" ")})`,
+      `median p99 ratio ${r.p99Ratio.toFixed(2)} (${r.p99Ratios.map((x) => x.toFixed(2)).join(" ")}); ` +
+      `CPU s per attack window over its baselines: validators ${r.extraNodeCpu.toFixed(2)}, ` +
+      `attacker (test process) ${r.extraTestCpu.toFixed(2)}`,
     ...rows,
   ].join("\n");
 }
@@ -217,6 +257,9 @@ interface ServiceRecord {
   rateRatios: number[];
   p99Ratios: number[];
   loadAverages: number[];
+  /** Interleaved.extraNodeCpu / extraTestCpu (absent in records written before them). */
+  extraNodeCpu?: number;
+  extraTestCpu?: number;
   pass: boolean;
   at: string;
 }
@@ -236,6 +279,8 @@ function recordService(dir: string, name: string, r: Interleaved, shape: HonestS
     rateRatios: r.rateRatios,
     p99Ratios: r.p99Ratios,
     loadAverages: r.windows.map((w) => w.load),
+    extraNodeCpu: r.extraNodeCpu,
+    extraTestCpu: r.extraTestCpu,
     pass: r.rateRatio >= 0.8 && r.p99Ratio <= 3,
     at: new Date().toISOString(),
   });
@@ -247,6 +292,7 @@ function recordService(dir: string, name: string, r: Interleaved, shape: HonestS
       "rate ratio (>= 0.8)",
       "p99 ratio (<= 3)",
       "per-window rate ratios",
+      "extra CPU s/window: validators, attacker",
       "load",
       "pass",
     ],
@@ -256,6 +302,7 @@ function recordService(dir: string, name: string, r: Interleaved, shape: HonestS
       round(s.rateRatio),
       round(s.p99Ratio),
       s.rateRatios.map(round).join(" "),
+      s.extraNodeCpu === undefined ? "" : `${round(s.extraNodeCpu)}, ${round(s.extraTestCpu ?? 0)}`,
       `${round(Math.min(...s.loadAverages))}-${round(Math.max(...s.loadAverages))}`,
       s.pass ? "yes" : "no",
     ]),
@@ -327,7 +374,8 @@ export interface HostileCluster {
  * hiccup into a view change (dozens a minute at load 20), and the windows would measure those
  * instead of the attack. HOSTILE_VIEW_TIMEOUT_MS overrides the timeout (setViewTimeout);
  * HOSTILE_NODE_ARGS passes node flags, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where a
- * node spends an attack.
+ * node spends an attack; HOSTILE_NODE_ENTRY runs another build's validators (its
+ * dist/src/cli/main.js) under this build's attack and windows, for before/after pairs.
  */
 export async function startHostileCluster(accounts: number): Promise<HostileCluster> {
   const exits: string[] = [];
@@ -335,6 +383,7 @@ export async function startHostileCluster(accounts: number): Promise<HostileClus
     preset: "default",
     accounts,
     nodeArgs: process.env.HOSTILE_NODE_ARGS?.split(" ").filter((x) => x !== ""),
+    entry: process.env.HOSTILE_NODE_ENTRY || undefined,
     onUnexpectedExit: (i, code, signal) => exits.push(`node ${i} exited (code ${code}, signal ${signal})`),
   });
   try {

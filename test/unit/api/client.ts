@@ -12,9 +12,14 @@ import { grpcServiceDefinition } from "../../../src/net/grpcAdapter.js";
 // biome-ignore lint/suspicious/noExplicitAny: generic grpc-js client methods are untyped
 type AnyClient = grpc.Client & Record<string, any>;
 
-export function apiClient(port: number): AnyClient {
+/**
+ * `ownConnection`: a connection of its own (grpc-js otherwise shares one between clients of the
+ * same target in a process), for tests where the server closes one client's connection.
+ */
+export function apiClient(port: number, ownConnection = false): AnyClient {
   const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(ApiService), "ApiService");
-  return new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as AnyClient;
+  const opts = ownConnection ? { "grpc.use_local_subchannel_pool": 1 } : {};
+  return new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), opts) as AnyClient;
 }
 
 /** Builds the request message from a plain init object, as protobuf-es needs for encoding. */

@@ -11,7 +11,7 @@ import { silentLogger } from "../../../src/logger/index.js";
 import { newKey, signedTx } from "../mempool/helpers.js";
 import { apiClient, call, callError, eventually, reflectionClient, request } from "./client.js";
 import { FakeNode } from "./fakeNode.js";
-import { connectRaw, openUnreadStreamBlocks } from "./rawStream.js";
+import { connectRaw, openUnreadStreamBlocks, tcpClosedByServer } from "./rawStream.js";
 
 async function withLimits(
   opts: Partial<ApiServerOpts>,
@@ -35,19 +35,6 @@ async function withLimits(
   }
 }
 
-function tcpClosedByServer(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1");
-    s.on("error", () => resolve(true));
-    s.on("close", () => resolve(true));
-    // Still open after a while: the server kept it.
-    setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, 1500).unref();
-  });
-}
-
 describe("api: resource limits", () => {
   it("closes connections beyond the per-address cap at accept, and counts them", () =>
     withLimits({ maxConnectionsPerAddress: 2 }, async ({ server, limited }) => {
@@ -65,7 +52,13 @@ describe("api: resource limits", () => {
 
   it("closes a connection that keeps asking past a cap, and limits new connections per second", () =>
     withLimits(
-      { maxStreamsPerAddress: 1, maxStrikesPerConnection: 2, newConnectionsPerSecondPerAddress: 1 },
+      // No abuse cool-down here: the new-connection rate is what the end of this test measures.
+      {
+        maxStreamsPerAddress: 1,
+        maxStrikesPerConnection: 2,
+        newConnectionsPerSecondPerAddress: 1,
+        abuseCooldownMs: 0,
+      },
       async ({ node, server, limited }) => {
         node.commitTxs([]);
         const session = connectRaw(`127.0.0.1:${server.port}`);
@@ -110,7 +103,7 @@ describe("api: resource limits", () => {
     }));
 
   it("closes a connection whose submits are refused for their own fault, not one that also gets admitted", () =>
-    withLimits({ maxRefusedSubmitsPerConnection: 20 }, async ({ server, limited }) => {
+    withLimits({ maxRefusedSubmitsPerConnection: 20, abuseCooldownMs: 0 }, async ({ server, limited }) => {
       const spammer = apiClient(server.port);
       const mixed = apiClient(server.port);
       const key = newKey();
@@ -143,6 +136,41 @@ describe("api: resource limits", () => {
       } finally {
         spammer.close();
         mixed.close();
+      }
+    }));
+
+  it("refuses new connections from an address for a cool-down after one of its connections is closed for abuse; open ones keep being served", () =>
+    withLimits({ maxRefusedSubmitsPerConnection: 5, abuseCooldownMs: 1_500 }, async ({ server, limited }) => {
+      const spammer = apiClient(server.port, true);
+      const honest = apiClient(server.port, true);
+      const key = newKey();
+      try {
+        // The honest client's connection is open before the abuse.
+        await call(honest, "getStatus", {});
+        const gapped = (i: number) => ({ tx: signedTx(key, { nonce: 1000n + BigInt(i) }) });
+        for (let i = 0; i < 5; i++) await callError(spammer, "submitTx", gapped(i)).catch(() => {});
+        await eventually(() => limited.get("refused_submits") === 1);
+        const closedAt = Date.now();
+        // In the cool-down: a new connection from the address is closed at accept, counted...
+        assert.equal(await tcpClosedByServer(server.port), true, "a new connection in the cool-down");
+        assert.ok((limited.get("abuse_cooldown") ?? 0) >= 1);
+        // ...and the spammer's reconnect gets no call through (UNAVAILABLE at its client).
+        const err = await callError(spammer, "submitTx", gapped(5));
+        if (Date.now() - closedAt < 1_000) assert.equal(err.code, grpc.status.UNAVAILABLE, err.details);
+        // The open connection from the same address is served throughout.
+        await call(honest, "getStatus", {});
+        // The cool-down ends by itself: a new connection is accepted and answered.
+        await eventually(() => Date.now() - closedAt > 1_600, 5_000);
+        assert.equal(await tcpClosedByServer(server.port), false, "a new connection after the cool-down");
+        const late = apiClient(server.port, true);
+        try {
+          await call(late, "getStatus", {});
+        } finally {
+          late.close();
+        }
+      } finally {
+        spammer.close();
+        honest.close();
       }
     }));
 

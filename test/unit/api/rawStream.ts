@@ -1,6 +1,7 @@
 // A StreamBlocks subscriber that never reads: a raw HTTP/2 client, so that nothing (grpc-js's
 // own buffering included) drains the server's writes. Shared with test/cluster/hostile-peers.
 import http2 from "node:http2";
+import net from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { StreamBlocksRequestSchema } from "../../../src/gen/parabft/v1/api_pb.js";
 
@@ -36,4 +37,20 @@ export function connectRaw(address: string): http2.ClientHttp2Session {
   const session = http2.connect(`http://${address}`);
   session.on("error", () => {});
   return session;
+}
+
+/**
+ * Opens a TCP connection: true when the server closed it (a refusal at accept), false when it
+ * kept it for `holdMs` (then it is closed here).
+ */
+export function tcpClosedByServer(port: number, holdMs = 1_500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.on("error", () => resolve(true));
+    s.on("close", () => resolve(true));
+    setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, holdMs).unref();
+  });
 }
