@@ -8,6 +8,7 @@ import type { ClusterBenchReport, OverloadSummary, RunReport } from "./types.js"
 function runLabel(x: RunReport): string | number {
   if (x.mode === "closed") return `closed loop ×${x.clients}`;
   if (x.mode === "overload") return `overload ${x.offeredRate}`;
+  if (x.warmup) return `warm-up ${x.offeredRate}`;
   return x.offeredRate;
 }
 

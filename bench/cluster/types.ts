@@ -117,6 +117,8 @@ export interface RunReport {
    * fixed offered rate above saturation, refusals counted and never retried (overload.ts).
    */
   mode?: "open" | "closed" | "overload";
+  /** Overload mode: the unjudged warm-up before the saturation probe. */
+  warmup?: boolean;
   /** Closed loop: number of clients. */
   clients?: number;
   /** Closed loop: the achieved rate (nothing is offered). */

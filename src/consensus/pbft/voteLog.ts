@@ -296,6 +296,8 @@ export abstract class VoteLog extends CatchUp {
       const sigs = slot.prepares.get(`${v}:${prop.hex}`);
       if (sigs === undefined || !this.quorumReached(sigs.keys())) continue;
       if (slot.prepared === null || slot.prepared.view < v || toHex(slot.prepared.blockDigest) !== prop.hex) {
+        // A quorum prepared in this view: progress that keeps the request timer from firing.
+        this.progress = true;
         slot.prepared = create(PreparedCertificateSchema, {
           view: v,
           height: slot.height,

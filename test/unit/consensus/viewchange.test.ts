@@ -126,6 +126,36 @@ describe("view change", () => {
     assert.deepEqual(timeouts, [200, 400, 800, 800, 800, 800]);
   });
 
+  it("a height prepared in this view re-arms the backups' request timers; a PRE-PREPARE alone does not", () => {
+    // Issue 14 overload: heights that outlast the timeout while the primary still makes progress
+    // must not cost a view change. Progress is quorum-backed: prepared or committed.
+    const alone = new Cluster(4);
+    alone.filter = (m) => m.msg.kind === "prePrepare";
+    alone.setWork(1);
+    const lone = alone.nodes[2]!;
+    const before = lone.timer?.token;
+    assert.ok(before !== undefined, "a backup with work arms its timer");
+    alone.run();
+    assert.equal(lone.replica.committedHeight, 0n);
+    assert.equal(lone.timer?.token, before, "a PRE-PREPARE without a quorum is no progress");
+
+    const c = new Cluster(4);
+    c.filter = (m) => m.msg.kind !== "commit"; // prepares everywhere, commits nowhere
+    c.setWork(1);
+    const n = c.nodes[2]!;
+    const armed = n.timer?.token;
+    assert.ok(armed !== undefined);
+    c.run();
+    assert.equal(n.replica.committedHeight, 0n, "nothing committed");
+    assert.ok(n.timer !== null && n.timer.token > armed, "prepared: the timer was re-armed");
+    assert.equal(n.timer.afterMs, 100, "with the base timeout");
+    // Without further progress the re-armed timer still fires and changes the view.
+    for (const i of [1, 2, 3]) c.fireTimer(i);
+    c.filter = () => true;
+    c.run();
+    assert.equal(n.replica.view, 1n);
+  });
+
   it("keeps a failed view's longer timeout until commits earn it back, a step per checkpoint interval", () => {
     const c = new Cluster(4);
     c.blocksLeft = 0;
