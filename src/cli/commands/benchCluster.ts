@@ -30,7 +30,7 @@ Options:
   --warmup S         closed loop: unrecorded warm-up seconds before --duration (default 1)
   --sweep            raise the rate stepwise (×1.5) until latency or errors climb; reports the
                      saturation point and the latency-throughput curve
-  --sweep-steps N    at most N sweep steps (default 8; also the overload probe's)
+  --sweep-steps N    at most N sweep steps (default 8; the overload probe's: 12)
   --overload         issue 14's overload goal: measure saturation first (an open-loop probe
                      sweep from --rate, ×1.25 per --probe seconds, judged by errors and
                      throughput), then offer --factor × it for --duration seconds; refusals are
@@ -157,7 +157,7 @@ export const benchClusterCommand: CliCommand = {
       ...(closedLoop !== undefined
         ? { closedLoop, warmupS: intFlag("warmup", values.warmup, 1, 0, 600) }
         : {}),
-      sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], 8, 1, 50),
+      sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], overload ? 12 : 8, 1, 50),
       // Overload: a sender waits for each answer before its next nonce, so more of them.
       senders: intFlag("senders", values.senders, Math.max(overload ? 256 : 64, closedLoop ?? 0), 1, 10_000),
       ...(values.connections !== undefined

@@ -56,6 +56,46 @@ describe("mempool backpressure (OVERLOADED)", () => {
     assert.ok(mempoolDefaults.minBacklog > 0);
   });
 
+  it("by default bounds the backlog near a second of commits, not a fixed thousand transactions", async () => {
+    // Issue 14's overload run: a 1,000-transaction floor at a few hundred tx/s held seconds of
+    // transactions, big blocks and view changes. At 100 tx/s of commits the default pool stops
+    // API submissions at the 256-transaction floor (2.6 s of commits), long before 1,000.
+    const clock = { t: 1_000_000 };
+    const { mp } = pool(
+      {
+        backlogSeconds: mempoolDefaults.backlogSeconds,
+        minBacklog: mempoolDefaults.minBacklog,
+        commitRateWindowMs: mempoolDefaults.commitRateWindowMs,
+      },
+      clock,
+    );
+    const keys: TestKey[] = Array.from({ length: 8 }, () => newKey());
+    const committedBody = signedTx(newKey());
+    // 300 committed over the 3-s window: 100 tx/s.
+    mp.removeCommitted(
+      Array.from({ length: 300 }, () => committedBody),
+      1n,
+    );
+    let admitted = 0;
+    let refused: MempoolError | null = null;
+    for (let n = 0; refused === null && n < 1_000; n++) {
+      for (const k of keys) {
+        try {
+          await mp.add(signedTx(k, { nonce: BigInt(n) }), "api");
+          admitted++;
+        } catch (err) {
+          if (!(err instanceof MempoolError) || err.code !== "OVERLOADED") throw err;
+          refused = err;
+          break;
+        }
+      }
+    }
+    assert.ok(refused !== null, "refused before 1,000");
+    assert.equal(admitted, mempoolDefaults.minBacklog);
+    assert.ok(mempoolDefaults.minBacklog <= 256, `floor ${mempoolDefaults.minBacklog}`);
+    assert.ok(mempoolDefaults.minBacklog >= 100 * mempoolDefaults.backlogSeconds, "above the rate bound");
+  });
+
   it("refuses API submissions past minBacklog before checking their signature, with a retry hint", async () => {
     const clock = { t: 1_000_000 };
     const { mp, verifier } = pool({}, clock);
