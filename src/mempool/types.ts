@@ -62,6 +62,12 @@ export interface MempoolOpts {
   minBacklog?: number;
   /** How far back the commit rate looks (default 3000 ms). */
   commitRateWindowMs?: number;
+  /**
+   * OVERLOADED also while the pool is at least half its backlog limit and an API admission in
+   * progress has waited longer than this for its account read and signature (default
+   * 250 ms × backlogSeconds): refused at once instead of answered late.
+   */
+  admissionBudgetMs?: number;
 }
 
 export const mempoolDefaults = {

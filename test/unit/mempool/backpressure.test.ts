@@ -2,6 +2,7 @@
 // backlogSeconds of commits at the recent commit rate (and at least minBacklog transactions).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { SignedTx } from "../../../src/gen/parabft/v1/types_pb.js";
 import { silentLogger } from "../../../src/logger/index.js";
 import {
   Mempool,
@@ -147,6 +148,56 @@ describe("mempool backpressure (OVERLOADED)", () => {
     assert.equal(mp.size, 8);
     const e = await overloaded(mp.add(signedTx(fresh[3]!, { nonce: 0n }), "api"));
     assert.match(e.message, /limit 4/);
+  });
+
+  it("refuses at once while the pool is half full and an admission waits past its budget", async () => {
+    // Issue 14's overload run: admissions queued behind gossip in the verify workers answered
+    // their clients after 0.3-0.5 s. A new one is refused before its signature instead.
+    const clock = { t: 1_000_000 };
+    const holds: (() => void)[] = [];
+    const verifier = countingVerifier();
+    let holding = true;
+    const held = async (txs: readonly SignedTx[]) => {
+      if (holding) await new Promise<void>((r) => holds.push(r));
+      return verifier.fn(txs);
+    };
+    /** Releases every admission held in the verifier, once one got there. */
+    const release = async () => {
+      while (holds.length === 0) await new Promise((r) => setImmediate(r));
+      holding = false;
+      for (const r of holds.splice(0)) r();
+    };
+    const { mp } = pool({ minBacklog: 8, admissionBudgetMs: 250 }, clock, held);
+    const a = newKey();
+    // Light load: one slow admission alone refuses nothing (the pool is not half full).
+    const slow = mp.add(signedTx(a, { nonce: 0n }), "api");
+    clock.t += 1_000;
+    await release();
+    await slow;
+    const b = newKey();
+    for (let n = 0; n < 2; n++) await mp.add(signedTx(b, { nonce: BigInt(n) }), "api");
+    assert.equal(mp.size, 3);
+    // One more admission in progress: 3 pending + 1 admitting = half the limit of 8.
+    holding = true;
+    const stuck = mp.add(signedTx(b, { nonce: 2n }), "api");
+    while (holds.length === 0) await new Promise((r) => setImmediate(r));
+    const c = newKey();
+    clock.t += 200;
+    // Within the budget: admitted (after the stuck one is released, in the background).
+    const inBudget = mp.add(signedTx(c, { nonce: 0n }), "api");
+    clock.t += 100;
+    const calls = verifier.calls.length;
+    const e = await overloaded(mp.add(signedTx(c, { nonce: 1n }), "api"));
+    assert.equal(e.detail.reason, "admission");
+    assert.equal(e.detail.retryAfterMs, 250);
+    assert.match(e.message, /waited 300 ms/);
+    assert.equal(verifier.calls.length, calls, "no signature check for the refused submission");
+    await release();
+    await stuck;
+    await inBudget;
+    // Nothing waits any more: admitted again.
+    await mp.add(signedTx(c, { nonce: 1n }), "api");
+    assert.equal(mp.size, 6);
   });
 
   it("lets the backlog follow the commit rate, and shrinks it again when commits slow", async () => {
