@@ -12,7 +12,6 @@
 import { signTx, transferTx } from "../../src/client/node.js";
 import { toHex } from "../../src/types/index.js";
 import {
-  buildTimeline,
   failureKey,
   newHistogram,
   type RunContext,
@@ -20,9 +19,8 @@ import {
   recordMs,
   renderProgress,
   sleep,
-  summarize,
 } from "./load.js";
-import { round3 } from "./stages.js";
+import { Slots } from "./slots.js";
 import type { RunReport } from "./types.js";
 
 /**
@@ -44,42 +42,23 @@ export async function runOverload(
   durationS: number,
   label: string,
 ): Promise<RunReport> {
-  const total = Math.max(1, Math.round(rate * durationS));
   const senders = ctx.senders.map((s, i) => ({ s, i, busy: false })).filter((x) => !x.s.tainted);
   if (senders.length === 0) throw new Error("no usable senders left");
-  const scheduled = new Float64Array(total);
-  const committedAt = new Float64Array(total).fill(Number.NaN);
-  const commitHeight = new Float64Array(total).fill(Number.NaN);
+  const slots = new Slots(ctx, rate, durationS);
+  const { total, scheduled, t0 } = slots;
+  const tEnd = t0 + durationS * 1000;
   const hashOf: (string | undefined)[] = new Array(total);
   const refused: Record<string, number> = {};
   const failures: Record<string, number> = {};
-  const finality = newHistogram();
-  const executed = newHistogram();
   const submitAck = newHistogram();
-  const byHeight = new Map<number, number[]>();
   let admitted = 0;
   let answered = 0;
   let sent = 0;
   let clientBlocked = 0;
-  let committedCount = 0;
-  let executedCount = 0;
   let committedInWindow = 0;
-  let maxLag = 0;
   let cursor = 0;
   const w = ctx.watcher;
-  const executedAt = new Float64Array(total).fill(Number.NaN);
-  const markExecuted = (i: number, at: number) => {
-    if (!Number.isNaN(executedAt[i]!)) return;
-    executedAt[i] = at;
-    executedCount++;
-    recordMs(executed, at - scheduled[i]!);
-  };
-  const untrackExecuted = w.trackExecuted(byHeight, markExecuted);
-
-  const t0 = performance.now() + 20;
-  const tEnd = t0 + durationS * 1000;
   const cpu0 = process.cpuUsage();
-  for (let i = 0; i < total; i++) scheduled[i] = t0 + (i * 1000) / rate;
 
   const nextFree = () => {
     for (let k = 0; k < senders.length; k++) {
@@ -111,20 +90,9 @@ export async function runOverload(
     );
     const hex = toHex(p.hash);
     hashOf[i] = hex;
-    // Registered before the submit: the block can arrive before the admission answer.
-    w.pending.set(hex, (height, at) => {
-      committedAt[i] = at;
-      commitHeight[i] = height;
-      committedCount++;
+    // Watched before the submit: the block can arrive before the admission answer.
+    slots.watch(i, p.hash, hex, (at) => {
       if (at <= tEnd) committedInWindow++;
-      recordMs(finality, at - scheduled[i]!);
-      ctx.committedLog.push({ hash: p.hash, height });
-      if (w.executedHeight >= height) markExecuted(i, at);
-      else {
-        const list = byHeight.get(height);
-        if (list) list.push(i);
-        else byHeight.set(height, [i]);
-      }
     });
     const conn = ctx.conns[x.i % ctx.conns.length]!;
     conn
@@ -152,53 +120,28 @@ export async function runOverload(
       });
   };
 
-  let next = 0;
-  let lastDraw = 0;
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = performance.now();
-      while (next < total && scheduled[next]! <= now) {
-        maxLag = Math.max(maxLag, now - scheduled[next]!);
-        send(next++);
-      }
-      if (now - lastDraw > 250) {
-        lastDraw = now;
-        const el = Math.max(0, (now - t0) / 1000);
-        const refusedN = Object.values(refused).reduce((a, b) => a + b, 0);
-        renderProgress(
-          ctx,
-          label,
-          el,
-          durationS,
-          `sent ${sent} admitted ${admitted} refused ${refusedN} committed ${committedCount}`,
-        );
-      }
-      if (next >= total || ctx.signal?.aborted) resolve();
-      else setTimeout(tick, 1);
-    };
-    setTimeout(tick, Math.max(0, t0 - performance.now()));
+  const maxLag = await slots.run(label, durationS, send, () => {
+    const refusedN = Object.values(refused).reduce((a, b) => a + b, 0);
+    return `sent ${sent} admitted ${admitted} refused ${refusedN} committed ${slots.committed}`;
   });
 
   // Drain: every admitted transaction should commit (nothing admitted may be lost), bounded.
   const drainUntil = performance.now() + ctx.drainTimeoutS * 1000;
   while (performance.now() < drainUntil && !ctx.signal?.aborted) {
-    if (answered >= sent && committedCount >= admitted && executedCount >= committedCount) break;
-    renderProgress(ctx, label, durationS, durationS, `draining: committed ${committedCount}/${admitted}`);
+    if (answered >= sent && slots.committed >= admitted && slots.executedCount >= slots.committed) break;
+    renderProgress(ctx, label, durationS, durationS, `draining: committed ${slots.committed}/${admitted}`);
     await sleep(50);
   }
   if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
-  const cpu = process.cpuUsage(cpu0);
-  const wallMs = Math.max(1, performance.now() - t0);
-  untrackExecuted();
+  // Commit throughput while the load lasted: what the cluster sustains under overload.
+  const report = slots.report(committedInWindow / durationS, durationS, submitAck, maxLag, cpu0);
+  slots.close();
   for (let i = 0; i < total; i++) {
     const hex = hashOf[i];
-    if (hex !== undefined && Number.isNaN(committedAt[i]!)) w.pending.delete(hex);
+    if (hex !== undefined && !slots.isCommitted(i)) w.pending.delete(hex);
   }
-  const heights = new Set<number>();
-  for (let i = 0; i < total; i++) if (!Number.isNaN(commitHeight[i]!)) heights.add(commitHeight[i]!);
-  // Commit throughput while the load lasted: what the cluster sustains under overload.
-  const achievedTps = committedInWindow / durationS;
   return {
+    ...report,
     mode: "overload",
     offeredRate: rate,
     durationS,
@@ -207,26 +150,7 @@ export async function runOverload(
     submitFailures: failures,
     refused,
     clientBlocked,
-    committed: committedCount,
     committedInWindow,
-    executed: executedCount,
-    uncommitted: admitted - committedCount,
-    achievedTps: Math.round(achievedTps * 10) / 10,
-    ratioToClusterCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.clusterCeilingPerSec)),
-    ratioToMachineCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.allCoresPerSec)),
-    finalityMs: summarize(finality),
-    executedMs: summarize(executed),
-    submitAckMs: summarize(submitAck),
-    generatorMaxLagMs: Math.round(maxLag * 100) / 100,
-    generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 1000) / 10,
-    blocks: heights.size,
-    timeline: buildTimeline(
-      t0,
-      Math.ceil(durationS + ctx.drainTimeoutS),
-      durationS,
-      scheduled,
-      committedAt,
-      (i) => committedAt[i]! - scheduled[i]!,
-    ),
+    uncommitted: admitted - slots.committed,
   };
 }

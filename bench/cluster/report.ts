@@ -1,6 +1,6 @@
 import { barChartSvg, formatTable } from "../lib/index.js";
 import { blockRate, formatStages } from "./stages.js";
-import type { ClusterBenchReport, OverloadSummary, RunReport } from "./types.js";
+import type { ClusterBenchReport, OverloadSummary, RunReport, TimelinePoint } from "./types.js";
 
 // ---------------------------------------------------------------------------------------------
 // Presentation
@@ -109,6 +109,21 @@ export function formatReport(r: ClusterBenchReport): string {
   return lines.join("\n");
 }
 
+/** Finality p50 / p99 / max of what committed in each second of a run (log scale). */
+function latencyOverTime(title: string, points: TimelinePoint[]): string {
+  return barChartSvg({
+    title,
+    categories: points.map((p) => `${p.second}s`),
+    series: [
+      { name: "p50 ms", values: points.map((p) => p.finalityP50Ms) },
+      { name: "p99 ms", values: points.map((p) => p.finalityP99Ms ?? null) },
+      { name: "max ms", values: points.map((p) => p.finalityMaxMs ?? null) },
+    ],
+    yLabel: "ms",
+    logScale: true,
+  });
+}
+
 /** Stacks standalone SVG documents vertically into one. */
 export function stackSvg(parts: string[]): string {
   let y = 0;
@@ -153,17 +168,7 @@ export function chartReport(r: ClusterBenchReport): string {
         yLabel: "tx/s",
         referenceLine: { value: 0.9 * o.saturationTps, label: "90% of saturation" },
       }),
-      barChartSvg({
-        title: `${who}: overload, finality of the admitted over time (log scale)`,
-        categories: points.map((p) => `${p.second}s`),
-        series: [
-          { name: "p50 ms", values: points.map((p) => p.finalityP50Ms) },
-          { name: "p99 ms", values: points.map((p) => p.finalityP99Ms ?? null) },
-          { name: "max ms", values: points.map((p) => p.finalityMaxMs ?? null) },
-        ],
-        yLabel: "ms",
-        logScale: true,
-      }),
+      latencyOverTime(`${who}: overload, finality of the admitted over time (log scale)`, points),
     ]);
   }
   if (r.runs.length > 1) {
@@ -225,16 +230,6 @@ export function chartReport(r: ClusterBenchReport): string {
       ],
       yLabel: "ms",
     }),
-    barChartSvg({
-      title: `${who}: ${shape}, finality latency over time (log scale)`,
-      categories: points.map((p) => `${p.second}s`),
-      series: [
-        { name: "p50 ms", values: points.map((p) => p.finalityP50Ms) },
-        { name: "p99 ms", values: points.map((p) => p.finalityP99Ms ?? null) },
-        { name: "max ms", values: points.map((p) => p.finalityMaxMs ?? null) },
-      ],
-      yLabel: "ms",
-      logScale: true,
-    }),
+    latencyOverTime(`${who}: ${shape}, finality latency over time (log scale)`, points),
   ]);
 }
