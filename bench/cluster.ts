@@ -86,6 +86,8 @@ interface SweepPlan {
   durationS: number;
   /** Judge steps by errors and throughput only (no latency criterion). */
   throughputOnly: boolean;
+  /** When the first step saturates, divide the rate by `factor` until a step keeps up. */
+  stepDown?: boolean;
   label: string;
 }
 
@@ -98,6 +100,7 @@ async function sweep(
   const runs: RunReport[] = [];
   let rate = plan.rate;
   let lastGood: RunReport | null = null;
+  let above: { rate: number; why: string } | null = null;
   for (let step = 0; step < plan.maxSteps && !ctx.signal?.aborted; step++) {
     const run = await measured(ctx, () =>
       runOnce(ctx, rate, plan.durationS, `${plan.label} ${step + 1}: ${rate} tx/s`),
@@ -107,6 +110,21 @@ async function sweep(
     say(
       `  offered ${rate} tx/s: achieved ${run.achievedTps} tx/s, finality p50 ${run.finalityMs.p50} ms p99 ${run.finalityMs.p99} ms${why ? ` — saturated (${why})` : ""}`,
     );
+    if (why && plan.stepDown && lastGood === null && rate > 1) {
+      // Started above saturation: step down until a step keeps up.
+      above = { rate, why };
+      rate = Math.max(1, Math.round(rate / plan.factor));
+      continue;
+    }
+    if (!why && above !== null) {
+      const saturation = {
+        offeredRate: run.offeredRate,
+        achievedTps: run.achievedTps,
+        finalityP99Ms: run.finalityMs.p99,
+        reason: `the step above (${above.rate} tx/s) saturated: ${above.why}`,
+      };
+      return { runs, saturation };
+    }
     if (why) {
       const saturation = lastGood
         ? {
@@ -189,6 +207,7 @@ async function measureOverload(
         maxSteps: opts.sweepMaxSteps ?? 8,
         durationS: o.probeS,
         throughputOnly: true,
+        stepDown: true,
         label: "probe",
       },
       say,
@@ -196,7 +215,7 @@ async function measureOverload(
     runs.push(...probe.runs);
     // A step past saturation still shows what the cluster commits: the reference is the highest.
     saturationTps = Math.max(0, ...probe.runs.map((r) => r.achievedTps));
-    saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe sweep from ${opts.rate} tx/s ×1.25 per ${o.probeS} s step (refusals retried), stopped at the first step with >1% errors or < 90% of offered achieved; saturation = the highest achieved tx/s of any step`;
+    saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe sweep from ${opts.rate} tx/s ×1.25 per ${o.probeS} s step (÷1.25 while the first steps do not keep up; refusals retried), stopped at the first step with >1% errors or < 90% of offered achieved; saturation = the highest achieved tx/s of any step`;
   }
   const rate = Math.max(1, Math.round(o.factor * saturationTps));
   say(`overload: ${rate} tx/s offered (${o.factor}× ${saturationTps} tx/s) for ${opts.durationS} s ...`);

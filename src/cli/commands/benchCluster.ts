@@ -32,8 +32,9 @@ Options:
                      saturation point and the latency-throughput curve
   --sweep-steps N    at most N sweep steps (default 8; the overload probe's: 12)
   --overload         issue 14's overload goal: measure saturation first (an open-loop probe
-                     sweep from --rate, ×1.25 per --probe seconds, judged by errors and
-                     throughput), then offer --factor × it for --duration seconds; refusals are
+                     sweep from --rate, ×1.25 per --probe seconds, ÷1.25 while the first
+                     steps do not keep up, judged by errors and throughput), then offer
+                     --factor × it for --duration seconds; refusals are
                      counted by status and never retried (the sender's next payment takes the
                      nonce); reports achieved/saturation, view changes, refusals, finality of
                      what was admitted and the chain check (default --duration 60)
