@@ -181,9 +181,10 @@ export abstract class ReplicaBase {
   protected timerForViewChange: View | null = null;
   protected failedViews = 0;
   /**
-   * Quorum-backed progress of the cluster since the request timer was last (re)armed: a height
-   * committed, or prepared in the current view (a quorum of PREPAREs, which a faulty primary
-   * cannot produce alone). refreshTimer re-arms on it, so the timer measures time without
+   * Progress of the cluster since the request timer was last (re)armed: a height committed, or
+   * prepared in the current view (a quorum of PREPAREs, which a faulty primary cannot produce
+   * alone), or the view's first proposal for the height right above our commit (once per view:
+   * see noteProposalProgress). refreshTimer re-arms on it, so the timer measures time without
    * progress rather than time per height: a primary still committing under load, whose heights
    * outlast the timeout, is not replaced.
    */

@@ -39,8 +39,8 @@ export abstract class Pacemaker extends Checkpoints {
 
   /**
    * Request timers: armed while known work waits and the primary is not held back by backpressure;
-   * re-armed on progress (a height committed, or prepared in this view: see `progress`), so they
-   * fire only after a whole timeout without either.
+   * re-armed on progress (a height committed or prepared in this view, or this view's proposal of
+   * the next height: see `progress`), so they fire only after a whole timeout without any.
    */
   protected refreshTimer(): void {
     const progress = this.progress;
