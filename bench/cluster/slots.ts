@@ -26,11 +26,14 @@ export class Slots {
   readonly finality = newHistogram();
   readonly executed = newHistogram();
   committed = 0;
+  /** Commits while the load lasted (up to t0 + durationS): the rate the cluster sustained. */
+  committedInWindow = 0;
   executedCount = 0;
   lastCommitAt = 0;
   /** height -> slots committed there and not yet seen executed. */
   private readonly byHeight = new Map<number, number[]>();
   private readonly untrack: () => void;
+  private readonly tEnd: number;
 
   constructor(
     private readonly ctx: RunContext,
@@ -39,6 +42,7 @@ export class Slots {
   ) {
     this.total = Math.max(1, Math.round(rate * durationS));
     this.t0 = performance.now() + 20;
+    this.tEnd = this.t0 + durationS * 1000;
     this.scheduled = new Float64Array(this.total);
     for (let i = 0; i < this.total; i++) this.scheduled[i] = this.t0 + (i * 1000) / rate;
     this.committedAt = new Float64Array(this.total).fill(Number.NaN);
@@ -47,17 +51,17 @@ export class Slots {
     this.untrack = ctx.watcher.trackExecuted(this.byHeight, (i, at) => this.markExecuted(i, at));
   }
 
-  /** Watches for slot i's transaction (`hash`) in a committed block; `onCommit` runs then too. */
-  watch(i: number, hash: Uint8Array, hex: string = toHex(hash), onCommit?: (at: number) => void): void {
+  /** Watches for slot i's transaction (`hash`) in a committed block. */
+  watch(i: number, hash: Uint8Array, hex: string = toHex(hash)): void {
     const w = this.ctx.watcher;
     w.pending.set(hex, (height, at) => {
       this.committedAt[i] = at;
       this.commitHeight[i] = height;
       this.committed++;
+      if (at <= this.tEnd) this.committedInWindow++;
       this.lastCommitAt = Math.max(this.lastCommitAt, at);
       recordMs(this.finality, at - this.scheduled[i]!);
       this.ctx.committedLog.push({ hash, height });
-      onCommit?.(at);
       if (w.executedHeight >= height) this.markExecuted(i, at);
       else {
         const list = this.byHeight.get(height);
@@ -136,6 +140,7 @@ export class Slots {
   ): Pick<
     RunReport,
     | "committed"
+    | "committedInWindow"
     | "executed"
     | "achievedTps"
     | "ratioToClusterCeiling"
@@ -153,6 +158,7 @@ export class Slots {
     const ceiling = this.ctx.ceiling;
     return {
       committed: this.committed,
+      committedInWindow: this.committedInWindow,
       executed: this.executedCount,
       achievedTps: Math.round(achievedTps * 10) / 10,
       ratioToClusterCeiling: round3(achievedTps / Math.max(1, ceiling.clusterCeilingPerSec)),

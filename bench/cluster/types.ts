@@ -135,7 +135,8 @@ export interface RunReport {
   refused?: Record<string, number>;
   /** Overload: sends the client could not make because every sender awaited an answer. */
   clientBlocked?: number;
-  /** Overload: transactions committed while the load lasted (achievedTps = this / durationS). */
+  /** Open loops: transactions committed while the load lasted (overload: achievedTps = this /
+   *  durationS); absent in older results. */
   committedInWindow?: number;
   committed: number;
   executed: number;
