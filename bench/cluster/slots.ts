@@ -26,6 +26,7 @@ export class Slots {
   readonly finality = newHistogram();
   readonly executed = newHistogram();
   committed = 0;
+  firstCommitAt = Number.POSITIVE_INFINITY;
   /** Commits while the load lasted (up to t0 + durationS): the rate the cluster sustained. */
   committedInWindow = 0;
   executedCount = 0;
@@ -59,6 +60,7 @@ export class Slots {
       this.commitHeight[i] = height;
       this.committed++;
       if (at <= this.tEnd) this.committedInWindow++;
+      this.firstCommitAt = Math.min(this.firstCommitAt, at);
       this.lastCommitAt = Math.max(this.lastCommitAt, at);
       recordMs(this.finality, at - this.scheduled[i]!);
       this.ctx.committedLog.push({ hash, height });
@@ -141,6 +143,7 @@ export class Slots {
     RunReport,
     | "committed"
     | "committedInWindow"
+    | "sustainedTps"
     | "executed"
     | "achievedTps"
     | "ratioToClusterCeiling"
@@ -159,6 +162,10 @@ export class Slots {
     return {
       committed: this.committed,
       committedInWindow: this.committedInWindow,
+      sustainedTps:
+        this.committed > 1 && this.lastCommitAt > this.firstCommitAt
+          ? Math.round(((this.committed - 1) * 10_000) / (this.lastCommitAt - this.firstCommitAt)) / 10
+          : 0,
       executed: this.executedCount,
       achievedTps: Math.round(achievedTps * 10) / 10,
       ratioToClusterCeiling: round3(achievedTps / Math.max(1, ceiling.clusterCeilingPerSec)),

@@ -135,6 +135,12 @@ export interface RunReport {
   refused?: Record<string, number>;
   /** Overload: sends the client could not make because every sender awaited an answer. */
   clientBlocked?: number;
+  /**
+   * Open loops: commits per second from the first commit to the last. A step that keeps up
+   * commits at its offered rate; one past saturation drains its backlog at capacity after the load,
+   * so this is its capacity, free of the ramp (finality) at the start and the drain at the end.
+   */
+  sustainedTps?: number;
   /** Open loops: transactions committed while the load lasted (overload: achievedTps = this /
    *  durationS); absent in older results. */
   committedInWindow?: number;
