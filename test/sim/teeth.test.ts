@@ -78,10 +78,11 @@ describe("teeth: a deliberately broken core is caught", () => {
 // with the correct core report nothing.
 describe("teeth: issue-9 liveness bugs are caught", () => {
   it("commitLock (the old commit lock) deadlocks within 3 seeds (n=7, f=2 Byzantine)", () => {
-    // Issue 9's seeds were 4475, 2295, 5272. Request timers that re-arm on a prepared height
-    // (issue 14) change every schedule; the broken core still deadlocks as often (seeds 1-400:
-    // 153, 207, 227, ... now; 371 before), so these are the first three that show it today.
-    const seeds = [153, 207, 227];
+    // Issue 9's seeds were 4475, 2295, 5272. Request timers that re-arm on progress short of a
+    // commit (issue 14) change every schedule; the broken core still deadlocks at least as often
+    // (seeds 1-245: 57, 153, 245 now; 1-400: only 371 on 4d3e18d), so these are the first three
+    // that show it today.
+    const seeds = [57, 153, 245];
     const failing: number[] = [];
     for (const seed of seeds) {
       const cfg = { seed, n: 7, byzantine: 2, faults: DEFAULT_FAULTS, checkVerdicts: false };
