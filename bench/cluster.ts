@@ -220,8 +220,12 @@ async function measureOverload(
     // step past saturation drains at capacity): neither the ramp at its start nor the drain
     // after it dilutes it. The overload run's achieved rate (commits during its load window)
     // includes its ramp, so the comparison leans against the build under test.
-    saturationTps = Math.max(0, ...probe.runs.map((r) => r.sustainedTps ?? r.achievedTps));
-    saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe sweep from ${opts.rate} tx/s ×1.25 per ${o.probeS} s step (÷1.25 while the first steps do not keep up; refusals retried), stopped at the first step with >1% errors or < 90% of offered sustained; saturation = the highest sustained rate (first to last commit) of any step`;
+    // Capped at the step's offered rate: a stall's backlog drained in a burst is no capacity.
+    saturationTps = Math.max(
+      0,
+      ...probe.runs.map((r) => Math.min(r.offeredRate, r.sustainedTps ?? r.achievedTps)),
+    );
+    saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe sweep from ${opts.rate} tx/s ×1.25 per ${o.probeS} s step (÷1.25 while the first steps do not keep up; refusals retried), stopped at the first step with >1% errors or < 90% of offered sustained; saturation = the highest sustained rate (first to last commit, at most the step's offered rate) of any step`;
   }
   const rate = Math.max(1, Math.round(o.factor * saturationTps));
   say(`overload: ${rate} tx/s offered (${o.factor}× ${saturationTps} tx/s) for ${opts.durationS} s ...`);
