@@ -41,7 +41,7 @@ Options:
   --factor F         overload: offered load as a multiple of saturation (default 2)
   --probe S          overload: seconds per probe step (default 10)
   --saturation R     overload: skip the probe and take R tx/s as saturation (quick checks)
-  --senders N        distinct sending accounts (default 64, 256 with --overload)
+  --senders N        distinct sending accounts (default 64, 1024 with --overload)
   --connections N    client connections (default 2 per node, at least 4)
   --drain S          seconds to wait for stragglers after the load (default 15)
   --out DIR          result directory (default bench/results)
@@ -160,7 +160,7 @@ export const benchClusterCommand: CliCommand = {
         : {}),
       sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], overload ? 12 : 8, 1, 50),
       // Overload: a sender waits for each answer before its next nonce, so more of them.
-      senders: intFlag("senders", values.senders, Math.max(overload ? 256 : 64, closedLoop ?? 0), 1, 10_000),
+      senders: intFlag("senders", values.senders, Math.max(overload ? 1024 : 64, closedLoop ?? 0), 1, 10_000),
       ...(values.connections !== undefined
         ? { connections: intFlag("connections", values.connections, 4, 1, 256) }
         : {}),
