@@ -54,11 +54,15 @@ async function loadSenders(keyFiles: string[], clients: ParabftClient[]): Promis
       tainted: false,
     });
   }
-  await Promise.all(
-    senders.map(async (s, i) => {
-      s.nextNonce = (await clients[i % clients.length]!.getAccount(s.address)).nonce;
-    }),
-  );
+  // A bounded number of reads at a time: a thousand at once trip the API's per-connection limits.
+  for (let from = 0; from < senders.length; from += 64) {
+    await Promise.all(
+      senders.slice(from, from + 64).map(async (s, k) => {
+        const i = from + k;
+        s.nextNonce = (await clients[i % clients.length]!.getAccount(s.address)).nonce;
+      }),
+    );
+  }
   return senders;
 }
 
