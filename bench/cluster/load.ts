@@ -9,7 +9,7 @@ import { round3, scrapeMetrics, stageBreakdown } from "./stages.js";
 import type { LatencySummary, RunReport, TimelinePoint, VerifyCeiling } from "./types.js";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const PER_CONNECTION_IN_FLIGHT = 48;
+export const PER_CONNECTION_IN_FLIGHT = 48;
 // ---------------------------------------------------------------------------------------------
 // Load
 

@@ -42,7 +42,8 @@ Options:
   --probe S          overload: seconds per probe step (default 10)
   --saturation R     overload: skip the probe and take R tx/s as saturation (quick checks)
   --senders N        distinct sending accounts (default 64, 1024 with --overload)
-  --connections N    client connections (default 2 per node, at least 4)
+  --connections N    client connections (default 2 per node, at least 4; with --overload one
+                     per 48 senders)
   --drain S          seconds to wait for stragglers after the load (default 15)
   --out DIR          result directory (default bench/results)
   --no-write         do not write result files
