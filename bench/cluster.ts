@@ -23,13 +23,16 @@ import { ChainWatcher, verifyChain } from "./cluster/chain.js";
 import {
   Connection,
   measured,
+  PER_CONNECTION_IN_FLIGHT,
   type RunContext,
   runClosedLoop,
   runOnce,
   type Sender,
 } from "./cluster/load.js";
+import { runOverload } from "./cluster/overload.js";
 import { chartReport, formatReport } from "./cluster/report.js";
-import type { ClusterBenchOpts, ClusterBenchReport, RunReport } from "./cluster/types.js";
+import { round3 } from "./cluster/stages.js";
+import type { ClusterBenchOpts, ClusterBenchReport, OverloadSummary, RunReport } from "./cluster/types.js";
 import { measureVerifyCeiling } from "./cluster/verifyCeiling.js";
 import { machineInfo, writeResultFiles } from "./lib/index.js";
 
@@ -52,23 +55,113 @@ async function loadSenders(keyFiles: string[], clients: ParabftClient[]): Promis
       tainted: false,
     });
   }
-  await Promise.all(
-    senders.map(async (s, i) => {
-      s.nextNonce = (await clients[i % clients.length]!.getAccount(s.address)).nonce;
-    }),
-  );
+  // A bounded number of reads at a time: a thousand at once trip the API's per-connection limits.
+  for (let from = 0; from < senders.length; from += 64) {
+    await Promise.all(
+      senders.slice(from, from + 64).map(async (s, k) => {
+        const i = from + k;
+        s.nextNonce = (await clients[i % clients.length]!.getAccount(s.address)).nonce;
+      }),
+    );
+  }
   return senders;
 }
 
-function isSaturated(run: RunReport, baseline: RunReport): string | null {
+/**
+ * Why a sweep step did not keep up, or null. `baseline` (the first step) adds the latency
+ * criterion; without it only errors and throughput count (the overload probe: the reference is
+ * the most the cluster commits, whatever its latency).
+ */
+function isSaturated(run: RunReport, baseline: RunReport | null): string | null {
   const failed = Object.values(run.submitFailures).reduce((a, b) => a + b, 0) + run.uncommitted;
   if (failed > 0.01 * run.scheduled) return `errors: ${failed} of ${run.scheduled} not committed`;
-  if (run.achievedTps < 0.9 * run.offeredRate) {
-    return `throughput: achieved ${run.achievedTps} tx/s < 90% of offered ${run.offeredRate}`;
+  // The probe judges by the sustained rate: short steps with seconds of finality would otherwise
+  // count their own latency as a shortfall.
+  const tps = baseline === null ? (run.sustainedTps ?? run.achievedTps) : run.achievedTps;
+  if (tps < 0.9 * run.offeredRate) {
+    return `throughput: ${baseline === null ? "sustained" : "achieved"} ${tps} tx/s < 90% of offered ${run.offeredRate}`;
   }
+  if (baseline === null) return null;
   const limit = Math.max(500, 5 * baseline.finalityMs.p99);
   if (run.finalityMs.p99 > limit) return `latency: p99 ${run.finalityMs.p99} ms > ${limit} ms`;
   return null;
+}
+
+interface SweepPlan {
+  rate: number;
+  factor: number;
+  maxSteps: number;
+  durationS: number;
+  /** Judge steps by errors and throughput only (no latency criterion). */
+  throughputOnly: boolean;
+  /** When the first step saturates, divide the rate by `factor` until a step keeps up. */
+  stepDown?: boolean;
+  label: string;
+}
+
+/** Open-loop steps of rising rate until one saturates; the runs and the saturation point. */
+async function sweep(
+  ctx: RunContext,
+  plan: SweepPlan,
+  say: (m: string) => void,
+): Promise<{ runs: RunReport[]; saturation: NonNullable<ClusterBenchReport["saturation"]> | null }> {
+  const runs: RunReport[] = [];
+  let rate = plan.rate;
+  let lastGood: RunReport | null = null;
+  let above: { rate: number; why: string } | null = null;
+  for (let step = 0; step < plan.maxSteps && !ctx.signal?.aborted; step++) {
+    const run = await measured(ctx, () =>
+      runOnce(ctx, rate, plan.durationS, `${plan.label} ${step + 1}: ${rate} tx/s`),
+    );
+    runs.push(run);
+    const why = isSaturated(run, plan.throughputOnly ? null : runs[0]!);
+    say(
+      `  offered ${rate} tx/s: achieved ${run.achievedTps} tx/s, finality p50 ${run.finalityMs.p50} ms p99 ${run.finalityMs.p99} ms${why ? ` — saturated (${why})` : ""}`,
+    );
+    if (why && plan.stepDown && lastGood === null && rate > 1) {
+      // Started above saturation: step down until a step keeps up.
+      above = { rate, why };
+      rate = Math.max(1, Math.round(rate / plan.factor));
+      continue;
+    }
+    if (!why && above !== null) {
+      const saturation = {
+        offeredRate: run.offeredRate,
+        achievedTps: run.achievedTps,
+        finalityP99Ms: run.finalityMs.p99,
+        reason: `the step above (${above.rate} tx/s) saturated: ${above.why}`,
+      };
+      return { runs, saturation };
+    }
+    if (why) {
+      const saturation = lastGood
+        ? {
+            offeredRate: lastGood.offeredRate,
+            achievedTps: lastGood.achievedTps,
+            finalityP99Ms: lastGood.finalityMs.p99,
+            reason: `next step (${rate} tx/s) saturated: ${why}`,
+          }
+        : {
+            offeredRate: null,
+            achievedTps: null,
+            finalityP99Ms: null,
+            reason: `below the first step (${rate} tx/s): ${why}`,
+          };
+      return { runs, saturation };
+    }
+    lastGood = run;
+    rate = Math.round(rate * plan.factor);
+  }
+  if (!lastGood) return { runs, saturation: null };
+  return {
+    runs,
+    saturation: {
+      offeredRate: lastGood.offeredRate,
+      achievedTps: lastGood.achievedTps,
+      finalityP99Ms: lastGood.finalityMs.p99,
+      reason: "not reached: the highest step still kept up (raise --sweep-steps)",
+    },
+  };
 }
 
 /** Thrown when `signal` aborted the run; the cluster and temp files are cleaned up first. */
@@ -85,6 +178,121 @@ const FINALITY_METHOD =
   "SubmitTx ack + StreamBlocks watcher; latency from each tx's scheduled send time to its block's arrival on the stream";
 const EXECUTED_METHOD =
   "watcher node's GetStatus executed_height, polled every 5 ms while a streamed block awaits execution (every 100 ms otherwise)";
+
+const WARMUP_S = 5;
+const OVERLOAD_CLIENT =
+  "each send signs with the next sender that awaits no answer; a refusal is counted, never retried, and the sender's next payment takes its nonce";
+
+/**
+ * Issue 14's overload goal: saturation measured in this run (an open-loop sweep judged by errors
+ * and throughput only: the reference is the most the cluster commits; a closed loop would measure
+ * its clients' round trips instead), then `factor` × that offered for `durationS`.
+ */
+async function measureOverload(
+  ctx: RunContext,
+  opts: ClusterBenchOpts,
+  o: NonNullable<ClusterBenchOpts["overload"]>,
+  runs: RunReport[],
+  say: (m: string) => void,
+): Promise<OverloadSummary> {
+  let saturationTps: number;
+  let saturationMethod: string;
+  if (o.saturationTps !== undefined) {
+    saturationTps = o.saturationTps;
+    saturationMethod = "given (--saturation), not measured in this run";
+  } else {
+    // A fresh cluster stalls for its first seconds under load (cold code, connections, first
+    // view): unjudged, or the first probe step would understate saturation.
+    say(`overload: warming up (${opts.rate} tx/s for ${WARMUP_S} s, not judged) ...`);
+    runs.push(await measured(ctx, () => runOnce(ctx, opts.rate, WARMUP_S, "warm-up")));
+    runs.at(-1)!.warmup = true;
+    say(`overload: probing saturation (open loop from ${opts.rate} tx/s, ×1.25 per ${o.probeS} s step) ...`);
+    const probe = await sweep(
+      ctx,
+      {
+        rate: opts.rate,
+        factor: 1.25,
+        maxSteps: opts.sweepMaxSteps ?? 8,
+        durationS: o.probeS,
+        throughputOnly: true,
+        stepDown: true,
+        label: "probe",
+      },
+      say,
+    );
+    runs.push(...probe.runs);
+    // The reference is the highest rate a step sustained from its first commit to its last (a
+    // step past saturation drains at capacity): neither the ramp at its start nor the drain
+    // after it dilutes it. The overload run's achieved rate (commits during its load window)
+    // includes its ramp, so the comparison leans against the build under test.
+    // Capped at the step's offered rate: a stall's backlog drained in a burst is no capacity.
+    saturationTps = Math.max(
+      0,
+      ...probe.runs.map((r) => Math.min(r.offeredRate, r.sustainedTps ?? r.achievedTps)),
+    );
+    saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe sweep from ${opts.rate} tx/s ×1.25 per ${o.probeS} s step (÷1.25 while the first steps do not keep up; refusals retried), stopped at the first step with >1% errors or < 90% of offered sustained; saturation = the highest sustained rate (first to last commit, at most the step's offered rate) of any step`;
+  }
+  const rate = Math.max(1, Math.round(o.factor * saturationTps));
+  say(`overload: ${rate} tx/s offered (${o.factor}× ${saturationTps} tx/s) for ${opts.durationS} s ...`);
+  const run = await measured(ctx, () => runOverload(ctx, rate, opts.durationS, `overload ${rate} tx/s`));
+  runs.push(run);
+  return overloadSummary(run, saturationTps, saturationMethod, o.factor);
+}
+
+export function overloadSummary(
+  run: RunReport,
+  saturationTps: number,
+  saturationMethod: string,
+  factor: number,
+): OverloadSummary {
+  const ratio = saturationTps > 0 ? run.achievedTps / saturationTps : 0;
+  const viewChanges = run.stages?.viewChanges ?? null;
+  const refused = run.refused ?? {};
+  const refusedTotal = Object.values(refused).reduce((a, b) => a + b, 0);
+  const otherFailures = Object.values(run.submitFailures).reduce((a, b) => a + b, 0);
+  const excess = run.scheduled - run.submitted;
+  return {
+    saturationMethod,
+    saturationTps,
+    factor,
+    offeredRate: run.offeredRate,
+    durationS: run.durationS,
+    achievedTps: run.achievedTps,
+    ratioToSaturation: round3(ratio),
+    viewChanges,
+    refused,
+    clientBlocked: run.clientBlocked ?? 0,
+    submitFailures: run.submitFailures,
+    admitted: run.submitted,
+    admittedNotCommitted: run.uncommitted,
+    finalityP50Ms: run.finalityMs.p50,
+    finalityP99Ms: run.finalityMs.p99,
+    submitAckP99Ms: run.submitAckMs.p99,
+    goals: [
+      {
+        name: "achieved ≥ 90% of saturation",
+        pass: ratio >= 0.9,
+        detail: `${run.achievedTps} / ${saturationTps} tx/s = ${(100 * ratio).toFixed(1)}%`,
+      },
+      {
+        name: "no view change",
+        pass: viewChanges === 0,
+        detail: viewChanges === null ? "no validator metrics" : `${viewChanges} view change(s)`,
+      },
+      {
+        name: "excess refused at admission, nothing admitted lost",
+        // Sends the client could not make (every sender still awaiting its answer) were never
+        // offered: a node that answers late holds the load back instead of refusing it.
+        pass:
+          otherFailures === 0 &&
+          run.uncommitted === 0 &&
+          refusedTotal + (run.clientBlocked ?? 0) === excess &&
+          (run.clientBlocked ?? 0) <= 0.01 * run.scheduled,
+        detail: `${refusedTotal} refused with a status, ${run.clientBlocked ?? 0} not sent (every sender awaiting an answer), ${otherFailures} other errors, ${run.uncommitted} admitted but not committed`,
+      },
+    ],
+  };
+}
 
 export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBenchReport> {
   const startedAt = new Date().toISOString();
@@ -111,6 +319,11 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         // PARABFT_BENCH_LOG_LEVEL=debug and PARABFT_BENCH_KEEP=1 keep the validators' logs to read.
         logLevel: (process.env.PARABFT_BENCH_LOG_LEVEL as "warn" | undefined) ?? "warn",
         insecurePeers: opts.insecurePeers === true,
+        // PARABFT_BENCH_VALIDATOR_MAIN=/other/build/dist/src/cli/main.js: validators of another
+        // build under this build's load (a new bench mode against the baseline's nodes).
+        ...(process.env.PARABFT_BENCH_VALIDATOR_MAIN
+          ? { entry: process.env.PARABFT_BENCH_VALIDATOR_MAIN }
+          : {}),
         // PARABFT_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR": node flags for every validator.
         ...(process.env.PARABFT_BENCH_NODE_ARGS
           ? { nodeArgs: process.env.PARABFT_BENCH_NODE_ARGS.split(" ").filter((a) => a.length > 0) }
@@ -135,7 +348,11 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
     }
     if (opts.signal?.aborted) throw new BenchAborted();
 
-    const connections = Math.max(1, opts.connections ?? Math.max(4, 2 * apis.length));
+    // Overload: room on the connections for every sender's submission at once, or the excess
+    // queues in the client and its latency (from the scheduled send) grows without bound (a
+    // quiet-box run with 1,024 senders on 8 connections: finality from 0.3 s to 24 s in 60 s).
+    const forSenders = opts.overload ? Math.ceil(senderCount / PER_CONNECTION_IN_FLIGHT) : 0;
+    const connections = Math.max(1, opts.connections ?? Math.max(4, 2 * apis.length, forSenders));
     // Separate subchannel pools: one TCP connection per client, as many as asked for.
     const channelOptions = { "grpc.use_local_subchannel_pool": 1 };
     for (let c = 0; c < connections; c++) {
@@ -174,6 +391,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
 
     const runs: RunReport[] = [];
     let saturation: ClusterBenchReport["saturation"] = null;
+    let overload: OverloadSummary | undefined;
     if (opts.closedLoop !== undefined) {
       const n = opts.closedLoop;
       runs.push(
@@ -185,49 +403,25 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       say(
         `  closed loop, ${n} client(s): ${r.committed} committed, ${r.achievedTps} tx/s, p50 ${r.finalityMs.p50} ms p90 ${r.finalityMs.p90} ms p99 ${r.finalityMs.p99} ms max ${r.finalityMs.max} ms`,
       );
+    } else if (opts.overload !== undefined) {
+      overload = await measureOverload(ctx, opts, opts.overload, runs, say);
     } else if (!opts.sweep) {
       runs.push(await measured(ctx, () => runOnce(ctx, opts.rate, opts.durationS, `${opts.rate} tx/s`)));
     } else {
-      const factor = opts.sweepFactor ?? 1.5;
-      const maxSteps = opts.sweepMaxSteps ?? 10;
-      let rate = opts.rate;
-      let lastGood: RunReport | null = null;
-      for (let step = 0; step < maxSteps && !opts.signal?.aborted; step++) {
-        const run = await measured(ctx, () =>
-          runOnce(ctx, rate, opts.durationS, `step ${step + 1}: ${rate} tx/s`),
-        );
-        runs.push(run);
-        const why = isSaturated(run, runs[0]!);
-        say(
-          `  offered ${rate} tx/s: achieved ${run.achievedTps} tx/s, finality p50 ${run.finalityMs.p50} ms p99 ${run.finalityMs.p99} ms${why ? ` — saturated (${why})` : ""}`,
-        );
-        if (why) {
-          saturation = lastGood
-            ? {
-                offeredRate: lastGood.offeredRate,
-                achievedTps: lastGood.achievedTps,
-                finalityP99Ms: lastGood.finalityMs.p99,
-                reason: `next step (${rate} tx/s) saturated: ${why}`,
-              }
-            : {
-                offeredRate: null,
-                achievedTps: null,
-                finalityP99Ms: null,
-                reason: `below the first step (${rate} tx/s): ${why}`,
-              };
-          break;
-        }
-        lastGood = run;
-        rate = Math.round(rate * factor);
-      }
-      if (!saturation && lastGood) {
-        saturation = {
-          offeredRate: lastGood.offeredRate,
-          achievedTps: lastGood.achievedTps,
-          finalityP99Ms: lastGood.finalityMs.p99,
-          reason: "not reached: the highest step still kept up (raise --sweep-steps)",
-        };
-      }
+      const r = await sweep(
+        ctx,
+        {
+          rate: opts.rate,
+          factor: opts.sweepFactor ?? 1.5,
+          maxSteps: opts.sweepMaxSteps ?? 10,
+          durationS: opts.durationS,
+          throughputOnly: false,
+          label: "step",
+        },
+        say,
+      );
+      runs.push(...r.runs);
+      saturation = r.saturation;
     }
 
     // An interrupted run reports nothing: half a measurement is not a result.
@@ -251,16 +445,29 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         senders: senders.length,
         connections,
         workload: "bank.transfer, amount 1, to a fresh address per tx; pre-signed before the run",
-        finalityMethod: opts.closedLoop !== undefined ? CLOSED_LOOP_METHOD : FINALITY_METHOD,
+        finalityMethod:
+          opts.closedLoop !== undefined
+            ? CLOSED_LOOP_METHOD
+            : opts.overload
+              ? `${FINALITY_METHOD}; overload: ${OVERLOAD_CLIENT}`
+              : FINALITY_METHOD,
         executedMethod: EXECUTED_METHOD,
       },
       verifyCeiling: ceiling,
       runs,
       saturation,
+      ...(overload ? { overload } : {}),
       verification,
     };
     if (opts.outDir !== null) {
-      const kind = opts.closedLoop !== undefined ? `closed${opts.closedLoop}` : opts.sweep ? "sweep" : "rate";
+      const kind =
+        opts.closedLoop !== undefined
+          ? `closed${opts.closedLoop}`
+          : opts.overload
+            ? "overload"
+            : opts.sweep
+              ? "sweep"
+              : "rate";
       const name = opts.name ?? `cluster-${kind}-${startedAt.replace(/[:.]/g, "-")}`;
       // Named before writing so that the JSON on disk lists its siblings too.
       const base = path.join(opts.outDir, name);

@@ -4,11 +4,12 @@ import type { NodeSigner } from "../../src/crypto/node.js";
 import type { SignedTx } from "../../src/gen/parabft/v1/types_pb.js";
 import { sha256, toHex, u32be } from "../../src/types/index.js";
 import type { ChainWatcher } from "./chain.js";
+import { Slots } from "./slots.js";
 import { round3, scrapeMetrics, stageBreakdown } from "./stages.js";
 import type { LatencySummary, RunReport, TimelinePoint, VerifyCeiling } from "./types.js";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const PER_CONNECTION_IN_FLIGHT = 48;
+export const PER_CONNECTION_IN_FLIGHT = 48;
 // ---------------------------------------------------------------------------------------------
 // Load
 
@@ -169,52 +170,16 @@ export async function runOnce(
   durationS: number,
   label: string,
 ): Promise<RunReport> {
-  const total = Math.max(1, Math.round(rate * durationS));
+  const slots = new Slots(ctx, rate, durationS);
+  const { total, scheduled, t0 } = slots;
   const { txs, hashes, senderOf } = presign(ctx, total);
-  const scheduled = new Float64Array(total);
-  const committedAt = new Float64Array(total).fill(Number.NaN);
-  const executedAt = new Float64Array(total).fill(Number.NaN);
-  const commitHeight = new Float64Array(total).fill(Number.NaN);
   const admitted = new Uint8Array(total);
   const failures: Record<string, number> = {};
-  const finality = newHistogram();
-  const executed = newHistogram();
   const submitAck = newHistogram();
-  const byHeight = new Map<number, number[]>();
   let submitted = 0;
-  let committedCount = 0;
-  let executedCount = 0;
-  let lastCommitAt = 0;
-  let maxLag = 0;
   const w = ctx.watcher;
-
-  const markExecuted = (i: number, at: number) => {
-    if (!Number.isNaN(executedAt[i]!)) return;
-    executedAt[i] = at;
-    executedCount++;
-    recordMs(executed, at - scheduled[i]!);
-  };
-  const untrackExecuted = w.trackExecuted(byHeight, markExecuted);
-
-  const t0 = performance.now() + 20;
   const cpu0 = process.cpuUsage();
-  for (let i = 0; i < total; i++) scheduled[i] = t0 + (i * 1000) / rate;
-  for (let i = 0; i < total; i++) {
-    w.pending.set(toHex(hashes[i]!), (height, at) => {
-      committedAt[i] = at;
-      commitHeight[i] = height;
-      committedCount++;
-      lastCommitAt = Math.max(lastCommitAt, at);
-      recordMs(finality, at - scheduled[i]!);
-      ctx.committedLog.push({ hash: hashes[i]!, height });
-      if (w.executedHeight >= height) markExecuted(i, at);
-      else {
-        const list = byHeight.get(height);
-        if (list) list.push(i);
-        else byHeight.set(height, [i]);
-      }
-    });
-  }
+  for (let i = 0; i < total; i++) slots.watch(i, hashes[i]!);
 
   const send = (i: number) => {
     const conn = ctx.conns[senderOf[i]! % ctx.conns.length]!;
@@ -246,63 +211,39 @@ export async function runOnce(
   const retryUntil = t0 + (durationS + ctx.drainTimeoutS / 2) * 1000;
   const refusals: Record<string, number> = {};
 
-  // Open loop: send whatever is due on each tick, regardless of how earlier sends fare.
-  let next = 0;
-  let lastDraw = 0;
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = performance.now();
-      while (next < total && scheduled[next]! <= now) {
-        maxLag = Math.max(maxLag, now - scheduled[next]!);
-        send(next++);
-      }
-      if (now - lastDraw > 250) {
-        lastDraw = now;
-        const el = Math.max(0, (now - t0) / 1000);
-        const p50 =
-          finality.totalCount > 0 ? `${(finality.getValueAtPercentile(50) / 1000).toFixed(0)}ms` : "-";
-        renderProgress(ctx, label, el, durationS, `sent ${next} committed ${committedCount} p50 ${p50}`);
-      }
-      if (next >= total || ctx.signal?.aborted) resolve();
-      else setTimeout(tick, 1);
-    };
-    setTimeout(tick, Math.max(0, t0 - performance.now()));
+  const maxLag = await slots.run(label, durationS, send, (sent) => {
+    const f = slots.finality;
+    const p50 = f.totalCount > 0 ? `${(f.getValueAtPercentile(50) / 1000).toFixed(0)}ms` : "-";
+    return `sent ${sent} committed ${slots.committed} p50 ${p50}`;
   });
 
   // Drain: wait for admitted transactions to commit and execute, bounded.
   const drainUntil = performance.now() + ctx.drainTimeoutS * 1000;
   while (performance.now() < drainUntil && !ctx.signal?.aborted) {
     const inflight = ctx.conns.reduce((a, c) => a + c.inFlight + c.queue.length, 0);
-    if (inflight === 0 && committedCount >= submitted && executedCount >= committedCount) break;
-    renderProgress(ctx, label, durationS, durationS, `draining: committed ${committedCount}/${submitted}`);
+    if (inflight === 0 && slots.committed >= submitted && slots.executedCount >= slots.committed) break;
+    renderProgress(ctx, label, durationS, durationS, `draining: committed ${slots.committed}/${submitted}`);
     await sleep(50);
   }
   if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
-  const cpu = process.cpuUsage(cpu0);
-  const wallMs = Math.max(1, performance.now() - t0);
-  untrackExecuted();
+  const report = slots.report(
+    slots.committed / Math.max(durationS, (slots.lastCommitAt - t0) / 1000),
+    durationS,
+    submitAck,
+    maxLag,
+    cpu0,
+  );
+  slots.close();
   for (let i = 0; i < total; i++) {
-    if (Number.isNaN(committedAt[i]!)) {
+    if (!slots.isCommitted(i)) {
       w.pending.delete(toHex(hashes[i]!));
       // A sender with an admitted tx that never committed may be stuck behind a gap.
       if (admitted[i]) ctx.senders[senderOf[i]!]!.tainted = true;
     }
   }
 
-  const timeline = buildTimeline(
-    t0,
-    Math.ceil(durationS + ctx.drainTimeoutS),
-    durationS,
-    scheduled,
-    committedAt,
-    (i) => committedAt[i]! - scheduled[i]!,
-  );
-
-  const window = Math.max(durationS, (lastCommitAt - t0) / 1000);
-  const achievedTps = committedCount > 0 ? committedCount / window : 0;
-  const heights = new Set<number>();
-  for (let i = 0; i < total; i++) if (!Number.isNaN(commitHeight[i]!)) heights.add(commitHeight[i]!);
   return {
+    ...report,
     mode: "open",
     offeredRate: rate,
     durationS,
@@ -310,19 +251,7 @@ export async function runOnce(
     submitted,
     submitFailures: failures,
     refusedRetried: refusals,
-    committed: committedCount,
-    executed: executedCount,
-    uncommitted: submitted - committedCount,
-    achievedTps: Math.round(achievedTps * 10) / 10,
-    ratioToClusterCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.clusterCeilingPerSec)),
-    ratioToMachineCeiling: round3(achievedTps / Math.max(1, ctx.ceiling.allCoresPerSec)),
-    finalityMs: summarize(finality),
-    executedMs: summarize(executed),
-    submitAckMs: summarize(submitAck),
-    generatorMaxLagMs: Math.round(maxLag * 100) / 100,
-    generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 1000) / 10,
-    blocks: heights.size,
-    timeline,
+    uncommitted: submitted - slots.committed,
   };
 }
 

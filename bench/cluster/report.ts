@@ -1,8 +1,30 @@
 import { barChartSvg, formatTable } from "../lib/index.js";
 import { blockRate, formatStages } from "./stages.js";
-import type { ClusterBenchReport } from "./types.js";
+import type { ClusterBenchReport, OverloadSummary, RunReport, TimelinePoint } from "./types.js";
+
 // ---------------------------------------------------------------------------------------------
 // Presentation
+
+function runLabel(x: RunReport): string | number {
+  if (x.mode === "closed") return `closed loop ×${x.clients}`;
+  if (x.mode === "overload") return `overload ${x.offeredRate}`;
+  if (x.warmup) return `warm-up ${x.offeredRate}`;
+  return x.offeredRate;
+}
+
+export function formatOverload(o: OverloadSummary): string {
+  const refused = Object.entries(o.refused)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", ");
+  return [
+    `overload: ${o.offeredRate} tx/s offered (${o.factor}× saturation ${o.saturationTps} tx/s) for ${o.durationS} s`,
+    `  saturation: ${o.saturationMethod}`,
+    `  achieved ${o.achievedTps} tx/s during the load = ${(100 * o.ratioToSaturation).toFixed(1)}% of saturation; view changes ${o.viewChanges ?? "-"}`,
+    `  admitted ${o.admitted}; refused: ${refused || "none"}; not sent (every sender awaiting an answer) ${o.clientBlocked}; admitted but not committed ${o.admittedNotCommitted}`,
+    `  finality of the admitted: p50 ${o.finalityP50Ms} ms, p99 ${o.finalityP99Ms} ms; submit answer p99 ${o.submitAckP99Ms} ms`,
+    ...o.goals.map((g) => `  goal ${g.pass ? "MET   " : "MISSED"} ${g.name}: ${g.detail}`),
+  ].join("\n");
+}
 
 export function formatReport(r: ClusterBenchReport): string {
   const c = r.verifyCeiling;
@@ -30,7 +52,7 @@ export function formatReport(r: ClusterBenchReport): string {
         "exec p99",
       ],
       r.runs.map((x) => [
-        x.mode === "closed" ? `closed loop ×${x.clients}` : x.offeredRate,
+        runLabel(x),
         x.achievedTps,
         x.ratioToClusterCeiling,
         `${x.committed}/${x.scheduled}`,
@@ -53,8 +75,11 @@ export function formatReport(r: ClusterBenchReport): string {
       .map(([k, n]) => `${k} ${n}`)
       .join(", ");
     const rate = blockRate(x);
+    const refused = Object.entries(x.refused ?? {})
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ");
     lines.push(
-      `${x.mode === "closed" ? `closed loop ×${x.clients} (${x.offeredRate} tx/s)` : `${x.offeredRate} tx/s`}: ${x.blocks} blocks (${rate.txsPerBlock ?? "-"} txs/block, ${rate.heightsPerS ?? "-"} heights/s); submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${retried ? `; refused and retried: ${retried}` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
+      `${x.mode === "closed" ? `closed loop ×${x.clients} (${x.offeredRate} tx/s)` : `${runLabel(x)} tx/s`}: ${x.blocks} blocks (${rate.txsPerBlock ?? "-"} txs/block, ${rate.heightsPerS ?? "-"} heights/s); submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${retried ? `; refused and retried: ${retried}` : ""}${refused ? `; refused (not retried): ${refused}` : ""}${x.clientBlocked ? `; ${x.clientBlocked} not sent (every sender awaiting an answer)` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
     );
   }
   const stages = formatStages(r.runs);
@@ -72,12 +97,31 @@ export function formatReport(r: ClusterBenchReport): string {
         : `saturation point: ${sat.offeredRate} tx/s offered, ${sat.achievedTps} tx/s achieved, p99 finality ${sat.finalityP99Ms} ms (${sat.reason})`,
     );
   }
+  if (r.overload) {
+    lines.push("");
+    lines.push(formatOverload(r.overload));
+  }
   const v = r.verification;
   lines.push("");
   lines.push(
     `chain check: ${v.inChain}/${v.checked} committed txs found by GetTx at the streamed height (missing ${v.missing}, wrong height ${v.heightMismatch}); receipts sampled ${v.receiptsChecked}: ${JSON.stringify(v.receiptStatus)}${Object.keys(v.receiptErrors).length > 0 ? ` (errors: ${JSON.stringify(v.receiptErrors)})` : ""}; commit certificates verified ${v.certificatesValid}/${v.certificatesChecked}`,
   );
   return lines.join("\n");
+}
+
+/** Finality p50 / p99 / max of what committed in each second of a run (log scale). */
+function latencyOverTime(title: string, points: TimelinePoint[]): string {
+  return barChartSvg({
+    title,
+    categories: points.map((p) => `${p.second}s`),
+    series: [
+      { name: "p50 ms", values: points.map((p) => p.finalityP50Ms) },
+      { name: "p99 ms", values: points.map((p) => p.finalityP99Ms ?? null) },
+      { name: "max ms", values: points.map((p) => p.finalityMaxMs ?? null) },
+    ],
+    yLabel: "ms",
+    logScale: true,
+  });
 }
 
 /** Stacks standalone SVG documents vertically into one. */
@@ -99,6 +143,34 @@ export function stackSvg(parts: string[]): string {
 export function chartReport(r: ClusterBenchReport): string {
   const ceiling = { value: r.verifyCeiling.clusterCeilingPerSec, label: "sig-verify ceiling" };
   const who = `ParaBFT, ${r.setup.validators} validators, ${r.machine.cores} cores`;
+  const over = r.overload ? r.runs.find((x) => x.mode === "overload") : undefined;
+  if (r.overload && over) {
+    const o = r.overload;
+    const points = over.timeline;
+    return stackSvg([
+      barChartSvg({
+        title: `${who}: probe steps and overload (${o.factor}× saturation)`,
+        categories: r.runs.map((x) => `${runLabel(x)}`),
+        series: [
+          { name: "offered tx/s", values: r.runs.map((x) => x.offeredRate) },
+          { name: "achieved tx/s", values: r.runs.map((x) => x.achievedTps) },
+        ],
+        yLabel: "tx/s",
+        referenceLine: { value: o.saturationTps, label: "saturation" },
+      }),
+      barChartSvg({
+        title: `${who}: overload ${o.offeredRate} tx/s offered, per second`,
+        categories: points.map((p) => `${p.second}s`),
+        series: [
+          { name: "offered tx/s", values: points.map((p) => p.sent) },
+          { name: "committed tx/s", values: points.map((p) => p.committed) },
+        ],
+        yLabel: "tx/s",
+        referenceLine: { value: 0.9 * o.saturationTps, label: "90% of saturation" },
+      }),
+      latencyOverTime(`${who}: overload, finality of the admitted over time (log scale)`, points),
+    ]);
+  }
   if (r.runs.length > 1) {
     const cats = r.runs.map((x) => `offered ${x.offeredRate}`);
     return stackSvg([
@@ -158,16 +230,6 @@ export function chartReport(r: ClusterBenchReport): string {
       ],
       yLabel: "ms",
     }),
-    barChartSvg({
-      title: `${who}: ${shape}, finality latency over time (log scale)`,
-      categories: points.map((p) => `${p.second}s`),
-      series: [
-        { name: "p50 ms", values: points.map((p) => p.finalityP50Ms) },
-        { name: "p99 ms", values: points.map((p) => p.finalityP99Ms ?? null) },
-        { name: "max ms", values: points.map((p) => p.finalityMaxMs ?? null) },
-      ],
-      yLabel: "ms",
-      logScale: true,
-    }),
+    latencyOverTime(`${who}: ${shape}, finality latency over time (log scale)`, points),
   ]);
 }

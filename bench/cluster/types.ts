@@ -26,6 +26,13 @@ export interface ClusterBenchOpts {
   /** Closed loop: seconds of unrecorded warm-up before the measured `durationS` (default 1). */
   warmupS?: number;
   sweep?: boolean;
+  /**
+   * Overload measurement: probe saturation (a short open-loop sweep from `rate`, ×1.25 per
+   * `probeS`-second step, stopping at the first step that does not keep up), unless
+   * `saturationTps` gives it; then offer `factor` × saturation for `durationS` with refusals
+   * counted and never retried (bench/cluster/overload.ts).
+   */
+  overload?: { factor: number; probeS: number; saturationTps?: number };
   /** Rate multiplier per sweep step. */
   sweepFactor?: number;
   sweepMaxSteps?: number;
@@ -105,8 +112,13 @@ export interface StageBreakdown {
 export interface RunReport {
   /** Per-stage figures from the validators' metrics (own cluster, or --metrics). */
   stages?: StageBreakdown;
-  /** open: fixed offered rate; closed: `clients` clients, each waiting for its commit. */
-  mode?: "open" | "closed";
+  /**
+   * open: fixed offered rate; closed: `clients` clients, each waiting for its commit; overload:
+   * fixed offered rate above saturation, refusals counted and never retried (overload.ts).
+   */
+  mode?: "open" | "closed" | "overload";
+  /** Overload mode: the unjudged warm-up before the saturation probe. */
+  warmup?: boolean;
   /** Closed loop: number of clients. */
   clients?: number;
   /** Closed loop: the achieved rate (nothing is offered). */
@@ -118,6 +130,20 @@ export interface RunReport {
   /** Open loop: refusals ("STATUS/CODE") the client retried after the server's hint (OVERLOADED,
    *  and the NONCE_GAP of later nonces behind a refused one); absent in older results. */
   refusedRetried?: Record<string, number>;
+  /** Overload: refusals ("STATUS/CODE") the client counted and did not retry (the payment is
+   *  abandoned; the sender's next payment takes its nonce). */
+  refused?: Record<string, number>;
+  /** Overload: sends the client could not make because every sender awaited an answer. */
+  clientBlocked?: number;
+  /**
+   * Open loops: commits per second from the first commit to the last. A step that keeps up
+   * commits at its offered rate; one past saturation drains its backlog at capacity after the load,
+   * so this is its capacity, free of the ramp (finality) at the start and the drain at the end.
+   */
+  sustainedTps?: number;
+  /** Open loops: transactions committed while the load lasted (overload: achievedTps = this /
+   *  durationS); absent in older results. */
+  committedInWindow?: number;
   committed: number;
   executed: number;
   /** Admitted but not committed by the end of the drain period. */
@@ -193,6 +219,37 @@ export interface ClusterBenchReport {
     finalityP99Ms: number | null;
     reason: string;
   } | null;
+  /** The overload measurement (--overload), when it ran. */
+  overload?: OverloadSummary;
   verification: ChainVerification;
   files?: { json: string; table: string; svg?: string };
+}
+
+/** Issue 14's overload goal, measured: saturation first, then `factor` × it with refusals counted. */
+export interface OverloadSummary {
+  /** How saturation was found (probe sweep in the same run, or given with --saturation). */
+  saturationMethod: string;
+  /** The reference: highest commit throughput of the probe steps (or the given figure), tx/s. */
+  saturationTps: number;
+  factor: number;
+  offeredRate: number;
+  durationS: number;
+  /** Commits during the overload window per second, and its ratio to saturationTps. */
+  achievedTps: number;
+  ratioToSaturation: number;
+  /** View changes during the overload run (validators' metrics; the highest validator's count). */
+  viewChanges: number | null;
+  /** Refusals by "STATUS/CODE", and sends the client could not make (every sender awaiting). */
+  refused: Record<string, number>;
+  clientBlocked: number;
+  /** Other submit errors (not a load refusal): should be none. */
+  submitFailures: Record<string, number>;
+  admitted: number;
+  /** Admitted and not committed by the end of the drain: lost unless the chain check finds them. */
+  admittedNotCommitted: number;
+  finalityP50Ms: number;
+  finalityP99Ms: number;
+  submitAckP99Ms: number;
+  /** The goal's three checks, each with a pass flag and why. */
+  goals: { name: string; pass: boolean; detail: string }[];
 }

@@ -284,11 +284,11 @@ export class Mempool {
     }
     if (candidates.length === 0) return results;
     if (origin !== "api") return this.admitCandidates(candidates, results, origin);
-    this.backlog.admitting += candidates.length;
+    const ended = this.backlog.beginAdmission(candidates.length);
     try {
       return await this.admitCandidates(candidates, results, origin);
     } finally {
-      this.backlog.admitting -= candidates.length;
+      ended();
     }
   }
 

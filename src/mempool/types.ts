@@ -52,10 +52,22 @@ export interface MempoolOpts {
    * many seconds of commits at the commit rate of the last `commitRateWindowMs`. 0 or absent: off.
    */
   backlogSeconds?: number;
-  /** The backlog that is always allowed (start-up, light load, a stalled view). */
+  /**
+   * The backlog that is always allowed (start-up, light load, a stalled view). Small: below
+   * minBacklog / backlogSeconds tx/s of commits this floor, not the rate, bounds the queue, and a
+   * deep queue at a low rate is seconds of finality and blocks whose heights outlast the view timer
+   * (issue 14's overload run: 1,000 held blocks of 200+ txs, 2-s finality and 4-6 view changes per
+   * minute where 256 held 116-tx blocks, 1.2 s and none).
+   */
   minBacklog?: number;
   /** How far back the commit rate looks (default 3000 ms). */
   commitRateWindowMs?: number;
+  /**
+   * OVERLOADED also while the pool is at least half its backlog limit and an API admission in
+   * progress has waited longer than this for its account read and signature (default
+   * 250 ms × backlogSeconds): refused at once instead of answered late.
+   */
+  admissionBudgetMs?: number;
 }
 
 export const mempoolDefaults = {
@@ -67,7 +79,7 @@ export const mempoolDefaults = {
   senderRate: { perSecond: 1_000, burst: 2_000 },
   connectionRate: { perSecond: 20_000, burst: 40_000 },
   backlogSeconds: 1,
-  minBacklog: 1_000,
+  minBacklog: 256,
   commitRateWindowMs: 3_000,
 } as const;
 

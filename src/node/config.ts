@@ -111,7 +111,7 @@ export const configDefaults = {
     maxBytes: 64 * 1024 * 1024,
     maxPerSender: 1_000,
     backlogMs: 1_000,
-    minBacklog: 1_000,
+    minBacklog: 256,
   },
   verify: { workers: 2 },
   execution: { workers: 2 },

@@ -30,9 +30,20 @@ Options:
   --warmup S         closed loop: unrecorded warm-up seconds before --duration (default 1)
   --sweep            raise the rate stepwise (×1.5) until latency or errors climb; reports the
                      saturation point and the latency-throughput curve
-  --sweep-steps N    at most N sweep steps (default 8)
-  --senders N        distinct sending accounts (default 64)
-  --connections N    client connections (default 2 per node, at least 4)
+  --sweep-steps N    at most N sweep steps (default 8; the overload probe's: 12)
+  --overload         issue 14's overload goal: measure saturation first (an open-loop probe
+                     sweep from --rate, ×1.25 per --probe seconds, ÷1.25 while the first
+                     steps do not keep up, judged by errors and throughput), then offer
+                     --factor × it for --duration seconds; refusals are
+                     counted by status and never retried (the sender's next payment takes the
+                     nonce); reports achieved/saturation, view changes, refusals, finality of
+                     what was admitted and the chain check (default --duration 60)
+  --factor F         overload: offered load as a multiple of saturation (default 2)
+  --probe S          overload: seconds per probe step (default 10)
+  --saturation R     overload: skip the probe and take R tx/s as saturation (quick checks)
+  --senders N        distinct sending accounts (default 64, 1024 with --overload)
+  --connections N    client connections (default 2 per node, at least 4; with --overload one
+                     per 48 senders)
   --drain S          seconds to wait for stragglers after the load (default 15)
   --out DIR          result directory (default bench/results)
   --no-write         do not write result files
@@ -58,6 +69,10 @@ export const benchClusterCommand: CliCommand = {
       "closed-loop": { type: "string" },
       warmup: { type: "string" },
       "sweep-steps": { type: "string" },
+      overload: { type: "boolean" },
+      factor: { type: "string" },
+      probe: { type: "string" },
+      saturation: { type: "string" },
       senders: { type: "string" },
       connections: { type: "string" },
       drain: { type: "string" },
@@ -101,6 +116,15 @@ export const benchClusterCommand: CliCommand = {
       throw new UsageError("--closed-loop", "--closed-loop and --sweep exclude each other");
     if (closedLoop !== undefined && values.rate !== undefined)
       throw new UsageError("--closed-loop", "--closed-loop and --rate exclude each other");
+    const overload = values.overload === true;
+    if (overload && (sweep || closedLoop !== undefined))
+      throw new UsageError("--overload", "--overload excludes --sweep and --closed-loop");
+    for (const f of ["factor", "probe", "saturation"] as const)
+      if (!overload && values[f] !== undefined)
+        throw new UsageError(`--${f}`, `--${f} only applies with --overload`);
+    const factor = values.factor === undefined ? 2 : Number(values.factor);
+    if (!(factor >= 1 && factor <= 100))
+      throw new UsageError("--factor", "--factor must be a number in 1..100");
     if (closedLoop === undefined && values.warmup !== undefined)
       throw new UsageError("--warmup", "--warmup only applies with --closed-loop");
     const report = await runClusterBench({
@@ -118,14 +142,26 @@ export const benchClusterCommand: CliCommand = {
         : {}),
       preset,
       insecurePeers: values["insecure-peers"] === true,
-      durationS: intFlag("duration", values.duration, sweep ? 5 : 10, 1, 3600),
+      durationS: intFlag("duration", values.duration, sweep ? 5 : overload ? 60 : 10, 1, 3600),
       rate: intFlag("rate", values.rate, 200, 1, 1_000_000),
       sweep,
+      ...(overload
+        ? {
+            overload: {
+              factor,
+              probeS: intFlag("probe", values.probe, 10, 1, 600),
+              ...(values.saturation !== undefined
+                ? { saturationTps: intFlag("saturation", values.saturation, 1, 1, 1_000_000) }
+                : {}),
+            },
+          }
+        : {}),
       ...(closedLoop !== undefined
         ? { closedLoop, warmupS: intFlag("warmup", values.warmup, 1, 0, 600) }
         : {}),
-      sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], 8, 1, 50),
-      senders: intFlag("senders", values.senders, Math.max(64, closedLoop ?? 0), 1, 10_000),
+      sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], overload ? 12 : 8, 1, 50),
+      // Overload: a sender waits for each answer before its next nonce, so more of them.
+      senders: intFlag("senders", values.senders, Math.max(overload ? 1024 : 64, closedLoop ?? 0), 1, 10_000),
       ...(values.connections !== undefined
         ? { connections: intFlag("connections", values.connections, 4, 1, 256) }
         : {}),

@@ -180,7 +180,15 @@ export abstract class ReplicaBase {
   protected timerArmed = false;
   protected timerForViewChange: View | null = null;
   protected failedViews = 0;
-  protected committedProgress = false;
+  /**
+   * Progress of the cluster since the request timer was last (re)armed: a height committed, or
+   * prepared in the current view (a quorum of PREPAREs, which a faulty primary cannot produce
+   * alone), or the view's first proposal for the height right above our commit (once per view:
+   * see noteProposalProgress). refreshTimer re-arms on it, so the timer measures time without
+   * progress rather than time per height: a primary still committing under load, whose heights
+   * outlast the timeout, is not replaced.
+   */
+  protected progress = false;
 
   protected fetchTarget: { to: Height; peer: ValidatorIndex; committedAtRequest: Height } | null = null;
   protected committedAtLastTick: Height = 0n;

@@ -116,7 +116,7 @@ export abstract class CatchUp extends ReplicaBase {
     // interval, not all at once. A cluster that changed view because it was slow (a loaded host)
     // would otherwise fall straight back to the timeout that was too short, and churn views.
     if (this.failedViews > 0 && h % this.interval === 0n) this.failedViews--;
-    this.committedProgress = true;
+    this.progress = true;
     this.neededBodies.delete(toHex(item.digest));
     if (this.isCheckpointHeight(h)) this.chainHashes.set(h, this._chainHash);
     this.out.push({

@@ -37,10 +37,14 @@ export abstract class Pacemaker extends Checkpoints {
     return false;
   }
 
-  /** Request timers: armed while known work waits and the primary is not held back by backpressure. */
+  /**
+   * Request timers: armed while known work waits and the primary is not held back by backpressure;
+   * re-armed on progress (a height committed or prepared in this view, or this view's proposal of
+   * the next height: see `progress`), so they fire only after a whole timeout without any.
+   */
   protected refreshTimer(): void {
-    const progress = this.committedProgress;
-    this.committedProgress = false;
+    const progress = this.progress;
+    this.progress = false;
     if (this.recovering) {
       if (this.timerArmed) {
         this.timerArmed = false;

@@ -107,8 +107,10 @@ export abstract class VoteLog extends CatchUp {
       if (v.kind !== "accept") return v;
     }
     const accepted: Proposal = { digest: pp.blockDigest, hex, bytes: msg.bytes, fromNewView: false };
-    if (existing === undefined) slot.proposals.set(pp.view, accepted);
-    else slot.faultyExtra.push({ ...accepted, view: pp.view });
+    if (existing === undefined) {
+      slot.proposals.set(pp.view, accepted);
+      this.noteProposalProgress(pp.height);
+    } else slot.faultyExtra.push({ ...accepted, view: pp.view });
     this.storeBody(pp.height, hex, block, prePrepareBlockBytes(msg.envelope.payload));
     this.sendPrepare(slot, pp.view, pp.blockDigest);
     this.tryPrepared(slot);
@@ -209,11 +211,22 @@ export abstract class VoteLog extends CatchUp {
       value: create(PrePrepareSchema, { view: v, height, blockDigest: digest, block }),
     });
     slot.proposals.set(v, { digest, hex, bytes: msg.bytes, fromNewView: false });
+    this.noteProposalProgress(height);
     const prep = this.signPrepare(slot, v, digest);
     this.broadcast(msg);
     if (prep !== null) this.broadcast(prep);
     this.nextProposal = height + 1n;
     this.tryPrepared(slot);
+  }
+
+  /**
+   * The current view's first proposal for the height right above our commit is progress for the
+   * request timer (a loaded primary's next height may take most of a timeout to arrive, and the
+   * phases after it deserve one of their own). Only that height, once per view: the height moves
+   * only by a commit, so a faulty primary buys itself at most one extra timeout per view.
+   */
+  protected noteProposalProgress(height: Height): void {
+    if (height === this._committed + 1n) this.progress = true;
   }
 
   protected canPropose(): boolean {
@@ -296,6 +309,8 @@ export abstract class VoteLog extends CatchUp {
       const sigs = slot.prepares.get(`${v}:${prop.hex}`);
       if (sigs === undefined || !this.quorumReached(sigs.keys())) continue;
       if (slot.prepared === null || slot.prepared.view < v || toHex(slot.prepared.blockDigest) !== prop.hex) {
+        // A quorum prepared in this view: progress that keeps the request timer from firing.
+        this.progress = true;
         slot.prepared = create(PreparedCertificateSchema, {
           view: v,
           height: slot.height,

@@ -126,6 +126,49 @@ describe("view change", () => {
     assert.deepEqual(timeouts, [200, 400, 800, 800, 800, 800]);
   });
 
+  it("a height prepared in this view re-arms the backups' request timers; a PRE-PREPARE only once", () => {
+    // Issue 14 overload: heights that outlast the timeout while the primary still makes progress
+    // must not cost a view change. Progress: committed, prepared (a quorum), or the view's first
+    // PRE-PREPARE for the next height (at most once per view: the height moves only by a commit).
+    const alone = new Cluster(4);
+    alone.filter = (m) => m.msg.kind === "prePrepare";
+    alone.setWork(1);
+    const lone = alone.nodes[2]!;
+    const before = lone.timer?.token;
+    assert.ok(before !== undefined, "a backup with work arms its timer");
+    const pp = alone.queue.find((m) => m.to === 2 && m.msg.kind === "prePrepare");
+    assert.ok(pp !== undefined);
+    alone.run();
+    assert.equal(lone.replica.committedHeight, 0n);
+    const rearmed = lone.timer?.token;
+    assert.ok(rearmed !== undefined && rearmed > before, "the next height's PRE-PREPARE re-arms");
+    // The same PRE-PREPARE again (a faulty primary repeating itself) buys nothing.
+    alone.step(2, { kind: "message", bytes: pp.msg.bytes, from: 0 });
+    assert.equal(lone.timer?.token, rearmed, "no second re-arm in this view");
+    alone.fireTimer(2);
+    assert.equal(lone.replica.view, 1n, "without a quorum the timer still fires");
+
+    const c = new Cluster(4);
+    c.filter = (m) => m.msg.kind !== "commit"; // prepares everywhere, commits nowhere
+    c.setWork(1);
+    const n = c.nodes[2]!;
+    // The PRE-PREPARE first (one re-arm), then the PREPAREs: prepared re-arms again.
+    const k = c.queue.findIndex((m) => m.to === 2 && m.msg.kind === "prePrepare");
+    const [first] = c.queue.splice(k, 1);
+    c.step(2, { kind: "message", bytes: first!.msg.bytes, from: 0 });
+    const armed = n.timer?.token;
+    assert.ok(armed !== undefined);
+    c.run();
+    assert.equal(n.replica.committedHeight, 0n, "nothing committed");
+    assert.ok(n.timer !== null && n.timer.token > armed, "prepared: the timer was re-armed");
+    assert.equal(n.timer.afterMs, 100, "with the base timeout");
+    // Without further progress the re-armed timer still fires and changes the view.
+    for (const i of [1, 2, 3]) c.fireTimer(i);
+    c.filter = () => true;
+    c.run();
+    assert.equal(n.replica.view, 1n);
+  });
+
   it("keeps a failed view's longer timeout until commits earn it back, a step per checkpoint interval", () => {
     const c = new Cluster(4);
     c.blocksLeft = 0;

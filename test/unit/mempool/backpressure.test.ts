@@ -2,6 +2,7 @@
 // backlogSeconds of commits at the recent commit rate (and at least minBacklog transactions).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { SignedTx } from "../../../src/gen/parabft/v1/types_pb.js";
 import { silentLogger } from "../../../src/logger/index.js";
 import {
   Mempool,
@@ -56,6 +57,46 @@ describe("mempool backpressure (OVERLOADED)", () => {
     assert.ok(mempoolDefaults.minBacklog > 0);
   });
 
+  it("by default bounds the backlog near a second of commits, not a fixed thousand transactions", async () => {
+    // Issue 14's overload run: a 1,000-transaction floor at a few hundred tx/s held seconds of
+    // transactions, big blocks and view changes. At 100 tx/s of commits the default pool stops
+    // API submissions at the 256-transaction floor (2.6 s of commits), long before 1,000.
+    const clock = { t: 1_000_000 };
+    const { mp } = pool(
+      {
+        backlogSeconds: mempoolDefaults.backlogSeconds,
+        minBacklog: mempoolDefaults.minBacklog,
+        commitRateWindowMs: mempoolDefaults.commitRateWindowMs,
+      },
+      clock,
+    );
+    const keys: TestKey[] = Array.from({ length: 8 }, () => newKey());
+    const committedBody = signedTx(newKey());
+    // 300 committed over the 3-s window: 100 tx/s.
+    mp.removeCommitted(
+      Array.from({ length: 300 }, () => committedBody),
+      1n,
+    );
+    let admitted = 0;
+    let refused: MempoolError | null = null;
+    for (let n = 0; refused === null && n < 1_000; n++) {
+      for (const k of keys) {
+        try {
+          await mp.add(signedTx(k, { nonce: BigInt(n) }), "api");
+          admitted++;
+        } catch (err) {
+          if (!(err instanceof MempoolError) || err.code !== "OVERLOADED") throw err;
+          refused = err;
+          break;
+        }
+      }
+    }
+    assert.ok(refused !== null, "refused before 1,000");
+    assert.equal(admitted, mempoolDefaults.minBacklog);
+    assert.ok(mempoolDefaults.minBacklog <= 256, `floor ${mempoolDefaults.minBacklog}`);
+    assert.ok(mempoolDefaults.minBacklog >= 100 * mempoolDefaults.backlogSeconds, "above the rate bound");
+  });
+
   it("refuses API submissions past minBacklog before checking their signature, with a retry hint", async () => {
     const clock = { t: 1_000_000 };
     const { mp, verifier } = pool({}, clock);
@@ -107,6 +148,56 @@ describe("mempool backpressure (OVERLOADED)", () => {
     assert.equal(mp.size, 8);
     const e = await overloaded(mp.add(signedTx(fresh[3]!, { nonce: 0n }), "api"));
     assert.match(e.message, /limit 4/);
+  });
+
+  it("refuses at once while the pool is half full and an admission waits past its budget", async () => {
+    // Issue 14's overload run: admissions queued behind gossip in the verify workers answered
+    // their clients after 0.3-0.5 s. A new one is refused before its signature instead.
+    const clock = { t: 1_000_000 };
+    const holds: (() => void)[] = [];
+    const verifier = countingVerifier();
+    let holding = true;
+    const held = async (txs: readonly SignedTx[]) => {
+      if (holding) await new Promise<void>((r) => holds.push(r));
+      return verifier.fn(txs);
+    };
+    /** Releases every admission held in the verifier, once one got there. */
+    const release = async () => {
+      while (holds.length === 0) await new Promise((r) => setImmediate(r));
+      holding = false;
+      for (const r of holds.splice(0)) r();
+    };
+    const { mp } = pool({ minBacklog: 8, admissionBudgetMs: 250 }, clock, held);
+    const a = newKey();
+    // Light load: one slow admission alone refuses nothing (the pool is not half full).
+    const slow = mp.add(signedTx(a, { nonce: 0n }), "api");
+    clock.t += 1_000;
+    await release();
+    await slow;
+    const b = newKey();
+    for (let n = 0; n < 2; n++) await mp.add(signedTx(b, { nonce: BigInt(n) }), "api");
+    assert.equal(mp.size, 3);
+    // One more admission in progress: 3 pending + 1 admitting = half the limit of 8.
+    holding = true;
+    const stuck = mp.add(signedTx(b, { nonce: 2n }), "api");
+    while (holds.length === 0) await new Promise((r) => setImmediate(r));
+    const c = newKey();
+    clock.t += 200;
+    // Within the budget: admitted (after the stuck one is released, in the background).
+    const inBudget = mp.add(signedTx(c, { nonce: 0n }), "api");
+    clock.t += 100;
+    const calls = verifier.calls.length;
+    const e = await overloaded(mp.add(signedTx(c, { nonce: 1n }), "api"));
+    assert.equal(e.detail.reason, "admission");
+    assert.equal(e.detail.retryAfterMs, 250);
+    assert.match(e.message, /waited 300 ms/);
+    assert.equal(verifier.calls.length, calls, "no signature check for the refused submission");
+    await release();
+    await stuck;
+    await inBudget;
+    // Nothing waits any more: admitted again.
+    await mp.add(signedTx(c, { nonce: 1n }), "api");
+    assert.equal(mp.size, 6);
   });
 
   it("lets the backlog follow the commit rate, and shrinks it again when commits slow", async () => {

@@ -1,0 +1,151 @@
+// The overload measurement (issue 14: "overload at 2× saturation"): an open loop at a rate above
+// what the cluster commits, whose client does what a real wallet does with a refusal: it does not
+// retry the refused payment, and the sender's next payment takes the unused nonce. So the offered
+// load stays what was asked for (retrying every refusal would multiply it past saturation), no
+// sender ever leaves a nonce gap behind a refusal, and every admitted transaction must commit.
+//
+// Each send picks the next sender (round-robin) that has no submission awaiting its answer, signs
+// a transfer with that sender's next nonce and submits it (SubmitTx). Admitted: the nonce is used
+// and the block watcher times its finality from the scheduled send time. Refused: counted by its
+// status ("RESOURCE_EXHAUSTED/OVERLOADED", ...). When every sender is awaiting an answer the send
+// is counted as `clientBlocked` (the client could not offer it) instead of queueing in the client.
+import { signTx, transferTx } from "../../src/client/node.js";
+import { toHex } from "../../src/types/index.js";
+import {
+  failureKey,
+  newHistogram,
+  type RunContext,
+  recipient,
+  recordMs,
+  renderProgress,
+  sleep,
+} from "./load.js";
+import { Slots } from "./slots.js";
+import type { RunReport } from "./types.js";
+
+/**
+ * Refusals the node gives for its own state (backpressure, capacity, rate): the payment is
+ * abandoned, the sender stays usable. Anything else (BAD_NONCE, a transport error) taints the
+ * sender: its nonce may be out of step with the chain.
+ */
+const LOAD_REFUSALS: ReadonlySet<string> = new Set([
+  "OVERLOADED",
+  "MEMPOOL_FULL",
+  "CONNECTION_RATE_LIMITED",
+  "SENDER_RATE_LIMITED",
+]);
+
+/** Open loop at `rate` tx/s for `durationS` with refusals counted, never retried (see above). */
+export async function runOverload(
+  ctx: RunContext,
+  rate: number,
+  durationS: number,
+  label: string,
+): Promise<RunReport> {
+  const senders = ctx.senders.map((s, i) => ({ s, i, busy: false })).filter((x) => !x.s.tainted);
+  if (senders.length === 0) throw new Error("no usable senders left");
+  const slots = new Slots(ctx, rate, durationS);
+  const { total, scheduled } = slots;
+  const hashOf: (string | undefined)[] = new Array(total);
+  const refused: Record<string, number> = {};
+  const failures: Record<string, number> = {};
+  const submitAck = newHistogram();
+  let admitted = 0;
+  let answered = 0;
+  let sent = 0;
+  let clientBlocked = 0;
+  let cursor = 0;
+  const w = ctx.watcher;
+  const cpu0 = process.cpuUsage();
+
+  const nextFree = () => {
+    for (let k = 0; k < senders.length; k++) {
+      const x = senders[(cursor + k) % senders.length]!;
+      if (!x.busy && !x.s.tainted) {
+        cursor = (cursor + k + 1) % senders.length;
+        return x;
+      }
+    }
+    return null;
+  };
+
+  const send = (i: number) => {
+    const x = nextFree();
+    if (x === null) {
+      clientBlocked++;
+      return;
+    }
+    x.busy = true;
+    sent++;
+    const s = x.s;
+    const p = signTx(
+      transferTx(
+        { chainId: ctx.chainId, sender: s.signer.publicKey, nonce: s.nextNonce },
+        recipient(ctx.recipientCounter++),
+        1n,
+      ),
+      s.signer,
+    );
+    const hex = toHex(p.hash);
+    hashOf[i] = hex;
+    // Watched before the submit: the block can arrive before the admission answer.
+    slots.watch(i, p.hash, hex);
+    const conn = ctx.conns[x.i % ctx.conns.length]!;
+    conn
+      .run(() => conn.client.submitTx(p.tx))
+      .then(
+        () => {
+          s.nextNonce++;
+          admitted++;
+          recordMs(submitAck, performance.now() - scheduled[i]!);
+        },
+        (err: unknown) => {
+          w.pending.delete(hex);
+          hashOf[i] = undefined;
+          const key = failureKey(err);
+          if (LOAD_REFUSALS.has(key.split("/")[1] ?? "")) refused[key] = (refused[key] ?? 0) + 1;
+          else {
+            failures[key] = (failures[key] ?? 0) + 1;
+            s.tainted = true;
+          }
+        },
+      )
+      .finally(() => {
+        x.busy = false;
+        answered++;
+      });
+  };
+
+  const maxLag = await slots.run(label, durationS, send, () => {
+    const refusedN = Object.values(refused).reduce((a, b) => a + b, 0);
+    return `sent ${sent} admitted ${admitted} refused ${refusedN} committed ${slots.committed}`;
+  });
+
+  // Drain: every admitted transaction should commit (nothing admitted may be lost), bounded.
+  const drainUntil = performance.now() + ctx.drainTimeoutS * 1000;
+  while (performance.now() < drainUntil && !ctx.signal?.aborted) {
+    if (answered >= sent && slots.committed >= admitted && slots.executedCount >= slots.committed) break;
+    renderProgress(ctx, label, durationS, durationS, `draining: committed ${slots.committed}/${admitted}`);
+    await sleep(50);
+  }
+  if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
+  // Commit throughput while the load lasted: what the cluster sustains under overload.
+  const report = slots.report(slots.committedInWindow / durationS, durationS, submitAck, maxLag, cpu0);
+  slots.close();
+  for (let i = 0; i < total; i++) {
+    const hex = hashOf[i];
+    if (hex !== undefined && !slots.isCommitted(i)) w.pending.delete(hex);
+  }
+  return {
+    ...report,
+    mode: "overload",
+    offeredRate: rate,
+    durationS,
+    scheduled: total,
+    submitted: admitted,
+    submitFailures: failures,
+    refused,
+    clientBlocked,
+    uncommitted: admitted - slots.committed,
+  };
+}
