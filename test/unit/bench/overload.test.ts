@@ -4,18 +4,15 @@
 // next payment must take the unused nonce: were the nonce burnt, every later transaction of that
 // sender would sit behind a gap and never commit, and "nothing admitted lost" would fail.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runClusterBench } from "../../../bench/cluster.js";
-import { ApiServer } from "../../../src/api/index.js";
 import { generateKeyPair, writeKeyFile } from "../../../src/crypto/keys.js";
 import type { SignedTx } from "../../../src/gen/parabft/v1/types_pb.js";
-import { silentLogger } from "../../../src/logger/index.js";
 import { MempoolError } from "../../../src/mempool/index.js";
 import type { Hash } from "../../../src/types/hash.js";
 import { FakeNode } from "../api/fakeNode.js";
+import { type FakeServer, startFakeServer } from "../api/fakeServer.js";
 
 class RefusingNode extends FakeNode {
   submits = 0;
@@ -27,32 +24,27 @@ class RefusingNode extends FakeNode {
 }
 
 describe("overload measurement against a fake node", () => {
-  let dir: string;
-  let server: ApiServer;
+  let fx: FakeServer<RefusingNode>;
   let node: RefusingNode;
 
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "parabft-bench-overload-"));
-    for (let i = 0; i < 4; i++) await writeKeyFile(path.join(dir, "keys", `k${i}.json`), generateKeyPair());
-    node = new RefusingNode({ maxTxs: 10_000, maxPerSender: 1_000, maxNonceGap: 1_000 });
-    node.setReady(true);
-    node.autoCommit = true;
-    server = new ApiServer(
-      { address: "127.0.0.1:0", reflection: false },
-      { backend: node, log: silentLogger() },
+    fx = await startFakeServer(
+      "parabft-bench-overload-",
+      new RefusingNode({ maxTxs: 10_000, maxPerSender: 1_000, maxNonceGap: 1_000 }),
     );
-    await server.start();
+    node = fx.node;
+    for (let i = 0; i < 4; i++)
+      await writeKeyFile(path.join(fx.dir, "keys", `k${i}.json`), generateKeyPair());
   });
 
   after(async () => {
-    await server?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await fx?.stop();
   });
 
   it("counts refusals by status without retrying them, and every admitted transaction commits", async () => {
     const report = await runClusterBench({
-      api: [`127.0.0.1:${server.port}`],
-      keysDir: path.join(dir, "keys"),
+      api: [fx.api],
+      keysDir: path.join(fx.dir, "keys"),
       durationS: 2,
       rate: 10,
       overload: { factor: 2, probeS: 1, saturationTps: 10 },

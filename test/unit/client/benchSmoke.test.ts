@@ -3,48 +3,40 @@
 // accounting (scheduled = committed + failures), the HDR summaries, the timeline, the chain
 // check, and that the SDK's certificate check rejects the fake node's unsigned certificates.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runClusterBench } from "../../../bench/cluster.js";
-import { ApiServer } from "../../../src/api/index.js";
 import { generateKeyPair, writeKeyFile } from "../../../src/crypto/keys.js";
-import { silentLogger } from "../../../src/logger/index.js";
 import { FakeNode } from "../api/fakeNode.js";
+import { type FakeServer, startFakeServer } from "../api/fakeServer.js";
 
 describe("cluster benchmark against a fake node", () => {
-  let dir: string;
-  let server: ApiServer;
+  let fx: FakeServer;
 
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "parabft-sdk-bench-"));
-    for (let i = 0; i < 4; i++) await writeKeyFile(path.join(dir, "keys", `k${i}.json`), generateKeyPair());
-    const node = new FakeNode({ maxTxs: 10_000, maxPerSender: 1_000, maxNonceGap: 1_000 });
-    node.setReady(true);
-    node.autoCommit = true;
-    server = new ApiServer(
-      { address: "127.0.0.1:0", reflection: false },
-      { backend: node, log: silentLogger() },
+    fx = await startFakeServer(
+      "parabft-sdk-bench-",
+      new FakeNode({ maxTxs: 10_000, maxPerSender: 1_000, maxNonceGap: 1_000 }),
     );
-    await server.start();
+    for (let i = 0; i < 4; i++)
+      await writeKeyFile(path.join(fx.dir, "keys", `k${i}.json`), generateKeyPair());
   });
 
   after(async () => {
-    await server?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await fx?.stop();
   });
 
   it("accounts for every scheduled transaction and finds every committed one in the chain", async () => {
     const report = await runClusterBench({
-      api: [`127.0.0.1:${server.port}`],
-      keysDir: path.join(dir, "keys"),
+      api: [fx.api],
+      keysDir: path.join(fx.dir, "keys"),
       durationS: 2,
       rate: 20,
       senders: 4,
       connections: 2,
       drainTimeoutS: 10,
-      outDir: path.join(dir, "out"),
+      outDir: path.join(fx.dir, "out"),
       name: "smoke",
       progress: false,
       verifyCeilingMs: 200,

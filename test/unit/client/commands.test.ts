@@ -7,16 +7,16 @@ import { queryCommand } from "../../../src/cli/commands/query.js";
 import { txCommand } from "../../../src/cli/commands/tx.js";
 import type { KeyPair } from "../../../src/crypto/keys.js";
 import { toHex } from "../../../src/types/index.js";
-import { type CliFixture, capture, startCliFixture } from "../cli/inProcess.js";
+import { capture, type FakeServer, startFakeServer } from "../api/fakeServer.js";
 
 describe("tx and query commands", () => {
-  let fx: CliFixture;
+  let fx: FakeServer;
   let api: string;
   let keyFile: string;
   let kp: KeyPair;
 
   before(async () => {
-    fx = await startCliFixture("parabft-sdk-cli-");
+    fx = await startFakeServer("parabft-sdk-cli-");
     ({ api, keyFile, kp } = fx);
   });
 

@@ -17,10 +17,10 @@ import {
 } from "../../../src/staking/index.js";
 import { toHex } from "../../../src/types/index.js";
 import type { FakeNode } from "../api/fakeNode.js";
-import { type CliFixture, capture, startCliFixture } from "../cli/inProcess.js";
+import { capture, type FakeServer, startFakeServer } from "../api/fakeServer.js";
 
 describe("tx stake and staking queries", () => {
-  let fx: CliFixture;
+  let fx: FakeServer;
   let node: FakeNode;
   let api: string;
   let keyFile: string;
@@ -28,7 +28,7 @@ describe("tx stake and staking queries", () => {
   const validator = new Uint8Array(20).fill(0x42);
 
   before(async () => {
-    fx = await startCliFixture("parabft-stake-cli-");
+    fx = await startFakeServer("parabft-stake-cli-");
     ({ node, api, keyFile, kp } = fx);
   });
 

@@ -1,12 +1,13 @@
-// The in-process set-up of the CLI command tests: the real ApiServer on 127.0.0.1 over a
-// FakeNode that commits at once, a sender key file in a temp dir, and stdout capture.
+// The in-process set-up of the tests that drive the real ApiServer without a cluster (the CLI
+// commands, the cluster benchmark's client): the server on 127.0.0.1 over a FakeNode that is
+// ready and commits at once, a temp dir with a sender key file, and stdout capture.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { ApiServer } from "../../../src/api/index.js";
 import { generateKeyPair, type KeyPair, writeKeyFile } from "../../../src/crypto/keys.js";
 import { silentLogger } from "../../../src/logger/index.js";
-import { FakeNode } from "../api/fakeNode.js";
+import { FakeNode } from "./fakeNode.js";
 
 /**
  * Runs a command with its text output captured. Binary writes pass through: the test runner
@@ -28,8 +29,10 @@ export async function capture(fn: () => Promise<number>): Promise<{ code: number
   }
 }
 
-export interface CliFixture {
-  node: FakeNode;
+export interface FakeServer<N extends FakeNode = FakeNode> {
+  node: N;
+  /** The temp dir (removed by stop). */
+  dir: string;
   /** The API address for `--api`. */
   api: string;
   /** A key file holding `kp`, for `--key`. */
@@ -38,12 +41,17 @@ export interface CliFixture {
   stop(): Promise<void>;
 }
 
-/** Starts the server and writes the key file; `stop` closes the server and removes the dir. */
-export async function startCliFixture(dirPrefix: string): Promise<CliFixture> {
+/**
+ * Starts the server over `node` (default a plain FakeNode) and writes the key file; `stop` closes
+ * the server and removes the dir.
+ */
+export async function startFakeServer<N extends FakeNode = FakeNode>(
+  dirPrefix: string,
+  node: N = new FakeNode() as N,
+): Promise<FakeServer<N>> {
   const dir = await mkdtemp(path.join(tmpdir(), dirPrefix));
   const kp = generateKeyPair();
   const keyFile = path.join(dir, "sender.json");
-  const node = new FakeNode();
   node.setReady(true);
   node.autoCommit = true;
   const server = new ApiServer(
@@ -60,6 +68,7 @@ export async function startCliFixture(dirPrefix: string): Promise<CliFixture> {
   }
   return {
     node,
+    dir,
     api: `127.0.0.1:${server.port}`,
     keyFile,
     kp,
