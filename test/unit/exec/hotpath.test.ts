@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { accountSmallInto, keyStr, StateValue } from "../../../src/exec/codec.js";
+import { accountSmallInto, consumedSmallInto, keyStr, StateValue } from "../../../src/exec/codec.js";
 import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
 import { applyTx, applyTxFast, decodeTx, type FeeTotal, type StateView } from "../../../src/exec/programs.js";
@@ -447,12 +447,18 @@ describe("hot-path account values in shared slab slots (round 7)", () => {
 });
 
 describe("StateValue (the hot path's slab slots)", () => {
-  it("copies and views of one are plain Uint8Arrays, never slots the hot path would rewrite", () => {
-    const v = accountSmallInto(null, 3, 1_000);
-    assert.ok(v instanceof StateValue);
-    for (const derived of [v.slice(), v.subarray(0, 8), v.map((b) => b), v.filter(() => true)]) {
-      assert.ok(!(derived instanceof StateValue), derived.constructor.name);
-      assert.deepEqual([...derived.subarray(0, 8)], [...v.subarray(0, 8)]);
-    }
+  it("a copy of one (a StateValue with no slot behind it) grows into a new slot, not past its buffer", () => {
+    const hash = new Uint8Array(32).fill(7);
+    const inSlot = accountSmallInto(null, 3, 1_000);
+    const copy = inSlot.slice();
+    assert.ok(copy instanceof StateValue, "slice keeps the subclass (species)");
+    const plain = consumedSmallInto(new Uint8Array(inSlot), 4, 900, hash);
+    const fromCopy = consumedSmallInto(copy, 4, 900, hash);
+    assert.deepEqual([...fromCopy], [...plain]);
+    assert.deepEqual([...copy], [...inSlot], "the copy itself is left as it was");
+    // A value in its slot grows in place: the same bytes, a longer view.
+    const grown = consumedSmallInto(inSlot, 4, 900, hash);
+    assert.equal(grown.buffer, inSlot.buffer);
+    assert.deepEqual([...grown], [...plain]);
   });
 });
