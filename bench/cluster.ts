@@ -125,22 +125,14 @@ async function sweep(
       continue;
     }
     if (!why && above !== null) {
-      const saturation = {
-        offeredRate: run.offeredRate,
-        achievedTps: run.achievedTps,
-        finalityP99Ms: run.finalityMs.p99,
-        reason: `the step above (${above.rate} tx/s) saturated: ${above.why}`,
+      return {
+        runs,
+        saturation: saturationAt(run, `the step above (${above.rate} tx/s) saturated: ${above.why}`),
       };
-      return { runs, saturation };
     }
     if (why) {
       const saturation = lastGood
-        ? {
-            offeredRate: lastGood.offeredRate,
-            achievedTps: lastGood.achievedTps,
-            finalityP99Ms: lastGood.finalityMs.p99,
-            reason: `next step (${rate} tx/s) saturated: ${why}`,
-          }
+        ? saturationAt(lastGood, `next step (${rate} tx/s) saturated: ${why}`)
         : {
             offeredRate: null,
             achievedTps: null,
@@ -155,12 +147,17 @@ async function sweep(
   if (!lastGood) return { runs, saturation: null };
   return {
     runs,
-    saturation: {
-      offeredRate: lastGood.offeredRate,
-      achievedTps: lastGood.achievedTps,
-      finalityP99Ms: lastGood.finalityMs.p99,
-      reason: "not reached: the highest step still kept up (raise --sweep-steps)",
-    },
+    saturation: saturationAt(lastGood, "not reached: the highest step still kept up (raise --sweep-steps)"),
+  };
+}
+
+/** The saturation point a sweep reports: the step `run` that kept up, and why it stopped there. */
+function saturationAt(run: RunReport, reason: string): NonNullable<ClusterBenchReport["saturation"]> {
+  return {
+    offeredRate: run.offeredRate,
+    achievedTps: run.achievedTps,
+    finalityP99Ms: run.finalityMs.p99,
+    reason,
   };
 }
 

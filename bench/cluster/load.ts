@@ -218,14 +218,15 @@ export async function runOnce(
   });
 
   // Drain: wait for admitted transactions to commit and execute, bounded.
-  const drainUntil = performance.now() + ctx.drainTimeoutS * 1000;
-  while (performance.now() < drainUntil && !ctx.signal?.aborted) {
-    const inflight = ctx.conns.reduce((a, c) => a + c.inFlight + c.queue.length, 0);
-    if (inflight === 0 && slots.committed >= submitted && slots.executedCount >= slots.committed) break;
-    renderProgress(ctx, label, durationS, durationS, `draining: committed ${slots.committed}/${submitted}`);
-    await sleep(50);
-  }
-  if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
+  await slots.drain(
+    label,
+    durationS,
+    () =>
+      ctx.conns.reduce((a, c) => a + c.inFlight + c.queue.length, 0) === 0 &&
+      slots.committed >= submitted &&
+      slots.executedCount >= slots.committed,
+    () => `draining: committed ${slots.committed}/${submitted}`,
+  );
   const report = slots.report(
     slots.committed / Math.max(durationS, (slots.lastCommitAt - t0) / 1000),
     durationS,

@@ -11,15 +11,7 @@
 // is counted as `clientBlocked` (the client could not offer it) instead of queueing in the client.
 import { signTx, transferTx } from "../../src/client/node.js";
 import { toHex } from "../../src/types/index.js";
-import {
-  failureKey,
-  newHistogram,
-  type RunContext,
-  recipient,
-  recordMs,
-  renderProgress,
-  sleep,
-} from "./load.js";
+import { failureKey, newHistogram, type RunContext, recipient, recordMs } from "./load.js";
 import { Slots } from "./slots.js";
 import type { RunReport } from "./types.js";
 
@@ -122,13 +114,12 @@ export async function runOverload(
   });
 
   // Drain: every admitted transaction should commit (nothing admitted may be lost), bounded.
-  const drainUntil = performance.now() + ctx.drainTimeoutS * 1000;
-  while (performance.now() < drainUntil && !ctx.signal?.aborted) {
-    if (answered >= sent && slots.committed >= admitted && slots.executedCount >= slots.committed) break;
-    renderProgress(ctx, label, durationS, durationS, `draining: committed ${slots.committed}/${admitted}`);
-    await sleep(50);
-  }
-  if (ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
+  await slots.drain(
+    label,
+    durationS,
+    () => answered >= sent && slots.committed >= admitted && slots.executedCount >= slots.committed,
+    () => `draining: committed ${slots.committed}/${admitted}`,
+  );
   // Commit throughput while the load lasted: what the cluster sustains under overload.
   const report = slots.report(slots.committedInWindow / durationS, durationS, submitAck, maxLag, cpu0);
   slots.close();

@@ -10,6 +10,7 @@ import {
   type RunContext,
   recordMs,
   renderProgress,
+  sleep,
   summarize,
 } from "./load.js";
 import { round3 } from "./stages.js";
@@ -103,6 +104,25 @@ export class Slots {
       setTimeout(tick, Math.max(0, this.t0 - performance.now()));
     });
     return maxLag;
+  }
+
+  /**
+   * After the load: waits, at most the run's drain timeout, until `settled()` (what was admitted
+   * has committed and executed), showing `progress()`; then ends the progress line.
+   */
+  async drain(
+    label: string,
+    durationS: number,
+    settled: () => boolean,
+    progress: () => string,
+  ): Promise<void> {
+    const drainUntil = performance.now() + this.ctx.drainTimeoutS * 1000;
+    while (performance.now() < drainUntil && !this.ctx.signal?.aborted) {
+      if (settled()) break;
+      renderProgress(this.ctx, label, durationS, durationS, progress());
+      await sleep(50);
+    }
+    if (this.ctx.progress && process.stderr.isTTY) process.stderr.write("\n");
   }
 
   /** Stops following execution (the run is over). */
