@@ -27,6 +27,7 @@ import {
   type HostileCluster,
   hostileRounds,
   interleave,
+  RssWatch,
   startHostileCluster,
   stopHostileCluster,
 } from "./hostile-windows.js";
@@ -34,25 +35,11 @@ import { checkChain, metricValue, signerOf, sleep, TransferLoad, until } from ".
 
 const ROUNDS = hostileRounds(3);
 const WINDOW_MS = 6_000;
-/** Per validator: no node grows by more than this over its RSS at the scenario's start... */
-const RSS_GROWTH_BOUND = 150 * 1024 * 1024;
-/** ...nor exceeds this. */
-const RSS_ABS_BOUND = 450 * 1024 * 1024;
 const HONEST = [0, 1, 2, 3, 4, 5];
 const ATTACKER_ACCOUNT = 6;
 const RECIPIENT = 7;
 /** Funded, unused by anyone else: the forged gossip's sender. */
 const FORGED_SENDER = 8;
-
-function rssOf(pid: number | null): number {
-  if (pid === null) return 0;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
 
 describe("hostile clients and a Byzantine validator: findings 1 and 6", { timeout: 300_000 }, () => {
   let hostile: HostileCluster | undefined;
@@ -78,11 +65,7 @@ describe("hostile clients and a Byzantine validator: findings 1 and 6", { timeou
     const load = new TransferLoad(cluster, clients, signers, recipient.address);
     for (let i = 0; i < 4; i++) if (!live.includes(i)) load.avoid(i);
     const pids = live.map((i) => cluster.node(i).pid);
-    const rssStart = pids.map(rssOf);
-    const rssPeak = [...rssStart];
-    const sampler = setInterval(() => {
-      for (const [k, pid] of pids.entries()) rssPeak[k] = Math.max(rssPeak[k]!, rssOf(pid));
-    }, 250);
+    const rss = new RssWatch(pids);
     try {
       load.start();
       await until(`${name}: first commits`, async () => load.acks.length >= HONEST.length, 60_000);
@@ -96,8 +79,7 @@ describe("hostile clients and a Byzantine validator: findings 1 and 6", { timeou
       });
       await load.stop();
       console.log(
-        `# ${name}: RSS MB start ${rssStart.map((r) => (r / 2 ** 20).toFixed(0)).join("/")} ` +
-          `peak ${rssPeak.map((r) => (r / 2 ** 20).toFixed(0)).join("/")}; client errors ${load.errors.length}\n` +
+        `# ${name}: ${rss.describe()}; client errors ${load.errors.length}\n` +
           describeWindows(name, windows),
       );
       // 1. No validator exits (nor was restarted).
@@ -107,20 +89,14 @@ describe("hostile clients and a Byzantine validator: findings 1 and 6", { timeou
         assert.equal(cluster.node(i).pid, pids[k], `node ${i} was restarted`);
       }
       // 2. RSS stays under the stated bound.
-      for (const [k, i] of live.entries()) {
-        assert.ok(rssPeak[k]! < RSS_ABS_BOUND, `node ${i} RSS peaked at ${rssPeak[k]} bytes`);
-        assert.ok(
-          rssPeak[k]! - rssStart[k]! < RSS_GROWTH_BOUND,
-          `node ${i} RSS grew ${rssPeak[k]! - rssStart[k]!}`,
-        );
-      }
+      rss.assertBounded(live);
       // 4. Nothing acknowledged is lost.
       await checkChain(clients, live, load.acks);
       await assertNoHonestBans(cluster, live, live);
       // 3. (honest service) is asserted by the caller after its own checks.
       return windows;
     } finally {
-      clearInterval(sampler);
+      rss.stop();
       await load.stop();
     }
   }

@@ -14,7 +14,6 @@
 //    closed loop: an open loop at half its median baseline rate through the same attack
 //    (OpenLoopLoad in hostile-windows.ts), judged the same way (make bench-hostile only).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
@@ -35,6 +34,7 @@ import {
   OpenLoopLoad,
   openLoopRate,
   openLoopRounds,
+  RssWatch,
   startHostileCluster,
   stopHostileCluster,
 } from "./hostile-windows.js";
@@ -48,20 +48,6 @@ const OPEN_ROUNDS = openLoopRounds(3);
 /** Accounts 0-5: closed-loop senders; 7: recipient; 8-13: open-loop senders. */
 const OPEN_SENDERS = [8, 9, 10, 11, 12, 13];
 const WINDOW_MS = 6_000;
-/** Stated bound: no node grows by more than this over the run's starting RSS... */
-const RSS_GROWTH_BOUND = 150 * 1024 * 1024;
-/** ...nor exceeds this (finding 4 reached 559 MB and rising). */
-const RSS_ABS_BOUND = 450 * 1024 * 1024;
-
-function rssOf(pid: number | null): number {
-  if (pid === null) return 0;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
 
 describe("hostile peers and clients against a real cluster", { timeout: 300_000 }, () => {
   let hostile: HostileCluster | undefined;
@@ -91,11 +77,7 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
     const recipient = await signerOf(cluster.accounts[7]!.keyFile);
     const load = new TransferLoad(cluster, clients, signers, recipient.address);
     const pids = [0, 1, 2, 3].map((i) => cluster.node(i).pid);
-    const rssStart = pids.map(rssOf);
-    const rssPeak = [...rssStart];
-    const sampler = setInterval(() => {
-      for (const [i, pid] of pids.entries()) rssPeak[i] = Math.max(rssPeak[i]!, rssOf(pid));
-    }, 250);
+    const rss = new RssWatch(pids);
     let stopAttack: (() => Promise<void>) | null = null;
     let open: OpenLoopLoad | null = null;
     try {
@@ -137,8 +119,7 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
         await open.stop();
       }
       console.log(
-        `# ${name}: RSS MB start ${rssStart.map((r) => (r / 2 ** 20).toFixed(0)).join("/")} ` +
-          `peak ${rssPeak.map((r) => (r / 2 ** 20).toFixed(0)).join("/")}; client errors ${load.errors.length}` +
+        `# ${name}: ${rss.describe()}; client errors ${load.errors.length}` +
           (open
             ? `, open-loop errors ${open.errors.length} (${open.sent} sent, ${open.acks.length} acknowledged)`
             : "") +
@@ -151,20 +132,14 @@ describe("hostile peers and clients against a real cluster", { timeout: 300_000 
       assert.deepEqual(exits, []);
       for (let i = 0; i < 4; i++) assert.ok(cluster.isRunning(i), `node ${i} is running`);
       // 2. RSS stays under the stated bound.
-      for (let i = 0; i < 4; i++) {
-        assert.ok(rssPeak[i]! < RSS_ABS_BOUND, `node ${i} RSS peaked at ${rssPeak[i]} bytes`);
-        assert.ok(
-          rssPeak[i]! - rssStart[i]! < RSS_GROWTH_BOUND,
-          `node ${i} RSS grew ${rssPeak[i]! - rssStart[i]!} bytes`,
-        );
-      }
+      rss.assertBounded([0, 1, 2, 3]);
       // 4. Nothing acknowledged is lost.
       await checkChain(clients, [0, 1, 2, 3], [...load.acks, ...(open?.acks ?? [])]);
       await assertNoHonestBans(cluster, [0, 1, 2, 3], [0, 1, 2, 3]);
       // 3. (honest service) is asserted by the caller after its own checks: assertHonestService.
-      return { windows, openWindows, rssPeak };
+      return { windows, openWindows, rssPeak: rss.peak };
     } finally {
-      clearInterval(sampler);
+      rss.stop();
       if (stopAttack) await (stopAttack as () => Promise<void>)().catch(() => {});
       await load.stop();
       await (open as OpenLoopLoad | null)?.stop();

@@ -93,6 +93,60 @@ export function cpuSecondsOf(pid: number | null): number {
 }
 
 /**
+ * Peak resident memory of validator processes over a scenario, sampled every 250 ms from
+ * /proc/PID/status, and the bound the hostile tests state for it: no node grows by more than
+ * `growthBound` over its RSS at the start, nor exceeds `absBound` (finding 4 reached 559 MB and
+ * rising).
+ */
+export class RssWatch {
+  static readonly growthBound = 150 * 1024 * 1024;
+  static readonly absBound = 450 * 1024 * 1024;
+  readonly start: number[];
+  readonly peak: number[];
+  private readonly sampler: NodeJS.Timeout;
+
+  constructor(private readonly pids: readonly (number | null)[]) {
+    this.start = pids.map(rssOf);
+    this.peak = [...this.start];
+    this.sampler = setInterval(() => this.sample(), 250);
+  }
+
+  stop(): void {
+    clearInterval(this.sampler);
+  }
+
+  describe(): string {
+    const mb = (r: number) => (r / 2 ** 20).toFixed(0);
+    return `RSS MB start ${this.start.map(mb).join("/")} peak ${this.peak.map(mb).join("/")}`;
+  }
+
+  /** Asserts the bound for each watched process; `names[k]` names the k-th (its node index). */
+  assertBounded(names: readonly number[]): void {
+    for (const [k, i] of names.entries()) {
+      assert.ok(this.peak[k]! < RssWatch.absBound, `node ${i} RSS peaked at ${this.peak[k]} bytes`);
+      assert.ok(
+        this.peak[k]! - this.start[k]! < RssWatch.growthBound,
+        `node ${i} RSS grew ${this.peak[k]! - this.start[k]!} bytes`,
+      );
+    }
+  }
+
+  private sample(): void {
+    for (const [k, pid] of this.pids.entries()) this.peak[k] = Math.max(this.peak[k]!, rssOf(pid));
+  }
+}
+
+function rssOf(pid: number | null): number {
+  if (pid === null) return 0;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
  * Runs `rounds` attack windows bracketed by `rounds + 1` baseline windows, each `windowMs` long,
  * while `load` (already started and past its warm-up) keeps honest closed-loop traffic going.
  * `startAttack` is awaited before an attack window's clock starts and `stopAttack` after it ends,
