@@ -29,6 +29,14 @@ const LOAD_REFUSALS: ReadonlySet<string> = new Set([
   "SENDER_RATE_LIMITED",
 ]);
 
+/**
+ * Sends per turn of the event loop while the generator catches up: a late client (its own event
+ * loop stalled on a busy box) would otherwise sign and submit every overdue slot in one
+ * synchronous burst, before handling the answers already waiting on its sockets, and count sends
+ * as "not sent" for senders whose answers had arrived.
+ */
+const SEND_BURST = 16;
+
 /** Open loop at `rate` tx/s for `durationS` with refusals counted, never retried (see above). */
 export async function runOverload(
   ctx: RunContext,
@@ -136,10 +144,16 @@ export async function runOverload(
     setTimeout(() => resolve(timedScrape(ctx.metricsAddrs)), Math.max(0, slots.t0 - performance.now()));
   });
   loopDelay.enable();
-  const maxLag = await slots.run(label, durationS, sendSampled, () => {
-    const refusedN = Object.values(refused).reduce((a, b) => a + b, 0);
-    return `sent ${sent} admitted ${admitted} refused ${refusedN} committed ${slots.committed}`;
-  });
+  const maxLag = await slots.run(
+    label,
+    durationS,
+    sendSampled,
+    () => {
+      const refusedN = Object.values(refused).reduce((a, b) => a + b, 0);
+      return `sent ${sent} admitted ${admitted} refused ${refusedN} committed ${slots.committed}`;
+    },
+    SEND_BURST,
+  );
 
   loopDelay.disable();
   const windowEnd = ctx.metricsAddrs.length > 0 ? await timedScrape(ctx.metricsAddrs) : null;

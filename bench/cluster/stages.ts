@@ -37,6 +37,9 @@ export function sumOf(m: MetricSample, prefix: string, ...has: string[]): number
   return t;
 }
 
+/** The API's status label of a successful call: the numeric gRPC code (0), as src/api records it. */
+const OK_CODE = 'code="0"';
+
 export function stageBreakdown(
   before: (MetricSample | null)[],
   after: (MetricSample | null)[],
@@ -67,7 +70,7 @@ export function stageBreakdown(
       const method = k.startsWith("parabft_api_call_seconds_count{")
         ? /[{,]method="([^"]+)"/.exec(k)?.[1]
         : undefined;
-      if (method && /[{,]code="OK"/.test(k)) methods.add(method);
+      if (method && new RegExp(`[{,]${OK_CODE}`).test(k)) methods.add(method);
     }
   const dbWriteMs: Record<string, number> = {};
   for (const k of kinds) {
@@ -76,7 +79,7 @@ export function stageBreakdown(
   }
   const apiCallMs: Record<string, number> = {};
   for (const m of methods) {
-    const v = mean("api_call_seconds_sum", "api_call_seconds_count", `method="${m}"`, 'code="OK"');
+    const v = mean("api_call_seconds_sum", "api_call_seconds_count", `method="${m}"`, OK_CODE);
     if (v !== null) apiCallMs[m] = v;
   }
   const cpuS = total(delta("process_cpu_seconds_total"));
