@@ -275,6 +275,9 @@ export function overloadSummary(
     finalityP50Ms: run.finalityMs.p50,
     finalityP99Ms: run.finalityMs.p99,
     submitAckP99Ms: run.submitAckMs.p99,
+    ...(run.answerTimes
+      ? { sendLagP50Ms: run.answerTimes.sendLagMs.p50, sendLagP99Ms: run.answerTimes.sendLagMs.p99 }
+      : {}),
     goals: [
       {
         name: "achieved ≥ 90% of saturation",

@@ -1,7 +1,7 @@
 // Issue 14's overload figures from `bench cluster --overload` JSON reports (bench/pairs.sh runs):
 // one row per run and the median per build, the ratio judged on the validators' counters.
 //   node dist/bench/cluster/overloadTable.js FILE.json [FILE.json ...]
-// A file's build is its name up to the first "-" (pairs.sh: BUILD-SHAPE-I.json); its load average
+// A file's build is its name without the trailing "-I" (pairs.sh: BUILD-SHAPE-I.json); its load average
 // comes from the .load file beside it (uptime before and after the run) when present.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -25,6 +25,8 @@ const COLUMNS = [
   "lost",
   "finality p50",
   "p99",
+  "node finality mean",
+  "send lag p50",
   "answer p50 (from send)",
   "client loop p99",
   "node loop p99 (max)",
@@ -66,8 +68,10 @@ export function overloadRow(file: string): Row | null {
     p50: o.finalityP50Ms,
     p99: o.finalityP99Ms,
     answerP50: run.answerTimes?.roundTripMs.p50 ?? null,
+    nodeFinality: run.stages?.apiFinalityMs ?? null,
+    sendLag: run.answerTimes?.sendLagMs.p50 ?? null,
   };
-  const build = path.basename(file, ".json").split("-")[0] ?? file;
+  const build = path.basename(file, ".json").replace(/-\d+$/, "");
   return {
     build,
     nums,
@@ -87,6 +91,8 @@ export function overloadRow(file: string): Row | null {
       o.admittedNotCommitted,
       o.finalityP50Ms,
       o.finalityP99Ms,
+      run.stages?.apiFinalityMs ?? "-",
+      run.answerTimes?.sendLagMs.p50 ?? "-",
       run.answerTimes?.roundTripMs.p50 ?? "-",
       run.answerTimes?.clientLoopDelayMs.p99 ?? "-",
       nodeLoop.length > 0 ? `${median(nodeLoop)} (${Math.max(...nodeLoop)})` : "-",
@@ -116,6 +122,8 @@ export function overloadTable(files: string[]): string {
     "lost",
     "p50",
     "p99",
+    "nodeFinality",
+    "sendLag",
     "answerP50",
   ];
   const med = (b: string, k: string) => {

@@ -25,6 +25,11 @@ export function formatOverload(o: OverloadSummary): string {
     `  the client saw ${o.clientAchievedTps} tx/s committed during the load = ${(100 * o.clientRatioToSaturation).toFixed(1)}% of saturation; view changes (load and drain) ${o.viewChanges ?? "-"}`,
     `  admitted ${o.admitted}; refused: ${refused || "none"}; not sent (every sender awaiting an answer) ${o.clientBlocked}; admitted but not committed ${o.admittedNotCommitted}`,
     `  finality of the admitted: p50 ${o.finalityP50Ms} ms, p99 ${o.finalityP99Ms} ms; submit answer p99 ${o.submitAckP99Ms} ms`,
+    ...(o.sendLagP99Ms !== undefined && o.sendLagP99Ms > 1000
+      ? [
+          `  NOTE the client fell behind its schedule (send lag p50 ${o.sendLagP50Ms} ms, p99 ${o.sendLagP99Ms} ms): it did not offer the load on time`,
+        ]
+      : []),
     ...o.goals.map((g) => `  goal ${g.pass ? "MET   " : "MISSED"} ${g.name}: ${g.detail}`),
   ].join("\n");
 }

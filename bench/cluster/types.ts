@@ -308,6 +308,13 @@ export interface OverloadSummary {
   finalityP50Ms: number;
   finalityP99Ms: number;
   submitAckP99Ms: number;
+  /**
+   * The client's lateness behind its schedule (answerTimes.sendLagMs p50/p99, ms): a client that
+   * could not offer the load on time (a one-thread client on a busy box) measured a spread-out
+   * load, whatever the goals say. Absent in older results.
+   */
+  sendLagP50Ms?: number;
+  sendLagP99Ms?: number;
   /** The goal's three checks, each with a pass flag and why. */
   goals: { name: string; pass: boolean; detail: string }[];
 }
