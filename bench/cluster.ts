@@ -242,7 +242,13 @@ export function overloadSummary(
   saturationMethod: string,
   factor: number,
 ): OverloadSummary {
-  const ratio = saturationTps > 0 ? run.achievedTps / saturationTps : 0;
+  // Judged on the validators' own commit counters over the load window: the one-thread bench
+  // client, on the same cores, can fall behind the block stream (o15-notes p4). Its figure stays beside.
+  const validators = run.validatorWindow ?? null;
+  const achievedTps = validators?.tps ?? run.achievedTps;
+  const achievedFrom = validators !== null ? "validators" : "client";
+  const ratio = saturationTps > 0 ? achievedTps / saturationTps : 0;
+  const clientRatio = saturationTps > 0 ? run.achievedTps / saturationTps : 0;
   const viewChanges = run.stages?.viewChanges ?? null;
   const refused = run.refused ?? {};
   const refusedTotal = Object.values(refused).reduce((a, b) => a + b, 0);
@@ -254,8 +260,12 @@ export function overloadSummary(
     factor,
     offeredRate: run.offeredRate,
     durationS: run.durationS,
-    achievedTps: run.achievedTps,
+    achievedTps,
     ratioToSaturation: round3(ratio),
+    achievedFrom,
+    clientAchievedTps: run.achievedTps,
+    clientRatioToSaturation: round3(clientRatio),
+    validators,
     viewChanges,
     refused,
     clientBlocked: run.clientBlocked ?? 0,
@@ -265,11 +275,14 @@ export function overloadSummary(
     finalityP50Ms: run.finalityMs.p50,
     finalityP99Ms: run.finalityMs.p99,
     submitAckP99Ms: run.submitAckMs.p99,
+    ...(run.answerTimes
+      ? { sendLagP50Ms: run.answerTimes.sendLagMs.p50, sendLagP99Ms: run.answerTimes.sendLagMs.p99 }
+      : {}),
     goals: [
       {
         name: "achieved ≥ 90% of saturation",
         pass: ratio >= 0.9,
-        detail: `${run.achievedTps} / ${saturationTps} tx/s = ${(100 * ratio).toFixed(1)}%`,
+        detail: `${achievedTps} / ${saturationTps} tx/s = ${(100 * ratio).toFixed(1)}% (${achievedFrom === "validators" ? "validators' commit counters" : "the client's block stream"})`,
       },
       {
         name: "no view change",

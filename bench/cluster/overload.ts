@@ -9,10 +9,12 @@
 // and the block watcher times its finality from the scheduled send time. Refused: counted by its
 // status ("RESOURCE_EXHAUSTED/OVERLOADED", ...). When every sender is awaiting an answer the send
 // is counted as `clientBlocked` (the client could not offer it) instead of queueing in the client.
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { signTx, transferTx } from "../../src/client/node.js";
 import { toHex } from "../../src/types/index.js";
-import { failureKey, newHistogram, type RunContext, recipient, recordMs } from "./load.js";
+import { failureKey, newHistogram, type RunContext, recipient, recordMs, summarize } from "./load.js";
 import { Slots } from "./slots.js";
+import { type TimedScrape, timedScrape, validatorWindow } from "./stages.js";
 import type { RunReport } from "./types.js";
 
 /**
@@ -26,6 +28,14 @@ const LOAD_REFUSALS: ReadonlySet<string> = new Set([
   "CONNECTION_RATE_LIMITED",
   "SENDER_RATE_LIMITED",
 ]);
+
+/**
+ * Sends per turn of the event loop while the generator catches up: a late client (its own event
+ * loop stalled on a busy box) would otherwise sign and submit every overdue slot in one
+ * synchronous burst, before handling the answers already waiting on its sockets, and count sends
+ * as "not sent" for senders whose answers had arrived.
+ */
+const SEND_BURST = 16;
 
 /** Open loop at `rate` tx/s for `durationS` with refusals counted, never retried (see above). */
 export async function runOverload(
@@ -49,6 +59,14 @@ export async function runOverload(
   let cursor = 0;
   const w = ctx.watcher;
   const cpu0 = process.cpuUsage();
+  // Why a send finds every sender busy: the client's lateness, the round trip, its own stalls.
+  const sendLag = newHistogram();
+  const roundTrip = newHistogram();
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  const notSentBySecond = new Array<number>(Math.ceil(durationS) + 1).fill(0);
+  let outstandingSum = 0;
+  let outstandingMax = 0;
+  let outstandingSamples = 0;
 
   const nextFree = () => {
     for (let k = 0; k < senders.length; k++) {
@@ -65,6 +83,8 @@ export async function runOverload(
     const x = nextFree();
     if (x === null) {
       clientBlocked++;
+      const second = Math.floor((scheduled[i]! - slots.t0) / 1000);
+      notSentBySecond[Math.min(notSentBySecond.length - 1, Math.max(0, second))]!++;
       return;
     }
     x.busy = true;
@@ -83,6 +103,8 @@ export async function runOverload(
     // Watched before the submit: the block can arrive before the admission answer.
     slots.watch(i, p.hash, hex);
     const conn = ctx.conns[x.i % ctx.conns.length]!;
+    const sentAt = performance.now();
+    recordMs(sendLag, sentAt - scheduled[i]!);
     conn
       .run(() => conn.client.submitTx(p.tx))
       .then(
@@ -105,14 +127,37 @@ export async function runOverload(
       .finally(() => {
         x.busy = false;
         answered++;
+        recordMs(roundTrip, performance.now() - sentAt);
       });
   };
+  const sendSampled = (i: number) => {
+    send(i);
+    const outstanding = sent - answered;
+    outstandingSum += outstanding;
+    outstandingSamples++;
+    if (outstanding > outstandingMax) outstandingMax = outstanding;
+  };
 
-  const maxLag = await slots.run(label, durationS, send, () => {
-    const refusedN = Object.values(refused).reduce((a, b) => a + b, 0);
-    return `sent ${sent} admitted ${admitted} refused ${refusedN} committed ${slots.committed}`;
+  // The validators' own counters over the load window: scraped as its first send is due and as
+  // its last one went out (the client's figure below is what its block stream saw meanwhile).
+  const windowStart = new Promise<TimedScrape>((resolve) => {
+    setTimeout(() => resolve(timedScrape(ctx.metricsAddrs)), Math.max(0, slots.t0 - performance.now()));
   });
+  loopDelay.enable();
+  const maxLag = await slots.run(
+    label,
+    durationS,
+    sendSampled,
+    () => {
+      const refusedN = Object.values(refused).reduce((a, b) => a + b, 0);
+      return `sent ${sent} admitted ${admitted} refused ${refusedN} committed ${slots.committed}`;
+    },
+    SEND_BURST,
+  );
 
+  loopDelay.disable();
+  const windowEnd = ctx.metricsAddrs.length > 0 ? await timedScrape(ctx.metricsAddrs) : null;
+  const windowBegan = await windowStart;
   // Drain: every admitted transaction should commit (nothing admitted may be lost), bounded.
   await slots.drain(
     label,
@@ -120,6 +165,20 @@ export async function runOverload(
     () => answered >= sent && slots.committed >= admitted && slots.executedCount >= slots.committed,
     () => `draining: committed ${slots.committed}/${admitted}`,
   );
+  const loopMs = (ns: number) => Math.round(ns / 1e4) / 100;
+  // After the drain: every send has its answer.
+  const answerTimes = {
+    sendLagMs: summarize(sendLag),
+    roundTripMs: summarize(roundTrip),
+    clientLoopDelayMs: {
+      p50: loopMs(loopDelay.percentile(50)),
+      p99: loopMs(loopDelay.percentile(99)),
+      max: loopMs(loopDelay.max),
+    },
+    outstandingMean: outstandingSamples > 0 ? Math.round(outstandingSum / outstandingSamples) : 0,
+    outstandingMax,
+    notSentBySecond,
+  };
   // Commit throughput while the load lasted: what the cluster sustains under overload.
   const report = slots.report(slots.committedInWindow / durationS, durationS, submitAck, maxLag, cpu0);
   slots.close();
@@ -127,8 +186,10 @@ export async function runOverload(
     const hex = hashOf[i];
     if (hex !== undefined && !slots.isCommitted(i)) w.pending.delete(hex);
   }
+  const nodes = windowEnd === null ? null : validatorWindow(windowBegan, windowEnd);
   return {
     ...report,
+    ...(nodes !== null ? { validatorWindow: nodes } : {}),
     mode: "overload",
     offeredRate: rate,
     durationS,
@@ -137,6 +198,7 @@ export async function runOverload(
     submitFailures: failures,
     refused,
     clientBlocked,
+    answerTimes,
     uncommitted: admitted - slots.committed,
   };
 }

@@ -19,9 +19,17 @@ export function formatOverload(o: OverloadSummary): string {
   return [
     `overload: ${o.offeredRate} tx/s offered (${o.factor}× saturation ${o.saturationTps} tx/s) for ${o.durationS} s`,
     `  saturation: ${o.saturationMethod}`,
-    `  achieved ${o.achievedTps} tx/s during the load = ${(100 * o.ratioToSaturation).toFixed(1)}% of saturation; view changes ${o.viewChanges ?? "-"}`,
+    o.validators
+      ? `  validators committed ${o.validators.tps} tx/s over the ${o.validators.windowS} s load window (median validator; per validator ${o.validators.committedTxs.map((x) => x ?? "-").join(" / ")} txs, ${o.validators.heights} heights, ${o.validators.viewChanges} view changes; event-loop delay p99 ${(o.validators.loopDelayP99Ms ?? []).map((x) => x ?? "-").join(" / ")} ms, max ${(o.validators.loopDelayMaxMs ?? []).map((x) => x ?? "-").join(" / ")} ms) = ${(100 * o.ratioToSaturation).toFixed(1)}% of saturation`
+      : "  validators' counters: no metrics",
+    `  the client saw ${o.clientAchievedTps} tx/s committed during the load = ${(100 * o.clientRatioToSaturation).toFixed(1)}% of saturation; view changes (load and drain) ${o.viewChanges ?? "-"}`,
     `  admitted ${o.admitted}; refused: ${refused || "none"}; not sent (every sender awaiting an answer) ${o.clientBlocked}; admitted but not committed ${o.admittedNotCommitted}`,
     `  finality of the admitted: p50 ${o.finalityP50Ms} ms, p99 ${o.finalityP99Ms} ms; submit answer p99 ${o.submitAckP99Ms} ms`,
+    ...(o.sendLagP99Ms !== undefined && o.sendLagP99Ms > 1000
+      ? [
+          `  NOTE the client fell behind its schedule (send lag p50 ${o.sendLagP50Ms} ms, p99 ${o.sendLagP99Ms} ms): it did not offer the load on time`,
+        ]
+      : []),
     ...o.goals.map((g) => `  goal ${g.pass ? "MET   " : "MISSED"} ${g.name}: ${g.detail}`),
   ].join("\n");
 }
@@ -80,6 +88,13 @@ export function formatReport(r: ClusterBenchReport): string {
       .join(", ");
     lines.push(
       `${x.mode === "closed" ? `closed loop ×${x.clients} (${x.offeredRate} tx/s)` : `${runLabel(x)} tx/s`}: ${x.blocks} blocks (${rate.txsPerBlock ?? "-"} txs/block, ${rate.heightsPerS ?? "-"} heights/s); submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${retried ? `; refused and retried: ${retried}` : ""}${refused ? `; refused (not retried): ${refused}` : ""}${x.clientBlocked ? `; ${x.clientBlocked} not sent (every sender awaiting an answer)` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
+    );
+  }
+  for (const x of r.runs) {
+    const a = x.answerTimes;
+    if (a === undefined) continue;
+    lines.push(
+      `${runLabel(x)} tx/s, answer times (client): send lag p50 ${a.sendLagMs.p50} ms p99 ${a.sendLagMs.p99} ms; round trip p50 ${a.roundTripMs.p50} ms p99 ${a.roundTripMs.p99} ms; client event-loop delay p50 ${a.clientLoopDelayMs.p50} ms p99 ${a.clientLoopDelayMs.p99} ms max ${a.clientLoopDelayMs.max} ms; outstanding mean ${a.outstandingMean} max ${a.outstandingMax}; not sent by second: ${a.notSentBySecond.join(" ")}`,
     );
   }
   const stages = formatStages(r.runs);

@@ -81,16 +81,25 @@ export class Slots {
   /**
    * The open loop: sends each slot when it is due, whatever became of earlier sends, until all
    * are sent or the run is aborted; `stats(sent)` feeds the progress line. Returns the generator's
-   * largest lag behind its schedule (ms).
+   * largest lag behind its schedule (ms). `burst`: at most this many sends per turn of the event
+   * loop; a generator that fell behind then catches up in slices with I/O between them (answers
+   * that already arrived are handled) instead of one synchronous burst.
    */
-  async run(label: string, durationS: number, send: (i: number) => void, stats: (sent: number) => string) {
+  async run(
+    label: string,
+    durationS: number,
+    send: (i: number) => void,
+    stats: (sent: number) => string,
+    burst = Number.POSITIVE_INFINITY,
+  ) {
     let next = 0;
     let lastDraw = 0;
     let maxLag = 0;
     await new Promise<void>((resolve) => {
       const tick = () => {
         const now = performance.now();
-        while (next < this.total && this.scheduled[next]! <= now) {
+        let budget = burst;
+        while (next < this.total && this.scheduled[next]! <= now && budget-- > 0) {
           maxLag = Math.max(maxLag, now - this.scheduled[next]!);
           send(next++);
         }
@@ -99,6 +108,7 @@ export class Slots {
           renderProgress(this.ctx, label, Math.max(0, (now - this.t0) / 1000), durationS, stats(next));
         }
         if (next >= this.total || this.ctx.signal?.aborted) resolve();
+        else if (next < this.total && this.scheduled[next]! <= now) setImmediate(tick);
         else setTimeout(tick, 1);
       };
       setTimeout(tick, Math.max(0, this.t0 - performance.now()));

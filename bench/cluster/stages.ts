@@ -1,6 +1,6 @@
 // Where the time goes: the validators' per-stage metrics scraped before and after a run.
 import { formatTable } from "../lib/index.js";
-import type { RunReport, StageBreakdown } from "./types.js";
+import type { RunReport, StageBreakdown, ValidatorWindow } from "./types.js";
 // ---------------------------------------------------------------------------------------------
 // Validator metrics: where the time goes
 
@@ -37,6 +37,9 @@ export function sumOf(m: MetricSample, prefix: string, ...has: string[]): number
   return t;
 }
 
+/** The API's status label of a successful call: the numeric gRPC code (0), as src/api records it. */
+const OK_CODE = 'code="0"';
+
 export function stageBreakdown(
   before: (MetricSample | null)[],
   after: (MetricSample | null)[],
@@ -63,8 +66,11 @@ export function stageBreakdown(
       // Histogram series print the node's default label (validator) first: match any order.
       const kind = /^parabft_storage_write_seconds_count\{(?:[^}]*,)?kind="([^"]+)"/.exec(k)?.[1];
       if (kind) kinds.add(kind);
-      const method = /^parabft_api_call_seconds_count\{(?:[^}]*,)?method="([^"]+)",code="OK"/.exec(k)?.[1];
-      if (method) methods.add(method);
+      // Labels in any order (prom-client prints them as the series was first observed).
+      const method = k.startsWith("parabft_api_call_seconds_count{")
+        ? /[{,]method="([^"]+)"/.exec(k)?.[1]
+        : undefined;
+      if (method && new RegExp(`[{,]${OK_CODE}`).test(k)) methods.add(method);
     }
   const dbWriteMs: Record<string, number> = {};
   for (const k of kinds) {
@@ -73,7 +79,7 @@ export function stageBreakdown(
   }
   const apiCallMs: Record<string, number> = {};
   for (const m of methods) {
-    const v = mean("api_call_seconds_sum", "api_call_seconds_count", `method="${m}"`, 'code="OK"');
+    const v = mean("api_call_seconds_sum", "api_call_seconds_count", `method="${m}"`, OK_CODE);
     if (v !== null) apiCallMs[m] = v;
   }
   const cpuS = total(delta("process_cpu_seconds_total"));
@@ -101,6 +107,68 @@ export function stageBreakdown(
     cpuCores: wallS > 0 ? r2(cpuS / wallS) : 0,
     execBusy,
   };
+}
+
+/** Metrics scraped at one moment: `atMs` is the midpoint of the scrape (performance.now()). */
+export interface TimedScrape {
+  atMs: number;
+  samples: (MetricSample | null)[];
+}
+
+export async function timedScrape(addrs: string[]): Promise<TimedScrape> {
+  const t0 = performance.now();
+  const samples = await scrapeMetrics(addrs);
+  return { atMs: (t0 + performance.now()) / 2, samples };
+}
+
+/**
+ * The validators' own counters between two scrapes: committed transactions per validator, the
+ * median validator's rate and heights (a validator that lags or catches up moves neither), the
+ * highest validator's view changes. Null when no validator answered both scrapes.
+ */
+export function validatorWindow(before: TimedScrape, after: TimedScrape): ValidatorWindow | null {
+  const windowS = (after.atMs - before.atMs) / 1000;
+  const P = "parabft_consensus_";
+  const delta = (i: number, name: string): number | null => {
+    const b = before.samples[i];
+    const a = after.samples[i];
+    return b && a ? sumOf(a, P + name) - sumOf(b, P + name) : null;
+  };
+  const n = Math.max(before.samples.length, after.samples.length);
+  const committedTxs: (number | null)[] = [];
+  const heights: number[] = [];
+  const views: number[] = [];
+  for (let i = 0; i < n; i++) {
+    committedTxs.push(delta(i, "committed_txs_total"));
+    const h = delta(i, "committed_height");
+    if (h !== null) heights.push(h);
+    const v = delta(i, "view_changes_total");
+    if (v !== null) views.push(v);
+  }
+  const txs = committedTxs.filter((x): x is number => x !== null);
+  if (txs.length === 0 || windowS <= 0) return null;
+  const loopMs = (suffix: string) =>
+    after.samples.map((m) => {
+      if (m === null) return null;
+      for (const [k, v] of m) if (k.includes(suffix)) return Math.round(v * 1e5) / 100;
+      return null;
+    });
+  return {
+    loopDelayP99Ms: loopMs("eventloop_lag_p99_seconds"),
+    loopDelayMaxMs: loopMs("eventloop_lag_max_seconds"),
+    windowS: round3(windowS),
+    committedTxs,
+    tps: Math.round((median(txs) / windowS) * 10) / 10,
+    heights: median(heights),
+    viewChanges: Math.max(0, ...views),
+  };
+}
+
+/** The median (the lower middle of an even count). */
+function median(xs: number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[(s.length - 1) >> 1]!;
 }
 
 export function formatStages(runs: RunReport[]): string {

@@ -109,9 +109,55 @@ export interface StageBreakdown {
   execBusy?: Record<string, number>;
 }
 
+/**
+ * The validators' own counters over a run's load window (overload: the judged window), from their
+ * metrics scraped when the load started and when it ended: what the cluster committed, whatever
+ * the bench client saw of it.
+ */
+export interface ValidatorWindow {
+  /** Seconds between the two scrapes (each timed at its midpoint). */
+  windowS: number;
+  /** consensus_committed_txs_total delta, per validator (metrics order; null: not scraped). */
+  committedTxs: (number | null)[];
+  /** The median validator's committed transactions per second over the window. */
+  tps: number;
+  /** consensus_committed_height delta, the median validator. */
+  heights: number;
+  /** consensus_view_changes_total delta, the highest validator. */
+  viewChanges: number;
+  /**
+   * Each validator's event-loop delay over the window (p99 and max, ms; the node's process metrics
+   * reset at every scrape, so the closing scrape covers the window): how late it runs anything,
+   * an API answer included. Null where not exported.
+   */
+  loopDelayP99Ms?: (number | null)[];
+  loopDelayMaxMs?: (number | null)[];
+}
+
+/**
+ * The overload client's own timings: a sender is busy from its send to its answer, so "not sent"
+ * follows (rate × answer time > senders). Each part separately: the client's lateness, the round
+ * trip, and the client's own event-loop stalls (which delay both sends and the handling of answers).
+ */
+export interface AnswerTimes {
+  /** Actual send − scheduled send: the generator's lateness (the client's event loop, signing). */
+  sendLagMs: LatencySummary;
+  /** Answer handled − actual send: the round trip, the node's API handler and both event loops. */
+  roundTripMs: LatencySummary;
+  /** The bench process's event-loop delay over the load (perf_hooks), ms. */
+  clientLoopDelayMs: { p50: number; p99: number; max: number };
+  /** Submissions awaiting an answer, sampled each generator tick: mean and max. */
+  outstandingMean: number;
+  outstandingMax: number;
+  /** "Not sent" per second of the load. */
+  notSentBySecond: number[];
+}
+
 export interface RunReport {
   /** Per-stage figures from the validators' metrics (own cluster, or --metrics). */
   stages?: StageBreakdown;
+  /** Overload: the validators' own counters over the load window (absent without metrics). */
+  validatorWindow?: ValidatorWindow;
   /**
    * open: fixed offered rate; closed: `clients` clients, each waiting for its commit; overload:
    * fixed offered rate above saturation, refusals counted and never retried (overload.ts).
@@ -135,6 +181,8 @@ export interface RunReport {
   refused?: Record<string, number>;
   /** Overload: sends the client could not make because every sender awaited an answer. */
   clientBlocked?: number;
+  /** Overload: where a submission's answer time goes, seen from the client (why "not sent"). */
+  answerTimes?: AnswerTimes;
   /**
    * Open loops: commits per second from the first commit to the last. A step that keeps up
    * commits at its offered rate; one past saturation drains its backlog at capacity after the load,
@@ -234,10 +282,20 @@ export interface OverloadSummary {
   factor: number;
   offeredRate: number;
   durationS: number;
-  /** Commits during the overload window per second, and its ratio to saturationTps. */
+  /**
+   * Committed tx/s over the load window and its ratio to saturationTps, judged on the validators'
+   * own counters (`validators`) when their metrics were scraped, else on what the client saw.
+   */
   achievedTps: number;
   ratioToSaturation: number;
-  /** View changes during the overload run (validators' metrics; the highest validator's count). */
+  /** Where achievedTps comes from. */
+  achievedFrom: "validators" | "client";
+  /** The bench client's own figure: commits it saw on its block stream during the load, per second. */
+  clientAchievedTps: number;
+  clientRatioToSaturation: number;
+  /** The validators' counters over the load window (null: no metrics). */
+  validators: ValidatorWindow | null;
+  /** View changes during the overload run and its drain (validators' metrics; the highest validator's count). */
   viewChanges: number | null;
   /** Refusals by "STATUS/CODE", and sends the client could not make (every sender awaiting). */
   refused: Record<string, number>;
@@ -250,6 +308,13 @@ export interface OverloadSummary {
   finalityP50Ms: number;
   finalityP99Ms: number;
   submitAckP99Ms: number;
+  /**
+   * The client's lateness behind its schedule (answerTimes.sendLagMs p50/p99, ms): a client that
+   * could not offer the load on time (a one-thread client on a busy box) measured a spread-out
+   * load, whatever the goals say. Absent in older results.
+   */
+  sendLagP50Ms?: number;
+  sendLagP99Ms?: number;
   /** The goal's three checks, each with a pass flag and why. */
   goals: { name: string; pass: boolean; detail: string }[];
 }

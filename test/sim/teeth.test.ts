@@ -77,12 +77,12 @@ describe("teeth: a deliberately broken core is caught", () => {
 // violation (a transaction not committed by the deadline after stabilisation); the same seeds
 // with the correct core report nothing.
 describe("teeth: issue-9 liveness bugs are caught", () => {
-  it("commitLock (the old commit lock) deadlocks within 3 seeds (n=7, f=2 Byzantine)", () => {
+  it("commitLock (the old commit lock) deadlocks within 2 seeds (n=7, f=2 Byzantine)", () => {
     // Issue 9's seeds were 4475, 2295, 5272. Request timers that re-arm on progress short of a
-    // commit (issue 14) change every schedule; the broken core still deadlocks at least as often
-    // (seeds 1-245: 57, 153, 245 now; 1-400: only 371 on 4d3e18d), so these are the first three
-    // that show it today.
-    const seeds = [57, 153, 245];
+    // commit (issue 14) change every schedule, and so does a timeout that follows the pace (o16):
+    // in seeds 1-400 the broken core deadlocks in 207 and 273 now (57, 153, 245 at 341c8c5; only
+    // 371 on 4d3e18d), so these are the seeds that show it today.
+    const seeds = [207, 273];
     const failing: number[] = [];
     for (const seed of seeds) {
       const cfg = { seed, n: 7, byzantine: 2, faults: DEFAULT_FAULTS, checkVerdicts: false };

@@ -1,23 +1,52 @@
 import { Checkpoints } from "./checkpoints.js";
+import { Pace } from "./pace.js";
 import type { View } from "./types.js";
 
 export abstract class Pacemaker extends Checkpoints {
+  /** How long the request timer recently had to wait for progress (pace.ts): the timeout follows it. */
+  protected readonly pace = new Pace();
+
   protected onTimer(token: number): void {
     if (token !== this.timerToken || !this.timerArmed) return;
     this.timerArmed = false;
+    this.pace.disarmed();
     this.timerForViewChange = null;
     if (this.recovering) return;
     this.startViewChange(this._view + 1n);
   }
 
+  /**
+   * The paced base (clamp(2 × longest recent wait for progress, viewTimeoutMs, ceiling): pace.ts),
+   * doubled per consecutive failed view, at most viewTimeoutCapMs.
+   */
   protected timeoutMs(): number {
-    const { viewTimeoutMs, viewTimeoutCapMs } = this.cfg.params;
-    let t = viewTimeoutMs;
+    const { viewTimeoutCapMs } = this.cfg.params;
+    let t = this.pace.timeoutMs(this.cfg.params);
     for (let i = 0; i < this.failedViews && t < viewTimeoutCapMs; i++) t *= 2;
     return Math.min(t, viewTimeoutCapMs);
   }
 
+  /** The request timeout this replica would arm now (metrics, tests). */
+  get requestTimeoutMs(): number {
+    return this.timeoutMs();
+  }
+
+  /** Arms the view-change timer (a quorum of VIEW-CHANGEs is waiting for a NEW-VIEW). */
   protected armTimer(): void {
+    this.pace.disarmed();
+    this.setViewTimer();
+  }
+
+  /**
+   * Arms the request timer; `onProgress`: re-armed because the cluster progressed while it ran,
+   * so the time it waited is one sample of the pace. The new timeout includes that sample.
+   */
+  private armRequestTimer(onProgress: boolean): void {
+    this.pace.armed(onProgress);
+    this.setViewTimer();
+  }
+
+  private setViewTimer(): void {
     this.timerToken++;
     this.timerArmed = true;
     this.out.push({ kind: "setTimer", timer: "view", afterMs: this.timeoutMs(), token: this.timerToken });
@@ -48,6 +77,7 @@ export abstract class Pacemaker extends Checkpoints {
     if (this.recovering) {
       if (this.timerArmed) {
         this.timerArmed = false;
+        this.pace.disarmed();
         this.out.push({ kind: "cancelTimer", timer: "view" });
       }
       return;
@@ -59,9 +89,10 @@ export abstract class Pacemaker extends Checkpoints {
       this._committed >= this.highWatermark;
     const want = !paused && (this.pendingWork > 0 || this.hasInflight());
     if (want) {
-      if (!this.timerArmed || progress) this.armTimer();
+      if (!this.timerArmed || progress) this.armRequestTimer(this.timerArmed && progress);
     } else if (this.timerArmed) {
       this.timerArmed = false;
+      this.pace.disarmed();
       this.out.push({ kind: "cancelTimer", timer: "view" });
     }
   }

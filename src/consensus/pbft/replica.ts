@@ -47,6 +47,14 @@ export class Replica extends Amnesia {
       this.lastVerdict = verdict;
       return { actions: [], verdict, sender };
     }
+    // The pace's only clock: the time the driver stamped on the event (pace.ts).
+    if (
+      event.kind === "message" ||
+      event.kind === "checked" ||
+      event.kind === "proposal" ||
+      event.kind === "tick"
+    )
+      this.pace.observe(event.nowMs);
     switch (event.kind) {
       case "message": {
         const r = checkEnvelope(

@@ -4,8 +4,11 @@
 // next payment must take the unused nonce: were the nonce burnt, every later transaction of that
 // sender would sit behind a gap and never commit, and "nothing admitted lost" would fail.
 import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { type MetricSample, type TimedScrape, validatorWindow } from "../../../bench/cluster/stages.js";
 import { runClusterBench } from "../../../bench/cluster.js";
 import { generateKeyPair, writeKeyFile } from "../../../src/crypto/keys.js";
 import type { SignedTx } from "../../../src/gen/parabft/v1/types_pb.js";
@@ -23,9 +26,59 @@ class RefusingNode extends FakeNode {
   }
 }
 
+/** The fake node's own counters on a metrics endpoint, as a validator exposes them. */
+function metricsServer(node: RefusingNode): Promise<{ server: Server; addr: string }> {
+  const server = createServer((_req, res) => {
+    const txs = node.blocks.reduce((a, b) => a + (b.block?.txs.length ?? 0), 0);
+    res.end(
+      [
+        "# TYPE parabft_consensus_committed_txs_total counter",
+        `parabft_consensus_committed_txs_total{validator="0"} ${txs}`,
+        `parabft_consensus_committed_height{validator="0"} ${node.blocks.length}`,
+        `parabft_consensus_view_changes_total{validator="0"} 0`,
+        "",
+      ].join("\n"),
+    );
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({ server, addr: `127.0.0.1:${(server.address() as AddressInfo).port}` }),
+    ),
+  );
+}
+
+function sample(entries: Record<string, number>): MetricSample {
+  return new Map(Object.entries(entries));
+}
+
+describe("validators' counters over a window", () => {
+  const at = (atMs: number, samples: (MetricSample | null)[]): TimedScrape => ({ atMs, samples });
+  const node = (txs: number, height: number, views: number) =>
+    sample({
+      'parabft_consensus_committed_txs_total{validator="x"}': txs,
+      'parabft_consensus_committed_height{validator="x"}': height,
+      'parabft_consensus_view_changes_total{validator="x"}': views,
+    });
+
+  it("rates the median validator, counts the highest validator's view changes, skips the unscraped", () => {
+    const w = validatorWindow(
+      at(1_000, [node(100, 10, 0), node(100, 10, 1), node(90, 9, 0), node(0, 0, 0)]),
+      at(11_000, [node(1_100, 20, 0), node(1_300, 22, 3), node(1_000, 19, 0), null]),
+    );
+    assert.ok(w !== null);
+    assert.equal(w.windowS, 10);
+    assert.deepEqual(w.committedTxs, [1_000, 1_200, 910, null]);
+    assert.equal(w.tps, 100, "the median of 910, 1,000, 1,200 over 10 s");
+    assert.equal(w.heights, 10);
+    assert.equal(w.viewChanges, 2);
+    assert.equal(validatorWindow(at(0, [null]), at(1_000, [node(1, 1, 0)])), null, "nothing to compare");
+  });
+});
+
 describe("overload measurement against a fake node", () => {
   let fx: FakeServer<RefusingNode>;
   let node: RefusingNode;
+  let metrics: { server: Server; addr: string } | undefined;
 
   before(async () => {
     fx = await startFakeServer(
@@ -33,11 +86,13 @@ describe("overload measurement against a fake node", () => {
       new RefusingNode({ maxTxs: 10_000, maxPerSender: 1_000, maxNonceGap: 1_000 }),
     );
     node = fx.node;
+    metrics = await metricsServer(node);
     for (let i = 0; i < 4; i++)
       await writeKeyFile(path.join(fx.dir, "keys", `k${i}.json`), generateKeyPair());
   });
 
   after(async () => {
+    await new Promise((r) => (metrics ? metrics.server.close(r) : r(undefined)));
     await fx?.stop();
   });
 
@@ -45,6 +100,7 @@ describe("overload measurement against a fake node", () => {
     const report = await runClusterBench({
       api: [fx.api],
       keysDir: path.join(fx.dir, "keys"),
+      metrics: [metrics!.addr],
       durationS: 2,
       rate: 10,
       overload: { factor: 2, probeS: 1, saturationTps: 10 },
@@ -75,8 +131,30 @@ describe("overload measurement against a fake node", () => {
     assert.equal(o.admittedNotCommitted, 0);
     assert.deepEqual(o.refused, r.refused);
     assert.equal(o.goals.length, 3);
-    const v = report.verification;
-    assert.equal(v.inChain, r.committed);
-    assert.equal(v.missing + v.heightMismatch, 0);
+    // The ratio is judged on the node's own commit counter over the load window, not on what the
+    // client's block stream saw; the client's figure stays beside it.
+    const v = o.validators;
+    assert.ok(v !== null, "the node's metrics were scraped at the window's ends");
+    assert.equal(o.achievedFrom, "validators");
+    assert.ok(v.windowS >= 1.8 && v.windowS < 10, `window ${v.windowS} s`);
+    const inWindow = v.committedTxs[0]!;
+    assert.ok(inWindow > 0 && inWindow <= r.submitted, `${inWindow} committed in the window`);
+    assert.equal(o.achievedTps, v.tps);
+    assert.equal(v.tps, Math.round((inWindow / v.windowS) * 10) / 10);
+    assert.equal(o.ratioToSaturation, Math.round((v.tps / 10) * 1000) / 1000);
+    assert.equal(o.clientAchievedTps, r.achievedTps);
+    assert.equal(v.viewChanges, 0);
+    // The client's answer times account for every answered send and every send not made.
+    const a = r.answerTimes!;
+    assert.equal(a.roundTripMs.count, r.submitted + refused);
+    assert.equal(a.sendLagMs.count, r.submitted + refused);
+    assert.equal(
+      a.notSentBySecond.reduce((x, y) => x + y, 0),
+      blocked,
+    );
+    assert.ok(a.outstandingMax >= 1 && a.outstandingMax <= 4, "at most one per sender");
+    const chain = report.verification;
+    assert.equal(chain.inChain, r.committed);
+    assert.equal(chain.missing + chain.heightMismatch, 0);
   });
 });

@@ -100,7 +100,8 @@ export class Node {
   replica: Replica;
   persisted: PersistedState = emptyPersistedState();
   delivered: Delivered[] = [];
-  timer: { token: number; afterMs: number } | null = null;
+  /** `atMs`: the cluster's fake clock when it was armed (null without a clock). */
+  timer: { token: number; afterMs: number; atMs: bigint | null } | null = null;
   actions: Action[] = [];
   verdicts: StepResult[] = [];
   up = true;
@@ -129,6 +130,12 @@ export class Cluster {
   /** Blocks the default driver will still build; each answers one requestProposal. */
   blocksLeft = 1;
   proposalFor: ((node: Node, height: bigint) => Block | null) | null = null;
+  /**
+   * A fake clock (null: none, events carry no time). With one, every event carries `nowMs`, each
+   * delivered message first moves the clock by `msgDelayMs(m)`, and timers fire when it passes them.
+   */
+  nowMs: bigint | null = null;
+  msgDelayMs: (m: InFlight) => number = () => 0;
 
   constructor(
     n: number,
@@ -183,7 +190,7 @@ export class Cluster {
           this.queue.push({ from: node.index, to: a.to, msg: a.msg });
           break;
         case "setTimer":
-          node.timer = { token: a.token, afterMs: a.afterMs };
+          node.timer = { token: a.token, afterMs: a.afterMs, atMs: this.nowMs };
           break;
         case "cancelTimer":
           node.timer = null;
@@ -242,10 +249,40 @@ export class Cluster {
       const dest = this.nodes[m.to]!;
       if (!dest.up || !this.nodes[m.from]!.up) continue;
       if (!this.filter(m)) continue;
-      this.step(m.to, { kind: "message", bytes: m.msg.bytes, from: m.from });
+      if (this.nowMs !== null) {
+        this.advance(this.msgDelayMs(m));
+        if (!dest.up) continue;
+      }
+      this.step(m.to, { kind: "message", bytes: m.msg.bytes, from: m.from, ...this.stamp() });
     }
     if (this.queue.length > 0) throw new Error("network did not quiesce");
     return count;
+  }
+
+  private stamp(): { nowMs?: bigint } {
+    return this.nowMs === null ? {} : { nowMs: this.nowMs };
+  }
+
+  /** Moves the fake clock by `ms`, firing (in time order) every timer it passes. */
+  advance(ms: number): void {
+    if (this.nowMs === null) throw new Error("the cluster has no clock");
+    const to = this.nowMs + BigInt(Math.max(0, Math.round(ms)));
+    for (;;) {
+      let next: Node | null = null;
+      let due = 0n;
+      for (const n of this.nodes) {
+        if (!n.up || n.timer === null || n.timer.atMs === null) continue;
+        const at = n.timer.atMs + BigInt(n.timer.afterMs);
+        if (at <= to && (next === null || at < due)) {
+          next = n;
+          due = at;
+        }
+      }
+      if (next === null) break;
+      this.nowMs = due;
+      this.fireTimer(next.index);
+    }
+    this.nowMs = to;
   }
 
   setWork(count: number, nodes: number[] = this.nodes.map((n) => n.index)): void {
@@ -261,7 +298,7 @@ export class Cluster {
   }
 
   tick(nodes: number[] = this.nodes.map((n) => n.index)): void {
-    for (const i of nodes) if (this.nodes[i]!.up) this.step(i, { kind: "tick" });
+    for (const i of nodes) if (this.nodes[i]!.up) this.step(i, { kind: "tick", ...this.stamp() });
   }
 
   crash(i: number): void {

@@ -1,0 +1,66 @@
+// The cluster's recent pace, as one replica sees it: how long its request timer had to wait for
+// progress. Pure: time comes only from the events' `nowMs` (the simulator's clocks replay exactly).
+
+/** How many recent waits the pace remembers (a few heights: three progress events per height). */
+export const PACE_SAMPLES = 16;
+/** The request timeout is this many times the longest recent wait: one phase may take twice as long. */
+export const PACE_FACTOR = 2;
+/**
+ * The paced timeout never exceeds this many base timeouts (nor `viewTimeoutCapMs`). A slow
+ * Byzantine primary can stretch every phase to just under the timeout, and the pace follows it:
+ * this bounds how slow it can make the cluster, and how long a primary that then goes silent keeps
+ * its view (docs/SECURITY.md, known gaps).
+ */
+export const PACE_CEILING_BASES = 4;
+
+export interface PaceParams {
+  viewTimeoutMs: number;
+  viewTimeoutCapMs: number;
+}
+
+/** The highest timeout the pace may ask for: min(cap, PACE_CEILING_BASES × base). */
+export function paceCeilingMs(p: PaceParams): number {
+  return Math.min(p.viewTimeoutCapMs, PACE_CEILING_BASES * p.viewTimeoutMs);
+}
+
+export class Pace {
+  /** The latest `nowMs` any event carried (never moves back). */
+  private nowMs: bigint | null = null;
+  /** When the request timer was last armed for requests (null: not armed, or armed for a view change). */
+  private armedAtMs: bigint | null = null;
+  private readonly waits: number[] = [];
+
+  /** Notes an event's time. Events without one (timers, execution) leave the clock where it was. */
+  observe(nowMs: bigint | undefined): void {
+    if (nowMs !== undefined && (this.nowMs === null || nowMs > this.nowMs)) this.nowMs = nowMs;
+  }
+
+  /**
+   * The request timer is (re)armed; `onProgress`: because the cluster progressed while it was
+   * armed, so the time since it was last armed is one wait the timeout must cover.
+   */
+  armed(onProgress: boolean): void {
+    if (onProgress && this.armedAtMs !== null && this.nowMs !== null) {
+      this.waits.push(Number(this.nowMs - this.armedAtMs));
+      if (this.waits.length > PACE_SAMPLES) this.waits.shift();
+    }
+    this.armedAtMs = this.nowMs;
+  }
+
+  /** The request timer was cancelled, fired, or re-armed for a view change: no wait is running. */
+  disarmed(): void {
+    this.armedAtMs = null;
+  }
+
+  /** The longest of the recent waits (0 before any). */
+  longestWaitMs(): number {
+    let m = 0;
+    for (const w of this.waits) if (w > m) m = w;
+    return m;
+  }
+
+  /** The base timeout the pace asks for: clamp(PACE_FACTOR × longest recent wait, base, ceiling). */
+  timeoutMs(p: PaceParams): number {
+    return Math.min(paceCeilingMs(p), Math.max(p.viewTimeoutMs, PACE_FACTOR * this.longestWaitMs()));
+  }
+}

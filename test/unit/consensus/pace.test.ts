@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { PACE_FACTOR, PACE_SAMPLES, Pace, paceCeilingMs } from "../../../src/consensus/pbft/pace.js";
+import { Cluster, makeBlock, timing } from "./harness.js";
+
+// Issue 14 overload: the request timeout follows the time the cluster recently needed between two
+// progress events, on the events' own clock, between viewTimeoutMs and a ceiling.
+const params = { ...timing, viewTimeoutMs: 100, viewTimeoutCapMs: 800, maxClockSkewMs: 1_000_000 };
+const ceiling = paceCeilingMs(params); // min(800, 4 × 100)
+
+/**
+ * A 4-node cluster on a fake clock whose primary (0) takes `delayOf(its committed height)` ms per
+ * message it sends (the others 1 ms). Like the node's driver (proposalDepth 1), a primary proposes
+ * a height only once the one below is committed.
+ */
+function slowPrimary(delayOf: (committed: number) => number): Cluster {
+  const c = new Cluster(4, { cfg: { params } });
+  c.nowMs = 1_000n;
+  c.proposalFor = (node, h) =>
+    node.replica.committedHeight === h - 1n ? makeBlock(c.set, h, node.index, Number(h)) : null;
+  c.msgDelayMs = (m) => (m.from === 0 ? delayOf(Number(c.nodes[0]!.replica.committedHeight)) : 1);
+  c.setWork(1);
+  return c;
+}
+
+/** Offers view 0's primary one height at a time until `heights` are committed or the view changed. */
+function drive(c: Cluster, heights: number): void {
+  const p = c.nodes[0]!;
+  for (let k = 0; k < heights && p.replica.view === 0n && p.replica.committedHeight < BigInt(heights); k++) {
+    c.step(0, { kind: "pendingWork", count: 1 });
+    c.run();
+  }
+}
+
+/** Every request timeout node `i` armed before it first changed view. */
+function timeoutsBeforeViewChange(c: Cluster, i: number): number[] {
+  const out: number[] = [];
+  for (const a of c.nodes[i]!.actions) {
+    if (a.kind === "persist" && a.record.kind === "view") break;
+    if (a.kind === "setTimer") out.push(a.afterMs);
+  }
+  return out;
+}
+
+describe("paced request timeout", () => {
+  it("Pace: 2 × the longest recent wait, clamped to [base, ceiling]; only waits that ended in progress count", () => {
+    const p = new Pace();
+    assert.equal(p.timeoutMs(params), 100, "no samples: the base");
+    p.observe(0n);
+    p.armed(false);
+    p.observe(70n);
+    p.armed(true); // waited 70 ms for progress
+    assert.equal(p.timeoutMs(params), 140);
+    p.observe(60n); // time never moves back
+    p.armed(true);
+    assert.equal(p.longestWaitMs(), 70, "a wait of 0 ms, not −10");
+    p.observe(1_000n);
+    p.disarmed(); // fired or cancelled: that wait is not a sample
+    p.armed(true);
+    assert.equal(p.longestWaitMs(), 70);
+    p.observe(1_900n);
+    p.armed(true); // 900 ms
+    assert.equal(p.timeoutMs(params), ceiling, "capped at the ceiling");
+    for (let i = 0; i < PACE_SAMPLES; i++) {
+      p.observe(1_900n + BigInt(10 * (i + 1)));
+      p.armed(true);
+    }
+    assert.equal(p.longestWaitMs(), 10, "old waits age out");
+    assert.equal(p.timeoutMs(params), 100);
+    assert.equal(PACE_FACTOR * 10 < 100, true);
+  });
+
+  it("a primary that slows down while it keeps committing keeps its view", () => {
+    // Message delay from the primary grows 20 % per height from 5 ms to 30 ms: late heights wait
+    // well over the 100 ms base between progress events.
+    const c = slowPrimary((h) => Math.min(30, 5 * 1.2 ** h));
+    drive(c, 24);
+    for (const n of c.nodes) {
+      assert.equal(n.replica.committedHeight, 24n, `node ${n.index} committed every height`);
+      assert.equal(n.replica.view, 0n, `node ${n.index} kept view 0`);
+    }
+    const armed = timeoutsBeforeViewChange(c, 2);
+    assert.ok(Math.max(...armed) > 150, `the timeout followed the pace: ${Math.max(...armed)} ms`);
+    assert.ok(Math.max(...armed) <= ceiling);
+
+    // Control: the same slow primary at once, before the pace could learn it: the base timeout
+    // fires (the phases above do outlast it, so the test above has teeth).
+    const cold = slowPrimary(() => 30);
+    drive(cold, 24);
+    assert.ok(
+      cold.nodes.some((n) => n.replica.view > 0n),
+      "a 30 ms-per-message primary outlasts the 100 ms base",
+    );
+  });
+
+  it("a silent primary is still replaced within the ceiling, however slow it was before", () => {
+    const c = slowPrimary((h) => Math.min(30, 5 * 1.2 ** h));
+    drive(c, 24);
+    assert.ok(c.nodes.every((n) => n.replica.view === 0n && n.replica.committedHeight === 24n));
+    assert.ok(c.nodes[2]!.replica.requestTimeoutMs > 150, "the pace is up");
+    // The primary now has work and says nothing.
+    c.filter = (m) => m.from !== 0;
+    c.setWork(1);
+    c.run();
+    c.advance(ceiling);
+    for (const i of [1, 2, 3])
+      assert.equal(c.nodes[i]!.replica.view, 1n, `node ${i} left view 0 in ≤ ${ceiling} ms`);
+    c.run();
+    c.advance(1);
+    c.run();
+    for (const i of [1, 2, 3]) {
+      assert.equal(c.nodes[i]!.replica.view, 1n);
+      assert.ok(c.nodes[i]!.replica.committedHeight > 24n, `node ${i}: view 1 commits`);
+    }
+  });
+
+  it("a primary that stretches every phase cannot stretch the timeout past the ceiling", () => {
+    // Each height 40 % slower than the last, without bound: the pace follows up to the ceiling,
+    // then the primary is replaced.
+    const c = slowPrimary((h) => 5 * 1.4 ** h);
+    drive(c, 200);
+    assert.ok(
+      [1, 2, 3].every((i) => c.nodes[i]!.replica.view >= 1n),
+      "the stretching primary was replaced",
+    );
+    const armed = timeoutsBeforeViewChange(c, 2);
+    assert.ok(Math.max(...armed) > 200, "the pace followed it first");
+    assert.ok(Math.max(...armed) <= ceiling, `never past the ceiling: ${Math.max(...armed)}`);
+  });
+});
