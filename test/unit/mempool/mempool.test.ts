@@ -89,6 +89,14 @@ describe("mempool admission", () => {
     assert.ok(mp.bytes >= a.body.length + b.body.length + 128);
     assert.equal(mp.pendingExecutable(), 2);
     assert.ok(mp.hasVerified(a));
+    // With the hash the caller already has (bytes or hex): same answer, and only for these
+    // very signature bytes.
+    const hash = txHash(a);
+    assert.ok(mp.hasVerified(a, hash));
+    assert.ok(mp.hasVerified(a, toHex(hash)));
+    const otherSig = { ...a, signature: a.signature.map((x, i) => (i === 5 ? x ^ 1 : x)) };
+    assert.equal(mp.hasVerified(otherSig, toHex(hash)), false);
+    assert.equal(mp.hasVerified(a, toHex(new Uint8Array(32))), false);
   });
 
   it("rejects undecodable bytes and bodies as MALFORMED", async () => {
