@@ -361,6 +361,7 @@ export class Mempool {
         : await this.mod.verifyTxs(
             funded.map((c) => c.ptx.tx),
             funded.map((c) => c.ptx.hash),
+            funded.map((c) => c.ptx.sender),
           );
     const verified: { i: number; ptx: PoolTx }[] = [];
     const now = this.now();

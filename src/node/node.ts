@@ -335,7 +335,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         minBacklog: cfg.mempool.minBacklog,
       }),
       {
-        verifyTxs: (txs, hashes) => this.verifyPool.verifyTxs(txs, hashes),
+        verifyTxs: (txs, hashes, senders) => this.verifyPool.verifyTxs(txs, hashes, senders),
         hashTx: nativeTxHash,
         // null for no account: paid admission refuses senders that do not exist.
         account: async (address) => {

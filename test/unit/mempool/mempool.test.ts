@@ -99,6 +99,32 @@ describe("mempool admission", () => {
     assert.equal(mp.hasVerified(a, toHex(new Uint8Array(32))), false);
   });
 
+  it("hands the verifier each tx's hash and its body's sender, so neither is recomputed", async () => {
+    const key = newKey();
+    const tx = signedTx(key, { nonce: 0n });
+    const seen: { hashes: string[]; senders: string[] }[] = [];
+    const mp = new Mempool(
+      {
+        chainId: CHAIN,
+        maxTxs: 10,
+        maxBytes: 1 << 20,
+        maxPerSender: 10,
+        maxTxBytes: 16 * 1024,
+        maxNonceGap: 10,
+      },
+      {
+        verifyTxs: async (txs, hashes, senders) => {
+          seen.push({ hashes: hashes.map((h) => toHex(h)), senders: senders.map((s) => toHex(s)) });
+          return txs.map(() => true);
+        },
+        nextNonce: async () => 0n,
+        log: silentLogger(),
+      },
+    );
+    await mp.add(tx, "api");
+    assert.deepEqual(seen, [{ hashes: [toHex(txHash(tx))], senders: [toHex(key.publicKey)] }]);
+  });
+
   it("rejects undecodable bytes and bodies as MALFORMED", async () => {
     const { mp } = pool();
     await rejects(mp.add(Uint8Array.of(0xff, 0xff, 0xff), "api"), "MALFORMED");
