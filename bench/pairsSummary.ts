@@ -2,15 +2,21 @@
 // per validator (the bench's own figure), per-thread CPU per height per validator (bench/threads.sh
 // ticks × 10 ms / (heights/s × seconds × validators)), finality p50/p99, tx/s, heights/s, the
 // signing-state persist and view changes, with each run's load average. Prints a Markdown table.
-//   node dist/bench/pairsSummary.js DIR [DIR...]
+// `--per-tx`: the thread columns in µs per committed transaction per validator instead (ticks × 10
+// ms / (tx/s × seconds × validators)), and `txms` = the bench's cluster CPU ms per committed tx:
+// the unit of issue 14's saturation goal (≤ 1.2 ms/tx across the cluster).
+//   node dist/bench/pairsSummary.js [--per-tx] DIR [DIR...]
 // A run's files share a stem `BUILD-SHAPE-I`: .json (the bench report), .thr, .load.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { ClusterBenchReport } from "./cluster/types.js";
 import { median } from "./lib/index.js";
 
+const PER_TX = process.argv.includes("--per-tx");
+
 const KEYS = [
   "cpu",
+  "txms",
   "main",
   "other",
   "v8",
@@ -27,10 +33,13 @@ const KEYS = [
 type Key = (typeof KEYS)[number];
 type Row = Record<Key, number | null> & { name: string; load: string };
 
-/** Per-thread-group ms per height per validator from a threads.sh file (first line: "validators N seconds S"). */
-function threadShares(file: string, heightsPerSec: number): Map<string, number> {
+/**
+ * Per-thread-group CPU per validator from a threads.sh file (first line: "validators N seconds S"):
+ * ms per height with `perSec` = heights/s, µs per tx with `perSec` = tx/s / 1000.
+ */
+function threadShares(file: string, perSec: number): Map<string, number> {
   const out = new Map<string, number>();
-  if (!existsSync(file) || heightsPerSec <= 0) return out;
+  if (!existsSync(file) || perSec <= 0) return out;
   const [head = "", ...rest] = readFileSync(file, "utf8").split("\n");
   const m = /validators (\d+) seconds (\d+)/.exec(head);
   if (m === null) return out;
@@ -40,7 +49,7 @@ function threadShares(file: string, heightsPerSec: number): Map<string, number> 
   for (const line of rest) {
     const [group, ticks, extra] = line.trim().split(/\s+/);
     if (group === undefined || ticks === undefined || extra !== undefined || !/^\d+$/.test(ticks)) continue;
-    out.set(group.toLowerCase(), (Number(ticks) * 10) / (heightsPerSec * seconds * validators));
+    out.set(group.toLowerCase(), (Number(ticks) * 10) / (perSec * seconds * validators));
   }
   return out;
 }
@@ -56,13 +65,14 @@ function readRun(stem: string): Row | null {
   if (run === undefined) return null;
   const st = run.stages;
   const hps = st !== undefined && run.durationS > 0 ? st.heights / run.durationS : 0;
-  const thr = threadShares(`${stem}.thr`, hps);
+  const thr = threadShares(`${stem}.thr`, PER_TX ? run.achievedTps / 1000 : hps);
   const loadText = existsSync(`${stem}.load`) ? readFileSync(`${stem}.load`, "utf8") : "";
   const load = /load average: ([\d.]+)/.exec(loadText)?.[1] ?? "?";
   return {
     name: path.basename(stem),
     load,
     cpu: st?.cpuPerHeightMsPerValidator ?? null,
+    txms: st?.cpuPerTxMs ?? null,
     main: thr.get("main") ?? null,
     other: thr.get("other") ?? null,
     v8: thr.get("v8") ?? null,
@@ -81,7 +91,7 @@ function readRun(stem: string): Row | null {
 const fmt = (v: number | null) => (v === null ? "-" : Number.isInteger(v) ? String(v) : v.toFixed(2));
 
 const groups = new Map<string, Row[]>();
-for (const dir of process.argv.slice(2)) {
+for (const dir of process.argv.slice(2).filter((a) => a !== "--per-tx")) {
   for (const f of readdirSync(dir).sort()) {
     if (!f.endsWith(".json")) continue;
     const stem = path.join(dir, f.slice(0, -5));
@@ -97,7 +107,7 @@ for (const dir of process.argv.slice(2)) {
 }
 if (groups.size === 0) {
   console.error(
-    "usage: node dist/bench/pairsSummary.js DIR [DIR...] (directories written by bench/pairs.sh)",
+    "usage: node dist/bench/pairsSummary.js [--per-tx] DIR [DIR...] (directories written by bench/pairs.sh)",
   );
   process.exit(2);
 }

@@ -216,6 +216,25 @@ interface CallCtx {
   peer: string;
 }
 
+/**
+ * The caller's address, once per HTTP/2 session: grpc-js's getPeer() reads remoteAddress and
+ * remotePort through the session's socket proxy on every call, ~1 % of a validator's main thread
+ * at open 400 tx/s (one SubmitTx per transaction; issue 14, bench/results/s16-notes.md). A
+ * connection's address does not change.
+ */
+const peerOfSession = new WeakMap<object, string>();
+function peerOf(call: { getPeer(): string }): string {
+  const session = http2StreamOf(call)?.session;
+  if (session === undefined) return call.getPeer();
+  let peer = peerOfSession.get(session);
+  if (peer === undefined) {
+    peer = call.getPeer();
+    // "unknown" (no socket at hand) is asked again next time.
+    if (peer !== "unknown") peerOfSession.set(session, peer);
+  }
+  return peer;
+}
+
 function requireHash(field: string, bytes: Uint8Array): Hash {
   if (bytes.length !== HASH_LENGTH) {
     throw invalidArgument(field, `must be ${HASH_LENGTH} bytes, got ${bytes.length}`);
@@ -394,7 +413,7 @@ export class ApiServer {
           return ac.signal;
         },
         deadline: call.getDeadline(),
-        peer: call.getPeer(),
+        peer: peerOf(call),
       };
       const done = () => {
         answered = true;

@@ -69,6 +69,31 @@ interface SenderQueue {
   acct: AccountState | null;
 }
 
+/** A transaction id as the pool keys it: the hex of its hash. */
+function hexOf(hash: Hash | string): string {
+  return typeof hash === "string" ? hash : toHex(hash);
+}
+
+/**
+ * The draft with its hash, as a PoolTx. Written out field by field: an object spread here was the
+ * hottest line of admission in the saturation profile (issue 14, s16-ledger.txt).
+ */
+function withHash(d: Draft, hash: Hash, hashHex: string): PoolTx {
+  return {
+    tx: d.tx,
+    body: d.body,
+    sender: d.sender,
+    address: d.address,
+    senderKey: d.senderKey,
+    nonce: d.nonce,
+    bytes: d.bytes,
+    price: d.price,
+    cost: d.cost,
+    hash,
+    hashHex,
+  };
+}
+
 /** Balance of a sender under a nonce-only lookup. */
 const UNLIMITED = 1n << 256n;
 
@@ -185,10 +210,11 @@ export class Mempool {
   /**
    * True when this exact transaction (same body and signature) was admitted, so its signature
    * was verified. A block carrying the same body with different signature bytes must be verified
-   * anew: the hash covers the body only.
+   * anew: the hash covers the body only. `hash`: txHash(tx) when the caller has it (hex or bytes).
    */
-  hasVerified(tx: SignedTx): boolean {
-    const e = this.byHash.get(toHex(this.hashTx(tx)));
+  hasVerified(tx: SignedTx, hash?: Hash | string): boolean {
+    const key = hash === undefined ? toHex(this.hashTx(tx)) : typeof hash === "string" ? hash : toHex(hash);
+    const e = this.byHash.get(key);
     if (!e) return false;
     const a = e.tx.signature;
     const b = tx.signature;
@@ -324,7 +350,7 @@ export class Mempool {
           );
           continue;
         }
-        funded.push({ i: c.i, ptx: { ...c.ptx, hash, hashHex } });
+        funded.push({ i: c.i, ptx: withHash(c.ptx, hash, hashHex) });
       } catch (err) {
         results[c.i] = this.fail(err);
       }
@@ -335,6 +361,7 @@ export class Mempool {
         : await this.mod.verifyTxs(
             funded.map((c) => c.ptx.tx),
             funded.map((c) => c.ptx.hash),
+            funded.map((c) => c.ptx.sender),
           );
     const verified: { i: number; ptx: PoolTx }[] = [];
     const now = this.now();
@@ -502,11 +529,12 @@ export class Mempool {
     let next = this.nextFor(key, acct.nonce);
     // A lookup that raced a commit or execution (or a cached one) may be older than the pool.
     if (q && !fresh && next < q.base) next = q.base;
-    const detail = { hash: ptx.hashHex, nonce: ptx.nonce.toString(), expected: next.toString() };
+    // Built only for a refusal: two bigint strings per admitted tx were pure garbage.
+    const detail = () => ({ hash: ptx.hashHex, nonce: ptx.nonce.toString(), expected: next.toString() });
     if (ptx.nonce < next) {
       throw new MempoolError(
         "BAD_NONCE",
-        { ...detail, reason: "stale" },
+        { ...detail(), reason: "stale" },
         `nonce ${ptx.nonce} is already used; the sender's next nonce is ${next}`,
       );
     }
@@ -515,7 +543,7 @@ export class Mempool {
     if (ptx.nonce > pendingNext + BigInt(this.opts.maxNonceGap)) {
       throw new MempoolError(
         "NONCE_GAP",
-        { ...detail, expected: pendingNext.toString() },
+        { ...detail(), expected: pendingNext.toString() },
         `nonce ${ptx.nonce} is more than ${this.opts.maxNonceGap} ahead of the sender's pending nonce ${pendingNext}`,
       );
     }
@@ -531,7 +559,7 @@ export class Mempool {
     if (q?.byNonce.has(Number(ptx.nonce))) {
       throw new MempoolError(
         "BAD_NONCE",
-        { ...detail, reason: "taken" },
+        { ...detail(), reason: "taken" },
         `another pending transaction from this sender already uses nonce ${ptx.nonce}`,
       );
     }
@@ -843,8 +871,13 @@ export class Mempool {
    * A block seen in a PRE-PREPARE (or proposed here) under `digest`: remembered so that signing
    * PREPARE for it (markBlockInFlight) puts its transactions in flight, even in a later view.
    */
-  noteBlock(digest: Hash, height: bigint, txs: readonly SignedTx[], hashes?: readonly Hash[]): void {
-    const hexes = txs.map((tx, i) => toHex(hashes?.[i] ?? this.hashTx(tx)));
+  noteBlock(
+    digest: Hash,
+    height: bigint,
+    txs: readonly SignedTx[],
+    hashes?: readonly (Hash | string)[],
+  ): void {
+    const hexes = txs.map((tx, i) => hexOf(hashes?.[i] ?? this.hashTx(tx)));
     const marked = this.flights.note(toHex(digest), height, hexes);
     if (marked !== null) this.setInFlight(marked, true);
   }
@@ -914,14 +947,14 @@ export class Mempool {
    * abandoned by a view change) fails BAD_NONCE in execution and takes nothing: the pending
    * predecessor stays in the pool instead of being dropped as stale.
    */
-  removeCommitted(txs: readonly SignedTx[], height: bigint, hashes?: readonly Hash[]): void {
+  removeCommitted(txs: readonly SignedTx[], height: bigint, hashes?: readonly (Hash | string)[]): void {
     this.nonceEpoch++;
     this.backlog.onCommitted(txs.length);
     if (height > this.committedHeight) this.committedHeight = height;
     const floors = new Map<string, bigint>();
     for (let i = 0; i < txs.length; i++) {
       const tx = txs[i]!;
-      const hex = toHex(hashes?.[i] ?? this.hashTx(tx));
+      const hex = hexOf(hashes?.[i] ?? this.hashTx(tx));
       const e = this.byHash.get(hex);
       let key: string;
       let nonce: bigint;

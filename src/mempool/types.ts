@@ -14,10 +14,16 @@ export type TxOrigin = "api" | "peer" | "local";
 
 /**
  * Verifies each transaction's signature over txSignBytes(body) with the body's sender key;
- * `hashes[i]` is txHash(txs[i]), passed so the verifier need not hash again. The node passes
- * `(txs, hashes) => verifyPool.verifyTxs(txs, hashes)` (src/crypto).
+ * `hashes[i]` is txHash(txs[i]) and `senders[i]` its body's sender, passed so the verifier need
+ * neither hash nor parse again. The node passes
+ * `(txs, hashes, senders) => verifyPool.verifyTxs(txs, hashes, senders)` (src/crypto).
  */
-export type TxVerifier = (txs: readonly SignedTx[], hashes: readonly Hash[]) => Promise<boolean[]>;
+export type TxVerifier = (
+  txs: readonly SignedTx[],
+  hashes: readonly Hash[],
+  /** TxBody.sender of each tx, decoded from these very bytes at admission (saves a re-parse). */
+  senders: readonly Uint8Array[],
+) => Promise<boolean[]>;
 
 /** The sender's next nonce in the latest executed state (0 for an unknown account). */
 export type NonceLookup = (address: Uint8Array) => bigint | Promise<bigint>;

@@ -35,6 +35,7 @@ import { commitCertificateHash, txsRoot } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
 import { errorMessage } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
+import { blockTxIds, rememberBlockTxIds } from "./blockTxIds.js";
 
 const TRACE = process.env.PARABFT_TRACE === "1";
 
@@ -308,7 +309,7 @@ export class ConsensusDriver {
     if (kind.case === "bodyResponse" && kind.value.block?.header) {
       // The envelope check matched the body to its digest: txs of a block prepared without it.
       const b = kind.value.block;
-      this.mod.mempool.noteBlock(kind.value.blockDigest, b.header!.height, b.txs);
+      this.mod.mempool.noteBlock(kind.value.blockDigest, b.header!.height, b.txs, blockTxIds(b).hexes);
     }
     if (kind.case === "prePrepare" && kind.value.block) {
       // Verify the block's signatures off-thread first (mostly cache hits for gossiped txs), so
@@ -319,7 +320,12 @@ export class ConsensusDriver {
           this.blockVerdicts.set(block, verdict);
           // Remembered so that preparing it (now or in a NEW-VIEW) keeps its txs in flight.
           if (verdict.kind === "accept")
-            this.mod.mempool.noteBlock(kind.value.blockDigest, kind.value.height, block.txs);
+            this.mod.mempool.noteBlock(
+              kind.value.blockDigest,
+              kind.value.height,
+              block.txs,
+              blockTxIds(block).hexes,
+            );
           this.pushChecked(msg);
         },
         (err: unknown) => this.mod.log.error({ err: errorMessage(err) }, "block pre-verification failed"),
@@ -539,7 +545,7 @@ export class ConsensusDriver {
           void this.mod.readBody(a.digest).then(
             (block) => {
               if (!block) return;
-              this.mod.mempool.noteBlock(a.digest, a.height, block.txs);
+              this.mod.mempool.noteBlock(a.digest, a.height, block.txs, blockTxIds(block).hexes);
               this.push({ kind: "body", block });
             },
             (err: unknown) => this.mod.log.warn({ err: errorMessage(err) }, "could not read a body"),
@@ -705,9 +711,10 @@ export class ConsensusDriver {
     this.lastProposalAt = this.now();
     const height = block.header?.height ?? 0n;
     const pp = actions.find((a) => a.kind === "persist" && a.record.kind === "prePrepare");
+    const { hexes } = blockTxIds(block);
     if (pp?.kind === "persist" && pp.record.kind === "prePrepare")
-      this.mod.mempool.noteBlock(pp.record.digest, height, block.txs, hashes);
-    this.mod.mempool.markProposed(hashes, height);
+      this.mod.mempool.noteBlock(pp.record.digest, height, block.txs, hexes);
+    this.mod.mempool.markProposed(hexes, height);
     this.notifyPendingWork();
   }
 
@@ -852,6 +859,7 @@ export class ConsensusDriver {
     });
     this.mod.log.debug({ height: String(height), txs: reaped.txs.length }, "proposing");
     this.reapedHashes.set(block, reaped.hashes);
+    rememberBlockTxIds(block, reaped.hashes);
     this.mod.metrics?.proposal(reaped.txs.length);
     this.push({ kind: "proposal", height, block, nowMs: BigInt(this.now()) });
   }

@@ -46,14 +46,11 @@ import { bytesEqual, toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
 import { type Hash, useSha256 } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
+import { type BlockTxIds, blockTxIds } from "./blockTxIds.js";
+import { checkBlockTxs } from "./checkBlock.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
 import { buildChainGenesis, dposEnabled, LiveEpochSets, nodeEpochHook, readSnapshot } from "./dpos.js";
 import { ConsensusDriver, type Delivered, type EpochChange } from "./driver.js";
-
-/** A delivered block with its transaction hashes, computed once at delivery. */
-type HashedDelivery = Delivered & { txHashes: Hash[] };
-
-import { checkBlockTxs } from "./checkBlock.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
@@ -70,6 +67,12 @@ import {
   TestFaults,
 } from "./testFaults.js";
 import { VerdictCache } from "./verdictCache.js";
+
+/** A delivered block with its transaction ids (blockTxIds: hashed once per block). */
+type HashedDelivery = Delivered & { txHashes: readonly Hash[]; txHexes: readonly string[] };
+/** A null block's (no) transaction ids. */
+const NO_TX_IDS: BlockTxIds = { hashes: [], hexes: [] };
+
 import { Waiters } from "./waiters.js";
 
 export type NodeErrorCode = "UNAVAILABLE" | "HALTED" | "DIVERGED";
@@ -332,7 +335,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         minBacklog: cfg.mempool.minBacklog,
       }),
       {
-        verifyTxs: (txs, hashes) => this.verifyPool.verifyTxs(txs, hashes),
+        verifyTxs: (txs, hashes, senders) => this.verifyPool.verifyTxs(txs, hashes, senders),
         hashTx: nativeTxHash,
         // null for no account: paid admission refuses senders that do not exist.
         account: async (address) => {
@@ -430,9 +433,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         onDeliver: (d) => {
           // The pool keeps these in flight at once: the commit stage may run behind, and a view
           // change meanwhile must not hand them back for a later proposal (a duplicate).
-          const txHashes = (d.block?.txs ?? []).map((t) => nativeTxHash(t));
-          this.mempool.markDelivered(txHashes, d.height);
-          this.commitStage.push({ ...d, txHashes });
+          const { hashes, hexes } = d.block === null ? NO_TX_IDS : blockTxIds(d.block);
+          this.mempool.markDelivered(hexes, d.height);
+          this.commitStage.push({ ...d, txHashes: hashes, txHexes: hexes });
         },
         readCommitted: (from, to) => this.readCommitted(from, to),
         readBody: async (digest) => (await this.db.getBlockByDigest(digest))?.block ?? null,
@@ -442,6 +445,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
             limits: this.params.limits,
             consensus: c,
             verifyTxs: (txs, hashes) => this.verifyPool.verifyTxs(txs, hashes),
+            pooledVerified: (tx, hex) => this.mempool.hasVerified(tx, hex),
           }),
         onEvidence: (e) => this.onEvidence(e),
         onDiverged: (height, ours, stable) => this.onDiverged(height, ours, stable),
@@ -593,7 +597,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   /** Commit stage: commit waiters (at certificate time), the synced commit batch, block subscribers. */
   private async commitOne(d: HashedDelivery): Promise<void> {
     const txs = d.block?.txs ?? [];
-    const txHashes = d.txHashes;
+    const { txHashes, txHexes } = d;
     const ts = d.block?.header?.timestampMs ?? 0n;
     const blockTimeMs = ts > this.lastBlockTimeMs ? ts : this.lastBlockTimeMs;
     // A block with a commit certificate is final: its waiting clients are answered now, before
@@ -611,8 +615,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     // bodies and sender addresses (a tx the pool never saw, e.g. by catch-up, is decoded there).
     const decoded: (PreDecodedTx | undefined)[] = new Array(txs.length);
     for (let i = 0; i < txHashes.length; i++) {
-      const h = txHashes[i]!;
-      const hex = toHex(h);
+      const hex = txHexes[i]!;
       const pooled = this.mempool.get(hex);
       decoded[i] = pooled && { body: pooled.body, address: pooled.address };
       const t0 = this.submittedAt.get(hex);
@@ -625,7 +628,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       this.answeredNotWritten.set(hex, d.height);
     }
     // The pool forgets them now too: the next nonce of a sender is proposable at once.
-    this.mempool.removeCommitted(txs, d.height);
+    this.mempool.removeCommitted(txs, d.height, txHexes);
     // The body this replica recorded for the digest (same block, same encoding), if any.
     const digestHex = toHex(d.digest);
     const blockBytes = d.block === null ? undefined : this.recordedBodies.get(digestHex);
@@ -644,7 +647,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.lastBlockTimeMs = blockTimeMs;
     this.metrics.committedHeight.set(Number(d.height));
     this.metrics.committedTxs.inc(txs.length);
-    for (const h of txHashes) this.answeredNotWritten.delete(toHex(h));
+    for (const hex of txHexes) this.answeredNotWritten.delete(hex);
     this.blocksNotWritten.delete(d.height);
     const record: BlockRecord = {
       height: d.height,

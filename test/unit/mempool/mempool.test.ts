@@ -89,6 +89,40 @@ describe("mempool admission", () => {
     assert.ok(mp.bytes >= a.body.length + b.body.length + 128);
     assert.equal(mp.pendingExecutable(), 2);
     assert.ok(mp.hasVerified(a));
+    // With the hash the caller already has (bytes or hex): same answer, and only for these
+    // very signature bytes.
+    const hash = txHash(a);
+    assert.ok(mp.hasVerified(a, hash));
+    assert.ok(mp.hasVerified(a, toHex(hash)));
+    const otherSig = { ...a, signature: a.signature.map((x, i) => (i === 5 ? x ^ 1 : x)) };
+    assert.equal(mp.hasVerified(otherSig, toHex(hash)), false);
+    assert.equal(mp.hasVerified(a, toHex(new Uint8Array(32))), false);
+  });
+
+  it("hands the verifier each tx's hash and its body's sender, so neither is recomputed", async () => {
+    const key = newKey();
+    const tx = signedTx(key, { nonce: 0n });
+    const seen: { hashes: string[]; senders: string[] }[] = [];
+    const mp = new Mempool(
+      {
+        chainId: CHAIN,
+        maxTxs: 10,
+        maxBytes: 1 << 20,
+        maxPerSender: 10,
+        maxTxBytes: 16 * 1024,
+        maxNonceGap: 10,
+      },
+      {
+        verifyTxs: async (txs, hashes, senders) => {
+          seen.push({ hashes: hashes.map((h) => toHex(h)), senders: senders.map((s) => toHex(s)) });
+          return txs.map(() => true);
+        },
+        nextNonce: async () => 0n,
+        log: silentLogger(),
+      },
+    );
+    await mp.add(tx, "api");
+    assert.deepEqual(seen, [{ hashes: [toHex(txHash(tx))], senders: [toHex(key.publicKey)] }]);
   });
 
   it("rejects undecodable bytes and bodies as MALFORMED", async () => {

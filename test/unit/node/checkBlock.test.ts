@@ -1,5 +1,6 @@
 // The node's stateless block check (checkBlockTxs): each rule refuses with its reason, and the
-// signature check sees exactly the block's transactions and their hashes.
+// signature check sees exactly the block's transactions and their hashes; what the pool holds
+// verified (same hash, same signature bytes) is neither decoded nor verified again.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
@@ -57,5 +58,46 @@ describe("checkBlockTxs", () => {
       assert.deepEqual(await checkBlockTxs(block(txs), ctx), bad, name);
       assert.equal(seen.length, 0, `${name}: no signature check`);
     }
+  });
+
+  it("skips the signature check of transactions the pool holds verified, and only those", async () => {
+    const c = signedTx(key, { nonce: 2n });
+    const pooled = new Map([a, b].map((t) => [toHex(nativeTxHash(t)), t]));
+    const asked: string[] = [];
+    const ctx: BlockCheckContext & { seen: string[][] } = {
+      ...context(),
+      pooledVerified: (tx, hex) => {
+        asked.push(hex);
+        const held = pooled.get(hex);
+        return held !== undefined && toHex(held.signature) === toHex(tx.signature);
+      },
+    };
+    assert.deepEqual(await checkBlockTxs(block([a, c, b]), ctx), { kind: "accept" });
+    assert.deepEqual(
+      asked,
+      [a, c, b].map((t) => toHex(nativeTxHash(t))),
+      "asked with each tx's hash",
+    );
+    assert.deepEqual(ctx.seen, [[toHex(nativeTxHash(c))]], "only the unpooled tx is verified");
+
+    // All pooled: no verify call at all.
+    const all = { ...ctx, seen: [] as string[][] };
+    assert.deepEqual(await checkBlockTxs(block([a, b]), all), { kind: "accept" });
+    assert.equal(all.seen.length, 0);
+  });
+
+  it("verifies a pooled body carried with other signature bytes (the pool vouches for its own)", async () => {
+    const forged: SignedTx = { ...a, signature: a.signature.map((x, i) => (i === 0 ? x ^ 1 : x)) };
+    const ctx: BlockCheckContext & { seen: string[][] } = {
+      ...context((txs) => txs.map((t) => t !== forged)),
+      pooledVerified: (tx) => toHex(tx.signature) === toHex(a.signature),
+    };
+    assert.deepEqual(await checkBlockTxs(block([forged]), ctx), { kind: "reject", reason: "BAD_SIGNATURE" });
+    assert.deepEqual(ctx.seen, [[toHex(nativeTxHash(a))]]);
+  });
+
+  it("still refuses duplicates of a pooled transaction with BAD_BLOCK", async () => {
+    const ctx: BlockCheckContext & { seen: string[][] } = { ...context(), pooledVerified: () => true };
+    assert.deepEqual(await checkBlockTxs(block([a, a]), ctx), { kind: "reject", reason: "BAD_BLOCK" });
   });
 });
