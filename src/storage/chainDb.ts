@@ -529,59 +529,37 @@ export class ChainDb {
       if (log[at] === 0) batch.del(key);
       else batch.put(key, log.subarray(at + 5, at + 5 + log.readUInt32BE(at + 1)));
     };
-    // A full chunk goes out as its own batch while the next one is built (round 8: the main
-    // thread no longer waits on each chunk's RocksDB write). One write is in flight at a time, and
-    // the logs are deleted only by the last batch, written after every chunk landed: a crash
-    // mid-fold leaves the logs, and the next open folds them again (the same values).
-    let inFlight: Promise<void> | null = null;
-    const landed = async (): Promise<void> => {
-      const w = inFlight;
-      inFlight = null;
-      if (w !== null) await w;
-    };
-    // false once the store is closing (stop folding).
+    // A full chunk goes out as its own batch; false once the store is closing (stop folding).
     const flush = async (): Promise<boolean> => {
-      await landed();
       if (this.closing) return false;
-      const full = batch;
-      const n = inBatch;
-      batch = this.db.chain();
+      await batch.write();
+      written += inBatch;
       inBatch = 0;
-      inFlight = full.write().then(() => {
-        written += n;
-      });
-      // Observed at once: a failed chunk rejects the fold at the next landed() (never unhandled).
-      inFlight.catch(() => undefined);
+      batch = this.db.chain();
       return true;
     };
-    try {
-      if (order !== null) {
-        for (let i = 0; i < order.n; i++) {
-          const b = blocks[order.block[i]!]!;
-          put(b.log, b.offsets[order.entry[i]!]!);
+    if (order !== null) {
+      for (let i = 0; i < order.n; i++) {
+        const b = blocks[order.block[i]!]!;
+        put(b.log, b.offsets[order.entry[i]!]!);
+        if (++inBatch >= APPLY_CHUNK && !(await flush())) return;
+      }
+    } else {
+      const seen = blocks.length > 1 ? new Set<string>() : null;
+      for (let bi = blocks.length - 1; bi >= 0; bi--) {
+        const { log, offsets } = blocks[bi]!;
+        for (let i = 0; i < offsets.length; i++) {
+          const off = offsets[i]!;
+          if (seen !== null) {
+            const ks = off + 2;
+            const id = log.toString("latin1", ks, ks + ((log[off]! << 8) | log[off + 1]!));
+            if (seen.has(id)) continue;
+            seen.add(id);
+          }
+          put(log, off);
           if (++inBatch >= APPLY_CHUNK && !(await flush())) return;
         }
-      } else {
-        const seen = blocks.length > 1 ? new Set<string>() : null;
-        for (let bi = blocks.length - 1; bi >= 0; bi--) {
-          const { log, offsets } = blocks[bi]!;
-          for (let i = 0; i < offsets.length; i++) {
-            const off = offsets[i]!;
-            if (seen !== null) {
-              const ks = off + 2;
-              const id = log.toString("latin1", ks, ks + ((log[off]! << 8) | log[off + 1]!));
-              if (seen.has(id)) continue;
-              seen.add(id);
-            }
-            put(log, off);
-            if (++inBatch >= APPLY_CHUNK && !(await flush())) return;
-          }
-        }
       }
-      await landed();
-    } finally {
-      // Never leave a write in flight behind the fold (close() waits for the fold, then closes).
-      if (inFlight !== null) await (inFlight as Promise<void>).catch(() => undefined);
     }
     if (this.closing) return;
     for (const b of blocks) batch.del(heightKey(Bucket.execLog, b.height));
