@@ -469,8 +469,10 @@ export class WriteStage {
       buf[o + 3] = (vl >>> 8) & 255;
       buf[o + 4] = vl & 255;
       o += 5;
-      // Accounts (24-152 bytes): a loop beats a native set call.
-      if (vl <= 160) for (let c = 0; c < vl; c++) buf[o + c] = value[c]!;
+      // A bare account (24 bytes): a loop beats a native set call; an account with its recent
+      // record (56-152 bytes) is cheaper with set (round 8, 20k staged writes: 1.14-1.42 ->
+      // 0.77-0.80 µs/tx of CPU).
+      if (vl <= 32) for (let c = 0; c < vl; c++) buf[o + c] = value[c]!;
       else buf.set(value, o);
       o += vl;
     }
