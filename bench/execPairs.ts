@@ -28,6 +28,8 @@ export interface PairRun {
   cpuUsPerTx: number;
   gcShare: number;
   keysPerTx: number;
+  /** persisted: wall ms of the folds of the write-set logs into the state bucket in the timed part (ChainDb onWrite "state"). */
+  foldMs?: number;
   stateRoot: string;
   load1m: [number, number];
   /** CPU ms of each thread that used > 5 ms in the timed part (compute: the parallel calls), from /proc. */
@@ -126,11 +128,13 @@ async function runOne(
   const warm = blocks.shift();
   const dir = mkdtempSync(join(tmpdir(), "parabft-execpairs-"));
   let keys = 0;
+  let foldMs = 0;
   const persisted = mode === "persisted";
   const chain = persisted
     ? await store.ChainDb.open(dir, {
-        onWrite: (_k: string, _ms: number, ops: number) => {
+        onWrite: (kind: string, ms: number, ops: number) => {
           keys += ops;
+          if (kind === "state") foldMs += ms;
         },
       })
     : null;
@@ -167,6 +171,7 @@ async function runOne(
         await pipeline.idle();
         await chain.flushState();
         keys = 0;
+        foldMs = 0;
         await profiler.start();
         gc.observe({ entryTypes: ["gc"] });
         th0 = threadCpu();
@@ -208,6 +213,7 @@ async function runOne(
       cpuUsPerTx: round((c.user + c.system) / txs),
       gcShare: round(gcMs / ms, 3),
       keysPerTx: round(keys / txs, 3),
+      ...(persisted ? { foldMs: Math.round(foldMs) } : {}),
       stateRoot: sr,
       load1m: [l0, load1()],
       threads,
@@ -326,7 +332,7 @@ async function main(args: string[]) {
       const r = JSON.parse(out.trim().split("\n").pop()!) as PairRun;
       runs.push(r);
       process.stderr.write(
-        `pair ${i + 1} ${root}: ${r.txPerSec} tx/s, ${r.cpuUsPerTx} µs CPU/tx, GC ${r.gcShare}, keys/tx ${r.keysPerTx}, load ${r.load1m.join("→")}, root ${r.stateRoot.slice(0, 8)}\n`,
+        `pair ${i + 1} ${root}: ${r.txPerSec} tx/s, ${r.cpuUsPerTx} µs CPU/tx, GC ${r.gcShare}, keys/tx ${r.keysPerTx}${r.foldMs !== undefined ? `, fold ${r.foldMs} ms` : ""}, load ${r.load1m.join("→")}, root ${r.stateRoot.slice(0, 8)}\n`,
       );
     }
   }
@@ -339,6 +345,7 @@ async function main(args: string[]) {
     medianCpuUsPerTx: median(of(root).map((r) => r.cpuUsPerTx)),
     medianGcShare: median(of(root).map((r) => r.gcShare)),
     keysPerTx: median(of(root).map((r) => r.keysPerTx)),
+    ...(mode === "persisted" ? { medianFoldMs: median(of(root).map((r) => r.foldMs ?? 0)) } : {}),
   }));
   // Each tree must end every run on one state root (determinism); the two trees' roots differ
   // when their layouts do (layout 3 writes other account values than layout 2).

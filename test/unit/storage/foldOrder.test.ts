@@ -95,7 +95,7 @@ describe("foldOrder", () => {
 describe("ChainDb fold", () => {
   // Write sets over a small key pool (repeats across blocks, deletions), unfolded until
   // flushState; afterwards the state bucket alone must hold each key's newest value.
-  async function foldedState(sorted: boolean): Promise<void> {
+  async function foldedState(sorted: boolean, perBlock = 25, keyBytes = 6): Promise<void> {
     const root = await tempDir("fold");
     const db = await ChainDb.open(path.join(root, "db"), { stateApplyEntries: 1_000_000 });
     try {
@@ -103,9 +103,9 @@ describe("ChainDb fold", () => {
       const want = new Map<string, string | null>();
       for (let h = 0n; h <= 6n; h++) {
         const m = new Map<string, StateWrite>();
-        for (let i = 0; i < 25; i++) {
-          const key = Uint8Array.of(1, Math.floor(r() * 6), Math.floor(r() * 6));
-          const value = r() < 0.2 ? null : Uint8Array.of(Number(h), i);
+        for (let i = 0; i < perBlock; i++) {
+          const key = Uint8Array.of(1, Math.floor(r() * keyBytes), Math.floor(r() * keyBytes));
+          const value = r() < 0.2 ? null : Uint8Array.of(Number(h), i & 255, i >> 8);
           m.set(Buffer.from(key).toString("hex"), { key, value });
         }
         const ws = [...m.values()].sort((x, y) => Buffer.compare(x.key, y.key));
@@ -136,4 +136,10 @@ describe("ChainDb fold", () => {
 
   it("writes each key's newest value (merge of sorted logs)", () => foldedState(true));
   it("writes each key's newest value (a log out of key order: the Set fallback)", () => foldedState(false));
+  // 7 blocks × 6,000 writes over 48k keys: a fold of several 8,192-put chunks, each written while
+  // the next is built (one write in flight), the logs deleted by the last batch.
+  it("writes each key's newest value across several chunks (both fold orders)", async () => {
+    await foldedState(true, 6_000, 220);
+    await foldedState(false, 6_000, 220);
+  });
 });
