@@ -108,7 +108,7 @@ export class Slots {
           renderProgress(this.ctx, label, Math.max(0, (now - this.t0) / 1000), durationS, stats(next));
         }
         if (next >= this.total || this.ctx.signal?.aborted) resolve();
-        else if (next < this.total && this.scheduled[next]! <= now) setImmediate(tick);
+        else if (this.scheduled[next]! <= now) setImmediate(tick);
         else setTimeout(tick, 1);
       };
       setTimeout(tick, Math.max(0, this.t0 - performance.now()));

@@ -200,11 +200,11 @@ export class Mempool {
   }
 
   has(hash: Hash | string): boolean {
-    return this.byHash.has(typeof hash === "string" ? hash : toHex(hash));
+    return this.byHash.has(hexOf(hash));
   }
 
   get(hash: Hash | string): PoolTx | undefined {
-    return this.byHash.get(typeof hash === "string" ? hash : toHex(hash));
+    return this.byHash.get(hexOf(hash));
   }
 
   /**
@@ -213,8 +213,7 @@ export class Mempool {
    * anew: the hash covers the body only. `hash`: txHash(tx) when the caller has it (hex or bytes).
    */
   hasVerified(tx: SignedTx, hash?: Hash | string): boolean {
-    const key = hash === undefined ? toHex(this.hashTx(tx)) : typeof hash === "string" ? hash : toHex(hash);
-    const e = this.byHash.get(key);
+    const e = this.byHash.get(hexOf(hash ?? this.hashTx(tx)));
     if (!e) return false;
     const a = e.tx.signature;
     const b = tx.signature;
@@ -850,7 +849,7 @@ export class Mempool {
    * Hashes the pool does not hold are remembered: they enter the pool in flight.
    */
   markProposed(hashes: readonly (Hash | string)[], height: bigint = NO_HEIGHT): void {
-    const hexes = hashes.map((h) => (typeof h === "string" ? h : toHex(h)));
+    const hexes = hashes.map(hexOf);
     this.flights.mark(hexes, height);
     this.setInFlight(hexes, true);
   }
@@ -861,7 +860,7 @@ export class Mempool {
    * never proposes them again at a later height (they would execute as DUPLICATE).
    */
   markDelivered(hashes: readonly (Hash | string)[], height: bigint): void {
-    const hexes = hashes.map((h) => (typeof h === "string" ? h : toHex(h)));
+    const hexes = hashes.map(hexOf);
     this.flights.markDelivered(hexes, height);
     // Entries already in flight changed only their delivered mark, which reap() reads: recount.
     this.setInFlight(hexes, true, true);

@@ -190,8 +190,11 @@ export class ConsensusDriver {
   private readonly now: () => number;
   /** Per height: when this replica signed its PREPARE (proposal accepted) and its COMMIT (prepared). */
   private readonly phaseAt = new Map<bigint, { prepareAt: number; commitAt?: number }>();
-  /** Hashes reaped into each proposal, marked in flight only once the core accepts it. */
-  private readonly reapedHashes = new WeakMap<Block, Hash[]>();
+  /**
+   * Proposals this node reaped from its pool (their tx ids are remembered with blockTxIds): their
+   * txs are marked in flight only once the core accepts them.
+   */
+  private readonly reaped = new WeakSet<Block>();
   /** Verdicts of checkBlock, read synchronously by the core's validateBlock hook. */
   private readonly blockVerdicts = new WeakMap<Block, Verdict>();
   /** Per peer: the end of its gossip admission chain and how many batches wait in it. */
@@ -701,8 +704,7 @@ export class ConsensusDriver {
    * stranded in flight while later ones of the same sender are proposed past it.
    */
   private settleProposal(block: Block, actions: readonly Action[]): void {
-    const hashes = this.reapedHashes.get(block);
-    if (hashes === undefined) return;
+    if (!this.reaped.has(block)) return;
     const accepted = actions.some((a) => a.kind === "broadcast" && a.msg.kind === "prePrepare");
     if (!accepted) {
       this.mod.log.debug({ height: String(block.header?.height) }, "proposal dropped by the core");
@@ -858,7 +860,7 @@ export class ConsensusDriver {
       lastCommit: lastCommit ?? undefined,
     });
     this.mod.log.debug({ height: String(height), txs: reaped.txs.length }, "proposing");
-    this.reapedHashes.set(block, reaped.hashes);
+    this.reaped.add(block);
     rememberBlockTxIds(block, reaped.hashes);
     this.mod.metrics?.proposal(reaped.txs.length);
     this.push({ kind: "proposal", height, block, nowMs: BigInt(this.now()) });

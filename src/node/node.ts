@@ -67,13 +67,12 @@ import {
   TestFaults,
 } from "./testFaults.js";
 import { VerdictCache } from "./verdictCache.js";
+import { Waiters } from "./waiters.js";
 
 /** A delivered block with its transaction ids (blockTxIds: hashed once per block). */
 type HashedDelivery = Delivered & { txHashes: readonly Hash[]; txHexes: readonly string[] };
 /** A null block's (no) transaction ids. */
 const NO_TX_IDS: BlockTxIds = { hashes: [], hexes: [] };
-
-import { Waiters } from "./waiters.js";
 
 export type NodeErrorCode = "UNAVAILABLE" | "HALTED" | "DIVERGED";
 
