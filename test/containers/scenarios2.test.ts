@@ -1,6 +1,7 @@
 // Fault scenarios in containers, part 2: partitions, a paused primary, a wiped disk, packet loss
-// (n = 4, f = 1; iptables rules in the validators' network namespaces, docker pause = SIGSTOP of
-// the whole container). Skipped without a Docker engine unless CI=true (then it fails).
+// (n = 4, f = 1; iptables rules in the validators' network namespaces, pause = SIGSTOP of the
+// validator process, PID 1 of its container). Skipped without a Docker engine unless CI=true (then
+// it fails).
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";

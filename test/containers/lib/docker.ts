@@ -1,13 +1,13 @@
 // A validator cluster in containers for the fault suite: one docker network per scenario, one
 // container per validator from the offline image (make image), each with its home (written by
 // createTestnet with container host names) bind-mounted from a temp dir. Faults act on the
-// containers (kill -9, stop/start, pause) and inside their network namespaces (iptables via
+// containers (kill -9, stop/start, SIGSTOP/SIGCONT) and inside their network namespaces (iptables via
 // nsenter: partitions, one-way drops, random loss). Ryuk is disabled, so stop() removes every
 // container and the network by id; callers run it in finally/after hooks.
 process.env.TESTCONTAINERS_RYUK_DISABLED = "true";
 
 import { execFile } from "node:child_process";
-import { chown, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { chown, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import type Dockerode from "dockerode";
@@ -223,12 +223,40 @@ export class DockerCluster {
     await this.waitApi(i);
   }
 
+  /**
+   * Stops validator i with SIGSTOP to its process (PID 1 of the container: the entrypoint execs
+   * node) and waits until the kernel reports it stopped. Not `docker pause`: the cgroup freezer
+   * failed on a loaded CI box ("OCI runtime pause failed: unable to freeze"), where a signal from
+   * the engine (an ancestor PID namespace) is always delivered.
+   */
   async pause(i: number): Promise<void> {
-    await this.handle(i).pause();
+    await this.handle(i).kill({ signal: "SIGSTOP" });
+    await this.waitProcessState(i, "stopped", (s) => s === "T");
   }
 
+  /** Resumes a validator stopped by pause() (SIGCONT) and waits until it left the stopped state. */
   async unpause(i: number): Promise<void> {
-    await this.handle(i).unpause();
+    await this.handle(i).kill({ signal: "SIGCONT" });
+    await this.waitProcessState(i, "resumed", (s) => s !== "T");
+  }
+
+  /** Waits until the state letter in /proc/PID/status of validator i's process satisfies `ok`. */
+  private async waitProcessState(
+    i: number,
+    what: string,
+    ok: (state: string) => boolean,
+    timeoutMs = 30_000,
+  ): Promise<void> {
+    const pid = (await this.handle(i).inspect()).State.Pid;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await readFile(`/proc/${pid}/status`, "utf8");
+      const state = /^State:\s+(\S)/m.exec(status)?.[1] ?? "?";
+      if (ok(state)) return;
+      if (Date.now() > deadline)
+        throw new Error(`validator ${i} (pid ${pid}) not ${what} after ${timeoutMs} ms: state ${state}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Removes validator i's data directory (keys and signing state stay). Stop the node first. */
@@ -389,7 +417,6 @@ export class DockerCluster {
       this.containers.map(async (c, i) => {
         if (!c) return;
         const h = this.docker.getContainer(c.getId());
-        await h.unpause().catch(() => {});
         await h.remove({ force: true, v: true }).catch(() => {});
         this.containers[i] = null;
       }),

@@ -74,7 +74,7 @@ export function reflectionClient(port: number): AnyClient {
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes (bounded wait, no timing asserts). */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (await check()) return;
