@@ -13,6 +13,7 @@ import { toHex } from "../types/bytes.js";
 import type { Hash } from "../types/hash.js";
 import { type AccountLookup, type AccountState, statelessCheck } from "./admission.js";
 import { Backlog } from "./backlog.js";
+import { PoolEntries } from "./entries.js";
 import { MempoolError } from "./errors.js";
 import { Flights, NO_HEIGHT } from "./flights.js";
 import type {
@@ -29,45 +30,6 @@ import type {
 
 /** A transaction past the stateless checks, before it is hashed. */
 type Draft = Omit<PoolTx, "hash" | "hashHex">;
-
-interface Entry extends PoolTx {
-  /** The nonce as a number for the hot loops (a pooled nonce is within maxNonceGap of a real
-   *  account's next nonce, far below 2^53). */
-  readonly n: number;
-  readonly origin: TxOrigin;
-  readonly admittedAt: number;
-  /** When this node last gossiped it (own txs only; see staleOwn). */
-  gossipedAt: number;
-  /** How often staleOwn handed it out again (each repeat waits twice as long). */
-  regossips: number;
-  inFlight: boolean;
-  /** Announced to listeners (it became executable). */
-  announced: boolean;
-  /** Arrival order, for fairness across senders. */
-  seq: number;
-}
-
-interface SenderQueue {
-  readonly key: string;
-  /** Lowest nonce that can execute next: max(state nonce, committed nonces + 1). */
-  base: bigint;
-  baseN: number;
-  readonly byNonce: Map<number, Entry>;
-  /** Length of the run base, base+1, ... present in byNonce. */
-  runLength: number;
-  /** What reap() can take from that run (see recount). */
-  reapable: number;
-  /** The run has an in-flight entry after a reapable one: nothing later in it is reapable. */
-  blocked: boolean;
-  /** Sum of `cost` over byNonce: what the balance must cover. */
-  pendingCost: bigint;
-  /**
-   * The account as last read, reused while no commit of this sender happened since (pending
-   * nonces live here, so a sender's next submission costs no RocksDB read). Balances only grow
-   * by other senders' transfers, so a cached balance that falls short is read again.
-   */
-  acct: AccountState | null;
-}
 
 /** A transaction id as the pool keys it: the hex of its hash. */
 function hexOf(hash: Hash | string): string {
@@ -98,25 +60,15 @@ function withHash(d: Draft, hash: Hash, hashHex: string): PoolTx {
 const UNLIMITED = 1n << 256n;
 
 export class Mempool {
-  private readonly byHash = new Map<string, Entry>();
-  private readonly senders = new Map<string, SenderQueue>();
   /** sender -> (nonce floor from commits, commit height); cleared once execution catches up. */
   private readonly committedFloors = new Map<string, { floor: bigint; height: bigint }>();
   private readonly listeners = new Set<AdmittedListener>();
   /** Proposals between PRE-PREPARE and commit, and the transactions they carry. */
   private readonly flights = new Flights();
-  /** Entries that became executable and are not yet announced to listeners. */
-  private toAnnounce: Entry[] = [];
-  /** Entry count per gas price, for the eviction fast path. */
-  private readonly priceCount = new Map<bigint, number>();
-  private totalBytes = 0;
-  private executable = 0;
-  /** Entries in some sender's executable run; the rest are gapped. */
-  private inRun = 0;
-  private inFlight = 0;
+  /** The pending transactions by hash and by sender, and their counts. */
+  private readonly pool = new PoolEntries(this.flights);
   /** Highest height removeCommitted was told about. */
   private committedHeight = 0n;
-  private seq = 0;
   /** Bumped whenever commits or execution move nonces; tells whether a lookup is still current. */
   private nonceEpoch = 0;
   private running = true;
@@ -173,21 +125,21 @@ export class Mempool {
 
   /** Transactions in the pool, in flight or not. */
   get size(): number {
-    return this.byHash.size;
+    return this.pool.size;
   }
 
   get bytes(): number {
-    return this.totalBytes;
+    return this.pool.bytes;
   }
 
   /** Carried by a pending proposal (proposed or prepared here) and not yet committed. */
   get inFlightCount(): number {
-    return this.inFlight;
+    return this.pool.inFlight;
   }
 
   /** Transactions waiting for an earlier nonce of their sender (not gossiped, expire). */
   get gappedCount(): number {
-    return this.byHash.size - this.inRun;
+    return this.pool.gapped;
   }
 
   /**
@@ -196,15 +148,15 @@ export class Mempool {
    * timer armed.
    */
   pendingExecutable(): number {
-    return this.executable;
+    return this.pool.executableCount;
   }
 
   has(hash: Hash | string): boolean {
-    return this.byHash.has(hexOf(hash));
+    return this.pool.byHash.has(hexOf(hash));
   }
 
   get(hash: Hash | string): PoolTx | undefined {
-    return this.byHash.get(hexOf(hash));
+    return this.pool.byHash.get(hexOf(hash));
   }
 
   /**
@@ -213,7 +165,7 @@ export class Mempool {
    * anew: the hash covers the body only. `hash`: txHash(tx) when the caller has it (hex or bytes).
    */
   hasVerified(tx: SignedTx, hash?: Hash | string): boolean {
-    const e = this.byHash.get(hexOf(hash ?? this.hashTx(tx)));
+    const e = this.pool.byHash.get(hexOf(hash ?? this.hashTx(tx)));
     if (!e) return false;
     const a = e.tx.signature;
     const b = tx.signature;
@@ -231,23 +183,7 @@ export class Mempool {
    * in nonce order per sender.
    */
   staleOwn(olderThanMs: number, max: number): SignedTx[] {
-    const out: SignedTx[] = [];
-    const now = this.now();
-    for (const q of this.senders.values()) {
-      for (let n = q.baseN; out.length < max; n++) {
-        const e = q.byNonce.get(n);
-        if (!e) break;
-        // Each repeat waits twice as long (up to 32×): under overload every own tx waits for
-        // seconds, and peers that hold it refuse each repeat as DUPLICATE.
-        const wait = olderThanMs * 2 ** Math.min(e.regossips, 5);
-        if (e.origin !== "api" || e.inFlight || now - e.gossipedAt < wait) continue;
-        e.gossipedAt = now;
-        e.regossips++;
-        out.push(e.tx);
-      }
-      if (out.length >= max) break;
-    }
-    return out;
+    return this.pool.staleOwn(olderThanMs, max, this.now());
   }
 
   /** See AdmittedListener: called for transactions as they become executable (the node gossips). */
@@ -288,15 +224,15 @@ export class Mempool {
     // transaction pays a higher gas price than the cheapest pending one (as eviction would rank it),
     // or its sender has nothing executable pending yet and the backlog is below twice the limit
     // (fairness: one flooder's queue does not lock every other sender out; see backlog.ts).
-    const overload = origin === "api" ? this.backlog.overloaded(this.inRun) : null;
-    const floorPrice = overload ? this.minPrice() : null;
+    const overload = origin === "api" ? this.backlog.overloaded(this.pool.inRuns) : null;
+    const floorPrice = overload ? this.pool.minPrice() : null;
     let firstComers = overload?.firstComerRoom ?? 0;
     const candidates: { i: number; ptx: Draft }[] = [];
     for (let i = 0; i < inputs.length; i++) {
       try {
         const ptx = this.statelessCheck(inputs[i]!);
         if (overload && (floorPrice === null || ptx.price <= floorPrice)) {
-          if (firstComers > 0 && !this.hasExecutablePending(ptx.senderKey)) firstComers--;
+          if (firstComers > 0 && !this.pool.hasExecutablePending(ptx.senderKey)) firstComers--;
           else {
             results[i] = this.fail(overload.error);
             continue;
@@ -343,7 +279,7 @@ export class Mempool {
         const hashHex = toHex(hash);
         // Already pending (gossip of a tx this node holds, a resubmission): refused before its
         // signature is checked. insert() checks again for one admitted while we await.
-        if (this.byHash.has(hashHex)) {
+        if (this.pool.byHash.has(hashHex)) {
           results[c.i] = this.fail(
             new MempoolError("DUPLICATE", { hash: hashHex }, "transaction is already pending"),
           );
@@ -407,27 +343,15 @@ export class Mempool {
     }
     if (admitted > 0) {
       this.mod.metrics?.admitted(origin, admitted);
-      this.mod.metrics?.size(this.byHash.size, this.totalBytes);
+      this.mod.metrics?.size(this.pool.size, this.pool.bytes);
     }
     this.announce();
     return results;
   }
 
-  /** The lowest gas price pending, null for an empty pool. */
-  private minPrice(): bigint | null {
-    let min: bigint | null = null;
-    for (const [p, n] of this.priceCount) if (n > 0 && (min === null || p < min)) min = p;
-    return min;
-  }
-
   /** Transactions committed per second over the last commitRateWindowMs. */
   commitRate(now?: number): number {
     return this.backlog.commitRate(now);
-  }
-
-  /** Whether the sender has a transaction pending that could execute next (a non-empty run). */
-  private hasExecutablePending(senderKey: string): boolean {
-    return (this.senders.get(senderKey)?.runLength ?? 0) > 0;
   }
 
   /**
@@ -447,7 +371,7 @@ export class Mempool {
     const out = new Map<string, { state: AccountState | null; read: boolean }>();
     const reads: Promise<void>[] = [];
     for (const [key, { address, cost }] of need) {
-      const q = this.senders.get(key);
+      const q = this.pool.senders.get(key);
       if (!forceRead && q?.acct && q.pendingCost + cost <= q.acct.balance) {
         out.set(key, { state: q.acct, read: false });
         continue;
@@ -487,7 +411,7 @@ export class Mempool {
         "the sender has no account: only funded accounts may submit",
       );
     }
-    const q = this.senders.get(ptx.senderKey);
+    const q = this.pool.senders.get(ptx.senderKey);
     const floor = this.committedFloors.get(ptx.senderKey)?.floor ?? 0n;
     let next = acct.nonce > floor ? acct.nonce : floor;
     if (q && q.base > next) next = q.base;
@@ -524,7 +448,7 @@ export class Mempool {
       );
     }
     const key = ptx.senderKey;
-    let q = this.senders.get(key);
+    let q = this.pool.senders.get(key);
     let next = this.nextFor(key, acct.nonce);
     // A lookup that raced a commit or execution (or a cached one) may be older than the pool.
     if (q && !fresh && next < q.base) next = q.base;
@@ -546,14 +470,14 @@ export class Mempool {
         `nonce ${ptx.nonce} is more than ${this.opts.maxNonceGap} ahead of the sender's pending nonce ${pendingNext}`,
       );
     }
-    if (this.byHash.has(ptx.hashHex)) {
+    if (this.pool.byHash.has(ptx.hashHex)) {
       throw new MempoolError("DUPLICATE", { hash: ptx.hashHex }, "transaction is already pending");
     }
     if (q && q.base !== next) {
       // Drop what the new base made stale before counting the sender's pending cost.
-      this.rebase(q, next);
-      this.recount(q);
-      q = this.senders.get(key);
+      this.pool.rebase(q, next);
+      this.pool.recount(q);
+      q = this.pool.senders.get(key);
     }
     if (q?.byNonce.has(Number(ptx.nonce))) {
       throw new MempoolError(
@@ -580,27 +504,9 @@ export class Mempool {
     }
     const executableNow = ptx.nonce === next + BigInt(q?.runLength ?? 0);
     this.makeRoom(ptx, executableNow);
-    const entry: Entry = {
-      ...ptx,
-      n: Number(ptx.nonce),
-      origin,
-      admittedAt: this.now(),
-      gossipedAt: this.now(),
-      regossips: 0,
-      // Already carried by a pending proposal (its block arrived before the transaction).
-      inFlight: this.flights.has(ptx.hashHex),
-      announced: false,
-      seq: this.seq++,
-    };
-    const queue = this.senders.get(key) ?? this.newQueue(key, next);
+    // Already carried by a pending proposal (its block arrived before the transaction).
+    const queue = this.pool.add(ptx, origin, this.now(), this.flights.has(ptx.hashHex), next);
     if (fresh || !queue.acct) queue.acct = acct;
-    queue.byNonce.set(entry.n, entry);
-    queue.pendingCost += entry.cost;
-    this.byHash.set(entry.hashHex, entry);
-    if (entry.inFlight) this.inFlight++;
-    this.totalBytes += entry.bytes;
-    this.priceCount.set(entry.price, (this.priceCount.get(entry.price) ?? 0) + 1);
-    this.extend(queue);
   }
 
   /**
@@ -612,13 +518,13 @@ export class Mempool {
   private makeRoom(ptx: PoolTx, executableNow: boolean): void {
     for (;;) {
       const reason =
-        this.byHash.size >= this.opts.maxTxs
+        this.pool.size >= this.opts.maxTxs
           ? "txs"
-          : this.totalBytes + ptx.bytes > this.opts.maxBytes
+          : this.pool.bytes + ptx.bytes > this.opts.maxBytes
             ? "bytes"
             : null;
       if (reason === null) return;
-      const victim = executableNow ? this.victim(ptx) : null;
+      const victim = executableNow ? this.pool.victim(ptx) : null;
       if (victim === null) {
         throw new MempoolError(
           "MEMPOOL_FULL",
@@ -626,58 +532,20 @@ export class Mempool {
           reason === "txs" ? "mempool is full" : "mempool byte limit reached",
         );
       }
-      const q = this.senders.get(victim.senderKey)!;
-      this.drop(q, victim);
-      this.recount(q);
+      const q = this.pool.senders.get(victim.senderKey)!;
+      this.pool.drop(q, victim);
+      this.pool.recount(q);
       this.mod.metrics?.rejected("EVICTED");
     }
-  }
-
-  private victim(ptx: PoolTx): Entry | null {
-    if (this.gappedCount > 0) {
-      for (const q of this.senders.values()) {
-        if (q.byNonce.size === q.runLength) continue;
-        let best: Entry | null = null;
-        for (const e of q.byNonce.values()) {
-          if (e.n >= q.baseN + q.runLength && !e.inFlight && (best === null || e.n > best.n)) best = e;
-        }
-        if (best) return best;
-      }
-    }
-    let min: bigint | null = null;
-    for (const p of this.priceCount.keys()) if (min === null || p < min) min = p;
-    if (min === null || min >= ptx.price) return null;
-    let best: Entry | null = null;
-    for (const q of this.senders.values()) {
-      if (q.runLength === 0 || q.key === ptx.senderKey) continue;
-      const tail = q.byNonce.get(q.baseN + q.runLength - 1);
-      if (!tail || tail.inFlight || tail.price >= ptx.price) continue;
-      if (best === null || tail.price < best.price || (tail.price === best.price && tail.seq > best.seq))
-        best = tail;
-    }
-    return best;
   }
 
   /** Drops gapped transactions admitted more than gappedTtlMs ago; returns how many. */
   expireGapped(now = this.now()): number {
     const ttl = this.opts.gappedTtlMs ?? 0;
-    if (ttl <= 0 || this.gappedCount === 0) return 0;
-    let dropped = 0;
-    for (const q of [...this.senders.values()]) {
-      if (q.byNonce.size === q.runLength) continue;
-      const end = q.baseN + q.runLength;
-      let touched = false;
-      for (const e of [...q.byNonce.values()]) {
-        if (e.n >= end && !e.inFlight && now - e.admittedAt >= ttl) {
-          this.drop(q, e);
-          dropped++;
-          touched = true;
-        }
-      }
-      if (touched) this.recount(q);
-    }
+    if (ttl <= 0) return 0;
+    const dropped = this.pool.expireGapped(ttl, now);
     if (dropped > 0) {
-      this.mod.metrics?.size(this.byHash.size, this.totalBytes);
+      this.mod.metrics?.size(this.pool.size, this.pool.bytes);
       for (let i = 0; i < dropped; i++) this.mod.metrics?.rejected("EXPIRED");
       this.log.debug({ dropped }, "gapped transactions expired");
     }
@@ -686,9 +554,8 @@ export class Mempool {
 
   /** Tells listeners about entries that became executable, grouped by origin. */
   private announce(): void {
-    if (this.toAnnounce.length === 0) return;
-    const batch = this.toAnnounce.filter((e) => this.byHash.get(e.hashHex) === e);
-    this.toAnnounce = [];
+    const batch = this.pool.takeAnnouncements();
+    if (batch.length === 0) return;
     const byOrigin = new Map<TxOrigin, PoolTx[]>();
     for (const e of batch) {
       const list = byOrigin.get(e.origin);
@@ -714,78 +581,6 @@ export class Mempool {
     return stateNonce;
   }
 
-  private newQueue(key: string, base: bigint): SenderQueue {
-    const q: SenderQueue = {
-      key,
-      base,
-      baseN: Number(base),
-      byNonce: new Map(),
-      runLength: 0,
-      reapable: 0,
-      blocked: false,
-      pendingCost: 0n,
-      acct: null,
-    };
-    this.senders.set(key, q);
-    return q;
-  }
-
-  /**
-   * Moves a sender's base to `next` and drops entries below it. `next` may also move down: state
-   * is authoritative once execution caught up (a nonce a view change nulled out becomes free).
-   */
-  private rebase(q: SenderQueue, next: bigint): void {
-    if (q.base === next) return;
-    q.base = next;
-    q.baseN = Number(next);
-    for (const [n, e] of q.byNonce) if (n < q.baseN) this.drop(q, e);
-  }
-
-  private drop(q: SenderQueue, e: Entry): void {
-    q.byNonce.delete(e.n);
-    q.pendingCost -= e.cost;
-    this.byHash.delete(e.hashHex);
-    this.totalBytes -= e.bytes;
-    const c = (this.priceCount.get(e.price) ?? 1) - 1;
-    if (c <= 0) this.priceCount.delete(e.price);
-    else this.priceCount.set(e.price, c);
-    if (e.inFlight) this.inFlight--;
-  }
-
-  /** Recomputes a sender's executable run and keeps the pool-wide count in step. */
-  private recount(q: SenderQueue): void {
-    this.executable -= q.reapable;
-    this.inRun -= q.runLength;
-    q.runLength = 0;
-    q.reapable = 0;
-    q.blocked = false;
-    this.extend(q);
-    if (q.byNonce.size === 0) this.senders.delete(q.key);
-  }
-
-  /**
-   * Extends a sender's run past its current end, counting exactly as reap() walks it: leading
-   * in-flight entries the core committed are skipped, and any other in-flight entry ends what can
-   * be reaped. Inserting at the end of the run (the common case) costs only the new entries.
-   */
-  private extend(q: SenderQueue): void {
-    let added = 0;
-    for (let n = q.baseN + q.runLength; ; n++) {
-      const e = q.byNonce.get(n);
-      if (!e) break;
-      q.runLength++;
-      this.inRun++;
-      if (!e.announced) {
-        e.announced = true;
-        this.toAnnounce.push(e);
-      }
-      if (e.inFlight) q.blocked ||= q.reapable + added > 0 || !this.flights.isDelivered(e.hashHex);
-      else if (!q.blocked) added++;
-    }
-    q.reapable += added;
-    this.executable += added;
-  }
-
   /**
    * Transactions for the next block: each sender's executable run in nonce order, one per sender
    * per round so a busy sender cannot starve others, oldest waiting sender first. Skips what is
@@ -797,50 +592,7 @@ export class Mempool {
    * nonce after it.
    */
   reap(maxTxs: number, maxBytes: number, height?: bigint): ReapResult {
-    const out: ReapResult = { txs: [], hashes: [], bytes: 0 };
-    if (maxTxs <= 0 || this.executable === 0) return out;
-    // A block prepared below this height whose body has not arrived may carry any of our txs.
-    if (height !== undefined && this.flights.unresolvedBelow(height)) return out;
-    // Per sender, its candidates in nonce order. Once a sender has contributed, an in-flight
-    // entry ends its run: proposing past it would put nonces out of order across blocks.
-    const lanes: Entry[][] = [];
-    for (const q of this.senders.values()) {
-      if (q.reapable === 0) continue;
-      const lane: Entry[] = [];
-      for (let n = q.baseN; ; n++) {
-        const e = q.byNonce.get(n);
-        if (!e) break;
-        if (e.inFlight) {
-          if (lane.length > 0 || !this.flights.isDelivered(e.hashHex)) break;
-          if (height !== undefined && !(this.flights.heightFor(e.hashHex) < height)) break;
-          continue;
-        }
-        lane.push(e);
-      }
-      if (lane.length > 0) lanes.push(lane);
-    }
-    lanes.sort((a, b) => a[0]!.seq - b[0]!.seq);
-    const cursor = new Array<number>(lanes.length).fill(0);
-    let active = lanes.length;
-    while (active > 0 && out.txs.length < maxTxs) {
-      active = 0;
-      for (let l = 0; l < lanes.length && out.txs.length < maxTxs; l++) {
-        const lane = lanes[l]!;
-        const e = lane[cursor[l]!];
-        if (!e) continue;
-        if (out.bytes + e.bytes > maxBytes) {
-          // This sender's next tx does not fit; later ones must not jump ahead of it.
-          cursor[l] = lane.length;
-          continue;
-        }
-        out.txs.push(e.tx);
-        out.hashes.push(e.hash);
-        out.bytes += e.bytes;
-        cursor[l]!++;
-        if (cursor[l]! < lane.length) active++;
-      }
-    }
-    return out;
+    return this.pool.reap(maxTxs, maxBytes, height);
   }
 
   /**
@@ -851,7 +603,7 @@ export class Mempool {
   markProposed(hashes: readonly (Hash | string)[], height: bigint = NO_HEIGHT): void {
     const hexes = hashes.map(hexOf);
     this.flights.mark(hexes, height);
-    this.setInFlight(hexes, true);
+    this.pool.setInFlight(hexes, true);
   }
 
   /**
@@ -863,7 +615,7 @@ export class Mempool {
     const hexes = hashes.map(hexOf);
     this.flights.markDelivered(hexes, height);
     // Entries already in flight changed only their delivered mark, which reap() reads: recount.
-    this.setInFlight(hexes, true, true);
+    this.pool.setInFlight(hexes, true, true);
   }
 
   /**
@@ -878,7 +630,7 @@ export class Mempool {
   ): void {
     const hexes = txs.map((tx, i) => hexOf(hashes?.[i] ?? this.hashTx(tx)));
     const marked = this.flights.note(toHex(digest), height, hexes);
-    if (marked !== null) this.setInFlight(marked, true);
+    if (marked !== null) this.pool.setInFlight(marked, true);
   }
 
   /**
@@ -892,7 +644,7 @@ export class Mempool {
     if (height <= this.committedHeight) return false;
     const hexes = this.flights.markBlock(toHex(digest), height);
     if (hexes === null) return false;
-    this.setInFlight(hexes, true);
+    this.pool.setInFlight(hexes, true);
     return true;
   }
 
@@ -907,32 +659,7 @@ export class Mempool {
   /** The new view is installed: what it did not re-propose returns to the ready set. */
   endViewChange(): number {
     const released = this.flights.endViewChange();
-    return this.setInFlight(released, false);
-  }
-
-  /**
-   * Sets entries' in-flight flag; returns how many changed. Their senders are recounted, and with
-   * `recountUnchanged` also the senders of entries whose flag was already set.
-   */
-  private setInFlight(hexes: readonly string[], on: boolean, recountUnchanged = false): number {
-    const touched = new Set<SenderQueue>();
-    let changed = 0;
-    for (const hex of hexes) {
-      const e = this.byHash.get(hex);
-      if (!e) continue;
-      if (e.inFlight === on) {
-        const q = recountUnchanged ? this.senders.get(e.senderKey) : undefined;
-        if (q) touched.add(q);
-        continue;
-      }
-      e.inFlight = on;
-      this.inFlight += on ? 1 : -1;
-      changed++;
-      const q = this.senders.get(e.senderKey);
-      if (q) touched.add(q);
-    }
-    for (const q of touched) this.recount(q);
-    return changed;
+    return this.pool.setInFlight(released, false);
   }
 
   /**
@@ -954,7 +681,7 @@ export class Mempool {
     for (let i = 0; i < txs.length; i++) {
       const tx = txs[i]!;
       const hex = hexOf(hashes?.[i] ?? this.hashTx(tx));
-      const e = this.byHash.get(hex);
+      const e = this.pool.byHash.get(hex);
       let key: string;
       let nonce: bigint;
       if (e) {
@@ -972,12 +699,13 @@ export class Mempool {
         key = toHex(addressOf(body.sender));
         nonce = body.nonce;
       }
-      const next = floors.get(key) ?? this.senders.get(key)?.base ?? this.committedFloors.get(key)?.floor;
+      const next =
+        floors.get(key) ?? this.pool.senders.get(key)?.base ?? this.committedFloors.get(key)?.floor;
       if (next === undefined) floors.set(key, nonce + 1n);
       else floors.set(key, nonce === next ? next + 1n : next);
       if (e) {
-        const q = this.senders.get(key);
-        if (q) this.drop(q, e);
+        const q = this.pool.senders.get(key);
+        if (q) this.pool.drop(q, e);
       }
     }
     for (const [key, floor] of floors) {
@@ -986,18 +714,18 @@ export class Mempool {
         this.committedFloors.delete(key);
         this.committedFloors.set(key, { floor, height });
       }
-      const q = this.senders.get(key);
+      const q = this.pool.senders.get(key);
       if (q) {
         // Its execution will change the nonce and balance: read the account again next time.
         q.acct = null;
-        if (floor > q.base) this.rebase(q, floor);
-        this.recount(q);
+        if (floor > q.base) this.pool.rebase(q, floor);
+        this.pool.recount(q);
       }
     }
     this.trimFloors();
     // Proposals at or below this height that did not commit are abandoned.
-    this.setInFlight(this.flights.committed(height), false);
-    this.mod.metrics?.size(this.byHash.size, this.totalBytes);
+    this.pool.setInFlight(this.flights.committed(height), false);
+    this.mod.metrics?.size(this.pool.size, this.pool.bytes);
     this.announce();
   }
 
@@ -1009,7 +737,7 @@ export class Mempool {
       if (f.height > height) break;
       this.committedFloors.delete(key);
       // A read between the commit and its execution saw the old account.
-      const q = this.senders.get(key);
+      const q = this.pool.senders.get(key);
       if (q) q.acct = null;
     }
   }
@@ -1026,12 +754,7 @@ export class Mempool {
   /** Forgets every proposal in flight and makes its transactions reapable again. */
   requeueInFlight(): number {
     this.flights.clear();
-    if (this.inFlight === 0) return 0;
-    const n = this.inFlight;
-    for (const e of this.byHash.values()) e.inFlight = false;
-    this.inFlight = 0;
-    for (const q of this.senders.values()) this.recount(q);
-    return n;
+    return this.pool.clearInFlight();
   }
 }
 
