@@ -31,7 +31,9 @@ import {
 } from "./cluster/load.js";
 import { runOverload } from "./cluster/overload.js";
 import { chartReport, formatReport } from "./cluster/report.js";
+import { SignPool } from "./cluster/signPool.js";
 import { round3 } from "./cluster/stages.js";
+import { SUBMIT_BATCH_DELAY_MS, Submitter } from "./cluster/submitter.js";
 import type { ClusterBenchOpts, ClusterBenchReport, OverloadSummary, RunReport } from "./cluster/types.js";
 import { measureVerifyCeiling } from "./cluster/verifyCeiling.js";
 import { machineInfo, writeResultFiles } from "./lib/index.js";
@@ -44,12 +46,19 @@ export { measureVerifyCeiling } from "./cluster/verifyCeiling.js";
 // ---------------------------------------------------------------------------------------------
 // Orchestration
 
+/**
+ * SubmitTxs batch size of the open-loop and overload clients unless `--submit-batch` says
+ * otherwise (1: one SubmitTx per transaction, the path before SubmitTxs).
+ */
+export const DEFAULT_SUBMIT_BATCH = 64;
+
 async function loadSenders(keyFiles: string[], clients: ParabftClient[]): Promise<Sender[]> {
   const senders: Sender[] = [];
   for (const f of keyFiles) {
     const kp = await readKeyFile(f);
     senders.push({
       signer: new NodeSigner(kp.secretKey),
+      secretKey: kp.secretKey,
       address: kp.address,
       nextNonce: 0n,
       tainted: false,
@@ -317,6 +326,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
   let tmp: string | null = null;
   const clients: ParabftClient[] = [];
   let watcher: ChainWatcher | null = null;
+  let signPool: SignPool | null = null;
   try {
     let apis: string[];
     let keyFiles: string[];
@@ -381,12 +391,20 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
     );
 
     const senders = await loadSenders(keyFiles, watchClients);
+    signPool = new SignPool(
+      chainId,
+      senders.map((s) => s.secretKey),
+    );
     watcher = new ChainWatcher(watchClients, status.committedHeight + 1n);
     watcher.start();
+    const conns = clients.slice(0, connections).map((c) => new Connection(c));
+    const submitBatch = opts.submitBatch ?? DEFAULT_SUBMIT_BATCH;
     const ctx: RunContext = {
       chainId,
       senders,
-      conns: clients.slice(0, connections).map((c) => new Connection(c)),
+      conns,
+      signPool,
+      submitter: new Submitter(conns, submitBatch),
       watcher,
       ceiling,
       drainTimeoutS: opts.drainTimeoutS ?? 15,
@@ -454,7 +472,12 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         chainId,
         senders: senders.length,
         connections,
-        workload: "bank.transfer, amount 1, to a fresh address per tx; pre-signed before the run",
+        workload:
+          "bank.transfer, amount 1, to a fresh address per tx; signed in the client's signing threads (open loop: before the run)",
+        submit:
+          submitBatch > 1
+            ? `SubmitTxs batches of up to ${submitBatch} txs, gathered for at most ${SUBMIT_BATCH_DELAY_MS} ms (open loop and overload)`
+            : "SubmitTx per transaction",
         finalityMethod:
           opts.closedLoop !== undefined
             ? CLOSED_LOOP_METHOD
@@ -487,6 +510,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
     return report;
   } finally {
     await watcher?.stop();
+    await signPool?.close();
     for (const c of clients) c.close();
     if (cluster) {
       say("stopping the cluster ...");

@@ -36,6 +36,11 @@ export interface ClusterBenchOpts {
   /** Rate multiplier per sweep step. */
   sweepFactor?: number;
   sweepMaxSteps?: number;
+  /**
+   * Open loop and overload: SubmitTxs batches of up to this many transactions (1: SubmitTx per
+   * transaction). Default DEFAULT_SUBMIT_BATCH (bench/cluster.ts).
+   */
+  submitBatch?: number;
   /** Client connections, spread round-robin over the nodes. */
   connections?: number;
   /** Distinct senders (funded accounts); more senders means less nonce serialisation. */
@@ -255,6 +260,8 @@ export interface ClusterBenchReport {
     senders: number;
     connections: number;
     workload: string;
+    /** How the open-loop and overload clients submit (SubmitTx per tx, or SubmitTxs batches). */
+    submit?: string;
     finalityMethod: string;
     executedMethod: string;
   };
