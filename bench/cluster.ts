@@ -105,6 +105,8 @@ interface SweepPlan {
   throughputOnly: boolean;
   /** When the first step saturates, divide the rate by `factor` until a step keeps up. */
   stepDown?: boolean;
+  /** After stepping down to a step that keeps up, climb by `factor` again until a step fails. */
+  stepUpAgain?: boolean;
   label: string;
 }
 
@@ -133,12 +135,16 @@ async function sweep(
       rate = Math.max(1, Math.round(rate / plan.factor));
       continue;
     }
-    if (!why && above !== null) {
+    if (!why && above !== null && !plan.stepUpAgain) {
       return {
         runs,
         saturation: saturationAt(run, `the step above (${above.rate} tx/s) saturated: ${above.why}`),
       };
     }
+    // Stepped down to a rate that keeps up: the first step may have failed only because the
+    // cluster was still cold (JIT, first view: s16-notes), so climb again from here and stop at
+    // the first step that fails after one kept up.
+    if (!why) above = null;
     if (why) {
       const saturation = lastGood
         ? saturationAt(lastGood, `next step (${rate} tx/s) saturated: ${why}`)
@@ -222,6 +228,7 @@ async function measureOverload(
         durationS: o.probeS,
         throughputOnly: true,
         stepDown: true,
+        stepUpAgain: true,
         label: "probe",
       },
       say,
@@ -236,7 +243,7 @@ async function measureOverload(
       0,
       ...probe.runs.map((r) => Math.min(r.offeredRate, r.sustainedTps ?? r.achievedTps)),
     );
-    saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe sweep from ${opts.rate} tx/s ×1.25 per ${o.probeS} s step (÷1.25 while the first steps do not keep up; refusals retried), stopped at the first step with >1% errors or < 90% of offered sustained; saturation = the highest sustained rate (first to last commit, at most the step's offered rate) of any step`;
+    saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe sweep from ${opts.rate} tx/s ×1.25 per ${o.probeS} s step (÷1.25 while the first steps do not keep up, then ×1.25 again; refusals retried), stopped at the first step after one that kept up with >1% errors or < 90% of offered sustained; saturation = the highest sustained rate (first to last commit, at most the step's offered rate) of any step`;
   }
   const rate = Math.max(1, Math.round(o.factor * saturationTps));
   say(`overload: ${rate} tx/s offered (${o.factor}× ${saturationTps} tx/s) for ${opts.durationS} s ...`);

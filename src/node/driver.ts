@@ -87,6 +87,11 @@ export interface DriverMetrics {
    * recent wait the pace knew then, and how late the Node timer ran behind its due time.
    */
   requestTimeout?(fired: RequestTimeoutFired): void;
+  /**
+   * A due request timer whose expiry, deferred one turn of the event loop, found the timer
+   * re-armed by progress read meanwhile: a view change the deferral avoided.
+   */
+  requestTimerSuperseded?(): void;
 }
 
 export interface RequestTimeoutFired {
@@ -443,8 +448,12 @@ export class ConsensusDriver {
         const event = this.queue.shift()!;
         const before = event.kind === "timer" && event.timer === "view" ? this.mod.replica.pacer : undefined;
         const { actions, verdict, sender } = this.mod.replica.handle(event);
-        if (before?.armedForRequests && this.mod.replica.pacer?.armedForRequests !== true)
-          this.requestTimeoutFired(before);
+        if (before?.armedForRequests) {
+          const after = this.mod.replica.pacer;
+          if (after?.armedForRequests !== true) this.requestTimeoutFired(before);
+          // Still armed with the same timeout: progress read in the deferral re-armed it first.
+          else this.mod.metrics?.requestTimerSuperseded?.();
+        }
         if (verdict !== null && sender !== null) this.judge(sender, verdict);
         if (event.kind === "proposal") this.settleProposal(event.block, actions);
         this.perform(actions);
@@ -815,8 +824,19 @@ export class ConsensusDriver {
         return;
       }
       t.armed = false;
-      if (timer === "view") this.viewTimerLateMs = -left;
-      this.push({ kind: "timer", timer, token: t.token });
+      const token = t.token;
+      if (timer !== "view") {
+        this.push({ kind: "timer", timer, token });
+        return;
+      }
+      this.viewTimerLateMs = -left;
+      // The view timer's expiry waits one turn of the event loop: after a stall libuv runs due
+      // timers before reading the sockets, so the progress that would have re-armed it may be
+      // sitting there unread. Read first; the core then ignores this event's stale token
+      // (counted as superseded), or starts a view change as before. Liveness only.
+      setImmediate(() => {
+        if (!this.stopped) this.push({ kind: "timer", timer, token });
+      });
     }, afterMs);
   }
 

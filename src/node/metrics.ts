@@ -63,6 +63,10 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
     name: "consensus_request_timeouts_total",
     help: "Request timers that fired and started a view change",
   });
+  const superseded = f.counter({
+    name: "consensus_request_timers_superseded_total",
+    help: "Due request timers found re-armed by progress read in the same turn of the event loop (a view change avoided)",
+  });
   const lastFired = f.gauge<"value">({
     name: "consensus_last_request_timeout_seconds",
     help: "At the last request timeout: the armed timeout, the longest recent wait then, and the Node timer's lateness",
@@ -199,6 +203,7 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
         armedTimeout.set({ timer: "request" }, p.armedForRequests ? p.armedTimeoutMs / 1000 : 0);
         armedTimeout.set({ timer: "view_change" }, p.armedForRequests ? 0 : p.armedTimeoutMs / 1000);
       },
+      requestTimerSuperseded: () => superseded.inc(),
       requestTimeout: (r) => {
         timeoutsFired.inc();
         lastFired.set({ value: "armed" }, r.armedTimeoutMs / 1000);

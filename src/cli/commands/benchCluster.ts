@@ -33,7 +33,8 @@ Options:
   --sweep-steps N    at most N sweep steps (default 8; the overload probe's: 12)
   --overload         issue 14's overload goal: measure saturation first (an open-loop probe
                      sweep from --rate, ×1.25 per --probe seconds, ÷1.25 while the first
-                     steps do not keep up, judged by errors and throughput), then offer
+                     steps do not keep up, then ×1.25 again until one fails, judged by
+                     errors and throughput), then offer
                      --factor × it for --duration seconds; refusals are
                      counted by status and never retried (the sender's next payment takes the
                      nonce); reports achieved/saturation, view changes, refusals, finality of
