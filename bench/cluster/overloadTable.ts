@@ -52,7 +52,9 @@ function requestTimeouts(rt: ValidatorWindow["requestTimeouts"]): string {
   if (rt === undefined) return "-";
   return rt
     .map((t) =>
-      t === null ? "-" : t.fired === 0 ? "0" : `${t.fired} (${t.armedMs}/${t.longestWaitMs}/${t.lateMs})`,
+      t === null
+        ? "-"
+        : `${t.fired === 0 ? "0" : `${t.fired} (${t.armedMs}/${t.longestWaitMs}/${t.lateMs})`}${t.superseded ? ` +${t.superseded} superseded` : ""}`,
     )
     .join(", ");
 }

@@ -159,6 +159,7 @@ export function validatorWindow(before: TimedScrape, after: TimedScrape): Valida
     if (m === null || ![...m.keys()].some((k) => k.startsWith(`${P}request_timeouts_total`))) return null;
     return {
       fired: delta(i, "request_timeouts_total") ?? 0,
+      superseded: delta(i, "request_timers_superseded_total") ?? 0,
       armedMs: lastTimeout(m, "armed"),
       longestWaitMs: lastTimeout(m, "longest_wait"),
       lateMs: lastTimeout(m, "late"),

@@ -138,12 +138,19 @@ export interface ValidatorWindow {
   loopDelayP99Ms?: (number | null)[];
   loopDelayMaxMs?: (number | null)[];
   /**
-   * Per validator: request timers that fired in the window (consensus_request_timeouts_total),
+   * Per validator: request timers that fired in the window (consensus_request_timeouts_total)
+   * and those whose deferred expiry found progress first (`superseded`, c17's driver),
    * and at the last one ever fired on it (consensus_last_request_timeout_seconds, ms) the armed
    * timeout, the longest recent wait the pace knew, and the Node timer's lateness. Null where
    * not exported (a build without the pacer metrics).
    */
-  requestTimeouts?: ({ fired: number; armedMs: number; longestWaitMs: number; lateMs: number } | null)[];
+  requestTimeouts?: ({
+    fired: number;
+    superseded?: number;
+    armedMs: number;
+    longestWaitMs: number;
+    lateMs: number;
+  } | null)[];
 }
 
 /**
