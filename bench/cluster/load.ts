@@ -185,6 +185,7 @@ export async function runOnce(
   let submitted = 0;
   const w = ctx.watcher;
   const cpu0 = process.cpuUsage();
+  const calls0 = ctx.submitter.calls;
   for (let i = 0; i < total; i++) slots.watch(i, hashes[i]!);
 
   const send = (i: number) => {
@@ -255,6 +256,7 @@ export async function runOnce(
     durationS,
     scheduled: total,
     submitted,
+    submitCalls: ctx.submitter.calls - calls0,
     submitFailures: failures,
     refusedRetried: refusals,
     uncommitted: submitted - slots.committed,

@@ -94,6 +94,7 @@ export async function runOverload(
   let cursor = 0;
   const w = ctx.watcher;
   const cpu0 = process.cpuUsage();
+  const calls0 = ctx.submitter.calls;
   // Why a send finds every sender busy: the client's lateness, the round trip, its own stalls.
   const sendLag = newHistogram();
   const roundTrip = newHistogram();
@@ -225,6 +226,7 @@ export async function runOverload(
     durationS,
     scheduled: total,
     submitted: admitted,
+    submitCalls: ctx.submitter.calls - calls0,
     submitFailures: failures,
     refused,
     clientBlocked,

@@ -191,6 +191,8 @@ export interface RunReport {
   durationS: number;
   scheduled: number;
   submitted: number;
+  /** Open loop and overload: SubmitTx or SubmitTxs calls made (transactions per call = sends / this). */
+  submitCalls?: number;
   submitFailures: Record<string, number>;
   /** Open loop: refusals ("STATUS/CODE") the client retried after the server's hint (OVERLOADED,
    *  and the NONCE_GAP of later nonces behind a refused one); absent in older results. */
