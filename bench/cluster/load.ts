@@ -4,8 +4,10 @@ import type { NodeSigner } from "../../src/crypto/node.js";
 import type { SignedTx } from "../../src/gen/parabft/v1/types_pb.js";
 import { sha256, toHex, u32be } from "../../src/types/index.js";
 import type { ChainWatcher } from "./chain.js";
-import { Slots } from "./slots.js";
+import type { SignJob, SignPool } from "./signPool.js";
+import { Slots, slotCount } from "./slots.js";
 import { round3, scrapeMetrics, stageBreakdown } from "./stages.js";
+import type { Submitter } from "./submitter.js";
 import type { LatencySummary, RunReport, TimelinePoint, VerifyCeiling } from "./types.js";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -15,6 +17,8 @@ export const PER_CONNECTION_IN_FLIGHT = 48;
 
 export interface Sender {
   signer: NodeSigner;
+  /** For the signing threads (signPool.ts). */
+  secretKey: Uint8Array;
   address: Uint8Array;
   nextNonce: bigint;
   /** Set after a failed submit: its later nonces may be stuck behind a gap, so it sits out. */
@@ -88,30 +92,31 @@ export interface RunContext {
   /** Every tx counted as committed, for the final chain check. */
   committedLog: { hash: Uint8Array; height: number }[];
   recipientCounter: number;
+  /** Signs the open-loop and overload runs' transfers off the pacing thread. */
+  signPool: SignPool;
+  /** SubmitTx per transaction, or SubmitTxs batches (`--submit-batch`). */
+  submitter: Submitter;
 }
 
-export function presign(
+/**
+ * Signs `total` transfers in the signing threads before a run, round-robin over the usable
+ * senders with consecutive nonces, so the run's pacing thread only submits.
+ */
+export async function presign(
   ctx: RunContext,
   total: number,
-): { txs: SignedTx[]; hashes: Uint8Array[]; senderOf: number[] } {
+): Promise<{ txs: SignedTx[]; hashes: Uint8Array[]; senderOf: number[] }> {
   const active = ctx.senders.map((s, i) => ({ s, i })).filter((x) => !x.s.tainted);
   if (active.length === 0) throw new Error("no usable senders left (every sender had a failed submit)");
-  const txs: SignedTx[] = new Array(total);
-  const hashes: Uint8Array[] = new Array(total);
+  const jobs: SignJob[] = new Array(total);
   const senderOf: number[] = new Array(total);
   for (let i = 0; i < total; i++) {
     const { s, i: si } = active[i % active.length]!;
-    const body = transferTx(
-      { chainId: ctx.chainId, sender: s.signer.publicKey, nonce: s.nextNonce++ },
-      recipient(ctx.recipientCounter++),
-      1n,
-    );
-    const p = signTx(body, s.signer);
-    txs[i] = p.tx;
-    hashes[i] = p.hash;
+    jobs[i] = { sender: si, nonce: s.nextNonce++, recipient: ctx.recipientCounter++ };
     senderOf[i] = si;
   }
-  return { txs, hashes, senderOf };
+  const signed = await ctx.signPool.sign(jobs);
+  return { txs: signed.map((p) => p.tx), hashes: signed.map((p) => p.hash), senderOf };
 }
 
 let lastPlainProgress = "";
@@ -170,42 +175,41 @@ export async function runOnce(
   durationS: number,
   label: string,
 ): Promise<RunReport> {
+  // Signed before the schedule starts (Slots sets t0), not during it.
+  const { txs, hashes, senderOf } = await presign(ctx, slotCount(rate, durationS));
   const slots = new Slots(ctx, rate, durationS);
   const { total, scheduled, t0 } = slots;
-  const { txs, hashes, senderOf } = presign(ctx, total);
   const admitted = new Uint8Array(total);
   const failures: Record<string, number> = {};
   const submitAck = newHistogram();
   let submitted = 0;
   const w = ctx.watcher;
   const cpu0 = process.cpuUsage();
+  const calls0 = ctx.submitter.calls;
   for (let i = 0; i < total; i++) slots.watch(i, hashes[i]!);
 
   const send = (i: number) => {
-    const conn = ctx.conns[senderOf[i]! % ctx.conns.length]!;
-    conn
-      .run(() => conn.client.submitTx(txs[i]!))
-      .then(
-        () => {
-          admitted[i] = 1;
-          submitted++;
-          recordMs(submitAck, performance.now() - scheduled[i]!);
-        },
-        (err: unknown) => {
-          const key = failureKey(err);
-          // Backpressure (OVERLOADED), and the NONCE_GAP of a later nonce of a sender whose
-          // earlier one was refused: an honest client retries after the hint, same transaction.
-          const code = key.split("/")[1];
-          if ((code === "OVERLOADED" || code === "NONCE_GAP") && performance.now() < retryUntil) {
-            refusals[key] = (refusals[key] ?? 0) + 1;
-            setTimeout(() => send(i), retryAfter(err));
-            return;
-          }
-          failures[key] = (failures[key] ?? 0) + 1;
-          ctx.senders[senderOf[i]!]!.tainted = true;
-          w.pending.delete(toHex(hashes[i]!));
-        },
-      );
+    ctx.submitter.submit(txs[i]!, senderOf[i]!).then(
+      () => {
+        admitted[i] = 1;
+        submitted++;
+        recordMs(submitAck, performance.now() - scheduled[i]!);
+      },
+      (err: unknown) => {
+        const key = failureKey(err);
+        // Backpressure (OVERLOADED), and the NONCE_GAP of a later nonce of a sender whose
+        // earlier one was refused: an honest client retries after the hint, same transaction.
+        const code = key.split("/")[1];
+        if ((code === "OVERLOADED" || code === "NONCE_GAP") && performance.now() < retryUntil) {
+          refusals[key] = (refusals[key] ?? 0) + 1;
+          setTimeout(() => send(i), retryAfter(err));
+          return;
+        }
+        failures[key] = (failures[key] ?? 0) + 1;
+        ctx.senders[senderOf[i]!]!.tainted = true;
+        w.pending.delete(toHex(hashes[i]!));
+      },
+    );
   };
   // Refused submissions are retried until the load ends plus half the drain window.
   const retryUntil = t0 + (durationS + ctx.drainTimeoutS / 2) * 1000;
@@ -216,6 +220,7 @@ export async function runOnce(
     const p50 = f.totalCount > 0 ? `${(f.getValueAtPercentile(50) / 1000).toFixed(0)}ms` : "-";
     return `sent ${sent} committed ${slots.committed} p50 ${p50}`;
   });
+  ctx.submitter.flush();
 
   // Drain: wait for admitted transactions to commit and execute, bounded.
   await slots.drain(
@@ -223,6 +228,7 @@ export async function runOnce(
     durationS,
     () =>
       ctx.conns.reduce((a, c) => a + c.inFlight + c.queue.length, 0) === 0 &&
+      ctx.submitter.waiting === 0 &&
       slots.committed >= submitted &&
       slots.executedCount >= slots.committed,
     () => `draining: committed ${slots.committed}/${submitted}`,
@@ -250,6 +256,7 @@ export async function runOnce(
     durationS,
     scheduled: total,
     submitted,
+    submitCalls: ctx.submitter.calls - calls0,
     submitFailures: failures,
     refusedRetried: refusals,
     uncommitted: submitted - slots.committed,

@@ -4,15 +4,17 @@
 // load stays what was asked for (retrying every refusal would multiply it past saturation), no
 // sender ever leaves a nonce gap behind a refusal, and every admitted transaction must commit.
 //
-// Each send picks the next sender (round-robin) that has no submission awaiting its answer, signs
-// a transfer with that sender's next nonce and submits it (SubmitTx). Admitted: the nonce is used
-// and the block watcher times its finality from the scheduled send time. Refused: counted by its
-// status ("RESOURCE_EXHAUSTED/OVERLOADED", ...). When every sender is awaiting an answer the send
-// is counted as `clientBlocked` (the client could not offer it) instead of queueing in the client.
+// Each send picks the next sender (round-robin) that has no submission awaiting its answer and
+// submits the transfer its signing threads prepared for that sender's next nonce (SubmitTx, or a
+// SubmitTxs batch: submitter.ts). Admitted: the nonce is used and the block watcher times its
+// finality from the scheduled send time. Refused: counted by its status
+// ("RESOURCE_EXHAUSTED/OVERLOADED", ...). Either way the sender's next transfer (the next nonce,
+// or a fresh payment with the unused one) is signed off the pacing thread (signPool.ts) while
+// other senders take the sends. When no sender is free the send is counted as `clientBlocked`
+// (the client could not offer it) instead of queueing in the client.
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { signTx, transferTx } from "../../src/client/node.js";
-import { toHex } from "../../src/types/index.js";
-import { failureKey, newHistogram, type RunContext, recipient, recordMs, summarize } from "./load.js";
+import { failureKey, newHistogram, type RunContext, recordMs, summarize } from "./load.js";
+import type { SignedTransfer, SignJob } from "./signPool.js";
 import { Slots } from "./slots.js";
 import { type TimedScrape, timedScrape, validatorWindow } from "./stages.js";
 import type { RunReport } from "./types.js";
@@ -44,8 +46,41 @@ export async function runOverload(
   durationS: number,
   label: string,
 ): Promise<RunReport> {
-  const senders = ctx.senders.map((s, i) => ({ s, i, busy: false })).filter((x) => !x.s.tainted);
+  type Slot = { s: (typeof ctx.senders)[number]; i: number; busy: boolean; ready: SignedTransfer | null };
+  const senders: Slot[] = ctx.senders
+    .map((s, i): Slot => ({ s, i, busy: false, ready: null }))
+    .filter((x) => !x.s.tainted);
   if (senders.length === 0) throw new Error("no usable senders left");
+  // Every sender's first transfer, signed before the schedule starts.
+  const first = await ctx.signPool.sign(
+    senders.map((x) => ({ sender: x.i, nonce: x.s.nextNonce, recipient: ctx.recipientCounter++ })),
+  );
+  senders.forEach((x, k) => {
+    x.ready = first[k]!;
+  });
+  // A sender whose transfer was answered gets its next one signed; requests are gathered for a
+  // couple of milliseconds and sent to the signing threads together.
+  let toSign: Slot[] = [];
+  let signTimer: NodeJS.Timeout | null = null;
+  const signQueued = () => {
+    signTimer = null;
+    const batch = toSign;
+    toSign = [];
+    const jobs: SignJob[] = batch.map((x) => ({
+      sender: x.i,
+      nonce: x.s.nextNonce,
+      recipient: ctx.recipientCounter++,
+    }));
+    void ctx.signPool.sign(jobs).then((signed) => {
+      batch.forEach((x, k) => {
+        x.ready = signed[k]!;
+      });
+    });
+  };
+  const resign = (x: Slot) => {
+    toSign.push(x);
+    if (signTimer === null) signTimer = setTimeout(signQueued, 2);
+  };
   const slots = new Slots(ctx, rate, durationS);
   const { total, scheduled } = slots;
   const hashOf: (string | undefined)[] = new Array(total);
@@ -59,6 +94,7 @@ export async function runOverload(
   let cursor = 0;
   const w = ctx.watcher;
   const cpu0 = process.cpuUsage();
+  const calls0 = ctx.submitter.calls;
   // Why a send finds every sender busy: the client's lateness, the round trip, its own stalls.
   const sendLag = newHistogram();
   const roundTrip = newHistogram();
@@ -71,7 +107,7 @@ export async function runOverload(
   const nextFree = () => {
     for (let k = 0; k < senders.length; k++) {
       const x = senders[(cursor + k) % senders.length]!;
-      if (!x.busy && !x.s.tainted) {
+      if (!x.busy && x.ready !== null && !x.s.tainted) {
         cursor = (cursor + k + 1) % senders.length;
         return x;
       }
@@ -90,23 +126,16 @@ export async function runOverload(
     x.busy = true;
     sent++;
     const s = x.s;
-    const p = signTx(
-      transferTx(
-        { chainId: ctx.chainId, sender: s.signer.publicKey, nonce: s.nextNonce },
-        recipient(ctx.recipientCounter++),
-        1n,
-      ),
-      s.signer,
-    );
-    const hex = toHex(p.hash);
+    const p = x.ready!;
+    x.ready = null;
+    const hex = p.hex;
     hashOf[i] = hex;
     // Watched before the submit: the block can arrive before the admission answer.
     slots.watch(i, p.hash, hex);
-    const conn = ctx.conns[x.i % ctx.conns.length]!;
     const sentAt = performance.now();
     recordMs(sendLag, sentAt - scheduled[i]!);
-    conn
-      .run(() => conn.client.submitTx(p.tx))
+    ctx.submitter
+      .submit(p.tx, x.i)
       .then(
         () => {
           s.nextNonce++;
@@ -128,6 +157,7 @@ export async function runOverload(
         x.busy = false;
         answered++;
         recordMs(roundTrip, performance.now() - sentAt);
+        if (!s.tainted) resign(x);
       });
   };
   const sendSampled = (i: number) => {
@@ -154,6 +184,7 @@ export async function runOverload(
     },
     SEND_BURST,
   );
+  ctx.submitter.flush();
 
   loopDelay.disable();
   const windowEnd = ctx.metricsAddrs.length > 0 ? await timedScrape(ctx.metricsAddrs) : null;
@@ -195,6 +226,7 @@ export async function runOverload(
     durationS,
     scheduled: total,
     submitted: admitted,
+    submitCalls: ctx.submitter.calls - calls0,
     submitFailures: failures,
     refused,
     clientBlocked,

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { formatTable, median } from "../lib/index.js";
-import type { ClusterBenchReport } from "./types.js";
+import type { ClusterBenchReport, ValidatorWindow } from "./types.js";
 
 const COLUMNS = [
   "run",
@@ -30,6 +30,7 @@ const COLUMNS = [
   "answer p50 (from send)",
   "client loop p99",
   "node loop p99 (max)",
+  "request timeouts (armed/longest wait/late ms)",
   "chain",
 ] as const;
 
@@ -44,6 +45,18 @@ function loadOf(file: string): string {
   if (!existsSync(f)) return "-";
   const avgs = [...readFileSync(f, "utf8").matchAll(/load average: ([\d.]+)/g)].map((m) => m[1]);
   return avgs.join("→") || "-";
+}
+
+/** Each validator's request timeouts in the window, with the last one's figures when it fired. */
+function requestTimeouts(rt: ValidatorWindow["requestTimeouts"]): string {
+  if (rt === undefined) return "-";
+  return rt
+    .map((t) =>
+      t === null
+        ? "-"
+        : `${t.fired === 0 ? "0" : `${t.fired} (${t.armedMs}/${t.longestWaitMs}/${t.lateMs})`}${t.superseded ? ` +${t.superseded} superseded` : ""}`,
+    )
+    .join(", ");
 }
 
 export function overloadRow(file: string): Row | null {
@@ -96,6 +109,7 @@ export function overloadRow(file: string): Row | null {
       run.answerTimes?.roundTripMs.p50 ?? "-",
       run.answerTimes?.clientLoopDelayMs.p99 ?? "-",
       nodeLoop.length > 0 ? `${median(nodeLoop)} (${Math.max(...nodeLoop)})` : "-",
+      requestTimeouts(v?.requestTimeouts),
       `${r.verification.inChain}/${r.verification.checked}`,
     ],
   };

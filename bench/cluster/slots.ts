@@ -16,6 +16,11 @@ import {
 import { round3 } from "./stages.js";
 import type { RunReport, TimelinePoint } from "./types.js";
 
+/** How many transactions an open-loop run of `rate` tx/s for `durationS` schedules. */
+export function slotCount(rate: number, durationS: number): number {
+  return Math.max(1, Math.round(rate * durationS));
+}
+
 export class Slots {
   readonly total: number;
   /** performance.now() of slot 0's send; slot i is due at t0 + i / rate. */
@@ -42,7 +47,7 @@ export class Slots {
     rate: number,
     durationS: number,
   ) {
-    this.total = Math.max(1, Math.round(rate * durationS));
+    this.total = slotCount(rate, durationS);
     this.t0 = performance.now() + 20;
     this.tEnd = this.t0 + durationS * 1000;
     this.scheduled = new Float64Array(this.total);

@@ -153,7 +153,20 @@ export function validatorWindow(before: TimedScrape, after: TimedScrape): Valida
       for (const [k, v] of m) if (k.includes(suffix)) return Math.round(v * 1e5) / 100;
       return null;
     });
+  const lastTimeout = (m: MetricSample, value: string) =>
+    Math.round(sumOf(m, `${P}last_request_timeout_seconds`, `value="${value}"`) * 1000);
+  const requestTimeouts = after.samples.map((m, i) => {
+    if (m === null || ![...m.keys()].some((k) => k.startsWith(`${P}request_timeouts_total`))) return null;
+    return {
+      fired: delta(i, "request_timeouts_total") ?? 0,
+      superseded: delta(i, "request_timers_superseded_total") ?? 0,
+      armedMs: lastTimeout(m, "armed"),
+      longestWaitMs: lastTimeout(m, "longest_wait"),
+      lateMs: lastTimeout(m, "late"),
+    };
+  });
   return {
+    ...(requestTimeouts.some((r) => r !== null) ? { requestTimeouts } : {}),
     loopDelayP99Ms: loopMs("eventloop_lag_p99_seconds"),
     loopDelayMaxMs: loopMs("eventloop_lag_max_seconds"),
     windowS: round3(windowS),

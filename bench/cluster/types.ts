@@ -36,6 +36,11 @@ export interface ClusterBenchOpts {
   /** Rate multiplier per sweep step. */
   sweepFactor?: number;
   sweepMaxSteps?: number;
+  /**
+   * Open loop and overload: SubmitTxs batches of up to this many transactions (1: SubmitTx per
+   * transaction). Default DEFAULT_SUBMIT_BATCH (bench/cluster.ts).
+   */
+  submitBatch?: number;
   /** Client connections, spread round-robin over the nodes. */
   connections?: number;
   /** Distinct senders (funded accounts); more senders means less nonce serialisation. */
@@ -132,6 +137,20 @@ export interface ValidatorWindow {
    */
   loopDelayP99Ms?: (number | null)[];
   loopDelayMaxMs?: (number | null)[];
+  /**
+   * Per validator: request timers that fired in the window (consensus_request_timeouts_total)
+   * and those whose deferred expiry found progress first (`superseded`, c17's driver),
+   * and at the last one ever fired on it (consensus_last_request_timeout_seconds, ms) the armed
+   * timeout, the longest recent wait the pace knew, and the Node timer's lateness. Null where
+   * not exported (a build without the pacer metrics).
+   */
+  requestTimeouts?: ({
+    fired: number;
+    superseded?: number;
+    armedMs: number;
+    longestWaitMs: number;
+    lateMs: number;
+  } | null)[];
 }
 
 /**
@@ -172,6 +191,8 @@ export interface RunReport {
   durationS: number;
   scheduled: number;
   submitted: number;
+  /** Open loop and overload: SubmitTx or SubmitTxs calls made (transactions per call = sends / this). */
+  submitCalls?: number;
   submitFailures: Record<string, number>;
   /** Open loop: refusals ("STATUS/CODE") the client retried after the server's hint (OVERLOADED,
    *  and the NONCE_GAP of later nonces behind a refused one); absent in older results. */
@@ -255,6 +276,8 @@ export interface ClusterBenchReport {
     senders: number;
     connections: number;
     workload: string;
+    /** How the open-loop and overload clients submit (SubmitTx per tx, or SubmitTxs batches). */
+    submit?: string;
     finalityMethod: string;
     executedMethod: string;
   };

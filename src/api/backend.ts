@@ -58,6 +58,9 @@ export interface StateRecord {
 
 export type BlockRef = { height: bigint } | { digest: Hash };
 
+/** One transaction's admission in a batch: its hash, or the error SubmitTx would have thrown. */
+export type SubmitResult = { ok: true; hash: Hash } | { ok: false; error: unknown };
+
 export interface ApiBackend {
   /**
    * Admits a transaction to the mempool (origin "api") and returns its hash. Throws a
@@ -66,6 +69,12 @@ export interface ApiBackend {
    * per-connection admission limit.
    */
   submitTx(tx: SignedTx, peer?: string): Promise<Hash>;
+  /**
+   * Admits many transactions (SubmitTxs), each on its own: one result per transaction in order,
+   * a refusal as `{ ok: false, error }` (never thrown for one transaction's fault). Absent: the
+   * API calls submitTx per transaction.
+   */
+  submitTxs?(txs: readonly SignedTx[], peer?: string): Promise<SubmitResult[]>;
   /**
    * Resolves with the commit height once `hash` is committed, immediately if it already is.
    * Rejects with code TIMEOUT after `timeoutMs`, and with CANCELLED when `signal` aborts.

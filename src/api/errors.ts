@@ -16,6 +16,8 @@ export type ApiErrorCode =
   | "TOO_MANY_STREAMS"
   /** A StreamBlocks subscriber stopped reading and its bounded buffer stayed full. */
   | "SLOW_CONSUMER"
+  /** SubmitTxs: more transactions or bytes in one call than the server's bounds. */
+  | "BATCH_TOO_LARGE"
   /** The node cannot answer reliably right now. */
   | "SYNCING"
   | "HALTED"
@@ -42,6 +44,8 @@ const table: Record<ApiErrorCode | MempoolErrorCode, status> & Record<string, st
   CANCELLED: status.CANCELLED,
   TOO_MANY_REQUESTS: status.RESOURCE_EXHAUSTED,
   TOO_MANY_STREAMS: status.RESOURCE_EXHAUSTED,
+  // Static bounds: the same batch fails the same way; split it.
+  BATCH_TOO_LARGE: status.INVALID_ARGUMENT,
   SLOW_CONSUMER: status.RESOURCE_EXHAUSTED,
   SYNCING: status.UNAVAILABLE,
   HALTED: status.UNAVAILABLE,

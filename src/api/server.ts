@@ -40,14 +40,15 @@ import {
   SubmitTxAndWaitResponseSchema,
   type SubmitTxRequest,
   SubmitTxResponseSchema,
+  type SubmitTxsRequest,
 } from "../gen/parabft/v1/api_pb.js";
 import type { Receipt, SignedTx } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
 import { grpcServiceDefinition } from "../net/grpcAdapter.js";
 import { GatedListener } from "../net/listener.js";
 import { queryDelegationsAsync, queryValidatorsAsync } from "../staking/query.js";
-import { ADDRESS_LENGTH, txHash } from "../types/block.js";
-import { bytesEqual, fromHex as fromHexBytes } from "../types/bytes.js";
+import { ADDRESS_LENGTH } from "../types/block.js";
+import { fromHex as fromHexBytes } from "../types/bytes.js";
 import { ParabftError } from "../types/errors.js";
 import { HASH_LENGTH, type Hash } from "../types/hash.js";
 import type { ApiBackend, BlockRecord, NodeStateName } from "./backend.js";
@@ -61,6 +62,7 @@ import {
 import { type ApiLimitReason, CallLimits } from "./callLimits.js";
 import { ApiError, invalidArgument, notFound, toServiceError } from "./errors.js";
 import { findProtoDir, loadReflectionPackage } from "./protoFiles.js";
+import { checkBatch, submitMany, submitOne } from "./submit.js";
 
 export const API_SERVICE_NAME = ApiService.typeName;
 
@@ -127,6 +129,10 @@ export interface ApiServerOpts {
   defaultWaitMs: number;
   maxWaitMs: number;
   maxStateKeyBytes: number;
+  /** SubmitTxs: transactions in one call; more is INVALID_ARGUMENT "BATCH_TOO_LARGE". */
+  maxSubmitBatchTxs: number;
+  /** SubmitTxs: bytes of transactions (bodies + signatures) in one call; more is "BATCH_TOO_LARGE". */
+  maxSubmitBatchBytes: number;
   /** Serve server reflection (needs the proto/ directory at run time). Default false. */
   reflection?: boolean;
   /** Where proto/ is; found relative to this module by default. */
@@ -159,6 +165,8 @@ export const apiServerDefaults: Omit<ApiServerOpts, "address"> = {
   defaultWaitMs: 30_000,
   maxWaitMs: 120_000,
   maxStateKeyBytes: 1024,
+  maxSubmitBatchTxs: 512,
+  maxSubmitBatchBytes: 1024 * 1024,
   reflection: false,
   streamLookahead: 64,
 };
@@ -214,6 +222,8 @@ interface CallCtx {
   deadline: Deadline;
   /** The caller's address (grpc-js getPeer()), for per-connection admission limits. */
   peer: string;
+  /** The call itself (connection accountability of each transaction in a SubmitTxs). */
+  call: object;
 }
 
 /**
@@ -414,6 +424,7 @@ export class ApiServer {
         },
         deadline: call.getDeadline(),
         peer: peerOf(call),
+        call,
       };
       const done = () => {
         answered = true;
@@ -465,8 +476,22 @@ export class ApiServer {
     return {
       submitTx: this.unary("SubmitTx", async (req: SubmitTxRequest, ctx) => {
         const tx = requireTx(req.tx);
-        const hash = await this.submitIdempotent(tx, ctx.peer);
+        const hash = await submitOne(b, tx, ctx.peer);
         return create(SubmitTxResponseSchema, { txHash: hash });
+      }),
+
+      // Each transaction answered on its own (statuses), the call OK unless the batch is malformed
+      // or past its bounds; each transaction counts for the connection as a SubmitTx would.
+      submitTxs: this.unary("SubmitTxs", async (req: SubmitTxsRequest, ctx) => {
+        checkBatch(req.txs, this.opts);
+        for (let i = 0; i < req.txs.length; i++) {
+          if (req.txs[i]!.body.length === 0) throw invalidArgument(`txs[${i}].body`, "required");
+        }
+        return submitMany(b, req.txs, ctx.peer, (err) => {
+          if (err !== null && toServiceError(err).code === status.INTERNAL)
+            this.mod.log.error({ err, method: "SubmitTxs" }, "api call failed");
+          this.limits.recordSubmit(ctx.call, ctx.peer, err);
+        });
       }),
 
       submitTxAndWait: this.unary("SubmitTxAndWait", async (req: SubmitTxAndWaitRequest, ctx) => {
@@ -476,7 +501,7 @@ export class ApiServer {
         }
         const budget = Math.min(req.timeoutMs || this.opts.defaultWaitMs, msUntil(ctx.deadline));
         const until = Date.now() + budget;
-        const hash = await this.submitIdempotent(tx, ctx.peer);
+        const hash = await submitOne(b, tx, ctx.peer);
         const height = await b.waitCommitted(hash, Math.max(0, until - Date.now()), ctx.signal);
         let receipt: Receipt | undefined;
         if (req.waitExecuted)
@@ -624,26 +649,6 @@ export class ApiServer {
 
       streamBlocks: this.streamBlocks(),
     };
-  }
-
-  /**
-   * Accepted when the backend admits it, or when it is already known: pending (DUPLICATE) or
-   * already committed (a stale nonce whose hash is in the chain). Retrying a submit is safe.
-   */
-  private async submitIdempotent(tx: SignedTx, peer: string): Promise<Hash> {
-    try {
-      return await this.mod.backend.submitTx(tx, peer);
-    } catch (err) {
-      if (!(err instanceof ParabftError)) throw err;
-      // Hashed only for the two codes that need it: a refused 16 KiB spam tx costs no hash here.
-      if (err.code === "DUPLICATE") return txHash(tx);
-      if (err.code === "BAD_NONCE") {
-        const hash = txHash(tx);
-        const committed = await this.mod.backend.getTx(hash);
-        if (committed && bytesEqual(committed.tx.signature, tx.signature)) return hash;
-      }
-      throw err;
-    }
   }
 
   // -------------------------------------------------------------------------------------------

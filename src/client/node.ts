@@ -27,6 +27,8 @@ import {
   type SubmitTxAndWaitResponse,
   SubmitTxRequestSchema,
   type SubmitTxResponse,
+  SubmitTxsRequestSchema,
+  type SubmitTxsResponse,
 } from "../gen/parabft/v1/api_pb.js";
 import type { Receipt, SignedTx, TxBody, ValidatorSet } from "../gen/parabft/v1/types_pb.js";
 import { grpcServiceDefinition } from "../net/grpcAdapter.js";
@@ -92,6 +94,12 @@ export interface SentTx {
   receipt?: Receipt | undefined;
 }
 
+/**
+ * One transaction's answer in a submitTxs call: its hash (admitted, or already pending or
+ * committed), or the refusal SubmitTx would have thrown for it, as an RpcError.
+ */
+export type TxSubmitOutcome = { ok: true; txHash: Uint8Array } | { ok: false; error: RpcError };
+
 export interface StreamOpts {
   signal?: AbortSignal;
 }
@@ -146,6 +154,32 @@ export class ParabftClient {
       create(SubmitTxRequestSchema, { tx: "tx" in tx ? tx.tx : tx }),
     );
     return res.txHash;
+  }
+
+  /**
+   * Submits many transactions in one call (SubmitTxs): one outcome per transaction, in order, each
+   * admitted or refused on its own exactly as submitTx would (OVERLOADED, BAD_NONCE, ...: the
+   * outcome's RpcError carries the status and the server's message). The call itself fails only
+   * as a whole: INVALID_ARGUMENT "BATCH_TOO_LARGE" past the server's bounds (by default 512
+   * transactions and 1 MiB), or a transport or node-state error (nothing was admitted then).
+   */
+  async submitTxs(txs: readonly (SignedTx | PreparedTx)[]): Promise<TxSubmitOutcome[]> {
+    const res = await this.#unary<SubmitTxsResponse>(
+      "submitTxs",
+      create(SubmitTxsRequestSchema, { txs: txs.map((tx) => ("tx" in tx ? tx.tx : tx)) }),
+    );
+    if (res.statuses.length !== txs.length) {
+      throw new ClientError(
+        "BAD_ARGUMENT",
+        { field: "statuses" },
+        `server answered ${res.statuses.length} statuses for ${txs.length} transactions`,
+      );
+    }
+    return res.statuses.map((st) =>
+      st.code === grpc.status.OK
+        ? { ok: true, txHash: st.txHash }
+        : { ok: false, error: new RpcError(st.code, "submitTxs", st.message) },
+    );
   }
 
   /** Submits and returns when committed (and, with waitExecuted, executed with its receipt). */

@@ -224,21 +224,38 @@ export class Mempool {
     // transaction pays a higher gas price than the cheapest pending one (as eviction would rank it),
     // or its sender has nothing executable pending yet and the backlog is below twice the limit
     // (fairness: one flooder's queue does not lock every other sender out; see backlog.ts).
-    const overload = origin === "api" ? this.backlog.overloaded(this.pool.inRuns) : null;
-    const floorPrice = overload ? this.pool.minPrice() : null;
+    let overload = origin === "api" ? this.backlog.overloaded(this.pool.inRuns) : null;
+    let floorPrice = overload ? this.pool.minPrice() : null;
     let firstComers = overload?.firstComerRoom ?? 0;
     const candidates: { i: number; ptx: Draft }[] = [];
+    // A sender with an earlier candidate in this API batch is no first comer (as if it were pooled).
+    const batchSenders = origin === "api" && inputs.length > 1 ? new Set<string>() : null;
     for (let i = 0; i < inputs.length; i++) {
+      // An API batch (SubmitTxs) is judged as that many calls in a row: its earlier candidates
+      // count toward the backlog, so a batch cannot carry the pool past the limit.
+      if (origin === "api" && overload === null && candidates.length > 0) {
+        overload = this.backlog.overloaded(this.pool.inRuns + candidates.length);
+        if (overload !== null) {
+          floorPrice = this.pool.minPrice();
+          firstComers = overload.firstComerRoom;
+        }
+      }
       try {
         const ptx = this.statelessCheck(inputs[i]!);
         if (overload && (floorPrice === null || ptx.price <= floorPrice)) {
-          if (firstComers > 0 && !this.pool.hasExecutablePending(ptx.senderKey)) firstComers--;
+          if (
+            firstComers > 0 &&
+            !this.pool.hasExecutablePending(ptx.senderKey) &&
+            !batchSenders?.has(ptx.senderKey)
+          )
+            firstComers--;
           else {
             results[i] = this.fail(overload.error);
             continue;
           }
         }
         candidates.push({ i, ptx });
+        batchSenders?.add(ptx.senderKey);
       } catch (err) {
         results[i] = this.fail(err);
       }

@@ -9,6 +9,7 @@ import {
   type VoteFilter,
 } from "../consensus/envelope.js";
 import type { ConsensusCore } from "../consensus/pbft/epochReplica.js";
+import type { PacerReading } from "../consensus/pbft/pace.js";
 import type {
   Action,
   CheckedMessage,
@@ -79,6 +80,24 @@ export interface DriverMetrics {
   alarm?(code: string): void;
   /** Why a validator without signing state is still silent (amnesia rule), or `rejoined`. */
   amnesia?(reason: string): void;
+  /** The core's request timer and pace, after each step that armed or cancelled the view timer. */
+  pacer?(reading: PacerReading): void;
+  /**
+   * The request timer fired (a view change starts): the timeout it was armed with, the longest
+   * recent wait the pace knew then, and how late the Node timer ran behind its due time.
+   */
+  requestTimeout?(fired: RequestTimeoutFired): void;
+  /**
+   * A due request timer whose expiry, deferred one turn of the event loop, found the timer
+   * re-armed by progress read meanwhile: a view change the deferral avoided.
+   */
+  requestTimerSuperseded?(): void;
+}
+
+export interface RequestTimeoutFired {
+  armedTimeoutMs: number;
+  longestWaitMs: number;
+  lateMs: number;
 }
 
 export interface DriverOpts {
@@ -98,6 +117,8 @@ export interface DriverModules {
     readonly startActions?: Action[];
     /** (Epochs.) A peer's envelope named an epoch whose set is unknown here (we lag). */
     noteEpoch?(epoch: bigint): void;
+    /** The request timer and pace, read-only (metrics); undefined while following. */
+    readonly pacer?: PacerReading | undefined;
   };
   envelopeContext: EnvelopeContext;
   mempool: Mempool;
@@ -181,6 +202,8 @@ export class ConsensusDriver {
    * before the deadline it waits out the rest; a cancel only disarms (the handle fires idle).
    */
   private readonly timers = new Map<TimerName, LazyTimer>();
+  /** How late (ms) the view timer's last firing ran behind its due time (event-loop lag). */
+  private viewTimerLateMs = 0;
   private tickTimer: NodeJS.Timeout | null = null;
   private batchTimer: NodeJS.Timeout | null = null;
   private pendingProposal: bigint | null = null;
@@ -423,7 +446,14 @@ export class ConsensusDriver {
     try {
       while (this.queue.length > 0 && !this.stopped) {
         const event = this.queue.shift()!;
+        const before = event.kind === "timer" && event.timer === "view" ? this.mod.replica.pacer : undefined;
         const { actions, verdict, sender } = this.mod.replica.handle(event);
+        if (before?.armedForRequests) {
+          const after = this.mod.replica.pacer;
+          if (after?.armedForRequests !== true) this.requestTimeoutFired(before);
+          // Still armed with the same timeout: progress read in the deferral re-armed it first.
+          else this.mod.metrics?.requestTimerSuperseded?.();
+        }
         if (verdict !== null && sender !== null) this.judge(sender, verdict);
         if (event.kind === "proposal") this.settleProposal(event.block, actions);
         this.perform(actions);
@@ -468,6 +498,7 @@ export class ConsensusDriver {
     const viewChange = actions.some((a) => a.kind === "viewChanged");
     if (viewChange) this.mod.mempool.beginViewChange();
     let delivered = false;
+    let viewTimerChanged = false;
     for (const a of actions) {
       switch (a.kind) {
         case "persist":
@@ -518,10 +549,12 @@ export class ConsensusDriver {
           break;
         case "setTimer":
           this.setTimer(a.timer, a.afterMs, a.token);
+          if (a.timer === "view") viewTimerChanged = true;
           break;
         case "cancelTimer": {
           const t = this.timers.get(a.timer);
           if (t !== undefined) t.armed = false;
+          if (a.timer === "view") viewTimerChanged = true;
           break;
         }
         case "deliver":
@@ -600,6 +633,10 @@ export class ConsensusDriver {
           this.mod.metrics?.viewChange(a.view);
           break;
       }
+    }
+    if (viewTimerChanged) {
+      const pacer = this.mod.replica.pacer;
+      if (pacer !== undefined) this.mod.metrics?.pacer?.(pacer);
     }
     if (viewChange) {
       // Transactions of abandoned proposals return to the pool to be proposed again.
@@ -733,6 +770,24 @@ export class ConsensusDriver {
     }
   }
 
+  /**
+   * The request timer fired and the core started a view change: why (pace.ts PacerReading). A
+   * timeout far above twice the longest recent wait says the cluster stalled; one near it says
+   * a phase got slower than the pace had seen; a large `lateMs` says this node's event loop did.
+   */
+  private requestTimeoutFired(before: PacerReading): void {
+    const fired: RequestTimeoutFired = {
+      armedTimeoutMs: before.armedTimeoutMs,
+      longestWaitMs: before.longestWaitMs,
+      lateMs: Math.round(this.viewTimerLateMs),
+    };
+    this.mod.metrics?.requestTimeout?.(fired);
+    this.mod.log.warn(
+      { ...fired, view: String(this.mod.replica.view), committed: String(this.mod.replica.committedHeight) },
+      "request timeout: starting a view change",
+    );
+  }
+
   private observeCommitted(height: bigint): void {
     const p = this.phaseAt.get(height);
     if (p?.commitAt !== undefined)
@@ -769,7 +824,19 @@ export class ConsensusDriver {
         return;
       }
       t.armed = false;
-      this.push({ kind: "timer", timer, token: t.token });
+      const token = t.token;
+      if (timer !== "view") {
+        this.push({ kind: "timer", timer, token });
+        return;
+      }
+      this.viewTimerLateMs = -left;
+      // The view timer's expiry waits one turn of the event loop: after a stall libuv runs due
+      // timers before reading the sockets, so the progress that would have re-armed it may be
+      // sitting there unread. Read first; the core then ignores this event's stale token
+      // (counted as superseded), or starts a view change as before. Liveness only.
+      setImmediate(() => {
+        if (!this.stopped) this.push({ kind: "timer", timer, token });
+      });
     }, afterMs);
   }
 

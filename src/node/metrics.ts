@@ -46,6 +46,32 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
     name: "consensus_view_changes_total",
     help: "Views entered after a view change",
   });
+  const requestTimeout = f.gauge({
+    name: "consensus_request_timeout_seconds",
+    help: "The request timeout this replica would arm now (paced: 2 x the longest recent wait, clamped; doubled per failed view)",
+  });
+  const armedTimeout = f.gauge<"timer">({
+    name: "consensus_view_timer_armed_seconds",
+    help: "The view timer's armed timeout, by what it waits for (request, view_change); 0 when not armed",
+    labelNames: ["timer"],
+  });
+  const longestWait = f.gauge({
+    name: "consensus_pace_longest_wait_seconds",
+    help: "The longest of the recent waits for progress the request timeout follows (pace.ts)",
+  });
+  const timeoutsFired = f.counter({
+    name: "consensus_request_timeouts_total",
+    help: "Request timers that fired and started a view change",
+  });
+  const superseded = f.counter({
+    name: "consensus_request_timers_superseded_total",
+    help: "Due request timers found re-armed by progress read in the same turn of the event loop (a view change avoided)",
+  });
+  const lastFired = f.gauge<"value">({
+    name: "consensus_last_request_timeout_seconds",
+    help: "At the last request timeout: the armed timeout, the longest recent wait then, and the Node timer's lateness",
+    labelNames: ["value"],
+  });
   const proposals = f.counter({ name: "consensus_proposals_total", help: "Blocks proposed by this node" });
   const proposedTxs = f.counter({
     name: "consensus_proposed_txs_total",
@@ -171,6 +197,19 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
       persistSeconds: (s) => persist.observe(s),
       alarm: (code) => alarms.inc({ code }),
       amnesia: (reason) => amnesia.inc({ reason }),
+      pacer: (p) => {
+        requestTimeout.set(p.requestTimeoutMs / 1000);
+        longestWait.set(p.longestWaitMs / 1000);
+        armedTimeout.set({ timer: "request" }, p.armedForRequests ? p.armedTimeoutMs / 1000 : 0);
+        armedTimeout.set({ timer: "view_change" }, p.armedForRequests ? 0 : p.armedTimeoutMs / 1000);
+      },
+      requestTimerSuperseded: () => superseded.inc(),
+      requestTimeout: (r) => {
+        timeoutsFired.inc();
+        lastFired.set({ value: "armed" }, r.armedTimeoutMs / 1000);
+        lastFired.set({ value: "longest_wait" }, r.longestWaitMs / 1000);
+        lastFired.set({ value: "late" }, r.lateMs / 1000);
+      },
     },
     net: netMetrics(f),
     mempool: {

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
-import type { ApiBackend, BlockRecord, BlockRef, NodeStatus } from "../api/backend.js";
+import type { ApiBackend, BlockRecord, BlockRef, NodeStatus, SubmitResult } from "../api/backend.js";
 import { type EpochSetProofRecord, readEpochSetProof } from "../api/epochProof.js";
 import { ApiServer } from "../api/server.js";
 import type { EnvelopeContext } from "../consensus/envelope.js";
@@ -790,21 +790,46 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   async submitTx(tx: SignedTx, peer?: string): Promise<Hash> {
     this.assertServing();
-    // A follower's pool is never gossiped nor proposed from (gossip is signed as a set member):
-    // refuse at once rather than admit a transaction that would wait until its client times out.
-    if (this.replica.selfIndex === null) {
-      throw new MempoolError(
-        "NOT_A_VALIDATOR",
-        {},
-        `this node is not in epoch ${this.replica.epoch}'s validator set (it follows the chain and serves reads): submit to a validator`,
-      );
-    }
+    const follower = this.followerRefusal();
+    if (follower !== null) throw follower;
     const t0 = performance.now();
     const res = await this.mempool.add(tx, "api", { peer });
+    this.noteSubmitted(res.hashHex, t0);
+    return res.hash;
+  }
+
+  /** SubmitTxs: one mempool batch (one verifier call), each transaction admitted on its own. */
+  async submitTxs(txs: readonly SignedTx[], peer?: string): Promise<SubmitResult[]> {
+    this.assertServing();
+    const error = this.followerRefusal();
+    if (error !== null) return txs.map(() => ({ ok: false, error }));
+    const t0 = performance.now();
+    const results = await this.mempool.addBatch(txs, "api", { peer });
+    return results.map((r) => {
+      if (!r.ok) return { ok: false, error: r.error };
+      this.noteSubmitted(r.hashHex, t0);
+      return { ok: true, hash: r.hash };
+    });
+  }
+
+  /**
+   * A follower's pool is never gossiped nor proposed from (gossip is signed as a set member):
+   * submits are refused at once rather than admitted to wait until their client times out.
+   */
+  private followerRefusal(): MempoolError | null {
+    if (this.replica.selfIndex !== null) return null;
+    return new MempoolError(
+      "NOT_A_VALIDATOR",
+      {},
+      `this node is not in epoch ${this.replica.epoch}'s validator set (it follows the chain and serves reads): submit to a validator`,
+    );
+  }
+
+  /** When this node's API admitted a transaction (api_finality_seconds), the newest few only. */
+  private noteSubmitted(hashHex: string, at: number): void {
     if (this.submittedAt.size >= MAX_TRACKED_SUBMITS)
       this.submittedAt.delete(this.submittedAt.keys().next().value!);
-    this.submittedAt.set(res.hashHex, t0);
-    return res.hash;
+    this.submittedAt.set(hashHex, at);
   }
 
   waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {

@@ -33,7 +33,8 @@ Options:
   --sweep-steps N    at most N sweep steps (default 8; the overload probe's: 12)
   --overload         issue 14's overload goal: measure saturation first (an open-loop probe
                      sweep from --rate, ×1.25 per --probe seconds, ÷1.25 while the first
-                     steps do not keep up, judged by errors and throughput), then offer
+                     steps do not keep up, then ×1.25 again until one fails, judged by
+                     errors and throughput), then offer
                      --factor × it for --duration seconds; refusals are
                      counted by status and never retried (the sender's next payment takes the
                      nonce); reports achieved/saturation, view changes, refusals, finality of
@@ -42,6 +43,8 @@ Options:
   --probe S          overload: seconds per probe step (default 10)
   --saturation R     overload: skip the probe and take R tx/s as saturation (quick checks)
   --senders N        distinct sending accounts (default 64, 1024 with --overload)
+  --submit-batch N   open loop and overload: SubmitTxs batches of up to N transactions, gathered
+                     for at most 5 ms (default 64); 1 = one SubmitTx per transaction
   --connections N    client connections (default 2 per node, at least 4; with --overload one
                      per 48 senders)
   --drain S          seconds to wait for stragglers after the load (default 15)
@@ -72,6 +75,7 @@ export const benchClusterCommand: CliCommand = {
       overload: { type: "boolean" },
       factor: { type: "string" },
       probe: { type: "string" },
+      "submit-batch": { type: "string" },
       saturation: { type: "string" },
       senders: { type: "string" },
       connections: { type: "string" },
@@ -162,6 +166,9 @@ export const benchClusterCommand: CliCommand = {
       sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], overload ? 12 : 8, 1, 50),
       // Overload: a sender waits for each answer before its next nonce, so more of them.
       senders: intFlag("senders", values.senders, Math.max(overload ? 1024 : 64, closedLoop ?? 0), 1, 10_000),
+      ...(values["submit-batch"] !== undefined
+        ? { submitBatch: intFlag("submit-batch", values["submit-batch"], 64, 1, 512) }
+        : {}),
       ...(values.connections !== undefined
         ? { connections: intFlag("connections", values.connections, 4, 1, 256) }
         : {}),

@@ -41,6 +41,7 @@ import { checkCommittedBlock, checkEnvelope, type EnvelopeContext, sealMessage }
 import { epochFloor, epochOfHeight, lastHeightOfEpoch } from "../epochs.js";
 import type { ValidatorSet } from "../valset/index.js";
 import type { ReplicaSnapshot } from "./base.js";
+import type { PacerReading } from "./pace.js";
 import { Replica } from "./replica.js";
 import type {
   Action,
@@ -199,6 +200,11 @@ export class EpochReplica implements ConsensusCore {
 
   get view(): View {
     return this.cur?.view ?? 0n;
+  }
+
+  /** The current epoch's request timer and pace (node metrics), undefined while following. */
+  get pacer(): PacerReading | undefined {
+    return this.cur?.pacer;
   }
 
   get viewActive(): boolean {

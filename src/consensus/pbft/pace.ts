@@ -23,6 +23,22 @@ export function paceCeilingMs(p: PaceParams): number {
   return Math.min(p.viewTimeoutCapMs, PACE_CEILING_BASES * p.viewTimeoutMs);
 }
 
+/**
+ * What the request timer is doing, read-only (node metrics: why a view change happened). A
+ * timeout fired with `longestWaitMs` well below half of it is a stall; one near half of it is a
+ * step in phase time the pace had not yet seen.
+ */
+export interface PacerReading {
+  /** The timeout the view timer was last armed with (request or view-change timer); 0 when not armed. */
+  armedTimeoutMs: number;
+  /** Whether the armed timer waits for requests (false: a view change waits for its NEW-VIEW). */
+  armedForRequests: boolean;
+  /** The longest of the recent waits for progress (0 before any). */
+  longestWaitMs: number;
+  /** The request timeout this replica would arm now (pace, failed views and cap applied). */
+  requestTimeoutMs: number;
+}
+
 export class Pace {
   /** The latest `nowMs` any event carried (never moves back). */
   private nowMs: bigint | null = null;

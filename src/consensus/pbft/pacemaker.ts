@@ -1,10 +1,13 @@
 import { Checkpoints } from "./checkpoints.js";
-import { Pace } from "./pace.js";
+import { Pace, type PacerReading } from "./pace.js";
 import type { View } from "./types.js";
 
 export abstract class Pacemaker extends Checkpoints {
   /** How long the request timer recently had to wait for progress (pace.ts): the timeout follows it. */
   protected readonly pace = new Pace();
+  /** The view timer's last armed timeout (0: not armed) and whether it waits for requests. */
+  private armedTimeout = 0;
+  private armedForRequests = false;
 
   protected onTimer(token: number): void {
     if (token !== this.timerToken || !this.timerArmed) return;
@@ -31,9 +34,20 @@ export abstract class Pacemaker extends Checkpoints {
     return this.timeoutMs();
   }
 
+  /** The request timer and the pace behind it, read-only (node metrics; pace.ts PacerReading). */
+  get pacer(): PacerReading {
+    return {
+      armedTimeoutMs: this.timerArmed ? this.armedTimeout : 0,
+      armedForRequests: this.timerArmed && this.armedForRequests,
+      longestWaitMs: this.pace.longestWaitMs(),
+      requestTimeoutMs: this.timeoutMs(),
+    };
+  }
+
   /** Arms the view-change timer (a quorum of VIEW-CHANGEs is waiting for a NEW-VIEW). */
   protected armTimer(): void {
     this.pace.disarmed();
+    this.armedForRequests = false;
     this.setViewTimer();
   }
 
@@ -43,13 +57,15 @@ export abstract class Pacemaker extends Checkpoints {
    */
   private armRequestTimer(onProgress: boolean): void {
     this.pace.armed(onProgress);
+    this.armedForRequests = true;
     this.setViewTimer();
   }
 
   private setViewTimer(): void {
     this.timerToken++;
     this.timerArmed = true;
-    this.out.push({ kind: "setTimer", timer: "view", afterMs: this.timeoutMs(), token: this.timerToken });
+    this.armedTimeout = this.timeoutMs();
+    this.out.push({ kind: "setTimer", timer: "view", afterMs: this.armedTimeout, token: this.timerToken });
   }
 
   /**

@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChainWatcher } from "../../../bench/cluster/chain.js";
 import type { RunContext } from "../../../bench/cluster/load.js";
+import type { SignPool } from "../../../bench/cluster/signPool.js";
 import { Slots } from "../../../bench/cluster/slots.js";
+import { Submitter } from "../../../bench/cluster/submitter.js";
 
 function ctx(): RunContext {
   const watcher = { trackExecuted: () => () => {}, pending: new Map() } as unknown as ChainWatcher;
@@ -20,6 +22,9 @@ function ctx(): RunContext {
     metricsAddrs: [],
     committedLog: [],
     recipientCounter: 0,
+    // The generator never signs nor submits by itself: the runs' send callbacks do.
+    signPool: {} as SignPool,
+    submitter: new Submitter([], 1),
   };
 }
 

@@ -127,4 +127,31 @@ describe("paced request timeout", () => {
     assert.ok(Math.max(...armed) > 200, "the pace followed it first");
     assert.ok(Math.max(...armed) <= ceiling, `never past the ceiling: ${Math.max(...armed)}`);
   });
+
+  it("pacer: reads the armed request timeout and the pace behind it, then the view-change timer", () => {
+    const c = slowPrimary((h) => Math.min(30, 5 * 1.2 ** h));
+    drive(c, 24);
+    const n = c.nodes[2]!;
+    c.filter = (m) => m.from !== 0;
+    c.setWork(1);
+    c.run();
+    const lastArmed = () => {
+      const timers = n.actions.filter((a) => a.kind === "setTimer");
+      return timers[timers.length - 1]!;
+    };
+    const armed = n.replica.pacer;
+    assert.equal(armed.armedForRequests, true, "work is pending: the request timer runs");
+    assert.equal(armed.armedTimeoutMs, lastArmed().afterMs, "the timeout the driver was asked to arm");
+    assert.ok(armed.longestWaitMs > 50, `the pace saw the slow heights: ${armed.longestWaitMs} ms`);
+    assert.equal(
+      armed.armedTimeoutMs,
+      Math.min(ceiling, Math.max(params.viewTimeoutMs, PACE_FACTOR * armed.longestWaitMs)),
+      "the armed timeout is the paced one",
+    );
+    assert.equal(armed.requestTimeoutMs, armed.armedTimeoutMs);
+    c.advance(ceiling);
+    const after = n.replica.pacer;
+    assert.equal(n.replica.view >= 1n, true, "the silent primary was replaced");
+    assert.equal(after.armedForRequests, false, "now the view-change (or the next view's) timer");
+  });
 });

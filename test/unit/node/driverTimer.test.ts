@@ -2,6 +2,7 @@
 // clearing and setting a Node timeout. It must still fire once, with the latest token, never
 // before the latest deadline, early when the new deadline is shorter, and never once cancelled.
 import assert from "node:assert/strict";
+import { connect, createServer, type Socket } from "node:net";
 import { describe, it } from "node:test";
 import type { Action, Event, StepResult } from "../../../src/consensus/pbft/types.js";
 import { ConsensusDriver, type DriverModules, type DriverOpts } from "../../../src/node/driver.js";
@@ -107,5 +108,48 @@ describe("driver: lazily re-armed view timer", () => {
       [8],
     );
     await t.driver.stop();
+  });
+
+  it("an expiry due after a stall yields to the messages already on the sockets (read first)", async () => {
+    // After a stall libuv runs due timers before it reads the sockets: a message already waiting
+    // (the progress that would re-arm the timer) must be handled before the timer's event.
+    const t = setup();
+    const order: string[] = [];
+    const origPush = t.fired.push.bind(t.fired);
+    t.fired.push = (...f) => {
+      order.push("timer");
+      return origPush(...f);
+    };
+    let serverSide: Socket | null = null;
+    const server = createServer((sock) => {
+      serverSide = sock;
+      sock.on("data", () => order.push("message"));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const client = connect(port, "127.0.0.1");
+    try {
+      await new Promise<void>((r) => client.once("connect", () => r()));
+      await until(() => serverSide !== null, "the connection");
+      t.set(9, 20);
+      await new Promise<void>((resolve) =>
+        setTimeout(() => {
+          // The stall: the message arrives and the timer falls due while the loop is busy.
+          client.write("progress");
+          const end = performance.now() + 80;
+          while (performance.now() < end) {
+            // busy
+          }
+          resolve();
+        }, 5),
+      );
+      await until(() => order.length >= 2, "the message and the timer");
+      assert.deepEqual(order.slice(0, 2), ["message", "timer"]);
+    } finally {
+      client.destroy();
+      (serverSide as Socket | null)?.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      await t.driver.stop();
+    }
   });
 });

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parabft/v1/api.proto.
  */
 export const file_parabft_v1_api: GenFile = /*@__PURE__*/
-  fileDesc("ChRwYXJhYmZ0L3YxL2FwaS5wcm90bxIKcGFyYWJmdC52MSIzCg9TdWJtaXRUeFJlcXVlc3QSIAoCdHgYASABKAsyFC5wYXJhYmZ0LnYxLlNpZ25lZFR4IiMKEFN1Ym1pdFR4UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDCJlChZTdWJtaXRUeEFuZFdhaXRSZXF1ZXN0EiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBISCgp0aW1lb3V0X21zGAIgASgNEhUKDXdhaXRfZXhlY3V0ZWQYAyABKAgiYAoXU3VibWl0VHhBbmRXYWl0UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDBIOCgZoZWlnaHQYAiABKAQSJAoHcmVjZWlwdBgDIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCIfCgxHZXRUeFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCJQCg1HZXRUeFJlc3BvbnNlEiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBIOCgZoZWlnaHQYAiABKAQSDQoFaW5kZXgYAyABKA0iJAoRR2V0UmVjZWlwdFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCI6ChJHZXRSZWNlaXB0UmVzcG9uc2USJAoHcmVjZWlwdBgBIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCI7Cg9HZXRCbG9ja1JlcXVlc3QSEAoGaGVpZ2h0GAEgASgESAASEAoGZGlnZXN0GAIgASgMSABCBAoCYnkiiAEKEEdldEJsb2NrUmVzcG9uc2USDgoGaGVpZ2h0GAEgASgEEg4KBmRpZ2VzdBgCIAEoDBIgCgVibG9jaxgDIAEoCzIRLnBhcmFiZnQudjEuQmxvY2sSMgoLY2VydGlmaWNhdGUYBCABKAsyHS5wYXJhYmZ0LnYxLkNvbW1pdENlcnRpZmljYXRlIiQKEUdldEFjY291bnRSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiVQoSR2V0QWNjb3VudFJlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDwoHYmFsYW5jZRgCIAEoCRINCgVub25jZRgDIAEoBBIOCgZoZWlnaHQYBCABKAQiHgoPR2V0U3RhdGVSZXF1ZXN0EgsKA2tleRgBIAEoDCJNChBHZXRTdGF0ZVJlc3BvbnNlEgsKA2tleRgBIAEoDBINCgV2YWx1ZRgCIAEoDBINCgVmb3VuZBgDIAEoCBIOCgZoZWlnaHQYBCABKAQiJQoUR2V0VmFsaWRhdG9yc1JlcXVlc3QSDQoFZXBvY2gYASABKAQiPgoVR2V0VmFsaWRhdG9yc1Jlc3BvbnNlEiUKA3NldBgBIAEoCzIYLnBhcmFiZnQudjEuVmFsaWRhdG9yU2V0IssBChBTdGFraW5nVmFsaWRhdG9yEhAKCG9wZXJhdG9yGAEgASgMEhUKDWNvbnNlbnN1c19rZXkYAiABKAwSFAoMcGVlcl9hZGRyZXNzGAMgASgJEg4KBnN0YXR1cxgEIAEoCRINCgVwb3dlchgFIAEoCRISCgpzZWxmX3N0YWtlGAYgASgJEhEKCWRlbGVnYXRlZBgHIAEoCRIWCg5jb21taXNzaW9uX2JwcxgIIAEoDRIaChJqYWlsZWRfdW50aWxfZXBvY2gYCSABKAQiOwobR2V0U3Rha2luZ1ZhbGlkYXRvcnNSZXF1ZXN0EhIKBWVwb2NoGAEgASgESACIAQFCCAoGX2Vwb2NoIq0BChxHZXRTdGFraW5nVmFsaWRhdG9yc1Jlc3BvbnNlEg0KBWVwb2NoGAEgASgEEhQKDGZpcnN0X2hlaWdodBgCIAEoBBITCgtsYXN0X2hlaWdodBgDIAEoBBIRCglzZXRfa25vd24YBCABKAgSMAoKdmFsaWRhdG9ycxgFIAMoCzIcLnBhcmFiZnQudjEuU3Rha2luZ1ZhbGlkYXRvchIOCgZoZWlnaHQYBiABKAQiKAoVR2V0RGVsZWdhdGlvbnNSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiPwoLQmFsbG90RW50cnkSEQoJdmFsaWRhdG9yGAEgASgMEg4KBnNoYXJlcxgCIAEoCRINCgV2YWx1ZRgDIAEoCSI2Cg5VbmJvbmRpbmdFbnRyeRIOCgZhbW91bnQYASABKAkSFAoMbWF0dXJlX2Vwb2NoGAIgASgEIrMBChZHZXREZWxlZ2F0aW9uc1Jlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDAoEZnJlZRgCIAEoCRInCgZiYWxsb3QYAyADKAsyFy5wYXJhYmZ0LnYxLkJhbGxvdEVudHJ5Ei0KCXVuYm9uZGluZxgEIAMoCzIaLnBhcmFiZnQudjEuVW5ib25kaW5nRW50cnkSDgoGaGVpZ2h0GAUgASgEEhIKCmV4cG9zZWRfdG8YBiADKAwiEgoQR2V0U3RhdHVzUmVxdWVzdCKjAgoRR2V0U3RhdHVzUmVzcG9uc2USEAoIY2hhaW5faWQYASABKAkSFwoPdmFsaWRhdG9yX2luZGV4GAIgASgNEiQKBXN0YXRlGAMgASgOMhUucGFyYWJmdC52MS5Ob2RlU3RhdGUSGAoQY29tbWl0dGVkX2hlaWdodBgEIAEoBBIXCg9leGVjdXRlZF9oZWlnaHQYBSABKAQSDAoEdmlldxgGIAEoBBIPCgdwcmltYXJ5GAcgASgNEg0KBWVwb2NoGAggASgEEhkKEXN0YWJsZV9jaGVja3BvaW50GAkgASgEEhcKD3BlZXJzX2Nvbm5lY3RlZBgKIAEoDRIUCgxtZW1wb29sX3NpemUYCyABKA0SEgoKc3RhdGVfcm9vdBgMIAEoDCIqChNTdHJlYW1CbG9ja3NSZXF1ZXN0EhMKC2Zyb21faGVpZ2h0GAEgASgEIigKF0dldEVwb2NoU2V0UHJvb2ZSZXF1ZXN0Eg0KBWVwb2NoGAEgASgEIjkKClByb29mV3JpdGUSCwoDa2V5GAEgASgMEg0KBXZhbHVlGAIgASgMEg8KB2RlbGV0ZWQYAyABKAgiogEKGEdldEVwb2NoU2V0UHJvb2ZSZXNwb25zZRINCgVlcG9jaBgBIAEoBBI1CgpjaGVja3BvaW50GAIgASgLMiEucGFyYWJmdC52MS5DaGVja3BvaW50Q2VydGlmaWNhdGUSFQoNcHJldmlvdXNfcm9vdBgDIAEoDBIpCgl3cml0ZV9zZXQYBCADKAsyFi5wYXJhYmZ0LnYxLlByb29mV3JpdGUqigEKCU5vZGVTdGF0ZRIaChZOT0RFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSTk9ERV9TVEFURV9TWU5DSU5HEAESGQoVTk9ERV9TVEFURV9WQUxJREFUSU5HEAISFwoTTk9ERV9TVEFURV9ESVZFUkdFRBADEhUKEU5PREVfU1RBVEVfSEFMVEVEEAQyqQgKCkFwaVNlcnZpY2USRQoIU3VibWl0VHgSGy5wYXJhYmZ0LnYxLlN1Ym1pdFR4UmVxdWVzdBocLnBhcmFiZnQudjEuU3VibWl0VHhSZXNwb25zZRJaCg9TdWJtaXRUeEFuZFdhaXQSIi5wYXJhYmZ0LnYxLlN1Ym1pdFR4QW5kV2FpdFJlcXVlc3QaIy5wYXJhYmZ0LnYxLlN1Ym1pdFR4QW5kV2FpdFJlc3BvbnNlEjwKBUdldFR4EhgucGFyYWJmdC52MS5HZXRUeFJlcXVlc3QaGS5wYXJhYmZ0LnYxLkdldFR4UmVzcG9uc2USSwoKR2V0UmVjZWlwdBIdLnBhcmFiZnQudjEuR2V0UmVjZWlwdFJlcXVlc3QaHi5wYXJhYmZ0LnYxLkdldFJlY2VpcHRSZXNwb25zZRJFCghHZXRCbG9jaxIbLnBhcmFiZnQudjEuR2V0QmxvY2tSZXF1ZXN0GhwucGFyYWJmdC52MS5HZXRCbG9ja1Jlc3BvbnNlEksKCkdldEFjY291bnQSHS5wYXJhYmZ0LnYxLkdldEFjY291bnRSZXF1ZXN0Gh4ucGFyYWJmdC52MS5HZXRBY2NvdW50UmVzcG9uc2USRQoIR2V0U3RhdGUSGy5wYXJhYmZ0LnYxLkdldFN0YXRlUmVxdWVzdBocLnBhcmFiZnQudjEuR2V0U3RhdGVSZXNwb25zZRJUCg1HZXRWYWxpZGF0b3JzEiAucGFyYWJmdC52MS5HZXRWYWxpZGF0b3JzUmVxdWVzdBohLnBhcmFiZnQudjEuR2V0VmFsaWRhdG9yc1Jlc3BvbnNlEkgKCUdldFN0YXR1cxIcLnBhcmFiZnQudjEuR2V0U3RhdHVzUmVxdWVzdBodLnBhcmFiZnQudjEuR2V0U3RhdHVzUmVzcG9uc2USaQoUR2V0U3Rha2luZ1ZhbGlkYXRvcnMSJy5wYXJhYmZ0LnYxLkdldFN0YWtpbmdWYWxpZGF0b3JzUmVxdWVzdBooLnBhcmFiZnQudjEuR2V0U3Rha2luZ1ZhbGlkYXRvcnNSZXNwb25zZRJXCg5HZXREZWxlZ2F0aW9ucxIhLnBhcmFiZnQudjEuR2V0RGVsZWdhdGlvbnNSZXF1ZXN0GiIucGFyYWJmdC52MS5HZXREZWxlZ2F0aW9uc1Jlc3BvbnNlEk8KDFN0cmVhbUJsb2NrcxIfLnBhcmFiZnQudjEuU3RyZWFtQmxvY2tzUmVxdWVzdBocLnBhcmFiZnQudjEuR2V0QmxvY2tSZXNwb25zZTABEl0KEEdldEVwb2NoU2V0UHJvb2YSIy5wYXJhYmZ0LnYxLkdldEVwb2NoU2V0UHJvb2ZSZXF1ZXN0GiQucGFyYWJmdC52MS5HZXRFcG9jaFNldFByb29mUmVzcG9uc2ViBnByb3RvMw", [file_parabft_v1_consensus, file_parabft_v1_types]);
+  fileDesc("ChRwYXJhYmZ0L3YxL2FwaS5wcm90bxIKcGFyYWJmdC52MSIzCg9TdWJtaXRUeFJlcXVlc3QSIAoCdHgYASABKAsyFC5wYXJhYmZ0LnYxLlNpZ25lZFR4IiMKEFN1Ym1pdFR4UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDCI1ChBTdWJtaXRUeHNSZXF1ZXN0EiEKA3R4cxgBIAMoCzIULnBhcmFiZnQudjEuU2lnbmVkVHgiUAoOVHhTdWJtaXRTdGF0dXMSDAoEY29kZRgBIAEoDRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIPCgd0eF9oYXNoGAQgASgMIkEKEVN1Ym1pdFR4c1Jlc3BvbnNlEiwKCHN0YXR1c2VzGAEgAygLMhoucGFyYWJmdC52MS5UeFN1Ym1pdFN0YXR1cyJlChZTdWJtaXRUeEFuZFdhaXRSZXF1ZXN0EiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBISCgp0aW1lb3V0X21zGAIgASgNEhUKDXdhaXRfZXhlY3V0ZWQYAyABKAgiYAoXU3VibWl0VHhBbmRXYWl0UmVzcG9uc2USDwoHdHhfaGFzaBgBIAEoDBIOCgZoZWlnaHQYAiABKAQSJAoHcmVjZWlwdBgDIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCIfCgxHZXRUeFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCJQCg1HZXRUeFJlc3BvbnNlEiAKAnR4GAEgASgLMhQucGFyYWJmdC52MS5TaWduZWRUeBIOCgZoZWlnaHQYAiABKAQSDQoFaW5kZXgYAyABKA0iJAoRR2V0UmVjZWlwdFJlcXVlc3QSDwoHdHhfaGFzaBgBIAEoDCI6ChJHZXRSZWNlaXB0UmVzcG9uc2USJAoHcmVjZWlwdBgBIAEoCzITLnBhcmFiZnQudjEuUmVjZWlwdCI7Cg9HZXRCbG9ja1JlcXVlc3QSEAoGaGVpZ2h0GAEgASgESAASEAoGZGlnZXN0GAIgASgMSABCBAoCYnkiiAEKEEdldEJsb2NrUmVzcG9uc2USDgoGaGVpZ2h0GAEgASgEEg4KBmRpZ2VzdBgCIAEoDBIgCgVibG9jaxgDIAEoCzIRLnBhcmFiZnQudjEuQmxvY2sSMgoLY2VydGlmaWNhdGUYBCABKAsyHS5wYXJhYmZ0LnYxLkNvbW1pdENlcnRpZmljYXRlIiQKEUdldEFjY291bnRSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiVQoSR2V0QWNjb3VudFJlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDwoHYmFsYW5jZRgCIAEoCRINCgVub25jZRgDIAEoBBIOCgZoZWlnaHQYBCABKAQiHgoPR2V0U3RhdGVSZXF1ZXN0EgsKA2tleRgBIAEoDCJNChBHZXRTdGF0ZVJlc3BvbnNlEgsKA2tleRgBIAEoDBINCgV2YWx1ZRgCIAEoDBINCgVmb3VuZBgDIAEoCBIOCgZoZWlnaHQYBCABKAQiJQoUR2V0VmFsaWRhdG9yc1JlcXVlc3QSDQoFZXBvY2gYASABKAQiPgoVR2V0VmFsaWRhdG9yc1Jlc3BvbnNlEiUKA3NldBgBIAEoCzIYLnBhcmFiZnQudjEuVmFsaWRhdG9yU2V0IssBChBTdGFraW5nVmFsaWRhdG9yEhAKCG9wZXJhdG9yGAEgASgMEhUKDWNvbnNlbnN1c19rZXkYAiABKAwSFAoMcGVlcl9hZGRyZXNzGAMgASgJEg4KBnN0YXR1cxgEIAEoCRINCgVwb3dlchgFIAEoCRISCgpzZWxmX3N0YWtlGAYgASgJEhEKCWRlbGVnYXRlZBgHIAEoCRIWCg5jb21taXNzaW9uX2JwcxgIIAEoDRIaChJqYWlsZWRfdW50aWxfZXBvY2gYCSABKAQiOwobR2V0U3Rha2luZ1ZhbGlkYXRvcnNSZXF1ZXN0EhIKBWVwb2NoGAEgASgESACIAQFCCAoGX2Vwb2NoIq0BChxHZXRTdGFraW5nVmFsaWRhdG9yc1Jlc3BvbnNlEg0KBWVwb2NoGAEgASgEEhQKDGZpcnN0X2hlaWdodBgCIAEoBBITCgtsYXN0X2hlaWdodBgDIAEoBBIRCglzZXRfa25vd24YBCABKAgSMAoKdmFsaWRhdG9ycxgFIAMoCzIcLnBhcmFiZnQudjEuU3Rha2luZ1ZhbGlkYXRvchIOCgZoZWlnaHQYBiABKAQiKAoVR2V0RGVsZWdhdGlvbnNSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAwiPwoLQmFsbG90RW50cnkSEQoJdmFsaWRhdG9yGAEgASgMEg4KBnNoYXJlcxgCIAEoCRINCgV2YWx1ZRgDIAEoCSI2Cg5VbmJvbmRpbmdFbnRyeRIOCgZhbW91bnQYASABKAkSFAoMbWF0dXJlX2Vwb2NoGAIgASgEIrMBChZHZXREZWxlZ2F0aW9uc1Jlc3BvbnNlEg8KB2FkZHJlc3MYASABKAwSDAoEZnJlZRgCIAEoCRInCgZiYWxsb3QYAyADKAsyFy5wYXJhYmZ0LnYxLkJhbGxvdEVudHJ5Ei0KCXVuYm9uZGluZxgEIAMoCzIaLnBhcmFiZnQudjEuVW5ib25kaW5nRW50cnkSDgoGaGVpZ2h0GAUgASgEEhIKCmV4cG9zZWRfdG8YBiADKAwiEgoQR2V0U3RhdHVzUmVxdWVzdCKjAgoRR2V0U3RhdHVzUmVzcG9uc2USEAoIY2hhaW5faWQYASABKAkSFwoPdmFsaWRhdG9yX2luZGV4GAIgASgNEiQKBXN0YXRlGAMgASgOMhUucGFyYWJmdC52MS5Ob2RlU3RhdGUSGAoQY29tbWl0dGVkX2hlaWdodBgEIAEoBBIXCg9leGVjdXRlZF9oZWlnaHQYBSABKAQSDAoEdmlldxgGIAEoBBIPCgdwcmltYXJ5GAcgASgNEg0KBWVwb2NoGAggASgEEhkKEXN0YWJsZV9jaGVja3BvaW50GAkgASgEEhcKD3BlZXJzX2Nvbm5lY3RlZBgKIAEoDRIUCgxtZW1wb29sX3NpemUYCyABKA0SEgoKc3RhdGVfcm9vdBgMIAEoDCIqChNTdHJlYW1CbG9ja3NSZXF1ZXN0EhMKC2Zyb21faGVpZ2h0GAEgASgEIigKF0dldEVwb2NoU2V0UHJvb2ZSZXF1ZXN0Eg0KBWVwb2NoGAEgASgEIjkKClByb29mV3JpdGUSCwoDa2V5GAEgASgMEg0KBXZhbHVlGAIgASgMEg8KB2RlbGV0ZWQYAyABKAgiogEKGEdldEVwb2NoU2V0UHJvb2ZSZXNwb25zZRINCgVlcG9jaBgBIAEoBBI1CgpjaGVja3BvaW50GAIgASgLMiEucGFyYWJmdC52MS5DaGVja3BvaW50Q2VydGlmaWNhdGUSFQoNcHJldmlvdXNfcm9vdBgDIAEoDBIpCgl3cml0ZV9zZXQYBCADKAsyFi5wYXJhYmZ0LnYxLlByb29mV3JpdGUqigEKCU5vZGVTdGF0ZRIaChZOT0RFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSTk9ERV9TVEFURV9TWU5DSU5HEAESGQoVTk9ERV9TVEFURV9WQUxJREFUSU5HEAISFwoTTk9ERV9TVEFURV9ESVZFUkdFRBADEhUKEU5PREVfU1RBVEVfSEFMVEVEEAQy8wgKCkFwaVNlcnZpY2USRQoIU3VibWl0VHgSGy5wYXJhYmZ0LnYxLlN1Ym1pdFR4UmVxdWVzdBocLnBhcmFiZnQudjEuU3VibWl0VHhSZXNwb25zZRJICglTdWJtaXRUeHMSHC5wYXJhYmZ0LnYxLlN1Ym1pdFR4c1JlcXVlc3QaHS5wYXJhYmZ0LnYxLlN1Ym1pdFR4c1Jlc3BvbnNlEloKD1N1Ym1pdFR4QW5kV2FpdBIiLnBhcmFiZnQudjEuU3VibWl0VHhBbmRXYWl0UmVxdWVzdBojLnBhcmFiZnQudjEuU3VibWl0VHhBbmRXYWl0UmVzcG9uc2USPAoFR2V0VHgSGC5wYXJhYmZ0LnYxLkdldFR4UmVxdWVzdBoZLnBhcmFiZnQudjEuR2V0VHhSZXNwb25zZRJLCgpHZXRSZWNlaXB0Eh0ucGFyYWJmdC52MS5HZXRSZWNlaXB0UmVxdWVzdBoeLnBhcmFiZnQudjEuR2V0UmVjZWlwdFJlc3BvbnNlEkUKCEdldEJsb2NrEhsucGFyYWJmdC52MS5HZXRCbG9ja1JlcXVlc3QaHC5wYXJhYmZ0LnYxLkdldEJsb2NrUmVzcG9uc2USSwoKR2V0QWNjb3VudBIdLnBhcmFiZnQudjEuR2V0QWNjb3VudFJlcXVlc3QaHi5wYXJhYmZ0LnYxLkdldEFjY291bnRSZXNwb25zZRJFCghHZXRTdGF0ZRIbLnBhcmFiZnQudjEuR2V0U3RhdGVSZXF1ZXN0GhwucGFyYWJmdC52MS5HZXRTdGF0ZVJlc3BvbnNlElQKDUdldFZhbGlkYXRvcnMSIC5wYXJhYmZ0LnYxLkdldFZhbGlkYXRvcnNSZXF1ZXN0GiEucGFyYWJmdC52MS5HZXRWYWxpZGF0b3JzUmVzcG9uc2USSAoJR2V0U3RhdHVzEhwucGFyYWJmdC52MS5HZXRTdGF0dXNSZXF1ZXN0Gh0ucGFyYWJmdC52MS5HZXRTdGF0dXNSZXNwb25zZRJpChRHZXRTdGFraW5nVmFsaWRhdG9ycxInLnBhcmFiZnQudjEuR2V0U3Rha2luZ1ZhbGlkYXRvcnNSZXF1ZXN0GigucGFyYWJmdC52MS5HZXRTdGFraW5nVmFsaWRhdG9yc1Jlc3BvbnNlElcKDkdldERlbGVnYXRpb25zEiEucGFyYWJmdC52MS5HZXREZWxlZ2F0aW9uc1JlcXVlc3QaIi5wYXJhYmZ0LnYxLkdldERlbGVnYXRpb25zUmVzcG9uc2USTwoMU3RyZWFtQmxvY2tzEh8ucGFyYWJmdC52MS5TdHJlYW1CbG9ja3NSZXF1ZXN0GhwucGFyYWJmdC52MS5HZXRCbG9ja1Jlc3BvbnNlMAESXQoQR2V0RXBvY2hTZXRQcm9vZhIjLnBhcmFiZnQudjEuR2V0RXBvY2hTZXRQcm9vZlJlcXVlc3QaJC5wYXJhYmZ0LnYxLkdldEVwb2NoU2V0UHJvb2ZSZXNwb25zZWIGcHJvdG8z", [file_parabft_v1_consensus, file_parabft_v1_types]);
 
 /**
  * @generated from message parabft.v1.SubmitTxRequest
@@ -51,6 +51,91 @@ export const SubmitTxResponseSchema: GenMessage<SubmitTxResponse> = /*@__PURE__*
   messageDesc(file_parabft_v1_api, 1);
 
 /**
+ * Many transactions in one call (issue 14: a unary SubmitTx per transaction was ~32 % of a
+ * validator's main thread at saturation). Each transaction is admitted on its own, exactly as
+ * SubmitTx would: one refused transaction never fails its neighbours. At most the server's
+ * max_submit_batch_txs transactions and max_submit_batch_bytes bytes (bodies + signatures) per
+ * call; past either the whole call is INVALID_ARGUMENT "BATCH_TOO_LARGE" and nothing is admitted.
+ *
+ * @generated from message parabft.v1.SubmitTxsRequest
+ */
+export type SubmitTxsRequest = Message<"parabft.v1.SubmitTxsRequest"> & {
+  /**
+   * @generated from field: repeated parabft.v1.SignedTx txs = 1;
+   */
+  txs: SignedTx[];
+};
+
+/**
+ * Describes the message parabft.v1.SubmitTxsRequest.
+ * Use `create(SubmitTxsRequestSchema)` to create a new message.
+ */
+export const SubmitTxsRequestSchema: GenMessage<SubmitTxsRequest> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 2);
+
+/**
+ * One transaction's answer in a SubmitTxs call, at the index of its request.
+ *
+ * @generated from message parabft.v1.TxSubmitStatus
+ */
+export type TxSubmitStatus = Message<"parabft.v1.TxSubmitStatus"> & {
+  /**
+   * The gRPC status code SubmitTx would have answered for this transaction (0 = OK: admitted,
+   * or already pending or committed; a resubmit is idempotent as with SubmitTx).
+   *
+   * @generated from field: uint32 code = 1;
+   */
+  code: number;
+
+  /**
+   * The ParaBFT code of a refusal ("OVERLOADED", "BAD_NONCE", ...); empty when OK.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * "CODE: explanation", as SubmitTx's status details; empty when OK.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * The transaction's hash when OK.
+   *
+   * @generated from field: bytes tx_hash = 4;
+   */
+  txHash: Uint8Array;
+};
+
+/**
+ * Describes the message parabft.v1.TxSubmitStatus.
+ * Use `create(TxSubmitStatusSchema)` to create a new message.
+ */
+export const TxSubmitStatusSchema: GenMessage<TxSubmitStatus> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 3);
+
+/**
+ * @generated from message parabft.v1.SubmitTxsResponse
+ */
+export type SubmitTxsResponse = Message<"parabft.v1.SubmitTxsResponse"> & {
+  /**
+   * One per request transaction, in request order.
+   *
+   * @generated from field: repeated parabft.v1.TxSubmitStatus statuses = 1;
+   */
+  statuses: TxSubmitStatus[];
+};
+
+/**
+ * Describes the message parabft.v1.SubmitTxsResponse.
+ * Use `create(SubmitTxsResponseSchema)` to create a new message.
+ */
+export const SubmitTxsResponseSchema: GenMessage<SubmitTxsResponse> = /*@__PURE__*/
+  messageDesc(file_parabft_v1_api, 4);
+
+/**
  * @generated from message parabft.v1.SubmitTxAndWaitRequest
  */
 export type SubmitTxAndWaitRequest = Message<"parabft.v1.SubmitTxAndWaitRequest"> & {
@@ -79,7 +164,7 @@ export type SubmitTxAndWaitRequest = Message<"parabft.v1.SubmitTxAndWaitRequest"
  * Use `create(SubmitTxAndWaitRequestSchema)` to create a new message.
  */
 export const SubmitTxAndWaitRequestSchema: GenMessage<SubmitTxAndWaitRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 2);
+  messageDesc(file_parabft_v1_api, 5);
 
 /**
  * @generated from message parabft.v1.SubmitTxAndWaitResponse
@@ -108,7 +193,7 @@ export type SubmitTxAndWaitResponse = Message<"parabft.v1.SubmitTxAndWaitRespons
  * Use `create(SubmitTxAndWaitResponseSchema)` to create a new message.
  */
 export const SubmitTxAndWaitResponseSchema: GenMessage<SubmitTxAndWaitResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 3);
+  messageDesc(file_parabft_v1_api, 6);
 
 /**
  * @generated from message parabft.v1.GetTxRequest
@@ -125,7 +210,7 @@ export type GetTxRequest = Message<"parabft.v1.GetTxRequest"> & {
  * Use `create(GetTxRequestSchema)` to create a new message.
  */
 export const GetTxRequestSchema: GenMessage<GetTxRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 4);
+  messageDesc(file_parabft_v1_api, 7);
 
 /**
  * @generated from message parabft.v1.GetTxResponse
@@ -152,7 +237,7 @@ export type GetTxResponse = Message<"parabft.v1.GetTxResponse"> & {
  * Use `create(GetTxResponseSchema)` to create a new message.
  */
 export const GetTxResponseSchema: GenMessage<GetTxResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 5);
+  messageDesc(file_parabft_v1_api, 8);
 
 /**
  * @generated from message parabft.v1.GetReceiptRequest
@@ -169,7 +254,7 @@ export type GetReceiptRequest = Message<"parabft.v1.GetReceiptRequest"> & {
  * Use `create(GetReceiptRequestSchema)` to create a new message.
  */
 export const GetReceiptRequestSchema: GenMessage<GetReceiptRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 6);
+  messageDesc(file_parabft_v1_api, 9);
 
 /**
  * @generated from message parabft.v1.GetReceiptResponse
@@ -186,7 +271,7 @@ export type GetReceiptResponse = Message<"parabft.v1.GetReceiptResponse"> & {
  * Use `create(GetReceiptResponseSchema)` to create a new message.
  */
 export const GetReceiptResponseSchema: GenMessage<GetReceiptResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 7);
+  messageDesc(file_parabft_v1_api, 10);
 
 /**
  * @generated from message parabft.v1.GetBlockRequest
@@ -215,7 +300,7 @@ export type GetBlockRequest = Message<"parabft.v1.GetBlockRequest"> & {
  * Use `create(GetBlockRequestSchema)` to create a new message.
  */
 export const GetBlockRequestSchema: GenMessage<GetBlockRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 8);
+  messageDesc(file_parabft_v1_api, 11);
 
 /**
  * @generated from message parabft.v1.GetBlockResponse
@@ -249,7 +334,7 @@ export type GetBlockResponse = Message<"parabft.v1.GetBlockResponse"> & {
  * Use `create(GetBlockResponseSchema)` to create a new message.
  */
 export const GetBlockResponseSchema: GenMessage<GetBlockResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 9);
+  messageDesc(file_parabft_v1_api, 12);
 
 /**
  * @generated from message parabft.v1.GetAccountRequest
@@ -268,7 +353,7 @@ export type GetAccountRequest = Message<"parabft.v1.GetAccountRequest"> & {
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 10);
+  messageDesc(file_parabft_v1_api, 13);
 
 /**
  * @generated from message parabft.v1.GetAccountResponse
@@ -302,7 +387,7 @@ export type GetAccountResponse = Message<"parabft.v1.GetAccountResponse"> & {
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 11);
+  messageDesc(file_parabft_v1_api, 14);
 
 /**
  * @generated from message parabft.v1.GetStateRequest
@@ -319,7 +404,7 @@ export type GetStateRequest = Message<"parabft.v1.GetStateRequest"> & {
  * Use `create(GetStateRequestSchema)` to create a new message.
  */
 export const GetStateRequestSchema: GenMessage<GetStateRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 12);
+  messageDesc(file_parabft_v1_api, 15);
 
 /**
  * @generated from message parabft.v1.GetStateResponse
@@ -351,7 +436,7 @@ export type GetStateResponse = Message<"parabft.v1.GetStateResponse"> & {
  * Use `create(GetStateResponseSchema)` to create a new message.
  */
 export const GetStateResponseSchema: GenMessage<GetStateResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 13);
+  messageDesc(file_parabft_v1_api, 16);
 
 /**
  * @generated from message parabft.v1.GetValidatorsRequest
@@ -368,7 +453,7 @@ export type GetValidatorsRequest = Message<"parabft.v1.GetValidatorsRequest"> & 
  * Use `create(GetValidatorsRequestSchema)` to create a new message.
  */
 export const GetValidatorsRequestSchema: GenMessage<GetValidatorsRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 14);
+  messageDesc(file_parabft_v1_api, 17);
 
 /**
  * @generated from message parabft.v1.GetValidatorsResponse
@@ -385,7 +470,7 @@ export type GetValidatorsResponse = Message<"parabft.v1.GetValidatorsResponse"> 
  * Use `create(GetValidatorsResponseSchema)` to create a new message.
  */
 export const GetValidatorsResponseSchema: GenMessage<GetValidatorsResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 15);
+  messageDesc(file_parabft_v1_api, 18);
 
 /**
  * A registered validator as staking sees it (DPoS, src/staking).
@@ -450,7 +535,7 @@ export type StakingValidator = Message<"parabft.v1.StakingValidator"> & {
  * Use `create(StakingValidatorSchema)` to create a new message.
  */
 export const StakingValidatorSchema: GenMessage<StakingValidator> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 16);
+  messageDesc(file_parabft_v1_api, 19);
 
 /**
  * @generated from message parabft.v1.GetStakingValidatorsRequest
@@ -469,7 +554,7 @@ export type GetStakingValidatorsRequest = Message<"parabft.v1.GetStakingValidato
  * Use `create(GetStakingValidatorsRequestSchema)` to create a new message.
  */
 export const GetStakingValidatorsRequestSchema: GenMessage<GetStakingValidatorsRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 17);
+  messageDesc(file_parabft_v1_api, 20);
 
 /**
  * @generated from message parabft.v1.GetStakingValidatorsResponse
@@ -519,7 +604,7 @@ export type GetStakingValidatorsResponse = Message<"parabft.v1.GetStakingValidat
  * Use `create(GetStakingValidatorsResponseSchema)` to create a new message.
  */
 export const GetStakingValidatorsResponseSchema: GenMessage<GetStakingValidatorsResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 18);
+  messageDesc(file_parabft_v1_api, 21);
 
 /**
  * @generated from message parabft.v1.GetDelegationsRequest
@@ -538,7 +623,7 @@ export type GetDelegationsRequest = Message<"parabft.v1.GetDelegationsRequest"> 
  * Use `create(GetDelegationsRequestSchema)` to create a new message.
  */
 export const GetDelegationsRequestSchema: GenMessage<GetDelegationsRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 19);
+  messageDesc(file_parabft_v1_api, 22);
 
 /**
  * @generated from message parabft.v1.BallotEntry
@@ -567,7 +652,7 @@ export type BallotEntry = Message<"parabft.v1.BallotEntry"> & {
  * Use `create(BallotEntrySchema)` to create a new message.
  */
 export const BallotEntrySchema: GenMessage<BallotEntry> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 20);
+  messageDesc(file_parabft_v1_api, 23);
 
 /**
  * @generated from message parabft.v1.UnbondingEntry
@@ -589,7 +674,7 @@ export type UnbondingEntry = Message<"parabft.v1.UnbondingEntry"> & {
  * Use `create(UnbondingEntrySchema)` to create a new message.
  */
 export const UnbondingEntrySchema: GenMessage<UnbondingEntry> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 21);
+  messageDesc(file_parabft_v1_api, 24);
 
 /**
  * @generated from message parabft.v1.GetDelegationsResponse
@@ -636,7 +721,7 @@ export type GetDelegationsResponse = Message<"parabft.v1.GetDelegationsResponse"
  * Use `create(GetDelegationsResponseSchema)` to create a new message.
  */
 export const GetDelegationsResponseSchema: GenMessage<GetDelegationsResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 22);
+  messageDesc(file_parabft_v1_api, 25);
 
 /**
  * @generated from message parabft.v1.GetStatusRequest
@@ -649,7 +734,7 @@ export type GetStatusRequest = Message<"parabft.v1.GetStatusRequest"> & {
  * Use `create(GetStatusRequestSchema)` to create a new message.
  */
 export const GetStatusRequestSchema: GenMessage<GetStatusRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 23);
+  messageDesc(file_parabft_v1_api, 26);
 
 /**
  * @generated from message parabft.v1.GetStatusResponse
@@ -721,7 +806,7 @@ export type GetStatusResponse = Message<"parabft.v1.GetStatusResponse"> & {
  * Use `create(GetStatusResponseSchema)` to create a new message.
  */
 export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 24);
+  messageDesc(file_parabft_v1_api, 27);
 
 /**
  * @generated from message parabft.v1.StreamBlocksRequest
@@ -738,7 +823,7 @@ export type StreamBlocksRequest = Message<"parabft.v1.StreamBlocksRequest"> & {
  * Use `create(StreamBlocksRequestSchema)` to create a new message.
  */
 export const StreamBlocksRequestSchema: GenMessage<StreamBlocksRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 25);
+  messageDesc(file_parabft_v1_api, 28);
 
 /**
  * DPoS light clients (issue 11): the proof of the validator set of `epoch`
@@ -765,7 +850,7 @@ export type GetEpochSetProofRequest = Message<"parabft.v1.GetEpochSetProofReques
  * Use `create(GetEpochSetProofRequestSchema)` to create a new message.
  */
 export const GetEpochSetProofRequestSchema: GenMessage<GetEpochSetProofRequest> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 26);
+  messageDesc(file_parabft_v1_api, 29);
 
 /**
  * One state write of a block, as the executor hashes it.
@@ -796,7 +881,7 @@ export type ProofWrite = Message<"parabft.v1.ProofWrite"> & {
  * Use `create(ProofWriteSchema)` to create a new message.
  */
 export const ProofWriteSchema: GenMessage<ProofWrite> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 27);
+  messageDesc(file_parabft_v1_api, 30);
 
 /**
  * @generated from message parabft.v1.GetEpochSetProofResponse
@@ -834,7 +919,7 @@ export type GetEpochSetProofResponse = Message<"parabft.v1.GetEpochSetProofRespo
  * Use `create(GetEpochSetProofResponseSchema)` to create a new message.
  */
 export const GetEpochSetProofResponseSchema: GenMessage<GetEpochSetProofResponse> = /*@__PURE__*/
-  messageDesc(file_parabft_v1_api, 28);
+  messageDesc(file_parabft_v1_api, 31);
 
 /**
  * @generated from enum parabft.v1.NodeState
@@ -883,6 +968,14 @@ export const ApiService: GenService<{
     methodKind: "unary";
     input: typeof SubmitTxRequestSchema;
     output: typeof SubmitTxResponseSchema;
+  },
+  /**
+   * @generated from rpc parabft.v1.ApiService.SubmitTxs
+   */
+  submitTxs: {
+    methodKind: "unary";
+    input: typeof SubmitTxsRequestSchema;
+    output: typeof SubmitTxsResponseSchema;
   },
   /**
    * @generated from rpc parabft.v1.ApiService.SubmitTxAndWait

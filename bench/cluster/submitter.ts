@@ -1,0 +1,81 @@
+// How the bench client submits: one SubmitTx per transaction (`batch` 1, the old path, kept
+// measurable), or SubmitTxs batches of up to `batch` transactions gathered for at most
+// `maxDelayMs` (issue 14: a unary call per transaction was ~32 % of a validator's main thread at
+// saturation, and most of the one-thread client's own). Each transaction's promise settles with
+// its own answer either way: resolved when admitted (or already known), rejected with its
+// RpcError (OVERLOADED, BAD_NONCE, ...), or with the call's error when the whole call failed.
+import type { RpcError } from "../../src/client/node.js";
+import type { SignedTx } from "../../src/gen/parabft/v1/types_pb.js";
+import type { Connection } from "./load.js";
+
+interface Waiting {
+  tx: SignedTx;
+  resolve: () => void;
+  reject: (err: RpcError | unknown) => void;
+}
+
+/** The longest a transaction waits for its batch to fill before the batch goes anyway. */
+export const SUBMIT_BATCH_DELAY_MS = 5;
+
+export class Submitter {
+  private pending: Waiting[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private rr = 0;
+  /** Calls made (SubmitTx or SubmitTxs). */
+  calls = 0;
+
+  constructor(
+    private readonly conns: readonly Connection[],
+    readonly batch: number,
+    private readonly maxDelayMs = SUBMIT_BATCH_DELAY_MS,
+  ) {}
+
+  /**
+   * Submits `tx`; `connHint` picks the connection of a unary submit (a sender keeps its
+   * connection); batches go round-robin over the connections.
+   */
+  submit(tx: SignedTx, connHint: number): Promise<void> {
+    if (this.batch <= 1) {
+      const conn = this.conns[connHint % this.conns.length]!;
+      this.calls++;
+      return conn.run(() => conn.client.submitTx(tx)).then(() => undefined);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ tx, resolve, reject });
+      if (this.pending.length >= this.batch) this.flush();
+      else if (this.timer === null) this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
+    });
+  }
+
+  /** Transactions gathered for the next batch, not yet sent. */
+  get waiting(): number {
+    return this.pending.length;
+  }
+
+  /** Sends what is gathered now (also at the end of a run, so nothing waits for the timer). */
+  flush(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    const conn = this.conns[this.rr++ % this.conns.length]!;
+    this.calls++;
+    conn
+      .run(() => conn.client.submitTxs(batch.map((w) => w.tx)))
+      .then(
+        (outcomes) => {
+          for (let k = 0; k < batch.length; k++) {
+            const o = outcomes[k]!;
+            if (o.ok) batch[k]!.resolve();
+            else batch[k]!.reject(o.error);
+          }
+        },
+        (err: unknown) => {
+          for (const w of batch) w.reject(err);
+        },
+      );
+  }
+}

@@ -1,0 +1,122 @@
+// The bench client's submit path (bench/cluster/submitter.ts) and signing threads
+// (bench/cluster/signPool.ts): batches carry each transaction's own answer back to it, a batch
+// goes when full or after its delay, and the threads sign what the node would accept.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Connection } from "../../../bench/cluster/load.js";
+import { SignPool } from "../../../bench/cluster/signPool.js";
+import { Submitter } from "../../../bench/cluster/submitter.js";
+import {
+  decodeTxBody,
+  type ParabftClient,
+  RpcError,
+  type TxSubmitOutcome,
+  verifyTxSignature,
+} from "../../../src/client/node.js";
+import { generateKeyPair } from "../../../src/crypto/keys.js";
+import type { SignedTx } from "../../../src/gen/parabft/v1/types_pb.js";
+import { toHex, txHash } from "../../../src/types/index.js";
+
+/** A client whose SubmitTxs refuses every transaction whose signature starts with an odd byte. */
+function fakeClient(calls: { unary: number; batches: number[] }, failCall = false): ParabftClient {
+  const answer = (tx: SignedTx): TxSubmitOutcome =>
+    tx.signature[0]! % 2 === 0
+      ? { ok: true, txHash: txHash(tx) }
+      : { ok: false, error: new RpcError(8, "submitTxs", "OVERLOADED: node overloaded; retry after 250 ms") };
+  return {
+    submitTx: async (tx: SignedTx) => {
+      calls.unary++;
+      const a = answer(tx);
+      if (!a.ok) throw a.error;
+      return a.txHash;
+    },
+    submitTxs: async (txs: SignedTx[]) => {
+      calls.batches.push(txs.length);
+      if (failCall) throw new RpcError(14, "submitTxs", "connection dropped");
+      return txs.map(answer);
+    },
+  } as unknown as ParabftClient;
+}
+
+const tx = (first: number, k: number): SignedTx =>
+  ({ body: Uint8Array.of(k), signature: Uint8Array.of(first, k) }) as unknown as SignedTx;
+
+async function settle(p: Promise<void>[]): Promise<string[]> {
+  const r = await Promise.allSettled(p);
+  return r.map((x) =>
+    x.status === "fulfilled" ? "ok" : (x.reason as RpcError).serverMessage.split(":")[0]!,
+  );
+}
+
+describe("bench submitter", () => {
+  it("batches up to the bound and settles each transaction with its own answer", async () => {
+    const calls = { unary: 0, batches: [] as number[] };
+    const s = new Submitter([new Connection(fakeClient(calls))], 4, 1_000);
+    const p = Array.from({ length: 10 }, (_, k) => s.submit(tx(k % 3 === 0 ? 1 : 0, k), k));
+    assert.equal(s.waiting, 2, "two full batches went at once, two wait for the delay");
+    s.flush();
+    const out = await settle(p);
+    assert.deepEqual(calls.batches, [4, 4, 2]);
+    assert.equal(calls.unary, 0);
+    assert.deepEqual(
+      out,
+      Array.from({ length: 10 }, (_, k) => (k % 3 === 0 ? "OVERLOADED" : "ok")),
+    );
+    assert.equal(s.calls, 3);
+  });
+
+  it("sends a partial batch after its delay without a flush", async () => {
+    const calls = { unary: 0, batches: [] as number[] };
+    const s = new Submitter([new Connection(fakeClient(calls))], 64, 5);
+    const out = await settle([s.submit(tx(0, 1), 0), s.submit(tx(0, 2), 1)]);
+    assert.deepEqual(out, ["ok", "ok"]);
+    assert.deepEqual(calls.batches, [2]);
+  });
+
+  it("rejects every transaction of a call that failed as a whole", async () => {
+    const calls = { unary: 0, batches: [] as number[] };
+    const s = new Submitter([new Connection(fakeClient(calls, true))], 3, 1_000);
+    const p = [0, 1, 2].map((k) => s.submit(tx(0, k), k));
+    assert.deepEqual(await settle(p), Array<string>(3).fill("connection dropped"));
+  });
+
+  it("with batch 1 makes one SubmitTx per transaction (the old path)", async () => {
+    const calls = { unary: 0, batches: [] as number[] };
+    const s = new Submitter([new Connection(fakeClient(calls))], 1);
+    const out = await settle([s.submit(tx(0, 1), 0), s.submit(tx(1, 2), 1)]);
+    assert.deepEqual(out, ["ok", "OVERLOADED"]);
+    assert.equal(calls.unary, 2);
+    assert.deepEqual(calls.batches, []);
+  });
+});
+
+describe("bench signing threads", () => {
+  it("sign transfers in job order with the asked sender and nonce, each one distinct", async () => {
+    const keys = [generateKeyPair(), generateKeyPair()];
+    const pool = new SignPool(
+      "chain-x",
+      keys.map((k) => k.secretKey),
+      2,
+    );
+    try {
+      const jobs = Array.from({ length: 600 }, (_, k) => ({ sender: k % 2, nonce: BigInt(k), recipient: k }));
+      const signed = await pool.sign(jobs);
+      assert.equal(signed.length, 600);
+      const bodies = new Set<string>();
+      for (let k = 0; k < signed.length; k++) {
+        const p = signed[k]!;
+        const body = decodeTxBody(p.tx);
+        assert.equal(body.chainId, "chain-x");
+        assert.equal(body.nonce, BigInt(k));
+        assert.equal(toHex(body.sender), toHex(keys[k % 2]!.publicKey));
+        assert.equal(toHex(p.hash), toHex(txHash(p.tx)));
+        assert.equal(p.hex, toHex(p.hash));
+        assert.ok(verifyTxSignature(p.tx), `tx ${k} verifies`);
+        bodies.add(toHex(p.tx.body));
+      }
+      assert.equal(bodies.size, 600, "every transfer distinct");
+    } finally {
+      await pool.close();
+    }
+  });
+});
