@@ -484,9 +484,6 @@ export class ApiServer {
       // or past its bounds; each transaction counts for the connection as a SubmitTx would.
       submitTxs: this.unary("SubmitTxs", async (req: SubmitTxsRequest, ctx) => {
         checkBatch(req.txs, this.opts);
-        for (let i = 0; i < req.txs.length; i++) {
-          if (req.txs[i]!.body.length === 0) throw invalidArgument(`txs[${i}].body`, "required");
-        }
         return submitMany(b, req.txs, ctx.peer, (err) => {
           if (err !== null && toServiceError(err).code === status.INTERNAL)
             this.mod.log.error({ err, method: "SubmitTxs" }, "api call failed");

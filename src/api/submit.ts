@@ -27,7 +27,8 @@ export interface SubmitBatchLimits {
 
 /**
  * Refuses a batch past its bounds before anything is admitted: INVALID_ARGUMENT
- * "BATCH_TOO_LARGE" (the client splits it; a resend of the same batch fails the same way).
+ * "BATCH_TOO_LARGE" (the client splits it; a resend of the same batch fails the same way), or
+ * INVALID_ARGUMENT naming the first transaction without a body.
  */
 export function checkBatch(txs: readonly SignedTx[], limits: SubmitBatchLimits): void {
   if (txs.length === 0) throw invalidArgument("txs", "required (at least one transaction)");
@@ -46,6 +47,9 @@ export function checkBatch(txs: readonly SignedTx[], limits: SubmitBatchLimits):
       { field: "txs" },
       `${bytes} bytes of transactions in one call, at most ${limits.maxSubmitBatchBytes}`,
     );
+  }
+  for (let i = 0; i < txs.length; i++) {
+    if (txs[i]!.body.length === 0) throw invalidArgument(`txs[${i}].body`, "required");
   }
 }
 
@@ -72,15 +76,18 @@ export async function idempotent(
   return res;
 }
 
+/** The backend's admission of one transaction, its refusal caught as a result. */
+async function admit(backend: ApiBackend, tx: SignedTx, peer: string): Promise<SubmitResult> {
+  try {
+    return { ok: true, hash: await backend.submitTx(tx, peer) };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
 /** SubmitTx: one transaction; a refusal is thrown (the call's status). */
 export async function submitOne(backend: ApiBackend, tx: SignedTx, peer: string): Promise<Hash> {
-  let res: SubmitResult;
-  try {
-    res = { ok: true, hash: await backend.submitTx(tx, peer) };
-  } catch (err) {
-    res = { ok: false, error: err };
-  }
-  res = await idempotent(backend, tx, res);
+  const res = await idempotent(backend, tx, await admit(backend, tx, peer));
   if (res.ok) return res.hash;
   throw res.error;
 }
@@ -102,13 +109,7 @@ export async function submitMany(
     // One after the other, as calls in a row would be (concurrent ones would all see the
     // backlog before any of them was admitted).
     raw = [];
-    for (const tx of txs) {
-      try {
-        raw.push({ ok: true, hash: await backend.submitTx(tx, peer) });
-      } catch (error) {
-        raw.push({ ok: false, error });
-      }
-    }
+    for (const tx of txs) raw.push(await admit(backend, tx, peer));
   }
   const statuses: TxSubmitStatus[] = new Array(txs.length);
   for (let i = 0; i < txs.length; i++) {

@@ -19,13 +19,7 @@ const memo = new WeakMap<Block, BlockTxIds>();
 
 /** The ids of `block`'s transactions, hashed on first use. */
 export function blockTxIds(block: Block): BlockTxIds {
-  let ids = memo.get(block);
-  if (ids === undefined) {
-    const hashes = block.txs.map((t) => nativeTxHash(t));
-    ids = { hashes, hexes: hashes.map((h) => toHex(h)) };
-    memo.set(block, ids);
-  }
-  return ids;
+  return memo.get(block) ?? rememberBlockTxIds(block, block.txs.map((t) => nativeTxHash(t)));
 }
 
 /** Records ids already known for `block` (the primary's reaped hashes, in block order). */
