@@ -19,7 +19,12 @@ const memo = new WeakMap<Block, BlockTxIds>();
 
 /** The ids of `block`'s transactions, hashed on first use. */
 export function blockTxIds(block: Block): BlockTxIds {
-  return memo.get(block) ?? rememberBlockTxIds(block, block.txs.map((t) => nativeTxHash(t)));
+  const known = memo.get(block);
+  if (known !== undefined) return known;
+  return rememberBlockTxIds(
+    block,
+    block.txs.map((t) => nativeTxHash(t)),
+  );
 }
 
 /** Records ids already known for `block` (the primary's reaped hashes, in block order). */
