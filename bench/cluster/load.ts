@@ -7,6 +7,7 @@ import type { ChainWatcher } from "./chain.js";
 import type { SignJob, SignPool } from "./signPool.js";
 import { Slots, slotCount } from "./slots.js";
 import { round3, scrapeMetrics, stageBreakdown } from "./stages.js";
+import { explainStuck, type Uncommitted } from "./stuck.js";
 import type { Submitter } from "./submitter.js";
 import type { LatencySummary, RunReport, TimelinePoint, VerifyCeiling } from "./types.js";
 
@@ -82,6 +83,9 @@ export interface RunContext {
   chainId: string;
   senders: Sender[];
   conns: Connection[];
+  /** One API client per validator (index = validator; connection c submits to validator
+   *  c % validators), for queries that must ask every validator. */
+  validatorClients: ParabftClient[];
   watcher: ChainWatcher;
   ceiling: VerifyCeiling;
   drainTimeoutS: number;
@@ -105,18 +109,20 @@ export interface RunContext {
 export async function presign(
   ctx: RunContext,
   total: number,
-): Promise<{ txs: SignedTx[]; hashes: Uint8Array[]; senderOf: number[] }> {
+): Promise<{ txs: SignedTx[]; hashes: Uint8Array[]; senderOf: number[]; nonceOf: bigint[] }> {
   const active = ctx.senders.map((s, i) => ({ s, i })).filter((x) => !x.s.tainted);
   if (active.length === 0) throw new Error("no usable senders left (every sender had a failed submit)");
   const jobs: SignJob[] = new Array(total);
   const senderOf: number[] = new Array(total);
+  const nonceOf: bigint[] = new Array(total);
   for (let i = 0; i < total; i++) {
     const { s, i: si } = active[i % active.length]!;
-    jobs[i] = { sender: si, nonce: s.nextNonce++, recipient: ctx.recipientCounter++ };
+    nonceOf[i] = s.nextNonce++;
+    jobs[i] = { sender: si, nonce: nonceOf[i]!, recipient: ctx.recipientCounter++ };
     senderOf[i] = si;
   }
   const signed = await ctx.signPool.sign(jobs);
-  return { txs: signed.map((p) => p.tx), hashes: signed.map((p) => p.hash), senderOf };
+  return { txs: signed.map((p) => p.tx), hashes: signed.map((p) => p.hash), senderOf, nonceOf };
 }
 
 let lastPlainProgress = "";
@@ -176,10 +182,13 @@ export async function runOnce(
   label: string,
 ): Promise<RunReport> {
   // Signed before the schedule starts (Slots sets t0), not during it.
-  const { txs, hashes, senderOf } = await presign(ctx, slotCount(rate, durationS));
+  const { txs, hashes, senderOf, nonceOf } = await presign(ctx, slotCount(rate, durationS));
   const slots = new Slots(ctx, rate, durationS);
   const { total, scheduled, t0 } = slots;
   const admitted = new Uint8Array(total);
+  // Through which connection and when each slot was admitted (stuck.ts, if it never commits).
+  const connOf = new Int32Array(total).fill(-1);
+  const admittedAt = new Float64Array(total);
   const failures: Record<string, number> = {};
   const submitAck = newHistogram();
   let submitted = 0;
@@ -190,8 +199,10 @@ export async function runOnce(
 
   const send = (i: number) => {
     ctx.submitter.submit(txs[i]!, senderOf[i]!).then(
-      () => {
+      (conn) => {
         admitted[i] = 1;
+        connOf[i] = conn;
+        admittedAt[i] = performance.now();
         submitted++;
         recordMs(submitAck, performance.now() - scheduled[i]!);
       },
@@ -241,6 +252,25 @@ export async function runOnce(
     cpu0,
   );
   slots.close();
+  // Each sender's lowest nonce the client gave up on (refused until its retries ran out): every
+  // later nonce of that sender waits behind a gap the client left, not one the cluster made.
+  const abandoned = new Map<number, bigint>();
+  for (let i = 0; i < total; i++) {
+    const lowest = abandoned.get(senderOf[i]!);
+    if (!admitted[i] && (lowest === undefined || nonceOf[i]! < lowest))
+      abandoned.set(senderOf[i]!, nonceOf[i]!);
+  }
+  const left: Uncommitted[] = [];
+  for (let i = 0; i < total; i++)
+    if (admitted[i] && !slots.isCommitted(i))
+      left.push({
+        sender: senderOf[i]!,
+        nonce: nonceOf[i]!,
+        conn: connOf[i]!,
+        admittedAtS: (admittedAt[i]! - t0) / 1000,
+        clientGap: abandoned.has(senderOf[i]!) && abandoned.get(senderOf[i]!)! < nonceOf[i]!,
+      });
+  const stuck = await explainStuck(ctx, left);
   for (let i = 0; i < total; i++) {
     if (!slots.isCommitted(i)) {
       w.pending.delete(toHex(hashes[i]!));
@@ -260,6 +290,7 @@ export async function runOnce(
     submitFailures: failures,
     refusedRetried: refusals,
     uncommitted: submitted - slots.committed,
+    ...(stuck ? { stuck } : {}),
   };
 }
 

@@ -17,6 +17,7 @@ import { failureKey, newHistogram, type RunContext, recordMs, summarize } from "
 import type { SignedTransfer, SignJob } from "./signPool.js";
 import { Slots } from "./slots.js";
 import { type TimedScrape, timedScrape, validatorWindow } from "./stages.js";
+import { explainStuck, type Uncommitted } from "./stuck.js";
 import type { RunReport } from "./types.js";
 
 /**
@@ -84,6 +85,12 @@ export async function runOverload(
   const slots = new Slots(ctx, rate, durationS);
   const { total, scheduled } = slots;
   const hashOf: (string | undefined)[] = new Array(total);
+  // Who sent each admitted slot, with which nonce, through which connection, and when it was
+  // answered: the diagnosis of anything admitted that does not commit (stuck.ts).
+  const senderOf = new Int32Array(total).fill(-1);
+  const nonceOf: bigint[] = new Array(total);
+  const connOf = new Int32Array(total).fill(-1);
+  const admittedAt = new Float64Array(total).fill(Number.NaN);
   const refused: Record<string, number> = {};
   const failures: Record<string, number> = {};
   const submitAck = newHistogram();
@@ -130,6 +137,8 @@ export async function runOverload(
     x.ready = null;
     const hex = p.hex;
     hashOf[i] = hex;
+    senderOf[i] = x.i;
+    nonceOf[i] = s.nextNonce;
     // Watched before the submit: the block can arrive before the admission answer.
     slots.watch(i, p.hash, hex);
     const sentAt = performance.now();
@@ -137,9 +146,11 @@ export async function runOverload(
     ctx.submitter
       .submit(p.tx, x.i)
       .then(
-        () => {
+        (conn) => {
           s.nextNonce++;
           admitted++;
+          connOf[i] = conn;
+          admittedAt[i] = performance.now();
           recordMs(submitAck, performance.now() - scheduled[i]!);
         },
         (err: unknown) => {
@@ -218,6 +229,16 @@ export async function runOverload(
     if (hex !== undefined && !slots.isCommitted(i)) w.pending.delete(hex);
   }
   const nodes = windowEnd === null ? null : validatorWindow(windowBegan, windowEnd);
+  const left: Uncommitted[] = [];
+  for (let i = 0; i < total; i++)
+    if (!Number.isNaN(admittedAt[i]!) && !slots.isCommitted(i))
+      left.push({
+        sender: senderOf[i]!,
+        nonce: nonceOf[i]!,
+        conn: connOf[i]!,
+        admittedAtS: (admittedAt[i]! - slots.t0) / 1000,
+      });
+  const stuck = await explainStuck(ctx, left);
   return {
     ...report,
     ...(nodes !== null ? { validatorWindow: nodes } : {}),
@@ -232,5 +253,6 @@ export async function runOverload(
     clientBlocked,
     answerTimes,
     uncommitted: admitted - slots.committed,
+    ...(stuck ? { stuck } : {}),
   };
 }

@@ -1,5 +1,6 @@
 import { barChartSvg, formatTable } from "../lib/index.js";
 import { blockRate, formatStages } from "./stages.js";
+import { formatStuck } from "./stuck.js";
 import type { ClusterBenchReport, OverloadSummary, RunReport, TimelinePoint } from "./types.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -24,6 +25,7 @@ export function formatOverload(o: OverloadSummary): string {
       : "  validators' counters: no metrics",
     `  the client saw ${o.clientAchievedTps} tx/s committed during the load = ${(100 * o.clientRatioToSaturation).toFixed(1)}% of saturation; view changes (load and drain) ${o.viewChanges ?? "-"}`,
     `  admitted ${o.admitted}; refused: ${refused || "none"}; not sent (every sender awaiting an answer) ${o.clientBlocked}; admitted but not committed ${o.admittedNotCommitted}`,
+    ...(o.stuck ? [formatStuck(o.stuck)] : []),
     `  finality of the admitted: p50 ${o.finalityP50Ms} ms, p99 ${o.finalityP99Ms} ms; submit answer p99 ${o.submitAckP99Ms} ms`,
     ...(o.sendLagP99Ms !== undefined && o.sendLagP99Ms > 1000
       ? [
@@ -89,6 +91,7 @@ export function formatReport(r: ClusterBenchReport): string {
     lines.push(
       `${x.mode === "closed" ? `closed loop ×${x.clients} (${x.offeredRate} tx/s)` : `${runLabel(x)} tx/s`}: ${x.blocks} blocks (${rate.txsPerBlock ?? "-"} txs/block, ${rate.heightsPerS ?? "-"} heights/s); submit ack p50 ${x.submitAckMs.p50} ms; generator lag max ${x.generatorMaxLagMs} ms, CPU ${x.generatorCpuPercent}% of a core${fails ? `; submit failures: ${fails}` : ""}${retried ? `; refused and retried: ${retried}` : ""}${refused ? `; refused (not retried): ${refused}` : ""}${x.clientBlocked ? `; ${x.clientBlocked} not sent (every sender awaiting an answer)` : ""}${x.uncommitted ? `; ${x.uncommitted} admitted but not committed` : ""}`,
     );
+    if (x.stuck && x.mode !== "overload") lines.push(formatStuck(x.stuck));
   }
   for (const x of r.runs) {
     const a = x.answerTimes;

@@ -10,7 +10,7 @@ import type { Connection } from "./load.js";
 
 interface Waiting {
   tx: SignedTx;
-  resolve: () => void;
+  resolve: (conn: number) => void;
   reject: (err: RpcError | unknown) => void;
 }
 
@@ -32,15 +32,17 @@ export class Submitter {
 
   /**
    * Submits `tx`; `connHint` picks the connection of a unary submit (a sender keeps its
-   * connection); batches go round-robin over the connections.
+   * connection); batches go round-robin over the connections. Resolves with the index of the
+   * connection that admitted it.
    */
-  submit(tx: SignedTx, connHint: number): Promise<void> {
+  submit(tx: SignedTx, connHint: number): Promise<number> {
     if (this.batch <= 1) {
-      const conn = this.conns[connHint % this.conns.length]!;
+      const c = connHint % this.conns.length;
+      const conn = this.conns[c]!;
       this.calls++;
-      return conn.run(() => conn.client.submitTx(tx)).then(() => undefined);
+      return conn.run(() => conn.client.submitTx(tx)).then(() => c);
     }
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       this.pending.push({ tx, resolve, reject });
       if (this.pending.length >= this.batch) this.flush();
       else if (this.timer === null) this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
@@ -61,7 +63,8 @@ export class Submitter {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    const conn = this.conns[this.rr++ % this.conns.length]!;
+    const c = this.rr++ % this.conns.length;
+    const conn = this.conns[c]!;
     this.calls++;
     conn
       .run(() => conn.client.submitTxs(batch.map((w) => w.tx)))
@@ -69,7 +72,7 @@ export class Submitter {
         (outcomes) => {
           for (let k = 0; k < batch.length; k++) {
             const o = outcomes[k]!;
-            if (o.ok) batch[k]!.resolve();
+            if (o.ok) batch[k]!.resolve(c);
             else batch[k]!.reject(o.error);
           }
         },

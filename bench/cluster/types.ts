@@ -2,6 +2,7 @@
 import type { LocalCluster } from "../../src/cli/cluster.js";
 import type { PresetName } from "../../src/params/index.js";
 import type { MachineInfo } from "../lib/index.js";
+import type { StuckReport } from "./stuck.js";
 export interface ClusterBenchOpts {
   /** Start a local cluster of this many validators (in a temp dir), or use `api`. */
   validators?: number;
@@ -217,6 +218,8 @@ export interface RunReport {
   executed: number;
   /** Admitted but not committed by the end of the drain period. */
   uncommitted: number;
+  /** Why each of `uncommitted` did not commit (stuck.ts); absent when nothing was left. */
+  stuck?: StuckReport;
   /** committed / (last commit − first scheduled send). */
   achievedTps: number;
   ratioToClusterCeiling: number;
@@ -328,6 +331,8 @@ export interface OverloadSummary {
   admitted: number;
   /** Admitted and not committed by the end of the drain: lost unless the chain check finds them. */
   admittedNotCommitted: number;
+  /** Why they did not commit (stuck.ts); absent when nothing was left. */
+  stuck?: StuckReport;
   finalityP50Ms: number;
   finalityP99Ms: number;
   submitAckP99Ms: number;

@@ -15,6 +15,7 @@ function ctx(): RunContext {
     chainId: "c",
     senders: [],
     conns: [],
+    validatorClients: [],
     watcher,
     ceiling: { singleThreadPerSec: 1, allCoresPerSec: 1, cores: 1, clusterCeilingPerSec: 1 },
     drainTimeoutS: 1,

@@ -41,7 +41,7 @@ function fakeClient(calls: { unary: number; batches: number[] }, failCall = fals
 const tx = (first: number, k: number): SignedTx =>
   ({ body: Uint8Array.of(k), signature: Uint8Array.of(first, k) }) as unknown as SignedTx;
 
-async function settle(p: Promise<void>[]): Promise<string[]> {
+async function settle(p: Promise<unknown>[]): Promise<string[]> {
   const r = await Promise.allSettled(p);
   return r.map((x) =>
     x.status === "fulfilled" ? "ok" : (x.reason as RpcError).serverMessage.split(":")[0]!,
@@ -78,6 +78,17 @@ describe("bench submitter", () => {
     const s = new Submitter([new Connection(fakeClient(calls, true))], 3, 1_000);
     const p = [0, 1, 2].map((k) => s.submit(tx(0, k), k));
     assert.deepEqual(await settle(p), Array<string>(3).fill("connection dropped"));
+  });
+
+  it("resolves each transaction with the connection that admitted it", async () => {
+    const calls = { unary: 0, batches: [] as number[] };
+    const conns = [new Connection(fakeClient(calls)), new Connection(fakeClient(calls))];
+    const batched = new Submitter(conns, 2, 1_000);
+    // Batches go round-robin: the first pair through connection 0, the next through 1.
+    assert.deepEqual(await Promise.all([1, 2, 4, 5].map((k) => batched.submit(tx(0, k), 0))), [0, 0, 1, 1]);
+    // A unary submit keeps its sender's connection (the hint modulo the connections).
+    const unary = new Submitter(conns, 1);
+    assert.deepEqual(await Promise.all([1, 2, 4].map((k) => unary.submit(tx(0, k), k))), [1, 0, 0]);
   });
 
   it("with batch 1 makes one SubmitTx per transaction (the old path)", async () => {
