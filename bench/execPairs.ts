@@ -84,12 +84,18 @@ const median = (xs: number[]) => {
 // biome-ignore lint/suspicious/noExplicitAny: modules of another build, loaded by path
 type Any = any;
 
-/** The main thread's CPU profile of the timed part, when EXECPAIRS_PROFILE names a file. */
+/**
+ * The main thread's CPU profile of the timed part, when EXECPAIRS_PROFILE names a file; and/or
+ * `perf record --control fifo:FIFO --delay=-1` switched on for the timed part only, when
+ * EXECPAIRS_PERF_CTL names perf's control FIFO (all threads, native frames, page faults).
+ */
 function timedProfiler() {
   const file = process.env.EXECPAIRS_PROFILE;
+  const perfCtl = process.env.EXECPAIRS_PERF_CTL;
   const session = file ? new Session() : null;
   return {
     async start() {
+      if (perfCtl) writeFileSync(perfCtl, "enable\n");
       if (!session) return;
       session.connect();
       await session.post("Profiler.enable");
@@ -97,6 +103,7 @@ function timedProfiler() {
       await session.post("Profiler.start");
     },
     async stop() {
+      if (perfCtl) writeFileSync(perfCtl, "disable\n");
       if (!session || !file) return;
       const { profile } = await session.post("Profiler.stop");
       writeFileSync(file, JSON.stringify(profile));
