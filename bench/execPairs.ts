@@ -11,6 +11,7 @@
 //   node dist/bench/execPairs.js --run ROOT MODE BLOCKS ACCOUNTS BLOCK_SIZE   (one run, JSON line)
 // ROOT is a worktree with a built dist/ (npx tsc -p tsconfig.json). EXECPAIRS_PROFILE=FILE with
 // --run writes a main-thread CPU profile of the timed part only (no setup, no warm-up block).
+// EXECPAIRS_SOURCE=1 (persisted) gives the executor the ChainDb as its source, as in the node.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -147,7 +148,11 @@ async function runOne(
     : null;
   try {
     const init = { height: 0n, stateRoot: u.genesis.stateRoot, state: u.state };
-    const ex = new par.ParallelExecutor(init, { workers: 2 });
+    // EXECPAIRS_SOURCE=1 (persisted): the executor reads misses from the ChainDb, as the node's
+    // does (ParallelExecutor.open): prepare decodes and prefetches each block ahead of execution,
+    // and written keys stay pinned until persisted. The state is still seeded, so nothing misses.
+    const withSource = chain !== null && process.env.EXECPAIRS_SOURCE === "1";
+    const ex = new par.ParallelExecutor(init, { workers: 2, ...(withSource ? { source: chain } : {}) });
     await ex.ready();
     let sr = "";
     let gcMs = 0;
