@@ -11,6 +11,7 @@
 //   node dist/bench/execPairs.js --run ROOT MODE BLOCKS ACCOUNTS BLOCK_SIZE   (one run, JSON line)
 // ROOT is a worktree with a built dist/ (npx tsc -p tsconfig.json). EXECPAIRS_PROFILE=FILE with
 // --run writes a main-thread CPU profile of the timed part only (no setup, no warm-up block).
+// EXECPAIRS_SOURCE=1 (persisted) gives the executor the ChainDb as its source, as in the node.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -84,12 +85,18 @@ const median = (xs: number[]) => {
 // biome-ignore lint/suspicious/noExplicitAny: modules of another build, loaded by path
 type Any = any;
 
-/** The main thread's CPU profile of the timed part, when EXECPAIRS_PROFILE names a file. */
+/**
+ * The main thread's CPU profile of the timed part, when EXECPAIRS_PROFILE names a file; and/or
+ * `perf record --control fifo:FIFO --delay=-1` switched on for the timed part only, when
+ * EXECPAIRS_PERF_CTL names perf's control FIFO (all threads, native frames, page faults).
+ */
 function timedProfiler() {
   const file = process.env.EXECPAIRS_PROFILE;
+  const perfCtl = process.env.EXECPAIRS_PERF_CTL;
   const session = file ? new Session() : null;
   return {
     async start() {
+      if (perfCtl) writeFileSync(perfCtl, "enable\n");
       if (!session) return;
       session.connect();
       await session.post("Profiler.enable");
@@ -97,6 +104,7 @@ function timedProfiler() {
       await session.post("Profiler.start");
     },
     async stop() {
+      if (perfCtl) writeFileSync(perfCtl, "disable\n");
       if (!session || !file) return;
       const { profile } = await session.post("Profiler.stop");
       writeFileSync(file, JSON.stringify(profile));
@@ -140,7 +148,11 @@ async function runOne(
     : null;
   try {
     const init = { height: 0n, stateRoot: u.genesis.stateRoot, state: u.state };
-    const ex = new par.ParallelExecutor(init, { workers: 2 });
+    // EXECPAIRS_SOURCE=1 (persisted): the executor reads misses from the ChainDb, as the node's
+    // does (ParallelExecutor.open): prepare decodes and prefetches each block ahead of execution,
+    // and written keys stay pinned until persisted. The state is still seeded, so nothing misses.
+    const withSource = chain !== null && process.env.EXECPAIRS_SOURCE === "1";
+    const ex = new par.ParallelExecutor(init, { workers: 2, ...(withSource ? { source: chain } : {}) });
     await ex.ready();
     let sr = "";
     let gcMs = 0;

@@ -280,8 +280,41 @@ export function hex(bytes: Uint8Array): string {
 // they are cheap Map keys, and JS string order equals byte order, so sorting them sorts keys.
 // Built in one call: a `+=` loop makes rope strings that cost far more to hash and collect.
 export function keyStr(bytes: Uint8Array): string {
+  if (bytes.length === 21) return keyStr21(bytes, bytes[0]!, 1);
   if (bytes.length <= 4096) return String.fromCharCode.apply(null, bytes as unknown as number[]);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
+}
+
+/**
+ * The binary string of `first` then the 20 bytes of `b` from `at`: an account key (prefix and
+ * address), the one key every transfer builds twice. One call with its 21 arguments: ~40 ns
+ * against ~220 ns for `String.fromCharCode.apply` over a typed array (issue 13, round 10: it
+ * converts the array-like first) and ~65 ns over a plain array; a flat one-byte string either way.
+ */
+export function keyStr21(b: Uint8Array, first: number, at: number): string {
+  return String.fromCharCode(
+    first,
+    b[at]!,
+    b[at + 1]!,
+    b[at + 2]!,
+    b[at + 3]!,
+    b[at + 4]!,
+    b[at + 5]!,
+    b[at + 6]!,
+    b[at + 7]!,
+    b[at + 8]!,
+    b[at + 9]!,
+    b[at + 10]!,
+    b[at + 11]!,
+    b[at + 12]!,
+    b[at + 13]!,
+    b[at + 14]!,
+    b[at + 15]!,
+    b[at + 16]!,
+    b[at + 17]!,
+    b[at + 18]!,
+    b[at + 19]!,
+  );
 }
 
 export function strKey(s: string): Uint8Array {

@@ -27,6 +27,7 @@ import {
   hex,
   isSmallAccount,
   keyStr,
+  keyStr21,
   recentlyConsumed,
   smallBalance,
   smallNonce,
@@ -129,13 +130,10 @@ const senderCache = new Map<number, SenderKeys>();
 const senderCollisions = new Map<string, SenderKeys>();
 const SENDER_CACHE_MAX = 1 << 20;
 
-function newSenderKeys(publicKey: Uint8Array, address: Uint8Array | undefined): SenderKeys {
+function newSenderKeys(publicKey: Uint8Array): SenderKeys {
   // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
-  // A caller that already derived it (the mempool) passes it in.
-  const sender =
-    address !== undefined && address.length === ADDRESS_LENGTH
-      ? address
-      : new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
+  // A caller that already derived it (the mempool) passes it in (decodeTx: no SenderKeys then).
+  const sender = new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
   return {
     publicKey: publicKey.slice(),
     sender,
@@ -143,16 +141,7 @@ function newSenderKeys(publicKey: Uint8Array, address: Uint8Array | undefined): 
   };
 }
 
-function senderKeys(publicKey: Uint8Array, address?: Uint8Array): SenderKeys {
-  // The caller derived the address (the mempool): building both key strings is cheaper than a
-  // lookup in a cache of every sender (a cold Map entry and key compare per transaction).
-  if (address !== undefined && address.length === ADDRESS_LENGTH) {
-    return {
-      publicKey,
-      sender: address,
-      senderKey: accountKeyStr20(address),
-    };
-  }
+function senderKeys(publicKey: Uint8Array): SenderKeys {
   // Public keys are 32 bytes (checked by the caller) and uniformly random in their first bytes.
   const id = (publicKey[0]! << 22) | (publicKey[1]! << 14) | (publicKey[2]! << 6) | (publicKey[3]! >>> 2);
   const k = senderCache.get(id);
@@ -169,25 +158,24 @@ function senderKeys(publicKey: Uint8Array, address?: Uint8Array): SenderKeys {
     const full = keyStr(publicKey);
     let c = senderCollisions.get(full);
     if (c === undefined) {
-      c = newSenderKeys(publicKey, address);
+      c = newSenderKeys(publicKey);
       if (senderCollisions.size >= SENDER_CACHE_MAX) senderCollisions.clear();
       senderCollisions.set(full, c);
     }
     return c;
   }
-  const fresh = newSenderKeys(publicKey, address);
+  const fresh = newSenderKeys(publicKey);
   if (senderCache.size >= SENDER_CACHE_MAX) senderCache.clear();
   senderCache.set(id, fresh);
   return fresh;
 }
 
 /** keyStr(key) for a declared key, reusing the sender's account key string when it is that key. */
-function declaredKeyStr(key: Uint8Array, keys: SenderKeys): string {
+function declaredKeyStr(key: Uint8Array, sender: Uint8Array, senderKey: string): string {
   if (key.length === 1 + ADDRESS_LENGTH && key[0] === StateKeyPrefix.account) {
-    const a = keys.sender;
     let i = 0;
-    while (i < ADDRESS_LENGTH && key[i + 1] === a[i]) i++;
-    if (i === ADDRESS_LENGTH) return keys.senderKey;
+    while (i < ADDRESS_LENGTH && key[i + 1] === sender[i]) i++;
+    if (i === ADDRESS_LENGTH) return senderKey;
   }
   return keyStr(key);
 }
@@ -206,8 +194,21 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx)
     }
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
-  const keys = senderKeys(tx.sender, pre?.address);
-  const { sender, senderKey } = keys;
+  // The caller derived the address (the mempool): building the key string is cheaper than a
+  // lookup in a cache of every sender (a cold Map entry and key compare per transaction), and
+  // no SenderKeys object is made (round 10: one object less per transaction to collect).
+  const address = pre?.address;
+  let keys: SenderKeys | undefined;
+  let sender: Uint8Array;
+  let senderKey: string;
+  if (address !== undefined && address.length === ADDRESS_LENGTH) {
+    sender = address;
+    senderKey = accountKeyStr20(address);
+  } else {
+    keys = senderKeys(tx.sender);
+    sender = keys.sender;
+    senderKey = keys.senderKey;
+  }
   let reads: string[] = NO_KEYS;
   let writes: string[] = NO_KEYS;
   if (tx.access) {
@@ -215,11 +216,11 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx)
     const aw = tx.access.writes;
     if (ar.length > 0) {
       reads = new Array(ar.length);
-      for (let i = 0; i < ar.length; i++) reads[i] = declaredKeyStr(ar[i]!, keys);
+      for (let i = 0; i < ar.length; i++) reads[i] = declaredKeyStr(ar[i]!, sender, senderKey);
     }
     if (aw.length > 0) {
       writes = new Array(aw.length);
-      for (let i = 0; i < aw.length; i++) writes[i] = declaredKeyStr(aw[i]!, keys);
+      for (let i = 0; i < aw.length; i++) writes[i] = declaredKeyStr(aw[i]!, sender, senderKey);
     }
   }
   return { keys, hash, body: tx, sender, senderKey, reads, writes };
@@ -590,11 +591,8 @@ export function consumedNonce(r: { status: TxStatus; error: string }): boolean {
 }
 
 /** keyStr(accountKey(address)) for a 20-byte address, built flat in one call (no rope). */
-const acctScratch: number[] = new Array(1 + ADDRESS_LENGTH).fill(0);
-acctScratch[0] = StateKeyPrefix.account;
 function accountKeyStr20(address: Uint8Array): string {
-  for (let i = 0; i < ADDRESS_LENGTH; i++) acctScratch[i + 1] = address[i]!;
-  return String.fromCharCode.apply(null, acctScratch);
+  return keyStr21(address, StateKeyPrefix.account, 0);
 }
 
 /**

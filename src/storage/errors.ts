@@ -2,6 +2,8 @@ import { ParabftError } from "../types/errors.js";
 
 export type StorageErrorCode =
   | "DB_CLOSED"
+  /** A chained batch (Db.chain) used after its write(): a bug in the caller. */
+  | "DB_BATCH_WRITTEN"
   | "DB_OPEN_FAILED"
   | "SCHEMA_TOO_NEW"
   /** Execution results written in an older layout: refused, with the command that rebuilds it. */

@@ -40,6 +40,14 @@ declare module "rocksdb" {
     put(key: Buffer, value: Buffer): ChainedBatch;
     del(key: Buffer): ChainedBatch;
     write(options: { sync?: boolean }, cb: Callback): void;
+    // The binding's own implementation of abstract-leveldown's hooks (rocksdb/chained-batch.js):
+    // straight to the native batch, without the wrapper's once-only write() check, so a batch
+    // can be cleared and filled again after its write completed (db.ts reuses them).
+    _put(key: Buffer, value: Buffer): void;
+    _del(key: Buffer): void;
+    /** Empties the native WriteBatch; its buffer keeps its capacity. */
+    _clear(): void;
+    _write(options: { sync?: boolean }, cb: Callback): void;
   }
 
   export interface RocksDB {

@@ -10,6 +10,7 @@ import {
   decodeAccount,
   encodeAccount,
   keyStr,
+  keyStr21,
   RECENT_TXS,
   recentlyConsumed,
   StateValue,
@@ -57,6 +58,24 @@ describe("exec codecs", () => {
       }),
       { seed: 2, numRuns: 300 },
     );
+  });
+
+  it("21-byte keys (accounts: keyStr's one-call path) are the same strings as the generic form", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 21, maxLength: 21 }), (k) => {
+        const generic = String.fromCharCode.apply(null, [...k]);
+        assert.equal(keyStr(k), generic);
+        assert.equal(keyStr21(k.subarray(1), k[0]!, 0), generic);
+        assert.equal(keyStr21(k, k[0]!, 1), generic);
+        assert.deepEqual(strKey(keyStr(k)), k);
+      }),
+      { seed: 7, numRuns: 300 },
+    );
+    // Every byte value, at both ends (a char above 255 would make a two-byte string).
+    for (let b = 0; b < 256; b++) {
+      const k = new Uint8Array(21).fill(b);
+      assert.deepEqual(strKey(keyStr(k)), k);
+    }
   });
 
   it("the worker wire reader reads what the writer wrote", () => {

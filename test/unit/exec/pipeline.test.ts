@@ -188,34 +188,37 @@ describe("execution pipeline", () => {
     }
   });
 
-  it("prefetching ahead through a tiny evicting cache over a store never changes results", async () => {
-    const store = new MemoryStore();
-    store.slowReads = true;
-    const blocks = makeBlocks(12, 30);
-    const { executor } = await openExecution(store, store, genesis, {
-      workers: 2,
-      mode: "always",
-      cacheMaxEntries: 8,
+  for (const mode of ["always", "never"] as const) {
+    it(`prefetching ahead through a tiny evicting cache over a store never changes results (mode ${mode})`, async () => {
+      const store = new MemoryStore();
+      store.slowReads = true;
+      const blocks = makeBlocks(12, 30);
+      // "never": the inline path, whose pins are the keys it wrote (parallel.ts WrittenKeys).
+      const { executor } = await openExecution(store, store, genesis, {
+        workers: 2,
+        mode,
+        cacheMaxEntries: 8,
+      });
+      const roots: string[] = [];
+      const pipeline = new ExecutionPipeline(
+        { queueCapacity: 3 },
+        { executor, store, log: silentLogger(), onExecuted: (_h, root) => roots.push(toHex(root)) },
+      );
+      await pipeline.start();
+      try {
+        for (const b of blocks) await pipeline.submit(b);
+        await pipeline.idle();
+      } finally {
+        await pipeline.stop();
+        await executor.close();
+      }
+      const ref = new ReferenceExecutor(initFromResult(genesis));
+      const expected: string[] = [];
+      for (const b of blocks) expected.push(toHex((await ref.executeBlock(b)).stateRoot));
+      assert.deepEqual(roots, expected);
+      for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
     });
-    const roots: string[] = [];
-    const pipeline = new ExecutionPipeline(
-      { queueCapacity: 3 },
-      { executor, store, log: silentLogger(), onExecuted: (_h, root) => roots.push(toHex(root)) },
-    );
-    await pipeline.start();
-    try {
-      for (const b of blocks) await pipeline.submit(b);
-      await pipeline.idle();
-    } finally {
-      await pipeline.stop();
-      await executor.close();
-    }
-    const ref = new ReferenceExecutor(initFromResult(genesis));
-    const expected: string[] = [];
-    for (const b of blocks) expected.push(toHex((await ref.executeBlock(b)).stateRoot));
-    assert.deepEqual(roots, expected);
-    for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
-  });
+  }
 
   it("keeps its unpersisted-writes list short even if the caller never calls markPersisted", async () => {
     const store = new MemoryStore();

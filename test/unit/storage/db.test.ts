@@ -52,6 +52,69 @@ describe("Db (RocksDB wrapper)", () => {
     }
   });
 
+  it("reuses native batches without replaying an earlier batch's ops (written, failed, or a chain)", async () => {
+    const db = await Db.open(path.join(root, "reuse"));
+    try {
+      // A written batch; its key is then deleted outside any batch.
+      await db.batch([{ type: "put", key: b(1), value: b(1) }]);
+      await db.del(b(1));
+      // A batch refused while it was filled (empty key): nothing of it may land later either.
+      await assert.rejects(
+        db.batch([
+          { type: "put", key: b(2), value: b(2) },
+          { type: "put", key: b(), value: b(2) },
+        ]),
+      );
+      // A chain, written, then its key deleted.
+      const c = db.chain();
+      c.put(b(3), b(3));
+      await c.write();
+      await db.del(b(3));
+      // Every later batch takes a spare one: each must hold only its own ops.
+      for (let i = 0; i < 6; i++) await db.batch([{ type: "put", key: b(10 + i), value: b(i) }]);
+      const c2 = db.chain();
+      c2.put(b(20), b(20));
+      await c2.write();
+      assert.equal(await db.get(b(1)), undefined);
+      assert.equal(await db.get(b(2)), undefined);
+      assert.equal(await db.get(b(3)), undefined);
+      for (let i = 0; i < 6; i++) assert.deepEqual(await db.get(b(10 + i)), Uint8Array.of(i));
+      assert.deepEqual(await db.get(b(20)), Uint8Array.of(20));
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("runs batches filled at the same time on separate native batches; a chain refuses ops after write()", async () => {
+    const db = await Db.open(path.join(root, "concurrent"));
+    try {
+      const x = db.chain();
+      const y = db.chain();
+      x.put(b(1), b(1));
+      y.put(b(2), b(2));
+      const both = [x.write(), y.write(), db.batch([{ type: "put", key: b(3), value: b(3) }])];
+      await Promise.all(both);
+      assert.throws(
+        () => x.put(b(4), b(4)),
+        (e: unknown) => e instanceof StorageError && e.code === "DB_BATCH_WRITTEN",
+      );
+      await assert.rejects(
+        x.write(),
+        (e: unknown) => e instanceof StorageError && e.code === "DB_BATCH_WRITTEN",
+      );
+      await db.batch([{ type: "put", key: b(5), value: b(5) }]);
+      assert.deepEqual(await db.getMany([b(1), b(2), b(3), b(4), b(5)]), [
+        Uint8Array.of(1),
+        Uint8Array.of(2),
+        Uint8Array.of(3),
+        undefined,
+        Uint8Array.of(5),
+      ]);
+    } finally {
+      await db.close();
+    }
+  });
+
   it("iterates a prefix in byte order, also in reverse and with a limit, and can stop early", async () => {
     const db = await Db.open(path.join(root, "iter"));
     try {
