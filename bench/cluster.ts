@@ -483,7 +483,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
           "bank.transfer, amount 1, to a fresh address per tx; signed in the client's signing threads (open loop: before the run)",
         submit:
           submitBatch > 1
-            ? `SubmitTxs batches of up to ${submitBatch} txs, gathered for at most ${SUBMIT_BATCH_DELAY_MS} ms (open loop and overload)`
+            ? `SubmitTxs batches of up to ${submitBatch} txs, sent at once when no call is in flight, else gathered until a call answers or ${SUBMIT_BATCH_DELAY_MS} ms (open loop and overload)`
             : "SubmitTx per transaction",
         finalityMethod:
           opts.closedLoop !== undefined
