@@ -19,7 +19,7 @@ import { LocalCluster } from "../src/cli/cluster.js";
 import { ParabftClient } from "../src/client/node.js";
 import { readKeyFile } from "../src/crypto/keys.js";
 import { NodeSigner } from "../src/crypto/node.js";
-import { ChainWatcher, verifyChain } from "./cluster/chain.js";
+import { ChainWatcher, executedMethod, verifyChain } from "./cluster/chain.js";
 import {
   Connection,
   measured,
@@ -188,8 +188,6 @@ const CLOSED_LOOP_METHOD =
   "closed loop: each client signs a tx, calls SubmitTxAndWait (committed) on its node and measures until the reply; then the next";
 const FINALITY_METHOD =
   "SubmitTx ack + StreamBlocks watcher; latency from each tx's scheduled send time to its block's arrival on the stream";
-const EXECUTED_METHOD =
-  "watcher node's GetStatus executed_height, polled every 5 ms while a streamed block awaits execution (every 100 ms otherwise)";
 
 const WARMUP_S = 5;
 const OVERLOAD_CLIENT =
@@ -485,7 +483,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
           "bank.transfer, amount 1, to a fresh address per tx; signed in the client's signing threads (open loop: before the run)",
         submit:
           submitBatch > 1
-            ? `SubmitTxs batches of up to ${submitBatch} txs, gathered for at most ${SUBMIT_BATCH_DELAY_MS} ms (open loop and overload)`
+            ? `SubmitTxs batches of up to ${submitBatch} txs, sent at once when no call is in flight, else gathered until a call answers or ${SUBMIT_BATCH_DELAY_MS} ms (open loop and overload)`
             : "SubmitTx per transaction",
         finalityMethod:
           opts.closedLoop !== undefined
@@ -493,7 +491,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
             : opts.overload
               ? `${FINALITY_METHOD}; overload: ${OVERLOAD_CLIENT}`
               : FINALITY_METHOD,
-        executedMethod: EXECUTED_METHOD,
+        executedMethod: executedMethod(),
       },
       verifyCeiling: ceiling,
       runs,

@@ -1,7 +1,9 @@
 // How the bench client submits: one SubmitTx per transaction (`batch` 1, the old path, kept
-// measurable), or SubmitTxs batches of up to `batch` transactions gathered for at most
-// `maxDelayMs` (issue 14: a unary call per transaction was ~32 % of a validator's main thread at
-// saturation, and most of the one-thread client's own). Each transaction's promise settles with
+// measurable), or SubmitTxs batches of up to `batch` transactions (issue 14: a unary call per
+// transaction was ~32 % of a validator's main thread at saturation, and most of the one-thread
+// client's own). A batch gathers only while a call is in flight (for at most `maxDelayMs`, or until
+// a call answers): with none in flight, what was submitted goes at the end of the current turn of
+// the event loop, so light-load finality does not include a gathering wait. Each transaction's promise settles with
 // its own answer either way: resolved when admitted (or already known), rejected with its
 // RpcError (OVERLOADED, BAD_NONCE, ...), or with the call's error when the whole call failed.
 import type { RpcError } from "../../src/client/node.js";
@@ -20,6 +22,10 @@ export const SUBMIT_BATCH_DELAY_MS = 5;
 export class Submitter {
   private pending: Waiting[] = [];
   private timer: NodeJS.Timeout | null = null;
+  /** A flush is queued for the end of this turn (no call was in flight). */
+  private soon = false;
+  /** SubmitTxs calls sent and not yet answered. */
+  private inFlight = 0;
   private rr = 0;
   /** Calls made (SubmitTx or SubmitTxs). */
   calls = 0;
@@ -45,7 +51,16 @@ export class Submitter {
     return new Promise<number>((resolve, reject) => {
       this.pending.push({ tx, resolve, reject });
       if (this.pending.length >= this.batch) this.flush();
-      else if (this.timer === null) this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
+      else if (this.inFlight === 0) {
+        // Nothing in flight: no reason to wait. Submits of this same turn share the call.
+        if (!this.soon) {
+          this.soon = true;
+          queueMicrotask(() => {
+            if (this.soon) this.flush();
+          });
+        }
+      } else if (this.timer === null && !this.soon)
+        this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
     });
   }
 
@@ -56,6 +71,7 @@ export class Submitter {
 
   /** Sends what is gathered now (also at the end of a run, so nothing waits for the timer). */
   flush(): void {
+    this.soon = false;
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -66,8 +82,13 @@ export class Submitter {
     const c = this.rr++ % this.conns.length;
     const conn = this.conns[c]!;
     this.calls++;
+    this.inFlight++;
     conn
       .run(() => conn.client.submitTxs(batch.map((w) => w.tx)))
+      .finally(() => {
+        // The last answer in: what gathered meanwhile goes now rather than at its timer.
+        if (--this.inFlight === 0 && this.pending.length > 0) this.flush();
+      })
       .then(
         (outcomes) => {
           for (let k = 0; k < batch.length; k++) {

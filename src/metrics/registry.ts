@@ -27,6 +27,14 @@ export const LATENCY_BUCKETS_SECONDS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 ] as const;
 
+/**
+ * Sampling interval (ms) of the event-loop delay histogram behind `nodejs_eventloop_lag_*`.
+ * prom-client's default, 10 ms, wakes every idle validator 100 times a second: ~4 ms of CPU per
+ * second on this box against ~1.4 ms at 100 ms (issue 14, bench/results/l18-notes.md). A stall
+ * longer than the interval is still measured in full; shorter ones are sampled less often.
+ */
+export const EVENT_LOOP_MONITOR_RESOLUTION_MS = 100;
+
 const NAME_RE = /^[a-z_][a-z0-9_]*$/;
 // Base units only (Prometheus naming guide): seconds, not milliseconds.
 const FORBIDDEN_UNIT_RE = /_(ms|milliseconds|us|microseconds|kb|mb)(_|$)/;
@@ -52,7 +60,12 @@ export class MetricsRegistry implements MetricsFactory {
   constructor(opts: MetricsRegistryOpts = {}) {
     this.prefix = opts.prefix ?? "parabft_";
     if (opts.defaultLabels) this.registry.setDefaultLabels(opts.defaultLabels);
-    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: this.prefix });
+    if (opts.processMetrics)
+      collectDefaultMetrics({
+        register: this.registry,
+        prefix: this.prefix,
+        eventLoopMonitoringPrecision: EVENT_LOOP_MONITOR_RESOLUTION_MS,
+      });
   }
 
   get contentType(): string {
@@ -86,7 +99,18 @@ export class MetricsRegistry implements MetricsFactory {
 
   gauge<L extends string = never>(opts: MetricOpts<L>): Gauge<L> {
     return this.getOrCreate("gauge", opts, (name, labelNames) => {
-      return new PromGauge({ name, help: opts.help, labelNames, registers: [this.registry] });
+      const buffered = new BufferedGauge(labelNames);
+      buffered.prom = new PromGauge({
+        name,
+        help: opts.help,
+        labelNames,
+        registers: [this.registry],
+        // Called before every read: the last value set lands first.
+        collect() {
+          buffered.flush();
+        },
+      });
+      return buffered;
     }) as Gauge<L>;
   }
 
@@ -192,6 +216,82 @@ class BufferedCounter implements Counter<string> {
       p.value = 0;
     }
   }
+}
+
+/**
+ * A gauge whose sets are kept as the last value per label set and handed to prom-client only when
+ * the registry is read. Gauges are set on per-event paths (the pace after every core step that
+ * touched the view timer, pool size on every admission and commit, queue depths per block);
+ * prom-client hashes the label object on every set. As with BufferedCounter, a label set seen for
+ * the first time (and any non-number value) goes through prom-client at once, so a bad label or
+ * value throws where it happens; inc/dec (rare on gauges) land every pending value first and then
+ * go through prom-client. Pending values land in the order they were set (1 and "1" are two entries
+ * of one series: the later set wins, as it would in prom-client).
+ */
+class BufferedGauge implements Gauge<string> {
+  prom!: PromGauge<string>;
+  private readonly pending: LabelIndex<GaugeEntry>;
+  private unlabeled: GaugeEntry | undefined;
+  private seq = 0;
+  private dirty = 0;
+
+  constructor(private readonly labelNames: readonly string[]) {
+    this.pending = new LabelIndex(labelNames);
+  }
+
+  set(labelsOrValue: LabelValues<string> | number, value?: number): void {
+    const labels = typeof labelsOrValue === "number" ? undefined : labelsOrValue;
+    const v = typeof labelsOrValue === "number" ? labelsOrValue : value;
+    const e = labels === undefined ? this.unlabeled : this.pending.get(labels);
+    if (e === undefined || typeof v !== "number") {
+      if (labels === undefined) this.prom.set(v as number);
+      else this.prom.set(labels, v as number);
+      if (labels === undefined) {
+        if (this.labelNames.length === 0) this.unlabeled = { labels: undefined, value: 0, seq: 0 };
+      } else if (Object.keys(labels).length === this.labelNames.length)
+        this.pending.set(labels, { labels: { ...labels }, value: 0, seq: 0 });
+      return;
+    }
+    if (e.seq === 0) this.dirty++;
+    e.value = v;
+    e.seq = ++this.seq;
+  }
+
+  inc(labelsOrValue?: LabelValues<string> | number, value?: number): void {
+    this.flush();
+    if (labelsOrValue === undefined || typeof labelsOrValue === "number") this.prom.inc(labelsOrValue ?? 1);
+    else this.prom.inc(labelsOrValue, value ?? 1);
+  }
+
+  dec(labelsOrValue?: LabelValues<string> | number, value?: number): void {
+    this.flush();
+    if (labelsOrValue === undefined || typeof labelsOrValue === "number") this.prom.dec(labelsOrValue ?? 1);
+    else this.prom.dec(labelsOrValue, value ?? 1);
+  }
+
+  flush(): void {
+    if (this.dirty === 0) return;
+    const all =
+      this.unlabeled === undefined ? [...this.pending.values()] : [this.unlabeled, ...this.pending.values()];
+    const due = all.filter((e) => e.seq > 0).sort((a, b) => a.seq - b.seq);
+    for (const e of due) this.land(e);
+    this.seq = 0;
+  }
+
+  private land(e: GaugeEntry | undefined): void {
+    if (e === undefined || e.seq === 0) return;
+    if (e.labels === undefined) this.prom.set(e.value);
+    else this.prom.set(e.labels, e.value);
+    e.seq = 0;
+    this.dirty--;
+  }
+}
+
+interface GaugeEntry {
+  labels: LabelValues<string> | undefined;
+  value: number;
+  /** Order of the last pending set (0: nothing pending). */
+  seq: number;
 }
 
 /**

@@ -17,13 +17,22 @@ export interface FollowerModules {
 }
 
 const BATCH = 32;
+/** While following: one fetch round per POLL_MS. */
 const POLL_MS = 100;
+/**
+ * While not following (every validator in the set, nearly always): whether to follow is checked
+ * this often. A timer every 100 ms with nothing to do cost an idle validator ~2 ms of CPU per second
+ * (issue 14, bench/results/l18-notes.md); an epoch change that makes the node a follower calls
+ * wake() and starts it at once, so only the `lagging` case waits up to this long.
+ */
+const IDLE_CHECK_MS = 1_000;
 
 export class Follower {
   private readonly clients: ParabftClient[];
   private next = 0;
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
+  private stopped = true;
   private failures = 0;
 
   constructor(private readonly mod: FollowerModules) {
@@ -32,14 +41,37 @@ export class Follower {
 
   start(): void {
     if (this.clients.length === 0) return;
-    this.timer = setInterval(() => void this.poll(), POLL_MS);
-    this.timer.unref();
+    this.stopped = false;
+    this.schedule(POLL_MS);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     for (const c of this.clients) c.close();
+  }
+
+  /** Checks now whether to follow (the node just left the set): no wait for the idle check. */
+  wake(): void {
+    if (this.stopped || this.clients.length === 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.check();
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => this.check(), ms);
+    this.timer.unref();
+  }
+
+  /** One turn: a fetch round every POLL_MS while following, else the next check in IDLE_CHECK_MS. */
+  private check(): void {
+    this.timer = null;
+    if (this.stopped) return;
+    const following = this.mod.following();
+    this.schedule(following ? POLL_MS : IDLE_CHECK_MS);
+    if (following) void this.poll();
   }
 
   private async poll(): Promise<void> {

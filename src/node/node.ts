@@ -687,6 +687,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       },
       change.self === null ? "epoch changed: following (not in the set)" : "epoch changed: validating",
     );
+    if (change.self === null) this.follower?.wake();
   }
 
   /** The last block of epoch e executed: the set of e+2 it elected joins the live sets. */

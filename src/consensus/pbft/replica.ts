@@ -20,6 +20,7 @@ import type {
   Action,
   CheckedMessage,
   Event,
+  OutMessage,
   StepResult,
   ValidatorIndex,
   Verdict,
@@ -29,6 +30,9 @@ import type {
 export type { ReplicaSnapshot } from "./base.js";
 
 export class Replica extends Amnesia {
+  /** The last status sealed on a tick and the report it carries (onTick reuses it while unchanged). */
+  private lastStatus: { key: string; msg: OutMessage } | null = null;
+
   /** ConsensusCore.voteNeeded (rules at VoteLog.voteNeededHere); a vote of another epoch is verified. */
   voteNeeded(q: VoteQuery): boolean {
     return q.epoch !== this.epochNo || this.voteNeededHere(q);
@@ -178,18 +182,24 @@ export class Replica extends Amnesia {
   }
 
   protected onTick(): void {
-    this.broadcast(
-      this.seal({
+    const missingNewView = this.active && this._view > 0n && this.newViewBytes === null;
+    // An unchanged report seals to the very same bytes (deterministic encoding, deterministic
+    // Ed25519): the last sealed status is broadcast again instead of encoded and signed again.
+    const key = `${this._committed}:${this._view}:${this._stable}:${this._executed}:${missingNewView}`;
+    if (this.lastStatus?.key !== key) {
+      const msg = this.seal({
         case: "status",
         value: create(StatusReportSchema, {
           committedHeight: this._committed,
           view: this._view,
           stableCheckpoint: this._stable,
           executedHeight: this._executed,
-          missingNewView: this.active && this._view > 0n && this.newViewBytes === null,
+          missingNewView,
         }),
-      }),
-    );
+      });
+      this.lastStatus = { key, msg };
+    }
+    this.broadcast(this.lastStatus.msg);
     // Still waiting for a NEW-VIEW: repeat our VIEW-CHANGE; replicas already in the view answer with
     // the NEW-VIEW they accepted.
     this.ticks++;

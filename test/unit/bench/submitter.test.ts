@@ -1,6 +1,7 @@
 // The bench client's submit path (bench/cluster/submitter.ts) and signing threads
 // (bench/cluster/signPool.ts): batches carry each transaction's own answer back to it, a batch
-// goes when full or after its delay, and the threads sign what the node would accept.
+// goes when full, at once when no call is in flight, else after its delay or the call's answer,
+// and the threads sign what the node would accept.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Connection } from "../../../bench/cluster/load.js";
@@ -71,6 +72,42 @@ describe("bench submitter", () => {
     const out = await settle([s.submit(tx(0, 1), 0), s.submit(tx(0, 2), 1)]);
     assert.deepEqual(out, ["ok", "ok"]);
     assert.deepEqual(calls.batches, [2]);
+  });
+
+  it("sends at once when no call is in flight, and gathers only while one is", async () => {
+    // A delay no test would sit out: every send below must come from the in-flight rule.
+    const batches: number[] = [];
+    const gates: (() => void)[] = [];
+    const client = {
+      submitTxs: (txs: SignedTx[]) => {
+        batches.push(txs.length);
+        return new Promise<TxSubmitOutcome[]>((resolve) =>
+          gates.push(() => resolve(txs.map((t) => ({ ok: true, txHash: txHash(t) })))),
+        );
+      },
+    } as unknown as ParabftClient;
+    const s = new Submitter([new Connection(client)], 64, 600_000);
+    const turn = () => new Promise<void>((r) => setImmediate(r));
+    const first = s.submit(tx(0, 1), 0);
+    const sameTurn = s.submit(tx(0, 2), 0);
+    await turn();
+    assert.deepEqual(batches, [2], "idle: the submits of one turn left together, without the delay");
+    const p = [3, 4, 5].map((k) => s.submit(tx(0, k), k));
+    await turn();
+    assert.deepEqual(batches, [2], "a call in flight: the next ones gather");
+    assert.equal(s.waiting, 3);
+    gates.shift()!();
+    await Promise.all([first, sameTurn]);
+    await turn();
+    assert.deepEqual(batches, [2, 3], "the answer released the gathered batch");
+    gates.shift()!();
+    assert.deepEqual(await settle(p), ["ok", "ok", "ok"]);
+    const last = s.submit(tx(0, 6), 0);
+    await turn();
+    assert.deepEqual(batches, [2, 3, 1], "idle again: sent at once");
+    gates.shift()!();
+    await last;
+    assert.equal(s.waiting, 0);
   });
 
   it("rejects every transaction of a call that failed as a whole", async () => {

@@ -1,10 +1,12 @@
 // The metrics registry and the /metrics endpoint.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Histogram as PromHistogram, Registry } from "prom-client";
+import { Gauge as PromGauge, Histogram as PromHistogram, Registry } from "prom-client";
 import type { Counter, Gauge, Histogram, MetricsFactory } from "../../../src/metrics/index.js";
 import { MetricsError, MetricsRegistry, MetricsServer, noopMetrics } from "../../../src/metrics/index.js";
 import { LATENCY_BUCKETS_SECONDS } from "../../../src/metrics/registry.js";
+
+type LabelValuesLike = Record<string, string | number>;
 
 // The pattern components follow: a small interface and a constructor over any factory.
 interface StageMetrics {
@@ -154,6 +156,53 @@ describe("metrics", () => {
     assert.match(await ours.metrics(), /parabft_lat_seconds_count\{kind="timer"\} 1/);
     assert.throws(() => h.observe({ nope: "x" } as never, 1));
     assert.throws(() => h.observe({ kind: "commit" }, Number.NaN));
+  });
+
+  it("gauges keep the last value and land before every read: the exposition equals prom-client's own", async () => {
+    const ours = new MetricsRegistry();
+    const raw = new Registry();
+    const g = ours.gauge<"timer" | "kind">({
+      name: "armed_seconds",
+      help: "x",
+      labelNames: ["timer", "kind"],
+    });
+    const ref = new PromGauge({
+      name: "parabft_armed_seconds",
+      help: "x",
+      labelNames: ["timer", "kind"],
+      registers: [raw],
+    });
+    const u = ours.gauge({ name: "height", help: "y" });
+    const refU = new PromGauge({ name: "parabft_height", help: "y", registers: [raw] });
+    // Sets, incs and decs in one order on both; the same series named by 1 and by "1".
+    const steps: [string, LabelValuesLike | undefined, number][] = [];
+    for (let i = 0; i < 200; i++) {
+      const labels = { timer: ["request", "view_change"][i % 2]!, kind: i % 3 === 0 ? 1 : "1" };
+      steps.push([i % 7 === 3 ? "inc" : i % 11 === 5 ? "dec" : "set", labels, i * 0.5 - 17]);
+      steps.push([i % 5 === 0 ? "inc" : "set", undefined, i]);
+    }
+    const apply = (
+      gauge: typeof g | PromGauge<"timer" | "kind">,
+      plain: typeof u | PromGauge,
+      [op, l, v]: (typeof steps)[0],
+    ) => {
+      const target = l === undefined ? plain : gauge;
+      const call = (target as unknown as Record<string, (...a: unknown[]) => void>)[op]!.bind(target);
+      if (l === undefined) call(v);
+      else call(l, v);
+    };
+    for (let k = 0; k < steps.length; k++) {
+      apply(g, u, steps[k]!);
+      apply(ref, refU, steps[k]!);
+      // Read in the middle too: landed values stay, later sets replace them.
+      if (k % 97 === 0) assert.equal(await ours.metrics(), await raw.metrics());
+    }
+    assert.equal(await ours.metrics(), await raw.metrics());
+    assert.match(await ours.metrics(), /parabft_height 199/);
+    assert.throws(() => g.set({ nope: "x" } as never, 1));
+    assert.throws(() => u.set("x" as never));
+    // A known label set with a bad value still throws at once.
+    assert.throws(() => g.set({ timer: "request", kind: 1 }, "x" as never));
   });
 
   it("keeps two registries apart (two nodes in one process)", async () => {
