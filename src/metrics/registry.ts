@@ -83,16 +83,7 @@ export class MetricsRegistry implements MetricsFactory {
     }
     return this.getOrCreate("counter", opts, (name, labelNames) => {
       const buffered = new BufferedCounter(labelNames);
-      buffered.prom = new PromCounter({
-        name,
-        help: opts.help,
-        labelNames,
-        registers: [this.registry],
-        // prom-client calls this before every read (metrics(), get()): the buffer lands first.
-        collect() {
-          buffered.flush();
-        },
-      });
+      buffered.prom = new PromCounter(this.promOpts(name, opts.help, labelNames, buffered));
       return buffered;
     }) as Counter<L>;
   }
@@ -100,16 +91,7 @@ export class MetricsRegistry implements MetricsFactory {
   gauge<L extends string = never>(opts: MetricOpts<L>): Gauge<L> {
     return this.getOrCreate("gauge", opts, (name, labelNames) => {
       const buffered = new BufferedGauge(labelNames);
-      buffered.prom = new PromGauge({
-        name,
-        help: opts.help,
-        labelNames,
-        registers: [this.registry],
-        // Called before every read: the last value set lands first.
-        collect() {
-          buffered.flush();
-        },
-      });
+      buffered.prom = new PromGauge(this.promOpts(name, opts.help, labelNames, buffered));
       return buffered;
     }) as Gauge<L>;
   }
@@ -118,19 +100,31 @@ export class MetricsRegistry implements MetricsFactory {
     return this.getOrCreate("histogram", opts, (name, labelNames) => {
       const buckets = [...(opts.buckets ?? LATENCY_BUCKETS_SECONDS)].sort((a, b) => a - b);
       const buffered = new BufferedHistogram(labelNames, buckets);
-      buffered.prom = new PromHistogram({
-        name,
-        help: opts.help,
-        labelNames,
-        buckets,
-        registers: [this.registry],
-        // Called before every read: the buffered counts land first.
-        collect() {
-          buffered.flush();
-        },
-      });
+      buffered.prom = new PromHistogram({ ...this.promOpts(name, opts.help, labelNames, buffered), buckets });
       return buffered;
     }) as Histogram<L>;
+  }
+
+  /**
+   * prom-client options for a buffered metric: registered here, and its buffer flushed by the
+   * `collect` hook prom-client calls before every read (metrics(), get()), so what was buffered
+   * (counts, the last gauge value, observations) lands first.
+   */
+  private promOpts<L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    buffered: { flush(): void },
+  ) {
+    return {
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        buffered.flush();
+      },
+    };
   }
 
   // A component constructed twice against one registry (a restart inside a test) gets the same
