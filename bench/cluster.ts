@@ -30,6 +30,7 @@ import {
   type Sender,
 } from "./cluster/load.js";
 import { runOverload } from "./cluster/overload.js";
+import { type ScheduleOutcome, StepSchedule, type StepSchedulePlan } from "./cluster/probe.js";
 import { chartReport, formatReport } from "./cluster/report.js";
 import { SignPool } from "./cluster/signPool.js";
 import { round3 } from "./cluster/stages.js";
@@ -96,74 +97,50 @@ function isSaturated(run: RunReport, baseline: RunReport | null): string | null 
   return null;
 }
 
-interface SweepPlan {
-  rate: number;
-  factor: number;
-  maxSteps: number;
+interface SweepPlan extends StepSchedulePlan {
   durationS: number;
   /** Judge steps by errors and throughput only (no latency criterion). */
   throughputOnly: boolean;
-  /** When the first step saturates, divide the rate by `factor` until a step keeps up. */
-  stepDown?: boolean;
-  /** After stepping down to a step that keeps up, climb by `factor` again until a step fails. */
-  stepUpAgain?: boolean;
   label: string;
 }
 
-/** Open-loop steps of rising rate until one saturates; the runs and the saturation point. */
+/** Open-loop steps on `StepSchedule`'s rates until it stops; the runs and the saturation point. */
 async function sweep(
   ctx: RunContext,
   plan: SweepPlan,
   say: (m: string) => void,
-): Promise<{ runs: RunReport[]; saturation: NonNullable<ClusterBenchReport["saturation"]> | null }> {
+): Promise<{
+  runs: RunReport[];
+  saturation: NonNullable<ClusterBenchReport["saturation"]> | null;
+  outcome: ScheduleOutcome;
+}> {
   const runs: RunReport[] = [];
-  let rate = plan.rate;
-  let lastGood: RunReport | null = null;
-  let above: { rate: number; why: string } | null = null;
-  for (let step = 0; step < plan.maxSteps && !ctx.signal?.aborted; step++) {
+  const schedule = new StepSchedule(plan);
+  for (let rate = schedule.next(); rate !== null && !ctx.signal?.aborted; rate = schedule.next()) {
     const run = await measured(ctx, () =>
-      runOnce(ctx, rate, plan.durationS, `${plan.label} ${step + 1}: ${rate} tx/s`),
+      runOnce(ctx, rate!, plan.durationS, `${plan.label} ${runs.length + 1}: ${rate} tx/s`),
     );
     runs.push(run);
     const why = isSaturated(run, plan.throughputOnly ? null : runs[0]!);
     say(
       `  offered ${rate} tx/s: achieved ${run.achievedTps} tx/s, finality p50 ${run.finalityMs.p50} ms p99 ${run.finalityMs.p99} ms${why ? ` — saturated (${why})` : ""}`,
     );
-    if (why && plan.stepDown && lastGood === null && rate > 1) {
-      // Started above saturation: step down until a step keeps up.
-      above = { rate, why };
-      rate = Math.max(1, Math.round(rate / plan.factor));
-      continue;
-    }
-    if (!why && above !== null && !plan.stepUpAgain) {
-      return {
-        runs,
-        saturation: saturationAt(run, `the step above (${above.rate} tx/s) saturated: ${above.why}`),
-      };
-    }
-    // Stepped down to a rate that keeps up: the first step may have failed only because the
-    // cluster was still cold (JIT, first view: s16-notes), so climb again from here and stop at
-    // the first step that fails after one kept up.
-    if (!why) above = null;
-    if (why) {
-      const saturation = lastGood
-        ? saturationAt(lastGood, `next step (${rate} tx/s) saturated: ${why}`)
-        : {
-            offeredRate: null,
-            achievedTps: null,
-            finalityP99Ms: null,
-            reason: `below the first step (${rate} tx/s): ${why}`,
-          };
-      return { runs, saturation };
-    }
-    lastGood = run;
-    rate = Math.round(rate * plan.factor);
+    schedule.record(why);
   }
-  if (!lastGood) return { runs, saturation: null };
-  return {
-    runs,
-    saturation: saturationAt(lastGood, "not reached: the highest step still kept up (raise --sweep-steps)"),
-  };
+  const outcome = schedule.outcome();
+  // The last step at the highest rate that kept up (a stalled rate's retry is the one that did).
+  let good: RunReport | undefined;
+  for (const r of runs) if (r.offeredRate === outcome.lastGood) good = r;
+  const saturation: NonNullable<ClusterBenchReport["saturation"]> | null =
+    good !== undefined
+      ? {
+          ...saturationAt(good, outcome.reason),
+          ...(outcome.stalls.length ? { stalls: outcome.stalls } : {}),
+        }
+      : runs.length > 0
+        ? { offeredRate: null, achievedTps: null, finalityP99Ms: null, reason: outcome.reason }
+        : null;
+  return { runs, saturation, outcome };
 }
 
 /** The saturation point a sweep reports: the step `run` that kept up, and why it stopped there. */
@@ -190,6 +167,9 @@ const FINALITY_METHOD =
   "SubmitTx ack + StreamBlocks watcher; latency from each tx's scheduled send time to its block's arrival on the stream";
 
 const WARMUP_S = 5;
+/** The overload probe's climb, and its finer climb after the first counted failure. */
+const PROBE_FACTOR = 1.5;
+const PROBE_REFINE = 1.15;
 const OVERLOAD_CLIENT =
   "each send signs with the next sender that awaits no answer; a refusal is counted, never retried, and the sender's next payment takes its nonce";
 
@@ -207,6 +187,7 @@ async function measureOverload(
 ): Promise<OverloadSummary> {
   let saturationTps: number;
   let saturationMethod: string;
+  let probeOutcome: ScheduleOutcome | null = null;
   if (o.saturationTps !== undefined) {
     saturationTps = o.saturationTps;
     saturationMethod = "given (--saturation), not measured in this run";
@@ -216,22 +197,27 @@ async function measureOverload(
     say(`overload: warming up (${opts.rate} tx/s for ${WARMUP_S} s, not judged) ...`);
     runs.push(await measured(ctx, () => runOnce(ctx, opts.rate, WARMUP_S, "warm-up")));
     runs.at(-1)!.warmup = true;
-    say(`overload: probing saturation (open loop from ${opts.rate} tx/s, ×1.25 per ${o.probeS} s step) ...`);
+    say(
+      `overload: probing saturation (open loop from ${opts.rate} tx/s, ×${PROBE_FACTOR} per ${o.probeS} s step, a failed step run twice, then ×${PROBE_REFINE}) ...`,
+    );
     const probe = await sweep(
       ctx,
       {
         rate: opts.rate,
-        factor: 1.25,
-        maxSteps: opts.sweepMaxSteps ?? 8,
+        factor: PROBE_FACTOR,
+        maxSteps: opts.sweepMaxSteps ?? 16,
         durationS: o.probeS,
         throughputOnly: true,
         stepDown: true,
         stepUpAgain: true,
+        confirm: true,
+        refineFactor: PROBE_REFINE,
         label: "probe",
       },
       say,
     );
     runs.push(...probe.runs);
+    probeOutcome = probe.outcome;
     // The reference is the highest rate a step sustained from its first commit to its last (a
     // step past saturation drains at capacity): neither the ramp at its start nor the drain
     // after it dilutes it. The overload run's achieved rate (commits during its load window)
@@ -241,13 +227,13 @@ async function measureOverload(
       0,
       ...probe.runs.map((r) => Math.min(r.offeredRate, r.sustainedTps ?? r.achievedTps)),
     );
-    saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe sweep from ${opts.rate} tx/s ×1.25 per ${o.probeS} s step (÷1.25 while the first steps do not keep up, then ×1.25 again; refusals retried), stopped at the first step after one that kept up with >1% errors or < 90% of offered sustained; saturation = the highest sustained rate (first to last commit, at most the step's offered rate) of any step`;
+    saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe from ${opts.rate} tx/s ×${PROBE_FACTOR} per ${o.probeS} s step (÷${PROBE_FACTOR} while the first steps do not keep up; refusals retried); a step with >1% errors or < 90% of offered sustained is run once more and counts only if it fails again; after a counted failure the climb resumes from the last step that kept up at ×${PROBE_REFINE} until a step fails twice; saturation = the highest sustained rate (first to last commit, at most the step's offered rate) of any step`;
   }
   const rate = Math.max(1, Math.round(o.factor * saturationTps));
   say(`overload: ${rate} tx/s offered (${o.factor}× ${saturationTps} tx/s) for ${opts.durationS} s ...`);
   const run = await measured(ctx, () => runOverload(ctx, rate, opts.durationS, `overload ${rate} tx/s`));
   runs.push(run);
-  return overloadSummary(run, saturationTps, saturationMethod, o.factor);
+  return overloadSummary(run, saturationTps, saturationMethod, o.factor, probeOutcome);
 }
 
 export function overloadSummary(
@@ -255,6 +241,7 @@ export function overloadSummary(
   saturationTps: number,
   saturationMethod: string,
   factor: number,
+  probe: ScheduleOutcome | null = null,
 ): OverloadSummary {
   // Judged on the validators' own commit counters over the load window: the one-thread bench
   // client, on the same cores, can fall behind the block stream (o15-notes p4). Its figure stays beside.
@@ -271,6 +258,17 @@ export function overloadSummary(
   return {
     saturationMethod,
     saturationTps,
+    ...(probe !== null
+      ? {
+          probe: {
+            found: probe.ceiling !== null,
+            lastKeptUpRate: probe.lastGood,
+            failedTwiceRate: probe.ceiling,
+            stalledOnceRates: probe.stalls,
+            stoppedBecause: probe.reason,
+          },
+        }
+      : {}),
     factor,
     offeredRate: run.offeredRate,
     durationS: run.durationS,
@@ -297,7 +295,7 @@ export function overloadSummary(
       {
         name: "achieved ≥ 90% of saturation",
         pass: ratio >= 0.9,
-        detail: `${achievedTps} / ${saturationTps} tx/s = ${(100 * ratio).toFixed(1)}% (${achievedFrom === "validators" ? "validators' commit counters" : "the client's block stream"})`,
+        detail: `${achievedTps} / ${saturationTps} tx/s = ${(100 * ratio).toFixed(1)}% (${achievedFrom === "validators" ? "validators' commit counters" : "the client's block stream"})${probe !== null && probe.ceiling === null ? "; the probe found no rate that failed, so saturation is at least this" : ""}`,
       },
       {
         name: "no view change",

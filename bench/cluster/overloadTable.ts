@@ -91,7 +91,8 @@ export function overloadRow(file: string): Row | null {
     cells: [
       path.basename(file, ".json"),
       loadOf(file),
-      o.saturationTps,
+      // "≥": the probe never saw a rate fail twice, so the cluster's saturation is at least this.
+      o.probe === undefined ? `${o.saturationTps} (given)` : `${o.probe.found ? "" : "≥ "}${o.saturationTps}`,
       o.offeredRate,
       v?.tps ?? "-",
       v !== null ? o.ratioToSaturation : "-",

@@ -20,6 +20,11 @@ export function formatOverload(o: OverloadSummary): string {
   return [
     `overload: ${o.offeredRate} tx/s offered (${o.factor}× saturation ${o.saturationTps} tx/s) for ${o.durationS} s`,
     `  saturation: ${o.saturationMethod}`,
+    ...(o.probe
+      ? [
+          `  probe: ${o.probe.found ? "found" : "no rate failed twice, so saturation is a lower bound"} (${o.probe.stoppedBecause}${o.probe.stalledOnceRates.length ? `; stalled once and kept up when run again: ${o.probe.stalledOnceRates.join(", ")} tx/s` : ""})`,
+        ]
+      : []),
     o.validators
       ? `  validators committed ${o.validators.tps} tx/s over the ${o.validators.windowS} s load window (median validator; per validator ${o.validators.committedTxs.map((x) => x ?? "-").join(" / ")} txs, ${o.validators.heights} heights, ${o.validators.viewChanges} view changes; event-loop delay p99 ${(o.validators.loopDelayP99Ms ?? []).map((x) => x ?? "-").join(" / ")} ms, max ${(o.validators.loopDelayMaxMs ?? []).map((x) => x ?? "-").join(" / ")} ms) = ${(100 * o.ratioToSaturation).toFixed(1)}% of saturation`
       : "  validators' counters: no metrics",

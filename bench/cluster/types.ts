@@ -292,6 +292,8 @@ export interface ClusterBenchReport {
     achievedTps: number | null;
     finalityP99Ms: number | null;
     reason: string;
+    /** Rates that failed once and kept up when run again (the overload probe's retries). */
+    stalls?: number[];
   } | null;
   /** The overload measurement (--overload), when it ran. */
   overload?: OverloadSummary;
@@ -305,6 +307,14 @@ export interface OverloadSummary {
   saturationMethod: string;
   /** The reference: highest commit throughput of the probe steps (or the given figure), tx/s. */
   saturationTps: number;
+  /** How the probe ended (absent with --saturation): without a rate that failed twice, saturation is a lower bound. */
+  probe?: {
+    found: boolean;
+    lastKeptUpRate: number | null;
+    failedTwiceRate: number | null;
+    stalledOnceRates: number[];
+    stoppedBecause: string;
+  };
   factor: number;
   offeredRate: number;
   durationS: number;

@@ -30,11 +30,12 @@ Options:
   --warmup S         closed loop: unrecorded warm-up seconds before --duration (default 1)
   --sweep            raise the rate stepwise (×1.5) until latency or errors climb; reports the
                      saturation point and the latency-throughput curve
-  --sweep-steps N    at most N sweep steps (default 8; the overload probe's: 12)
+  --sweep-steps N    at most N sweep steps (default 8; the overload probe's: 16)
   --overload         issue 14's overload goal: measure saturation first (an open-loop probe
-                     sweep from --rate, ×1.25 per --probe seconds, ÷1.25 while the first
-                     steps do not keep up, then ×1.25 again until one fails, judged by
-                     errors and throughput), then offer
+                     sweep from --rate, ×1.5 per --probe seconds, ÷1.5 while the first
+                     steps do not keep up, then ×1.5 again until one fails twice, then
+                     ×1.15 from the last step that kept up; judged by errors and
+                     throughput), then offer
                      --factor × it for --duration seconds; refusals are
                      counted by status and never retried (the sender's next payment takes the
                      nonce); reports achieved/saturation, view changes, refusals, finality of
@@ -163,7 +164,7 @@ export const benchClusterCommand: CliCommand = {
       ...(closedLoop !== undefined
         ? { closedLoop, warmupS: intFlag("warmup", values.warmup, 1, 0, 600) }
         : {}),
-      sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], overload ? 12 : 8, 1, 50),
+      sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], overload ? 16 : 8, 1, 50),
       // Overload: a sender waits for each answer before its next nonce, so more of them.
       senders: intFlag("senders", values.senders, Math.max(overload ? 1024 : 64, closedLoop ?? 0), 1, 10_000),
       ...(values["submit-batch"] !== undefined
