@@ -542,8 +542,34 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
  * collector once, after the block's last transaction (creditFees): every transaction writing the
  * collector's account would put all of them in one lane.
  */
+/**
+ * A block's (or a bin's) fees so far: `total` plus `small`. The transfer hot path adds its fee
+ * to `small`, a double kept exact (≤ 2^53 − 1; a sum that would pass it moves `small` into
+ * `total` first), so a transfer allocates no BigInt for its fee (round 11). Read with feeSum.
+ */
 export interface FeeTotal {
   total: bigint;
+  small: number;
+}
+
+/** A fresh FeeTotal (nothing charged). */
+export function newFeeTotal(): FeeTotal {
+  return { total: 0n, small: 0 };
+}
+
+/** The fees a FeeTotal holds. */
+export function feeSum(f: FeeTotal): bigint {
+  return f.small === 0 ? f.total : f.total + BigInt(f.small);
+}
+
+/** Adds a safe-integer fee (> 0) to `f` without a BigInt while the double sum stays exact. */
+function addSmallFee(f: FeeTotal, fee: number): void {
+  const s = f.small + fee;
+  if (s <= MAX_SAFE) f.small = s;
+  else {
+    f.total += BigInt(f.small);
+    f.small = fee;
+  }
 }
 
 /** keyStr(accountKey(FEE_COLLECTOR_ADDRESS)). */
@@ -698,7 +724,7 @@ function transferSmall(
   // values the hot path allocated are rewritten in place (codec.StateValue).
   view.set(tx.senderKey, consumedSmallInto(sv, nonce + 1, balance - fee - amount, tx.hash));
   view.set(toKey, accountSmallInto(dv, destNonce, destBalance + amount));
-  if (fee > 0) fees.total += BigInt(fee);
+  if (fee > 0) addSmallFee(fees, fee);
   // amountText is canonical here, so it is BigInt(amountText).toString().
   return new TransferOk(tx.keys, tx.sender, to, amountText);
 }
