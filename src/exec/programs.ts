@@ -255,9 +255,11 @@ function transferEventsOf(fromHex: string, to: Uint8Array, amount: string): Outc
  * Reads as the plain outcome { status: OK, gasUsed, error: "", events } of the generic path.
  */
 export class TransferOk implements TxOutcome {
-  readonly status: TxStatus = TxStatus.OK;
-  readonly gasUsed: number = TRANSFER_GAS;
-  readonly error: string = "";
+  // status, gasUsed and error are the same for every instance: prototype properties (below), so
+  // each outcome is 3 fields smaller (round 11: a block's 10k outcomes wait for persist).
+  declare readonly status: TxStatus;
+  declare readonly gasUsed: number;
+  declare readonly error: string;
   private built: OutcomeEvent[] | undefined = undefined;
   constructor(
     private readonly keys: SenderKeys | undefined,
@@ -283,6 +285,14 @@ export class TransferOk implements TxOutcome {
   toJSON(): TxOutcome {
     return { status: this.status, gasUsed: this.gasUsed, error: this.error, events: this.events };
   }
+}
+
+for (const [name, value] of [
+  ["status", TxStatus.OK],
+  ["gasUsed", GAS.base + GAS.transfer],
+  ["error", ""],
+] as const) {
+  Object.defineProperty(TransferOk.prototype, name, { value, enumerable: true });
 }
 
 function senderHex(tx: DecodedTx): string {

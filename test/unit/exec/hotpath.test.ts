@@ -37,7 +37,12 @@ import {
   TxBodySchema,
   TxStatus,
 } from "../../../src/gen/parabft/v1/types_pb.js";
-import { encodeBlockReceipts, encodeReceipts, encodeWriteSetLog } from "../../../src/storage/execLog.js";
+import {
+  encodeBlockReceipts,
+  encodeReceipts,
+  encodeWriteSetLog,
+  type ReceiptsScratch,
+} from "../../../src/storage/execLog.js";
 import { accountKey } from "../../../src/types/stateKeys.js";
 
 const accts = makeAccounts(4, 13);
@@ -397,6 +402,7 @@ describe("receipts encoded straight from the outcomes", () => {
       }
       blocks.push({ height: h, timestampMs: h, txs, txHashes: txs.map((t) => hashBody(t.body)) });
     }
+    const scratch: ReceiptsScratch = { buf: Buffer.allocUnsafeSlow(1) };
     for (const mode of ["never", "always"] as const) {
       const ex = new ParallelExecutor(initFromResult(genesis), { workers: 2, mode });
       const ref = new ReferenceExecutor(initFromResult(genesis));
@@ -410,6 +416,16 @@ describe("receipts encoded straight from the outcomes", () => {
           const fromOutcomes = encodeBlockReceipts(src);
           assert.ok(fromOutcomes.equals(encodeReceipts(r.receipts)), `${mode}: height ${b.height}`);
           assert.ok(fromOutcomes.equals(encodeReceipts(p.receipts)));
+          // ChainDb's way: one scratch buffer reused by every block (the first, a 1-byte one, too
+          // small), then a shorter value in the same buffer, whose stale tail must not leak in.
+          const viaScratch = encodeBlockReceipts(src, scratch);
+          assert.ok(viaScratch.equals(fromOutcomes));
+          assert.equal(viaScratch.buffer, scratch.buf!.buffer, "the value is a view of the scratch");
+          const kept = scratch.buf;
+          const short = { ...src, hashes: src.hashes.slice(0, 3), outcomes: src.outcomes.slice(0, 3) };
+          const shortValue = encodeBlockReceipts(short, scratch);
+          assert.equal(scratch.buf, kept, "a value that fits reuses the scratch");
+          assert.ok(shortValue.equals(encodeBlockReceipts(short)));
           for (const x of r.receipts) {
             statuses.add(TxStatus[x.status]);
             for (const e of x.events) statuses.add(e.kind);
