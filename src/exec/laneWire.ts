@@ -7,7 +7,9 @@ import {
   applyTxFast,
   decodeTx,
   type FeeTotal,
+  feeSum,
   MALFORMED_OUTCOME,
+  newFeeTotal,
   type OutcomeEvent,
   type TxOutcome,
 } from "./programs.js";
@@ -75,7 +77,7 @@ export function runJob(job: ArrayBuffer): ArrayBuffer {
   };
   const out = new ByteWriter(64 + n * 64);
   out.u32(n);
-  const fees: FeeTotal = { total: 0n };
+  const fees: FeeTotal = newFeeTotal();
   for (const t of txs) {
     const tx = decodeTx(t.body, t.hash);
     writeOutcome(out, t.index, tx === null ? MALFORMED_OUTCOME : applyTxFast(view, tx, fees));
@@ -86,7 +88,7 @@ export function runJob(job: ArrayBuffer): ArrayBuffer {
     out.optBytes(v);
   }
   // The bin's fees: credited to the collector once, by the main thread, after the whole block.
-  out.str(fees.total.toString());
+  out.str(feeSum(fees).toString());
   return out.finish();
 }
 

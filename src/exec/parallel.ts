@@ -3,6 +3,7 @@
 // in a StateCache in front of the store.
 
 import { type EpochHook, runEpochHook } from "../staking/hook.js";
+import { PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { StateCache, type StateSource } from "./cache.js";
@@ -15,13 +16,22 @@ import {
   decodeTx,
   FEE_COLLECTOR_KEY,
   type FeeTotal,
+  feeSum,
   MALFORMED_OUTCOME,
+  newFeeTotal,
   type TxOutcome,
   touchedKeys,
 } from "./programs.js";
 import { hashBody, initEntries, outOfOrder } from "./reference.js";
 import { buildResultFromKeys, buildResultFromStage, WriteStage } from "./result.js";
-import { type CostModel, DEFAULT_COST_MODEL, type Plan, plan } from "./schedule.js";
+import {
+  type CostModel,
+  DEFAULT_COST_MODEL,
+  inlineByPrecheck,
+  type Plan,
+  plan,
+  txCostUs,
+} from "./schedule.js";
 import type {
   ExecutableBlock,
   ExecutionResult,
@@ -258,15 +268,20 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   private async run(p: PreparedBlock): Promise<ExecutionResult> {
     if (this.closed) throw new ParabftError("EXEC_STOPPED", {}, "executor closed");
     const { block } = p;
-    if (p.decoded === null || p.hashes === null) Object.assign(p, decodeBlock(block));
-    const decoded = p.decoded!;
-    const hashes = p.hashes!;
     if (block.height !== this.height + 1n) throw outOfOrder(this.height + 1n, block.height);
+    // Nothing prepared (no store to prefetch from) and a block the cost model's pre-check runs
+    // inline from its pre-decoded bodies alone: each tx is decoded just before it runs (round 11),
+    // so no block-long array of decoded txs outlives young-generation collections.
+    const fused = p.decoded === null ? this.fusedPlan(block) : null;
+    if (fused === null && (p.decoded === null || p.hashes === null)) Object.assign(p, decodeBlock(block));
+    const decoded = p.decoded;
+    const hashes: Hash[] = p.hashes ?? new Array(block.txs.length);
     // Loaded in prepare; if anything was evicted since, reload (keys still cached cost nothing).
     let loaded = p.loaded;
-    if (p.evictions !== this.cache.evictions) loaded += await this.cache.load(new Set(blockKeys(decoded)));
-    const pl = plan(decoded, this.pool?.size ?? 0, this.mode, this.cost);
-    const outcomes: TxOutcome[] = new Array(decoded.length);
+    if (decoded !== null && p.evictions !== this.cache.evictions)
+      loaded += await this.cache.load(new Set(blockKeys(decoded)));
+    const pl = fused ?? plan(decoded!, this.pool?.size ?? 0, this.mode, this.cost);
+    const outcomes: TxOutcome[] = new Array(block.txs.length);
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     let written: string[];
@@ -283,7 +298,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       // Each write staged as a log entry when made (round 6): the result reads one buffer.
       const stage = this.stage;
       stage.reset();
-      written = this.runInline(decoded, outcomes, stage);
+      written = this.runInline(decoded, block, hashes, outcomes, stage);
       const cache = this.cache;
       value = stage.ok ? stage : (k) => cache.peek(k) ?? null;
     }
@@ -335,7 +350,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       mode: pl.mode,
       lanes: pl.lanes,
       bins: pl.bins.length,
-      txs: decoded.length,
+      txs: block.txs.length,
       loadedFromStore: loaded,
       predictedSequentialUs: pl.sequentialUs,
       predictedParallelUs: pl.parallelUs,
@@ -344,6 +359,31 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       applyCpuMs: (cpu.user + cpu.system) / 1000,
     };
     return result;
+  }
+
+  /**
+   * The plan `plan()` would make for the block, when its pre-check alone sends it inline and every
+   * tx comes pre-decoded (so each tx's cost is known without decoding it here); else null. Mode
+   * auto only: "never" still builds lanes for its stats, "always" ships. Txs decodeTx will
+   * refuse (a sender that is not a public key) are left out of the count, as plan leaves them out.
+   */
+  private fusedPlan(block: ExecutableBlock): Plan | null {
+    if (this.mode !== "auto" || this.hasSource) return null;
+    const pre = block.decoded;
+    const n = block.txs.length;
+    if (pre === undefined || pre.length < n) return null;
+    const m = this.cost;
+    let seq = 0;
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      const d = pre[i];
+      if (d === undefined) return null;
+      if (d.body.sender.length !== PUBLIC_KEY_LENGTH) continue;
+      seq += txCostUs(d, m);
+      count++;
+    }
+    if (!inlineByPrecheck(count, seq, this.pool?.size ?? 0, m)) return null;
+    return { mode: "inline", bins: [], lanes: 0, sequentialUs: seq, parallelUs: Number.POSITIVE_INFINITY };
   }
 
   private cached(k: string): Uint8Array | null {
@@ -371,8 +411,18 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
    * keys written (repeats included; the write set dedupes them). An error here is an executor bug
    * and stops the pipeline.
    */
-  private runInline(decoded: (DecodedTx | null)[], outcomes: TxOutcome[], stage: WriteStage): string[] {
-    const written: string[] = [];
+  private runInline(
+    decoded: (DecodedTx | null)[] | null,
+    block: ExecutableBlock,
+    hashes: Hash[],
+    outcomes: TxOutcome[],
+    stage: WriteStage,
+  ): string[] {
+    // The written keys are kept only where they are read: eviction pins (a source), the epoch
+    // hook's write set, or a write the stage cannot hold (its keys so far are then read back from
+    // the stage). Otherwise a block-long array of 20k key strings would outlive young-generation
+    // collections for nothing (round 11).
+    let written: string[] | null = this.hasSource || this.epochHook !== undefined ? [] : null;
     const cache = this.cache;
     const view = {
       get: (k: string) => {
@@ -381,18 +431,35 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         return v;
       },
       set: (k: string, v: Uint8Array | null) => {
-        written.push(k);
-        stage.add(k, v);
+        if (written !== null) {
+          written.push(k);
+          stage.add(k, v);
+        } else {
+          stage.add(k, v);
+          if (!stage.ok) {
+            written = stage.stagedKeys();
+            written.push(k);
+          }
+        }
         cache.seed(k, v);
       },
     };
-    const fees: FeeTotal = { total: 0n };
-    for (let i = 0; i < decoded.length; i++) {
-      const tx = decoded[i];
+    const fees: FeeTotal = newFeeTotal();
+    const n = block.txs.length;
+    for (let i = 0; i < n; i++) {
+      let tx: DecodedTx | null;
+      if (decoded !== null) tx = decoded[i]!;
+      else {
+        // Fused (see run): decodeBlock's work for this one tx, then the tx.
+        const body = block.txs[i]!.body;
+        const h = block.txHashes?.[i] ?? hashBody(body);
+        hashes[i] = h;
+        tx = decodeTx(body, h, block.decoded?.[i]);
+      }
       outcomes[i] = tx ? applyTxFast(view, tx, fees) : MALFORMED_OUTCOME;
     }
-    creditFees(view, fees.total);
-    return written;
+    creditFees(view, feeSum(fees));
+    return written ?? [];
   }
 
   private async runParallel(

@@ -255,9 +255,11 @@ function transferEventsOf(fromHex: string, to: Uint8Array, amount: string): Outc
  * Reads as the plain outcome { status: OK, gasUsed, error: "", events } of the generic path.
  */
 export class TransferOk implements TxOutcome {
-  readonly status: TxStatus = TxStatus.OK;
-  readonly gasUsed: number = TRANSFER_GAS;
-  readonly error: string = "";
+  // status, gasUsed and error are the same for every instance: prototype properties (below), so
+  // each outcome is 3 fields smaller (round 11: a block's 10k outcomes wait for persist).
+  declare readonly status: TxStatus;
+  declare readonly gasUsed: number;
+  declare readonly error: string;
   private built: OutcomeEvent[] | undefined = undefined;
   constructor(
     private readonly keys: SenderKeys | undefined,
@@ -283,6 +285,14 @@ export class TransferOk implements TxOutcome {
   toJSON(): TxOutcome {
     return { status: this.status, gasUsed: this.gasUsed, error: this.error, events: this.events };
   }
+}
+
+for (const [name, value] of [
+  ["status", TxStatus.OK],
+  ["gasUsed", GAS.base + GAS.transfer],
+  ["error", ""],
+] as const) {
+  Object.defineProperty(TransferOk.prototype, name, { value, enumerable: true });
 }
 
 function senderHex(tx: DecodedTx): string {
@@ -542,8 +552,34 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
  * collector once, after the block's last transaction (creditFees): every transaction writing the
  * collector's account would put all of them in one lane.
  */
+/**
+ * A block's (or a bin's) fees so far: `total` plus `small`. The transfer hot path adds its fee
+ * to `small`, a double kept exact (≤ 2^53 − 1; a sum that would pass it moves `small` into
+ * `total` first), so a transfer allocates no BigInt for its fee (round 11). Read with feeSum.
+ */
 export interface FeeTotal {
   total: bigint;
+  small: number;
+}
+
+/** A fresh FeeTotal (nothing charged). */
+export function newFeeTotal(): FeeTotal {
+  return { total: 0n, small: 0 };
+}
+
+/** The fees a FeeTotal holds. */
+export function feeSum(f: FeeTotal): bigint {
+  return f.small === 0 ? f.total : f.total + BigInt(f.small);
+}
+
+/** Adds a safe-integer fee (> 0) to `f` without a BigInt while the double sum stays exact. */
+function addSmallFee(f: FeeTotal, fee: number): void {
+  const s = f.small + fee;
+  if (s <= MAX_SAFE) f.small = s;
+  else {
+    f.total += BigInt(f.small);
+    f.small = fee;
+  }
 }
 
 /** keyStr(accountKey(FEE_COLLECTOR_ADDRESS)). */
@@ -698,7 +734,7 @@ function transferSmall(
   // values the hot path allocated are rewritten in place (codec.StateValue).
   view.set(tx.senderKey, consumedSmallInto(sv, nonce + 1, balance - fee - amount, tx.hash));
   view.set(toKey, accountSmallInto(dv, destNonce, destBalance + amount));
-  if (fee > 0) fees.total += BigInt(fee);
+  if (fee > 0) addSmallFee(fees, fee);
   // amountText is canonical here, so it is BigInt(amountText).toString().
   return new TransferOk(tx.keys, tx.sender, to, amountText);
 }

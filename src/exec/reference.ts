@@ -6,7 +6,15 @@ import { type EpochHook, runEpochHook } from "../staking/hook.js";
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { keyStr, strKey } from "./codec.js";
-import { applyTx, creditFees, decodeTx, type FeeTotal, MALFORMED_OUTCOME } from "./programs.js";
+import {
+  applyTx,
+  creditFees,
+  decodeTx,
+  type FeeTotal,
+  feeSum,
+  MALFORMED_OUTCOME,
+  newFeeTotal,
+} from "./programs.js";
 import { buildResult, toReceipt } from "./result.js";
 import type { ExecutableBlock, ExecutionResult, Executor, StateReader, StateWrite } from "./types.js";
 
@@ -99,14 +107,14 @@ export class ReferenceExecutor implements Executor, StateReader {
         writes.set(k, v);
       },
     };
-    const fees: FeeTotal = { total: 0n };
+    const fees: FeeTotal = newFeeTotal();
     const receipts = block.txs.map((signed, i) => {
       const hash = block.txHashes?.[i] ?? hashBody(signed.body);
       const tx = decodeTx(signed.body, hash);
       const outcome = tx === null ? MALFORMED_OUTCOME : applyTx(view, tx, fees);
       return toReceipt(hash, block.height, i, outcome);
     });
-    creditFees(view, fees.total);
+    creditFees(view, feeSum(fees));
     // DPoS epoch hook (issue 11, src/staking/hook.ts): at an epoch's last block, its writes join the block's.
     if (this.opts.epochHook) await runEpochHook(this.opts.epochHook, block.height, view);
     for (const [k, v] of writes) {

@@ -480,6 +480,18 @@ export class WriteStage {
     this.count = i + 1;
   }
 
+  /** The keys of the entries staged so far, in write order (after a write the stage refused). */
+  stagedKeys(): string[] {
+    const out: string[] = new Array(this.count);
+    const buf = this.buf;
+    for (let i = 0; i < this.count; i++) {
+      const s = this.starts[i]!;
+      const kl = (buf[s]! << 8) | buf[s + 1]!;
+      out[i] = buf.toString("latin1", s + 2, s + 2 + kl);
+    }
+    return out;
+  }
+
   private grow(need: number): void {
     let size = this.buf.length * 2;
     while (size < this.off + need) size *= 2;

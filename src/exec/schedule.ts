@@ -41,7 +41,7 @@ export const DEFAULT_COST_MODEL: CostModel = {
   minTxs: 16,
 };
 
-export function txCostUs(tx: DecodedTx, m: CostModel): number {
+export function txCostUs(tx: Pick<DecodedTx, "body">, m: CostModel): number {
   const call = tx.body.call?.call;
   if (call?.case === "compute") return m.cheapTxUs + m.computeIterationUs * call.value.iterations;
   return m.cheapTxUs;
@@ -123,6 +123,14 @@ export interface Plan {
   parallelUs: number;
 }
 
+/**
+ * plan's pre-check: `n` well-formed txs of predicted sequential cost `seqUs` run inline whatever
+ * their conflicts, because shipping alone would cost more (or there is no worker, or too few txs).
+ */
+export function inlineByPrecheck(n: number, seqUs: number, workers: number, m: CostModel): boolean {
+  return workers <= 0 || n < m.minTxs || m.fixedUs + m.mainShipUs * n >= m.margin * seqUs;
+}
+
 /** Longest-processing-time-first bin packing of lanes, then the cost comparison. */
 export function plan(
   txs: readonly (DecodedTx | null)[],
@@ -140,7 +148,7 @@ export function plan(
       seq += txCostUs(tx, m);
       n++;
     }
-    if (workers <= 0 || n < m.minTxs || m.fixedUs + m.mainShipUs * n >= m.margin * seq) {
+    if (inlineByPrecheck(n, seq, workers, m)) {
       return { mode: "inline", bins: [], lanes: 0, sequentialUs: seq, parallelUs: Number.POSITIVE_INFINITY };
     }
   }

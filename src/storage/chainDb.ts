@@ -29,6 +29,7 @@ import {
   logKeyHash,
   logLookup,
   logOffsets,
+  type ReceiptsScratch,
 } from "./execLog.js";
 import { decodeJson, encodeJson } from "./json.js";
 import { bucketKey, encodeTxLocation, fastTxHash, heightKey, metaKey, readU32, readU64 } from "./keys.js";
@@ -155,6 +156,8 @@ export class ChainDb {
   private execQueue: Promise<void> = Promise.resolve();
   /** Write-set logs not yet folded into the state bucket, ascending by height. */
   private pending: PendingLog[] = [];
+  /** The receipts value of the execution batch being written (they are written one at a time). */
+  private readonly receiptsScratch: ReceiptsScratch = { buf: null };
   private pendingEntries = 0;
   private applying: Promise<void> | null = null;
   /** Bumped when a fold starts: a state read that overlapped one is repeated (getStateSnapshot). */
@@ -450,7 +453,8 @@ export class ChainDb {
       {
         type: "put",
         key: heightKey(Bucket.blockReceipts, result.height),
-        value: receiptsValue(result),
+        // A view of this.receiptsScratch: the batch copies it before the next block encodes.
+        value: receiptsValue(result, this.receiptsScratch),
       },
       { type: "put", key: META_EXECUTED, value: u64be(result.height) },
       { type: "put", key: META_STATE_ROOT, value: result.stateRoot },
@@ -840,7 +844,7 @@ export function emptyCommitCertificate(height: bigint, epoch: bigint, digest: Ha
 }
 
 /** A block's receipts value: straight from the executor's outcomes when it kept them (same bytes). */
-function receiptsValue(result: ExecutionResult): Buffer {
+function receiptsValue(result: ExecutionResult, scratch: ReceiptsScratch): Buffer {
   const src = outcomesOf(result);
-  return src !== undefined ? encodeBlockReceipts(src) : encodeReceipts(result.receipts);
+  return src !== undefined ? encodeBlockReceipts(src, scratch) : encodeReceipts(result.receipts);
 }

@@ -78,12 +78,27 @@ export function decodeWriteSetLog(buf: Uint8Array, height: bigint): StateWrite[]
 class Writer {
   buf: Buffer;
   off = 0;
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+  /**
+   * @param reuse a buffer of its own (never Node's shared pool) to encode into when it is big
+   *   enough; with it every buffer this writer makes is of its own too, so the caller may keep
+   *   and reuse the last one (ReceiptsScratch).
+   */
+  constructor(
+    size: number,
+    reuse?: Buffer | null,
+    private readonly own = reuse !== undefined,
+  ) {
+    this.buf =
+      reuse != null && reuse.length >= size
+        ? reuse
+        : own
+          ? Buffer.allocUnsafeSlow(size)
+          : Buffer.allocUnsafe(size);
   }
   ensure(n: number): void {
     if (this.off + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
+    const size = Math.max(this.buf.length * 2, this.off + n);
+    const next = this.own ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.off);
     this.buf = next;
   }
@@ -126,9 +141,9 @@ export function encodeReceipts(receipts: readonly Receipt[]): Buffer {
  * (hex digits written byte by byte), with no Receipt, event or string built; any other outcome
  * goes through toReceipt.
  */
-export function encodeBlockReceipts(b: BlockOutcomes): Buffer {
+export function encodeBlockReceipts(b: BlockOutcomes, scratch?: ReceiptsScratch): Buffer {
   const n = b.outcomes.length;
-  const w = receiptsWriter(n);
+  const w = receiptsWriter(n, scratch);
   const offsets = new Array<number>(n + 1);
   for (let i = 0; i < n; i++) {
     offsets[i] = w.off;
@@ -138,12 +153,27 @@ export function encodeBlockReceipts(b: BlockOutcomes): Buffer {
       writeTransferOk(w, hash, o);
     } else writeReceipt(w, toReceipt(hash, b.height, i, o));
   }
-  return finishReceipts(w, offsets);
+  const value = finishReceipts(w, offsets);
+  if (scratch !== undefined) scratch.buf = w.buf.length <= RECEIPTS_SCRATCH_MAX ? w.buf : null;
+  return value;
 }
 
-function receiptsWriter(n: number): Writer {
+/**
+ * A buffer encodeBlockReceipts encodes into and keeps for the next call (round 11): a block's
+ * receipts value (~1 MB for 10k transfers) in fresh memory cost a page fault per 4 KiB. The value
+ * returned is a view of it, valid until the next call with the same scratch: ChainDb passes the
+ * value to a batch, which copies it at once, and execution batches are written one at a time.
+ */
+export interface ReceiptsScratch {
+  buf: Buffer | null;
+}
+
+/** Scratch buffers above this are dropped after use (a rare huge block keeps no memory). */
+const RECEIPTS_SCRATCH_MAX = 16 << 20;
+
+function receiptsWriter(n: number, scratch?: ReceiptsScratch): Writer {
   // A transfer's compact receipt takes ~80 bytes: start big enough that the buffer rarely grows.
-  const w = new Writer(8 + 4 * n + 96 * n);
+  const w = new Writer(8 + 4 * n + 96 * n, scratch === undefined ? undefined : scratch.buf);
   w.buf.writeUInt32BE(n, 0);
   w.off = 4 + 4 * (n + 1);
   return w;

@@ -2,6 +2,7 @@
 // receipts, write sets and state roots to the sequential reference, over random blocks.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { fromBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { decodeAccount, decodePool, keyStr } from "../../src/exec/codec.js";
 import { diffResults } from "../../src/exec/compare.js";
@@ -10,11 +11,26 @@ import { ParallelExecutor } from "../../src/exec/parallel.js";
 import { initFromResult, ReferenceExecutor } from "../../src/exec/reference.js";
 import type { ExecutableBlock, ExecutionResult, Executor, StateWrite } from "../../src/exec/types.js";
 import { ExecWorkerPool } from "../../src/exec/workerPool.js";
+import { TxBodySchema } from "../../src/gen/parabft/v1/types_pb.js";
+import { addressOf } from "../../src/types/block.js";
 import { accountKey, StateKeyPrefix } from "../../src/types/stateKeys.js";
 import { blocksFromIntents, type Intent, scenarioArb, type Universe, universe } from "./execGen.js";
 
 const SEED = Number(process.env.PARABFT_PROP_SEED ?? 0x5eed);
 const RUNS = Number(process.env.PARABFT_PROP_RUNS ?? 25);
+
+/** The block with every body that decodes handed over decoded, with its sender's address. */
+function withDecoded(b: ExecutableBlock): ExecutableBlock {
+  const decoded = b.txs.map((t) => {
+    try {
+      const body = fromBinary(TxBodySchema, t.body);
+      return { body, address: addressOf(body.sender) };
+    } catch {
+      return undefined;
+    }
+  });
+  return { ...b, decoded };
+}
 
 async function runAll(ex: Executor, blocks: ExecutableBlock[]): Promise<ExecutionResult[]> {
   const out: ExecutionResult[] = [];
@@ -99,6 +115,27 @@ describe("parallel executor equals the reference executor", () => {
           { height: 0n, stateRoot: u.genesis.stateRoot, state: u.state },
           { workers: 2, pool: pools.get(2)!, costModel: { minTxs: 1, fixedUs: 0 } },
         ),
+    },
+    {
+      // Every body handed over decoded, as the node hands the mempool's: transfer, kv and swap
+      // blocks then decode each tx just before it runs (round 11's fused inline path).
+      name: "parallel(2 workers, default cost model, bodies pre-decoded)",
+      make: () => {
+        const ex = new ParallelExecutor(
+          { height: 0n, stateRoot: u.genesis.stateRoot, state: u.state },
+          { workers: 2, pool: pools.get(2)! },
+        );
+        return {
+          executeBlock: (b: ExecutableBlock) => ex.executeBlock(withDecoded(b)),
+          get stateRoot() {
+            return ex.stateRoot;
+          },
+          get executedHeight() {
+            return ex.executedHeight;
+          },
+          close: () => ex.close(),
+        };
+      },
     },
   ];
 

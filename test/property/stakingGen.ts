@@ -4,7 +4,15 @@ import { hash as nodeHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { decodeAccount, encodeAccount, keyStr } from "../../src/exec/codec.js";
-import { applyTx, creditFees, decodeTx, type StateView, type TxOutcome } from "../../src/exec/programs.js";
+import {
+  applyTx,
+  creditFees,
+  decodeTx,
+  feeSum,
+  newFeeTotal,
+  type StateView,
+  type TxOutcome,
+} from "../../src/exec/programs.js";
 import { hashBody } from "../../src/exec/reference.js";
 import { buildTx, makeAccounts, type TestAccount } from "../../src/exec/workload.js";
 import { type StakingCall, StakingCallSchema } from "../../src/gen/parabft/v1/types_pb.js";
@@ -179,10 +187,10 @@ export class MiniChain {
     const tx = decodeTx(signed.body, hashBody(signed.body));
     if (tx === null) throw new Error("test tx did not decode");
     // Fees go to the collector as a block would credit them, so the bank stays whole.
-    const fees = { total: 0n };
+    const fees = newFeeTotal();
     const view = this.view();
     const outcome = applyTx(view, tx, fees);
-    creditFees(view, fees.total);
+    creditFees(view, feeSum(fees));
     return outcome;
   }
 

@@ -8,7 +8,15 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { accountSmallInto, consumedSmallInto, keyStr, StateValue } from "../../../src/exec/codec.js";
 import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
-import { applyTx, applyTxFast, decodeTx, type FeeTotal, type StateView } from "../../../src/exec/programs.js";
+import {
+  applyTx,
+  applyTxFast,
+  decodeTx,
+  type FeeTotal,
+  feeSum,
+  newFeeTotal,
+  type StateView,
+} from "../../../src/exec/programs.js";
 import { hashBody, initFromResult, ReferenceExecutor, stateMap } from "../../../src/exec/reference.js";
 import { outcomesOf, writeSetLogOf } from "../../../src/exec/result.js";
 import type { ExecutableBlock } from "../../../src/exec/types.js";
@@ -29,7 +37,12 @@ import {
   TxBodySchema,
   TxStatus,
 } from "../../../src/gen/parabft/v1/types_pb.js";
-import { encodeBlockReceipts, encodeReceipts, encodeWriteSetLog } from "../../../src/storage/execLog.js";
+import {
+  encodeBlockReceipts,
+  encodeReceipts,
+  encodeWriteSetLog,
+  type ReceiptsScratch,
+} from "../../../src/storage/execLog.js";
 import { accountKey } from "../../../src/types/stateKeys.js";
 
 const accts = makeAccounts(4, 13);
@@ -55,7 +68,7 @@ function both(tx: SignedTx, state: Map<string, Uint8Array | null>) {
         writes.push([k, v === null ? null : new Uint8Array(v)]);
       },
     };
-    const fees: FeeTotal = { total: 0n };
+    const fees: FeeTotal = newFeeTotal();
     const d = decodeTx(tx.body, hashBody(tx.body));
     assert.ok(d);
     const o = f(view, d, fees);
@@ -63,7 +76,11 @@ function both(tx: SignedTx, state: Map<string, Uint8Array | null>) {
     const outcome = { status: o.status, gasUsed: o.gasUsed, error: o.error, events: o.events };
     // Last value wins: the write set a block would get.
     const final = new Map(writes);
-    return { outcome, writes: [...final].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), fees: fees.total };
+    return {
+      outcome,
+      writes: [...final].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      fees: feeSum(fees),
+    };
   };
   return { slow: run(applyTx), fast: run(applyTxFast) };
 }
@@ -209,12 +226,73 @@ describe("transfer hot path (applyTxFast) equals the generic frame (applyTx)", (
     const outcomes = [applyTx, applyTxFast].map((f) => {
       const s = new Map(base);
       const view: StateView = { get: (k) => s.get(k) ?? null, set: (k, v) => void s.set(k, v) };
-      const fees: FeeTotal = { total: 0n };
+      const fees: FeeTotal = newFeeTotal();
       f(view, d, fees);
       return f(view, d, fees);
     });
     assert.deepEqual(outcomes[1], outcomes[0]);
     assert.equal(outcomes[0]!.status, TxStatus.DUPLICATE);
+  });
+
+  it("fees summed in doubles stay exact past 2^53 (the hot path moves them into the BigInt first)", () => {
+    const s = new Map(base);
+    const view: StateView = { get: (k) => s.get(k) ?? null, set: (k, v) => void s.set(k, v) };
+    // 1,500 gas at price 1: a fee of 1,500, added to a double 2 below 2^53 - 1.
+    const start = Number.MAX_SAFE_INTEGER - 2;
+    const fees: FeeTotal = { total: 3n, small: start };
+    let nonce = 0n;
+    for (let i = 0; i < 3; i++) {
+      const tx = transferTx(alice, nonce++, bob.address, 1n, 1n);
+      const o = applyTxFast(view, decodeTx(tx.body, hashBody(tx.body))!, fees);
+      assert.equal(o.status, TxStatus.OK);
+      assert.ok(fees.small <= Number.MAX_SAFE_INTEGER);
+    }
+    assert.equal(feeSum(fees), 3n + BigInt(start) + 3n * 1_500n);
+  });
+});
+
+describe("decode once, all pre-decoded: each tx decoded just before it runs", () => {
+  it("same results as the reference and as blocks decoded up front, a sender that is no key included", async () => {
+    const many = makeAccounts(40, 22);
+    const genesis = buildGenesis(genesisFor(many, 1_000_000n));
+    const blocks = transferBlocks(4, 3, 150, (_txs, _i, _h, rng, nonces) => {
+      const a = many[rng.int(many.length)]!;
+      return transferTx(a, nonces.take(a), many[rng.int(many.length)]!.address, BigInt(rng.int(5000)));
+    });
+    // Workers present: the cost model's pre-check (not the lack of workers) sends these inline.
+    const plain = new ParallelExecutor(initFromResult(genesis), { workers: 2 });
+    const pre = new ParallelExecutor(initFromResult(genesis), { workers: 2 });
+    const ref = new ReferenceExecutor(initFromResult(genesis));
+    try {
+      for (const b of blocks) {
+        const txs = [...b.txs];
+        // A body that decodes but whose sender is not a 32-byte key: MALFORMED on every path.
+        const bad = fromBinary(TxBodySchema, txs[5]!.body);
+        bad.sender = bad.sender.subarray(0, 31);
+        txs[5] = create(SignedTxSchema, { body: toBinary(TxBodySchema, bad), signature: new Uint8Array(64) });
+        const block = { ...b, txs, txHashes: txs.map((t) => hashBody(t.body)) };
+        const decoded = txs.map((t) => {
+          const body = fromBinary(TxBodySchema, t.body);
+          const who = many.find((a) => a.publicKey.every((x, j) => x === body.sender[j]));
+          return { body, address: who?.address ?? new Uint8Array(20) };
+        });
+        const a = await plain.executeBlock(block);
+        const p = await pre.executeBlock({ ...block, decoded });
+        const r = await ref.executeBlock(block);
+        assert.equal(pre.lastStats?.mode, "inline");
+        assert.equal(pre.lastStats?.txs, txs.length);
+        assert.deepEqual(p, a);
+        assert.deepEqual(p, r);
+        assert.equal(r.receipts[5]!.error.startsWith("MALFORMED"), true);
+        const log = writeSetLogOf(p);
+        assert.ok(log);
+        assert.ok(Buffer.from(log).equals(encodeWriteSetLog(r.writeSet)));
+        assert.ok(Buffer.from(encodeBlockReceipts(outcomesOf(p)!)).equals(encodeReceipts(r.receipts)));
+      }
+    } finally {
+      await plain.close();
+      await pre.close();
+    }
   });
 });
 
@@ -324,6 +402,7 @@ describe("receipts encoded straight from the outcomes", () => {
       }
       blocks.push({ height: h, timestampMs: h, txs, txHashes: txs.map((t) => hashBody(t.body)) });
     }
+    const scratch: ReceiptsScratch = { buf: Buffer.allocUnsafeSlow(1) };
     for (const mode of ["never", "always"] as const) {
       const ex = new ParallelExecutor(initFromResult(genesis), { workers: 2, mode });
       const ref = new ReferenceExecutor(initFromResult(genesis));
@@ -337,6 +416,16 @@ describe("receipts encoded straight from the outcomes", () => {
           const fromOutcomes = encodeBlockReceipts(src);
           assert.ok(fromOutcomes.equals(encodeReceipts(r.receipts)), `${mode}: height ${b.height}`);
           assert.ok(fromOutcomes.equals(encodeReceipts(p.receipts)));
+          // ChainDb's way: one scratch buffer reused by every block (the first, a 1-byte one, too
+          // small), then a shorter value in the same buffer, whose stale tail must not leak in.
+          const viaScratch = encodeBlockReceipts(src, scratch);
+          assert.ok(viaScratch.equals(fromOutcomes));
+          assert.equal(viaScratch.buffer, scratch.buf!.buffer, "the value is a view of the scratch");
+          const kept = scratch.buf;
+          const short = { ...src, hashes: src.hashes.slice(0, 3), outcomes: src.outcomes.slice(0, 3) };
+          const shortValue = encodeBlockReceipts(short, scratch);
+          assert.equal(scratch.buf, kept, "a value that fits reuses the scratch");
+          assert.ok(shortValue.equals(encodeBlockReceipts(short)));
           for (const x of r.receipts) {
             statuses.add(TxStatus[x.status]);
             for (const e of x.events) statuses.add(e.kind);

@@ -108,4 +108,16 @@ describe("buildResultFromKeys with positional values, and the staged form", () =
     stage.reset();
     assert.equal(stage.ok, true);
   });
+
+  it("gives back the keys staged before a refused write, in write order (the executor's fallback)", () => {
+    const stage = new WriteStage();
+    const keys = ["\u0001b", "\u0001a\u00ff", "\u0001b", `\u0002${"k".repeat(300)}`];
+    for (const [i, k] of keys.entries()) stage.add(k, i % 2 === 0 ? Uint8Array.of(i) : null);
+    assert.deepEqual(stage.stagedKeys(), keys);
+    stage.add("\u0100", null);
+    assert.equal(stage.ok, false);
+    assert.deepEqual(stage.stagedKeys(), keys, "the refused write is not staged");
+    stage.reset();
+    assert.deepEqual(stage.stagedKeys(), []);
+  });
 });
