@@ -86,8 +86,9 @@ export class ChainWatcher {
   /** The stream is asked for the executed height (no poll interval given and the feed not off). */
   readonly #askFeed: boolean;
   /**
-   * Whether the current stream carries the executed height: null until its first message, then
-   * true (no GetStatus polling) or false (a node without the feed: polled as before).
+   * Whether the current stream carries the executed height: null until the first message, then
+   * true (no GetStatus polling) or false (a node without the feed, or a broken stream: polled as
+   * before until a stream's message carries the height).
    */
   feed: boolean | null = null;
   /** GetStatus calls the watcher made (the measurement's own load on the watched node). */
@@ -164,9 +165,12 @@ export class ChainWatcher {
       }
       attempt++;
       if (this.#abort.signal.aborted) break;
-      // Until the next stream says otherwise, the executed height is polled.
-      this.feed = null;
-      this.#feedWake?.();
+      // The stream broke: the executed height is polled (as without the feed) until the next
+      // stream's first message says it carries the height again.
+      if (this.feed !== false) {
+        this.feed = false;
+        this.#feedWake?.();
+      }
       await sleep(100);
     }
   }
@@ -191,7 +195,7 @@ export class ChainWatcher {
     while (!this.#abort.signal.aborted) {
       if (this.feed === true || (this.feed === null && this.#askFeed)) {
         // The stream carries the executed height (or its first message will say whether it
-        // does): nothing to ask until a stream (a reconnect) does not.
+        // does): nothing to ask until it does not (an older node, a broken stream).
         const signal = this.#abort.signal;
         await new Promise<void>((resolve) => {
           const done = () => {

@@ -134,6 +134,40 @@ describe("bench chain watcher", () => {
     assert.equal(w.feed, true, "the report still says the feed was used after stop");
   });
 
+  it("polls while the stream is broken and stops when a new stream carries the height again", async () => {
+    const f = feedClient();
+    let broken = true;
+    const flaky = {
+      getStatus: f.client.getStatus,
+      streamBlocks(from: bigint, opts: { signal?: AbortSignal; executed?: boolean } = {}) {
+        if (broken) {
+          broken = false;
+          // biome-ignore lint/correctness/useYield: a stream that fails before its first message
+          return (async function* () {
+            throw new Error("connection refused");
+          })();
+        }
+        return f.client.streamBlocks(from, opts);
+      },
+    } as unknown as ParabftClient;
+    const w = new ChainWatcher([flaky], 1n, null, true);
+    w.start();
+    try {
+      await until(() => w.lastError === "connection refused", "the broken stream");
+      await until(() => f.calls() >= 1, "a poll while the stream is broken");
+      await until(() => w.feed === true, "the next stream's first message");
+      const polls = f.calls();
+      for (let k = 1; k <= 5; k++) {
+        f.commit();
+        f.execute();
+        await until(() => w.executedHeight === k, `executed ${k}`);
+      }
+      assert.ok(f.calls() <= polls + 1, "polling stopped once the feed was back (at most one in flight)");
+    } finally {
+      await w.stop();
+    }
+  });
+
   it("with the feed off asks the stream for nothing and polls", async () => {
     const f = feedClient();
     const w = new ChainWatcher([f.client], 1n, null, false);
