@@ -490,6 +490,10 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
               ? `${FINALITY_METHOD}; overload: ${OVERLOAD_CLIENT}`
               : FINALITY_METHOD,
         executedMethod: executedMethod(),
+        // Whether the watched node's stream carried the executed height (null: never said), and
+        // the GetStatus calls the watcher made on it over the whole bench (warm-up included).
+        executedFeed: watcher.feed,
+        watcherStatusCalls: watcher.statusCalls,
       },
       verifyCeiling: ceiling,
       runs,

@@ -26,11 +26,24 @@ export function execPollMs(env: NodeJS.ProcessEnv = process.env): number | null 
   return n;
 }
 
+/**
+ * PARABFT_BENCH_EXEC_FEED=0: never ask the stream for the executed height (the watcher polls as
+ * before the feed existed). Default on: StreamBlocks with `executed` set carries the watched
+ * node's executed height, pushed as it rises, and the watcher sends no GetStatus at all; a node
+ * that predates the feed (its messages carry no executed height) is polled as before.
+ */
+export function execFeed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.PARABFT_BENCH_EXEC_FEED !== "0";
+}
+
 /** How the executed latency is measured, for the report's setup. */
-export function executedMethod(pollMs: number | null = execPollMs()): string {
-  return pollMs === null
-    ? `watcher node's GetStatus executed_height, polled every ${STATUS_POLL_MS} ms while a streamed block awaits execution (every ${STATUS_IDLE_POLL_MS} ms otherwise)`
-    : `watcher node's GetStatus executed_height, polled every ${pollMs} ms (PARABFT_BENCH_EXEC_POLL_MS; resolution ± ${pollMs} ms)`;
+export function executedMethod(pollMs: number | null = execPollMs(), feed: boolean = execFeed()): string {
+  const polled = `watcher node's GetStatus executed_height, polled every ${STATUS_POLL_MS} ms while a streamed block awaits execution (every ${STATUS_IDLE_POLL_MS} ms otherwise)`;
+  if (pollMs !== null)
+    return `watcher node's GetStatus executed_height, polled every ${pollMs} ms (PARABFT_BENCH_EXEC_POLL_MS; resolution ± ${pollMs} ms)`;
+  return feed
+    ? `watcher node's executed height pushed on its StreamBlocks (executed feed); nodes without the feed: ${polled}`
+    : polled;
 }
 
 export class ChainWatcher {
@@ -65,16 +78,37 @@ export class ChainWatcher {
   readonly #abort = new AbortController();
   #loops: Promise<void>[] = [];
   #wake: (() => void) | null = null;
+  /** Wakes the status loop when the stream's feed state changes. */
+  #feedWake: (() => void) | null = null;
 
   /** PARABFT_BENCH_EXEC_POLL_MS, or null: fast polling while a block awaits execution. */
   readonly #pollMs: number | null;
+  /** The stream is asked for the executed height (no poll interval given and the feed not off). */
+  readonly #askFeed: boolean;
+  /**
+   * Whether the current stream carries the executed height: null until the first message, then
+   * true (no GetStatus polling) or false (a node without the feed, or a broken stream: polled as
+   * before until a stream's message carries the height).
+   */
+  feed: boolean | null = null;
+  /** GetStatus calls the watcher made (the measurement's own load on the watched node). */
+  statusCalls = 0;
 
   constructor(
     private readonly clients: ParabftClient[],
     private fromHeight: bigint,
     pollMs: number | null = execPollMs(),
+    feed: boolean = execFeed(),
   ) {
     this.#pollMs = pollMs;
+    this.#askFeed = pollMs === null && feed;
+  }
+
+  /** The watched node executed up to `h` (seen at `at`). */
+  #executedTo(h: number, at: number): void {
+    if (h <= this.executedHeight) return;
+    this.executedHeight = h;
+    for (const cb of this.onExecuted) cb(h, at);
   }
 
   start(): void {
@@ -92,8 +126,21 @@ export class ChainWatcher {
       // Reconnect to the next node if the stream breaks (a node restarting mid-run).
       const client = this.clients[attempt % this.clients.length]!;
       try {
-        for await (const res of client.streamBlocks(this.fromHeight, { signal: this.#abort.signal })) {
+        for await (const res of client.streamBlocks(this.fromHeight, {
+          signal: this.#abort.signal,
+          executed: this.#askFeed,
+        })) {
           const at = performance.now();
+          if (this.#askFeed) {
+            const fed = res.executedHeight !== undefined;
+            if (this.feed !== fed) {
+              this.feed = fed;
+              this.#feedWake?.();
+            }
+            if (fed) this.#executedTo(Number(res.executedHeight), at);
+            // An executed-height update, not a block.
+            if (fed && res.height === 0n) continue;
+          }
           const height = Number(res.height);
           this.fromHeight = res.height + 1n;
           this.committedHeight = Math.max(this.committedHeight, height);
@@ -117,7 +164,14 @@ export class ChainWatcher {
         this.lastError = err instanceof Error ? err.message : String(err);
       }
       attempt++;
-      if (!this.#abort.signal.aborted) await sleep(100);
+      if (this.#abort.signal.aborted) break;
+      // The stream broke: the executed height is polled (as without the feed) until the next
+      // stream's first message says it carries the height again.
+      if (this.feed !== false) {
+        this.feed = false;
+        this.#feedWake?.();
+      }
+      await sleep(100);
     }
   }
 
@@ -139,14 +193,25 @@ export class ChainWatcher {
   async #statusLoop(): Promise<void> {
     const client = this.clients[0]!;
     while (!this.#abort.signal.aborted) {
+      if (this.feed === true || (this.feed === null && this.#askFeed)) {
+        // The stream carries the executed height (or its first message will say whether it
+        // does): nothing to ask until it does not (an older node, a broken stream).
+        const signal = this.#abort.signal;
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            signal.removeEventListener("abort", done);
+            this.#feedWake = null;
+            resolve();
+          };
+          this.#feedWake = done;
+          signal.addEventListener("abort", done, { once: true });
+        });
+        continue;
+      }
       try {
+        this.statusCalls++;
         const s = await client.getStatus();
-        const h = Number(s.executedHeight);
-        if (h > this.executedHeight) {
-          this.executedHeight = h;
-          const at = performance.now();
-          for (const cb of this.onExecuted) cb(h, at);
-        }
+        this.#executedTo(Number(s.executedHeight), performance.now());
       } catch (err) {
         this.lastError = err instanceof Error ? err.message : String(err);
       }

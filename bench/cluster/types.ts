@@ -283,6 +283,10 @@ export interface ClusterBenchReport {
     submit?: string;
     finalityMethod: string;
     executedMethod: string;
+    /** The watched node's stream carried the executed height (false: polled; null: unknown). */
+    executedFeed?: boolean | null;
+    /** GetStatus calls of the chain watcher over the whole bench (warm-up included). */
+    watcherStatusCalls?: number;
   };
   verifyCeiling: VerifyCeiling;
   runs: RunReport[];

@@ -102,6 +102,12 @@ export interface ApiBackend {
    * unsubscribe function. The API replays older blocks itself through getBlock.
    */
   subscribeBlocks(onBlock: (block: BlockRecord) => void): () => void;
+  /**
+   * Calls `onExecuted` whenever the executed height rises (StreamBlocks with executed set).
+   * Returns the unsubscribe function. Absent: such a stream carries the executed height only
+   * with its blocks.
+   */
+  subscribeExecuted?(onExecuted: (height: bigint) => void): () => void;
   /** Readiness for the health service: true once caught up and validating. */
   isReady(): boolean;
   /** Optional push of readiness changes; without it the node calls ApiServer.setServing. */

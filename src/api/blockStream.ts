@@ -14,6 +14,12 @@ export interface BlockStreamOpts {
   lookahead: number;
   /** A subscriber whose send buffer stays full this long is dropped (SLOW_CONSUMER). */
   stallMs: number;
+  /**
+   * StreamBlocksRequest.executed: every message carries the executed height; with no block to
+   * send, an update (height 0, only executed_height) goes when the executed height is above what
+   * the stream last carried (first when it opens). Off: the messages are those of older nodes.
+   */
+  executed?: boolean;
 }
 
 export interface BlockStreamModules {
@@ -22,13 +28,19 @@ export interface BlockStreamModules {
   onSlowConsumer(): void;
 }
 
-export function blockResponse(rec: BlockRecord): GetBlockResponse {
+export function blockResponse(rec: BlockRecord, executedHeight?: bigint): GetBlockResponse {
   return create(GetBlockResponseSchema, {
     height: rec.height,
     digest: rec.digest,
     block: rec.block ?? undefined,
     certificate: rec.certificate ?? undefined,
+    ...(executedHeight !== undefined ? { executedHeight } : {}),
   });
+}
+
+/** An executed-height update of a StreamBlocks with executed set (height 0, no block). */
+export function executedResponse(executedHeight: bigint): GetBlockResponse {
+  return create(GetBlockResponseSchema, { executedHeight });
 }
 
 /**
@@ -63,24 +75,37 @@ export async function followBlocks(
     }
     poke();
   });
+  // Executed-height updates (opts.executed): -1 = none sent yet, so the first goes at once.
+  const withExecuted = opts.executed === true;
+  let executedSent = -1n;
+  const unsubscribeExecuted = withExecuted ? (b.subscribeExecuted?.(poke) ?? null) : null;
   signal.addEventListener("abort", poke, { once: true });
   try {
     while (!signal.aborted) {
       const committed = b.committedHeight();
       if (committed > tip) tip = committed;
-      if (next > tip) {
+      let msg: GetBlockResponse;
+      if (next <= tip) {
+        let rec = recent.get(next);
+        recent.delete(next);
+        rec ??= (await b.getBlock({ height: next })) ?? undefined;
+        if (signal.aborted) break;
+        if (!rec) throw notFound(`committed block ${next}`);
+        next++;
+        if (withExecuted) {
+          executedSent = b.executedHeight();
+          msg = blockResponse(rec, executedSent);
+        } else msg = blockResponse(rec);
+      } else if (withExecuted && b.executedHeight() > executedSent) {
+        executedSent = b.executedHeight();
+        msg = executedResponse(executedSent);
+      } else {
         await new Promise<void>((resolve) => {
           wake = resolve;
         });
         continue;
       }
-      let rec = recent.get(next);
-      recent.delete(next);
-      rec ??= (await b.getBlock({ height: next })) ?? undefined;
-      if (signal.aborted) break;
-      if (!rec) throw notFound(`committed block ${next}`);
-      next++;
-      if (!call.write(blockResponse(rec))) {
+      if (!call.write(msg)) {
         // The subscriber's send buffer is full. Wait for it to drain, but not forever: one that
         // stopped reading is dropped instead of holding buffers (and a stream slot) without bound.
         const drained = await new Promise<boolean>((resolve) => {
@@ -108,6 +133,7 @@ export async function followBlocks(
     }
   } finally {
     unsubscribe();
+    unsubscribeExecuted?.();
     signal.removeEventListener("abort", poke);
   }
 }

@@ -685,7 +685,7 @@ export class ApiServer {
         call,
         req.fromHeight,
         ac.signal,
-        { lookahead: this.opts.streamLookahead, stallMs: this.opts.streamStallMs },
+        { lookahead: this.opts.streamLookahead, stallMs: this.opts.streamStallMs, executed: req.executed },
         { backend: this.mod.backend, onSlowConsumer: () => this.mod.metrics?.limited?.("slow_consumer") },
       )
         .then(

@@ -102,6 +102,12 @@ export type TxSubmitOutcome = { ok: true; txHash: Uint8Array } | { ok: false; er
 
 export interface StreamOpts {
   signal?: AbortSignal;
+  /**
+   * Ask for the executed height too (StreamBlocksRequest.executed): every message then carries
+   * `executedHeight`, and messages with height 0 are executed-height updates, not blocks. A node
+   * that predates the field ignores it (no message carries `executedHeight`).
+   */
+  executed?: boolean;
 }
 
 const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
@@ -362,7 +368,10 @@ export class ParabftClient {
     const fn = (
       this.#client as unknown as Record<string, (req: unknown) => grpc.ClientReadableStream<unknown>>
     ).streamBlocks!;
-    const call = fn.call(this.#client, create(StreamBlocksRequestSchema, { fromHeight }));
+    const call = fn.call(
+      this.#client,
+      create(StreamBlocksRequestSchema, { fromHeight, executed: opts.executed === true }),
+    );
     let cancelledByUs = false;
     const onAbort = () => {
       cancelledByUs = true;

@@ -115,6 +115,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private readonly committed = new Waiters<bigint>();
   private readonly executedTx = new Waiters<Receipt>();
   private readonly blockListeners = new Set<(b: BlockRecord) => void>();
+  /** StreamBlocks subscribers of the executed height (subscribeExecuted). */
+  private readonly executedListeners = new Set<(height: bigint) => void>();
   private readonly readyListeners = new Set<(ready: boolean) => void>();
   private readonly stoppers: (() => Promise<void>)[] = [];
   /** Submit time of transactions this node's API admitted, for the finality histogram (bounded). */
@@ -471,12 +473,19 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         sender: () => ({ self: this.replica.selfIndex, epoch: this.replica.epoch }),
         broadcast: (bytes) => this.net.broadcast(bytes),
         staleOwn: (olderThanMs, max) => this.mempool.staleOwn(olderThanMs, max),
+        gossipNeeded: (hex) => this.mempool.gossipNeeded(hex),
         regossiped: this.metrics.regossiped,
+        skipped: this.metrics.gossipSkipped,
       },
     );
     this.mempool.onAdmitted((txs, origin) => {
-      // Gossip what clients sent us, so backups have verified it before they see the block.
-      if (origin === "api") this.gossip.queue(txs.map((t) => t.tx));
+      // Gossip what clients sent us, so backups have verified it before they see the block; not
+      // what this node proposes before the batch goes (the PRE-PREPARE carries it: gossipNeeded).
+      if (origin === "api")
+        this.gossip.queue(
+          txs.map((t) => t.tx),
+          txs.map((t) => t.hashHex),
+        );
       this.driver.notifyPendingWork();
     });
     this.stoppers.push(() => this.driver.stop());
@@ -670,6 +679,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     if (this.executedTx.size > 0)
       for (const r of result.receipts) this.executedTx.resolve(toHex(r.txHash), r);
     this.driver.executed(height, stateRoot);
+    for (const l of this.executedListeners) l(height);
     if (isLastHeightOfEpoch(height, this.params.staking.epochLength)) this.onEpochEndExecuted(height);
   }
 
@@ -951,6 +961,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   subscribeBlocks(onBlock: (block: BlockRecord) => void): () => void {
     this.blockListeners.add(onBlock);
     return () => this.blockListeners.delete(onBlock);
+  }
+
+  subscribeExecuted(onExecuted: (height: bigint) => void): () => void {
+    this.executedListeners.add(onExecuted);
+    return () => this.executedListeners.delete(onExecuted);
   }
 
   isReady(): boolean {

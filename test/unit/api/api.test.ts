@@ -442,6 +442,55 @@ describe("api: StreamBlocks", () => {
       await eventually(() => node.subscribers === 0);
     }));
 
+  it("with executed set carries the executed height on blocks and as updates; without, never", () =>
+    withServer(async ({ node, client }) => {
+      node.commitTxs([]);
+      node.holdExecution();
+      const got: GetBlockResponse[] = [];
+      const plain: GetBlockResponse[] = [];
+      const stream = client.streamBlocks(request("streamBlocks", { executed: true }));
+      const old = client.streamBlocks(request("streamBlocks", {}));
+      stream.on("data", (b: GetBlockResponse) => got.push(b));
+      old.on("data", (b: GetBlockResponse) => plain.push(b));
+      stream.on("error", () => {});
+      old.on("error", () => {});
+      try {
+        // Opened with no block due: an update of the executed height at once.
+        await eventually(() => got.length === 1);
+        assert.deepEqual([got[0]!.height, got[0]!.executedHeight, got[0]!.block], [0n, 1n, undefined]);
+        await eventually(() => node.subscribers === 2 && node.executedSubscribers === 1);
+        node.commitTxs([]);
+        await eventually(() => got.length === 2 && plain.length === 1);
+        assert.deepEqual([got[1]!.height, got[1]!.executedHeight], [2n, 1n], "block 2, executed still 1");
+        node.executeTo(2n);
+        await eventually(() => got.length === 3);
+        assert.deepEqual([got[2]!.height, got[2]!.executedHeight], [0n, 2n], "the update for height 2");
+        node.commitTxs([]);
+        node.commitTxs([]);
+        node.executeTo(4n);
+        await eventually(() => got[got.length - 1]!.executedHeight === 4n && plain.length === 3);
+        const tail = got.slice(3);
+        assert.deepEqual(
+          tail.map((b) => b.height),
+          tail[1]!.executedHeight === 4n ? [3n, 4n] : [3n, 4n, 0n],
+          "blocks in order, then an update only if the blocks carried less than 4",
+        );
+        // A stream that did not ask: the messages older nodes send, no executed height at all.
+        assert.deepEqual(
+          plain.map((b) => [b.height, b.executedHeight]),
+          [
+            [2n, undefined],
+            [3n, undefined],
+            [4n, undefined],
+          ],
+        );
+      } finally {
+        stream.cancel();
+        old.cancel();
+      }
+      await eventually(() => node.subscribers === 0 && node.executedSubscribers === 0);
+    }));
+
   it("from_height 0 follows only new blocks; a server stop ends the stream", async () => {
     const node = new FakeNode();
     node.commitTxs([]);

@@ -41,6 +41,9 @@ export class FakeNode implements ApiBackend {
   private ready = false;
   private readonly readyListeners = new Set<(r: boolean) => void>();
   private readonly blockListeners = new Set<(b: BlockRecord) => void>();
+  private readonly executedListeners = new Set<(height: bigint) => void>();
+  /** Set: execution stops at this height until executeTo moves it (StreamBlocks' executed feed). */
+  private heldExecutedAt: bigint | null = null;
   private readonly commitWaiters = new Map<string, Set<Waiter<bigint>>>();
   private readonly execWaiters = new Map<string, Set<Waiter<Receipt>>>();
   /** Commit every admitted tx in its own block on the next tick. */
@@ -240,12 +243,32 @@ export class FakeNode implements ApiBackend {
   }
 
   executedHeight(): bigint {
-    return BigInt(this.blocks.length);
+    return this.heldExecutedAt ?? BigInt(this.blocks.length);
+  }
+
+  /** From now on the executed height stays where it is until executeTo moves it. */
+  holdExecution(): void {
+    this.heldExecutedAt = this.executedHeight();
+  }
+
+  /** The held executed height rises to `height` (and the executed subscribers hear of it). */
+  executeTo(height: bigint): void {
+    this.heldExecutedAt = height;
+    for (const l of this.executedListeners) l(height);
   }
 
   subscribeBlocks(onBlock: (block: BlockRecord) => void): () => void {
     this.blockListeners.add(onBlock);
     return () => this.blockListeners.delete(onBlock);
+  }
+
+  subscribeExecuted(onExecuted: (height: bigint) => void): () => void {
+    this.executedListeners.add(onExecuted);
+    return () => this.executedListeners.delete(onExecuted);
+  }
+
+  get executedSubscribers(): number {
+    return this.executedListeners.size;
   }
 
   isReady(): boolean {
