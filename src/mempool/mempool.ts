@@ -160,20 +160,6 @@ export class Mempool {
   }
 
   /**
-   * The node is about to gossip its own transaction `hash`: false when a pending proposal carries
-   * it (in flight: every peer gets it in that PRE-PREPARE, so the gossip would only make each
-   * backup admit it a second time). Such a transaction then counts as never gossiped: should a
-   * view change abandon its proposal, staleOwn hands it out at its next pass (the repair).
-   * True for anything else, also a transaction the pool no longer holds (as before).
-   */
-  gossipNeeded(hash: Hash | string): boolean {
-    const e = this.pool.byHash.get(hexOf(hash));
-    if (e === undefined || !e.inFlight) return true;
-    e.gossipedAt = Number.NEGATIVE_INFINITY;
-    return false;
-  }
-
-  /**
    * True when this exact transaction (same body and signature) was admitted, so its signature
    * was verified. A block carrying the same body with different signature bytes must be verified
    * anew: the hash covers the body only. `hash`: txHash(tx) when the caller has it (hex or bytes).

@@ -26,14 +26,7 @@ export interface TxGossipModules {
   broadcast(bytes: Uint8Array): void;
   /** Own transactions whose last gossip is older than `olderThanMs` (Mempool.staleOwn). */
   staleOwn(olderThanMs: number, max: number): SignedTx[];
-  /**
-   * Whether a queued transaction still needs its gossip when the batch goes (Mempool.gossipNeeded:
-   * not when a pending proposal of this node already carries it to every peer). Absent: always.
-   */
-  gossipNeeded?(hashHex: string): boolean;
   regossiped: Counter;
-  /** Queued transactions left out because gossipNeeded said no. */
-  skipped?: Counter;
 }
 
 /**
@@ -43,8 +36,6 @@ export interface TxGossipModules {
  */
 export class TxGossip {
   private readonly buffer: SignedTx[] = [];
-  /** The hash (hex) of each buffered transaction, when the caller gave it (checked at flush). */
-  private readonly hexes: (string | undefined)[] = [];
   private timer: NodeJS.Timeout | null = null;
   /** A flush is queued with setImmediate (idle path). */
   private soon = false;
@@ -74,20 +65,10 @@ export class TxGossip {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.buffer.length = 0;
-    this.hexes.length = 0;
   }
 
-  /**
-   * Queues transactions for the next TxBatch. With `hexes` (their hashes), each is checked again
-   * when the batch goes (gossipNeeded): a primary that proposed a client's transaction in the same
-   * turn of the event loop as it admitted it (closed loop, light load) sends it in the PRE-PREPARE
-   * only.
-   */
-  queue(txs: SignedTx[], hexes?: readonly string[]): void {
-    for (let i = 0; i < txs.length; i++) {
-      this.buffer.push(txs[i]!);
-      this.hexes.push(hexes?.[i]);
-    }
+  queue(txs: SignedTx[]): void {
+    this.buffer.push(...txs);
     if (this.buffer.length >= GOSSIP_BATCH_TXS) this.flush();
     else if (this.timer === null && !this.soon) {
       // Idle (no envelope in the last GOSSIP_FLUSH_MS): at the end of this turn of the event loop,
@@ -103,19 +84,16 @@ export class TxGossip {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.soon = false;
-    this.dropNotNeeded();
     if (this.buffer.length > 0) this.lastSentAt = performance.now();
     // DPoS: gossip names the sender by its index in the current epoch's set; a follower has none
     // and does not gossip (its API refuses client transactions: NOT_A_VALIDATOR).
     const { self, epoch } = this.modules.sender();
     if (self === null) {
       this.buffer.length = 0;
-      this.hexes.length = 0;
       return;
     }
     while (this.buffer.length > 0) {
       const txs = this.buffer.splice(0, GOSSIP_BATCH_TXS);
-      this.hexes.splice(0, GOSSIP_BATCH_TXS);
       const msg = sealGossip(
         this.opts.chainId,
         epoch,
@@ -124,24 +102,5 @@ export class TxGossip {
       );
       this.modules.broadcast(msg.bytes);
     }
-  }
-
-  /** Leaves out the buffered transactions gossipNeeded says no to. */
-  private dropNotNeeded(): void {
-    const needed = this.modules.gossipNeeded;
-    if (needed === undefined) return;
-    let kept = 0;
-    for (let i = 0; i < this.buffer.length; i++) {
-      const hex = this.hexes[i];
-      if (hex !== undefined && !needed(hex)) continue;
-      this.buffer[kept] = this.buffer[i]!;
-      this.hexes[kept] = hex;
-      kept++;
-    }
-    const skipped = this.buffer.length - kept;
-    if (skipped === 0) return;
-    this.buffer.length = kept;
-    this.hexes.length = kept;
-    this.modules.skipped?.inc(skipped);
   }
 }

@@ -25,7 +25,6 @@ export interface NodeMetrics {
   inValidatorSet: Gauge;
   committedTxs: Counter;
   regossiped: Counter;
-  gossipSkipped: Counter;
   escapedErrors: Counter<"kind">;
   evidence: Counter<"phase">;
   finalitySeconds: Histogram;
@@ -165,10 +164,6 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
     regossiped: f.counter({
       name: "mempool_regossiped_total",
       help: "Own transactions gossiped again because they were still waiting (lost gossip repair)",
-    }),
-    gossipSkipped: f.counter({
-      name: "mempool_gossip_skipped_total",
-      help: "Own transactions not gossiped because a pending proposal already carried them to every peer",
     }),
     escapedErrors: f.counter<"kind">({
       name: "process_escaped_errors_total",

@@ -473,19 +473,15 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         sender: () => ({ self: this.replica.selfIndex, epoch: this.replica.epoch }),
         broadcast: (bytes) => this.net.broadcast(bytes),
         staleOwn: (olderThanMs, max) => this.mempool.staleOwn(olderThanMs, max),
-        gossipNeeded: (hex) => this.mempool.gossipNeeded(hex),
         regossiped: this.metrics.regossiped,
-        skipped: this.metrics.gossipSkipped,
       },
     );
     this.mempool.onAdmitted((txs, origin) => {
-      // Gossip what clients sent us, so backups have verified it before they see the block; not
-      // what this node proposes before the batch goes (the PRE-PREPARE carries it: gossipNeeded).
-      if (origin === "api")
-        this.gossip.queue(
-          txs.map((t) => t.tx),
-          txs.map((t) => t.hashHex),
-        );
+      // Gossip what clients sent us, so backups have verified it before they see the block. Also
+      // what this node proposes at once (closed loop, light load): a primary that crashes before
+      // its proposal prepares must not take the only copy with it (l19 measured the skip: no
+      // finality change, -4 % CPU per height inside the noise; not kept).
+      if (origin === "api") this.gossip.queue(txs.map((t) => t.tx));
       this.driver.notifyPendingWork();
     });
     this.stoppers.push(() => this.driver.stop());

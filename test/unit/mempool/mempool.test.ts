@@ -229,30 +229,6 @@ describe("mempool admission", () => {
     }
   });
 
-  it("needs no gossip for an own tx a pending proposal carries; repairs it at once if a view change abandons it", async () => {
-    const clock = 1_000;
-    const { mp } = pool({}, undefined, () => clock);
-    const own = newKey();
-    const proposed = signedTx(own, { nonce: 0n });
-    const waiting = signedTx(newKey(), { nonce: 0n });
-    for (const tx of [proposed, waiting]) await mp.add(tx, "api");
-    const hashes = (txs: SignedTx[]) => txs.map((t) => toHex(txHash(t)));
-    mp.markProposed([txHash(proposed)]);
-    assert.equal(
-      mp.gossipNeeded(txHash(proposed)),
-      false,
-      "in our proposal: every peer gets the PRE-PREPARE",
-    );
-    assert.equal(mp.gossipNeeded(txHash(waiting)), true);
-    assert.equal(mp.gossipNeeded(toHex(txHash(signedTx(newKey())))), true, "not held: as before");
-    assert.deepEqual(mp.staleOwn(3_000, 100), [], "in flight: no repair");
-    mp.beginViewChange();
-    assert.equal(mp.endViewChange(), 1, "the new view did not re-propose it");
-    // Never gossiped: the very next repair pass hands it out, without waiting 3 s.
-    assert.deepEqual(hashes(mp.staleOwn(3_000, 100)), hashes([proposed]));
-    assert.deepEqual(mp.staleOwn(3_000, 100), [], "then it waits like any gossiped tx");
-  });
-
   it("refuses gossip of a transaction it holds as DUPLICATE before checking its signature again", async () => {
     const { mp, verifier } = pool();
     const verifyCalls = () => verifier.calls.reduce((a, b) => a + b, 0);

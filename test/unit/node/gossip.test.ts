@@ -24,30 +24,23 @@ function batchOf(bytes: Uint8Array): { sender: number; epoch: bigint; signed: bo
   };
 }
 
-function gossip(self: number | null, stale: SignedTx[] = [], notNeeded?: Set<string>) {
+function gossip(self: number | null, stale: SignedTx[] = []) {
   const sent: Uint8Array[] = [];
   let regossiped = 0;
-  let skipped = 0;
   const g = new TxGossip(
     { chainId: "test-chain" },
     {
       sender: () => ({ self, epoch: 3n }),
       broadcast: (bytes) => sent.push(bytes),
       staleOwn: (_olderThanMs, max) => stale.splice(0, max),
-      ...(notNeeded ? { gossipNeeded: (hex: string) => !notNeeded.has(hex) } : {}),
       regossiped: {
         inc: (n?: unknown) => {
           regossiped += typeof n === "number" ? n : 1;
         },
       },
-      skipped: {
-        inc: (n?: unknown) => {
-          skipped += typeof n === "number" ? n : 1;
-        },
-      },
     },
   );
-  return { g, sent, regossiped: () => regossiped, skipped: () => skipped };
+  return { g, sent, regossiped: () => regossiped };
 }
 
 const turn = () => new Promise((r) => setImmediate(r));
@@ -69,30 +62,6 @@ describe("TxGossip", () => {
       b.txs.map((t) => t.body[0]),
       [1, 2, 3],
     );
-    g.stop();
-  });
-
-  it("leaves out, when the batch goes, what gossipNeeded says no to (proposed in the same turn)", async () => {
-    const notNeeded = new Set<string>();
-    const { g, sent, skipped } = gossip(1, [], notNeeded);
-    g.queue([tx(1), tx(2), tx(3)], ["a", "b", "c"]);
-    g.queue([tx(4)]); // no hash given: always sent
-    // Checked at flush, not at queue: the primary proposes after it queued the gossip.
-    notNeeded.add("b");
-    notNeeded.add("c");
-    await turn();
-    assert.equal(sent.length, 1);
-    assert.deepEqual(
-      batchOf(sent[0]!).txs.map((t) => t.body[0]),
-      [1, 4],
-    );
-    assert.equal(skipped(), 2);
-    // Everything left out: no envelope at all.
-    g.queue([tx(5)], ["e"]);
-    notNeeded.add("e");
-    await new Promise((r) => setTimeout(r, 10));
-    assert.equal(sent.length, 1);
-    assert.equal(skipped(), 3);
     g.stop();
   });
 
