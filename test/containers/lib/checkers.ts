@@ -179,6 +179,9 @@ export interface KvOp {
   invokeMs: number;
   /** Completion time; ignored for info (treated as never returning). */
   completeMs: number;
+  /** read: the node that answered and the executed height its value belongs to (diagnostics). */
+  node?: number;
+  height?: bigint;
 }
 
 type RegState = string | null;
@@ -292,13 +295,38 @@ export function linearizable(ops: KvOp[], initial: RegState = null, maxSteps = 2
   return "ok";
 }
 
+/**
+ * A history cut to its first `max` operations by invocation time, kept sound: checking the cut
+ * never reports a violation the whole history does not have. Operations invoked at or after the
+ * cut are left out, and one of them may have taken effect before a kept operation that completed
+ * after the cut (a CAS that failed because of a put invoked later). So a kept operation completing
+ * at or after the cut constrains nothing: a read or a failed CAS (no effect) is dropped, a put or a
+ * successful CAS becomes info (it took effect, at a point the cut cannot place).
+ * (A cut by position in the recorder's list, which holds writes at invocation and reads at
+ * completion, once failed a correct run: a CAS in flight across the cut had failed against a put
+ * the cut left out.)
+ */
+export function cutByInvocation(ops: readonly KvOp[], max: number): KvOp[] {
+  if (ops.length <= max) return [...ops];
+  const sorted = [...ops].sort((a, b) => a.invokeMs - b.invokeMs);
+  const cut = sorted[max]!.invokeMs;
+  const out: KvOp[] = [];
+  for (const o of sorted) {
+    if (o.invokeMs >= cut) break;
+    if (o.outcome !== "ok" || o.completeMs < cut) out.push(o);
+    else if (o.call.f === "put" || (o.call.f === "cas" && o.result === true))
+      out.push({ ...o, outcome: "info", completeMs: Number.POSITIVE_INFINITY });
+  }
+  return out;
+}
+
 export function checkLinearizable(ops: KvOp[], opts: { maxOpsPerKey?: number } = {}): Verdict {
   const v: string[] = [];
   const byKey = new Map<string, KvOp[]>();
   for (const o of ops) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o]);
   let unknown = 0;
   for (const [key, list] of byKey) {
-    const capped = list.slice(0, opts.maxOpsPerKey ?? 150);
+    const capped = cutByInvocation(list, opts.maxOpsPerKey ?? 150);
     const r = linearizable(capped);
     if (r === "violation") v.push(`S4 key ${key}: no linearization of its ${capped.length} operations`);
     if (r === "unknown") unknown++;

@@ -307,6 +307,8 @@ export class History {
             result: res.found ? fromUtf8.decode(res.value) : null,
             invokeMs,
             completeMs: now(),
+            node: i,
+            height: res.height,
           };
         }
       } catch {

@@ -235,6 +235,22 @@ export async function runScenario(
       fail: recs.filter((r) => r.outcome === "fail").length,
       info: recs.filter((r) => r.outcome === "info").length,
     });
+    // Diagnostics: the recorded history and the chain it is checked against, one file per scenario.
+    if (process.env.PARABFT_FAULTS_HISTORY) {
+      await writeFile(
+        `${process.env.PARABFT_FAULTS_HISTORY}-${name.replace(/\W+/g, "_")}-${Date.now()}.json`,
+        JSON.stringify(
+          {
+            kv: h.kv,
+            kvTx: h.kvTx,
+            errors: h.errors,
+            inclusions: chain.inclusions,
+            receipts: chain.receipts,
+          },
+          (_k, v) => (typeof v === "bigint" ? String(v) : v === Number.POSITIVE_INFINITY ? "inf" : v),
+        ),
+      );
+    }
     const result: ScenarioResult = {
       name,
       pass: verdicts.every((v) => v.ok),
