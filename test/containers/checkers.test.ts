@@ -8,10 +8,12 @@ import {
   checkExactlyOnce,
   checkLinearizable,
   checkLiveness,
+  checkReadsAtHeight,
   cutByInvocation,
   type KvCall,
   type KvOp,
   linearizable,
+  type ReceiptInfo,
 } from "./lib/checkers.js";
 
 const chain = (node: number, digests: string[]) => ({
@@ -255,6 +257,50 @@ describe("S4 linearizability (WGL)", () => {
         reads[rnd(reads.length)]!.result = "never-written";
         assert.equal(linearizable(h), "violation", `corrupted trial ${trial}`);
       }
+    }
+  });
+});
+
+describe("S5 reads at their height", () => {
+  const w = (tx: string, call: KvCall, result?: boolean): KvOp => ({ ...op(0, call, result, 0, 1), tx });
+  const r = (value: string | null, height: bigint): KvOp => ({
+    ...op(1, read, value, 0, 1),
+    node: 2,
+    height,
+  });
+  // Block 2 holds a then b (a CAS that failed), block 3 holds c; the receipts say what took effect.
+  const inclusions = [
+    { hash: "a", height: 2n },
+    { hash: "b", height: 2n },
+    { hash: "c", height: 3n },
+    { hash: "d", height: 3n },
+  ];
+  const receipts: ReceiptInfo[] = [
+    { hash: "a", height: 2n, status: "ok" },
+    { hash: "b", height: 2n, status: "failed" },
+    { hash: "c", height: 3n, status: "ok" },
+    { hash: "d", height: 3n, status: "ok" },
+  ];
+  const writes = [
+    w("a", put("1")),
+    w("b", cas("0", "2"), false),
+    w("c", put("3")),
+    w("d", cas("3", "4"), true),
+  ];
+  it("passes when every read is the chain's value at its height (block order inside a height)", () => {
+    const v = checkReadsAtHeight(
+      [...writes, r(null, 1n), r("1", 2n), r("4", 3n), r("4", 9n)],
+      inclusions,
+      receipts,
+    );
+    assert.ok(v.ok, v.violations.join("; "));
+    assert.equal(v.checked, 4);
+  });
+  it("fails on a stale value, a failed CAS's value, or a value from inside a block", () => {
+    for (const bad of [r("1", 3n), r("2", 2n), r("3", 3n), r(null, 2n)]) {
+      const v = checkReadsAtHeight([...writes, bad], inclusions, receipts);
+      assert.equal(v.ok, false, JSON.stringify(bad.result));
+      assert.match(v.violations[0]!, /S5 key k: node 2 read/);
     }
   });
 });

@@ -179,9 +179,11 @@ export interface KvOp {
   invokeMs: number;
   /** Completion time; ignored for info (treated as never returning). */
   completeMs: number;
-  /** read: the node that answered and the executed height its value belongs to (diagnostics). */
+  /** read: the node that answered and the executed height its value belongs to (S5). */
   node?: number;
   height?: bigint;
+  /** put / cas: the hex hash of the transaction (S5 finds where it took effect). */
+  tx?: string;
 }
 
 type RegState = string | null;
@@ -334,6 +336,47 @@ export function checkLinearizable(ops: KvOp[], opts: { maxOpsPerKey?: number } =
   const out = verdict("S4", v, byKey.size);
   if (unknown > 0) out.violations.push(`S4 ${unknown} key(s) undecided within the step budget`);
   return { ...out, ok: v.length === 0 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// S5: every read is the chain's value at the height its node reported
+
+/**
+ * Replays the kv writes the chain executed (receipt status ok, in block order: height, then the
+ * position among the inclusions) and checks each read against the value of its key at the
+ * executed height the answering node reported. Timing plays no part, so a stale or invented value
+ * is caught even when the read's interval would let S4 place it.
+ */
+export function checkReadsAtHeight(ops: KvOp[], inclusions: Inclusion[], receipts: ReceiptInfo[]): Verdict {
+  const position = new Map<string, number>();
+  inclusions.forEach((x, i) => {
+    const id = `${x.hash}@${x.height}`;
+    if (!position.has(id)) position.set(id, i);
+  });
+  const receiptOf = new Map(receipts.map((r) => [r.hash, r]));
+  const writes = new Map<string, { height: bigint; at: number; value: string }[]>();
+  for (const o of ops) {
+    if (o.call.f === "read" || o.tx === undefined) continue;
+    const r = receiptOf.get(o.tx);
+    if (r === undefined || r.status !== "ok") continue;
+    const list = writes.get(o.key) ?? [];
+    list.push({ height: r.height, at: position.get(`${o.tx}@${r.height}`) ?? -1, value: o.call.value });
+    writes.set(o.key, list);
+  }
+  for (const list of writes.values()) list.sort((a, b) => a.at - b.at);
+  const v: string[] = [];
+  let checked = 0;
+  for (const o of ops) {
+    if (o.call.f !== "read" || o.outcome !== "ok" || o.height === undefined) continue;
+    checked++;
+    let expected: string | null = null;
+    for (const w of writes.get(o.key) ?? []) if (w.height <= o.height) expected = w.value;
+    if (o.result !== expected)
+      v.push(
+        `S5 key ${o.key}: node ${o.node} read ${JSON.stringify(o.result)} at height ${o.height}, the chain holds ${JSON.stringify(expected)}`,
+      );
+  }
+  return verdict("S5", v.slice(0, 5), checked);
 }
 
 // ---------------------------------------------------------------------------------------------

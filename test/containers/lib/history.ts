@@ -262,6 +262,7 @@ export class History {
         completeMs: Number.POSITIVE_INFINITY,
       };
       const rec: TxRecord = { hash: toHex(tx.hash), outcome: "info" };
+      op.tx = rec.hash;
       this.kv.push(op);
       this.kvTx.push(rec);
       const res = await this.submit(tx, true);
