@@ -90,3 +90,54 @@ export class StateCache {
     return dropped;
   }
 }
+
+/**
+ * A block's view straight on the cache (the parallel executor's inline path): reads from it,
+ * writes through to it, and tells `onWrite` of every write (the write stage). It remembers the
+ * last two keys read and the values the cache holds under them (issue 13, round 12): a transfer
+ * reads its two accounts, then writes them, and the hot path rewrites the values it owns in place
+ * (codec.StateValue), so a write often stores the very value the cache already holds. Such a
+ * write skips the cache's Map (a second lookup of the key, and the write barrier of the store).
+ * Invariant: while a key is remembered, the cache holds its remembered value. It holds as long as
+ * nothing else writes the cache while the view is in use (one block, run synchronously).
+ */
+export class WriteThroughView {
+  private k0: string | null = null;
+  private v0: Uint8Array | null = null;
+  private k1: string | null = null;
+  private v1: Uint8Array | null = null;
+  private next0 = true;
+
+  /**
+   * @param miss a key the cache does not hold: its value, or a throw (see ParallelExecutor.cached).
+   * @param onWrite called first for every write, skipped or not.
+   */
+  constructor(
+    private readonly cache: StateCache,
+    private readonly miss: (k: string) => Uint8Array | null,
+    private readonly onWrite: (k: string, v: Uint8Array | null) => void,
+  ) {}
+
+  get(k: string): Uint8Array | null {
+    const v = this.cache.peek(k);
+    if (v === undefined) return this.miss(k);
+    if (this.next0) {
+      this.k0 = k;
+      this.v0 = v;
+    } else {
+      this.k1 = k;
+      this.v1 = v;
+    }
+    this.next0 = !this.next0;
+    return v;
+  }
+
+  set(k: string, v: Uint8Array | null): void {
+    this.onWrite(k, v);
+    if (k === this.k0 ? v === this.v0 : k === this.k1 && v === this.v1) return;
+    // Both slots may remember the same key (read twice): both follow the write.
+    if (k === this.k0) this.v0 = v;
+    if (k === this.k1) this.v1 = v;
+    this.cache.seed(k, v);
+  }
+}
