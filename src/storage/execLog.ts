@@ -424,6 +424,25 @@ export function logLookup(
 }
 
 /** Byte order of the keys of two log entries (at their offsets): <0, 0 or >0. */
+/**
+ * The first 6 bytes of the log entry's key at `off` as a number (bytes past the key's end read
+ * as 0; < 2^48, exact). keyPrefix6(a) < keyPrefix6(b) implies key a < key b (byte order, a
+ * prefix first); equal prefixes say nothing (compareLogKeys decides).
+ */
+function keyPrefix6(log: Buffer, off: number): number {
+  const kl = (log[off]! << 8) | log[off + 1]!;
+  const s = off + 2;
+  if (kl >= 6) {
+    return (
+      ((log[s]! << 16) | (log[s + 1]! << 8) | log[s + 2]!) * 0x1000000 +
+      ((log[s + 3]! << 16) | (log[s + 4]! << 8) | log[s + 5]!)
+    );
+  }
+  let p = 0;
+  for (let i = 0; i < 6; i++) p = p * 256 + (i < kl ? log[s + i]! : 0);
+  return p;
+}
+
 function compareLogKeys(a: Buffer, ao: number, b: Buffer, bo: number): number {
   const al = (a[ao]! << 8) | a[ao + 1]!;
   const bl = (b[bo]! << 8) | b[bo + 1]!;
@@ -451,10 +470,17 @@ export function foldOrder(
   const block = new Uint32Array(total);
   const entry = new Uint32Array(total);
   const pos = new Uint32Array(k);
+  // Each log's current key's first 6 bytes as a number (keyPrefix6): a smaller prefix is a
+  // smaller key, so the heap compares key bytes only on equal prefixes (round 12: most compares of
+  // account keys were byte loops over equal prefix bytes).
+  const head = new Float64Array(k);
   // A binary min-heap of log indices by (current key, newest log first).
   const heap = new Uint32Array(k);
   let size = 0;
   const less = (x: number, y: number): boolean => {
+    const hx = head[x]!;
+    const hy = head[y]!;
+    if (hx !== hy) return hx < hy;
     const lx = logs[x]!;
     const ly = logs[y]!;
     const c = compareLogKeys(lx.log, lx.offsets[pos[x]!]!, ly.log, ly.offsets[pos[y]!]!);
@@ -474,27 +500,39 @@ export function foldOrder(
       i = m;
     }
   };
-  for (let i = 0; i < k; i++) if (logs[i]!.offsets.length > 0) heap[size++] = i;
+  for (let i = 0; i < k; i++) {
+    const l = logs[i]!;
+    if (l.offsets.length === 0) continue;
+    head[i] = keyPrefix6(l.log, l.offsets[0]!);
+    heap[size++] = i;
+  }
   for (let i = (size >> 1) - 1; i >= 0; i--) down(i);
   let n = 0;
+  // The prefix of the last key taken (-1: none yet).
+  let lastHead = -1;
   while (size > 0) {
     const b = heap[0]!;
     const lb = logs[b]!;
     const e = pos[b]!;
     const off = lb.offsets[e]!;
+    const h = head[b]!;
     // Equal keys pop newest first: an entry equal to the last one taken is older.
     if (
-      n === 0 ||
+      h !== lastHead ||
       compareLogKeys(lb.log, off, logs[block[n - 1]!]!.log, logs[block[n - 1]!]!.offsets[entry[n - 1]!]!) !==
         0
     ) {
       block[n] = b;
       entry[n] = e;
       n++;
+      lastHead = h;
     }
     if (e + 1 < lb.offsets.length) {
-      if (compareLogKeys(lb.log, lb.offsets[e + 1]!, lb.log, off) <= 0) return null;
+      const nextOff = lb.offsets[e + 1]!;
+      const nh = keyPrefix6(lb.log, nextOff);
+      if (nh < h || (nh === h && compareLogKeys(lb.log, nextOff, lb.log, off) <= 0)) return null;
       pos[b] = e + 1;
+      head[b] = nh;
     } else heap[0] = heap[--size]!;
     down(0);
   }

@@ -11,9 +11,9 @@ import { keyPool, pick, rng } from "../exec/randomWrites.js";
 import { removeDir, tempDir } from "./helpers.js";
 
 /** Logs over a small key pool (many repeats across logs), keys of 1-4 bytes (prefix cases). */
-function randomLogs(seed: number, count: number) {
+function randomLogs(seed: number, count: number, maxLen = 4) {
   const r = rng(seed);
-  const pool = keyPool(r, 60, 4, [0, 1, 2, 3]);
+  const pool = keyPool(r, 60, maxLen, [0, 1, 2, 3]);
   const logs = [];
   for (let b = 0; b < count; b++) {
     const m = new Map<string, StateWrite>();
@@ -53,22 +53,25 @@ const keyOf = (logs: { log: Buffer; offsets: Uint32Array }[], b: number, e: numb
 };
 
 describe("foldOrder", () => {
-  it("takes each key once, from the newest log, in key order (= the Set fold's entries)", () => {
-    for (let seed = 1; seed <= 200; seed++) {
-      const logs = randomLogs(seed, 1 + (seed % 9));
-      const got = foldOrder(logs);
-      assert.ok(got !== null);
-      const pairs: [number, number][] = [];
-      for (let i = 0; i < got.n; i++) pairs.push([got.block[i]!, got.entry[i]!]);
-      for (let i = 1; i < pairs.length; i++) {
-        const a = keyOf(logs, ...pairs[i - 1]!);
-        const b = keyOf(logs, ...pairs[i]!);
-        assert.ok(Buffer.compare(a, b) < 0, `seed ${seed}: not strictly increasing at ${i}`);
+  // Keys of 1-4 bytes, and of 1-10 bytes: the merge compares 6-byte key prefixes first (round
+  // 12), so longer keys meet equal prefixes that differ after them, and keys ending inside them.
+  for (const maxLen of [4, 10])
+    it(`takes each key once, from the newest log, in key order (= the Set fold's entries), keys of 1-${maxLen} bytes`, () => {
+      for (let seed = 1; seed <= 200; seed++) {
+        const logs = randomLogs(seed, 1 + (seed % 9), maxLen);
+        const got = foldOrder(logs);
+        assert.ok(got !== null);
+        const pairs: [number, number][] = [];
+        for (let i = 0; i < got.n; i++) pairs.push([got.block[i]!, got.entry[i]!]);
+        for (let i = 1; i < pairs.length; i++) {
+          const a = keyOf(logs, ...pairs[i - 1]!);
+          const b = keyOf(logs, ...pairs[i]!);
+          assert.ok(Buffer.compare(a, b) < 0, `seed ${seed}: not strictly increasing at ${i}`);
+        }
+        const want = bySet(logs).sort((x, y) => Buffer.compare(keyOf(logs, ...x), keyOf(logs, ...y)));
+        assert.deepEqual(pairs, want, `seed ${seed}`);
       }
-      const want = bySet(logs).sort((x, y) => Buffer.compare(keyOf(logs, ...x), keyOf(logs, ...y)));
-      assert.deepEqual(pairs, want, `seed ${seed}`);
-    }
-  });
+    });
 
   it("returns null for a log that is not strictly sorted", () => {
     const a = Uint8Array.of(1, 2);
