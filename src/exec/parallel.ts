@@ -6,7 +6,7 @@ import { type EpochHook, runEpochHook } from "../staking/hook.js";
 import { PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
-import { StateCache, type StateSource, WriteThroughView } from "./cache.js";
+import { StateCache, type StateSource } from "./cache.js";
 import { keyStr } from "./codec.js";
 import { decodeResult, encodeJob, type JobTx } from "./laneWire.js";
 import {
@@ -423,10 +423,14 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // the stage). Otherwise a block-long array of 20k key strings would outlive young-generation
     // collections for nothing (round 11).
     let written: string[] | null = this.hasSource || this.epochHook !== undefined ? [] : null;
-    const view = new WriteThroughView(
-      this.cache,
-      (k) => this.cached(k),
-      (k, v) => {
+    const cache = this.cache;
+    const view = {
+      get: (k: string) => {
+        const v = cache.peek(k);
+        if (v === undefined) return this.cached(k);
+        return v;
+      },
+      set: (k: string, v: Uint8Array | null) => {
         if (written !== null) {
           written.push(k);
           stage.add(k, v);
@@ -437,8 +441,9 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
             written.push(k);
           }
         }
+        cache.seed(k, v);
       },
-    );
+    };
     const fees: FeeTotal = newFeeTotal();
     const n = block.txs.length;
     for (let i = 0; i < n; i++) {
