@@ -11,9 +11,16 @@ import { keyPool, pick, rng } from "../exec/randomWrites.js";
 import { removeDir, tempDir } from "./helpers.js";
 
 /** Logs over a small key pool (many repeats across logs), keys of 1-4 bytes (prefix cases). */
-function randomLogs(seed: number, count: number) {
+function randomLogs(seed: number, count: number, maxLen: number | "zeros" = 4) {
   const r = rng(seed);
-  const pool = keyPool(r, 60, 4, [0, 1, 2, 3]);
+  // "zeros": keys of 0-30 zero bytes then 0-4 bytes of 0/1: equal 6-byte chunks past the 24
+  // bytes foldOrder compares as numbers, and short keys that pad to the same chunks as longer ones.
+  const pool =
+    maxLen === "zeros"
+      ? keyPool(r, 60, 4, [0, 1]).map((tail) =>
+          Uint8Array.from([...new Uint8Array(Math.floor(r() * 31)), ...tail.subarray(Math.floor(r() * 2))]),
+        )
+      : keyPool(r, 60, maxLen, [0, 1, 2, 3]);
   const logs = [];
   for (let b = 0; b < count; b++) {
     const m = new Map<string, StateWrite>();
@@ -53,22 +60,26 @@ const keyOf = (logs: { log: Buffer; offsets: Uint32Array }[], b: number, e: numb
 };
 
 describe("foldOrder", () => {
-  it("takes each key once, from the newest log, in key order (= the Set fold's entries)", () => {
-    for (let seed = 1; seed <= 200; seed++) {
-      const logs = randomLogs(seed, 1 + (seed % 9));
-      const got = foldOrder(logs);
-      assert.ok(got !== null);
-      const pairs: [number, number][] = [];
-      for (let i = 0; i < got.n; i++) pairs.push([got.block[i]!, got.entry[i]!]);
-      for (let i = 1; i < pairs.length; i++) {
-        const a = keyOf(logs, ...pairs[i - 1]!);
-        const b = keyOf(logs, ...pairs[i]!);
-        assert.ok(Buffer.compare(a, b) < 0, `seed ${seed}: not strictly increasing at ${i}`);
+  // Keys of 1-4, 1-10 and 1-30 bytes, and long runs of zeros: the merge compares keys' first 24
+  // bytes as 4 numbers, then lengths (round 12), so keys must meet equal chunks that differ
+  // later, keys ending inside a chunk, and keys longer than 24 bytes.
+  for (const maxLen of [4, 10, 30, "zeros"] as const)
+    it(`takes each key once, from the newest log, in key order (= the Set fold's entries), keys of 1-${maxLen} bytes`, () => {
+      for (let seed = 1; seed <= 200; seed++) {
+        const logs = randomLogs(seed, 1 + (seed % 9), maxLen);
+        const got = foldOrder(logs);
+        assert.ok(got !== null);
+        const pairs: [number, number][] = [];
+        for (let i = 0; i < got.n; i++) pairs.push([got.block[i]!, got.entry[i]!]);
+        for (let i = 1; i < pairs.length; i++) {
+          const a = keyOf(logs, ...pairs[i - 1]!);
+          const b = keyOf(logs, ...pairs[i]!);
+          assert.ok(Buffer.compare(a, b) < 0, `seed ${seed}: not strictly increasing at ${i}`);
+        }
+        const want = bySet(logs).sort((x, y) => Buffer.compare(keyOf(logs, ...x), keyOf(logs, ...y)));
+        assert.deepEqual(pairs, want, `seed ${seed}`);
       }
-      const want = bySet(logs).sort((x, y) => Buffer.compare(keyOf(logs, ...x), keyOf(logs, ...y)));
-      assert.deepEqual(pairs, want, `seed ${seed}`);
-    }
-  });
+    });
 
   it("returns null for a log that is not strictly sorted", () => {
     const a = Uint8Array.of(1, 2);
