@@ -203,6 +203,12 @@ export interface RunReport {
   refused?: Record<string, number>;
   /** Overload: sends the client could not make because every sender awaited an answer. */
   clientBlocked?: number;
+  /**
+   * Overload: transfers the client signed before the load (each sender's next nonces) and during
+   * it (senders that used those up); absent in older results, whose client signed every send
+   * during the load.
+   */
+  signed?: { before: number; during: number };
   /** Overload: where a submission's answer time goes, seen from the client (why "not sent"). */
   answerTimes?: AnswerTimes;
   /**

@@ -19,7 +19,10 @@ import { type FakeServer, startFakeServer } from "../api/fakeServer.js";
 
 class RefusingNode extends FakeNode {
   submits = 0;
+  /** Every distinct transaction submitted (body and signature). */
+  readonly seen = new Set<string>();
   override async submitTx(tx: SignedTx): Promise<Hash> {
+    this.seen.add(Buffer.concat([tx.body, tx.signature]).toString("hex"));
     if (++this.submits % 2 === 0)
       throw new MempoolError("OVERLOADED", { retryAfterMs: 100 }, "node overloaded; retry after 100 ms");
     return super.submitTx(tx);
@@ -122,6 +125,12 @@ describe("overload measurement against a fake node", () => {
     assert.equal(r.submitted + refused + blocked, 40, JSON.stringify(r));
     assert.equal(node.submits, r.submitted + refused, "no refusal was retried");
     assert.ok(refused >= 10, `every other submission is refused (${refused})`);
+    // A refused transfer stays its sender's next payment (the same signed bytes), so the node sees
+    // no more distinct transactions than were admitted plus one refused and never resent per sender.
+    assert.ok(node.seen.size <= r.submitted + 4, `${node.seen.size} distinct for ${r.submitted} admitted`);
+    // Signed before the load: half the offered sends (20 tx/s × 2 s / 4 senders / 2) + 4 each.
+    assert.equal(r.signed?.before, 4 * 9);
+    assert.ok(r.signed.before + r.signed.during >= r.submitted);
     assert.deepEqual(r.submitFailures, {});
     assert.equal(r.committed, r.submitted, "every admitted transaction committed (no nonce gap)");
     assert.equal(r.uncommitted, 0);
