@@ -132,6 +132,12 @@ export interface ValidatorWindow {
   /** consensus_view_changes_total delta, the highest validator. */
   viewChanges: number;
   /**
+   * Each validator's view (consensus_view) as the window closes (null: not scraped). One above
+   * the others is a replica that started a view change nobody joined: it sits out the normal path
+   * (every quorum then needs all the others) while view changes still reads 0 (l20-notes.md).
+   */
+  views?: (number | null)[];
+  /**
    * Each validator's event-loop delay over the window (p99 and max, ms; the node's process metrics
    * reset at every scrape, so the closing scrape covers the window): how late it runs anything,
    * an API answer included. Null where not exported.

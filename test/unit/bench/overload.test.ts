@@ -56,17 +56,19 @@ function sample(entries: Record<string, number>): MetricSample {
 
 describe("validators' counters over a window", () => {
   const at = (atMs: number, samples: (MetricSample | null)[]): TimedScrape => ({ atMs, samples });
-  const node = (txs: number, height: number, views: number) =>
+  const node = (txs: number, height: number, views: number, view = 1) =>
     sample({
       'parabft_consensus_committed_txs_total{validator="x"}': txs,
       'parabft_consensus_committed_height{validator="x"}': height,
       'parabft_consensus_view_changes_total{validator="x"}': views,
+      'parabft_consensus_view_timer_armed_seconds{validator="x"}': 9,
+      'parabft_consensus_view{validator="x"}': view,
     });
 
   it("rates the median validator, counts the highest validator's view changes, skips the unscraped", () => {
     const w = validatorWindow(
       at(1_000, [node(100, 10, 0), node(100, 10, 1), node(90, 9, 0), node(0, 0, 0)]),
-      at(11_000, [node(1_100, 20, 0), node(1_300, 22, 3), node(1_000, 19, 0), null]),
+      at(11_000, [node(1_100, 20, 0), node(1_300, 22, 3), node(1_000, 19, 0, 2), null]),
     );
     assert.ok(w !== null);
     assert.equal(w.windowS, 10);
@@ -74,6 +76,9 @@ describe("validators' counters over a window", () => {
     assert.equal(w.tps, 100, "the median of 910, 1,000, 1,200 over 10 s");
     assert.equal(w.heights, 10);
     assert.equal(w.viewChanges, 2);
+    // Each validator's view at the end (not the view timer or view-change counters beside it):
+    // the third sits in a view nobody joined.
+    assert.deepEqual(w.views, [1, 1, 2, null]);
     assert.equal(validatorWindow(at(0, [null]), at(1_000, [node(1, 1, 0)])), null, "nothing to compare");
   });
 });
