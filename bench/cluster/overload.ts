@@ -8,8 +8,10 @@
 // submits that sender's next transfer (SubmitTx, or a SubmitTxs batch: submitter.ts). Admitted: the
 // nonce is used and the block watcher times its finality from the scheduled send time. Refused:
 // counted by its status ("RESOURCE_EXHAUSTED/OVERLOADED", ...), and the same signed transfer stays
-// the sender's next payment (its nonce is unused; the validators refuse it before any signature
-// check or cache, so a resend costs them what a fresh payment would). The transfers are signed
+// the sender's next payment (its nonce is unused; OVERLOADED, every refusal at 2× saturation, is
+// decided before the account read and the signature, so a resend costs the validators what a fresh
+// payment would; a MEMPOOL_FULL or rate-limit refusal comes after the signature check, whose
+// verdict cache would make its resend a little cheaper). The transfers are signed
 // before the schedule starts (each sender's next nonces, for about what saturation admits), as the
 // probe's open loop signs its whole run: at 2× saturation a client signing every send during the
 // load took ~34 % of a core from the validators on this 2-core box (~12-15 % in the probe steps;
