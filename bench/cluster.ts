@@ -171,7 +171,7 @@ const WARMUP_S = 5;
 const PROBE_FACTOR = 1.5;
 const PROBE_REFINE = 1.15;
 const OVERLOAD_CLIENT =
-  "each send signs with the next sender that awaits no answer; a refusal is counted, never retried, and the sender's next payment takes its nonce";
+  "each send submits the next signed transfer (signed before the load) of the next sender that awaits no answer; a refusal is counted, never retried as an extra send, and the same transfer is that sender's next payment";
 
 /**
  * Issue 14's overload goal: saturation measured in this run (an open-loop sweep judged by errors

@@ -5,12 +5,18 @@
 // sender ever leaves a nonce gap behind a refusal, and every admitted transaction must commit.
 //
 // Each send picks the next sender (round-robin) that has no submission awaiting its answer and
-// submits the transfer its signing threads prepared for that sender's next nonce (SubmitTx, or a
-// SubmitTxs batch: submitter.ts). Admitted: the nonce is used and the block watcher times its
-// finality from the scheduled send time. Refused: counted by its status
-// ("RESOURCE_EXHAUSTED/OVERLOADED", ...). Either way the sender's next transfer (the next nonce,
-// or a fresh payment with the unused one) is signed off the pacing thread (signPool.ts) while
-// other senders take the sends. When no sender is free the send is counted as `clientBlocked`
+// submits that sender's next transfer (SubmitTx, or a SubmitTxs batch: submitter.ts). Admitted: the
+// nonce is used and the block watcher times its finality from the scheduled send time. Refused:
+// counted by its status ("RESOURCE_EXHAUSTED/OVERLOADED", ...), and the same signed transfer stays
+// the sender's next payment (its nonce is unused; OVERLOADED, every refusal at 2× saturation, is
+// decided before the account read and the signature, so a resend costs the validators what a fresh
+// payment would; a MEMPOOL_FULL or rate-limit refusal comes after the signature check, whose
+// verdict cache would make its resend a little cheaper). The transfers are signed
+// before the schedule starts (each sender's next nonces, for about what saturation admits), as the
+// probe's open loop signs its whole run: at 2× saturation a client signing every send during the
+// load took ~34 % of a core from the validators on this 2-core box (~12-15 % in the probe steps;
+// bench/results/l20-notes.md). A sender that uses up its signed transfers gets more signed by the
+// signing threads during the load. When no sender is free the send is counted as `clientBlocked`
 // (the client could not offer it) instead of queueing in the client.
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { failureKey, newHistogram, type RunContext, recordMs, summarize } from "./load.js";
@@ -40,6 +46,16 @@ const LOAD_REFUSALS: ReadonlySet<string> = new Set([
  */
 const SEND_BURST = 16;
 
+/**
+ * Transfers signed per sender before the load: this share of the offered load's sends (2×
+ * saturation admits about half), at least PRESIGN_MIN each.
+ */
+const PRESIGN_SHARE = 0.5;
+const PRESIGN_MIN = 4;
+/** A sender with this many signed transfers left or fewer gets REFILL more signed during the load. */
+const REFILL_BELOW = 2;
+const REFILL = 8;
+
 /** Open loop at `rate` tx/s for `durationS` with refusals counted, never retried (see above). */
 export async function runOverload(
   ctx: RunContext,
@@ -47,19 +63,44 @@ export async function runOverload(
   durationS: number,
   label: string,
 ): Promise<RunReport> {
-  type Slot = { s: (typeof ctx.senders)[number]; i: number; busy: boolean; ready: SignedTransfer | null };
+  // Each sender's next transfers (consecutive nonces from its next one), signed ahead: the head
+  // is its next payment. Admitted, the head is used; refused, the head stays the sender's next
+  // payment (the same signed bytes at its next send), so the client signs only what is admitted.
+  type Slot = {
+    s: (typeof ctx.senders)[number];
+    i: number;
+    busy: boolean;
+    queue: SignedTransfer[];
+    /** The nonce after the last transfer signed (queued or asked of the signing threads). */
+    signedTo: bigint;
+    refilling: boolean;
+  };
   const senders: Slot[] = ctx.senders
-    .map((s, i): Slot => ({ s, i, busy: false, ready: null }))
+    .map((s, i): Slot => ({ s, i, busy: false, queue: [], signedTo: s.nextNonce, refilling: false }))
     .filter((x) => !x.s.tainted);
   if (senders.length === 0) throw new Error("no usable senders left");
-  // Every sender's first transfer, signed before the schedule starts.
-  const first = await ctx.signPool.sign(
-    senders.map((x) => ({ sender: x.i, nonce: x.s.nextNonce, recipient: ctx.recipientCounter++ })),
+  // Signed before the schedule starts, as the open loop's probe steps sign their whole run: what
+  // the load admits at about saturation (half of 2× saturation), plus a margin; a sender that
+  // uses up its transfers gets more signed during the load (below).
+  const depth = Math.max(
+    PRESIGN_MIN,
+    Math.ceil((PRESIGN_SHARE * rate * durationS) / senders.length) + PRESIGN_MIN,
   );
+  const jobsFor = (x: Slot, n: number): SignJob[] => {
+    const jobs: SignJob[] = [];
+    for (let k = 0; k < n; k++) {
+      jobs.push({ sender: x.i, nonce: x.signedTo, recipient: ctx.recipientCounter++ });
+      x.signedTo++;
+    }
+    return jobs;
+  };
+  const first = await ctx.signPool.sign(senders.flatMap((x) => jobsFor(x, depth)));
   senders.forEach((x, k) => {
-    x.ready = first[k]!;
+    x.queue = first.slice(k * depth, (k + 1) * depth);
   });
-  // A sender whose transfer was answered gets its next one signed; requests are gathered for a
+  const presigned = first.length;
+  let signedDuringLoad = 0;
+  // A sender down to its last transfers gets REFILL more signed; requests are gathered for a
   // couple of milliseconds and sent to the signing threads together.
   let toSign: Slot[] = [];
   let signTimer: NodeJS.Timeout | null = null;
@@ -67,18 +108,18 @@ export async function runOverload(
     signTimer = null;
     const batch = toSign;
     toSign = [];
-    const jobs: SignJob[] = batch.map((x) => ({
-      sender: x.i,
-      nonce: x.s.nextNonce,
-      recipient: ctx.recipientCounter++,
-    }));
+    const jobs = batch.flatMap((x) => jobsFor(x, REFILL));
+    signedDuringLoad += jobs.length;
     void ctx.signPool.sign(jobs).then((signed) => {
       batch.forEach((x, k) => {
-        x.ready = signed[k]!;
+        x.queue.push(...signed.slice(k * REFILL, (k + 1) * REFILL));
+        x.refilling = false;
       });
     });
   };
-  const resign = (x: Slot) => {
+  const refill = (x: Slot) => {
+    if (x.refilling || x.queue.length > REFILL_BELOW) return;
+    x.refilling = true;
     toSign.push(x);
     if (signTimer === null) signTimer = setTimeout(signQueued, 2);
   };
@@ -114,7 +155,7 @@ export async function runOverload(
   const nextFree = () => {
     for (let k = 0; k < senders.length; k++) {
       const x = senders[(cursor + k) % senders.length]!;
-      if (!x.busy && x.ready !== null && !x.s.tainted) {
+      if (!x.busy && x.queue.length > 0 && !x.s.tainted) {
         cursor = (cursor + k + 1) % senders.length;
         return x;
       }
@@ -133,8 +174,7 @@ export async function runOverload(
     x.busy = true;
     sent++;
     const s = x.s;
-    const p = x.ready!;
-    x.ready = null;
+    const p = x.queue[0]!;
     const hex = p.hex;
     hashOf[i] = hex;
     senderOf[i] = x.i;
@@ -148,6 +188,7 @@ export async function runOverload(
       .then(
         (conn) => {
           s.nextNonce++;
+          x.queue.shift();
           admitted++;
           connOf[i] = conn;
           admittedAt[i] = performance.now();
@@ -168,7 +209,7 @@ export async function runOverload(
         x.busy = false;
         answered++;
         recordMs(roundTrip, performance.now() - sentAt);
-        if (!s.tainted) resign(x);
+        if (!s.tainted) refill(x);
       });
   };
   const sendSampled = (i: number) => {
@@ -248,6 +289,7 @@ export async function runOverload(
     scheduled: total,
     submitted: admitted,
     submitCalls: ctx.submitter.calls - calls0,
+    signed: { before: presigned, during: signedDuringLoad },
     submitFailures: failures,
     refused,
     clientBlocked,

@@ -98,7 +98,8 @@ export function overloadRow(file: string): Row | null {
       v !== null ? o.ratioToSaturation : "-",
       clientTps,
       nums.clientRatio,
-      o.viewChanges ?? "-",
+      // A replica left in a view change nobody joined: its view is above the others' at the end.
+      `${o.viewChanges ?? "-"}${v?.views && new Set(v.views.filter((x) => x !== null)).size > 1 ? ` (views ${v.views.map((x) => x ?? "-").join("/")})` : ""}`,
       o.admitted,
       refused,
       `${o.clientBlocked} (${(100 * (nums.notSentShare ?? 0)).toFixed(1)}%)`,

@@ -26,7 +26,7 @@ export function formatOverload(o: OverloadSummary): string {
         ]
       : []),
     o.validators
-      ? `  validators committed ${o.validators.tps} tx/s over the ${o.validators.windowS} s load window (median validator; per validator ${o.validators.committedTxs.map((x) => x ?? "-").join(" / ")} txs, ${o.validators.heights} heights, ${o.validators.viewChanges} view changes; event-loop delay p99 ${(o.validators.loopDelayP99Ms ?? []).map((x) => x ?? "-").join(" / ")} ms, max ${(o.validators.loopDelayMaxMs ?? []).map((x) => x ?? "-").join(" / ")} ms) = ${(100 * o.ratioToSaturation).toFixed(1)}% of saturation`
+      ? `  validators committed ${o.validators.tps} tx/s over the ${o.validators.windowS} s load window (median validator; per validator ${o.validators.committedTxs.map((x) => x ?? "-").join(" / ")} txs, ${o.validators.heights} heights, ${o.validators.viewChanges} view changes${o.validators.views ? `, views at the end ${o.validators.views.map((x) => x ?? "-").join(" / ")}` : ""}; event-loop delay p99 ${(o.validators.loopDelayP99Ms ?? []).map((x) => x ?? "-").join(" / ")} ms, max ${(o.validators.loopDelayMaxMs ?? []).map((x) => x ?? "-").join(" / ")} ms) = ${(100 * o.ratioToSaturation).toFixed(1)}% of saturation`
       : "  validators' counters: no metrics",
     `  the client saw ${o.clientAchievedTps} tx/s committed during the load = ${(100 * o.clientRatioToSaturation).toFixed(1)}% of saturation; view changes (load and drain) ${o.viewChanges ?? "-"}`,
     `  admitted ${o.admitted}; refused: ${refused || "none"}; not sent (every sender awaiting an answer) ${o.clientBlocked}; admitted but not committed ${o.admittedNotCommitted}`,

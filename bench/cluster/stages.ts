@@ -165,8 +165,14 @@ export function validatorWindow(before: TimedScrape, after: TimedScrape): Valida
       lateMs: lastTimeout(m, "late"),
     };
   });
+  const viewsAtEnd = after.samples.map((m) => {
+    if (m === null) return null;
+    for (const [k, v] of m) if (k === `${P}view` || k.startsWith(`${P}view{`)) return v;
+    return null;
+  });
   return {
     ...(requestTimeouts.some((r) => r !== null) ? { requestTimeouts } : {}),
+    ...(viewsAtEnd.some((v) => v !== null) ? { views: viewsAtEnd } : {}),
     loopDelayP99Ms: loopMs("eventloop_lag_p99_seconds"),
     loopDelayMaxMs: loopMs("eventloop_lag_max_seconds"),
     windowS: round3(windowS),

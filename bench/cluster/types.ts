@@ -132,6 +132,12 @@ export interface ValidatorWindow {
   /** consensus_view_changes_total delta, the highest validator. */
   viewChanges: number;
   /**
+   * Each validator's view (consensus_view) as the window closes (null: not scraped). One above
+   * the others is a replica that started a view change nobody joined: it sits out the normal path
+   * (every quorum then needs all the others) while view changes still reads 0 (l20-notes.md).
+   */
+  views?: (number | null)[];
+  /**
    * Each validator's event-loop delay over the window (p99 and max, ms; the node's process metrics
    * reset at every scrape, so the closing scrape covers the window): how late it runs anything,
    * an API answer included. Null where not exported.
@@ -203,6 +209,12 @@ export interface RunReport {
   refused?: Record<string, number>;
   /** Overload: sends the client could not make because every sender awaited an answer. */
   clientBlocked?: number;
+  /**
+   * Overload: transfers the client signed before the load (each sender's next nonces) and during
+   * it (senders that used those up); absent in older results, whose client signed every send
+   * during the load.
+   */
+  signed?: { before: number; during: number };
   /** Overload: where a submission's answer time goes, seen from the client (why "not sent"). */
   answerTimes?: AnswerTimes;
   /**

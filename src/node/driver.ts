@@ -220,6 +220,12 @@ export class ConsensusDriver {
   private readonly reaped = new WeakSet<Block>();
   /** Verdicts of checkBlock, read synchronously by the core's validateBlock hook. */
   private readonly blockVerdicts = new WeakMap<Block, Verdict>();
+  /**
+   * PRE-PREPAREs whose block is being verified off-thread (checkBlock) before the core sees them.
+   * A view timer that expires meanwhile waits for these checks (armHandle): the proposal they carry
+   * is the progress that would re-arm it.
+   */
+  private readonly blockChecks = new Set<Promise<unknown>>();
   /** Per peer: the end of its gossip admission chain and how many batches wait in it. */
   private readonly gossipQueues = new Map<number, { tail: Promise<void>; depth: number }>();
   /** Group commit: records of the open batch (not yet handed to persist). */
@@ -341,7 +347,7 @@ export class ConsensusDriver {
       // Verify the block's signatures off-thread first (mostly cache hits for gossiped txs), so
       // the core's synchronous validateBlock hook only reads verdicts.
       const block = kind.value.block;
-      void this.mod.checkBlock(block).then(
+      const checked = this.mod.checkBlock(block).then(
         (verdict) => {
           this.blockVerdicts.set(block, verdict);
           // Remembered so that preparing it (now or in a NEW-VIEW) keeps its txs in flight.
@@ -356,6 +362,8 @@ export class ConsensusDriver {
         },
         (err: unknown) => this.mod.log.error({ err: errorMessage(err) }, "block pre-verification failed"),
       );
+      this.blockChecks.add(checked);
+      void checked.finally(() => this.blockChecks.delete(checked));
       return;
     }
     this.pushChecked(msg);
@@ -834,8 +842,20 @@ export class ConsensusDriver {
       // timers before reading the sockets, so the progress that would have re-armed it may be
       // sitting there unread. Read first; the core then ignores this event's stale token
       // (counted as superseded), or starts a view change as before. Liveness only.
-      setImmediate(() => {
+      //
+      // Likewise a PRE-PREPARE that arrived before the expiry but whose block is still being
+      // verified (a large block on a loaded box takes hundreds of ms): the expiry waits for the
+      // checks in flight now (not for later ones, so a stream of proposals cannot hold it off
+      // for longer than one check), and the proposal, once checked, re-arms the timer first.
+      // Issue 14's overload runs: a backup timed out 24 ms before the PRE-PREPARE it was
+      // verifying reached its core, started a view change nobody joined, and sat out the rest of
+      // the run (the cluster then needs all three others for every quorum).
+      const expire = () => {
         if (!this.stopped) this.push({ kind: "timer", timer, token });
+      };
+      setImmediate(() => {
+        if (this.blockChecks.size === 0) expire();
+        else void Promise.allSettled([...this.blockChecks]).then(() => setImmediate(expire));
       });
     }, afterMs);
   }

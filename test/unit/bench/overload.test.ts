@@ -19,7 +19,10 @@ import { type FakeServer, startFakeServer } from "../api/fakeServer.js";
 
 class RefusingNode extends FakeNode {
   submits = 0;
+  /** Every distinct transaction submitted (body and signature). */
+  readonly seen = new Set<string>();
   override async submitTx(tx: SignedTx): Promise<Hash> {
+    this.seen.add(Buffer.concat([tx.body, tx.signature]).toString("hex"));
     if (++this.submits % 2 === 0)
       throw new MempoolError("OVERLOADED", { retryAfterMs: 100 }, "node overloaded; retry after 100 ms");
     return super.submitTx(tx);
@@ -53,17 +56,19 @@ function sample(entries: Record<string, number>): MetricSample {
 
 describe("validators' counters over a window", () => {
   const at = (atMs: number, samples: (MetricSample | null)[]): TimedScrape => ({ atMs, samples });
-  const node = (txs: number, height: number, views: number) =>
+  const node = (txs: number, height: number, views: number, view = 1) =>
     sample({
       'parabft_consensus_committed_txs_total{validator="x"}': txs,
       'parabft_consensus_committed_height{validator="x"}': height,
       'parabft_consensus_view_changes_total{validator="x"}': views,
+      'parabft_consensus_view_timer_armed_seconds{validator="x"}': 9,
+      'parabft_consensus_view{validator="x"}': view,
     });
 
   it("rates the median validator, counts the highest validator's view changes, skips the unscraped", () => {
     const w = validatorWindow(
       at(1_000, [node(100, 10, 0), node(100, 10, 1), node(90, 9, 0), node(0, 0, 0)]),
-      at(11_000, [node(1_100, 20, 0), node(1_300, 22, 3), node(1_000, 19, 0), null]),
+      at(11_000, [node(1_100, 20, 0), node(1_300, 22, 3), node(1_000, 19, 0, 2), null]),
     );
     assert.ok(w !== null);
     assert.equal(w.windowS, 10);
@@ -71,6 +76,9 @@ describe("validators' counters over a window", () => {
     assert.equal(w.tps, 100, "the median of 910, 1,000, 1,200 over 10 s");
     assert.equal(w.heights, 10);
     assert.equal(w.viewChanges, 2);
+    // Each validator's view at the end (not the view timer or view-change counters beside it):
+    // the third sits in a view nobody joined.
+    assert.deepEqual(w.views, [1, 1, 2, null]);
     assert.equal(validatorWindow(at(0, [null]), at(1_000, [node(1, 1, 0)])), null, "nothing to compare");
   });
 });
@@ -122,6 +130,12 @@ describe("overload measurement against a fake node", () => {
     assert.equal(r.submitted + refused + blocked, 40, JSON.stringify(r));
     assert.equal(node.submits, r.submitted + refused, "no refusal was retried");
     assert.ok(refused >= 10, `every other submission is refused (${refused})`);
+    // A refused transfer stays its sender's next payment (the same signed bytes), so the node sees
+    // no more distinct transactions than were admitted plus one refused and never resent per sender.
+    assert.ok(node.seen.size <= r.submitted + 4, `${node.seen.size} distinct for ${r.submitted} admitted`);
+    // Signed before the load: half the offered sends (20 tx/s × 2 s / 4 senders / 2) + 4 each.
+    assert.equal(r.signed?.before, 4 * 9);
+    assert.ok(r.signed.before + r.signed.during >= r.submitted);
     assert.deepEqual(r.submitFailures, {});
     assert.equal(r.committed, r.submitted, "every admitted transaction committed (no nonce gap)");
     assert.equal(r.uncommitted, 0);

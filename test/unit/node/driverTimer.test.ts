@@ -41,7 +41,9 @@ function setup() {
     step({ kind: "setTimer", timer: "view", afterMs, token });
   const handleOf = () =>
     (driver as unknown as { timers: Map<string, { handle: unknown }> }).timers.get("view")?.handle;
-  return { driver, fired, step, set, handleOf };
+  /** The PRE-PREPARE block checks in flight (onEnvelope adds one per proposal it verifies). */
+  const blockChecks = () => (driver as unknown as { blockChecks: Set<Promise<unknown>> }).blockChecks;
+  return { driver, fired, step, set, handleOf, blockChecks };
 }
 
 async function until(cond: () => boolean, what: string, boundMs = 20_000): Promise<void> {
@@ -151,5 +153,30 @@ describe("driver: lazily re-armed view timer", () => {
       await new Promise<void>((r) => server.close(() => r()));
       await t.driver.stop();
     }
+  });
+
+  it("an expiry waits for the PRE-PREPARE checks in flight then, not for later ones", async () => {
+    // A backup verifying a large proposal when its request timer runs out: the proposal is the
+    // progress that re-arms the timer, so the expiry waits for that check (and only that one).
+    const t = setup();
+    let finishFirst: () => void = noop;
+    const first = new Promise<void>((r) => {
+      finishFirst = r;
+    });
+    t.blockChecks().add(first);
+    t.set(10, 10);
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal(t.fired.length, 0, "the expiry waits while the check runs");
+    // A check that starts after the expiry does not hold it further.
+    t.blockChecks().add(new Promise<void>(noop));
+    finishFirst();
+    await until(() => t.fired.length === 1, "the expiry once the first check settled");
+    assert.equal(t.fired[0]!.token, 10);
+    // With no check in flight an expiry is not held.
+    t.blockChecks().clear();
+    const at = t.set(11, 10);
+    await until(() => t.fired.length === 2, "the next timer");
+    assert.ok(t.fired[1]!.at - at < 5_000);
+    await t.driver.stop();
   });
 });
