@@ -43,7 +43,7 @@ Options:
   --factor F         overload: offered load as a multiple of saturation (default 2)
   --probe S          overload: seconds per probe step (default 10)
   --saturation R     overload: skip the probe and take R tx/s as saturation (quick checks)
-  --senders N        distinct sending accounts (default 64, 1024 with --overload)
+  --senders N        distinct sending accounts (default 64, 2048 with --overload)
   --submit-batch N   open loop and overload: SubmitTxs batches of up to N transactions, gathered
                      for at most 5 ms (default 64); 1 = one SubmitTx per transaction
   --connections N    client connections (default 2 per node, at least 4; with --overload one
@@ -166,7 +166,7 @@ export const benchClusterCommand: CliCommand = {
         : {}),
       sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], overload ? 16 : 8, 1, 50),
       // Overload: a sender waits for each answer before its next nonce, so more of them.
-      senders: intFlag("senders", values.senders, Math.max(overload ? 1024 : 64, closedLoop ?? 0), 1, 10_000),
+      senders: intFlag("senders", values.senders, Math.max(overload ? 2048 : 64, closedLoop ?? 0), 1, 10_000),
       ...(values["submit-batch"] !== undefined
         ? { submitBatch: intFlag("submit-batch", values["submit-batch"], 64, 1, 512) }
         : {}),
