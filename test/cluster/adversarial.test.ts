@@ -23,6 +23,7 @@ import {
   checkChain,
   clientsFor,
   closeAll,
+  clusterReport,
   metricValue,
   signerOf,
   sleep,
@@ -68,7 +69,7 @@ function assertNoConflictingVotes(records: RawRecord[]): void {
   }
 }
 
-describe("double-sign protection across a crash between persist and send", { timeout: 240_000 }, () => {
+describe("double-sign protection across a crash between persist and send", { timeout: 360_000 }, () => {
   let cluster: LocalCluster;
   let clients: ParabftClient[];
   let marker: string;
@@ -98,11 +99,15 @@ describe("double-sign protection across a crash between persist and send", { tim
     load.avoid(2);
     load.start();
     try {
+      // ~5 s on a quiet box. Generous: CI once saw no crash within 60 s (a2d7690, its first cluster
+      // test; never reproduced), so a timeout now reports every node's status and log tail.
       await until(
         "validator 2 to crash after persisting a COMMIT",
         async () => existsSync(marker) && !cluster.isRunning(2),
-        60_000,
-      );
+        120_000,
+      ).catch(async (err: unknown) => {
+        throw new Error(`${(err as Error).message}\n${await clusterReport(cluster, clients)}`);
+      });
       const keyDir = path.dirname(path.join(cluster.node(2).home, "keys", "validator.json"));
       const beforeRestart = await signingRecords(keyDir);
       const lastCommit = [...beforeRestart].reverse().find((r) => r.kind === "commit");
