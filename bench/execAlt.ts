@@ -9,32 +9,15 @@
 //   node dist/bench/execAlt.js A_ROOT B_ROOT [--passes N] [--blocks N]
 // ROOT is a worktree with a built dist/ (npx tsc -p tsconfig.json). Each pass starts both
 // executors afresh from genesis; a warm-up block per executor is not counted.
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-
-// biome-ignore lint/suspicious/noExplicitAny: modules of another build, loaded by path
-type Any = any;
-
-const median = (xs: number[]) => {
-  const v = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-};
+import { median } from "./lib/stats.js";
+import { type AnyModule as Any, twoBuilds } from "./lib/twoBuilds.js";
 
 async function main(args: string[]) {
-  if (!args[0] || !args[1] || args[0].startsWith("--")) {
-    process.stderr.write("usage: node dist/bench/execAlt.js A_ROOT B_ROOT [--passes N] [--blocks N]\n");
-    process.exitCode = 2;
-    return;
-  }
-  const roots = [resolve(args[0]), resolve(args[1])];
-  const opt = (name: string, dflt: number) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? +args[i + 1]! : dflt;
-  };
+  const cli = twoBuilds(args, "node dist/bench/execAlt.js A_ROOT B_ROOT [--passes N] [--blocks N]");
+  if (cli === null) return;
+  const { roots, opt, load: mod } = cli;
   const passes = opt("--passes", 3);
   const count = opt("--blocks", 10);
-  const mod = (root: string, p: string): Promise<Any> => import(pathToFileURL(`${root}/dist/${p}`).href);
   const par: Any[] = await Promise.all(roots.map((r) => mod(r, "src/exec/parallel.js")));
   const bench = await mod(roots[0]!, "bench/exec.js");
   const { u, blocks } = bench.makeBlocks(

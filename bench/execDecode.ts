@@ -6,24 +6,16 @@
 //   node dist/bench/execDecode.js A_ROOT B_ROOT [--rounds N]
 // ROOT is a worktree with a built dist/ (npx tsc -p tsconfig.json). One process: both builds'
 // code warms up side by side, so read the difference, not the absolute figures.
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-
-// biome-ignore lint/suspicious/noExplicitAny: modules of another build, loaded by path
-type Any = any;
+import { median } from "./lib/stats.js";
+import { type AnyModule as Any, twoBuilds } from "./lib/twoBuilds.js";
 
 const WARM = 4;
 
 async function main(args: string[]) {
-  const roots = [resolve(args[0] ?? ""), resolve(args[1] ?? "")];
-  if (!args[0] || !args[1] || args[0].startsWith("--")) {
-    process.stderr.write("usage: node dist/bench/execDecode.js A_ROOT B_ROOT [--rounds N]\n");
-    process.exitCode = 2;
-    return;
-  }
-  const i = args.indexOf("--rounds");
-  const rounds = WARM + (i >= 0 ? +args[i + 1]! : 20);
-  const mod = (root: string, p: string): Promise<Any> => import(pathToFileURL(`${root}/dist/${p}`).href);
+  const cli = twoBuilds(args, "node dist/bench/execDecode.js A_ROOT B_ROOT [--rounds N]");
+  if (cli === null) return;
+  const { roots, load: mod } = cli;
+  const rounds = WARM + cli.opt("--rounds", 20);
   const trees = await Promise.all(
     roots.map(async (root) => ({ root, p: await mod(root, "src/exec/programs.js") })),
   );
@@ -50,11 +42,6 @@ async function main(args: string[]) {
         );
     }
   }
-  const median = (xs: number[]) => {
-    const v = [...xs].sort((a, b) => a - b);
-    const m = v.length >> 1;
-    return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-  };
   for (const [root, xs] of us) {
     process.stdout.write(
       `${root}: decodeTx µs/tx median ${median(xs).toFixed(3)} (min ${Math.min(...xs).toFixed(3)}, max ${Math.max(...xs).toFixed(3)}, ${xs.length} rounds)\n`,

@@ -7,37 +7,19 @@
 // ROOT is a worktree with a built dist/ (npx tsc -p tsconfig.json). The fold writes 2M entries
 // by default (stateApplyEntries): --logs 100 is that size.
 import { randomBytes } from "node:crypto";
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-
-// biome-ignore lint/suspicious/noExplicitAny: modules of another build, loaded by path
-type Any = any;
+import { median } from "./lib/stats.js";
+import { type AnyModule as Any, twoBuilds } from "./lib/twoBuilds.js";
 
 const ENTRIES = 20_000;
 const ACCOUNTS = 100_000;
 
-const median = (xs: number[]) => {
-  const v = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-};
-
 async function main(args: string[]) {
-  if (!args[0] || !args[1] || args[0].startsWith("--")) {
-    process.stderr.write("usage: node dist/bench/execFold.js A_ROOT B_ROOT [--logs N] [--rounds N]\n");
-    process.exitCode = 2;
-    return;
-  }
-  const roots = [resolve(args[0]), resolve(args[1])];
-  const opt = (name: string, dflt: number) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? +args[i + 1]! : dflt;
-  };
+  const cli = twoBuilds(args, "node dist/bench/execFold.js A_ROOT B_ROOT [--logs N] [--rounds N]");
+  if (cli === null) return;
+  const { roots, opt, load } = cli;
   const logCount = opt("--logs", 10);
   const rounds = opt("--rounds", 6);
-  const mods: Any[] = await Promise.all(
-    roots.map((r) => import(pathToFileURL(`${r}/dist/src/storage/execLog.js`).href)),
-  );
+  const mods: Any[] = await Promise.all(roots.map((r) => load(r, "src/storage/execLog.js")));
   const accounts = Array.from({ length: ACCOUNTS }, () => Buffer.concat([Buffer.of(1), randomBytes(20)]));
   const logs: { log: Buffer; offsets: Uint32Array }[] = [];
   for (let b = 0; b < logCount; b++) {
