@@ -100,6 +100,13 @@ export interface RunContext {
   signPool: SignPool;
   /** SubmitTx per transaction, or SubmitTxs batches (`--submit-batch`). */
   submitter: Submitter;
+  /**
+   * Set by `measured` while a run is measured: restarts the validators' per-stage window (CPU,
+   * heights, persists) now. A closed loop calls it when its warm-up ends, so the stages cover the
+   * recorded window only (issue 14: the validators' JIT is still compiling ~20 functions a second
+   * 15 s into a run; a long warm-up then leaves it out of CPU per height).
+   */
+  restartStages?: () => Promise<void>;
 }
 
 /**
@@ -153,9 +160,19 @@ export function renderProgress(
 
 /** Runs one measurement between two scrapes of the validators' metrics. */
 export async function measured(ctx: RunContext, run: () => Promise<RunReport>): Promise<RunReport> {
-  const before = await scrapeMetrics(ctx.metricsAddrs);
-  const t0 = performance.now();
-  const r = await run();
+  let before = await scrapeMetrics(ctx.metricsAddrs);
+  let t0 = performance.now();
+  ctx.restartStages = async () => {
+    const at = performance.now();
+    before = await scrapeMetrics(ctx.metricsAddrs);
+    t0 = at;
+  };
+  let r: RunReport;
+  try {
+    r = await run();
+  } finally {
+    delete ctx.restartStages;
+  }
   const after = await scrapeMetrics(ctx.metricsAddrs);
   const stages = stageBreakdown(before, after, r.committed, (performance.now() - t0) / 1000);
   if (stages) r.stages = stages;
@@ -371,6 +388,15 @@ export async function runClosedLoop(
   const tWarm = performance.now();
   const t0 = tWarm + warmupS * 1000;
   const tEnd = t0 + durationS * 1000;
+  // The validators' stages (CPU per height ...) cover the recorded window, not the warm-up.
+  let restarted: Promise<void> | undefined;
+  const restart = ctx.restartStages;
+  const warmTimer =
+    restart && warmupS > 0
+      ? setTimeout(() => {
+          restarted = restart().catch(() => {});
+        }, warmupS * 1000)
+      : null;
   const cpu0 = process.cpuUsage();
   let lastDraw = 0;
   const loop = async (k: number) => {
@@ -425,6 +451,8 @@ export async function runClosedLoop(
     }
   };
   await Promise.all(Array.from({ length: clients }, (_, k) => loop(k)));
+  if (warmTimer !== null) clearTimeout(warmTimer);
+  await restarted;
   // Let the executed watcher catch up with the last commits (bounded).
   const drainUntil = performance.now() + Math.min(5_000, ctx.drainTimeoutS * 1000);
   while (executedCount < sentAt.length && performance.now() < drainUntil && !ctx.signal?.aborted)

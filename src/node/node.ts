@@ -49,7 +49,14 @@ import { accountKey } from "../types/stateKeys.js";
 import { type BlockTxIds, blockTxIds } from "./blockTxIds.js";
 import { checkBlockTxs } from "./checkBlock.js";
 import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
-import { buildChainGenesis, dposEnabled, LiveEpochSets, nodeEpochHook, readSnapshot } from "./dpos.js";
+import {
+  buildChainGenesis,
+  dposEnabled,
+  EpochTallies,
+  LiveEpochSets,
+  nodeEpochHook,
+  readSnapshot,
+} from "./dpos.js";
 import { ConsensusDriver, type Delivered, type EpochChange } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
@@ -111,6 +118,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private readonly metrics: NodeMetrics;
   private readonly set: ValidatorSet;
   private readonly sets: LiveEpochSets;
+  /** Signing tallies of the epochs in progress, folded from the committed blocks (dpos.ts). */
+  private readonly tallies: EpochTallies;
   private readonly params: ChainParams;
   private readonly committed = new Waiters<bigint>();
   private readonly executedTx = new Waiters<Receipt>();
@@ -164,6 +173,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.params = genesis.params;
     this.set = ValidatorSet.fromValidators(0n, genesisValidatorSet(genesis).validators);
     this.sets = new LiveEpochSets(this.set);
+    this.tallies = new EpochTallies(this.params.staking.epochLength);
     this.registry = new MetricsRegistry({
       processMetrics: true,
       defaultLabels: { validator: String(config.validatorIndex) },
@@ -583,7 +593,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const stateRoot = await this.db.getStateRoot();
     if (stateRoot === undefined) throw new ParabftError("HALTED", {}, "no state root in storage");
     const state: StateWrite[] = [];
-    const epochHook = nodeEpochHook(this.params, this.db, this.sets);
+    const epochHook = nodeEpochHook(this.params, this.db, this.sets, this.tallies);
     for await (const [key, value] of this.db.iterateState()) {
       if (state.length >= IN_MEMORY_STATE_LIMIT) {
         const executor = new ParallelExecutor({ height, stateRoot }, { workers, source: this.db, epochHook });
@@ -610,6 +620,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     // Queries (GetTx, receipts) answer once the batch is durable; wait_executed still waits for
     // execution.
     this.blocksNotWritten.set(d.height, d);
+    // The epoch's signing tally, folded as blocks commit (the executor asks at its last block).
+    this.tallies.add(d.height, d.block);
     // Status reports the height clients were answered at: a client that got its commit answer
     // and then asks GetStatus sees a committed height that includes its tx.
     this.committedHeightValue = d.height;
