@@ -23,7 +23,13 @@ import {
   touchedKeys,
 } from "./programs.js";
 import { hashBody, initEntries, outOfOrder } from "./reference.js";
-import { buildResultFromKeys, buildResultFromStage, WriteStage } from "./result.js";
+import {
+  buildResultFromKeys,
+  buildResultFromStage,
+  WriteStage,
+  writeSetLogKeys,
+  writeSetLogOf,
+} from "./result.js";
 import {
   type CostModel,
   DEFAULT_COST_MODEL,
@@ -73,6 +79,13 @@ export interface PreparedBlock {
   loaded: number;
   /** cache.evictions when the keys were loaded. */
   evictions: number;
+  /**
+   * Set when the block runs inline with each tx decoded just before it runs (fusedPlan): then
+   * `decoded` and `hashes` stay null even with a store, and prepare kept no per-tx object
+   * (round 13: a prepared block waits a block's time, long enough for its decoded txs to be
+   * copied by a scavenge and promoted).
+   */
+  fused?: Plan;
 }
 
 /**
@@ -89,6 +102,26 @@ function* blockKeys(decoded: readonly (DecodedTx | null)[]): Generator<string> {
   }
 }
 
+/** A hash for decodeTx where only the keys are wanted (decodeTx keeps it, never reads it). */
+const NO_HASH: Hash = new Uint8Array(32);
+
+/**
+ * blockKeys of a block whose txs all come pre-decoded, without keeping a decoded tx: each is
+ * decoded (decodeTx, so the keys are exactly those execution will read) and dropped at once.
+ */
+function* preDecodedBlockKeys(block: ExecutableBlock): Generator<string> {
+  yield FEE_COLLECTOR_KEY;
+  const pre = block.decoded!;
+  const n = block.txs.length;
+  for (let i = 0; i < n; i++) {
+    const tx = decodeTx(block.txs[i]!.body, NO_HASH, pre[i]);
+    if (tx === null) continue;
+    yield tx.senderKey;
+    yield* tx.writes;
+    yield* tx.reads;
+  }
+}
+
 /**
  * The keys a block wrote, as the cache's eviction pins (`has`): the Set is built on first use.
  * The cache asks only when eviction is due (rarely), and a Set of a 10k-transfer block's 20k
@@ -96,9 +129,11 @@ function* blockKeys(decoded: readonly (DecodedTx | null)[]): Generator<string> {
  */
 class WrittenKeys {
   private set: Set<string> | null = null;
-  constructor(private readonly keys: readonly string[]) {}
+  /** The keys, or the block's write-set log holding them (every key it wrote: round 13). */
+  constructor(private readonly keys: readonly string[] | Uint8Array) {}
   has(k: string): boolean {
-    this.set ??= new Set(this.keys);
+    const keys = this.keys;
+    this.set ??= new Set(keys instanceof Uint8Array ? writeSetLogKeys(keys) : keys);
     return this.set.has(k);
   }
 }
@@ -206,15 +241,26 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // so decoding waits for execution. Decoded blocks queued ahead of execution would outlive
     // several young-generation collections and be copied and promoted for nothing (issue 13: GC).
     if (!this.hasSource) return { block, hashes: null, decoded: null, loaded: 0, evictions: 0 };
-    const { hashes, decoded } = decodeBlock(block);
     // Only keys not cached are collected (deduped); cached ones cost one lookup each, no Set
     // entry or per-tx key list (round 10). The fee collector is credited after the last tx.
     const cache = this.cache;
     const missing = new Set<string>();
-    for (const k of blockKeys(decoded)) if (cache.peek(k) === undefined) missing.add(k);
+    // A block that will run fused (inline, every tx pre-decoded: the node's committed blocks)
+    // keeps nothing per tx until it runs: its txs are decoded here for their keys and dropped,
+    // and decoded again just before each runs (round 13).
+    const fused = this.fusedPlan(block);
+    let hashes: Hash[] | null = null;
+    let decoded: (DecodedTx | null)[] | null = null;
+    if (fused !== null) {
+      for (const k of preDecodedBlockKeys(block)) if (cache.peek(k) === undefined) missing.add(k);
+    } else {
+      ({ hashes, decoded } = decodeBlock(block));
+      for (const k of blockKeys(decoded)) if (cache.peek(k) === undefined) missing.add(k);
+    }
     // Snapshot before loading: an eviction during the awaited reads must force a reload too.
     const evictions = cache.evictions;
     const loaded = missing.size > 0 ? await cache.load(missing) : 0;
+    if (fused !== null) return { block, hashes, decoded, loaded, evictions, fused };
     return { block, hashes, decoded, loaded, evictions };
   }
 
@@ -272,14 +318,18 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // Nothing prepared (no store to prefetch from) and a block the cost model's pre-check runs
     // inline from its pre-decoded bodies alone: each tx is decoded just before it runs (round 11),
     // so no block-long array of decoded txs outlives young-generation collections.
-    const fused = p.decoded === null ? this.fusedPlan(block) : null;
+    // With a store, prepare made that choice (p.fused) and loaded the keys.
+    const fused = p.decoded !== null ? null : (p.fused ?? (this.hasSource ? null : this.fusedPlan(block)));
     if (fused === null && (p.decoded === null || p.hashes === null)) Object.assign(p, decodeBlock(block));
     const decoded = p.decoded;
     const hashes: Hash[] = p.hashes ?? new Array(block.txs.length);
     // Loaded in prepare; if anything was evicted since, reload (keys still cached cost nothing).
     let loaded = p.loaded;
-    if (decoded !== null && p.evictions !== this.cache.evictions)
-      loaded += await this.cache.load(new Set(blockKeys(decoded)));
+    if (p.evictions !== this.cache.evictions) {
+      if (decoded !== null) loaded += await this.cache.load(new Set(blockKeys(decoded)));
+      else if (fused !== null && this.hasSource)
+        loaded += await this.cache.load(new Set(preDecodedBlockKeys(block)));
+    }
     const pl = fused ?? plan(decoded!, this.pool?.size ?? 0, this.mode, this.cost);
     const outcomes: TxOutcome[] = new Array(block.txs.length);
     const t0 = performance.now();
@@ -333,9 +383,13 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       value instanceof WriteStage
         ? buildResultFromStage(block.height, this.root, value, blockOutcomes)
         : buildResultFromKeys(block.height, this.root, written, value, blockOutcomes);
-    // Keys this block wrote stay pinned in the cache until the store holds the block.
+    // Keys this block wrote stay pinned in the cache until the store holds the block. An inline
+    // block's pins are read from its write-set log (every key it wrote) if eviction ever asks.
     if (this.hasSource)
-      this.unpersisted.push({ height: block.height, writes: pins ?? new WrittenKeys(written) });
+      this.unpersisted.push({
+        height: block.height,
+        writes: pins ?? new WrittenKeys(writeSetLogOf(result) ?? written),
+      });
     const t2 = performance.now();
     this.height = block.height;
     this.root = result.stateRoot;
@@ -366,9 +420,10 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
    * tx comes pre-decoded (so each tx's cost is known without decoding it here); else null. Mode
    * auto only: "never" still builds lanes for its stats, "always" ships. Txs decodeTx will
    * refuse (a sender that is not a public key) are left out of the count, as plan leaves them out.
+   * With a store, prepare calls it (and loads the block's keys without keeping its decoded txs).
    */
   private fusedPlan(block: ExecutableBlock): Plan | null {
-    if (this.mode !== "auto" || this.hasSource) return null;
+    if (this.mode !== "auto") return null;
     const pre = block.decoded;
     const n = block.txs.length;
     if (pre === undefined || pre.length < n) return null;
@@ -418,11 +473,11 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     outcomes: TxOutcome[],
     stage: WriteStage,
   ): string[] {
-    // The written keys are kept only where they are read: eviction pins (a source), the epoch
-    // hook's write set, or a write the stage cannot hold (its keys so far are then read back from
-    // the stage). Otherwise a block-long array of 20k key strings would outlive young-generation
-    // collections for nothing (round 11).
-    let written: string[] | null = this.hasSource || this.epochHook !== undefined ? [] : null;
+    // The written keys are kept only where they are read: the epoch hook's write set, or a write
+    // the stage cannot hold (its keys so far are then read back from the stage). Otherwise a
+    // block-long array of 20k key strings would outlive young-generation collections for nothing
+    // (round 11); eviction pins read the result's log instead (round 13).
+    let written: string[] | null = this.epochHook !== undefined ? [] : null;
     const cache = this.cache;
     const view = {
       get: (k: string) => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { fromBinary } from "@bufbuild/protobuf";
 import { strKey } from "../../../src/exec/codec.js";
 import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
@@ -9,6 +10,7 @@ import { openExecution } from "../../../src/exec/recovery.js";
 import { initFromResult, ReferenceExecutor } from "../../../src/exec/reference.js";
 import type { ExecutableBlock, ExecutionResult } from "../../../src/exec/types.js";
 import { genesisFor, makeAccounts, NonceBook, Rng, transferTx } from "../../../src/exec/workload.js";
+import { TxBodySchema } from "../../../src/gen/parabft/v1/types_pb.js";
 import { silentLogger } from "../../../src/logger/index.js";
 import { fromHex, toHex } from "../../../src/types/bytes.js";
 import { MemoryStore, waitFor } from "./helpers.js";
@@ -219,6 +221,51 @@ describe("execution pipeline", () => {
       for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
     });
   }
+
+  it("pre-decoded blocks over a store (the node's): prepare keeps no decoded txs, and through a tiny evicting cache the results equal the reference", async () => {
+    // What the mempool hands over with a committed block: each body decoded, its sender's address.
+    const addressOf = new Map(accounts.map((a) => [toHex(a.publicKey), a.address]));
+    const preDecoded = (b: ExecutableBlock): ExecutableBlock => ({
+      ...b,
+      decoded: b.txs.map((t) => {
+        const body = fromBinary(TxBodySchema, t.body);
+        return { body, address: addressOf.get(toHex(body.sender))! };
+      }),
+    });
+    const blocks = makeBlocks(12, 30).map(preDecoded);
+    const store = new MemoryStore();
+    store.slowReads = true;
+    // Mode auto with workers: the cost model's pre-check sends transfers inline, so each block
+    // runs fused (decoded just before each tx runs) and its pins are read from its write-set log.
+    const { executor } = await openExecution(store, store, genesis, { workers: 2, cacheMaxEntries: 8 });
+    const roots: string[] = [];
+    const pipeline = new ExecutionPipeline(
+      { queueCapacity: 3 },
+      { executor, store, log: silentLogger(), onExecuted: (_h, root) => roots.push(toHex(root)) },
+    );
+    await pipeline.start();
+    try {
+      for (const b of blocks) await pipeline.submit(b);
+      await pipeline.idle();
+      assert.equal(executor.lastStats?.mode, "inline");
+      // Prepared ahead: the light form for a pre-decoded block, decoded txs for one that is not.
+      const next = makeBlocks(13, 30)[12]!;
+      const light = await executor.prepare(preDecoded(next));
+      assert.equal(light.decoded, null);
+      assert.ok(light.fused);
+      const full = await executor.prepare(next);
+      assert.equal(full.decoded?.length, 30);
+      assert.equal(full.fused, undefined);
+    } finally {
+      await pipeline.stop();
+      await executor.close();
+    }
+    const ref = new ReferenceExecutor(initFromResult(genesis));
+    const expected: string[] = [];
+    for (const b of blocks) expected.push(toHex((await ref.executeBlock(b)).stateRoot));
+    assert.deepEqual(roots, expected);
+    for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
+  });
 
   it("keeps its unpersisted-writes list short even if the caller never calls markPersisted", async () => {
     const store = new MemoryStore();
