@@ -86,6 +86,12 @@ export interface PreparedBlock {
    * copied by a scavenge and promoted).
    */
   fused?: Plan;
+  /**
+   * Fused blocks only: false when prepare did not look the block's keys up (recent blocks found
+   * none missing); run then checks each tx's keys just before it runs and loads what is missing
+   * at that tx boundary (round 13).
+   */
+  keysChecked?: boolean;
 }
 
 /**
@@ -106,14 +112,15 @@ function* blockKeys(decoded: readonly (DecodedTx | null)[]): Generator<string> {
 const NO_HASH: Hash = new Uint8Array(32);
 
 /**
- * blockKeys of a block whose txs all come pre-decoded, without keeping a decoded tx: each is
- * decoded (decodeTx, so the keys are exactly those execution will read) and dropped at once.
+ * blockKeys of a block whose txs all come pre-decoded (from tx `from` on), without keeping a
+ * decoded tx: each is decoded (decodeTx, so the keys are exactly those execution will read) and
+ * dropped at once.
  */
-function* preDecodedBlockKeys(block: ExecutableBlock): Generator<string> {
+function* preDecodedBlockKeys(block: ExecutableBlock, from = 0): Generator<string> {
   yield FEE_COLLECTOR_KEY;
   const pre = block.decoded!;
   const n = block.txs.length;
-  for (let i = 0; i < n; i++) {
+  for (let i = from; i < n; i++) {
     const tx = decodeTx(block.txs[i]!.body, NO_HASH, pre[i]);
     if (tx === null) continue;
     yield tx.senderKey;
@@ -149,6 +156,13 @@ function decodeBlock(block: ExecutableBlock): { hashes: Hash[]; decoded: (Decode
     decoded[i] = decodeTx(body, h, block.decoded?.[i]);
   }
   return { hashes, decoded };
+}
+
+/** The inline path's view over the cache, the keys it wrote (where kept) and its fee total. */
+interface InlineContext {
+  view: { get(k: string): Uint8Array | null; set(k: string, v: Uint8Array | null): void };
+  written: string[] | null;
+  fees: FeeTotal;
 }
 
 /** What the last block did: for metrics, tests and the benchmark. */
@@ -189,6 +203,12 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly epochHook: EpochHook | undefined;
+  /**
+   * Keys the latest look-up found missing (prepare's, or run's checks of a block prepare did not
+   * look up): while it is 0, prepare leaves a fused block's keys to run (round 13: with every key
+   * cached, prepare's pass was a second cold lookup of each key, ~1 µs per transfer).
+   */
+  private recentMisses = 1;
   lastStats: BlockExecStats | null = null;
 
   constructor(init: ParallelInit, opts: ParallelExecutorOpts) {
@@ -252,7 +272,12 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     let hashes: Hash[] | null = null;
     let decoded: (DecodedTx | null)[] | null = null;
     if (fused !== null) {
+      // Recent look-ups found every key cached: run checks each tx's keys as it goes instead.
+      if (this.recentMisses === 0) {
+        return { block, hashes, decoded, loaded: 0, evictions: cache.evictions, fused, keysChecked: false };
+      }
       for (const k of preDecodedBlockKeys(block)) if (cache.peek(k) === undefined) missing.add(k);
+      this.recentMisses = missing.size;
     } else {
       ({ hashes, decoded } = decodeBlock(block));
       for (const k of blockKeys(decoded)) if (cache.peek(k) === undefined) missing.add(k);
@@ -260,7 +285,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // Snapshot before loading: an eviction during the awaited reads must force a reload too.
     const evictions = cache.evictions;
     const loaded = missing.size > 0 ? await cache.load(missing) : 0;
-    if (fused !== null) return { block, hashes, decoded, loaded, evictions, fused };
+    if (fused !== null) return { block, hashes, decoded, loaded, evictions, fused, keysChecked: true };
     return { block, hashes, decoded, loaded, evictions };
   }
 
@@ -325,9 +350,12 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const hashes: Hash[] = p.hashes ?? new Array(block.txs.length);
     // Loaded in prepare; if anything was evicted since, reload (keys still cached cost nothing).
     let loaded = p.loaded;
+    // A fused block over a store whose keys prepare did not look up: each tx's keys are checked
+    // just before it runs (runInline stops at a tx with one missing; nothing of it has run).
+    const checkEach = fused !== null && this.hasSource && p.keysChecked === false;
     if (p.evictions !== this.cache.evictions) {
       if (decoded !== null) loaded += await this.cache.load(new Set(blockKeys(decoded)));
-      else if (fused !== null && this.hasSource)
+      else if (fused !== null && this.hasSource && !checkEach)
         loaded += await this.cache.load(new Set(preDecodedBlockKeys(block)));
     }
     const pl = fused ?? plan(decoded!, this.pool?.size ?? 0, this.mode, this.cost);
@@ -348,7 +376,27 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       // Each write staged as a log entry when made (round 6): the result reads one buffer.
       const stage = this.stage;
       stage.reset();
-      written = this.runInline(decoded, block, hashes, outcomes, stage);
+      const ctx = this.inlineContext(stage);
+      const n = block.txs.length;
+      let misses = 0;
+      // The fee collector is credited after the last tx: loaded before the first runs.
+      if (checkEach && this.cache.peek(FEE_COLLECTOR_KEY) === undefined)
+        misses += await this.cache.load([FEE_COLLECTOR_KEY]);
+      for (let from = 0; ; ) {
+        from = this.runInline(decoded, block, hashes, outcomes, ctx, from, checkEach);
+        if (from === n) break;
+        // Tx `from` has a key not cached and has not run: load what it and the txs after it
+        // miss, then go on from it. The executor is serial and loads never replace a cached
+        // value, so the state it then sees is the state it would have seen.
+        const missing = new Set<string>();
+        for (const k of preDecodedBlockKeys(block, from))
+          if (this.cache.peek(k) === undefined) missing.add(k);
+        misses += await this.cache.load(missing);
+      }
+      if (checkEach) this.recentMisses = misses;
+      loaded += misses;
+      creditFees(ctx.view, feeSum(ctx.fees));
+      written = ctx.written ?? [];
       const cache = this.cache;
       value = stage.ok ? stage : (k) => cache.peek(k) ?? null;
     }
@@ -462,46 +510,62 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   }
 
   /**
-   * Runs in block order straight on the cache (one lookup per read and per write), recording the
-   * keys written (repeats included; the write set dedupes them). An error here is an executor bug
-   * and stops the pipeline.
+   * The inline path's state view, straight on the cache (one lookup per read and per write),
+   * staging each write and recording the keys written where they are read (`written`: repeats
+   * included; the write set dedupes them), and the block's fee total.
+   */
+  private inlineContext(stage: WriteStage): InlineContext {
+    // The written keys are kept only where they are read: the epoch hook's write set, or a write
+    // the stage cannot hold (its keys so far are then read back from the stage). Otherwise a
+    // block-long array of 20k key strings would outlive young-generation collections for nothing
+    // (round 11); eviction pins read the result's log instead (round 13).
+    const cache = this.cache;
+    const ctx: InlineContext = {
+      written: this.epochHook !== undefined ? [] : null,
+      fees: newFeeTotal(),
+      view: {
+        get: (k: string) => {
+          const v = cache.peek(k);
+          if (v === undefined) return this.cached(k);
+          return v;
+        },
+        set: (k: string, v: Uint8Array | null) => {
+          const written = ctx.written;
+          if (written !== null) {
+            written.push(k);
+            stage.add(k, v);
+          } else {
+            stage.add(k, v);
+            if (!stage.ok) {
+              const keys = stage.stagedKeys();
+              keys.push(k);
+              ctx.written = keys;
+            }
+          }
+          cache.seed(k, v);
+        },
+      },
+    };
+    return ctx;
+  }
+
+  /**
+   * Runs txs `from`.. in block order on the inline context's view. Returns the block's length, or
+   * (checkEach) the index of the first tx with a key not cached, before anything of it ran. An
+   * error here is an executor bug and stops the pipeline.
    */
   private runInline(
     decoded: (DecodedTx | null)[] | null,
     block: ExecutableBlock,
     hashes: Hash[],
     outcomes: TxOutcome[],
-    stage: WriteStage,
-  ): string[] {
-    // The written keys are kept only where they are read: the epoch hook's write set, or a write
-    // the stage cannot hold (its keys so far are then read back from the stage). Otherwise a
-    // block-long array of 20k key strings would outlive young-generation collections for nothing
-    // (round 11); eviction pins read the result's log instead (round 13).
-    let written: string[] | null = this.epochHook !== undefined ? [] : null;
-    const cache = this.cache;
-    const view = {
-      get: (k: string) => {
-        const v = cache.peek(k);
-        if (v === undefined) return this.cached(k);
-        return v;
-      },
-      set: (k: string, v: Uint8Array | null) => {
-        if (written !== null) {
-          written.push(k);
-          stage.add(k, v);
-        } else {
-          stage.add(k, v);
-          if (!stage.ok) {
-            written = stage.stagedKeys();
-            written.push(k);
-          }
-        }
-        cache.seed(k, v);
-      },
-    };
-    const fees: FeeTotal = newFeeTotal();
+    ctx: InlineContext,
+    from: number,
+    checkEach: boolean,
+  ): number {
+    const { view, fees } = ctx;
     const n = block.txs.length;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < n; i++) {
       let tx: DecodedTx | null;
       if (decoded !== null) tx = decoded[i]!;
       else {
@@ -510,11 +574,22 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         const h = block.txHashes?.[i] ?? hashBody(body);
         hashes[i] = h;
         tx = decodeTx(body, h, block.decoded?.[i]);
+        if (checkEach && tx !== null && !this.allCached(tx)) return i;
       }
       outcomes[i] = tx ? applyTxFast(view, tx, fees) : MALFORMED_OUTCOME;
     }
-    creditFees(view, feeSum(fees));
-    return written ?? [];
+    return n;
+  }
+
+  /** True when every key the tx may touch is cached (its first, cold lookups: the tx's are warm). */
+  private allCached(tx: DecodedTx): boolean {
+    const cache = this.cache;
+    if (cache.peek(tx.senderKey) === undefined) return false;
+    const w = tx.writes;
+    for (let i = 0; i < w.length; i++) if (cache.peek(w[i]!) === undefined) return false;
+    const r = tx.reads;
+    for (let i = 0; i < r.length; i++) if (cache.peek(r[i]!) === undefined) return false;
+    return true;
   }
 
   private async runParallel(

@@ -267,6 +267,68 @@ describe("execution pipeline", () => {
     for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
   });
 
+  it("a fused block whose keys prepare left to run (none missed lately) loads a missing key at the tx that needs it, and equals the reference", async () => {
+    const addressOf = new Map(accounts.map((a) => [toHex(a.publicKey), a.address]));
+    const nonces = new NonceBook();
+    const rng = new Rng(5);
+    // Transfers from accounts[0..9]; to accounts[0..9] unless `to` says otherwise.
+    const block = (
+      h: number,
+      to: (i: number) => number | undefined,
+      from?: (i: number) => number | undefined,
+    ) => {
+      const txs = Array.from({ length: 40 }, (_, i) => {
+        const a = accounts[from?.(i) ?? rng.int(10)]!;
+        return transferTx(a, nonces.take(a), accounts[to(i) ?? rng.int(10)]!.address, 2n);
+      });
+      return {
+        height: BigInt(h),
+        timestampMs: BigInt(h),
+        txs,
+        decoded: txs.map((t) => {
+          const body = fromBinary(TxBodySchema, t.body);
+          return { body, address: addressOf.get(toHex(body.sender))! };
+        }),
+      } satisfies ExecutableBlock;
+    };
+    const store = new MemoryStore();
+    await store.writeExecutionBatch(genesis);
+    const ex = await ParallelExecutor.open(store, { workers: 2 });
+    const ref = new ReferenceExecutor(initFromResult(genesis));
+    try {
+      const run = async (b: ExecutableBlock) => {
+        const p = await ex.prepare(b);
+        const r = await ex.executePrepared(p);
+        await store.writeExecutionBatch(r);
+        ex.markPersisted(r.height);
+        const want = await ref.executeBlock(b);
+        assert.equal(toHex(r.stateRoot), toHex(want.stateRoot), `height ${b.height}`);
+        assert.deepEqual(r.writeSet, want.writeSet);
+        assert.deepEqual(r.receipts, want.receipts);
+        assert.equal(ex.lastStats?.mode, "inline");
+        return { p, loaded: ex.lastStats!.loadedFromStore };
+      };
+      // Among accounts[0..9]: block 1's look-up loads their keys, block 2's finds none missing.
+      assert.equal((await run(block(1, () => undefined))).p.keysChecked, true);
+      assert.equal((await run(block(2, () => undefined))).p.keysChecked, true);
+      assert.equal((await run(block(3, () => undefined))).p.keysChecked, false);
+      // Block 4 pays accounts never loaded from tx 7 on, and tx 20 comes from one (its sender key).
+      const fourth = await run(
+        block(
+          4,
+          (i) => (i >= 7 && i % 2 === 1 ? 10 + i : undefined),
+          (i) => (i === 20 ? 30 : undefined),
+        ),
+      );
+      assert.equal(fourth.p.keysChecked, false);
+      assert.ok(fourth.loaded >= 17, `${fourth.loaded} keys loaded while running`);
+      // Misses seen: the next block's keys are looked up ahead again.
+      assert.equal((await run(block(5, (i) => (i === 3 ? 45 : undefined)))).p.keysChecked, true);
+    } finally {
+      await ex.close();
+    }
+  });
+
   it("keeps its unpersisted-writes list short even if the caller never calls markPersisted", async () => {
     const store = new MemoryStore();
     await store.writeExecutionBatch(genesis);
