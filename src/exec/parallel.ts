@@ -61,6 +61,11 @@ export interface ParallelExecutorOpts {
   pool?: ExecWorkerPool;
   /** DPoS epoch hook (issue 11): run after the last block of each epoch's transactions. */
   epochHook?: EpochHook;
+  /**
+   * With a source, fused blocks: "auto" (default) looks their keys up in prepare only while
+   * look-ups find keys missing; "never" leaves every one to run's tx-by-tx check (tests).
+   */
+  lookAhead?: "auto" | "never";
 }
 
 export interface ParallelInit {
@@ -209,6 +214,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
    * cached, prepare's pass was a second cold lookup of each key, ~1 µs per transfer).
    */
   private recentMisses = 1;
+  private readonly lookAhead: "auto" | "never";
   lastStats: BlockExecStats | null = null;
 
   constructor(init: ParallelInit, opts: ParallelExecutorOpts) {
@@ -221,6 +227,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     this.cost = { ...DEFAULT_COST_MODEL, ...opts.costModel };
     this.mode = opts.mode ?? "auto";
     this.epochHook = opts.epochHook;
+    this.lookAhead = opts.lookAhead ?? "auto";
     this.ownsPool = opts.pool === undefined;
     this.pool =
       opts.pool ?? (opts.workers > 0 && this.mode !== "never" ? new ExecWorkerPool(opts.workers) : null);
@@ -273,7 +280,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     let decoded: (DecodedTx | null)[] | null = null;
     if (fused !== null) {
       // Recent look-ups found every key cached: run checks each tx's keys as it goes instead.
-      if (this.recentMisses === 0) {
+      if (this.recentMisses === 0 || this.lookAhead === "never") {
         return { block, hashes, decoded, loaded: 0, evictions: cache.evictions, fused, keysChecked: false };
       }
       for (const k of preDecodedBlockKeys(block)) if (cache.peek(k) === undefined) missing.add(k);
