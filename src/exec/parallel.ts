@@ -85,18 +85,12 @@ export interface PreparedBlock {
   /** cache.evictions when the keys were loaded. */
   evictions: number;
   /**
-   * Set when the block runs inline with each tx decoded just before it runs (fusedPlan): then
-   * `decoded` and `hashes` stay null even with a store, and prepare kept no per-tx object
-   * (round 13: a prepared block waits a block's time, long enough for its decoded txs to be
-   * copied by a scavenge and promoted).
+   * Set (with a store) when prepare left the block to run fused, keeping nothing per tx and
+   * looking none of its keys up: recent look-ups found every key cached. Run then decodes each
+   * tx just before it runs and checks its keys first, and at a tx with one missing loads what
+   * the rest of the block misses (round 13).
    */
   fused?: Plan;
-  /**
-   * Fused blocks only: false when prepare did not look the block's keys up (recent blocks found
-   * none missing); run then checks each tx's keys just before it runs and loads what is missing
-   * at that tx boundary (round 13).
-   */
-  keysChecked?: boolean;
 }
 
 /**
@@ -273,26 +267,22 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const cache = this.cache;
     const missing = new Set<string>();
     // A block that will run fused (inline, every tx pre-decoded: the node's committed blocks)
-    // keeps nothing per tx until it runs: its txs are decoded here for their keys and dropped,
-    // and decoded again just before each runs (round 13).
-    const fused = this.fusedPlan(block);
-    let hashes: Hash[] | null = null;
-    let decoded: (DecodedTx | null)[] | null = null;
-    if (fused !== null) {
-      // Recent look-ups found every key cached: run checks each tx's keys as it goes instead.
-      if (this.recentMisses === 0 || this.lookAhead === "never") {
-        return { block, hashes, decoded, loaded: 0, evictions: cache.evictions, fused, keysChecked: false };
-      }
-      for (const k of preDecodedBlockKeys(block)) if (cache.peek(k) === undefined) missing.add(k);
-      this.recentMisses = missing.size;
-    } else {
-      ({ hashes, decoded } = decodeBlock(block));
-      for (const k of blockKeys(decoded)) if (cache.peek(k) === undefined) missing.add(k);
+    // keeps nothing per tx until it runs while recent look-ups found every key cached: run then
+    // decodes each tx just before it runs and checks its keys (round 13). Otherwise its txs are
+    // decoded here and kept, and it runs from them (round 13 also tried decoding here for the keys
+    // only and again in run: with keys missing it was no better, bench/results/x21-notes.md).
+    // (fusedPlan reads every body: only asked when its answer is used.)
+    if (this.recentMisses === 0 || this.lookAhead === "never") {
+      const fused = this.fusedPlan(block);
+      if (fused !== null)
+        return { block, hashes: null, decoded: null, loaded: 0, evictions: cache.evictions, fused };
     }
+    const { hashes, decoded } = decodeBlock(block);
+    for (const k of blockKeys(decoded)) if (cache.peek(k) === undefined) missing.add(k);
+    this.recentMisses = missing.size;
     // Snapshot before loading: an eviction during the awaited reads must force a reload too.
     const evictions = cache.evictions;
     const loaded = missing.size > 0 ? await cache.load(missing) : 0;
-    if (fused !== null) return { block, hashes, decoded, loaded, evictions, fused, keysChecked: true };
     return { block, hashes, decoded, loaded, evictions };
   }
 
@@ -350,21 +340,18 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // Nothing prepared (no store to prefetch from) and a block the cost model's pre-check runs
     // inline from its pre-decoded bodies alone: each tx is decoded just before it runs (round 11),
     // so no block-long array of decoded txs outlives young-generation collections.
-    // With a store, prepare made that choice (p.fused) and loaded the keys.
+    // With a store, prepare made that choice (p.fused: its keys not looked up, see checkEach).
     const fused = p.decoded !== null ? null : (p.fused ?? (this.hasSource ? null : this.fusedPlan(block)));
     if (fused === null && (p.decoded === null || p.hashes === null)) Object.assign(p, decodeBlock(block));
     const decoded = p.decoded;
     const hashes: Hash[] = p.hashes ?? new Array(block.txs.length);
     // Loaded in prepare; if anything was evicted since, reload (keys still cached cost nothing).
     let loaded = p.loaded;
-    // A fused block over a store whose keys prepare did not look up: each tx's keys are checked
+    // A fused block over a store, whose keys prepare did not look up: each tx's keys are checked
     // just before it runs (runInline stops at a tx with one missing; nothing of it has run).
-    const checkEach = fused !== null && this.hasSource && p.keysChecked === false;
-    if (p.evictions !== this.cache.evictions) {
-      if (decoded !== null) loaded += await this.cache.load(new Set(blockKeys(decoded)));
-      else if (fused !== null && this.hasSource && !checkEach)
-        loaded += await this.cache.load(new Set(preDecodedBlockKeys(block)));
-    }
+    const checkEach = this.hasSource && p.fused !== undefined;
+    if (decoded !== null && p.evictions !== this.cache.evictions)
+      loaded += await this.cache.load(new Set(blockKeys(decoded)));
     const pl = fused ?? plan(decoded!, this.pool?.size ?? 0, this.mode, this.cost);
     const outcomes: TxOutcome[] = new Array(block.txs.length);
     const t0 = performance.now();

@@ -222,7 +222,7 @@ describe("execution pipeline", () => {
     });
   }
 
-  it("pre-decoded blocks over a store (the node's): prepare keeps no decoded txs, and through a tiny evicting cache the results equal the reference", async () => {
+  it("pre-decoded blocks over a store (the node's) through a tiny evicting cache equal the reference, with look-ahead auto and never", async () => {
     // What the mempool hands over with a committed block: each body decoded, its sender's address.
     const addressOf = new Map(accounts.map((a) => [toHex(a.publicKey), a.address]));
     const preDecoded = (b: ExecutableBlock): ExecutableBlock => ({
@@ -232,39 +232,47 @@ describe("execution pipeline", () => {
         return { body, address: addressOf.get(toHex(body.sender))! };
       }),
     });
-    const blocks = makeBlocks(12, 30).map(preDecoded);
-    const store = new MemoryStore();
-    store.slowReads = true;
-    // Mode auto with workers: the cost model's pre-check sends transfers inline, so each block
-    // runs fused (decoded just before each tx runs) and its pins are read from its write-set log.
-    const { executor } = await openExecution(store, store, genesis, { workers: 2, cacheMaxEntries: 8 });
-    const roots: string[] = [];
-    const pipeline = new ExecutionPipeline(
-      { queueCapacity: 3 },
-      { executor, store, log: silentLogger(), onExecuted: (_h, root) => roots.push(toHex(root)) },
-    );
-    await pipeline.start();
-    try {
-      for (const b of blocks) await pipeline.submit(b);
-      await pipeline.idle();
-      assert.equal(executor.lastStats?.mode, "inline");
-      // Prepared ahead: the light form for a pre-decoded block, decoded txs for one that is not.
-      const next = makeBlocks(13, 30)[12]!;
-      const light = await executor.prepare(preDecoded(next));
-      assert.equal(light.decoded, null);
-      assert.ok(light.fused);
-      const full = await executor.prepare(next);
-      assert.equal(full.decoded?.length, 30);
-      assert.equal(full.fused, undefined);
-    } finally {
-      await pipeline.stop();
-      await executor.close();
+    for (const lookAhead of ["auto", "never"] as const) {
+      const blocks = makeBlocks(12, 30).map(preDecoded);
+      const store = new MemoryStore();
+      store.slowReads = true;
+      // Mode auto with workers: the cost model's pre-check sends transfers inline, so each block
+      // runs fused (decoded just before each tx runs) and its pins are read from its write-set log.
+      const { executor } = await openExecution(store, store, genesis, {
+        workers: 2,
+        cacheMaxEntries: 8,
+        lookAhead,
+      });
+      const roots: string[] = [];
+      const pipeline = new ExecutionPipeline(
+        { queueCapacity: 3 },
+        { executor, store, log: silentLogger(), onExecuted: (_h, root) => roots.push(toHex(root)) },
+      );
+      await pipeline.start();
+      try {
+        for (const b of blocks) await pipeline.submit(b);
+        await pipeline.idle();
+        assert.equal(executor.lastStats?.mode, "inline");
+        // "never": a pre-decoded block is left to run (nothing kept per tx); one that is not is decoded.
+        const next = makeBlocks(13, 30)[12]!;
+        const p = await executor.prepare(preDecoded(next));
+        if (lookAhead === "never") {
+          assert.equal(p.decoded, null);
+          assert.ok(p.fused);
+        }
+        const full = await executor.prepare(next);
+        assert.equal(full.decoded?.length, 30);
+        assert.equal(full.fused, undefined);
+      } finally {
+        await pipeline.stop();
+        await executor.close();
+      }
+      const ref = new ReferenceExecutor(initFromResult(genesis));
+      const expected: string[] = [];
+      for (const b of blocks) expected.push(toHex((await ref.executeBlock(b)).stateRoot));
+      assert.deepEqual(roots, expected);
+      for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
     }
-    const ref = new ReferenceExecutor(initFromResult(genesis));
-    const expected: string[] = [];
-    for (const b of blocks) expected.push(toHex((await ref.executeBlock(b)).stateRoot));
-    assert.deepEqual(roots, expected);
-    for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
   });
 
   it("a fused block whose keys prepare left to run (none missed lately) loads a missing key at the tx that needs it, and equals the reference", async () => {
@@ -309,9 +317,12 @@ describe("execution pipeline", () => {
         return { p, loaded: ex.lastStats!.loadedFromStore };
       };
       // Among accounts[0..9]: block 1's look-up loads their keys, block 2's finds none missing.
-      assert.equal((await run(block(1, () => undefined))).p.keysChecked, true);
-      assert.equal((await run(block(2, () => undefined))).p.keysChecked, true);
-      assert.equal((await run(block(3, () => undefined))).p.keysChecked, false);
+      // Looked up ahead: decoded in prepare (kept); left to run: nothing kept, fused.
+      const ahead = (r: { p: { decoded: unknown; fused?: unknown } }) =>
+        r.p.decoded !== null && r.p.fused === undefined;
+      assert.ok(ahead(await run(block(1, () => undefined))));
+      assert.ok(ahead(await run(block(2, () => undefined))));
+      assert.ok(!ahead(await run(block(3, () => undefined))));
       // Block 4 pays accounts never loaded from tx 7 on, and tx 20 comes from one (its sender key).
       const fourth = await run(
         block(
@@ -320,10 +331,10 @@ describe("execution pipeline", () => {
           (i) => (i === 20 ? 30 : undefined),
         ),
       );
-      assert.equal(fourth.p.keysChecked, false);
+      assert.ok(!ahead(fourth));
       assert.ok(fourth.loaded >= 17, `${fourth.loaded} keys loaded while running`);
       // Misses seen: the next block's keys are looked up ahead again.
-      assert.equal((await run(block(5, (i) => (i === 3 ? 45 : undefined)))).p.keysChecked, true);
+      assert.ok(ahead(await run(block(5, (i) => (i === 3 ? 45 : undefined)))));
     } finally {
       await ex.close();
     }
