@@ -258,14 +258,18 @@ async function runCompute(root: string, bench: Any, par: Any, bytes: Any, count:
   // Per thread, summed over the timed parallel calls only (the reference runs on the main thread).
   const used = new Map<number, { name: string; ms: number }>();
   const modes = new Set<string>();
+  // EXECPAIRS_PERF_CTL: perf records the timed parallel calls only (not the reference's blocks).
+  const perfCtl = process.env.EXECPAIRS_PERF_CTL;
   try {
     for (const [i, b] of blocks.entries()) {
+      if (perfCtl && i > 0) writeFileSync(perfCtl, "enable\n");
       const th0 = threadCpu();
       const c0 = process.cpuUsage();
       const a = performance.now();
       sr = bytes.toHex((await ex.executeBlock(b)).stateRoot);
       const d = performance.now() - a;
       const cd = process.cpuUsage(c0);
+      if (perfCtl && i > 0) writeFileSync(perfCtl, "disable\n");
       if (i > 0) {
         for (const [tid, t] of threadCpu()) {
           const was = used.get(tid)?.ms ?? 0;

@@ -23,7 +23,13 @@ import {
   touchedKeys,
 } from "./programs.js";
 import { hashBody, initEntries, outOfOrder } from "./reference.js";
-import { buildResultFromKeys, buildResultFromStage, WriteStage } from "./result.js";
+import {
+  buildResultFromKeys,
+  buildResultFromStage,
+  WriteStage,
+  writeSetLogKeys,
+  writeSetLogOf,
+} from "./result.js";
 import {
   type CostModel,
   DEFAULT_COST_MODEL,
@@ -55,6 +61,11 @@ export interface ParallelExecutorOpts {
   pool?: ExecWorkerPool;
   /** DPoS epoch hook (issue 11): run after the last block of each epoch's transactions. */
   epochHook?: EpochHook;
+  /**
+   * With a source, fused blocks: "auto" (default) looks their keys up in prepare only while
+   * look-ups find keys missing; "never" leaves every one to run's tx-by-tx check (tests).
+   */
+  lookAhead?: "auto" | "never";
 }
 
 export interface ParallelInit {
@@ -73,6 +84,13 @@ export interface PreparedBlock {
   loaded: number;
   /** cache.evictions when the keys were loaded. */
   evictions: number;
+  /**
+   * Set (with a store) when prepare left the block to run fused, keeping nothing per tx and
+   * looking none of its keys up: recent look-ups found every key cached. Run then decodes each
+   * tx just before it runs and checks its keys first, and at a tx with one missing loads what
+   * the rest of the block misses (round 13).
+   */
+  fused?: Plan;
 }
 
 /**
@@ -89,6 +107,27 @@ function* blockKeys(decoded: readonly (DecodedTx | null)[]): Generator<string> {
   }
 }
 
+/** A hash for decodeTx where only the keys are wanted (decodeTx keeps it, never reads it). */
+const NO_HASH: Hash = new Uint8Array(32);
+
+/**
+ * blockKeys of a block whose txs all come pre-decoded (from tx `from` on), without keeping a
+ * decoded tx: each is decoded (decodeTx, so the keys are exactly those execution will read) and
+ * dropped at once.
+ */
+function* preDecodedBlockKeys(block: ExecutableBlock, from = 0): Generator<string> {
+  yield FEE_COLLECTOR_KEY;
+  const pre = block.decoded!;
+  const n = block.txs.length;
+  for (let i = from; i < n; i++) {
+    const tx = decodeTx(block.txs[i]!.body, NO_HASH, pre[i]);
+    if (tx === null) continue;
+    yield tx.senderKey;
+    yield* tx.writes;
+    yield* tx.reads;
+  }
+}
+
 /**
  * The keys a block wrote, as the cache's eviction pins (`has`): the Set is built on first use.
  * The cache asks only when eviction is due (rarely), and a Set of a 10k-transfer block's 20k
@@ -96,9 +135,11 @@ function* blockKeys(decoded: readonly (DecodedTx | null)[]): Generator<string> {
  */
 class WrittenKeys {
   private set: Set<string> | null = null;
-  constructor(private readonly keys: readonly string[]) {}
+  /** The keys, or the block's write-set log holding them (every key it wrote: round 13). */
+  constructor(private readonly keys: readonly string[] | Uint8Array) {}
   has(k: string): boolean {
-    this.set ??= new Set(this.keys);
+    const keys = this.keys;
+    this.set ??= new Set(keys instanceof Uint8Array ? writeSetLogKeys(keys) : keys);
     return this.set.has(k);
   }
 }
@@ -114,6 +155,13 @@ function decodeBlock(block: ExecutableBlock): { hashes: Hash[]; decoded: (Decode
     decoded[i] = decodeTx(body, h, block.decoded?.[i]);
   }
   return { hashes, decoded };
+}
+
+/** The inline path's view over the cache, the keys it wrote (where kept) and its fee total. */
+interface InlineContext {
+  view: { get(k: string): Uint8Array | null; set(k: string, v: Uint8Array | null): void };
+  written: string[] | null;
+  fees: FeeTotal;
 }
 
 /** What the last block did: for metrics, tests and the benchmark. */
@@ -154,6 +202,13 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly epochHook: EpochHook | undefined;
+  /**
+   * Keys the latest look-up found missing (prepare's, or run's checks of a block prepare did not
+   * look up): while it is 0, prepare leaves a fused block's keys to run (round 13: with every key
+   * cached, prepare's pass was a second cold lookup of each key, ~1 µs per transfer).
+   */
+  private recentMisses = 1;
+  private readonly lookAhead: "auto" | "never";
   lastStats: BlockExecStats | null = null;
 
   constructor(init: ParallelInit, opts: ParallelExecutorOpts) {
@@ -166,6 +221,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     this.cost = { ...DEFAULT_COST_MODEL, ...opts.costModel };
     this.mode = opts.mode ?? "auto";
     this.epochHook = opts.epochHook;
+    this.lookAhead = opts.lookAhead ?? "auto";
     this.ownsPool = opts.pool === undefined;
     this.pool =
       opts.pool ?? (opts.workers > 0 && this.mode !== "never" ? new ExecWorkerPool(opts.workers) : null);
@@ -206,12 +262,24 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // so decoding waits for execution. Decoded blocks queued ahead of execution would outlive
     // several young-generation collections and be copied and promoted for nothing (issue 13: GC).
     if (!this.hasSource) return { block, hashes: null, decoded: null, loaded: 0, evictions: 0 };
-    const { hashes, decoded } = decodeBlock(block);
     // Only keys not cached are collected (deduped); cached ones cost one lookup each, no Set
     // entry or per-tx key list (round 10). The fee collector is credited after the last tx.
     const cache = this.cache;
     const missing = new Set<string>();
+    // A block that will run fused (inline, every tx pre-decoded: the node's committed blocks)
+    // keeps nothing per tx until it runs while recent look-ups found every key cached: run then
+    // decodes each tx just before it runs and checks its keys (round 13). Otherwise its txs are
+    // decoded here and kept, and it runs from them (round 13 also tried decoding here for the keys
+    // only and again in run: with keys missing it was no better, bench/results/x21-notes.md).
+    // (fusedPlan reads every body: only asked when its answer is used.)
+    if (this.recentMisses === 0 || this.lookAhead === "never") {
+      const fused = this.fusedPlan(block);
+      if (fused !== null)
+        return { block, hashes: null, decoded: null, loaded: 0, evictions: cache.evictions, fused };
+    }
+    const { hashes, decoded } = decodeBlock(block);
     for (const k of blockKeys(decoded)) if (cache.peek(k) === undefined) missing.add(k);
+    this.recentMisses = missing.size;
     // Snapshot before loading: an eviction during the awaited reads must force a reload too.
     const evictions = cache.evictions;
     const loaded = missing.size > 0 ? await cache.load(missing) : 0;
@@ -272,12 +340,16 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     // Nothing prepared (no store to prefetch from) and a block the cost model's pre-check runs
     // inline from its pre-decoded bodies alone: each tx is decoded just before it runs (round 11),
     // so no block-long array of decoded txs outlives young-generation collections.
-    const fused = p.decoded === null ? this.fusedPlan(block) : null;
+    // With a store, prepare made that choice (p.fused: its keys not looked up, see checkEach).
+    const fused = p.decoded !== null ? null : (p.fused ?? (this.hasSource ? null : this.fusedPlan(block)));
     if (fused === null && (p.decoded === null || p.hashes === null)) Object.assign(p, decodeBlock(block));
     const decoded = p.decoded;
     const hashes: Hash[] = p.hashes ?? new Array(block.txs.length);
     // Loaded in prepare; if anything was evicted since, reload (keys still cached cost nothing).
     let loaded = p.loaded;
+    // A fused block over a store, whose keys prepare did not look up: each tx's keys are checked
+    // just before it runs (runInline stops at a tx with one missing; nothing of it has run).
+    const checkEach = this.hasSource && p.fused !== undefined;
     if (decoded !== null && p.evictions !== this.cache.evictions)
       loaded += await this.cache.load(new Set(blockKeys(decoded)));
     const pl = fused ?? plan(decoded!, this.pool?.size ?? 0, this.mode, this.cost);
@@ -298,7 +370,27 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       // Each write staged as a log entry when made (round 6): the result reads one buffer.
       const stage = this.stage;
       stage.reset();
-      written = this.runInline(decoded, block, hashes, outcomes, stage);
+      const ctx = this.inlineContext(stage);
+      const n = block.txs.length;
+      let misses = 0;
+      // The fee collector is credited after the last tx: loaded before the first runs.
+      if (checkEach && this.cache.peek(FEE_COLLECTOR_KEY) === undefined)
+        misses += await this.cache.load([FEE_COLLECTOR_KEY]);
+      for (let from = 0; ; ) {
+        from = this.runInline(decoded, block, hashes, outcomes, ctx, from, checkEach);
+        if (from === n) break;
+        // Tx `from` has a key not cached and has not run: load what it and the txs after it
+        // miss, then go on from it. The executor is serial and loads never replace a cached
+        // value, so the state it then sees is the state it would have seen.
+        const missing = new Set<string>();
+        for (const k of preDecodedBlockKeys(block, from))
+          if (this.cache.peek(k) === undefined) missing.add(k);
+        misses += await this.cache.load(missing);
+      }
+      if (checkEach) this.recentMisses = misses;
+      loaded += misses;
+      creditFees(ctx.view, feeSum(ctx.fees));
+      written = ctx.written ?? [];
       const cache = this.cache;
       value = stage.ok ? stage : (k) => cache.peek(k) ?? null;
     }
@@ -333,9 +425,13 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       value instanceof WriteStage
         ? buildResultFromStage(block.height, this.root, value, blockOutcomes)
         : buildResultFromKeys(block.height, this.root, written, value, blockOutcomes);
-    // Keys this block wrote stay pinned in the cache until the store holds the block.
+    // Keys this block wrote stay pinned in the cache until the store holds the block. An inline
+    // block's pins are read from its write-set log (every key it wrote) if eviction ever asks.
     if (this.hasSource)
-      this.unpersisted.push({ height: block.height, writes: pins ?? new WrittenKeys(written) });
+      this.unpersisted.push({
+        height: block.height,
+        writes: pins ?? new WrittenKeys(writeSetLogOf(result) ?? written),
+      });
     const t2 = performance.now();
     this.height = block.height;
     this.root = result.stateRoot;
@@ -366,9 +462,10 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
    * tx comes pre-decoded (so each tx's cost is known without decoding it here); else null. Mode
    * auto only: "never" still builds lanes for its stats, "always" ships. Txs decodeTx will
    * refuse (a sender that is not a public key) are left out of the count, as plan leaves them out.
+   * With a store, prepare calls it (and loads the block's keys without keeping its decoded txs).
    */
   private fusedPlan(block: ExecutableBlock): Plan | null {
-    if (this.mode !== "auto" || this.hasSource) return null;
+    if (this.mode !== "auto") return null;
     const pre = block.decoded;
     const n = block.txs.length;
     if (pre === undefined || pre.length < n) return null;
@@ -407,46 +504,62 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   }
 
   /**
-   * Runs in block order straight on the cache (one lookup per read and per write), recording the
-   * keys written (repeats included; the write set dedupes them). An error here is an executor bug
-   * and stops the pipeline.
+   * The inline path's state view, straight on the cache (one lookup per read and per write),
+   * staging each write and recording the keys written where they are read (`written`: repeats
+   * included; the write set dedupes them), and the block's fee total.
+   */
+  private inlineContext(stage: WriteStage): InlineContext {
+    // The written keys are kept only where they are read: the epoch hook's write set, or a write
+    // the stage cannot hold (its keys so far are then read back from the stage). Otherwise a
+    // block-long array of 20k key strings would outlive young-generation collections for nothing
+    // (round 11); eviction pins read the result's log instead (round 13).
+    const cache = this.cache;
+    const ctx: InlineContext = {
+      written: this.epochHook !== undefined ? [] : null,
+      fees: newFeeTotal(),
+      view: {
+        get: (k: string) => {
+          const v = cache.peek(k);
+          if (v === undefined) return this.cached(k);
+          return v;
+        },
+        set: (k: string, v: Uint8Array | null) => {
+          const written = ctx.written;
+          if (written !== null) {
+            written.push(k);
+            stage.add(k, v);
+          } else {
+            stage.add(k, v);
+            if (!stage.ok) {
+              const keys = stage.stagedKeys();
+              keys.push(k);
+              ctx.written = keys;
+            }
+          }
+          cache.seed(k, v);
+        },
+      },
+    };
+    return ctx;
+  }
+
+  /**
+   * Runs txs `from`.. in block order on the inline context's view. Returns the block's length, or
+   * (checkEach) the index of the first tx with a key not cached, before anything of it ran. An
+   * error here is an executor bug and stops the pipeline.
    */
   private runInline(
     decoded: (DecodedTx | null)[] | null,
     block: ExecutableBlock,
     hashes: Hash[],
     outcomes: TxOutcome[],
-    stage: WriteStage,
-  ): string[] {
-    // The written keys are kept only where they are read: eviction pins (a source), the epoch
-    // hook's write set, or a write the stage cannot hold (its keys so far are then read back from
-    // the stage). Otherwise a block-long array of 20k key strings would outlive young-generation
-    // collections for nothing (round 11).
-    let written: string[] | null = this.hasSource || this.epochHook !== undefined ? [] : null;
-    const cache = this.cache;
-    const view = {
-      get: (k: string) => {
-        const v = cache.peek(k);
-        if (v === undefined) return this.cached(k);
-        return v;
-      },
-      set: (k: string, v: Uint8Array | null) => {
-        if (written !== null) {
-          written.push(k);
-          stage.add(k, v);
-        } else {
-          stage.add(k, v);
-          if (!stage.ok) {
-            written = stage.stagedKeys();
-            written.push(k);
-          }
-        }
-        cache.seed(k, v);
-      },
-    };
-    const fees: FeeTotal = newFeeTotal();
+    ctx: InlineContext,
+    from: number,
+    checkEach: boolean,
+  ): number {
+    const { view, fees } = ctx;
     const n = block.txs.length;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < n; i++) {
       let tx: DecodedTx | null;
       if (decoded !== null) tx = decoded[i]!;
       else {
@@ -455,11 +568,22 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         const h = block.txHashes?.[i] ?? hashBody(body);
         hashes[i] = h;
         tx = decodeTx(body, h, block.decoded?.[i]);
+        if (checkEach && tx !== null && !this.allCached(tx)) return i;
       }
       outcomes[i] = tx ? applyTxFast(view, tx, fees) : MALFORMED_OUTCOME;
     }
-    creditFees(view, feeSum(fees));
-    return written ?? [];
+    return n;
+  }
+
+  /** True when every key the tx may touch is cached (its first, cold lookups: the tx's are warm). */
+  private allCached(tx: DecodedTx): boolean {
+    const cache = this.cache;
+    if (cache.peek(tx.senderKey) === undefined) return false;
+    const w = tx.writes;
+    for (let i = 0; i < w.length; i++) if (cache.peek(w[i]!) === undefined) return false;
+    const r = tx.reads;
+    for (let i = 0; i < r.length; i++) if (cache.peek(r[i]!) === undefined) return false;
+    return true;
   }
 
   private async runParallel(

@@ -6,7 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { type Receipt, ReceiptSchema, type TxEvent, TxEventSchema } from "../gen/parabft/v1/types_pb.js";
 import { concatBytes, utf8Bytes } from "../types/bytes.js";
 import type { Hash } from "../types/hash.js";
-import { strKey } from "./codec.js";
+import { keyStr, strKey } from "./codec.js";
 import type { TxOutcome } from "./programs.js";
 import type { ExecutionResult, StateWrite } from "./types.js";
 
@@ -248,6 +248,25 @@ function writeSetFromLog(log: Uint8Array): StateWrite[] {
       out[i] = { key, value: new Uint8Array(log.buffer, log.byteOffset + o + 5, vl) };
       o += 5 + vl;
     }
+  }
+  return out;
+}
+
+/**
+ * The keys of a write-set log (writeSetLogOf), in log order, as binary strings (the cache's keys):
+ * the inline path's eviction pins are built from the log only when eviction asks (round 13), so
+ * a block keeps no array of the 20k key strings it wrote until the store holds it.
+ */
+export function writeSetLogKeys(log: Uint8Array): string[] {
+  const dv = new DataView(log.buffer, log.byteOffset, log.byteLength);
+  const n = dv.getUint32(0);
+  const out: string[] = new Array(n);
+  let o = 4;
+  for (let i = 0; i < n; i++) {
+    const kl = dv.getUint16(o);
+    out[i] = keyStr(log.subarray(o + 2, o + 2 + kl));
+    o += 2 + kl;
+    o += log[o] === 0 ? 1 : 5 + dv.getUint32(o + 1);
   }
   return out;
 }

@@ -32,6 +32,31 @@ function withDecoded(b: ExecutableBlock): ExecutableBlock {
   return { ...b, decoded };
 }
 
+/**
+ * A store holding the genesis state, each block's writes applied once executed: the source of a
+ * ParallelExecutor that starts with an empty cache (the node's: misses are read from its ChainDb).
+ */
+class StateStore {
+  private readonly state = new Map<string, Uint8Array>();
+  private executed = 0n;
+  constructor(genesis: readonly StateWrite[]) {
+    for (const w of genesis) if (w.value !== null) this.state.set(keyStr(w.key), w.value);
+  }
+  async getState(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.state.get(keyStr(key));
+  }
+  async getExecutedHeight(): Promise<bigint> {
+    return this.executed;
+  }
+  apply(r: ExecutionResult): void {
+    for (const w of r.writeSet) {
+      if (w.value === null) this.state.delete(keyStr(w.key));
+      else this.state.set(keyStr(w.key), w.value.slice());
+    }
+    this.executed = r.height;
+  }
+}
+
 async function runAll(ex: Executor, blocks: ExecutableBlock[]): Promise<ExecutionResult[]> {
   const out: ExecutionResult[] = [];
   for (const b of blocks) out.push(await ex.executeBlock(b));
@@ -137,6 +162,34 @@ describe("parallel executor equals the reference executor", () => {
         };
       },
     },
+    ...(["auto", "never"] as const).map((lookAhead) => ({
+      // The node's path: over a store, from an empty cache that evicts, bodies pre-decoded. Fused
+      // blocks' keys are looked up by prepare after misses, else checked tx by tx as they run,
+      // with loads at the tx that misses (round 13); "never": every fused block the second way.
+      name: `parallel(2 workers, default cost model, bodies pre-decoded, over a store, small cache, look-ahead ${lookAhead})`,
+      make: () => {
+        const store = new StateStore(u.genesis.writeSet);
+        const ex = new ParallelExecutor(
+          { height: 0n, stateRoot: u.genesis.stateRoot },
+          { workers: 2, pool: pools.get(2)!, source: store, cacheMaxEntries: 64, lookAhead },
+        );
+        return {
+          executeBlock: async (b: ExecutableBlock) => {
+            const r = await ex.executeBlock(withDecoded(b));
+            store.apply(r);
+            ex.markPersisted(r.height);
+            return r;
+          },
+          get stateRoot() {
+            return ex.stateRoot;
+          },
+          get executedHeight() {
+            return ex.executedHeight;
+          },
+          close: () => ex.close(),
+        };
+      },
+    })),
   ];
 
   it("on random blocks over 2 to 10,000 accounts with hot spots, failures and duplicates", async () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { fromBinary } from "@bufbuild/protobuf";
 import { strKey } from "../../../src/exec/codec.js";
 import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
@@ -9,6 +10,7 @@ import { openExecution } from "../../../src/exec/recovery.js";
 import { initFromResult, ReferenceExecutor } from "../../../src/exec/reference.js";
 import type { ExecutableBlock, ExecutionResult } from "../../../src/exec/types.js";
 import { genesisFor, makeAccounts, NonceBook, Rng, transferTx } from "../../../src/exec/workload.js";
+import { TxBodySchema } from "../../../src/gen/parabft/v1/types_pb.js";
 import { silentLogger } from "../../../src/logger/index.js";
 import { fromHex, toHex } from "../../../src/types/bytes.js";
 import { MemoryStore, waitFor } from "./helpers.js";
@@ -219,6 +221,124 @@ describe("execution pipeline", () => {
       for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
     });
   }
+
+  it("pre-decoded blocks over a store (the node's) through a tiny evicting cache equal the reference, with look-ahead auto and never", async () => {
+    // What the mempool hands over with a committed block: each body decoded, its sender's address.
+    const addressOf = new Map(accounts.map((a) => [toHex(a.publicKey), a.address]));
+    const preDecoded = (b: ExecutableBlock): ExecutableBlock => ({
+      ...b,
+      decoded: b.txs.map((t) => {
+        const body = fromBinary(TxBodySchema, t.body);
+        return { body, address: addressOf.get(toHex(body.sender))! };
+      }),
+    });
+    for (const lookAhead of ["auto", "never"] as const) {
+      const blocks = makeBlocks(12, 30).map(preDecoded);
+      const store = new MemoryStore();
+      store.slowReads = true;
+      // Mode auto with workers: the cost model's pre-check sends transfers inline, so each block
+      // runs fused (decoded just before each tx runs) and its pins are read from its write-set log.
+      const { executor } = await openExecution(store, store, genesis, {
+        workers: 2,
+        cacheMaxEntries: 8,
+        lookAhead,
+      });
+      const roots: string[] = [];
+      const pipeline = new ExecutionPipeline(
+        { queueCapacity: 3 },
+        { executor, store, log: silentLogger(), onExecuted: (_h, root) => roots.push(toHex(root)) },
+      );
+      await pipeline.start();
+      try {
+        for (const b of blocks) await pipeline.submit(b);
+        await pipeline.idle();
+        assert.equal(executor.lastStats?.mode, "inline");
+        // "never": a pre-decoded block is left to run (nothing kept per tx); one that is not is decoded.
+        const next = makeBlocks(13, 30)[12]!;
+        const p = await executor.prepare(preDecoded(next));
+        if (lookAhead === "never") {
+          assert.equal(p.decoded, null);
+          assert.ok(p.fused);
+        }
+        const full = await executor.prepare(next);
+        assert.equal(full.decoded?.length, 30);
+        assert.equal(full.fused, undefined);
+      } finally {
+        await pipeline.stop();
+        await executor.close();
+      }
+      const ref = new ReferenceExecutor(initFromResult(genesis));
+      const expected: string[] = [];
+      for (const b of blocks) expected.push(toHex((await ref.executeBlock(b)).stateRoot));
+      assert.deepEqual(roots, expected);
+      for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
+    }
+  });
+
+  it("a fused block whose keys prepare left to run (none missed lately) loads a missing key at the tx that needs it, and equals the reference", async () => {
+    const addressOf = new Map(accounts.map((a) => [toHex(a.publicKey), a.address]));
+    const nonces = new NonceBook();
+    const rng = new Rng(5);
+    // Transfers from accounts[0..9]; to accounts[0..9] unless `to` says otherwise.
+    const block = (
+      h: number,
+      to: (i: number) => number | undefined,
+      from?: (i: number) => number | undefined,
+    ) => {
+      const txs = Array.from({ length: 40 }, (_, i) => {
+        const a = accounts[from?.(i) ?? rng.int(10)]!;
+        return transferTx(a, nonces.take(a), accounts[to(i) ?? rng.int(10)]!.address, 2n);
+      });
+      return {
+        height: BigInt(h),
+        timestampMs: BigInt(h),
+        txs,
+        decoded: txs.map((t) => {
+          const body = fromBinary(TxBodySchema, t.body);
+          return { body, address: addressOf.get(toHex(body.sender))! };
+        }),
+      } satisfies ExecutableBlock;
+    };
+    const store = new MemoryStore();
+    await store.writeExecutionBatch(genesis);
+    const ex = await ParallelExecutor.open(store, { workers: 2 });
+    const ref = new ReferenceExecutor(initFromResult(genesis));
+    try {
+      const run = async (b: ExecutableBlock) => {
+        const p = await ex.prepare(b);
+        const r = await ex.executePrepared(p);
+        await store.writeExecutionBatch(r);
+        ex.markPersisted(r.height);
+        const want = await ref.executeBlock(b);
+        assert.equal(toHex(r.stateRoot), toHex(want.stateRoot), `height ${b.height}`);
+        assert.deepEqual(r.writeSet, want.writeSet);
+        assert.deepEqual(r.receipts, want.receipts);
+        assert.equal(ex.lastStats?.mode, "inline");
+        return { p, loaded: ex.lastStats!.loadedFromStore };
+      };
+      // Among accounts[0..9]: block 1's look-up loads their keys, block 2's finds none missing.
+      // Looked up ahead: decoded in prepare (kept); left to run: nothing kept, fused.
+      const ahead = (r: { p: { decoded: unknown; fused?: unknown } }) =>
+        r.p.decoded !== null && r.p.fused === undefined;
+      assert.ok(ahead(await run(block(1, () => undefined))));
+      assert.ok(ahead(await run(block(2, () => undefined))));
+      assert.ok(!ahead(await run(block(3, () => undefined))));
+      // Block 4 pays accounts never loaded from tx 7 on, and tx 20 comes from one (its sender key).
+      const fourth = await run(
+        block(
+          4,
+          (i) => (i >= 7 && i % 2 === 1 ? 10 + i : undefined),
+          (i) => (i === 20 ? 30 : undefined),
+        ),
+      );
+      assert.ok(!ahead(fourth));
+      assert.ok(fourth.loaded >= 17, `${fourth.loaded} keys loaded while running`);
+      // Misses seen: the next block's keys are looked up ahead again.
+      assert.ok(ahead(await run(block(5, (i) => (i === 3 ? 45 : undefined)))));
+    } finally {
+      await ex.close();
+    }
+  });
 
   it("keeps its unpersisted-writes list short even if the caller never calls markPersisted", async () => {
     const store = new MemoryStore();

@@ -10,6 +10,7 @@ import {
   buildResultFromStage,
   sortKeyIndex,
   WriteStage,
+  writeSetLogKeys,
   writeSetLogOf,
 } from "../../../src/exec/result.js";
 import { keyPool, pick, rng } from "./randomWrites.js";
@@ -66,6 +67,9 @@ describe("buildResultFromKeys with positional values, and the staged form", () =
       const byStage = buildResultFromStage(5n, prev, stage, outcomes);
       assert.deepEqual(byStage.stateRoot, plain.stateRoot, `seed ${seed}`);
       assert.deepEqual(writeSetLogOf(byStage), writeSetLogOf(byArray), `seed ${seed}`);
+      // The log's keys (an inline block's eviction pins, round 13): every key written, once, in
+      // key order (binary-string order is byte order), with the absent ones among them.
+      assert.deepEqual(writeSetLogKeys(writeSetLogOf(byStage)!), [...final.keys()].sort(), `seed ${seed}`);
       assert.deepEqual(byArray.stateRoot, plain.stateRoot, `seed ${seed}`);
       assert.deepEqual(byLookup.stateRoot, plain.stateRoot, `seed ${seed}`);
       assert.deepEqual(writeSetLogOf(byArray), writeSetLogOf(byLookup), `seed ${seed}`);
