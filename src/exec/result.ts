@@ -187,6 +187,8 @@ const encodedLogs = new WeakMap<ExecutionResult, Uint8Array>();
  * The block's write set already encoded as execution layout 2's write-set log
  * (u32 count ‖ per entry: u16 keyLen ‖ key ‖ u8 present ‖ [u32 valueLen ‖ value]), when the
  * executor built it in the same pass as the write set; undefined otherwise (encode it then).
+ * Each result owns its log: the executor's eviction pins read it until the store holds the block
+ * (parallel.ts WrittenKeys), so a pool that recycles logs must wait for that release too.
  */
 export function writeSetLogOf(r: ExecutionResult): Uint8Array | undefined {
   return encodedLogs.get(r);
