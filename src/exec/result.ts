@@ -260,17 +260,8 @@ function writeSetFromLog(log: Uint8Array): StateWrite[] {
  * a block keeps no array of the 20k key strings it wrote until the store holds it.
  */
 export function writeSetLogKeys(log: Uint8Array): string[] {
-  const dv = new DataView(log.buffer, log.byteOffset, log.byteLength);
-  const n = dv.getUint32(0);
-  const out: string[] = new Array(n);
-  let o = 4;
-  for (let i = 0; i < n; i++) {
-    const kl = dv.getUint16(o);
-    out[i] = keyStr(log.subarray(o + 2, o + 2 + kl));
-    o += 2 + kl;
-    o += log[o] === 0 ? 1 : 5 + dv.getUint32(o + 1);
-  }
-  return out;
+  // Rare (eviction only): the one log walker serves, its value views dropped.
+  return writeSetFromLog(log).map((w) => keyStr(w.key));
 }
 
 /**
