@@ -31,6 +31,58 @@ function makeBlocks(n: number, perBlock: number): ExecutableBlock[] {
   }));
 }
 
+/** What the mempool hands over with a committed block: each body decoded, its sender's address. */
+const addressOf = new Map(accounts.map((a) => [toHex(a.publicKey), a.address]));
+function preDecoded(b: ExecutableBlock): ExecutableBlock {
+  return {
+    ...b,
+    decoded: b.txs.map((t) => {
+      const body = fromBinary(TxBodySchema, t.body);
+      return { body, address: addressOf.get(toHex(body.sender))! };
+    }),
+  };
+}
+
+/**
+ * Runs `blocks` through a pipeline over `store` and returns the executed roots in order;
+ * `whileRunning` runs once the pipeline is idle, before it stops. The executor is closed after.
+ */
+async function runPipeline(
+  executor: ParallelExecutor,
+  store: MemoryStore,
+  blocks: readonly ExecutableBlock[],
+  whileRunning?: () => Promise<void>,
+): Promise<string[]> {
+  const roots: string[] = [];
+  const pipeline = new ExecutionPipeline(
+    { queueCapacity: 3 },
+    { executor, store, log: silentLogger(), onExecuted: (_h, root) => roots.push(toHex(root)) },
+  );
+  await pipeline.start();
+  try {
+    for (const b of blocks) await pipeline.submit(b);
+    await pipeline.idle();
+    await whileRunning?.();
+  } finally {
+    await pipeline.stop();
+    await executor.close();
+  }
+  return roots;
+}
+
+/** The roots equal the reference's for the same blocks, and the store holds its final state. */
+async function assertReference(
+  blocks: readonly ExecutableBlock[],
+  roots: readonly string[],
+  store: MemoryStore,
+): Promise<void> {
+  const ref = new ReferenceExecutor(initFromResult(genesis));
+  const expected: string[] = [];
+  for (const b of blocks) expected.push(toHex((await ref.executeBlock(b)).stateRoot));
+  assert.deepEqual(roots, expected);
+  for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
+}
+
 /** A deliberately slow executor: each block waits until the test releases it. */
 class GatedExecutor extends ReferenceExecutor {
   released = 0;
@@ -201,37 +253,11 @@ describe("execution pipeline", () => {
         mode,
         cacheMaxEntries: 8,
       });
-      const roots: string[] = [];
-      const pipeline = new ExecutionPipeline(
-        { queueCapacity: 3 },
-        { executor, store, log: silentLogger(), onExecuted: (_h, root) => roots.push(toHex(root)) },
-      );
-      await pipeline.start();
-      try {
-        for (const b of blocks) await pipeline.submit(b);
-        await pipeline.idle();
-      } finally {
-        await pipeline.stop();
-        await executor.close();
-      }
-      const ref = new ReferenceExecutor(initFromResult(genesis));
-      const expected: string[] = [];
-      for (const b of blocks) expected.push(toHex((await ref.executeBlock(b)).stateRoot));
-      assert.deepEqual(roots, expected);
-      for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
+      await assertReference(blocks, await runPipeline(executor, store, blocks), store);
     });
   }
 
   it("pre-decoded blocks over a store (the node's) through a tiny evicting cache equal the reference, with look-ahead auto and never", async () => {
-    // What the mempool hands over with a committed block: each body decoded, its sender's address.
-    const addressOf = new Map(accounts.map((a) => [toHex(a.publicKey), a.address]));
-    const preDecoded = (b: ExecutableBlock): ExecutableBlock => ({
-      ...b,
-      decoded: b.txs.map((t) => {
-        const body = fromBinary(TxBodySchema, t.body);
-        return { body, address: addressOf.get(toHex(body.sender))! };
-      }),
-    });
     for (const lookAhead of ["auto", "never"] as const) {
       const blocks = makeBlocks(12, 30).map(preDecoded);
       const store = new MemoryStore();
@@ -243,15 +269,7 @@ describe("execution pipeline", () => {
         cacheMaxEntries: 8,
         lookAhead,
       });
-      const roots: string[] = [];
-      const pipeline = new ExecutionPipeline(
-        { queueCapacity: 3 },
-        { executor, store, log: silentLogger(), onExecuted: (_h, root) => roots.push(toHex(root)) },
-      );
-      await pipeline.start();
-      try {
-        for (const b of blocks) await pipeline.submit(b);
-        await pipeline.idle();
+      const roots = await runPipeline(executor, store, blocks, async () => {
         assert.equal(executor.lastStats?.mode, "inline");
         // "never": a pre-decoded block is left to run (nothing kept per tx); one that is not is decoded.
         const next = makeBlocks(13, 30)[12]!;
@@ -263,20 +281,12 @@ describe("execution pipeline", () => {
         const full = await executor.prepare(next);
         assert.equal(full.decoded?.length, 30);
         assert.equal(full.fused, undefined);
-      } finally {
-        await pipeline.stop();
-        await executor.close();
-      }
-      const ref = new ReferenceExecutor(initFromResult(genesis));
-      const expected: string[] = [];
-      for (const b of blocks) expected.push(toHex((await ref.executeBlock(b)).stateRoot));
-      assert.deepEqual(roots, expected);
-      for (const e of ref.entries()) assert.deepEqual(store.state.get(toHex(e.key)), e.value);
+      });
+      await assertReference(blocks, roots, store);
     }
   });
 
   it("a fused block whose keys prepare left to run (none missed lately) loads a missing key at the tx that needs it, and equals the reference", async () => {
-    const addressOf = new Map(accounts.map((a) => [toHex(a.publicKey), a.address]));
     const nonces = new NonceBook();
     const rng = new Rng(5);
     // Transfers from accounts[0..9]; to accounts[0..9] unless `to` says otherwise.
@@ -289,15 +299,7 @@ describe("execution pipeline", () => {
         const a = accounts[from?.(i) ?? rng.int(10)]!;
         return transferTx(a, nonces.take(a), accounts[to(i) ?? rng.int(10)]!.address, 2n);
       });
-      return {
-        height: BigInt(h),
-        timestampMs: BigInt(h),
-        txs,
-        decoded: txs.map((t) => {
-          const body = fromBinary(TxBodySchema, t.body);
-          return { body, address: addressOf.get(toHex(body.sender))! };
-        }),
-      } satisfies ExecutableBlock;
+      return preDecoded({ height: BigInt(h), timestampMs: BigInt(h), txs });
     };
     const store = new MemoryStore();
     await store.writeExecutionBatch(genesis);
