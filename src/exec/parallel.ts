@@ -97,7 +97,7 @@ export interface PreparedBlock {
  * Every key the block may touch (the fee collector, then each tx's touchedKeys), repeats
  * included: what prepare loads, and what run reloads after an eviction.
  */
-function* blockKeys(decoded: readonly (DecodedTx | null)[]): Generator<string> {
+function* blockKeys(decoded: Iterable<DecodedTx | null>): Generator<string> {
   yield FEE_COLLECTOR_KEY;
   for (const tx of decoded) {
     if (tx === null) continue;
@@ -111,21 +111,14 @@ function* blockKeys(decoded: readonly (DecodedTx | null)[]): Generator<string> {
 const NO_HASH: Hash = new Uint8Array(32);
 
 /**
- * blockKeys of a block whose txs all come pre-decoded (from tx `from` on), without keeping a
- * decoded tx: each is decoded (decodeTx, so the keys are exactly those execution will read) and
- * dropped at once.
+ * The txs of a block whose txs all come pre-decoded, from tx `from` on, decoded one at a time
+ * (decodeTx, so their keys are exactly those execution will read): blockKeys over it keeps no
+ * decoded tx.
  */
-function* preDecodedBlockKeys(block: ExecutableBlock, from = 0): Generator<string> {
-  yield FEE_COLLECTOR_KEY;
+function* decodedFrom(block: ExecutableBlock, from: number): Generator<DecodedTx | null> {
   const pre = block.decoded!;
   const n = block.txs.length;
-  for (let i = from; i < n; i++) {
-    const tx = decodeTx(block.txs[i]!.body, NO_HASH, pre[i]);
-    if (tx === null) continue;
-    yield tx.senderKey;
-    yield* tx.writes;
-    yield* tx.reads;
-  }
+  for (let i = from; i < n; i++) yield decodeTx(block.txs[i]!.body, NO_HASH, pre[i]);
 }
 
 /**
@@ -383,7 +376,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         // miss, then go on from it. The executor is serial and loads never replace a cached
         // value, so the state it then sees is the state it would have seen.
         const missing = new Set<string>();
-        for (const k of preDecodedBlockKeys(block, from))
+        for (const k of blockKeys(decodedFrom(block, from)))
           if (this.cache.peek(k) === undefined) missing.add(k);
         misses += await this.cache.load(missing);
       }
