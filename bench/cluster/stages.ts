@@ -127,7 +127,8 @@ export async function timedScrape(addrs: string[]): Promise<TimedScrape> {
  * highest validator's view changes. Null when no validator answered both scrapes.
  */
 export function validatorWindow(before: TimedScrape, after: TimedScrape): ValidatorWindow | null {
-  const windowS = (after.atMs - before.atMs) / 1000;
+  // Rounded once, so the reported rate is the reported transactions over the reported window.
+  const windowS = round3((after.atMs - before.atMs) / 1000);
   const P = "parabft_consensus_";
   const delta = (i: number, name: string): number | null => {
     const b = before.samples[i];
@@ -175,7 +176,7 @@ export function validatorWindow(before: TimedScrape, after: TimedScrape): Valida
     ...(viewsAtEnd.some((v) => v !== null) ? { views: viewsAtEnd } : {}),
     loopDelayP99Ms: loopMs("eventloop_lag_p99_seconds"),
     loopDelayMaxMs: loopMs("eventloop_lag_max_seconds"),
-    windowS: round3(windowS),
+    windowS,
     committedTxs,
     tps: Math.round((median(txs) / windowS) * 10) / 10,
     heights: median(heights),
