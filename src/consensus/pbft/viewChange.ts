@@ -155,7 +155,8 @@ export abstract class ViewChanges extends Pacemaker {
         ...(body ? { body } : {}),
       });
     }
-    this.persist({ kind: "view", view: w });
+    // The epoch too: a fold of epoch e >= 1 ignores a view record without one (it reads as epoch 0).
+    this.persist({ kind: "view", view: w, epoch: this.epochNo });
     const msg = this.seal({
       case: "newView",
       value: create(NewViewSchema, { view: w, viewChanges: stored.map((s) => s.bytes), proposals }),

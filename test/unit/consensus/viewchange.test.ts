@@ -41,6 +41,15 @@ describe("view change", () => {
     }
     const nv = sentOf(c.nodes[1]!.actions, "newView");
     assert.equal(nv.length, 1, "the primary of view 1 sent NEW-VIEW");
+    // Every replica's view record names its epoch: a fold in epoch >= 1 ignores one without it, so
+    // a new primary restarted there would not know it had sent its NEW-VIEW.
+    for (const i of [1, 2, 3]) {
+      const views = c.nodes[i]!.actions.flatMap((a) =>
+        a.kind === "persist" && a.record.kind === "view" ? [a.record] : [],
+      );
+      assert.ok(views.length > 0, `replica ${i} recorded view 1`);
+      for (const r of views) assert.deepEqual(r, { kind: "view", view: 1n, epoch: 0n });
+    }
   });
 
   it("fills a gap below a prepared height with a null block", () => {
