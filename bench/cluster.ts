@@ -17,8 +17,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { LocalCluster } from "../src/cli/cluster.js";
 import { ParabftClient } from "../src/client/node.js";
+import { nativeSha256 } from "../src/crypto/hash.js";
 import { readKeyFile } from "../src/crypto/keys.js";
 import { NodeSigner } from "../src/crypto/node.js";
+import { useSha256 } from "../src/types/index.js";
 import { ChainWatcher, executedMethod, verifyChain } from "./cluster/chain.js";
 import {
   Connection,
@@ -34,7 +36,7 @@ import { type ScheduleOutcome, StepSchedule, type StepSchedulePlan } from "./clu
 import { chartReport, formatReport } from "./cluster/report.js";
 import { SignPool } from "./cluster/signPool.js";
 import { round3 } from "./cluster/stages.js";
-import { SUBMIT_BATCH_DELAY_MS, Submitter } from "./cluster/submitter.js";
+import { OVERLOAD_BATCH_DELAY_MS, SUBMIT_BATCH_DELAY_MS, Submitter } from "./cluster/submitter.js";
 import type { ClusterBenchOpts, ClusterBenchReport, OverloadSummary, RunReport } from "./cluster/types.js";
 import { measureVerifyCeiling } from "./cluster/verifyCeiling.js";
 import { machineInfo, writeResultFiles } from "./lib/index.js";
@@ -319,6 +321,10 @@ export function overloadSummary(
 
 export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBenchReport> {
   const startedAt = new Date().toISOString();
+  // The chain watcher hashes every committed transaction's body (chain.ts) and the open loop each
+  // pre-signed one: node:crypto's SHA-256, as the validators use (src/node), not the pure-JS
+  // default (~5 % of the client's busy CPU at 2× saturation, o22-notes.md). Same digests.
+  useSha256(nativeSha256);
   // Before the cluster starts: the load average then says how busy the machine already was.
   const machine = machineInfo();
   const progress = opts.progress ?? true;
@@ -481,7 +487,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
           "bank.transfer, amount 1, to a fresh address per tx; signed in the client's signing threads (open loop: before the run)",
         submit:
           submitBatch > 1
-            ? `SubmitTxs batches of up to ${submitBatch} txs, sent at once when no call is in flight, else gathered until a call answers or ${SUBMIT_BATCH_DELAY_MS} ms (open loop and overload)`
+            ? `SubmitTxs batches of up to ${submitBatch} txs, sent at once when no call is in flight, else gathered until a call answers or ${SUBMIT_BATCH_DELAY_MS} ms (open loop and probe; ${OVERLOAD_BATCH_DELAY_MS} ms in the overload run)`
             : "SubmitTx per transaction",
         finalityMethod:
           opts.closedLoop !== undefined
