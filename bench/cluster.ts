@@ -32,7 +32,12 @@ import {
   type Sender,
 } from "./cluster/load.js";
 import { runOverload } from "./cluster/overload.js";
-import { type ScheduleOutcome, StepSchedule, type StepSchedulePlan } from "./cluster/probe.js";
+import {
+  type ScheduleOutcome,
+  StepSchedule,
+  type StepSchedulePlan,
+  topStepsMedian,
+} from "./cluster/probe.js";
 import { chartReport, formatReport } from "./cluster/report.js";
 import { SignPool } from "./cluster/signPool.js";
 import { round3 } from "./cluster/stages.js";
@@ -190,6 +195,7 @@ async function measureOverload(
   let saturationTps: number;
   let saturationMethod: string;
   let probeOutcome: ScheduleOutcome | null = null;
+  let topSteps: ReturnType<typeof topStepsMedian> = null;
   if (o.saturationTps !== undefined) {
     saturationTps = o.saturationTps;
     saturationMethod = "given (--saturation), not measured in this run";
@@ -229,13 +235,17 @@ async function measureOverload(
       0,
       ...probe.runs.map((r) => Math.min(r.offeredRate, r.sustainedTps ?? r.achievedTps)),
     );
+    topSteps = topStepsMedian(
+      probe.runs.map((r) => ({ offeredRate: r.offeredRate, sustained: r.sustainedTps ?? r.achievedTps })),
+      saturationTps,
+    );
     saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe from ${opts.rate} tx/s ×${PROBE_FACTOR} per ${o.probeS} s step (÷${PROBE_FACTOR} while the first steps do not keep up; refusals retried); a step with >1% errors or < 90% of offered sustained is run once more and counts only if it fails again; after a counted failure the climb resumes from the last step that kept up at ×${PROBE_REFINE} until a step fails twice; saturation = the highest sustained rate (first to last commit, at most the step's offered rate) of any step`;
   }
   const rate = Math.max(1, Math.round(o.factor * saturationTps));
   say(`overload: ${rate} tx/s offered (${o.factor}× ${saturationTps} tx/s) for ${opts.durationS} s ...`);
   const run = await measured(ctx, () => runOverload(ctx, rate, opts.durationS, `overload ${rate} tx/s`));
   runs.push(run);
-  return overloadSummary(run, saturationTps, saturationMethod, o.factor, probeOutcome);
+  return overloadSummary(run, saturationTps, saturationMethod, o.factor, probeOutcome, topSteps);
 }
 
 export function overloadSummary(
@@ -244,6 +254,7 @@ export function overloadSummary(
   saturationMethod: string,
   factor: number,
   probe: ScheduleOutcome | null = null,
+  topSteps: ReturnType<typeof topStepsMedian> = null,
 ): OverloadSummary {
   // Judged on the validators' own commit counters over the load window: the one-thread bench
   // client, on the same cores, can fall behind the block stream (o15-notes p4). Its figure stays beside.
@@ -268,6 +279,14 @@ export function overloadSummary(
             failedTwiceRate: probe.ceiling,
             stalledOnceRates: probe.stalls,
             stoppedBecause: probe.reason,
+            ...(topSteps !== null
+              ? {
+                  topSteps: {
+                    ...topSteps,
+                    ratio: topSteps.medianTps > 0 ? round3(achievedTps / topSteps.medianTps) : 0,
+                  },
+                }
+              : {}),
           },
         }
       : {}),
