@@ -17,8 +17,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { LocalCluster } from "../src/cli/cluster.js";
 import { ParabftClient } from "../src/client/node.js";
+import { nativeSha256 } from "../src/crypto/hash.js";
 import { readKeyFile } from "../src/crypto/keys.js";
 import { NodeSigner } from "../src/crypto/node.js";
+import { useSha256 } from "../src/types/index.js";
 import { ChainWatcher, executedMethod, verifyChain } from "./cluster/chain.js";
 import {
   Connection,
@@ -30,11 +32,16 @@ import {
   type Sender,
 } from "./cluster/load.js";
 import { runOverload } from "./cluster/overload.js";
-import { type ScheduleOutcome, StepSchedule, type StepSchedulePlan } from "./cluster/probe.js";
+import {
+  type ScheduleOutcome,
+  StepSchedule,
+  type StepSchedulePlan,
+  topStepsMedian,
+} from "./cluster/probe.js";
 import { chartReport, formatReport } from "./cluster/report.js";
 import { SignPool } from "./cluster/signPool.js";
 import { round3 } from "./cluster/stages.js";
-import { SUBMIT_BATCH_DELAY_MS, Submitter } from "./cluster/submitter.js";
+import { OVERLOAD_BATCH_DELAY_MS, SUBMIT_BATCH_DELAY_MS, Submitter } from "./cluster/submitter.js";
 import type { ClusterBenchOpts, ClusterBenchReport, OverloadSummary, RunReport } from "./cluster/types.js";
 import { measureVerifyCeiling } from "./cluster/verifyCeiling.js";
 import { machineInfo, writeResultFiles } from "./lib/index.js";
@@ -188,6 +195,7 @@ async function measureOverload(
   let saturationTps: number;
   let saturationMethod: string;
   let probeOutcome: ScheduleOutcome | null = null;
+  let topSteps: ReturnType<typeof topStepsMedian> = null;
   if (o.saturationTps !== undefined) {
     saturationTps = o.saturationTps;
     saturationMethod = "given (--saturation), not measured in this run";
@@ -227,13 +235,17 @@ async function measureOverload(
       0,
       ...probe.runs.map((r) => Math.min(r.offeredRate, r.sustainedTps ?? r.achievedTps)),
     );
+    topSteps = topStepsMedian(
+      probe.runs.map((r) => ({ offeredRate: r.offeredRate, sustained: r.sustainedTps ?? r.achievedTps })),
+      saturationTps,
+    );
     saturationMethod = `after a ${WARMUP_S} s warm-up, an open-loop probe from ${opts.rate} tx/s ×${PROBE_FACTOR} per ${o.probeS} s step (÷${PROBE_FACTOR} while the first steps do not keep up; refusals retried); a step with >1% errors or < 90% of offered sustained is run once more and counts only if it fails again; after a counted failure the climb resumes from the last step that kept up at ×${PROBE_REFINE} until a step fails twice; saturation = the highest sustained rate (first to last commit, at most the step's offered rate) of any step`;
   }
   const rate = Math.max(1, Math.round(o.factor * saturationTps));
   say(`overload: ${rate} tx/s offered (${o.factor}× ${saturationTps} tx/s) for ${opts.durationS} s ...`);
   const run = await measured(ctx, () => runOverload(ctx, rate, opts.durationS, `overload ${rate} tx/s`));
   runs.push(run);
-  return overloadSummary(run, saturationTps, saturationMethod, o.factor, probeOutcome);
+  return overloadSummary(run, saturationTps, saturationMethod, o.factor, probeOutcome, topSteps);
 }
 
 export function overloadSummary(
@@ -242,6 +254,7 @@ export function overloadSummary(
   saturationMethod: string,
   factor: number,
   probe: ScheduleOutcome | null = null,
+  topSteps: ReturnType<typeof topStepsMedian> = null,
 ): OverloadSummary {
   // Judged on the validators' own commit counters over the load window: the one-thread bench
   // client, on the same cores, can fall behind the block stream (o15-notes p4). Its figure stays beside.
@@ -266,6 +279,14 @@ export function overloadSummary(
             failedTwiceRate: probe.ceiling,
             stalledOnceRates: probe.stalls,
             stoppedBecause: probe.reason,
+            ...(topSteps !== null
+              ? {
+                  topSteps: {
+                    ...topSteps,
+                    ratio: topSteps.medianTps > 0 ? round3(achievedTps / topSteps.medianTps) : 0,
+                  },
+                }
+              : {}),
           },
         }
       : {}),
@@ -319,6 +340,10 @@ export function overloadSummary(
 
 export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBenchReport> {
   const startedAt = new Date().toISOString();
+  // The chain watcher hashes every committed transaction's body (chain.ts) and the open loop each
+  // pre-signed one: node:crypto's SHA-256, as the validators use (src/node), not the pure-JS
+  // default (~5 % of the client's busy CPU at 2× saturation, o22-notes.md). Same digests.
+  useSha256(nativeSha256);
   // Before the cluster starts: the load average then says how busy the machine already was.
   const machine = machineInfo();
   const progress = opts.progress ?? true;
@@ -481,7 +506,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
           "bank.transfer, amount 1, to a fresh address per tx; signed in the client's signing threads (open loop: before the run)",
         submit:
           submitBatch > 1
-            ? `SubmitTxs batches of up to ${submitBatch} txs, sent at once when no call is in flight, else gathered until a call answers or ${SUBMIT_BATCH_DELAY_MS} ms (open loop and overload)`
+            ? `SubmitTxs batches of up to ${submitBatch} txs, sent at once when no call is in flight, else gathered until a call answers or ${SUBMIT_BATCH_DELAY_MS} ms (open loop and probe; ${OVERLOAD_BATCH_DELAY_MS} ms in the overload run)`
             : "SubmitTx per transaction",
         finalityMethod:
           opts.closedLoop !== undefined

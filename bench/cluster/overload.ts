@@ -24,6 +24,7 @@ import type { SignedTransfer, SignJob } from "./signPool.js";
 import { Slots } from "./slots.js";
 import { type TimedScrape, timedScrape, validatorWindow } from "./stages.js";
 import { explainStuck, type Uncommitted } from "./stuck.js";
+import { OVERLOAD_BATCH_DELAY_MS } from "./submitter.js";
 import type { RunReport } from "./types.js";
 
 /**
@@ -141,6 +142,9 @@ export async function runOverload(
   let clientBlocked = 0;
   let cursor = 0;
   const w = ctx.watcher;
+  // Fuller SubmitTxs batches for the load (submitter.ts), the probe's wait again after it.
+  const probeDelayMs = ctx.submitter.maxDelayMs;
+  ctx.submitter.maxDelayMs = Math.max(probeDelayMs, OVERLOAD_BATCH_DELAY_MS);
   const cpu0 = process.cpuUsage();
   const calls0 = ctx.submitter.calls;
   // Why a send finds every sender busy: the client's lateness, the round trip, its own stalls.
@@ -237,6 +241,7 @@ export async function runOverload(
     SEND_BURST,
   );
   ctx.submitter.flush();
+  ctx.submitter.maxDelayMs = probeDelayMs;
 
   loopDelay.disable();
   const windowEnd = ctx.metricsAddrs.length > 0 ? await timedScrape(ctx.metricsAddrs) : null;

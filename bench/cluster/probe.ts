@@ -154,3 +154,25 @@ export class StepSchedule {
     this.stopped = `${this.lastGood} tx/s kept up, ${this.ceiling} tx/s did not (${why})`;
   }
 }
+
+/**
+ * The median of what the probe's top steps sustained (each at most its offered rate): the steps
+ * offered at least `share` × saturation, the best of which is the reference. A diagnostic beside
+ * the reference, not the goal's: the reference is the best of a few noisy 10 s steps, so it sits
+ * above what the same steps sustain typically (3.7-14 % in the six probed runs of bench/results
+ * up to session 21, o22-notes.md). Null when no step qualifies.
+ */
+export function topStepsMedian(
+  steps: readonly { offeredRate: number; sustained: number }[],
+  saturation: number,
+  share = 0.9,
+): { steps: number; medianTps: number } | null {
+  const top = steps
+    .filter((s) => s.offeredRate >= share * saturation)
+    .map((s) => Math.min(s.offeredRate, s.sustained))
+    .sort((a, b) => a - b);
+  if (top.length === 0) return null;
+  const mid = top.length >> 1;
+  const medianTps = top.length % 2 === 1 ? top[mid]! : (top[mid - 1]! + top[mid]!) / 2;
+  return { steps: top.length, medianTps: Math.round(medianTps * 10) / 10 };
+}

@@ -23,6 +23,11 @@ export function formatOverload(o: OverloadSummary): string {
     ...(o.probe
       ? [
           `  probe: ${o.probe.found ? "found" : "no rate failed twice, so saturation is a lower bound"} (${o.probe.stoppedBecause}${o.probe.stalledOnceRates.length ? `; stalled once and kept up when run again: ${o.probe.stalledOnceRates.join(", ")} tx/s` : ""})`,
+          ...(o.probe.topSteps
+            ? [
+                `  probe's top steps (offered ≥ 90% of saturation): median sustained ${o.probe.topSteps.medianTps} tx/s over ${o.probe.topSteps.steps} step(s); achieved / that median = ${(100 * o.probe.topSteps.ratio).toFixed(1)}% (diagnostic: the goal is judged against saturation, the best step)`,
+              ]
+            : []),
         ]
       : []),
     o.validators

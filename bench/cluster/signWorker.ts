@@ -3,10 +3,14 @@
 // could not offer 2× saturation on time). Holds the senders' keys it was started with.
 import { parentPort, workerData } from "node:worker_threads";
 import { signTx, transferTx } from "../../src/client/index.js";
+import { nativeSha256 } from "../../src/crypto/hash.js";
 import { NodeSigner } from "../../src/crypto/node.js";
-import { sha256, toHex, u32be } from "../../src/types/index.js";
+import { sha256, toHex, u32be, useSha256 } from "../../src/types/index.js";
 import type { SignedBatch, SignRequest, SignWorkerData } from "./signPool.js";
 
+// Transaction hashes and recipients through node:crypto, as the validators hash (src/node), not
+// the pure-JS default.
+useSha256(nativeSha256);
 const data = workerData as SignWorkerData;
 const signers = data.secretKeys.map((k) => new NodeSigner(k));
 

@@ -330,6 +330,13 @@ export interface OverloadSummary {
     failedTwiceRate: number | null;
     stalledOnceRates: number[];
     stoppedBecause: string;
+    /**
+     * Diagnostic, not the goal: the median of what the probe's steps offered ≥ 90 % of saturation
+     * sustained (probe.ts topStepsMedian), how many there were, and achievedTps over that median.
+     * saturationTps is the best of those noisy steps; this says how far above their typical
+     * figure it sits.
+     */
+    topSteps?: { steps: number; medianTps: number; ratio: number };
   };
   factor: number;
   offeredRate: number;

@@ -5,7 +5,7 @@
 // of steps before any rate failed.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { StepSchedule, type StepSchedulePlan } from "../../../bench/cluster/probe.js";
+import { StepSchedule, type StepSchedulePlan, topStepsMedian } from "../../../bench/cluster/probe.js";
 
 /** Runs the schedule against a cluster of `capacity` tx/s; `stallOnce` rates fail on their first run. */
 function drive(plan: StepSchedulePlan, capacity: number, stallOnce: number[] = [], coldSteps = 0) {
@@ -105,5 +105,32 @@ describe("StepSchedule (the overload probe)", () => {
       () => new StepSchedule({ rate: 100, factor: 1.5, maxSteps: 3, refineFactor: 2 }),
       RangeError,
     );
+  });
+});
+
+describe("the probe's top steps (diagnostic beside the reference)", () => {
+  it("takes the median of what the steps near saturation sustained, each capped at its offered rate", () => {
+    // quiet-s20-overload-new's steps: the reference 1,675 is the best of five near it.
+    const steps = [
+      { offeredRate: 1013, sustained: 1008.4 },
+      { offeredRate: 1520, sustained: 1515.4 },
+      { offeredRate: 2280, sustained: 1675.2 },
+      { offeredRate: 2280, sustained: 1555.2 },
+      { offeredRate: 1748, sustained: 1450.4 },
+      { offeredRate: 1748, sustained: 1547.2 },
+    ];
+    assert.deepEqual(topStepsMedian(steps, 1675.2), { steps: 5, medianTps: 1547.2 });
+    // Even count: the mean of the middle two; a burst above the offered rate counts as offered.
+    assert.deepEqual(
+      topStepsMedian(
+        [
+          { offeredRate: 100, sustained: 130 },
+          { offeredRate: 100, sustained: 90 },
+        ],
+        100,
+      ),
+      { steps: 2, medianTps: 95 },
+    );
+    assert.equal(topStepsMedian([{ offeredRate: 50, sustained: 50 }], 100), null);
   });
 });

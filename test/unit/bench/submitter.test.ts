@@ -74,6 +74,39 @@ describe("bench submitter", () => {
     assert.deepEqual(calls.batches, [2]);
   });
 
+  it("gathers for the wait set at the time, so a run can raise it (overload) and restore it", async () => {
+    const batches: number[] = [];
+    const gates: (() => void)[] = [];
+    const client = {
+      submitTxs: (txs: SignedTx[]) => {
+        batches.push(txs.length);
+        return new Promise<TxSubmitOutcome[]>((resolve) =>
+          gates.push(() => resolve(txs.map((t) => ({ ok: true, txHash: txHash(t) })))),
+        );
+      },
+    } as unknown as ParabftClient;
+    const s = new Submitter([new Connection(client)], 64, 5);
+    const held = s.submit(tx(0, 1), 0);
+    await new Promise<void>((r) => setImmediate(r));
+    assert.deepEqual(batches, [1], "idle: sent at once");
+    // A call in flight and a wait no test sits out: only the bound or an answer sends these.
+    s.maxDelayMs = 600_000;
+    const p = [2, 3, 4].map((k) => s.submit(tx(0, k), k));
+    await new Promise<void>((r) => setTimeout(r, 50));
+    assert.deepEqual(batches, [1], "the raised wait held the batch past the 5 ms one");
+    assert.equal(s.waiting, 3);
+    gates.shift()!();
+    await held;
+    await new Promise<void>((r) => setImmediate(r));
+    assert.deepEqual(batches, [1, 3], "the answer released it");
+    s.maxDelayMs = 5;
+    const q = [5, 6].map((k) => s.submit(tx(0, k), k));
+    await new Promise<void>((r) => setTimeout(r, 50));
+    assert.deepEqual(batches, [1, 3, 2], "restored: the 5 ms wait sent the next batch with a call in flight");
+    while (gates.length > 0) gates.shift()!();
+    assert.deepEqual(await settle([...p, ...q]), ["ok", "ok", "ok", "ok", "ok"]);
+  });
+
   it("sends at once when no call is in flight, and gathers only while one is", async () => {
     // A delay no test would sit out: every send below must come from the in-flight rule.
     const batches: number[] = [];
