@@ -373,7 +373,9 @@ async function measureExecutors(
       mode: e.name === "reference" ? "sequential" : [...e.modes].sort().join("+"),
       lanes: e.lanes,
       warmupBlocks: Math.max(warmup, 1),
-      ...(warmup > 1 ? { firstBlocks: figures(first), blockCpuMs: e.blockCpu.map((x) => round(x, 1)) } : {}),
+      ...(warmup > 1
+        ? { firstBlocks: figures(first), blockCpuMs: e.blockCpu.map((x) => Math.round(x)) }
+        : {}),
     };
   });
   const rootsMatch = exs.every((e) => e.roots.join() === ref.roots.join());
