@@ -175,6 +175,9 @@ export interface BlockExecStats {
   applyCpuMs: number;
 }
 
+/** Txs a fused block decodes and touches the state of before running them (runFused). */
+const FUSED_GROUP = 16;
+
 /** Unpersisted blocks beyond which the store is asked how far it has persisted. */
 const UNPERSISTED_CHECK = 8;
 
@@ -203,6 +206,10 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   private recentMisses = 1;
   private readonly lookAhead: "auto" | "never";
   lastStats: BlockExecStats | null = null;
+  /** runFused's decoded txs of the current group (emptied as they run). */
+  private readonly group: (DecodedTx | null)[] = new Array(FUSED_GROUP).fill(null);
+  /** What runFused's touches read, kept so the reads are not dead code. */
+  sink = 0;
 
   constructor(init: ParallelInit, opts: ParallelExecutorOpts) {
     this.hasSource = opts.source != null;
@@ -552,19 +559,84 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   ): number {
     const { view, fees } = ctx;
     const n = block.txs.length;
+    if (decoded === null) return this.runFused(block, hashes, outcomes, ctx, from, checkEach);
     for (let i = from; i < n; i++) {
-      let tx: DecodedTx | null;
-      if (decoded !== null) tx = decoded[i]!;
-      else {
-        // Fused (see run): decodeBlock's work for this one tx, then the tx.
-        const body = block.txs[i]!.body;
-        const h = block.txHashes?.[i] ?? hashBody(body);
-        hashes[i] = h;
-        tx = decodeTx(body, h, block.decoded?.[i]);
-        if (checkEach && tx !== null && !this.allCached(tx)) return i;
-      }
+      const tx = decoded[i]!;
       outcomes[i] = tx ? applyTxFast(view, tx, fees) : MALFORMED_OUTCOME;
     }
+    return n;
+  }
+
+  /**
+   * Fused (see run): decodeBlock's work tx by tx, in groups of FUSED_GROUP txs. A group's txs are
+   * decoded, then their state is touched in tight passes of independent lookups (senders'
+   * values, then every declared key's), so the CPU overlaps the cold misses of several txs
+   * instead of paying them one after another inside each tx; the txs then run on warm lines.
+   * The touches only read (peek), so results are the same as running tx by tx.
+   */
+  private runFused(
+    block: ExecutableBlock,
+    hashes: Hash[],
+    outcomes: TxOutcome[],
+    ctx: InlineContext,
+    from: number,
+    checkEach: boolean,
+  ): number {
+    const { view, fees } = ctx;
+    const n = block.txs.length;
+    const cache = this.cache;
+    const group = this.group;
+    const pre = block.decoded;
+    const txHashes = block.txHashes;
+    let sink = 0;
+    for (let g = from; g < n; g += FUSED_GROUP) {
+      const end = Math.min(n, g + FUSED_GROUP);
+      for (let i = g; i < end; i++) {
+        const body = block.txs[i]!.body;
+        const h = txHashes?.[i] ?? hashBody(body);
+        hashes[i] = h;
+        group[i - g] = decodeTx(body, h, pre?.[i]);
+      }
+      // The group's txs only write keys they declare, all cached once checked: a tx that ran
+      // cannot make a later one's check differ, so checking the group first is exact.
+      let stop = end;
+      if (checkEach) {
+        for (let i = g; i < end; i++) {
+          const tx = group[i - g];
+          if (tx != null && !this.allCached(tx)) {
+            stop = i;
+            break;
+          }
+        }
+      }
+      const m = stop - g;
+      for (let j = 0; j < m; j++) {
+        const tx = group[j];
+        if (tx == null) continue;
+        const v = cache.peek(tx.senderKey);
+        if (v) sink ^= v[0]!;
+      }
+      for (let j = 0; j < m; j++) {
+        const tx = group[j];
+        if (tx == null) continue;
+        const w = tx.writes;
+        for (let k = 0; k < w.length; k++) {
+          const v = cache.peek(w[k]!);
+          if (v) sink ^= v[0]!;
+        }
+      }
+      for (let j = 0; j < m; j++) {
+        const tx = group[j]!;
+        group[j] = null;
+        outcomes[g + j] = tx ? applyTxFast(view, tx, fees) : MALFORMED_OUTCOME;
+      }
+      if (stop < end) {
+        for (let j = m; j < end - g; j++) group[j] = null;
+        this.sink = sink;
+        return stop;
+      }
+    }
+    this.sink = sink;
     return n;
   }
 

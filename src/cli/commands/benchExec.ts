@@ -17,7 +17,8 @@ Progress goes to stderr; the table (or JSON with --json) to stdout; files to ben
 Options:
   --quick        a reduced set that finishes in well under a minute
   --json         print the report as JSON instead of the table
-  --runs N       measured blocks per scenario (median; default 5, minimum 5)
+  --runs N       measured blocks per scenario (median; default 5, minimum 5); compute rows are
+                 timed after 8 warm-up blocks (steady state), their first blocks' figure beside
   --out DIR      result directory (default: bench/results of the project)
   --no-write     do not write result files`;
 
