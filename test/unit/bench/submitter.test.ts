@@ -39,6 +39,21 @@ function fakeClient(calls: { unary: number; batches: number[] }, failCall = fals
   } as unknown as ParabftClient;
 }
 
+/** A client whose SubmitTxs calls each answer (all ok) only when the test opens their gate, in order. */
+function gatedClient(): { client: ParabftClient; batches: number[]; gates: (() => void)[] } {
+  const batches: number[] = [];
+  const gates: (() => void)[] = [];
+  const client = {
+    submitTxs: (txs: SignedTx[]) => {
+      batches.push(txs.length);
+      return new Promise<TxSubmitOutcome[]>((resolve) =>
+        gates.push(() => resolve(txs.map((t) => ({ ok: true, txHash: txHash(t) })))),
+      );
+    },
+  } as unknown as ParabftClient;
+  return { client, batches, gates };
+}
+
 const tx = (first: number, k: number): SignedTx =>
   ({ body: Uint8Array.of(k), signature: Uint8Array.of(first, k) }) as unknown as SignedTx;
 
@@ -75,16 +90,7 @@ describe("bench submitter", () => {
   });
 
   it("gathers for the wait set at the time, so a run can raise it (overload) and restore it", async () => {
-    const batches: number[] = [];
-    const gates: (() => void)[] = [];
-    const client = {
-      submitTxs: (txs: SignedTx[]) => {
-        batches.push(txs.length);
-        return new Promise<TxSubmitOutcome[]>((resolve) =>
-          gates.push(() => resolve(txs.map((t) => ({ ok: true, txHash: txHash(t) })))),
-        );
-      },
-    } as unknown as ParabftClient;
+    const { client, batches, gates } = gatedClient();
     const s = new Submitter([new Connection(client)], 64, 5);
     const held = s.submit(tx(0, 1), 0);
     await new Promise<void>((r) => setImmediate(r));
@@ -109,16 +115,7 @@ describe("bench submitter", () => {
 
   it("sends at once when no call is in flight, and gathers only while one is", async () => {
     // A delay no test would sit out: every send below must come from the in-flight rule.
-    const batches: number[] = [];
-    const gates: (() => void)[] = [];
-    const client = {
-      submitTxs: (txs: SignedTx[]) => {
-        batches.push(txs.length);
-        return new Promise<TxSubmitOutcome[]>((resolve) =>
-          gates.push(() => resolve(txs.map((t) => ({ ok: true, txHash: txHash(t) })))),
-        );
-      },
-    } as unknown as ParabftClient;
+    const { client, batches, gates } = gatedClient();
     const s = new Submitter([new Connection(client)], 64, 600_000);
     const turn = () => new Promise<void>((r) => setImmediate(r));
     const first = s.submit(tx(0, 1), 0);
