@@ -230,18 +230,22 @@ export async function runOverload(
     setTimeout(() => resolve(timedScrape(ctx.metricsAddrs)), Math.max(0, slots.t0 - performance.now()));
   });
   loopDelay.enable();
-  const maxLag = await slots.run(
-    label,
-    durationS,
-    sendSampled,
-    () => {
-      const refusedN = Object.values(refused).reduce((a, b) => a + b, 0);
-      return `sent ${sent} admitted ${admitted} refused ${refusedN} committed ${slots.committed}`;
-    },
-    SEND_BURST,
-  );
-  ctx.submitter.flush();
-  ctx.submitter.maxDelayMs = probeDelayMs;
+  let maxLag: number;
+  try {
+    maxLag = await slots.run(
+      label,
+      durationS,
+      sendSampled,
+      () => {
+        const refusedN = Object.values(refused).reduce((a, b) => a + b, 0);
+        return `sent ${sent} admitted ${admitted} refused ${refusedN} committed ${slots.committed}`;
+      },
+      SEND_BURST,
+    );
+    ctx.submitter.flush();
+  } finally {
+    ctx.submitter.maxDelayMs = probeDelayMs;
+  }
 
   loopDelay.disable();
   const windowEnd = ctx.metricsAddrs.length > 0 ? await timedScrape(ctx.metricsAddrs) : null;
