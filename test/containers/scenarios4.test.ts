@@ -107,18 +107,36 @@ describe("fault scenarios in containers: delay, clock skew, equivocation", {
       "equivocating primary",
       async (ctx) => {
         const c = ctx.cluster;
-        const { primary } = await ctx.primary();
-        byzantine = primary;
-        const honest = ALL.filter((i) => i !== primary);
-        const startMs = performance.now();
-        await c.setFaults(primary, { equivocate: true });
-        // Conflicting PRE-PREPAREs (half the peers see the other block first) and a second signed
-        // PREPARE/COMMIT for another digest after each real one.
         const phases = ["prePrepare", "prepare", "commit"];
         const count = (i: number) =>
           Promise.all(
             phases.map((p) => c.metric(i, "parabft_consensus_evidence_total", new RegExp(`phase="${p}"`))),
           ).then((xs) => Object.fromEntries(phases.map((p, k) => [p, xs[k]!])));
+        const startMs = performance.now();
+        // Conflicting PRE-PREPAREs (half the peers see the other block first) and a second signed
+        // PREPARE/COMMIT for another digest after each real one. Only a primary proposes: if the
+        // view moved on before the equivocator proposed (CI once saw 0 PRE-PREPARE evidence on
+        // every honest validator, all in view 1), the fault follows the new primary, one
+        // equivocator at a time, as the clock-skew scenario's does.
+        let primary = -1;
+        let honest: number[] = [];
+        for (let attempt = 0; attempt < 4; attempt++) {
+          const now = (await ctx.primary()).primary;
+          if (primary >= 0 && now !== primary) await c.setFaults(primary, { equivocate: false });
+          primary = now;
+          honest = ALL.filter((i) => i !== primary);
+          await c.setFaults(primary, { equivocate: true });
+          const proposedConflict = await until(
+            "a conflicting PRE-PREPARE kept as evidence",
+            async () => (await Promise.all(honest.map(count))).some((e) => e.prePrepare! > 0),
+            20_000,
+          ).then(
+            () => true,
+            () => false,
+          );
+          if (proposedConflict) break;
+        }
+        byzantine = primary;
         await ctx.moreAcks(6, 60_000);
         await until(
           "every honest validator to keep vote evidence and 2 of 3 to keep PRE-PREPARE evidence",
