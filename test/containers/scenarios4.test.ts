@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import type { DockerCluster } from "./lib/docker.js";
 import { suiteGate } from "./lib/gate.js";
-import { runScenario, summary, until } from "./lib/scenario.js";
+import { runScenario, type ScenarioCtx, summary, until } from "./lib/scenario.js";
 
 const gate = await suiteGate();
 const ALL = [0, 1, 2, 3];
@@ -62,29 +62,24 @@ describe("fault scenarios in containers: delay, clock skew, equivocation", {
           ).then((xs) => xs.reduce((a, b) => a + b, 0));
         const startMs = performance.now();
         // The primary's clock runs 15 s ahead: the others ignore its proposals (bound 10 s), and a
-        // view change must replace it. If the view moved on before it proposed, the skew follows
-        // the new primary (one skewed validator at a time).
-        let ahead = -1;
-        let behind = -1;
-        for (let attempt = 0; attempt < 6 && skewed === 0; attempt++) {
-          const { primary } = await ctx.primary();
-          const others = ALL.filter((i) => i !== primary);
-          if (ahead >= 0 && ahead !== primary) await c.setFaults(ahead, null);
-          ahead = primary;
-          const before = await ignored(others);
-          await c.setFaults(ahead, { clockOffsetMs: 15_000 });
-          if (behind < 0) {
-            // Another validator 5 s behind: within the bound, harmless.
-            behind = others[0]!;
-            await c.setFaults(behind, { clockOffsetMs: -5_000 });
-          }
-          await until(
-            "the skewed primary's proposals to be ignored",
-            async () => (await ignored(others)) > before,
-            15_000,
-          ).catch(() => null);
-          skewed = (await ignored(others)) - before;
-        }
+        // view change must replace it. Another validator 5 s behind: within the bound, harmless.
+        const first = (await ctx.primary()).primary;
+        const behind = ALL.find((i) => i !== first)!;
+        await c.setFaults(behind, { clockOffsetMs: -5_000 });
+        const held = await faultOnPrimary(ctx, {
+          attempts: 6,
+          what: "the skewed primary's proposals to be ignored",
+          waitMs: 15_000,
+          put: (i) => c.setFaults(i, { clockOffsetMs: 15_000 }),
+          lift: (i) => c.setFaults(i, i === behind ? { clockOffsetMs: -5_000 } : null),
+          signs: async (primary) => {
+            const others = ALL.filter((i) => i !== primary);
+            const before = await ignored(others);
+            return async () => (await ignored(others)) - before;
+          },
+        });
+        const ahead = held.holder;
+        skewed = held.shown;
         await ctx.moreAcks(6, 60_000);
         // The skewed validator still follows the chain (commit certificates need no timestamps).
         await ctx.waitHeight([ahead], await ctx.height(ALL.filter((i) => i !== ahead)));
@@ -117,25 +112,19 @@ describe("fault scenarios in containers: delay, clock skew, equivocation", {
         // PREPARE/COMMIT for another digest after each real one. Only a primary proposes: if the
         // view moved on before the equivocator proposed (CI once saw 0 PRE-PREPARE evidence on
         // every honest validator, all in view 1), the fault follows the new primary, one
-        // equivocator at a time, as the clock-skew scenario's does.
-        let primary = -1;
-        let honest: number[] = [];
-        for (let attempt = 0; attempt < 4; attempt++) {
-          const now = (await ctx.primary()).primary;
-          if (primary >= 0 && now !== primary) await c.setFaults(primary, { equivocate: false });
-          primary = now;
-          honest = ALL.filter((i) => i !== primary);
-          await c.setFaults(primary, { equivocate: true });
-          const proposedConflict = await until(
-            "a conflicting PRE-PREPARE kept as evidence",
-            async () => (await Promise.all(honest.map(count))).some((e) => e.prePrepare! > 0),
-            20_000,
-          ).then(
-            () => true,
-            () => false,
-          );
-          if (proposedConflict) break;
-        }
+        // equivocator at a time (faultOnPrimary).
+        const held = await faultOnPrimary(ctx, {
+          attempts: 4,
+          what: "a conflicting PRE-PREPARE kept as evidence",
+          waitMs: 20_000,
+          put: (i) => c.setFaults(i, { equivocate: true }),
+          lift: (i) => c.setFaults(i, { equivocate: false }),
+          signs: async (primary) => async () =>
+            (await Promise.all(ALL.filter((i) => i !== primary).map(count))).filter((e) => e.prePrepare! > 0)
+              .length,
+        });
+        const primary = held.holder;
+        const honest = ALL.filter((i) => i !== primary);
         byzantine = primary;
         await ctx.moreAcks(6, 60_000);
         await until(
@@ -177,6 +166,39 @@ describe("fault scenarios in containers: delay, clock skew, equivocation", {
     assert.ok(byzantine >= 0 && evidence.length === 3, "evidence was counted on three honest validators");
   });
 });
+
+/**
+ * Puts a fault that only a primary can show (a skewed proposal, a conflicting one) on the current
+ * primary, and waits up to `waitMs` for `signs` to count its effect. If the view moved on before
+ * that validator proposed, the fault never shows: it is lifted and follows the new primary, one
+ * faulty validator at a time. Returns the validator left holding the fault and the count it showed
+ * (0 when no attempt showed it; the caller asserts).
+ */
+async function faultOnPrimary(
+  ctx: ScenarioCtx,
+  opts: {
+    attempts: number;
+    what: string;
+    waitMs: number;
+    put(i: number): Promise<void>;
+    lift(i: number): Promise<void>;
+    /** Called before the fault is put on `primary`; the function it returns counts the effect since. */
+    signs(primary: number): Promise<() => Promise<number>>;
+  },
+): Promise<{ holder: number; shown: number }> {
+  let holder = -1;
+  let shown = 0;
+  for (let attempt = 0; attempt < opts.attempts && shown === 0; attempt++) {
+    const { primary } = await ctx.primary();
+    if (holder >= 0 && holder !== primary) await opts.lift(holder);
+    holder = primary;
+    const counted = await opts.signs(primary);
+    await opts.put(primary);
+    await until(opts.what, async () => (await counted()) > 0, opts.waitMs).catch(() => null);
+    shown = await counted();
+  }
+  return { holder, shown };
+}
 
 /** Validator i's status and its metric lines about the peer `suspect` (verdicts, penalties, bans). */
 async function diagnose(c: DockerCluster, i: number, suspect: number): Promise<string> {
