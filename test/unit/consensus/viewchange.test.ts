@@ -52,6 +52,37 @@ describe("view change", () => {
     }
   });
 
+  it("a new primary that already pre-prepared another digest in the view abstains from NEW-VIEW", () => {
+    const c = new Cluster(4);
+    c.filter = (m) => m.msg.kind !== "commit";
+    c.setWork(1, [0]);
+    c.run();
+    // Node 1, the primary of view 1, restarts holding a PRE-PREPARE of view 1 for another digest at
+    // height 1 but no view record: the state a lost view record would leave.
+    const other = new Uint8Array(32).fill(7);
+    const old = c.nodes[1]!.persisted;
+    c.crash(1);
+    const node = c.restart(1, {
+      persisted: {
+        ...old,
+        prePrepares: [...old.prePrepares, { epoch: 0n, view: 1n, height: 1n, digest: other }],
+      },
+    });
+    c.crash(0);
+    c.filter = () => true;
+    c.step(1, { kind: "pendingWork", count: 1 });
+    for (const i of [1, 2, 3]) c.fireTimer(i);
+    c.run();
+    // Its VIEW-CHANGE went out and a quorum changed to view 1, but the NEW-VIEW would re-propose the
+    // block prepared in view 0 at height 1: a second PRE-PREPARE at (1, 1).
+    assert.equal(sentOf(node.actions, "viewChange").length, 1);
+    assert.equal(sentOf(node.actions, "newView").length, 0, "no NEW-VIEW conflicting with what it signed");
+    for (const i of [1, 2, 3]) {
+      assert.equal(c.nodes[i]!.replica.viewActive, false);
+      assert.equal(c.nodes[i]!.delivered.length, 0);
+    }
+  });
+
   it("fills a gap below a prepared height with a null block", () => {
     const c = new Cluster(4);
     c.blocksLeft = 2;
