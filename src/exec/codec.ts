@@ -14,7 +14,7 @@ const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 // Writes x < 2^53 big-endian into out[end-8 .. end) without a DataView or BigInt shifts: the
 // account codec runs twice per transfer, and allocation is what the hot path pays for.
-function putSmall(out: Uint8Array, end: number, x: number): void {
+export function putSmall(out: Uint8Array, end: number, x: number): void {
   let lo = x % 0x1_0000_0000;
   let hi = (x - lo) / 0x1_0000_0000;
   for (let i = end - 1; i >= end - 4; i--) {
@@ -27,7 +27,7 @@ function putSmall(out: Uint8Array, end: number, x: number): void {
   }
 }
 
-function getSmall(v: Uint8Array, start: number): number {
+export function getSmall(v: Uint8Array, start: number): number {
   const hi = ((v[start]! << 24) | (v[start + 1]! << 16) | (v[start + 2]! << 8) | v[start + 3]!) >>> 0;
   const lo = ((v[start + 4]! << 24) | (v[start + 5]! << 16) | (v[start + 6]! << 8) | v[start + 7]!) >>> 0;
   return hi * 0x1_0000_0000 + lo;
