@@ -12,7 +12,7 @@
 // results.
 import { randomBytes } from "node:crypto";
 import { StateKeyPrefix } from "../types/stateKeys.js";
-import { isAccountValue } from "./codec.js";
+import { isAccountValue, stateValueCopy } from "./codec.js";
 
 /** An account key: the prefix byte, then a 20-byte address (binary string, one char per byte). */
 export const ACCOUNT_KEY_CHARS = 21;
@@ -128,10 +128,13 @@ export class AccountArena {
     this.bytes[s * SLOT_BYTES + LENGTH_AT] = length;
   }
 
-  /** A copy of slot `s`'s value (the arena's bytes never leave it). */
+  /**
+   * A copy of slot `s`'s value (the arena's bytes never leave it): a StateValue in a slab slot,
+   * not a buffer of its own (a value over 64 bytes would be malloc'ed: 2 accounts, half the
+   * transfers to oneself, went 9.2 -> 12.9 us/tx with slice()).
+   */
   copyOut(s: number): Uint8Array {
-    const at = s * SLOT_BYTES + VALUE_AT;
-    return this.bytes.slice(at, at + this.bytes[s * SLOT_BYTES + LENGTH_AT]!);
+    return stateValueCopy(this.bytes, s * SLOT_BYTES + VALUE_AT, this.bytes[s * SLOT_BYTES + LENGTH_AT]!);
   }
 
   /** The key of slot `s` (eviction, iteration). */

@@ -153,6 +153,18 @@ function newStateValue(length: number): StateValue {
 }
 
 /**
+ * A copy of `length` (≤ ACCOUNT_MAX) bytes of `src` from `from`, as a StateValue in a fresh slab
+ * slot: how the account arena hands a value out (round 15). A plain copy of a value over 64 bytes
+ * would be an off-heap buffer of its own (malloc; see above); nothing else holds the copy, so the
+ * hot path may rewrite it in place like any StateValue.
+ */
+export function stateValueCopy(src: Uint8Array, from: number, length: number): StateValue {
+  const out = newStateValue(length);
+  for (let i = 0; i < length; i++) out[i] = src[from + i]!;
+  return out;
+}
+
+/**
  * A StateValue that starts a slab slot, so a longer view of it stays in its slot. A copy made
  * by slice/subarray/map is a StateValue too (Symbol.species), with no slot behind it; overriding
  * species instead cost ~3 µs per persisted transfer (V8 leaves its fast path for typed arrays).

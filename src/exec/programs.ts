@@ -759,7 +759,8 @@ function smallAt(b: Uint8Array, v: number): boolean {
  * same two writes with the same bytes, but both accounts are found in the arena and rewritten in
  * place there, and each write is staged straight from the arena's bytes. Returns null BEFORE any
  * write when anything else holds (not a transfer, either account not in the arena: absent, or a
- * value of another shape; anything transferSmall refuses): applyTxFast then decides. The caller
+ * value of another shape; anything transferSmall refuses but a declared transfer to oneself,
+ * which this runs as transferFrame does): applyTxFast then decides. The caller
  * stages writes only through `stage` (no written-key list to keep) and has room for two.
  */
 export function transferArena(
@@ -791,29 +792,50 @@ export function transferArena(
   const balance = getSmall(b, sv + 16);
   if (fee > balance || balance - fee < amount) return null;
   const toKey = declaredAccountKey(tx, to);
-  if (toKey === null || toKey === senderKey) return null;
+  if (toKey === null) return null;
+  if (toKey === senderKey) {
+    // A transfer to oneself (declared): the program writes nothing, so only the frame's write
+    // stands, the nonce consumed and the fee paid (transferFrame / transferInto).
+    consumeInArena(arena, s, tx.hash, nonce + 1, balance - fee);
+    stage.addFrom(senderKey, b, sv, arena.lengthOf(s));
+    if (fee > 0) addSmallFee(fees, fee);
+    return new TransferOk(tx.keys, tx.sender, to, amountText);
+  }
   const d = arena.find(toKey);
   if (d < 0) return null;
   const dv = arena.valueAt(d);
   if (!smallAt(b, dv)) return null;
   const destBalance = getSmall(b, dv + 16);
   if (destBalance + amount > MAX_SAFE) return null;
-  // The sender: its record shifted by one hash (the oldest of RECENT_TXS drops out), this tx's
-  // hash first, nonce + 1, the new balance (consumedSmallInto's bytes).
-  const held = (arena.lengthOf(s) - 24) >>> 5;
-  const keep = held < RECENT_TXS - 1 ? held : RECENT_TXS - 1;
-  const length = 56 + 32 * keep;
-  b.copyWithin(sv + 56, sv + 24, sv + 24 + 32 * keep);
-  const hash = tx.hash;
-  for (let i = 0; i < 32; i++) b[sv + 24 + i] = hash[i]!;
-  putSmall(b, sv + 8, nonce + 1);
-  putSmall(b, sv + 24, balance - fee - amount);
-  arena.setLength(s, length);
-  stage.addFrom(senderKey, b, sv, length);
+  consumeInArena(arena, s, tx.hash, nonce + 1, balance - fee - amount);
+  stage.addFrom(senderKey, b, sv, arena.lengthOf(s));
   putSmall(b, dv + 24, destBalance + amount);
   stage.addFrom(toKey, b, dv, arena.lengthOf(d));
   if (fee > 0) addSmallFee(fees, fee);
   return new TransferOk(tx.keys, tx.sender, to, amountText);
+}
+
+/**
+ * The sender's account in slot `s` after `hash` consumed its nonce (consumedSmallInto's bytes,
+ * in place): its record shifted by one hash (the oldest of RECENT_TXS drops out), `hash` first,
+ * then `nonce` (already + 1) and `balance`.
+ */
+function consumeInArena(
+  arena: AccountArena,
+  s: number,
+  hash: Uint8Array,
+  nonce: number,
+  balance: number,
+): void {
+  const b = arena.bytes;
+  const sv = arena.valueAt(s);
+  const held = (arena.lengthOf(s) - 24) >>> 5;
+  const keep = held < RECENT_TXS - 1 ? held : RECENT_TXS - 1;
+  b.copyWithin(sv + 56, sv + 24, sv + 24 + 32 * keep);
+  for (let i = 0; i < 32; i++) b[sv + 24 + i] = hash[i]!;
+  putSmall(b, sv + 8, nonce);
+  putSmall(b, sv + 24, balance);
+  arena.setLength(s, 56 + 32 * keep);
 }
 
 /** The transfer frame and program with BigInt arithmetic (every case). */

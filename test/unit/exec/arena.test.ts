@@ -223,7 +223,7 @@ describe("StateCache over the arena", () => {
 });
 
 describe("the executor on the arena equals the reference", () => {
-  it("with recipients absent, malformed, above 2^53, records growing and shifting, duplicates", async () => {
+  it("with recipients absent, malformed, above 2^53, oneself, records growing and shifting, duplicates", async () => {
     const many = makeAccounts(60, 41);
     const genesis = buildGenesis(genesisFor(many, 1_000_000n));
     const init = initFromResult(genesis);
@@ -251,6 +251,11 @@ describe("the executor on the arena equals the reference", () => {
             continue;
           }
           const from = many[rng.int(h === 1n ? 20 : many.length)]!;
+          if (i % 13 === 5) {
+            // A transfer to oneself (declared): only the frame's write.
+            txs.push(transferTx(from, nonces.take(from), from.address, BigInt(1 + rng.int(500))));
+            continue;
+          }
           const r = rng.int(10);
           const to =
             r < 2 ? odd[rng.int(3)]! : r < 4 ? fresh[rng.int(fresh.length)]! : many[rng.int(many.length)]!;
