@@ -152,7 +152,14 @@ async function runOne(
     // does (ParallelExecutor.open): prepare decodes and prefetches each block ahead of execution,
     // and written keys stay pinned until persisted. The state is still seeded, so nothing misses.
     const withSource = chain !== null && process.env.EXECPAIRS_SOURCE === "1";
-    const ex = new par.ParallelExecutor(init, { workers: 2, ...(withSource ? { source: chain } : {}) });
+    // EXECPAIRS_COLD=1 (with EXECPAIRS_SOURCE=1): nothing seeded, so every block's keys miss until
+    // loaded from the ChainDb (a restart without warm): prepare looks every block up ahead and
+    // runs it from its decoded txs (the look-ahead path).
+    const cold = withSource && process.env.EXECPAIRS_COLD === "1";
+    const ex = new par.ParallelExecutor(cold ? { height: init.height, stateRoot: init.stateRoot } : init, {
+      workers: 2,
+      ...(withSource ? { source: chain } : {}),
+    });
     await ex.ready();
     let sr = "";
     let gcMs = 0;

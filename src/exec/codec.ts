@@ -14,7 +14,7 @@ const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 // Writes x < 2^53 big-endian into out[end-8 .. end) without a DataView or BigInt shifts: the
 // account codec runs twice per transfer, and allocation is what the hot path pays for.
-function putSmall(out: Uint8Array, end: number, x: number): void {
+export function putSmall(out: Uint8Array, end: number, x: number): void {
   let lo = x % 0x1_0000_0000;
   let hi = (x - lo) / 0x1_0000_0000;
   for (let i = end - 1; i >= end - 4; i--) {
@@ -27,7 +27,7 @@ function putSmall(out: Uint8Array, end: number, x: number): void {
   }
 }
 
-function getSmall(v: Uint8Array, start: number): number {
+export function getSmall(v: Uint8Array, start: number): number {
   const hi = ((v[start]! << 24) | (v[start + 1]! << 16) | (v[start + 2]! << 8) | v[start + 3]!) >>> 0;
   const lo = ((v[start + 4]! << 24) | (v[start + 5]! << 16) | (v[start + 6]! << 8) | v[start + 7]!) >>> 0;
   return hi * 0x1_0000_0000 + lo;
@@ -150,6 +150,18 @@ function newStateValue(length: number): StateValue {
     slabNext = 0;
   }
   return new StateValue(slab, ACCOUNT_MAX * slabNext++, length);
+}
+
+/**
+ * A copy of `length` (≤ ACCOUNT_MAX) bytes of `src` from `from`, as a StateValue in a fresh slab
+ * slot: how the account arena hands a value out (round 15). A plain copy of a value over 64 bytes
+ * would be an off-heap buffer of its own (malloc; see above); nothing else holds the copy, so the
+ * hot path may rewrite it in place like any StateValue.
+ */
+export function stateValueCopy(src: Uint8Array, from: number, length: number): StateValue {
+  const out = newStateValue(length);
+  for (let i = 0; i < length; i++) out[i] = src[from + i]!;
+  return out;
 }
 
 /**

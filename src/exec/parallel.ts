@@ -21,6 +21,7 @@ import {
   newFeeTotal,
   type TxOutcome,
   touchedKeys,
+  transferArena,
 } from "./programs.js";
 import { hashBody, initEntries, outOfOrder } from "./reference.js";
 import {
@@ -153,6 +154,8 @@ function decodeBlock(block: ExecutableBlock): { hashes: Hash[]; decoded: (Decode
 /** The inline path's view over the cache, the keys it wrote (where kept) and its fee total. */
 interface InlineContext {
   view: { get(k: string): Uint8Array | null; set(k: string, v: Uint8Array | null): void };
+  /** The block's staged writes (transferArena stages into it directly). */
+  stage: WriteStage;
   written: string[] | null;
   fees: FeeTotal;
 }
@@ -278,7 +281,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         return { block, hashes: null, decoded: null, loaded: 0, evictions: cache.evictions, fused };
     }
     const { hashes, decoded } = decodeBlock(block);
-    for (const k of blockKeys(decoded)) if (cache.peek(k) === undefined) missing.add(k);
+    for (const k of blockKeys(decoded)) if (!cache.has(k)) missing.add(k);
     this.recentMisses = missing.size;
     // Snapshot before loading: an eviction during the awaited reads must force a reload too.
     const evictions = cache.evictions;
@@ -306,7 +309,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     for await (const [k, v] of entries) {
       if (n >= max) break;
       const ks = keyStr(k);
-      if (this.cache.peek(ks) === undefined) this.cache.seed(ks, v.slice());
+      if (!this.cache.has(ks)) this.cache.seed(ks, v.slice());
       n++;
     }
     return n;
@@ -374,7 +377,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       const n = block.txs.length;
       let misses = 0;
       // The fee collector is credited after the last tx: loaded before the first runs.
-      if (checkEach && this.cache.peek(FEE_COLLECTOR_KEY) === undefined)
+      if (checkEach && !this.cache.has(FEE_COLLECTOR_KEY))
         misses += await this.cache.load([FEE_COLLECTOR_KEY]);
       for (let from = 0; ; ) {
         from = this.runInline(decoded, block, hashes, outcomes, ctx, from, checkEach);
@@ -383,8 +386,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         // miss, then go on from it. The executor is serial and loads never replace a cached
         // value, so the state it then sees is the state it would have seen.
         const missing = new Set<string>();
-        for (const k of blockKeys(decodedFrom(block, from)))
-          if (this.cache.peek(k) === undefined) missing.add(k);
+        for (const k of blockKeys(decodedFrom(block, from))) if (!this.cache.has(k)) missing.add(k);
         misses += await this.cache.load(missing);
       }
       if (checkEach) this.recentMisses = misses;
@@ -516,6 +518,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     const cache = this.cache;
     const ctx: InlineContext = {
       written: this.epochHook !== undefined ? [] : null,
+      stage,
       fees: newFeeTotal(),
       view: {
         get: (k: string) => {
@@ -557,14 +560,26 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     from: number,
     checkEach: boolean,
   ): number {
-    const { view, fees } = ctx;
     const n = block.txs.length;
     if (decoded === null) return this.runFused(block, hashes, outcomes, ctx, from, checkEach);
     for (let i = from; i < n; i++) {
       const tx = decoded[i]!;
-      outcomes[i] = tx ? applyTxFast(view, tx, fees) : MALFORMED_OUTCOME;
+      outcomes[i] = tx ? this.applyInline(tx, ctx) : MALFORMED_OUTCOME;
     }
     return n;
+  }
+
+  /**
+   * One tx on the inline path: a transfer between two accounts the arena holds is run on the
+   * arena's bytes in place (transferArena) while only the stage records writes; anything else,
+   * or anything it refuses before writing, goes through the view (applyTxFast).
+   */
+  private applyInline(tx: DecodedTx, ctx: InlineContext): TxOutcome {
+    if (ctx.written === null && ctx.stage.room(2)) {
+      const o = transferArena(this.cache.arena, tx, ctx.fees, ctx.stage);
+      if (o !== null) return o;
+    }
+    return applyTxFast(ctx.view, tx, ctx.fees);
   }
 
   /**
@@ -582,7 +597,6 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     from: number,
     checkEach: boolean,
   ): number {
-    const { view, fees } = ctx;
     const n = block.txs.length;
     const cache = this.cache;
     const group = this.group;
@@ -613,22 +627,18 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
       for (let j = 0; j < m; j++) {
         const tx = group[j];
         if (tx == null) continue;
-        const v = cache.peek(tx.senderKey);
-        if (v) sink ^= v[0]!;
+        sink ^= cache.touch(tx.senderKey);
       }
       for (let j = 0; j < m; j++) {
         const tx = group[j];
         if (tx == null) continue;
         const w = tx.writes;
-        for (let k = 0; k < w.length; k++) {
-          const v = cache.peek(w[k]!);
-          if (v) sink ^= v[0]!;
-        }
+        for (let k = 0; k < w.length; k++) sink ^= cache.touch(w[k]!);
       }
       for (let j = 0; j < m; j++) {
         const tx = group[j]!;
         group[j] = null;
-        outcomes[g + j] = tx ? applyTxFast(view, tx, fees) : MALFORMED_OUTCOME;
+        outcomes[g + j] = tx ? this.applyInline(tx, ctx) : MALFORMED_OUTCOME;
       }
       if (stop < end) {
         for (let j = m; j < end - g; j++) group[j] = null;
@@ -643,11 +653,11 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   /** True when every key the tx may touch is cached (its first, cold lookups: the tx's are warm). */
   private allCached(tx: DecodedTx): boolean {
     const cache = this.cache;
-    if (cache.peek(tx.senderKey) === undefined) return false;
+    if (!cache.has(tx.senderKey)) return false;
     const w = tx.writes;
-    for (let i = 0; i < w.length; i++) if (cache.peek(w[i]!) === undefined) return false;
+    for (let i = 0; i < w.length; i++) if (!cache.has(w[i]!)) return false;
     const r = tx.reads;
-    for (let i = 0; i < r.length; i++) if (cache.peek(r[i]!) === undefined) return false;
+    for (let i = 0; i < r.length; i++) if (!cache.has(r[i]!)) return false;
     return true;
   }
 

@@ -15,6 +15,7 @@ import {
   kvKey,
   StateKeyPrefix,
 } from "../types/stateKeys.js";
+import type { AccountArena } from "./arena.js";
 import {
   accountSmallInto,
   consumedAccount,
@@ -24,10 +25,13 @@ import {
   decodeU128,
   encodePool,
   encodeU128,
+  getSmall,
   hex,
   isSmallAccount,
   keyStr,
   keyStr21,
+  putSmall,
+  RECENT_TXS,
   recentlyConsumed,
   smallBalance,
   smallNonce,
@@ -737,6 +741,101 @@ function transferSmall(
   if (fee > 0) addSmallFee(fees, fee);
   // amountText is canonical here, so it is BigInt(amountText).toString().
   return new TransferOk(tx.keys, tx.sender, to, amountText);
+}
+
+/** Where transferArena stages its two writes (result.WriteStage). */
+export interface SlotStage {
+  addFrom(key: string, src: Uint8Array | null, from: number, vl: number): void;
+}
+
+/** isSmallAccount of an arena value (already a well-formed account) at `v` in `b`. */
+function smallAt(b: Uint8Array, v: number): boolean {
+  const high = b[v + 8]! | b[v + 9]! | b[v + 10]! | b[v + 11]! | b[v + 12]! | b[v + 13]! | b[v + 14]!;
+  return (high | b[v + 15]! | b[v + 0]! | b[v + 16]!) === 0 && b[v + 1]! < 0x20 && b[v + 17]! < 0x20;
+}
+
+/**
+ * transferSmall on the account arena (round 15): the same checks, in the same order, and the
+ * same two writes with the same bytes, but both accounts are found in the arena and rewritten in
+ * place there, and each write is staged straight from the arena's bytes. Returns null BEFORE any
+ * write when anything else holds (not a transfer, either account not in the arena: absent, or a
+ * value of another shape; anything transferSmall refuses but a declared transfer to oneself,
+ * which this runs as transferFrame does): applyTxFast then decides. The caller
+ * stages writes only through `stage` (no written-key list to keep) and has room for two.
+ */
+export function transferArena(
+  arena: AccountArena,
+  tx: DecodedTx,
+  fees: FeeTotal,
+  stage: SlotStage,
+): TxOutcome | null {
+  const body = tx.body;
+  const call = body.call?.call;
+  if (call === undefined || call.case !== "transfer") return null;
+  if (body.gasLimit !== 0n && body.gasLimit < TRANSFER_GAS_BIG) return null;
+  const to = call.value.to;
+  if (to.length !== ADDRESS_LENGTH) return null;
+  const senderKey = tx.senderKey;
+  const s = arena.find(senderKey);
+  if (s < 0) return null;
+  const b = arena.bytes;
+  const sv = arena.valueAt(s);
+  if (!smallAt(b, sv)) return null;
+  const nonce = getSmall(b, sv);
+  if (Number(body.nonce) !== nonce) return null;
+  const price = body.fee === "" ? 0 : smallDecimal(body.fee, 9);
+  if (price < 0) return null;
+  const fee = TRANSFER_GAS * price;
+  const amountText = call.value.amount;
+  const amount = smallDecimal(amountText, 15);
+  if (amount < 0) return null;
+  const balance = getSmall(b, sv + 16);
+  if (fee > balance || balance - fee < amount) return null;
+  const toKey = declaredAccountKey(tx, to);
+  if (toKey === null) return null;
+  if (toKey === senderKey) {
+    // A transfer to oneself (declared): the program writes nothing, so only the frame's write
+    // stands, the nonce consumed and the fee paid (transferFrame / transferInto).
+    consumeInArena(arena, s, tx.hash, nonce + 1, balance - fee);
+    stage.addFrom(senderKey, b, sv, arena.lengthOf(s));
+    if (fee > 0) addSmallFee(fees, fee);
+    return new TransferOk(tx.keys, tx.sender, to, amountText);
+  }
+  const d = arena.find(toKey);
+  if (d < 0) return null;
+  const dv = arena.valueAt(d);
+  if (!smallAt(b, dv)) return null;
+  const destBalance = getSmall(b, dv + 16);
+  if (destBalance + amount > MAX_SAFE) return null;
+  consumeInArena(arena, s, tx.hash, nonce + 1, balance - fee - amount);
+  stage.addFrom(senderKey, b, sv, arena.lengthOf(s));
+  putSmall(b, dv + 24, destBalance + amount);
+  stage.addFrom(toKey, b, dv, arena.lengthOf(d));
+  if (fee > 0) addSmallFee(fees, fee);
+  return new TransferOk(tx.keys, tx.sender, to, amountText);
+}
+
+/**
+ * The sender's account in slot `s` after `hash` consumed its nonce (consumedSmallInto's bytes,
+ * in place): its record shifted by one hash (the oldest of RECENT_TXS drops out), `hash` first,
+ * then `nonce` (already + 1) and `balance`.
+ */
+function consumeInArena(
+  arena: AccountArena,
+  s: number,
+  hash: Uint8Array,
+  nonce: number,
+  balance: number,
+): void {
+  const b = arena.bytes;
+  const sv = arena.valueAt(s);
+  const held = (arena.lengthOf(s) - 24) >>> 5;
+  const keep = held < RECENT_TXS - 1 ? held : RECENT_TXS - 1;
+  b.copyWithin(sv + 56, sv + 24, sv + 24 + 32 * keep);
+  for (let i = 0; i < 32; i++) b[sv + 24 + i] = hash[i]!;
+  putSmall(b, sv + 8, nonce);
+  putSmall(b, sv + 24, balance);
+  arena.setLength(s, 56 + 32 * keep);
 }
 
 /** The transfer frame and program with BigInt arithmetic (every case). */
