@@ -14,7 +14,8 @@
 //   prepare     PRE-PREPARE sent -> prepared (a quorum of PREPAREs in)
 //   commit      prepared -> delivered on the primary (commit certificate: final)
 //   durable     delivered -> the primary's commit batch durable
-//   observe     durable -> the block on the watcher's StreamBlocks (the bench's finality stamp)
+//   observe     durable -> the block on the watcher's StreamBlocks (the bench's finality stamp;
+//               negative for a node that streams at certificate time), and delivered -> seen
 // plus "ack" (sent -> SubmitTxs answered) beside them, and the same split by entry node (the
 // primary itself, or a backup that gossips to it).
 import { readFileSync } from "node:fs";
@@ -97,6 +98,7 @@ export function txStages(txs: TxLine[], dir: string): { rows: StageRow[]; notes:
       ["commit (prepared -> delivered on primary)", r.del - prepared],
       ["durable (delivered -> commit batch durable)", (r.dur ?? Number.NaN) - r.del],
       ["observe (durable -> seen on the stream)", t.seen - (r.dur ?? Number.NaN)],
+      ["delivered on primary -> seen on the stream", t.seen - r.del],
       ["final at primary (scheduled -> delivered)", r.del - t.sched],
       ["bench finality (scheduled -> seen)", t.seen - t.sched],
     ];
