@@ -1,3 +1,4 @@
+import { appendFileSync } from "node:fs";
 import * as hdr from "hdr-histogram-js";
 import { type ParabftClient, RpcError, signTx, transferTx } from "../../src/client/node.js";
 import type { NodeSigner } from "../../src/crypto/node.js";
@@ -213,6 +214,24 @@ export async function runOnce(
   const cpu0 = process.cpuUsage();
   const calls0 = ctx.submitter.calls;
   for (let i = 0; i < total; i++) slots.watch(i, hashes[i]!);
+  // PARABFT_BENCH_TXLOG=FILE: each transaction's client-side times (txStages.ts joins them with
+  // the validators' PARABFT_TRACE logs).
+  const txLog = process.env.PARABFT_BENCH_TXLOG;
+  const sentAt = txLog ? new Float64Array(total).fill(Number.NaN) : null;
+  const sentConn = txLog ? new Int32Array(total).fill(-1) : null;
+  if (sentAt && sentConn) {
+    const slotOf = new Map<SignedTx, number>();
+    for (let i = 0; i < total; i++) slotOf.set(txs[i]!, i);
+    ctx.submitter.onSend = (sent, conn, at) => {
+      for (const tx of sent) {
+        const i = slotOf.get(tx);
+        if (i !== undefined) {
+          sentAt[i] = at;
+          sentConn[i] = conn;
+        }
+      }
+    };
+  }
 
   const send = (i: number) => {
     ctx.submitter.submit(txs[i]!, senderOf[i]!).then(
@@ -261,6 +280,10 @@ export async function runOnce(
       slots.executedCount >= slots.committed,
     () => `draining: committed ${slots.committed}/${submitted}`,
   );
+  if (txLog && sentAt && sentConn) {
+    ctx.submitter.onSend = null;
+    writeTxLog(txLog, ctx, slots, sentAt, sentConn, admittedAt);
+  }
   const report = slots.report(
     slots.committed / Math.max(durationS, (slots.lastCommitAt - t0) / 1000),
     durationS,
@@ -488,4 +511,36 @@ export async function runClosedLoop(
     blocks: heights.size,
     timeline: buildTimeline(t0, Math.ceil(durationS) + 1, durationS, sentAt, committedAt, (i) => latency[i]!),
   };
+}
+
+/**
+ * One line per transaction (JSON lines, wall-clock ms, the validators' log clock): scheduled,
+ * sent (its SubmitTxs call left), acked (admitted), seen (its block on the watcher's stream),
+ * the entry validator and the block's height. Appends, so one file can hold a run's steps.
+ */
+function writeTxLog(
+  file: string,
+  ctx: RunContext,
+  slots: Slots,
+  sentAt: Float64Array,
+  sentConn: Int32Array,
+  admittedAt: Float64Array,
+): void {
+  const o = performance.timeOrigin;
+  const wall = (t: number) => (Number.isFinite(t) && t > 0 ? Math.round((o + t) * 1000) / 1000 : null);
+  const n = ctx.validatorClients.length;
+  const lines: string[] = [];
+  for (let i = 0; i < slots.total; i++)
+    lines.push(
+      JSON.stringify({
+        i,
+        sched: wall(slots.scheduled[i]!),
+        sent: wall(sentAt[i]!),
+        acked: wall(admittedAt[i]!),
+        seen: wall(slots.committedAt[i]!),
+        entry: sentConn[i]! >= 0 ? sentConn[i]! % n : null,
+        height: Number.isNaN(slots.commitHeight[i]!) ? null : slots.commitHeight[i],
+      }),
+    );
+  appendFileSync(file, `${lines.join("\n")}\n`);
 }

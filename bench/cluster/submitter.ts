@@ -37,6 +37,11 @@ export class Submitter {
   private rr = 0;
   /** Calls made (SubmitTx or SubmitTxs). */
   calls = 0;
+  /**
+   * Called as each call leaves with its transactions, the connection and performance.now()
+   * (the per-transaction stage log, `PARABFT_BENCH_TXLOG`: when the gathering wait ended).
+   */
+  onSend: ((txs: readonly SignedTx[], conn: number, at: number) => void) | null = null;
 
   constructor(
     private readonly conns: readonly Connection[],
@@ -55,6 +60,7 @@ export class Submitter {
       const c = connHint % this.conns.length;
       const conn = this.conns[c]!;
       this.calls++;
+      this.onSend?.([tx], c, performance.now());
       return conn.run(() => conn.client.submitTx(tx)).then(() => c);
     }
     return new Promise<number>((resolve, reject) => {
@@ -92,8 +98,10 @@ export class Submitter {
     const conn = this.conns[c]!;
     this.calls++;
     this.inFlight++;
+    const txs = batch.map((w) => w.tx);
+    this.onSend?.(txs, c, performance.now());
     conn
-      .run(() => conn.client.submitTxs(batch.map((w) => w.tx)))
+      .run(() => conn.client.submitTxs(txs))
       .finally(() => {
         // The last answer in: what gathered meanwhile goes now rather than at its timer.
         if (--this.inFlight === 0 && this.pending.length > 0) this.flush();

@@ -37,7 +37,7 @@ interface BackupHeight {
   del?: number;
 }
 
-function readLog(dir: string, i: number): Line[] {
+export function readLog(dir: string, i: number): Line[] {
   const out: Line[] = [];
   for (const l of readFileSync(`${dir}/node${i}/node.log`, "utf8").split("\n")) {
     if (l.length === 0) continue;

@@ -78,6 +78,13 @@ import { Waiters } from "./waiters.js";
 
 /** A delivered block with its transaction ids (blockTxIds: hashed once per block). */
 type HashedDelivery = Delivered & { txHashes: readonly Hash[]; txHexes: readonly string[] };
+/** A delivered block whose clients were answered (answerCommitted), for the commit stage. */
+interface CommitJob {
+  d: HashedDelivery;
+  blockTimeMs: bigint;
+  decoded: (PreDecodedTx | undefined)[];
+  blockBytes: Uint8Array | undefined;
+}
 /** A null block's (no) transaction ids. */
 const NO_TX_IDS: BlockTxIds = { hashes: [], hexes: [] };
 
@@ -153,9 +160,12 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private resolveReady!: () => void;
   private rejectReady!: (err: Error) => void;
   readonly ready: Promise<void>;
-  /** Delivered blocks, in height order: commit batch, then (concurrently, one block behind) execution. */
-  private readonly commitStage = new OrderedStage<HashedDelivery>(
-    (d) => this.commitOne(d),
+  /**
+   * Delivered blocks, in height order, after answerCommitted answered their clients: commit batch,
+   * then (concurrently, one block behind) execution.
+   */
+  private readonly commitStage = new OrderedStage<CommitJob>(
+    (job) => this.commitOne(job),
     (err) => this.stageFailed("commit", err),
   );
   private execution!: ExecutionPipeline;
@@ -446,7 +456,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
           // change meanwhile must not hand them back for a later proposal (a duplicate).
           const { hashes, hexes } = d.block === null ? NO_TX_IDS : blockTxIds(d.block);
           this.mempool.markDelivered(hexes, d.height);
-          this.commitStage.push({ ...d, txHashes: hashes, txHexes: hexes });
+          // A halted node (a failed stage) answers nobody: its commit stage takes nothing more.
+          if (this.halted) return;
+          this.commitStage.push(this.answerCommitted({ ...d, txHashes: hashes, txHexes: hexes }));
         },
         readCommitted: (from, to) => this.readCommitted(from, to),
         readBody: async (digest) => (await this.db.getBlockByDigest(digest))?.block ?? null,
@@ -608,17 +620,24 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   // ---------------------------------------------------------------------------------------------
   // Commit and execution (strictly in height order)
 
-  /** Commit stage: commit waiters (at certificate time), the synced commit batch, block subscribers. */
-  private async commitOne(d: HashedDelivery): Promise<void> {
+  /**
+   * At delivery (certificate time, in height order, before the commit stage): commit waiters and
+   * block subscribers are answered, the pool forgets the block's txs. The commit stage then writes
+   * the synced commit batch and hands the block to execution (`commitOne`).
+   */
+  private answerCommitted(d: HashedDelivery): CommitJob {
     const txs = d.block?.txs ?? [];
     const { txHashes, txHexes } = d;
     const ts = d.block?.header?.timestampMs ?? 0n;
     const blockTimeMs = ts > this.lastBlockTimeMs ? ts : this.lastBlockTimeMs;
+    this.lastBlockTimeMs = blockTimeMs;
     // A block with a commit certificate is final: its waiting clients are answered now, before
-    // the commit batch is written. A crash before the write loses nothing: on restart the block
-    // is fetched again with its certificate (state transfer), exactly as any block a node missed.
-    // Queries (GetTx, receipts) answer once the batch is durable; wait_executed still waits for
-    // execution.
+    // the commit batch is written, and before the batches of earlier blocks are durable or their
+    // execution has room (issue 14: when the commit stage ran behind, each answer waited for
+    // every earlier block's synced write and for the execution queue). A crash before the write
+    // loses nothing: on restart the block is fetched again with its certificate (state
+    // transfer), exactly as any block a node missed. Queries (GetTx, GetBlock) answer from memory
+    // until the batch is durable; receipts and wait_executed still wait for execution.
     this.blocksNotWritten.set(d.height, d);
     // The epoch's signing tally, folded as blocks commit (the executor asks at its last block).
     this.tallies.add(d.height, d.block);
@@ -645,10 +664,29 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     }
     // The pool forgets them now too: the next nonce of a sender is proposable at once.
     this.mempool.removeCommitted(txs, d.height, txHexes);
+    // StreamBlocks subscribers get the block now too, with its certificate: final, as the commit
+    // waiters above (issue 14: the open-loop bench stamps finality at the block's arrival, and
+    // waiting for the synced batch added the write to every block's figure). A subscriber that
+    // asks for the block meanwhile finds it in blocksNotWritten (getBlock).
+    const record: BlockRecord = {
+      height: d.height,
+      digest: d.digest,
+      block: d.block,
+      certificate: d.certificate,
+    };
+    for (const l of this.blockListeners) l(record);
     // The body this replica recorded for the digest (same block, same encoding), if any.
     const digestHex = toHex(d.digest);
     const blockBytes = d.block === null ? undefined : this.recordedBodies.get(digestHex);
     this.recordedBodies.delete(digestHex);
+    return { d, blockTimeMs, decoded, blockBytes };
+  }
+
+  /** Commit stage (strictly in height order): the synced commit batch, then execution. */
+  private async commitOne(job: CommitJob): Promise<void> {
+    const { d, blockTimeMs, decoded, blockBytes } = job;
+    const txs = d.block?.txs ?? [];
+    const { txHashes, txHexes } = d;
     await this.db.writeCommitBatch({
       height: d.height,
       digest: d.digest,
@@ -660,18 +698,13 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       blockTimeMs,
     });
     this.log.debug({ height: String(d.height), txs: txs.length }, "commit batch durable");
-    this.lastBlockTimeMs = blockTimeMs;
     this.metrics.committedHeight.set(Number(d.height));
     this.metrics.committedTxs.inc(txs.length);
-    for (const hex of txHexes) this.answeredNotWritten.delete(hex);
+    for (const hex of txHexes) {
+      // A later block's copy of the same tx (a DUPLICATE re-inclusion) keeps its own entry.
+      if (this.answeredNotWritten.get(hex) === d.height) this.answeredNotWritten.delete(hex);
+    }
     this.blocksNotWritten.delete(d.height);
-    const record: BlockRecord = {
-      height: d.height,
-      digest: d.digest,
-      block: d.block,
-      certificate: d.certificate,
-    };
-    for (const l of this.blockListeners) l(record);
     this.driver.notifyPendingWork();
     // Waits while the execution pipeline is full: backpressure reaches consensus through maxExecLag.
     await this.execution.submit({ height: d.height, timestampMs: blockTimeMs, txs, txHashes, decoded });

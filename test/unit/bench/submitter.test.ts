@@ -89,6 +89,20 @@ describe("bench submitter", () => {
     assert.deepEqual(calls.batches, [2]);
   });
 
+  it("reports each call's transactions and connection as it leaves (the per-tx stage log)", async () => {
+    const calls = { unary: 0, batches: [] as number[] };
+    const conns = [new Connection(fakeClient(calls)), new Connection(fakeClient(calls))];
+    const s = new Submitter(conns, 2, 5);
+    const sent: { txs: number[]; conn: number }[] = [];
+    s.onSend = (txs, conn) => sent.push({ txs: txs.map((t) => t.body[0]!), conn });
+    await settle([1, 2, 3].map((k) => s.submit(tx(0, k), k)));
+    // The first two fill a batch on connection 0; the third goes alone on connection 1.
+    assert.deepEqual(sent, [
+      { txs: [1, 2], conn: 0 },
+      { txs: [3], conn: 1 },
+    ]);
+  });
+
   it("gathers for the wait set at the time, so a run can raise it (overload) and restore it", async () => {
     const { client, batches, gates } = gatedClient();
     const s = new Submitter([new Connection(client)], 64, 5);
