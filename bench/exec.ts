@@ -323,6 +323,10 @@ async function measureExecutors(
     roots: [] as string[],
   }));
   try {
+    // Worker start-up (a thread each, module load and its JIT: ~0.5 s of CPU per worker) is not
+    // execution: wait for it, as measurePersisted does, or it shares the cores with the first
+    // timed blocks (the inline rows of parallel-2w then read up to 1.6× slower than parallel-1w's).
+    for (const e of exs) if (e.ex instanceof ParallelExecutor) await e.ex.ready();
     for (const [i, b] of blocks.entries()) {
       for (let j = 0; j < exs.length; j++) {
         const e = exs[(i + j) % exs.length]!;
