@@ -401,6 +401,9 @@ function finishResult(
   return result;
 }
 
+/** Buffer#copy, which takes any Uint8Array as its source: copies a range with no view made. */
+const bufferCopy = Buffer.prototype.copy;
+
 /**
  * A block's writes staged as write-set log entries (u16 keyLen ‖ key ‖ u8 present ‖ [u32 valueLen
  * ‖ value]) in one buffer, in write order, copied when written (issue 13, round 6). The inline
@@ -410,9 +413,6 @@ function finishResult(
  * snapshots: a value rewritten in place later is staged again by its next write (the last wins).
  * One stage serves one executor, reset per block (buildResultFromStage copies out of it).
  */
-/** Buffer#copy, which takes any Uint8Array as its source: copies a range with no view made. */
-const bufferCopy = Buffer.prototype.copy;
-
 export class WriteStage {
   private buf: Buffer = Buffer.allocUnsafeSlow(1 << 16);
   /** Entry i starts at starts[i]. */
@@ -446,10 +446,10 @@ export class WriteStage {
   }
 
   /**
-   * add() of the `vl` bytes of `src` from `from` (null: absent): the arena's slots are staged
+   * add() of the `vl` bytes of `value` from `from` (null: absent): the arena's slots are staged
    * from its buffer, with no view made per write.
    */
-  addFrom(key: string, src: Uint8Array | null, from: number, vl: number): void {
+  addFrom(key: string, value: Uint8Array | null, from: number, vl: number): void {
     if (!this.ok) return;
     const kl = key.length;
     const i = this.count;
@@ -457,7 +457,6 @@ export class WriteStage {
       this.ok = false;
       return;
     }
-    const value = src;
     const need = 2 + kl + 1 + (value === null ? 0 : 4 + vl);
     if (this.off + need > this.buf.length) this.grow(need);
     if (i === this.starts.length) {
