@@ -73,6 +73,19 @@ export class SafetyRules {
   }
 
   /**
+   * May a NEW-VIEW for `view` re-propose these digests? Not when a height was already
+   * pre-prepared in `view` for another digest: that NEW-VIEW would equivocate (reachable only
+   * after a lost view record). Each re-proposal is then recorded by prePrepare.
+   */
+  newViewAllowed(view: View, proposals: readonly { height: Height; hex: string }[]): boolean {
+    for (const p of proposals) {
+      const signed = this.signedIn("prePrepare", p.height, view);
+      if (signed !== undefined && signed !== p.hex) return false;
+    }
+    return true;
+  }
+
+  /**
    * Signs a PREPARE unless it conflicts with one already signed in this view. `fresh` is true when
    * it is the first for (view, height): the caller persists it (with the body) before sending.
    */

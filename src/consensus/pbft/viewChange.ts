@@ -143,16 +143,12 @@ export abstract class ViewChanges extends Pacemaker {
       stored.map((s) => s.vc),
       this.floorHeight,
     );
-    // SafetyRules owns what this replica has signed. A NEW-VIEW re-proposing another digest at a
-    // height already pre-prepared in w would equivocate; that needs a lost view record (as the
-    // epoch-less one was from epoch 1 on), so abstain: the view change to w + 1 replaces us.
-    for (const p of proposals) {
-      const signed = this.safety.signedIn("prePrepare", p.height, w);
-      if (signed !== undefined && signed !== toHex(p.blockDigest)) return;
-    }
-    for (const p of proposals) {
-      if (!this.safety.prePrepare(w, p.height, toHex(p.blockDigest))) continue;
-      const body = p.isNull ? undefined : this.bodyForRecord(toHex(p.blockDigest));
+    const reproposals = proposals.map((p) => ({ height: p.height, hex: toHex(p.blockDigest), p }));
+    // A NEW-VIEW SafetyRules refuses would equivocate: abstain, the view change to w + 1 replaces us.
+    if (!this.safety.newViewAllowed(w, reproposals)) return;
+    for (const { height, hex, p } of reproposals) {
+      if (!this.safety.prePrepare(w, height, hex)) continue;
+      const body = p.isNull ? undefined : this.bodyForRecord(hex);
       this.persist({
         kind: "prePrepare",
         epoch: this.epochNo,
