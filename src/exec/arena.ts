@@ -43,26 +43,28 @@ export function arenaAccepts(key: string, value: Uint8Array | null): value is Ui
   return value !== null && isAccountKey(key) && isAccountValue(value);
 }
 
-/** The probe start's hash: the address's first 8 bytes (key chars 1..8), mixed with the seed. */
-function hashKey(key: string): number {
-  const a =
-    key.charCodeAt(1) | (key.charCodeAt(2) << 8) | (key.charCodeAt(3) << 16) | (key.charCodeAt(4) << 24);
-  const b =
-    key.charCodeAt(5) | (key.charCodeAt(6) << 8) | (key.charCodeAt(7) << 16) | (key.charCodeAt(8) << 24);
+/** The probe start's hash of an address's first 8 bytes (two little-endian words), seeded. */
+function mix(a: number, b: number): number {
   let h = Math.imul(a ^ SEED_A, 0x9e3779b1);
   h = Math.imul(h ^ (h >>> 15) ^ b, SEED_B);
   h = Math.imul(h ^ (h >>> 13), 0x85ebca6b);
   return h ^ (h >>> 16);
 }
 
+/** mix of a key's address (key chars 1..8). */
+function hashKey(key: string): number {
+  const a =
+    key.charCodeAt(1) | (key.charCodeAt(2) << 8) | (key.charCodeAt(3) << 16) | (key.charCodeAt(4) << 24);
+  const b =
+    key.charCodeAt(5) | (key.charCodeAt(6) << 8) | (key.charCodeAt(7) << 16) | (key.charCodeAt(8) << 24);
+  return mix(a, b);
+}
+
 /** hashKey of the key stored at `at` in `bytes`. */
 function hashAt(bytes: Uint8Array, at: number): number {
   const a = bytes[at + 1]! | (bytes[at + 2]! << 8) | (bytes[at + 3]! << 16) | (bytes[at + 4]! << 24);
   const b = bytes[at + 5]! | (bytes[at + 6]! << 8) | (bytes[at + 7]! << 16) | (bytes[at + 8]! << 24);
-  let h = Math.imul(a ^ SEED_A, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 15) ^ b, SEED_B);
-  h = Math.imul(h ^ (h >>> 13), 0x85ebca6b);
-  return h ^ (h >>> 16);
+  return mix(a, b);
 }
 
 export class AccountArena {
@@ -98,6 +100,12 @@ export class AccountArena {
 
   /** The slot holding `key` (an account key), or -1. */
   find(key: string): number {
+    const i = this.entryOf(key);
+    return i < 0 ? -1 : this.table[i]! - 1;
+  }
+
+  /** The table entry pointing at `key`'s slot, or -1 (the probe passes over removed entries). */
+  private entryOf(key: string): number {
     const table = this.table;
     const bytes = this.bytes;
     const mask = this.mask;
@@ -105,11 +113,10 @@ export class AccountArena {
       const e = table[i]!;
       if (e === EMPTY) return -1;
       if (e === DELETED) continue;
-      const s = e - 1;
-      const at = s * SLOT_BYTES;
+      const at = (e - 1) * SLOT_BYTES;
       let c = 1;
       while (c < ACCOUNT_KEY_CHARS && bytes[at + c] === key.charCodeAt(c)) c++;
-      if (c === ACCOUNT_KEY_CHARS) return s;
+      if (c === ACCOUNT_KEY_CHARS) return i;
     }
   }
 
@@ -168,23 +175,13 @@ export class AccountArena {
 
   /** Drops `key`; true when it was held. Its slot stays unused until the next rebuild. */
   remove(key: string): boolean {
-    const table = this.table;
-    const mask = this.mask;
-    const bytes = this.bytes;
-    for (let i = hashKey(key) & mask; ; i = (i + 1) & mask) {
-      const e = table[i]!;
-      if (e === EMPTY) return false;
-      if (e === DELETED) continue;
-      const at = (e - 1) * SLOT_BYTES;
-      let c = 1;
-      while (c < ACCOUNT_KEY_CHARS && bytes[at + c] === key.charCodeAt(c)) c++;
-      if (c < ACCOUNT_KEY_CHARS) continue;
-      table[i] = DELETED;
-      bytes[at + LIVE_AT] = 0;
-      this.deleted++;
-      this.count--;
-      return true;
-    }
+    const i = this.entryOf(key);
+    if (i < 0) return false;
+    this.bytes[(this.table[i]! - 1) * SLOT_BYTES + LIVE_AT] = 0;
+    this.table[i] = DELETED;
+    this.deleted++;
+    this.count--;
+    return true;
   }
 
   /** Live slots in insertion order (the order eviction drops them in). */

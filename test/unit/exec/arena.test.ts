@@ -10,11 +10,11 @@ import { StateCache } from "../../../src/exec/cache.js";
 import { encodeAccount, keyStr } from "../../../src/exec/codec.js";
 import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
-import { hashBody, initFromResult, ReferenceExecutor } from "../../../src/exec/reference.js";
-import type { ExecutableBlock } from "../../../src/exec/types.js";
+import { initFromResult, ReferenceExecutor } from "../../../src/exec/reference.js";
 import { genesisFor, makeAccounts, NonceBook, Rng, transferTx } from "../../../src/exec/workload.js";
 import { type SignedTx, TxStatus } from "../../../src/gen/parabft/v1/types_pb.js";
 import { accountKey, kvKey } from "../../../src/types/stateKeys.js";
+import { hashedBlock } from "./helpers.js";
 
 /** An account key string whose address is `bytes` (padded with zeros to 20). */
 function acctKey(bytes: number[]): string {
@@ -264,12 +264,7 @@ describe("the executor on the arena equals the reference", () => {
         // The fresh accounts (created in block 1) send from block 2 on.
         if (h > 1n)
           for (const a of fresh.slice(0, 3)) txs.push(transferTx(a, nonces.take(a), many[0]!.address, 1n));
-        const b: ExecutableBlock = {
-          height: h,
-          timestampMs: h,
-          txs,
-          txHashes: txs.map((t) => hashBody(t.body)),
-        };
+        const b = hashedBlock(h, txs);
         const p = await par.executeBlock(b);
         const want = await ref.executeBlock(b);
         assert.deepEqual(p, want, `height ${h}`);

@@ -1,6 +1,7 @@
 // Test support for the executor: an in-memory ExecutionStore + CommittedBlockSource, and
 // helpers to build committed blocks.
 import { create } from "@bufbuild/protobuf";
+import { hashBody } from "../../../src/exec/reference.js";
 import type {
   CommittedBlockSource,
   ExecutableBlock,
@@ -58,6 +59,11 @@ export class MemoryStore implements ExecutionStore, CommittedBlockSource {
     this.blocks.set(b.height, b);
     this.committed = b.height;
   }
+}
+
+/** Block `height` (timestamp = height) of `txs`, with their hashes as the node hands them over. */
+export function hashedBlock(height: bigint, txs: SignedTx[]): ExecutableBlock {
+  return { height, timestampMs: height, txs, txHashes: txs.map((t) => hashBody(t.body)) };
 }
 
 export function toProtoBlock(b: { height: bigint; timestampMs: bigint; txs: readonly SignedTx[] }): Block {

@@ -44,6 +44,7 @@ import {
   type ReceiptsScratch,
 } from "../../../src/storage/execLog.js";
 import { accountKey } from "../../../src/types/stateKeys.js";
+import { hashedBlock } from "./helpers.js";
 
 const accts = makeAccounts(4, 13);
 const [alice, bob, carol] = accts as [(typeof accts)[0], (typeof accts)[0], (typeof accts)[0]];
@@ -314,7 +315,7 @@ function transferBlocks(
     const txs: SignedTx[] = [];
     for (let i = 0; i < perBlock; i++) txs.push(next(txs, i, h, rng, nonces));
     end?.(txs);
-    blocks.push({ height: h, timestampMs: h, txs, txHashes: txs.map((t) => hashBody(t.body)) });
+    blocks.push(hashedBlock(h, txs));
   }
   return blocks;
 }
@@ -400,7 +401,7 @@ describe("receipts encoded straight from the outcomes", () => {
             txs.push(transferTx(a, nonces.take(a), to, BigInt(rng.int(10_000))));
         }
       }
-      blocks.push({ height: h, timestampMs: h, txs, txHashes: txs.map((t) => hashBody(t.body)) });
+      blocks.push(hashedBlock(h, txs));
     }
     const scratch: ReceiptsScratch = { buf: Buffer.allocUnsafeSlow(1) };
     for (const mode of ["never", "always"] as const) {
@@ -483,12 +484,7 @@ describe("values the hot path owns are rewritten in place (issue 13, round 4)", 
           const a = few[i % 3]!;
           txs.push(transferTx(a, nonces.take(a), few[(i + 1) % 3]!.address, 7n));
         }
-        const b: ExecutableBlock = {
-          height: h,
-          timestampMs: h,
-          txs,
-          txHashes: txs.map((t) => hashBody(t.body)),
-        };
+        const b = hashedBlock(h, txs);
         const r = await ex.executeBlock(b);
         const want = await ref.executeBlock(b);
         assert.deepEqual(r.stateRoot, want.stateRoot, `height ${h}`);
