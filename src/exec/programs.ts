@@ -15,7 +15,7 @@ import {
   kvKey,
   StateKeyPrefix,
 } from "../types/stateKeys.js";
-import type { AccountArena } from "./arena.js";
+import { type AccountArena, SLOT_BYTES } from "./arena.js";
 import {
   accountSmallInto,
   consumedAccount,
@@ -745,7 +745,7 @@ function transferSmall(
 
 /** Where transferArena stages its two writes (result.WriteStage). */
 export interface SlotStage {
-  addFrom(key: string, src: Uint8Array | null, from: number, vl: number): void;
+  addSlot(src: Uint8Array, view: DataView, at: number, vl: number): void;
 }
 
 /** isSmallAccount of an arena value (already a well-formed account) at `v` in `b`. */
@@ -775,8 +775,9 @@ export function transferArena(
   if (body.gasLimit !== 0n && body.gasLimit < TRANSFER_GAS_BIG) return null;
   const to = call.value.to;
   if (to.length !== ADDRESS_LENGTH) return null;
-  const senderKey = tx.senderKey;
-  const s = arena.find(senderKey);
+  // Both accounts are found by their address bytes (round 16): no key string is read or built.
+  const sender = tx.sender;
+  const s = arena.findAddress(sender, 0);
   if (s < 0) return null;
   const b = arena.bytes;
   const sv = arena.valueAt(s);
@@ -791,28 +792,51 @@ export function transferArena(
   if (amount < 0) return null;
   const balance = getSmall(b, sv + 16);
   if (fee > balance || balance - fee < amount) return null;
-  const toKey = declaredAccountKey(tx, to);
-  if (toKey === null) return null;
-  if (toKey === senderKey) {
+  if (!declaresAccount(tx, to)) return null;
+  const view = arena.view;
+  if (sameAddress(to, sender)) {
     // A transfer to oneself (declared): the program writes nothing, so only the frame's write
     // stands, the nonce consumed and the fee paid (transferFrame / transferInto).
     consumeInArena(arena, s, tx.hash, nonce + 1, balance - fee);
-    stage.addFrom(senderKey, b, sv, arena.lengthOf(s));
+    stage.addSlot(b, view, s * SLOT_BYTES, arena.lengthOf(s));
     if (fee > 0) addSmallFee(fees, fee);
-    return new TransferOk(tx.keys, tx.sender, to, amountText);
+    return new TransferOk(tx.keys, sender, to, amountText);
   }
-  const d = arena.find(toKey);
+  const d = arena.findAddress(to, 0);
   if (d < 0) return null;
   const dv = arena.valueAt(d);
   if (!smallAt(b, dv)) return null;
   const destBalance = getSmall(b, dv + 16);
   if (destBalance + amount > MAX_SAFE) return null;
   consumeInArena(arena, s, tx.hash, nonce + 1, balance - fee - amount);
-  stage.addFrom(senderKey, b, sv, arena.lengthOf(s));
+  stage.addSlot(b, view, s * SLOT_BYTES, arena.lengthOf(s));
   putSmall(b, dv + 24, destBalance + amount);
-  stage.addFrom(toKey, b, dv, arena.lengthOf(d));
+  stage.addSlot(b, view, d * SLOT_BYTES, arena.lengthOf(d));
   if (fee > 0) addSmallFee(fees, fee);
-  return new TransferOk(tx.keys, tx.sender, to, amountText);
+  return new TransferOk(tx.keys, sender, to, amountText);
+}
+
+/** True when the 20-byte addresses are equal. */
+function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < ADDRESS_LENGTH; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * True when the access list's writes hold `address`'s account: declaredAccountKey's test on
+ * the declared bytes, with no key string.
+ */
+function declaresAccount(tx: DecodedTx, address: Uint8Array): boolean {
+  const aw = tx.body.access?.writes;
+  if (aw === undefined) return false;
+  for (let w = 0; w < aw.length; w++) {
+    const k = aw[w]!;
+    if (k.length !== 1 + ADDRESS_LENGTH || k[0] !== StateKeyPrefix.account) continue;
+    let i = 0;
+    while (i < ADDRESS_LENGTH && k[i + 1] === address[i]) i++;
+    if (i === ADDRESS_LENGTH) return true;
+  }
+  return false;
 }
 
 /**
