@@ -38,6 +38,11 @@ export function isAccountKey(key: string): boolean {
   return key.length === ACCOUNT_KEY_CHARS && key.charCodeAt(0) === ACCOUNT_CHAR;
 }
 
+/** True for an account key's bytes (21, the account prefix first): findAddress(key, 1) looks it up. */
+export function isAccountKeyBytes(key: Uint8Array): boolean {
+  return key.length === ACCOUNT_KEY_CHARS && key[0] === ACCOUNT_CHAR;
+}
+
 /** Whether the arena holds `value` under `key`: an account key and a well-formed account value. */
 export function arenaAccepts(key: string, value: Uint8Array | null): value is Uint8Array {
   return value !== null && isAccountKey(key) && isAccountValue(value);

@@ -175,11 +175,11 @@ function senderKeys(publicKey: Uint8Array): SenderKeys {
 }
 
 /** keyStr(key) for a declared key, reusing the sender's account key string when it is that key. */
-function declaredKeyStr(key: Uint8Array, sender: Uint8Array, senderKey: string): string {
+function declaredKeyStr(key: Uint8Array, sender: Uint8Array, tx: { senderKey: string }): string {
   if (key.length === 1 + ADDRESS_LENGTH && key[0] === StateKeyPrefix.account) {
     let i = 0;
     while (i < ADDRESS_LENGTH && key[i + 1] === sender[i]) i++;
-    if (i === ADDRESS_LENGTH) return senderKey;
+    if (i === ADDRESS_LENGTH) return tx.senderKey;
   }
   return keyStr(key);
 }
@@ -198,36 +198,57 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx)
     }
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
-  // The caller derived the address (the mempool): building the key string is cheaper than a
-  // lookup in a cache of every sender (a cold Map entry and key compare per transaction), and
-  // no SenderKeys object is made (round 10: one object less per transaction to collect).
+  // The caller derived the address (the mempool): no lookup in a cache of every sender (a cold
+  // Map entry and key compare per transaction), and no SenderKeys object (round 10). Round 16:
+  // no key string either until something asks (DecodedTxOf): transfers on the arena are looked
+  // up by the address bytes.
   const address = pre?.address;
-  let keys: SenderKeys | undefined;
-  let sender: Uint8Array;
-  let senderKey: string;
   if (address !== undefined && address.length === ADDRESS_LENGTH) {
-    sender = address;
-    senderKey = accountKeyStr20(address);
-  } else {
-    keys = senderKeys(tx.sender);
-    sender = keys.sender;
-    senderKey = keys.senderKey;
+    return new DecodedTxOf(undefined, hash, tx, address, undefined);
   }
-  let reads: string[] = NO_KEYS;
-  let writes: string[] = NO_KEYS;
-  if (tx.access) {
-    const ar = tx.access.reads;
-    const aw = tx.access.writes;
-    if (ar.length > 0) {
-      reads = new Array(ar.length);
-      for (let i = 0; i < ar.length; i++) reads[i] = declaredKeyStr(ar[i]!, sender, senderKey);
-    }
-    if (aw.length > 0) {
-      writes = new Array(aw.length);
-      for (let i = 0; i < aw.length; i++) writes[i] = declaredKeyStr(aw[i]!, sender, senderKey);
-    }
+  const keys = senderKeys(tx.sender);
+  return new DecodedTxOf(keys, hash, tx, keys.sender, keys.senderKey);
+}
+
+/**
+ * A decoded tx whose key strings (the sender's, the declared reads and writes) are built on
+ * first read (round 16): the transfer path on the arena reads none of them.
+ */
+class DecodedTxOf implements DecodedTx {
+  readSet: Set<string> | undefined = undefined;
+  writeSet: Set<string> | undefined = undefined;
+  private readKeys: string[] | undefined = undefined;
+  private writeKeys: string[] | undefined = undefined;
+  constructor(
+    readonly keys: SenderKeys | undefined,
+    readonly hash: Uint8Array,
+    readonly body: TxBody,
+    readonly sender: Uint8Array,
+    private key: string | undefined,
+  ) {}
+
+  get senderKey(): string {
+    if (this.key === undefined) this.key = accountKeyStr20(this.sender);
+    return this.key;
   }
-  return { keys, hash, body: tx, sender, senderKey, reads, writes };
+
+  get reads(): string[] {
+    if (this.readKeys === undefined) this.readKeys = this.declared(this.body.access?.reads);
+    return this.readKeys;
+  }
+
+  get writes(): string[] {
+    if (this.writeKeys === undefined) this.writeKeys = this.declared(this.body.access?.writes);
+    return this.writeKeys;
+  }
+
+  private declared(list: Uint8Array[] | undefined): string[] {
+    if (list === undefined || list.length === 0) return NO_KEYS;
+    const out: string[] = new Array(list.length);
+    const sender = this.sender;
+    for (let i = 0; i < list.length; i++) out[i] = declaredKeyStr(list[i]!, sender, this);
+    return out;
+  }
 }
 
 const NO_KEYS: string[] = [];
