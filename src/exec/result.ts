@@ -401,6 +401,10 @@ function finishResult(
   return result;
 }
 
+/** Buckets per digit of WriteStage.order's radix sort (11 bits; the third digit has 10). */
+const RADIX = 2048;
+const RADIX_MASK = RADIX - 1;
+
 /** Buffer#copy, which takes any Uint8Array as its source (Node 20 makes a view of a range). */
 const bufferCopy = Buffer.prototype.copy;
 
@@ -417,10 +421,13 @@ export class WriteStage {
   private buf: Buffer = Buffer.allocUnsafeSlow(1 << 16);
   /** Entry i starts at starts[i]. */
   private starts = new Uint32Array(1024);
-  /** Entry i's first 4 key bytes · 2^21 + i (sortKeys' packed prefix). */
-  private packed = new Float64Array(1024);
-  /** Scratch of order(): the sorted entries' key prefixes. */
-  private prefixes = new Float64Array(0);
+  /** Entry i's first 4 key bytes, big-endian (its sort prefix; missing bytes are 0). */
+  private heads = new Uint32Array(1024);
+  /** Scratch of order(): the radix sort's second buffer, and the sorted entries' prefixes. */
+  private sorting = new Uint32Array(0);
+  private prefixes = new Uint32Array(0);
+  /** Scratch of order(): the three 11-bit digits' counts, then their starts. */
+  private readonly digits = new Int32Array(3 * RADIX);
   /** Scratch of write(): the state-root hash input. */
   private hashScratch: Buffer = Buffer.allocUnsafeSlow(0);
   private hashView = new DataView(this.hashScratch.buffer, 0, 0);
@@ -481,7 +488,7 @@ export class WriteStage {
     const c1 = kl > 1 ? buf[o + 1]! : 0;
     const c2 = kl > 2 ? buf[o + 2]! : 0;
     const c3 = kl > 3 ? buf[o + 3]! : 0;
-    this.packed[i] = (c0 * 0x1000000 + ((c1 << 16) | (c2 << 8) | c3)) * 0x200000 + i;
+    this.heads[i] = (c0 << 24) | (c1 << 16) | (c2 << 8) | c3;
     o += kl;
     if (value === null) buf[o++] = 0;
     else {
@@ -523,8 +530,7 @@ export class WriteStage {
     o += 2;
     // The key (21 bytes) and the slot's 3 bytes after it, overwritten by the value's header.
     for (let c = 0; c < 24; c += 4) bv.setInt32(o + c, view.getInt32(at + c, true), true);
-    this.packed[i] =
-      (buf[o]! * 0x1000000 + ((buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!)) * 0x200000 + i;
+    this.heads[i] = bv.getUint32(o);
     buf[o + 21] = 1;
     bv.setUint32(o + 22, vl);
     o += 26;
@@ -543,9 +549,9 @@ export class WriteStage {
     const s = new Uint32Array(i * 2);
     s.set(this.starts);
     this.starts = s;
-    const p = new Float64Array(i * 2);
-    p.set(this.packed);
-    this.packed = p;
+    const h = new Uint32Array(i * 2);
+    h.set(this.heads);
+    this.heads = h;
   }
 
   /** The keys of the entries staged so far, in write order (after a write the stage refused). */
@@ -604,17 +610,53 @@ export class WriteStage {
    */
   order(): Uint32Array {
     const n = this.count;
-    const packed = this.packed.subarray(0, n);
-    packed.sort();
-    const out = new Uint32Array(n);
-    if (this.prefixes.length < n) this.prefixes = new Float64Array(this.packed.length);
-    const prefix = this.prefixes;
-    for (let i = 0; i < n; i++) {
-      const x = packed[i]!;
-      const p = Math.floor(x / 0x200000);
-      prefix[i] = p;
-      out[i] = x - p * 0x200000;
+    const heads = this.heads;
+    if (this.sorting.length < n) {
+      this.sorting = new Uint32Array(heads.length);
+      this.prefixes = new Uint32Array(heads.length);
     }
+    // An LSD radix sort of the entries by prefix, three 11-bit digits (round 16: the packed
+    // Float64Array sort was ~0.19 µs/tx). Stable, from position order: the same order as the
+    // packed sort of prefix · 2^21 + position. A digit all entries share is skipped (an account
+    // key's first byte is the same for all).
+    const digits = this.digits;
+    digits.fill(0);
+    for (let i = 0; i < n; i++) {
+      const h = heads[i]!;
+      digits[h & RADIX_MASK]!++;
+      digits[RADIX + ((h >>> 11) & RADIX_MASK)]!++;
+      digits[2 * RADIX + (h >>> 22)]!++;
+    }
+    const out = new Uint32Array(n);
+    let from: Uint32Array | null = null;
+    let to = out;
+    for (let d = 0; d < 3; d++) {
+      const base = d * RADIX;
+      const shift = 11 * d;
+      let at = 0;
+      let single = false;
+      for (let b = 0; b < RADIX; b++) {
+        const c = digits[base + b]!;
+        if (c === n) single = true;
+        digits[base + b] = at;
+        at += c;
+      }
+      if (single) continue;
+      if (from === null) {
+        for (let i = 0; i < n; i++) to[digits[base + ((heads[i]! >>> shift) & RADIX_MASK)]!++] = i;
+      } else {
+        for (let i = 0; i < n; i++) {
+          const e = from[i]!;
+          to[digits[base + ((heads[e]! >>> shift) & RADIX_MASK)]!++] = e;
+        }
+      }
+      from = to;
+      to = to === out ? this.sorting : out;
+    }
+    if (from === null) for (let i = 0; i < n; i++) out[i] = i;
+    else if (from !== out) out.set(from.subarray(0, n));
+    const prefix = this.prefixes;
+    for (let i = 0; i < n; i++) prefix[i] = heads[out[i]!]!;
     const cmp = (a: number, b: number) => this.compare(a, b);
     let i = 0;
     while (i < n) {
