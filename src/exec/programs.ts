@@ -78,11 +78,14 @@ export interface DecodedTx {
   hash: Uint8Array;
   body: TxBody;
   sender: Uint8Array;
-  /** keyStr(accountKey(sender)): its value also holds the sender's recent-transactions record. */
-  senderKey: string;
+  /**
+   * keyStr(accountKey(sender)): its value also holds the sender's recent-transactions record.
+   * Read-only, like reads and writes: decodeTx's DecodedTxOf builds them on first read.
+   */
+  readonly senderKey: string;
   /** Declared keys, as listed (may repeat): see declaresRead / declaresWrite. */
-  reads: string[];
-  writes: string[];
+  readonly reads: string[];
+  readonly writes: string[];
   /** Built on first use for long access lists only (short ones are scanned). */
   readSet?: Set<string>;
   writeSet?: Set<string>;
