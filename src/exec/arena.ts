@@ -38,6 +38,11 @@ export function isAccountKey(key: string): boolean {
   return key.length === ACCOUNT_KEY_CHARS && key.charCodeAt(0) === ACCOUNT_CHAR;
 }
 
+/** True for an account key's bytes (21, the account prefix first): findAddress(key, 1) looks it up. */
+export function isAccountKeyBytes(key: Uint8Array): boolean {
+  return key.length === ACCOUNT_KEY_CHARS && key[0] === ACCOUNT_CHAR;
+}
+
 /** Whether the arena holds `value` under `key`: an account key and a well-formed account value. */
 export function arenaAccepts(key: string, value: Uint8Array | null): value is Uint8Array {
   return value !== null && isAccountKey(key) && isAccountValue(value);
@@ -70,6 +75,8 @@ function hashAt(bytes: Uint8Array, at: number): number {
 export class AccountArena {
   /** The slots; replaced (grown, compacted): read it after any insert, never keep it across one. */
   bytes: Uint8Array;
+  /** A DataView over `bytes`, replaced with it (the write stage copies slots in words). */
+  view: DataView;
   /** Slot index + 1, EMPTY, or DELETED (a removed entry the probe passes over). */
   private table: Int32Array;
   private mask: number;
@@ -84,6 +91,7 @@ export class AccountArena {
     let cap = 16;
     while (cap < initialSlots) cap *= 2;
     this.bytes = new Uint8Array(cap * SLOT_BYTES);
+    this.view = new DataView(this.bytes.buffer);
     this.table = new Int32Array(cap * 2);
     this.mask = cap * 2 - 1;
   }
@@ -102,6 +110,31 @@ export class AccountArena {
   find(key: string): number {
     const i = this.entryOf(key);
     return i < 0 ? -1 : this.table[i]! - 1;
+  }
+
+  /**
+   * The slot of the account at the 20-byte address `a[from..from+20)`, or -1: find() without a
+   * key string (round 16: the transfer path looks both accounts up by the bytes it was given; a
+   * declared account key's address is at `from` 1).
+   */
+  findAddress(a: Uint8Array, from: number): number {
+    const table = this.table;
+    const bytes = this.bytes;
+    const mask = this.mask;
+    const h = mix(
+      a[from]! | (a[from + 1]! << 8) | (a[from + 2]! << 16) | (a[from + 3]! << 24),
+      a[from + 4]! | (a[from + 5]! << 8) | (a[from + 6]! << 16) | (a[from + 7]! << 24),
+    );
+    const last = ACCOUNT_KEY_CHARS - 1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const e = table[i]!;
+      if (e === EMPTY) return -1;
+      if (e === DELETED) continue;
+      const at = (e - 1) * SLOT_BYTES + 1;
+      let c = 0;
+      while (c < last && bytes[at + c] === a[from + c]) c++;
+      if (c === last) return e - 1;
+    }
   }
 
   /** The table entry pointing at `key`'s slot, or -1 (the probe passes over removed entries). */
@@ -206,6 +239,7 @@ export class AccountArena {
       bytes.set(old.subarray(from, from + SLOT_BYTES), j * SLOT_BYTES);
     }
     this.bytes = bytes;
+    this.view = new DataView(bytes.buffer);
     this.used = kept.length;
     this.count = kept.length;
     this.rebuildTable();
@@ -240,6 +274,7 @@ export class AccountArena {
     const next = new Uint8Array(this.bytes.length * 2);
     next.set(this.bytes);
     this.bytes = next;
+    this.view = new DataView(next.buffer);
   }
 
   /** A table at least 4 × the live entries (so ≤ 1/4 full after, ≤ 1/2 before the next). */

@@ -6,6 +6,7 @@ import { type EpochHook, runEpochHook } from "../staking/hook.js";
 import { PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { ParabftError } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
+import { isAccountKeyBytes } from "./arena.js";
 import { StateCache, type StateSource } from "./cache.js";
 import { keyStr } from "./codec.js";
 import { decodeResult, encodeJob, type JobTx } from "./laneWire.js";
@@ -599,6 +600,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   ): number {
     const n = block.txs.length;
     const cache = this.cache;
+    const arena = cache.arena;
     const group = this.group;
     const pre = block.decoded;
     const txHashes = block.txHashes;
@@ -624,16 +626,23 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
         }
       }
       const m = stop - g;
+      // Accounts are touched by their address bytes (round 16: no key string built for them).
       for (let j = 0; j < m; j++) {
         const tx = group[j];
         if (tx == null) continue;
-        sink ^= cache.touch(tx.senderKey);
+        const s = arena.findAddress(tx.sender, 0);
+        sink ^= s >= 0 ? s : cache.touch(tx.senderKey);
       }
       for (let j = 0; j < m; j++) {
         const tx = group[j];
         if (tx == null) continue;
-        const w = tx.writes;
-        for (let k = 0; k < w.length; k++) sink ^= cache.touch(w[k]!);
+        const aw = tx.body.access?.writes;
+        if (aw === undefined) continue;
+        for (let k = 0; k < aw.length; k++) {
+          const key = aw[k]!;
+          const s = isAccountKeyBytes(key) ? arena.findAddress(key, 1) : -1;
+          sink ^= s >= 0 ? s : cache.touch(tx.writes[k]!);
+        }
       }
       for (let j = 0; j < m; j++) {
         const tx = group[j]!;
@@ -650,14 +659,29 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
     return n;
   }
 
-  /** True when every key the tx may touch is cached (its first, cold lookups: the tx's are warm). */
+  /**
+   * True when every key the tx may touch is cached (its first, cold lookups: the tx's are warm).
+   * Accounts the arena holds are found by their address bytes (round 16), so a transfer builds
+   * no key string here.
+   */
   private allCached(tx: DecodedTx): boolean {
     const cache = this.cache;
-    if (!cache.has(tx.senderKey)) return false;
-    const w = tx.writes;
-    for (let i = 0; i < w.length; i++) if (!cache.has(w[i]!)) return false;
-    const r = tx.reads;
-    for (let i = 0; i < r.length; i++) if (!cache.has(r[i]!)) return false;
+    const arena = cache.arena;
+    if (arena.findAddress(tx.sender, 0) < 0 && !cache.has(tx.senderKey)) return false;
+    const access = tx.body.access;
+    if (access === undefined) return true;
+    const aw = access.writes;
+    for (let i = 0; i < aw.length; i++) {
+      const k = aw[i]!;
+      if (isAccountKeyBytes(k) && arena.findAddress(k, 1) >= 0) continue;
+      if (!cache.has(tx.writes[i]!)) return false;
+    }
+    const ar = access.reads;
+    for (let i = 0; i < ar.length; i++) {
+      const k = ar[i]!;
+      if (isAccountKeyBytes(k) && arena.findAddress(k, 1) >= 0) continue;
+      if (!cache.has(tx.reads[i]!)) return false;
+    }
     return true;
   }
 

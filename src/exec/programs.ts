@@ -15,7 +15,7 @@ import {
   kvKey,
   StateKeyPrefix,
 } from "../types/stateKeys.js";
-import type { AccountArena } from "./arena.js";
+import { type AccountArena, SLOT_BYTES } from "./arena.js";
 import {
   accountSmallInto,
   consumedAccount,
@@ -78,11 +78,14 @@ export interface DecodedTx {
   hash: Uint8Array;
   body: TxBody;
   sender: Uint8Array;
-  /** keyStr(accountKey(sender)): its value also holds the sender's recent-transactions record. */
-  senderKey: string;
+  /**
+   * keyStr(accountKey(sender)): its value also holds the sender's recent-transactions record.
+   * Read-only, like reads and writes: decodeTx's DecodedTxOf builds them on first read.
+   */
+  readonly senderKey: string;
   /** Declared keys, as listed (may repeat): see declaresRead / declaresWrite. */
-  reads: string[];
-  writes: string[];
+  readonly reads: string[];
+  readonly writes: string[];
   /** Built on first use for long access lists only (short ones are scanned). */
   readSet?: Set<string>;
   writeSet?: Set<string>;
@@ -175,11 +178,11 @@ function senderKeys(publicKey: Uint8Array): SenderKeys {
 }
 
 /** keyStr(key) for a declared key, reusing the sender's account key string when it is that key. */
-function declaredKeyStr(key: Uint8Array, sender: Uint8Array, senderKey: string): string {
+function declaredKeyStr(key: Uint8Array, sender: Uint8Array, tx: { senderKey: string }): string {
   if (key.length === 1 + ADDRESS_LENGTH && key[0] === StateKeyPrefix.account) {
     let i = 0;
     while (i < ADDRESS_LENGTH && key[i + 1] === sender[i]) i++;
-    if (i === ADDRESS_LENGTH) return senderKey;
+    if (i === ADDRESS_LENGTH) return tx.senderKey;
   }
   return keyStr(key);
 }
@@ -198,36 +201,57 @@ export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx)
     }
   }
   if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
-  // The caller derived the address (the mempool): building the key string is cheaper than a
-  // lookup in a cache of every sender (a cold Map entry and key compare per transaction), and
-  // no SenderKeys object is made (round 10: one object less per transaction to collect).
+  // The caller derived the address (the mempool): no lookup in a cache of every sender (a cold
+  // Map entry and key compare per transaction), and no SenderKeys object (round 10). Round 16:
+  // no key string either until something asks (DecodedTxOf): transfers on the arena are looked
+  // up by the address bytes.
   const address = pre?.address;
-  let keys: SenderKeys | undefined;
-  let sender: Uint8Array;
-  let senderKey: string;
   if (address !== undefined && address.length === ADDRESS_LENGTH) {
-    sender = address;
-    senderKey = accountKeyStr20(address);
-  } else {
-    keys = senderKeys(tx.sender);
-    sender = keys.sender;
-    senderKey = keys.senderKey;
+    return new DecodedTxOf(undefined, hash, tx, address, undefined);
   }
-  let reads: string[] = NO_KEYS;
-  let writes: string[] = NO_KEYS;
-  if (tx.access) {
-    const ar = tx.access.reads;
-    const aw = tx.access.writes;
-    if (ar.length > 0) {
-      reads = new Array(ar.length);
-      for (let i = 0; i < ar.length; i++) reads[i] = declaredKeyStr(ar[i]!, sender, senderKey);
-    }
-    if (aw.length > 0) {
-      writes = new Array(aw.length);
-      for (let i = 0; i < aw.length; i++) writes[i] = declaredKeyStr(aw[i]!, sender, senderKey);
-    }
+  const keys = senderKeys(tx.sender);
+  return new DecodedTxOf(keys, hash, tx, keys.sender, keys.senderKey);
+}
+
+/**
+ * A decoded tx whose key strings (the sender's, the declared reads and writes) are built on
+ * first read (round 16): the transfer path on the arena reads none of them.
+ */
+class DecodedTxOf implements DecodedTx {
+  readSet: Set<string> | undefined = undefined;
+  writeSet: Set<string> | undefined = undefined;
+  private readKeys: string[] | undefined = undefined;
+  private writeKeys: string[] | undefined = undefined;
+  constructor(
+    readonly keys: SenderKeys | undefined,
+    readonly hash: Uint8Array,
+    readonly body: TxBody,
+    readonly sender: Uint8Array,
+    private key: string | undefined,
+  ) {}
+
+  get senderKey(): string {
+    if (this.key === undefined) this.key = accountKeyStr20(this.sender);
+    return this.key;
   }
-  return { keys, hash, body: tx, sender, senderKey, reads, writes };
+
+  get reads(): string[] {
+    if (this.readKeys === undefined) this.readKeys = this.declared(this.body.access?.reads);
+    return this.readKeys;
+  }
+
+  get writes(): string[] {
+    if (this.writeKeys === undefined) this.writeKeys = this.declared(this.body.access?.writes);
+    return this.writeKeys;
+  }
+
+  private declared(list: Uint8Array[] | undefined): string[] {
+    if (list === undefined || list.length === 0) return NO_KEYS;
+    const out: string[] = new Array(list.length);
+    const sender = this.sender;
+    for (let i = 0; i < list.length; i++) out[i] = declaredKeyStr(list[i]!, sender, this);
+    return out;
+  }
 }
 
 const NO_KEYS: string[] = [];
@@ -745,7 +769,7 @@ function transferSmall(
 
 /** Where transferArena stages its two writes (result.WriteStage). */
 export interface SlotStage {
-  addFrom(key: string, src: Uint8Array | null, from: number, vl: number): void;
+  addSlot(src: Uint8Array, view: DataView, at: number, vl: number): void;
 }
 
 /** isSmallAccount of an arena value (already a well-formed account) at `v` in `b`. */
@@ -775,8 +799,9 @@ export function transferArena(
   if (body.gasLimit !== 0n && body.gasLimit < TRANSFER_GAS_BIG) return null;
   const to = call.value.to;
   if (to.length !== ADDRESS_LENGTH) return null;
-  const senderKey = tx.senderKey;
-  const s = arena.find(senderKey);
+  // Both accounts are found by their address bytes (round 16): no key string is read or built.
+  const sender = tx.sender;
+  const s = arena.findAddress(sender, 0);
   if (s < 0) return null;
   const b = arena.bytes;
   const sv = arena.valueAt(s);
@@ -791,28 +816,51 @@ export function transferArena(
   if (amount < 0) return null;
   const balance = getSmall(b, sv + 16);
   if (fee > balance || balance - fee < amount) return null;
-  const toKey = declaredAccountKey(tx, to);
-  if (toKey === null) return null;
-  if (toKey === senderKey) {
+  if (!declaresAccount(tx, to)) return null;
+  const view = arena.view;
+  if (sameAddress(to, sender)) {
     // A transfer to oneself (declared): the program writes nothing, so only the frame's write
     // stands, the nonce consumed and the fee paid (transferFrame / transferInto).
     consumeInArena(arena, s, tx.hash, nonce + 1, balance - fee);
-    stage.addFrom(senderKey, b, sv, arena.lengthOf(s));
+    stage.addSlot(b, view, s * SLOT_BYTES, arena.lengthOf(s));
     if (fee > 0) addSmallFee(fees, fee);
-    return new TransferOk(tx.keys, tx.sender, to, amountText);
+    return new TransferOk(tx.keys, sender, to, amountText);
   }
-  const d = arena.find(toKey);
+  const d = arena.findAddress(to, 0);
   if (d < 0) return null;
   const dv = arena.valueAt(d);
   if (!smallAt(b, dv)) return null;
   const destBalance = getSmall(b, dv + 16);
   if (destBalance + amount > MAX_SAFE) return null;
   consumeInArena(arena, s, tx.hash, nonce + 1, balance - fee - amount);
-  stage.addFrom(senderKey, b, sv, arena.lengthOf(s));
+  stage.addSlot(b, view, s * SLOT_BYTES, arena.lengthOf(s));
   putSmall(b, dv + 24, destBalance + amount);
-  stage.addFrom(toKey, b, dv, arena.lengthOf(d));
+  stage.addSlot(b, view, d * SLOT_BYTES, arena.lengthOf(d));
   if (fee > 0) addSmallFee(fees, fee);
-  return new TransferOk(tx.keys, tx.sender, to, amountText);
+  return new TransferOk(tx.keys, sender, to, amountText);
+}
+
+/** True when the 20-byte addresses are equal. */
+function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < ADDRESS_LENGTH; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * True when the access list's writes hold `address`'s account: declaredAccountKey's test on
+ * the declared bytes, with no key string.
+ */
+function declaresAccount(tx: DecodedTx, address: Uint8Array): boolean {
+  const aw = tx.body.access?.writes;
+  if (aw === undefined) return false;
+  for (let w = 0; w < aw.length; w++) {
+    const k = aw[w]!;
+    if (k.length !== 1 + ADDRESS_LENGTH || k[0] !== StateKeyPrefix.account) continue;
+    let i = 0;
+    while (i < ADDRESS_LENGTH && k[i + 1] === address[i]) i++;
+    if (i === ADDRESS_LENGTH) return true;
+  }
+  return false;
 }
 
 /**

@@ -52,8 +52,13 @@ describe("AccountArena", () => {
       assert.ok(s >= 0, `key ${i} lost`);
       assert.equal(hex(arena.copyOut(s)), hex(acctValue(BigInt(i), BigInt(i * 3), i % 5)));
       assert.equal(arena.keyOf(s), keys[i]);
+      // findAddress (the transfer path: no key string) finds the same slot from the address bytes.
+      const key = Buffer.from(keys[i]!, "latin1");
+      assert.equal(arena.findAddress(key, 1), s);
+      assert.equal(arena.findAddress(key.subarray(1), 0), s);
     }
     assert.equal(arena.find(acctKey([1, 2, 3, 4, 5])), -1);
+    assert.equal(arena.findAddress(Buffer.from(acctKey([1, 2, 3, 4, 5]), "latin1"), 1), -1);
     // Overwriting is not an insert, and takes the new length.
     assert.equal(arena.put(keys[9]!, acctValue(1n, 2n, 4, 9)), false);
     assert.equal(arena.count, n);
@@ -72,7 +77,12 @@ describe("AccountArena", () => {
     keys.forEach((k, i) => {
       arena.put(k, acctValue(BigInt(i), 100n));
     });
-    const at = (k: string) => arena.find(k);
+    // find and findAddress (from the key's bytes) must agree on every lookup below.
+    const at = (k: string) => {
+      const s = arena.find(k);
+      assert.equal(arena.findAddress(Buffer.from(k, "latin1"), 1), s, "findAddress differs from find");
+      return s;
+    };
     keys.forEach((k, i) => {
       assert.equal(hex(arena.copyOut(at(k))), hex(acctValue(BigInt(i), 100n)));
     });

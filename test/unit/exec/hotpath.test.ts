@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { StateCache } from "../../../src/exec/cache.js";
 import { accountSmallInto, consumedSmallInto, keyStr, StateValue } from "../../../src/exec/codec.js";
 import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
@@ -16,9 +17,10 @@ import {
   feeSum,
   newFeeTotal,
   type StateView,
+  transferArena,
 } from "../../../src/exec/programs.js";
 import { hashBody, initFromResult, ReferenceExecutor, stateMap } from "../../../src/exec/reference.js";
-import { outcomesOf, writeSetLogOf } from "../../../src/exec/result.js";
+import { buildResultFromStage, outcomesOf, WriteStage, writeSetLogOf } from "../../../src/exec/result.js";
 import type { ExecutableBlock } from "../../../src/exec/types.js";
 import {
   buildTx,
@@ -83,7 +85,44 @@ function both(tx: SignedTx, state: Map<string, Uint8Array | null>) {
       fees: feeSum(fees),
     };
   };
-  return { slow: run(applyTx), fast: run(applyTxFast) };
+  return { slow: run(applyTx), fast: run(applyTxFast), arena: runArena(tx, state) };
+}
+
+/**
+ * The inline path as applyInline runs it (round 16 holds the arena's implementation of the
+ * transfer checks to the same cases): transferArena on a StateCache's arena, staging into a
+ * WriteStage, and applyTxFast on a view of the cache when it refuses. `inArena` says which ran.
+ */
+function runArena(tx: SignedTx, state: Map<string, Uint8Array | null>) {
+  const cache = new StateCache(null);
+  for (const [k, v] of state) cache.seed(k, v);
+  const stage = new WriteStage();
+  const writes: [string, Uint8Array | null][] = [];
+  const view: StateView = {
+    get: (k) => cache.peek(k) ?? null,
+    set: (k, v) => {
+      cache.seed(k, v);
+      writes.push([k, v === null ? null : new Uint8Array(v)]);
+    },
+  };
+  const fees: FeeTotal = newFeeTotal();
+  const d = decodeTx(tx.body, hashBody(tx.body));
+  assert.ok(d);
+  let o = transferArena(cache.arena, d, fees, stage);
+  const inArena = o !== null;
+  if (o === null) o = applyTxFast(view, d, fees);
+  if (inArena) assert.equal(writes.length, 0, "the arena path wrote through the view");
+  for (const w of buildResultFromStage(1n, new Uint8Array(32), stage, []).writeSet) {
+    writes.push([keyStr(w.key), w.value === null ? null : new Uint8Array(w.value)]);
+  }
+  const outcome = { status: o.status, gasUsed: o.gasUsed, error: o.error, events: o.events };
+  const final = new Map(writes);
+  return {
+    outcome,
+    writes: [...final].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    fees: feeSum(fees),
+    inArena,
+  };
 }
 
 describe("transfer hot path (applyTxFast) equals the generic frame (applyTx)", () => {
@@ -200,10 +239,27 @@ describe("transfer hot path (applyTxFast) equals the generic frame (applyTx)", (
   ];
   for (const [name, tx, state] of cases) {
     it(name, () => {
-      const { slow, fast } = both(tx, state);
+      const { slow, fast, arena } = both(tx, state);
       assert.deepEqual(fast, slow);
+      const { inArena: _, ...onArena } = arena;
+      assert.deepEqual(onArena, slow, "the arena path (transferArena, else applyTxFast) differs");
     });
   }
+
+  it("the arena runs the double-only cases itself: success, to oneself, and each check's refusal", () => {
+    const ran = new Set(cases.filter(([, tx, s]) => both(tx, s).arena.inArena).map(([name]) => name));
+    for (const name of ["ok", "ok, zero price", "ok, high price", "to oneself", "a zero amount"]) {
+      assert.ok(ran.has(name), `${name} did not run on the arena`);
+    }
+    for (const name of [
+      "insufficient funds",
+      "recipient not declared",
+      "a new recipient",
+      "a sender above 2^53",
+    ]) {
+      assert.ok(!ran.has(name), `${name} ran on the arena`);
+    }
+  });
 
   it("the cases cover success and failure", () => {
     const statuses = new Set(cases.map(([, tx, s]) => both(tx, s).slow.outcome.error.split(":")[0]));

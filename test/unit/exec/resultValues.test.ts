@@ -3,7 +3,8 @@
 // values: the last write of a repeated key wins. sortKeyIndex is a stable sort by key bytes.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { keyStr } from "../../../src/exec/codec.js";
+import { AccountArena, SLOT_BYTES } from "../../../src/exec/arena.js";
+import { encodeAccount, keyStr } from "../../../src/exec/codec.js";
 import {
   buildResult,
   buildResultFromKeys,
@@ -111,6 +112,46 @@ describe("buildResultFromKeys with positional values, and the staged form", () =
     assert.equal(stage.ok, false, "a key longer than the log's u16 length");
     stage.reset();
     assert.equal(stage.ok, true);
+  });
+
+  it("addSlot stages an arena slot exactly as add() stages its key and value (mixed with add, repeats, every record length)", () => {
+    const r = rng(11);
+    const arena = new AccountArena(16);
+    const keys: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const a = new Uint8Array(21);
+      a[0] = 1;
+      // Shared 4-byte prefixes, so the sort compares whole staged keys.
+      a[1] = i % 3;
+      for (let c = 5; c < 21; c++) a[c] = Math.floor(r() * 256);
+      keys.push(keyStr(a));
+    }
+    const accountOf = (i: number, w: number) => {
+      const held = (i + w) % 5; // 24, 56, 88, 120, 152 bytes
+      const v = new Uint8Array(24 + 32 * held);
+      v.set(encodeAccount({ nonce: BigInt(w), balance: BigInt(i * 1000 + w) }));
+      for (let c = 24; c < v.length; c++) v[c] = (c * 31 + w) & 255;
+      return v;
+    };
+    const bySlot = new WriteStage();
+    const byAdd = new WriteStage();
+    for (let w = 0; w < 600; w++) {
+      const i = Math.floor(r() * keys.length);
+      const k = keys[i]!;
+      const v = accountOf(i, w);
+      arena.put(k, v);
+      byAdd.add(k, v);
+      if (w % 4 === 0) bySlot.add(k, v);
+      else {
+        const s = arena.find(k);
+        bySlot.addSlot(arena.bytes, arena.view, s * SLOT_BYTES, arena.lengthOf(s));
+      }
+    }
+    const root = new Uint8Array(32);
+    const a = buildResultFromStage(1n, root, bySlot, []);
+    const b = buildResultFromStage(1n, root, byAdd, []);
+    assert.deepEqual(writeSetLogOf(a), writeSetLogOf(b));
+    assert.deepEqual(a.stateRoot, b.stateRoot);
   });
 
   it("gives back the keys staged before a refused write, in write order (the executor's fallback)", () => {
