@@ -32,13 +32,13 @@ import type { Logger } from "../logger/index.js";
 import type { Mempool } from "../mempool/index.js";
 import type { PeerNetwork } from "../net/index.js";
 import type { ConsensusParams } from "../params/index.js";
-import { commitCertificateHash, txsRoot } from "../types/block.js";
-import { bytesEqual } from "../types/bytes.js";
+import { commitCertificateHash, txHash, txsRoot } from "../types/block.js";
+import { bytesEqual, toHex } from "../types/bytes.js";
 import { errorMessage } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { blockTxIds, rememberBlockTxIds } from "./blockTxIds.js";
 
-const TRACE = process.env.PARABFT_TRACE === "1";
+import { TRACE, TRACE_ID_HEX, traceAdmitted } from "./trace.js";
 
 /** Mempool rejections no honest gossiping peer can cause (it verifies before it gossips). */
 const PROVABLY_INVALID: ReadonlySet<string> = new Set([
@@ -330,6 +330,11 @@ export class ConsensusDriver {
       queue.depth++;
       this.gossipQueues.set(from, queue);
       const txs = kind.value.txs;
+      if (TRACE)
+        this.mod.log.debug(
+          { from, n: txs.length, txs: txs.map((t) => toHex(txHash(t)).slice(0, TRACE_ID_HEX)) },
+          "trace gossip in",
+        );
       queue.tail = queue.tail
         .then(() => this.admitGossip(from, txs))
         .finally(() => {
@@ -413,8 +418,10 @@ export class ConsensusDriver {
 
   /** Admits one gossiped batch; a provably invalid tx is its sender's fault. */
   private admitGossip(from: number, txs: SignedTx[]): Promise<void> {
+    const at0 = TRACE ? Date.now() : 0;
     return this.mod.mempool.addBatch(txs, "peer").then(
       (results) => {
+        if (TRACE) traceAdmitted(this.mod.log, "trace gossip admitted", at0, results, from);
         // Honest peers gossip only transactions they verified: one that is provably invalid
         // whatever the state (bad signature, malformed, other chain, too large) is the sender's fault.
         let bad = 0;
