@@ -40,6 +40,17 @@ interface Lane {
 
 export class Submitter {
   private readonly lanes: Lane[];
+  /** The one gathering lane while `roundRobin` is set; its calls go round-robin. */
+  private readonly shared: Lane = { pending: [], timer: null, soon: false, inFlight: 0 };
+  private rr = 0;
+  /**
+   * Batches gather in one lane and go round-robin over the connections, whoever the senders
+   * (the overload run, overload.ts: each sender waits for its answer before its next nonce, so
+   * its nonces cannot overtake each other, and at 2× saturation one lane fills 64-tx batches
+   * where a lane per connection would send a call per handful of txs). Off: a lane per
+   * connection, a sender on its own (the open loop's pre-signed runs of nonces).
+   */
+  roundRobin = false;
   /** Calls made (SubmitTx or SubmitTxs). */
   calls = 0;
   /**
@@ -73,38 +84,40 @@ export class Submitter {
       this.onSend?.([tx], c, performance.now());
       return conn.run(() => conn.client.submitTx(tx)).then(() => c);
     }
-    const lane = this.lanes[c]!;
+    const lane = this.roundRobin ? this.shared : this.lanes[c]!;
+    const conn = this.roundRobin ? null : c;
     return new Promise<number>((resolve, reject) => {
       lane.pending.push({ tx, resolve, reject });
-      if (lane.pending.length >= this.batch) this.flushLane(c);
+      if (lane.pending.length >= this.batch) this.flushLane(lane, conn);
       else if (lane.inFlight === 0) {
-        // Nothing in flight on this connection: no reason to wait. Submits of this same turn
-        // share the call.
+        // Nothing in flight from this lane: no reason to wait. Submits of this same turn share
+        // the call.
         if (!lane.soon) {
           lane.soon = true;
           queueMicrotask(() => {
-            if (lane.soon) this.flushLane(c);
+            if (lane.soon) this.flushLane(lane, conn);
           });
         }
       } else if (lane.timer === null && !lane.soon)
-        lane.timer = setTimeout(() => this.flushLane(c), this.maxDelayMs);
+        lane.timer = setTimeout(() => this.flushLane(lane, conn), this.maxDelayMs);
     });
   }
 
   /** Transactions gathered for the next batches, not yet sent. */
   get waiting(): number {
-    let n = 0;
+    let n = this.shared.pending.length;
     for (const l of this.lanes) n += l.pending.length;
     return n;
   }
 
   /** Sends what is gathered now (also at the end of a run, so nothing waits for the timer). */
   flush(): void {
-    for (let c = 0; c < this.lanes.length; c++) this.flushLane(c);
+    this.flushLane(this.shared, null);
+    for (let c = 0; c < this.lanes.length; c++) this.flushLane(this.lanes[c]!, c);
   }
 
-  private flushLane(c: number): void {
-    const lane = this.lanes[c]!;
+  /** Sends the lane's batch on connection `fixed`, or round-robin when null (the shared lane). */
+  private flushLane(lane: Lane, fixed: number | null): void {
     lane.soon = false;
     if (lane.timer !== null) {
       clearTimeout(lane.timer);
@@ -113,6 +126,7 @@ export class Submitter {
     if (lane.pending.length === 0) return;
     const batch = lane.pending;
     lane.pending = [];
+    const c = fixed ?? this.rr++ % this.conns.length;
     const conn = this.conns[c]!;
     this.calls++;
     lane.inFlight++;
@@ -122,7 +136,7 @@ export class Submitter {
       .run(() => conn.client.submitTxs(txs))
       .finally(() => {
         // The last answer in: what gathered meanwhile goes now rather than at its timer.
-        if (--lane.inFlight === 0 && lane.pending.length > 0) this.flushLane(c);
+        if (--lane.inFlight === 0 && lane.pending.length > 0) this.flushLane(lane, fixed);
       })
       .then(
         (outcomes) => {

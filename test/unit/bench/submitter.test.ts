@@ -210,6 +210,24 @@ describe("bench submitter", () => {
     assert.deepEqual(await Promise.all([1, 2, 4].map((k) => unary.submit(tx(0, k), k))), [1, 0, 0]);
   });
 
+  it("roundRobin (the overload run): one gathering lane whatever the senders, calls round-robin", async () => {
+    const calls = { unary: 0, batches: [] as number[] };
+    const conns = [new Connection(fakeClient(calls)), new Connection(fakeClient(calls))];
+    const s = new Submitter(conns, 2, 1_000);
+    s.roundRobin = true;
+    const sent: { txs: number[]; conn: number }[] = [];
+    s.onSend = (txs, conn) => sent.push({ txs: txs.map((t) => t.body[0]!), conn });
+    // Four senders, two full batches: the first pair through connection 0, the next through 1.
+    assert.deepEqual(await Promise.all([1, 2, 4, 5].map((k) => s.submit(tx(0, k), k))), [0, 0, 1, 1]);
+    assert.deepEqual(sent, [
+      { txs: [1, 2], conn: 0 },
+      { txs: [4, 5], conn: 1 },
+    ]);
+    // Back to a lane per connection: sender 3 on connection 1.
+    s.roundRobin = false;
+    assert.equal(await s.submit(tx(0, 7), 3), 1);
+  });
+
   it("with batch 1 makes one SubmitTx per transaction (the old path)", async () => {
     const calls = { unary: 0, batches: [] as number[] };
     const s = new Submitter([new Connection(fakeClient(calls))], 1);
