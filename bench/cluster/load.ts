@@ -282,7 +282,7 @@ export async function runOnce(
   );
   if (txLog && sentAt && sentConn) {
     ctx.submitter.onSend = null;
-    writeTxLog(txLog, ctx, slots, sentAt, sentConn, admittedAt);
+    writeTxLog(txLog, ctx, slots, sentAt, sentConn, admittedAt, hashes);
   }
   const report = slots.report(
     slots.committed / Math.max(durationS, (slots.lastCommitAt - t0) / 1000),
@@ -516,7 +516,8 @@ export async function runClosedLoop(
 /**
  * One line per transaction (JSON lines, wall-clock ms, the validators' log clock): scheduled,
  * sent (its SubmitTxs call left), acked (admitted), seen (its block on the watcher's stream),
- * the entry validator and the block's height. Appends, so one file can hold a run's steps.
+ * the entry validator, the block's height and the tx id (the first 12 hex digits of its hash, as
+ * the validators' PARABFT_TRACE lines name it). Appends, so one file can hold a run's steps.
  */
 function writeTxLog(
   file: string,
@@ -525,6 +526,7 @@ function writeTxLog(
   sentAt: Float64Array,
   sentConn: Int32Array,
   admittedAt: Float64Array,
+  hashes: readonly Uint8Array[],
 ): void {
   const o = performance.timeOrigin;
   const wall = (t: number) => (Number.isFinite(t) && t > 0 ? Math.round((o + t) * 1000) / 1000 : null);
@@ -540,6 +542,7 @@ function writeTxLog(
         seen: wall(slots.committedAt[i]!),
         entry: sentConn[i]! >= 0 ? sentConn[i]! % n : null,
         height: Number.isNaN(slots.commitHeight[i]!) ? null : slots.commitHeight[i],
+        id: toHex(hashes[i]!).slice(0, 12),
       }),
     );
   appendFileSync(file, `${lines.join("\n")}\n`);

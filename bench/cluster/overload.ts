@@ -145,6 +145,9 @@ export async function runOverload(
   // Fuller SubmitTxs batches for the load (submitter.ts), the probe's wait again after it.
   const probeDelayMs = ctx.submitter.maxDelayMs;
   ctx.submitter.maxDelayMs = Math.max(probeDelayMs, OVERLOAD_BATCH_DELAY_MS);
+  // One gathering lane, calls round-robin, as before p24 (submitter.ts roundRobin): a sender
+  // here waits for each answer, so per-sender connections buy nothing and would cut the batches.
+  ctx.submitter.roundRobin = true;
   const cpu0 = process.cpuUsage();
   const calls0 = ctx.submitter.calls;
   // Why a send finds every sender busy: the client's lateness, the round trip, its own stalls.
@@ -244,6 +247,7 @@ export async function runOverload(
     );
     ctx.submitter.flush();
   } finally {
+    ctx.submitter.roundRobin = false;
     ctx.submitter.maxDelayMs = probeDelayMs;
   }
 

@@ -18,7 +18,10 @@
 //               negative for a node that streams at certificate time), and delivered -> seen
 // plus "ack" (sent -> SubmitTxs answered) beside them, and the same split by entry node (the
 // primary itself, or a backup that gossips to it).
-import { readFileSync } from "node:fs";
+// Validators from p24 on also log per-transaction trace points (src/node/trace.ts): the hops
+// before the proposal (entry admission, gossip in at the primary, its admission, the pool) by tx
+// id, and the mempool's account read / signatures / re-read per admission batch.
+import { existsSync, readFileSync } from "node:fs";
 import { primaryTimeline, readLog } from "./traceTimeline.js";
 
 interface TxLine {
@@ -29,6 +32,96 @@ interface TxLine {
   seen: number | null;
   entry: number | null;
   height: number | null;
+  /** The first 12 hex digits of the tx hash (bench builds from p24 on). */
+  id?: string;
+}
+
+/** When a transaction's admission began (wall ms) and ended (the line's time) on one node. */
+interface Admission {
+  at0: number;
+  time: number;
+}
+
+/** The nodes' per-transaction trace points (PARABFT_TRACE, validators from p24 on). */
+interface TxTrace {
+  /** Per node: tx id -> its API admission there. */
+  api: Map<string, Admission>[];
+  /** Node 0 (the primary): tx id -> the gossip envelope carrying it arrived. */
+  gossipIn: Map<string, number>;
+  /** Node 0: tx id -> its admission from gossip. */
+  gossipAdmitted: Map<string, Admission>;
+}
+
+interface TraceLine {
+  time: number;
+  msg: string;
+  at0?: number;
+  txs?: string[];
+  origin?: string;
+  n?: number;
+  accountMs?: number;
+  verifyMs?: number;
+  rereadMs?: number;
+  reread?: boolean;
+}
+
+/**
+ * The mempool's "trace admission" lines (one per admitted batch, p24): p50/p90/p99 of the account
+ * read, the signature check and the re-read after a commit or execution moved nonces, per origin
+ * (api, peer = gossip) on the primary (node 0) and on the backups.
+ */
+export function admissionRows(dir: string): StageRow[] {
+  const cols = new Map<string, number[]>();
+  const add = (k: string, v: number) => {
+    const xs = cols.get(k);
+    if (xs) xs.push(v);
+    else cols.set(k, [v]);
+  };
+  for (let i = 0; existsSync(`${dir}/node${i}/node.log`); i++) {
+    const where = i === 0 ? "primary" : "backups";
+    for (const e of readLog(dir, i) as TraceLine[]) {
+      if (e.msg !== "trace admission") continue;
+      const k = `admission batch, ${e.origin} at ${where}:`;
+      add(`${k} txs`, e.n ?? Number.NaN);
+      add(`${k} account read`, e.accountMs ?? Number.NaN);
+      add(`${k} signatures`, e.verifyMs ?? Number.NaN);
+      add(`${k} re-read`, e.rereadMs ?? Number.NaN);
+      add(`${k} re-read share`, e.reread ? 1 : 0);
+    }
+  }
+  const out: StageRow[] = [];
+  for (const [stage, xs] of [...cols].sort((a, b) => a[0].localeCompare(b[0]))) {
+    if (stage.endsWith("share"))
+      out.push({
+        stage,
+        p50: xs.reduce((a, b) => a + b, 0) / xs.length,
+        p90: Number.NaN,
+        p99: Number.NaN,
+        n: xs.length,
+      });
+    else out.push({ stage, p50: pct(xs, 0.5), p90: pct(xs, 0.9), p99: pct(xs, 0.99), n: xs.length });
+  }
+  return out;
+}
+
+function txTrace(dir: string): TxTrace {
+  const api: Map<string, Admission>[] = [];
+  const gossipIn = new Map<string, number>();
+  const gossipAdmitted = new Map<string, Admission>();
+  for (let i = 0; existsSync(`${dir}/node${i}/node.log`); i++) {
+    const m = new Map<string, Admission>();
+    api.push(m);
+    for (const e of readLog(dir, i) as TraceLine[]) {
+      if (e.txs === undefined) continue;
+      if (e.msg === "trace api admitted") for (const id of e.txs) m.set(id, { at0: e.at0!, time: e.time });
+      else if (i !== 0) continue;
+      else if (e.msg === "trace gossip in") {
+        for (const id of e.txs) if (!gossipIn.has(id)) gossipIn.set(id, e.time);
+      } else if (e.msg === "trace gossip admitted")
+        for (const id of e.txs) gossipAdmitted.set(id, { at0: e.at0!, time: e.time });
+    }
+  }
+  return { api, gossipIn, gossipAdmitted };
 }
 
 function pct(xs: number[], p: number): number {
@@ -60,6 +153,7 @@ export function txStages(txs: TxLine[], dir: string): { rows: StageRow[]; notes:
     r.del ??= delivered.get(h);
     r.dur ??= durable.get(h);
   }
+  const trace = txTrace(dir);
   const props = [...heights.entries()]
     .map(([h, r]) => [Number(h), r.prop] as const)
     .sort((a, b) => a[1] - b[1]);
@@ -78,14 +172,17 @@ export function txStages(txs: TxLine[], dir: string): { rows: StageRow[]; notes:
     joined++;
     const prepared = r.prepIn[1]!;
     // The first proposal at or after the send (binary search over proposal times).
-    let lo = 0;
-    let hi = props.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (props[mid]![1] < t.sent) lo = mid + 1;
-      else hi = mid;
-    }
-    const first = props[lo]?.[1] ?? Number.NaN;
+    const nextProposal = (at: number): number => {
+      let lo = 0;
+      let hi = props.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (props[mid]![1] < at) lo = mid + 1;
+        else hi = mid;
+      }
+      return props[lo]?.[1] ?? Number.NaN;
+    };
+    const first = nextProposal(t.sent);
     const where = t.entry === 0 ? "entry = primary" : "entry = backup";
     const rows: [string, number][] = [
       ["gather (scheduled -> call sent)", t.sent - t.sched],
@@ -103,6 +200,29 @@ export function txStages(txs: TxLine[], dir: string): { rows: StageRow[]; notes:
       ["bench finality (scheduled -> seen)", t.seen - t.sched],
     ];
     for (const [k, v] of rows) add(k, v);
+    // The hops before the proposal (p24 trace points): entry admission, gossip, the primary's.
+    const entryAdm = t.id !== undefined && t.entry !== null ? trace.api[t.entry]?.get(t.id) : undefined;
+    if (entryAdm !== undefined) {
+      add("  sent -> entry API begins admission", entryAdm.at0 - t.sent);
+      add("  entry admission", entryAdm.time - entryAdm.at0);
+      add("  entry admitted -> acked at the client", (t.acked ?? Number.NaN) - entryAdm.time);
+      let inPool = entryAdm.time;
+      if (t.entry !== 0) {
+        const gin = trace.gossipIn.get(t.id!);
+        const gadm = trace.gossipAdmitted.get(t.id!);
+        add("  entry admitted -> gossip in at primary", (gin ?? Number.NaN) - entryAdm.time);
+        add("  gossip in -> primary admission begins", (gadm?.at0 ?? Number.NaN) - (gin ?? Number.NaN));
+        add("  primary admission (gossip)", gadm === undefined ? Number.NaN : gadm.time - gadm.at0);
+        inPool = gadm?.time ?? Number.NaN;
+        add("  not admitted from gossip at the primary share", gadm === undefined ? 1 : 0);
+      }
+      if (Number.isFinite(inPool)) {
+        const next = nextProposal(inPool);
+        add(`  in the primary's pool -> proposed, ${where}`, r.prop - inPool);
+        add(`  pool: missed > 0 share, ${where}`, r.prop - next > 0 ? 1 : 0);
+        add(`  pool: wait for the next proposal, ${where}`, next - inPool);
+      }
+    }
     add(`to proposal, ${where}`, r.prop - t.sent);
     add(`missed > 0 share, ${where}`, r.prop - first > 0 ? 1 : 0);
   }
@@ -124,6 +244,7 @@ export function txStages(txs: TxLine[], dir: string): { rows: StageRow[]; notes:
     `${joined} of ${txs.length} transactions joined to the primary's timeline`,
     `heights ${perBlock.size}: txs/block p50 ${pct(sizes, 0.5)} p90 ${pct(sizes, 0.9)} max ${pct(sizes, 1)}; proposal cycle p50 ${pct(cycles, 0.5)} ms p90 ${pct(cycles, 0.9)} ms`,
   ];
+  out.push(...admissionRows(dir));
   return { rows: out, notes };
 }
 

@@ -7,6 +7,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { type SignedTx, type TxBody, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
+
 import { RateLimiter } from "../net/rateLimit.js";
 import { addressOf, PUBLIC_KEY_LENGTH, txHash } from "../types/block.js";
 import { toHex } from "../types/bytes.js";
@@ -27,6 +28,9 @@ import type {
   ReapResult,
   TxOrigin,
 } from "./types.js";
+
+/** PARABFT_TRACE=1: each admission batch's account read, signature check and re-read, in ms. */
+const TRACE = process.env.PARABFT_TRACE === "1";
 
 /** A transaction past the stateless checks, before it is hashed. */
 type Draft = Omit<PoolTx, "hash" | "hashHex">;
@@ -279,7 +283,9 @@ export class Mempool {
     // costs one (bloom-filtered) storage read instead of a signature check. Looked up before the
     // synchronous section because the lookup may read storage.
     const epoch = this.nonceEpoch;
+    const tA = TRACE ? performance.now() : 0;
     const accounts = await this.accountsFor(candidates.map((c) => c.ptx));
+    const tB = TRACE ? performance.now() : 0;
     // A gossip batch carries runs of a sender's consecutive nonces (its origin admitted them one by
     // one). Each tx is judged, and inserted, in (sender, nonce) order as if the batch's lower
     // nonces were already pooled, so a run longer than maxNonceGap is not refused as NONCE_GAP.
@@ -315,6 +321,7 @@ export class Mempool {
             funded.map((c) => c.ptx.hash),
             funded.map((c) => c.ptx.sender),
           );
+    const tC = TRACE ? performance.now() : 0;
     const verified: { i: number; ptx: PoolTx }[] = [];
     const now = this.now();
     for (let k = 0; k < funded.length; k++) {
@@ -347,6 +354,19 @@ export class Mempool {
       for (const [k, v] of again) accounts.set(k, v);
     }
     const current = epochNow === this.nonceEpoch;
+    if (TRACE)
+      this.log.debug(
+        {
+          origin,
+          n: candidates.length,
+          verify: funded.length,
+          accountMs: +(tB - tA).toFixed(2),
+          verifyMs: +(tC - tB).toFixed(2),
+          rereadMs: +(performance.now() - tC).toFixed(2),
+          reread: epoch !== epochNow,
+        },
+        "trace admission",
+      );
     let admitted = 0;
     for (const { i, ptx } of verified) {
       try {

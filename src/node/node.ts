@@ -73,6 +73,7 @@ import {
   Equivocator,
   TestFaults,
 } from "./testFaults.js";
+import { TRACE, traceAdmitted } from "./trace.js";
 import { VerdictCache } from "./verdictCache.js";
 import { Waiters } from "./waiters.js";
 
@@ -856,7 +857,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const error = this.followerRefusal();
     if (error !== null) return txs.map(() => ({ ok: false, error }));
     const t0 = performance.now();
+    const at0 = TRACE ? Date.now() : 0;
     const results = await this.mempool.addBatch(txs, "api", { peer });
+    if (TRACE) traceAdmitted(this.log, "trace api admitted", at0, results);
     return results.map((r) => {
       if (!r.ok) return { ok: false, error: r.error };
       this.noteSubmitted(r.hashHex, t0);

@@ -43,7 +43,8 @@ Options:
   --factor F         overload: offered load as a multiple of saturation (default 2)
   --probe S          overload: seconds per probe step (default 10)
   --saturation R     overload: skip the probe and take R tx/s as saturation (quick checks)
-  --senders N        distinct sending accounts (default 64, 2048 with --overload)
+  --senders N        distinct sending accounts (default: 2 per tx/s of --rate, 64 to 2048;
+                     2048 with --overload or --sweep; closed loop: 64 or one per client)
   --submit-batch N   open loop and overload: SubmitTxs batches of up to N transactions, gathered
                      for at most 5 ms (default 64); 1 = one SubmitTx per transaction
   --connections N    client connections (default 2 per node, at least 4; with --overload one
@@ -166,7 +167,18 @@ export const benchClusterCommand: CliCommand = {
         : {}),
       sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], overload ? 16 : 8, 1, 50),
       // Overload: a sender waits for each answer before its next nonce, so more of them.
-      senders: intFlag("senders", values.senders, Math.max(overload ? 2048 : 64, closedLoop ?? 0), 1, 10_000),
+      senders: intFlag(
+        "senders",
+        values.senders,
+        defaultSenders({
+          overload,
+          sweep,
+          closedLoop,
+          rate: intFlag("rate", values.rate, 200, 1, 1_000_000),
+        }),
+        1,
+        10_000,
+      ),
       ...(values["submit-batch"] !== undefined
         ? { submitBatch: intFlag("submit-batch", values["submit-batch"], 64, 1, 512) }
         : {}),
@@ -188,3 +200,22 @@ export const benchClusterCommand: CliCommand = {
     return v.missing + v.heightMismatch > 0 ? 1 : 0;
   },
 };
+
+/**
+ * The default number of senders. An open loop gives each sender ~0.5 tx/s (2 per tx/s offered,
+ * 64 to 2,048): a sender's txs still waiting must stay within the pool's nonce window (16), or its
+ * later nonces are refused NONCE_GAP, retried, and the API closes the connection as abusive. p24:
+ * at 1,000 tx/s on a loaded box the old default of 64 (15.6 tx/s per sender) had 10,500-11,000 of
+ * 15,000 sends fail UNAVAILABLE, whichever way senders were spread over the connections. Overload
+ * and sweeps (whose rate grows) take 2,048; a closed loop needs one per client.
+ */
+export function defaultSenders(o: {
+  overload: boolean;
+  sweep: boolean;
+  closedLoop: number | undefined;
+  rate: number;
+}): number {
+  if (o.closedLoop !== undefined) return Math.max(64, o.closedLoop);
+  if (o.overload || o.sweep) return 2048;
+  return Math.min(2048, Math.max(64, 2 * o.rate));
+}

@@ -95,11 +95,49 @@ describe("bench submitter", () => {
     const s = new Submitter(conns, 2, 5);
     const sent: { txs: number[]; conn: number }[] = [];
     s.onSend = (txs, conn) => sent.push({ txs: txs.map((t) => t.body[0]!), conn });
-    await settle([1, 2, 3].map((k) => s.submit(tx(0, k), k)));
-    // The first two fill a batch on connection 0; the third goes alone on connection 1.
+    await settle([1, 2, 3].map((k) => s.submit(tx(0, k), k === 3 ? 0 : 1)));
+    // Senders 1 and 2 share connection 1 (their hints) and fill its batch; the third goes alone
+    // on connection 0.
     assert.deepEqual(sent, [
-      { txs: [1, 2], conn: 0 },
-      { txs: [3], conn: 1 },
+      { txs: [1, 2], conn: 1 },
+      { txs: [3], conn: 0 },
+    ]);
+  });
+
+  it("keeps each sender on its connection, so its nonces reach one node in order", async () => {
+    // Connection c's client records the bodies it was sent; each call answers only when opened.
+    const seen: number[][] = [[], [], []];
+    const gates: (() => void)[] = [];
+    const conns = seen.map(
+      (log) =>
+        new Connection({
+          submitTxs: (txs: SignedTx[]) => {
+            for (const t of txs) log.push(t.body[0]!);
+            return new Promise<TxSubmitOutcome[]>((resolve) =>
+              gates.push(() => resolve(txs.map((t) => ({ ok: true, txHash: txHash(t) })))),
+            );
+          },
+        } as unknown as ParabftClient),
+    );
+    const s = new Submitter(conns, 64, 600_000);
+    // Sender k % 3 sends body k: six sends over three senders, then six more while calls wait.
+    const p = Array.from({ length: 6 }, (_, k) => s.submit(tx(0, k), k % 3));
+    await new Promise<void>((r) => setImmediate(r));
+    const q = Array.from({ length: 6 }, (_, k) => s.submit(tx(0, 6 + k), (6 + k) % 3));
+    assert.equal(s.waiting, 6, "each connection has a call in flight: the later sends gather on theirs");
+    while (gates.length > 0 || s.waiting > 0) {
+      gates.shift()?.();
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    const conns_ = await Promise.all([...p, ...q]);
+    assert.deepEqual(
+      conns_,
+      Array.from({ length: 12 }, (_, k) => k % 3),
+    );
+    assert.deepEqual(seen, [
+      [0, 3, 6, 9],
+      [1, 4, 7, 10],
+      [2, 5, 8, 11],
     ]);
   });
 
@@ -165,11 +203,29 @@ describe("bench submitter", () => {
     const calls = { unary: 0, batches: [] as number[] };
     const conns = [new Connection(fakeClient(calls)), new Connection(fakeClient(calls))];
     const batched = new Submitter(conns, 2, 1_000);
-    // Batches go round-robin: the first pair through connection 0, the next through 1.
-    assert.deepEqual(await Promise.all([1, 2, 4, 5].map((k) => batched.submit(tx(0, k), 0))), [0, 0, 1, 1]);
+    // A batch goes on its senders' connection (the hint modulo the connections).
+    assert.deepEqual(await Promise.all([1, 2, 4, 5].map((k) => batched.submit(tx(0, k), k))), [1, 0, 0, 1]);
     // A unary submit keeps its sender's connection (the hint modulo the connections).
     const unary = new Submitter(conns, 1);
     assert.deepEqual(await Promise.all([1, 2, 4].map((k) => unary.submit(tx(0, k), k))), [1, 0, 0]);
+  });
+
+  it("roundRobin (the overload run): one gathering lane whatever the senders, calls round-robin", async () => {
+    const calls = { unary: 0, batches: [] as number[] };
+    const conns = [new Connection(fakeClient(calls)), new Connection(fakeClient(calls))];
+    const s = new Submitter(conns, 2, 1_000);
+    s.roundRobin = true;
+    const sent: { txs: number[]; conn: number }[] = [];
+    s.onSend = (txs, conn) => sent.push({ txs: txs.map((t) => t.body[0]!), conn });
+    // Four senders, two full batches: the first pair through connection 0, the next through 1.
+    assert.deepEqual(await Promise.all([1, 2, 4, 5].map((k) => s.submit(tx(0, k), k))), [0, 0, 1, 1]);
+    assert.deepEqual(sent, [
+      { txs: [1, 2], conn: 0 },
+      { txs: [4, 5], conn: 1 },
+    ]);
+    // Back to a lane per connection: sender 3 on connection 1.
+    s.roundRobin = false;
+    assert.equal(await s.submit(tx(0, 7), 3), 1);
   });
 
   it("with batch 1 makes one SubmitTx per transaction (the old path)", async () => {

@@ -167,6 +167,38 @@ describe("VerifyPool", () => {
     }
   });
 
+  it("verifies a small call inline while the workers are busy, with the node rule's answers", async () => {
+    const big = Array.from({ length: 60 }, (_, i) => makeTx(1000 + i));
+    const small = mixedTxs(12).slice(6);
+    const pool = new VerifyPool({ size: 1, inlineWhenIdle: false, flushMs: 1_000 });
+    await pool.start();
+    try {
+      // 60 txs (under maxBatch 64) wait for the 1 s flush timer before any worker sees them.
+      const held = pool.verifyTxs(big);
+      const batches = pool.stats.batches;
+      // Six txs (bad signature, bad body, short signature, wrong signer, valid ones): answered
+      // inline at once, not held for the worker batch's timer.
+      assert.deepEqual(await pool.verifyTxs(small), inlineExpected(small));
+      assert.equal(pool.stats.batches, batches, "no worker batch for the small call");
+      assert.deepEqual(await held, inlineExpected(big));
+      // Its verdicts are cached like a worker's.
+      const verified = pool.stats.verified;
+      assert.deepEqual(await pool.verifyTxs(small), inlineExpected(small));
+      assert.equal(pool.stats.verified, verified);
+    } finally {
+      await pool.stop();
+    }
+    // inlineMaxTxs 0: the same small call waits for a worker batch.
+    const off = new VerifyPool({ size: 1, inlineWhenIdle: false, inlineMaxTxs: 0 });
+    await off.start();
+    try {
+      assert.deepEqual(await off.verifyTxs(small), inlineExpected(small));
+      assert.ok(off.stats.batches >= 1);
+    } finally {
+      await off.stop();
+    }
+  });
+
   it("stop() terminates every worker and later calls are rejected", async () => {
     const pool = new VerifyPool({ size: 2 });
     await pool.start();
