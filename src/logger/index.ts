@@ -3,6 +3,12 @@ import { type Logger as PinoLogger, pino } from "pino";
 
 export type Logger = PinoLogger;
 
+/**
+ * PARABFT_TRACE=1 (with log level debug): components log their per-event trace points
+ * (timelines joined by bench/cluster's stage tools). Off otherwise: nothing is built for them.
+ */
+export const TRACE = process.env.PARABFT_TRACE === "1";
+
 export interface LoggerOpts {
   level?: string;
   /** Force pretty (true) or JSON (false); default: pretty when stderr is a TTY. */

@@ -6,8 +6,7 @@
 // synchronously, so concurrent admissions cannot overfill the pool or admit one hash twice.
 import { fromBinary } from "@bufbuild/protobuf";
 import { type SignedTx, type TxBody, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
-import type { Logger } from "../logger/index.js";
-
+import { type Logger, TRACE } from "../logger/index.js";
 import { RateLimiter } from "../net/rateLimit.js";
 import { addressOf, PUBLIC_KEY_LENGTH, txHash } from "../types/block.js";
 import { toHex } from "../types/bytes.js";
@@ -28,9 +27,6 @@ import type {
   ReapResult,
   TxOrigin,
 } from "./types.js";
-
-/** PARABFT_TRACE=1: each admission batch's account read, signature check and re-read, in ms. */
-const TRACE = process.env.PARABFT_TRACE === "1";
 
 /** A transaction past the stateless checks, before it is hashed. */
 type Draft = Omit<PoolTx, "hash" | "hashHex">;

@@ -6,7 +6,7 @@
 import type { Logger } from "../logger/index.js";
 import type { BatchResult } from "../mempool/index.js";
 
-export const TRACE = process.env.PARABFT_TRACE === "1";
+export { TRACE } from "../logger/index.js";
 /** Hex digits of a tx hash that name it in a trace line (collisions are negligible per run). */
 export const TRACE_ID_HEX = 12;
 
