@@ -34,8 +34,18 @@ export interface VerifyPoolOpts {
    * millisecond on the calling thread, while the batch wait and the handoff to a worker thread
    * that shares its core took 26 ms p50 for one signature at 200 tx/s on a loaded 2-core box
    * running 4 validators (p24-notes.md). Larger calls go to the workers. 0 turns it off. Default 8.
+   * Bounded by inlineBudgetPerSec.
    */
   inlineMaxTxs?: number;
+  /**
+   * Signatures per second that small calls (inlineMaxTxs) may verify on the calling thread; past
+   * it they go to the workers as before (a bucket of 2 × inlineMaxTxs, refilled at this rate).
+   * Under load a validator's gossip arrives as many small batches: verified all on the main thread
+   * they cost ~0.18 ms each there, and the lead's quiet overload run of the unbounded rule (s24)
+   * stalled the event loop up to 1.9 s, fell from 1,777 to 1,370 tx/s of saturation and changed
+   * views twice. Default 300 (~5 % of the calling thread), which covers a light load's every tx.
+   */
+  inlineBudgetPerSec?: number;
   /** Flush a batch once it holds this many items. Default 64. */
   maxBatch?: number;
   /** Flush a non-empty batch after this long. Default 1 ms. */
@@ -93,11 +103,15 @@ export class VerifyPool {
   private live = 0;
   private stopping = false;
   private lastInlineAt = Number.NEGATIVE_INFINITY;
+  /** inlineBudgetPerSec's bucket: signatures small calls may still verify inline, and when it was filled. */
+  private inlineTokens: number;
+  private inlineFilledAt = performance.now();
   readonly stats: VerifyPoolStats = { cacheHits: 0, verified: 0, batches: 0, respawns: 0 };
 
   constructor(private readonly opts: VerifyPoolOpts = {}) {
     this.size = opts.size ?? 2;
     this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
+    this.inlineTokens = 2 * (opts.inlineMaxTxs ?? 8);
     this.flushMs = opts.flushMs ?? 1;
     this.inline = new NodeVerifier({ keyCacheSize: opts.keyCacheSize });
     this.verdicts = new Lru(opts.resultCacheSize ?? 100_000);
@@ -158,7 +172,7 @@ export class VerifyPool {
     hashes?: readonly Uint8Array[],
     senders?: readonly Uint8Array[],
   ): Promise<boolean[]> {
-    const inline = txs.length <= (this.opts.inlineMaxTxs ?? 8);
+    const inline = txs.length <= (this.opts.inlineMaxTxs ?? 8) && this.takeInline(txs.length);
     return Promise.all(txs.map((tx, i) => this.verifyTx(tx, hashes?.[i], senders?.[i], inline)));
   }
 
@@ -209,6 +223,18 @@ export class VerifyPool {
   hasVerdict(tx: SignedTx): boolean {
     const h = nodeHash("sha256", tx.body, "buffer");
     return this.verdicts.has(Buffer.concat([h, tx.signature]).toString("latin1"));
+  }
+
+  /** Takes n signatures from the inline bucket (see inlineBudgetPerSec), or false when it is short. */
+  private takeInline(n: number): boolean {
+    const now = performance.now();
+    const cap = 2 * (this.opts.inlineMaxTxs ?? 8);
+    const rate = (this.opts.inlineBudgetPerSec ?? 300) / 1000;
+    this.inlineTokens = Math.min(cap, this.inlineTokens + (now - this.inlineFilledAt) * rate);
+    this.inlineFilledAt = now;
+    if (this.inlineTokens < n) return false;
+    this.inlineTokens -= n;
+    return true;
   }
 
   private verifyNow(item: VerifyItem): boolean {

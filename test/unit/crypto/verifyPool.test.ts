@@ -199,6 +199,24 @@ describe("VerifyPool", () => {
     }
   });
 
+  it("small calls past the inline budget go to the workers, with the same answers", async () => {
+    // A budget of 1 signature per second: the bucket (2 × inlineMaxTxs = 12) covers two 6-tx calls
+    // made at once; the third finds it short and waits for a worker batch.
+    const calls = [mixedTxs(12).slice(6), mixedTxs(24).slice(18), mixedTxs(36).slice(30)];
+    const pool = new VerifyPool({ size: 1, inlineWhenIdle: false, inlineMaxTxs: 6, inlineBudgetPerSec: 1 });
+    await pool.start();
+    try {
+      const before = pool.stats.batches;
+      assert.deepEqual(await pool.verifyTxs(calls[0]!), inlineExpected(calls[0]!));
+      assert.deepEqual(await pool.verifyTxs(calls[1]!), inlineExpected(calls[1]!));
+      assert.equal(pool.stats.batches, before, "the bucket's 12 signatures were verified inline");
+      assert.deepEqual(await pool.verifyTxs(calls[2]!), inlineExpected(calls[2]!));
+      assert.ok(pool.stats.batches > before, "the call past the budget went to a worker batch");
+    } finally {
+      await pool.stop();
+    }
+  });
+
   it("stop() terminates every worker and later calls are rejected", async () => {
     const pool = new VerifyPool({ size: 2 });
     await pool.start();
