@@ -428,13 +428,15 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
     watcher.start();
     const conns = clients.slice(0, connections).map((c) => new Connection(c));
     const submitBatch = opts.submitBatch ?? DEFAULT_SUBMIT_BATCH;
+    const submitter = new Submitter(conns, submitBatch);
+    submitter.roundRobin = opts.stickySenders !== true;
     const ctx: RunContext = {
       chainId,
       senders,
       conns,
       validatorClients: watchClients,
       signPool,
-      submitter: new Submitter(conns, submitBatch),
+      submitter,
       watcher,
       ceiling,
       drainTimeoutS: opts.drainTimeoutS ?? 15,

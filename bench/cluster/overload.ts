@@ -147,6 +147,7 @@ export async function runOverload(
   ctx.submitter.maxDelayMs = Math.max(probeDelayMs, OVERLOAD_BATCH_DELAY_MS);
   // One gathering lane, calls round-robin, as before p24 (submitter.ts roundRobin): a sender
   // here waits for each answer, so per-sender connections buy nothing and would cut the batches.
+  const probeRoundRobin = ctx.submitter.roundRobin;
   ctx.submitter.roundRobin = true;
   const cpu0 = process.cpuUsage();
   const calls0 = ctx.submitter.calls;
@@ -247,7 +248,7 @@ export async function runOverload(
     );
     ctx.submitter.flush();
   } finally {
-    ctx.submitter.roundRobin = false;
+    ctx.submitter.roundRobin = probeRoundRobin;
     ctx.submitter.maxDelayMs = probeDelayMs;
   }
 

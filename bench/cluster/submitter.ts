@@ -48,7 +48,10 @@ export class Submitter {
    * (the overload run, overload.ts: each sender waits for its answer before its next nonce, so
    * its nonces cannot overtake each other, and at 2× saturation one lane fills 64-tx batches
    * where a lane per connection would send a call per handful of txs). Off: a lane per
-   * connection, a sender on its own (the open loop's pre-signed runs of nonces).
+   * connection, a sender on its own (the open loop's pre-signed runs of nonces with
+   * `--sticky-senders`). `bench cluster` turns it on unless that flag is given: with 2 senders
+   * per tx/s (the default count) a sender's nonces are seconds apart and do not overtake each
+   * other, and the lanes' ~1-tx calls cost the validators saturation (s24-lead-notes.md).
    */
   roundRobin = false;
   /** Calls made (SubmitTx or SubmitTxs). */

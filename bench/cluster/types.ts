@@ -42,6 +42,13 @@ export interface ClusterBenchOpts {
    * transaction). Default DEFAULT_SUBMIT_BATCH (bench/cluster.ts).
    */
   submitBatch?: number;
+  /**
+   * Open loop: each sender's batches on its own connection (submitter.ts, a lane per connection)
+   * instead of one gathering lane whose calls go round-robin (the default). The lead's s24 runs:
+   * with lanes, calls carry ~1 tx at light load and saturation fell from ~1,780 to ~1,230-1,370
+   * tx/s for the same validators, from the calls alone.
+   */
+  stickySenders?: boolean;
   /** Client connections, spread round-robin over the nodes. */
   connections?: number;
   /** Distinct senders (funded accounts); more senders means less nonce serialisation. */

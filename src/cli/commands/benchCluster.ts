@@ -47,6 +47,8 @@ Options:
                      2048 with --overload or --sweep; closed loop: 64 or one per client)
   --submit-batch N   open loop and overload: SubmitTxs batches of up to N transactions, gathered
                      for at most 5 ms (default 64); 1 = one SubmitTx per transaction
+  --sticky-senders   open loop: each sender's batches on its own connection (a gathering lane
+                     per connection) instead of one lane whose calls go round-robin (default)
   --connections N    client connections (default 2 per node, at least 4; with --overload one
                      per 48 senders)
   --drain S          seconds to wait for stragglers after the load (default 15)
@@ -78,6 +80,7 @@ export const benchClusterCommand: CliCommand = {
       factor: { type: "string" },
       probe: { type: "string" },
       "submit-batch": { type: "string" },
+      "sticky-senders": { type: "boolean" },
       saturation: { type: "string" },
       senders: { type: "string" },
       connections: { type: "string" },
@@ -179,6 +182,7 @@ export const benchClusterCommand: CliCommand = {
         1,
         10_000,
       ),
+      ...(values["sticky-senders"] === true ? { stickySenders: true } : {}),
       ...(values["submit-batch"] !== undefined
         ? { submitBatch: intFlag("submit-batch", values["submit-batch"], 64, 1, 512) }
         : {}),
