@@ -90,6 +90,9 @@ interface WorkerSlot {
 export class VerifyPool {
   private readonly size: number;
   private readonly maxBatch: number;
+  /** opts.inlineMaxTxs, and the inline bucket's size (2 × it). */
+  private readonly inlineMaxTxs: number;
+  private readonly inlineCap: number;
   private readonly flushMs: number;
   private readonly inline: NodeVerifier;
   private readonly verdicts: Lru<string, boolean>;
@@ -111,7 +114,9 @@ export class VerifyPool {
   constructor(private readonly opts: VerifyPoolOpts = {}) {
     this.size = opts.size ?? 2;
     this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
-    this.inlineTokens = 2 * (opts.inlineMaxTxs ?? 8);
+    this.inlineMaxTxs = opts.inlineMaxTxs ?? 8;
+    this.inlineCap = 2 * this.inlineMaxTxs;
+    this.inlineTokens = this.inlineCap;
     this.flushMs = opts.flushMs ?? 1;
     this.inline = new NodeVerifier({ keyCacheSize: opts.keyCacheSize });
     this.verdicts = new Lru(opts.resultCacheSize ?? 100_000);
@@ -172,7 +177,7 @@ export class VerifyPool {
     hashes?: readonly Uint8Array[],
     senders?: readonly Uint8Array[],
   ): Promise<boolean[]> {
-    const inline = txs.length <= (this.opts.inlineMaxTxs ?? 8) && this.takeInline(txs.length);
+    const inline = txs.length <= this.inlineMaxTxs && this.takeInline(txs.length);
     return Promise.all(txs.map((tx, i) => this.verifyTx(tx, hashes?.[i], senders?.[i], inline)));
   }
 
@@ -228,9 +233,8 @@ export class VerifyPool {
   /** Takes n signatures from the inline bucket (see inlineBudgetPerSec), or false when it is short. */
   private takeInline(n: number): boolean {
     const now = performance.now();
-    const cap = 2 * (this.opts.inlineMaxTxs ?? 8);
     const rate = (this.opts.inlineBudgetPerSec ?? 300) / 1000;
-    this.inlineTokens = Math.min(cap, this.inlineTokens + (now - this.inlineFilledAt) * rate);
+    this.inlineTokens = Math.min(this.inlineCap, this.inlineTokens + (now - this.inlineFilledAt) * rate);
     this.inlineFilledAt = now;
     if (this.inlineTokens < n) return false;
     this.inlineTokens -= n;
