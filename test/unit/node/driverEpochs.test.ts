@@ -13,15 +13,10 @@ import {
   PeerMessageSchema,
   StatusReportSchema,
 } from "../../../src/gen/parabft/v1/consensus_pb.js";
-import {
-  ConsensusDriver,
-  type DriverModules,
-  type DriverOpts,
-  type EpochChange,
-} from "../../../src/node/driver.js";
+import { ConsensusDriver, type DriverOpts, type EpochChange } from "../../../src/node/driver.js";
 import { CHAIN, testSigner, testVerifier } from "../consensus/harness.js";
+import { noop, stubDriverModules } from "./driverStubs.js";
 
-const noop = () => {};
 const tick = () => new Promise((r) => setImmediate(r));
 
 function setup(withPeerKey = true) {
@@ -56,10 +51,9 @@ function setup(withPeerKey = true) {
     status: "validating",
     epoch: 0n,
   };
-  const mod = {
+  const mod = stubDriverModules({
     replica,
     envelopeContext,
-    mempool: { markBlockInFlight: noop, beginViewChange: noop, endViewChange: noop },
     net: {
       broadcast: noop,
       send: noop,
@@ -72,11 +66,7 @@ function setup(withPeerKey = true) {
     ...(withPeerKey ? { peerKey: (from: number) => (from === 7 ? keys[2] : keys[0]) } : {}),
     onEpochChanged: (c: EpochChange) => changes.push(c),
     readCommitted: async () => [],
-    log: { debug: noop, info: noop, warn: noop, error: noop, fatal: noop },
-    onDiverged: noop,
-    metrics: null,
-    persist: async () => {},
-  } as unknown as DriverModules;
+  });
   const driver = new ConsensusDriver({ chainId: CHAIN, self: 0 } as DriverOpts, mod);
   const perform = (actions: Action[]) =>
     (driver as unknown as { perform(a: Action[]): void }).perform(actions);

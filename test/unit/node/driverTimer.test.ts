@@ -5,14 +5,13 @@ import assert from "node:assert/strict";
 import { connect, createServer, type Socket } from "node:net";
 import { describe, it } from "node:test";
 import type { Action, Event, StepResult } from "../../../src/consensus/pbft/types.js";
-import { ConsensusDriver, type DriverModules, type DriverOpts } from "../../../src/node/driver.js";
-
-const noop = () => {};
+import { ConsensusDriver, type DriverOpts } from "../../../src/node/driver.js";
+import { noop, stubDriverModules } from "./driverStubs.js";
 
 function setup() {
   const fired: { token: number; at: number }[] = [];
   let next: Action[] = [];
-  const mod = {
+  const mod = stubDriverModules({
     replica: {
       handle: (e: Event): StepResult => {
         if (e.kind === "timer") fired.push({ token: e.token, at: performance.now() });
@@ -22,13 +21,7 @@ function setup() {
       },
       committedHeight: 0n,
     },
-    envelopeContext: {},
-    net: { broadcast: noop, send: noop, penalize: noop },
-    log: { debug: noop, info: noop, warn: noop, error: noop, fatal: noop },
-    onDiverged: noop,
-    metrics: null,
-    persist: async () => {},
-  } as unknown as DriverModules;
+  });
   const driver = new ConsensusDriver({ chainId: "t", self: 0, tickMs: 500 } as DriverOpts, mod);
   /** Runs one core step whose actions are `actions` (an `executed` event carries them in). */
   const step = (...actions: Action[]): number => {

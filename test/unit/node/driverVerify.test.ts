@@ -5,10 +5,9 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import type { Event, StepResult, VoteKind, VoteQuery } from "../../../src/consensus/pbft/types.js";
 import { StatusReportSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
-import { ConsensusDriver, type DriverModules, type DriverOpts } from "../../../src/node/driver.js";
+import { ConsensusDriver, type DriverOpts } from "../../../src/node/driver.js";
 import { CHAIN, envCtx, makeSets, prepareFrom, sealFrom, testVerifier } from "../consensus/harness.js";
-
-const noop = () => {};
+import { stubDriverModules } from "./driverStubs.js";
 
 function setup(needed: boolean) {
   const { sets } = makeSets(4);
@@ -22,7 +21,7 @@ function setup(needed: boolean) {
       return testVerifier.verify(pk, m, s);
     },
   };
-  const mod = {
+  const mod = stubDriverModules({
     replica: {
       handle: (e: Event): StepResult => {
         events.push(e);
@@ -35,12 +34,8 @@ function setup(needed: boolean) {
       committedHeight: 0n,
     },
     envelopeContext: { ...envCtx(sets), verifier },
-    net: { broadcast: noop, send: noop, penalize: noop },
-    log: { debug: noop, info: noop, warn: noop, error: noop, fatal: noop },
-    onDiverged: noop,
     metrics: { verdict: (kind: string, reason: string) => verdicts.push(`${kind} ${reason}`) },
-    persist: async () => {},
-  } as unknown as DriverModules;
+  });
   const driver = new ConsensusDriver({ chainId: CHAIN, self: 0, tickMs: 500 } as DriverOpts, mod);
   return { driver, events, verdicts, asked, verifies: () => verifies };
 }

@@ -6,14 +6,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { sealGossip } from "../../../src/consensus/envelope.js";
-import type { Event, StepResult } from "../../../src/consensus/pbft/types.js";
 import { PeerMessageSchema, TxBatchSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
 import { type SignedTx, SignedTxSchema } from "../../../src/gen/parabft/v1/types_pb.js";
 import type { BatchResult } from "../../../src/mempool/index.js";
-import { ConsensusDriver, type DriverModules, type DriverOpts } from "../../../src/node/driver.js";
+import { ConsensusDriver, type DriverOpts } from "../../../src/node/driver.js";
 import { CHAIN, envCtx, makeSets } from "../consensus/harness.js";
+import { stubDriverModules } from "./driverStubs.js";
 
-const noop = () => {};
 const tick = () => new Promise((r) => setImmediate(r));
 
 /** A tx the mock pool tells apart by its first body byte. */
@@ -42,19 +41,7 @@ function setup() {
       );
     },
   };
-  const mod = {
-    replica: {
-      handle: (_e: Event): StepResult => ({ actions: [], verdict: null, sender: null }),
-      committedHeight: 0n,
-    },
-    envelopeContext: envCtx(sets),
-    mempool,
-    net: { broadcast: noop, send: noop, penalize: noop },
-    log: { debug: noop, info: noop, warn: noop, error: noop, fatal: noop },
-    onDiverged: noop,
-    metrics: null,
-    persist: async () => {},
-  } as unknown as DriverModules;
+  const mod = stubDriverModules({ envelopeContext: envCtx(sets), mempool });
   const driver = new ConsensusDriver({ chainId: CHAIN, self: 0, tickMs: 500 } as DriverOpts, mod);
   return { driver, calls };
 }

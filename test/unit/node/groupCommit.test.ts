@@ -9,30 +9,26 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { applySigningRecord, emptyPersistedState } from "../../../src/consensus/pbft/persist.js";
 import type { Action, PersistedState, SigningRecord } from "../../../src/consensus/pbft/types.js";
-import { ConsensusDriver, type DriverModules, type DriverOpts } from "../../../src/node/driver.js";
+import { ConsensusDriver, type DriverOpts } from "../../../src/node/driver.js";
 import { SigningStateLog } from "../../../src/storage/index.js";
 import { blockDigest } from "../../../src/types/block.js";
 import { bytesEqual, toHex } from "../../../src/types/bytes.js";
 import { Cluster, makeBlock, prePrepareFrom } from "../consensus/harness.js";
 import { removeDir, tempDir } from "../storage/helpers.js";
-
-const noop = () => {};
+import { noop, stubDriverModules } from "./driverStubs.js";
 
 function harnessDriver() {
   const sent: string[] = [];
   const persists: { records: SigningRecord[]; resolve: () => void; reject: (e: Error) => void }[] = [];
   let diverged = 0;
-  const mod = {
-    mempool: { markBlockInFlight: noop, beginViewChange: noop, endViewChange: noop },
+  const mod = stubDriverModules({
     net: { broadcast: (b: Uint8Array) => sent.push(Buffer.from(b).toString()), send: noop },
-    log: { debug: noop, info: noop, warn: noop, error: noop, fatal: noop },
     onDiverged: () => {
       diverged++;
     },
-    metrics: null,
     persist: (records: SigningRecord[]) =>
       new Promise<void>((resolve, reject) => persists.push({ records, resolve, reject })),
-  } as unknown as DriverModules;
+  });
   const driver = new ConsensusDriver({ chainId: "c", self: 0 } as DriverOpts, mod);
   const perform = (actions: Action[]) =>
     (driver as unknown as { perform(a: Action[]): void }).perform(actions);

@@ -7,11 +7,12 @@
 import { writeSync } from "node:fs";
 import { applySigningRecord, emptyPersistedState } from "../../../src/consensus/pbft/persist.js";
 import type { Action, PersistedState, SigningRecord } from "../../../src/consensus/pbft/types.js";
-import { ConsensusDriver, type DriverModules, type DriverOpts } from "../../../src/node/driver.js";
+import { ConsensusDriver, type DriverOpts } from "../../../src/node/driver.js";
 import { SigningStateLog } from "../../../src/storage/index.js";
 import { blockDigest } from "../../../src/types/block.js";
 import { toHex } from "../../../src/types/bytes.js";
 import { makeBlock, makeSets } from "../consensus/harness.js";
+import { noop, stubDriverModules } from "./driverStubs.js";
 
 const dir = process.env.GC_DIR!;
 const killAfter = Number(process.env.GC_KILL_AFTER);
@@ -24,17 +25,12 @@ const log = new SigningStateLog<PersistedState, SigningRecord>(dir, {
 });
 await log.open();
 
-const noop = () => {};
 let batches = 0;
-const mod = {
-  mempool: { markBlockInFlight: noop, beginViewChange: noop, endViewChange: noop },
+const mod = stubDriverModules({
   net: {
     broadcast: (bytes: Uint8Array) => writeSync(1, `${Buffer.from(bytes).toString()}\n`),
     send: noop,
   },
-  log: { debug: noop, info: noop, warn: noop, error: noop, fatal: noop },
-  onDiverged: noop,
-  metrics: null,
   persist: async (records: SigningRecord[]) => {
     await log.append(...records);
     batches++;
@@ -43,7 +39,7 @@ const mod = {
       else setImmediate(() => process.kill(process.pid, "SIGKILL"));
     }
   },
-} as unknown as DriverModules;
+});
 const driver = new ConsensusDriver({ chainId: "test-chain", self: 2 } as DriverOpts, mod);
 const perform = (actions: Action[]) => (driver as unknown as { perform(a: Action[]): void }).perform(actions);
 

@@ -7,11 +7,11 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import type { Action, Event, StepResult } from "../../../src/consensus/pbft/types.js";
 import { SignedTxSchema } from "../../../src/gen/parabft/v1/types_pb.js";
-import { ConsensusDriver, type DriverModules, type DriverOpts } from "../../../src/node/driver.js";
+import { ConsensusDriver, type DriverOpts } from "../../../src/node/driver.js";
 import { defaultParams } from "../../../src/params/index.js";
 import { CHAIN, envCtx, makeBlock, makeSets, prePrepareFrom } from "../consensus/harness.js";
+import { noop, stubDriverModules } from "./driverStubs.js";
 
-const noop = () => {};
 const MAX_BLOCK_TXS = 50;
 const DELAY_MS = 20;
 
@@ -57,19 +57,14 @@ function setup(depth = 2) {
     beginViewChange: noop,
     endViewChange: noop,
   };
-  const mod = {
+  const mod = stubDriverModules({
     replica,
     envelopeContext: envCtx(sets),
     mempool,
-    net: { broadcast: noop, send: noop, penalize: noop },
-    log: { debug: noop, info: noop, warn: noop, error: noop, fatal: noop },
-    onDiverged: noop,
     onDeliver: noop,
     lastCommit: () => null,
-    metrics: null,
-    persist: async () => {},
     now: () => clock,
-  } as unknown as DriverModules;
+  });
   const opts: DriverOpts = {
     chainId: CHAIN,
     self: 0,

@@ -4,37 +4,25 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { sealMessage } from "../../../src/consensus/envelope.js";
-import type { Action, StepResult } from "../../../src/consensus/pbft/types.js";
+import type { Action } from "../../../src/consensus/pbft/types.js";
 import { PeerMessageSchema, StatusReportSchema } from "../../../src/gen/parabft/v1/consensus_pb.js";
-import {
-  ConsensusDriver,
-  type DriverModules,
-  type DriverOpts,
-  STATUS_REPEAT_TICKS,
-} from "../../../src/node/driver.js";
+import { ConsensusDriver, type DriverOpts, STATUS_REPEAT_TICKS } from "../../../src/node/driver.js";
 import { CHAIN, testSigner } from "../consensus/harness.js";
+import { noop, stubDriverModules } from "./driverStubs.js";
 
-const noop = () => {};
 const TICK_MS = 500;
 
 function setup() {
   let clock = 1_000_000;
   const sent: string[] = [];
-  const mod = {
-    replica: { handle: (): StepResult => ({ actions: [], verdict: null, sender: null }) },
-    envelopeContext: {},
-    mempool: { markBlockInFlight: noop, beginViewChange: noop, endViewChange: noop },
+  const mod = stubDriverModules({
     net: {
       broadcast: (b: Uint8Array) => sent.push(`broadcast ${b.length}`),
       send: noop,
       penalize: noop,
     },
-    log: { debug: noop, info: noop, warn: noop, error: noop, fatal: noop },
-    onDiverged: noop,
-    metrics: null,
-    persist: async () => {},
     now: () => clock,
-  } as unknown as DriverModules;
+  });
   const driver = new ConsensusDriver({ chainId: CHAIN, self: 0, tickMs: TICK_MS } as DriverOpts, mod);
   const perform = (actions: Action[]) =>
     (driver as unknown as { perform(a: Action[]): void }).perform(actions);
