@@ -57,7 +57,7 @@ import {
   nodeEpochHook,
   readSnapshot,
 } from "./dpos.js";
-import { ConsensusDriver, type Delivered, type EpochChange } from "./driver.js";
+import { ConsensusDriver, type EpochChange } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
@@ -74,11 +74,10 @@ import {
   TestFaults,
 } from "./testFaults.js";
 import { TRACE, traceAdmitted } from "./trace.js";
+import { type HashedDelivery, UnwrittenBlocks } from "./unwritten.js";
 import { VerdictCache } from "./verdictCache.js";
 import { Waiters } from "./waiters.js";
 
-/** A delivered block with its transaction ids (blockTxIds: hashed once per block). */
-type HashedDelivery = Delivered & { txHashes: readonly Hash[]; txHexes: readonly string[] };
 /** A delivered block whose clients were answered (answerCommitted), for the commit stage. */
 interface CommitJob {
   d: HashedDelivery;
@@ -139,10 +138,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   /** Submit time of transactions this node's API admitted, for the finality histogram (bounded). */
   private readonly submittedAt = new Map<string, number>();
   private gossip!: TxGossip;
-  /** Txs of blocks whose waiters were answered and whose commit batch is not yet durable. */
-  private readonly answeredNotWritten = new Map<string, bigint>();
-  /** Those blocks, by height: queries answer from here until the batch is durable. */
-  private readonly blocksNotWritten = new Map<bigint, Delivered>();
+  /** Blocks whose waiters were answered and whose commit batch is not yet durable. */
+  private readonly unwritten = new UnwrittenBlocks();
   private committedHeightValue = 0n;
   private executedHeightValue = 0n;
   private stateRootValue: Hash = new Uint8Array(32);
@@ -639,7 +636,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     // loses nothing: on restart the block is fetched again with its certificate (state
     // transfer), exactly as any block a node missed. Queries (GetTx, GetBlock) answer from memory
     // until the batch is durable; receipts and wait_executed still wait for execution.
-    this.blocksNotWritten.set(d.height, d);
+    // Until the batch is durable a later waiter or query finds the block and its txs here.
+    this.unwritten.answered(d);
     // The epoch's signing tally, folded as blocks commit (the executor asks at its last block).
     this.tallies.add(d.height, d.block);
     // Status reports the height clients were answered at: a client that got its commit answer
@@ -660,15 +658,13 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         this.submittedAt.delete(hex);
       }
       this.committed.resolve(hex, d.height);
-      // Until the batch is durable a later waiter finds it here, not in storage.
-      this.answeredNotWritten.set(hex, d.height);
     }
     // The pool forgets them now too: the next nonce of a sender is proposable at once.
     this.mempool.removeCommitted(txs, d.height, txHexes);
     // StreamBlocks subscribers get the block now too, with its certificate: final, as the commit
     // waiters above (issue 14: the open-loop bench stamps finality at the block's arrival, and
     // waiting for the synced batch added the write to every block's figure). A subscriber that
-    // asks for the block meanwhile finds it in blocksNotWritten (getBlock).
+    // asks for the block meanwhile finds it in `unwritten` (getBlock).
     const record: BlockRecord = {
       height: d.height,
       digest: d.digest,
@@ -687,7 +683,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private async commitOne(job: CommitJob): Promise<void> {
     const { d, blockTimeMs, decoded, blockBytes } = job;
     const txs = d.block?.txs ?? [];
-    const { txHashes, txHexes } = d;
+    const { txHashes } = d;
     await this.db.writeCommitBatch({
       height: d.height,
       digest: d.digest,
@@ -701,11 +697,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.log.debug({ height: String(d.height), txs: txs.length }, "commit batch durable");
     this.metrics.committedHeight.set(Number(d.height));
     this.metrics.committedTxs.inc(txs.length);
-    for (const hex of txHexes) {
-      // A later block's copy of the same tx (a DUPLICATE re-inclusion) keeps its own entry.
-      if (this.answeredNotWritten.get(hex) === d.height) this.answeredNotWritten.delete(hex);
-    }
-    this.blocksNotWritten.delete(d.height);
+    this.unwritten.written(d);
     this.driver.notifyPendingWork();
     // Waits while the execution pipeline is full: backpressure reaches consensus through maxExecLag.
     await this.execution.submit({ height: d.height, timestampMs: blockTimeMs, txs, txHashes, decoded });
@@ -895,7 +887,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     return this.committed.wait(hex, timeoutMs, signal, async () => {
       // Read before the lookup: the entry goes once the batch is durable, maybe during it.
       // Storage wins: a tx included again later keeps its first inclusion's height.
-      const answered = this.answeredNotWritten.get(hex);
+      const answered = this.unwritten.heightOf(hex);
       return (await this.db.getTxLocation(hash))?.height ?? answered;
     });
   }
@@ -907,16 +899,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   async getTx(hash: Hash) {
     // Answered at certificate time, not yet durable: from memory (read before the lookup, which
     // may see the batch land), so an answered client finds it.
-    const hex = toHex(hash);
-    const height = this.answeredNotWritten.get(hex);
-    const pending = height === undefined ? undefined : this.blocksNotWritten.get(height);
+    const pending = this.unwritten.findTx(toHex(hash));
     const loc = await this.db.getTxLocation(hash);
-    if (!loc) {
-      const index = pending?.block?.txs.findIndex((t) => toHex(nativeTxHash(t)) === hex) ?? -1;
-      return pending?.block && index >= 0
-        ? { tx: pending.block.txs[index]!, height: pending.height, index }
-        : null;
-    }
+    if (!loc) return pending;
     const stored = await this.db.getBlock(loc.height);
     const tx = stored?.block?.txs[loc.index];
     return tx ? { tx, height: loc.height, index: loc.index } : null;
@@ -929,7 +914,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   async getBlock(ref: BlockRef): Promise<BlockRecord | null> {
     if ("height" in ref) {
-      const d = this.blocksNotWritten.get(ref.height);
+      const d = this.unwritten.block(ref.height);
       if (d) return { height: d.height, digest: d.digest, block: d.block, certificate: d.certificate };
     }
     const stored =
