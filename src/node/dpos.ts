@@ -2,12 +2,18 @@
 // executor runs (with the signing tally read from the chain's last_commit fields), and the live
 // epoch sets (genesis set for epochs 0 and 1, the persisted election snapshot for e+2 once the
 // last block of epoch e has executed).
+import { create } from "@bufbuild/protobuf";
 import { ValidatorSet } from "../consensus/valset/index.js";
 import { keyStr } from "../exec/codec.js";
 import { buildGenesis } from "../exec/genesis.js";
 import { buildResult, ZERO_ROOT } from "../exec/result.js";
 import type { ExecutionResult } from "../exec/types.js";
-import type { Block } from "../gen/parabft/v1/types_pb.js";
+import {
+  type Block,
+  ValidatorSchema,
+  type ValidatorSet as ValidatorSetMsg,
+  ValidatorSetSchema,
+} from "../gen/parabft/v1/types_pb.js";
 import type { ChainParams } from "../params/index.js";
 import {
   decodeSnapshot,
@@ -22,7 +28,7 @@ import {
 } from "../staking/index.js";
 import { addressOf } from "../types/block.js";
 import { toHex } from "../types/bytes.js";
-import type { Genesis } from "./genesis.js";
+import { type Genesis, genesisValidatorSet } from "./genesis.js";
 
 /** The chain's staking rules: its StakingParams with the execution-side defaults. */
 export function stakingRulesOf(params: ChainParams): StakingRules {
@@ -251,4 +257,29 @@ export class LiveEpochSets {
       if (this.add(s)) n++;
     }
   }
+}
+
+/**
+ * GetValidators' answer for `epoch`: the genesis set for epochs 0 and 1; later, the elected set
+ * (full, in election order) once it is known, else null. Members keep their genesis names.
+ */
+export function validatorSetMessage(
+  genesis: Genesis,
+  sets: LiveEpochSets,
+  epoch: bigint,
+): ValidatorSetMsg | null {
+  if (epoch <= 1n) return create(ValidatorSetSchema, { ...genesisValidatorSet(genesis), epoch });
+  const set = sets.get(epoch);
+  if (set === undefined) return null;
+  const names = new Map(genesis.validators.map((v) => [toHex(v.publicKey), v.name]));
+  return create(ValidatorSetSchema, {
+    epoch,
+    validators: set.members.map((m) =>
+      create(ValidatorSchema, {
+        publicKey: m.publicKey,
+        power: m.power,
+        name: names.get(toHex(m.publicKey)) ?? "",
+      }),
+    ),
+  });
 }

@@ -27,13 +27,11 @@ import {
   type CommittedBlock,
   CommittedBlockSchema,
 } from "../gen/parabft/v1/consensus_pb.js";
-import {
-  type CommitCertificate,
-  type Receipt,
-  type SignedTx,
-  ValidatorSchema,
-  type ValidatorSet as ValidatorSetMsg,
-  ValidatorSetSchema,
+import type {
+  CommitCertificate,
+  Receipt,
+  SignedTx,
+  ValidatorSet as ValidatorSetMsg,
 } from "../gen/parabft/v1/types_pb.js";
 import { componentLogger, createLogger, type Logger } from "../logger/index.js";
 import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.js";
@@ -56,6 +54,7 @@ import {
   LiveEpochSets,
   nodeEpochHook,
   readSnapshot,
+  validatorSetMessage,
 } from "./dpos.js";
 import { ConsensusDriver, type EpochChange } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
@@ -939,21 +938,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   async getValidators(epoch: bigint): Promise<ValidatorSetMsg | null> {
-    if (epoch <= 1n) return create(ValidatorSetSchema, { ...genesisValidatorSet(this.genesis), epoch });
-    // DPoS: the elected set of the epoch (full, in election order), once it is known.
-    const set = this.sets.get(epoch);
-    if (set === undefined) return null;
-    const names = new Map(this.genesis.validators.map((v) => [toHex(v.publicKey), v.name]));
-    return create(ValidatorSetSchema, {
-      epoch,
-      validators: set.members.map((m) =>
-        create(ValidatorSchema, {
-          publicKey: m.publicKey,
-          power: m.power,
-          name: names.get(toHex(m.publicKey)) ?? "",
-        }),
-      ),
-    });
+    return validatorSetMessage(this.genesis, this.sets, epoch);
   }
 
   /** DPoS light clients: the proof of the set of `epoch` (src/api/epochProof.ts). */

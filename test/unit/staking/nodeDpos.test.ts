@@ -8,7 +8,12 @@ import { create } from "@bufbuild/protobuf";
 import { ValidatorSet } from "../../../src/consensus/valset/index.js";
 import { keyStr } from "../../../src/exec/codec.js";
 import { BlockSchema, CommitCertificateSchema } from "../../../src/gen/parabft/v1/types_pb.js";
-import { buildChainGenesis, LiveEpochSets, signingTally } from "../../../src/node/dpos.js";
+import {
+  buildChainGenesis,
+  LiveEpochSets,
+  signingTally,
+  validatorSetMessage,
+} from "../../../src/node/dpos.js";
 import { parseGenesis } from "../../../src/node/genesis.js";
 import { StakingStore, stakingKeys } from "../../../src/staking/index.js";
 import { addressOf } from "../../../src/types/block.js";
@@ -99,6 +104,40 @@ describe("node DPoS: live epoch sets and the signing tally", () => {
     assert.equal(again.get(3n)!.epoch, 3n);
     assert.equal(again.membersOf(3n)![1]!.peerAddress, "127.0.0.1:9001");
     assert.ok(state.has(keyStr(stakingKeys.epochSet(2n))));
+  });
+
+  it("answers GetValidators: genesis set for epochs 0 and 1, the elected set once known, names kept", () => {
+    const g = parseGenesis(genesisJson());
+    const sets = new LiveEpochSets(genesisSet);
+    const one = validatorSetMessage(g, sets, 1n)!;
+    assert.equal(one.epoch, 1n);
+    assert.deepEqual(
+      one.validators.map((v) => v.name),
+      ["v0", "v1", "v2", "v3"],
+    );
+    assert.equal(validatorSetMessage(g, sets, 2n), null, "not elected yet");
+    const outsider = consensusKey(9).publicKey;
+    sets.add({
+      epoch: 2n,
+      kept: false,
+      members: [keys[2]!, outsider].map((k, i) => ({
+        operator: addressOf(k),
+        consensusKey: k,
+        peerAddress: "",
+        power: 7n - BigInt(i),
+        selfStake: 7n - BigInt(i),
+        delegated: 0n,
+      })),
+    });
+    const two = validatorSetMessage(g, sets, 2n)!;
+    assert.equal(two.epoch, 2n);
+    assert.deepEqual(
+      two.validators.map((v) => [v.name, v.power, toHex(v.publicKey)]),
+      [
+        ["v2", 7n, toHex(keys[2]!)],
+        ["", 6n, toHex(outsider)],
+      ],
+    );
   });
 
   it("tallies the epoch's own certificates from last_commit, once per signer per certificate", async () => {
