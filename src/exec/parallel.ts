@@ -212,7 +212,7 @@ export class ParallelExecutor implements PreparingExecutor<PreparedBlock>, State
   lastStats: BlockExecStats | null = null;
   /** runFused's decoded txs of the current group (emptied as they run). */
   private readonly group: (DecodedTx | null)[] = new Array(FUSED_GROUP).fill(null);
-  /** What runFused's touches read, kept so the reads are not dead code. */
+  /** What prefetch's touches of the Map read, kept so the reads are not dead code. */
   sink = 0;
   /** prefetch's table positions for the current group (room for 4 accounts per tx). */
   private readonly probes = new Int32Array(4 * FUSED_GROUP);
