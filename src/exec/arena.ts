@@ -86,6 +86,8 @@ export class AccountArena {
   private used = 0;
   /** DELETED table entries. */
   private deleted = 0;
+  /** What probeStart and touchProbe read, kept so the prefetch's reads are not dead code. */
+  touched = 0;
 
   constructor(initialSlots = 1024) {
     let cap = 16;
@@ -135,6 +137,37 @@ export class AccountArena {
       while (c < last && bytes[at + c] === a[from + c]) c++;
       if (c === last) return e - 1;
     }
+  }
+
+  /**
+   * The first pass of a prefetch (runFused, round 17): the table position where findAddress's
+   * probe for the address at `a[from..from+20)` starts, after reading that entry so its line is
+   * on its way. It compares nothing and follows nothing, so a pass of these over a group's
+   * accounts has every table miss in flight at once; `touchProbe` then reads the slots.
+   */
+  probeStart(a: Uint8Array, from: number): number {
+    const i =
+      mix(
+        a[from]! | (a[from + 1]! << 8) | (a[from + 2]! << 16) | (a[from + 3]! << 24),
+        a[from + 4]! | (a[from + 5]! << 8) | (a[from + 6]! << 16) | (a[from + 7]! << 24),
+      ) & this.mask;
+    this.touched ^= this.table[i]!;
+    return i;
+  }
+
+  /**
+   * The second pass of a prefetch: reads the slot the table entry at `i` (a probeStart) points at,
+   * the bytes a transfer reads first (the key, nonce and balance: up to VALUE_AT + 24, which may
+   * straddle two lines). Returns that slot, or -1 for an empty or removed entry. It is the
+   * looked-up account's slot unless another key took that table position first (the probe then
+   * goes on in findAddress): only lines are warmed, so a wrong guess costs time, never a result.
+   */
+  touchProbe(i: number): number {
+    const e = this.table[i]!;
+    if (e <= 0) return -1;
+    const at = (e - 1) * SLOT_BYTES;
+    this.touched ^= this.bytes[at]! ^ this.bytes[at + VALUE_AT + 23]!;
+    return e - 1;
   }
 
   /** The table entry pointing at `key`'s slot, or -1 (the probe passes over removed entries). */

@@ -156,6 +156,35 @@ describe("AccountArena", () => {
     assert.equal(SLOT_BYTES - 24, 152);
   });
 
+  it("probeStart then touchProbe lands on findAddress's slot for a key at its probe start (the prefetch)", () => {
+    const arena = new AccountArena(16);
+    const n = 5000;
+    const keys: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      const k = acctKey([i & 255, (i >> 8) & 255, 3, i % 11]);
+      arena.put(k, acctValue(BigInt(i), 1n));
+      keys.push(Buffer.from(k, "latin1"));
+    }
+    // The table is at most 1/2 full, so most keys sit where their probe starts; the others are
+    // further along the chain, where the prefetch's guess is another key's slot (or nothing).
+    let landed = 0;
+    for (const key of keys) {
+      const s = arena.findAddress(key, 1);
+      const guess = arena.touchProbe(arena.probeStart(key, 1));
+      // From the address bytes at 0 or from a key's bytes at 1: the same table position.
+      assert.equal(arena.probeStart(key.subarray(1), 0), arena.probeStart(key, 1));
+      if (guess === s) landed++;
+      else assert.ok(guess >= 0, "a key further along its chain starts at a taken entry");
+    }
+    assert.ok(landed > n / 2, `landed ${landed} of ${n}`);
+    // A key never inserted into an empty arena: an empty entry, no slot.
+    const empty = new AccountArena(16);
+    assert.equal(empty.touchProbe(empty.probeStart(keys[0]!, 1)), -1);
+    const one = new AccountArena(16);
+    one.put(keys[7]!.toString("latin1"), acctValue(1n, 1n));
+    assert.equal(one.touchProbe(one.probeStart(keys[7]!, 1)), one.findAddress(keys[7]!, 1));
+  });
+
   it("accepts only account keys with well-formed account values", () => {
     const k = acctKey([1]);
     assert.equal(arenaAccepts(k, acctValue(0n, 0n)), true);
