@@ -2,6 +2,7 @@
 // (zip215: false, what the SDK uses), in the style of "Taming the many EdDSAs" (Chalkias et al.).
 // Every vector is constructed here from fixed scalars, so the file needs no external data.
 import assert from "node:assert/strict";
+import { createPublicKey, randomBytes, verify } from "node:crypto";
 import { describe, it } from "node:test";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha512 } from "@noble/hashes/sha2.js";
@@ -10,6 +11,7 @@ import {
   NodeSigner,
   NodeVerifier,
   nobleVerifyStrict,
+  publicKeyObject,
 } from "../../../src/crypto/index.js";
 import { keyPairFromSecret, nobleSign } from "../../../src/crypto/keys.js";
 import { concatBytes, fromHex } from "../../../src/types/bytes.js";
@@ -230,5 +232,58 @@ describe("ed25519 rule: small-order and non-canonical edge cases", () => {
     const S = (M: Uint8Array) => (r + challenge(R, A, M) * a) % L;
     assert.deepEqual(outcome(A, agree, sig(R, S(agree))), { node: true, nobleStrict: true });
     assert.deepEqual(outcome(A, disagree, sig(R, S(disagree))), { node: false, nobleStrict: true });
+  });
+});
+
+describe("ed25519 rule: the KeyObject import (JWK) is the SPKI DER key", () => {
+  // RFC 8410 SPKI header of a raw Ed25519 public key: the import NodeVerifier used before issue 14.
+  const SPKI_PREFIX = fromHex("302a300506032b6570032100");
+  const spki = (A: Uint8Array) =>
+    createPublicKey({ key: Buffer.from(concatBytes(SPKI_PREFIX, A)), format: "der", type: "spki" });
+  const imported = (f: () => ReturnType<typeof createPublicKey>) => {
+    try {
+      return f();
+    } catch {
+      return null;
+    }
+  };
+
+  it("for honest keys, mixed-order keys and 200 random (mostly off-curve) byte strings: same exported key, same verdicts", () => {
+    const keys: Uint8Array[] = [
+      mul(B, 987654321n).toBytes(),
+      mul(B, 31337n).add(T8).toBytes(),
+      ...Array.from({ length: 200 }, () => new Uint8Array(randomBytes(32))),
+    ];
+    const M = Uint8Array.of(1, 2, 3);
+    let verified = 0;
+    for (const A of keys) {
+      const jwk = imported(() => publicKeyObject(A));
+      const der = imported(() => spki(A));
+      assert.equal(jwk === null, der === null, "both imports succeed or both fail");
+      if (jwk === null || der === null) continue;
+      assert.deepEqual(
+        jwk.export({ format: "der", type: "spki" }),
+        der.export({ format: "der", type: "spki" }),
+      );
+      // A signature from a key the test holds, under its own public key: both verify it.
+      const { publicKey, secretKey } = keyPairFromSecret(A);
+      const S = nobleSign(secretKey, M);
+      const own = publicKeyObject(publicKey);
+      assert.equal(verify(null, M, own, S), true);
+      assert.equal(verify(null, M, spki(publicKey), S), true);
+      // Under A (another key) both reject it.
+      assert.equal(verify(null, M, jwk, S), verify(null, M, der, S));
+      verified++;
+    }
+    assert.ok(verified >= 2);
+  });
+
+  it("a key imported from a subarray of a larger buffer is that key, not the buffer's start", () => {
+    const { publicKey, secretKey } = keyPairFromSecret(new Uint8Array(32).fill(9));
+    const big = new Uint8Array(64);
+    big.set(publicKey, 16);
+    const M = Uint8Array.of(4);
+    assert.equal(verify(null, M, publicKeyObject(big.subarray(16, 48)), nobleSign(secretKey, M)), true);
+    assert.equal(node.verify(big.subarray(16, 48), M, nobleSign(secretKey, M)), true);
   });
 });
