@@ -56,6 +56,14 @@ function mix(a: number, b: number): number {
   return h ^ (h >>> 16);
 }
 
+/** mix of an address's first 8 bytes at a[from..] (from 0: address bytes; 1: an account key's). */
+function hashAddress(a: Uint8Array, from: number): number {
+  return mix(
+    a[from]! | (a[from + 1]! << 8) | (a[from + 2]! << 16) | (a[from + 3]! << 24),
+    a[from + 4]! | (a[from + 5]! << 8) | (a[from + 6]! << 16) | (a[from + 7]! << 24),
+  );
+}
+
 /** mix of a key's address (key chars 1..8). */
 function hashKey(key: string): number {
   const a =
@@ -123,10 +131,7 @@ export class AccountArena {
     const table = this.table;
     const bytes = this.bytes;
     const mask = this.mask;
-    const h = mix(
-      a[from]! | (a[from + 1]! << 8) | (a[from + 2]! << 16) | (a[from + 3]! << 24),
-      a[from + 4]! | (a[from + 5]! << 8) | (a[from + 6]! << 16) | (a[from + 7]! << 24),
-    );
+    const h = hashAddress(a, from);
     const last = ACCOUNT_KEY_CHARS - 1;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const e = table[i]!;
@@ -146,11 +151,7 @@ export class AccountArena {
    * accounts has every table miss in flight at once; `touchProbe` then reads the slots.
    */
   probeStart(a: Uint8Array, from: number): number {
-    const i =
-      mix(
-        a[from]! | (a[from + 1]! << 8) | (a[from + 2]! << 16) | (a[from + 3]! << 24),
-        a[from + 4]! | (a[from + 5]! << 8) | (a[from + 6]! << 16) | (a[from + 7]! << 24),
-      ) & this.mask;
+    const i = hashAddress(a, from) & this.mask;
     this.touched ^= this.table[i]!;
     return i;
   }
