@@ -39,7 +39,7 @@ export function isAcceptablePublicKey(publicKey: Uint8Array): boolean {
 
 /**
  * The KeyObject of a raw 32-byte Ed25519 public key, imported as a JWK (RFC 8037 OKP): the same
- * key as its SPKI DER encoding (`spkiPublicKeyObject`), ~10× cheaper to import on Node 20
+ * key as its SPKI DER encoding (test/unit/crypto/vectors.test.ts), ~10× cheaper to import on Node 20
  * (~12 µs against ~115 µs, more than a verify; OpenSSL 3 runs its generic DER decoder chain for
  * SPKI). Issue 14: with thousands of senders each verify thread imports every sender's key once,
  * and at 800 tx/s open loop the DER imports were as much sampled CPU as the verifies themselves
