@@ -365,6 +365,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
       cluster = await LocalCluster.create(opts.validators, tmp, {
         accounts: senderCount,
         preset: opts.preset ?? "default",
+        ...(opts.consensus ? { consensus: opts.consensus } : {}),
         // PARABFT_BENCH_LOG_LEVEL=debug and PARABFT_BENCH_KEEP=1 keep the validators' logs to read.
         logLevel: (process.env.PARABFT_BENCH_LOG_LEVEL as "warn" | undefined) ?? "warn",
         insecurePeers: opts.insecurePeers === true,
@@ -500,6 +501,7 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
         apis,
         ownCluster: cluster !== null,
         preset: cluster ? (opts.preset ?? "default") : null,
+        ...(cluster && opts.consensus ? { consensus: opts.consensus } : {}),
         peerTls: cluster ? opts.insecurePeers !== true : null,
         chainId,
         senders: senders.length,

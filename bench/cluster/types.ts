@@ -1,6 +1,6 @@
 // The cluster benchmark's options and report shapes (bench/cluster.ts runs it; bench/compare.ts reads its JSON).
 import type { LocalCluster } from "../../src/cli/cluster.js";
-import type { PresetName } from "../../src/params/index.js";
+import type { ConsensusParams, PresetName } from "../../src/params/index.js";
 import type { MachineInfo } from "../lib/index.js";
 import type { StuckReport } from "./stuck.js";
 export interface ClusterBenchOpts {
@@ -13,6 +13,8 @@ export interface ClusterBenchOpts {
   /** Existing cluster only: validators' metrics addresses, for the per-stage breakdown. */
   metrics?: string[];
   preset?: PresetName;
+  /** Own cluster only: consensus parameters replacing the preset's (e.g. maxBlockTxs). */
+  consensus?: Partial<ConsensusParams>;
   /** Own cluster only: peer links without TLS (net.insecure), to measure the cost of TLS. */
   insecurePeers?: boolean;
   /** Seconds of load (per step with sweep). */
@@ -292,6 +294,8 @@ export interface ClusterBenchReport {
     apis: string[];
     ownCluster: boolean;
     preset: string | null;
+    /** Own cluster: the consensus parameters that replaced the preset's (absent: none). */
+    consensus?: Partial<ConsensusParams>;
     /** Own cluster: whether peer links ran over mTLS (false: --insecure-peers); null for --api. */
     peerTls?: boolean | null;
     chainId: string;

@@ -16,7 +16,7 @@ import {
 } from "../node/config.js";
 import { type Genesis, type GenesisAmmPool, writeGenesis } from "../node/genesis.js";
 import { transportIndexOf } from "../node/membership.js";
-import { type PresetName, presets, validateParams } from "../params/index.js";
+import { type ConsensusParams, type PresetName, presets, validateParams } from "../params/index.js";
 import { isValidPeerAddress } from "../staking/programs.js";
 import { SigningStateLog } from "../storage/signingStateLog.js";
 import { toHex } from "../types/bytes.js";
@@ -33,6 +33,11 @@ export interface TestnetOpts {
   out: string;
   chainId?: string;
   preset?: PresetName;
+  /**
+   * Consensus parameters that replace the preset's (benchmarks: block size, pipeline depth).
+   * Checked by validateParams like the preset's own; an unknown name is refused.
+   */
+  consensus?: Partial<ConsensusParams>;
   /** Client accounts to create and fund (key files in <out>/accounts/). */
   accounts?: number;
   accountBalance?: bigint;
@@ -152,7 +157,12 @@ async function assertFresh(dir: string): Promise<void> {
 export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
   const n = opts.validators;
   const preset = opts.preset ?? "default";
-  const params = validateParams(structuredClone(presets[preset]));
+  const params = structuredClone(presets[preset]);
+  for (const [k, v] of Object.entries(opts.consensus ?? {})) {
+    if (!Object.hasOwn(params.consensus, k)) throw new RangeError(`unknown consensus parameter ${k}`);
+    (params.consensus as unknown as Record<string, unknown>)[k] = v;
+  }
+  validateParams(params);
   if (!Number.isSafeInteger(n) || n < 1) throw new RangeError("validators must be ≥ 1");
   if (n > params.staking.maxValidators) {
     throw new RangeError(`preset ${preset} allows at most ${params.staking.maxValidators} validators`);
@@ -183,7 +193,8 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
   const genesis: Genesis = {
     chainId,
     genesisTimeMs: BigInt(opts.genesisTimeMs ?? Date.now()),
-    preset,
+    // Overridden parameters are written out in full: the preset's name would lose them.
+    preset: opts.consensus === undefined ? preset : null,
     params,
     validators: keys.slice(0, n).map((k, i) => ({
       name: nodeHomeName(i),

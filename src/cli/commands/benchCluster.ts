@@ -1,7 +1,7 @@
 // `parabft bench cluster`: the cluster benchmark (bench/cluster.ts) from the command line.
 import path from "node:path";
 import { formatReport, runClusterBench } from "../../../bench/cluster.js";
-import { type PresetName, presets } from "../../params/index.js";
+import { type ConsensusParams, type PresetName, presets } from "../../params/index.js";
 import { type CliCommand, intFlag, parseCommandArgs, UsageError } from "../command.js";
 import { printJson } from "../output.js";
 
@@ -19,6 +19,8 @@ transaction counted as committed is in the chain. Writes JSON, a table and an SV
 Options:
   --validators N     start a local cluster of N validators in a temp dir (stopped at the end)
   --preset NAME      local cluster chain parameters: default | minimal (default: default)
+  --consensus K=V,.. local cluster: consensus parameters replacing the preset's, e.g.
+                     maxBlockTxs=500,proposalDepth=2 (names as in src/params)
   --insecure-peers   local cluster: peer links without TLS (to measure what TLS costs)
   --api LIST         comma-separated API addresses of an existing cluster
   --keys DIR         existing cluster: directory of funded account key files (*.json)
@@ -66,6 +68,7 @@ export const benchClusterCommand: CliCommand = {
     const { values, positionals } = parseCommandArgs(argv, {
       validators: { type: "string" },
       preset: { type: "string" },
+      consensus: { type: "string" },
       "insecure-peers": { type: "boolean" },
       api: { type: "string" },
       keys: { type: "string" },
@@ -114,6 +117,9 @@ export const benchClusterCommand: CliCommand = {
     if (!Object.hasOwn(presets, preset)) {
       throw new UsageError("--preset", `--preset must be one of ${Object.keys(presets).join(", ")}`);
     }
+    if (values.consensus !== undefined && values.validators === undefined)
+      throw new UsageError("--consensus", "--consensus only applies with --validators (a local cluster)");
+    const consensus = values.consensus === undefined ? undefined : consensusFlag(values.consensus);
     if (values["no-write"] && values.out)
       throw new UsageError("--out", "--out and --no-write exclude each other");
     const sweep = values.sweep === true;
@@ -150,6 +156,7 @@ export const benchClusterCommand: CliCommand = {
           }
         : {}),
       preset,
+      ...(consensus ? { consensus } : {}),
       insecurePeers: values["insecure-peers"] === true,
       durationS: intFlag("duration", values.duration, sweep ? 5 : overload ? 60 : 10, 1, 3600),
       rate: intFlag("rate", values.rate, 200, 1, 1_000_000),
@@ -222,4 +229,21 @@ export function defaultSenders(o: {
   if (o.closedLoop !== undefined) return Math.max(64, o.closedLoop);
   if (o.overload || o.sweep) return 2048;
   return Math.min(2048, Math.max(64, 2 * o.rate));
+}
+
+/** `--consensus maxBlockTxs=500,proposalDepth=2`: names of ConsensusParams, positive integers. */
+function consensusFlag(v: string): Partial<ConsensusParams> {
+  const out: Record<string, number> = {};
+  for (const part of v
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0)) {
+    const m = /^(\w+)=(\d+)$/.exec(part);
+    if (!m) throw new UsageError("--consensus", `not NAME=INTEGER: '${part}'`);
+    if (!Object.hasOwn(presets.default.consensus, m[1]!))
+      throw new UsageError("--consensus", `unknown consensus parameter '${m[1]}'`);
+    out[m[1]!] = Number(m[2]);
+  }
+  if (Object.keys(out).length === 0) throw new UsageError("--consensus", "--consensus needs NAME=INTEGER");
+  return out as Partial<ConsensusParams>;
 }
