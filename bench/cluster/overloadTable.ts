@@ -47,6 +47,12 @@ function loadOf(file: string): string {
   return avgs.join("→") || "-";
 }
 
+/** ", at prepare×2" : what the fired timers waited for, when the build exports it. */
+function stalledAt(by: Record<string, number> | undefined): string {
+  const parts = Object.entries(by ?? {}).map(([phase, n]) => (n === 1 ? phase : `${phase}×${n}`));
+  return parts.length === 0 ? "" : `, at ${parts.join(" ")}`;
+}
+
 /** Each validator's request timeouts in the window, with the last one's figures when it fired. */
 function requestTimeouts(rt: ValidatorWindow["requestTimeouts"]): string {
   if (rt === undefined) return "-";
@@ -54,7 +60,7 @@ function requestTimeouts(rt: ValidatorWindow["requestTimeouts"]): string {
     .map((t) =>
       t === null
         ? "-"
-        : `${t.fired === 0 ? "0" : `${t.fired} (${t.armedMs}/${t.longestWaitMs}/${t.lateMs})`}${t.superseded ? ` +${t.superseded} superseded` : ""}`,
+        : `${t.fired === 0 ? "0" : `${t.fired} (${t.armedMs}/${t.longestWaitMs}/${t.lateMs}${stalledAt(t.stalledAt)})`}${t.superseded ? ` +${t.superseded} superseded` : ""}`,
     )
     .join(", ");
 }

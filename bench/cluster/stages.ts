@@ -1,4 +1,5 @@
 // Where the time goes: the validators' per-stage metrics scraped before and after a run.
+import { STALL_PHASES } from "../../src/consensus/pbft/pace.js";
 import { formatTable } from "../lib/index.js";
 import type { RunReport, StageBreakdown, ValidatorWindow } from "./types.js";
 // ---------------------------------------------------------------------------------------------
@@ -156,6 +157,19 @@ export function validatorWindow(before: TimedScrape, after: TimedScrape): Valida
     });
   const lastTimeout = (m: MetricSample, value: string) =>
     Math.round(sumOf(m, `${P}last_request_timeout_seconds`, `value="${value}"`) * 1000);
+  // What the fired timers' lowest uncommitted height waited for (absent: a build without it).
+  const stalledAt = (i: number): { stalledAt?: Record<string, number> } => {
+    const b = before.samples[i];
+    const a = after.samples[i];
+    const name = `${P}request_timeouts_stalled_total`;
+    if (!b || !a || ![...a.keys()].some((k) => k.startsWith(name))) return {};
+    const by: Record<string, number> = {};
+    for (const phase of STALL_PHASES) {
+      const n = sumOf(a, name, `stalled_at="${phase}"`) - sumOf(b, name, `stalled_at="${phase}"`);
+      if (n > 0) by[phase] = n;
+    }
+    return { stalledAt: by };
+  };
   const requestTimeouts = after.samples.map((m, i) => {
     if (m === null || ![...m.keys()].some((k) => k.startsWith(`${P}request_timeouts_total`))) return null;
     return {
@@ -164,6 +178,7 @@ export function validatorWindow(before: TimedScrape, after: TimedScrape): Valida
       armedMs: lastTimeout(m, "armed"),
       longestWaitMs: lastTimeout(m, "longest_wait"),
       lateMs: lastTimeout(m, "late"),
+      ...stalledAt(i),
     };
   });
   const viewsAtEnd = after.samples.map((m) => {

@@ -166,6 +166,8 @@ export interface ValidatorWindow {
     armedMs: number;
     longestWaitMs: number;
     lateMs: number;
+    /** Fired timers in the window by what the lowest uncommitted height waited for (pace.ts StallPhase). */
+    stalledAt?: Record<string, number>;
   } | null)[];
 }
 

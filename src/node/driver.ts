@@ -9,7 +9,7 @@ import {
   type VoteFilter,
 } from "../consensus/envelope.js";
 import type { ConsensusCore } from "../consensus/pbft/epochReplica.js";
-import type { PacerReading } from "../consensus/pbft/pace.js";
+import type { PacerReading, StallPhase } from "../consensus/pbft/pace.js";
 import type {
   Action,
   CheckedMessage,
@@ -100,6 +100,11 @@ export interface RequestTimeoutFired {
   armedTimeoutMs: number;
   longestWaitMs: number;
   lateMs: number;
+  /** What the lowest uncommitted height waited for (pace.ts StallPoint), and the votes it held. */
+  stalledAt: StallPhase;
+  votes: number;
+  /** Block checks (proposals being verified) still running when the timeout was acted on. */
+  blockChecks: number;
 }
 
 export interface DriverOpts {
@@ -817,10 +822,18 @@ export class ConsensusDriver {
       armedTimeoutMs: before.armedTimeoutMs,
       longestWaitMs: before.longestWaitMs,
       lateMs: Math.round(this.viewTimerLateMs),
+      stalledAt: before.stall.phase,
+      votes: before.stall.votes,
+      blockChecks: this.blockChecks.size,
     };
     this.mod.metrics?.requestTimeout?.(fired);
     this.mod.log.warn(
-      { ...fired, view: String(this.mod.replica.view), committed: String(this.mod.replica.committedHeight) },
+      {
+        ...fired,
+        height: String(before.stall.height),
+        view: String(this.mod.replica.view),
+        committed: String(this.mod.replica.committedHeight),
+      },
       "request timeout: starting a view change",
     );
   }

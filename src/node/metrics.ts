@@ -1,5 +1,6 @@
 // prom-client implementations of the metric interfaces the node's components declare.
 import type { ApiMetrics } from "../api/server.js";
+import { STALL_PHASES } from "../consensus/pbft/pace.js";
 import type { PipelineMetrics } from "../exec/pipeline.js";
 import type { MempoolMetrics } from "../mempool/index.js";
 import {
@@ -63,6 +64,13 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
     name: "consensus_request_timeouts_total",
     help: "Request timers that fired and started a view change",
   });
+  const timeoutsStalled = f.counter<"stalled_at">({
+    name: "consensus_request_timeouts_stalled_total",
+    help: "Request timeouts by what the lowest uncommitted height waited for in its view (proposal, body, prepare, commit)",
+    labelNames: ["stalled_at"],
+  });
+  // Every phase is exported from the start, so a scrape reads 0 rather than nothing.
+  for (const phase of STALL_PHASES) timeoutsStalled.inc({ stalled_at: phase }, 0);
   const superseded = f.counter({
     name: "consensus_request_timers_superseded_total",
     help: "Due request timers found re-armed by progress read in the same turn of the event loop (a view change avoided)",
@@ -206,6 +214,7 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
       requestTimerSuperseded: () => superseded.inc(),
       requestTimeout: (r) => {
         timeoutsFired.inc();
+        timeoutsStalled.inc({ stalled_at: r.stalledAt });
         lastFired.set({ value: "armed" }, r.armedTimeoutMs / 1000);
         lastFired.set({ value: "longest_wait" }, r.longestWaitMs / 1000);
         lastFired.set({ value: "late" }, r.lateMs / 1000);

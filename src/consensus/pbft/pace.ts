@@ -28,6 +28,21 @@ export function paceCeilingMs(p: PaceParams): number {
  * timeout fired with `longestWaitMs` well below half of it is a stall; one near half of it is a
  * step in phase time the pace had not yet seen.
  */
+/**
+ * What the lowest uncommitted height waits for in the current view: its proposal, its body (a
+ * proposal whose block this replica does not hold yet), a quorum of PREPAREs, or a quorum of
+ * COMMITs; `votes` counts the matching ones held (PREPAREs or COMMITs). Read when a request timer
+ * fires, it says which step of the round stalled (issue 14: view changes under overload).
+ */
+export type StallPhase = "proposal" | "body" | "prepare" | "commit";
+export const STALL_PHASES: readonly StallPhase[] = ["proposal", "body", "prepare", "commit"];
+
+export interface StallPoint {
+  height: bigint;
+  phase: StallPhase;
+  votes: number;
+}
+
 export interface PacerReading {
   /** The timeout the view timer was last armed with (request or view-change timer); 0 when not armed. */
   armedTimeoutMs: number;
@@ -37,6 +52,8 @@ export interface PacerReading {
   longestWaitMs: number;
   /** The request timeout this replica would arm now (pace, failed views and cap applied). */
   requestTimeoutMs: number;
+  /** Where the lowest uncommitted height stands in the current view. */
+  stall: StallPoint;
 }
 
 export class Pace {

@@ -1,5 +1,5 @@
 import { Checkpoints } from "./checkpoints.js";
-import { Pace, type PacerReading } from "./pace.js";
+import { Pace, type PacerReading, type StallPoint } from "./pace.js";
 import type { View } from "./types.js";
 
 export abstract class Pacemaker extends Checkpoints {
@@ -41,7 +41,22 @@ export abstract class Pacemaker extends Checkpoints {
       armedForRequests: this.timerArmed && this.armedForRequests,
       longestWaitMs: this.pace.longestWaitMs(),
       requestTimeoutMs: this.timeoutMs(),
+      stall: this.stallPoint(),
     };
+  }
+
+  /** The lowest uncommitted height's step in the current view (pace.ts StallPoint). */
+  private stallPoint(): StallPoint {
+    const height = this._committed + 1n;
+    const slot = this.slots.get(height);
+    const prop = slot?.proposals.get(this._view);
+    if (slot === undefined || prop === undefined) return { height, phase: "proposal", votes: 0 };
+    const key = `${this._view}:${prop.hex}`;
+    if (!this.holdsBody(height, prop.digest, prop.hex))
+      return { height, phase: "body", votes: slot.prepares.get(key)?.size ?? 0 };
+    if (slot.prepared === null || slot.prepared.view !== this._view)
+      return { height, phase: "prepare", votes: slot.prepares.get(key)?.size ?? 0 };
+    return { height, phase: "commit", votes: slot.commits.get(key)?.sigs.size ?? 0 };
   }
 
   /** Arms the view-change timer (a quorum of VIEW-CHANGEs is waiting for a NEW-VIEW). */

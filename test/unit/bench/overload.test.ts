@@ -81,6 +81,30 @@ describe("validators' counters over a window", () => {
     assert.deepEqual(w.views, [1, 1, 2, null]);
     assert.equal(validatorWindow(at(0, [null]), at(1_000, [node(1, 1, 0)])), null, "nothing to compare");
   });
+
+  it("reads the fired request timeouts by what they waited for, when the build exports it", () => {
+    const timeouts = (fired: number, prepare: number, commit: number) =>
+      sample({
+        ...Object.fromEntries(node(100, 10, 0)),
+        'parabft_consensus_request_timeouts_total{validator="x"}': fired,
+        'parabft_consensus_request_timeouts_stalled_total{stalled_at="proposal",validator="x"}': 0,
+        'parabft_consensus_request_timeouts_stalled_total{stalled_at="prepare",validator="x"}': prepare,
+        'parabft_consensus_request_timeouts_stalled_total{stalled_at="commit",validator="x"}': commit,
+        'parabft_consensus_last_request_timeout_seconds{value="armed",validator="x"}': 1.5,
+      });
+    const older = sample({
+      ...Object.fromEntries(node(100, 10, 0)),
+      'parabft_consensus_request_timeouts_total{validator="x"}': 0,
+    });
+    const w = validatorWindow(at(0, [timeouts(1, 1, 0), older]), at(1_000, [timeouts(4, 2, 2), older]));
+    assert.ok(w !== null);
+    const [mine, old] = w.requestTimeouts!;
+    assert.equal(mine!.fired, 3);
+    assert.deepEqual(mine!.stalledAt, { prepare: 1, commit: 2 }, "only the window's, zeros left out");
+    assert.equal(mine!.armedMs, 1_500);
+    assert.equal(old!.fired, 0);
+    assert.equal(old!.stalledAt, undefined, "a build without the counter: absent, not zero");
+  });
 });
 
 describe("overload measurement against a fake node", () => {

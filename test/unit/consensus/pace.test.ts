@@ -154,4 +154,26 @@ describe("paced request timeout", () => {
     assert.equal(n.replica.view >= 1n, true, "the silent primary was replaced");
     assert.equal(after.armedForRequests, false, "now the view-change (or the next view's) timer");
   });
+
+  it("stall: names what the lowest uncommitted height waits for in the view, with the votes held", () => {
+    // Node 2 after 3 heights, with `pass` deciding which messages still reach it for height 4.
+    const at = (pass: (kind: string) => boolean) => {
+      const c = slowPrimary(() => 1);
+      drive(c, 3);
+      assert.equal(c.nodes[2]!.replica.committedHeight, 3n);
+      c.filter = (m) => m.to !== 2 || pass(m.msg.kind);
+      drive(c, 4);
+      return c.nodes[2]!.replica.pacer.stall;
+    };
+    const quorum = 3;
+    const silent = at(() => false);
+    assert.deepEqual(silent, { height: 4n, phase: "proposal", votes: 0 }, "nothing from the primary");
+    const noPrepares = at((k) => k === "prePrepare");
+    assert.equal(noPrepares.phase, "prepare", "the proposal is held, the PREPAREs are not");
+    assert.ok(noPrepares.votes >= 1 && noPrepares.votes < quorum, `its own only: ${noPrepares.votes}`);
+    const noCommits = at((k) => k !== "commit");
+    assert.equal(noCommits.phase, "commit", "prepared, the COMMITs missing");
+    assert.ok(noCommits.votes >= 1 && noCommits.votes < quorum, `its own only: ${noCommits.votes}`);
+    assert.equal(at(() => true).height, 5n, "everything delivered: height 4 committed, 5 is next");
+  });
 });
