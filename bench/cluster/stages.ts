@@ -84,6 +84,15 @@ export function stageBreakdown(
     if (v !== null) apiCallMs[m] = v;
   }
   const cpuS = total(delta("process_cpu_seconds_total"));
+  const blockChecks = (): { blockTxsVerifiedShare?: number } => {
+    const checked = total(delta("consensus_block_check_txs_total", 'source="block"'));
+    if (checked === 0) return {};
+    return {
+      blockTxsVerifiedShare: round3(
+        total(delta("consensus_block_check_txs_total", 'source="verified"')) / checked,
+      ),
+    };
+  };
   const r2 = (x: number) => Math.round(x * 100) / 100;
   const execBusy: Record<string, number> = {};
   for (const stage of ["prepare", "execute", "persist"]) {
@@ -107,6 +116,8 @@ export function stageBreakdown(
     cpuPerTxMs: committedTxs > 0 ? r2((cpuS * 1000) / committedTxs) : null,
     cpuCores: wallS > 0 ? r2(cpuS / wallS) : 0,
     execBusy,
+    ...blockChecks(),
+    gossipShed: total(delta("consensus_messages_total", 'reason="GOSSIP_BACKLOG"')),
   };
 }
 

@@ -122,6 +122,13 @@ export interface StageBreakdown {
    * Absent in result files written before it existed.
    */
   execBusy?: Record<string, number>;
+  /**
+   * Of the proposed blocks' transactions checked by the validators, the share the pool did not
+   * vouch for, so verified at the check (consensus_block_check_txs_total); absent in older builds.
+   */
+  blockTxsVerifiedShare?: number;
+  /** Gossip batches the validators shed under a backlog (GOSSIP_BACKLOG verdicts). */
+  gossipShed?: number;
 }
 
 /**

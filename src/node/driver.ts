@@ -94,6 +94,11 @@ export interface DriverMetrics {
    * re-armed by progress read meanwhile: a view change the deferral avoided.
    */
   requestTimerSuperseded?(): void;
+  /**
+   * A proposed block's transactions were checked: `verified` of its `txs` were not vouched for by
+   * the pool (not admitted here, e.g. gossip shed under load) and cost a signature check.
+   */
+  blockChecked?(txs: number, verified: number): void;
 }
 
 export interface RequestTimeoutFired {

@@ -71,6 +71,11 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
   });
   // Every phase is exported from the start, so a scrape reads 0 rather than nothing.
   for (const phase of STALL_PHASES) timeoutsStalled.inc({ stalled_at: phase }, 0);
+  const blockCheckTxs = f.counter<"source">({
+    name: "consensus_block_check_txs_total",
+    help: "Transactions of proposed blocks checked (source=block), and those the pool did not vouch for, verified at the check (source=verified)",
+    labelNames: ["source"],
+  });
   const superseded = f.counter({
     name: "consensus_request_timers_superseded_total",
     help: "Due request timers found re-armed by progress read in the same turn of the event loop (a view change avoided)",
@@ -212,6 +217,10 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
         armedTimeout.set({ timer: "view_change" }, p.armedForRequests ? 0 : p.armedTimeoutMs / 1000);
       },
       requestTimerSuperseded: () => superseded.inc(),
+      blockChecked: (txs, verified) => {
+        blockCheckTxs.inc({ source: "block" }, txs);
+        blockCheckTxs.inc({ source: "verified" }, verified);
+      },
       requestTimeout: (r) => {
         timeoutsFired.inc();
         timeoutsStalled.inc({ stalled_at: r.stalledAt });

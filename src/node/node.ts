@@ -459,14 +459,19 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         },
         readCommitted: (from, to) => this.readCommitted(from, to),
         readBody: async (digest) => (await this.db.getBlockByDigest(digest))?.block ?? null,
-        checkBlock: (block) =>
-          checkBlockTxs(block, {
+        checkBlock: (block) => {
+          let verified = 0;
+          return checkBlockTxs(block, {
             chainId: cfg.chainId,
             limits: this.params.limits,
             consensus: c,
-            verifyTxs: (txs, hashes) => this.verifyPool.verifyTxs(txs, hashes),
+            verifyTxs: (txs, hashes) => {
+              verified = txs.length;
+              return this.verifyPool.verifyTxs(txs, hashes);
+            },
             pooledVerified: (tx, hex) => this.mempool.hasVerified(tx, hex),
-          }),
+          }).finally(() => this.metrics.driver.blockChecked?.(block.txs.length, verified));
+        },
         onEvidence: (e) => this.onEvidence(e),
         onDiverged: (height, ours, stable) => this.onDiverged(height, ours, stable),
         onStableCheckpoint: (height) => this.onStableCheckpoint(height),

@@ -48,6 +48,26 @@ describe("bench cluster stage breakdown", () => {
     assert.deepEqual(s.execBusy, { prepare: 0.2, execute: 0.3, persist: 0.1 });
   });
 
+  it("reads the share of block txs verified at the check and the gossip shed", () => {
+    const node = (v: string, block: number, verified: number, shed: number) =>
+      sample({
+        [`parabft_consensus_block_check_txs_total{validator="${v}",source="block"}`]: block,
+        [`parabft_consensus_block_check_txs_total{validator="${v}",source="verified"}`]: verified,
+        [`parabft_consensus_messages_total{validator="${v}",verdict="ignore",reason="GOSSIP_BACKLOG"}`]: shed,
+        [`parabft_consensus_messages_total{validator="${v}",verdict="accept",reason=""}`]: 1_000 + shed,
+      });
+    const s = stageBreakdown(
+      [node("0", 100, 10, 1), node("1", 100, 0, 0)],
+      [node("0", 1_100, 310, 4), node("1", 1_100, 100, 2)],
+      1_000,
+      10,
+    );
+    assert.equal(s?.blockTxsVerifiedShare, 0.2, "400 of 2,000 checked");
+    assert.equal(s?.gossipShed, 5);
+    const older = stageBreakdown([sample({})], [sample({})], 1, 10);
+    assert.equal(older?.blockTxsVerifiedShare, undefined, "a build without the counter: absent");
+  });
+
   it("is undefined without a pair of scrapes", () => {
     assert.equal(stageBreakdown([null], [sample({})], 0, 10), undefined);
   });
