@@ -79,10 +79,11 @@ describe("teeth: a deliberately broken core is caught", () => {
 describe("teeth: issue-9 liveness bugs are caught", () => {
   it("commitLock (the old commit lock) deadlocks within 2 seeds (n=7, f=2 Byzantine)", () => {
     // Issue 9's seeds were 4475, 2295, 5272. Request timers that re-arm on progress short of a
-    // commit (issue 14) change every schedule, and so does a timeout that follows the pace (o16):
-    // in seeds 1-400 the broken core deadlocks in 207 and 273 now (57, 153, 245 at 341c8c5; only
-    // 371 on 4d3e18d), so these are the seeds that show it today.
-    const seeds = [207, 273];
+    // commit (issue 14) change every schedule, and so does a timeout that follows the pace (o16)
+    // and a primary that suspects itself later than its backups (s26): in seeds 1-400 the broken
+    // core deadlocks in 147 and 228 now (207, 273 before s26; 57, 153, 245 at 341c8c5; only 371 on
+    // 4d3e18d), so these are the seeds that show it today.
+    const seeds = [147, 228];
     const failing: number[] = [];
     for (const seed of seeds) {
       const cfg = { seed, n: 7, byzantine: 2, faults: DEFAULT_FAULTS, checkVerdicts: false };

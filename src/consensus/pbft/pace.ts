@@ -12,6 +12,16 @@ export const PACE_FACTOR = 2;
  * its view (docs/SECURITY.md, known gaps).
  */
 export const PACE_CEILING_BASES = 4;
+/**
+ * A primary whose proposal is out waits this many times its backups' request timeout before it
+ * suspects itself (at most `viewTimeoutCapMs`). Issue 14's floods: a primary timed out while its
+ * backups, starved of CPU, were slow to prepare, and sat alone in a view change while the others
+ * kept its view (which then needed all three of them for every quorum). Its timer cannot go: when
+ * its backups know of no work (a PRE-PREPARE lost to them, no gossip), the primary's VIEW-CHANGE
+ * is one of the f + 1 that start a view change (without it the simulator's crash seeds lost
+ * liveness). Later, it lets the backups, who see the stall from the outside, act first.
+ */
+export const PRIMARY_TIMEOUT_FACTOR = 2;
 
 export interface PaceParams {
   viewTimeoutMs: number;

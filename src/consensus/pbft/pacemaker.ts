@@ -1,5 +1,5 @@
 import { Checkpoints } from "./checkpoints.js";
-import { Pace, type PacerReading, type StallPoint } from "./pace.js";
+import { Pace, type PacerReading, PRIMARY_TIMEOUT_FACTOR, type StallPoint } from "./pace.js";
 import type { View } from "./types.js";
 
 export abstract class Pacemaker extends Checkpoints {
@@ -73,13 +73,21 @@ export abstract class Pacemaker extends Checkpoints {
   private armRequestTimer(onProgress: boolean): void {
     this.pace.armed(onProgress);
     this.armedForRequests = true;
-    this.setViewTimer();
+    this.setViewTimer(this.waitsForBackups() ? PRIMARY_TIMEOUT_FACTOR : 1);
   }
 
-  private setViewTimer(): void {
+  /**
+   * A primary whose PRE-PREPARE for the height above its commit is out: what it waits for is its
+   * backups, so it suspects itself last (pace.ts PRIMARY_TIMEOUT_FACTOR).
+   */
+  private waitsForBackups(): boolean {
+    return this.isPrimary && this.slots.get(this._committed + 1n)?.proposals.has(this._view) === true;
+  }
+
+  private setViewTimer(factor = 1): void {
     this.timerToken++;
     this.timerArmed = true;
-    this.armedTimeout = this.timeoutMs();
+    this.armedTimeout = Math.min(this.cfg.params.viewTimeoutCapMs, factor * this.timeoutMs());
     this.out.push({ kind: "setTimer", timer: "view", afterMs: this.armedTimeout, token: this.timerToken });
   }
 

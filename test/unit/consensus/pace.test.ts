@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { PACE_FACTOR, PACE_SAMPLES, Pace, paceCeilingMs } from "../../../src/consensus/pbft/pace.js";
+import {
+  PACE_FACTOR,
+  PACE_SAMPLES,
+  Pace,
+  PRIMARY_TIMEOUT_FACTOR,
+  paceCeilingMs,
+} from "../../../src/consensus/pbft/pace.js";
 import { Cluster, makeBlock, timing } from "./harness.js";
 
 // Issue 14 overload: the request timeout follows the time the cluster recently needed between two
@@ -175,5 +181,33 @@ describe("paced request timeout", () => {
     assert.equal(noCommits.phase, "commit", "prepared, the COMMITs missing");
     assert.ok(noCommits.votes >= 1 && noCommits.votes < quorum, `its own only: ${noCommits.votes}`);
     assert.equal(at(() => true).height, 5n, "everything delivered: height 4 committed, 5 is next");
+  });
+
+  it("a primary whose proposal is out suspects itself last: twice its backups' timeout", () => {
+    // Issue 14 overload: the primary's own timer fired while its backups were slow to prepare,
+    // and it left its view alone. It still has one (with nothing proposed, or when its backups
+    // know of no work, its VIEW-CHANGE is needed), only later than theirs.
+    const c = slowPrimary(() => 1);
+    drive(c, 2);
+    const primary = c.nodes[0]!;
+    c.filter = (m) => m.msg.kind === "prePrepare"; // the proposal goes out, no vote comes back
+    c.step(0, { kind: "pendingWork", count: 1 });
+    c.run();
+    assert.equal(primary.replica.pacer.stall.phase, "prepare", "height 3 is proposed, not prepared");
+    const own = primary.replica.pacer;
+    assert.equal(own.armedForRequests, true);
+    assert.equal(
+      own.armedTimeoutMs,
+      Math.min(params.viewTimeoutCapMs, PRIMARY_TIMEOUT_FACTOR * own.requestTimeoutMs),
+    );
+    for (const i of [1, 2, 3]) {
+      const backup = c.nodes[i]!.replica.pacer;
+      assert.equal(backup.armedTimeoutMs, backup.requestTimeoutMs, `backup ${i}: the paced timeout`);
+      assert.ok(backup.armedTimeoutMs < own.armedTimeoutMs, `backup ${i} suspects the primary first`);
+    }
+    // At the backups' timeout they start a view change; the primary is still in its view.
+    c.advance(Math.max(...[1, 2, 3].map((i) => c.nodes[i]!.replica.pacer.armedTimeoutMs)));
+    assert.equal(primary.replica.view, 0n);
+    for (const i of [1, 2, 3]) assert.ok(c.nodes[i]!.replica.view >= 1n, `backup ${i} moved on`);
   });
 });
