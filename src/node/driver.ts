@@ -38,6 +38,7 @@ import { errorMessage } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { blockTxIds, rememberBlockTxIds } from "./blockTxIds.js";
 
+import { SigningGroupCommit } from "./groupCommit.js";
 import { TRACE, TRACE_ID_HEX, traceAdmitted } from "./trace.js";
 
 /** Mempool rejections no honest gossiping peer can cause (it verifies before it gossips). */
@@ -193,15 +194,10 @@ export type EpochChange = Extract<Action, { kind: "epochChanged" }>;
 /**
  * Serialises all events into the replica (it is not re-entrant) and performs its actions.
  *
- * Signing state is group-committed: the records of every event go into one open batch; at most
- * one batch is being written and synced at a time, and the next one (everything signed
- * meanwhile) starts when it completes. The core keeps handling events while a sync is in
- * flight. A message waits only for the batch that holds every record appended before it: sends
- * go out in order, each once all records before it are durable. So the rule "a message's
- * signing state is durable before the message leaves the node" holds exactly as with one
- * synced append per event; only non-send effects (timers, delivery, mempool marks) may run
- * ahead of the sync, and none of them is a signature. A failed sync halts the driver: nothing
- * queued behind it is ever sent.
+ * Signing state is group-committed (groupCommit.ts): every send waits for the records appended
+ * before it, and the core keeps handling events while a sync is in flight. Only non-send effects
+ * (timers, delivery, mempool marks) may run ahead of the sync, and none of them is a signature.
+ * A failed sync halts the driver: nothing queued behind it is ever sent.
  */
 export class ConsensusDriver {
   private readonly queue: Event[] = [];
@@ -243,23 +239,10 @@ export class ConsensusDriver {
    * admissions is running.
    */
   private readonly gossipQueues = new Map<number, { waiting: SignedTx[][]; running: boolean }>();
-  /** Group commit: records of the open batch (not yet handed to persist). */
-  private openBatch: SigningRecord[] = [];
-  /** Closed batches waiting for the sync in flight, in id order. */
-  private readonly closedBatches: { id: number; records: SigningRecord[] }[] = [];
-  /** Id of the open batch; batches get ids 1, 2, 3, ... in append order. */
-  private openId = 1;
-  /** Id of the batch being synced, or 0. */
-  private syncingId = 0;
-  /** Highest batch id known durable. */
-  private durableId = 0;
-  /** Sends waiting for a batch: [batch id that must be durable, send]. In order. */
-  private readonly outbox: { gate: number; send: () => void }[] = [];
-  private persistFailed = false;
+  /** The signing state's group commit: every send waits for the records appended before it. */
+  private readonly signing: SigningGroupCommit;
   /** Per epoch: the payload of the last status broadcast and when it left (repeatsStatus). */
   private readonly lastStatus = new Map<bigint, { payload: Uint8Array; at: number }>();
-  private syncIdle: Promise<void> = Promise.resolve();
-  private releaseSyncIdle: (() => void) | null = null;
 
   /**
    * The core's voteNeeded, asked before a vote's signature is verified (every vote is verified
@@ -282,6 +265,24 @@ export class ConsensusDriver {
     private readonly mod: DriverModules,
   ) {
     this.now = mod.now ?? Date.now;
+    this.signing = new SigningGroupCommit({
+      persist: (records) => mod.persist(records),
+      synced: (ms, n) => {
+        mod.metrics?.persistSeconds(ms / 1000);
+        if (TRACE) mod.log.debug({ ms: ms.toFixed(2), n }, "trace persisted");
+      },
+      failed: (cause, err) => {
+        if (this.stopped) return;
+        mod.log.fatal(
+          { err: errorMessage(err) },
+          cause === "persist"
+            ? "signing state could not be made durable; halting"
+            : "consensus driver failed; halting",
+        );
+        this.stopped = true;
+        mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
+      },
+    });
   }
 
   start(): void {
@@ -305,7 +306,7 @@ export class ConsensusDriver {
     this.timers.clear();
     this.queue.length = 0;
     // Messages already signed go out once their batch is durable (as they would have before).
-    await this.syncIdle;
+    await this.signing.stop();
   }
 
   /**
@@ -510,6 +511,7 @@ export class ConsensusDriver {
       // rather than risk sending what was not recorded.
       this.mod.log.fatal({ err: errorMessage(err) }, "consensus driver failed; halting");
       this.stopped = true;
+      void this.signing.stop();
       this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
     } finally {
       this.running = false;
@@ -549,17 +551,7 @@ export class ConsensusDriver {
     for (const a of actions) {
       switch (a.kind) {
         case "persist":
-          // A COMMIT never shares a batch with the PREPARE (or PRE-PREPARE) it follows: that one
-          // leaves first, so a crash can leave a durable unsent COMMIT but never an unsent
-          // PREPARE behind it, and the others can still become prepared without us.
-          if (a.record.kind === "commit") {
-            const h = a.record.height;
-            if (
-              this.openBatch.some((r) => (r.kind === "prepare" || r.kind === "prePrepare") && r.height === h)
-            )
-              this.closeOpenBatch();
-          }
-          this.openBatch.push(a.record);
+          this.signing.append(a.record);
           this.notePhase(a.record);
           if (a.record.kind === "prepare" || a.record.kind === "prePrepare")
             this.mod.mempool.markBlockInFlight(a.record.digest, a.record.height);
@@ -568,7 +560,7 @@ export class ConsensusDriver {
           const { to, msg } = a;
           const route = this.mod.route;
           const epoch = a.epoch;
-          this.sendWhenDurable(() =>
+          this.signing.sendWhenDurable(() =>
             route !== undefined
               ? route.send(epoch ?? msg.envelope.epoch, to, msg.bytes)
               : this.mod.net.send(to, msg.bytes),
@@ -579,7 +571,7 @@ export class ConsensusDriver {
           const msg = a.msg;
           if (msg.kind === "status" && this.repeatsStatus(msg)) break;
           const route = this.mod.route;
-          this.sendWhenDurable(() => {
+          this.signing.sendWhenDurable(() => {
             if (TRACE) this.mod.log.debug({ kind: msg.kind }, "trace broadcast");
             if (route !== undefined) route.broadcast(msg.envelope.epoch, msg.bytes);
             else this.mod.net.broadcast(msg.bytes);
@@ -694,91 +686,8 @@ export class ConsensusDriver {
     // A commit frees a slot of the proposer's pipeline.
     if (delivered) this.reconsiderProposal();
     // Records no send waits for are made durable too, in the next batch.
-    if (this.openBatch.length > 0 || this.closedBatches.length > 0) this.startSync();
-    if (this.persistFailed) throw new Error("signing state could not be made durable");
-  }
-
-  /**
-   * Sends now if every record appended so far is durable and nothing is queued before it;
-   * otherwise queues it behind the batch holding the latest record (and starts that batch's
-   * sync if none is in flight).
-   */
-  private sendWhenDurable(send: () => void): void {
-    if (this.persistFailed) return;
-    // Every batch id below openId holds records; the open one too when it is not empty.
-    const gate = this.openBatch.length > 0 ? this.openId : this.openId - 1;
-    if (gate <= this.durableId && this.outbox.length === 0) {
-      send();
-      return;
-    }
-    this.outbox.push({ gate, send });
-    if (this.openBatch.length > 0 || this.closedBatches.length > 0) this.startSync();
-  }
-
-  private closeOpenBatch(): void {
-    if (this.openBatch.length === 0) return;
-    this.closedBatches.push({ id: this.openId, records: this.openBatch });
-    this.openBatch = [];
-    this.openId++;
-  }
-
-  /**
-   * Starts syncing the oldest closed batch, else the open one, unless a sync is in flight (the
-   * next starts when that one ends).
-   */
-  private startSync(): void {
-    if (this.syncingId !== 0 || this.persistFailed) return;
-    if (this.closedBatches.length === 0) this.closeOpenBatch();
-    const next = this.closedBatches.shift();
-    if (next === undefined) return;
-    const { id, records } = next;
-    this.syncingId = id;
-    if (this.releaseSyncIdle === null)
-      this.syncIdle = new Promise((r) => {
-        this.releaseSyncIdle = r;
-      });
-    const t0 = performance.now();
-    this.mod.persist(records).then(
-      () => {
-        const ms = performance.now() - t0;
-        this.mod.metrics?.persistSeconds(ms / 1000);
-        if (TRACE) this.mod.log.debug({ ms: ms.toFixed(2), n: records.length }, "trace persisted");
-        this.syncingId = 0;
-        this.durableId = id;
-        try {
-          while (this.outbox.length > 0 && this.outbox[0]!.gate <= this.durableId)
-            this.outbox.shift()!.send();
-        } catch (err: unknown) {
-          // As a failing send on the event path did: a bug; stop rather than go on half-sent.
-          this.outbox.length = 0;
-          this.mod.log.fatal({ err: errorMessage(err) }, "consensus driver failed; halting");
-          this.stopped = true;
-          this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
-        }
-        if ((this.closedBatches.length > 0 || this.openBatch.length > 0) && !this.stopped) this.startSync();
-        else this.settleSyncIdle();
-      },
-      (err: unknown) => {
-        // Stop voting rather than risk sending what was not recorded: nothing queued is sent.
-        this.persistFailed = true;
-        this.syncingId = 0;
-        this.outbox.length = 0;
-        this.openBatch = [];
-        this.closedBatches.length = 0;
-        this.settleSyncIdle();
-        if (!this.stopped) {
-          this.mod.log.fatal({ err: errorMessage(err) }, "signing state could not be made durable; halting");
-          this.stopped = true;
-          this.mod.onDiverged(-1n, new Uint8Array(), new Uint8Array());
-        }
-      },
-    );
-  }
-
-  private settleSyncIdle(): void {
-    const r = this.releaseSyncIdle;
-    this.releaseSyncIdle = null;
-    r?.();
+    this.signing.flush();
+    if (this.signing.failed) throw new Error("signing state could not be made durable");
   }
 
   /**

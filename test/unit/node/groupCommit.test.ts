@@ -1,7 +1,8 @@
-// Group commit of the signing state (src/node/driver.ts): a message leaves only once every
-// signing record appended before it is durable; records signed while a sync is in flight share
-// the next sync; a failed sync halts with nothing queued sent. And the crash test: a validator
-// SIGKILLed right after a sync batch never signs a conflicting message after restart.
+// Group commit of the signing state (src/node/groupCommit.ts, driven through the driver): a
+// message leaves only once every signing record appended before it is durable; records signed
+// while a sync is in flight share the next sync; a failed sync halts with nothing queued sent.
+// And the crash test: a validator SIGKILLed right after a sync batch never signs a conflicting
+// message after restart.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import path from "node:path";
