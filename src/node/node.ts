@@ -70,6 +70,7 @@ import {
   crashAfterPersistForTests,
   type DriverNet,
   Equivocator,
+  holdCommitWritesForTests,
   TestFaults,
 } from "./testFaults.js";
 import { TRACE, traceAdmitted } from "./trace.js";
@@ -688,6 +689,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const { d, blockTimeMs, decoded, blockBytes } = job;
     const txs = d.block?.txs ?? [];
     const { txHashes } = d;
+    const held = holdCommitWritesForTests();
+    if (held !== null) await held;
     await this.db.writeCommitBatch({
       height: d.height,
       digest: d.digest,

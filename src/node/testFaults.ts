@@ -11,11 +11,13 @@
 //       a fault on a running validator (a relative path is in the validator's home, which for a
 //       container is a bind mount); a field it sets wins over the environment, a missing file or
 //       a field it leaves out means the environment's value
-//   PARABFT_TEST_CRASH_AFTER_PERSIST, PARABFT_TEST_ACK_BEFORE_COMMIT  see crashAfterPersistForTests and
-//       ACK_BEFORE_COMMIT_FOR_TESTS at the end of this file
+//   PARABFT_TEST_CRASH_AFTER_PERSIST, PARABFT_TEST_ACK_BEFORE_COMMIT, PARABFT_TEST_HOLD_COMMIT_WRITES
+//       see crashAfterPersistForTests, ACK_BEFORE_COMMIT_FOR_TESTS and holdCommitWritesForTests at
+//       the end of this file
 import { existsSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { sealMessage } from "../consensus/envelope.js";
 import type { SigningRecord } from "../consensus/pbft/types.js";
@@ -274,4 +276,21 @@ export function crashAfterPersistForTests(self: number, records: readonly Signin
   if (existsSync(marker)) return;
   writeFileSync(marker, `${self}:${kind}:${"height" in hit ? hit.height : ""}\n`);
   process.kill(process.pid, "SIGKILL");
+}
+
+// Read once, as above.
+const HOLD_COMMIT_WRITES_FILE = process.env.PARABFT_TEST_HOLD_COMMIT_WRITES;
+
+/**
+ * Test-only fault: PARABFT_TEST_HOLD_COMMIT_WRITES="<marker file>" holds every commit batch write
+ * until the file exists (polled every 50 ms), so a test can see clients answered at certificate
+ * time while no block is durable yet (test/cluster/answerFirst.test.ts). Null when unset (no
+ * await on the commit path).
+ */
+export function holdCommitWritesForTests(): Promise<void> | null {
+  const file = HOLD_COMMIT_WRITES_FILE;
+  if (!file) return null;
+  return (async () => {
+    while (!existsSync(file)) await sleep(50);
+  })();
 }
