@@ -34,11 +34,6 @@ export function paceCeilingMs(p: PaceParams): number {
 }
 
 /**
- * What the request timer is doing, read-only (node metrics: why a view change happened). A
- * timeout fired with `longestWaitMs` well below half of it is a stall; one near half of it is a
- * step in phase time the pace had not yet seen.
- */
-/**
  * What the lowest uncommitted height waits for in the current view: its proposal, its body (a
  * proposal whose block this replica does not hold yet), a quorum of PREPAREs, or a quorum of
  * COMMITs; `votes` counts the matching ones held (PREPAREs or COMMITs). Read when a request timer
@@ -53,6 +48,11 @@ export interface StallPoint {
   votes: number;
 }
 
+/**
+ * What the request timer is doing, read-only (node metrics: why a view change happened). A
+ * timeout fired with `longestWaitMs` well below half of it is a stall; one near half of it is a
+ * step in phase time the pace had not yet seen.
+ */
 export interface PacerReading {
   /** The timeout the view timer was last armed with (request or view-change timer); 0 when not armed. */
   armedTimeoutMs: number;
@@ -60,7 +60,10 @@ export interface PacerReading {
   armedForRequests: boolean;
   /** The longest of the recent waits for progress (0 before any). */
   longestWaitMs: number;
-  /** The request timeout this replica would arm now (pace, failed views and cap applied). */
+  /**
+   * The request timeout this replica would arm now (pace, failed views and cap applied); a
+   * primary with its proposal out arms PRIMARY_TIMEOUT_FACTOR × it.
+   */
   requestTimeoutMs: number;
   /** Where the lowest uncommitted height stands in the current view. */
   stall: StallPoint;
