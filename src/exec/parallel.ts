@@ -11,7 +11,6 @@ import { StateCache, type StateSource } from "./cache.js";
 import { keyStr } from "./codec.js";
 import { decodeResult, encodeJob, type JobTx } from "./laneWire.js";
 import {
-  applyTxFast,
   creditFees,
   type DecodedTx,
   decodeTx,
@@ -22,7 +21,6 @@ import {
   newFeeTotal,
   type TxOutcome,
   touchedKeys,
-  transferArena,
 } from "./programs.js";
 import { hashBody, initEntries, outOfOrder } from "./reference.js";
 import {
@@ -40,6 +38,7 @@ import {
   plan,
   txCostUs,
 } from "./schedule.js";
+import { applyTxFast, transferArena } from "./transfer.js";
 import type {
   ExecutableBlock,
   ExecutionResult,
