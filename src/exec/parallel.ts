@@ -23,13 +23,7 @@ import {
   touchedKeys,
 } from "./programs.js";
 import { hashBody, initEntries, outOfOrder } from "./reference.js";
-import {
-  buildResultFromKeys,
-  buildResultFromStage,
-  WriteStage,
-  writeSetLogKeys,
-  writeSetLogOf,
-} from "./result.js";
+import { buildResultFromKeys, buildResultFromStage, writeSetLogKeys, writeSetLogOf } from "./result.js";
 import {
   type CostModel,
   DEFAULT_COST_MODEL,
@@ -48,6 +42,7 @@ import type {
   StateWrite,
 } from "./types.js";
 import { ExecWorkerPool } from "./workerPool.js";
+import { WriteStage } from "./writeStage.js";
 
 export interface ParallelExecutorOpts {
   /** Worker threads; 0 runs everything inline. */

@@ -146,7 +146,7 @@ function transferSmall(
   return new TransferOk(tx.keys, tx.sender, to, amountText);
 }
 
-/** Where transferArena stages its two writes (result.WriteStage). */
+/** Where transferArena stages its two writes (writeStage.WriteStage). */
 export interface SlotStage {
   addSlot(src: Uint8Array, view: DataView, at: number, vl: number): void;
 }
