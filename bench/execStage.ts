@@ -1,5 +1,6 @@
 // Interleaved pairs of two builds on the result stage alone (issue 13, round 8): the inline
-// path's WriteStage (exec/result.ts) staging 20k writes, as a 10k-transfer block makes them
+// path's WriteStage (exec/writeStage.ts; exec/result.ts before r26) staging 20k writes, as a
+// 10k-transfer block makes them
 // (a 21-byte account key each; values alternating 24 bytes and 56-152 bytes, an account with
 // its recent-transactions record), then order() and write() of the block's log and hash input.
 // CPU time (process.cpuUsage) per transfer of each step, medians per build; both builds must
@@ -8,6 +9,7 @@
 //   node dist/bench/execStage.js --run ROOT   (one run, JSON line)
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -39,7 +41,10 @@ function bytes(seed: number, n: number): Uint8Array {
 }
 
 async function runOne(root: string): Promise<StageRun> {
-  const { WriteStage } = await import(pathToFileURL(join(root, "dist", "src/exec/result.js")).href);
+  // WriteStage has its own module since r26; older builds (a baseline) export it from result.js.
+  const own = join(root, "dist", "src/exec/writeStage.js");
+  const file = existsSync(own) ? own : join(root, "dist", "src/exec/result.js");
+  const { WriteStage } = await import(pathToFileURL(file).href);
   const keys: string[] = [];
   const values: Uint8Array[] = [];
   for (let i = 0; i < WRITES; i++) {

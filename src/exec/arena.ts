@@ -6,7 +6,7 @@
 // heap objects the major GC marks.
 //
 // The arena owns the bytes it holds: `copyOut` copies a value out for every caller but the hot
-// path, which reads and rewrites a slot's bytes in place (programs.transferArena). The order of
+// path, which reads and rewrites a slot's bytes in place (transfer.transferArena). The order of
 // slots is insertion order (what eviction drops first); table positions depend on a per-process
 // random seed (so an adversary cannot grind addresses onto one probe chain) and never affect
 // results.

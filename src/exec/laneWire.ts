@@ -4,7 +4,6 @@
 import type { TxStatus } from "../gen/parabft/v1/types_pb.js";
 import { ByteReader, ByteWriter } from "./codec.js";
 import {
-  applyTxFast,
   decodeTx,
   type FeeTotal,
   feeSum,
@@ -13,6 +12,7 @@ import {
   type OutcomeEvent,
   type TxOutcome,
 } from "./programs.js";
+import { applyTxFast } from "./transfer.js";
 
 export interface JobTx {
   index: number;

@@ -11,7 +11,6 @@ import { StateCache, type StateSource } from "./cache.js";
 import { keyStr } from "./codec.js";
 import { decodeResult, encodeJob, type JobTx } from "./laneWire.js";
 import {
-  applyTxFast,
   creditFees,
   type DecodedTx,
   decodeTx,
@@ -22,16 +21,9 @@ import {
   newFeeTotal,
   type TxOutcome,
   touchedKeys,
-  transferArena,
 } from "./programs.js";
 import { hashBody, initEntries, outOfOrder } from "./reference.js";
-import {
-  buildResultFromKeys,
-  buildResultFromStage,
-  WriteStage,
-  writeSetLogKeys,
-  writeSetLogOf,
-} from "./result.js";
+import { buildResultFromKeys, buildResultFromStage, writeSetLogKeys, writeSetLogOf } from "./result.js";
 import {
   type CostModel,
   DEFAULT_COST_MODEL,
@@ -40,6 +32,7 @@ import {
   plan,
   txCostUs,
 } from "./schedule.js";
+import { applyTxFast, transferArena } from "./transfer.js";
 import type {
   ExecutableBlock,
   ExecutionResult,
@@ -49,6 +42,7 @@ import type {
   StateWrite,
 } from "./types.js";
 import { ExecWorkerPool } from "./workerPool.js";
+import { WriteStage } from "./writeStage.js";
 
 export interface ParallelExecutorOpts {
   /** Worker threads; 0 runs everything inline. */

@@ -1,11 +1,11 @@
-// Transaction semantics: decoding, the nonce/duplicate/gas frame every transaction goes
-// through, and the native programs. Deterministic: BigInt arithmetic, no floats, no clocks.
-// Both executors call applyTx; they differ only in how they schedule it over state.
-import { hash as nodeHash } from "node:crypto";
-import { fromBinary } from "@bufbuild/protobuf";
-import { type TxBody, TxBodySchema, TxStatus } from "../gen/parabft/v1/types_pb.js";
+// Transaction semantics: the nonce/duplicate/gas/fee frame every transaction goes through, the
+// native programs (the generic interpreter over a TxContext overlay), the outcomes they return
+// and the block's fees. Deterministic: BigInt arithmetic, no floats, no clocks. Both executors
+// call applyTx; they differ only in how they schedule it over state. The decoded transaction
+// lives in decodedTx.ts (re-exported here), and the parallel executor's transfer hot paths,
+// which must give applyTx's results, in transfer.ts.
+import { TxStatus } from "../gen/parabft/v1/types_pb.js";
 import { runStakingCall, StakingFailure, type StakingFailureCode } from "../staking/index.js";
-import { ADDRESS_LENGTH, PUBLIC_KEY_LENGTH } from "../types/block.js";
 import { bytesEqual } from "../types/bytes.js";
 import {
   accountKey,
@@ -15,33 +15,22 @@ import {
   kvKey,
   StateKeyPrefix,
 } from "../types/stateKeys.js";
-import { type AccountArena, SLOT_BYTES } from "./arena.js";
 import {
-  accountSmallInto,
   consumedAccount,
-  consumedSmallInto,
   decodeAccount,
   decodePool,
   decodeU128,
   encodePool,
   encodeU128,
-  getSmall,
   hex,
-  isSmallAccount,
   keyStr,
-  keyStr21,
-  putSmall,
-  RECENT_TXS,
   recentlyConsumed,
-  smallBalance,
-  smallNonce,
   U128_MAX,
   withAccount,
 } from "./codec.js";
+import { type DecodedTx, declaresRead, declaresWrite, type SenderKeys } from "./decodedTx.js";
 import { DECIMAL_RE, FEE_COLLECTOR_ADDRESS, GAS, gasOf, gasPrice, LIMITS } from "./fees.js";
 import { sha256Iterate } from "./sha256iter.js";
-import { fastDecodeTxBody } from "./txDecode.js";
-import type { PreDecodedTx } from "./types.js";
 
 export type FailureCode =
   | "MALFORMED"
@@ -71,194 +60,13 @@ export interface TxOutcome {
   events: OutcomeEvent[];
 }
 
-/** A transaction decoded for execution. Keys are binary strings (see codec.keyStr). */
-export interface DecodedTx {
-  /** The sender's cached keys (shared by every tx of the sender). */
-  keys?: SenderKeys;
-  hash: Uint8Array;
-  body: TxBody;
-  sender: Uint8Array;
-  /**
-   * keyStr(accountKey(sender)): its value also holds the sender's recent-transactions record.
-   * Read-only, like reads and writes: decodeTx's DecodedTxOf builds them on first read.
-   */
-  readonly senderKey: string;
-  /** Declared keys, as listed (may repeat): see declaresRead / declaresWrite. */
-  readonly reads: string[];
-  readonly writes: string[];
-  /** Built on first use for long access lists only (short ones are scanned). */
-  readSet?: Set<string>;
-  writeSet?: Set<string>;
-}
+/** The decoded transaction (decodedTx.ts), as importers of this file have always found it. */
+export { type DecodedTx, declaresRead, declaresWrite, decodeTx, touchedKeys } from "./decodedTx.js";
 
-const SCAN_MAX = 16;
-
-/** True when the access list lets the tx write `key` (the sender's account is implicit). */
-export function declaresWrite(tx: DecodedTx, key: string): boolean {
-  if (key === tx.senderKey) return true;
-  const w = tx.writes;
-  if (w.length <= SCAN_MAX) {
-    for (let i = 0; i < w.length; i++) if (w[i] === key) return true;
-    return false;
-  }
-  tx.writeSet ??= new Set(w);
-  return tx.writeSet.has(key);
-}
-
-/** True when the access list lets the tx read `key` (declared read or write, or its account). */
-export function declaresRead(tx: DecodedTx, key: string): boolean {
-  if (declaresWrite(tx, key)) return true;
-  const r = tx.reads;
-  if (r.length <= SCAN_MAX) {
-    for (let i = 0; i < r.length; i++) if (r[i] === key) return true;
-    return false;
-  }
-  tx.readSet ??= new Set(r);
-  return tx.readSet.has(key);
-}
-
-interface SenderKeys {
-  /** The public key (a copy when cached: see senderKeys). */
-  publicKey: Uint8Array;
-  sender: Uint8Array;
-  senderKey: string;
-  /** hex(sender), filled on first use (transfer events). */
-  hex?: string;
-}
-
-/**
- * Public key -> address and key strings. A pure cache (the same key always maps to the same
- * address), so it cannot change results; it saves a SHA-256 and two key builds per transaction
- * from a returning sender. Looked up by the key's first 30 bits (a small-integer Map key: no
- * string built per transaction), confirmed by comparing the whole key; the rare second key with
- * the same first bits goes to a map by the whole key. Cleared when full.
- */
-const senderCache = new Map<number, SenderKeys>();
-const senderCollisions = new Map<string, SenderKeys>();
-const SENDER_CACHE_MAX = 1 << 20;
-
-function newSenderKeys(publicKey: Uint8Array): SenderKeys {
-  // addressOf (src/types) is the same SHA-256 prefix; node:crypto is several times faster.
-  // A caller that already derived it (the mempool) passes it in (decodeTx: no SenderKeys then).
-  const sender = new Uint8Array(nodeHash("sha256", publicKey, "buffer").subarray(0, ADDRESS_LENGTH));
-  return {
-    publicKey: publicKey.slice(),
-    sender,
-    senderKey: accountKeyStr20(sender),
-  };
-}
-
-function senderKeys(publicKey: Uint8Array): SenderKeys {
-  // Public keys are 32 bytes (checked by the caller) and uniformly random in their first bytes.
-  const id = (publicKey[0]! << 22) | (publicKey[1]! << 14) | (publicKey[2]! << 6) | (publicKey[3]! >>> 2);
-  const k = senderCache.get(id);
-  if (k !== undefined) {
-    const pk = k.publicKey;
-    let same = true;
-    for (let i = 4; i < PUBLIC_KEY_LENGTH; i++) {
-      if (pk[i] !== publicKey[i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same && pk[0] === publicKey[0] && pk[3] === publicKey[3]) return k;
-    const full = keyStr(publicKey);
-    let c = senderCollisions.get(full);
-    if (c === undefined) {
-      c = newSenderKeys(publicKey);
-      if (senderCollisions.size >= SENDER_CACHE_MAX) senderCollisions.clear();
-      senderCollisions.set(full, c);
-    }
-    return c;
-  }
-  const fresh = newSenderKeys(publicKey);
-  if (senderCache.size >= SENDER_CACHE_MAX) senderCache.clear();
-  senderCache.set(id, fresh);
-  return fresh;
-}
-
-/** keyStr(key) for a declared key, reusing the sender's account key string when it is that key. */
-function declaredKeyStr(key: Uint8Array, sender: Uint8Array, tx: { senderKey: string }): string {
-  if (key.length === 1 + ADDRESS_LENGTH && key[0] === StateKeyPrefix.account) {
-    let i = 0;
-    while (i < ADDRESS_LENGTH && key[i + 1] === sender[i]) i++;
-    if (i === ADDRESS_LENGTH) return tx.senderKey;
-  }
-  return keyStr(key);
-}
-
-/**
- * Decodes a signed body. A body that does not decode, or whose sender is not a 32-byte key,
- * is MALFORMED with no effects at all: without a sender there is no nonce to consume.
- */
-export function decodeTx(body: Uint8Array, hash: Uint8Array, pre?: PreDecodedTx): DecodedTx | null {
-  let tx: TxBody | null = pre === undefined ? fastDecodeTxBody(body) : pre.body;
-  if (tx === null) {
-    try {
-      tx = fromBinary(TxBodySchema, body);
-    } catch {
-      return null;
-    }
-  }
-  if (tx.sender.length !== PUBLIC_KEY_LENGTH) return null;
-  // The caller derived the address (the mempool): no lookup in a cache of every sender (a cold
-  // Map entry and key compare per transaction), and no SenderKeys object (round 10). Round 16:
-  // no key string either until something asks (DecodedTxOf): transfers on the arena are looked
-  // up by the address bytes.
-  const address = pre?.address;
-  if (address !== undefined && address.length === ADDRESS_LENGTH) {
-    return new DecodedTxOf(undefined, hash, tx, address, undefined);
-  }
-  const keys = senderKeys(tx.sender);
-  return new DecodedTxOf(keys, hash, tx, keys.sender, keys.senderKey);
-}
-
-/**
- * A decoded tx whose key strings (the sender's, the declared reads and writes) are built on
- * first read (round 16): the transfer path on the arena reads none of them.
- */
-class DecodedTxOf implements DecodedTx {
-  readSet: Set<string> | undefined = undefined;
-  writeSet: Set<string> | undefined = undefined;
-  private readKeys: string[] | undefined = undefined;
-  private writeKeys: string[] | undefined = undefined;
-  constructor(
-    readonly keys: SenderKeys | undefined,
-    readonly hash: Uint8Array,
-    readonly body: TxBody,
-    readonly sender: Uint8Array,
-    private key: string | undefined,
-  ) {}
-
-  get senderKey(): string {
-    if (this.key === undefined) this.key = accountKeyStr20(this.sender);
-    return this.key;
-  }
-
-  get reads(): string[] {
-    if (this.readKeys === undefined) this.readKeys = this.declared(this.body.access?.reads);
-    return this.readKeys;
-  }
-
-  get writes(): string[] {
-    if (this.writeKeys === undefined) this.writeKeys = this.declared(this.body.access?.writes);
-    return this.writeKeys;
-  }
-
-  private declared(list: Uint8Array[] | undefined): string[] {
-    if (list === undefined || list.length === 0) return NO_KEYS;
-    const out: string[] = new Array(list.length);
-    const sender = this.sender;
-    for (let i = 0; i < list.length; i++) out[i] = declaredKeyStr(list[i]!, sender, this);
-    return out;
-  }
-}
-
-const NO_KEYS: string[] = [];
 const ACCOUNT_PREFIX = String.fromCharCode(StateKeyPrefix.account);
 
 /** The receipt events of a successful transfer (one place for the generic and the fast path). */
-function transferEvents(tx: DecodedTx, to: Uint8Array, amount: string): OutcomeEvent[] {
+export function transferEvents(tx: DecodedTx, to: Uint8Array, amount: string): OutcomeEvent[] {
   return transferEventsOf(senderHex(tx), to, amount);
 }
 
@@ -333,25 +141,6 @@ function senderHex(tx: DecodedTx): string {
 /** How many consumed nonces an account remembers (the duplicate window; codec.ts). */
 export { RECENT_TXS, recentlyConsumed } from "./codec.js";
 
-/** Every key a transaction may touch, implicit ones included: the conflict-graph input. */
-export function touchedKeys(tx: DecodedTx): { keys: string[]; writes: boolean[] } {
-  const keys: string[] = [tx.senderKey];
-  const writes: boolean[] = [true];
-  const long = tx.writes.length + tx.reads.length > SCAN_MAX;
-  const seen = long ? new Set<string>(keys) : null;
-  const add = (k: string, w: boolean) => {
-    if (seen !== null) {
-      if (seen.has(k)) return;
-      seen.add(k);
-    } else if (keys.includes(k)) return;
-    keys.push(k);
-    writes.push(w);
-  };
-  for (const k of tx.writes) add(k, true);
-  for (const k of tx.reads) add(k, false);
-  return { keys, writes };
-}
-
 /** Executor-side state as applyTx sees it. */
 export interface StateView {
   /** The value, or null when absent. Throws when the key was not loaded: an executor bug. */
@@ -414,7 +203,7 @@ class TxContext {
   }
 }
 
-function strBytes(s: string): Uint8Array {
+export function strBytes(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
   return out;
@@ -600,8 +389,10 @@ export function feeSum(f: FeeTotal): bigint {
   return f.small === 0 ? f.total : f.total + BigInt(f.small);
 }
 
+export const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
 /** Adds a safe-integer fee (> 0) to `f` without a BigInt while the double sum stays exact. */
-function addSmallFee(f: FeeTotal, fee: number): void {
+export function addSmallFee(f: FeeTotal, fee: number): void {
   const s = f.small + fee;
   if (s <= MAX_SAFE) f.small = s;
   else {
@@ -652,320 +443,6 @@ export function creditFees(view: StateView, fees: bigint): void {
  */
 export function consumedNonce(r: { status: TxStatus; error: string }): boolean {
   return r.status !== TxStatus.DUPLICATE && !r.error.startsWith("BAD_NONCE");
-}
-
-/** keyStr(accountKey(address)) for a 20-byte address, built flat in one call (no rope). */
-function accountKeyStr20(address: Uint8Array): string {
-  return keyStr21(address, StateKeyPrefix.account, 0);
-}
-
-/**
- * The declared write key string of `address`'s account (so readable and writable), or null when
- * the access list's writes do not hold it (the BigInt frame then reports the violation). Compares
- * the declared bytes: no key string built per transfer.
- */
-function declaredAccountKey(tx: DecodedTx, address: Uint8Array): string | null {
-  const aw = tx.body.access?.writes;
-  if (aw === undefined || aw.length !== tx.writes.length) return null;
-  for (let w = 0; w < aw.length; w++) {
-    const k = aw[w]!;
-    if (k.length !== 1 + ADDRESS_LENGTH || k[0] !== StateKeyPrefix.account) continue;
-    let i = 0;
-    while (i < ADDRESS_LENGTH && k[i + 1] === address[i]) i++;
-    if (i === ADDRESS_LENGTH) return tx.writes[w]!;
-  }
-  return null;
-}
-
-const TRANSFER_GAS = GAS.base + GAS.transfer;
-const TRANSFER_GAS_BIG = BigInt(TRANSFER_GAS);
-
-function failed(gasUsed: number, error: string): TxOutcome {
-  return { status: TxStatus.FAILED, gasUsed, error, events: [] };
-}
-
-/**
- * applyTx with a hot path for bank transfers: the same frame (nonce, recent record, gas, fee)
- * and program, but the sender's account is written once (fee and amount together) and no
- * overlay or closure is built. Every other call goes to applyTx. The parallel executor uses it;
- * the reference executor keeps the generic path, so the differential tests compare the two.
- */
-export function applyTxFast(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutcome {
-  const body = tx.body;
-  const call = body.call?.call;
-  if (call === undefined || call.case !== "transfer") return applyTx(view, tx, fees);
-  return (
-    transferSmall(view, tx, call.value.to, call.value.amount, fees) ??
-    transferFrame(view, tx, fees, call.value)
-  );
-}
-
-/**
- * A canonical decimal (as DECIMAL_RE: no sign, no leading zero) of at most `maxDigits` digits as
- * a number, or -1 (not canonical, or longer: the BigInt path decides).
- */
-function smallDecimal(s: string, maxDigits: number): number {
-  const n = s.length;
-  if (n === 0 || n > maxDigits || (n > 1 && s.charCodeAt(0) === 48)) return -1;
-  let x = 0;
-  for (let i = 0; i < n; i++) {
-    const d = s.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    x = x * 10 + d;
-  }
-  return x;
-}
-
-const MAX_SAFE = Number.MAX_SAFE_INTEGER;
-
-/**
- * The common transfer entirely in doubles: every value below 2^53 (nonce and balances as stored,
- * price < 10^9, amount < 10^15, sums checked), nonce matching, fee and amount covered, the
- * recipient another declared account. Returns null BEFORE any write when anything else holds;
- * transferFrame (BigInt) then decides, with the same results.
- */
-function transferSmall(
-  view: StateView,
-  tx: DecodedTx,
-  to: Uint8Array,
-  amountText: string,
-  fees: FeeTotal,
-): TxOutcome | null {
-  const body = tx.body;
-  if (body.gasLimit !== 0n && body.gasLimit < TRANSFER_GAS_BIG) return null;
-  if (to.length !== ADDRESS_LENGTH) return null;
-  const sv = view.get(tx.senderKey);
-  if (sv === null || !isSmallAccount(sv)) return null;
-  const nonce = smallNonce(sv);
-  // nonce < 2^53, so equal doubles mean equal integers (a larger body nonce never rounds to it).
-  if (Number(body.nonce) !== nonce) return null;
-  const price = body.fee === "" ? 0 : smallDecimal(body.fee, 9);
-  if (price < 0) return null;
-  const fee = TRANSFER_GAS * price;
-  const amount = smallDecimal(amountText, 15);
-  if (amount < 0) return null;
-  const balance = smallBalance(sv);
-  if (fee > balance || balance - fee < amount) return null;
-  const toKey = declaredAccountKey(tx, to);
-  if (toKey === null || toKey === tx.senderKey) return null;
-  const dv = view.get(toKey);
-  let destNonce = 0;
-  let destBalance = 0;
-  if (dv !== null) {
-    if (!isSmallAccount(dv)) return null;
-    destNonce = smallNonce(dv);
-    destBalance = smallBalance(dv);
-  }
-  if (destBalance + amount > MAX_SAFE) return null;
-  // Same writes, in the same order, as the frame and the program.
-  // The view writes through (no overlay to revert) and nothing else holds a StateValue: the
-  // values the hot path allocated are rewritten in place (codec.StateValue).
-  view.set(tx.senderKey, consumedSmallInto(sv, nonce + 1, balance - fee - amount, tx.hash));
-  view.set(toKey, accountSmallInto(dv, destNonce, destBalance + amount));
-  if (fee > 0) addSmallFee(fees, fee);
-  // amountText is canonical here, so it is BigInt(amountText).toString().
-  return new TransferOk(tx.keys, tx.sender, to, amountText);
-}
-
-/** Where transferArena stages its two writes (result.WriteStage). */
-export interface SlotStage {
-  addSlot(src: Uint8Array, view: DataView, at: number, vl: number): void;
-}
-
-/** isSmallAccount of an arena value (already a well-formed account) at `v` in `b`. */
-function smallAt(b: Uint8Array, v: number): boolean {
-  const high = b[v + 8]! | b[v + 9]! | b[v + 10]! | b[v + 11]! | b[v + 12]! | b[v + 13]! | b[v + 14]!;
-  return (high | b[v + 15]! | b[v + 0]! | b[v + 16]!) === 0 && b[v + 1]! < 0x20 && b[v + 17]! < 0x20;
-}
-
-/**
- * transferSmall on the account arena (round 15): the same checks, in the same order, and the
- * same two writes with the same bytes, but both accounts are found in the arena and rewritten in
- * place there, and each write is staged straight from the arena's bytes. Returns null BEFORE any
- * write when anything else holds (not a transfer, either account not in the arena: absent, or a
- * value of another shape; anything transferSmall refuses but a declared transfer to oneself,
- * which this runs as transferFrame does): applyTxFast then decides. The caller
- * stages writes only through `stage` (no written-key list to keep) and has room for two.
- */
-export function transferArena(
-  arena: AccountArena,
-  tx: DecodedTx,
-  fees: FeeTotal,
-  stage: SlotStage,
-): TxOutcome | null {
-  const body = tx.body;
-  const call = body.call?.call;
-  if (call === undefined || call.case !== "transfer") return null;
-  if (body.gasLimit !== 0n && body.gasLimit < TRANSFER_GAS_BIG) return null;
-  const to = call.value.to;
-  if (to.length !== ADDRESS_LENGTH) return null;
-  // Both accounts are found by their address bytes (round 16): no key string is read or built.
-  const sender = tx.sender;
-  const s = arena.findAddress(sender, 0);
-  if (s < 0) return null;
-  const b = arena.bytes;
-  const sv = arena.valueAt(s);
-  if (!smallAt(b, sv)) return null;
-  const nonce = getSmall(b, sv);
-  if (Number(body.nonce) !== nonce) return null;
-  const price = body.fee === "" ? 0 : smallDecimal(body.fee, 9);
-  if (price < 0) return null;
-  const fee = TRANSFER_GAS * price;
-  const amountText = call.value.amount;
-  const amount = smallDecimal(amountText, 15);
-  if (amount < 0) return null;
-  const balance = getSmall(b, sv + 16);
-  if (fee > balance || balance - fee < amount) return null;
-  if (!declaresAccount(tx, to)) return null;
-  const view = arena.view;
-  if (sameAddress(to, sender)) {
-    // A transfer to oneself (declared): the program writes nothing, so only the frame's write
-    // stands, the nonce consumed and the fee paid (transferFrame / transferInto).
-    consumeInArena(arena, s, tx.hash, nonce + 1, balance - fee);
-    stage.addSlot(b, view, s * SLOT_BYTES, arena.lengthOf(s));
-    if (fee > 0) addSmallFee(fees, fee);
-    return new TransferOk(tx.keys, sender, to, amountText);
-  }
-  const d = arena.findAddress(to, 0);
-  if (d < 0) return null;
-  const dv = arena.valueAt(d);
-  if (!smallAt(b, dv)) return null;
-  const destBalance = getSmall(b, dv + 16);
-  if (destBalance + amount > MAX_SAFE) return null;
-  consumeInArena(arena, s, tx.hash, nonce + 1, balance - fee - amount);
-  stage.addSlot(b, view, s * SLOT_BYTES, arena.lengthOf(s));
-  putSmall(b, dv + 24, destBalance + amount);
-  stage.addSlot(b, view, d * SLOT_BYTES, arena.lengthOf(d));
-  if (fee > 0) addSmallFee(fees, fee);
-  return new TransferOk(tx.keys, sender, to, amountText);
-}
-
-/** True when the 20-byte addresses are equal. */
-function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < ADDRESS_LENGTH; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/**
- * True when the access list's writes hold `address`'s account: declaredAccountKey's test on
- * the declared bytes, with no key string.
- */
-function declaresAccount(tx: DecodedTx, address: Uint8Array): boolean {
-  const aw = tx.body.access?.writes;
-  if (aw === undefined) return false;
-  for (let w = 0; w < aw.length; w++) {
-    const k = aw[w]!;
-    if (k.length !== 1 + ADDRESS_LENGTH || k[0] !== StateKeyPrefix.account) continue;
-    let i = 0;
-    while (i < ADDRESS_LENGTH && k[i + 1] === address[i]) i++;
-    if (i === ADDRESS_LENGTH) return true;
-  }
-  return false;
-}
-
-/**
- * The sender's account in slot `s` after `hash` consumed its nonce (consumedSmallInto's bytes,
- * in place): its record shifted by one hash (the oldest of RECENT_TXS drops out), `hash` first,
- * then `nonce` (already + 1) and `balance`.
- */
-function consumeInArena(
-  arena: AccountArena,
-  s: number,
-  hash: Uint8Array,
-  nonce: number,
-  balance: number,
-): void {
-  const b = arena.bytes;
-  const sv = arena.valueAt(s);
-  const held = (arena.lengthOf(s) - 24) >>> 5;
-  const keep = held < RECENT_TXS - 1 ? held : RECENT_TXS - 1;
-  b.copyWithin(sv + 56, sv + 24, sv + 24 + 32 * keep);
-  for (let i = 0; i < 32; i++) b[sv + 24 + i] = hash[i]!;
-  putSmall(b, sv + 8, nonce);
-  putSmall(b, sv + 24, balance);
-  arena.setLength(s, 56 + 32 * keep);
-}
-
-/** The transfer frame and program with BigInt arithmetic (every case). */
-function transferFrame(
-  view: StateView,
-  tx: DecodedTx,
-  fees: FeeTotal,
-  call: { to: Uint8Array; amount: string },
-): TxOutcome {
-  const body = tx.body;
-  const senderKey = tx.senderKey;
-  const sv = view.get(senderKey);
-  const acct = decodeAccount(sv);
-  const nonce = body.nonce;
-  if (nonce !== acct.nonce) {
-    if (nonce < acct.nonce && recentlyConsumed(sv, acct.nonce, nonce, tx.hash)) {
-      return { status: TxStatus.DUPLICATE, gasUsed: 0, error: "", events: [] };
-    }
-    return failed(0, `BAD_NONCE: expected ${acct.nonce}`);
-  }
-  const next = nonce + 1n;
-  const price = gasPrice(body);
-  if (price === null) {
-    view.set(senderKey, consumedAccount(sv, { nonce: next, balance: acct.balance }, tx.hash));
-    return failed(0, "MALFORMED: fee is not a decimal u128");
-  }
-  const limit = body.gasLimit;
-  const outOfGas = limit !== 0n && BigInt(TRANSFER_GAS) > limit;
-  const gasUsed = outOfGas ? Number(limit) : TRANSFER_GAS;
-  const fee = price === 0n ? 0n : BigInt(gasUsed) * price;
-  if (fee > acct.balance) {
-    view.set(senderKey, consumedAccount(sv, { nonce: next, balance: 0n }, tx.hash));
-    fees.total += acct.balance;
-    return failed(gasUsed, `INSUFFICIENT_FEE: paid ${acct.balance} of ${fee}`);
-  }
-  fees.total += fee;
-  const paid = acct.balance - fee;
-  // From here the sender ends with (next, paid) and this tx's hash unless the transfer succeeds.
-  const consumed = consumedAccount(sv, { nonce: next, balance: paid }, tx.hash);
-  const error = transferInto(view, tx, call.to, call.amount, consumed, next, paid, outOfGas);
-  if (typeof error === "string") {
-    view.set(senderKey, consumed);
-    return failed(outOfGas ? gasUsed : TRANSFER_GAS, error);
-  }
-  return { status: TxStatus.OK, gasUsed: TRANSFER_GAS, error: "", events: error };
-}
-
-/**
- * The transfer program after the frame (as runProgram's "transfer" case over a TxContext):
- * writes both accounts and returns the events, or returns the failure string and writes nothing.
- */
-function transferInto(
-  view: StateView,
-  tx: DecodedTx,
-  to: Uint8Array,
-  amountText: string,
-  consumed: Uint8Array,
-  nonce: bigint,
-  balance: bigint,
-  outOfGas: boolean,
-): string | OutcomeEvent[] {
-  if (outOfGas) return "OUT_OF_GAS";
-  if (to.length !== 20) return "MALFORMED: recipient is not a 20-byte address";
-  if (!DECIMAL_RE.test(amountText)) return "MALFORMED: amount is not a decimal amount";
-  const amount = BigInt(amountText);
-  if (amount > U128_MAX) return "MALFORMED: amount exceeds u128";
-  if (balance < amount) return "INSUFFICIENT_FUNDS";
-  const toKey = accountKeyStr20(to);
-  if (toKey !== tx.senderKey) {
-    if (!declaresRead(tx, toKey)) return `ACCESS_VIOLATION: read of undeclared key ${hex(strBytes(toKey))}`;
-    const destValue = view.get(toKey);
-    const dest = decodeAccount(destValue);
-    const credited = dest.balance + amount;
-    if (credited > U128_MAX) return "OVERFLOW";
-    if (!declaresWrite(tx, toKey)) return `ACCESS_VIOLATION: write of undeclared key ${hex(strBytes(toKey))}`;
-    view.set(tx.senderKey, withAccount(consumed, { nonce, balance: balance - amount }));
-    view.set(toKey, withAccount(destValue, { nonce: dest.nonce, balance: credited }));
-  } else {
-    // A transfer to oneself writes nothing in the program; the frame's write stands.
-    view.set(tx.senderKey, consumed);
-  }
-  return transferEvents(tx, to, amount.toString());
 }
 
 export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutcome {

@@ -11,16 +11,15 @@ import { buildGenesis } from "../../../src/exec/genesis.js";
 import { ParallelExecutor } from "../../../src/exec/parallel.js";
 import {
   applyTx,
-  applyTxFast,
   decodeTx,
   type FeeTotal,
   feeSum,
   newFeeTotal,
   type StateView,
-  transferArena,
 } from "../../../src/exec/programs.js";
 import { hashBody, initFromResult, ReferenceExecutor, stateMap } from "../../../src/exec/reference.js";
-import { buildResultFromStage, outcomesOf, WriteStage, writeSetLogOf } from "../../../src/exec/result.js";
+import { buildResultFromStage, outcomesOf, writeSetLogOf } from "../../../src/exec/result.js";
+import { applyTxFast, transferArena } from "../../../src/exec/transfer.js";
 import type { ExecutableBlock } from "../../../src/exec/types.js";
 import {
   buildTx,
@@ -33,6 +32,7 @@ import {
   swapTx,
   transferTx,
 } from "../../../src/exec/workload.js";
+import { WriteStage } from "../../../src/exec/writeStage.js";
 import {
   type SignedTx,
   SignedTxSchema,

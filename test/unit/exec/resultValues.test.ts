@@ -10,10 +10,10 @@ import {
   buildResultFromKeys,
   buildResultFromStage,
   sortKeyIndex,
-  WriteStage,
   writeSetLogKeys,
   writeSetLogOf,
 } from "../../../src/exec/result.js";
+import { WriteStage } from "../../../src/exec/writeStage.js";
 import { keyPool, pick, rng } from "./randomWrites.js";
 
 /** Writes over a key pool with shared 4-char prefixes and repeats; values differ per write. */
