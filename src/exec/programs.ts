@@ -368,8 +368,7 @@ function runProgram(ctx: TxContext, tx: DecodedTx): OutcomeEvent[] {
  * Fees charged by the transactions of one block (or one lane of it), credited to the fee
  * collector once, after the block's last transaction (creditFees): every transaction writing the
  * collector's account would put all of them in one lane.
- */
-/**
+ *
  * A block's (or a bin's) fees so far: `total` plus `small`. The transfer hot path adds its fee
  * to `small`, a double kept exact (≤ 2^53 − 1; a sum that would pass it moves `small` into
  * `total` first), so a transfer allocates no BigInt for its fee (round 11). Read with feeSum.
@@ -421,6 +420,14 @@ export function creditFees(view: StateView, fees: bigint): void {
 }
 
 /**
+ * Whether an executed inclusion consumed its tx's nonce (step 2 of applyTx): false for a
+ * DUPLICATE or BAD_NONCE, which left state untouched and let the same tx count elsewhere.
+ */
+export function consumedNonce(r: { status: TxStatus; error: string }): boolean {
+  return r.status !== TxStatus.DUPLICATE && !r.error.startsWith("BAD_NONCE");
+}
+
+/**
  * Executes one decoded transaction against `view`, in this order:
  * 1. nonce: tx.nonce must equal the sender's nonce. A lower nonce that the sender's
  *    recent-transactions record shows this very tx consumed (one of the last RECENT_TXS nonces)
@@ -437,14 +444,6 @@ export function creditFees(view: StateView, fees: bigint): void {
  * 5. the program runs in an overlay; any failure (access violation included) reverts the
  *    overlay, so only steps 2 and 4 remain.
  */
-/**
- * Whether an executed inclusion consumed its tx's nonce (step 2 of applyTx): false for a
- * DUPLICATE or BAD_NONCE, which left state untouched and let the same tx count elsewhere.
- */
-export function consumedNonce(r: { status: TxStatus; error: string }): boolean {
-  return r.status !== TxStatus.DUPLICATE && !r.error.startsWith("BAD_NONCE");
-}
-
 export function applyTx(view: StateView, tx: DecodedTx, fees: FeeTotal): TxOutcome {
   const sv = view.get(tx.senderKey);
   const acct = decodeAccount(sv);
