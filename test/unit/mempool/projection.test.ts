@@ -262,6 +262,34 @@ describe("projected accounts", () => {
     assert.equal(chain.lookups(), 1);
   });
 
+  it("starts no projection from a read taken while one of the sender's commits awaits execution", async () => {
+    // That read predates the commit's debit: kept through the execution as if exact, its balance
+    // would admit what the sender can no longer pay.
+    const chain = fakeChain();
+    const mp = chainPool(chain, { maxIdleAccounts: 1 });
+    const [k, other] = [newKey(), newKey()];
+    const cost = BigInt(gasOf(signedTxCall())) + 1n;
+    chain.fund(k, 3n * cost);
+    chain.fund(other, RICH);
+    const tx0 = signedTx(k, { nonce: 0n });
+    await mp.add(tx0, "api");
+    mp.removeCommitted([tx0], 1n);
+    // Another sender's commit pushes k's projection out of the idle LRU (capacity 1).
+    const o0 = signedTx(other, { nonce: 0n });
+    await mp.add(o0, "api");
+    mp.removeCommitted([o0], 2n);
+    // k's next tx reads the account: nonce 0 and the whole balance, tx0 not yet executed.
+    const before = chain.lookups();
+    await mp.add(signedTx(k, { nonce: 1n }), "api");
+    assert.equal(chain.lookups(), before + 1);
+    chain.execute([tx0, o0]);
+    mp.markExecuted(2n);
+    // 2 × cost are left; tx1 pending takes one: nonce 2 must be refused (read again), not
+    // admitted on the stale 3 × cost.
+    await rejects(mp.add(signedTx(k, { nonce: 2n, amount: "2" }), "api"), "INSUFFICIENT_FUNDS");
+    assert.equal(chain.lookups(), before + 2);
+  });
+
   it("with maxIdleAccounts 0, reads the account again after every commit of its sender", async () => {
     const chain = fakeChain();
     const mp = chainPool(chain, { maxIdleAccounts: 0 });
