@@ -76,6 +76,13 @@ interface Looked {
   read: boolean;
   /** A projection (SenderQueue.acctExact): current through every commit the pool was told of. */
   projected: boolean;
+  /** nonceEpoch when it was looked up. */
+  since: number;
+  /**
+   * A read issued while none of the sender's commits awaited execution (no floor, none trimmed
+   * unexecuted): it saw every commit of the sender up to `since`.
+   */
+  clean: boolean;
 }
 
 export class Mempool {
@@ -105,6 +112,12 @@ export class Mempool {
   private executedHeight = 0n;
   /** Highest commit height of a floor trimFloors dropped before its execution. */
   private trimmedHeight = 0n;
+  /**
+   * nonceEpoch of each sender's latest commit (the newest maxCommittedFloors senders), and the
+   * newest epoch forgotten: whether a sender committed while one of its lookups was out.
+   */
+  private readonly commitEpochs = new Map<string, number>();
+  private forgottenCommitEpoch = -1;
   private running = true;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
@@ -376,11 +389,15 @@ export class Mempool {
     // account read may predate an execution whose commit floor is gone by now, and would place
     // the sender's next nonce behind a gap that never fills (a closed-loop client's next tx,
     // submitted right after its previous one committed, stalled that way). Read those again.
+    // Only senders whose answer may be stale: one that is settled (see settled()) saw everything
+    // of its sender that moved since, and reading it again cost a RocksDB read per admission.
     let epochNow = epoch;
     for (let tries = 0; epochNow !== this.nonceEpoch && verified.length > 0 && tries < 3; tries++) {
       epochNow = this.nonceEpoch;
+      const stale = verified.filter((v) => !this.settled(v.ptx.senderKey, accounts.get(v.ptx.senderKey)!));
+      if (stale.length === 0) break;
       const again = await this.accountsFor(
-        verified.map((v) => v.ptx),
+        stale.map((v) => v.ptx),
         true,
       );
       for (const [k, v] of again) accounts.set(k, v);
@@ -441,18 +458,31 @@ export class Mempool {
       const q = this.pool.senders.get(key);
       const cached = q ? q.acct : (this.idle.get(key) ?? null);
       const projected = q ? q.acctExact : cached !== null;
+      const since = this.nonceEpoch;
       if (cached && (!forceRead || projected) && (q?.pendingCost ?? 0n) + cost <= cached.balance) {
-        out.set(key, { state: cached, read: false, projected });
+        out.set(key, { state: cached, read: false, projected, since, clean: false });
         continue;
       }
+      const clean = !this.committedFloors.has(key) && this.executedHeight >= this.trimmedHeight;
       reads.push(
         Promise.resolve(this.lookup(address)).then((state) => {
-          out.set(key, { state, read: true, projected: false });
+          out.set(key, { state, read: true, projected: false, since, clean });
         }),
       );
     }
     await Promise.all(reads);
     return out;
+  }
+
+  /**
+   * The sender's account as `looked` gave it still holds: no commit of the sender since, and it
+   * is a projection, or a clean read (nothing of the sender awaited execution when it was taken).
+   * Execution only follows commits, so nothing else moves the sender's nonce or lowers its balance.
+   */
+  private settled(key: string, looked: Looked): boolean {
+    if (!looked.projected && !(looked.read && looked.clean)) return false;
+    const e = this.commitEpochs.get(key);
+    return (e ?? this.forgottenCommitEpoch) <= looked.since;
   }
 
   private fail(err: unknown): { ok: false; error: MempoolError } {
@@ -506,12 +536,17 @@ export class Mempool {
   /**
    * The synchronous part of admission: account, nonce window, dedupe, funds, capacity (evicting
    * if that makes room), then insert. `current`: no commit or execution since `looked` was
-   * answered, so a read is fresh (after every commit the pool knows) and a projection still holds.
+   * answered, so a read is fresh (after every commit the pool knows).
    */
   private insert(ptx: PoolTx, origin: TxOrigin, looked: Looked, current: boolean): void {
     if (!this.running) throw new MempoolError("MEMPOOL_STOPPED", {}, "mempool is stopped");
     const acct = looked.state;
-    const fresh = current && looked.read;
+    const key = ptx.senderKey;
+    // Exact (kept as a projection once the tx is pooled): see settled(). Judged before nextFor,
+    // which may drop the floor.
+    const exact = this.projecting && this.settled(key, looked);
+    // A settled read is as fresh for its sender as one no commit or execution overtook.
+    const fresh = (current || exact) && looked.read;
     if (acct === null) {
       throw new MempoolError(
         "UNKNOWN_ACCOUNT",
@@ -519,16 +554,7 @@ export class Mempool {
         "the sender has no account: only funded accounts may submit",
       );
     }
-    const key = ptx.senderKey;
     let q = this.pool.senders.get(key);
-    // Exact (kept as a projection once the tx is pooled): a current projection, or a fresh read
-    // while none of the sender's commits awaits execution (no floor; none trimmed unexecuted).
-    // Judged before nextFor, which may drop the floor.
-    const exact =
-      this.projecting &&
-      current &&
-      (looked.projected ||
-        (looked.read && !this.committedFloors.has(key) && this.executedHeight >= this.trimmedHeight));
     // A projection is no evidence that execution caught up: it must not clear the floor.
     let next = this.nextFor(key, acct.nonce, !looked.projected);
     // A lookup that raced a commit or execution (or a cached one) may be older than the pool.
@@ -809,6 +835,7 @@ export class Mempool {
       }
     }
     for (const [key, floor] of floors) {
+      this.noteCommitEpoch(key);
       const prev = this.committedFloors.get(key);
       if (!prev || floor > prev.floor) {
         this.committedFloors.delete(key);
@@ -849,6 +876,18 @@ export class Mempool {
       // A read between the commit and its execution saw the old account (a projection did not).
       const q = this.pool.senders.get(key);
       if (q && !q.acctExact) q.acct = null;
+    }
+  }
+
+  private noteCommitEpoch(key: string): void {
+    this.commitEpochs.delete(key);
+    this.commitEpochs.set(key, this.nonceEpoch);
+    const cap = this.opts.maxCommittedFloors ?? Math.max(10_000, this.opts.maxTxs);
+    if (this.commitEpochs.size <= cap) return;
+    for (const [k, e] of this.commitEpochs) {
+      this.commitEpochs.delete(k);
+      if (e > this.forgottenCommitEpoch) this.forgottenCommitEpoch = e;
+      if (this.commitEpochs.size <= cap) break;
     }
   }
 

@@ -290,6 +290,60 @@ describe("projected accounts", () => {
     assert.equal(chain.lookups(), before + 2);
   });
 
+  it("a read overtaken by other senders' commits is kept (no second read); one overtaken by its own is read again", async () => {
+    const chain = fakeChain();
+    let gate: (() => void) | null = null;
+    let gated = false;
+    const mp = new Mempool(
+      { chainId: CHAIN, maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 10, maxTxBytes: 4096, maxNonceGap: 4 },
+      {
+        verifyTxs: countingVerifier().fn,
+        account: async (a) => {
+          const seen = chain.lookup(a);
+          if (gated) await new Promise<void>((r) => (gate = r));
+          return seen;
+        },
+        log: silentLogger(),
+      },
+    );
+    const [k, other] = [newKey(), newKey()];
+    chain.fund(k, RICH);
+    chain.fund(other, RICH);
+    const o0 = signedTx(other, { nonce: 0n });
+    await mp.add(o0, "api");
+    const waitGate = async () => {
+      for (let i = 0; i < 500 && gate === null; i++) await new Promise((r) => setTimeout(r, 2));
+      assert.ok(gate !== null, "the lookup was never made");
+      gated = false;
+      const g = gate as () => void;
+      gate = null;
+      g();
+    };
+    // k's first read is out while another sender's tx commits and executes.
+    gated = true;
+    const first = mp.add(signedTx(k, { nonce: 0n }), "api");
+    for (let i = 0; i < 500 && gate === null; i++) await new Promise((r) => setTimeout(r, 2));
+    commitAndExecute(mp, chain, [o0], 1n);
+    await waitGate();
+    await first;
+    assert.equal(chain.lookups(), 2, "one read for other, one for k: k's was not read again");
+    // It became k's projection: after its commit, k's next tx costs no read.
+    const k0 = mp.reap(10, 1 << 20).txs;
+    commitAndExecute(mp, chain, k0, 2n);
+    await mp.add(signedTx(k, { nonce: 1n }), "api");
+    assert.equal(chain.lookups(), 2);
+    // A read of a new sender overtaken by that sender's own commit (its tx sent elsewhere) is read again.
+    const n = newKey();
+    chain.fund(n, RICH);
+    gated = true;
+    const late = verdict(mp.add(signedTx(n, { nonce: 0n, amount: "3" }), "api"));
+    for (let i = 0; i < 500 && gate === null; i++) await new Promise((r) => setTimeout(r, 2));
+    commitAndExecute(mp, chain, [signedTx(n, { nonce: 0n })], 3n);
+    await waitGate();
+    assert.equal(await late, "BAD_NONCE");
+    assert.equal(chain.lookups(), 4, "n was read twice");
+  });
+
   it("with maxIdleAccounts 0, reads the account again after every commit of its sender", async () => {
     const chain = fakeChain();
     const mp = chainPool(chain, { maxIdleAccounts: 0 });
