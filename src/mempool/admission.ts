@@ -160,3 +160,36 @@ export function statelessCheck(
     cost,
   };
 }
+
+/**
+ * The sender's account after one of its committed transactions executes, from the account before
+ * it, by execution's rule (src/exec/programs.ts `applyTx`): a nonce other than the account's
+ * (BAD_NONCE, or a re-included DUPLICATE) changes nothing and pays nothing; the account's nonce
+ * is consumed whatever happens next, and the balance loses at most `cost` (maxFee + value: the
+ * fee is gasUsed × price ≤ gasLimit × price, an INSUFFICIENT_FEE sender pays its whole balance,
+ * the value moves only if the call succeeds). So the nonce is exact and the balance a lower bound
+ * (other senders' transactions only credit it). null when that bound does not hold or is unknown:
+ * a staking call (delegate and register move liquid balance into stake beyond `cost`) or a cost
+ * admission could not compute (gas limit 0 means no limit in execution). The pool then reads the
+ * account again, as before it kept projections.
+ */
+export function projectCommitted(
+  acct: AccountState,
+  nonce: bigint,
+  cost: bigint | null,
+  body: TxBody,
+): AccountState | null {
+  if (nonce !== acct.nonce) return acct;
+  if (cost === null || body.call?.call.case === "staking") return null;
+  return { nonce: nonce + 1n, balance: acct.balance > cost ? acct.balance - cost : 0n };
+}
+
+/** txCost(body).cost, or null when admission would refuse the body's fee fields or amounts. */
+export function costOrNull(body: TxBody): bigint | null {
+  try {
+    return txCost(body).cost;
+  } catch (err) {
+    if (err instanceof MempoolError) return null;
+    throw err;
+  }
+}

@@ -43,6 +43,12 @@ export interface SenderQueue {
    * by other senders' transfers, so a cached balance that falls short is read again.
    */
   acct: AccountState | null;
+  /**
+   * `acct` is a projection (mempool.ts `projectCommitted`): exact nonce and a balance lower bound
+   * through every commit the pool was told of, so commits and executions do not make it stale.
+   * False: a read that may predate the execution of one of the sender's commits.
+   */
+  acctExact: boolean;
 }
 
 export class PoolEntries {
@@ -347,6 +353,7 @@ export class PoolEntries {
       blocked: false,
       pendingCost: 0n,
       acct: null,
+      acctExact: false,
     };
     this.senders.set(key, q);
     return q;

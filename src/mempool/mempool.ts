@@ -5,13 +5,20 @@
 // injected verifier (a worker pool in the node), then dedupe and capacity. The final insert runs
 // synchronously, so concurrent admissions cannot overfill the pool or admit one hash twice.
 import { fromBinary } from "@bufbuild/protobuf";
+import { Lru } from "../crypto/lru.js";
 import { type SignedTx, type TxBody, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
 import { type Logger, TRACE } from "../logger/index.js";
 import { RateLimiter } from "../net/rateLimit.js";
 import { addressOf, PUBLIC_KEY_LENGTH, txHash } from "../types/block.js";
 import { toHex } from "../types/bytes.js";
 import type { Hash } from "../types/hash.js";
-import { type AccountLookup, type AccountState, statelessCheck } from "./admission.js";
+import {
+  type AccountLookup,
+  type AccountState,
+  costOrNull,
+  projectCommitted,
+  statelessCheck,
+} from "./admission.js";
 import { Backlog } from "./backlog.js";
 import { PoolEntries } from "./entries.js";
 import { MempoolError } from "./errors.js";
@@ -59,6 +66,25 @@ function withHash(d: Draft, hash: Hash, hashHex: string): PoolTx {
 /** Balance of a sender under a nonce-only lookup. */
 const UNLIMITED = 1n << 256n;
 
+/** Senders with nothing pending whose projected account is kept (see Mempool.idle). */
+const DEFAULT_IDLE_ACCOUNTS = 65_536;
+
+/** An account for admission, and where it came from. */
+interface Looked {
+  state: AccountState | null;
+  /** Read from storage by this admission. */
+  read: boolean;
+  /** A projection (SenderQueue.acctExact): current through every commit the pool was told of. */
+  projected: boolean;
+  /** nonceEpoch when it was looked up. */
+  since: number;
+  /**
+   * A read issued while none of the sender's commits awaited execution (no floor, none trimmed
+   * unexecuted): it saw every commit of the sender up to `since`.
+   */
+  clean: boolean;
+}
+
 export class Mempool {
   /** sender -> (nonce floor from commits, commit height); cleared once execution catches up. */
   private readonly committedFloors = new Map<string, { floor: bigint; height: bigint }>();
@@ -71,6 +97,27 @@ export class Mempool {
   private committedHeight = 0n;
   /** Bumped whenever commits or execution move nonces; tells whether a lookup is still current. */
   private nonceEpoch = 0;
+  /**
+   * Projected accounts of senders with nothing pending (their queue emptied on commit): the
+   * account as execution will leave it after every commit this pool was told of (exact nonce,
+   * balance lower bound; admission.ts projectCommitted). Issue 14: with each sender's queue
+   * emptied by the commit of its one pending tx, every admission on every validator read
+   * RocksDB (~9 % of the main threads at 800 tx/s open loop, c25-notes.md). A sender moves here
+   * from its queue and back; never both.
+   */
+  private readonly idle: Lru<string, AccountState>;
+  /** maxIdleAccounts > 0: accounts are projected through commits (else read after each, as before). */
+  private readonly projecting: boolean;
+  /** Highest height markExecuted was told about. */
+  private executedHeight = 0n;
+  /** Highest commit height of a floor trimFloors dropped before its execution. */
+  private trimmedHeight = 0n;
+  /**
+   * nonceEpoch of each sender's latest commit (the newest maxCommittedFloors senders), and the
+   * newest epoch forgotten: whether a sender committed while one of its lookups was out.
+   */
+  private readonly commitEpochs = new Map<string, number>();
+  private forgottenCommitEpoch = -1;
   private running = true;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
@@ -105,6 +152,8 @@ export class Mempool {
     this.senderLimiter = opts.senderRate ? new RateLimiter(opts.senderRate) : null;
     this.connLimiter = opts.connectionRate ? new RateLimiter(opts.connectionRate) : null;
     this.backlog = new Backlog(opts, this.now);
+    this.idle = new Lru(opts.maxIdleAccounts ?? DEFAULT_IDLE_ACCOUNTS);
+    this.projecting = this.idle.capacity > 0;
   }
 
   async start(): Promise<void> {
@@ -340,11 +389,15 @@ export class Mempool {
     // account read may predate an execution whose commit floor is gone by now, and would place
     // the sender's next nonce behind a gap that never fills (a closed-loop client's next tx,
     // submitted right after its previous one committed, stalled that way). Read those again.
+    // Only senders whose answer may be stale: one that is settled (see settled()) saw everything
+    // of its sender that moved since, and reading it again cost a RocksDB read per admission.
     let epochNow = epoch;
     for (let tries = 0; epochNow !== this.nonceEpoch && verified.length > 0 && tries < 3; tries++) {
       epochNow = this.nonceEpoch;
+      const stale = verified.filter((v) => !this.settled(v.ptx.senderKey, accounts.get(v.ptx.senderKey)!));
+      if (stale.length === 0) break;
       const again = await this.accountsFor(
-        verified.map((v) => v.ptx),
+        stale.map((v) => v.ptx),
         true,
       );
       for (const [k, v] of again) accounts.set(k, v);
@@ -366,8 +419,7 @@ export class Mempool {
     let admitted = 0;
     for (const { i, ptx } of verified) {
       try {
-        const acct = accounts.get(ptx.senderKey)!;
-        this.insert(ptx, origin, acct.state, current && acct.read);
+        this.insert(ptx, origin, accounts.get(ptx.senderKey)!, current);
         admitted++;
         results[i] = { ok: true, hash: ptx.hash, hashHex: ptx.hashHex };
       } catch (err) {
@@ -388,35 +440,49 @@ export class Mempool {
   }
 
   /**
-   * One account per distinct sender: the cached one when the sender has pending transactions and
-   * the cache still covers what this batch adds, else a lookup.
+   * One account per distinct sender: the cached one (the sender's queue's, or its idle
+   * projection when it has no queue) when it covers what the sender has pending plus what this
+   * batch adds, else a lookup. `forceRead`: the caller's earlier answers may predate a commit or
+   * an execution; only projections (current through every commit) are reused then.
    */
-  private async accountsFor(
-    ptxs: readonly Draft[],
-    forceRead = false,
-  ): Promise<Map<string, { state: AccountState | null; read: boolean }>> {
+  private async accountsFor(ptxs: readonly Draft[], forceRead = false): Promise<Map<string, Looked>> {
     const need = new Map<string, { address: Uint8Array; cost: bigint }>();
     for (const p of ptxs) {
       const n = need.get(p.senderKey);
       if (n) n.cost += p.cost;
       else need.set(p.senderKey, { address: p.address, cost: p.cost });
     }
-    const out = new Map<string, { state: AccountState | null; read: boolean }>();
+    const out = new Map<string, Looked>();
     const reads: Promise<void>[] = [];
     for (const [key, { address, cost }] of need) {
       const q = this.pool.senders.get(key);
-      if (!forceRead && q?.acct && q.pendingCost + cost <= q.acct.balance) {
-        out.set(key, { state: q.acct, read: false });
+      const cached = q ? q.acct : (this.idle.get(key) ?? null);
+      const projected = q ? q.acctExact : cached !== null;
+      const since = this.nonceEpoch;
+      if (cached && (!forceRead || projected) && (q?.pendingCost ?? 0n) + cost <= cached.balance) {
+        out.set(key, { state: cached, read: false, projected, since, clean: false });
         continue;
       }
+      const clean = !this.committedFloors.has(key) && this.executedHeight >= this.trimmedHeight;
       reads.push(
         Promise.resolve(this.lookup(address)).then((state) => {
-          out.set(key, { state, read: true });
+          out.set(key, { state, read: true, projected: false, since, clean });
         }),
       );
     }
     await Promise.all(reads);
     return out;
+  }
+
+  /**
+   * The sender's account as `looked` gave it still holds: no commit of the sender since, and it
+   * is a projection, or a clean read (nothing of the sender awaited execution when it was taken).
+   * Execution only follows commits, so nothing else moves the sender's nonce or lowers its balance.
+   */
+  private settled(key: string, looked: Looked): boolean {
+    if (!looked.projected && !(looked.read && looked.clean)) return false;
+    const e = this.commitEpochs.get(key);
+    return (e ?? this.forgottenCommitEpoch) <= looked.since;
   }
 
   private fail(err: unknown): { ok: false; error: MempoolError } {
@@ -469,10 +535,18 @@ export class Mempool {
 
   /**
    * The synchronous part of admission: account, nonce window, dedupe, funds, capacity (evicting
-   * if that makes room), then insert. `fresh`: `acct` was read after every commit the pool knows.
+   * if that makes room), then insert. `current`: no commit or execution since `looked` was
+   * answered, so a read is fresh (after every commit the pool knows).
    */
-  private insert(ptx: PoolTx, origin: TxOrigin, acct: AccountState | null, fresh: boolean): void {
+  private insert(ptx: PoolTx, origin: TxOrigin, looked: Looked, current: boolean): void {
     if (!this.running) throw new MempoolError("MEMPOOL_STOPPED", {}, "mempool is stopped");
+    const acct = looked.state;
+    const key = ptx.senderKey;
+    // Exact (kept as a projection once the tx is pooled): see settled(). Judged before nextFor,
+    // which may drop the floor.
+    const exact = this.projecting && this.settled(key, looked);
+    // A settled read is as fresh for its sender as one no commit or execution overtook.
+    const fresh = (current || exact) && looked.read;
     if (acct === null) {
       throw new MempoolError(
         "UNKNOWN_ACCOUNT",
@@ -480,9 +554,9 @@ export class Mempool {
         "the sender has no account: only funded accounts may submit",
       );
     }
-    const key = ptx.senderKey;
     let q = this.pool.senders.get(key);
-    let next = this.nextFor(key, acct.nonce);
+    // A projection is no evidence that execution caught up: it must not clear the floor.
+    let next = this.nextFor(key, acct.nonce, !looked.projected);
     // A lookup that raced a commit or execution (or a cached one) may be older than the pool.
     if (q && !fresh && next < q.base) next = q.base;
     // Built only for a refusal: two bigint strings per admitted tx were pure garbage.
@@ -539,7 +613,11 @@ export class Mempool {
     this.makeRoom(ptx, executableNow);
     // Already carried by a pending proposal (its block arrived before the transaction).
     const queue = this.pool.add(ptx, origin, this.now(), this.flights.has(ptx.hashHex), next);
-    if (fresh || !queue.acct) queue.acct = acct;
+    if (fresh || !queue.acct) {
+      queue.acct = acct;
+      queue.acctExact = exact;
+    }
+    this.idle.delete(key);
   }
 
   /**
@@ -606,11 +684,16 @@ export class Mempool {
     }
   }
 
-  /** The sender's next nonce: state, raised by commits not yet executed. */
-  private nextFor(key: string, stateNonce: bigint): bigint {
+  /**
+   * The sender's next nonce: state, raised by commits not yet executed. `fromState`: the nonce was
+   * read from executed state, so one at or past the floor shows execution caught up (the floor
+   * goes); a projection's nonce shows nothing about execution.
+   */
+  private nextFor(key: string, stateNonce: bigint, fromState: boolean): bigint {
     const floor = this.committedFloors.get(key);
-    if (floor && stateNonce >= floor.floor) this.committedFloors.delete(key);
-    else if (floor) return floor.floor;
+    if (floor && stateNonce >= floor.floor) {
+      if (fromState) this.committedFloors.delete(key);
+    } else if (floor) return floor.floor;
     return stateNonce;
   }
 
@@ -711,18 +794,22 @@ export class Mempool {
     this.backlog.onCommitted(txs.length);
     if (height > this.committedHeight) this.committedHeight = height;
     const floors = new Map<string, bigint>();
+    // Each sender's projected account (its queue's exact one, or its idle one), carried through
+    // this block's transactions in block order; null once it cannot be (read again then).
+    const projections = new Map<string, AccountState | null>();
     for (let i = 0; i < txs.length; i++) {
       const tx = txs[i]!;
       const hex = hexOf(hashes?.[i] ?? this.hashTx(tx));
       const e = this.pool.byHash.get(hex);
       let key: string;
       let nonce: bigint;
+      let body: TxBody;
       if (e) {
         key = e.senderKey;
         nonce = e.nonce;
+        body = e.body;
       } else {
         // A transaction this node never admitted still advances its sender.
-        let body: TxBody;
         try {
           body = fromBinary(TxBodySchema, tx.body);
         } catch {
@@ -736,24 +823,40 @@ export class Mempool {
         floors.get(key) ?? this.pool.senders.get(key)?.base ?? this.committedFloors.get(key)?.floor;
       if (next === undefined) floors.set(key, nonce + 1n);
       else floors.set(key, nonce === next ? next + 1n : next);
+      let p = projections.get(key);
+      if (p === undefined) {
+        const q = this.pool.senders.get(key);
+        p = q ? (q.acctExact ? q.acct : null) : (this.idle.get(key) ?? null);
+      }
+      projections.set(key, p && projectCommitted(p, nonce, e ? e.cost : costOrNull(body), body));
       if (e) {
         const q = this.pool.senders.get(key);
         if (q) this.pool.drop(q, e);
       }
     }
     for (const [key, floor] of floors) {
+      this.noteCommitEpoch(key);
       const prev = this.committedFloors.get(key);
       if (!prev || floor > prev.floor) {
         this.committedFloors.delete(key);
         this.committedFloors.set(key, { floor, height });
       }
+      // The projection must agree with the floor the pool now works from (they follow the same
+      // rule from the same nonce); if not, trust neither and read the account again next time.
+      let p = projections.get(key) ?? null;
+      if (p !== null && p.nonce !== floor) p = null;
       const q = this.pool.senders.get(key);
       if (q) {
-        // Its execution will change the nonce and balance: read the account again next time.
-        q.acct = null;
+        // Without a projection, its execution will change the nonce and balance: read again.
+        q.acct = p;
+        q.acctExact = p !== null;
         if (floor > q.base) this.pool.rebase(q, floor);
         this.pool.recount(q);
       }
+      // Its queue emptied (or it had none): the projection is kept for its next transaction.
+      if (this.pool.senders.has(key)) this.idle.delete(key);
+      else if (p !== null) this.idle.set(key, p);
+      else this.idle.delete(key);
     }
     this.trimFloors();
     // Proposals at or below this height that did not commit are abandoned.
@@ -765,21 +868,36 @@ export class Mempool {
   /** Execution reached `height`: state nonces now include every commit up to it. */
   markExecuted(height: bigint): void {
     this.nonceEpoch++;
+    if (height > this.executedHeight) this.executedHeight = height;
     // Floors sit in commit-height order (each update re-inserts), so stop at the first newer one.
     for (const [key, f] of this.committedFloors) {
       if (f.height > height) break;
       this.committedFloors.delete(key);
-      // A read between the commit and its execution saw the old account.
+      // A read between the commit and its execution saw the old account (a projection did not).
       const q = this.pool.senders.get(key);
-      if (q) q.acct = null;
+      if (q && !q.acctExact) q.acct = null;
+    }
+  }
+
+  private noteCommitEpoch(key: string): void {
+    this.commitEpochs.delete(key);
+    this.commitEpochs.set(key, this.nonceEpoch);
+    const cap = this.opts.maxCommittedFloors ?? Math.max(10_000, this.opts.maxTxs);
+    if (this.commitEpochs.size <= cap) return;
+    for (const [k, e] of this.commitEpochs) {
+      this.commitEpochs.delete(k);
+      if (e > this.forgottenCommitEpoch) this.forgottenCommitEpoch = e;
+      if (this.commitEpochs.size <= cap) break;
     }
   }
 
   private trimFloors(): void {
     const cap = this.opts.maxCommittedFloors ?? Math.max(10_000, this.opts.maxTxs);
     if (this.committedFloors.size <= cap) return;
-    for (const key of this.committedFloors.keys()) {
+    for (const [key, f] of this.committedFloors) {
       this.committedFloors.delete(key);
+      // Until execution passes it, "no floor" no longer shows a sender's commits executed.
+      if (f.height > this.trimmedHeight) this.trimmedHeight = f.height;
       if (this.committedFloors.size <= cap) break;
     }
   }

@@ -54,6 +54,12 @@ export interface MempoolOpts {
    */
   maxCommittedFloors?: number;
   /**
+   * Senders with nothing pending whose account the pool keeps, projected through their commits
+   * (mempool.ts `idle`), so their next transaction costs no storage read. Default 65,536. 0: no
+   * projections at all (a sender's account is read again after each of its commits).
+   */
+  maxIdleAccounts?: number;
+  /**
    * Backpressure (OVERLOADED): API submissions are refused while the pool holds more than this
    * many seconds of commits at the commit rate of the last `commitRateWindowMs`. 0 or absent: off.
    */

@@ -6,6 +6,7 @@
 // at saturation nearly every block transaction is one this backup admitted from gossip).
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Verdict } from "../consensus/pbft/types.js";
+import { fastDecodeTxBody } from "../exec/txDecode.js";
 import { type Block, type SignedTx, TxBodySchema } from "../gen/parabft/v1/types_pb.js";
 import type { ChainParams } from "../params/index.js";
 import { blockTxIds } from "./blockTxIds.js";
@@ -44,7 +45,8 @@ export async function checkBlockTxs(block: Block, ctx: BlockCheckContext): Promi
     if (ctx.pooledVerified?.(tx, hex) === true) continue;
     let chainId: string;
     try {
-      chainId = fromBinary(TxBodySchema, tx.body).chainId;
+      // A transfer by hand (what fromBinary builds, src/exec/txDecode.ts), anything else by fromBinary.
+      chainId = (fastDecodeTxBody(tx.body) ?? fromBinary(TxBodySchema, tx.body)).chainId;
     } catch {
       return { kind: "reject", reason: "BAD_BLOCK" };
     }

@@ -416,7 +416,8 @@ describe("admission rate limits", () => {
 
 describe("account reads", () => {
   it("reuses a pending sender's account until one of its transactions commits", async () => {
-    const { mp, fund, lookups } = paidPool();
+    // Without projections (maxIdleAccounts 0); with them the commit keeps it too (projection.test.ts).
+    const { mp, fund, lookups } = paidPool({ maxIdleAccounts: 0 });
     const k = newKey();
     fund(k, RICH);
     const tx0 = signedTx(k, { nonce: 0n });

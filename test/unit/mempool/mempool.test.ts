@@ -51,7 +51,7 @@ async function rejects(p: Promise<unknown>, code: MempoolErrorCode): Promise<Mem
  * A pool whose account lookup reads `stateNonce` when called, then waits while `gate` is set
  * (until `release()`): lookups racing commits and execution.
  */
-function gatedLookupPool() {
+function gatedLookupPool(over: Partial<MempoolOpts> = {}) {
   const g = {
     stateNonce: 0n,
     gate: false,
@@ -59,7 +59,15 @@ function gatedLookupPool() {
     mp: null as unknown as Mempool,
   };
   g.mp = new Mempool(
-    { chainId: CHAIN, maxTxs: 100, maxBytes: 1 << 20, maxPerSender: 10, maxTxBytes: 4096, maxNonceGap: 10 },
+    {
+      chainId: CHAIN,
+      maxTxs: 100,
+      maxBytes: 1 << 20,
+      maxPerSender: 10,
+      maxTxBytes: 4096,
+      maxNonceGap: 10,
+      ...over,
+    },
     {
       verifyTxs: countingVerifier().fn,
       nextNonce: async () => {
@@ -411,7 +419,9 @@ describe("mempool reap", () => {
   });
 
   it("removeCommitted drops the committed txs and the sender's now-stale nonces", async () => {
-    const { mp } = pool();
+    // Without projections: this fake's state stays at 0 after execution (a projection would
+    // follow execution's rule and keep nonces 0 and 1 used; projection.test.ts).
+    const { mp } = pool({ maxIdleAccounts: 0 });
     const k = newKey();
     const other = newKey();
     await fill(mp, k, 0n, 4);
@@ -429,8 +439,9 @@ describe("mempool reap", () => {
   });
 
   it("does not let a nonce lookup that raced a commit move a sender backwards", async () => {
+    // Lookups racing commits: without projections, so the next admission after a commit reads.
     const k = newKey();
-    const g = gatedLookupPool();
+    const g = gatedLookupPool({ maxIdleAccounts: 0 });
     const mp = g.mp;
     const tx0 = signedTx(k, { nonce: 0n });
     const tx1 = signedTx(k, { nonce: 1n });
@@ -455,8 +466,9 @@ describe("mempool reap", () => {
   });
 
   it("a sender's next tx, looked up while its previous one executes, is executable (not gapped)", async () => {
+    // Lookups racing commits: without projections, so the next admission after a commit reads.
     const k = newKey();
-    const g = gatedLookupPool();
+    const g = gatedLookupPool({ maxIdleAccounts: 0 });
     const mp = g.mp;
     const tx0 = signedTx(k, { nonce: 0n });
     await mp.add(tx0, "api");

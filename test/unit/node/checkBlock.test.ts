@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { nativeTxHash } from "../../../src/crypto/index.js";
-import { BlockSchema, type SignedTx } from "../../../src/gen/parabft/v1/types_pb.js";
+import { BlockSchema, KvPutSchema, type SignedTx } from "../../../src/gen/parabft/v1/types_pb.js";
 import { type BlockCheckContext, checkBlockTxs } from "../../../src/node/checkBlock.js";
 import { toHex } from "../../../src/types/bytes.js";
 import { CHAIN, newKey, signedTx } from "../mempool/helpers.js";
@@ -46,6 +46,20 @@ describe("checkBlockTxs", () => {
     const bad = { kind: "reject", reason: "BAD_BLOCK" };
     const cases: [string, SignedTx[], Partial<BlockCheckContext>][] = [
       ["another chain", [signedTx(key, { chainId: "other" })], {}],
+      [
+        "another chain, not a transfer (fromBinary's decode)",
+        [
+          signedTx(key, {
+            chainId: "other",
+            call: {
+              case: "kvPut",
+              value: create(KvPutSchema, { key: Uint8Array.of(1), value: Uint8Array.of(2) }),
+            },
+          }),
+        ],
+        {},
+      ],
+      ["a truncated transfer body", [{ ...a, body: a.body.subarray(0, a.body.length - 3) }], {}],
       ["undecodable body", [{ ...a, body: new Uint8Array([0xff, 0xff, 0xff]) }], {}],
       ["a duplicate", [a, a], {}],
       ["too many txs", [a, b, signedTx(key, { nonce: 2n }), signedTx(key, { nonce: 3n })], {}],
