@@ -81,6 +81,19 @@ function chainPool(chain: ReturnType<typeof fakeChain>, over: Partial<MempoolOpt
   );
 }
 
+/** A rich sender whose nonce 0 was admitted (one account read), committed at height 1 and executed. */
+async function firstCommitted() {
+  const chain = fakeChain();
+  const mp = chainPool(chain);
+  const k = newKey();
+  chain.fund(k, RICH);
+  const tx0 = signedTx(k, { nonce: 0n });
+  await mp.add(tx0, "api");
+  assert.equal(chain.lookups(), 1);
+  commitAndExecute(mp, chain, [tx0], 1n);
+  return { chain, mp, k, tx0 };
+}
+
 async function verdict(p: Promise<unknown>): Promise<string> {
   try {
     await p;
@@ -109,14 +122,7 @@ function commitAndExecute(
 
 describe("projected accounts", () => {
   it("admits a sender's next transaction after its commit without a storage read", async () => {
-    const chain = fakeChain();
-    const mp = chainPool(chain);
-    const k = newKey();
-    chain.fund(k, RICH);
-    const tx0 = signedTx(k, { nonce: 0n });
-    await mp.add(tx0, "api");
-    assert.equal(chain.lookups(), 1);
-    commitAndExecute(mp, chain, [tx0], 1n);
+    const { chain, mp, k } = await firstCommitted();
     assert.equal(mp.size, 0);
     // Before and after execution the projection says nonce 1: 0 is consumed, 1 is next.
     await rejects(mp.add(signedTx(k, { nonce: 0n, amount: "2" }), "api"), "BAD_NONCE");
@@ -126,13 +132,7 @@ describe("projected accounts", () => {
   });
 
   it("applies a commit the pool never admitted: the consumed nonce is refused, the next admitted", async () => {
-    const chain = fakeChain();
-    const mp = chainPool(chain);
-    const k = newKey();
-    chain.fund(k, RICH);
-    const tx0 = signedTx(k, { nonce: 0n });
-    await mp.add(tx0, "api");
-    commitAndExecute(mp, chain, [tx0], 1n);
+    const { chain, mp, k } = await firstCommitted();
     // Another validator's block carries the sender's nonce 1, submitted there only.
     const foreign = signedTx(k, { nonce: 1n, amount: "5" });
     mp.removeCommitted([foreign], 2n);
@@ -145,13 +145,7 @@ describe("projected accounts", () => {
   });
 
   it("does not refuse the nonce the chain would take after a committed tx that executes as BAD_NONCE", async () => {
-    const chain = fakeChain();
-    const mp = chainPool(chain);
-    const k = newKey();
-    chain.fund(k, RICH);
-    const tx0 = signedTx(k, { nonce: 0n });
-    await mp.add(tx0, "api");
-    commitAndExecute(mp, chain, [tx0], 1n);
+    const { chain, mp, k } = await firstCommitted();
     // A block carries the sender's nonce 3 while the chain is at 1: execution takes nothing.
     commitAndExecute(mp, chain, [signedTx(k, { nonce: 3n })], 2n);
     assert.equal(chain.accounts.get(k.addressHex)!.nonce, 1n);
@@ -163,13 +157,7 @@ describe("projected accounts", () => {
   });
 
   it("a re-included committed tx (DUPLICATE in execution) does not move the projection", async () => {
-    const chain = fakeChain();
-    const mp = chainPool(chain);
-    const k = newKey();
-    chain.fund(k, RICH);
-    const tx0 = signedTx(k, { nonce: 0n });
-    await mp.add(tx0, "api");
-    commitAndExecute(mp, chain, [tx0], 1n);
+    const { chain, mp, k, tx0 } = await firstCommitted();
     commitAndExecute(mp, chain, [tx0], 2n);
     await mp.add(signedTx(k, { nonce: 1n }), "api");
     await rejects(mp.add(signedTx(k, { nonce: 0n, amount: "3" }), "api"), "BAD_NONCE");
