@@ -81,8 +81,8 @@ function chainPool(chain: ReturnType<typeof fakeChain>, over: Partial<MempoolOpt
   );
 }
 
-/** A rich sender whose nonce 0 was admitted (one account read), committed at height 1 and executed. */
-async function firstCommitted() {
+/** A rich sender whose nonce 0 was admitted (one account read). */
+async function firstAdmitted() {
   const chain = fakeChain();
   const mp = chainPool(chain);
   const k = newKey();
@@ -90,8 +90,14 @@ async function firstCommitted() {
   const tx0 = signedTx(k, { nonce: 0n });
   await mp.add(tx0, "api");
   assert.equal(chain.lookups(), 1);
-  commitAndExecute(mp, chain, [tx0], 1n);
   return { chain, mp, k, tx0 };
+}
+
+/** firstAdmitted, then nonce 0 committed at height 1 and executed. */
+async function firstCommitted() {
+  const first = await firstAdmitted();
+  commitAndExecute(first.mp, first.chain, [first.tx0], 1n);
+  return first;
 }
 
 async function verdict(p: Promise<unknown>): Promise<string> {
@@ -186,12 +192,7 @@ describe("projected accounts", () => {
   });
 
   it("reads again after a staking call commits (it moves balance into stake beyond its cost)", async () => {
-    const chain = fakeChain();
-    const mp = chainPool(chain);
-    const k = newKey();
-    chain.fund(k, RICH);
-    const tx0 = signedTx(k, { nonce: 0n });
-    await mp.add(tx0, "api");
+    const { chain, mp, k, tx0 } = await firstAdmitted();
     const stake = signedTx(k, {
       nonce: 1n,
       call: {
