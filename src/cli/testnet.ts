@@ -16,7 +16,13 @@ import {
 } from "../node/config.js";
 import { type Genesis, type GenesisAmmPool, writeGenesis } from "../node/genesis.js";
 import { transportIndexOf } from "../node/membership.js";
-import { type ConsensusParams, type PresetName, presets, validateParams } from "../params/index.js";
+import {
+  type ConsensusParams,
+  isConsensusParam,
+  type PresetName,
+  presets,
+  validateParams,
+} from "../params/index.js";
 import { isValidPeerAddress } from "../staking/programs.js";
 import { SigningStateLog } from "../storage/signingStateLog.js";
 import { toHex } from "../types/bytes.js";
@@ -159,7 +165,7 @@ export async function createTestnet(opts: TestnetOpts): Promise<Testnet> {
   const preset = opts.preset ?? "default";
   const params = structuredClone(presets[preset]);
   for (const [k, v] of Object.entries(opts.consensus ?? {})) {
-    if (!Object.hasOwn(params.consensus, k)) throw new RangeError(`unknown consensus parameter ${k}`);
+    if (!isConsensusParam(k)) throw new RangeError(`unknown consensus parameter ${k}`);
     (params.consensus as unknown as Record<string, unknown>)[k] = v;
   }
   validateParams(params);

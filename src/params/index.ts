@@ -86,6 +86,11 @@ export const minimalParams: ChainParams = {
 };
 
 export const presets = { default: defaultParams, minimal: minimalParams } as const;
+
+/** Whether `name` is a field of ConsensusParams (overrides by name: testnet, bench cluster --consensus). */
+export function isConsensusParam(name: string): name is keyof ConsensusParams {
+  return Object.hasOwn(defaultParams.consensus, name);
+}
 export type PresetName = keyof typeof presets;
 
 export type ParamsErrorCode = "INVALID_PARAMS";

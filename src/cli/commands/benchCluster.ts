@@ -1,7 +1,7 @@
 // `parabft bench cluster`: the cluster benchmark (bench/cluster.ts) from the command line.
 import path from "node:path";
 import { formatReport, runClusterBench } from "../../../bench/cluster.js";
-import { type ConsensusParams, type PresetName, presets } from "../../params/index.js";
+import { type ConsensusParams, isConsensusParam, type PresetName, presets } from "../../params/index.js";
 import { type CliCommand, intFlag, parseCommandArgs, UsageError } from "../command.js";
 import { printJson } from "../output.js";
 
@@ -240,7 +240,7 @@ function consensusFlag(v: string): Partial<ConsensusParams> {
     .filter((p) => p.length > 0)) {
     const m = /^(\w+)=(\d+)$/.exec(part);
     if (!m) throw new UsageError("--consensus", `not NAME=INTEGER: '${part}'`);
-    if (!Object.hasOwn(presets.default.consensus, m[1]!))
+    if (!isConsensusParam(m[1]!))
       throw new UsageError("--consensus", `unknown consensus parameter '${m[1]}'`);
     out[m[1]!] = Number(m[2]);
   }
