@@ -49,7 +49,7 @@ export abstract class Pacemaker extends Checkpoints {
   private stallPoint(): StallPoint {
     const height = this._committed + 1n;
     const slot = this.slots.get(height);
-    const prop = slot?.proposals.get(this._view);
+    const prop = this.proposalAboveCommit();
     if (slot === undefined || prop === undefined) return { height, phase: "proposal", votes: 0 };
     const key = `${this._view}:${prop.hex}`;
     if (!this.holdsBody(height, prop.digest, prop.hex))
@@ -81,7 +81,12 @@ export abstract class Pacemaker extends Checkpoints {
    * backups, so it suspects itself last (pace.ts PRIMARY_TIMEOUT_FACTOR).
    */
   private waitsForBackups(): boolean {
-    return this.isPrimary && this.slots.get(this._committed + 1n)?.proposals.has(this._view) === true;
+    return this.isPrimary && this.proposalAboveCommit() !== undefined;
+  }
+
+  /** This view's proposal for the height right above the commit, if any. */
+  private proposalAboveCommit() {
+    return this.slots.get(this._committed + 1n)?.proposals.get(this._view);
   }
 
   private setViewTimer(factor = 1): void {
