@@ -180,6 +180,20 @@ const PROBE_REFINE = 1.15;
 const OVERLOAD_CLIENT =
   "each send submits the next signed transfer (signed before the load) of the next sender that awaits no answer; a refusal is counted, never retried as an extra send, and the same transfer is that sender's next payment";
 
+/** An open-loop run at `rate` for `seconds`, reported with `warmup` set and judged by nothing. */
+async function warmUp(
+  ctx: RunContext,
+  what: string,
+  rate: number,
+  seconds: number,
+  runs: RunReport[],
+  say: (m: string) => void,
+): Promise<void> {
+  say(`${what}: warming up (${rate} tx/s for ${seconds} s, not judged) ...`);
+  runs.push(await measured(ctx, () => runOnce(ctx, rate, seconds, "warm-up")));
+  runs.at(-1)!.warmup = true;
+}
+
 /**
  * Issue 14's overload goal: saturation measured in this run (an open-loop sweep judged by errors
  * and throughput only: the reference is the most the cluster commits; a closed loop would measure
@@ -202,9 +216,7 @@ async function measureOverload(
   } else {
     // A fresh cluster stalls for its first seconds under load (cold code, connections, first
     // view): unjudged, or the first probe step would understate saturation.
-    say(`overload: warming up (${opts.rate} tx/s for ${WARMUP_S} s, not judged) ...`);
-    runs.push(await measured(ctx, () => runOnce(ctx, opts.rate, WARMUP_S, "warm-up")));
-    runs.at(-1)!.warmup = true;
+    await warmUp(ctx, "overload", opts.rate, WARMUP_S, runs, say);
     say(
       `overload: probing saturation (open loop from ${opts.rate} tx/s, ×${PROBE_FACTOR} per ${o.probeS} s step, a failed step run twice, then ×${PROBE_REFINE}) ...`,
     );
@@ -467,6 +479,9 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
     } else if (opts.overload !== undefined) {
       overload = await measureOverload(ctx, opts, opts.overload, runs, say);
     } else if (!opts.sweep) {
+      // Cold code (JIT, first connections) costs CPU and latency for a run's first seconds:
+      // with --warmup the judged run measures the warm cluster.
+      if ((opts.warmupS ?? 0) > 0) await warmUp(ctx, "open loop", opts.rate, opts.warmupS!, runs, say);
       runs.push(await measured(ctx, () => runOnce(ctx, opts.rate, opts.durationS, `${opts.rate} tx/s`)));
     } else {
       const r = await sweep(

@@ -44,6 +44,7 @@ function main(): void {
     if (!b) continue;
     const rep = JSON.parse(readFileSync(f, "utf8")) as ClusterBenchReport;
     for (const run of rep.runs) {
+      if (run.warmup === true) continue; // not judged (--warmup)
       const shape = run.mode === "closed" ? `closed loop ×${run.clients}` : `open ${run.offeredRate} tx/s`;
       rows.push({
         build: b.label,

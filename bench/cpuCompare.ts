@@ -61,26 +61,28 @@ function rowsOf(file: string, build: string): Row[] {
     ];
   }
   const r = rep as ClusterBenchReport;
-  return r.runs.map((run) => {
-    const s = run.stages;
-    const wallS =
-      s && s.cpuCores > 0 && s.cpuPerTxMs ? (s.cpuPerTxMs * run.committed) / 1000 / s.cpuCores : null;
-    return {
-      build,
-      shape: run.mode === "closed" ? `closed loop ×${run.clients}` : `open ${run.offeredRate} tx/s`,
-      file: base,
-      load1m: r.machine.loadAverage1m,
-      committed: run.committed,
-      tps: run.achievedTps,
-      p50: run.finalityMs.p50,
-      cpuMsPerTx: s?.cpuPerTxMs ?? null,
-      cpuMsPerHeightPerValidator: s?.cpuPerHeightMsPerValidator ?? null,
-      cpuMsPerSecondPerValidator:
-        s && r.setup.validators > 0 ? (s.cpuCores * 1000) / r.setup.validators : null,
-      heightsPerSecond: s && wallS ? s.heights / wallS : null,
-      viewChanges: s?.viewChanges ?? null,
-    };
-  });
+  return r.runs
+    .filter((run) => run.warmup !== true)
+    .map((run) => {
+      const s = run.stages;
+      const wallS =
+        s && s.cpuCores > 0 && s.cpuPerTxMs ? (s.cpuPerTxMs * run.committed) / 1000 / s.cpuCores : null;
+      return {
+        build,
+        shape: run.mode === "closed" ? `closed loop ×${run.clients}` : `open ${run.offeredRate} tx/s`,
+        file: base,
+        load1m: r.machine.loadAverage1m,
+        committed: run.committed,
+        tps: run.achievedTps,
+        p50: run.finalityMs.p50,
+        cpuMsPerTx: s?.cpuPerTxMs ?? null,
+        cpuMsPerHeightPerValidator: s?.cpuPerHeightMsPerValidator ?? null,
+        cpuMsPerSecondPerValidator:
+          s && r.setup.validators > 0 ? (s.cpuCores * 1000) / r.setup.validators : null,
+        heightsPerSecond: s && wallS ? s.heights / wallS : null,
+        viewChanges: s?.viewChanges ?? null,
+      };
+    });
 }
 
 function main(): void {

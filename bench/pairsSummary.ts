@@ -61,7 +61,7 @@ function readRun(stem: string): Row | null {
   } catch {
     return null; // a run that crashed or is still running
   }
-  const run = report.runs[0];
+  const run = report.runs.find((r) => r.warmup !== true);
   if (run === undefined) return null;
   const st = run.stages;
   const hps = st !== undefined && run.durationS > 0 ? st.heights / run.durationS : 0;

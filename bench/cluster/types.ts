@@ -26,7 +26,11 @@ export interface ClusterBenchOpts {
    * SubmitTxAndWait and waiting for its commit before the next (no sweep).
    */
   closedLoop?: number;
-  /** Closed loop: seconds of unrecorded warm-up before the measured `durationS` (default 1). */
+  /**
+   * Closed loop: seconds of unrecorded warm-up before the measured `durationS` (default 1).
+   * Open loop at one rate: seconds of a warm-up run at that rate first, reported apart with
+   * `warmup` set and not judged (default 0).
+   */
   warmupS?: number;
   sweep?: boolean;
   /**

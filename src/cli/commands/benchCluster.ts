@@ -29,7 +29,9 @@ Options:
   --rate R           offered load in tx/s (the first step with --sweep; default 200)
   --closed-loop N    closed loop instead: N clients, each submitting with SubmitTxAndWait and
                      waiting for its commit before the next; latency is send -> reply
-  --warmup S         closed loop: unrecorded warm-up seconds before --duration (default 1)
+  --warmup S         closed loop: unrecorded warm-up seconds before --duration (default 1);
+                     open loop at one --rate: a warm-up run at that rate first, reported
+                     apart and not judged (default 0), so CPU and latency are the warm code's
   --sweep            raise the rate stepwise (×1.5) until latency or errors climb; reports the
                      saturation point and the latency-throughput curve
   --sweep-steps N    at most N sweep steps (default 8; the overload probe's: 16)
@@ -140,8 +142,8 @@ export const benchClusterCommand: CliCommand = {
     const factor = values.factor === undefined ? 2 : Number(values.factor);
     if (!(factor >= 1 && factor <= 100))
       throw new UsageError("--factor", "--factor must be a number in 1..100");
-    if (closedLoop === undefined && values.warmup !== undefined)
-      throw new UsageError("--warmup", "--warmup only applies with --closed-loop");
+    if ((sweep || overload) && values.warmup !== undefined)
+      throw new UsageError("--warmup", "--warmup applies to --closed-loop and to one open-loop --rate");
     const report = await runClusterBench({
       ...(values.validators !== undefined
         ? { validators: intFlag("validators", values.validators, 4, 1, 64) }
@@ -174,7 +176,9 @@ export const benchClusterCommand: CliCommand = {
         : {}),
       ...(closedLoop !== undefined
         ? { closedLoop, warmupS: intFlag("warmup", values.warmup, 1, 0, 600) }
-        : {}),
+        : values.warmup !== undefined
+          ? { warmupS: intFlag("warmup", values.warmup, 0, 0, 600) }
+          : {}),
       sweepMaxSteps: intFlag("sweep-steps", values["sweep-steps"], overload ? 16 : 8, 1, 50),
       // Overload: a sender waits for each answer before its next nonce, so more of them.
       senders: intFlag(

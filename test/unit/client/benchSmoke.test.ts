@@ -75,4 +75,30 @@ describe("cluster benchmark against a fake node", () => {
     assert.equal(saved.runs[0].committed, 40);
     assert.equal(saved.files.svg, report.files!.svg);
   });
+
+  it("runs an open loop's --warmup first, apart from the judged run, and checks both in the chain", async () => {
+    const report = await runClusterBench({
+      api: [fx.api],
+      keysDir: path.join(fx.dir, "keys"),
+      durationS: 2,
+      rate: 20,
+      warmupS: 1,
+      senders: 4,
+      connections: 2,
+      drainTimeoutS: 10,
+      outDir: null,
+      name: "smoke-warmup",
+      progress: false,
+      verifyCeilingMs: 200,
+    });
+    assert.deepEqual(
+      report.runs.map((r) => [r.warmup === true, r.offeredRate, r.scheduled, r.committed]),
+      [
+        [true, 20, 20, 20],
+        [false, 20, 40, 40],
+      ],
+    );
+    assert.equal(report.verification.inChain, 60);
+    assert.equal(report.verification.missing, 0);
+  });
 });
