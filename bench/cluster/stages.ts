@@ -222,7 +222,10 @@ export function formatStages(runs: RunReport[]): string {
     .filter((x) => x.stages)
     .map((x) => {
       const s = x.stages!;
-      const label = x.mode === "closed" ? `closed ×${x.clients}` : `${x.offeredRate} tx/s`;
+      const label =
+        x.mode === "closed"
+          ? `closed ×${x.clients}`
+          : `${x.mode === "overload" ? "overload " : x.warmup ? "warm-up " : ""}${x.offeredRate} tx/s`;
       const db = Object.entries(s.dbWriteMs)
         .map(([k, v]) => `${k} ${v}`)
         .join(", ");

@@ -211,7 +211,7 @@ export interface RunReport {
    * fixed offered rate above saturation, refusals counted and never retried (overload.ts).
    */
   mode?: "open" | "closed" | "overload";
-  /** Overload mode: the unjudged warm-up before the saturation probe. */
+  /** An unjudged warm-up run: the overload's before its probe, or an open loop's --warmup. */
   warmup?: boolean;
   /** Closed loop: number of clients. */
   clients?: number;

@@ -2,7 +2,8 @@
 // deltas averaged over validators, and each execution stage's busy share of the run's wall time.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type MetricSample, stageBreakdown } from "../../../bench/cluster/stages.js";
+import { formatStages, type MetricSample, stageBreakdown } from "../../../bench/cluster/stages.js";
+import type { RunReport } from "../../../bench/cluster/types.js";
 
 function sample(entries: Record<string, number>): MetricSample {
   return new Map(Object.entries(entries));
@@ -66,6 +67,21 @@ describe("bench cluster stage breakdown", () => {
     assert.equal(s?.gossipShed, 5);
     const older = stageBreakdown([sample({})], [sample({})], 1, 10);
     assert.equal(older?.blockTxsVerifiedShare, undefined, "a build without the counter: absent");
+  });
+
+  it("labels each run's row by its kind: closed loop, warm-up, open loop or overload", () => {
+    const s = stageBreakdown([sample({})], [sample({})], 1, 10)!;
+    const run = (r: Partial<RunReport>) => ({ offeredRate: 800, stages: s, ...r }) as RunReport;
+    const labels = formatStages([
+      run({ mode: "closed", clients: 1 }),
+      run({ mode: "open", warmup: true }),
+      run({ mode: "open" }),
+      run({ mode: "overload", offeredRate: 3400 }),
+    ])
+      .split("\n")
+      .slice(2)
+      .map((line) => line.split("  ")[0]!.trim());
+    assert.deepEqual(labels, ["closed ×1", "warm-up 800 tx/s", "800 tx/s", "overload 3400 tx/s"]);
   });
 
   it("is undefined without a pair of scrapes", () => {
