@@ -907,11 +907,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     // Answered at certificate time, not yet durable: from memory (read before the lookup, which
     // may see the batch land), so an answered client finds it.
     const pending = this.unwritten.findTx(toHex(hash));
-    const loc = await this.db.getTxLocation(hash);
-    if (!loc) return pending;
-    const stored = await this.db.getBlock(loc.height);
-    const tx = stored?.block?.txs[loc.index];
-    return tx ? { tx, height: loc.height, index: loc.index } : null;
+    return (await this.db.getTx(hash)) ?? pending;
   }
 
   async getReceipt(hash: Hash): Promise<Receipt | null> {

@@ -12,9 +12,12 @@ import {
   type CommitCertificate,
   CommitCertificateSchema,
   type Receipt,
+  type SignedTx,
+  SignedTxSchema,
 } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
 import { bytesEqual, compareBytes, concatBytes, toHex, u64be } from "../types/bytes.js";
+import { blockTxBytesAt } from "../types/fastWire.js";
 import { HASH_LENGTH, type Hash, sha256 } from "../types/hash.js";
 import { Bucket } from "./buckets.js";
 import { Db, type DbOp, type DbOpenOpts, prefixEnd } from "./db.js";
@@ -335,6 +338,25 @@ export class ChainDb {
   /** The raw stored block bytes (for serving peers without a decode/encode round trip). */
   async getBlockBytes(height: bigint): Promise<Uint8Array | undefined> {
     return this.db.get(heightKey(Bucket.block, height));
+  }
+
+  /**
+   * The committed transaction `hash` and where it is, decoding only that transaction of its
+   * block (fastWire's blockTxBytesAt), not the whole block as getBlock does.
+   */
+  async getTx(hash: Hash): Promise<(TxLocation & { tx: SignedTx }) | undefined> {
+    const loc = await this.getTxLocation(hash);
+    if (loc === undefined) return undefined;
+    const body = await this.db.get(heightKey(Bucket.block, loc.height));
+    const bytes = body === undefined ? undefined : blockTxBytesAt(body, loc.index);
+    if (bytes === undefined) {
+      throw new StorageError(
+        "CORRUPT_RECORD",
+        { bucket: "block", height: loc.height },
+        `block ${loc.height} has no transaction ${loc.index}, which the tx index names`,
+      );
+    }
+    return { ...loc, tx: fromBinary(SignedTxSchema, bytes) };
   }
 
   async getTxLocation(hash: Hash): Promise<TxLocation | undefined> {

@@ -109,6 +109,16 @@ describe("ChainDb", () => {
       assert.deepEqual(await db.getTxLocation(txHash(tx("b"))), { height: 1n, index: 1 });
       assert.deepEqual(await db.getTxLocation(txHash(tx("c"))), { height: 3n, index: 0 });
       assert.equal(await db.getTxLocation(txHash(tx("zzz"))), undefined);
+      for (const [name, height, index] of [
+        ["a", 1n, 0],
+        ["b", 1n, 1],
+        ["c", 3n, 0],
+      ] as const) {
+        const got = await db.getTx(txHash(tx(name)));
+        assert.deepEqual(got?.tx, (await db.getBlock(height))?.block?.txs[index], name);
+        assert.deepEqual([got?.height, got?.index], [height, index], name);
+      }
+      assert.equal(await db.getTx(txHash(tx("zzz"))), undefined);
     } finally {
       await db.close();
     }

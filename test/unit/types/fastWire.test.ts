@@ -15,8 +15,14 @@ import {
   PrepareSchema,
   StatusReportSchema,
 } from "../../../src/gen/parabft/v1/consensus_pb.js";
-import { BlockHeaderSchema, BlockSchema, SignedTxSchema } from "../../../src/gen/parabft/v1/types_pb.js";
 import {
+  BlockHeaderSchema,
+  BlockSchema,
+  CommitCertificateSchema,
+  SignedTxSchema,
+} from "../../../src/gen/parabft/v1/types_pb.js";
+import {
+  blockTxBytesAt,
   decodeEnvelopeFast,
   decodeVoteFast,
   encodeEnvelopeFast,
@@ -251,6 +257,34 @@ describe("fast Envelope / vote decoding", () => {
     assert.equal(prePrepareBlockBytes(pp({ view: 3n, height: 9n })), undefined, "null block: no body");
     assert.equal(prePrepareBlockBytes(vote(r)), undefined);
     assert.equal(prePrepareBlockBytes(new Uint8Array([...payload, ...payload])), undefined, "merged twice");
+  });
+
+  it("reads a block's i-th transaction alone, as fromBinary of the whole block has it", () => {
+    const r = rng(11);
+    for (const n of [0, 1, 2, 7, 130]) {
+      const block = create(BlockSchema, {
+        header: create(BlockHeaderSchema, { chainId: "parabft-local", height: 5n, timestampMs: 77n }),
+        txs: Array.from({ length: n }, (_, i) =>
+          create(SignedTxSchema, { body: bytes(r, 20 + ((i * 37) % 300)), signature: bytes(r, 64) }),
+        ),
+        lastCommit: create(CommitCertificateSchema, { height: 4n, blockDigest: bytes(r, 32) }),
+      });
+      const wire = toBinary(BlockSchema, block);
+      const whole = fromBinary(BlockSchema, wire).txs;
+      for (let i = 0; i < n; i++) {
+        const got = blockTxBytesAt(wire, i);
+        assert.ok(got !== undefined, `tx ${i} of ${n}`);
+        assert.deepStrictEqual(fromBinary(SignedTxSchema, got), whole[i]);
+      }
+      assert.equal(blockTxBytesAt(wire, n), undefined, `past the last of ${n}`);
+      if (n > 0) {
+        // Torn inside the last transaction (the block without its trailing lastCommit).
+        const bare = toBinary(BlockSchema, create(BlockSchema, { header: block.header, txs: block.txs }));
+        assert.equal(blockTxBytesAt(bare.subarray(0, bare.length - 3), n - 1), undefined, "torn");
+        assert.deepStrictEqual(blockTxBytesAt(bare, n - 1), blockTxBytesAt(wire, n - 1));
+      }
+    }
+    assert.equal(blockTxBytesAt(new Uint8Array([0xff, 0xff, 0xff]), 0), undefined, "not a Block");
   });
 
   it("encodes votes and envelopes to exactly toBinary's bytes, and sealMessage is unchanged", () => {
