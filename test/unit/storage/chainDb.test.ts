@@ -20,6 +20,7 @@ import {
   StorageError,
   type WriteKind,
 } from "../../../src/storage/index.js";
+import { heightKey } from "../../../src/storage/keys.js";
 import {
   blockDigest,
   GENESIS_CHAIN_HASH,
@@ -380,6 +381,30 @@ describe("ChainDb", () => {
       assert.deepEqual(await db.getState(later), utf8Bytes("2"));
     } finally {
       await db.close();
+    }
+  });
+
+  it("reads one transaction of a stored block, and names a block body the tx index does not match", async () => {
+    const dir = path.join(root, "gettx-corrupt");
+    const db = await ChainDb.open(dir);
+    await commitChain(db, [["a", "b", "c"]]);
+    assert.deepEqual((await db.getTx(txHash(tx("c"))))?.tx.body, utf8Bytes("c"));
+    await db.close();
+    // The body of height 1 replaced by a one-transaction block: the index still says "c" is third.
+    const raw = await Db.open(dir);
+    await raw.put(heightKey(Bucket.block, 1n), toBinary(BlockSchema, makeBlock(1n, ["a"])));
+    await raw.close();
+    const again = await ChainDb.open(dir);
+    try {
+      assert.deepEqual((await again.getTx(txHash(tx("a"))))?.tx.body, utf8Bytes("a"));
+      await assert.rejects(again.getTx(txHash(tx("c"))), (e: unknown) => {
+        assert.ok(e instanceof StorageError);
+        assert.equal(e.code, "CORRUPT_RECORD");
+        assert.match(e.message, /block 1 has no transaction 2/);
+        return true;
+      });
+    } finally {
+      await again.close();
     }
   });
 
