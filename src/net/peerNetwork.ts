@@ -12,6 +12,7 @@ import { type Envelope, PeerService } from "../gen/parabft/v1/consensus_pb.js";
 import type { Logger } from "../logger/index.js";
 import { bytesEqual } from "../types/bytes.js";
 import { errorMessage } from "../types/errors.js";
+import { dialerWindowOptions, widenInboundWindow } from "./flowControl.js";
 import {
   BATCH_METADATA_KEY,
   BATCH_METADATA_VALUE,
@@ -471,6 +472,8 @@ export class PeerNetwork {
         "grpc.initial_reconnect_backoff_ms": this.o.reconnectBaseMs,
         "grpc.max_reconnect_backoff_ms": this.o.reconnectMaxMs,
         "grpc.enable_retries": 0,
+        // Receive windows of a whole message, not 64 KiB (flowControl.ts).
+        ...dialerWindowOptions(this.o.maxMessageBytes),
         // Without this, two networks in one process share a TCP connection to the same address.
         "grpc.use_local_subchannel_pool": 1,
         // Peers are identified by key (checkServerIdentity), not by name; this only keeps an IP
@@ -780,6 +783,12 @@ export class PeerNetwork {
     s.authenticated = true;
     s.authenticatedAt = now;
     s.stage = "open";
+    // The dialer's windows are wide from its channel options; ours only now that it is proven.
+    if (
+      s.direction === "in" &&
+      !widenInboundWindow(s.call as grpc.ServerDuplexStream<unknown, unknown>, this.o.maxMessageBytes)
+    )
+      this.log.debug({ peer }, "inbound stream keeps HTTP/2's default flow-control window");
     s.transcript = null;
     this.pendingInbound.delete(s);
     if (s.direction === "out") {
