@@ -364,6 +364,12 @@ export class ConsensusDriver {
       // Verify the block's signatures off-thread first (mostly cache hits for gossiped txs), so
       // the core's synchronous validateBlock hook only reads verdicts.
       const block = kind.value.block;
+      // "trace in" follows once the block is checked: this is its arrival.
+      if (TRACE)
+        this.mod.log.debug(
+          { kind: kind.case, from: msg.sender, height: String(kind.value.height), txs: block.txs.length },
+          "trace arrived",
+        );
       const checked = this.mod.checkBlock(block).then(
         (verdict) => {
           this.blockVerdicts.set(block, verdict);
