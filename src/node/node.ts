@@ -1,13 +1,11 @@
 import path from "node:path";
-import { create } from "@bufbuild/protobuf";
 import type { ApiBackend, BlockRecord, BlockRef, NodeStatus, SubmitResult } from "../api/backend.js";
 import { type EpochSetProofRecord, readEpochSetProof } from "../api/epochProof.js";
 import { ApiServer } from "../api/server.js";
-import type { EnvelopeContext } from "../consensus/envelope.js";
-import { EpochReplica } from "../consensus/pbft/epochReplica.js";
+import type { EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
-import { Replica } from "../consensus/pbft/replica.js";
-import type { EvidenceRecord, PersistedState, SigningRecord } from "../consensus/pbft/types.js";
+import type { Replica } from "../consensus/pbft/replica.js";
+import type { PersistedState, SigningRecord } from "../consensus/pbft/types.js";
 import { ValidatorSet } from "../consensus/valset/index.js";
 import {
   NodeSigner,
@@ -22,11 +20,6 @@ import { ParallelExecutor } from "../exec/parallel.js";
 import { ExecutionPipeline } from "../exec/pipeline.js";
 import { recoverExecution } from "../exec/recovery.js";
 import type { ExecutionResult, PreDecodedTx, StateWrite } from "../exec/types.js";
-import {
-  CheckpointCertificateSchema,
-  type CommittedBlock,
-  CommittedBlockSchema,
-} from "../gen/parabft/v1/consensus_pb.js";
 import type {
   CommitCertificate,
   Receipt,
@@ -36,17 +29,16 @@ import type {
 import { componentLogger, createLogger, type Logger } from "../logger/index.js";
 import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.js";
 import { MetricsRegistry, MetricsServer } from "../metrics/index.js";
-import { loadPeerCredentials, PeerNetwork } from "../net/index.js";
+import { loadPeerCredentials, type PeerNetwork } from "../net/index.js";
 import type { ChainParams } from "../params/index.js";
 import { epochOfHeight, isLastHeightOfEpoch } from "../staking/epoch.js";
 import { ChainDb, SigningStateLog } from "../storage/index.js";
-import { bytesEqual, toHex } from "../types/bytes.js";
+import { toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
 import { type Hash, useSha256 } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
 import { type BlockTxIds, blockTxIds } from "./blockTxIds.js";
-import { checkBlockTxs } from "./checkBlock.js";
-import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
+import { loadConfig, type NodeConfig, resolveConfigPaths } from "./config.js";
 import {
   buildChainGenesis,
   dposEnabled,
@@ -56,27 +48,20 @@ import {
   readSnapshot,
   validatorSetMessage,
 } from "./dpos.js";
-import { ConsensusDriver, type EpochChange } from "./driver.js";
+import type { ConsensusDriver, Delivered, EpochChange } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
-import { TxGossip } from "./gossip.js";
+import type { TxGossip } from "./gossip.js";
 import { installLastResort } from "./lastResort.js";
-import { Membership } from "./membership.js";
+import type { Membership } from "./membership.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
 import { OrderedStage } from "./stage.js";
-import {
-  ACK_BEFORE_COMMIT_FOR_TESTS,
-  crashAfterPersistForTests,
-  type DriverNet,
-  Equivocator,
-  holdCommitWritesForTests,
-  TestFaults,
-} from "./testFaults.js";
+import { ACK_BEFORE_COMMIT_FOR_TESTS, holdCommitWritesForTests } from "./testFaults.js";
 import { TRACE, traceAdmitted } from "./trace.js";
 import { type HashedDelivery, UnwrittenBlocks } from "./unwritten.js";
-import { VerdictCache } from "./verdictCache.js";
 import { Waiters } from "./waiters.js";
+import { createReplica, wireDriver } from "./wireConsensus.js";
 
 /** A delivered block whose clients were answered (answerCommitted), for the commit stage. */
 interface CommitJob {
@@ -99,7 +84,6 @@ export interface ValidatorNodeModules {
   log?: Logger;
 }
 
-const TICK_MS = 500;
 const MAX_TRACKED_SUBMITS = 100_000;
 const IN_MEMORY_STATE_LIMIT = 2_000_000;
 
@@ -296,53 +280,35 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const committedHeight = await this.db.getCommittedHeight();
     const top = committedHeight > 0n ? await this.db.getBlock(committedHeight) : undefined;
     const stable = await this.db.getStableCheckpoint();
-    const c = this.params.consensus;
     this.committedHeightValue = committedHeight;
     this.lastBlockTimeMs = top?.blockTimeMs ?? this.genesis.genesisTimeMs;
     this.lastCommitCert =
       committedHeight > 0n ? ((await this.db.getCertificate(committedHeight)) ?? null) : null;
-    // Consensus signatures come back inside certificates and repeated VIEW-CHANGEs: verify each once.
-    const consensusVerifier = new VerdictCache(verifier);
-    const envelopeContext: EnvelopeContext = {
-      chainId: cfg.chainId,
-      sets: this.sets,
-      verifier: consensusVerifier,
-      maxMessageBytes: this.params.limits.maxMessageBytes,
-      currentEpoch: 0n,
-      epochLength,
-    };
-    // DPoS (issue 11): one consensus instance per epoch, identified by the consensus key (the
-    // index differs per epoch; a joiner starts as a follower with index -1 in the genesis set).
-    const genesisIndex = this.set.indexOf(key.publicKey);
-    this.membership = new Membership(
-      this.set.members.map((m) => m.publicKey),
-      new Map(cfg.peers.map((p) => [p.index, p.address])),
-      key.publicKey,
-    );
-    // DPoS on or off: see dposEnabled.
-    const dpos = this.dposOn;
-    const ReplicaClass = dpos ? EpochReplica : Replica;
-    if (!dpos) envelopeContext.epochLength = undefined;
-    this.replica = new ReplicaClass({
-      chainId: cfg.chainId,
-      epoch: 0n,
-      self: genesisIndex ?? -1,
-      ...(dpos ? { epochLength } : {}),
-      publicKey: key.publicKey,
-      sets: this.sets,
-      signer,
-      verifier: consensusVerifier,
-      params: c,
-      maxMessageBytes: this.params.limits.maxMessageBytes,
-      validateBlock: (block) => this.driver.validateBlock(block),
-      start: {
-        committedHeight,
-        chainHash: top?.chainHash ?? new Uint8Array(32),
-        executedHeight: this.executedHeightValue,
-        stableHeight: stable?.height ?? 0n,
+    const core = createReplica(
+      {
+        chainId: cfg.chainId,
+        publicKey: key.publicKey,
+        peers: cfg.peers,
+        params: this.params,
+        dpos: this.dposOn,
+        start: {
+          committedHeight,
+          chainHash: top?.chainHash ?? new Uint8Array(32),
+          executedHeight: this.executedHeightValue,
+          stableHeight: stable?.height ?? 0n,
+        },
+        persisted,
       },
-      persisted,
-    });
+      {
+        genesisSet: this.set,
+        sets: this.sets,
+        signer,
+        verifier,
+        validateBlock: (block) => this.driver.validateBlock(block),
+      },
+    );
+    this.replica = core.replica;
+    this.membership = core.membership;
 
     // Mempool: nonces come from executed state; the pool remembers committed-but-unexecuted ones.
     this.mempool = new Mempool(
@@ -369,146 +335,34 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.stoppers.push(() => this.mempool.stop());
 
     // Peer network and the driver between it and the core.
-    const peerAddr = parseHostPort("listen.peer", cfg.listen.peer);
-    this.net = new PeerNetwork(
+    const wired = wireDriver(
+      { config: cfg, home: this.home, params: this.params, publicKey: key.publicKey, peerCredentials },
       {
-        chainId: cfg.chainId,
-        localIndex: this.membership.selfIndex,
-        listenHost: peerAddr.host,
-        listenPort: peerAddr.port,
-        peers: this.membership.peersFor(this.sets, this.replica.epoch),
-        maxMessageBytes: this.params.limits.maxMessageBytes,
-        // A joiner or a restarted validator may be any number of epochs behind while it catches
-        // up (epochs pass every epochLength heights, so a node down for a while is far behind):
-        // peers are authenticated by key, the epoch is informational. A bounded slack left a
-        // validator restarted more than a few epochs later unable to connect to anyone (issue 11).
-        handshakeEpochSlack: Number.MAX_SAFE_INTEGER,
-      },
-      {
+        ...core,
+        genesisSet: this.set,
+        sets: this.sets,
         signer,
         verifier,
-        onEnvelope: (from, bytes, env) => this.driver.onEnvelope(from, bytes, env),
-        localStatus: () => ({
-          epoch: this.replica.epoch,
-          committedHeight: this.committedHeightValue,
-          view: this.replica.view,
-          stableCheckpoint: this.replica.stableHeight,
-          executedHeight: this.executedHeightValue,
-        }),
-        metrics: this.metrics.net,
-        log: componentLogger(log, "net"),
-        credentials: peerCredentials,
-        // DPoS: an envelope's sender is an index in its epoch's set; the peer is known by key.
-        senderIs: (peer, epoch, sender) => {
-          // An epoch this node does not know yet (it lags): the driver's verdict decides.
-          const set = this.sets.get(epoch);
-          if (set === undefined) return true;
-          const key = set.members[sender]?.publicKey;
-          const peerKey = this.membership.keyOf(peer);
-          return key !== undefined && peerKey !== undefined && bytesEqual(key, peerKey);
-        },
-      },
-    );
-    // Test-only faults (PARABFT_TEST_*, testFaults.ts): null, and nothing wrapped, unless set.
-    const testFaults = TestFaults.fromEnv(cfg.validatorIndex, this.home, log);
-    const driverNet: DriverNet =
-      testFaults === null
-        ? this.net
-        : new Equivocator(this.net, {
-            chainId: cfg.chainId,
-            self: (epoch) => this.sets.get(epoch)?.indexOf(key.publicKey) ?? -1,
-            n: this.set.members.length,
-            signer,
-            active: () => testFaults.current.equivocate,
-          });
-    this.driver = new ConsensusDriver(
-      {
-        chainId: cfg.chainId,
-        self: cfg.validatorIndex,
-        consensus: c,
-        maxBlockTxs: c.maxBlockTxs,
-        maxBlockBytes: c.maxBlockBytes,
-        tickMs: TICK_MS,
-      },
-      {
-        replica: this.replica,
-        envelopeContext,
+        verifyPool: this.verifyPool,
         mempool: this.mempool,
-        net: driverNet,
-        log: componentLogger(log, "consensus"),
-        persist: async (records) => {
-          for (const r of records) {
-            if ((r.kind === "prePrepare" || r.kind === "prepare") && r.body !== undefined) {
-              this.recordedBodies.set(toHex(r.digest), r.body);
-              if (this.recordedBodies.size > 64) {
-                const oldest = this.recordedBodies.keys().next().value;
-                if (oldest !== undefined) this.recordedBodies.delete(oldest);
-              }
-            }
-          }
-          await this.signingLog.append(...records);
-          crashAfterPersistForTests(cfg.validatorIndex, records);
-        },
-        onDeliver: (d) => {
-          // The pool keeps these in flight at once: the commit stage may run behind, and a view
-          // change meanwhile must not hand them back for a later proposal (a duplicate).
-          const { hashes, hexes } = d.block === null ? NO_TX_IDS : blockTxIds(d.block);
-          this.mempool.markDelivered(hexes, d.height);
-          // A halted node (a failed stage) answers nobody: its commit stage takes nothing more.
-          if (this.halted) return;
-          this.commitStage.push(this.answerCommitted({ ...d, txHashes: hashes, txHexes: hexes }));
-        },
-        readCommitted: (from, to) => this.readCommitted(from, to),
-        readBody: async (digest) => (await this.db.getBlockByDigest(digest))?.block ?? null,
-        checkBlock: (block) => {
-          let verified = 0;
-          return checkBlockTxs(block, {
-            chainId: cfg.chainId,
-            limits: this.params.limits,
-            consensus: c,
-            verifyTxs: (txs, hashes) => {
-              verified = txs.length;
-              return this.verifyPool.verifyTxs(txs, hashes);
-            },
-            pooledVerified: (tx, hex) => this.mempool.hasVerified(tx, hex),
-          }).finally(() => this.metrics.driver.blockChecked?.(block.txs.length, verified));
-        },
-        onEvidence: (e) => this.onEvidence(e),
+        db: this.db,
+        signingLog: this.signingLog,
+        evidence: this.evidence,
+        metrics: this.metrics,
+        log,
+        committedHeight: () => this.committedHeightValue,
+        executedHeight: () => this.executedHeightValue,
+        keepBodies: (records) => this.keepBodies(records),
+        onDeliver: (d) => this.deliver(d),
         onDiverged: (height, ours, stable) => this.onDiverged(height, ours, stable),
-        onStableCheckpoint: (height) => this.onStableCheckpoint(height),
         lastCommit: () => this.lastCommitCert,
-        // DPoS: sends by (epoch, index) resolve the member's key, then its transport index.
-        route: {
-          send: (epoch, to, bytes) => {
-            const t = this.membership.memberIndex(this.sets.get(epoch), to);
-            if (t !== undefined) driverNet.send(t, bytes);
-          },
-          // To every transport peer (the sets of epoch − 1 … latest): a superset of the epoch's set.
-          broadcast: (_epoch, bytes) => driverNet.broadcast(bytes),
-        },
-        peerKey: (from) => this.membership.keyOf(from),
         onEpochChanged: (change) => this.onEpochChanged(change),
-        metrics: this.metrics.driver,
-        now: testFaults?.now,
       },
     );
-    this.gossip = new TxGossip(
-      { chainId: cfg.chainId },
-      {
-        sender: () => ({ self: this.replica.selfIndex, epoch: this.replica.epoch }),
-        broadcast: (bytes) => this.net.broadcast(bytes),
-        staleOwn: (olderThanMs, max) => this.mempool.staleOwn(olderThanMs, max),
-        regossiped: this.metrics.regossiped,
-      },
-    );
-    this.mempool.onAdmitted((txs, origin) => {
-      // Gossip what clients sent us, so backups have verified it before they see the block. Also
-      // what this node proposes at once (closed loop, light load): a primary that crashes before
-      // its proposal prepares must not take the only copy with it (l19 measured the skip: no
-      // finality change, -4 % CPU per height inside the noise; not kept).
-      if (origin === "api") this.gossip.queue(txs.map((t) => t.tx));
-      this.driver.notifyPendingWork();
-    });
+    this.net = wired.net;
+    this.driver = wired.driver;
+    this.gossip = wired.gossip;
+    const testFaults = wired.testFaults;
     this.stoppers.push(() => this.driver.stop());
     await this.net.start();
     this.stoppers.push(async () => {
@@ -622,6 +476,30 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   // ---------------------------------------------------------------------------------------------
   // Commit and execution (strictly in height order)
+
+  /** Bodies from the signing records, by digest hex, for the commit batch (bounded). */
+  private keepBodies(records: readonly SigningRecord[]): void {
+    for (const r of records) {
+      if ((r.kind === "prePrepare" || r.kind === "prepare") && r.body !== undefined) {
+        this.recordedBodies.set(toHex(r.digest), r.body);
+        if (this.recordedBodies.size > 64) {
+          const oldest = this.recordedBodies.keys().next().value;
+          if (oldest !== undefined) this.recordedBodies.delete(oldest);
+        }
+      }
+    }
+  }
+
+  /** The driver delivered a block (in height order, with its certificate). */
+  private deliver(d: Delivered): void {
+    // The pool keeps these in flight at once: the commit stage may run behind, and a view
+    // change meanwhile must not hand them back for a later proposal (a duplicate).
+    const { hashes, hexes } = d.block === null ? NO_TX_IDS : blockTxIds(d.block);
+    this.mempool.markDelivered(hexes, d.height);
+    // A halted node (a failed stage) answers nobody: its commit stage takes nothing more.
+    if (this.halted) return;
+    this.commitStage.push(this.answerCommitted({ ...d, txHashes: hashes, txHexes: hexes }));
+  }
 
   /**
    * At delivery (certificate time, in height order, before the commit stage): commit waiters and
@@ -771,32 +649,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   // ---------------------------------------------------------------------------------------------
   // Consensus callbacks
 
-  private async readCommitted(from: bigint, to: bigint): Promise<CommittedBlock[]> {
-    const records = await this.db.getCommittedRange(from, to, 64);
-    return records.map((r) =>
-      create(CommittedBlockSchema, {
-        height: r.height,
-        block: r.block ?? undefined,
-        certificate: r.certificate,
-      }),
-    );
-  }
-
-  private onEvidence(e: EvidenceRecord): void {
-    this.log.warn(
-      { sender: e.sender, phase: e.phase, height: String(e.height), view: String(e.view) },
-      "equivocation evidence kept",
-    );
-    this.metrics.evidence.inc({ phase: e.phase });
-    void this.db
-      .putEvidence(e)
-      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not store evidence"));
-    // DPoS: the chain slashes and tombstones the offender (once per key; duplicates are no-ops).
-    void this.evidence
-      .submit(e)
-      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "could not submit evidence"));
-  }
-
   private onDiverged(height: bigint, ours: Hash, stable: Hash): void {
     this.diverged = true;
     this.setReady(false);
@@ -805,16 +657,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       { height: String(height), ours: toHex(ours), stable: toHex(stable) },
       "DIVERGED: our checkpoint differs from the stable one; stopped executing and serving queries",
     );
-  }
-
-  private onStableCheckpoint(height: bigint): void {
-    this.metrics.stableCheckpoint.set(Number(height));
-    const cert = this.replica.stableCheckpoint;
-    if (cert && cert.height === height) {
-      void this.db
-        .putStableCheckpoint(create(CheckpointCertificateSchema, cert))
-        .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not store checkpoint"));
-    }
   }
 
   /** Ready = validating and caught up; re-evaluated on every tick. */
