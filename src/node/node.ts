@@ -19,13 +19,8 @@ import { decodeAccount } from "../exec/codec.js";
 import { ParallelExecutor } from "../exec/parallel.js";
 import { ExecutionPipeline } from "../exec/pipeline.js";
 import { recoverExecution } from "../exec/recovery.js";
-import type { ExecutionResult, PreDecodedTx, StateWrite } from "../exec/types.js";
-import type {
-  CommitCertificate,
-  Receipt,
-  SignedTx,
-  ValidatorSet as ValidatorSetMsg,
-} from "../gen/parabft/v1/types_pb.js";
+import type { ExecutionResult, StateWrite } from "../exec/types.js";
+import type { Receipt, SignedTx, ValidatorSet as ValidatorSetMsg } from "../gen/parabft/v1/types_pb.js";
 import { componentLogger, createLogger, type Logger } from "../logger/index.js";
 import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.js";
 import { MetricsRegistry, MetricsServer } from "../metrics/index.js";
@@ -37,7 +32,7 @@ import { toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
 import { type Hash, useSha256 } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
-import { type BlockTxIds, blockTxIds } from "./blockTxIds.js";
+import { CommitPath } from "./commitPath.js";
 import { loadConfig, type NodeConfig, resolveConfigPaths } from "./config.js";
 import {
   buildChainGenesis,
@@ -48,7 +43,7 @@ import {
   readSnapshot,
   validatorSetMessage,
 } from "./dpos.js";
-import type { ConsensusDriver, Delivered, EpochChange } from "./driver.js";
+import type { ConsensusDriver, EpochChange } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
@@ -56,22 +51,10 @@ import type { TxGossip } from "./gossip.js";
 import { installLastResort } from "./lastResort.js";
 import type { Membership } from "./membership.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
-import { OrderedStage } from "./stage.js";
-import { ACK_BEFORE_COMMIT_FOR_TESTS, holdCommitWritesForTests } from "./testFaults.js";
+import { ACK_BEFORE_COMMIT_FOR_TESTS } from "./testFaults.js";
 import { TRACE, traceAdmitted } from "./trace.js";
-import { type HashedDelivery, UnwrittenBlocks } from "./unwritten.js";
 import { Waiters } from "./waiters.js";
 import { createReplica, wireDriver } from "./wireConsensus.js";
-
-/** A delivered block whose clients were answered (answerCommitted), for the commit stage. */
-interface CommitJob {
-  d: HashedDelivery;
-  blockTimeMs: bigint;
-  decoded: (PreDecodedTx | undefined)[];
-  blockBytes: Uint8Array | undefined;
-}
-/** A null block's (no) transaction ids. */
-const NO_TX_IDS: BlockTxIds = { hashes: [], hexes: [] };
 
 export type NodeErrorCode = "UNAVAILABLE" | "HALTED" | "DIVERGED";
 
@@ -84,7 +67,6 @@ export interface ValidatorNodeModules {
   log?: Logger;
 }
 
-const MAX_TRACKED_SUBMITS = 100_000;
 const IN_MEMORY_STATE_LIMIT = 2_000_000;
 
 /**
@@ -119,21 +101,9 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private readonly executedListeners = new Set<(height: bigint) => void>();
   private readonly readyListeners = new Set<(ready: boolean) => void>();
   private readonly stoppers: (() => Promise<void>)[] = [];
-  /** Submit time of transactions this node's API admitted, for the finality histogram (bounded). */
-  private readonly submittedAt = new Map<string, number>();
   private gossip!: TxGossip;
-  /** Blocks whose waiters were answered and whose commit batch is not yet durable. */
-  private readonly unwritten = new UnwrittenBlocks();
-  private committedHeightValue = 0n;
   private executedHeightValue = 0n;
   private stateRootValue: Hash = new Uint8Array(32);
-  private lastBlockTimeMs = 0n;
-  private lastCommitCert: CommitCertificate | null = null;
-  /**
-   * Encoded bodies from the signing records (PRE-PREPARE/PREPARE), by digest hex: the commit batch
-   * stores these bytes instead of encoding the block again. Taken at commit; bounded.
-   */
-  private readonly recordedBodies = new Map<string, Uint8Array>();
   private halted = false;
   private diverged = false;
   private readyValue = false;
@@ -142,15 +112,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private resolveReady!: () => void;
   private rejectReady!: (err: Error) => void;
   readonly ready: Promise<void>;
-  /**
-   * Delivered blocks, in height order, after answerCommitted answered their clients: commit batch,
-   * then (concurrently, one block behind) execution.
-   */
-  private readonly commitStage = new OrderedStage<CommitJob>(
-    (job) => this.commitOne(job),
-    (err) => this.stageFailed("commit", err),
-  );
   private execution!: ExecutionPipeline;
+  private commits!: CommitPath;
   private evidence!: EvidenceSubmitter;
 
   constructor(
@@ -272,7 +235,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     await this.execution.start();
     // Stopped before the executor and storage close: the commit stage feeds the pipeline.
     this.stoppers.push(async () => {
-      await this.commitStage.drainAndStop();
+      // Built once the mempool runs (below): a start that failed before has delivered nothing.
+      if (this.commits !== undefined) await this.commits.drainAndStop();
       await this.execution.stop();
     });
 
@@ -280,9 +244,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const committedHeight = await this.db.getCommittedHeight();
     const top = committedHeight > 0n ? await this.db.getBlock(committedHeight) : undefined;
     const stable = await this.db.getStableCheckpoint();
-    this.committedHeightValue = committedHeight;
-    this.lastBlockTimeMs = top?.blockTimeMs ?? this.genesis.genesisTimeMs;
-    this.lastCommitCert =
+    const lastCommitCert =
       committedHeight > 0n ? ((await this.db.getCertificate(committedHeight)) ?? null) : null;
     const core = createReplica(
       {
@@ -333,6 +295,26 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     );
     await this.mempool.start();
     this.stoppers.push(() => this.mempool.stop());
+    this.commits = new CommitPath(
+      {
+        committedHeight,
+        lastBlockTimeMs: top?.blockTimeMs ?? this.genesis.genesisTimeMs,
+        lastCommitCert,
+      },
+      {
+        db: this.db,
+        mempool: this.mempool,
+        execution: this.execution,
+        tallies: this.tallies,
+        committed: this.committed,
+        blockListeners: this.blockListeners,
+        metrics: this.metrics,
+        log: this.log,
+        notifyPendingWork: () => this.driver.notifyPendingWork(),
+        halted: () => this.halted,
+        onFailed: (err) => this.stageFailed("commit", err),
+      },
+    );
 
     // Peer network and the driver between it and the core.
     const wired = wireDriver(
@@ -350,12 +332,12 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         evidence: this.evidence,
         metrics: this.metrics,
         log,
-        committedHeight: () => this.committedHeightValue,
+        committedHeight: () => this.commits.committedHeight,
         executedHeight: () => this.executedHeightValue,
-        keepBodies: (records) => this.keepBodies(records),
-        onDeliver: (d) => this.deliver(d),
+        keepBodies: (records) => this.commits.keepBodies(records),
+        onDeliver: (d) => this.commits.deliver(d),
         onDiverged: (height, ours, stable) => this.onDiverged(height, ours, stable),
-        lastCommit: () => this.lastCommitCert,
+        lastCommit: () => this.commits.lastCommitCert,
         onEpochChanged: (change) => this.onEpochChanged(change),
       },
     );
@@ -475,118 +457,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Commit and execution (strictly in height order)
-
-  /** Bodies from the signing records, by digest hex, for the commit batch (bounded). */
-  private keepBodies(records: readonly SigningRecord[]): void {
-    for (const r of records) {
-      if ((r.kind === "prePrepare" || r.kind === "prepare") && r.body !== undefined) {
-        this.recordedBodies.set(toHex(r.digest), r.body);
-        if (this.recordedBodies.size > 64) {
-          const oldest = this.recordedBodies.keys().next().value;
-          if (oldest !== undefined) this.recordedBodies.delete(oldest);
-        }
-      }
-    }
-  }
-
-  /** The driver delivered a block (in height order, with its certificate). */
-  private deliver(d: Delivered): void {
-    // The pool keeps these in flight at once: the commit stage may run behind, and a view
-    // change meanwhile must not hand them back for a later proposal (a duplicate).
-    const { hashes, hexes } = d.block === null ? NO_TX_IDS : blockTxIds(d.block);
-    this.mempool.markDelivered(hexes, d.height);
-    // A halted node (a failed stage) answers nobody: its commit stage takes nothing more.
-    if (this.halted) return;
-    this.commitStage.push(this.answerCommitted({ ...d, txHashes: hashes, txHexes: hexes }));
-  }
-
-  /**
-   * At delivery (certificate time, in height order, before the commit stage): commit waiters and
-   * block subscribers are answered, the pool forgets the block's txs. The commit stage then writes
-   * the synced commit batch and hands the block to execution (`commitOne`).
-   */
-  private answerCommitted(d: HashedDelivery): CommitJob {
-    const txs = d.block?.txs ?? [];
-    const { txHashes, txHexes } = d;
-    const ts = d.block?.header?.timestampMs ?? 0n;
-    const blockTimeMs = ts > this.lastBlockTimeMs ? ts : this.lastBlockTimeMs;
-    this.lastBlockTimeMs = blockTimeMs;
-    // A block with a commit certificate is final: its waiting clients are answered now, before
-    // the commit batch is written, and before the batches of earlier blocks are durable or their
-    // execution has room (issue 14: when the commit stage ran behind, each answer waited for
-    // every earlier block's synced write and for the execution queue). A crash before the write
-    // loses nothing: on restart the block is fetched again with its certificate (state
-    // transfer), exactly as any block a node missed. Queries (GetTx, GetBlock) answer from memory
-    // until the batch is durable; receipts and wait_executed still wait for execution.
-    // Until the batch is durable a later waiter or query finds the block and its txs here.
-    this.unwritten.answered(d);
-    // The epoch's signing tally, folded as blocks commit (the executor asks at its last block).
-    this.tallies.add(d.height, d.block);
-    // Status reports the height clients were answered at: a client that got its commit answer
-    // and then asks GetStatus sees a committed height that includes its tx.
-    this.committedHeightValue = d.height;
-    this.lastCommitCert = d.certificate;
-    const now = performance.now();
-    // issue 13 (decode once): the pool decoded and verified these txs; execution reuses its
-    // bodies and sender addresses (a tx the pool never saw, e.g. by catch-up, is decoded there).
-    const decoded: (PreDecodedTx | undefined)[] = new Array(txs.length);
-    for (let i = 0; i < txHashes.length; i++) {
-      const hex = txHexes[i]!;
-      const pooled = this.mempool.get(hex);
-      decoded[i] = pooled && { body: pooled.body, address: pooled.address };
-      const t0 = this.submittedAt.get(hex);
-      if (t0 !== undefined) {
-        this.metrics.finalitySeconds.observe((now - t0) / 1000);
-        this.submittedAt.delete(hex);
-      }
-      this.committed.resolve(hex, d.height);
-    }
-    // The pool forgets them now too: the next nonce of a sender is proposable at once.
-    this.mempool.removeCommitted(txs, d.height, txHexes);
-    // StreamBlocks subscribers get the block now too, with its certificate: final, as the commit
-    // waiters above (issue 14: the open-loop bench stamps finality at the block's arrival, and
-    // waiting for the synced batch added the write to every block's figure). A subscriber that
-    // asks for the block meanwhile finds it in `unwritten` (getBlock).
-    const record: BlockRecord = {
-      height: d.height,
-      digest: d.digest,
-      block: d.block,
-      certificate: d.certificate,
-    };
-    for (const l of this.blockListeners) l(record);
-    // The body this replica recorded for the digest (same block, same encoding), if any.
-    const digestHex = toHex(d.digest);
-    const blockBytes = d.block === null ? undefined : this.recordedBodies.get(digestHex);
-    this.recordedBodies.delete(digestHex);
-    return { d, blockTimeMs, decoded, blockBytes };
-  }
-
-  /** Commit stage (strictly in height order): the synced commit batch, then execution. */
-  private async commitOne(job: CommitJob): Promise<void> {
-    const { d, blockTimeMs, decoded, blockBytes } = job;
-    const txs = d.block?.txs ?? [];
-    const { txHashes } = d;
-    const held = holdCommitWritesForTests();
-    if (held !== null) await held;
-    await this.db.writeCommitBatch({
-      height: d.height,
-      digest: d.digest,
-      block: d.block,
-      ...(blockBytes !== undefined ? { blockBytes } : {}),
-      txHashes,
-      certificate: d.certificate,
-      chainHash: d.chainHash,
-      blockTimeMs,
-    });
-    this.log.debug({ height: String(d.height), txs: txs.length }, "commit batch durable");
-    this.metrics.committedHeight.set(Number(d.height));
-    this.metrics.committedTxs.inc(txs.length);
-    this.unwritten.written(d);
-    this.driver.notifyPendingWork();
-    // Waits while the execution pipeline is full: backpressure reaches consensus through maxExecLag.
-    await this.execution.submit({ height: d.height, timestampMs: blockTimeMs, txs, txHashes, decoded });
-  }
+  // Execution (strictly in height order; commitPath.ts feeds it) and epochs
 
   /** A block's execution batch is durable: receipts are answerable, consensus gets the root. */
   private onExecuted(height: bigint, stateRoot: Hash, result: ExecutionResult): void {
@@ -688,7 +559,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     if (follower !== null) throw follower;
     const t0 = performance.now();
     const res = await this.mempool.add(tx, "api", { peer });
-    this.noteSubmitted(res.hashHex, t0);
+    this.commits.noteSubmitted(res.hashHex, t0);
     return res.hash;
   }
 
@@ -703,7 +574,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     if (TRACE) traceAdmitted(this.log, "trace api admitted", at0, results);
     return results.map((r) => {
       if (!r.ok) return { ok: false, error: r.error };
-      this.noteSubmitted(r.hashHex, t0);
+      this.commits.noteSubmitted(r.hashHex, t0);
       return { ok: true, hash: r.hash };
     });
   }
@@ -721,22 +592,15 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     );
   }
 
-  /** When this node's API admitted a transaction (api_finality_seconds), the newest few only. */
-  private noteSubmitted(hashHex: string, at: number): void {
-    if (this.submittedAt.size >= MAX_TRACKED_SUBMITS)
-      this.submittedAt.delete(this.submittedAt.keys().next().value!);
-    this.submittedAt.set(hashHex, at);
-  }
-
   waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {
     // Test-only fault, PARABFT_TEST_ACK_BEFORE_COMMIT=1: acknowledge on admission, before any
     // commit, at a guessed height. The container fault suite's S2 checker must catch it.
-    if (ACK_BEFORE_COMMIT_FOR_TESTS) return Promise.resolve(this.committedHeightValue + 1n);
+    if (ACK_BEFORE_COMMIT_FOR_TESTS) return Promise.resolve(this.commits.committedHeight + 1n);
     const hex = toHex(hash);
     return this.committed.wait(hex, timeoutMs, signal, async () => {
       // Read before the lookup: the entry goes once the batch is durable, maybe during it.
       // Storage wins: a tx included again later keeps its first inclusion's height.
-      const answered = this.unwritten.heightOf(hex);
+      const answered = this.commits.unwritten.heightOf(hex);
       return (await this.db.getTxLocation(hash))?.height ?? answered;
     });
   }
@@ -748,7 +612,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   async getTx(hash: Hash) {
     // Answered at certificate time, not yet durable: from memory (read before the lookup, which
     // may see the batch land), so an answered client finds it.
-    const pending = this.unwritten.findTx(toHex(hash));
+    const pending = this.commits.unwritten.findTx(toHex(hash));
     const loc = await this.db.getTxLocation(hash);
     if (!loc) return pending;
     const stored = await this.db.getBlock(loc.height);
@@ -763,7 +627,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   async getBlock(ref: BlockRef): Promise<BlockRecord | null> {
     if ("height" in ref) {
-      const d = this.unwritten.block(ref.height);
+      const d = this.commits.unwritten.block(ref.height);
       if (d) return { height: d.height, digest: d.digest, block: d.block, certificate: d.certificate };
     }
     const stored =
@@ -802,7 +666,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       chainId: this.config.chainId,
       validatorIndex: this.config.validatorIndex,
       state: this.stateName(),
-      committedHeight: this.committedHeightValue,
+      committedHeight: this.commits.committedHeight,
       executedHeight: this.executedHeightValue,
       view: this.replica.view,
       primary: this.replica.primary,
@@ -815,7 +679,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   committedHeight(): bigint {
-    return this.committedHeightValue;
+    return this.commits.committedHeight;
   }
 
   executedHeight(): bigint {
