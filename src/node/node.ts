@@ -16,10 +16,10 @@ import {
   VerifyPool,
 } from "../crypto/index.js";
 import { decodeAccount } from "../exec/codec.js";
-import { ParallelExecutor } from "../exec/parallel.js";
+import type { ParallelExecutor } from "../exec/parallel.js";
 import { ExecutionPipeline } from "../exec/pipeline.js";
 import { recoverExecution } from "../exec/recovery.js";
-import type { ExecutionResult, StateWrite } from "../exec/types.js";
+import type { ExecutionResult } from "../exec/types.js";
 import type { Receipt, SignedTx, ValidatorSet as ValidatorSetMsg } from "../gen/parabft/v1/types_pb.js";
 import { componentLogger, createLogger, type Logger } from "../logger/index.js";
 import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.js";
@@ -34,15 +34,7 @@ import { type Hash, useSha256 } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
 import { CommitPath } from "./commitPath.js";
 import { loadConfig, type NodeConfig, resolveConfigPaths } from "./config.js";
-import {
-  buildChainGenesis,
-  dposEnabled,
-  EpochTallies,
-  LiveEpochSets,
-  nodeEpochHook,
-  readSnapshot,
-  validatorSetMessage,
-} from "./dpos.js";
+import { dposEnabled, EpochTallies, LiveEpochSets, readSnapshot, validatorSetMessage } from "./dpos.js";
 import type { ConsensusDriver, EpochChange } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
@@ -51,6 +43,7 @@ import type { TxGossip } from "./gossip.js";
 import { installLastResort } from "./lastResort.js";
 import type { Membership } from "./membership.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
+import { ensureGenesis, openExecutor } from "./recovery.js";
 import { ACK_BEFORE_COMMIT_FOR_TESTS } from "./testFaults.js";
 import { TRACE, traceAdmitted } from "./trace.js";
 import { Waiters } from "./waiters.js";
@@ -66,8 +59,6 @@ export interface RunningNode {
 export interface ValidatorNodeModules {
   log?: Logger;
 }
-
-const IN_MEMORY_STATE_LIMIT = 2_000_000;
 
 /**
  * A validator process. Start order: storage → signing state → crypto → executor (with recovery)
@@ -211,8 +202,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.stoppers.push(() => this.verifyPool.stop());
 
     // Execution state: genesis on an empty store, then re-execute what was committed but not executed.
-    await this.ensureGenesis();
-    this.executor = await this.openExecutor(cfg.execution.workers);
+    await ensureGenesis(this.db, this.genesis);
+    this.executor = await openExecutor(
+      { workers: cfg.execution.workers, params: this.params },
+      { db: this.db, sets: this.sets, tallies: this.tallies },
+    );
     this.stoppers.push(() => this.executor.close());
     // Blocks committed before a crash but not executed are executed again, in order.
     // Sets elected before a restart (snapshots persisted by executed epoch hooks), then recovery.
@@ -419,41 +413,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.committed.rejectAll(new ParabftError("HALTED", {}, "node stopped"));
     this.executedTx.rejectAll(new ParabftError("HALTED", {}, "node stopped"));
     this.log.info("validator stopped");
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Recovery
-
-  private async ensureGenesis(): Promise<void> {
-    if ((await this.db.getStateRoot()) !== undefined) return;
-    // Accounts, pools and staking genesis (the genesis validators registered with their self stake).
-    const result = buildChainGenesis(this.genesis);
-    await this.db.writeGenesisState(
-      result.writeSet.filter((w) => w.value !== null).map((w) => ({ key: w.key, value: w.value! })),
-      result.stateRoot,
-    );
-  }
-
-  /**
-   * The executor holds the whole state in memory, loaded once from RocksDB: a miss then means
-   * "absent", with no awaited store read (~67 µs) per new key. The store stays the durable copy.
-   * Past IN_MEMORY_STATE_LIMIT entries it falls back to a cache in front of the store.
-   */
-  private async openExecutor(workers: number): Promise<ParallelExecutor> {
-    const height = await this.db.getExecutedHeight();
-    const stateRoot = await this.db.getStateRoot();
-    if (stateRoot === undefined) throw new ParabftError("HALTED", {}, "no state root in storage");
-    const state: StateWrite[] = [];
-    const epochHook = nodeEpochHook(this.params, this.db, this.sets, this.tallies);
-    for await (const [key, value] of this.db.iterateState()) {
-      if (state.length >= IN_MEMORY_STATE_LIMIT) {
-        const executor = new ParallelExecutor({ height, stateRoot }, { workers, source: this.db, epochHook });
-        await executor.warm(this.db.iterateState(), IN_MEMORY_STATE_LIMIT);
-        return executor;
-      }
-      state.push({ key, value });
-    }
-    return new ParallelExecutor({ height, stateRoot, state }, { workers, epochHook });
   }
 
   // ---------------------------------------------------------------------------------------------
