@@ -26,7 +26,7 @@ import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.j
 import { MetricsRegistry, MetricsServer } from "../metrics/index.js";
 import { loadPeerCredentials, type PeerNetwork } from "../net/index.js";
 import type { ChainParams } from "../params/index.js";
-import { epochOfHeight, isLastHeightOfEpoch } from "../staking/epoch.js";
+import { isLastHeightOfEpoch } from "../staking/epoch.js";
 import { ChainDb, SigningStateLog } from "../storage/index.js";
 import { toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
@@ -34,8 +34,8 @@ import { type Hash, useSha256 } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
 import { CommitPath } from "./commitPath.js";
 import { loadConfig, type NodeConfig, resolveConfigPaths } from "./config.js";
-import { dposEnabled, EpochTallies, LiveEpochSets, readSnapshot, validatorSetMessage } from "./dpos.js";
-import type { ConsensusDriver, EpochChange } from "./driver.js";
+import { dposEnabled, EpochTallies, LiveEpochSets, validatorSetMessage } from "./dpos.js";
+import type { ConsensusDriver } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
@@ -105,6 +105,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   readonly ready: Promise<void>;
   private execution!: ExecutionPipeline;
   private commits!: CommitPath;
+  /** DPoS: the last block of an epoch executed; its election joins the live sets (wireConsensus.ts). */
+  private epochEndExecuted!: (height: bigint) => void;
   private evidence!: EvidenceSubmitter;
 
   constructor(
@@ -332,12 +334,13 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         onDeliver: (d) => this.commits.deliver(d),
         onDiverged: (height, ours, stable) => this.onDiverged(height, ours, stable),
         lastCommit: () => this.commits.lastCommitCert,
-        onEpochChanged: (change) => this.onEpochChanged(change),
+        wakeFollower: () => this.follower?.wake(),
       },
     );
     this.net = wired.net;
     this.driver = wired.driver;
     this.gossip = wired.gossip;
+    this.epochEndExecuted = wired.epochEndExecuted;
     const testFaults = wired.testFaults;
     this.stoppers.push(() => this.driver.stop());
     await this.net.start();
@@ -429,45 +432,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       for (const r of result.receipts) this.executedTx.resolve(toHex(r.txHash), r);
     this.driver.executed(height, stateRoot);
     for (const l of this.executedListeners) l(height);
-    if (isLastHeightOfEpoch(height, this.params.staking.epochLength)) this.onEpochEndExecuted(height);
-  }
-
-  /** The core entered a new epoch: transport membership, status and metrics follow. */
-  private onEpochChanged(change: EpochChange): void {
-    this.net.setPeers(this.membership.peersFor(this.sets, change.epoch));
-    this.metrics.epoch.set(Number(change.epoch));
-    this.metrics.inValidatorSet.set(change.self === null ? 0 : 1);
-    this.log.info(
-      {
-        epoch: String(change.epoch),
-        self: change.self,
-        boundary: String(change.boundary),
-        size: change.set.size,
-      },
-      change.self === null ? "epoch changed: following (not in the set)" : "epoch changed: validating",
-    );
-    if (change.self === null) this.follower?.wake();
-  }
-
-  /** The last block of epoch e executed: the set of e+2 it elected joins the live sets. */
-  private onEpochEndExecuted(height: bigint): void {
-    const e = epochOfHeight(height, this.params.staking.epochLength);
-    void readSnapshot(this.db, e + 2n)
-      .then((s) => {
-        if (s === null || !this.sets.add(s)) return;
-        this.log.info(
-          {
-            epoch: String(s.epoch),
-            kept: s.kept,
-            members: s.members.map((m) => toHex(m.consensusKey).slice(0, 12)),
-          },
-          "validator set elected",
-        );
-        // New members join the transport now (they connect before their epoch), then the core.
-        this.net.setPeers(this.membership.peersFor(this.sets, this.replica.epoch));
-        this.driver.setsChanged();
-      })
-      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not read the elected set"));
+    if (isLastHeightOfEpoch(height, this.params.staking.epochLength)) this.epochEndExecuted(height);
   }
 
   private stageFailed(stage: string, err: unknown): void {

@@ -1,7 +1,8 @@
 // The consensus side of a validator, built once by ValidatorNode.startComponents: the core
 // (Replica or EpochReplica) with its transport membership, then the peer network, the test-only
-// faults in front of it, the driver with the node's hooks, and transaction gossip. Construction
-// only: node.ts starts and stops them, so the start and stop orders stay in one place.
+// faults in front of it, the driver with the node's hooks, transaction gossip, and (DPoS) the
+// transport following the core's epoch and each election. Construction and hooks only: node.ts
+// starts and stops these components, so the start and stop orders read in one place.
 import { create } from "@bufbuild/protobuf";
 import type { EnvelopeContext } from "../consensus/envelope.js";
 import { EpochReplica } from "../consensus/pbft/epochReplica.js";
@@ -21,13 +22,14 @@ import { componentLogger, type Logger } from "../logger/index.js";
 import type { Mempool } from "../mempool/index.js";
 import { type PeerCredentials, PeerNetwork } from "../net/index.js";
 import type { ChainParams } from "../params/index.js";
+import { epochOfHeight } from "../staking/epoch.js";
 import type { ChainDb, SigningStateLog } from "../storage/index.js";
-import { bytesEqual } from "../types/bytes.js";
+import { bytesEqual, toHex } from "../types/bytes.js";
 import { errorMessage } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
 import { checkBlockTxs } from "./checkBlock.js";
 import { type NodeConfig, parseHostPort } from "./config.js";
-import type { LiveEpochSets } from "./dpos.js";
+import { type LiveEpochSets, readSnapshot } from "./dpos.js";
 import { ConsensusDriver, type Delivered, type EpochChange } from "./driver.js";
 import type { EvidenceSubmitter } from "./evidence.js";
 import { TxGossip } from "./gossip.js";
@@ -140,7 +142,8 @@ export interface DriverWiringModules extends ReplicaWiring {
   onDeliver(d: Delivered): void;
   onDiverged(height: bigint, ours: Hash, stable: Hash): void;
   lastCommit(): CommitCertificate | null;
-  onEpochChanged(change: EpochChange): void;
+  /** DPoS: the core left the set; the follower should fetch blocks at once. */
+  wakeFollower(): void;
 }
 
 export interface DriverWiring {
@@ -149,6 +152,8 @@ export interface DriverWiring {
   testFaults: TestFaults | null;
   driver: ConsensusDriver;
   gossip: TxGossip;
+  /** DPoS: the last block of an epoch executed; the set it elected joins the live sets. */
+  epochEndExecuted(height: bigint): void;
 }
 
 /** The peer network and the driver between it and the core, then gossip of admitted txs. */
@@ -275,7 +280,7 @@ export function wireDriver(opts: DriverWiringOpts, mod: DriverWiringModules): Dr
         broadcast: (_epoch, bytes) => driverNet.broadcast(bytes),
       },
       peerKey: (from) => membership.keyOf(from),
-      onEpochChanged: mod.onEpochChanged,
+      onEpochChanged: (change) => onEpochChanged(change),
       metrics: metrics.driver,
       now: testFaults?.now,
     },
@@ -297,7 +302,43 @@ export function wireDriver(opts: DriverWiringOpts, mod: DriverWiringModules): Dr
     if (origin === "api") gossip.queue(txs.map((t) => t.tx));
     driver.notifyPendingWork();
   });
-  return { net, testFaults, driver, gossip };
+  /** The core entered a new epoch: transport membership, status and metrics follow. */
+  function onEpochChanged(change: EpochChange): void {
+    net.setPeers(membership.peersFor(sets, change.epoch));
+    metrics.epoch.set(Number(change.epoch));
+    metrics.inValidatorSet.set(change.self === null ? 0 : 1);
+    log.info(
+      {
+        epoch: String(change.epoch),
+        self: change.self,
+        boundary: String(change.boundary),
+        size: change.set.size,
+      },
+      change.self === null ? "epoch changed: following (not in the set)" : "epoch changed: validating",
+    );
+    if (change.self === null) mod.wakeFollower();
+  }
+  /** The last block of epoch e executed: the set of e+2 it elected joins the live sets. */
+  function epochEndExecuted(height: bigint): void {
+    const e = epochOfHeight(height, opts.params.staking.epochLength);
+    void readSnapshot(db, e + 2n)
+      .then((s) => {
+        if (s === null || !sets.add(s)) return;
+        log.info(
+          {
+            epoch: String(s.epoch),
+            kept: s.kept,
+            members: s.members.map((m) => toHex(m.consensusKey).slice(0, 12)),
+          },
+          "validator set elected",
+        );
+        // New members join the transport now (they connect before their epoch), then the core.
+        net.setPeers(membership.peersFor(sets, replica.epoch));
+        driver.setsChanged();
+      })
+      .catch((err: unknown) => log.error({ err: errorMessage(err) }, "could not read the elected set"));
+  }
+  return { net, testFaults, driver, gossip, epochEndExecuted };
 }
 
 /** Equivocation evidence: logged, counted, stored, and submitted for slashing. */
