@@ -41,7 +41,6 @@ import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
 import type { TxGossip } from "./gossip.js";
 import { installLastResort } from "./lastResort.js";
-import type { Membership } from "./membership.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
 import { ensureGenesis, openExecutor } from "./recovery.js";
 import { ACK_BEFORE_COMMIT_FOR_TESTS } from "./testFaults.js";
@@ -71,7 +70,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private verifyPool!: VerifyPool;
   private executor!: ParallelExecutor;
   private replica!: EpochReplica | Replica;
-  private membership!: Membership;
   private follower: Follower | null = null;
   private mempool!: Mempool;
   private net!: PeerNetwork;
@@ -266,7 +264,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       },
     );
     this.replica = core.replica;
-    this.membership = core.membership;
 
     // Mempool: nonces come from executed state; the pool remembers committed-but-unexecuted ones.
     this.mempool = new Mempool(
