@@ -40,6 +40,7 @@ import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
 import type { TxGossip } from "./gossip.js";
+import { NodeHealth } from "./health.js";
 import { installLastResort } from "./lastResort.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
 import { ensureGenesis, openExecutor } from "./recovery.js";
@@ -88,19 +89,14 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private readonly blockListeners = new Set<(b: BlockRecord) => void>();
   /** StreamBlocks subscribers of the executed height (subscribeExecuted). */
   private readonly executedListeners = new Set<(height: bigint) => void>();
-  private readonly readyListeners = new Set<(ready: boolean) => void>();
   private readonly stoppers: (() => Promise<void>)[] = [];
   private gossip!: TxGossip;
   private executedHeightValue = 0n;
   private stateRootValue: Hash = new Uint8Array(32);
-  private halted = false;
-  private diverged = false;
-  private readyValue = false;
   /** DPoS epochs (dposEnabled), decided before storage opens. */
   private dposOn = false;
-  private resolveReady!: () => void;
-  private rejectReady!: (err: Error) => void;
   readonly ready: Promise<void>;
+  private readonly health: NodeHealth;
   private execution!: ExecutionPipeline;
   private commits!: CommitPath;
   /** DPoS: the last block of an epoch executed; its election joins the live sets (wireConsensus.ts). */
@@ -125,11 +121,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       defaultLabels: { validator: String(config.validatorIndex) },
     });
     this.metrics = createNodeMetrics(this.registry);
-    this.ready = new Promise((resolve, reject) => {
-      this.resolveReady = resolve;
-      this.rejectReady = reject;
+    this.health = new NodeHealth({
+      setServing: (ready) => this.api?.setServing(ready),
+      coreStatus: () => this.replica.status,
     });
-    this.ready.catch(() => {});
+    this.ready = this.health.ready;
   }
 
   /** Loads config and genesis from `home` (errors name the field) and starts the node. */
@@ -304,7 +300,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
         metrics: this.metrics,
         log: this.log,
         notifyPendingWork: () => this.driver.notifyPendingWork(),
-        halted: () => this.halted,
+        halted: () => this.health.halted,
         onFailed: (err) => this.stageFailed("commit", err),
       },
     );
@@ -358,7 +354,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       // check their votes or statuses before it knows their epoch's set, so it fetches blocks.
       following: () =>
         (this.replica.status === "following" || ("lagging" in this.replica && this.replica.lagging)) &&
-        !this.halted,
+        !this.health.halted,
       committedHeight: () => this.replica.committedHeight,
       deliver: (blocks) => this.driver.followBlocks(blocks),
       log: componentLogger(log, "follow"),
@@ -399,9 +395,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   /** Stops every component in reverse start order; safe to call twice. */
   async stop(): Promise<void> {
-    this.halted = true;
-    this.setReady(false);
-    this.rejectReady(new Error("node stopped"));
+    this.health.stopped();
     while (this.stoppers.length > 0) {
       const stopOne = this.stoppers.pop()!;
       try {
@@ -434,16 +428,16 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   private stageFailed(stage: string, err: unknown): void {
     this.log.fatal({ err: errorMessage(err), stage }, "pipeline stage failed; halting");
-    this.halted = true;
-    this.setReady(false);
+    this.health.halted = true;
+    this.health.setReady(false);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Consensus callbacks
 
   private onDiverged(height: bigint, ours: Hash, stable: Hash): void {
-    this.diverged = true;
-    this.setReady(false);
+    this.health.diverged = true;
+    this.health.setReady(false);
     this.metrics.diverged.set(1);
     this.log.error(
       { height: String(height), ours: toHex(ours), stable: toHex(stable) },
@@ -456,26 +450,20 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const t = setInterval(() => {
       this.metrics.view.set(Number(this.replica.view));
       this.metrics.peers.set(this.net.connectedCount);
-      this.setReady(!this.halted && !this.diverged && this.replica.status === "validating");
+      this.health.setReady(
+        !this.health.halted && !this.health.diverged && this.replica.status === "validating",
+      );
     }, 200);
     t.unref();
     this.stoppers.push(async () => clearInterval(t));
-    this.setReady(this.replica.status === "validating");
-  }
-
-  private setReady(ready: boolean): void {
-    if (ready === this.readyValue) return;
-    this.readyValue = ready;
-    if (ready) this.resolveReady();
-    this.api?.setServing(ready);
-    for (const l of this.readyListeners) l(ready);
+    this.health.setReady(this.replica.status === "validating");
   }
 
   // ---------------------------------------------------------------------------------------------
   // ApiBackend
 
   async submitTx(tx: SignedTx, peer?: string): Promise<Hash> {
-    this.assertServing();
+    this.health.assertServing();
     const follower = this.followerRefusal();
     if (follower !== null) throw follower;
     const t0 = performance.now();
@@ -486,7 +474,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   /** SubmitTxs: one mempool batch (one verifier call), each transaction admitted on its own. */
   async submitTxs(txs: readonly SignedTx[], peer?: string): Promise<SubmitResult[]> {
-    this.assertServing();
+    this.health.assertServing();
     const error = this.followerRefusal();
     if (error !== null) return txs.map(() => ({ ok: false, error }));
     const t0 = performance.now();
@@ -542,7 +530,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   async getReceipt(hash: Hash): Promise<Receipt | null> {
-    this.assertQueryable();
+    this.health.assertQueryable();
     return (await this.db.getReceipt(hash)) ?? null;
   }
 
@@ -560,14 +548,14 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   // Value and height come from one RocksDB snapshot: never a value of h+1 reported at h.
   async getAccount(address: Uint8Array) {
-    this.assertQueryable();
+    this.health.assertQueryable();
     const { height, values } = await this.db.getStateSnapshot([accountKey(address)]);
     const account = decodeAccount(values[0] ?? null);
     return { balance: account.balance, nonce: account.nonce, height };
   }
 
   async getState(key: Uint8Array) {
-    this.assertQueryable();
+    this.health.assertQueryable();
     const { height, values } = await this.db.getStateSnapshot([key]);
     return { value: values[0] ?? null, height };
   }
@@ -578,7 +566,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   /** DPoS light clients: the proof of the set of `epoch` (src/api/epochProof.ts). */
   async getEpochSetProof(epoch: bigint): Promise<EpochSetProofRecord> {
-    this.assertQueryable();
+    this.health.assertQueryable();
     return readEpochSetProof(this.db, this.dposOn ? this.params.staking.epochLength : undefined, epoch);
   }
 
@@ -586,7 +574,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     return {
       chainId: this.config.chainId,
       validatorIndex: this.config.validatorIndex,
-      state: this.stateName(),
+      state: this.health.stateName(),
       committedHeight: this.commits.committedHeight,
       executedHeight: this.executedHeightValue,
       view: this.replica.view,
@@ -618,34 +606,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   isReady(): boolean {
-    return this.readyValue;
+    return this.health.isReady();
   }
 
   onReadyChange(listener: (ready: boolean) => void): () => void {
-    this.readyListeners.add(listener);
-    return () => this.readyListeners.delete(listener);
-  }
-
-  private stateName(): NodeStatus["state"] {
-    if (this.halted) return "halted";
-    if (this.diverged || this.replica.status === "diverged") return "diverged";
-    return this.replica.status === "validating" ? "validating" : "syncing";
-  }
-
-  private assertServing(): void {
-    if (this.halted || this.diverged) {
-      throw new ParabftError(
-        this.halted ? "HALTED" : "DIVERGED",
-        {},
-        `node is ${this.stateName()}: not accepting transactions`,
-      );
-    }
-  }
-
-  /** A diverged replica must not serve state it cannot vouch for. */
-  private assertQueryable(): void {
-    if (this.diverged)
-      throw new ParabftError("DIVERGED", {}, "node diverged: queries disabled until repaired");
+    return this.health.onReadyChange(listener);
   }
 }
 
