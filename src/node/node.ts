@@ -1,13 +1,11 @@
 import path from "node:path";
-import { create } from "@bufbuild/protobuf";
 import type { ApiBackend, BlockRecord, BlockRef, NodeStatus, SubmitResult } from "../api/backend.js";
 import { type EpochSetProofRecord, readEpochSetProof } from "../api/epochProof.js";
 import { ApiServer } from "../api/server.js";
-import type { EnvelopeContext } from "../consensus/envelope.js";
-import { EpochReplica } from "../consensus/pbft/epochReplica.js";
+import type { EpochReplica } from "../consensus/pbft/epochReplica.js";
 import { applySigningRecord, emptyPersistedState } from "../consensus/pbft/persist.js";
-import { Replica } from "../consensus/pbft/replica.js";
-import type { EvidenceRecord, PersistedState, SigningRecord } from "../consensus/pbft/types.js";
+import type { Replica } from "../consensus/pbft/replica.js";
+import type { PersistedState, SigningRecord } from "../consensus/pbft/types.js";
 import { ValidatorSet } from "../consensus/valset/index.js";
 import {
   NodeSigner,
@@ -18,75 +16,38 @@ import {
   VerifyPool,
 } from "../crypto/index.js";
 import { decodeAccount } from "../exec/codec.js";
-import { ParallelExecutor } from "../exec/parallel.js";
+import type { ParallelExecutor } from "../exec/parallel.js";
 import { ExecutionPipeline } from "../exec/pipeline.js";
 import { recoverExecution } from "../exec/recovery.js";
-import type { ExecutionResult, PreDecodedTx, StateWrite } from "../exec/types.js";
-import {
-  CheckpointCertificateSchema,
-  type CommittedBlock,
-  CommittedBlockSchema,
-} from "../gen/parabft/v1/consensus_pb.js";
-import type {
-  CommitCertificate,
-  Receipt,
-  SignedTx,
-  ValidatorSet as ValidatorSetMsg,
-} from "../gen/parabft/v1/types_pb.js";
+import type { ExecutionResult } from "../exec/types.js";
+import type { Receipt, SignedTx, ValidatorSet as ValidatorSetMsg } from "../gen/parabft/v1/types_pb.js";
 import { componentLogger, createLogger, type Logger } from "../logger/index.js";
 import { Mempool, MempoolError, mempoolOptsFromParams } from "../mempool/index.js";
 import { MetricsRegistry, MetricsServer } from "../metrics/index.js";
-import { loadPeerCredentials, PeerNetwork } from "../net/index.js";
+import { loadPeerCredentials, type PeerNetwork } from "../net/index.js";
 import type { ChainParams } from "../params/index.js";
-import { epochOfHeight, isLastHeightOfEpoch } from "../staking/epoch.js";
+import { isLastHeightOfEpoch } from "../staking/epoch.js";
 import { ChainDb, SigningStateLog } from "../storage/index.js";
-import { bytesEqual, toHex } from "../types/bytes.js";
+import { toHex } from "../types/bytes.js";
 import { errorMessage, ParabftError } from "../types/errors.js";
 import { type Hash, useSha256 } from "../types/hash.js";
 import { accountKey } from "../types/stateKeys.js";
-import { type BlockTxIds, blockTxIds } from "./blockTxIds.js";
-import { checkBlockTxs } from "./checkBlock.js";
-import { loadConfig, type NodeConfig, parseHostPort, resolveConfigPaths } from "./config.js";
-import {
-  buildChainGenesis,
-  dposEnabled,
-  EpochTallies,
-  LiveEpochSets,
-  nodeEpochHook,
-  readSnapshot,
-  validatorSetMessage,
-} from "./dpos.js";
-import { ConsensusDriver, type EpochChange } from "./driver.js";
+import { CommitPath } from "./commitPath.js";
+import { loadConfig, type NodeConfig, resolveConfigPaths } from "./config.js";
+import { dposEnabled, EpochTallies, LiveEpochSets, validatorSetMessage } from "./dpos.js";
+import type { ConsensusDriver } from "./driver.js";
 import { EvidenceSubmitter } from "./evidence.js";
 import { Follower } from "./follower.js";
 import { checkConfigAgainstGenesis, type Genesis, genesisValidatorSet, loadGenesis } from "./genesis.js";
-import { TxGossip } from "./gossip.js";
+import type { TxGossip } from "./gossip.js";
+import { NodeHealth } from "./health.js";
 import { installLastResort } from "./lastResort.js";
-import { Membership } from "./membership.js";
 import { createNodeMetrics, type NodeMetrics } from "./metrics.js";
-import { OrderedStage } from "./stage.js";
-import {
-  ACK_BEFORE_COMMIT_FOR_TESTS,
-  crashAfterPersistForTests,
-  type DriverNet,
-  Equivocator,
-  holdCommitWritesForTests,
-  TestFaults,
-} from "./testFaults.js";
+import { ensureGenesis, openExecutor } from "./recovery.js";
+import { ACK_BEFORE_COMMIT_FOR_TESTS } from "./testFaults.js";
 import { TRACE, traceAdmitted } from "./trace.js";
-import { type HashedDelivery, UnwrittenBlocks } from "./unwritten.js";
-import { VerdictCache } from "./verdictCache.js";
 import { Waiters } from "./waiters.js";
-
-/** A delivered block whose clients were answered (answerCommitted), for the commit stage. */
-interface CommitJob {
-  d: HashedDelivery;
-  blockTimeMs: bigint;
-  decoded: (PreDecodedTx | undefined)[];
-  blockBytes: Uint8Array | undefined;
-}
-/** A null block's (no) transaction ids. */
-const NO_TX_IDS: BlockTxIds = { hashes: [], hexes: [] };
+import { createReplica, wireDriver } from "./wireConsensus.js";
 
 export type NodeErrorCode = "UNAVAILABLE" | "HALTED" | "DIVERGED";
 
@@ -99,10 +60,6 @@ export interface ValidatorNodeModules {
   log?: Logger;
 }
 
-const TICK_MS = 500;
-const MAX_TRACKED_SUBMITS = 100_000;
-const IN_MEMORY_STATE_LIMIT = 2_000_000;
-
 /**
  * A validator process. Start order: storage → signing state → crypto → executor (with recovery)
  * → consensus core → mempool → execution loop → peer network → API → metrics. Stop: reverse.
@@ -114,7 +71,6 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private verifyPool!: VerifyPool;
   private executor!: ParallelExecutor;
   private replica!: EpochReplica | Replica;
-  private membership!: Membership;
   private follower: Follower | null = null;
   private mempool!: Mempool;
   private net!: PeerNetwork;
@@ -133,40 +89,18 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   private readonly blockListeners = new Set<(b: BlockRecord) => void>();
   /** StreamBlocks subscribers of the executed height (subscribeExecuted). */
   private readonly executedListeners = new Set<(height: bigint) => void>();
-  private readonly readyListeners = new Set<(ready: boolean) => void>();
   private readonly stoppers: (() => Promise<void>)[] = [];
-  /** Submit time of transactions this node's API admitted, for the finality histogram (bounded). */
-  private readonly submittedAt = new Map<string, number>();
   private gossip!: TxGossip;
-  /** Blocks whose waiters were answered and whose commit batch is not yet durable. */
-  private readonly unwritten = new UnwrittenBlocks();
-  private committedHeightValue = 0n;
   private executedHeightValue = 0n;
   private stateRootValue: Hash = new Uint8Array(32);
-  private lastBlockTimeMs = 0n;
-  private lastCommitCert: CommitCertificate | null = null;
-  /**
-   * Encoded bodies from the signing records (PRE-PREPARE/PREPARE), by digest hex: the commit batch
-   * stores these bytes instead of encoding the block again. Taken at commit; bounded.
-   */
-  private readonly recordedBodies = new Map<string, Uint8Array>();
-  private halted = false;
-  private diverged = false;
-  private readyValue = false;
   /** DPoS epochs (dposEnabled), decided before storage opens. */
   private dposOn = false;
-  private resolveReady!: () => void;
-  private rejectReady!: (err: Error) => void;
   readonly ready: Promise<void>;
-  /**
-   * Delivered blocks, in height order, after answerCommitted answered their clients: commit batch,
-   * then (concurrently, one block behind) execution.
-   */
-  private readonly commitStage = new OrderedStage<CommitJob>(
-    (job) => this.commitOne(job),
-    (err) => this.stageFailed("commit", err),
-  );
+  private readonly health: NodeHealth;
   private execution!: ExecutionPipeline;
+  private commits!: CommitPath;
+  /** DPoS: the last block of an epoch executed; its election joins the live sets (wireConsensus.ts). */
+  private epochEndExecuted!: (height: bigint) => void;
   private evidence!: EvidenceSubmitter;
 
   constructor(
@@ -187,11 +121,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       defaultLabels: { validator: String(config.validatorIndex) },
     });
     this.metrics = createNodeMetrics(this.registry);
-    this.ready = new Promise((resolve, reject) => {
-      this.resolveReady = resolve;
-      this.rejectReady = reject;
+    this.health = new NodeHealth({
+      setServing: (ready) => this.api?.setServing(ready),
+      coreStatus: () => this.replica.status,
     });
-    this.ready.catch(() => {});
+    this.ready = this.health.ready;
   }
 
   /** Loads config and genesis from `home` (errors name the field) and starts the node. */
@@ -264,8 +198,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     this.stoppers.push(() => this.verifyPool.stop());
 
     // Execution state: genesis on an empty store, then re-execute what was committed but not executed.
-    await this.ensureGenesis();
-    this.executor = await this.openExecutor(cfg.execution.workers);
+    await ensureGenesis(this.db, this.genesis);
+    this.executor = await openExecutor(
+      { workers: cfg.execution.workers, params: this.params },
+      { db: this.db, sets: this.sets, tallies: this.tallies },
+    );
     this.stoppers.push(() => this.executor.close());
     // Blocks committed before a crash but not executed are executed again, in order.
     // Sets elected before a restart (snapshots persisted by executed epoch hooks), then recovery.
@@ -288,7 +225,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     await this.execution.start();
     // Stopped before the executor and storage close: the commit stage feeds the pipeline.
     this.stoppers.push(async () => {
-      await this.commitStage.drainAndStop();
+      // Built once the mempool runs (below): a start that failed before has delivered nothing.
+      if (this.commits !== undefined) await this.commits.drainAndStop();
       await this.execution.stop();
     });
 
@@ -296,53 +234,32 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const committedHeight = await this.db.getCommittedHeight();
     const top = committedHeight > 0n ? await this.db.getBlock(committedHeight) : undefined;
     const stable = await this.db.getStableCheckpoint();
-    const c = this.params.consensus;
-    this.committedHeightValue = committedHeight;
-    this.lastBlockTimeMs = top?.blockTimeMs ?? this.genesis.genesisTimeMs;
-    this.lastCommitCert =
+    const lastCommitCert =
       committedHeight > 0n ? ((await this.db.getCertificate(committedHeight)) ?? null) : null;
-    // Consensus signatures come back inside certificates and repeated VIEW-CHANGEs: verify each once.
-    const consensusVerifier = new VerdictCache(verifier);
-    const envelopeContext: EnvelopeContext = {
-      chainId: cfg.chainId,
-      sets: this.sets,
-      verifier: consensusVerifier,
-      maxMessageBytes: this.params.limits.maxMessageBytes,
-      currentEpoch: 0n,
-      epochLength,
-    };
-    // DPoS (issue 11): one consensus instance per epoch, identified by the consensus key (the
-    // index differs per epoch; a joiner starts as a follower with index -1 in the genesis set).
-    const genesisIndex = this.set.indexOf(key.publicKey);
-    this.membership = new Membership(
-      this.set.members.map((m) => m.publicKey),
-      new Map(cfg.peers.map((p) => [p.index, p.address])),
-      key.publicKey,
-    );
-    // DPoS on or off: see dposEnabled.
-    const dpos = this.dposOn;
-    const ReplicaClass = dpos ? EpochReplica : Replica;
-    if (!dpos) envelopeContext.epochLength = undefined;
-    this.replica = new ReplicaClass({
-      chainId: cfg.chainId,
-      epoch: 0n,
-      self: genesisIndex ?? -1,
-      ...(dpos ? { epochLength } : {}),
-      publicKey: key.publicKey,
-      sets: this.sets,
-      signer,
-      verifier: consensusVerifier,
-      params: c,
-      maxMessageBytes: this.params.limits.maxMessageBytes,
-      validateBlock: (block) => this.driver.validateBlock(block),
-      start: {
-        committedHeight,
-        chainHash: top?.chainHash ?? new Uint8Array(32),
-        executedHeight: this.executedHeightValue,
-        stableHeight: stable?.height ?? 0n,
+    const core = createReplica(
+      {
+        chainId: cfg.chainId,
+        publicKey: key.publicKey,
+        peers: cfg.peers,
+        params: this.params,
+        dpos: this.dposOn,
+        start: {
+          committedHeight,
+          chainHash: top?.chainHash ?? new Uint8Array(32),
+          executedHeight: this.executedHeightValue,
+          stableHeight: stable?.height ?? 0n,
+        },
+        persisted,
       },
-      persisted,
-    });
+      {
+        genesisSet: this.set,
+        sets: this.sets,
+        signer,
+        verifier,
+        validateBlock: (block) => this.driver.validateBlock(block),
+      },
+    );
+    this.replica = core.replica;
 
     // Mempool: nonces come from executed state; the pool remembers committed-but-unexecuted ones.
     this.mempool = new Mempool(
@@ -367,148 +284,57 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     );
     await this.mempool.start();
     this.stoppers.push(() => this.mempool.stop());
+    this.commits = new CommitPath(
+      {
+        committedHeight,
+        lastBlockTimeMs: top?.blockTimeMs ?? this.genesis.genesisTimeMs,
+        lastCommitCert,
+      },
+      {
+        db: this.db,
+        mempool: this.mempool,
+        execution: this.execution,
+        tallies: this.tallies,
+        committed: this.committed,
+        blockListeners: this.blockListeners,
+        metrics: this.metrics,
+        log: this.log,
+        notifyPendingWork: () => this.driver.notifyPendingWork(),
+        halted: () => this.health.halted,
+        onFailed: (err) => this.stageFailed("commit", err),
+      },
+    );
 
     // Peer network and the driver between it and the core.
-    const peerAddr = parseHostPort("listen.peer", cfg.listen.peer);
-    this.net = new PeerNetwork(
+    const wired = wireDriver(
+      { config: cfg, home: this.home, params: this.params, publicKey: key.publicKey, peerCredentials },
       {
-        chainId: cfg.chainId,
-        localIndex: this.membership.selfIndex,
-        listenHost: peerAddr.host,
-        listenPort: peerAddr.port,
-        peers: this.membership.peersFor(this.sets, this.replica.epoch),
-        maxMessageBytes: this.params.limits.maxMessageBytes,
-        // A joiner or a restarted validator may be any number of epochs behind while it catches
-        // up (epochs pass every epochLength heights, so a node down for a while is far behind):
-        // peers are authenticated by key, the epoch is informational. A bounded slack left a
-        // validator restarted more than a few epochs later unable to connect to anyone (issue 11).
-        handshakeEpochSlack: Number.MAX_SAFE_INTEGER,
-      },
-      {
+        ...core,
+        genesisSet: this.set,
+        sets: this.sets,
         signer,
         verifier,
-        onEnvelope: (from, bytes, env) => this.driver.onEnvelope(from, bytes, env),
-        localStatus: () => ({
-          epoch: this.replica.epoch,
-          committedHeight: this.committedHeightValue,
-          view: this.replica.view,
-          stableCheckpoint: this.replica.stableHeight,
-          executedHeight: this.executedHeightValue,
-        }),
-        metrics: this.metrics.net,
-        log: componentLogger(log, "net"),
-        credentials: peerCredentials,
-        // DPoS: an envelope's sender is an index in its epoch's set; the peer is known by key.
-        senderIs: (peer, epoch, sender) => {
-          // An epoch this node does not know yet (it lags): the driver's verdict decides.
-          const set = this.sets.get(epoch);
-          if (set === undefined) return true;
-          const key = set.members[sender]?.publicKey;
-          const peerKey = this.membership.keyOf(peer);
-          return key !== undefined && peerKey !== undefined && bytesEqual(key, peerKey);
-        },
-      },
-    );
-    // Test-only faults (PARABFT_TEST_*, testFaults.ts): null, and nothing wrapped, unless set.
-    const testFaults = TestFaults.fromEnv(cfg.validatorIndex, this.home, log);
-    const driverNet: DriverNet =
-      testFaults === null
-        ? this.net
-        : new Equivocator(this.net, {
-            chainId: cfg.chainId,
-            self: (epoch) => this.sets.get(epoch)?.indexOf(key.publicKey) ?? -1,
-            n: this.set.members.length,
-            signer,
-            active: () => testFaults.current.equivocate,
-          });
-    this.driver = new ConsensusDriver(
-      {
-        chainId: cfg.chainId,
-        self: cfg.validatorIndex,
-        consensus: c,
-        maxBlockTxs: c.maxBlockTxs,
-        maxBlockBytes: c.maxBlockBytes,
-        tickMs: TICK_MS,
-      },
-      {
-        replica: this.replica,
-        envelopeContext,
+        verifyPool: this.verifyPool,
         mempool: this.mempool,
-        net: driverNet,
-        log: componentLogger(log, "consensus"),
-        persist: async (records) => {
-          for (const r of records) {
-            if ((r.kind === "prePrepare" || r.kind === "prepare") && r.body !== undefined) {
-              this.recordedBodies.set(toHex(r.digest), r.body);
-              if (this.recordedBodies.size > 64) {
-                const oldest = this.recordedBodies.keys().next().value;
-                if (oldest !== undefined) this.recordedBodies.delete(oldest);
-              }
-            }
-          }
-          await this.signingLog.append(...records);
-          crashAfterPersistForTests(cfg.validatorIndex, records);
-        },
-        onDeliver: (d) => {
-          // The pool keeps these in flight at once: the commit stage may run behind, and a view
-          // change meanwhile must not hand them back for a later proposal (a duplicate).
-          const { hashes, hexes } = d.block === null ? NO_TX_IDS : blockTxIds(d.block);
-          this.mempool.markDelivered(hexes, d.height);
-          // A halted node (a failed stage) answers nobody: its commit stage takes nothing more.
-          if (this.halted) return;
-          this.commitStage.push(this.answerCommitted({ ...d, txHashes: hashes, txHexes: hexes }));
-        },
-        readCommitted: (from, to) => this.readCommitted(from, to),
-        readBody: async (digest) => (await this.db.getBlockByDigest(digest))?.block ?? null,
-        checkBlock: (block) => {
-          let verified = 0;
-          return checkBlockTxs(block, {
-            chainId: cfg.chainId,
-            limits: this.params.limits,
-            consensus: c,
-            verifyTxs: (txs, hashes) => {
-              verified = txs.length;
-              return this.verifyPool.verifyTxs(txs, hashes);
-            },
-            pooledVerified: (tx, hex) => this.mempool.hasVerified(tx, hex),
-          }).finally(() => this.metrics.driver.blockChecked?.(block.txs.length, verified));
-        },
-        onEvidence: (e) => this.onEvidence(e),
+        db: this.db,
+        signingLog: this.signingLog,
+        evidence: this.evidence,
+        metrics: this.metrics,
+        log,
+        committedHeight: () => this.commits.committedHeight,
+        executedHeight: () => this.executedHeightValue,
+        keepBodies: (records) => this.commits.keepBodies(records),
+        onDeliver: (d) => this.commits.deliver(d),
         onDiverged: (height, ours, stable) => this.onDiverged(height, ours, stable),
-        onStableCheckpoint: (height) => this.onStableCheckpoint(height),
-        lastCommit: () => this.lastCommitCert,
-        // DPoS: sends by (epoch, index) resolve the member's key, then its transport index.
-        route: {
-          send: (epoch, to, bytes) => {
-            const t = this.membership.memberIndex(this.sets.get(epoch), to);
-            if (t !== undefined) driverNet.send(t, bytes);
-          },
-          // To every transport peer (the sets of epoch − 1 … latest): a superset of the epoch's set.
-          broadcast: (_epoch, bytes) => driverNet.broadcast(bytes),
-        },
-        peerKey: (from) => this.membership.keyOf(from),
-        onEpochChanged: (change) => this.onEpochChanged(change),
-        metrics: this.metrics.driver,
-        now: testFaults?.now,
+        lastCommit: () => this.commits.lastCommitCert,
+        wakeFollower: () => this.follower?.wake(),
       },
     );
-    this.gossip = new TxGossip(
-      { chainId: cfg.chainId },
-      {
-        sender: () => ({ self: this.replica.selfIndex, epoch: this.replica.epoch }),
-        broadcast: (bytes) => this.net.broadcast(bytes),
-        staleOwn: (olderThanMs, max) => this.mempool.staleOwn(olderThanMs, max),
-        regossiped: this.metrics.regossiped,
-      },
-    );
-    this.mempool.onAdmitted((txs, origin) => {
-      // Gossip what clients sent us, so backups have verified it before they see the block. Also
-      // what this node proposes at once (closed loop, light load): a primary that crashes before
-      // its proposal prepares must not take the only copy with it (l19 measured the skip: no
-      // finality change, -4 % CPU per height inside the noise; not kept).
-      if (origin === "api") this.gossip.queue(txs.map((t) => t.tx));
-      this.driver.notifyPendingWork();
-    });
+    this.net = wired.net;
+    this.driver = wired.driver;
+    this.gossip = wired.gossip;
+    this.epochEndExecuted = wired.epochEndExecuted;
+    const testFaults = wired.testFaults;
     this.stoppers.push(() => this.driver.stop());
     await this.net.start();
     this.stoppers.push(async () => {
@@ -528,7 +354,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       // check their votes or statuses before it knows their epoch's set, so it fetches blocks.
       following: () =>
         (this.replica.status === "following" || ("lagging" in this.replica && this.replica.lagging)) &&
-        !this.halted,
+        !this.health.halted,
       committedHeight: () => this.replica.committedHeight,
       deliver: (blocks) => this.driver.followBlocks(blocks),
       log: componentLogger(log, "follow"),
@@ -569,9 +395,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   /** Stops every component in reverse start order; safe to call twice. */
   async stop(): Promise<void> {
-    this.halted = true;
-    this.setReady(false);
-    this.rejectReady(new Error("node stopped"));
+    this.health.stopped();
     while (this.stoppers.length > 0) {
       const stopOne = this.stoppers.pop()!;
       try {
@@ -586,129 +410,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Recovery
-
-  private async ensureGenesis(): Promise<void> {
-    if ((await this.db.getStateRoot()) !== undefined) return;
-    // Accounts, pools and staking genesis (the genesis validators registered with their self stake).
-    const result = buildChainGenesis(this.genesis);
-    await this.db.writeGenesisState(
-      result.writeSet.filter((w) => w.value !== null).map((w) => ({ key: w.key, value: w.value! })),
-      result.stateRoot,
-    );
-  }
-
-  /**
-   * The executor holds the whole state in memory, loaded once from RocksDB: a miss then means
-   * "absent", with no awaited store read (~67 µs) per new key. The store stays the durable copy.
-   * Past IN_MEMORY_STATE_LIMIT entries it falls back to a cache in front of the store.
-   */
-  private async openExecutor(workers: number): Promise<ParallelExecutor> {
-    const height = await this.db.getExecutedHeight();
-    const stateRoot = await this.db.getStateRoot();
-    if (stateRoot === undefined) throw new ParabftError("HALTED", {}, "no state root in storage");
-    const state: StateWrite[] = [];
-    const epochHook = nodeEpochHook(this.params, this.db, this.sets, this.tallies);
-    for await (const [key, value] of this.db.iterateState()) {
-      if (state.length >= IN_MEMORY_STATE_LIMIT) {
-        const executor = new ParallelExecutor({ height, stateRoot }, { workers, source: this.db, epochHook });
-        await executor.warm(this.db.iterateState(), IN_MEMORY_STATE_LIMIT);
-        return executor;
-      }
-      state.push({ key, value });
-    }
-    return new ParallelExecutor({ height, stateRoot, state }, { workers, epochHook });
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Commit and execution (strictly in height order)
-
-  /**
-   * At delivery (certificate time, in height order, before the commit stage): commit waiters and
-   * block subscribers are answered, the pool forgets the block's txs. The commit stage then writes
-   * the synced commit batch and hands the block to execution (`commitOne`).
-   */
-  private answerCommitted(d: HashedDelivery): CommitJob {
-    const txs = d.block?.txs ?? [];
-    const { txHashes, txHexes } = d;
-    const ts = d.block?.header?.timestampMs ?? 0n;
-    const blockTimeMs = ts > this.lastBlockTimeMs ? ts : this.lastBlockTimeMs;
-    this.lastBlockTimeMs = blockTimeMs;
-    // A block with a commit certificate is final: its waiting clients are answered now, before
-    // the commit batch is written, and before the batches of earlier blocks are durable or their
-    // execution has room (issue 14: when the commit stage ran behind, each answer waited for
-    // every earlier block's synced write and for the execution queue). A crash before the write
-    // loses nothing: on restart the block is fetched again with its certificate (state
-    // transfer), exactly as any block a node missed. Queries (GetTx, GetBlock) answer from memory
-    // until the batch is durable; receipts and wait_executed still wait for execution.
-    // Until the batch is durable a later waiter or query finds the block and its txs here.
-    this.unwritten.answered(d);
-    // The epoch's signing tally, folded as blocks commit (the executor asks at its last block).
-    this.tallies.add(d.height, d.block);
-    // Status reports the height clients were answered at: a client that got its commit answer
-    // and then asks GetStatus sees a committed height that includes its tx.
-    this.committedHeightValue = d.height;
-    this.lastCommitCert = d.certificate;
-    const now = performance.now();
-    // issue 13 (decode once): the pool decoded and verified these txs; execution reuses its
-    // bodies and sender addresses (a tx the pool never saw, e.g. by catch-up, is decoded there).
-    const decoded: (PreDecodedTx | undefined)[] = new Array(txs.length);
-    for (let i = 0; i < txHashes.length; i++) {
-      const hex = txHexes[i]!;
-      const pooled = this.mempool.get(hex);
-      decoded[i] = pooled && { body: pooled.body, address: pooled.address };
-      const t0 = this.submittedAt.get(hex);
-      if (t0 !== undefined) {
-        this.metrics.finalitySeconds.observe((now - t0) / 1000);
-        this.submittedAt.delete(hex);
-      }
-      this.committed.resolve(hex, d.height);
-    }
-    // The pool forgets them now too: the next nonce of a sender is proposable at once.
-    this.mempool.removeCommitted(txs, d.height, txHexes);
-    // StreamBlocks subscribers get the block now too, with its certificate: final, as the commit
-    // waiters above (issue 14: the open-loop bench stamps finality at the block's arrival, and
-    // waiting for the synced batch added the write to every block's figure). A subscriber that
-    // asks for the block meanwhile finds it in `unwritten` (getBlock).
-    const record: BlockRecord = {
-      height: d.height,
-      digest: d.digest,
-      block: d.block,
-      certificate: d.certificate,
-    };
-    for (const l of this.blockListeners) l(record);
-    // The body this replica recorded for the digest (same block, same encoding), if any.
-    const digestHex = toHex(d.digest);
-    const blockBytes = d.block === null ? undefined : this.recordedBodies.get(digestHex);
-    this.recordedBodies.delete(digestHex);
-    return { d, blockTimeMs, decoded, blockBytes };
-  }
-
-  /** Commit stage (strictly in height order): the synced commit batch, then execution. */
-  private async commitOne(job: CommitJob): Promise<void> {
-    const { d, blockTimeMs, decoded, blockBytes } = job;
-    const txs = d.block?.txs ?? [];
-    const { txHashes } = d;
-    const held = holdCommitWritesForTests();
-    if (held !== null) await held;
-    await this.db.writeCommitBatch({
-      height: d.height,
-      digest: d.digest,
-      block: d.block,
-      ...(blockBytes !== undefined ? { blockBytes } : {}),
-      txHashes,
-      certificate: d.certificate,
-      chainHash: d.chainHash,
-      blockTimeMs,
-    });
-    this.log.debug({ height: String(d.height), txs: txs.length }, "commit batch durable");
-    this.metrics.committedHeight.set(Number(d.height));
-    this.metrics.committedTxs.inc(txs.length);
-    this.unwritten.written(d);
-    this.driver.notifyPendingWork();
-    // Waits while the execution pipeline is full: backpressure reaches consensus through maxExecLag.
-    await this.execution.submit({ height: d.height, timestampMs: blockTimeMs, txs, txHashes, decoded });
-  }
+  // Execution (strictly in height order; commitPath.ts feeds it) and epochs
 
   /** A block's execution batch is durable: receipts are answerable, consensus gets the root. */
   private onExecuted(height: bigint, stateRoot: Hash, result: ExecutionResult): void {
@@ -721,85 +423,21 @@ export class ValidatorNode implements ApiBackend, RunningNode {
       for (const r of result.receipts) this.executedTx.resolve(toHex(r.txHash), r);
     this.driver.executed(height, stateRoot);
     for (const l of this.executedListeners) l(height);
-    if (isLastHeightOfEpoch(height, this.params.staking.epochLength)) this.onEpochEndExecuted(height);
-  }
-
-  /** The core entered a new epoch: transport membership, status and metrics follow. */
-  private onEpochChanged(change: EpochChange): void {
-    this.net.setPeers(this.membership.peersFor(this.sets, change.epoch));
-    this.metrics.epoch.set(Number(change.epoch));
-    this.metrics.inValidatorSet.set(change.self === null ? 0 : 1);
-    this.log.info(
-      {
-        epoch: String(change.epoch),
-        self: change.self,
-        boundary: String(change.boundary),
-        size: change.set.size,
-      },
-      change.self === null ? "epoch changed: following (not in the set)" : "epoch changed: validating",
-    );
-    if (change.self === null) this.follower?.wake();
-  }
-
-  /** The last block of epoch e executed: the set of e+2 it elected joins the live sets. */
-  private onEpochEndExecuted(height: bigint): void {
-    const e = epochOfHeight(height, this.params.staking.epochLength);
-    void readSnapshot(this.db, e + 2n)
-      .then((s) => {
-        if (s === null || !this.sets.add(s)) return;
-        this.log.info(
-          {
-            epoch: String(s.epoch),
-            kept: s.kept,
-            members: s.members.map((m) => toHex(m.consensusKey).slice(0, 12)),
-          },
-          "validator set elected",
-        );
-        // New members join the transport now (they connect before their epoch), then the core.
-        this.net.setPeers(this.membership.peersFor(this.sets, this.replica.epoch));
-        this.driver.setsChanged();
-      })
-      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not read the elected set"));
+    if (isLastHeightOfEpoch(height, this.params.staking.epochLength)) this.epochEndExecuted(height);
   }
 
   private stageFailed(stage: string, err: unknown): void {
     this.log.fatal({ err: errorMessage(err), stage }, "pipeline stage failed; halting");
-    this.halted = true;
-    this.setReady(false);
+    this.health.halted = true;
+    this.health.setReady(false);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Consensus callbacks
 
-  private async readCommitted(from: bigint, to: bigint): Promise<CommittedBlock[]> {
-    const records = await this.db.getCommittedRange(from, to, 64);
-    return records.map((r) =>
-      create(CommittedBlockSchema, {
-        height: r.height,
-        block: r.block ?? undefined,
-        certificate: r.certificate,
-      }),
-    );
-  }
-
-  private onEvidence(e: EvidenceRecord): void {
-    this.log.warn(
-      { sender: e.sender, phase: e.phase, height: String(e.height), view: String(e.view) },
-      "equivocation evidence kept",
-    );
-    this.metrics.evidence.inc({ phase: e.phase });
-    void this.db
-      .putEvidence(e)
-      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not store evidence"));
-    // DPoS: the chain slashes and tombstones the offender (once per key; duplicates are no-ops).
-    void this.evidence
-      .submit(e)
-      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "could not submit evidence"));
-  }
-
   private onDiverged(height: bigint, ours: Hash, stable: Hash): void {
-    this.diverged = true;
-    this.setReady(false);
+    this.health.diverged = true;
+    this.health.setReady(false);
     this.metrics.diverged.set(1);
     this.log.error(
       { height: String(height), ours: toHex(ours), stable: toHex(stable) },
@@ -807,52 +445,36 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     );
   }
 
-  private onStableCheckpoint(height: bigint): void {
-    this.metrics.stableCheckpoint.set(Number(height));
-    const cert = this.replica.stableCheckpoint;
-    if (cert && cert.height === height) {
-      void this.db
-        .putStableCheckpoint(create(CheckpointCertificateSchema, cert))
-        .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "could not store checkpoint"));
-    }
-  }
-
   /** Ready = validating and caught up; re-evaluated on every tick. */
   private readinessLoop(): void {
     const t = setInterval(() => {
       this.metrics.view.set(Number(this.replica.view));
       this.metrics.peers.set(this.net.connectedCount);
-      this.setReady(!this.halted && !this.diverged && this.replica.status === "validating");
+      this.health.setReady(
+        !this.health.halted && !this.health.diverged && this.replica.status === "validating",
+      );
     }, 200);
     t.unref();
     this.stoppers.push(async () => clearInterval(t));
-    this.setReady(this.replica.status === "validating");
-  }
-
-  private setReady(ready: boolean): void {
-    if (ready === this.readyValue) return;
-    this.readyValue = ready;
-    if (ready) this.resolveReady();
-    this.api?.setServing(ready);
-    for (const l of this.readyListeners) l(ready);
+    this.health.setReady(this.replica.status === "validating");
   }
 
   // ---------------------------------------------------------------------------------------------
   // ApiBackend
 
   async submitTx(tx: SignedTx, peer?: string): Promise<Hash> {
-    this.assertServing();
+    this.health.assertServing();
     const follower = this.followerRefusal();
     if (follower !== null) throw follower;
     const t0 = performance.now();
     const res = await this.mempool.add(tx, "api", { peer });
-    this.noteSubmitted(res.hashHex, t0);
+    this.commits.noteSubmitted(res.hashHex, t0);
     return res.hash;
   }
 
   /** SubmitTxs: one mempool batch (one verifier call), each transaction admitted on its own. */
   async submitTxs(txs: readonly SignedTx[], peer?: string): Promise<SubmitResult[]> {
-    this.assertServing();
+    this.health.assertServing();
     const error = this.followerRefusal();
     if (error !== null) return txs.map(() => ({ ok: false, error }));
     const t0 = performance.now();
@@ -861,7 +483,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     if (TRACE) traceAdmitted(this.log, "trace api admitted", at0, results);
     return results.map((r) => {
       if (!r.ok) return { ok: false, error: r.error };
-      this.noteSubmitted(r.hashHex, t0);
+      this.commits.noteSubmitted(r.hashHex, t0);
       return { ok: true, hash: r.hash };
     });
   }
@@ -879,22 +501,15 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     );
   }
 
-  /** When this node's API admitted a transaction (api_finality_seconds), the newest few only. */
-  private noteSubmitted(hashHex: string, at: number): void {
-    if (this.submittedAt.size >= MAX_TRACKED_SUBMITS)
-      this.submittedAt.delete(this.submittedAt.keys().next().value!);
-    this.submittedAt.set(hashHex, at);
-  }
-
   waitCommitted(hash: Hash, timeoutMs: number, signal: AbortSignal): Promise<bigint> {
     // Test-only fault, PARABFT_TEST_ACK_BEFORE_COMMIT=1: acknowledge on admission, before any
     // commit, at a guessed height. The container fault suite's S2 checker must catch it.
-    if (ACK_BEFORE_COMMIT_FOR_TESTS) return Promise.resolve(this.committedHeightValue + 1n);
+    if (ACK_BEFORE_COMMIT_FOR_TESTS) return Promise.resolve(this.commits.committedHeight + 1n);
     const hex = toHex(hash);
     return this.committed.wait(hex, timeoutMs, signal, async () => {
       // Read before the lookup: the entry goes once the batch is durable, maybe during it.
       // Storage wins: a tx included again later keeps its first inclusion's height.
-      const answered = this.unwritten.heightOf(hex);
+      const answered = this.commits.unwritten.heightOf(hex);
       return (await this.db.getTxLocation(hash))?.height ?? answered;
     });
   }
@@ -906,18 +521,18 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   async getTx(hash: Hash) {
     // Answered at certificate time, not yet durable: from memory (read before the lookup, which
     // may see the batch land), so an answered client finds it.
-    const pending = this.unwritten.findTx(toHex(hash));
+    const pending = this.commits.unwritten.findTx(toHex(hash));
     return (await this.db.getTx(hash)) ?? pending;
   }
 
   async getReceipt(hash: Hash): Promise<Receipt | null> {
-    this.assertQueryable();
+    this.health.assertQueryable();
     return (await this.db.getReceipt(hash)) ?? null;
   }
 
   async getBlock(ref: BlockRef): Promise<BlockRecord | null> {
     if ("height" in ref) {
-      const d = this.unwritten.block(ref.height);
+      const d = this.commits.unwritten.block(ref.height);
       if (d) return { height: d.height, digest: d.digest, block: d.block, certificate: d.certificate };
     }
     const stored =
@@ -929,14 +544,14 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   // Value and height come from one RocksDB snapshot: never a value of h+1 reported at h.
   async getAccount(address: Uint8Array) {
-    this.assertQueryable();
+    this.health.assertQueryable();
     const { height, values } = await this.db.getStateSnapshot([accountKey(address)]);
     const account = decodeAccount(values[0] ?? null);
     return { balance: account.balance, nonce: account.nonce, height };
   }
 
   async getState(key: Uint8Array) {
-    this.assertQueryable();
+    this.health.assertQueryable();
     const { height, values } = await this.db.getStateSnapshot([key]);
     return { value: values[0] ?? null, height };
   }
@@ -947,7 +562,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   /** DPoS light clients: the proof of the set of `epoch` (src/api/epochProof.ts). */
   async getEpochSetProof(epoch: bigint): Promise<EpochSetProofRecord> {
-    this.assertQueryable();
+    this.health.assertQueryable();
     return readEpochSetProof(this.db, this.dposOn ? this.params.staking.epochLength : undefined, epoch);
   }
 
@@ -955,8 +570,8 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     return {
       chainId: this.config.chainId,
       validatorIndex: this.config.validatorIndex,
-      state: this.stateName(),
-      committedHeight: this.committedHeightValue,
+      state: this.health.stateName(),
+      committedHeight: this.commits.committedHeight,
       executedHeight: this.executedHeightValue,
       view: this.replica.view,
       primary: this.replica.primary,
@@ -969,7 +584,7 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   committedHeight(): bigint {
-    return this.committedHeightValue;
+    return this.commits.committedHeight;
   }
 
   executedHeight(): bigint {
@@ -987,34 +602,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
   }
 
   isReady(): boolean {
-    return this.readyValue;
+    return this.health.isReady();
   }
 
   onReadyChange(listener: (ready: boolean) => void): () => void {
-    this.readyListeners.add(listener);
-    return () => this.readyListeners.delete(listener);
-  }
-
-  private stateName(): NodeStatus["state"] {
-    if (this.halted) return "halted";
-    if (this.diverged || this.replica.status === "diverged") return "diverged";
-    return this.replica.status === "validating" ? "validating" : "syncing";
-  }
-
-  private assertServing(): void {
-    if (this.halted || this.diverged) {
-      throw new ParabftError(
-        this.halted ? "HALTED" : "DIVERGED",
-        {},
-        `node is ${this.stateName()}: not accepting transactions`,
-      );
-    }
-  }
-
-  /** A diverged replica must not serve state it cannot vouch for. */
-  private assertQueryable(): void {
-    if (this.diverged)
-      throw new ParabftError("DIVERGED", {}, "node diverged: queries disabled until repaired");
+    return this.health.onReadyChange(listener);
   }
 }
 

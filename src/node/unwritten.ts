@@ -1,8 +1,9 @@
 // Blocks whose clients were answered at certificate time and whose commit batch is not durable
 // yet (issue 14: a block with a commit certificate is final, so its waiters are answered before
 // the synced write). Until a block's batch lands, queries answer from here: a client told
-// "committed at h" must find its transaction and its block at once. Owns only this memory; the
-// node decides when a block is answered (answerCommitted) and when it is written (commitOne).
+// "committed at h" must find its transaction and its block at once. Owns only this memory;
+// CommitPath (commitPath.ts) decides when a block is answered (answerCommitted) and when it is
+// written (commitOne).
 import type { SignedTx } from "../gen/parabft/v1/types_pb.js";
 import type { Hash } from "../types/hash.js";
 import type { Delivered } from "./driver.js";
