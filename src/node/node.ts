@@ -62,7 +62,9 @@ export interface ValidatorNodeModules {
 
 /**
  * A validator process. Start order: storage → signing state → crypto → executor (with recovery)
- * → consensus core → mempool → execution loop → peer network → API → metrics. Stop: reverse.
+ * → execution loop → consensus core → mempool → peer network → driver → follower → API → metrics
+ * → gossip.
+ * Stop: reverse.
  */
 export class ValidatorNode implements ApiBackend, RunningNode {
   readonly log: Logger;
