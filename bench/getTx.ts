@@ -15,6 +15,7 @@ import { promises as fs } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { create, fromBinary } from "@bufbuild/protobuf";
+import { Rng } from "../src/exec/workload.js";
 import {
   BlockSchema,
   CommitCertificateSchema,
@@ -32,19 +33,10 @@ function arg(name: string, dflt: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : dflt;
 }
 
-/** A deterministic byte filler (xorshift): the same database on every run. */
+/** Deterministic bytes (the workload's PRNG): the same database and picks on every run. */
 function filler(seed: number): (n: number) => Uint8Array {
-  let s = seed >>> 0 || 1;
-  return (n) => {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      out[i] = s & 0xff;
-    }
-    return out;
-  };
+  const r = new Rng(seed);
+  return (n) => Uint8Array.from({ length: n }, () => r.int(256));
 }
 
 type Way = "whole block (before)" | "one transaction (getTx)";

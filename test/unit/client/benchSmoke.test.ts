@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import type { ClusterBenchOpts } from "../../../bench/cluster/types.js";
 import { runClusterBench } from "../../../bench/cluster.js";
 import { generateKeyPair, writeKeyFile } from "../../../src/crypto/keys.js";
 import { FakeNode } from "../api/fakeNode.js";
@@ -27,20 +28,22 @@ describe("cluster benchmark against a fake node", () => {
     await fx?.stop();
   });
 
+  /** 20 tx/s for 2 s from 4 senders over 2 connections to the fake node, quietly. */
+  const smoke = (o: Partial<ClusterBenchOpts> & Pick<ClusterBenchOpts, "outDir">): ClusterBenchOpts => ({
+    api: [fx.api],
+    keysDir: path.join(fx.dir, "keys"),
+    durationS: 2,
+    rate: 20,
+    senders: 4,
+    connections: 2,
+    drainTimeoutS: 10,
+    progress: false,
+    verifyCeilingMs: 200,
+    ...o,
+  });
+
   it("accounts for every scheduled transaction and finds every committed one in the chain", async () => {
-    const report = await runClusterBench({
-      api: [fx.api],
-      keysDir: path.join(fx.dir, "keys"),
-      durationS: 2,
-      rate: 20,
-      senders: 4,
-      connections: 2,
-      drainTimeoutS: 10,
-      outDir: path.join(fx.dir, "out"),
-      name: "smoke",
-      progress: false,
-      verifyCeilingMs: 200,
-    });
+    const report = await runClusterBench(smoke({ outDir: path.join(fx.dir, "out"), name: "smoke" }));
     assert.equal(report.runs.length, 1);
     const r = report.runs[0]!;
     assert.equal(r.scheduled, 40);
@@ -77,20 +80,7 @@ describe("cluster benchmark against a fake node", () => {
   });
 
   it("runs an open loop's --warmup first, apart from the judged run, and checks both in the chain", async () => {
-    const report = await runClusterBench({
-      api: [fx.api],
-      keysDir: path.join(fx.dir, "keys"),
-      durationS: 2,
-      rate: 20,
-      warmupS: 1,
-      senders: 4,
-      connections: 2,
-      drainTimeoutS: 10,
-      outDir: null,
-      name: "smoke-warmup",
-      progress: false,
-      verifyCeilingMs: 200,
-    });
+    const report = await runClusterBench(smoke({ warmupS: 1, outDir: null, name: "smoke-warmup" }));
     assert.deepEqual(
       report.runs.map((r) => [r.warmup === true, r.offeredRate, r.scheduled, r.committed]),
       [
