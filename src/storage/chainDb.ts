@@ -347,7 +347,7 @@ export class ChainDb {
   async getTx(hash: Hash): Promise<(TxLocation & { tx: SignedTx }) | undefined> {
     const loc = await this.getTxLocation(hash);
     if (loc === undefined) return undefined;
-    const body = await this.db.get(heightKey(Bucket.block, loc.height));
+    const body = await this.getBlockBytes(loc.height);
     const bytes = body === undefined ? undefined : blockTxBytesAt(body, loc.index);
     if (bytes === undefined) {
       throw new StorageError(
