@@ -12,10 +12,8 @@ export interface NodeHealthModules {
 }
 
 export class NodeHealth {
-  /** A failed stage or a stop: the node answers nobody and takes no transactions. */
-  halted = false;
-  /** Our checkpoint differs from the stable one: no state queries until repaired. */
-  diverged = false;
+  private haltedValue = false;
+  private divergedValue = false;
   private readyValue = false;
   private readonly readyListeners = new Set<(ready: boolean) => void>();
   private resolveReady!: () => void;
@@ -33,12 +31,38 @@ export class NodeHealth {
 
   /** The node is stopping: halted, not ready, and `ready` rejects if it never was. */
   stopped(): void {
-    this.halted = true;
-    this.setReady(false);
+    this.halt();
     this.rejectReady(new Error("node stopped"));
   }
 
-  setReady(ready: boolean): void {
+  /** A failed stage or a stop: the node answers nobody and takes no transactions. */
+  get halted(): boolean {
+    return this.haltedValue;
+  }
+
+  /** Our checkpoint differs from the stable one: no state queries until repaired. */
+  get diverged(): boolean {
+    return this.divergedValue;
+  }
+
+  /** A pipeline stage failed (or the node stops): not ready from now on. */
+  halt(): void {
+    this.haltedValue = true;
+    this.setReady(false);
+  }
+
+  /** Our checkpoint differs from the stable one: not ready from now on. */
+  diverge(): void {
+    this.divergedValue = true;
+    this.setReady(false);
+  }
+
+  /** Ready = validating (the core's word) and neither halted nor diverged. */
+  refresh(validating: boolean): void {
+    this.setReady(!this.halted && !this.diverged && validating);
+  }
+
+  private setReady(ready: boolean): void {
     if (ready === this.readyValue) return;
     this.readyValue = ready;
     if (ready) this.resolveReady();

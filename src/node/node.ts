@@ -430,16 +430,14 @@ export class ValidatorNode implements ApiBackend, RunningNode {
 
   private stageFailed(stage: string, err: unknown): void {
     this.log.fatal({ err: errorMessage(err), stage }, "pipeline stage failed; halting");
-    this.health.halted = true;
-    this.health.setReady(false);
+    this.health.halt();
   }
 
   // ---------------------------------------------------------------------------------------------
   // Consensus callbacks
 
   private onDiverged(height: bigint, ours: Hash, stable: Hash): void {
-    this.health.diverged = true;
-    this.health.setReady(false);
+    this.health.diverge();
     this.metrics.diverged.set(1);
     this.log.error(
       { height: String(height), ours: toHex(ours), stable: toHex(stable) },
@@ -452,13 +450,11 @@ export class ValidatorNode implements ApiBackend, RunningNode {
     const t = setInterval(() => {
       this.metrics.view.set(Number(this.replica.view));
       this.metrics.peers.set(this.net.connectedCount);
-      this.health.setReady(
-        !this.health.halted && !this.health.diverged && this.replica.status === "validating",
-      );
+      this.health.refresh(this.replica.status === "validating");
     }, 200);
     t.unref();
     this.stoppers.push(async () => clearInterval(t));
-    this.health.setReady(this.replica.status === "validating");
+    this.health.refresh(this.replica.status === "validating");
   }
 
   // ---------------------------------------------------------------------------------------------
