@@ -266,7 +266,11 @@ export class LocalCluster {
     if (!p) throw new Error(`node ${i} was never started`);
     const deadline = Date.now() + timeoutMs;
     const client = newHealthClient(this.testnet.nodes[i]!.api);
-    let last = "no answer yet";
+    // The last status the node itself reported. A check that timed out or found nobody listening
+    // does not overwrite it: on a loaded box the final check can run out of time, and the error
+    // should still say what the node last said (e.g. NOT_SERVING), not that a call timed out.
+    let lastAnswer: string | null = null;
+    let lastFailure = "no answer yet";
     try {
       while (Date.now() < deadline) {
         if (p.exit) {
@@ -274,15 +278,20 @@ export class LocalCluster {
             `node ${i} exited (code ${p.exit.code}, signal ${p.exit.signal}) before becoming healthy\n${this.logTail(i)}`,
           );
         }
-        const status = await checkHealth(client, Math.min(1_000, Math.max(1, deadline - Date.now())));
+        // Each check may use all the time left: an answer ends it at once, and a node that is
+        // not listening yet fails fast (UNREACHABLE), so this still polls every 100 ms.
+        const status = await checkHealth(client, Math.max(1, deadline - Date.now()));
         if (status === "SERVING") return;
-        last = status;
+        if (status === "UNREACHABLE" || status === "NO_ANSWER") lastFailure = status;
+        else lastAnswer = status;
         await sleep(100);
       }
     } finally {
       client.close();
     }
-    throw new Error(`node ${i} not healthy after ${timeoutMs} ms (last: ${last})\n${this.logTail(i)}`);
+    throw new Error(
+      `node ${i} not healthy after ${timeoutMs} ms (last: ${lastAnswer ?? lastFailure})\n${this.logTail(i)}`,
+    );
   }
 
   /** The last lines of node i's log file (for failure messages). */
@@ -375,12 +384,17 @@ export function newHealthClient(address: string): HealthClient {
   }) as unknown as HealthClient;
 }
 
-/** One health check of the overall server (service ""); "UNREACHABLE" when it does not answer. */
+/**
+ * One health check of the overall server (service ""): the status it reports, "NOT_FOUND",
+ * "UNREACHABLE" when nobody accepts the call, or "NO_ANSWER" when the deadline passes first.
+ */
 export function checkHealth(client: HealthClient, timeoutMs: number): Promise<string> {
   return new Promise((resolve) => {
     client.check({ service: "" }, { deadline: Date.now() + timeoutMs }, (err, res) => {
-      if (err) resolve(err.code === grpc.status.NOT_FOUND ? "NOT_FOUND" : "UNREACHABLE");
-      else resolve(String(res?.status ?? "UNKNOWN"));
+      if (!err) resolve(String(res?.status ?? "UNKNOWN"));
+      else if (err.code === grpc.status.NOT_FOUND) resolve("NOT_FOUND");
+      else if (err.code === grpc.status.DEADLINE_EXCEEDED) resolve("NO_ANSWER");
+      else resolve("UNREACHABLE");
     });
   });
 }

@@ -189,6 +189,27 @@ describe("LocalCluster", () => {
     }
   });
 
+  it("reports the node's last answer, not a timed-out check, when the node goes silent", async () => {
+    const cluster = await LocalCluster.create(1, path.join(root, "e"), {
+      entry: FAKE,
+      accounts: 0,
+      env: { FAKE_NODE_MODE: "goes-silent" },
+    });
+    try {
+      await cluster.startNode(0);
+      // The first two checks hear NOT_SERVING; every later one runs out of time. The error must
+      // name the answer the node gave, however long the box takes to start it.
+      await assert.rejects(
+        cluster.waitHealthy(0, 15_000),
+        /not healthy after 15000 ms \(last: NOT_SERVING\)/,
+      );
+      const events = readFileSync(path.join(cluster.node(0).home, "fake-events.log"), "utf8");
+      assert.match(events, /check 3 left unanswered/, "waitHealthy never reached a check that timed out");
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   for (const mode of ["exit", "signal"] as const) {
     it(`kills every child when its parent ${mode === "exit" ? "exits without stop()" : "gets SIGTERM"}`, async () => {
       const parent = spawn(process.execPath, [ORPHAN, path.join(root, `orphan-${mode}`), FAKE], {
