@@ -5,14 +5,13 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { PeerService } from "../gen/parabft/v1/consensus_pb.js";
-import type { Logger } from "../logger/index.js";
 import { dialerWindowOptions } from "./flowControl.js";
 import { BATCH_METADATA_KEY, BATCH_METADATA_VALUE } from "./frames.js";
 import { methodPath } from "./grpcAdapter.js";
 import { challengeFrame } from "./handshake.js";
-import type { PeerState, PeerTable } from "./peerTable.js";
+import type { NetPartModules, PeerState } from "./peerTable.js";
 import { OVERSIZE_DETAIL, type Session, type Sessions } from "./sessions.js";
-import type { NetMetrics, PeerNetworkModules, PeerNetworkOpts } from "./types.js";
+import type { PeerNetworkModules, PeerNetworkOpts } from "./types.js";
 
 export type DialerOptions = Pick<
   Required<PeerNetworkOpts>,
@@ -25,16 +24,10 @@ export type DialerOptions = Pick<
   | "keepaliveTimeoutMs"
 >;
 
-export interface DialerModules {
+export interface DialerModules extends NetPartModules {
   /** The node's side: our status (the challenge carries our epoch) and the TLS material if any. */
   node: Pick<PeerNetworkModules, "localStatus" | "credentials">;
-  metrics: NetMetrics;
-  log: Logger;
-  now: () => number;
-  peers: PeerTable;
   sessions: Pick<Sessions, "def" | "open" | "reject" | "endSession">;
-  /** Between start() and stop(): nothing is dialed otherwise. */
-  running(): boolean;
 }
 
 export class Dialer {

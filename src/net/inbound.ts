@@ -4,22 +4,16 @@
 // later in arrival order while the test-only delay is on.
 
 import type { Envelope } from "../gen/parabft/v1/consensus_pb.js";
-import type { Logger } from "../logger/index.js";
 import { errorMessage } from "../types/errors.js";
 import { BatchFrameError, decodeBatch, isBatchFrame } from "./frames.js";
 import { decodeEnvelopeHeader } from "./handshake.js";
-import type { PeerTable } from "./peerTable.js";
+import type { NetPartModules } from "./peerTable.js";
 import type { Session } from "./sessions.js";
-import type { NetMetrics, PeerNetworkModules } from "./types.js";
+import type { PeerNetworkModules } from "./types.js";
 
-export interface InboundModules {
+export interface InboundModules extends NetPartModules {
   /** The node's side: where envelopes go, and who may sign as whom. */
   node: Pick<PeerNetworkModules, "onEnvelope" | "senderIs">;
-  metrics: NetMetrics;
-  log: Logger;
-  now: () => number;
-  peers: PeerTable;
-  running(): boolean;
 }
 
 export class Inbound {

@@ -79,30 +79,18 @@ export class PeerNetwork {
       limiter: new PeerRateLimiter(opts.rateLimits, undefined, now),
       endSession: (s, code, details) => this.sessions.endSession(s, code, details),
     });
-    const peers = this.table;
-    this.outbound = new Outbound(this.o, { metrics, peers });
-    this.inbound = new Inbound({ node: mod, metrics, log, now, peers, running });
+    const parts = { metrics, log, now, peers: this.table, running };
+    this.outbound = new Outbound(this.o, parts);
+    this.inbound = new Inbound({ ...parts, node: mod });
     this.sessions = new Sessions(this.o, {
+      ...parts,
       node: mod,
-      metrics,
-      log,
-      now,
-      peers,
       inbound: this.inbound,
       outbound: this.outbound,
-      running,
       listener: () => this.listener,
       redial: (p) => this.dialer.scheduleRedial(p),
     });
-    this.dialer = new Dialer(this.o, {
-      node: mod,
-      metrics,
-      log,
-      now,
-      peers,
-      sessions: this.sessions,
-      running,
-    });
+    this.dialer = new Dialer(this.o, { ...parts, node: mod, sessions: this.sessions });
     this.table.apply(opts.peers);
   }
 

@@ -50,6 +50,16 @@ export interface PeerTableModules {
   endSession(s: Session, code: grpc.status, details: string): void;
 }
 
+/** What the parts of PeerNetwork (sessions, dialer, inbound) share. */
+export interface NetPartModules {
+  metrics: NetMetrics;
+  log: Logger;
+  now: () => number;
+  peers: PeerTable;
+  /** Between start() and stop(): nothing is accepted, dialed or delivered otherwise. */
+  running(): boolean;
+}
+
 export class PeerTable {
   private readonly peerMap = new Map<number, PeerState>();
 

@@ -6,7 +6,6 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { PeerService } from "../gen/parabft/v1/consensus_pb.js";
-import type { Logger } from "../logger/index.js";
 import { errorMessage } from "../types/errors.js";
 import { widenInboundWindow } from "./flowControl.js";
 import { BATCH_METADATA_KEY, BATCH_METADATA_VALUE } from "./frames.js";
@@ -25,8 +24,8 @@ import {
 import type { Inbound } from "./inbound.js";
 import type { GatedListener } from "./listener.js";
 import type { Outbound } from "./outbound.js";
-import type { PeerState, PeerTable } from "./peerTable.js";
-import type { NetMetrics, NetRejectReason, PeerNetworkModules, PeerNetworkOpts } from "./types.js";
+import type { NetPartModules, PeerState } from "./peerTable.js";
+import type { NetRejectReason, PeerNetworkModules, PeerNetworkOpts } from "./types.js";
 
 type Call = grpc.ClientDuplexStream<Uint8Array, Uint8Array> | grpc.ServerDuplexStream<Uint8Array, Uint8Array>;
 
@@ -68,17 +67,11 @@ export type SessionsOptions = Pick<
   | "replaceMinIntervalMs"
 >;
 
-export interface SessionsModules {
+export interface SessionsModules extends NetPartModules {
   /** The node's side: our key, the peers' keys, our status, and the TLS material if any. */
   node: Pick<PeerNetworkModules, "signer" | "verifier" | "localStatus" | "credentials">;
-  metrics: NetMetrics;
-  log: Logger;
-  now: () => number;
-  peers: PeerTable;
   inbound: Pick<Inbound, "receive">;
   outbound: Pick<Outbound, "pump">;
-  /** Between start() and stop(): nothing is accepted otherwise. */
-  running(): boolean;
   /** An outbound session ended: dial that peer again after a back-off (Dialer.scheduleRedial). */
   redial(p: PeerState): void;
   /** The gated listener while the server is up (it knows each connection's TLS certificate). */
