@@ -6,11 +6,10 @@
 import * as grpc from "@grpc/grpc-js";
 import { PeerService } from "../gen/parabft/v1/consensus_pb.js";
 import { dialerWindowOptions } from "./flowControl.js";
-import { BATCH_METADATA_KEY, BATCH_METADATA_VALUE } from "./frames.js";
 import { methodPath } from "./grpcAdapter.js";
 import { challengeFrame } from "./handshake.js";
 import type { NetPartModules, PeerState } from "./peerTable.js";
-import { OVERSIZE_DETAIL, type Session, type Sessions } from "./sessions.js";
+import { batchMetadata, OVERSIZE_DETAIL, readsBatchFrames, type Session, type Sessions } from "./sessions.js";
 import type { PeerNetworkModules, PeerNetworkOpts } from "./types.js";
 
 export type DialerOptions = Pick<
@@ -90,7 +89,7 @@ export class Dialer {
     const s = this.mod.sessions.open("out", call, p.info.index);
     // The server's response metadata arrives before its first frame (the handshake's proof).
     call.on("metadata", (md: grpc.Metadata) => {
-      s.batchOut = md.get(BATCH_METADATA_KEY).includes(BATCH_METADATA_VALUE);
+      s.batchOut = readsBatchFrames(md);
     });
     p.dialing = s;
     call.on("error", (err: grpc.ServiceError) => this.onClientError(s, err));
@@ -127,10 +126,4 @@ export class Dialer {
     this.mod.metrics.reconnect(p.info.index);
     p.dialTimer = setTimeout(() => this.dial(p), delay).unref();
   }
-}
-
-function batchMetadata(): grpc.Metadata {
-  const md = new grpc.Metadata();
-  md.set(BATCH_METADATA_KEY, BATCH_METADATA_VALUE);
-  return md;
 }

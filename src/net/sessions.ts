@@ -56,6 +56,18 @@ export interface Session {
 const STREAM_TAG = "x-parabft-stream-tag";
 export const OVERSIZE_DETAIL = /larger than max \((\d+) vs\.? (\d+)\)/;
 
+/** The metadata each end of a peer stream sends: it announces that it reads batch frames. */
+export function batchMetadata(): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set(BATCH_METADATA_KEY, BATCH_METADATA_VALUE);
+  return md;
+}
+
+/** Whether the other end announced it reads batch frames (frames.ts). */
+export function readsBatchFrames(md: grpc.Metadata): boolean {
+  return md.get(BATCH_METADATA_KEY).includes(BATCH_METADATA_VALUE);
+}
+
 export type SessionsOptions = Pick<
   Required<PeerNetworkOpts>,
   | "chainId"
@@ -149,10 +161,8 @@ export class Sessions {
     }
     const s = this.open("in", call, null);
     this.pendingInbound.add(s);
-    s.batchOut = call.metadata.get(BATCH_METADATA_KEY).includes(BATCH_METADATA_VALUE);
-    const md = new grpc.Metadata();
-    md.set(BATCH_METADATA_KEY, BATCH_METADATA_VALUE);
-    call.sendMetadata(md);
+    s.batchOut = readsBatchFrames(call.metadata);
+    call.sendMetadata(batchMetadata());
     const tag = call.metadata.get(STREAM_TAG)[0];
     if (typeof tag === "string") {
       s.tag = tag;
