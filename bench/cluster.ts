@@ -174,6 +174,8 @@ const FINALITY_METHOD =
   "SubmitTx ack + StreamBlocks watcher; latency from each tx's scheduled send time to its block's arrival on the stream";
 
 const WARMUP_S = 5;
+/** `--warmup-ramp`: the warm-up's steps as shares of the rate, each an equal part of its seconds. */
+const WARMUP_RAMP = [0.25, 0.5, 0.75, 1] as const;
 /** The overload probe's climb, and its finer climb after the first counted failure. */
 const PROBE_FACTOR = 1.5;
 const PROBE_REFINE = 1.15;
@@ -481,7 +483,12 @@ export async function runClusterBench(opts: ClusterBenchOpts): Promise<ClusterBe
     } else if (!opts.sweep) {
       // Cold code (JIT, first connections) costs CPU and latency for a run's first seconds:
       // with --warmup the judged run measures the warm cluster.
-      if ((opts.warmupS ?? 0) > 0) await warmUp(ctx, "open loop", opts.rate, opts.warmupS!, runs, say);
+      const warmS = opts.warmupS ?? 0;
+      if (warmS > 0 && opts.warmupRamp === true) {
+        const stepS = Math.max(1, Math.round(warmS / WARMUP_RAMP.length));
+        for (const share of WARMUP_RAMP)
+          await warmUp(ctx, "open loop", Math.max(1, Math.round(share * opts.rate)), stepS, runs, say);
+      } else if (warmS > 0) await warmUp(ctx, "open loop", opts.rate, warmS, runs, say);
       runs.push(await measured(ctx, () => runOnce(ctx, opts.rate, opts.durationS, `${opts.rate} tx/s`)));
     } else {
       const r = await sweep(

@@ -32,6 +32,13 @@ export interface ClusterBenchOpts {
    * `warmup` set and not judged (default 0).
    */
   warmupS?: number;
+  /**
+   * Open loop at one rate: the warm-up climbs to the rate in WARMUP_RAMP (bench/cluster.ts)
+   * equal steps instead of starting cold at the full rate. A cold cluster at 1,200 tx/s builds a
+   * seconds-long backlog while its code compiles and then spends the warm-up draining it
+   * (bench/results/s28-lead-notes.md); a ramp measures the warm cluster's steady state.
+   */
+  warmupRamp?: boolean;
   sweep?: boolean;
   /**
    * Overload measurement: probe saturation (a short open-loop sweep from `rate`, ×1.25 per

@@ -32,6 +32,8 @@ Options:
   --warmup S         closed loop: unrecorded warm-up seconds before --duration (default 1);
                      open loop at one --rate: a warm-up run at that rate first, reported
                      apart and not judged (default 0), so CPU and latency are the warm code's
+  --warmup-ramp      open loop: the warm-up climbs to --rate in four equal steps (25, 50, 75,
+                     100 %) instead of starting at the full rate
   --sweep            raise the rate stepwise (×1.5) until latency or errors climb; reports the
                      saturation point and the latency-throughput curve
   --sweep-steps N    at most N sweep steps (default 8; the overload probe's: 16)
@@ -86,6 +88,7 @@ export const benchClusterCommand: CliCommand = {
       probe: { type: "string" },
       "submit-batch": { type: "string" },
       "sticky-senders": { type: "boolean" },
+      "warmup-ramp": { type: "boolean" },
       saturation: { type: "string" },
       senders: { type: "string" },
       connections: { type: "string" },
@@ -144,6 +147,11 @@ export const benchClusterCommand: CliCommand = {
       throw new UsageError("--factor", "--factor must be a number in 1..100");
     if ((sweep || overload) && values.warmup !== undefined)
       throw new UsageError("--warmup", "--warmup applies to --closed-loop and to one open-loop --rate");
+    if (
+      values["warmup-ramp"] === true &&
+      (sweep || overload || closedLoop !== undefined || values.warmup === undefined)
+    )
+      throw new UsageError("--warmup-ramp", "--warmup-ramp needs --warmup S and one open-loop --rate");
     const report = await runClusterBench({
       ...(values.validators !== undefined
         ? { validators: intFlag("validators", values.validators, 4, 1, 64) }
@@ -194,6 +202,7 @@ export const benchClusterCommand: CliCommand = {
         10_000,
       ),
       ...(values["sticky-senders"] === true ? { stickySenders: true } : {}),
+      ...(values["warmup-ramp"] === true ? { warmupRamp: true } : {}),
       ...(values["submit-batch"] !== undefined
         ? { submitBatch: intFlag("submit-batch", values["submit-batch"], 64, 1, 512) }
         : {}),

@@ -25,6 +25,12 @@ describe("parabft bench cluster flags", () => {
     assert.equal(await refusal(["--rate", "100", "--warmup=soon"]), "--warmup");
   });
 
+  it("takes --warmup-ramp only with --warmup and one open-loop rate", async () => {
+    assert.equal(await refusal(["--rate", "100", "--warmup-ramp"]), "--warmup-ramp");
+    assert.equal(await refusal(["--sweep", "--warmup-ramp"]), "--warmup-ramp");
+    assert.equal(await refusal(["--closed-loop", "1", "--warmup", "2", "--warmup-ramp"]), "--warmup-ramp");
+  });
+
   it("refuses a closed loop with a sweep or a rate", async () => {
     assert.equal(await refusal(["--closed-loop", "1", "--sweep"]), "--closed-loop");
     assert.equal(await refusal(["--closed-loop", "1", "--rate", "5"]), "--closed-loop");
