@@ -98,12 +98,12 @@ const PATH_RULES: [RegExp, string][] = [
   [/src\/metrics\/|src\/node\/metrics/, "metrics"],
   [/src\/exec\//, "exec"],
   [/src\/storage\/|^(commitOne|onDeliver|writeCommit\w*) src\/node\/node/, "commit batch / storage"],
-  [/src\/mempool\/|src\/crypto\/verifyPool|^(checkBlock|admitGossip) /, "mempool / tx verify"],
+  [/src\/mempool\/|src\/crypto\/verifyPool|src\/node\/gossipIntake|^checkBlock /, "mempool / tx verify"],
   [/src\/consensus\/envelope|src\/node\/verdictCache/, "peer receive: envelope check"],
   [/src\/net\//, "peer receive: transport"],
-  [/^(setTimer|armHandle) src\/node\/driver/, "timers"],
+  [/src\/node\/coreTimers/, "timers"],
   [/src\/consensus\//, "consensus core"],
-  [/src\/node\/driver/, "driver"],
+  [/src\/node\/(driver|proposer)/, "driver"],
 ];
 const PATH_SKIP = /src\/types\/|src\/crypto\/(node|hash|lru)/;
 

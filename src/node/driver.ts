@@ -1,7 +1,6 @@
 // The consensus driver: feeds the pure PBFT core events and carries out the actions it returns,
 // in order. It owns the clock, the timers, signing-state durability and the sockets' side of
 // consensus; the core owns every protocol decision.
-import { create } from "@bufbuild/protobuf";
 import {
   type CheckOptions,
   checkEnvelope,
@@ -17,45 +16,23 @@ import type {
   EvidenceRecord,
   OutMessage,
   SigningRecord,
-  TimerName,
   Verdict,
 } from "../consensus/pbft/types.js";
 import type { CommittedBlock, Envelope } from "../gen/parabft/v1/consensus_pb.js";
-import {
-  type Block,
-  BlockHeaderSchema,
-  BlockSchema,
-  type CommitCertificate,
-  type SignedTx,
-} from "../gen/parabft/v1/types_pb.js";
+import type { Block, CommitCertificate } from "../gen/parabft/v1/types_pb.js";
 import type { Logger } from "../logger/index.js";
 import type { Mempool } from "../mempool/index.js";
 import type { PeerNetwork } from "../net/index.js";
 import type { ConsensusParams } from "../params/index.js";
-import { commitCertificateHash, txHash, txsRoot } from "../types/block.js";
-import { bytesEqual, toHex } from "../types/bytes.js";
+import { bytesEqual } from "../types/bytes.js";
 import { errorMessage } from "../types/errors.js";
 import type { Hash } from "../types/hash.js";
-import { blockTxIds, rememberBlockTxIds } from "./blockTxIds.js";
-
+import { blockTxIds } from "./blockTxIds.js";
+import { CoreTimers } from "./coreTimers.js";
+import { GossipIntake } from "./gossipIntake.js";
 import { SigningGroupCommit } from "./groupCommit.js";
-import { TRACE, TRACE_ID_HEX, traceAdmitted } from "./trace.js";
-
-/** Mempool rejections no honest gossiping peer can cause (it verifies before it gossips). */
-const PROVABLY_INVALID: ReadonlySet<string> = new Set([
-  "BAD_SIGNATURE",
-  "MALFORMED",
-  "WRONG_CHAIN",
-  "TX_TOO_LARGE",
-]);
-
-/**
- * Gossip batches one peer may have waiting for admission; beyond it a batch is dropped
- * (GOSSIP_BACKLOG). The origin still holds its txs, and the peer rate limit bounds the rest.
- */
-const MAX_QUEUED_GOSSIP_BATCHES = 64;
-/** Transactions one admission of a peer's queued gossip batches may merge (4 full TxBatches). */
-const GOSSIP_MERGE_TXS = 1024;
+import { Proposer } from "./proposer.js";
+import { TRACE } from "./trace.js";
 
 /** An unchanged status is broadcast every this many ticks (a changed one at the next tick). */
 export const STATUS_REPEAT_TICKS = 4;
@@ -178,17 +155,6 @@ export interface DriverModules {
   peerKey?(from: number): Uint8Array | undefined;
 }
 
-/** A core timer (ConsensusDriver.setTimer): the deadline, and the Node timeout serving it. */
-interface LazyTimer {
-  handle: NodeJS.Timeout | null;
-  /** performance.now() when `handle` fires. */
-  handleDue: number;
-  /** performance.now() when the timer is due; meaningful while armed. */
-  due: number;
-  token: number;
-  armed: boolean;
-}
-
 export type EpochChange = Extract<Action, { kind: "epochChanged" }>;
 
 /**
@@ -203,42 +169,25 @@ export class ConsensusDriver {
   private readonly queue: Event[] = [];
   private running = false;
   private stopped = false;
-  /**
-   * The core's timers, re-armed lazily: the core re-arms its view timer at every commit, and a
-   * Node timeout re-armed per height costs a clear + set (timer-list work and a new Timeout each);
-   * instead an armed timer keeps its handle and only moves its deadline. When the handle fires
-   * before the deadline it waits out the rest; a cancel only disarms (the handle fires idle).
-   */
-  private readonly timers = new Map<TimerName, LazyTimer>();
-  /** How late (ms) the view timer's last firing ran behind its due time (event-loop lag). */
-  private viewTimerLateMs = 0;
+  /** The core's timers (coreTimers.ts); a due one comes back as a timer event. */
+  private readonly timers: CoreTimers;
   private tickTimer: NodeJS.Timeout | null = null;
-  private batchTimer: NodeJS.Timeout | null = null;
-  private pendingProposal: bigint | null = null;
-  /** Wall-clock time of our last proposal: batches close maxBatchDelayMs after it. */
-  private lastProposalAt = 0;
+  /** Builds and times this node's proposals when it is primary (proposer.ts). */
+  private readonly proposer: Proposer;
   private lastPendingWork = -1;
   private readonly now: () => number;
   /** Per height: when this replica signed its PREPARE (proposal accepted) and its COMMIT (prepared). */
   private readonly phaseAt = new Map<bigint, { prepareAt: number; commitAt?: number }>();
-  /**
-   * Proposals this node reaped from its pool (their tx ids are remembered with blockTxIds): their
-   * txs are marked in flight only once the core accepts them.
-   */
-  private readonly reaped = new WeakSet<Block>();
   /** Verdicts of checkBlock, read synchronously by the core's validateBlock hook. */
   private readonly blockVerdicts = new WeakMap<Block, Verdict>();
   /**
    * PRE-PREPAREs whose block is being verified off-thread (checkBlock) before the core sees them.
-   * A view timer that expires meanwhile waits for these checks (armHandle): the proposal they carry
+   * A view timer that expires meanwhile waits for these checks (coreTimers.ts): the proposal they carry
    * is the progress that would re-arm it.
    */
   private readonly blockChecks = new Set<Promise<unknown>>();
-  /**
-   * Per peer: its gossip batches waiting for admission (in arrival order) and whether one of its
-   * admissions is running.
-   */
-  private readonly gossipQueues = new Map<number, { waiting: SignedTx[][]; running: boolean }>();
+  /** Peers' TxBatches, queued per peer for admission to the pool (gossipIntake.ts). */
+  private readonly gossip: GossipIntake;
   /** The signing state's group commit: every send waits for the records appended before it. */
   private readonly signing: SigningGroupCommit;
   /** Per epoch: the payload of the last status broadcast and when it left (repeatsStatus). */
@@ -265,6 +214,34 @@ export class ConsensusDriver {
     private readonly mod: DriverModules,
   ) {
     this.now = mod.now ?? Date.now;
+    const stopped = () => this.stopped;
+    this.timers = new CoreTimers({
+      fire: (timer, token) => this.push({ kind: "timer", timer, token }),
+      stopped,
+      blockChecks: () => this.blockChecks,
+    });
+    this.proposer = new Proposer(opts, {
+      replica: mod.replica,
+      mempool: mod.mempool,
+      envelopeContext: mod.envelopeContext,
+      lastCommit: () => mod.lastCommit(),
+      log: mod.log,
+      metrics: mod.metrics,
+      now: this.now,
+      stopped,
+      submit: (height, block) => this.push({ kind: "proposal", height, block, nowMs: BigInt(this.now()) }),
+      notifyPendingWork: (again) => {
+        if (again) this.lastPendingWork = -1;
+        this.notifyPendingWork();
+      },
+    });
+    this.gossip = new GossipIntake({
+      mempool: mod.mempool,
+      net: mod.net,
+      log: mod.log,
+      metrics: mod.metrics,
+      stopped,
+    });
     this.signing = new SigningGroupCommit({
       persist: (records) => mod.persist(records),
       synced: (ms, n) => {
@@ -301,9 +278,8 @@ export class ConsensusDriver {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
-    if (this.batchTimer) clearTimeout(this.batchTimer);
-    for (const t of this.timers.values()) if (t.handle !== null) clearTimeout(t.handle);
-    this.timers.clear();
+    this.proposer.stop();
+    this.timers.stop();
     this.queue.length = 0;
     // Messages already signed go out once their batch is durable (as they would have before).
     await this.signing.stop();
@@ -335,24 +311,7 @@ export class ConsensusDriver {
     }
     const kind = msg.message.kind;
     if (kind.case === "txBatch") {
-      // Gossip: verified in the pool's workers, never on the consensus path. One peer's batches are
-      // admitted in arrival order: a batch continues its senders' nonce runs from the previous one,
-      // which the pool must hold first or the run's far end is refused as NONCE_GAP.
-      const queue = this.gossipQueues.get(from) ?? { waiting: [], running: false };
-      if (queue.waiting.length >= MAX_QUEUED_GOSSIP_BATCHES) {
-        this.judge(from, { kind: "ignore", reason: "GOSSIP_BACKLOG" });
-        return;
-      }
-      this.gossipQueues.set(from, queue);
-      const txs = kind.value.txs;
-      if (TRACE)
-        this.mod.log.debug(
-          { from, n: txs.length, txs: txs.map((t) => toHex(txHash(t)).slice(0, TRACE_ID_HEX)) },
-          "trace gossip in",
-        );
-      queue.waiting.push(txs);
-      if (!queue.running) void this.drainGossip(from, queue);
-      this.judge(from, { kind: "accept" });
+      this.judge(from, this.gossip.offer(from, kind.value.txs));
       return;
     }
     if (kind.case === "bodyResponse" && kind.value.block?.header) {
@@ -413,8 +372,7 @@ export class ConsensusDriver {
   /** The mempool's executable count changed: the core arms request timers / asks for proposals. */
   notifyPendingWork(): void {
     const count = this.mod.mempool.pendingExecutable();
-    // A request held for depth goes at once when the batch is full.
-    if (count >= this.opts.maxBlockTxs && this.pendingProposal !== null) this.reconsiderProposal();
+    this.proposer.poolGrew(count);
     if (count === this.lastPendingWork) return;
     this.lastPendingWork = count;
     this.push({ kind: "pendingWork", count });
@@ -432,48 +390,6 @@ export class ConsensusDriver {
   /** The core's validateBlock hook: the verdict checkBlock reached before the core saw it. */
   validateBlock(block: Block): Verdict {
     return this.blockVerdicts.get(block) ?? { kind: "reject", reason: "BAD_BLOCK" };
-  }
-
-  /**
-   * Admits one peer's gossip batches one admission at a time, in arrival order. The batches that
-   * arrived while an admission ran are admitted together, up to GOSSIP_MERGE_TXS (the pool judges
-   * a batch in (sender, nonce) order, so the runs continue across them as they did across
-   * admissions in a row). p24: one admission per batch, each awaiting its account reads and its
-   * signatures, queued batches behind each other for 1.4 s p50 at 200 tx/s on a loaded box.
-   */
-  private async drainGossip(from: number, queue: { waiting: SignedTx[][]; running: boolean }): Promise<void> {
-    queue.running = true;
-    try {
-      while (queue.waiting.length > 0 && !this.stopped) {
-        let txs = queue.waiting.shift()!;
-        while (queue.waiting.length > 0 && txs.length + queue.waiting[0]!.length <= GOSSIP_MERGE_TXS)
-          txs = txs.concat(queue.waiting.shift()!);
-        await this.admitGossip(from, txs);
-      }
-    } finally {
-      queue.running = false;
-    }
-  }
-
-  /** Admits gossiped txs; a provably invalid tx is its sender's fault. */
-  private admitGossip(from: number, txs: SignedTx[]): Promise<void> {
-    const at0 = TRACE ? Date.now() : 0;
-    return this.mod.mempool.addBatch(txs, "peer").then(
-      (results) => {
-        if (TRACE) traceAdmitted(this.mod.log, "trace gossip admitted", at0, results, from);
-        // Honest peers gossip only transactions they verified: one that is provably invalid
-        // whatever the state (bad signature, malformed, other chain, too large) is the sender's fault.
-        let bad = 0;
-        for (const r of results) if (!r.ok && PROVABLY_INVALID.has(r.error.code)) bad++;
-        if (bad > 0) {
-          this.mod.metrics?.verdict("reject", "TX_BATCH_INVALID");
-          this.mod.net.penalize(from, "TX_BATCH_INVALID", bad);
-        }
-      },
-      (err: unknown) => {
-        this.mod.log.warn({ err: errorMessage(err) }, "gossiped batch failed");
-      },
-    );
   }
 
   private judge(from: number, verdict: Verdict): void {
@@ -509,7 +425,7 @@ export class ConsensusDriver {
           else this.mod.metrics?.requestTimerSuperseded?.();
         }
         if (verdict !== null && sender !== null) this.judge(sender, verdict);
-        if (event.kind === "proposal") this.settleProposal(event.block, actions);
+        if (event.kind === "proposal") this.proposer.settle(event.block, actions);
         this.perform(actions);
       }
     } catch (err: unknown) {
@@ -593,15 +509,13 @@ export class ConsensusDriver {
           this.mod.onEpochChanged?.(a);
           break;
         case "setTimer":
-          this.setTimer(a.timer, a.afterMs, a.token);
+          this.timers.set(a.timer, a.afterMs, a.token);
           if (a.timer === "view") viewTimerChanged = true;
           break;
-        case "cancelTimer": {
-          const t = this.timers.get(a.timer);
-          if (t !== undefined) t.armed = false;
+        case "cancelTimer":
+          this.timers.cancel(a.timer);
           if (a.timer === "view") viewTimerChanged = true;
           break;
-        }
         case "deliver":
           delivered = true;
           this.mod.log.debug({ height: String(a.height) }, "delivered");
@@ -617,7 +531,7 @@ export class ConsensusDriver {
           break;
         case "requestProposal":
           this.mod.log.debug({ height: String(a.height) }, "proposal requested");
-          this.scheduleProposal(a.height);
+          this.proposer.schedule(a.height);
           break;
         case "fetchBlocks":
           this.mod.log.debug({ from: a.from, to: a.to, peer: a.peer }, "catching up");
@@ -672,8 +586,7 @@ export class ConsensusDriver {
           this.mod.metrics?.amnesia?.(a.reason);
           break;
         case "viewChanged":
-          // A request held for depth belongs to the old view; the core asks again if still primary.
-          this.dropHeldProposal();
+          this.proposer.dropHeld();
           this.mod.log.info({ view: a.view, primary: a.primary }, "entered view");
           this.mod.metrics?.viewChange(a.view);
           break;
@@ -690,33 +603,10 @@ export class ConsensusDriver {
       this.notifyPendingWork();
     }
     // A commit frees a slot of the proposer's pipeline.
-    if (delivered) this.reconsiderProposal();
+    if (delivered) this.proposer.reconsider();
     // Records no send waits for are made durable too, in the next batch.
     this.signing.flush();
     if (this.signing.failed) throw new Error("signing state could not be made durable");
-  }
-
-  /**
-   * The core may drop a proposal (a request it re-issued was answered twice, the view moved, the
-   * window filled). Only an accepted one, which it broadcasts as a PRE-PREPARE, takes its
-   * transactions out of the pool; a dropped one leaves them to be proposed again, so no nonce is
-   * stranded in flight while later ones of the same sender are proposed past it.
-   */
-  private settleProposal(block: Block, actions: readonly Action[]): void {
-    if (!this.reaped.has(block)) return;
-    const accepted = actions.some((a) => a.kind === "broadcast" && a.msg.kind === "prePrepare");
-    if (!accepted) {
-      this.mod.log.debug({ height: String(block.header?.height) }, "proposal dropped by the core");
-      return;
-    }
-    this.lastProposalAt = this.now();
-    const height = block.header?.height ?? 0n;
-    const pp = actions.find((a) => a.kind === "persist" && a.record.kind === "prePrepare");
-    const { hexes } = blockTxIds(block);
-    if (pp?.kind === "persist" && pp.record.kind === "prePrepare")
-      this.mod.mempool.noteBlock(pp.record.digest, height, block.txs, hexes);
-    this.mod.mempool.markProposed(hexes, height);
-    this.notifyPendingWork();
   }
 
   /** Phase latencies from the signing records, which carry their height. */
@@ -741,7 +631,7 @@ export class ConsensusDriver {
     const fired: RequestTimeoutFired = {
       armedTimeoutMs: before.armedTimeoutMs,
       longestWaitMs: before.longestWaitMs,
-      lateMs: Math.round(this.viewTimerLateMs),
+      lateMs: Math.round(this.timers.viewTimerLateMs),
       stalledAt: before.stall.phase,
       votes: before.stall.votes,
       blockChecks: this.blockChecks.size,
@@ -764,154 +654,5 @@ export class ConsensusDriver {
       this.mod.metrics?.phase("committed", (performance.now() - p.commitAt) / 1000);
     // Heights delivered by state transfer never had phases here; drop everything at or below.
     for (const h of this.phaseAt.keys()) if (h <= height) this.phaseAt.delete(h);
-  }
-
-  private setTimer(timer: TimerName, afterMs: number, token: number): void {
-    const due = performance.now() + afterMs;
-    let t = this.timers.get(timer);
-    if (t === undefined) {
-      t = { handle: null, handleDue: 0, due, token, armed: true };
-      this.timers.set(timer, t);
-    }
-    t.due = due;
-    t.token = token;
-    t.armed = true;
-    // A handle due later than the new deadline cannot serve it (a shorter timeout after a longer one).
-    if (t.handle !== null && t.handleDue <= due) return;
-    if (t.handle !== null) clearTimeout(t.handle);
-    this.armHandle(timer, t, afterMs);
-  }
-
-  private armHandle(timer: TimerName, t: LazyTimer, afterMs: number): void {
-    t.handleDue = performance.now() + afterMs;
-    t.handle = setTimeout(() => {
-      t.handle = null;
-      if (!t.armed || this.stopped) return;
-      const left = t.due - performance.now();
-      // Node timers run on a millisecond clock and may fire up to ~1 ms before `due`.
-      if (left >= 1) {
-        this.armHandle(timer, t, left);
-        return;
-      }
-      t.armed = false;
-      const token = t.token;
-      if (timer !== "view") {
-        this.push({ kind: "timer", timer, token });
-        return;
-      }
-      this.viewTimerLateMs = -left;
-      // The view timer's expiry waits one turn of the event loop: after a stall libuv runs due
-      // timers before reading the sockets, so the progress that would have re-armed it may be
-      // sitting there unread. Read first; the core then ignores this event's stale token
-      // (counted as superseded), or starts a view change as before. Liveness only.
-      //
-      // Likewise a PRE-PREPARE that arrived before the expiry but whose block is still being
-      // verified (a large block on a loaded box takes hundreds of ms): the expiry waits for the
-      // checks in flight now (not for later ones, so a stream of proposals cannot hold it off
-      // for longer than one check), and the proposal, once checked, re-arms the timer first.
-      // Issue 14's overload runs: a backup timed out 24 ms before the PRE-PREPARE it was
-      // verifying reached its core, started a view change nobody joined, and sat out the rest of
-      // the run (the cluster then needs all three others for every quorum).
-      const expire = () => {
-        if (!this.stopped) this.push({ kind: "timer", timer, token });
-      };
-      setImmediate(() => {
-        if (this.blockChecks.size === 0) expire();
-        else void Promise.allSettled([...this.blockChecks]).then(() => setImmediate(expire));
-      });
-    }, afterMs);
-  }
-
-  /**
-   * Batching by pipeline depth: the block rate follows the round time, not a clock. With `h` the
-   * height the core asks for, the heights below it that are not yet committed (`h − 1 −
-   * committed`, by the core's committed height) are the pipeline:
-   * - none: propose at once (light load: one round of latency);
-   * - `proposalDepth` or more: wait until one commits (the batch grows meanwhile);
-   * - fewer: propose `maxBatchDelayMs` after our previous proposal, or at once when one commits;
-   * - a full batch (`maxBlockTxs` executable) goes at once whatever the depth (the core still
-   *   bounds it by its window).
-   * Each block costs every validator a fixed amount of CPU, so under load blocks grow instead of
-   * multiplying. A primary that holds back has `proposalDepth` heights in flight, whose commits
-   * are the progress that keeps the backups' view timers from firing; a view change drops the
-   * held request (the core asks again if it is still primary). An empty pool proposes nothing.
-   */
-  private scheduleProposal(height: bigint): void {
-    this.pendingProposal = height;
-    if (this.batchTimer) {
-      clearTimeout(this.batchTimer);
-      this.batchTimer = null;
-    }
-    const wait = this.proposalWait(height);
-    if (wait === 0) {
-      this.propose();
-      return;
-    }
-    // Infinity: held until a commit (reconsiderProposal) or a full batch (notifyPendingWork).
-    if (wait === Number.POSITIVE_INFINITY) return;
-    this.batchTimer = setTimeout(() => {
-      this.batchTimer = null;
-      this.propose();
-    }, wait);
-  }
-
-  /** Milliseconds before proposing `height`: 0 = now, Infinity = until a height commits. */
-  private proposalWait(height: bigint): number {
-    if (this.mod.mempool.pendingExecutable() >= this.opts.maxBlockTxs) return 0;
-    const inPipeline = height - 1n - this.mod.replica.committedHeight;
-    if (inPipeline <= 0n) return 0;
-    if (inPipeline >= BigInt(this.opts.consensus.proposalDepth)) return Number.POSITIVE_INFINITY;
-    // At most maxBatchDelayMs even when the wall clock stepped back since the last proposal.
-    const delay = this.opts.consensus.maxBatchDelayMs;
-    return Math.max(0, Math.min(delay, this.lastProposalAt + delay - this.now()));
-  }
-
-  private dropHeldProposal(): void {
-    this.pendingProposal = null;
-    if (this.batchTimer) clearTimeout(this.batchTimer);
-    this.batchTimer = null;
-  }
-
-  /** A height committed or the pool filled: a request held for depth may go now. */
-  private reconsiderProposal(): void {
-    const height = this.pendingProposal;
-    if (height === null || this.stopped) return;
-    if (this.batchTimer === null || this.proposalWait(height) === 0) this.scheduleProposal(height);
-  }
-
-  private propose(): void {
-    const height = this.pendingProposal;
-    this.pendingProposal = null;
-    if (height === null || this.stopped) return;
-    const reaped = this.mod.mempool.reap(this.opts.maxBlockTxs, this.opts.maxBlockBytes, height);
-    if (reaped.txs.length === 0) {
-      // Executable txs that wait behind one in flight at this height or above are not proposable
-      // yet: the core asks again on its next tick rather than at once.
-      if (this.mod.mempool.pendingExecutable() > 0) return;
-      this.lastPendingWork = -1;
-      this.notifyPendingWork();
-      return;
-    }
-    const set = this.mod.envelopeContext.sets.get(this.mod.replica.set.epoch)!;
-    const lastCommit = this.mod.lastCommit();
-    const block = create(BlockSchema, {
-      header: create(BlockHeaderSchema, {
-        chainId: this.opts.chainId,
-        height,
-        epoch: set.epoch,
-        txsRoot: txsRoot(reaped.hashes),
-        validatorsHash: set.hash,
-        proposer: this.mod.replica.selfIndex ?? this.opts.self,
-        timestampMs: BigInt(this.now()),
-        lastCommitHash: lastCommit ? commitCertificateHash(lastCommit) : new Uint8Array(),
-      }),
-      txs: reaped.txs,
-      lastCommit: lastCommit ?? undefined,
-    });
-    this.mod.log.debug({ height: String(height), txs: reaped.txs.length }, "proposing");
-    this.reaped.add(block);
-    rememberBlockTxIds(block, reaped.hashes);
-    this.mod.metrics?.proposal(reaped.txs.length);
-    this.push({ kind: "proposal", height, block, nowMs: BigInt(this.now()) });
   }
 }

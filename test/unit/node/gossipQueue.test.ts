@@ -1,4 +1,4 @@
-// A peer's gossip at the driver (src/node/driver.ts drainGossip): its batches are admitted one
+// A peer's gossip at the driver (src/node/gossipIntake.ts): its batches are admitted one
 // admission at a time in arrival order, the ones that arrived meanwhile together in one admission
 // (p24: one admission per batch queued them behind each other for seconds on a loaded box), and
 // one peer's queue never holds up another's.

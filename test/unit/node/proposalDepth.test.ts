@@ -1,4 +1,4 @@
-// The proposer's pipeline depth (issue 14, src/node/driver.ts scheduleProposal): a primary
+// The proposer's pipeline depth (issue 14, src/node/proposer.ts Proposer.schedule): a primary
 // proposes at once with nothing uncommitted below its request, holds a request while
 // `proposalDepth` heights below it are uncommitted, lets it go when one commits or the batch is
 // full, spaces by maxBatchDelayMs in between, and drops a held request on a view change.
@@ -144,7 +144,11 @@ describe("proposer pipeline depth", () => {
       d.driver.notifyPendingWork();
       d.request(3n);
       assert.deepEqual(d.proposals, [], "held at depth 2");
-      assert.equal((d.driver as unknown as { batchTimer: unknown }).batchTimer, null, "no timer armed");
+      assert.equal(
+        (d.driver as unknown as { proposer: { batchTimer: unknown } }).proposer.batchTimer,
+        null,
+        "no timer armed",
+      );
       // Height 1 commits: one uncommitted height below 3, and our last proposal is long past.
       d.commit(1n);
       assert.deepEqual(d.proposals, [3n], "a commit frees the slot");
