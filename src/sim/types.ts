@@ -1,5 +1,6 @@
 // The simulator's internal shapes: one replica's simulated process (SimNode) and the items of the
-// virtual-time event queue (QEvent). Shared by simulation.ts and elections.ts; nothing outside
+// virtual-time event queue (QEvent). Shared by simulation.ts, the files it is split into
+// (setup, harness, messaging, deliveries, workloadDriver) and elections.ts; nothing outside
 // src/sim uses them.
 import type { EpochReplica } from "../consensus/pbft/epochReplica.js";
 import type { Replica } from "../consensus/pbft/replica.js";
