@@ -58,7 +58,7 @@ export function createNodeMetrics(f: MetricsRegistry): NodeMetrics {
   });
   const longestWait = f.gauge({
     name: "consensus_pace_longest_wait_seconds",
-    help: "The longest of the recent waits for progress the request timeout follows (pace.ts)",
+    help: "The longest wait for progress of the last 20 s, which the request timeout follows (pace.ts)",
   });
   const timeoutsFired = f.counter({
     name: "consensus_request_timeouts_total",

@@ -1,8 +1,15 @@
 // The cluster's recent pace, as one replica sees it: how long its request timer had to wait for
 // progress. Pure: time comes only from the events' `nowMs` (the simulator's clocks replay exactly).
 
-/** How many recent waits the pace remembers (a few heights: three progress events per height). */
-export const PACE_SAMPLES = 16;
+/**
+ * How long (ms of event time) the pace remembers a wait. It used to remember the last 16 waits:
+ * ~5 heights of ~0.7 s under issue 14's overload, too little of the slow tail there. Backups'
+ * timers fired at 2 × a longest wait of 453-588 ms (or the 1 s base) while the primary kept
+ * committing, in 3 of 12 overload runs of session 30 and in session 27's one; with 20 s
+ * remembered, in none of 12 (docs/CONSENSUS.md). A memory of time holds the same stretch of
+ * history whatever the height rate (at light load 16 waits were a few milliseconds of it).
+ */
+export const PACE_MEMORY_MS = 20_000;
 /** The request timeout is this many times the longest recent wait: one phase may take twice as long. */
 export const PACE_FACTOR = 2;
 /**
@@ -58,7 +65,7 @@ export interface PacerReading {
   armedTimeoutMs: number;
   /** Whether the armed timer waits for requests (false: a view change waits for its NEW-VIEW). */
   armedForRequests: boolean;
-  /** The longest of the recent waits for progress (0 before any). */
+  /** The longest wait for progress of the last PACE_MEMORY_MS (0 before any). */
   longestWaitMs: number;
   /**
    * The request timeout this replica would arm now (pace, failed views and cap applied); a
@@ -74,7 +81,13 @@ export class Pace {
   private nowMs: bigint | null = null;
   /** When the request timer was last armed for requests (null: not armed, or armed for a view change). */
   private armedAtMs: bigint | null = null;
-  private readonly waits: number[] = [];
+  /**
+   * The waits of the last PACE_MEMORY_MS that no later wait at least as long outlasts (a
+   * monotonic queue: waits strictly decreasing, end times increasing), so the head is the longest
+   * remembered wait. A recorded wait is at most the timeout it ran under, so the queue holds at
+   * most viewTimeoutCapMs + 1 entries however many waits a light load records.
+   */
+  private readonly waits: { endMs: bigint; ms: number }[] = [];
 
   /** Notes an event's time. Events without one (timers, execution) leave the clock where it was. */
   observe(nowMs: bigint | undefined): void {
@@ -87,10 +100,21 @@ export class Pace {
    */
   armed(onProgress: boolean): void {
     if (onProgress && this.armedAtMs !== null && this.nowMs !== null) {
-      this.waits.push(Number(this.nowMs - this.armedAtMs));
-      if (this.waits.length > PACE_SAMPLES) this.waits.shift();
+      const ms = Number(this.nowMs - this.armedAtMs);
+      while (this.waits.length > 0 && this.waits[this.waits.length - 1]!.ms <= ms) this.waits.pop();
+      this.waits.push({ endMs: this.nowMs, ms });
     }
     this.armedAtMs = this.nowMs;
+    this.forget();
+  }
+
+  /** Drops the waits that ended more than PACE_MEMORY_MS before the latest event time. */
+  private forget(): void {
+    if (this.nowMs === null) return;
+    const horizon = this.nowMs - BigInt(PACE_MEMORY_MS);
+    let drop = 0;
+    while (drop < this.waits.length && this.waits[drop]!.endMs < horizon) drop++;
+    if (drop > 0) this.waits.splice(0, drop);
   }
 
   /** The request timer was cancelled, fired, or re-armed for a view change: no wait is running. */
@@ -98,11 +122,10 @@ export class Pace {
     this.armedAtMs = null;
   }
 
-  /** The longest of the recent waits (0 before any). */
+  /** The longest wait of the last PACE_MEMORY_MS (0 before any). */
   longestWaitMs(): number {
-    let m = 0;
-    for (const w of this.waits) if (w > m) m = w;
-    return m;
+    this.forget();
+    return this.waits[0]?.ms ?? 0;
   }
 
   /** The base timeout the pace asks for: clamp(PACE_FACTOR × longest recent wait, base, ceiling). */

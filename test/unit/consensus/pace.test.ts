@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   PACE_FACTOR,
-  PACE_SAMPLES,
+  PACE_MEMORY_MS,
   Pace,
   PRIMARY_TIMEOUT_FACTOR,
   paceCeilingMs,
@@ -67,13 +67,52 @@ describe("paced request timeout", () => {
     p.observe(1_900n);
     p.armed(true); // 900 ms
     assert.equal(p.timeoutMs(params), ceiling, "capped at the ceiling");
-    for (let i = 0; i < PACE_SAMPLES; i++) {
-      p.observe(1_900n + BigInt(10 * (i + 1)));
+    // Many short waits do not push the 900 ms one out: the pace remembers a stretch of time.
+    let t = 1_900n;
+    for (let i = 0; i < 1_000; i++) {
+      t += 10n;
+      p.observe(t);
       p.armed(true);
     }
-    assert.equal(p.longestWaitMs(), 10, "old waits age out");
+    assert.equal(p.longestWaitMs(), 900, "1,000 later waits of 10 ms: the 900 ms one is still remembered");
+    // It ages out PACE_MEMORY_MS after it ended.
+    t = 1_900n + BigInt(PACE_MEMORY_MS);
+    p.observe(t);
+    assert.equal(p.longestWaitMs(), 900, "exactly PACE_MEMORY_MS after it ended: still remembered");
+    p.observe(t + 1n);
+    assert.equal(p.longestWaitMs(), 10, "old waits age out by event time");
     assert.equal(p.timeoutMs(params), 100);
     assert.equal(PACE_FACTOR * 10 < 100, true);
+  });
+
+  it("Pace: the longest remembered wait is the longest of the memory's window, whatever the order", () => {
+    // Against a plain list of (end, wait): a pseudo-random run of arms, progress and disarms.
+    const p = new Pace();
+    const all: { end: bigint; ms: number }[] = [];
+    let now = 0n;
+    let armedAt: bigint | null = null;
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % n;
+    };
+    for (let i = 0; i < 5_000; i++) {
+      now += BigInt(rnd(400));
+      p.observe(now);
+      const r = rnd(10);
+      if (r === 0) {
+        p.disarmed();
+        armedAt = null;
+      } else {
+        const progress = r > 2;
+        if (progress && armedAt !== null) all.push({ end: now, ms: Number(now - armedAt) });
+        p.armed(progress);
+        armedAt = now;
+      }
+      let want = 0;
+      for (const w of all) if (w.end >= now - BigInt(PACE_MEMORY_MS) && w.ms > want) want = w.ms;
+      assert.equal(p.longestWaitMs(), want, `step ${i}`);
+    }
   });
 
   it("a primary that slows down while it keeps committing keeps its view", () => {
