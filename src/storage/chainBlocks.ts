@@ -17,6 +17,7 @@ import type { ChainDbOpts } from "./chainDb.js";
 import type { Db, DbOp } from "./db.js";
 import { StorageError } from "./errors.js";
 import { bucketKey, encodeTxLocation, fastTxHash, heightKey, metaKey, readU32, readU64 } from "./keys.js";
+import { SerialWrites } from "./serialWrites.js";
 
 const EMPTY = new Uint8Array(0);
 
@@ -62,7 +63,7 @@ const BLOCK_META_LENGTH = 2 * HASH_LENGTH + 8 + 1;
 export class ChainBlocks {
   // Single writer: the height is cached and batches are serialised, so the order checks
   // below cannot race with a batch still in flight.
-  private commitQueue: Promise<void> = Promise.resolve();
+  private readonly commitQueue = new SerialWrites();
 
   constructor(
     private readonly opts: ChainDbOpts,
@@ -79,9 +80,7 @@ export class ChainBlocks {
    * same digest is a no-op (replay after restart); a gap or a different digest is an error.
    */
   writeCommitBatch(input: CommitBatchInput): Promise<void> {
-    const next = this.commitQueue.then(() => this.doWriteCommitBatch(input));
-    this.commitQueue = next.catch(() => {});
-    return next;
+    return this.commitQueue.run(() => this.doWriteCommitBatch(input));
   }
 
   private async doWriteCommitBatch(input: CommitBatchInput): Promise<void> {

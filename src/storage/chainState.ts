@@ -25,6 +25,7 @@ import {
   type ReceiptsScratch,
 } from "./execLog.js";
 import { bucketKey, heightKey, metaKey, readU32, readU64 } from "./keys.js";
+import { SerialWrites } from "./serialWrites.js";
 
 export const META_EXECUTED = metaKey("executedHeight");
 export const META_STATE_ROOT = metaKey("stateRoot");
@@ -63,7 +64,7 @@ export interface ChainStateModules {
 export class ChainState {
   // Single writer: the height is cached and batches are serialised, so the order checks
   // below cannot race with a batch still in flight.
-  private execQueue: Promise<void> = Promise.resolve();
+  private readonly execQueue = new SerialWrites();
   /** Write-set logs not yet folded into the state bucket, ascending by height. */
   private pending: PendingLog[] = [];
   /** The receipts value of the execution batch being written (they are written one at a time). */
@@ -105,9 +106,7 @@ export class ChainState {
    * Receipts are found through the commit batch's tx index (see getReceipt).
    */
   writeExecutionBatch(result: ExecutionResult): Promise<void> {
-    const next = this.execQueue.then(() => this.doWriteExecutionBatch(result));
-    this.execQueue = next.catch(() => {});
-    return next;
+    return this.execQueue.run(() => this.doWriteExecutionBatch(result));
   }
 
   private async doWriteExecutionBatch(result: ExecutionResult): Promise<void> {
@@ -168,7 +167,7 @@ export class ChainState {
 
   /** Folds every pending write-set log into the state bucket now (tests, benchmarks, tools). */
   async flushState(): Promise<void> {
-    await this.execQueue;
+    await this.execQueue.idle();
     while (this.applying) await this.applying;
     if (this.pending.length > 0) {
       this.startApply();

@@ -6,6 +6,7 @@ import path from "node:path";
 import { fsyncDir, writeFileAtomic } from "../crypto/keys.js";
 import { StorageError } from "./errors.js";
 import { decodeJson, encodeJson } from "./json.js";
+import { SerialWrites } from "./serialWrites.js";
 
 export const SIGNING_STATE_FILE = "signing_state.json";
 /**
@@ -34,7 +35,8 @@ interface FileShape {
 }
 
 export class SigningStateStore {
-  private chain: Promise<void> = Promise.resolve();
+  /** Saves are serialised in call order, so the file always ends with the latest record. */
+  private readonly saves = new SerialWrites();
   private lastMs = 0;
 
   /** `file` is the full path; use `besideKey(keyFile)` for the conventional location. */
@@ -80,15 +82,13 @@ export class SigningStateStore {
    */
   save(record: unknown): Promise<void> {
     const text = encodeJson({ version: FORMAT_VERSION, record } satisfies FileShape);
-    const next = this.chain.then(async () => {
+    // A failed save rejects its caller but not the saves queued after it (SerialWrites).
+    return this.saves.run(async () => {
       const t0 = performance.now();
       await fs.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
       await writeFileAtomic(this.file, text, 0o600);
       this.lastMs = performance.now() - t0;
     });
-    // A failed save must reject its caller but not poison the saves queued after it.
-    this.chain = next.catch(() => {});
-    return next;
   }
 
   /** Wall time of the last completed save, for metrics. */

@@ -28,6 +28,7 @@ import { fsyncDir, writeFileAtomic } from "../crypto/keys.js";
 import { BinReader, BinWriter } from "./binValue.js";
 import { StorageError } from "./errors.js";
 import { decodeJson, encodeJson } from "./json.js";
+import { SerialWrites } from "./serialWrites.js";
 import {
   oldSigningStateFormat as oldFormat,
   SIGNING_STATE_FILE,
@@ -130,7 +131,7 @@ export class SigningStateLog<S, R> {
   /** Where the next frame goes. */
   private pos = 0;
   private capacity: number;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly writes = new SerialWrites();
   private lastMs = 0;
   private readonly writer = new BinWriter(16 * 1024);
 
@@ -249,20 +250,16 @@ export class SigningStateLog<S, R> {
 
   /** Durably appends records (one write and one fdatasync for all of them); resolves once they are on disk. */
   append(...records: R[]): Promise<void> {
-    const next = this.chain.then(() => this.doAppend(records));
-    this.chain = next.catch(() => {});
-    return next;
+    return this.writes.run(() => this.doAppend(records));
   }
 
   /** Writes the folded state as the snapshot and starts a new log generation. */
   compact(): Promise<void> {
-    const next = this.chain.then(() => this.doCompact());
-    this.chain = next.catch(() => {});
-    return next;
+    return this.writes.run(() => this.doCompact());
   }
 
   async close(): Promise<void> {
-    await this.chain;
+    await this.writes.idle();
     const fd = this.fd;
     this.fd = null;
     if (fd !== null) closeSync(fd);
