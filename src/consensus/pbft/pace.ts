@@ -84,8 +84,9 @@ export class Pace {
   /**
    * The waits of the last PACE_MEMORY_MS that no later wait at least as long outlasts (a
    * monotonic queue: waits strictly decreasing, end times increasing), so the head is the longest
-   * remembered wait. A recorded wait is at most the timeout it ran under, so the queue holds at
-   * most viewTimeoutCapMs + 1 entries however many waits a light load records.
+   * remembered wait. The waits are whole milliseconds, so the queue holds at most longest + 1
+   * entries however many waits a light load records; a wait ends before the timeout it ran under
+   * (at most viewTimeoutCapMs) fires, or a little after it when the expiry was superseded.
    */
   private readonly waits: { endMs: bigint; ms: number }[] = [];
 
