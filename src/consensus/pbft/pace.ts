@@ -106,10 +106,12 @@ export class Pace {
       this.waits.push({ endMs: this.nowMs, ms });
     }
     this.armedAtMs = this.nowMs;
-    this.forget();
   }
 
-  /** Drops the waits that ended more than PACE_MEMORY_MS before the latest event time. */
+  /**
+   * Drops the waits that ended more than PACE_MEMORY_MS before the latest event time. Done where
+   * the longest is read (every arm reads it for the new timeout), not where a wait is recorded.
+   */
   private forget(): void {
     if (this.nowMs === null) return;
     const horizon = this.nowMs - BigInt(PACE_MEMORY_MS);
