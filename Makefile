@@ -4,7 +4,7 @@ NODE_BIN := node_modules/.bin
 TEST_FILES = $(shell find dist/test -name '*.test.js' | sort)
 UNIT_FILES = $(shell find dist/test/unit dist/test/property -name '*.test.js' 2>/dev/null | sort)
 
-.PHONY: install proto proto-check build lint format typecheck test test-unit test-sim test-cluster soak demo bench-exec bench-hostile clean \
+.PHONY: install proto proto-check build lint format typecheck test test-unit test-sim test-cluster soak demo bench-exec bench-hostile bench-floor clean \
 	image image-if-engine test-containers faults-report cluster-up cluster-down
 
 # Installs npm packages when missing or older than the lock file.
@@ -94,6 +94,11 @@ bench-hostile: build
 	rm -f bench/results/hostile.json
 	PARABFT_HOSTILE_STRICT=1 PARABFT_HOSTILE_OUT=bench/results node --test --test-concurrency=1 \
 	  --test-timeout=900000 $(shell find dist/test/cluster -name 'hostile-*.test.js' | sort)
+
+# Issue 14's light-load floor: PBFT's normal case alone over the node's stack against
+# `bench cluster --closed-loop 1`, 3 rotated rounds (~10 min), to bench/results/stack-floor.*.
+bench-floor: build
+	node dist/bench/stackFloor.js
 
 demo: build
 	node bin/parabft.js demo

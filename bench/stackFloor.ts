@@ -111,7 +111,12 @@ class Lines {
   }
 }
 
-async function runFloor(v: Variant, round: number, warmupS: number, seconds: number): Promise<FloorRun> {
+export async function runFloor(
+  v: Variant,
+  round: number,
+  warmupS: number,
+  seconds: number,
+): Promise<FloorRun> {
   const dir = await mkdtemp(path.join(tmpdir(), "parabft-floor-"));
   const keys = Array.from({ length: REPLICAS }, () => generateKeyPair());
   const ports = await freePorts(REPLICAS + 1);
