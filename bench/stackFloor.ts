@@ -8,7 +8,10 @@
 // Each round runs every floor variant and `parabft bench cluster --closed-loop 1` (the node), in
 // an order that rotates by round, and reports medians: the node's p50 against the floor's is
 // what the node adds; the floor's own p50 bounds what any change to the node can reach here.
-//   node dist/bench/stackFloor.js [--rounds 3] [--seconds 15] [--warmup 5] [--cluster-warmup 20]
+// With --rate R both sides run an open loop at R tx/s instead: the floor's replica 0 proposes
+// everything pending whenever no height is in flight (blocks grow with the load), every replica
+// checks every request's signature, and the node runs `bench cluster --rate R --warmup-ramp`.
+//   node dist/bench/stackFloor.js [--rounds 3] [--seconds 15] [--warmup 5] [--cluster-warmup 20] [--rate R]
 //     [--floors tls+sync,tls+nosync,plain+sync,plain+nosync] [--no-cluster] [--out bench/results] [--name stack-floor]
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -23,7 +26,7 @@ import { NodeSigner } from "../src/crypto/node.js";
 import { createValidatorCertificate, ed25519PrivateKeyPem } from "../src/crypto/tls.js";
 import { toHex } from "../src/types/bytes.js";
 import type { FloorConfig } from "./floor/process.js";
-import { REQUEST_SIGNED_BYTES, SUBMIT_PATH } from "./floor/wire.js";
+import { REQUEST_BYTES, REQUEST_SIGNED_BYTES, SUBMIT_PATH } from "./floor/wire.js";
 import { machineInfo, progress, writeResultFiles } from "./lib/output.js";
 import { median, quantile, round } from "./lib/stats.js";
 import { barChartSvg } from "./lib/svgChart.js";
@@ -48,8 +51,12 @@ export interface FloorRun {
   p90Ms: number;
   p99Ms: number;
   heightsPerS: number;
+  /** Requests (transactions) committed per second. */
+  achievedTps: number;
   /** Process CPU (all threads) per committed height, averaged over the replicas. */
   cpuMsPerHeightPerReplica: number;
+  /** Process CPU of all replicas per committed request (transaction). */
+  cpuMsPerTx: number;
   loadAverage1m: number;
 }
 
@@ -111,11 +118,13 @@ class Lines {
   }
 }
 
+/** A floor variant's run: a closed loop of one client, or an open loop at `rate` requests/s. */
 export async function runFloor(
   v: Variant,
   round: number,
   warmupS: number,
   seconds: number,
+  rate?: number,
 ): Promise<FloorRun> {
   const dir = await mkdtemp(path.join(tmpdir(), "parabft-floor-"));
   const keys = Array.from({ length: REPLICAS }, () => generateKeyPair());
@@ -160,37 +169,37 @@ export async function runFloor(
     const client = generateKeyPair();
     const signer = new NodeSigner(client.secretKey);
     let nonce = 0;
-    const submit = (): Promise<number> => {
-      const req = Buffer.alloc(REQUEST_SIGNED_BYTES + 64);
+    const request = (): Buffer => {
+      const req = Buffer.alloc(REQUEST_BYTES);
       req.set(client.publicKey, 0);
       req.writeUInt32BE(nonce++, 32);
       req.set(signer.sign(req.subarray(0, REQUEST_SIGNED_BYTES)), REQUEST_SIGNED_BYTES);
-      const t0 = performance.now();
-      return new Promise((resolve, reject) =>
+      return req;
+    };
+    /** Submits whole requests in one call; resolves when replica 0 committed them. */
+    const submit = (blob: Buffer): Promise<void> =>
+      new Promise((resolve, reject) =>
         api.makeUnaryRequest(
           SUBMIT_PATH,
           (b: Buffer) => b,
           (b: Buffer) => b,
-          req,
+          blob,
           { deadline: Date.now() + STEP_TIMEOUT_MS },
-          (err) => (err ? reject(err) : resolve(performance.now() - t0)),
+          (err) => (err ? reject(err) : resolve()),
         ),
       );
-    };
-    const warmEnd = performance.now() + warmupS * 1000;
-    while (performance.now() < warmEnd) await submit();
-    tell("MARK");
-    const latencies: number[] = [];
-    const t0 = performance.now();
-    const end = t0 + seconds * 1000;
-    while (performance.now() < end) latencies.push(await submit());
-    const wallS = (performance.now() - t0) / 1000;
+    const latencies =
+      rate === undefined
+        ? await closedLoop(submit, request, warmupS, seconds, () => tell("MARK"))
+        : await openLoop(submit, request, rate, warmupS, seconds, () => tell("MARK"));
     tell("REPORT");
     const reports = (await Promise.all(lines.map((l) => l.next((x) => x.startsWith("{"), "REPORT")))).map(
-      (l) => JSON.parse(l) as { cpuMs: number; committed: number },
+      (l) => JSON.parse(l) as { cpuMs: number; committed: number; requests: number; wallMs: number },
     );
+    const wallS = reports[0]!.wallMs / 1000;
     const heights = reports[0]!.committed;
-    const cpuMs = reports.reduce((a, r) => a + r.cpuMs, 0) / REPLICAS;
+    const committed = reports[0]!.requests;
+    const cpuMs = reports.reduce((a, r) => a + r.cpuMs, 0);
     return {
       label: v.label,
       round,
@@ -199,7 +208,9 @@ export async function runFloor(
       p90Ms: round3(quantile(latencies, 0.9)),
       p99Ms: round3(quantile(latencies, 0.99)),
       heightsPerS: round3(heights / wallS),
-      cpuMsPerHeightPerReplica: round3(cpuMs / Math.max(1, heights)),
+      achievedTps: round3(committed / wallS),
+      cpuMsPerHeightPerReplica: round3(cpuMs / REPLICAS / Math.max(1, heights)),
+      cpuMsPerTx: round3(cpuMs / Math.max(1, committed)),
       loadAverage1m: machineInfo().loadAverage1m,
     };
   } finally {
@@ -210,6 +221,77 @@ export async function runFloor(
     await Promise.all(children.map((c) => exited(c, 5_000)));
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+type Submit = (blob: Buffer) => Promise<void>;
+
+/** One client, each request sent when the previous one committed; latency per request. */
+async function closedLoop(
+  submit: Submit,
+  request: () => Buffer,
+  warmupS: number,
+  seconds: number,
+  mark: () => void,
+): Promise<number[]> {
+  const warmEnd = performance.now() + warmupS * 1000;
+  while (performance.now() < warmEnd) await submit(request());
+  mark();
+  const latencies: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    const t0 = performance.now();
+    await submit(request());
+    latencies.push(performance.now() - t0);
+  }
+  return latencies;
+}
+
+/** Requests per tick of the open loop's schedule at most, so a late tick cannot send a burst. */
+const OPEN_LOOP_TICK_MS = 5;
+
+/**
+ * An open loop at `rate` requests/s, signed before the schedule starts: every tick sends the
+ * requests whose time has come in one call. Latency runs from each request's scheduled time to
+ * its commit at replica 0, for requests scheduled after the warm-up; waits for every answer.
+ */
+async function openLoop(
+  submit: Submit,
+  request: () => Buffer,
+  rate: number,
+  warmupS: number,
+  seconds: number,
+  mark: () => void,
+): Promise<number[]> {
+  const total = Math.ceil(rate * (warmupS + seconds));
+  const signed = Array.from({ length: total }, request);
+  const latencies: number[] = [];
+  const answers: Promise<void>[] = [];
+  const start = performance.now();
+  const warmEnd = start + warmupS * 1000;
+  let marked = false;
+  let sent = 0;
+  while (sent < total) {
+    const now = performance.now();
+    if (!marked && now >= warmEnd) {
+      marked = true;
+      mark();
+    }
+    const due = Math.min(total, Math.floor(((now - start) / 1000) * rate));
+    if (due > sent) {
+      const first = sent;
+      const scheduled = (i: number) => start + (i / rate) * 1000;
+      answers.push(
+        submit(Buffer.concat(signed.slice(first, due))).then(() => {
+          const t = performance.now();
+          for (let i = first; i < due; i++) if (scheduled(i) >= warmEnd) latencies.push(t - scheduled(i));
+        }),
+      );
+      sent = due;
+    }
+    await new Promise((r) => setTimeout(r, OPEN_LOOP_TICK_MS));
+  }
+  await Promise.all(answers);
+  return latencies;
 }
 
 /** Waits for a child to exit, killing it after `ms`. */
@@ -228,11 +310,16 @@ function round3(x: number): number {
   return round(x, 3);
 }
 
-/** `parabft bench cluster --closed-loop 1` of this tree, as a FloorRun. */
-async function runCluster(round: number, warmupS: number, seconds: number): Promise<FloorRun> {
+/**
+ * `parabft bench cluster` of this tree, as a FloorRun: `--closed-loop 1`, or with `rate` an open
+ * loop ramped up over its warm-up (`--warmup-ramp`).
+ */
+async function runCluster(round: number, warmupS: number, seconds: number, rate?: number): Promise<FloorRun> {
   const main = path.join(here, "..", "src", "cli", "main.js");
   const args = [main, "bench", "cluster", "--validators", "4", "--no-write", "--json", "--quiet"];
-  args.push("--closed-loop", "1", "--duration", String(seconds), "--warmup", String(warmupS));
+  if (rate === undefined) args.push("--closed-loop", "1");
+  else args.push("--rate", String(rate), "--warmup-ramp");
+  args.push("--duration", String(seconds), "--warmup", String(warmupS));
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => {
@@ -242,12 +329,15 @@ async function runCluster(round: number, warmupS: number, seconds: number): Prom
   if (code !== 0) throw new Error(`bench cluster exited with ${code}`);
   const report = JSON.parse(out) as {
     runs: {
+      /** An unjudged warm-up step (an open loop's --warmup-ramp steps come first). */
+      warmup?: boolean;
       finalityMs: { count: number; p50: number; p90: number; p99: number };
       achievedTps: number;
-      stages?: { cpuPerHeightMsPerValidator?: number; heights?: number };
+      stages?: { cpuPerHeightMsPerValidator?: number; cpuPerTxMs?: number; heights?: number };
     }[];
   };
-  const r = report.runs[0]!;
+  const r = report.runs.filter((x) => !x.warmup).at(-1);
+  if (r === undefined) throw new Error("bench cluster reported no judged run");
   return {
     label: "node (bench cluster)",
     round,
@@ -255,8 +345,10 @@ async function runCluster(round: number, warmupS: number, seconds: number): Prom
     p50Ms: r.finalityMs.p50,
     p90Ms: r.finalityMs.p90,
     p99Ms: r.finalityMs.p99,
-    heightsPerS: r.achievedTps,
+    heightsPerS: round3((r.stages?.heights ?? Number.NaN) / seconds),
+    achievedTps: r.achievedTps,
     cpuMsPerHeightPerReplica: r.stages?.cpuPerHeightMsPerValidator ?? Number.NaN,
+    cpuMsPerTx: r.stages?.cpuPerTxMs ?? Number.NaN,
     loadAverage1m: machineInfo().loadAverage1m,
   };
 }
@@ -275,7 +367,9 @@ export function summarize(runs: readonly FloorRun[]): FloorRun[] {
       p90Ms: m((r) => r.p90Ms),
       p99Ms: m((r) => r.p99Ms),
       heightsPerS: m((r) => r.heightsPerS),
+      achievedTps: m((r) => r.achievedTps),
       cpuMsPerHeightPerReplica: m((r) => r.cpuMsPerHeightPerReplica),
+      cpuMsPerTx: m((r) => r.cpuMsPerTx),
       loadAverage1m: m((r) => r.loadAverage1m),
     };
   });
@@ -286,6 +380,11 @@ async function main(): Promise<void> {
   const seconds = Number(arg("seconds", "15"));
   const warmupS = Number(arg("warmup", "5"));
   const clusterWarmupS = Number(arg("cluster-warmup", "20"));
+  const rateArg = arg("rate", "");
+  const rate = rateArg === "" ? undefined : Number(rateArg);
+  if (rate !== undefined && !(rate > 0))
+    throw new Error(`--rate '${rateArg}': expected requests per second > 0`);
+  const shape = rate === undefined ? "closed loop ×1" : `open loop at ${rate} tx/s`;
   const variants = arg("floors", "tls+sync,tls+nosync,plain+sync,plain+nosync").split(",").map(parseVariant);
   const withCluster = !process.argv.includes("--no-cluster");
   const outDir = arg("out", "bench/results");
@@ -294,54 +393,81 @@ async function main(): Promise<void> {
   type Job = () => Promise<FloorRun>;
   const runs: FloorRun[] = [];
   for (let r = 1; r <= rounds; r++) {
-    const jobs: [string, Job][] = variants.map((v) => [v.label, () => runFloor(v, r, warmupS, seconds)]);
-    if (withCluster) jobs.push(["node (bench cluster)", () => runCluster(r, clusterWarmupS, seconds)]);
+    const jobs: [string, Job][] = variants.map((v) => [
+      v.label,
+      () => runFloor(v, r, warmupS, seconds, rate),
+    ]);
+    if (withCluster) jobs.push(["node (bench cluster)", () => runCluster(r, clusterWarmupS, seconds, rate)]);
     for (let k = 0; k < jobs.length; k++) {
       const [label, job] = jobs[(k + r - 1) % jobs.length]!;
       progress(`round ${r}/${rounds}: ${label}…`);
       const run = await job();
       progress(
-        `  p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ${run.heightsPerS} heights/s, ${run.cpuMsPerHeightPerReplica} ms CPU per height per replica (load ${run.loadAverage1m})`,
+        `  p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ${run.achievedTps} tx/s, ${run.heightsPerS} heights/s, ${run.cpuMsPerHeightPerReplica} ms CPU per height per replica, ${run.cpuMsPerTx} ms cluster CPU per tx (load ${run.loadAverage1m})`,
       );
       runs.push(run);
     }
   }
   const medians = summarize(runs);
-  const header = ["", "runs", "p50 ms", "p90 ms", "p99 ms", "heights/s", "CPU ms/height/replica"];
+  const columns = [
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "tx/s",
+    "heights/s",
+    "CPU ms/height/replica",
+    "cluster CPU ms/tx",
+  ];
   const row = (r: FloorRun) => [
     r.label,
     r.round,
     r.p50Ms,
     r.p90Ms,
     r.p99Ms,
+    r.achievedTps,
     r.heightsPerS,
     r.cpuMsPerHeightPerReplica,
+    r.cpuMsPerTx,
   ];
   const table = [
-    `Stack floor: closed loop ×1, ${REPLICAS} replicas on 127.0.0.1, ${seconds} s per run after warm-up, medians of ${rounds} rounds (rotated order). ${machine.cores} cores, ${machine.cpuModel}, load ${machine.loadAverage1m} at start.`,
-    formatTable(header, medians.map(row)),
+    `Stack floor: ${shape}, ${REPLICAS} replicas on 127.0.0.1, ${seconds} s per run after warm-up, medians of ${rounds} rounds (rotated order). ${machine.cores} cores, ${machine.cpuModel}, load ${machine.loadAverage1m} at start.`,
+    formatTable(["", "runs", ...columns], medians.map(row)),
     "",
     "Every run:",
-    formatTable(
-      ["", "round", "p50 ms", "p90 ms", "p99 ms", "heights/s", "CPU ms/height/replica"],
-      runs.map(row),
-    ),
+    formatTable(["", "round", ...columns], runs.map(row)),
   ].join("\n");
   const svg = barChartSvg({
-    title: `Closed loop ×1 on ${machine.cores} cores: the node against the bare stack (medians of ${rounds})`,
+    title: `${shape} on ${machine.cores} cores: the node against the bare stack (medians of ${rounds})`,
     categories: medians.map((m) => m.label),
     series: [
       { name: "p50 ms", values: medians.map((m) => m.p50Ms) },
       { name: "p99 ms", values: medians.map((m) => m.p99Ms) },
-      { name: "CPU ms per height per replica", values: medians.map((m) => m.cpuMsPerHeightPerReplica) },
+      rate === undefined
+        ? { name: "CPU ms per height per replica", values: medians.map((m) => m.cpuMsPerHeightPerReplica) }
+        : { name: "cluster CPU ms per tx", values: medians.map((m) => m.cpuMsPerTx) },
     ],
-    yLabel: "ms",
-    referenceLine: { value: 5, label: "issue 14 p50 goal, 5 ms" },
+    yLabel: rate === undefined ? "ms" : "ms (log)",
+    ...(rate === undefined ? {} : { logScale: true }),
+    referenceLine:
+      rate === undefined
+        ? { value: 5, label: "issue 14 p50 goal, 5 ms" }
+        : { value: 100, label: "issue 14 p99 goal at 1,500 tx/s, 100 ms" },
   });
   const files = writeResultFiles(
     outDir,
     name,
-    { kind: "parabft-stack-floor", machine, rounds, seconds, warmupS, clusterWarmupS, medians, runs },
+    {
+      kind: "parabft-stack-floor",
+      machine,
+      shape,
+      rate,
+      rounds,
+      seconds,
+      warmupS,
+      clusterWarmupS,
+      medians,
+      runs,
+    },
     table,
     svg,
   );

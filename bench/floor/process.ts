@@ -1,9 +1,10 @@
 // One replica of the stack floor (bench/stackFloor.ts), as its own process: the FloorReplica core
 // behind the I/O the node's transport has: peer links (links.ts: grpc-js bidi streams as the node,
 // or bare sockets to price grpc-js), TLS or plaintext, Ed25519 with node:crypto and cached keys,
-// and one fdatasync before a signed vote leaves (a group of votes shares a sync, as in the node's
-// signing-state log). Replica 0 also serves the client's unary Submit (grpc-js, plaintext, as the
-// node's API) and answers it at its commit.
+// and one write and fdatasync before a signed vote leaves (a group of votes shares a sync, and its
+// record holds the votes and the block bodies they vote for, as in the node's signing-state log).
+// Replica 0 also serves the client's unary Submit (grpc-js, plaintext, as the node's API) and
+// answers it at its commit.
 //
 // Driven over stdin/stdout by the parent: it prints LISTENING, dials on DIAL, prints CONNECTED once
 // every peer's stream arrived, starts its window on MARK, prints one JSON line on REPORT, exits on
@@ -22,8 +23,8 @@ import {
   decodeFrame,
   encodeUnsigned,
   HEADER_BYTES,
+  REQUEST_BYTES,
   REQUEST_SIGNED_BYTES,
-  SIGNATURE_BYTES,
   SUBMIT_PATH,
   setSignature,
 } from "./wire.js";
@@ -50,9 +51,11 @@ export interface FloorConfig {
   syncMode?: "pool" | "inline";
 }
 
-/** Bytes of the preallocated sync file; writes rotate through it (no file growth). */
-const SYNC_FILE_BYTES = 1 << 20;
-const SYNC_RECORD_BYTES = 128;
+/**
+ * Bytes of the preallocated sync file (the node's signing-state log preallocates 8 MiB); records
+ * wrap around to its start, so a write never grows the file.
+ */
+const SYNC_FILE_BYTES = 8 << 20;
 
 function sha256(b: Uint8Array): Uint8Array {
   return createHash("sha256").update(b).digest();
@@ -69,9 +72,12 @@ async function main(): Promise<void> {
   const signer = new NodeSigner(fromHex(cfg.secretKeyHex));
   const verifier = new NodeVerifier();
   const keys = cfg.publicKeysHex.map(fromHex);
-  const counts = { received: 0, ignored: 0, rejected: 0, sent: 0, syncs: 0, committed: 0 };
+  const counts = { received: 0, ignored: 0, rejected: 0, sent: 0, syncs: 0, committed: 0, requests: 0 };
+  type Answer = (err: grpc.ServiceError | null, reply?: Buffer) => void;
   /** Client calls waiting for their height's commit (replica 0). */
-  const waiting = new Map<bigint, (err: grpc.ServiceError | null, reply?: Buffer) => void>();
+  const waiting = new Map<bigint, Answer[]>();
+  /** Replica 0: verified requests not yet proposed, and their callers. */
+  let pending: { requests: Uint8Array[]; answers: Answer[] } = { requests: [], answers: [] };
 
   // Signing state: votes wait for the sync that covers them, and one sync covers every vote
   // queued while the previous one ran.
@@ -83,8 +89,21 @@ async function main(): Promise<void> {
   }
   let syncing = false;
   let queued: Buffer[] = [];
-  let slot = 0;
-  const record = Buffer.alloc(SYNC_RECORD_BYTES, 1);
+  /**
+   * Block bodies this replica accepted since the last sync: its PREPARE's record carries the body,
+   * as the node's does (docs/CONSENSUS.md, durable bodies). A primary's PRE-PREPARE frame holds it.
+   */
+  let bodies: Uint8Array[] = [];
+  let cursor = 0;
+  /** One record: the frames it guards and the bodies they vote for, at the next free offset. */
+  const nextRecord = (frames: Buffer[]): { bytes: Buffer; pos: number } => {
+    const bytes = Buffer.concat([...frames, ...bodies]);
+    bodies = [];
+    if (cursor + bytes.length > SYNC_FILE_BYTES) cursor = 0;
+    const pos = cursor;
+    cursor += bytes.length;
+    return { bytes, pos };
+  };
 
   // Assigned below, before any frame can be sent (sends follow a client request or a peer frame).
   let links: PeerLinks | null = null;
@@ -101,16 +120,16 @@ async function main(): Promise<void> {
     }
     const frames = queued;
     queued = [];
-    const pos = (slot++ * SYNC_RECORD_BYTES) % SYNC_FILE_BYTES;
+    const { bytes, pos } = nextRecord(frames);
     if (cfg.syncMode === "inline") {
-      writeSync(fd, record, 0, SYNC_RECORD_BYTES, pos);
+      writeSync(fd, bytes, 0, bytes.length, pos);
       fdatasyncSync(fd);
       counts.syncs++;
       sendAll(frames);
       return;
     }
     syncing = true;
-    write(fd, record, 0, SYNC_RECORD_BYTES, pos, (err) => {
+    write(fd, bytes, 0, bytes.length, pos, (err) => {
       if (err) throw err;
       fdatasync(fd, (err2) => {
         if (err2) throw err2;
@@ -131,24 +150,45 @@ async function main(): Promise<void> {
         }
       } else {
         counts.committed++;
-        const answer = waiting.get(a.height);
-        if (answer) {
+        counts.requests += Math.floor((a.request?.length ?? 0) / REQUEST_BYTES);
+        const answers = waiting.get(a.height);
+        if (answers) {
           waiting.delete(a.height);
           const reply = Buffer.alloc(8);
           reply.writeBigUInt64BE(a.height);
-          answer(null, reply);
+          for (const answer of answers) answer(null, reply);
         }
       }
     }
+    if (core.isPrimary) proposeNext();
     flushSyncs();
   };
-  const requestValid = (req: Uint8Array) =>
-    req.length === REQUEST_SIGNED_BYTES + SIGNATURE_BYTES &&
-    verifier.verify(
-      req.subarray(0, 32),
-      req.subarray(0, REQUEST_SIGNED_BYTES),
-      req.subarray(REQUEST_SIGNED_BYTES),
-    );
+  // Replica 0 proposes everything pending once no height is in flight: one height at a time, so
+  // blocks grow with the load instead of heights multiplying (the node's proposalDepth 1).
+  function proposeNext(): void {
+    if (core.inFlight || pending.requests.length === 0) return;
+    const { requests, answers } = pending;
+    pending = { requests: [], answers: [] };
+    const block = Buffer.concat(requests);
+    const actions = core.propose(block, sha256(block));
+    const first = actions[0];
+    if (first?.type === "broadcast") waiting.set(first.messages[0]!.height, answers);
+    apply(actions);
+  }
+  /** Every request in a blob of whole requests carries a valid signature. */
+  const requestsValid = (blob: Uint8Array) => {
+    if (blob.length === 0 || blob.length % REQUEST_BYTES !== 0) return false;
+    for (let at = 0; at < blob.length; at += REQUEST_BYTES) {
+      const req = blob.subarray(at, at + REQUEST_BYTES);
+      const ok = verifier.verify(
+        req.subarray(0, 32),
+        req.subarray(0, REQUEST_SIGNED_BYTES),
+        req.subarray(REQUEST_SIGNED_BYTES),
+      );
+      if (!ok) return false;
+    }
+    return true;
+  };
   const onFrame = (b: Buffer) => {
     counts.received++;
     const d = decodeFrame(b);
@@ -168,10 +208,11 @@ async function main(): Promise<void> {
     }
     if (m.kind === FloorKind.PrePrepare) {
       const req = m.request!;
-      if (!equal(sha256(req), m.digest) || !requestValid(req)) {
+      if (!equal(sha256(req), m.digest) || !requestsValid(req)) {
         counts.rejected++;
         return;
       }
+      if (fd !== null) bodies.push(req);
     }
     apply(core.receive(m));
   };
@@ -205,15 +246,16 @@ async function main(): Promise<void> {
           call: grpc.ServerUnaryCall<Buffer, Buffer>,
           cb: (err: grpc.ServiceError | null, reply?: Buffer) => void,
         ) => {
-          const req = call.request;
-          if (!requestValid(req)) {
+          // One call carries one request or more (an open loop's batch), all answered at the commit.
+          const blob = call.request;
+          if (!requestsValid(blob)) {
             cb({ code: grpc.status.INVALID_ARGUMENT, details: "bad request signature" } as grpc.ServiceError);
             return;
           }
-          const actions = core.propose(req, sha256(req));
-          const first = actions[0];
-          if (first?.type === "broadcast") waiting.set(first.messages[0]!.height, cb);
-          apply(actions);
+          pending.requests.push(blob);
+          pending.answers.push(cb);
+          proposeNext();
+          flushSyncs();
         },
       },
     );

@@ -25,7 +25,8 @@ export interface FloorMessage {
 /** What the shell does next: sign and send to every other replica, or report a commit. */
 export type FloorAction =
   | { type: "broadcast"; messages: FloorMessage[] }
-  | { type: "committed"; height: bigint; digest: Uint8Array };
+  /** `request`: what the committed height ordered (null if its PRE-PREPARE never came here). */
+  | { type: "committed"; height: bigint; digest: Uint8Array; request: Uint8Array | null };
 
 interface Slot {
   digest: Uint8Array | null;
@@ -68,6 +69,11 @@ export class FloorReplica {
 
   get isPrimary(): boolean {
     return this.id === 0;
+  }
+
+  /** A height proposed (or seen proposed) here is not committed here yet. */
+  get inFlight(): boolean {
+    return this.nextHeight - 1n > this.committedUpTo;
   }
 
   /** The primary orders a client request at the next height: PRE-PREPARE and its own PREPARE. */
@@ -136,7 +142,12 @@ export class FloorReplica {
     }
     if (slot.sentCommit && !slot.committed && matching(slot.commits, digest) >= this.quorum) {
       slot.committed = true;
-      out.push({ type: "committed", height, digest: slot.digest });
+      out.push({
+        type: "committed",
+        height,
+        digest: slot.digest,
+        request: slot.request,
+      });
       // Heights commit in order in a closed loop of one; forget everything up to this one.
       if (height === this.committedUpTo + 1n) {
         this.committedUpTo = height;

@@ -20,10 +20,13 @@ function cluster() {
   const queue: { to: number; m: FloorMessage }[] = [];
   const sent = new Map<FloorKind, number>();
   const commits: { id: number; height: bigint; digest: Uint8Array }[] = [];
+  const requests: Uint8Array[] = [];
   const take = (id: number, actions: FloorAction[]) => {
     for (const a of actions) {
-      if (a.type === "committed") commits.push({ id, height: a.height, digest: a.digest });
-      else
+      if (a.type === "committed") {
+        commits.push({ id, height: a.height, digest: a.digest });
+        if (a.request) requests.push(a.request);
+      } else
         for (const m of a.messages) {
           sent.set(m.kind, (sent.get(m.kind) ?? 0) + 1);
           for (let to = 0; to < 4; to++) if (to !== id) queue.push({ to, m });
@@ -40,7 +43,7 @@ function cluster() {
     }
     return ignored;
   };
-  return { replicas, take, drain, sent, commits };
+  return { replicas, take, drain, sent, commits, requests };
 }
 
 describe("FloorReplica", () => {
@@ -97,6 +100,19 @@ describe("FloorReplica", () => {
       FloorKind.Prepare,
     ]);
     assert.equal(r1.needed({ kind: FloorKind.Prepare, from: 2, height: 1n, digest: D2 }), false);
+  });
+
+  it("has a height in flight from its proposal to its commit, and reports what the height ordered", () => {
+    const c = cluster();
+    const primary = c.replicas[0]!;
+    assert.equal(primary.inFlight, false);
+    const block = new Uint8Array([1, 2, 3]);
+    c.take(0, primary.propose(block, D1));
+    assert.equal(primary.inFlight, true);
+    c.drain();
+    assert.equal(primary.inFlight, false);
+    assert.equal(c.requests.length, 4);
+    for (const r of c.requests) assert.deepEqual(r, block);
   });
 
   it("refuses a cluster too small for a Byzantine quorum and a proposal from a backup", () => {

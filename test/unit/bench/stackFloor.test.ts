@@ -1,5 +1,6 @@
 // The stack floor end to end (bench/stackFloor.ts): four replica processes over grpc-js with TLS
-// and syncs, and over bare sockets, commit a closed loop's requests and exit when told. Figures
+// and syncs, and over bare sockets, commit a closed loop's requests (and an open loop's batches)
+// and exit when told. Figures
 // are not asserted (speed lives in bench/results), only that requests committed and every
 // replica reported its CPU.
 import assert from "node:assert/strict";
@@ -16,6 +17,14 @@ describe("stack floor", () => {
       assert.ok(run.cpuMsPerHeightPerReplica > 0);
     });
   }
+
+  it("commits an open loop's batches, every request of them", { timeout: 180_000 }, async () => {
+    const run = await runFloor(parseVariant("plain+sync"), 1, 0.3, 1, 300);
+    // Requests scheduled in the measured second: about 300; each has a latency.
+    assert.ok(run.requests >= 100 && run.requests <= 400, `requests measured: ${run.requests}`);
+    assert.ok(run.achievedTps > 0);
+    assert.ok(run.cpuMsPerTx > 0);
+  });
 
   it("names a bad variant", () => {
     assert.throws(() => parseVariant("tls"), /expected \[socket-\]tls\|plain\+nosync\|sync\|isync/);
