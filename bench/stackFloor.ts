@@ -1,9 +1,14 @@
-// The stack floor (issue 14): how fast can 4 replicas on this box finalize one request per height
-// with the node's stack and nothing else? Each replica is its own process (bench/floor/process.ts)
-// running only PBFT's normal case (bench/floor/replica.ts) over grpc-js bidi streams, Ed25519 from
-// node:crypto with cached keys, and (variant "sync") one fdatasync before each signed vote leaves.
-// No mempool, gossip, storage, execution, metrics, view-change timers or statuses. A closed loop of
-// one client submits a signed 184-byte request to replica 0 and waits for its commit there.
+// The stack floor (issue 14): how fast can 4 replicas on this box finalize requests with the node's
+// stack and nothing else? Each replica is its own process (bench/floor/process.ts) running only
+// PBFT's normal case (bench/floor/replica.ts). No mempool, gossip, storage, execution, metrics,
+// view-change timers or statuses. A closed loop of one client submits a signed 184-byte request to
+// replica 0 and waits for its commit there.
+// A variant (`--floors`, comma-separated) is `[socket-]tls|plain+nosync|sync|isync`:
+// - peer links: grpc-js bidi streams as the node's, or with `socket-` bare sockets;
+// - TLS or plaintext;
+// - no sync, an fdatasync on the thread pool before each signed vote leaves (`sync`, the node's
+//   way), or one on the main thread (`isync`).
+// Every variant signs every frame and checks every signature with node:crypto and cached keys.
 //
 // Each round runs every floor variant and `parabft bench cluster --closed-loop 1` (the node), in
 // an order that rotates by round, and reports medians: the node's p50 against the floor's is

@@ -255,7 +255,6 @@ async function main(): Promise<void> {
           pending.requests.push(blob);
           pending.answers.push(cb);
           proposeNext();
-          flushSyncs();
         },
       },
     );

@@ -1,5 +1,5 @@
 // The normal case of PBFT and nothing else, as a pure state machine: the protocol work the stack
-// floor (bench/stackFloor.ts) puts on the wire for one request per height. No view change, no
+// floor (bench/stackFloor.ts) puts on the wire for each height's block. No view change, no
 // checkpoints, no mempool, no storage: what is left is the message pattern every PBFT height
 // needs (PRE-PREPARE from the primary, PREPARE and COMMIT from every replica to every other), so
 // its cost on this box is a floor under what src/consensus can cost.
@@ -16,9 +16,9 @@ export interface FloorMessage {
   /** Sender's replica index. */
   from: number;
   height: bigint;
-  /** SHA-256 of the request the height orders (the block has one request). */
+  /** SHA-256 of the block the height orders (one request or more, wire.ts). */
   digest: Uint8Array;
-  /** The request itself: PRE-PREPARE only. */
+  /** The block itself: PRE-PREPARE only. */
   request?: Uint8Array;
 }
 
@@ -63,7 +63,9 @@ export class FloorReplica {
     readonly id: number,
     readonly n: number,
   ) {
-    if (n < 4 || id < 0 || id >= n) throw new Error(`replica ${id} of ${n}: need n ≥ 4 and 0 ≤ id < n`);
+    if (n < 4 || (n - 1) % 3 !== 0 || id < 0 || id >= n) {
+      throw new Error(`replica ${id} of ${n}: need n = 3f + 1 ≥ 4 and 0 ≤ id < n`);
+    }
     this.quorum = 2 * Math.floor((n - 1) / 3) + 1;
   }
 
@@ -76,7 +78,7 @@ export class FloorReplica {
     return this.nextHeight - 1n > this.committedUpTo;
   }
 
-  /** The primary orders a client request at the next height: PRE-PREPARE and its own PREPARE. */
+  /** The primary orders a block at the next height: PRE-PREPARE and its own PREPARE. */
   propose(request: Uint8Array, digest: Uint8Array): FloorAction[] {
     if (!this.isPrimary) throw new Error(`replica ${this.id} is not the primary`);
     const height = this.nextHeight++;

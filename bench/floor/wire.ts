@@ -1,14 +1,14 @@
 // The stack floor's frame and request: fixed layouts, hand-coded, so that the floor pays no
 // protobuf (the node's hot votes use hand-rolled codecs too: src/types/fastWire.ts).
 //
-// Frame: kind u8 | from u8 | height u64 BE | digest 32 | request length u32 BE | request |
-// Ed25519 signature (64) over everything before the request. A PRE-PREPARE binds its request by
-// digest = SHA-256(request); votes carry none.
+// Frame: kind u8 | from u8 | height u64 BE | digest 32 | block length u32 BE | block |
+// Ed25519 signature (64) over the header (everything before the block). A PRE-PREPARE binds its
+// block by digest = SHA-256(block); votes carry none. A block is one request or more, back to back.
 // Request: sender public key 32 | payload 88 | Ed25519 signature (64) over key and payload,
 // 184 bytes, about a signed transfer's size.
 import { FloorKind, type FloorMessage } from "./replica.js";
 
-/** The client's unary call on replica 0 (raw bytes: a request in, its height out). */
+/** The client's unary call on replica 0 (raw bytes: requests in, their height out at commit). */
 export const SUBMIT_PATH = "/floor.Api/Submit";
 
 export const HEADER_BYTES = 46;

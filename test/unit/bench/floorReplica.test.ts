@@ -116,7 +116,9 @@ describe("FloorReplica", () => {
   });
 
   it("refuses a cluster too small for a Byzantine quorum and a proposal from a backup", () => {
-    assert.throws(() => new FloorReplica(0, 3), /n ≥ 4/);
+    assert.throws(() => new FloorReplica(0, 3), /n = 3f \+ 1 ≥ 4/);
+    assert.throws(() => new FloorReplica(0, 5), /n = 3f \+ 1/);
+    assert.equal(new FloorReplica(0, 7).quorum, 5);
     assert.throws(() => new FloorReplica(1, 4).propose(new Uint8Array(1), D1), /not the primary/);
   });
 });
