@@ -9,14 +9,14 @@
 // Driven over stdin/stdout by the parent: it prints LISTENING, dials on DIAL, prints CONNECTED once
 // every peer's stream arrived, starts its window on MARK, prints one JSON line on REPORT, exits on
 // EXIT or when stdin closes. The config comes as JSON in FLOOR_CONFIG.
-import { createHash } from "node:crypto";
 import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync, write, writeSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
+import { nativeSha256 as sha256 } from "../../src/crypto/hash.js";
 import { NodeSigner, NodeVerifier } from "../../src/crypto/node.js";
-import { fromHex } from "../../src/types/bytes.js";
+import { bytesEqual, fromHex } from "../../src/types/bytes.js";
 import { type PeerLinks, peerLinks, raw } from "./links.js";
 import { type FloorAction, FloorKind, type FloorMessage, FloorReplica } from "./replica.js";
 import {
@@ -56,14 +56,6 @@ export interface FloorConfig {
  * wrap around to its start, so a write never grows the file.
  */
 const SYNC_FILE_BYTES = 8 << 20;
-
-function sha256(b: Uint8Array): Uint8Array {
-  return createHash("sha256").update(b).digest();
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(a, b) === 0;
-}
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.env.FLOOR_CONFIG ?? "") as FloorConfig;
@@ -112,14 +104,12 @@ async function main(): Promise<void> {
   };
   const flushSyncs = () => {
     if (syncing || queued.length === 0) return;
+    const frames = queued;
+    queued = [];
     if (fd === null) {
-      const frames = queued;
-      queued = [];
       sendAll(frames);
       return;
     }
-    const frames = queued;
-    queued = [];
     const { bytes, pos } = nextRecord(frames);
     if (cfg.syncMode === "inline") {
       writeSync(fd, bytes, 0, bytes.length, pos);
@@ -208,7 +198,7 @@ async function main(): Promise<void> {
     }
     if (m.kind === FloorKind.PrePrepare) {
       const req = m.request!;
-      if (!equal(sha256(req), m.digest) || !requestsValid(req)) {
+      if (!bytesEqual(sha256(req), m.digest) || !requestsValid(req)) {
         counts.rejected++;
         return;
       }

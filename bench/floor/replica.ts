@@ -7,6 +7,8 @@
 // The shell (floor/process.ts) verifies a message's signature only when `needed` says the core
 // would use it: votes beyond a quorum are dropped unverified, as the node does (NOT_NEEDED).
 
+import { bytesEqual } from "../../src/types/bytes.js";
+
 /** Message kinds on the floor's wire (their byte in wire.ts). */
 export const FloorKind = { PrePrepare: 1, Prepare: 2, Commit: 3 } as const;
 export type FloorKind = (typeof FloorKind)[keyof typeof FloorKind];
@@ -38,16 +40,10 @@ interface Slot {
   committed: boolean;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** Votes that name `digest` (votes that came before the proposal may name another). */
 function matching(votes: Map<number, Uint8Array>, digest: Uint8Array): number {
   let n = 0;
-  for (const d of votes.values()) if (sameBytes(d, digest)) n++;
+  for (const d of votes.values()) if (bytesEqual(d, digest)) n++;
   return n;
 }
 
@@ -103,7 +99,7 @@ export class FloorReplica {
     const slot = this.slots.get(m.height);
     if (m.kind === FloorKind.PrePrepare) return m.from === 0 && (slot === undefined || slot.digest === null);
     if (slot === undefined) return true;
-    if (slot.digest !== null && !sameBytes(slot.digest, m.digest)) return false;
+    if (slot.digest !== null && !bytesEqual(slot.digest, m.digest)) return false;
     if (m.kind === FloorKind.Prepare) return !slot.sentCommit && !slot.prepares.has(m.from);
     return !slot.committed && !slot.commits.has(m.from);
   }
